@@ -1,0 +1,91 @@
+package cedarschema
+
+import (
+	"github.com/cedar-policy/cedar-go/types"
+	"github.com/cedar-policy/cedar-go/x/exp/schema/ast"
+)
+
+// entities declares the gateway's entity types.
+func entities() ast.Entities {
+	tagsString := ast.String()
+	return ast.Entities{
+		ast.Ident(TypeTeam):  {},
+		ast.Ident(TypeGroup): {},
+		ast.Ident(TypeAgent): {
+			ParentTypes: []ast.EntityTypeRef{ast.EntityType(TypeTeam)},
+			Shape: ast.RecordType{
+				"name":  {Type: ast.String()},
+				"owner": {Type: ast.String()},
+			},
+			Tags: tagsString,
+		},
+		ast.Ident(TypeUser): {
+			ParentTypes: []ast.EntityTypeRef{ast.EntityType(TypeGroup)},
+			Shape: ast.RecordType{
+				"name":  {Type: ast.String()},
+				"email": {Type: ast.String(), Optional: true},
+			},
+			Tags: tagsString,
+		},
+		ast.Ident(TypeUpstream): {
+			Shape: ast.RecordType{
+				"name":     {Type: ast.String()},
+				"protocol": {Type: ast.String()},
+			},
+		},
+		ast.Ident(TypeTool): {
+			ParentTypes: []ast.EntityTypeRef{ast.EntityType(TypeUpstream)},
+			Shape: ast.RecordType{
+				"name":     {Type: ast.String()},
+				"readOnly": {Type: ast.Bool()},
+				"version":  {Type: ast.Long()},
+			},
+		},
+	}
+}
+
+// toolAction declares one tool's action, a member of the call_tool group.
+func toolAction(t Tool, args ast.RecordType) ast.Action {
+	a := callAction(args)
+	ann := ast.Annotations{}
+	if t.Upstream != "" {
+		ann["upstream"] = types.String(t.Upstream)
+	}
+	if t.Name != "" {
+		ann["tool"] = types.String(t.Name)
+	}
+	if len(ann) > 0 {
+		a.Annotations = ann
+	}
+	return a
+}
+
+// placeholderAction declares the always-present member of the group; see
+// PlaceholderAction.
+func placeholderAction() ast.Action {
+	a := callAction(ast.RecordType{})
+	a.Annotations = ast.Annotations{
+		"doc": "Placeholder member of call_tool so group policies validate before any tool is pinned; never requested.",
+	}
+	return a
+}
+
+// callAction is an Agent-on-Tool action in the call_tool group whose
+// context carries the given arguments record.
+func callAction(args ast.RecordType) ast.Action {
+	return ast.Action{
+		Parents: []ast.ParentRef{ast.ParentRefFromID(CallToolGroup)},
+		AppliesTo: &ast.AppliesTo{
+			Principals: []ast.EntityTypeRef{ast.EntityType(TypeAgent)},
+			Resources:  []ast.EntityTypeRef{ast.EntityType(TypeTool)},
+			Context: ast.RecordType{
+				ContextArguments: {Type: args},
+				ContextUser:      {Type: ast.EntityType(TypeUser), Optional: true},
+				ContextProtocol:  {Type: ast.String()},
+				ContextTime:      {Type: ast.Datetime()},
+				ContextSourceIP:  {Type: ast.IPAddr()},
+				ContextDegraded:  {Type: ast.Bool()},
+			},
+		},
+	}
+}

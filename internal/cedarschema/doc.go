@@ -1,0 +1,101 @@
+// Package cedarschema generates the gateway's single Cedar schema from the
+// tool registry and its pins, and parses and strictly validates policy sets
+// against it.
+//
+// # The contract
+//
+// The schema has no namespace. Entity types:
+//
+//	entity Team;
+//	entity Group;
+//	entity Agent in [Team] { name: String, owner: String } tags String;
+//	entity User in [Group] { name: String, email?: String } tags String;
+//	entity Upstream { name: String, protocol: String };
+//	entity Tool in [Upstream] { name: String, readOnly: Bool, version: Long };
+//
+// Agent labels are entity tags, so policies write
+// principal.hasTag("env") && principal.getTag("env") == "prod".
+//
+// Every pinned tool becomes one action named "<prefix>__<tool>" (see
+// [ActionName]) that is a member of the action group Action::"call_tool" and
+// applies to principal Agent and resource Tool. Its context is
+//
+//	{
+//		arguments: { ... typed from the tool's pinned input JSON Schema ... },
+//		degraded: Bool,
+//		protocol: String,
+//		sourceIp: ipaddr,
+//		time: datetime,
+//		user?: User
+//	}
+//
+// # Typing tool arguments
+//
+// JSON Schema "integer" becomes Long, "number" decimal, "string" String,
+// "boolean" Bool, "object" a record of its typeable properties (recursively)
+// and "array" a Set of its items' type. Properties not listed in "required"
+// are optional attributes, so policies must guard them with `has`. Property
+// names that are not Cedar identifiers are kept and written quoted; policies
+// reach them as context.arguments["odd-name"].
+//
+// Anything that cannot be typed soundly is left out of the record: a
+// property without "type", with a list of types, of type "null", or using
+// "$ref", "oneOf", "anyOf", "allOf", "not" or "if"; an object that has no
+// "properties" but allows additional or pattern properties (a map); an array
+// whose "items" is missing or not typeable; anything nested deeper than
+// [MaxDepth]; and every attribute beyond the first [MaxAttributes] of a tool
+// (properties are visited in sorted order, so the cut is deterministic). A
+// policy that references a left-out argument is refused by strict
+// validation, which is the safe outcome: nobody can write a policy whose
+// meaning depends on a value the gateway cannot type.
+//
+// # The empty call_tool group
+//
+// cedar-go's strict validator (x/exp/schema/validate) refuses
+// `permit(principal, action in Action::"call_tool", resource);` with
+// "unable to find an applicable action given the policy scope constraints"
+// when the group has no member that applies to any principal and resource,
+// which is the case on a fresh gateway with no tool pinned. A sensible
+// allowlist such as
+//
+//	permit(principal in Team::"payments", action in Action::"call_tool", resource);
+//
+// must be accepted before the first pin, so the schema always declares one
+// more member of the group, [PlaceholderAction] ("portcullis:placeholder").
+// It applies to Agent and Tool and has the common context with an empty
+// arguments record. Its name contains ':', which no real action name may
+// contain (see [ActionName] and [Generate]), so no request ever uses it.
+//
+// The placeholder is always present, not only while no tool is pinned, so
+// the schema's shape does not flip when the first tool is pinned. A
+// consequence: a policy over the whole group (`action in Action::"call_tool"`)
+// must guard tool arguments with `has`, for example
+// `context.arguments has amount && context.arguments.amount < 500`. That is
+// the right rule anyway, because the group covers tools that will be pinned
+// later, whose arguments nobody knows yet. `action == Action::"call_tool"`
+// stays refused: the group itself is not callable.
+//
+// # Time of day
+//
+// context.time is a datetime (UTC). cedar-go's validator and evaluator
+// support datetime.toTime() (a duration since midnight), toDate(),
+// offset(duration) and durationSince(datetime), and duration comparison with
+// < and <=, so business hours in UTC+1 are written
+// `context.time.offset(duration("1h")).toTime() < duration("17h")`.
+//
+// # Building requests
+//
+// Cedar skips a policy whose evaluation errors, so a forbid such as
+// `context.arguments.amount > 500` does not fire when amount arrives as a
+// string. Requests must therefore match the schema exactly: the action is
+// [ActionUID] of the tool's action name, the resource a Tool, the entity set
+// includes [Schema.ActionEntities], and the arguments record holds only the
+// typed attributes, converted to their Cedar types. [Schema.ValidateRequest]
+// checks all of this, so the gateway can fail closed on a mismatch.
+//
+// # Policy ids
+//
+// A policy's id is its @id("...") annotation if present, else policy<N> with
+// N its 0-based index in the file. The gateway-wide id is "<set>/<id>".
+// Duplicate ids inside one set are an error.
+package cedarschema

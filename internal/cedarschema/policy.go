@@ -1,0 +1,164 @@
+package cedarschema
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/x/exp/ast"
+)
+
+// IDAnnotation is the annotation that names a policy.
+const IDAnnotation = "id"
+
+// PolicySet is one parsed and validated policy set.
+type PolicySet struct {
+	// Policies are in source order.
+	Policies []Policy
+}
+
+// Policy is one validated policy.
+type Policy struct {
+	// ID is the gateway-wide id, "<set>/<id>".
+	ID string
+	// Effect is "permit" or "forbid".
+	Effect   string
+	Position Position
+	Policy   *cedar.Policy
+}
+
+// ParsePolicies parses one policy set's source and validates every policy
+// strictly against the schema. filename is used in every position. On
+// failure the error is an *Error listing every problem found.
+func (s *Schema) ParsePolicies(setName, filename string, src []byte) (*PolicySet, error) {
+	// A set name without '/' keeps "<set>/<id>" unambiguous across sets.
+	if setName == "" || strings.Contains(setName, "/") {
+		return nil, fmt.Errorf("parse policies in %s: invalid policy set name %q (want non-empty, no '/')", filename, setName)
+	}
+	list, err := cedar.NewPolicyListFromBytes(filename, src)
+	if err != nil {
+		return nil, &Error{Diagnostics: []Diagnostic{parseDiagnostic(filename, err)}}
+	}
+
+	var diags []Diagnostic
+	set := &PolicySet{Policies: make([]Policy, 0, len(list))}
+	seen := make(map[string]Position, len(list))
+	for i, p := range list {
+		id := policyID(p, i)
+		pol := Policy{
+			ID:       setName + "/" + id,
+			Effect:   effectName(p.Effect()),
+			Position: position(filename, p.Position()),
+			Policy:   p,
+		}
+		if first, dup := seen[pol.ID]; dup {
+			diags = append(diags, Diagnostic{
+				Position: pol.Position,
+				PolicyID: pol.ID,
+				Message:  fmt.Sprintf("duplicate policy id, first used at %s", first),
+			})
+		} else {
+			seen[pol.ID] = pol.Position
+		}
+		if strings.TrimSpace(id) == "" {
+			diags = append(diags, Diagnostic{Position: pol.Position, PolicyID: pol.ID, Message: "empty @id annotation"})
+		}
+		diags = append(diags, s.validatePolicy(pol)...)
+		set.Policies = append(set.Policies, pol)
+	}
+	if len(diags) > 0 {
+		return nil, &Error{Diagnostics: diags}
+	}
+	return set, nil
+}
+
+// validatePolicy runs cedar-go's strict validator on one policy and turns
+// each error into a diagnostic at the policy's position. cedar-go does not
+// report positions inside a policy.
+func (s *Schema) validatePolicy(p Policy) []Diagnostic {
+	tree := (*ast.Policy)(p.Policy.AST())
+	var msgs []string
+	if err := s.validator.Policy("", tree); err != nil {
+		for _, e := range flatten(err) {
+			msgs = append(msgs, explain(e.Error()))
+		}
+	}
+	if mentionsPlaceholder(tree) {
+		msgs = append(msgs, fmt.Sprintf("action %s is reserved: no request ever uses it", ActionUID(PlaceholderAction)))
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	// The validator visits request environments in map order; sort and
+	// de-duplicate so diagnostics are stable, root causes first.
+	slices.SortFunc(msgs, func(a, b string) int {
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(a, b)
+	})
+	msgs = slices.Compact(msgs)
+	diags := make([]Diagnostic, len(msgs))
+	for i, m := range msgs {
+		diags[i] = Diagnostic{Position: p.Position, PolicyID: p.ID, Message: m}
+	}
+	return diags
+}
+
+// rank orders validator messages: unknown names first, as they usually
+// cause the rest.
+func rank(msg string) int {
+	if strings.HasPrefix(msg, "unrecognized ") {
+		return 0
+	}
+	return 1
+}
+
+// explain adds a hint to validator messages about the placeholder action,
+// which users did not write and may not expect.
+func explain(msg string) string {
+	if strings.Contains(msg, `"`+PlaceholderAction+`"`) {
+		return msg + " (a policy over every tool in Action::\"call_tool\" must guard tool arguments with `has`)"
+	}
+	return msg
+}
+
+// flatten unwraps errors.Join trees into their leaves.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// policyID is the @id annotation of p, or policy<index>.
+func policyID(p *cedar.Policy, index int) string {
+	if id, ok := p.Annotations()[IDAnnotation]; ok {
+		return string(id)
+	}
+	return fmt.Sprintf("policy%d", index)
+}
+
+func effectName(e cedar.Effect) string {
+	if e == cedar.Permit {
+		return "permit"
+	}
+	return "forbid"
+}
+
+func position(filename string, p cedar.Position) Position {
+	return Position{Filename: filename, Line: p.Line, Column: p.Column}
+}
+
+// asError is errors.As for *Error, used by ValidateAll to merge sets.
+func asError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}

@@ -1,0 +1,132 @@
+package cedarschema
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cedar-policy/cedar-go/types"
+	"github.com/cedar-policy/cedar-go/x/exp/schema"
+	"github.com/cedar-policy/cedar-go/x/exp/schema/ast"
+	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
+	"github.com/cedar-policy/cedar-go/x/exp/schema/validate"
+)
+
+// Tool is one pinned tool as the schema generator sees it.
+type Tool struct {
+	// Action is the full action name, "<prefix>__<tool>" (see ActionName).
+	Action string
+	// Upstream is the name of the upstream serving the tool.
+	Upstream string
+	// Name is the tool's name on its upstream.
+	Name string
+	// InputSchema is the tool's pinned input JSON Schema; empty means no
+	// arguments.
+	InputSchema []byte
+}
+
+// Schema is a generated, resolved gateway schema. It is safe for concurrent
+// use after Generate returns.
+type Schema struct {
+	cedarText []byte
+	jsonText  []byte
+	actions   []string
+	resolved  *resolved.Schema
+	validator *validate.Validator
+}
+
+// Generate builds the gateway schema for the given pinned tools. The output
+// does not depend on the order of tools. Each tool action carries @upstream
+// and @tool annotations for readers of the Cedar text. It fails on an
+// invalid or duplicate action name, on an input schema that is not JSON
+// (including JSON nested beyond encoding/json's limit) and on one larger
+// than MaxInputSchemaBytes.
+func Generate(tools []Tool) (*Schema, error) {
+	sorted := slices.Clone(tools)
+	slices.SortFunc(sorted, func(a, b Tool) int { return strings.Compare(a.Action, b.Action) })
+
+	actions := ast.Actions{
+		CallToolGroup:     {},
+		PlaceholderAction: placeholderAction(),
+	}
+	names := make([]string, 0, len(sorted))
+	for i, t := range sorted {
+		if err := checkActionName(t.Action); err != nil {
+			return nil, fmt.Errorf("generate schema: tool %q on upstream %q: %w", t.Name, t.Upstream, err)
+		}
+		if i > 0 && sorted[i-1].Action == t.Action {
+			return nil, fmt.Errorf("generate schema: duplicate action %q", t.Action)
+		}
+		args, err := argumentsRecord(t.InputSchema)
+		if err != nil {
+			return nil, fmt.Errorf("generate schema: action %q: %w", t.Action, err)
+		}
+		actions[types.String(t.Action)] = toolAction(t, args)
+		names = append(names, t.Action)
+	}
+
+	in := &ast.Schema{Entities: entities(), Actions: actions}
+	return newSchema(in, names)
+}
+
+// newSchema resolves and renders an AST schema once, so later calls only
+// read.
+func newSchema(in *ast.Schema, actions []string) (*Schema, error) {
+	s := schema.NewSchemaFromAST(in)
+	res, err := s.Resolve()
+	if err != nil {
+		return nil, fmt.Errorf("resolve schema: %w", err)
+	}
+	cedarText, err := s.MarshalCedar()
+	if err != nil {
+		return nil, fmt.Errorf("render schema: %w", err)
+	}
+	jsonText, err := s.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("render schema as JSON: %w", err)
+	}
+	return &Schema{
+		cedarText: cedarText,
+		jsonText:  jsonText,
+		actions:   actions,
+		resolved:  res,
+		validator: validate.New(res, validate.WithStrict()),
+	}, nil
+}
+
+// Cedar returns the schema in Cedar's human-readable format.
+func (s *Schema) Cedar() []byte {
+	return slices.Clone(s.cedarText)
+}
+
+// JSON returns the schema in Cedar's JSON schema format.
+func (s *Schema) JSON() ([]byte, error) {
+	return slices.Clone(s.jsonText), nil
+}
+
+// Actions returns the tool action names in the schema, sorted. The group
+// and the placeholder are not included.
+func (s *Schema) Actions() []string {
+	return slices.Clone(s.actions)
+}
+
+// ActionEntities returns the action entities a request's entity set must
+// contain for `action in Action::"call_tool"` to hold at evaluation time:
+// the group, the placeholder and every tool action, members of the group.
+func (s *Schema) ActionEntities() types.EntityMap {
+	out := make(types.EntityMap, len(s.resolved.Actions))
+	for uid, a := range s.resolved.Actions {
+		out[uid] = types.Entity{UID: uid, Parents: a.Entity.Parents}
+	}
+	return out
+}
+
+// ValidateRequest checks a request against the schema: the action exists,
+// principal and resource have the right types and the context conforms. A
+// gateway that builds contexts by hand can use it to fail closed.
+func (s *Schema) ValidateRequest(req types.Request) error {
+	if err := s.validator.Request(req); err != nil {
+		return fmt.Errorf("request does not conform to the schema: %w", err)
+	}
+	return nil
+}

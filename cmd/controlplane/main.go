@@ -1,0 +1,120 @@
+// Command controlplane runs one node of the Portcullis control plane: the
+// Raft-replicated registry, policies and secrets, and the admin API.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/server"
+	"github.com/portcullis-gw/portcullis/internal/envflag"
+	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/spf13/cobra"
+)
+
+const envPrefix = "PORTCULLIS"
+
+func main() {
+	if err := newCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "controlplane:", err)
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	var cfg server.Config
+	var logLevel, logFormat string
+	var allow []string
+	cmd := &cobra.Command{
+		Use:           "controlplane",
+		Short:         "Run a Portcullis control-plane node",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := envflag.Apply(cmd.Flags(), envPrefix, nil); err != nil {
+				return err
+			}
+			cfg.KEK = os.Getenv(envPrefix + "_KEK")
+			logger, err := logging.New(os.Stderr, logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = logger
+			for _, a := range allow {
+				p, err := netip.ParsePrefix(a)
+				if err != nil {
+					return fmt.Errorf("--egress-allow %q: %w", a, err)
+				}
+				cfg.Egress.Allow = append(cfg.Egress.Allow, p)
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			return run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.NodeID, "node-id", "", "this node's id, unique in the cluster (a DNS label)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for Raft state, TLS material and the bootstrap admin token")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:7441", "listen address of the Raft transport")
+	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "address other nodes dial for Raft (default --raft-addr)")
+	f.StringVar(&cfg.APIAddr, "api-addr", "127.0.0.1:7440", "listen address of the admin and node-to-node API")
+	f.StringVar(&cfg.APIAdvertise, "api-advertise", "", "address other nodes forward writes to (default --api-addr)")
+	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "create a new cluster with this node as its first member (only with an empty data dir)")
+	f.StringVar(&cfg.Join, "join", "", "API URL of a running member to join (only with an empty data dir)")
+	f.StringVar(&cfg.JoinToken, "join-token", "", "an admin token of the cluster being joined")
+	f.StringVar(&cfg.JoinCAFingerprint, "join-ca-fingerprint", "", "fingerprint of the cluster CA to trust when joining (gwctl cluster status shows it)")
+	f.BoolVar(&cfg.Dev, "dev", false, "serve plaintext (loopback addresses only): for local experiments, never for production")
+	f.StringVar(&cfg.KEKFile, "kek-file", "", "file holding the 32-byte key-encryption key (base64 or hex); PORTCULLIS_KEK may hold the key itself")
+	f.StringSliceVar(&cfg.TLSHosts, "tls-host", nil, "extra DNS name or IP for this node's certificate (repeatable)")
+	f.BoolVar(&cfg.Egress.AllowLinkLocal, "egress-allow-link-local", false, "allow upstream, JWKS and token URLs on link-local and cloud-metadata addresses")
+	f.StringSliceVar(&allow, "egress-allow", nil, "CIDR ranges upstream URLs may use even when the egress policy refuses them (repeatable)")
+	f.DurationVar(&cfg.Timing.HeartbeatTimeout, "raft-heartbeat-timeout", 0, "Raft heartbeat timeout (default 1s)")
+	f.DurationVar(&cfg.Timing.ElectionTimeout, "raft-election-timeout", 0, "Raft election timeout (default 1s)")
+	f.DurationVar(&cfg.Timing.LeaderLeaseTimeout, "raft-leader-lease-timeout", 0, "Raft leader lease timeout (default 500ms)")
+	f.Uint64Var(&cfg.Timing.SnapshotThreshold, "raft-snapshot-threshold", 0, "log entries between Raft snapshots (default 8192)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	envflag.Annotate(f, envPrefix)
+	cmd.AddCommand(newKEKCommand())
+	return cmd
+}
+
+func newKEKCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "gen-kek FILE",
+		Short: "Write a new random key-encryption key to FILE (mode 0600); give the same file to every node",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return seal.GenerateKeyFile(args[0])
+		},
+	}
+}
+
+func run(ctx context.Context, cfg server.Config) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("shutting down")
+		return srv.Close()
+	case err := <-srv.Done():
+		_ = srv.Close()
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}

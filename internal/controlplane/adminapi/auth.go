@@ -1,0 +1,176 @@
+package adminapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"connectrpc.com/connect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
+	"github.com/portcullis-gw/portcullis/internal/credential"
+	c "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+)
+
+const (
+	auditor  = configv1.Role_ROLE_AUDITOR
+	operator = configv1.Role_ROLE_OPERATOR
+	admin    = configv1.Role_ROLE_ADMIN
+)
+
+// requiredRole is the minimum role of every procedure. A procedure missing
+// here is refused: default deny.
+var requiredRole = map[string]configv1.Role{
+	c.AgentServiceCreateAgentProcedure:                   operator,
+	c.AgentServiceGetAgentProcedure:                      auditor,
+	c.AgentServiceListAgentsProcedure:                    auditor,
+	c.AgentServiceUpdateAgentProcedure:                   operator,
+	c.AgentServiceSetAgentDisabledProcedure:              operator,
+	c.AgentServiceDeleteAgentProcedure:                   operator,
+	c.UpstreamServiceCreateUpstreamProcedure:             operator,
+	c.UpstreamServiceGetUpstreamProcedure:                auditor,
+	c.UpstreamServiceListUpstreamsProcedure:              auditor,
+	c.UpstreamServiceUpdateUpstreamProcedure:             operator,
+	c.UpstreamServiceDeleteUpstreamProcedure:             operator,
+	c.ToolServicePinToolProcedure:                        operator,
+	c.ToolServiceGetToolPinProcedure:                     auditor,
+	c.ToolServiceListToolPinsProcedure:                   auditor,
+	c.ToolServiceDeleteToolPinProcedure:                  operator,
+	c.PolicyServiceApplyPolicySetProcedure:               operator,
+	c.PolicyServiceGetPolicySetProcedure:                 auditor,
+	c.PolicyServiceListPolicySetsProcedure:               auditor,
+	c.PolicyServiceDeletePolicySetProcedure:              operator,
+	c.PolicyServiceGetCedarSchemaProcedure:               auditor,
+	c.IdentitySourceServiceCreateIdentitySourceProcedure: operator,
+	c.IdentitySourceServiceGetIdentitySourceProcedure:    auditor,
+	c.IdentitySourceServiceListIdentitySourcesProcedure:  auditor,
+	c.IdentitySourceServiceUpdateIdentitySourceProcedure: operator,
+	c.IdentitySourceServiceDeleteIdentitySourceProcedure: operator,
+	c.SecretServiceSetSecretProcedure:                    operator,
+	c.SecretServiceGetSecretProcedure:                    auditor,
+	c.SecretServiceListSecretsProcedure:                  auditor,
+	c.SecretServiceDeleteSecretProcedure:                 operator,
+	c.TokenServiceCreateTokenProcedure:                   admin,
+	c.TokenServiceListTokensProcedure:                    admin,
+	c.TokenServiceRevokeTokenProcedure:                   admin,
+	c.ClusterServiceGetClusterStatusProcedure:            auditor,
+	c.ClusterServiceIssueNodeCertificateProcedure:        admin,
+	c.ClusterServiceAddNodeProcedure:                     admin,
+	c.ClusterServiceRemoveNodeProcedure:                  admin,
+	c.BackupServiceSaveBackupProcedure:                   admin,
+	c.BackupServiceRestoreBackupProcedure:                admin,
+	c.AdminLogServiceListAdminEventsProcedure:            auditor,
+}
+
+// RoleName is the lower-case name users type ("operator").
+func RoleName(r configv1.Role) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "ROLE_"))
+}
+
+// allows reports whether a token of role have may call a procedure needing
+// role need. Admin ⊃ operator ⊃ auditor; dataplane stands apart.
+func allows(have, need configv1.Role) bool {
+	if have == configv1.Role_ROLE_DATAPLANE || need == configv1.Role_ROLE_DATAPLANE {
+		return have == need
+	}
+	return have >= need && need != configv1.Role_ROLE_UNSPECIFIED
+}
+
+// caller is the authenticated identity of a request.
+type caller struct {
+	tokenID string
+	role    configv1.Role
+}
+
+func (c caller) actor() *configv1.Actor {
+	return &configv1.Actor{TokenId: c.tokenID, Role: c.role}
+}
+
+type callerKey struct{}
+
+func callerFrom(ctx context.Context) caller {
+	c, _ := ctx.Value(callerKey{}).(caller)
+	return c
+}
+
+// authInterceptor authenticates the bearer token against the replicated
+// token records and checks the procedure's role.
+type authInterceptor struct{ api *API }
+
+func newAuthInterceptor(a *API) *authInterceptor { return &authInterceptor{api: a} }
+
+var errBadToken = errors.New("the token was refused: it is missing, malformed, unknown, revoked or expired")
+
+func (i *authInterceptor) authenticate(ctx context.Context, procedure, authz string) (context.Context, error) {
+	need, ok := requiredRole[procedure]
+	if !ok {
+		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s is not available through the admin API", procedure))
+	}
+	text, found := strings.CutPrefix(authz, "Bearer ")
+	if !found {
+		return nil, connect.NewError(connect.CodeUnauthenticated, errBadToken)
+	}
+	id, ok := credential.Parse(credential.AdminToken, strings.TrimSpace(text))
+	if !ok {
+		return nil, connect.NewError(connect.CodeUnauthenticated, errBadToken)
+	}
+	st, err := i.api.cfg.Store.State(ctx, false)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	tok, ok := i.lookup(ctx, st, id)
+	if !ok || !credential.Verify(strings.TrimSpace(text), tok.GetSha256()) {
+		i.api.log.WarnContext(ctx, "admin call refused: bad token", "procedure", procedure, "token_id", id)
+		return nil, connect.NewError(connect.CodeUnauthenticated, errBadToken)
+	}
+	if exp := tok.GetExpireTime(); exp != nil && !i.api.cfg.Now().Before(exp.AsTime()) {
+		i.api.log.WarnContext(ctx, "admin call refused: token expired", "procedure", procedure, "token_id", id)
+		return nil, connect.NewError(connect.CodeUnauthenticated, errBadToken)
+	}
+	if !allows(tok.GetRole(), need) {
+		i.api.log.WarnContext(ctx, "admin call refused: role", "procedure", procedure, "token_id", id, "role", RoleName(tok.GetRole()))
+		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("token lacks role %s (it has %s)", RoleName(need), RoleName(tok.GetRole())))
+	}
+	return context.WithValue(ctx, callerKey{}, caller{tokenID: id, role: tok.GetRole()}), nil
+}
+
+// lookup finds a token, and if this node has not seen it yet (a token
+// created a moment ago through another node), looks again after catching up
+// with the leader.
+func (i *authInterceptor) lookup(ctx context.Context, st *state.State, id string) (*configv1.AdminToken, bool) {
+	if r, ok := st.Get(resource.AdminToken, id); ok {
+		return r.GetAdminToken(), true
+	}
+	fresh, err := i.api.cfg.Store.State(ctx, true)
+	if err != nil {
+		return nil, false
+	}
+	r, ok := fresh.Get(resource.AdminToken, id)
+	return r.GetAdminToken(), ok
+}
+
+func (i *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		ctx, err := i.authenticate(ctx, req.Spec().Procedure, req.Header().Get("Authorization"))
+		if err != nil {
+			return nil, err
+		}
+		return next(ctx, req)
+	}
+}
+
+func (i *authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		ctx, err := i.authenticate(ctx, conn.Spec().Procedure, conn.RequestHeader().Get("Authorization"))
+		if err != nil {
+			return err
+		}
+		return next(ctx, conn)
+	}
+}

@@ -1,0 +1,77 @@
+package adminapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"connectrpc.com/connect"
+	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+)
+
+const backupChunk = 256 << 10
+
+// SaveBackup implements BackupService: it streams the state in the Raft
+// snapshot format. Secrets stay sealed in it.
+func (a *API) SaveBackup(ctx context.Context, req *connect.Request[adminv1.SaveBackupRequest], stream *connect.ServerStream[adminv1.SaveBackupResponse]) error {
+	st, err := a.read(ctx, req.Header())
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := st.WriteTo(pw)
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close()
+	buf := make([]byte, backupChunk)
+	for {
+		n, err := io.ReadFull(pr, buf)
+		if n > 0 {
+			if serr := stream.Send(&adminv1.SaveBackupResponse{Chunk: buf[:n]}); serr != nil {
+				return serr
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			a.log.InfoContext(ctx, "backup saved", "by", callerFrom(ctx).tokenID, "index", st.Index())
+			return nil
+		}
+		if err != nil {
+			return connect.NewError(connect.CodeInternal, fmt.Errorf("write backup: %w", err))
+		}
+	}
+}
+
+// RestoreBackup implements BackupService. After the leader installs the
+// backup, a Touch command moves the config version past every version data
+// planes have seen, so they all pick up the restored state.
+func (a *API) RestoreBackup(ctx context.Context, req *connect.Request[adminv1.RestoreBackupRequest]) (*connect.Response[adminv1.RestoreBackupResponse], error) {
+	reqID, err := requestID(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Msg.GetData()) == 0 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("data is required"))
+	}
+	if err := a.cfg.Cluster.Restore(ctx, req.Msg.GetData()); err != nil {
+		return nil, restoreError(err)
+	}
+	cmd := a.command(ctx, reqID, "BackupService.RestoreBackup")
+	cmd.Op = &fsmv1.Command_Touch{Touch: &fsmv1.Touch{}}
+	res, err := a.apply(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	a.log.WarnContext(ctx, "state restored from backup", "by", callerFrom(ctx).tokenID, "index", res.GetIndex())
+	return resp(&adminv1.RestoreBackupResponse{ConfigVersion: res.GetIndex()}), nil
+}
+
+func restoreError(err error) error {
+	var ce *connect.Error
+	if errors.As(err, &ce) && ce.Code() == connect.CodeInternal {
+		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("restore refused: %s", ce.Message()))
+	}
+	return storeError(err)
+}

@@ -1,0 +1,170 @@
+package adminapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+	"github.com/gowebpki/jcs"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// hashedFields are the parts of a tool definition an approval covers.
+var hashedFields = []string{"name", "title", "description", "inputSchema", "outputSchema", "annotations"}
+
+// DefinitionHash hashes the approved parts of a tool definition over their
+// canonical JSON (RFC 8785), so key order and whitespace never change it.
+func DefinitionHash(def []byte) (string, []byte, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(def, &obj); err != nil || obj == nil {
+		return "", nil, errors.New("the definition must be a JSON object")
+	}
+	sel := map[string]json.RawMessage{}
+	for _, f := range hashedFields {
+		if v, ok := obj[f]; ok {
+			sel[f] = v
+		}
+	}
+	raw, err := json.Marshal(sel)
+	if err != nil {
+		return "", nil, err
+	}
+	canon, err := jcs.Transform(raw)
+	if err != nil {
+		return "", nil, fmt.Errorf("canonicalize definition: %w", err)
+	}
+	sum := sha256.Sum256(canon)
+	schema := obj["inputSchema"]
+	return "sha256:" + hex.EncodeToString(sum[:]), schema, nil
+}
+
+// PinTool implements ToolService: it appends an approved version and makes
+// it active; approving the active definition and class again changes
+// nothing.
+func (a *API) PinTool(ctx context.Context, req *connect.Request[adminv1.PinToolRequest]) (*connect.Response[adminv1.PinToolResponse], error) {
+	m := req.Msg
+	if err := resource.ValidateName("upstream", m.GetUpstream()); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if err := resource.ValidateToolName("tool", m.GetTool()); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if len(m.GetDefinition()) > resource.MaxToolDefinition {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("definition: at most %d bytes", resource.MaxToolDefinition))
+	}
+	hash, schema, err := DefinitionHash(m.GetDefinition())
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("definition: %w", err))
+	}
+	var named struct {
+		Name string `json:"name"`
+	}
+	_ = json.Unmarshal(m.GetDefinition(), &named)
+	if named.Name != "" && named.Name != m.GetTool() {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("definition names tool %q, not %q", named.Name, m.GetTool()))
+	}
+	if m.GetClass() == configv1.ToolClass_TOOL_CLASS_UNSPECIFIED {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("class is required: read-only, idempotent or mutating"))
+	}
+	name := resource.ToolPinName(m.GetUpstream(), m.GetTool())
+	st, err := a.cfg.Store.State(ctx, true)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	pin := &configv1.ToolPin{Meta: &configv1.ResourceMeta{Name: name}, Upstream: m.GetUpstream(), Tool: m.GetTool()}
+	mode, rev := fsmv1.WriteMode_WRITE_MODE_CREATE, uint64(0)
+	if cur, ok := st.Get(resource.ToolPin, name); ok {
+		pin = proto.Clone(cur.GetToolPin()).(*configv1.ToolPin)
+		mode, rev = fsmv1.WriteMode_WRITE_MODE_UPDATE, pin.GetMeta().GetRevision()
+		if want := m.GetExpectedRevision(); want != 0 && want != rev {
+			return nil, connect.NewError(connect.CodeAborted, fmt.Errorf("tool pin %q is at revision %d, not %d", name, rev, want))
+		}
+		if act := resource.ActiveVersion(pin); act != nil && act.GetDefinitionHash() == hash && act.GetClass() == m.GetClass() {
+			return resp(&adminv1.PinToolResponse{Pin: pin}), nil
+		}
+	}
+	var last int64
+	for _, v := range pin.GetVersions() {
+		last = max(last, v.GetVersion())
+	}
+	pin.Versions = append(pin.Versions, &configv1.ToolVersion{
+		Version:        last + 1,
+		DefinitionHash: hash,
+		Definition:     m.GetDefinition(),
+		InputSchema:    schema,
+		Class:          m.GetClass(),
+		ApproveTime:    timestamppb.New(a.cfg.Now()),
+		ApprovedBy:     callerFrom(ctx).tokenID,
+	})
+	if n := len(pin.Versions); n > resource.MaxToolVersions {
+		pin.Versions = pin.Versions[n-resource.MaxToolVersions:]
+	}
+	pin.ActiveVersion = last + 1
+	r, err := a.put(ctx, req.Header(), "ToolService.PinTool", resource.Wrap(pin), mode, rev)
+	if err != nil {
+		return nil, err
+	}
+	return resp(&adminv1.PinToolResponse{Pin: r.GetToolPin()}), nil
+}
+
+// GetToolPin implements ToolService.
+func (a *API) GetToolPin(ctx context.Context, req *connect.Request[adminv1.GetToolPinRequest]) (*connect.Response[adminv1.GetToolPinResponse], error) {
+	r, err := a.get(ctx, req.Header(), resource.ToolPin, resource.ToolPinName(req.Msg.GetUpstream(), req.Msg.GetTool()))
+	if err != nil {
+		return nil, err
+	}
+	return resp(&adminv1.GetToolPinResponse{Pin: r.GetToolPin()}), nil
+}
+
+// ListToolPins implements ToolService.
+func (a *API) ListToolPins(ctx context.Context, req *connect.Request[adminv1.ListToolPinsRequest]) (*connect.Response[adminv1.ListToolPinsResponse], error) {
+	n, err := pageSize(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodePageToken(req.Msg.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	st, err := a.read(ctx, req.Header())
+	if err != nil {
+		return nil, err
+	}
+	out := &adminv1.ListToolPinsResponse{}
+	for {
+		items, next := st.List(resource.ToolPin, after, n)
+		for _, r := range items {
+			if u := req.Msg.GetUpstream(); u == "" || r.GetToolPin().GetUpstream() == u {
+				out.Pins = append(out.Pins, r.GetToolPin())
+			}
+			after = resource.Name(r)
+			if len(out.Pins) == n {
+				if next != "" || r != items[len(items)-1] {
+					out.NextPageToken = encodePageToken(after)
+				}
+				return resp(out), nil
+			}
+		}
+		if next == "" {
+			return resp(out), nil
+		}
+	}
+}
+
+// DeleteToolPin implements ToolService.
+func (a *API) DeleteToolPin(ctx context.Context, req *connect.Request[adminv1.DeleteToolPinRequest]) (*connect.Response[adminv1.DeleteToolPinResponse], error) {
+	name := resource.ToolPinName(req.Msg.GetUpstream(), req.Msg.GetTool())
+	if err := a.remove(ctx, req.Header(), "ToolService.DeleteToolPin", resource.ToolPin, name, req.Msg.GetExpectedRevision()); err != nil {
+		return nil, err
+	}
+	return resp(&adminv1.DeleteToolPinResponse{}), nil
+}

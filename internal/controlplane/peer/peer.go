@@ -1,0 +1,233 @@
+// Package peer is the control plane's node-to-node API: a follower forwards
+// writes, read-index requests, membership changes and restores to the
+// leader. Callers authenticate twice: with a cluster node certificate
+// (mutual TLS, outside --dev) and with a key every node derives from the
+// shared key-encryption key, compared in constant time.
+package peer
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
+	clusterv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/cluster/v1"
+	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/cluster/v1/clusterv1connect"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// authHeader carries the node-forward key.
+const authHeader = "Portcullis-Node-Key"
+
+// maxMessageBytes bounds peer messages (a restore carries a whole backup).
+const maxMessageBytes = 256 << 20
+
+// Leader is what the peer server needs from the local node. Every method
+// returns store.ErrNotLeader when this node is not the leader. Implementations
+// must be safe for concurrent use.
+type Leader interface {
+	ApplyLocal(ctx context.Context, command []byte) (*fsmv1.Result, error)
+	ReadIndexLocal(ctx context.Context) (uint64, error)
+	AddVoterLocal(ctx context.Context, id, raftAddr string) error
+	RemoveLocal(ctx context.Context, id string) error
+	RestoreLocal(ctx context.Context, data []byte) error
+}
+
+// Server serves PeerService.
+type Server struct {
+	leader Leader
+	key    []byte
+	tls    bool
+	log    *slog.Logger
+}
+
+// NewServer returns a peer server. key is the node-forward key; requireCert
+// demands a cluster node certificate (false only in --dev).
+func NewServer(leader Leader, key []byte, requireCert bool, logger *slog.Logger) *Server {
+	return &Server{leader: leader, key: key, tls: requireCert, log: logger.With("component", "peer")}
+}
+
+// Handler returns the path and handler to mount on the API server.
+func (s *Server) Handler() (string, http.Handler) {
+	path, h := clusterv1connect.NewPeerServiceHandler(s, connect.WithReadMaxBytes(maxMessageBytes))
+	return path, s.authenticate(h)
+}
+
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.tls {
+			if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+				http.Error(w, "a cluster node certificate is required", http.StatusUnauthorized)
+				return
+			}
+			if _, ok := pki.NodeID(r.TLS.PeerCertificates[0]); !ok {
+				http.Error(w, "the client certificate is not a cluster node certificate", http.StatusForbidden)
+				return
+			}
+		}
+		got, err := hex.DecodeString(r.Header.Get(authHeader))
+		if err != nil || subtle.ConstantTimeCompare(got, s.key) != 1 {
+			s.log.WarnContext(r.Context(), "peer call refused: bad node key", "remote", r.RemoteAddr)
+			http.Error(w, "bad node key: every node must be given the same key-encryption key", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func toConnect(err error) error {
+	if errors.Is(err, store.ErrNotLeader) {
+		return connect.NewError(connect.CodeFailedPrecondition, store.ErrNotLeader)
+	}
+	if errors.Is(err, store.ErrShutdown) {
+		return connect.NewError(connect.CodeUnavailable, store.ErrShutdown)
+	}
+	return connect.NewError(connect.CodeInternal, err)
+}
+
+// Apply implements PeerService.
+func (s *Server) Apply(ctx context.Context, req *connect.Request[clusterv1.ApplyRequest]) (*connect.Response[clusterv1.ApplyResponse], error) {
+	res, err := s.leader.ApplyLocal(ctx, req.Msg.GetCommand())
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	out, err := proto.Marshal(res)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewResponse(&clusterv1.ApplyResponse{Result: out}), nil
+}
+
+// ReadIndex implements PeerService.
+func (s *Server) ReadIndex(ctx context.Context, _ *connect.Request[clusterv1.ReadIndexRequest]) (*connect.Response[clusterv1.ReadIndexResponse], error) {
+	idx, err := s.leader.ReadIndexLocal(ctx)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&clusterv1.ReadIndexResponse{Index: idx}), nil
+}
+
+// ChangeMembership implements PeerService.
+func (s *Server) ChangeMembership(ctx context.Context, req *connect.Request[clusterv1.ChangeMembershipRequest]) (*connect.Response[clusterv1.ChangeMembershipResponse], error) {
+	var err error
+	if req.Msg.GetRemove() {
+		err = s.leader.RemoveLocal(ctx, req.Msg.GetNodeId())
+	} else {
+		err = s.leader.AddVoterLocal(ctx, req.Msg.GetNodeId(), req.Msg.GetRaftAddr())
+	}
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&clusterv1.ChangeMembershipResponse{}), nil
+}
+
+// Restore implements PeerService.
+func (s *Server) Restore(ctx context.Context, req *connect.Request[clusterv1.RestoreRequest]) (*connect.Response[clusterv1.RestoreResponse], error) {
+	if err := s.leader.RestoreLocal(ctx, req.Msg.GetData()); err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&clusterv1.RestoreResponse{}), nil
+}
+
+// Client calls other nodes' PeerService. It is safe for concurrent use.
+type Client struct {
+	http   *http.Client
+	scheme string
+	key    string
+
+	mu      sync.Mutex
+	clients map[string]clusterv1connect.PeerServiceClient
+}
+
+// NewClient returns a client. tlsConfig is the node's peer client config
+// (nil in --dev, which uses plain HTTP).
+func NewClient(tlsConfig *tls.Config, key []byte) *Client {
+	tr := &http.Transport{
+		TLSClientConfig:     tlsConfig,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 8,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	scheme := "https://"
+	if tlsConfig == nil {
+		scheme = "http://"
+	}
+	return &Client{
+		http:    &http.Client{Transport: tr},
+		scheme:  scheme,
+		key:     hex.EncodeToString(key),
+		clients: map[string]clusterv1connect.PeerServiceClient{},
+	}
+}
+
+func (c *Client) client(addr string) clusterv1connect.PeerServiceClient {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl, ok := c.clients[addr]; ok {
+		return cl
+	}
+	cl := clusterv1connect.NewPeerServiceClient(c.http, c.scheme+addr,
+		connect.WithReadMaxBytes(maxMessageBytes), connect.WithSendMaxBytes(maxMessageBytes))
+	c.clients[addr] = cl
+	return cl
+}
+
+func request[T any](c *Client, msg *T) *connect.Request[T] {
+	r := connect.NewRequest(msg)
+	r.Header().Set(authHeader, c.key)
+	return r
+}
+
+func fromConnect(err error) error {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		switch {
+		case ce.Code() == connect.CodeFailedPrecondition && strings.Contains(ce.Message(), store.ErrNotLeader.Error()):
+			return store.ErrNotLeader
+		case ce.Code() == connect.CodeUnavailable:
+			return fmt.Errorf("%w: %v", store.ErrNoLeader, err)
+		}
+	}
+	return err
+}
+
+// Apply implements raftstore.Forwarder.
+func (c *Client) Apply(ctx context.Context, addr string, command []byte) ([]byte, error) {
+	res, err := c.client(addr).Apply(ctx, request(c, &clusterv1.ApplyRequest{Command: command}))
+	if err != nil {
+		return nil, fromConnect(err)
+	}
+	return res.Msg.GetResult(), nil
+}
+
+// ReadIndex implements raftstore.Forwarder.
+func (c *Client) ReadIndex(ctx context.Context, addr string) (uint64, error) {
+	res, err := c.client(addr).ReadIndex(ctx, request(c, &clusterv1.ReadIndexRequest{}))
+	if err != nil {
+		return 0, fromConnect(err)
+	}
+	return res.Msg.GetIndex(), nil
+}
+
+// ChangeMembership asks the leader at addr to add or remove a voter.
+func (c *Client) ChangeMembership(ctx context.Context, addr, id, raftAddr string, remove bool) error {
+	_, err := c.client(addr).ChangeMembership(ctx, request(c, &clusterv1.ChangeMembershipRequest{NodeId: id, RaftAddr: raftAddr, Remove: remove}))
+	return fromConnect(err)
+}
+
+// Restore asks the leader at addr to restore a backup.
+func (c *Client) Restore(ctx context.Context, addr string, data []byte) error {
+	_, err := c.client(addr).Restore(ctx, request(c, &clusterv1.RestoreRequest{Data: data}))
+	return fromConnect(err)
+}

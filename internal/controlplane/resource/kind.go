@@ -1,0 +1,169 @@
+// Package resource knows the resource kinds of the control plane: their
+// names, how to reach the metadata of any of them, which of them data planes
+// consume, and the stateless validation rules of each. It holds no state.
+package resource
+
+import (
+	"fmt"
+
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Kind names a resource kind. The values are stable: they appear in the
+// replicated log, in snapshots and in the admin log.
+type Kind string
+
+// The resource kinds.
+const (
+	Agent          Kind = "agent"
+	Upstream       Kind = "upstream"
+	ToolPin        Kind = "tool_pin"
+	PolicySet      Kind = "policy_set"
+	IdentitySource Kind = "identity_source"
+	Secret         Kind = "secret"
+	AdminToken     Kind = "admin_token"
+	Node           Kind = "node"
+)
+
+// Kinds lists every kind in a stable order.
+var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node}
+
+// Known reports whether k is a kind.
+func Known(k Kind) bool {
+	for _, x := range Kinds {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// DataplaneRelevant reports whether a change to a resource of kind k changes
+// what data planes consume (and so moves the config version).
+func DataplaneRelevant(k Kind) bool {
+	switch k {
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret:
+		return true
+	default:
+		return false
+	}
+}
+
+// KindOf returns the kind of r, or "" when r holds nothing.
+func KindOf(r *fsmv1.Resource) Kind {
+	switch r.GetKind().(type) {
+	case *fsmv1.Resource_Agent:
+		return Agent
+	case *fsmv1.Resource_Upstream:
+		return Upstream
+	case *fsmv1.Resource_ToolPin:
+		return ToolPin
+	case *fsmv1.Resource_PolicySet:
+		return PolicySet
+	case *fsmv1.Resource_IdentitySource:
+		return IdentitySource
+	case *fsmv1.Resource_Secret:
+		return Secret
+	case *fsmv1.Resource_AdminToken:
+		return AdminToken
+	case *fsmv1.Resource_Node:
+		return Node
+	default:
+		return ""
+	}
+}
+
+// Message returns the resource message inside r.
+func Message(r *fsmv1.Resource) proto.Message {
+	switch k := r.GetKind().(type) {
+	case *fsmv1.Resource_Agent:
+		return k.Agent
+	case *fsmv1.Resource_Upstream:
+		return k.Upstream
+	case *fsmv1.Resource_ToolPin:
+		return k.ToolPin
+	case *fsmv1.Resource_PolicySet:
+		return k.PolicySet
+	case *fsmv1.Resource_IdentitySource:
+		return k.IdentitySource
+	case *fsmv1.Resource_Secret:
+		return k.Secret
+	case *fsmv1.Resource_AdminToken:
+		return k.AdminToken
+	case *fsmv1.Resource_Node:
+		return k.Node
+	default:
+		return nil
+	}
+}
+
+// metaHolder is satisfied by every resource message.
+type metaHolder interface {
+	proto.Message
+	GetMeta() *configv1.ResourceMeta
+}
+
+// Meta returns the metadata of the resource inside r (nil when absent).
+func Meta(r *fsmv1.Resource) *configv1.ResourceMeta {
+	if m, ok := Message(r).(metaHolder); ok {
+		return m.GetMeta()
+	}
+	return nil
+}
+
+// Name returns the resource's name.
+func Name(r *fsmv1.Resource) string { return Meta(r).GetName() }
+
+// Wrap puts a resource message into a Resource. It panics on a message that
+// is not a resource, which is a programming error.
+func Wrap(m proto.Message) *fsmv1.Resource {
+	switch v := m.(type) {
+	case *configv1.Agent:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Agent{Agent: v}}
+	case *configv1.Upstream:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Upstream{Upstream: v}}
+	case *configv1.ToolPin:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_ToolPin{ToolPin: v}}
+	case *configv1.PolicySet:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_PolicySet{PolicySet: v}}
+	case *configv1.IdentitySource:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_IdentitySource{IdentitySource: v}}
+	case *configv1.Secret:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Secret{Secret: v}}
+	case *configv1.AdminToken:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_AdminToken{AdminToken: v}}
+	case *configv1.Node:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Node{Node: v}}
+	default:
+		panic(fmt.Sprintf("resource: %T is not a resource", m))
+	}
+}
+
+// ToolPinName is the resource name of the pin of tool on upstream.
+func ToolPinName(upstream, tool string) string { return upstream + "/" + tool }
+
+// EffectivePrefix is the tool-name prefix of an upstream: its explicit
+// prefix when set (possibly empty), else its name.
+func EffectivePrefix(u *configv1.Upstream) string {
+	if u.ToolPrefix != nil {
+		return u.GetToolPrefix()
+	}
+	return u.GetMeta().GetName()
+}
+
+// ActiveVersion returns the version of a pin that data planes serve: the
+// one named by active_version, else the newest. Nil when the pin has none.
+func ActiveVersion(p *configv1.ToolPin) *configv1.ToolVersion {
+	var newest *configv1.ToolVersion
+	for _, v := range p.GetVersions() {
+		if p.GetActiveVersion() != 0 && v.GetVersion() == p.GetActiveVersion() {
+			return v
+		}
+		if newest == nil || v.GetVersion() > newest.GetVersion() {
+			newest = v
+		}
+	}
+	return newest
+}

@@ -1,0 +1,482 @@
+package resource
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+)
+
+// Limits on what a caller controls. They bound the replicated state and the
+// snapshot every data plane holds.
+const (
+	MaxLabels          = 32
+	MaxOwnerLen        = 128
+	MaxDescriptionLen  = 1024
+	MaxLabelValueLen   = 255
+	MaxAPIKeys         = 4
+	MaxIdentities      = 16
+	MaxPolicySource    = 1 << 20
+	MaxToolDefinition  = 256 << 10
+	MaxToolVersions    = 10
+	MaxSecretSealed    = 64<<10 + 64
+	MaxJWKSBytes       = 64 << 10
+	MaxURLLen          = 2048
+	MaxPolicyFilename  = 255
+	MaxScopes          = 32
+	maxRequestBytesCap = 64 << 20
+)
+
+// InvalidError says which field of a resource is wrong and why. Its message
+// is safe to show to clients.
+type InvalidError struct {
+	Field string
+	Msg   string
+}
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Msg }
+
+// ErrInvalid is matched by every *InvalidError via errors.Is.
+var ErrInvalid = errors.New("invalid resource")
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(field, format string, args ...any) error {
+	return &InvalidError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+var (
+	nameRE      = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	labelKeyRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_./-]{0,61}[A-Za-z0-9])?$`)
+	toolNameRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+	prefixRE    = regexp.MustCompile(`^[A-Za-z0-9.-]([A-Za-z0-9_.-]{0,62}[A-Za-z0-9.-])?$`)
+	headerRE    = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+	keyIDRE     = regexp.MustCompile(`^[a-z0-9]{8,32}$`)
+	fingerprint = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+)
+
+// ValidateName checks a resource name (a DNS label).
+func ValidateName(field, name string) error {
+	if !nameRE.MatchString(name) {
+		return invalid(field, "%q is not a valid name: use 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit", name)
+	}
+	return nil
+}
+
+// ValidateToolName checks an MCP tool name.
+func ValidateToolName(field, name string) error {
+	if !toolNameRE.MatchString(name) {
+		return invalid(field, "%q is not a valid tool name: use 1-128 characters of A-Z, a-z, 0-9, '_', '.' and '-'", name)
+	}
+	return nil
+}
+
+// ValidateMeta checks the caller-controlled fields of a ResourceMeta. The
+// name is checked by the kind, since tool pins name themselves differently.
+func ValidateMeta(m *configv1.ResourceMeta) error {
+	if m == nil {
+		return invalid("meta", "is required")
+	}
+	if len(m.GetOwner()) > MaxOwnerLen || !utf8.ValidString(m.GetOwner()) {
+		return invalid("meta.owner", "must be valid UTF-8 of at most %d bytes", MaxOwnerLen)
+	}
+	if len(m.GetDescription()) > MaxDescriptionLen || !utf8.ValidString(m.GetDescription()) {
+		return invalid("meta.description", "must be valid UTF-8 of at most %d bytes", MaxDescriptionLen)
+	}
+	if len(m.GetLabels()) > MaxLabels {
+		return invalid("meta.labels", "at most %d labels", MaxLabels)
+	}
+	for k, v := range m.GetLabels() {
+		if !labelKeyRE.MatchString(k) {
+			return invalid("meta.labels", "key %q: use 1-63 characters of A-Z, a-z, 0-9, '_', '.', '/' and '-'", k)
+		}
+		if len(v) > MaxLabelValueLen || !utf8.ValidString(v) {
+			return invalid("meta.labels", "value of %q must be valid UTF-8 of at most %d bytes", k, MaxLabelValueLen)
+		}
+	}
+	return nil
+}
+
+// Validate checks everything about r that needs no other state: required
+// fields, formats and limits. The state machine calls it on every put; the
+// admin API calls it first to answer bad input early.
+func Validate(r *fsmv1.Resource) error {
+	m := Meta(r)
+	if err := ValidateMeta(m); err != nil {
+		return err
+	}
+	switch k := r.GetKind().(type) {
+	case *fsmv1.Resource_Agent:
+		return validateAgent(k.Agent)
+	case *fsmv1.Resource_Upstream:
+		return validateUpstream(k.Upstream)
+	case *fsmv1.Resource_ToolPin:
+		return validateToolPin(k.ToolPin)
+	case *fsmv1.Resource_PolicySet:
+		return validatePolicySet(k.PolicySet)
+	case *fsmv1.Resource_IdentitySource:
+		return validateIdentitySource(k.IdentitySource)
+	case *fsmv1.Resource_Secret:
+		return validateSecret(k.Secret)
+	case *fsmv1.Resource_AdminToken:
+		return validateAdminToken(k.AdminToken)
+	case *fsmv1.Resource_Node:
+		return validateNode(k.Node)
+	default:
+		return invalid("resource", "no resource given")
+	}
+}
+
+func validateAgent(a *configv1.Agent) error {
+	if err := ValidateName("meta.name", a.GetMeta().GetName()); err != nil {
+		return err
+	}
+	if a.GetTeam() != "" {
+		if err := ValidateName("team", a.GetTeam()); err != nil {
+			return err
+		}
+	}
+	if len(a.GetApiKeys()) > MaxAPIKeys {
+		return invalid("api_keys", "at most %d keys (two are enough to rotate)", MaxAPIKeys)
+	}
+	for i, k := range a.GetApiKeys() {
+		if !keyIDRE.MatchString(k.GetId()) {
+			return invalid(fmt.Sprintf("api_keys[%d].id", i), "must be 8-32 characters of a-z and 0-9")
+		}
+		if len(k.GetSha256()) != 32 {
+			return invalid(fmt.Sprintf("api_keys[%d].sha256", i), "must be a SHA-256 digest")
+		}
+	}
+	if n := len(a.GetJwtSubjects()) + len(a.GetSpiffeIds()) + len(a.GetCertFingerprints()); n > MaxIdentities {
+		return invalid("identities", "at most %d JWT subjects, SPIFFE ids and certificate fingerprints together", MaxIdentities)
+	}
+	for i, s := range a.GetJwtSubjects() {
+		if err := ValidateName(fmt.Sprintf("jwt_subjects[%d].identity_source", i), s.GetIdentitySource()); err != nil {
+			return err
+		}
+		if s.GetSubject() == "" || len(s.GetSubject()) > 256 {
+			return invalid(fmt.Sprintf("jwt_subjects[%d].subject", i), "must be 1-256 bytes")
+		}
+	}
+	for i, id := range a.GetSpiffeIds() {
+		u, err := url.Parse(id)
+		if err != nil || u.Scheme != "spiffe" || u.Host == "" || len(id) > 2048 {
+			return invalid(fmt.Sprintf("spiffe_ids[%d]", i), "%q is not a SPIFFE id (spiffe://trust-domain/path)", id)
+		}
+	}
+	for i, fp := range a.GetCertFingerprints() {
+		if !fingerprint.MatchString(fp) {
+			return invalid(fmt.Sprintf("cert_fingerprints[%d]", i), "must be sha256:<64 lowercase hex digits>")
+		}
+	}
+	return nil
+}
+
+// ValidateURL checks that raw is an absolute http(s) URL without user info.
+// Egress rules (which addresses are allowed) are checked separately.
+func ValidateURL(field, raw string) error {
+	if raw == "" {
+		return invalid(field, "is required")
+	}
+	if len(raw) > MaxURLLen {
+		return invalid(field, "at most %d bytes", MaxURLLen)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return invalid(field, "not a URL: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return invalid(field, "scheme must be http or https, not %q", u.Scheme)
+	}
+	if u.User != nil {
+		return invalid(field, "must not carry user info; use a credential instead")
+	}
+	if u.Hostname() == "" {
+		return invalid(field, "has no host")
+	}
+	return nil
+}
+
+var forbiddenHeaders = map[string]bool{
+	"authorization": true, "proxy-authorization": true, "cookie": true, "host": true,
+	"connection": true, "keep-alive": true, "te": true, "trailer": true, "transfer-encoding": true,
+	"upgrade": true, "content-length": true, "content-type": true,
+	"mcp-session-id": true, "mcp-protocol-version": true,
+}
+
+func validateUpstream(u *configv1.Upstream) error {
+	if err := ValidateName("meta.name", u.GetMeta().GetName()); err != nil {
+		return err
+	}
+	if u.GetProtocol() == configv1.Protocol_PROTOCOL_UNSPECIFIED {
+		return invalid("protocol", "is required (mcp, a2a or llm)")
+	}
+	if _, ok := configv1.Protocol_name[int32(u.GetProtocol())]; !ok {
+		return invalid("protocol", "unknown protocol %d", u.GetProtocol())
+	}
+	if err := ValidateURL("url", u.GetUrl()); err != nil {
+		return err
+	}
+	if u.ToolPrefix != nil && u.GetToolPrefix() != "" {
+		p := u.GetToolPrefix()
+		if !prefixRE.MatchString(p) || strings.Contains(p, "__") {
+			return invalid("tool_prefix", "%q: use 1-64 characters of A-Z, a-z, 0-9, '_', '.' and '-', without \"__\" and not starting or ending with '_'", p)
+		}
+	}
+	if err := validateCredential(u.GetCredential()); err != nil {
+		return err
+	}
+	l := u.GetLimits()
+	if l.GetMaxRequestBytes() < 0 || l.GetMaxRequestBytes() > maxRequestBytesCap ||
+		l.GetMaxResponseBytes() < 0 || l.GetMaxResponseBytes() > maxRequestBytesCap {
+		return invalid("limits", "body limits must be between 0 (default) and %d bytes", maxRequestBytesCap)
+	}
+	if l.GetMaxConcurrency() < 0 || l.GetMaxConcurrency() > 10000 {
+		return invalid("limits.max_concurrency", "must be between 0 (default) and 10000")
+	}
+	r := u.GetResilience()
+	if r.GetTimeout() != nil {
+		if d := r.GetTimeout().AsDuration(); d < 0 || d.Minutes() > 10 {
+			return invalid("resilience.timeout", "must be between 0 (default) and 10m")
+		}
+	}
+	if r.GetMaxRetries() < 0 || r.GetMaxRetries() > 10 {
+		return invalid("resilience.max_retries", "must be between 0 and 10")
+	}
+	if r.GetBreakerFailures() < 0 || r.GetBreakerFailures() > 1000 {
+		return invalid("resilience.breaker_failures", "must be between 0 (default) and 1000")
+	}
+	if r.GetBreakerOpen() != nil {
+		if d := r.GetBreakerOpen().AsDuration(); d < 0 || d.Minutes() > 60 {
+			return invalid("resilience.breaker_open", "must be between 0 (default) and 1h")
+		}
+	}
+	return nil
+}
+
+func validateCredential(c *configv1.UpstreamCredential) error {
+	switch k := c.GetKind().(type) {
+	case nil:
+		return nil
+	case *configv1.UpstreamCredential_Header:
+		h := k.Header.GetHeader()
+		if !headerRE.MatchString(h) {
+			return invalid("credential.header.header", "%q is not a header name", h)
+		}
+		if forbiddenHeaders[strings.ToLower(h)] {
+			return invalid("credential.header.header", "%q cannot carry a credential here; use a bearer credential for Authorization", h)
+		}
+		return ValidateName("credential.header.secret", k.Header.GetSecret())
+	case *configv1.UpstreamCredential_Bearer:
+		return ValidateName("credential.bearer.secret", k.Bearer.GetSecret())
+	case *configv1.UpstreamCredential_OauthClientCredentials:
+		o := k.OauthClientCredentials
+		if err := ValidateURL("credential.oauth_client_credentials.token_url", o.GetTokenUrl()); err != nil {
+			return err
+		}
+		if o.GetClientId() == "" || len(o.GetClientId()) > 256 {
+			return invalid("credential.oauth_client_credentials.client_id", "must be 1-256 bytes")
+		}
+		if len(o.GetScopes()) > MaxScopes {
+			return invalid("credential.oauth_client_credentials.scopes", "at most %d scopes", MaxScopes)
+		}
+		return ValidateName("credential.oauth_client_credentials.client_secret", o.GetClientSecret())
+	default:
+		return invalid("credential", "unknown credential kind")
+	}
+}
+
+// SecretRefs returns the names of the secrets an upstream's credential uses.
+func SecretRefs(u *configv1.Upstream) []string {
+	switch k := u.GetCredential().GetKind().(type) {
+	case *configv1.UpstreamCredential_Header:
+		return []string{k.Header.GetSecret()}
+	case *configv1.UpstreamCredential_Bearer:
+		return []string{k.Bearer.GetSecret()}
+	case *configv1.UpstreamCredential_OauthClientCredentials:
+		return []string{k.OauthClientCredentials.GetClientSecret()}
+	default:
+		return nil
+	}
+}
+
+func validateToolPin(p *configv1.ToolPin) error {
+	if err := ValidateName("upstream", p.GetUpstream()); err != nil {
+		return err
+	}
+	if err := ValidateToolName("tool", p.GetTool()); err != nil {
+		return err
+	}
+	if p.GetMeta().GetName() != ToolPinName(p.GetUpstream(), p.GetTool()) {
+		return invalid("meta.name", "must be %q", ToolPinName(p.GetUpstream(), p.GetTool()))
+	}
+	if len(p.GetVersions()) == 0 {
+		return invalid("versions", "at least one version is required")
+	}
+	if len(p.GetVersions()) > MaxToolVersions {
+		return invalid("versions", "at most %d versions are kept", MaxToolVersions)
+	}
+	seen := map[int64]bool{}
+	for i, v := range p.GetVersions() {
+		f := fmt.Sprintf("versions[%d]", i)
+		if v.GetVersion() <= 0 || seen[v.GetVersion()] {
+			return invalid(f+".version", "versions must be positive and distinct")
+		}
+		seen[v.GetVersion()] = true
+		if v.GetClass() == configv1.ToolClass_TOOL_CLASS_UNSPECIFIED {
+			return invalid(f+".class", "the operator's classification is required (read-only, idempotent or mutating)")
+		}
+		if _, ok := configv1.ToolClass_name[int32(v.GetClass())]; !ok {
+			return invalid(f+".class", "unknown class %d", v.GetClass())
+		}
+		if len(v.GetDefinition()) > MaxToolDefinition || len(v.GetInputSchema()) > MaxToolDefinition {
+			return invalid(f, "definition and input schema are limited to %d bytes each", MaxToolDefinition)
+		}
+		if !jsonObject(v.GetDefinition()) {
+			return invalid(f+".definition", "must be a JSON object")
+		}
+		if len(v.GetInputSchema()) > 0 && !jsonObject(v.GetInputSchema()) {
+			return invalid(f+".input_schema", "must be a JSON object")
+		}
+	}
+	if p.GetActiveVersion() != 0 && !seen[p.GetActiveVersion()] {
+		return invalid("active_version", "version %d is not among the pin's versions", p.GetActiveVersion())
+	}
+	return nil
+}
+
+func jsonObject(b []byte) bool {
+	var m map[string]json.RawMessage
+	return json.Unmarshal(b, &m) == nil && m != nil
+}
+
+func validatePolicySet(p *configv1.PolicySet) error {
+	if err := ValidateName("meta.name", p.GetMeta().GetName()); err != nil {
+		return err
+	}
+	if len(p.GetSource()) > MaxPolicySource {
+		return invalid("source", "at most %d bytes", MaxPolicySource)
+	}
+	if !utf8.ValidString(p.GetSource()) {
+		return invalid("source", "must be UTF-8")
+	}
+	if len(p.GetFilename()) > MaxPolicyFilename || strings.ContainsAny(p.GetFilename(), "\x00\n") {
+		return invalid("filename", "at most %d bytes on one line", MaxPolicyFilename)
+	}
+	return nil
+}
+
+// AllowedJWTAlgorithms are the signature algorithms an issuer may list.
+// "none" and the HMAC family are never accepted: a gateway holding a shared
+// secret per issuer invites key-confusion attacks.
+var AllowedJWTAlgorithms = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true,
+	"PS256": true, "PS384": true, "PS512": true,
+	"ES256": true, "ES384": true, "ES512": true,
+	"EdDSA": true,
+}
+
+func validateIdentitySource(s *configv1.IdentitySource) error {
+	if err := ValidateName("meta.name", s.GetMeta().GetName()); err != nil {
+		return err
+	}
+	switch k := s.GetKind().(type) {
+	case *configv1.IdentitySource_JwtIssuer:
+		j := k.JwtIssuer
+		if j.GetIssuer() == "" || len(j.GetIssuer()) > MaxURLLen {
+			return invalid("jwt_issuer.issuer", "is required (at most %d bytes)", MaxURLLen)
+		}
+		hasURL, hasInline := j.GetJwksUrl() != "", len(j.GetJwks()) > 0
+		if hasURL == hasInline {
+			return invalid("jwt_issuer", "give exactly one of jwks_url and jwks")
+		}
+		if hasURL {
+			if err := ValidateURL("jwt_issuer.jwks_url", j.GetJwksUrl()); err != nil {
+				return err
+			}
+		}
+		if len(j.GetJwks()) > MaxJWKSBytes || (hasInline && !jsonObject(j.GetJwks())) {
+			return invalid("jwt_issuer.jwks", "must be a JSON Web Key Set of at most %d bytes", MaxJWKSBytes)
+		}
+		if len(j.GetAudiences()) == 0 {
+			return invalid("jwt_issuer.audiences", "at least one audience is required")
+		}
+		for _, a := range j.GetAlgorithms() {
+			if !AllowedJWTAlgorithms[a] {
+				return invalid("jwt_issuer.algorithms", "%q is not allowed (use RS*, PS*, ES* or EdDSA)", a)
+			}
+		}
+		if j.GetUse() == configv1.JwtUse_JWT_USE_UNSPECIFIED {
+			return invalid("jwt_issuer.use", "say whether the issuer vouches for agents, users or both")
+		}
+		if j.GetLeeway() != nil && (j.GetLeeway().AsDuration() < 0 || j.GetLeeway().AsDuration().Minutes() > 5) {
+			return invalid("jwt_issuer.leeway", "must be between 0 and 5m")
+		}
+		return nil
+	case *configv1.IdentitySource_MtlsAuthority:
+		rest := []byte(k.MtlsAuthority.GetCaPem())
+		if len(rest) == 0 || len(rest) > MaxJWKSBytes {
+			return invalid("mtls_authority.ca_pem", "is required (at most %d bytes)", MaxJWKSBytes)
+		}
+		if _, err := parseCerts(rest); err != nil {
+			return invalid("mtls_authority.ca_pem", "%v", err)
+		}
+		return nil
+	default:
+		return invalid("kind", "give jwt_issuer or mtls_authority")
+	}
+}
+
+func validateSecret(s *configv1.Secret) error {
+	if err := ValidateName("meta.name", s.GetMeta().GetName()); err != nil {
+		return err
+	}
+	if len(s.GetCiphertext()) == 0 || len(s.GetCiphertext()) > MaxSecretSealed {
+		return invalid("value", "must be 1 byte to 64 KiB")
+	}
+	return nil
+}
+
+func validateAdminToken(t *configv1.AdminToken) error {
+	if err := ValidateName("meta.name", t.GetMeta().GetName()); err != nil {
+		return err
+	}
+	if _, ok := configv1.Role_name[int32(t.GetRole())]; !ok || t.GetRole() == configv1.Role_ROLE_UNSPECIFIED {
+		return invalid("role", "one of admin, operator, auditor, dataplane is required")
+	}
+	if len(t.GetSha256()) != 32 {
+		return invalid("sha256", "must be a SHA-256 digest")
+	}
+	return nil
+}
+
+func validateNode(n *configv1.Node) error {
+	if err := ValidateName("meta.name", n.GetMeta().GetName()); err != nil {
+		return err
+	}
+	if err := ValidateHostPort("raft_addr", n.GetRaftAddr()); err != nil {
+		return err
+	}
+	return ValidateHostPort("api_addr", n.GetApiAddr())
+}
+
+// ValidateHostPort checks a host:port address with a numeric port.
+func ValidateHostPort(field, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return invalid(field, "%q is not host:port", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return invalid(field, "%q has no valid port", addr)
+	}
+	return nil
+}

@@ -1,0 +1,133 @@
+// Package server assembles a control-plane node: key-encryption key, TLS
+// material, the Raft store, the node-to-node API and the admin API, and the
+// bootstrap and join procedures. cmd/controlplane only parses flags into a
+// Config and calls Start.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	"github.com/portcullis-gw/portcullis/internal/egress"
+)
+
+// Config configures a node. Validate fills defaults and checks it.
+type Config struct {
+	NodeID  string
+	DataDir string
+	// RaftAddr is the Raft transport's listen address; peers dial
+	// RaftAdvertise (default RaftAddr).
+	RaftAddr      string
+	RaftAdvertise string
+	// APIAddr is the admin and node-to-node API's listen address; other
+	// nodes forward to APIAdvertise (default APIAddr).
+	APIAddr      string
+	APIAdvertise string
+	// Bootstrap makes a node with no state the first member of a new
+	// cluster.
+	Bootstrap bool
+	// Join is the API URL of a running member, for a node with no state.
+	Join string
+	// JoinToken is an admin token of the cluster being joined.
+	JoinToken string
+	// JoinCAFingerprint pins the cluster CA when joining over TLS.
+	JoinCAFingerprint string
+	// Dev serves plaintext, and is allowed only on loopback addresses.
+	Dev bool
+	// KEKFile and KEK (the value of PORTCULLIS_KEK) give the key-encryption
+	// key; KEK wins when both are set.
+	KEKFile string
+	KEK     string
+	// TLSHosts are extra DNS names or IPs for this node's certificate.
+	TLSHosts []string
+	// Egress is the policy for upstream, JWKS and token URLs.
+	Egress egress.Policy
+	Timing raftstore.Timing
+	Logger *slog.Logger
+}
+
+// Validate checks c and fills defaults.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := resource.ValidateName("--node-id", c.NodeID); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is required"))
+	}
+	if c.RaftAdvertise == "" {
+		c.RaftAdvertise = c.RaftAddr
+	}
+	if c.APIAdvertise == "" {
+		c.APIAdvertise = c.APIAddr
+	}
+	for flag, v := range map[string]string{"--raft-addr": c.RaftAddr, "--api-addr": c.APIAddr, "--raft-advertise": c.RaftAdvertise, "--api-advertise": c.APIAdvertise} {
+		if err := resource.ValidateHostPort(flag, v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Bootstrap && c.Join != "" {
+		errs = append(errs, errors.New("--bootstrap and --join exclude each other"))
+	}
+	if c.Join != "" && c.JoinToken == "" {
+		errs = append(errs, errors.New("--join needs --join-token (an admin token of the cluster)"))
+	}
+	if c.Join != "" && !c.Dev && c.JoinCAFingerprint == "" {
+		errs = append(errs, errors.New("--join needs --join-ca-fingerprint (shown by 'gwctl cluster status') to trust the cluster"))
+	}
+	if c.Dev {
+		for flag, v := range map[string]string{"--raft-addr": c.RaftAddr, "--api-addr": c.APIAddr, "--raft-advertise": c.RaftAdvertise, "--api-advertise": c.APIAdvertise} {
+			if !loopback(v) {
+				errs = append(errs, fmt.Errorf("%s %s: --dev serves plaintext and is allowed only on loopback addresses (127.0.0.0/8, ::1, localhost)", flag, v))
+			}
+		}
+		if c.Join != "" && !strings.HasPrefix(c.Join, "http://") {
+			errs = append(errs, errors.New("--dev joins over plain http:// only"))
+		}
+	} else if c.Join != "" && !strings.HasPrefix(c.Join, "https://") {
+		errs = append(errs, errors.New("--join must be an https:// URL (plaintext only with --dev)"))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return errors.Join(errs...)
+}
+
+func loopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+// hosts returns the host parts of the node's addresses plus TLSHosts, for
+// its certificate.
+func (c *Config) hosts() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(h string) {
+		if h != "" && !seen[h] && h != "0.0.0.0" && h != "::" {
+			seen[h] = true
+			out = append(out, h)
+		}
+	}
+	for _, a := range []string{c.RaftAddr, c.RaftAdvertise, c.APIAddr, c.APIAdvertise} {
+		h, _, _ := net.SplitHostPort(a)
+		add(h)
+	}
+	for _, h := range c.TLSHosts {
+		add(h)
+	}
+	return out
+}

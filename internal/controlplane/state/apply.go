@@ -1,0 +1,276 @@
+package state
+
+import (
+	"fmt"
+
+	iradix "github.com/hashicorp/go-immutable-radix/v2"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Apply applies cmd, committed at log index, to s and returns the next state
+// and the command's result. It is deterministic: every replica computes the
+// same next state from the same inputs, and it never reads the clock.
+// A refused command changes no resource; it is still recorded in the admin
+// log and remembered for deduplication.
+func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
+	next := *s
+	next.index = index
+	token := cmd.GetActor().GetTokenId()
+	if e, ok := s.Dedup(token, cmd.GetRequestId()); ok {
+		r := proto.Clone(e.GetResult()).(*fsmv1.Result)
+		r.Deduplicated = true
+		return &next, r
+	}
+
+	t := &txn{base: s, index: index, cmd: cmd, res: s.res.Txn(), identity: s.identity}
+	stored, ev, cerr := t.run()
+	result := &fsmv1.Result{Index: index}
+	if cerr != nil {
+		result.Error = cerr
+		ev.ErrorCode = cerr.GetCode().String()
+		ev.ErrorMessage = cerr.GetMessage()
+	} else {
+		result.Resource = stored
+		next.res = t.res.CommitOnly()
+		next.identity = t.identity
+		if t.configChanged {
+			next.configVersion = index
+			next.configTime = cmd.GetTime()
+		}
+	}
+	ev.Index = index
+	ev.Time = cmd.GetTime()
+	ev.Actor = cmd.GetActor()
+	ev.Method = cmd.GetMethod()
+	ev.RequestId = cmd.GetRequestId()
+	next.events = appendEvent(s.events, ev)
+	if cmd.GetRequestId() != "" {
+		next.dedup, next.dedupAge = remember(s.dedup, s.dedupAge, index, cmd, result)
+	}
+	return &next, result
+}
+
+func appendEvent(t *iradix.Tree[*configv1.AdminEvent], ev *configv1.AdminEvent) *iradix.Tree[*configv1.AdminEvent] {
+	t, _, _ = t.Insert(indexKey(ev.GetIndex()), ev)
+	for t.Len() > MaxAdminEvents {
+		k, _, ok := t.Root().Minimum()
+		if !ok {
+			break
+		}
+		t, _, _ = t.Delete(k)
+	}
+	return t
+}
+
+func remember(d *iradix.Tree[*fsmv1.DedupEntry], age *iradix.Tree[string], index uint64, cmd *fsmv1.Command, r *fsmv1.Result) (*iradix.Tree[*fsmv1.DedupEntry], *iradix.Tree[string]) {
+	key := dedupKey(cmd.GetActor().GetTokenId(), cmd.GetRequestId())
+	d, _, _ = d.Insert([]byte(key), &fsmv1.DedupEntry{
+		TokenId:   cmd.GetActor().GetTokenId(),
+		RequestId: cmd.GetRequestId(),
+		Time:      cmd.GetTime(),
+		Result:    r,
+	})
+	age, _, _ = age.Insert(append(indexKey(index), key...), key)
+	cutoff := cmd.GetTime().GetSeconds() - DedupWindowSeconds
+	for {
+		k, oldest, ok := age.Root().Minimum()
+		if !ok {
+			break
+		}
+		e, _ := d.Get([]byte(oldest))
+		if d.Len() <= MaxDedup && e != nil && e.GetTime().GetSeconds() >= cutoff {
+			break
+		}
+		age, _, _ = age.Delete(k)
+		d, _, _ = d.Delete([]byte(oldest))
+	}
+	return d, age
+}
+
+// txn is one command being applied: a write transaction over the resource
+// tree plus what the command changed besides resources.
+type txn struct {
+	base          *State
+	index         uint64
+	cmd           *fsmv1.Command
+	res           *iradix.Txn[*fsmv1.Resource]
+	identity      *configv1.ClusterIdentity
+	configChanged bool
+}
+
+func (t *txn) get(k resource.Kind, name string) (*fsmv1.Resource, bool) {
+	return t.res.Get(resKey(k, name))
+}
+
+func (t *txn) each(k resource.Kind, fn func(*fsmv1.Resource) bool) {
+	it := t.res.Root().Iterator()
+	it.SeekPrefix(kindPrefix(k))
+	for _, v, ok := it.Next(); ok; _, v, ok = it.Next() {
+		if !fn(v) {
+			return
+		}
+	}
+}
+
+func (t *txn) insert(r *fsmv1.Resource) {
+	t.res.Insert(resKey(resource.KindOf(r), resource.Name(r)), r)
+	if resource.DataplaneRelevant(resource.KindOf(r)) {
+		t.configChanged = true
+	}
+}
+
+func (t *txn) remove(k resource.Kind, name string) {
+	t.res.Delete(resKey(k, name))
+	if resource.DataplaneRelevant(k) {
+		t.configChanged = true
+	}
+}
+
+func errf(code fsmv1.ErrorCode, format string, args ...any) *fsmv1.Error {
+	return &fsmv1.Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func (t *txn) run() (*fsmv1.Resource, *configv1.AdminEvent, *fsmv1.Error) {
+	ev := &configv1.AdminEvent{}
+	switch op := t.cmd.GetOp().(type) {
+	case *fsmv1.Command_Put:
+		ev.Op = "put"
+		ev.Kind = string(resource.KindOf(op.Put.GetResource()))
+		ev.Name = resource.Name(op.Put.GetResource())
+		r, err := t.put(op.Put)
+		return r, ev, err
+	case *fsmv1.Command_Delete:
+		ev.Op, ev.Kind, ev.Name = "delete", op.Delete.GetKind(), op.Delete.GetName()
+		r, err := t.delete(op.Delete)
+		return r, ev, err
+	case *fsmv1.Command_Bootstrap:
+		ev.Op, ev.Kind, ev.Name = "bootstrap", "cluster", op.Bootstrap.GetIdentity().GetClusterId()
+		return nil, ev, t.bootstrap(op.Bootstrap)
+	case *fsmv1.Command_Touch:
+		ev.Op = "touch"
+		t.configChanged = true
+		return nil, ev, nil
+	default:
+		ev.Op = "unknown"
+		return nil, ev, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "unknown command")
+	}
+}
+
+func (t *txn) put(p *fsmv1.Put) (*fsmv1.Resource, *fsmv1.Error) {
+	if p.GetResource() == nil {
+		return nil, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "no resource given")
+	}
+	r := proto.Clone(p.GetResource()).(*fsmv1.Resource)
+	k := resource.KindOf(r)
+	if k == "" || resource.Meta(r) == nil {
+		return nil, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "resource has no kind or no metadata")
+	}
+	if err := resource.Validate(r); err != nil {
+		return nil, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "%s: %v", k, err)
+	}
+	name := resource.Name(r)
+	old, exists := t.get(k, name)
+	switch p.GetMode() {
+	case fsmv1.WriteMode_WRITE_MODE_CREATE:
+		if exists {
+			return nil, errf(fsmv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS, "%s %q already exists", k, name)
+		}
+	case fsmv1.WriteMode_WRITE_MODE_UPDATE:
+		if !exists {
+			return nil, errf(fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND, "%s %q does not exist", k, name)
+		}
+	case fsmv1.WriteMode_WRITE_MODE_UPSERT:
+	default:
+		return nil, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "write mode is required")
+	}
+	if want := p.GetExpectedRevision(); want != 0 {
+		if !exists {
+			return nil, errf(fsmv1.ErrorCode_ERROR_CODE_ABORTED, "%s %q does not exist (expected revision %d)", k, name, want)
+		}
+		if got := resource.Meta(old).GetRevision(); got != want {
+			return nil, errf(fsmv1.ErrorCode_ERROR_CODE_ABORTED, "%s %q is at revision %d, not %d: it changed since you read it", k, name, got, want)
+		}
+	}
+	spec := kinds[k]
+	if !exists {
+		old = nil
+	}
+	if spec.prepare != nil {
+		if err := spec.prepare(t, old, r); err != nil {
+			return nil, err
+		}
+	}
+	t.stamp(old, r)
+	t.insert(r)
+	if spec.afterChange != nil {
+		if err := spec.afterChange(t); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// stamp sets the output-only metadata of r.
+func (t *txn) stamp(old, r *fsmv1.Resource) {
+	m := resource.Meta(r)
+	actor := t.cmd.GetActor().GetTokenId()
+	m.Revision = t.index
+	m.UpdateTime = t.cmd.GetTime()
+	m.UpdatedBy = actor
+	if old != nil {
+		om := resource.Meta(old)
+		m.CreateTime, m.CreatedBy = om.GetCreateTime(), om.GetCreatedBy()
+	} else {
+		m.CreateTime, m.CreatedBy = t.cmd.GetTime(), actor
+	}
+}
+
+func (t *txn) delete(d *fsmv1.Delete) (*fsmv1.Resource, *fsmv1.Error) {
+	k := resource.Kind(d.GetKind())
+	if !resource.Known(k) {
+		return nil, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "unknown kind %q", d.GetKind())
+	}
+	old, ok := t.get(k, d.GetName())
+	if !ok {
+		return nil, errf(fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND, "%s %q does not exist", k, d.GetName())
+	}
+	if want := d.GetExpectedRevision(); want != 0 && resource.Meta(old).GetRevision() != want {
+		return nil, errf(fsmv1.ErrorCode_ERROR_CODE_ABORTED, "%s %q is at revision %d, not %d: it changed since you read it", k, d.GetName(), resource.Meta(old).GetRevision(), want)
+	}
+	spec := kinds[k]
+	if spec.beforeDelete != nil {
+		if err := spec.beforeDelete(t, old); err != nil {
+			return nil, err
+		}
+	}
+	t.remove(k, d.GetName())
+	if spec.afterChange != nil {
+		if err := spec.afterChange(t); err != nil {
+			return nil, err
+		}
+	}
+	return old, nil
+}
+
+func (t *txn) bootstrap(b *fsmv1.Bootstrap) *fsmv1.Error {
+	if t.identity != nil {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, "the cluster is already bootstrapped (cluster id %s)", t.identity.GetClusterId())
+	}
+	if b.GetIdentity().GetClusterId() == "" || b.GetIdentity().GetCaCertPem() == "" {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "bootstrap needs a cluster id and a CA")
+	}
+	for _, m := range []proto.Message{b.GetNode(), b.GetAdminToken()} {
+		r := resource.Wrap(proto.Clone(m))
+		if err := resource.Validate(r); err != nil {
+			return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "bootstrap: %v", err)
+		}
+		t.stamp(nil, r)
+		t.insert(r)
+	}
+	t.identity = proto.Clone(b.GetIdentity()).(*configv1.ClusterIdentity)
+	t.configChanged = true
+	return nil
+}

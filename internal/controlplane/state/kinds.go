@@ -1,0 +1,212 @@
+package state
+
+import (
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+)
+
+// kindSpec holds the stateful rules of one kind: what a put must check or
+// derive against the rest of the state, what a delete must not break, and
+// what must still hold after either. Stateless rules live in package
+// resource.
+type kindSpec struct {
+	// prepare checks references and fills derived fields of r; old is nil
+	// on create.
+	prepare func(t *txn, old, r *fsmv1.Resource) *fsmv1.Error
+	// beforeDelete refuses a delete that would leave a dangling reference.
+	beforeDelete func(t *txn, old *fsmv1.Resource) *fsmv1.Error
+	// afterChange runs after a put or delete is staged; an error undoes it.
+	afterChange func(t *txn) *fsmv1.Error
+}
+
+var kinds = map[resource.Kind]kindSpec{
+	resource.Agent:          {prepare: prepareAgent},
+	resource.Upstream:       {prepare: prepareUpstream, beforeDelete: beforeDeleteUpstream},
+	resource.ToolPin:        {prepare: prepareToolPin, afterChange: revalidatePolicies},
+	resource.PolicySet:      {prepare: preparePolicySet},
+	resource.IdentitySource: {beforeDelete: beforeDeleteIdentitySource},
+	resource.Secret:         {prepare: prepareSecret, beforeDelete: beforeDeleteSecret},
+	resource.AdminToken:     {prepare: prepareAdminToken, beforeDelete: beforeDeleteAdminToken},
+	resource.Node:           {},
+}
+
+func failed(format string, args ...any) *fsmv1.Error {
+	return errf(fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, format, args...)
+}
+
+func prepareAgent(t *txn, _, r *fsmv1.Resource) *fsmv1.Error {
+	a := r.GetAgent()
+	for _, s := range a.GetJwtSubjects() {
+		src, ok := t.get(resource.IdentitySource, s.GetIdentitySource())
+		if !ok || src.GetIdentitySource().GetJwtIssuer() == nil {
+			return failed("identity source %q does not exist or is not a JWT issuer", s.GetIdentitySource())
+		}
+	}
+	// Key ids, SPIFFE ids and certificate fingerprints each identify one
+	// agent: a data plane looks the caller up by them.
+	keyIDs, spiffe, certs := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, k := range a.GetApiKeys() {
+		keyIDs[k.GetId()] = true
+	}
+	for _, id := range a.GetSpiffeIds() {
+		spiffe[id] = true
+	}
+	for _, fp := range a.GetCertFingerprints() {
+		certs[fp] = true
+	}
+	var conflict *fsmv1.Error
+	t.each(resource.Agent, func(o *fsmv1.Resource) bool {
+		other := o.GetAgent()
+		if other.GetMeta().GetName() == a.GetMeta().GetName() {
+			return true
+		}
+		for _, k := range other.GetApiKeys() {
+			if keyIDs[k.GetId()] {
+				conflict = failed("API key id %q is already used by agent %q", k.GetId(), other.GetMeta().GetName())
+				return false
+			}
+		}
+		for _, id := range other.GetSpiffeIds() {
+			if spiffe[id] {
+				conflict = failed("SPIFFE id %q already identifies agent %q", id, other.GetMeta().GetName())
+				return false
+			}
+		}
+		for _, fp := range other.GetCertFingerprints() {
+			if certs[fp] {
+				conflict = failed("certificate %s already identifies agent %q", fp, other.GetMeta().GetName())
+				return false
+			}
+		}
+		return true
+	})
+	return conflict
+}
+
+func prepareUpstream(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
+	u := r.GetUpstream()
+	if u.ToolPrefix == nil {
+		p := resource.EffectivePrefix(u)
+		u.ToolPrefix = &p
+	}
+	if old != nil && resource.EffectivePrefix(old.GetUpstream()) != u.GetToolPrefix() {
+		return failed("the tool prefix of upstream %q is %q and cannot change (agents' tool names depend on it); register a new upstream instead",
+			u.GetMeta().GetName(), resource.EffectivePrefix(old.GetUpstream()))
+	}
+	var conflict *fsmv1.Error
+	t.each(resource.Upstream, func(o *fsmv1.Resource) bool {
+		other := o.GetUpstream()
+		if other.GetMeta().GetName() != u.GetMeta().GetName() && resource.EffectivePrefix(other) == u.GetToolPrefix() {
+			conflict = errf(fsmv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS, "tool prefix %q is already used by upstream %q; choose another with --prefix", u.GetToolPrefix(), other.GetMeta().GetName())
+			return false
+		}
+		return true
+	})
+	if conflict != nil {
+		return conflict
+	}
+	for _, name := range resource.SecretRefs(u) {
+		if _, ok := t.get(resource.Secret, name); !ok {
+			return failed("secret %q does not exist; create it first (gwctl secret set %s)", name, name)
+		}
+	}
+	return nil
+}
+
+func beforeDeleteUpstream(t *txn, old *fsmv1.Resource) *fsmv1.Error {
+	name := resource.Name(old)
+	var pinned []string
+	t.each(resource.ToolPin, func(p *fsmv1.Resource) bool {
+		if p.GetToolPin().GetUpstream() == name {
+			pinned = append(pinned, p.GetToolPin().GetTool())
+		}
+		return len(pinned) < 5
+	})
+	if len(pinned) > 0 {
+		return failed("upstream %q still has pinned tools (%v…); delete its tool pins first", name, pinned)
+	}
+	return nil
+}
+
+func prepareToolPin(t *txn, _, r *fsmv1.Resource) *fsmv1.Error {
+	p := r.GetToolPin()
+	if _, ok := t.get(resource.Upstream, p.GetUpstream()); !ok {
+		return failed("upstream %q does not exist", p.GetUpstream())
+	}
+	return nil
+}
+
+func beforeDeleteIdentitySource(t *txn, old *fsmv1.Resource) *fsmv1.Error {
+	name := resource.Name(old)
+	var user string
+	t.each(resource.Agent, func(a *fsmv1.Resource) bool {
+		for _, s := range a.GetAgent().GetJwtSubjects() {
+			if s.GetIdentitySource() == name {
+				user = resource.Name(a)
+				return false
+			}
+		}
+		return true
+	})
+	if user != "" {
+		return failed("identity source %q is used by agent %q", name, user)
+	}
+	return nil
+}
+
+func prepareSecret(_ *txn, old, r *fsmv1.Resource) *fsmv1.Error {
+	s := r.GetSecret()
+	s.Version = old.GetSecret().GetVersion() + 1
+	return nil
+}
+
+func beforeDeleteSecret(t *txn, old *fsmv1.Resource) *fsmv1.Error {
+	name := resource.Name(old)
+	var user string
+	t.each(resource.Upstream, func(u *fsmv1.Resource) bool {
+		for _, ref := range resource.SecretRefs(u.GetUpstream()) {
+			if ref == name {
+				user = resource.Name(u)
+				return false
+			}
+		}
+		return true
+	})
+	if user != "" {
+		return failed("secret %q is used by upstream %q", name, user)
+	}
+	return nil
+}
+
+func prepareAdminToken(_ *txn, old, r *fsmv1.Resource) *fsmv1.Error {
+	if old != nil {
+		return failed("admin token %q exists; tokens are never changed, revoke it and create another", resource.Name(r))
+	}
+	if r.GetAdminToken().GetRole() == configv1.Role_ROLE_UNSPECIFIED {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "a role is required")
+	}
+	return nil
+}
+
+// beforeDeleteAdminToken refuses to revoke the last working admin token:
+// nobody could manage the cluster afterwards.
+func beforeDeleteAdminToken(t *txn, old *fsmv1.Resource) *fsmv1.Error {
+	if old.GetAdminToken().GetRole() != configv1.Role_ROLE_ADMIN {
+		return nil
+	}
+	now := t.cmd.GetTime().AsTime()
+	others := 0
+	t.each(resource.AdminToken, func(r *fsmv1.Resource) bool {
+		tok := r.GetAdminToken()
+		if resource.Name(r) != resource.Name(old) && tok.GetRole() == configv1.Role_ROLE_ADMIN &&
+			(tok.GetExpireTime() == nil || tok.GetExpireTime().AsTime().After(now)) {
+			others++
+		}
+		return others == 0
+	})
+	if others == 0 {
+		return failed("refusing to revoke the last valid admin token; create another admin token first")
+	}
+	return nil
+}

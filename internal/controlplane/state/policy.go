@@ -1,0 +1,92 @@
+package state
+
+import (
+	"sort"
+
+	"github.com/portcullis-gw/portcullis/internal/cedarschema"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+)
+
+// CedarSchema generates the gateway's Cedar schema from the tool pins in s.
+func (s *State) CedarSchema() (*cedarschema.Schema, error) {
+	return cedarschema.Generate(pinnedTools(s.Get, s.Each))
+}
+
+func (t *txn) cedarSchema() (*cedarschema.Schema, error) {
+	return cedarschema.Generate(pinnedTools(t.get, t.each))
+}
+
+// pinnedTools lists every pinned tool with its action name and the input
+// schema of its active version.
+func pinnedTools(get func(resource.Kind, string) (*fsmv1.Resource, bool), each func(resource.Kind, func(*fsmv1.Resource) bool)) []cedarschema.Tool {
+	var tools []cedarschema.Tool
+	each(resource.ToolPin, func(r *fsmv1.Resource) bool {
+		p := r.GetToolPin()
+		u, ok := get(resource.Upstream, p.GetUpstream())
+		if !ok {
+			return true // refused at write time; never in a committed state
+		}
+		tools = append(tools, cedarschema.Tool{
+			Action:      cedarschema.ActionName(resource.EffectivePrefix(u.GetUpstream()), p.GetTool()),
+			Upstream:    p.GetUpstream(),
+			Name:        p.GetTool(),
+			InputSchema: resource.ActiveVersion(p).GetInputSchema(),
+		})
+		return true
+	})
+	sort.Slice(tools, func(i, j int) bool { return tools[i].Action < tools[j].Action })
+	return tools
+}
+
+// preparePolicySet parses and strictly validates the set against the schema
+// of the state being written, and fills its derived fields.
+func preparePolicySet(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
+	ps := r.GetPolicySet()
+	if ps.GetFilename() == "" {
+		ps.Filename = ps.GetMeta().GetName() + ".cedar"
+	}
+	schema, err := t.cedarSchema()
+	if err != nil {
+		return failed("the gateway's Cedar schema cannot be generated: %v", err)
+	}
+	parsed, err := schema.ParsePolicies(ps.GetMeta().GetName(), ps.GetFilename(), []byte(ps.GetSource()))
+	if err != nil {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "policy set %q refused:\n%v", ps.GetMeta().GetName(), err)
+	}
+	ps.PolicyIds = ps.PolicyIds[:0]
+	for _, p := range parsed.Policies {
+		ps.PolicyIds = append(ps.PolicyIds, p.ID)
+	}
+	prev := old.GetPolicySet()
+	ps.Version = prev.GetVersion()
+	if prev == nil || prev.GetSource() != ps.GetSource() {
+		ps.Version++
+	}
+	return nil
+}
+
+// revalidatePolicies checks every enabled policy set against the schema of
+// the state being written: a pin change that would break an active policy is
+// refused with that policy's error.
+func revalidatePolicies(t *txn) *fsmv1.Error {
+	sets := map[string]cedarschema.SetSource{}
+	t.each(resource.PolicySet, func(r *fsmv1.Resource) bool {
+		ps := r.GetPolicySet()
+		if !ps.GetDisabled() {
+			sets[ps.GetMeta().GetName()] = cedarschema.SetSource{Filename: ps.GetFilename(), Source: []byte(ps.GetSource())}
+		}
+		return true
+	})
+	if len(sets) == 0 {
+		return nil
+	}
+	schema, err := t.cedarSchema()
+	if err != nil {
+		return failed("the gateway's Cedar schema cannot be generated: %v", err)
+	}
+	if err := cedarschema.ValidateAll(schema, sets); err != nil {
+		return failed("this change would break an enabled policy set; change the policy first:\n%v", err)
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+// Package state is the control plane's replicated state: an immutable value
+// per applied log index, built on persistent radix trees so that taking a
+// snapshot or handing a view to a reader costs nothing and never blocks the
+// apply loop. Apply is a pure function from (state, index, command) to the
+// next state and the command's result; the Raft state machine (and any
+// future store) only sequences commands and swaps the pointer.
+package state
+
+import (
+	"encoding/binary"
+
+	iradix "github.com/hashicorp/go-immutable-radix/v2"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Retention of the admin log and of the deduplication table. Both live in
+// the replicated state, so both are bounded.
+const (
+	MaxAdminEvents = 10000
+	MaxDedup       = 50000
+	// DedupWindowSeconds is how long a request id is remembered. Clients
+	// retry within seconds; ten minutes covers any sane retry loop.
+	DedupWindowSeconds = 600
+)
+
+// State is one immutable version of the replicated state. Never modify
+// anything reachable from it; every reader may hold it for as long as it
+// likes. Messages returned by its getters are shared: clone before changing.
+type State struct {
+	res    *iradix.Tree[*fsmv1.Resource]
+	events *iradix.Tree[*configv1.AdminEvent]
+	dedup  *iradix.Tree[*fsmv1.DedupEntry]
+	// dedupAge orders dedup keys by the index they were applied at.
+	dedupAge *iradix.Tree[string]
+
+	identity      *configv1.ClusterIdentity
+	configVersion uint64
+	configTime    *timestamppb.Timestamp
+	index         uint64
+}
+
+// New returns the empty state of a cluster that is not bootstrapped yet.
+func New() *State {
+	return &State{
+		res:      iradix.New[*fsmv1.Resource](),
+		events:   iradix.New[*configv1.AdminEvent](),
+		dedup:    iradix.New[*fsmv1.DedupEntry](),
+		dedupAge: iradix.New[string](),
+	}
+}
+
+func resKey(k resource.Kind, name string) []byte {
+	b := make([]byte, 0, len(k)+1+len(name))
+	b = append(b, k...)
+	b = append(b, 0)
+	return append(b, name...)
+}
+
+func kindPrefix(k resource.Kind) []byte { return append([]byte(k), 0) }
+
+func indexKey(i uint64) []byte { return binary.BigEndian.AppendUint64(nil, i) }
+
+func dedupKey(token, req string) string { return token + "\x00" + req }
+
+// Index is the log index of the last command applied.
+func (s *State) Index() uint64 { return s.index }
+
+// ConfigVersion is the index of the last change data planes consume. It is
+// the same on every node for the same state and never moves backwards.
+func (s *State) ConfigVersion() uint64 { return s.configVersion }
+
+// ConfigTime is the proposal time of the write that set ConfigVersion.
+func (s *State) ConfigTime() *timestamppb.Timestamp { return s.configTime }
+
+// Identity is the cluster identity, nil before bootstrap.
+func (s *State) Identity() *configv1.ClusterIdentity { return s.identity }
+
+// Get returns the resource of kind k named name.
+func (s *State) Get(k resource.Kind, name string) (*fsmv1.Resource, bool) {
+	return s.res.Get(resKey(k, name))
+}
+
+// Count returns the number of resources of kind k.
+func (s *State) Count(k resource.Kind) int {
+	n := 0
+	s.Each(k, func(*fsmv1.Resource) bool { n++; return true })
+	return n
+}
+
+// Each calls fn for every resource of kind k in name order until fn returns
+// false.
+func (s *State) Each(k resource.Kind, fn func(*fsmv1.Resource) bool) {
+	it := s.res.Root().Iterator()
+	it.SeekPrefix(kindPrefix(k))
+	for _, v, ok := it.Next(); ok; _, v, ok = it.Next() {
+		if !fn(v) {
+			return
+		}
+	}
+}
+
+// List returns up to limit resources of kind k whose names sort after
+// `after`, in name order, and the name to continue after ("" at the end).
+func (s *State) List(k resource.Kind, after string, limit int) ([]*fsmv1.Resource, string) {
+	it := s.res.Root().Iterator()
+	prefix := kindPrefix(k)
+	start := resKey(k, after)
+	if after != "" {
+		start = append(start, 0) // strictly after
+	}
+	it.SeekLowerBound(start)
+	var out []*fsmv1.Resource
+	for key, v, ok := it.Next(); ok; key, v, ok = it.Next() {
+		if len(key) < len(prefix) || string(key[:len(prefix)]) != string(prefix) {
+			break
+		}
+		if len(out) == limit {
+			return out, resource.Name(out[len(out)-1])
+		}
+		out = append(out, v)
+	}
+	return out, ""
+}
+
+// AdminEvents returns up to limit admin events older than beforeIndex
+// (0 = newest), newest first, and the index to continue before (0 at the
+// end).
+func (s *State) AdminEvents(beforeIndex uint64, limit int) ([]*configv1.AdminEvent, uint64) {
+	it := s.events.Root().ReverseIterator()
+	if beforeIndex > 0 {
+		it.SeekReverseLowerBound(indexKey(beforeIndex - 1))
+	}
+	var out []*configv1.AdminEvent
+	for _, v, ok := it.Previous(); ok; _, v, ok = it.Previous() {
+		if len(out) == limit {
+			return out, out[len(out)-1].GetIndex()
+		}
+		out = append(out, v)
+	}
+	return out, 0
+}
+
+// Dedup returns the remembered result of (token, request id), if any.
+func (s *State) Dedup(token, requestID string) (*fsmv1.DedupEntry, bool) {
+	if requestID == "" {
+		return nil, false
+	}
+	return s.dedup.Get([]byte(dedupKey(token, requestID)))
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
@@ -44,7 +45,7 @@ type Timing struct {
 	// SnapshotThreshold is how many log entries trigger a snapshot.
 	SnapshotThreshold uint64
 	// TrailingLogs is how many entries are kept after a snapshot.
-	TrailingLogs uint64
+	TrailingLogs     uint64
 	SnapshotInterval time.Duration
 }
 
@@ -70,6 +71,7 @@ type Node struct {
 	raft      *raft.Raft
 	fsm       *FSM
 	wal       *wal.WAL
+	meta      *metadb.BoltMetaDB
 	transport *raft.NetworkTransport
 	log       *slog.Logger
 }
@@ -98,19 +100,26 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("create raft dir: %w", err)
 	}
 	hl := newHCLog(logger, "raft")
-	w, err := wal.Open(filepath.Join(raftDir, "wal"), wal.WithLogger(hl.Named("wal")))
+	// raft-wal's Close leaves its metadata database open (and locked), so
+	// we own it and close it ourselves; otherwise a node could not reopen
+	// its data dir in the same process.
+	meta := &metadb.BoltMetaDB{}
+	w, err := wal.Open(filepath.Join(raftDir, "wal"), wal.WithLogger(hl.Named("wal")), wal.WithMetaStore(meta))
 	if err != nil {
+		_ = meta.Close()
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 3, hl.Named("snapshots"))
 	if err != nil {
 		_ = w.Close()
+		_ = meta.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
 	var advertise net.Addr
 	if cfg.RaftAdvertise != "" {
 		if advertise, err = net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err != nil {
 			_ = w.Close()
+			_ = meta.Close()
 			return nil, fmt.Errorf("raft advertise address: %w", err)
 		}
 	}
@@ -122,6 +131,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	if err != nil {
 		_ = w.Close()
+		_ = meta.Close()
 		return nil, err
 	}
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -154,9 +164,10 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		_ = transport.Close()
 		_ = w.Close()
+		_ = meta.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	return &Node{cfg: cfg, raft: r, fsm: fsm, wal: w, transport: transport, log: logger}, nil
+	return &Node{cfg: cfg, raft: r, fsm: fsm, wal: w, meta: meta, transport: transport, log: logger}, nil
 }
 
 func setDur(dst *time.Duration, v time.Duration) {
@@ -376,6 +387,9 @@ func (n *Node) Shutdown() error {
 		err = cerr
 	}
 	if cerr := n.wal.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if cerr := n.meta.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	return err

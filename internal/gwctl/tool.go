@@ -1,0 +1,180 @@
+package gwctl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+
+	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"github.com/portcullis-gw/portcullis/internal/gwctl/client"
+)
+
+func (a *app) toolCommand() *cobra.Command {
+	cmd := group("tool", "Pin approved tool definitions")
+	cmd.AddCommand(a.toolPin(), a.toolList(), a.toolGet(), a.toolDelete())
+	return cmd
+}
+
+func (a *app) toolPin() *cobra.Command {
+	var upstream, tool, file string
+	class := newEnumFlag(configv1.ToolClass_TOOL_CLASS_UNSPECIFIED, "TOOL_CLASS_")
+	cmd := &cobra.Command{
+		Use:   "pin --upstream U --tool T --definition FILE.json --class CLASS",
+		Short: "Approve a tool definition as a new version and make it active",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			def, err := os.ReadFile(file)
+			if err != nil {
+				return fmt.Errorf("read --definition: %w", err)
+			}
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal(def, &obj); err != nil {
+				return fmt.Errorf("--definition %s is not a JSON object: %w", file, err)
+			}
+			if class.num == 0 {
+				return errors.New("--class is required")
+			}
+			req := &adminv1.PinToolRequest{Upstream: upstream, Tool: tool, Definition: def, Class: configv1.ToolClass(class.num)}
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.PinToolResponse], error) {
+					return s.Tool.PinTool(ctx, connect.NewRequest(req))
+				})
+				if err != nil {
+					return err
+				}
+				if p.structured() {
+					return p.message(resp)
+				}
+				v := activeVersion(resp.GetPin())
+				return p.linef("pinned %s/%s version %d (%s, %s)", upstream, tool, v.GetVersion(),
+					enumLabel(v.GetClass().String(), "TOOL_CLASS_"), v.GetDefinitionHash())
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&upstream, "upstream", "", "upstream name")
+	f.StringVar(&tool, "tool", "", "tool name as the upstream reports it")
+	f.StringVar(&file, "definition", "", "JSON file with the tool definition (at least name and inputSchema)")
+	addEnumFlag(cmd, class, "class", "your classification of the tool")
+	for _, name := range []string{"upstream", "tool", "definition", "class"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+func (a *app) toolList() *cobra.Command {
+	var upstream string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List tool pins",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				pins, err := listAll(ctx, func(ctx context.Context, token string) ([]*configv1.ToolPin, string, error) {
+					resp, err := client.Read(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.ListToolPinsResponse], error) {
+						return s.Tool.ListToolPins(ctx, connect.NewRequest(&adminv1.ListToolPinsRequest{Upstream: upstream, PageSize: pageSize, PageToken: token}))
+					})
+					return resp.GetPins(), resp.GetNextPageToken(), err
+				})
+				if err != nil {
+					return err
+				}
+				if p.structured() {
+					return p.message(&adminv1.ListToolPinsResponse{Pins: pins})
+				}
+				rows := make([][]string, 0, len(pins))
+				for _, pin := range pins {
+					v := activeVersion(pin)
+					rows = append(rows, []string{pin.GetUpstream(), pin.GetTool(), fmt.Sprint(v.GetVersion()),
+						fmt.Sprint(len(pin.GetVersions())), enumLabel(v.GetClass().String(), "TOOL_CLASS_"), truncate(v.GetDefinitionHash(), 20)})
+				}
+				return p.table([]string{"UPSTREAM", "TOOL", "ACTIVE", "VERSIONS", "CLASS", "HASH"}, rows)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&upstream, "upstream", "", "only the pins of this upstream")
+	return cmd
+}
+
+func (a *app) toolGet() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get UPSTREAM TOOL",
+		Short: "Show a tool pin and its versions",
+		Args:  exactArgs("UPSTREAM", "TOOL"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				resp, err := client.Read(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.GetToolPinResponse], error) {
+					return s.Tool.GetToolPin(ctx, connect.NewRequest(&adminv1.GetToolPinRequest{Upstream: args[0], Tool: args[1]}))
+				})
+				if err != nil {
+					return err
+				}
+				if p.structured() {
+					return p.message(resp)
+				}
+				pin := resp.GetPin()
+				active := activeVersion(pin).GetVersion()
+				fs := []field{{"Upstream", pin.GetUpstream()}, {"Tool", pin.GetTool()}, {"Active version", fmt.Sprint(active)}}
+				if err := p.fields(append(fs, metaTrailer(pin.GetMeta())...)); err != nil {
+					return err
+				}
+				if err := p.text("\n"); err != nil {
+					return err
+				}
+				rows := make([][]string, 0, len(pin.GetVersions()))
+				for _, v := range pin.GetVersions() {
+					mark := ""
+					if v.GetVersion() == active {
+						mark = "*"
+					}
+					rows = append(rows, []string{fmt.Sprint(v.GetVersion()), mark, enumLabel(v.GetClass().String(), "TOOL_CLASS_"),
+						v.GetDefinitionHash(), timeText(v.GetApproveTime()), v.GetApprovedBy()})
+				}
+				return p.table([]string{"VERSION", "ACTIVE", "CLASS", "HASH", "APPROVED", "APPROVED-BY"}, rows)
+			})
+		},
+	}
+}
+
+func (a *app) toolDelete() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete UPSTREAM TOOL",
+		Short: "Delete a tool pin with every version",
+		Args:  exactArgs("UPSTREAM", "TOOL"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.DeleteToolPinResponse], error) {
+					return s.Tool.DeleteToolPin(ctx, connect.NewRequest(&adminv1.DeleteToolPinRequest{Upstream: args[0], Tool: args[1]}))
+				})
+				if err != nil {
+					return err
+				}
+				if p.structured() {
+					return p.message(resp)
+				}
+				return p.linef("tool pin %s/%s deleted", args[0], args[1])
+			})
+		},
+	}
+}
+
+// activeVersion is the version data planes serve: active_version, or the
+// newest when it is 0.
+func activeVersion(pin *configv1.ToolPin) *configv1.ToolVersion {
+	var newest *configv1.ToolVersion
+	for _, v := range pin.GetVersions() {
+		if pin.GetActiveVersion() != 0 && v.GetVersion() == pin.GetActiveVersion() {
+			return v
+		}
+		if v.GetVersion() > newest.GetVersion() {
+			newest = v
+		}
+	}
+	return newest
+}

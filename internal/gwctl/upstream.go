@@ -1,0 +1,217 @@
+package gwctl
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"github.com/portcullis-gw/portcullis/internal/gwctl/client"
+)
+
+func (a *app) upstreamCommand() *cobra.Command {
+	cmd := group("upstream", "Manage the servers the gateway forwards calls to")
+	cmd.AddCommand(a.upstreamAdd(), a.upstreamList(), a.upstreamGet(), a.upstreamRemove())
+	return cmd
+}
+
+func (a *app) upstreamAdd() *cobra.Command {
+	var (
+		meta           metaFlags
+		rawURL         string
+		prefix         string
+		noPrefix       bool
+		bearerSecret   string
+		headerSecret   string
+		allowLinkLocal bool
+		perCall        time.Duration
+	)
+	protocol := newEnumFlag(configv1.Protocol_PROTOCOL_MCP, "PROTOCOL_")
+	cmd := &cobra.Command{
+		Use:   "add NAME --url URL",
+		Short: "Register an upstream server",
+		Long: `Registers an upstream. Its tools are federated under a prefix
+("github" makes "github__create_issue"): by default the upstream's name,
+--prefix to choose another, --no-prefix for none. The prefix cannot change
+later. Credentials name a secret (see "gwctl secret set"); the caller's own
+credential is never forwarded.`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := meta.build(args[0])
+			if err != nil {
+				return err
+			}
+			up := &configv1.Upstream{
+				Meta:           m,
+				Protocol:       configv1.Protocol(protocol.num),
+				Url:            rawURL,
+				AllowLinkLocal: allowLinkLocal,
+			}
+			switch {
+			case noPrefix:
+				up.ToolPrefix = new(string)
+			case cmd.Flags().Changed("prefix"):
+				up.ToolPrefix = &prefix
+			}
+			switch {
+			case bearerSecret != "":
+				up.Credential = &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Bearer{
+					Bearer: &configv1.BearerCredential{Secret: bearerSecret}}}
+			case headerSecret != "":
+				header, secret, ok := strings.Cut(headerSecret, "=")
+				if !ok || header == "" || secret == "" {
+					return fmt.Errorf("invalid --header-secret %q: want HEADER=SECRET_NAME", headerSecret)
+				}
+				up.Credential = &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Header{
+					Header: &configv1.HeaderCredential{Header: header, Secret: secret}}}
+			}
+			if perCall > 0 {
+				up.Resilience = &configv1.Resilience{Timeout: durationpb.New(perCall)}
+			}
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.CreateUpstreamResponse], error) {
+					return s.Upstream.CreateUpstream(ctx, connect.NewRequest(&adminv1.CreateUpstreamRequest{Upstream: up}))
+				})
+				if err != nil {
+					return err
+				}
+				if p.structured() {
+					return p.message(resp)
+				}
+				return printUpstream(p, resp.GetUpstream())
+			})
+		},
+	}
+	meta.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&rawURL, "url", "", "base URL of the upstream (http or https)")
+	addEnumFlag(cmd, protocol, "protocol", "protocol the upstream speaks")
+	f.StringVar(&prefix, "prefix", "", "tool-name prefix (default: the upstream's name)")
+	f.BoolVar(&noPrefix, "no-prefix", false, "federate the tools without a prefix")
+	f.StringVar(&bearerSecret, "bearer-secret", "", "send the named secret as Authorization: Bearer")
+	f.StringVar(&headerSecret, "header-secret", "", "send a secret in a header: HEADER=SECRET_NAME")
+	f.BoolVar(&allowLinkLocal, "allow-link-local", false, "allow a link-local or cloud-metadata destination")
+	f.Var(newDurationFlag(&perCall, 0), "timeout-per-call", "per-call timeout at the data plane (default 30s)")
+	_ = cmd.MarkFlagRequired("url")
+	cmd.MarkFlagsMutuallyExclusive("prefix", "no-prefix")
+	cmd.MarkFlagsMutuallyExclusive("bearer-secret", "header-secret")
+	return cmd
+}
+
+func (a *app) upstreamList() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List upstreams",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				ups, err := listAll(ctx, func(ctx context.Context, token string) ([]*configv1.Upstream, string, error) {
+					resp, err := client.Read(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.ListUpstreamsResponse], error) {
+						return s.Upstream.ListUpstreams(ctx, connect.NewRequest(&adminv1.ListUpstreamsRequest{PageSize: pageSize, PageToken: token}))
+					})
+					return resp.GetUpstreams(), resp.GetNextPageToken(), err
+				})
+				if err != nil {
+					return err
+				}
+				if p.structured() {
+					return p.message(&adminv1.ListUpstreamsResponse{Upstreams: ups})
+				}
+				rows := make([][]string, 0, len(ups))
+				for _, u := range ups {
+					rows = append(rows, []string{u.GetMeta().GetName(), enumLabel(u.GetProtocol().String(), "PROTOCOL_"),
+						u.GetUrl(), prefixText(u), credentialText(u.GetCredential()), fmt.Sprint(u.GetMeta().GetRevision())})
+				}
+				return p.table([]string{"NAME", "PROTOCOL", "URL", "PREFIX", "CREDENTIAL", "REVISION"}, rows)
+			})
+		},
+	}
+}
+
+func (a *app) upstreamGet() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get NAME",
+		Short: "Show an upstream",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				resp, err := client.Read(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.GetUpstreamResponse], error) {
+					return s.Upstream.GetUpstream(ctx, connect.NewRequest(&adminv1.GetUpstreamRequest{Name: args[0]}))
+				})
+				if err != nil {
+					return err
+				}
+				if p.structured() {
+					return p.message(resp)
+				}
+				return printUpstream(p, resp.GetUpstream())
+			})
+		},
+	}
+}
+
+func (a *app) upstreamRemove() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove an upstream (refused while tool pins of it exist)",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.DeleteUpstreamResponse], error) {
+					return s.Upstream.DeleteUpstream(ctx, connect.NewRequest(&adminv1.DeleteUpstreamRequest{Name: args[0]}))
+				})
+				if err != nil {
+					return err
+				}
+				if p.structured() {
+					return p.message(resp)
+				}
+				return p.linef("upstream %q removed", args[0])
+			})
+		},
+	}
+}
+
+func printUpstream(p *printer, u *configv1.Upstream) error {
+	timeout := ""
+	if d := u.GetResilience().GetTimeout(); d != nil {
+		timeout = d.AsDuration().String()
+	}
+	fs := append(metaFields(u.GetMeta(), "Name"),
+		field{"Protocol", enumLabel(u.GetProtocol().String(), "PROTOCOL_")},
+		field{"URL", u.GetUrl()},
+		field{"Tool prefix", prefixText(u)},
+		field{"Credential", credentialText(u.GetCredential())},
+		field{"Per-call timeout", timeout},
+		field{"Allow link-local", boolText(u.GetAllowLinkLocal())},
+	)
+	return p.fields(append(fs, metaTrailer(u.GetMeta())...))
+}
+
+func prefixText(u *configv1.Upstream) string {
+	switch {
+	case u.ToolPrefix == nil:
+		return u.GetMeta().GetName()
+	case *u.ToolPrefix == "":
+		return "(none)"
+	}
+	return *u.ToolPrefix
+}
+
+func credentialText(c *configv1.UpstreamCredential) string {
+	switch k := c.GetKind().(type) {
+	case *configv1.UpstreamCredential_Bearer:
+		return "bearer secret " + k.Bearer.GetSecret()
+	case *configv1.UpstreamCredential_Header:
+		return fmt.Sprintf("header %s from secret %s", k.Header.GetHeader(), k.Header.GetSecret())
+	case *configv1.UpstreamCredential_OauthClientCredentials:
+		return "oauth client credentials (" + k.OauthClientCredentials.GetTokenUrl() + ")"
+	}
+	return "none"
+}

@@ -75,6 +75,7 @@ test: lint check-generate unit e2e ## Everything CI holds: lint, check-generate,
 .PHONY: bench
 bench: ## Benchmarks with printed figures (Raft commit throughput/latency)
 	$(GO) run ./test/bench/raftbench -out bench-results/raft.md
+	@echo "report written to bench-results/raft.md"
 
 .PHONY: clean
 clean: ## Remove build output and the local run directory

@@ -1,6 +1,7 @@
 package gwctl
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -108,7 +109,7 @@ func (a *app) resolveToken(fromFlags bool) (string, error) {
 	if !fromFlags {
 		token, _ = a.lookupEnv("GWCTL_TOKEN")
 		file, _ = a.lookupEnv("GWCTL_TOKEN_FILE")
-		tokenSrc, fileSrc = "GWCTL_TOKEN", "GWCTL_TOKEN_FILE"
+		tokenSrc, fileSrc = "GWCTL_TOKEN", "GWCTL_TOKEN_FILE" //nolint:gosec // names of variables, not credentials
 	}
 	if token != "" && file != "" {
 		return "", fmt.Errorf("%s and %s are both set; use one", tokenSrc, fileSrc)
@@ -129,7 +130,8 @@ func (a *app) resolveToken(fromFlags bool) (string, error) {
 }
 
 func unwrapPathError(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
 		return pe.Err
 	}
 	return err

@@ -76,7 +76,7 @@ func saveBackup(ctx context.Context, c *client.Client, file string) (n int64, er
 		if err != nil {
 			return err
 		}
-		defer stream.Close()
+		defer func() { _ = stream.Close() }()
 		for stream.Receive() {
 			w, err := f.Write(stream.Msg().GetChunk())
 			n += int64(w)

@@ -18,7 +18,6 @@ import (
 // MaxTokenTTL is the longest lifetime of a created token.
 const MaxTokenTTL = 366 * 24 * time.Hour
 
-
 // CreateToken implements TokenService.
 func (a *API) CreateToken(ctx context.Context, req *connect.Request[adminv1.CreateTokenRequest]) (*connect.Response[adminv1.CreateTokenResponse], error) {
 	m := req.Msg

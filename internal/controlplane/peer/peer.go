@@ -196,7 +196,7 @@ func fromConnect(err error) error {
 		case ce.Code() == connect.CodeFailedPrecondition && strings.Contains(ce.Message(), store.ErrNotLeader.Error()):
 			return store.ErrNotLeader
 		case ce.Code() == connect.CodeUnavailable:
-			return fmt.Errorf("%w: %v", store.ErrNoLeader, err)
+			return fmt.Errorf("%w: %w", store.ErrNoLeader, err)
 		}
 	}
 	return err

@@ -257,7 +257,7 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmv1.Command) (*fsmv1.Result, er
 		n.log.DebugContext(ctx, "apply: retrying", "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+			return nil, fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 500*time.Millisecond)

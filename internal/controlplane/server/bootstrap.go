@@ -189,7 +189,7 @@ func (s *Server) join(ctx context.Context) error {
 		s.log.Warn("join: retrying", "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("join %s: %w (last error: %v)", s.cfg.Join, ctx.Err(), err)
+			return fmt.Errorf("join %s: %w (last error: %w)", s.cfg.Join, ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 3*time.Second)

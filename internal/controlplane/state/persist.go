@@ -71,7 +71,7 @@ func Read(r io.Reader) (*State, error) {
 	opts := protodelim.UnmarshalOptions{MaxSize: maxRecordBytes}
 	hdr := &fsmv1.SnapshotHeader{}
 	if err := opts.UnmarshalFrom(br, hdr); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: header: %w", ErrCorrupt, err)
 	}
 	if hdr.GetFormat() != snapshotFormat {
 		return nil, fmt.Errorf("%w: unknown format %d", ErrCorrupt, hdr.GetFormat())
@@ -89,7 +89,7 @@ func Read(r io.Reader) (*State, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: record: %v", ErrCorrupt, err)
+			return nil, fmt.Errorf("%w: record: %w", ErrCorrupt, err)
 		}
 		switch v := rec.GetRecord().(type) {
 		case *fsmv1.SnapshotRecord_Resource:

@@ -21,6 +21,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
 	"github.com/portcullis-gw/portcullis/internal/egress"
+	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -50,6 +51,9 @@ type Cluster interface {
 	Restore(ctx context.Context, backup []byte) error
 	// LastContact is when this node last heard from the leader.
 	LastContact() time.Time
+	// DataplaneStatuses gathers the data-plane statuses every reachable
+	// node holds (this node's own at least).
+	DataplaneStatuses(ctx context.Context) ([]*adminv1.DataplaneStatus, error)
 }
 
 // Member is one control-plane node in the Raft configuration.
@@ -123,6 +127,7 @@ func (a *API) Routes() []Route {
 	add(adminv1connect.NewClusterServiceHandler(a, opts(MaxRequestBytes)...))
 	add(adminv1connect.NewBackupServiceHandler(a, opts(MaxBackupBytes)...))
 	add(adminv1connect.NewAdminLogServiceHandler(a, opts(MaxRequestBytes)...))
+	add(adminv1connect.NewDataplaneServiceHandler(a, opts(MaxRequestBytes)...))
 	return out
 }
 

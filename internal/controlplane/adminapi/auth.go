@@ -2,14 +2,11 @@ package adminapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"connectrpc.com/connect"
-	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
-	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
-	"github.com/portcullis-gw/portcullis/internal/credential"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
 	c "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
@@ -62,6 +59,10 @@ var requiredRole = map[string]configv1.Role{
 	c.BackupServiceSaveBackupProcedure:                   admin,
 	c.BackupServiceRestoreBackupProcedure:                admin,
 	c.AdminLogServiceListAdminEventsProcedure:            auditor,
+	c.DataplaneServiceCreateJoinCredentialProcedure:      admin,
+	c.DataplaneServiceRevokeJoinCredentialProcedure:      admin,
+	c.DataplaneServiceListDataplanesProcedure:            auditor,
+	c.DataplaneServiceSetFreezeProcedure:                 operator,
 }
 
 // RoleName is the lower-case name users type ("operator").
@@ -101,54 +102,36 @@ type authInterceptor struct{ api *API }
 
 func newAuthInterceptor(a *API) *authInterceptor { return &authInterceptor{api: a} }
 
-var errBadToken = errors.New("the token was refused: it is missing, malformed, unknown, revoked or expired")
-
 func (i *authInterceptor) authenticate(ctx context.Context, procedure, authz string) (context.Context, error) {
 	need, ok := requiredRole[procedure]
 	if !ok {
 		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s is not available through the admin API", procedure))
 	}
-	text, found := strings.CutPrefix(authz, "Bearer ")
-	if !found {
-		return nil, connect.NewError(connect.CodeUnauthenticated, errBadToken)
-	}
-	id, ok := credential.Parse(credential.AdminToken, strings.TrimSpace(text))
+	text, id, ok := tokenauth.ID(authz)
 	if !ok {
-		return nil, connect.NewError(connect.CodeUnauthenticated, errBadToken)
+		return nil, connect.NewError(connect.CodeUnauthenticated, tokenauth.ErrRefused)
 	}
 	st, err := i.api.cfg.Store.State(ctx, false)
 	if err != nil {
 		return nil, storeError(err)
 	}
-	tok, ok := i.lookup(ctx, st, id)
-	if !ok || !credential.Verify(strings.TrimSpace(text), tok.GetSha256()) {
-		i.api.log.WarnContext(ctx, "admin call refused: bad token", "procedure", procedure, "token_id", id)
-		return nil, connect.NewError(connect.CodeUnauthenticated, errBadToken)
+	tok, err := tokenauth.Verify(st, text, id, i.api.cfg.Now())
+	if err != nil {
+		// This node may not have seen a token created a moment ago through
+		// another node: look again after catching up with the leader.
+		if fresh, ferr := i.api.cfg.Store.State(ctx, true); ferr == nil {
+			tok, err = tokenauth.Verify(fresh, text, id, i.api.cfg.Now())
+		}
 	}
-	if exp := tok.GetExpireTime(); exp != nil && !i.api.cfg.Now().Before(exp.AsTime()) {
-		i.api.log.WarnContext(ctx, "admin call refused: token expired", "procedure", procedure, "token_id", id)
-		return nil, connect.NewError(connect.CodeUnauthenticated, errBadToken)
+	if err != nil {
+		i.api.log.WarnContext(ctx, "admin call refused: bad token", "procedure", procedure, "token_id", id)
+		return nil, connect.NewError(connect.CodeUnauthenticated, err)
 	}
 	if !allows(tok.GetRole(), need) {
 		i.api.log.WarnContext(ctx, "admin call refused: role", "procedure", procedure, "token_id", id, "role", RoleName(tok.GetRole()))
 		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("token lacks role %s (it has %s)", RoleName(need), RoleName(tok.GetRole())))
 	}
 	return context.WithValue(ctx, callerKey{}, caller{tokenID: id, role: tok.GetRole()}), nil
-}
-
-// lookup finds a token, and if this node has not seen it yet (a token
-// created a moment ago through another node), looks again after catching up
-// with the leader.
-func (i *authInterceptor) lookup(ctx context.Context, st *state.State, id string) (*configv1.AdminToken, bool) {
-	if r, ok := st.Get(resource.AdminToken, id); ok {
-		return r.GetAdminToken(), true
-	}
-	fresh, err := i.api.cfg.Store.State(ctx, true)
-	if err != nil {
-		return nil, false
-	}
-	r, ok := fresh.Get(resource.AdminToken, id)
-	return r.GetAdminToken(), ok
 }
 
 func (i *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {

@@ -14,9 +14,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// CAKeyAAD binds the sealed cluster CA key to its purpose.
-var CAKeyAAD = []byte("portcullis/cluster-ca-key")
-
 func (a *API) members() ([]*adminv1.ClusterMember, error) {
 	ms, err := a.cfg.Cluster.Members()
 	if err != nil {
@@ -82,7 +79,7 @@ func (a *API) IssueNodeCertificate(ctx context.Context, req *connect.Request[adm
 	if id == nil {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("the cluster is not bootstrapped yet"))
 	}
-	keyPEM, err := a.cfg.Sealer.Open(id.GetCaKeySealed(), CAKeyAAD)
+	keyPEM, err := a.cfg.Sealer.Open(id.GetCaKeySealed(), resource.CAKeyAAD)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("open the cluster CA key (is this node given the cluster's key-encryption key?): %w", err))
 	}

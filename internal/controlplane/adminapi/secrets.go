@@ -14,10 +14,6 @@ import (
 // MaxSecretBytes bounds a secret's plaintext.
 const MaxSecretBytes = 64 << 10
 
-// SecretAAD binds a sealed secret to its name, so a ciphertext copied onto
-// another secret's record does not open.
-func SecretAAD(name string) []byte { return []byte("portcullis/secret/" + name) }
-
 // SetSecret implements SecretService. The value is sealed here, before it
 // is proposed, so the replicated log, snapshots and backups only ever hold
 // ciphertext.
@@ -29,7 +25,7 @@ func (a *API) SetSecret(ctx context.Context, req *connect.Request[adminv1.SetSec
 	if n := len(m.GetValue()); n == 0 || n > MaxSecretBytes {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("value must be 1 byte to %d bytes", MaxSecretBytes))
 	}
-	sealed, err := a.cfg.Sealer.Seal(m.GetValue(), SecretAAD(m.GetName()))
+	sealed, err := a.cfg.Sealer.Seal(m.GetValue(), resource.SecretAAD(m.GetName()))
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("seal secret: %w", err))
 	}

@@ -21,6 +21,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
+	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	clusterv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/cluster/v1"
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/cluster/v1/clusterv1connect"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
@@ -44,18 +45,25 @@ type Leader interface {
 	RestoreLocal(ctx context.Context, data []byte) error
 }
 
+// StatusSource lists the data-plane statuses this node holds. It must be
+// safe for concurrent use.
+type StatusSource interface {
+	List() []*adminv1.DataplaneStatus
+}
+
 // Server serves PeerService.
 type Server struct {
-	leader Leader
-	key    []byte
-	tls    bool
-	log    *slog.Logger
+	leader   Leader
+	statuses StatusSource
+	key      []byte
+	tls      bool
+	log      *slog.Logger
 }
 
 // NewServer returns a peer server. key is the node-forward key; requireCert
 // demands a cluster node certificate (false only in --dev).
-func NewServer(leader Leader, key []byte, requireCert bool, logger *slog.Logger) *Server {
-	return &Server{leader: leader, key: key, tls: requireCert, log: logger.With("component", "peer")}
+func NewServer(leader Leader, statuses StatusSource, key []byte, requireCert bool, logger *slog.Logger) *Server {
+	return &Server{leader: leader, statuses: statuses, key: key, tls: requireCert, log: logger.With("component", "peer")}
 }
 
 // Handler returns the path and handler to mount on the API server.
@@ -138,6 +146,11 @@ func (s *Server) Restore(ctx context.Context, req *connect.Request[clusterv1.Res
 		return nil, toConnect(err)
 	}
 	return connect.NewResponse(&clusterv1.RestoreResponse{}), nil
+}
+
+// ListDataplaneStatus implements PeerService.
+func (s *Server) ListDataplaneStatus(context.Context, *connect.Request[clusterv1.ListDataplaneStatusRequest]) (*connect.Response[clusterv1.ListDataplaneStatusResponse], error) {
+	return connect.NewResponse(&clusterv1.ListDataplaneStatusResponse{Dataplanes: s.statuses.List()}), nil
 }
 
 // Client calls other nodes' PeerService. It is safe for concurrent use.
@@ -230,4 +243,13 @@ func (c *Client) ChangeMembership(ctx context.Context, addr, id, raftAddr string
 func (c *Client) Restore(ctx context.Context, addr string, data []byte) error {
 	_, err := c.client(addr).Restore(ctx, request(c, &clusterv1.RestoreRequest{Data: data}))
 	return fromConnect(err)
+}
+
+// ListDataplaneStatus asks the node at addr for the statuses it holds.
+func (c *Client) ListDataplaneStatus(ctx context.Context, addr string) ([]*adminv1.DataplaneStatus, error) {
+	res, err := c.client(addr).ListDataplaneStatus(ctx, request(c, &clusterv1.ListDataplaneStatusRequest{}))
+	if err != nil {
+		return nil, err
+	}
+	return res.Msg.GetDataplanes(), nil
 }

@@ -456,6 +456,9 @@ func validateAdminToken(t *configv1.AdminToken) error {
 	if len(t.GetSha256()) != 32 {
 		return invalid("sha256", "must be a SHA-256 digest")
 	}
+	if t.GetDataplane() != "" {
+		return ValidateName("dataplane", t.GetDataplane())
+	}
 	return nil
 }
 

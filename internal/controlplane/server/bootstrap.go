@@ -10,8 +10,8 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"github.com/portcullis-gw/portcullis/internal/controlplane/adminapi"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/credential"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
@@ -46,7 +46,7 @@ func newBootstrapMaterial(cfg Config, sealer *seal.Sealer) (*bootstrapMaterial, 
 	if err != nil {
 		return nil, fmt.Errorf("issue node certificate: %w", err)
 	}
-	sealedKey, err := sealer.Seal(caKey, adminapi.CAKeyAAD)
+	sealedKey, err := sealer.Seal(caKey, resource.CAKeyAAD)
 	if err != nil {
 		return nil, fmt.Errorf("seal CA key: %w", err)
 	}

@@ -7,16 +7,19 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/adminapi"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/peer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
+	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 )
 
 // cluster implements adminapi.Cluster over the Raft node, forwarding
 // leader-only operations through the peer client.
 type cluster struct {
-	node *raftstore.Node
-	peer *peer.Client
+	node     *raftstore.Node
+	peer     *peer.Client
+	registry *configsync.Registry
 }
 
 var _ adminapi.Cluster = (*cluster)(nil)
@@ -77,4 +80,26 @@ func (c *cluster) Restore(ctx context.Context, backup []byte) error {
 	return c.onLeader(ctx,
 		func() error { return c.node.RestoreLocal(ctx, backup) },
 		func(addr string) error { return c.peer.Restore(ctx, addr, backup) })
+}
+
+// DataplaneStatuses gathers this node's statuses and every reachable
+// peer's; an unreachable peer only means its data planes are missing.
+func (c *cluster) DataplaneStatuses(ctx context.Context) ([]*adminv1.DataplaneStatus, error) {
+	out := c.registry.List()
+	members, err := c.node.Members()
+	if err != nil {
+		return out, nil
+	}
+	for _, m := range members {
+		if m.ID == c.node.ID() || m.APIAddr == "" {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		remote, err := c.peer.ListDataplaneStatus(pctx, m.APIAddr)
+		cancel()
+		if err == nil {
+			out = append(out, remote...)
+		}
+	}
+	return out, nil
 }

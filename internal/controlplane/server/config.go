@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
@@ -49,7 +50,9 @@ type Config struct {
 	// Egress is the policy for upstream, JWKS and token URLs.
 	Egress egress.Policy
 	Timing raftstore.Timing
-	Logger *slog.Logger
+	// SyncHeartbeat is the config-sync heartbeat interval (default 2s).
+	SyncHeartbeat time.Duration
+	Logger        *slog.Logger
 }
 
 // Validate checks c and fills defaults.

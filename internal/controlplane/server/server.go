@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/adminapi"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/peer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
@@ -114,15 +115,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("the key-encryption key (id %s) is not the one this cluster was bootstrapped with (id %s): give every node the same key", sealer.KeyID(), id.GetKekId())
 	}
 
+	registry := configsync.NewRegistry(cfg.NodeID, nil)
 	api := adminapi.New(adminapi.Config{
-		Store: node, Cluster: &cluster{node: node, peer: peerClient},
+		Store: node, Cluster: &cluster{node: node, peer: peerClient, registry: registry},
 		Sealer: sealer, Egress: cfg.Egress, Dev: cfg.Dev, Logger: cfg.Logger,
 	})
 	mux := http.NewServeMux()
 	for _, r := range api.Routes() {
 		mux.Handle(r.Path, r.Handler)
 	}
-	mux.Handle(peer.NewServer(node, forwardKey, !cfg.Dev, cfg.Logger).Handler())
+	mux.Handle(peer.NewServer(node, registry, forwardKey, !cfg.Dev, cfg.Logger).Handler())
+	mux.Handle(configsync.NewServer(configsync.Config{
+		Store: node, Builder: configsync.NewBuilder(sealer), Registry: registry,
+		NodeID: cfg.NodeID, Heartbeat: cfg.SyncHeartbeat, Logger: cfg.Logger,
+	}).Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if id, _ := node.Leader(); id == "" {

@@ -25,7 +25,7 @@ func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
 		return &next, r
 	}
 
-	t := &txn{base: s, index: index, cmd: cmd, res: s.res.Txn(), identity: s.identity}
+	t := &txn{base: s, index: index, cmd: cmd, res: s.res.Txn(), identity: s.identity, freeze: s.freeze}
 	stored, ev, cerr := t.run()
 	result := &fsmv1.Result{Index: index}
 	if cerr != nil {
@@ -36,6 +36,7 @@ func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
 		result.Resource = stored
 		next.res = t.res.CommitOnly()
 		next.identity = t.identity
+		next.freeze = t.freeze
 		if t.configChanged {
 			next.configVersion = index
 			next.configTime = cmd.GetTime()
@@ -98,6 +99,7 @@ type txn struct {
 	cmd           *fsmv1.Command
 	res           *iradix.Txn[*fsmv1.Resource]
 	identity      *configv1.ClusterIdentity
+	freeze        *fsmv1.SetFreeze
 	configChanged bool
 }
 
@@ -149,6 +151,14 @@ func (t *txn) run() (*fsmv1.Resource, *configv1.AdminEvent, *fsmv1.Error) {
 	case *fsmv1.Command_Bootstrap:
 		ev.Op, ev.Kind, ev.Name = "bootstrap", "cluster", op.Bootstrap.GetIdentity().GetClusterId()
 		return nil, ev, t.bootstrap(op.Bootstrap)
+	case *fsmv1.Command_SetFreeze:
+		ev.Op, ev.Kind, ev.Name = "freeze", "cluster", fmt.Sprint(op.SetFreeze.GetFrozen())
+		if len(op.SetFreeze.GetReason()) > 1024 {
+			return nil, ev, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "the freeze reason is limited to 1024 bytes")
+		}
+		t.freeze = proto.Clone(op.SetFreeze).(*fsmv1.SetFreeze)
+		t.configChanged = true
+		return nil, ev, nil
 	case *fsmv1.Command_Touch:
 		ev.Op = "touch"
 		t.configChanged = true

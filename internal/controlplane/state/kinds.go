@@ -179,14 +179,37 @@ func beforeDeleteSecret(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	return nil
 }
 
-func prepareAdminToken(_ *txn, old, r *fsmv1.Resource) *fsmv1.Error {
+func prepareAdminToken(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	if old != nil {
 		return failed("admin token %q exists; tokens are never changed, revoke it and create another", resource.Name(r))
 	}
-	if r.GetAdminToken().GetRole() == configv1.Role_ROLE_UNSPECIFIED {
+	tok := r.GetAdminToken()
+	if tok.GetRole() == configv1.Role_ROLE_UNSPECIFIED {
 		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "a role is required")
 	}
+	if (tok.GetRole() == configv1.Role_ROLE_DATAPLANE) != (tok.GetDataplane() != "") {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "a dataplane token names its data plane, and only a dataplane token does")
+	}
+	if tok.GetDataplane() == "" {
+		return nil
+	}
+	if other := DataplaneToken(t.each, tok.GetDataplane()); other != nil {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS, "data plane %q already has a join credential (token %s); revoke it first", tok.GetDataplane(), other.GetMeta().GetName())
+	}
 	return nil
+}
+
+// DataplaneToken finds the token of the named data plane, or nil.
+func DataplaneToken(each func(resource.Kind, func(*fsmv1.Resource) bool), name string) *configv1.AdminToken {
+	var found *configv1.AdminToken
+	each(resource.AdminToken, func(r *fsmv1.Resource) bool {
+		if r.GetAdminToken().GetDataplane() == name {
+			found = r.GetAdminToken()
+			return false
+		}
+		return true
+	})
+	return found
 }
 
 // beforeDeleteAdminToken refuses to revoke the last working admin token:

@@ -36,6 +36,7 @@ func (s *State) WriteTo(w io.Writer) (int64, error) {
 		Identity:      s.identity,
 		ConfigTime:    s.configTime,
 		AppliedIndex:  s.index,
+		Freeze:        s.freeze,
 	}
 	if err := write(hdr); err != nil {
 		return n, fmt.Errorf("write snapshot header: %w", err)
@@ -81,6 +82,7 @@ func Read(r io.Reader) (*State, error) {
 	s.configTime = hdr.GetConfigTime()
 	s.identity = hdr.GetIdentity()
 	s.index = hdr.GetAppliedIndex()
+	s.freeze = hdr.GetFreeze()
 	res, events, dedup, age := s.res.Txn(), s.events.Txn(), s.dedup.Txn(), s.dedupAge.Txn()
 	for {
 		rec := &fsmv1.SnapshotRecord{}

@@ -37,6 +37,7 @@ type State struct {
 	dedupAge *iradix.Tree[string]
 
 	identity      *configv1.ClusterIdentity
+	freeze        *fsmv1.SetFreeze
 	configVersion uint64
 	configTime    *timestamppb.Timestamp
 	index         uint64
@@ -74,6 +75,14 @@ func (s *State) ConfigVersion() uint64 { return s.configVersion }
 
 // ConfigTime is the proposal time of the write that set ConfigVersion.
 func (s *State) ConfigTime() *timestamppb.Timestamp { return s.configTime }
+
+// Freeze is the emergency brake's state (never nil).
+func (s *State) Freeze() *fsmv1.SetFreeze {
+	if s.freeze == nil {
+		return &fsmv1.SetFreeze{}
+	}
+	return s.freeze
+}
 
 // Identity is the cluster identity, nil before bootstrap.
 func (s *State) Identity() *configv1.ClusterIdentity { return s.identity }

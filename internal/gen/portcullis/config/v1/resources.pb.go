@@ -1780,7 +1780,10 @@ type AdminToken struct {
 	// SHA-256 of the whole token text. Never returned.
 	Sha256 []byte `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	// When the token stops working. Unset means never (the bootstrap token).
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// For role dataplane: the name of the data plane the token belongs to
+	// (one token per data plane, so revoking it cuts exactly that one off).
+	Dataplane     string `protobuf:"bytes,5,opt,name=dataplane,proto3" json:"dataplane,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1841,6 +1844,13 @@ func (x *AdminToken) GetExpireTime() *timestamppb.Timestamp {
 		return x.ExpireTime
 	}
 	return nil
+}
+
+func (x *AdminToken) GetDataplane() string {
+	if x != nil {
+		return x.Dataplane
+	}
+	return ""
 }
 
 // Node is a control-plane member as the replicated state knows it.
@@ -2128,14 +2138,15 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"ciphertext\x18\x02 \x01(\fR\n" +
 	"ciphertext\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x03R\aversion\x12\x12\n" +
-	"\x04size\x18\x04 \x01(\x03R\x04size\"\xc9\x01\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\"\xe7\x01\n" +
 	"\n" +
 	"AdminToken\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12.\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x1a.portcullis.config.v1.RoleR\x04role\x12\x16\n" +
 	"\x06sha256\x18\x03 \x01(\fR\x06sha256\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"v\n" +
+	"expireTime\x12\x1c\n" +
+	"\tdataplane\x18\x05 \x01(\tR\tdataplane\"v\n" +
 	"\x04Node\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +

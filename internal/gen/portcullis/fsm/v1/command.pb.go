@@ -164,6 +164,7 @@ type Command struct {
 	//	*Command_Delete
 	//	*Command_Bootstrap
 	//	*Command_Touch
+	//	*Command_SetFreeze
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -270,6 +271,15 @@ func (x *Command) GetTouch() *Touch {
 	return nil
 }
 
+func (x *Command) GetSetFreeze() *SetFreeze {
+	if x != nil {
+		if x, ok := x.Op.(*Command_SetFreeze); ok {
+			return x.SetFreeze
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -290,6 +300,10 @@ type Command_Touch struct {
 	Touch *Touch `protobuf:"bytes,13,opt,name=touch,proto3,oneof"`
 }
 
+type Command_SetFreeze struct {
+	SetFreeze *SetFreeze `protobuf:"bytes,14,opt,name=set_freeze,json=setFreeze,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -297,6 +311,8 @@ func (*Command_Delete) isCommand_Op() {}
 func (*Command_Bootstrap) isCommand_Op() {}
 
 func (*Command_Touch) isCommand_Op() {}
+
+func (*Command_SetFreeze) isCommand_Op() {}
 
 // Resource holds one resource of any kind.
 type Resource struct {
@@ -664,6 +680,61 @@ func (x *Bootstrap) GetAdminToken() *v1.AdminToken {
 	return nil
 }
 
+// SetFreeze turns the emergency brake on or off: while on, every data plane
+// refuses mutating calls.
+type SetFreeze struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Frozen bool                   `protobuf:"varint,1,opt,name=frozen,proto3" json:"frozen,omitempty"`
+	// Why, shown to callers and in audit.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetFreeze) Reset() {
+	*x = SetFreeze{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetFreeze) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetFreeze) ProtoMessage() {}
+
+func (x *SetFreeze) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetFreeze.ProtoReflect.Descriptor instead.
+func (*SetFreeze) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SetFreeze) GetFrozen() bool {
+	if x != nil {
+		return x.Frozen
+	}
+	return false
+}
+
+func (x *SetFreeze) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // Touch changes nothing but moves the config version, so that data planes
 // re-read state after a restore from backup.
 type Touch struct {
@@ -674,7 +745,7 @@ type Touch struct {
 
 func (x *Touch) Reset() {
 	*x = Touch{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[5]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +757,7 @@ func (x *Touch) String() string {
 func (*Touch) ProtoMessage() {}
 
 func (x *Touch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[5]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +770,7 @@ func (x *Touch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Touch.ProtoReflect.Descriptor instead.
 func (*Touch) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{6}
 }
 
 // Error is a command's domain error: the command changed nothing.
@@ -714,7 +785,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[6]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +797,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[6]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +810,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -774,7 +845,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +857,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +870,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Result) GetIndex() uint64 {
@@ -843,7 +914,7 @@ type DedupEntry struct {
 
 func (x *DedupEntry) Reset() {
 	*x = DedupEntry{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +926,7 @@ func (x *DedupEntry) String() string {
 func (*DedupEntry) ProtoMessage() {}
 
 func (x *DedupEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +939,7 @@ func (x *DedupEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DedupEntry.ProtoReflect.Descriptor instead.
 func (*DedupEntry) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DedupEntry) GetTokenId() string {
@@ -910,14 +981,16 @@ type SnapshotHeader struct {
 	// Time of the write that set config_version.
 	ConfigTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=config_time,json=configTime,proto3" json:"config_time,omitempty"`
 	// Raft index of the last applied command when the snapshot was taken.
-	AppliedIndex  uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// The emergency brake.
+	Freeze        *SetFreeze `protobuf:"bytes,6,opt,name=freeze,proto3" json:"freeze,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1002,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1015,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -980,6 +1053,13 @@ func (x *SnapshotHeader) GetAppliedIndex() uint64 {
 	return 0
 }
 
+func (x *SnapshotHeader) GetFreeze() *SetFreeze {
+	if x != nil {
+		return x.Freeze
+	}
+	return nil
+}
+
 // SnapshotRecord is one length-delimited record after the header.
 type SnapshotRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -995,7 +1075,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1087,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1100,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -1083,7 +1163,7 @@ var File_portcullis_fsm_v1_command_proto protoreflect.FileDescriptor
 
 const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xfa\x02\n" +
+	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xb9\x03\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x121\n" +
@@ -1094,7 +1174,9 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	" \x01(\v2\x16.portcullis.fsm.v1.PutH\x00R\x03put\x123\n" +
 	"\x06delete\x18\v \x01(\v2\x19.portcullis.fsm.v1.DeleteH\x00R\x06delete\x12<\n" +
 	"\tbootstrap\x18\f \x01(\v2\x1c.portcullis.fsm.v1.BootstrapH\x00R\tbootstrap\x120\n" +
-	"\x05touch\x18\r \x01(\v2\x18.portcullis.fsm.v1.TouchH\x00R\x05touchB\x04\n" +
+	"\x05touch\x18\r \x01(\v2\x18.portcullis.fsm.v1.TouchH\x00R\x05touch\x12=\n" +
+	"\n" +
+	"set_freeze\x18\x0e \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeH\x00R\tsetFreezeB\x04\n" +
 	"\x02op\"\x83\x04\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
@@ -1120,7 +1202,10 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\bidentity\x18\x01 \x01(\v2%.portcullis.config.v1.ClusterIdentityR\bidentity\x12.\n" +
 	"\x04node\x18\x02 \x01(\v2\x1a.portcullis.config.v1.NodeR\x04node\x12A\n" +
 	"\vadmin_token\x18\x03 \x01(\v2 .portcullis.config.v1.AdminTokenR\n" +
-	"adminToken\"\a\n" +
+	"adminToken\";\n" +
+	"\tSetFreeze\x12\x16\n" +
+	"\x06frozen\x18\x01 \x01(\bR\x06frozen\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\a\n" +
 	"\x05Touch\"S\n" +
 	"\x05Error\x120\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1c.portcullis.fsm.v1.ErrorCodeR\x04code\x12\x18\n" +
@@ -1136,14 +1221,15 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12.\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x121\n" +
-	"\x06result\x18\x04 \x01(\v2\x19.portcullis.fsm.v1.ResultR\x06result\"\xf4\x01\n" +
+	"\x06result\x18\x04 \x01(\v2\x19.portcullis.fsm.v1.ResultR\x06result\"\xaa\x02\n" +
 	"\x0eSnapshotHeader\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12%\n" +
 	"\x0econfig_version\x18\x02 \x01(\x04R\rconfigVersion\x12A\n" +
 	"\bidentity\x18\x03 \x01(\v2%.portcullis.config.v1.ClusterIdentityR\bidentity\x12;\n" +
 	"\vconfig_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"configTime\x12#\n" +
-	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\"\xd1\x01\n" +
+	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x124\n" +
+	"\x06freeze\x18\x06 \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeR\x06freeze\"\xd1\x01\n" +
 	"\x0eSnapshotRecord\x129\n" +
 	"\bresource\x18\x01 \x01(\v2\x1b.portcullis.fsm.v1.ResourceH\x00R\bresource\x12C\n" +
 	"\vadmin_event\x18\x02 \x01(\v2 .portcullis.config.v1.AdminEventH\x00R\n" +
@@ -1177,7 +1263,7 @@ func file_portcullis_fsm_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_fsm_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(WriteMode)(0),                // 0: portcullis.fsm.v1.WriteMode
 	(ErrorCode)(0),                // 1: portcullis.fsm.v1.ErrorCode
@@ -1186,60 +1272,63 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*Put)(nil),                   // 4: portcullis.fsm.v1.Put
 	(*Delete)(nil),                // 5: portcullis.fsm.v1.Delete
 	(*Bootstrap)(nil),             // 6: portcullis.fsm.v1.Bootstrap
-	(*Touch)(nil),                 // 7: portcullis.fsm.v1.Touch
-	(*Error)(nil),                 // 8: portcullis.fsm.v1.Error
-	(*Result)(nil),                // 9: portcullis.fsm.v1.Result
-	(*DedupEntry)(nil),            // 10: portcullis.fsm.v1.DedupEntry
-	(*SnapshotHeader)(nil),        // 11: portcullis.fsm.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 12: portcullis.fsm.v1.SnapshotRecord
-	(*v1.Actor)(nil),              // 13: portcullis.config.v1.Actor
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 15: portcullis.config.v1.Agent
-	(*v1.Upstream)(nil),           // 16: portcullis.config.v1.Upstream
-	(*v1.ToolPin)(nil),            // 17: portcullis.config.v1.ToolPin
-	(*v1.PolicySet)(nil),          // 18: portcullis.config.v1.PolicySet
-	(*v1.IdentitySource)(nil),     // 19: portcullis.config.v1.IdentitySource
-	(*v1.Secret)(nil),             // 20: portcullis.config.v1.Secret
-	(*v1.AdminToken)(nil),         // 21: portcullis.config.v1.AdminToken
-	(*v1.Node)(nil),               // 22: portcullis.config.v1.Node
-	(*v1.ClusterIdentity)(nil),    // 23: portcullis.config.v1.ClusterIdentity
-	(*v1.AdminEvent)(nil),         // 24: portcullis.config.v1.AdminEvent
+	(*SetFreeze)(nil),             // 7: portcullis.fsm.v1.SetFreeze
+	(*Touch)(nil),                 // 8: portcullis.fsm.v1.Touch
+	(*Error)(nil),                 // 9: portcullis.fsm.v1.Error
+	(*Result)(nil),                // 10: portcullis.fsm.v1.Result
+	(*DedupEntry)(nil),            // 11: portcullis.fsm.v1.DedupEntry
+	(*SnapshotHeader)(nil),        // 12: portcullis.fsm.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 13: portcullis.fsm.v1.SnapshotRecord
+	(*v1.Actor)(nil),              // 14: portcullis.config.v1.Actor
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 16: portcullis.config.v1.Agent
+	(*v1.Upstream)(nil),           // 17: portcullis.config.v1.Upstream
+	(*v1.ToolPin)(nil),            // 18: portcullis.config.v1.ToolPin
+	(*v1.PolicySet)(nil),          // 19: portcullis.config.v1.PolicySet
+	(*v1.IdentitySource)(nil),     // 20: portcullis.config.v1.IdentitySource
+	(*v1.Secret)(nil),             // 21: portcullis.config.v1.Secret
+	(*v1.AdminToken)(nil),         // 22: portcullis.config.v1.AdminToken
+	(*v1.Node)(nil),               // 23: portcullis.config.v1.Node
+	(*v1.ClusterIdentity)(nil),    // 24: portcullis.config.v1.ClusterIdentity
+	(*v1.AdminEvent)(nil),         // 25: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
-	13, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
-	14, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
+	14, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
+	15, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
 	4,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
 	5,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
 	6,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
-	7,  // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
-	15, // 6: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
-	16, // 7: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
-	17, // 8: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
-	18, // 9: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
-	19, // 10: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
-	20, // 11: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
-	21, // 12: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
-	22, // 13: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
-	3,  // 14: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 15: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	23, // 16: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	22, // 17: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	21, // 18: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	1,  // 19: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	3,  // 20: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	8,  // 21: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	14, // 22: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	9,  // 23: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	23, // 24: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	14, // 25: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	3,  // 26: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	24, // 27: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	10, // 28: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	8,  // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
+	7,  // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	16, // 7: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
+	17, // 8: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
+	18, // 9: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
+	19, // 10: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
+	20, // 11: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
+	21, // 12: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
+	22, // 13: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
+	23, // 14: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
+	3,  // 15: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 16: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	24, // 17: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	23, // 18: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	22, // 19: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	1,  // 20: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	3,  // 21: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	9,  // 22: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	15, // 23: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	10, // 24: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	24, // 25: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	15, // 26: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	7,  // 27: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	3,  // 28: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	25, // 29: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	11, // 30: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -1252,6 +1341,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Command_Delete)(nil),
 		(*Command_Bootstrap)(nil),
 		(*Command_Touch)(nil),
+		(*Command_SetFreeze)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[1].OneofWrappers = []any{
 		(*Resource_Agent)(nil),
@@ -1263,7 +1353,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_AdminToken)(nil),
 		(*Resource_Node)(nil),
 	}
-	file_portcullis_fsm_v1_command_proto_msgTypes[10].OneofWrappers = []any{
+	file_portcullis_fsm_v1_command_proto_msgTypes[11].OneofWrappers = []any{
 		(*SnapshotRecord_Resource)(nil),
 		(*SnapshotRecord_AdminEvent)(nil),
 		(*SnapshotRecord_Dedup)(nil),
@@ -1274,7 +1364,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_fsm_v1_command_proto_rawDesc), len(file_portcullis_fsm_v1_command_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -47,7 +47,9 @@ type Snapshot struct {
 	IdentitySources []*v1.IdentitySource `protobuf:"bytes,8,rep,name=identity_sources,json=identitySources,proto3" json:"identity_sources,omitempty"`
 	// Plaintext values of the secrets upstreams reference. A snapshot travels
 	// only over TLS and is stored encrypted by the data plane.
-	Secrets       []*SecretValue `protobuf:"bytes,9,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	Secrets []*SecretValue `protobuf:"bytes,9,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// The emergency brake: while set, data planes refuse mutating calls.
+	Freeze        *Freeze `protobuf:"bytes,10,opt,name=freeze,proto3" json:"freeze,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -145,6 +147,66 @@ func (x *Snapshot) GetSecrets() []*SecretValue {
 	return nil
 }
 
+func (x *Snapshot) GetFreeze() *Freeze {
+	if x != nil {
+		return x.Freeze
+	}
+	return nil
+}
+
+// Freeze is the emergency brake's state.
+type Freeze struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Frozen        bool                   `protobuf:"varint,1,opt,name=frozen,proto3" json:"frozen,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Freeze) Reset() {
+	*x = Freeze{}
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Freeze) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Freeze) ProtoMessage() {}
+
+func (x *Freeze) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Freeze.ProtoReflect.Descriptor instead.
+func (*Freeze) Descriptor() ([]byte, []int) {
+	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Freeze) GetFrozen() bool {
+	if x != nil {
+		return x.Frozen
+	}
+	return false
+}
+
+func (x *Freeze) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // SecretValue is a decrypted secret for the data plane.
 type SecretValue struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -157,7 +219,7 @@ type SecretValue struct {
 
 func (x *SecretValue) Reset() {
 	*x = SecretValue{}
-	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[1]
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -169,7 +231,7 @@ func (x *SecretValue) String() string {
 func (*SecretValue) ProtoMessage() {}
 
 func (x *SecretValue) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[1]
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -182,7 +244,7 @@ func (x *SecretValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretValue.ProtoReflect.Descriptor instead.
 func (*SecretValue) Descriptor() ([]byte, []int) {
-	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SecretValue) GetName() string {
@@ -210,7 +272,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\x83\x04\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xbb\x04\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -222,7 +284,12 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\vpolicy_sets\x18\a \x03(\v2\x1f.portcullis.config.v1.PolicySetR\n" +
 	"policySets\x12O\n" +
 	"\x10identity_sources\x18\b \x03(\v2$.portcullis.config.v1.IdentitySourceR\x0fidentitySources\x12=\n" +
-	"\asecrets\x18\t \x03(\v2#.portcullis.snapshot.v1.SecretValueR\asecrets\"Q\n" +
+	"\asecrets\x18\t \x03(\v2#.portcullis.snapshot.v1.SecretValueR\asecrets\x126\n" +
+	"\x06freeze\x18\n" +
+	" \x01(\v2\x1e.portcullis.snapshot.v1.FreezeR\x06freeze\"8\n" +
+	"\x06Freeze\x12\x16\n" +
+	"\x06frozen\x18\x01 \x01(\bR\x06frozen\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"Q\n" +
 	"\vSecretValue\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x14\n" +
@@ -241,30 +308,32 @@ func file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP() []byte {
 	return file_portcullis_snapshot_v1_snapshot_proto_rawDescData
 }
 
-var file_portcullis_snapshot_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_portcullis_snapshot_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_portcullis_snapshot_v1_snapshot_proto_goTypes = []any{
 	(*Snapshot)(nil),              // 0: portcullis.snapshot.v1.Snapshot
-	(*SecretValue)(nil),           // 1: portcullis.snapshot.v1.SecretValue
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 3: portcullis.config.v1.Agent
-	(*v1.Upstream)(nil),           // 4: portcullis.config.v1.Upstream
-	(*v1.ToolPin)(nil),            // 5: portcullis.config.v1.ToolPin
-	(*v1.PolicySet)(nil),          // 6: portcullis.config.v1.PolicySet
-	(*v1.IdentitySource)(nil),     // 7: portcullis.config.v1.IdentitySource
+	(*Freeze)(nil),                // 1: portcullis.snapshot.v1.Freeze
+	(*SecretValue)(nil),           // 2: portcullis.snapshot.v1.SecretValue
+	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 4: portcullis.config.v1.Agent
+	(*v1.Upstream)(nil),           // 5: portcullis.config.v1.Upstream
+	(*v1.ToolPin)(nil),            // 6: portcullis.config.v1.ToolPin
+	(*v1.PolicySet)(nil),          // 7: portcullis.config.v1.PolicySet
+	(*v1.IdentitySource)(nil),     // 8: portcullis.config.v1.IdentitySource
 }
 var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
-	2, // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
-	3, // 1: portcullis.snapshot.v1.Snapshot.agents:type_name -> portcullis.config.v1.Agent
-	4, // 2: portcullis.snapshot.v1.Snapshot.upstreams:type_name -> portcullis.config.v1.Upstream
-	5, // 3: portcullis.snapshot.v1.Snapshot.tool_pins:type_name -> portcullis.config.v1.ToolPin
-	6, // 4: portcullis.snapshot.v1.Snapshot.policy_sets:type_name -> portcullis.config.v1.PolicySet
-	7, // 5: portcullis.snapshot.v1.Snapshot.identity_sources:type_name -> portcullis.config.v1.IdentitySource
-	1, // 6: portcullis.snapshot.v1.Snapshot.secrets:type_name -> portcullis.snapshot.v1.SecretValue
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	3, // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
+	4, // 1: portcullis.snapshot.v1.Snapshot.agents:type_name -> portcullis.config.v1.Agent
+	5, // 2: portcullis.snapshot.v1.Snapshot.upstreams:type_name -> portcullis.config.v1.Upstream
+	6, // 3: portcullis.snapshot.v1.Snapshot.tool_pins:type_name -> portcullis.config.v1.ToolPin
+	7, // 4: portcullis.snapshot.v1.Snapshot.policy_sets:type_name -> portcullis.config.v1.PolicySet
+	8, // 5: portcullis.snapshot.v1.Snapshot.identity_sources:type_name -> portcullis.config.v1.IdentitySource
+	2, // 6: portcullis.snapshot.v1.Snapshot.secrets:type_name -> portcullis.snapshot.v1.SecretValue
+	1, // 7: portcullis.snapshot.v1.Snapshot.freeze:type_name -> portcullis.snapshot.v1.Freeze
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_snapshot_v1_snapshot_proto_init() }
@@ -278,7 +347,7 @@ func file_portcullis_snapshot_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_snapshot_v1_snapshot_proto_rawDesc), len(file_portcullis_snapshot_v1_snapshot_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

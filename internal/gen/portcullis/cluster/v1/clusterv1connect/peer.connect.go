@@ -46,6 +46,9 @@ const (
 	PeerServiceChangeMembershipProcedure = "/portcullis.cluster.v1.PeerService/ChangeMembership"
 	// PeerServiceRestoreProcedure is the fully-qualified name of the PeerService's Restore RPC.
 	PeerServiceRestoreProcedure = "/portcullis.cluster.v1.PeerService/Restore"
+	// PeerServiceListDataplaneStatusProcedure is the fully-qualified name of the PeerService's
+	// ListDataplaneStatus RPC.
+	PeerServiceListDataplaneStatusProcedure = "/portcullis.cluster.v1.PeerService/ListDataplaneStatus"
 )
 
 // PeerServiceClient is a client for the portcullis.cluster.v1.PeerService service.
@@ -60,6 +63,8 @@ type PeerServiceClient interface {
 	ChangeMembership(context.Context, *connect.Request[v1.ChangeMembershipRequest]) (*connect.Response[v1.ChangeMembershipResponse], error)
 	// Restores a backup through Raft's user-snapshot restore.
 	Restore(context.Context, *connect.Request[v1.RestoreRequest]) (*connect.Response[v1.RestoreResponse], error)
+	// Returns the data-plane statuses this node holds (any node answers).
+	ListDataplaneStatus(context.Context, *connect.Request[v1.ListDataplaneStatusRequest]) (*connect.Response[v1.ListDataplaneStatusResponse], error)
 }
 
 // NewPeerServiceClient constructs a client for the portcullis.cluster.v1.PeerService service. By
@@ -97,15 +102,22 @@ func NewPeerServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(peerServiceMethods.ByName("Restore")),
 			connect.WithClientOptions(opts...),
 		),
+		listDataplaneStatus: connect.NewClient[v1.ListDataplaneStatusRequest, v1.ListDataplaneStatusResponse](
+			httpClient,
+			baseURL+PeerServiceListDataplaneStatusProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("ListDataplaneStatus")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // peerServiceClient implements PeerServiceClient.
 type peerServiceClient struct {
-	apply            *connect.Client[v1.ApplyRequest, v1.ApplyResponse]
-	readIndex        *connect.Client[v1.ReadIndexRequest, v1.ReadIndexResponse]
-	changeMembership *connect.Client[v1.ChangeMembershipRequest, v1.ChangeMembershipResponse]
-	restore          *connect.Client[v1.RestoreRequest, v1.RestoreResponse]
+	apply               *connect.Client[v1.ApplyRequest, v1.ApplyResponse]
+	readIndex           *connect.Client[v1.ReadIndexRequest, v1.ReadIndexResponse]
+	changeMembership    *connect.Client[v1.ChangeMembershipRequest, v1.ChangeMembershipResponse]
+	restore             *connect.Client[v1.RestoreRequest, v1.RestoreResponse]
+	listDataplaneStatus *connect.Client[v1.ListDataplaneStatusRequest, v1.ListDataplaneStatusResponse]
 }
 
 // Apply calls portcullis.cluster.v1.PeerService.Apply.
@@ -128,6 +140,11 @@ func (c *peerServiceClient) Restore(ctx context.Context, req *connect.Request[v1
 	return c.restore.CallUnary(ctx, req)
 }
 
+// ListDataplaneStatus calls portcullis.cluster.v1.PeerService.ListDataplaneStatus.
+func (c *peerServiceClient) ListDataplaneStatus(ctx context.Context, req *connect.Request[v1.ListDataplaneStatusRequest]) (*connect.Response[v1.ListDataplaneStatusResponse], error) {
+	return c.listDataplaneStatus.CallUnary(ctx, req)
+}
+
 // PeerServiceHandler is an implementation of the portcullis.cluster.v1.PeerService service.
 type PeerServiceHandler interface {
 	// Applies a command (a serialized portcullis.fsm.v1.Command) through Raft
@@ -140,6 +157,8 @@ type PeerServiceHandler interface {
 	ChangeMembership(context.Context, *connect.Request[v1.ChangeMembershipRequest]) (*connect.Response[v1.ChangeMembershipResponse], error)
 	// Restores a backup through Raft's user-snapshot restore.
 	Restore(context.Context, *connect.Request[v1.RestoreRequest]) (*connect.Response[v1.RestoreResponse], error)
+	// Returns the data-plane statuses this node holds (any node answers).
+	ListDataplaneStatus(context.Context, *connect.Request[v1.ListDataplaneStatusRequest]) (*connect.Response[v1.ListDataplaneStatusResponse], error)
 }
 
 // NewPeerServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -173,6 +192,12 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(peerServiceMethods.ByName("Restore")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerServiceListDataplaneStatusHandler := connect.NewUnaryHandler(
+		PeerServiceListDataplaneStatusProcedure,
+		svc.ListDataplaneStatus,
+		connect.WithSchema(peerServiceMethods.ByName("ListDataplaneStatus")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.cluster.v1.PeerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerServiceApplyProcedure:
@@ -183,6 +208,8 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 			peerServiceChangeMembershipHandler.ServeHTTP(w, r)
 		case PeerServiceRestoreProcedure:
 			peerServiceRestoreHandler.ServeHTTP(w, r)
+		case PeerServiceListDataplaneStatusProcedure:
+			peerServiceListDataplaneStatusHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -206,4 +233,8 @@ func (UnimplementedPeerServiceHandler) ChangeMembership(context.Context, *connec
 
 func (UnimplementedPeerServiceHandler) Restore(context.Context, *connect.Request[v1.RestoreRequest]) (*connect.Response[v1.RestoreResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.cluster.v1.PeerService.Restore is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) ListDataplaneStatus(context.Context, *connect.Request[v1.ListDataplaneStatusRequest]) (*connect.Response[v1.ListDataplaneStatusResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.cluster.v1.PeerService.ListDataplaneStatus is not implemented"))
 }

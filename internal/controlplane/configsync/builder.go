@@ -1,0 +1,116 @@
+// Package configsync serves data planes their configuration: it builds the
+// data-plane snapshot from the replicated state (once per version, shared by
+// every watcher), streams it, and keeps the status data planes report. The
+// reports live in this node's memory only; they are never replicated.
+package configsync
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Built is one serialized snapshot version.
+type Built struct {
+	Version uint64
+	Bytes   []byte
+}
+
+// Builder turns states into serialized snapshots, remembering the last one
+// so that every watcher of a version shares one serialization. It is safe
+// for concurrent use.
+type Builder struct {
+	sealer *seal.Sealer
+
+	mu   sync.Mutex
+	last *Built
+}
+
+// NewBuilder returns a builder that opens secrets with sealer.
+func NewBuilder(sealer *seal.Sealer) *Builder { return &Builder{sealer: sealer} }
+
+// Build returns the snapshot of st's config version.
+func (b *Builder) Build(st *state.State) (*Built, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last != nil && b.last.Version == st.ConfigVersion() {
+		return b.last, nil
+	}
+	snap, err := Snapshot(st, b.sealer)
+	if err != nil {
+		return nil, err
+	}
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(snap)
+	if err != nil {
+		return nil, fmt.Errorf("encode snapshot: %w", err)
+	}
+	if b.last == nil || st.ConfigVersion() > b.last.Version {
+		b.last = &Built{Version: st.ConfigVersion(), Bytes: data}
+		return b.last, nil
+	}
+	return &Built{Version: st.ConfigVersion(), Bytes: data}, nil
+}
+
+// Snapshot builds the data-plane snapshot of st: everything a data plane
+// needs (agents with key hashes, upstreams, pins, enabled policy sets,
+// identity sources, the secrets upstreams reference, the brake), nothing
+// it does not (admin tokens, nodes, the admin log).
+func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error) {
+	snap := &snapshotv1.Snapshot{
+		Version:     st.ConfigVersion(),
+		ClusterId:   st.Identity().GetClusterId(),
+		VersionTime: st.ConfigTime(),
+		Freeze:      &snapshotv1.Freeze{Frozen: st.Freeze().GetFrozen(), Reason: st.Freeze().GetReason()},
+	}
+	st.Each(resource.Agent, func(r *fsmv1.Resource) bool {
+		snap.Agents = append(snap.Agents, r.GetAgent())
+		return true
+	})
+	needed := map[string]bool{}
+	st.Each(resource.Upstream, func(r *fsmv1.Resource) bool {
+		snap.Upstreams = append(snap.Upstreams, r.GetUpstream())
+		for _, s := range resource.SecretRefs(r.GetUpstream()) {
+			needed[s] = true
+		}
+		return true
+	})
+	st.Each(resource.ToolPin, func(r *fsmv1.Resource) bool {
+		snap.ToolPins = append(snap.ToolPins, r.GetToolPin())
+		return true
+	})
+	st.Each(resource.PolicySet, func(r *fsmv1.Resource) bool {
+		if !r.GetPolicySet().GetDisabled() {
+			snap.PolicySets = append(snap.PolicySets, r.GetPolicySet())
+		}
+		return true
+	})
+	st.Each(resource.IdentitySource, func(r *fsmv1.Resource) bool {
+		snap.IdentitySources = append(snap.IdentitySources, r.GetIdentitySource())
+		return true
+	})
+	var openErr error
+	st.Each(resource.Secret, func(r *fsmv1.Resource) bool {
+		s := r.GetSecret()
+		if !needed[s.GetMeta().GetName()] {
+			return true
+		}
+		v, err := sealer.Open(s.GetCiphertext(), resource.SecretAAD(s.GetMeta().GetName()))
+		if err != nil {
+			openErr = fmt.Errorf("open secret %q: %w", s.GetMeta().GetName(), err)
+			return false
+		}
+		snap.Secrets = append(snap.Secrets, &snapshotv1.SecretValue{Name: s.GetMeta().GetName(), Version: s.GetVersion(), Value: v})
+		return true
+	})
+	if openErr != nil {
+		return nil, openErr
+	}
+	return snap, nil
+}
+

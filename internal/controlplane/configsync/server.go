@@ -1,0 +1,154 @@
+package configsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1/configsyncv1connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// DefaultHeartbeat is how often an idle stream carries a heartbeat.
+const DefaultHeartbeat = 2 * time.Second
+
+// Server implements ConfigSyncService.
+type Server struct {
+	store     store.Store
+	builder   *Builder
+	registry  *Registry
+	nodeID    string
+	heartbeat time.Duration
+	now       func() time.Time
+	log       *slog.Logger
+}
+
+// Config configures a Server.
+type Config struct {
+	Store     store.Store
+	Builder   *Builder
+	Registry  *Registry
+	NodeID    string
+	Heartbeat time.Duration
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// NewServer returns a config-sync server.
+func NewServer(cfg Config) *Server {
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{store: cfg.Store, builder: cfg.Builder, registry: cfg.Registry, nodeID: cfg.NodeID,
+		heartbeat: cfg.Heartbeat, now: cfg.Now, log: cfg.Logger.With("component", "configsync")}
+}
+
+// Handler returns the path and handler to mount.
+func (s *Server) Handler() (string, http.Handler) {
+	return configsyncv1connect.NewConfigSyncServiceHandler(s, connect.WithReadMaxBytes(64<<10))
+}
+
+// authenticate checks that the caller holds the join credential of the data
+// plane it claims to be.
+func (s *Server) authenticate(ctx context.Context, h http.Header, name string) (string, error) {
+	text, id, ok := tokenauth.ID(h.Get("Authorization"))
+	if !ok {
+		return "", connect.NewError(connect.CodeUnauthenticated, tokenauth.ErrRefused)
+	}
+	st, err := s.store.State(ctx, false)
+	if err != nil {
+		return "", connect.NewError(connect.CodeUnavailable, err)
+	}
+	tok, err := tokenauth.Verify(st, text, id, s.now())
+	if err != nil {
+		s.log.WarnContext(ctx, "config sync refused: bad token", "dataplane", name, "token_id", id)
+		return "", connect.NewError(connect.CodeUnauthenticated, err)
+	}
+	if tok.GetRole() != configv1.Role_ROLE_DATAPLANE || tok.GetDataplane() != name {
+		s.log.WarnContext(ctx, "config sync refused: not this data plane's credential", "dataplane", name, "token_id", id)
+		return "", connect.NewError(connect.CodePermissionDenied, fmt.Errorf("this credential does not belong to data plane %q", name))
+	}
+	return id, nil
+}
+
+// Watch implements ConfigSyncService. It wakes on every state change and
+// sends the newest version only, so a burst of writes coalesces and no
+// watcher ever queues more than the one snapshot being sent.
+func (s *Server) Watch(ctx context.Context, req *connect.Request[configsyncv1.WatchRequest], stream *connect.ServerStream[configsyncv1.WatchResponse]) error {
+	name := req.Msg.GetName()
+	tokenID, err := s.authenticate(ctx, req.Header(), name)
+	if err != nil {
+		return err
+	}
+	have := req.Msg.GetVersion()
+	done := s.registry.Connected(name, have)
+	defer done()
+	s.log.InfoContext(ctx, "data plane connected", "dataplane", name, "version", have)
+	defer s.log.InfoContext(ctx, "data plane disconnected", "dataplane", name)
+
+	hb := time.NewTicker(s.heartbeat)
+	defer hb.Stop()
+	for {
+		changed := s.store.Changed()
+		st, err := s.store.State(ctx, false)
+		if err != nil {
+			return connect.NewError(connect.CodeUnavailable, err)
+		}
+		if !tokenauth.Valid(st, tokenID, s.now()) {
+			s.log.WarnContext(ctx, "data plane cut off: credential revoked or expired", "dataplane", name)
+			return connect.NewError(connect.CodePermissionDenied, errors.New("this data plane's join credential was revoked or has expired"))
+		}
+		v := st.ConfigVersion()
+		if st.Identity() != nil && v != have && v != s.registry.Nacked(name) {
+			built, err := s.builder.Build(st)
+			if err != nil {
+				s.log.ErrorContext(ctx, "build snapshot", "version", v, "err", err)
+				return connect.NewError(connect.CodeInternal, errors.New("this node cannot build the snapshot; try another node"))
+			}
+			if err := stream.Send(&configsyncv1.WatchResponse{Kind: &configsyncv1.WatchResponse_Snapshot{Snapshot: built.Bytes}}); err != nil {
+				return err
+			}
+			have = v
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-hb.C:
+			if err := stream.Send(&configsyncv1.WatchResponse{Kind: &configsyncv1.WatchResponse_Heartbeat{Heartbeat: &configsyncv1.Heartbeat{
+				Version: v, Time: timestamppb.New(s.now()), NodeId: s.nodeID,
+			}}}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Report implements ConfigSyncService.
+func (s *Server) Report(ctx context.Context, req *connect.Request[configsyncv1.ReportRequest]) (*connect.Response[configsyncv1.ReportResponse], error) {
+	if _, err := s.authenticate(ctx, req.Header(), req.Msg.GetName()); err != nil {
+		return nil, err
+	}
+	if len(req.Msg.GetReason()) > 4096 {
+		req.Msg.Reason = req.Msg.GetReason()[:4096]
+	}
+	s.registry.Report(req.Msg)
+	if !req.Msg.GetApplied() {
+		s.log.WarnContext(ctx, "data plane rejected a snapshot", "dataplane", req.Msg.GetName(), "version", req.Msg.GetVersion(), "reason", req.Msg.GetReason())
+	}
+	return connect.NewResponse(&configsyncv1.ReportResponse{}), nil
+}

@@ -1,0 +1,123 @@
+package configsync
+
+import (
+	"sync"
+	"time"
+
+	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// MaxDataplanes bounds how many data-plane statuses a node keeps.
+const MaxDataplanes = 10000
+
+// Registry holds the statuses of the data planes that talk to this node.
+// It is safe for concurrent use.
+type Registry struct {
+	nodeID string
+	now    func() time.Time
+
+	mu   sync.Mutex
+	byDP map[string]*entry
+}
+
+type entry struct {
+	status  *adminv1.DataplaneStatus
+	streams int
+	// nacked is the version this data plane rejected; it is not sent to
+	// it again until the state moves past it.
+	nacked uint64
+}
+
+// NewRegistry returns an empty registry for node nodeID.
+func NewRegistry(nodeID string, now func() time.Time) *Registry {
+	if now == nil {
+		now = time.Now
+	}
+	return &Registry{nodeID: nodeID, now: now, byDP: map[string]*entry{}}
+}
+
+func (r *Registry) get(name string) *entry {
+	e, ok := r.byDP[name]
+	if !ok {
+		if len(r.byDP) >= MaxDataplanes {
+			r.evictOldest()
+		}
+		e = &entry{status: &adminv1.DataplaneStatus{Name: name, NodeId: r.nodeID, Mode: configsyncv1.Mode_MODE_STARTING}}
+		r.byDP[name] = e
+	}
+	e.status.LastSeen = timestamppb.New(r.now())
+	return e
+}
+
+func (r *Registry) evictOldest() {
+	var oldest string
+	var at time.Time
+	for n, e := range r.byDP {
+		if e.streams == 0 && (oldest == "" || e.status.GetLastSeen().AsTime().Before(at)) {
+			oldest, at = n, e.status.GetLastSeen().AsTime()
+		}
+	}
+	delete(r.byDP, oldest)
+}
+
+// Connected records an open stream and returns a function to call when it
+// closes.
+func (r *Registry) Connected(name string, version uint64) func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.get(name)
+	e.streams++
+	e.status.Connected = true
+	e.status.ServingVersion = version
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		e.streams--
+		e.status.Connected = e.streams > 0
+		e.status.LastSeen = timestamppb.New(r.now())
+	}
+}
+
+// Report records a data plane's report.
+func (r *Registry) Report(req *configsyncv1.ReportRequest) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.get(req.GetName())
+	s := e.status
+	s.ReportedVersion = req.GetVersion()
+	s.Applied = req.GetApplied()
+	s.Reason = req.GetReason()
+	s.ServingVersion = req.GetServingVersion()
+	s.Mode = req.GetMode()
+	if req.GetApplied() {
+		if e.nacked <= req.GetVersion() {
+			e.nacked = 0
+		}
+	} else {
+		e.nacked = req.GetVersion()
+	}
+}
+
+// Nacked is the version name rejected last, 0 if none.
+func (r *Registry) Nacked(name string) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.byDP[name]; ok {
+		return e.nacked
+	}
+	return 0
+}
+
+// List returns copies of every status.
+func (r *Registry) List() []*adminv1.DataplaneStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*adminv1.DataplaneStatus, 0, len(r.byDP))
+	for _, e := range r.byDP {
+		out = append(out, proto.Clone(e.status).(*adminv1.DataplaneStatus))
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -117,11 +118,16 @@ func (i *authInterceptor) authenticate(ctx context.Context, procedure, authz str
 	}
 	tok, err := tokenauth.Verify(st, text, id, i.api.cfg.Now())
 	if err != nil {
-		// This node may not have seen a token created a moment ago through
-		// another node: look again after catching up with the leader.
-		if fresh, ferr := i.api.cfg.Store.State(ctx, true); ferr == nil {
-			tok, err = tokenauth.Verify(fresh, text, id, i.api.cfg.Now())
+		// This node may not have seen the token yet (created a moment ago
+		// through another node, or this node restarted and is replaying its
+		// log): look again after catching up with the leader. If it cannot
+		// catch up now, it cannot tell, and says so instead of refusing.
+		fresh, ferr := i.api.cfg.Store.State(ctx, true)
+		if ferr != nil {
+			i.api.log.WarnContext(ctx, "admin call: cannot verify token while catching up", "procedure", procedure, "token_id", id, "err", ferr)
+			return nil, connect.NewError(connect.CodeUnavailable, errors.New("this node cannot verify the token right now (it is catching up with the cluster); retry, or use another node"))
 		}
+		tok, err = tokenauth.Verify(fresh, text, id, i.api.cfg.Now())
 	}
 	if err != nil {
 		i.api.log.WarnContext(ctx, "admin call refused: bad token", "procedure", procedure, "token_id", id)

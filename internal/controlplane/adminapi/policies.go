@@ -41,7 +41,7 @@ func (a *API) ApplyPolicySet(ctx context.Context, req *connect.Request[adminv1.A
 		}
 		parsed, err := schema.ParsePolicies(ps.GetMeta().GetName(), ps.GetFilename(), []byte(ps.GetSource()))
 		if err != nil {
-			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("policy set %q refused:\n%w", m.GetName(), err))
+			return nil, connect.NewError(connect.CodeInvalidArgument, err)
 		}
 		for _, p := range parsed.Policies {
 			ps.PolicyIds = append(ps.PolicyIds, p.ID)

@@ -224,6 +224,17 @@ func (n *Node) Leader() (id, apiAddr string) {
 	return string(lid), ""
 }
 
+// Ready reports whether this node can serve: a leader is known and
+// reachable for forwarding, and this node has applied everything it knows
+// to be committed (a restarted node replays its log first).
+func (n *Node) Ready() bool {
+	id, addr := n.Leader()
+	if id == "" || (addr == "" && !n.IsLeader()) {
+		return false
+	}
+	return n.fsm.State().Identity() != nil && n.raft.AppliedIndex() >= n.raft.CommitIndex()
+}
+
 // WaitLeader waits until some leader is known.
 func (n *Node) WaitLeader(ctx context.Context) error {
 	for {

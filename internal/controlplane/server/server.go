@@ -131,8 +131,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}).Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if id, _ := node.Leader(); id == "" {
-			http.Error(w, "no leader known", http.StatusServiceUnavailable)
+		if !node.Ready() {
+			http.Error(w, "not ready: no leader known yet, or still catching up with the cluster", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))

@@ -52,7 +52,7 @@ func preparePolicySet(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	}
 	parsed, err := schema.ParsePolicies(ps.GetMeta().GetName(), ps.GetFilename(), []byte(ps.GetSource()))
 	if err != nil {
-		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "policy set %q refused:\n%v", ps.GetMeta().GetName(), err)
+		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "%v", err)
 	}
 	ps.PolicyIds = ps.PolicyIds[:0]
 	for _, p := range parsed.Policies {

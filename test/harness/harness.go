@@ -1,0 +1,134 @@
+// Package harness runs the real Portcullis binaries for end-to-end tests, in
+// the style of Tailscale's tstest/integration: the programs are built once
+// per test binary (Main, from TestMain), each test starts daemons as a user
+// would (StartControlPlane, StartCluster), waits on conditions with
+// deadlines (AwaitReady, Await), drives them with gwctl (Gwctl) and shuts
+// them down (MustCleanShutdown). Every process a test starts is killed when
+// the test ends, and Main fails the run if one outlived its test.
+//
+// Everything listens on 127.0.0.1 only.
+package harness
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// DefaultPrograms are the binaries Main builds when given none.
+var DefaultPrograms = []string{"controlplane", "gwctl"}
+
+var (
+	binMu  sync.Mutex
+	binDir string          // where Main built the programs
+	built  map[string]bool // program name → built
+)
+
+// Main builds programs (DefaultPrograms when empty) from cmd/<name> into a
+// temporary directory, runs the tests, removes the directory, and checks
+// that no process started through this package and no goroutine outlived
+// the tests. It returns the exit code for os.Exit:
+//
+//	func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
+//
+// Set PORTCULLIS_E2E_RACE=1 to build the programs with the race detector.
+func Main(m *testing.M, programs ...string) int {
+	if len(programs) == 0 {
+		programs = DefaultPrograms
+	}
+	dir, err := os.MkdirTemp("", "portcullis-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "harness:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	if err := build(dir, programs); err != nil {
+		fmt.Fprintln(os.Stderr, "harness:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "harness: built %s in %s\n", strings.Join(programs, ", "), time.Since(start).Round(time.Millisecond))
+	binMu.Lock()
+	binDir = dir
+	built = map[string]bool{}
+	for _, p := range programs {
+		built[p] = true
+	}
+	binMu.Unlock()
+
+	ignore := goleak.IgnoreCurrent()
+	code := m.Run()
+	if n := killLeftovers(); n > 0 {
+		fmt.Fprintf(os.Stderr, "harness: %d process(es) outlived their test and were killed\n", n)
+		code = 1
+	}
+	if err := goleak.Find(ignore); err != nil {
+		fmt.Fprintln(os.Stderr, "harness: goroutines leaked:", err)
+		code = 1
+	}
+	return code
+}
+
+// build compiles ./cmd/<program> for each program into dir with one go build.
+func build(dir string, programs []string) error {
+	root, err := RepoRoot()
+	if err != nil {
+		return err
+	}
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	if os.Getenv("PORTCULLIS_E2E_RACE") == "1" {
+		args = append(args, "-race")
+	}
+	for _, p := range programs {
+		args = append(args, "./cmd/"+p)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// RepoRoot is the module root, found from this file's location
+// (<root>/test/harness/harness.go).
+func RepoRoot() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", fmt.Errorf("cannot locate the harness source file")
+	}
+	root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		return "", fmt.Errorf("repository root %s: %w", root, err)
+	}
+	return root, nil
+}
+
+// Bin returns the path of a program Main built. It fails the test when the
+// program was not built (Main not called from TestMain, or not listed).
+func Bin(t testing.TB, program string) string {
+	t.Helper()
+	p, err := binPath(program)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func binPath(program string) (string, error) {
+	binMu.Lock()
+	defer binMu.Unlock()
+	if !built[program] {
+		return "", fmt.Errorf("harness: %s was not built; call harness.Main(m, ...%q) from TestMain", program, program)
+	}
+	return filepath.Join(binDir, program), nil
+}

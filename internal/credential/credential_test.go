@@ -52,3 +52,25 @@ func TestParseRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestDeriveIsDeterministicAndKeyed(t *testing.T) {
+	key := []byte("server-only key")
+	a := credential.Derive(credential.AdminToken, key, "tok1", "req-1")
+	b := credential.Derive(credential.AdminToken, key, "tok1", "req-1")
+	if a.ID != b.ID || a.Text != b.Text {
+		t.Fatal("same inputs gave different credentials")
+	}
+	if id, ok := credential.Parse(credential.AdminToken, a.Text); !ok || id != a.ID || !credential.Verify(a.Text, a.SHA256) {
+		t.Fatalf("derived credential does not parse or verify: %q", a.Text)
+	}
+	for _, other := range []credential.Minted{
+		credential.Derive(credential.AdminToken, key, "tok1", "req-2"),
+		credential.Derive(credential.AdminToken, []byte("other key"), "tok1", "req-1"),
+		credential.Derive(credential.APIKey, key, "tok1", "req-1"),
+		credential.Derive(credential.AdminToken, key, "tok1req-1"),
+	} {
+		if other.Text == a.Text || other.ID == a.ID {
+			t.Fatalf("different inputs gave the same credential: %q", other.Text)
+		}
+	}
+}

@@ -70,6 +70,8 @@ GWCTL_TOKEN, ...); a flag on the command line wins.`,
 		a.tokenCommand(),
 		a.snapshotCommand(),
 		a.adminLogCommand(),
+		a.dataplaneCommand(),
+		a.freezeCommand(),
 	)
 	return root
 }

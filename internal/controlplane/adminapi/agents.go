@@ -35,8 +35,8 @@ func (a *API) CreateAgent(ctx context.Context, req *connect.Request[adminv1.Crea
 	var key credential.Minted
 	if !req.Msg.GetNoApiKey() {
 		var err error
-		if key, err = credential.New(credential.APIKey); err != nil {
-			return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("mint API key: %w", err))
+		if key, err = a.mint(ctx, credential.APIKey, req.Header(), "AgentService.CreateAgent"); err != nil {
+			return nil, err
 		}
 		k := &configv1.ApiKey{Id: key.ID, Sha256: key.SHA256, CreateTime: timestamppb.New(a.cfg.Now())}
 		if ttl := req.Msg.GetApiKeyTtl(); ttl != nil && ttl.AsDuration() != 0 {

@@ -20,10 +20,12 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
+	"github.com/portcullis-gw/portcullis/internal/credential"
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -81,8 +83,20 @@ type Config struct {
 
 // API implements every admin service.
 type API struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	mintKey []byte
+	recheck *rate.Limiter
+}
+
+// mint derives the credential a create hands out from the caller and the
+// request id, so a retried create returns the credential that was stored.
+func (a *API) mint(ctx context.Context, k credential.Kind, h http.Header, method string) (credential.Minted, error) {
+	reqID, err := requestID(h)
+	if err != nil {
+		return credential.Minted{}, err
+	}
+	return credential.Derive(k, a.mintKey, method, callerFrom(ctx).tokenID, reqID), nil
 }
 
 // New returns the API.
@@ -96,7 +110,11 @@ func New(cfg Config) *API {
 	if cfg.NodeCertTTL == 0 {
 		cfg.NodeCertTTL = 3 * 365 * 24 * time.Hour
 	}
-	return &API{cfg: cfg, log: cfg.Logger.With("component", "adminapi")}
+	return &API{cfg: cfg, log: cfg.Logger.With("component", "adminapi"), mintKey: cfg.Sealer.Derive("credential-mint", 32),
+		// Up to 20 unknown-token re-checks a second (shared by every
+		// service of this node); beyond that an unknown token is refused
+		// from local state alone.
+		recheck: rate.NewLimiter(20, 20)}
 }
 
 // Route is one mounted service.
@@ -133,11 +151,14 @@ func (a *API) Routes() []Route {
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 
-// requestID returns the client's request id, or a fresh one.
+// requestID returns the client's request id, or a fresh one (recorded in h
+// so that every later call for the same request sees the same id).
 func requestID(h http.Header) (string, error) {
 	id := h.Get(HeaderRequestID)
 	if id == "" {
-		return uuid.NewString(), nil
+		id = uuid.NewString()
+		h.Set(HeaderRequestID, id)
+		return id, nil
 	}
 	if !requestIDRE.MatchString(id) {
 		return "", connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', ':' and '-'", HeaderRequestID))
@@ -281,6 +302,8 @@ func storeError(err error) error {
 		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%w; retry shortly or on another node", store.ErrNoLeader))
 	case errors.Is(err, store.ErrShutdown):
 		return connect.NewError(connect.CodeUnavailable, err)
+	case errors.Is(err, store.ErrInvalid):
+		return connect.NewError(connect.CodeFailedPrecondition, err)
 	default:
 		var ce *connect.Error
 		if errors.As(err, &ce) {

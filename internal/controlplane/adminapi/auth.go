@@ -10,6 +10,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
 	c "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"golang.org/x/time/rate"
 )
 
 const (
@@ -99,9 +100,17 @@ func callerFrom(ctx context.Context) caller {
 
 // authInterceptor authenticates the bearer token against the replicated
 // token records and checks the procedure's role.
-type authInterceptor struct{ api *API }
+type authInterceptor struct {
+	api *API
+	// recheck bounds how often an unknown token triggers a linearizable
+	// re-read (a Raft barrier, which writes the log): unauthenticated
+	// callers must not be able to make the cluster write at will.
+	recheck *rate.Limiter
+}
 
-func newAuthInterceptor(a *API) *authInterceptor { return &authInterceptor{api: a} }
+func newAuthInterceptor(a *API) *authInterceptor {
+	return &authInterceptor{api: a, recheck: a.recheck}
+}
 
 func (i *authInterceptor) authenticate(ctx context.Context, procedure, authz string) (context.Context, error) {
 	need, ok := requiredRole[procedure]
@@ -122,6 +131,10 @@ func (i *authInterceptor) authenticate(ctx context.Context, procedure, authz str
 		// through another node, or this node restarted and is replaying its
 		// log): look again after catching up with the leader. If it cannot
 		// catch up now, it cannot tell, and says so instead of refusing.
+		if !i.recheck.Allow() {
+			i.api.log.WarnContext(ctx, "admin call refused: bad token (re-check budget spent)", "procedure", procedure, "token_id", id)
+			return nil, connect.NewError(connect.CodeUnauthenticated, err)
+		}
 		fresh, ferr := i.api.cfg.Store.State(ctx, true)
 		if ferr != nil {
 			i.api.log.WarnContext(ctx, "admin call: cannot verify token while catching up", "procedure", procedure, "token_id", id, "err", ferr)

@@ -56,7 +56,7 @@ func (a *API) RestoreBackup(ctx context.Context, req *connect.Request[adminv1.Re
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("data is required"))
 	}
 	if err := a.cfg.Cluster.Restore(ctx, req.Msg.GetData()); err != nil {
-		return nil, restoreError(err)
+		return nil, storeError(err)
 	}
 	cmd := a.command(ctx, reqID, "BackupService.RestoreBackup")
 	cmd.Op = &fsmv1.Command_Touch{Touch: &fsmv1.Touch{}}
@@ -66,12 +66,4 @@ func (a *API) RestoreBackup(ctx context.Context, req *connect.Request[adminv1.Re
 	}
 	a.log.WarnContext(ctx, "state restored from backup", "by", callerFrom(ctx).tokenID, "index", res.GetIndex())
 	return resp(&adminv1.RestoreBackupResponse{ConfigVersion: res.GetIndex()}), nil
-}
-
-func restoreError(err error) error {
-	var ce *connect.Error
-	if errors.As(err, &ce) && ce.Code() == connect.CodeInternal {
-		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("restore refused: %s", ce.Message()))
-	}
-	return storeError(err)
 }

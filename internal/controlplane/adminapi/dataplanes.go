@@ -45,9 +45,9 @@ func (a *API) CreateJoinCredential(ctx context.Context, req *connect.Request[adm
 			fp = pki.Fingerprint(ca.Raw)
 		}
 	}
-	minted, err := credential.New(credential.AdminToken)
+	minted, err := a.mint(ctx, credential.AdminToken, req.Header(), "DataplaneService.CreateJoinCredential")
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("mint token: %w", err))
+		return nil, err
 	}
 	tok := &configv1.AdminToken{
 		Meta:       &configv1.ResourceMeta{Name: minted.ID, Description: m.GetDescription()},

@@ -28,9 +28,9 @@ func (a *API) CreateToken(ctx context.Context, req *connect.Request[adminv1.Crea
 	if m.GetTtl() == nil || ttl <= 0 || ttl > MaxTokenTTL {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("ttl is required, between 1s and %s", MaxTokenTTL))
 	}
-	minted, err := credential.New(credential.AdminToken)
+	minted, err := a.mint(ctx, credential.AdminToken, req.Header(), "TokenService.CreateToken")
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("mint token: %w", err))
+		return nil, err
 	}
 	tok := &configv1.AdminToken{
 		Meta:       &configv1.ResourceMeta{Name: minted.ID, Owner: m.GetOwner(), Description: m.GetDescription()},

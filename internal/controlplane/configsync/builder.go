@@ -113,4 +113,3 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 	}
 	return snap, nil
 }
-

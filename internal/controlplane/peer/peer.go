@@ -101,6 +101,9 @@ func toConnect(err error) error {
 	if errors.Is(err, store.ErrShutdown) {
 		return connect.NewError(connect.CodeUnavailable, store.ErrShutdown)
 	}
+	if errors.Is(err, store.ErrInvalid) {
+		return connect.NewError(connect.CodeFailedPrecondition, err)
+	}
 	return connect.NewError(connect.CodeInternal, err)
 }
 

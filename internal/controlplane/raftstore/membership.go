@@ -112,11 +112,11 @@ func (n *Node) RestoreLocal(ctx context.Context, data []byte) error {
 	}
 	backup, err := state.Read(bytes.NewReader(data))
 	if err != nil {
-		return fmt.Errorf("read backup: %w", err)
+		return fmt.Errorf("%w: the backup is unreadable: %w", store.ErrInvalid, err)
 	}
 	cur := n.fsm.State().Identity()
 	if backup.Identity() == nil || cur == nil || backup.Identity().GetClusterId() != cur.GetClusterId() {
-		return fmt.Errorf("backup belongs to cluster %q, not to this cluster %q", backup.Identity().GetClusterId(), cur.GetClusterId())
+		return fmt.Errorf("%w: the backup belongs to cluster %q, not to this cluster %q", store.ErrInvalid, backup.Identity().GetClusterId(), cur.GetClusterId())
 	}
 	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(data)), Index: backup.Index(), Term: 1}
 	if err := n.raft.Restore(meta, bytes.NewReader(data), n.membershipTimeout(ctx)); err != nil {

@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"strings"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
@@ -14,12 +15,13 @@ import (
 // and the command's result. It is deterministic: every replica computes the
 // same next state from the same inputs, and it never reads the clock.
 // A refused command changes no resource; it is still recorded in the admin
-// log and remembered for deduplication.
+// log and remembered for deduplication. The result shares messages with the
+// state: callers must not modify it (clone first).
 func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
 	next := *s
 	next.index = index
 	token := cmd.GetActor().GetTokenId()
-	if e, ok := s.Dedup(token, cmd.GetRequestId()); ok {
+	if e, ok := s.Dedup(token, cmd.GetRequestId()); ok && e.GetTime().GetSeconds() >= cmd.GetTime().GetSeconds()-DedupWindowSeconds {
 		r := proto.Clone(e.GetResult()).(*fsmv1.Result)
 		r.Deduplicated = true
 		return &next, r
@@ -30,7 +32,7 @@ func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
 	result := &fsmv1.Result{Index: index}
 	if cerr != nil {
 		result.Error = cerr
-		ev.ErrorCode = cerr.GetCode().String()
+		ev.ErrorCode = strings.TrimPrefix(cerr.GetCode().String(), "ERROR_CODE_")
 		ev.ErrorMessage = cerr.GetMessage()
 	} else {
 		result.Resource = stored

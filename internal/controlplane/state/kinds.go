@@ -25,7 +25,7 @@ var kinds = map[resource.Kind]kindSpec{
 	resource.Upstream:       {prepare: prepareUpstream, beforeDelete: beforeDeleteUpstream},
 	resource.ToolPin:        {prepare: prepareToolPin, afterChange: revalidatePolicies},
 	resource.PolicySet:      {prepare: preparePolicySet},
-	resource.IdentitySource: {beforeDelete: beforeDeleteIdentitySource},
+	resource.IdentitySource: {prepare: prepareIdentitySource, beforeDelete: beforeDeleteIdentitySource},
 	resource.Secret:         {prepare: prepareSecret, beforeDelete: beforeDeleteSecret},
 	resource.AdminToken:     {prepare: prepareAdminToken, beforeDelete: beforeDeleteAdminToken},
 	resource.Node:           {},
@@ -137,8 +137,19 @@ func prepareToolPin(t *txn, _, r *fsmv1.Resource) *fsmv1.Error {
 	return nil
 }
 
-func beforeDeleteIdentitySource(t *txn, old *fsmv1.Resource) *fsmv1.Error {
-	name := resource.Name(old)
+// prepareIdentitySource refuses to turn a JWT issuer that agents name into
+// something else.
+func prepareIdentitySource(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
+	if old == nil || old.GetIdentitySource().GetJwtIssuer() == nil || r.GetIdentitySource().GetJwtIssuer() != nil {
+		return nil
+	}
+	if user := identitySourceUser(t, resource.Name(old)); user != "" {
+		return failed("identity source %q is a JWT issuer that agent %q names; it cannot change kind while in use", resource.Name(old), user)
+	}
+	return nil
+}
+
+func identitySourceUser(t *txn, name string) string {
 	var user string
 	t.each(resource.Agent, func(a *fsmv1.Resource) bool {
 		for _, s := range a.GetAgent().GetJwtSubjects() {
@@ -149,7 +160,12 @@ func beforeDeleteIdentitySource(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 		}
 		return true
 	})
-	if user != "" {
+	return user
+}
+
+func beforeDeleteIdentitySource(t *txn, old *fsmv1.Resource) *fsmv1.Error {
+	name := resource.Name(old)
+	if user := identitySourceUser(t, name); user != "" {
 		return failed("identity source %q is used by agent %q", name, user)
 	}
 	return nil

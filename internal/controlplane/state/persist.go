@@ -25,9 +25,12 @@ const maxRecordBytes = 16 << 20
 func (s *State) WriteTo(w io.Writer) (int64, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var n int64
+	var records uint64
+	opts := protodelim.MarshalOptions{MarshalOptions: proto.MarshalOptions{Deterministic: true}}
 	write := func(m proto.Message) error {
-		k, err := protodelim.MarshalTo(bw, m)
+		k, err := opts.MarshalTo(bw, m)
 		n += int64(k)
+		records++
 		return err
 	}
 	hdr := &fsmv1.SnapshotHeader{
@@ -60,6 +63,10 @@ func (s *State) WriteTo(w io.Writer) (int64, error) {
 			return n, fmt.Errorf("write snapshot dedup entry: %w", err)
 		}
 	}
+	records-- // the header is not counted
+	if err := write(&fsmv1.SnapshotRecord{Record: &fsmv1.SnapshotRecord_End{End: &fsmv1.SnapshotEnd{Records: records}}}); err != nil {
+		return n, fmt.Errorf("write snapshot end: %w", err)
+	}
 	return n, bw.Flush()
 }
 
@@ -84,16 +91,23 @@ func Read(r io.Reader) (*State, error) {
 	s.index = hdr.GetAppliedIndex()
 	s.freeze = hdr.GetFreeze()
 	res, events, dedup, age := s.res.Txn(), s.events.Txn(), s.dedup.Txn(), s.dedupAge.Txn()
-	for {
+	var records uint64
+	for ended := false; !ended; {
 		rec := &fsmv1.SnapshotRecord{}
 		err := opts.UnmarshalFrom(br, rec)
 		if errors.Is(err, io.EOF) {
-			break
+			return nil, fmt.Errorf("%w: truncated after %d records (no end record)", ErrCorrupt, records)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: record: %w", ErrCorrupt, err)
 		}
 		switch v := rec.GetRecord().(type) {
+		case *fsmv1.SnapshotRecord_End:
+			if v.End.GetRecords() != records {
+				return nil, fmt.Errorf("%w: end record counts %d records, read %d", ErrCorrupt, v.End.GetRecords(), records)
+			}
+			ended = true
+			continue
 		case *fsmv1.SnapshotRecord_Resource:
 			k := resource.KindOf(v.Resource)
 			if k == "" || resource.Meta(v.Resource) == nil {
@@ -109,6 +123,10 @@ func Read(r io.Reader) (*State, error) {
 		default:
 			return nil, fmt.Errorf("%w: unknown record", ErrCorrupt)
 		}
+		records++
+	}
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: data after the end record", ErrCorrupt)
 	}
 	s.res, s.events, s.dedup, s.dedupAge = res.CommitOnly(), events.CommitOnly(), dedup.CommitOnly(), age.CommitOnly()
 	return s, nil

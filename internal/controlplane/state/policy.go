@@ -70,6 +70,12 @@ func preparePolicySet(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 // the state being written: a pin change that would break an active policy is
 // refused with that policy's error.
 func revalidatePolicies(t *txn) *fsmv1.Error {
+	// The schema must generate even with no enabled set: two pins whose
+	// action names collide would otherwise block every later policy write.
+	schema, err := t.cedarSchema()
+	if err != nil {
+		return failed("this change would make the gateway's Cedar schema invalid: %v", err)
+	}
 	sets := map[string]cedarschema.SetSource{}
 	t.each(resource.PolicySet, func(r *fsmv1.Resource) bool {
 		ps := r.GetPolicySet()
@@ -80,10 +86,6 @@ func revalidatePolicies(t *txn) *fsmv1.Error {
 	})
 	if len(sets) == 0 {
 		return nil
-	}
-	schema, err := t.cedarSchema()
-	if err != nil {
-		return failed("the gateway's Cedar schema cannot be generated: %v", err)
 	}
 	if err := cedarschema.ValidateAll(schema, sets); err != nil {
 		return failed("this change would break an enabled policy set; change the policy first:\n%v", err)

@@ -114,6 +114,9 @@ func (s *State) Each(k resource.Kind, fn func(*fsmv1.Resource) bool) {
 // List returns up to limit resources of kind k whose names sort after
 // `after`, in name order, and the name to continue after ("" at the end).
 func (s *State) List(k resource.Kind, after string, limit int) ([]*fsmv1.Resource, string) {
+	if limit <= 0 {
+		return nil, ""
+	}
 	it := s.res.Root().Iterator()
 	prefix := kindPrefix(k)
 	start := resKey(k, after)
@@ -138,6 +141,9 @@ func (s *State) List(k resource.Kind, after string, limit int) ([]*fsmv1.Resourc
 // (0 = newest), newest first, and the index to continue before (0 at the
 // end).
 func (s *State) AdminEvents(beforeIndex uint64, limit int) ([]*configv1.AdminEvent, uint64) {
+	if limit <= 0 {
+		return nil, 0
+	}
 	it := s.events.Root().ReverseIterator()
 	if beforeIndex > 0 {
 		it.SeekReverseLowerBound(indexKey(beforeIndex - 1))

@@ -38,4 +38,7 @@ var (
 	ErrNotLeader = errors.New("this node is not the leader")
 	// ErrShutdown: the node is stopping.
 	ErrShutdown = errors.New("the node is shutting down")
+	// ErrInvalid: the request cannot succeed as given (e.g. a corrupt or
+	// foreign backup); retrying it unchanged is pointless.
+	ErrInvalid = errors.New("invalid request")
 )

@@ -94,17 +94,18 @@ func normalizeURL(raw string) (string, error) {
 // Services is the set of admin API clients bound to one server.
 type Services struct {
 	// URL is the server's base URL.
-	URL      string
-	Cluster  adminv1connect.ClusterServiceClient
-	Agent    adminv1connect.AgentServiceClient
-	Upstream adminv1connect.UpstreamServiceClient
-	Tool     adminv1connect.ToolServiceClient
-	Policy   adminv1connect.PolicyServiceClient
-	Identity adminv1connect.IdentitySourceServiceClient
-	Secret   adminv1connect.SecretServiceClient
-	Token    adminv1connect.TokenServiceClient
-	Backup   adminv1connect.BackupServiceClient
-	AdminLog adminv1connect.AdminLogServiceClient
+	URL       string
+	Cluster   adminv1connect.ClusterServiceClient
+	Agent     adminv1connect.AgentServiceClient
+	Upstream  adminv1connect.UpstreamServiceClient
+	Tool      adminv1connect.ToolServiceClient
+	Policy    adminv1connect.PolicyServiceClient
+	Identity  adminv1connect.IdentitySourceServiceClient
+	Secret    adminv1connect.SecretServiceClient
+	Token     adminv1connect.TokenServiceClient
+	Backup    adminv1connect.BackupServiceClient
+	AdminLog  adminv1connect.AdminLogServiceClient
+	Dataplane adminv1connect.DataplaneServiceClient
 }
 
 // Client calls the admin API with failover between servers. Do may be called
@@ -145,17 +146,18 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, transport: transport, warned: map[string]bool{}}
 	for _, u := range cfg.Servers {
 		c.servers = append(c.servers, &Services{
-			URL:      u,
-			Cluster:  adminv1connect.NewClusterServiceClient(httpClient, u, opts...),
-			Agent:    adminv1connect.NewAgentServiceClient(httpClient, u, opts...),
-			Upstream: adminv1connect.NewUpstreamServiceClient(httpClient, u, opts...),
-			Tool:     adminv1connect.NewToolServiceClient(httpClient, u, opts...),
-			Policy:   adminv1connect.NewPolicyServiceClient(httpClient, u, opts...),
-			Identity: adminv1connect.NewIdentitySourceServiceClient(httpClient, u, opts...),
-			Secret:   adminv1connect.NewSecretServiceClient(httpClient, u, opts...),
-			Token:    adminv1connect.NewTokenServiceClient(httpClient, u, opts...),
-			Backup:   adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
-			AdminLog: adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),
+			URL:       u,
+			Cluster:   adminv1connect.NewClusterServiceClient(httpClient, u, opts...),
+			Agent:     adminv1connect.NewAgentServiceClient(httpClient, u, opts...),
+			Upstream:  adminv1connect.NewUpstreamServiceClient(httpClient, u, opts...),
+			Tool:      adminv1connect.NewToolServiceClient(httpClient, u, opts...),
+			Policy:    adminv1connect.NewPolicyServiceClient(httpClient, u, opts...),
+			Identity:  adminv1connect.NewIdentitySourceServiceClient(httpClient, u, opts...),
+			Secret:    adminv1connect.NewSecretServiceClient(httpClient, u, opts...),
+			Token:     adminv1connect.NewTokenServiceClient(httpClient, u, opts...),
+			Backup:    adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
+			AdminLog:  adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),
+			Dataplane: adminv1connect.NewDataplaneServiceClient(httpClient, u, opts...),
 		})
 	}
 	return c, nil

@@ -89,7 +89,7 @@ func (x *CreateJoinCredentialRequest) GetDescription() string {
 type CreateJoinCredentialResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "pcj1_…": give it to the data plane (--join-credential or
-	// PORTCULLIS_JOIN_CREDENTIAL). Shown once.
+	// PORTCULLIS_DP_JOIN_CREDENTIAL). Shown once.
 	Credential    string `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
 	TokenId       string `protobuf:"bytes,2,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
 	CaFingerprint string `protobuf:"bytes,3,opt,name=ca_fingerprint,json=caFingerprint,proto3" json:"ca_fingerprint,omitempty"`

@@ -1068,6 +1068,7 @@ type SnapshotRecord struct {
 	//	*SnapshotRecord_Resource
 	//	*SnapshotRecord_AdminEvent
 	//	*SnapshotRecord_Dedup
+	//	*SnapshotRecord_End
 	Record        isSnapshotRecord_Record `protobuf_oneof:"record"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1137,6 +1138,15 @@ func (x *SnapshotRecord) GetDedup() *DedupEntry {
 	return nil
 }
 
+func (x *SnapshotRecord) GetEnd() *SnapshotEnd {
+	if x != nil {
+		if x, ok := x.Record.(*SnapshotRecord_End); ok {
+			return x.End
+		}
+	}
+	return nil
+}
+
 type isSnapshotRecord_Record interface {
 	isSnapshotRecord_Record()
 }
@@ -1153,11 +1163,65 @@ type SnapshotRecord_Dedup struct {
 	Dedup *DedupEntry `protobuf:"bytes,3,opt,name=dedup,proto3,oneof"`
 }
 
+type SnapshotRecord_End struct {
+	// The last record: a stream without it, or whose count differs, is
+	// truncated.
+	End *SnapshotEnd `protobuf:"bytes,4,opt,name=end,proto3,oneof"`
+}
+
 func (*SnapshotRecord_Resource) isSnapshotRecord_Record() {}
 
 func (*SnapshotRecord_AdminEvent) isSnapshotRecord_Record() {}
 
 func (*SnapshotRecord_Dedup) isSnapshotRecord_Record() {}
+
+func (*SnapshotRecord_End) isSnapshotRecord_Record() {}
+
+// SnapshotEnd closes a snapshot stream.
+type SnapshotEnd struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Number of records before this one (header excluded).
+	Records       uint64 `protobuf:"varint,1,opt,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotEnd) Reset() {
+	*x = SnapshotEnd{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotEnd) ProtoMessage() {}
+
+func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotEnd.ProtoReflect.Descriptor instead.
+func (*SnapshotEnd) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SnapshotEnd) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
 
 var File_portcullis_fsm_v1_command_proto protoreflect.FileDescriptor
 
@@ -1229,13 +1293,16 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\vconfig_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"configTime\x12#\n" +
 	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x124\n" +
-	"\x06freeze\x18\x06 \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeR\x06freeze\"\xd1\x01\n" +
+	"\x06freeze\x18\x06 \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeR\x06freeze\"\x85\x02\n" +
 	"\x0eSnapshotRecord\x129\n" +
 	"\bresource\x18\x01 \x01(\v2\x1b.portcullis.fsm.v1.ResourceH\x00R\bresource\x12C\n" +
 	"\vadmin_event\x18\x02 \x01(\v2 .portcullis.config.v1.AdminEventH\x00R\n" +
 	"adminEvent\x125\n" +
-	"\x05dedup\x18\x03 \x01(\v2\x1d.portcullis.fsm.v1.DedupEntryH\x00R\x05dedupB\b\n" +
-	"\x06record*l\n" +
+	"\x05dedup\x18\x03 \x01(\v2\x1d.portcullis.fsm.v1.DedupEntryH\x00R\x05dedup\x122\n" +
+	"\x03end\x18\x04 \x01(\v2\x1e.portcullis.fsm.v1.SnapshotEndH\x00R\x03endB\b\n" +
+	"\x06record\"'\n" +
+	"\vSnapshotEnd\x12\x18\n" +
+	"\arecords\x18\x01 \x01(\x04R\arecords*l\n" +
 	"\tWriteMode\x12\x1a\n" +
 	"\x16WRITE_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11WRITE_MODE_CREATE\x10\x01\x12\x15\n" +
@@ -1263,7 +1330,7 @@ func file_portcullis_fsm_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_fsm_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(WriteMode)(0),                // 0: portcullis.fsm.v1.WriteMode
 	(ErrorCode)(0),                // 1: portcullis.fsm.v1.ErrorCode
@@ -1279,56 +1346,58 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*DedupEntry)(nil),            // 11: portcullis.fsm.v1.DedupEntry
 	(*SnapshotHeader)(nil),        // 12: portcullis.fsm.v1.SnapshotHeader
 	(*SnapshotRecord)(nil),        // 13: portcullis.fsm.v1.SnapshotRecord
-	(*v1.Actor)(nil),              // 14: portcullis.config.v1.Actor
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 16: portcullis.config.v1.Agent
-	(*v1.Upstream)(nil),           // 17: portcullis.config.v1.Upstream
-	(*v1.ToolPin)(nil),            // 18: portcullis.config.v1.ToolPin
-	(*v1.PolicySet)(nil),          // 19: portcullis.config.v1.PolicySet
-	(*v1.IdentitySource)(nil),     // 20: portcullis.config.v1.IdentitySource
-	(*v1.Secret)(nil),             // 21: portcullis.config.v1.Secret
-	(*v1.AdminToken)(nil),         // 22: portcullis.config.v1.AdminToken
-	(*v1.Node)(nil),               // 23: portcullis.config.v1.Node
-	(*v1.ClusterIdentity)(nil),    // 24: portcullis.config.v1.ClusterIdentity
-	(*v1.AdminEvent)(nil),         // 25: portcullis.config.v1.AdminEvent
+	(*SnapshotEnd)(nil),           // 14: portcullis.fsm.v1.SnapshotEnd
+	(*v1.Actor)(nil),              // 15: portcullis.config.v1.Actor
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 17: portcullis.config.v1.Agent
+	(*v1.Upstream)(nil),           // 18: portcullis.config.v1.Upstream
+	(*v1.ToolPin)(nil),            // 19: portcullis.config.v1.ToolPin
+	(*v1.PolicySet)(nil),          // 20: portcullis.config.v1.PolicySet
+	(*v1.IdentitySource)(nil),     // 21: portcullis.config.v1.IdentitySource
+	(*v1.Secret)(nil),             // 22: portcullis.config.v1.Secret
+	(*v1.AdminToken)(nil),         // 23: portcullis.config.v1.AdminToken
+	(*v1.Node)(nil),               // 24: portcullis.config.v1.Node
+	(*v1.ClusterIdentity)(nil),    // 25: portcullis.config.v1.ClusterIdentity
+	(*v1.AdminEvent)(nil),         // 26: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
-	14, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
-	15, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
+	15, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
+	16, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
 	4,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
 	5,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
 	6,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
 	8,  // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
 	7,  // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	16, // 7: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
-	17, // 8: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
-	18, // 9: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
-	19, // 10: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
-	20, // 11: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
-	21, // 12: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
-	22, // 13: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
-	23, // 14: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
+	17, // 7: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
+	18, // 8: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
+	19, // 9: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
+	20, // 10: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
+	21, // 11: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
+	22, // 12: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
+	23, // 13: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
+	24, // 14: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
 	3,  // 15: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
 	0,  // 16: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	24, // 17: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	23, // 18: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	22, // 19: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	25, // 17: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	24, // 18: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	23, // 19: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
 	1,  // 20: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
 	3,  // 21: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
 	9,  // 22: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	15, // 23: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	16, // 23: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
 	10, // 24: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	24, // 25: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	15, // 26: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	25, // 25: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	16, // 26: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
 	7,  // 27: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
 	3,  // 28: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	25, // 29: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	26, // 29: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
 	11, // 30: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	14, // 31: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -1357,6 +1426,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*SnapshotRecord_Resource)(nil),
 		(*SnapshotRecord_AdminEvent)(nil),
 		(*SnapshotRecord_Dedup)(nil),
+		(*SnapshotRecord_End)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1364,7 +1434,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_fsm_v1_command_proto_rawDesc), len(file_portcullis_fsm_v1_command_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

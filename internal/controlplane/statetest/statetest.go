@@ -1,0 +1,439 @@
+// Package statetest holds fixtures for tests of the control plane's
+// replicated state: builders for commands and resources, a scripted command
+// sequence that covers every operation and every resource kind, and a
+// comparison of two states through their public API.
+package statetest
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Fixed names used by the fixtures.
+const (
+	ClusterID = "7d3c1e52-0b8a-4a44-9a55-3f1f2c0e9b10"
+	// BootToken is the id of the bootstrap admin token.
+	BootToken = "b00700000000000a"
+	// NodeActor is the actor of the bootstrap command.
+	NodeActor = "node:n1"
+)
+
+// Epoch is the time of the first command of every fixture; At counts from it.
+var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// At returns Epoch plus sec seconds.
+func At(sec int64) *timestamppb.Timestamp {
+	return timestamppb.New(Epoch.Add(time.Duration(sec) * time.Second))
+}
+
+// Digest returns a 32-byte stand-in for a SHA-256 digest, distinct per seed.
+func Digest(seed string) []byte {
+	b := make([]byte, 32)
+	copy(b, seed)
+	b[31] = byte(len(seed))
+	return b
+}
+
+// newCmd returns a command by the bootstrap token at Epoch, without a
+// request id.
+func newCmd(method string) *fsmv1.Command {
+	return &fsmv1.Command{
+		Actor:  &configv1.Actor{TokenId: BootToken, Role: configv1.Role_ROLE_ADMIN},
+		Time:   At(0),
+		Method: method,
+	}
+}
+
+// Put returns a command that puts m (a resource message) with mode.
+func Put(m proto.Message, mode fsmv1.WriteMode) *fsmv1.Command {
+	c := newCmd("Test.Put")
+	c.Op = &fsmv1.Command_Put{Put: &fsmv1.Put{Resource: resource.Wrap(proto.Clone(m)), Mode: mode}}
+	return c
+}
+
+// PutRev is Put with an expected revision.
+func PutRev(m proto.Message, mode fsmv1.WriteMode, rev uint64) *fsmv1.Command {
+	c := Put(m, mode)
+	c.GetPut().ExpectedRevision = rev
+	return c
+}
+
+// Create, Update and Upsert are Put with the matching write mode.
+func Create(m proto.Message) *fsmv1.Command { return Put(m, fsmv1.WriteMode_WRITE_MODE_CREATE) }
+
+// Update is Put with WRITE_MODE_UPDATE.
+func Update(m proto.Message) *fsmv1.Command { return Put(m, fsmv1.WriteMode_WRITE_MODE_UPDATE) }
+
+// Upsert is Put with WRITE_MODE_UPSERT.
+func Upsert(m proto.Message) *fsmv1.Command { return Put(m, fsmv1.WriteMode_WRITE_MODE_UPSERT) }
+
+// Delete returns a command that deletes the resource of kind k named name.
+func Delete(k resource.Kind, name string) *fsmv1.Command {
+	c := newCmd("Test.Delete")
+	c.Op = &fsmv1.Command_Delete{Delete: &fsmv1.Delete{Kind: string(k), Name: name}}
+	return c
+}
+
+// DeleteRev is Delete with an expected revision.
+func DeleteRev(k resource.Kind, name string, rev uint64) *fsmv1.Command {
+	c := Delete(k, name)
+	c.GetDelete().ExpectedRevision = rev
+	return c
+}
+
+// Touch returns a Touch command.
+func Touch() *fsmv1.Command {
+	c := newCmd("Test.Touch")
+	c.Op = &fsmv1.Command_Touch{Touch: &fsmv1.Touch{}}
+	return c
+}
+
+// SetFreeze returns a command that turns the emergency brake on or off.
+func SetFreeze(frozen bool, reason string) *fsmv1.Command {
+	c := newCmd("Test.SetFreeze")
+	c.Op = &fsmv1.Command_SetFreeze{SetFreeze: &fsmv1.SetFreeze{Frozen: frozen, Reason: reason}}
+	return c
+}
+
+// Bootstrap returns the command that bootstraps cluster ClusterID with node
+// n1 and the admin token BootToken, issued by the node itself.
+func Bootstrap() *fsmv1.Command {
+	c := newCmd("controlplane --bootstrap")
+	c.Actor = &configv1.Actor{TokenId: NodeActor, Role: configv1.Role_ROLE_ADMIN}
+	c.RequestId = "bootstrap-" + ClusterID
+	c.Op = &fsmv1.Command_Bootstrap{Bootstrap: &fsmv1.Bootstrap{
+		Identity: &configv1.ClusterIdentity{
+			ClusterId:   ClusterID,
+			CaCertPem:   "-----BEGIN CERTIFICATE-----\nnot parsed by the state machine\n-----END CERTIFICATE-----\n",
+			CaKeySealed: []byte("sealed-ca-key"),
+			KekId:       "kek-1",
+			CreateTime:  At(0),
+		},
+		Node:       Node("n1"),
+		AdminToken: AdminToken(BootToken, configv1.Role_ROLE_ADMIN, nil),
+	}}
+	return c
+}
+
+// By sets the actor, request id and time (seconds after Epoch) of c and
+// returns it.
+func By(c *fsmv1.Command, token, requestID string, sec int64) *fsmv1.Command {
+	c.Actor = &configv1.Actor{TokenId: token, Role: configv1.Role_ROLE_ADMIN}
+	c.RequestId = requestID
+	c.Time = At(sec)
+	return c
+}
+
+// Meta returns a ResourceMeta with one label (a single map entry keeps the
+// wire encoding deterministic; see TestWriteToDeterministic).
+func Meta(name string) *configv1.ResourceMeta {
+	return &configv1.ResourceMeta{Name: name, Owner: "team-" + name, Description: "fixture " + name, Labels: map[string]string{"env": "test"}}
+}
+
+// Secret returns a secret with a stand-in sealed value.
+func Secret(name string) *configv1.Secret {
+	return &configv1.Secret{Meta: Meta(name), Ciphertext: []byte("sealed:" + name), Size: 12}
+}
+
+// Upstream returns an MCP upstream; with secret set it authenticates with
+// a bearer credential referencing that secret.
+func Upstream(name, secret string) *configv1.Upstream {
+	u := &configv1.Upstream{
+		Meta:     Meta(name),
+		Protocol: configv1.Protocol_PROTOCOL_MCP,
+		Url:      "https://" + name + ".example.com/mcp",
+	}
+	if secret != "" {
+		u.Credential = &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Bearer{Bearer: &configv1.BearerCredential{Secret: secret}}}
+	}
+	return u
+}
+
+// WithPrefix returns u with an explicit tool prefix.
+func WithPrefix(u *configv1.Upstream, prefix string) *configv1.Upstream {
+	u.ToolPrefix = &prefix
+	return u
+}
+
+// AmountSchema is a tool input schema with one required property
+// "amount" of the given JSON Schema type.
+func AmountSchema(typ string) string {
+	return `{"type":"object","properties":{"amount":{"type":"` + typ + `"}},"required":["amount"]}`
+}
+
+// ToolPin returns a pin of tool on upstream with one version whose input
+// schema is schema (none when empty).
+func ToolPin(upstream, tool, schema string) *configv1.ToolPin {
+	v := &configv1.ToolVersion{
+		Version:        1,
+		DefinitionHash: "sha256:" + fmt.Sprintf("%064x", len(schema)),
+		Definition:     []byte(`{"name":"` + tool + `"}`),
+		Class:          configv1.ToolClass_TOOL_CLASS_MUTATING,
+		ApproveTime:    At(0),
+		ApprovedBy:     BootToken,
+	}
+	if schema != "" {
+		v.Definition = []byte(`{"name":"` + tool + `","inputSchema":` + schema + `}`)
+		v.InputSchema = []byte(schema)
+	}
+	return &configv1.ToolPin{
+		Meta:     &configv1.ResourceMeta{Name: resource.ToolPinName(upstream, tool)},
+		Upstream: upstream,
+		Tool:     tool,
+		Versions: []*configv1.ToolVersion{v},
+	}
+}
+
+// AmountPolicy is a Cedar source whose policy "cap" reads
+// context.arguments.amount of the given action.
+func AmountPolicy(action string) string {
+	return "@id(\"cap\")\nforbid(principal, action == Action::\"" + action + "\", resource)\nwhen { context.arguments.amount > 500 };\n"
+}
+
+// PermitAll is a Cedar source that validates against any schema.
+const PermitAll = "permit(principal, action in Action::\"call_tool\", resource);\n"
+
+// PolicySet returns a policy set with the given source.
+func PolicySet(name, source string) *configv1.PolicySet {
+	return &configv1.PolicySet{Meta: Meta(name), Source: source}
+}
+
+// JWTIssuer returns an identity source trusting a JWT issuer with an inline,
+// empty JWKS.
+func JWTIssuer(name string) *configv1.IdentitySource {
+	return &configv1.IdentitySource{
+		Meta: Meta(name),
+		Kind: &configv1.IdentitySource_JwtIssuer{JwtIssuer: &configv1.JwtIssuer{
+			Issuer:     "https://" + name + ".example.com",
+			Jwks:       []byte(`{"keys":[]}`),
+			Audiences:  []string{"portcullis"},
+			Algorithms: []string{"ES256"},
+			Use:        configv1.JwtUse_JWT_USE_AGENTS,
+		}},
+	}
+}
+
+// AdminToken returns an admin token record; expire nil means it never
+// expires.
+func AdminToken(name string, role configv1.Role, expire *timestamppb.Timestamp) *configv1.AdminToken {
+	return &configv1.AdminToken{Meta: &configv1.ResourceMeta{Name: name}, Role: role, Sha256: Digest("token:" + name), ExpireTime: expire}
+}
+
+// Node returns a node record.
+func Node(name string) *configv1.Node {
+	return &configv1.Node{Meta: &configv1.ResourceMeta{Name: name}, RaftAddr: name + ".internal:7000", ApiAddr: name + ".internal:7443"}
+}
+
+// Agent returns an agent with one API key whose id is keyID (none when
+// empty).
+func Agent(name, keyID string) *configv1.Agent {
+	a := &configv1.Agent{Meta: Meta(name), Team: "payments"}
+	if keyID != "" {
+		a.ApiKeys = []*configv1.ApiKey{{Id: keyID, Sha256: Digest("key:" + keyID), CreateTime: At(0)}}
+	}
+	return a
+}
+
+// Step is one command of a script and what applying it must produce.
+type Step struct {
+	Name string
+	Cmd  *fsmv1.Command
+	// WantCode is the refusal's code; unspecified means success.
+	WantCode fsmv1.ErrorCode
+	// WantDedup says the command is a retry answered from the dedup table.
+	WantDedup bool
+	// ConfigMoves says the command moves the config version.
+	ConfigMoves bool
+}
+
+// Script returns a sequence of commands, applied at indexes 1, 2, ..., that
+// covers bootstrap, a put (create and update) and a delete of every resource
+// kind, refused commands, deduplicated retries, touch and freeze. Every call
+// returns fresh messages.
+func Script() []Step {
+	const op = "0a0a0a0a0a0a0a0a" // operator token id
+	agent := Agent("billing-bot", "key0001abc")
+	agent.JwtSubjects = []*configv1.JwtSubject{{IdentitySource: "corp-idp", Subject: "billing"}}
+	agent.SpiffeIds = []string{"spiffe://corp.example/billing"}
+	agentV2 := proto.Clone(agent).(*configv1.Agent)
+	agentV2.Meta.Description = "second revision"
+	agentV2.Disabled = true
+	payV2 := Upstream("pay", "")
+	payV2.Url = "https://pay-v2.example.com/mcp"
+	secretV2 := Secret("gh-token")
+	secretV2.Ciphertext = []byte("sealed:gh-token:v2")
+	disabled := PolicySet("limits", AmountPolicy("pay__send"))
+	disabled.Disabled = true
+
+	return []Step{
+		{Name: "bootstrap", Cmd: Bootstrap(), ConfigMoves: true},
+		{Name: "create secret", Cmd: By(Create(Secret("gh-token")), BootToken, "r-secret", 10), ConfigMoves: true},
+		{Name: "create upstream with bearer secret", Cmd: By(Create(Upstream("github", "gh-token")), BootToken, "r-github", 11), ConfigMoves: true},
+		{Name: "create upstream without credential", Cmd: By(Create(Upstream("pay", "")), BootToken, "r-pay", 12), ConfigMoves: true},
+		{Name: "create tool pin with integer amount", Cmd: By(Create(ToolPin("pay", "send", AmountSchema("integer"))), BootToken, "r-pin", 13), ConfigMoves: true},
+		{Name: "create identity source", Cmd: By(Create(JWTIssuer("corp-idp")), BootToken, "r-idp", 14), ConfigMoves: true},
+		{Name: "create agent", Cmd: By(Create(agent), BootToken, "r-agent", 15), ConfigMoves: true},
+		{Name: "create policy set on amount", Cmd: By(Create(PolicySet("limits", AmountPolicy("pay__send"))), BootToken, "r-policy", 16), ConfigMoves: true},
+		{Name: "create admin token", Cmd: By(Create(AdminToken(op, configv1.Role_ROLE_OPERATOR, At(86400))), BootToken, "r-token", 17)},
+		{Name: "create node", Cmd: By(Create(Node("n2")), BootToken, "r-node", 18)},
+		{Name: "update agent at revision", Cmd: By(PutRev(agentV2, fsmv1.WriteMode_WRITE_MODE_UPDATE, 7), op, "r-agent-v2", 19), ConfigMoves: true},
+		{Name: "update upstream url", Cmd: By(Update(payV2), op, "r-pay-v2", 20), ConfigMoves: true},
+		{Name: "refused duplicate create", Cmd: By(Create(Agent("billing-bot", "")), op, "r-dup", 21), WantCode: fsmv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS},
+		{Name: "deduplicated retry", Cmd: By(PutRev(agentV2, fsmv1.WriteMode_WRITE_MODE_UPDATE, 7), op, "r-agent-v2", 22), WantDedup: true},
+		{Name: "retry of refused command", Cmd: By(Create(Agent("billing-bot", "")), op, "r-dup", 23), WantCode: fsmv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS, WantDedup: true},
+		{Name: "touch", Cmd: By(Touch(), BootToken, "r-touch", 24), ConfigMoves: true},
+		{Name: "touch without request id", Cmd: By(Touch(), BootToken, "", 25), ConfigMoves: true},
+		{Name: "freeze", Cmd: By(SetFreeze(true, "incident 42"), op, "r-freeze", 25), ConfigMoves: true},
+		{Name: "refused freeze", Cmd: By(SetFreeze(false, strings.Repeat("x", 1025)), op, "r-freeze-long", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "unfreeze", Cmd: By(SetFreeze(false, ""), op, "r-unfreeze", 25), ConfigMoves: true},
+		{Name: "upsert secret value", Cmd: By(Upsert(secretV2), op, "r-secret-v2", 26), ConfigMoves: true},
+		{Name: "disable policy set", Cmd: By(Upsert(disabled), op, "r-policy-off", 27), ConfigMoves: true},
+		{Name: "delete policy set", Cmd: By(Delete(resource.PolicySet, "limits"), op, "r-policy-del", 28), ConfigMoves: true},
+		{Name: "delete tool pin", Cmd: By(Delete(resource.ToolPin, "pay/send"), op, "r-pin-del", 29), ConfigMoves: true},
+		{Name: "delete agent", Cmd: By(Delete(resource.Agent, "billing-bot"), op, "r-agent-del", 30), ConfigMoves: true},
+		{Name: "delete identity source", Cmd: By(Delete(resource.IdentitySource, "corp-idp"), op, "r-idp-del", 31), ConfigMoves: true},
+		{Name: "delete admin token", Cmd: By(Delete(resource.AdminToken, op), BootToken, "r-token-del", 32)},
+		{Name: "delete node", Cmd: By(Delete(resource.Node, "n2"), BootToken, "r-node-del", 33)},
+		{Name: "delete upstream", Cmd: By(Delete(resource.Upstream, "github"), BootToken, "r-github-del", 34), ConfigMoves: true},
+		{Name: "delete secret", Cmd: By(Delete(resource.Secret, "gh-token"), BootToken, "r-secret-del", 35), ConfigMoves: true},
+		{Name: "delete missing", Cmd: By(Delete(resource.Secret, "gh-token"), BootToken, "r-secret-del-2", 36), WantCode: fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND},
+	}
+}
+
+// DedupKey is a (token, request id) pair.
+type DedupKey struct{ Token, RequestID string }
+
+// DedupKeys returns the (token, request id) pairs of steps.
+func DedupKeys(steps []Step) []DedupKey {
+	var out []DedupKey
+	for _, s := range steps {
+		if s.Cmd.GetRequestId() != "" {
+			out = append(out, DedupKey{s.Cmd.GetActor().GetTokenId(), s.Cmd.GetRequestId()})
+		}
+	}
+	return out
+}
+
+// Run applies steps to s at indexes first, first+1, ... and returns the
+// final state. It fails tb when a step's outcome is not the expected one.
+func Run(tb testing.TB, s *state.State, first uint64, steps []Step) *state.State {
+	tb.Helper()
+	for i, st := range steps {
+		var res *fsmv1.Result
+		s, res = state.Apply(s, first+uint64(i), st.Cmd)
+		if err := CheckResult(st, res); err != nil {
+			tb.Fatalf("step %d (%s): %v", i, st.Name, err)
+		}
+	}
+	return s
+}
+
+// CheckResult reports how res differs from what st expects.
+func CheckResult(st Step, res *fsmv1.Result) error {
+	if got := res.GetError().GetCode(); got != st.WantCode {
+		return fmt.Errorf("error code %v (%q), want %v", got, res.GetError().GetMessage(), st.WantCode)
+	}
+	if res.GetDeduplicated() != st.WantDedup {
+		return fmt.Errorf("deduplicated = %v, want %v", res.GetDeduplicated(), st.WantDedup)
+	}
+	return nil
+}
+
+// Snapshot returns the snapshot stream of s.
+func Snapshot(tb testing.TB, s *state.State) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	n, err := s.WriteTo(&buf)
+	if err != nil {
+		tb.Fatalf("WriteTo: %v", err)
+	}
+	if n != int64(buf.Len()) {
+		tb.Fatalf("WriteTo reported %d bytes, wrote %d", n, buf.Len())
+	}
+	return buf.Bytes()
+}
+
+// Restore reads a snapshot stream back.
+func Restore(tb testing.TB, snap []byte) *state.State {
+	tb.Helper()
+	s, err := state.Read(bytes.NewReader(snap))
+	if err != nil {
+		tb.Fatalf("Read: %v", err)
+	}
+	return s
+}
+
+// Diff compares two states through their public API: every resource of
+// every kind, the config version and time, the identity, the applied index,
+// the whole admin log and the dedup entries of keys. It returns one line per
+// difference.
+func Diff(a, b *state.State, keys []DedupKey) []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	if a.Index() != b.Index() {
+		add("Index: %d vs %d", a.Index(), b.Index())
+	}
+	if a.ConfigVersion() != b.ConfigVersion() {
+		add("ConfigVersion: %d vs %d", a.ConfigVersion(), b.ConfigVersion())
+	}
+	if !proto.Equal(a.ConfigTime(), b.ConfigTime()) {
+		add("ConfigTime: %v vs %v", a.ConfigTime(), b.ConfigTime())
+	}
+	if !proto.Equal(a.Identity(), b.Identity()) {
+		add("Identity: %v vs %v", a.Identity(), b.Identity())
+	}
+	if !proto.Equal(a.Freeze(), b.Freeze()) {
+		add("Freeze: %v vs %v", a.Freeze(), b.Freeze())
+	}
+	for _, k := range resource.Kinds {
+		ra, _ := a.List(k, "", 1<<30)
+		rb, _ := b.List(k, "", 1<<30)
+		if len(ra) != len(rb) {
+			add("%s: %d resources vs %d", k, len(ra), len(rb))
+			continue
+		}
+		for i := range ra {
+			if !proto.Equal(ra[i], rb[i]) {
+				add("%s %q: %v vs %v", k, resource.Name(ra[i]), ra[i], rb[i])
+			}
+		}
+	}
+	ea, _ := a.AdminEvents(0, state.MaxAdminEvents+1)
+	eb, _ := b.AdminEvents(0, state.MaxAdminEvents+1)
+	if len(ea) != len(eb) {
+		add("AdminEvents: %d vs %d", len(ea), len(eb))
+	} else {
+		for i := range ea {
+			if !proto.Equal(ea[i], eb[i]) {
+				add("AdminEvent %d: %v vs %v", i, ea[i], eb[i])
+			}
+		}
+	}
+	for _, k := range keys {
+		da, oka := a.Dedup(k.Token, k.RequestID)
+		db, okb := b.Dedup(k.Token, k.RequestID)
+		if oka != okb || !proto.Equal(da, db) {
+			add("Dedup(%s, %s): %v %v vs %v %v", k.Token, k.RequestID, oka, da, okb, db)
+		}
+	}
+	return out
+}
+
+// Resources returns every resource of s, in kind and name order.
+func Resources(s *state.State) []*fsmv1.Resource {
+	var out []*fsmv1.Resource
+	for _, k := range resource.Kinds {
+		s.Each(k, func(r *fsmv1.Resource) bool { out = append(out, r); return true })
+	}
+	return out
+}

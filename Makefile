@@ -9,7 +9,9 @@ TOOLS_MOD := $(CURDIR)/tools
 PKGS_UNIT := $(shell $(GO) list ./... 2>/dev/null | grep -v '/test/')
 RUN_DIR   ?= $(CURDIR)/.portcullis
 
-TOOLS := # Code generators are pinned to the runtime versions in go.mod; buf and
+TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go $(BIN)/golangci-lint
+
+# Code generators are pinned to the runtime versions in go.mod; buf and
 # golangci-lint are pinned in tools/go.mod so they stay out of the product's.
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_CONNECT_VERSION := v1.21.1

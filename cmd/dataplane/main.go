@@ -1,15 +1,92 @@
-// Command dataplane will run a Portcullis data plane: the stateless proxy
-// that serves agents from versioned snapshots of the control plane's
-// configuration. It arrives with the config-distribution work; until then
-// it refuses to start rather than pretend to proxy anything.
+// Command dataplane runs a Portcullis data plane: the stateless proxy agents
+// call. Its whole configuration is the last snapshot it accepted from the
+// control plane, kept on disk so it can serve while no control plane
+// answers.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/server"
+	"github.com/portcullis-gw/portcullis/internal/envflag"
+	"github.com/portcullis-gw/portcullis/internal/joincred"
+	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/spf13/cobra"
 )
 
+const envPrefix = "PORTCULLIS_DP"
+
 func main() {
-	fmt.Fprintln(os.Stderr, "dataplane: not available yet: the data plane arrives with config distribution (snapshot streaming, last-known-good, degraded mode); see README.md")
-	os.Exit(2)
+	if err := newCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "dataplane:", err)
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	var cfg server.Config
+	var cred, credFile, logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:           "dataplane",
+		Short:         "Run a Portcullis data plane",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := envflag.Apply(cmd.Flags(), envPrefix, nil); err != nil {
+				return err
+			}
+			logger, err := logging.New(os.Stderr, logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = logger
+			if credFile != "" {
+				b, err := os.ReadFile(credFile)
+				if err != nil {
+					return fmt.Errorf("--join-credential-file: %w", err)
+				}
+				cred = string(b)
+			}
+			if strings.TrimSpace(cred) != "" {
+				if cfg.Credential, err = joincred.Parse(cred); err != nil {
+					return fmt.Errorf("join credential: %w", err)
+				}
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			return run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the last-known-good snapshot and the audit log")
+	f.StringSliceVar(&cfg.ControlPlanes, "control-plane", nil, "control-plane API URL (repeatable or comma-separated; any node will do)")
+	f.StringVar(&cred, "join-credential", "", "join credential from 'gwctl dataplane token create' (prefer the env var or a file: it is a secret)")
+	f.StringVar(&credFile, "join-credential-file", "", "file holding the join credential")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7480", "address agents call (/mcp); /healthz, /readyz and /metrics are served there too")
+	f.DurationVar(&cfg.DegradedAfter, "degraded-after", server.DefaultDegradedAfter, "time without a control plane before only read-only tools are served")
+	f.DurationVar(&cfg.MaxStale, "max-stale", server.DefaultMaxStale, "age of the configuration (without a control plane) after which every call is refused")
+	f.BoolVar(&cfg.Dev, "dev", false, "allow plain http:// control planes on loopback (never in production)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	envflag.Annotate(f, envPrefix)
+	return cmd
+}
+
+func run(ctx context.Context, cfg server.Config) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down")
+	return srv.Close()
 }

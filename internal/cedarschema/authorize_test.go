@@ -124,7 +124,7 @@ func TestAuthorizeEndToEnd(t *testing.T) {
 			if err := s.ValidateRequest(req); err != nil {
 				t.Fatalf("request does not conform to the schema: %v", err)
 			}
-			got, diag := ps.IsAuthorized(entities, req)
+			got, diag := cedar.Authorize(ps, entities, req)
 			if len(diag.Errors) > 0 {
 				t.Fatalf("evaluation errors (schema and request disagree): %v", diag.Errors)
 			}

@@ -52,7 +52,7 @@ func Parse(s string) (Credential, error) {
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Credential{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return Credential{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if c.Name == "" || c.Token == "" {
 		return Credential{}, fmt.Errorf("%w: name and token are required", ErrMalformed)

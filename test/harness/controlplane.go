@@ -249,11 +249,11 @@ func awaitHTTP(url, caFile string, timeout time.Duration, exited <-chan struct{}
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("GET %s: no 200 within %s: %v", url, timeout, last)
+			return fmt.Errorf("GET %s: no 200 within %s: %w", url, timeout, last)
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("GET %s: the process exited (last error: %v)", url, last)
+			return fmt.Errorf("GET %s: the process exited (last error: %w)", url, last)
 		case <-time.After(backoff):
 		}
 	}

@@ -27,6 +27,8 @@ type Server struct {
 	http   *http.Server
 	ln     net.Listener
 	served chan error
+	// cancelStreams ends long-lived handler contexts on Close.
+	cancelStreams context.CancelFunc
 }
 
 // forwardKeyPurpose derives the node-to-node key from the KEK.
@@ -143,7 +145,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		_ = node.Shutdown()
 		return nil, fmt.Errorf("listen for the API on %s: %w", cfg.APIAddr, err)
 	}
+	// Long-lived streams (config sync) end when the server closes: their
+	// contexts derive from baseCtx, cancelled in Close.
+	baseCtx, cancelStreams := context.WithCancel(context.Background())
 	hs := &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -157,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		hs.Protocols.SetHTTP1(true)
 		hs.Protocols.SetUnencryptedHTTP2(true)
 	}
-	s := &Server{cfg: cfg, log: log, node: node, http: hs, ln: ln, served: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: log, node: node, http: hs, ln: ln, served: make(chan error, 1), cancelStreams: cancelStreams}
 	go func() {
 		if apiTLS != nil {
 			s.served <- hs.ServeTLS(ln, "", "")
@@ -193,6 +199,7 @@ func (s *Server) Done() <-chan error { return s.served }
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	s.cancelStreams()
 	err := s.http.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = s.http.Close()

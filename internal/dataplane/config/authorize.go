@@ -1,0 +1,91 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/portcullis-gw/portcullis/internal/cedarschema"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+)
+
+// Authorize decides a call with every policy set of this version combined:
+// default deny, any satisfied forbid wins. Decision.Policies are the ids
+// ("<set>/<id>") of the policies that determined the decision, sorted.
+//
+// A call whose Cedar request cannot be built exactly as the schema types it
+// (see the package documentation) is denied with the reason in
+// Decision.Errors and no policy evaluated; policies that fail to evaluate
+// are skipped, as Cedar specifies, and listed in Decision.Errors.
+func (c *Compiled) Authorize(_ context.Context, call *pipeline.Call) pipeline.Decision {
+	req, err := c.request(call)
+	if err != nil {
+		return pipeline.Decision{Errors: []string{err.Error()}}
+	}
+	decision, diag := cedar.Authorize(c.policies, c.entities, req)
+	out := pipeline.Decision{Allowed: decision == cedar.Allow}
+	for _, r := range diag.Reasons {
+		out.Policies = append(out.Policies, string(r.PolicyID))
+	}
+	slices.Sort(out.Policies)
+	for _, e := range diag.Errors {
+		out.Errors = append(out.Errors, policyError(e.PolicyID, e.Message))
+	}
+	slices.Sort(out.Errors)
+	return out
+}
+
+// request builds the Cedar request of a call: principal Agent, action and
+// resource Tool of the called action, and the context the schema declares.
+func (c *Compiled) request(call *pipeline.Call) (cedar.Request, error) {
+	if call.Agent == nil {
+		return cedar.Request{}, errors.New("request: no authenticated agent")
+	}
+	name := call.Agent.GetMeta().GetName()
+	principal := agentUID(name)
+	if _, ok := c.entities[principal]; !ok {
+		return cedar.Request{}, fmt.Errorf("request: agent %q is not an enabled agent of configuration version %d", name, c.Version())
+	}
+	t, ok := c.tools[call.Action]
+	if !ok {
+		return cedar.Request{}, fmt.Errorf("request: no tool %q in configuration version %d", truncate(call.Action, cedarschema.MaxActionNameLen), c.Version())
+	}
+	if !call.SourceIP.IsValid() {
+		return cedar.Request{}, errors.New("request: the call has no source address")
+	}
+	if call.Start.IsZero() {
+		return cedar.Request{}, errors.New("request: the call has no start time")
+	}
+	args, err := decodeArguments(call.Arguments)
+	if err != nil {
+		return cedar.Request{}, err
+	}
+	record, err := argumentsRecord(args, t.args)
+	if err != nil {
+		return cedar.Request{}, err
+	}
+	ip := call.SourceIP.Unmap()
+	req := cedar.Request{
+		Principal: principal,
+		Action:    cedarschema.ActionUID(t.Action),
+		Resource:  toolUID(t.Action),
+		Context: types.NewRecord(types.RecordMap{
+			cedarschema.ContextArguments: record,
+			cedarschema.ContextProtocol:  types.String(call.Protocol),
+			cedarschema.ContextTime:      types.NewDatetime(call.Start),
+			cedarschema.ContextSourceIP:  types.IPAddr(netipPrefix(ip)),
+			cedarschema.ContextDegraded:  types.Boolean(call.Mode == configsyncv1.Mode_MODE_DEGRADED),
+		}),
+	}
+	// Belt and braces: a request that does not conform would let Cedar skip
+	// an erroring forbid, so refuse it instead.
+	if err := c.schema.ValidateRequest(req); err != nil {
+		return cedar.Request{}, fmt.Errorf("request: %w", err)
+	}
+	return req, nil
+}

@@ -1,0 +1,287 @@
+package config_test
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/config/configtest"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+)
+
+func TestCompile(t *testing.T) {
+	c := configtest.Compile(t, configtest.Snapshot())
+
+	if got := c.Version(); got != configtest.Version {
+		t.Errorf("Version() = %d, want %d", got, configtest.Version)
+	}
+	if got := c.VersionTime(); !got.Equal(configtest.VersionTime) {
+		t.Errorf("VersionTime() = %v, want %v", got, configtest.VersionTime)
+	}
+	if got := c.Snapshot().GetClusterId(); got != "test-cluster" {
+		t.Errorf("Snapshot().ClusterId = %q", got)
+	}
+	if u, ok := c.Upstream(configtest.Upstream); !ok || u.GetUrl() != "https://pay.example/mcp" {
+		t.Errorf("Upstream(%q) = %v, %v", configtest.Upstream, u, ok)
+	}
+	if _, ok := c.Upstream("nope"); ok {
+		t.Error("Upstream(nope) found")
+	}
+	if v, ok := c.Secret(configtest.BearerSecret); !ok || string(v) != "upstream-token" {
+		t.Errorf("Secret(%q) = %q, %v", configtest.BearerSecret, v, ok)
+	}
+	if _, ok := c.Secret("nope"); ok {
+		t.Error("Secret(nope) found")
+	}
+	if frozen, _ := c.Frozen(); frozen {
+		t.Error("Frozen() = true for a snapshot without a freeze")
+	}
+
+	var actions []string
+	for _, tool := range c.Tools() {
+		actions = append(actions, tool.Action)
+	}
+	if want := []string{configtest.BalanceAction, configtest.PayAction}; fmt.Sprint(actions) != fmt.Sprint(want) {
+		t.Errorf("Tools() actions = %v, want %v", actions, want)
+	}
+	pay, ok := c.Tool(configtest.PayAction)
+	switch {
+	case !ok:
+		t.Fatalf("Tool(%q) not found", configtest.PayAction)
+	case pay.Upstream != "pay" || pay.Name != "pay" || pay.Version != 2 || pay.ReadOnly():
+		t.Errorf("Tool(%q) = %+v, want upstream pay, tool pay, version 2 (the active one), mutating", configtest.PayAction, pay)
+	case pay.ValidateArguments == nil:
+		t.Errorf("Tool(%q) has no validator", configtest.PayAction)
+	}
+	if balance, _ := c.Tool(configtest.BalanceAction); !balance.ReadOnly() {
+		t.Errorf("Tool(%q) is not read-only", configtest.BalanceAction)
+	}
+	if _, ok := c.Tool("pay__steal"); ok {
+		t.Error("Tool(pay__steal) found")
+	}
+}
+
+func TestCompileNewestVersionWhenActiveIsZero(t *testing.T) {
+	s := configtest.Snapshot()
+	s.ToolPins[1].ActiveVersion = 0
+	s.ToolPins[1].Versions[0].Version = 3 // now the newest, with a schema that types nothing
+	c := configtest.Compile(t, s)
+	if pay, _ := c.Tool(configtest.PayAction); pay.Version != 3 {
+		t.Errorf("Tool(%q).Version = %d, want the newest, 3", configtest.PayAction, pay.Version)
+	}
+}
+
+func TestCompileFrozen(t *testing.T) {
+	s := configtest.Snapshot()
+	s.Freeze = &snapshotv1.Freeze{Frozen: true, Reason: "incident 42"}
+	frozen, reason := configtest.Compile(t, s).Frozen()
+	if !frozen || reason != "incident 42" {
+		t.Errorf("Frozen() = %v, %q, want true, %q", frozen, reason, "incident 42")
+	}
+}
+
+func TestCompileRefuses(t *testing.T) {
+	tests := []struct {
+		name   string
+		edit   func(s *snapshotv1.Snapshot)
+		want   []string // substrings of the error, each required
+		wantRE string   // optional pattern the error must match
+	}{
+		{
+			name: "pin of a missing upstream",
+			edit: func(s *snapshotv1.Snapshot) { s.ToolPins[1].Upstream = "nope" },
+			want: []string{`tool pin "pay/pay": upstream "nope" does not exist`},
+		},
+		{
+			name: "missing secret",
+			edit: func(s *snapshotv1.Snapshot) { s.Secrets = nil },
+			want: []string{`upstream "pay": credential secret "pay-token" is missing from the snapshot`},
+		},
+		{
+			name: "missing header secret",
+			edit: func(s *snapshotv1.Snapshot) {
+				s.Upstreams[0].Credential = &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Header{
+					Header: &configv1.HeaderCredential{Header: "X-Api-Key", Secret: "hdr"},
+				}}
+			},
+			want: []string{`upstream "pay": credential secret "hdr" is missing`},
+		},
+		{
+			name: "input schema with a wrong keyword type",
+			edit: func(s *snapshotv1.Snapshot) { s.ToolPins[1].Versions[1].InputSchema = []byte(`{"type": 12}`) },
+			want: []string{`tool pin "pay/pay": version 2: input schema does not compile`},
+		},
+		{
+			name: "input schema not JSON",
+			edit: func(s *snapshotv1.Snapshot) { s.ToolPins[1].Versions[1].InputSchema = []byte(`{"type":`) },
+			want: []string{`tool pin "pay/pay": version 2: input schema does not compile: not JSON`},
+		},
+		{
+			name: "remote reference",
+			edit: func(s *snapshotv1.Snapshot) {
+				s.ToolPins[0].Versions[0].InputSchema = []byte(`{"$ref": "https://schemas.example/x.json"}`)
+			},
+			want: []string{`tool pin "pay/balance"`, "remote references are not allowed", "https://schemas.example/x.json"},
+		},
+		{
+			name: "relative reference",
+			edit: func(s *snapshotv1.Snapshot) {
+				s.ToolPins[0].Versions[0].InputSchema = []byte(`{"$ref": "other.json#/x"}`)
+			},
+			want: []string{`tool pin "pay/balance"`, "remote references are not allowed"},
+		},
+		{
+			name: "file reference",
+			edit: func(s *snapshotv1.Snapshot) {
+				s.ToolPins[0].Versions[0].InputSchema = []byte(`{"$ref": "file:///etc/passwd"}`)
+			},
+			want: []string{`tool pin "pay/balance"`, "remote references are not allowed"},
+		},
+		{
+			name: "active version missing",
+			edit: func(s *snapshotv1.Snapshot) { s.ToolPins[1].ActiveVersion = 7 },
+			want: []string{`tool pin "pay/pay": active version 7 does not exist`},
+		},
+		{
+			name: "pin without versions",
+			edit: func(s *snapshotv1.Snapshot) { s.ToolPins[0].Versions = nil },
+			want: []string{`tool pin "pay/balance": no approved version`},
+		},
+		{
+			name: "Cedar syntax error",
+			edit: func(s *snapshotv1.Snapshot) {
+				s.PolicySets[0].Source = "permit(principal, action, resource);\nforbid(principal, action, resource) when { context.arguments.amount > };\n"
+			},
+			want:   []string{`policy set "payments"`, "syntax error"},
+			wantRE: `payments\.cedar:2:\d+: `,
+		},
+		{
+			name: "policy using an untyped argument",
+			edit: func(s *snapshotv1.Snapshot) {
+				s.PolicySets[0].Source = configtest.Policies +
+					`forbid(principal, action == Action::"pay__pay", resource) when { context.arguments.memo == "x" };` + "\n"
+			},
+			want:   []string{`policy set "payments"`, "policy payments/policy2"},
+			wantRE: `payments\.cedar:3:1: `,
+		},
+		{
+			name: "duplicate action",
+			edit: func(s *snapshotv1.Snapshot) {
+				s.Upstreams = append(s.Upstreams, &configv1.Upstream{
+					Meta: &configv1.ResourceMeta{Name: "pay2"}, Protocol: configv1.Protocol_PROTOCOL_MCP, ToolPrefix: proto.String("pay"),
+				})
+				s.ToolPins = append(s.ToolPins, &configv1.ToolPin{
+					Meta: &configv1.ResourceMeta{Name: "pay2/pay"}, Upstream: "pay2", Tool: "pay",
+					Versions: []*configv1.ToolVersion{{Version: 1, InputSchema: []byte(`{"type":"object"}`)}},
+				})
+			},
+			want: []string{`tool pin "pay2/pay": action "pay__pay" is already the action of tool pin "pay/pay"`},
+		},
+		{
+			name: "duplicate API key id",
+			edit: func(s *snapshotv1.Snapshot) {
+				s.Agents[1].ApiKeys = append(s.Agents[1].ApiKeys, &configv1.ApiKey{Id: "0123456789abcdef", Sha256: configtest.Hash("x")})
+			},
+			want: []string{`agent "marketer": API key id "0123456789abcdef" is also used by agent "payer"`},
+		},
+		{
+			name: "malformed API key hash",
+			edit: func(s *snapshotv1.Snapshot) { s.Agents[1].ApiKeys[0].Sha256 = []byte("short") },
+			want: []string{`agent "marketer": API key "1111111111111111": hash is 5 bytes, want 32`},
+		},
+		{
+			name: "duplicate policy set",
+			edit: func(s *snapshotv1.Snapshot) { s.PolicySets = append(s.PolicySets, s.PolicySets[0]) },
+			want: []string{`policy set "payments" appears twice`},
+		},
+		{
+			name: "every problem at once",
+			edit: func(s *snapshotv1.Snapshot) {
+				s.Secrets = nil
+				s.ToolPins[0].Versions[0].InputSchema = []byte(`{"minimum": "one"}`)
+				s.PolicySets[0].Source = "permit(principal, action, resource"
+			},
+			want: []string{"3 problems", `credential secret "pay-token"`, `tool pin "pay/balance"`, `policy set "payments"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := configtest.Snapshot()
+			tt.edit(s)
+			c, err := config.Compile(configtest.Marshal(t, s))
+			if err == nil {
+				t.Fatalf("Compile() = %v, want an error", c)
+			}
+			var cerr *config.Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("error %T is not a *config.Error: %v", err, err)
+			}
+			if cerr.Version != configtest.Version {
+				t.Errorf("Error.Version = %d, want %d", cerr.Version, configtest.Version)
+			}
+			msg := err.Error()
+			t.Log(msg)
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error does not mention %q:\n%s", w, msg)
+				}
+			}
+			if tt.wantRE != "" && !regexp.MustCompile(tt.wantRE).MatchString(msg) {
+				t.Errorf("error does not match %q:\n%s", tt.wantRE, msg)
+			}
+		})
+	}
+}
+
+func TestCompileRefusesGarbage(t *testing.T) {
+	_, err := config.Compile([]byte{0xff, 0xff, 0xff})
+	var cerr *config.Error
+	if !errors.As(err, &cerr) || !strings.Contains(err.Error(), "does not decode") {
+		t.Errorf("Compile(garbage) error = %v, want a *config.Error saying it does not decode", err)
+	}
+}
+
+func TestErrorIsBounded(t *testing.T) {
+	s := configtest.Snapshot()
+	for i := range 500 {
+		s.ToolPins = append(s.ToolPins, &configv1.ToolPin{
+			Meta:     &configv1.ResourceMeta{Name: fmt.Sprintf("ghost/tool%d", i)},
+			Upstream: strings.Repeat("g", 2000), Tool: fmt.Sprintf("tool%d", i),
+		})
+	}
+	_, err := config.Compile(configtest.Marshal(t, s))
+	if err == nil {
+		t.Fatal("Compile() accepted pins of a missing upstream")
+	}
+	msg := err.Error()
+	if len(msg) > config.MaxErrorBytes {
+		t.Errorf("error is %d bytes, more than %d", len(msg), config.MaxErrorBytes)
+	}
+	if !strings.Contains(msg, "500 problems") || !strings.Contains(msg, "more") {
+		t.Errorf("error does not count what it left out:\n%s", msg)
+	}
+}
+
+func FuzzCompile(f *testing.F) {
+	f.Add(configtest.Marshal(f, configtest.Snapshot()))
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0x02, 0x08})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := config.Compile(data)
+		if err == nil {
+			// What compiles must serve without panicking.
+			_ = c.Tools()
+			_, _ = c.AgentByAPIKey(configtest.PayerKey, configtest.VersionTime)
+			return
+		}
+		if len(err.Error()) > config.MaxErrorBytes {
+			t.Errorf("error is %d bytes", len(err.Error()))
+		}
+	})
+}

@@ -1,0 +1,95 @@
+package config
+
+import (
+	"slices"
+	"time"
+
+	"github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
+
+	"github.com/portcullis-gw/portcullis/internal/cedarschema"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+)
+
+// Compiled is a validated snapshot indexed for serving. It is immutable and
+// safe for concurrent use. Messages it returns are shared: callers must not
+// modify them.
+type Compiled struct {
+	snap        *snapshotv1.Snapshot
+	versionTime time.Time
+
+	upstreams map[string]*configv1.Upstream
+	secrets   map[string][]byte
+	// keys indexes API keys by key id.
+	keys map[string]apiKey
+
+	tools    map[string]*tool
+	toolList []pipeline.Tool
+
+	schema   *cedarschema.Schema
+	policies *cedar.PolicySet
+	// entities holds every enabled agent, team, upstream, tool and action.
+	entities types.EntityMap
+}
+
+// apiKey is one API key and the agent holding it.
+type apiKey struct {
+	key   *configv1.ApiKey
+	agent *configv1.Agent
+}
+
+// tool is a servable tool with what authorization needs.
+type tool struct {
+	pipeline.Tool
+	// args types context.arguments for this tool's action.
+	args resolved.RecordType
+}
+
+var _ pipeline.Config = (*Compiled)(nil)
+
+// Snapshot returns the decoded snapshot (shared; do not modify). It holds
+// plaintext secret values: never log it.
+func (c *Compiled) Snapshot() *snapshotv1.Snapshot { return c.snap }
+
+// Version is the snapshot version.
+func (c *Compiled) Version() uint64 { return c.snap.GetVersion() }
+
+// VersionTime is the time of the write that produced this version (the zero
+// time when the snapshot does not say).
+func (c *Compiled) VersionTime() time.Time { return c.versionTime }
+
+// Upstream finds an upstream by name (shared; do not modify).
+func (c *Compiled) Upstream(name string) (*configv1.Upstream, bool) {
+	u, ok := c.upstreams[name]
+	return u, ok
+}
+
+// Secret returns a copy of the plaintext of the named secret.
+func (c *Compiled) Secret(name string) ([]byte, bool) {
+	v, ok := c.secrets[name]
+	if !ok {
+		return nil, false
+	}
+	return slices.Clone(v), true
+}
+
+// Tool finds a pinned tool by its action name.
+func (c *Compiled) Tool(action string) (pipeline.Tool, bool) {
+	t, ok := c.tools[action]
+	if !ok {
+		return pipeline.Tool{}, false
+	}
+	return t.Tool, true
+}
+
+// Tools lists every servable tool in action-name order.
+func (c *Compiled) Tools() []pipeline.Tool { return slices.Clone(c.toolList) }
+
+// Frozen reports the emergency brake and the operator's reason.
+func (c *Compiled) Frozen() (bool, string) {
+	f := c.snap.GetFreeze()
+	return f.GetFrozen(), f.GetReason()
+}

@@ -1,0 +1,32 @@
+// Package config compiles a data-plane snapshot into the configuration the
+// request path serves from.
+//
+// [Compile] checks a serialized snapshot completely before anything is
+// swapped in: the snapshot decodes; every tool pin names an existing
+// upstream and an existing active version whose input schema compiles as
+// JSON Schema 2020-12 without loading anything remote; every upstream
+// credential's secret is present; the Cedar schema generates from the pins
+// exactly as the control plane generates it; and every policy set parses and
+// strictly validates against it. A refused snapshot yields an [*Error]
+// listing every problem, bounded in size, fit to be sent back to the control
+// plane as the reason for a nack.
+//
+// The result, [*Compiled], is immutable and implements [pipeline.Config]:
+// API-key authentication, tool lookup, Cedar authorization and the
+// emergency brake, all safe for concurrent use.
+//
+// # Tool arguments in Cedar
+//
+// Authorize hands a tool's arguments to Cedar as context.arguments, converted
+// by the Cedar types the generated schema gives them (see package
+// cedarschema): integer → Long, number → decimal, string → String, boolean →
+// Bool, object → Record, array → Set. The conversion reads the types from the
+// generated schema itself, so it cannot drift from what policies were
+// validated against. Attributes the schema leaves untyped are dropped.
+// Numbers are converted exactly from their JSON text, never through float64:
+// an integer must be integral and fit in 64 bits, a decimal must have at most
+// four decimal places and lie within Cedar's decimal range. Anything that
+// does not fit — a wrong JSON type, a missing required argument, a number
+// Cedar cannot hold, a duplicate object key — denies the call with an error
+// rather than letting Cedar skip a forbid policy that would have errored.
+package config

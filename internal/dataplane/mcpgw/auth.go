@@ -1,0 +1,82 @@
+package mcpgw
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+)
+
+// bearer returns the token of an `Authorization: Bearer` header, or "".
+func bearer(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// agentFor resolves the caller's API key at the edge, for the methods the
+// pipeline does not see. It refuses what the pipeline's Authenticate stage
+// refuses: unknown, malformed and expired keys and disabled agents.
+func agentFor(cfg pipeline.Config, token string, now time.Time) (*configv1.Agent, bool) {
+	if cfg == nil || token == "" {
+		return nil, false
+	}
+	agent, ok := cfg.AgentByAPIKey(token, now)
+	if !ok || agent == nil || agent.GetDisabled() {
+		return nil, false
+	}
+	return agent, true
+}
+
+// unauthorized answers 401 with the RFC 9728 challenge pointing at the
+// protected-resource metadata, and a JSON-RPC error for clients that read
+// bodies. invalid says a token was presented (RFC 6750 invalid_token).
+func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, id []byte, invalid bool, msg string) {
+	challenge := "Bearer"
+	if base := h.baseURL(r); base != "" {
+		challenge += ` resource_metadata="` + base + `/.well-known/oauth-protected-resource"`
+	} else {
+		challenge += ` realm="portcullis"`
+	}
+	if invalid {
+		challenge += `, error="invalid_token"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	if id == nil {
+		id = nullID
+	}
+	writeError(w, http.StatusUnauthorized, id, &rpcError{
+		Code: codeUnauthenticated, Message: msg,
+		Data: reasonData(pipeline.ReasonUnauthenticated),
+	})
+}
+
+// baseURL is the gateway's external base URL: the configured one, or the
+// request's scheme and Host when that Host is a plain host[:port] (never
+// anything that could break out of the quoted challenge parameter).
+func (h *Handler) baseURL(r *http.Request) string {
+	if h.publicURL != "" {
+		return strings.TrimRight(h.publicURL, "/")
+	}
+	host := r.Host
+	if host == "" || len(host) > 255 {
+		return ""
+	}
+	for _, c := range []byte(host) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".-:[]", c) >= 0
+		if !ok {
+			return ""
+		}
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + host
+}
+
+const msgUnauthenticated = "a valid API key is required: send Authorization: Bearer pck_…"

@@ -1,0 +1,162 @@
+package mcpgw
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+)
+
+// refusalMetaKey is the _meta key of a refused call's machine-readable
+// reason.
+const refusalMetaKey = "io.portcullis/refusal"
+
+type initializeResult struct {
+	ProtocolVersion string         `json:"protocolVersion"`
+	Capabilities    map[string]any `json:"capabilities"`
+	ServerInfo      serverInfo     `json:"serverInfo"`
+}
+
+type serverInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// initialize negotiates the version and mints a session bound to agent.
+func (h *Handler) initialize(w http.ResponseWriter, req *request, id json.RawMessage, agent string) {
+	var p struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	if !decodeParams(w, req, id, &p) {
+		return
+	}
+	version := protocolVersions[0]
+	if slices.Contains(protocolVersions, p.ProtocolVersion) {
+		version = p.ProtocolVersion
+	}
+	w.Header().Set("Mcp-Session-Id", h.sessions.create(agent))
+	writeResult(w, id, initializeResult{
+		ProtocolVersion: version,
+		Capabilities:    map[string]any{"tools": struct{}{}},
+		ServerInfo:      serverInfo{Name: "portcullis", Version: h.version},
+	})
+}
+
+// toolsList lists the tools the data plane would serve right now, by the
+// pipeline gate's rules: none without fresh-enough configuration (starting,
+// stale), only operator-classified read-only tools when degraded or frozen.
+// Per-caller authorization filtering arrives with the brokering work.
+func (h *Handler) toolsList(w http.ResponseWriter, req *request, id json.RawMessage, c *pipeline.Call) {
+	var p struct {
+		Cursor string `json:"cursor"`
+	}
+	if !decodeParams(w, req, id, &p) {
+		return
+	}
+	if p.Cursor != "" {
+		// Every tool fits one page; no cursor was ever handed out.
+		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: "invalid params: unknown cursor"})
+		return
+	}
+	tools := []toolJSON{}
+	readOnlyOnly := c.Mode == configsyncv1.Mode_MODE_DEGRADED
+	if frozen, _ := c.Config.Frozen(); frozen {
+		readOnlyOnly = true
+	}
+	if c.Mode == configsyncv1.Mode_MODE_NORMAL || c.Mode == configsyncv1.Mode_MODE_DEGRADED {
+		for _, t := range c.Config.Tools() {
+			if readOnlyOnly && !t.ReadOnly() {
+				continue
+			}
+			tj, err := presentTool(t)
+			if err != nil {
+				h.logger.Warn("pinned tool definition is not valid JSON; not listed", slog.String("action", t.Action), slog.Any("error", err))
+				continue
+			}
+			tools = append(tools, tj)
+		}
+	}
+	writeResult(w, id, map[string]any{"tools": tools})
+}
+
+// toolsCall runs a tools/call through the backend.
+func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, token string) {
+	var p struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	}
+	if !decodeParams(w, req, id, &p) {
+		return
+	}
+	if p.Name == "" {
+		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: "invalid params: name is required"})
+		return
+	}
+	args := p.Arguments
+	switch {
+	case len(args) == 0 || string(args) == "null":
+		args = json.RawMessage(`{}`)
+	case !isObject(args):
+		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: "invalid params: arguments must be an object"})
+		return
+	}
+	c.Protocol, c.Method, c.Action, c.Arguments, c.Credential = "mcp", "tools/call", p.Name, args, token
+
+	res, err := h.backend.Handle(r.Context(), c)
+	if err != nil {
+		h.writeRefusal(w, r, id, err)
+		return
+	}
+	if res == nil || !isObject(res.Body) || !json.Valid(res.Body) {
+		h.logger.ErrorContext(r.Context(), "backend returned no valid tools/call result", slog.String("action", c.Action))
+		h.writeRefusal(w, r, id, errors.New("invalid backend result"))
+		return
+	}
+	writeResult(w, id, res.Body)
+}
+
+// writeRefusal answers a refused tools/call in MCP's shape.
+func (h *Handler) writeRefusal(w http.ResponseWriter, r *http.Request, id json.RawMessage, err error) {
+	ref := pipeline.AsRefusal(err)
+	var typed *pipeline.Refusal
+	if !errors.As(err, &typed) {
+		level := slog.LevelError
+		if r.Context().Err() != nil {
+			level = slog.LevelDebug // the caller left
+		}
+		h.logger.Log(r.Context(), level, "tools/call failed", slog.Any("error", err))
+	}
+	switch ref.Reason {
+	case pipeline.ReasonUnauthenticated:
+		h.unauthorized(w, r, id, true, ref.Message)
+	case pipeline.ReasonUnknownTool:
+		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: ref.Message, Data: reasonData(ref.Reason)})
+	default:
+		// Input validation failures are tool results by the spec; so are
+		// policy, mode and upstream refusals, so that the model sees them.
+		writeResult(w, id, map[string]any{
+			"content": []map[string]string{{"type": "text", "text": ref.Message}},
+			"isError": true,
+			"_meta":   map[string]any{refusalMetaKey: reasonData(ref.Reason)},
+		})
+	}
+}
+
+func reasonData(r pipeline.Reason) map[string]string { return map[string]string{"reason": string(r)} }
+
+// decodeParams decodes req.Params (absent or null means no fields) and
+// answers -32602 when they do not fit v.
+func decodeParams(w http.ResponseWriter, req *request, id json.RawMessage, v any) bool {
+	if len(req.Params) == 0 || string(req.Params) == "null" {
+		return true
+	}
+	if err := json.Unmarshal(req.Params, v); err != nil {
+		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: "invalid params for " + req.Method})
+		return false
+	}
+	return true
+}

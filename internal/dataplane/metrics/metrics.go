@@ -1,0 +1,116 @@
+// Package metrics holds the data plane's Prometheus metrics: serving mode,
+// snapshot version, snapshot applies and rejections, calls and refusals by
+// reason. It owns its registry (no global state).
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the data plane's metric set. Safe for concurrent use.
+type Metrics struct {
+	reg       *prometheus.Registry
+	snapshots *prometheus.CounterVec
+	calls     *prometheus.CounterVec
+	refusals  *prometheus.CounterVec
+}
+
+// New registers the metrics. mode and version are read at scrape time.
+func New(mode func() configsyncv1.Mode, version func() uint64) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_dataplane_snapshots_total",
+			Help: "Snapshots received from the control plane, by result (applied, rejected).",
+		}, []string{"result"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_dataplane_calls_total",
+			Help: "Calls handled, by protocol and outcome (ok, refused, error).",
+		}, []string{"protocol", "outcome"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_dataplane_refusals_total",
+			Help: "Refused calls by machine-readable reason.",
+		}, []string{"reason"}),
+	}
+	modes := prometheus.NewDesc("portcullis_dataplane_mode", "1 for the mode the data plane is in, 0 for the others.", []string{"mode"}, nil)
+	m.reg.MustRegister(m.snapshots, m.calls, m.refusals,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "portcullis_dataplane_snapshot_version",
+			Help: "Version of the snapshot in service (0 = none).",
+		}, func() float64 { return float64(version()) }),
+		modeCollector{desc: modes, mode: mode},
+	)
+	for _, r := range pipeline.Reasons {
+		m.refusals.WithLabelValues(string(r))
+	}
+	m.snapshots.WithLabelValues("applied")
+	m.snapshots.WithLabelValues("rejected")
+	return m
+}
+
+// Snapshot counts a snapshot applied or rejected.
+func (m *Metrics) Snapshot(applied bool) {
+	if applied {
+		m.snapshots.WithLabelValues("applied").Inc()
+	} else {
+		m.snapshots.WithLabelValues("rejected").Inc()
+	}
+}
+
+// Call counts a finished call; refusal is nil for calls that were not
+// refused (err is then the non-refusal error, if any).
+func (m *Metrics) Call(protocol string, refusal *pipeline.Refusal, err error) {
+	switch {
+	case refusal != nil:
+		m.calls.WithLabelValues(protocol, "refused").Inc()
+		m.refusals.WithLabelValues(string(refusal.Reason)).Inc()
+	case err != nil:
+		m.calls.WithLabelValues(protocol, "error").Inc()
+	default:
+		m.calls.WithLabelValues(protocol, "ok").Inc()
+	}
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+type modeCollector struct {
+	desc *prometheus.Desc
+	mode func() configsyncv1.Mode
+}
+
+func (c modeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c modeCollector) Collect(ch chan<- prometheus.Metric) {
+	cur := c.mode()
+	for _, m := range []configsyncv1.Mode{configsyncv1.Mode_MODE_STARTING, configsyncv1.Mode_MODE_NORMAL, configsyncv1.Mode_MODE_DEGRADED, configsyncv1.Mode_MODE_STALE} {
+		v := 0.0
+		if m == cur {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, ModeName(m))
+	}
+}
+
+// ModeName is the lower-case name of a mode ("degraded").
+func ModeName(m configsyncv1.Mode) string {
+	switch m {
+	case configsyncv1.Mode_MODE_NORMAL:
+		return "normal"
+	case configsyncv1.Mode_MODE_DEGRADED:
+		return "degraded"
+	case configsyncv1.Mode_MODE_STALE:
+		return "stale"
+	default:
+		return "starting"
+	}
+}

@@ -1,0 +1,115 @@
+// Package pipeline is the data plane's request path, the same for every
+// protocol: a protocol adapter turns a request into a protocol-neutral Call,
+// a chain of Stages works on it (authenticate, gate by mode, authorize,
+// validate, …), and a terminal Handler forwards it upstream. Stages never
+// know which protocol they serve; adapters never decide policy.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"time"
+
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+)
+
+// Config is the view of the active configuration a call needs. The data
+// plane's compiled snapshot implements it; one call sees one version from
+// start to finish.
+type Config interface {
+	// Version is the snapshot version.
+	Version() uint64
+	// AgentByAPIKey finds the agent holding an API key (constant-time hash
+	// comparison inside). ok is false for an unknown, expired or malformed
+	// key.
+	AgentByAPIKey(key string, now time.Time) (agent *configv1.Agent, ok bool)
+	// Tool finds a pinned tool by its action name ("<prefix>__<tool>").
+	Tool(action string) (Tool, bool)
+	// Tools lists every servable tool in action-name order.
+	Tools() []Tool
+	// Authorize decides a call. It must be safe for concurrent use.
+	Authorize(ctx context.Context, c *Call) Decision
+	// Frozen reports the emergency brake and its reason.
+	Frozen() (bool, string)
+}
+
+// Tool is a pinned tool as the data plane serves it.
+type Tool struct {
+	Action   string
+	Upstream string
+	Name     string
+	Class    configv1.ToolClass
+	Version  int64
+	// Definition is the approved tool definition (JSON).
+	Definition json.RawMessage
+	// ValidateArguments checks arguments against the pinned input schema.
+	ValidateArguments func(args any) error
+}
+
+// ReadOnly reports whether the operator classified the tool read-only.
+func (t Tool) ReadOnly() bool { return t.Class == configv1.ToolClass_TOOL_CLASS_READ_ONLY }
+
+// Decision is an authorization decision and the policies behind it.
+type Decision struct {
+	Allowed bool
+	// Policies are the ids of the policies that determined the decision.
+	Policies []string
+	// Errors are policy evaluation errors (a policy that errors is skipped).
+	Errors []string
+}
+
+// Call is one protocol-neutral call flowing through the pipeline. Adapters
+// fill the request part; stages fill the rest.
+type Call struct {
+	// Request, set by the protocol adapter.
+	Protocol   string // "mcp"
+	Method     string // protocol method, e.g. "tools/call"
+	Action     string // tool action name the caller asked for
+	Arguments  json.RawMessage
+	Credential string // bearer credential the caller presented (never forwarded)
+	SourceIP   netip.Addr
+	Start      time.Time
+
+	// Set at entry: the configuration version and mode this call runs in.
+	Config Config
+	Mode   configsyncv1.Mode
+
+	// Set by stages.
+	Agent    *configv1.Agent
+	Tool     Tool
+	Decision Decision
+}
+
+// Result is what the terminal handler produced.
+type Result struct {
+	// Body is the upstream's result payload (protocol-specific bytes the
+	// adapter knows how to return).
+	Body json.RawMessage
+	// IsError is set when the upstream reported a tool failure.
+	IsError bool
+	// UpstreamLatency is the time spent upstream.
+	UpstreamLatency time.Duration
+}
+
+// Handler processes a call.
+type Handler func(ctx context.Context, c *Call) (*Result, error)
+
+// Stage is one step of the pipeline. Implementations must be safe for
+// concurrent use; Handle either refuses (returns a *Refusal error) or calls
+// next.
+type Stage interface {
+	Name() string
+	Handle(ctx context.Context, c *Call, next Handler) (*Result, error)
+}
+
+// Chain composes stages in order in front of terminal.
+func Chain(terminal Handler, stages ...Stage) Handler {
+	h := terminal
+	for i := len(stages) - 1; i >= 0; i-- {
+		s, next := stages[i], h
+		h = func(ctx context.Context, c *Call) (*Result, error) { return s.Handle(ctx, c, next) }
+	}
+	return h
+}

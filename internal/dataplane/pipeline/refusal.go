@@ -1,0 +1,57 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Reason is a machine-readable refusal reason. The values are stable API:
+// agents and dashboards branch on them.
+type Reason string
+
+// Refusal reasons.
+const (
+	ReasonUnauthenticated     Reason = "unauthenticated"
+	ReasonDenied              Reason = "denied"
+	ReasonDegraded            Reason = "degraded"
+	ReasonFrozen              Reason = "frozen"
+	ReasonStale               Reason = "stale"
+	ReasonNoConfig            Reason = "no_config"
+	ReasonUnknownTool         Reason = "unknown_tool"
+	ReasonInvalidArguments    Reason = "invalid_arguments"
+	ReasonUpstreamUnavailable Reason = "upstream_unavailable"
+	ReasonUpstreamTimeout     Reason = "upstream_timeout"
+	ReasonAuditUnavailable    Reason = "audit_unavailable"
+	ReasonInternal            Reason = "internal"
+)
+
+// Reasons lists every reason (for metrics label pre-registration).
+var Reasons = []Reason{
+	ReasonUnauthenticated, ReasonDenied, ReasonDegraded, ReasonFrozen, ReasonStale, ReasonNoConfig,
+	ReasonUnknownTool, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
+	ReasonAuditUnavailable, ReasonInternal,
+}
+
+// Refusal is a call the gateway refused. Message is safe to show to the
+// caller: it says what happened and what to do, and never carries secrets.
+type Refusal struct {
+	Reason  Reason
+	Message string
+}
+
+func (r *Refusal) Error() string { return fmt.Sprintf("%s: %s", r.Reason, r.Message) }
+
+// Refuse builds a Refusal.
+func Refuse(reason Reason, format string, args ...any) *Refusal {
+	return &Refusal{Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// AsRefusal extracts a Refusal from err; any other error becomes an
+// internal refusal with a generic message (the detail stays in logs).
+func AsRefusal(err error) *Refusal {
+	var r *Refusal
+	if errors.As(err, &r) {
+		return r
+	}
+	return &Refusal{Reason: ReasonInternal, Message: "the gateway failed to process the call; it has been logged"}
+}

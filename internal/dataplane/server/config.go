@@ -1,0 +1,106 @@
+// Package server assembles a data plane: the last-known-good snapshot, the
+// sync client, the mode tracker, the request pipeline, the MCP endpoint,
+// audit and metrics. cmd/dataplane only parses flags into a Config.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/joincred"
+)
+
+// Defaults.
+const (
+	DefaultDegradedAfter = 15 * time.Second
+	DefaultMaxStale      = 24 * time.Hour
+)
+
+// Config configures a data plane.
+type Config struct {
+	// DataDir holds the last-known-good snapshot and the audit log.
+	DataDir string
+	// ControlPlanes are control-plane API URLs; any of them will do.
+	ControlPlanes []string
+	// Credential is the join credential ("pcj1_…", parsed).
+	Credential joincred.Credential
+	// Listen is the address agents call (/mcp) and where /healthz,
+	// /readyz and /metrics are served.
+	Listen string
+	// DegradedAfter is how long without a control plane before only
+	// read-only tools are served.
+	DegradedAfter time.Duration
+	// MaxStale is how old the configuration may get (without a control
+	// plane) before every call is refused.
+	MaxStale time.Duration
+	// Dev allows plain http:// control planes, on loopback only.
+	Dev    bool
+	Logger *slog.Logger
+}
+
+// Validate checks c and fills defaults.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is required"))
+	}
+	if len(c.ControlPlanes) == 0 {
+		errs = append(errs, errors.New("--control-plane is required (one or more control-plane API URLs)"))
+	}
+	for _, u := range c.ControlPlanes {
+		switch {
+		case strings.HasPrefix(u, "https://"):
+		case strings.HasPrefix(u, "http://") && c.Dev:
+			if !loopbackURL(u) {
+				errs = append(errs, fmt.Errorf("--control-plane %s: plain http is allowed only on loopback with --dev", u))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("--control-plane %s: must be https:// (http:// only with --dev on loopback)", u))
+		}
+	}
+	if c.Credential.Name == "" || c.Credential.Token == "" {
+		errs = append(errs, errors.New("--join-credential is required (gwctl dataplane token create NAME)"))
+	}
+	if !c.Dev && c.Credential.CAFingerprint == "" {
+		errs = append(errs, errors.New("the join credential carries no CA fingerprint; it can only be used with --dev"))
+	}
+	if c.Listen == "" {
+		errs = append(errs, errors.New("--listen is required"))
+	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: %w", c.Listen, err))
+	}
+	if c.DegradedAfter == 0 {
+		c.DegradedAfter = DefaultDegradedAfter
+	}
+	if c.MaxStale == 0 {
+		c.MaxStale = DefaultMaxStale
+	}
+	if c.DegradedAfter < 0 || c.MaxStale < 0 || c.MaxStale < c.DegradedAfter {
+		errs = append(errs, errors.New("--degraded-after and --max-stale must be positive, with --max-stale ≥ --degraded-after"))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return errors.Join(errs...)
+}
+
+func loopbackURL(u string) bool {
+	rest := strings.TrimPrefix(u, "http://")
+	host := rest
+	if i := strings.IndexAny(rest, "/"); i >= 0 {
+		host = rest[:i]
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.IsLoopback()
+}

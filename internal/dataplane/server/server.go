@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/audit"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/lkg"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/mcpgw"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/metrics"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/mode"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/syncclient"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+)
+
+// Server is a running data plane.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	current atomic.Pointer[config.Compiled]
+	tracker *mode.Tracker
+	store   *lkg.Store
+	sync    *syncclient.Client
+	pool    *upstream.Pool
+	audit   audit.Writer
+	metrics *metrics.Metrics
+	handle  pipeline.Handler
+	applyMu sync.Mutex
+
+	http   *http.Server
+	ln     net.Listener
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// Start brings the data plane up: it loads the last-known-good snapshot (if
+// any, serving it in degraded mode until a control plane answers), starts
+// the sync client and serves agents. It returns once the listener is open.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("dataplane", cfg.Credential.Name)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	store, err := lkg.Open(cfg.DataDir, cfg.Credential.StorageKey())
+	if err != nil {
+		return nil, err
+	}
+	aw, err := audit.OpenLocal(filepath.Join(cfg.DataDir, "audit.log"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, log: log, store: store, audit: aw,
+		tracker: mode.NewTracker(cfg.DegradedAfter, cfg.MaxStale, time.Now),
+		pool:    upstream.NewPool(log),
+	}
+	s.metrics = metrics.New(s.tracker.Mode, s.servingVersion)
+	s.handle = pipeline.Chain(s.forward, append([]pipeline.Stage{metricsStage{m: s.metrics}},
+		stages.Default(aw, cfg.Credential.Name, time.Now)...)...)
+	s.loadLastKnownGood()
+
+	s.sync, err = syncclient.New(syncclient.Config{
+		URLs: cfg.ControlPlanes, Credential: cfg.Credential, Dev: cfg.Dev,
+		Applier: s, OnContact: s.tracker.Contact, Logger: log,
+	})
+	if err != nil {
+		_ = aw.Close()
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", mcpgw.NewHandler(s, log))
+	mux.Handle("/metrics", s.metrics.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", s.readyz)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		_ = aw.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	s.ln = ln
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.done.Add(2)
+	go func() {
+		defer s.done.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("serve", "err", err)
+		}
+	}()
+	go func() {
+		defer s.done.Done()
+		_ = s.sync.Run(runCtx)
+	}()
+	log.Info("data plane serving", "listen", ln.Addr().String(), "control_planes", cfg.ControlPlanes, "mode", metrics.ModeName(s.tracker.Mode()))
+	return s, nil
+}
+
+// Addr is the bound listen address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Close stops serving and syncing.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	s.cancel()
+	s.done.Wait()
+	_ = s.pool.Close()
+	if aerr := s.audit.Close(); aerr != nil && err == nil {
+		err = aerr
+	}
+	return err
+}
+
+// loadLastKnownGood serves the snapshot on disk, if it is intact, before any
+// control plane answers (degraded until one does).
+func (s *Server) loadLastKnownGood() {
+	version, data, err := s.store.Load()
+	switch {
+	case errors.Is(err, lkg.ErrNotFound):
+		s.log.Info("no last-known-good snapshot on disk; waiting for a control plane")
+		return
+	case err != nil:
+		s.log.Error("last-known-good snapshot refused; waiting for a control plane", "err", err)
+		return
+	}
+	c, err := config.Compile(data)
+	if err != nil {
+		s.log.Error("last-known-good snapshot does not validate; waiting for a control plane", "version", version, "err", err)
+		return
+	}
+	s.current.Store(c)
+	s.tracker.Loaded(c.VersionTime(), true)
+	s.log.Warn("serving the last-known-good snapshot from disk in degraded mode until a control plane answers", "version", c.Version())
+}
+
+func (s *Server) servingVersion() uint64 {
+	if c := s.current.Load(); c != nil {
+		return c.Version()
+	}
+	return 0
+}
+
+// Apply implements syncclient.Applier: validate completely, then swap
+// atomically; a rejected snapshot leaves the previous one serving.
+func (s *Server) Apply(_ context.Context, data []byte) (uint64, error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	c, err := config.Compile(data)
+	if err != nil {
+		s.metrics.Snapshot(false)
+		s.log.Error("snapshot rejected; the previous one keeps serving", "serving", s.servingVersion(), "err", err)
+		return 0, err
+	}
+	if cur := s.current.Load(); cur != nil && c.Version() < cur.Version() {
+		// A control-plane node that lags another; keep the newer one.
+		s.log.Info("ignoring an older snapshot from a lagging control-plane node", "offered", c.Version(), "serving", cur.Version())
+		return cur.Version(), nil
+	}
+	s.current.Store(c)
+	s.tracker.Loaded(c.VersionTime(), false)
+	s.metrics.Snapshot(true)
+	if err := s.store.Save(c.Version(), data); err != nil {
+		s.log.Error("could not write the last-known-good snapshot; serving it anyway", "version", c.Version(), "err", err)
+	}
+	s.log.Info("snapshot applied", "version", c.Version())
+	return c.Version(), nil
+}
+
+// Serving implements syncclient.Applier.
+func (s *Server) Serving() (uint64, configsyncv1.Mode) {
+	return s.servingVersion(), s.tracker.Mode()
+}
+
+// Begin implements mcpgw.Backend.
+func (s *Server) Begin(r *http.Request) *pipeline.Call {
+	c := &pipeline.Call{Start: time.Now(), Mode: s.tracker.Mode()}
+	if cur := s.current.Load(); cur != nil {
+		c.Config = cur
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		c.SourceIP = ap.Addr()
+	}
+	return c
+}
+
+// Handle implements mcpgw.Backend.
+func (s *Server) Handle(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
+	return s.handle(ctx, c)
+}
+
+// forward is the terminal handler: the call goes to its upstream with the
+// upstream's own credential.
+func (s *Server) forward(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
+	cur, ok := c.Config.(*config.Compiled)
+	if !ok {
+		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, "the data plane has no configuration yet; retry shortly")
+	}
+	start := time.Now()
+	body, isErr, err := s.pool.CallTool(ctx, cur, c.Tool.Upstream, c.Tool.Name, c.Arguments)
+	if err != nil {
+		return nil, err
+	}
+	return &pipeline.Result{Body: body, IsError: isErr, UpstreamLatency: time.Since(start)}, nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	m := s.tracker.Mode()
+	body, _ := json.Marshal(map[string]any{
+		"mode":          metrics.ModeName(m),
+		"version":       s.servingVersion(),
+		"control_plane": s.sync.Connected(),
+		"last_contact":  s.tracker.LastContact(),
+	})
+	w.Header().Set("Content-Type", "application/json")
+	if m != configsyncv1.Mode_MODE_NORMAL && m != configsyncv1.Mode_MODE_DEGRADED {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// metricsStage counts every call and refusal.
+type metricsStage struct{ m *metrics.Metrics }
+
+func (metricsStage) Name() string { return "metrics" }
+
+func (st metricsStage) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler) (*pipeline.Result, error) {
+	res, err := next(ctx, c)
+	var ref *pipeline.Refusal
+	if err != nil && errors.As(err, &ref) {
+		st.m.Call(c.Protocol, ref, nil)
+	} else {
+		st.m.Call(c.Protocol, nil, err)
+	}
+	return res, err
+}

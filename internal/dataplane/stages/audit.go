@@ -1,0 +1,165 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+)
+
+// AuditWriter records audit records. Write returns nil only once the
+// record is recorded; it must be safe for concurrent use. The data plane's
+// audit.Writer satisfies it.
+type AuditWriter interface {
+	Write(ctx context.Context, r *auditv1.Record) error
+}
+
+// Audit writes one audit record for every call that passes through it,
+// whatever happened after it: allowed, denied, refused or failed. It fails
+// closed: when the record cannot be written the call fails with
+// audit_unavailable and any upstream result is withheld. Put it first, so
+// refusals by later stages are recorded too.
+//
+// The record is written after the upstream answered, so a mutating call
+// whose record fails was still executed upstream; the caller is told the
+// call failed.
+type Audit struct {
+	Writer AuditWriter
+	// Dataplane names this data plane in records.
+	Dataplane string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+var _ pipeline.Stage = Audit{}
+
+// errPanicked stands for a later stage that panicked.
+var errPanicked = errors.New("a later stage panicked")
+
+// Name implements pipeline.Stage.
+func (Audit) Name() string { return "audit" }
+
+// Handle implements pipeline.Stage.
+func (a Audit) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler) (*pipeline.Result, error) {
+	start := c.Start
+	if start.IsZero() {
+		start = a.now()
+	}
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		// A panic below: record the call, then let the panic go on.
+		if p := recover(); p != nil {
+			_ = a.write(ctx, a.record(c, start, nil, errPanicked))
+			panic(p)
+		}
+	}()
+	res, err := next(ctx, c)
+	returned = true
+	if werr := a.write(ctx, a.record(c, start, res, err)); werr != nil {
+		return nil, pipeline.Refuse(pipeline.ReasonAuditUnavailable,
+			"the call could not be recorded in the audit log, so its result is withheld; retry later")
+	}
+	return res, err
+}
+
+// write records r. The caller going away must not lose the record, so the
+// write ignores the call's cancellation.
+func (a Audit) write(ctx context.Context, r *auditv1.Record) error {
+	if a.Writer == nil {
+		return errors.New("audit: no writer")
+	}
+	return a.Writer.Write(context.WithoutCancel(ctx), r)
+}
+
+func (a Audit) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// record describes a finished call.
+func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, err error) *auditv1.Record {
+	r := &auditv1.Record{
+		Time:      timestamppb.New(start),
+		Dataplane: a.Dataplane,
+		Protocol:  c.Protocol,
+		Method:    c.Method,
+		Upstream:  c.Tool.Upstream,
+		Tool:      c.Tool.Name,
+		Mode:      modeName(c.Mode),
+		Policies:  slices.Clone(c.Decision.Policies),
+		Latency:   durationpb.New(a.now().Sub(start)),
+	}
+	if r.Tool == "" {
+		// Never resolved (unknown tool, or refused before Gate): record what
+		// was asked for.
+		r.Tool = truncate(c.Action, maxEcho)
+	}
+	if c.Agent != nil {
+		r.Agent = c.Agent.GetMeta().GetName()
+	}
+	if c.Config != nil {
+		r.SnapshotVersion = c.Config.Version()
+	}
+	if c.SourceIP.IsValid() {
+		r.SourceIp = c.SourceIP.String()
+	}
+	if res != nil {
+		r.UpstreamLatency = durationpb.New(res.UpstreamLatency)
+		r.UpstreamError = res.IsError
+	}
+	r.Outcome = "ok"
+	if err != nil {
+		refusal := pipeline.AsRefusal(err)
+		r.Reason = string(refusal.Reason)
+		r.Outcome = "error"
+		if refusedByGateway(refusal.Reason) {
+			r.Outcome = "refused"
+		}
+	}
+	switch {
+	case c.Decision.Allowed:
+		r.Decision = "allow"
+	case r.Reason == string(pipeline.ReasonDenied):
+		r.Decision = "deny"
+	}
+	return r
+}
+
+// refusedByGateway reports whether a reason is the gateway declining the
+// call (outcome "refused") rather than failing it (outcome "error").
+func refusedByGateway(r pipeline.Reason) bool {
+	switch r {
+	case pipeline.ReasonUnauthenticated, pipeline.ReasonDenied, pipeline.ReasonDegraded,
+		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
+		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments:
+		return true
+	}
+	return false
+}
+
+// modeName is the audit record's name of a mode.
+func modeName(m configsyncv1.Mode) string {
+	switch m {
+	case configsyncv1.Mode_MODE_NORMAL:
+		return "normal"
+	case configsyncv1.Mode_MODE_DEGRADED:
+		return "degraded"
+	case configsyncv1.Mode_MODE_STALE:
+		return "stale"
+	case configsyncv1.Mode_MODE_STARTING:
+		return "starting"
+	}
+	return "unspecified"
+}

@@ -1,0 +1,174 @@
+package stages_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+)
+
+// fixedClock returns a clock reading start+elapsed.
+func fixedClock(start time.Time, elapsed time.Duration) func() time.Time {
+	return func() time.Time { return start.Add(elapsed) }
+}
+
+func TestAudit(t *testing.T) {
+	tests := []struct {
+		name         string
+		prepare      func(*pipeline.Call)
+		result       *pipeline.Result
+		err          error
+		wantOutcome  string
+		wantReason   string
+		wantDecision string
+	}{
+		{
+			name: "allowed call",
+			prepare: func(c *pipeline.Call) {
+				c.Agent, c.Tool = alice, writeTool
+				c.Decision = pipeline.Decision{Allowed: true, Policies: []string{"p/allow"}}
+			},
+			result:      &pipeline.Result{IsError: true, UpstreamLatency: 40 * time.Millisecond},
+			wantOutcome: "ok", wantDecision: "allow",
+		},
+		{
+			name: "denied call",
+			prepare: func(c *pipeline.Call) {
+				c.Agent, c.Tool = alice, writeTool
+				c.Decision = pipeline.Decision{Policies: []string{"p/forbid"}}
+			},
+			err:         pipeline.Refuse(pipeline.ReasonDenied, "denied by policy p/forbid"),
+			wantOutcome: "refused", wantReason: "denied", wantDecision: "deny",
+		},
+		{
+			name:        "refused before authorization",
+			prepare:     func(*pipeline.Call) {},
+			err:         pipeline.Refuse(pipeline.ReasonUnauthenticated, "no"),
+			wantOutcome: "refused", wantReason: "unauthenticated",
+		},
+		{
+			name: "invalid arguments after an allow",
+			prepare: func(c *pipeline.Call) {
+				c.Agent, c.Tool = alice, writeTool
+				c.Decision = pipeline.Decision{Allowed: true, Policies: []string{"p/allow"}}
+			},
+			err:         pipeline.Refuse(pipeline.ReasonInvalidArguments, "bad"),
+			wantOutcome: "refused", wantReason: "invalid_arguments", wantDecision: "allow",
+		},
+		{
+			name: "upstream unavailable",
+			prepare: func(c *pipeline.Call) {
+				c.Agent, c.Tool = alice, writeTool
+				c.Decision = pipeline.Decision{Allowed: true}
+			},
+			err:         pipeline.Refuse(pipeline.ReasonUpstreamUnavailable, "down"),
+			wantOutcome: "error", wantReason: "upstream_unavailable", wantDecision: "allow",
+		},
+		{
+			name:        "internal error",
+			prepare:     func(c *pipeline.Call) { c.Agent = alice },
+			err:         errors.New("boom"),
+			wantOutcome: "error", wantReason: "internal",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			call := fakeCall(newFake(), writeTool.Action)
+			a := stages.Audit{Writer: rec, Dataplane: "dp-1", Now: fixedClock(call.Start, 55*time.Millisecond)}
+			next := func(_ context.Context, c *pipeline.Call) (*pipeline.Result, error) {
+				tt.prepare(c)
+				return tt.result, tt.err
+			}
+			res, err := a.Handle(context.Background(), call, next)
+			if res != tt.result || !errors.Is(err, tt.err) {
+				t.Errorf("Handle() = %v, %v, want the next handler's %v, %v", res, err, tt.result, tt.err)
+			}
+			records := rec.all()
+			if len(records) != 1 {
+				t.Fatalf("%d records, want 1", len(records))
+			}
+			r := records[0]
+			if r.GetOutcome() != tt.wantOutcome || r.GetReason() != tt.wantReason || r.GetDecision() != tt.wantDecision {
+				t.Errorf("outcome, reason, decision = %q, %q, %q, want %q, %q, %q",
+					r.GetOutcome(), r.GetReason(), r.GetDecision(), tt.wantOutcome, tt.wantReason, tt.wantDecision)
+			}
+			if !slices.Equal(r.GetPolicies(), call.Decision.Policies) {
+				t.Errorf("policies = %q, want %q", r.GetPolicies(), call.Decision.Policies)
+			}
+			if r.GetDataplane() != "dp-1" || r.GetSnapshotVersion() != 7 || r.GetMode() != "normal" ||
+				r.GetProtocol() != "mcp" || r.GetMethod() != "tools/call" || r.GetSourceIp() != "192.0.2.7" {
+				t.Errorf("record = %v", r)
+			}
+			if !r.GetTime().AsTime().Equal(call.Start) || r.GetLatency().AsDuration() != 55*time.Millisecond {
+				t.Errorf("time, latency = %v, %v", r.GetTime().AsTime(), r.GetLatency().AsDuration())
+			}
+			if tt.result != nil && (r.GetUpstreamLatency().AsDuration() != tt.result.UpstreamLatency || r.GetUpstreamError() != tt.result.IsError) {
+				t.Errorf("upstream latency, error = %v, %v", r.GetUpstreamLatency().AsDuration(), r.GetUpstreamError())
+			}
+			if wantAgent := call.Agent.GetMeta().GetName(); r.GetAgent() != wantAgent {
+				t.Errorf("agent = %q, want %q", r.GetAgent(), wantAgent)
+			}
+		})
+	}
+}
+
+func TestAuditNamesUnresolvedTool(t *testing.T) {
+	rec := &recorder{}
+	call := fakeCall(nil, "up__nope")
+	call.Mode = configsyncv1.Mode_MODE_STARTING
+	_, _ = stages.Audit{Writer: rec}.Handle(context.Background(), call, func(context.Context, *pipeline.Call) (*pipeline.Result, error) {
+		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, "none")
+	})
+	r := rec.all()[0]
+	if r.GetTool() != "up__nope" || r.GetUpstream() != "" || r.GetSnapshotVersion() != 0 || r.GetMode() != "starting" || r.GetAgent() != "" {
+		t.Errorf("record = %v, want the requested action as tool, no upstream, version 0, mode starting", r)
+	}
+}
+
+func TestAuditFailsClosed(t *testing.T) {
+	rec := &recorder{err: errors.New("disk full")}
+	term := &terminal{}
+	res, err := stages.Audit{Writer: rec}.Handle(context.Background(), fakeCall(newFake(), readTool.Action), term.handle)
+	wantRefusal(t, err, pipeline.ReasonAuditUnavailable)
+	if res != nil {
+		t.Errorf("result %v returned although the call was not recorded", res)
+	}
+	if !term.reached {
+		t.Error("terminal not reached; the test does not exercise a successful call")
+	}
+}
+
+func TestAuditOutlivesCancellation(t *testing.T) {
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	_, _ = stages.Audit{Writer: rec}.Handle(ctx, fakeCall(newFake(), readTool.Action), func(context.Context, *pipeline.Call) (*pipeline.Result, error) {
+		cancel() // the caller hangs up while upstream works
+		return &pipeline.Result{}, nil
+	})
+	if len(rec.all()) != 1 || rec.ctxErr != nil {
+		t.Errorf("records = %d, write context error = %v; want the record written with a live context", len(rec.all()), rec.ctxErr)
+	}
+}
+
+func TestAuditRecordsPanics(t *testing.T) {
+	rec := &recorder{}
+	defer func() {
+		if p := recover(); p != "kaboom" {
+			t.Errorf("recovered %v, want the original panic", p)
+		}
+		records := rec.all()
+		if len(records) != 1 || records[0].GetOutcome() != "error" || records[0].GetReason() != "internal" {
+			t.Errorf("records = %v, want one internal error", records)
+		}
+	}()
+	_, _ = stages.Audit{Writer: rec}.Handle(context.Background(), fakeCall(newFake(), readTool.Action), func(context.Context, *pipeline.Call) (*pipeline.Result, error) {
+		panic("kaboom")
+	})
+	t.Error("panic swallowed")
+}

@@ -1,0 +1,58 @@
+package stages
+
+import (
+	"context"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+)
+
+// Gate applies the data plane's mode and the emergency brake before any
+// policy is evaluated, and resolves the called tool into call.Tool:
+//
+//   - starting (no configuration): every call is refused (no_config);
+//   - stale: every call is refused (stale);
+//   - an action no pinned tool has: unknown_tool;
+//   - degraded: only tools the operator classified read-only are served;
+//   - frozen by an operator: only read-only tools are served.
+type Gate struct{}
+
+var _ pipeline.Stage = Gate{}
+
+// Name implements pipeline.Stage.
+func (Gate) Name() string { return "gate" }
+
+// Handle implements pipeline.Stage.
+func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler) (*pipeline.Result, error) {
+	switch c.Mode {
+	case configsyncv1.Mode_MODE_STARTING:
+		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)
+	case configsyncv1.Mode_MODE_STALE:
+		return nil, pipeline.Refuse(pipeline.ReasonStale, msgStale)
+	case configsyncv1.Mode_MODE_NORMAL, configsyncv1.Mode_MODE_DEGRADED:
+	default:
+		// An adapter that did not set the mode: fail closed.
+		return nil, pipeline.Refuse(pipeline.ReasonInternal, "the gateway failed to process the call; it has been logged")
+	}
+	if c.Config == nil {
+		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)
+	}
+	tool, ok := c.Config.Tool(c.Action)
+	if !ok {
+		return nil, pipeline.Refuse(pipeline.ReasonUnknownTool,
+			"no tool %q is served by this gateway; list the tools to see which are", truncate(c.Action, maxEcho))
+	}
+	c.Tool = tool
+	if c.Mode == configsyncv1.Mode_MODE_DEGRADED && !tool.ReadOnly() {
+		return nil, pipeline.Refuse(pipeline.ReasonDegraded,
+			"the control plane is unreachable; only read-only tools are served; retry later")
+	}
+	if frozen, reason := c.Config.Frozen(); frozen && !tool.ReadOnly() {
+		if reason == "" {
+			reason = "no reason given"
+		}
+		return nil, pipeline.Refuse(pipeline.ReasonFrozen,
+			"an operator froze the gateway (%s); only read-only tools are served until the freeze is lifted", truncate(reason, maxDetail))
+	}
+	return next(ctx, c)
+}

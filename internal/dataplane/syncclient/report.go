@@ -1,0 +1,137 @@
+package syncclient
+
+import (
+	"context"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"connectrpc.com/connect"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+const (
+	reportTimeout = 10 * time.Second
+	// maxReason bounds a rejection reason (the control plane keeps 4 KiB).
+	maxReason = 1024
+)
+
+// apply hands a received snapshot to the Applier and reports the outcome.
+func (c *Client) apply(ctx context.Context, t *target, snap []byte) {
+	version, err := c.cfg.Applier.Apply(ctx, snap)
+	if ctx.Err() != nil {
+		return // shutting down: an interrupted apply is no verdict
+	}
+	if version == 0 {
+		version = peekVersion(snap)
+	}
+	serving, mode := c.cfg.Applier.Serving()
+	rep := &configsyncv1.ReportRequest{
+		Name: c.cfg.Credential.Name, Version: version, Applied: err == nil,
+		ServingVersion: serving, Mode: mode,
+	}
+	if err != nil {
+		rep.Reason = reason(err)
+		if c.nack != nil && c.nack.version == version && c.nack.reason == rep.Reason {
+			c.log.DebugContext(ctx, "rejected snapshot again", "version", version, "reason", rep.Reason)
+		} else {
+			c.log.WarnContext(ctx, "rejected snapshot", "version", version, "serving_version", serving, "reason", rep.Reason)
+		}
+		c.nack = &nack{version: version, reason: rep.Reason}
+	} else {
+		c.log.InfoContext(ctx, "applied snapshot", "version", version, "mode", mode)
+		if c.nack != nil && c.nack.version <= version {
+			c.nack = nil
+		}
+	}
+	c.report(ctx, t, rep)
+}
+
+// reportStatus tells a node this data plane just connected to, whose first
+// message was heartbeat hb, what it serves; the node otherwise learns its
+// mode only with the next version. When the node holds a version newer
+// than the one served and still did not send it, the node is withholding a
+// version this data plane rejected: its record of the rejection (possibly
+// from before a restart of this process) is left alone.
+func (c *Client) reportStatus(ctx context.Context, t *target, hb *configsyncv1.Heartbeat) {
+	serving, mode := c.cfg.Applier.Serving()
+	if hb.GetVersion() > serving {
+		return
+	}
+	rep := &configsyncv1.ReportRequest{
+		Name: c.cfg.Credential.Name, Version: serving, Applied: true,
+		ServingVersion: serving, Mode: mode,
+	}
+	switch {
+	case c.nack != nil && c.nack.version > serving:
+		// A lagging node: keep it from sending the rejected version once
+		// it catches up.
+		rep.Version, rep.Applied, rep.Reason = c.nack.version, false, c.nack.reason
+	case serving == 0:
+		return // nothing to say yet
+	}
+	c.report(ctx, t, rep)
+}
+
+// report sends rep to t. A failure is logged and otherwise ignored: the
+// stream is what matters, and the next report carries the current state.
+func (c *Client) report(ctx context.Context, t *target, rep *configsyncv1.ReportRequest) {
+	rctx, cancel := context.WithTimeout(ctx, reportTimeout)
+	defer cancel()
+	req := connect.NewRequest(rep)
+	c.authorize(req.Header())
+	_, err := t.rpc.Report(rctx, req)
+	switch {
+	case err == nil:
+		c.lastReportErr = 0
+	case ctx.Err() != nil:
+	case connect.CodeOf(err) != c.lastReportErr:
+		c.lastReportErr = connect.CodeOf(err)
+		c.log.WarnContext(ctx, "cannot report to control plane", "url", t.url, "version", rep.GetVersion(), "err", err)
+	default:
+		c.log.DebugContext(ctx, "cannot report to control plane", "url", t.url, "version", rep.GetVersion(), "err", err)
+	}
+}
+
+// reason renders err for the control plane: valid UTF-8, at most maxReason
+// bytes.
+func reason(err error) string {
+	s := strings.ToValidUTF8(err.Error(), "\uFFFD")
+	if len(s) <= maxReason {
+		return s
+	}
+	s = s[:maxReason]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// peekVersion reads field 1 (version) of a serialized Snapshot without
+// decoding the rest, for reporting a snapshot the Applier could not read.
+// It returns 0 when the bytes are not a well-formed message.
+func peekVersion(b []byte) uint64 {
+	var version uint64
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.VarintType {
+			v, m := protowire.ConsumeVarint(b)
+			if m < 0 {
+				return 0
+			}
+			version, b = v, b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return 0
+		}
+		b = b[m:]
+	}
+	return version
+}

@@ -1,0 +1,552 @@
+package upstream_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream/upstreamtest"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"github.com/portcullis-gw/portcullis/test/demoupstream/demo"
+	"github.com/portcullis-gw/portcullis/test/harness"
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const secret = "upstream-secret-value"
+
+// testLogger writes to t.Log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// upstreamServer is a demo upstream on a fixed address that a test can
+// restart.
+type upstreamServer struct {
+	t    *testing.T
+	addr string
+	opts demo.Options
+	h    *demo.Handler
+	srv  *httptest.Server
+}
+
+func startUpstream(t *testing.T, opts demo.Options) *upstreamServer {
+	t.Helper()
+	u := &upstreamServer{t: t, addr: "127.0.0.1:0", opts: opts}
+	u.start()
+	t.Cleanup(u.stop)
+	return u
+}
+
+func (u *upstreamServer) start() {
+	u.t.Helper()
+	ln, err := net.Listen("tcp", u.addr)
+	if err != nil {
+		u.t.Fatalf("listen: %v", err)
+	}
+	u.addr = ln.Addr().String()
+	u.h = demo.NewHandler(u.opts)
+	u.srv = httptest.NewUnstartedServer(u.h)
+	u.srv.Listener = ln
+	u.srv.Start()
+}
+
+func (u *upstreamServer) stop() {
+	if u.srv == nil {
+		return
+	}
+	u.h.Close()
+	u.srv.Close()
+	u.srv = nil
+}
+
+// restart stops the upstream and starts a fresh one, knowing no session,
+// on the same address.
+func (u *upstreamServer) restart() {
+	u.t.Helper()
+	u.stop()
+	u.start()
+}
+
+func (u *upstreamServer) url() string { return "http://" + u.addr + "/mcp" }
+
+// servedCalls keeps the calls the upstream answered with 200.
+func servedCalls(calls []demo.Call) []demo.Call {
+	var out []demo.Call
+	for _, c := range calls {
+		if c.Status == http.StatusOK {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func newPool(t *testing.T) *upstream.Pool {
+	t.Helper()
+	p := upstream.NewPool(testLogger(t))
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("close pool: %v", err)
+		}
+	})
+	return p
+}
+
+func resolverFor(u *configv1.Upstream) *upstreamtest.Resolver {
+	r := upstreamtest.NewResolver()
+	r.SetUpstream(u)
+	r.SetSecret("tok", []byte(secret))
+	return r
+}
+
+func callWeather(ctx context.Context, p *upstream.Pool, r upstream.Resolver) (json.RawMessage, bool, error) {
+	return p.CallTool(ctx, r, "demo", demo.ToolGetWeather, json.RawMessage(`{"city":"Oslo"}`))
+}
+
+// wantRefusal asserts err is a Refusal with reason and a message that
+// carries none of the given secrets, and returns the message.
+func wantRefusal(t *testing.T, err error, reason pipeline.Reason, secrets ...string) string {
+	t.Helper()
+	var ref *pipeline.Refusal
+	if !errors.As(err, &ref) {
+		t.Fatalf("err = %v, want a %s refusal", err, reason)
+	}
+	if ref.Reason != reason {
+		t.Fatalf("refusal = %v, want reason %s", ref, reason)
+	}
+	for _, s := range secrets {
+		if strings.Contains(ref.Message, s) {
+			t.Fatalf("refusal message %q leaks %q", ref.Message, s)
+		}
+	}
+	return ref.Message
+}
+
+func TestCredentialAttached(t *testing.T) {
+	tests := []struct {
+		name       string
+		credential *configv1.UpstreamCredential
+		requireTok string // demo's --require-bearer
+		wantHeader string
+		wantValue  string
+	}{
+		{
+			name: "bearer",
+			credential: &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Bearer{
+				Bearer: &configv1.BearerCredential{Secret: "tok"}}},
+			requireTok: secret,
+			wantHeader: "Authorization", wantValue: "Bearer " + secret,
+		},
+		{
+			name: "header",
+			credential: &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Header{
+				Header: &configv1.HeaderCredential{Header: "x-api-key", Secret: "tok"}}},
+			wantHeader: "X-Api-Key", wantValue: secret,
+		},
+		{name: "none", wantHeader: "Authorization", wantValue: ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			up := startUpstream(t, demo.Options{RequireBearer: tc.requireTok})
+			u := upstreamtest.MCP("demo", up.url(), "")
+			u.Credential = tc.credential
+			p := newPool(t)
+
+			body, isErr, err := callWeather(ctx, p, resolverFor(u))
+			if err != nil || isErr {
+				t.Fatalf("call: isError %v, err %v", isErr, err)
+			}
+			var res struct {
+				Content []struct {
+					Type string `json:"type"`
+					Text string `json:"text"`
+				} `json:"content"`
+				StructuredContent map[string]any `json:"structuredContent"`
+			}
+			if err := json.Unmarshal(body, &res); err != nil || len(res.Content) == 0 || !strings.Contains(res.Content[0].Text, "Oslo") {
+				t.Fatalf("result %s: want text content about Oslo (decode err %v)", body, err)
+			}
+			if res.StructuredContent["city"] != "Oslo" {
+				t.Errorf("structured content %v, want city Oslo", res.StructuredContent)
+			}
+
+			calls := up.h.Calls()
+			if len(calls) != 1 {
+				t.Fatalf("upstream saw %d calls, want 1", len(calls))
+			}
+			if got := calls[0].Header.Get(tc.wantHeader); got != tc.wantValue {
+				t.Errorf("upstream got %s %q, want %q", tc.wantHeader, got, tc.wantValue)
+			}
+			if tc.wantHeader != "Authorization" && calls[0].Authorization != "" {
+				t.Errorf("upstream got Authorization %q, want none", calls[0].Authorization)
+			}
+			if string(calls[0].Arguments) != `{"city":"Oslo"}` {
+				t.Errorf("upstream got arguments %s", calls[0].Arguments)
+			}
+		})
+	}
+}
+
+func TestIsErrorResult(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	up := startUpstream(t, demo.Options{})
+	p := newPool(t)
+	r := resolverFor(upstreamtest.MCP("demo", up.url(), "tok"))
+
+	tests := []struct {
+		name string
+		tool string
+		args string
+	}{
+		{name: "schema violation upstream", tool: demo.ToolGetWeather, args: `{}`},
+		{name: "tool failure", tool: demo.ToolCreateInvoice, args: `{"customer":"acme","amount":-1}`},
+	}
+	for _, tc := range tests {
+		body, isErr, err := p.CallTool(ctx, r, "demo", tc.tool, json.RawMessage(tc.args))
+		if err != nil || !isErr || !strings.Contains(string(body), `"isError":true`) {
+			t.Errorf("%s: got %s isError %v err %v, want an isError result", tc.name, body, isErr, err)
+		}
+	}
+}
+
+func TestSessionRecreatedAfterRestart(t *testing.T) {
+	for _, stateless := range []bool{false, true} {
+		t.Run(map[bool]string{false: "stateful", true: "stateless"}[stateless], func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			up := startUpstream(t, demo.Options{Stateless: stateless})
+			p := newPool(t)
+			r := resolverFor(upstreamtest.MCP("demo", up.url(), "tok"))
+
+			if _, _, err := callWeather(ctx, p, r); err != nil {
+				t.Fatalf("first call: %v", err)
+			}
+			first := up.h.Calls()[0].Header.Get("Mcp-Session-Id")
+			if !stateless && first == "" {
+				t.Fatal("stateful upstream: the call carried no session id")
+			}
+
+			up.restart() // the new server knows no session
+			if _, isErr, err := callWeather(ctx, p, r); err != nil || isErr {
+				t.Fatalf("call after restart: isError %v, err %v", isErr, err)
+			}
+			served := servedCalls(up.h.Calls())
+			if len(served) != 1 {
+				t.Fatalf("restarted upstream served %d calls, want 1", len(served))
+			}
+			if second := served[0].Header.Get("Mcp-Session-Id"); !stateless && (second == "" || second == first) {
+				t.Fatalf("call after restart used session %q, want a new one (first %q)", second, first)
+			}
+		})
+	}
+}
+
+// TestForgottenSessionDeliveredOnce: a mutating call whose session the
+// upstream forgot runs exactly once, in the new session.
+func TestForgottenSessionDeliveredOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	up := startUpstream(t, demo.Options{})
+	p := newPool(t)
+	r := resolverFor(upstreamtest.MCP("demo", up.url(), "tok"))
+	if _, _, err := callWeather(ctx, p, r); err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	up.restart()
+	body, isErr, err := p.CallTool(ctx, r, "demo", demo.ToolSendPayment, json.RawMessage(`{"to":"bob","amount":5}`))
+	if err != nil || isErr {
+		t.Fatalf("payment: isError %v, err %v", isErr, err)
+	}
+	// The first attempt was refused with 404 before the tool ran; the
+	// second ran it. The restarted server's first payment is pay-1.
+	calls := up.h.Calls()
+	if len(calls) != 2 || calls[0].Status != http.StatusNotFound || calls[1].Status != http.StatusOK {
+		t.Fatalf("upstream calls %+v, want a 404 then a 200", calls)
+	}
+	if !strings.Contains(string(body), `"id":"pay-1"`) {
+		t.Fatalf("payment result %s, want pay-1", body)
+	}
+}
+
+func TestConfigChangeRecreatesSession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	up := startUpstream(t, demo.Options{})
+	p := newPool(t)
+	r := resolverFor(upstreamtest.MCP("demo", up.url(), "tok"))
+
+	if _, _, err := callWeather(ctx, p, r); err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	r.SetSecret("tok", []byte("rotated-secret"))
+	if _, _, err := callWeather(ctx, p, r); err != nil {
+		t.Fatalf("call after rotation: %v", err)
+	}
+	calls := up.h.Calls()
+	if len(calls) != 2 {
+		t.Fatalf("upstream saw %d calls, want 2", len(calls))
+	}
+	if calls[1].Authorization != "Bearer rotated-secret" {
+		t.Errorf("after rotation the upstream got %q, want the rotated secret", calls[1].Authorization)
+	}
+	if a, b := calls[0].Header.Get("Mcp-Session-Id"), calls[1].Header.Get("Mcp-Session-Id"); a == b {
+		t.Errorf("both calls used session %q; a credential change must re-create it", a)
+	}
+	// The replaced session is closed once no call uses it.
+	harness.Await(t, 10*time.Second, "old session closed", func() error {
+		if n := up.h.OpenSessions(); n != 1 {
+			return fmt.Errorf("the upstream holds %d sessions", n)
+		}
+		return nil
+	})
+}
+
+func TestPrune(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	up := startUpstream(t, demo.Options{})
+	p := newPool(t)
+	r := resolverFor(upstreamtest.MCP("demo", up.url(), "tok"))
+	if _, _, err := callWeather(ctx, p, r); err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	p.Prune(r) // unchanged: keeps the session
+	if n := up.h.OpenSessions(); n != 1 {
+		t.Fatalf("after a no-op prune the upstream holds %d sessions, want 1", n)
+	}
+	r.DeleteUpstream("demo")
+	p.Prune(r)
+	harness.Await(t, 10*time.Second, "session of a removed upstream closed", func() error {
+		if n := up.h.OpenSessions(); n != 0 {
+			return errors.New("the upstream still holds a session")
+		}
+		return nil
+	})
+	_, _, err := callWeather(ctx, p, r)
+	wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable)
+}
+
+func TestConcurrentCallsShareOneSession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	up := startUpstream(t, demo.Options{})
+	p := newPool(t)
+	r := resolverFor(upstreamtest.MCP("demo", up.url(), "tok"))
+
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			if _, _, err := callWeather(ctx, p, r); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent call: %v", err)
+	}
+	sessions := map[string]bool{}
+	for _, c := range up.h.Calls() {
+		sessions[c.Header.Get("Mcp-Session-Id")] = true
+	}
+	if len(sessions) != 1 {
+		t.Fatalf("%d concurrent calls used %d sessions, want 1", n, len(sessions))
+	}
+}
+
+func TestDeadUpstreamUnavailable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	u := upstreamtest.MCP("demo", "http://"+addr+"/mcp", "tok")
+	u.Resilience = &configv1.Resilience{Timeout: durationpb.New(20 * time.Second)}
+	p := newPool(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, _, err = callWeather(ctx, p, resolverFor(u))
+	// Unavailable rather than timeout: the refusal came from the failed
+	// dial, not from waiting out the 20s.
+	wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable, secret, addr)
+}
+
+func TestSlowUpstreamTimesOut(t *testing.T) {
+	up := startUpstream(t, demo.Options{Latency: time.Hour})
+	defer up.stop() // release the held call before the pool closes
+	u := upstreamtest.MCP("demo", up.url(), "tok")
+	const timeout = 300 * time.Millisecond
+	u.Resilience = &configv1.Resilience{Timeout: durationpb.New(timeout)}
+	p := newPool(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+
+	start := time.Now()
+	_, _, err := callWeather(ctx, p, resolverFor(u))
+	elapsed := time.Since(start)
+	msg := wantRefusal(t, err, pipeline.ReasonUpstreamTimeout, secret)
+	if !strings.Contains(msg, timeout.String()) {
+		t.Errorf("message %q does not name the timeout", msg)
+	}
+	// The bound is the configured timeout, not the upstream's hour; the
+	// slack only absorbs a loaded test machine.
+	if elapsed < timeout || elapsed > timeout+10*time.Second {
+		t.Fatalf("timed out after %s, want about %s", elapsed, timeout)
+	}
+}
+
+func TestCallerCancellation(t *testing.T) {
+	up := startUpstream(t, demo.Options{Latency: time.Hour})
+	defer up.stop() // release the held call before the pool closes
+	p := newPool(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	r := resolverFor(upstreamtest.MCP("demo", up.url(), "tok"))
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := callWeather(ctx, p, r)
+		done <- err
+	}()
+	harness.Await(t, 10*time.Second, "call reached the upstream", func() error {
+		if len(up.h.Calls()) == 0 {
+			return errors.New("no call yet")
+		}
+		return nil
+	})
+	cancel()
+	err := <-done
+	var ref *pipeline.Refusal
+	if !errors.Is(err, context.Canceled) || errors.As(err, &ref) {
+		t.Fatalf("err = %v, want context.Canceled and no refusal", err)
+	}
+}
+
+func TestUnusableUpstreams(t *testing.T) {
+	up := startUpstream(t, demo.Options{RequireBearer: "the-right-token"})
+	header := func(name string) *configv1.UpstreamCredential {
+		return &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Header{
+			Header: &configv1.HeaderCredential{Header: name, Secret: "tok"}}}
+	}
+	tests := []struct {
+		name    string
+		mutate  func(u *configv1.Upstream, r *upstreamtest.Resolver)
+		wantMsg string
+	}{
+		{name: "unknown upstream", mutate: func(_ *configv1.Upstream, r *upstreamtest.Resolver) { r.DeleteUpstream("demo") },
+			wantMsg: "not in the data plane's configuration"},
+		{name: "missing secret", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
+			u.Credential.GetBearer().Secret = "nope"
+		}, wantMsg: "secret is missing"},
+		{name: "wrong credential", mutate: func(*configv1.Upstream, *upstreamtest.Resolver) {},
+			wantMsg: "refused the gateway's credential"},
+		{name: "oauth not supported", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
+			u.Credential = &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_OauthClientCredentials{
+				OauthClientCredentials: &configv1.OAuthClientCredentials{TokenUrl: "https://idp.example/token", ClientSecret: "tok"}}}
+		}, wantMsg: "OAuth"},
+		{name: "forbidden credential header", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
+			u.Credential = header("Cookie")
+		}, wantMsg: "header name is not allowed"},
+		{name: "secret splits a header", mutate: func(u *configv1.Upstream, r *upstreamtest.Resolver) {
+			u.Credential = header("X-Key")
+			r.SetSecret("tok", []byte(secret+"\r\nX-Evil: 1"))
+		}, wantMsg: "not a valid header value"},
+		{name: "not MCP", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
+			u.Protocol = configv1.Protocol_PROTOCOL_A2A
+		}, wantMsg: "does not speak MCP"},
+		{name: "bad URL", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) { u.Url = "ftp://x/mcp" },
+			wantMsg: "not a valid http(s) URL"},
+		{name: "cloud metadata address", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
+			u.Url = "http://169.254.169.254/mcp"
+		}, wantMsg: "egress policy"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			u := upstreamtest.MCP("demo", up.url(), "tok")
+			r := upstreamtest.NewResolver()
+			r.SetSecret("tok", []byte(secret))
+			tc.mutate(u, r)
+			if tc.name != "unknown upstream" {
+				r.SetUpstream(u)
+			}
+			_, _, err := callWeather(ctx, newPool(t), r)
+			msg := wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable, secret, "the-right-token")
+			if !strings.Contains(msg, tc.wantMsg) || !strings.Contains(msg, `"demo"`) {
+				t.Fatalf("message %q, want it to name the upstream and say %q", msg, tc.wantMsg)
+			}
+		})
+	}
+	if n := len(up.h.Calls()); n != 0 {
+		t.Fatalf("the upstream saw %d tools/call requests, want none", n)
+	}
+}
+
+func TestClosedPoolRefuses(t *testing.T) {
+	up := startUpstream(t, demo.Options{})
+	p := upstream.NewPool(testLogger(t))
+	r := resolverFor(upstreamtest.MCP("demo", up.url(), "tok"))
+	if _, _, err := callWeather(t.Context(), p, r); err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if n := up.h.OpenSessions(); n != 0 {
+		t.Errorf("after Close the upstream holds %d sessions, want 0", n)
+	}
+	_, _, err := callWeather(t.Context(), p, r)
+	wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable)
+	if err := p.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+}
+
+// The pool must not follow redirects: it would carry the credential to
+// whatever origin the upstream names.
+func TestNoRedirects(t *testing.T) {
+	var leaked sync.Map
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Store(r.Header.Get("Authorization"), true)
+		http.Error(w, "gotcha", http.StatusTeapot)
+	}))
+	defer evil.Close()
+	redirect := httptest.NewServer(http.RedirectHandler(evil.URL+"/mcp", http.StatusTemporaryRedirect))
+	defer redirect.Close()
+
+	p := newPool(t)
+	_, _, err := callWeather(t.Context(), p, resolverFor(upstreamtest.MCP("demo", redirect.URL+"/mcp", "tok")))
+	wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable, secret)
+	leaked.Range(func(k, _ any) bool {
+		t.Errorf("redirect target received Authorization %q", k)
+		return true
+	})
+}

@@ -1,0 +1,155 @@
+package upstream
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+)
+
+// settings is what the pool needs of an upstream's configuration, resolved
+// once per call.
+type settings struct {
+	name           string
+	url            string
+	header         string // credential header (canonical), "" for none
+	value          string // credential header value
+	timeout        time.Duration
+	maxRequest     int64
+	maxResponse    int64
+	allowLinkLocal bool
+	// fingerprint identifies everything a session depends on; the secret
+	// enters only as a digest.
+	fingerprint string
+}
+
+// resolve reads upstream name from r. Its errors are unusableError values
+// that name no secret.
+func resolve(r Resolver, name string) (settings, error) {
+	u, ok := r.Upstream(name)
+	if !ok {
+		return settings{}, unusable("it is not in the data plane's configuration")
+	}
+	switch u.GetProtocol() {
+	case configv1.Protocol_PROTOCOL_MCP, configv1.Protocol_PROTOCOL_UNSPECIFIED:
+	default:
+		return settings{}, unusable("it does not speak MCP")
+	}
+	pu, err := url.Parse(u.GetUrl())
+	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.User != nil {
+		return settings{}, unusable("its URL is not a valid http(s) URL without user information")
+	}
+	s := settings{
+		name:           name,
+		url:            pu.String(),
+		timeout:        u.GetResilience().GetTimeout().AsDuration(),
+		maxRequest:     u.GetLimits().GetMaxRequestBytes(),
+		maxResponse:    u.GetLimits().GetMaxResponseBytes(),
+		allowLinkLocal: u.GetAllowLinkLocal(),
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.maxRequest <= 0 {
+		s.maxRequest = DefaultMaxRequestBytes
+	}
+	if s.maxResponse <= 0 {
+		s.maxResponse = DefaultMaxResponseBytes
+	}
+	if err := s.setCredential(r, u.GetCredential()); err != nil {
+		return settings{}, err
+	}
+	sum := sha256.Sum256([]byte(s.value))
+	s.fingerprint = strings.Join([]string{
+		s.url, s.header, hex.EncodeToString(sum[:]),
+		fmt.Sprint(s.maxRequest), fmt.Sprint(s.maxResponse), fmt.Sprint(s.allowLinkLocal),
+	}, "\x00")
+	return s, nil
+}
+
+func (s *settings) setCredential(r Resolver, c *configv1.UpstreamCredential) error {
+	var header, secretName string
+	switch k := c.GetKind().(type) {
+	case nil:
+		return nil
+	case *configv1.UpstreamCredential_Bearer:
+		header, secretName = "Authorization", k.Bearer.GetSecret()
+	case *configv1.UpstreamCredential_Header:
+		header, secretName = http.CanonicalHeaderKey(k.Header.GetHeader()), k.Header.GetSecret()
+		if !validHeaderName(header) || forbiddenHeader(header) {
+			return unusable("its credential header name is not allowed")
+		}
+	case *configv1.UpstreamCredential_OauthClientCredentials:
+		return unusable("its OAuth client-credentials grant is not supported by this data plane yet")
+	default:
+		return unusable("its credential kind is unknown to this data plane")
+	}
+	secret, ok := r.Secret(secretName)
+	if !ok {
+		return unusable("its credential secret is missing from the configuration")
+	}
+	value := string(secret)
+	if header == "Authorization" {
+		value = "Bearer " + value
+	}
+	if !validHeaderValue(value) {
+		return unusable("its credential secret is not a valid header value")
+	}
+	s.header, s.value = header, value
+	return nil
+}
+
+// forbiddenHeader reports the headers a header credential may not use:
+// Authorization (use bearer), cookies, and hop-by-hop or framing headers.
+func forbiddenHeader(h string) bool {
+	switch h {
+	case "Authorization", "Cookie", "Set-Cookie", "Host", "Connection", "Keep-Alive", "Proxy-Authorization",
+		"Proxy-Authenticate", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"Content-Length", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version":
+		return true
+	}
+	return false
+}
+
+// validHeaderName reports whether h is an RFC 9110 token.
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for _, c := range []byte(h) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue rejects control characters (CR, LF, NUL, …) so a secret
+// can never split a header.
+func validHeaderValue(v string) bool {
+	for _, c := range []byte(v) {
+		if (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// unusableError says why an upstream cannot be called; the text is safe
+// for callers.
+type unusableError struct{ why string }
+
+func (e *unusableError) Error() string { return e.why }
+
+func unusable(why string) error { return &unusableError{why: why} }
+
+var errPoolClosed = errors.New("the data plane is shutting down")

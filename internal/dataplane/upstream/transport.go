@@ -1,0 +1,81 @@
+package upstream
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// Errors the transport returns; refusal maps them to caller messages.
+var (
+	errCredentialRejected = errors.New("upstream refused the gateway's credential")
+	errRequestTooLarge    = errors.New("request exceeds the upstream's max_request_bytes")
+	errResponseTooLarge   = errors.New("response exceeds the upstream's max_response_bytes")
+)
+
+// credentialTransport attaches the upstream's own credential to every
+// request and bounds request and response sizes. It first removes any
+// Authorization and Cookie header, so nothing but the configured
+// credential can reach the upstream. Safe for concurrent use.
+type credentialTransport struct {
+	base        http.RoundTripper
+	header      string // "" for no credential
+	value       string
+	maxRequest  int64
+	maxResponse int64
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *credentialTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.ContentLength > t.maxRequest {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, fmt.Errorf("%w (%d bytes)", errRequestTooLarge, req.ContentLength)
+	}
+	req = req.Clone(req.Context())
+	req.Header.Del("Authorization")
+	req.Header.Del("Cookie")
+	if t.header != "" {
+		req.Header.Set(t.header, t.value)
+	}
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("%w (HTTP %d)", errCredentialRejected, resp.StatusCode)
+	}
+	if resp.ContentLength > t.maxResponse {
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("%w (%d bytes)", errResponseTooLarge, resp.ContentLength)
+	}
+	resp.Body = &limitedBody{rc: resp.Body, left: t.maxResponse}
+	return resp, nil
+}
+
+// limitedBody fails a read once more than its limit has been read.
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errResponseTooLarge
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return 0, errResponseTooLarge
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }

@@ -1,0 +1,116 @@
+// Package demo is a small MCP server for tests and demos: four billing and
+// weather tools served with the official Go SDK's Streamable HTTP handler.
+// It records every tools/call request that reaches it, with the request's
+// headers, so a test can prove what a gateway did and did not forward
+// (the caller's token, arguments the gateway should have refused).
+//
+// It is a test fixture: GET /calls shows the Authorization values it
+// received, so never point it at real credentials.
+package demo
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Options configures a demo server. The zero value serves every tool
+// statefully, without authentication and without delay.
+type Options struct {
+	// RequireBearer, when set, is the only bearer token the MCP endpoint
+	// accepts; any other request gets 401. GET /calls is never protected.
+	RequireBearer string
+	// Stateless serves the SDK's stateless mode: no Mcp-Session-Id, GET and
+	// DELETE answer 405.
+	Stateless bool
+	// Latency delays every tool call (a slow upstream). A delayed call ends
+	// early when the client cancels it or the Handler is closed.
+	Latency time.Duration
+	// Logger receives the SDK server's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Handler serves the demo MCP endpoint at every path except /calls, which
+// answers GET with the recorded calls (JSON) and DELETE by forgetting them.
+// It is safe for concurrent use.
+type Handler struct {
+	server *mcp.Server
+	mux    *http.ServeMux
+	log    callLog
+
+	stopOnce sync.Once
+	stop     chan struct{} // closed by Close: releases delayed calls
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler builds a demo server.
+func NewHandler(opts Options) *Handler {
+	h := &Handler{stop: make(chan struct{})}
+	h.server = mcp.NewServer(&mcp.Implementation{Name: "demo-upstream", Version: "1.0.0"}, &mcp.ServerOptions{Logger: opts.Logger})
+	addTools(h.server, newBilling(), opts.Latency, h.stop)
+
+	var mcpHandler http.Handler = mcp.NewStreamableHTTPHandler(
+		func(*http.Request) *mcp.Server { return h.server },
+		&mcp.StreamableHTTPOptions{Stateless: opts.Stateless, Logger: opts.Logger},
+	)
+	if opts.RequireBearer != "" {
+		mcpHandler = requireBearer(opts.RequireBearer, mcpHandler)
+	}
+	h.mux = http.NewServeMux()
+	h.mux.HandleFunc("GET /calls", h.serveCalls)
+	h.mux.HandleFunc("DELETE /calls", func(w http.ResponseWriter, _ *http.Request) {
+		h.log.reset()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	h.mux.Handle("/", h.log.record(mcpHandler))
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Calls returns the tools/call requests received so far, oldest first.
+func (h *Handler) Calls() []Call { return h.log.calls() }
+
+// OpenSessions is the number of MCP sessions the server holds.
+func (h *Handler) OpenSessions() int {
+	n := 0
+	for range h.server.Sessions() {
+		n++
+	}
+	return n
+}
+
+// Close ends every MCP session the server holds and releases calls held
+// by Latency, as a server shutdown would. Call it before closing the HTTP
+// server so that no handler outlives the test. Close is idempotent.
+func (h *Handler) Close() {
+	h.stopOnce.Do(func() { close(h.stop) })
+	for ss := range h.server.Sessions() {
+		_ = ss.Close()
+	}
+}
+
+func (h *Handler) serveCalls(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(h.log.calls())
+}
+
+// requireBearer answers 401 unless the request carries exactly token.
+func requireBearer(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="demo-upstream"`)
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,103 @@
+// Command demoupstream runs the demo MCP server of package demo on its own,
+// for trying the gateway by hand and for end-to-end tests:
+//
+//	go run ./test/demoupstream --addr 127.0.0.1:7450 [--require-bearer TOKEN] [--stateless]
+//
+// The MCP endpoint answers on every path (use http://ADDR/mcp); GET /calls
+// lists the tools/call requests it received. Every flag can also be set
+// from DEMOUPSTREAM_<FLAG> (DEMOUPSTREAM_REQUIRE_BEARER keeps the token out
+// of the process list).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/envflag"
+	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/test/demoupstream/demo"
+	"github.com/spf13/cobra"
+)
+
+const envPrefix = "DEMOUPSTREAM"
+
+func main() {
+	if err := newCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "demoupstream:", err)
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	var addr, logLevel, logFormat string
+	var opts demo.Options
+	cmd := &cobra.Command{
+		Use:           "demoupstream",
+		Short:         "Run the demo MCP upstream server",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := envflag.Apply(cmd.Flags(), envPrefix, nil); err != nil {
+				return err
+			}
+			logger, err := logging.New(os.Stderr, logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			opts.Logger = logger
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, addr, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", "127.0.0.1:7450", "listen address")
+	f.StringVar(&opts.RequireBearer, "require-bearer", "", "refuse MCP requests without `Authorization: Bearer <this token>`")
+	f.BoolVar(&opts.Stateless, "stateless", false, "serve without sessions (the SDK's stateless mode)")
+	f.DurationVar(&opts.Latency, "latency", 0, "delay every tool call by this long (a slow upstream)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	envflag.Annotate(f, envPrefix)
+	return cmd
+}
+
+// run serves until ctx ends, then shuts down gracefully.
+func run(ctx context.Context, addr string, opts demo.Options) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	h := demo.NewHandler(opts)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	opts.Logger.InfoContext(ctx, "demo upstream serving",
+		slog.String("mcp", "http://"+ln.Addr().String()+"/mcp"),
+		slog.String("calls", "http://"+ln.Addr().String()+"/calls"),
+		slog.Bool("stateless", opts.Stateless), slog.Bool("require_bearer", opts.RequireBearer != ""))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	h.Close()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}

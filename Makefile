@@ -75,9 +75,10 @@ fuzz: ## Run each fuzz target for a short while
 test: lint check-generate unit e2e ## Everything CI holds: lint, check-generate, unit, e2e
 
 .PHONY: bench
-bench: ## Benchmarks with printed figures (Raft commit throughput/latency)
+bench: ## Benchmarks with printed figures: Raft commits, config distribution to 1/100/1,000 watchers
 	$(GO) run ./test/bench/raftbench -out bench-results/raft.md
-	@echo "report written to bench-results/raft.md"
+	$(GO) run ./test/bench/syncbench -out bench-results/sync.md
+	@echo "reports written to bench-results/"
 
 .PHONY: clean
 clean: ## Remove build output and the local run directory

@@ -5,6 +5,8 @@
 package configsync
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"sync"
 
@@ -20,6 +22,8 @@ import (
 type Built struct {
 	Version uint64
 	Bytes   []byte
+	// Gzip is Bytes compressed once, for every watcher to share.
+	Gzip []byte
 }
 
 // Builder turns states into serialized snapshots, remembering the last one
@@ -50,11 +54,19 @@ func (b *Builder) Build(st *state.State) (*Built, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode snapshot: %w", err)
 	}
-	if b.last == nil || st.ConfigVersion() > b.last.Version {
-		b.last = &Built{Version: st.ConfigVersion(), Bytes: data}
-		return b.last, nil
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
+	if _, err := zw.Write(data); err != nil {
+		return nil, fmt.Errorf("compress snapshot: %w", err)
 	}
-	return &Built{Version: st.ConfigVersion(), Bytes: data}, nil
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compress snapshot: %w", err)
+	}
+	built := &Built{Version: st.ConfigVersion(), Bytes: data, Gzip: z.Bytes()}
+	if b.last == nil || built.Version > b.last.Version {
+		b.last = built
+	}
+	return built, nil
 }
 
 // Snapshot builds the data-plane snapshot of st: everything a data plane

@@ -117,8 +117,15 @@ func (c *Client) session(ctx context.Context, t *target) (stable bool, err error
 				c.reportStatus(ctx, t, hb)
 			}
 		}
-		if k, ok := msg.GetKind().(*configsyncv1.WatchResponse_Snapshot); ok {
+		switch k := msg.GetKind().(type) {
+		case *configsyncv1.WatchResponse_Snapshot:
 			c.apply(ctx, t, k.Snapshot)
+		case *configsyncv1.WatchResponse_SnapshotGzip:
+			data, err := gunzip(k.SnapshotGzip, c.cfg.MaxSnapshotBytes)
+			if err != nil {
+				return false, fmt.Errorf("watch %s: %w", t.url, err)
+			}
+			c.apply(ctx, t, data)
 		}
 		watchdog.Reset(timeout)
 	}

@@ -148,6 +148,7 @@ type WatchResponse struct {
 	//
 	//	*WatchResponse_Snapshot
 	//	*WatchResponse_Heartbeat
+	//	*WatchResponse_SnapshotGzip
 	Kind          isWatchResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -208,6 +209,15 @@ func (x *WatchResponse) GetHeartbeat() *Heartbeat {
 	return nil
 }
 
+func (x *WatchResponse) GetSnapshotGzip() []byte {
+	if x != nil {
+		if x, ok := x.Kind.(*WatchResponse_SnapshotGzip); ok {
+			return x.SnapshotGzip
+		}
+	}
+	return nil
+}
+
 type isWatchResponse_Kind interface {
 	isWatchResponse_Kind()
 }
@@ -223,9 +233,18 @@ type WatchResponse_Heartbeat struct {
 	Heartbeat *Heartbeat `protobuf:"bytes,2,opt,name=heartbeat,proto3,oneof"`
 }
 
+type WatchResponse_SnapshotGzip struct {
+	// The same serialized snapshot, gzip-compressed once per version (what
+	// nodes send: it keeps the bytes per watcher small without compressing
+	// per stream). Data planes bound the decompressed size.
+	SnapshotGzip []byte `protobuf:"bytes,3,opt,name=snapshot_gzip,json=snapshotGzip,proto3,oneof"`
+}
+
 func (*WatchResponse_Snapshot) isWatchResponse_Kind() {}
 
 func (*WatchResponse_Heartbeat) isWatchResponse_Kind() {}
+
+func (*WatchResponse_SnapshotGzip) isWatchResponse_Kind() {}
 
 // Heartbeat tells the data plane the stream is alive and where the cluster
 // is.
@@ -421,10 +440,11 @@ const file_portcullis_configsync_v1_configsync_proto_rawDesc = "" +
 	")portcullis/configsync/v1/configsync.proto\x12\x18portcullis.configsync.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n" +
 	"\fWatchRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"z\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"\xa1\x01\n" +
 	"\rWatchResponse\x12\x1c\n" +
 	"\bsnapshot\x18\x01 \x01(\fH\x00R\bsnapshot\x12C\n" +
-	"\theartbeat\x18\x02 \x01(\v2#.portcullis.configsync.v1.HeartbeatH\x00R\theartbeatB\x06\n" +
+	"\theartbeat\x18\x02 \x01(\v2#.portcullis.configsync.v1.HeartbeatH\x00R\theartbeat\x12%\n" +
+	"\rsnapshot_gzip\x18\x03 \x01(\fH\x00R\fsnapshotGzipB\x06\n" +
 	"\x04kind\"n\n" +
 	"\tHeartbeat\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12.\n" +
@@ -496,6 +516,7 @@ func file_portcullis_configsync_v1_configsync_proto_init() {
 	file_portcullis_configsync_v1_configsync_proto_msgTypes[1].OneofWrappers = []any{
 		(*WatchResponse_Snapshot)(nil),
 		(*WatchResponse_Heartbeat)(nil),
+		(*WatchResponse_SnapshotGzip)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -32,11 +32,12 @@ $(BIN)/golangci-lint: $(TOOLS_MOD)/go.mod
 tools: $(TOOLS) ## Build the pinned build tools into .bin/
 
 .PHONY: build
-build: ## Build controlplane, dataplane and gwctl into .bin/
+build: ## Build controlplane, dataplane, gwctl and the demo MCP upstream into .bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/demoupstream ./test/demoupstream
 
 .PHONY: run
-run: build ## Run the gateway on its embedded default (single-node control plane) in .portcullis/
+run: build ## Run the gateway: single-node control plane, a data plane and a demo MCP upstream, in .portcullis/
 	@RUN_DIR=$(RUN_DIR) BIN=$(BIN) ./scripts/run-local
 
 .PHONY: generate

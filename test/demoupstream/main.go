@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -67,7 +68,42 @@ func newCommand() *cobra.Command {
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	envflag.Annotate(f, envPrefix)
+	cmd.AddCommand(newToolsCommand())
 	return cmd
+}
+
+// newToolsCommand writes each tool definition to DIR/<name>.json and prints
+// "<name> <class>" per tool, the class following the demo's own read-only
+// hints. That is fine for a demo; a real operator classifies tools
+// themselves (annotations are hints from the upstream, never trusted).
+func newToolsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "tools DIR",
+		Short: "Write the demo's tool definitions to DIR and print each tool's suggested class",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h := demo.NewHandler(demo.Options{Logger: slog.New(slog.DiscardHandler)})
+			defer h.Close()
+			defs, err := h.Definitions(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(args[0], 0o755); err != nil {
+				return err
+			}
+			for _, d := range defs {
+				if err := os.WriteFile(filepath.Join(args[0], d.Name+".json"), d.JSON, 0o644); err != nil {
+					return err
+				}
+				class := "mutating"
+				if d.ReadOnly {
+					class = "read-only"
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), d.Name, class)
+			}
+			return nil
+		},
+	}
 }
 
 // run serves until ctx ends, then shuts down gracefully.

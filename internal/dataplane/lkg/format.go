@@ -3,6 +3,7 @@ package lkg
 import (
 	"bytes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -79,7 +80,7 @@ func seal(aead cipher.AEAD, h header, snapshot []byte) []byte {
 }
 
 // open checks and decrypts a file image.
-func open(aead cipher.AEAD, b []byte) (uint64, []byte, error) {
+func open(aead cipher.AEAD, macKey, b []byte) (uint64, []byte, error) {
 	if len(b) < len(magic) {
 		if bytes.HasPrefix([]byte(magic), b) {
 			return 0, nil, corrupt(ErrTruncated, "%d bytes, shorter than the header", len(b))
@@ -113,8 +114,20 @@ func open(aead cipher.AEAD, b []byte) (uint64, []byte, error) {
 	if err != nil {
 		return 0, nil, corrupt(ErrAuthFailed, "%d-byte snapshot", h.length)
 	}
-	if sha256.Sum256(plain) != h.sum {
+	if sum := checksum(macKey, plain); !hmac.Equal(sum[:], h.sum[:]) {
 		return 0, nil, corrupt(ErrChecksum, "version %d", h.version)
 	}
 	return h.version, plain, nil
+}
+
+// checksum is an HMAC-SHA-256 of the plaintext under a key derived from the
+// storage key: it detects a snapshot that decrypts but is not the one that
+// was written, without letting a reader of the file confirm a guess of its
+// content (a plain hash would).
+func checksum(macKey, plain []byte) [sha256.Size]byte {
+	m := hmac.New(sha256.New, macKey)
+	m.Write(plain)
+	var out [sha256.Size]byte
+	copy(out[:], m.Sum(nil))
+	return out
 }

@@ -12,6 +12,7 @@ package lkg
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -43,9 +44,10 @@ var (
 // Store reads and writes the last-known-good snapshot in one directory. It
 // is safe for concurrent use; one process should own a directory.
 type Store struct {
-	dir  string
-	aead cipher.AEAD
-	mu   sync.Mutex // serializes Save
+	dir    string
+	aead   cipher.AEAD
+	macKey []byte
+	mu     sync.Mutex // serializes Save
 }
 
 // Open returns the store in dir, creating dir (mode 0700) if needed and
@@ -75,7 +77,11 @@ func Open(dir string, key []byte) (*Store, error) {
 			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	return &Store{dir: dir, aead: aead}, nil
+	macKey, err := hkdf.Key(sha256.New, key, nil, "portcullis/lkg-checksum/v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("open last-known-good store: %w", err)
+	}
+	return &Store{dir: dir, aead: aead, macKey: macKey}, nil
 }
 
 // Path is the snapshot file's path.
@@ -90,7 +96,7 @@ func (s *Store) Save(version uint64, snapshot []byte) error {
 	if len(snapshot) > MaxSnapshotSize {
 		return fmt.Errorf("save last-known-good snapshot: %d bytes exceeds the %d-byte limit", len(snapshot), MaxSnapshotSize)
 	}
-	h := header{version: version, length: uint64(len(snapshot)), sum: sha256.Sum256(snapshot)}
+	h := header{version: version, length: uint64(len(snapshot)), sum: checksum(s.macKey, snapshot)}
 	if _, err := io.ReadFull(rand.Reader, h.nonce[:]); err != nil {
 		return fmt.Errorf("save last-known-good snapshot: nonce: %w", err)
 	}
@@ -166,7 +172,7 @@ func (s *Store) Load() (version uint64, snapshot []byte, err error) {
 	if err != nil {
 		return 0, nil, fmt.Errorf("load last-known-good snapshot: %w", err)
 	}
-	version, snapshot, err = open(s.aead, b)
+	version, snapshot, err = open(s.aead, s.macKey, b)
 	if err != nil {
 		return 0, nil, fmt.Errorf("load %s: %w", s.Path(), err)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -208,7 +210,15 @@ func TestChecksumMismatch(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, testKey())
 
-	good := sha256.Sum256(plain)
+	// The checksum is HMAC-SHA-256 of the plaintext under HKDF(key,
+	// "portcullis/lkg-checksum/v1").
+	macKey, err := hkdf.Key(sha256.New, testKey(), nil, "portcullis/lkg-checksum/v1", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hmac.New(sha256.New, macKey)
+	m.Write(plain)
+	good := m.Sum(nil)
 	goodHdr := append(append(bytes.Clone(hdr[:offSum]), good[:]...), hdr[offNonce:]...)
 	writeFile(t, dir, aead.Seal(bytes.Clone(goodHdr), hdr[offNonce:], plain, goodHdr))
 	if v, got, err := s.Load(); err != nil || v != 9 || !bytes.Equal(got, plain) {

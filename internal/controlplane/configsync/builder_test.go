@@ -1,0 +1,124 @@
+package configsync_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"testing"
+
+	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/statetest"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+func sealedSecret(t *testing.T, s *seal.Sealer, name, value string) *configv1.Secret {
+	t.Helper()
+	ct, err := s.Seal([]byte(value), resource.SecretAAD(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &configv1.Secret{Meta: statetest.Meta(name), Ciphertext: ct}
+}
+
+func apply(t *testing.T, s *state.State, index uint64, cmds ...*fsmv1.Command) (*state.State, uint64) {
+	t.Helper()
+	for _, c := range cmds {
+		index++
+		var res *fsmv1.Result
+		s, res = state.Apply(s, index, c)
+		if res.GetError() != nil {
+			t.Fatalf("command %d refused: %v", index, res.GetError())
+		}
+	}
+	return s, index
+}
+
+func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disabled := statetest.PolicySet("off", "permit(principal, action, resource);")
+	disabled.Disabled = true
+	st, idx := apply(t, state.New(), 0,
+		statetest.Bootstrap(),
+		statetest.Create(sealedSecret(t, sealer, "used", "upstream-token")),
+		statetest.Create(sealedSecret(t, sealer, "unused", "never-sent")),
+		statetest.Create(statetest.Upstream("up", "used")),
+		statetest.Create(statetest.Agent("bot", "0123456789abcdef")),
+		statetest.Create(statetest.PolicySet("on", "permit(principal, action, resource);")),
+		statetest.Create(disabled),
+		statetest.SetFreeze(true, "incident"),
+	)
+	snap, err := configsync.Snapshot(st, sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.GetVersion() != idx || snap.GetVersion() != st.ConfigVersion() {
+		t.Fatalf("version %d, want the config version %d", snap.GetVersion(), st.ConfigVersion())
+	}
+	if len(snap.GetSecrets()) != 1 || snap.GetSecrets()[0].GetName() != "used" || string(snap.GetSecrets()[0].GetValue()) != "upstream-token" {
+		t.Fatalf("secrets = %v, want only the referenced one, decrypted", snap.GetSecrets())
+	}
+	if len(snap.GetPolicySets()) != 1 || snap.GetPolicySets()[0].GetMeta().GetName() != "on" {
+		t.Fatalf("policy sets = %v, want only the enabled one", snap.GetPolicySets())
+	}
+	if len(snap.GetAgents()) != 1 || len(snap.GetAgents()[0].GetApiKeys()[0].GetSha256()) != 32 {
+		t.Fatal("agents must carry their API-key hashes")
+	}
+	if !snap.GetFreeze().GetFrozen() || snap.GetFreeze().GetReason() != "incident" {
+		t.Fatalf("freeze = %v", snap.GetFreeze())
+	}
+	raw, _ := proto.Marshal(snap)
+	if bytes.Contains(raw, []byte("never-sent")) {
+		t.Fatal("an unreferenced secret reached the snapshot")
+	}
+}
+
+func TestBuilderSerializesOncePerVersion(t *testing.T) {
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, idx := apply(t, state.New(), 0, statetest.Bootstrap(), statetest.Create(statetest.Agent("bot", "0123456789abcdef")))
+	b := configsync.NewBuilder(sealer)
+	first, err := b.Build(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := b.Build(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != again {
+		t.Fatal("the same version was serialized twice")
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(first.Gzip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(plain, first.Bytes) {
+		t.Fatalf("gzip does not hold the snapshot bytes (err %v)", err)
+	}
+	var snap snapshotv1.Snapshot
+	if err := proto.Unmarshal(first.Bytes, &snap); err != nil || snap.GetVersion() != idx {
+		t.Fatalf("decoded version %d (err %v), want %d", snap.GetVersion(), err, idx)
+	}
+	// Another node with the same state builds the same bytes.
+	other, err := configsync.NewBuilder(sealer).Build(st)
+	if err != nil || !bytes.Equal(other.Bytes, first.Bytes) {
+		t.Fatal("two builders disagree on the bytes of one version")
+	}
+	st2, _ := apply(t, st, idx, statetest.Create(statetest.Agent("bot2", "fedcba9876543210")))
+	next, err := b.Build(st2)
+	if err != nil || next.Version <= first.Version {
+		t.Fatalf("next version %d (err %v) not after %d", next.Version, err, first.Version)
+	}
+}

@@ -11,6 +11,10 @@ RUN_DIR   ?= $(CURDIR)/.portcullis
 
 TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go $(BIN)/golangci-lint
 
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
 # Code generators are pinned to the runtime versions in go.mod; buf and
 # golangci-lint are pinned in tools/go.mod so they stay out of the product's.
 PROTOC_GEN_GO_VERSION      := v1.36.12

@@ -1,6 +1,8 @@
 // Package e2e holds the end-to-end tests of Portcullis: they build the real
-// controlplane and gwctl binaries once (TestMain), start real TLS clusters on
-// loopback ports and drive them with gwctl as an operator would.
+// controlplane, gwctl and dataplane binaries and the demo upstream once
+// (TestMain), start real TLS clusters, data planes and the demo upstream on
+// loopback ports, drive them with gwctl as an operator would and call the
+// data planes' /mcp as an agent would.
 package e2e
 
 import (
@@ -15,7 +17,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(harness.Main(m, "controlplane", "gwctl"))
+	os.Exit(harness.Main(m, "controlplane", "gwctl", "dataplane", "demoupstream"))
 }
 
 // agentList is the output of "gwctl agent list -o json".

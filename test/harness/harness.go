@@ -32,10 +32,11 @@ var (
 	built  map[string]bool // program name → built
 )
 
-// Main builds programs (DefaultPrograms when empty) from cmd/<name> into a
-// temporary directory, runs the tests, removes the directory, and checks
-// that no process started through this package and no goroutine outlived
-// the tests. It returns the exit code for os.Exit:
+// Main builds programs (DefaultPrograms when empty) from cmd/<name> (the
+// demo upstream from test/demoupstream) into a temporary directory, runs
+// the tests, removes the directory, and checks that no process started
+// through this package and no goroutine outlived the tests. It returns the
+// exit code for os.Exit:
 //
 //	func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 //
@@ -77,7 +78,23 @@ func Main(m *testing.M, programs ...string) int {
 	return code
 }
 
-// build compiles ./cmd/<program> for each program into dir with one go build.
+// programPackages maps the programs that do not live in cmd/<name> to
+// their package; every other program is built from ./cmd/<name>.
+var programPackages = map[string]string{
+	"demoupstream": "./test/demoupstream", // the demo MCP upstream
+}
+
+// programPackage is the package path go build compiles program from.
+func programPackage(program string) string {
+	if pkg, ok := programPackages[program]; ok {
+		return pkg
+	}
+	return "./cmd/" + program
+}
+
+// build compiles each program (see programPackage) into dir with one go
+// build; each binary is named after the last element of its package path,
+// which is the program's name.
 func build(dir string, programs []string) error {
 	root, err := RepoRoot()
 	if err != nil {
@@ -88,7 +105,7 @@ func build(dir string, programs []string) error {
 		args = append(args, "-race")
 	}
 	for _, p := range programs {
-		args = append(args, "./cmd/"+p)
+		args = append(args, programPackage(p))
 	}
 	cmd := exec.Command("go", args...)
 	cmd.Dir = root

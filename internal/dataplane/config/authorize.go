@@ -27,7 +27,12 @@ func (c *Compiled) Authorize(_ context.Context, call *pipeline.Call) pipeline.De
 	if err != nil {
 		return pipeline.Decision{Errors: []string{err.Error()}}
 	}
-	decision, diag := cedar.Authorize(c.policies, c.entities, req)
+	var entities types.EntityGetter = c.entities
+	if call.User != nil {
+		u := userEntity(call.User)
+		entities = overlay{base: c.entities, extra: u}
+	}
+	decision, diag := cedar.Authorize(c.policies, entities, req)
 	out := pipeline.Decision{Allowed: decision == cedar.Allow}
 	for _, r := range diag.Reasons {
 		out.Policies = append(out.Policies, string(r.PolicyID))
@@ -42,6 +47,8 @@ func (c *Compiled) Authorize(_ context.Context, call *pipeline.Call) pipeline.De
 
 // request builds the Cedar request of a call: principal Agent, action and
 // resource Tool of the called action, and the context the schema declares.
+// context.user is present only when the call carries a verified user (see
+// userUID); Authorize then adds that user and its groups to the entities.
 func (c *Compiled) request(call *pipeline.Call) (cedar.Request, error) {
 	if call.Agent == nil {
 		return cedar.Request{}, errors.New("request: no authenticated agent")
@@ -70,17 +77,21 @@ func (c *Compiled) request(call *pipeline.Call) (cedar.Request, error) {
 		return cedar.Request{}, err
 	}
 	ip := call.SourceIP.Unmap()
+	contextAttrs := types.RecordMap{
+		cedarschema.ContextArguments: record,
+		cedarschema.ContextProtocol:  types.String(call.Protocol),
+		cedarschema.ContextTime:      types.NewDatetime(call.Start),
+		cedarschema.ContextSourceIP:  types.IPAddr(netipPrefix(ip)),
+		cedarschema.ContextDegraded:  types.Boolean(call.Mode == configsyncv1.Mode_MODE_DEGRADED),
+	}
+	if call.User != nil {
+		contextAttrs[cedarschema.ContextUser] = userUID(call.User)
+	}
 	req := cedar.Request{
 		Principal: principal,
 		Action:    cedarschema.ActionUID(t.Action),
 		Resource:  toolUID(t.Action),
-		Context: types.NewRecord(types.RecordMap{
-			cedarschema.ContextArguments: record,
-			cedarschema.ContextProtocol:  types.String(call.Protocol),
-			cedarschema.ContextTime:      types.NewDatetime(call.Start),
-			cedarschema.ContextSourceIP:  types.IPAddr(netipPrefix(ip)),
-			cedarschema.ContextDegraded:  types.Boolean(call.Mode == configsyncv1.Mode_MODE_DEGRADED),
-		}),
+		Context:   types.NewRecord(contextAttrs),
 	}
 	// Belt and braces: a request that does not conform would let Cedar skip
 	// an erroring forbid, so refuse it instead.

@@ -14,7 +14,11 @@ import (
 // compiled configuration. On failure the error is an [*Error] naming
 // everything wrong, bounded to a few KB so it can be sent back to the
 // control plane as the nack reason.
-func Compile(snapshot []byte) (*Compiled, error) {
+func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	snap := &snapshotv1.Snapshot{}
 	if err := proto.Unmarshal(snapshot, snap); err != nil {
 		return nil, &Error{Problems: []string{fmt.Sprintf("the snapshot does not decode: %v", err)}}
@@ -27,6 +31,7 @@ func Compile(snapshot []byte) (*Compiled, error) {
 			secrets:   map[string][]byte{},
 			keys:      map[string]apiKey{},
 			tools:     map[string]*tool{},
+			jwtAgents: map[jwtSubject]*configv1.Agent{},
 		},
 	}
 	if t := snap.GetVersionTime(); t != nil {
@@ -35,6 +40,7 @@ func Compile(snapshot []byte) (*Compiled, error) {
 	b.indexSecrets()
 	b.indexUpstreams()
 	b.indexAgents()
+	b.indexIdentity(o)
 	pins := b.compilePins()
 	if b.buildSchema(pins) {
 		b.compilePolicies()

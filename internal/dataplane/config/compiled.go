@@ -9,6 +9,7 @@ import (
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
 
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/identity"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
@@ -25,6 +26,10 @@ type Compiled struct {
 	secrets   map[string][]byte
 	// keys indexes API keys by key id.
 	keys map[string]apiKey
+	// verifier checks JWTs against the snapshot's JWT issuers.
+	verifier *identity.Verifier
+	// jwtAgents indexes agents by JWT binding; nil marks an ambiguous one.
+	jwtAgents map[jwtSubject]*configv1.Agent
 
 	tools    map[string]*tool
 	toolList []pipeline.Tool

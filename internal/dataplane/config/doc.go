@@ -11,9 +11,11 @@
 // listing every problem, bounded in size, fit to be sent back to the control
 // plane as the reason for a nack.
 //
-// The result, [*Compiled], is immutable and implements [pipeline.Config]:
-// API-key authentication, tool lookup, Cedar authorization and the
-// emergency brake, all safe for concurrent use.
+// The result, [*Compiled], is immutable and implements [pipeline.Config]
+// and [pipeline.TokenAuthenticator]: API-key and JWT authentication (see
+// package identity), tool lookup, Cedar authorization and the emergency
+// brake, all safe for concurrent use. "Immutable" covers the configuration;
+// keys fetched from a JWKS URL are cached inside it.
 //
 // # Tool arguments in Cedar
 //
@@ -29,4 +31,14 @@
 // does not fit — a wrong JSON type, a missing required argument, a number
 // Cedar cannot hold, a duplicate object key — denies the call with an error
 // rather than letting Cedar skip a forbid policy that would have errored.
+//
+// # Users
+//
+// A call made on behalf of a user carries the user's verified token; its
+// Cedar context then has user = User::"<source>/<name>", where source is the
+// name of the IdentitySource that trusted the token and name the value of
+// its user claim, with attributes name and (when the token has one) email,
+// and one parent Group::"<group>" per entry of the groups claim. Without a
+// user token context.user is absent, so policies guard it with
+// `context has user`.
 package config

@@ -7,6 +7,7 @@ import (
 	"github.com/cedar-policy/cedar-go/types"
 
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
 
@@ -72,6 +73,48 @@ func agentEntity(a *configv1.Agent) types.Entity {
 		e.Parents = types.NewEntityUIDSet(types.NewEntityUID(cedarschema.TypeTeam, types.String(team)))
 	}
 	return e
+}
+
+// userUID is the entity of an on-behalf-of user: User::"<source>/<name>",
+// the name of the identity source that trusted the user token, a slash, and
+// the value of its user claim. Qualifying by source keeps two issuers'
+// "alice" apart; the id is stable for as long as the source keeps its name
+// and the issuer its user claim, so policies may name users by it.
+func userUID(u *pipeline.User) types.EntityUID {
+	return types.NewEntityUID(cedarschema.TypeUser, types.String(u.Source+"/"+u.Name))
+}
+
+// userEntity is the call's user with the name and (optional) email
+// attributes, its groups as parents (Group::"<group>"), and those groups.
+func userEntity(u *pipeline.User) types.EntityMap {
+	attrs := types.RecordMap{"name": types.String(u.Name)}
+	if u.Email != "" {
+		attrs["email"] = types.String(u.Email)
+	}
+	out := types.EntityMap{}
+	parents := make([]types.EntityUID, 0, len(u.Groups))
+	for _, g := range u.Groups {
+		uid := types.NewEntityUID(cedarschema.TypeGroup, types.String(g))
+		parents = append(parents, uid)
+		out[uid] = types.Entity{UID: uid}
+	}
+	uid := userUID(u)
+	out[uid] = types.Entity{UID: uid, Parents: types.NewEntityUIDSet(parents...), Attributes: types.NewRecord(attrs)}
+	return out
+}
+
+// overlay is the version's entities with a call's own (its user and the
+// user's groups) laid over them; the shared map is never written.
+type overlay struct {
+	base, extra types.EntityMap
+}
+
+// Get implements types.EntityGetter.
+func (o overlay) Get(uid types.EntityUID) (types.Entity, bool) {
+	if e, ok := o.extra[uid]; ok {
+		return e, true
+	}
+	return o.base.Get(uid)
 }
 
 func agentUID(name string) types.EntityUID {

@@ -1,10 +1,12 @@
 package mcpgw
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/identity"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
@@ -18,15 +20,32 @@ func bearer(r *http.Request) string {
 	return strings.TrimSpace(token)
 }
 
-// agentFor resolves the caller's API key at the edge, for the methods the
-// pipeline does not see. It refuses what the pipeline's Authenticate stage
-// refuses: unknown, malformed and expired keys and disabled agents.
+// agentFor resolves the caller's credential at the edge, for the methods the
+// pipeline does not see. It accepts what the pipeline's Authenticate stage
+// accepts, an API key or an agent JWT, and refuses what it refuses:
+// unknown, malformed and expired credentials and disabled agents.
+//
+// The callers hold no request context here; a JWKS fetch a JWT may trigger
+// is bounded by the identity package's own 5s timeout.
 func agentFor(cfg pipeline.Config, token string, now time.Time) (*configv1.Agent, bool) {
 	if cfg == nil || token == "" {
 		return nil, false
 	}
-	agent, ok := cfg.AgentByAPIKey(token, now)
-	if !ok || agent == nil || agent.GetDisabled() {
+	var agent *configv1.Agent
+	if tokens, ok := cfg.(pipeline.TokenAuthenticator); ok && !strings.HasPrefix(token, "pck_") && identity.LooksLikeJWT(token) {
+		a, err := tokens.AgentByJWT(context.Background(), token, now)
+		if err != nil {
+			return nil, false
+		}
+		agent = a
+	} else {
+		a, ok := cfg.AgentByAPIKey(token, now)
+		if !ok {
+			return nil, false
+		}
+		agent = a
+	}
+	if agent == nil || agent.GetDisabled() {
 		return nil, false
 	}
 	return agent, true

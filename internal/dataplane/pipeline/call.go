@@ -35,6 +35,34 @@ type Config interface {
 	Frozen() (bool, string)
 }
 
+// TokenAuthenticator is implemented by a Config that trusts JWT identity
+// sources. Stages and adapters find it with a type assertion; a Config that
+// does not implement it accepts no JWT. Implementations must be safe for
+// concurrent use. A returned error's message is safe to show to the caller.
+type TokenAuthenticator interface {
+	// AgentByJWT verifies a token from an issuer trusted for agents and
+	// returns the enabled agent bound to its subject (Agent.jwt_subjects).
+	AgentByJWT(ctx context.Context, token string, now time.Time) (*configv1.Agent, error)
+	// UserByJWT verifies an on-behalf-of user token from an issuer trusted
+	// for users.
+	UserByJWT(ctx context.Context, token string, now time.Time) (*User, error)
+}
+
+// User is the end user a call is made on behalf of, as a verified user
+// token names them.
+type User struct {
+	// Source is the IdentitySource that trusted the token.
+	Source string
+	// Issuer is the token's `iss`.
+	Issuer string
+	// Name is the value of the source's user claim.
+	Name string
+	// Email is "" when the token has none.
+	Email string
+	// Groups are sorted and deduplicated.
+	Groups []string
+}
+
 // Tool is a pinned tool as the data plane serves it.
 type Tool struct {
 	Action   string
@@ -69,15 +97,20 @@ type Call struct {
 	Action     string // tool action name the caller asked for
 	Arguments  json.RawMessage
 	Credential string // bearer credential the caller presented (never forwarded)
-	SourceIP   netip.Addr
-	Start      time.Time
+	// UserToken is the on-behalf-of user's JWT (header
+	// Portcullis-User-Token), "" when none was sent. Never forwarded.
+	UserToken string
+	SourceIP  netip.Addr
+	Start     time.Time
 
 	// Set at entry: the configuration version and mode this call runs in.
 	Config Config
 	Mode   configsyncv1.Mode
 
 	// Set by stages.
-	Agent    *configv1.Agent
+	Agent *configv1.Agent
+	// User is set by Authenticate from a verified UserToken; nil without.
+	User     *User
 	Tool     Tool
 	Decision Decision
 }

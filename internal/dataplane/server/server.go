@@ -28,6 +28,10 @@ import (
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
 
+// UserTokenHeader carries the token of the user an agent acts for (a JWT
+// from an identity source used for users), never a bare user name.
+const UserTokenHeader = "Portcullis-User-Token"
+
 // Server is a running data plane.
 type Server struct {
 	cfg     Config
@@ -201,7 +205,10 @@ func (s *Server) Serving() (uint64, configsyncv1.Mode) {
 
 // Begin implements mcpgw.Backend.
 func (s *Server) Begin(r *http.Request) *pipeline.Call {
-	c := &pipeline.Call{Start: time.Now(), Mode: s.tracker.Mode()}
+	c := &pipeline.Call{Start: time.Now(), Mode: s.tracker.Mode(),
+		// On-behalf-of: the agent forwards the user's own token; the
+		// Authenticate stage verifies it against a trusted issuer.
+		UserToken: r.Header.Get(UserTokenHeader)}
 	if cur := s.current.Load(); cur != nil {
 		c.Config = cur
 	}

@@ -2,14 +2,24 @@ package stages
 
 import (
 	"context"
+	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/identity"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 )
 
-// Authenticate resolves the caller's API key to an agent and sets
-// call.Agent. An unknown, malformed or expired key, or a disabled agent, is
-// refused as unauthenticated. Expiry is judged at the call's start.
+// Authenticate resolves the caller's credential to an agent and sets
+// call.Agent, then verifies the on-behalf-of user token, if any, and sets
+// call.User. Everything is judged at the call's start.
+//
+// The credential is an API key ("pck_…") or a JWT from an identity source
+// trusted for agents, bound to the agent by its jwt_subjects; JWTs are
+// accepted only when the Config implements pipeline.TokenAuthenticator. An
+// unknown, malformed or expired credential, or a disabled agent, is refused
+// as unauthenticated, and so is a user token that does not verify against a
+// source trusted for users: a call is never silently downgraded to one
+// without its user.
 type Authenticate struct{}
 
 var _ pipeline.Stage = Authenticate{}
@@ -28,17 +38,52 @@ func (Authenticate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if c.Credential == "" {
+	tokens, _ := c.Config.(pipeline.TokenAuthenticator)
+	switch {
+	case c.Credential == "":
 		return nil, unauthenticated()
+	case !strings.HasPrefix(c.Credential, "pck_") && identity.LooksLikeJWT(c.Credential):
+		if tokens == nil {
+			return nil, unauthenticated()
+		}
+		agent, err := tokens.AgentByJWT(ctx, c.Credential, now)
+		if err != nil || agent == nil || agent.GetDisabled() {
+			return nil, tokenRefused("the agent token was refused", err)
+		}
+		c.Agent = agent
+	default:
+		agent, ok := c.Config.AgentByAPIKey(c.Credential, now)
+		if !ok || agent == nil || agent.GetDisabled() {
+			return nil, unauthenticated()
+		}
+		c.Agent = agent
 	}
-	agent, ok := c.Config.AgentByAPIKey(c.Credential, now)
-	if !ok || agent == nil {
-		return nil, unauthenticated()
+	if c.UserToken != "" {
+		if tokens == nil {
+			c.Agent = nil
+			return nil, tokenRefused(msgUserTokenRefused, nil)
+		}
+		user, err := tokens.UserByJWT(ctx, c.UserToken, now)
+		if err != nil || user == nil {
+			c.Agent = nil
+			return nil, tokenRefused(msgUserTokenRefused, err)
+		}
+		c.User = user
 	}
-	c.Agent = agent
 	return next(ctx, c)
 }
 
+const msgUserTokenRefused = "the user token (Portcullis-User-Token) was refused"
+
 func unauthenticated() *pipeline.Refusal {
 	return pipeline.Refuse(pipeline.ReasonUnauthenticated, "a valid API key is required: send Authorization: Bearer pck_…")
+}
+
+// tokenRefused refuses a JWT. TokenAuthenticator promises messages safe for
+// the caller; they are still bounded here.
+func tokenRefused(what string, err error) *pipeline.Refusal {
+	if err == nil {
+		return pipeline.Refuse(pipeline.ReasonUnauthenticated, "%s", what)
+	}
+	return pipeline.Refuse(pipeline.ReasonUnauthenticated, "%s: %s", what, truncate(err.Error(), maxEcho))
 }

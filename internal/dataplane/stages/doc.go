@@ -6,7 +6,7 @@
 // The order matters and [Default] returns it:
 //
 //	Audit         records every call, whatever later stages decide
-//	Authenticate  API key → agent
+//	Authenticate  API key or agent JWT → agent; user token → user
 //	Gate          mode and emergency brake, tool lookup
 //	Authorize     Cedar policies
 //	Validate      arguments against the pinned input schema

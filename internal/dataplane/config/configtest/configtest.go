@@ -158,3 +158,33 @@ func Compile(t testing.TB, s *snapshotv1.Snapshot) *config.Compiled {
 	}
 	return c
 }
+
+// JWT fixture values: the issuer and audience tokens for JWTSource carry.
+const (
+	JWTSource   = "corp-idp"
+	JWTIssuer   = "https://idp.example"
+	JWTAudience = "portcullis"
+)
+
+// JWTIssuerSource returns an identity source named name trusting issuer iss for
+// use, with audience JWTAudience and either an inline JWKS or a JWKS URL.
+func JWTIssuerSource(name, iss string, use configv1.JwtUse, jwks []byte, jwksURL string) *configv1.IdentitySource {
+	return &configv1.IdentitySource{
+		Meta: &configv1.ResourceMeta{Name: name},
+		Kind: &configv1.IdentitySource_JwtIssuer{JwtIssuer: &configv1.JwtIssuer{
+			Issuer: iss, Jwks: jwks, JwksUrl: jwksURL, Audiences: []string{JWTAudience}, Use: use,
+		}},
+	}
+}
+
+// BindJWT binds (source, subject) to the named agent of s.
+func BindJWT(t testing.TB, s *snapshotv1.Snapshot, agent, source, subject string) {
+	t.Helper()
+	for _, a := range s.GetAgents() {
+		if a.GetMeta().GetName() == agent {
+			a.JwtSubjects = append(a.JwtSubjects, &configv1.JwtSubject{IdentitySource: source, Subject: subject})
+			return
+		}
+	}
+	t.Fatalf("no agent %q in the snapshot", agent)
+}

@@ -30,7 +30,7 @@ import (
 
 // UserTokenHeader carries the token of the user an agent acts for (a JWT
 // from an identity source used for users), never a bare user name.
-const UserTokenHeader = "Portcullis-User-Token"
+const UserTokenHeader = "Portcullis-User-Token" //nolint:gosec // a header name, not a credential
 
 // Server is a running data plane.
 type Server struct {

@@ -30,6 +30,7 @@ func (a *app) agentCreate() *cobra.Command {
 		noKey        bool
 		spiffeIDs    []string
 		fingerprints []string
+		jwtSubjects  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME",
@@ -40,8 +41,12 @@ func (a *app) agentCreate() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			subjects, err := parseJWTSubjects(jwtSubjects)
+			if err != nil {
+				return err
+			}
 			req := &adminv1.CreateAgentRequest{
-				Agent:    &configv1.Agent{Meta: m, Team: team, SpiffeIds: spiffeIDs, CertFingerprints: fingerprints},
+				Agent:    &configv1.Agent{Meta: m, Team: team, SpiffeIds: spiffeIDs, CertFingerprints: fingerprints, JwtSubjects: subjects},
 				NoApiKey: noKey,
 			}
 			if keyTTL > 0 {
@@ -74,6 +79,7 @@ func (a *app) agentCreate() *cobra.Command {
 	f.BoolVar(&noKey, "no-api-key", false, "register without an API key (JWT or mTLS only)")
 	f.StringArrayVar(&spiffeIDs, "spiffe-id", nil, "SPIFFE ID of the agent's client certificate (repeatable)")
 	f.StringArrayVar(&fingerprints, "cert-fingerprint", nil, "sha256:<hex> fingerprint of a client certificate (repeatable)")
+	f.StringArrayVar(&jwtSubjects, "jwt-subject", nil, "SOURCE=SUBJECT: JWTs from identity source SOURCE whose agent claim is SUBJECT identify this agent (repeatable)")
 	cmd.MarkFlagsMutuallyExclusive("no-api-key", "key-ttl")
 	return cmd
 }
@@ -230,4 +236,17 @@ func joinNonEmpty(a, sep, b string) string {
 		return a
 	}
 	return a + " " + sep + " " + b
+}
+
+// parseJWTSubjects turns SOURCE=SUBJECT flags into bindings.
+func parseJWTSubjects(flags []string) ([]*configv1.JwtSubject, error) {
+	out := make([]*configv1.JwtSubject, 0, len(flags))
+	for _, f := range flags {
+		src, sub, ok := strings.Cut(f, "=")
+		if !ok || src == "" || sub == "" {
+			return nil, fmt.Errorf("--jwt-subject %q: want SOURCE=SUBJECT (an identity source name and the subject its tokens carry)", f)
+		}
+		out = append(out, &configv1.JwtSubject{IdentitySource: src, Subject: sub})
+	}
+	return out, nil
 }

@@ -18,7 +18,7 @@ import (
 func (a *app) agentCommand() *cobra.Command {
 	cmd := group("agent", "Register and manage agents")
 	cmd.AddCommand(a.agentCreate(), a.agentList(), a.agentGet(),
-		a.agentSetDisabled(true), a.agentSetDisabled(false), a.agentDelete())
+		a.agentSetDisabled(true), a.agentSetDisabled(false), a.agentDelete(), a.agentRotateKey())
 	return cmd
 }
 
@@ -249,4 +249,38 @@ func parseJWTSubjects(flags []string) ([]*configv1.JwtSubject, error) {
 		out = append(out, &configv1.JwtSubject{IdentitySource: src, Subject: sub})
 	}
 	return out, nil
+}
+
+func (a *app) agentRotateKey() *cobra.Command {
+	var overlap, keyTTL time.Duration
+	cmd := &cobra.Command{
+		Use:   "rotate-key NAME",
+		Short: "Issue a new API key (shown once); the old one keeps working for --overlap",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &adminv1.RotateAgentKeyRequest{Name: args[0], Overlap: durationpb.New(overlap)}
+			if keyTTL > 0 {
+				req.Ttl = durationpb.New(keyTTL)
+			}
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.RotateAgentKeyResponse], error) {
+					return s.Agent.RotateAgentKey(ctx, connect.NewRequest(req))
+				})
+				if err != nil {
+					return err
+				}
+				if p.structured() {
+					return p.message(resp)
+				}
+				if err := printAgent(p, resp.GetAgent()); err != nil {
+					return err
+				}
+				return p.text("\nNew API key (shown only this once; the previous key stops working after the overlap):\n\n    " + resp.GetApiKey() + "\n")
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.Var(newDurationFlag(&overlap, 24*time.Hour), "overlap", "how long the previous key keeps working (0s: stop it now)")
+	f.Var(newDurationFlag(&keyTTL, 0), "key-ttl", "lifetime of the new key (default: never expires)")
+	return cmd
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
@@ -115,4 +117,62 @@ func (a *API) DeleteAgent(ctx context.Context, req *connect.Request[adminv1.Dele
 		return nil, err
 	}
 	return resp(&adminv1.DeleteAgentResponse{}), nil
+}
+
+// DefaultKeyOverlap is how long the previous API keys stay valid after a
+// rotation when the caller does not say.
+const DefaultKeyOverlap = 24 * time.Hour
+
+// RotateAgentKey implements AgentService: a new key, and the old ones
+// expiring after the overlap, so the agent can switch without downtime.
+func (a *API) RotateAgentKey(ctx context.Context, req *connect.Request[adminv1.RotateAgentKeyRequest]) (*connect.Response[adminv1.RotateAgentKeyResponse], error) {
+	overlap := DefaultKeyOverlap
+	if req.Msg.GetOverlap() != nil {
+		overlap = req.Msg.GetOverlap().AsDuration()
+	}
+	if overlap < 0 || overlap > 30*24*time.Hour {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("overlap must be between 0s and 30d"))
+	}
+	ttl := req.Msg.GetTtl().AsDuration()
+	if ttl < 0 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("ttl must not be negative"))
+	}
+	key, err := a.mint(ctx, credential.APIKey, req.Header(), "AgentService.RotateAgentKey")
+	if err != nil {
+		return nil, err
+	}
+	now := a.cfg.Now()
+	r, err := a.modify(ctx, req.Header(), "AgentService.RotateAgentKey", resource.Agent, req.Msg.GetName(), func(cur *fsmv1.Resource) error {
+		ag := cur.GetAgent()
+		if slices.ContainsFunc(ag.GetApiKeys(), func(k *configv1.ApiKey) bool { return k.GetId() == key.ID }) {
+			return nil // a retry of this very rotation: already applied
+		}
+		until := timestamppb.New(now.Add(overlap))
+		var keep []*configv1.ApiKey
+		for _, k := range ag.GetApiKeys() {
+			if k.GetExpireTime() != nil && !k.GetExpireTime().AsTime().After(now) {
+				continue // already expired: drop
+			}
+			if k.GetExpireTime() == nil || k.GetExpireTime().AsTime().After(until.AsTime()) {
+				k.ExpireTime = until
+			}
+			keep = append(keep, k)
+		}
+		if overlap == 0 {
+			keep = nil
+		}
+		if len(keep) > 1 {
+			return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("agent %q already has %d live keys (a rotation is in progress); wait for the overlap to end or rotate with --overlap 0s", req.Msg.GetName(), len(keep)))
+		}
+		nk := &configv1.ApiKey{Id: key.ID, Sha256: key.SHA256, CreateTime: timestamppb.New(now)}
+		if ttl > 0 {
+			nk.ExpireTime = timestamppb.New(now.Add(ttl))
+		}
+		ag.ApiKeys = append(keep, nk)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp(&adminv1.RotateAgentKeyResponse{Agent: publicAgent(r.GetAgent()), ApiKey: key.Text}), nil
 }

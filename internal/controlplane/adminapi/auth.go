@@ -28,6 +28,7 @@ var requiredRole = map[string]configv1.Role{
 	c.AgentServiceUpdateAgentProcedure:                   operator,
 	c.AgentServiceSetAgentDisabledProcedure:              operator,
 	c.AgentServiceDeleteAgentProcedure:                   operator,
+	c.AgentServiceRotateAgentKeyProcedure:                operator,
 	c.UpstreamServiceCreateUpstreamProcedure:             operator,
 	c.UpstreamServiceGetUpstreamProcedure:                auditor,
 	c.UpstreamServiceListUpstreamsProcedure:              auditor,

@@ -23,6 +23,122 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type RotateAgentKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// How long the previous keys stay valid (default 24h; 0s revokes them
+	// at once).
+	Overlap *durationpb.Duration `protobuf:"bytes,2,opt,name=overlap,proto3" json:"overlap,omitempty"`
+	// Lifetime of the new key; unset or zero means it never expires.
+	Ttl           *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateAgentKeyRequest) Reset() {
+	*x = RotateAgentKeyRequest{}
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateAgentKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateAgentKeyRequest) ProtoMessage() {}
+
+func (x *RotateAgentKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateAgentKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateAgentKeyRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RotateAgentKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RotateAgentKeyRequest) GetOverlap() *durationpb.Duration {
+	if x != nil {
+		return x.Overlap
+	}
+	return nil
+}
+
+func (x *RotateAgentKeyRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type RotateAgentKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Agent *v1.Agent              `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	// The new key ("pck_<id>_<secret>"). Shown only here, once.
+	ApiKey        string `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateAgentKeyResponse) Reset() {
+	*x = RotateAgentKeyResponse{}
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateAgentKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateAgentKeyResponse) ProtoMessage() {}
+
+func (x *RotateAgentKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateAgentKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateAgentKeyResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RotateAgentKeyResponse) GetAgent() *v1.Agent {
+	if x != nil {
+		return x.Agent
+	}
+	return nil
+}
+
+func (x *RotateAgentKeyResponse) GetApiKey() string {
+	if x != nil {
+		return x.ApiKey
+	}
+	return ""
+}
+
 type CreateAgentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// meta.name is required; output-only fields are ignored.
@@ -37,7 +153,7 @@ type CreateAgentRequest struct {
 
 func (x *CreateAgentRequest) Reset() {
 	*x = CreateAgentRequest{}
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[0]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +165,7 @@ func (x *CreateAgentRequest) String() string {
 func (*CreateAgentRequest) ProtoMessage() {}
 
 func (x *CreateAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[0]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +178,7 @@ func (x *CreateAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAgentRequest.ProtoReflect.Descriptor instead.
 func (*CreateAgentRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{0}
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CreateAgentRequest) GetAgent() *v1.Agent {
@@ -97,7 +213,7 @@ type CreateAgentResponse struct {
 
 func (x *CreateAgentResponse) Reset() {
 	*x = CreateAgentResponse{}
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[1]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -109,7 +225,7 @@ func (x *CreateAgentResponse) String() string {
 func (*CreateAgentResponse) ProtoMessage() {}
 
 func (x *CreateAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[1]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -122,7 +238,7 @@ func (x *CreateAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAgentResponse.ProtoReflect.Descriptor instead.
 func (*CreateAgentResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateAgentResponse) GetAgent() *v1.Agent {
@@ -148,7 +264,7 @@ type GetAgentRequest struct {
 
 func (x *GetAgentRequest) Reset() {
 	*x = GetAgentRequest{}
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[2]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -160,7 +276,7 @@ func (x *GetAgentRequest) String() string {
 func (*GetAgentRequest) ProtoMessage() {}
 
 func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[2]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -173,7 +289,7 @@ func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentRequest.ProtoReflect.Descriptor instead.
 func (*GetAgentRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetAgentRequest) GetName() string {
@@ -192,7 +308,7 @@ type GetAgentResponse struct {
 
 func (x *GetAgentResponse) Reset() {
 	*x = GetAgentResponse{}
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[3]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -204,7 +320,7 @@ func (x *GetAgentResponse) String() string {
 func (*GetAgentResponse) ProtoMessage() {}
 
 func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[3]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -217,7 +333,7 @@ func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentResponse.ProtoReflect.Descriptor instead.
 func (*GetAgentResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetAgentResponse) GetAgent() *v1.Agent {
@@ -239,7 +355,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[4]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -251,7 +367,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[4]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -264,7 +380,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListAgentsRequest) GetPageSize() int32 {
@@ -292,7 +408,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[5]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +420,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[5]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +433,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*v1.Agent {
@@ -344,7 +460,7 @@ type UpdateAgentRequest struct {
 
 func (x *UpdateAgentRequest) Reset() {
 	*x = UpdateAgentRequest{}
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[6]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +472,7 @@ func (x *UpdateAgentRequest) String() string {
 func (*UpdateAgentRequest) ProtoMessage() {}
 
 func (x *UpdateAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[6]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +485,7 @@ func (x *UpdateAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAgentRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAgentRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UpdateAgentRequest) GetAgent() *v1.Agent {
@@ -388,7 +504,7 @@ type UpdateAgentResponse struct {
 
 func (x *UpdateAgentResponse) Reset() {
 	*x = UpdateAgentResponse{}
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[7]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +516,7 @@ func (x *UpdateAgentResponse) String() string {
 func (*UpdateAgentResponse) ProtoMessage() {}
 
 func (x *UpdateAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[7]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +529,7 @@ func (x *UpdateAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAgentResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAgentResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UpdateAgentResponse) GetAgent() *v1.Agent {
@@ -433,7 +549,7 @@ type SetAgentDisabledRequest struct {
 
 func (x *SetAgentDisabledRequest) Reset() {
 	*x = SetAgentDisabledRequest{}
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[8]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -445,7 +561,7 @@ func (x *SetAgentDisabledRequest) String() string {
 func (*SetAgentDisabledRequest) ProtoMessage() {}
 
 func (x *SetAgentDisabledRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[8]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -458,7 +574,7 @@ func (x *SetAgentDisabledRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAgentDisabledRequest.ProtoReflect.Descriptor instead.
 func (*SetAgentDisabledRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SetAgentDisabledRequest) GetName() string {
@@ -484,7 +600,7 @@ type SetAgentDisabledResponse struct {
 
 func (x *SetAgentDisabledResponse) Reset() {
 	*x = SetAgentDisabledResponse{}
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[9]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +612,7 @@ func (x *SetAgentDisabledResponse) String() string {
 func (*SetAgentDisabledResponse) ProtoMessage() {}
 
 func (x *SetAgentDisabledResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[9]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +625,7 @@ func (x *SetAgentDisabledResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAgentDisabledResponse.ProtoReflect.Descriptor instead.
 func (*SetAgentDisabledResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetAgentDisabledResponse) GetAgent() *v1.Agent {
@@ -530,7 +646,7 @@ type DeleteAgentRequest struct {
 
 func (x *DeleteAgentRequest) Reset() {
 	*x = DeleteAgentRequest{}
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[10]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +658,7 @@ func (x *DeleteAgentRequest) String() string {
 func (*DeleteAgentRequest) ProtoMessage() {}
 
 func (x *DeleteAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[10]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +671,7 @@ func (x *DeleteAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAgentRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAgentRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteAgentRequest) GetName() string {
@@ -580,7 +696,7 @@ type DeleteAgentResponse struct {
 
 func (x *DeleteAgentResponse) Reset() {
 	*x = DeleteAgentResponse{}
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[11]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +708,7 @@ func (x *DeleteAgentResponse) String() string {
 func (*DeleteAgentResponse) ProtoMessage() {}
 
 func (x *DeleteAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[11]
+	mi := &file_portcullis_admin_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,14 +721,21 @@ func (x *DeleteAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAgentResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAgentResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_admin_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 var File_portcullis_admin_v1_agent_proto protoreflect.FileDescriptor
 
 const file_portcullis_admin_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x1fportcullis/admin/v1/agent.proto\x12\x13portcullis.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a$portcullis/config/v1/resources.proto\"\xa0\x01\n" +
+	"\x1fportcullis/admin/v1/agent.proto\x12\x13portcullis.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a$portcullis/config/v1/resources.proto\"\x8d\x01\n" +
+	"\x15RotateAgentKeyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
+	"\aoverlap\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\aoverlap\x12+\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"d\n" +
+	"\x16RotateAgentKeyResponse\x121\n" +
+	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentR\x05agent\x12\x17\n" +
+	"\aapi_key\x18\x02 \x01(\tR\x06apiKey\"\xa0\x01\n" +
 	"\x12CreateAgentRequest\x121\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentR\x05agent\x129\n" +
 	"\vapi_key_ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\tapiKeyTtl\x12\x1c\n" +
@@ -644,7 +767,7 @@ const file_portcullis_admin_v1_agent_proto_rawDesc = "" +
 	"\x12DeleteAgentRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x11expected_revision\x18\x02 \x01(\x04R\x10expectedRevision\"\x15\n" +
-	"\x13DeleteAgentResponse2\xdd\x04\n" +
+	"\x13DeleteAgentResponse2\xc8\x05\n" +
 	"\fAgentService\x12`\n" +
 	"\vCreateAgent\x12'.portcullis.admin.v1.CreateAgentRequest\x1a(.portcullis.admin.v1.CreateAgentResponse\x12W\n" +
 	"\bGetAgent\x12$.portcullis.admin.v1.GetAgentRequest\x1a%.portcullis.admin.v1.GetAgentResponse\x12]\n" +
@@ -652,7 +775,8 @@ const file_portcullis_admin_v1_agent_proto_rawDesc = "" +
 	"ListAgents\x12&.portcullis.admin.v1.ListAgentsRequest\x1a'.portcullis.admin.v1.ListAgentsResponse\x12`\n" +
 	"\vUpdateAgent\x12'.portcullis.admin.v1.UpdateAgentRequest\x1a(.portcullis.admin.v1.UpdateAgentResponse\x12o\n" +
 	"\x10SetAgentDisabled\x12,.portcullis.admin.v1.SetAgentDisabledRequest\x1a-.portcullis.admin.v1.SetAgentDisabledResponse\x12`\n" +
-	"\vDeleteAgent\x12'.portcullis.admin.v1.DeleteAgentRequest\x1a(.portcullis.admin.v1.DeleteAgentResponseB\xe1\x01\n" +
+	"\vDeleteAgent\x12'.portcullis.admin.v1.DeleteAgentRequest\x1a(.portcullis.admin.v1.DeleteAgentResponse\x12i\n" +
+	"\x0eRotateAgentKey\x12*.portcullis.admin.v1.RotateAgentKeyRequest\x1a+.portcullis.admin.v1.RotateAgentKeyResponseB\xe1\x01\n" +
 	"\x17com.portcullis.admin.v1B\n" +
 	"AgentProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1;adminv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Admin.V1\xca\x02\x13Portcullis\\Admin\\V1\xe2\x02\x1fPortcullis\\Admin\\V1\\GPBMetadata\xea\x02\x15Portcullis::Admin::V1b\x06proto3"
 
@@ -668,49 +792,56 @@ func file_portcullis_admin_v1_agent_proto_rawDescGZIP() []byte {
 	return file_portcullis_admin_v1_agent_proto_rawDescData
 }
 
-var file_portcullis_admin_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_portcullis_admin_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_portcullis_admin_v1_agent_proto_goTypes = []any{
-	(*CreateAgentRequest)(nil),       // 0: portcullis.admin.v1.CreateAgentRequest
-	(*CreateAgentResponse)(nil),      // 1: portcullis.admin.v1.CreateAgentResponse
-	(*GetAgentRequest)(nil),          // 2: portcullis.admin.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),         // 3: portcullis.admin.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),        // 4: portcullis.admin.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 5: portcullis.admin.v1.ListAgentsResponse
-	(*UpdateAgentRequest)(nil),       // 6: portcullis.admin.v1.UpdateAgentRequest
-	(*UpdateAgentResponse)(nil),      // 7: portcullis.admin.v1.UpdateAgentResponse
-	(*SetAgentDisabledRequest)(nil),  // 8: portcullis.admin.v1.SetAgentDisabledRequest
-	(*SetAgentDisabledResponse)(nil), // 9: portcullis.admin.v1.SetAgentDisabledResponse
-	(*DeleteAgentRequest)(nil),       // 10: portcullis.admin.v1.DeleteAgentRequest
-	(*DeleteAgentResponse)(nil),      // 11: portcullis.admin.v1.DeleteAgentResponse
-	(*v1.Agent)(nil),                 // 12: portcullis.config.v1.Agent
-	(*durationpb.Duration)(nil),      // 13: google.protobuf.Duration
+	(*RotateAgentKeyRequest)(nil),    // 0: portcullis.admin.v1.RotateAgentKeyRequest
+	(*RotateAgentKeyResponse)(nil),   // 1: portcullis.admin.v1.RotateAgentKeyResponse
+	(*CreateAgentRequest)(nil),       // 2: portcullis.admin.v1.CreateAgentRequest
+	(*CreateAgentResponse)(nil),      // 3: portcullis.admin.v1.CreateAgentResponse
+	(*GetAgentRequest)(nil),          // 4: portcullis.admin.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),         // 5: portcullis.admin.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),        // 6: portcullis.admin.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),       // 7: portcullis.admin.v1.ListAgentsResponse
+	(*UpdateAgentRequest)(nil),       // 8: portcullis.admin.v1.UpdateAgentRequest
+	(*UpdateAgentResponse)(nil),      // 9: portcullis.admin.v1.UpdateAgentResponse
+	(*SetAgentDisabledRequest)(nil),  // 10: portcullis.admin.v1.SetAgentDisabledRequest
+	(*SetAgentDisabledResponse)(nil), // 11: portcullis.admin.v1.SetAgentDisabledResponse
+	(*DeleteAgentRequest)(nil),       // 12: portcullis.admin.v1.DeleteAgentRequest
+	(*DeleteAgentResponse)(nil),      // 13: portcullis.admin.v1.DeleteAgentResponse
+	(*durationpb.Duration)(nil),      // 14: google.protobuf.Duration
+	(*v1.Agent)(nil),                 // 15: portcullis.config.v1.Agent
 }
 var file_portcullis_admin_v1_agent_proto_depIdxs = []int32{
-	12, // 0: portcullis.admin.v1.CreateAgentRequest.agent:type_name -> portcullis.config.v1.Agent
-	13, // 1: portcullis.admin.v1.CreateAgentRequest.api_key_ttl:type_name -> google.protobuf.Duration
-	12, // 2: portcullis.admin.v1.CreateAgentResponse.agent:type_name -> portcullis.config.v1.Agent
-	12, // 3: portcullis.admin.v1.GetAgentResponse.agent:type_name -> portcullis.config.v1.Agent
-	12, // 4: portcullis.admin.v1.ListAgentsResponse.agents:type_name -> portcullis.config.v1.Agent
-	12, // 5: portcullis.admin.v1.UpdateAgentRequest.agent:type_name -> portcullis.config.v1.Agent
-	12, // 6: portcullis.admin.v1.UpdateAgentResponse.agent:type_name -> portcullis.config.v1.Agent
-	12, // 7: portcullis.admin.v1.SetAgentDisabledResponse.agent:type_name -> portcullis.config.v1.Agent
-	0,  // 8: portcullis.admin.v1.AgentService.CreateAgent:input_type -> portcullis.admin.v1.CreateAgentRequest
-	2,  // 9: portcullis.admin.v1.AgentService.GetAgent:input_type -> portcullis.admin.v1.GetAgentRequest
-	4,  // 10: portcullis.admin.v1.AgentService.ListAgents:input_type -> portcullis.admin.v1.ListAgentsRequest
-	6,  // 11: portcullis.admin.v1.AgentService.UpdateAgent:input_type -> portcullis.admin.v1.UpdateAgentRequest
-	8,  // 12: portcullis.admin.v1.AgentService.SetAgentDisabled:input_type -> portcullis.admin.v1.SetAgentDisabledRequest
-	10, // 13: portcullis.admin.v1.AgentService.DeleteAgent:input_type -> portcullis.admin.v1.DeleteAgentRequest
-	1,  // 14: portcullis.admin.v1.AgentService.CreateAgent:output_type -> portcullis.admin.v1.CreateAgentResponse
-	3,  // 15: portcullis.admin.v1.AgentService.GetAgent:output_type -> portcullis.admin.v1.GetAgentResponse
-	5,  // 16: portcullis.admin.v1.AgentService.ListAgents:output_type -> portcullis.admin.v1.ListAgentsResponse
-	7,  // 17: portcullis.admin.v1.AgentService.UpdateAgent:output_type -> portcullis.admin.v1.UpdateAgentResponse
-	9,  // 18: portcullis.admin.v1.AgentService.SetAgentDisabled:output_type -> portcullis.admin.v1.SetAgentDisabledResponse
-	11, // 19: portcullis.admin.v1.AgentService.DeleteAgent:output_type -> portcullis.admin.v1.DeleteAgentResponse
-	14, // [14:20] is the sub-list for method output_type
-	8,  // [8:14] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	14, // 0: portcullis.admin.v1.RotateAgentKeyRequest.overlap:type_name -> google.protobuf.Duration
+	14, // 1: portcullis.admin.v1.RotateAgentKeyRequest.ttl:type_name -> google.protobuf.Duration
+	15, // 2: portcullis.admin.v1.RotateAgentKeyResponse.agent:type_name -> portcullis.config.v1.Agent
+	15, // 3: portcullis.admin.v1.CreateAgentRequest.agent:type_name -> portcullis.config.v1.Agent
+	14, // 4: portcullis.admin.v1.CreateAgentRequest.api_key_ttl:type_name -> google.protobuf.Duration
+	15, // 5: portcullis.admin.v1.CreateAgentResponse.agent:type_name -> portcullis.config.v1.Agent
+	15, // 6: portcullis.admin.v1.GetAgentResponse.agent:type_name -> portcullis.config.v1.Agent
+	15, // 7: portcullis.admin.v1.ListAgentsResponse.agents:type_name -> portcullis.config.v1.Agent
+	15, // 8: portcullis.admin.v1.UpdateAgentRequest.agent:type_name -> portcullis.config.v1.Agent
+	15, // 9: portcullis.admin.v1.UpdateAgentResponse.agent:type_name -> portcullis.config.v1.Agent
+	15, // 10: portcullis.admin.v1.SetAgentDisabledResponse.agent:type_name -> portcullis.config.v1.Agent
+	2,  // 11: portcullis.admin.v1.AgentService.CreateAgent:input_type -> portcullis.admin.v1.CreateAgentRequest
+	4,  // 12: portcullis.admin.v1.AgentService.GetAgent:input_type -> portcullis.admin.v1.GetAgentRequest
+	6,  // 13: portcullis.admin.v1.AgentService.ListAgents:input_type -> portcullis.admin.v1.ListAgentsRequest
+	8,  // 14: portcullis.admin.v1.AgentService.UpdateAgent:input_type -> portcullis.admin.v1.UpdateAgentRequest
+	10, // 15: portcullis.admin.v1.AgentService.SetAgentDisabled:input_type -> portcullis.admin.v1.SetAgentDisabledRequest
+	12, // 16: portcullis.admin.v1.AgentService.DeleteAgent:input_type -> portcullis.admin.v1.DeleteAgentRequest
+	0,  // 17: portcullis.admin.v1.AgentService.RotateAgentKey:input_type -> portcullis.admin.v1.RotateAgentKeyRequest
+	3,  // 18: portcullis.admin.v1.AgentService.CreateAgent:output_type -> portcullis.admin.v1.CreateAgentResponse
+	5,  // 19: portcullis.admin.v1.AgentService.GetAgent:output_type -> portcullis.admin.v1.GetAgentResponse
+	7,  // 20: portcullis.admin.v1.AgentService.ListAgents:output_type -> portcullis.admin.v1.ListAgentsResponse
+	9,  // 21: portcullis.admin.v1.AgentService.UpdateAgent:output_type -> portcullis.admin.v1.UpdateAgentResponse
+	11, // 22: portcullis.admin.v1.AgentService.SetAgentDisabled:output_type -> portcullis.admin.v1.SetAgentDisabledResponse
+	13, // 23: portcullis.admin.v1.AgentService.DeleteAgent:output_type -> portcullis.admin.v1.DeleteAgentResponse
+	1,  // 24: portcullis.admin.v1.AgentService.RotateAgentKey:output_type -> portcullis.admin.v1.RotateAgentKeyResponse
+	18, // [18:25] is the sub-list for method output_type
+	11, // [11:18] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_admin_v1_agent_proto_init() }
@@ -724,7 +855,7 @@ func file_portcullis_admin_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_admin_v1_agent_proto_rawDesc), len(file_portcullis_admin_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -49,6 +49,9 @@ const (
 	// AgentServiceDeleteAgentProcedure is the fully-qualified name of the AgentService's DeleteAgent
 	// RPC.
 	AgentServiceDeleteAgentProcedure = "/portcullis.admin.v1.AgentService/DeleteAgent"
+	// AgentServiceRotateAgentKeyProcedure is the fully-qualified name of the AgentService's
+	// RotateAgentKey RPC.
+	AgentServiceRotateAgentKeyProcedure = "/portcullis.admin.v1.AgentService/RotateAgentKey"
 )
 
 // AgentServiceClient is a client for the portcullis.admin.v1.AgentService service.
@@ -66,6 +69,11 @@ type AgentServiceClient interface {
 	SetAgentDisabled(context.Context, *connect.Request[v1.SetAgentDisabledRequest]) (*connect.Response[v1.SetAgentDisabledResponse], error)
 	// Role: operator.
 	DeleteAgent(context.Context, *connect.Request[v1.DeleteAgentRequest]) (*connect.Response[v1.DeleteAgentResponse], error)
+	// Issues a new API key (shown once) and keeps the previous keys valid
+	// for an overlap window, so the agent can switch without downtime; keys
+	// past their expiry are dropped. At most two keys are live at once.
+	// Role: operator.
+	RotateAgentKey(context.Context, *connect.Request[v1.RotateAgentKeyRequest]) (*connect.Response[v1.RotateAgentKeyResponse], error)
 }
 
 // NewAgentServiceClient constructs a client for the portcullis.admin.v1.AgentService service. By
@@ -115,6 +123,12 @@ func NewAgentServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(agentServiceMethods.ByName("DeleteAgent")),
 			connect.WithClientOptions(opts...),
 		),
+		rotateAgentKey: connect.NewClient[v1.RotateAgentKeyRequest, v1.RotateAgentKeyResponse](
+			httpClient,
+			baseURL+AgentServiceRotateAgentKeyProcedure,
+			connect.WithSchema(agentServiceMethods.ByName("RotateAgentKey")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -126,6 +140,7 @@ type agentServiceClient struct {
 	updateAgent      *connect.Client[v1.UpdateAgentRequest, v1.UpdateAgentResponse]
 	setAgentDisabled *connect.Client[v1.SetAgentDisabledRequest, v1.SetAgentDisabledResponse]
 	deleteAgent      *connect.Client[v1.DeleteAgentRequest, v1.DeleteAgentResponse]
+	rotateAgentKey   *connect.Client[v1.RotateAgentKeyRequest, v1.RotateAgentKeyResponse]
 }
 
 // CreateAgent calls portcullis.admin.v1.AgentService.CreateAgent.
@@ -158,6 +173,11 @@ func (c *agentServiceClient) DeleteAgent(ctx context.Context, req *connect.Reque
 	return c.deleteAgent.CallUnary(ctx, req)
 }
 
+// RotateAgentKey calls portcullis.admin.v1.AgentService.RotateAgentKey.
+func (c *agentServiceClient) RotateAgentKey(ctx context.Context, req *connect.Request[v1.RotateAgentKeyRequest]) (*connect.Response[v1.RotateAgentKeyResponse], error) {
+	return c.rotateAgentKey.CallUnary(ctx, req)
+}
+
 // AgentServiceHandler is an implementation of the portcullis.admin.v1.AgentService service.
 type AgentServiceHandler interface {
 	// Registers an agent and issues its first API key. Role: operator.
@@ -173,6 +193,11 @@ type AgentServiceHandler interface {
 	SetAgentDisabled(context.Context, *connect.Request[v1.SetAgentDisabledRequest]) (*connect.Response[v1.SetAgentDisabledResponse], error)
 	// Role: operator.
 	DeleteAgent(context.Context, *connect.Request[v1.DeleteAgentRequest]) (*connect.Response[v1.DeleteAgentResponse], error)
+	// Issues a new API key (shown once) and keeps the previous keys valid
+	// for an overlap window, so the agent can switch without downtime; keys
+	// past their expiry are dropped. At most two keys are live at once.
+	// Role: operator.
+	RotateAgentKey(context.Context, *connect.Request[v1.RotateAgentKeyRequest]) (*connect.Response[v1.RotateAgentKeyResponse], error)
 }
 
 // NewAgentServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -218,6 +243,12 @@ func NewAgentServiceHandler(svc AgentServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(agentServiceMethods.ByName("DeleteAgent")),
 		connect.WithHandlerOptions(opts...),
 	)
+	agentServiceRotateAgentKeyHandler := connect.NewUnaryHandler(
+		AgentServiceRotateAgentKeyProcedure,
+		svc.RotateAgentKey,
+		connect.WithSchema(agentServiceMethods.ByName("RotateAgentKey")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.admin.v1.AgentService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AgentServiceCreateAgentProcedure:
@@ -232,6 +263,8 @@ func NewAgentServiceHandler(svc AgentServiceHandler, opts ...connect.HandlerOpti
 			agentServiceSetAgentDisabledHandler.ServeHTTP(w, r)
 		case AgentServiceDeleteAgentProcedure:
 			agentServiceDeleteAgentHandler.ServeHTTP(w, r)
+		case AgentServiceRotateAgentKeyProcedure:
+			agentServiceRotateAgentKeyHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -263,4 +296,8 @@ func (UnimplementedAgentServiceHandler) SetAgentDisabled(context.Context, *conne
 
 func (UnimplementedAgentServiceHandler) DeleteAgent(context.Context, *connect.Request[v1.DeleteAgentRequest]) (*connect.Response[v1.DeleteAgentResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.AgentService.DeleteAgent is not implemented"))
+}
+
+func (UnimplementedAgentServiceHandler) RotateAgentKey(context.Context, *connect.Request[v1.RotateAgentKeyRequest]) (*connect.Response[v1.RotateAgentKeyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.AgentService.RotateAgentKey is not implemented"))
 }

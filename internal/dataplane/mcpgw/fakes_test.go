@@ -75,8 +75,8 @@ type fakeBackend struct {
 	calls []pipeline.Call
 }
 
-func (b *fakeBackend) Begin(*http.Request) *pipeline.Call {
-	return &pipeline.Call{Config: b.cfg, Mode: b.mode}
+func (b *fakeBackend) Begin(r *http.Request) *pipeline.Call {
+	return &pipeline.Call{Config: b.cfg, Mode: b.mode, UserToken: r.Header.Get("Portcullis-User-Token")}
 }
 
 func (b *fakeBackend) Handle(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {

@@ -8,10 +8,10 @@
 //
 // This is the minimal path: one JSON-RPC message per POST, JSON responses
 // only (no SSE, no server-initiated GET stream), tools only. Brokering with
-// raw-byte forwarding, the 2026 stateless era, SSE, resumption,
-// per-caller filtering of tools/list and federation of resources and
-// prompts replace the method handlers (methods.go) in their own work; the
-// envelope, authentication and session checks stay.
+// raw-byte forwarding, the 2026 stateless era, SSE, resumption and
+// federation of resources and prompts replace the method handlers
+// (methods.go) in their own work; the envelope, authentication and session
+// checks stay.
 package mcpgw
 
 import (

@@ -1,6 +1,7 @@
 package mcpgw
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
 
@@ -49,8 +51,11 @@ func (h *Handler) initialize(w http.ResponseWriter, req *request, id json.RawMes
 // toolsList lists the tools the data plane would serve right now, by the
 // pipeline gate's rules: none without fresh-enough configuration (starting,
 // stale), only operator-classified read-only tools when degraded or frozen.
-// Per-caller authorization filtering arrives with the brokering work.
-func (h *Handler) toolsList(w http.ResponseWriter, req *request, id json.RawMessage, c *pipeline.Call) {
+// When the configuration is a pipeline.ToolLister, only the tools some call
+// by this agent (on behalf of the user of a verified user token) could be
+// permitted to make are listed; a user token it cannot verify is refused
+// as tools/call would refuse it.
+func (h *Handler) toolsList(w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, agent *configv1.Agent) {
 	var p struct {
 		Cursor string `json:"cursor"`
 	}
@@ -62,13 +67,29 @@ func (h *Handler) toolsList(w http.ResponseWriter, req *request, id json.RawMess
 		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: "invalid params: unknown cursor"})
 		return
 	}
+	c.Protocol, c.Method, c.Agent = "mcp", "tools/list", agent
+	lister, filter := c.Config.(pipeline.ToolLister)
+	if filter && c.UserToken != "" {
+		user, msg := verifyUser(r.Context(), c)
+		if user == nil {
+			h.unauthorized(w, r, id, true, msg)
+			return
+		}
+		c.User = user
+	}
 	tools := []toolJSON{}
 	readOnlyOnly := c.Mode == configsyncv1.Mode_MODE_DEGRADED
 	if frozen, _ := c.Config.Frozen(); frozen {
 		readOnlyOnly = true
 	}
 	if c.Mode == configsyncv1.Mode_MODE_NORMAL || c.Mode == configsyncv1.Mode_MODE_DEGRADED {
-		for _, t := range c.Config.Tools() {
+		var candidates []pipeline.Tool
+		if filter {
+			candidates = lister.Listable(r.Context(), c)
+		} else {
+			candidates = c.Config.Tools()
+		}
+		for _, t := range candidates {
 			if readOnlyOnly && !t.ReadOnly() {
 				continue
 			}
@@ -81,6 +102,27 @@ func (h *Handler) toolsList(w http.ResponseWriter, req *request, id json.RawMess
 		}
 	}
 	writeResult(w, id, map[string]any{"tools": tools})
+}
+
+// msgUserTokenRefused is the pipeline's own message for a refused user
+// token.
+const msgUserTokenRefused = "the user token (Portcullis-User-Token) was refused"
+
+// verifyUser verifies c.UserToken as the pipeline's Authenticate stage
+// does, returning the user or nil and the message to refuse with.
+func verifyUser(ctx context.Context, c *pipeline.Call) (*pipeline.User, string) {
+	tokens, ok := c.Config.(pipeline.TokenAuthenticator)
+	if !ok {
+		return nil, msgUserTokenRefused
+	}
+	user, err := tokens.UserByJWT(ctx, c.UserToken, c.Start)
+	switch {
+	case err != nil:
+		return nil, msgUserTokenRefused + ": " + truncate(err.Error(), 200)
+	case user == nil:
+		return nil, msgUserTokenRefused
+	}
+	return user, ""
 }
 
 // toolsCall runs a tools/call through the backend.

@@ -95,7 +95,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	case "ping":
 		writeResult(w, id, struct{}{})
 	case "tools/list":
-		h.toolsList(w, req, id, call)
+		h.toolsList(w, r, req, id, call, agent)
 	default:
 		writeError(w, http.StatusOK, id, &rpcError{
 			Code: codeMethodNotFound, Message: "method not found: " + truncate(req.Method, 64),

@@ -48,6 +48,18 @@ type TokenAuthenticator interface {
 	UserByJWT(ctx context.Context, token string, now time.Time) (*User, error)
 }
 
+// ToolLister is implemented by a Config that can tell which tools a caller
+// could be permitted to call at all. Adapters find it with a type
+// assertion; a Config that does not implement it lists every servable tool.
+// Implementations must be safe for concurrent use.
+type ToolLister interface {
+	// Listable returns, in action-name order, the servable tools some call
+	// by c.Agent (on behalf of c.User, when set) could be permitted to
+	// make, whatever its arguments. c.Action and c.Arguments are ignored.
+	// It returns none when c.Agent is nil or not an enabled agent.
+	Listable(ctx context.Context, c *Call) []Tool
+}
+
 // User is the end user a call is made on behalf of, as a verified user
 // token names them.
 type User struct {

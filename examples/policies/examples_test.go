@@ -1,0 +1,62 @@
+// Package policies_test checks that the example policy sets stay valid
+// against the schema the gateway generates for the demo upstream's tools.
+package policies_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/portcullis-gw/portcullis/internal/cedarschema"
+	"github.com/portcullis-gw/portcullis/test/demoupstream/demo"
+)
+
+func TestExamplesValidateAgainstTheDemoSchema(t *testing.T) {
+	h := demo.NewHandler(demo.Options{Logger: slog.New(slog.DiscardHandler)})
+	defer h.Close()
+	defs, err := h.Definitions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tools []cedarschema.Tool
+	for _, d := range defs {
+		var def struct {
+			InputSchema json.RawMessage `json:"inputSchema"`
+		}
+		if err := json.Unmarshal(d.JSON, &def); err != nil {
+			t.Fatal(err)
+		}
+		tools = append(tools, cedarschema.Tool{
+			Action:      cedarschema.ActionName("demo", d.Name),
+			Upstream:    "demo",
+			Name:        d.Name,
+			InputSchema: def.InputSchema,
+		})
+	}
+	schema, err := cedarschema.Generate(tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("*.cedar")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("found %d example files (%v)", len(files), err)
+	}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, err := schema.ParsePolicies("example", f, src)
+			if err != nil {
+				t.Fatalf("%s does not validate:\n%v", f, err)
+			}
+			if len(set.Policies) == 0 {
+				t.Fatalf("%s has no policies", f)
+			}
+		})
+	}
+}

@@ -57,11 +57,16 @@ check-generate: generate ## Fail when generated code is not up to date
 		git status --porcelain -- internal/gen; exit 1; fi
 
 .PHONY: lint
-lint: $(TOOLS) ## buf lint, gofmt, go vet, golangci-lint
+lint: $(TOOLS) ## buf lint, gofmt, go vet, plane separation, golangci-lint
 	$(BIN)/buf lint
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^internal/gen/')); \
 		if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
+	@if $(GO) list -deps ./cmd/dataplane ./internal/dataplane/... | grep -q '/internal/controlplane'; then \
+		echo "the data plane must not import control-plane packages:"; \
+		$(GO) list -deps ./cmd/dataplane ./internal/dataplane/... | grep '/internal/controlplane'; exit 1; fi
+	@if $(GO) list -deps ./cmd/controlplane ./internal/controlplane/... | grep -q '/internal/dataplane'; then \
+		echo "the control plane must not import data-plane packages"; exit 1; fi
 	$(BIN)/golangci-lint run ./...
 
 .PHONY: unit

@@ -49,6 +49,29 @@ type upstreamServer struct {
 	opts demo.Options
 	h    *demo.Handler
 	srv  *httptest.Server
+
+	mu      sync.Mutex
+	current *demo.Handler // what the server delegates to (forget swaps it)
+}
+
+func (u *upstreamServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	h := u.current
+	u.mu.Unlock()
+	h.ServeHTTP(w, r)
+}
+
+// forget swaps in a fresh demo server, knowing no session, behind the same
+// running listener: the upstream forgot its sessions, but the gateway's
+// pooled connections stay valid (unlike restart, where one call may race a
+// connection to the old process).
+func (u *upstreamServer) forget() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old := u.h
+	u.h = demo.NewHandler(u.opts)
+	u.current = u.h
+	old.Close()
 }
 
 func startUpstream(t *testing.T, opts demo.Options) *upstreamServer {
@@ -67,7 +90,10 @@ func (u *upstreamServer) start() {
 	}
 	u.addr = ln.Addr().String()
 	u.h = demo.NewHandler(u.opts)
-	u.srv = httptest.NewUnstartedServer(u.h)
+	u.mu.Lock()
+	u.current = u.h
+	u.mu.Unlock()
+	u.srv = httptest.NewUnstartedServer(u)
 	u.srv.Listener = ln
 	u.srv.Start()
 }
@@ -251,8 +277,20 @@ func TestSessionRecreatedAfterRestart(t *testing.T) {
 			}
 
 			up.restart() // the new server knows no session
-			if _, isErr, err := callWeather(ctx, p, r); err != nil || isErr {
-				t.Fatalf("call after restart: isError %v, err %v", isErr, err)
+			// The first call may still race a pooled connection to the old
+			// process (EOF before the transport noticed the close); that one
+			// fails cleanly and is never re-sent, since it may have been
+			// delivered. The next one must work without any client action.
+			var err error
+			var isErr bool
+			for attempt := 0; attempt < 2; attempt++ {
+				if _, isErr, err = callWeather(ctx, p, r); err == nil && !isErr {
+					break
+				}
+				t.Logf("call %d after restart: isError %v, err %v", attempt+1, isErr, err)
+			}
+			if err != nil || isErr {
+				t.Fatalf("calls after restart keep failing: isError %v, err %v", isErr, err)
 			}
 			served := servedCalls(up.h.Calls())
 			if len(served) != 1 {
@@ -276,7 +314,7 @@ func TestForgottenSessionDeliveredOnce(t *testing.T) {
 	if _, _, err := callWeather(ctx, p, r); err != nil {
 		t.Fatalf("first call: %v", err)
 	}
-	up.restart()
+	up.forget()
 	body, isErr, err := p.CallTool(ctx, r, "demo", demo.ToolSendPayment, json.RawMessage(`{"to":"bob","amount":5}`))
 	if err != nil || isErr {
 		t.Fatalf("payment: isError %v, err %v", isErr, err)

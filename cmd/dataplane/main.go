@@ -70,6 +70,8 @@ func newCommand() *cobra.Command {
 	f.StringVar(&cred, "join-credential", "", "join credential from 'gwctl dataplane token create' (prefer the env var or a file: it is a secret)")
 	f.StringVar(&credFile, "join-credential-file", "", "file holding the join credential")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7480", "address agents call (/mcp); /healthz, /readyz and /metrics are served there too")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate file for serving TLS 1.3 on --listen (with --tls-key); agents' client certificates (mTLS) are accepted only over TLS")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	f.DurationVar(&cfg.DegradedAfter, "degraded-after", server.DefaultDegradedAfter, "time without a control plane before only read-only tools are served")
 	f.DurationVar(&cfg.MaxStale, "max-stale", server.DefaultMaxStale, "age of the configuration (without a control plane) after which every call is refused")
 	f.BoolVar(&cfg.Dev, "dev", false, "allow plain http:// control planes on loopback (never in production)")

@@ -71,7 +71,8 @@ func (b *Builder) Build(st *state.State) (*Built, error) {
 
 // Snapshot builds the data-plane snapshot of st: everything a data plane
 // needs (agents with key hashes, upstreams, pins, enabled policy sets,
-// identity sources, the secrets upstreams reference, the brake), nothing
+// identity sources, the secrets upstreams reference, the brake, the cluster
+// CA certificate), nothing
 // it does not (admin tokens, nodes, the admin log).
 func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error) {
 	snap := &snapshotv1.Snapshot{
@@ -79,6 +80,9 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 		ClusterId:   st.Identity().GetClusterId(),
 		VersionTime: st.ConfigTime(),
 		Freeze:      &snapshotv1.Freeze{Frozen: st.Freeze().GetFrozen(), Reason: st.Freeze().GetReason()},
+		// The cluster CA's certificate (never its key): a trust anchor
+		// for agents' client certificates.
+		ClusterCaPem: st.Identity().GetCaCertPem(),
 	}
 	st.Each(resource.Agent, func(r *fsmv1.Resource) bool {
 		snap.Agents = append(snap.Agents, r.GetAgent())

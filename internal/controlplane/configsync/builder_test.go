@@ -75,6 +75,9 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 	if !snap.GetFreeze().GetFrozen() || snap.GetFreeze().GetReason() != "incident" {
 		t.Fatalf("freeze = %v", snap.GetFreeze())
 	}
+	if ca := st.Identity().GetCaCertPem(); ca == "" || snap.GetClusterCaPem() != ca {
+		t.Fatalf("cluster_ca_pem = %q, want the cluster CA certificate %q", snap.GetClusterCaPem(), ca)
+	}
 	raw, _ := proto.Marshal(snap)
 	if bytes.Contains(raw, []byte("never-sent")) {
 		t.Fatal("an unreferenced secret reached the snapshot")

@@ -41,6 +41,7 @@ func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
 	b.indexUpstreams()
 	b.indexAgents()
 	b.indexIdentity(o)
+	b.indexCerts()
 	pins := b.compilePins()
 	if b.buildSchema(pins) {
 		b.compilePolicies()

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"slices"
 	"time"
 
@@ -30,6 +31,12 @@ type Compiled struct {
 	verifier *identity.Verifier
 	// jwtAgents indexes agents by JWT binding; nil marks an ambiguous one.
 	jwtAgents map[jwtSubject]*configv1.Agent
+	// certRoots are the trust anchors for client certificates (cluster
+	// CA and mtls_authority sources); nil when there are none.
+	certRoots *x509.CertPool
+	// certAgents indexes agents by SPIFFE ID and certificate fingerprint;
+	// nil marks an ambiguous one.
+	certAgents map[string]*configv1.Agent
 
 	tools    map[string]*tool
 	toolList []pipeline.Tool

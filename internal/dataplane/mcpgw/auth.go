@@ -2,6 +2,7 @@ package mcpgw
 
 import (
 	"context"
+	"crypto/x509"
 	"net/http"
 	"strings"
 	"time"
@@ -22,14 +23,27 @@ func bearer(r *http.Request) string {
 
 // agentFor resolves the caller's credential at the edge, for the methods the
 // pipeline does not see. It accepts what the pipeline's Authenticate stage
-// accepts, an API key or an agent JWT, and refuses what it refuses:
-// unknown, malformed and expired credentials and disabled agents.
+// accepts, an API key or an agent JWT, or without either the connection's
+// client certificate (certs, when the configuration trusts certificates),
+// and refuses what it refuses: unknown, malformed and expired credentials,
+// untrusted or unregistered certificates and disabled agents.
 //
 // The callers hold no request context here; a JWKS fetch a JWT may trigger
 // is bounded by the identity package's own 5s timeout.
-func agentFor(cfg pipeline.Config, token string, now time.Time) (*configv1.Agent, bool) {
-	if cfg == nil || token == "" {
+func agentFor(cfg pipeline.Config, token string, certs []*x509.Certificate, now time.Time) (*configv1.Agent, bool) {
+	if cfg == nil {
 		return nil, false
+	}
+	if token == "" {
+		ca, ok := cfg.(pipeline.CertAuthenticator)
+		if !ok || len(certs) == 0 {
+			return nil, false
+		}
+		agent, err := ca.AgentByCert(certs, now)
+		if err != nil || agent == nil || agent.GetDisabled() {
+			return nil, false
+		}
+		return agent, true
 	}
 	var agent *configv1.Agent
 	if tokens, ok := cfg.(pipeline.TokenAuthenticator); ok && !strings.HasPrefix(token, "pck_") && identity.LooksLikeJWT(token) {
@@ -49,6 +63,12 @@ func agentFor(cfg pipeline.Config, token string, now time.Time) (*configv1.Agent
 		return nil, false
 	}
 	return agent, true
+}
+
+// presented reports whether the request carries a credential: a bearer
+// token, or a client certificate of its TLS connection.
+func presented(r *http.Request, token string) bool {
+	return token != "" || (r.TLS != nil && len(r.TLS.PeerCertificates) > 0)
 }
 
 // unauthorized answers 401 with the RFC 9728 challenge pointing at the

@@ -13,11 +13,12 @@ import (
 var protocolVersions = []string{"2025-06-18", "2025-11-25"}
 
 // servePost handles one JSON-RPC message. The order matters: no credential
-// means 401 before the body is read; envelope errors come next; then
+// (neither a bearer token nor a client certificate) means 401 before the
+// body is read; envelope errors come next; then
 // configuration, authentication and the session, then the method.
 func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	token := bearer(r)
-	if token == "" {
+	if !presented(r, token) {
 		h.unauthorized(w, r, nil, false, msgUnauthenticated)
 		return
 	}
@@ -54,7 +55,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 			call.SourceIP = ap.Addr()
 		}
 	}
-	agent, authenticated := agentFor(call.Config, token, call.Start)
+	agent, authenticated := agentFor(call.Config, token, call.PeerCertificates, call.Start)
 
 	if req.Method == "tools/call" && !req.isNotification() {
 		// The pipeline authenticates tools/call itself (and audits the
@@ -106,7 +107,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 // serveDelete ends the caller's session.
 func (h *Handler) serveDelete(w http.ResponseWriter, r *http.Request) {
 	token := bearer(r)
-	if token == "" {
+	if !presented(r, token) {
 		h.unauthorized(w, r, nil, false, msgUnauthenticated)
 		return
 	}
@@ -116,7 +117,7 @@ func (h *Handler) serveDelete(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the data plane has no configuration yet; retry shortly", http.StatusServiceUnavailable)
 		return
 	}
-	agent, ok := agentFor(call.Config, token, h.now())
+	agent, ok := agentFor(call.Config, token, call.PeerCertificates, h.now())
 	if !ok {
 		h.unauthorized(w, r, nil, true, msgUnauthenticated)
 		return

@@ -7,6 +7,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"net/netip"
 	"time"
@@ -46,6 +47,20 @@ type TokenAuthenticator interface {
 	// UserByJWT verifies an on-behalf-of user token from an issuer trusted
 	// for users.
 	UserByJWT(ctx context.Context, token string, now time.Time) (*User, error)
+}
+
+// CertAuthenticator is implemented by a Config that trusts client
+// certificates (mTLS). Stages and adapters find it with a type assertion; a
+// Config that does not implement it accepts no certificate. Implementations
+// must be safe for concurrent use. A returned error's message is safe to
+// show to the caller.
+type CertAuthenticator interface {
+	// AgentByCert verifies chain (leaf first, as the TLS handshake
+	// presented it, unverified) against the configuration's trust anchors
+	// for client authentication at now, and returns the one enabled agent
+	// the leaf is registered to (Agent.spiffe_ids or
+	// Agent.cert_fingerprints).
+	AgentByCert(chain []*x509.Certificate, now time.Time) (*configv1.Agent, error)
 }
 
 // ToolLister is implemented by a Config that can tell which tools a caller
@@ -112,8 +127,14 @@ type Call struct {
 	// UserToken is the on-behalf-of user's JWT (header
 	// Portcullis-User-Token), "" when none was sent. Never forwarded.
 	UserToken string
-	SourceIP  netip.Addr
-	Start     time.Time
+	// PeerCertificates is the client certificate chain of the connection
+	// (leaf first), as the TLS handshake presented it: unverified, since
+	// the trust anchors are per configuration. Nil without TLS or without
+	// a client certificate. Authenticate uses it only when Credential is
+	// empty.
+	PeerCertificates []*x509.Certificate
+	SourceIP         netip.Addr
+	Start            time.Time
 
 	// Set at entry: the configuration version and mode this call runs in.
 	Config Config

@@ -32,6 +32,13 @@ type Config struct {
 	// Listen is the address agents call (/mcp) and where /healthz,
 	// /readyz and /metrics are served.
 	Listen string
+	// TLSCert and TLSKey are PEM files of the listener's certificate and
+	// key: both or neither. With them the listener serves TLS 1.3 (h2 and
+	// http/1.1) and requests, without requiring, client certificates, which
+	// the pipeline verifies per call against the serving snapshot (mTLS
+	// agent authentication). Without them it serves plain HTTP, where only
+	// API keys and JWTs can authenticate.
+	TLSCert, TLSKey string
 	// DegradedAfter is how long without a control plane before only
 	// read-only tools are served.
 	DegradedAfter time.Duration
@@ -73,6 +80,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--listen is required"))
 	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("--listen %q: %w", c.Listen, err))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together: give both or neither"))
 	}
 	if c.DegradedAfter == 0 {
 		c.DegradedAfter = DefaultDegradedAfter

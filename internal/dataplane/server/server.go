@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,6 +96,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle("/metrics", s.metrics.Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", s.readyz)
+	tlsConfig, err := listenerTLS(cfg)
+	if err != nil {
+		_ = aw.Close()
+		return nil, err
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
@@ -104,6 +110,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.ln = ln
 	s.http = &http.Server{
 		Handler:           mux,
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -114,7 +121,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.done.Add(2)
 	go func() {
 		defer s.done.Done()
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return s.http.Serve(ln) }
+		if tlsConfig != nil {
+			// The certificate is in TLSConfig; ServeTLS adds h2.
+			serve = func() error { return s.http.ServeTLS(ln, "", "") }
+		}
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("serve", "err", err)
 		}
 	}()
@@ -122,8 +134,29 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		defer s.done.Done()
 		_ = s.sync.Run(runCtx)
 	}()
-	log.Info("data plane serving", "listen", ln.Addr().String(), "control_planes", cfg.ControlPlanes, "mode", metrics.ModeName(s.tracker.Mode()))
+	log.Info("data plane serving", "listen", ln.Addr().String(), "tls", tlsConfig != nil, "control_planes", cfg.ControlPlanes, "mode", metrics.ModeName(s.tracker.Mode()))
 	return s, nil
+}
+
+// listenerTLS is the listener's TLS configuration, nil for plain HTTP: TLS
+// 1.3 only, h2 and http/1.1, client certificates requested but neither
+// required nor verified here. The trust anchors for agents' certificates
+// come with each snapshot, so the Authenticate stage verifies them per
+// call; a client without a certificate can still use an API key or a JWT.
+func listenerTLS(cfg Config) (*tls.Config, error) {
+	if cfg.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS13,
+		NextProtos:   []string{"h2", "http/1.1"},
+		ClientAuth:   tls.RequestClientCert,
+	}, nil
 }
 
 // Addr is the bound listen address.
@@ -214,6 +247,10 @@ func (s *Server) Begin(r *http.Request) *pipeline.Call {
 	}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.SourceIP = ap.Addr()
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		// Unverified: Authenticate checks them against c.Config.
+		c.PeerCertificates = r.TLS.PeerCertificates
 	}
 	return c
 }

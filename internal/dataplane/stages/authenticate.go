@@ -15,7 +15,13 @@ import (
 //
 // The credential is an API key ("pck_…") or a JWT from an identity source
 // trusted for agents, bound to the agent by its jwt_subjects; JWTs are
-// accepted only when the Config implements pipeline.TokenAuthenticator. An
+// accepted only when the Config implements pipeline.TokenAuthenticator.
+// Without a bearer credential, a client certificate of the connection
+// (call.PeerCertificates, mTLS) is the credential, accepted only when the
+// Config implements pipeline.CertAuthenticator. When a caller presents both,
+// the bearer credential decides and the certificate is ignored: a refused
+// bearer is refused even with a good certificate, so an agent can never be
+// switched by adding or removing a credential the caller did not mean. An
 // unknown, malformed or expired credential, or a disabled agent, is refused
 // as unauthenticated, and so is a user token that does not verify against a
 // source trusted for users: a call is never silently downgraded to one
@@ -40,6 +46,16 @@ func (Authenticate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.
 	}
 	tokens, _ := c.Config.(pipeline.TokenAuthenticator)
 	switch {
+	case c.Credential == "" && len(c.PeerCertificates) > 0:
+		certs, ok := c.Config.(pipeline.CertAuthenticator)
+		if !ok {
+			return nil, unauthenticated()
+		}
+		agent, err := certs.AgentByCert(c.PeerCertificates, now)
+		if err != nil || agent == nil || agent.GetDisabled() {
+			return nil, tokenRefused("the client certificate was refused", err)
+		}
+		c.Agent = agent
 	case c.Credential == "":
 		return nil, unauthenticated()
 	case !strings.HasPrefix(c.Credential, "pck_") && identity.LooksLikeJWT(c.Credential):

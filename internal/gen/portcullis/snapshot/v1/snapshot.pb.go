@@ -49,7 +49,10 @@ type Snapshot struct {
 	// only over TLS and is stored encrypted by the data plane.
 	Secrets []*SecretValue `protobuf:"bytes,9,rep,name=secrets,proto3" json:"secrets,omitempty"`
 	// The emergency brake: while set, data planes refuse mutating calls.
-	Freeze        *Freeze `protobuf:"bytes,10,opt,name=freeze,proto3" json:"freeze,omitempty"`
+	Freeze *Freeze `protobuf:"bytes,10,opt,name=freeze,proto3" json:"freeze,omitempty"`
+	// PEM of the cluster CA certificate. Data planes trust it, with every
+	// mtls_authority identity source, to verify agents' client certificates.
+	ClusterCaPem  string `protobuf:"bytes,11,opt,name=cluster_ca_pem,json=clusterCaPem,proto3" json:"cluster_ca_pem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -152,6 +155,13 @@ func (x *Snapshot) GetFreeze() *Freeze {
 		return x.Freeze
 	}
 	return nil
+}
+
+func (x *Snapshot) GetClusterCaPem() string {
+	if x != nil {
+		return x.ClusterCaPem
+	}
+	return ""
 }
 
 // Freeze is the emergency brake's state.
@@ -272,7 +282,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xbb\x04\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xe1\x04\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -286,7 +296,8 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\x10identity_sources\x18\b \x03(\v2$.portcullis.config.v1.IdentitySourceR\x0fidentitySources\x12=\n" +
 	"\asecrets\x18\t \x03(\v2#.portcullis.snapshot.v1.SecretValueR\asecrets\x126\n" +
 	"\x06freeze\x18\n" +
-	" \x01(\v2\x1e.portcullis.snapshot.v1.FreezeR\x06freeze\"8\n" +
+	" \x01(\v2\x1e.portcullis.snapshot.v1.FreezeR\x06freeze\x12$\n" +
+	"\x0ecluster_ca_pem\x18\v \x01(\tR\fclusterCaPem\"8\n" +
 	"\x06Freeze\x12\x16\n" +
 	"\x06frozen\x18\x01 \x01(\bR\x06frozen\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"Q\n" +

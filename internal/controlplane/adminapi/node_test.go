@@ -7,24 +7,21 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
-	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/portcullis-gw/portcullis/internal/controlplane/cptest"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/server"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
-	"go.uber.org/goleak"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 func TestMain(m *testing.M) {
@@ -48,17 +45,6 @@ type node struct {
 	secrets    adminv1connect.SecretServiceClient
 	tokens     adminv1connect.TokenServiceClient
 	backups    adminv1connect.BackupServiceClient
-}
-
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // testLogger logs to t.Log until the test's cleanup ends, then drops
@@ -91,47 +77,10 @@ func (w *tWriter) Write(p []byte) (int, error) {
 // startNode bootstraps a one-node cluster for t and stops it when t ends.
 func startNode(t *testing.T) *node {
 	t.Helper()
-	dir := t.TempDir()
-	kek := filepath.Join(dir, "kek")
-	if err := seal.GenerateKeyFile(kek); err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.Config{
-		NodeID:    "n1",
-		DataDir:   filepath.Join(dir, "data"),
-		RaftAddr:  freeAddr(t),
-		APIAddr:   freeAddr(t),
-		Bootstrap: true,
-		Dev:       true,
-		KEKFile:   kek,
-		Timing: raftstore.Timing{
-			HeartbeatTimeout:   50 * time.Millisecond,
-			ElectionTimeout:    50 * time.Millisecond,
-			LeaderLeaseTimeout: 50 * time.Millisecond,
-			CommitTimeout:      5 * time.Millisecond,
-		},
-		Logger: testLogger(t),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := server.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	hc := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
-	t.Cleanup(func() {
-		hc.CloseIdleConnections()
-		if err := srv.Close(); err != nil {
-			t.Errorf("close node: %v", err)
-		}
-	})
-	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, server.AdminTokenFile))
-	if err != nil {
-		t.Fatalf("read bootstrap token: %v", err)
-	}
-	base := "http://" + srv.Addr()
+	n := cptest.Start(t, cptest.Options{Logger: testLogger(t)})
+	hc, base := n.HTTPClient, n.URL
 	return &node{
-		srv: srv, base: base, hc: hc, admin: strings.TrimSpace(string(tok)),
+		srv: n.Server, base: base, hc: hc, admin: n.AdminToken,
 		agents:     adminv1connect.NewAgentServiceClient(hc, base),
 		upstreams:  adminv1connect.NewUpstreamServiceClient(hc, base),
 		tools:      adminv1connect.NewToolServiceClient(hc, base),

@@ -3,26 +3,19 @@ package syncclient_test
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
-	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
-	"github.com/portcullis-gw/portcullis/internal/controlplane/server"
+
+	"github.com/portcullis-gw/portcullis/internal/controlplane/cptest"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/syncclient"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
@@ -48,17 +41,6 @@ type cpOptions struct {
 	heartbeat time.Duration // config-sync heartbeat; default 100ms
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startControlPlane bootstraps a node for t and stops it when t ends
 // (after any client started later, as cleanups run last-in first-out).
 func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
@@ -66,60 +48,12 @@ func startControlPlane(t *testing.T, o cpOptions) *controlPlane {
 	if o.heartbeat == 0 {
 		o.heartbeat = 100 * time.Millisecond
 	}
-	dir := t.TempDir()
-	kek := filepath.Join(dir, "kek")
-	if err := seal.GenerateKeyFile(kek); err != nil {
-		t.Fatal(err)
+	n := cptest.Start(t, cptest.Options{TLS: o.tls, SyncHeartbeat: o.heartbeat, Logger: testLogger(t, slog.LevelWarn)})
+	return &controlPlane{
+		url: n.URL, admin: n.AdminToken, caPEM: n.CAPEM,
+		dataplanes: adminv1connect.NewDataplaneServiceClient(n.HTTPClient, n.URL),
+		agents:     adminv1connect.NewAgentServiceClient(n.HTTPClient, n.URL),
 	}
-	cfg := server.Config{
-		NodeID:    "n1",
-		DataDir:   filepath.Join(dir, "data"),
-		RaftAddr:  freeAddr(t),
-		APIAddr:   freeAddr(t),
-		Bootstrap: true,
-		Dev:       !o.tls,
-		KEKFile:   kek,
-		Timing: raftstore.Timing{
-			HeartbeatTimeout:   50 * time.Millisecond,
-			ElectionTimeout:    50 * time.Millisecond,
-			LeaderLeaseTimeout: 50 * time.Millisecond,
-			CommitTimeout:      5 * time.Millisecond,
-		},
-		SyncHeartbeat: o.heartbeat,
-		Logger:        testLogger(t, slog.LevelWarn),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	srv, err := server.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("start control plane: %v", err)
-	}
-	cp := &controlPlane{url: "http://" + srv.Addr()}
-	tr := &http.Transport{}
-	if o.tls {
-		cp.url = "https://" + srv.Addr()
-		if cp.caPEM, err = os.ReadFile(filepath.Join(cfg.DataDir, "tls", server.CACertFile)); err != nil {
-			t.Fatal(err)
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(cp.caPEM)
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
-	}
-	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		if err := srv.Close(); err != nil {
-			t.Errorf("close control plane: %v", err)
-		}
-	})
-	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, server.AdminTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp.admin = strings.TrimSpace(string(tok))
-	cp.dataplanes = adminv1connect.NewDataplaneServiceClient(hc, cp.url)
-	cp.agents = adminv1connect.NewAgentServiceClient(hc, cp.url)
-	return cp
 }
 
 func adminReq[T any](cp *controlPlane, m *T) *connect.Request[T] {
@@ -314,7 +248,7 @@ func equal(a, b []uint64) bool {
 func TestFailsOverFromDeadURL(t *testing.T) {
 	cp := startControlPlane(t, cpOptions{})
 	cred := cp.credential(t, "dp-d")
-	dead := "http://" + freeAddr(t)
+	dead := "http://" + cptest.FreeAddr(t)
 	a := &applier{}
 	cfg := devConfig(cp, cred, a)
 	cfg.URLs = []string{dead, cp.url}

@@ -26,6 +26,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/syncclient"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
 
@@ -93,6 +94,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", mcpgw.NewHandler(s, log))
+	meta := mcpgw.NewMetadataHandler(s)
+	mux.Handle(mcpgw.MetadataPath, meta)
+	mux.Handle(mcpgw.MetadataPath+"/", meta)
 	mux.Handle("/metrics", s.metrics.Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", s.readyz)
@@ -234,6 +238,23 @@ func (s *Server) Apply(_ context.Context, data []byte) (uint64, error) {
 // Serving implements syncclient.Applier.
 func (s *Server) Serving() (uint64, configsyncv1.Mode) {
 	return s.servingVersion(), s.tracker.Mode()
+}
+
+// AuthorizationServers implements mcpgw.AuthorizationServers: the issuers
+// of the identity sources agents may authenticate with.
+func (s *Server) AuthorizationServers() []string {
+	cur := s.current.Load()
+	if cur == nil {
+		return nil
+	}
+	var out []string
+	for _, src := range cur.Snapshot().GetIdentitySources() {
+		j := src.GetJwtIssuer()
+		if j != nil && (j.GetUse() == configv1.JwtUse_JWT_USE_AGENTS || j.GetUse() == configv1.JwtUse_JWT_USE_BOTH) {
+			out = append(out, j.GetIssuer())
+		}
+	}
+	return out
 }
 
 // Begin implements mcpgw.Backend.

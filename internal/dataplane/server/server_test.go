@@ -182,6 +182,16 @@ func TestStartServesTLS(t *testing.T) {
 			t.Fatalf("served %s, TLS %v; want HTTP/2 over TLS 1.3", resp.Proto, resp.TLS)
 		}
 	}
+	// The 401 challenge's resource_metadata document is served (RFC 9728).
+	mresp, err := f.client(t, false).Get("https://" + dp.Addr() + "/.well-known/oauth-protected-resource/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(mresp.Body)
+	_ = mresp.Body.Close()
+	if mresp.StatusCode != http.StatusOK || !strings.Contains(string(mbody), `"resource":"https://`+dp.Addr()+`/mcp"`) {
+		t.Fatalf("protected-resource metadata = %d %s", mresp.StatusCode, mbody)
+	}
 	// net/http answers plain HTTP on a TLS listener with a 400.
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + dp.Addr() + "/healthz")
 	if err == nil {

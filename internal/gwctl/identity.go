@@ -17,8 +17,8 @@ import (
 )
 
 func (a *app) identityCommand() *cobra.Command {
-	cmd := group("identity", "Manage trusted identity sources (JWT issuers)")
-	cmd.AddCommand(a.identityAddJWT(), a.identityList(), a.identityGet(), a.identityDelete())
+	cmd := group("identity", "Manage trusted identity sources (JWT issuers, mTLS authorities)")
+	cmd.AddCommand(a.identityAddJWT(), a.identityAddMTLS(), a.identityList(), a.identityGet(), a.identityDelete())
 	return cmd
 }
 
@@ -190,4 +190,43 @@ func printIdentitySource(p *printer, s *configv1.IdentitySource) error {
 		)
 	}
 	return p.fields(append(fs, metaTrailer(s.GetMeta())...))
+}
+
+func (a *app) identityAddMTLS() *cobra.Command {
+	var (
+		meta   metaFlags
+		caFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "add-mtls NAME --ca-file FILE",
+		Short: "Trust client certificates signed by a CA other than the cluster CA",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := meta.build(args[0])
+			if err != nil {
+				return err
+			}
+			pemBytes, err := os.ReadFile(caFile)
+			if err != nil {
+				return fmt.Errorf("read --ca-file: %w", err)
+			}
+			src := &configv1.IdentitySource{Meta: m, Kind: &configv1.IdentitySource_MtlsAuthority{MtlsAuthority: &configv1.MtlsAuthority{CaPem: string(pemBytes)}}}
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.CreateIdentitySourceResponse], error) {
+					return s.Identity.CreateIdentitySource(ctx, connect.NewRequest(&adminv1.CreateIdentitySourceRequest{IdentitySource: src}))
+				})
+				if err != nil {
+					return err
+				}
+				if p.structured() {
+					return p.message(resp)
+				}
+				return printIdentitySource(p, resp.GetIdentitySource())
+			})
+		},
+	}
+	meta.register(cmd)
+	cmd.Flags().StringVar(&caFile, "ca-file", "", "PEM file of the CA certificates to trust for agents' client certificates")
+	_ = cmd.MarkFlagRequired("ca-file")
+	return cmd
 }

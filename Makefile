@@ -85,9 +85,10 @@ fuzz: ## Run each fuzz target for a short while
 test: lint check-generate unit e2e ## Everything CI holds: lint, check-generate, unit, e2e
 
 .PHONY: bench
-bench: ## Benchmarks with printed figures: Raft commits, config distribution to 1/100/1,000 watchers
+bench: ## Benchmarks with printed figures: Raft commits, config distribution, authorization by policy count
 	$(GO) run ./test/bench/raftbench -out bench-results/raft.md
 	$(GO) run ./test/bench/syncbench -out bench-results/sync.md
+	$(GO) run ./test/bench/authzbench -out bench-results/authz.md
 	@echo "reports written to bench-results/"
 
 .PHONY: clean

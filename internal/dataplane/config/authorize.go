@@ -22,17 +22,42 @@ import (
 // (see the package documentation) is denied with the reason in
 // Decision.Errors and no policy evaluated; policies that fail to evaluate
 // are skipped, as Cedar specifies, and listed in Decision.Errors.
+//
+// Only the policies whose scope can match the call are evaluated (see
+// policyIndex), and decisions are remembered by the context values those
+// policies read (see decisionKey) unless one of them reads context.time.
+// Both give exactly the decision of evaluating every policy.
 func (c *Compiled) Authorize(_ context.Context, call *pipeline.Call) pipeline.Decision {
 	req, err := c.request(call)
 	if err != nil {
 		return pipeline.Decision{Errors: []string{err.Error()}}
 	}
+	set := c.index.applicable(req.Action, req.Principal.ID)
+	if c.cache == nil {
+		return c.evaluate(call, req, &set)
+	}
+	var scratch [256]byte
+	key, cacheable := decisionKey(scratch[:0], call, req, &set)
+	if cacheable {
+		if d, ok := c.cache.get(key); ok {
+			return cloneDecision(d)
+		}
+	}
+	d := c.evaluate(call, req, &set)
+	if cacheable {
+		c.cache.put(key, cloneDecision(d))
+	}
+	return d
+}
+
+// evaluate runs Cedar over policies for req.
+func (c *Compiled) evaluate(call *pipeline.Call, req cedar.Request, policies cedar.PolicyIterator) pipeline.Decision {
 	var entities types.EntityGetter = c.entities
 	if call.User != nil {
 		u := userEntity(call.User)
 		entities = overlay{base: c.entities, extra: u}
 	}
-	decision, diag := cedar.Authorize(c.policies, entities, req)
+	decision, diag := cedar.Authorize(policies, entities, req)
 	out := pipeline.Decision{Allowed: decision == cedar.Allow}
 	for _, r := range diag.Reasons {
 		out.Policies = append(out.Policies, string(r.PolicyID))

@@ -15,7 +15,7 @@ import (
 // everything wrong, bounded to a few KB so it can be sent back to the
 // control plane as the nack reason.
 func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
-	var o options
+	o := options{cacheSize: DefaultDecisionCacheSize}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -50,6 +50,8 @@ func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
 		return nil, &Error{Version: snap.GetVersion(), Problems: b.problems}
 	}
 	b.c.entities = b.entities()
+	b.c.index = buildIndex(b.c.policies, b.c.schema.ActionEntities(), b.agentTeams())
+	b.c.cache = newDecisionCache(o.cacheSize)
 	return b.c, nil
 }
 

@@ -43,6 +43,10 @@ type Compiled struct {
 
 	schema   *cedarschema.Schema
 	policies *cedar.PolicySet
+	// index buckets policies by the requests they can apply to.
+	index *policyIndex
+	// cache remembers decisions of this version; nil when turned off.
+	cache *decisionCache
 	// entities holds every enabled agent, team, upstream, tool and action.
 	entities types.EntityMap
 }

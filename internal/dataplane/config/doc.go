@@ -41,4 +41,20 @@
 // and one parent Group::"<group>" per entry of the groups claim. Without a
 // user token context.user is absent, so policies guard it with
 // `context has user`.
+//
+// # Deciding at scale
+//
+// Compile buckets the policies by action scope and, within that, by
+// principal scope (`principal == Agent::"x"`, `principal in Team::"t"`, or
+// any), so Authorize and Listable evaluate only the policies whose scope can
+// match the call and decision time does not grow with policies for other
+// agents or tools. Compile also notes which context attributes each bucket's
+// conditions read, and Authorize remembers decisions in a bounded cache of
+// the Compiled (so a new version starts empty) keyed on the agent, the
+// action and only those values — taken from the converted Cedar request, so
+// arguments that fail conversion are refused before the cache is consulted.
+// A call is not cached when an applicable policy reads context.time or the
+// context in a way the analysis does not follow. [WithDecisionCache] sizes
+// or disables the cache. Both give exactly the decision, determining policies
+// and errors of evaluating every policy.
 package config

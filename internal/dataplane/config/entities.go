@@ -54,6 +54,18 @@ func (b *builder) entities() types.EntityMap {
 	return out
 }
 
+// agentTeams maps each enabled agent to its team ("" for none), its only
+// ancestor in the entity store.
+func (b *builder) agentTeams() map[types.String]types.String {
+	out := map[types.String]types.String{}
+	for _, a := range b.snap.GetAgents() {
+		if !a.GetDisabled() {
+			out[types.String(a.GetMeta().GetName())] = types.String(a.GetTeam())
+		}
+	}
+	return out
+}
+
 // agentEntity is Agent::"<name>" with its name, owner, labels as tags and
 // its team as parent.
 func agentEntity(a *configv1.Agent) types.Entity {

@@ -16,6 +16,8 @@ type Option func(*options)
 
 type options struct {
 	egress egress.Policy
+	// cacheSize bounds the decision cache; 0 turns it off.
+	cacheSize int
 }
 
 // WithEgress sets the egress policy JWKS fetches are dialed under. The

@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 
+	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
 	"github.com/cedar-policy/cedar-go/x/exp/batch"
 
@@ -27,8 +28,19 @@ var _ pipeline.ToolLister = (*Compiled)(nil)
 // advisory; every tools/call is still authorized with Authorize.
 //
 // A call without an enabled agent lists nothing. A tool whose evaluation
-// fails is not listed.
+// fails is not listed. Each tool is evaluated with only the policies whose
+// scope can match the call (see policyIndex), which lists exactly what
+// evaluating every policy would.
 func (c *Compiled) Listable(ctx context.Context, call *pipeline.Call) []pipeline.Tool {
+	return c.listable(ctx, call, func(action, principal types.EntityUID) cedar.PolicyIterator {
+		set := c.index.applicable(action, principal.ID)
+		return &set
+	})
+}
+
+// listable implements Listable, evaluating each tool with the policies
+// policiesFor returns for its action and the call's agent.
+func (c *Compiled) listable(ctx context.Context, call *pipeline.Call, policiesFor func(action, principal types.EntityUID) cedar.PolicyIterator) []pipeline.Tool {
 	if call == nil || call.Agent == nil {
 		return nil
 	}
@@ -62,9 +74,10 @@ func (c *Compiled) Listable(ctx context.Context, call *pipeline.Call) []pipeline
 			return nil
 		}
 		allowed := false
-		err := batch.Authorize(ctx, c.policies, entities, batch.Request{
+		action := cedarschema.ActionUID(t.Action)
+		err := batch.Authorize(ctx, policiesFor(action, principal), entities, batch.Request{
 			Principal: principal,
-			Action:    cedarschema.ActionUID(t.Action),
+			Action:    action,
 			Resource:  toolUID(t.Action),
 			Context:   reqContext,
 		}, func(r batch.Result) error {

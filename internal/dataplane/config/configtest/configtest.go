@@ -4,6 +4,8 @@ package configtest
 
 import (
 	"crypto/sha256"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,4 +189,54 @@ func BindJWT(t testing.TB, s *snapshotv1.Snapshot, agent, source, subject string
 		}
 	}
 	t.Fatalf("no agent %q in the snapshot", agent)
+}
+
+// Scale fixture: ScaleTools tools "pay__t<k>" sharing ScaleSchema, and per
+// policy one agent.
+const (
+	ScaleTools = 200
+	// ScaleForbids is how many forbids with argument conditions Scale adds.
+	ScaleForbids = 10
+	// ScaleSchema types every scale tool's arguments.
+	ScaleSchema = `{"type": "object", "properties": {"amount": {"type": "integer"}, "to": {"type": "string"}}, "required": ["amount", "to"]}`
+)
+
+// ScaleAgent is the agent that policy i of Scale permits.
+func ScaleAgent(i int) string { return fmt.Sprintf("agent-%d", i) }
+
+// ScaleAction is the tool policy i of Scale permits: tool i mod ScaleTools.
+func ScaleAction(i int) string { return fmt.Sprintf("%s__t%d", Upstream, i%ScaleTools) }
+
+// Scale returns the fixture with ScaleTools tools, n agents and n+10
+// policies: policy i permits exactly ScaleAgent(i) on ScaleAction(i), and
+// ScaleForbids forbids carry argument conditions, half of them over every
+// tool and half on one tool each. A call by ScaleAgent(i) on ScaleAction(i)
+// with amount ≤ 10,000 and to other than "mallory" is allowed by policy i
+// alone.
+func Scale(n int) *snapshotv1.Snapshot {
+	s := Snapshot()
+	s.ToolPins = make([]*configv1.ToolPin, 0, ScaleTools)
+	for k := range ScaleTools {
+		s.ToolPins = append(s.ToolPins, &configv1.ToolPin{
+			Meta:     &configv1.ResourceMeta{Name: fmt.Sprintf("%s/t%d", Upstream, k)},
+			Upstream: Upstream,
+			Tool:     fmt.Sprintf("t%d", k),
+			Versions: []*configv1.ToolVersion{{Version: 1, InputSchema: []byte(ScaleSchema), Class: configv1.ToolClass_TOOL_CLASS_MUTATING}},
+		})
+	}
+	s.Agents = make([]*configv1.Agent, 0, n)
+	var src strings.Builder
+	for i := range n {
+		s.Agents = append(s.Agents, &configv1.Agent{Meta: &configv1.ResourceMeta{Name: ScaleAgent(i)}, Team: fmt.Sprintf("team-%d", i%50)})
+		fmt.Fprintf(&src, "permit(principal == Agent::%q, action == Action::%q, resource);\n", ScaleAgent(i), ScaleAction(i))
+	}
+	for k := range ScaleForbids {
+		if k%2 == 0 {
+			fmt.Fprintf(&src, "forbid(principal, action in Action::\"call_tool\", resource) when { context.arguments has amount && context.arguments.amount > %d };\n", 10_000+k)
+		} else {
+			fmt.Fprintf(&src, "forbid(principal, action == Action::%q, resource) when { context.arguments.to == \"mallory\" };\n", ScaleAction(k*37))
+		}
+	}
+	s.PolicySets = []*configv1.PolicySet{{Meta: &configv1.ResourceMeta{Name: "scale"}, Source: src.String(), Version: 1}}
+	return s
 }

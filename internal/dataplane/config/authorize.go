@@ -14,6 +14,10 @@ import (
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
 
+// errInvalidArguments marks request-building failures caused by the call's
+// arguments, which the Authorize stage reports as invalid_arguments.
+var errInvalidArguments = errors.New("invalid arguments")
+
 // Authorize decides a call with every policy set of this version combined:
 // default deny, any satisfied forbid wins. Decision.Policies are the ids
 // ("<set>/<id>") of the policies that determined the decision, sorted.
@@ -30,7 +34,7 @@ import (
 func (c *Compiled) Authorize(_ context.Context, call *pipeline.Call) pipeline.Decision {
 	req, err := c.request(call)
 	if err != nil {
-		return pipeline.Decision{Errors: []string{err.Error()}}
+		return pipeline.Decision{Errors: []string{err.Error()}, InvalidArguments: errors.Is(err, errInvalidArguments)}
 	}
 	set := c.index.applicable(req.Action, req.Principal.ID)
 	if c.cache == nil {
@@ -95,11 +99,11 @@ func (c *Compiled) request(call *pipeline.Call) (cedar.Request, error) {
 	}
 	args, err := decodeArguments(call.Arguments)
 	if err != nil {
-		return cedar.Request{}, err
+		return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)
 	}
 	record, err := argumentsRecord(args, t.args)
 	if err != nil {
-		return cedar.Request{}, err
+		return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)
 	}
 	ip := call.SourceIP.Unmap()
 	contextAttrs := types.RecordMap{

@@ -113,6 +113,10 @@ type Decision struct {
 	Policies []string
 	// Errors are policy evaluation errors (a policy that errors is skipped).
 	Errors []string
+	// InvalidArguments is set when the call was denied before any policy
+	// ran because its arguments do not fit the tool's pinned schema (wrong
+	// JSON types, values Cedar cannot hold, malformed JSON).
+	InvalidArguments bool
 }
 
 // Call is one protocol-neutral call flowing through the pipeline. Adapters

@@ -31,6 +31,15 @@ func (Authorize) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Han
 	if d.Allowed {
 		return next(ctx, c)
 	}
+	if d.InvalidArguments {
+		// The arguments do not fit the pinned schema, so no policy could
+		// judge them: say so as the spec's input-validation failure.
+		msg := "the arguments do not match the tool's pinned input schema"
+		if len(d.Errors) > 0 {
+			msg += ": " + truncate(d.Errors[0], maxDetail)
+		}
+		return nil, pipeline.Refuse(pipeline.ReasonInvalidArguments, "%s", msg)
+	}
 	return nil, pipeline.Refuse(pipeline.ReasonDenied, "%s", denial(d))
 }
 

@@ -36,7 +36,7 @@ func NewMetadataHandler(src AuthorizationServers, opts ...Option) http.Handler {
 			http.Error(w, "unusable Host header", http.StatusBadRequest)
 			return
 		}
-		servers := src.AuthorizationServers()
+		servers := append([]string{}, src.AuthorizationServers()...) // [] rather than null
 		sort.Strings(servers)
 		doc := map[string]any{
 			"resource":                 base + "/mcp",

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/mcpgw"
@@ -46,6 +47,14 @@ func TestMetadataHandler(t *testing.T) {
 				t.Fatalf("metadata = %+v", doc)
 			}
 		})
+	}
+}
+
+func TestMetadataHandlerListsNoServersAsAnEmptyArray(t *testing.T) {
+	rec := httptest.NewRecorder()
+	mcpgw.NewMetadataHandler(issuers(nil)).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, mcpgw.MetadataPath, nil))
+	if !strings.Contains(rec.Body.String(), `"authorization_servers":[]`) {
+		t.Fatalf("metadata %s: authorization_servers must be an array", rec.Body.String())
 	}
 }
 

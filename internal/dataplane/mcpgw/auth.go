@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/internal/dataplane/identity"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
 
@@ -22,47 +22,14 @@ func bearer(r *http.Request) string {
 }
 
 // agentFor resolves the caller's credential at the edge, for the methods the
-// pipeline does not see. It accepts what the pipeline's Authenticate stage
-// accepts, an API key or an agent JWT, or without either the connection's
-// client certificate (certs, when the configuration trusts certificates),
-// and refuses what it refuses: unknown, malformed and expired credentials,
-// untrusted or unregistered certificates and disabled agents.
-//
-// The callers hold no request context here; a JWKS fetch a JWT may trigger
-// is bounded by the identity package's own 5s timeout.
-func agentFor(cfg pipeline.Config, token string, certs []*x509.Certificate, now time.Time) (*configv1.Agent, bool) {
+// pipeline does not see, by the very rules of the pipeline's Authenticate
+// stage (stages.ResolveAgent).
+func agentFor(ctx context.Context, cfg pipeline.Config, token string, certs []*x509.Certificate, now time.Time) (*configv1.Agent, bool) {
 	if cfg == nil {
 		return nil, false
 	}
-	if token == "" {
-		ca, ok := cfg.(pipeline.CertAuthenticator)
-		if !ok || len(certs) == 0 {
-			return nil, false
-		}
-		agent, err := ca.AgentByCert(certs, now)
-		if err != nil || agent == nil || agent.GetDisabled() {
-			return nil, false
-		}
-		return agent, true
-	}
-	var agent *configv1.Agent
-	if tokens, ok := cfg.(pipeline.TokenAuthenticator); ok && !strings.HasPrefix(token, "pck_") && identity.LooksLikeJWT(token) {
-		a, err := tokens.AgentByJWT(context.Background(), token, now)
-		if err != nil {
-			return nil, false
-		}
-		agent = a
-	} else {
-		a, ok := cfg.AgentByAPIKey(token, now)
-		if !ok {
-			return nil, false
-		}
-		agent = a
-	}
-	if agent == nil || agent.GetDisabled() {
-		return nil, false
-	}
-	return agent, true
+	agent, refusal := stages.ResolveAgent(ctx, cfg, token, certs, now)
+	return agent, refusal == nil
 }
 
 // presented reports whether the request carries a credential: a bearer

@@ -1,7 +1,6 @@
 package mcpgw
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -9,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
@@ -70,9 +70,9 @@ func (h *Handler) toolsList(w http.ResponseWriter, r *http.Request, req *request
 	c.Protocol, c.Method, c.Agent = "mcp", "tools/list", agent
 	lister, filter := c.Config.(pipeline.ToolLister)
 	if filter && c.UserToken != "" {
-		user, msg := verifyUser(r.Context(), c)
-		if user == nil {
-			h.unauthorized(w, r, id, true, msg)
+		user, refusal := stages.ResolveUser(r.Context(), c.Config, c.UserToken, c.Start)
+		if refusal != nil {
+			h.unauthorized(w, r, id, true, refusal.Message)
 			return
 		}
 		c.User = user
@@ -102,27 +102,6 @@ func (h *Handler) toolsList(w http.ResponseWriter, r *http.Request, req *request
 		}
 	}
 	writeResult(w, id, map[string]any{"tools": tools})
-}
-
-// msgUserTokenRefused is the pipeline's own message for a refused user
-// token.
-const msgUserTokenRefused = "the user token (Portcullis-User-Token) was refused"
-
-// verifyUser verifies c.UserToken as the pipeline's Authenticate stage
-// does, returning the user or nil and the message to refuse with.
-func verifyUser(ctx context.Context, c *pipeline.Call) (*pipeline.User, string) {
-	tokens, ok := c.Config.(pipeline.TokenAuthenticator)
-	if !ok {
-		return nil, msgUserTokenRefused
-	}
-	user, err := tokens.UserByJWT(ctx, c.UserToken, c.Start)
-	switch {
-	case err != nil:
-		return nil, msgUserTokenRefused + ": " + truncate(err.Error(), 200)
-	case user == nil:
-		return nil, msgUserTokenRefused
-	}
-	return user, ""
 }
 
 // toolsCall runs a tools/call through the backend.

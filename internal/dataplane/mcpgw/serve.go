@@ -55,7 +55,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 			call.SourceIP = ap.Addr()
 		}
 	}
-	agent, authenticated := agentFor(call.Config, token, call.PeerCertificates, call.Start)
+	agent, authenticated := agentFor(r.Context(), call.Config, token, call.PeerCertificates, call.Start)
 
 	if req.Method == "tools/call" && !req.isNotification() {
 		// The pipeline authenticates tools/call itself (and audits the
@@ -117,7 +117,7 @@ func (h *Handler) serveDelete(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the data plane has no configuration yet; retry shortly", http.StatusServiceUnavailable)
 		return
 	}
-	agent, ok := agentFor(call.Config, token, call.PeerCertificates, h.now())
+	agent, ok := agentFor(r.Context(), call.Config, token, call.PeerCertificates, h.now())
 	if !ok {
 		h.unauthorized(w, r, nil, true, msgUnauthenticated)
 		return

@@ -2,11 +2,13 @@ package stages
 
 import (
 	"context"
+	"crypto/x509"
 	"strings"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/identity"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
 
 // Authenticate resolves the caller's credential to an agent and sets
@@ -44,49 +46,73 @@ func (Authenticate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.
 	if now.IsZero() {
 		now = time.Now()
 	}
-	tokens, _ := c.Config.(pipeline.TokenAuthenticator)
-	switch {
-	case c.Credential == "" && len(c.PeerCertificates) > 0:
-		certs, ok := c.Config.(pipeline.CertAuthenticator)
-		if !ok {
-			return nil, unauthenticated()
-		}
-		agent, err := certs.AgentByCert(c.PeerCertificates, now)
-		if err != nil || agent == nil || agent.GetDisabled() {
-			return nil, tokenRefused("the client certificate was refused", err)
-		}
-		c.Agent = agent
-	case c.Credential == "":
-		return nil, unauthenticated()
-	case !strings.HasPrefix(c.Credential, "pck_") && identity.LooksLikeJWT(c.Credential):
-		if tokens == nil {
-			return nil, unauthenticated()
-		}
-		agent, err := tokens.AgentByJWT(ctx, c.Credential, now)
-		if err != nil || agent == nil || agent.GetDisabled() {
-			return nil, tokenRefused("the agent token was refused", err)
-		}
-		c.Agent = agent
-	default:
-		agent, ok := c.Config.AgentByAPIKey(c.Credential, now)
-		if !ok || agent == nil || agent.GetDisabled() {
-			return nil, unauthenticated()
-		}
-		c.Agent = agent
+	agent, refusal := ResolveAgent(ctx, c.Config, c.Credential, c.PeerCertificates, now)
+	if refusal != nil {
+		return nil, refusal
 	}
+	c.Agent = agent
 	if c.UserToken != "" {
-		if tokens == nil {
+		user, refusal := ResolveUser(ctx, c.Config, c.UserToken, now)
+		if refusal != nil {
 			c.Agent = nil
-			return nil, tokenRefused(msgUserTokenRefused, nil)
-		}
-		user, err := tokens.UserByJWT(ctx, c.UserToken, now)
-		if err != nil || user == nil {
-			c.Agent = nil
-			return nil, tokenRefused(msgUserTokenRefused, err)
+			return nil, refusal
 		}
 		c.User = user
 	}
 	return next(ctx, c)
+}
+
+// ResolveAgent maps a caller's credential to an enabled agent, by the
+// rules documented on Authenticate: a bearer credential (API key or agent
+// JWT) when there is one, else the connection's client certificate. It is
+// the one place those rules live; protocol adapters that must identify a
+// caller outside the pipeline (MCP's initialize, tools/list) call it too.
+func ResolveAgent(ctx context.Context, cfg pipeline.Config, credential string, certs []*x509.Certificate, now time.Time) (*configv1.Agent, *pipeline.Refusal) {
+	switch {
+	case credential == "" && len(certs) > 0:
+		ca, ok := cfg.(pipeline.CertAuthenticator)
+		if !ok {
+			return nil, unauthenticated()
+		}
+		agent, err := ca.AgentByCert(certs, now)
+		if err != nil || agent == nil || agent.GetDisabled() {
+			return nil, tokenRefused("the client certificate was refused", err)
+		}
+		return agent, nil
+	case credential == "":
+		return nil, unauthenticated()
+	case !strings.HasPrefix(credential, "pck_") && identity.LooksLikeJWT(credential):
+		tokens, ok := cfg.(pipeline.TokenAuthenticator)
+		if !ok {
+			return nil, unauthenticated()
+		}
+		agent, err := tokens.AgentByJWT(ctx, credential, now)
+		if err != nil || agent == nil || agent.GetDisabled() {
+			return nil, tokenRefused("the agent token was refused", err)
+		}
+		return agent, nil
+	default:
+		agent, ok := cfg.AgentByAPIKey(credential, now)
+		if !ok || agent == nil || agent.GetDisabled() {
+			return nil, unauthenticated()
+		}
+		return agent, nil
+	}
+}
+
+// ResolveUser verifies an on-behalf-of user token against the identity
+// sources trusted for users; like ResolveAgent, the one place the rule
+// lives.
+func ResolveUser(ctx context.Context, cfg pipeline.Config, token string, now time.Time) (*pipeline.User, *pipeline.Refusal) {
+	tokens, ok := cfg.(pipeline.TokenAuthenticator)
+	if !ok {
+		return nil, tokenRefused(msgUserTokenRefused, nil)
+	}
+	user, err := tokens.UserByJWT(ctx, token, now)
+	if err != nil || user == nil {
+		return nil, tokenRefused(msgUserTokenRefused, err)
+	}
+	return user, nil
 }
 
 const msgUserTokenRefused = "the user token (Portcullis-User-Token) was refused"

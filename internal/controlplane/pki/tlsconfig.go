@@ -2,12 +2,13 @@ package pki
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/clusterpin"
 )
 
 // Sentinel errors reported by TLS verification callbacks and config
@@ -172,7 +173,7 @@ func ClientConfig(caPEM []byte, pinnedFingerprint string, serverName string) (*t
 		if pin != nil {
 			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 				for _, chain := range cs.VerifiedChains {
-					if matchesPin(chain[len(chain)-1], pin) {
+					if clusterpin.Matches(chain[len(chain)-1], pin) {
 						return nil
 					}
 				}
@@ -190,32 +191,14 @@ func ClientConfig(caPEM []byte, pinnedFingerprint string, serverName string) (*t
 	return cfg, nil
 }
 
-// verifyPinned implements the pinned-fingerprint rule of ClientConfig.
+// verifyPinned implements the pinned-fingerprint rule of ClientConfig:
+// clusterpin's chain check, and the leaf must be a node certificate.
 func verifyPinned(peer []*x509.Certificate, pin []byte) error {
-	if len(peer) == 0 {
-		return fmt.Errorf("%w: server sent no certificate", ErrUntrusted)
+	leaf, err := clusterpin.VerifyPinned(peer, pin)
+	if err != nil {
+		return fmt.Errorf("%w (%w)", ErrUntrusted, err)
 	}
-	for i, c := range peer[1:] {
-		if !matchesPin(c, pin) || !c.BasicConstraintsValid || !c.IsCA {
-			continue
-		}
-		roots := x509.NewCertPool()
-		roots.AddCert(c)
-		others := make([]*x509.Certificate, 0, len(peer)-1)
-		others = append(others, peer[1:i+1]...)
-		others = append(others, peer[i+2:]...)
-		leaf, err := verifyChain(append([]*x509.Certificate{peer[0]}, others...), roots)
-		if err != nil {
-			return err
-		}
-		return requireNode(leaf)
-	}
-	return fmt.Errorf("%w: server did not send a CA certificate matching the pinned fingerprint", ErrUntrusted)
-}
-
-func matchesPin(c *x509.Certificate, pin []byte) bool {
-	sum := sha256.Sum256(c.Raw)
-	return bytes.Equal(sum[:], pin)
+	return requireNode(leaf)
 }
 
 // verifyChain verifies peer[0] for server auth against roots, using the

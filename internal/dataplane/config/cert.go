@@ -1,15 +1,14 @@
 package config
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/clusterpin"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
@@ -94,10 +93,7 @@ func (c *Compiled) AgentByCert(chain []*x509.Certificate, now time.Time) (*confi
 
 // Fingerprint is a certificate's registered form: "sha256:" and the
 // lowercase hex SHA-256 of its DER.
-func Fingerprint(cert *x509.Certificate) string {
-	sum := sha256.Sum256(cert.Raw)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
+func Fingerprint(cert *x509.Certificate) string { return clusterpin.Fingerprint(cert.Raw) }
 
 // certRefusal turns a verification error into a refusal safe for the
 // caller.

@@ -6,12 +6,14 @@ import (
 	"fmt"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func (a *API) members() ([]*adminv1.ClusterMember, error) {
@@ -53,11 +55,7 @@ func (a *API) GetClusterStatus(ctx context.Context, req *connect.Request[adminv1
 		AppliedIndex:  st.Index(),
 		Dev:           a.cfg.Dev,
 	}
-	if pem := st.Identity().GetCaCertPem(); pem != "" {
-		if ca, err := pki.ParseCertificatePEM([]byte(pem)); err == nil {
-			out.CaFingerprint = pki.Fingerprint(ca.Raw)
-		}
-	}
+	out.CaFingerprint = caFingerprint(st)
 	return resp(out), nil
 }
 
@@ -146,4 +144,18 @@ func (a *API) RemoveNode(ctx context.Context, req *connect.Request[adminv1.Remov
 		return nil, err
 	}
 	return resp(&adminv1.RemoveNodeResponse{Members: members}), nil
+}
+
+// caFingerprint is the fingerprint of the cluster CA in st ("" before
+// bootstrap), which gwctl and data planes pin.
+func caFingerprint(st *state.State) string {
+	pem := st.Identity().GetCaCertPem()
+	if pem == "" {
+		return ""
+	}
+	ca, err := pki.ParseCertificatePEM([]byte(pem))
+	if err != nil {
+		return ""
+	}
+	return pki.Fingerprint(ca.Raw)
 }

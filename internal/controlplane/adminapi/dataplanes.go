@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/credential"
@@ -16,7 +17,6 @@ import (
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"github.com/portcullis-gw/portcullis/internal/joincred"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // DefaultJoinTTL is the lifetime of a join credential created without one.
@@ -39,12 +39,7 @@ func (a *API) CreateJoinCredential(ctx context.Context, req *connect.Request[adm
 	if err != nil {
 		return nil, err
 	}
-	var fp string
-	if pem := st.Identity().GetCaCertPem(); pem != "" {
-		if ca, err := pki.ParseCertificatePEM([]byte(pem)); err == nil {
-			fp = pki.Fingerprint(ca.Raw)
-		}
-	}
+	fp := caFingerprint(st)
 	minted, err := a.mint(ctx, credential.AdminToken, req.Header(), "DataplaneService.CreateJoinCredential")
 	if err != nil {
 		return nil, err

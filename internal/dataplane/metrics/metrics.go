@@ -6,11 +6,12 @@ package metrics
 import (
 	"net/http"
 
-	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
-	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
 
 // Metrics is the data plane's metric set. Safe for concurrent use.
@@ -97,20 +98,6 @@ func (c modeCollector) Collect(ch chan<- prometheus.Metric) {
 		if m == cur {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, ModeName(m))
-	}
-}
-
-// ModeName is the lower-case name of a mode ("degraded").
-func ModeName(m configsyncv1.Mode) string {
-	switch m {
-	case configsyncv1.Mode_MODE_NORMAL:
-		return "normal"
-	case configsyncv1.Mode_MODE_DEGRADED:
-		return "degraded"
-	case configsyncv1.Mode_MODE_STALE:
-		return "stale"
-	default:
-		return "starting"
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, pipeline.ModeName(m))
 	}
 }

@@ -138,7 +138,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		defer s.done.Done()
 		_ = s.sync.Run(runCtx)
 	}()
-	log.Info("data plane serving", "listen", ln.Addr().String(), "tls", tlsConfig != nil, "control_planes", cfg.ControlPlanes, "mode", metrics.ModeName(s.tracker.Mode()))
+	log.Info("data plane serving", "listen", ln.Addr().String(), "tls", tlsConfig != nil, "control_planes", cfg.ControlPlanes, "mode", pipeline.ModeName(s.tracker.Mode()))
 	return s, nil
 }
 
@@ -299,7 +299,7 @@ func (s *Server) forward(ctx context.Context, c *pipeline.Call) (*pipeline.Resul
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	m := s.tracker.Mode()
 	body, _ := json.Marshal(map[string]any{
-		"mode":          metrics.ModeName(m),
+		"mode":          pipeline.ModeName(m),
 		"version":       s.servingVersion(),
 		"control_plane": s.sync.Connected(),
 		"last_contact":  s.tracker.LastContact(),

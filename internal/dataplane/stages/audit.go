@@ -11,7 +11,6 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
-	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
 
 // AuditWriter records audit records. Write returns nil only once the
@@ -97,7 +96,7 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 		Method:    c.Method,
 		Upstream:  c.Tool.Upstream,
 		Tool:      c.Tool.Name,
-		Mode:      modeName(c.Mode),
+		Mode:      pipeline.ModeName(c.Mode),
 		Policies:  slices.Clone(c.Decision.Policies),
 		Latency:   durationpb.New(a.now().Sub(start)),
 	}
@@ -147,19 +146,4 @@ func refusedByGateway(r pipeline.Reason) bool {
 		return true
 	}
 	return false
-}
-
-// modeName is the audit record's name of a mode.
-func modeName(m configsyncv1.Mode) string {
-	switch m {
-	case configsyncv1.Mode_MODE_NORMAL:
-		return "normal"
-	case configsyncv1.Mode_MODE_DEGRADED:
-		return "degraded"
-	case configsyncv1.Mode_MODE_STALE:
-		return "stale"
-	case configsyncv1.Mode_MODE_STARTING:
-		return "starting"
-	}
-	return "unspecified"
 }

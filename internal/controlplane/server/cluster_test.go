@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,15 +13,18 @@ import (
 	"testing"
 	"time"
 
+	"log/slog"
+
 	"connectrpc.com/connect"
+	"go.uber.org/goleak"
+
+	"github.com/portcullis-gw/portcullis/internal/controlplane/cptest"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/server"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
-	"go.uber.org/goleak"
-	"log/slog"
 )
 
 func TestMain(m *testing.M) {
@@ -34,16 +36,6 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 	)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // testNode is one in-process control-plane node.
@@ -94,7 +86,7 @@ func newCluster(t *testing.T) *testCluster {
 func (c *testCluster) config(id string) server.Config {
 	return server.Config{
 		NodeID: id, DataDir: filepath.Join(c.t.TempDir(), id),
-		RaftAddr: freeAddr(c.t), APIAddr: freeAddr(c.t),
+		RaftAddr: cptest.FreeAddr(c.t), APIAddr: cptest.FreeAddr(c.t),
 		KEKFile: c.kek, Timing: fastTiming, Logger: testLogger(c.t),
 	}
 }

@@ -18,7 +18,7 @@ import (
 
 func (a *app) policyCommand() *cobra.Command {
 	cmd := group("policy", "Manage Cedar policy sets")
-	cmd.AddCommand(a.policyApply(), a.policyList(), a.policyShow(), a.policyDelete(), a.policySchema())
+	cmd.AddCommand(a.policyApply(), a.policyList(), a.policyShow(), a.policyDelete(), a.policySchema(), a.policyTest())
 	return cmd
 }
 

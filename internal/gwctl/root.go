@@ -72,6 +72,7 @@ GWCTL_TOKEN, ...); a flag on the command line wins.`,
 		a.adminLogCommand(),
 		a.dataplaneCommand(),
 		a.freezeCommand(),
+		a.accessCommand(),
 	)
 	return root
 }

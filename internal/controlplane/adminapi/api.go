@@ -146,6 +146,7 @@ func (a *API) Routes() []Route {
 	add(adminv1connect.NewBackupServiceHandler(a, opts(MaxBackupBytes)...))
 	add(adminv1connect.NewAdminLogServiceHandler(a, opts(MaxRequestBytes)...))
 	add(adminv1connect.NewDataplaneServiceHandler(a, opts(MaxRequestBytes)...))
+	add(adminv1connect.NewAccessServiceHandler(a, opts(MaxRequestBytes)...))
 	return out
 }
 

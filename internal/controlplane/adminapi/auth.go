@@ -66,6 +66,7 @@ var requiredRole = map[string]configv1.Role{
 	c.DataplaneServiceRevokeJoinCredentialProcedure:      admin,
 	c.DataplaneServiceListDataplanesProcedure:            auditor,
 	c.DataplaneServiceSetFreezeProcedure:                 operator,
+	c.AccessServiceGetAuthorizationSnapshotProcedure:     auditor,
 }
 
 // RoleName is the lower-case name users type ("operator").

@@ -88,21 +88,12 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 		snap.Agents = append(snap.Agents, r.GetAgent())
 		return true
 	})
+	addPinsAndPolicies(st, snap)
 	needed := map[string]bool{}
 	st.Each(resource.Upstream, func(r *fsmv1.Resource) bool {
 		snap.Upstreams = append(snap.Upstreams, r.GetUpstream())
 		for _, s := range resource.SecretRefs(r.GetUpstream()) {
 			needed[s] = true
-		}
-		return true
-	})
-	st.Each(resource.ToolPin, func(r *fsmv1.Resource) bool {
-		snap.ToolPins = append(snap.ToolPins, r.GetToolPin())
-		return true
-	})
-	st.Each(resource.PolicySet, func(r *fsmv1.Resource) bool {
-		if !r.GetPolicySet().GetDisabled() {
-			snap.PolicySets = append(snap.PolicySets, r.GetPolicySet())
 		}
 		return true
 	})
@@ -128,4 +119,48 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 		return nil, openErr
 	}
 	return snap, nil
+}
+
+// addPinsAndPolicies adds every tool pin and every enabled policy set.
+func addPinsAndPolicies(st *state.State, snap *snapshotv1.Snapshot) {
+	st.Each(resource.ToolPin, func(r *fsmv1.Resource) bool {
+		snap.ToolPins = append(snap.ToolPins, r.GetToolPin())
+		return true
+	})
+	st.Each(resource.PolicySet, func(r *fsmv1.Resource) bool {
+		if !r.GetPolicySet().GetDisabled() {
+			snap.PolicySets = append(snap.PolicySets, r.GetPolicySet())
+		}
+		return true
+	})
+}
+
+// AuthorizationSnapshot is the part of st's data-plane snapshot that
+// authorization reads, with nothing secret in it: agents without API keys
+// (their hashes), upstreams without credentials, the pins and the enabled
+// policy sets; no identity sources, secrets or CA. The brake is kept so
+// that a caller can see it. gwctl evaluates access questions over it with
+// the data plane's own evaluator.
+func AuthorizationSnapshot(st *state.State) *snapshotv1.Snapshot {
+	snap := &snapshotv1.Snapshot{
+		Version:     st.ConfigVersion(),
+		ClusterId:   st.Identity().GetClusterId(),
+		VersionTime: st.ConfigTime(),
+		Freeze:      &snapshotv1.Freeze{Frozen: st.Freeze().GetFrozen(), Reason: st.Freeze().GetReason()},
+	}
+	st.Each(resource.Agent, func(r *fsmv1.Resource) bool {
+		a := proto.CloneOf(r.GetAgent())
+		a.ApiKeys = nil
+		a.JwtSubjects = nil
+		snap.Agents = append(snap.Agents, a)
+		return true
+	})
+	st.Each(resource.Upstream, func(r *fsmv1.Resource) bool {
+		u := proto.CloneOf(r.GetUpstream())
+		u.Credential = nil
+		snap.Upstreams = append(snap.Upstreams, u)
+		return true
+	})
+	addPinsAndPolicies(st, snap)
+	return snap
 }

@@ -125,3 +125,48 @@ func TestBuilderSerializesOncePerVersion(t *testing.T) {
 		t.Fatalf("next version %d (err %v) not after %d", next.Version, err, first.Version)
 	}
 }
+
+func TestAuthorizationSnapshotHoldsNothingSecret(t *testing.T) {
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disabled := statetest.PolicySet("off", "permit(principal, action, resource);")
+	disabled.Disabled = true
+	st, _ := apply(t, state.New(), 0,
+		statetest.Bootstrap(),
+		statetest.Create(sealedSecret(t, sealer, "used", "upstream-token")),
+		statetest.Create(statetest.Upstream("up", "used")),
+		statetest.Create(statetest.Agent("bot", "0123456789abcdef")),
+		statetest.Create(statetest.PolicySet("on", "permit(principal, action, resource);")),
+		statetest.Create(disabled),
+	)
+	full, err := configsync.Snapshot(st, sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := configsync.AuthorizationSnapshot(st)
+	if snap.GetVersion() != full.GetVersion() || len(snap.GetAgents()) != 1 || len(snap.GetUpstreams()) != 1 {
+		t.Fatalf("snapshot = %v", snap)
+	}
+	if len(snap.GetPolicySets()) != 1 || snap.GetPolicySets()[0].GetMeta().GetName() != "on" {
+		t.Errorf("policy sets = %v, want only the enabled one", snap.GetPolicySets())
+	}
+	if len(snap.GetSecrets()) != 0 || len(snap.GetIdentitySources()) != 0 || snap.GetClusterCaPem() != "" {
+		t.Errorf("secrets, identity sources or CA leaked: %v", snap)
+	}
+	if snap.GetAgents()[0].GetApiKeys() != nil || snap.GetUpstreams()[0].GetCredential() != nil {
+		t.Errorf("key hashes or credentials leaked: %v", snap)
+	}
+	b, err := proto.Marshal(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("upstream-token")) {
+		t.Error("the secret's value is in the snapshot")
+	}
+	// The state itself is untouched.
+	if full.GetAgents()[0].GetApiKeys() == nil || full.GetUpstreams()[0].GetCredential() == nil {
+		t.Error("stripping changed the shared state")
+	}
+}

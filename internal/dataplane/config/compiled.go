@@ -109,3 +109,14 @@ func (c *Compiled) Frozen() (bool, string) {
 	f := c.snap.GetFreeze()
 	return f.GetFrozen(), f.GetReason()
 }
+
+// PolicyPosition is where the policy "<set>/<id>" starts in its set's
+// source (file name, line and column), for explaining decisions.
+func (c *Compiled) PolicyPosition(id string) (file string, line, column int, ok bool) {
+	p := c.policies.Get(cedar.PolicyID(id))
+	if p == nil {
+		return "", 0, 0, false
+	}
+	pos := p.Position()
+	return pos.Filename, pos.Line, pos.Column, true
+}

@@ -38,15 +38,60 @@ func (c *Compiled) Listable(ctx context.Context, call *pipeline.Call) []pipeline
 	})
 }
 
+// Permissible reports whether the policies could permit some call of
+// action by call.Agent (on behalf of call.User when set), whatever the
+// call's arguments and time: the evaluation Listable makes for each tool.
+// `gwctl access who-can` asks it of every agent. An unknown action, or a
+// call without an enabled agent, is never permissible.
+func (c *Compiled) Permissible(ctx context.Context, call *pipeline.Call, action string) bool {
+	t, ok := c.tools[action]
+	if !ok {
+		return false
+	}
+	p, ok := c.partial(call)
+	if !ok {
+		return false
+	}
+	set := c.index.applicable(cedarschema.ActionUID(action), p.principal.ID)
+	return p.permits(ctx, t.Action, &set)
+}
+
 // listable implements Listable, evaluating each tool with the policies
 // policiesFor returns for its action and the call's agent.
 func (c *Compiled) listable(ctx context.Context, call *pipeline.Call, policiesFor func(action, principal types.EntityUID) cedar.PolicyIterator) []pipeline.Tool {
-	if call == nil || call.Agent == nil {
+	p, ok := c.partial(call)
+	if !ok {
 		return nil
+	}
+	var out []pipeline.Tool
+	for _, t := range c.toolList {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if p.permits(ctx, t.Action, policiesFor(cedarschema.ActionUID(t.Action), p.principal)) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// partialRequest is the part of a batch request that does not depend on
+// the tool.
+type partialRequest struct {
+	principal types.EntityUID
+	entities  types.EntityGetter
+	context   types.Record
+}
+
+// partial builds the tool-independent part of the batch requests for call;
+// false when the call has no enabled agent.
+func (c *Compiled) partial(call *pipeline.Call) (partialRequest, bool) {
+	if call == nil || call.Agent == nil {
+		return partialRequest{}, false
 	}
 	principal := agentUID(call.Agent.GetMeta().GetName())
 	if _, ok := c.entities[principal]; !ok {
-		return nil
+		return partialRequest{}, false
 	}
 	var entities types.EntityGetter = c.entities
 	attrs := types.RecordMap{
@@ -66,27 +111,21 @@ func (c *Compiled) listable(ctx context.Context, call *pipeline.Call, policiesFo
 		attrs[cedarschema.ContextUser] = userUID(call.User)
 		entities = overlay{base: c.entities, extra: userEntity(call.User)}
 	}
-	reqContext := types.NewRecord(attrs)
+	return partialRequest{principal: principal, entities: entities, context: types.NewRecord(attrs)}, true
+}
 
-	var out []pipeline.Tool
-	for _, t := range c.toolList {
-		if ctx.Err() != nil {
-			return nil
-		}
-		allowed := false
-		action := cedarschema.ActionUID(t.Action)
-		err := batch.Authorize(ctx, policiesFor(action, principal), entities, batch.Request{
-			Principal: principal,
-			Action:    action,
-			Resource:  toolUID(t.Action),
-			Context:   reqContext,
-		}, func(r batch.Result) error {
-			allowed = r.Decision == types.Allow
-			return nil
-		})
-		if err == nil && allowed {
-			out = append(out, t)
-		}
-	}
-	return out
+// permits reports whether policies could permit the partial request for
+// action; an evaluation error counts as no.
+func (p partialRequest) permits(ctx context.Context, action string, policies cedar.PolicyIterator) bool {
+	allowed := false
+	err := batch.Authorize(ctx, policies, p.entities, batch.Request{
+		Principal: p.principal,
+		Action:    cedarschema.ActionUID(action),
+		Resource:  toolUID(action),
+		Context:   p.context,
+	}, func(r batch.Result) error {
+		allowed = r.Decision == types.Allow
+		return nil
+	})
+	return err == nil && allowed
 }

@@ -106,6 +106,7 @@ type Services struct {
 	Backup    adminv1connect.BackupServiceClient
 	AdminLog  adminv1connect.AdminLogServiceClient
 	Dataplane adminv1connect.DataplaneServiceClient
+	Access    adminv1connect.AccessServiceClient
 }
 
 // Client calls the admin API with failover between servers. Do may be called
@@ -158,6 +159,7 @@ func New(cfg Config) (*Client, error) {
 			Backup:    adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
 			AdminLog:  adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),
 			Dataplane: adminv1connect.NewDataplaneServiceClient(httpClient, u, opts...),
+			Access:    adminv1connect.NewAccessServiceClient(httpClient, u, opts...),
 		})
 	}
 	return c, nil

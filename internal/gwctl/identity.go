@@ -198,7 +198,7 @@ func (a *app) identityAddMTLS() *cobra.Command {
 		caFile string
 	)
 	cmd := &cobra.Command{
-		Use:   "add-mtls NAME --ca-file FILE",
+		Use:   "add-mtls NAME --trust-file FILE",
 		Short: "Trust client certificates signed by a CA other than the cluster CA",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -208,7 +208,7 @@ func (a *app) identityAddMTLS() *cobra.Command {
 			}
 			pemBytes, err := os.ReadFile(caFile)
 			if err != nil {
-				return fmt.Errorf("read --ca-file: %w", err)
+				return fmt.Errorf("read --trust-file: %w", err)
 			}
 			src := &configv1.IdentitySource{Meta: m, Kind: &configv1.IdentitySource_MtlsAuthority{MtlsAuthority: &configv1.MtlsAuthority{CaPem: string(pemBytes)}}}
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
@@ -226,7 +226,9 @@ func (a *app) identityAddMTLS() *cobra.Command {
 		},
 	}
 	meta.register(cmd)
-	cmd.Flags().StringVar(&caFile, "ca-file", "", "PEM file of the CA certificates to trust for agents' client certificates")
-	_ = cmd.MarkFlagRequired("ca-file")
+	// Not --ca-file: that global flag names the CA gwctl trusts for the
+	// control plane, and a local flag of the same name would shadow it.
+	cmd.Flags().StringVar(&caFile, "trust-file", "", "PEM file of the CA certificates to trust for agents' client certificates")
+	_ = cmd.MarkFlagRequired("trust-file")
 	return cmd
 }

@@ -199,8 +199,9 @@ func freeze(t *testing.T, env []string, on bool, reason string) uint64 {
 }
 
 // startDataplane issues a join credential for name and starts a data
-// plane with it, pointed at every control-plane node. It does not wait.
-func (g *gateway) startDataplane(t *testing.T, name string) *harness.Dataplane {
+// plane with it, pointed at every control-plane node, with extra flags
+// args. It does not wait.
+func (g *gateway) startDataplane(t *testing.T, name string, args ...string) *harness.Dataplane {
 	t.Helper()
 	var out struct {
 		Credential string `json:"credential"`
@@ -210,7 +211,7 @@ func (g *gateway) startDataplane(t *testing.T, name string) *harness.Dataplane {
 		t.Fatalf("dataplane token create %s printed credential %q, want pcj1_…", name, out.Credential)
 	}
 	return harness.StartDataplane(t, harness.DataplaneOptions{
-		Name: name, ControlPlanes: g.c.URLs(), Credential: out.Credential, DegradedAfter: degradedAfter,
+		Name: name, ControlPlanes: g.c.URLs(), Credential: out.Credential, DegradedAfter: degradedAfter, Args: args,
 	})
 }
 

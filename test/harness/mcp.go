@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -49,6 +50,23 @@ type MCPResponse struct {
 // means no JSON-RPC answer came back (transport failure, or a body that is
 // not a JSON-RPC response); a JSON-RPC error is an answer.
 func MCPCall(ctx context.Context, endpoint, apiKey, method string, params any) (MCPResponse, error) {
+	return MCPCallWith(ctx, endpoint, CallOptions{Bearer: apiKey}, method, params)
+}
+
+// CallOptions are how MCPCallWith presents the caller.
+type CallOptions struct {
+	// Bearer is sent as Authorization: Bearer (none when empty).
+	Bearer string
+	// Header holds extra request headers (e.g. Portcullis-User-Token).
+	Header map[string]string
+	// TLS is the client TLS configuration for https endpoints (client
+	// certificate, trusted roots); nil for plain HTTP.
+	TLS *tls.Config
+}
+
+// MCPCallWith is MCPCall with the caller's credentials and transport given
+// by opts.
+func MCPCallWith(ctx context.Context, endpoint string, opts CallOptions, method string, params any) (MCPResponse, error) {
 	resp := MCPResponse{Start: time.Now()}
 	body, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": rpcID.Add(1), "method": method, "params": params})
 	if err != nil {
@@ -62,10 +80,13 @@ func MCPCall(ctx context.Context, endpoint, apiKey, method string, params any) (
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
-	if apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+apiKey)
+	if opts.Bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+opts.Bearer)
 	}
-	tr := &http.Transport{DisableKeepAlives: true}
+	for k, v := range opts.Header {
+		req.Header.Set(k, v)
+	}
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: opts.TLS}
 	defer tr.CloseIdleConnections()
 	hr, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
@@ -128,10 +149,16 @@ func (c ToolCall) Err() error {
 // session (the gateway makes them optional), and decodes the outcome. An
 // error means no JSON-RPC answer came back.
 func (dp *Dataplane) CallTool(ctx context.Context, apiKey, tool string, args any) (ToolCall, error) {
-	resp, err := MCPCall(ctx, dp.URL+"/mcp", apiKey, "tools/call", map[string]any{"name": tool, "arguments": args})
+	return CallToolAt(ctx, dp.Name, dp.URL+"/mcp", CallOptions{Bearer: apiKey}, tool, args)
+}
+
+// CallToolAt calls tool with args at an /mcp endpoint as opts present the
+// caller, and decodes the outcome like CallTool; name labels errors.
+func CallToolAt(ctx context.Context, name, endpoint string, opts CallOptions, tool string, args any) (ToolCall, error) {
+	resp, err := MCPCallWith(ctx, endpoint, opts, "tools/call", map[string]any{"name": tool, "arguments": args})
 	c := ToolCall{Tool: tool, MCPResponse: resp}
 	if err != nil {
-		return c, fmt.Errorf("dataplane %s: %w", dp.Name, err)
+		return c, fmt.Errorf("dataplane %s: %w", name, err)
 	}
 	if resp.Error != nil {
 		c.Text = resp.Error.Message
@@ -154,7 +181,7 @@ func (dp *Dataplane) CallTool(ctx context.Context, apiKey, tool string, args any
 		} `json:"_meta"`
 	}
 	if err := json.Unmarshal(resp.Result, &res); err != nil {
-		return c, fmt.Errorf("dataplane %s: tools/call result %q: %w", dp.Name, resp.Result, err)
+		return c, fmt.Errorf("dataplane %s: tools/call result %q: %w", name, resp.Result, err)
 	}
 	c.IsError = res.IsError
 	c.Reason = res.Meta[refusalMetaKey].Reason

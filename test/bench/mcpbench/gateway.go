@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/test/harness"
+)
+
+// The tool every call runs: the demo upstream's get_weather, read-only,
+// pinned with the schema the demo itself accepts.
+const (
+	upstreamName = "demo"
+	toolName     = "get_weather"
+	actionName   = upstreamName + "__" + toolName // as the data plane serves it
+	toolDef      = `{"name":"get_weather","description":"Current weather for a city.",
+ "inputSchema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}`
+	benchPolicy = `permit(principal in Team::"bench", action == Action::"` + actionName + `", resource);` + "\n"
+)
+
+// gateway is what the benchmark runs against: the demo upstream, and a data
+// plane serving it through a one-node control plane.
+type gateway struct {
+	upstream *harness.DemoUpstream
+	dp       *harness.Dataplane
+	apiKey   string // the bench agent's
+}
+
+// startGateway starts a one-node control plane and the demo upstream,
+// configures them with gwctl as an operator would (upstream, pinned tool,
+// agent with an API key, permit policy, join credential) and starts a data
+// plane, returning once it serves the policy's config version.
+func startGateway(t testing.TB) *gateway {
+	start := time.Now()
+	c := harness.StartCluster(t, 1)
+	g := &gateway{upstream: harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{Args: []string{"--log-level", "warn"}})}
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	gwctl := func(v any, args ...string) {
+		harness.GwctlJSON(t, c.Env(), v, append(args, "--timeout", "20s")...)
+	}
+	var ignore map[string]any
+	gwctl(&ignore, "upstream", "add", upstreamName, "--url", g.upstream.URL)
+	gwctl(&ignore, "tool", "pin", "--upstream", upstreamName, "--tool", toolName,
+		"--definition", write("tool.json", toolDef), "--class", "read-only")
+	var agent struct {
+		APIKey string `json:"apiKey"`
+	}
+	gwctl(&agent, "agent", "create", "bench-agent", "--team", "bench")
+	if !strings.HasPrefix(agent.APIKey, "pck_") {
+		t.Fatalf("agent create printed API key %q, want pck_…", agent.APIKey)
+	}
+	g.apiKey = agent.APIKey
+	var policy struct {
+		PolicySet struct {
+			Meta struct {
+				Revision harness.Int64 `json:"revision"`
+			} `json:"meta"`
+		} `json:"policySet"`
+	}
+	gwctl(&policy, "policy", "apply", "-f", write("bench.cedar", benchPolicy), "--name", "bench")
+	version := uint64(policy.PolicySet.Meta.Revision)
+	var cred struct {
+		Credential string `json:"credential"`
+	}
+	gwctl(&cred, "dataplane", "token", "create", "bench-dp")
+	g.dp = harness.StartDataplane(t, harness.DataplaneOptions{
+		Name: "bench-dp", ControlPlanes: c.URLs(), Credential: cred.Credential,
+		Args: []string{"--log-level", "warn"},
+	})
+	g.dp.AwaitServing(t, harness.StartTimeout)
+	g.dp.AwaitReadyz(t, 20*time.Second, fmt.Sprintf("serves config version ≥ %d in normal mode", version), func(st harness.ReadyStatus) error {
+		if st.Version < version || st.Mode != "normal" || st.HTTPStatus != 200 {
+			return fmt.Errorf("want version ≥ %d, mode normal, 200", version)
+		}
+		return nil
+	})
+	t.Logf("gateway up in %s: control plane %s, upstream %s, data plane %s",
+		time.Since(start).Round(time.Millisecond), c.URLs()[0], g.upstream.URL, g.dp.URL)
+	return g
+}

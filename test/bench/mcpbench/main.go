@@ -1,0 +1,120 @@
+// Command mcpbench measures MCP tools/call latency and throughput on three
+// paths to the same demo upstream, side by side in one run: called
+// directly, through nginx (proxy_pass with a keep-alive upstream pool) and
+// through the Portcullis data plane with its full pipeline
+// (authentication, Cedar, schema validation, audit). It starts everything
+// on loopback with the real binaries (test/harness): a one-node control
+// plane, the demo upstream, a data plane and nginx.
+//
+// For each path it reports p50/p90/p99/max at a fixed request rate, from
+// a constant-rate open-loop generator that times each call from its
+// intended send time (no coordinated omission) into an HDR histogram, then
+// the maximum throughput of a closed loop of workers, and the CPU time and
+// peak RSS of the proxy process. It compares the data plane's added p99 and
+// throughput with nginx's against the goals of issue 7 (PASS/FAIL lines,
+// never a failing exit), and prints this machine's fsync p99 for reference.
+//
+//	go run ./test/bench/mcpbench -out bench-results/mcp.md
+//
+// nginx comes from PATH or /usr/sbin (scripts/ensure-nginx installs it);
+// without it the nginx rows read n/a. The exit status is non-zero only when
+// the benchmark could not run or a call failed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/test/harness"
+)
+
+// config is the command line.
+type config struct {
+	out        string
+	rate       int
+	warmup     time.Duration
+	duration   time.Duration
+	inflight   int
+	workers    int
+	tputWarmup time.Duration
+	tputDur    time.Duration
+	nginx      string
+	paths      map[string]bool
+	verbose    bool
+}
+
+func (c config) validate() error {
+	switch {
+	case c.rate <= 0:
+		return errors.New("-rate must be positive")
+	case c.duration <= 0 || c.tputDur <= 0:
+		return errors.New("-duration and -tput-duration must be positive")
+	case c.warmup < 0 || c.tputWarmup < 0:
+		return errors.New("warm-up times must not be negative")
+	case c.inflight <= 0 || c.workers <= 0:
+		return errors.New("-max-inflight and -workers must be positive")
+	}
+	for p := range c.paths {
+		if p != "direct" && p != "nginx" && p != "dataplane" {
+			return fmt.Errorf("-paths: unknown path %q (want direct, nginx, dataplane)", p)
+		}
+	}
+	return nil
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.out, "out", "", "also write the Markdown report to this file")
+	flag.IntVar(&cfg.rate, "rate", 200, "fixed request rate (calls/s) of the latency runs; keep it well below every path's maximum throughput")
+	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "warm-up at the fixed rate before measuring (not recorded)")
+	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time at the fixed rate, per path")
+	flag.IntVar(&cfg.inflight, "max-inflight", 256, "most calls in flight in the fixed-rate runs (later calls wait, and that wait counts)")
+	flag.IntVar(&cfg.workers, "workers", 32, "closed-loop workers of the maximum-throughput runs")
+	flag.DurationVar(&cfg.tputWarmup, "tput-warmup", time.Second, "warm-up of each maximum-throughput run")
+	flag.DurationVar(&cfg.tputDur, "tput-duration", 3*time.Second, "measured time of each maximum-throughput run")
+	flag.StringVar(&cfg.nginx, "nginx", "", "nginx binary (default: nginx on PATH, else /usr/sbin/nginx)")
+	paths := flag.String("paths", "direct,nginx,dataplane", "paths to measure, comma-separated: direct, nginx, dataplane")
+	flag.BoolVar(&cfg.verbose, "v", false, "print the processes' logs and the gwctl transcript at the end")
+	flag.Parse()
+	cfg.paths = map[string]bool{}
+	for _, p := range strings.Split(*paths, ",") {
+		cfg.paths[strings.TrimSpace(p)] = true
+	}
+	if err := cfg.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "mcpbench:", err)
+		os.Exit(2)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// The first signal ends the run and lets the cleanups stop every
+		// process; a second one, or cleanups that take too long, kill them
+		// outright.
+		<-sigs
+		fmt.Fprintln(os.Stderr, "mcpbench: interrupted; stopping (again to kill at once)")
+		cancel()
+		select {
+		case <-sigs:
+		case <-time.After(30 * time.Second):
+		}
+		n := harness.KillDaemons() + killNginxWorkers()
+		fmt.Fprintf(os.Stderr, "mcpbench: killed %d process(es)\n", n)
+		os.Exit(130)
+	}()
+
+	err := run(ctx, cfg)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mcpbench:", err)
+		os.Exit(1)
+	}
+}

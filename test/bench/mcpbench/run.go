@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/test/harness"
+)
+
+// Path names, in the order they are measured and reported.
+const (
+	pathDirect = "direct"
+	pathNginx  = "nginx"
+	pathDP     = "data plane"
+)
+
+// measurement is everything measured on one path.
+type measurement struct {
+	name    string
+	skipped string // why the path was not measured; empty when it was
+	// unavailable: skipped because the proxy is not installed, which the
+	// report states but does not count as an error.
+	unavailable bool
+	fixed       runResult
+	tput        runResult
+}
+
+// run builds the programs, starts everything, measures the three paths and
+// prints the report (and writes it to cfg.out).
+func run(ctx context.Context, cfg config) error {
+	if cfg.verbose {
+		os.Setenv("PORTCULLIS_E2E_LOGS", "1")
+	}
+	binDir, err := os.MkdirTemp("", "mcpbench-bin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(binDir)
+	fmt.Fprintln(os.Stderr, "mcpbench: building controlplane, gwctl, dataplane, demoupstream …")
+	if err := harness.BuildPrograms(binDir, "controlplane", "gwctl", "dataplane", "demoupstream"); err != nil {
+		return err
+	}
+	fsync := fsyncP99(200)
+
+	nginxBin, nginxErr := findNginx(cfg.nginx)
+	if nginxErr != nil {
+		fmt.Fprintf(os.Stderr, "mcpbench: WARNING: %v — the nginx rows will read n/a\n", nginxErr)
+	}
+
+	var results []measurement
+	var setup string
+	p := harness.NewProgram(ctx, "mcpbench", os.Stderr)
+	err = p.Run(func(t testing.TB) {
+		g := startGateway(t)
+		noProxy := func() []int { return nil }
+		upPid := func() []int { return []int{g.upstream.Daemon().Pid()} }
+		var targets []*target
+		if cfg.paths["direct"] {
+			targets = append(targets, newTarget(pathDirect, g.upstream.URL, toolName, "", cfg.inflight, noProxy))
+		}
+		nginxDesc := "nginx: n/a (" + errText(nginxErr) + ")"
+		if nginxErr == nil && cfg.paths["nginx"] {
+			n := startNginx(t, nginxBin, g.upstream.Addr)
+			targets = append(targets, newTarget(pathNginx, n.URL+"/mcp", toolName, "", cfg.inflight, n.pids))
+			nginxDesc = fmt.Sprintf("%s, %d worker(s) (`worker_processes auto`), `proxy_pass` over HTTP/1.1 to a keep-alive pool, `proxy_buffering off`, no access log",
+				nginxVersion(nginxBin), len(n.pids())-1)
+		}
+		if cfg.paths["dataplane"] {
+			dpPid := func() []int { return []int{g.dp.Daemon().Pid()} }
+			targets = append(targets, newTarget(pathDP, g.dp.URL+"/mcp", actionName, g.apiKey, cfg.inflight, dpPid))
+		}
+		setup = nginxDesc
+
+		for _, tg := range targets {
+			if ctx.Err() != nil {
+				return
+			}
+			tg.upstream = upPid
+			m := measurement{name: tg.name}
+			if err := tg.initialize(ctx); err != nil {
+				t.Logf("%v", err)
+				m.skipped = "initialize failed: " + err.Error()
+				results = append(results, m)
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "mcpbench: %s: %d calls/s for %s after %s warm-up …\n", tg.name, cfg.rate, cfg.duration, cfg.warmup)
+			m.fixed = fixedRate(ctx, tg, cfg.rate, cfg.inflight, cfg.warmup, cfg.duration)
+			fmt.Fprintf(os.Stderr, "mcpbench: %s: closed loop, %d workers for %s …\n", tg.name, cfg.workers, cfg.tputDur)
+			m.tput = maxThroughput(ctx, tg, cfg.workers, cfg.tputWarmup, cfg.tputDur)
+			tg.close()
+			results = append(results, m)
+		}
+	})
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted")
+	}
+	if err != nil {
+		return err
+	}
+	if nginxErr != nil && cfg.paths["nginx"] {
+		i := 0
+		if cfg.paths["direct"] {
+			i = 1
+		}
+		results = slices.Insert(results, i, measurement{name: pathNginx, skipped: errText(nginxErr), unavailable: true})
+	}
+
+	report := renderReport(cfg, setup, fsync, results)
+	fmt.Print(report)
+	if cfg.out != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfg.out, []byte(report), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, m := range results {
+		if (m.skipped != "" && !m.unavailable) || m.fixed.errors.total()+m.tput.errors.total() > 0 {
+			return fmt.Errorf("calls failed (see the report)")
+		}
+	}
+	return nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// fsyncP99 times n appends of 4 KiB each followed by fsync, in the
+// temporary directory (where the data plane keeps its data here), and
+// returns the p99, or 0 when the file cannot be written.
+func fsyncP99(n int) time.Duration {
+	dir, err := os.MkdirTemp("", "mcpbench-fsync-")
+	if err != nil {
+		return 0
+	}
+	defer os.RemoveAll(dir)
+	f, err := os.Create(filepath.Join(dir, "fsync"))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	lat := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			return 0
+		}
+		if err := f.Sync(); err != nil {
+			return 0
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	return lat[min(len(lat)-1, len(lat)*99/100)]
+}
+
+// renderReport formats the Markdown report.
+func renderReport(cfg config, nginxDesc string, fsync time.Duration, results []measurement) string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	byName := map[string]measurement{}
+	for _, m := range results {
+		byName[m.name] = m
+	}
+	fmt.Fprintf(&b, "## MCP tools/call: direct vs nginx vs data plane\n\n")
+	fmt.Fprintf(&b, "Setup: %s, %d CPUs, %s/%s, %s. Everything on loopback on this machine, the load generator included: "+
+		"the demo upstream (`test/demoupstream`, Go MCP SDK, event-stream answers, one session per path), "+
+		"%s, and the data plane with its full pipeline (API-key authentication, Cedar, schema validation, audit to its local JSON-lines log, "+
+		"written per record, not fsynced) fed by a one-node control plane. The call is `tools/call get_weather {\"city\":\"Oslo\"}` "+
+		"in one MCP session per path (initialize once, then `Mcp-Session-Id`).\n\n",
+		host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().Format("2006-01-02"), nginxDesc)
+	fmt.Fprintf(&b, "Fixed rate: %d calls/s, open loop, for %s after %s of warm-up; latency from each call's intended send time "+
+		"(no coordinated omission) into an HDR histogram; at most %d calls in flight. CPU is user+system time of the proxy's processes "+
+		"(/proc/<pid>/stat) in the measured window; RSS is their peak (VmHWM, summed over nginx's master and workers).\n\n",
+		cfg.rate, cfg.duration, cfg.warmup, cfg.inflight)
+
+	direct, haveDirect := byName[pathDirect]
+	haveDirect = haveDirect && direct.skipped == ""
+	fmt.Fprintf(&b, "| path | calls | errors | p50 | p90 | p99 | max | added p50 | added p99 | proxy CPU | CPU per call | proxy peak RSS | upstream CPU per call |\n")
+	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, m := range results {
+		if m.skipped != "" {
+			fmt.Fprintf(&b, "| %s | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a |\n", m.name)
+			continue
+		}
+		r := m.fixed
+		added50, added99, cpu, perCall, rss := "—", "—", "—", "—", "—"
+		if m.name != pathDirect {
+			if haveDirect {
+				added50 = signed(r.pct(50) - direct.fixed.pct(50))
+				added99 = signed(r.pct(99) - direct.fixed.pct(99))
+			}
+			cpu = fmt.Sprintf("%.2f s", r.cpu.Seconds())
+			perCall = perCallText(r.cpu, r.calls)
+			rss = fmt.Sprintf("%.1f MiB", float64(r.rss)/(1<<20))
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m.name, r.calls, r.errors.total(),
+			ms(r.pct(50)), ms(r.pct(90)), ms(r.pct(99)), ms(r.max()), added50, added99, cpu, perCall, rss, perCallText(r.upCPU, r.calls))
+	}
+
+	fmt.Fprintf(&b, "\nMaximum throughput: %d closed-loop workers for %s after %s of warm-up; calls answered in the window per second.\n\n",
+		cfg.workers, cfg.tputDur, cfg.tputWarmup)
+	fmt.Fprintf(&b, "| path | calls/s | errors | p50 | p99 | proxy CPU (cores busy) | proxy peak RSS | upstream CPU (cores busy) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, m := range results {
+		if m.skipped != "" {
+			fmt.Fprintf(&b, "| %s | n/a | n/a | n/a | n/a | n/a | n/a | n/a |\n", m.name)
+			continue
+		}
+		r := m.tput
+		cores, rss := "—", "—"
+		if m.name != pathDirect {
+			cores = fmt.Sprintf("%.2f", r.cpu.Seconds()/r.elapsed.Seconds())
+			rss = fmt.Sprintf("%.1f MiB", float64(r.rss)/(1<<20))
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %d | %s | %s | %s | %s | %.2f |\n", m.name, okPerSec(r), r.errors.total(), ms(r.pct(50)), ms(r.pct(99)), cores, rss, r.upCPU.Seconds()/r.elapsed.Seconds())
+	}
+
+	fmt.Fprintf(&b, "\nThis machine's fsync p99 (200 × 4 KiB write + fsync in the temp dir): %s.\n\n", fsyncText(fsync))
+
+	fmt.Fprintf(&b, "Goals (issue 7; reported, never failing the build):\n\n")
+	nginx, dp := byName[pathNginx], byName[pathDP]
+	measured := func(m measurement) bool { return m.name != "" && m.skipped == "" }
+	switch {
+	case !haveDirect || !measured(nginx) || !measured(dp):
+		fmt.Fprintf(&b, "- data plane added p99 ≤ 1.5× nginx added p99: n/a (a path was not measured)\n")
+		fmt.Fprintf(&b, "- data plane max throughput ≥ 0.7× nginx's: n/a (a path was not measured)\n")
+	default:
+		dpAdded := dp.fixed.pct(99) - direct.fixed.pct(99)
+		ngAdded := nginx.fixed.pct(99) - direct.fixed.pct(99)
+		if ngAdded <= 0 {
+			fmt.Fprintf(&b, "- data plane added p99 (%s) ≤ 1.5× nginx added p99 (%s): n/a (nginx's p99 is not above direct's: noise; run longer)\n", signed(dpAdded), signed(ngAdded))
+		} else {
+			ratio := float64(dpAdded) / float64(ngAdded)
+			fmt.Fprintf(&b, "- data plane added p99 / nginx added p99 = %s / %s = %.2f× (goal ≤ 1.5×) → %s\n", signed(dpAdded), signed(ngAdded), ratio, verdict(ratio <= 1.5))
+		}
+		ng, d := okPerSec(nginx.tput), okPerSec(dp.tput)
+		if ng <= 0 {
+			fmt.Fprintf(&b, "- data plane max throughput ≥ 0.7× nginx's: n/a (nginx answered no call)\n")
+		} else {
+			fmt.Fprintf(&b, "- data plane max throughput / nginx max throughput = %.0f / %.0f = %.2f× (goal ≥ 0.7×) → %s\n", d, ng, d/ng, verdict(d/ng >= 0.7))
+		}
+	}
+	if haveDirect && measured(dp) {
+		fmt.Fprintf(&b, "- (for reference) data plane max throughput / direct = %.2f×\n", okPerSec(dp.tput)/max(okPerSec(direct.tput), 1))
+	}
+
+	var failed []string
+	for _, m := range results {
+		if m.skipped != "" && !m.unavailable {
+			failed = append(failed, fmt.Sprintf("%s: not measured: %s", m.name, m.skipped))
+		}
+		if n := m.fixed.errors.total(); n > 0 {
+			failed = append(failed, fmt.Sprintf("%s, fixed rate: %d failed calls: %s", m.name, n, m.fixed.errors))
+		}
+		if n := m.tput.errors.total(); n > 0 {
+			failed = append(failed, fmt.Sprintf("%s, max throughput: %d failed calls: %s", m.name, n, m.tput.errors))
+		}
+	}
+	if len(failed) > 0 {
+		fmt.Fprintf(&b, "\n**ERRORS — THIS RUN IS NOT VALID:**\n\n")
+		for _, f := range failed {
+			fmt.Fprintf(&b, "- %s\n", f)
+		}
+	} else {
+		fmt.Fprintf(&b, "\nNo call failed: every answer was HTTP 200 with a JSON-RPC result that is not an error.\n")
+	}
+	if m := byName[pathNginx]; m.unavailable {
+		fmt.Fprintf(&b, "\n**nginx was not available (%s): its rows are n/a.**\n", m.skipped)
+	}
+	return b.String()
+}
+
+// perCallText is cpu divided over calls, in microseconds.
+func perCallText(cpu time.Duration, calls int) string {
+	if calls == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%d µs", (cpu / time.Duration(calls)).Microseconds())
+}
+
+func okPerSec(r runResult) float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.calls-r.errors.total()) / r.elapsed.Seconds()
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// ms formats a latency in milliseconds with microsecond precision.
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d.Microseconds())/1000) }
+
+func signed(d time.Duration) string {
+	if d >= 0 {
+		return "+" + ms(d)
+	}
+	return "−" + ms(-d)
+}
+
+func fsyncText(d time.Duration) string {
+	if d == 0 {
+		return "n/a (could not write a temp file)"
+	}
+	return ms(d)
+}

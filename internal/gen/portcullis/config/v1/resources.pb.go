@@ -1354,7 +1354,10 @@ type PolicySet struct {
 	// Output only. Ids of the policies in the set, in source order.
 	PolicyIds []string `protobuf:"bytes,5,rep,name=policy_ids,json=policyIds,proto3" json:"policy_ids,omitempty"`
 	// A disabled set is kept but not evaluated.
-	Disabled      bool `protobuf:"varint,6,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	Disabled bool `protobuf:"varint,6,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	// Output only. Names of the value lists the policies refer to
+	// (List::"<name>"), sorted. A list named here cannot be deleted.
+	ValueLists    []string `protobuf:"bytes,7,rep,name=value_lists,json=valueLists,proto3" json:"value_lists,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1431,6 +1434,70 @@ func (x *PolicySet) GetDisabled() bool {
 	return false
 }
 
+func (x *PolicySet) GetValueLists() []string {
+	if x != nil {
+		return x.ValueLists
+	}
+	return nil
+}
+
+// ValueList is a named set of strings that policies refer to as the Cedar
+// entity List::"<name>" (attributes name and values), for example the
+// counterparties a payment may go to. Data planes receive every list.
+type ValueList struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// At most 10,000 values, each 1-256 bytes of UTF-8, without duplicates.
+	// The control plane stores them sorted.
+	Values        []string `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValueList) Reset() {
+	*x = ValueList{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValueList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValueList) ProtoMessage() {}
+
+func (x *ValueList) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValueList.ProtoReflect.Descriptor instead.
+func (*ValueList) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ValueList) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *ValueList) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 // IdentitySource is a trusted source of identities for agents and users.
 type IdentitySource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1446,7 +1513,7 @@ type IdentitySource struct {
 
 func (x *IdentitySource) Reset() {
 	*x = IdentitySource{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1458,7 +1525,7 @@ func (x *IdentitySource) String() string {
 func (*IdentitySource) ProtoMessage() {}
 
 func (x *IdentitySource) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1471,7 +1538,7 @@ func (x *IdentitySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
 func (*IdentitySource) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *IdentitySource) GetMeta() *ResourceMeta {
@@ -1552,7 +1619,7 @@ type JwtIssuer struct {
 
 func (x *JwtIssuer) Reset() {
 	*x = JwtIssuer{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1631,7 @@ func (x *JwtIssuer) String() string {
 func (*JwtIssuer) ProtoMessage() {}
 
 func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1644,7 @@ func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtIssuer.ProtoReflect.Descriptor instead.
 func (*JwtIssuer) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *JwtIssuer) GetIssuer() string {
@@ -1662,7 +1729,7 @@ type MtlsAuthority struct {
 
 func (x *MtlsAuthority) Reset() {
 	*x = MtlsAuthority{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +1741,7 @@ func (x *MtlsAuthority) String() string {
 func (*MtlsAuthority) ProtoMessage() {}
 
 func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +1754,7 @@ func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsAuthority.ProtoReflect.Descriptor instead.
 func (*MtlsAuthority) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MtlsAuthority) GetCaPem() string {
@@ -1714,7 +1781,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +1793,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +1806,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Secret) GetMeta() *ResourceMeta {
@@ -1790,7 +1857,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +1869,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +1882,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AdminToken) GetMeta() *ResourceMeta {
@@ -1868,7 +1935,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +1947,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +1960,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Node) GetMeta() *ResourceMeta {
@@ -1935,7 +2002,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2014,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2027,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClusterIdentity) GetClusterId() string {
@@ -2099,7 +2166,7 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\fapprove_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vapproveTime\x12\x1f\n" +
 	"\vapproved_by\x18\a \x01(\tR\n" +
 	"approvedBy\x12A\n" +
-	"\x0edeprecate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rdeprecateTime\"\xcc\x01\n" +
+	"\x0edeprecate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rdeprecateTime\"\xed\x01\n" +
 	"\tPolicySet\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
@@ -2107,7 +2174,12 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\x03R\aversion\x12\x1d\n" +
 	"\n" +
 	"policy_ids\x18\x05 \x03(\tR\tpolicyIds\x12\x1a\n" +
-	"\bdisabled\x18\x06 \x01(\bR\bdisabled\"\xe0\x01\n" +
+	"\bdisabled\x18\x06 \x01(\bR\bdisabled\x12\x1f\n" +
+	"\vvalue_lists\x18\a \x03(\tR\n" +
+	"valueLists\"[\n" +
+	"\tValueList\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xe0\x01\n" +
 	"\x0eIdentitySource\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12@\n" +
 	"\n" +
@@ -2196,7 +2268,7 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(ToolClass)(0),                 // 1: portcullis.config.v1.ToolClass
@@ -2216,26 +2288,27 @@ var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(*ToolPin)(nil),                // 15: portcullis.config.v1.ToolPin
 	(*ToolVersion)(nil),            // 16: portcullis.config.v1.ToolVersion
 	(*PolicySet)(nil),              // 17: portcullis.config.v1.PolicySet
-	(*IdentitySource)(nil),         // 18: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 19: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 20: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 21: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 22: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 23: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 24: portcullis.config.v1.ClusterIdentity
-	nil,                            // 25: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 27: google.protobuf.Duration
+	(*ValueList)(nil),              // 18: portcullis.config.v1.ValueList
+	(*IdentitySource)(nil),         // 19: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 20: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 21: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 22: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 23: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 24: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 25: portcullis.config.v1.ClusterIdentity
+	nil,                            // 26: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 27: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 28: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	25, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	26, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	26, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	26, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	27, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	27, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
 	4,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
 	6,  // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
 	7,  // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	26, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	26, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	27, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	27, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
 	4,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
 	9,  // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
@@ -2244,30 +2317,31 @@ var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
 	10, // 13: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
 	11, // 14: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
 	12, // 15: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	27, // 16: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	27, // 17: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	28, // 16: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	28, // 17: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
 	4,  // 18: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
 	16, // 19: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
 	1,  // 20: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	26, // 21: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	26, // 22: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	27, // 21: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	27, // 22: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
 	4,  // 23: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	4,  // 24: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	19, // 25: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	20, // 26: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	27, // 27: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	2,  // 28: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	4,  // 29: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	4,  // 30: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	3,  // 31: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	26, // 32: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	4,  // 33: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	26, // 34: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	4,  // 24: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	4,  // 25: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	20, // 26: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	21, // 27: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	28, // 28: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	2,  // 29: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	4,  // 30: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	4,  // 31: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	3,  // 32: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	27, // 33: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	4,  // 34: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	27, // 35: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -2281,7 +2355,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*UpstreamCredential_Bearer)(nil),
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
-	file_portcullis_config_v1_resources_proto_msgTypes[14].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[15].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
@@ -2291,7 +2365,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

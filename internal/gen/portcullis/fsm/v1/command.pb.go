@@ -327,6 +327,7 @@ type Resource struct {
 	//	*Resource_Secret
 	//	*Resource_AdminToken
 	//	*Resource_Node
+	//	*Resource_ValueList
 	Kind          isResource_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -441,6 +442,15 @@ func (x *Resource) GetNode() *v1.Node {
 	return nil
 }
 
+func (x *Resource) GetValueList() *v1.ValueList {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_ValueList); ok {
+			return x.ValueList
+		}
+	}
+	return nil
+}
+
 type isResource_Kind interface {
 	isResource_Kind()
 }
@@ -477,6 +487,10 @@ type Resource_Node struct {
 	Node *v1.Node `protobuf:"bytes,8,opt,name=node,proto3,oneof"`
 }
 
+type Resource_ValueList struct {
+	ValueList *v1.ValueList `protobuf:"bytes,9,opt,name=value_list,json=valueList,proto3,oneof"`
+}
+
 func (*Resource_Agent) isResource_Kind() {}
 
 func (*Resource_Upstream) isResource_Kind() {}
@@ -492,6 +506,8 @@ func (*Resource_Secret) isResource_Kind() {}
 func (*Resource_AdminToken) isResource_Kind() {}
 
 func (*Resource_Node) isResource_Kind() {}
+
+func (*Resource_ValueList) isResource_Kind() {}
 
 // Put stores a resource.
 type Put struct {
@@ -1241,7 +1257,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x05touch\x18\r \x01(\v2\x18.portcullis.fsm.v1.TouchH\x00R\x05touch\x12=\n" +
 	"\n" +
 	"set_freeze\x18\x0e \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeH\x00R\tsetFreezeB\x04\n" +
-	"\x02op\"\x83\x04\n" +
+	"\x02op\"\xc5\x04\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -1252,7 +1268,9 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x06secret\x18\x06 \x01(\v2\x1c.portcullis.config.v1.SecretH\x00R\x06secret\x12C\n" +
 	"\vadmin_token\x18\a \x01(\v2 .portcullis.config.v1.AdminTokenH\x00R\n" +
 	"adminToken\x120\n" +
-	"\x04node\x18\b \x01(\v2\x1a.portcullis.config.v1.NodeH\x00R\x04nodeB\x06\n" +
+	"\x04node\x18\b \x01(\v2\x1a.portcullis.config.v1.NodeH\x00R\x04node\x12@\n" +
+	"\n" +
+	"value_list\x18\t \x01(\v2\x1f.portcullis.config.v1.ValueListH\x00R\tvalueListB\x06\n" +
 	"\x04kind\"\x9d\x01\n" +
 	"\x03Put\x127\n" +
 	"\bresource\x18\x01 \x01(\v2\x1b.portcullis.fsm.v1.ResourceR\bresource\x120\n" +
@@ -1357,8 +1375,9 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*v1.Secret)(nil),             // 22: portcullis.config.v1.Secret
 	(*v1.AdminToken)(nil),         // 23: portcullis.config.v1.AdminToken
 	(*v1.Node)(nil),               // 24: portcullis.config.v1.Node
-	(*v1.ClusterIdentity)(nil),    // 25: portcullis.config.v1.ClusterIdentity
-	(*v1.AdminEvent)(nil),         // 26: portcullis.config.v1.AdminEvent
+	(*v1.ValueList)(nil),          // 25: portcullis.config.v1.ValueList
+	(*v1.ClusterIdentity)(nil),    // 26: portcullis.config.v1.ClusterIdentity
+	(*v1.AdminEvent)(nil),         // 27: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	15, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
@@ -1376,28 +1395,29 @@ var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	22, // 12: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
 	23, // 13: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
 	24, // 14: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
-	3,  // 15: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 16: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	25, // 17: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	24, // 18: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	23, // 19: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	1,  // 20: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	3,  // 21: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	9,  // 22: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	16, // 23: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	10, // 24: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	25, // 25: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	16, // 26: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	7,  // 27: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	3,  // 28: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	26, // 29: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	11, // 30: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	14, // 31: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	25, // 15: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
+	3,  // 16: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 17: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	26, // 18: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	24, // 19: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	23, // 20: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	1,  // 21: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	3,  // 22: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	9,  // 23: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	16, // 24: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	10, // 25: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	26, // 26: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	16, // 27: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	7,  // 28: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	3,  // 29: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	27, // 30: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	11, // 31: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	14, // 32: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -1421,6 +1441,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_Secret)(nil),
 		(*Resource_AdminToken)(nil),
 		(*Resource_Node)(nil),
+		(*Resource_ValueList)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[11].OneofWrappers = []any{
 		(*SnapshotRecord_Resource)(nil),

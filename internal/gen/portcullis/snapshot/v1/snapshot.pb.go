@@ -52,7 +52,9 @@ type Snapshot struct {
 	Freeze *Freeze `protobuf:"bytes,10,opt,name=freeze,proto3" json:"freeze,omitempty"`
 	// PEM of the cluster CA certificate. Data planes trust it, with every
 	// mtls_authority identity source, to verify agents' client certificates.
-	ClusterCaPem  string `protobuf:"bytes,11,opt,name=cluster_ca_pem,json=clusterCaPem,proto3" json:"cluster_ca_pem,omitempty"`
+	ClusterCaPem string `protobuf:"bytes,11,opt,name=cluster_ca_pem,json=clusterCaPem,proto3" json:"cluster_ca_pem,omitempty"`
+	// Every value list; policies refer to them as List::"<name>".
+	ValueLists    []*v1.ValueList `protobuf:"bytes,12,rep,name=value_lists,json=valueLists,proto3" json:"value_lists,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -162,6 +164,13 @@ func (x *Snapshot) GetClusterCaPem() string {
 		return x.ClusterCaPem
 	}
 	return ""
+}
+
+func (x *Snapshot) GetValueLists() []*v1.ValueList {
+	if x != nil {
+		return x.ValueLists
+	}
+	return nil
 }
 
 // Freeze is the emergency brake's state.
@@ -282,7 +291,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xe1\x04\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xa3\x05\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -297,7 +306,9 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\asecrets\x18\t \x03(\v2#.portcullis.snapshot.v1.SecretValueR\asecrets\x126\n" +
 	"\x06freeze\x18\n" +
 	" \x01(\v2\x1e.portcullis.snapshot.v1.FreezeR\x06freeze\x12$\n" +
-	"\x0ecluster_ca_pem\x18\v \x01(\tR\fclusterCaPem\"8\n" +
+	"\x0ecluster_ca_pem\x18\v \x01(\tR\fclusterCaPem\x12@\n" +
+	"\vvalue_lists\x18\f \x03(\v2\x1f.portcullis.config.v1.ValueListR\n" +
+	"valueLists\"8\n" +
 	"\x06Freeze\x12\x16\n" +
 	"\x06frozen\x18\x01 \x01(\bR\x06frozen\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"Q\n" +
@@ -330,6 +341,7 @@ var file_portcullis_snapshot_v1_snapshot_proto_goTypes = []any{
 	(*v1.ToolPin)(nil),            // 6: portcullis.config.v1.ToolPin
 	(*v1.PolicySet)(nil),          // 7: portcullis.config.v1.PolicySet
 	(*v1.IdentitySource)(nil),     // 8: portcullis.config.v1.IdentitySource
+	(*v1.ValueList)(nil),          // 9: portcullis.config.v1.ValueList
 }
 var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	3, // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
@@ -340,11 +352,12 @@ var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	8, // 5: portcullis.snapshot.v1.Snapshot.identity_sources:type_name -> portcullis.config.v1.IdentitySource
 	2, // 6: portcullis.snapshot.v1.Snapshot.secrets:type_name -> portcullis.snapshot.v1.SecretValue
 	1, // 7: portcullis.snapshot.v1.Snapshot.freeze:type_name -> portcullis.snapshot.v1.Freeze
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	9, // 8: portcullis.snapshot.v1.Snapshot.value_lists:type_name -> portcullis.config.v1.ValueList
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_snapshot_v1_snapshot_proto_init() }

@@ -33,6 +33,12 @@ func entities() ast.Entities {
 				"protocol": {Type: ast.String()},
 			},
 		},
+		ast.Ident(TypeList): {
+			Shape: ast.RecordType{
+				"name":   {Type: ast.String()},
+				"values": {Type: ast.Set(ast.String())},
+			},
+		},
 		ast.Ident(TypeTool): {
 			ParentTypes: []ast.EntityTypeRef{ast.EntityType(TypeUpstream)},
 			Shape: ast.RecordType{

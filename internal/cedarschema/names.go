@@ -14,6 +14,9 @@ const (
 	TypeGroup    types.EntityType = "Group"
 	TypeUpstream types.EntityType = "Upstream"
 	TypeTool     types.EntityType = "Tool"
+	// TypeList is a value list kept in the control plane: attributes name
+	// (String) and values (Set<String>).
+	TypeList types.EntityType = "List"
 	// TypeAction is Cedar's entity type of actions in the empty namespace.
 	TypeAction types.EntityType = "Action"
 )

@@ -27,6 +27,9 @@ type Policy struct {
 	Effect   string
 	Position Position
 	Policy   *cedar.Policy
+	// Lists are the names of the value lists the policy refers to, sorted
+	// (see ListRefs).
+	Lists []string
 }
 
 // ParsePolicies parses one policy set's source and validates every policy
@@ -52,6 +55,7 @@ func (s *Schema) ParsePolicies(setName, filename string, src []byte) (*PolicySet
 			Effect:   effectName(p.Effect()),
 			Position: position(filename, p.Position()),
 			Policy:   p,
+			Lists:    ListRefs((*ast.Policy)(p.AST())),
 		}
 		if first, dup := seen[pol.ID]; dup {
 			diags = append(diags, Diagnostic{

@@ -1,0 +1,44 @@
+package cedarschema
+
+import (
+	"slices"
+
+	"github.com/cedar-policy/cedar-go/types"
+	"github.com/cedar-policy/cedar-go/x/exp/ast"
+)
+
+// ListUID is the entity a policy names to read the value list called name.
+func ListUID(name string) types.EntityUID {
+	return types.NewEntityUID(TypeList, types.String(name))
+}
+
+// ListRefs returns the names of the value lists a policy refers to
+// (List::"<name>" anywhere in it), sorted and without repeats.
+//
+// Cedar skips a policy whose evaluation errors, and reading an attribute of
+// a missing entity is such an error: a forbid that names a missing list
+// would silently stop applying. The control plane therefore refuses a
+// policy set that refers to a list that does not exist, and the data plane
+// refuses a snapshot with such a reference.
+func ListRefs(p *ast.Policy) []string {
+	var names []string
+	eachEntityLiteral(p, func(uid types.EntityUID) bool {
+		if uid.Type == TypeList {
+			names = append(names, string(uid.ID))
+		}
+		return true
+	})
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// Lists returns the names of the value lists any policy of the set refers
+// to, sorted and without repeats.
+func (ps *PolicySet) Lists() []string {
+	var names []string
+	for _, p := range ps.Policies {
+		names = append(names, p.Lists...)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}

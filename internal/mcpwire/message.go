@@ -1,0 +1,255 @@
+// Package mcpwire reads and rewrites MCP's wire format without
+// re-serializing it: JSON-RPC 2.0 envelopes (message.go), in-place edits of
+// single members that keep every other byte (edit.go), and Server-Sent
+// Events framing (sse.go). A gateway forwards what it received; it parses
+// only the envelope and rewrites only what federation must (ids, names,
+// progress tokens), so fields it does not know survive the trip.
+package mcpwire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// JSON-RPC and MCP error codes.
+const (
+	CodeParseError     = -32700
+	CodeInvalidRequest = -32600
+	CodeMethodNotFound = -32601
+	CodeInvalidParams  = -32602
+	CodeInternalError  = -32603
+	// CodeHeaderMismatch: a mirrored header disagrees with the body
+	// (2026-07-28).
+	CodeHeaderMismatch = -32020
+	// CodeUnsupportedVersion: the requested protocol version is not
+	// supported (2026-07-28; answered with HTTP 400).
+	CodeUnsupportedVersion = -32022
+)
+
+// MaxMessageBytes bounds one message this package parses.
+const MaxMessageBytes = 8 << 20
+
+// Kind is what a message is.
+type Kind int
+
+// Message kinds.
+const (
+	KindRequest Kind = iota + 1
+	KindNotification
+	KindResult
+	KindError
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindRequest:
+		return "request"
+	case KindNotification:
+		return "notification"
+	case KindResult:
+		return "result"
+	case KindError:
+		return "error"
+	}
+	return "invalid"
+}
+
+// Message is one JSON-RPC message: its raw bytes and the envelope members,
+// each a slice of Raw (nil when absent).
+type Message struct {
+	Raw []byte
+	// ID is the raw id (a JSON string or number; "null" only in an error
+	// response to an unreadable request); nil for a notification.
+	ID     json.RawMessage
+	Method string
+	Params json.RawMessage
+	Result json.RawMessage
+	Error  json.RawMessage
+}
+
+// Kind classifies the message.
+func (m *Message) Kind() Kind {
+	switch {
+	case m.Method != "" && m.ID != nil:
+		return KindRequest
+	case m.Method != "":
+		return KindNotification
+	case m.Error != nil:
+		return KindError
+	default:
+		return KindResult
+	}
+}
+
+// Error is a JSON-RPC error object; it is also the parse failure this
+// package reports, ready to be answered.
+type Error struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Data    any    `json:"data,omitempty"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("JSON-RPC error %d: %s", e.Code, e.Message) }
+
+// ErrBatch is returned for a JSON array: batching was removed from MCP in
+// 2025-06-18.
+var ErrBatch = &Error{Code: CodeInvalidRequest, Message: "batching is not supported: send one JSON-RPC message per request"}
+
+// Parse reads one JSON-RPC message strictly: a JSON object with
+// "jsonrpc": "2.0", no duplicate envelope members, an id that is a string
+// or a number, params that are an object (or absent), and exactly one of
+// method, result or error. The returned Message's slices alias b. On
+// failure the error is an *Error to answer with; ParseID recovers the id to
+// answer to when there is one.
+func Parse(b []byte) (*Message, error) {
+	if len(b) > MaxMessageBytes {
+		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("the message exceeds %d bytes", MaxMessageBytes)}
+	}
+	t := bytes.TrimLeft(b, " \t\r\n")
+	if len(t) > 0 && t[0] == '[' {
+		if !json.Valid(t) {
+			return nil, &Error{Code: CodeParseError, Message: "parse error: the body is not valid JSON"}
+		}
+		return nil, ErrBatch
+	}
+	members, err := Members(b)
+	if err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) || errors.Is(err, errNotJSON) {
+			return nil, &Error{Code: CodeParseError, Message: "parse error: the body is not valid JSON"}
+		}
+		return nil, &Error{Code: CodeInvalidRequest, Message: "invalid request: " + err.Error()}
+	}
+	m := &Message{Raw: b}
+	var version json.RawMessage
+	for _, mem := range members {
+		v := b[mem.Start:mem.End]
+		switch mem.Key {
+		case "jsonrpc":
+			version = v
+		case "id":
+			m.ID = v
+		case "method":
+			if err := json.Unmarshal(v, &m.Method); err != nil || m.Method == "" {
+				return nil, &Error{Code: CodeInvalidRequest, Message: "invalid request: method must be a non-empty string"}
+			}
+		case "params":
+			m.Params = v
+		case "result":
+			m.Result = v
+		case "error":
+			m.Error = v
+		}
+	}
+	if string(version) != `"2.0"` {
+		return nil, &Error{Code: CodeInvalidRequest, Message: `invalid request: jsonrpc must be "2.0"`}
+	}
+	if m.ID != nil && !validID(m.ID, m.Error != nil) {
+		return nil, &Error{Code: CodeInvalidRequest, Message: "invalid request: id must be a string or a number"}
+	}
+	n := 0
+	for _, present := range []bool{m.Method != "", m.Result != nil, m.Error != nil} {
+		if present {
+			n++
+		}
+	}
+	switch {
+	case n != 1:
+		return nil, &Error{Code: CodeInvalidRequest, Message: "invalid request: a message has exactly one of method, result and error"}
+	case m.Method == "" && m.ID == nil:
+		return nil, &Error{Code: CodeInvalidRequest, Message: "invalid response: id is required"}
+	case m.Params != nil && !IsObject(m.Params) && string(m.Params) != "null":
+		return nil, &Error{Code: CodeInvalidParams, Message: "invalid params: params must be an object"}
+	case m.Error != nil && !IsObject(m.Error):
+		return nil, &Error{Code: CodeInvalidRequest, Message: "invalid response: error must be an object"}
+	}
+	return m, nil
+}
+
+// ParseID returns the id of a message that failed to parse, when its
+// top-level object has a usable one, else null: what an error answer to it
+// carries.
+func ParseID(b []byte) json.RawMessage {
+	members, err := Members(b)
+	if err != nil {
+		return json.RawMessage("null")
+	}
+	for _, m := range members {
+		if m.Key == "id" && validID(b[m.Start:m.End], false) {
+			return json.RawMessage(b[m.Start:m.End])
+		}
+	}
+	return json.RawMessage("null")
+}
+
+// validID accepts a string or a number; null only when allowNull (an
+// error response to a request whose id could not be read).
+func validID(id json.RawMessage, allowNull bool) bool {
+	if len(id) == 0 {
+		return false
+	}
+	switch id[0] {
+	case '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return true
+	case 'n':
+		return allowNull && string(id) == "null"
+	}
+	return false
+}
+
+// IsObject reports whether raw is a JSON object (by its first byte; raw
+// is assumed valid JSON).
+func IsObject(raw []byte) bool {
+	t := bytes.TrimLeft(raw, " \t\r\n")
+	return len(t) > 0 && t[0] == '{'
+}
+
+// ErrorObject decodes an error response's error member.
+func (m *Message) ErrorObject() (*Error, error) {
+	var e Error
+	if err := json.Unmarshal(m.Error, &e); err != nil {
+		return nil, fmt.Errorf("decode JSON-RPC error: %w", err)
+	}
+	return &e, nil
+}
+
+// NewRequest encodes a request; params (nil: none) must be valid JSON.
+func NewRequest(id json.RawMessage, method string, params json.RawMessage) ([]byte, error) {
+	return encode(map[string]any{"jsonrpc": "2.0", "id": id, "method": method}, "params", params)
+}
+
+// NewNotification encodes a notification.
+func NewNotification(method string, params json.RawMessage) ([]byte, error) {
+	return encode(map[string]any{"jsonrpc": "2.0", "method": method}, "params", params)
+}
+
+// NewResult encodes a result response.
+func NewResult(id json.RawMessage, result json.RawMessage) ([]byte, error) {
+	return encode(map[string]any{"jsonrpc": "2.0", "id": id}, "result", result)
+}
+
+// NewError encodes an error response (id nil: null). Data that cannot be
+// encoded is left out.
+func NewError(id json.RawMessage, e *Error) []byte {
+	if id == nil {
+		id = json.RawMessage("null")
+	}
+	b, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": e})
+	if err != nil {
+		b, _ = json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": &Error{Code: e.Code, Message: e.Message}})
+	}
+	return b
+}
+
+func encode(env map[string]any, key string, raw json.RawMessage) ([]byte, error) {
+	if raw != nil {
+		env[key] = raw
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("encode JSON-RPC %s: %w", key, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,152 @@
+package mcpwire
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Event is one Server-Sent Event.
+type Event struct {
+	// ID is the event id ("" when the event has none).
+	ID string
+	// Name is the event type ("" means "message").
+	Name string
+	// Data is the event's data lines joined by "\n".
+	Data []byte
+	// Retry is the reconnection time in milliseconds the event asks for
+	// (0 when absent).
+	Retry int
+}
+
+// ErrEventTooLarge is returned by EventReader when an event exceeds its
+// size limit.
+var ErrEventTooLarge = errors.New("SSE event exceeds the size limit")
+
+// EventReader reads Server-Sent Events (the WHATWG event-stream format)
+// with a bound on each event's size.
+type EventReader struct {
+	r      *bufio.Reader
+	max    int
+	lastID string
+}
+
+// LastID is the last event id the stream set (also by events without
+// data): what a client sends as Last-Event-ID to resume.
+func (er *EventReader) LastID() string { return er.lastID }
+
+// NewEventReader reads events of at most max bytes (data and fields) from
+// r.
+func NewEventReader(r io.Reader, max int) *EventReader {
+	return &EventReader{r: bufio.NewReaderSize(r, 16<<10), max: max}
+}
+
+// Next returns the next event that has data; comment lines and events
+// without data (keep-alives, a lone id or retry) are skipped. It returns
+// io.EOF at the end of the stream; an event cut off by the end is
+// discarded, as the format requires.
+func (er *EventReader) Next() (*Event, error) {
+	ev := &Event{}
+	var data bytes.Buffer
+	hasData := false
+	size := 0
+	for {
+		line, err := er.readLine(er.max - size)
+		if err != nil {
+			return nil, err
+		}
+		size += len(line) + 1
+		if len(line) == 0 {
+			if hasData {
+				ev.Data = data.Bytes()
+				return ev, nil
+			}
+			ev, data, size = &Event{}, bytes.Buffer{}, 0
+			continue
+		}
+		if line[0] == ':' {
+			continue // comment
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "data":
+			if hasData {
+				data.WriteByte('\n')
+			}
+			data.WriteString(value)
+			hasData = true
+		case "id":
+			if !strings.ContainsRune(value, 0) {
+				ev.ID = value
+				er.lastID = value
+			}
+		case "event":
+			ev.Name = value
+		case "retry":
+			var n int
+			if _, err := fmt.Sscanf(value, "%d", &n); err == nil && n >= 0 {
+				ev.Retry = n
+			}
+		}
+	}
+}
+
+// readLine reads one line (ending in "\n", "\r\n" or "\r") of at most
+// limit bytes, without its terminator.
+func (er *EventReader) readLine(limit int) (string, error) {
+	var b strings.Builder
+	for {
+		c, err := er.r.ReadByte()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return "", io.EOF // a partial line or event is dropped
+			}
+			return "", err
+		}
+		switch c {
+		case '\n':
+			return b.String(), nil
+		case '\r':
+			if next, err := er.r.Peek(1); err == nil && next[0] == '\n' {
+				_, _ = er.r.ReadByte()
+			}
+			return b.String(), nil
+		}
+		if b.Len() >= limit {
+			return "", ErrEventTooLarge
+		}
+		b.WriteByte(c)
+	}
+}
+
+// AppendEvent appends ev in event-stream format. Data is split into data
+// lines at "\n"; "\r" in data, and line breaks in the id and name, are
+// refused because they would change the framing.
+func AppendEvent(dst []byte, ev *Event) ([]byte, error) {
+	if strings.ContainsAny(ev.ID, "\r\n\x00") || strings.ContainsAny(ev.Name, "\r\n") || bytes.IndexByte(ev.Data, '\r') >= 0 {
+		return dst, errors.New("SSE event id, name or data contains a forbidden line break")
+	}
+	if ev.ID != "" {
+		dst = append(dst, "id: "...)
+		dst = append(dst, ev.ID...)
+		dst = append(dst, '\n')
+	}
+	if ev.Name != "" {
+		dst = append(dst, "event: "...)
+		dst = append(dst, ev.Name...)
+		dst = append(dst, '\n')
+	}
+	if ev.Retry > 0 {
+		dst = fmt.Appendf(dst, "retry: %d\n", ev.Retry)
+	}
+	for line := range bytes.SplitSeq(ev.Data, []byte("\n")) {
+		dst = append(dst, "data: "...)
+		dst = append(dst, line...)
+		dst = append(dst, '\n')
+	}
+	return append(dst, '\n'), nil
+}

@@ -31,6 +31,7 @@ func main() {
 func newCommand() *cobra.Command {
 	var cfg server.Config
 	var cred, credFile, logLevel, logFormat string
+	var auditSync bool
 	cmd := &cobra.Command{
 		Use:           "dataplane",
 		Short:         "Run a Portcullis data plane",
@@ -46,6 +47,7 @@ func newCommand() *cobra.Command {
 				return err
 			}
 			cfg.Logger = logger
+			cfg.AuditAsync = !auditSync
 			if credFile != "" {
 				b, err := os.ReadFile(credFile)
 				if err != nil {
@@ -74,6 +76,7 @@ func newCommand() *cobra.Command {
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	f.DurationVar(&cfg.DegradedAfter, "degraded-after", server.DefaultDegradedAfter, "time without a control plane before only read-only tools are served")
 	f.DurationVar(&cfg.MaxStale, "max-stale", server.DefaultMaxStale, "age of the configuration (without a control plane) after which every call is refused")
+	f.BoolVar(&auditSync, "audit-sync", true, "answer a call only once its audit record is fsynced; false answers once it is written to the OS (fsynced every 100ms), so a machine crash can lose the records of answered calls")
 	f.BoolVar(&cfg.Dev, "dev", false, "allow plain http:// control planes on loopback (never in production)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/audit"
 )
 
 // DataplaneOptions configure StartDataplane.
@@ -147,8 +149,8 @@ func (dp *Dataplane) Restart() {
 // LastKnownGoodFile is the encrypted snapshot the data plane keeps on disk.
 func (dp *Dataplane) LastKnownGoodFile() string { return filepath.Join(dp.DataDir, "snapshot.lkg") }
 
-// AuditLogFile is the data plane's local audit log (JSON lines).
-func (dp *Dataplane) AuditLogFile() string { return filepath.Join(dp.DataDir, "audit.log") }
+// AuditLogDir is the data plane's local audit log (segment files).
+func (dp *Dataplane) AuditLogDir() string { return filepath.Join(dp.DataDir, "audit") }
 
 // AwaitServing waits until the data plane answers GET /healthz with 200; it
 // fails the test at the deadline or when the process exits.
@@ -253,37 +255,43 @@ func (dp *Dataplane) Metrics() (map[string]float64, error) {
 	return out, sc.Err()
 }
 
-// AuditRecord is one line of the data plane's audit log (the fields the
+// AuditRecord is one record of the data plane's audit log (the fields the
 // tests look at).
 type AuditRecord struct {
-	Time            time.Time `json:"time"`
-	Dataplane       string    `json:"dataplane"`
-	Agent           string    `json:"agent"`
-	Upstream        string    `json:"upstream"`
-	Tool            string    `json:"tool"`
-	SnapshotVersion Int64     `json:"snapshotVersion"`
-	Mode            string    `json:"mode"`
-	Decision        string    `json:"decision"`
-	Outcome         string    `json:"outcome"`
-	Reason          string    `json:"reason"`
+	Time            time.Time
+	Sequence        uint64
+	Dataplane       string
+	Agent           string
+	Upstream        string
+	Tool            string
+	SnapshotVersion Int64
+	Mode            string
+	Decision        string
+	Outcome         string
+	Reason          string
 }
 
-// AuditRecords reads the whole audit log.
+// AuditRecords reads the whole audit log (a record still being written
+// when it is read is left out).
 func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
-	b, err := os.ReadFile(dp.AuditLogFile())
-	if err != nil {
-		return nil, err
-	}
 	var out []AuditRecord
-	for i, line := range bytes.Split(b, []byte("\n")) {
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
+	for r, err := range audit.ReadDir(dp.AuditLogDir(), 1) {
+		if err != nil {
+			return nil, err
 		}
-		var r AuditRecord
-		if err := json.Unmarshal(line, &r); err != nil {
-			return nil, fmt.Errorf("%s line %d %q: %w", dp.AuditLogFile(), i+1, line, err)
-		}
-		out = append(out, r)
+		out = append(out, AuditRecord{
+			Time:            r.GetTime().AsTime(),
+			Sequence:        r.GetSequence(),
+			Dataplane:       r.GetDataplane(),
+			Agent:           r.GetAgent(),
+			Upstream:        r.GetUpstream(),
+			Tool:            r.GetTool(),
+			SnapshotVersion: Int64(r.GetSnapshotVersion()),
+			Mode:            r.GetMode(),
+			Decision:        r.GetDecision(),
+			Outcome:         r.GetOutcome(),
+			Reason:          r.GetReason(),
+		})
 	}
 	return out, nil
 }

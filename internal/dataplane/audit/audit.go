@@ -1,17 +1,27 @@
-// Package audit records one audit record per call. Writer is the seam the
-// durable, hash-chained log will fill; Local is the simple implementation
-// used until then: JSON lines appended to a file, flushed per record.
+// Package audit is the data plane's audit log: one record per call,
+// appended to a durable, hash-chained log on local disk (Log) before the
+// call's result is released. Records carry a gap-free sequence and a
+// SHA-256 chain (see the hash field of auditv1.Record for the exact rule),
+// so Verify can tell an intact log from one that was cut, edited or
+// reordered, and name the first bad record.
+//
+// On disk a log is a directory of segment files, each named after the
+// sequence of its first record in 20 decimal digits
+// (00000000000000000001.seg). A segment is a run of frames:
+//
+//	length  uint32, little-endian: bytes in record (1 … MaxRecordSize)
+//	crc     uint32, little-endian: CRC-32C (Castagnoli) of record
+//	record  length bytes: an auditv1.Record, deterministic proto binary
+//
+// with nothing between frames and no header. A new segment starts once
+// the current one would grow past Options.SegmentSize.
 package audit
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"os"
-	"sync"
+	"errors"
 
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // Writer records audit records. Write returns only once the record is
@@ -23,49 +33,17 @@ type Writer interface {
 	Close() error
 }
 
-// Local appends records as JSON lines to a file.
-type Local struct {
-	mu sync.Mutex
-	f  *os.File
-	w  *bufio.Writer
-}
+// MaxRecordSize is the largest encoded record a log accepts, in bytes.
+const MaxRecordSize = 1 << 20
 
-var _ Writer = (*Local)(nil)
-
-// OpenLocal opens (creating) the file at path for appending (mode 0600).
-func OpenLocal(path string) (*Local, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
-	}
-	return &Local{f: f, w: bufio.NewWriter(f)}, nil
-}
-
-// Write appends r and flushes it to the file (not fsynced: the durable log
-// comes with the audit work).
-func (l *Local) Write(_ context.Context, r *auditv1.Record) error {
-	b, err := protojson.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode audit record: %w", err)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, err := l.w.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("write audit record: %w", err)
-	}
-	if err := l.w.Flush(); err != nil {
-		return fmt.Errorf("write audit record: %w", err)
-	}
-	return nil
-}
-
-// Close flushes and closes the file.
-func (l *Local) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.w.Flush(); err != nil {
-		l.f.Close()
-		return err
-	}
-	return l.f.Close()
-}
+var (
+	// ErrRecordTooLarge is returned by Write for a record whose encoding
+	// exceeds MaxRecordSize. The log stays usable; no sequence is spent.
+	ErrRecordTooLarge = errors.New("audit record too large")
+	// ErrFailed wraps the write or fsync error that stopped the log. Once
+	// it is returned, every later Write returns it too: records after a
+	// failed write could not be chained to what is on disk.
+	ErrFailed = errors.New("audit log failed")
+	// ErrClosed is returned by Write after Close.
+	ErrClosed = errors.New("audit log closed")
+)

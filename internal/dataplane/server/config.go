@@ -23,7 +23,8 @@ const (
 
 // Config configures a data plane.
 type Config struct {
-	// DataDir holds the last-known-good snapshot and the audit log.
+	// DataDir holds the last-known-good snapshot and the audit log (in
+	// DataDir/audit).
 	DataDir string
 	// ControlPlanes are control-plane API URLs; any of them will do.
 	ControlPlanes []string
@@ -45,6 +46,11 @@ type Config struct {
 	// MaxStale is how old the configuration may get (without a control
 	// plane) before every call is refused.
 	MaxStale time.Duration
+	// AuditAsync answers a call once its audit record is written to the
+	// OS, without waiting for the fsync (--audit-sync=false): faster, but a
+	// machine crash can lose the records of answered calls (see
+	// audit.Options.Async). The zero value waits for the fsync.
+	AuditAsync bool
 	// Dev allows plain http:// control planes, on loopback only.
 	Dev    bool
 	Logger *slog.Logger

@@ -69,7 +69,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	aw, err := audit.OpenLocal(filepath.Join(cfg.DataDir, "audit.log"))
+	aw, err := audit.Open(audit.Options{
+		Dir:    filepath.Join(cfg.DataDir, "audit"),
+		Async:  cfg.AuditAsync,
+		Logger: log.With("component", "audit"),
+	})
 	if err != nil {
 		return nil, err
 	}

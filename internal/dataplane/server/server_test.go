@@ -14,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/audit"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config/configtest"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/mode"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
+	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	"github.com/portcullis-gw/portcullis/internal/joincred"
 )
 
@@ -211,5 +213,34 @@ func TestStartRefusesABadKeyPair(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "--tls-cert/--tls-key") {
 		t.Fatalf("Start = %v, want the key pair refused", err)
+	}
+}
+
+// TestStartKeepsTheAuditLogInTheDataDir checks the data plane writes its
+// audit log under <data-dir>/audit, in both --audit-sync modes, and that a
+// restart continues it.
+func TestStartKeepsTheAuditLogInTheDataDir(t *testing.T) {
+	dataDir := t.TempDir()
+	for i, async := range []bool{false, true, false} {
+		dp, err := Start(context.Background(), Config{
+			DataDir: dataDir, ControlPlanes: []string{"http://127.0.0.1:1"}, Dev: true,
+			Credential: joincred.Credential{Name: "dp1", Token: "pct_test"},
+			Listen:     "127.0.0.1:0", AuditAsync: async,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &auditv1.Record{Dataplane: "dp1", Outcome: "ok"}
+		werr := dp.audit.Write(context.Background(), r)
+		if err := dp.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if werr != nil || r.Sequence != uint64(i+1) {
+			t.Fatalf("start %d (async %v): Write = %v, sequence %d; want sequence %d", i+1, async, werr, r.Sequence, i+1)
+		}
+	}
+	sum, err := audit.Verify(filepath.Join(dataDir, "audit"))
+	if err != nil || sum.Last != 3 {
+		t.Fatalf("Verify = %+v, %v; want 3 intact records", sum, err)
 	}
 }

@@ -56,6 +56,34 @@ type Record struct {
 	SourceIp string `protobuf:"bytes,16,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`
 	// Whether the upstream reported a tool error.
 	UpstreamError bool `protobuf:"varint,17,opt,name=upstream_error,json=upstreamError,proto3" json:"upstream_error,omitempty"`
+	// Position in this data plane's log: 1 for its first record, then one
+	// more for each record, with no gaps. Assigned by the log, not the caller.
+	Sequence uint64 `protobuf:"varint,18,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// hash of the record with sequence - 1; 32 zero bytes for sequence 1.
+	PrevHash []byte `protobuf:"bytes,19,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
+	// Links the record into its data plane's hash chain:
+	//
+	//	hash = SHA-256("portcullis.audit.v1.Record\n" || prev_hash || E)
+	//
+	// where "\n" is the single byte 0x0A, prev_hash is the 32 bytes of field
+	// 19, and E is the deterministic protobuf binary encoding of this record
+	// with hash (field 20) cleared and every other field, sequence and
+	// prev_hash included, as stored. The deterministic encoding writes the
+	// set fields in ascending field-number order, omits fields at their
+	// proto3 default (0, "", false, empty bytes, unset message), encodes
+	// nested messages (Timestamp, Duration) the same way, writes repeated
+	// strings in order, and appends unknown fields last as received; in Go
+	// it is proto.MarshalOptions{Deterministic: true}. A verifier decodes
+	// the stored record, checks prev_hash against the previous record's
+	// hash, clears hash, re-encodes and compares.
+	Hash []byte `protobuf:"bytes,20,opt,name=hash,proto3" json:"hash,omitempty"`
+	// User the agent acted for, when a user token was verified.
+	User string `protobuf:"bytes,21,opt,name=user,proto3" json:"user,omitempty"`
+	// The call's arguments as JSON, with configured fields redacted and
+	// detected secrets removed ("" when none or not recorded).
+	ArgumentsJson string `protobuf:"bytes,22,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
+	// Size of the response returned to the agent, in bytes.
+	ResponseBytes int64 `protobuf:"varint,23,opt,name=response_bytes,json=responseBytes,proto3" json:"response_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -209,11 +237,53 @@ func (x *Record) GetUpstreamError() bool {
 	return false
 }
 
+func (x *Record) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *Record) GetPrevHash() []byte {
+	if x != nil {
+		return x.PrevHash
+	}
+	return nil
+}
+
+func (x *Record) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *Record) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Record) GetArgumentsJson() string {
+	if x != nil {
+		return x.ArgumentsJson
+	}
+	return ""
+}
+
+func (x *Record) GetResponseBytes() int64 {
+	if x != nil {
+		return x.ResponseBytes
+	}
+	return 0
+}
+
 var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x04\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x05\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -232,7 +302,13 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\alatency\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\alatency\x12D\n" +
 	"\x10upstream_latency\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\x0fupstreamLatency\x12\x1b\n" +
 	"\tsource_ip\x18\x10 \x01(\tR\bsourceIp\x12%\n" +
-	"\x0eupstream_error\x18\x11 \x01(\bR\rupstreamErrorB\xe2\x01\n" +
+	"\x0eupstream_error\x18\x11 \x01(\bR\rupstreamError\x12\x1a\n" +
+	"\bsequence\x18\x12 \x01(\x04R\bsequence\x12\x1b\n" +
+	"\tprev_hash\x18\x13 \x01(\fR\bprevHash\x12\x12\n" +
+	"\x04hash\x18\x14 \x01(\fR\x04hash\x12\x12\n" +
+	"\x04user\x18\x15 \x01(\tR\x04user\x12%\n" +
+	"\x0earguments_json\x18\x16 \x01(\tR\rargumentsJson\x12%\n" +
+	"\x0eresponse_bytes\x18\x17 \x01(\x03R\rresponseBytesB\xe2\x01\n" +
 	"\x17com.portcullis.audit.v1B\vRecordProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1;auditv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Audit.V1\xca\x02\x13Portcullis\\Audit\\V1\xe2\x02\x1fPortcullis\\Audit\\V1\\GPBMetadata\xea\x02\x15Portcullis::Audit::V1b\x06proto3"
 
 var (

@@ -1,0 +1,401 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
+)
+
+// Defaults for Options.
+const (
+	DefaultSegmentSize  = 64 << 20
+	DefaultSyncInterval = 100 * time.Millisecond
+)
+
+// maxBatch bounds the records one group commit takes from the queue, and
+// flushAt the bytes it buffers before handing them to the OS.
+const (
+	maxBatch = 1024
+	flushAt  = 1 << 20
+)
+
+// Options configures a Log.
+type Options struct {
+	// Dir holds the segments; it is created (0700) if missing.
+	Dir string
+	// Async makes Write return once its record is written to the OS, not
+	// yet fsynced; the log fsyncs every SyncInterval (and on rotation and
+	// Close). That trades durability for latency: a process crash loses
+	// nothing, but a machine crash or power loss can lose the records of
+	// the last SyncInterval even though their calls were answered, and
+	// their sequences are then reused by later records. The default (false)
+	// returns only after the record's batch is fsynced.
+	Async bool
+	// SyncInterval is how often an Async log fsyncs (default 100ms).
+	SyncInterval time.Duration
+	// SegmentSize is the size past which a new segment is started
+	// (default 64 MiB). A segment holds at least one record, so it may
+	// exceed this by up to one frame.
+	SegmentSize int64
+	// Logger receives recovery and failure reports.
+	Logger *slog.Logger
+
+	// wrapFile wraps every segment file opened for writing (a test seam).
+	wrapFile func(segmentFile) segmentFile
+}
+
+// segmentFile is what the writer needs of a segment file.
+type segmentFile interface {
+	Write(p []byte) (int, error)
+	Sync() error
+	Close() error
+}
+
+// Log is a durable, hash-chained, append-only audit log in a directory
+// (see the package documentation for the layout). Write is safe for
+// concurrent use: one goroutine takes every waiting record, assigns
+// sequences and hashes, appends the batch with one write and fsyncs it
+// once (group commit). A Log must be the only writer of its directory.
+type Log struct {
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.RWMutex // held for reading while sending on reqs
+	closed bool
+	reqs   chan *request
+	done   chan struct{} // closed when the writer goroutine exits
+
+	failed   atomic.Pointer[error]
+	durable  atomic.Uint64 // last fsynced sequence
+	closeErr error         // set by the writer goroutine before done closes
+
+	// Owned by the writer goroutine (and recover, before it starts).
+	f       segmentFile
+	segSize int64
+	next    uint64         // sequence of the next record
+	head    [hashSize]byte // hash of the last record (zeros for none)
+	written uint64         // last sequence handed to the OS
+	buf     []byte         // frames not yet handed to the OS
+	bufLast uint64         // sequence of the last frame in buf
+	lastAt  int            // offset in buf of the last frame
+	scratch []byte
+}
+
+var _ Writer = (*Log)(nil)
+
+// request is one Write waiting for its batch.
+type request struct {
+	rec  *auditv1.Record
+	done chan error // capacity 1
+}
+
+var requests = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
+
+// Open opens the log in opts.Dir, creating it if needed. On an existing
+// log it scans the last segment, cuts off a torn or damaged tail (kept in
+// a .cut-… file beside it and reported in the log) and continues the
+// sequence and hash chain after the last intact record.
+func Open(opts Options) (*Log, error) {
+	if opts.Dir == "" {
+		return nil, fmt.Errorf("audit log: no directory")
+	}
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = DefaultSyncInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create audit log directory: %w", err)
+	}
+	l := &Log{
+		opts: opts,
+		log:  opts.Logger,
+		reqs: make(chan *request, maxBatch),
+		done: make(chan struct{}),
+	}
+	if err := l.recover(); err != nil {
+		return nil, err
+	}
+	l.written = l.next - 1
+	l.durable.Store(l.written)
+	go l.run()
+	return l, nil
+}
+
+// Write appends r to the log. It assigns r's Sequence, PrevHash and Hash
+// (whatever the caller set there is replaced), so the caller must not
+// touch r until Write returns. It returns once r is fsynced (or, with
+// Options.Async, written to the OS). ctx bounds only the wait for room in
+// the queue: once queued, a record is written and Write waits for it.
+//
+// An error means r is not in the log (or, after a failed write, may be but
+// must be treated as not): ErrRecordTooLarge for an oversized record,
+// ErrFailed (wrapping the cause) from the first failed write or fsync on,
+// ErrClosed after Close.
+func (l *Log) Write(ctx context.Context, r *auditv1.Record) error {
+	if err := l.err(); err != nil {
+		return err
+	}
+	req := requests.Get().(*request)
+	req.rec = r
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		requests.Put(req)
+		return ErrClosed
+	}
+	select {
+	case l.reqs <- req:
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		req.rec = nil
+		requests.Put(req)
+		return fmt.Errorf("audit log: %w", ctx.Err())
+	}
+	l.mu.RUnlock()
+	err := <-req.done
+	req.rec = nil
+	requests.Put(req)
+	return err
+}
+
+// Close writes what is queued, fsyncs and closes the log. Later Writes
+// return ErrClosed. It is safe to call more than once.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.reqs)
+	}
+	l.mu.Unlock()
+	<-l.done
+	return l.closeErr
+}
+
+// Dir is the log's directory.
+func (l *Log) Dir() string { return l.opts.Dir }
+
+// Durable is the sequence of the last record known to be fsynced (0 for
+// none).
+func (l *Log) Durable() uint64 { return l.durable.Load() }
+
+// err is the failure that stopped the log, if any.
+func (l *Log) err() error {
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail stops the log for good (the first failure is the one kept).
+func (l *Log) fail(cause error) {
+	err := fmt.Errorf("%w: %w", ErrFailed, cause)
+	if l.failed.CompareAndSwap(nil, &err) {
+		l.log.Error("audit log failed; every call will be refused until the data plane is restarted", "err", cause)
+	}
+}
+
+func (l *Log) wrap(f *os.File) segmentFile {
+	if l.opts.wrapFile != nil {
+		return l.opts.wrapFile(f)
+	}
+	return f
+}
+
+// run is the writer goroutine.
+func (l *Log) run() {
+	defer close(l.done)
+	var tick <-chan time.Time
+	if l.opts.Async {
+		t := time.NewTicker(l.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	batch := make([]*request, 0, maxBatch)
+	for {
+		select {
+		case req, ok := <-l.reqs:
+			if !ok {
+				l.shutdown()
+				return
+			}
+			batch = append(batch[:0], req)
+			open := true
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case req, ok := <-l.reqs:
+					if !ok {
+						open = false
+						break drain
+					}
+					batch = append(batch, req)
+				default:
+					break drain
+				}
+			}
+			l.commit(batch)
+			clear(batch)
+			if !open {
+				l.shutdown()
+				return
+			}
+		case <-tick:
+			if l.written > l.durable.Load() && l.err() == nil {
+				if err := l.sync(); err != nil {
+					l.fail(err)
+				}
+			}
+		}
+	}
+}
+
+// commit appends batch and answers each request.
+func (l *Log) commit(batch []*request) {
+	if err := l.err(); err != nil {
+		for _, req := range batch {
+			req.done <- err
+		}
+		return
+	}
+	accepted := batch[:0]
+	var err error
+	for i, req := range batch {
+		if serr := l.seal(req.rec); serr != nil {
+			req.done <- serr
+			continue
+		}
+		accepted = append(accepted, req)
+		if err = l.maybeRotateOrFlush(); err != nil {
+			// The rest share the failure, unwritten.
+			accepted = append(accepted, batch[i+1:]...)
+			break
+		}
+	}
+	if err == nil {
+		err = l.flush()
+	}
+	if err == nil && !l.opts.Async {
+		err = l.sync()
+	}
+	if err != nil {
+		l.fail(err)
+		err = l.err()
+	}
+	for _, req := range accepted {
+		req.done <- err
+	}
+}
+
+// seal assigns r the next sequence and the chain, and appends its frame to
+// l.buf. A record that is too large or does not encode is refused without
+// spending a sequence, and r is left without sequence or hashes.
+func (l *Log) seal(r *auditv1.Record) error {
+	r.Sequence = l.next
+	r.PrevHash = append([]byte(nil), l.head[:]...)
+	sum, scratch, err := chainHash(r, l.scratch)
+	l.scratch = scratch
+	if err == nil {
+		r.Hash = sum[:]
+		start := len(l.buf)
+		l.buf = append(l.buf, make([]byte, frameHeaderSize)...)
+		l.buf, err = deterministic.MarshalAppend(l.buf, r)
+		switch n := len(l.buf) - start - frameHeaderSize; {
+		case err != nil:
+			err = fmt.Errorf("encode audit record: %w", err)
+		case n > MaxRecordSize:
+			err = fmt.Errorf("%w: %d bytes encoded, at most %d allowed", ErrRecordTooLarge, n, MaxRecordSize)
+		default:
+			putFrameHeader(l.buf[start:start+frameHeaderSize], l.buf[start+frameHeaderSize:])
+			l.lastAt = start
+			l.next++
+			l.head = sum
+			l.bufLast = r.Sequence
+			return nil
+		}
+		l.buf = l.buf[:start]
+	}
+	r.Sequence, r.PrevHash, r.Hash = 0, nil, nil
+	return err
+}
+
+// maybeRotateOrFlush runs after each sealed frame: when the segment would
+// pass its size bound with the newest frame, it finishes the segment with
+// what came before and starts a new one with the newest frame; when the
+// buffer is large, it hands it to the OS.
+func (l *Log) maybeRotateOrFlush() error {
+	frame := len(l.buf) - l.lastAt
+	if pending := l.segSize + int64(l.lastAt); pending > 0 && pending+int64(frame) > l.opts.SegmentSize {
+		first := l.bufLast
+		tail := append([]byte(nil), l.buf[l.lastAt:]...)
+		l.buf = l.buf[:l.lastAt]
+		l.bufLast = first - 1
+		if err := l.flush(); err != nil {
+			return err
+		}
+		if err := l.sync(); err != nil {
+			return err
+		}
+		if err := l.f.Close(); err != nil {
+			return fmt.Errorf("close audit segment: %w", err)
+		}
+		if err := l.createSegment(first); err != nil {
+			return err
+		}
+		l.buf = append(l.buf[:0], tail...)
+		l.bufLast, l.lastAt = first, 0
+	}
+	if len(l.buf) >= flushAt {
+		return l.flush()
+	}
+	return nil
+}
+
+// flush hands l.buf to the OS.
+func (l *Log) flush() error {
+	if len(l.buf) == 0 {
+		return nil
+	}
+	n, err := l.f.Write(l.buf)
+	l.segSize += int64(n)
+	if err != nil {
+		return fmt.Errorf("write audit segment: %w", err)
+	}
+	l.written = l.bufLast
+	l.buf = l.buf[:0]
+	return nil
+}
+
+// sync fsyncs what was handed to the OS.
+func (l *Log) sync() error {
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("fsync audit segment: %w", err)
+	}
+	l.durable.Store(l.written)
+	return nil
+}
+
+// shutdown runs once the queue is closed and drained.
+func (l *Log) shutdown() {
+	var err error
+	if l.err() == nil {
+		err = l.flush()
+		if err == nil {
+			err = l.sync()
+		}
+	}
+	if cerr := l.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close audit segment: %w", cerr)
+	}
+	l.closeErr = err
+}

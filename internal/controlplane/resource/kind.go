@@ -25,10 +25,11 @@ const (
 	Secret         Kind = "secret"
 	AdminToken     Kind = "admin_token"
 	Node           Kind = "node"
+	ValueList      Kind = "value_list"
 )
 
 // Kinds lists every kind in a stable order.
-var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node}
+var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList}
 
 // Known reports whether k is a kind.
 func Known(k Kind) bool {
@@ -44,7 +45,7 @@ func Known(k Kind) bool {
 // what data planes consume (and so moves the config version).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
-	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret:
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList:
 		return true
 	default:
 		return false
@@ -70,6 +71,8 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return AdminToken
 	case *fsmv1.Resource_Node:
 		return Node
+	case *fsmv1.Resource_ValueList:
+		return ValueList
 	default:
 		return ""
 	}
@@ -94,6 +97,8 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.AdminToken
 	case *fsmv1.Resource_Node:
 		return k.Node
+	case *fsmv1.Resource_ValueList:
+		return k.ValueList
 	default:
 		return nil
 	}
@@ -136,6 +141,8 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_AdminToken{AdminToken: v}}
 	case *configv1.Node:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Node{Node: v}}
+	case *configv1.ValueList:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_ValueList{ValueList: v}}
 	default:
 		panic(fmt.Sprintf("resource: %T is not a resource", m))
 	}

@@ -32,6 +32,8 @@ const (
 	MaxURLLen          = 2048
 	MaxPolicyFilename  = 255
 	MaxScopes          = 32
+	MaxListValues      = 10000
+	MaxListValueLen    = 256
 	maxRequestBytesCap = 64 << 20
 )
 
@@ -131,6 +133,8 @@ func Validate(r *fsmv1.Resource) error {
 		return validateAdminToken(k.AdminToken)
 	case *fsmv1.Resource_Node:
 		return validateNode(k.Node)
+	case *fsmv1.Resource_ValueList:
+		return validateValueList(k.ValueList)
 	default:
 		return invalid("resource", "no resource given")
 	}
@@ -371,6 +375,37 @@ func validatePolicySet(p *configv1.PolicySet) error {
 	}
 	if len(p.GetFilename()) > MaxPolicyFilename || strings.ContainsAny(p.GetFilename(), "\x00\n") {
 		return invalid("filename", "at most %d bytes on one line", MaxPolicyFilename)
+	}
+	return nil
+}
+
+// validateValueList checks a list's size and values. Duplicates are refused
+// rather than dropped, so that what a caller sends is what the list holds;
+// the order does not matter (the state machine stores values sorted).
+func validateValueList(l *configv1.ValueList) error {
+	if err := ValidateName("meta.name", l.GetMeta().GetName()); err != nil {
+		return err
+	}
+	if len(l.GetValues()) > MaxListValues {
+		return invalid("values", "at most %d values (got %d)", MaxListValues, len(l.GetValues()))
+	}
+	seen := make(map[string]bool, len(l.GetValues()))
+	for i, v := range l.GetValues() {
+		if err := ValidateListValue(fmt.Sprintf("values[%d]", i), v); err != nil {
+			return err
+		}
+		if seen[v] {
+			return invalid(fmt.Sprintf("values[%d]", i), "%q appears more than once", v)
+		}
+		seen[v] = true
+	}
+	return nil
+}
+
+// ValidateListValue checks one value of a value list.
+func ValidateListValue(field, v string) error {
+	if len(v) == 0 || len(v) > MaxListValueLen || !utf8.ValidString(v) {
+		return invalid(field, "must be 1-%d bytes of UTF-8", MaxListValueLen)
 	}
 	return nil
 }

@@ -29,6 +29,7 @@ var kinds = map[resource.Kind]kindSpec{
 	resource.Secret:         {prepare: prepareSecret, beforeDelete: beforeDeleteSecret},
 	resource.AdminToken:     {prepare: prepareAdminToken, beforeDelete: beforeDeleteAdminToken},
 	resource.Node:           {},
+	resource.ValueList:      {prepare: prepareValueList, beforeDelete: beforeDeleteValueList},
 }
 
 func failed(format string, args ...any) *fsmv1.Error {

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
@@ -58,6 +59,16 @@ func preparePolicySet(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	for _, p := range parsed.Policies {
 		ps.PolicyIds = append(ps.PolicyIds, p.ID)
 	}
+	// A policy naming a missing list would error at every evaluation, and
+	// Cedar skips such a policy: a forbid would silently stop applying.
+	// Disabled sets are held to the same rule, so enabling one never fails
+	// on a list deleted meanwhile.
+	ps.ValueLists = parsed.Lists()
+	for _, name := range ps.ValueLists {
+		if _, ok := t.get(resource.ValueList, name); !ok {
+			return failed("policy set %q refers to value list %q, which does not exist; create it first (gwctl valuelist create %s)", ps.GetMeta().GetName(), name, name)
+		}
+	}
 	prev := old.GetPolicySet()
 	ps.Version = prev.GetVersion()
 	if prev == nil || prev.GetSource() != ps.GetSource() {
@@ -89,6 +100,32 @@ func revalidatePolicies(t *txn) *fsmv1.Error {
 	}
 	if err := cedarschema.ValidateAll(schema, sets); err != nil {
 		return failed("this change would break an enabled policy set; change the policy first:\n%v", err)
+	}
+	return nil
+}
+
+// prepareValueList stores a list's values sorted, so that equal lists are
+// equal messages whatever order a caller sent (duplicates are refused by
+// resource.Validate).
+func prepareValueList(_ *txn, _, r *fsmv1.Resource) *fsmv1.Error {
+	slices.Sort(r.GetValueList().Values)
+	return nil
+}
+
+// beforeDeleteValueList refuses to delete a list that a policy set, enabled
+// or not, refers to.
+func beforeDeleteValueList(t *txn, old *fsmv1.Resource) *fsmv1.Error {
+	name := resource.Name(old)
+	var user string
+	t.each(resource.PolicySet, func(r *fsmv1.Resource) bool {
+		if slices.Contains(r.GetPolicySet().GetValueLists(), name) {
+			user = resource.Name(r)
+			return false
+		}
+		return true
+	})
+	if user != "" {
+		return failed("value list %q is used by policy set %q; change or delete that policy set first", name, user)
 	}
 	return nil
 }

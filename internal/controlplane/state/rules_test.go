@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -90,6 +91,8 @@ func TestConfigVersion(t *testing.T) {
 		{name: "delete secret", cmd: statetest.Delete(resource.Secret, "spare"), moves: true},
 		{name: "delete admin token", cmd: statetest.Delete(resource.AdminToken, opToken)},
 		{name: "delete node", cmd: statetest.Delete(resource.Node, "n2")},
+		{name: "put value list", cmd: statetest.Create(statetest.ValueList("payees", "acme")), moves: true},
+		{name: "delete value list", setup: []*fsmv1.Command{statetest.Create(statetest.ValueList("payees"))}, cmd: statetest.Delete(resource.ValueList, "payees"), moves: true},
 		{name: "touch", cmd: statetest.Touch(), moves: true},
 		{name: "freeze", cmd: statetest.SetFreeze(true, "incident"), moves: true},
 		{name: "refused freeze", cmd: statetest.SetFreeze(true, strings.Repeat("x", 1025))},
@@ -166,6 +169,74 @@ func TestKindRules(t *testing.T) {
 		// check inspects the state after an accepted command.
 		check func(t *testing.T, s *state.State, res *fsmv1.Result)
 	}{
+		{
+			name: "value list values are stored sorted",
+			cmd:  statetest.Create(statetest.ValueList("payees", "initech", "acme", "globex")),
+			check: func(t *testing.T, s *state.State, _ *fsmv1.Result) {
+				r, _ := s.Get(resource.ValueList, "payees")
+				if got := r.GetValueList().GetValues(); !slices.Equal(got, []string{"acme", "globex", "initech"}) {
+					t.Fatalf("stored values = %q, want them sorted", got)
+				}
+			},
+		},
+		{
+			name: "value list with a duplicate value",
+			cmd:  statetest.Create(statetest.ValueList("payees", "acme", "globex", "acme")),
+			code: invalid, msg: []string{`values\[2\]: "acme" appears more than once`},
+		},
+		{
+			name: "policy set referring to a missing value list",
+			cmd:  statetest.Create(statetest.PolicySet("listed", statetest.ListPolicy("payees"))),
+			code: precondition, msg: []string{`policy set "listed" refers to value list "payees", which does not exist`, `gwctl valuelist create payees`},
+		},
+		{
+			name: "disabled policy set referring to a missing value list",
+			cmd:  statetest.Create(&configv1.PolicySet{Meta: statetest.Meta("listed"), Source: statetest.ListPolicy("payees"), Disabled: true}),
+			code: precondition, msg: []string{`value list "payees", which does not exist`},
+		},
+		{
+			name: "policy set update to a missing value list",
+			cmd:  statetest.Update(statetest.PolicySet("limits", statetest.ListPolicy("payees"))),
+			code: precondition, msg: []string{`value list "payees", which does not exist`},
+		},
+		{
+			name:  "policy set records the value lists it refers to",
+			setup: []*fsmv1.Command{statetest.Create(statetest.ValueList("payees", "acme"))},
+			cmd:   statetest.Create(statetest.PolicySet("listed", statetest.ListPolicy("payees"))),
+			check: func(t *testing.T, s *state.State, _ *fsmv1.Result) {
+				r, _ := s.Get(resource.PolicySet, "listed")
+				if got := r.GetPolicySet().GetValueLists(); !slices.Equal(got, []string{"payees"}) {
+					t.Fatalf("value_lists = %q, want [payees]", got)
+				}
+			},
+		},
+		{
+			name: "delete a value list in use",
+			setup: []*fsmv1.Command{
+				statetest.Create(statetest.ValueList("payees", "acme")),
+				statetest.Create(statetest.PolicySet("listed", statetest.ListPolicy("payees"))),
+			},
+			cmd:  statetest.Delete(resource.ValueList, "payees"),
+			code: precondition, msg: []string{`value list "payees" is used by policy set "listed"`},
+		},
+		{
+			name: "delete a value list a disabled policy set uses",
+			setup: []*fsmv1.Command{
+				statetest.Create(statetest.ValueList("payees", "acme")),
+				statetest.Create(&configv1.PolicySet{Meta: statetest.Meta("listed"), Source: statetest.ListPolicy("payees"), Disabled: true}),
+			},
+			cmd:  statetest.Delete(resource.ValueList, "payees"),
+			code: precondition, msg: []string{`value list "payees" is used by policy set "listed"`},
+		},
+		{
+			name: "delete a value list no policy set uses any more",
+			setup: []*fsmv1.Command{
+				statetest.Create(statetest.ValueList("payees", "acme")),
+				statetest.Create(statetest.PolicySet("listed", statetest.ListPolicy("payees"))),
+				statetest.Update(statetest.PolicySet("listed", statetest.PermitAll)),
+			},
+			cmd: statetest.Delete(resource.ValueList, "payees"),
+		},
 		{
 			name: "upstream tool prefix defaults to the name",
 			cmd:  statetest.Create(statetest.Upstream("new-up", "")),

@@ -208,6 +208,17 @@ func PolicySet(name, source string) *configv1.PolicySet {
 	return &configv1.PolicySet{Meta: Meta(name), Source: source}
 }
 
+// ValueList returns a value list holding values.
+func ValueList(name string, values ...string) *configv1.ValueList {
+	return &configv1.ValueList{Meta: Meta(name), Values: values}
+}
+
+// ListPolicy is a Cedar source, valid against any schema, whose policy
+// "listed" refers to the value list named list.
+func ListPolicy(list string) string {
+	return "@id(\"listed\")\npermit(principal, action in Action::\"call_tool\", resource)\nwhen { List::\"" + list + "\".values.contains(\"acme\") };\n"
+}
+
 // JWTIssuer returns an identity source trusting a JWT issuer with an inline,
 // empty JWKS.
 func JWTIssuer(name string) *configv1.IdentitySource {
@@ -307,6 +318,12 @@ func Script() []Step {
 		{Name: "delete upstream", Cmd: By(Delete(resource.Upstream, "github"), BootToken, "r-github-del", 34), ConfigMoves: true},
 		{Name: "delete secret", Cmd: By(Delete(resource.Secret, "gh-token"), BootToken, "r-secret-del", 35), ConfigMoves: true},
 		{Name: "delete missing", Cmd: By(Delete(resource.Secret, "gh-token"), BootToken, "r-secret-del-2", 36), WantCode: fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND},
+		{Name: "create value list", Cmd: By(Create(ValueList("payees", "globex", "acme")), BootToken, "r-list", 37), ConfigMoves: true},
+		{Name: "create policy set on the list", Cmd: By(Create(PolicySet("listed", ListPolicy("payees"))), BootToken, "r-listed", 38), ConfigMoves: true},
+		{Name: "refused delete of a list in use", Cmd: By(Delete(resource.ValueList, "payees"), BootToken, "r-list-del", 39), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "update value list", Cmd: By(Update(ValueList("payees", "initech")), BootToken, "r-list-v2", 40), ConfigMoves: true},
+		{Name: "delete policy set on the list", Cmd: By(Delete(resource.PolicySet, "listed"), BootToken, "r-listed-del", 41), ConfigMoves: true},
+		{Name: "delete value list", Cmd: By(Delete(resource.ValueList, "payees"), BootToken, "r-list-del-2", 42), ConfigMoves: true},
 	}
 }
 

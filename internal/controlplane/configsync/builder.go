@@ -70,9 +70,9 @@ func (b *Builder) Build(st *state.State) (*Built, error) {
 }
 
 // Snapshot builds the data-plane snapshot of st: everything a data plane
-// needs (agents with key hashes, upstreams, pins, enabled policy sets,
-// identity sources, the secrets upstreams reference, the brake, the cluster
-// CA certificate), nothing
+// needs (agents with key hashes, upstreams, pins, enabled policy sets, value
+// lists, identity sources, the secrets upstreams reference, the brake, the
+// cluster CA certificate), nothing
 // it does not (admin tokens, nodes, the admin log).
 func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error) {
 	snap := &snapshotv1.Snapshot{
@@ -121,8 +121,13 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 	return snap, nil
 }
 
-// addPinsAndPolicies adds every tool pin and every enabled policy set.
+// addPinsAndPolicies adds every tool pin, every enabled policy set and
+// every value list (lists are not secret; policies read them).
 func addPinsAndPolicies(st *state.State, snap *snapshotv1.Snapshot) {
+	st.Each(resource.ValueList, func(r *fsmv1.Resource) bool {
+		snap.ValueLists = append(snap.ValueLists, r.GetValueList())
+		return true
+	})
 	st.Each(resource.ToolPin, func(r *fsmv1.Resource) bool {
 		snap.ToolPins = append(snap.ToolPins, r.GetToolPin())
 		return true
@@ -137,8 +142,8 @@ func addPinsAndPolicies(st *state.State, snap *snapshotv1.Snapshot) {
 
 // AuthorizationSnapshot is the part of st's data-plane snapshot that
 // authorization reads, with nothing secret in it: agents without API keys
-// (their hashes), upstreams without credentials, the pins and the enabled
-// policy sets; no identity sources, secrets or CA. The brake is kept so
+// (their hashes), upstreams without credentials, the pins, the enabled
+// policy sets and the value lists; no identity sources, secrets or CA. The brake is kept so
 // that a caller can see it. gwctl evaluates access questions over it with
 // the data plane's own evaluator.
 func AuthorizationSnapshot(st *state.State) *snapshotv1.Snapshot {

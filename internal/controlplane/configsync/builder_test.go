@@ -54,6 +54,7 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 		statetest.Create(statetest.Agent("bot", "0123456789abcdef")),
 		statetest.Create(statetest.PolicySet("on", "permit(principal, action, resource);")),
 		statetest.Create(disabled),
+		statetest.Create(statetest.ValueList("payees", "acme")),
 		statetest.SetFreeze(true, "incident"),
 	)
 	snap, err := configsync.Snapshot(st, sealer)
@@ -68,6 +69,9 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 	}
 	if len(snap.GetPolicySets()) != 1 || snap.GetPolicySets()[0].GetMeta().GetName() != "on" {
 		t.Fatalf("policy sets = %v, want only the enabled one", snap.GetPolicySets())
+	}
+	if len(snap.GetValueLists()) != 1 || snap.GetValueLists()[0].GetValues()[0] != "acme" {
+		t.Fatalf("value lists = %v, want the one list", snap.GetValueLists())
 	}
 	if len(snap.GetAgents()) != 1 || len(snap.GetAgents()[0].GetApiKeys()[0].GetSha256()) != 32 {
 		t.Fatal("agents must carry their API-key hashes")
@@ -140,6 +144,7 @@ func TestAuthorizationSnapshotHoldsNothingSecret(t *testing.T) {
 		statetest.Create(statetest.Agent("bot", "0123456789abcdef")),
 		statetest.Create(statetest.PolicySet("on", "permit(principal, action, resource);")),
 		statetest.Create(disabled),
+		statetest.Create(statetest.ValueList("payees", "acme")),
 	)
 	full, err := configsync.Snapshot(st, sealer)
 	if err != nil {
@@ -151,6 +156,9 @@ func TestAuthorizationSnapshotHoldsNothingSecret(t *testing.T) {
 	}
 	if len(snap.GetPolicySets()) != 1 || snap.GetPolicySets()[0].GetMeta().GetName() != "on" {
 		t.Errorf("policy sets = %v, want only the enabled one", snap.GetPolicySets())
+	}
+	if len(snap.GetValueLists()) != 1 || snap.GetValueLists()[0].GetMeta().GetName() != "payees" {
+		t.Errorf("value lists = %v, want the one list (policies read it)", snap.GetValueLists())
 	}
 	if len(snap.GetSecrets()) != 0 || len(snap.GetIdentitySources()) != 0 || snap.GetClusterCaPem() != "" {
 		t.Errorf("secrets, identity sources or CA leaked: %v", snap)

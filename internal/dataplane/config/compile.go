@@ -32,6 +32,7 @@ func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
 			keys:      map[string]apiKey{},
 			tools:     map[string]*tool{},
 			jwtAgents: map[jwtSubject]*configv1.Agent{},
+			lists:     map[string]*configv1.ValueList{},
 		},
 	}
 	if t := snap.GetVersionTime(); t != nil {
@@ -42,6 +43,7 @@ func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
 	b.indexAgents()
 	b.indexIdentity(o)
 	b.indexCerts()
+	b.indexLists()
 	pins := b.compilePins()
 	if b.buildSchema(pins) {
 		b.compilePolicies()

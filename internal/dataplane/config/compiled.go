@@ -47,7 +47,11 @@ type Compiled struct {
 	index *policyIndex
 	// cache remembers decisions of this version; nil when turned off.
 	cache *decisionCache
-	// entities holds every enabled agent, team, upstream, tool and action.
+	// lists are the value lists by name, which policies read as
+	// List::"<name>".
+	lists map[string]*configv1.ValueList
+	// entities holds every enabled agent, team, upstream, tool, value list
+	// and action.
 	entities types.EntityMap
 }
 

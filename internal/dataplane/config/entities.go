@@ -13,7 +13,7 @@ import (
 
 // entities builds the one entity store every request of this version
 // evaluates against: enabled agents (in their teams), teams, upstreams,
-// tools (in their upstreams) and the action entities, so that
+// tools (in their upstreams), value lists and the action entities, so that
 // `action in Action::"call_tool"` holds at evaluation time.
 func (b *builder) entities() types.EntityMap {
 	out := types.EntityMap{}
@@ -50,8 +50,40 @@ func (b *builder) entities() types.EntityMap {
 			}),
 		}
 	}
+	for name, l := range b.c.lists {
+		uid := cedarschema.ListUID(name)
+		values := make([]types.Value, len(l.GetValues()))
+		for i, v := range l.GetValues() {
+			values[i] = types.String(v)
+		}
+		out[uid] = types.Entity{
+			UID: uid,
+			Attributes: types.NewRecord(types.RecordMap{
+				"name":   types.String(name),
+				"values": types.NewSet(values...),
+			}),
+		}
+	}
 	maps.Copy(out, b.c.schema.ActionEntities())
 	return out
+}
+
+// indexLists indexes the value lists by name. The control plane has
+// checked each list's values; a list that appears twice or has no name
+// means the snapshot is not one it built.
+func (b *builder) indexLists() {
+	for _, l := range b.snap.GetValueLists() {
+		name := l.GetMeta().GetName()
+		if name == "" {
+			b.problems.add("a value list has no name")
+			continue
+		}
+		if _, dup := b.c.lists[name]; dup {
+			b.problems.add("value list %q appears twice", name)
+			continue
+		}
+		b.c.lists[name] = l
+	}
 }
 
 // agentTeams maps each enabled agent to its team ("" for none), its only

@@ -37,6 +37,14 @@ func (b *builder) compilePolicies() {
 			continue
 		}
 		for _, p := range parsed.Policies {
+			// The control plane refuses such a policy; checked again
+			// because Cedar would skip it on every call, and a skipped
+			// forbid permits what it should deny.
+			for _, l := range p.Lists {
+				if _, ok := b.c.lists[l]; !ok {
+					b.problems.add("policy set %q: policy %s refers to value list %q, which is missing from the snapshot", name, p.ID, l)
+				}
+			}
 			combined.Add(cedar.PolicyID(p.ID), p.Policy)
 		}
 	}

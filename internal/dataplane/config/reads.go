@@ -13,6 +13,14 @@ import (
 // found by walking their conditions: a decision of those policies depends
 // on the principal, action and resource (fixed per agent and action in one
 // version) and on nothing else but these.
+//
+// Entities that are not part of the request, such as value lists
+// (List::"<name>".values), are part of the version too: they come from the
+// snapshot, and the decision cache belongs to one compiled version, so a
+// changed list arrives as a new version with an empty cache. What a policy
+// compares a list with (context.arguments.to in
+// `List::"x".values.contains(context.arguments.to)`) is found by this walk
+// like any other context read.
 type contextReads struct {
 	// uncacheable is set when a policy reads context.time, the context as
 	// a whole, or anything the walk does not understand.

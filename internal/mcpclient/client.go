@@ -1,0 +1,647 @@
+// Package mcpclient is a raw MCP client for Streamable HTTP in both
+// protocol eras: the legacy stateful one (initialize, Mcp-Session-Id,
+// 2025-06-18 and 2025-11-25) and the modern stateless one (2026-07-28:
+// server/discover, per-request _meta, mirrored headers). It hands back the
+// server's messages as received (mcpwire.Message, raw bytes), never
+// re-encoding a payload, so a gateway can forward them and hash tool
+// definitions exactly as the server sent them.
+//
+// The HTTP client given in Config carries everything about the connection
+// (TLS, the upstream's credential, egress rules, byte limits); this package
+// adds only MCP's own headers.
+package mcpclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/portcullis-gw/portcullis/internal/mcpwire"
+)
+
+// Protocol versions.
+const (
+	VersionModern = "2026-07-28"
+	VersionLegacy = "2025-11-25"
+)
+
+// LegacyVersions are the legacy versions this client accepts from a
+// server's initialize answer.
+var LegacyVersions = []string{"2025-11-25", "2025-06-18"}
+
+// Era is the protocol era spoken with a server.
+type Era int
+
+// Eras. EraAuto asks server/discover first and falls back to initialize,
+// as the 2026-07-28 specification says a client should.
+const (
+	EraAuto Era = iota
+	EraLegacy
+	EraModern
+)
+
+func (e Era) String() string {
+	switch e {
+	case EraLegacy:
+		return "legacy"
+	case EraModern:
+		return "modern"
+	}
+	return "auto"
+}
+
+// _meta keys of the modern era.
+const (
+	MetaProtocolVersion    = "io.modelcontextprotocol/protocolVersion"
+	MetaClientInfo         = "io.modelcontextprotocol/clientInfo"
+	MetaClientCapabilities = "io.modelcontextprotocol/clientCapabilities"
+)
+
+// HTTP headers.
+const (
+	HeaderProtocolVersion = "Mcp-Protocol-Version"
+	HeaderSessionID       = "Mcp-Session-Id"
+	HeaderMethod          = "Mcp-Method"
+	HeaderName            = "Mcp-Name"
+)
+
+// DefaultMaxMessageBytes bounds one message read from a server.
+const DefaultMaxMessageBytes = 8 << 20
+
+// Config configures a Client.
+type Config struct {
+	// URL is the server's MCP endpoint.
+	URL string
+	// HTTP sends the requests (nil: http.DefaultClient). It should not
+	// follow redirects (they would carry credentials elsewhere).
+	HTTP *http.Client
+	// Name and Version are the clientInfo sent to the server.
+	Name, Version string
+	// Era to speak; EraAuto detects it on first use.
+	Era Era
+	// MaxMessageBytes bounds one message (default DefaultMaxMessageBytes).
+	MaxMessageBytes int
+}
+
+// Client talks to one MCP server. It is safe for concurrent use; it
+// connects (discovers or initializes) lazily on first use and, in the
+// legacy era, re-initializes transparently when the server forgets the
+// session.
+type Client struct {
+	cfg    Config
+	nextID atomic.Int64
+
+	mu      sync.Mutex
+	conn    *conn         // nil until connected
+	connect chan struct{} // closed when an in-flight connect ends; nil when none
+}
+
+// conn is the negotiated state of one connection (one legacy session).
+type conn struct {
+	era     Era
+	version string
+	session string
+	// server is the initialize or server/discover result (raw).
+	server json.RawMessage
+}
+
+// New returns a client for cfg.URL.
+func New(cfg Config) (*Client, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("mcpclient: no URL")
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = http.DefaultClient
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if cfg.Name == "" {
+		cfg.Name = "portcullis"
+	}
+	return &Client{cfg: cfg}, nil
+}
+
+// HTTPError is a non-success HTTP answer without a JSON-RPC message.
+type HTTPError struct {
+	Status int
+	// Body is the start of the answer's body, for logs.
+	Body string
+}
+
+func (e *HTTPError) Error() string {
+	if e.Body == "" {
+		return fmt.Sprintf("HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("HTTP %d: %s", e.Status, e.Body)
+}
+
+// NotDeliveredError marks a failure before the server could have processed
+// the request (it was never sent, or the server refused the session before
+// reading it), so even a mutating call may be sent again.
+type NotDeliveredError struct{ Err error }
+
+func (e *NotDeliveredError) Error() string { return "not delivered: " + e.Err.Error() }
+func (e *NotDeliveredError) Unwrap() error { return e.Err }
+
+// NotDelivered reports whether err says the request never reached the
+// server's handling.
+func NotDelivered(err error) bool {
+	var nd *NotDeliveredError
+	return errors.As(err, &nd)
+}
+
+// ErrNoResponse is returned when a response stream ends before the
+// response: the request may or may not have been processed.
+var ErrNoResponse = errors.New("the server's stream ended without a response")
+
+// Handler receives the messages a server sends on a request's stream
+// before the response: notifications (progress, logging) and server→client
+// requests (sampling, elicitation) in the legacy era. It runs on the
+// calling goroutine; a slow handler slows the stream.
+type Handler func(m *mcpwire.Message)
+
+// Era connects if needed and reports the era in use.
+func (c *Client) Era(ctx context.Context) (Era, error) {
+	cn, err := c.ensure(ctx)
+	if err != nil {
+		return EraAuto, err
+	}
+	return cn.era, nil
+}
+
+// Server returns the server's initialize (or server/discover) result as
+// it sent it, connecting if needed.
+func (c *Client) Server(ctx context.Context) (json.RawMessage, error) {
+	cn, err := c.ensure(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cn.server, nil
+}
+
+// Call sends one request and returns the server's response (a result or an
+// error message; its id is this client's). Messages before the response go
+// to on (nil: dropped). A legacy session the server forgot is re-created
+// and the request sent once more: the server refused it unread, so this is
+// safe for every method.
+func (c *Client) Call(ctx context.Context, method string, params json.RawMessage, on Handler) (*mcpwire.Message, error) {
+	for attempt := 0; ; attempt++ {
+		cn, err := c.ensure(ctx)
+		if err != nil {
+			return nil, err
+		}
+		m, err := c.call(ctx, cn, method, params, on)
+		var he *HTTPError
+		if attempt == 0 && cn.era == EraLegacy && cn.session != "" && errors.As(err, &he) && he.Status == http.StatusNotFound {
+			c.drop(cn)
+			continue
+		}
+		return m, err
+	}
+}
+
+// Send posts a notification or a response (to a server→client request) as
+// raw bytes, with the connection's headers; the server answers 202.
+func (c *Client) Send(ctx context.Context, msg []byte) error {
+	cn, err := c.ensure(ctx)
+	if err != nil {
+		return err
+	}
+	resp, err := c.post(ctx, cn, msg, "", nil)
+	if err != nil {
+		return err
+	}
+	defer drain(resp)
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
+		return httpError(resp)
+	}
+	return nil
+}
+
+// Close ends a legacy session (HTTP DELETE, best effort) and forgets the
+// connection; the next use connects again.
+func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	cn := c.conn
+	c.conn = nil
+	c.mu.Unlock()
+	if cn == nil || cn.era != EraLegacy || cn.session == "" {
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.cfg.URL, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(HeaderSessionID, cn.session)
+	req.Header.Set(HeaderProtocolVersion, cn.version)
+	resp, err := c.cfg.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	drain(resp)
+	return nil
+}
+
+// ensure returns the connection, connecting once for all concurrent
+// callers.
+func (c *Client) ensure(ctx context.Context) (*conn, error) {
+	for {
+		c.mu.Lock()
+		if c.conn != nil {
+			cn := c.conn
+			c.mu.Unlock()
+			return cn, nil
+		}
+		if wait := c.connect; wait != nil {
+			c.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, &NotDeliveredError{Err: ctx.Err()}
+			}
+		}
+		done := make(chan struct{})
+		c.connect = done
+		c.mu.Unlock()
+
+		cn, err := c.dial(ctx)
+		c.mu.Lock()
+		c.connect = nil
+		if err == nil {
+			c.conn = cn
+		}
+		c.mu.Unlock()
+		close(done)
+		if err != nil {
+			return nil, &NotDeliveredError{Err: err}
+		}
+		return cn, nil
+	}
+}
+
+// drop forgets cn if it is still current.
+func (c *Client) drop(cn *conn) {
+	c.mu.Lock()
+	if c.conn == cn {
+		c.conn = nil
+	}
+	c.mu.Unlock()
+}
+
+// dial negotiates a connection in the configured era.
+func (c *Client) dial(ctx context.Context) (*conn, error) {
+	switch c.cfg.Era {
+	case EraLegacy:
+		return c.initialize(ctx)
+	case EraModern:
+		return c.discover(ctx)
+	}
+	cn, err := c.discover(ctx)
+	if err == nil {
+		return cn, nil
+	}
+	var he *HTTPError
+	if errors.As(err, &he) && (he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden) {
+		return nil, err // the credential is wrong; initialize would fail alike
+	}
+	if ctx.Err() != nil {
+		return nil, err
+	}
+	legacy, lerr := c.initialize(ctx)
+	if lerr != nil {
+		return nil, fmt.Errorf("server/discover: %w; initialize: %w", err, lerr)
+	}
+	return legacy, nil
+}
+
+// discover asks server/discover; success means the server speaks
+// 2026-07-28.
+func (c *Client) discover(ctx context.Context) (*conn, error) {
+	cn := &conn{era: EraModern, version: VersionModern}
+	m, err := c.call(ctx, cn, "server/discover", json.RawMessage(`{}`), nil)
+	if err != nil {
+		return nil, err
+	}
+	if m.Kind() == mcpwire.KindError {
+		e, _ := m.ErrorObject()
+		return nil, fmt.Errorf("server/discover refused: %v", e)
+	}
+	var res struct {
+		SupportedVersions []string `json:"supportedVersions"`
+	}
+	if err := json.Unmarshal(m.Result, &res); err != nil {
+		return nil, fmt.Errorf("server/discover result: %w", err)
+	}
+	found := false
+	for _, v := range res.SupportedVersions {
+		found = found || v == VersionModern
+	}
+	if !found {
+		return nil, fmt.Errorf("server/discover: the server supports %v, not %s", res.SupportedVersions, VersionModern)
+	}
+	cn.server = m.Result
+	return cn, nil
+}
+
+// initialize runs the legacy handshake: initialize, then
+// notifications/initialized.
+func (c *Client) initialize(ctx context.Context) (*conn, error) {
+	params, err := json.Marshal(map[string]any{
+		"protocolVersion": VersionLegacy,
+		"capabilities":    map[string]any{},
+		"clientInfo":      map[string]string{"name": c.cfg.Name, "version": c.cfg.Version},
+	})
+	if err != nil {
+		return nil, err
+	}
+	cn := &conn{era: EraLegacy}
+	body, err := mcpwire.NewRequest(c.newID(), "initialize", params)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.post(ctx, cn, body, "initialize", params)
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.readResponse(resp, body, nil)
+	if err != nil {
+		return nil, fmt.Errorf("initialize: %w", err)
+	}
+	if m.Kind() == mcpwire.KindError {
+		e, _ := m.ErrorObject()
+		return nil, fmt.Errorf("initialize refused: %v", e)
+	}
+	var res struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	if err := json.Unmarshal(m.Result, &res); err != nil {
+		return nil, fmt.Errorf("initialize result: %w", err)
+	}
+	ok := false
+	for _, v := range LegacyVersions {
+		ok = ok || v == res.ProtocolVersion
+	}
+	if !ok {
+		return nil, fmt.Errorf("the server answered initialize with protocol version %q; supported: %v", res.ProtocolVersion, LegacyVersions)
+	}
+	cn.version, cn.server, cn.session = res.ProtocolVersion, m.Result, resp.Header.Get(HeaderSessionID)
+	note, err := mcpwire.NewNotification("notifications/initialized", nil)
+	if err != nil {
+		return nil, err
+	}
+	nr, err := c.post(ctx, cn, note, "", nil)
+	if err != nil {
+		return nil, fmt.Errorf("notifications/initialized: %w", err)
+	}
+	defer drain(nr)
+	if nr.StatusCode != http.StatusAccepted && nr.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("notifications/initialized: %w", httpError(nr))
+	}
+	return cn, nil
+}
+
+// call sends one request on cn and reads its response.
+func (c *Client) call(ctx context.Context, cn *conn, method string, params json.RawMessage, on Handler) (*mcpwire.Message, error) {
+	if cn.era == EraModern {
+		var err error
+		if params, err = c.withMeta(params); err != nil {
+			return nil, err
+		}
+	}
+	body, err := mcpwire.NewRequest(c.newID(), method, params)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.post(ctx, cn, body, method, params)
+	if err != nil {
+		return nil, err
+	}
+	return c.readResponse(resp, body, on)
+}
+
+func (c *Client) newID() json.RawMessage {
+	return json.RawMessage(`"pc-` + strconv.FormatInt(c.nextID.Add(1), 10) + `"`)
+}
+
+// withMeta adds the modern era's per-request _meta keys to params, keeping
+// any the caller set.
+func (c *Client) withMeta(params json.RawMessage) (json.RawMessage, error) {
+	if len(params) == 0 || string(params) == "null" {
+		params = json.RawMessage(`{}`)
+	}
+	meta := map[string]json.RawMessage{}
+	existing, err := mcpwire.Find(params, "_meta")
+	if err != nil {
+		return nil, fmt.Errorf("params: %w", err)
+	}
+	if existing != nil && string(existing) != "null" {
+		if err := json.Unmarshal(existing, &meta); err != nil {
+			return nil, fmt.Errorf("params._meta must be an object: %w", err)
+		}
+	}
+	info, _ := json.Marshal(map[string]string{"name": c.cfg.Name, "version": c.cfg.Version})
+	defaults := map[string]json.RawMessage{
+		MetaProtocolVersion:    json.RawMessage(`"` + VersionModern + `"`),
+		MetaClientInfo:         info,
+		MetaClientCapabilities: json.RawMessage(`{}`),
+	}
+	for k, v := range defaults {
+		if _, ok := meta[k]; !ok {
+			meta[k] = v
+		}
+	}
+	b, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	return mcpwire.Set(params, "_meta", b)
+}
+
+// post sends one message with the connection's headers. A transport
+// failure is a NotDeliveredError only when no connection carried the
+// request (the dial failed).
+func (c *Client) post(ctx context.Context, cn *conn, body []byte, method string, params json.RawMessage) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if cn.version != "" {
+		req.Header.Set(HeaderProtocolVersion, cn.version)
+	}
+	if cn.session != "" {
+		req.Header.Set(HeaderSessionID, cn.session)
+	}
+	if cn.era == EraModern && method != "" {
+		req.Header.Set(HeaderMethod, method)
+		if name, ok := MirroredName(method, params); ok {
+			req.Header.Set(HeaderName, EncodeHeaderValue(name))
+		}
+	}
+	resp, err := c.cfg.HTTP.Do(req)
+	if err != nil {
+		if isDialError(err) {
+			return nil, &NotDeliveredError{Err: err}
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// readResponse reads the answer to the request sent as body: a JSON
+// message, or an event stream that ends with it.
+func (c *Client) readResponse(resp *http.Response, sent []byte, on Handler) (*mcpwire.Message, error) {
+	defer drain(resp)
+	sentID := mcpwire.ParseID(sent)
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch {
+	case ct == "text/event-stream" && resp.StatusCode == http.StatusOK:
+		return c.readStream(resp.Body, sentID, on)
+	case ct == "application/json":
+		b, err := io.ReadAll(io.LimitReader(resp.Body, int64(c.cfg.MaxMessageBytes)+1))
+		if err != nil {
+			return nil, fmt.Errorf("read response: %w", err)
+		}
+		if len(b) > c.cfg.MaxMessageBytes {
+			return nil, fmt.Errorf("the response exceeds %d bytes", c.cfg.MaxMessageBytes)
+		}
+		m, err := mcpwire.Parse(b)
+		if err != nil {
+			if resp.StatusCode >= 300 {
+				return nil, &HTTPError{Status: resp.StatusCode, Body: snippet(b)}
+			}
+			return nil, fmt.Errorf("the server's response is not JSON-RPC: %w", err)
+		}
+		if m.Kind() == mcpwire.KindError || (m.Kind() == mcpwire.KindResult && resp.StatusCode < 300) {
+			if m.Kind() == mcpwire.KindResult && !bytes.Equal(m.ID, sentID) {
+				return nil, fmt.Errorf("the server answered id %s to request %s", m.ID, sentID)
+			}
+			return m, nil
+		}
+		return nil, &HTTPError{Status: resp.StatusCode, Body: snippet(b)}
+	}
+	return nil, httpError(resp)
+}
+
+// readStream reads events until the response to sentID.
+func (c *Client) readStream(body io.Reader, sentID json.RawMessage, on Handler) (*mcpwire.Message, error) {
+	er := mcpwire.NewEventReader(body, c.cfg.MaxMessageBytes)
+	for {
+		ev, err := er.Next()
+		if errors.Is(err, io.EOF) {
+			return nil, ErrNoResponse
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read event stream: %w", err)
+		}
+		m, err := mcpwire.Parse(ev.Data)
+		if err != nil {
+			return nil, fmt.Errorf("the server sent a malformed message on its stream: %w", err)
+		}
+		switch m.Kind() {
+		case mcpwire.KindResult, mcpwire.KindError:
+			if bytes.Equal(m.ID, sentID) {
+				return m, nil
+			}
+			// A response to something else on this stream: not ours.
+		default:
+			if on != nil {
+				on(m)
+			}
+		}
+	}
+}
+
+// MirroredName is the value the modern era mirrors in Mcp-Name: the tool
+// or prompt name, or the resource URI.
+func MirroredName(method string, params json.RawMessage) (string, bool) {
+	var key string
+	switch method {
+	case "tools/call", "prompts/get":
+		key = "name"
+	case "resources/read":
+		key = "uri"
+	default:
+		return "", false
+	}
+	if len(params) == 0 {
+		return "", false
+	}
+	raw, err := mcpwire.Find(params, key)
+	if err != nil || raw == nil {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// EncodeHeaderValue is a header-safe form of v: v itself when it is
+// printable ASCII without surrounding spaces, else "=?base64?…?=".
+func EncodeHeaderValue(v string) string {
+	safe := v != "" && v[0] != ' ' && v[len(v)-1] != ' '
+	for i := 0; safe && i < len(v); i++ {
+		safe = v[i] >= 0x20 && v[i] < 0x7f
+	}
+	if safe {
+		return v
+	}
+	return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(v)) + "?="
+}
+
+// DecodeHeaderValue undoes EncodeHeaderValue; false for a malformed
+// base64 form.
+func DecodeHeaderValue(v string) (string, bool) {
+	const pre, suf = "=?base64?", "?="
+	if len(v) >= len(pre)+len(suf) && v[:len(pre)] == pre && v[len(v)-len(suf):] == suf {
+		b, err := base64.StdEncoding.DecodeString(v[len(pre) : len(v)-len(suf)])
+		if err != nil {
+			return "", false
+		}
+		return string(b), true
+	}
+	return v, true
+}
+
+func httpError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return &HTTPError{Status: resp.StatusCode, Body: snippet(b)}
+}
+
+func snippet(b []byte) string {
+	const n = 200
+	s := string(bytes.TrimSpace(b))
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
+
+// drain reads a little of what is left (so the connection can be reused)
+// and closes the body.
+func drain(resp *http.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	_ = resp.Body.Close()
+}
+
+// isDialError reports whether err came from establishing the connection,
+// before any byte of the request was written.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}

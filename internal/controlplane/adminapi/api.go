@@ -137,6 +137,7 @@ func (a *API) Routes() []Route {
 	add := func(path string, h http.Handler) { out = append(out, Route{path, h}) }
 	add(adminv1connect.NewAgentServiceHandler(a, opts(MaxRequestBytes)...))
 	add(adminv1connect.NewUpstreamServiceHandler(a, opts(MaxRequestBytes)...))
+	add(adminv1connect.NewValueListServiceHandler(a, opts(MaxRequestBytes)...))
 	add(adminv1connect.NewToolServiceHandler(a, opts(MaxRequestBytes)...))
 	add(adminv1connect.NewPolicyServiceHandler(a, opts(MaxRequestBytes)...))
 	add(adminv1connect.NewIdentitySourceServiceHandler(a, opts(MaxRequestBytes)...))

@@ -45,6 +45,7 @@ type node struct {
 	secrets    adminv1connect.SecretServiceClient
 	tokens     adminv1connect.TokenServiceClient
 	backups    adminv1connect.BackupServiceClient
+	lists      adminv1connect.ValueListServiceClient
 }
 
 // testLogger logs to t.Log until the test's cleanup ends, then drops
@@ -89,6 +90,7 @@ func startNode(t *testing.T) *node {
 		secrets:    adminv1connect.NewSecretServiceClient(hc, base),
 		tokens:     adminv1connect.NewTokenServiceClient(hc, base),
 		backups:    adminv1connect.NewBackupServiceClient(hc, base),
+		lists:      adminv1connect.NewValueListServiceClient(hc, base),
 	}
 }
 

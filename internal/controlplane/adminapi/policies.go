@@ -46,6 +46,13 @@ func (a *API) ApplyPolicySet(ctx context.Context, req *connect.Request[adminv1.A
 		for _, p := range parsed.Policies {
 			ps.PolicyIds = append(ps.PolicyIds, p.ID)
 		}
+		// The same reference check the store makes on a real apply.
+		ps.ValueLists = parsed.Lists()
+		for _, name := range ps.ValueLists {
+			if _, ok := st.Get(resource.ValueList, name); !ok {
+				return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("policy set %q refers to value list %q, which does not exist; create it first (gwctl valuelist create %s)", ps.GetMeta().GetName(), name, name))
+			}
+		}
 		return resp(&adminv1.ApplyPolicySetResponse{PolicySet: ps}), nil
 	}
 	if cur, ok := st.Get(resource.PolicySet, m.GetName()); ok && samePolicySet(cur.GetPolicySet(), ps) &&

@@ -362,7 +362,7 @@ can run without a control plane, e.g. in a team's CI.`,
 				if err != nil {
 					return err
 				}
-				if err := os.WriteFile(args[0], append(b, '\n'), 0o644); err != nil {
+				if err := os.WriteFile(args[0], append(b, '\n'), 0o600); err != nil {
 					return fmt.Errorf("write %s: %w", args[0], err)
 				}
 				return p.linef("wrote configuration version %d to %s", snap.GetVersion(), args[0])

@@ -330,6 +330,18 @@ when { context.arguments.amount >= 5000 };
 	mustCall(t, dp, g.opsKey, actionWeather, weatherArgs("Oslo"))
 	whoCan(t, g, []string{"ops-agent", "tls-agent"}, "--tool", actionPayment)
 
+	// Each stage's own time is measured, so the authorization stage's share
+	// of the added latency can be reported.
+	m, err := dp.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stage := range []string{"authenticate", "gate", "authorize", "validate", "audit", "forward"} {
+		if n := m[`portcullis_dataplane_stage_seconds_count{stage="`+stage+`"}`]; n < 1 {
+			t.Errorf("stage %s: %v observations in /metrics, want some", stage, n)
+		}
+	}
+
 	calls, err := g.up.Calls()
 	if err != nil {
 		t.Fatal(err)

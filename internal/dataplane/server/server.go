@@ -83,8 +83,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		pool:    upstream.NewPool(log),
 	}
 	s.metrics = metrics.New(s.tracker.Mode, s.servingVersion)
-	s.handle = pipeline.Chain(s.forward, append([]pipeline.Stage{metricsStage{m: s.metrics}},
-		stages.Default(aw, cfg.Credential.Name, time.Now)...)...)
+	// Each stage's own time and the upstream call's go to
+	// portcullis_dataplane_stage_seconds.
+	observe := s.metrics.ObserveStage
+	s.handle = pipeline.Chain(pipeline.TimedHandler(observe, "forward", s.forward), append([]pipeline.Stage{metricsStage{m: s.metrics}},
+		pipeline.Timed(observe, stages.Default(aw, cfg.Credential.Name, time.Now)...)...)...)
 	s.loadLastKnownGood()
 
 	s.sync, err = syncclient.New(syncclient.Config{

@@ -102,6 +102,7 @@ type Services struct {
 	Policy    adminv1connect.PolicyServiceClient
 	Identity  adminv1connect.IdentitySourceServiceClient
 	Secret    adminv1connect.SecretServiceClient
+	ValueList adminv1connect.ValueListServiceClient
 	Token     adminv1connect.TokenServiceClient
 	Backup    adminv1connect.BackupServiceClient
 	AdminLog  adminv1connect.AdminLogServiceClient
@@ -155,6 +156,7 @@ func New(cfg Config) (*Client, error) {
 			Policy:    adminv1connect.NewPolicyServiceClient(httpClient, u, opts...),
 			Identity:  adminv1connect.NewIdentitySourceServiceClient(httpClient, u, opts...),
 			Secret:    adminv1connect.NewSecretServiceClient(httpClient, u, opts...),
+			ValueList: adminv1connect.NewValueListServiceClient(httpClient, u, opts...),
 			Token:     adminv1connect.NewTokenServiceClient(httpClient, u, opts...),
 			Backup:    adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
 			AdminLog:  adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),

@@ -34,6 +34,7 @@ type State struct {
 	upstreams    map[string]*configv1.Upstream
 	pins         map[string]*configv1.ToolPin
 	identities   map[string]*configv1.IdentitySource
+	valueLists   map[string]*configv1.ValueList
 	backup       []byte
 	restored     []byte
 	tokenTTLs    []*adminv1.CreateTokenRequest
@@ -57,6 +58,7 @@ func newState(token string, pageSize int) *State {
 		upstreams:    map[string]*configv1.Upstream{},
 		pins:         map[string]*configv1.ToolPin{},
 		identities:   map[string]*configv1.IdentitySource{},
+		valueLists:   map[string]*configv1.ValueList{},
 	}
 }
 

@@ -8,11 +8,17 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 	"github.com/portcullis-gw/portcullis/test/demoupstream/demo"
 )
+
+// exampleLists are the value lists the examples may refer to; each
+// example's comments say how to create them. A reference to any other list
+// would be refused at apply time, so it is refused here.
+var exampleLists = map[string]bool{"approved-payees": true}
 
 func TestExamplesValidateAgainstTheDemoSchema(t *testing.T) {
 	h := demo.NewHandler(demo.Options{Logger: slog.New(slog.DiscardHandler)})
@@ -56,6 +62,13 @@ func TestExamplesValidateAgainstTheDemoSchema(t *testing.T) {
 			}
 			if len(set.Policies) == 0 {
 				t.Fatalf("%s has no policies", f)
+			}
+			for _, l := range set.Lists() {
+				if !exampleLists[l] {
+					t.Errorf("%s refers to value list %q, which no example documents", f, l)
+				} else if !strings.Contains(string(src), "gwctl valuelist create "+l) {
+					t.Errorf("%s refers to value list %q but does not say how to create it", f, l)
+				}
 			}
 		})
 	}

@@ -33,6 +33,7 @@ func (a *app) upstreamAdd() *cobra.Command {
 		perCall        time.Duration
 	)
 	protocol := newEnumFlag(configv1.Protocol_PROTOCOL_MCP, "PROTOCOL_")
+	era := newEnumFlag(configv1.McpEra_MCP_ERA_UNSPECIFIED, "MCP_ERA_")
 	cmd := &cobra.Command{
 		Use:   "add NAME --url URL",
 		Short: "Register an upstream server",
@@ -40,7 +41,8 @@ func (a *app) upstreamAdd() *cobra.Command {
 ("github" makes "github__create_issue"): by default the upstream's name,
 --prefix to choose another, --no-prefix for none. The prefix cannot change
 later. Credentials name a secret (see "gwctl secret set"); the caller's own
-credential is never forwarded.`,
+credential is never forwarded. --mcp-era picks the MCP protocol era; by
+default the data plane detects it (server/discover, else initialize).`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := meta.build(args[0])
@@ -52,6 +54,7 @@ credential is never forwarded.`,
 				Protocol:       configv1.Protocol(protocol.num),
 				Url:            rawURL,
 				AllowLinkLocal: allowLinkLocal,
+				McpEra:         configv1.McpEra(era.num),
 			}
 			switch {
 			case noPrefix:
@@ -92,6 +95,7 @@ credential is never forwarded.`,
 	f := cmd.Flags()
 	f.StringVar(&rawURL, "url", "", "base URL of the upstream (http or https)")
 	addEnumFlag(cmd, protocol, "protocol", "protocol the upstream speaks")
+	addEnumFlag(cmd, era, "mcp-era", "MCP protocol era to speak (default: detect)")
 	f.StringVar(&prefix, "prefix", "", "tool-name prefix (default: the upstream's name)")
 	f.BoolVar(&noPrefix, "no-prefix", false, "federate the tools without a prefix")
 	f.StringVar(&bearerSecret, "bearer-secret", "", "send the named secret as Authorization: Bearer")
@@ -190,8 +194,16 @@ func printUpstream(p *printer, u *configv1.Upstream) error {
 		field{"Credential", credentialText(u.GetCredential())},
 		field{"Per-call timeout", timeout},
 		field{"Allow link-local", boolText(u.GetAllowLinkLocal())},
+		field{"MCP era", eraText(u.GetMcpEra())},
 	)
 	return p.fields(append(fs, metaTrailer(u.GetMeta())...))
+}
+
+func eraText(e configv1.McpEra) string {
+	if e == configv1.McpEra_MCP_ERA_UNSPECIFIED {
+		return "detect"
+	}
+	return enumLabel(e.String(), "MCP_ERA_")
 }
 
 func prefixText(u *configv1.Upstream) string {

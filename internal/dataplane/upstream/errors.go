@@ -6,26 +6,25 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/egress"
+	"github.com/portcullis-gw/portcullis/internal/mcpclient"
+	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
-// notDelivered reports failures that prove the upstream did not receive
-// the request: it answered that it has no such session, or the session's
-// connection was already closed before the request was written.
-func notDelivered(err error) bool {
-	return errors.Is(err, mcp.ErrSessionMissing) || errors.Is(err, mcp.ErrConnectionClosed)
-}
+// upstreamRPCError is a JSON-RPC error the upstream answered with.
+type upstreamRPCError struct{ code int }
 
-// sessionBroken reports failures after which the session must not be
-// reused. A JSON-RPC error is the upstream answering (the session is fine);
-// a timeout leaves the session usable too (the SDK tells the upstream the
-// call was cancelled).
-func sessionBroken(err error) bool {
-	var rpcErr *jsonrpc.Error
-	return !errors.As(err, &rpcErr) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
+func (e *upstreamRPCError) Error() string { return fmt.Sprintf("JSON-RPC error %d", e.code) }
+
+// rpcError reads an error response's code (its message is the upstream's
+// text and is not shown to callers).
+func rpcError(m *mcpwire.Message) error {
+	e, err := m.ErrorObject()
+	if err != nil {
+		return err
+	}
+	return &upstreamRPCError{code: e.Code}
 }
 
 // fail logs a failed call with its detail and returns what the caller may
@@ -51,7 +50,8 @@ func refusal(name string, err error) *pipeline.Refusal {
 	why := "the gateway could not reach it or the connection broke"
 	var (
 		unusableErr *unusableError
-		rpcErr      *jsonrpc.Error
+		rpcErr      *upstreamRPCError
+		httpErr     *mcpclient.HTTPError
 	)
 	switch {
 	case errors.As(err, &unusableErr):
@@ -67,7 +67,11 @@ func refusal(name string, err error) *pipeline.Refusal {
 	case errors.Is(err, egress.ErrRefused):
 		why = "its address is refused by the egress policy"
 	case errors.As(err, &rpcErr):
-		why = fmt.Sprintf("it answered with JSON-RPC error %d (the tool may have changed upstream)", rpcErr.Code)
+		why = fmt.Sprintf("it answered with JSON-RPC error %d (the tool may have changed upstream)", rpcErr.code)
+	case errors.As(err, &httpErr):
+		why = fmt.Sprintf("it answered HTTP %d", httpErr.Status)
+	case errors.Is(err, mcpclient.ErrNoResponse):
+		why = "its answer stream ended before the result; the call may or may not have run"
 	}
 	return pipeline.Refuse(pipeline.ReasonUpstreamUnavailable, "upstream %q is unavailable: %s", name, why)
 }

@@ -1,19 +1,19 @@
 // Package upstream calls the MCP servers behind the gateway. A Pool keeps
-// one warm client session per upstream and attaches the upstream's own
-// credential; the caller's credential never reaches it (the API has no way
-// to pass one).
+// one client per upstream (internal/mcpclient: both protocol eras, one
+// shared legacy session, re-created when the upstream forgets it) and
+// attaches the upstream's own credential; the caller's credential never
+// reaches it (the API has no way to pass one). Results come back as the
+// upstream sent them, never re-encoded.
 //
-// This is the minimal path: tools/call through the official Go SDK client,
-// which re-serializes the result and speaks the legacy (2025-11-25,
-// session-based) era only. Raw-byte forwarding, both protocol eras,
-// server-initiated streams, retries, circuit breaking, concurrency limits and
-// federation of resources and prompts belong to the brokering work; it
-// replaces the inside of CallTool and keeps the Resolver seam.
+// Retries beyond a request the upstream provably never received, circuit
+// breaking, concurrency limits and federation of resources and prompts
+// belong to the rest of the brokering work; they keep the Resolver seam.
 package upstream
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,9 +21,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"github.com/portcullis-gw/portcullis/internal/mcpclient"
+	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
 // Resolver answers from the data plane's active configuration. It is
@@ -34,9 +35,6 @@ type Resolver interface {
 	// Secret returns a secret's plaintext value by name.
 	Secret(name string) ([]byte, bool)
 }
-
-// protocolVersion is the MCP version the pool negotiates with upstreams.
-const protocolVersion = "2025-11-25"
 
 // Defaults for unset upstream fields.
 const (
@@ -63,7 +61,6 @@ type Pool struct {
 	logger  *slog.Logger
 	egress  egress.Policy
 	version string
-	client  *mcp.Client
 
 	transportsOnce sync.Once
 	transports     [2]*http.Transport // by allow_link_local
@@ -84,30 +81,22 @@ func NewPool(logger *slog.Logger, opts ...Option) *Pool {
 	for _, o := range opts {
 		o(p)
 	}
-	p.client = mcp.NewClient(&mcp.Implementation{Name: "portcullis", Version: p.version}, &mcp.ClientOptions{
-		Logger: p.logger,
-		// The gateway offers upstreams nothing (no roots, sampling or
-		// elicitation) in this path.
-		Capabilities: &mcp.ClientCapabilities{},
-	})
 	return p
 }
 
 // CallTool calls tool on the named upstream with raw JSON arguments (an
-// object, or empty for none). It returns the tools/call result as JSON (the
-// SDK's re-encoding of the upstream's CallToolResult) and whether the
-// upstream flagged it isError. The call is bounded by the upstream's
-// resilience timeout (default 30s).
+// object, or empty for none). It returns the tools/call result exactly as
+// the upstream sent it and whether the upstream flagged it isError. The
+// call is bounded by the upstream's resilience timeout (default 30s).
 //
 // Errors are *pipeline.Refusal with ReasonUpstreamUnavailable or
 // ReasonUpstreamTimeout and messages safe for the caller, except when ctx
 // is cancelled (the caller left): then the error wraps context.Canceled.
 //
-// When the upstream has forgotten the session (or the session's connection
-// was already broken before the request went out), the session is
-// re-created and the call sent once more: in those cases the upstream
-// never received it, so even a mutating call is not repeated. A call that
-// may have reached the upstream is never re-sent.
+// A call is sent once. The client re-sends it only when the upstream
+// provably never received it (it answered that it had forgotten the
+// session, which is then re-created), so even a mutating call is never
+// repeated.
 func (p *Pool) CallTool(ctx context.Context, r Resolver, upstream, tool string, args json.RawMessage) (json.RawMessage, bool, error) {
 	s, err := resolve(r, upstream)
 	if err != nil {
@@ -123,34 +112,33 @@ func (p *Pool) CallTool(ctx context.Context, r Resolver, upstream, tool string, 
 	}
 	defer p.release(e)
 
-	params := &mcp.CallToolParams{Name: tool}
-	if len(args) > 0 {
-		params.Arguments = args
+	if len(args) == 0 {
+		args = json.RawMessage(`{}`)
 	}
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		cs, err := e.session(callCtx, p.client)
-		if err != nil {
-			return nil, false, p.fail(ctx, s, tool, "connect", err)
-		}
-		res, err := cs.CallTool(callCtx, params)
-		if err == nil {
-			body, err := json.Marshal(res)
-			if err != nil {
-				return nil, false, fmt.Errorf("encode result of %s on upstream %q: %w", tool, upstream, err)
-			}
-			return body, res.IsError, nil
-		}
-		if sessionBroken(err) {
-			p.discard(e, cs)
-		}
-		if attempt == 1 && notDelivered(err) && callCtx.Err() == nil {
-			p.logger.InfoContext(ctx, "re-creating upstream session",
-				slog.String("upstream", upstream), slog.Duration("after", time.Since(start)), slog.Any("error", err))
-			continue
-		}
+	params, err := json.Marshal(struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	}{tool, args})
+	if err != nil {
+		return nil, false, fmt.Errorf("encode tools/call for %s on upstream %q: %w", tool, upstream, err)
+	}
+	m, err := e.client.Call(callCtx, "tools/call", params, nil)
+	if err != nil {
 		return nil, false, p.fail(ctx, s, tool, "call", err)
 	}
+	if m.Kind() == mcpwire.KindError {
+		return nil, false, p.fail(ctx, s, tool, "call", rpcError(m))
+	}
+	if !mcpwire.IsObject(m.Result) {
+		return nil, false, p.fail(ctx, s, tool, "call", errors.New("the tools/call result is not an object"))
+	}
+	var flag struct {
+		IsError bool `json:"isError"`
+	}
+	if raw, err := mcpwire.Find(m.Result, "isError"); err == nil && raw != nil {
+		_ = json.Unmarshal(raw, &flag.IsError)
+	}
+	return m.Result, flag.IsError, nil
 }
 
 // Prune closes the sessions of upstreams that r no longer has or whose
@@ -224,7 +212,14 @@ func (p *Pool) acquire(s settings) (*entry, error) {
 		e = nil
 	}
 	if e == nil {
-		e = newEntry(s, p.httpClient(s))
+		client, err := mcpclient.New(mcpclient.Config{
+			URL: s.url, HTTP: p.httpClient(s), Name: "portcullis", Version: p.version,
+			Era: s.era, MaxMessageBytes: int(s.maxResponse),
+		})
+		if err != nil {
+			return nil, err
+		}
+		e = &entry{settings: s, client: client}
 		p.entries[s.name] = e
 	}
 	e.refs++
@@ -254,20 +249,6 @@ func (p *Pool) closeQuietly(e *entry) {
 	if err := e.close(); err != nil {
 		p.logger.Debug("closing an upstream session failed", slog.String("upstream", e.name), slog.Any("error", err))
 	}
-}
-
-// discard forgets a broken session and closes it in the background.
-func (p *Pool) discard(e *entry, cs *mcp.ClientSession) {
-	if !e.forget(cs) {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.goCloseLocked(func() {
-		if err := cs.Close(); err != nil {
-			p.logger.Debug("closing a broken upstream session failed", slog.String("upstream", e.name), slog.Any("error", err))
-		}
-	})
 }
 
 // goCloseLocked runs f in a goroutine Close waits for; once the pool is

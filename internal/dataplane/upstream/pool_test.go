@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -587,4 +588,77 @@ func TestNoRedirects(t *testing.T) {
 		t.Errorf("redirect target received Authorization %q", k)
 		return true
 	})
+}
+
+// TestBothEras: a stateless (2026-07-28) upstream is detected and called
+// without a session, a stateful one over a legacy session; forcing the
+// era works too.
+func TestBothEras(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name      string
+		stateless bool
+		era       configv1.McpEra
+	}{
+		{"stateful, detected", false, configv1.McpEra_MCP_ERA_UNSPECIFIED},
+		{"stateless, detected", true, configv1.McpEra_MCP_ERA_UNSPECIFIED},
+		{"stateful, legacy", false, configv1.McpEra_MCP_ERA_LEGACY},
+		{"stateless, modern", true, configv1.McpEra_MCP_ERA_MODERN},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := startUpstream(t, demo.Options{Stateless: tc.stateless})
+			u := upstreamtest.MCP("demo", up.url(), "tok")
+			u.McpEra = tc.era
+			p := newPool(t)
+			body, isErr, err := callWeather(ctx, p, resolverFor(u))
+			if err != nil || isErr || !strings.Contains(string(body), "Oslo") {
+				t.Fatalf("got %s isError %v err %v", body, isErr, err)
+			}
+			calls := servedCalls(up.h.Calls())
+			if len(calls) != 1 {
+				t.Fatalf("%d calls served, want 1", len(calls))
+			}
+			h := calls[0].Header
+			if tc.stateless {
+				if h.Get("Mcp-Session-Id") != "" || h.Get("Mcp-Method") != "tools/call" || h.Get("Mcp-Name") != demo.ToolGetWeather {
+					t.Errorf("modern call headers: %v", h)
+				}
+			} else if h.Get("Mcp-Session-Id") == "" {
+				t.Errorf("legacy call without a session: %v", h)
+			}
+		})
+	}
+}
+
+// TestResultForwardedAsSent: fields the gateway does not know, and the
+// upstream's own spelling, reach the caller byte for byte.
+func TestResultForwardedAsSent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	const result = `{"content":[{"type":"text","text":"ok","x-vendor":{"score":0.50}}],"x-extra":[1, 2],"isError":false}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		_ = json.Unmarshal(body, &req)
+		w.Header().Set("Content-Type", "application/json")
+		switch req.Method {
+		case "server/discover":
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"supportedVersions":["2026-07-28"],"capabilities":{"tools":{}}}}`, req.ID)
+		default:
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`, req.ID, result)
+		}
+	}))
+	defer srv.Close()
+	p := newPool(t)
+	body, _, err := callWeather(ctx, p, resolverFor(upstreamtest.MCP("demo", srv.URL, "tok")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(body) != result {
+		t.Errorf("result forwarded as\n%s\nwant\n%s", body, result)
+	}
 }

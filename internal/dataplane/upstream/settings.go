@@ -11,6 +11,7 @@ import (
 	"time"
 
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 )
 
 // settings is what the pool needs of an upstream's configuration, resolved
@@ -24,6 +25,7 @@ type settings struct {
 	maxRequest     int64
 	maxResponse    int64
 	allowLinkLocal bool
+	era            mcpclient.Era
 	// fingerprint identifies everything a session depends on; the secret
 	// enters only as a digest.
 	fingerprint string
@@ -53,6 +55,12 @@ func resolve(r Resolver, name string) (settings, error) {
 		maxResponse:    u.GetLimits().GetMaxResponseBytes(),
 		allowLinkLocal: u.GetAllowLinkLocal(),
 	}
+	switch u.GetMcpEra() {
+	case configv1.McpEra_MCP_ERA_LEGACY:
+		s.era = mcpclient.EraLegacy
+	case configv1.McpEra_MCP_ERA_MODERN:
+		s.era = mcpclient.EraModern
+	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
 	}
@@ -68,7 +76,7 @@ func resolve(r Resolver, name string) (settings, error) {
 	sum := sha256.Sum256([]byte(s.value))
 	s.fingerprint = strings.Join([]string{
 		s.url, s.header, hex.EncodeToString(sum[:]),
-		fmt.Sprint(s.maxRequest), fmt.Sprint(s.maxResponse), fmt.Sprint(s.allowLinkLocal),
+		fmt.Sprint(s.maxRequest), fmt.Sprint(s.maxResponse), fmt.Sprint(s.allowLinkLocal), s.era.String(),
 	}, "\x00")
 	return s, nil
 }
@@ -111,7 +119,7 @@ func forbiddenHeader(h string) bool {
 	switch h {
 	case "Authorization", "Cookie", "Set-Cookie", "Host", "Connection", "Keep-Alive", "Proxy-Authorization",
 		"Proxy-Authenticate", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		"Content-Length", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version":
+		"Content-Length", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version", "Mcp-Method", "Mcp-Name", "Last-Event-Id":
 		return true
 	}
 	return false

@@ -92,6 +92,60 @@ func (Protocol) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{0}
 }
 
+// McpEra is the MCP protocol era the data plane speaks with an upstream.
+type McpEra int32
+
+const (
+	// Detect: ask server/discover (2026-07-28) and fall back to the legacy
+	// initialize handshake.
+	McpEra_MCP_ERA_UNSPECIFIED McpEra = 0
+	// Legacy stateful Streamable HTTP (2025-06-18, 2025-11-25).
+	McpEra_MCP_ERA_LEGACY McpEra = 1
+	// Modern stateless Streamable HTTP (2026-07-28).
+	McpEra_MCP_ERA_MODERN McpEra = 2
+)
+
+// Enum value maps for McpEra.
+var (
+	McpEra_name = map[int32]string{
+		0: "MCP_ERA_UNSPECIFIED",
+		1: "MCP_ERA_LEGACY",
+		2: "MCP_ERA_MODERN",
+	}
+	McpEra_value = map[string]int32{
+		"MCP_ERA_UNSPECIFIED": 0,
+		"MCP_ERA_LEGACY":      1,
+		"MCP_ERA_MODERN":      2,
+	}
+)
+
+func (x McpEra) Enum() *McpEra {
+	p := new(McpEra)
+	*p = x
+	return p
+}
+
+func (x McpEra) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (McpEra) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[1].Descriptor()
+}
+
+func (McpEra) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[1]
+}
+
+func (x McpEra) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use McpEra.Descriptor instead.
+func (McpEra) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{1}
+}
+
 // ToolClass is the operator's classification of a tool. It is never taken
 // from the upstream's annotations alone.
 type ToolClass int32
@@ -133,11 +187,11 @@ func (x ToolClass) String() string {
 }
 
 func (ToolClass) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[1].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[2].Descriptor()
 }
 
 func (ToolClass) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[1]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[2]
 }
 
 func (x ToolClass) Number() protoreflect.EnumNumber {
@@ -146,7 +200,7 @@ func (x ToolClass) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ToolClass.Descriptor instead.
 func (ToolClass) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
 }
 
 // JwtUse says what a JWT issuer vouches for.
@@ -186,11 +240,11 @@ func (x JwtUse) String() string {
 }
 
 func (JwtUse) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[2].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
 }
 
 func (JwtUse) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[2]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
 }
 
 func (x JwtUse) Number() protoreflect.EnumNumber {
@@ -199,7 +253,7 @@ func (x JwtUse) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JwtUse.Descriptor instead.
 func (JwtUse) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
 }
 
 // Role is what an admin token may do. Each role includes the rights of the
@@ -248,11 +302,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -261,7 +315,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -639,8 +693,10 @@ type Upstream struct {
 	Resilience *Resilience         `protobuf:"bytes,7,opt,name=resilience,proto3" json:"resilience,omitempty"`
 	// Explicit opt-in to link-local / metadata destinations.
 	AllowLinkLocal bool `protobuf:"varint,8,opt,name=allow_link_local,json=allowLinkLocal,proto3" json:"allow_link_local,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// MCP protocol era to speak with the upstream (MCP upstreams only).
+	McpEra        McpEra `protobuf:"varint,9,opt,name=mcp_era,json=mcpEra,proto3,enum=portcullis.config.v1.McpEra" json:"mcp_era,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Upstream) Reset() {
@@ -727,6 +783,13 @@ func (x *Upstream) GetAllowLinkLocal() bool {
 		return x.AllowLinkLocal
 	}
 	return false
+}
+
+func (x *Upstream) GetMcpEra() McpEra {
+	if x != nil {
+		return x.McpEra
+	}
+	return McpEra_MCP_ERA_UNSPECIFIED
 }
 
 // UpstreamCredential references a Secret; the data plane attaches it.
@@ -2106,7 +2169,7 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"JwtSubject\x12'\n" +
 	"\x0fidentity_source\x18\x01 \x01(\tR\x0eidentitySource\x12\x18\n" +
-	"\asubject\x18\x02 \x01(\tR\asubject\"\xba\x03\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\"\xf1\x03\n" +
 	"\bUpstream\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12:\n" +
 	"\bprotocol\x18\x02 \x01(\x0e2\x1e.portcullis.config.v1.ProtocolR\bprotocol\x12\x10\n" +
@@ -2120,7 +2183,8 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"resilience\x18\a \x01(\v2 .portcullis.config.v1.ResilienceR\n" +
 	"resilience\x12(\n" +
-	"\x10allow_link_local\x18\b \x01(\bR\x0eallowLinkLocalB\x0e\n" +
+	"\x10allow_link_local\x18\b \x01(\bR\x0eallowLinkLocal\x125\n" +
+	"\amcp_era\x18\t \x01(\x0e2\x1c.portcullis.config.v1.McpEraR\x06mcpEraB\x0e\n" +
 	"\f_tool_prefix\"\x8a\x02\n" +
 	"\x12UpstreamCredential\x12@\n" +
 	"\x06header\x18\x01 \x01(\v2&.portcullis.config.v1.HeaderCredentialH\x00R\x06header\x12@\n" +
@@ -2235,7 +2299,11 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROTOCOL_MCP\x10\x01\x12\x10\n" +
 	"\fPROTOCOL_A2A\x10\x02\x12\x10\n" +
-	"\fPROTOCOL_LLM\x10\x03*u\n" +
+	"\fPROTOCOL_LLM\x10\x03*I\n" +
+	"\x06McpEra\x12\x17\n" +
+	"\x13MCP_ERA_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eMCP_ERA_LEGACY\x10\x01\x12\x12\n" +
+	"\x0eMCP_ERA_MODERN\x10\x02*u\n" +
 	"\tToolClass\x12\x1a\n" +
 	"\x16TOOL_CLASS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TOOL_CLASS_READ_ONLY\x10\x01\x12\x19\n" +
@@ -2267,81 +2335,83 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
-	(ToolClass)(0),                 // 1: portcullis.config.v1.ToolClass
-	(JwtUse)(0),                    // 2: portcullis.config.v1.JwtUse
-	(Role)(0),                      // 3: portcullis.config.v1.Role
-	(*ResourceMeta)(nil),           // 4: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 5: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 6: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 7: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 8: portcullis.config.v1.Upstream
-	(*UpstreamCredential)(nil),     // 9: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 10: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 11: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 12: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 13: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 14: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 15: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 16: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 17: portcullis.config.v1.PolicySet
-	(*ValueList)(nil),              // 18: portcullis.config.v1.ValueList
-	(*IdentitySource)(nil),         // 19: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 20: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 21: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 22: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 23: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 24: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 25: portcullis.config.v1.ClusterIdentity
-	nil,                            // 26: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 27: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 28: google.protobuf.Duration
+	(McpEra)(0),                    // 1: portcullis.config.v1.McpEra
+	(ToolClass)(0),                 // 2: portcullis.config.v1.ToolClass
+	(JwtUse)(0),                    // 3: portcullis.config.v1.JwtUse
+	(Role)(0),                      // 4: portcullis.config.v1.Role
+	(*ResourceMeta)(nil),           // 5: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 6: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 7: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 8: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 9: portcullis.config.v1.Upstream
+	(*UpstreamCredential)(nil),     // 10: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 11: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 12: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 13: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 14: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 15: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 16: portcullis.config.v1.ToolPin
+	(*ToolVersion)(nil),            // 17: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 18: portcullis.config.v1.PolicySet
+	(*ValueList)(nil),              // 19: portcullis.config.v1.ValueList
+	(*IdentitySource)(nil),         // 20: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 21: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 22: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 23: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 24: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 25: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 26: portcullis.config.v1.ClusterIdentity
+	nil,                            // 27: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 28: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 29: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	26, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	27, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	27, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	4,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	7,  // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	27, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	27, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	4,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	27, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	28, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	28, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	5,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	7,  // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	8,  // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	28, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	28, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	5,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	9,  // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	13, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	14, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
-	10, // 13: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	11, // 14: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	12, // 15: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	28, // 16: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	28, // 17: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	4,  // 18: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	16, // 19: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
-	1,  // 20: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	27, // 21: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	27, // 22: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	4,  // 23: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	4,  // 24: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	4,  // 25: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	20, // 26: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	21, // 27: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	28, // 28: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	2,  // 29: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	4,  // 30: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	4,  // 31: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	3,  // 32: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	27, // 33: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	4,  // 34: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	27, // 35: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	10, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	14, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	15, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	1,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
+	11, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	12, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	13, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	29, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	29, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	5,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	17, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	2,  // 21: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
+	28, // 22: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	28, // 23: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	5,  // 24: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 25: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 26: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	21, // 27: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	22, // 28: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	29, // 29: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	3,  // 30: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	5,  // 31: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 32: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	4,  // 33: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	28, // 34: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	5,  // 35: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	28, // 36: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -2364,7 +2434,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,

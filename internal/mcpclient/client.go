@@ -336,7 +336,7 @@ func (c *Client) discover(ctx context.Context) (*conn, error) {
 	}
 	if m.Kind() == mcpwire.KindError {
 		e, _ := m.ErrorObject()
-		return nil, fmt.Errorf("server/discover refused: %v", e)
+		return nil, fmt.Errorf("server/discover refused: %w", e)
 	}
 	var res struct {
 		SupportedVersions []string `json:"supportedVersions"`
@@ -375,13 +375,14 @@ func (c *Client) initialize(ctx context.Context) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer drain(resp)
 	m, err := c.readResponse(resp, body, nil)
 	if err != nil {
 		return nil, fmt.Errorf("initialize: %w", err)
 	}
 	if m.Kind() == mcpwire.KindError {
 		e, _ := m.ErrorObject()
-		return nil, fmt.Errorf("initialize refused: %v", e)
+		return nil, fmt.Errorf("initialize refused: %w", e)
 	}
 	var res struct {
 		ProtocolVersion string `json:"protocolVersion"`
@@ -428,6 +429,7 @@ func (c *Client) call(ctx context.Context, cn *conn, method string, params json.
 	if err != nil {
 		return nil, err
 	}
+	defer drain(resp)
 	return c.readResponse(resp, body, on)
 }
 
@@ -502,9 +504,9 @@ func (c *Client) post(ctx context.Context, cn *conn, body []byte, method string,
 }
 
 // readResponse reads the answer to the request sent as body: a JSON
-// message, or an event stream that ends with it.
+// message, or an event stream that ends with it. The caller closes the
+// body.
 func (c *Client) readResponse(resp *http.Response, sent []byte, on Handler) (*mcpwire.Message, error) {
-	defer drain(resp)
 	sentID := mcpwire.ParseID(sent)
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch {

@@ -37,7 +37,7 @@ func (c *Client) ListTools(ctx context.Context) ([]json.RawMessage, error) {
 		}
 		if m.Kind() == mcpwire.KindError {
 			e, _ := m.ErrorObject()
-			return nil, fmt.Errorf("tools/list refused: %v", e)
+			return nil, fmt.Errorf("tools/list refused: %w", e)
 		}
 		var res struct {
 			Tools      []json.RawMessage `json:"tools"`

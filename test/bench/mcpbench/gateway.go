@@ -22,19 +22,38 @@ const (
 	benchPolicy = `permit(principal in Team::"bench", action == Action::"` + actionName + `", resource);` + "\n"
 )
 
-// gateway is what the benchmark runs against: the demo upstream, and a data
-// plane serving it through a one-node control plane.
+// dpVariant is one data-plane configuration the benchmark measures, as its
+// own data-plane process.
+type dpVariant struct {
+	path string   // the report's row
+	key  string   // its -paths name
+	args []string // its extra dataplane flags
+}
+
+// dpVariants are the data planes measured, in report order: audit records
+// written to the OS and fsynced every 100 ms by a background loop, then
+// the default, where a call is answered only once its record is fsynced
+// (group commit). The default is passed explicitly so the row stays what
+// it says if the default ever changes.
+var dpVariants = []dpVariant{
+	{path: pathDPAsync, key: "dataplane-async", args: []string{"--audit-sync=false"}},
+	{path: pathDPDurable, key: "dataplane-durable", args: []string{"--audit-sync=true"}},
+}
+
+// gateway is what the benchmark runs against: the demo upstream, and data
+// planes serving it through a one-node control plane.
 type gateway struct {
 	upstream *harness.DemoUpstream
-	dp       *harness.Dataplane
-	apiKey   string // the bench agent's
+	dps      map[string]*harness.Dataplane // by dpVariant.path
+	apiKey   string                        // the bench agent's
 }
 
 // startGateway starts a one-node control plane and the demo upstream,
 // configures them with gwctl as an operator would (upstream, pinned tool,
-// agent with an API key, permit policy, join credential) and starts a data
-// plane, returning once it serves the policy's config version.
-func startGateway(t testing.TB) *gateway {
+// agent with an API key, permit policy, join credentials) and starts one
+// data plane per variant, returning once each serves the policy's config
+// version.
+func startGateway(t testing.TB, variants []dpVariant) *gateway {
 	start := time.Now()
 	c := harness.StartCluster(t, 1)
 	g := &gateway{upstream: harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{Args: []string{"--log-level", "warn"}})}
@@ -70,22 +89,31 @@ func startGateway(t testing.TB) *gateway {
 	}
 	gwctl(&policy, "policy", "apply", "-f", write("bench.cedar", benchPolicy), "--name", "bench")
 	version := uint64(policy.PolicySet.Meta.Revision)
-	var cred struct {
-		Credential string `json:"credential"`
-	}
-	gwctl(&cred, "dataplane", "token", "create", "bench-dp")
-	g.dp = harness.StartDataplane(t, harness.DataplaneOptions{
-		Name: "bench-dp", ControlPlanes: c.URLs(), Credential: cred.Credential,
-		Args: []string{"--log-level", "warn"},
-	})
-	g.dp.AwaitServing(t, harness.StartTimeout)
-	g.dp.AwaitReadyz(t, 20*time.Second, fmt.Sprintf("serves config version ≥ %d in normal mode", version), func(st harness.ReadyStatus) error {
-		if st.Version < version || st.Mode != "normal" || st.HTTPStatus != 200 {
-			return fmt.Errorf("want version ≥ %d, mode normal, 200", version)
+	g.dps = map[string]*harness.Dataplane{}
+	for _, v := range variants {
+		name := "bench-" + v.key
+		var cred struct {
+			Credential string `json:"credential"`
 		}
-		return nil
-	})
-	t.Logf("gateway up in %s: control plane %s, upstream %s, data plane %s",
-		time.Since(start).Round(time.Millisecond), c.URLs()[0], g.upstream.URL, g.dp.URL)
+		gwctl(&cred, "dataplane", "token", "create", name)
+		g.dps[v.path] = harness.StartDataplane(t, harness.DataplaneOptions{
+			Name: name, ControlPlanes: c.URLs(), Credential: cred.Credential,
+			Args: append([]string{"--log-level", "warn"}, v.args...),
+		})
+	}
+	// Started together above; each is awaited here.
+	for _, v := range variants {
+		dp := g.dps[v.path]
+		dp.AwaitServing(t, harness.StartTimeout)
+		dp.AwaitReadyz(t, 20*time.Second, fmt.Sprintf("serves config version ≥ %d in normal mode", version), func(st harness.ReadyStatus) error {
+			if st.Version < version || st.Mode != "normal" || st.HTTPStatus != 200 {
+				return fmt.Errorf("want version ≥ %d, mode normal, 200", version)
+			}
+			return nil
+		})
+		t.Logf("%s up: %s %s", v.path, dp.URL, strings.Join(v.args, " "))
+	}
+	t.Logf("gateway up in %s: control plane %s, upstream %s",
+		time.Since(start).Round(time.Millisecond), c.URLs()[0], g.upstream.URL)
 	return g
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -33,6 +34,9 @@ type target struct {
 	client   *http.Client
 	pids     func() []int
 	upstream func() []int // the upstream's process, whose CPU is reported too
+	// metrics scrapes the proxy's /metrics (series to value); nil when it
+	// has none. Set for the data planes, whose stage times it reads.
+	metrics func() (map[string]float64, error)
 
 	header http.Header // set by initialize
 	nextID atomic.Int64
@@ -51,6 +55,18 @@ func newTarget(name, endpoint, tool, bearer string, conns int, pids func() []int
 }
 
 func (tg *target) close() { tg.client.CloseIdleConnections() }
+
+// stageTimes scrapes the target's stage times; nil without metrics.
+func (tg *target) stageTimes() (stageTimes, error) {
+	if tg.metrics == nil {
+		return nil, nil
+	}
+	series, err := tg.metrics()
+	if err != nil {
+		return nil, fmt.Errorf("%s: scrape /metrics: %w", tg.name, err)
+	}
+	return parseStageTimes(series), nil
+}
 
 // initialize opens an MCP session as a client would (initialize, then the
 // notifications/initialized notification) and makes every later request
@@ -238,10 +254,19 @@ type runResult struct {
 	cpu     time.Duration // of the proxy's processes in the window
 	upCPU   time.Duration // of the upstream in the window
 	rss     int64         // the proxy's peak RSS (VmHWM) after the run
+	// stages is the data plane's own time per pipeline stage over the
+	// measured window (fixed rate only); stagesErr says why it is missing.
+	stages    stageTimes
+	stagesErr error
 }
 
 func (r runResult) pct(q float64) time.Duration {
 	return time.Duration(r.hist.ValueAtQuantile(q)) * time.Microsecond
+}
+
+// mean is the mean latency.
+func (r runResult) mean() time.Duration {
+	return time.Duration(r.hist.Mean() * float64(time.Microsecond))
 }
 
 func (r runResult) max() time.Duration { return time.Duration(r.hist.Max()) * time.Microsecond }
@@ -252,7 +277,9 @@ func (r runResult) max() time.Duration { return time.Duration(r.hist.Max()) * ti
 // call spends waiting for a free sender (at most inflight calls are in
 // flight) or for a late scheduler counts against the target (no
 // coordinated omission). Calls due in the warm-up are made but not
-// recorded.
+// recorded. When the target has metrics, they are scraped as the measured
+// window starts (off the sending loop, so no call is sent late for it) and
+// once every call is answered, for the stage times.
 func fixedRate(ctx context.Context, tg *target, rate, inflight int, warmup, dur time.Duration) runResult {
 	interval := time.Second / time.Duration(rate)
 	n := int((warmup + dur) / interval)
@@ -279,11 +306,18 @@ func fixedRate(ctx context.Context, tg *target, rate, inflight int, warmup, dur 
 		})
 	}
 	var cpu0, up0 time.Duration
+	var before stageTimes
+	var beforeErr error
+	scraped := make(chan struct{})
 	sampled := false
 	for i := range n {
 		next := start.Add(time.Duration(i) * interval)
 		if !sampled && !next.Before(measureFrom) {
 			cpu0, up0, sampled = cpuOf(tg.pids()), cpuOf(tg.upstream()), true
+			go func() {
+				defer close(scraped)
+				before, beforeErr = tg.stageTimes()
+			}()
 		}
 		if d := time.Until(next); d > 0 {
 			select {
@@ -302,6 +336,11 @@ func fixedRate(ctx context.Context, tg *target, rate, inflight int, warmup, dur 
 	r.cpu = cpuOf(tg.pids()) - cpu0
 	r.upCPU = cpuOf(tg.upstream()) - up0
 	r.rss = hwmOf(tg.pids())
+	if sampled {
+		<-scraped
+		after, err := tg.stageTimes()
+		r.stages, r.stagesErr = after.since(before), errors.Join(beforeErr, err)
+	}
 	for w := range inflight {
 		r.hist.Merge(hists[w])
 		r.errors.add(errs[w])

@@ -1,18 +1,25 @@
-// Command mcpbench measures MCP tools/call latency and throughput on three
+// Command mcpbench measures MCP tools/call latency and throughput on four
 // paths to the same demo upstream, side by side in one run: called
 // directly, through nginx (proxy_pass with a keep-alive upstream pool) and
 // through the Portcullis data plane with its full pipeline
-// (authentication, Cedar, schema validation, audit). It starts everything
-// on loopback with the real binaries (test/harness): a one-node control
-// plane, the demo upstream, a data plane and nginx.
+// (authentication, Cedar, schema validation, audit), once with
+// asynchronous audit (--audit-sync=false) and once with durable audit (the
+// default: a call is answered once its record is fsynced). It starts
+// everything on loopback with the real binaries (test/harness): a one-node
+// control plane, the demo upstream, one data plane per audit mode and
+// nginx.
 //
 // For each path it reports p50/p90/p99/max at a fixed request rate, from
 // a constant-rate open-loop generator that times each call from its
 // intended send time (no coordinated omission) into an HDR histogram, then
 // the maximum throughput of a closed loop of workers, and the CPU time and
-// peak RSS of the proxy process. It compares the data plane's added p99 and
-// throughput with nginx's against the goals of issue 7 (PASS/FAIL lines,
-// never a failing exit), and prints this machine's fsync p99 for reference.
+// peak RSS of the proxy process. For each data plane it splits the mean
+// latency it adds into its pipeline stages' own times, from the
+// portcullis_dataplane_stage_seconds histogram on its /metrics, scraped at
+// the start and end of the fixed-rate window. It compares the data plane's
+// added p99 and throughput with nginx's, and durable with asynchronous
+// audit, against the goals of issue 7 (PASS/FAIL lines, never a failing
+// exit), with this machine's fsync p99 for reference.
 //
 //	go run ./test/bench/mcpbench -out bench-results/mcp.md
 //
@@ -28,6 +35,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -61,9 +69,13 @@ func (c config) validate() error {
 	case c.inflight <= 0 || c.workers <= 0:
 		return errors.New("-max-inflight and -workers must be positive")
 	}
+	known := []string{"direct", "nginx"}
+	for _, v := range dpVariants {
+		known = append(known, v.key)
+	}
 	for p := range c.paths {
-		if p != "direct" && p != "nginx" && p != "dataplane" {
-			return fmt.Errorf("-paths: unknown path %q (want direct, nginx, dataplane)", p)
+		if !slices.Contains(known, p) {
+			return fmt.Errorf("-paths: unknown path %q (want dataplane or one of %s)", p, strings.Join(known, ", "))
 		}
 	}
 	return nil
@@ -80,12 +92,19 @@ func main() {
 	flag.DurationVar(&cfg.tputWarmup, "tput-warmup", time.Second, "warm-up of each maximum-throughput run")
 	flag.DurationVar(&cfg.tputDur, "tput-duration", 3*time.Second, "measured time of each maximum-throughput run")
 	flag.StringVar(&cfg.nginx, "nginx", "", "nginx binary (default: nginx on PATH, else /usr/sbin/nginx)")
-	paths := flag.String("paths", "direct,nginx,dataplane", "paths to measure, comma-separated: direct, nginx, dataplane")
+	paths := flag.String("paths", "direct,nginx,dataplane", "paths to measure, comma-separated: direct, nginx, dataplane-async, dataplane-durable; dataplane means both")
 	flag.BoolVar(&cfg.verbose, "v", false, "print the processes' logs and the gwctl transcript at the end")
 	flag.Parse()
 	cfg.paths = map[string]bool{}
 	for _, p := range strings.Split(*paths, ",") {
-		cfg.paths[strings.TrimSpace(p)] = true
+		switch p = strings.TrimSpace(p); p {
+		case "dataplane":
+			for _, v := range dpVariants {
+				cfg.paths[v.key] = true
+			}
+		default:
+			cfg.paths[p] = true
+		}
 	}
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "mcpbench:", err)

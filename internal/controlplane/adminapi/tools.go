@@ -2,53 +2,22 @@ package adminapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"connectrpc.com/connect"
-	"github.com/gowebpki/jcs"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"github.com/portcullis-gw/portcullis/internal/toolpin"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// hashedFields are the parts of a tool definition an approval covers.
-var hashedFields = []string{"name", "title", "description", "inputSchema", "outputSchema", "annotations"}
-
-// DefinitionHash hashes the approved parts of a tool definition over their
-// canonical JSON (RFC 8785), so key order and whitespace never change it.
-func DefinitionHash(def []byte) (string, []byte, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(def, &obj); err != nil || obj == nil {
-		return "", nil, errors.New("the definition must be a JSON object")
-	}
-	sel := map[string]json.RawMessage{}
-	for _, f := range hashedFields {
-		if v, ok := obj[f]; ok {
-			sel[f] = v
-		}
-	}
-	raw, err := json.Marshal(sel)
-	if err != nil {
-		return "", nil, err
-	}
-	canon, err := jcs.Transform(raw)
-	if err != nil {
-		return "", nil, fmt.Errorf("canonicalize definition: %w", err)
-	}
-	sum := sha256.Sum256(canon)
-	schema := obj["inputSchema"]
-	return "sha256:" + hex.EncodeToString(sum[:]), schema, nil
-}
-
-// PinTool implements ToolService: it appends an approved version and makes
-// it active; approving the active definition and class again changes
+// PinTool implements ToolService: it appends an approved version, hashed by
+// toolpin.Hash (the data planes compare upstreams' live definitions with
+// the same function), and makes it active; approving the active definition and class again changes
 // nothing.
 func (a *API) PinTool(ctx context.Context, req *connect.Request[adminv1.PinToolRequest]) (*connect.Response[adminv1.PinToolResponse], error) {
 	m := req.Msg
@@ -61,16 +30,12 @@ func (a *API) PinTool(ctx context.Context, req *connect.Request[adminv1.PinToolR
 	if len(m.GetDefinition()) > resource.MaxToolDefinition {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("definition: at most %d bytes", resource.MaxToolDefinition))
 	}
-	hash, schema, err := DefinitionHash(m.GetDefinition())
+	hash, schema, err := toolpin.Hash(m.GetDefinition())
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("definition: %w", err))
 	}
-	var named struct {
-		Name string `json:"name"`
-	}
-	_ = json.Unmarshal(m.GetDefinition(), &named)
-	if named.Name != "" && named.Name != m.GetTool() {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("definition names tool %q, not %q", named.Name, m.GetTool()))
+	if named := toolpin.Name(m.GetDefinition()); named != "" && named != m.GetTool() {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("definition names tool %q, not %q", named, m.GetTool()))
 	}
 	if m.GetClass() == configv1.ToolClass_TOOL_CLASS_UNSPECIFIED {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("class is required: read-only, idempotent or mutating"))

@@ -4,7 +4,9 @@
 //	go run ./test/demoupstream --addr 127.0.0.1:7450 [--require-bearer TOKEN] [--stateless]
 //
 // The MCP endpoint answers on every path (use http://ADDR/mcp); GET /calls
-// lists the tools/call requests it received. Every flag can also be set
+// lists the tools/call requests it received; POST /admin/tools/<name> with
+// {"description": "…"} and/or {"inputSchema": {…}} changes a tool's
+// definition while it runs (a "rug pull" for drift tests; {} restores it). Every flag can also be set
 // from DEMOUPSTREAM_<FLAG> (DEMOUPSTREAM_REQUIRE_BEARER keeps the token out
 // of the process list).
 package main

@@ -36,12 +36,17 @@ type Options struct {
 }
 
 // Handler serves the demo MCP endpoint at every path except /calls, which
-// answers GET with the recorded calls (JSON) and DELETE by forgetting them.
+// answers GET with the recorded calls (JSON) and DELETE by forgetting them,
+// and /admin/tools/<name>, where a POST of a ToolChange changes a tool's
+// definition while the server runs (a "rug pull", for drift tests).
 // It is safe for concurrent use.
 type Handler struct {
 	server *mcp.Server
 	mux    *http.ServeMux
 	log    callLog
+
+	retoolMu sync.Mutex
+	retool   map[string]retooler
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Close: releases delayed calls
@@ -53,7 +58,7 @@ var _ http.Handler = (*Handler)(nil)
 func NewHandler(opts Options) *Handler {
 	h := &Handler{stop: make(chan struct{})}
 	h.server = mcp.NewServer(&mcp.Implementation{Name: "demo-upstream", Version: "1.0.0"}, &mcp.ServerOptions{Logger: opts.Logger})
-	addTools(h.server, newBilling(), opts.Latency, h.stop)
+	h.retool = addTools(h.server, newBilling(), opts.Latency, h.stop)
 
 	var mcpHandler http.Handler = mcp.NewStreamableHTTPHandler(
 		func(*http.Request) *mcp.Server { return h.server },
@@ -68,6 +73,7 @@ func NewHandler(opts Options) *Handler {
 		h.log.reset()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	h.mux.HandleFunc("POST /admin/tools/{name}", h.serveChangeTool)
 	h.mux.Handle("/", h.log.record(mcpHandler))
 	return h
 }

@@ -77,9 +77,26 @@ func newBilling() *billing {
 
 func ptr[T any](v T) *T { return &v }
 
-// addTools registers the four tools. Annotations describe what each tool
-// really does; a gateway must still not trust them alone.
-func addTools(s *mcp.Server, b *billing, latency time.Duration, stop <-chan struct{}) {
+// retooler re-registers one tool with a changed definition and the same
+// handler.
+type retooler func(change func(*mcp.Tool))
+
+// addTool registers t with h and returns how to register it again changed.
+func addTool[In, Out any](s *mcp.Server, t *mcp.Tool, h mcp.ToolHandlerFor[In, Out]) retooler {
+	base := *t // before AddTool fills in the inferred schemas
+	mcp.AddTool(s, t, h)
+	return func(change func(*mcp.Tool)) {
+		nt := base
+		change(&nt)
+		mcp.AddTool(s, &nt, h) // replaces the tool; the SDK notifies list_changed
+	}
+}
+
+// addTools registers the four tools and returns how to change each.
+// Annotations describe what each tool really does; a gateway must still
+// not trust them alone.
+func addTools(s *mcp.Server, b *billing, latency time.Duration, stop <-chan struct{}) map[string]retooler {
+	retool := map[string]retooler{}
 	wait := func(ctx context.Context) error {
 		if latency <= 0 {
 			return nil
@@ -96,7 +113,7 @@ func addTools(s *mcp.Server, b *billing, latency time.Duration, stop <-chan stru
 		}
 	}
 
-	mcp.AddTool(s, &mcp.Tool{
+	retool[ToolGetWeather] = addTool(s, &mcp.Tool{
 		Name:        ToolGetWeather,
 		Description: "Current weather for a city (made-up data).",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: ptr(false)},
@@ -110,7 +127,7 @@ func addTools(s *mcp.Server, b *billing, latency time.Duration, stop <-chan stru
 		}}}, out, nil
 	})
 
-	mcp.AddTool(s, &mcp.Tool{
+	retool[ToolListInvoices] = addTool(s, &mcp.Tool{
 		Name:        ToolListInvoices,
 		Description: "List invoices, optionally for one customer.",
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: ptr(false)},
@@ -136,7 +153,7 @@ func addTools(s *mcp.Server, b *billing, latency time.Duration, stop <-chan stru
 		return nil, out, nil
 	})
 
-	mcp.AddTool(s, &mcp.Tool{
+	retool[ToolCreateInvoice] = addTool(s, &mcp.Tool{
 		Name:        ToolCreateInvoice,
 		Description: "Create an invoice for a customer.",
 		Annotations: &mcp.ToolAnnotations{DestructiveHint: ptr(false), OpenWorldHint: ptr(false)},
@@ -154,7 +171,7 @@ func addTools(s *mcp.Server, b *billing, latency time.Duration, stop <-chan stru
 		return nil, inv, nil
 	})
 
-	mcp.AddTool(s, &mcp.Tool{
+	retool[ToolSendPayment] = addTool(s, &mcp.Tool{
 		Name:        ToolSendPayment,
 		Description: "Send a payment (pretend: no money moves).",
 		Annotations: &mcp.ToolAnnotations{DestructiveHint: ptr(true), OpenWorldHint: ptr(true)},
@@ -170,4 +187,5 @@ func addTools(s *mcp.Server, b *billing, latency time.Duration, stop <-chan stru
 		b.payments++
 		return nil, sendPaymentOut{ID: fmt.Sprintf("pay-%d", b.payments), To: in.To, Amount: in.Amount, Status: "sent"}, nil
 	})
+	return retool
 }

@@ -34,6 +34,7 @@ var requiredRole = map[string]configv1.Role{
 	c.UpstreamServiceListUpstreamsProcedure:              auditor,
 	c.UpstreamServiceUpdateUpstreamProcedure:             operator,
 	c.UpstreamServiceDeleteUpstreamProcedure:             operator,
+	c.UpstreamServiceDiscoverUpstreamProcedure:           operator,
 	c.ValueListServiceCreateValueListProcedure:           operator,
 	c.ValueListServiceGetValueListProcedure:              auditor,
 	c.ValueListServiceListValueListsProcedure:            auditor,

@@ -13,6 +13,9 @@ import (
 // MaxDataplanes bounds how many data-plane statuses a node keeps.
 const MaxDataplanes = 10000
 
+// MaxQuarantined bounds the quarantined tools kept per data plane.
+const MaxQuarantined = 1000
+
 // Registry holds the statuses of the data planes that talk to this node.
 // It is safe for concurrent use.
 type Registry struct {
@@ -81,7 +84,8 @@ func (r *Registry) Connected(name string, version uint64) func() {
 	}
 }
 
-// Report records a data plane's report.
+// Report records a data plane's report, including its current list of
+// quarantined tools (which replaces the previous one).
 func (r *Registry) Report(req *configsyncv1.ReportRequest) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -92,6 +96,12 @@ func (r *Registry) Report(req *configsyncv1.ReportRequest) {
 	s.Reason = req.GetReason()
 	s.ServingVersion = req.GetServingVersion()
 	s.Mode = req.GetMode()
+	// Every report carries the data plane's whole quarantine list.
+	q := req.GetQuarantined()
+	s.Quarantined = make([]*configsyncv1.QuarantinedTool, 0, min(len(q), MaxQuarantined))
+	for _, t := range q[:min(len(q), MaxQuarantined)] {
+		s.Quarantined = append(s.Quarantined, proto.Clone(t).(*configsyncv1.QuarantinedTool))
+	}
 	if req.GetApplied() {
 		if e.nacked <= req.GetVersion() {
 			e.nacked = 0

@@ -335,7 +335,10 @@ type DataplaneStatus struct {
 	// Whether its stream is open right now.
 	Connected bool `protobuf:"varint,9,opt,name=connected,proto3" json:"connected,omitempty"`
 	// Config versions it is behind the cluster (0 when current).
-	Lag           uint64 `protobuf:"varint,10,opt,name=lag,proto3" json:"lag,omitempty"`
+	Lag uint64 `protobuf:"varint,10,opt,name=lag,proto3" json:"lag,omitempty"`
+	// Tools it has quarantined because their upstream definition drifted
+	// from the pin (see portcullis.configsync.v1.QuarantinedTool).
+	Quarantined   []*v1.QuarantinedTool `protobuf:"bytes,11,rep,name=quarantined,proto3" json:"quarantined,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -438,6 +441,13 @@ func (x *DataplaneStatus) GetLag() uint64 {
 		return x.Lag
 	}
 	return 0
+}
+
+func (x *DataplaneStatus) GetQuarantined() []*v1.QuarantinedTool {
+	if x != nil {
+		return x.Quarantined
+	}
+	return nil
 }
 
 type SetFreezeRequest struct {
@@ -559,7 +569,7 @@ const file_portcullis_admin_v1_dataplane_proto_rawDesc = "" +
 	"\n" +
 	"dataplanes\x18\x01 \x03(\v2$.portcullis.admin.v1.DataplaneStatusR\n" +
 	"dataplanes\x12'\n" +
-	"\x0fcluster_version\x18\x02 \x01(\x04R\x0eclusterVersion\"\xe1\x02\n" +
+	"\x0fcluster_version\x18\x02 \x01(\x04R\x0eclusterVersion\"\xae\x03\n" +
 	"\x0fDataplaneStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x0fserving_version\x18\x02 \x01(\x04R\x0eservingVersion\x12)\n" +
@@ -571,7 +581,8 @@ const file_portcullis_admin_v1_dataplane_proto_rawDesc = "" +
 	"\anode_id\x18\b \x01(\tR\x06nodeId\x12\x1c\n" +
 	"\tconnected\x18\t \x01(\bR\tconnected\x12\x10\n" +
 	"\x03lag\x18\n" +
-	" \x01(\x04R\x03lag\"B\n" +
+	" \x01(\x04R\x03lag\x12K\n" +
+	"\vquarantined\x18\v \x03(\v2).portcullis.configsync.v1.QuarantinedToolR\vquarantined\"B\n" +
 	"\x10SetFreezeRequest\x12\x16\n" +
 	"\x06frozen\x18\x01 \x01(\bR\x06frozen\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\":\n" +
@@ -610,25 +621,27 @@ var file_portcullis_admin_v1_dataplane_proto_goTypes = []any{
 	(*durationpb.Duration)(nil),          // 9: google.protobuf.Duration
 	(v1.Mode)(0),                         // 10: portcullis.configsync.v1.Mode
 	(*timestamppb.Timestamp)(nil),        // 11: google.protobuf.Timestamp
+	(*v1.QuarantinedTool)(nil),           // 12: portcullis.configsync.v1.QuarantinedTool
 }
 var file_portcullis_admin_v1_dataplane_proto_depIdxs = []int32{
 	9,  // 0: portcullis.admin.v1.CreateJoinCredentialRequest.ttl:type_name -> google.protobuf.Duration
 	6,  // 1: portcullis.admin.v1.ListDataplanesResponse.dataplanes:type_name -> portcullis.admin.v1.DataplaneStatus
 	10, // 2: portcullis.admin.v1.DataplaneStatus.mode:type_name -> portcullis.configsync.v1.Mode
 	11, // 3: portcullis.admin.v1.DataplaneStatus.last_seen:type_name -> google.protobuf.Timestamp
-	0,  // 4: portcullis.admin.v1.DataplaneService.CreateJoinCredential:input_type -> portcullis.admin.v1.CreateJoinCredentialRequest
-	2,  // 5: portcullis.admin.v1.DataplaneService.RevokeJoinCredential:input_type -> portcullis.admin.v1.RevokeJoinCredentialRequest
-	4,  // 6: portcullis.admin.v1.DataplaneService.ListDataplanes:input_type -> portcullis.admin.v1.ListDataplanesRequest
-	7,  // 7: portcullis.admin.v1.DataplaneService.SetFreeze:input_type -> portcullis.admin.v1.SetFreezeRequest
-	1,  // 8: portcullis.admin.v1.DataplaneService.CreateJoinCredential:output_type -> portcullis.admin.v1.CreateJoinCredentialResponse
-	3,  // 9: portcullis.admin.v1.DataplaneService.RevokeJoinCredential:output_type -> portcullis.admin.v1.RevokeJoinCredentialResponse
-	5,  // 10: portcullis.admin.v1.DataplaneService.ListDataplanes:output_type -> portcullis.admin.v1.ListDataplanesResponse
-	8,  // 11: portcullis.admin.v1.DataplaneService.SetFreeze:output_type -> portcullis.admin.v1.SetFreezeResponse
-	8,  // [8:12] is the sub-list for method output_type
-	4,  // [4:8] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	12, // 4: portcullis.admin.v1.DataplaneStatus.quarantined:type_name -> portcullis.configsync.v1.QuarantinedTool
+	0,  // 5: portcullis.admin.v1.DataplaneService.CreateJoinCredential:input_type -> portcullis.admin.v1.CreateJoinCredentialRequest
+	2,  // 6: portcullis.admin.v1.DataplaneService.RevokeJoinCredential:input_type -> portcullis.admin.v1.RevokeJoinCredentialRequest
+	4,  // 7: portcullis.admin.v1.DataplaneService.ListDataplanes:input_type -> portcullis.admin.v1.ListDataplanesRequest
+	7,  // 8: portcullis.admin.v1.DataplaneService.SetFreeze:input_type -> portcullis.admin.v1.SetFreezeRequest
+	1,  // 9: portcullis.admin.v1.DataplaneService.CreateJoinCredential:output_type -> portcullis.admin.v1.CreateJoinCredentialResponse
+	3,  // 10: portcullis.admin.v1.DataplaneService.RevokeJoinCredential:output_type -> portcullis.admin.v1.RevokeJoinCredentialResponse
+	5,  // 11: portcullis.admin.v1.DataplaneService.ListDataplanes:output_type -> portcullis.admin.v1.ListDataplanesResponse
+	8,  // 12: portcullis.admin.v1.DataplaneService.SetFreeze:output_type -> portcullis.admin.v1.SetFreezeResponse
+	9,  // [9:13] is the sub-list for method output_type
+	5,  // [5:9] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_admin_v1_dataplane_proto_init() }

@@ -22,6 +22,66 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type DiscoveryStatus int32
+
+const (
+	DiscoveryStatus_DISCOVERY_STATUS_UNSPECIFIED DiscoveryStatus = 0
+	// Listed upstream, not pinned.
+	DiscoveryStatus_DISCOVERY_STATUS_NEW DiscoveryStatus = 1
+	// Listed upstream; the live definition hashes to the active pin.
+	DiscoveryStatus_DISCOVERY_STATUS_PINNED DiscoveryStatus = 2
+	// Listed upstream; the live definition differs from the active pin.
+	// Data planes quarantine the tool until an operator approves it.
+	DiscoveryStatus_DISCOVERY_STATUS_CHANGED DiscoveryStatus = 3
+	// Pinned, but the upstream no longer lists it.
+	DiscoveryStatus_DISCOVERY_STATUS_MISSING DiscoveryStatus = 4
+)
+
+// Enum value maps for DiscoveryStatus.
+var (
+	DiscoveryStatus_name = map[int32]string{
+		0: "DISCOVERY_STATUS_UNSPECIFIED",
+		1: "DISCOVERY_STATUS_NEW",
+		2: "DISCOVERY_STATUS_PINNED",
+		3: "DISCOVERY_STATUS_CHANGED",
+		4: "DISCOVERY_STATUS_MISSING",
+	}
+	DiscoveryStatus_value = map[string]int32{
+		"DISCOVERY_STATUS_UNSPECIFIED": 0,
+		"DISCOVERY_STATUS_NEW":         1,
+		"DISCOVERY_STATUS_PINNED":      2,
+		"DISCOVERY_STATUS_CHANGED":     3,
+		"DISCOVERY_STATUS_MISSING":     4,
+	}
+)
+
+func (x DiscoveryStatus) Enum() *DiscoveryStatus {
+	p := new(DiscoveryStatus)
+	*p = x
+	return p
+}
+
+func (x DiscoveryStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DiscoveryStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_admin_v1_upstream_proto_enumTypes[0].Descriptor()
+}
+
+func (DiscoveryStatus) Type() protoreflect.EnumType {
+	return &file_portcullis_admin_v1_upstream_proto_enumTypes[0]
+}
+
+func (x DiscoveryStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DiscoveryStatus.Descriptor instead.
+func (DiscoveryStatus) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_upstream_proto_rawDescGZIP(), []int{0}
+}
+
 type CreateUpstreamRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Upstream      *v1.Upstream           `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
@@ -478,6 +538,214 @@ func (*DeleteUpstreamResponse) Descriptor() ([]byte, []int) {
 	return file_portcullis_admin_v1_upstream_proto_rawDescGZIP(), []int{9}
 }
 
+type DiscoverUpstreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscoverUpstreamRequest) Reset() {
+	*x = DiscoverUpstreamRequest{}
+	mi := &file_portcullis_admin_v1_upstream_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscoverUpstreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscoverUpstreamRequest) ProtoMessage() {}
+
+func (x *DiscoverUpstreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_upstream_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscoverUpstreamRequest.ProtoReflect.Descriptor instead.
+func (*DiscoverUpstreamRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_upstream_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DiscoverUpstreamRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DiscoverUpstreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every tool the upstream lists, in its order, then every pinned tool it
+	// no longer lists (status MISSING).
+	Tools         []*DiscoveredTool `protobuf:"bytes,1,rep,name=tools,proto3" json:"tools,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscoverUpstreamResponse) Reset() {
+	*x = DiscoverUpstreamResponse{}
+	mi := &file_portcullis_admin_v1_upstream_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscoverUpstreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscoverUpstreamResponse) ProtoMessage() {}
+
+func (x *DiscoverUpstreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_upstream_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscoverUpstreamResponse.ProtoReflect.Descriptor instead.
+func (*DiscoverUpstreamResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_upstream_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DiscoverUpstreamResponse) GetTools() []*DiscoveredTool {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+// DiscoveredTool compares one tool the upstream lists with its pin.
+type DiscoveredTool struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tool name as the upstream reports it.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The action name agents know it by ("<prefix>__<name>").
+	Action string          `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	Status DiscoveryStatus `protobuf:"varint,3,opt,name=status,proto3,enum=portcullis.admin.v1.DiscoveryStatus" json:"status,omitempty"`
+	// Hash of the live definition ("sha256:<hex>"); empty for MISSING.
+	LiveHash string `protobuf:"bytes,4,opt,name=live_hash,json=liveHash,proto3" json:"live_hash,omitempty"`
+	// Hash and version of the active pinned version; empty/0 for NEW.
+	PinnedHash    string       `protobuf:"bytes,5,opt,name=pinned_hash,json=pinnedHash,proto3" json:"pinned_hash,omitempty"`
+	PinnedVersion int64        `protobuf:"varint,6,opt,name=pinned_version,json=pinnedVersion,proto3" json:"pinned_version,omitempty"`
+	PinnedClass   v1.ToolClass `protobuf:"varint,7,opt,name=pinned_class,json=pinnedClass,proto3,enum=portcullis.config.v1.ToolClass" json:"pinned_class,omitempty"`
+	// The definition exactly as the upstream sent it (JSON); empty for
+	// MISSING.
+	Definition []byte `protobuf:"bytes,8,opt,name=definition,proto3" json:"definition,omitempty"`
+	// A classification read from the definition's annotations
+	// (readOnlyHint → read-only, idempotentHint → idempotent, else
+	// mutating). Upstream hints are untrusted: only a suggestion.
+	SuggestedClass v1.ToolClass `protobuf:"varint,9,opt,name=suggested_class,json=suggestedClass,proto3,enum=portcullis.config.v1.ToolClass" json:"suggested_class,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DiscoveredTool) Reset() {
+	*x = DiscoveredTool{}
+	mi := &file_portcullis_admin_v1_upstream_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscoveredTool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscoveredTool) ProtoMessage() {}
+
+func (x *DiscoveredTool) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_upstream_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscoveredTool.ProtoReflect.Descriptor instead.
+func (*DiscoveredTool) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_upstream_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DiscoveredTool) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DiscoveredTool) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *DiscoveredTool) GetStatus() DiscoveryStatus {
+	if x != nil {
+		return x.Status
+	}
+	return DiscoveryStatus_DISCOVERY_STATUS_UNSPECIFIED
+}
+
+func (x *DiscoveredTool) GetLiveHash() string {
+	if x != nil {
+		return x.LiveHash
+	}
+	return ""
+}
+
+func (x *DiscoveredTool) GetPinnedHash() string {
+	if x != nil {
+		return x.PinnedHash
+	}
+	return ""
+}
+
+func (x *DiscoveredTool) GetPinnedVersion() int64 {
+	if x != nil {
+		return x.PinnedVersion
+	}
+	return 0
+}
+
+func (x *DiscoveredTool) GetPinnedClass() v1.ToolClass {
+	if x != nil {
+		return x.PinnedClass
+	}
+	return v1.ToolClass(0)
+}
+
+func (x *DiscoveredTool) GetDefinition() []byte {
+	if x != nil {
+		return x.Definition
+	}
+	return nil
+}
+
+func (x *DiscoveredTool) GetSuggestedClass() v1.ToolClass {
+	if x != nil {
+		return x.SuggestedClass
+	}
+	return v1.ToolClass(0)
+}
+
 var File_portcullis_admin_v1_upstream_proto protoreflect.FileDescriptor
 
 const file_portcullis_admin_v1_upstream_proto_rawDesc = "" +
@@ -505,13 +773,37 @@ const file_portcullis_admin_v1_upstream_proto_rawDesc = "" +
 	"\x15DeleteUpstreamRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x11expected_revision\x18\x02 \x01(\x04R\x10expectedRevision\"\x18\n" +
-	"\x16DeleteUpstreamResponse2\x9c\x04\n" +
+	"\x16DeleteUpstreamResponse\"-\n" +
+	"\x17DiscoverUpstreamRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"U\n" +
+	"\x18DiscoverUpstreamResponse\x129\n" +
+	"\x05tools\x18\x01 \x03(\v2#.portcullis.admin.v1.DiscoveredToolR\x05tools\"\x8d\x03\n" +
+	"\x0eDiscoveredTool\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12<\n" +
+	"\x06status\x18\x03 \x01(\x0e2$.portcullis.admin.v1.DiscoveryStatusR\x06status\x12\x1b\n" +
+	"\tlive_hash\x18\x04 \x01(\tR\bliveHash\x12\x1f\n" +
+	"\vpinned_hash\x18\x05 \x01(\tR\n" +
+	"pinnedHash\x12%\n" +
+	"\x0epinned_version\x18\x06 \x01(\x03R\rpinnedVersion\x12B\n" +
+	"\fpinned_class\x18\a \x01(\x0e2\x1f.portcullis.config.v1.ToolClassR\vpinnedClass\x12\x1e\n" +
+	"\n" +
+	"definition\x18\b \x01(\fR\n" +
+	"definition\x12H\n" +
+	"\x0fsuggested_class\x18\t \x01(\x0e2\x1f.portcullis.config.v1.ToolClassR\x0esuggestedClass*\xa6\x01\n" +
+	"\x0fDiscoveryStatus\x12 \n" +
+	"\x1cDISCOVERY_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14DISCOVERY_STATUS_NEW\x10\x01\x12\x1b\n" +
+	"\x17DISCOVERY_STATUS_PINNED\x10\x02\x12\x1c\n" +
+	"\x18DISCOVERY_STATUS_CHANGED\x10\x03\x12\x1c\n" +
+	"\x18DISCOVERY_STATUS_MISSING\x10\x042\x8d\x05\n" +
 	"\x0fUpstreamService\x12i\n" +
 	"\x0eCreateUpstream\x12*.portcullis.admin.v1.CreateUpstreamRequest\x1a+.portcullis.admin.v1.CreateUpstreamResponse\x12`\n" +
 	"\vGetUpstream\x12'.portcullis.admin.v1.GetUpstreamRequest\x1a(.portcullis.admin.v1.GetUpstreamResponse\x12f\n" +
 	"\rListUpstreams\x12).portcullis.admin.v1.ListUpstreamsRequest\x1a*.portcullis.admin.v1.ListUpstreamsResponse\x12i\n" +
 	"\x0eUpdateUpstream\x12*.portcullis.admin.v1.UpdateUpstreamRequest\x1a+.portcullis.admin.v1.UpdateUpstreamResponse\x12i\n" +
-	"\x0eDeleteUpstream\x12*.portcullis.admin.v1.DeleteUpstreamRequest\x1a+.portcullis.admin.v1.DeleteUpstreamResponseB\xe4\x01\n" +
+	"\x0eDeleteUpstream\x12*.portcullis.admin.v1.DeleteUpstreamRequest\x1a+.portcullis.admin.v1.DeleteUpstreamResponse\x12o\n" +
+	"\x10DiscoverUpstream\x12,.portcullis.admin.v1.DiscoverUpstreamRequest\x1a-.portcullis.admin.v1.DiscoverUpstreamResponseB\xe4\x01\n" +
 	"\x17com.portcullis.admin.v1B\rUpstreamProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1;adminv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Admin.V1\xca\x02\x13Portcullis\\Admin\\V1\xe2\x02\x1fPortcullis\\Admin\\V1\\GPBMetadata\xea\x02\x15Portcullis::Admin::V1b\x06proto3"
 
 var (
@@ -526,42 +818,54 @@ func file_portcullis_admin_v1_upstream_proto_rawDescGZIP() []byte {
 	return file_portcullis_admin_v1_upstream_proto_rawDescData
 }
 
-var file_portcullis_admin_v1_upstream_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_portcullis_admin_v1_upstream_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_portcullis_admin_v1_upstream_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_portcullis_admin_v1_upstream_proto_goTypes = []any{
-	(*CreateUpstreamRequest)(nil),  // 0: portcullis.admin.v1.CreateUpstreamRequest
-	(*CreateUpstreamResponse)(nil), // 1: portcullis.admin.v1.CreateUpstreamResponse
-	(*GetUpstreamRequest)(nil),     // 2: portcullis.admin.v1.GetUpstreamRequest
-	(*GetUpstreamResponse)(nil),    // 3: portcullis.admin.v1.GetUpstreamResponse
-	(*ListUpstreamsRequest)(nil),   // 4: portcullis.admin.v1.ListUpstreamsRequest
-	(*ListUpstreamsResponse)(nil),  // 5: portcullis.admin.v1.ListUpstreamsResponse
-	(*UpdateUpstreamRequest)(nil),  // 6: portcullis.admin.v1.UpdateUpstreamRequest
-	(*UpdateUpstreamResponse)(nil), // 7: portcullis.admin.v1.UpdateUpstreamResponse
-	(*DeleteUpstreamRequest)(nil),  // 8: portcullis.admin.v1.DeleteUpstreamRequest
-	(*DeleteUpstreamResponse)(nil), // 9: portcullis.admin.v1.DeleteUpstreamResponse
-	(*v1.Upstream)(nil),            // 10: portcullis.config.v1.Upstream
+	(DiscoveryStatus)(0),             // 0: portcullis.admin.v1.DiscoveryStatus
+	(*CreateUpstreamRequest)(nil),    // 1: portcullis.admin.v1.CreateUpstreamRequest
+	(*CreateUpstreamResponse)(nil),   // 2: portcullis.admin.v1.CreateUpstreamResponse
+	(*GetUpstreamRequest)(nil),       // 3: portcullis.admin.v1.GetUpstreamRequest
+	(*GetUpstreamResponse)(nil),      // 4: portcullis.admin.v1.GetUpstreamResponse
+	(*ListUpstreamsRequest)(nil),     // 5: portcullis.admin.v1.ListUpstreamsRequest
+	(*ListUpstreamsResponse)(nil),    // 6: portcullis.admin.v1.ListUpstreamsResponse
+	(*UpdateUpstreamRequest)(nil),    // 7: portcullis.admin.v1.UpdateUpstreamRequest
+	(*UpdateUpstreamResponse)(nil),   // 8: portcullis.admin.v1.UpdateUpstreamResponse
+	(*DeleteUpstreamRequest)(nil),    // 9: portcullis.admin.v1.DeleteUpstreamRequest
+	(*DeleteUpstreamResponse)(nil),   // 10: portcullis.admin.v1.DeleteUpstreamResponse
+	(*DiscoverUpstreamRequest)(nil),  // 11: portcullis.admin.v1.DiscoverUpstreamRequest
+	(*DiscoverUpstreamResponse)(nil), // 12: portcullis.admin.v1.DiscoverUpstreamResponse
+	(*DiscoveredTool)(nil),           // 13: portcullis.admin.v1.DiscoveredTool
+	(*v1.Upstream)(nil),              // 14: portcullis.config.v1.Upstream
+	(v1.ToolClass)(0),                // 15: portcullis.config.v1.ToolClass
 }
 var file_portcullis_admin_v1_upstream_proto_depIdxs = []int32{
-	10, // 0: portcullis.admin.v1.CreateUpstreamRequest.upstream:type_name -> portcullis.config.v1.Upstream
-	10, // 1: portcullis.admin.v1.CreateUpstreamResponse.upstream:type_name -> portcullis.config.v1.Upstream
-	10, // 2: portcullis.admin.v1.GetUpstreamResponse.upstream:type_name -> portcullis.config.v1.Upstream
-	10, // 3: portcullis.admin.v1.ListUpstreamsResponse.upstreams:type_name -> portcullis.config.v1.Upstream
-	10, // 4: portcullis.admin.v1.UpdateUpstreamRequest.upstream:type_name -> portcullis.config.v1.Upstream
-	10, // 5: portcullis.admin.v1.UpdateUpstreamResponse.upstream:type_name -> portcullis.config.v1.Upstream
-	0,  // 6: portcullis.admin.v1.UpstreamService.CreateUpstream:input_type -> portcullis.admin.v1.CreateUpstreamRequest
-	2,  // 7: portcullis.admin.v1.UpstreamService.GetUpstream:input_type -> portcullis.admin.v1.GetUpstreamRequest
-	4,  // 8: portcullis.admin.v1.UpstreamService.ListUpstreams:input_type -> portcullis.admin.v1.ListUpstreamsRequest
-	6,  // 9: portcullis.admin.v1.UpstreamService.UpdateUpstream:input_type -> portcullis.admin.v1.UpdateUpstreamRequest
-	8,  // 10: portcullis.admin.v1.UpstreamService.DeleteUpstream:input_type -> portcullis.admin.v1.DeleteUpstreamRequest
-	1,  // 11: portcullis.admin.v1.UpstreamService.CreateUpstream:output_type -> portcullis.admin.v1.CreateUpstreamResponse
-	3,  // 12: portcullis.admin.v1.UpstreamService.GetUpstream:output_type -> portcullis.admin.v1.GetUpstreamResponse
-	5,  // 13: portcullis.admin.v1.UpstreamService.ListUpstreams:output_type -> portcullis.admin.v1.ListUpstreamsResponse
-	7,  // 14: portcullis.admin.v1.UpstreamService.UpdateUpstream:output_type -> portcullis.admin.v1.UpdateUpstreamResponse
-	9,  // 15: portcullis.admin.v1.UpstreamService.DeleteUpstream:output_type -> portcullis.admin.v1.DeleteUpstreamResponse
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	14, // 0: portcullis.admin.v1.CreateUpstreamRequest.upstream:type_name -> portcullis.config.v1.Upstream
+	14, // 1: portcullis.admin.v1.CreateUpstreamResponse.upstream:type_name -> portcullis.config.v1.Upstream
+	14, // 2: portcullis.admin.v1.GetUpstreamResponse.upstream:type_name -> portcullis.config.v1.Upstream
+	14, // 3: portcullis.admin.v1.ListUpstreamsResponse.upstreams:type_name -> portcullis.config.v1.Upstream
+	14, // 4: portcullis.admin.v1.UpdateUpstreamRequest.upstream:type_name -> portcullis.config.v1.Upstream
+	14, // 5: portcullis.admin.v1.UpdateUpstreamResponse.upstream:type_name -> portcullis.config.v1.Upstream
+	13, // 6: portcullis.admin.v1.DiscoverUpstreamResponse.tools:type_name -> portcullis.admin.v1.DiscoveredTool
+	0,  // 7: portcullis.admin.v1.DiscoveredTool.status:type_name -> portcullis.admin.v1.DiscoveryStatus
+	15, // 8: portcullis.admin.v1.DiscoveredTool.pinned_class:type_name -> portcullis.config.v1.ToolClass
+	15, // 9: portcullis.admin.v1.DiscoveredTool.suggested_class:type_name -> portcullis.config.v1.ToolClass
+	1,  // 10: portcullis.admin.v1.UpstreamService.CreateUpstream:input_type -> portcullis.admin.v1.CreateUpstreamRequest
+	3,  // 11: portcullis.admin.v1.UpstreamService.GetUpstream:input_type -> portcullis.admin.v1.GetUpstreamRequest
+	5,  // 12: portcullis.admin.v1.UpstreamService.ListUpstreams:input_type -> portcullis.admin.v1.ListUpstreamsRequest
+	7,  // 13: portcullis.admin.v1.UpstreamService.UpdateUpstream:input_type -> portcullis.admin.v1.UpdateUpstreamRequest
+	9,  // 14: portcullis.admin.v1.UpstreamService.DeleteUpstream:input_type -> portcullis.admin.v1.DeleteUpstreamRequest
+	11, // 15: portcullis.admin.v1.UpstreamService.DiscoverUpstream:input_type -> portcullis.admin.v1.DiscoverUpstreamRequest
+	2,  // 16: portcullis.admin.v1.UpstreamService.CreateUpstream:output_type -> portcullis.admin.v1.CreateUpstreamResponse
+	4,  // 17: portcullis.admin.v1.UpstreamService.GetUpstream:output_type -> portcullis.admin.v1.GetUpstreamResponse
+	6,  // 18: portcullis.admin.v1.UpstreamService.ListUpstreams:output_type -> portcullis.admin.v1.ListUpstreamsResponse
+	8,  // 19: portcullis.admin.v1.UpstreamService.UpdateUpstream:output_type -> portcullis.admin.v1.UpdateUpstreamResponse
+	10, // 20: portcullis.admin.v1.UpstreamService.DeleteUpstream:output_type -> portcullis.admin.v1.DeleteUpstreamResponse
+	12, // 21: portcullis.admin.v1.UpstreamService.DiscoverUpstream:output_type -> portcullis.admin.v1.DiscoverUpstreamResponse
+	16, // [16:22] is the sub-list for method output_type
+	10, // [10:16] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_admin_v1_upstream_proto_init() }
@@ -574,13 +878,14 @@ func file_portcullis_admin_v1_upstream_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_admin_v1_upstream_proto_rawDesc), len(file_portcullis_admin_v1_upstream_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   10,
+			NumEnums:      1,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_portcullis_admin_v1_upstream_proto_goTypes,
 		DependencyIndexes: file_portcullis_admin_v1_upstream_proto_depIdxs,
+		EnumInfos:         file_portcullis_admin_v1_upstream_proto_enumTypes,
 		MessageInfos:      file_portcullis_admin_v1_upstream_proto_msgTypes,
 	}.Build()
 	File_portcullis_admin_v1_upstream_proto = out.File

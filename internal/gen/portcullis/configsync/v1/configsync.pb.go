@@ -321,8 +321,14 @@ type ReportRequest struct {
 	// Version the data plane is serving now.
 	ServingVersion uint64 `protobuf:"varint,5,opt,name=serving_version,json=servingVersion,proto3" json:"serving_version,omitempty"`
 	Mode           Mode   `protobuf:"varint,6,opt,name=mode,proto3,enum=portcullis.configsync.v1.Mode" json:"mode,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Every tool the data plane has quarantined right now because its
+	// upstream's live definition differs from the pinned one, or the
+	// upstream no longer lists it. Each report carries the full list (an
+	// empty list clears the previous one); the data plane also reports
+	// when only this list changed. At most 1000 entries.
+	Quarantined   []*QuarantinedTool `protobuf:"bytes,7,rep,name=quarantined,proto3" json:"quarantined,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReportRequest) Reset() {
@@ -397,6 +403,114 @@ func (x *ReportRequest) GetMode() Mode {
 	return Mode_MODE_UNSPECIFIED
 }
 
+func (x *ReportRequest) GetQuarantined() []*QuarantinedTool {
+	if x != nil {
+		return x.Quarantined
+	}
+	return nil
+}
+
+// QuarantinedTool is a pinned tool a data plane hides and refuses because
+// its upstream changed it after approval (a "rug pull") or stopped
+// listing it.
+type QuarantinedTool struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Upstream string                 `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	// Tool name as the upstream reports it.
+	Tool string `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	// The action name agents know it by ("<prefix>__<tool>").
+	Action string `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	// Active pinned version and its definition hash ("sha256:<hex>").
+	PinnedVersion int64  `protobuf:"varint,4,opt,name=pinned_version,json=pinnedVersion,proto3" json:"pinned_version,omitempty"`
+	PinnedHash    string `protobuf:"bytes,5,opt,name=pinned_hash,json=pinnedHash,proto3" json:"pinned_hash,omitempty"`
+	// Hash of the definition the upstream lists now; empty when it no
+	// longer lists the tool.
+	LiveHash string `protobuf:"bytes,6,opt,name=live_hash,json=liveHash,proto3" json:"live_hash,omitempty"`
+	// When the data plane first saw this drift.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantinedTool) Reset() {
+	*x = QuarantinedTool{}
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantinedTool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantinedTool) ProtoMessage() {}
+
+func (x *QuarantinedTool) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantinedTool.ProtoReflect.Descriptor instead.
+func (*QuarantinedTool) Descriptor() ([]byte, []int) {
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *QuarantinedTool) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *QuarantinedTool) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *QuarantinedTool) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *QuarantinedTool) GetPinnedVersion() int64 {
+	if x != nil {
+		return x.PinnedVersion
+	}
+	return 0
+}
+
+func (x *QuarantinedTool) GetPinnedHash() string {
+	if x != nil {
+		return x.PinnedHash
+	}
+	return ""
+}
+
+func (x *QuarantinedTool) GetLiveHash() string {
+	if x != nil {
+		return x.LiveHash
+	}
+	return ""
+}
+
+func (x *QuarantinedTool) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 type ReportResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -405,7 +519,7 @@ type ReportResponse struct {
 
 func (x *ReportResponse) Reset() {
 	*x = ReportResponse{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[4]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +531,7 @@ func (x *ReportResponse) String() string {
 func (*ReportResponse) ProtoMessage() {}
 
 func (x *ReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[4]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +544,7 @@ func (x *ReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
 func (*ReportResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{5}
 }
 
 var File_portcullis_configsync_v1_configsync_proto protoreflect.FileDescriptor
@@ -449,14 +563,24 @@ const file_portcullis_configsync_v1_configsync_proto_rawDesc = "" +
 	"\tHeartbeat\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x17\n" +
-	"\anode_id\x18\x03 \x01(\tR\x06nodeId\"\xcc\x01\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\"\x99\x02\n" +
 	"\rReportRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x18\n" +
 	"\aapplied\x18\x03 \x01(\bR\aapplied\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12'\n" +
 	"\x0fserving_version\x18\x05 \x01(\x04R\x0eservingVersion\x122\n" +
-	"\x04mode\x18\x06 \x01(\x0e2\x1e.portcullis.configsync.v1.ModeR\x04mode\"\x10\n" +
+	"\x04mode\x18\x06 \x01(\x0e2\x1e.portcullis.configsync.v1.ModeR\x04mode\x12K\n" +
+	"\vquarantined\x18\a \x03(\v2).portcullis.configsync.v1.QuarantinedToolR\vquarantined\"\xf0\x01\n" +
+	"\x0fQuarantinedTool\x12\x1a\n" +
+	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x12\n" +
+	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12%\n" +
+	"\x0epinned_version\x18\x04 \x01(\x03R\rpinnedVersion\x12\x1f\n" +
+	"\vpinned_hash\x18\x05 \x01(\tR\n" +
+	"pinnedHash\x12\x1b\n" +
+	"\tlive_hash\x18\x06 \x01(\tR\bliveHash\x120\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\x10\n" +
 	"\x0eReportResponse*c\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x0f\n" +
@@ -483,29 +607,32 @@ func file_portcullis_configsync_v1_configsync_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_configsync_v1_configsync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_configsync_v1_configsync_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_portcullis_configsync_v1_configsync_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_portcullis_configsync_v1_configsync_proto_goTypes = []any{
 	(Mode)(0),                     // 0: portcullis.configsync.v1.Mode
 	(*WatchRequest)(nil),          // 1: portcullis.configsync.v1.WatchRequest
 	(*WatchResponse)(nil),         // 2: portcullis.configsync.v1.WatchResponse
 	(*Heartbeat)(nil),             // 3: portcullis.configsync.v1.Heartbeat
 	(*ReportRequest)(nil),         // 4: portcullis.configsync.v1.ReportRequest
-	(*ReportResponse)(nil),        // 5: portcullis.configsync.v1.ReportResponse
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*QuarantinedTool)(nil),       // 5: portcullis.configsync.v1.QuarantinedTool
+	(*ReportResponse)(nil),        // 6: portcullis.configsync.v1.ReportResponse
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_portcullis_configsync_v1_configsync_proto_depIdxs = []int32{
 	3, // 0: portcullis.configsync.v1.WatchResponse.heartbeat:type_name -> portcullis.configsync.v1.Heartbeat
-	6, // 1: portcullis.configsync.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	7, // 1: portcullis.configsync.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
 	0, // 2: portcullis.configsync.v1.ReportRequest.mode:type_name -> portcullis.configsync.v1.Mode
-	1, // 3: portcullis.configsync.v1.ConfigSyncService.Watch:input_type -> portcullis.configsync.v1.WatchRequest
-	4, // 4: portcullis.configsync.v1.ConfigSyncService.Report:input_type -> portcullis.configsync.v1.ReportRequest
-	2, // 5: portcullis.configsync.v1.ConfigSyncService.Watch:output_type -> portcullis.configsync.v1.WatchResponse
-	5, // 6: portcullis.configsync.v1.ConfigSyncService.Report:output_type -> portcullis.configsync.v1.ReportResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	5, // 3: portcullis.configsync.v1.ReportRequest.quarantined:type_name -> portcullis.configsync.v1.QuarantinedTool
+	7, // 4: portcullis.configsync.v1.QuarantinedTool.since:type_name -> google.protobuf.Timestamp
+	1, // 5: portcullis.configsync.v1.ConfigSyncService.Watch:input_type -> portcullis.configsync.v1.WatchRequest
+	4, // 6: portcullis.configsync.v1.ConfigSyncService.Report:input_type -> portcullis.configsync.v1.ReportRequest
+	2, // 7: portcullis.configsync.v1.ConfigSyncService.Watch:output_type -> portcullis.configsync.v1.WatchResponse
+	6, // 8: portcullis.configsync.v1.ConfigSyncService.Report:output_type -> portcullis.configsync.v1.ReportResponse
+	7, // [7:9] is the sub-list for method output_type
+	5, // [5:7] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_configsync_v1_configsync_proto_init() }
@@ -524,7 +651,7 @@ func file_portcullis_configsync_v1_configsync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_configsync_v1_configsync_proto_rawDesc), len(file_portcullis_configsync_v1_configsync_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,6 +48,9 @@ const (
 	// UpstreamServiceDeleteUpstreamProcedure is the fully-qualified name of the UpstreamService's
 	// DeleteUpstream RPC.
 	UpstreamServiceDeleteUpstreamProcedure = "/portcullis.admin.v1.UpstreamService/DeleteUpstream"
+	// UpstreamServiceDiscoverUpstreamProcedure is the fully-qualified name of the UpstreamService's
+	// DiscoverUpstream RPC.
+	UpstreamServiceDiscoverUpstreamProcedure = "/portcullis.admin.v1.UpstreamService/DiscoverUpstream"
 )
 
 // UpstreamServiceClient is a client for the portcullis.admin.v1.UpstreamService service.
@@ -62,6 +65,11 @@ type UpstreamServiceClient interface {
 	UpdateUpstream(context.Context, *connect.Request[v1.UpdateUpstreamRequest]) (*connect.Response[v1.UpdateUpstreamResponse], error)
 	// Role: operator. Refused while tool pins of the upstream exist.
 	DeleteUpstream(context.Context, *connect.Request[v1.DeleteUpstreamRequest]) (*connect.Response[v1.DeleteUpstreamResponse], error)
+	// Connects to the upstream from the control plane (its URL checked
+	// against the egress policy, its own credential attached) and compares
+	// its live tools/list with the tool pins. Role: operator, because it
+	// makes the control plane call out.
+	DiscoverUpstream(context.Context, *connect.Request[v1.DiscoverUpstreamRequest]) (*connect.Response[v1.DiscoverUpstreamResponse], error)
 }
 
 // NewUpstreamServiceClient constructs a client for the portcullis.admin.v1.UpstreamService service.
@@ -105,16 +113,23 @@ func NewUpstreamServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(upstreamServiceMethods.ByName("DeleteUpstream")),
 			connect.WithClientOptions(opts...),
 		),
+		discoverUpstream: connect.NewClient[v1.DiscoverUpstreamRequest, v1.DiscoverUpstreamResponse](
+			httpClient,
+			baseURL+UpstreamServiceDiscoverUpstreamProcedure,
+			connect.WithSchema(upstreamServiceMethods.ByName("DiscoverUpstream")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // upstreamServiceClient implements UpstreamServiceClient.
 type upstreamServiceClient struct {
-	createUpstream *connect.Client[v1.CreateUpstreamRequest, v1.CreateUpstreamResponse]
-	getUpstream    *connect.Client[v1.GetUpstreamRequest, v1.GetUpstreamResponse]
-	listUpstreams  *connect.Client[v1.ListUpstreamsRequest, v1.ListUpstreamsResponse]
-	updateUpstream *connect.Client[v1.UpdateUpstreamRequest, v1.UpdateUpstreamResponse]
-	deleteUpstream *connect.Client[v1.DeleteUpstreamRequest, v1.DeleteUpstreamResponse]
+	createUpstream   *connect.Client[v1.CreateUpstreamRequest, v1.CreateUpstreamResponse]
+	getUpstream      *connect.Client[v1.GetUpstreamRequest, v1.GetUpstreamResponse]
+	listUpstreams    *connect.Client[v1.ListUpstreamsRequest, v1.ListUpstreamsResponse]
+	updateUpstream   *connect.Client[v1.UpdateUpstreamRequest, v1.UpdateUpstreamResponse]
+	deleteUpstream   *connect.Client[v1.DeleteUpstreamRequest, v1.DeleteUpstreamResponse]
+	discoverUpstream *connect.Client[v1.DiscoverUpstreamRequest, v1.DiscoverUpstreamResponse]
 }
 
 // CreateUpstream calls portcullis.admin.v1.UpstreamService.CreateUpstream.
@@ -142,6 +157,11 @@ func (c *upstreamServiceClient) DeleteUpstream(ctx context.Context, req *connect
 	return c.deleteUpstream.CallUnary(ctx, req)
 }
 
+// DiscoverUpstream calls portcullis.admin.v1.UpstreamService.DiscoverUpstream.
+func (c *upstreamServiceClient) DiscoverUpstream(ctx context.Context, req *connect.Request[v1.DiscoverUpstreamRequest]) (*connect.Response[v1.DiscoverUpstreamResponse], error) {
+	return c.discoverUpstream.CallUnary(ctx, req)
+}
+
 // UpstreamServiceHandler is an implementation of the portcullis.admin.v1.UpstreamService service.
 type UpstreamServiceHandler interface {
 	// Role: operator. The URL is checked against the egress policy.
@@ -154,6 +174,11 @@ type UpstreamServiceHandler interface {
 	UpdateUpstream(context.Context, *connect.Request[v1.UpdateUpstreamRequest]) (*connect.Response[v1.UpdateUpstreamResponse], error)
 	// Role: operator. Refused while tool pins of the upstream exist.
 	DeleteUpstream(context.Context, *connect.Request[v1.DeleteUpstreamRequest]) (*connect.Response[v1.DeleteUpstreamResponse], error)
+	// Connects to the upstream from the control plane (its URL checked
+	// against the egress policy, its own credential attached) and compares
+	// its live tools/list with the tool pins. Role: operator, because it
+	// makes the control plane call out.
+	DiscoverUpstream(context.Context, *connect.Request[v1.DiscoverUpstreamRequest]) (*connect.Response[v1.DiscoverUpstreamResponse], error)
 }
 
 // NewUpstreamServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -193,6 +218,12 @@ func NewUpstreamServiceHandler(svc UpstreamServiceHandler, opts ...connect.Handl
 		connect.WithSchema(upstreamServiceMethods.ByName("DeleteUpstream")),
 		connect.WithHandlerOptions(opts...),
 	)
+	upstreamServiceDiscoverUpstreamHandler := connect.NewUnaryHandler(
+		UpstreamServiceDiscoverUpstreamProcedure,
+		svc.DiscoverUpstream,
+		connect.WithSchema(upstreamServiceMethods.ByName("DiscoverUpstream")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.admin.v1.UpstreamService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case UpstreamServiceCreateUpstreamProcedure:
@@ -205,6 +236,8 @@ func NewUpstreamServiceHandler(svc UpstreamServiceHandler, opts ...connect.Handl
 			upstreamServiceUpdateUpstreamHandler.ServeHTTP(w, r)
 		case UpstreamServiceDeleteUpstreamProcedure:
 			upstreamServiceDeleteUpstreamHandler.ServeHTTP(w, r)
+		case UpstreamServiceDiscoverUpstreamProcedure:
+			upstreamServiceDiscoverUpstreamHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -232,4 +265,8 @@ func (UnimplementedUpstreamServiceHandler) UpdateUpstream(context.Context, *conn
 
 func (UnimplementedUpstreamServiceHandler) DeleteUpstream(context.Context, *connect.Request[v1.DeleteUpstreamRequest]) (*connect.Response[v1.DeleteUpstreamResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.UpstreamService.DeleteUpstream is not implemented"))
+}
+
+func (UnimplementedUpstreamServiceHandler) DiscoverUpstream(context.Context, *connect.Request[v1.DiscoverUpstreamRequest]) (*connect.Response[v1.DiscoverUpstreamResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.UpstreamService.DiscoverUpstream is not implemented"))
 }

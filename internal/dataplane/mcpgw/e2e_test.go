@@ -120,7 +120,7 @@ func TestEndToEndWithSDKClient(t *testing.T) {
 			if c.Tool.Name == demo.ToolSendPayment {
 				return nil, pipeline.Refuse(pipeline.ReasonDenied, "policy payments/no-payments forbids %s", c.Action)
 			}
-			body, isErr, err := pool.CallTool(ctx, resolver, c.Tool.Upstream, c.Tool.Name, c.Arguments)
+			body, isErr, err := pool.CallTool(ctx, resolver, upstream.ToolCall{Upstream: c.Tool.Upstream, Tool: c.Tool.Name, Class: c.Tool.Class, Arguments: c.Arguments})
 			if err != nil {
 				return nil, err
 			}

@@ -48,13 +48,21 @@ func (h *Handler) initialize(w http.ResponseWriter, req *request, id json.RawMes
 	})
 }
 
+// healthReporter is optionally implemented by a Backend: an upstream that
+// is not healthy (its circuit breaker is open) has its tools left out of
+// tools/list. It must be safe for concurrent use.
+type healthReporter interface {
+	UpstreamHealthy(name string) (ok bool, why string)
+}
+
 // toolsList lists the tools the data plane would serve right now, by the
 // pipeline gate's rules: none without fresh-enough configuration (starting,
 // stale), only operator-classified read-only tools when degraded or frozen.
 // When the configuration is a pipeline.ToolLister, only the tools some call
 // by this agent (on behalf of the user of a verified user token) could be
 // permitted to make are listed; a user token it cannot verify is refused
-// as tools/call would refuse it.
+// as tools/call would refuse it. Tools of an upstream the backend reports
+// unhealthy are left out.
 func (h *Handler) toolsList(w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, agent *configv1.Agent) {
 	var p struct {
 		Cursor string `json:"cursor"`
@@ -89,9 +97,15 @@ func (h *Handler) toolsList(w http.ResponseWriter, r *http.Request, req *request
 		} else {
 			candidates = c.Config.Tools()
 		}
+		health, _ := h.backend.(healthReporter)
 		for _, t := range candidates {
 			if readOnlyOnly && !t.ReadOnly() {
 				continue
+			}
+			if health != nil {
+				if ok, _ := health.UpstreamHealthy(t.Upstream); !ok {
+					continue // the backend warns once per upstream state change
+				}
 			}
 			tj, err := presentTool(t)
 			if err != nil {

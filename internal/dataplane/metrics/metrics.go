@@ -1,6 +1,7 @@
 // Package metrics holds the data plane's Prometheus metrics: serving mode,
 // snapshot version, snapshot applies and rejections, calls and refusals by
-// reason. It owns its registry (no global state).
+// reason, and each upstream's retries, circuit-breaker changes and
+// rejections. It owns its registry (no global state).
 package metrics
 
 import (
@@ -22,6 +23,10 @@ type Metrics struct {
 	calls     *prometheus.CounterVec
 	refusals  *prometheus.CounterVec
 	stages    *prometheus.HistogramVec
+
+	upstreamRetries  *prometheus.CounterVec
+	upstreamBreaker  *prometheus.CounterVec
+	upstreamRejected *prometheus.CounterVec
 }
 
 // New registers the metrics. mode and version are read at scrape time.
@@ -40,6 +45,18 @@ func New(mode func() configsyncv1.Mode, version func() uint64) *Metrics {
 			Name: "portcullis_dataplane_refusals_total",
 			Help: "Refused calls by machine-readable reason.",
 		}, []string{"reason"}),
+		upstreamRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_dataplane_upstream_retries_total",
+			Help: "Retries sent to an upstream (read-only and idempotent tools only).",
+		}, []string{"upstream"}),
+		upstreamBreaker: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_dataplane_upstream_breaker_transitions_total",
+			Help: "Circuit-breaker state changes of an upstream, by the state entered (open, half-open, closed).",
+		}, []string{"upstream", "state"}),
+		upstreamRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_dataplane_upstream_rejected_total",
+			Help: "Calls to an upstream refused without reaching it, or retries not sent, by why (breaker_open, concurrency_limit, retry_budget).",
+		}, []string{"upstream", "why"}),
 	}
 	m.stages = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "portcullis_dataplane_stage_seconds",
@@ -48,7 +65,7 @@ func New(mode func() configsyncv1.Mode, version func() uint64) *Metrics {
 		Buckets: prometheus.ExponentialBuckets(2e-6, 2, 22),
 	}, []string{"stage"})
 	modes := prometheus.NewDesc("portcullis_dataplane_mode", "1 for the mode the data plane is in, 0 for the others.", []string{"mode"}, nil)
-	m.reg.MustRegister(m.snapshots, m.calls, m.refusals, m.stages,
+	m.reg.MustRegister(m.snapshots, m.calls, m.refusals, m.stages, m.upstreamRetries, m.upstreamBreaker, m.upstreamRejected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "portcullis_dataplane_snapshot_version",
@@ -91,6 +108,20 @@ func (m *Metrics) Call(protocol string, refusal *pipeline.Refusal, err error) {
 	default:
 		m.calls.WithLabelValues(protocol, "ok").Inc()
 	}
+}
+
+// UpstreamRetry counts a retry sent to upstream (an upstream.Observer).
+func (m *Metrics) UpstreamRetry(upstream string) { m.upstreamRetries.WithLabelValues(upstream).Inc() }
+
+// UpstreamBreaker counts an upstream's circuit breaker entering state.
+func (m *Metrics) UpstreamBreaker(upstream, state string) {
+	m.upstreamBreaker.WithLabelValues(upstream, state).Inc()
+}
+
+// UpstreamRejected counts a call to upstream refused without reaching it,
+// or a retry not sent, and why.
+func (m *Metrics) UpstreamRejected(upstream, why string) {
+	m.upstreamRejected.WithLabelValues(upstream, why).Inc()
 }
 
 // Handler serves /metrics.

@@ -80,9 +80,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: log, store: store, audit: aw,
 		tracker: mode.NewTracker(cfg.DegradedAfter, cfg.MaxStale, time.Now),
-		pool:    upstream.NewPool(log),
 	}
 	s.metrics = metrics.New(s.tracker.Mode, s.servingVersion)
+	s.pool = upstream.NewPool(log, upstream.WithObserver(s.metrics))
 	// Each stage's own time and the upstream call's go to
 	// portcullis_dataplane_stage_seconds.
 	observe := s.metrics.ObserveStage
@@ -296,12 +296,19 @@ func (s *Server) forward(ctx context.Context, c *pipeline.Call) (*pipeline.Resul
 		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, "the data plane has no configuration yet; retry shortly")
 	}
 	start := time.Now()
-	body, isErr, err := s.pool.CallTool(ctx, cur, c.Tool.Upstream, c.Tool.Name, c.Arguments)
+	body, isErr, err := s.pool.CallTool(ctx, cur, upstream.ToolCall{
+		Upstream: c.Tool.Upstream, Tool: c.Tool.Name, Class: c.Tool.Class, Arguments: c.Arguments,
+	})
 	if err != nil {
 		return nil, err
 	}
 	return &pipeline.Result{Body: body, IsError: isErr, UpstreamLatency: time.Since(start)}, nil
 }
+
+// UpstreamHealthy reports whether the named upstream's calls may be sent
+// now: false, with the reason, while its circuit breaker is open. The MCP
+// endpoint leaves an unhealthy upstream's tools out of tools/list.
+func (s *Server) UpstreamHealthy(name string) (bool, string) { return s.pool.Healthy(name) }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	m := s.tracker.Mode()

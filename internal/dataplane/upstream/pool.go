@@ -5,9 +5,10 @@
 // reaches it (the API has no way to pass one). Results come back as the
 // upstream sent them, never re-encoded.
 //
-// Retries beyond a request the upstream provably never received, circuit
-// breaking, concurrency limits and federation of resources and prompts
-// belong to the rest of the brokering work; they keep the Resolver seam.
+// Each upstream is isolated (guard.go): a circuit breaker, a concurrency
+// limit, and retries for tools the operator classified read-only or
+// idempotent, within a retry budget (retry.go). Healthy tells the MCP
+// endpoint which upstreams' tools to leave out of tools/list.
 package upstream
 
 import (
@@ -41,7 +42,15 @@ const (
 	DefaultTimeout          = 30 * time.Second
 	DefaultMaxRequestBytes  = 1 << 20
 	DefaultMaxResponseBytes = 8 << 20
+	DefaultMaxRetries       = 2
+	DefaultBreakerFailures  = 5
+	DefaultBreakerOpen      = 10 * time.Second
+	DefaultMaxConcurrency   = 64
 )
+
+// DefaultQueueWait is how long a call waits for a concurrency slot before
+// it is refused.
+const DefaultQueueWait = 500 * time.Millisecond
 
 // Option configures a Pool.
 type Option func(*Pool)
@@ -51,6 +60,21 @@ type Option func(*Pool)
 // upstream's allow_link_local adds to it. The default is egress.Policy{}.
 func WithEgress(p egress.Policy) Option { return func(pool *Pool) { pool.egress = p } }
 
+// WithObserver sends resilience events (retries, breaker changes,
+// rejections) to o, for metrics.
+func WithObserver(o Observer) Option { return func(pool *Pool) { pool.obs = o } }
+
+// WithQueueWait sets how long a call waits for a concurrency slot of a
+// busy upstream before it is refused (default DefaultQueueWait).
+func WithQueueWait(d time.Duration) Option { return func(pool *Pool) { pool.queueWait = d } }
+
+// WithBackoff sets the retry backoff: retry n waits a random time between
+// half and all of min(ceiling, base·2ⁿ). Defaults: DefaultBackoffBase,
+// DefaultBackoffMax.
+func WithBackoff(base, ceiling time.Duration) Option {
+	return func(pool *Pool) { pool.backoffBase, pool.backoffMax = base, ceiling }
+}
+
 // WithVersion sets the client version the pool announces to upstreams.
 func WithVersion(v string) Option { return func(pool *Pool) { pool.version = v } }
 
@@ -58,9 +82,13 @@ func WithVersion(v string) Option { return func(pool *Pool) { pool.version = v }
 // use. Sessions are created on first use, kept warm, and replaced when the
 // upstream's URL, credential or limits change.
 type Pool struct {
-	logger  *slog.Logger
-	egress  egress.Policy
-	version string
+	logger      *slog.Logger
+	egress      egress.Policy
+	version     string
+	obs         Observer
+	queueWait   time.Duration
+	backoffBase time.Duration
+	backoffMax  time.Duration
 
 	transportsOnce sync.Once
 	transports     [2]*http.Transport // by allow_link_local
@@ -77,6 +105,9 @@ func NewPool(logger *slog.Logger, opts ...Option) *Pool {
 		logger:  logger.With("component", "upstream"),
 		version: "dev",
 		entries: map[string]*entry{},
+		obs:     nopObserver{},
+		// Defaults; options may change them.
+		queueWait: DefaultQueueWait, backoffBase: DefaultBackoffBase, backoffMax: DefaultBackoffMax,
 	}
 	for _, o := range opts {
 		o(p)
@@ -84,61 +115,161 @@ func NewPool(logger *slog.Logger, opts ...Option) *Pool {
 	return p
 }
 
-// CallTool calls tool on the named upstream with raw JSON arguments (an
-// object, or empty for none). It returns the tools/call result exactly as
-// the upstream sent it and whether the upstream flagged it isError. The
-// call is bounded by the upstream's resilience timeout (default 30s).
+// ToolCall is one tools/call for CallTool.
+type ToolCall struct {
+	// Upstream is the upstream's name; Tool the tool's name there.
+	Upstream, Tool string
+	// Class is the operator's classification of the tool: only read-only
+	// and idempotent tools are retried.
+	Class configv1.ToolClass
+	// Arguments is a JSON object, or empty for none.
+	Arguments json.RawMessage
+}
+
+// CallTool calls c.Tool on c.Upstream. It returns the tools/call result
+// exactly as the upstream sent it and whether the upstream flagged it
+// isError. The call, its retries and any wait for a concurrency slot are
+// bounded by the upstream's resilience timeout (default 30s).
 //
 // Errors are *pipeline.Refusal with ReasonUpstreamUnavailable or
 // ReasonUpstreamTimeout and messages safe for the caller, except when ctx
 // is cancelled (the caller left): then the error wraps context.Canceled.
 //
-// A call is sent once. The client re-sends it only when the upstream
-// provably never received it (it answered that it had forgotten the
-// session, which is then re-created), so even a mutating call is never
-// repeated.
-func (p *Pool) CallTool(ctx context.Context, r Resolver, upstream, tool string, args json.RawMessage) (json.RawMessage, bool, error) {
-	s, err := resolve(r, upstream)
+// Resilience, per upstream: a circuit breaker refuses calls at once after
+// breaker_failures consecutive failures, for breaker_open, then lets one
+// trial call through; at most max_concurrency calls run at a time, and a
+// call that finds no free slot within a short wait is refused. A failed
+// call of a tool classified read-only or idempotent is retried (up to
+// max_retries, with jittered exponential backoff, within the timeout and
+// the upstream's retry budget) when the failure was a transport failure,
+// a 5xx or 429, or an attempt timeout — never after the upstream answered
+// with a JSON-RPC error or an isError result. Other calls are sent once:
+// the client re-sends one only when the upstream provably never received
+// it (it answered that it had forgotten the session, which is then
+// re-created), so a mutating call is never repeated.
+func (p *Pool) CallTool(ctx context.Context, r Resolver, c ToolCall) (json.RawMessage, bool, error) {
+	s, err := resolve(r, c.Upstream)
 	if err != nil {
-		p.logger.WarnContext(ctx, "upstream not usable", slog.String("upstream", upstream), slog.Any("error", err))
-		return nil, false, refusal(upstream, err)
+		p.logger.WarnContext(ctx, "upstream not usable", slog.String("upstream", c.Upstream), slog.Any("error", err))
+		return nil, false, refusal(c.Upstream, err)
 	}
-	callCtx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-
-	e, err := p.acquire(s)
-	if err != nil {
-		return nil, false, refusal(upstream, err)
-	}
-	defer p.release(e)
-
+	args := c.Arguments
 	if len(args) == 0 {
 		args = json.RawMessage(`{}`)
 	}
 	params, err := json.Marshal(struct {
 		Name      string          `json:"name"`
 		Arguments json.RawMessage `json:"arguments"`
-	}{tool, args})
+	}{c.Tool, args})
 	if err != nil {
-		return nil, false, fmt.Errorf("encode tools/call for %s on upstream %q: %w", tool, upstream, err)
+		return nil, false, fmt.Errorf("encode tools/call for %s on upstream %q: %w", c.Tool, c.Upstream, err)
 	}
-	m, err := e.client.Call(callCtx, "tools/call", params, nil)
+	callCtx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+
+	e, err := p.acquire(s)
 	if err != nil {
-		return nil, false, p.fail(ctx, s, tool, "call", err)
+		return nil, false, refusal(c.Upstream, err)
+	}
+	defer p.release(e)
+
+	g := e.guard
+	if g.open() {
+		// Fail fast, without waiting for a slot.
+		done, ref := g.allow()
+		if ref != nil {
+			p.logger.DebugContext(ctx, "upstream call refused by its circuit breaker", slog.String("upstream", s.name), slog.String("tool", c.Tool))
+			return nil, false, ref
+		}
+		// It turned half-open meanwhile: give the trial back; the
+		// attempt below asks again.
+		done(errBreakerExcluded)
+	}
+	if !g.acquireSlot(callCtx, p.queueWait) {
+		if callCtx.Err() != nil {
+			return nil, false, p.fail(ctx, s, c.Tool, "wait for a concurrency slot", callCtx.Err())
+		}
+		p.obs.UpstreamRejected(s.name, RejectedConcurrencyLimit)
+		p.logger.WarnContext(ctx, "upstream call refused: concurrency limit reached",
+			slog.String("upstream", s.name), slog.String("tool", c.Tool), slog.Int("max_concurrency", s.maxConcurrency))
+		return nil, false, g.limitRefusal()
+	}
+	defer g.releaseSlot()
+
+	g.budget.earn()
+	retries := 0
+	if retriable(c.Class) {
+		retries = s.maxRetries
+	}
+	for attempt := 0; ; attempt++ {
+		done, ref := g.allow()
+		if ref != nil {
+			p.logger.DebugContext(ctx, "upstream call refused by its circuit breaker",
+				slog.String("upstream", s.name), slog.String("tool", c.Tool), slog.Int("attempt", attempt+1))
+			return nil, false, ref
+		}
+		res, isErr, err := p.attempt(callCtx, e, params, nil)
+		done(breakerOutcome(ctx, err))
+		if err == nil {
+			return res, isErr, nil
+		}
+		if attempt >= retries || !retryable(err) || ctx.Err() != nil {
+			return nil, false, p.fail(ctx, s, c.Tool, "call", err)
+		}
+		wait := backoff(p.backoffBase, p.backoffMax, attempt)
+		if dl, ok := callCtx.Deadline(); ok && time.Until(dl) <= wait {
+			return nil, false, p.fail(ctx, s, c.Tool, "call", err)
+		}
+		if !g.budget.spend() {
+			p.obs.UpstreamRejected(s.name, RejectedRetryBudget)
+			p.logger.DebugContext(ctx, "upstream retry budget exhausted; not retrying", slog.String("upstream", s.name), slog.String("tool", c.Tool))
+			return nil, false, p.fail(ctx, s, c.Tool, "call", err)
+		}
+		p.logger.DebugContext(ctx, "retrying upstream call", slog.String("upstream", s.name), slog.String("tool", c.Tool),
+			slog.Int("retry", attempt+1), slog.Duration("after", wait), slog.Any("error", err))
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-callCtx.Done():
+			t.Stop()
+			return nil, false, p.fail(ctx, s, c.Tool, "call", err)
+		}
+		p.obs.UpstreamRetry(s.name)
+	}
+}
+
+// attempt sends one tools/call and reads its result; messages before the
+// result go to on (nil: dropped).
+func (p *Pool) attempt(ctx context.Context, e *entry, params json.RawMessage, on mcpclient.Handler) (json.RawMessage, bool, error) {
+	m, err := e.client.Call(ctx, "tools/call", params, on)
+	if err != nil {
+		return nil, false, err
 	}
 	if m.Kind() == mcpwire.KindError {
-		return nil, false, p.fail(ctx, s, tool, "call", rpcError(m))
+		return nil, false, rpcError(m)
 	}
 	if !mcpwire.IsObject(m.Result) {
-		return nil, false, p.fail(ctx, s, tool, "call", errors.New("the tools/call result is not an object"))
+		return nil, false, errors.New("the tools/call result is not an object")
 	}
-	var flag struct {
-		IsError bool `json:"isError"`
-	}
+	var isError bool
 	if raw, err := mcpwire.Find(m.Result, "isError"); err == nil && raw != nil {
-		_ = json.Unmarshal(raw, &flag.IsError)
+		_ = json.Unmarshal(raw, &isError)
 	}
-	return m.Result, flag.IsError, nil
+	return m.Result, isError, nil
+}
+
+// Healthy reports whether calls to upstream may currently be sent: false,
+// with a reason safe for callers, while its circuit breaker is open. An
+// upstream the pool has not called yet is healthy. The MCP endpoint uses
+// it to leave a failing upstream's tools out of tools/list.
+func (p *Pool) Healthy(upstream string) (ok bool, why string) {
+	p.mu.Lock()
+	e := p.entries[upstream]
+	p.mu.Unlock()
+	if e == nil {
+		return true, ""
+	}
+	return e.guard.healthy()
 }
 
 // Prune closes the sessions of upstreams that r no longer has or whose
@@ -219,7 +350,7 @@ func (p *Pool) acquire(s settings) (*entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		e = &entry{settings: s, client: client}
+		e = &entry{settings: s, client: client, guard: newGuard(s, p.obs, p.logger)}
 		p.entries[s.name] = e
 	}
 	e.refs++

@@ -148,7 +148,8 @@ func resolverFor(u *configv1.Upstream) *upstreamtest.Resolver {
 }
 
 func callWeather(ctx context.Context, p *upstream.Pool, r upstream.Resolver) (json.RawMessage, bool, error) {
-	return p.CallTool(ctx, r, "demo", demo.ToolGetWeather, json.RawMessage(`{"city":"Oslo"}`))
+	return p.CallTool(ctx, r, upstream.ToolCall{Upstream: "demo", Tool: demo.ToolGetWeather,
+		Class: configv1.ToolClass_TOOL_CLASS_READ_ONLY, Arguments: json.RawMessage(`{"city":"Oslo"}`)})
 }
 
 // wantRefusal asserts err is a Refusal with reason and a message that
@@ -253,7 +254,7 @@ func TestIsErrorResult(t *testing.T) {
 		{name: "tool failure", tool: demo.ToolCreateInvoice, args: `{"customer":"acme","amount":-1}`},
 	}
 	for _, tc := range tests {
-		body, isErr, err := p.CallTool(ctx, r, "demo", tc.tool, json.RawMessage(tc.args))
+		body, isErr, err := p.CallTool(ctx, r, upstream.ToolCall{Upstream: "demo", Tool: tc.tool, Arguments: json.RawMessage(tc.args)})
 		if err != nil || !isErr || !strings.Contains(string(body), `"isError":true`) {
 			t.Errorf("%s: got %s isError %v err %v, want an isError result", tc.name, body, isErr, err)
 		}
@@ -316,7 +317,8 @@ func TestForgottenSessionDeliveredOnce(t *testing.T) {
 		t.Fatalf("first call: %v", err)
 	}
 	up.forget()
-	body, isErr, err := p.CallTool(ctx, r, "demo", demo.ToolSendPayment, json.RawMessage(`{"to":"bob","amount":5}`))
+	body, isErr, err := p.CallTool(ctx, r, upstream.ToolCall{Upstream: "demo", Tool: demo.ToolSendPayment,
+		Class: configv1.ToolClass_TOOL_CLASS_MUTATING, Arguments: json.RawMessage(`{"to":"bob","amount":5}`)})
 	if err != nil || isErr {
 		t.Fatalf("payment: isError %v, err %v", isErr, err)
 	}

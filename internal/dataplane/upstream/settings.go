@@ -26,6 +26,13 @@ type settings struct {
 	maxResponse    int64
 	allowLinkLocal bool
 	era            mcpclient.Era
+	// Resilience (defaults applied). maxRetries and timeout are read per
+	// call; the others shape the entry's guard, so they enter the
+	// fingerprint.
+	maxRetries      int
+	breakerFailures int
+	breakerOpen     time.Duration
+	maxConcurrency  int
 	// fingerprint identifies everything a session depends on; the secret
 	// enters only as a digest.
 	fingerprint string
@@ -48,12 +55,28 @@ func resolve(r Resolver, name string) (settings, error) {
 		return settings{}, unusable("its URL is not a valid http(s) URL without user information")
 	}
 	s := settings{
-		name:           name,
-		url:            pu.String(),
-		timeout:        u.GetResilience().GetTimeout().AsDuration(),
-		maxRequest:     u.GetLimits().GetMaxRequestBytes(),
-		maxResponse:    u.GetLimits().GetMaxResponseBytes(),
-		allowLinkLocal: u.GetAllowLinkLocal(),
+		name:            name,
+		url:             pu.String(),
+		timeout:         u.GetResilience().GetTimeout().AsDuration(),
+		maxRequest:      u.GetLimits().GetMaxRequestBytes(),
+		maxResponse:     u.GetLimits().GetMaxResponseBytes(),
+		allowLinkLocal:  u.GetAllowLinkLocal(),
+		maxRetries:      DefaultMaxRetries,
+		breakerFailures: int(u.GetResilience().GetBreakerFailures()),
+		breakerOpen:     u.GetResilience().GetBreakerOpen().AsDuration(),
+		maxConcurrency:  int(u.GetLimits().GetMaxConcurrency()),
+	}
+	if r := u.GetResilience(); r != nil && r.MaxRetries != nil {
+		s.maxRetries = max(0, int(r.GetMaxRetries()))
+	}
+	if s.breakerFailures <= 0 {
+		s.breakerFailures = DefaultBreakerFailures
+	}
+	if s.breakerOpen <= 0 {
+		s.breakerOpen = DefaultBreakerOpen
+	}
+	if s.maxConcurrency <= 0 {
+		s.maxConcurrency = DefaultMaxConcurrency
 	}
 	switch u.GetMcpEra() {
 	case configv1.McpEra_MCP_ERA_LEGACY:
@@ -77,6 +100,7 @@ func resolve(r Resolver, name string) (settings, error) {
 	s.fingerprint = strings.Join([]string{
 		s.url, s.header, hex.EncodeToString(sum[:]),
 		fmt.Sprint(s.maxRequest), fmt.Sprint(s.maxResponse), fmt.Sprint(s.allowLinkLocal), s.era.String(),
+		fmt.Sprint(s.breakerFailures), s.breakerOpen.String(), fmt.Sprint(s.maxConcurrency),
 	}, "\x00")
 	return s, nil
 }

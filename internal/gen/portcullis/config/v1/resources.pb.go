@@ -1082,7 +1082,8 @@ type UpstreamLimits struct {
 	MaxRequestBytes int64 `protobuf:"varint,1,opt,name=max_request_bytes,json=maxRequestBytes,proto3" json:"max_request_bytes,omitempty"`
 	// Maximum response body accepted (default 8 MiB).
 	MaxResponseBytes int64 `protobuf:"varint,2,opt,name=max_response_bytes,json=maxResponseBytes,proto3" json:"max_response_bytes,omitempty"`
-	// Maximum concurrent calls per data plane (default 64).
+	// Maximum concurrent calls per data plane (default 64). A call that finds
+	// every slot taken waits briefly, then is refused.
 	MaxConcurrency int32 `protobuf:"varint,3,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -1144,8 +1145,9 @@ type Resilience struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Per-call timeout (default 30s).
 	Timeout *durationpb.Duration `protobuf:"bytes,1,opt,name=timeout,proto3" json:"timeout,omitempty"`
-	// Retries for calls classified read-only or idempotent (default 2).
-	MaxRetries int32 `protobuf:"varint,2,opt,name=max_retries,json=maxRetries,proto3" json:"max_retries,omitempty"`
+	// Retries for calls classified read-only or idempotent (default 2 when
+	// unset; 0 turns retries off). Mutating calls are never retried.
+	MaxRetries *int32 `protobuf:"varint,2,opt,name=max_retries,json=maxRetries,proto3,oneof" json:"max_retries,omitempty"`
 	// Consecutive failures that open the circuit breaker (default 5).
 	BreakerFailures int32 `protobuf:"varint,3,opt,name=breaker_failures,json=breakerFailures,proto3" json:"breaker_failures,omitempty"`
 	// How long the breaker stays open before a trial call (default 10s).
@@ -1192,8 +1194,8 @@ func (x *Resilience) GetTimeout() *durationpb.Duration {
 }
 
 func (x *Resilience) GetMaxRetries() int32 {
-	if x != nil {
-		return x.MaxRetries
+	if x != nil && x.MaxRetries != nil {
+		return *x.MaxRetries
 	}
 	return 0
 }
@@ -2205,14 +2207,15 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x0eUpstreamLimits\x12*\n" +
 	"\x11max_request_bytes\x18\x01 \x01(\x03R\x0fmaxRequestBytes\x12,\n" +
 	"\x12max_response_bytes\x18\x02 \x01(\x03R\x10maxResponseBytes\x12'\n" +
-	"\x0fmax_concurrency\x18\x03 \x01(\x05R\x0emaxConcurrency\"\xcb\x01\n" +
+	"\x0fmax_concurrency\x18\x03 \x01(\x05R\x0emaxConcurrency\"\xe0\x01\n" +
 	"\n" +
 	"Resilience\x123\n" +
-	"\atimeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
-	"\vmax_retries\x18\x02 \x01(\x05R\n" +
-	"maxRetries\x12)\n" +
+	"\atimeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12$\n" +
+	"\vmax_retries\x18\x02 \x01(\x05H\x00R\n" +
+	"maxRetries\x88\x01\x01\x12)\n" +
 	"\x10breaker_failures\x18\x03 \x01(\x05R\x0fbreakerFailures\x12<\n" +
-	"\fbreaker_open\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vbreakerOpen\"\xd7\x01\n" +
+	"\fbreaker_open\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vbreakerOpenB\x0e\n" +
+	"\f_max_retries\"\xd7\x01\n" +
 	"\aToolPin\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1a\n" +
 	"\bupstream\x18\x02 \x01(\tR\bupstream\x12\x12\n" +
@@ -2425,6 +2428,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*UpstreamCredential_Bearer)(nil),
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
+	file_portcullis_config_v1_resources_proto_msgTypes[10].OneofWrappers = []any{}
 	file_portcullis_config_v1_resources_proto_msgTypes[15].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),

@@ -17,7 +17,7 @@ import (
 
 func (a *app) toolCommand() *cobra.Command {
 	cmd := group("tool", "Pin approved tool definitions")
-	cmd.AddCommand(a.toolPin(), a.toolList(), a.toolGet(), a.toolDelete())
+	cmd.AddCommand(a.toolPin(), a.toolApprove(), a.toolList(), a.toolGet(), a.toolDelete())
 	return cmd
 }
 
@@ -72,8 +72,11 @@ func (a *app) toolList() *cobra.Command {
 	var upstream string
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List tool pins",
-		Args:  noArgs,
+		Short: "List tool pins, warning about tools data planes quarantined",
+		Long: `Lists tool pins. A pin some data plane reports quarantined (its
+upstream's live definition differs from the pin, or the upstream no longer
+lists it) is marked QUARANTINED, with a warning line saying what to do.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
 				pins, err := listAll(ctx, func(ctx context.Context, token string) ([]*configv1.ToolPin, string, error) {
@@ -88,13 +91,31 @@ func (a *app) toolList() *cobra.Command {
 				if p.structured() {
 					return p.message(&adminv1.ListToolPinsResponse{Pins: pins})
 				}
+				quarantined, qerr := quarantines(ctx, c, pins)
 				rows := make([][]string, 0, len(pins))
+				var warnings []string
 				for _, pin := range pins {
 					v := activeVersion(pin)
+					key, warning := pin.GetUpstream()+"/"+pin.GetTool(), "-"
+					if qs := quarantined[key]; len(qs) > 0 {
+						warning = fmt.Sprintf("QUARANTINED (%d data plane(s))", len(qs))
+						warnings = append(warnings, quarantineWarning(key, qs))
+					}
 					rows = append(rows, []string{pin.GetUpstream(), pin.GetTool(), fmt.Sprint(v.GetVersion()),
-						fmt.Sprint(len(pin.GetVersions())), enumLabel(v.GetClass().String(), "TOOL_CLASS_"), truncate(v.GetDefinitionHash(), 20)})
+						fmt.Sprint(len(pin.GetVersions())), enumLabel(v.GetClass().String(), "TOOL_CLASS_"), truncate(v.GetDefinitionHash(), 20), warning})
 				}
-				return p.table([]string{"UPSTREAM", "TOOL", "ACTIVE", "VERSIONS", "CLASS", "HASH"}, rows)
+				if err := p.table([]string{"UPSTREAM", "TOOL", "ACTIVE", "VERSIONS", "CLASS", "HASH", "WARNING"}, rows); err != nil {
+					return err
+				}
+				for _, w := range warnings {
+					if err := p.linef("%s", w); err != nil {
+						return err
+					}
+				}
+				if qerr != nil {
+					return p.linef("(quarantines unknown: data-plane statuses could not be read: %v)", connect.CodeOf(qerr))
+				}
+				return nil
 			})
 		},
 	}

@@ -17,7 +17,7 @@ import (
 
 func (a *app) upstreamCommand() *cobra.Command {
 	cmd := group("upstream", "Manage the servers the gateway forwards calls to")
-	cmd.AddCommand(a.upstreamAdd(), a.upstreamList(), a.upstreamGet(), a.upstreamRemove())
+	cmd.AddCommand(a.upstreamAdd(), a.upstreamList(), a.upstreamGet(), a.upstreamRemove(), a.upstreamDiscover())
 	return cmd
 }
 

@@ -91,6 +91,11 @@ type Config struct {
 	Era Era
 	// MaxMessageBytes bounds one message (default DefaultMaxMessageBytes).
 	MaxMessageBytes int
+	// Capabilities are the client capabilities announced (a JSON object;
+	// default {}). A gateway that relays server→client requests announces
+	// elicitation and sampling here and refuses those its caller cannot
+	// answer.
+	Capabilities json.RawMessage
 }
 
 // Client talks to one MCP server. It is safe for concurrent use; it
@@ -128,6 +133,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Name == "" {
 		cfg.Name = "portcullis"
+	}
+	if len(cfg.Capabilities) == 0 {
+		cfg.Capabilities = json.RawMessage(`{}`)
+	} else if !json.Valid(cfg.Capabilities) || !mcpwire.IsObject(cfg.Capabilities) {
+		return nil, errors.New("mcpclient: Capabilities must be a JSON object")
 	}
 	return &Client{cfg: cfg}, nil
 }
@@ -360,7 +370,7 @@ func (c *Client) discover(ctx context.Context) (*conn, error) {
 func (c *Client) initialize(ctx context.Context) (*conn, error) {
 	params, err := json.Marshal(map[string]any{
 		"protocolVersion": VersionLegacy,
-		"capabilities":    map[string]any{},
+		"capabilities":    c.cfg.Capabilities,
 		"clientInfo":      map[string]string{"name": c.cfg.Name, "version": c.cfg.Version},
 	})
 	if err != nil {
@@ -457,7 +467,7 @@ func (c *Client) withMeta(params json.RawMessage) (json.RawMessage, error) {
 	defaults := map[string]json.RawMessage{
 		MetaProtocolVersion:    json.RawMessage(`"` + VersionModern + `"`),
 		MetaClientInfo:         info,
-		MetaClientCapabilities: json.RawMessage(`{}`),
+		MetaClientCapabilities: c.cfg.Capabilities,
 	}
 	for k, v := range defaults {
 		if _, ok := meta[k]; !ok {

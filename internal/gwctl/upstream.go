@@ -31,6 +31,10 @@ func (a *app) upstreamAdd() *cobra.Command {
 		headerSecret   string
 		allowLinkLocal bool
 		perCall        time.Duration
+		maxRetries     int32
+		breakerFails   int32
+		breakerOpen    time.Duration
+		maxConcurrency int32
 	)
 	protocol := newEnumFlag(configv1.Protocol_PROTOCOL_MCP, "PROTOCOL_")
 	era := newEnumFlag(configv1.McpEra_MCP_ERA_UNSPECIFIED, "MCP_ERA_")
@@ -74,8 +78,21 @@ default the data plane detects it (server/discover, else initialize).`,
 				up.Credential = &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Header{
 					Header: &configv1.HeaderCredential{Header: header, Secret: secret}}}
 			}
+			res := &configv1.Resilience{BreakerFailures: breakerFails}
 			if perCall > 0 {
-				up.Resilience = &configv1.Resilience{Timeout: durationpb.New(perCall)}
+				res.Timeout = durationpb.New(perCall)
+			}
+			if breakerOpen > 0 {
+				res.BreakerOpen = durationpb.New(breakerOpen)
+			}
+			if cmd.Flags().Changed("max-retries") {
+				res.MaxRetries = &maxRetries
+			}
+			if res.Timeout != nil || res.BreakerOpen != nil || res.MaxRetries != nil || res.BreakerFailures != 0 {
+				up.Resilience = res
+			}
+			if maxConcurrency != 0 {
+				up.Limits = &configv1.UpstreamLimits{MaxConcurrency: maxConcurrency}
 			}
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
 				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.CreateUpstreamResponse], error) {
@@ -102,6 +119,10 @@ default the data plane detects it (server/discover, else initialize).`,
 	f.StringVar(&headerSecret, "header-secret", "", "send a secret in a header: HEADER=SECRET_NAME")
 	f.BoolVar(&allowLinkLocal, "allow-link-local", false, "allow a link-local or cloud-metadata destination")
 	f.Var(newDurationFlag(&perCall, 0), "timeout-per-call", "per-call timeout at the data plane (default 30s)")
+	f.Int32Var(&maxRetries, "max-retries", 2, "retries of a failed call to a read-only or idempotent tool (0: none)")
+	f.Int32Var(&breakerFails, "breaker-failures", 0, "consecutive failures that open the circuit breaker (default 5)")
+	f.Var(newDurationFlag(&breakerOpen, 0), "breaker-open", "how long an open breaker refuses calls before a trial call (default 10s)")
+	f.Int32Var(&maxConcurrency, "max-concurrency", 0, "concurrent calls per data plane (default 64)")
 	_ = cmd.MarkFlagRequired("url")
 	cmd.MarkFlagsMutuallyExclusive("prefix", "no-prefix")
 	cmd.MarkFlagsMutuallyExclusive("bearer-secret", "header-secret")
@@ -187,12 +208,29 @@ func printUpstream(p *printer, u *configv1.Upstream) error {
 	if d := u.GetResilience().GetTimeout(); d != nil {
 		timeout = d.AsDuration().String()
 	}
+	var resilience []string
+	if r := u.GetResilience(); r != nil && r.MaxRetries != nil {
+		resilience = append(resilience, fmt.Sprintf("max retries %d", r.GetMaxRetries()))
+	}
+	if n := u.GetResilience().GetBreakerFailures(); n != 0 {
+		resilience = append(resilience, fmt.Sprintf("breaker after %d failures", n))
+	}
+	if d := u.GetResilience().GetBreakerOpen(); d != nil {
+		resilience = append(resilience, "breaker open "+d.AsDuration().String())
+	}
+	if n := u.GetLimits().GetMaxConcurrency(); n != 0 {
+		resilience = append(resilience, fmt.Sprintf("max concurrency %d", n))
+	}
+	if len(resilience) == 0 {
+		resilience = []string{"defaults"}
+	}
 	fs := append(metaFields(u.GetMeta(), "Name"),
 		field{"Protocol", enumLabel(u.GetProtocol().String(), "PROTOCOL_")},
 		field{"URL", u.GetUrl()},
 		field{"Tool prefix", prefixText(u)},
 		field{"Credential", credentialText(u.GetCredential())},
 		field{"Per-call timeout", timeout},
+		field{"Resilience", strings.Join(resilience, ", ")},
 		field{"Allow link-local", boolText(u.GetAllowLinkLocal())},
 		field{"MCP era", eraText(u.GetMcpEra())},
 	)

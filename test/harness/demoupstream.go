@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -27,7 +28,12 @@ type DemoUpstream struct {
 	// URL is its MCP endpoint, http://<Addr>/mcp.
 	URL string
 	Log *LogBuffer
-	d   *Daemon
+
+	t    testing.TB
+	args []string
+	env  []string
+	mu   sync.Mutex
+	d    *Daemon
 }
 
 // StartDemoUpstream starts the demo upstream on a free loopback port and
@@ -48,26 +54,61 @@ func StartDemoUpstream(t testing.TB, opts DemoUpstreamOptions) *DemoUpstream {
 			t.Logf("=== log of demoupstream (%s) ===\n%s=== end of log of demoupstream ===", u.URL, u.Log.String())
 		}
 	})
-	u.d = StartDaemon(t, "demoupstream", Bin(t, "demoupstream"), append([]string{"--addr", u.Addr}, opts.Args...), env, u.Log)
+	u.t, u.args, u.env = t, append([]string{"--addr", u.Addr}, opts.Args...), env
+	u.start()
+	return u
+}
+
+// start runs the process and waits until it serves.
+func (u *DemoUpstream) start() {
+	u.t.Helper()
+	d := StartDaemon(u.t, "demoupstream", Bin(u.t, "demoupstream"), u.args, u.env, u.Log)
+	u.mu.Lock()
+	u.d = d
+	u.mu.Unlock()
 	deadline := time.Now().Add(StartTimeout)
 	for backoff := 20 * time.Millisecond; ; backoff = min(2*backoff, 250*time.Millisecond) {
 		_, err := u.Calls()
 		if err == nil {
-			return u
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("demoupstream not serving within %s: %v", StartTimeout, err)
+			u.t.Fatalf("demoupstream not serving within %s: %v", StartTimeout, err)
 		}
 		select {
-		case <-u.d.Done():
-			t.Fatalf("demoupstream exited before serving (last error: %v)", err)
+		case <-d.Done():
+			u.t.Fatalf("demoupstream exited before serving (last error: %v)", err)
 		case <-time.After(backoff):
 		}
 	}
 }
 
-// Daemon is the upstream's process.
-func (u *DemoUpstream) Daemon() *Daemon { return u.d }
+// Daemon is the upstream's current process.
+func (u *DemoUpstream) Daemon() *Daemon {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.d
+}
+
+// Kill kills the upstream with SIGKILL and waits until it is gone.
+func (u *DemoUpstream) Kill() {
+	u.t.Logf("kill -9 demoupstream %s (pid %d)", u.URL, u.Daemon().Pid())
+	u.Daemon().Kill()
+}
+
+// Restart starts the upstream again on the same address with the same
+// flags and environment (a fresh process: it knows no session and has an
+// empty call log), stopping it first if it still runs, and waits until it
+// serves.
+func (u *DemoUpstream) Restart() {
+	u.t.Helper()
+	if d := u.Daemon(); !d.Exited() {
+		if err := d.Stop(15 * time.Second); err != nil {
+			u.t.Logf("restart demoupstream: stop: %v", err)
+		}
+	}
+	u.start()
+}
 
 // UpstreamCall is one tools/call request as it reached the demo upstream.
 type UpstreamCall struct {

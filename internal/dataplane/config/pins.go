@@ -59,6 +59,7 @@ func (b *builder) compilePins() []cedarschema.Tool {
 			Class:             v.GetClass(),
 			Version:           v.GetVersion(),
 			Definition:        slices.Clone(v.GetDefinition()),
+			DefinitionHash:    v.GetDefinitionHash(),
 			ValidateArguments: argumentValidator(compiled),
 		}}
 	}

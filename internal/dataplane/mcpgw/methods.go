@@ -57,7 +57,8 @@ type healthReporter interface {
 
 // toolsList lists the tools the data plane would serve right now, by the
 // pipeline gate's rules: none without fresh-enough configuration (starting,
-// stale), only operator-classified read-only tools when degraded or frozen.
+// stale), only operator-classified read-only tools when degraded or frozen,
+// never a quarantined tool (its upstream changed it after approval).
 // When the configuration is a pipeline.ToolLister, only the tools some call
 // by this agent (on behalf of the user of a verified user token) could be
 // permitted to make are listed; a user token it cannot verify is refused
@@ -97,6 +98,7 @@ func (h *Handler) toolsList(w http.ResponseWriter, r *http.Request, req *request
 		} else {
 			candidates = c.Config.Tools()
 		}
+		candidates = h.unquarantined(r.Context(), c.Quarantine, candidates)
 		health, _ := h.backend.(healthReporter)
 		for _, t := range candidates {
 			if readOnlyOnly && !t.ReadOnly() {

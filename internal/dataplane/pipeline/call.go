@@ -99,6 +99,10 @@ type Tool struct {
 	Version  int64
 	// Definition is the approved tool definition (JSON).
 	Definition json.RawMessage
+	// DefinitionHash is the pinned version's toolpin hash of Definition
+	// ("sha256:<hex>"), which drift detection compares with the
+	// upstream's live definition.
+	DefinitionHash string
 	// ValidateArguments checks arguments against the pinned input schema.
 	ValidateArguments func(args any) error
 }
@@ -143,6 +147,9 @@ type Call struct {
 	// Set at entry: the configuration version and mode this call runs in.
 	Config Config
 	Mode   configsyncv1.Mode
+	// Quarantine tells which pinned tools drifted upstream; nil when the
+	// data plane does not detect drift.
+	Quarantine Quarantine
 
 	// Set by stages.
 	Agent *configv1.Agent

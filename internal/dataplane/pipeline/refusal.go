@@ -18,6 +18,7 @@ const (
 	ReasonStale               Reason = "stale"
 	ReasonNoConfig            Reason = "no_config"
 	ReasonUnknownTool         Reason = "unknown_tool"
+	ReasonQuarantined         Reason = "quarantined" // the upstream changed the tool after approval
 	ReasonInvalidArguments    Reason = "invalid_arguments"
 	ReasonUpstreamUnavailable Reason = "upstream_unavailable"
 	ReasonUpstreamTimeout     Reason = "upstream_timeout"
@@ -28,7 +29,7 @@ const (
 // Reasons lists every reason (for metrics label pre-registration).
 var Reasons = []Reason{
 	ReasonUnauthenticated, ReasonDenied, ReasonDegraded, ReasonFrozen, ReasonStale, ReasonNoConfig,
-	ReasonUnknownTool, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
+	ReasonUnknownTool, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
 	ReasonAuditUnavailable, ReasonInternal,
 }
 

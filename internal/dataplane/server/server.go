@@ -18,6 +18,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/audit"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/drift"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/lkg"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/mcpgw"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/metrics"
@@ -43,6 +44,7 @@ type Server struct {
 	store   *lkg.Store
 	sync    *syncclient.Client
 	pool    *upstream.Pool
+	drift   *drift.Checker
 	audit   audit.Writer
 	metrics *metrics.Metrics
 	handle  pipeline.Handler
@@ -83,6 +85,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.metrics = metrics.New(s.tracker.Mode, s.servingVersion)
 	s.pool = upstream.NewPool(log, upstream.WithObserver(s.metrics))
+	// Drift detection quarantines pinned tools whose upstream changed them
+	// after approval; Begin hands it to every call.
+	s.drift = drift.New(drift.Options{Lister: s.pool, Current: s.driftConfig, Logger: log})
 	// Each stage's own time and the upstream call's go to
 	// portcullis_dataplane_stage_seconds.
 	observe := s.metrics.ObserveStage
@@ -93,6 +98,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.sync, err = syncclient.New(syncclient.Config{
 		URLs: cfg.ControlPlanes, Credential: cfg.Credential, Dev: cfg.Dev,
 		Applier: s, OnContact: s.tracker.Contact, Logger: log,
+		Quarantines: s.drift.Quarantines,
 	})
 	if err != nil {
 		_ = aw.Close()
@@ -129,7 +135,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.done.Add(2)
+	s.done.Add(3)
+	go func() {
+		defer s.done.Done()
+		s.drift.Run(runCtx)
+	}()
+	s.drift.Reconcile() // a last-known-good configuration's upstreams
 	go func() {
 		defer s.done.Done()
 		serve := func() error { return s.http.Serve(ln) }
@@ -180,6 +191,7 @@ func (s *Server) Close() error {
 	err := s.http.Shutdown(ctx)
 	s.cancel()
 	s.done.Wait()
+	s.drift.Stop()
 	_ = s.pool.Close()
 	if aerr := s.audit.Close(); aerr != nil && err == nil {
 		err = aerr
@@ -209,6 +221,15 @@ func (s *Server) loadLastKnownGood() {
 	s.log.Warn("serving the last-known-good snapshot from disk in degraded mode until a control plane answers", "version", c.Version())
 }
 
+// driftConfig is the serving configuration for drift detection, nil
+// while there is none.
+func (s *Server) driftConfig() drift.Config {
+	if c := s.current.Load(); c != nil {
+		return c
+	}
+	return nil
+}
+
 func (s *Server) servingVersion() uint64 {
 	if c := s.current.Load(); c != nil {
 		return c.Version()
@@ -235,6 +256,7 @@ func (s *Server) Apply(_ context.Context, data []byte) (uint64, error) {
 	s.current.Store(c)
 	s.tracker.Loaded(c.VersionTime(), false)
 	s.metrics.Snapshot(true)
+	s.drift.Reconcile() // an approval may lift a quarantine; new pins get checked
 	if err := s.store.Save(c.Version(), data); err != nil {
 		s.log.Error("could not write the last-known-good snapshot; serving it anyway", "version", c.Version(), "err", err)
 	}
@@ -266,7 +288,7 @@ func (s *Server) AuthorizationServers() []string {
 
 // Begin implements mcpgw.Backend.
 func (s *Server) Begin(r *http.Request) *pipeline.Call {
-	c := &pipeline.Call{Start: time.Now(), Mode: s.tracker.Mode(),
+	c := &pipeline.Call{Start: time.Now(), Mode: s.tracker.Mode(), Quarantine: s.drift,
 		// On-behalf-of: the agent forwards the user's own token; the
 		// Authenticate stage verifies it against a trusted issuer.
 		UserToken: r.Header.Get(UserTokenHeader)}

@@ -13,6 +13,8 @@ import (
 //   - starting (no configuration): every call is refused (no_config);
 //   - stale: every call is refused (stale);
 //   - an action no pinned tool has: unknown_tool;
+//   - a tool whose upstream definition drifted from the pin (see
+//     pipeline.Quarantine): quarantined, until an operator approves it;
 //   - degraded: only tools the operator classified read-only are served;
 //   - frozen by an operator: only read-only tools are served.
 type Gate struct{}
@@ -43,6 +45,11 @@ func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler)
 			"no tool %q is served by this gateway; list the tools to see which are", truncate(c.Action, maxEcho))
 	}
 	c.Tool = tool
+	if c.Quarantine != nil {
+		if msg, q := c.Quarantine.Quarantined(ctx, tool); q {
+			return nil, pipeline.Refuse(pipeline.ReasonQuarantined, "%s", truncate(msg, maxDetail))
+		}
+	}
 	if c.Mode == configsyncv1.Mode_MODE_DEGRADED && !tool.ReadOnly() {
 		return nil, pipeline.Refuse(pipeline.ReasonDegraded,
 			"the control plane is unreachable; only read-only tools are served; retry later")

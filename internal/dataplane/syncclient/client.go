@@ -79,6 +79,12 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// MaxSnapshotBytes bounds one received message. Default 64 MiB.
 	MaxSnapshotBytes int
+	// Quarantines, if set, returns the tools the data plane quarantined
+	// and a generation that changes whenever they do. Every report carries
+	// them, and a change alone is reported with the next message from the
+	// control plane (heartbeats come every 2s). It must be safe to call
+	// from the Run goroutine and must not block.
+	Quarantines func() (generation uint64, tools []*configsyncv1.QuarantinedTool)
 }
 
 // target is one control-plane URL and the API client for it.
@@ -107,6 +113,10 @@ type Client struct {
 	failures      map[string]connect.Code // last failure logged per URL
 	nack          *nack                   // the newest rejection not yet superseded
 	lastReportErr connect.Code
+	// quarantineGen is the Quarantines generation the last successful
+	// report carried; reportedQuarantines whether there was one.
+	quarantineGen       uint64
+	reportedQuarantines bool
 }
 
 // nack is a rejected version and why.

@@ -74,9 +74,40 @@ func (c *Client) reportStatus(ctx context.Context, t *target, hb *configsyncv1.H
 	c.report(ctx, t, rep)
 }
 
-// report sends rep to t. A failure is logged and otherwise ignored: the
-// stream is what matters, and the next report carries the current state.
+// reportQuarantines reports the data plane's status again when its
+// quarantined tools changed since the last successful report (the Run
+// goroutine calls it after every message from t). It says what
+// reportStatus would, and nothing while a node is withholding a rejected
+// version, whose record the report would overwrite.
+func (c *Client) reportQuarantines(ctx context.Context, t *target, hb *configsyncv1.Heartbeat) {
+	if c.cfg.Quarantines == nil {
+		return
+	}
+	if gen, _ := c.cfg.Quarantines(); c.reportedQuarantines && gen == c.quarantineGen {
+		return
+	}
+	serving, mode := c.cfg.Applier.Serving()
+	if serving == 0 || hb.GetVersion() > serving && (c.nack == nil || c.nack.version <= serving) {
+		return
+	}
+	rep := &configsyncv1.ReportRequest{
+		Name: c.cfg.Credential.Name, Version: serving, Applied: true,
+		ServingVersion: serving, Mode: mode,
+	}
+	if c.nack != nil && c.nack.version > serving {
+		rep.Version, rep.Applied, rep.Reason = c.nack.version, false, c.nack.reason
+	}
+	c.report(ctx, t, rep)
+}
+
+// report sends rep to t, with the current quarantined tools. A failure is
+// logged and otherwise ignored: the stream is what matters, and the next
+// report carries the current state.
 func (c *Client) report(ctx context.Context, t *target, rep *configsyncv1.ReportRequest) {
+	var gen uint64
+	if c.cfg.Quarantines != nil {
+		gen, rep.Quarantined = c.cfg.Quarantines()
+	}
 	rctx, cancel := context.WithTimeout(ctx, reportTimeout)
 	defer cancel()
 	req := connect.NewRequest(rep)
@@ -85,6 +116,7 @@ func (c *Client) report(ctx context.Context, t *target, rep *configsyncv1.Report
 	switch {
 	case err == nil:
 		c.lastReportErr = 0
+		c.quarantineGen, c.reportedQuarantines = gen, true
 	case ctx.Err() != nil:
 	case connect.CodeOf(err) != c.lastReportErr:
 		c.lastReportErr = connect.CodeOf(err)

@@ -127,6 +127,9 @@ func (c *Client) session(ctx context.Context, t *target) (stable bool, err error
 			}
 			c.apply(ctx, t, data)
 		}
+		if hb := msg.GetHeartbeat(); hb != nil {
+			c.reportQuarantines(ctx, t, hb)
+		}
 		watchdog.Reset(timeout)
 	}
 	if err := stream.Err(); err != nil {

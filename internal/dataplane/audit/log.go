@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -74,6 +75,10 @@ type Log struct {
 	failed   atomic.Pointer[error]
 	durable  atomic.Uint64 // last fsynced sequence
 	closeErr error         // set by the writer goroutine before done closes
+
+	// fmu guards f and written against the background syncer of an
+	// Async log; the writer goroutine holds it only to change them.
+	fmu sync.Mutex
 
 	// Owned by the writer goroutine (and recover, before it starts).
 	f       segmentFile
@@ -215,11 +220,14 @@ func (l *Log) wrap(f *os.File) segmentFile {
 // run is the writer goroutine.
 func (l *Log) run() {
 	defer close(l.done)
-	var tick <-chan time.Time
 	if l.opts.Async {
-		t := time.NewTicker(l.opts.SyncInterval)
-		defer t.Stop()
-		tick = t.C
+		// The periodic fsync runs beside the writer, so records keep
+		// being written while a slow fsync is in progress.
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() { l.syncLoop(stop) })
+		defer wg.Wait()
+		defer close(stop)
 	}
 	batch := make([]*request, 0, maxBatch)
 	for {
@@ -250,12 +258,43 @@ func (l *Log) run() {
 				l.shutdown()
 				return
 			}
-		case <-tick:
-			if l.written > l.durable.Load() && l.err() == nil {
-				if err := l.sync(); err != nil {
-					l.fail(err)
-				}
+		}
+	}
+}
+
+// syncLoop fsyncs an Async log every SyncInterval until stop closes.
+func (l *Log) syncLoop(stop <-chan struct{}) {
+	t := time.NewTicker(l.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		l.fmu.Lock()
+		f, written := l.f, l.written
+		l.fmu.Unlock()
+		if written <= l.durable.Load() || l.err() != nil {
+			continue
+		}
+		if err := f.Sync(); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				continue // rotated meanwhile; the writer synced it before closing
 			}
+			l.fail(fmt.Errorf("fsync audit segment: %w", err))
+			continue
+		}
+		l.markDurable(written)
+	}
+}
+
+// markDurable raises the durable sequence to seq (never lowers it).
+func (l *Log) markDurable(seq uint64) {
+	for {
+		cur := l.durable.Load()
+		if seq <= cur || l.durable.CompareAndSwap(cur, seq) {
+			return
 		}
 	}
 }
@@ -346,10 +385,15 @@ func (l *Log) maybeRotateOrFlush() error {
 		if err := l.sync(); err != nil {
 			return err
 		}
-		if err := l.f.Close(); err != nil {
-			return fmt.Errorf("close audit segment: %w", err)
+		l.fmu.Lock()
+		err := l.f.Close()
+		if err == nil {
+			err = l.createSegment(first)
+		} else {
+			err = fmt.Errorf("close audit segment: %w", err)
 		}
-		if err := l.createSegment(first); err != nil {
+		l.fmu.Unlock()
+		if err != nil {
 			return err
 		}
 		l.buf = append(l.buf[:0], tail...)
@@ -371,7 +415,9 @@ func (l *Log) flush() error {
 	if err != nil {
 		return fmt.Errorf("write audit segment: %w", err)
 	}
+	l.fmu.Lock()
 	l.written = l.bufLast
+	l.fmu.Unlock()
 	l.buf = l.buf[:0]
 	return nil
 }
@@ -381,7 +427,7 @@ func (l *Log) sync() error {
 	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("fsync audit segment: %w", err)
 	}
-	l.durable.Store(l.written)
+	l.markDurable(l.written)
 	return nil
 }
 

@@ -23,15 +23,13 @@ const (
 )
 
 // Tool definitions the tests pin, as an operator would after reviewing the
-// upstream's tools/list. The input schemas match what the demo upstream
-// itself accepts.
+// upstream's tools/list: exactly what the demo upstream serves ("go run
+// ./test/demoupstream tools DIR" prints them), since the data planes
+// quarantine a pinned tool whose live definition hashes differently.
 const (
-	weatherDefinition = `{"name":"get_weather","description":"Current weather for a city.",
- "inputSchema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}`
-	paymentDefinition = `{"name":"send_payment","description":"Send a payment.",
- "inputSchema":{"type":"object","properties":{"to":{"type":"string"},"amount":{"type":"integer"}},"required":["to","amount"]}}`
-	invoicesDefinition = `{"name":"list_invoices","description":"List invoices.",
- "inputSchema":{"type":"object","properties":{"customer":{"type":"string"},"limit":{"type":"integer"}}}}`
+	weatherDefinition  = `{"annotations":{"idempotentHint":true,"openWorldHint":false,"readOnlyHint":true},"description":"Current weather for a city (made-up data).","inputSchema":{"additionalProperties":false,"properties":{"city":{"description":"city to report on","type":"string"}},"required":["city"],"type":"object"},"name":"get_weather","outputSchema":{"additionalProperties":false,"properties":{"city":{"type":"string"},"forecast":{"type":"string"},"temp_c":{"type":"integer"}},"required":["city","forecast","temp_c"],"type":"object"}}`
+	paymentDefinition  = `{"annotations":{"destructiveHint":true,"idempotentHint":false,"openWorldHint":true,"readOnlyHint":false},"description":"Send a payment (pretend: no money moves).","inputSchema":{"additionalProperties":false,"properties":{"amount":{"description":"amount in cents","type":"integer"},"to":{"description":"payee","type":"string"}},"required":["to","amount"],"type":"object"},"name":"send_payment","outputSchema":{"additionalProperties":false,"properties":{"amount":{"type":"integer"},"id":{"type":"string"},"status":{"type":"string"},"to":{"type":"string"}},"required":["id","to","amount","status"],"type":"object"}}`
+	invoicesDefinition = `{"annotations":{"idempotentHint":true,"openWorldHint":false,"readOnlyHint":true},"description":"List invoices, optionally for one customer.","inputSchema":{"additionalProperties":false,"properties":{"customer":{"description":"only this customer's invoices","type":"string"},"limit":{"description":"at most this many invoices (default all)","type":"integer"}},"type":"object"},"name":"list_invoices","outputSchema":{"additionalProperties":false,"properties":{"invoices":{"items":{"additionalProperties":false,"properties":{"amount":{"type":"integer"},"customer":{"type":"string"},"id":{"type":"string"}},"required":["id","customer","amount"],"type":"object"},"type":["null","array"]}},"required":["invoices"],"type":"object"}}`
 )
 
 // opsPolicy permits every tool call by agents of team ops; nothing else is

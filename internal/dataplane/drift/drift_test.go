@@ -52,7 +52,7 @@ func (f *fakeConfig) Upstream(name string) (*configv1.Upstream, bool) {
 	return &configv1.Upstream{Meta: &configv1.ResourceMeta{Name: name}, Url: f.url}, true
 }
 func (f *fakeConfig) Secret(string) ([]byte, bool) { return nil, false }
-func (f *fakeConfig) Tools() []pipeline.Tool      { return f.tools }
+func (f *fakeConfig) Tools() []pipeline.Tool       { return f.tools }
 
 func pinned(t *testing.T, name, def string, version int64) pipeline.Tool {
 	return pipeline.Tool{Action: "demo__" + name, Upstream: "demo", Name: name, Version: version,
@@ -213,9 +213,11 @@ func (g gateConfig) AgentByAPIKey(string, time.Time) (*configv1.Agent, bool) {
 func (g gateConfig) Tool(action string) (pipeline.Tool, bool) {
 	return g.tool, action == g.tool.Action
 }
-func (g gateConfig) Tools() []pipeline.Tool                                     { return []pipeline.Tool{g.tool} }
-func (g gateConfig) Authorize(context.Context, *pipeline.Call) pipeline.Decision { return pipeline.Decision{} }
-func (g gateConfig) Frozen() (bool, string)                                     { return false, "" }
+func (g gateConfig) Tools() []pipeline.Tool { return []pipeline.Tool{g.tool} }
+func (g gateConfig) Authorize(context.Context, *pipeline.Call) pipeline.Decision {
+	return pipeline.Decision{}
+}
+func (g gateConfig) Frozen() (bool, string) { return false, "" }
 
 // TestMissingTool quarantines a pinned tool the upstream no longer lists.
 func TestMissingTool(t *testing.T) {

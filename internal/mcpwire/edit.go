@@ -70,7 +70,7 @@ func members(b []byte) ([]Member, error) {
 		return nil, err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("the message has data after its JSON object")
+		return nil, errNotJSON // data after the object: not one JSON value
 	}
 	return out, nil
 }

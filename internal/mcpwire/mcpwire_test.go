@@ -54,7 +54,7 @@ func TestParseRefusesWithTheSpecsCodes(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":8,"method":"x","params":[1]}`, mcpwire.CodeInvalidParams, "8"},
 		{`{"jsonrpc":"2.0","id":9,"method":"x","result":{}}`, mcpwire.CodeInvalidRequest, "9"},
 		{`{"jsonrpc":"2.0","result":{}}`, mcpwire.CodeInvalidRequest, "null"},
-		{`{"jsonrpc":"2.0","id":1,"method":"x"} {}`, mcpwire.CodeInvalidRequest, "null"},
+		{`{"jsonrpc":"2.0","id":1,"method":"x"} {}`, mcpwire.CodeParseError, "null"},
 	} {
 		_, err := mcpwire.Parse([]byte(tt.in))
 		var e *mcpwire.Error

@@ -156,6 +156,8 @@ func Parse(b []byte) (*Message, error) {
 		}
 	}
 	switch {
+	case n == 0 && m.ID != nil:
+		return nil, &Error{Code: CodeInvalidRequest, Message: "invalid request: method is required"}
 	case n != 1:
 		return nil, &Error{Code: CodeInvalidRequest, Message: "invalid request: a message has exactly one of method, result and error"}
 	case m.Method == "" && m.ID == nil:

@@ -98,7 +98,16 @@ func requireFields(required []string) func(any) error {
 	}
 }
 
+// TestEndToEndWithSDKClient: the official Go SDK client, in the legacy
+// era (a session) and the 2026-07-28 era (stateless, discovered), against
+// the gateway in front of a real demo upstream.
 func TestEndToEndWithSDKClient(t *testing.T) {
+	t.Run("legacy", func(t *testing.T) { endToEndWithSDKClient(t, "2025-11-25") })
+	t.Run("modern", func(t *testing.T) { endToEndWithSDKClient(t, "2026-07-28") })
+}
+
+func endToEndWithSDKClient(t *testing.T, version string) {
+	modern := version == "2026-07-28"
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
@@ -130,16 +139,16 @@ func TestEndToEndWithSDKClient(t *testing.T) {
 	defer gw.Close()
 
 	client := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "0"}, nil)
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: gw.URL + "/mcp", HTTPClient: sdkClient(t, aliceKey)}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: gw.URL + "/mcp", HTTPClient: sdkClient(t, aliceKey)}, &mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		t.Fatalf("connect to the gateway: %v", err)
 	}
 	defer func() { _ = cs.Close() }()
-	if v := cs.InitializeResult().ProtocolVersion; v != "2025-11-25" {
-		t.Errorf("negotiated %s, want 2025-11-25", v)
+	if v := cs.InitializeResult().ProtocolVersion; v != version {
+		t.Errorf("negotiated %s, want %s", v, version)
 	}
-	if cs.ID() == "" {
-		t.Error("the gateway minted no session")
+	if (cs.ID() == "") != modern {
+		t.Errorf("session id %q in era %s", cs.ID(), version)
 	}
 
 	// tools/list: the pinned tools under their action names, read-only
@@ -208,6 +217,9 @@ func TestEndToEndWithSDKClient(t *testing.T) {
 		}
 	}
 
+	if modern {
+		return // no session to end
+	}
 	// Ending the session over DELETE works, and the session is then gone.
 	sid := cs.ID()
 	if err := cs.Close(); err != nil {

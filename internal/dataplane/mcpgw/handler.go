@@ -75,6 +75,8 @@ type Handler struct {
 	version     string
 	publicURL   string
 	sessions    *sessionStore
+	// asks are server→client requests waiting for callers' answers.
+	asks asks
 }
 
 // NewHandler returns the MCP endpoint. Browser cross-origin POST and DELETE

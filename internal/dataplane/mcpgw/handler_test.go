@@ -195,7 +195,7 @@ func TestEnvelopeErrors(t *testing.T) {
 		{name: "wrong jsonrpc version", body: `{"jsonrpc":"1.0","id":"a","method":"ping"}`, wantStatus: 400, wantCode: -32600, wantID: `"a"`},
 		{name: "null id", body: `{"jsonrpc":"2.0","id":null,"method":"ping"}`, wantStatus: 400, wantCode: -32600, wantID: "null"},
 		{name: "object id", body: `{"jsonrpc":"2.0","id":{},"method":"ping"}`, wantStatus: 400, wantCode: -32600, wantID: "null"},
-		{name: "method of wrong type", body: `{"jsonrpc":"2.0","id":1,"method":5}`, wantStatus: 400, wantCode: -32600, wantID: "null"},
+		{name: "method of wrong type", body: `{"jsonrpc":"2.0","id":1,"method":5}`, wantStatus: 400, wantCode: -32600, wantID: "1"},
 		{name: "params not an object", body: `{"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}`, wantStatus: 400, wantCode: -32602, wantID: "1"},
 		{name: "unknown method", body: `{"jsonrpc":"2.0","id":1,"method":"resources/list"}`, wantStatus: 200, wantCode: -32601, wantID: "1", wantMsg: "resources/list"},
 		{name: "modern discover", body: `{"jsonrpc":"2.0","id":1,"method":"server/discover"}`, wantStatus: 200, wantCode: -32601, wantID: "1"},
@@ -356,6 +356,7 @@ func TestProtocolVersionHeader(t *testing.T) {
 	}{
 		{version: "2025-06-18", wantStatus: 200},
 		{version: "2025-11-25", wantStatus: 200},
+		// The modern version needs the per-request _meta too.
 		{version: "2026-07-28", wantStatus: 400},
 		{version: "bogus", wantStatus: 400},
 	}
@@ -366,7 +367,7 @@ func TestProtocolVersionHeader(t *testing.T) {
 			if rec.Code != tc.wantStatus {
 				t.Fatalf("status %d, want %d (%s)", rec.Code, tc.wantStatus, rec.Body)
 			}
-			if r := decode(t, rec); tc.wantStatus == 400 && (r.Error == nil || r.Error.Code != -32022 || !strings.Contains(string(r.Error.Data), `"supported":["2025-06-18","2025-11-25"]`)) {
+			if r := decode(t, rec); tc.wantStatus == 400 && (r.Error == nil || r.Error.Code != -32022 || !strings.Contains(string(r.Error.Data), `"supported":["2025-06-18","2025-11-25","2026-07-28"]`)) {
 				t.Fatalf("body %s, want -32022 with the supported versions", rec.Body)
 			}
 		})

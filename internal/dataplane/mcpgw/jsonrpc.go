@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+
+	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
 // JSON-RPC and MCP error codes.
@@ -18,17 +20,6 @@ const (
 	codeUnauthenticated    = -32001 // server error: HTTP 401 accompanies it
 	codeUnsupportedVersion = -32022 // MCP: unsupported protocol version
 )
-
-// request is one JSON-RPC message as a client sent it. ID stays raw so it
-// is echoed byte for byte; it is nil for a notification.
-type request struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Method  string          `json:"method"`
-	Params  json.RawMessage `json:"params"`
-}
-
-func (r *request) isNotification() bool { return r.ID == nil }
 
 // rpcError is a JSON-RPC error object.
 type rpcError struct {
@@ -60,55 +51,37 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return body, err
 }
 
-// parse decodes one JSON-RPC request. On failure it returns the error to
-// answer with and the id to answer to (null when unknown).
-func parse(body []byte) (*request, json.RawMessage, *rpcError) {
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		if !json.Valid(trimmed) {
-			return nil, nullID, &rpcError{Code: codeParseError, Message: "parse error: the body is not valid JSON"}
+// parse decodes one JSON-RPC message a client sent: a request, a
+// notification, or a response to a server→client request. On failure it
+// returns the error to answer with and the id to answer to (null when
+// unknown).
+func parse(body []byte) (*mcpwire.Message, json.RawMessage, *rpcError) {
+	m, err := mcpwire.Parse(body)
+	if err != nil {
+		var we *mcpwire.Error
+		if !errors.As(err, &we) {
+			we = &mcpwire.Error{Code: codeInvalidRequest, Message: "invalid request"}
 		}
-		return nil, nullID, &rpcError{Code: codeInvalidRequest, Message: "batching is not supported: send one JSON-RPC message per request"}
+		return nil, mcpwire.ParseID(body), &rpcError{Code: we.Code, Message: we.Message}
 	}
-	var req request
-	if err := json.Unmarshal(body, &req); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return nil, nullID, &rpcError{Code: codeInvalidRequest, Message: "invalid request: the body must be a JSON-RPC request object"}
-		}
-		return nil, nullID, &rpcError{Code: codeParseError, Message: "parse error: the body is not valid JSON"}
-	}
-	id := req.ID
-	if !validID(id) {
-		return nil, nullID, &rpcError{Code: codeInvalidRequest, Message: "invalid request: id must be a string or a number"}
-	}
+	id := m.ID
 	if id == nil {
 		id = nullID
 	}
-	if req.JSONRPC != "2.0" {
-		return nil, id, &rpcError{Code: codeInvalidRequest, Message: `invalid request: jsonrpc must be "2.0"`}
-	}
-	if req.Method == "" {
-		return nil, id, &rpcError{Code: codeInvalidRequest, Message: "invalid request: method is required"}
-	}
-	if len(req.Params) > 0 && !isObject(req.Params) && !bytes.Equal(req.Params, nullID) {
-		return nil, id, &rpcError{Code: codeInvalidParams, Message: "invalid params: params must be an object"}
-	}
-	return &req, id, nil
+	return m, id, nil
 }
 
-// validID accepts an absent id (a notification), a string or a number.
-// Unmarshal leaves an absent id nil and a JSON null id as "null", which
-// requests may not use.
-func validID(id json.RawMessage) bool {
-	if id == nil {
-		return true
-	}
-	switch id[0] {
-	case '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return true
-	}
-	return false
+// request views a parsed request or notification.
+type request struct {
+	ID     json.RawMessage
+	Method string
+	Params json.RawMessage
+}
+
+func (r *request) isNotification() bool { return r.ID == nil }
+
+func asRequest(m *mcpwire.Message) *request {
+	return &request{ID: m.ID, Method: m.Method, Params: m.Params}
 }
 
 func isObject(raw json.RawMessage) bool {

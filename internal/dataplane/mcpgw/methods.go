@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
 // refusalMetaKey is the _meta key of a refused call's machine-readable
@@ -120,11 +121,17 @@ func (h *Handler) toolsList(w http.ResponseWriter, r *http.Request, req *request
 	writeResult(w, id, map[string]any{"tools": tools})
 }
 
-// toolsCall runs a tools/call through the backend.
-func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, token string) {
+// toolsCall runs a tools/call through the backend. What the upstream
+// sends before its result (progress, logging, server→client requests)
+// reaches the caller on an event stream when it accepts one; the result
+// is written only after the pipeline returned, so after its audit record.
+func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, token, agent, session string, modern bool) {
 	var p struct {
 		Name      string          `json:"name"`
 		Arguments json.RawMessage `json:"arguments"`
+		Meta      struct {
+			ProgressToken json.RawMessage `json:"progressToken"`
+		} `json:"_meta"`
 	}
 	if !decodeParams(w, req, id, &p) {
 		return
@@ -142,22 +149,61 @@ func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request
 		return
 	}
 	c.Protocol, c.Method, c.Action, c.Arguments, c.Credential = "mcp", "tools/call", p.Name, args, token
+	stream := newResponseStream(w, r)
+	if agent != "" {
+		if modern {
+			session = "" // a modern caller cannot answer server requests
+		}
+		c.Relay = h.relay(stream, validToken(p.Meta.ProgressToken), agent, session)
+	}
 
 	res, err := h.backend.Handle(r.Context(), c)
 	if err != nil {
-		h.writeRefusal(w, r, id, err)
+		h.writeRefusal(stream, r, id, err)
 		return
 	}
 	if res == nil || !isObject(res.Body) || !json.Valid(res.Body) {
 		h.logger.ErrorContext(r.Context(), "backend returned no valid tools/call result", slog.String("action", c.Action))
-		h.writeRefusal(w, r, id, errors.New("invalid backend result"))
+		h.writeRefusal(stream, r, id, errors.New("invalid backend result"))
 		return
 	}
-	writeResult(w, id, res.Body)
+	body := res.Body
+	if !modern && inputRequired(body) {
+		// A 2026-07-28 upstream asks for input by a multi-round-trip
+		// result a legacy caller cannot continue.
+		h.writeRefusal(stream, r, id, pipeline.Refuse(pipeline.ReasonUpstreamUnavailable,
+			"the tool asked for more input (a 2026-07-28 multi-round-trip result), which a legacy-era client cannot give; call it from a 2026-07-28 client"))
+		return
+	}
+	out, err := mcpwire.NewResult(id, body)
+	if err != nil {
+		h.writeRefusal(stream, r, id, err)
+		return
+	}
+	stream.finish(http.StatusOK, out)
 }
 
-// writeRefusal answers a refused tools/call in MCP's shape.
-func (h *Handler) writeRefusal(w http.ResponseWriter, r *http.Request, id json.RawMessage, err error) {
+// validToken keeps a progress token that is a string or a number.
+func validToken(t json.RawMessage) json.RawMessage {
+	if len(t) == 0 {
+		return nil
+	}
+	switch t[0] {
+	case '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return t
+	}
+	return nil
+}
+
+// inputRequired reports a 2026-07-28 result asking the client for input.
+func inputRequired(result []byte) bool {
+	v, err := mcpwire.Find(result, "resultType")
+	return err == nil && string(v) == `"input_required"`
+}
+
+// writeRefusal answers a refused tools/call in MCP's shape, as the
+// stream's last event when the answer is already streaming.
+func (h *Handler) writeRefusal(stream *responseStream, r *http.Request, id json.RawMessage, err error) {
 	ref := pipeline.AsRefusal(err)
 	var typed *pipeline.Refusal
 	if !errors.As(err, &typed) {
@@ -167,20 +213,30 @@ func (h *Handler) writeRefusal(w http.ResponseWriter, r *http.Request, id json.R
 		}
 		h.logger.Log(r.Context(), level, "tools/call failed", slog.Any("error", err))
 	}
+	if ref.Reason == pipeline.ReasonUnauthenticated && !stream.streamed() {
+		h.unauthorized(stream.w, r, id, true, ref.Message)
+		return
+	}
+	var body any
 	switch ref.Reason {
-	case pipeline.ReasonUnauthenticated:
-		h.unauthorized(w, r, id, true, ref.Message)
-	case pipeline.ReasonUnknownTool:
-		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: ref.Message, Data: reasonData(ref.Reason)})
+	case pipeline.ReasonUnauthenticated, pipeline.ReasonUnknownTool:
+		code := codeInvalidParams
+		if ref.Reason == pipeline.ReasonUnauthenticated {
+			code = codeUnauthenticated
+		}
+		stream.finish(http.StatusOK, mcpwire.NewError(id, &mcpwire.Error{Code: code, Message: ref.Message, Data: reasonData(ref.Reason)}))
+		return
 	default:
 		// Input validation failures are tool results by the spec; so are
 		// policy, mode and upstream refusals, so that the model sees them.
-		writeResult(w, id, map[string]any{
+		body = map[string]any{
 			"content": []map[string]string{{"type": "text", "text": ref.Message}},
 			"isError": true,
 			"_meta":   map[string]any{refusalMetaKey: reasonData(ref.Reason)},
-		})
+		}
 	}
+	b, _ := json.Marshal(response{JSONRPC: "2.0", ID: id, Result: body})
+	stream.finish(http.StatusOK, b)
 }
 
 func reasonData(r pipeline.Reason) map[string]string { return map[string]string{"reason": string(r)} }

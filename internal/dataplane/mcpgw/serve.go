@@ -1,20 +1,29 @@
 package mcpgw
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/netip"
 	"slices"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"github.com/portcullis-gw/portcullis/internal/mcpclient"
+	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
-// Protocol versions this endpoint negotiates; the first is the default.
+// Protocol versions this endpoint negotiates in the legacy era; the first
+// is the default.
 var protocolVersions = []string{"2025-06-18", "2025-11-25"}
+
+// modernVersion is the stateless era's version (2026-07-28): no
+// initialize, no session, per-request _meta and mirrored headers.
+const modernVersion = mcpclient.VersionModern
 
 // servePost handles one JSON-RPC message. The order matters: no credential
 // (neither a bearer token nor a client certificate) means 401 before the
-// body is read; envelope errors come next; then
+// body is read; envelope errors come next; then the era's header rules,
 // configuration, authentication and the session, then the method.
 func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	token := bearer(r)
@@ -33,16 +42,14 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, nullID, &rpcError{Code: codeParseError, Message: "could not read the request body"})
 		return
 	}
-	req, id, perr := parse(body)
+	msg, id, perr := parse(body)
 	if perr != nil {
 		writeError(w, http.StatusBadRequest, id, perr)
 		return
 	}
-	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" && !slices.Contains(protocolVersions, v) {
-		writeError(w, http.StatusBadRequest, id, &rpcError{
-			Code: codeUnsupportedVersion, Message: "unsupported protocol version",
-			Data: map[string]any{"supported": protocolVersions, "requested": truncate(v, 32)},
-		})
+	modern, eerr := h.era(r, msg)
+	if eerr != nil {
+		writeError(w, http.StatusBadRequest, id, eerr)
 		return
 	}
 
@@ -56,15 +63,28 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	agent, authenticated := agentFor(r.Context(), call.Config, token, call.PeerCertificates, call.Start)
+	session := ""
+	if !modern {
+		session = r.Header.Get("Mcp-Session-Id")
+	}
 
+	if k := msg.Kind(); k == mcpwire.KindResult || k == mcpwire.KindError {
+		h.clientAnswer(w, r, msg, agent, authenticated, session)
+		return
+	}
+	req := asRequest(msg)
 	if req.Method == "tools/call" && !req.isNotification() {
 		// The pipeline authenticates tools/call itself (and audits the
 		// refusal); the session is checked here only for a known agent.
-		if authenticated && !h.sessionOK(r, agent.GetMeta().GetName()) {
-			sessionNotFound(w)
-			return
+		agentName := ""
+		if authenticated {
+			agentName = agent.GetMeta().GetName()
+			if !h.sessionOK(session, agentName) {
+				sessionNotFound(w)
+				return
+			}
 		}
-		h.toolsCall(w, r, req, id, call, token)
+		h.toolsCall(w, r, req, id, call, token, agentName, session, modern)
 		return
 	}
 	if call.Config == nil {
@@ -80,28 +100,116 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	agentName := agent.GetMeta().GetName()
-	if req.Method != "initialize" && !h.sessionOK(r, agentName) {
+	if req.Method != "initialize" && !h.sessionOK(session, agentName) {
 		sessionNotFound(w)
 		return
 	}
 	if req.isNotification() {
 		// notifications/initialized, notifications/cancelled, …: nothing
-		// to do in a JSON-only endpoint without server-side work.
+		// to do; a cancelled tools/call ends when its caller disconnects.
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	switch req.Method {
-	case "initialize":
+	switch {
+	case req.Method == "initialize" && !modern:
 		h.initialize(w, req, id, agentName)
-	case "ping":
+	case req.Method == "server/discover" && modern:
+		h.discover(w, id)
+	case req.Method == "ping":
 		writeResult(w, id, struct{}{})
-	case "tools/list":
+	case req.Method == "tools/list":
 		h.toolsList(w, r, req, id, call, agent)
 	default:
 		writeError(w, http.StatusOK, id, &rpcError{
 			Code: codeMethodNotFound, Message: "method not found: " + truncate(req.Method, 64),
 		})
 	}
+}
+
+// era tells a 2026-07-28 request from a legacy one and applies the modern
+// era's rules: the version in _meta (and the header, which must agree),
+// and mirrored headers that match the body. A request that names the
+// modern version only in its header is held to the same rules.
+func (h *Handler) era(r *http.Request, m *mcpwire.Message) (bool, *rpcError) {
+	header := r.Header.Get("Mcp-Protocol-Version")
+	var metaVersion string
+	if m.Params != nil && mcpwire.IsObject(m.Params) {
+		if meta, err := mcpwire.Find(m.Params, "_meta"); err == nil && meta != nil && mcpwire.IsObject(meta) {
+			if v, err := mcpwire.Find(meta, mcpclient.MetaProtocolVersion); err == nil && v != nil {
+				_ = json.Unmarshal(v, &metaVersion)
+			}
+		}
+	}
+	modern := header == modernVersion || metaVersion != ""
+	if !modern {
+		if header != "" && !slices.Contains(protocolVersions, header) {
+			return false, &rpcError{
+				Code: codeUnsupportedVersion, Message: "unsupported protocol version",
+				Data: map[string]any{"supported": append(slices.Clone(protocolVersions), modernVersion), "requested": truncate(header, 32)},
+			}
+		}
+		return false, nil
+	}
+	if m.Kind() != mcpwire.KindRequest && m.Kind() != mcpwire.KindNotification {
+		return true, nil // answers carry no _meta
+	}
+	if metaVersion != modernVersion {
+		return true, &rpcError{
+			Code: codeUnsupportedVersion, Message: "unsupported protocol version",
+			Data: map[string]any{"supported": append(slices.Clone(protocolVersions), modernVersion), "requested": truncate(metaVersion, 32)},
+		}
+	}
+	if header != "" && header != metaVersion {
+		return true, mismatch("Mcp-Protocol-Version", header, metaVersion)
+	}
+	if got := r.Header.Get("Mcp-Method"); got != m.Method {
+		return true, mismatch("Mcp-Method", got, m.Method)
+	}
+	if name, ok := mcpclient.MirroredName(m.Method, m.Params); ok {
+		got, valid := mcpclient.DecodeHeaderValue(r.Header.Get("Mcp-Name"))
+		if !valid || got != name {
+			return true, mismatch("Mcp-Name", r.Header.Get("Mcp-Name"), name)
+		}
+	}
+	return true, nil
+}
+
+func mismatch(header, got, body string) *rpcError {
+	return &rpcError{
+		Code:    mcpwire.CodeHeaderMismatch,
+		Message: "header " + header + " does not match the request body",
+		Data:    map[string]string{"header": header, "headerValue": truncate(got, 128), "bodyValue": truncate(body, 128)},
+	}
+}
+
+// discover answers server/discover (2026-07-28).
+func (h *Handler) discover(w http.ResponseWriter, id json.RawMessage) {
+	writeResult(w, id, map[string]any{
+		"supportedVersions": []string{modernVersion, "2025-11-25", "2025-06-18"},
+		"capabilities":      map[string]any{"tools": map[string]any{}},
+		"_meta":             map[string]any{"io.modelcontextprotocol/serverInfo": serverInfo{Name: "portcullis", Version: h.version}},
+	})
+}
+
+// clientAnswer takes a caller's response to a server→client request the
+// gateway relayed (sampling, elicitation): it goes back to the upstream
+// that asked. Only the agent and session the request went to may answer.
+func (h *Handler) clientAnswer(w http.ResponseWriter, r *http.Request, m *mcpwire.Message, agent *configv1.Agent, authenticated bool, session string) {
+	if !authenticated {
+		h.unauthorized(w, r, nil, true, msgUnauthenticated)
+		return
+	}
+	if session == "" || !h.sessionOK(session, agent.GetMeta().GetName()) {
+		sessionNotFound(w)
+		return
+	}
+	if !h.asks.answer(m, agent.GetMeta().GetName(), session) {
+		writeError(w, http.StatusBadRequest, nullID, &rpcError{
+			Code: codeInvalidRequest, Message: "no server request with this id is waiting for an answer from this session",
+		})
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
 }
 
 // serveDelete ends the caller's session.
@@ -136,8 +244,7 @@ func (h *Handler) serveDelete(w http.ResponseWriter, r *http.Request) {
 
 // sessionOK accepts a request without a session id (sessions are optional
 // here) or with a live one of agent.
-func (h *Handler) sessionOK(r *http.Request, agent string) bool {
-	id := r.Header.Get("Mcp-Session-Id")
+func (h *Handler) sessionOK(id, agent string) bool {
 	return id == "" || h.sessions.use(id, agent)
 }
 

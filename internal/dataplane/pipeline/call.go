@@ -143,6 +143,9 @@ type Call struct {
 	PeerCertificates []*x509.Certificate
 	SourceIP         netip.Addr
 	Start            time.Time
+	// Relay carries messages to and from the caller before the result;
+	// nil when the caller cannot receive any.
+	Relay *Relay
 
 	// Set at entry: the configuration version and mode this call runs in.
 	Config Config

@@ -318,6 +318,7 @@ func (s *Server) forward(ctx context.Context, c *pipeline.Call) (*pipeline.Resul
 		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, "the data plane has no configuration yet; retry shortly")
 	}
 	start := time.Now()
+	ctx = upstream.WithRelay(ctx, c.Relay)
 	body, isErr, err := s.pool.CallTool(ctx, cur, upstream.ToolCall{
 		Upstream: c.Tool.Upstream, Tool: c.Tool.Name, Class: c.Tool.Class, Arguments: c.Arguments,
 	})

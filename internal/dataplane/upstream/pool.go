@@ -196,6 +196,12 @@ func (p *Pool) CallTool(ctx context.Context, r Resolver, c ToolCall) (json.RawMe
 	}
 	defer g.releaseSlot()
 
+	params, on, relayDone, err := p.relayFor(ctx, e, params, relayFrom(ctx))
+	if err != nil {
+		return nil, false, fmt.Errorf("relay for %s on upstream %q: %w", c.Tool, c.Upstream, err)
+	}
+	defer relayDone()
+
 	g.budget.earn()
 	retries := 0
 	if retriable(c.Class) {
@@ -208,7 +214,7 @@ func (p *Pool) CallTool(ctx context.Context, r Resolver, c ToolCall) (json.RawMe
 				slog.String("upstream", s.name), slog.String("tool", c.Tool), slog.Int("attempt", attempt+1))
 			return nil, false, ref
 		}
-		res, isErr, err := p.attempt(callCtx, e, params, nil)
+		res, isErr, err := p.attempt(callCtx, e, params, on)
 		done(breakerOutcome(ctx, err))
 		if err == nil {
 			return res, isErr, nil
@@ -346,6 +352,9 @@ func (p *Pool) acquire(s settings) (*entry, error) {
 		client, err := mcpclient.New(mcpclient.Config{
 			URL: s.url, HTTP: p.httpClient(s), Name: "portcullis", Version: p.version,
 			Era: s.era, MaxMessageBytes: int(s.maxResponse),
+			// The gateway relays these to its callers (and refuses them
+			// for a caller that cannot answer).
+			Capabilities: json.RawMessage(`{"elicitation":{},"sampling":{}}`),
 		})
 		if err != nil {
 			return nil, err

@@ -73,8 +73,14 @@ lint: $(TOOLS) ## buf lint, gofmt, go vet, plane separation, golangci-lint
 unit: ## Unit and in-process cluster tests (race detector on)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS_UNIT)
 
+# The official TypeScript MCP SDK, for the e2e test with a non-Go client.
+TSCLIENT := test/tsclient/node_modules/.package-lock.json
+$(TSCLIENT): test/tsclient/package.json test/tsclient/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node 20+) is needed for the TypeScript-client e2e test"; exit 1; }
+	npm ci --prefix test/tsclient --no-audit --no-fund
+
 .PHONY: e2e
-e2e: ## End-to-end tests with the real binaries (test/)
+e2e: $(TSCLIENT) ## End-to-end tests with the real binaries and real MCP clients (test/; installs the TypeScript SDK from npm)
 	$(GO) test -count=1 -timeout 15m -v ./test/... 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; test $${PIPESTATUS[0]} -eq 0
 
 .PHONY: fuzz
@@ -96,4 +102,4 @@ bench: ## Benchmarks with printed figures: Raft commits, config distribution, au
 
 .PHONY: clean
 clean: ## Remove build output and the local run directory
-	rm -rf $(BIN) $(RUN_DIR) bench-results e2e.out
+	rm -rf $(BIN) $(RUN_DIR) bench-results e2e.out test/tsclient/node_modules

@@ -31,6 +31,9 @@ type Options struct {
 	// Latency delays every tool call (a slow upstream). A delayed call ends
 	// early when the client cancels it or the Handler is closed.
 	Latency time.Duration
+	// StreamingTools adds count (progress notifications) and
+	// confirm_transfer (an elicitation), which a broker must relay.
+	StreamingTools bool
 	// Logger receives the SDK server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -59,6 +62,9 @@ func NewHandler(opts Options) *Handler {
 	h := &Handler{stop: make(chan struct{})}
 	h.server = mcp.NewServer(&mcp.Implementation{Name: "demo-upstream", Version: "1.0.0"}, &mcp.ServerOptions{Logger: opts.Logger})
 	h.retool = addTools(h.server, newBilling(), opts.Latency, h.stop)
+	if opts.StreamingTools {
+		addStreamingTools(h.server)
+	}
 
 	var mcpHandler http.Handler = mcp.NewStreamableHTTPHandler(
 		func(*http.Request) *mcp.Server { return h.server },

@@ -1,0 +1,368 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/portcullis-gw/portcullis/internal/mcpclient"
+	"github.com/portcullis-gw/portcullis/internal/mcpwire"
+	"github.com/portcullis-gw/portcullis/test/harness"
+)
+
+// brokerGateway is the gateway with three upstreams behind one data plane:
+// "demo" (stateful, the startGateway one), "tools" (stateful, with the
+// streaming tools count and confirm_transfer) and "modern" (stateless,
+// 2026-07-28). Every pin is the upstream's live definition.
+func startBrokerGateway(t *testing.T) *gateway {
+	t.Helper()
+	g := startGateway(t, 1, "dp1")
+	tools := harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret, Args: []string{"--streaming-tools"}})
+	modern := harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret, Args: []string{"--stateless"}})
+	g.gwctl(t, "upstream", "add", "tools", "--url", tools.URL, "--bearer-secret", "demo-token")
+	g.gwctl(t, "upstream", "add", "modern", "--url", modern.URL, "--bearer-secret", "demo-token")
+	g.pinLive(t, "tools", tools.URL, "count", "read-only")
+	g.pinLive(t, "tools", tools.URL, "confirm_transfer", "mutating")
+	g.pinLive(t, "modern", modern.URL, "get_weather", "read-only")
+	version := g.applyPolicy(t, "limits", limitsPolicy)
+	awaitVersion(t, g.dps[0], version, 20*time.Second)
+	return g
+}
+
+// pinLive pins tool as the upstream at url serves it right now.
+func (g *gateway) pinLive(t *testing.T, upstream, url, tool, class string) {
+	t.Helper()
+	c, err := mcpclient.New(mcpclient.Config{URL: url, HTTP: bearerClient(g.upstreamSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close(context.Background()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	defs, err := c.ListTools(ctx)
+	if err != nil {
+		t.Fatalf("list %s's tools: %v", upstream, err)
+	}
+	for _, d := range defs {
+		var head struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(d, &head) == nil && head.Name == tool {
+			file := g.writeFile(t, fmt.Sprintf("%s-%s-%d.json", upstream, tool, time.Now().UnixNano()), string(d))
+			g.gwctl(t, "tool", "pin", "--upstream", upstream, "--tool", tool, "--definition", file, "--class", class)
+			return
+		}
+	}
+	t.Fatalf("upstream %s does not list %s", upstream, tool)
+}
+
+type bearerTransport struct{ token string }
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func bearerClient(token string) *http.Client {
+	return &http.Client{Transport: bearerTransport{token}}
+}
+
+// TestGoSDKClientInBothEras: the official Go SDK client talks to the data
+// plane in the legacy era (a gateway session) and in 2026-07-28
+// (stateless); a stateful and a stateless upstream answer behind it;
+// progress arrives over the SSE stream in both eras, and an upstream's
+// elicitation reaches a legacy client and its answer goes back.
+func TestGoSDKClientInBothEras(t *testing.T) {
+	g := startBrokerGateway(t)
+	dp := g.dps[0]
+	for _, version := range []string{"2025-11-25", "2026-07-28"} {
+		t.Run(version, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var elicited []string
+			var progress atomicCount
+			client := mcp.NewClient(&mcp.Implementation{Name: "e2e-agent", Version: "1"}, &mcp.ClientOptions{
+				ProgressNotificationHandler: func(context.Context, *mcp.ProgressNotificationClientRequest) { progress.add() },
+				ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+					elicited = append(elicited, req.Params.Message)
+					return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"confirm": true}}, nil
+				},
+			})
+			cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: dp.URL + "/mcp", HTTPClient: bearerClient(g.opsKey)},
+				&mcp.ClientSessionOptions{ProtocolVersion: version})
+			if err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			defer func() { _ = cs.Close() }()
+			if got := cs.InitializeResult().ProtocolVersion; got != version {
+				t.Fatalf("negotiated %s, want %s", got, version)
+			}
+			lt, err := cs.ListTools(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, tool := range lt.Tools {
+				names = append(names, tool.Name)
+			}
+			for _, want := range []string{actionWeather, actionPayment, "tools__count", "tools__confirm_transfer", "modern__get_weather"} {
+				if !slices.Contains(names, want) {
+					t.Errorf("tools/list %v lacks %s", names, want)
+				}
+			}
+			for _, tool := range []string{actionWeather, "modern__get_weather"} {
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: map[string]any{"city": "Oslo"}})
+				if err != nil || res.IsError {
+					t.Fatalf("%s: %v %+v", tool, err, res)
+				}
+			}
+
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "tools__count", Arguments: map[string]any{"steps": 3},
+				Meta: mcp.Meta{"progressToken": "e2e-progress"}})
+			if err != nil || res.IsError {
+				t.Fatalf("count: %v %+v", err, res)
+			}
+			if got := resultText(res); got != "counted to 3" || progress.get() != 3 {
+				t.Errorf("count = %q after %d progress notifications, want 3", got, progress.get())
+			}
+
+			res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "tools__confirm_transfer", Arguments: map[string]any{"amount": 250}})
+			if err != nil {
+				t.Fatalf("confirm_transfer: %v", err)
+			}
+			if version == "2025-11-25" {
+				if got := resultText(res); got != "transfer of 250 confirmed" || len(elicited) != 1 {
+					t.Errorf("legacy elicitation: result %q, asked %v", got, elicited)
+				}
+			} else if !res.IsError || len(elicited) != 0 {
+				// A 2026-07-28 caller cannot answer a legacy upstream's
+				// request: the gateway refuses it, so the tool fails.
+				t.Errorf("modern caller, legacy elicitation: result %+v, asked %v; want the upstream's error", res, elicited)
+			}
+		})
+	}
+}
+
+// TestProgressNotificationsReachTheCaller drives tools/call over raw HTTP
+// to see the event stream itself: progress notifications with the
+// caller's own token, then the result.
+func TestProgressNotificationsReachTheCaller(t *testing.T) {
+	g := startBrokerGateway(t)
+	dp := g.dps[0]
+	body := `{"jsonrpc":"2.0","id":"r1","method":"tools/call","params":{"name":"tools__count","arguments":{"steps":4},"_meta":{"progressToken":42}}}`
+	req, _ := http.NewRequest(http.MethodPost, dp.URL+"/mcp", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+g.opsKey)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q, want an event stream", ct)
+	}
+	msgs := readEvents(t, resp)
+	if len(msgs) != 5 {
+		t.Fatalf("%d messages, want 4 progress + result: %v", len(msgs), msgs)
+	}
+	for i, m := range msgs[:4] {
+		if !strings.Contains(m, `"notifications/progress"`) || !strings.Contains(m, `"progressToken":42`) || !strings.Contains(m, fmt.Sprintf(`"progress":%d`, i+1)) {
+			t.Errorf("message %d = %s, want progress %d for token 42", i, m, i+1)
+		}
+	}
+	if !strings.Contains(msgs[4], `"id":"r1"`) || !strings.Contains(msgs[4], "counted to 4") {
+		t.Errorf("last message %s, want the result", msgs[4])
+	}
+}
+
+// TestModernHeaderRules: through the real data plane, a 2026-07-28
+// request whose mirrored headers disagree with its body is refused with
+// HTTP 400 and -32020 before anything runs; one that agrees runs.
+func TestModernHeaderRules(t *testing.T) {
+	g := startBrokerGateway(t)
+	dp := g.dps[0]
+	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"demo__get_weather","arguments":{"city":"Oslo"},` + meta + `}}`
+	post := func(headers map[string]string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, dp.URL+"/mcp", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+g.opsKey)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = fmt.Fprint(&b, readAll(t, resp))
+		return resp.StatusCode, b.String()
+	}
+	before, err := g.up.Calls()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, h := range map[string]map[string]string{
+		"wrong tool name": {"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "demo__send_payment"},
+		"wrong method":    {"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list", "Mcp-Name": "demo__get_weather"},
+		"no name":         {"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call"},
+	} {
+		status, out := post(h)
+		if status != http.StatusBadRequest || !strings.Contains(out, "-32020") {
+			t.Errorf("%s: HTTP %d %s, want 400 with -32020", name, status, out)
+		}
+	}
+	after, err := g.up.Calls()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("a request with mismatched headers reached the upstream")
+	}
+	status, out := post(map[string]string{"Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "demo__get_weather"})
+	if status != http.StatusOK || !strings.Contains(out, "Oslo") {
+		t.Errorf("matching headers: HTTP %d %s", status, out)
+	}
+}
+
+// TestTypeScriptSDKClient: the official TypeScript SDK (npm, run by Node)
+// in the legacy era: a gateway session, tools from two upstreams, progress,
+// an elicitation answered by the client, and a policy refusal.
+func TestTypeScriptSDKClient(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is required for this test (Node 20+): %v", err)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "tsclient")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk")); err != nil {
+		t.Fatalf("the TypeScript SDK is not installed: run `npm ci --prefix test/tsclient` (make e2e does): %v", err)
+	}
+	g := startBrokerGateway(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "client.mjs"), g.dps[0].URL+"/mcp")
+	cmd.Env = append(os.Environ(), "PORTCULLIS_AGENT_KEY="+g.opsKey)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) || ctx.Err() != nil {
+			t.Fatalf("tsclient failed: %v\n%s", err, stderr.String())
+		}
+		t.Fatal(err)
+	}
+	var got struct {
+		SessionID       *string  `json:"sessionId"`
+		ProtocolVersion *string  `json:"protocolVersion"`
+		Tools           []string `json:"tools"`
+		Weather         string   `json:"weather"`
+		Progress        []int    `json:"progress"`
+		Count           string   `json:"count"`
+		Confirm         string   `json:"confirm"`
+		Elicitations    []string `json:"elicitations"`
+		Refused         struct {
+			IsError bool   `json:"isError"`
+			Reason  string `json:"reason"`
+		} `json:"refused"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("tsclient output %q: %v", out, err)
+	}
+	t.Logf("tsclient: %s", out)
+	if got.SessionID == nil || *got.SessionID == "" {
+		t.Error("no gateway session")
+	}
+	if got.ProtocolVersion == nil || *got.ProtocolVersion != "2025-11-25" {
+		t.Errorf("protocol version %v, want 2025-11-25", got.ProtocolVersion)
+	}
+	for _, want := range []string{actionWeather, "tools__count", "tools__confirm_transfer", "modern__get_weather"} {
+		if !slices.Contains(got.Tools, want) {
+			t.Errorf("tools %v lack %s", got.Tools, want)
+		}
+	}
+	if !strings.Contains(got.Weather, "Oslo") {
+		t.Errorf("weather %q", got.Weather)
+	}
+	if got.Count != "counted to 3" || !slices.Equal(got.Progress, []int{1, 2, 3}) {
+		t.Errorf("count %q with progress %v, want 3 steps", got.Count, got.Progress)
+	}
+	if got.Confirm != "transfer of 250 confirmed" || len(got.Elicitations) != 1 || !strings.Contains(got.Elicitations[0], "250") {
+		t.Errorf("confirm %q after elicitations %v", got.Confirm, got.Elicitations)
+	}
+	if !got.Refused.IsError || got.Refused.Reason != "denied" {
+		t.Errorf("payment of 900: %+v, want refused with reason denied", got.Refused)
+	}
+}
+
+func resultText(res *mcp.CallToolResult) string {
+	var parts []string
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			parts = append(parts, tc.Text)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+type atomicCount struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *atomicCount) add() {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+}
+
+func (c *atomicCount) get() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// readEvents reads an event-stream answer's data fields.
+func readEvents(t *testing.T, resp *http.Response) []string {
+	t.Helper()
+	r := mcpwire.NewEventReader(resp.Body, 1<<20)
+	var out []string
+	for {
+		ev, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(ev.Data))
+	}
+}
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -12,6 +12,7 @@
 package fsmv1
 
 import (
+	v11 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	v1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -165,6 +166,7 @@ type Command struct {
 	//	*Command_Bootstrap
 	//	*Command_Touch
 	//	*Command_SetFreeze
+	//	*Command_AppendAudit
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -280,6 +282,15 @@ func (x *Command) GetSetFreeze() *SetFreeze {
 	return nil
 }
 
+func (x *Command) GetAppendAudit() *AppendAudit {
+	if x != nil {
+		if x, ok := x.Op.(*Command_AppendAudit); ok {
+			return x.AppendAudit
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -304,6 +315,10 @@ type Command_SetFreeze struct {
 	SetFreeze *SetFreeze `protobuf:"bytes,14,opt,name=set_freeze,json=setFreeze,proto3,oneof"`
 }
 
+type Command_AppendAudit struct {
+	AppendAudit *AppendAudit `protobuf:"bytes,15,opt,name=append_audit,json=appendAudit,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -313,6 +328,8 @@ func (*Command_Bootstrap) isCommand_Op() {}
 func (*Command_Touch) isCommand_Op() {}
 
 func (*Command_SetFreeze) isCommand_Op() {}
+
+func (*Command_AppendAudit) isCommand_Op() {}
 
 // Resource holds one resource of any kind.
 type Resource struct {
@@ -751,6 +768,64 @@ func (x *SetFreeze) GetReason() string {
 	return ""
 }
 
+// AppendAudit stores consecutive audit records of one data plane in the
+// control plane's audit store. It never touches the resource state and
+// never moves the config version. Applying it is idempotent by (data plane,
+// sequence): records already stored are skipped, and records that do not
+// continue the stored sequence (a gap, or a prev_hash that does not match)
+// are not stored.
+type AppendAudit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dataplane     string                 `protobuf:"bytes,1,opt,name=dataplane,proto3" json:"dataplane,omitempty"`
+	Records       []*v11.Record          `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendAudit) Reset() {
+	*x = AppendAudit{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendAudit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendAudit) ProtoMessage() {}
+
+func (x *AppendAudit) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendAudit.ProtoReflect.Descriptor instead.
+func (*AppendAudit) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AppendAudit) GetDataplane() string {
+	if x != nil {
+		return x.Dataplane
+	}
+	return ""
+}
+
+func (x *AppendAudit) GetRecords() []*v11.Record {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 // Touch changes nothing but moves the config version, so that data planes
 // re-read state after a restore from backup.
 type Touch struct {
@@ -761,7 +836,7 @@ type Touch struct {
 
 func (x *Touch) Reset() {
 	*x = Touch{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[6]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +848,7 @@ func (x *Touch) String() string {
 func (*Touch) ProtoMessage() {}
 
 func (x *Touch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[6]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +861,7 @@ func (x *Touch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Touch.ProtoReflect.Descriptor instead.
 func (*Touch) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{7}
 }
 
 // Error is a command's domain error: the command changed nothing.
@@ -801,7 +876,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +888,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +901,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -854,14 +929,17 @@ type Result struct {
 	// Set when the command was refused.
 	Error *Error `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	// True when this result is a replay of an earlier application.
-	Deduplicated  bool `protobuf:"varint,4,opt,name=deduplicated,proto3" json:"deduplicated,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Deduplicated bool `protobuf:"varint,4,opt,name=deduplicated,proto3" json:"deduplicated,omitempty"`
+	// After an AppendAudit: the next sequence the store expects from the
+	// data plane.
+	AuditNextSequence uint64 `protobuf:"varint,5,opt,name=audit_next_sequence,json=auditNextSequence,proto3" json:"audit_next_sequence,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +951,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +964,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Result) GetIndex() uint64 {
@@ -917,6 +995,13 @@ func (x *Result) GetDeduplicated() bool {
 	return false
 }
 
+func (x *Result) GetAuditNextSequence() uint64 {
+	if x != nil {
+		return x.AuditNextSequence
+	}
+	return 0
+}
+
 // DedupEntry remembers the result of a command for retries.
 type DedupEntry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -930,7 +1015,7 @@ type DedupEntry struct {
 
 func (x *DedupEntry) Reset() {
 	*x = DedupEntry{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1027,7 @@ func (x *DedupEntry) String() string {
 func (*DedupEntry) ProtoMessage() {}
 
 func (x *DedupEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1040,7 @@ func (x *DedupEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DedupEntry.ProtoReflect.Descriptor instead.
 func (*DedupEntry) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DedupEntry) GetTokenId() string {
@@ -1006,7 +1091,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1103,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1116,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -1092,7 +1177,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1189,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1202,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -1204,7 +1289,7 @@ type SnapshotEnd struct {
 
 func (x *SnapshotEnd) Reset() {
 	*x = SnapshotEnd{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1301,7 @@ func (x *SnapshotEnd) String() string {
 func (*SnapshotEnd) ProtoMessage() {}
 
 func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1314,7 @@ func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotEnd.ProtoReflect.Descriptor instead.
 func (*SnapshotEnd) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SnapshotEnd) GetRecords() uint64 {
@@ -1243,7 +1328,7 @@ var File_portcullis_fsm_v1_command_proto protoreflect.FileDescriptor
 
 const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xb9\x03\n" +
+	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xfe\x03\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x121\n" +
@@ -1256,7 +1341,8 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\tbootstrap\x18\f \x01(\v2\x1c.portcullis.fsm.v1.BootstrapH\x00R\tbootstrap\x120\n" +
 	"\x05touch\x18\r \x01(\v2\x18.portcullis.fsm.v1.TouchH\x00R\x05touch\x12=\n" +
 	"\n" +
-	"set_freeze\x18\x0e \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeH\x00R\tsetFreezeB\x04\n" +
+	"set_freeze\x18\x0e \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeH\x00R\tsetFreeze\x12C\n" +
+	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAuditB\x04\n" +
 	"\x02op\"\xc5\x04\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
@@ -1287,16 +1373,20 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"adminToken\";\n" +
 	"\tSetFreeze\x12\x16\n" +
 	"\x06frozen\x18\x01 \x01(\bR\x06frozen\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\a\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"b\n" +
+	"\vAppendAudit\x12\x1c\n" +
+	"\tdataplane\x18\x01 \x01(\tR\tdataplane\x125\n" +
+	"\arecords\x18\x02 \x03(\v2\x1b.portcullis.audit.v1.RecordR\arecords\"\a\n" +
 	"\x05Touch\"S\n" +
 	"\x05Error\x120\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1c.portcullis.fsm.v1.ErrorCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xab\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xdb\x01\n" +
 	"\x06Result\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x127\n" +
 	"\bresource\x18\x02 \x01(\v2\x1b.portcullis.fsm.v1.ResourceR\bresource\x12.\n" +
 	"\x05error\x18\x03 \x01(\v2\x18.portcullis.fsm.v1.ErrorR\x05error\x12\"\n" +
-	"\fdeduplicated\x18\x04 \x01(\bR\fdeduplicated\"\xa9\x01\n" +
+	"\fdeduplicated\x18\x04 \x01(\bR\fdeduplicated\x12.\n" +
+	"\x13audit_next_sequence\x18\x05 \x01(\x04R\x11auditNextSequence\"\xa9\x01\n" +
 	"\n" +
 	"DedupEntry\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x1d\n" +
@@ -1348,7 +1438,7 @@ func file_portcullis_fsm_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_fsm_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(WriteMode)(0),                // 0: portcullis.fsm.v1.WriteMode
 	(ErrorCode)(0),                // 1: portcullis.fsm.v1.ErrorCode
@@ -1358,66 +1448,70 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*Delete)(nil),                // 5: portcullis.fsm.v1.Delete
 	(*Bootstrap)(nil),             // 6: portcullis.fsm.v1.Bootstrap
 	(*SetFreeze)(nil),             // 7: portcullis.fsm.v1.SetFreeze
-	(*Touch)(nil),                 // 8: portcullis.fsm.v1.Touch
-	(*Error)(nil),                 // 9: portcullis.fsm.v1.Error
-	(*Result)(nil),                // 10: portcullis.fsm.v1.Result
-	(*DedupEntry)(nil),            // 11: portcullis.fsm.v1.DedupEntry
-	(*SnapshotHeader)(nil),        // 12: portcullis.fsm.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 13: portcullis.fsm.v1.SnapshotRecord
-	(*SnapshotEnd)(nil),           // 14: portcullis.fsm.v1.SnapshotEnd
-	(*v1.Actor)(nil),              // 15: portcullis.config.v1.Actor
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 17: portcullis.config.v1.Agent
-	(*v1.Upstream)(nil),           // 18: portcullis.config.v1.Upstream
-	(*v1.ToolPin)(nil),            // 19: portcullis.config.v1.ToolPin
-	(*v1.PolicySet)(nil),          // 20: portcullis.config.v1.PolicySet
-	(*v1.IdentitySource)(nil),     // 21: portcullis.config.v1.IdentitySource
-	(*v1.Secret)(nil),             // 22: portcullis.config.v1.Secret
-	(*v1.AdminToken)(nil),         // 23: portcullis.config.v1.AdminToken
-	(*v1.Node)(nil),               // 24: portcullis.config.v1.Node
-	(*v1.ValueList)(nil),          // 25: portcullis.config.v1.ValueList
-	(*v1.ClusterIdentity)(nil),    // 26: portcullis.config.v1.ClusterIdentity
-	(*v1.AdminEvent)(nil),         // 27: portcullis.config.v1.AdminEvent
+	(*AppendAudit)(nil),           // 8: portcullis.fsm.v1.AppendAudit
+	(*Touch)(nil),                 // 9: portcullis.fsm.v1.Touch
+	(*Error)(nil),                 // 10: portcullis.fsm.v1.Error
+	(*Result)(nil),                // 11: portcullis.fsm.v1.Result
+	(*DedupEntry)(nil),            // 12: portcullis.fsm.v1.DedupEntry
+	(*SnapshotHeader)(nil),        // 13: portcullis.fsm.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 14: portcullis.fsm.v1.SnapshotRecord
+	(*SnapshotEnd)(nil),           // 15: portcullis.fsm.v1.SnapshotEnd
+	(*v1.Actor)(nil),              // 16: portcullis.config.v1.Actor
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 18: portcullis.config.v1.Agent
+	(*v1.Upstream)(nil),           // 19: portcullis.config.v1.Upstream
+	(*v1.ToolPin)(nil),            // 20: portcullis.config.v1.ToolPin
+	(*v1.PolicySet)(nil),          // 21: portcullis.config.v1.PolicySet
+	(*v1.IdentitySource)(nil),     // 22: portcullis.config.v1.IdentitySource
+	(*v1.Secret)(nil),             // 23: portcullis.config.v1.Secret
+	(*v1.AdminToken)(nil),         // 24: portcullis.config.v1.AdminToken
+	(*v1.Node)(nil),               // 25: portcullis.config.v1.Node
+	(*v1.ValueList)(nil),          // 26: portcullis.config.v1.ValueList
+	(*v1.ClusterIdentity)(nil),    // 27: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 28: portcullis.audit.v1.Record
+	(*v1.AdminEvent)(nil),         // 29: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
-	15, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
-	16, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
+	16, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
+	17, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
 	4,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
 	5,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
 	6,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
-	8,  // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
+	9,  // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
 	7,  // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	17, // 7: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
-	18, // 8: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
-	19, // 9: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
-	20, // 10: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
-	21, // 11: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
-	22, // 12: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
-	23, // 13: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
-	24, // 14: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
-	25, // 15: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
-	3,  // 16: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 17: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	26, // 18: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	24, // 19: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	23, // 20: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	1,  // 21: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	3,  // 22: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	9,  // 23: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	16, // 24: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	10, // 25: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	26, // 26: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	16, // 27: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	7,  // 28: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	3,  // 29: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	27, // 30: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	11, // 31: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	14, // 32: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	8,  // 7: portcullis.fsm.v1.Command.append_audit:type_name -> portcullis.fsm.v1.AppendAudit
+	18, // 8: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
+	19, // 9: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
+	20, // 10: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
+	21, // 11: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
+	22, // 12: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
+	23, // 13: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
+	24, // 14: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
+	25, // 15: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
+	26, // 16: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
+	3,  // 17: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 18: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	27, // 19: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	25, // 20: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	24, // 21: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	28, // 22: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 23: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	3,  // 24: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	10, // 25: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	17, // 26: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	11, // 27: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	27, // 28: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	17, // 29: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	7,  // 30: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	3,  // 31: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	29, // 32: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	12, // 33: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	15, // 34: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -1431,6 +1525,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Command_Bootstrap)(nil),
 		(*Command_Touch)(nil),
 		(*Command_SetFreeze)(nil),
+		(*Command_AppendAudit)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[1].OneofWrappers = []any{
 		(*Resource_Agent)(nil),
@@ -1443,7 +1538,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_Node)(nil),
 		(*Resource_ValueList)(nil),
 	}
-	file_portcullis_fsm_v1_command_proto_msgTypes[11].OneofWrappers = []any{
+	file_portcullis_fsm_v1_command_proto_msgTypes[12].OneofWrappers = []any{
 		(*SnapshotRecord_Resource)(nil),
 		(*SnapshotRecord_AdminEvent)(nil),
 		(*SnapshotRecord_Dedup)(nil),
@@ -1455,7 +1550,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_fsm_v1_command_proto_rawDesc), len(file_portcullis_fsm_v1_command_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

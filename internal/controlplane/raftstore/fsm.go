@@ -1,12 +1,17 @@
 package raftstore
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"google.golang.org/protobuf/proto"
@@ -14,9 +19,11 @@ import (
 
 // FSM is the Raft state machine: it decodes typed commands and hands them to
 // state.Apply. Readers get the current immutable state without locks; the
-// apply loop never waits for them.
+// apply loop never waits for them. AppendAudit commands go to the node's
+// audit store instead and never change the state.
 type FSM struct {
-	cur atomic.Pointer[state.State]
+	cur   atomic.Pointer[state.State]
+	audit *auditstore.Store // nil: AppendAudit is refused
 
 	mu      sync.Mutex
 	changed chan struct{}
@@ -24,9 +31,10 @@ type FSM struct {
 
 var _ raft.FSM = (*FSM)(nil)
 
-// NewFSM returns a state machine holding the empty state.
-func NewFSM() *FSM {
-	f := &FSM{changed: make(chan struct{})}
+// NewFSM returns a state machine holding the empty state, appending audit
+// records to audit (nil for none).
+func NewFSM(audit *auditstore.Store) *FSM {
+	f := &FSM{changed: make(chan struct{}), audit: audit}
 	f.cur.Store(state.New())
 	return f
 }
@@ -52,8 +60,37 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if err != nil {
 		panic(fmt.Sprintf("raftstore: committed log entry %d is not a command: %v", l.Index, err))
 	}
+	if op := cmd.GetAppendAudit(); op != nil {
+		return f.applyAudit(l.Index, op)
+	}
 	next, res := state.Apply(f.cur.Load(), l.Index, cmd)
 	f.swap(next)
+	return res
+}
+
+// applyAudit stores audit records. Refusals are domain errors: ABORTED for
+// records that do not continue the stored sequence (the uploader resends
+// from audit_next_sequence), FAILED_PRECONDITION for a broken chain or a
+// foreign record.
+func (f *FSM) applyAudit(index uint64, op *fsmv1.AppendAudit) *fsmv1.Result {
+	res := &fsmv1.Result{Index: index}
+	if f.audit == nil {
+		res.Error = &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, Message: "this control-plane node keeps no audit store"}
+		return res
+	}
+	next, err := f.audit.Append(op.GetDataplane(), op.GetRecords())
+	res.AuditNextSequence = next
+	switch {
+	case err == nil:
+	case errors.Is(err, auditstore.ErrGap):
+		res.Error = &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_ABORTED, Message: err.Error()}
+	case errors.Is(err, auditstore.ErrChain), errors.Is(err, auditstore.ErrDataplane):
+		res.Error = &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, Message: err.Error()}
+	default:
+		// This node's disk failed; the other replicas hold the records,
+		// and the uploader's retry brings them here again.
+		res.Error = &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_UNSPECIFIED, Message: "the audit store could not write: " + err.Error()}
+	}
 	return res
 }
 
@@ -75,31 +112,107 @@ func (f *FSM) swap(next *state.State) {
 	f.mu.Unlock()
 }
 
-// Snapshot captures the current state. The state is immutable, so this is
-// O(1); Persist streams it while the apply loop carries on.
+// snapshotMagic starts a snapshot that carries the audit store after the
+// state:
+//
+//	magic   8 bytes "PCFSM002"
+//	length  uint64, little-endian: bytes of the state stream
+//	state   the state stream (state.WriteTo)
+//	audit   the audit store (auditstore.Snapshot.WriteTo), or nothing
+//
+// A snapshot without the magic is a bare state stream (older snapshots,
+// and backups): restoring it leaves the audit store as it is.
+const snapshotMagic = "PCFSM002"
+
+// Snapshot captures the current state and audit store. The state is
+// immutable, so this is O(1); the audit store's segments are held open.
+// Persist streams both while the apply loop carries on.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{st: f.cur.Load()}, nil
+	s := &fsmSnapshot{st: f.cur.Load()}
+	if f.audit != nil {
+		a, err := f.audit.Snapshot()
+		if err != nil {
+			return nil, err
+		}
+		s.audit = a
+	}
+	return s, nil
 }
 
-// Restore replaces the state with a snapshot, atomically for readers.
+// Restore replaces the state with a snapshot, atomically for readers, and
+// merges the snapshot's audit records into the audit store.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	st, err := state.Read(rc)
+	br := bufio.NewReaderSize(rc, 64<<10)
+	head, _ := br.Peek(len(snapshotMagic))
+	if string(head) != snapshotMagic {
+		st, err := state.Read(br)
+		if err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+		f.swap(st)
+		return nil
+	}
+	var pre [len(snapshotMagic) + 8]byte
+	if _, err := io.ReadFull(br, pre[:]); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	lr := io.LimitReader(br, int64(binary.LittleEndian.Uint64(pre[len(snapshotMagic):])))
+	st, err := state.Read(lr)
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if _, err := io.Copy(io.Discard, lr); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if f.audit != nil {
+		if _, err := br.Peek(1); err == nil {
+			if err := f.audit.Restore(br); err != nil {
+				return fmt.Errorf("restore snapshot: %w", err)
+			}
+		}
 	}
 	f.swap(st)
 	return nil
 }
 
-type fsmSnapshot struct{ st *state.State }
+type fsmSnapshot struct {
+	st    *state.State
+	audit *auditstore.Snapshot
+}
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := s.st.WriteTo(sink); err != nil {
+	if err := s.persist(sink); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)
 	}
 	return sink.Close()
 }
 
-func (s *fsmSnapshot) Release() {}
+func (s *fsmSnapshot) persist(w io.Writer) error {
+	var st bytes.Buffer
+	if _, err := s.st.WriteTo(&st); err != nil {
+		return err
+	}
+	var pre [len(snapshotMagic) + 8]byte
+	copy(pre[:], snapshotMagic)
+	binary.LittleEndian.PutUint64(pre[len(snapshotMagic):], uint64(st.Len()))
+	if _, err := w.Write(pre[:]); err != nil {
+		return err
+	}
+	if _, err := st.WriteTo(w); err != nil {
+		return err
+	}
+	if s.audit != nil {
+		if _, err := s.audit.WriteTo(w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *fsmSnapshot) Release() {
+	if s.audit != nil {
+		s.audit.Release()
+	}
+}

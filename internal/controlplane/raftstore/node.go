@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
@@ -63,6 +64,8 @@ type Config struct {
 	Forwarder Forwarder
 	Timing    Timing
 	Logger    *slog.Logger
+	// Audit stores the records of AppendAudit commands (nil: refused).
+	Audit *auditstore.Store
 }
 
 // Node is one member of the Raft cluster and implements store.Store.
@@ -159,7 +162,7 @@ func Open(cfg Config) (*Node, error) {
 		rc.TrailingLogs = t.TrailingLogs
 	}
 
-	fsm := NewFSM()
+	fsm := NewFSM(cfg.Audit)
 	r, err := raft.NewRaft(rc, fsm, w, w, snaps, transport)
 	if err != nil {
 		_ = transport.Close()

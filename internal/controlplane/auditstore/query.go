@@ -1,0 +1,109 @@
+package auditstore
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
+)
+
+// Filter selects records. Zero fields match everything.
+type Filter struct {
+	// From and To bound the record's time: From ≤ time < To.
+	From, To                                                 time.Time
+	Agent, User, Tool, Upstream, Decision, Outcome, Mode, DP string
+	// UserNotIn, when non-nil, keeps only records whose user is not in it
+	// (a record without a user is in no list).
+	UserNotIn map[string]bool
+}
+
+func (f *Filter) match(r *auditv1.Record) bool {
+	eq := func(want, have string) bool { return want == "" || want == have }
+	if !eq(f.Agent, r.GetAgent()) || !eq(f.User, r.GetUser()) || !eq(f.Tool, r.GetTool()) ||
+		!eq(f.Upstream, r.GetUpstream()) || !eq(f.Decision, r.GetDecision()) ||
+		!eq(f.Outcome, r.GetOutcome()) || !eq(f.Mode, r.GetMode()) || !eq(f.DP, r.GetDataplane()) {
+		return false
+	}
+	if f.UserNotIn != nil && r.GetUser() != "" && f.UserNotIn[r.GetUser()] {
+		return false
+	}
+	t := r.GetTime().AsTime()
+	if !f.From.IsZero() && t.Before(f.From) {
+		return false
+	}
+	if !f.To.IsZero() && !t.Before(f.To) {
+		return false
+	}
+	return true
+}
+
+// ErrBadPageToken reports a page token this store did not issue.
+var ErrBadPageToken = errors.New("invalid page token")
+
+// Query returns up to limit records matching f, in storage order, from
+// the position pageToken names ("" for the start), and the token of the
+// next page ("" when the scan reached the end). A page ends early only at
+// the limit; the page after the last match may be empty. Segments whose
+// records all lie outside f's time range are skipped unread.
+func (s *Store) Query(f Filter, pageToken string, limit int) ([]*auditv1.Record, string, error) {
+	fromSeg, fromOff, err := parseToken(pageToken)
+	if err != nil {
+		return nil, "", err
+	}
+	view := s.view()
+	kept := view[:0]
+	for _, seg := range view {
+		if seg.size > 0 && !seg.maxTime.IsZero() &&
+			((!f.From.IsZero() && seg.maxTime.Before(f.From)) || (!f.To.IsZero() && !seg.minTime.Before(f.To))) {
+			continue
+		}
+		kept = append(kept, seg)
+	}
+	var (
+		out  []*auditv1.Record
+		next string
+	)
+	err = walk(kept, fromSeg, fromOff, func(pos position, r *auditv1.Record, _ error) (bool, error) {
+		if r == nil || !f.match(r) {
+			return true, nil
+		}
+		out = append(out, r)
+		if len(out) >= limit {
+			next = makeToken(pos.seg, pos.end)
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+func makeToken(seg uint64, off int64) string {
+	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%d:%d", seg, off))
+}
+
+func parseToken(tok string) (uint64, int64, error) {
+	if tok == "" {
+		return 0, 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return 0, 0, ErrBadPageToken
+	}
+	a, c, ok := strings.Cut(string(b), ":")
+	if !ok {
+		return 0, 0, ErrBadPageToken
+	}
+	seg, err1 := strconv.ParseUint(a, 10, 64)
+	off, err2 := strconv.ParseInt(c, 10, 64)
+	if err1 != nil || err2 != nil || off < 0 {
+		return 0, 0, ErrBadPageToken
+	}
+	return seg, off, nil
+}

@@ -1,0 +1,527 @@
+// Package auditstore is a control-plane node's store of the audit records
+// data planes upload. It lives on disk beside the Raft data, never in the
+// replicated resource state or in the data planes' snapshot: the records
+// reach every node as AppendAudit commands through the Raft log, and each
+// node's state machine appends them here (Append), deduplicated by (data
+// plane, sequence). A Raft snapshot carries the store (Snapshot, Restore),
+// so a node that catches up from a snapshot holds every record too.
+//
+// On disk the store is a directory of segment files named after a running
+// number in 20 decimal digits (00000000000000000001.seg), each a run of
+// frames exactly as in the data plane's local log:
+//
+//	length  uint32, little-endian: bytes in record
+//	crc     uint32, little-endian: CRC-32C (Castagnoli) of record
+//	record  an auditv1.Record, deterministic proto binary, as uploaded
+//
+// Records of all data planes are interleaved in the order the cluster
+// committed them. Retention drops whole segments, oldest first; base.json
+// then remembers, per data plane, the sequence and hash of the last dropped
+// record, so dedupe and chain checks continue across the cut.
+package auditstore
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/portcullis-gw/portcullis/internal/auditchain"
+	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
+)
+
+// Defaults for Options.
+const (
+	DefaultSegmentSize = 64 << 20
+	DefaultRetention   = 90 * 24 * time.Hour
+)
+
+// maxRecordSize bounds one frame, as on the data plane.
+const maxRecordSize = 1 << 20
+
+const (
+	frameHeaderSize = 8
+	segmentSuffix   = ".seg"
+	baseFile        = "base.json"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// Errors of Append. They are domain errors: the records were not stored,
+// and the uploader continues from the sequence Append returns.
+var (
+	// ErrGap: the first new record does not follow the last stored one.
+	ErrGap = errors.New("audit records do not continue the stored sequence")
+	// ErrChain: a record's prev_hash is not the hash of the stored record
+	// before it.
+	ErrChain = errors.New("audit record does not continue the stored hash chain")
+	// ErrDataplane: a record names another data plane.
+	ErrDataplane = errors.New("audit record belongs to another data plane")
+)
+
+// Options configures a Store.
+type Options struct {
+	// Dir holds the segments; created (0700) when missing.
+	Dir string
+	// SegmentSize is the size past which a new segment starts (default 64
+	// MiB).
+	SegmentSize int64
+	// Retention drops segments whose newest record is older than this
+	// (0: DefaultRetention; negative: keep forever).
+	Retention time.Duration
+	// MaxBytes drops the oldest segments while the store is larger (0: no
+	// bound).
+	MaxBytes int64
+	Logger   *slog.Logger
+}
+
+// segment is one file. size, minTime and maxTime cover the frames
+// written so far.
+type segment struct {
+	id               uint64
+	path             string
+	size             int64
+	minTime, maxTime time.Time
+}
+
+// mark is where one data plane's chain stands.
+type mark struct {
+	Next uint64 `json:"next"` // sequence of the next record expected
+	Head []byte `json:"head"` // hash of the record before Next
+}
+
+// Store is one node's audit store. Append, Restore and Prune are
+// serialized by a lock; Query, Verify and Snapshot may run beside them
+// and see what was appended before they started.
+type Store struct {
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.RWMutex
+	segs   []*segment // in order; the last is the one appended to
+	f      *os.File   // the last segment, open for appending
+	marks  map[string]*mark
+	base   map[string]mark // per data plane: the last dropped record
+	buf    []byte          // frames staged by stage, written by flush
+	bufMin time.Time
+	bufMax time.Time
+	closed bool
+}
+
+// Open opens (or creates) the store in opts.Dir. It reads every segment
+// to rebuild where each data plane's chain stands, cuts a frame torn by a
+// crash off the end of the last segment, and starts appending to a new
+// segment.
+func Open(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("audit store: no directory")
+	}
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.Retention == 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create audit store directory: %w", err)
+	}
+	s := &Store{opts: opts, log: opts.Logger.With("component", "auditstore"), marks: map[string]*mark{}, base: map[string]mark{}}
+	if err := s.loadBase(); err != nil {
+		return nil, err
+	}
+	for dp, b := range s.base {
+		s.marks[dp] = &mark{Next: b.Next, Head: b.Head}
+	}
+	segs, err := listSegments(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	for i, seg := range segs {
+		if err := s.scan(seg, i == len(segs)-1); err != nil {
+			return nil, err
+		}
+	}
+	s.segs = segs
+	next := uint64(1)
+	if len(segs) > 0 {
+		next = segs[len(segs)-1].id + 1
+	}
+	if err := s.newSegment(next); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// scan reads seg to rebuild marks and its time bounds. A frame torn at the
+// end of the last segment is cut off; damage elsewhere is left for Verify
+// to report.
+func (s *Store) scan(seg *segment, last bool) error {
+	f, err := os.Open(seg.path)
+	if err != nil {
+		return fmt.Errorf("open audit segment: %w", err)
+	}
+	defer f.Close()
+	fr := newFrameReader(f)
+	for {
+		b, off, ferr := fr.next()
+		switch {
+		case errors.Is(ferr, io.EOF):
+			seg.size = fr.off
+			return nil
+		case errors.Is(ferr, errTorn) && last:
+			s.log.Warn("cutting a torn frame off the end of the audit store (a crash mid-write); the records reach this node again from the Raft log", "segment", seg.path, "offset", off)
+			if err := os.Truncate(seg.path, off); err != nil {
+				return fmt.Errorf("truncate audit segment: %w", err)
+			}
+			seg.size = off
+			return nil
+		case errors.Is(ferr, errBadCRC):
+			// Damaged or edited: keep it for Verify, and count it if it
+			// still decodes.
+		case ferr != nil:
+			s.log.Error("audit segment is damaged; 'gwctl audit verify' will report it", "segment", seg.path, "offset", off, "err", ferr)
+			seg.size = off
+			return nil
+		}
+		r := new(auditv1.Record)
+		if err := proto.Unmarshal(b, r); err != nil {
+			continue
+		}
+		s.note(seg, r)
+		if m := s.marks[r.GetDataplane()]; m == nil || r.GetSequence() >= m.Next {
+			s.marks[r.GetDataplane()] = &mark{Next: r.GetSequence() + 1, Head: r.GetHash()}
+		}
+	}
+}
+
+// note widens seg's time bounds by r's time.
+func (s *Store) note(seg *segment, r *auditv1.Record) {
+	t := r.GetTime().AsTime()
+	if seg.minTime.IsZero() || t.Before(seg.minTime) {
+		seg.minTime = t
+	}
+	if t.After(seg.maxTime) {
+		seg.maxTime = t
+	}
+}
+
+func segmentPath(dir string, id uint64) string {
+	return filepath.Join(dir, fmt.Sprintf("%020d%s", id, segmentSuffix))
+}
+
+func listSegments(dir string) ([]*segment, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list audit store: %w", err)
+	}
+	var out []*segment
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, segmentSuffix) {
+			continue
+		}
+		id, err := strconv.ParseUint(strings.TrimSuffix(name, segmentSuffix), 10, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, &segment{id: id, path: filepath.Join(dir, name)})
+	}
+	slices.SortFunc(out, func(a, b *segment) int { return cmpUint(a.id, b.id) })
+	return out, nil
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// newSegment starts segment id and appends to it from now on. An empty
+// last segment is reused.
+func (s *Store) newSegment(id uint64) error {
+	if n := len(s.segs); n > 0 && s.segs[n-1].size == 0 && s.f == nil {
+		id = s.segs[n-1].id
+		s.segs = s.segs[:n-1]
+	}
+	seg := &segment{id: id, path: segmentPath(s.opts.Dir, id)}
+	f, err := os.OpenFile(seg.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("create audit segment: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("stat audit segment: %w", err)
+	}
+	seg.size = st.Size()
+	s.f = f
+	s.segs = append(s.segs, seg)
+	return nil
+}
+
+// Next is the sequence the store expects next from dataplane (1 for one
+// it has never seen).
+func (s *Store) Next(dataplane string) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if m := s.marks[dataplane]; m != nil {
+		return m.Next
+	}
+	return 1
+}
+
+// Append stores records of dataplane, in order, skipping those it already
+// holds (sequence below Next). It stops at the first record that names
+// another data plane (ErrDataplane), leaves a gap (ErrGap) or does not
+// continue the chain (ErrChain), keeping what came before. It returns the
+// sequence it expects next either way. Records are handed to the OS, not
+// fsynced: the Raft log is the durable copy, and a record lost in a crash
+// is applied again from it. Append does not check hashes; the node that
+// proposes the records does, before they enter the log.
+func (s *Store) Append(dataplane string, records []*auditv1.Record) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, errors.New("audit store closed")
+	}
+	var err error
+	for _, r := range records {
+		if r.GetDataplane() != dataplane {
+			err = fmt.Errorf("%w: record %d names %q, not %q", ErrDataplane, r.GetSequence(), r.GetDataplane(), dataplane)
+			break
+		}
+		if err = s.stage(r); err != nil {
+			break
+		}
+	}
+	if ferr := s.flush(); ferr != nil {
+		return s.nextLocked(dataplane), ferr
+	}
+	return s.nextLocked(dataplane), err
+}
+
+func (s *Store) nextLocked(dp string) uint64 {
+	if m := s.marks[dp]; m != nil {
+		return m.Next
+	}
+	return 1
+}
+
+// stage checks r against its data plane's mark and, when it is the next
+// record, adds its frame to the buffer and moves the mark. A record
+// already held is skipped.
+func (s *Store) stage(r *auditv1.Record) error {
+	dp := r.GetDataplane()
+	m := s.marks[dp]
+	if m == nil {
+		m = &mark{Next: 1, Head: auditchain.Zero}
+	}
+	switch seq := r.GetSequence(); {
+	case seq < m.Next:
+		return nil
+	case seq > m.Next:
+		return fmt.Errorf("%w: data plane %q sent record %d, the store expects %d", ErrGap, dp, seq, m.Next)
+	}
+	if !bytes.Equal(r.GetPrevHash(), m.Head) {
+		return fmt.Errorf("%w: data plane %q record %d", ErrChain, dp, r.GetSequence())
+	}
+	start := len(s.buf)
+	s.buf = append(s.buf, make([]byte, frameHeaderSize)...)
+	var err error
+	if s.buf, err = deterministic.MarshalAppend(s.buf, r); err != nil {
+		s.buf = s.buf[:start]
+		return fmt.Errorf("encode audit record: %w", err)
+	}
+	rec := s.buf[start+frameHeaderSize:]
+	binary.LittleEndian.PutUint32(s.buf[start:], uint32(len(rec)))
+	binary.LittleEndian.PutUint32(s.buf[start+4:], crc32.Checksum(rec, castagnoli))
+	s.marks[dp] = &mark{Next: m.Next + 1, Head: r.GetHash()}
+	t := r.GetTime().AsTime()
+	if s.bufMin.IsZero() || t.Before(s.bufMin) {
+		s.bufMin = t
+	}
+	if t.After(s.bufMax) {
+		s.bufMax = t
+	}
+	return nil
+}
+
+// flush writes the staged frames to the last segment and starts a new
+// segment once it is full. On a write error the marks are rebuilt from
+// disk is not attempted: the error is returned and the node's operator
+// must look (the other replicas hold the records).
+func (s *Store) flush() error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	seg := s.segs[len(s.segs)-1]
+	n, err := s.f.Write(s.buf)
+	seg.size += int64(n)
+	if !s.bufMin.IsZero() && (seg.minTime.IsZero() || s.bufMin.Before(seg.minTime)) {
+		seg.minTime = s.bufMin
+	}
+	if s.bufMax.After(seg.maxTime) {
+		seg.maxTime = s.bufMax
+	}
+	s.buf, s.bufMin, s.bufMax = s.buf[:0], time.Time{}, time.Time{}
+	if err != nil {
+		return fmt.Errorf("write audit segment: %w", err)
+	}
+	if seg.size >= s.opts.SegmentSize {
+		if err := s.f.Close(); err != nil {
+			return fmt.Errorf("close audit segment: %w", err)
+		}
+		s.f = nil
+		return s.newSegment(seg.id + 1)
+	}
+	return nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.f == nil {
+		return nil
+	}
+	return s.f.Close()
+}
+
+// view is what readers work from: the segments and their sizes when the
+// view was taken.
+func (s *Store) view() []segment {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]segment, len(s.segs))
+	for i, seg := range s.segs {
+		out[i] = *seg
+	}
+	return out
+}
+
+func (s *Store) loadBase() error {
+	b, err := os.ReadFile(filepath.Join(s.opts.Dir, baseFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read audit store base: %w", err)
+	}
+	if err := json.Unmarshal(b, &s.base); err != nil {
+		return fmt.Errorf("read audit store base: %w", err)
+	}
+	return nil
+}
+
+// saveBase writes base.json atomically.
+func (s *Store) saveBase() error {
+	b, err := json.Marshal(s.base)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(s.opts.Dir, baseFile+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write audit store base: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("write audit store base: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write audit store base: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write audit store base: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(s.opts.Dir, baseFile)); err != nil {
+		return fmt.Errorf("write audit store base: %w", err)
+	}
+	return nil
+}
+
+// Frame decoding.
+
+var (
+	errTorn      = errors.New("frame runs past the end of the file")
+	errBadLength = errors.New("frame length out of range")
+	errBadCRC    = errors.New("frame CRC mismatch")
+)
+
+type frameReader struct {
+	r     *bufio.Reader
+	off   int64
+	limit int64 // stop at this offset (<0: none)
+	buf   []byte
+}
+
+func newFrameReader(r io.Reader) *frameReader {
+	return &frameReader{r: bufio.NewReaderSize(r, 64<<10), limit: -1}
+}
+
+// next returns the next frame's record bytes (valid until the next call)
+// and the frame's offset; io.EOF at a clean end (or at the limit). On
+// errBadCRC the record bytes are returned too and reading can go on.
+func (fr *frameReader) next() ([]byte, int64, error) {
+	off := fr.off
+	if fr.limit >= 0 && off >= fr.limit {
+		return nil, off, io.EOF
+	}
+	var hdr [frameHeaderSize]byte
+	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil, off, io.EOF
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, off, errTorn
+		}
+		return nil, off, err
+	}
+	n := binary.LittleEndian.Uint32(hdr[0:4])
+	if n == 0 || n > maxRecordSize {
+		return nil, off, errBadLength
+	}
+	if cap(fr.buf) < int(n) {
+		fr.buf = make([]byte, n)
+	}
+	rec := fr.buf[:n]
+	if _, err := io.ReadFull(fr.r, rec); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, off, errTorn
+		}
+		return nil, off, err
+	}
+	fr.off += frameHeaderSize + int64(n)
+	if crc32.Checksum(rec, castagnoli) != binary.LittleEndian.Uint32(hdr[4:8]) {
+		return rec, off, errBadCRC
+	}
+	return rec, off, nil
+}

@@ -10,7 +10,10 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/server"
@@ -30,7 +33,7 @@ func main() {
 
 func newCommand() *cobra.Command {
 	var cfg server.Config
-	var logLevel, logFormat string
+	var logLevel, logFormat, retention string
 	var allow []string
 	cmd := &cobra.Command{
 		Use:           "controlplane",
@@ -54,6 +57,9 @@ func newCommand() *cobra.Command {
 					return fmt.Errorf("--egress-allow %q: %w", a, err)
 				}
 				cfg.Egress.Allow = append(cfg.Egress.Allow, p)
+			}
+			if cfg.AuditRetention, err = parseRetention(retention); err != nil {
+				return err
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
@@ -81,6 +87,8 @@ func newCommand() *cobra.Command {
 	f.DurationVar(&cfg.Timing.ElectionTimeout, "raft-election-timeout", 0, "Raft election timeout (default 1s)")
 	f.DurationVar(&cfg.Timing.LeaderLeaseTimeout, "raft-leader-lease-timeout", 0, "Raft leader lease timeout (default 500ms)")
 	f.Uint64Var(&cfg.Timing.SnapshotThreshold, "raft-snapshot-threshold", 0, "log entries between Raft snapshots (default 8192)")
+	f.StringVar(&retention, "audit-retention", "90d", "how long the audit store keeps records, e.g. 90d or 720h (0: forever); whole segments are dropped")
+	f.Int64Var(&cfg.AuditMaxBytes, "audit-max-bytes", 0, "bound on the audit store's size in bytes; the oldest segments are dropped beyond it (0: none)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	envflag.Annotate(f, envPrefix)
@@ -117,4 +125,24 @@ func run(ctx context.Context, cfg server.Config) error {
 		}
 		return err
 	}
+}
+
+// parseRetention reads --audit-retention: a Go duration or a whole number
+// of days ("90d"); 0 keeps records forever.
+func parseRetention(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("--audit-retention %q: want a number of days (90d) or a duration (720h)", v)
+		}
+		v = (time.Duration(n) * 24 * time.Hour).String()
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("--audit-retention %q: want a number of days (90d) or a duration (720h)", v)
+	}
+	if d == 0 {
+		return -1, nil // forever
+	}
+	return d, nil
 }

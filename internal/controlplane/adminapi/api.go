@@ -6,6 +6,7 @@ package adminapi
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
@@ -24,6 +26,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
+	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1/auditv1connect"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -79,6 +82,8 @@ type Config struct {
 	Now func() time.Time
 	// NodeCertTTL is the lifetime of node certificates the CA signs.
 	NodeCertTTL time.Duration
+	// Audit is this node's audit store (nil: AuditService is unavailable).
+	Audit *auditstore.Store
 }
 
 // API implements every admin service.
@@ -87,6 +92,8 @@ type API struct {
 	log     *slog.Logger
 	mintKey []byte
 	recheck *rate.Limiter
+	// attestKey signs audit attestations; the same on every node.
+	attestKey ed25519.PrivateKey
 }
 
 // mint derives the credential a create hands out from the caller and the
@@ -114,7 +121,8 @@ func New(cfg Config) *API {
 		// Up to 20 unknown-token re-checks a second (shared by every
 		// service of this node); beyond that an unknown token is refused
 		// from local state alone.
-		recheck: rate.NewLimiter(20, 20)}
+		recheck:   rate.NewLimiter(20, 20),
+		attestKey: ed25519.NewKeyFromSeed(cfg.Sealer.Derive(attestKeyPurpose, ed25519.SeedSize))}
 }
 
 // Route is one mounted service.
@@ -148,6 +156,7 @@ func (a *API) Routes() []Route {
 	add(adminv1connect.NewAdminLogServiceHandler(a, opts(MaxRequestBytes)...))
 	add(adminv1connect.NewDataplaneServiceHandler(a, opts(MaxRequestBytes)...))
 	add(adminv1connect.NewAccessServiceHandler(a, opts(MaxRequestBytes)...))
+	add(auditv1connect.NewAuditServiceHandler(a, opts(MaxUploadBytes+64<<10)...))
 	return out
 }
 

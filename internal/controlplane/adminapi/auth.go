@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
 	c "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
+	ac "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1/auditv1connect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"golang.org/x/time/rate"
 )
@@ -75,6 +76,12 @@ var requiredRole = map[string]configv1.Role{
 	c.DataplaneServiceListDataplanesProcedure:            auditor,
 	c.DataplaneServiceSetFreezeProcedure:                 operator,
 	c.AccessServiceGetAuthorizationSnapshotProcedure:     auditor,
+	ac.AuditServiceUploadStateProcedure:                  configv1.Role_ROLE_DATAPLANE,
+	ac.AuditServiceUploadProcedure:                       configv1.Role_ROLE_DATAPLANE,
+	ac.AuditServiceQueryProcedure:                        auditor,
+	ac.AuditServiceVerifyProcedure:                       auditor,
+	ac.AuditServiceAttestProcedure:                       auditor,
+	ac.AuditServiceGetPublicKeyProcedure:                 auditor,
 }
 
 // RoleName is the lower-case name users type ("operator").
@@ -95,6 +102,8 @@ func allows(have, need configv1.Role) bool {
 type caller struct {
 	tokenID string
 	role    configv1.Role
+	// dataplane is the data plane a dataplane-role token belongs to.
+	dataplane string
 }
 
 func (c caller) actor() *configv1.Actor {
@@ -160,7 +169,7 @@ func (i *authInterceptor) authenticate(ctx context.Context, procedure, authz str
 		i.api.log.WarnContext(ctx, "admin call refused: role", "procedure", procedure, "token_id", id, "role", RoleName(tok.GetRole()))
 		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("token lacks role %s (it has %s)", RoleName(need), RoleName(tok.GetRole())))
 	}
-	return context.WithValue(ctx, callerKey{}, caller{tokenID: id, role: tok.GetRole()}), nil
+	return context.WithValue(ctx, callerKey{}, caller{tokenID: id, role: tok.GetRole(), dataplane: tok.GetDataplane()}), nil
 }
 
 func (i *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {

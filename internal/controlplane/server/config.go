@@ -52,7 +52,11 @@ type Config struct {
 	Timing raftstore.Timing
 	// SyncHeartbeat is the config-sync heartbeat interval (default 2s).
 	SyncHeartbeat time.Duration
-	Logger        *slog.Logger
+	// AuditRetention is how long the audit store keeps records (0: 90
+	// days; negative: forever); AuditMaxBytes bounds its size (0: none).
+	AuditRetention time.Duration
+	AuditMaxBytes  int64
+	Logger         *slog.Logger
 }
 
 // Validate checks c and fills defaults.

@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/adminapi"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/peer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
@@ -29,6 +31,8 @@ type Server struct {
 	served chan error
 	// cancelStreams ends long-lived handler contexts on Close.
 	cancelStreams context.CancelFunc
+	audit         *auditstore.Store
+	retentionDone chan struct{}
 }
 
 // forwardKeyPurpose derives the node-to-node key from the KEK.
@@ -103,17 +107,28 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	forwardKey := sealer.Derive(forwardKeyPurpose, 32)
 	peerClient := peer.NewClient(raftClient, forwardKey)
 
+	// The audit store sits beside the Raft data; the state machine fills
+	// it from AppendAudit commands (and from snapshots).
+	audit, err := auditstore.Open(auditstore.Options{
+		Dir: filepath.Join(cfg.DataDir, "audit"), Retention: cfg.AuditRetention, MaxBytes: cfg.AuditMaxBytes, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	node, err := raftstore.Open(raftstore.Config{
 		ID: cfg.NodeID, DataDir: cfg.DataDir,
 		RaftBind: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise,
 		ServerTLS: raftServer, ClientTLS: raftClient,
 		Forwarder: peerClient, Timing: cfg.Timing, Logger: cfg.Logger,
+		Audit: audit,
 	})
 	if err != nil {
+		_ = audit.Close()
 		return nil, err
 	}
 	if id := node.LocalState().Identity(); id != nil && id.GetKekId() != "" && id.GetKekId() != sealer.KeyID() {
 		_ = node.Shutdown()
+		_ = audit.Close()
 		return nil, fmt.Errorf("the key-encryption key (id %s) is not the one this cluster was bootstrapped with (id %s): give every node the same key", sealer.KeyID(), id.GetKekId())
 	}
 
@@ -121,6 +136,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	api := adminapi.New(adminapi.Config{
 		Store: node, Cluster: &cluster{node: node, peer: peerClient, registry: registry},
 		Sealer: sealer, Egress: cfg.Egress, Dev: cfg.Dev, Logger: cfg.Logger,
+		Audit: audit,
 	})
 	mux := http.NewServeMux()
 	for _, r := range api.Routes() {
@@ -143,6 +159,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ln, err := net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
 		_ = node.Shutdown()
+		_ = audit.Close()
 		return nil, fmt.Errorf("listen for the API on %s: %w", cfg.APIAddr, err)
 	}
 	// Long-lived streams (config sync) end when the server closes: their
@@ -163,7 +180,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		hs.Protocols.SetHTTP1(true)
 		hs.Protocols.SetUnencryptedHTTP2(true)
 	}
-	s := &Server{cfg: cfg, log: log, node: node, http: hs, ln: ln, served: make(chan error, 1), cancelStreams: cancelStreams}
+	s := &Server{cfg: cfg, log: log, node: node, http: hs, ln: ln, served: make(chan error, 1), cancelStreams: cancelStreams,
+		audit: audit, retentionDone: make(chan struct{})}
+	go func() {
+		defer close(s.retentionDone)
+		audit.RunRetention(baseCtx, time.Minute, time.Now)
+	}()
 	go func() {
 		if apiTLS != nil {
 			s.served <- hs.ServeTLS(ln, "", "")
@@ -206,6 +228,10 @@ func (s *Server) Close() error {
 	}
 	if nerr := s.node.Shutdown(); nerr != nil && err == nil {
 		err = nerr
+	}
+	<-s.retentionDone
+	if aerr := s.audit.Close(); aerr != nil && err == nil {
+		err = aerr
 	}
 	return err
 }

@@ -1,0 +1,220 @@
+package adminapi
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/portcullis-gw/portcullis/internal/auditchain"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+)
+
+// Limits of an upload batch (the data plane's uploader stays within them).
+const (
+	MaxUploadRecords = 1000
+	MaxUploadBytes   = 4 << 20
+)
+
+// attestKeyPurpose derives the cluster's attestation signing key from the
+// KEK: every node derives the same key, so any node can sign.
+const attestKeyPurpose = "audit-attestation-ed25519"
+
+// AttestationContext prefixes the signed statement (see SignedAttestation).
+const AttestationContext = "portcullis.audit.v1.Attestation\n"
+
+func (a *API) auditStore() (*auditstore.Store, error) {
+	if a.cfg.Audit == nil {
+		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("this control-plane node keeps no audit store"))
+	}
+	return a.cfg.Audit, nil
+}
+
+// UploadState implements AuditService.
+func (a *API) UploadState(ctx context.Context, _ *connect.Request[auditv1.UploadStateRequest]) (*connect.Response[auditv1.UploadStateResponse], error) {
+	as, err := a.auditStore()
+	if err != nil {
+		return nil, err
+	}
+	// This node may lag the leader; a lower answer only costs a resend of
+	// records the store then skips.
+	return resp(&auditv1.UploadStateResponse{NextSequence: as.Next(callerFrom(ctx).dataplane)}), nil
+}
+
+// Upload implements AuditService: it checks the batch (the caller's own
+// consecutive records, every hash right, every prev_hash the hash of the
+// record before) and proposes it to the cluster as one AppendAudit
+// command, forwarded to the leader from a follower.
+func (a *API) Upload(ctx context.Context, req *connect.Request[auditv1.UploadRequest]) (*connect.Response[auditv1.UploadResponse], error) {
+	if _, err := a.auditStore(); err != nil {
+		return nil, err
+	}
+	dp := callerFrom(ctx).dataplane
+	recs := req.Msg.GetRecords()
+	if len(recs) == 0 || len(recs) > MaxUploadRecords {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("an upload carries 1 to %d records", MaxUploadRecords))
+	}
+	var scratch []byte
+	for i, r := range recs {
+		if r.GetDataplane() != dp {
+			return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("record %d belongs to data plane %q; this credential is data plane %q's", r.GetSequence(), r.GetDataplane(), dp))
+		}
+		var prev []byte
+		if i > 0 {
+			if r.GetSequence() != recs[i-1].GetSequence()+1 {
+				return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("records must be consecutive: %d follows %d", r.GetSequence(), recs[i-1].GetSequence()))
+			}
+			prev = recs[i-1].GetHash()
+		} else if r.GetSequence() == 1 {
+			prev = auditchain.Zero
+		}
+		var reason string
+		if reason, scratch = auditchain.Check(r, prev, scratch); reason != "" {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("record %d: %s", r.GetSequence(), reason))
+		}
+	}
+	cmd := &fsmv1.Command{
+		Actor:  callerFrom(ctx).actor(),
+		Time:   timestamppb.New(a.cfg.Now()),
+		Method: "AuditService.Upload",
+		Op:     &fsmv1.Command_AppendAudit{AppendAudit: &fsmv1.AppendAudit{Dataplane: dp, Records: recs}},
+	}
+	res, err := a.cfg.Store.Apply(ctx, cmd)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if e := res.GetError(); e != nil && e.GetCode() != fsmv1.ErrorCode_ERROR_CODE_ABORTED {
+		a.log.WarnContext(ctx, "audit upload refused", "dataplane", dp, "err", e.GetMessage())
+		return nil, connect.NewError(resultCode(e.GetCode()), errors.New(e.GetMessage()))
+	}
+	// ABORTED: the batch did not continue the stored sequence; the caller
+	// resumes from next_sequence.
+	return resp(&auditv1.UploadResponse{NextSequence: res.GetAuditNextSequence()}), nil
+}
+
+// Query implements AuditService.
+func (a *API) Query(ctx context.Context, req *connect.Request[auditv1.QueryRequest]) (*connect.Response[auditv1.QueryResponse], error) {
+	as, err := a.auditStore()
+	if err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	f := auditstore.Filter{
+		Agent: m.GetAgent(), User: m.GetUser(), Tool: m.GetTool(), Upstream: m.GetUpstream(),
+		Decision: m.GetDecision(), Outcome: m.GetOutcome(), Mode: m.GetMode(), DP: m.GetDataplane(),
+	}
+	if m.GetFrom() != nil {
+		f.From = m.GetFrom().AsTime()
+	}
+	if m.GetTo() != nil {
+		f.To = m.GetTo().AsTime()
+	}
+	if name := m.GetUserNotInList(); name != "" {
+		st, err := a.read(ctx, req.Header())
+		if err != nil {
+			return nil, err
+		}
+		r, ok := st.Get(resource.ValueList, name)
+		if !ok {
+			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("value list %q does not exist", name))
+		}
+		f.UserNotIn = map[string]bool{}
+		for _, v := range r.GetValueList().GetValues() {
+			f.UserNotIn[v] = true
+		}
+	}
+	limit := int(m.GetLimit())
+	switch {
+	case limit < 0 || limit > maxPageSize:
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("limit must be between 0 and %d", maxPageSize))
+	case limit == 0:
+		limit = defaultPageSize
+	}
+	recs, next, err := as.Query(f, m.GetPageToken(), limit)
+	if errors.Is(err, auditstore.ErrBadPageToken) {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if err != nil {
+		a.log.ErrorContext(ctx, "audit query", "err", err)
+		return nil, connect.NewError(connect.CodeInternal, errors.New("reading the audit store failed; see the node's log"))
+	}
+	return resp(&auditv1.QueryResponse{Records: recs, NextPageToken: next}), nil
+}
+
+// Verify implements AuditService.
+func (a *API) Verify(ctx context.Context, _ *connect.Request[auditv1.VerifyRequest]) (*connect.Response[auditv1.VerifyResponse], error) {
+	as, err := a.auditStore()
+	if err != nil {
+		return nil, err
+	}
+	rep, err := as.Verify()
+	if err != nil {
+		a.log.ErrorContext(ctx, "audit verify", "err", err)
+		return nil, connect.NewError(connect.CodeInternal, errors.New("reading the audit store failed; see the node's log"))
+	}
+	out := &auditv1.VerifyResponse{Ok: rep.Problem == nil}
+	for _, c := range rep.Chains {
+		out.Chains = append(out.Chains, &auditv1.Chain{Dataplane: c.Dataplane, Records: c.Records, FirstSequence: c.First, LastSequence: c.Last, Head: c.Head})
+	}
+	if p := rep.Problem; p != nil {
+		a.log.WarnContext(ctx, "audit store does not verify", "problem", p.Error())
+		out.Problem = &auditv1.Problem{Dataplane: p.Dataplane, Sequence: p.Sequence, Reason: p.Reason}
+	}
+	return resp(out), nil
+}
+
+// Attest implements AuditService: it verifies the whole store first and
+// refuses to sign while any chain is broken.
+func (a *API) Attest(ctx context.Context, req *connect.Request[auditv1.AttestRequest]) (*connect.Response[auditv1.AttestResponse], error) {
+	as, err := a.auditStore()
+	if err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	if m.GetFrom() == nil || m.GetTo() == nil || !m.GetFrom().AsTime().Before(m.GetTo().AsTime()) {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("from and to are required, from before to"))
+	}
+	rep, err := as.Ranges(m.GetFrom().AsTime(), m.GetTo().AsTime())
+	if err != nil {
+		a.log.ErrorContext(ctx, "audit attest", "err", err)
+		return nil, connect.NewError(connect.CodeInternal, errors.New("reading the audit store failed; see the node's log"))
+	}
+	if p := rep.Problem; p != nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("refusing to attest: data plane %q record %d does not verify (%s); run 'gwctl audit verify'", p.Dataplane, p.Sequence, p.Reason))
+	}
+	st, err := a.read(ctx, req.Header())
+	if err != nil {
+		return nil, err
+	}
+	att := &auditv1.Attestation{
+		From: m.GetFrom(), To: m.GetTo(), IssueTime: timestamppb.New(a.cfg.Now().Truncate(time.Second)),
+		ClusterId: st.Identity().GetClusterId(), NodeId: a.cfg.Cluster.NodeID(),
+	}
+	for _, r := range rep.Ranges {
+		att.Ranges = append(att.Ranges, &auditv1.AttestedRange{
+			Dataplane: r.Dataplane, Records: r.Records, FirstSequence: r.First, LastSequence: r.Last,
+			FirstPrevHash: r.FirstPrevHash, Head: r.Head,
+		})
+	}
+	stmt, err := proto.MarshalOptions{Deterministic: true}.Marshal(att)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	sig := ed25519.Sign(a.attestKey, append([]byte(AttestationContext), stmt...))
+	return resp(&auditv1.AttestResponse{Attestation: &auditv1.SignedAttestation{
+		Statement: stmt, Signature: sig, PublicKey: a.attestKey.Public().(ed25519.PublicKey),
+	}}), nil
+}
+
+// GetPublicKey implements AuditService.
+func (a *API) GetPublicKey(context.Context, *connect.Request[auditv1.GetPublicKeyRequest]) (*connect.Response[auditv1.GetPublicKeyResponse], error) {
+	return resp(&auditv1.GetPublicKeyResponse{PublicKey: a.attestKey.Public().(ed25519.PublicKey)}), nil
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/audit"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/auditupload"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/drift"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/lkg"
@@ -46,6 +47,7 @@ type Server struct {
 	pool    *upstream.Pool
 	drift   *drift.Checker
 	audit   audit.Writer
+	upload  *auditupload.Uploader
 	metrics *metrics.Metrics
 	handle  pipeline.Handler
 	applyMu sync.Mutex
@@ -105,6 +107,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 
+	// The uploader runs beside the calls: they wait only for the local log.
+	s.upload, err = auditupload.New(auditupload.Config{
+		URLs: cfg.ControlPlanes, Credential: cfg.Credential, Dev: cfg.Dev, Log: aw, Logger: log,
+	})
+	if err != nil {
+		_ = aw.Close()
+		return nil, err
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", mcpgw.NewHandler(s, log))
 	meta := mcpgw.NewMetadataHandler(s)
@@ -135,7 +146,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.done.Add(3)
+	s.done.Add(4)
+	go func() {
+		defer s.done.Done()
+		_ = s.upload.Run(runCtx)
+	}()
 	go func() {
 		defer s.done.Done()
 		s.drift.Run(runCtx)
@@ -340,6 +355,8 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		"version":       s.servingVersion(),
 		"control_plane": s.sync.Connected(),
 		"last_contact":  s.tracker.LastContact(),
+		// Local records the control plane has not acknowledged yet.
+		"audit_upload_lag": s.upload.Lag(),
 	})
 	w.Header().Set("Content-Type", "application/json")
 	if m != configsyncv1.Mode_MODE_NORMAL && m != configsyncv1.Mode_MODE_DEGRADED {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -138,7 +139,23 @@ func (a *API) Query(ctx context.Context, req *connect.Request[auditv1.QueryReque
 	case limit == 0:
 		limit = defaultPageSize
 	}
-	recs, next, err := as.Query(f, m.GetPageToken(), limit)
+	// Positions differ between nodes' stores: a token names its node.
+	node := a.cfg.Cluster.NodeID()
+	tok := m.GetPageToken()
+	if tok != "" {
+		issuer, rest, ok := strings.Cut(tok, ".")
+		if !ok {
+			return nil, connect.NewError(connect.CodeInvalidArgument, auditstore.ErrBadPageToken)
+		}
+		if issuer != node {
+			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("this page token was issued by control-plane node %q; continue there or start the query again", issuer))
+		}
+		tok = rest
+	}
+	recs, next, err := as.Query(f, tok, limit)
+	if next != "" {
+		next = node + "." + next
+	}
 	if errors.Is(err, auditstore.ErrBadPageToken) {
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}

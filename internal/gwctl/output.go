@@ -3,6 +3,7 @@ package gwctl
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -31,6 +32,9 @@ func (p *printer) structured() bool { return p.format != "table" }
 // message prints m as protojson (indented, lowerCamelCase field names) or
 // as the YAML form of that JSON.
 func (p *printer) message(m proto.Message) error {
+	if p.format == "csv" {
+		return errors.New("-o csv is available for 'gwctl audit query' only")
+	}
 	b, err := protojson.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode output: %w", err)

@@ -74,6 +74,7 @@ GWCTL_TOKEN, ...); a flag on the command line wins.`,
 		a.dataplaneCommand(),
 		a.freezeCommand(),
 		a.accessCommand(),
+		a.auditCommand(),
 	)
 	return root
 }

@@ -33,7 +33,7 @@ func (g *globalFlags) register(root *cobra.Command) {
 	f.StringVar(&g.token, "token", "", "admin token (env GWCTL_TOKEN)")
 	f.StringVar(&g.tokenFile, "token-file", "", "file holding the admin token (env GWCTL_TOKEN_FILE)")
 	f.StringVar(&g.caFile, "ca-file", "", "PEM CA to trust for https servers: <control-plane data dir>/tls/ca.crt (env GWCTL_CA_FILE)")
-	f.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml (env GWCTL_OUTPUT)")
+	f.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml; csv for 'audit query' (env GWCTL_OUTPUT)")
 	f.Var(newDurationFlag(&g.timeout, 30*time.Second), "timeout", "overall time limit of the command, e.g. 30s, 2m (env GWCTL_TIMEOUT)")
 	f.BoolVar(&g.linearizable, "linearizable", false, "read state that includes every acknowledged write (env GWCTL_LINEARIZABLE)")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
@@ -91,9 +91,9 @@ func (a *app) settings(cmd *cobra.Command) (*settings, error) {
 	}
 	s.token = token
 	switch s.output {
-	case "table", "json", "yaml":
+	case "table", "json", "yaml", "csv":
 	default:
-		return nil, fmt.Errorf("unknown output format %q: want table, json or yaml", s.output)
+		return nil, fmt.Errorf("unknown output format %q: want table, json or yaml (or csv for audit query)", s.output)
 	}
 	if s.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout must be positive")

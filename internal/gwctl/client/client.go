@@ -19,6 +19,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
+	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1/auditv1connect"
 )
 
 // DefaultAttemptTimeout bounds one attempt of a call on one server unless
@@ -108,6 +109,7 @@ type Services struct {
 	AdminLog  adminv1connect.AdminLogServiceClient
 	Dataplane adminv1connect.DataplaneServiceClient
 	Access    adminv1connect.AccessServiceClient
+	Audit     auditv1connect.AuditServiceClient
 }
 
 // Client calls the admin API with failover between servers. Do may be called
@@ -162,6 +164,7 @@ func New(cfg Config) (*Client, error) {
 			AdminLog:  adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),
 			Dataplane: adminv1connect.NewDataplaneServiceClient(httpClient, u, opts...),
 			Access:    adminv1connect.NewAccessServiceClient(httpClient, u, opts...),
+			Audit:     auditv1connect.NewAuditServiceClient(httpClient, u, opts...),
 		})
 	}
 	return c, nil

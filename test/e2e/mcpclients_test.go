@@ -27,12 +27,13 @@ import (
 // brokerGateway is the gateway with three upstreams behind one data plane:
 // "demo" (stateful, the startGateway one), "tools" (stateful, with the
 // streaming tools count and confirm_transfer) and "modern" (stateless,
-// 2026-07-28). Every pin is the upstream's live definition.
+// 2026-07-28); the last two also serve a resource, a resource template and
+// a prompt. Every pin is the upstream's live definition.
 func startBrokerGateway(t *testing.T) *gateway {
 	t.Helper()
 	g := startGateway(t, 1, "dp1")
-	tools := harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret, Args: []string{"--streaming-tools"}})
-	modern := harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret, Args: []string{"--stateless"}})
+	tools := harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret, Args: []string{"--streaming-tools", "--content"}})
+	modern := harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret, Args: []string{"--stateless", "--content"}})
 	g.gwctl(t, "upstream", "add", "tools", "--url", tools.URL, "--bearer-secret", "demo-token")
 	g.gwctl(t, "upstream", "add", "modern", "--url", modern.URL, "--bearer-secret", "demo-token")
 	g.pinLive(t, "tools", tools.URL, "count", "read-only")
@@ -365,4 +366,100 @@ func readAll(t *testing.T, resp *http.Response) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestResourcesAndPromptsFederated: resources, resource templates and
+// prompts of a stateful and a stateless upstream appear under one endpoint,
+// namespaced like tools; reads and prompt gets are routed by the prefix,
+// answered as the upstream sent them (its errors too) and audited; an
+// agent granted no tool of an upstream sees none of its content.
+func TestResourcesAndPromptsFederated(t *testing.T) {
+	g := startBrokerGateway(t)
+	dp := g.dps[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	connect := func(key string) *mcp.ClientSession {
+		t.Helper()
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e-agent", Version: "1"}, nil).Connect(ctx,
+			&mcp.StreamableClientTransport{Endpoint: dp.URL + "/mcp", HTTPClient: bearerClient(key)}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cs.Close() })
+		return cs
+	}
+	cs := connect(g.opsKey)
+	if caps := cs.InitializeResult().Capabilities; caps.Resources == nil || caps.Prompts == nil {
+		t.Errorf("capabilities %+v, want resources and prompts", caps)
+	}
+	lr, err := cs.ListResources(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uris []string
+	for _, r := range lr.Resources {
+		uris = append(uris, r.URI+" "+r.Name)
+	}
+	if want := []string{"modern__demo://readme modern__readme", "tools__demo://readme tools__readme"}; !slices.Equal(uris, want) {
+		t.Errorf("resources %v, want %v", uris, want)
+	}
+	lt, err := cs.ListResourceTemplates(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lt.ResourceTemplates) != 2 || lt.ResourceTemplates[0].URITemplate != "modern__demo://invoices/{id}" {
+		t.Errorf("templates %+v", lt.ResourceTemplates)
+	}
+	rr, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "tools__demo://readme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rr.Contents) != 1 || rr.Contents[0].URI != "tools__demo://readme" || !strings.Contains(rr.Contents[0].Text, "demo upstream") {
+		t.Errorf("read readme: %+v", rr.Contents)
+	}
+	rr, err = cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "modern__demo://invoices/42"})
+	if err != nil || len(rr.Contents) != 1 || !strings.Contains(rr.Contents[0].Text, `"42"`) {
+		t.Errorf("read invoice 42 from the stateless upstream: %+v %v", rr, err)
+	}
+	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "tools__demo://invoices/"}); err == nil {
+		t.Error("reading a resource the upstream does not have: no error")
+	}
+	lp, err := cs.ListPrompts(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lp.Prompts) != 2 || lp.Prompts[1].Name != "tools__summarize" {
+		t.Errorf("prompts %+v", lp.Prompts)
+	}
+	gp, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "tools__summarize", Arguments: map[string]string{"topic": "gateways"}})
+	if err != nil || len(gp.Messages) != 1 || !strings.Contains(gp.Messages[0].Content.(*mcp.TextContent).Text, "gateways") {
+		t.Errorf("get prompt: %+v %v", gp, err)
+	}
+
+	// The dev agent is granted no tool of these upstreams: no content.
+	dev := connect(g.devKey)
+	if lr, err := dev.ListResources(ctx, nil); err != nil || len(lr.Resources) != 0 {
+		t.Errorf("dev agent's resources: %+v %v, want none", lr, err)
+	}
+	if _, err := dev.ReadResource(ctx, &mcp.ReadResourceParams{URI: "tools__demo://readme"}); err == nil || !strings.Contains(err.Error(), "no policy permits") {
+		t.Errorf("dev agent reading: %v, want a denial", err)
+	}
+
+	records, err := dp.AuditRecords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads, denied int
+	for _, r := range records {
+		if r.Method == "resources/read" && r.Upstream == "tools" && r.Tool == "demo://readme" {
+			if r.Outcome == "ok" {
+				reads++
+			} else if r.Reason == "denied" {
+				denied++
+			}
+		}
+	}
+	if reads != 1 || denied != 1 {
+		t.Errorf("audit: %d allowed and %d denied reads of tools/demo://readme, want 1 and 1", reads, denied)
+	}
 }

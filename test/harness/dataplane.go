@@ -262,6 +262,7 @@ type AuditRecord struct {
 	Sequence        uint64
 	Dataplane       string
 	Agent           string
+	Method          string
 	Upstream        string
 	Tool            string
 	SnapshotVersion Int64
@@ -284,6 +285,7 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			Sequence:        r.GetSequence(),
 			Dataplane:       r.GetDataplane(),
 			Agent:           r.GetAgent(),
+			Method:          r.GetMethod(),
 			Upstream:        r.GetUpstream(),
 			Tool:            r.GetTool(),
 			SnapshotVersion: Int64(r.GetSnapshotVersion()),

@@ -29,6 +29,17 @@ type serverInfo struct {
 	Version string `json:"version"`
 }
 
+// capabilities are what the endpoint offers: tools, plus resources and
+// prompts when the backend federates them.
+func (h *Handler) capabilities() map[string]any {
+	caps := map[string]any{"tools": map[string]any{}}
+	if _, ok := h.backend.(ContentBackend); ok {
+		caps["resources"] = map[string]any{}
+		caps["prompts"] = map[string]any{}
+	}
+	return caps
+}
+
 // initialize negotiates the version and mints a session bound to agent.
 func (h *Handler) initialize(w http.ResponseWriter, req *request, id json.RawMessage, agent string) {
 	var p struct {
@@ -44,7 +55,7 @@ func (h *Handler) initialize(w http.ResponseWriter, req *request, id json.RawMes
 	w.Header().Set("Mcp-Session-Id", h.sessions.create(agent))
 	writeResult(w, id, initializeResult{
 		ProtocolVersion: version,
-		Capabilities:    map[string]any{"tools": struct{}{}},
+		Capabilities:    h.capabilities(),
 		ServerInfo:      serverInfo{Name: "portcullis", Version: h.version},
 	})
 }

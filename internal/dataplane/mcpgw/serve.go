@@ -119,6 +119,10 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		writeResult(w, id, struct{}{})
 	case req.Method == "tools/list":
 		h.toolsList(w, r, req, id, call, agent)
+	case contentLists[req.Method].items != "":
+		h.contentListing(w, r, req, id, call, agent)
+	case contentGets[req.Method] != "":
+		h.contentGet(w, r, req, id, call, token)
 	default:
 		writeError(w, http.StatusOK, id, &rpcError{
 			Code: codeMethodNotFound, Message: "method not found: " + truncate(req.Method, 64),
@@ -186,7 +190,7 @@ func mismatch(header, got, body string) *rpcError {
 func (h *Handler) discover(w http.ResponseWriter, id json.RawMessage) {
 	writeResult(w, id, map[string]any{
 		"supportedVersions": []string{modernVersion, "2025-11-25", "2025-06-18"},
-		"capabilities":      map[string]any{"tools": map[string]any{}},
+		"capabilities":      h.capabilities(),
 		"_meta":             map[string]any{"io.modelcontextprotocol/serverInfo": serverInfo{Name: "portcullis", Version: h.version}},
 	})
 }

@@ -167,8 +167,12 @@ type Result struct {
 	// Body is the upstream's result payload (protocol-specific bytes the
 	// adapter knows how to return).
 	Body json.RawMessage
-	// IsError is set when the upstream reported a tool failure.
+	// IsError is set when the upstream reported a tool failure, or
+	// answered a content call with an error.
 	IsError bool
+	// RPCError is the JSON-RPC error object the upstream answered a
+	// content call (resources/read, prompts/get) with; Body is then empty.
+	RPCError json.RawMessage
 	// UpstreamLatency is the time spent upstream.
 	UpstreamLatency time.Duration
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
 // UserTokenHeader carries the token of the user an agent acts for (a JWT
@@ -50,6 +51,7 @@ type Server struct {
 	upload  *auditupload.Uploader
 	metrics *metrics.Metrics
 	handle  pipeline.Handler
+	content pipeline.Handler
 	applyMu sync.Mutex
 
 	http   *http.Server
@@ -95,6 +97,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	observe := s.metrics.ObserveStage
 	s.handle = pipeline.Chain(pipeline.TimedHandler(observe, "forward", s.forward), append([]pipeline.Stage{metricsStage{m: s.metrics}},
 		pipeline.Timed(observe, stages.Default(aw, cfg.Credential.Name, time.Now)...)...)...)
+	// MCP resources/read and prompts/get: audited and authenticated like
+	// tool calls, admitted by ContentGate (access follows the upstream's
+	// tools).
+	s.content = pipeline.Chain(pipeline.TimedHandler(observe, "forward", s.forwardContent), metricsStage{m: s.metrics},
+		stages.Audit{Writer: aw, Dataplane: cfg.Credential.Name, Now: time.Now}, stages.Authenticate{}, stages.ContentGate{})
 	s.loadLastKnownGood()
 
 	s.sync, err = syncclient.New(syncclient.Config{
@@ -327,6 +334,44 @@ func (s *Server) Handle(ctx context.Context, c *pipeline.Call) (*pipeline.Result
 
 // forward is the terminal handler: the call goes to its upstream with the
 // upstream's own credential.
+// HandleContent implements mcpgw.ContentBackend: a resources/read or
+// prompts/get for one upstream through the content chain.
+func (s *Server) HandleContent(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
+	return s.content(ctx, c)
+}
+
+// ListContent implements mcpgw.ContentBackend: one upstream's answer to a
+// list method (resources/list, resources/templates/list, prompts/list).
+// Lists are not audited, like tools/list; mcpgw asks only upstreams the
+// caller is granted.
+func (s *Server) ListContent(ctx context.Context, c *pipeline.Call, upstream, method string, params json.RawMessage) (*mcpwire.Message, error) {
+	cur, ok := c.Config.(*config.Compiled)
+	if !ok {
+		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, "the data plane has no configuration yet; retry shortly")
+	}
+	return s.pool.Request(ctx, cur, upstream, method, params)
+}
+
+// forwardContent is the content chain's terminal handler.
+func (s *Server) forwardContent(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
+	cur, ok := c.Config.(*config.Compiled)
+	if !ok {
+		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, "the data plane has no configuration yet; retry shortly")
+	}
+	start := time.Now()
+	m, err := s.pool.Request(ctx, cur, c.Tool.Upstream, c.Method, c.Arguments)
+	if err != nil {
+		return nil, err
+	}
+	res := &pipeline.Result{UpstreamLatency: time.Since(start)}
+	if m.Kind() == mcpwire.KindError {
+		res.RPCError, res.IsError = m.Error, true
+	} else {
+		res.Body = m.Result
+	}
+	return res, nil
+}
+
 func (s *Server) forward(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
 	cur, ok := c.Config.(*config.Compiled)
 	if !ok {

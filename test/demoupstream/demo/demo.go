@@ -34,6 +34,9 @@ type Options struct {
 	// StreamingTools adds count (progress notifications) and
 	// confirm_transfer (an elicitation), which a broker must relay.
 	StreamingTools bool
+	// Content adds a resource (demo://readme), a resource template
+	// (demo://invoices/{id}) and a prompt (summarize).
+	Content bool
 	// Logger receives the SDK server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -64,6 +67,9 @@ func NewHandler(opts Options) *Handler {
 	h.retool = addTools(h.server, newBilling(), opts.Latency, h.stop)
 	if opts.StreamingTools {
 		addStreamingTools(h.server)
+	}
+	if opts.Content {
+		addContent(h.server)
 	}
 
 	var mcpHandler http.Handler = mcp.NewStreamableHTTPHandler(

@@ -1,0 +1,49 @@
+package stages
+
+import (
+	"context"
+	"slices"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+)
+
+// ContentGate admits an MCP resources/read or prompts/get call (its
+// upstream in c.Tool.Upstream): the configuration must be fresh enough,
+// and the agent must be granted the upstream's content, which follows
+// from its tools (see pipeline.ContentAuthorizer). Reading content is
+// read-only, so it is served in degraded mode and while frozen. It takes
+// Gate's and Authorize's place in the content chain, after Audit and
+// Authenticate.
+type ContentGate struct{}
+
+var _ pipeline.Stage = ContentGate{}
+
+// Name implements pipeline.Stage.
+func (ContentGate) Name() string { return "content_gate" }
+
+// Handle implements pipeline.Stage.
+func (ContentGate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler) (*pipeline.Result, error) {
+	switch c.Mode {
+	case configsyncv1.Mode_MODE_STARTING:
+		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)
+	case configsyncv1.Mode_MODE_STALE:
+		return nil, pipeline.Refuse(pipeline.ReasonStale, msgStale)
+	case configsyncv1.Mode_MODE_NORMAL, configsyncv1.Mode_MODE_DEGRADED:
+	default:
+		return nil, pipeline.Refuse(pipeline.ReasonInternal, "the gateway failed to process the call; it has been logged")
+	}
+	if c.Config == nil {
+		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)
+	}
+	ca, ok := c.Config.(pipeline.ContentAuthorizer)
+	granted := ok && slices.ContainsFunc(ca.ContentUpstreams(ctx, c), func(u pipeline.ContentUpstream) bool {
+		return u.Name == c.Tool.Upstream
+	})
+	if !granted {
+		return nil, pipeline.Refuse(pipeline.ReasonDenied,
+			"no policy permits this agent any tool of upstream %q, so its resources and prompts are not available either", truncate(c.Tool.Upstream, maxEcho))
+	}
+	c.Decision = pipeline.Decision{Allowed: true}
+	return next(ctx, c)
+}

@@ -230,36 +230,29 @@ func (l *Log) run() {
 		defer close(stop)
 	}
 	batch := make([]*request, 0, maxBatch)
-	for {
-		select {
-		case req, ok := <-l.reqs:
-			if !ok {
-				l.shutdown()
-				return
-			}
-			batch = append(batch[:0], req)
-			open := true
-		drain:
-			for len(batch) < maxBatch {
-				select {
-				case req, ok := <-l.reqs:
-					if !ok {
-						open = false
-						break drain
-					}
-					batch = append(batch, req)
-				default:
+	for req := range l.reqs {
+		batch = append(batch[:0], req)
+		open := true
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case req, ok := <-l.reqs:
+				if !ok {
+					open = false
 					break drain
 				}
-			}
-			l.commit(batch)
-			clear(batch)
-			if !open {
-				l.shutdown()
-				return
+				batch = append(batch, req)
+			default:
+				break drain
 			}
 		}
+		l.commit(batch)
+		clear(batch)
+		if !open {
+			break
+		}
 	}
+	l.shutdown()
 }
 
 // syncLoop fsyncs an Async log every SyncInterval until stop closes.

@@ -60,6 +60,11 @@ func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = 
 // WithVersion sets serverInfo.version (default: the main module's version).
 func WithVersion(v string) Option { return func(h *Handler) { h.version = v } }
 
+// WithToolsChanged makes the endpoint send notifications/tools/list_changed
+// on every session's standalone GET stream each time ch receives (the data
+// plane signals new configurations); close ch to stop.
+func WithToolsChanged(ch <-chan struct{}) Option { return func(h *Handler) { h.toolsChanged = ch } }
+
 // WithPublicURL sets the gateway's external base URL ("https://gw.example")
 // used in the 401 challenge's resource_metadata. Without it the request's
 // scheme and Host are used.
@@ -75,8 +80,15 @@ type Handler struct {
 	version     string
 	publicURL   string
 	sessions    *sessionStore
+	// toolsChanged signals configuration changes (WithToolsChanged).
+	toolsChanged <-chan struct{}
 	// asks are server→client requests waiting for callers' answers.
 	asks asks
+	// streams keep resumable response streams; calls the running calls
+	// of sessions; listeners the sessions' standalone GET streams.
+	streams   streamStore
+	calls     calls
+	listeners listeners
 }
 
 // NewHandler returns the MCP endpoint. Browser cross-origin POST and DELETE
@@ -95,6 +107,17 @@ func NewHandler(b Backend, logger *slog.Logger, opts ...Option) http.Handler {
 		o(h)
 	}
 	h.sessions = newSessionStore(h.ttl, h.maxSessions, h.now)
+	h.streams.now = h.now
+	if h.toolsChanged != nil {
+		go func() {
+			for range h.toolsChanged {
+				h.ToolsChanged()
+			}
+			// Closed: the data plane is shutting down; end the standalone
+			// streams so that they do not hold the server open.
+			h.listeners.closeAll()
+		}()
+	}
 	return http.NewCrossOriginProtection().Handler(h)
 }
 
@@ -105,10 +128,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.servePost(w, r)
 	case http.MethodDelete:
 		h.serveDelete(w, r)
+	case http.MethodGet:
+		h.serveGet(w, r)
 	default:
-		// GET would open the server-initiated stream, which this endpoint
-		// does not offer (the spec's answer is 405).
-		w.Header().Set("Allow", "POST, DELETE")
+		w.Header().Set("Allow", "GET, POST, DELETE")
 		http.Error(w, "method not allowed: POST JSON-RPC messages", http.StatusMethodNotAllowed)
 	}
 }

@@ -1,6 +1,7 @@
 package mcpgw
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -161,14 +162,26 @@ func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request
 	}
 	c.Protocol, c.Method, c.Action, c.Arguments, c.Credential = "mcp", "tools/call", p.Name, args, token
 	stream := newResponseStream(w, r)
+	stream.now = h.now
+	ctx := r.Context()
 	if agent != "" {
 		if modern {
 			session = "" // a modern caller cannot answer server requests
 		}
 		c.Relay = h.relay(stream, validToken(p.Meta.ProgressToken), agent, session)
+		if session != "" && stream.canStream {
+			// Resumable: the call outlives a broken connection (a
+			// disconnection is not a cancellation; notifications/cancelled
+			// is), and its events wait for the caller to resume.
+			stream.newLog = func() *eventLog { return h.streams.create(session, agent) }
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(context.WithoutCancel(r.Context()))
+			defer cancel()
+			defer h.calls.add(session, id, cancel)()
+		}
 	}
 
-	res, err := h.backend.Handle(r.Context(), c)
+	res, err := h.backend.Handle(ctx, c)
 	if err != nil {
 		h.writeRefusal(stream, r, id, err)
 		return

@@ -105,8 +105,15 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.isNotification() {
-		// notifications/initialized, notifications/cancelled, …: nothing
-		// to do; a cancelled tools/call ends when its caller disconnects.
+		if req.Method == "notifications/cancelled" && session != "" {
+			var p struct {
+				RequestID json.RawMessage `json:"requestId"`
+			}
+			if len(req.Params) > 0 && json.Unmarshal(req.Params, &p) == nil && p.RequestID != nil {
+				h.calls.cancel(session, p.RequestID)
+			}
+		}
+		// notifications/initialized and the others: nothing to do.
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}

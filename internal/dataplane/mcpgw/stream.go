@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
@@ -26,16 +27,23 @@ var errStreamClosed = errors.New("the caller's response stream has ended")
 
 // responseStream answers one POSTed request: with a single JSON body when
 // nothing has to reach the caller before the response, else with an event
-// stream (text/event-stream) whose last event is the response. Events carry
-// no ids: the gateway keeps no event store, so a broken stream cannot be
-// resumed (the caller sees the call fail and may call again).
+// stream (text/event-stream) whose last event is the response. In a legacy
+// session the stream is resumable (see resume.go): its events carry ids
+// and are kept, and the caller may reconnect with Last-Event-ID.
 type responseStream struct {
 	w         http.ResponseWriter
 	canStream bool
+	// newLog, when set, makes the stream resumable: it is called once,
+	// when the answer turns into a stream, for the log that keeps its
+	// events (see resume.go).
+	newLog func() *eventLog
+	now    func() time.Time
 
 	mu      sync.Mutex
 	started bool
 	closed  bool
+	log     *eventLog
+	gone    bool // the caller's connection failed; events are only logged
 }
 
 func newResponseStream(w http.ResponseWriter, r *http.Request) *responseStream {
@@ -72,19 +80,35 @@ func (s *responseStream) send(msg []byte) error {
 		h.Set("X-Accel-Buffering", "no")
 		s.w.WriteHeader(http.StatusOK)
 		s.started = true
+		if s.newLog != nil {
+			s.log = s.newLog()
+		}
 	}
 	return s.writeEventLocked(msg)
 }
 
+// writeEventLocked logs msg (when resumable) and writes it to the caller
+// while the connection works. With a log, a failed write is not an
+// error: the caller can resume.
 func (s *responseStream) writeEventLocked(msg []byte) error {
-	ev, err := mcpwire.AppendEvent(nil, &mcpwire.Event{Name: "message", Data: msg})
-	if err != nil {
-		return err
+	id := ""
+	if s.log != nil {
+		id = s.log.id + "-" + strconv.Itoa(s.log.append(msg))
 	}
-	if _, err := s.w.Write(ev); err != nil {
-		return err
+	if s.gone {
+		return nil
 	}
-	return http.NewResponseController(s.w).Flush()
+	ev, err := mcpwire.AppendEvent(nil, &mcpwire.Event{ID: id, Name: "message", Data: msg})
+	if err == nil {
+		if _, err = s.w.Write(ev); err == nil {
+			err = http.NewResponseController(s.w).Flush()
+		}
+	}
+	if err != nil && s.log != nil {
+		s.gone = true
+		return nil
+	}
+	return err
 }
 
 // finish writes the response: the stream's last event once streaming,
@@ -95,6 +119,9 @@ func (s *responseStream) finish(status int, msg []byte) {
 	s.closed = true
 	if s.started {
 		_ = s.writeEventLocked(msg)
+		if s.log != nil {
+			s.log.finish(s.now())
+		}
 		return
 	}
 	s.w.Header().Set("Content-Type", "application/json")

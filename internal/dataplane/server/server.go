@@ -52,7 +52,11 @@ type Server struct {
 	metrics *metrics.Metrics
 	handle  pipeline.Handler
 	content pipeline.Handler
-	applyMu sync.Mutex
+	// toolsChanged tells the MCP endpoint a new configuration is serving
+	// (its sessions' GET streams get notifications/tools/list_changed).
+	toolsChanged chan struct{}
+	closing      bool // under applyMu: toolsChanged is closed
+	applyMu      sync.Mutex
 
 	http   *http.Server
 	ln     net.Listener
@@ -124,7 +128,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", mcpgw.NewHandler(s, log))
+	s.toolsChanged = make(chan struct{}, 1)
+	mux.Handle("/mcp", mcpgw.NewHandler(s, log, mcpgw.WithToolsChanged(s.toolsChanged)))
 	meta := mcpgw.NewMetadataHandler(s)
 	mux.Handle(mcpgw.MetadataPath, meta)
 	mux.Handle(mcpgw.MetadataPath+"/", meta)
@@ -210,6 +215,12 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	s.applyMu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.toolsChanged) // ends the MCP GET streams
+	}
+	s.applyMu.Unlock()
 	err := s.http.Shutdown(ctx)
 	s.cancel()
 	s.done.Wait()
@@ -279,6 +290,12 @@ func (s *Server) Apply(_ context.Context, data []byte) (uint64, error) {
 	s.tracker.Loaded(c.VersionTime(), false)
 	s.metrics.Snapshot(true)
 	s.drift.Reconcile() // an approval may lift a quarantine; new pins get checked
+	if !s.closing {
+		select {
+		case s.toolsChanged <- struct{}{}:
+		default: // one pending signal is enough
+		}
+	}
 	if err := s.store.Save(c.Version(), data); err != nil {
 		s.log.Error("could not write the last-known-good snapshot; serving it anyway", "version", c.Version(), "err", err)
 	}

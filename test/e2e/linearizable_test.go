@@ -16,70 +16,8 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/portcullis-gw/portcullis/test/harness"
+	"github.com/portcullis-gw/portcullis/test/harness/linearize"
 )
-
-// regInput is one operation on a secret: a write ("secret set") or a
-// linearizable read ("secret get --linearizable").
-type regInput struct {
-	Key   string
-	Write bool
-	Value string // the literal written (unique per write)
-}
-
-// regOutput is what the operation returned: the secret's version. Unknown
-// marks a write whose outcome is unknown (gwctl failed or timed out).
-type regOutput struct {
-	Version int64
-	Unknown bool
-}
-
-// versionModel models each secret as a register holding its version: the
-// number of writes applied to it. A write moves it from v to v+1 and returns
-// v+1; a read returns v; a missing secret has version 0.
-var versionModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		for _, op := range history {
-			k := op.Input.(regInput).Key
-			byKey[k] = append(byKey[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, k := range sortedKeys(byKey) {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() any { return int64(0) },
-	Step: func(state, input, output any) (bool, any) {
-		v := state.(int64)
-		in, out := input.(regInput), output.(regOutput)
-		if in.Write {
-			return out.Unknown || out.Version == v+1, v + 1
-		}
-		return out.Version == v, v
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(regInput), output.(regOutput)
-		switch {
-		case in.Write && out.Unknown:
-			return fmt.Sprintf("set(%s, %s) → ?", in.Key, in.Value)
-		case in.Write:
-			return fmt.Sprintf("set(%s, %s) → v%d", in.Key, in.Value, out.Version)
-		}
-		return fmt.Sprintf("get(%s) → v%d", in.Key, out.Version)
-	},
-	DescribeState: func(state any) string { return fmt.Sprintf("v%d", state.(int64)) },
-}
-
-// secretJSON is the output of "secret set|get -o json".
-type secretJSON struct {
-	Secret struct {
-		Meta struct {
-			Name string `json:"name"`
-		} `json:"meta"`
-		Version harness.Int64 `json:"version"`
-	} `json:"secret"`
-}
 
 // TestLinearizableHistory records a concurrent history of secret writes and
 // linearizable reads from three gwctl clients, with the leader killed with
@@ -126,7 +64,7 @@ func TestLinearizableHistory(t *testing.T) {
 				if stop.Load() {
 					return
 				}
-				in := regInput{Key: keys[rng.IntN(len(keys))], Write: rng.IntN(2) == 0}
+				in := linearize.Input{Key: keys[rng.IntN(len(keys))], Write: rng.IntN(2) == 0}
 				var r harness.Result
 				if in.Write {
 					in.Value = fmt.Sprintf("v%d", writeSeq.Add(1))
@@ -136,7 +74,7 @@ func TestLinearizableHistory(t *testing.T) {
 				}
 				call, ret := since(r.Start), since(r.Start.Add(r.Elapsed))
 				op := porcupine.Operation{ClientId: id, Input: in, Call: call, Return: ret}
-				out, ok, why := parseSecretOutput(in, r)
+				out, ok, why := linearize.ParseSecret(in, r)
 				if r.OK() && !ok {
 					t.Errorf("client %d: gwctl succeeded but its output is unusable: %s", id, why)
 				}
@@ -148,7 +86,7 @@ func TestLinearizableHistory(t *testing.T) {
 					ops = append(ops, op)
 				case in.Write:
 					// Unknown outcome: pending until the end of the history.
-					op.Output = regOutput{Unknown: true}
+					op.Output = linearize.Output{Unknown: true}
 					op.Return = -1
 					ops = append(ops, op)
 					failed = append(failed, fmt.Sprintf("client %d set(%s, %s) at %+.3fs: %s", id, in.Key, in.Value, float64(call)/1e9, why))
@@ -217,12 +155,12 @@ func TestLinearizableHistory(t *testing.T) {
 		t.Errorf("only %d of %d operations are in the history", len(ops), total)
 	}
 
-	res, info := porcupine.CheckOperationsVerbose(versionModel, ops, time.Minute)
+	res, info := porcupine.CheckOperationsVerbose(linearize.Model, ops, time.Minute)
 	if res != porcupine.Ok {
 		// ArtifactDir is t.TempDir() unless the run asks to keep artifacts
 		// (go test -artifacts -outputdir DIR).
 		path := filepath.Join(t.ArtifactDir(), "linearizability.html")
-		if err := porcupine.VisualizePath(versionModel, info, path); err != nil {
+		if err := porcupine.VisualizePath(linearize.Model, info, path); err != nil {
 			t.Logf("write the visualization: %v", err)
 		}
 		t.Errorf("porcupine: the history is %s (not linearizable); visualization: %s", res, path)
@@ -234,63 +172,4 @@ func TestLinearizableHistory(t *testing.T) {
 	t.Logf("porcupine: the history of %d operations is linearizable", len(ops))
 
 	c.MustCleanShutdown(t)
-}
-
-// parseSecretOutput turns one gwctl run into the operation's output. A read
-// of a secret that does not exist returns version 0. ok is false when the
-// outcome is unknown; why says what went wrong.
-func parseSecretOutput(in regInput, r harness.Result) (out regOutput, ok bool, why string) {
-	if !r.OK() {
-		if !in.Write && strings.Contains(r.Stderr, "not_found") && strings.Contains(r.Stderr, "does not exist") {
-			return regOutput{Version: 0}, true, ""
-		}
-		return out, false, strings.TrimSpace(r.Stderr)
-	}
-	var s secretJSON
-	if err := r.JSON(&s); err != nil {
-		return out, false, err.Error()
-	}
-	if s.Secret.Meta.Name != in.Key || s.Secret.Version <= 0 {
-		return out, false, fmt.Sprintf("unexpected output %q", r.Stdout)
-	}
-	return regOutput{Version: int64(s.Secret.Version)}, true, ""
-}
-
-// TestVersionModelRejectsStaleRead makes sure the model used above can fail:
-// a read that starts after a write of version 1 returned must not see 0.
-func TestVersionModelRejectsStaleRead(t *testing.T) {
-	w := regInput{Key: "k", Write: true, Value: "a"}
-	r := regInput{Key: "k"}
-	tests := []struct {
-		name    string
-		history []porcupine.Operation
-		want    bool
-	}{
-		{name: "read after write sees it", want: true, history: []porcupine.Operation{
-			{ClientId: 0, Input: w, Output: regOutput{Version: 1}, Call: 0, Return: 10},
-			{ClientId: 1, Input: r, Output: regOutput{Version: 1}, Call: 20, Return: 30},
-		}},
-		{name: "stale read", want: false, history: []porcupine.Operation{
-			{ClientId: 0, Input: w, Output: regOutput{Version: 1}, Call: 0, Return: 10},
-			{ClientId: 1, Input: r, Output: regOutput{Version: 0}, Call: 20, Return: 30},
-		}},
-		{name: "pending write may have happened", want: true, history: []porcupine.Operation{
-			{ClientId: 0, Input: w, Output: regOutput{Unknown: true}, Call: 0, Return: 100},
-			{ClientId: 1, Input: r, Output: regOutput{Version: 1}, Call: 20, Return: 30},
-		}},
-		{name: "pending write may not have happened", want: true, history: []porcupine.Operation{
-			{ClientId: 0, Input: w, Output: regOutput{Unknown: true}, Call: 0, Return: 100},
-			{ClientId: 1, Input: r, Output: regOutput{Version: 0}, Call: 20, Return: 30},
-		}},
-		{name: "version skipped", want: false, history: []porcupine.Operation{
-			{ClientId: 0, Input: w, Output: regOutput{Version: 2}, Call: 0, Return: 10},
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := porcupine.CheckOperations(versionModel, tt.history); got != tt.want {
-				t.Errorf("linearizable = %v, want %v", got, tt.want)
-			}
-		})
-	}
 }

@@ -91,15 +91,22 @@ fuzz: ## Run each fuzz target for a short while
 test: lint check-generate unit e2e ## Everything CI holds: lint, check-generate, unit, e2e
 
 .PHONY: bench
-bench: ## Benchmarks with printed figures: Raft commits, config distribution, authorization by policy count, audit log records/s and latency, MCP calls direct vs nginx vs data plane
+bench: ## Benchmarks with printed figures: Raft commits, leader failover, config distribution, snapshot scale, authorization by policy count, audit log records/s and latency, MCP calls direct vs nginx vs data plane
 	./scripts/ensure-nginx
 	$(GO) run ./test/bench/raftbench -out bench-results/raft.md
+	$(GO) run ./test/bench/failoverbench -out bench-results/failover.md
 	$(GO) run ./test/bench/syncbench -out bench-results/sync.md
+	$(GO) run ./test/bench/scalebench -out bench-results/scale.md
 	$(GO) run ./test/bench/authzbench -out bench-results/authz.md
 	$(GO) run ./test/bench/auditbench -out bench-results/audit.md
 	$(GO) run ./test/bench/mcpbench -out bench-results/mcp.md
 	@echo "reports written to bench-results/"
 
+.PHONY: chaos
+chaos: ## Fault drills with the real binaries (leader kill, partition, control plane down, data plane kill, hung upstream); one verdict line each
+	@mkdir -p chaos-results
+	$(GO) run ./test/chaos -out chaos-results/chaos.md -log chaos-results/chaos.log
+
 .PHONY: clean
 clean: ## Remove build output and the local run directory
-	rm -rf $(BIN) $(RUN_DIR) bench-results e2e.out test/tsclient/node_modules
+	rm -rf $(BIN) $(RUN_DIR) bench-results chaos-results e2e.out test/tsclient/node_modules

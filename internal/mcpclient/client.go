@@ -322,12 +322,15 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	if err == nil {
 		return cn, nil
 	}
-	var he *HTTPError
+	var (
+		he *HTTPError
+		te *transportError
+	)
 	if errors.As(err, &he) && (he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden) {
 		return nil, err // the credential is wrong; initialize would fail alike
 	}
-	if ctx.Err() != nil {
-		return nil, err
+	if errors.As(err, &te) || ctx.Err() != nil {
+		return nil, err // no answer at all: initialize would not get one either
 	}
 	legacy, lerr := c.initialize(ctx)
 	if lerr != nil {
@@ -506,12 +509,18 @@ func (c *Client) post(ctx context.Context, cn *conn, body []byte, method string,
 	resp, err := c.cfg.HTTP.Do(req)
 	if err != nil {
 		if isDialError(err) {
-			return nil, &NotDeliveredError{Err: err}
+			return nil, &NotDeliveredError{Err: &transportError{err}}
 		}
-		return nil, err
+		return nil, &transportError{err}
 	}
 	return resp, nil
 }
+
+// transportError is a request that got no HTTP answer.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
 
 // readResponse reads the answer to the request sent as body: a JSON
 // message, or an event stream that ends with it. The caller closes the

@@ -18,6 +18,7 @@ import (
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
+	"github.com/portcullis-gw/portcullis/internal/oauthcc"
 	"github.com/portcullis-gw/portcullis/internal/toolpin"
 )
 
@@ -59,12 +60,21 @@ func (a *API) DiscoverUpstream(ctx context.Context, req *connect.Request[adminv1
 	if err != nil {
 		return nil, err
 	}
+	var oauth *oauthcc.Config
+	if o := u.GetCredential().GetOauthClientCredentials(); o != nil {
+		if err := a.checkEgress(ctx, "credential.oauth_client_credentials.token_url", o.GetTokenUrl(), u.GetAllowLinkLocal()); err != nil {
+			return nil, err
+		}
+		oauth = &oauthcc.Config{TokenURL: o.GetTokenUrl(), ClientID: o.GetClientId(), ClientSecret: value,
+			Scopes: o.GetScopes(), Audience: o.GetAudience()}
+		header, value = "", ""
+	}
 	maxResponse := u.GetLimits().GetMaxResponseBytes()
 	if maxResponse <= 0 {
 		maxResponse = discoverMaxResponse
 	}
 	client, err := mcpclient.New(mcpclient.Config{
-		URL: u.GetUrl(), HTTP: a.discoverHTTP(u.GetAllowLinkLocal(), header, value),
+		URL: u.GetUrl(), HTTP: a.discoverHTTP(u.GetAllowLinkLocal(), header, value, oauth),
 		Name: "portcullis-controlplane", Version: "discover", Era: discoverEra(u.GetMcpEra()),
 		MaxMessageBytes: int(min(maxResponse, 1<<30)),
 	})
@@ -155,7 +165,9 @@ func (a *API) upstreamCredential(st *state.State, u *configv1.Upstream) (header,
 	case *configv1.UpstreamCredential_Header:
 		header, secret = k.Header.GetHeader(), k.Header.GetSecret()
 	case *configv1.UpstreamCredential_OauthClientCredentials:
-		return "", "", connect.NewError(connect.CodeUnimplemented, errors.New("discovering an upstream with an OAuth client-credentials grant is not supported yet"))
+		// The value is the client secret; DiscoverUpstream trades it for
+		// a token.
+		header, secret = "Authorization", k.OauthClientCredentials.GetClientSecret()
 	default:
 		return "", "", connect.NewError(connect.CodeFailedPrecondition, errors.New("the upstream's credential kind is unknown"))
 	}
@@ -169,7 +181,7 @@ func (a *API) upstreamCredential(st *state.State, u *configv1.Upstream) (header,
 		return "", "", connect.NewError(connect.CodeInternal, fmt.Errorf("the upstream's credential secret %q cannot be opened", secret))
 	}
 	value = string(v)
-	if header == "Authorization" {
+	if _, ok := u.GetCredential().GetKind().(*configv1.UpstreamCredential_Bearer); ok {
 		value = "Bearer " + value
 	}
 	return header, value, nil
@@ -179,7 +191,7 @@ func (a *API) upstreamCredential(st *state.State, u *configv1.Upstream) (header,
 // egress policy (re-checked at dial time against DNS rebinding), no proxy,
 // no redirects (they would carry the credential elsewhere), the
 // credential header on every request.
-func (a *API) discoverHTTP(allowLinkLocal bool, header, value string) *http.Client {
+func (a *API) discoverHTTP(allowLinkLocal bool, header, value string, oauth *oauthcc.Config) *http.Client {
 	pol := a.cfg.Egress
 	pol.AllowLinkLocal = pol.AllowLinkLocal || allowLinkLocal
 	d := &net.Dialer{Timeout: 10 * time.Second, ControlContext: pol.DialControlContext}
@@ -188,7 +200,10 @@ func (a *API) discoverHTTP(allowLinkLocal bool, header, value string) *http.Clie
 		TLSHandshakeTimeout: 10 * time.Second, DisableKeepAlives: true,
 	}
 	var rt http.RoundTripper = base
-	if header != "" {
+	switch {
+	case oauth != nil:
+		rt = credentialRoundTripper{base: base, header: "Authorization", dynamic: oauthcc.NewSource(*oauth, base).Authorization}
+	case header != "":
 		rt = credentialRoundTripper{base: base, header: header, value: value}
 	}
 	return &http.Client{
@@ -201,11 +216,23 @@ func (a *API) discoverHTTP(allowLinkLocal bool, header, value string) *http.Clie
 type credentialRoundTripper struct {
 	base          http.RoundTripper
 	header, value string
+	// dynamic, when set, gives the value per request (an OAuth token).
+	dynamic func() (string, error)
 }
 
 func (c credentialRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	v := c.value
+	if c.dynamic != nil {
+		var err error
+		if v, err = c.dynamic(); err != nil {
+			if r.Body != nil {
+				_ = r.Body.Close()
+			}
+			return nil, err
+		}
+	}
 	r = r.Clone(r.Context())
-	r.Header.Set(c.header, c.value)
+	r.Header.Set(c.header, v)
 	return c.base.RoundTrip(r)
 }
 

@@ -1,6 +1,7 @@
 package adminapi_test
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -116,4 +117,43 @@ func TestDiscoverUpstreamErrors(t *testing.T) {
 	// Discovery makes the control plane call out: operators only.
 	_, err = n.upstreams.DiscoverUpstream(ctx(t), req(auditor, &adminv1.DiscoverUpstreamRequest{Name: "down"}))
 	wantCode(t, err, connect.CodePermissionDenied)
+}
+
+// TestDiscoverUpstreamWithOAuth: the control plane trades the upstream's
+// client credentials for a token and discovers with it.
+func TestDiscoverUpstreamWithOAuth(t *testing.T) {
+	n := startNode(t)
+	const token = "cc-access-token"
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, secret, _ := r.BasicAuth()
+		if r.FormValue("grant_type") != "client_credentials" || id != "gw" || secret != "client-secret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"access_token":"` + token + `","token_type":"Bearer","expires_in":600}`))
+	}))
+	t.Cleanup(tokens.Close)
+	h := demo.NewHandler(demo.Options{RequireBearer: token})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	t.Cleanup(h.Close)
+	if _, err := n.secrets.SetSecret(ctx(t), req(n.admin, &adminv1.SetSecretRequest{Name: "cc-secret", Value: []byte("client-secret")})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.upstreams.CreateUpstream(ctx(t), req(n.admin, &adminv1.CreateUpstreamRequest{Upstream: &configv1.Upstream{
+		Meta: &configv1.ResourceMeta{Name: "demo"}, Protocol: configv1.Protocol_PROTOCOL_MCP, Url: srv.URL + "/mcp",
+		Credential: &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_OauthClientCredentials{OauthClientCredentials: &configv1.OAuthClientCredentials{
+			TokenUrl: tokens.URL, ClientId: "gw", ClientSecret: "cc-secret",
+		}}},
+	}})); err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.upstreams.DiscoverUpstream(ctx(t), req(n.admin, &adminv1.DiscoverUpstreamRequest{Name: "demo"}))
+	if err != nil {
+		t.Fatalf("discover with OAuth: %v", err)
+	}
+	if len(res.Msg.GetTools()) != 4 {
+		t.Errorf("discovered %d tools, want the demo's 4", len(res.Msg.GetTools()))
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
+	"github.com/portcullis-gw/portcullis/internal/oauthcc"
 )
 
 // upstreamRPCError is a JSON-RPC error the upstream answered with.
@@ -60,6 +61,8 @@ func refusal(name string, err error) *pipeline.Refusal {
 		why = errPoolClosed.Error()
 	case errors.Is(err, errCredentialRejected):
 		why = "it refused the gateway's credential for it; an operator must fix the upstream's credential"
+	case errors.Is(err, oauthcc.ErrNoToken):
+		why = "its OAuth token endpoint did not issue the gateway a token; an operator must check the upstream's client credentials"
 	case errors.Is(err, errRequestTooLarge):
 		why = "the request is larger than the upstream's max_request_bytes"
 	case errors.Is(err, errResponseTooLarge):

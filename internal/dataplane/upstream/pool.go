@@ -26,6 +26,7 @@ import (
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
+	"github.com/portcullis-gw/portcullis/internal/oauthcc"
 )
 
 // Resolver answers from the data plane's active configuration. It is
@@ -427,11 +428,17 @@ func (p *Pool) httpClient(s settings) *http.Client {
 	if s.allowLinkLocal {
 		base = p.transports[1]
 	}
+	ct := &credentialTransport{
+		base: base, header: s.header, value: s.value,
+		maxRequest: s.maxRequest, maxResponse: s.maxResponse,
+	}
+	if s.oauth != nil {
+		ts := oauthcc.NewSource(*s.oauth, base)
+		ct.value = ""
+		ct.dynamic = ts.Authorization
+	}
 	return &http.Client{
-		Transport: &credentialTransport{
-			base: base, header: s.header, value: s.value,
-			maxRequest: s.maxRequest, maxResponse: s.maxResponse,
-		},
+		Transport:     ct,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }

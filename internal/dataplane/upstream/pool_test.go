@@ -508,10 +508,10 @@ func TestUnusableUpstreams(t *testing.T) {
 		}, wantMsg: "secret is missing"},
 		{name: "wrong credential", mutate: func(*configv1.Upstream, *upstreamtest.Resolver) {},
 			wantMsg: "refused the gateway's credential"},
-		{name: "oauth not supported", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
+		{name: "oauth client secret missing", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
 			u.Credential = &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_OauthClientCredentials{
-				OauthClientCredentials: &configv1.OAuthClientCredentials{TokenUrl: "https://idp.example/token", ClientSecret: "tok"}}}
-		}, wantMsg: "OAuth"},
+				OauthClientCredentials: &configv1.OAuthClientCredentials{TokenUrl: "https://idp.example/token", ClientSecret: "nope"}}}
+		}, wantMsg: "OAuth client secret is missing"},
 		{name: "forbidden credential header", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
 			u.Credential = header("Cookie")
 		}, wantMsg: "header name is not allowed"},

@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
+	"github.com/portcullis-gw/portcullis/internal/oauthcc"
 )
 
 // Retry backoff defaults: the n-th retry waits a random time between half
@@ -35,7 +36,8 @@ func retriable(class configv1.ToolClass) bool {
 func configError(err error) bool {
 	var unusableErr *unusableError
 	return errors.As(err, &unusableErr) || errors.Is(err, errPoolClosed) || errors.Is(err, errCredentialRejected) ||
-		errors.Is(err, errRequestTooLarge) || errors.Is(err, errResponseTooLarge) || errors.Is(err, egress.ErrRefused)
+		errors.Is(err, errRequestTooLarge) || errors.Is(err, errResponseTooLarge) || errors.Is(err, egress.ErrRefused) ||
+		errors.Is(err, oauthcc.ErrNoToken)
 }
 
 // retryable reports whether a failed attempt may be sent again (for a

@@ -12,6 +12,7 @@ import (
 
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
+	"github.com/portcullis-gw/portcullis/internal/oauthcc"
 )
 
 // settings is what the pool needs of an upstream's configuration, resolved
@@ -26,6 +27,9 @@ type settings struct {
 	maxResponse    int64
 	allowLinkLocal bool
 	era            mcpclient.Era
+	// oauth is set for an OAuth client-credentials grant; header is then
+	// Authorization and value only feeds the fingerprint.
+	oauth *oauthcc.Config
 	// Resilience (defaults applied). maxRetries and timeout are read per
 	// call; the others shape the entry's guard, so they enter the
 	// fingerprint.
@@ -118,7 +122,21 @@ func (s *settings) setCredential(r Resolver, c *configv1.UpstreamCredential) err
 			return unusable("its credential header name is not allowed")
 		}
 	case *configv1.UpstreamCredential_OauthClientCredentials:
-		return unusable("its OAuth client-credentials grant is not supported by this data plane yet")
+		o := k.OauthClientCredentials
+		secret, ok := r.Secret(o.GetClientSecret())
+		if !ok {
+			return unusable("its OAuth client secret is missing from the configuration")
+		}
+		tu, err := url.Parse(o.GetTokenUrl())
+		if err != nil || (tu.Scheme != "https" && tu.Scheme != "http") || tu.Host == "" || tu.User != nil {
+			return unusable("its OAuth token URL is not a valid http(s) URL without user information")
+		}
+		s.oauth = &oauthcc.Config{TokenURL: tu.String(), ClientID: o.GetClientId(), ClientSecret: string(secret),
+			Scopes: o.GetScopes(), Audience: o.GetAudience()}
+		// The token is the credential; the fingerprint covers the grant.
+		s.header, s.value = "Authorization", strings.Join(append([]string{"oauth", s.oauth.TokenURL, s.oauth.ClientID,
+			s.oauth.ClientSecret, s.oauth.Audience}, s.oauth.Scopes...), "\x00")
+		return nil
 	default:
 		return unusable("its credential kind is unknown to this data plane")
 	}

@@ -19,9 +19,12 @@ var (
 // Authorization and Cookie header, so nothing but the configured
 // credential can reach the upstream. Safe for concurrent use.
 type credentialTransport struct {
-	base        http.RoundTripper
-	header      string // "" for no credential
-	value       string
+	base   http.RoundTripper
+	header string // "" for no credential
+	value  string
+	// dynamic, when set, gives the header's value per request (an OAuth
+	// access token, fetched and cached by the token source).
+	dynamic     func() (string, error)
 	maxRequest  int64
 	maxResponse int64
 }
@@ -37,7 +40,17 @@ func (t *credentialTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	req = req.Clone(req.Context())
 	req.Header.Del("Authorization")
 	req.Header.Del("Cookie")
-	if t.header != "" {
+	switch {
+	case t.dynamic != nil:
+		v, err := t.dynamic()
+		if err != nil {
+			if req.Body != nil {
+				_ = req.Body.Close()
+			}
+			return nil, err
+		}
+		req.Header.Set(t.header, v)
+	case t.header != "":
 		req.Header.Set(t.header, t.value)
 	}
 	resp, err := t.base.RoundTrip(req)

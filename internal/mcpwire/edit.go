@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"unicode/utf8"
 )
 
 // Member is one member of a JSON object: its key and the byte span of its
@@ -31,6 +32,158 @@ func Members(b []byte) ([]Member, error) {
 }
 
 func members(b []byte) ([]Member, error) {
+	if json.Valid(b) {
+		return validMembers(b)
+	}
+	// Invalid JSON is rare on the call path: the decoder reports exactly
+	// what is wrong with it.
+	return decodeMembers(b)
+}
+
+// validMembers is members for b that json.Valid accepted: one pass that
+// only finds where each key and value begins and ends, without the
+// decoder's allocations. It returns what decodeMembers returns for the
+// same input.
+func validMembers(b []byte) ([]Member, error) {
+	i := skipSpace(b, 0)
+	if b[i] != '{' {
+		return nil, errNotObject
+	}
+	i = skipSpace(b, i+1)
+	if b[i] == '}' {
+		return nil, nil
+	}
+	out := make([]Member, 0, 8)
+	for {
+		kEnd := skipString(b, i)
+		key, err := memberKey(b[i:kEnd])
+		if err != nil {
+			return nil, err
+		}
+		start := skipSpace(b, skipSpace(b, kEnd)+1) // past the ':'
+		end := skipValue(b, start)
+		if slices.ContainsFunc(out, func(m Member) bool { return m.Key == key }) {
+			return nil, fmt.Errorf("member %q appears twice", truncate(key, 64))
+		}
+		out = append(out, Member{Key: key, Start: start, End: end})
+		i = skipSpace(b, end)
+		if b[i] == '}' {
+			return out, nil
+		}
+		i = skipSpace(b, i+1) // past the ','
+	}
+}
+
+var errNotObject = errors.New("the message must be a JSON object")
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the valid JSON string at b[i].
+func skipString(b []byte, i int) int {
+	for i++; ; i++ {
+		switch b[i] {
+		case '\\':
+			i++ // the escaped byte (a 'u' escape's hex digits need no care)
+		case '"':
+			return i + 1
+		}
+	}
+}
+
+// skipValue returns the index just past the valid JSON value at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	default: // a number or a literal
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// memberKey decodes the quoted key q as the decoder does: unescaped, with
+// invalid UTF-8 replaced by U+FFFD.
+func memberKey(q []byte) (string, error) {
+	plain := true
+	for _, c := range q[1 : len(q)-1] {
+		if c == '\\' || c >= utf8.RuneSelf {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return internKey(q[1 : len(q)-1]), nil
+	}
+	var key string
+	if err := json.Unmarshal(q, &key); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+// internKey returns k as a string, without allocating for the keys MCP's
+// envelopes and tools/call params carry.
+func internKey(k []byte) string {
+	switch string(k) { // no allocation: the compiler compares in place
+	case "jsonrpc":
+		return "jsonrpc"
+	case "id":
+		return "id"
+	case "method":
+		return "method"
+	case "params":
+		return "params"
+	case "result":
+		return "result"
+	case "error":
+		return "error"
+	case "name":
+		return "name"
+	case "arguments":
+		return "arguments"
+	case "_meta":
+		return "_meta"
+	case "progressToken":
+		return "progressToken"
+	case "content":
+		return "content"
+	case "isError":
+		return "isError"
+	case "resultType":
+		return "resultType"
+	case "structuredContent":
+		return "structuredContent"
+	}
+	return string(k)
+}
+
+// decodeMembers is members by encoding/json's decoder, for any input.
+func decodeMembers(b []byte) ([]Member, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -44,7 +197,7 @@ func members(b []byte) ([]Member, error) {
 		if !json.Valid(b) {
 			return nil, errNotJSON
 		}
-		return nil, errors.New("the message must be a JSON object")
+		return nil, errNotObject
 	}
 	var out []Member
 	for dec.More() {

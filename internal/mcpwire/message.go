@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // JSON-RPC and MCP error codes.
@@ -132,7 +133,7 @@ func Parse(b []byte) (*Message, error) {
 		case "id":
 			m.ID = v
 		case "method":
-			if err := json.Unmarshal(v, &m.Method); err != nil || m.Method == "" {
+			if err := unquote(v, &m.Method); err != nil || m.Method == "" {
 				return nil, &Error{Code: CodeInvalidRequest, Message: "invalid request: method must be a non-empty string"}
 			}
 		case "params":
@@ -168,6 +169,26 @@ func Parse(b []byte) (*Message, error) {
 		return nil, &Error{Code: CodeInvalidRequest, Message: "invalid response: error must be an object"}
 	}
 	return m, nil
+}
+
+// unquote decodes the JSON value v into the string s, as json.Unmarshal
+// does, without its reflection for a plain ASCII string.
+func unquote(v []byte, s *string) error {
+	if len(v) >= 2 && v[0] == '"' {
+		inner := v[1 : len(v)-1]
+		plain := true
+		for _, c := range inner {
+			if c == '\\' || c == '"' || c < 0x20 || c >= utf8.RuneSelf {
+				plain = false
+				break
+			}
+		}
+		if plain && v[len(v)-1] == '"' {
+			*s = string(inner)
+			return nil
+		}
+	}
+	return json.Unmarshal(v, s)
 }
 
 // ParseID returns the id of a message that failed to parse, when its

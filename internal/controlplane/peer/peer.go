@@ -218,11 +218,25 @@ func fromConnect(err error) error {
 	return err
 }
 
+// fromForward is fromConnect for a forwarded call made under ctx: a call
+// cut off while ctx is still live (the leader died mid-request; HTTP/2
+// reports the reset stream as "canceled") means the leader went away,
+// which callers retry like any leader change. A forwarded write's retry is
+// safe: the command carries its request id, and the state machine
+// applies a request id once.
+func fromForward(ctx context.Context, err error) error {
+	var ce *connect.Error
+	if ctx.Err() == nil && errors.As(err, &ce) && (ce.Code() == connect.CodeCanceled || ce.Code() == connect.CodeUnknown) {
+		return fmt.Errorf("%w: the leader went away during the forwarded call: %w", store.ErrNoLeader, err)
+	}
+	return fromConnect(err)
+}
+
 // Apply implements raftstore.Forwarder.
 func (c *Client) Apply(ctx context.Context, addr string, command []byte) ([]byte, error) {
 	res, err := c.client(addr).Apply(ctx, request(c, &clusterv1.ApplyRequest{Command: command}))
 	if err != nil {
-		return nil, fromConnect(err)
+		return nil, fromForward(ctx, err)
 	}
 	return res.Msg.GetResult(), nil
 }
@@ -231,7 +245,7 @@ func (c *Client) Apply(ctx context.Context, addr string, command []byte) ([]byte
 func (c *Client) ReadIndex(ctx context.Context, addr string) (uint64, error) {
 	res, err := c.client(addr).ReadIndex(ctx, request(c, &clusterv1.ReadIndexRequest{}))
 	if err != nil {
-		return 0, fromConnect(err)
+		return 0, fromForward(ctx, err)
 	}
 	return res.Msg.GetIndex(), nil
 }

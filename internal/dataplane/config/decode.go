@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"unicode/utf8"
 )
 
 // decodeArguments decodes a call's arguments for authorization: absent or
@@ -38,9 +40,111 @@ func decodeArguments(raw json.RawMessage) (map[string]any, error) {
 	return obj, nil
 }
 
-// checkDuplicateKeys scans a JSON text token by token, without recursion,
-// and reports the first object key that appears twice in one object.
+// checkDuplicateKeys reports the first object key of a JSON text that
+// appears twice in one object.
 func checkDuplicateKeys(data []byte) error {
+	if json.Valid(data) {
+		return validDuplicateKeys(data)
+	}
+	// The decoder tells invalid JSON from a duplicate before the error.
+	return decodeDuplicateKeys(data)
+}
+
+// keyFrame is one open object or array of validDuplicateKeys. An object's
+// keys are a slice while few, then a set.
+type keyFrame struct {
+	object bool
+	keys   []string
+	set    map[string]struct{}
+}
+
+const keyFrameSliceMax = 16
+
+// add records key and reports whether the object already had it.
+func (f *keyFrame) add(key string) (dup bool) {
+	if f.set != nil {
+		_, dup = f.set[key]
+		f.set[key] = struct{}{}
+		return dup
+	}
+	if slices.Contains(f.keys, key) {
+		return true
+	}
+	f.keys = append(f.keys, key)
+	if len(f.keys) > keyFrameSliceMax {
+		f.set = make(map[string]struct{}, 2*len(f.keys))
+		for _, k := range f.keys {
+			f.set[k] = struct{}{}
+		}
+	}
+	return false
+}
+
+// validDuplicateKeys is checkDuplicateKeys for a text json.Valid accepted,
+// in one pass over its bytes, without recursion: it reports what
+// decodeDuplicateKeys reports for the same text.
+func validDuplicateKeys(data []byte) error {
+	var stack []keyFrame
+	wantKey := false
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; c {
+		case ' ', '\t', '\r', '\n', ':':
+		case '{', '[':
+			if n := len(stack); n < cap(stack) {
+				stack = stack[:n+1] // reuse a closed frame's slice
+				stack[n] = keyFrame{object: c == '{', keys: stack[n].keys[:0]}
+			} else {
+				stack = append(stack, keyFrame{object: c == '{'})
+			}
+			wantKey = c == '{'
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+			wantKey = false
+		case ',':
+			wantKey = stack[len(stack)-1].object
+		case '"':
+			end := i + 1
+			plain := true
+			for ; data[end] != '"'; end++ {
+				switch b := data[end]; {
+				case b == '\\':
+					plain = false
+					end++
+				case b >= utf8.RuneSelf:
+					plain = false
+				}
+			}
+			if wantKey {
+				key, err := objectKey(data[i:end+1], plain)
+				if err != nil {
+					return errors.New("arguments are not valid JSON")
+				}
+				if stack[len(stack)-1].add(key) {
+					return fmt.Errorf("arguments: duplicate key %q", truncate(key, maxSegmentBytes))
+				}
+				wantKey = false
+			}
+			i = end
+		}
+		// Numbers and literals hold none of the bytes above: skipped.
+	}
+	return nil
+}
+
+// objectKey decodes a quoted key as the decoder does: unescaped, with
+// invalid UTF-8 replaced by U+FFFD.
+func objectKey(q []byte, plain bool) (string, error) {
+	if plain {
+		return string(q[1 : len(q)-1]), nil
+	}
+	var key string
+	err := json.Unmarshal(q, &key)
+	return key, err
+}
+
+// decodeDuplicateKeys is checkDuplicateKeys token by token with
+// encoding/json's decoder, for any text.
+func decodeDuplicateKeys(data []byte) error {
 	type frame struct {
 		keys    map[string]struct{} // nil for an array
 		wantKey bool

@@ -101,6 +101,7 @@ func (c *Compiled) request(call *pipeline.Call) (cedar.Request, error) {
 	if err != nil {
 		return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)
 	}
+	call.SetDecodedArguments(args) // the Validate stage's input too
 	record, err := argumentsRecord(args, t.args)
 	if err != nil {
 		return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)

@@ -160,6 +160,27 @@ type Call struct {
 	User     *User
 	Tool     Tool
 	Decision Decision
+
+	// decoded is Arguments decoded, recorded by SetDecodedArguments for
+	// the arguments in decodedFrom.
+	decoded     any
+	decodedFrom json.RawMessage
+}
+
+// SetDecodedArguments records v as c.Arguments decoded into Go values
+// with numbers as json.Number (json.Decoder with UseNumber, absent or null
+// as an empty map), so that later stages do not decode them again. v is
+// shared: nobody may change it.
+func (c *Call) SetDecodedArguments(v any) { c.decoded, c.decodedFrom = v, c.Arguments }
+
+// DecodedArguments returns what SetDecodedArguments recorded, if it was
+// for the call's current Arguments.
+func (c *Call) DecodedArguments() (any, bool) {
+	if c.decodedFrom == nil || len(c.decodedFrom) != len(c.Arguments) ||
+		len(c.Arguments) > 0 && &c.decodedFrom[0] != &c.Arguments[0] {
+		return nil, false
+	}
+	return c.decoded, true
 }
 
 // Result is what the terminal handler produced.

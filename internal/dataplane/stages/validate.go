@@ -26,9 +26,12 @@ func (Validate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Hand
 		// Gate did not run, or the configuration is broken: fail closed.
 		return nil, pipeline.Refuse(pipeline.ReasonInternal, "the gateway failed to process the call; it has been logged")
 	}
-	args, err := decode(c.Arguments)
-	if err != nil {
-		return nil, pipeline.Refuse(pipeline.ReasonInvalidArguments, "the arguments are not valid JSON")
+	args, ok := c.DecodedArguments() // decoded by Authorize, when it could
+	if !ok {
+		var err error
+		if args, err = decode(c.Arguments); err != nil {
+			return nil, pipeline.Refuse(pipeline.ReasonInvalidArguments, "the arguments are not valid JSON")
+		}
 	}
 	if err := c.Tool.ValidateArguments(args); err != nil {
 		return nil, pipeline.Refuse(pipeline.ReasonInvalidArguments,

@@ -10,9 +10,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"regexp"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -88,6 +91,10 @@ type Config struct {
 
 // API implements every admin service.
 type API struct {
+	// modifyLocks serialize read-modify-writes of one resource through
+	// this node (see modify).
+	modifyLocks [modifyStripes]sync.Mutex
+
 	cfg     Config
 	log     *slog.Logger
 	mintKey []byte
@@ -123,6 +130,19 @@ func New(cfg Config) *API {
 		// from local state alone.
 		recheck:   rate.NewLimiter(20, 20),
 		attestKey: ed25519.NewKeyFromSeed(cfg.Sealer.Derive(attestKeyPurpose, ed25519.SeedSize))}
+}
+
+// modifyStripes is the number of modify locks.
+const modifyStripes = 64
+
+// modifyAttempts bounds modify's optimistic retries.
+const modifyAttempts = 20
+
+// stripe picks one of the modify locks for a resource key.
+func stripe(key string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % modifyStripes)
 }
 
 // Route is one mounted service.
@@ -253,11 +273,18 @@ func (a *API) remove(ctx context.Context, h http.Header, method string, k resour
 // attempt has its own derived request id so that a refused attempt's
 // remembered result never answers the next one, while a client's retry of
 // the whole call still deduplicates attempt by attempt.
+//
+// Modifications of one resource through this node are serialized (a
+// striped lock), so they never race each other; a race with another node
+// is retried with jittered backoff, up to modifyAttempts times.
 func (a *API) modify(ctx context.Context, h http.Header, method string, k resource.Kind, name string, fn func(*fsmv1.Resource) error) (*fsmv1.Resource, error) {
 	reqID, err := requestID(h)
 	if err != nil {
 		return nil, err
 	}
+	lock := &a.modifyLocks[stripe(string(k)+"/"+name)]
+	lock.Lock()
+	defer lock.Unlock()
 	for attempt := 1; ; attempt++ {
 		st, err := a.cfg.Store.State(ctx, true)
 		if err != nil {
@@ -274,7 +301,12 @@ func (a *API) modify(ctx context.Context, h http.Header, method string, k resour
 		cmd := a.command(ctx, fmt.Sprintf("%s#%d", reqID, attempt), method)
 		cmd.Op = &fsmv1.Command_Put{Put: &fsmv1.Put{Resource: next, Mode: fsmv1.WriteMode_WRITE_MODE_UPDATE, ExpectedRevision: resource.Meta(cur).GetRevision()}}
 		res, err := a.apply(ctx, cmd)
-		if connect.CodeOf(err) == connect.CodeAborted && attempt < 5 {
+		if connect.CodeOf(err) == connect.CodeAborted && attempt < modifyAttempts {
+			select {
+			case <-time.After(time.Duration(1+rand.IntN(10*attempt)) * time.Millisecond):
+			case <-ctx.Done():
+				return nil, storeError(ctx.Err())
+			}
 			continue
 		}
 		if err != nil {

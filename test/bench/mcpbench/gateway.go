@@ -1,26 +1,46 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/test/demoupstream/demo"
 	"github.com/portcullis-gw/portcullis/test/harness"
 )
 
 // The tool every call runs: the demo upstream's get_weather, read-only,
-// pinned with the schema the demo itself accepts.
+// pinned with the definition the demo itself lists (see liveToolDef).
 const (
 	upstreamName = "demo"
-	toolName     = "get_weather"
+	toolName     = demo.ToolGetWeather
 	actionName   = upstreamName + "__" + toolName // as the data plane serves it
-	toolDef      = `{"name":"get_weather","description":"Current weather for a city.",
- "inputSchema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}`
-	benchPolicy = `permit(principal in Team::"bench", action == Action::"` + actionName + `", resource);` + "\n"
+	benchPolicy  = `permit(principal in Team::"bench", action == Action::"` + actionName + `", resource);` + "\n"
 )
+
+// liveToolDef is get_weather's definition exactly as the demo upstream
+// lists it. A definition that differs from the live one is drift: the data
+// plane would quarantine the tool and refuse every call.
+func liveToolDef(t testing.TB) string {
+	h := demo.NewHandler(demo.Options{Logger: slog.New(slog.DiscardHandler)})
+	defer h.Close()
+	defs, err := h.Definitions(context.Background())
+	if err != nil {
+		t.Fatalf("list the demo's tools: %v", err)
+	}
+	for _, d := range defs {
+		if d.Name == toolName {
+			return string(d.JSON)
+		}
+	}
+	t.Fatalf("the demo upstream has no tool %s", toolName)
+	return ""
+}
 
 // dpVariant is one data-plane configuration the benchmark measures, as its
 // own data-plane process.
@@ -71,7 +91,7 @@ func startGateway(t testing.TB, variants []dpVariant) *gateway {
 	var ignore map[string]any
 	gwctl(&ignore, "upstream", "add", upstreamName, "--url", g.upstream.URL)
 	gwctl(&ignore, "tool", "pin", "--upstream", upstreamName, "--tool", toolName,
-		"--definition", write("tool.json", toolDef), "--class", "read-only")
+		"--definition", write("tool.json", liveToolDef(t)), "--class", "read-only")
 	var agent struct {
 		APIKey string `json:"apiKey"`
 	}

@@ -560,6 +560,7 @@ func (c *Client) readResponse(resp *http.Response, sent []byte, on Handler) (*mc
 // readStream reads events until the response to sentID.
 func (c *Client) readStream(body io.Reader, sentID json.RawMessage, on Handler) (*mcpwire.Message, error) {
 	er := mcpwire.NewEventReader(body, c.cfg.MaxMessageBytes)
+	defer er.Release()
 	for {
 		ev, err := er.Next()
 		if errors.Is(err, io.EOF) {

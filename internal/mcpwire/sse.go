@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // Event is one Server-Sent Event.
@@ -39,9 +40,32 @@ type EventReader struct {
 func (er *EventReader) LastID() string { return er.lastID }
 
 // NewEventReader reads events of at most max bytes (data and fields) from
-// r.
+// r. Release gives its buffer back once it is no longer needed.
 func NewEventReader(r io.Reader, max int) *EventReader {
-	return &EventReader{r: bufio.NewReaderSize(r, 16<<10), max: max}
+	br, _ := readers.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(r, eventBufferSize)
+	} else {
+		br.Reset(r)
+	}
+	return &EventReader{r: br, max: max}
+}
+
+const eventBufferSize = 16 << 10
+
+// readers are the buffers of released EventReaders: a tools/call answered
+// on an event stream would otherwise allocate one per call.
+var readers sync.Pool
+
+// Release returns the reader's buffer for reuse; er must not be used
+// afterwards. Events it returned stay valid: they never alias the buffer.
+func (er *EventReader) Release() {
+	if er.r == nil {
+		return
+	}
+	er.r.Reset(nil)
+	readers.Put(er.r)
+	er.r = nil
 }
 
 // Next returns the next event that has data; comment lines and events
@@ -96,30 +120,43 @@ func (er *EventReader) Next() (*Event, error) {
 }
 
 // readLine reads one line (ending in "\n", "\r\n" or "\r") of at most
-// limit bytes, without its terminator.
+// limit bytes, without its terminator. It takes what is buffered a run at
+// a time, and reads no further than the terminator (and the "\n" after a
+// "\r", which it waits for).
 func (er *EventReader) readLine(limit int) (string, error) {
-	var b strings.Builder
+	var line []byte
 	for {
-		c, err := er.r.ReadByte()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return "", io.EOF // a partial line or event is dropped
+		if er.r.Buffered() == 0 {
+			if _, err := er.r.Peek(1); err != nil {
+				if errors.Is(err, io.EOF) {
+					return "", io.EOF // a partial line or event is dropped
+				}
+				return "", err
 			}
-			return "", err
 		}
-		switch c {
-		case '\n':
-			return b.String(), nil
-		case '\r':
+		buf, _ := er.r.Peek(er.r.Buffered())
+		n := bytes.IndexAny(buf, "\r\n")
+		run := buf
+		if n >= 0 {
+			run = buf[:n]
+		}
+		if len(run) > 0 && len(line)+len(run) > limit {
+			return "", ErrEventTooLarge
+		}
+		if n < 0 {
+			line = append(line, run...)
+			_, _ = er.r.Discard(len(run))
+			continue
+		}
+		s := string(append(line, run...))
+		term := buf[n]
+		_, _ = er.r.Discard(n + 1)
+		if term == '\r' {
 			if next, err := er.r.Peek(1); err == nil && next[0] == '\n' {
 				_, _ = er.r.ReadByte()
 			}
-			return b.String(), nil
 		}
-		if b.Len() >= limit {
-			return "", ErrEventTooLarge
-		}
-		b.WriteByte(c)
+		return s, nil
 	}
 }
 

@@ -4,9 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -103,8 +103,8 @@ func resolve(r Resolver, name string) (settings, error) {
 	sum := sha256.Sum256([]byte(s.value))
 	s.fingerprint = strings.Join([]string{
 		s.url, s.header, hex.EncodeToString(sum[:]),
-		fmt.Sprint(s.maxRequest), fmt.Sprint(s.maxResponse), fmt.Sprint(s.allowLinkLocal), s.era.String(),
-		fmt.Sprint(s.breakerFailures), s.breakerOpen.String(), fmt.Sprint(s.maxConcurrency),
+		strconv.FormatInt(s.maxRequest, 10), strconv.FormatInt(s.maxResponse, 10), strconv.FormatBool(s.allowLinkLocal), s.era.String(),
+		strconv.Itoa(s.breakerFailures), s.breakerOpen.String(), strconv.Itoa(s.maxConcurrency),
 	}, "\x00")
 	return s, nil
 }

@@ -77,6 +77,7 @@ func newCommand() *cobra.Command {
 	f.DurationVar(&cfg.DegradedAfter, "degraded-after", server.DefaultDegradedAfter, "time without a control plane before only read-only tools are served")
 	f.DurationVar(&cfg.MaxStale, "max-stale", server.DefaultMaxStale, "age of the configuration (without a control plane) after which every call is refused")
 	f.BoolVar(&auditSync, "audit-sync", true, "answer a call only once its audit record is fsynced; false answers once it is written to the OS (fsynced every 100ms), so a machine crash can lose the records of answered calls")
+	f.StringSliceVar(&cfg.AuditRedact, "audit-redact", nil, "argument fields whose values audit records replace with [REDACTED]: names (any depth) or paths from the top, e.g. password,card.number or /card/number; values that look like credentials are redacted anyway")
 	f.BoolVar(&cfg.Dev, "dev", false, "allow plain http:// control planes on loopback (never in production)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/auditredact"
 	"github.com/portcullis-gw/portcullis/internal/joincred"
 )
 
@@ -51,6 +52,10 @@ type Config struct {
 	// machine crash can lose the records of answered calls (see
 	// audit.Options.Async). The zero value waits for the fsync.
 	AuditAsync bool
+	// AuditRedact names the argument fields whose values audit records
+	// replace with "[REDACTED]" (--audit-redact; syntax in package
+	// auditredact). Detected secrets are removed whatever it says.
+	AuditRedact []string
 	// Dev allows plain http:// control planes, on loopback only.
 	Dev    bool
 	Logger *slog.Logger
@@ -98,6 +103,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DegradedAfter < 0 || c.MaxStale < 0 || c.MaxStale < c.DegradedAfter {
 		errs = append(errs, errors.New("--degraded-after and --max-stale must be positive, with --max-stale ≥ --degraded-after"))
+	}
+	if _, err := auditredact.New(c.AuditRedact); err != nil {
+		errs = append(errs, fmt.Errorf("--audit-redact: %w", err))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

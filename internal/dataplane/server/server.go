@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/audit"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/auditredact"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/auditupload"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/drift"
@@ -87,6 +88,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	redactor, err := auditredact.New(cfg.AuditRedact)
+	if err != nil {
+		_ = aw.Close()
+		return nil, err
+	}
+	auditStage := stages.Audit{Writer: aw, Dataplane: cfg.Credential.Name, Now: time.Now, Redactor: redactor}
 	s := &Server{
 		cfg: cfg, log: log, store: store, audit: aw,
 		tracker: mode.NewTracker(cfg.DegradedAfter, cfg.MaxStale, time.Now),
@@ -100,12 +107,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// portcullis_dataplane_stage_seconds.
 	observe := s.metrics.ObserveStage
 	s.handle = pipeline.Chain(pipeline.TimedHandler(observe, "forward", s.forward), append([]pipeline.Stage{metricsStage{m: s.metrics}},
-		pipeline.Timed(observe, stages.Default(aw, cfg.Credential.Name, time.Now)...)...)...)
+		pipeline.Timed(observe, stages.WithAudit(auditStage)...)...)...)
 	// MCP resources/read and prompts/get: audited and authenticated like
 	// tool calls, admitted by ContentGate (access follows the upstream's
 	// tools).
 	s.content = pipeline.Chain(pipeline.TimedHandler(observe, "forward", s.forwardContent), metricsStage{m: s.metrics},
-		stages.Audit{Writer: aw, Dataplane: cfg.Credential.Name, Now: time.Now}, stages.Authenticate{}, stages.ContentGate{})
+		auditStage, stages.Authenticate{}, stages.ContentGate{})
 	s.loadLastKnownGood()
 
 	s.sync, err = syncclient.New(syncclient.Config{

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/auditredact"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 )
@@ -35,6 +36,9 @@ type Audit struct {
 	Dataplane string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Redactor turns the call's arguments into the record's
+	// arguments_json; nil still removes detected secrets.
+	Redactor *auditredact.Redactor
 }
 
 var _ pipeline.Stage = Audit{}
@@ -114,9 +118,15 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 	if c.SourceIP.IsValid() {
 		r.SourceIp = c.SourceIP.String()
 	}
+	if c.User != nil {
+		r.User = c.User.Source + "/" + c.User.Name
+	}
+	decoded, _ := c.DecodedArguments()
+	r.ArgumentsJson = a.Redactor.Arguments(c.Arguments, decoded)
 	if res != nil {
 		r.UpstreamLatency = durationpb.New(res.UpstreamLatency)
 		r.UpstreamError = res.IsError
+		r.ResponseBytes = int64(len(res.Body) + len(res.RPCError))
 	}
 	r.Outcome = "ok"
 	if err != nil {

@@ -2,11 +2,13 @@ package stages_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/auditredact"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
@@ -171,4 +173,33 @@ func TestAuditRecordsPanics(t *testing.T) {
 		panic("kaboom")
 	})
 	t.Error("panic swallowed")
+}
+
+func TestAuditRecordsUserArgumentsAndResponseSize(t *testing.T) {
+	red, err := auditredact.New([]string{"password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	call := fakeCall(newFake(), writeTool.Action)
+	call.Arguments = json.RawMessage(`{"password":"hunter2","note":"AKIAIOSFODNN7EXAMPLE","n":3}`)
+	call.User = &pipeline.User{Source: "okta", Name: "alice"}
+	body := json.RawMessage(`{"content":[{"type":"text","text":"done"}]}`)
+	_, err = stages.Audit{Writer: rec, Redactor: red}.Handle(context.Background(), call,
+		func(context.Context, *pipeline.Call) (*pipeline.Result, error) {
+			return &pipeline.Result{Body: body}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rec.all()[0]
+	if r.GetUser() != "okta/alice" {
+		t.Errorf("user = %q, want okta/alice", r.GetUser())
+	}
+	if want := `{"n":3,"note":"[REDACTED:aws_access_key]","password":"[REDACTED]"}`; r.GetArgumentsJson() != want {
+		t.Errorf("arguments_json = %s, want %s", r.GetArgumentsJson(), want)
+	}
+	if r.GetResponseBytes() != int64(len(body)) {
+		t.Errorf("response_bytes = %d, want %d", r.GetResponseBytes(), len(body))
+	}
 }

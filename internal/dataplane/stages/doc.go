@@ -30,8 +30,13 @@ import (
 // w, naming this data plane dataplane, timing with now), Authenticate,
 // Gate, Authorize, Validate. now may be nil for time.Now.
 func Default(w AuditWriter, dataplane string, now func() time.Time) []pipeline.Stage {
+	return WithAudit(Audit{Writer: w, Dataplane: dataplane, Now: now})
+}
+
+// WithAudit returns the stages of [Default] with a as the Audit stage.
+func WithAudit(a Audit) []pipeline.Stage {
 	return []pipeline.Stage{
-		Audit{Writer: w, Dataplane: dataplane, Now: now},
+		a,
 		Authenticate{},
 		Gate{},
 		Authorize{},

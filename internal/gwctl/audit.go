@@ -62,7 +62,19 @@ D" is:
 
 -o table and -o json print one page of --limit records and the token of the
 next (--page-token continues; --all fetches every page). -o csv streams
-every page.`,
+every page.
+
+Admin writes (policies applied, agents created, tokens issued, secrets set,
+restores, freezes...) are records too, in the control plane's own chain:
+data plane "control-plane", protocol "admin", agent the admin token id,
+method the admin API procedure, tool the operation and resource kind, and
+arguments_json the resource's name (never its contents). List them with
+
+  gwctl audit query --dataplane control-plane
+
+Call records' arguments_json has the fields named by the data plane's
+--audit-redact replaced with "[REDACTED]" and values that look like
+credentials replaced with "[REDACTED:<kind>]".`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if limit < 1 || limit > 1000 {
@@ -136,7 +148,7 @@ every page.`,
 	f.StringVar(&req.Decision, "decision", "", "allow or deny")
 	f.StringVar(&req.Outcome, "outcome", "", "ok, refused or error")
 	f.StringVar(&req.Mode, "mode", "", "normal, degraded, stale or starting")
-	f.StringVar(&req.Dataplane, "dataplane", "", "data plane name")
+	f.StringVar(&req.Dataplane, "dataplane", "", `data plane name ("control-plane": admin writes)`)
 	f.StringVar(&req.UserNotInList, "user-not-in-list", "", "only calls whose user is not in this value list")
 	f.IntVar(&limit, "limit", 100, "records per page (1-1000)")
 	f.StringVar(&pageToken, "page-token", "", "continue from a previous page")

@@ -50,7 +50,7 @@ func (s *Store) Prune(now time.Time) (dropped int, err error) {
 	err = walk(drop, 0, 0, func(_ position, r *auditv1.Record, _ error) (bool, error) {
 		if r != nil {
 			if b, ok := base[r.GetDataplane()]; !ok || r.GetSequence() >= b.Next {
-				base[r.GetDataplane()] = mark{Next: r.GetSequence() + 1, Head: r.GetHash()}
+				base[r.GetDataplane()] = mark{Next: r.GetSequence() + 1, Head: r.GetHash(), Version: r.GetSnapshotVersion()}
 			}
 		}
 		return true, nil

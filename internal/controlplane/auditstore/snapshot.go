@@ -131,7 +131,7 @@ func (s *Store) Restore(r io.Reader) error {
 	moved := false
 	for dp, b := range hdr.Base {
 		if m := s.marks[dp]; m == nil || m.Next < b.Next {
-			s.marks[dp] = &mark{Next: b.Next, Head: b.Head}
+			s.marks[dp] = &mark{Next: b.Next, Head: b.Head, Version: b.Version}
 			s.base[dp] = b
 			moved = true
 		}

@@ -104,6 +104,10 @@ type segment struct {
 type mark struct {
 	Next uint64 `json:"next"` // sequence of the next record expected
 	Head []byte `json:"head"` // hash of the record before Next
+	// Version is the snapshot_version of the record before Next: for the
+	// control plane's own chain, the Raft index it was written at (see
+	// AppendNext).
+	Version uint64 `json:"version,omitempty"`
 }
 
 // Store is one node's audit store. Append, Restore and Prune are
@@ -149,7 +153,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	for dp, b := range s.base {
-		s.marks[dp] = &mark{Next: b.Next, Head: b.Head}
+		s.marks[dp] = &mark{Next: b.Next, Head: b.Head, Version: b.Version}
 	}
 	segs, err := listSegments(opts.Dir)
 	if err != nil {
@@ -208,7 +212,7 @@ func (s *Store) scan(seg *segment, last bool) error {
 		}
 		s.note(seg, r)
 		if m := s.marks[r.GetDataplane()]; m == nil || r.GetSequence() >= m.Next {
-			s.marks[r.GetDataplane()] = &mark{Next: r.GetSequence() + 1, Head: r.GetHash()}
+			s.marks[r.GetDataplane()] = &mark{Next: r.GetSequence() + 1, Head: r.GetHash(), Version: r.GetSnapshotVersion()}
 		}
 	}
 }
@@ -358,7 +362,7 @@ func (s *Store) stage(r *auditv1.Record) error {
 	rec := s.buf[start+frameHeaderSize:]
 	binary.LittleEndian.PutUint32(s.buf[start:], uint32(len(rec)))
 	binary.LittleEndian.PutUint32(s.buf[start+4:], crc32.Checksum(rec, castagnoli))
-	s.marks[dp] = &mark{Next: m.Next + 1, Head: r.GetHash()}
+	s.marks[dp] = &mark{Next: m.Next + 1, Head: r.GetHash(), Version: r.GetSnapshotVersion()}
 	t := r.GetTime().AsTime()
 	if s.bufMin.IsZero() || t.Before(s.bufMin) {
 		s.bufMin = t

@@ -20,7 +20,9 @@ import (
 // FSM is the Raft state machine: it decodes typed commands and hands them to
 // state.Apply. Readers get the current immutable state without locks; the
 // apply loop never waits for them. AppendAudit commands go to the node's
-// audit store instead and never change the state.
+// audit store instead and never change the state; every other command's
+// admin event is also appended there, to the control plane's own chain
+// (see auditAdmin).
 type FSM struct {
 	cur   atomic.Pointer[state.State]
 	audit *auditstore.Store // nil: AppendAudit is refused
@@ -64,6 +66,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return f.applyAudit(l.Index, op)
 	}
 	next, res := state.Apply(f.cur.Load(), l.Index, cmd)
+	f.auditAdmin(l.Index, next)
 	f.swap(next)
 	return res
 }
@@ -76,6 +79,11 @@ func (f *FSM) applyAudit(index uint64, op *fsmv1.AppendAudit) *fsmv1.Result {
 	res := &fsmv1.Result{Index: index}
 	if f.audit == nil {
 		res.Error = &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, Message: "this control-plane node keeps no audit store"}
+		return res
+	}
+	if op.GetDataplane() == auditstore.ControlPlane {
+		res.Error = &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION,
+			Message: fmt.Sprintf("%q is the control plane's own audit chain; no data plane may upload under that name", auditstore.ControlPlane)}
 		return res
 	}
 	next, err := f.audit.Append(op.GetDataplane(), op.GetRecords())

@@ -196,6 +196,11 @@ func beforeDeleteSecret(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	return nil
 }
 
+// ReservedDataplane is the name no data plane may take: the audit store
+// keeps the control plane's own chain of admin writes under it
+// (auditstore.ControlPlane).
+const ReservedDataplane = "control-plane"
+
 func prepareAdminToken(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	if old != nil {
 		return failed("admin token %q exists; tokens are never changed, revoke it and create another", resource.Name(r))
@@ -209,6 +214,9 @@ func prepareAdminToken(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	}
 	if tok.GetDataplane() == "" {
 		return nil
+	}
+	if tok.GetDataplane() == ReservedDataplane {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "%q names the control plane's own audit chain; choose another data plane name", ReservedDataplane)
 	}
 	if other := DataplaneToken(t.each, tok.GetDataplane()); other != nil {
 		return errf(fsmv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS, "data plane %q already has a join credential (token %s); revoke it first", tok.GetDataplane(), other.GetMeta().GetName())

@@ -1,0 +1,83 @@
+package raftstore
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
+	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+)
+
+// Admin writes are audited in the same tamper-evident store as calls.
+//
+// Decision: the state machine itself writes the record, while it applies
+// the write, into a chain of the audit store named
+// auditstore.ControlPlane ("control-plane"), beside the data planes'
+// chains. Its sequence, prev_hash and hash are computed in apply from the
+// node's store (auditstore.AppendNext) and the record holds only what the
+// committed command and its result say (the command's time, actor, method,
+// the resource's kind and name, the outcome), so every replica computes
+// the same chain without a second Raft entry, and a replayed entry is
+// recognized by its Raft index (the record's snapshot_version). Query,
+// verify and attest treat it like any data plane's chain. The alternative,
+// having the leader propose AppendAudit records after each write, would
+// leave a window in which a write is committed but not yet audited, and
+// would need its own retry when the leader dies in between.
+//
+// A record never carries a resource's contents (a secret's value, a
+// token's hash), nor the refusal's message: only the error code.
+
+// adminRecord is the audit record of an admin write, before AppendNext
+// places it in the chain.
+func adminRecord(ev *configv1.AdminEvent) *auditv1.Record {
+	r := &auditv1.Record{
+		Time:     ev.GetTime(),
+		Agent:    ev.GetActor().GetTokenId(),
+		Protocol: "admin",
+		Method:   ev.GetMethod(),
+		Tool:     ev.GetOp(),
+		Outcome:  "ok",
+	}
+	if ev.GetKind() != "" {
+		r.Tool = ev.GetOp() + " " + ev.GetKind()
+	}
+	if ev.GetErrorCode() != "" {
+		r.Outcome = "refused"
+		r.Reason = strings.ToLower(ev.GetErrorCode())
+	}
+	args := struct {
+		Op        string `json:"op"`
+		Kind      string `json:"kind,omitempty"`
+		Name      string `json:"name,omitempty"`
+		Role      string `json:"role,omitempty"`
+		RequestID string `json:"request_id,omitempty"`
+	}{ev.GetOp(), ev.GetKind(), ev.GetName(), roleName(ev.GetActor().GetRole()), ev.GetRequestId()}
+	if b, err := json.Marshal(args); err == nil {
+		r.ArgumentsJson = string(b)
+	}
+	return r
+}
+
+func roleName(r configv1.Role) string {
+	if r == configv1.Role_ROLE_UNSPECIFIED {
+		return ""
+	}
+	return strings.ToLower(strings.TrimPrefix(r.String(), "ROLE_"))
+}
+
+// auditAdmin appends the audit record of the admin write applied at index
+// to the control plane's chain. A write that left no admin event (a
+// deduplicated retry) has none. A failure to write is this node's disk:
+// the other replicas hold the record, and it cannot undo the write.
+func (f *FSM) auditAdmin(index uint64, st *state.State) {
+	if f.audit == nil {
+		return
+	}
+	evs, _ := st.AdminEvents(index+1, 1)
+	if len(evs) == 0 || evs[0].GetIndex() != index {
+		return
+	}
+	_, _ = f.audit.AppendNext(auditstore.ControlPlane, index, adminRecord(evs[0]))
+}

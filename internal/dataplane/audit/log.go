@@ -46,6 +46,11 @@ type Options struct {
 	SegmentSize int64
 	// Logger receives recovery and failure reports.
 	Logger *slog.Logger
+	// OnCommit, when set, is called with each record once it is committed
+	// (fsynced; with Async, written to the OS), on the log's writer
+	// goroutine, in sequence order: it must return at once (queue, never
+	// wait) and must not change the record. An export hook.
+	OnCommit func(*auditv1.Record)
 
 	// wrapFile wraps every segment file opened for writing (a test seam).
 	wrapFile func(segmentFile) segmentFile
@@ -323,6 +328,11 @@ func (l *Log) commit(batch []*request) {
 	if err != nil {
 		l.fail(err)
 		err = l.err()
+	}
+	if err == nil && l.opts.OnCommit != nil {
+		for _, req := range accepted {
+			l.opts.OnCommit(req.rec)
+		}
 	}
 	for _, req := range accepted {
 		req.done <- err

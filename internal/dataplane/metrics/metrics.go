@@ -124,6 +124,17 @@ func (m *Metrics) UpstreamRejected(upstream, why string) {
 	m.upstreamRejected.WithLabelValues(upstream, why).Inc()
 }
 
+// Register adds collectors of other parts of the data plane (the audit
+// exporter's counters) to the set.
+func (m *Metrics) Register(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

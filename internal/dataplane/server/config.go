@@ -56,6 +56,11 @@ type Config struct {
 	// replace with "[REDACTED]" (--audit-redact; syntax in package
 	// auditredact). Detected secrets are removed whatever it says.
 	AuditRedact []string
+	// AuditOTLPEndpoint, when set, is an OTLP/HTTP logs URL every
+	// committed audit record is also exported to (--audit-otlp-endpoint;
+	// see package auditotlp): batched, never delaying a call, dropped and
+	// counted when the collector falls behind.
+	AuditOTLPEndpoint string
 	// Dev allows plain http:// control planes, on loopback only.
 	Dev    bool
 	Logger *slog.Logger
@@ -103,6 +108,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DegradedAfter < 0 || c.MaxStale < 0 || c.MaxStale < c.DegradedAfter {
 		errs = append(errs, errors.New("--degraded-after and --max-stale must be positive, with --max-stale ≥ --degraded-after"))
+	}
+	if u := c.AuditOTLPEndpoint; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		errs = append(errs, fmt.Errorf("--audit-otlp-endpoint %q: want an http:// or https:// URL", u))
 	}
 	if _, err := auditredact.New(c.AuditRedact); err != nil {
 		errs = append(errs, fmt.Errorf("--audit-redact: %w", err))

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/audit"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/auditotlp"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/auditredact"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/auditupload"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
@@ -29,6 +30,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/syncclient"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
+	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
@@ -49,6 +51,7 @@ type Server struct {
 	pool    *upstream.Pool
 	drift   *drift.Checker
 	audit   audit.Writer
+	export  *auditotlp.Exporter // nil without --audit-otlp-endpoint
 	upload  *auditupload.Uploader
 	metrics *metrics.Metrics
 	handle  pipeline.Handler
@@ -68,7 +71,7 @@ type Server struct {
 // Start brings the data plane up: it loads the last-known-good snapshot (if
 // any, serving it in degraded mode until a control plane answers), starts
 // the sync client and serves agents. It returns once the listener is open.
-func Start(ctx context.Context, cfg Config) (*Server, error) {
+func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -80,10 +83,29 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The OTLP export, when configured, gets each record once it is
+	// committed to the local log, beside the calls.
+	var export *auditotlp.Exporter
+	var onCommit func(*auditv1.Record)
+	if cfg.AuditOTLPEndpoint != "" {
+		export, err = auditotlp.New(auditotlp.Options{
+			Endpoint: cfg.AuditOTLPEndpoint, Dataplane: cfg.Credential.Name, Logger: log.With("component", "auditotlp"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		onCommit = export.Enqueue
+		defer func() {
+			if s == nil {
+				_ = export.Close(ctx)
+			}
+		}()
+	}
 	aw, err := audit.Open(audit.Options{
-		Dir:    filepath.Join(cfg.DataDir, "audit"),
-		Async:  cfg.AuditAsync,
-		Logger: log.With("component", "audit"),
+		Dir:      filepath.Join(cfg.DataDir, "audit"),
+		Async:    cfg.AuditAsync,
+		Logger:   log.With("component", "audit"),
+		OnCommit: onCommit,
 	})
 	if err != nil {
 		return nil, err
@@ -94,11 +116,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	auditStage := stages.Audit{Writer: aw, Dataplane: cfg.Credential.Name, Now: time.Now, Redactor: redactor}
-	s := &Server{
-		cfg: cfg, log: log, store: store, audit: aw,
+	s = &Server{
+		cfg: cfg, log: log, store: store, audit: aw, export: export,
 		tracker: mode.NewTracker(cfg.DegradedAfter, cfg.MaxStale, time.Now),
 	}
 	s.metrics = metrics.New(s.tracker.Mode, s.servingVersion)
+	if export != nil {
+		if err := s.metrics.Register(exportMetrics(export)...); err != nil {
+			_ = aw.Close()
+			return nil, err
+		}
+	}
 	s.pool = upstream.NewPool(log, upstream.WithObserver(s.metrics))
 	// Drift detection quarantines pinned tools whose upstream changed them
 	// after approval; Begin hands it to every call.
@@ -235,6 +263,9 @@ func (s *Server) Close() error {
 	_ = s.pool.Close()
 	if aerr := s.audit.Close(); aerr != nil && err == nil {
 		err = aerr
+	}
+	if s.export != nil {
+		_ = s.export.Close(ctx)
 	}
 	return err
 }

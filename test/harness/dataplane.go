@@ -270,6 +270,9 @@ type AuditRecord struct {
 	Decision        string
 	Outcome         string
 	Reason          string
+	User            string
+	ArgumentsJSON   string
+	ResponseBytes   int64
 }
 
 // AuditRecords reads the whole audit log (a record still being written
@@ -293,6 +296,9 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			Decision:        r.GetDecision(),
 			Outcome:         r.GetOutcome(),
 			Reason:          r.GetReason(),
+			User:            r.GetUser(),
+			ArgumentsJSON:   r.GetArgumentsJson(),
+			ResponseBytes:   r.GetResponseBytes(),
 		})
 	}
 	return out, nil

@@ -76,7 +76,7 @@ func newCommand() *cobra.Command {
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	f.DurationVar(&cfg.DegradedAfter, "degraded-after", server.DefaultDegradedAfter, "time without a control plane before only read-only tools are served")
 	f.DurationVar(&cfg.MaxStale, "max-stale", server.DefaultMaxStale, "age of the configuration (without a control plane) after which every call is refused")
-	f.BoolVar(&auditSync, "audit-sync", true, "answer a call only once its audit record is fsynced; false answers once it is written to the OS (fsynced every 100ms), so a machine crash can lose the records of answered calls")
+	f.BoolVar(&auditSync, "audit-sync", true, "answer a call only once its audit record is fsynced; false answers once it is written to the OS (fsynced every 100ms), so a machine crash can lose the records of answered calls and reuse their sequence numbers, after which the control plane refuses this data plane's uploads as a broken chain")
 	f.StringSliceVar(&cfg.AuditRedact, "audit-redact", nil, "argument fields whose values audit records replace with [REDACTED]: names (any depth) or paths from the top, e.g. password,card.number or /card/number; values that look like credentials are redacted anyway")
 	f.StringVar(&cfg.AuditOTLPEndpoint, "audit-otlp-endpoint", "", "also export every audit record as an OpenTelemetry log record to this OTLP/HTTP logs URL (e.g. http://collector:4318/v1/logs; /v1/logs when no path); batched, never delays a call, drops and counts records when the collector falls behind")
 	f.BoolVar(&cfg.Dev, "dev", false, "allow plain http:// control planes on loopback (never in production)")

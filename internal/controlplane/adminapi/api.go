@@ -303,7 +303,7 @@ func (a *API) modify(ctx context.Context, h http.Header, method string, k resour
 		res, err := a.apply(ctx, cmd)
 		if connect.CodeOf(err) == connect.CodeAborted && attempt < modifyAttempts {
 			select {
-			case <-time.After(time.Duration(1+rand.IntN(10*attempt)) * time.Millisecond):
+			case <-time.After(time.Duration(1+rand.IntN(10*attempt)) * time.Millisecond): //nolint:gosec // retry jitter, not a secret
 			case <-ctx.Done():
 				return nil, storeError(ctx.Err())
 			}

@@ -52,6 +52,10 @@ type Config struct {
 	// machine crash can lose the records of answered calls (see
 	// audit.Options.Async). The zero value waits for the fsync.
 	AuditAsync bool
+	// AuditFailOpen answers calls whose audit record cannot be written
+	// (the record is lost, logged and counted); by default such calls are
+	// refused with reason audit_unavailable (fail closed).
+	AuditFailOpen bool
 	// AuditRedact names the argument fields whose values audit records
 	// replace with "[REDACTED]" (--audit-redact; syntax in package
 	// auditredact). Detected secrets are removed whatever it says.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"net/http"
@@ -126,6 +127,19 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 			_ = aw.Close()
 			return nil, err
 		}
+	}
+	lost := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "portcullis_dataplane_audit_lost_total",
+		Help: "Calls whose audit record could not be written (refused, or answered with --audit-fail-open).",
+	})
+	if err := s.metrics.Register(lost); err != nil {
+		_ = aw.Close()
+		return nil, err
+	}
+	auditStage.FailOpen = cfg.AuditFailOpen
+	auditStage.OnLost = func(err error) {
+		lost.Inc()
+		log.Error("an audit record could not be written", "fail_open", cfg.AuditFailOpen, "err", err)
 	}
 	s.pool = upstream.NewPool(log, upstream.WithObserver(s.metrics))
 	// Drift detection quarantines pinned tools whose upstream changed them

@@ -39,6 +39,13 @@ type Audit struct {
 	// Redactor turns the call's arguments into the record's
 	// arguments_json; nil still removes detected secrets.
 	Redactor *auditredact.Redactor
+	// FailOpen answers calls whose record could not be written (the
+	// record is lost; OnLost is told). The default, false, fails closed:
+	// such a call's result is withheld with reason audit_unavailable.
+	FailOpen bool
+	// OnLost, when set, is called for every record that could not be
+	// written (both modes), e.g. to count them.
+	OnLost func(err error)
 }
 
 var _ pipeline.Stage = Audit{}
@@ -69,8 +76,13 @@ func (a Audit) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handl
 	res, err := next(ctx, c)
 	returned = true
 	if werr := a.write(ctx, a.record(c, start, res, err)); werr != nil {
-		return nil, pipeline.Refuse(pipeline.ReasonAuditUnavailable,
-			"the call could not be recorded in the audit log, so its result is withheld; retry later")
+		if a.OnLost != nil {
+			a.OnLost(werr)
+		}
+		if !a.FailOpen {
+			return nil, pipeline.Refuse(pipeline.ReasonAuditUnavailable,
+				"the call could not be recorded in the audit log, so its result is withheld; retry later")
+		}
 	}
 	return res, err
 }

@@ -203,3 +203,23 @@ func TestAuditRecordsUserArgumentsAndResponseSize(t *testing.T) {
 		t.Errorf("response_bytes = %d, want %d", r.GetResponseBytes(), len(body))
 	}
 }
+
+func TestAuditFailOpenAnswersAndReportsTheLoss(t *testing.T) {
+	rec := &recorder{err: errors.New("disk full")}
+	term := &terminal{}
+	var lost []error
+	a := stages.Audit{Writer: rec, FailOpen: true, OnLost: func(err error) { lost = append(lost, err) }}
+	res, err := a.Handle(context.Background(), fakeCall(newFake(), readTool.Action), term.handle)
+	if err != nil || res == nil {
+		t.Fatalf("fail-open call: %v, %v; want the result", res, err)
+	}
+	if len(lost) != 1 {
+		t.Errorf("OnLost called %d times, want 1", len(lost))
+	}
+	// Fail closed reports the loss too.
+	lost = nil
+	a.FailOpen = false
+	if _, err := a.Handle(context.Background(), fakeCall(newFake(), readTool.Action), term.handle); err == nil || len(lost) != 1 {
+		t.Errorf("fail-closed call: err %v, %d losses reported", err, len(lost))
+	}
+}

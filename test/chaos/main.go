@@ -19,10 +19,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -68,22 +66,7 @@ func main() {
 		}
 		os.Exit(2)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		// The first signal ends the drill and lets its cleanups stop every
-		// process; a second one, or cleanups that hang, kill them outright.
-		<-sigs
-		fmt.Fprintln(os.Stderr, "chaos: interrupted; stopping (again to kill at once)")
-		cancel()
-		select {
-		case <-sigs:
-		case <-time.After(30 * time.Second):
-		}
-		fmt.Fprintf(os.Stderr, "chaos: killed %d process(es)\n", harness.KillDaemons())
-		os.Exit(130)
-	}()
+	ctx, cancel := harness.InterruptContext("chaos", nil)
 	failed, err := run(ctx, cfg)
 	cancel()
 	switch {

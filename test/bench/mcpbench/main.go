@@ -29,15 +29,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/test/harness"
@@ -111,24 +108,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		// The first signal ends the run and lets the cleanups stop every
-		// process; a second one, or cleanups that take too long, kill them
-		// outright.
-		<-sigs
-		fmt.Fprintln(os.Stderr, "mcpbench: interrupted; stopping (again to kill at once)")
-		cancel()
-		select {
-		case <-sigs:
-		case <-time.After(30 * time.Second):
-		}
-		n := harness.KillDaemons() + killNginxWorkers()
-		fmt.Fprintf(os.Stderr, "mcpbench: killed %d process(es)\n", n)
-		os.Exit(130)
-	}()
+	ctx, cancel := harness.InterruptContext("mcpbench", killNginxWorkers)
 
 	err := run(ctx, cfg)
 	cancel()

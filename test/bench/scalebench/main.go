@@ -24,11 +24,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -67,20 +65,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sigs
-		fmt.Fprintln(os.Stderr, "scalebench: interrupted; stopping (again to kill at once)")
-		cancel()
-		select {
-		case <-sigs:
-		case <-time.After(30 * time.Second):
-		}
-		fmt.Fprintf(os.Stderr, "scalebench: killed %d process(es)\n", harness.KillDaemons())
-		os.Exit(130)
-	}()
+	ctx, cancel := harness.InterruptContext("scalebench", nil)
 
 	err := run(ctx, cfg)
 	cancel()

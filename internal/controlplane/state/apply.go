@@ -218,7 +218,7 @@ func (t *txn) put(p *fsmv1.Put) (*fsmv1.Resource, *fsmv1.Error) {
 	t.stamp(old, r)
 	t.insert(r)
 	if spec.afterChange != nil {
-		if err := spec.afterChange(t); err != nil {
+		if err := spec.afterChange(t, old, r); err != nil {
 			return nil, err
 		}
 	}
@@ -260,7 +260,7 @@ func (t *txn) delete(d *fsmv1.Delete) (*fsmv1.Resource, *fsmv1.Error) {
 	}
 	t.remove(k, d.GetName())
 	if spec.afterChange != nil {
-		if err := spec.afterChange(t); err != nil {
+		if err := spec.afterChange(t, old, nil); err != nil {
 			return nil, err
 		}
 	}

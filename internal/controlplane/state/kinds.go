@@ -1,6 +1,8 @@
 package state
 
 import (
+	"slices"
+
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
@@ -17,7 +19,8 @@ type kindSpec struct {
 	// beforeDelete refuses a delete that would leave a dangling reference.
 	beforeDelete func(t *txn, old *fsmv1.Resource) *fsmv1.Error
 	// afterChange runs after a put or delete is staged; an error undoes it.
-	afterChange func(t *txn) *fsmv1.Error
+	// old is nil on create, r nil on delete.
+	afterChange func(t *txn, old, r *fsmv1.Resource) *fsmv1.Error
 }
 
 var kinds = map[resource.Kind]kindSpec{
@@ -36,13 +39,19 @@ func failed(format string, args ...any) *fsmv1.Error {
 	return errf(fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, format, args...)
 }
 
-func prepareAgent(t *txn, _, r *fsmv1.Resource) *fsmv1.Error {
+func prepareAgent(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	a := r.GetAgent()
 	for _, s := range a.GetJwtSubjects() {
 		src, ok := t.get(resource.IdentitySource, s.GetIdentitySource())
 		if !ok || src.GetIdentitySource().GetJwtIssuer() == nil {
 			return failed("identity source %q does not exist or is not a JWT issuer", s.GetIdentitySource())
 		}
+	}
+	if old != nil && sameIdentifiers(old.GetAgent(), a) {
+		// Nothing that identifies the agent changed (a disable, a team,
+		// labels), so no conflict can appear: skip the scan of every
+		// agent, which costs ~5 ms per write at 10,000 agents.
+		return nil
 	}
 	// Key ids, SPIFFE ids and certificate fingerprints each identify one
 	// agent: a data plane looks the caller up by them.
@@ -257,4 +266,24 @@ func beforeDeleteAdminToken(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 		return failed("refusing to revoke the last valid admin token; create another admin token first")
 	}
 	return nil
+}
+
+// sameIdentifiers reports whether two versions of an agent carry the same
+// API key ids, SPIFFE ids and certificate fingerprints.
+func sameIdentifiers(a, b *configv1.Agent) bool {
+	ids := func(x *configv1.Agent) []string {
+		var out []string
+		for _, k := range x.GetApiKeys() {
+			out = append(out, "k:"+k.GetId())
+		}
+		for _, id := range x.GetSpiffeIds() {
+			out = append(out, "s:"+id)
+		}
+		for _, fp := range x.GetCertFingerprints() {
+			out = append(out, "c:"+fp)
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(ids(a), ids(b))
 }

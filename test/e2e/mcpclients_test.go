@@ -19,7 +19,6 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 	"github.com/portcullis-gw/portcullis/test/harness"
 )
@@ -36,51 +35,12 @@ func startBrokerGateway(t *testing.T) *gateway {
 	modern := harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret, Args: []string{"--stateless", "--content"}})
 	g.gwctl(t, "upstream", "add", "tools", "--url", tools.URL, "--bearer-secret", "demo-token")
 	g.gwctl(t, "upstream", "add", "modern", "--url", modern.URL, "--bearer-secret", "demo-token")
-	g.pinLive(t, "tools", tools.URL, "count", "read-only")
-	g.pinLive(t, "tools", tools.URL, "confirm_transfer", "mutating")
-	g.pinLive(t, "modern", modern.URL, "get_weather", "read-only")
+	g.pinAsServed(t, "tools", tools.URL, "count", "read-only")
+	g.pinAsServed(t, "tools", tools.URL, "confirm_transfer", "mutating")
+	g.pinAsServed(t, "modern", modern.URL, "get_weather", "read-only")
 	version := g.applyPolicy(t, "limits", limitsPolicy)
 	awaitVersion(t, g.dps[0], version, 20*time.Second)
 	return g
-}
-
-// pinLive pins tool as the upstream at url serves it right now.
-func (g *gateway) pinLive(t *testing.T, upstream, url, tool, class string) {
-	t.Helper()
-	c, err := mcpclient.New(mcpclient.Config{URL: url, HTTP: bearerClient(g.upstreamSecret)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Close(context.Background()) }()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	defs, err := c.ListTools(ctx)
-	if err != nil {
-		t.Fatalf("list %s's tools: %v", upstream, err)
-	}
-	for _, d := range defs {
-		var head struct {
-			Name string `json:"name"`
-		}
-		if json.Unmarshal(d, &head) == nil && head.Name == tool {
-			file := g.writeFile(t, fmt.Sprintf("%s-%s-%d.json", upstream, tool, time.Now().UnixNano()), string(d))
-			g.gwctl(t, "tool", "pin", "--upstream", upstream, "--tool", tool, "--definition", file, "--class", class)
-			return
-		}
-	}
-	t.Fatalf("upstream %s does not list %s", upstream, tool)
-}
-
-type bearerTransport struct{ token string }
-
-func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return http.DefaultTransport.RoundTrip(r)
-}
-
-func bearerClient(token string) *http.Client {
-	return &http.Client{Transport: bearerTransport{token}}
 }
 
 // TestGoSDKClientInBothEras: the official Go SDK client talks to the data
@@ -104,7 +64,7 @@ func TestGoSDKClientInBothEras(t *testing.T) {
 					return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"confirm": true}}, nil
 				},
 			})
-			cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: dp.URL + "/mcp", HTTPClient: bearerClient(g.opsKey)},
+			cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: dp.URL + "/mcp", HTTPClient: agentHTTPClient(t, g.opsKey)},
 				&mcp.ClientSessionOptions{ProtocolVersion: version})
 			if err != nil {
 				t.Fatalf("connect: %v", err)
@@ -381,7 +341,7 @@ func TestResourcesAndPromptsFederated(t *testing.T) {
 	connect := func(key string) *mcp.ClientSession {
 		t.Helper()
 		cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e-agent", Version: "1"}, nil).Connect(ctx,
-			&mcp.StreamableClientTransport{Endpoint: dp.URL + "/mcp", HTTPClient: bearerClient(key)}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+			&mcp.StreamableClientTransport{Endpoint: dp.URL + "/mcp", HTTPClient: agentHTTPClient(t, key)}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/test/harness"
 )
 
@@ -173,34 +172,14 @@ func TestUpstreamKilledAndRestarted(t *testing.T) {
 // it now, and returns the config version of the pin.
 func (g *gateway) pinAsServed(t *testing.T, upstream, url, tool, class string) uint64 {
 	t.Helper()
-	c, err := mcpclient.New(mcpclient.Config{URL: url, HTTP: agentHTTPClient(t, g.upstreamSecret)})
-	if err != nil {
-		t.Fatal(err)
+	def := harness.LiveToolDefinition(t, url, agentHTTPClient(t, g.upstreamSecret), tool)
+	file := g.writeFile(t, fmt.Sprintf("%s-%s-%d.json", upstream, tool, time.Now().UnixNano()), string(def))
+	var out struct {
+		Pin revisioned `json:"pin"`
 	}
-	defer func() { _ = c.Close(context.Background()) }()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	defs, err := c.ListTools(ctx)
-	if err != nil {
-		t.Fatalf("list %s's tools: %v", upstream, err)
-	}
-	for _, d := range defs {
-		var head struct {
-			Name string `json:"name"`
-		}
-		if json.Unmarshal(d, &head) != nil || head.Name != tool {
-			continue
-		}
-		file := g.writeFile(t, fmt.Sprintf("%s-%s-%d.json", upstream, tool, time.Now().UnixNano()), string(d))
-		var out struct {
-			Pin revisioned `json:"pin"`
-		}
-		harness.GwctlJSON(t, g.env(), &out, "tool", "pin", "--upstream", upstream, "--tool", tool,
-			"--definition", file, "--class", class, "--timeout", "20s")
-		return uint64(out.Pin.Meta.Revision)
-	}
-	t.Fatalf("upstream %s does not list %s", upstream, tool)
-	return 0
+	harness.GwctlJSON(t, g.env(), &out, "tool", "pin", "--upstream", upstream, "--tool", tool,
+		"--definition", file, "--class", class, "--timeout", "20s")
+	return uint64(out.Pin.Meta.Revision)
 }
 
 // agentHTTPClient sends every request with Authorization: Bearer token.

@@ -1,17 +1,13 @@
 package drills
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/test/harness"
 )
 
@@ -148,31 +144,9 @@ func (g *gateway) writeFile(t testing.TB, name, content string) string {
 // serves now (so no drift check quarantines it), as class.
 func (g *gateway) pinAsServed(t testing.TB, upstream, tool, class string) {
 	t.Helper()
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	c, err := mcpclient.New(mcpclient.Config{URL: g.ups[upstream].URL, HTTP: &http.Client{Transport: tr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Close(context.Background()) }()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	defs, err := c.ListTools(ctx)
-	if err != nil {
-		t.Fatalf("list %s's tools: %v", upstream, err)
-	}
-	for _, d := range defs {
-		var head struct {
-			Name string `json:"name"`
-		}
-		if json.Unmarshal(d, &head) != nil || head.Name != tool {
-			continue
-		}
-		file := g.writeFile(t, fmt.Sprintf("%s-%s.json", upstream, tool), string(d))
-		g.gwctl(t, nil, "tool", "pin", "--upstream", upstream, "--tool", tool, "--definition", file, "--class", class)
-		return
-	}
-	t.Fatalf("upstream %s does not list %s", upstream, tool)
+	def := harness.LiveToolDefinition(t, g.ups[upstream].URL, nil, tool)
+	file := g.writeFile(t, fmt.Sprintf("%s-%s.json", upstream, tool), string(def))
+	g.gwctl(t, nil, "tool", "pin", "--upstream", upstream, "--tool", tool, "--definition", file, "--class", class)
 }
 
 // awaitMode waits until dp serves at least version in mode (200, and

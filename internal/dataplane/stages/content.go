@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
-	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
 
 // ContentGate admits an MCP resources/read or prompts/get call (its
@@ -24,17 +23,8 @@ func (ContentGate) Name() string { return "content_gate" }
 
 // Handle implements pipeline.Stage.
 func (ContentGate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler) (*pipeline.Result, error) {
-	switch c.Mode {
-	case configsyncv1.Mode_MODE_STARTING:
-		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)
-	case configsyncv1.Mode_MODE_STALE:
-		return nil, pipeline.Refuse(pipeline.ReasonStale, msgStale)
-	case configsyncv1.Mode_MODE_NORMAL, configsyncv1.Mode_MODE_DEGRADED:
-	default:
-		return nil, pipeline.Refuse(pipeline.ReasonInternal, "the gateway failed to process the call; it has been logged")
-	}
-	if c.Config == nil {
-		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)
+	if err := serving(c); err != nil {
+		return nil, err
 	}
 	ca, ok := c.Config.(pipeline.ContentAuthorizer)
 	granted := ok && slices.ContainsFunc(ca.ContentUpstreams(ctx, c), func(u pipeline.ContentUpstream) bool {

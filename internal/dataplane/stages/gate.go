@@ -26,18 +26,8 @@ func (Gate) Name() string { return "gate" }
 
 // Handle implements pipeline.Stage.
 func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler) (*pipeline.Result, error) {
-	switch c.Mode {
-	case configsyncv1.Mode_MODE_STARTING:
-		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)
-	case configsyncv1.Mode_MODE_STALE:
-		return nil, pipeline.Refuse(pipeline.ReasonStale, msgStale)
-	case configsyncv1.Mode_MODE_NORMAL, configsyncv1.Mode_MODE_DEGRADED:
-	default:
-		// An adapter that did not set the mode: fail closed.
-		return nil, pipeline.Refuse(pipeline.ReasonInternal, "the gateway failed to process the call; it has been logged")
-	}
-	if c.Config == nil {
-		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)
+	if err := serving(c); err != nil {
+		return nil, err
 	}
 	tool, ok := c.Config.Tool(c.Action)
 	if !ok {
@@ -62,4 +52,24 @@ func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler)
 			"an operator froze the gateway (%s); only read-only tools are served until the freeze is lifted", truncate(reason, maxDetail))
 	}
 	return next(ctx, c)
+}
+
+// serving refuses a call the data plane cannot serve in its mode at all:
+// no configuration yet (starting), or one older than --max-stale. Normal
+// and degraded modes serve (what degraded allows is each stage's rule).
+func serving(c *pipeline.Call) error {
+	switch c.Mode {
+	case configsyncv1.Mode_MODE_STARTING:
+		return pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)
+	case configsyncv1.Mode_MODE_STALE:
+		return pipeline.Refuse(pipeline.ReasonStale, msgStale)
+	case configsyncv1.Mode_MODE_NORMAL, configsyncv1.Mode_MODE_DEGRADED:
+	default:
+		// An adapter that did not set the mode: fail closed.
+		return pipeline.Refuse(pipeline.ReasonInternal, "the gateway failed to process the call; it has been logged")
+	}
+	if c.Config == nil {
+		return pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)
+	}
+	return nil
 }

@@ -335,6 +335,11 @@ func (c *Checker) check(name string, done chan struct{}) {
 		st.url, st.live = url, live
 	}
 	c.mu.Unlock()
+	if err == nil {
+		// Before done closes: a Refresh that waited for this check must
+		// find the reported quarantines up to date too.
+		c.update()
+	}
 	close(done)
 	switch {
 	case err != nil && c.ctx.Err() != nil:
@@ -345,9 +350,6 @@ func (c *Checker) check(name string, done chan struct{}) {
 		c.log.Debug("cannot list an upstream's tools again", "upstream", name, "err", err)
 	case wasFailed:
 		c.log.Info("listing an upstream's tools works again", "upstream", name)
-	}
-	if err == nil {
-		c.update()
 	}
 }
 

@@ -3,6 +3,7 @@ package auditstore
 import (
 	"errors"
 	"fmt"
+	"github.com/portcullis-gw/portcullis/internal/auditframe"
 	"io"
 	"os"
 
@@ -60,11 +61,11 @@ func walkSegment(seg segment, start int64, fn visit) (bool, error) {
 	if _, err := f.Seek(start, io.SeekStart); err != nil {
 		return false, fmt.Errorf("seek audit segment: %w", err)
 	}
-	fr := newFrameReader(f)
-	fr.off, fr.limit = start, seg.size
+	fr := auditframe.NewReader(f)
+	fr.Off, fr.Limit = start, seg.size
 	for {
-		b, off, ferr := fr.next()
-		pos := position{seg: seg.id, off: off, end: fr.off, path: seg.path}
+		b, off, ferr := fr.Next()
+		pos := position{seg: seg.id, off: off, end: fr.Off, path: seg.path}
 		switch {
 		case errors.Is(ferr, io.EOF):
 			return true, nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/portcullis-gw/portcullis/internal/auditframe"
 	"io"
 	"os"
 
@@ -144,9 +145,9 @@ func (s *Store) Restore(r io.Reader) error {
 	var restored, skipped int
 	for _, size := range hdr.Segments {
 		lr := io.LimitReader(br, size)
-		fr := newFrameReader(lr)
+		fr := auditframe.NewReader(lr)
 		for {
-			b, off, ferr := fr.next()
+			b, off, ferr := fr.Next()
 			if errors.Is(ferr, io.EOF) {
 				break
 			}
@@ -154,10 +155,10 @@ func (s *Store) Restore(r io.Reader) error {
 				// Damage in the sender's copy: keep going with the next
 				// segment; Verify on the sender names the record.
 				s.log.Error("audit snapshot segment is damaged; the rest of it is skipped", "offset", off, "err", ferr)
-				if _, err := io.Copy(io.Discard, fr.r); err != nil {
+				if err := fr.Drain(); err != nil {
 					return fmt.Errorf("restore audit store: %w", err)
 				}
-				fr.off = size
+				fr.Off = size
 				break
 			}
 			rec := new(auditv1.Record)
@@ -180,8 +181,8 @@ func (s *Store) Restore(r io.Reader) error {
 				}
 			}
 		}
-		if fr.off != size {
-			return fmt.Errorf("restore audit store: segment of %d bytes ends at %d", size, fr.off)
+		if fr.Off != size {
+			return fmt.Errorf("restore audit store: segment of %d bytes ends at %d", size, fr.Off)
 		}
 	}
 	if err := s.flush(); err != nil {

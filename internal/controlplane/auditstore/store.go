@@ -21,13 +21,11 @@
 package auditstore
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
+	"github.com/portcullis-gw/portcullis/internal/auditframe"
 	"io"
 	"log/slog"
 	"os"
@@ -50,16 +48,11 @@ const (
 	DefaultRetention   = 90 * 24 * time.Hour
 )
 
-// maxRecordSize bounds one frame, as on the data plane.
-const maxRecordSize = 1 << 20
-
 const (
-	frameHeaderSize = 8
+	frameHeaderSize = auditframe.HeaderSize
 	segmentSuffix   = ".seg"
 	baseFile        = "base.json"
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
@@ -184,12 +177,12 @@ func (s *Store) scan(seg *segment, last bool) error {
 		return fmt.Errorf("open audit segment: %w", err)
 	}
 	defer f.Close()
-	fr := newFrameReader(f)
+	fr := auditframe.NewReader(f)
 	for {
-		b, off, ferr := fr.next()
+		b, off, ferr := fr.Next()
 		switch {
 		case errors.Is(ferr, io.EOF):
-			seg.size = fr.off
+			seg.size = fr.Off
 			return nil
 		case errors.Is(ferr, errTorn) && last:
 			s.log.Warn("cutting a torn frame off the end of the audit store (a crash mid-write); the records reach this node again from the Raft log", "segment", seg.path, "offset", off)
@@ -359,9 +352,7 @@ func (s *Store) stage(r *auditv1.Record) error {
 		s.buf = s.buf[:start]
 		return fmt.Errorf("encode audit record: %w", err)
 	}
-	rec := s.buf[start+frameHeaderSize:]
-	binary.LittleEndian.PutUint32(s.buf[start:], uint32(len(rec)))
-	binary.LittleEndian.PutUint32(s.buf[start+4:], crc32.Checksum(rec, castagnoli))
+	auditframe.PutHeader(s.buf[start:start+frameHeaderSize], s.buf[start+frameHeaderSize:])
 	s.marks[dp] = &mark{Next: m.Next + 1, Head: r.GetHash(), Version: r.GetSnapshotVersion()}
 	t := r.GetTime().AsTime()
 	if s.bufMin.IsZero() || t.Before(s.bufMin) {
@@ -472,60 +463,8 @@ func (s *Store) saveBase() error {
 	return nil
 }
 
-// Frame decoding.
-
+// Frames are auditframe's, as in the data plane's local log.
 var (
-	errTorn      = errors.New("frame runs past the end of the file")
-	errBadLength = errors.New("frame length out of range")
-	errBadCRC    = errors.New("frame CRC mismatch")
+	errTorn   = auditframe.ErrTorn
+	errBadCRC = auditframe.ErrBadCRC
 )
-
-type frameReader struct {
-	r     *bufio.Reader
-	off   int64
-	limit int64 // stop at this offset (<0: none)
-	buf   []byte
-}
-
-func newFrameReader(r io.Reader) *frameReader {
-	return &frameReader{r: bufio.NewReaderSize(r, 64<<10), limit: -1}
-}
-
-// next returns the next frame's record bytes (valid until the next call)
-// and the frame's offset; io.EOF at a clean end (or at the limit). On
-// errBadCRC the record bytes are returned too and reading can go on.
-func (fr *frameReader) next() ([]byte, int64, error) {
-	off := fr.off
-	if fr.limit >= 0 && off >= fr.limit {
-		return nil, off, io.EOF
-	}
-	var hdr [frameHeaderSize]byte
-	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
-		switch {
-		case errors.Is(err, io.EOF):
-			return nil, off, io.EOF
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return nil, off, errTorn
-		}
-		return nil, off, err
-	}
-	n := binary.LittleEndian.Uint32(hdr[0:4])
-	if n == 0 || n > maxRecordSize {
-		return nil, off, errBadLength
-	}
-	if cap(fr.buf) < int(n) {
-		fr.buf = make([]byte, n)
-	}
-	rec := fr.buf[:n]
-	if _, err := io.ReadFull(fr.r, rec); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, off, errTorn
-		}
-		return nil, off, err
-	}
-	fr.off += frameHeaderSize + int64(n)
-	if crc32.Checksum(rec, castagnoli) != binary.LittleEndian.Uint32(hdr[4:8]) {
-		return rec, off, errBadCRC
-	}
-	return rec, off, nil
-}

@@ -20,6 +20,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"github.com/portcullis-gw/portcullis/internal/auditframe"
 
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 )
@@ -34,7 +35,7 @@ type Writer interface {
 }
 
 // MaxRecordSize is the largest encoded record a log accepts, in bytes.
-const MaxRecordSize = 1 << 20
+const MaxRecordSize = auditframe.MaxRecordSize
 
 var (
 	// ErrRecordTooLarge is returned by Write for a record whose encoding

@@ -51,7 +51,7 @@ func FuzzDecodeFrames(f *testing.F) {
 		fr := newFrameReader(bytes.NewReader(data))
 		var prevEnd int64
 		for {
-			rec, off, err := fr.next()
+			rec, off, err := fr.Next()
 			if off != prevEnd {
 				t.Fatalf("frame at %d, want %d", off, prevEnd)
 			}

@@ -92,7 +92,7 @@ func readSegment(seg segment, next *uint64, limit uint64, last bool, yield func(
 	defer f.Close()
 	fr := newFrameReader(f)
 	for *next <= limit {
-		b, off, err := fr.next()
+		b, off, err := fr.Next()
 		switch {
 		case errors.Is(err, io.EOF):
 			return true, nil

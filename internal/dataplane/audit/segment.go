@@ -142,7 +142,7 @@ func (l *Log) recoverSegment(seg segment) (*auditv1.Record, int64, error) {
 		fr     = newFrameReader(f)
 	)
 	for {
-		b, off, err := fr.next()
+		b, off, err := fr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -166,7 +166,7 @@ func (l *Log) recoverSegment(seg segment) (*auditv1.Record, int64, error) {
 			reason = fmt.Errorf("record %d at offset %d does not link to the one before", r.Sequence, off)
 			break
 		}
-		last, good, want = r, fr.off, want+1
+		last, good, want = r, fr.Off, want+1
 	}
 	if good == size {
 		return last, size, nil

@@ -81,7 +81,7 @@ func Verify(dir string) (Summary, error) {
 		fr := newFrameReader(f)
 		records := 0
 		for {
-			b, off, err := fr.next()
+			b, off, err := fr.Next()
 			if errors.Is(err, io.EOF) {
 				break
 			}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/portcullis-gw/portcullis/internal/backoff"
 	"iter"
 	"log/slog"
 	"math/rand/v2"
@@ -267,21 +268,9 @@ func (u *Uploader) report(url string, err error) {
 	u.log.Debug("audit upload failed", "control_plane", url, "err", err)
 }
 
-// backoff is the wait after the n-th consecutive failure: uniform in
-// [min, min(max, min·2ⁿ⁺¹)].
+// backoff is the wait after the n-th consecutive failure (backoff.Wait).
 func (u *Uploader) backoff(n int) time.Duration {
-	ceiling := u.cfg.MinBackoff
-	for range min(n+1, 30) {
-		ceiling *= 2
-		if ceiling >= u.cfg.MaxBackoff {
-			ceiling = u.cfg.MaxBackoff
-			break
-		}
-	}
-	if ceiling <= u.cfg.MinBackoff {
-		return u.cfg.MinBackoff
-	}
-	return u.cfg.MinBackoff + rand.N(ceiling-u.cfg.MinBackoff+1) //nolint:gosec // jitter
+	return backoff.Wait(u.cfg.MinBackoff, u.cfg.MaxBackoff, n)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -1,36 +1,24 @@
 package syncclient
 
 import (
-	"math/rand/v2"
 	"time"
+
+	jitter "github.com/portcullis-gw/portcullis/internal/backoff"
 )
 
-// backoff yields the waits between consecutive failed attempts: the n-th
-// (from 0) is uniform in [min, min(max, min·2ⁿ⁺¹)]. The jitter spreads data
-// planes that lost the same node; the floor keeps a persistent failure
-// from turning into a busy loop.
+// backoff yields the waits between consecutive failed attempts (see
+// backoff.Wait): the n-th, from 0, is uniform in [min, min(max, min·2ⁿ⁺¹)].
 type backoff struct {
 	min, max time.Duration
 	n        int
 }
 
 func (b *backoff) next() time.Duration {
-	ceiling := b.min
-	for range b.n + 1 {
-		if ceiling > b.max/2 {
-			ceiling = b.max
-			break
-		}
-		ceiling *= 2
+	d := jitter.Wait(b.min, b.max, b.n)
+	if b.n < 62 {
+		b.n++
 	}
-	ceiling = min(ceiling, b.max)
-	if ceiling < b.max {
-		b.n++ // beyond, every wait has the same band
-	}
-	if ceiling <= b.min {
-		return b.min
-	}
-	return b.min + rand.N(ceiling-b.min+1) //nolint:gosec // jitter, not a secret
+	return d
 }
 
 func (b *backoff) reset() { b.n = 0 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -83,6 +84,27 @@ func (h *Handler) baseURL(r *http.Request) string {
 		scheme = "https"
 	}
 	return scheme + "://" + host
+}
+
+// anonymous answers a request refused before any agent could be
+// identified (no credential, or one that does not resolve to an enabled
+// agent) with the 401 challenge, and counts it with the endpoint's
+// AnonymousRecorder (metrics, a rate-limited log line, and an audit
+// summary per source network and interval).
+func (h *Handler) anonymous(w http.ResponseWriter, r *http.Request, id []byte, invalid bool) {
+	if h.refusals != nil {
+		h.refusals.Refused(sourceAddr(r), string(pipeline.ReasonUnauthenticated))
+	}
+	h.unauthorized(w, r, id, invalid, msgUnauthenticated)
+}
+
+// sourceAddr is the request's peer address (invalid when it has none).
+func sourceAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
 }
 
 const msgUnauthenticated = "a valid API key is required: send Authorization: Bearer pck_…"

@@ -18,6 +18,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"time"
 
@@ -42,6 +43,8 @@ const (
 	DefaultSessionTTL = time.Hour
 	// DefaultMaxSessions bounds the sessions one endpoint keeps.
 	DefaultMaxSessions = 100_000
+	// DefaultMaxSessionsPerAgent bounds the sessions of one agent.
+	DefaultMaxSessionsPerAgent = 1_000
 )
 
 // Option configures the handler.
@@ -50,9 +53,14 @@ type Option func(*Handler)
 // WithSessionTTL sets how long an unused session lives.
 func WithSessionTTL(d time.Duration) Option { return func(h *Handler) { h.ttl = d } }
 
-// WithMaxSessions bounds the number of sessions; when full, creating one
-// evicts the least recently used.
+// WithMaxSessions bounds the number of sessions; when full, an agent
+// under its own quota cannot create one (no agent's session is evicted for
+// another's).
 func WithMaxSessions(n int) Option { return func(h *Handler) { h.maxSessions = n } }
+
+// WithMaxSessionsPerAgent bounds the sessions of one agent; at the bound,
+// the agent's own least recently used session makes room for a new one.
+func WithMaxSessionsPerAgent(n int) Option { return func(h *Handler) { h.perAgent = n } }
 
 // WithClock sets the clock sessions expire by (tests).
 func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
@@ -70,15 +78,29 @@ func WithToolsChanged(ch <-chan struct{}) Option { return func(h *Handler) { h.t
 // scheme and Host are used.
 func WithPublicURL(base string) Option { return func(h *Handler) { h.publicURL = base } }
 
+// AnonymousRecorder counts requests refused before any agent could be
+// identified (see package refusals). It must be safe for concurrent use.
+type AnonymousRecorder interface {
+	Refused(src netip.Addr, reason string)
+}
+
+// WithAnonymousRefusals counts the requests the endpoint refuses without
+// an identified agent (no credential or an invalid one) with rec.
+func WithAnonymousRefusals(rec AnonymousRecorder) Option {
+	return func(h *Handler) { h.refusals = rec }
+}
+
 // Handler serves the MCP endpoint. It is safe for concurrent use.
 type Handler struct {
 	backend     Backend
 	logger      *slog.Logger
 	ttl         time.Duration
 	maxSessions int
+	perAgent    int
 	now         func() time.Time
 	version     string
 	publicURL   string
+	refusals    AnonymousRecorder
 	sessions    *sessionStore
 	// toolsChanged signals configuration changes (WithToolsChanged).
 	toolsChanged <-chan struct{}
@@ -100,13 +122,14 @@ func NewHandler(b Backend, logger *slog.Logger, opts ...Option) http.Handler {
 		logger:      logger.With("component", "mcpgw"),
 		ttl:         DefaultSessionTTL,
 		maxSessions: DefaultMaxSessions,
+		perAgent:    DefaultMaxSessionsPerAgent,
 		now:         time.Now,
 		version:     moduleVersion(),
 	}
 	for _, o := range opts {
 		o(h)
 	}
-	h.sessions = newSessionStore(h.ttl, h.maxSessions, h.now)
+	h.sessions = newSessionStore(h.ttl, h.maxSessions, h.perAgent, h.now)
 	h.streams.now = h.now
 	if h.toolsChanged != nil {
 		go func() {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -270,8 +271,14 @@ func TestAuthentication(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
+			anon := &anonCounter{}
+			e := newEnv(t, mcpgw.WithAnonymousRefusals(anon))
 			rec := e.do(t, req{body: tc.body, header: tc.header})
+			// Refused at the edge: counted here; refused by the pipeline:
+			// counted there (its Audit stage), never twice.
+			if want := !tc.wantBackend; (anon.count() == 1) != want || anon.count() > 1 {
+				t.Errorf("anonymous refusals counted at the edge: %d, want %v", anon.count(), want)
+			}
 			if rec.Code != http.StatusUnauthorized {
 				t.Fatalf("status %d, want 401 (body %s)", rec.Code, rec.Body)
 			}
@@ -619,8 +626,10 @@ func TestNoConfiguration(t *testing.T) {
 func TestSessions(t *testing.T) {
 	const list = `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
 	const call = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"demo__weather","arguments":{"city":"x"}}}`
+	const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}`
 	tests := []struct {
 		name string
+		opts []mcpgw.Option
 		run  func(t *testing.T, e *env) *httptest.ResponseRecorder
 		want int
 	}{
@@ -680,19 +689,32 @@ func TestSessions(t *testing.T) {
 		{name: "delete with a wrong key", want: 401, run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
 			return e.do(t, req{method: http.MethodDelete, token: "pck_x_y", session: e.initialize(t, aliceKey)})
 		}},
-		{name: "eviction when full", want: 404, run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
-			first := e.initialize(t, aliceKey)
-			e.initialize(t, bobKey)
-			return e.do(t, req{token: aliceKey, session: first, body: list})
-		}},
+		{name: "an agent at its quota evicts its own oldest session", opts: []mcpgw.Option{mcpgw.WithMaxSessionsPerAgent(2)}, want: 404,
+			run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+				first := e.initialize(t, aliceKey)
+				second := e.initialize(t, aliceKey)
+				e.initialize(t, aliceKey)
+				if rec := e.do(t, req{token: aliceKey, session: second, body: list}); rec.Code != http.StatusOK {
+					t.Fatalf("alice's second session: status %d, want 200", rec.Code)
+				}
+				return e.do(t, req{token: aliceKey, session: first, body: list})
+			}},
+		{name: "another agent's sessions cannot evict one", opts: []mcpgw.Option{mcpgw.WithMaxSessions(1)}, want: 200,
+			run: func(t *testing.T, e *env) *httptest.ResponseRecorder {
+				first := e.initialize(t, aliceKey)
+				for range 3 {
+					rec := e.do(t, req{token: bobKey, body: initialize})
+					if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Mcp-Session-Id") != "" {
+						t.Fatalf("bob's initialize with the store full: status %d, session %q; want 503 and none",
+							rec.Code, rec.Header().Get("Mcp-Session-Id"))
+					}
+				}
+				return e.do(t, req{token: aliceKey, session: first, body: list})
+			}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := []mcpgw.Option{}
-			if tc.name == "eviction when full" {
-				opts = append(opts, mcpgw.WithMaxSessions(1))
-			}
-			e := newEnv(t, opts...)
+			e := newEnv(t, tc.opts...)
 			rec := tc.run(t, e)
 			if rec.Code != tc.want {
 				t.Fatalf("status %d, want %d (%s)", rec.Code, tc.want, rec.Body)
@@ -765,4 +787,24 @@ func TestOverRealHTTP(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "-32600") {
 		t.Fatalf("got %d %s, want 413 with a JSON-RPC error", resp.StatusCode, b)
 	}
+}
+
+// anonCounter counts the endpoint's anonymous refusals.
+type anonCounter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (a *anonCounter) Refused(_ netip.Addr, reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if reason == "unauthenticated" {
+		a.n++
+	}
+}
+
+func (a *anonCounter) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n
 }

@@ -53,7 +53,13 @@ func (h *Handler) initialize(w http.ResponseWriter, req *request, id json.RawMes
 	if slices.Contains(protocolVersions, p.ProtocolVersion) {
 		version = p.ProtocolVersion
 	}
-	w.Header().Set("Mcp-Session-Id", h.sessions.create(agent))
+	session, err := h.sessions.create(agent)
+	if err != nil {
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, id, &rpcError{Code: codeUnavailable, Message: err.Error()})
+		return
+	}
+	w.Header().Set("Mcp-Session-Id", session)
 	writeResult(w, id, initializeResult{
 		ProtocolVersion: version,
 		Capabilities:    h.capabilities(),

@@ -188,7 +188,7 @@ func (c *calls) cancel(session string, id json.RawMessage) {
 func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request) {
 	token := bearer(r)
 	if !presented(r, token) {
-		h.unauthorized(w, r, nil, false, msgUnauthenticated)
+		h.anonymous(w, r, nil, false)
 		return
 	}
 	if !acceptsEventStream(r) {
@@ -198,7 +198,7 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request) {
 	call := h.backend.Begin(r)
 	agent, ok := agentFor(r.Context(), call.Config, token, call.PeerCertificates, h.now())
 	if !ok {
-		h.unauthorized(w, r, nil, true, msgUnauthenticated)
+		h.anonymous(w, r, nil, true)
 		return
 	}
 	session := r.Header.Get("Mcp-Session-Id")

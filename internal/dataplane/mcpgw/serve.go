@@ -28,7 +28,7 @@ const modernVersion = mcpclient.VersionModern
 func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	token := bearer(r)
 	if !presented(r, token) {
-		h.unauthorized(w, r, nil, false, msgUnauthenticated)
+		h.anonymous(w, r, nil, false)
 		return
 	}
 	body, err := readBody(w, r)
@@ -96,7 +96,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !authenticated {
-		h.unauthorized(w, r, id, true, msgUnauthenticated)
+		h.anonymous(w, r, id, true)
 		return
 	}
 	agentName := agent.GetMeta().GetName()
@@ -207,7 +207,7 @@ func (h *Handler) discover(w http.ResponseWriter, id json.RawMessage) {
 // that asked. Only the agent and session the request went to may answer.
 func (h *Handler) clientAnswer(w http.ResponseWriter, r *http.Request, m *mcpwire.Message, agent *configv1.Agent, authenticated bool, session string) {
 	if !authenticated {
-		h.unauthorized(w, r, nil, true, msgUnauthenticated)
+		h.anonymous(w, r, nil, true)
 		return
 	}
 	if session == "" || !h.sessionOK(session, agent.GetMeta().GetName()) {
@@ -227,7 +227,7 @@ func (h *Handler) clientAnswer(w http.ResponseWriter, r *http.Request, m *mcpwir
 func (h *Handler) serveDelete(w http.ResponseWriter, r *http.Request) {
 	token := bearer(r)
 	if !presented(r, token) {
-		h.unauthorized(w, r, nil, false, msgUnauthenticated)
+		h.anonymous(w, r, nil, false)
 		return
 	}
 	call := h.backend.Begin(r)
@@ -238,7 +238,7 @@ func (h *Handler) serveDelete(w http.ResponseWriter, r *http.Request) {
 	}
 	agent, ok := agentFor(r.Context(), call.Config, token, call.PeerCertificates, h.now())
 	if !ok {
-		h.unauthorized(w, r, nil, true, msgUnauthenticated)
+		h.anonymous(w, r, nil, true)
 		return
 	}
 	id := r.Header.Get("Mcp-Session-Id")

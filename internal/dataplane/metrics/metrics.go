@@ -110,6 +110,13 @@ func (m *Metrics) Call(protocol string, refusal *pipeline.Refusal, err error) {
 	}
 }
 
+// Refused counts a request of protocol refused at the protocol's edge,
+// before it became a call (an anonymous request, a bad envelope).
+func (m *Metrics) Refused(protocol string, reason pipeline.Reason) {
+	m.calls.WithLabelValues(protocol, "refused").Inc()
+	m.refusals.WithLabelValues(string(reason)).Inc()
+}
+
 // UpstreamRetry counts a retry sent to upstream (an upstream.Observer).
 func (m *Metrics) UpstreamRetry(upstream string) { m.upstreamRetries.WithLabelValues(upstream).Inc() }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/metrics"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/mode"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/refusals"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/syncclient"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
@@ -55,8 +56,11 @@ type Server struct {
 	export  *auditotlp.Exporter // nil without --audit-otlp-endpoint
 	upload  *auditupload.Uploader
 	metrics *metrics.Metrics
-	handle  pipeline.Handler
-	content pipeline.Handler
+	// refusals summarizes refusals of unidentified callers in the audit
+	// log.
+	refusals *refusals.Recorder
+	handle   pipeline.Handler
+	content  pipeline.Handler
 	// toolsChanged tells the MCP endpoint a new configuration is serving
 	// (its sessions' GET streams get notifications/tools/list_changed).
 	toolsChanged chan struct{}
@@ -136,6 +140,10 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		_ = aw.Close()
 		return nil, err
 	}
+	// Refusals of callers no agent was identified for are summarized per
+	// source network and interval instead of recorded one by one.
+	s.refusals = refusals.New(refusals.Options{Writer: aw, Dataplane: cfg.Credential.Name, Logger: log.With("component", "refusals")})
+	auditStage.Anonymous = s.refusals
 	auditStage.FailOpen = cfg.AuditFailOpen
 	auditStage.OnLost = func(err error) {
 		lost.Inc()
@@ -178,7 +186,8 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 
 	mux := http.NewServeMux()
 	s.toolsChanged = make(chan struct{}, 1)
-	mux.Handle("/mcp", mcpgw.NewHandler(s, log, mcpgw.WithToolsChanged(s.toolsChanged)))
+	mux.Handle("/mcp", mcpgw.NewHandler(s, log, mcpgw.WithToolsChanged(s.toolsChanged),
+		mcpgw.WithAnonymousRefusals(edgeRefusals{rec: s.refusals, m: s.metrics, protocol: "mcp"})))
 	meta := mcpgw.NewMetadataHandler(s)
 	mux.Handle(mcpgw.MetadataPath, meta)
 	mux.Handle(mcpgw.MetadataPath+"/", meta)
@@ -207,10 +216,14 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.done.Add(4)
+	s.done.Add(5)
 	go func() {
 		defer s.done.Done()
 		_ = s.upload.Run(runCtx)
+	}()
+	go func() {
+		defer s.done.Done()
+		s.refusals.Run(runCtx)
 	}()
 	go func() {
 		defer s.done.Done()
@@ -477,6 +490,19 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// edgeRefusals counts an anonymous request a protocol endpoint refused
+// before it became a call: in metrics, and in the audit summary.
+type edgeRefusals struct {
+	rec      *refusals.Recorder
+	m        *metrics.Metrics
+	protocol string
+}
+
+func (e edgeRefusals) Refused(src netip.Addr, reason string) {
+	e.m.Refused(e.protocol, pipeline.Reason(reason))
+	e.rec.Refused(src, reason)
 }
 
 // metricsStage counts every call and refusal.

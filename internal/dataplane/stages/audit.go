@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -46,6 +47,18 @@ type Audit struct {
 	// OnLost, when set, is called for every record that could not be
 	// written (both modes), e.g. to count them.
 	OnLost func(err error)
+	// Anonymous, when set, counts calls refused before any agent was
+	// identified (no or an invalid credential) instead of recording each:
+	// anonymous floods must not fill the audit log (package refusals
+	// writes one summary per source network and reason per interval).
+	// Without it such calls are recorded one by one.
+	Anonymous AnonymousRecorder
+}
+
+// AnonymousRecorder counts a refusal of a caller no agent was identified
+// for. It must be safe for concurrent use; package refusals implements it.
+type AnonymousRecorder interface {
+	Refused(src netip.Addr, reason string)
 }
 
 var _ pipeline.Stage = Audit{}
@@ -75,6 +88,12 @@ func (a Audit) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handl
 	}()
 	res, err := next(ctx, c)
 	returned = true
+	if a.Anonymous != nil && c.Agent == nil && err != nil {
+		if reason := pipeline.AsRefusal(err).Reason; reason == pipeline.ReasonUnauthenticated {
+			a.Anonymous.Refused(c.SourceIP, string(reason))
+			return res, err
+		}
+	}
 	if werr := a.write(ctx, a.record(c, start, res, err)); werr != nil {
 		if a.OnLost != nil {
 			a.OnLost(werr)

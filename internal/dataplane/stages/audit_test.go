@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -221,5 +222,54 @@ func TestAuditFailOpenAnswersAndReportsTheLoss(t *testing.T) {
 	a.FailOpen = false
 	if _, err := a.Handle(context.Background(), fakeCall(newFake(), readTool.Action), term.handle); err == nil || len(lost) != 1 {
 		t.Errorf("fail-closed call: err %v, %d losses reported", err, len(lost))
+	}
+}
+
+type anonCounter struct {
+	got []string
+}
+
+func (a *anonCounter) Refused(src netip.Addr, reason string) {
+	a.got = append(a.got, src.String()+" "+reason)
+}
+
+// An unidentified caller's refusal goes to the anonymous summary, not to a
+// record of its own; once an agent is known, every refusal is recorded.
+func TestAuditAnonymousRefusalsAreSummarized(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		agent       bool
+		err         error
+		wantRecords int
+		wantAnon    int
+	}{
+		{"no agent, unauthenticated", false, pipeline.Refuse(pipeline.ReasonUnauthenticated, "no"), 0, 1},
+		{"agent known, denied", true, pipeline.Refuse(pipeline.ReasonDenied, "no"), 1, 0},
+		{"no agent, no configuration", false, pipeline.Refuse(pipeline.ReasonNoConfig, "wait"), 1, 0},
+		{"no agent, allowed result", false, nil, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, anon := &recorder{}, &anonCounter{}
+			call := fakeCall(newFake(), writeTool.Action)
+			a := stages.Audit{Writer: rec, Dataplane: "dp-1", Anonymous: anon}
+			_, err := a.Handle(context.Background(), call, func(_ context.Context, c *pipeline.Call) (*pipeline.Result, error) {
+				if tc.agent {
+					c.Agent = alice
+				}
+				return &pipeline.Result{}, tc.err
+			})
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("Handle() error %v, want %v", err, tc.err)
+			}
+			if n := len(rec.all()); n != tc.wantRecords {
+				t.Errorf("%d records, want %d", n, tc.wantRecords)
+			}
+			if len(anon.got) != tc.wantAnon {
+				t.Errorf("anonymous refusals %q, want %d", anon.got, tc.wantAnon)
+			}
+			if tc.wantAnon == 1 && anon.got[0] != "192.0.2.7 unauthenticated" {
+				t.Errorf("anonymous refusal %q, want the caller's address and reason", anon.got[0])
+			}
+		})
 	}
 }

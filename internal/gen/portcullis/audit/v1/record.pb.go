@@ -26,7 +26,79 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Record is one call.
+// EventKind says what a record describes.
+type EventKind int32
+
+const (
+	// A record written before kinds existed: a call.
+	EventKind_EVENT_KIND_UNSPECIFIED EventKind = 0
+	// An operation on one target: a tool call, a resource read, a prompt
+	// get, a message sent to a remote agent, a model call.
+	EventKind_EVENT_KIND_CALL EventKind = 1
+	// A list of what the agent may see (tools, resources, prompts, …).
+	EventKind_EVENT_KIND_LIST EventKind = 2
+	// A write to the control plane's replicated state (admin_write).
+	EventKind_EVENT_KIND_ADMIN_WRITE EventKind = 3
+	// Requests refused before any agent could be identified, counted per
+	// source network and reason over an interval (refusal_summary).
+	EventKind_EVENT_KIND_REFUSAL_SUMMARY EventKind = 4
+	// A session or handshake operation: initialize, discover, session end.
+	EventKind_EVENT_KIND_SESSION EventKind = 5
+)
+
+// Enum value maps for EventKind.
+var (
+	EventKind_name = map[int32]string{
+		0: "EVENT_KIND_UNSPECIFIED",
+		1: "EVENT_KIND_CALL",
+		2: "EVENT_KIND_LIST",
+		3: "EVENT_KIND_ADMIN_WRITE",
+		4: "EVENT_KIND_REFUSAL_SUMMARY",
+		5: "EVENT_KIND_SESSION",
+	}
+	EventKind_value = map[string]int32{
+		"EVENT_KIND_UNSPECIFIED":     0,
+		"EVENT_KIND_CALL":            1,
+		"EVENT_KIND_LIST":            2,
+		"EVENT_KIND_ADMIN_WRITE":     3,
+		"EVENT_KIND_REFUSAL_SUMMARY": 4,
+		"EVENT_KIND_SESSION":         5,
+	}
+)
+
+func (x EventKind) Enum() *EventKind {
+	p := new(EventKind)
+	*p = x
+	return p
+}
+
+func (x EventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_audit_v1_record_proto_enumTypes[0].Descriptor()
+}
+
+func (EventKind) Type() protoreflect.EnumType {
+	return &file_portcullis_audit_v1_record_proto_enumTypes[0]
+}
+
+func (x EventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EventKind.Descriptor instead.
+func (EventKind) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{0}
+}
+
+// Record is one audited event: an operation an agent asked a data plane
+// for (a call, a list, a content read: allowed, refused or failed), an
+// admin write the control plane applied, or a summary of refused
+// anonymous requests. kind says which; the fields an event does not have
+// stay empty. Fields 1–23 are the shape every record had before kinds
+// existed: a record with kind EVENT_KIND_UNSPECIFIED is a call.
 type Record struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
@@ -84,6 +156,25 @@ type Record struct {
 	ArgumentsJson string `protobuf:"bytes,22,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
 	// Size of the response returned to the agent, in bytes.
 	ResponseBytes int64 `protobuf:"varint,23,opt,name=response_bytes,json=responseBytes,proto3" json:"response_bytes,omitempty"`
+	// What the record describes. Unspecified on records written before
+	// kinds existed, which are calls.
+	Kind EventKind `protobuf:"varint,24,opt,name=kind,proto3,enum=portcullis.audit.v1.EventKind" json:"kind,omitempty"`
+	// The protocol-neutral operation an agent asked for: "call", "list",
+	// "read", "get", "initialize", "discover", "subscribe", … (empty on
+	// admin writes, summaries and older records).
+	Operation string `protobuf:"bytes,25,opt,name=operation,proto3" json:"operation,omitempty"`
+	// What the operation targets: "tool", "resource", "prompt", "skill",
+	// "model" (empty when it has no single kind of target). The target's
+	// name is in tool, its upstream in upstream.
+	TargetKind string `protobuf:"bytes,26,opt,name=target_kind,json=targetKind,proto3" json:"target_kind,omitempty"`
+	// The typed part of the event, for the kinds that have one.
+	//
+	// Types that are valid to be assigned to Detail:
+	//
+	//	*Record_AdminWrite
+	//	*Record_RefusalSummary
+	//	*Record_List
+	Detail        isRecord_Detail `protobuf_oneof:"detail"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -279,11 +370,315 @@ func (x *Record) GetResponseBytes() int64 {
 	return 0
 }
 
+func (x *Record) GetKind() EventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return EventKind_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *Record) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *Record) GetTargetKind() string {
+	if x != nil {
+		return x.TargetKind
+	}
+	return ""
+}
+
+func (x *Record) GetDetail() isRecord_Detail {
+	if x != nil {
+		return x.Detail
+	}
+	return nil
+}
+
+func (x *Record) GetAdminWrite() *AdminWrite {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_AdminWrite); ok {
+			return x.AdminWrite
+		}
+	}
+	return nil
+}
+
+func (x *Record) GetRefusalSummary() *RefusalSummary {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_RefusalSummary); ok {
+			return x.RefusalSummary
+		}
+	}
+	return nil
+}
+
+func (x *Record) GetList() *ListDetail {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_List); ok {
+			return x.List
+		}
+	}
+	return nil
+}
+
+type isRecord_Detail interface {
+	isRecord_Detail()
+}
+
+type Record_AdminWrite struct {
+	AdminWrite *AdminWrite `protobuf:"bytes,27,opt,name=admin_write,json=adminWrite,proto3,oneof"`
+}
+
+type Record_RefusalSummary struct {
+	RefusalSummary *RefusalSummary `protobuf:"bytes,28,opt,name=refusal_summary,json=refusalSummary,proto3,oneof"`
+}
+
+type Record_List struct {
+	List *ListDetail `protobuf:"bytes,29,opt,name=list,proto3,oneof"`
+}
+
+func (*Record_AdminWrite) isRecord_Detail() {}
+
+func (*Record_RefusalSummary) isRecord_Detail() {}
+
+func (*Record_List) isRecord_Detail() {}
+
+// AdminWrite is an admin write as the control plane's state machine
+// applied it. It never carries the resource's contents.
+type AdminWrite struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "put", "delete", "bootstrap", "freeze", "touch", …
+	Op string `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
+	// The resource kind and name written ("agent", "billing-bot").
+	ResourceKind string `protobuf:"bytes,2,opt,name=resource_kind,json=resourceKind,proto3" json:"resource_kind,omitempty"`
+	ResourceName string `protobuf:"bytes,3,opt,name=resource_name,json=resourceName,proto3" json:"resource_name,omitempty"`
+	// The admin token that wrote it (its id, never the token) and its role.
+	TokenId string `protobuf:"bytes,4,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	Role    string `protobuf:"bytes,5,opt,name=role,proto3" json:"role,omitempty"`
+	// The client's request id (deduplicates retries).
+	RequestId string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Empty on success, else the refusal's code ("already_exists", …).
+	ErrorCode     string `protobuf:"bytes,7,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdminWrite) Reset() {
+	*x = AdminWrite{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdminWrite) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdminWrite) ProtoMessage() {}
+
+func (x *AdminWrite) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdminWrite.ProtoReflect.Descriptor instead.
+func (*AdminWrite) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AdminWrite) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *AdminWrite) GetResourceKind() string {
+	if x != nil {
+		return x.ResourceKind
+	}
+	return ""
+}
+
+func (x *AdminWrite) GetResourceName() string {
+	if x != nil {
+		return x.ResourceName
+	}
+	return ""
+}
+
+func (x *AdminWrite) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *AdminWrite) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AdminWrite) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AdminWrite) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+// RefusalSummary counts requests a data plane refused before it could
+// tell which agent sent them (no credential, an unknown or malformed one),
+// so that anonymous floods are on the record without one record each.
+type RefusalSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source network: a /24 for IPv4, a /48 for IPv6.
+	SourceNetwork string `protobuf:"bytes,1,opt,name=source_network,json=sourceNetwork,proto3" json:"source_network,omitempty"`
+	// The refusal reason ("unauthenticated", …).
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// How many requests were refused in [first, last].
+	Count         uint64                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	First         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=first,proto3" json:"first,omitempty"`
+	Last          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last,proto3" json:"last,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefusalSummary) Reset() {
+	*x = RefusalSummary{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefusalSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefusalSummary) ProtoMessage() {}
+
+func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefusalSummary.ProtoReflect.Descriptor instead.
+func (*RefusalSummary) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RefusalSummary) GetSourceNetwork() string {
+	if x != nil {
+		return x.SourceNetwork
+	}
+	return ""
+}
+
+func (x *RefusalSummary) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RefusalSummary) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *RefusalSummary) GetFirst() *timestamppb.Timestamp {
+	if x != nil {
+		return x.First
+	}
+	return nil
+}
+
+func (x *RefusalSummary) GetLast() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Last
+	}
+	return nil
+}
+
+// ListDetail describes a list answered to an agent.
+type ListDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Items the agent was shown.
+	Items         uint32 `protobuf:"varint,1,opt,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDetail) Reset() {
+	*x = ListDetail{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDetail) ProtoMessage() {}
+
+func (x *ListDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDetail.ProtoReflect.Descriptor instead.
+func (*ListDetail) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListDetail) GetItems() uint32 {
+	if x != nil {
+		return x.Items
+	}
+	return 0
+}
+
 var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x05\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\b\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -308,7 +703,43 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x04hash\x18\x14 \x01(\fR\x04hash\x12\x12\n" +
 	"\x04user\x18\x15 \x01(\tR\x04user\x12%\n" +
 	"\x0earguments_json\x18\x16 \x01(\tR\rargumentsJson\x12%\n" +
-	"\x0eresponse_bytes\x18\x17 \x01(\x03R\rresponseBytesB\xe2\x01\n" +
+	"\x0eresponse_bytes\x18\x17 \x01(\x03R\rresponseBytes\x122\n" +
+	"\x04kind\x18\x18 \x01(\x0e2\x1e.portcullis.audit.v1.EventKindR\x04kind\x12\x1c\n" +
+	"\toperation\x18\x19 \x01(\tR\toperation\x12\x1f\n" +
+	"\vtarget_kind\x18\x1a \x01(\tR\n" +
+	"targetKind\x12B\n" +
+	"\vadmin_write\x18\x1b \x01(\v2\x1f.portcullis.audit.v1.AdminWriteH\x00R\n" +
+	"adminWrite\x12N\n" +
+	"\x0frefusal_summary\x18\x1c \x01(\v2#.portcullis.audit.v1.RefusalSummaryH\x00R\x0erefusalSummary\x125\n" +
+	"\x04list\x18\x1d \x01(\v2\x1f.portcullis.audit.v1.ListDetailH\x00R\x04listB\b\n" +
+	"\x06detail\"\xd3\x01\n" +
+	"\n" +
+	"AdminWrite\x12\x0e\n" +
+	"\x02op\x18\x01 \x01(\tR\x02op\x12#\n" +
+	"\rresource_kind\x18\x02 \x01(\tR\fresourceKind\x12#\n" +
+	"\rresource_name\x18\x03 \x01(\tR\fresourceName\x12\x19\n" +
+	"\btoken_id\x18\x04 \x01(\tR\atokenId\x12\x12\n" +
+	"\x04role\x18\x05 \x01(\tR\x04role\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\a \x01(\tR\terrorCode\"\xc7\x01\n" +
+	"\x0eRefusalSummary\x12%\n" +
+	"\x0esource_network\x18\x01 \x01(\tR\rsourceNetwork\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x04R\x05count\x120\n" +
+	"\x05first\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05first\x12.\n" +
+	"\x04last\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04last\"\"\n" +
+	"\n" +
+	"ListDetail\x12\x14\n" +
+	"\x05items\x18\x01 \x01(\rR\x05items*\xa5\x01\n" +
+	"\tEventKind\x12\x1a\n" +
+	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fEVENT_KIND_CALL\x10\x01\x12\x13\n" +
+	"\x0fEVENT_KIND_LIST\x10\x02\x12\x1a\n" +
+	"\x16EVENT_KIND_ADMIN_WRITE\x10\x03\x12\x1e\n" +
+	"\x1aEVENT_KIND_REFUSAL_SUMMARY\x10\x04\x12\x16\n" +
+	"\x12EVENT_KIND_SESSION\x10\x05B\xe2\x01\n" +
 	"\x17com.portcullis.audit.v1B\vRecordProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1;auditv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Audit.V1\xca\x02\x13Portcullis\\Audit\\V1\xe2\x02\x1fPortcullis\\Audit\\V1\\GPBMetadata\xea\x02\x15Portcullis::Audit::V1b\x06proto3"
 
 var (
@@ -323,21 +754,32 @@ func file_portcullis_audit_v1_record_proto_rawDescGZIP() []byte {
 	return file_portcullis_audit_v1_record_proto_rawDescData
 }
 
-var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_portcullis_audit_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_portcullis_audit_v1_record_proto_goTypes = []any{
-	(*Record)(nil),                // 0: portcullis.audit.v1.Record
-	(*timestamppb.Timestamp)(nil), // 1: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 2: google.protobuf.Duration
+	(EventKind)(0),                // 0: portcullis.audit.v1.EventKind
+	(*Record)(nil),                // 1: portcullis.audit.v1.Record
+	(*AdminWrite)(nil),            // 2: portcullis.audit.v1.AdminWrite
+	(*RefusalSummary)(nil),        // 3: portcullis.audit.v1.RefusalSummary
+	(*ListDetail)(nil),            // 4: portcullis.audit.v1.ListDetail
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 6: google.protobuf.Duration
 }
 var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
-	1, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	2, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
-	2, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	5, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	6, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
+	6, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
+	0, // 3: portcullis.audit.v1.Record.kind:type_name -> portcullis.audit.v1.EventKind
+	2, // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
+	3, // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
+	4, // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
+	5, // 7: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
+	5, // 8: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_record_proto_init() }
@@ -345,18 +787,24 @@ func file_portcullis_audit_v1_record_proto_init() {
 	if File_portcullis_audit_v1_record_proto != nil {
 		return
 	}
+	file_portcullis_audit_v1_record_proto_msgTypes[0].OneofWrappers = []any{
+		(*Record_AdminWrite)(nil),
+		(*Record_RefusalSummary)(nil),
+		(*Record_List)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_record_proto_rawDesc), len(file_portcullis_audit_v1_record_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   1,
+			NumEnums:      1,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_portcullis_audit_v1_record_proto_goTypes,
 		DependencyIndexes: file_portcullis_audit_v1_record_proto_depIdxs,
+		EnumInfos:         file_portcullis_audit_v1_record_proto_enumTypes,
 		MessageInfos:      file_portcullis_audit_v1_record_proto_msgTypes,
 	}.Build()
 	File_portcullis_audit_v1_record_proto = out.File

@@ -74,6 +74,7 @@ func newCommand() *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7480", "address agents call (/mcp); /healthz, /readyz and /metrics are served there too")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate file for serving TLS 1.3 on --listen (with --tls-key); agents' client certificates (mTLS) are accepted only over TLS")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
+	f.BoolVar(&cfg.PlaintextListen, "plaintext-listen", false, "serve plain HTTP on a --listen address that is not loopback (agents' credentials cross the network unencrypted; use TLS instead where you can)")
 	f.DurationVar(&cfg.DegradedAfter, "degraded-after", server.DefaultDegradedAfter, "time without a control plane before only read-only tools are served")
 	f.DurationVar(&cfg.MaxStale, "max-stale", server.DefaultMaxStale, "age of the configuration (without a control plane) after which every call is refused")
 	f.BoolVar(&auditSync, "audit-sync", true, "answer a call only once its audit record is fsynced; false answers once it is written to the OS (fsynced every 100ms), so a machine crash can lose the records of answered calls and reuse their sequence numbers, after which the control plane refuses this data plane's uploads as a broken chain")

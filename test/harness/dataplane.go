@@ -273,6 +273,11 @@ type AuditRecord struct {
 	User            string
 	ArgumentsJSON   string
 	ResponseBytes   int64
+	// Kind is the event kind ("EVENT_KIND_CALL", …).
+	Kind string
+	// For a refusal summary: the source network and count.
+	SourceNetwork string
+	Count         uint64
 }
 
 // AuditRecords reads the whole audit log (a record still being written
@@ -299,6 +304,9 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			User:            r.GetUser(),
 			ArgumentsJSON:   r.GetArgumentsJson(),
 			ResponseBytes:   r.GetResponseBytes(),
+			Kind:            r.GetKind().String(),
+			SourceNetwork:   r.GetRefusalSummary().GetSourceNetwork(),
+			Count:           r.GetRefusalSummary().GetCount(),
 		})
 	}
 	return out, nil

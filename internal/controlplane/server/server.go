@@ -204,6 +204,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		_ = s.Close()
 		return nil, err
 	}
+	if cfg.Dev {
+		log.Warn("--dev: the Raft port is plaintext and UNAUTHENTICATED (anyone who can reach it can join or rewrite the cluster's state), and the API serves plain HTTP; loopback only, never in production",
+			"raft", cfg.RaftAdvertise, "api", cfg.APIAdvertise)
+	}
 	log.Info("control plane node serving", "api", cfg.APIAdvertise, "raft", cfg.RaftAdvertise, "dev", cfg.Dev)
 	return s, nil
 }

@@ -227,6 +227,7 @@ func endToEndWithSDKClient(t *testing.T, version string) {
 	}
 	hr, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
 	hr.Header.Set("Mcp-Session-Id", sid)
+	hr.Header.Set("Content-Type", "application/json")
 	resp, err := sdkClient(t, aliceKey).Do(hr)
 	if err != nil {
 		t.Fatalf("ping: %v", err)

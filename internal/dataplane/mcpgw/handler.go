@@ -101,6 +101,7 @@ type Handler struct {
 	version     string
 	publicURL   string
 	refusals    AnonymousRecorder
+	hopID       string
 	sessions    *sessionStore
 	// toolsChanged signals configuration changes (WithToolsChanged).
 	toolsChanged <-chan struct{}
@@ -146,6 +147,10 @@ func NewHandler(b Backend, logger *slog.Logger, opts ...Option) http.Handler {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e := h.checkEdge(r); e != nil {
+		writeError(w, e.status, nullID, e.err)
+		return
+	}
 	switch r.Method {
 	case http.MethodPost:
 		h.servePost(w, r)

@@ -778,6 +778,7 @@ func TestOverRealHTTP(t *testing.T) {
 	body := strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"` + strings.Repeat("y", 2*mcpgw.MaxBodyBytes) + `"}}`)
 	hr, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL, body)
 	hr.Header.Set("Authorization", "Bearer "+aliceKey)
+	hr.Header.Set("Content-Type", "application/json")
 	resp, err := srv.Client().Do(hr)
 	if err != nil {
 		t.Fatalf("post: %v", err)

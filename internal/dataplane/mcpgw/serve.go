@@ -7,8 +7,10 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/hop"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"github.com/portcullis-gw/portcullis/internal/jsontext"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
@@ -42,6 +44,13 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, nullID, &rpcError{Code: codeParseError, Message: "could not read the request body"})
 		return
 	}
+	if err := jsontext.Check(body, jsontext.DefaultMaxDepth); err != nil {
+		// Judged and forwarded must be the same bytes: Go's decoder would
+		// turn these into U+FFFD for validation and Cedar while the raw
+		// bytes went upstream.
+		writeError(w, http.StatusBadRequest, mcpwire.ParseID(body), &rpcError{Code: codeParseError, Message: err.Error()})
+		return
+	}
 	msg, id, perr := parse(body)
 	if perr != nil {
 		writeError(w, http.StatusBadRequest, id, perr)
@@ -54,6 +63,8 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	}
 
 	call := h.backend.Begin(r)
+	// checkEdge refused a malformed or looping chain.
+	call.Hops, _ = hop.Parse(r.Header)
 	if call.Start.IsZero() {
 		call.Start = h.now()
 	}

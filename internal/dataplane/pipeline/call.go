@@ -142,7 +142,10 @@ type Call struct {
 	// empty.
 	PeerCertificates []*x509.Certificate
 	SourceIP         netip.Addr
-	Start            time.Time
+	// Hops are the data planes the request already passed through
+	// (package hop), oldest first; forwarded upstream with this one's id.
+	Hops  []string
+	Start time.Time
 	// Relay carries messages to and from the caller before the result;
 	// nil when the caller cannot receive any.
 	Relay *Relay

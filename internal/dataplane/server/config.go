@@ -65,6 +65,11 @@ type Config struct {
 	// see package auditotlp): batched, never delaying a call, dropped and
 	// counted when the collector falls behind.
 	AuditOTLPEndpoint string
+	// PlaintextListen allows serving plain HTTP on a --listen address
+	// that is not loopback (--plaintext-listen): agents' credentials and
+	// arguments then cross the network unencrypted. Without it such a
+	// --listen needs --tls-cert/--tls-key.
+	PlaintextListen bool
 	// Dev allows plain http:// control planes, on loopback only.
 	Dev    bool
 	Logger *slog.Logger
@@ -104,6 +109,9 @@ func (c *Config) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together: give both or neither"))
 	}
+	if c.Listen != "" && c.TLSCert == "" && !c.PlaintextListen && !loopbackListen(c.Listen) {
+		errs = append(errs, fmt.Errorf("--listen %s is not a loopback address: serve TLS (--tls-cert/--tls-key), or accept plaintext HTTP with --plaintext-listen (agents' credentials then cross the network unencrypted)", c.Listen))
+	}
 	if c.DegradedAfter == 0 {
 		c.DegradedAfter = DefaultDegradedAfter
 	}
@@ -138,5 +146,19 @@ func loopbackURL(u string) bool {
 		return true
 	}
 	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.IsLoopback()
+}
+
+// loopbackListen reports whether a host:port listen address binds only
+// loopback ("localhost" counts; an empty host binds every address).
+func loopbackListen(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/auditupload"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/drift"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/hop"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/lkg"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/mcpgw"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/metrics"
@@ -149,7 +150,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		lost.Inc()
 		log.Error("an audit record could not be written", "fail_open", cfg.AuditFailOpen, "err", err)
 	}
-	s.pool = upstream.NewPool(log, upstream.WithObserver(s.metrics))
+	s.pool = upstream.NewPool(log, upstream.WithObserver(s.metrics), upstream.WithHopID(cfg.Credential.Name))
 	// Drift detection quarantines pinned tools whose upstream changed them
 	// after approval; Begin hands it to every call.
 	s.drift = drift.New(drift.Options{Lister: s.pool, Current: s.driftConfig, Logger: log})
@@ -186,7 +187,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 
 	mux := http.NewServeMux()
 	s.toolsChanged = make(chan struct{}, 1)
-	mux.Handle("/mcp", mcpgw.NewHandler(s, log, mcpgw.WithToolsChanged(s.toolsChanged),
+	mux.Handle("/mcp", mcpgw.NewHandler(s, log, mcpgw.WithToolsChanged(s.toolsChanged), mcpgw.WithHopID(cfg.Credential.Name),
 		mcpgw.WithAnonymousRefusals(edgeRefusals{rec: s.refusals, m: s.metrics, protocol: "mcp"})))
 	meta := mcpgw.NewMetadataHandler(s)
 	mux.Handle(mcpgw.MetadataPath, meta)
@@ -245,6 +246,9 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		defer s.done.Done()
 		_ = s.sync.Run(runCtx)
 	}()
+	if tlsConfig == nil && cfg.PlaintextListen && !loopbackListen(cfg.Listen) {
+		log.Warn("serving plain HTTP on a non-loopback address (--plaintext-listen): agents' credentials and arguments cross the network unencrypted", "listen", ln.Addr().String())
+	}
 	log.Info("data plane serving", "listen", ln.Addr().String(), "tls", tlsConfig != nil, "control_planes", cfg.ControlPlanes, "mode", pipeline.ModeName(s.tracker.Mode()))
 	return s, nil
 }
@@ -431,7 +435,7 @@ func (s *Server) ListContent(ctx context.Context, c *pipeline.Call, upstream, me
 	if !ok {
 		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, "the data plane has no configuration yet; retry shortly")
 	}
-	return s.pool.Request(ctx, cur, upstream, method, params)
+	return s.pool.Request(hop.WithChain(ctx, c.Hops), cur, upstream, method, params)
 }
 
 // forwardContent is the content chain's terminal handler.
@@ -441,7 +445,7 @@ func (s *Server) forwardContent(ctx context.Context, c *pipeline.Call) (*pipelin
 		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, "the data plane has no configuration yet; retry shortly")
 	}
 	start := time.Now()
-	m, err := s.pool.Request(ctx, cur, c.Tool.Upstream, c.Method, c.Arguments)
+	m, err := s.pool.Request(hop.WithChain(ctx, c.Hops), cur, c.Tool.Upstream, c.Method, c.Arguments)
 	if err != nil {
 		return nil, err
 	}
@@ -460,7 +464,7 @@ func (s *Server) forward(ctx context.Context, c *pipeline.Call) (*pipeline.Resul
 		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, "the data plane has no configuration yet; retry shortly")
 	}
 	start := time.Now()
-	ctx = upstream.WithRelay(ctx, c.Relay)
+	ctx = upstream.WithRelay(hop.WithChain(ctx, c.Hops), c.Relay)
 	body, isErr, err := s.pool.CallTool(ctx, cur, upstream.ToolCall{
 		Upstream: c.Tool.Upstream, Tool: c.Tool.Name, Class: c.Tool.Class, Arguments: c.Arguments,
 	})

@@ -102,6 +102,38 @@ func TestValidateTLSFlags(t *testing.T) {
 	}
 }
 
+func TestValidatePlaintextListen(t *testing.T) {
+	for _, tc := range []struct {
+		name, listen string
+		tls, flag    bool
+		wantErr      bool
+	}{
+		{name: "loopback v4", listen: "127.0.0.1:7480"},
+		{name: "loopback v6", listen: "[::1]:7480"},
+		{name: "localhost", listen: "localhost:7480"},
+		{name: "every address", listen: "0.0.0.0:7480", wantErr: true},
+		{name: "empty host", listen: ":7480", wantErr: true},
+		{name: "a LAN address", listen: "10.0.0.5:7480", wantErr: true},
+		{name: "every address with TLS", listen: "0.0.0.0:7480", tls: true},
+		{name: "every address, plaintext accepted", listen: "0.0.0.0:7480", flag: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{DataDir: "d", ControlPlanes: []string{"https://cp.example"}, Listen: tc.listen, PlaintextListen: tc.flag,
+				Credential: joincred.Credential{Name: "dp", Token: "pct_x", CAFingerprint: "sha256:00"}}
+			if tc.tls {
+				c.TLSCert, c.TLSKey = "tls.crt", "tls.key"
+			}
+			err := c.Validate()
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Validate = %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "--plaintext-listen") {
+				t.Fatalf("error %q does not say how to proceed", err)
+			}
+		})
+	}
+}
+
 // TestBeginCarriesPeerCertificates serves Begin behind the listener's own
 // TLS configuration: a client certificate reaches the call and
 // authenticates its agent against the snapshot's cluster CA; a client

@@ -61,6 +61,10 @@ type Option func(*Pool)
 // upstream's allow_link_local adds to it. The default is egress.Policy{}.
 func WithEgress(p egress.Policy) Option { return func(pool *Pool) { pool.egress = p } }
 
+// WithHopID names this data plane in the Portcullis-Hop header of every
+// upstream request (see package hop), after the chain the call came with.
+func WithHopID(id string) Option { return func(pool *Pool) { pool.hopID = id } }
+
 // WithObserver sends resilience events (retries, breaker changes,
 // rejections) to o, for metrics.
 func WithObserver(o Observer) Option { return func(pool *Pool) { pool.obs = o } }
@@ -90,6 +94,7 @@ type Pool struct {
 	queueWait   time.Duration
 	backoffBase time.Duration
 	backoffMax  time.Duration
+	hopID       string
 
 	transportsOnce sync.Once
 	transports     [2]*http.Transport // by allow_link_local
@@ -429,7 +434,7 @@ func (p *Pool) httpClient(s settings) *http.Client {
 		base = p.transports[1]
 	}
 	ct := &credentialTransport{
-		base: base, header: s.header, value: s.value,
+		base: base, header: s.header, value: s.value, hopID: p.hopID,
 		maxRequest: s.maxRequest, maxResponse: s.maxResponse,
 	}
 	if s.oauth != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/hop"
 )
 
 // Errors the transport returns; refusal maps them to caller messages.
@@ -27,6 +29,8 @@ type credentialTransport struct {
 	dynamic     func() (string, error)
 	maxRequest  int64
 	maxResponse int64
+	// hopID, when set, names this data plane in the hop header.
+	hopID string
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -40,6 +44,9 @@ func (t *credentialTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	req = req.Clone(req.Context())
 	req.Header.Del("Authorization")
 	req.Header.Del("Cookie")
+	if t.hopID != "" {
+		req.Header.Set(hop.Header, hop.Value(req.Context(), t.hopID))
+	}
 	switch {
 	case t.dynamic != nil:
 		v, err := t.dynamic()

@@ -169,3 +169,39 @@ func TestNewMessages(t *testing.T) {
 		t.Errorf("NewError with bad data = %s", e)
 	}
 }
+
+// TestSSEReaderSkipsEveryShapeWithoutAMessage: what the 2025-11-25 spec and
+// the event-stream format allow before or between messages — a priming
+// event (an id and one empty data line, as the Go SDK sends with an event
+// store), comments, retry fields, a lone id, blank data lines — never
+// reaches a JSON parser, and the ids still count for resumption.
+func TestSSEReaderSkipsEveryShapeWithoutAMessage(t *testing.T) {
+	stream := "id: prime-1\ndata: \n\n" + // priming event
+		"id: prime-2\ndata:\n\n" + // priming without the space
+		": keep-alive comment\n\n" +
+		"retry: 1000\n\n" +
+		"id: lone\n\n" +
+		"event: message\nid: 7\ndata: {\"jsonrpc\":\"2.0\",\n" + "data: \"id\":1,\"result\":{}}\n\n"
+	r := mcpwire.NewEventReader(strings.NewReader(stream), 1<<10)
+	ev, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ev.Data) != "{\"jsonrpc\":\"2.0\",\n\"id\":1,\"result\":{}}" || ev.ID != "7" {
+		t.Fatalf("first event with data = %+v", ev)
+	}
+	if _, err := mcpwire.Parse(ev.Data); err != nil {
+		t.Fatalf("multi-line data does not parse: %v", err)
+	}
+	if _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the message: %v, want EOF", err)
+	}
+
+	only := mcpwire.NewEventReader(strings.NewReader("id: prime-9\ndata: \n\n"), 1<<10)
+	if _, err := only.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("a stream of only a priming event: %v, want EOF", err)
+	}
+	if only.LastID() != "prime-9" {
+		t.Fatalf("LastID after a priming event = %q, want prime-9", only.LastID())
+	}
+}

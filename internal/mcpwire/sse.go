@@ -69,7 +69,8 @@ func (er *EventReader) Release() {
 }
 
 // Next returns the next event that has data; comment lines and events
-// without data (keep-alives, a lone id or retry) are skipped. It returns
+// without data or with empty data (keep-alives, a lone id or retry, MCP's
+// priming event) are skipped, though their id still counts for LastID. It returns
 // io.EOF at the end of the stream; an event cut off by the end is
 // discarded, as the format requires.
 func (er *EventReader) Next() (*Event, error) {
@@ -84,11 +85,15 @@ func (er *EventReader) Next() (*Event, error) {
 		}
 		size += len(line) + 1
 		if len(line) == 0 {
-			if hasData {
+			// An event whose data is empty is not dispatched (WHATWG: an
+			// empty data buffer at dispatch): that includes MCP's priming
+			// event, an id and one empty data line, which only sets the
+			// id a client resumes from.
+			if hasData && data.Len() > 0 {
 				ev.Data = data.Bytes()
 				return ev, nil
 			}
-			ev, data, size = &Event{}, bytes.Buffer{}, 0
+			ev, data, size, hasData = &Event{}, bytes.Buffer{}, 0, false
 			continue
 		}
 		if line[0] == ':' {

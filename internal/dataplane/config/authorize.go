@@ -1,7 +1,6 @@
 package config
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,7 +17,7 @@ import (
 // arguments, which the Authorize stage reports as invalid_arguments.
 var errInvalidArguments = errors.New("invalid arguments")
 
-// Authorize decides a call with every policy set of this version combined:
+// authorizeTool decides a tool call with every policy set of this version combined:
 // default deny, any satisfied forbid wins. Decision.Policies are the ids
 // ("<set>/<id>") of the policies that determined the decision, sorted.
 //
@@ -31,7 +30,7 @@ var errInvalidArguments = errors.New("invalid arguments")
 // policyIndex), and decisions are remembered by the context values those
 // policies read (see decisionKey) unless one of them reads context.time.
 // Both give exactly the decision of evaluating every policy.
-func (c *Compiled) Authorize(_ context.Context, call *pipeline.Call) pipeline.Decision {
+func (c *Compiled) authorizeTool(call *pipeline.Call) pipeline.Decision {
 	req, err := c.request(call)
 	if err != nil {
 		return pipeline.Decision{Errors: []string{err.Error()}, InvalidArguments: errors.Is(err, errInvalidArguments)}
@@ -87,9 +86,9 @@ func (c *Compiled) request(call *pipeline.Call) (cedar.Request, error) {
 	if _, ok := c.entities[principal]; !ok {
 		return cedar.Request{}, fmt.Errorf("request: agent %q is not an enabled agent of configuration version %d", name, c.Version())
 	}
-	t, ok := c.tools[call.Action]
+	t, ok := c.tools[call.Target.Name]
 	if !ok {
-		return cedar.Request{}, fmt.Errorf("request: no tool %q in configuration version %d", truncate(call.Action, cedarschema.MaxActionNameLen), c.Version())
+		return cedar.Request{}, fmt.Errorf("request: no tool %q in configuration version %d", truncate(call.Target.Name, cedarschema.MaxActionNameLen), c.Version())
 	}
 	if !call.SourceIP.IsValid() {
 		return cedar.Request{}, errors.New("request: the call has no source address")

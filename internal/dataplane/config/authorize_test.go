@@ -25,7 +25,8 @@ func newCall(c *config.Compiled, agent *configv1.Agent, action, args string) *pi
 	return &pipeline.Call{
 		Protocol:  "mcp",
 		Method:    "tools/call",
-		Action:    action,
+		Op:        pipeline.OpCall,
+		Target:    pipeline.Target{Kind: pipeline.KindTool, Name: action},
 		Arguments: json.RawMessage(args),
 		SourceIP:  netip.MustParseAddr("10.1.2.3"),
 		Start:     callAt,

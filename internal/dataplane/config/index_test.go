@@ -231,7 +231,7 @@ func TestAuthorizeIndexMatchesFullEvaluation(t *testing.T) {
 				evalErrors++
 			}
 			if i%10 == 0 {
-				got, want := plain.Listable(context.Background(), call), plain.ListableUnindexed(context.Background(), call)
+				got, want := plain.ListableTools(context.Background(), call), plain.ListableUnindexed(context.Background(), call)
 				if !slices.EqualFunc(got, want, func(a, b pipeline.Tool) bool { return a.Action == b.Action }) {
 					t.Fatalf("world %d call %d: Listable = %v, full evaluation %v", w, i, got, want)
 				}
@@ -245,7 +245,7 @@ func TestAuthorizeIndexMatchesFullEvaluation(t *testing.T) {
 				got := c.Authorize(context.Background(), call)
 				if got.Allowed != want.Allowed || !slices.Equal(got.Policies, want.Policies) || !slices.Equal(got.Errors, want.Errors) {
 					t.Fatalf("world %d call %d (%s): got %+v, want %+v\npolicies:\n%s\ncall: agent %s action %s args %s user %+v mode %v ip %v",
-						w, i, name, got, want, strings.Join(sets, "\n"), call.Agent.GetMeta().GetName(), call.Action, call.Arguments, call.User, call.Mode, call.SourceIP)
+						w, i, name, got, want, strings.Join(sets, "\n"), call.Agent.GetMeta().GetName(), call.Target.Name, call.Arguments, call.User, call.Mode, call.SourceIP)
 				}
 			}
 			if cached.CachedDecisions() == before && len(want.Policies)+len(want.Errors) > 0 {

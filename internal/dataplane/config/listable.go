@@ -12,9 +12,7 @@ import (
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
 
-var _ pipeline.ToolLister = (*Compiled)(nil)
-
-// Listable returns the servable tools, in action-name order, that the
+// ListableTools returns the servable tools, in action-name order, that the
 // policies could permit some call by call.Agent to make — on behalf of
 // call.User when set — whatever the call's arguments and time.
 //
@@ -31,7 +29,7 @@ var _ pipeline.ToolLister = (*Compiled)(nil)
 // fails is not listed. Each tool is evaluated with only the policies whose
 // scope can match the call (see policyIndex), which lists exactly what
 // evaluating every policy would.
-func (c *Compiled) Listable(ctx context.Context, call *pipeline.Call) []pipeline.Tool {
+func (c *Compiled) ListableTools(ctx context.Context, call *pipeline.Call) []pipeline.Tool {
 	return c.listable(ctx, call, func(action, principal types.EntityUID) cedar.PolicyIterator {
 		set := c.index.applicable(action, principal.ID)
 		return &set

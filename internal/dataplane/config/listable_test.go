@@ -102,7 +102,7 @@ forbid(principal, action, resource) when { context.degraded && !resource.readOnl
 			if tt.edit != nil {
 				tt.edit(call)
 			}
-			if got := actions(c.Listable(context.Background(), call)); !slices.Equal(got, tt.want) {
+			if got := actions(c.ListableTools(context.Background(), call)); !slices.Equal(got, tt.want) {
 				t.Errorf("Listable() = %q, want %q", got, tt.want)
 			}
 		})
@@ -115,16 +115,16 @@ func TestListableWithoutEnabledAgent(t *testing.T) {
 	s := configtest.Snapshot()
 	s.PolicySets[0].Source = `permit(principal, action, resource);`
 	c := configtest.Compile(t, s)
-	if got := c.Listable(context.Background(), listCall(c, nil)); len(got) != 0 {
+	if got := c.ListableTools(context.Background(), listCall(c, nil)); len(got) != 0 {
 		t.Errorf("no agent: Listable() = %q", actions(got))
 	}
 	retired := configtest.Snapshot().Agents[2]
-	if got := c.Listable(context.Background(), listCall(c, retired)); len(got) != 0 {
+	if got := c.ListableTools(context.Background(), listCall(c, retired)); len(got) != 0 {
 		t.Errorf("disabled agent: Listable() = %q", actions(got))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if got := c.Listable(ctx, listCall(c, mustAgent(t, c, configtest.PayerKey))); len(got) != 0 {
+	if got := c.ListableTools(ctx, listCall(c, mustAgent(t, c, configtest.PayerKey))); len(got) != 0 {
 		t.Errorf("canceled: Listable() = %q", actions(got))
 	}
 }
@@ -165,7 +165,7 @@ func TestListableManyTools(t *testing.T) {
 	c := manyTools(t, 200)
 	call := listCall(c, mustAgent(t, c, configtest.PayerKey))
 	start := time.Now()
-	got := c.Listable(context.Background(), call)
+	got := c.ListableTools(context.Background(), call)
 	t.Logf("Listable over 200 tools × 200 policies: %v", time.Since(start))
 	if len(got) != 180 {
 		t.Errorf("listed %d tools, want 180", len(got))
@@ -175,7 +175,7 @@ func TestListableManyTools(t *testing.T) {
 			t.Errorf("listed forbidden %s", tl.Action)
 		}
 	}
-	if got := c.Listable(context.Background(), listCall(c, mustAgent(t, c, configtest.MarketerKey))); len(got) != 0 {
+	if got := c.ListableTools(context.Background(), listCall(c, mustAgent(t, c, configtest.MarketerKey))); len(got) != 0 {
 		t.Errorf("marketer: listed %d tools, want 0", len(got))
 	}
 }
@@ -185,7 +185,7 @@ func BenchmarkListable200x200(b *testing.B) {
 	payer, _ := c.AgentByAPIKey(configtest.PayerKey, callAt)
 	call := listCall(c, payer)
 	for b.Loop() {
-		if got := c.Listable(context.Background(), call); len(got) != 180 {
+		if got := c.ListableTools(context.Background(), call); len(got) != 180 {
 			b.Fatalf("listed %d", len(got))
 		}
 	}

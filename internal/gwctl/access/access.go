@@ -153,7 +153,7 @@ func (e *Evaluator) Check(ctx context.Context, q Question) (Answer, error) {
 	if _, ok := e.c.Tool(q.Tool); !ok {
 		return Answer{}, fmt.Errorf("no tool %q in configuration version %d (tools are named <prefix>__<tool>; see gwctl tool list)", q.Tool, e.Version())
 	}
-	call.Action = q.Tool
+	call.Op, call.Target = pipeline.OpCall, pipeline.Target{Kind: pipeline.KindTool, Name: q.Tool}
 	call.Arguments = q.Arguments
 	if len(call.Arguments) == 0 {
 		call.Arguments = []byte("{}")

@@ -1,4 +1,4 @@
-package mcpgw_test
+package mcp_test
 
 import (
 	"context"
@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/internal/dataplane/mcpgw"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
@@ -199,7 +199,6 @@ func TestEnvelopeErrors(t *testing.T) {
 		{name: "method of wrong type", body: `{"jsonrpc":"2.0","id":1,"method":5}`, wantStatus: 400, wantCode: -32600, wantID: "1"},
 		{name: "params not an object", body: `{"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}`, wantStatus: 400, wantCode: -32602, wantID: "1"},
 		{name: "unknown method", body: `{"jsonrpc":"2.0","id":1,"method":"foo/bar"}`, wantStatus: 200, wantCode: -32601, wantID: "1", wantMsg: "foo/bar"},
-		{name: "resources without a content backend", body: `{"jsonrpc":"2.0","id":1,"method":"resources/list"}`, wantStatus: 200, wantCode: -32601, wantID: "1", wantMsg: "no resources or prompts"},
 		{name: "modern discover", body: `{"jsonrpc":"2.0","id":1,"method":"server/discover"}`, wantStatus: 200, wantCode: -32601, wantID: "1"},
 		{name: "tools/call without name", body: `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":{}}}`, wantStatus: 200, wantCode: -32602, wantID: "2", wantMsg: "name is required"},
 		{name: "tools/call arguments not an object", body: `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"demo__weather","arguments":[1]}}`, wantStatus: 200, wantCode: -32602, wantID: "2", wantMsg: "arguments must be an object"},
@@ -266,7 +265,7 @@ func TestAuthentication(t *testing.T) {
 		{name: "ping without a key", body: ping},
 		{name: "notification with a wrong key", body: notify, header: map[string]string{"Authorization": "Bearer x"}, wantInvalid: true},
 		{name: "tools/call without a key", body: call},
-		{name: "tools/call with a wrong key", body: call, header: map[string]string{"Authorization": "Bearer pck_nope_nope"}, wantInvalid: true, wantBackend: true},
+		{name: "tools/call with a wrong key", body: call, header: map[string]string{"Authorization": "Bearer pck_nope_nope"}, wantInvalid: true},
 		{name: "garbage without a key", body: `{{{`},
 	}
 	for _, tc := range tests {
@@ -337,9 +336,10 @@ func TestInitialize(t *testing.T) {
 			if err := json.Unmarshal(r.Result, &res); err != nil {
 				t.Fatalf("result %s: %v", r.Result, err)
 			}
-			if res.ProtocolVersion != tc.want || string(res.Capabilities["tools"]) != "{}" || len(res.Capabilities) != 1 ||
+			if res.ProtocolVersion != tc.want || string(res.Capabilities["tools"]) != "{}" || string(res.Capabilities["resources"]) != "{}" ||
+				string(res.Capabilities["prompts"]) != "{}" || len(res.Capabilities) != 3 ||
 				res.ServerInfo.Name != "portcullis" || res.ServerInfo.Version != "1.2.3" {
-				t.Fatalf("result %s, want version %s, tools capability only, serverInfo portcullis 1.2.3", r.Result, tc.want)
+				t.Fatalf("result %s, want version %s, tools, resources and prompts capabilities, serverInfo portcullis 1.2.3", r.Result, tc.want)
 			}
 			sid := rec.Header().Get("Mcp-Session-Id")
 			if len(sid) < 22 || sid == "stale-ignored" {
@@ -419,7 +419,6 @@ func TestToolsListByMode(t *testing.T) {
 		{name: "degraded", mode: configsyncv1.Mode_MODE_DEGRADED, want: []string{"demo__bare", "demo__weather"}},
 		{name: "frozen", mode: configsyncv1.Mode_MODE_NORMAL, frozen: true, want: []string{"demo__bare", "demo__weather"}},
 		{name: "stale", mode: configsyncv1.Mode_MODE_STALE, want: []string{}},
-		{name: "unspecified", mode: configsyncv1.Mode_MODE_UNSPECIFIED, want: []string{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -808,4 +807,15 @@ func (a *anonCounter) count() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.n
+}
+
+// TestToolsListWithoutAMode: an adapter that failed to set the mode is
+// refused (fail closed), never shown tools.
+func TestToolsListWithoutAMode(t *testing.T) {
+	e := newEnv(t)
+	e.b.mode = configsyncv1.Mode_MODE_UNSPECIFIED
+	rec := e.do(t, req{token: aliceKey, body: `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`})
+	if r := decode(t, rec); r.Error == nil || !strings.Contains(string(r.Error.Data), "internal") {
+		t.Fatalf("tools/list without a mode: %s, want an internal error", rec.Body)
+	}
 }

@@ -1,9 +1,10 @@
-package mcpgw_test
+package mcp_test
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,7 +41,7 @@ const weatherCall = `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"na
 func TestProgressIsStreamedBeforeTheResult(t *testing.T) {
 	e := newEnv(t)
 	e.b.terminal = func(_ context.Context, c *pipeline.Call) (*pipeline.Result, error) {
-		if c.Relay == nil || string(c.Relay.ProgressToken) != `"my-token"` {
+		if c.Relay == nil || fmt.Sprintf("%s", c.Relay.Wire) != `"my-token"` {
 			t.Errorf("relay = %+v, want the caller's progress token", c.Relay)
 			return okResult(context.Background(), c)
 		}

@@ -1,4 +1,4 @@
-package mcpgw_test
+package mcp_test
 
 import (
 	"context"
@@ -13,14 +13,15 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/mcpgw"
+	"go.uber.org/goleak"
+
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream/upstreamtest"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 	"github.com/portcullis-gw/portcullis/test/demoupstream/demo"
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -126,10 +127,10 @@ func endToEndWithSDKClient(t *testing.T, version string) {
 	cfg := newFakeConfig(pinDemoTools(ctx, t, upSrv.URL+"/mcp")...)
 	backend := &fakeBackend{cfg: cfg, mode: configsyncv1.Mode_MODE_NORMAL,
 		terminal: func(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
-			if c.Tool.Name == demo.ToolSendPayment {
-				return nil, pipeline.Refuse(pipeline.ReasonDenied, "policy payments/no-payments forbids %s", c.Action)
+			if c.Target.Own == demo.ToolSendPayment {
+				return nil, pipeline.Refuse(pipeline.ReasonDenied, "policy payments/no-payments forbids %s", c.Target.Name)
 			}
-			body, isErr, err := pool.CallTool(ctx, resolver, upstream.ToolCall{Upstream: c.Tool.Upstream, Tool: c.Tool.Name, Class: c.Tool.Class, Arguments: c.Arguments})
+			body, isErr, err := pool.CallTool(ctx, resolver, upstream.ToolCall{Upstream: c.Target.Upstream, Tool: c.Target.Own, Class: c.Target.Tool.Class, Arguments: c.Arguments})
 			if err != nil {
 				return nil, err
 			}

@@ -1,4 +1,4 @@
-package mcpgw_test
+package mcp_test
 
 import (
 	"encoding/json"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis-gw/portcullis/internal/dataplane/mcpgw"
+	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
 )
 
 type issuers []string

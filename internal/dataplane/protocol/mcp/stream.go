@@ -1,4 +1,4 @@
-package mcpgw
+package mcp
 
 import (
 	"context"
@@ -158,7 +158,10 @@ func (h *Handler) relay(s *responseStream, progressToken json.RawMessage, agent,
 	if !s.canStream {
 		return nil
 	}
-	rl := &pipeline.Relay{ProgressToken: progressToken, Notify: s.send}
+	rl := &pipeline.Relay{Notify: s.send}
+	if progressToken != nil {
+		rl.Wire = progressToken
+	}
 	if session != "" {
 		rl.Ask = func(ctx context.Context, msg []byte) (<-chan []byte, error) {
 			return h.asks.ask(ctx, s, msg, agent, session)

@@ -1,16 +1,11 @@
-package mcpgw
+package mcp
 
 import (
-	"context"
-	"crypto/x509"
 	"net/http"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
-	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
 
 // bearer returns the token of an `Authorization: Bearer` header, or "".
@@ -20,17 +15,6 @@ func bearer(r *http.Request) string {
 		return ""
 	}
 	return strings.TrimSpace(token)
-}
-
-// agentFor resolves the caller's credential at the edge, for the methods the
-// pipeline does not see, by the very rules of the pipeline's Authenticate
-// stage (stages.ResolveAgent).
-func agentFor(ctx context.Context, cfg pipeline.Config, token string, certs []*x509.Certificate, now time.Time) (*configv1.Agent, bool) {
-	if cfg == nil {
-		return nil, false
-	}
-	agent, refusal := stages.ResolveAgent(ctx, cfg, token, certs, now)
-	return agent, refusal == nil
 }
 
 // presented reports whether the request carries a credential: a bearer

@@ -1,4 +1,4 @@
-package mcpgw
+package mcp
 
 import (
 	"context"
@@ -9,9 +9,6 @@ import (
 	"slices"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
-	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
-	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
@@ -30,30 +27,31 @@ type serverInfo struct {
 	Version string `json:"version"`
 }
 
-// capabilities are what the endpoint offers: tools, plus resources and
-// prompts when the backend federates them.
+// capabilities are what the endpoint offers: tools, resources and
+// prompts, federated from the upstreams.
 func (h *Handler) capabilities() map[string]any {
-	caps := map[string]any{"tools": map[string]any{}}
-	if _, ok := h.backend.(ContentBackend); ok {
-		caps["resources"] = map[string]any{}
-		caps["prompts"] = map[string]any{}
-	}
-	return caps
+	return map[string]any{"tools": map[string]any{}, "resources": map[string]any{}, "prompts": map[string]any{}}
 }
 
-// initialize negotiates the version and mints a session bound to agent.
-func (h *Handler) initialize(w http.ResponseWriter, req *request, id json.RawMessage, agent string) {
+// initialize negotiates the version and, once the pipeline admitted the
+// session request, mints a session bound to the agent.
+func (h *Handler) initialize(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call) {
 	var p struct {
 		ProtocolVersion string `json:"protocolVersion"`
 	}
 	if !decodeParams(w, req, id, &p) {
 		return
 	}
+	c.Op = pipeline.OpSession
+	if _, err := h.backend.Run(ctx, c); err != nil {
+		h.writeFailure(w, r, id, err)
+		return
+	}
 	version := protocolVersions[0]
 	if slices.Contains(protocolVersions, p.ProtocolVersion) {
 		version = p.ProtocolVersion
 	}
-	session, err := h.sessions.create(agent)
+	session, err := h.sessions.create(c.Agent.GetMeta().GetName())
 	if err != nil {
 		w.Header().Set("Retry-After", "30")
 		writeError(w, http.StatusServiceUnavailable, id, &rpcError{Code: codeUnavailable, Message: err.Error()})
@@ -67,23 +65,24 @@ func (h *Handler) initialize(w http.ResponseWriter, req *request, id json.RawMes
 	})
 }
 
-// healthReporter is optionally implemented by a Backend: an upstream that
-// is not healthy (its circuit breaker is open) has its tools left out of
-// tools/list. It must be safe for concurrent use.
-type healthReporter interface {
-	UpstreamHealthy(name string) (ok bool, why string)
+// session runs a session request the gateway answers itself (ping,
+// server/discover) through the pipeline, so that it is authenticated,
+// gated and audited like everything else, and answers result when the
+// pipeline admits it.
+func (h *Handler) session(ctx context.Context, w http.ResponseWriter, r *http.Request, id json.RawMessage, c *pipeline.Call, result any) {
+	c.Op = pipeline.OpSession
+	if _, err := h.backend.Run(ctx, c); err != nil {
+		h.writeFailure(w, r, id, err)
+		return
+	}
+	writeResult(w, id, result)
 }
 
-// toolsList lists the tools the data plane would serve right now, by the
-// pipeline gate's rules: none without fresh-enough configuration (starting,
-// stale), only operator-classified read-only tools when degraded or frozen,
-// never a quarantined tool (its upstream changed it after approval).
-// When the configuration is a pipeline.ToolLister, only the tools some call
-// by this agent (on behalf of the user of a verified user token) could be
-// permitted to make are listed; a user token it cannot verify is refused
-// as tools/call would refuse it. Tools of an upstream the backend reports
-// unhealthy are left out.
-func (h *Handler) toolsList(w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, agent *configv1.Agent) {
+// toolsList lists, through the pipeline, the tools the caller may see:
+// Gate's rules (mode, brake, quarantine) and the policies' partial
+// evaluation decide them (stages.Authorize), and the forwarder leaves out
+// the tools of upstreams whose breaker is open.
+func (h *Handler) toolsList(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call) {
 	var p struct {
 		Cursor string `json:"cursor"`
 	}
@@ -95,46 +94,24 @@ func (h *Handler) toolsList(w http.ResponseWriter, r *http.Request, req *request
 		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: "invalid params: unknown cursor"})
 		return
 	}
-	c.Protocol, c.Method, c.Agent = "mcp", "tools/list", agent
-	lister, filter := c.Config.(pipeline.ToolLister)
-	if filter && c.UserToken != "" {
-		user, refusal := stages.ResolveUser(r.Context(), c.Config, c.UserToken, c.Start)
-		if refusal != nil {
-			h.unauthorized(w, r, id, true, refusal.Message)
+	c.Op, c.Target = pipeline.OpList, pipeline.Target{Kind: pipeline.KindTool}
+	if _, err := h.backend.Run(ctx, c); err != nil {
+		if ref := pipeline.AsRefusal(err); ref.Reason == pipeline.ReasonStale || ref.Reason == pipeline.ReasonNoConfig {
+			// Nothing is served: an empty list, as a call would be refused.
+			writeResult(w, id, map[string]any{"tools": []toolJSON{}})
 			return
 		}
-		c.User = user
+		h.writeFailure(w, r, id, err)
+		return
 	}
 	tools := []toolJSON{}
-	readOnlyOnly := c.Mode == configsyncv1.Mode_MODE_DEGRADED
-	if frozen, _ := c.Config.Frozen(); frozen {
-		readOnlyOnly = true
-	}
-	if c.Mode == configsyncv1.Mode_MODE_NORMAL || c.Mode == configsyncv1.Mode_MODE_DEGRADED {
-		var candidates []pipeline.Tool
-		if filter {
-			candidates = lister.Listable(r.Context(), c)
-		} else {
-			candidates = c.Config.Tools()
+	for _, t := range c.Visible {
+		tj, err := presentTool(t.Tool)
+		if err != nil {
+			h.logger.Warn("pinned tool definition is not valid JSON; not listed", slog.String("action", t.Name), slog.Any("error", err))
+			continue
 		}
-		candidates = h.unquarantined(r.Context(), c.Quarantine, candidates)
-		health, _ := h.backend.(healthReporter)
-		for _, t := range candidates {
-			if readOnlyOnly && !t.ReadOnly() {
-				continue
-			}
-			if health != nil {
-				if ok, _ := health.UpstreamHealthy(t.Upstream); !ok {
-					continue // the backend warns once per upstream state change
-				}
-			}
-			tj, err := presentTool(t)
-			if err != nil {
-				h.logger.Warn("pinned tool definition is not valid JSON; not listed", slog.String("action", t.Action), slog.Any("error", err))
-				continue
-			}
-			tools = append(tools, tj)
-		}
+		tools = append(tools, tj)
 	}
 	writeResult(w, id, map[string]any{"tools": tools})
 }
@@ -143,7 +120,7 @@ func (h *Handler) toolsList(w http.ResponseWriter, r *http.Request, req *request
 // sends before its result (progress, logging, server→client requests)
 // reaches the caller on an event stream when it accepts one; the result
 // is written only after the pipeline returned, so after its audit record.
-func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, token, agent, session string, modern bool) {
+func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, session string, modern bool) {
 	var p struct {
 		Name      string          `json:"name"`
 		Arguments json.RawMessage `json:"arguments"`
@@ -166,11 +143,12 @@ func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request
 		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: "invalid params: arguments must be an object"})
 		return
 	}
-	c.Protocol, c.Method, c.Action, c.Arguments, c.Credential = "mcp", "tools/call", p.Name, args, token
+	c.Op, c.Target, c.Arguments = pipeline.OpCall, pipeline.Target{Kind: pipeline.KindTool, Name: p.Name}, args
 	stream := newResponseStream(w, r)
 	stream.now = h.now
 	ctx := r.Context()
-	if agent != "" {
+	if c.Agent != nil {
+		agent := c.Agent.GetMeta().GetName()
 		if modern {
 			session = "" // a modern caller cannot answer server requests
 		}
@@ -187,13 +165,13 @@ func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request
 		}
 	}
 
-	res, err := h.backend.Handle(ctx, c)
+	res, err := h.backend.Run(ctx, c)
 	if err != nil {
 		h.writeRefusal(stream, r, id, err)
 		return
 	}
 	if res == nil || !isObject(res.Body) || !json.Valid(res.Body) {
-		h.logger.ErrorContext(r.Context(), "backend returned no valid tools/call result", slog.String("action", c.Action))
+		h.logger.ErrorContext(r.Context(), "backend returned no valid tools/call result", slog.String("action", c.Target.Name))
 		h.writeRefusal(stream, r, id, errors.New("invalid backend result"))
 		return
 	}
@@ -234,15 +212,7 @@ func inputRequired(result []byte) bool {
 // writeRefusal answers a refused tools/call in MCP's shape, as the
 // stream's last event when the answer is already streaming.
 func (h *Handler) writeRefusal(stream *responseStream, r *http.Request, id json.RawMessage, err error) {
-	ref := pipeline.AsRefusal(err)
-	var typed *pipeline.Refusal
-	if !errors.As(err, &typed) {
-		level := slog.LevelError
-		if r.Context().Err() != nil {
-			level = slog.LevelDebug // the caller left
-		}
-		h.logger.Log(r.Context(), level, "tools/call failed", slog.Any("error", err))
-	}
+	ref := h.logged(r, err)
 	if ref.Reason == pipeline.ReasonUnauthenticated && !stream.streamed() {
 		h.unauthorized(stream.w, r, id, true, ref.Message)
 		return
@@ -267,6 +237,20 @@ func (h *Handler) writeRefusal(stream *responseStream, r *http.Request, id json.
 	}
 	b, _ := json.Marshal(response{JSONRPC: "2.0", ID: id, Result: body})
 	stream.finish(http.StatusOK, b)
+}
+
+// logged returns err as a refusal, logging an error that is not one (an
+// internal failure the caller only hears about in general terms).
+func (h *Handler) logged(r *http.Request, err error) *pipeline.Refusal {
+	var typed *pipeline.Refusal
+	if !errors.As(err, &typed) {
+		level := slog.LevelError
+		if r.Context().Err() != nil {
+			level = slog.LevelDebug // the caller left
+		}
+		h.logger.Log(r.Context(), level, "request failed", slog.Any("error", err))
+	}
+	return pipeline.AsRefusal(err)
 }
 
 func reasonData(r pipeline.Reason) map[string]string { return map[string]string{"reason": string(r)} }

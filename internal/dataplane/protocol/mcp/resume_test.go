@@ -1,4 +1,4 @@
-package mcpgw_test
+package mcp_test
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/internal/dataplane/mcpgw"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 

@@ -1,4 +1,4 @@
-package mcpgw_test
+package mcp_test
 
 import (
 	"context"
@@ -27,16 +27,13 @@ type listingConfig struct {
 
 const goodUserToken = "user-token-finance"
 
-var (
-	_ pipeline.ToolLister         = (*listingConfig)(nil)
-	_ pipeline.TokenAuthenticator = (*listingConfig)(nil)
-)
+var _ pipeline.Config = (*listingConfig)(nil)
 
-func (c *listingConfig) Listable(_ context.Context, call *pipeline.Call) []pipeline.Tool {
+func (c *listingConfig) Listable(_ context.Context, call *pipeline.Call, kind pipeline.Kind) []pipeline.Target {
 	c.mu.Lock()
 	c.calls = append(c.calls, *call)
 	c.mu.Unlock()
-	if call.Agent == nil {
+	if call.Agent == nil || kind != pipeline.KindTool {
 		return nil
 	}
 	var out []pipeline.Tool
@@ -49,7 +46,7 @@ func (c *listingConfig) Listable(_ context.Context, call *pipeline.Call) []pipel
 			out = append(out, t)
 		}
 	}
-	return out
+	return targets(out, nil, kind)
 }
 
 func (c *listingConfig) AgentByJWT(context.Context, string, time.Time) (*configv1.Agent, error) {
@@ -151,12 +148,13 @@ func TestToolsListOnBehalfOfUser(t *testing.T) {
 	}
 }
 
-func TestToolsListUnfilteredIgnoresUserToken(t *testing.T) {
-	// A configuration without ToolLister lists every servable tool, as
-	// before, and does not look at the user token.
+func TestToolsListRefusesAnUnverifiableUserToken(t *testing.T) {
+	// Every configuration verifies user tokens: one it cannot verify is
+	// refused, never ignored.
 	e := newEnv(t)
-	got := listedActions(t, e, bobKey, map[string]string{"Portcullis-User-Token": "anything"})
-	if want := []string{"demo__bare", "demo__pay", "demo__weather"}; !slices.Equal(got, want) {
-		t.Errorf("bob lists %q, want %q", got, want)
+	rec := e.do(t, req{token: bobKey, header: map[string]string{"Portcullis-User-Token": "anything"},
+		body: `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`})
+	if rec.Code != 401 {
+		t.Fatalf("unverifiable user token: %d %s, want 401", rec.Code, rec.Body)
 	}
 }

@@ -12,7 +12,7 @@
 // federation of resources and prompts replace the method handlers
 // (methods.go) in their own work; the envelope, authentication and session
 // checks stay.
-package mcpgw
+package mcp
 
 import (
 	"context"
@@ -25,14 +25,15 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 )
 
-// Backend runs calls for the endpoint. The data plane server implements
-// it; it must be safe for concurrent use.
+// Backend runs operations for the endpoint: the data plane's one pipeline.
+// It must be safe for concurrent use.
 type Backend interface {
 	// Begin returns a fresh Call bound to the current configuration and
 	// mode (Config is nil while the data plane has none).
 	Begin(r *http.Request) *pipeline.Call
-	// Handle runs the pipeline for a tools/call.
-	Handle(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error)
+	// Run runs c through the pipeline's stages and, when they admit it,
+	// the MCP forwarder.
+	Run(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error)
 }
 
 // Limits and defaults.

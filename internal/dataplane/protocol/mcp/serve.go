@@ -1,15 +1,14 @@
-package mcpgw
+package mcp
 
 import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/netip"
 	"slices"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/hop"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
-	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	"github.com/portcullis-gw/portcullis/internal/jsontext"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
@@ -69,36 +68,20 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		call.Start = h.now()
 	}
 	if !call.SourceIP.IsValid() {
-		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-			call.SourceIP = ap.Addr()
-		}
+		call.SourceIP = sourceAddr(r)
 	}
-	agent, authenticated := agentFor(r.Context(), call.Config, token, call.PeerCertificates, call.Start)
+	call.Protocol, call.Method, call.Credential = "mcp", msg.Method, token
 	session := ""
 	if !modern {
 		session = r.Header.Get("Mcp-Session-Id")
 	}
-
-	if k := msg.Kind(); k == mcpwire.KindResult || k == mcpwire.KindError {
-		h.clientAnswer(w, r, msg, agent, authenticated, session)
-		return
-	}
-	req := asRequest(msg)
-	if req.Method == "tools/call" && !req.isNotification() {
-		// The pipeline authenticates tools/call itself (and audits the
-		// refusal); the session is checked here only for a known agent.
-		agentName := ""
-		if authenticated {
-			agentName = agent.GetMeta().GetName()
-			if !h.sessionOK(session, agentName) {
-				sessionNotFound(w)
-				return
-			}
-		}
-		h.toolsCall(w, r, req, id, call, token, agentName, session, modern)
-		return
-	}
+	ctx := r.Context()
 	if call.Config == nil {
+		if msg.Method == "tools/call" && msg.Kind() == mcpwire.KindRequest {
+			// Refused by the pipeline (no_config), as a tool result.
+			h.toolsCall(w, r, asRequest(msg), id, call, "", modern)
+			return
+		}
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, id, &rpcError{
 			Code: codeUnavailable, Message: "the data plane has no configuration yet; retry shortly",
@@ -106,11 +89,21 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	if !authenticated {
+	// The agent is resolved once, here, by the pipeline's own rule; the
+	// Authenticate stage then finds it set.
+	agent, refusal := stages.ResolveAgent(ctx, call.Config, token, call.PeerCertificates, call.Start)
+	if refusal != nil {
 		h.anonymous(w, r, id, true)
 		return
 	}
+	call.Agent = agent
 	agentName := agent.GetMeta().GetName()
+
+	if k := msg.Kind(); k == mcpwire.KindResult || k == mcpwire.KindError {
+		h.clientAnswer(w, msg, agentName, session)
+		return
+	}
+	req := asRequest(msg)
 	if req.Method != "initialize" && !h.sessionOK(session, agentName) {
 		sessionNotFound(w)
 		return
@@ -124,23 +117,26 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 				h.calls.cancel(session, p.RequestID)
 			}
 		}
-		// notifications/initialized and the others: nothing to do.
+		// notifications/initialized and the others belong to the session
+		// or call they name: nothing to do, and no record of their own.
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
 	switch {
+	case req.Method == "tools/call":
+		h.toolsCall(w, r, req, id, call, session, modern)
 	case req.Method == "initialize" && !modern:
-		h.initialize(w, req, id, agentName)
+		h.initialize(ctx, w, r, req, id, call)
 	case req.Method == "server/discover" && modern:
-		h.discover(w, id)
+		h.session(ctx, w, r, id, call, h.discoverResult())
 	case req.Method == "ping":
-		writeResult(w, id, struct{}{})
+		h.session(ctx, w, r, id, call, struct{}{})
 	case req.Method == "tools/list":
-		h.toolsList(w, r, req, id, call, agent)
-	case contentLists[req.Method].items != "":
-		h.contentListing(w, r, req, id, call, agent)
-	case contentGets[req.Method] != "":
-		h.contentGet(w, r, req, id, call, token)
+		h.toolsList(ctx, w, r, req, id, call)
+	case contentListKinds[req.Method] != "":
+		h.contentListing(ctx, w, r, req, id, call)
+	case contentGets[req.Method].key != "":
+		h.contentGet(ctx, w, r, req, id, call)
 	default:
 		writeError(w, http.StatusOK, id, &rpcError{
 			Code: codeMethodNotFound, Message: "method not found: " + truncate(req.Method, 64),
@@ -204,28 +200,25 @@ func mismatch(header, got, body string) *rpcError {
 	}
 }
 
-// discover answers server/discover (2026-07-28).
-func (h *Handler) discover(w http.ResponseWriter, id json.RawMessage) {
-	writeResult(w, id, map[string]any{
+// discoverResult is the answer to server/discover (2026-07-28).
+func (h *Handler) discoverResult() map[string]any {
+	return map[string]any{
 		"supportedVersions": []string{modernVersion, "2025-11-25", "2025-06-18"},
 		"capabilities":      h.capabilities(),
 		"_meta":             map[string]any{"io.modelcontextprotocol/serverInfo": serverInfo{Name: "portcullis", Version: h.version}},
-	})
+	}
 }
 
 // clientAnswer takes a caller's response to a server→client request the
 // gateway relayed (sampling, elicitation): it goes back to the upstream
-// that asked. Only the agent and session the request went to may answer.
-func (h *Handler) clientAnswer(w http.ResponseWriter, r *http.Request, m *mcpwire.Message, agent *configv1.Agent, authenticated bool, session string) {
-	if !authenticated {
-		h.anonymous(w, r, nil, true)
-		return
-	}
-	if session == "" || !h.sessionOK(session, agent.GetMeta().GetName()) {
+// that asked. Only the agent and session the request went to may answer;
+// the answer belongs to the call that asked and has no record of its own.
+func (h *Handler) clientAnswer(w http.ResponseWriter, m *mcpwire.Message, agent, session string) {
+	if session == "" || !h.sessionOK(session, agent) {
 		sessionNotFound(w)
 		return
 	}
-	if !h.asks.answer(m, agent.GetMeta().GetName(), session) {
+	if !h.asks.answer(m, agent, session) {
 		writeError(w, http.StatusBadRequest, nullID, &rpcError{
 			Code: codeInvalidRequest, Message: "no server request with this id is waiting for an answer from this session",
 		})
@@ -234,22 +227,11 @@ func (h *Handler) clientAnswer(w http.ResponseWriter, r *http.Request, m *mcpwir
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// serveDelete ends the caller's session.
+// serveDelete ends the caller's session: a session request through the
+// pipeline (authenticated and audited), then the session is gone.
 func (h *Handler) serveDelete(w http.ResponseWriter, r *http.Request) {
-	token := bearer(r)
-	if !presented(r, token) {
-		h.anonymous(w, r, nil, false)
-		return
-	}
-	call := h.backend.Begin(r)
-	if call.Config == nil {
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "the data plane has no configuration yet; retry shortly", http.StatusServiceUnavailable)
-		return
-	}
-	agent, ok := agentFor(r.Context(), call.Config, token, call.PeerCertificates, h.now())
+	call, ok := h.beginBare(w, r, "DELETE")
 	if !ok {
-		h.anonymous(w, r, nil, true)
 		return
 	}
 	id := r.Header.Get("Mcp-Session-Id")
@@ -257,11 +239,52 @@ func (h *Handler) serveDelete(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Mcp-Session-Id header is required", http.StatusBadRequest)
 		return
 	}
-	if !h.sessions.end(id, agent.GetMeta().GetName()) {
+	if !h.sessions.use(id, call.Agent.GetMeta().GetName()) {
+		sessionNotFound(w)
+		return
+	}
+	call.Op = pipeline.OpSession
+	if _, err := h.backend.Run(r.Context(), call); err != nil {
+		http.Error(w, h.logged(r, err).Message, http.StatusServiceUnavailable)
+		return
+	}
+	if !h.sessions.end(id, call.Agent.GetMeta().GetName()) {
 		sessionNotFound(w)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// beginBare begins the call of a request without a JSON-RPC body (GET,
+// DELETE) named method, and resolves its agent once; false when it
+// answered already (no configuration, no or a bad credential).
+func (h *Handler) beginBare(w http.ResponseWriter, r *http.Request, method string) (*pipeline.Call, bool) {
+	token := bearer(r)
+	if !presented(r, token) {
+		h.anonymous(w, r, nil, false)
+		return nil, false
+	}
+	call := h.backend.Begin(r)
+	if call.Config == nil {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "the data plane has no configuration yet; retry shortly", http.StatusServiceUnavailable)
+		return nil, false
+	}
+	call.Hops, _ = hop.Parse(r.Header)
+	if call.Start.IsZero() {
+		call.Start = h.now()
+	}
+	if !call.SourceIP.IsValid() {
+		call.SourceIP = sourceAddr(r)
+	}
+	call.Protocol, call.Method, call.Credential = "mcp", method, token
+	agent, refusal := stages.ResolveAgent(r.Context(), call.Config, token, call.PeerCertificates, call.Start)
+	if refusal != nil {
+		h.anonymous(w, r, nil, true)
+		return nil, false
+	}
+	call.Agent = agent
+	return call, true
 }
 
 // sessionOK accepts a request without a session id (sessions are optional

@@ -1,4 +1,4 @@
-package mcpgw_test
+package mcp_test
 
 import (
 	"crypto/tls"
@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/internal/dataplane/mcpgw"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
@@ -21,7 +21,7 @@ import (
 // common name: "alice" is alice's, anything else is refused.
 type certConfig struct{ *fakeConfig }
 
-var _ pipeline.CertAuthenticator = certConfig{}
+var _ pipeline.Config = certConfig{}
 
 func (c certConfig) AgentByCert(chain []*x509.Certificate, _ time.Time) (*configv1.Agent, error) {
 	if len(chain) > 0 && chain[0].Subject.CommonName == "alice" {

@@ -1,4 +1,4 @@
-package mcpgw
+package mcp
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
@@ -186,19 +187,21 @@ func (c *calls) cancel(session string, id json.RawMessage) {
 // which carries notifications/tools/list_changed when the configuration
 // changes, and keep-alive comments.
 func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request) {
-	token := bearer(r)
-	if !presented(r, token) {
-		h.anonymous(w, r, nil, false)
-		return
-	}
 	if !acceptsEventStream(r) {
+		if !presented(r, bearer(r)) {
+			h.anonymous(w, r, nil, false)
+			return
+		}
 		http.Error(w, "GET needs Accept: text/event-stream", http.StatusNotAcceptable)
 		return
 	}
-	call := h.backend.Begin(r)
-	agent, ok := agentFor(r.Context(), call.Config, token, call.PeerCertificates, h.now())
+	last := r.Header.Get("Last-Event-ID")
+	method := "GET (stream)"
+	if last != "" {
+		method = "GET (resume)"
+	}
+	call, ok := h.beginBare(w, r, method)
 	if !ok {
-		h.anonymous(w, r, nil, true)
 		return
 	}
 	session := r.Header.Get("Mcp-Session-Id")
@@ -209,12 +212,17 @@ func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "GET needs a session (Mcp-Session-Id); the 2026-07-28 era has no GET stream", http.StatusMethodNotAllowed)
 		return
 	}
-	name := agent.GetMeta().GetName()
+	name := call.Agent.GetMeta().GetName()
 	if !h.sessions.use(session, name) {
 		sessionNotFound(w)
 		return
 	}
-	if last := r.Header.Get("Last-Event-ID"); last != "" {
+	call.Op = pipeline.OpSession
+	if _, err := h.backend.Run(r.Context(), call); err != nil {
+		http.Error(w, h.logged(r, err).Message, http.StatusServiceUnavailable)
+		return
+	}
+	if last != "" {
 		h.resume(w, r, last, session, name)
 		return
 	}

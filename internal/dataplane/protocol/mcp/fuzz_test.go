@@ -1,4 +1,4 @@
-package mcpgw_test
+package mcp_test
 
 import (
 	"encoding/json"

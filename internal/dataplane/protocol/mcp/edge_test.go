@@ -1,4 +1,4 @@
-package mcpgw_test
+package mcp_test
 
 import (
 	"net/http"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis-gw/portcullis/internal/dataplane/mcpgw"
+	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
 )
 
 // TestEdgeRules: requests the endpoint refuses before it reads or judges

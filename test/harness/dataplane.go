@@ -278,6 +278,8 @@ type AuditRecord struct {
 	// For a refusal summary: the source network and count.
 	SourceNetwork string
 	Count         uint64
+	// Items is, for a list, how many items the agent was shown.
+	Items uint32
 }
 
 // AuditRecords reads the whole audit log (a record still being written
@@ -307,6 +309,7 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			Kind:            r.GetKind().String(),
 			SourceNetwork:   r.GetRefusalSummary().GetSourceNetwork(),
 			Count:           r.GetRefusalSummary().GetCount(),
+			Items:           r.GetList().GetItems(),
 		})
 	}
 	return out, nil

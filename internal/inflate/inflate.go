@@ -124,9 +124,6 @@ func (r *Reader) Close() error {
 	return r.zr.Close()
 }
 
-// Written is the number of decompressed bytes returned so far.
-func (r *Reader) Written() int64 { return r.out }
-
 // counter counts the compressed bytes gzip consumes. It is a ByteReader so
 // that gzip reads through it byte by byte rather than through a hidden
 // read-ahead buffer.

@@ -90,7 +90,7 @@ func (a *API) Upload(ctx context.Context, req *connect.Request[auditv1.UploadReq
 	}
 	res, err := a.cfg.Store.Apply(ctx, cmd)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, a.storeError(ctx, err)
 	}
 	if e := res.GetError(); e != nil && e.GetCode() != fsmv1.ErrorCode_ERROR_CODE_ABORTED {
 		a.log.WarnContext(ctx, "audit upload refused", "dataplane", dp, "err", e.GetMessage())

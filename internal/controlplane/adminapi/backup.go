@@ -56,7 +56,7 @@ func (a *API) RestoreBackup(ctx context.Context, req *connect.Request[adminv1.Re
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("data is required"))
 	}
 	if err := a.cfg.Cluster.Restore(ctx, req.Msg.GetData()); err != nil {
-		return nil, storeError(err)
+		return nil, a.storeError(ctx, err)
 	}
 	cmd := a.command(ctx, reqID, "BackupService.RestoreBackup")
 	cmd.Op = &fsmv1.Command_Touch{Touch: &fsmv1.Touch{}}

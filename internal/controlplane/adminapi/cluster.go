@@ -102,7 +102,7 @@ func (a *API) AddNode(ctx context.Context, req *connect.Request[adminv1.AddNodeR
 		return nil, err
 	}
 	if err := a.cfg.Cluster.AddVoter(ctx, m.GetNodeId(), m.GetRaftAddr()); err != nil {
-		return nil, storeError(err)
+		return nil, a.storeError(ctx, err)
 	}
 	a.log.InfoContext(ctx, "node added", "node", m.GetNodeId(), "raft_addr", m.GetRaftAddr(), "by", callerFrom(ctx).tokenID)
 	members, err := a.members()
@@ -133,7 +133,7 @@ func (a *API) RemoveNode(ctx context.Context, req *connect.Request[adminv1.Remov
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("refusing to remove the only member of the cluster"))
 	}
 	if err := a.cfg.Cluster.RemoveServer(ctx, id); err != nil {
-		return nil, storeError(err)
+		return nil, a.storeError(ctx, err)
 	}
 	if err := a.remove(ctx, req.Header(), "ClusterService.RemoveNode", resource.Node, id, 0); err != nil && connect.CodeOf(err) != connect.CodeNotFound {
 		return nil, err

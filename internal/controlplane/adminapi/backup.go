@@ -3,10 +3,10 @@ package adminapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 
 	"connectrpc.com/connect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 )
@@ -39,7 +39,7 @@ func (a *API) SaveBackup(ctx context.Context, req *connect.Request[adminv1.SaveB
 			return nil
 		}
 		if err != nil {
-			return connect.NewError(connect.CodeInternal, fmt.Errorf("write backup: %w", err))
+			return edge.Internal(ctx, a.log, "write the backup", err)
 		}
 	}
 }

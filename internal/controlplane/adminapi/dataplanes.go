@@ -83,7 +83,7 @@ func (a *API) ListDataplanes(ctx context.Context, req *connect.Request[adminv1.L
 	}
 	all, err := a.cfg.Cluster.DataplaneStatuses(ctx)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
+		return nil, a.storeError(ctx, err)
 	}
 	merged := map[string]*adminv1.DataplaneStatus{}
 	for _, s := range all {

@@ -3,10 +3,10 @@ package adminapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 
 	"connectrpc.com/connect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 )
@@ -39,7 +39,7 @@ func (a *API) SaveBackup(ctx context.Context, req *connect.Request[adminv1.SaveB
 			return nil
 		}
 		if err != nil {
-			return connect.NewError(connect.CodeInternal, fmt.Errorf("write backup: %w", err))
+			return edge.Internal(ctx, a.log, "write the backup", err)
 		}
 	}
 }
@@ -56,7 +56,7 @@ func (a *API) RestoreBackup(ctx context.Context, req *connect.Request[adminv1.Re
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("data is required"))
 	}
 	if err := a.cfg.Cluster.Restore(ctx, req.Msg.GetData()); err != nil {
-		return nil, storeError(err)
+		return nil, a.storeError(ctx, err)
 	}
 	cmd := a.command(ctx, reqID, "BackupService.RestoreBackup")
 	cmd.Op = &fsmv1.Command_Touch{Touch: &fsmv1.Touch{}}

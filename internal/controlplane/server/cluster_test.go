@@ -1,15 +1,18 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,7 +48,9 @@ type testNode struct {
 }
 
 type testCluster struct {
-	t     *testing.T
+	t *testing.T
+	// logs, when set, receives every node's log as well.
+	logs  *syncBuffer
 	kek   string
 	nodes map[string]*testNode
 	token string
@@ -65,6 +70,24 @@ var fastTiming = raftstore.Timing{
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// syncBuffer collects log lines for a test to search.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 type tWriter struct{ t *testing.T }
@@ -87,8 +110,15 @@ func (c *testCluster) config(id string) server.Config {
 	return server.Config{
 		NodeID: id, DataDir: filepath.Join(c.t.TempDir(), id),
 		RaftAddr: cptest.FreeAddr(c.t), APIAddr: cptest.FreeAddr(c.t),
-		KEKFile: c.kek, Timing: fastTiming, Logger: testLogger(c.t),
+		KEKFile: c.kek, Timing: fastTiming, Logger: c.logger(),
 	}
+}
+
+func (c *testCluster) logger() *slog.Logger {
+	if c.logs == nil {
+		return testLogger(c.t)
+	}
+	return slog.New(slog.NewTextHandler(io.MultiWriter(tWriter{c.t}, c.logs), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 func (c *testCluster) start(cfg server.Config) *testNode {

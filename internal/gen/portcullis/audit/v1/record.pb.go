@@ -26,7 +26,8 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Record is one call.
+// Record is one call (or, with applied set, one configuration version a
+// data plane applied).
 type Record struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
@@ -84,6 +85,13 @@ type Record struct {
 	ArgumentsJson string `protobuf:"bytes,22,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
 	// Size of the response returned to the agent, in bytes.
 	ResponseBytes int64 `protobuf:"varint,23,opt,name=response_bytes,json=responseBytes,proto3" json:"response_bytes,omitempty"`
+	// Set only on a data plane's configuration record, which is not a call:
+	// the one it writes before it serves a snapshot version (method
+	// "config/apply"), and the copy that starts each later segment of its
+	// log (method "config/carry"). The newest one is the highest version the
+	// data plane has applied, kept where rolling back its last-known-good
+	// file cannot reach.
+	Applied       *AppliedVersion `protobuf:"bytes,24,opt,name=applied,proto3" json:"applied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -279,11 +287,80 @@ func (x *Record) GetResponseBytes() int64 {
 	return 0
 }
 
+func (x *Record) GetApplied() *AppliedVersion {
+	if x != nil {
+		return x.Applied
+	}
+	return nil
+}
+
+// AppliedVersion is a snapshot version a data plane applied:
+// (cluster_id, epoch, version), compared in that order.
+type AppliedVersion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppliedVersion) Reset() {
+	*x = AppliedVersion{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppliedVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppliedVersion) ProtoMessage() {}
+
+func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppliedVersion.ProtoReflect.Descriptor instead.
+func (*AppliedVersion) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AppliedVersion) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *AppliedVersion) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *AppliedVersion) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x05\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa6\x06\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -308,7 +385,13 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x04hash\x18\x14 \x01(\fR\x04hash\x12\x12\n" +
 	"\x04user\x18\x15 \x01(\tR\x04user\x12%\n" +
 	"\x0earguments_json\x18\x16 \x01(\tR\rargumentsJson\x12%\n" +
-	"\x0eresponse_bytes\x18\x17 \x01(\x03R\rresponseBytesB\xe2\x01\n" +
+	"\x0eresponse_bytes\x18\x17 \x01(\x03R\rresponseBytes\x12=\n" +
+	"\aapplied\x18\x18 \x01(\v2#.portcullis.audit.v1.AppliedVersionR\aapplied\"_\n" +
+	"\x0eAppliedVersion\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversionB\xe2\x01\n" +
 	"\x17com.portcullis.audit.v1B\vRecordProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1;auditv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Audit.V1\xca\x02\x13Portcullis\\Audit\\V1\xe2\x02\x1fPortcullis\\Audit\\V1\\GPBMetadata\xea\x02\x15Portcullis::Audit::V1b\x06proto3"
 
 var (
@@ -323,21 +406,23 @@ func file_portcullis_audit_v1_record_proto_rawDescGZIP() []byte {
 	return file_portcullis_audit_v1_record_proto_rawDescData
 }
 
-var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(*Record)(nil),                // 0: portcullis.audit.v1.Record
-	(*timestamppb.Timestamp)(nil), // 1: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 2: google.protobuf.Duration
+	(*AppliedVersion)(nil),        // 1: portcullis.audit.v1.AppliedVersion
+	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 3: google.protobuf.Duration
 }
 var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
-	1, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	2, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
-	2, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	2, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	3, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
+	3, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
+	1, // 3: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_record_proto_init() }
@@ -351,7 +436,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_record_proto_rawDesc), len(file_portcullis_audit_v1_record_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -91,7 +91,7 @@ type Record struct {
 	// log (method "config/carry"). The newest one is the highest version the
 	// data plane has applied, kept where rolling back its last-known-good
 	// file cannot reach.
-	Applied       *AppliedVersion `protobuf:"bytes,24,opt,name=applied,proto3" json:"applied,omitempty"`
+	Applied       *AppliedVersion `protobuf:"bytes,30,opt,name=applied,proto3" json:"applied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -386,7 +386,7 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x04user\x18\x15 \x01(\tR\x04user\x12%\n" +
 	"\x0earguments_json\x18\x16 \x01(\tR\rargumentsJson\x12%\n" +
 	"\x0eresponse_bytes\x18\x17 \x01(\x03R\rresponseBytes\x12=\n" +
-	"\aapplied\x18\x18 \x01(\v2#.portcullis.audit.v1.AppliedVersionR\aapplied\"_\n" +
+	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionR\aapplied\"_\n" +
 	"\x0eAppliedVersion\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x14\n" +

@@ -44,9 +44,12 @@ func (a *API) SaveBackup(ctx context.Context, req *connect.Request[adminv1.SaveB
 	}
 }
 
-// RestoreBackup implements BackupService. After the leader installs the
-// backup, a Touch command moves the config version past every version data
-// planes have seen, so they all pick up the restored state.
+// RestoreBackup implements BackupService. The leader installs the backup
+// as a new epoch (see raftstore.Node.RestoreLocal), so data planes, which
+// never go back to an older version, accept it from the stream; a Touch
+// command then also moves the config version past every version data
+// planes have seen, for data planes that compare versions alone (built
+// before epochs).
 func (a *API) RestoreBackup(ctx context.Context, req *connect.Request[adminv1.RestoreBackupRequest]) (*connect.Response[adminv1.RestoreBackupResponse], error) {
 	reqID, err := requestID(req.Header())
 	if err != nil {
@@ -64,6 +67,12 @@ func (a *API) RestoreBackup(ctx context.Context, req *connect.Request[adminv1.Re
 	if err != nil {
 		return nil, err
 	}
-	a.log.WarnContext(ctx, "state restored from backup", "by", callerFrom(ctx).tokenID, "index", res.GetIndex())
-	return resp(&adminv1.RestoreBackupResponse{ConfigVersion: res.GetIndex()}), nil
+	out := &adminv1.RestoreBackupResponse{ConfigVersion: res.GetIndex()}
+	// A read through a leader barrier includes the Touch, hence the epoch
+	// the restore started, whichever node answers.
+	if st, err := a.cfg.Store.State(ctx, true); err == nil {
+		out.Epoch = st.Epoch()
+	}
+	a.log.WarnContext(ctx, "state restored from backup", "by", callerFrom(ctx).tokenID, "index", res.GetIndex(), "epoch", out.GetEpoch())
+	return resp(out), nil
 }

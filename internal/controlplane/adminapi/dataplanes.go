@@ -98,6 +98,10 @@ func (a *API) ListDataplanes(ctx context.Context, req *connect.Request[adminv1.L
 		if v := st.ConfigVersion(); v > s.GetServingVersion() {
 			s.Lag = v - s.GetServingVersion()
 		}
+		if e := s.GetServingEpoch(); e != 0 && e < st.Epoch() {
+			// An earlier epoch is behind whatever its number says.
+			s.Lag = max(s.GetLag(), 1)
+		}
 		out.Dataplanes = append(out.Dataplanes, s)
 	}
 	sort.Slice(out.Dataplanes, func(i, j int) bool { return out.Dataplanes[i].GetName() < out.Dataplanes[j].GetName() })

@@ -112,10 +112,10 @@ func (s *Server) Watch(ctx context.Context, req *connect.Request[configsyncv1.Wa
 	if err != nil {
 		return err
 	}
-	have := req.Msg.GetVersion()
-	done := s.registry.Connected(name, have)
+	have := held{version: req.Msg.GetVersion(), epoch: req.Msg.GetEpoch()}
+	done := s.registry.Connected(name, have.version, have.epoch)
 	defer done()
-	s.log.InfoContext(ctx, "data plane connected", "dataplane", name, "version", have)
+	s.log.InfoContext(ctx, "data plane connected", "dataplane", name, "version", have.version, "epoch", have.epoch)
 	defer s.log.InfoContext(ctx, "data plane disconnected", "dataplane", name)
 
 	hb := time.NewTicker(s.heartbeat)
@@ -130,17 +130,17 @@ func (s *Server) Watch(ctx context.Context, req *connect.Request[configsyncv1.Wa
 			s.log.WarnContext(ctx, "data plane cut off: credential revoked or expired", "dataplane", name)
 			return connect.NewError(connect.CodePermissionDenied, errors.New("this data plane's join credential was revoked or has expired"))
 		}
-		v := st.ConfigVersion()
-		if st.Identity() != nil && v != have && v != s.registry.Nacked(name) {
+		v, epoch := st.ConfigVersion(), st.Epoch()
+		if st.Identity() != nil && !have.is(v, epoch) && !s.registry.Nacked(name).is(v, epoch) {
 			built, err := s.builder.Build(st)
 			if err != nil {
-				s.log.ErrorContext(ctx, "build snapshot", "version", v, "err", err)
+				s.log.ErrorContext(ctx, "build snapshot", "version", v, "epoch", epoch, "err", err)
 				return connect.NewError(connect.CodeInternal, errors.New("this node cannot build the snapshot; try another node"))
 			}
 			if err := stream.Send(&configsyncv1.WatchResponse{Kind: &configsyncv1.WatchResponse_SnapshotGzip{SnapshotGzip: built.Gzip}}); err != nil {
 				return err
 			}
-			have = v
+			have = held{version: v, epoch: epoch}
 		}
 		select {
 		case <-ctx.Done():
@@ -148,7 +148,7 @@ func (s *Server) Watch(ctx context.Context, req *connect.Request[configsyncv1.Wa
 		case <-changed:
 		case <-hb.C:
 			if err := stream.Send(&configsyncv1.WatchResponse{Kind: &configsyncv1.WatchResponse_Heartbeat{Heartbeat: &configsyncv1.Heartbeat{
-				Version: v, Time: timestamppb.New(s.now()), NodeId: s.nodeID,
+				Version: v, Epoch: epoch, Time: timestamppb.New(s.now()), NodeId: s.nodeID,
 			}}}); err != nil {
 				return err
 			}
@@ -166,7 +166,20 @@ func (s *Server) Report(ctx context.Context, req *connect.Request[configsyncv1.R
 	}
 	s.registry.Report(req.Msg)
 	if !req.Msg.GetApplied() {
-		s.log.WarnContext(ctx, "data plane rejected a snapshot", "dataplane", req.Msg.GetName(), "version", req.Msg.GetVersion(), "reason", req.Msg.GetReason())
+		s.log.WarnContext(ctx, "data plane rejected a snapshot", "dataplane", req.Msg.GetName(), "version", req.Msg.GetVersion(), "epoch", req.Msg.GetEpoch(), "reason", req.Msg.GetReason())
 	}
 	return connect.NewResponse(&configsyncv1.ReportResponse{}), nil
+}
+
+// held is a config version a data plane holds or rejected, as it reported
+// it. Epoch 0 comes from a data plane that does not know epochs (or means
+// no version at all when version is 0 too).
+type held struct{ version, epoch uint64 }
+
+// is reports whether h names (version, epoch). A data plane that reports no
+// epoch is matched on the version alone, as before epochs: a restore also
+// moves the version past every earlier one (the Touch after it), so such a
+// data plane still gets the restored state.
+func (h held) is(version, epoch uint64) bool {
+	return h.version == version && (h.epoch == 0 || h.epoch == epoch)
 }

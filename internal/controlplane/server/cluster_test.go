@@ -23,6 +23,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/cptest"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/server"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
@@ -392,4 +393,60 @@ func TestRemovedNodeRejoinsFromSnapshot(t *testing.T) {
 	}
 	c.hasAgents(f, names...)
 	c.waitVoters(3)
+}
+
+// TestRestoreStartsTheSameEpochOnEveryNode: a restore installs the backup
+// with the next epoch on the leader and every follower (they install the
+// same stream), the epoch survives a whole-cluster restart, and a second
+// restore moves every node to the epoch after.
+func TestRestoreStartsTheSameEpochOnEveryNode(t *testing.T) {
+	c := newCluster(t)
+	c.bootstrap("n1", "n2", "n3")
+	c.createAgent(c.leader(), "in-backup")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := c.leader().srv.Node().State(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backup bytes.Buffer
+	if _, err := st.WriteTo(&backup); err != nil {
+		t.Fatal(err)
+	}
+	c.createAgent(c.leader(), "after-backup")
+	everyNodeAt := func(epoch uint64) {
+		t.Helper()
+		for id, n := range c.nodes {
+			eventually(t, 20*time.Second, fmt.Sprintf("%s in epoch %d", id, epoch), func() error {
+				st, err := n.srv.Node().State(ctx, false)
+				if err != nil {
+					return err
+				}
+				if _, ok := st.Get(resource.Agent, "after-backup"); ok || st.Epoch() != epoch {
+					return fmt.Errorf("epoch %d, after-backup present %t", st.Epoch(), ok)
+				}
+				return nil
+			})
+		}
+	}
+	if err := c.leader().srv.Node().RestoreLocal(ctx, backup.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	everyNodeAt(2)
+
+	for _, n := range c.nodes {
+		n.stop()
+	}
+	for id, n := range c.nodes {
+		cfg := n.cfg
+		cfg.Bootstrap, cfg.Join = false, ""
+		c.nodes[id] = c.start(cfg)
+	}
+	c.waitVoters(3)
+	everyNodeAt(2)
+
+	if err := c.leader().srv.Node().RestoreLocal(ctx, backup.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	everyNodeAt(3)
 }

@@ -148,7 +148,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	mux.Handle(peer.NewServer(node, registry, forwardKey, !cfg.Dev, cfg.Logger).Handler())
 	mux.Handle(configsync.NewServer(configsync.Config{
-		Store: node, Auth: auth, Builder: configsync.NewBuilder(sealer), Registry: registry,
+		Store: node, Auth: auth, Builder: configsync.NewBuilder(sealer, configsync.WithEgress(cfg.Egress)), Registry: registry,
 		NodeID: cfg.NodeID, Heartbeat: cfg.SyncHeartbeat, Logger: cfg.Logger,
 	}).Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })

@@ -34,7 +34,7 @@ func main() {
 func newCommand() *cobra.Command {
 	var cfg server.Config
 	var logLevel, logFormat, retention string
-	var allow []string
+	var allow, deny []string
 	cmd := &cobra.Command{
 		Use:           "controlplane",
 		Short:         "Run a Portcullis control-plane node",
@@ -57,6 +57,13 @@ func newCommand() *cobra.Command {
 					return fmt.Errorf("--egress-allow %q: %w", a, err)
 				}
 				cfg.Egress.Allow = append(cfg.Egress.Allow, p)
+			}
+			for _, d := range deny {
+				p, err := netip.ParsePrefix(d)
+				if err != nil {
+					return fmt.Errorf("--egress-deny %q: %w", d, err)
+				}
+				cfg.Egress.Deny = append(cfg.Egress.Deny, p)
 			}
 			if cfg.AuditRetention, err = parseRetention(retention); err != nil {
 				return err
@@ -83,6 +90,7 @@ func newCommand() *cobra.Command {
 	f.StringSliceVar(&cfg.TLSHosts, "tls-host", nil, "extra DNS name or IP for this node's certificate (repeatable)")
 	f.BoolVar(&cfg.Egress.AllowLinkLocal, "egress-allow-link-local", false, "allow upstream, JWKS and token URLs on link-local and cloud-metadata addresses")
 	f.StringSliceVar(&allow, "egress-allow", nil, "CIDR ranges upstream URLs may use even when the egress policy refuses them (repeatable)")
+	f.StringSliceVar(&deny, "egress-deny", nil, "CIDR ranges upstream, JWKS and token URLs may not use (repeatable; the longest matching --egress-allow or --egress-deny range decides)")
 	f.DurationVar(&cfg.Timing.HeartbeatTimeout, "raft-heartbeat-timeout", 0, "Raft heartbeat timeout (default 1s)")
 	f.DurationVar(&cfg.Timing.ElectionTimeout, "raft-election-timeout", 0, "Raft election timeout (default 1s)")
 	f.DurationVar(&cfg.Timing.LeaderLeaseTimeout, "raft-leader-lease-timeout", 0, "Raft leader lease timeout (default 500ms)")

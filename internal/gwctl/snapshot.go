@@ -150,7 +150,11 @@ the backup are lost, so --yes is required.`,
 				if p.structured() {
 					return p.message(resp)
 				}
-				return p.linef("restored %s: config version %d", args[0], resp.GetConfigVersion())
+				if resp.GetEpoch() == 0 {
+					return p.linef("restored %s: config version %d", args[0], resp.GetConfigVersion())
+				}
+				return p.linef("restored %s: config version %d, epoch %d (data planes take it from the control plane, never from their last-known-good file)",
+					args[0], resp.GetConfigVersion(), resp.GetEpoch())
 			})
 		},
 	}

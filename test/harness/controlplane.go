@@ -218,6 +218,18 @@ func (cp *ControlPlane) Restart() {
 	cp.start(cp.baseArgs())
 }
 
+// RestartWith is Restart with extra flags for this run only (such as a
+// changed egress policy); a later Restart drops them again.
+func (cp *ControlPlane) RestartWith(args ...string) {
+	cp.t.Helper()
+	if cp.Running() {
+		if err := cp.Stop(); err != nil {
+			cp.t.Logf("restart controlplane %s: stop: %v", cp.NodeID, err)
+		}
+	}
+	cp.start(append(cp.baseArgs(), args...))
+}
+
 // AwaitReady waits until the node answers /readyz with 200 (it knows a
 // leader); it fails the test at the deadline or when the process exits.
 func (cp *ControlPlane) AwaitReady(t testing.TB, timeout time.Duration) {

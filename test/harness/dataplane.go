@@ -181,15 +181,17 @@ func (dp *Dataplane) AwaitServing(t testing.TB, timeout time.Duration) {
 type ReadyStatus struct {
 	// HTTPStatus is 200 while the data plane serves (normal or degraded),
 	// 503 otherwise (starting or stale).
-	HTTPStatus   int       `json:"-"`
-	Mode         string    `json:"mode"` // normal, degraded, stale or starting
-	Version      uint64    `json:"version"`
+	HTTPStatus int    `json:"-"`
+	Mode       string `json:"mode"` // normal, degraded, stale or starting
+	Version    uint64 `json:"version"`
+	// Epoch is the epoch of Version (0 while nothing is served).
+	Epoch        uint64    `json:"epoch"`
 	ControlPlane bool      `json:"control_plane"`
 	LastContact  time.Time `json:"last_contact"`
 }
 
 func (s ReadyStatus) String() string {
-	return fmt.Sprintf("%d mode=%s version=%d control_plane=%t", s.HTTPStatus, s.Mode, s.Version, s.ControlPlane)
+	return fmt.Sprintf("%d mode=%s version=%d epoch=%d control_plane=%t", s.HTTPStatus, s.Mode, s.Version, s.Epoch, s.ControlPlane)
 }
 
 // Readyz asks the data plane's /readyz once.

@@ -1,7 +1,9 @@
-// Package adminapi serves the control plane's Connect admin API. Handlers
-// validate input, turn writes into typed commands for the store, and map
-// results to Connect errors; authentication and authorization happen in an
-// interceptor (auth.go) before any handler runs.
+// Package adminapi serves the control plane's Connect admin API and audit
+// service. Handlers validate input, turn writes into typed commands for the
+// store, and map results to Connect errors. Authentication, roles and read
+// limits (auth.go) are enforced by the edge's gate from the headers, before
+// Connect reads a request body; failures of the store and the cluster reach
+// clients only as edge.Error's safe messages.
 package adminapi
 
 import (
@@ -21,31 +23,30 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
 	"github.com/portcullis-gw/portcullis/internal/credential"
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1/auditv1connect"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
-	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Headers of the admin API (see proto/portcullis/admin/v1/common.proto).
 const (
-	HeaderRequestID   = "Portcullis-Request-Id"
+	HeaderRequestID   = edge.HeaderRequestID
 	HeaderConsistency = "Portcullis-Consistency"
 )
 
-// Message size limits.
-const (
-	MaxRequestBytes int = 4 << 20
-	MaxBackupBytes  int = 256 << 20
-)
+// MaxBackupBytes bounds a backup to restore (see auth.go for every
+// procedure's read limit).
+const MaxBackupBytes int = 256 << 20
 
 // Cluster is what the admin API needs of Raft membership and backups. The
 // methods forward to the leader as needed. Implementations must be safe for
@@ -87,6 +88,9 @@ type Config struct {
 	NodeCertTTL time.Duration
 	// Audit is this node's audit store (nil: AuditService is unavailable).
 	Audit *auditstore.Store
+	// Auth resolves bearer tokens (nil: one over Store). Share one with
+	// config sync, so its re-check budget is the node's.
+	Auth *tokenauth.Authenticator
 }
 
 // API implements every admin service.
@@ -98,7 +102,6 @@ type API struct {
 	cfg     Config
 	log     *slog.Logger
 	mintKey []byte
-	recheck *rate.Limiter
 	// attestKey signs audit attestations; the same on every node.
 	attestKey ed25519.PrivateKey
 }
@@ -124,11 +127,10 @@ func New(cfg Config) *API {
 	if cfg.NodeCertTTL == 0 {
 		cfg.NodeCertTTL = 3 * 365 * 24 * time.Hour
 	}
+	if cfg.Auth == nil {
+		cfg.Auth = tokenauth.NewAuthenticator(cfg.Store, cfg.Now)
+	}
 	return &API{cfg: cfg, log: cfg.Logger.With("component", "adminapi"), mintKey: cfg.Sealer.Derive("credential-mint", 32),
-		// Up to 20 unknown-token re-checks a second (shared by every
-		// service of this node); beyond that an unknown token is refused
-		// from local state alone.
-		recheck:   rate.NewLimiter(20, 20),
 		attestKey: ed25519.NewKeyFromSeed(cfg.Sealer.Derive(attestKeyPurpose, ed25519.SeedSize))}
 }
 
@@ -151,32 +153,34 @@ type Route struct {
 	Handler http.Handler
 }
 
-// Routes returns every admin service, each behind the authentication
-// interceptor, strict decoding and size limits.
+// Routes returns every admin service and the audit service, each behind
+// the edge's gate (token, role and read limit checked from the headers
+// before the body is read), with strict decoding.
 func (a *API) Routes() []Route {
-	opts := func(limit int) []connect.HandlerOption {
-		return []connect.HandlerOption{
-			connect.WithInterceptors(newAuthInterceptor(a), strictInterceptor{}),
-			connect.WithCodec(strictJSONCodec{}),
-			connect.WithReadMaxBytes(limit),
-		}
+	gate := edge.NewGate(a.cfg.Auth, procedures, a.cfg.Logger)
+	own := []connect.HandlerOption{
+		connect.WithInterceptors(gatedInterceptor{}, strictInterceptor{}),
+		connect.WithCodec(strictJSONCodec{}),
 	}
 	var out []Route
-	add := func(path string, h http.Handler) { out = append(out, Route{path, h}) }
-	add(adminv1connect.NewAgentServiceHandler(a, opts(MaxRequestBytes)...))
-	add(adminv1connect.NewUpstreamServiceHandler(a, opts(MaxRequestBytes)...))
-	add(adminv1connect.NewValueListServiceHandler(a, opts(MaxRequestBytes)...))
-	add(adminv1connect.NewToolServiceHandler(a, opts(MaxRequestBytes)...))
-	add(adminv1connect.NewPolicyServiceHandler(a, opts(MaxRequestBytes)...))
-	add(adminv1connect.NewIdentitySourceServiceHandler(a, opts(MaxRequestBytes)...))
-	add(adminv1connect.NewSecretServiceHandler(a, opts(MaxRequestBytes)...))
-	add(adminv1connect.NewTokenServiceHandler(a, opts(MaxRequestBytes)...))
-	add(adminv1connect.NewClusterServiceHandler(a, opts(MaxRequestBytes)...))
-	add(adminv1connect.NewBackupServiceHandler(a, opts(MaxBackupBytes)...))
-	add(adminv1connect.NewAdminLogServiceHandler(a, opts(MaxRequestBytes)...))
-	add(adminv1connect.NewDataplaneServiceHandler(a, opts(MaxRequestBytes)...))
-	add(adminv1connect.NewAccessServiceHandler(a, opts(MaxRequestBytes)...))
-	add(auditv1connect.NewAuditServiceHandler(a, opts(MaxUploadBytes+64<<10)...))
+	add := func(b edge.Build) {
+		path, h := gate.Mount(b)
+		out = append(out, Route{path, h})
+	}
+	add(edge.Service(adminv1connect.NewAgentServiceHandler, adminv1connect.AgentServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewUpstreamServiceHandler, adminv1connect.UpstreamServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewValueListServiceHandler, adminv1connect.ValueListServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewToolServiceHandler, adminv1connect.ToolServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewPolicyServiceHandler, adminv1connect.PolicyServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewIdentitySourceServiceHandler, adminv1connect.IdentitySourceServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewSecretServiceHandler, adminv1connect.SecretServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewTokenServiceHandler, adminv1connect.TokenServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewClusterServiceHandler, adminv1connect.ClusterServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewBackupServiceHandler, adminv1connect.BackupServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewAdminLogServiceHandler, adminv1connect.AdminLogServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewDataplaneServiceHandler, adminv1connect.DataplaneServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewAccessServiceHandler, adminv1connect.AccessServiceHandler(a), own...))
+	add(edge.Service(auditv1connect.NewAuditServiceHandler, auditv1connect.AuditServiceHandler(a), own...))
 	return out
 }
 
@@ -210,7 +214,7 @@ func (a *API) read(ctx context.Context, h http.Header) (*state.State, error) {
 	}
 	st, err := a.cfg.Store.State(ctx, lin)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, a.storeError(ctx, err)
 	}
 	return st, nil
 }
@@ -229,7 +233,7 @@ func (a *API) command(ctx context.Context, reqID, method string) *fsmv1.Command 
 func (a *API) apply(ctx context.Context, cmd *fsmv1.Command) (*fsmv1.Result, error) {
 	res, err := a.cfg.Store.Apply(ctx, cmd)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, a.storeError(ctx, err)
 	}
 	if e := res.GetError(); e != nil {
 		return nil, connect.NewError(resultCode(e.GetCode()), errors.New(e.GetMessage()))
@@ -288,7 +292,7 @@ func (a *API) modify(ctx context.Context, h http.Header, method string, k resour
 	for attempt := 1; ; attempt++ {
 		st, err := a.cfg.Store.State(ctx, true)
 		if err != nil {
-			return nil, storeError(err)
+			return nil, a.storeError(ctx, err)
 		}
 		cur, ok := st.Get(k, name)
 		if !ok {
@@ -305,7 +309,7 @@ func (a *API) modify(ctx context.Context, h http.Header, method string, k resour
 			select {
 			case <-time.After(time.Duration(1+rand.IntN(10*attempt)) * time.Millisecond): //nolint:gosec // retry jitter, not a secret
 			case <-ctx.Done():
-				return nil, storeError(ctx.Err())
+				return nil, a.storeError(ctx, ctx.Err())
 			}
 			continue
 		}
@@ -333,27 +337,10 @@ func resultCode(c fsmv1.ErrorCode) connect.Code {
 	}
 }
 
-// storeError maps a store error to a Connect error whose message says what
-// to do next.
-func storeError(err error) error {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("the write's outcome is unknown (timed out); retry with the same %s: %w", HeaderRequestID, err))
-	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, err)
-	case errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrNotLeader):
-		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%w; retry shortly or on another node", store.ErrNoLeader))
-	case errors.Is(err, store.ErrShutdown):
-		return connect.NewError(connect.CodeUnavailable, err)
-	case errors.Is(err, store.ErrInvalid):
-		return connect.NewError(connect.CodeFailedPrecondition, err)
-	default:
-		var ce *connect.Error
-		if errors.As(err, &ce) {
-			return ce
-		}
-		return connect.NewError(connect.CodeUnavailable, err)
-	}
+// storeError maps an error of the store or the cluster to a Connect error
+// safe to show the client (edge.Error), logging the detail.
+func (a *API) storeError(ctx context.Context, err error) error {
+	return edge.Error(ctx, a.log, err)
 }
 
 // Pagination.

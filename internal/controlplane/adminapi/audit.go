@@ -14,6 +14,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/auditchain"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
@@ -90,7 +91,7 @@ func (a *API) Upload(ctx context.Context, req *connect.Request[auditv1.UploadReq
 	}
 	res, err := a.cfg.Store.Apply(ctx, cmd)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, a.storeError(ctx, err)
 	}
 	if e := res.GetError(); e != nil && e.GetCode() != fsmv1.ErrorCode_ERROR_CODE_ABORTED {
 		a.log.WarnContext(ctx, "audit upload refused", "dataplane", dp, "err", e.GetMessage())
@@ -223,7 +224,7 @@ func (a *API) Attest(ctx context.Context, req *connect.Request[auditv1.AttestReq
 	}
 	stmt, err := proto.MarshalOptions{Deterministic: true}.Marshal(att)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, err)
+		return nil, edge.Internal(ctx, a.log, "encode the attestation", err)
 	}
 	sig := ed25519.Sign(a.attestKey, append([]byte(AttestationContext), stmt...))
 	return resp(&auditv1.AttestResponse{Attestation: &auditv1.SignedAttestation{

@@ -3,99 +3,115 @@ package adminapi
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 
 	"connectrpc.com/connect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
 	c "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
 	ac "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1/auditv1connect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
-	"golang.org/x/time/rate"
 )
 
 const (
-	auditor  = configv1.Role_ROLE_AUDITOR
-	operator = configv1.Role_ROLE_OPERATOR
-	admin    = configv1.Role_ROLE_ADMIN
+	auditor   = configv1.Role_ROLE_AUDITOR
+	operator  = configv1.Role_ROLE_OPERATOR
+	admin     = configv1.Role_ROLE_ADMIN
+	dataplane = configv1.Role_ROLE_DATAPLANE
 )
 
-// requiredRole is the minimum role of every procedure. A procedure missing
-// here is refused: default deny.
-var requiredRole = map[string]configv1.Role{
-	c.AgentServiceCreateAgentProcedure:                   operator,
-	c.AgentServiceGetAgentProcedure:                      auditor,
-	c.AgentServiceListAgentsProcedure:                    auditor,
-	c.AgentServiceUpdateAgentProcedure:                   operator,
-	c.AgentServiceSetAgentDisabledProcedure:              operator,
-	c.AgentServiceDeleteAgentProcedure:                   operator,
-	c.AgentServiceRotateAgentKeyProcedure:                operator,
-	c.UpstreamServiceCreateUpstreamProcedure:             operator,
-	c.UpstreamServiceGetUpstreamProcedure:                auditor,
-	c.UpstreamServiceListUpstreamsProcedure:              auditor,
-	c.UpstreamServiceUpdateUpstreamProcedure:             operator,
-	c.UpstreamServiceDeleteUpstreamProcedure:             operator,
-	c.UpstreamServiceDiscoverUpstreamProcedure:           operator,
-	c.ValueListServiceCreateValueListProcedure:           operator,
-	c.ValueListServiceGetValueListProcedure:              auditor,
-	c.ValueListServiceListValueListsProcedure:            auditor,
-	c.ValueListServiceUpdateValueListProcedure:           operator,
-	c.ValueListServiceDeleteValueListProcedure:           operator,
-	c.ValueListServiceAddValuesProcedure:                 operator,
-	c.ValueListServiceRemoveValuesProcedure:              operator,
-	c.ToolServicePinToolProcedure:                        operator,
-	c.ToolServiceGetToolPinProcedure:                     auditor,
-	c.ToolServiceListToolPinsProcedure:                   auditor,
-	c.ToolServiceDeleteToolPinProcedure:                  operator,
-	c.PolicyServiceApplyPolicySetProcedure:               operator,
-	c.PolicyServiceGetPolicySetProcedure:                 auditor,
-	c.PolicyServiceListPolicySetsProcedure:               auditor,
-	c.PolicyServiceDeletePolicySetProcedure:              operator,
-	c.PolicyServiceGetCedarSchemaProcedure:               auditor,
-	c.IdentitySourceServiceCreateIdentitySourceProcedure: operator,
-	c.IdentitySourceServiceGetIdentitySourceProcedure:    auditor,
-	c.IdentitySourceServiceListIdentitySourcesProcedure:  auditor,
-	c.IdentitySourceServiceUpdateIdentitySourceProcedure: operator,
-	c.IdentitySourceServiceDeleteIdentitySourceProcedure: operator,
-	c.SecretServiceSetSecretProcedure:                    operator,
-	c.SecretServiceGetSecretProcedure:                    auditor,
-	c.SecretServiceListSecretsProcedure:                  auditor,
-	c.SecretServiceDeleteSecretProcedure:                 operator,
-	c.TokenServiceCreateTokenProcedure:                   admin,
-	c.TokenServiceListTokensProcedure:                    admin,
-	c.TokenServiceRevokeTokenProcedure:                   admin,
-	c.ClusterServiceGetClusterStatusProcedure:            auditor,
-	c.ClusterServiceIssueNodeCertificateProcedure:        admin,
-	c.ClusterServiceAddNodeProcedure:                     admin,
-	c.ClusterServiceRemoveNodeProcedure:                  admin,
-	c.BackupServiceSaveBackupProcedure:                   admin,
-	c.BackupServiceRestoreBackupProcedure:                admin,
-	c.AdminLogServiceListAdminEventsProcedure:            auditor,
-	c.DataplaneServiceCreateJoinCredentialProcedure:      admin,
-	c.DataplaneServiceRevokeJoinCredentialProcedure:      admin,
-	c.DataplaneServiceListDataplanesProcedure:            auditor,
-	c.DataplaneServiceSetFreezeProcedure:                 operator,
-	c.AccessServiceGetAuthorizationSnapshotProcedure:     auditor,
-	ac.AuditServiceUploadStateProcedure:                  configv1.Role_ROLE_DATAPLANE,
-	ac.AuditServiceUploadProcedure:                       configv1.Role_ROLE_DATAPLANE,
-	ac.AuditServiceQueryProcedure:                        auditor,
-	ac.AuditServiceVerifyProcedure:                       auditor,
-	ac.AuditServiceAttestProcedure:                       auditor,
-	ac.AuditServiceGetPublicKeyProcedure:                 auditor,
+// Read limits: the most one request may carry, once decompressed. JSON
+// clients escape text (a Cedar file's quotes and newlines) and base64
+// bytes, hence the factors over the stored limits.
+const (
+	// smallRequest: names, filters, flags, page tokens.
+	smallRequest = 64 << 10
+	// resourceRequest: one registry resource (agent, upstream, identity
+	// source with inline keys, sealed secret).
+	resourceRequest = 256 << 10
+	// pinRequest: a tool definition.
+	pinRequest = 2*resource.MaxToolDefinition + 64<<10
+	// policyRequest: a policy set's Cedar source.
+	policyRequest = 4*resource.MaxPolicySource + 64<<10
+	// listRequest: a value list's values.
+	listRequest = 2*resource.MaxListValues*resource.MaxListValueLen + 64<<10
+	// uploadRequest: a batch of audit records.
+	uploadRequest = MaxUploadBytes + 64<<10
+)
+
+// procedures holds the least role and the read limit of every procedure.
+// A procedure missing here is not served: default deny. The edge's gate
+// enforces both before Connect reads a byte of the body.
+var procedures = edge.Rules{
+	c.AgentServiceCreateAgentProcedure:                   {Role: operator, MaxBytes: resourceRequest},
+	c.AgentServiceGetAgentProcedure:                      {Role: auditor, MaxBytes: smallRequest},
+	c.AgentServiceListAgentsProcedure:                    {Role: auditor, MaxBytes: smallRequest},
+	c.AgentServiceUpdateAgentProcedure:                   {Role: operator, MaxBytes: resourceRequest},
+	c.AgentServiceSetAgentDisabledProcedure:              {Role: operator, MaxBytes: smallRequest},
+	c.AgentServiceDeleteAgentProcedure:                   {Role: operator, MaxBytes: smallRequest},
+	c.AgentServiceRotateAgentKeyProcedure:                {Role: operator, MaxBytes: smallRequest},
+	c.UpstreamServiceCreateUpstreamProcedure:             {Role: operator, MaxBytes: resourceRequest},
+	c.UpstreamServiceGetUpstreamProcedure:                {Role: auditor, MaxBytes: smallRequest},
+	c.UpstreamServiceListUpstreamsProcedure:              {Role: auditor, MaxBytes: smallRequest},
+	c.UpstreamServiceUpdateUpstreamProcedure:             {Role: operator, MaxBytes: resourceRequest},
+	c.UpstreamServiceDeleteUpstreamProcedure:             {Role: operator, MaxBytes: smallRequest},
+	c.UpstreamServiceDiscoverUpstreamProcedure:           {Role: operator, MaxBytes: smallRequest},
+	c.ValueListServiceCreateValueListProcedure:           {Role: operator, MaxBytes: listRequest},
+	c.ValueListServiceGetValueListProcedure:              {Role: auditor, MaxBytes: smallRequest},
+	c.ValueListServiceListValueListsProcedure:            {Role: auditor, MaxBytes: smallRequest},
+	c.ValueListServiceUpdateValueListProcedure:           {Role: operator, MaxBytes: listRequest},
+	c.ValueListServiceDeleteValueListProcedure:           {Role: operator, MaxBytes: smallRequest},
+	c.ValueListServiceAddValuesProcedure:                 {Role: operator, MaxBytes: listRequest},
+	c.ValueListServiceRemoveValuesProcedure:              {Role: operator, MaxBytes: listRequest},
+	c.ToolServicePinToolProcedure:                        {Role: operator, MaxBytes: pinRequest},
+	c.ToolServiceGetToolPinProcedure:                     {Role: auditor, MaxBytes: smallRequest},
+	c.ToolServiceListToolPinsProcedure:                   {Role: auditor, MaxBytes: smallRequest},
+	c.ToolServiceDeleteToolPinProcedure:                  {Role: operator, MaxBytes: smallRequest},
+	c.PolicyServiceApplyPolicySetProcedure:               {Role: operator, MaxBytes: policyRequest},
+	c.PolicyServiceGetPolicySetProcedure:                 {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceListPolicySetsProcedure:               {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceDeletePolicySetProcedure:              {Role: operator, MaxBytes: smallRequest},
+	c.PolicyServiceGetCedarSchemaProcedure:               {Role: auditor, MaxBytes: smallRequest},
+	c.IdentitySourceServiceCreateIdentitySourceProcedure: {Role: operator, MaxBytes: resourceRequest},
+	c.IdentitySourceServiceGetIdentitySourceProcedure:    {Role: auditor, MaxBytes: smallRequest},
+	c.IdentitySourceServiceListIdentitySourcesProcedure:  {Role: auditor, MaxBytes: smallRequest},
+	c.IdentitySourceServiceUpdateIdentitySourceProcedure: {Role: operator, MaxBytes: resourceRequest},
+	c.IdentitySourceServiceDeleteIdentitySourceProcedure: {Role: operator, MaxBytes: smallRequest},
+	c.SecretServiceSetSecretProcedure:                    {Role: operator, MaxBytes: resourceRequest},
+	c.SecretServiceGetSecretProcedure:                    {Role: auditor, MaxBytes: smallRequest},
+	c.SecretServiceListSecretsProcedure:                  {Role: auditor, MaxBytes: smallRequest},
+	c.SecretServiceDeleteSecretProcedure:                 {Role: operator, MaxBytes: smallRequest},
+	c.TokenServiceCreateTokenProcedure:                   {Role: admin, MaxBytes: smallRequest},
+	c.TokenServiceListTokensProcedure:                    {Role: admin, MaxBytes: smallRequest},
+	c.TokenServiceRevokeTokenProcedure:                   {Role: admin, MaxBytes: smallRequest},
+	c.ClusterServiceGetClusterStatusProcedure:            {Role: auditor, MaxBytes: smallRequest},
+	c.ClusterServiceIssueNodeCertificateProcedure:        {Role: admin, MaxBytes: smallRequest},
+	c.ClusterServiceAddNodeProcedure:                     {Role: admin, MaxBytes: smallRequest},
+	c.ClusterServiceRemoveNodeProcedure:                  {Role: admin, MaxBytes: smallRequest},
+	c.BackupServiceSaveBackupProcedure:                   {Role: admin, MaxBytes: smallRequest},
+	c.BackupServiceRestoreBackupProcedure:                {Role: admin, MaxBytes: MaxBackupBytes},
+	c.AdminLogServiceListAdminEventsProcedure:            {Role: auditor, MaxBytes: smallRequest},
+	c.DataplaneServiceCreateJoinCredentialProcedure:      {Role: admin, MaxBytes: smallRequest},
+	c.DataplaneServiceRevokeJoinCredentialProcedure:      {Role: admin, MaxBytes: smallRequest},
+	c.DataplaneServiceListDataplanesProcedure:            {Role: auditor, MaxBytes: smallRequest},
+	c.DataplaneServiceSetFreezeProcedure:                 {Role: operator, MaxBytes: smallRequest},
+	c.AccessServiceGetAuthorizationSnapshotProcedure:     {Role: auditor, MaxBytes: smallRequest},
+	ac.AuditServiceUploadStateProcedure:                  {Role: dataplane, MaxBytes: smallRequest},
+	ac.AuditServiceUploadProcedure:                       {Role: dataplane, MaxBytes: uploadRequest},
+	ac.AuditServiceQueryProcedure:                        {Role: auditor, MaxBytes: smallRequest},
+	ac.AuditServiceVerifyProcedure:                       {Role: auditor, MaxBytes: smallRequest},
+	ac.AuditServiceAttestProcedure:                       {Role: auditor, MaxBytes: smallRequest},
+	ac.AuditServiceGetPublicKeyProcedure:                 {Role: auditor, MaxBytes: smallRequest},
 }
 
-// RoleName is the lower-case name users type ("operator").
-func RoleName(r configv1.Role) string {
-	return strings.ToLower(strings.TrimPrefix(r.String(), "ROLE_"))
-}
-
-// allows reports whether a token of role have may call a procedure needing
-// role need. Admin ⊃ operator ⊃ auditor; dataplane stands apart.
-func allows(have, need configv1.Role) bool {
-	if have == configv1.Role_ROLE_DATAPLANE || need == configv1.Role_ROLE_DATAPLANE {
-		return have == need
+// Procedures returns the rules of every procedure the admin API and the
+// audit service serve (for tests and documentation).
+func Procedures() edge.Rules {
+	out := make(edge.Rules, len(procedures))
+	for p, r := range procedures {
+		out[p] = r
 	}
-	return have >= need && need != configv1.Role_ROLE_UNSPECIFIED
+	return out
 }
 
 // caller is the authenticated identity of a request.
@@ -110,86 +126,46 @@ func (c caller) actor() *configv1.Actor {
 	return &configv1.Actor{TokenId: c.tokenID, Role: c.role}
 }
 
-type callerKey struct{}
-
+// callerFrom is the caller the gate verified.
 func callerFrom(ctx context.Context) caller {
-	c, _ := ctx.Value(callerKey{}).(caller)
-	return c
+	tok, _ := tokenauth.FromContext(ctx)
+	return caller{tokenID: tok.ID, role: tok.Role, dataplane: tok.Dataplane}
 }
 
-// authInterceptor authenticates the bearer token against the replicated
-// token records and checks the procedure's role.
-type authInterceptor struct {
-	api *API
-	// recheck bounds how often an unknown token triggers a linearizable
-	// re-read (a Raft barrier, which writes the log): unauthenticated
-	// callers must not be able to make the cluster write at will.
-	recheck *rate.Limiter
+// errNotGated refuses a request that reached a handler without passing the
+// gate, which cannot happen through Routes: default deny all the same.
+var errNotGated = connect.NewError(connect.CodePermissionDenied, errors.New("the request was not authenticated"))
+
+// gatedInterceptor checks, as the last word before a handler runs, that
+// the gate verified a token whose role the procedure allows. The gate has
+// refused everyone else before their body was read.
+type gatedInterceptor struct{}
+
+func checkGated(ctx context.Context, procedure string) error {
+	tok, ok := tokenauth.FromContext(ctx)
+	rule, known := procedures[procedure]
+	if !ok || !known || !tokenauth.Allows(tok.Role, rule.Role) {
+		return errNotGated
+	}
+	return nil
 }
 
-func newAuthInterceptor(a *API) *authInterceptor {
-	return &authInterceptor{api: a, recheck: a.recheck}
-}
-
-func (i *authInterceptor) authenticate(ctx context.Context, procedure, authz string) (context.Context, error) {
-	need, ok := requiredRole[procedure]
-	if !ok {
-		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s is not available through the admin API", procedure))
-	}
-	text, id, ok := tokenauth.ID(authz)
-	if !ok {
-		return nil, connect.NewError(connect.CodeUnauthenticated, tokenauth.ErrRefused)
-	}
-	st, err := i.api.cfg.Store.State(ctx, false)
-	if err != nil {
-		return nil, storeError(err)
-	}
-	tok, err := tokenauth.Verify(st, text, id, i.api.cfg.Now())
-	if err != nil {
-		// This node may not have seen the token yet (created a moment ago
-		// through another node, or this node restarted and is replaying its
-		// log): look again after catching up with the leader. If it cannot
-		// catch up now, it cannot tell, and says so instead of refusing.
-		if !i.recheck.Allow() {
-			i.api.log.WarnContext(ctx, "admin call refused: bad token (re-check budget spent)", "procedure", procedure, "token_id", id)
-			return nil, connect.NewError(connect.CodeUnauthenticated, err)
-		}
-		fresh, ferr := i.api.cfg.Store.State(ctx, true)
-		if ferr != nil {
-			i.api.log.WarnContext(ctx, "admin call: cannot verify token while catching up", "procedure", procedure, "token_id", id, "err", ferr)
-			return nil, connect.NewError(connect.CodeUnavailable, errors.New("this node cannot verify the token right now (it is catching up with the cluster); retry, or use another node"))
-		}
-		tok, err = tokenauth.Verify(fresh, text, id, i.api.cfg.Now())
-	}
-	if err != nil {
-		i.api.log.WarnContext(ctx, "admin call refused: bad token", "procedure", procedure, "token_id", id)
-		return nil, connect.NewError(connect.CodeUnauthenticated, err)
-	}
-	if !allows(tok.GetRole(), need) {
-		i.api.log.WarnContext(ctx, "admin call refused: role", "procedure", procedure, "token_id", id, "role", RoleName(tok.GetRole()))
-		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("token lacks role %s (it has %s)", RoleName(need), RoleName(tok.GetRole())))
-	}
-	return context.WithValue(ctx, callerKey{}, caller{tokenID: id, role: tok.GetRole(), dataplane: tok.GetDataplane()}), nil
-}
-
-func (i *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+func (gatedInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		ctx, err := i.authenticate(ctx, req.Spec().Procedure, req.Header().Get("Authorization"))
-		if err != nil {
+		if err := checkGated(ctx, req.Spec().Procedure); err != nil {
 			return nil, err
 		}
 		return next(ctx, req)
 	}
 }
 
-func (i *authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+func (gatedInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
 	return next
 }
 
-func (i *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+func (gatedInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		ctx, err := i.authenticate(ctx, conn.Spec().Procedure, conn.RequestHeader().Get("Authorization"))
-		if err != nil {
+		if err := checkGated(ctx, conn.Spec().Procedure); err != nil {
 			return err
 		}
 		return next(ctx, conn)

@@ -3,10 +3,10 @@ package adminapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 
 	"connectrpc.com/connect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 )
@@ -39,14 +39,17 @@ func (a *API) SaveBackup(ctx context.Context, req *connect.Request[adminv1.SaveB
 			return nil
 		}
 		if err != nil {
-			return connect.NewError(connect.CodeInternal, fmt.Errorf("write backup: %w", err))
+			return edge.Internal(ctx, a.log, "write the backup", err)
 		}
 	}
 }
 
-// RestoreBackup implements BackupService. After the leader installs the
-// backup, a Touch command moves the config version past every version data
-// planes have seen, so they all pick up the restored state.
+// RestoreBackup implements BackupService. The leader installs the backup
+// as a new epoch (see raftstore.Node.RestoreLocal), so data planes, which
+// never go back to an older version, accept it from the stream; a Touch
+// command then also moves the config version past every version data
+// planes have seen, for data planes that compare versions alone (built
+// before epochs).
 func (a *API) RestoreBackup(ctx context.Context, req *connect.Request[adminv1.RestoreBackupRequest]) (*connect.Response[adminv1.RestoreBackupResponse], error) {
 	reqID, err := requestID(req.Header())
 	if err != nil {
@@ -56,7 +59,7 @@ func (a *API) RestoreBackup(ctx context.Context, req *connect.Request[adminv1.Re
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("data is required"))
 	}
 	if err := a.cfg.Cluster.Restore(ctx, req.Msg.GetData()); err != nil {
-		return nil, storeError(err)
+		return nil, a.storeError(ctx, err)
 	}
 	cmd := a.command(ctx, reqID, "BackupService.RestoreBackup")
 	cmd.Op = &fsmv1.Command_Touch{Touch: &fsmv1.Touch{}}
@@ -64,6 +67,12 @@ func (a *API) RestoreBackup(ctx context.Context, req *connect.Request[adminv1.Re
 	if err != nil {
 		return nil, err
 	}
-	a.log.WarnContext(ctx, "state restored from backup", "by", callerFrom(ctx).tokenID, "index", res.GetIndex())
-	return resp(&adminv1.RestoreBackupResponse{ConfigVersion: res.GetIndex()}), nil
+	out := &adminv1.RestoreBackupResponse{ConfigVersion: res.GetIndex()}
+	// A read through a leader barrier includes the Touch, hence the epoch
+	// the restore started, whichever node answers.
+	if st, err := a.cfg.Store.State(ctx, true); err == nil {
+		out.Epoch = st.Epoch()
+	}
+	a.log.WarnContext(ctx, "state restored from backup", "by", callerFrom(ctx).tokenID, "index", res.GetIndex(), "epoch", out.GetEpoch())
+	return resp(out), nil
 }

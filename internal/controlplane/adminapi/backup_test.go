@@ -98,3 +98,39 @@ func TestRestoreBackupRefusesBadInput(t *testing.T) {
 		}
 	})
 }
+
+// TestRestoreBackupStartsNewEpoch restores backups taken in different
+// epochs: each restore starts the epoch after both the cluster's and the
+// backup's, so epochs never repeat or go back, and the config version still
+// moves past every earlier one (for data planes that compare versions
+// alone).
+func TestRestoreBackupStartsNewEpoch(t *testing.T) {
+	n := startNode(t)
+	if _, err := n.agents.CreateAgent(ctx(t), req(n.admin, &adminv1.CreateAgentRequest{Agent: &configv1.Agent{Meta: &configv1.ResourceMeta{Name: "kept-bot"}}})); err != nil {
+		t.Fatal(err)
+	}
+	first := n.saveBackup(t) // epoch 1
+	var last uint64
+	restore := func(name string, backup []byte, wantEpoch uint64) []byte {
+		t.Helper()
+		res, err := n.backups.RestoreBackup(ctx(t), req(n.admin, &adminv1.RestoreBackupRequest{Data: backup}))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Logf("%s: config version %d, epoch %d", name, res.Msg.GetConfigVersion(), res.Msg.GetEpoch())
+		if got := res.Msg.GetEpoch(); got != wantEpoch {
+			t.Fatalf("%s: epoch %d, want %d", name, got, wantEpoch)
+		}
+		if v := res.Msg.GetConfigVersion(); v <= last {
+			t.Fatalf("%s: config version %d, not past the earlier %d", name, v, last)
+		}
+		last = res.Msg.GetConfigVersion()
+		return n.saveBackup(t)
+	}
+	second := restore("restore of an epoch-1 backup", first, 2)
+	restore("restore of the epoch-1 backup again", first, 3)
+	restore("restore of an epoch-2 backup in epoch 3", second, 4)
+	if _, err := n.agents.GetAgent(ctx(t), req(n.admin, &adminv1.GetAgentRequest{Name: "kept-bot"}, "Portcullis-Consistency", "linearizable")); err != nil {
+		t.Fatalf("agent after the restores: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
@@ -16,10 +17,10 @@ import (
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 )
 
-func (a *API) members() ([]*adminv1.ClusterMember, error) {
+func (a *API) members(ctx context.Context) ([]*adminv1.ClusterMember, error) {
 	ms, err := a.cfg.Cluster.Members()
 	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
+		return nil, a.storeError(ctx, err)
 	}
 	out := make([]*adminv1.ClusterMember, 0, len(ms))
 	for _, m := range ms {
@@ -40,7 +41,7 @@ func (a *API) GetClusterStatus(ctx context.Context, req *connect.Request[adminv1
 	if err != nil {
 		return nil, err
 	}
-	members, err := a.members()
+	members, err := a.members(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -79,11 +80,12 @@ func (a *API) IssueNodeCertificate(ctx context.Context, req *connect.Request[adm
 	}
 	keyPEM, err := a.cfg.Sealer.Open(id.GetCaKeySealed(), resource.CAKeyAAD)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("open the cluster CA key (is this node given the cluster's key-encryption key?): %w", err))
+		a.log.ErrorContext(ctx, "open the cluster CA key", "err", err)
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("this node cannot open the cluster CA key: is it given the cluster's key-encryption key? (the node's log has the details)"))
 	}
 	ca, err := pki.LoadCA([]byte(id.GetCaCertPem()), keyPEM)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("load cluster CA: %w", err))
+		return nil, edge.Internal(ctx, a.log, "load the cluster CA", err)
 	}
 	cert, err := ca.SignNode([]byte(m.GetCsrPem()), m.GetNodeId(), m.GetHosts(), a.cfg.Now(), a.cfg.NodeCertTTL)
 	if err != nil {
@@ -102,10 +104,10 @@ func (a *API) AddNode(ctx context.Context, req *connect.Request[adminv1.AddNodeR
 		return nil, err
 	}
 	if err := a.cfg.Cluster.AddVoter(ctx, m.GetNodeId(), m.GetRaftAddr()); err != nil {
-		return nil, storeError(err)
+		return nil, a.storeError(ctx, err)
 	}
 	a.log.InfoContext(ctx, "node added", "node", m.GetNodeId(), "raft_addr", m.GetRaftAddr(), "by", callerFrom(ctx).tokenID)
-	members, err := a.members()
+	members, err := a.members(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +122,7 @@ func (a *API) RemoveNode(ctx context.Context, req *connect.Request[adminv1.Remov
 	}
 	ms, err := a.cfg.Cluster.Members()
 	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
+		return nil, a.storeError(ctx, err)
 	}
 	found := false
 	for _, m := range ms {
@@ -133,13 +135,13 @@ func (a *API) RemoveNode(ctx context.Context, req *connect.Request[adminv1.Remov
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("refusing to remove the only member of the cluster"))
 	}
 	if err := a.cfg.Cluster.RemoveServer(ctx, id); err != nil {
-		return nil, storeError(err)
+		return nil, a.storeError(ctx, err)
 	}
 	if err := a.remove(ctx, req.Header(), "ClusterService.RemoveNode", resource.Node, id, 0); err != nil && connect.CodeOf(err) != connect.CodeNotFound {
 		return nil, err
 	}
 	a.log.InfoContext(ctx, "node removed", "node", id, "by", callerFrom(ctx).tokenID)
-	members, err := a.members()
+	members, err := a.members(ctx)
 	if err != nil {
 		return nil, err
 	}

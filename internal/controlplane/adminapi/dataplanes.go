@@ -62,7 +62,7 @@ func (a *API) CreateJoinCredential(ctx context.Context, req *connect.Request[adm
 func (a *API) RevokeJoinCredential(ctx context.Context, req *connect.Request[adminv1.RevokeJoinCredentialRequest]) (*connect.Response[adminv1.RevokeJoinCredentialResponse], error) {
 	st, err := a.cfg.Store.State(ctx, true)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, a.storeError(ctx, err)
 	}
 	tok := state.DataplaneToken(st.Each, req.Msg.GetName())
 	if tok == nil {
@@ -83,7 +83,7 @@ func (a *API) ListDataplanes(ctx context.Context, req *connect.Request[adminv1.L
 	}
 	all, err := a.cfg.Cluster.DataplaneStatuses(ctx)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
+		return nil, a.storeError(ctx, err)
 	}
 	merged := map[string]*adminv1.DataplaneStatus{}
 	for _, s := range all {
@@ -97,6 +97,10 @@ func (a *API) ListDataplanes(ctx context.Context, req *connect.Request[adminv1.L
 	for _, s := range merged {
 		if v := st.ConfigVersion(); v > s.GetServingVersion() {
 			s.Lag = v - s.GetServingVersion()
+		}
+		if e := s.GetServingEpoch(); e != 0 && e < st.Epoch() {
+			// An earlier epoch is behind whatever its number says.
+			s.Lag = max(s.GetLag(), 1)
 		}
 		out.Dataplanes = append(out.Dataplanes, s)
 	}

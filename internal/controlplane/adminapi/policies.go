@@ -6,6 +6,7 @@ import (
 	"maps"
 
 	"connectrpc.com/connect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -115,7 +116,7 @@ func (a *API) GetCedarSchema(ctx context.Context, req *connect.Request[adminv1.G
 	}
 	js, err := schema.JSON()
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, err)
+		return nil, edge.Internal(ctx, a.log, "encode the Cedar schema as JSON", err)
 	}
 	return resp(&adminv1.GetCedarSchemaResponse{Cedar: string(schema.Cedar()), Json: string(js)}), nil
 }

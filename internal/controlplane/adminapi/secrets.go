@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"connectrpc.com/connect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -27,7 +28,7 @@ func (a *API) SetSecret(ctx context.Context, req *connect.Request[adminv1.SetSec
 	}
 	sealed, err := a.cfg.Sealer.Seal(m.GetValue(), resource.SecretAAD(m.GetName()))
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("seal secret: %w", err))
+		return nil, edge.Internal(ctx, a.log, "seal the secret", err)
 	}
 	s := &configv1.Secret{
 		Meta:       &configv1.ResourceMeta{Name: m.GetName(), Owner: m.GetOwner(), Description: m.GetDescription(), Labels: m.GetLabels()},

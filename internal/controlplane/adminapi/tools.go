@@ -43,7 +43,7 @@ func (a *API) PinTool(ctx context.Context, req *connect.Request[adminv1.PinToolR
 	name := resource.ToolPinName(m.GetUpstream(), m.GetTool())
 	st, err := a.cfg.Store.State(ctx, true)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, a.storeError(ctx, err)
 	}
 	pin := &configv1.ToolPin{Meta: &configv1.ResourceMeta{Name: name}, Upstream: m.GetUpstream(), Tool: m.GetTool()}
 	mode, rev := fsmv1.WriteMode_WRITE_MODE_CREATE, uint64(0)

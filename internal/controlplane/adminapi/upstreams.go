@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 
 	"connectrpc.com/connect"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
@@ -20,11 +21,17 @@ func (a *API) checkEgress(ctx context.Context, field, raw string, allowLinkLocal
 	p := a.cfg.Egress
 	p.AllowLinkLocal = p.AllowLinkLocal || allowLinkLocal
 	if err := p.CheckURL(ctx, raw, a.cfg.Resolver); err != nil {
-		code := connect.CodeInvalidArgument
 		if errors.Is(err, egress.ErrResolve) {
-			code = connect.CodeFailedPrecondition
+			// The resolver's error names this node's DNS server: log it,
+			// tell the caller only which name failed.
+			a.log.WarnContext(ctx, "egress check: cannot resolve", "field", field, "err", err)
+			host := raw
+			if u, perr := url.Parse(raw); perr == nil {
+				host = u.Hostname()
+			}
+			return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s: this control-plane node cannot resolve %q; check the name (or the node's DNS) and retry", field, host))
 		}
-		return connect.NewError(code, fmt.Errorf("%s: %w", field, err))
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: %w", field, err))
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
+	"github.com/portcullis-gw/portcullis/internal/egress"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 	"google.golang.org/protobuf/proto"
@@ -21,6 +22,7 @@ import (
 // Built is one serialized snapshot version.
 type Built struct {
 	Version uint64
+	Epoch   uint64
 	Bytes   []byte
 	// Gzip is Bytes compressed once, for every watcher to share.
 	Gzip []byte
@@ -31,25 +33,45 @@ type Built struct {
 // for concurrent use.
 type Builder struct {
 	sealer *seal.Sealer
+	egress *snapshotv1.EgressPolicy
 
 	mu   sync.Mutex
 	last *Built
 }
 
-// NewBuilder returns a builder that opens secrets with sealer.
-func NewBuilder(sealer *seal.Sealer) *Builder { return &Builder{sealer: sealer} }
+// BuilderOption configures a Builder.
+type BuilderOption func(*Builder)
+
+// WithEgress puts p, the node's egress policy, into every snapshot, for
+// data planes to dial under. Every node must be given the same policy (like
+// the key-encryption key): nodes serve the same version with the same
+// contents only then.
+func WithEgress(p egress.Policy) BuilderOption {
+	return func(b *Builder) { b.egress = p.Proto() }
+}
+
+// NewBuilder returns a builder that opens secrets with sealer. Without
+// WithEgress its snapshots carry the default egress policy.
+func NewBuilder(sealer *seal.Sealer, opts ...BuilderOption) *Builder {
+	b := &Builder{sealer: sealer, egress: egress.Policy{}.Proto()}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
 
 // Build returns the snapshot of st's config version.
 func (b *Builder) Build(st *state.State) (*Built, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.last != nil && b.last.Version == st.ConfigVersion() {
+	if b.last != nil && b.last.Version == st.ConfigVersion() && b.last.Epoch == st.Epoch() {
 		return b.last, nil
 	}
 	snap, err := Snapshot(st, b.sealer)
 	if err != nil {
 		return nil, err
 	}
+	snap.Egress = b.egress
 	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(snap)
 	if err != nil {
 		return nil, fmt.Errorf("encode snapshot: %w", err)
@@ -62,8 +84,8 @@ func (b *Builder) Build(st *state.State) (*Built, error) {
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("compress snapshot: %w", err)
 	}
-	built := &Built{Version: st.ConfigVersion(), Bytes: data, Gzip: z.Bytes()}
-	if b.last == nil || built.Version > b.last.Version {
+	built := &Built{Version: st.ConfigVersion(), Epoch: st.Epoch(), Bytes: data, Gzip: z.Bytes()}
+	if b.last == nil || built.Epoch > b.last.Epoch || built.Epoch == b.last.Epoch && built.Version > b.last.Version {
 		b.last = built
 	}
 	return built, nil
@@ -73,10 +95,12 @@ func (b *Builder) Build(st *state.State) (*Built, error) {
 // needs (agents with key hashes, upstreams, pins, enabled policy sets, value
 // lists, identity sources, the secrets upstreams reference, the brake, the
 // cluster CA certificate), nothing
-// it does not (admin tokens, nodes, the admin log).
+// it does not (admin tokens, nodes, the admin log). Build adds the node's
+// egress policy.
 func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error) {
 	snap := &snapshotv1.Snapshot{
 		Version:     st.ConfigVersion(),
+		Epoch:       st.Epoch(),
 		ClusterId:   st.Identity().GetClusterId(),
 		VersionTime: st.ConfigTime(),
 		Freeze:      &snapshotv1.Freeze{Frozen: st.Freeze().GetFrozen(), Reason: st.Freeze().GetReason()},
@@ -149,6 +173,7 @@ func addPinsAndPolicies(st *state.State, snap *snapshotv1.Snapshot) {
 func AuthorizationSnapshot(st *state.State) *snapshotv1.Snapshot {
 	snap := &snapshotv1.Snapshot{
 		Version:     st.ConfigVersion(),
+		Epoch:       st.Epoch(),
 		ClusterId:   st.Identity().GetClusterId(),
 		VersionTime: st.ConfigTime(),
 		Freeze:      &snapshotv1.Freeze{Frozen: st.Freeze().GetFrozen(), Reason: st.Freeze().GetReason()},

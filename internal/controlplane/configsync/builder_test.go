@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
@@ -11,6 +13,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/statetest"
+	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
@@ -177,4 +180,66 @@ func TestAuthorizationSnapshotHoldsNothingSecret(t *testing.T) {
 	if full.GetAgents()[0].GetApiKeys() == nil || full.GetUpstreams()[0].GetCredential() == nil {
 		t.Error("stripping changed the shared state")
 	}
+}
+
+// TestBuilderEpochAndEgress: a snapshot carries the state's epoch and the
+// node's egress policy; a new epoch at the same config version (a restore
+// of a backup taken at the current version) is built anew, never served
+// from the previous epoch's bytes.
+func TestBuilderEpochAndEgress(t *testing.T) {
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := apply(t, state.New(), 0, statetest.Bootstrap(), statetest.Create(statetest.Agent("bot", "0123456789abcdef")))
+	pol := egress.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("169.254.10.0/24")}, Deny: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	b := configsync.NewBuilder(sealer, configsync.WithEgress(pol))
+	decode := func(built *configsync.Built) *snapshotv1.Snapshot {
+		t.Helper()
+		var snap snapshotv1.Snapshot
+		if err := proto.Unmarshal(built.Bytes, &snap); err != nil {
+			t.Fatal(err)
+		}
+		return &snap
+	}
+	first, err := b.Build(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := decode(first)
+	if snap.GetEpoch() != 1 || first.Epoch != 1 {
+		t.Fatalf("epoch %d (built %d), want 1", snap.GetEpoch(), first.Epoch)
+	}
+	got, err := egress.FromProto(snap.GetEgress())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Allow, pol.Allow) || !slices.Equal(got.Deny, pol.Deny) || got.AllowLinkLocal {
+		t.Fatalf("egress policy in the snapshot = %+v, want %+v", got, pol)
+	}
+	if def := decode(mustBuild(t, configsync.NewBuilder(sealer), st)).GetEgress(); def == nil || def.GetAllowLinkLocal() || len(def.GetAllow())+len(def.GetDeny()) != 0 {
+		t.Fatalf("without WithEgress the snapshot carries %v, want the default policy", def)
+	}
+
+	restored := st.WithNextEpoch(st.Epoch())
+	next, err := b.Build(restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next == first || next.Epoch != 2 || decode(next).GetEpoch() != 2 || next.Version != first.Version {
+		t.Fatalf("after a new epoch at version %d: built epoch %d version %d (same bytes: %t), want epoch 2", first.Version, next.Epoch, next.Version, next == first)
+	}
+	// The older epoch is not cached over the newer one.
+	if again := mustBuild(t, b, restored); again != next {
+		t.Fatal("the newer epoch was serialized twice")
+	}
+}
+
+func mustBuild(t *testing.T, b *configsync.Builder, st *state.State) *configsync.Built {
+	t.Helper()
+	built, err := b.Build(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return built
 }

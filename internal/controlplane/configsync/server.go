@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -22,6 +23,7 @@ const DefaultHeartbeat = 2 * time.Second
 
 // Server implements ConfigSyncService.
 type Server struct {
+	auth      *tokenauth.Authenticator
 	store     store.Store
 	builder   *Builder
 	registry  *Registry
@@ -33,7 +35,10 @@ type Server struct {
 
 // Config configures a Server.
 type Config struct {
-	Store     store.Store
+	Store store.Store
+	// Auth resolves join credentials (nil: one over Store); share the
+	// admin API's.
+	Auth      *tokenauth.Authenticator
 	Builder   *Builder
 	Registry  *Registry
 	NodeID    string
@@ -53,40 +58,49 @@ func NewServer(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{store: cfg.Store, builder: cfg.Builder, registry: cfg.Registry, nodeID: cfg.NodeID,
+	if cfg.Auth == nil {
+		cfg.Auth = tokenauth.NewAuthenticator(cfg.Store, cfg.Now)
+	}
+	return &Server{auth: cfg.Auth, store: cfg.Store, builder: cfg.Builder, registry: cfg.Registry, nodeID: cfg.NodeID,
 		heartbeat: cfg.Heartbeat, now: cfg.Now, log: cfg.Logger.With("component", "configsync")}
 }
 
-// Handler returns the path and handler to mount.
+// Read limits of the two requests: a watch is a name and a version; a
+// report adds a short reason and up to MaxQuarantined quarantined tools
+// (names, hashes, a time: well under 1 KiB each).
+const (
+	maxWatchBytes  = 4 << 10
+	maxReportBytes = MaxQuarantined<<10 + 16<<10
+)
+
+// Handler returns the path and handler to mount. The edge's gate refuses
+// anyone but a data plane's join credential before a byte of the body is
+// read; the handlers then check that it is this data plane's.
 func (s *Server) Handler() (string, http.Handler) {
-	// No per-stream compression: the same snapshot bytes go to every
+	gate := edge.NewGate(s.auth, edge.Rules{
+		configsyncv1connect.ConfigSyncServiceWatchProcedure:  {Role: configv1.Role_ROLE_DATAPLANE, MaxBytes: maxWatchBytes},
+		configsyncv1connect.ConfigSyncServiceReportProcedure: {Role: configv1.Role_ROLE_DATAPLANE, MaxBytes: maxReportBytes},
+	}, s.log)
+	// No compression either way: the same snapshot bytes go to every
 	// watcher, and gzip-ing them once per watcher would cost the control
-	// plane CPU in proportion to the fleet on every change.
-	return configsyncv1connect.NewConfigSyncServiceHandler(s, connect.WithReadMaxBytes(64<<10),
-		connect.WithCompression("gzip", nil, nil))
+	// plane CPU in proportion to the fleet on every change; the requests
+	// are too small to gain from it.
+	return gate.Mount(edge.Service(configsyncv1connect.NewConfigSyncServiceHandler, configsyncv1connect.ConfigSyncServiceHandler(s),
+		connect.WithCompression("gzip", nil, nil)))
 }
 
-// authenticate checks that the caller holds the join credential of the data
-// plane it claims to be.
-func (s *Server) authenticate(ctx context.Context, h http.Header, name string) (string, error) {
-	text, id, ok := tokenauth.ID(h.Get("Authorization"))
-	if !ok {
+// authenticate checks that the token the gate verified is the join
+// credential of the data plane the caller claims to be.
+func (s *Server) authenticate(ctx context.Context, name string) (string, error) {
+	tok, ok := tokenauth.FromContext(ctx)
+	if !ok || tok.Role != configv1.Role_ROLE_DATAPLANE {
 		return "", connect.NewError(connect.CodeUnauthenticated, tokenauth.ErrRefused)
 	}
-	st, err := s.store.State(ctx, false)
-	if err != nil {
-		return "", connect.NewError(connect.CodeUnavailable, err)
-	}
-	tok, err := tokenauth.Verify(st, text, id, s.now())
-	if err != nil {
-		s.log.WarnContext(ctx, "config sync refused: bad token", "dataplane", name, "token_id", id)
-		return "", connect.NewError(connect.CodeUnauthenticated, err)
-	}
-	if tok.GetRole() != configv1.Role_ROLE_DATAPLANE || tok.GetDataplane() != name {
-		s.log.WarnContext(ctx, "config sync refused: not this data plane's credential", "dataplane", name, "token_id", id)
+	if tok.Dataplane != name {
+		s.log.WarnContext(ctx, "config sync refused: not this data plane's credential", "dataplane", name, "token_id", tok.ID)
 		return "", connect.NewError(connect.CodePermissionDenied, fmt.Errorf("this credential does not belong to data plane %q", name))
 	}
-	return id, nil
+	return tok.ID, nil
 }
 
 // Watch implements ConfigSyncService. It wakes on every state change and
@@ -94,14 +108,14 @@ func (s *Server) authenticate(ctx context.Context, h http.Header, name string) (
 // watcher ever queues more than the one snapshot being sent.
 func (s *Server) Watch(ctx context.Context, req *connect.Request[configsyncv1.WatchRequest], stream *connect.ServerStream[configsyncv1.WatchResponse]) error {
 	name := req.Msg.GetName()
-	tokenID, err := s.authenticate(ctx, req.Header(), name)
+	tokenID, err := s.authenticate(ctx, name)
 	if err != nil {
 		return err
 	}
-	have := req.Msg.GetVersion()
-	done := s.registry.Connected(name, have)
+	have := held{version: req.Msg.GetVersion(), epoch: req.Msg.GetEpoch()}
+	done := s.registry.Connected(name, have.version, have.epoch)
 	defer done()
-	s.log.InfoContext(ctx, "data plane connected", "dataplane", name, "version", have)
+	s.log.InfoContext(ctx, "data plane connected", "dataplane", name, "version", have.version, "epoch", have.epoch)
 	defer s.log.InfoContext(ctx, "data plane disconnected", "dataplane", name)
 
 	hb := time.NewTicker(s.heartbeat)
@@ -110,23 +124,23 @@ func (s *Server) Watch(ctx context.Context, req *connect.Request[configsyncv1.Wa
 		changed := s.store.Changed()
 		st, err := s.store.State(ctx, false)
 		if err != nil {
-			return connect.NewError(connect.CodeUnavailable, err)
+			return edge.Error(ctx, s.log, err)
 		}
 		if !tokenauth.Valid(st, tokenID, s.now()) {
 			s.log.WarnContext(ctx, "data plane cut off: credential revoked or expired", "dataplane", name)
 			return connect.NewError(connect.CodePermissionDenied, errors.New("this data plane's join credential was revoked or has expired"))
 		}
-		v := st.ConfigVersion()
-		if st.Identity() != nil && v != have && v != s.registry.Nacked(name) {
+		v, epoch := st.ConfigVersion(), st.Epoch()
+		if st.Identity() != nil && !have.is(v, epoch) && !s.registry.Nacked(name).is(v, epoch) {
 			built, err := s.builder.Build(st)
 			if err != nil {
-				s.log.ErrorContext(ctx, "build snapshot", "version", v, "err", err)
+				s.log.ErrorContext(ctx, "build snapshot", "version", v, "epoch", epoch, "err", err)
 				return connect.NewError(connect.CodeInternal, errors.New("this node cannot build the snapshot; try another node"))
 			}
 			if err := stream.Send(&configsyncv1.WatchResponse{Kind: &configsyncv1.WatchResponse_SnapshotGzip{SnapshotGzip: built.Gzip}}); err != nil {
 				return err
 			}
-			have = v
+			have = held{version: v, epoch: epoch}
 		}
 		select {
 		case <-ctx.Done():
@@ -134,7 +148,7 @@ func (s *Server) Watch(ctx context.Context, req *connect.Request[configsyncv1.Wa
 		case <-changed:
 		case <-hb.C:
 			if err := stream.Send(&configsyncv1.WatchResponse{Kind: &configsyncv1.WatchResponse_Heartbeat{Heartbeat: &configsyncv1.Heartbeat{
-				Version: v, Time: timestamppb.New(s.now()), NodeId: s.nodeID,
+				Version: v, Epoch: epoch, Time: timestamppb.New(s.now()), NodeId: s.nodeID,
 			}}}); err != nil {
 				return err
 			}
@@ -144,7 +158,7 @@ func (s *Server) Watch(ctx context.Context, req *connect.Request[configsyncv1.Wa
 
 // Report implements ConfigSyncService.
 func (s *Server) Report(ctx context.Context, req *connect.Request[configsyncv1.ReportRequest]) (*connect.Response[configsyncv1.ReportResponse], error) {
-	if _, err := s.authenticate(ctx, req.Header(), req.Msg.GetName()); err != nil {
+	if _, err := s.authenticate(ctx, req.Msg.GetName()); err != nil {
 		return nil, err
 	}
 	if len(req.Msg.GetReason()) > 4096 {
@@ -152,7 +166,20 @@ func (s *Server) Report(ctx context.Context, req *connect.Request[configsyncv1.R
 	}
 	s.registry.Report(req.Msg)
 	if !req.Msg.GetApplied() {
-		s.log.WarnContext(ctx, "data plane rejected a snapshot", "dataplane", req.Msg.GetName(), "version", req.Msg.GetVersion(), "reason", req.Msg.GetReason())
+		s.log.WarnContext(ctx, "data plane rejected a snapshot", "dataplane", req.Msg.GetName(), "version", req.Msg.GetVersion(), "epoch", req.Msg.GetEpoch(), "reason", req.Msg.GetReason())
 	}
 	return connect.NewResponse(&configsyncv1.ReportResponse{}), nil
+}
+
+// held is a config version a data plane holds or rejected, as it reported
+// it. Epoch 0 comes from a data plane that does not know epochs (or means
+// no version at all when version is 0 too).
+type held struct{ version, epoch uint64 }
+
+// is reports whether h names (version, epoch). A data plane that reports no
+// epoch is matched on the version alone, as before epochs: a restore also
+// moves the version past every earlier one (the Touch after it), so such a
+// data plane still gets the restored state.
+func (h held) is(version, epoch uint64) bool {
+	return h.version == version && (h.epoch == 0 || h.epoch == epoch)
 }

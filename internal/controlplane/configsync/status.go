@@ -31,7 +31,7 @@ type entry struct {
 	streams int
 	// nacked is the version this data plane rejected; it is not sent to
 	// it again until the state moves past it.
-	nacked uint64
+	nacked held
 }
 
 // NewRegistry returns an empty registry for node nodeID.
@@ -68,13 +68,14 @@ func (r *Registry) evictOldest() {
 
 // Connected records an open stream and returns a function to call when it
 // closes.
-func (r *Registry) Connected(name string, version uint64) func() {
+func (r *Registry) Connected(name string, version, epoch uint64) func() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.get(name)
 	e.streams++
 	e.status.Connected = true
 	e.status.ServingVersion = version
+	e.status.ServingEpoch = epoch
 	return func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -92,9 +93,11 @@ func (r *Registry) Report(req *configsyncv1.ReportRequest) {
 	e := r.get(req.GetName())
 	s := e.status
 	s.ReportedVersion = req.GetVersion()
+	s.ReportedEpoch = req.GetEpoch()
 	s.Applied = req.GetApplied()
 	s.Reason = req.GetReason()
 	s.ServingVersion = req.GetServingVersion()
+	s.ServingEpoch = req.GetServingEpoch()
 	s.Mode = req.GetMode()
 	// Every report carries the data plane's whole quarantine list.
 	q := req.GetQuarantined()
@@ -102,23 +105,23 @@ func (r *Registry) Report(req *configsyncv1.ReportRequest) {
 	for _, t := range q[:min(len(q), MaxQuarantined)] {
 		s.Quarantined = append(s.Quarantined, proto.Clone(t).(*configsyncv1.QuarantinedTool))
 	}
-	if req.GetApplied() {
-		if e.nacked <= req.GetVersion() {
-			e.nacked = 0
-		}
-	} else {
-		e.nacked = req.GetVersion()
+	rep := held{version: req.GetVersion(), epoch: req.GetEpoch()}
+	switch {
+	case !req.GetApplied():
+		e.nacked = rep
+	case rep.epoch > e.nacked.epoch || rep.epoch == e.nacked.epoch && rep.version >= e.nacked.version:
+		e.nacked = held{}
 	}
 }
 
-// Nacked is the version name rejected last, 0 if none.
-func (r *Registry) Nacked(name string) uint64 {
+// Nacked is the version name rejected last (zero if none).
+func (r *Registry) Nacked(name string) held {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.byDP[name]; ok {
 		return e.nacked
 	}
-	return 0
+	return held{}
 }
 
 // List returns copies of every status.

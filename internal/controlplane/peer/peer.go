@@ -211,6 +211,10 @@ func fromConnect(err error) error {
 		switch {
 		case ce.Code() == connect.CodeFailedPrecondition && strings.Contains(ce.Message(), store.ErrNotLeader.Error()):
 			return store.ErrNotLeader
+		case ce.Code() == connect.CodeFailedPrecondition && strings.HasPrefix(ce.Message(), store.ErrInvalid.Error()):
+			// The leader refused the request itself (a backup it cannot
+			// restore); its message is written for the caller.
+			return fmt.Errorf("%w%s", store.ErrInvalid, strings.TrimPrefix(ce.Message(), store.ErrInvalid.Error()))
 		case ce.Code() == connect.CodeUnavailable:
 			return fmt.Errorf("%w: %w", store.ErrNoLeader, err)
 		}

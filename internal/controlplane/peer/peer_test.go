@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -30,5 +31,22 @@ func TestFromForwardTreatsACutOffCallAsALeaderChange(t *testing.T) {
 	refused := connect.NewError(connect.CodeInvalidArgument, errors.New("bad"))
 	if err := fromForward(context.Background(), refused); errors.Is(err, store.ErrNoLeader) {
 		t.Errorf("a refusal became a leader change: %v", err)
+	}
+}
+
+// TestFromConnectKeepsTheLeadersRefusal: a backup the leader refuses is
+// ErrInvalid on the follower too, with the leader's message (written for
+// the caller) and nothing of the forwarding around it.
+func TestFromConnectKeepsTheLeadersRefusal(t *testing.T) {
+	leader := toConnect(fmt.Errorf("%w: the backup belongs to cluster %q, not to this cluster %q", store.ErrInvalid, "c1", "c2"))
+	err := fromConnect(leader)
+	if !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("%v is not ErrInvalid", err)
+	}
+	if want := `invalid request: the backup belongs to cluster "c1", not to this cluster "c2"`; err.Error() != want {
+		t.Fatalf("message %q, want %q", err.Error(), want)
+	}
+	if err := fromConnect(connect.NewError(connect.CodeInternal, errors.New("raft apply: timed out"))); errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("an internal failure became ErrInvalid: %v", err)
 	}
 }

@@ -106,7 +106,17 @@ func SaveBackup(st *state.State, w io.Writer) error {
 // user-snapshot restore, which the followers then install. Leader only. The
 // backup must belong to this cluster (same cluster id): restoring another
 // cluster's state would strand its certificates and tokens.
+//
+// The restored state starts a new epoch, one past both the current state's
+// and the backup's: its config versions may be lower than ones data planes
+// already applied, and data planes refuse a lower version within an epoch.
+// The epoch is written into the stream Raft installs, so every replica
+// reads the same one (a replica never derives it from its own history).
+// Restores are serialized on this node, and a barrier first makes sure the
+// current epoch read here includes every earlier restore.
 func (n *Node) RestoreLocal(ctx context.Context, data []byte) error {
+	n.restoreMu.Lock()
+	defer n.restoreMu.Unlock()
 	if !n.IsLeader() {
 		return store.ErrNotLeader
 	}
@@ -114,13 +124,23 @@ func (n *Node) RestoreLocal(ctx context.Context, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: the backup is unreadable: %w", store.ErrInvalid, err)
 	}
-	cur := n.fsm.State().Identity()
+	if err := n.raft.Barrier(n.membershipTimeout(ctx)).Error(); err != nil {
+		return fmt.Errorf("raft barrier before restore: %w", mapLeaderErr(err))
+	}
+	current := n.fsm.State()
+	cur := current.Identity()
 	if backup.Identity() == nil || cur == nil || backup.Identity().GetClusterId() != cur.GetClusterId() {
 		return fmt.Errorf("%w: the backup belongs to cluster %q, not to this cluster %q", store.ErrInvalid, backup.Identity().GetClusterId(), cur.GetClusterId())
 	}
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(data)), Index: backup.Index(), Term: 1}
-	if err := n.raft.Restore(meta, bytes.NewReader(data), n.membershipTimeout(ctx)); err != nil {
+	restored := backup.WithNextEpoch(current.Epoch())
+	var buf bytes.Buffer
+	if _, err := restored.WriteTo(&buf); err != nil {
+		return fmt.Errorf("write the restored state: %w", err)
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(buf.Len()), Index: backup.Index(), Term: 1}
+	if err := n.raft.Restore(meta, &buf, n.membershipTimeout(ctx)); err != nil {
 		return fmt.Errorf("raft restore: %w", mapLeaderErr(err))
 	}
+	n.log.WarnContext(ctx, "state restored from a backup; a new epoch starts", "epoch", restored.Epoch(), "backup_index", backup.Index())
 	return nil
 }

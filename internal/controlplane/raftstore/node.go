@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -77,6 +78,9 @@ type Node struct {
 	meta      *metadb.BoltMetaDB
 	transport *raft.NetworkTransport
 	log       *slog.Logger
+	// restoreMu serializes RestoreLocal, so two restores never start the
+	// same epoch.
+	restoreMu sync.Mutex
 }
 
 var _ store.Store = (*Node)(nil)

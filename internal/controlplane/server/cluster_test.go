@@ -1,15 +1,18 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/cptest"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/server"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
@@ -45,7 +49,9 @@ type testNode struct {
 }
 
 type testCluster struct {
-	t     *testing.T
+	t *testing.T
+	// logs, when set, receives every node's log as well.
+	logs  *syncBuffer
 	kek   string
 	nodes map[string]*testNode
 	token string
@@ -65,6 +71,24 @@ var fastTiming = raftstore.Timing{
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// syncBuffer collects log lines for a test to search.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 type tWriter struct{ t *testing.T }
@@ -87,8 +111,15 @@ func (c *testCluster) config(id string) server.Config {
 	return server.Config{
 		NodeID: id, DataDir: filepath.Join(c.t.TempDir(), id),
 		RaftAddr: cptest.FreeAddr(c.t), APIAddr: cptest.FreeAddr(c.t),
-		KEKFile: c.kek, Timing: fastTiming, Logger: testLogger(c.t),
+		KEKFile: c.kek, Timing: fastTiming, Logger: c.logger(),
 	}
+}
+
+func (c *testCluster) logger() *slog.Logger {
+	if c.logs == nil {
+		return testLogger(c.t)
+	}
+	return slog.New(slog.NewTextHandler(io.MultiWriter(tWriter{c.t}, c.logs), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 func (c *testCluster) start(cfg server.Config) *testNode {
@@ -362,4 +393,60 @@ func TestRemovedNodeRejoinsFromSnapshot(t *testing.T) {
 	}
 	c.hasAgents(f, names...)
 	c.waitVoters(3)
+}
+
+// TestRestoreStartsTheSameEpochOnEveryNode: a restore installs the backup
+// with the next epoch on the leader and every follower (they install the
+// same stream), the epoch survives a whole-cluster restart, and a second
+// restore moves every node to the epoch after.
+func TestRestoreStartsTheSameEpochOnEveryNode(t *testing.T) {
+	c := newCluster(t)
+	c.bootstrap("n1", "n2", "n3")
+	c.createAgent(c.leader(), "in-backup")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := c.leader().srv.Node().State(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backup bytes.Buffer
+	if _, err := st.WriteTo(&backup); err != nil {
+		t.Fatal(err)
+	}
+	c.createAgent(c.leader(), "after-backup")
+	everyNodeAt := func(epoch uint64) {
+		t.Helper()
+		for id, n := range c.nodes {
+			eventually(t, 20*time.Second, fmt.Sprintf("%s in epoch %d", id, epoch), func() error {
+				st, err := n.srv.Node().State(ctx, false)
+				if err != nil {
+					return err
+				}
+				if _, ok := st.Get(resource.Agent, "after-backup"); ok || st.Epoch() != epoch {
+					return fmt.Errorf("epoch %d, after-backup present %t", st.Epoch(), ok)
+				}
+				return nil
+			})
+		}
+	}
+	if err := c.leader().srv.Node().RestoreLocal(ctx, backup.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	everyNodeAt(2)
+
+	for _, n := range c.nodes {
+		n.stop()
+	}
+	for id, n := range c.nodes {
+		cfg := n.cfg
+		cfg.Bootstrap, cfg.Join = false, ""
+		c.nodes[id] = c.start(cfg)
+	}
+	c.waitVoters(3)
+	everyNodeAt(2)
+
+	if err := c.leader().srv.Node().RestoreLocal(ctx, backup.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	everyNodeAt(3)
 }

@@ -47,7 +47,9 @@ type Config struct {
 	KEK     string
 	// TLSHosts are extra DNS names or IPs for this node's certificate.
 	TLSHosts []string
-	// Egress is the policy for upstream, JWKS and token URLs.
+	// Egress is the policy for upstream, JWKS and token URLs, checked
+	// here when they are registered and sent to data planes in every
+	// snapshot, which dial under it. Give every node the same one.
 	Egress egress.Policy
 	Timing raftstore.Timing
 	// SyncHeartbeat is the config-sync heartbeat interval (default 2s).
@@ -78,6 +80,9 @@ func (c *Config) Validate() error {
 		if err := resource.ValidateHostPort(flag, v); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if len(c.Egress.Allow) > egress.MaxPrefixes || len(c.Egress.Deny) > egress.MaxPrefixes {
+		errs = append(errs, fmt.Errorf("--egress-allow and --egress-deny take at most %d ranges each (data planes refuse a longer list)", egress.MaxPrefixes))
 	}
 	if c.Bootstrap && c.Join != "" {
 		errs = append(errs, errors.New("--bootstrap and --join exclude each other"))

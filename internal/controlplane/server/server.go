@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
 )
 
 // Server is a running control-plane node.
@@ -133,10 +134,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	registry := configsync.NewRegistry(cfg.NodeID, nil)
+	// One authenticator for every API of this node: its budget of
+	// re-checks for unknown tokens is the node's.
+	auth := tokenauth.NewAuthenticator(node, nil)
 	api := adminapi.New(adminapi.Config{
 		Store: node, Cluster: &cluster{node: node, peer: peerClient, registry: registry},
 		Sealer: sealer, Egress: cfg.Egress, Dev: cfg.Dev, Logger: cfg.Logger,
-		Audit: audit,
+		Audit: audit, Auth: auth,
 	})
 	mux := http.NewServeMux()
 	for _, r := range api.Routes() {
@@ -144,7 +148,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	mux.Handle(peer.NewServer(node, registry, forwardKey, !cfg.Dev, cfg.Logger).Handler())
 	mux.Handle(configsync.NewServer(configsync.Config{
-		Store: node, Builder: configsync.NewBuilder(sealer), Registry: registry,
+		Store: node, Auth: auth, Builder: configsync.NewBuilder(sealer, configsync.WithEgress(cfg.Egress)), Registry: registry,
 		NodeID: cfg.NodeID, Heartbeat: cfg.SyncHeartbeat, Logger: cfg.Logger,
 	}).Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
@@ -214,6 +218,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 // Node is the Raft store of this server.
 func (s *Server) Node() *raftstore.Node { return s.node }
+
+// Handler is the HTTP handler serving every API of the node (for tests
+// that drive it without a connection).
+func (s *Server) Handler() http.Handler { return s.http.Handler }
 
 // Addr is the API's bound address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }

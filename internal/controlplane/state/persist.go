@@ -40,6 +40,7 @@ func (s *State) WriteTo(w io.Writer) (int64, error) {
 		ConfigTime:    s.configTime,
 		AppliedIndex:  s.index,
 		Freeze:        s.freeze,
+		Epoch:         s.epoch,
 	}
 	if err := write(hdr); err != nil {
 		return n, fmt.Errorf("write snapshot header: %w", err)
@@ -90,6 +91,7 @@ func Read(r io.Reader) (*State, error) {
 	s.identity = hdr.GetIdentity()
 	s.index = hdr.GetAppliedIndex()
 	s.freeze = hdr.GetFreeze()
+	s.epoch = hdr.GetEpoch()
 	res, events, dedup, age := s.res.Txn(), s.events.Txn(), s.dedup.Txn(), s.dedupAge.Txn()
 	var records uint64
 	for ended := false; !ended; {

@@ -243,3 +243,62 @@ func FuzzRead(f *testing.F) {
 		state.Apply(s, s.Index()+1, statetest.Touch())
 	})
 }
+
+// TestEpochs: a state starts in epoch 1 (also one read from a stream
+// written before epochs, whose header has none); WithNextEpoch follows both
+// its own epoch and the one it replaces; the epoch survives WriteTo/Read
+// and every later command, and a command never changes it.
+func TestEpochs(t *testing.T) {
+	s := statetest.Run(t, state.New(), 1, []statetest.Step{{Name: "bootstrap", Cmd: statetest.Bootstrap()}})
+	if s.Epoch() != 1 {
+		t.Fatalf("a new cluster is in epoch %d, want 1", s.Epoch())
+	}
+	old := statetest.Snapshot(t, s)
+	hdr := &fsmv1.SnapshotHeader{}
+	if err := protodelim.UnmarshalFrom(bytes.NewReader(old), hdr); err != nil {
+		t.Fatal(err)
+	}
+	if hdr.GetEpoch() != 0 {
+		t.Fatalf("epoch 1 is written as %d; a state that never changed epoch must write the header as before epochs", hdr.GetEpoch())
+	}
+	if got := statetest.Restore(t, old).Epoch(); got != 1 {
+		t.Fatalf("a stream without an epoch reads as epoch %d, want 1", got)
+	}
+	tests := []struct {
+		name  string
+		from  uint64 // the state's epoch before
+		after uint64 // the epoch it replaces
+		want  uint64
+	}{
+		{name: "restore in the first epoch", from: 1, after: 1, want: 2},
+		{name: "older backup into a later epoch", from: 1, after: 5, want: 6},
+		{name: "newer backup than the cluster", from: 7, after: 3, want: 8},
+		{name: "nothing replaced", from: 1, after: 0, want: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := s
+			for base.Epoch() < tt.from {
+				base = base.WithNextEpoch(0)
+			}
+			next := base.WithNextEpoch(tt.after)
+			if next.Epoch() != tt.want {
+				t.Fatalf("epoch %d after %d: got %d, want %d", tt.from, tt.after, next.Epoch(), tt.want)
+			}
+			if base.Epoch() != tt.from {
+				t.Fatalf("WithNextEpoch changed the state it was called on (epoch %d)", base.Epoch())
+			}
+			back := statetest.Restore(t, statetest.Snapshot(t, next))
+			if back.Epoch() != tt.want {
+				t.Fatalf("epoch %d after WriteTo/Read, want %d", back.Epoch(), tt.want)
+			}
+			applied, res := state.Apply(back, back.Index()+1, statetest.Create(statetest.Agent("after-restore", "")))
+			if res.GetError() != nil {
+				t.Fatal(res.GetError())
+			}
+			if applied.Epoch() != tt.want || applied.ConfigVersion() != back.Index()+1 {
+				t.Fatalf("after a write: epoch %d, config version %d; want %d, %d", applied.Epoch(), applied.ConfigVersion(), tt.want, back.Index()+1)
+			}
+		})
+	}
+}

@@ -40,7 +40,10 @@ type State struct {
 	freeze        *fsmv1.SetFreeze
 	configVersion uint64
 	configTime    *timestamppb.Timestamp
-	index         uint64
+	// epoch is the config version's epoch; 0 (a state from before epochs)
+	// reads as 1.
+	epoch uint64
+	index uint64
 }
 
 // New returns the empty state of a cluster that is not bootstrapped yet.
@@ -72,6 +75,23 @@ func (s *State) Index() uint64 { return s.index }
 // ConfigVersion is the index of the last change data planes consume. It is
 // the same on every node for the same state and never moves backwards.
 func (s *State) ConfigVersion() uint64 { return s.configVersion }
+
+// Epoch is the epoch of ConfigVersion: 1 for a cluster's first history,
+// one more after each restore from backup (see WithNextEpoch). Data planes
+// compare versions as (cluster id, epoch, config version), so a new epoch
+// lets a restored state's versions start below the ones they saw.
+func (s *State) Epoch() uint64 { return max(s.epoch, 1) }
+
+// WithNextEpoch returns a copy of s whose epoch follows both its own and
+// after's (the epoch of the state it replaces), so epochs never repeat or
+// go back. A restore from backup, and a move of the state to another
+// store, install the state it returns: every replica then reads the same
+// epoch from the installed stream.
+func (s *State) WithNextEpoch(after uint64) *State {
+	next := *s
+	next.epoch = max(s.Epoch(), after) + 1
+	return &next
+}
 
 // ConfigTime is the proposal time of the write that set ConfigVersion.
 func (s *State) ConfigTime() *timestamppb.Timestamp { return s.configTime }

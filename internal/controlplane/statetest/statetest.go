@@ -403,6 +403,9 @@ func Diff(a, b *state.State, keys []DedupKey) []string {
 	if a.ConfigVersion() != b.ConfigVersion() {
 		add("ConfigVersion: %d vs %d", a.ConfigVersion(), b.ConfigVersion())
 	}
+	if a.Epoch() != b.Epoch() {
+		add("Epoch: %d vs %d", a.Epoch(), b.Epoch())
+	}
 	if !proto.Equal(a.ConfigTime(), b.ConfigTime()) {
 		add("ConfigTime: %v vs %v", a.ConfigTime(), b.ConfigTime())
 	}

@@ -77,9 +77,12 @@ type Log struct {
 	reqs   chan *request
 	done   chan struct{} // closed when the writer goroutine exits
 
-	failed   atomic.Pointer[error]
-	durable  atomic.Uint64 // last fsynced sequence
-	closeErr error         // set by the writer goroutine before done closes
+	failed  atomic.Pointer[error]
+	durable atomic.Uint64 // last fsynced sequence
+	// applied is the newest configuration record (see applied.go), with
+	// only what a carried copy needs.
+	applied  atomic.Pointer[auditv1.Record]
+	closeErr error // set by the writer goroutine before done closes
 
 	// fmu guards f and written against the background syncer of an
 	// Async log; the writer goroutine holds it only to change them.
@@ -94,7 +97,11 @@ type Log struct {
 	buf     []byte         // frames not yet handed to the OS
 	bufLast uint64         // sequence of the last frame in buf
 	lastAt  int            // offset in buf of the last frame
-	scratch []byte
+	// tailApplied is whether the last sealed record is a configuration
+	// record (a new segment that starts with it needs no carried copy).
+	tailApplied bool
+	committed   []*auditv1.Record // reused by commit
+	scratch     []byte
 }
 
 var _ Writer = (*Log)(nil)
@@ -306,6 +313,9 @@ func (l *Log) commit(batch []*request) {
 		return
 	}
 	accepted := batch[:0]
+	// committed is every record of the batch in sequence order, with the
+	// copies of the configuration record new segments start with.
+	committed := l.committed[:0]
 	var err error
 	for i, req := range batch {
 		if serr := l.seal(req.rec); serr != nil {
@@ -313,10 +323,15 @@ func (l *Log) commit(batch []*request) {
 			continue
 		}
 		accepted = append(accepted, req)
-		if err = l.maybeRotateOrFlush(); err != nil {
+		committed = append(committed, req.rec)
+		var carried *auditv1.Record
+		if carried, err = l.maybeRotateOrFlush(); err != nil {
 			// The rest share the failure, unwritten.
 			accepted = append(accepted, batch[i+1:]...)
 			break
+		}
+		if carried != nil {
+			committed = append(committed, carried)
 		}
 	}
 	if err == nil {
@@ -330,10 +345,12 @@ func (l *Log) commit(batch []*request) {
 		err = l.err()
 	}
 	if err == nil && l.opts.OnCommit != nil {
-		for _, req := range accepted {
-			l.opts.OnCommit(req.rec)
+		for _, r := range committed {
+			l.opts.OnCommit(r)
 		}
 	}
+	clear(committed)
+	l.committed = committed[:0]
 	for _, req := range accepted {
 		req.done <- err
 	}
@@ -363,6 +380,10 @@ func (l *Log) seal(r *auditv1.Record) error {
 			l.next++
 			l.head = sum
 			l.bufLast = r.Sequence
+			l.tailApplied = r.GetApplied() != nil
+			if l.tailApplied {
+				l.noteApplied(r)
+			}
 			return nil
 		}
 		l.buf = l.buf[:start]
@@ -373,20 +394,23 @@ func (l *Log) seal(r *auditv1.Record) error {
 
 // maybeRotateOrFlush runs after each sealed frame: when the segment would
 // pass its size bound with the newest frame, it finishes the segment with
-// what came before and starts a new one with the newest frame; when the
-// buffer is large, it hands it to the OS.
-func (l *Log) maybeRotateOrFlush() error {
+// what came before and starts a new one with the newest frame, followed by
+// a copy of the newest configuration record (returned; nil when none was
+// sealed); when the buffer is large, it hands it to the OS.
+func (l *Log) maybeRotateOrFlush() (*auditv1.Record, error) {
+	var carried *auditv1.Record
 	frame := len(l.buf) - l.lastAt
 	if pending := l.segSize + int64(l.lastAt); pending > 0 && pending+int64(frame) > l.opts.SegmentSize {
 		first := l.bufLast
 		tail := append([]byte(nil), l.buf[l.lastAt:]...)
+		tailApplied := l.tailApplied
 		l.buf = l.buf[:l.lastAt]
 		l.bufLast = first - 1
 		if err := l.flush(); err != nil {
-			return err
+			return nil, err
 		}
 		if err := l.sync(); err != nil {
-			return err
+			return nil, err
 		}
 		l.fmu.Lock()
 		err := l.f.Close()
@@ -397,15 +421,22 @@ func (l *Log) maybeRotateOrFlush() error {
 		}
 		l.fmu.Unlock()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		l.buf = append(l.buf[:0], tail...)
 		l.bufLast, l.lastAt = first, 0
+		if c := l.carry(); c != nil && !tailApplied {
+			// Reopening the log finds the mark in the last segment.
+			if err := l.seal(c); err != nil {
+				return nil, fmt.Errorf("start audit segment with the applied configuration version: %w", err)
+			}
+			carried = c
+		}
 	}
 	if len(l.buf) >= flushAt {
-		return l.flush()
+		return carried, l.flush()
 	}
-	return nil
+	return carried, nil
 }
 
 // flush hands l.buf to the OS.

@@ -85,13 +85,22 @@ func (l *Log) recover() error {
 	}
 	for len(segs) > 0 {
 		seg := segs[len(segs)-1]
-		last, size, err := l.recoverSegment(seg)
+		last, applied, size, err := l.recoverSegment(seg)
 		if err != nil {
 			return err
 		}
 		if last != nil {
 			l.next = last.Sequence + 1
 			copy(l.head[:], last.Hash)
+			if applied == nil && len(segs) > 1 {
+				// The copy that starts every segment was lost in a
+				// crash right after a rotation: the segment before
+				// holds the newest one.
+				applied = l.newestApplied(segs[len(segs)-2])
+			}
+			if applied != nil {
+				l.noteApplied(applied)
+			}
 			l.log.Info("audit log opened", "segment", seg.path, "next_sequence", l.next)
 			return l.openSegment(seg.path, size)
 		}
@@ -121,25 +130,26 @@ func (l *Log) recover() error {
 // whose records decode, run on from the segment's first sequence and link
 // by prev_hash. Anything after it is copied to a .cut-<unix nanos> file
 // beside the segment (evidence is never destroyed, only set aside) and
-// truncated. It returns the last kept record (nil for none) and the
-// segment's new size.
-func (l *Log) recoverSegment(seg segment) (*auditv1.Record, int64, error) {
+// truncated. It returns the last kept record (nil for none), the newest
+// kept record with Applied set (nil for none) and the segment's new size.
+func (l *Log) recoverSegment(seg segment) (*auditv1.Record, *auditv1.Record, int64, error) {
 	f, err := os.OpenFile(seg.path, os.O_RDWR, 0)
 	if err != nil {
-		return nil, 0, fmt.Errorf("open audit segment: %w", err)
+		return nil, nil, 0, fmt.Errorf("open audit segment: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, 0, fmt.Errorf("stat audit segment: %w", err)
+		return nil, nil, 0, fmt.Errorf("stat audit segment: %w", err)
 	}
 	size := st.Size()
 	var (
-		last   *auditv1.Record
-		good   int64
-		reason error
-		want   = seg.first
-		fr     = newFrameReader(f)
+		last    *auditv1.Record
+		applied *auditv1.Record
+		good    int64
+		reason  error
+		want    = seg.first
+		fr      = newFrameReader(f)
 	)
 	for {
 		b, off, err := fr.Next()
@@ -148,7 +158,7 @@ func (l *Log) recoverSegment(seg segment) (*auditv1.Record, int64, error) {
 		}
 		if err != nil {
 			if !isFrameError(err) {
-				return nil, 0, fmt.Errorf("read audit segment %s: %w", seg.path, err)
+				return nil, nil, 0, fmt.Errorf("read audit segment %s: %w", seg.path, err)
 			}
 			reason = err
 			break
@@ -167,27 +177,30 @@ func (l *Log) recoverSegment(seg segment) (*auditv1.Record, int64, error) {
 			break
 		}
 		last, good, want = r, fr.Off, want+1
+		if r.GetApplied() != nil {
+			applied = r
+		}
 	}
 	if good == size {
-		return last, size, nil
+		return last, applied, size, nil
 	}
 	if reason == nil {
 		reason = errTorn
 	}
 	cut, err := l.setAside(f, seg.path, good, size)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	if err := f.Truncate(good); err != nil {
-		return nil, 0, fmt.Errorf("truncate audit segment: %w", err)
+		return nil, nil, 0, fmt.Errorf("truncate audit segment: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		return nil, 0, fmt.Errorf("sync audit segment: %w", err)
+		return nil, nil, 0, fmt.Errorf("sync audit segment: %w", err)
 	}
 	l.log.Warn("audit log: cut a damaged tail off the last segment (expected after a crash mid-write)",
 		"segment", seg.path, "offset", good, "bytes_truncated", size-good, "reason", reason.Error(),
 		"records_kept", want-seg.first, "cut_bytes_kept_in", cut)
-	return last, good, nil
+	return last, applied, good, nil
 }
 
 // setAside copies f's bytes [from, to) to a new file beside path.

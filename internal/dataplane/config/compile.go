@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/portcullis-gw/portcullis/internal/credential"
+	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 )
@@ -38,10 +39,11 @@ func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
 	if t := snap.GetVersionTime(); t != nil {
 		b.c.versionTime = t.AsTime()
 	}
+	b.indexEgress()
 	b.indexSecrets()
 	b.indexUpstreams()
 	b.indexAgents()
-	b.indexIdentity(o)
+	b.indexIdentity()
 	b.indexCerts()
 	b.indexLists()
 	pins := b.compilePins()
@@ -64,6 +66,18 @@ type builder struct {
 	snap     *snapshotv1.Snapshot
 	c        *Compiled
 	problems problems
+}
+
+// indexEgress reads the control plane's egress policy, which upstream,
+// OAuth token and JWKS connections are dialed under. A snapshot without one
+// (from a control plane that sends none) gets the default policy.
+func (b *builder) indexEgress() {
+	p, err := egress.FromProto(b.snap.GetEgress())
+	if err != nil {
+		b.problems.add("%v", err)
+		return
+	}
+	b.c.egress = p
 }
 
 func (b *builder) indexSecrets() {

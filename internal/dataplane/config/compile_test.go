@@ -42,6 +42,14 @@ func TestCompile(t *testing.T) {
 	if frozen, _ := c.Frozen(); frozen {
 		t.Error("Frozen() = true for a snapshot without a freeze")
 	}
+	if p := c.Egress(); p.AllowLinkLocal || len(p.Allow)+len(p.Deny) != 0 {
+		t.Errorf("Egress() = %+v for a snapshot without a policy, want the default", p)
+	}
+	withPolicy := configtest.Snapshot()
+	withPolicy.Egress = &snapshotv1.EgressPolicy{AllowLinkLocal: true, Deny: []string{"169.254.169.254/32"}}
+	if p := configtest.Compile(t, withPolicy).Egress(); !p.AllowLinkLocal || fmt.Sprint(p.Deny) != "[169.254.169.254/32]" {
+		t.Errorf("Egress() = %+v, want the snapshot's policy", p)
+	}
 
 	var actions []string
 	for _, tool := range c.Tools() {
@@ -93,6 +101,13 @@ func TestCompileRefuses(t *testing.T) {
 		want   []string // substrings of the error, each required
 		wantRE string   // optional pattern the error must match
 	}{
+		{
+			name: "egress policy with a bad range",
+			edit: func(s *snapshotv1.Snapshot) {
+				s.Egress = &snapshotv1.EgressPolicy{Deny: []string{"10.0.0.0/8", "not-a-range"}}
+			},
+			want: []string{`egress policy: deny prefix "not-a-range"`},
+		},
 		{
 			name: "pin of a missing upstream",
 			edit: func(s *snapshotv1.Snapshot) { s.ToolPins[1].Upstream = "nope" },

@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/identity"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 )
@@ -25,6 +26,8 @@ type Compiled struct {
 
 	upstreams map[string]*configv1.Upstream
 	secrets   map[string][]byte
+	// egress is the control plane's egress policy.
+	egress egress.Policy
 	// keys indexes API keys by key id.
 	keys map[string]apiKey
 	// verifier checks JWTs against the snapshot's JWT issuers.
@@ -86,6 +89,10 @@ func (c *Compiled) Upstream(name string) (*configv1.Upstream, bool) {
 	u, ok := c.upstreams[name]
 	return u, ok
 }
+
+// Egress is the egress policy upstream, OAuth token endpoint and JWKS
+// connections are dialed under: the control plane's, from the snapshot.
+func (c *Compiled) Egress() egress.Policy { return c.egress }
 
 // Secret returns a copy of the plaintext of the named secret.
 func (c *Compiled) Secret(name string) ([]byte, bool) {

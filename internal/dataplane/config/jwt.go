@@ -7,7 +7,6 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/identity"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
-	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
 
@@ -15,14 +14,9 @@ import (
 type Option func(*options)
 
 type options struct {
-	egress egress.Policy
 	// cacheSize bounds the decision cache; 0 turns it off.
 	cacheSize int
 }
-
-// WithEgress sets the egress policy JWKS fetches are dialed under. The
-// default is egress.Policy{}.
-func WithEgress(p egress.Policy) Option { return func(o *options) { o.egress = p } }
 
 // jwtSubject is an (identity source, subject) binding.
 type jwtSubject struct {
@@ -64,8 +58,8 @@ func (c *Compiled) UserByJWT(ctx context.Context, token string, now time.Time) (
 // plane refuses such bindings anyway), and a (source, subject) pair bound to
 // two agents is ambiguous, so it authenticates neither (nil in the index)
 // rather than refusing the whole snapshot.
-func (b *builder) indexIdentity(opts options) {
-	v, err := identity.New(b.snap.GetIdentitySources(), identity.Options{Egress: opts.egress})
+func (b *builder) indexIdentity() {
+	v, err := identity.New(b.snap.GetIdentitySources(), identity.Options{Egress: b.c.egress})
 	if err != nil {
 		var joined interface{ Unwrap() []error }
 		if errors.As(err, &joined) {

@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/identity/identitytest"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 )
 
 const usersIssuer = "https://people.example"
@@ -31,7 +32,7 @@ type jwtFixture struct {
 	compiled                *config.Compiled
 }
 
-func newJWTFixture(t *testing.T) *jwtFixture {
+func newJWTFixture(t *testing.T, edits ...func(*snapshotv1.Snapshot)) *jwtFixture {
 	t.Helper()
 	f := &jwtFixture{
 		key:       identitytest.RSA(t, "corp-1"),
@@ -59,6 +60,9 @@ func newJWTFixture(t *testing.T) *jwtFixture {
 	s.PolicySets = append(s.PolicySets, &configv1.PolicySet{
 		Meta: &configv1.ResourceMeta{Name: "users"}, Source: financePolicy, Filename: "users.cedar", Version: 1,
 	})
+	for _, edit := range edits {
+		edit(s)
+	}
 	f.compiled = configtest.Compile(t, s)
 	return f
 }
@@ -107,6 +111,25 @@ func TestAgentByJWT(t *testing.T) {
 	}
 	if got := f.hits.Load(); got != 1 {
 		t.Errorf("JWKS fetched %d times, want 1", got)
+	}
+}
+
+// TestJWKSUnderTheSnapshotsEgressPolicy: a JWKS URL is fetched under the
+// egress policy the snapshot carries: refused, the keys are never fetched
+// and the token is not accepted.
+func TestJWKSUnderTheSnapshotsEgressPolicy(t *testing.T) {
+	f := newJWTFixture(t, func(s *snapshotv1.Snapshot) {
+		s.Egress = &snapshotv1.EgressPolicy{Deny: []string{"127.0.0.0/8"}}
+	})
+	token := identitytest.Sign(t, f.remoteKey, identitytest.NewClaims("https://remote.example", "remote-bot", configtest.JWTAudience, callAt), false)
+	if a, err := f.compiled.AgentByJWT(context.Background(), token, callAt); err == nil {
+		t.Fatalf("AgentByJWT() = %v with the JWKS URL's address denied, want an error", a.GetMeta().GetName())
+	}
+	if got := f.hits.Load(); got != 0 {
+		t.Errorf("JWKS fetched %d times under a policy that denies it, want 0", got)
+	}
+	if a, err := f.compiled.AgentByJWT(context.Background(), f.agentToken(t, "payer-bot"), callAt); err != nil || a.GetMeta().GetName() != "payer" {
+		t.Errorf("an inline-JWKS token: %v, %v; want payer", a.GetMeta().GetName(), err)
 	}
 }
 

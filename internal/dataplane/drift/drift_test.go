@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline/pipelinetest"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
+	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 	"github.com/portcullis-gw/portcullis/internal/toolpin"
@@ -53,6 +54,7 @@ func (f *fakeConfig) Upstream(name string) (*configv1.Upstream, bool) {
 	return &configv1.Upstream{Meta: &configv1.ResourceMeta{Name: name}, Url: f.url}, true
 }
 func (f *fakeConfig) Secret(string) ([]byte, bool) { return nil, false }
+func (f *fakeConfig) Egress() egress.Policy        { return egress.Policy{} }
 func (f *fakeConfig) Tools() []pipeline.Tool       { return f.tools }
 
 func pinned(t *testing.T, name, def string, version int64) pipeline.Tool {

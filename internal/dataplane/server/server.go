@@ -24,6 +24,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/auditupload"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/drift"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/highwater"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/lkg"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/metrics"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/mode"
@@ -53,9 +54,12 @@ type Server struct {
 	pool    *upstream.Pool
 	drift   *drift.Checker
 	audit   audit.Writer
-	export  *auditotlp.Exporter // nil without --audit-otlp-endpoint
-	upload  *auditupload.Uploader
-	metrics *metrics.Metrics
+	// auditLog is audit as the log it is: it also keeps the highest
+	// configuration version this data plane applied.
+	auditLog *audit.Log
+	export   *auditotlp.Exporter // nil without --audit-otlp-endpoint
+	upload   *auditupload.Uploader
+	metrics  *metrics.Metrics
 	// refusals summarizes refusals of unidentified callers in the audit
 	// log.
 	refusals *refusals.Recorder
@@ -66,7 +70,11 @@ type Server struct {
 	// (its sessions' GET streams get notifications/tools/list_changed).
 	toolsChanged chan struct{}
 	closing      bool // under applyMu: toolsChanged is closed
-	applyMu      sync.Mutex
+	// applied is the highest snapshot version this data plane has applied
+	// (its high-water mark; zero for none), under applyMu. It starts as
+	// the audit log's record of it and moves only forward.
+	applied highwater.Version
+	applyMu sync.Mutex
 
 	http   *http.Server
 	ln     net.Listener
@@ -123,7 +131,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	auditStage := stages.Audit{Writer: aw, Dataplane: cfg.Credential.Name, Now: time.Now, Redactor: redactor}
 	s = &Server{
-		cfg: cfg, log: log, store: store, audit: aw, export: export,
+		cfg: cfg, log: log, store: store, audit: aw, auditLog: aw, export: export,
 		tracker: mode.NewTracker(cfg.DegradedAfter, cfg.MaxStale, time.Now),
 	}
 	s.metrics = metrics.New(s.tracker.Mode, s.servingVersion)
@@ -162,7 +170,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	s.handle = pipeline.Chain(pipeline.TimedHandler(observe, "forward", s.forward), append([]pipeline.Stage{metricsStage{m: s.metrics}},
 		pipeline.Timed(observe, stages.Default(stages.Options{Audit: auditStage, Anonymous: s.refusals})...)...)...)
-	s.loadLastKnownGood()
+	s.loadLastKnownGood(ctx)
 
 	s.sync, err = syncclient.New(syncclient.Config{
 		URLs: cfg.ControlPlanes, Credential: cfg.Credential, Dev: cfg.Dev,
@@ -299,9 +307,18 @@ func (s *Server) Close() error {
 	return err
 }
 
-// loadLastKnownGood serves the snapshot on disk, if it is intact, before any
-// control plane answers (degraded until one does).
-func (s *Server) loadLastKnownGood() {
+// loadLastKnownGood serves the snapshot on disk, if it is intact and not
+// older than what this data plane already applied, before any control plane
+// answers (degraded until one does). A refused file serves nothing: the
+// data plane stays starting until a control plane sends a snapshot.
+func (s *Server) loadLastKnownGood(ctx context.Context) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.applied = highwater.FromRecord(s.auditLog.Applied())
+	if !s.applied.IsZero() {
+		s.log.Info("highest configuration version applied before (from the audit log)",
+			"cluster", s.applied.Cluster, "epoch", s.applied.Epoch, "version", s.applied.Number)
+	}
 	version, data, err := s.store.Load()
 	switch {
 	case errors.Is(err, lkg.ErrNotFound):
@@ -316,9 +333,33 @@ func (s *Server) loadLastKnownGood() {
 		s.log.Error("last-known-good snapshot does not validate; waiting for a control plane", "version", version, "err", err)
 		return
 	}
+	v := highwater.Of(c.Snapshot())
+	if err := highwater.FromDisk(s.applied, v); err != nil {
+		s.log.Error("last-known-good snapshot refused: older than, or unrelated to, the version this data plane applied; serving nothing until a control plane answers",
+			"epoch", v.Epoch, "version", v.Number, "applied_epoch", s.applied.Epoch, "applied_version", s.applied.Number, "err", err)
+		return
+	}
+	s.recordApplied(ctx, v)
 	s.current.Store(c)
 	s.tracker.Loaded(c.VersionTime(), true)
-	s.log.Warn("serving the last-known-good snapshot from disk in degraded mode until a control plane answers", "version", c.Version())
+	s.log.Warn("serving the last-known-good snapshot from disk in degraded mode until a control plane answers", "version", c.Version(), "epoch", v.Epoch)
+}
+
+// recordApplied raises the high-water mark to v (never lowers it),
+// recording it in the audit log first when it is new. applyMu must be
+// held. A failure to record is logged, not returned: the data plane must
+// still take a newer configuration (it may revoke access), and the audit
+// log that failed refuses calls anyway.
+func (s *Server) recordApplied(ctx context.Context, v highwater.Version) {
+	if !s.applied.IsZero() && v.Compare(s.applied) <= 0 {
+		return
+	}
+	rec := audit.AppliedRecord(s.cfg.Credential.Name, pipeline.ModeName(s.tracker.Mode()), v.Record(), time.Now())
+	if err := s.audit.Write(context.WithoutCancel(ctx), rec); err != nil {
+		s.log.Error("could not record the applied configuration version in the audit log; after a restart an older last-known-good file would not be recognised as older",
+			"epoch", v.Epoch, "version", v.Number, "err", err)
+	}
+	s.applied = v
 }
 
 // driftConfig is the serving configuration for drift detection, nil
@@ -337,22 +378,39 @@ func (s *Server) servingVersion() uint64 {
 	return 0
 }
 
-// Apply implements syncclient.Applier: validate completely, then swap
-// atomically; a rejected snapshot leaves the previous one serving.
-func (s *Server) Apply(_ context.Context, data []byte) (uint64, error) {
+// serving is the version in service, zero for none.
+func (s *Server) serving() highwater.Version {
+	if c := s.current.Load(); c != nil {
+		return highwater.Of(c.Snapshot())
+	}
+	return highwater.Version{}
+}
+
+// Apply implements syncclient.Applier: validate completely, check that the
+// version does not go back (same cluster; a newer epoch, or the same or a
+// newer version in this one), record it as applied, then swap atomically.
+// A rejected snapshot leaves the previous one serving.
+func (s *Server) Apply(ctx context.Context, data []byte) (syncclient.Version, error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	c, err := config.Compile(data)
 	if err != nil {
 		s.metrics.Snapshot(false)
 		s.log.Error("snapshot rejected; the previous one keeps serving", "serving", s.servingVersion(), "err", err)
-		return 0, err
+		return syncclient.Version{}, err
 	}
-	if cur := s.current.Load(); cur != nil && c.Version() < cur.Version() {
-		// A control-plane node that lags another; keep the newer one.
-		s.log.Info("ignoring an older snapshot from a lagging control-plane node", "offered", c.Version(), "serving", cur.Version())
-		return cur.Version(), nil
+	v := highwater.Of(c.Snapshot())
+	offered := syncclient.Version{Epoch: v.Epoch, Number: v.Number}
+	if err := highwater.FromStream(s.applied, v); err != nil {
+		s.metrics.Snapshot(false)
+		s.log.Warn("snapshot rejected: it would take this data plane back; the previous one keeps serving",
+			"epoch", v.Epoch, "version", v.Number, "applied_epoch", s.applied.Epoch, "applied_version", s.applied.Number, "err", err)
+		return offered, err
 	}
+	if cur := s.current.Load(); cur != nil && highwater.Of(cur.Snapshot()) == v {
+		return offered, nil // already serving it
+	}
+	s.recordApplied(ctx, v)
 	s.current.Store(c)
 	s.tracker.Loaded(c.VersionTime(), false)
 	s.metrics.Snapshot(true)
@@ -366,13 +424,14 @@ func (s *Server) Apply(_ context.Context, data []byte) (uint64, error) {
 	if err := s.store.Save(c.Version(), data); err != nil {
 		s.log.Error("could not write the last-known-good snapshot; serving it anyway", "version", c.Version(), "err", err)
 	}
-	s.log.Info("snapshot applied", "version", c.Version())
-	return c.Version(), nil
+	s.log.Info("snapshot applied", "version", c.Version(), "epoch", v.Epoch)
+	return offered, nil
 }
 
 // Serving implements syncclient.Applier.
-func (s *Server) Serving() (uint64, configsyncv1.Mode) {
-	return s.servingVersion(), s.tracker.Mode()
+func (s *Server) Serving() (syncclient.Version, configsyncv1.Mode) {
+	v := s.serving()
+	return syncclient.Version{Epoch: v.Epoch, Number: v.Number}, s.tracker.Mode()
 }
 
 // AuthorizationServers implements mcpgw.AuthorizationServers: the issuers
@@ -431,6 +490,7 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	body, _ := json.Marshal(map[string]any{
 		"mode":          pipeline.ModeName(m),
 		"version":       s.servingVersion(),
+		"epoch":         s.serving().Epoch,
 		"control_plane": s.sync.Connected(),
 		"last_contact":  s.tracker.LastContact(),
 		// Local records the control plane has not acknowledged yet.

@@ -33,11 +33,36 @@ type Applier interface {
 	// completely and swaps it in. A non-nil error means it was rejected
 	// and the previous snapshot keeps serving; the error text is sent to
 	// the control plane as the rejection reason, so it must not carry
-	// secrets. version is the snapshot's version, also when rejecting if
-	// it could be read (0 otherwise).
-	Apply(ctx context.Context, snapshot []byte) (version uint64, err error)
-	// Serving is the version in service (0 for none) and the current mode.
-	Serving() (version uint64, mode configsyncv1.Mode)
+	// secrets. The Version is the snapshot's, also when rejecting if it
+	// could be read (zero otherwise).
+	Apply(ctx context.Context, snapshot []byte) (Version, error)
+	// Serving is the version in service (zero for none) and the current
+	// mode.
+	Serving() (Version, configsyncv1.Mode)
+}
+
+// Version is a snapshot version as the stream carries it: the epoch and
+// the number within it (a Snapshot's epoch and version fields). Versions
+// order by epoch, then number; epoch 0, from a control plane that sends
+// none, reads as 1.
+type Version struct {
+	Epoch, Number uint64
+}
+
+// Less reports whether v is older than w.
+func (v Version) Less(w Version) bool {
+	ve, we := max(v.Epoch, 1), max(w.Epoch, 1)
+	return ve < we || ve == we && v.Number < w.Number
+}
+
+// IsZero reports whether v names no version.
+func (v Version) IsZero() bool { return v.Number == 0 }
+
+func (v Version) String() string { return fmt.Sprintf("%d (epoch %d)", v.Number, max(v.Epoch, 1)) }
+
+// heartbeatVersion is the version a heartbeat says its node holds.
+func heartbeatVersion(hb *configsyncv1.Heartbeat) Version {
+	return Version{Epoch: hb.GetEpoch(), Number: hb.GetVersion()}
 }
 
 // Defaults for Config.
@@ -121,7 +146,7 @@ type Client struct {
 
 // nack is a rejected version and why.
 type nack struct {
-	version uint64
+	version Version
 	reason  string
 }
 

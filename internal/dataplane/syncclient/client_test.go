@@ -93,7 +93,7 @@ func TestRunTwice(t *testing.T) {
 
 func TestPeekVersion(t *testing.T) {
 	full, err := proto.Marshal(&snapshotv1.Snapshot{
-		ClusterId: "c1", VersionTime: timestamppb.Now(), Version: 1234567,
+		ClusterId: "c1", VersionTime: timestamppb.Now(), Version: 1234567, Epoch: 3,
 		Freeze: &snapshotv1.Freeze{Frozen: true, Reason: "drill"},
 	})
 	if err != nil {
@@ -102,18 +102,44 @@ func TestPeekVersion(t *testing.T) {
 	tests := []struct {
 		name string
 		in   []byte
-		want uint64
+		want syncclient.Version
 	}{
-		{name: "whole snapshot", in: full, want: 1234567},
-		{name: "empty", in: nil, want: 0},
-		{name: "no version field", in: mustMarshal(t, &snapshotv1.Snapshot{ClusterId: "c1"}), want: 0},
-		{name: "garbage", in: []byte{0xff, 0xff, 0xff}, want: 0},
-		{name: "truncated", in: full[:len(full)-3], want: 0},
+		{name: "whole snapshot", in: full, want: syncclient.Version{Epoch: 3, Number: 1234567}},
+		{name: "no epoch (an older control plane)", in: mustMarshal(t, &snapshotv1.Snapshot{ClusterId: "c1", Version: 9}), want: syncclient.Version{Number: 9}},
+		{name: "empty", in: nil},
+		{name: "no version field", in: mustMarshal(t, &snapshotv1.Snapshot{ClusterId: "c1"})},
+		{name: "garbage", in: []byte{0xff, 0xff, 0xff}},
+		{name: "truncated", in: full[:len(full)-3]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := syncclient.PeekVersion(tt.in); got != tt.want {
-				t.Fatalf("PeekVersion = %d, want %d", got, tt.want)
+				t.Fatalf("PeekVersion = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestVersionOrder(t *testing.T) {
+	v := func(epoch, n uint64) syncclient.Version { return syncclient.Version{Epoch: epoch, Number: n} }
+	tests := []struct {
+		name string
+		a, b syncclient.Version
+		less bool
+	}{
+		{name: "lower number, same epoch", a: v(1, 5), b: v(1, 6), less: true},
+		{name: "equal", a: v(2, 6), b: v(2, 6)},
+		{name: "higher number, same epoch", a: v(1, 7), b: v(1, 6)},
+		{name: "earlier epoch, higher number", a: v(1, 900), b: v(2, 3), less: true},
+		{name: "later epoch, lower number", a: v(3, 1), b: v(2, 900)},
+		{name: "no epoch reads as 1", a: v(0, 5), b: v(1, 6), less: true},
+		{name: "no epoch equals epoch 1", a: v(0, 6), b: v(1, 6)},
+		{name: "none is older than any", a: v(0, 0), b: v(1, 1), less: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.a.Less(tt.b); got != tt.less {
+				t.Fatalf("%v.Less(%v) = %t, want %t", tt.a, tt.b, got, tt.less)
 			}
 		})
 	}

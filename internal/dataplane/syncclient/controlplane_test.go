@@ -221,7 +221,7 @@ func TestReportsStatusWhenUpToDate(t *testing.T) {
 	v := cp.version(t)
 	// A data plane that cold-started from its last-known-good copy of the
 	// current version: the node has nothing to send it, only heartbeats.
-	a := &applier{serving: v, mode: configsyncv1.Mode_MODE_DEGRADED}
+	a := &applier{serving: syncclient.Version{Epoch: 1, Number: v}, mode: configsyncv1.Mode_MODE_DEGRADED}
 	r := startClient(t, devConfig(cp, cred, a), -1)
 	waitFor(t, 10*time.Second, "connected", r.c.Connected)
 	waitFor(t, 10*time.Second, "the status in ListDataplanes", func() bool {

@@ -64,7 +64,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 type applier struct {
 	mu      sync.Mutex
 	calls   []uint64
-	serving uint64
+	serving syncclient.Version
 	reject  func(version uint64) error // nil accepts everything
 	block   chan struct{}              // when set, Apply waits for it to close
 	mode    configsyncv1.Mode          // reported while serving; default NORMAL
@@ -72,10 +72,10 @@ type applier struct {
 
 var _ syncclient.Applier = (*applier)(nil)
 
-func (a *applier) Apply(ctx context.Context, b []byte) (uint64, error) {
+func (a *applier) Apply(ctx context.Context, b []byte) (syncclient.Version, error) {
 	var s snapshotv1.Snapshot
 	if err := proto.Unmarshal(b, &s); err != nil {
-		return 0, fmt.Errorf("decode snapshot: %w", err)
+		return syncclient.Version{}, fmt.Errorf("decode snapshot: %w", err)
 	}
 	a.mu.Lock()
 	block := a.block
@@ -84,15 +84,15 @@ func (a *applier) Apply(ctx context.Context, b []byte) (uint64, error) {
 		select {
 		case <-block:
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return syncclient.Version{}, ctx.Err()
 		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	v := s.GetVersion()
-	a.calls = append(a.calls, v)
+	v := syncclient.Version{Epoch: s.GetEpoch(), Number: s.GetVersion()}
+	a.calls = append(a.calls, v.Number)
 	if a.reject != nil {
-		if err := a.reject(v); err != nil {
+		if err := a.reject(v.Number); err != nil {
 			return v, err
 		}
 	}
@@ -100,11 +100,11 @@ func (a *applier) Apply(ctx context.Context, b []byte) (uint64, error) {
 	return v, nil
 }
 
-func (a *applier) Serving() (uint64, configsyncv1.Mode) {
+func (a *applier) Serving() (syncclient.Version, configsyncv1.Mode) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.serving == 0 {
-		return 0, configsyncv1.Mode_MODE_STARTING
+	if a.serving.IsZero() {
+		return syncclient.Version{}, configsyncv1.Mode_MODE_STARTING
 	}
 	if a.mode != configsyncv1.Mode_MODE_UNSPECIFIED {
 		return a.serving, a.mode
@@ -127,7 +127,7 @@ func (a *applier) setReject(fn func(uint64) error) {
 
 func (a *applier) servingVersion() uint64 {
 	v, _ := a.Serving()
-	return v
+	return v.Number
 }
 
 // attempt is one ended Watch attempt.

@@ -23,29 +23,41 @@ func (c *Client) apply(ctx context.Context, t *target, snap []byte) {
 	if ctx.Err() != nil {
 		return // shutting down: an interrupted apply is no verdict
 	}
-	if version == 0 {
+	if version.IsZero() {
 		version = peekVersion(snap)
 	}
 	serving, mode := c.cfg.Applier.Serving()
-	rep := &configsyncv1.ReportRequest{
-		Name: c.cfg.Credential.Name, Version: version, Applied: err == nil,
-		ServingVersion: serving, Mode: mode,
-	}
+	rep := statusReport(c.cfg.Credential.Name, version, err == nil, serving, mode)
 	if err != nil {
 		rep.Reason = reason(err)
 		if c.nack != nil && c.nack.version == version && c.nack.reason == rep.Reason {
-			c.log.DebugContext(ctx, "rejected snapshot again", "version", version, "reason", rep.Reason)
+			c.log.DebugContext(ctx, "rejected snapshot again", "version", version.Number, "epoch", version.Epoch, "reason", rep.Reason)
 		} else {
-			c.log.WarnContext(ctx, "rejected snapshot", "version", version, "serving_version", serving, "reason", rep.Reason)
+			c.log.WarnContext(ctx, "rejected snapshot", "version", version.Number, "epoch", version.Epoch,
+				"serving_version", serving.Number, "serving_epoch", serving.Epoch, "reason", rep.Reason)
 		}
 		c.nack = &nack{version: version, reason: rep.Reason}
 	} else {
-		c.log.InfoContext(ctx, "applied snapshot", "version", version, "mode", mode)
-		if c.nack != nil && c.nack.version <= version {
+		c.log.InfoContext(ctx, "applied snapshot", "version", version.Number, "epoch", version.Epoch, "mode", mode)
+		if c.nack != nil && !version.Less(c.nack.version) {
 			c.nack = nil
 		}
 	}
 	c.report(ctx, t, rep)
+}
+
+// statusReport is a report about version (applied or not) from a data
+// plane serving serving in mode.
+func statusReport(name string, version Version, applied bool, serving Version, mode configsyncv1.Mode) *configsyncv1.ReportRequest {
+	return &configsyncv1.ReportRequest{
+		Name: name, Version: version.Number, Epoch: version.Epoch, Applied: applied,
+		ServingVersion: serving.Number, ServingEpoch: serving.Epoch, Mode: mode,
+	}
+}
+
+// withNack turns rep into the report of the rejection n.
+func withNack(rep *configsyncv1.ReportRequest, n *nack) {
+	rep.Version, rep.Epoch, rep.Applied, rep.Reason = n.version.Number, n.version.Epoch, false, n.reason
 }
 
 // reportStatus tells a node this data plane just connected to, whose first
@@ -56,19 +68,16 @@ func (c *Client) apply(ctx context.Context, t *target, snap []byte) {
 // from before a restart of this process) is left alone.
 func (c *Client) reportStatus(ctx context.Context, t *target, hb *configsyncv1.Heartbeat) {
 	serving, mode := c.cfg.Applier.Serving()
-	if hb.GetVersion() > serving {
+	if serving.Less(heartbeatVersion(hb)) {
 		return
 	}
-	rep := &configsyncv1.ReportRequest{
-		Name: c.cfg.Credential.Name, Version: serving, Applied: true,
-		ServingVersion: serving, Mode: mode,
-	}
+	rep := statusReport(c.cfg.Credential.Name, serving, true, serving, mode)
 	switch {
-	case c.nack != nil && c.nack.version > serving:
+	case c.nack != nil && serving.Less(c.nack.version):
 		// A lagging node: keep it from sending the rejected version once
 		// it catches up.
-		rep.Version, rep.Applied, rep.Reason = c.nack.version, false, c.nack.reason
-	case serving == 0:
+		withNack(rep, c.nack)
+	case serving.IsZero():
 		return // nothing to say yet
 	}
 	c.report(ctx, t, rep)
@@ -87,15 +96,13 @@ func (c *Client) reportQuarantines(ctx context.Context, t *target, hb *configsyn
 		return
 	}
 	serving, mode := c.cfg.Applier.Serving()
-	if serving == 0 || hb.GetVersion() > serving && (c.nack == nil || c.nack.version <= serving) {
+	withheld := serving.Less(heartbeatVersion(hb))
+	if serving.IsZero() || withheld && (c.nack == nil || !serving.Less(c.nack.version)) {
 		return
 	}
-	rep := &configsyncv1.ReportRequest{
-		Name: c.cfg.Credential.Name, Version: serving, Applied: true,
-		ServingVersion: serving, Mode: mode,
-	}
-	if c.nack != nil && c.nack.version > serving {
-		rep.Version, rep.Applied, rep.Reason = c.nack.version, false, c.nack.reason
+	rep := statusReport(c.cfg.Credential.Name, serving, true, serving, mode)
+	if c.nack != nil && serving.Less(c.nack.version) {
+		withNack(rep, c.nack)
 	}
 	c.report(ctx, t, rep)
 }
@@ -140,30 +147,42 @@ func reason(err error) string {
 	return s
 }
 
-// peekVersion reads field 1 (version) of a serialized Snapshot without
-// decoding the rest, for reporting a snapshot the Applier could not read.
-// It returns 0 when the bytes are not a well-formed message.
-func peekVersion(b []byte) uint64 {
-	var version uint64
+// peekVersion reads fields 1 (version) and 13 (epoch) of a serialized
+// Snapshot without decoding the rest, for reporting a snapshot the Applier
+// could not read. It returns the zero Version when the bytes are not a
+// well-formed message.
+func peekVersion(b []byte) Version {
+	var v Version
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return 0
+			return Version{}
 		}
 		b = b[n:]
-		if num == 1 && typ == protowire.VarintType {
-			v, m := protowire.ConsumeVarint(b)
+		if (num == versionField || num == epochField) && typ == protowire.VarintType {
+			x, m := protowire.ConsumeVarint(b)
 			if m < 0 {
-				return 0
+				return Version{}
 			}
-			version, b = v, b[m:]
+			if num == versionField {
+				v.Number = x
+			} else {
+				v.Epoch = x
+			}
+			b = b[m:]
 			continue
 		}
 		m := protowire.ConsumeFieldValue(num, typ, b)
 		if m < 0 {
-			return 0
+			return Version{}
 		}
 		b = b[m:]
 	}
-	return version
+	return v
 }
+
+// Field numbers of portcullis.snapshot.v1.Snapshot that peekVersion reads.
+const (
+	versionField protowire.Number = 1
+	epochField   protowire.Number = 13
+)

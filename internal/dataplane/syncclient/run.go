@@ -78,7 +78,7 @@ func (c *Client) session(ctx context.Context, t *target) (stable bool, err error
 	defer watchdog.Stop()
 
 	serving, _ := c.cfg.Applier.Serving()
-	req := connect.NewRequest(&configsyncv1.WatchRequest{Name: c.cfg.Credential.Name, Version: serving})
+	req := connect.NewRequest(&configsyncv1.WatchRequest{Name: c.cfg.Credential.Name, Version: serving.Number, Epoch: serving.Epoch})
 	c.authorize(req.Header())
 	var connectedAt time.Time
 	defer func() {

@@ -28,11 +28,13 @@ type fakeSync struct {
 
 	mu      sync.Mutex
 	streams []*fakeStream
+	reports []*configsyncv1.ReportRequest
 }
 
 // fakeStream is what the server saw of one Watch call.
 type fakeStream struct {
 	version uint64    // the version the client said it had
+	epoch   uint64    // and its epoch
 	opened  time.Time // when the call arrived
 	closed  time.Time // when the client went away (zero while open)
 }
@@ -47,7 +49,7 @@ func newFakeSync(t *testing.T, heartbeat time.Duration) *fakeSync {
 }
 
 func (f *fakeSync) Watch(ctx context.Context, req *connect.Request[configsyncv1.WatchRequest], stream *connect.ServerStream[configsyncv1.WatchResponse]) error {
-	s := &fakeStream{version: req.Msg.GetVersion(), opened: time.Now()}
+	s := &fakeStream{version: req.Msg.GetVersion(), epoch: req.Msg.GetEpoch(), opened: time.Now()}
 	f.mu.Lock()
 	f.streams = append(f.streams, s)
 	f.mu.Unlock()
@@ -79,8 +81,18 @@ func (f *fakeSync) Watch(ctx context.Context, req *connect.Request[configsyncv1.
 	}
 }
 
-func (f *fakeSync) Report(context.Context, *connect.Request[configsyncv1.ReportRequest]) (*connect.Response[configsyncv1.ReportResponse], error) {
+func (f *fakeSync) Report(_ context.Context, req *connect.Request[configsyncv1.ReportRequest]) (*connect.Response[configsyncv1.ReportResponse], error) {
+	f.mu.Lock()
+	f.reports = append(f.reports, req.Msg)
+	f.mu.Unlock()
 	return connect.NewResponse(&configsyncv1.ReportResponse{}), nil
+}
+
+// Reports returns the reports received so far.
+func (f *fakeSync) Reports() []*configsyncv1.ReportRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*configsyncv1.ReportRequest(nil), f.reports...)
 }
 
 // Streams returns copies of what the server saw so far.

@@ -36,6 +36,10 @@ type Resolver interface {
 	Upstream(name string) (*configv1.Upstream, bool)
 	// Secret returns a secret's plaintext value by name.
 	Secret(name string) ([]byte, bool)
+	// Egress is the policy connections to upstreams and their OAuth token
+	// endpoints are dialed under: the control plane's, from the snapshot.
+	// An upstream's allow_link_local adds to it.
+	Egress() egress.Policy
 }
 
 // Defaults for unset upstream fields.
@@ -55,11 +59,6 @@ const DefaultQueueWait = 500 * time.Millisecond
 
 // Option configures a Pool.
 type Option func(*Pool)
-
-// WithEgress sets the egress policy every upstream connection is dialed
-// under (re-checked at dial time, so DNS rebinding cannot bypass it). An
-// upstream's allow_link_local adds to it. The default is egress.Policy{}.
-func WithEgress(p egress.Policy) Option { return func(pool *Pool) { pool.egress = p } }
 
 // WithHopID names this data plane in the Portcullis-Hop header of every
 // upstream request (see package hop), after the chain the call came with.
@@ -88,7 +87,6 @@ func WithVersion(v string) Option { return func(pool *Pool) { pool.version = v }
 // upstream's URL, credential or limits change.
 type Pool struct {
 	logger      *slog.Logger
-	egress      egress.Policy
 	version     string
 	obs         Observer
 	queueWait   time.Duration
@@ -96,22 +94,23 @@ type Pool struct {
 	backoffMax  time.Duration
 	hopID       string
 
-	transportsOnce sync.Once
-	transports     [2]*http.Transport // by allow_link_local
-
 	mu      sync.Mutex
 	entries map[string]*entry // by upstream name
-	closed  bool
-	bg      sync.WaitGroup // background session closes
+	// transports are shared by the upstreams dialed under one egress
+	// policy (settings.egressKey); a policy no entry uses is dropped.
+	transports map[string]*http.Transport
+	closed     bool
+	bg         sync.WaitGroup // background session closes
 }
 
 // NewPool returns an empty pool.
 func NewPool(logger *slog.Logger, opts ...Option) *Pool {
 	p := &Pool{
-		logger:  logger.With("component", "upstream"),
-		version: "dev",
-		entries: map[string]*entry{},
-		obs:     nopObserver{},
+		logger:     logger.With("component", "upstream"),
+		version:    "dev",
+		entries:    map[string]*entry{},
+		transports: map[string]*http.Transport{},
+		obs:        nopObserver{},
 		// Defaults; options may change them.
 		queueWait: DefaultQueueWait, backoffBase: DefaultBackoffBase, backoffMax: DefaultBackoffMax,
 	}
@@ -328,11 +327,11 @@ func (p *Pool) Close() error {
 	}
 	wg.Wait()
 	p.bg.Wait()
+	p.mu.Lock()
 	for _, t := range p.transports {
-		if t != nil {
-			t.CloseIdleConnections()
-		}
+		t.CloseIdleConnections()
 	}
+	p.mu.Unlock()
 	return nil
 }
 
@@ -408,31 +407,11 @@ func (p *Pool) goCloseLocked(f func()) {
 }
 
 // httpClient builds the HTTP client for one upstream: the shared transport
-// for its egress rule, the upstream's credential and byte limits, and no
+// for its egress policy, the upstream's credential and byte limits, and no
 // redirects (a redirect would carry the credential to another origin).
+// p.mu must be held.
 func (p *Pool) httpClient(s settings) *http.Client {
-	p.transportsOnce.Do(func() {
-		for i := range p.transports {
-			pol := p.egress
-			pol.AllowLinkLocal = pol.AllowLinkLocal || i == 1
-			d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, ControlContext: pol.DialControlContext}
-			p.transports[i] = &http.Transport{
-				// No proxy: the egress policy judges the upstream's own address.
-				Proxy:                 nil,
-				DialContext:           d.DialContext,
-				ForceAttemptHTTP2:     true,
-				MaxIdleConns:          256,
-				MaxIdleConnsPerHost:   64,
-				IdleConnTimeout:       90 * time.Second,
-				TLSHandshakeTimeout:   10 * time.Second,
-				ExpectContinueTimeout: time.Second,
-			}
-		}
-	})
-	base := p.transports[0]
-	if s.allowLinkLocal {
-		base = p.transports[1]
-	}
+	base := p.transportLocked(s)
 	ct := &credentialTransport{
 		base: base, header: s.header, value: s.value, hopID: p.hopID,
 		maxRequest: s.maxRequest, maxResponse: s.maxResponse,
@@ -446,4 +425,40 @@ func (p *Pool) httpClient(s settings) *http.Client {
 		Transport:     ct,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// transportLocked returns the transport that dials under s.egress, making
+// it on first use, and drops the transports of policies no upstream uses
+// any more (a new snapshot changed the policy). Every address is checked
+// when the socket connects, so DNS rebinding cannot get past the policy;
+// there is no proxy, so the policy judges the upstream's own address.
+// p.mu must be held.
+func (p *Pool) transportLocked(s settings) *http.Transport {
+	if t, ok := p.transports[s.egressKey]; ok {
+		return t
+	}
+	inUse := map[string]bool{s.egressKey: true}
+	for _, e := range p.entries {
+		inUse[e.egressKey] = true
+	}
+	for k, t := range p.transports {
+		if !inUse[k] {
+			// Calls still running on it finish; its idle connections go.
+			t.CloseIdleConnections()
+			delete(p.transports, k)
+		}
+	}
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, ControlContext: s.egress.DialControlContext}
+	t := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	p.transports[s.egressKey] = t
+	return t
 }

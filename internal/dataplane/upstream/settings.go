@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/oauthcc"
@@ -26,7 +27,11 @@ type settings struct {
 	maxRequest     int64
 	maxResponse    int64
 	allowLinkLocal bool
-	era            mcpclient.Era
+	// egress is the snapshot's egress policy with the upstream's
+	// allow_link_local added; egressKey names it.
+	egress    egress.Policy
+	egressKey string
+	era       mcpclient.Era
 	// oauth is set for an OAuth client-credentials grant; header is then
 	// Authorization and value only feeds the fingerprint.
 	oauth *oauthcc.Config
@@ -100,13 +105,30 @@ func resolve(r Resolver, name string) (settings, error) {
 	if err := s.setCredential(r, u.GetCredential()); err != nil {
 		return settings{}, err
 	}
+	s.egress = r.Egress()
+	s.egress.AllowLinkLocal = s.egress.AllowLinkLocal || s.allowLinkLocal
+	s.egressKey = egressKey(s.egress)
 	sum := sha256.Sum256([]byte(s.value))
 	s.fingerprint = strings.Join([]string{
-		s.url, s.header, hex.EncodeToString(sum[:]),
+		s.url, s.header, hex.EncodeToString(sum[:]), s.egressKey,
 		strconv.FormatInt(s.maxRequest, 10), strconv.FormatInt(s.maxResponse, 10), strconv.FormatBool(s.allowLinkLocal), s.era.String(),
 		strconv.Itoa(s.breakerFailures), s.breakerOpen.String(), strconv.Itoa(s.maxConcurrency),
 	}, "\x00")
 	return s, nil
+}
+
+// egressKey names p: two policies with the same key judge every address
+// the same way.
+func egressKey(p egress.Policy) string {
+	var b strings.Builder
+	b.WriteString(strconv.FormatBool(p.AllowLinkLocal))
+	for _, a := range p.Allow {
+		b.WriteString(" +" + a.String())
+	}
+	for _, d := range p.Deny {
+		b.WriteString(" -" + d.String())
+	}
+	return b.String()
 }
 
 func (s *settings) setCredential(r Resolver, c *configv1.UpstreamCredential) error {

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
+	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -15,6 +16,7 @@ type Resolver struct {
 	mu        sync.RWMutex
 	upstreams map[string]*configv1.Upstream
 	secrets   map[string][]byte
+	egress    egress.Policy
 }
 
 var _ upstream.Resolver = (*Resolver)(nil)
@@ -43,6 +45,20 @@ func (r *Resolver) SetSecret(name string, value []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.secrets[name] = append([]byte(nil), value...)
+}
+
+// SetEgress replaces the egress policy (the default policy until then).
+func (r *Resolver) SetEgress(p egress.Policy) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.egress = p
+}
+
+// Egress implements upstream.Resolver.
+func (r *Resolver) Egress() egress.Policy {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.egress
 }
 
 // Upstream implements upstream.Resolver.

@@ -151,6 +151,9 @@ type RestoreBackupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Config version after the restore.
 	ConfigVersion uint64 `protobuf:"varint,1,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	// The epoch the restore started (data planes accept a config version of
+	// a new epoch only from the control plane's stream).
+	Epoch         uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -192,6 +195,13 @@ func (x *RestoreBackupResponse) GetConfigVersion() uint64 {
 	return 0
 }
 
+func (x *RestoreBackupResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 var File_portcullis_admin_v1_backup_proto protoreflect.FileDescriptor
 
 const file_portcullis_admin_v1_backup_proto_rawDesc = "" +
@@ -201,9 +211,10 @@ const file_portcullis_admin_v1_backup_proto_rawDesc = "" +
 	"\x12SaveBackupResponse\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"*\n" +
 	"\x14RestoreBackupRequest\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\">\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"T\n" +
 	"\x15RestoreBackupResponse\x12%\n" +
-	"\x0econfig_version\x18\x01 \x01(\x04R\rconfigVersion2\xd8\x01\n" +
+	"\x0econfig_version\x18\x01 \x01(\x04R\rconfigVersion\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch2\xd8\x01\n" +
 	"\rBackupService\x12_\n" +
 	"\n" +
 	"SaveBackup\x12&.portcullis.admin.v1.SaveBackupRequest\x1a'.portcullis.admin.v1.SaveBackupResponse0\x01\x12f\n" +

@@ -20,10 +20,17 @@
 //   - Reads are served from the node's local state. Send the header
 //     `Portcullis-Consistency: linearizable` to read state that includes
 //     every write acknowledged before the read started.
-//   - Unknown fields are refused (INVALID_ARGUMENT), and so are requests over
-//     4 MiB (backup restore: 256 MiB).
+//   - The token and the role are checked from the headers before the body
+//     is read: a caller refused for either costs the server no body bytes.
+//   - Unknown fields are refused (INVALID_ARGUMENT). Each method has a read
+//     limit sized to it (64 KiB for most; more for resource writes, value
+//     lists, tool pins, policy sets, audit uploads; 256 MiB for a backup
+//     restore); a larger request, or one that decompresses beyond the
+//     limit or to more than 100 times its compressed size past the first
+//     MiB, is RESOURCE_EXHAUSTED.
 //   - Errors carry a message safe to show to users; secrets never appear in
-//     responses, errors or logs.
+//     responses, errors or logs, and neither do internal details (Raft or
+//     disk errors, file paths, peer addresses), which go to the node's log.
 
 package adminv1
 

@@ -338,7 +338,11 @@ type DataplaneStatus struct {
 	Lag uint64 `protobuf:"varint,10,opt,name=lag,proto3" json:"lag,omitempty"`
 	// Tools it has quarantined because their upstream definition drifted
 	// from the pin (see portcullis.configsync.v1.QuarantinedTool).
-	Quarantined   []*v1.QuarantinedTool `protobuf:"bytes,11,rep,name=quarantined,proto3" json:"quarantined,omitempty"`
+	Quarantined []*v1.QuarantinedTool `protobuf:"bytes,11,rep,name=quarantined,proto3" json:"quarantined,omitempty"`
+	// Epochs of serving_version and reported_version (0: the data plane does
+	// not report epochs).
+	ServingEpoch  uint64 `protobuf:"varint,12,opt,name=serving_epoch,json=servingEpoch,proto3" json:"serving_epoch,omitempty"`
+	ReportedEpoch uint64 `protobuf:"varint,13,opt,name=reported_epoch,json=reportedEpoch,proto3" json:"reported_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -448,6 +452,20 @@ func (x *DataplaneStatus) GetQuarantined() []*v1.QuarantinedTool {
 		return x.Quarantined
 	}
 	return nil
+}
+
+func (x *DataplaneStatus) GetServingEpoch() uint64 {
+	if x != nil {
+		return x.ServingEpoch
+	}
+	return 0
+}
+
+func (x *DataplaneStatus) GetReportedEpoch() uint64 {
+	if x != nil {
+		return x.ReportedEpoch
+	}
+	return 0
 }
 
 type SetFreezeRequest struct {
@@ -569,7 +587,7 @@ const file_portcullis_admin_v1_dataplane_proto_rawDesc = "" +
 	"\n" +
 	"dataplanes\x18\x01 \x03(\v2$.portcullis.admin.v1.DataplaneStatusR\n" +
 	"dataplanes\x12'\n" +
-	"\x0fcluster_version\x18\x02 \x01(\x04R\x0eclusterVersion\"\xae\x03\n" +
+	"\x0fcluster_version\x18\x02 \x01(\x04R\x0eclusterVersion\"\xfa\x03\n" +
 	"\x0fDataplaneStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x0fserving_version\x18\x02 \x01(\x04R\x0eservingVersion\x12)\n" +
@@ -582,7 +600,9 @@ const file_portcullis_admin_v1_dataplane_proto_rawDesc = "" +
 	"\tconnected\x18\t \x01(\bR\tconnected\x12\x10\n" +
 	"\x03lag\x18\n" +
 	" \x01(\x04R\x03lag\x12K\n" +
-	"\vquarantined\x18\v \x03(\v2).portcullis.configsync.v1.QuarantinedToolR\vquarantined\"B\n" +
+	"\vquarantined\x18\v \x03(\v2).portcullis.configsync.v1.QuarantinedToolR\vquarantined\x12#\n" +
+	"\rserving_epoch\x18\f \x01(\x04R\fservingEpoch\x12%\n" +
+	"\x0ereported_epoch\x18\r \x01(\x04R\rreportedEpoch\"B\n" +
 	"\x10SetFreezeRequest\x12\x16\n" +
 	"\x06frozen\x18\x01 \x01(\bR\x06frozen\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\":\n" +

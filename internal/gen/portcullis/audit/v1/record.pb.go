@@ -44,6 +44,8 @@ const (
 	EventKind_EVENT_KIND_REFUSAL_SUMMARY EventKind = 4
 	// A session or handshake operation: initialize, discover, session end.
 	EventKind_EVENT_KIND_SESSION EventKind = 5
+	// A snapshot version a data plane applied (applied).
+	EventKind_EVENT_KIND_CONFIG_APPLIED EventKind = 6
 )
 
 // Enum value maps for EventKind.
@@ -55,6 +57,7 @@ var (
 		3: "EVENT_KIND_ADMIN_WRITE",
 		4: "EVENT_KIND_REFUSAL_SUMMARY",
 		5: "EVENT_KIND_SESSION",
+		6: "EVENT_KIND_CONFIG_APPLIED",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED":     0,
@@ -63,6 +66,7 @@ var (
 		"EVENT_KIND_ADMIN_WRITE":     3,
 		"EVENT_KIND_REFUSAL_SUMMARY": 4,
 		"EVENT_KIND_SESSION":         5,
+		"EVENT_KIND_CONFIG_APPLIED":  6,
 	}
 )
 
@@ -174,6 +178,7 @@ type Record struct {
 	//	*Record_AdminWrite
 	//	*Record_RefusalSummary
 	//	*Record_List
+	//	*Record_Applied
 	Detail        isRecord_Detail `protobuf_oneof:"detail"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -425,6 +430,15 @@ func (x *Record) GetList() *ListDetail {
 	return nil
 }
 
+func (x *Record) GetApplied() *AppliedVersion {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_Applied); ok {
+			return x.Applied
+		}
+	}
+	return nil
+}
+
 type isRecord_Detail interface {
 	isRecord_Detail()
 }
@@ -441,11 +455,23 @@ type Record_List struct {
 	List *ListDetail `protobuf:"bytes,29,opt,name=list,proto3,oneof"`
 }
 
+type Record_Applied struct {
+	// A data plane's configuration record, which is not a call: the one
+	// it writes before it serves a snapshot version (method
+	// "config/apply"), and the copy that starts each later segment of its
+	// log (method "config/carry"). The newest one is the highest version
+	// the data plane has applied, kept where rolling back its
+	// last-known-good file cannot reach.
+	Applied *AppliedVersion `protobuf:"bytes,30,opt,name=applied,proto3,oneof"`
+}
+
 func (*Record_AdminWrite) isRecord_Detail() {}
 
 func (*Record_RefusalSummary) isRecord_Detail() {}
 
 func (*Record_List) isRecord_Detail() {}
+
+func (*Record_Applied) isRecord_Detail() {}
 
 // AdminWrite is an admin write as the control plane's state machine
 // applied it. It never carries the resource's contents.
@@ -674,11 +700,73 @@ func (x *ListDetail) GetItems() uint32 {
 	return 0
 }
 
+// AppliedVersion is a snapshot version a data plane applied:
+// (cluster_id, epoch, version), compared in that order.
+type AppliedVersion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppliedVersion) Reset() {
+	*x = AppliedVersion{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppliedVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppliedVersion) ProtoMessage() {}
+
+func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppliedVersion.ProtoReflect.Descriptor instead.
+func (*AppliedVersion) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AppliedVersion) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *AppliedVersion) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *AppliedVersion) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\b\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\b\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -711,7 +799,8 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\vadmin_write\x18\x1b \x01(\v2\x1f.portcullis.audit.v1.AdminWriteH\x00R\n" +
 	"adminWrite\x12N\n" +
 	"\x0frefusal_summary\x18\x1c \x01(\v2#.portcullis.audit.v1.RefusalSummaryH\x00R\x0erefusalSummary\x125\n" +
-	"\x04list\x18\x1d \x01(\v2\x1f.portcullis.audit.v1.ListDetailH\x00R\x04listB\b\n" +
+	"\x04list\x18\x1d \x01(\v2\x1f.portcullis.audit.v1.ListDetailH\x00R\x04list\x12?\n" +
+	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aappliedB\b\n" +
 	"\x06detail\"\xd3\x01\n" +
 	"\n" +
 	"AdminWrite\x12\x0e\n" +
@@ -732,14 +821,20 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x04last\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04last\"\"\n" +
 	"\n" +
 	"ListDetail\x12\x14\n" +
-	"\x05items\x18\x01 \x01(\rR\x05items*\xa5\x01\n" +
+	"\x05items\x18\x01 \x01(\rR\x05items\"_\n" +
+	"\x0eAppliedVersion\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion*\xc4\x01\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_KIND_CALL\x10\x01\x12\x13\n" +
 	"\x0fEVENT_KIND_LIST\x10\x02\x12\x1a\n" +
 	"\x16EVENT_KIND_ADMIN_WRITE\x10\x03\x12\x1e\n" +
 	"\x1aEVENT_KIND_REFUSAL_SUMMARY\x10\x04\x12\x16\n" +
-	"\x12EVENT_KIND_SESSION\x10\x05B\xe2\x01\n" +
+	"\x12EVENT_KIND_SESSION\x10\x05\x12\x1d\n" +
+	"\x19EVENT_KIND_CONFIG_APPLIED\x10\x06B\xe2\x01\n" +
 	"\x17com.portcullis.audit.v1B\vRecordProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1;auditv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Audit.V1\xca\x02\x13Portcullis\\Audit\\V1\xe2\x02\x1fPortcullis\\Audit\\V1\\GPBMetadata\xea\x02\x15Portcullis::Audit::V1b\x06proto3"
 
 var (
@@ -755,31 +850,33 @@ func file_portcullis_audit_v1_record_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_audit_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(EventKind)(0),                // 0: portcullis.audit.v1.EventKind
 	(*Record)(nil),                // 1: portcullis.audit.v1.Record
 	(*AdminWrite)(nil),            // 2: portcullis.audit.v1.AdminWrite
 	(*RefusalSummary)(nil),        // 3: portcullis.audit.v1.RefusalSummary
 	(*ListDetail)(nil),            // 4: portcullis.audit.v1.ListDetail
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 6: google.protobuf.Duration
+	(*AppliedVersion)(nil),        // 5: portcullis.audit.v1.AppliedVersion
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
 }
 var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
-	5, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	6, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
-	6, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
-	0, // 3: portcullis.audit.v1.Record.kind:type_name -> portcullis.audit.v1.EventKind
-	2, // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
-	3, // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
-	4, // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
-	5, // 7: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
-	5, // 8: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	6,  // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	7,  // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
+	7,  // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
+	0,  // 3: portcullis.audit.v1.Record.kind:type_name -> portcullis.audit.v1.EventKind
+	2,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
+	3,  // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
+	4,  // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
+	5,  // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
+	6,  // 8: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
+	6,  // 9: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_record_proto_init() }
@@ -791,6 +888,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 		(*Record_AdminWrite)(nil),
 		(*Record_RefusalSummary)(nil),
 		(*Record_List)(nil),
+		(*Record_Applied)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -798,7 +896,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_record_proto_rawDesc), len(file_portcullis_audit_v1_record_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -93,7 +93,11 @@ type WatchRequest struct {
 	// The data plane's name (the join credential's name).
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Version the data plane holds (0 for none).
-	Version       uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Epoch of that version (see portcullis.snapshot.v1.Snapshot.epoch). 0
+	// from a data plane that does not know epochs: the node then compares
+	// versions alone.
+	Epoch         uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -138,6 +142,13 @@ func (x *WatchRequest) GetName() string {
 func (x *WatchRequest) GetVersion() uint64 {
 	if x != nil {
 		return x.Version
+	}
+	return 0
+}
+
+func (x *WatchRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
 	}
 	return 0
 }
@@ -254,7 +265,9 @@ type Heartbeat struct {
 	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	Time    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
 	// Id of the node sending it.
-	NodeId        string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	NodeId string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Epoch of version.
+	Epoch         uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -310,6 +323,13 @@ func (x *Heartbeat) GetNodeId() string {
 	return ""
 }
 
+func (x *Heartbeat) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type ReportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -326,7 +346,11 @@ type ReportRequest struct {
 	// upstream no longer lists it. Each report carries the full list (an
 	// empty list clears the previous one); the data plane also reports
 	// when only this list changed. At most 1000 entries.
-	Quarantined   []*QuarantinedTool `protobuf:"bytes,7,rep,name=quarantined,proto3" json:"quarantined,omitempty"`
+	Quarantined []*QuarantinedTool `protobuf:"bytes,7,rep,name=quarantined,proto3" json:"quarantined,omitempty"`
+	// Epoch of version, and of serving_version (0 from a data plane that does
+	// not know epochs).
+	Epoch         uint64 `protobuf:"varint,8,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	ServingEpoch  uint64 `protobuf:"varint,9,opt,name=serving_epoch,json=servingEpoch,proto3" json:"serving_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -408,6 +432,20 @@ func (x *ReportRequest) GetQuarantined() []*QuarantinedTool {
 		return x.Quarantined
 	}
 	return nil
+}
+
+func (x *ReportRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ReportRequest) GetServingEpoch() uint64 {
+	if x != nil {
+		return x.ServingEpoch
+	}
+	return 0
 }
 
 // QuarantinedTool is a pinned tool a data plane hides and refuses because
@@ -551,19 +589,21 @@ var File_portcullis_configsync_v1_configsync_proto protoreflect.FileDescriptor
 
 const file_portcullis_configsync_v1_configsync_proto_rawDesc = "" +
 	"\n" +
-	")portcullis/configsync/v1/configsync.proto\x12\x18portcullis.configsync.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n" +
+	")portcullis/configsync/v1/configsync.proto\x12\x18portcullis.configsync.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n" +
 	"\fWatchRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"\xa1\x01\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"\xa1\x01\n" +
 	"\rWatchResponse\x12\x1c\n" +
 	"\bsnapshot\x18\x01 \x01(\fH\x00R\bsnapshot\x12C\n" +
 	"\theartbeat\x18\x02 \x01(\v2#.portcullis.configsync.v1.HeartbeatH\x00R\theartbeat\x12%\n" +
 	"\rsnapshot_gzip\x18\x03 \x01(\fH\x00R\fsnapshotGzipB\x06\n" +
-	"\x04kind\"n\n" +
+	"\x04kind\"\x84\x01\n" +
 	"\tHeartbeat\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x17\n" +
-	"\anode_id\x18\x03 \x01(\tR\x06nodeId\"\x99\x02\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"\xd4\x02\n" +
 	"\rReportRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x18\n" +
@@ -571,7 +611,9 @@ const file_portcullis_configsync_v1_configsync_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12'\n" +
 	"\x0fserving_version\x18\x05 \x01(\x04R\x0eservingVersion\x122\n" +
 	"\x04mode\x18\x06 \x01(\x0e2\x1e.portcullis.configsync.v1.ModeR\x04mode\x12K\n" +
-	"\vquarantined\x18\a \x03(\v2).portcullis.configsync.v1.QuarantinedToolR\vquarantined\"\xf0\x01\n" +
+	"\vquarantined\x18\a \x03(\v2).portcullis.configsync.v1.QuarantinedToolR\vquarantined\x12\x14\n" +
+	"\x05epoch\x18\b \x01(\x04R\x05epoch\x12#\n" +
+	"\rserving_epoch\x18\t \x01(\x04R\fservingEpoch\"\xf0\x01\n" +
 	"\x0fQuarantinedTool\x12\x1a\n" +
 	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x12\n" +
 	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x16\n" +

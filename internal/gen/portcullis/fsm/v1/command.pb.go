@@ -1084,7 +1084,11 @@ type SnapshotHeader struct {
 	// Raft index of the last applied command when the snapshot was taken.
 	AppliedIndex uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	// The emergency brake.
-	Freeze        *SetFreeze `protobuf:"bytes,6,opt,name=freeze,proto3" json:"freeze,omitempty"`
+	Freeze *SetFreeze `protobuf:"bytes,6,opt,name=freeze,proto3" json:"freeze,omitempty"`
+	// Epoch of config_version (0 in streams written before epochs: read as
+	// 1). A restore from backup writes the backup with the next epoch, so
+	// every replica installs the same one.
+	Epoch         uint64 `protobuf:"varint,7,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1159,6 +1163,13 @@ func (x *SnapshotHeader) GetFreeze() *SetFreeze {
 		return x.Freeze
 	}
 	return nil
+}
+
+func (x *SnapshotHeader) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 // SnapshotRecord is one length-delimited record after the header.
@@ -1393,7 +1404,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12.\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x121\n" +
-	"\x06result\x18\x04 \x01(\v2\x19.portcullis.fsm.v1.ResultR\x06result\"\xaa\x02\n" +
+	"\x06result\x18\x04 \x01(\v2\x19.portcullis.fsm.v1.ResultR\x06result\"\xc0\x02\n" +
 	"\x0eSnapshotHeader\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12%\n" +
 	"\x0econfig_version\x18\x02 \x01(\x04R\rconfigVersion\x12A\n" +
@@ -1401,7 +1412,8 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\vconfig_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"configTime\x12#\n" +
 	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x124\n" +
-	"\x06freeze\x18\x06 \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeR\x06freeze\"\x85\x02\n" +
+	"\x06freeze\x18\x06 \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeR\x06freeze\x12\x14\n" +
+	"\x05epoch\x18\a \x01(\x04R\x05epoch\"\x85\x02\n" +
 	"\x0eSnapshotRecord\x129\n" +
 	"\bresource\x18\x01 \x01(\v2\x1b.portcullis.fsm.v1.ResourceH\x00R\bresource\x12C\n" +
 	"\vadmin_event\x18\x02 \x01(\v2 .portcullis.config.v1.AdminEventH\x00R\n" +

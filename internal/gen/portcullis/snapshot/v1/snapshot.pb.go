@@ -31,7 +31,9 @@ const (
 type Snapshot struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The Raft index of the last data-plane-relevant change; monotonic across
-	// leader changes.
+	// leader changes, and within an epoch. A snapshot's full version is
+	// (cluster_id, epoch, version), compared in that order: a data plane
+	// never goes back to an older one.
 	Version   uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	ClusterId string `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	// Time of the write that produced this version (from the replicated log,
@@ -54,7 +56,17 @@ type Snapshot struct {
 	// mtls_authority identity source, to verify agents' client certificates.
 	ClusterCaPem string `protobuf:"bytes,11,opt,name=cluster_ca_pem,json=clusterCaPem,proto3" json:"cluster_ca_pem,omitempty"`
 	// Every value list; policies refer to them as List::"<name>".
-	ValueLists    []*v1.ValueList `protobuf:"bytes,12,rep,name=value_lists,json=valueLists,proto3" json:"value_lists,omitempty"`
+	ValueLists []*v1.ValueList `protobuf:"bytes,12,rep,name=value_lists,json=valueLists,proto3" json:"value_lists,omitempty"`
+	// The epoch of version: 1 for a cluster's first history; a restore from
+	// backup (and a move to another store) starts the next one, in which
+	// version may start lower. 0 (a control plane from before epochs) means
+	// 1. A data plane accepts a new epoch only from the control plane's
+	// stream, never from its last-known-good file.
+	Epoch uint64 `protobuf:"varint,13,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The egress policy data planes dial upstreams, OAuth token endpoints and
+	// JWKS URLs under. Absent (a control plane from before it was sent): the
+	// default policy.
+	Egress        *EgressPolicy `protobuf:"bytes,14,opt,name=egress,proto3" json:"egress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -173,6 +185,88 @@ func (x *Snapshot) GetValueLists() []*v1.ValueList {
 	return nil
 }
 
+func (x *Snapshot) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Snapshot) GetEgress() *EgressPolicy {
+	if x != nil {
+		return x.Egress
+	}
+	return nil
+}
+
+// EgressPolicy is the control plane's egress policy (its --egress-* flags),
+// for the data planes to apply to every connection they open. An upstream's
+// allow_link_local adds to it for that upstream.
+type EgressPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Link-local and cloud-metadata addresses and host names are allowed.
+	AllowLinkLocal bool `protobuf:"varint,1,opt,name=allow_link_local,json=allowLinkLocal,proto3" json:"allow_link_local,omitempty"`
+	// CIDR prefixes ("10.1.0.0/16", "fd00::/8") allowed even where the
+	// built-in rules refuse them.
+	Allow []string `protobuf:"bytes,2,rep,name=allow,proto3" json:"allow,omitempty"`
+	// CIDR prefixes refused. Between allow and deny, the longest matching
+	// prefix decides; a tie goes to deny.
+	Deny          []string `protobuf:"bytes,3,rep,name=deny,proto3" json:"deny,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EgressPolicy) Reset() {
+	*x = EgressPolicy{}
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EgressPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EgressPolicy) ProtoMessage() {}
+
+func (x *EgressPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EgressPolicy.ProtoReflect.Descriptor instead.
+func (*EgressPolicy) Descriptor() ([]byte, []int) {
+	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EgressPolicy) GetAllowLinkLocal() bool {
+	if x != nil {
+		return x.AllowLinkLocal
+	}
+	return false
+}
+
+func (x *EgressPolicy) GetAllow() []string {
+	if x != nil {
+		return x.Allow
+	}
+	return nil
+}
+
+func (x *EgressPolicy) GetDeny() []string {
+	if x != nil {
+		return x.Deny
+	}
+	return nil
+}
+
 // Freeze is the emergency brake's state.
 type Freeze struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -184,7 +278,7 @@ type Freeze struct {
 
 func (x *Freeze) Reset() {
 	*x = Freeze{}
-	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[1]
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -196,7 +290,7 @@ func (x *Freeze) String() string {
 func (*Freeze) ProtoMessage() {}
 
 func (x *Freeze) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[1]
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -209,7 +303,7 @@ func (x *Freeze) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Freeze.ProtoReflect.Descriptor instead.
 func (*Freeze) Descriptor() ([]byte, []int) {
-	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Freeze) GetFrozen() bool {
@@ -238,7 +332,7 @@ type SecretValue struct {
 
 func (x *SecretValue) Reset() {
 	*x = SecretValue{}
-	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[2]
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +344,7 @@ func (x *SecretValue) String() string {
 func (*SecretValue) ProtoMessage() {}
 
 func (x *SecretValue) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[2]
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +357,7 @@ func (x *SecretValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretValue.ProtoReflect.Descriptor instead.
 func (*SecretValue) Descriptor() ([]byte, []int) {
-	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SecretValue) GetName() string {
@@ -291,7 +385,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xa3\x05\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xf7\x05\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -308,7 +402,13 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	" \x01(\v2\x1e.portcullis.snapshot.v1.FreezeR\x06freeze\x12$\n" +
 	"\x0ecluster_ca_pem\x18\v \x01(\tR\fclusterCaPem\x12@\n" +
 	"\vvalue_lists\x18\f \x03(\v2\x1f.portcullis.config.v1.ValueListR\n" +
-	"valueLists\"8\n" +
+	"valueLists\x12\x14\n" +
+	"\x05epoch\x18\r \x01(\x04R\x05epoch\x12<\n" +
+	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\"b\n" +
+	"\fEgressPolicy\x12(\n" +
+	"\x10allow_link_local\x18\x01 \x01(\bR\x0eallowLinkLocal\x12\x14\n" +
+	"\x05allow\x18\x02 \x03(\tR\x05allow\x12\x12\n" +
+	"\x04deny\x18\x03 \x03(\tR\x04deny\"8\n" +
 	"\x06Freeze\x12\x16\n" +
 	"\x06frozen\x18\x01 \x01(\bR\x06frozen\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"Q\n" +
@@ -330,34 +430,36 @@ func file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP() []byte {
 	return file_portcullis_snapshot_v1_snapshot_proto_rawDescData
 }
 
-var file_portcullis_snapshot_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_portcullis_snapshot_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_portcullis_snapshot_v1_snapshot_proto_goTypes = []any{
 	(*Snapshot)(nil),              // 0: portcullis.snapshot.v1.Snapshot
-	(*Freeze)(nil),                // 1: portcullis.snapshot.v1.Freeze
-	(*SecretValue)(nil),           // 2: portcullis.snapshot.v1.SecretValue
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 4: portcullis.config.v1.Agent
-	(*v1.Upstream)(nil),           // 5: portcullis.config.v1.Upstream
-	(*v1.ToolPin)(nil),            // 6: portcullis.config.v1.ToolPin
-	(*v1.PolicySet)(nil),          // 7: portcullis.config.v1.PolicySet
-	(*v1.IdentitySource)(nil),     // 8: portcullis.config.v1.IdentitySource
-	(*v1.ValueList)(nil),          // 9: portcullis.config.v1.ValueList
+	(*EgressPolicy)(nil),          // 1: portcullis.snapshot.v1.EgressPolicy
+	(*Freeze)(nil),                // 2: portcullis.snapshot.v1.Freeze
+	(*SecretValue)(nil),           // 3: portcullis.snapshot.v1.SecretValue
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 5: portcullis.config.v1.Agent
+	(*v1.Upstream)(nil),           // 6: portcullis.config.v1.Upstream
+	(*v1.ToolPin)(nil),            // 7: portcullis.config.v1.ToolPin
+	(*v1.PolicySet)(nil),          // 8: portcullis.config.v1.PolicySet
+	(*v1.IdentitySource)(nil),     // 9: portcullis.config.v1.IdentitySource
+	(*v1.ValueList)(nil),          // 10: portcullis.config.v1.ValueList
 }
 var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
-	3, // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
-	4, // 1: portcullis.snapshot.v1.Snapshot.agents:type_name -> portcullis.config.v1.Agent
-	5, // 2: portcullis.snapshot.v1.Snapshot.upstreams:type_name -> portcullis.config.v1.Upstream
-	6, // 3: portcullis.snapshot.v1.Snapshot.tool_pins:type_name -> portcullis.config.v1.ToolPin
-	7, // 4: portcullis.snapshot.v1.Snapshot.policy_sets:type_name -> portcullis.config.v1.PolicySet
-	8, // 5: portcullis.snapshot.v1.Snapshot.identity_sources:type_name -> portcullis.config.v1.IdentitySource
-	2, // 6: portcullis.snapshot.v1.Snapshot.secrets:type_name -> portcullis.snapshot.v1.SecretValue
-	1, // 7: portcullis.snapshot.v1.Snapshot.freeze:type_name -> portcullis.snapshot.v1.Freeze
-	9, // 8: portcullis.snapshot.v1.Snapshot.value_lists:type_name -> portcullis.config.v1.ValueList
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	4,  // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
+	5,  // 1: portcullis.snapshot.v1.Snapshot.agents:type_name -> portcullis.config.v1.Agent
+	6,  // 2: portcullis.snapshot.v1.Snapshot.upstreams:type_name -> portcullis.config.v1.Upstream
+	7,  // 3: portcullis.snapshot.v1.Snapshot.tool_pins:type_name -> portcullis.config.v1.ToolPin
+	8,  // 4: portcullis.snapshot.v1.Snapshot.policy_sets:type_name -> portcullis.config.v1.PolicySet
+	9,  // 5: portcullis.snapshot.v1.Snapshot.identity_sources:type_name -> portcullis.config.v1.IdentitySource
+	3,  // 6: portcullis.snapshot.v1.Snapshot.secrets:type_name -> portcullis.snapshot.v1.SecretValue
+	2,  // 7: portcullis.snapshot.v1.Snapshot.freeze:type_name -> portcullis.snapshot.v1.Freeze
+	10, // 8: portcullis.snapshot.v1.Snapshot.value_lists:type_name -> portcullis.config.v1.ValueList
+	1,  // 9: portcullis.snapshot.v1.Snapshot.egress:type_name -> portcullis.snapshot.v1.EgressPolicy
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_snapshot_v1_snapshot_proto_init() }
@@ -371,7 +473,7 @@ func file_portcullis_snapshot_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_snapshot_v1_snapshot_proto_rawDesc), len(file_portcullis_snapshot_v1_snapshot_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

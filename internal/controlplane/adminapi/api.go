@@ -20,6 +20,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/access"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
@@ -101,6 +102,9 @@ type API struct {
 	recheck *rate.Limiter
 	// attestKey signs audit attestations; the same on every node.
 	attestKey ed25519.PrivateKey
+	// engines holds the policy engine of the newest configuration version
+	// an access question was asked about.
+	engines access.Engines
 }
 
 // mint derives the credential a create hands out from the caller and the

@@ -76,6 +76,8 @@ var requiredRole = map[string]configv1.Role{
 	c.DataplaneServiceListDataplanesProcedure:            auditor,
 	c.DataplaneServiceSetFreezeProcedure:                 operator,
 	c.AccessServiceGetAuthorizationSnapshotProcedure:     auditor,
+	c.AccessServiceCheckProcedure:                        auditor,
+	c.AccessServiceWhoCanProcedure:                       auditor,
 	ac.AuditServiceUploadStateProcedure:                  configv1.Role_ROLE_DATAPLANE,
 	ac.AuditServiceUploadProcedure:                       configv1.Role_ROLE_DATAPLANE,
 	ac.AuditServiceQueryProcedure:                        auditor,

@@ -16,7 +16,7 @@ type Option func(*options)
 
 type options struct {
 	egress egress.Policy
-	// cacheSize bounds the decision cache; 0 turns it off.
+	// cacheSize bounds the policy engine's decision cache; 0 turns it off.
 	cacheSize int
 }
 

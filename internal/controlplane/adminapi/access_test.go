@@ -1,6 +1,7 @@
 package adminapi_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -105,7 +106,7 @@ func TestCheckExplainsDecisions(t *testing.T) {
 			got := res.Msg
 			var policies []string
 			for _, p := range got.GetPolicies() {
-				policies = append(policies, strings.Join([]string{p.GetId(), p.GetEffect(), string(rune('0' + p.GetLine()))}, " "))
+				policies = append(policies, fmt.Sprintf("%s %s %d", p.GetId(), p.GetEffect(), p.GetLine()))
 				if p.GetFile() != "payments.cedar" || p.GetColumn() != 1 {
 					t.Errorf("position %s:%d:%d, want payments.cedar:_:1", p.GetFile(), p.GetLine(), p.GetColumn())
 				}

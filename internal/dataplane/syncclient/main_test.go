@@ -65,9 +65,8 @@ type applier struct {
 	mu      sync.Mutex
 	calls   []uint64
 	serving uint64
-	reject  func(version uint64) error // nil accepts everything
-	block   chan struct{}              // when set, Apply waits for it to close
-	mode    configsyncv1.Mode          // reported while serving; default NORMAL
+	block   chan struct{}     // when set, Apply waits for it to close
+	mode    configsyncv1.Mode // reported while serving; default NORMAL
 }
 
 var _ syncclient.Applier = (*applier)(nil)
@@ -91,11 +90,6 @@ func (a *applier) Apply(ctx context.Context, b []byte) (uint64, error) {
 	defer a.mu.Unlock()
 	v := s.GetVersion()
 	a.calls = append(a.calls, v)
-	if a.reject != nil {
-		if err := a.reject(v); err != nil {
-			return v, err
-		}
-	}
 	a.serving = v
 	return v, nil
 }
@@ -117,12 +111,6 @@ func (a *applier) Calls() []uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]uint64(nil), a.calls...)
-}
-
-func (a *applier) setReject(fn func(uint64) error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.reject = fn
 }
 
 func (a *applier) servingVersion() uint64 {

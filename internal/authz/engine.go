@@ -53,9 +53,6 @@ type tool struct {
 // Version is the configuration version compiled.
 func (e *Engine) Version() uint64 { return e.version }
 
-// Schema is the generated Cedar schema policies were validated against.
-func (e *Engine) Schema() *cedarschema.Schema { return e.schema }
-
 // Option changes how Compile builds an Engine.
 type Option func(*options)
 

@@ -3,6 +3,7 @@ package authz_test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -169,7 +170,7 @@ forbid(principal == Agent::"marketer", action, resource) when { context.degraded
 func TestContextDefaults(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	got := authz.Context{}.WithDefaults(now)
-	if got.SourceIP != authz.DefaultSourceIP || !got.Time.Equal(now) || got.Protocol != "mcp" || got.Degraded {
+	if got.SourceIP != netip.MustParseAddr("127.0.0.1") || !got.Time.Equal(now) || got.Protocol != "mcp" || got.Degraded {
 		t.Errorf("defaults = %+v", got)
 	}
 	given := authz.Context{Protocol: "a2a", Time: now.Add(time.Hour), SourceIP: newRequest("", "", "").Context.SourceIP, Degraded: true}

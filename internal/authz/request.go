@@ -85,25 +85,21 @@ type Context struct {
 	Degraded bool
 }
 
-// Question defaults: what an operator's question leaves out is decided
-// as for a local MCP call made now.
-var (
-	DefaultSourceIP = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-	DefaultProtocol = "mcp"
-)
+// defaultProtocol is the protocol an operator's question defaults to.
+const defaultProtocol = "mcp"
 
 // WithDefaults fills what an operator's question leaves out (see `gwctl
 // access check`): source address 127.0.0.1, time now, protocol mcp. The
 // data plane never uses it: a call it cannot describe is refused.
 func (c Context) WithDefaults(now time.Time) Context {
 	if !c.SourceIP.IsValid() {
-		c.SourceIP = DefaultSourceIP
+		c.SourceIP = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	}
 	if c.Time.IsZero() {
 		c.Time = now
 	}
 	if c.Protocol == "" {
-		c.Protocol = DefaultProtocol
+		c.Protocol = defaultProtocol
 	}
 	return c
 }

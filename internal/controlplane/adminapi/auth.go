@@ -96,6 +96,8 @@ var procedures = edge.Rules{
 	c.DataplaneServiceListDataplanesProcedure:            {Role: auditor, MaxBytes: smallRequest},
 	c.DataplaneServiceSetFreezeProcedure:                 {Role: operator, MaxBytes: smallRequest},
 	c.AccessServiceGetAuthorizationSnapshotProcedure:     {Role: auditor, MaxBytes: smallRequest},
+	c.AccessServiceCheckProcedure:                        {Role: auditor, MaxBytes: resourceRequest},
+	c.AccessServiceWhoCanProcedure:                       {Role: auditor, MaxBytes: smallRequest},
 	ac.AuditServiceUploadStateProcedure:                  {Role: dataplane, MaxBytes: smallRequest},
 	ac.AuditServiceUploadProcedure:                       {Role: dataplane, MaxBytes: uploadRequest},
 	ac.AuditServiceQueryProcedure:                        {Role: auditor, MaxBytes: smallRequest},

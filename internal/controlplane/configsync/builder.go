@@ -168,8 +168,9 @@ func addPinsAndPolicies(st *state.State, snap *snapshotv1.Snapshot) {
 // authorization reads, with nothing secret in it: agents without API keys
 // (their hashes), upstreams without credentials, the pins, the enabled
 // policy sets and the value lists; no identity sources, secrets or CA. The brake is kept so
-// that a caller can see it. gwctl evaluates access questions over it with
-// the data plane's own evaluator.
+// that a caller can see it. The control plane's AccessService compiles it
+// with the gateway's policy engine (internal/authz), and gwctl exports it
+// to answer access questions offline with the same engine.
 func AuthorizationSnapshot(st *state.State) *snapshotv1.Snapshot {
 	snap := &snapshotv1.Snapshot{
 		Version:     st.ConfigVersion(),

@@ -1,18 +1,16 @@
-package config
+package authz
 
 import (
 	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/cedar-policy/cedar-go/types"
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
-)
 
-// maxSegmentBytes bounds one path segment (a caller-chosen key) in messages.
-const maxSegmentBytes = 64
+	"github.com/portcullis-gw/portcullis/internal/argjson"
+)
 
 // argumentsRecord converts decoded arguments to the Cedar record typed by
 // rt: attributes rt does not declare are dropped, declared ones are
@@ -74,7 +72,7 @@ func toRecord(path string, obj map[string]any, rt resolved.RecordType) (types.Re
 	out := make(types.RecordMap, len(rt))
 	for _, name := range slices.Sorted(maps.Keys(rt)) {
 		attr := rt[name]
-		sub := path + "/" + pointerSegment(string(name))
+		sub := path + "/" + argjson.Segment(string(name))
 		v, present := obj[string(name)]
 		if !present {
 			if attr.Optional {
@@ -97,7 +95,7 @@ func toLong(path string, v any) (types.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	i, exact, fits := n.scaled(0)
+	i, exact, fits := n.Scaled(0)
 	switch {
 	case !exact:
 		return nil, mismatch(path, "integer", v)
@@ -115,7 +113,7 @@ func toDecimal(path string, v any) (types.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	i, exact, fits := n.scaled(4)
+	i, exact, fits := n.Scaled(4)
 	switch {
 	case !exact:
 		return nil, fmt.Errorf("%s: number has more than 4 decimal places, which a Cedar decimal cannot hold", path)
@@ -130,25 +128,18 @@ func toDecimal(path string, v any) (types.Value, error) {
 }
 
 // numberOf reads a decoded JSON number exactly.
-func numberOf(path, want string, v any) (number, error) {
+func numberOf(path, want string, v any) (argjson.Number, error) {
 	lit, ok := v.(json.Number)
 	if !ok {
-		return number{}, mismatch(path, want, v)
+		return argjson.Number{}, mismatch(path, want, v)
 	}
-	n, err := parseNumber(string(lit))
+	n, err := argjson.ParseNumber(string(lit))
 	if err != nil {
-		return number{}, fmt.Errorf("%s: %w", path, err)
+		return argjson.Number{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return n, nil
 }
 
 func mismatch(path, want string, v any) error {
-	return fmt.Errorf("%s: want %s, got %s", path, want, jsonType(v))
-}
-
-// pointerSegment escapes a key as a JSON Pointer segment and bounds it.
-func pointerSegment(key string) string {
-	key = strings.ReplaceAll(key, "~", "~0")
-	key = strings.ReplaceAll(key, "/", "~1")
-	return truncate(key, maxSegmentBytes)
+	return fmt.Errorf("%s: want %s, got %s", path, want, argjson.TypeName(v))
 }

@@ -1,4 +1,4 @@
-package config
+package authz
 
 import (
 	"slices"
@@ -9,19 +9,7 @@ import (
 	"github.com/cedar-policy/cedar-go/types"
 
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
-	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
-
-// DefaultDecisionCacheSize is how many decisions a Compiled remembers
-// unless [WithDecisionCache] says otherwise.
-const DefaultDecisionCacheSize = 10_000
-
-// WithDecisionCache bounds the decision cache to size entries; 0 turns it
-// off. The default is [DefaultDecisionCacheSize].
-func WithDecisionCache(size int) Option {
-	return func(o *options) { o.cacheSize = max(size, 0) }
-}
 
 // decisionCache remembers Cedar decisions of one configuration version by
 // the request attributes its applicable policies read (see decisionKey).
@@ -30,24 +18,24 @@ func WithDecisionCache(size int) Option {
 type decisionCache struct {
 	mu      sync.RWMutex
 	max     int
-	entries map[string]pipeline.Decision
+	entries map[string]Decision
 }
 
 func newDecisionCache(size int) *decisionCache {
 	if size <= 0 {
 		return nil
 	}
-	return &decisionCache{max: size, entries: make(map[string]pipeline.Decision, min(size, 1024))}
+	return &decisionCache{max: size, entries: make(map[string]Decision, min(size, 1024))}
 }
 
-func (c *decisionCache) get(key []byte) (pipeline.Decision, bool) {
+func (c *decisionCache) get(key []byte) (Decision, bool) {
 	c.mu.RLock()
 	d, ok := c.entries[string(key)]
 	c.mu.RUnlock()
 	return d, ok
 }
 
-func (c *decisionCache) put(key []byte, d pipeline.Decision) {
+func (c *decisionCache) put(key []byte, d Decision) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[string(key)]; ok {
@@ -69,22 +57,22 @@ func (c *decisionCache) len() int {
 	return len(c.entries)
 }
 
-// decisionKey appends to buf the cache key of a request whose Cedar form is
-// req, evaluated against the buckets in set: the agent and action, then only
+// decisionKey appends to buf the cache key of req, whose Cedar form is
+// creq, evaluated against the buckets in set: the agent and action, then only
 // the context values those policies read — the user (id, email, groups),
 // sourceIp, degraded, protocol, and the arguments at the read paths, in a
 // self-delimiting canonical encoding of their Cedar values. Two requests
 // with equal keys make the policies read equal values, so they decide
 // alike. False means the request must not be cached.
-func decisionKey(buf []byte, call *pipeline.Call, req cedar.Request, set *applicable) ([]byte, bool) {
+func decisionKey(buf []byte, req *Request, creq cedar.Request, set *applicable) ([]byte, bool) {
 	r := set.reads()
 	if r.uncacheable {
 		return nil, false
 	}
-	buf = strconv.AppendQuote(buf, string(req.Principal.ID))
-	buf = strconv.AppendQuote(buf, string(req.Action.ID))
+	buf = strconv.AppendQuote(buf, string(creq.Principal.ID))
+	buf = strconv.AppendQuote(buf, string(creq.Action.ID))
 	if r.flags&readUser != 0 {
-		if u := call.User; u == nil {
+		if u := req.User; u == nil {
 			buf = append(buf, '-')
 		} else {
 			buf = append(buf, 'U')
@@ -101,16 +89,16 @@ func decisionKey(buf []byte, call *pipeline.Call, req cedar.Request, set *applic
 	}
 	if r.flags&readSourceIP != 0 {
 		buf = append(buf, 'I')
-		buf = append(buf, call.SourceIP.Unmap().String()...)
+		buf = append(buf, req.Context.SourceIP.Unmap().String()...)
 		buf = append(buf, ';')
 	}
 	if r.flags&readDegraded != 0 {
-		buf = strconv.AppendBool(buf, call.Mode == configsyncv1.Mode_MODE_DEGRADED)
+		buf = strconv.AppendBool(buf, req.Context.Degraded)
 	}
 	if r.flags&readProtocol != 0 {
-		buf = strconv.AppendQuote(buf, call.Protocol)
+		buf = strconv.AppendQuote(buf, req.Context.Protocol)
 	}
-	args, ok := req.Context.Get(cedarschema.ContextArguments)
+	args, ok := creq.Context.Get(cedarschema.ContextArguments)
 	if !ok {
 		return nil, false
 	}
@@ -195,6 +183,6 @@ func appendValue(buf []byte, v types.Value) ([]byte, bool) {
 }
 
 // cloneDecision copies d's slices so a cached decision is never shared.
-func cloneDecision(d pipeline.Decision) pipeline.Decision {
-	return pipeline.Decision{Allowed: d.Allowed, Policies: slices.Clone(d.Policies), Errors: slices.Clone(d.Errors)}
+func cloneDecision(d Decision) Decision {
+	return Decision{Allowed: d.Allowed, Policies: slices.Clone(d.Policies), Errors: slices.Clone(d.Errors)}
 }

@@ -1,4 +1,4 @@
-package config
+package authz
 
 import (
 	"maps"
@@ -7,7 +7,6 @@ import (
 	"github.com/cedar-policy/cedar-go/types"
 
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
 
@@ -28,7 +27,7 @@ func (b *builder) entities() types.EntityMap {
 			out[uid] = types.Entity{UID: uid}
 		}
 	}
-	for name, u := range b.c.upstreams {
+	for name, u := range b.upstreams {
 		uid := upstreamUID(name)
 		out[uid] = types.Entity{
 			UID: uid,
@@ -38,19 +37,19 @@ func (b *builder) entities() types.EntityMap {
 			}),
 		}
 	}
-	for action, t := range b.c.tools {
+	for action, t := range b.e.tools {
 		uid := toolUID(action)
 		out[uid] = types.Entity{
 			UID:     uid,
-			Parents: types.NewEntityUIDSet(upstreamUID(t.Upstream)),
+			Parents: types.NewEntityUIDSet(upstreamUID(t.upstream)),
 			Attributes: types.NewRecord(types.RecordMap{
-				"name":     types.String(t.Name),
-				"readOnly": types.Boolean(t.ReadOnly()),
-				"version":  types.Long(t.Version),
+				"name":     types.String(t.name),
+				"readOnly": types.Boolean(t.readOnly),
+				"version":  types.Long(t.version),
 			}),
 		}
 	}
-	for name, l := range b.c.lists {
+	for name, l := range b.lists {
 		uid := cedarschema.ListUID(name)
 		values := make([]types.Value, len(l.GetValues()))
 		for i, v := range l.GetValues() {
@@ -64,26 +63,8 @@ func (b *builder) entities() types.EntityMap {
 			}),
 		}
 	}
-	maps.Copy(out, b.c.schema.ActionEntities())
+	maps.Copy(out, b.e.schema.ActionEntities())
 	return out
-}
-
-// indexLists indexes the value lists by name. The control plane has
-// checked each list's values; a list that appears twice or has no name
-// means the snapshot is not one it built.
-func (b *builder) indexLists() {
-	for _, l := range b.snap.GetValueLists() {
-		name := l.GetMeta().GetName()
-		if name == "" {
-			b.problems.add("a value list has no name")
-			continue
-		}
-		if _, dup := b.c.lists[name]; dup {
-			b.problems.add("value list %q appears twice", name)
-			continue
-		}
-		b.c.lists[name] = l
-	}
 }
 
 // agentTeams maps each enabled agent to its team ("" for none), its only
@@ -119,18 +100,9 @@ func agentEntity(a *configv1.Agent) types.Entity {
 	return e
 }
 
-// userUID is the entity of an on-behalf-of user: User::"<source>/<name>",
-// the name of the identity source that trusted the user token, a slash, and
-// the value of its user claim. Qualifying by source keeps two issuers'
-// "alice" apart; the id is stable for as long as the source keeps its name
-// and the issuer its user claim, so policies may name users by it.
-func userUID(u *pipeline.User) types.EntityUID {
-	return types.NewEntityUID(cedarschema.TypeUser, types.String(u.Source+"/"+u.Name))
-}
-
 // userEntity is the call's user with the name and (optional) email
 // attributes, its groups as parents (Group::"<group>"), and those groups.
-func userEntity(u *pipeline.User) types.EntityMap {
+func userEntity(u *User) types.EntityMap {
 	attrs := types.RecordMap{"name": types.String(u.Name)}
 	if u.Email != "" {
 		attrs["email"] = types.String(u.Email)

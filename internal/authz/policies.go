@@ -1,4 +1,4 @@
-package config
+package authz
 
 import (
 	"errors"
@@ -24,14 +24,14 @@ func (b *builder) compilePolicies() {
 	for i, ps := range sets {
 		name := ps.GetMeta().GetName()
 		if i > 0 && sets[i-1].GetMeta().GetName() == name {
-			b.problems.add("policy set %q appears twice", name)
+			b.problem("policy set %q appears twice", name)
 			continue
 		}
 		filename := ps.GetFilename()
 		if filename == "" {
 			filename = name + ".cedar"
 		}
-		parsed, err := b.c.schema.ParsePolicies(name, filename, []byte(ps.GetSource()))
+		parsed, err := b.e.schema.ParsePolicies(name, filename, []byte(ps.GetSource()))
 		if err != nil {
 			b.policyProblems(name, err)
 			continue
@@ -41,14 +41,14 @@ func (b *builder) compilePolicies() {
 			// because Cedar would skip it on every call, and a skipped
 			// forbid permits what it should deny.
 			for _, l := range p.Lists {
-				if _, ok := b.c.lists[l]; !ok {
-					b.problems.add("policy set %q: policy %s refers to value list %q, which is missing from the snapshot", name, p.ID, l)
+				if _, ok := b.lists[l]; !ok {
+					b.problem("policy set %q: policy %s refers to value list %q, which is missing from the snapshot", name, p.ID, l)
 				}
 			}
 			combined.Add(cedar.PolicyID(p.ID), p.Policy)
 		}
 	}
-	b.c.policies = combined
+	b.e.policies = combined
 }
 
 // policyProblems records each diagnostic of a refused set as a problem of
@@ -56,11 +56,11 @@ func (b *builder) compilePolicies() {
 func (b *builder) policyProblems(set string, err error) {
 	var cerr *cedarschema.Error
 	if !errors.As(err, &cerr) {
-		b.problems.add("policy set %q: %v", set, err)
+		b.problem("policy set %q: %v", set, err)
 		return
 	}
 	for _, d := range cerr.Diagnostics {
-		b.problems.add("policy set %q: %s", set, d)
+		b.problem("policy set %q: %s", set, d)
 	}
 }
 

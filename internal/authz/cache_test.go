@@ -1,4 +1,4 @@
-package config_test
+package authz_test
 
 import (
 	"context"
@@ -7,24 +7,15 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/config/configtest"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
-	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"github.com/portcullis-gw/portcullis/internal/authz"
+	"github.com/portcullis-gw/portcullis/internal/authz/authztest"
 )
-
-// withPolicies is the fixture with its policy set's source replaced.
-func withPolicies(src string) *snapshotv1.Snapshot {
-	s := configtest.Snapshot()
-	s.PolicySets[0].Source = src
-	return s
-}
 
 func TestDecisionCache(t *testing.T) {
 	ctx := context.Background()
 	type step struct {
 		args        string
-		user        *pipeline.User
+		user        *authz.User
 		wantAllowed bool
 		wantCached  int // entries after the call
 	}
@@ -35,14 +26,14 @@ func TestDecisionCache(t *testing.T) {
 		steps    []step
 	}{
 		{
-			name: "repeat call hits", policies: configtest.Policies, action: configtest.PayAction,
+			name: "repeat call hits", policies: authztest.Policies, action: authztest.PayAction,
 			steps: []step{
 				{args: `{"amount": 100, "to": "bob"}`, wantAllowed: true, wantCached: 1},
 				{args: `{"amount": 100, "to": "bob"}`, wantAllowed: true, wantCached: 1},
 			},
 		},
 		{
-			name: "read argument values key the cache", policies: configtest.Policies, action: configtest.PayAction,
+			name: "read argument values key the cache", policies: authztest.Policies, action: authztest.PayAction,
 			steps: []step{
 				{args: `{"amount": 100, "to": "bob"}`, wantAllowed: true, wantCached: 1},
 				{args: `{"amount": 900, "to": "bob"}`, wantAllowed: false, wantCached: 2},
@@ -54,14 +45,14 @@ func TestDecisionCache(t *testing.T) {
 			name: "arguments nobody reads do not key the cache",
 			policies: `permit(principal in Team::"payments", action, resource);
 forbid(principal, action, resource) when { context.degraded };`,
-			action: configtest.PayAction,
+			action: authztest.PayAction,
 			steps: []step{
 				{args: `{"amount": 100, "to": "bob"}`, wantAllowed: true, wantCached: 1},
 				{args: `{"amount": 900, "to": "eve"}`, wantAllowed: true, wantCached: 1},
 			},
 		},
 		{
-			name: "conversion errors are never cached", policies: configtest.Policies, action: configtest.PayAction,
+			name: "conversion errors are never cached", policies: authztest.Policies, action: authztest.PayAction,
 			steps: []step{
 				{args: `{"amount": "100", "to": "bob"}`, wantCached: 0},
 				{args: `{"amount": 100, "to": 7}`, wantCached: 0},
@@ -71,9 +62,9 @@ forbid(principal, action, resource) when { context.degraded };`,
 		},
 		{
 			name: "a policy reading the time disables caching",
-			policies: configtest.Policies + `forbid(principal, action, resource) when { context.time.toTime() >= duration("18h") };
+			policies: authztest.Policies + `forbid(principal, action, resource) when { context.time.toTime() >= duration("18h") };
 `,
-			action: configtest.PayAction,
+			action: authztest.PayAction,
 			steps: []step{
 				{args: `{"amount": 100, "to": "bob"}`, wantAllowed: true, wantCached: 0},
 				{args: `{"amount": 100, "to": "bob"}`, wantAllowed: true, wantCached: 0},
@@ -81,9 +72,9 @@ forbid(principal, action, resource) when { context.degraded };`,
 		},
 		{
 			name: "a time policy on another action leaves this one cached",
-			policies: configtest.Policies + `forbid(principal, action == Action::"pay__balance", resource) when { context.time.toTime() >= duration("18h") };
+			policies: authztest.Policies + `forbid(principal, action == Action::"pay__balance", resource) when { context.time.toTime() >= duration("18h") };
 `,
-			action: configtest.PayAction,
+			action: authztest.PayAction,
 			steps: []step{
 				{args: `{"amount": 100, "to": "bob"}`, wantAllowed: true, wantCached: 1},
 			},
@@ -92,30 +83,29 @@ forbid(principal, action, resource) when { context.degraded };`,
 			name: "the user keys the cache when read",
 			policies: `permit(principal, action, resource) when { context has user && context.user in Group::"finance" };
 `,
-			action: configtest.PayAction,
+			action: authztest.PayAction,
 			steps: []step{
 				{args: `{"amount": 1, "to": "bob"}`, wantAllowed: false, wantCached: 1},
-				{args: `{"amount": 1, "to": "bob"}`, user: &pipeline.User{Source: configtest.JWTSource, Name: "ann", Groups: []string{"finance"}}, wantAllowed: true, wantCached: 2},
-				{args: `{"amount": 1, "to": "bob"}`, user: &pipeline.User{Source: configtest.JWTSource, Name: "ann"}, wantAllowed: false, wantCached: 3},
-				{args: `{"amount": 1, "to": "bob"}`, user: &pipeline.User{Source: configtest.JWTSource, Name: "ann", Groups: []string{"finance"}}, wantAllowed: true, wantCached: 3},
+				{args: `{"amount": 1, "to": "bob"}`, user: &authz.User{Source: "corp-idp", Name: "ann", Groups: []string{"finance"}}, wantAllowed: true, wantCached: 2},
+				{args: `{"amount": 1, "to": "bob"}`, user: &authz.User{Source: "corp-idp", Name: "ann"}, wantAllowed: false, wantCached: 3},
+				{args: `{"amount": 1, "to": "bob"}`, user: &authz.User{Source: "corp-idp", Name: "ann", Groups: []string{"finance"}}, wantAllowed: true, wantCached: 3},
 			},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := configtest.Compile(t, withPolicies(tt.policies))
-			payer := mustAgent(t, c, configtest.PayerKey)
+			e := authztest.Compile(t, authztest.WithPolicies(tt.policies))
 			for i, s := range tt.steps {
-				call := newCall(c, payer, tt.action, s.args)
-				call.User = s.user
-				got := c.Authorize(ctx, call)
-				if want := c.AuthorizeUnindexed(call); got.Allowed != want.Allowed || !slices.Equal(got.Policies, want.Policies) || !slices.Equal(got.Errors, want.Errors) {
+				req := newRequest(authztest.Payer, tt.action, s.args)
+				req.User = s.user
+				got := e.Decide(ctx, req)
+				if want := e.DecideUnindexed(req); got.Allowed != want.Allowed || !slices.Equal(got.Policies, want.Policies) || !slices.Equal(got.Errors, want.Errors) {
 					t.Errorf("step %d: Authorize = %+v, full evaluation %+v", i, got, want)
 				}
 				if got.Allowed != s.wantAllowed {
 					t.Errorf("step %d: Allowed = %v, want %v (%+v)", i, got.Allowed, s.wantAllowed, got)
 				}
-				if n := c.CachedDecisions(); n != s.wantCached {
+				if n := e.CachedDecisions(); n != s.wantCached {
 					t.Errorf("step %d: %d cached decisions, want %d", i, n, s.wantCached)
 				}
 			}
@@ -125,18 +115,18 @@ forbid(principal, action, resource) when { context.degraded };`,
 
 func TestDecisionCacheIsPerCompiled(t *testing.T) {
 	ctx := context.Background()
-	old := configtest.Compile(t, configtest.Snapshot())
-	call := newCall(old, mustAgent(t, old, configtest.PayerKey), configtest.PayAction, `{"amount": 100, "to": "bob"}`)
-	if d := old.Authorize(ctx, call); !d.Allowed {
+	old := authztest.Compile(t, authztest.Snapshot())
+	req := newRequest(authztest.Payer, authztest.PayAction, `{"amount": 100, "to": "bob"}`)
+	if d := old.Decide(ctx, req); !d.Allowed {
 		t.Fatalf("old version denied: %+v", d)
 	}
-	next := withPolicies(`forbid(principal, action, resource);`)
+	next := authztest.WithPolicies(`forbid(principal, action, resource);`)
 	next.Version++
-	c := configtest.Compile(t, next)
-	if n := c.CachedDecisions(); n != 0 {
+	e := authztest.Compile(t, next)
+	if n := e.CachedDecisions(); n != 0 {
 		t.Fatalf("a new version starts with %d cached decisions", n)
 	}
-	if d := c.Authorize(ctx, call); d.Allowed || !slices.Equal(d.Policies, []string{"payments/policy0"}) {
+	if d := e.Decide(ctx, req); d.Allowed || !slices.Equal(d.Policies, []string{"payments/policy0"}) {
 		t.Errorf("new version decided %+v, want denied by payments/policy0", d)
 	}
 	if n := old.CachedDecisions(); n != 1 {
@@ -145,32 +135,25 @@ func TestDecisionCacheIsPerCompiled(t *testing.T) {
 }
 
 func TestDecisionCacheReturnsCopies(t *testing.T) {
-	c := configtest.Compile(t, configtest.Snapshot())
-	call := newCall(c, mustAgent(t, c, configtest.PayerKey), configtest.PayAction, `{"amount": 100, "to": "bob"}`)
-	first := c.Authorize(context.Background(), call)
+	e := authztest.Compile(t, authztest.Snapshot())
+	req := newRequest(authztest.Payer, authztest.PayAction, `{"amount": 100, "to": "bob"}`)
+	first := e.Decide(context.Background(), req)
 	first.Policies[0] = "tampered"
-	if d := c.Authorize(context.Background(), call); !slices.Equal(d.Policies, []string{"payments/policy0"}) {
+	if d := e.Decide(context.Background(), req); !slices.Equal(d.Policies, []string{"payments/policy0"}) {
 		t.Errorf("cached decision changed by a caller: %+v", d)
 	}
 }
 
 func TestDecisionCacheIsBounded(t *testing.T) {
-	c, err := config.Compile(configtest.Marshal(t, configtest.Snapshot()), config.WithDecisionCache(4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payer := mustAgent(t, c, configtest.PayerKey)
+	e := authztest.Compile(t, authztest.Snapshot(), authz.WithDecisionCache(4))
 	for i := range 20 {
-		c.Authorize(context.Background(), newCall(c, payer, configtest.PayAction, fmt.Sprintf(`{"amount": %d, "to": "bob"}`, i+1)))
+		e.Decide(context.Background(), newRequest(authztest.Payer, authztest.PayAction, fmt.Sprintf(`{"amount": %d, "to": "bob"}`, i+1)))
 	}
-	if n := c.CachedDecisions(); n != 4 {
+	if n := e.CachedDecisions(); n != 4 {
 		t.Errorf("%d cached decisions, want the bound 4", n)
 	}
-	off, err := config.Compile(configtest.Marshal(t, configtest.Snapshot()), config.WithDecisionCache(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	off.Authorize(context.Background(), newCall(off, payer, configtest.PayAction, `{"amount": 1, "to": "bob"}`))
+	off := authztest.Compile(t, authztest.Snapshot(), authz.WithDecisionCache(0))
+	off.Decide(context.Background(), newRequest(authztest.Payer, authztest.PayAction, `{"amount": 1, "to": "bob"}`))
 	if n := off.CachedDecisions(); n != 0 {
 		t.Errorf("disabled cache holds %d decisions", n)
 	}
@@ -179,18 +162,14 @@ func TestDecisionCacheIsBounded(t *testing.T) {
 // TestDecisionCacheConcurrent is for the race detector: many goroutines
 // filling and reading a small cache agree with full evaluation.
 func TestDecisionCacheConcurrent(t *testing.T) {
-	c, err := config.Compile(configtest.Marshal(t, configtest.Snapshot()), config.WithDecisionCache(8))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payer := mustAgent(t, c, configtest.PayerKey)
+	e := authztest.Compile(t, authztest.Snapshot(), authz.WithDecisionCache(8))
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 200 {
 				amount := (g*200+i)%40*25 + 1
-				call := newCall(c, payer, configtest.PayAction, fmt.Sprintf(`{"amount": %d, "to": "bob"}`, amount))
-				if got, want := c.Authorize(context.Background(), call), amount < 500; got.Allowed != want {
+				req := newRequest(authztest.Payer, authztest.PayAction, fmt.Sprintf(`{"amount": %d, "to": "bob"}`, amount))
+				if got, want := e.Decide(context.Background(), req), amount < 500; got.Allowed != want {
 					t.Errorf("amount %d: Allowed = %v, want %v", amount, got.Allowed, want)
 					return
 				}

@@ -1,4 +1,4 @@
-package config
+package argjson
 
 import (
 	"bytes"
@@ -11,12 +11,12 @@ import (
 	"unicode/utf8"
 )
 
-// decodeArguments decodes a call's arguments for authorization: absent or
-// null means no arguments; anything else must be one JSON object without
-// duplicate keys (a parser that keeps the first of two keys would see a
-// different call than the policy did). Numbers stay json.Number so they can
-// be converted exactly.
-func decodeArguments(raw json.RawMessage) (map[string]any, error) {
+// Decode decodes a call's arguments: absent or null means no arguments;
+// anything else must be one JSON object without duplicate keys (a parser
+// that keeps the first of two keys would see a different call than the
+// policy did). Numbers stay json.Number so they can be converted exactly.
+// Errors name the problem and at most a truncated key, never a value.
+func Decode(raw []byte) (map[string]any, error) {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
 		return map[string]any{}, nil
@@ -35,7 +35,7 @@ func decodeArguments(raw json.RawMessage) (map[string]any, error) {
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("arguments: want object, got %s", jsonType(v))
+		return nil, fmt.Errorf("arguments: want object, got %s", TypeName(v))
 	}
 	return obj, nil
 }
@@ -120,7 +120,7 @@ func validDuplicateKeys(data []byte) error {
 					return errors.New("arguments are not valid JSON")
 				}
 				if stack[len(stack)-1].add(key) {
-					return fmt.Errorf("arguments: duplicate key %q", truncate(key, maxSegmentBytes))
+					return fmt.Errorf("arguments: duplicate key %q", Truncate(key, MaxSegmentBytes))
 				}
 				wantKey = false
 			}
@@ -168,7 +168,7 @@ func decodeDuplicateKeys(data []byte) error {
 		if n := len(stack); n > 0 && stack[n-1].keys != nil && stack[n-1].wantKey {
 			if key, ok := tok.(string); ok {
 				if _, dup := stack[n-1].keys[key]; dup {
-					return fmt.Errorf("arguments: duplicate key %q", truncate(key, maxSegmentBytes))
+					return fmt.Errorf("arguments: duplicate key %q", Truncate(key, MaxSegmentBytes))
 				}
 				stack[n-1].keys[key] = struct{}{}
 				stack[n-1].wantKey = false
@@ -189,8 +189,9 @@ func decodeDuplicateKeys(data []byte) error {
 	}
 }
 
-// jsonType names the JSON type of a decoded value.
-func jsonType(v any) string {
+// TypeName names the JSON type of a decoded value ("integer" for an
+// integral number).
+func TypeName(v any) string {
 	switch v := v.(type) {
 	case nil:
 		return "null"
@@ -199,8 +200,8 @@ func jsonType(v any) string {
 	case string:
 		return "string"
 	case json.Number:
-		if n, err := parseNumber(string(v)); err == nil {
-			if _, exact, _ := n.scaled(0); exact {
+		if n, err := ParseNumber(string(v)); err == nil {
+			if _, exact, _ := n.Scaled(0); exact {
 				return "integer"
 			}
 		}

@@ -1,4 +1,4 @@
-package config
+package argjson
 
 import (
 	"errors"
@@ -6,26 +6,27 @@ import (
 	"strings"
 )
 
-// maxExponent bounds the decimal exponent of a JSON number the data plane
-// accepts in tool arguments. Cedar holds nothing near it, and the JSON
-// Schema validator does big-number arithmetic whose cost grows with it.
-const maxExponent = 1000
+// MaxExponent bounds the decimal exponent of a JSON number the gateway
+// accepts in arguments. Cedar holds nothing near it, and a JSON Schema
+// validator does big-number arithmetic whose cost grows with it.
+const MaxExponent = 1000
 
-// errNumberRange is a number beyond ±10^maxExponent or below 10^-maxExponent.
-var errNumberRange = errors.New("number too large or too small")
+// ErrRange is a number beyond ±10^MaxExponent or below 10^-MaxExponent.
+var ErrRange = errors.New("number too large or too small")
 
-// number is the exact value of a JSON number literal:
+// Number is the exact value of a JSON number literal:
 // sign × digits × 10^exp, digits without leading or trailing zeros, empty
 // for zero.
-type number struct {
+type Number struct {
 	neg    bool
 	digits string
 	exp    int
 }
 
-// parseNumber reads a JSON number literal exactly.
-func parseNumber(lit string) (number, error) {
-	var n number
+// ParseNumber reads a JSON number literal exactly; a magnitude beyond
+// MaxExponent is ErrRange.
+func ParseNumber(lit string) (Number, error) {
+	var n Number
 	s := lit
 	if strings.HasPrefix(s, "-") {
 		n.neg, s = true, s[1:]
@@ -33,16 +34,16 @@ func parseNumber(lit string) (number, error) {
 	mant, expText, hasExp := cutAny(s, "eE")
 	intPart, frac, _ := strings.Cut(mant, ".")
 	if intPart == "" || !allDigits(intPart) || !allDigits(frac) {
-		return number{}, errors.New("malformed number")
+		return Number{}, errors.New("malformed number")
 	}
 	exp := 0
 	if hasExp {
 		e, err := parseExponent(expText)
 		if err != nil {
 			if strings.Trim(intPart+frac, "0") == "" {
-				return number{}, nil // zero with an absurd exponent is still zero
+				return Number{}, nil // zero with an absurd exponent is still zero
 			}
-			return number{}, err
+			return Number{}, err
 		}
 		exp = e
 	}
@@ -51,16 +52,16 @@ func parseNumber(lit string) (number, error) {
 	trimmed := strings.TrimRight(digits, "0")
 	exp += len(digits) - len(trimmed)
 	if trimmed == "" {
-		return number{}, nil
+		return Number{}, nil
 	}
-	if exp > maxExponent || exp < -maxExponent {
-		return number{}, errNumberRange
+	if exp > MaxExponent || exp < -MaxExponent {
+		return Number{}, ErrRange
 	}
 	n.digits, n.exp = trimmed, exp
 	return n, nil
 }
 
-// parseExponent reads an exponent, refusing magnitudes beyond maxExponent
+// parseExponent reads an exponent, refusing magnitudes beyond MaxExponent
 // (before converting, so a thousand-digit exponent cannot overflow).
 func parseExponent(s string) (int, error) {
 	neg := false
@@ -75,7 +76,7 @@ func parseExponent(s string) (int, error) {
 	}
 	s = strings.TrimLeft(s, "0")
 	if len(s) > 6 {
-		return 0, errNumberRange
+		return 0, ErrRange
 	}
 	e := 0
 	if s != "" {
@@ -87,9 +88,9 @@ func parseExponent(s string) (int, error) {
 	return e, nil
 }
 
-// scaled returns n × 10^shift as an int64. exact is false when that value
+// Scaled returns n × 10^shift as an int64. exact is false when that value
 // has a fractional part; fits is false when it is outside int64.
-func (n number) scaled(shift int) (v int64, exact, fits bool) {
+func (n Number) Scaled(shift int) (v int64, exact, fits bool) {
 	if n.digits == "" {
 		return 0, true, true
 	}

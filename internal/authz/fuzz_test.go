@@ -1,4 +1,4 @@
-package config_test
+package authz_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"math/big"
 	"testing"
 
-	"github.com/portcullis-gw/portcullis/internal/dataplane/config/configtest"
+	"github.com/portcullis-gw/portcullis/internal/authz/authztest"
 )
 
 // FuzzAuthorizeArguments feeds arbitrary argument bytes to the fixture's
@@ -27,13 +27,9 @@ func FuzzAuthorizeArguments(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	c := configtest.Compile(f, configtest.Snapshot())
-	payer, ok := c.AgentByAPIKey(configtest.PayerKey, callAt)
-	if !ok {
-		f.Fatal("payer key refused")
-	}
+	e := authztest.Compile(f, authztest.Snapshot())
 	f.Fuzz(func(t *testing.T, args []byte) {
-		d := c.Authorize(context.Background(), newCall(c, payer, configtest.PayAction, string(args)))
+		d := e.Decide(context.Background(), newRequest(authztest.Payer, authztest.PayAction, string(args)))
 		if !d.Allowed {
 			return
 		}

@@ -1,4 +1,4 @@
-package auditupload_test
+package crossplane_test
 
 import (
 	"context"

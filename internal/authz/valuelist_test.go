@@ -1,4 +1,4 @@
-package config_test
+package authz_test
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/config/configtest"
+	"github.com/portcullis-gw/portcullis/internal/authz"
+	"github.com/portcullis-gw/portcullis/internal/authz/authztest"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 )
@@ -25,7 +25,7 @@ when { List::"blocked".values.contains(context.arguments.to) };
 // payeeSnapshot is the fixture with payeePolicies and the two lists at
 // version.
 func payeeSnapshot(version uint64, payees, blocked []string) *snapshotv1.Snapshot {
-	s := configtest.Snapshot()
+	s := authztest.Snapshot()
 	s.Version = version
 	s.PolicySets[0].Source = payeePolicies
 	s.ValueLists = []*configv1.ValueList{
@@ -35,16 +35,15 @@ func payeeSnapshot(version uint64, payees, blocked []string) *snapshotv1.Snapsho
 	return s
 }
 
-func TestAuthorizeValueLists(t *testing.T) {
-	v1 := configtest.Compile(t, payeeSnapshot(1, []string{"acme", "globex"}, []string{"evil"}))
-	payer := mustAgent(t, v1, configtest.PayerKey)
-	pay := func(c *config.Compiled, to string) (bool, []string) {
+func TestDecideValueLists(t *testing.T) {
+	v1 := authztest.Compile(t, payeeSnapshot(1, []string{"acme", "globex"}, []string{"evil"}))
+	pay := func(e *authz.Engine, to string) (bool, []string) {
 		t.Helper()
 		// Twice: the second answer comes from the decision cache.
 		var allowed bool
 		var policies []string
 		for range 2 {
-			d := c.Authorize(context.Background(), newCall(c, payer, configtest.PayAction, `{"amount": 10, "to": "`+to+`"}`))
+			d := e.Decide(context.Background(), newRequest(authztest.Payer, authztest.PayAction, `{"amount": 10, "to": "`+to+`"}`))
 			if len(d.Errors) > 0 {
 				t.Fatalf("pay %s: errors %q", to, d.Errors)
 			}
@@ -60,7 +59,7 @@ func TestAuthorizeValueLists(t *testing.T) {
 	}
 
 	// The list changes: a new version, so a new compiled config and cache.
-	v2 := configtest.Compile(t, payeeSnapshot(2, []string{"acme", "globex", "initech"}, []string{"evil", "acme"}))
+	v2 := authztest.Compile(t, payeeSnapshot(2, []string{"acme", "globex", "initech"}, []string{"evil", "acme"}))
 	if ok, _ := pay(v2, "initech"); !ok {
 		t.Error("paying a payee added in the new version was refused")
 	}
@@ -76,10 +75,10 @@ func TestAuthorizeValueLists(t *testing.T) {
 func TestCompileRefusesDanglingListReferences(t *testing.T) {
 	s := payeeSnapshot(3, []string{"acme"}, nil)
 	s.ValueLists = s.ValueLists[:1] // "blocked" is missing
-	_, err := config.Compile(configtest.Marshal(t, s))
-	var cerr *config.Error
+	_, err := authz.Compile(s)
+	var cerr *authz.Error
 	if !errors.As(err, &cerr) {
-		t.Fatalf("Compile() = %v, want a *config.Error", err)
+		t.Fatalf("Compile() = %v, want an *authz.Error", err)
 	}
 	msg := cerr.Error()
 	for _, want := range []string{`policy set "payments"`, `payments/blocked`, `value list "blocked", which is missing from the snapshot`} {
@@ -90,7 +89,7 @@ func TestCompileRefusesDanglingListReferences(t *testing.T) {
 
 	dup := payeeSnapshot(4, nil, nil)
 	dup.ValueLists = append(dup.ValueLists, &configv1.ValueList{Meta: &configv1.ResourceMeta{Name: "payees"}})
-	if _, err := config.Compile(configtest.Marshal(t, dup)); err == nil || !strings.Contains(err.Error(), `value list "payees" appears twice`) {
+	if _, err := authz.Compile(dup); err == nil || !strings.Contains(err.Error(), `value list "payees" appears twice`) {
 		t.Errorf("Compile() of a snapshot with a list twice = %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package config_test
+package authz_test
 
 import (
 	"context"
@@ -10,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/config/configtest"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	"github.com/portcullis-gw/portcullis/internal/authz"
+	"github.com/portcullis-gw/portcullis/internal/authz/authztest"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
-	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 )
 
@@ -40,14 +38,14 @@ const diffArgsSchema = `{
 	}
 }`
 
-func diffAction(i int) string { return fmt.Sprintf("%s__t%d", configtest.Upstream, i) }
+func diffAction(i int) string { return fmt.Sprintf("%s__t%d", authztest.Upstream, i) }
 func diffAgent(i int) string  { return fmt.Sprintf("a%d", i) }
 
 // diffSnapshot is the fixture with diffTools tools sharing diffArgsSchema,
 // diffAgents agents in diffTeams teams (the last without a team, one
 // disabled) and the given policy sets.
 func diffSnapshot(sets ...string) *snapshotv1.Snapshot {
-	s := configtest.Snapshot()
+	s := authztest.Snapshot()
 	s.ToolPins = nil
 	for i := range diffTools {
 		class := configv1.ToolClass_TOOL_CLASS_MUTATING
@@ -56,7 +54,7 @@ func diffSnapshot(sets ...string) *snapshotv1.Snapshot {
 		}
 		s.ToolPins = append(s.ToolPins, &configv1.ToolPin{
 			Meta:     &configv1.ResourceMeta{Name: fmt.Sprintf("pay/t%d", i)},
-			Upstream: configtest.Upstream,
+			Upstream: authztest.Upstream,
 			Tool:     fmt.Sprintf("t%d", i),
 			Versions: []*configv1.ToolVersion{{Version: 1, InputSchema: []byte(diffArgsSchema), Class: class}},
 		})
@@ -100,7 +98,7 @@ func randomPolicy(r *rand.Rand, allowTime bool) string {
 	resources := []string{
 		"resource",
 		fmt.Sprintf(`resource == Tool::"%s"`, diffAction(r.Intn(diffTools))),
-		fmt.Sprintf(`resource in Upstream::"%s"`, configtest.Upstream),
+		fmt.Sprintf(`resource in Upstream::"%s"`, authztest.Upstream),
 	}
 	conds := []string{
 		fmt.Sprintf(`context.arguments has amount && context.arguments.amount > %d`, r.Intn(200)),
@@ -134,7 +132,7 @@ func randomPolicy(r *rand.Rand, allowTime bool) string {
 
 // randomCall draws a call by one of the agents (possibly disabled) on one
 // of the tools with random arguments, user, mode, address and time.
-func randomCall(r *rand.Rand, c *config.Compiled, agents []*configv1.Agent) *pipeline.Call {
+func randomCall(r *rand.Rand, agents []*configv1.Agent) *authz.Request {
 	var args []string
 	if r.Intn(4) > 0 {
 		args = append(args, fmt.Sprintf(`"amount": %d`, []int{0, 1, 2, 50, 150}[r.Intn(5)]))
@@ -157,9 +155,9 @@ func randomCall(r *rand.Rand, c *config.Compiled, agents []*configv1.Agent) *pip
 	if r.Intn(20) == 0 {
 		args = append(args, `"amount": "not a number"`) // a duplicate key or a wrong type: refused
 	}
-	call := newCall(c, agents[r.Intn(len(agents))], diffAction(r.Intn(diffTools)), "{"+strings.Join(args, ", ")+"}")
+	call := newRequest(agents[r.Intn(len(agents))].GetMeta().GetName(), diffAction(r.Intn(diffTools)), "{"+strings.Join(args, ", ")+"}")
 	if r.Intn(2) == 0 {
-		u := &pipeline.User{Source: configtest.JWTSource, Name: []string{"alice", "carol"}[r.Intn(2)]}
+		u := &authz.User{Source: "corp-idp", Name: []string{"alice", "carol"}[r.Intn(2)]}
 		for g := range diffGroups {
 			if r.Intn(2) == 0 {
 				u.Groups = append(u.Groups, fmt.Sprintf("g%d", g))
@@ -168,15 +166,15 @@ func randomCall(r *rand.Rand, c *config.Compiled, agents []*configv1.Agent) *pip
 		call.User = u
 	}
 	if r.Intn(3) == 0 {
-		call.Mode = configsyncv1.Mode_MODE_DEGRADED
+		call.Context.Degraded = true
 	}
 	if r.Intn(2) == 0 {
-		call.SourceIP = netip.MustParseAddr("192.168.1.1")
+		call.Context.SourceIP = netip.MustParseAddr("192.168.1.1")
 	}
 	if r.Intn(2) == 0 {
-		call.Protocol = "a2a"
+		call.Context.Protocol = "a2a"
 	}
-	call.Start = callAt.Add(time.Duration(r.Intn(60)) * time.Minute)
+	call.Context.Time = callAt.Add(time.Duration(r.Intn(60)) * time.Minute)
 	return call
 }
 
@@ -184,7 +182,7 @@ func randomCall(r *rand.Rand, c *config.Compiled, agents []*configv1.Agent) *pip
 // and requests, that Authorize — with the policy index, with and without
 // the decision cache — decides exactly as evaluating every policy does:
 // same decision, same determining policies, same errors.
-func TestAuthorizeIndexMatchesFullEvaluation(t *testing.T) {
+func TestDecideIndexMatchesFullEvaluation(t *testing.T) {
 	r := rand.New(rand.NewSource(20260126)) //nolint:gosec // a fixed seed keeps failures reproducible
 	const worlds, callsPerWorld = 150, 150
 	// What the calls exercised, so the test cannot pass vacuously.
@@ -199,26 +197,25 @@ func TestAuthorizeIndexMatchesFullEvaluation(t *testing.T) {
 			sets = append(sets, src.String())
 		}
 		snap := diffSnapshot(sets...)
-		data := configtest.Marshal(t, snap)
-		plain, err := config.Compile(data, config.WithDecisionCache(0))
+		plain, err := authz.Compile(snap, authz.WithDecisionCache(0))
 		if err != nil {
 			t.Fatalf("world %d: Compile: %v\n%s", w, err, strings.Join(sets, "\n"))
 		}
-		cached, err := config.Compile(data, config.WithDecisionCache(64))
+		cached, err := authz.Compile(snap, authz.WithDecisionCache(64))
 		if err != nil {
 			t.Fatalf("world %d: Compile: %v", w, err)
 		}
 		// Repeat calls so the cache is hit.
-		var calls []*pipeline.Call
+		var calls []*authz.Request
 		for range callsPerWorld {
 			if len(calls) > 0 && r.Intn(3) == 0 {
 				calls = append(calls, calls[r.Intn(len(calls))])
 				continue
 			}
-			calls = append(calls, randomCall(r, plain, snap.Agents))
+			calls = append(calls, randomCall(r, snap.Agents))
 		}
 		for i, call := range calls {
-			want := plain.AuthorizeUnindexed(call)
+			want := plain.DecideUnindexed(call)
 			switch {
 			case len(want.Errors) == 1 && len(want.Policies) == 0 && !strings.HasPrefix(want.Errors[0], "policy "):
 				refused++
@@ -231,8 +228,8 @@ func TestAuthorizeIndexMatchesFullEvaluation(t *testing.T) {
 				evalErrors++
 			}
 			if i%10 == 0 {
-				got, want := plain.Listable(context.Background(), call), plain.ListableUnindexed(context.Background(), call)
-				if !slices.EqualFunc(got, want, func(a, b pipeline.Tool) bool { return a.Action == b.Action }) {
+				got, want := plain.Listable(context.Background(), call, authz.ResourceTool), plain.ListableUnindexed(context.Background(), call, authz.ResourceTool)
+				if !slices.Equal(got, want) {
 					t.Fatalf("world %d call %d: Listable = %v, full evaluation %v", w, i, got, want)
 				}
 				if len(want) > 0 && len(want) < diffTools {
@@ -240,12 +237,11 @@ func TestAuthorizeIndexMatchesFullEvaluation(t *testing.T) {
 				}
 			}
 			before := cached.CachedDecisions()
-			for name, c := range map[string]*config.Compiled{"indexed": plain, "cached": cached} {
-				call.Config = c
-				got := c.Authorize(context.Background(), call)
+			for name, e := range map[string]*authz.Engine{"indexed": plain, "cached": cached} {
+				got := e.Decide(context.Background(), call)
 				if got.Allowed != want.Allowed || !slices.Equal(got.Policies, want.Policies) || !slices.Equal(got.Errors, want.Errors) {
-					t.Fatalf("world %d call %d (%s): got %+v, want %+v\npolicies:\n%s\ncall: agent %s action %s args %s user %+v mode %v ip %v",
-						w, i, name, got, want, strings.Join(sets, "\n"), call.Agent.GetMeta().GetName(), call.Action, call.Arguments, call.User, call.Mode, call.SourceIP)
+					t.Fatalf("world %d call %d (%s): got %+v, want %+v\npolicies:\n%s\ncall: agent %s action %s args %s user %+v degraded %v ip %v",
+						w, i, name, got, want, strings.Join(sets, "\n"), call.Agent, call.Action, call.Arguments, call.User, call.Context.Degraded, call.Context.SourceIP)
 				}
 			}
 			if cached.CachedDecisions() == before && len(want.Policies)+len(want.Errors) > 0 {

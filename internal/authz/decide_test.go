@@ -1,111 +1,78 @@
-package config_test
+package authz_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/config/configtest"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	"github.com/portcullis-gw/portcullis/internal/authz"
+	"github.com/portcullis-gw/portcullis/internal/authz/authztest"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
-	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
 
-// callAt is when test calls start: 12:30 UTC on the fixture's day.
-var callAt = configtest.VersionTime.Add(30 * time.Minute)
-
-// newCall is the call an adapter would hand the pipeline for agent on
-// action with args, already authenticated.
-func newCall(c *config.Compiled, agent *configv1.Agent, action, args string) *pipeline.Call {
-	return &pipeline.Call{
-		Protocol:  "mcp",
-		Method:    "tools/call",
-		Action:    action,
-		Arguments: json.RawMessage(args),
-		SourceIP:  netip.MustParseAddr("10.1.2.3"),
-		Start:     callAt,
-		Config:    c,
-		Mode:      configsyncv1.Mode_MODE_NORMAL,
-		Agent:     agent,
-	}
-}
-
-func mustAgent(t *testing.T, c *config.Compiled, key string) *configv1.Agent {
-	t.Helper()
-	a, ok := c.AgentByAPIKey(key, callAt)
-	if !ok {
-		t.Fatalf("AgentByAPIKey(%q) refused", key)
-	}
-	return a
-}
-
-func TestAuthorize(t *testing.T) {
-	c := configtest.Compile(t, configtest.Snapshot())
-	payer := mustAgent(t, c, configtest.PayerKey)
-	marketer := mustAgent(t, c, configtest.MarketerKey)
-	retired := configtest.Snapshot().Agents[2] // disabled: never authenticated
+func TestDecide(t *testing.T) {
+	e := authztest.Compile(t, authztest.Snapshot())
+	payer, marketer, retired := authztest.Payer, authztest.Marketer, authztest.Retired
 
 	tests := []struct {
 		name         string
-		agent        *configv1.Agent
+		agent        string
 		action       string
 		args         string
 		wantAllowed  bool
 		wantPolicies []string
 		wantError    string // substring of the only error; "" means no errors
 	}{
-		{name: "small payment", agent: payer, action: configtest.PayAction, args: `{"amount": 100, "to": "bob"}`,
+		{name: "small payment", agent: payer, action: authztest.PayAction, args: `{"amount": 100, "to": "bob"}`,
 			wantAllowed: true, wantPolicies: []string{"payments/policy0"}},
-		{name: "large payment forbidden", agent: payer, action: configtest.PayAction, args: `{"amount": 900, "to": "bob"}`,
+		{name: "large payment forbidden", agent: payer, action: authztest.PayAction, args: `{"amount": 900, "to": "bob"}`,
 			wantPolicies: []string{"payments/policy1"}},
-		{name: "at the cap forbidden", agent: payer, action: configtest.PayAction, args: `{"amount": 500, "to": "bob"}`,
+		{name: "at the cap forbidden", agent: payer, action: authztest.PayAction, args: `{"amount": 500, "to": "bob"}`,
 			wantPolicies: []string{"payments/policy1"}},
-		{name: "integral number in exponent form is an integer", agent: payer, action: configtest.PayAction, args: `{"amount": 9e2, "to": "bob"}`,
+		{name: "integral number in exponent form is an integer", agent: payer, action: authztest.PayAction, args: `{"amount": 9e2, "to": "bob"}`,
 			wantPolicies: []string{"payments/policy1"}},
-		{name: "integral number with a fraction part is an integer", agent: payer, action: configtest.PayAction, args: `{"amount": 900.0, "to": "bob"}`,
+		{name: "integral number with a fraction part is an integer", agent: payer, action: authztest.PayAction, args: `{"amount": 900.0, "to": "bob"}`,
 			wantPolicies: []string{"payments/policy1"}},
-		{name: "untyped argument dropped", agent: payer, action: configtest.PayAction, args: `{"amount": 100, "to": "bob", "memo": "rent"}`,
+		{name: "untyped argument dropped", agent: payer, action: authztest.PayAction, args: `{"amount": 100, "to": "bob", "memo": "rent"}`,
 			wantAllowed: true, wantPolicies: []string{"payments/policy0"}},
-		{name: "read-only tool without arguments", agent: payer, action: configtest.BalanceAction, args: ``,
+		{name: "read-only tool without arguments", agent: payer, action: authztest.BalanceAction, args: ``,
 			wantAllowed: true, wantPolicies: []string{"payments/policy0"}},
-		{name: "null arguments", agent: payer, action: configtest.BalanceAction, args: `null`,
+		{name: "null arguments", agent: payer, action: authztest.BalanceAction, args: `null`,
 			wantAllowed: true, wantPolicies: []string{"payments/policy0"}},
-		{name: "other team denied by default", agent: marketer, action: configtest.PayAction, args: `{"amount": 100, "to": "bob"}`},
-		{name: "string for an integer", agent: payer, action: configtest.PayAction, args: `{"amount": "900", "to": "bob"}`,
+		{name: "other team denied by default", agent: marketer, action: authztest.PayAction, args: `{"amount": 100, "to": "bob"}`},
+		{name: "string for an integer", agent: payer, action: authztest.PayAction, args: `{"amount": "900", "to": "bob"}`,
 			wantError: "arguments/amount: want integer, got string"},
-		{name: "fraction for an integer", agent: payer, action: configtest.PayAction, args: `{"amount": 899.5, "to": "bob"}`,
+		{name: "fraction for an integer", agent: payer, action: authztest.PayAction, args: `{"amount": 899.5, "to": "bob"}`,
 			wantError: "arguments/amount: want integer, got number"},
-		{name: "null for an integer", agent: payer, action: configtest.PayAction, args: `{"amount": null, "to": "bob"}`,
+		{name: "null for an integer", agent: payer, action: authztest.PayAction, args: `{"amount": null, "to": "bob"}`,
 			wantError: "arguments/amount: want integer, got null"},
-		{name: "integer beyond 64 bits", agent: payer, action: configtest.PayAction, args: `{"amount": 9223372036854775808, "to": "bob"}`,
+		{name: "integer beyond 64 bits", agent: payer, action: authztest.PayAction, args: `{"amount": 9223372036854775808, "to": "bob"}`,
 			wantError: "arguments/amount: integer outside the 64-bit range"},
-		{name: "absurd exponent", agent: payer, action: configtest.PayAction, args: `{"amount": 1e999999999, "to": "bob"}`,
+		{name: "absurd exponent", agent: payer, action: authztest.PayAction, args: `{"amount": 1e999999999, "to": "bob"}`,
 			wantError: "arguments/amount: number too large or too small"},
-		{name: "required argument missing", agent: payer, action: configtest.PayAction, args: `{"to": "bob"}`,
+		{name: "required argument missing", agent: payer, action: authztest.PayAction, args: `{"to": "bob"}`,
 			wantError: "arguments/amount: required argument missing"},
-		{name: "duplicate key", agent: payer, action: configtest.PayAction, args: `{"amount": 100, "to": "bob", "amount": 900}`,
+		{name: "duplicate key", agent: payer, action: authztest.PayAction, args: `{"amount": 100, "to": "bob", "amount": 900}`,
 			wantError: `arguments: duplicate key "amount"`},
-		{name: "arguments not an object", agent: payer, action: configtest.PayAction, args: `[100, "bob"]`,
+		{name: "arguments not an object", agent: payer, action: authztest.PayAction, args: `[100, "bob"]`,
 			wantError: "arguments: want object, got array"},
-		{name: "arguments not JSON", agent: payer, action: configtest.PayAction, args: `{"amount": 100,`,
+		{name: "arguments not JSON", agent: payer, action: authztest.PayAction, args: `{"amount": 100,`,
 			wantError: "arguments are not valid JSON"},
-		{name: "trailing data", agent: payer, action: configtest.PayAction, args: `{"amount": 100, "to": "bob"} {}`,
+		{name: "trailing data", agent: payer, action: authztest.PayAction, args: `{"amount": 100, "to": "bob"} {}`,
 			wantError: "arguments are not valid JSON"},
-		{name: "no agent", agent: nil, action: configtest.PayAction, args: `{"amount": 100, "to": "bob"}`,
+		{name: "no agent", agent: "", action: authztest.PayAction, args: `{"amount": 100, "to": "bob"}`,
 			wantError: "no authenticated agent"},
-		{name: "disabled agent", agent: retired, action: configtest.PayAction, args: `{"amount": 100, "to": "bob"}`,
+		{name: "disabled agent", agent: retired, action: authztest.PayAction, args: `{"amount": 100, "to": "bob"}`,
 			wantError: `agent "retired" is not an enabled agent`},
 		{name: "unknown tool", agent: payer, action: "pay__steal", args: `{}`,
 			wantError: `no tool "pay__steal"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := c.Authorize(context.Background(), newCall(c, tt.agent, tt.action, tt.args))
+			d := e.Decide(context.Background(), newRequest(tt.agent, tt.action, tt.args))
 			if d.Allowed != tt.wantAllowed {
 				t.Errorf("Allowed = %v, want %v (decision %+v)", d.Allowed, tt.wantAllowed, d)
 			}
@@ -147,30 +114,30 @@ permit(principal, action, resource) when { context.time.toTime() >= duration("12
 permit(principal, action, resource) when { context.degraded };
 `
 
-func TestAuthorizeContext(t *testing.T) {
-	s := configtest.Snapshot()
+func TestDecideContext(t *testing.T) {
+	s := authztest.Snapshot()
 	s.PolicySets[0].Source = contextPolicies
-	c := configtest.Compile(t, s)
-	payer := mustAgent(t, c, configtest.PayerKey)
+	e := authztest.Compile(t, s)
+	payer := authztest.Payer
 	all := []string{"payments/afternoon", "payments/agent", "payments/protocol", "payments/source", "payments/tag", "payments/tool", "payments/upstream"}
 
 	tests := []struct {
 		name string
-		edit func(*pipeline.Call)
+		edit func(*authz.Request)
 		want []string
 	}{
-		{name: "as built", edit: func(*pipeline.Call) {}, want: all},
-		{name: "degraded", edit: func(c *pipeline.Call) { c.Mode = configsyncv1.Mode_MODE_DEGRADED }, want: append(slices.Clone(all), "payments/degraded")},
-		{name: "IPv4-mapped source", edit: func(c *pipeline.Call) { c.SourceIP = netip.MustParseAddr("::ffff:10.1.2.3") }, want: all},
-		{name: "outside source range", edit: func(c *pipeline.Call) { c.SourceIP = netip.MustParseAddr("192.0.2.1") }, want: without(all, "payments/source")},
-		{name: "morning", edit: func(c *pipeline.Call) { c.Start = callAt.Add(-2 * time.Hour) }, want: without(all, "payments/afternoon")},
-		{name: "other protocol", edit: func(c *pipeline.Call) { c.Protocol = "a2a" }, want: without(all, "payments/protocol")},
+		{name: "as built", edit: func(*authz.Request) {}, want: all},
+		{name: "degraded", edit: func(r *authz.Request) { r.Context.Degraded = true }, want: append(slices.Clone(all), "payments/degraded")},
+		{name: "IPv4-mapped source", edit: func(r *authz.Request) { r.Context.SourceIP = netip.MustParseAddr("::ffff:10.1.2.3") }, want: all},
+		{name: "outside source range", edit: func(r *authz.Request) { r.Context.SourceIP = netip.MustParseAddr("192.0.2.1") }, want: without(all, "payments/source")},
+		{name: "morning", edit: func(r *authz.Request) { r.Context.Time = callAt.Add(-2 * time.Hour) }, want: without(all, "payments/afternoon")},
+		{name: "other protocol", edit: func(r *authz.Request) { r.Context.Protocol = "a2a" }, want: without(all, "payments/protocol")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			call := newCall(c, payer, configtest.BalanceAction, `{}`)
-			tt.edit(call)
-			d := c.Authorize(context.Background(), call)
+			req := newRequest(payer, authztest.BalanceAction, `{}`)
+			tt.edit(req)
+			d := e.Decide(context.Background(), req)
 			want := slices.Sorted(slices.Values(tt.want))
 			if !d.Allowed || !slices.Equal(d.Policies, want) || len(d.Errors) > 0 {
 				t.Errorf("decision = %+v, want allowed by %q", d, want)
@@ -179,22 +146,22 @@ func TestAuthorizeContext(t *testing.T) {
 	}
 }
 
-func TestAuthorizeRefusesIncompleteCalls(t *testing.T) {
-	c := configtest.Compile(t, configtest.Snapshot())
-	payer := mustAgent(t, c, configtest.PayerKey)
+func TestDecideRefusesIncompleteCalls(t *testing.T) {
+	e := authztest.Compile(t, authztest.Snapshot())
+	payer := authztest.Payer
 	tests := []struct {
 		name string
-		edit func(*pipeline.Call)
+		edit func(*authz.Request)
 		want string
 	}{
-		{name: "no source address", edit: func(c *pipeline.Call) { c.SourceIP = netip.Addr{} }, want: "no source address"},
-		{name: "no start time", edit: func(c *pipeline.Call) { c.Start = time.Time{} }, want: "no start time"},
+		{name: "no source address", edit: func(r *authz.Request) { r.Context.SourceIP = netip.Addr{} }, want: "no source address"},
+		{name: "no start time", edit: func(r *authz.Request) { r.Context.Time = time.Time{} }, want: "no start time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			call := newCall(c, payer, configtest.BalanceAction, `{}`)
-			tt.edit(call)
-			d := c.Authorize(context.Background(), call)
+			req := newRequest(payer, authztest.BalanceAction, `{}`)
+			tt.edit(req)
+			d := e.Decide(context.Background(), req)
 			if d.Allowed || len(d.Errors) != 1 || !strings.Contains(d.Errors[0], tt.want) {
 				t.Errorf("decision = %+v, want a denial with an error containing %q", d, tt.want)
 			}
@@ -226,15 +193,15 @@ forbid(principal, action == Action::"pay__quote", resource) when { context.argum
 forbid(principal, action == Action::"pay__quote", resource) when { context.arguments has recipient && context.arguments.recipient.iban like "XX*" };
 `
 
-func TestAuthorizeArgumentTypes(t *testing.T) {
-	s := configtest.Snapshot()
+func TestDecideArgumentTypes(t *testing.T) {
+	s := authztest.Snapshot()
 	s.ToolPins = append(s.ToolPins, &configv1.ToolPin{
 		Meta: &configv1.ResourceMeta{Name: "pay/quote"}, Upstream: "pay", Tool: "quote",
 		Versions: []*configv1.ToolVersion{{Version: 1, InputSchema: []byte(quoteSchema), Class: configv1.ToolClass_TOOL_CLASS_READ_ONLY}},
 	})
 	s.PolicySets = []*configv1.PolicySet{{Meta: &configv1.ResourceMeta{Name: "quotes"}, Source: quotePolicies}}
-	c := configtest.Compile(t, s)
-	payer := mustAgent(t, c, configtest.PayerKey)
+	e := authztest.Compile(t, s)
+	payer := authztest.Payer
 
 	tests := []struct {
 		name      string
@@ -265,7 +232,7 @@ func TestAuthorizeArgumentTypes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := c.Authorize(context.Background(), newCall(c, payer, "pay__quote", tt.args))
+			d := e.Decide(context.Background(), newRequest(payer, "pay__quote", tt.args))
 			switch {
 			case tt.wantError != "":
 				if d.Allowed || len(d.Errors) != 1 || !strings.Contains(d.Errors[0], tt.wantError) {
@@ -284,25 +251,23 @@ func TestAuthorizeArgumentTypes(t *testing.T) {
 	}
 }
 
-func TestAuthorizeReportsEvaluationErrors(t *testing.T) {
-	s := configtest.Snapshot()
+func TestDecideReportsEvaluationErrors(t *testing.T) {
+	s := authztest.Snapshot()
 	// Valid under strict validation, yet it errors at runtime: decimal
 	// overflow is not a type error.
 	s.PolicySets = []*configv1.PolicySet{{Meta: &configv1.ResourceMeta{Name: "p"}, Source: `permit(principal, action, resource);
 @id("overflow")
 forbid(principal, action == Action::"pay__pay", resource) when { context.arguments.amount * 9223372036854775807 > 0 };
 `}}
-	c := configtest.Compile(t, s)
-	d := c.Authorize(context.Background(), newCall(c, mustAgent(t, c, configtest.PayerKey), configtest.PayAction, `{"amount": 2, "to": "bob"}`))
+	e := authztest.Compile(t, s)
+	d := e.Decide(context.Background(), newRequest(authztest.Payer, authztest.PayAction, `{"amount": 2, "to": "bob"}`))
 	if !d.Allowed || len(d.Errors) != 1 || !strings.HasPrefix(d.Errors[0], "policy p/overflow: ") {
 		t.Errorf("decision = %+v, want allowed with p/overflow's evaluation error", d)
 	}
 }
 
-func TestAuthorizeConcurrent(t *testing.T) {
-	c := configtest.Compile(t, configtest.Snapshot())
-	payer := mustAgent(t, c, configtest.PayerKey)
-	pay, _ := c.Tool(configtest.PayAction)
+func TestDecideConcurrent(t *testing.T) {
+	e := authztest.Compile(t, authztest.Snapshot())
 	type outcome struct {
 		allowed bool
 		invalid bool
@@ -314,10 +279,8 @@ func TestAuthorizeConcurrent(t *testing.T) {
 			if i%2 == 1 {
 				args = `{"amount": 900, "to": 7}`
 			}
-			d := c.Authorize(context.Background(), newCall(c, payer, configtest.PayAction, args))
-			var decoded any
-			_ = json.Unmarshal([]byte(args), &decoded)
-			done <- outcome{allowed: d.Allowed, invalid: pay.ValidateArguments(decoded) != nil}
+			d := e.Decide(context.Background(), newRequest(authztest.Payer, authztest.PayAction, args))
+			done <- outcome{allowed: d.Allowed, invalid: d.InvalidArguments}
 		}()
 	}
 	allowed, invalid := 0, 0
@@ -333,8 +296,4 @@ func TestAuthorizeConcurrent(t *testing.T) {
 	if allowed != 8 || invalid != 8 {
 		t.Errorf("%d of 16 calls allowed and %d invalid, want 8 and 8", allowed, invalid)
 	}
-}
-
-func without(list []string, drop string) []string {
-	return slices.DeleteFunc(slices.Clone(list), func(s string) bool { return s == drop })
 }

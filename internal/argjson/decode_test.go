@@ -1,4 +1,4 @@
-package config
+package argjson
 
 import (
 	"encoding/json"

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/portcullis-gw/portcullis/internal/excerpt"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
@@ -145,7 +146,8 @@ func New(cfg Config) (*Client, error) {
 // HTTPError is a non-success HTTP answer without a JSON-RPC message.
 type HTTPError struct {
 	Status int
-	// Body is the start of the answer's body, for logs.
+	// Body is a short, sanitised excerpt of the answer's body (printable
+	// ASCII, credential-looking values masked), for logs and messages.
 	Body string
 }
 
@@ -348,8 +350,7 @@ func (c *Client) discover(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	if m.Kind() == mcpwire.KindError {
-		e, _ := m.ErrorObject()
-		return nil, fmt.Errorf("server/discover refused: %w", e)
+		return nil, refused("server/discover", m)
 	}
 	var res struct {
 		SupportedVersions []string `json:"supportedVersions"`
@@ -362,7 +363,7 @@ func (c *Client) discover(ctx context.Context) (*conn, error) {
 		found = found || v == VersionModern
 	}
 	if !found {
-		return nil, fmt.Errorf("server/discover: the server supports %v, not %s", res.SupportedVersions, VersionModern)
+		return nil, fmt.Errorf("server/discover: the server supports %s, not %s", excerpt.Text(fmt.Sprint(res.SupportedVersions), 0), VersionModern)
 	}
 	cn.server = m.Result
 	return cn, nil
@@ -394,8 +395,7 @@ func (c *Client) initialize(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("initialize: %w", err)
 	}
 	if m.Kind() == mcpwire.KindError {
-		e, _ := m.ErrorObject()
-		return nil, fmt.Errorf("initialize refused: %w", e)
+		return nil, refused("initialize", m)
 	}
 	var res struct {
 		ProtocolVersion string `json:"protocolVersion"`
@@ -645,13 +645,18 @@ func httpError(resp *http.Response) error {
 	return &HTTPError{Status: resp.StatusCode, Body: snippet(b)}
 }
 
-func snippet(b []byte) string {
-	const n = 200
-	s := string(bytes.TrimSpace(b))
-	if len(s) > n {
-		s = s[:n] + "…"
+// snippet is what an error quotes of a body: a short, sanitised excerpt
+// (see package excerpt), never the body itself.
+func snippet(b []byte) string { return excerpt.Text(string(b), excerpt.Max) }
+
+// refused is the error of a JSON-RPC error answer to method: its code and
+// an excerpt of its message (the upstream's text, so never quoted whole).
+func refused(method string, m *mcpwire.Message) error {
+	e, err := m.ErrorObject()
+	if err != nil {
+		return fmt.Errorf("%s refused with a malformed error: %w", method, err)
 	}
-	return s
+	return fmt.Errorf("%s refused: %w", method, &mcpwire.Error{Code: e.Code, Message: excerpt.Text(e.Message, excerpt.Max)})
 }
 
 // drain reads a little of what is left (so the connection can be reused)

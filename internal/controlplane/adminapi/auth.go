@@ -58,6 +58,7 @@ var requiredRole = map[string]configv1.Role{
 	c.IdentitySourceServiceUpdateIdentitySourceProcedure: operator,
 	c.IdentitySourceServiceDeleteIdentitySourceProcedure: operator,
 	c.SecretServiceSetSecretProcedure:                    operator,
+	c.SecretServiceBindSecretProcedure:                   admin,
 	c.SecretServiceGetSecretProcedure:                    auditor,
 	c.SecretServiceListSecretsProcedure:                  auditor,
 	c.SecretServiceDeleteSecretProcedure:                 operator,

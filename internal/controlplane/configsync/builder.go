@@ -112,7 +112,10 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 			openErr = fmt.Errorf("open secret %q: %w", s.GetMeta().GetName(), err)
 			return false
 		}
-		snap.Secrets = append(snap.Secrets, &snapshotv1.SecretValue{Name: s.GetMeta().GetName(), Version: s.GetVersion(), Value: v})
+		// Where the value may go: its binding, or for a secret without
+		// one, the hosts of the upstreams that use it (state.SecretHosts).
+		hosts, _ := st.SecretHosts(s.GetMeta().GetName())
+		snap.Secrets = append(snap.Secrets, &snapshotv1.SecretValue{Name: s.GetMeta().GetName(), Version: s.GetVersion(), Value: v, Hosts: hosts})
 		return true
 	})
 	if openErr != nil {

@@ -24,7 +24,7 @@ type Compiled struct {
 	versionTime time.Time
 
 	upstreams map[string]*configv1.Upstream
-	secrets   map[string][]byte
+	secrets   map[string]secret
 	// keys indexes API keys by key id.
 	keys map[string]apiKey
 	// verifier checks JWTs against the snapshot's JWT issuers.
@@ -87,13 +87,20 @@ func (c *Compiled) Upstream(name string) (*configv1.Upstream, bool) {
 	return u, ok
 }
 
-// Secret returns a copy of the plaintext of the named secret.
-func (c *Compiled) Secret(name string) ([]byte, bool) {
-	v, ok := c.secrets[name]
+// secret is a secret's value and the hosts it may be sent to.
+type secret struct {
+	value []byte
+	hosts []string
+}
+
+// Secret returns a copy of the plaintext of the named secret and the hosts
+// it may be sent to (see package secretbind).
+func (c *Compiled) Secret(name string) (value []byte, hosts []string, ok bool) {
+	s, ok := c.secrets[name]
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
-	return slices.Clone(v), true
+	return slices.Clone(s.value), slices.Clone(s.hosts), true
 }
 
 // Tool finds a pinned tool by its action name.

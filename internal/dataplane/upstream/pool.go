@@ -34,8 +34,9 @@ import (
 type Resolver interface {
 	// Upstream finds an upstream by name.
 	Upstream(name string) (*configv1.Upstream, bool)
-	// Secret returns a secret's plaintext value by name.
-	Secret(name string) ([]byte, bool)
+	// Secret returns a secret's plaintext value by name and the hosts it
+	// may be sent to (see package secretbind; none: nowhere).
+	Secret(name string) (value []byte, hosts []string, ok bool)
 }
 
 // Defaults for unset upstream fields.
@@ -429,7 +430,7 @@ func (p *Pool) httpClient(s settings) *http.Client {
 		base = p.transports[1]
 	}
 	ct := &credentialTransport{
-		base: base, header: s.header, value: s.value,
+		base: base, header: s.header, value: s.value, hosts: s.hosts,
 		maxRequest: s.maxRequest, maxResponse: s.maxResponse,
 	}
 	if s.oauth != nil {

@@ -174,9 +174,8 @@ func IsCanonical(entries []string) bool {
 // target is where a URL sends a request: its canonical host and its port
 // (explicit, else the scheme's default).
 type target struct {
-	host     string
-	port     string
-	explicit bool // the URL names the port
+	host string
+	port string
 }
 
 func targetOf(u *url.URL) (target, bool) {
@@ -187,7 +186,7 @@ func targetOf(u *url.URL) (target, bool) {
 	if err != nil {
 		return target{}, false
 	}
-	t := target{host: h, port: u.Port(), explicit: u.Port() != ""}
+	t := target{host: h, port: u.Port()}
 	if t.port == "" {
 		switch strings.ToLower(u.Scheme) {
 		case "https":
@@ -236,7 +235,9 @@ func splitEntry(e string) (host, port string) {
 }
 
 // Entry returns the binding entry that allows exactly the destination of
-// raw as written: its host, with its port when the URL names one.
+// raw: its host and port (the scheme's default when the URL names none).
+// An implicit binding is made of these, so it never extends to another
+// port of the same host, where someone else may listen.
 func Entry(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -245,9 +246,6 @@ func Entry(raw string) (string, error) {
 	t, ok := targetOf(u)
 	if !ok {
 		return "", fmt.Errorf("%q is not an http(s) URL with a valid host and no user information", raw)
-	}
-	if !t.explicit {
-		return t.host, nil
 	}
 	return net.JoinHostPort(t.host, t.port), nil
 }
@@ -319,7 +317,7 @@ func Describe(hosts []string) string {
 	return strings.Join(hosts, ", ")
 }
 
-// HostOf renders the destination of raw for messages: host[:port].
+// HostOf renders the destination of raw for messages: host:port.
 func HostOf(raw string) string {
 	if e, err := Entry(raw); err == nil {
 		return e

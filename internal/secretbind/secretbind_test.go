@@ -114,7 +114,8 @@ func TestAllows(t *testing.T) {
 
 func TestEntry(t *testing.T) {
 	for in, want := range map[string]string{
-		"https://API.example/mcp":    "api.example",
+		"https://API.example/mcp":    "api.example:443",
+		"http://api.example/mcp":     "api.example:80",
 		"http://127.0.0.1:7450/mcp":  "127.0.0.1:7450",
 		"http://[::1]:80/":           "[::1]:80",
 		"https://api.example:443/x?": "api.example:443",
@@ -156,10 +157,10 @@ func TestUseAndImplicit(t *testing.T) {
 			}
 		}
 	}
-	if got, want := secretbind.Implicit("tok", each), []string{"127.0.0.1:7450", "b.example"}; !slices.Equal(got, want) {
+	if got, want := secretbind.Implicit("tok", each), []string{"127.0.0.1:7450", "b.example:443"}; !slices.Equal(got, want) {
 		t.Errorf("Implicit(tok) = %v, want %v", got, want)
 	}
-	if got, want := secretbind.Implicit("cs", each), []string{"api.example", "idp.example"}; !slices.Equal(got, want) {
+	if got, want := secretbind.Implicit("cs", each), []string{"api.example:443", "idp.example:443"}; !slices.Equal(got, want) {
 		t.Errorf("Implicit(cs) = %v, want %v (the token URL and the upstream)", got, want)
 	}
 	if got := secretbind.Implicit("unused", each); len(got) != 0 {

@@ -195,8 +195,8 @@ func TestLegacySecretImplicitBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := g.Msg.GetSecret(); len(s.GetHosts()) != 0 || !slices.Equal(s.GetImplicitHosts(), []string{"127.0.0.3"}) {
-		t.Errorf("legacy secret: hosts %v implicit %v, want none and [127.0.0.3]", s.GetHosts(), s.GetImplicitHosts())
+	if s := g.Msg.GetSecret(); len(s.GetHosts()) != 0 || !slices.Equal(s.GetImplicitHosts(), []string{"127.0.0.3:80"}) {
+		t.Errorf("legacy secret: hosts %v implicit %v, want none and [127.0.0.3:80]", s.GetHosts(), s.GetImplicitHosts())
 	}
 	// …it may serve another upstream on that host, not on another.
 	if _, err := n.upstreams.CreateUpstream(ctx(t), req(op, &adminv1.CreateUpstreamRequest{Upstream: bearerUpstream("a2", "http://127.0.0.3/other", "old")})); err != nil {
@@ -209,7 +209,7 @@ func TestLegacySecretImplicitBinding(t *testing.T) {
 	// An operator may write down the implicit binding, not another.
 	_, err = n.secrets.SetSecret(ctx(t), req(op, &adminv1.SetSecretRequest{Name: "old", Value: []byte("v2"), Hosts: []string{"127.0.0.4"}}))
 	wantCode(t, err, connect.CodePermissionDenied)
-	if _, err := n.secrets.SetSecret(ctx(t), req(op, &adminv1.SetSecretRequest{Name: "old", Value: []byte("v2"), Hosts: []string{"127.0.0.3"}})); err != nil {
+	if _, err := n.secrets.SetSecret(ctx(t), req(op, &adminv1.SetSecretRequest{Name: "old", Value: []byte("v2"), Hosts: []string{"127.0.0.3:80"}})); err != nil {
 		t.Errorf("an operator making the implicit binding explicit: %v", err)
 	}
 	// From now on the state machine holds it too.

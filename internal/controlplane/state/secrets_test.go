@@ -84,13 +84,13 @@ func TestSecretBindingRules(t *testing.T) {
 		},
 		{
 			name:  "an operator may write down the implicit binding",
-			cmd:   asOperator(statetest.Upsert(boundSecret("s1", "", upHost))),
-			check: secretIs("s1", 1, upHost),
+			cmd:   asOperator(statetest.Upsert(boundSecret("s1", "", upHost+":443"))),
+			check: secretIs("s1", 1, upHost+":443"),
 		},
 		{
 			name: "an operator may not bind a secret anywhere else",
 			cmd:  asOperator(statetest.Upsert(boundSecret("s1", "", "evil.example"))),
-			code: denied, msg: `secret "s1" may be sent to up\.example\.com; changing that needs an admin token`,
+			code: denied, msg: `secret "s1" may be sent to up\.example\.com:443; changing that needs an admin token`,
 		},
 		{
 			name:  "an operator may not change an explicit binding, even with a new value",
@@ -112,7 +112,7 @@ func TestSecretBindingRules(t *testing.T) {
 		{
 			name: "a binding that leaves out a host an upstream uses",
 			cmd:  statetest.Upsert(boundSecret("s1", "", "other.example")),
-			code: precondition, msg: `upstream "up" sends secret "s1" to up\.example\.com, which other\.example leaves out`,
+			code: precondition, msg: `upstream "up" sends secret "s1" to up\.example\.com:443, which other\.example leaves out`,
 		},
 		{
 			name:  "a bound secret is refused to an upstream on another host",
@@ -204,7 +204,7 @@ func TestSecretBindingRules(t *testing.T) {
 func TestSecretHosts(t *testing.T) {
 	s := base(t)
 	s, _ = state.Apply(s, 100, statetest.Create(upstreamAt("u2", "s1", "http://127.0.0.1:7450/mcp")))
-	if hosts, implicit := s.SecretHosts("s1"); !implicit || !slices.Equal(hosts, []string{"127.0.0.1:7450", upHost}) {
+	if hosts, implicit := s.SecretHosts("s1"); !implicit || !slices.Equal(hosts, []string{"127.0.0.1:7450", upHost + ":443"}) {
 		t.Errorf("SecretHosts(s1) = %v, %v; want the hosts of up and u2, implicit", hosts, implicit)
 	}
 	if hosts, implicit := s.SecretHosts("spare"); !implicit || len(hosts) != 0 {

@@ -36,8 +36,8 @@ func TestCompile(t *testing.T) {
 	}
 	// The snapshot's secret names no hosts (a control plane that predates
 	// bindings): it goes where the upstream that uses it is.
-	if v, hosts, ok := c.Secret(configtest.BearerSecret); !ok || string(v) != "upstream-token" || !slices.Equal(hosts, []string{"pay.example"}) {
-		t.Errorf("Secret(%q) = %q, %v, %v; want the value bound to [pay.example]", configtest.BearerSecret, v, hosts, ok)
+	if v, hosts, ok := c.Secret(configtest.BearerSecret); !ok || string(v) != "upstream-token" || !slices.Equal(hosts, []string{"pay.example:443"}) {
+		t.Errorf("Secret(%q) = %q, %v, %v; want the value bound to [pay.example:443]", configtest.BearerSecret, v, hosts, ok)
 	}
 	if _, _, ok := c.Secret("nope"); ok {
 		t.Error("Secret(nope) found")

@@ -1853,7 +1853,7 @@ type Secret struct {
 	// implicit_hosts) until an admin binds it.
 	Hosts []string `protobuf:"bytes,5,rep,name=hosts,proto3" json:"hosts,omitempty"`
 	// Output only. For a secret without hosts: the hosts of the upstreams
-	// that reference it, the only hosts it is sent to.
+	// that reference it, each as "host:port", the only places it is sent.
 	ImplicitHosts []string `protobuf:"bytes,6,rep,name=implicit_hosts,json=implicitHosts,proto3" json:"implicit_hosts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -292,21 +292,37 @@ func Outside(hosts []string, use Use) string {
 // reference it, as visited by each. The result is canonical (sorted, no
 // duplicates), so every replica and every data plane computes the same.
 func Implicit(secret string, each func(yield func(*configv1.Upstream) bool)) []string {
-	var out []string
+	return ImplicitAll(func(yield func(*configv1.Upstream) bool) {
+		each(func(u *configv1.Upstream) bool {
+			if use, ok := UseOf(u); ok && use.Secret != secret {
+				return true
+			}
+			return yield(u)
+		})
+	})[secret]
+}
+
+// ImplicitAll is Implicit for every secret the visited upstreams
+// reference, in one pass.
+func ImplicitAll(each func(yield func(*configv1.Upstream) bool)) map[string][]string {
+	out := map[string][]string{}
 	each(func(u *configv1.Upstream) bool {
 		use, ok := UseOf(u)
-		if !ok || use.Secret != secret {
+		if !ok {
 			return true
 		}
 		for _, raw := range use.URLs {
 			if e, err := Entry(raw); err == nil {
-				out = append(out, e)
+				out[use.Secret] = append(out[use.Secret], e)
 			}
 		}
 		return true
 	})
-	slices.Sort(out)
-	return slices.Compact(out)
+	for k, v := range out {
+		slices.Sort(v)
+		out[k] = slices.Compact(v)
+	}
+	return out
 }
 
 // Describe renders a binding for messages: "a, b" or "no host".

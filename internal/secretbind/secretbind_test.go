@@ -166,6 +166,15 @@ func TestUseAndImplicit(t *testing.T) {
 	if got := secretbind.Implicit("unused", each); len(got) != 0 {
 		t.Errorf("Implicit(unused) = %v, want none", got)
 	}
+	all := secretbind.ImplicitAll(each)
+	if len(all) != 3 {
+		t.Errorf("ImplicitAll = %v, want the secrets tok, other and cs", all)
+	}
+	for name, hosts := range all {
+		if one := secretbind.Implicit(name, each); !slices.Equal(one, hosts) {
+			t.Errorf("ImplicitAll[%s] = %v, Implicit = %v", name, hosts, one)
+		}
+	}
 	use, ok := secretbind.UseOf(oauth)
 	if !ok || use.Secret != "cs" {
 		t.Fatalf("UseOf(oauth) = %v, %v", use, ok)

@@ -68,6 +68,7 @@ type builder struct {
 }
 
 func (b *builder) indexSecrets() {
+	var implicit map[string][]string
 	for _, s := range b.snap.GetSecrets() {
 		name := s.GetName()
 		if _, dup := b.c.secrets[name]; dup {
@@ -79,13 +80,16 @@ func (b *builder) indexSecrets() {
 			// A control plane that predates bindings sends none: the
 			// secret then goes where the upstreams that use it are, as
 			// that control plane computes it too (state.SecretHosts).
-			hosts = secretbind.Implicit(name, func(yield func(*configv1.Upstream) bool) {
-				for _, u := range b.snap.GetUpstreams() {
-					if !yield(u) {
-						return
+			if implicit == nil {
+				implicit = secretbind.ImplicitAll(func(yield func(*configv1.Upstream) bool) {
+					for _, u := range b.snap.GetUpstreams() {
+						if !yield(u) {
+							return
+						}
 					}
-				}
-			})
+				})
+			}
+			hosts = implicit[name]
 		}
 		b.c.secrets[name] = secret{value: s.GetValue(), hosts: hosts}
 	}

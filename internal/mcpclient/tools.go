@@ -37,7 +37,7 @@ func (c *Client) ListTools(ctx context.Context) ([]json.RawMessage, error) {
 			return nil, fmt.Errorf("tools/list: %w", err)
 		}
 		if m.Kind() == mcpwire.KindError {
-			return nil, refused("tools/list", m)
+			return nil, c.refused("tools/list", m)
 		}
 		var res struct {
 			Tools      []json.RawMessage `json:"tools"`

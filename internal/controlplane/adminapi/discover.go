@@ -77,7 +77,7 @@ func (a *API) DiscoverUpstream(ctx context.Context, req *connect.Request[adminv1
 	client, err := mcpclient.New(mcpclient.Config{
 		URL: u.GetUrl(), HTTP: a.discoverHTTP(u.GetAllowLinkLocal(), cred),
 		Name: "portcullis-controlplane", Version: "discover", Era: discoverEra(u.GetMcpEra()),
-		MaxMessageBytes: int(min(maxResponse, 1<<30)),
+		MaxMessageBytes: int(min(maxResponse, 1<<30)), Hide: []string{cred.value, strings.TrimPrefix(cred.value, "Bearer ")},
 	})
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("upstream %q: %w", name, err))

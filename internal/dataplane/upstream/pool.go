@@ -357,6 +357,7 @@ func (p *Pool) acquire(s settings) (*entry, error) {
 			// The gateway relays these to its callers (and refuses them
 			// for a caller that cannot answer).
 			Capabilities: json.RawMessage(`{"elicitation":{},"sampling":{}}`),
+			Hide:         s.credentialValues(),
 		})
 		if err != nil {
 			return nil, err

@@ -167,6 +167,18 @@ func (s *settings) setCredential(r Resolver, c *configv1.UpstreamCredential) err
 	return nil
 }
 
+// credentialValues are the secret values s sends, never to be quoted in
+// an error should the upstream echo them.
+func (s *settings) credentialValues() []string {
+	if s.oauth != nil {
+		return []string{s.oauth.ClientSecret}
+	}
+	if s.header == "" {
+		return nil
+	}
+	return []string{s.value, strings.TrimPrefix(s.value, "Bearer ")}
+}
+
 // notBound is why an upstream whose credential's secret is not bound to
 // its host cannot be called (the gateway sends a secret to no other host).
 const notBound = "its credential's secret is not bound to the host it would be sent to; an admin must bind it (gwctl secret bind) or an operator must fix the upstream"

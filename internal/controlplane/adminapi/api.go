@@ -336,6 +336,8 @@ func resultCode(c fsmv1.ErrorCode) connect.Code {
 		return connect.CodeFailedPrecondition
 	case fsmv1.ErrorCode_ERROR_CODE_ABORTED:
 		return connect.CodeAborted
+	case fsmv1.ErrorCode_ERROR_CODE_PERMISSION_DENIED:
+		return connect.CodePermissionDenied
 	default:
 		return connect.CodeInternal
 	}

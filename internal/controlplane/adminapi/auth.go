@@ -78,6 +78,7 @@ var procedures = edge.Rules{
 	c.IdentitySourceServiceUpdateIdentitySourceProcedure: {Role: operator, MaxBytes: resourceRequest},
 	c.IdentitySourceServiceDeleteIdentitySourceProcedure: {Role: operator, MaxBytes: smallRequest},
 	c.SecretServiceSetSecretProcedure:                    {Role: operator, MaxBytes: resourceRequest},
+	c.SecretServiceBindSecretProcedure:                   {Role: admin, MaxBytes: smallRequest},
 	c.SecretServiceGetSecretProcedure:                    {Role: auditor, MaxBytes: smallRequest},
 	c.SecretServiceListSecretsProcedure:                  {Role: auditor, MaxBytes: smallRequest},
 	c.SecretServiceDeleteSecretProcedure:                 {Role: operator, MaxBytes: smallRequest},

@@ -14,8 +14,10 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/egress"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"github.com/portcullis-gw/portcullis/internal/secretbind"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -125,6 +127,13 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 		snap.IdentitySources = append(snap.IdentitySources, r.GetIdentitySource())
 		return true
 	})
+	implicit := secretbind.ImplicitAll(func(yield func(*configv1.Upstream) bool) {
+		for _, u := range snap.Upstreams {
+			if !yield(u) {
+				return
+			}
+		}
+	})
 	var openErr error
 	st.Each(resource.Secret, func(r *fsmv1.Resource) bool {
 		s := r.GetSecret()
@@ -136,7 +145,14 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 			openErr = fmt.Errorf("open secret %q: %w", s.GetMeta().GetName(), err)
 			return false
 		}
-		snap.Secrets = append(snap.Secrets, &snapshotv1.SecretValue{Name: s.GetMeta().GetName(), Version: s.GetVersion(), Value: v})
+		// Where the value may go: its binding, or for a secret without
+		// one, the hosts of the upstreams that use it (state.SecretHosts,
+		// computed here for all secrets in one pass).
+		hosts := s.GetHosts()
+		if len(hosts) == 0 {
+			hosts = implicit[s.GetMeta().GetName()]
+		}
+		snap.Secrets = append(snap.Secrets, &snapshotv1.SecretValue{Name: s.GetMeta().GetName(), Version: s.GetVersion(), Value: v, Hosts: hosts})
 		return true
 	})
 	if openErr != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"github.com/portcullis-gw/portcullis/internal/secretbind"
 )
 
 // Compile validates a serialized snapshot completely and returns the
@@ -35,7 +36,7 @@ func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
 		c: &Compiled{
 			snap:      snap,
 			upstreams: map[string]*configv1.Upstream{},
-			secrets:   map[string][]byte{},
+			secrets:   map[string]secret{},
 			keys:      map[string]apiKey{},
 			tools:     map[string]pipeline.Tool{},
 			jwtAgents: map[jwtSubject]*configv1.Agent{},
@@ -101,13 +102,30 @@ func (b *builder) indexEgress() {
 }
 
 func (b *builder) indexSecrets() {
+	var implicit map[string][]string
 	for _, s := range b.snap.GetSecrets() {
 		name := s.GetName()
 		if _, dup := b.c.secrets[name]; dup {
 			b.problems.add("secret %q appears twice", name)
 			continue
 		}
-		b.c.secrets[name] = s.GetValue()
+		hosts := s.GetHosts()
+		if len(hosts) == 0 {
+			// A control plane that predates bindings sends none: the
+			// secret then goes where the upstreams that use it are, as
+			// that control plane computes it too (state.SecretHosts).
+			if implicit == nil {
+				implicit = secretbind.ImplicitAll(func(yield func(*configv1.Upstream) bool) {
+					for _, u := range b.snap.GetUpstreams() {
+						if !yield(u) {
+							return
+						}
+					}
+				})
+			}
+			hosts = implicit[name]
+		}
+		b.c.secrets[name] = secret{value: s.GetValue(), hosts: hosts}
 	}
 }
 

@@ -21,7 +21,7 @@ type Compiled struct {
 	versionTime time.Time
 
 	upstreams map[string]*configv1.Upstream
-	secrets   map[string][]byte
+	secrets   map[string]secret
 	// egress is the control plane's egress policy.
 	egress egress.Policy
 	// keys indexes API keys by key id.
@@ -76,13 +76,20 @@ func (c *Compiled) Upstream(name string) (*configv1.Upstream, bool) {
 // connections are dialed under: the control plane's, from the snapshot.
 func (c *Compiled) Egress() egress.Policy { return c.egress }
 
-// Secret returns a copy of the plaintext of the named secret.
-func (c *Compiled) Secret(name string) ([]byte, bool) {
-	v, ok := c.secrets[name]
+// secret is a secret's value and the hosts it may be sent to.
+type secret struct {
+	value []byte
+	hosts []string
+}
+
+// Secret returns a copy of the plaintext of the named secret and the hosts
+// it may be sent to (see package secretbind).
+func (c *Compiled) Secret(name string) (value []byte, hosts []string, ok bool) {
+	s, ok := c.secrets[name]
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
-	return slices.Clone(v), true
+	return slices.Clone(s.value), slices.Clone(s.hosts), true
 }
 
 // Tool finds a pinned tool by its action name.

@@ -27,10 +27,11 @@ const maxSnapshotFileBytes = 256 << 20
 
 func (a *app) accessCommand() *cobra.Command {
 	cmd := group("access", "Explain authorization: who may call what")
-	cmd.Long = `Answers authorization questions with the data plane's own evaluator over
-the control plane's current configuration (or an exported one with
---snapshot), so the answers are the decisions a data plane of that version
-makes.`
+	cmd.Long = `Answers authorization questions with the gateway's one policy engine, so the
+answers are the decisions a data plane of that configuration version makes.
+The control plane answers them over its current configuration; with
+--snapshot (an exported configuration) or --policy (policy files laid over
+the current configuration) gwctl answers them itself with the same engine.`
 	cmd.AddCommand(a.accessCheck(), a.accessWhoCan(), a.accessExport())
 	return cmd
 }
@@ -49,12 +50,19 @@ func (s *evalSource) registerSnapshot(cmd *cobra.Command) {
 
 func (s *evalSource) registerPolicies(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringArrayVar(&s.policies, "policy", nil, "[NAME=]FILE.cedar replacing (or adding) the policy set NAME, default the file's base name (repeatable)")
+	f.StringArrayVar(&s.policies, "policy", nil, "[NAME=]FILE.cedar replacing (or adding) the policy set NAME, default the file's base name (repeatable; gwctl then evaluates itself)")
 	f.BoolVar(&s.only, "only", false, "evaluate only the --policy files, not the configuration's own policy sets")
 }
 
-// evaluate builds the evaluator the source describes and runs fn with it.
-func (a *app) evaluate(cmd *cobra.Command, src evalSource, fn func(ctx context.Context, ev *access.Evaluator, p *printer) error) error {
+// local reports whether the source asks for evaluation in gwctl: an
+// exported configuration, or policy files under test.
+func (s evalSource) local() bool { return s.snapshot != "" || len(s.policies) > 0 || s.only }
+
+// evaluate runs fn with the decider the source describes: the control
+// plane's AccessService, unless the source is local or localOnly is set;
+// then an evaluator over the exported configuration, or over the control
+// plane's authorization snapshot with the policy files laid over it.
+func (a *app) evaluate(cmd *cobra.Command, src evalSource, localOnly bool, fn func(ctx context.Context, d access.Decider, p *printer) error) error {
 	files, err := readPolicyFiles(src.policies)
 	if err != nil {
 		return err
@@ -83,6 +91,15 @@ func (a *app) evaluate(cmd *cobra.Command, src evalSource, fn func(ctx context.C
 		return build(ctx, snap, &printer{format: s.output, w: a.out})
 	}
 	return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+		if !localOnly && !src.local() {
+			err := fn(ctx, serverAccess{c: c}, p)
+			if connect.CodeOf(err) != connect.CodeUnimplemented {
+				return err
+			}
+			// A control plane older than its AccessService.Check: decide
+			// here, with the same engine, over its configuration.
+			fmt.Fprintln(a.errOut, "warning: the control plane does not answer access questions (an older version); deciding locally over its configuration")
+		}
 		snap, err := fetchAuthorizationSnapshot(ctx, c)
 		if err != nil {
 			return err
@@ -190,7 +207,8 @@ func (a *app) accessCheck() *cobra.Command {
 policies that determined it (with file:line:col), and any evaluation
 errors. --args takes a JSON object, or @FILE. Attributes a data plane takes
 from the connection default to: source address 127.0.0.1, time now,
-protocol mcp, normal mode.`,
+protocol mcp, normal mode. An agent or tool that does not exist is an
+error, never a deny.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := access.Question{Agent: agent, Tool: tool, Protocol: protocol, Degraded: degraded}
@@ -211,8 +229,8 @@ protocol mcp, normal mode.`,
 					return fmt.Errorf("--source-ip: %w", err)
 				}
 			}
-			return a.evaluate(cmd, src, func(ctx context.Context, ev *access.Evaluator, p *printer) error {
-				ans, err := ev.Check(ctx, q)
+			return a.evaluate(cmd, src, false, func(ctx context.Context, d access.Decider, p *printer) error {
+				ans, err := d.Check(ctx, q)
 				if err != nil {
 					return err
 				}
@@ -307,20 +325,20 @@ the partial evaluation data planes use to filter tools/list.`,
 			if err != nil {
 				return err
 			}
-			return a.evaluate(cmd, src, func(ctx context.Context, ev *access.Evaluator, p *printer) error {
-				agents, err := ev.WhoCan(ctx, tool, u, degraded)
+			return a.evaluate(cmd, src, false, func(ctx context.Context, d access.Decider, p *printer) error {
+				ans, err := d.WhoCan(ctx, access.WhoCanQuestion{Tool: tool, User: u, Degraded: degraded})
 				if err != nil {
 					return err
 				}
 				if p.structured() {
-					b, err := json.Marshal(map[string]any{"tool": tool, "agents": nonNil(agents), "configVersion": ev.Version()})
+					b, err := json.Marshal(ans)
 					if err != nil {
 						return err
 					}
 					return p.rawJSON(b)
 				}
-				rows := make([][]string, 0, len(agents))
-				for _, name := range agents {
+				rows := make([][]string, 0, len(ans.Agents))
+				for _, name := range ans.Agents {
 					rows = append(rows, []string{name})
 				}
 				return p.table([]string{"AGENT"}, rows)
@@ -334,13 +352,6 @@ the partial evaluation data planes use to filter tools/list.`,
 	src.registerPolicies(cmd)
 	_ = cmd.MarkFlagRequired("tool")
 	return cmd
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 func (a *app) accessExport() *cobra.Command {
@@ -381,7 +392,10 @@ func (a *app) policyTest() *cobra.Command {
 		Short: "Check expected decisions against policy sets; exit 1 on a mismatch",
 		Long: `Runs each case of CASES.yaml (see "gwctl access check" for what a case
 decides) against the current configuration with the --policy files laid
-over its policy sets, and prints one line per case. Exits 1 when any case
+over its policy sets, and prints one line per case. gwctl decides the
+cases itself with the gateway's policy engine, over the control plane's
+authorization snapshot or an exported one (--snapshot, no control plane
+needed). Exits 1 when any case
 fails, so a team can run it in CI before "gwctl policy apply". A case:
 
   cases:
@@ -402,8 +416,8 @@ fails, so a team can run it in CI before "gwctl policy apply". A case:
 			if err != nil {
 				return fmt.Errorf("%s: %w", cases, err)
 			}
-			return a.evaluate(cmd, src, func(ctx context.Context, ev *access.Evaluator, p *printer) error {
-				results := ev.Run(ctx, parsed)
+			return a.evaluate(cmd, src, true, func(ctx context.Context, d access.Decider, p *printer) error {
+				results := access.Run(ctx, d, parsed)
 				failed := 0
 				for _, r := range results {
 					if !r.Passed {

@@ -15,7 +15,7 @@ import (
 func TestSecretSetFromStdinSendsBytes(t *testing.T) {
 	c := gwctltest.NewCluster(t, 1)
 	value := "hunter2-line1\nline2\x00\n"
-	r := invocation{stdin: value}.run(t, "--server", c.URLs(), "secret", "set", "db-password", "--from-stdin")
+	r := invocation{stdin: value}.run(t, "--server", c.URLs(), "secret", "set", "db-password", "--hosts", "db.internal:5432", "--from-stdin")
 	mustSucceed(t, r)
 	got, ok := c.SecretValue("db-password")
 	if !ok || string(got) != value {
@@ -24,7 +24,7 @@ func TestSecretSetFromStdinSendsBytes(t *testing.T) {
 	if strings.Contains(r.stdout+r.stderr, "hunter2") {
 		t.Error("the secret value was echoed")
 	}
-	if want := "secret \"db-password\" set: version 1, 21 bytes\n"; r.stdout != want {
+	if want := "secret \"db-password\" set: version 1, 21 bytes, sent only to db.internal:5432\n"; r.stdout != want {
 		t.Errorf("stdout = %q, want %q", r.stdout, want)
 	}
 }
@@ -235,7 +235,8 @@ func TestEveryCommandReachesTheServer(t *testing.T) {
 		{"identity", "list"},
 		{"identity", "get", "idp"},
 		{"identity", "delete", "idp"},
-		{"secret", "set", "s1", "--from-literal", "v"},
+		{"secret", "set", "s1", "--hosts", "h.example", "--from-literal", "v"},
+		{"secret", "bind", "s1", "--hosts", "h.example,g.example"},
 		{"secret", "list"},
 		{"secret", "get", "s1"},
 		{"secret", "delete", "s1"},
@@ -270,7 +271,7 @@ func TestAdminLogPagesUpToLimit(t *testing.T) {
 	if r := gw(t, "--server", c.URLs(), "agent", "create", "a1"); r.code != 1 {
 		t.Fatalf("second create: exit %d, want 1 (already exists)", r.code)
 	}
-	mustSucceed(t, gw(t, "--server", c.URLs(), "secret", "set", "s1", "--from-literal", "v"))
+	mustSucceed(t, gw(t, "--server", c.URLs(), "secret", "set", "s1", "--hosts", "h.example", "--from-literal", "v"))
 
 	before := len(c.Nodes[0].Requests())
 	r := gw(t, "--server", c.URLs(), "admin-log", "--limit", "2")

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
@@ -173,8 +174,17 @@ set.`,
 	return cmd
 }
 
+// discoverAttempt bounds one attempt of a discovery: the control plane
+// gives the upstream 20 seconds and a few more to end its session, so a
+// slow upstream is not mistaken for a dead control-plane node (which would
+// be retried on the next, calling the upstream again).
+const discoverAttempt = 30 * time.Second
+
+// discover asks the control plane to list an upstream's tools. A failing
+// upstream comes back as FAILED_PRECONDITION with the upstream's failure
+// in the message, and is not retried.
 func discover(ctx context.Context, c *client.Client, upstream string) (*adminv1.DiscoverUpstreamResponse, error) {
-	return client.Read(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.DiscoverUpstreamResponse], error) {
+	return client.ReadWithin(ctx, c, discoverAttempt, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.DiscoverUpstreamResponse], error) {
 		return s.Upstream.DiscoverUpstream(ctx, connect.NewRequest(&adminv1.DiscoverUpstreamRequest{Name: upstream}))
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
@@ -20,7 +21,7 @@ const maxSecretBytes = 64 << 10
 
 func (a *app) secretCommand() *cobra.Command {
 	cmd := group("secret", "Manage upstream credentials (values go in, never come out)")
-	cmd.AddCommand(a.secretSet(), a.secretList(), a.secretGet(), a.secretDelete())
+	cmd.AddCommand(a.secretSet(), a.secretBind(), a.secretList(), a.secretGet(), a.secretDelete())
 	return cmd
 }
 
@@ -30,13 +31,23 @@ func (a *app) secretSet() *cobra.Command {
 		fromFile    string
 		fromLiteral string
 		fromStdin   bool
+		hosts       []string
 	)
 	cmd := &cobra.Command{
-		Use:   "set NAME (--from-file F | --from-literal V | --from-stdin)",
+		Use:   "set NAME [--hosts H,...] (--from-file F | --from-literal V | --from-stdin)",
 		Short: "Create a secret or replace its value",
 		Long: `Creates a secret or replaces its value. The value is sent as is (a trailing
 newline is kept) and is never printed. --from-literal leaves the value in
-your shell history and the process list; prefer --from-file or --from-stdin.`,
+your shell history and the process list; prefer --from-file or --from-stdin.
+
+A secret is bound to the hosts it may be sent to, and the gateway sends it
+(or an OAuth token bought with it) to no other host: an upstream on another
+host cannot use it. A new secret needs --hosts: host names or IP addresses,
+each optionally with :port ("api.github.com", "127.0.0.1:7450",
+"[::1]:8443"); an OAuth client secret needs the token endpoint's host and
+the upstream's. Replacing the value of an existing secret keeps its
+binding: leave out --hosts. Changing a binding needs an admin token
+("gwctl secret bind").`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var (
@@ -61,7 +72,7 @@ your shell history and the process list; prefer --from-file or --from-stdin.`,
 			if err != nil {
 				return err
 			}
-			req := &adminv1.SetSecretRequest{Name: args[0], Value: value, Owner: meta.owner, Description: meta.description, Labels: labels}
+			req := &adminv1.SetSecretRequest{Name: args[0], Value: value, Owner: meta.owner, Description: meta.description, Labels: labels, Hosts: hosts}
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
 				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.SetSecretResponse], error) {
 					return s.Secret.SetSecret(ctx, connect.NewRequest(req))
@@ -73,7 +84,7 @@ your shell history and the process list; prefer --from-file or --from-stdin.`,
 					return p.message(resp)
 				}
 				sec := resp.GetSecret()
-				return p.linef("secret %q set: version %d, %d bytes", args[0], sec.GetVersion(), sec.GetSize())
+				return p.linef("secret %q set: version %d, %d bytes, sent only to %s", args[0], sec.GetVersion(), sec.GetSize(), hostsText(sec))
 			})
 		},
 	}
@@ -82,9 +93,56 @@ your shell history and the process list; prefer --from-file or --from-stdin.`,
 	f.StringVar(&fromFile, "from-file", "", "read the value from a file")
 	f.StringVar(&fromLiteral, "from-literal", "", "the value itself (visible in shell history)")
 	f.BoolVar(&fromStdin, "from-stdin", false, "read the value from stdin")
+	f.StringSliceVar(&hosts, "hosts", nil, "the hosts the secret may be sent to, `H[:PORT],...` (required for a new secret)")
 	cmd.MarkFlagsOneRequired("from-file", "from-literal", "from-stdin")
 	cmd.MarkFlagsMutuallyExclusive("from-file", "from-literal", "from-stdin")
 	return cmd
+}
+
+func (a *app) secretBind() *cobra.Command {
+	var hosts []string
+	cmd := &cobra.Command{
+		Use:   "bind NAME --hosts H,...",
+		Short: "Change the hosts a secret may be sent to (admin)",
+		Long: `Replaces the hosts a secret may be sent to, keeping its value. Needs an
+admin token: whoever may move a secret can have it sent to a listener of
+their own. Refused while an upstream that uses the secret would send it to
+a host the new list leaves out. Secrets stored before bindings existed go
+only where the upstreams that use them are ("implicit" in "secret get");
+binding such a secret makes that explicit.`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(hosts) == 0 {
+				return errors.New("--hosts is required: the hosts the secret may be sent to")
+			}
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.BindSecretResponse], error) {
+					return s.Secret.BindSecret(ctx, connect.NewRequest(&adminv1.BindSecretRequest{Name: args[0], Hosts: hosts}))
+				})
+				if err != nil {
+					return err
+				}
+				if p.structured() {
+					return p.message(resp)
+				}
+				return p.linef("secret %q is sent only to %s", args[0], hostsText(resp.GetSecret()))
+			})
+		},
+	}
+	cmd.Flags().StringSliceVar(&hosts, "hosts", nil, "the hosts the secret may be sent to, `H[:PORT],...`")
+	return cmd
+}
+
+// hostsText is where a secret may be sent, for people.
+func hostsText(s *configv1.Secret) string {
+	switch {
+	case len(s.GetHosts()) > 0:
+		return strings.Join(s.GetHosts(), ",")
+	case len(s.GetImplicitHosts()) > 0:
+		return strings.Join(s.GetImplicitHosts(), ",") + " (implicit: where its upstreams are)"
+	default:
+		return "no host (implicit: no upstream uses it)"
+	}
 }
 
 func readSecretFile(name string) ([]byte, error) {
@@ -128,10 +186,10 @@ func (a *app) secretList() *cobra.Command {
 				}
 				rows := make([][]string, 0, len(secrets))
 				for _, s := range secrets {
-					rows = append(rows, []string{s.GetMeta().GetName(), fmt.Sprint(s.GetVersion()), fmt.Sprint(s.GetSize()),
+					rows = append(rows, []string{s.GetMeta().GetName(), fmt.Sprint(s.GetVersion()), fmt.Sprint(s.GetSize()), hostsText(s),
 						s.GetMeta().GetOwner(), timeText(s.GetMeta().GetUpdateTime()), fmt.Sprint(s.GetMeta().GetRevision())})
 				}
-				return p.table([]string{"NAME", "VERSION", "SIZE", "OWNER", "UPDATED", "REVISION"}, rows)
+				return p.table([]string{"NAME", "VERSION", "SIZE", "HOSTS", "OWNER", "UPDATED", "REVISION"}, rows)
 			})
 		},
 	}
@@ -156,7 +214,8 @@ func (a *app) secretGet() *cobra.Command {
 				s := resp.GetSecret()
 				fs := append(metaFields(s.GetMeta(), "Name"),
 					field{"Version", fmt.Sprint(s.GetVersion())},
-					field{"Size", fmt.Sprintf("%d bytes", s.GetSize())})
+					field{"Size", fmt.Sprintf("%d bytes", s.GetSize())},
+					field{"Hosts", hostsText(s)})
 				return p.fields(append(fs, metaTrailer(s.GetMeta())...))
 			})
 		},

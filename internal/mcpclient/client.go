@@ -26,6 +26,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/portcullis-gw/portcullis/internal/excerpt"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
@@ -96,6 +97,9 @@ type Config struct {
 	// elicitation and sampling here and refuses those its caller cannot
 	// answer.
 	Capabilities json.RawMessage
+	// Hide are values never quoted in an error, even in an excerpt: the
+	// credential HTTP attaches, in case the server echoes it.
+	Hide []string
 }
 
 // Client talks to one MCP server. It is safe for concurrent use; it
@@ -145,7 +149,8 @@ func New(cfg Config) (*Client, error) {
 // HTTPError is a non-success HTTP answer without a JSON-RPC message.
 type HTTPError struct {
 	Status int
-	// Body is the start of the answer's body, for logs.
+	// Body is a short, sanitised excerpt of the answer's body (printable
+	// ASCII, credential-looking values masked), for logs and messages.
 	Body string
 }
 
@@ -234,7 +239,7 @@ func (c *Client) Send(ctx context.Context, msg []byte) error {
 	}
 	defer drain(resp)
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
-		return httpError(resp)
+		return c.httpError(resp)
 	}
 	return nil
 }
@@ -348,8 +353,7 @@ func (c *Client) discover(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	if m.Kind() == mcpwire.KindError {
-		e, _ := m.ErrorObject()
-		return nil, fmt.Errorf("server/discover refused: %w", e)
+		return nil, c.refused("server/discover", m)
 	}
 	var res struct {
 		SupportedVersions []string `json:"supportedVersions"`
@@ -362,7 +366,7 @@ func (c *Client) discover(ctx context.Context) (*conn, error) {
 		found = found || v == VersionModern
 	}
 	if !found {
-		return nil, fmt.Errorf("server/discover: the server supports %v, not %s", res.SupportedVersions, VersionModern)
+		return nil, fmt.Errorf("server/discover: the server supports %s, not %s", excerpt.Text(fmt.Sprint(res.SupportedVersions), 0), VersionModern)
 	}
 	cn.server = m.Result
 	return cn, nil
@@ -394,8 +398,7 @@ func (c *Client) initialize(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("initialize: %w", err)
 	}
 	if m.Kind() == mcpwire.KindError {
-		e, _ := m.ErrorObject()
-		return nil, fmt.Errorf("initialize refused: %w", e)
+		return nil, c.refused("initialize", m)
 	}
 	var res struct {
 		ProtocolVersion string `json:"protocolVersion"`
@@ -421,7 +424,7 @@ func (c *Client) initialize(ctx context.Context) (*conn, error) {
 	}
 	defer drain(nr)
 	if nr.StatusCode != http.StatusAccepted && nr.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("notifications/initialized: %w", httpError(nr))
+		return nil, fmt.Errorf("notifications/initialized: %w", c.httpError(nr))
 	}
 	return cn, nil
 }
@@ -542,7 +545,7 @@ func (c *Client) readResponse(resp *http.Response, sent []byte, on Handler) (*mc
 		m, err := mcpwire.Parse(b)
 		if err != nil {
 			if resp.StatusCode >= 300 {
-				return nil, &HTTPError{Status: resp.StatusCode, Body: snippet(b)}
+				return nil, &HTTPError{Status: resp.StatusCode, Body: c.snippet(b)}
 			}
 			return nil, fmt.Errorf("the server's response is not JSON-RPC: %w", err)
 		}
@@ -552,9 +555,9 @@ func (c *Client) readResponse(resp *http.Response, sent []byte, on Handler) (*mc
 			}
 			return m, nil
 		}
-		return nil, &HTTPError{Status: resp.StatusCode, Body: snippet(b)}
+		return nil, &HTTPError{Status: resp.StatusCode, Body: c.snippet(b)}
 	}
-	return nil, httpError(resp)
+	return nil, c.httpError(resp)
 }
 
 // readStream reads events until the response to sentID.
@@ -640,18 +643,25 @@ func DecodeHeaderValue(v string) (string, bool) {
 	return v, true
 }
 
-func httpError(resp *http.Response) error {
+func (c *Client) httpError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	return &HTTPError{Status: resp.StatusCode, Body: snippet(b)}
+	return &HTTPError{Status: resp.StatusCode, Body: c.snippet(b)}
 }
 
-func snippet(b []byte) string {
-	const n = 200
-	s := string(bytes.TrimSpace(b))
-	if len(s) > n {
-		s = s[:n] + "…"
+// snippet is what an error quotes of a body: a short, sanitised excerpt
+// (see package excerpt) without the hidden values, never the body itself.
+func (c *Client) snippet(b []byte) string {
+	return excerpt.Text(string(b), excerpt.Max, c.cfg.Hide...)
+}
+
+// refused is the error of a JSON-RPC error answer to method: its code and
+// an excerpt of its message (the upstream's text, so never quoted whole).
+func (c *Client) refused(method string, m *mcpwire.Message) error {
+	e, err := m.ErrorObject()
+	if err != nil {
+		return fmt.Errorf("%s refused with a malformed error: %w", method, err)
 	}
-	return s
+	return fmt.Errorf("%s refused: %w", method, &mcpwire.Error{Code: e.Code, Message: excerpt.Text(e.Message, excerpt.Max, c.cfg.Hide...)})
 }
 
 // drain reads a little of what is left (so the connection can be reused)

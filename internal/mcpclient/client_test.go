@@ -364,3 +364,49 @@ func TestListToolsReturnsDefinitionsAsSent(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorsQuoteOnlyAnExcerpt: what a failing server says reaches an
+// error only as a short excerpt of printable ASCII, without the values the
+// client hides (its credential) and without credential-looking values,
+// whether it came as an error page or as a JSON-RPC error message.
+func TestErrorsQuoteOnlyAnExcerpt(t *testing.T) {
+	const cred = "s3cr3t-cred-value"
+	long := strings.Repeat("internal detail ", 100)
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+	}{
+		{"error page", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "upstream says: got "+cred+" and Authorization: Bearer other-token-123\x1b[31m "+long, http.StatusBadGateway)
+		}},
+		{"json-rpc error", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": "pc-1", "error": map[string]any{"code": -32000, "message": "denied " + cred + " api_key=k-999 " + long}})
+			_, _ = w.Write(b)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(tt.handler)
+			defer srv.Close()
+			c, err := mcpclient.New(mcpclient.Config{URL: srv.URL, Era: mcpclient.EraModern, Hide: []string{cred}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.ListTools(context.Background())
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			t.Log(msg)
+			for _, bad := range []string{cred, "other-token-123", "k-999", "\x1b"} {
+				if strings.Contains(msg, bad) {
+					t.Errorf("error %q shows %q", msg, bad)
+				}
+			}
+			if strings.Count(msg, "internal detail") > 10 {
+				t.Errorf("error quotes the answer at length: %d bytes", len(msg))
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/portcullis-gw/portcullis/internal/excerpt"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
@@ -36,8 +37,7 @@ func (c *Client) ListTools(ctx context.Context) ([]json.RawMessage, error) {
 			return nil, fmt.Errorf("tools/list: %w", err)
 		}
 		if m.Kind() == mcpwire.KindError {
-			e, _ := m.ErrorObject()
-			return nil, fmt.Errorf("tools/list refused: %w", e)
+			return nil, c.refused("tools/list", m)
 		}
 		var res struct {
 			Tools      []json.RawMessage `json:"tools"`
@@ -54,7 +54,7 @@ func (c *Client) ListTools(ctx context.Context) ([]json.RawMessage, error) {
 			return out, nil
 		}
 		if res.NextCursor == cursor {
-			return nil, fmt.Errorf("tools/list: the server repeated cursor %q", cursor)
+			return nil, fmt.Errorf("tools/list: the server repeated cursor %q", excerpt.Text(cursor, 40))
 		}
 		cursor = res.NextCursor
 	}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/secretbind"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -20,6 +21,10 @@ import (
 type Config struct {
 	TokenURL, ClientID, ClientSecret, Audience string
 	Scopes                                     []string
+	// Hosts are the hosts the client secret is bound to (see package
+	// secretbind). The client secret goes to the token endpoint only when
+	// the token URL's host is among them; an empty list sends it nowhere.
+	Hosts []string
 }
 
 // tokenTimeout bounds one token request.
@@ -31,12 +36,18 @@ var ErrNoToken = errors.New("the upstream's OAuth token endpoint did not issue a
 
 // Source hands out access tokens, reusing one until shortly before it
 // expires. It is safe for concurrent use.
-type Source struct{ ts oauth2.TokenSource }
+type Source struct {
+	ts       oauth2.TokenSource
+	tokenURL string
+	hosts    []string
+}
 
 // NewSource returns a token source for c whose token requests go over base
 // (an egress-checked transport that adds no other credential), without
-// following redirects. The token endpoint gets the client credentials in
-// a Basic header, or in the form when it refuses that.
+// following redirects, and only to a host the client secret is bound to
+// (checked on each request as it is sent). The token endpoint gets the
+// client credentials in a Basic header, or in the form when it refuses
+// that.
 func NewSource(c Config, base http.RoundTripper) *Source {
 	cfg := clientcredentials.Config{
 		ClientID:     c.ClientID,
@@ -48,15 +59,23 @@ func NewSource(c Config, base http.RoundTripper) *Source {
 		cfg.EndpointParams = url.Values{"audience": {c.Audience}}
 	}
 	hc := &http.Client{
-		Transport:     base,
+		Transport:     boundTransport{base: base, hosts: c.Hosts},
 		Timeout:       tokenTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &Source{ts: cfg.TokenSource(context.WithValue(context.Background(), oauth2.HTTPClient, hc))}
+	return &Source{ts: cfg.TokenSource(context.WithValue(context.Background(), oauth2.HTTPClient, hc)),
+		tokenURL: c.TokenURL, hosts: c.Hosts}
 }
+
+// ErrTokenURLNotBound is returned when the token URL's host is not one the
+// client secret is bound to: the secret was not sent.
+var ErrTokenURLNotBound = errors.New("the upstream's OAuth token URL is on a host its client secret is not bound to; nothing was sent")
 
 // Authorization is the current token as an Authorization header value.
 func (s *Source) Authorization() (string, error) {
+	if !secretbind.AllowsURL(s.hosts, s.tokenURL) {
+		return "", ErrTokenURLNotBound
+	}
 	tok, err := s.ts.Token()
 	if err != nil {
 		var re *oauth2.RetrieveError
@@ -79,4 +98,21 @@ func printable(v string) bool {
 		}
 	}
 	return true
+}
+
+// boundTransport refuses a request to a host outside the client secret's
+// binding, whatever asked for it.
+type boundTransport struct {
+	base  http.RoundTripper
+	hosts []string
+}
+
+func (t boundTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if !secretbind.Allows(t.hosts, r.URL) {
+		if r.Body != nil {
+			_ = r.Body.Close()
+		}
+		return nil, fmt.Errorf("%w: %s", secretbind.ErrNotBound, r.URL.Host)
+	}
+	return t.base.RoundTrip(r)
 }

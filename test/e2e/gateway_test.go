@@ -70,7 +70,7 @@ func startGateway(t *testing.T, nodes int, dataplanes ...string) *gateway {
 	g.up = harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret})
 
 	secretFile := g.writeFile(t, "upstream.secret", g.upstreamSecret)
-	g.gwctl(t, "secret", "set", "demo-token", "--from-file", secretFile)
+	g.gwctl(t, "secret", "set", "demo-token", "--hosts", "127.0.0.1", "--from-file", secretFile) // every test upstream listens there
 	g.gwctl(t, "upstream", "add", "demo", "--url", g.up.URL, "--bearer-secret", "demo-token")
 	g.pin(t, "get_weather", "read-only", weatherDefinition)
 	g.pin(t, "send_payment", "mutating", paymentDefinition)

@@ -68,7 +68,7 @@ func TestLinearizableHistory(t *testing.T) {
 				var r harness.Result
 				if in.Write {
 					in.Value = fmt.Sprintf("v%d", writeSeq.Add(1))
-					r = harness.Gwctl(t, env, "--server", servers, "secret", "set", in.Key, "--from-literal", in.Value, "-o", "json", "--timeout", "10s")
+					r = harness.Gwctl(t, env, "--server", servers, "secret", "set", in.Key, "--hosts", linearize.Hosts, "--from-literal", in.Value, "-o", "json", "--timeout", "10s")
 				} else {
 					r = harness.Gwctl(t, env, "--server", servers, "secret", "get", in.Key, "-o", "json", "--linearizable", "--timeout", "10s")
 				}

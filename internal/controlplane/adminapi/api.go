@@ -22,6 +22,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/access"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
@@ -104,6 +105,9 @@ type API struct {
 	mintKey []byte
 	// attestKey signs audit attestations; the same on every node.
 	attestKey ed25519.PrivateKey
+	// engines holds the policy engine of the newest configuration version
+	// an access question was asked about.
+	engines access.Engines
 }
 
 // mint derives the credential a create hands out from the caller and the
@@ -332,6 +336,8 @@ func resultCode(c fsmv1.ErrorCode) connect.Code {
 		return connect.CodeFailedPrecondition
 	case fsmv1.ErrorCode_ERROR_CODE_ABORTED:
 		return connect.CodeAborted
+	case fsmv1.ErrorCode_ERROR_CODE_PERMISSION_DENIED:
+		return connect.CodePermissionDenied
 	default:
 		return connect.CodeInternal
 	}

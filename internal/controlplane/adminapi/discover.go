@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -14,11 +15,13 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
+	"github.com/portcullis-gw/portcullis/internal/excerpt"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/oauthcc"
+	"github.com/portcullis-gw/portcullis/internal/secretbind"
 	"github.com/portcullis-gw/portcullis/internal/toolpin"
 )
 
@@ -56,27 +59,25 @@ func (a *API) DiscoverUpstream(ctx context.Context, req *connect.Request[adminv1
 	if err := a.checkEgress(ctx, "url", u.GetUrl(), u.GetAllowLinkLocal()); err != nil {
 		return nil, err
 	}
-	header, value, err := a.upstreamCredential(st, u)
+	cred, err := a.upstreamCredential(st, u)
 	if err != nil {
 		return nil, err
 	}
-	var oauth *oauthcc.Config
 	if o := u.GetCredential().GetOauthClientCredentials(); o != nil {
 		if err := a.checkEgress(ctx, "credential.oauth_client_credentials.token_url", o.GetTokenUrl(), u.GetAllowLinkLocal()); err != nil {
 			return nil, err
 		}
-		oauth = &oauthcc.Config{TokenURL: o.GetTokenUrl(), ClientID: o.GetClientId(), ClientSecret: value,
-			Scopes: o.GetScopes(), Audience: o.GetAudience()}
-		header, value = "", ""
+		cred.oauth = &oauthcc.Config{TokenURL: o.GetTokenUrl(), ClientID: o.GetClientId(), ClientSecret: cred.value,
+			Scopes: o.GetScopes(), Audience: o.GetAudience(), Hosts: cred.hosts}
 	}
 	maxResponse := u.GetLimits().GetMaxResponseBytes()
 	if maxResponse <= 0 {
 		maxResponse = discoverMaxResponse
 	}
 	client, err := mcpclient.New(mcpclient.Config{
-		URL: u.GetUrl(), HTTP: a.discoverHTTP(u.GetAllowLinkLocal(), header, value, oauth),
+		URL: u.GetUrl(), HTTP: a.discoverHTTP(u.GetAllowLinkLocal(), cred),
 		Name: "portcullis-controlplane", Version: "discover", Era: discoverEra(u.GetMcpEra()),
-		MaxMessageBytes: int(min(maxResponse, 1<<30)),
+		MaxMessageBytes: int(min(maxResponse, 1<<30)), Hide: []string{cred.value, strings.TrimPrefix(cred.value, "Bearer ")},
 	})
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("upstream %q: %w", name, err))
@@ -88,12 +89,10 @@ func (a *API) DiscoverUpstream(ctx context.Context, req *connect.Request[adminv1
 	defer closeCancel()
 	_ = client.Close(closeCtx) // ending a legacy session is best effort
 	if err != nil {
-		a.log.WarnContext(ctx, "discover: upstream tools/list failed", "upstream", name, "err", err)
-		code := connect.CodeUnavailable
-		if lctx.Err() != nil && ctx.Err() == nil {
-			code = connect.CodeDeadlineExceeded
+		if ctx.Err() != nil {
+			return nil, connect.NewError(connect.CodeCanceled, ctx.Err())
 		}
-		return nil, connect.NewError(code, fmt.Errorf("upstream %q: %w", name, err))
+		return nil, a.upstreamFailure(ctx, name, lctx.Err() != nil, cred, err)
 	}
 	tools, err := compareTools(st, u, defs)
 	if err != nil {
@@ -153,45 +152,78 @@ func compareTools(st *state.State, u *configv1.Upstream, defs []json.RawMessage)
 	return out, nil
 }
 
-// upstreamCredential opens the secret of u's credential: the header to
-// send and its value ("" for none).
-func (a *API) upstreamCredential(st *state.State, u *configv1.Upstream) (header, value string, err error) {
-	var secret string
-	switch k := u.GetCredential().GetKind().(type) {
-	case nil:
-		return "", "", nil
-	case *configv1.UpstreamCredential_Bearer:
-		header, secret = "Authorization", k.Bearer.GetSecret()
-	case *configv1.UpstreamCredential_Header:
-		header, secret = k.Header.GetHeader(), k.Header.GetSecret()
-	case *configv1.UpstreamCredential_OauthClientCredentials:
-		// The value is the client secret; DiscoverUpstream trades it for
-		// a token.
-		header, secret = "Authorization", k.OauthClientCredentials.GetClientSecret()
-	default:
-		return "", "", connect.NewError(connect.CodeFailedPrecondition, errors.New("the upstream's credential kind is unknown"))
-	}
-	r, ok := st.Get(resource.Secret, secret)
+// upstreamCred is what one discovery attaches to its requests.
+type upstreamCred struct {
+	// header and value are sent on every request to the upstream; header
+	// is "" for none. For an OAuth grant, value is the client secret and
+	// oauth is set: the header then carries the token instead.
+	header, value string
+	oauth         *oauthcc.Config
+	// secret is the secret's name; hosts are the hosts it may be sent to.
+	secret string
+	hosts  []string
+}
+
+// upstreamCredential opens the secret of u's credential, after checking
+// that u sends it only to hosts it is bound to (an upstream written before
+// the binding changed may not).
+func (a *API) upstreamCredential(st *state.State, u *configv1.Upstream) (upstreamCred, error) {
+	use, ok := secretbind.UseOf(u)
 	if !ok {
-		return "", "", connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("the upstream's credential secret %q does not exist", secret))
+		if u.GetCredential().GetKind() != nil {
+			return upstreamCred{}, connect.NewError(connect.CodeFailedPrecondition, errors.New("the upstream's credential kind is unknown"))
+		}
+		return upstreamCred{}, nil
 	}
-	v, err := a.cfg.Sealer.Open(r.GetSecret().GetCiphertext(), resource.SecretAAD(secret))
+	c := upstreamCred{header: "Authorization", secret: use.Secret}
+	if h := u.GetCredential().GetHeader(); h != nil {
+		c.header = h.GetHeader()
+	}
+	r, ok := st.Get(resource.Secret, use.Secret)
+	if !ok {
+		return upstreamCred{}, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("the upstream's credential secret %q does not exist", use.Secret))
+	}
+	c.hosts, _ = st.SecretHosts(use.Secret)
+	if out := secretbind.Outside(c.hosts, use); out != "" {
+		return upstreamCred{}, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"secret %q may be sent only to %s, not to %s: nothing was sent; an admin can bind it to that host (gwctl secret bind %s --hosts …)",
+			use.Secret, secretbind.Describe(c.hosts), secretbind.HostOf(out), use.Secret))
+	}
+	v, err := a.cfg.Sealer.Open(r.GetSecret().GetCiphertext(), resource.SecretAAD(use.Secret))
 	if err != nil {
-		a.log.Error("discover: cannot open a secret", "secret", secret, "err", err)
-		return "", "", connect.NewError(connect.CodeInternal, fmt.Errorf("the upstream's credential secret %q cannot be opened", secret))
+		a.log.Error("discover: cannot open a secret", "secret", use.Secret, "err", err)
+		return upstreamCred{}, connect.NewError(connect.CodeInternal, fmt.Errorf("the upstream's credential secret %q cannot be opened", use.Secret))
 	}
-	value = string(v)
-	if _, ok := u.GetCredential().GetKind().(*configv1.UpstreamCredential_Bearer); ok {
-		value = "Bearer " + value
+	c.value = string(v)
+	if u.GetCredential().GetBearer() != nil {
+		c.value = "Bearer " + c.value
 	}
-	return header, value, nil
+	return c, nil
+}
+
+// upstreamFailure is the error of a discovery the upstream failed: code
+// FAILED_PRECONDITION, never UNAVAILABLE or DEADLINE_EXCEEDED, which
+// clients (gwctl among them) take for a failing control-plane node and
+// retry elsewhere, calling the failing upstream again each time. The
+// message quotes the failure only as a short, sanitised excerpt, with the
+// credential masked: what an upstream answers is not the operator's to
+// read in full (it may be an internal service, or echo the credential).
+func (a *API) upstreamFailure(ctx context.Context, name string, timedOut bool, c upstreamCred, err error) error {
+	a.log.WarnContext(ctx, "discover: upstream tools/list failed", "upstream", name,
+		"err", excerpt.Text(err.Error(), 512, c.value, strings.TrimPrefix(c.value, "Bearer ")))
+	if timedOut {
+		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"upstream %q did not finish tools/list within %s; check that it is up and answers MCP", name, DiscoverTimeout))
+	}
+	why := excerpt.Text(err.Error(), 300, c.value, strings.TrimPrefix(c.value, "Bearer "))
+	return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q failed: %s", name, why))
 }
 
 // discoverHTTP is the HTTP client of one discovery: dialed under the
 // egress policy (re-checked at dial time against DNS rebinding), no proxy,
 // no redirects (they would carry the credential elsewhere), the
-// credential header on every request.
-func (a *API) discoverHTTP(allowLinkLocal bool, header, value string, oauth *oauthcc.Config) *http.Client {
+// credential header on every request whose host the secret is bound to.
+func (a *API) discoverHTTP(allowLinkLocal bool, c upstreamCred) *http.Client {
 	pol := a.cfg.Egress
 	pol.AllowLinkLocal = pol.AllowLinkLocal || allowLinkLocal
 	d := &net.Dialer{Timeout: 10 * time.Second, ControlContext: pol.DialControlContext}
@@ -201,10 +233,10 @@ func (a *API) discoverHTTP(allowLinkLocal bool, header, value string, oauth *oau
 	}
 	var rt http.RoundTripper = base
 	switch {
-	case oauth != nil:
-		rt = credentialRoundTripper{base: base, header: "Authorization", dynamic: oauthcc.NewSource(*oauth, base).Authorization}
-	case header != "":
-		rt = credentialRoundTripper{base: base, header: header, value: value}
+	case c.oauth != nil:
+		rt = credentialRoundTripper{base: base, header: "Authorization", secret: c.secret, hosts: c.hosts, dynamic: oauthcc.NewSource(*c.oauth, base).Authorization}
+	case c.header != "":
+		rt = credentialRoundTripper{base: base, header: c.header, value: c.value, secret: c.secret, hosts: c.hosts}
 	}
 	return &http.Client{
 		Transport:     rt,
@@ -212,23 +244,32 @@ func (a *API) discoverHTTP(allowLinkLocal bool, header, value string, oauth *oau
 	}
 }
 
-// credentialRoundTripper sets the upstream's credential header.
+// credentialRoundTripper sets the upstream's credential header on a
+// request to a host the secret is bound to, and refuses any other request.
 type credentialRoundTripper struct {
 	base          http.RoundTripper
 	header, value string
 	// dynamic, when set, gives the value per request (an OAuth token).
 	dynamic func() (string, error)
+	secret  string
+	hosts   []string
 }
 
 func (c credentialRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	fail := func(err error) (*http.Response, error) {
+		if r.Body != nil {
+			_ = r.Body.Close()
+		}
+		return nil, err
+	}
+	if !secretbind.Allows(c.hosts, r.URL) {
+		return fail(fmt.Errorf("%w: secret %q may be sent only to %s, not to %s", secretbind.ErrNotBound, c.secret, secretbind.Describe(c.hosts), r.URL.Host))
+	}
 	v := c.value
 	if c.dynamic != nil {
 		var err error
 		if v, err = c.dynamic(); err != nil {
-			if r.Body != nil {
-				_ = r.Body.Close()
-			}
-			return nil, err
+			return fail(err)
 		}
 	}
 	r = r.Clone(r.Context())

@@ -27,7 +27,7 @@ func TestDiscoverUpstream(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(h.Close)
 
-	if _, err := n.secrets.SetSecret(ctx(t), req(n.admin, &adminv1.SetSecretRequest{Name: "demo-token", Value: []byte(secret)})); err != nil {
+	if _, err := n.secrets.SetSecret(ctx(t), req(n.admin, &adminv1.SetSecretRequest{Name: "demo-token", Value: []byte(secret), Hosts: []string{hostOf(t, srv.URL)}})); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := n.upstreams.CreateUpstream(ctx(t), req(n.admin, &adminv1.CreateUpstreamRequest{Upstream: &configv1.Upstream{
@@ -112,8 +112,10 @@ func TestDiscoverUpstreamErrors(t *testing.T) {
 	}
 	_, err := n.upstreams.DiscoverUpstream(ctx(t), req(n.admin, &adminv1.DiscoverUpstreamRequest{Name: "nope"}))
 	wantCode(t, err, connect.CodeNotFound, "nope")
+	// An upstream's failure is not the node's: FAILED_PRECONDITION, which
+	// clients do not retry on another node (UNAVAILABLE they would).
 	_, err = n.upstreams.DiscoverUpstream(ctx(t), req(n.admin, &adminv1.DiscoverUpstreamRequest{Name: "down"}))
-	wantCode(t, err, connect.CodeUnavailable, "down")
+	wantCode(t, err, connect.CodeFailedPrecondition, `upstream "down" failed`, "connection refused")
 	// Discovery makes the control plane call out: operators only.
 	_, err = n.upstreams.DiscoverUpstream(ctx(t), req(auditor, &adminv1.DiscoverUpstreamRequest{Name: "down"}))
 	wantCode(t, err, connect.CodePermissionDenied)
@@ -138,7 +140,10 @@ func TestDiscoverUpstreamWithOAuth(t *testing.T) {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	t.Cleanup(h.Close)
-	if _, err := n.secrets.SetSecret(ctx(t), req(n.admin, &adminv1.SetSecretRequest{Name: "cc-secret", Value: []byte("client-secret")})); err != nil {
+	// The client secret goes to the token endpoint, the token it buys to
+	// the upstream: both hosts are bound.
+	hosts := []string{hostOf(t, tokens.URL), hostOf(t, srv.URL)}
+	if _, err := n.secrets.SetSecret(ctx(t), req(n.admin, &adminv1.SetSecretRequest{Name: "cc-secret", Value: []byte("client-secret"), Hosts: hosts})); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := n.upstreams.CreateUpstream(ctx(t), req(n.admin, &adminv1.CreateUpstreamRequest{Upstream: &configv1.Upstream{

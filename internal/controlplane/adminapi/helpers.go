@@ -29,13 +29,6 @@ func publicAgent(a *configv1.Agent) *configv1.Agent {
 	return out
 }
 
-// publicSecret strips the sealed value.
-func publicSecret(s *configv1.Secret) *configv1.Secret {
-	out := proto.Clone(s).(*configv1.Secret)
-	out.Ciphertext = nil
-	return out
-}
-
 // publicToken strips the token digest.
 func publicToken(t *configv1.AdminToken) *configv1.AdminToken {
 	out := proto.Clone(t).(*configv1.AdminToken)

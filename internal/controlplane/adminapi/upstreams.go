@@ -36,9 +36,14 @@ func (a *API) checkEgress(ctx context.Context, field, raw string, allowLinkLocal
 	return nil
 }
 
-func (a *API) checkUpstreamEgress(ctx context.Context, u *configv1.Upstream) error {
+// checkUpstream validates an upstream a caller writes: its fields, the
+// egress policy for every URL it calls, and where its credential may go.
+func (a *API) checkUpstream(ctx context.Context, u *configv1.Upstream) error {
 	if err := resource.Validate(resource.Wrap(u)); err != nil {
 		return connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if err := a.checkSecretUse(ctx, u); err != nil {
+		return err
 	}
 	if err := a.checkEgress(ctx, "url", u.GetUrl(), u.GetAllowLinkLocal()); err != nil {
 		return err
@@ -61,7 +66,7 @@ func (a *API) CreateUpstream(ctx context.Context, req *connect.Request[adminv1.C
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("upstream is required"))
 	}
 	u := upstreamInput(req.Msg.GetUpstream())
-	if err := a.checkUpstreamEgress(ctx, u); err != nil {
+	if err := a.checkUpstream(ctx, u); err != nil {
 		return nil, err
 	}
 	r, err := a.put(ctx, req.Header(), "UpstreamService.CreateUpstream", resource.Wrap(u), fsmv1.WriteMode_WRITE_MODE_CREATE, 0)
@@ -99,7 +104,7 @@ func (a *API) UpdateUpstream(ctx context.Context, req *connect.Request[adminv1.U
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("upstream is required"))
 	}
 	u := upstreamInput(req.Msg.GetUpstream())
-	if err := a.checkUpstreamEgress(ctx, u); err != nil {
+	if err := a.checkUpstream(ctx, u); err != nil {
 		return nil, err
 	}
 	r, err := a.put(ctx, req.Header(), "UpstreamService.UpdateUpstream", resource.Wrap(u), fsmv1.WriteMode_WRITE_MODE_UPDATE, req.Msg.GetUpstream().GetMeta().GetRevision())

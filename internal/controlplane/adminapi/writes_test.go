@@ -145,7 +145,7 @@ func TestSecretsNeverReturned(t *testing.T) {
 
 	t.Run("secret", func(t *testing.T) {
 		set := n.postJSON(t, adminv1connect.SecretServiceSetSecretProcedure, n.admin,
-			`{"name":"gh-token","value":"`+base64.StdEncoding.EncodeToString(plaintext)+`"}`)
+			`{"name":"gh-token","hosts":["api.github.com"],"value":"`+base64.StdEncoding.EncodeToString(plaintext)+`"}`)
 		if !bytes.Contains(set, []byte(`"size":"21"`)) {
 			t.Errorf("SetSecret response lacks the size: %s", set)
 		}

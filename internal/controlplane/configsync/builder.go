@@ -14,8 +14,10 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/egress"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"github.com/portcullis-gw/portcullis/internal/secretbind"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -125,6 +127,13 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 		snap.IdentitySources = append(snap.IdentitySources, r.GetIdentitySource())
 		return true
 	})
+	implicit := secretbind.ImplicitAll(func(yield func(*configv1.Upstream) bool) {
+		for _, u := range snap.Upstreams {
+			if !yield(u) {
+				return
+			}
+		}
+	})
 	var openErr error
 	st.Each(resource.Secret, func(r *fsmv1.Resource) bool {
 		s := r.GetSecret()
@@ -136,7 +145,14 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 			openErr = fmt.Errorf("open secret %q: %w", s.GetMeta().GetName(), err)
 			return false
 		}
-		snap.Secrets = append(snap.Secrets, &snapshotv1.SecretValue{Name: s.GetMeta().GetName(), Version: s.GetVersion(), Value: v})
+		// Where the value may go: its binding, or for a secret without
+		// one, the hosts of the upstreams that use it (state.SecretHosts,
+		// computed here for all secrets in one pass).
+		hosts := s.GetHosts()
+		if len(hosts) == 0 {
+			hosts = implicit[s.GetMeta().GetName()]
+		}
+		snap.Secrets = append(snap.Secrets, &snapshotv1.SecretValue{Name: s.GetMeta().GetName(), Version: s.GetVersion(), Value: v, Hosts: hosts})
 		return true
 	})
 	if openErr != nil {
@@ -168,8 +184,9 @@ func addPinsAndPolicies(st *state.State, snap *snapshotv1.Snapshot) {
 // authorization reads, with nothing secret in it: agents without API keys
 // (their hashes), upstreams without credentials, the pins, the enabled
 // policy sets and the value lists; no identity sources, secrets or CA. The brake is kept so
-// that a caller can see it. gwctl evaluates access questions over it with
-// the data plane's own evaluator.
+// that a caller can see it. The control plane's AccessService compiles it
+// with the gateway's policy engine (internal/authz), and gwctl exports it
+// to answer access questions offline with the same engine.
 func AuthorizationSnapshot(st *state.State) *snapshotv1.Snapshot {
 	snap := &snapshotv1.Snapshot{
 		Version:     st.ConfigVersion(),

@@ -70,6 +70,10 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 	if len(snap.GetSecrets()) != 1 || snap.GetSecrets()[0].GetName() != "used" || string(snap.GetSecrets()[0].GetValue()) != "upstream-token" {
 		t.Fatalf("secrets = %v, want only the referenced one, decrypted", snap.GetSecrets())
 	}
+	// "used" has no hosts of its own: it goes where its upstream is.
+	if h := snap.GetSecrets()[0].GetHosts(); !slices.Equal(h, []string{"up.example.com:443"}) {
+		t.Errorf("secret hosts = %v, want the implicit binding [up.example.com:443]", h)
+	}
 	if len(snap.GetPolicySets()) != 1 || snap.GetPolicySets()[0].GetMeta().GetName() != "on" {
 		t.Fatalf("policy sets = %v, want only the enabled one", snap.GetPolicySets())
 	}

@@ -13,6 +13,7 @@ import (
 
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"github.com/portcullis-gw/portcullis/internal/secretbind"
 )
 
 // Limits on what a caller controls. They bound the replicated state and the
@@ -477,6 +478,12 @@ func validateSecret(s *configv1.Secret) error {
 	}
 	if len(s.GetCiphertext()) == 0 || len(s.GetCiphertext()) > MaxSecretSealed {
 		return invalid("value", "must be 1 byte to 64 KiB")
+	}
+	if _, err := secretbind.Normalize(s.GetHosts()); err != nil {
+		return invalid("hosts", "%v", err)
+	}
+	if !secretbind.IsCanonical(s.GetHosts()) {
+		return invalid("hosts", "must be in canonical form (lower case, sorted, no duplicates)")
 	}
 	return nil
 }

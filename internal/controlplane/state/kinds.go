@@ -118,10 +118,10 @@ func prepareUpstream(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	}
 	for _, name := range resource.SecretRefs(u) {
 		if _, ok := t.get(resource.Secret, name); !ok {
-			return failed("secret %q does not exist; create it first (gwctl secret set %s)", name, name)
+			return failed("secret %q does not exist; create it first (gwctl secret set %s --hosts …)", name, name)
 		}
 	}
-	return nil
+	return checkSecretUse(t, u)
 }
 
 func beforeDeleteUpstream(t *txn, old *fsmv1.Resource) *fsmv1.Error {
@@ -177,30 +177,6 @@ func beforeDeleteIdentitySource(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	name := resource.Name(old)
 	if user := identitySourceUser(t, name); user != "" {
 		return failed("identity source %q is used by agent %q", name, user)
-	}
-	return nil
-}
-
-func prepareSecret(_ *txn, old, r *fsmv1.Resource) *fsmv1.Error {
-	s := r.GetSecret()
-	s.Version = old.GetSecret().GetVersion() + 1
-	return nil
-}
-
-func beforeDeleteSecret(t *txn, old *fsmv1.Resource) *fsmv1.Error {
-	name := resource.Name(old)
-	var user string
-	t.each(resource.Upstream, func(u *fsmv1.Resource) bool {
-		for _, ref := range resource.SecretRefs(u.GetUpstream()) {
-			if ref == name {
-				user = resource.Name(u)
-				return false
-			}
-		}
-		return true
-	})
-	if user != "" {
-		return failed("secret %q is used by upstream %q", name, user)
 	}
 	return nil
 }

@@ -285,6 +285,10 @@ func Script() []Step {
 	secretV2.Ciphertext = []byte("sealed:gh-token:v2")
 	disabled := PolicySet("limits", AmountPolicy("pay__send"))
 	disabled.Disabled = true
+	bound := Secret("bound")
+	bound.Hosts = []string{"api.example.com"}
+	rebound := Secret("bound")
+	rebound.Hosts = []string{"127.0.0.1:7450", "api.example.com"}
 
 	return []Step{
 		{Name: "bootstrap", Cmd: Bootstrap(), ConfigMoves: true},
@@ -324,6 +328,8 @@ func Script() []Step {
 		{Name: "update value list", Cmd: By(Update(ValueList("payees", "initech")), BootToken, "r-list-v2", 40), ConfigMoves: true},
 		{Name: "delete policy set on the list", Cmd: By(Delete(resource.PolicySet, "listed"), BootToken, "r-listed-del", 41), ConfigMoves: true},
 		{Name: "delete value list", Cmd: By(Delete(resource.ValueList, "payees"), BootToken, "r-list-del-2", 42), ConfigMoves: true},
+		{Name: "create secret bound to hosts", Cmd: By(Create(bound), BootToken, "r-bound", 43), ConfigMoves: true},
+		{Name: "bind secret to other hosts", Cmd: By(Update(rebound), BootToken, "r-rebind", 44), ConfigMoves: true},
 	}
 }
 

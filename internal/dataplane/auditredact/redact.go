@@ -13,15 +13,22 @@
 // "items.token", every element of the array "items" has its "token"
 // redacted. A redacted object or array is replaced whole.
 //
-// Secret detection looks at every string value (not member names) and
-// replaces the whole value when any rule in [Kinds] matches anywhere in it.
-// The rules are deliberately few: they catch the credentials people paste
-// into tool arguments by accident; a secret in a format they do not know
-// needs a configured field.
+// Members named like secrets are redacted without configuration: a name
+// that, lower-cased and without '-' and '_', is or ends with one of
+// [SecretNames] ("password", "api_key", "X-Api-Key", "client_secret",
+// "githubToken", …). They are replaced with "[REDACTED]" like configured
+// fields.
+//
+// Secret detection looks at every string value and replaces the whole
+// value when any rule in [Kinds] matches anywhere in it. The rules are
+// deliberately few: they catch the credentials people paste into tool
+// arguments by accident; a secret in a format they do not know, under a
+// name they do not know, needs a configured field.
 package auditredact
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -56,14 +63,26 @@ var rules = []rule{
 	{kind: "jwt", re: regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`)},
 	// An HTTP bearer credential.
 	{kind: "bearer", re: regexp.MustCompile(`(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}`)},
+	// An HTTP Basic credential: base64 of "user:password" (checked, so
+	// "basic understanding" is kept).
+	{kind: "basic", re: regexp.MustCompile(`(?i)\bbasic\s+[A-Za-z0-9+/]{4,}={0,2}`), check: basicCredential},
+	// A URL with a password in its user information
+	// ("postgres://app:s3cret@db:5432/x").
+	{kind: "url_credentials", re: regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s/?#@:]*:[^\s/?#@]+@`)},
 	// An AWS access key id (long-term AKIA, temporary ASIA).
 	{kind: "aws_access_key", re: regexp.MustCompile(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`)},
 	// A PEM private key of any type.
 	{kind: "private_key", re: regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----`)},
 	// GitHub tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_).
 	{kind: "github_token", re: regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})`)},
+	// GitLab tokens: personal, deploy, runner, trigger, feed, OAuth and
+	// the like (glpat-, gldt-, glrt-, glptt-, glft-, glsoat-, …).
+	{kind: "gitlab_token", re: regexp.MustCompile(`\bgl(?:pat|dt|rt|ptt|ft|soat|cbt|imt|oas|agent)-[A-Za-z0-9_-]{16,}`)},
 	// Slack tokens (xoxb-, xoxp-, xoxa-, xoxo-, xoxr-, xoxs-).
 	{kind: "slack_token", re: regexp.MustCompile(`\bxox[abposr]-[A-Za-z0-9-]{10,}`)},
+	// Stripe secret and restricted keys, however short (sk_live_,
+	// sk_test_, rk_live_, rk_test_).
+	{kind: "stripe_key", re: regexp.MustCompile(`\b[rs]k_(?:live|test)_[A-Za-z0-9]{6,}`)},
 	// This gateway's agent API keys and data-plane join credentials.
 	{kind: "portcullis_api_key", re: regexp.MustCompile(`\bpck_[A-Za-z0-9_-]{6,}`)},
 	{kind: "portcullis_join_credential", re: regexp.MustCompile(`\bpcj1_[A-Za-z0-9_.=-]{6,}`)},
@@ -104,6 +123,54 @@ func Detect(s string) string {
 		}
 	}
 	return ""
+}
+
+// basicCredential reports whether m ("Basic <base64>") carries
+// "user:password": base64 that decodes to printable text with a colon.
+func basicCredential(m string) bool {
+	f := strings.Fields(m)
+	if len(f) != 2 {
+		return false
+	}
+	b, err := base64.StdEncoding.DecodeString(f[1])
+	if err != nil {
+		if b, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(f[1], "=")); err != nil {
+			return false
+		}
+	}
+	if !bytes.ContainsRune(b, ':') {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// secretNames are the member names redacted by default (see SecretNames).
+var secretNames = []string{
+	"password", "passwd", "passphrase", "secret", "token", "apikey", "authorization",
+	"privatekey", "secretkey", "accesskey", "credential", "credentials", "cookie",
+}
+
+// SecretNames lists the name endings that make a member's value redacted
+// without configuration: a member whose name, lower-cased and without '-'
+// and '_', is one of them or ends with one ("db_password",
+// "client_secret", "x-api-key", "accessToken", "aws_secret_access_key").
+func SecretNames() []string { return append([]string(nil), secretNames...) }
+
+// secretName reports whether a lower-cased member name is named like a
+// secret.
+func secretName(lk string) bool {
+	n := strings.NewReplacer("-", "", "_", "").Replace(lk)
+	for _, s := range secretNames {
+		if strings.HasSuffix(n, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // highEntropy reports whether s mixes upper case, lower case and digits and
@@ -233,7 +300,7 @@ func (r *Redactor) walk(v any, path []string, onPath bool) any {
 			lk := strings.ToLower(k)
 			p := append(path[:len(path):len(path)], lk)
 			full, prefix := r.matchPath(p, onPath)
-			if full || r.named(lk) {
+			if full || r.named(lk) || secretName(lk) {
 				out[k] = Redacted
 				continue
 			}

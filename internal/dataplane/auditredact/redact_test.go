@@ -25,6 +25,21 @@ func TestDetect(t *testing.T) {
 		{"portcullis api key", "pck_0123456789abcdef_payer-secret", "portcullis_api_key"},
 		{"portcullis join credential", "pcj1_eyJuIjoiZHAifQ", "portcullis_join_credential"},
 		{"high entropy", "k8Jd92LmQpZx7VbN3cRt5YwE1uHsGf4A", "high_entropy"},
+		{"basic", "Authorization: Basic YWxpY2U6aHVudGVyMg==", "basic"},
+		{"basic unpadded", "basic YWxpY2U6aHVudGVyMg", "basic"},
+		{"basic prose", "a basic understanding of the topic", ""},
+		{"basic base64 without a colon", "Basic aGVsbG8gd29ybGQ=", ""},
+		{"postgres url", "postgres://app:s3cret@db.internal:5432/orders", "url_credentials"},
+		{"https url with token", "clone https://oauth2:abcdef123@gitlab.example/x.git", "url_credentials"},
+		{"url without password", "ssh://git@github.com/org/repo", ""},
+		{"url with empty password", "https://user:@example.com/", ""},
+		{"plain url", "https://example.com/a:b@c", ""},
+		{"gitlab pat", "glpat-xxxxxxxxxxxxxxxxxxxx", "gitlab_token"},
+		{"gitlab deploy token", "token gldt-AbCdEf0123456789AbCd", "gitlab_token"},
+		{"short stripe live key", "sk_live_51Habc", "stripe_key"},
+		{"stripe test key", "key=sk_test_4eC39HqLyjWD", "stripe_key"},
+		{"stripe restricted key", "rk_live_abcdef12", "stripe_key"},
+		{"not stripe", "see task_live_stream and sk_test_x", ""},
 		{"plain text", "please refund order 1234 for the customer", ""},
 		{"hex digest", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", ""},
 		{"uuid", "123e4567-e89b-12d3-a456-426614174000", ""},
@@ -69,6 +84,15 @@ func TestArguments(t *testing.T) {
 		{name: "secrets detected without configuration",
 			in:   `{"q":"hello","auth":"Bearer abcdefghijkl","keys":["AKIAIOSFODNN7EXAMPLE"]}`,
 			want: `{"auth":"[REDACTED:bearer]","keys":["[REDACTED:aws_access_key]"],"q":"hello"}`},
+		{name: "members named like secrets, without configuration",
+			in:   `{"Password":"hunter2","db-password":"x","API_KEY":"k","x-api-key":"k","apiKey":"k","client_secret":"c","Authorization":"Basic x","private_key":{"pem":"…"},"accessToken":"t","aws_secret_access_key":"s","token":["a","b"],"Cookie":"sid=1"}`,
+			want: `{"API_KEY":"[REDACTED]","Authorization":"[REDACTED]","Cookie":"[REDACTED]","Password":"[REDACTED]","accessToken":"[REDACTED]","apiKey":"[REDACTED]","aws_secret_access_key":"[REDACTED]","client_secret":"[REDACTED]","db-password":"[REDACTED]","private_key":"[REDACTED]","token":"[REDACTED]","x-api-key":"[REDACTED]"}`},
+		{name: "names that only look close are kept",
+			in:   `{"max_tokens":256,"tokens_used":3,"key":"k1","token_count":2,"author":"bob","secretary":"ann"}`,
+			want: `{"author":"bob","key":"k1","max_tokens":256,"secretary":"ann","token_count":2,"tokens_used":3}`},
+		{name: "new secret shapes in values",
+			in:   `{"dsn":"postgres://u:p4ss@db/x","h":"Basic YWxpY2U6aHVudGVyMg==","gl":"glpat-xxxxxxxxxxxxxxxxxxxx","s":"sk_live_51Habc"}`,
+			want: `{"dsn":"[REDACTED:url_credentials]","gl":"[REDACTED:gitlab_token]","h":"[REDACTED:basic]","s":"[REDACTED:stripe_key]"}`},
 		{name: "not json", in: `{"password":`, want: `"[REDACTED:invalid_json]"`},
 		{name: "trailing data", in: `{} {"x":1}`, want: `"[REDACTED:invalid_json]"`},
 	}
@@ -129,11 +153,14 @@ func TestNewRejectsEmptySegment(t *testing.T) {
 }
 
 // FuzzArguments: whatever a caller sends, Arguments does not panic, keeps
-// to its bound, and gives JSON unless it cut.
+// to its bound, gives JSON unless it cut, and keeps no value of a member
+// named like a secret.
 func FuzzArguments(f *testing.F) {
 	f.Add(`{"password":"hunter2","card":{"number":"4111"}}`)
 	f.Add(`[{"token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.sig"}]`)
 	f.Add(`{"a":`)
+	f.Add(`{"x":{"Client-Secret":{"v":1},"DB_PASSWORD":"p"},"dsn":"mysql://a:b@h/d"}`)
+	f.Add(`{"h":"Basic YWxpY2U6aHVudGVyMg==","k":"sk_live_51Habc","g":"glpat-xxxxxxxxxxxxxxxxxxxx"}`)
 	r, _ := auditredact.New([]string{"password", "card.number"})
 	r = r.WithMaxBytes(256)
 	f.Fuzz(func(t *testing.T, in string) {
@@ -144,5 +171,37 @@ func FuzzArguments(f *testing.F) {
 		if len(got) < 200 && got != "" && !json.Valid([]byte(got)) {
 			t.Fatalf("not JSON although not cut: %s", got)
 		}
+		var v any
+		if json.Unmarshal([]byte(got), &v) == nil {
+			if name, ok := secretNamedValue(v); ok {
+				t.Fatalf("member %q, named like a secret, kept its value: %s", name, got)
+			}
+		}
 	})
+}
+
+// secretNamedValue finds a member named like a secret (auditredact's
+// documented rule) whose value is not the redaction marker.
+func secretNamedValue(v any) (string, bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			n := strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(k))
+			for _, s := range auditredact.SecretNames() {
+				if strings.HasSuffix(n, s) && x != auditredact.Redacted {
+					return k, true
+				}
+			}
+			if name, ok := secretNamedValue(x); ok {
+				return name, true
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if name, ok := secretNamedValue(x); ok {
+				return name, true
+			}
+		}
+	}
+	return "", false
 }

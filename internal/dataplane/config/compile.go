@@ -1,14 +1,21 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/portcullis-gw/portcullis/internal/argjson"
+	"github.com/portcullis-gw/portcullis/internal/authz"
 	"github.com/portcullis-gw/portcullis/internal/credential"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"github.com/portcullis-gw/portcullis/internal/secretbind"
 )
 
 // Compile validates a serialized snapshot completely and returns the
@@ -16,7 +23,7 @@ import (
 // everything wrong, bounded to a few KB so it can be sent back to the
 // control plane as the nack reason.
 func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
-	o := options{cacheSize: DefaultDecisionCacheSize}
+	o := options{cacheSize: authz.DefaultDecisionCacheSize}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -29,11 +36,10 @@ func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
 		c: &Compiled{
 			snap:      snap,
 			upstreams: map[string]*configv1.Upstream{},
-			secrets:   map[string][]byte{},
+			secrets:   map[string]secret{},
 			keys:      map[string]apiKey{},
-			tools:     map[string]*tool{},
+			tools:     map[string]pipeline.Tool{},
 			jwtAgents: map[jwtSubject]*configv1.Agent{},
-			lists:     map[string]*configv1.ValueList{},
 		},
 	}
 	if t := snap.GetVersionTime(); t != nil {
@@ -45,18 +51,33 @@ func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
 	b.indexAgents()
 	b.indexIdentity()
 	b.indexCerts()
-	b.indexLists()
-	pins := b.compilePins()
-	if b.buildSchema(pins) {
-		b.compilePolicies()
-	}
+	b.compileAuthorization(o)
 	if len(b.problems) > 0 {
 		return nil, &Error{Version: snap.GetVersion(), Problems: b.problems}
 	}
-	b.c.entities = b.entities()
-	b.c.index = buildIndex(b.c.policies, b.c.schema.ActionEntities(), b.agentTeams())
-	b.c.cache = newDecisionCache(o.cacheSize)
 	return b.c, nil
+}
+
+// compileAuthorization compiles the policy engine of the snapshot (agents,
+// upstreams, pins, value lists, policy sets: see package authz), vetting
+// each pin it serves with checkTool, and lists the servable tools.
+func (b *builder) compileAuthorization(o options) {
+	e, err := authz.Compile(b.snap, authz.WithDecisionCache(o.cacheSize), authz.WithToolCheck(b.checkTool))
+	if err != nil {
+		var aerr *authz.Error
+		if !errors.As(err, &aerr) {
+			b.problems.add("%v", err)
+			return
+		}
+		b.problems = append(b.problems, aerr.Problems...)
+		return
+	}
+	b.c.engine = e
+	b.c.toolList = make([]pipeline.Tool, 0, len(b.c.tools))
+	for _, t := range b.c.tools {
+		b.c.toolList = append(b.c.toolList, t)
+	}
+	slices.SortFunc(b.c.toolList, func(x, y pipeline.Tool) int { return strings.Compare(x.Action, y.Action) })
 }
 
 // builder accumulates a Compiled and the problems found on the way. Each
@@ -81,25 +102,40 @@ func (b *builder) indexEgress() {
 }
 
 func (b *builder) indexSecrets() {
+	var implicit map[string][]string
 	for _, s := range b.snap.GetSecrets() {
 		name := s.GetName()
 		if _, dup := b.c.secrets[name]; dup {
 			b.problems.add("secret %q appears twice", name)
 			continue
 		}
-		b.c.secrets[name] = s.GetValue()
+		hosts := s.GetHosts()
+		if len(hosts) == 0 {
+			// A control plane that predates bindings sends none: the
+			// secret then goes where the upstreams that use it are, as
+			// that control plane computes it too (state.SecretHosts).
+			if implicit == nil {
+				implicit = secretbind.ImplicitAll(func(yield func(*configv1.Upstream) bool) {
+					for _, u := range b.snap.GetUpstreams() {
+						if !yield(u) {
+							return
+						}
+					}
+				})
+			}
+			hosts = implicit[name]
+		}
+		b.c.secrets[name] = secret{value: s.GetValue(), hosts: hosts}
 	}
 }
 
+// indexUpstreams indexes the upstreams and checks their credentials. An
+// upstream without a name or that appears twice is reported by
+// package authz.
 func (b *builder) indexUpstreams() {
 	for _, u := range b.snap.GetUpstreams() {
 		name := u.GetMeta().GetName()
-		if name == "" {
-			b.problems.add("an upstream has no name")
-			continue
-		}
-		if _, dup := b.c.upstreams[name]; dup {
-			b.problems.add("upstream %q appears twice", name)
+		if _, dup := b.c.upstreams[name]; dup || name == "" {
 			continue
 		}
 		b.c.upstreams[name] = u
@@ -126,16 +162,13 @@ func secretRefs(c *configv1.UpstreamCredential) []string {
 	return nil
 }
 
+// indexAgents indexes the agents' API keys. An agent without a name or
+// that appears twice is reported by package authz.
 func (b *builder) indexAgents() {
 	names := map[string]bool{}
 	for _, a := range b.snap.GetAgents() {
 		name := a.GetMeta().GetName()
-		if name == "" {
-			b.problems.add("an agent has no name")
-			continue
-		}
-		if names[name] {
-			b.problems.add("agent %q appears twice", name)
+		if name == "" || names[name] {
 			continue
 		}
 		names[name] = true
@@ -148,7 +181,7 @@ func (b *builder) indexAgents() {
 func (b *builder) indexKey(a *configv1.Agent, k *configv1.ApiKey) {
 	name, id := a.GetMeta().GetName(), k.GetId()
 	if got, ok := credential.Parse(credential.APIKey, "pck_"+id+"_x"); !ok || got != id {
-		b.problems.add("agent %q: API key id %q is not a valid key id", name, truncate(id, maxSegmentBytes))
+		b.problems.add("agent %q: API key id %q is not a valid key id", name, argjson.Truncate(id, argjson.MaxSegmentBytes))
 		return
 	}
 	if len(k.GetSha256()) != 32 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,10 +34,12 @@ func TestCompile(t *testing.T) {
 	if _, ok := c.Upstream("nope"); ok {
 		t.Error("Upstream(nope) found")
 	}
-	if v, ok := c.Secret(configtest.BearerSecret); !ok || string(v) != "upstream-token" {
-		t.Errorf("Secret(%q) = %q, %v", configtest.BearerSecret, v, ok)
+	// The snapshot's secret names no hosts (a control plane that predates
+	// bindings): it goes where the upstream that uses it is.
+	if v, hosts, ok := c.Secret(configtest.BearerSecret); !ok || string(v) != "upstream-token" || !slices.Equal(hosts, []string{"pay.example:443"}) {
+		t.Errorf("Secret(%q) = %q, %v, %v; want the value bound to [pay.example:443]", configtest.BearerSecret, v, hosts, ok)
 	}
-	if _, ok := c.Secret("nope"); ok {
+	if _, _, ok := c.Secret("nope"); ok {
 		t.Error("Secret(nope) found")
 	}
 	if frozen, _ := c.Frozen(); frozen {
@@ -82,6 +85,15 @@ func TestCompileNewestVersionWhenActiveIsZero(t *testing.T) {
 	c := configtest.Compile(t, s)
 	if pay, _ := c.Tool(configtest.PayAction); pay.Version != 3 {
 		t.Errorf("Tool(%q).Version = %d, want the newest, 3", configtest.PayAction, pay.Version)
+	}
+}
+
+func TestCompileSecretHosts(t *testing.T) {
+	s := configtest.Snapshot()
+	s.Secrets[0].Hosts = []string{"127.0.0.1:7450", "pay.example"}
+	_, hosts, ok := configtest.Compile(t, s).Secret(configtest.BearerSecret)
+	if !ok || !slices.Equal(hosts, s.Secrets[0].Hosts) {
+		t.Errorf("hosts = %v, want the snapshot's %v", hosts, s.Secrets[0].Hosts)
 	}
 }
 

@@ -5,11 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cedar-policy/cedar-go"
-	"github.com/cedar-policy/cedar-go/types"
-	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
-
-	"github.com/portcullis-gw/portcullis/internal/cedarschema"
+	"github.com/portcullis-gw/portcullis/internal/authz"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/identity"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/egress"
@@ -25,7 +21,7 @@ type Compiled struct {
 	versionTime time.Time
 
 	upstreams map[string]*configv1.Upstream
-	secrets   map[string][]byte
+	secrets   map[string]secret
 	// egress is the control plane's egress policy.
 	egress egress.Policy
 	// keys indexes API keys by key id.
@@ -41,34 +37,20 @@ type Compiled struct {
 	// nil marks an ambiguous one.
 	certAgents map[string]*configv1.Agent
 
-	tools    map[string]*tool
+	// tools are the servable tools by action name; toolList them in
+	// action-name order.
+	tools    map[string]pipeline.Tool
 	toolList []pipeline.Tool
 
-	schema   *cedarschema.Schema
-	policies *cedar.PolicySet
-	// index buckets policies by the requests they can apply to.
-	index *policyIndex
-	// cache remembers decisions of this version; nil when turned off.
-	cache *decisionCache
-	// lists are the value lists by name, which policies read as
-	// List::"<name>".
-	lists map[string]*configv1.ValueList
-	// entities holds every enabled agent, team, upstream, tool, value list
-	// and action.
-	entities types.EntityMap
+	// engine decides, lists and explains with this version's policies
+	// (see authz.go).
+	engine *authz.Engine
 }
 
 // apiKey is one API key and the agent holding it.
 type apiKey struct {
 	key   *configv1.ApiKey
 	agent *configv1.Agent
-}
-
-// tool is a servable tool with what authorization needs.
-type tool struct {
-	pipeline.Tool
-	// args types context.arguments for this tool's action.
-	args resolved.RecordType
 }
 
 var _ pipeline.Config = (*Compiled)(nil)
@@ -94,22 +76,26 @@ func (c *Compiled) Upstream(name string) (*configv1.Upstream, bool) {
 // connections are dialed under: the control plane's, from the snapshot.
 func (c *Compiled) Egress() egress.Policy { return c.egress }
 
-// Secret returns a copy of the plaintext of the named secret.
-func (c *Compiled) Secret(name string) ([]byte, bool) {
-	v, ok := c.secrets[name]
+// secret is a secret's value and the hosts it may be sent to.
+type secret struct {
+	value []byte
+	hosts []string
+}
+
+// Secret returns a copy of the plaintext of the named secret and the hosts
+// it may be sent to (see package secretbind).
+func (c *Compiled) Secret(name string) (value []byte, hosts []string, ok bool) {
+	s, ok := c.secrets[name]
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
-	return slices.Clone(v), true
+	return slices.Clone(s.value), slices.Clone(s.hosts), true
 }
 
 // Tool finds a pinned tool by its action name.
 func (c *Compiled) Tool(action string) (pipeline.Tool, bool) {
 	t, ok := c.tools[action]
-	if !ok {
-		return pipeline.Tool{}, false
-	}
-	return t.Tool, true
+	return t, ok
 }
 
 // Tools lists every servable tool in action-name order.
@@ -119,15 +105,4 @@ func (c *Compiled) Tools() []pipeline.Tool { return slices.Clone(c.toolList) }
 func (c *Compiled) Frozen() (bool, string) {
 	f := c.snap.GetFreeze()
 	return f.GetFrozen(), f.GetReason()
-}
-
-// PolicyPosition is where the policy "<set>/<id>" starts in its set's
-// source (file name, line and column), for explaining decisions.
-func (c *Compiled) PolicyPosition(id string) (file string, line, column int, ok bool) {
-	p := c.policies.Get(cedar.PolicyID(id))
-	if p == nil {
-		return "", 0, 0, false
-	}
-	pos := p.Position()
-	return pos.Filename, pos.Line, pos.Column, true
 }

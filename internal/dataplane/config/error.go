@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/portcullis-gw/portcullis/internal/argjson"
 )
 
 // Bounds on the text of an [Error]: it travels back to the control plane as
@@ -28,7 +30,7 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "snapshot version %d refused (%d %s):", e.Version, len(e.Problems), plural(len(e.Problems), "problem", "problems"))
 	for i, p := range e.Problems {
-		line := "\n- " + truncate(p, maxProblemBytes)
+		line := "\n- " + argjson.Truncate(p, maxProblemBytes)
 		// Reserve room for the trailer that counts the rest.
 		if b.Len()+len(line) > MaxErrorBytes-64 {
 			fmt.Fprintf(&b, "\n… and %d more", len(e.Problems)-i)
@@ -45,20 +47,6 @@ type problems []string
 func (p *problems) add(format string, args ...any) {
 	*p = append(*p, fmt.Sprintf(format, args...))
 }
-
-// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 func plural(n int, one, many string) string {
 	if n == 1 {

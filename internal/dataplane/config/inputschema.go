@@ -9,6 +9,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+
+	"github.com/portcullis-gw/portcullis/internal/argjson"
 )
 
 // noArguments is the input schema of a pin that has none: per cedarschema,
@@ -107,12 +109,12 @@ func argumentValidator(s *jsonschema.Schema) func(args any) error {
 	}
 }
 
-// checkNumbers refuses numbers beyond ±10^maxExponent before the validator
+// checkNumbers refuses numbers beyond ±10^argjson.MaxExponent before the validator
 // does big-number arithmetic on them.
 func checkNumbers(path string, v any) error {
 	switch v := v.(type) {
 	case json.Number:
-		if _, err := parseNumber(string(v)); err != nil {
+		if _, err := argjson.ParseNumber(string(v)); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 	case []any:
@@ -123,7 +125,7 @@ func checkNumbers(path string, v any) error {
 		}
 	case map[string]any:
 		for k, e := range v {
-			if err := checkNumbers(path+"/"+pointerSegment(k), e); err != nil {
+			if err := checkNumbers(path+"/"+argjson.Segment(k), e); err != nil {
 				return err
 			}
 		}
@@ -169,13 +171,13 @@ func leafMessages(e *jsonschema.ValidationError) []string {
 	case *kind.Required:
 		out := make([]string, len(k.Missing))
 		for i, m := range k.Missing {
-			out[i] = fmt.Sprintf("%s/%s: required", path, pointerSegment(m))
+			out[i] = fmt.Sprintf("%s/%s: required", path, argjson.Segment(m))
 		}
 		return out
 	case *kind.AdditionalProperties:
 		out := make([]string, len(k.Properties))
 		for i, p := range k.Properties {
-			out[i] = fmt.Sprintf("%s/%s: not allowed by the tool's input schema", path, pointerSegment(p))
+			out[i] = fmt.Sprintf("%s/%s: not allowed by the tool's input schema", path, argjson.Segment(p))
 		}
 		return out
 	case *kind.Minimum:
@@ -221,7 +223,7 @@ func instancePath(loc []string) string {
 	b.WriteString("arguments")
 	for _, seg := range loc {
 		b.WriteByte('/')
-		b.WriteString(pointerSegment(seg))
+		b.WriteString(argjson.Segment(seg))
 	}
 	return b.String()
 }

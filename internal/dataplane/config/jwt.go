@@ -14,7 +14,7 @@ import (
 type Option func(*options)
 
 type options struct {
-	// cacheSize bounds the decision cache; 0 turns it off.
+	// cacheSize bounds the policy engine's decision cache; 0 turns it off.
 	cacheSize int
 }
 

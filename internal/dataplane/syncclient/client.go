@@ -92,6 +92,11 @@ type Config struct {
 	// received (snapshot or heartbeat), before it is handled; typically the
 	// mode tracker's Contact. It must not block.
 	OnContact func()
+	// OnAttempt, if set, is called from the Run goroutine whenever a
+	// stream attempt ends, with the URL and the error that ended it: each
+	// reconnect, for metrics and for tests that watch the client from
+	// outside. It must not block.
+	OnAttempt func(url string, err error)
 	// Logger receives one line per state change (connected, disconnected,
 	// applied, rejected, a new kind of failure); repeats go to debug.
 	Logger *slog.Logger
@@ -130,9 +135,8 @@ type Client struct {
 	running   atomic.Bool
 	connected atomic.Bool
 
-	// Test hooks (export_test.go). start < 0 picks a random first URL.
-	start     int
-	onAttempt func(url string, err error)
+	// Test hook (export_test.go). start < 0 picks a random first URL.
+	start int
 
 	// State of the Run goroutine only.
 	failures      map[string]connect.Code // last failure logged per URL

@@ -63,23 +63,23 @@ func TestNewValidates(t *testing.T) {
 
 func TestRunTwice(t *testing.T) {
 	a := &applier{}
+	started := make(chan struct{})
 	c, err := syncclient.New(syncclient.Config{
 		URLs: []string{"http://127.0.0.1:1"}, Dev: true, Applier: a,
 		Credential: joincred.Credential{Name: "dp1", Token: "pct_x"},
+		OnAttempt: func(string, error) {
+			select {
+			case <-started:
+			default:
+				close(started)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	started := make(chan struct{})
-	syncclient.OnAttempt(c, func(string, error) {
-		select {
-		case <-started:
-		default:
-			close(started)
-		}
-	})
 	go func() { done <- c.Run(ctx) }()
 	<-started // the first Run is in its loop
 	if err := c.Run(ctx); !errors.Is(err, syncclient.ErrRunning) {

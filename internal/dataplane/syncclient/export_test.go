@@ -5,10 +5,6 @@ import "time"
 // StartAt makes Run try URL i first instead of a random one.
 func StartAt(c *Client, i int) { c.start = i }
 
-// OnAttempt makes Run call fn from its goroutine after every attempt,
-// with the error that ended it. Set it before Run.
-func OnAttempt(c *Client, fn func(url string, err error)) { c.onAttempt = fn }
-
 // PeekVersion exposes peekVersion.
 var PeekVersion = peekVersion
 

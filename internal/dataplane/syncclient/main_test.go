@@ -112,17 +112,17 @@ func (a *applier) Serving() (syncclient.Version, configsyncv1.Mode) {
 	return a.serving, configsyncv1.Mode_MODE_NORMAL
 }
 
+func (a *applier) setReject(fn func(uint64) error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.reject = fn
+}
+
 // Calls returns the versions of every Apply call so far.
 func (a *applier) Calls() []uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]uint64(nil), a.calls...)
-}
-
-func (a *applier) setReject(fn func(uint64) error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.reject = fn
 }
 
 func (a *applier) servingVersion() uint64 {
@@ -189,6 +189,7 @@ func startClient(t *testing.T, cfg syncclient.Config, start int) *running {
 	t.Helper()
 	r := &running{attempts: &attempts{}, contacts: &counter{}, done: make(chan error, 1)}
 	cfg.OnContact = r.contacts.inc
+	cfg.OnAttempt = r.attempts.hook
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t, slog.LevelDebug)
 	}
@@ -200,7 +201,6 @@ func startClient(t *testing.T, cfg syncclient.Config, start int) *running {
 	if start >= 0 {
 		syncclient.StartAt(c, start)
 	}
-	syncclient.OnAttempt(c, r.attempts.hook)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() { r.done <- c.Run(ctx) }()

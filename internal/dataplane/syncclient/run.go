@@ -43,8 +43,8 @@ func (c *Client) Run(ctx context.Context) error {
 		t := c.targets[i%len(c.targets)]
 		i++
 		stable, err := c.session(ctx, t)
-		if c.onAttempt != nil {
-			c.onAttempt(t.url, err)
+		if c.cfg.OnAttempt != nil {
+			c.cfg.OnAttempt(t.url, err)
 		}
 		if ctx.Err() != nil {
 			return nil

@@ -51,6 +51,8 @@ func TestDialsUnderTheSnapshotsEgressPolicy(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
 			r := resolverFor(upstreamtest.MCP("demo", tc.url, "tok"))
+			// Bound to both hosts: only the egress policy decides here.
+			r.SetSecret("tok", []byte(secret), "127.0.0.1", "169.254.169.254")
 			r.SetEgress(tc.policy)
 			before := len(up.h.Calls())
 			_, _, err := callWeather(ctx, newPool(t), r)
@@ -111,7 +113,7 @@ func TestOAuthTokenEndpointUnderTheEgressPolicy(t *testing.T) {
 	up := startUpstream(t, demo.Options{RequireBearer: accessToken})
 	r := upstreamtest.NewResolver()
 	r.SetUpstream(oauthUpstream(up.url(), other.URL))
-	r.SetSecret("oauth-secret", []byte("client-secret"))
+	r.SetSecret("oauth-secret", []byte("client-secret"), "127.0.0.1", "127.0.0.2")
 
 	r.SetEgress(egress.Policy{Deny: prefixes("127.0.0.2/32")})
 	_, _, err = callWeather(ctx, newPool(t), r)

@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 	"github.com/portcullis-gw/portcullis/internal/oauthcc"
+	"github.com/portcullis-gw/portcullis/internal/secretbind"
 )
 
 // upstreamRPCError is a JSON-RPC error the upstream answered with.
@@ -61,6 +62,8 @@ func refusal(name string, err error) *pipeline.Refusal {
 		why = errPoolClosed.Error()
 	case errors.Is(err, errCredentialRejected):
 		why = "it refused the gateway's credential for it; an operator must fix the upstream's credential"
+	case errors.Is(err, secretbind.ErrNotBound), errors.Is(err, oauthcc.ErrTokenURLNotBound):
+		why = notBound
 	case errors.Is(err, oauthcc.ErrNoToken):
 		why = "its OAuth token endpoint did not issue the gateway a token; an operator must check the upstream's client credentials"
 	case errors.Is(err, errRequestTooLarge):

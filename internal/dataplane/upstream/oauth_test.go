@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -69,7 +70,7 @@ func TestOAuthClientCredentials(t *testing.T) {
 	up := startUpstream(t, demo.Options{RequireBearer: accessToken})
 	r := upstreamtest.NewResolver()
 	r.SetUpstream(oauthUpstream(up.url(), tokens.srv.URL))
-	r.SetSecret("oauth-secret", []byte("client-secret"))
+	r.SetSecret("oauth-secret", []byte("client-secret"), "127.0.0.1")
 	p := newPool(t)
 	for i := range 3 {
 		body, isErr, err := callWeather(ctx, p, r)
@@ -91,7 +92,7 @@ func TestOAuthClientCredentials(t *testing.T) {
 	refusing.fail.Store(true)
 	r2 := upstreamtest.NewResolver()
 	r2.SetUpstream(oauthUpstream(up.url(), refusing.srv.URL))
-	r2.SetSecret("oauth-secret", []byte("client-secret"))
+	r2.SetSecret("oauth-secret", []byte("client-secret"), "127.0.0.1")
 	_, _, err := callWeather(ctx, newPool(t), r2)
 	msg := wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable, "client-secret", accessToken)
 	if !strings.Contains(msg, "OAuth token endpoint") {
@@ -102,5 +103,39 @@ func TestOAuthClientCredentials(t *testing.T) {
 	// retried on top.
 	if n := refusing.requests.Load(); n != 2 {
 		t.Errorf("%d token requests after a refusal, want 2 (one attempt, both client-auth styles)", n)
+	}
+}
+
+// TestOAuthClientSecretOnlyToBoundHosts: the client secret goes to the
+// token endpoint, and the token it buys to the upstream, only when the
+// secret is bound to both hosts; otherwise nothing is sent to either.
+func TestOAuthClientSecretOnlyToBoundHosts(t *testing.T) {
+	const accessToken = "issued-access-token"
+	tokens := startTokenServer(t, accessToken)
+	up := startUpstream(t, demo.Options{RequireBearer: accessToken})
+	hostOf := func(raw string) string { u, _ := url.Parse(raw); return u.Host }
+	for name, hosts := range map[string][]string{
+		"only the token endpoint": {hostOf(tokens.srv.URL)},
+		"only the upstream":       {hostOf(up.url())},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := upstreamtest.NewResolver()
+			r.SetUpstream(oauthUpstream(up.url(), tokens.srv.URL))
+			r.SetSecret("oauth-secret", []byte("client-secret"), hosts...)
+			_, _, err := callWeather(t.Context(), newPool(t), r)
+			wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable, "client-secret", accessToken)
+			if n := tokens.requests.Load(); n != 0 {
+				t.Errorf("the token endpoint got %d requests", n)
+			}
+			if n := len(up.h.Calls()); n != 0 {
+				t.Errorf("the upstream got %d requests", n)
+			}
+		})
+	}
+	r := upstreamtest.NewResolver()
+	r.SetUpstream(oauthUpstream(up.url(), tokens.srv.URL))
+	r.SetSecret("oauth-secret", []byte("client-secret"), hostOf(tokens.srv.URL), hostOf(up.url()))
+	if _, isErr, err := callWeather(t.Context(), newPool(t), r); err != nil || isErr {
+		t.Fatalf("bound to both: %v %v", isErr, err)
 	}
 }

@@ -34,8 +34,9 @@ import (
 type Resolver interface {
 	// Upstream finds an upstream by name.
 	Upstream(name string) (*configv1.Upstream, bool)
-	// Secret returns a secret's plaintext value by name.
-	Secret(name string) ([]byte, bool)
+	// Secret returns a secret's plaintext value by name and the hosts it
+	// may be sent to (see package secretbind; none: nowhere).
+	Secret(name string) (value []byte, hosts []string, ok bool)
 	// Egress is the policy connections to upstreams and their OAuth token
 	// endpoints are dialed under: the control plane's, from the snapshot.
 	// An upstream's allow_link_local adds to it.
@@ -360,6 +361,7 @@ func (p *Pool) acquire(s settings) (*entry, error) {
 			// The gateway relays these to its callers (and refuses them
 			// for a caller that cannot answer).
 			Capabilities: json.RawMessage(`{"elicitation":{},"sampling":{}}`),
+			Hide:         s.credentialValues(),
 		})
 		if err != nil {
 			return nil, err
@@ -413,7 +415,7 @@ func (p *Pool) goCloseLocked(f func()) {
 func (p *Pool) httpClient(s settings) *http.Client {
 	base := p.transportLocked(s)
 	ct := &credentialTransport{
-		base: base, header: s.header, value: s.value, hopID: p.hopID,
+		base: base, header: s.header, value: s.value, hopID: p.hopID, hosts: s.hosts,
 		maxRequest: s.maxRequest, maxResponse: s.maxResponse,
 	}
 	if s.oauth != nil {

@@ -143,7 +143,7 @@ func newPool(t *testing.T) *upstream.Pool {
 func resolverFor(u *configv1.Upstream) *upstreamtest.Resolver {
 	r := upstreamtest.NewResolver()
 	r.SetUpstream(u)
-	r.SetSecret("tok", []byte(secret))
+	r.SetSecret("tok", []byte(secret), "127.0.0.1")
 	return r
 }
 
@@ -343,7 +343,7 @@ func TestConfigChangeRecreatesSession(t *testing.T) {
 	if _, _, err := callWeather(ctx, p, r); err != nil {
 		t.Fatalf("first call: %v", err)
 	}
-	r.SetSecret("tok", []byte("rotated-secret"))
+	r.SetSecret("tok", []byte("rotated-secret"), "127.0.0.1")
 	if _, _, err := callWeather(ctx, p, r); err != nil {
 		t.Fatalf("call after rotation: %v", err)
 	}
@@ -517,16 +517,27 @@ func TestUnusableUpstreams(t *testing.T) {
 		}, wantMsg: "header name is not allowed"},
 		{name: "secret splits a header", mutate: func(u *configv1.Upstream, r *upstreamtest.Resolver) {
 			u.Credential = header("X-Key")
-			r.SetSecret("tok", []byte(secret+"\r\nX-Evil: 1"))
+			r.SetSecret("tok", []byte(secret+"\r\nX-Evil: 1"), "127.0.0.1")
 		}, wantMsg: "not a valid header value"},
 		{name: "not MCP", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
 			u.Protocol = configv1.Protocol_PROTOCOL_A2A
 		}, wantMsg: "does not speak MCP"},
 		{name: "bad URL", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) { u.Url = "ftp://x/mcp" },
 			wantMsg: "not a valid http(s) URL"},
-		{name: "cloud metadata address", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
+		{name: "cloud metadata address", mutate: func(u *configv1.Upstream, r *upstreamtest.Resolver) {
 			u.Url = "http://169.254.169.254/mcp"
+			r.SetSecret("tok", []byte(secret), "169.254.169.254")
 		}, wantMsg: "egress policy"},
+		{name: "secret not bound to the upstream's host", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
+			u.Url = "http://127.0.0.2:1/mcp"
+		}, wantMsg: "secret is not bound to the host it would be sent to"},
+		{name: "secret bound to nothing", mutate: func(_ *configv1.Upstream, r *upstreamtest.Resolver) {
+			r.SetSecret("tok", []byte(secret))
+		}, wantMsg: "secret is not bound to the host it would be sent to"},
+		{name: "oauth token URL outside the binding", mutate: func(u *configv1.Upstream, r *upstreamtest.Resolver) {
+			u.Credential = &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_OauthClientCredentials{
+				OauthClientCredentials: &configv1.OAuthClientCredentials{TokenUrl: "https://idp.example/token", ClientSecret: "tok"}}}
+		}, wantMsg: "secret is not bound to the host it would be sent to"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -534,7 +545,7 @@ func TestUnusableUpstreams(t *testing.T) {
 			defer cancel()
 			u := upstreamtest.MCP("demo", up.url(), "tok")
 			r := upstreamtest.NewResolver()
-			r.SetSecret("tok", []byte(secret))
+			r.SetSecret("tok", []byte(secret), "127.0.0.1")
 			tc.mutate(u, r)
 			if tc.name != "unknown upstream" {
 				r.SetUpstream(u)
@@ -662,5 +673,30 @@ func TestResultForwardedAsSent(t *testing.T) {
 	}
 	if string(body) != result {
 		t.Errorf("result forwarded as\n%s\nwant\n%s", body, result)
+	}
+}
+
+// TestCredentialOnlyToBoundHosts is the data plane's half of issue 11's
+// finding 5: an upstream whose URL is on a host its secret is not bound to
+// (the port counts when the binding names one) is not called at all, so
+// the secret never leaves; on a bound host and port it is.
+func TestCredentialOnlyToBoundHosts(t *testing.T) {
+	up := startUpstream(t, demo.Options{RequireBearer: secret})
+	other := startUpstream(t, demo.Options{})
+	r := upstreamtest.NewResolver()
+	r.SetUpstream(upstreamtest.MCP("demo", other.url(), "tok"))
+	r.SetSecret("tok", []byte(secret), up.addr)
+	p := newPool(t)
+	_, _, err := callWeather(t.Context(), p, r)
+	msg := wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable, secret)
+	if !strings.Contains(msg, "not bound") {
+		t.Errorf("refusal %q does not say the secret is not bound", msg)
+	}
+	if calls := other.h.Calls(); len(calls) != 0 {
+		t.Fatalf("the unbound upstream got %d requests (first Authorization %q)", len(calls), calls[0].Authorization)
+	}
+	r.SetUpstream(upstreamtest.MCP("demo", up.url(), "tok"))
+	if _, isErr, err := callWeather(t.Context(), p, r); err != nil || isErr {
+		t.Fatalf("call to the bound host: %v %v", isErr, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/oauthcc"
+	"github.com/portcullis-gw/portcullis/internal/secretbind"
 )
 
 // Retry backoff defaults: the n-th retry waits a random time between half
@@ -37,7 +38,7 @@ func configError(err error) bool {
 	var unusableErr *unusableError
 	return errors.As(err, &unusableErr) || errors.Is(err, errPoolClosed) || errors.Is(err, errCredentialRejected) ||
 		errors.Is(err, errRequestTooLarge) || errors.Is(err, errResponseTooLarge) || errors.Is(err, egress.ErrRefused) ||
-		errors.Is(err, oauthcc.ErrNoToken)
+		errors.Is(err, oauthcc.ErrNoToken) || errors.Is(err, secretbind.ErrNotBound) || errors.Is(err, oauthcc.ErrTokenURLNotBound)
 }
 
 // retryable reports whether a failed attempt may be sent again (for a

@@ -14,6 +14,7 @@ import (
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/oauthcc"
+	"github.com/portcullis-gw/portcullis/internal/secretbind"
 )
 
 // settings is what the pool needs of an upstream's configuration, resolved
@@ -21,8 +22,9 @@ import (
 type settings struct {
 	name           string
 	url            string
-	header         string // credential header (canonical), "" for none
-	value          string // credential header value
+	header         string   // credential header (canonical), "" for none
+	value          string   // credential header value
+	hosts          []string // where the credential's secret may be sent (the transport checks each request)
 	timeout        time.Duration
 	maxRequest     int64
 	maxResponse    int64
@@ -110,7 +112,7 @@ func resolve(r Resolver, name string) (settings, error) {
 	s.egressKey = egressKey(s.egress)
 	sum := sha256.Sum256([]byte(s.value))
 	s.fingerprint = strings.Join([]string{
-		s.url, s.header, hex.EncodeToString(sum[:]), s.egressKey,
+		s.url, s.header, hex.EncodeToString(sum[:]), s.egressKey, strings.Join(s.hosts, ","),
 		strconv.FormatInt(s.maxRequest, 10), strconv.FormatInt(s.maxResponse, 10), strconv.FormatBool(s.allowLinkLocal), s.era.String(),
 		strconv.Itoa(s.breakerFailures), s.breakerOpen.String(), strconv.Itoa(s.maxConcurrency),
 	}, "\x00")
@@ -145,7 +147,7 @@ func (s *settings) setCredential(r Resolver, c *configv1.UpstreamCredential) err
 		}
 	case *configv1.UpstreamCredential_OauthClientCredentials:
 		o := k.OauthClientCredentials
-		secret, ok := r.Secret(o.GetClientSecret())
+		secret, hosts, ok := r.Secret(o.GetClientSecret())
 		if !ok {
 			return unusable("its OAuth client secret is missing from the configuration")
 		}
@@ -153,8 +155,14 @@ func (s *settings) setCredential(r Resolver, c *configv1.UpstreamCredential) err
 		if err != nil || (tu.Scheme != "https" && tu.Scheme != "http") || tu.Host == "" || tu.User != nil {
 			return unusable("its OAuth token URL is not a valid http(s) URL without user information")
 		}
+		// The client secret goes to the token URL, the token it buys to
+		// the upstream: the secret's binding must allow both.
+		if !secretbind.Allows(hosts, tu) || !secretbind.AllowsURL(hosts, s.url) {
+			return unusable(notBound)
+		}
+		s.hosts = hosts
 		s.oauth = &oauthcc.Config{TokenURL: tu.String(), ClientID: o.GetClientId(), ClientSecret: string(secret),
-			Scopes: o.GetScopes(), Audience: o.GetAudience()}
+			Scopes: o.GetScopes(), Audience: o.GetAudience(), Hosts: hosts}
 		// The token is the credential; the fingerprint covers the grant.
 		s.header, s.value = "Authorization", strings.Join(append([]string{"oauth", s.oauth.TokenURL, s.oauth.ClientID,
 			s.oauth.ClientSecret, s.oauth.Audience}, s.oauth.Scopes...), "\x00")
@@ -162,10 +170,14 @@ func (s *settings) setCredential(r Resolver, c *configv1.UpstreamCredential) err
 	default:
 		return unusable("its credential kind is unknown to this data plane")
 	}
-	secret, ok := r.Secret(secretName)
+	secret, hosts, ok := r.Secret(secretName)
 	if !ok {
 		return unusable("its credential secret is missing from the configuration")
 	}
+	if !secretbind.AllowsURL(hosts, s.url) {
+		return unusable(notBound)
+	}
+	s.hosts = hosts
 	value := string(secret)
 	if header == "Authorization" {
 		value = "Bearer " + value
@@ -176,6 +188,22 @@ func (s *settings) setCredential(r Resolver, c *configv1.UpstreamCredential) err
 	s.header, s.value = header, value
 	return nil
 }
+
+// credentialValues are the secret values s sends, never to be quoted in
+// an error should the upstream echo them.
+func (s *settings) credentialValues() []string {
+	if s.oauth != nil {
+		return []string{s.oauth.ClientSecret}
+	}
+	if s.header == "" {
+		return nil
+	}
+	return []string{s.value, strings.TrimPrefix(s.value, "Bearer ")}
+}
+
+// notBound is why an upstream whose credential's secret is not bound to
+// its host cannot be called (the gateway sends a secret to no other host).
+const notBound = "its credential's secret is not bound to the host it would be sent to; an admin must bind it (gwctl secret bind) or an operator must fix the upstream"
 
 // forbiddenHeader reports the headers a header credential may not use:
 // Authorization (use bearer), cookies, and hop-by-hop or framing headers.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/hop"
+	"github.com/portcullis-gw/portcullis/internal/secretbind"
 )
 
 // Errors the transport returns; refusal maps them to caller messages.
@@ -19,11 +20,14 @@ var (
 // credentialTransport attaches the upstream's own credential to every
 // request and bounds request and response sizes. It first removes any
 // Authorization and Cookie header, so nothing but the configured
-// credential can reach the upstream. Safe for concurrent use.
+// credential can reach the upstream, and it refuses a request for a host
+// the credential's secret is not bound to (checked on the request as it is
+// sent, whatever built it). Safe for concurrent use.
 type credentialTransport struct {
 	base   http.RoundTripper
 	header string // "" for no credential
 	value  string
+	hosts  []string // where the credential may go
 	// dynamic, when set, gives the header's value per request (an OAuth
 	// access token, fetched and cached by the token source).
 	dynamic     func() (string, error)
@@ -40,6 +44,12 @@ func (t *credentialTransport) RoundTrip(req *http.Request) (*http.Response, erro
 			_ = req.Body.Close()
 		}
 		return nil, fmt.Errorf("%w (%d bytes)", errRequestTooLarge, req.ContentLength)
+	}
+	if t.header != "" && !secretbind.Allows(t.hosts, req.URL) {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, fmt.Errorf("%w: %s", secretbind.ErrNotBound, req.URL.Host)
 	}
 	req = req.Clone(req.Context())
 	req.Header.Del("Authorization")

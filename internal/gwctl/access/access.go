@@ -1,15 +1,18 @@
-// Package access answers authorization questions offline, for gwctl: which
-// decision a call would get (`access check`), which agents could call a tool
+// Package access answers authorization questions for gwctl: which decision
+// a call would get (`access check`), which agents could call a tool
 // (`access who-can`), and whether a policy set decides a team's test cases
 // as expected (`policy test`).
 //
-// It evaluates with the data plane's own compiled configuration
-// (internal/dataplane/config) over the control plane's authorization
-// snapshot, so its answers are the decisions a data plane serving that
-// version would make: same schema, same argument typing, same policy index,
-// same partial evaluation for tool listing. Only the request attributes a
-// data plane takes from the connection (source address, time, protocol,
-// mode) are given here by the caller, with defaults.
+// A [Decider] answers them. gwctl asks the control plane's AccessService by
+// default, which decides with the gateway's policy engine over its current
+// configuration. [Evaluator] answers locally with the same engine
+// (internal/authz) over an authorization snapshot — exported from the
+// control plane, or fetched and overlaid with policy files under test — so
+// its answers are the decisions a data plane serving that version would
+// make: same schema, same argument typing, same policy index, same partial
+// evaluation for tool listing. The request attributes a data plane takes
+// from the connection (source address, time, protocol, mode) are given by
+// the caller, with defaults.
 package access
 
 import (
@@ -23,12 +26,23 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	"github.com/portcullis-gw/portcullis/internal/authz"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
-	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 )
+
+// Decider answers access questions: an [*Evaluator] locally, or the
+// control plane. Implementations must be safe for concurrent use.
+type Decider interface {
+	// Check decides q. Unknown agents and tools are errors, so a typo is
+	// never reported as a plain deny; a disabled agent is a deny with the
+	// reason in Answer.Errors.
+	Check(ctx context.Context, q Question) (Answer, error)
+	// WhoCan lists the enabled agents that could be permitted some call
+	// of q.Tool (on behalf of q.User when set). An unknown tool is an
+	// error.
+	WhoCan(ctx context.Context, q WhoCanQuestion) (WhoCanAnswer, error)
+}
 
 // PolicyFile is a policy set given as Cedar source, replacing the set of
 // the same name (or adding one).
@@ -36,15 +50,16 @@ type PolicyFile struct {
 	Name, Filename, Source string
 }
 
-// Evaluator decides questions against one configuration version.
+// Evaluator decides questions locally against one configuration version.
 type Evaluator struct {
-	c      *config.Compiled
-	agents map[string]*configv1.Agent
+	e *authz.Engine
 }
 
+var _ Decider = (*Evaluator)(nil)
+
 // New compiles snap with files laid over its policy sets; with only set,
-// the snapshot's own policy sets are dropped first. Every problem the data
-// plane would refuse the configuration for is returned, one per line.
+// the snapshot's own policy sets are dropped first. Every problem that
+// keeps the configuration from compiling is returned, one per line.
 func New(snap *snapshotv1.Snapshot, files []PolicyFile, only bool) (*Evaluator, error) {
 	snap = proto.CloneOf(snap)
 	if only {
@@ -63,27 +78,19 @@ func New(snap *snapshotv1.Snapshot, files []PolicyFile, only bool) (*Evaluator, 
 			snap.PolicySets = append(snap.PolicySets, ps)
 		}
 	}
-	data, err := proto.Marshal(snap)
+	e, err := authz.Compile(snap, authz.WithDecisionCache(0))
 	if err != nil {
-		return nil, fmt.Errorf("encode the configuration: %w", err)
-	}
-	c, err := config.Compile(data, config.WithDecisionCache(0))
-	if err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			return nil, fmt.Errorf("the configuration does not compile:\n- %s", strings.Join(ce.Problems, "\n- "))
+		var ae *authz.Error
+		if errors.As(err, &ae) {
+			return nil, fmt.Errorf("the configuration does not compile:\n- %s", strings.Join(ae.Problems, "\n- "))
 		}
 		return nil, err
 	}
-	agents := map[string]*configv1.Agent{}
-	for _, a := range snap.GetAgents() {
-		agents[a.GetMeta().GetName()] = a
-	}
-	return &Evaluator{c: c, agents: agents}, nil
+	return &Evaluator{e: e}, nil
 }
 
 // Version is the configuration version evaluated.
-func (e *Evaluator) Version() uint64 { return e.c.Version() }
+func (e *Evaluator) Version() uint64 { return e.e.Version() }
 
 // User is an on-behalf-of user as a verified user token would present it.
 type User struct {
@@ -111,6 +118,7 @@ type Question struct {
 // PolicyRef is a determining policy and where it is written.
 type PolicyRef struct {
 	ID     string `json:"id"`
+	Effect string `json:"effect,omitempty"`
 	File   string `json:"file,omitempty"`
 	Line   int    `json:"line,omitempty"`
 	Column int    `json:"column,omitempty"`
@@ -142,86 +150,84 @@ func (a Answer) Decision() string {
 	return "deny"
 }
 
-// Check decides q as a data plane would. Unknown agents and tools are
-// errors, so a typo is never reported as a plain deny; a disabled agent is
-// a deny with the reason in Errors.
+// WhoCanQuestion asks which agents could call a tool.
+type WhoCanQuestion struct {
+	// Tool is the action name agents call (prefix__tool).
+	Tool string
+	User *User
+	// Degraded answers for a data plane in degraded mode.
+	Degraded bool
+}
+
+// WhoCanAnswer is the agents that could call a tool, sorted.
+type WhoCanAnswer struct {
+	Tool    string   `json:"tool"`
+	Agents  []string `json:"agents"`
+	Version uint64   `json:"configVersion"`
+}
+
+// Check decides q as a data plane would (see Decider).
 func (e *Evaluator) Check(ctx context.Context, q Question) (Answer, error) {
-	call, err := e.call(q.Agent, q.User, q.Protocol, q.SourceIP, q.Degraded)
+	req := &authz.Request{
+		Agent:     q.Agent,
+		User:      q.User.authz(),
+		Action:    q.Tool,
+		Resource:  authz.ToolResource(q.Tool),
+		Arguments: q.Arguments,
+		Context: authz.Context{
+			Protocol: q.Protocol,
+			Time:     q.Time,
+			SourceIP: q.SourceIP,
+			Degraded: q.Degraded,
+		}.WithDefaults(time.Now()),
+	}
+	ex, err := e.e.Explain(ctx, req)
 	if err != nil {
 		return Answer{}, err
 	}
-	if _, ok := e.c.Tool(q.Tool); !ok {
-		return Answer{}, fmt.Errorf("no tool %q in configuration version %d (tools are named <prefix>__<tool>; see gwctl tool list)", q.Tool, e.Version())
+	out := Answer{
+		Allowed:          ex.Decision.Allowed,
+		Errors:           ex.Decision.Errors,
+		InvalidArguments: ex.Decision.InvalidArguments,
+		Version:          ex.Version,
+		Policies:         make([]PolicyRef, 0, len(ex.Policies)),
 	}
-	call.Op, call.Target = pipeline.OpCall, pipeline.Target{Kind: pipeline.KindTool, Name: q.Tool}
-	call.Arguments = q.Arguments
-	if len(call.Arguments) == 0 {
-		call.Arguments = []byte("{}")
-	}
-	call.Start = q.Time
-	if call.Start.IsZero() {
-		call.Start = time.Now()
-	}
-	d := e.c.Authorize(ctx, call)
-	out := Answer{Allowed: d.Allowed, Errors: d.Errors, InvalidArguments: d.InvalidArguments, Version: e.Version()}
-	for _, id := range d.Policies {
-		out.Policies = append(out.Policies, e.ref(id))
+	for _, p := range ex.Policies {
+		out.Policies = append(out.Policies, PolicyRef{ID: p.ID, Effect: p.Effect, File: p.File, Line: p.Line, Column: p.Column})
 	}
 	return out, nil
 }
 
 // WhoCan lists, sorted, the enabled agents the policies could permit to
-// call tool (on behalf of user when set) for some arguments and time: the
-// partial evaluation data planes use to filter tools/list.
-func (e *Evaluator) WhoCan(ctx context.Context, tool string, user *User, degraded bool) ([]string, error) {
-	if _, ok := e.c.Tool(tool); !ok {
-		return nil, fmt.Errorf("no tool %q in configuration version %d (tools are named <prefix>__<tool>; see gwctl tool list)", tool, e.Version())
+// call q.Tool (on behalf of q.User when set) for some arguments and time:
+// the partial evaluation data planes use to filter tools/list.
+func (e *Evaluator) WhoCan(ctx context.Context, q WhoCanQuestion) (WhoCanAnswer, error) {
+	agents, err := e.e.WhoCan(ctx, &authz.Request{
+		User:     q.User.authz(),
+		Action:   q.Tool,
+		Resource: authz.ToolResource(q.Tool),
+		Context:  authz.Context{Degraded: q.Degraded},
+	})
+	if err != nil {
+		return WhoCanAnswer{}, err
 	}
-	var out []string
-	for name, a := range e.agents {
-		if a.GetDisabled() {
-			continue
-		}
-		call, err := e.call(name, user, "", netip.Addr{}, degraded)
-		if err != nil {
-			return nil, err
-		}
-		if e.c.Permissible(ctx, call, tool) {
-			out = append(out, name)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
+	return WhoCanAnswer{Tool: q.Tool, Agents: nonNil(agents), Version: e.Version()}, nil
 }
 
-// call builds the request part of a pipeline call.
-func (e *Evaluator) call(agent string, user *User, protocol string, ip netip.Addr, degraded bool) (*pipeline.Call, error) {
-	a, ok := e.agents[agent]
-	if !ok {
-		return nil, fmt.Errorf("no agent %q in configuration version %d", agent, e.Version())
+// authz is the engine's form of u: groups sorted and without repeats, as
+// a verified token presents them.
+func (u *User) authz() *authz.User {
+	if u == nil {
+		return nil
 	}
-	if !ip.IsValid() {
-		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-	}
-	if protocol == "" {
-		protocol = "mcp"
-	}
-	call := &pipeline.Call{Protocol: protocol, Method: "tools/call", Agent: a, SourceIP: ip, Config: e.c, Mode: configsyncv1.Mode_MODE_NORMAL}
-	if degraded {
-		call.Mode = configsyncv1.Mode_MODE_DEGRADED
-	}
-	if user != nil {
-		if user.Source == "" || user.Name == "" {
-			return nil, errors.New("a user needs an identity source and a name (SOURCE/NAME)")
-		}
-		groups := slices.Clone(user.Groups)
-		slices.Sort(groups)
-		call.User = &pipeline.User{Source: user.Source, Name: user.Name, Email: user.Email, Groups: slices.Compact(groups)}
-	}
-	return call, nil
+	groups := slices.Clone(u.Groups)
+	slices.Sort(groups)
+	return &authz.User{Source: u.Source, Name: u.Name, Email: u.Email, Groups: slices.Compact(groups)}
 }
 
-func (e *Evaluator) ref(id string) PolicyRef {
-	file, line, col, _ := e.c.PolicyPosition(id)
-	return PolicyRef{ID: id, File: file, Line: line, Column: col}
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -161,15 +161,15 @@ type Result struct {
 	Why string
 }
 
-// Run decides every case. A case whose agent or tool does not exist fails
-// with the reason; it never stops the run.
-func (e *Evaluator) Run(ctx context.Context, cases []Case) []Result {
+// Run decides every case with d. A case whose agent or tool does not
+// exist fails with the reason; it never stops the run.
+func Run(ctx context.Context, d Decider, cases []Case) []Result {
 	out := make([]Result, 0, len(cases))
 	for _, c := range cases {
 		r := Result{Case: c}
 		q, err := c.question()
 		if err == nil {
-			r.Answer, err = e.Check(ctx, q)
+			r.Answer, err = d.Check(ctx, q)
 		}
 		switch {
 		case err != nil:

@@ -37,7 +37,7 @@ func TestRunCases(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := newEvaluator(t, nil, false)
-	for _, r := range ev.Run(context.Background(), cases) {
+	for _, r := range access.Run(context.Background(), ev, cases) {
 		if !r.Passed {
 			t.Errorf("%s: failed: %s", r.Case.Name, r.Why)
 		}
@@ -46,7 +46,7 @@ func TestRunCases(t *testing.T) {
 	// The same cases against a policy set that lets everyone pay anything.
 	ev = newEvaluator(t, []access.PolicyFile{{Name: "payments", Filename: "lax.cedar",
 		Source: `permit(principal, action, resource);`}}, false)
-	results := ev.Run(context.Background(), cases)
+	results := access.Run(context.Background(), ev, cases)
 	want := map[string]string{
 		"large payment":                    "expected deny, got allow",
 		"marketer reads balance as a user": "expected deny, got allow",
@@ -83,7 +83,7 @@ cases:
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := newEvaluator(t, nil, false).Run(context.Background(), cases)
+	results := access.Run(context.Background(), newEvaluator(t, nil, false), cases)
 	if results[0].Passed || !strings.Contains(results[0].Why, "expected policies [payments/policy1], got [payments/policy0]") {
 		t.Errorf("wrong policy: %+v", results[0])
 	}

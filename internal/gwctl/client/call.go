@@ -25,13 +25,21 @@ type Op struct {
 	// Long lifts the per-attempt timeout (backup transfers); the caller's
 	// context still bounds the whole operation.
 	Long bool
+	// AttemptTimeout, when non-zero, replaces Config.AttemptTimeout for
+	// this call: for a call that legitimately waits on something beyond
+	// the control plane (discovery waits on the upstream), so that its
+	// attempt is not cut short and taken for a dead node.
+	AttemptTimeout time.Duration
 }
 
 // Do runs call against the server that last worked and fails over to the
 // next one (round robin) when the attempt does not reach a working node: a
 // transport error, or UNAVAILABLE or DEADLINE_EXCEEDED from the attempt. It
 // keeps going, with a backoff of 100ms doubling to 1s between full rounds,
-// until ctx is done. Any other error is returned at once.
+// until ctx is done. Any other error is returned at once: in particular a
+// failure of something the node called on the caller's behalf (an upstream
+// during discovery comes back as FAILED_PRECONDITION), which no other node
+// would cure and which a retry would only repeat against that upstream.
 //
 // call may run several times; it must start over each time (for example
 // rewind what it writes).
@@ -78,11 +86,15 @@ func (c *Client) attempt(ctx context.Context, op Op, s *Services, call func(cont
 	if op.Long {
 		return call(ctx, s)
 	}
-	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	timeout := c.cfg.AttemptTimeout
+	if op.AttemptTimeout > 0 {
+		timeout = op.AttemptTimeout
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := call(actx, s)
 	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
-		return connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("no answer within %s", c.cfg.AttemptTimeout))
+		return connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("no answer within %s", timeout))
 	}
 	return err
 }
@@ -134,6 +146,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 // Read runs a unary read with failover and returns its response message.
 func Read[Res any](ctx context.Context, c *Client, call func(context.Context, *Services) (*connect.Response[Res], error)) (*Res, error) {
 	return unary(ctx, c, Op{}, call)
+}
+
+// ReadWithin is Read with a per-attempt timeout of d instead of the
+// configured one (see Op.AttemptTimeout).
+func ReadWithin[Res any](ctx context.Context, c *Client, d time.Duration, call func(context.Context, *Services) (*connect.Response[Res], error)) (*Res, error) {
+	return unary(ctx, c, Op{AttemptTimeout: d}, call)
 }
 
 // Write runs a unary write with failover (one request id for every attempt)

@@ -189,6 +189,7 @@ func (n *Node) register() {
 	n.mux.Handle(adminv1connect.NewIdentitySourceServiceHandler(&identities{state: n.state}, opts))
 	n.mux.Handle(adminv1connect.NewValueListServiceHandler(&valueLists{state: n.state}, opts))
 	n.mux.Handle(adminv1connect.NewAdminLogServiceHandler(&adminLog{state: n.state}, opts))
+	n.mux.Handle(adminv1connect.NewAccessServiceHandler(&access{state: n.state}, opts))
 }
 
 // admit records a request and applies the token check and Fail.

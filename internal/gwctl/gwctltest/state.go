@@ -14,6 +14,7 @@ import (
 
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 )
 
 // State is the fake's replicated state, shared by every node of a Cluster.
@@ -37,7 +38,11 @@ type State struct {
 	valueLists   map[string]*configv1.ValueList
 	backup       []byte
 	restored     []byte
-	tokenTTLs    []*adminv1.CreateTokenRequest
+	// authzSnapshot is what AccessService answers over; lastCheck the
+	// last Check request.
+	authzSnapshot *snapshotv1.Snapshot
+	lastCheck     *adminv1.CheckRequest
+	tokenTTLs     []*adminv1.CreateTokenRequest
 }
 
 type result struct {

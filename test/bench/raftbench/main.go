@@ -215,7 +215,7 @@ func benchCluster(dir string, n int, dur time.Duration, conc int) (result, error
 			var local []time.Duration
 			for time.Now().Before(deadline) {
 				i := seq.Add(1)
-				r := connect.NewRequest(&adminv1.SetSecretRequest{Name: fmt.Sprintf("s-%d", i%512), Value: []byte(fmt.Sprintf("value-%d-%d", w, i))})
+				r := connect.NewRequest(&adminv1.SetSecretRequest{Name: fmt.Sprintf("s-%d", i%512), Value: []byte(fmt.Sprintf("value-%d-%d", w, i)), Hosts: []string{"bench.invalid"}})
 				auth(r)
 				t := time.Now()
 				if _, err := secrets.SetSecret(ctx, r); err != nil {

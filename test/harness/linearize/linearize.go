@@ -72,11 +72,15 @@ var Model = porcupine.Model{
 	DescribeState: func(state any) string { return fmt.Sprintf("v%d", state.(int64)) },
 }
 
+// Hosts is the binding of every secret the checks write (never used by an
+// upstream: the checks only read and write secrets).
+const Hosts = "linearize.invalid"
+
 // GwctlArgs are the gwctl arguments of in (without --server), bounded by
 // timeout.
 func GwctlArgs(in Input, timeout time.Duration) []string {
 	if in.Write {
-		return []string{"secret", "set", in.Key, "--from-literal", in.Value, "-o", "json", "--timeout", timeout.String()}
+		return []string{"secret", "set", in.Key, "--hosts", Hosts, "--from-literal", in.Value, "-o", "json", "--timeout", timeout.String()}
 	}
 	return []string{"secret", "get", in.Key, "-o", "json", "--linearizable", "--timeout", timeout.String()}
 }

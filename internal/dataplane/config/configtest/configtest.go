@@ -4,14 +4,13 @@ package configtest
 
 import (
 	"crypto/sha256"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/portcullis-gw/portcullis/internal/authz/authztest"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
@@ -29,39 +28,28 @@ const (
 	DisabledKey = "pck_3333333333333333_retired-secret"
 )
 
-// Names in the fixture.
+// Names in the fixture (see authztest, whose configuration this is).
 const (
-	Upstream      = "pay"
+	Upstream      = authztest.Upstream
 	BearerSecret  = "pay-token"
-	BalanceAction = "pay__balance" // read-only, no arguments
-	PayAction     = "pay__pay"     // mutating: amount (integer), to (string)
-	PolicySet     = "payments"
-	PolicyFile    = "payments.cedar"
-	Version       = 42
+	BalanceAction = authztest.BalanceAction // read-only, no arguments
+	PayAction     = authztest.PayAction     // mutating: amount (integer), to (string)
+	PolicySet     = authztest.PolicySet
+	PolicyFile    = authztest.PolicyFile
+	Version       = authztest.Version
 )
 
 // Policies is the fixture's policy set: the payments team may call every
 // tool, and nobody may pay 500 or more. The forbid is policy1.
-const Policies = `permit(principal in Team::"payments", action in Action::"call_tool", resource);
-forbid(principal, action == Action::"pay__pay", resource) when { context.arguments has amount && context.arguments.amount >= 500 };
-`
+const Policies = authztest.Policies
 
 // PaySchema is the input schema of pay/pay.
-const PaySchema = `{
-	"type": "object",
-	"properties": {
-		"amount": {"type": "integer", "minimum": 1},
-		"to":     {"type": "string", "maxLength": 64},
-		"memo":   {"oneOf": [{"type": "string"}, {"type": "null"}]}
-	},
-	"required": ["amount", "to"],
-	"additionalProperties": false
-}`
+const PaySchema = authztest.PaySchema
 
 // VersionTime is the fixture's version time; ExpiredAt is when ExpiredKey
 // stopped working.
 var (
-	VersionTime = time.Date(2025, 3, 14, 12, 0, 0, 0, time.UTC)
+	VersionTime = authztest.VersionTime
 	ExpiredAt   = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
@@ -71,74 +59,32 @@ func Hash(key string) []byte {
 	return sum[:]
 }
 
-// Snapshot returns a fresh fixture snapshot: upstream "pay" with a bearer
-// secret, two pinned tools, four agents and one policy set.
+// Snapshot returns a fresh fixture snapshot: authztest.Snapshot with what a
+// data plane serves besides — upstream "pay" with a bearer secret, and the
+// agents' API keys.
 func Snapshot() *snapshotv1.Snapshot {
-	return &snapshotv1.Snapshot{
-		Version:     Version,
-		ClusterId:   "test-cluster",
-		VersionTime: timestamppb.New(VersionTime),
-		Upstreams: []*configv1.Upstream{{
-			Meta:       &configv1.ResourceMeta{Name: Upstream},
-			Protocol:   configv1.Protocol_PROTOCOL_MCP,
-			Url:        "https://pay.example/mcp",
-			ToolPrefix: proto.String(Upstream),
-			Credential: &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Bearer{
-				Bearer: &configv1.BearerCredential{Secret: BearerSecret},
-			}},
-		}},
-		Secrets: []*snapshotv1.SecretValue{{Name: BearerSecret, Version: 1, Value: []byte("upstream-token")}},
-		ToolPins: []*configv1.ToolPin{
-			{
-				Meta:     &configv1.ResourceMeta{Name: "pay/balance"},
-				Upstream: Upstream,
-				Tool:     "balance",
-				Versions: []*configv1.ToolVersion{{
-					Version:     1,
-					Definition:  []byte(`{"name":"balance","inputSchema":{"type":"object"}}`),
-					InputSchema: []byte(`{"type": "object", "properties": {}}`),
-					Class:       configv1.ToolClass_TOOL_CLASS_READ_ONLY,
-				}},
-			},
-			{
-				Meta:          &configv1.ResourceMeta{Name: "pay/pay"},
-				Upstream:      Upstream,
-				Tool:          "pay",
-				ActiveVersion: 2,
-				Versions: []*configv1.ToolVersion{
-					{Version: 1, InputSchema: []byte(`{"type":"object"}`), Class: configv1.ToolClass_TOOL_CLASS_MUTATING},
-					{Version: 2, Definition: []byte(`{"name":"pay"}`), InputSchema: []byte(PaySchema), Class: configv1.ToolClass_TOOL_CLASS_MUTATING},
-				},
-			},
+	return withCredentials(authztest.Snapshot())
+}
+
+// withCredentials adds the bearer secret of upstream "pay" and the API
+// keys of the fixture's agents that s has.
+func withCredentials(s *snapshotv1.Snapshot) *snapshotv1.Snapshot {
+	s.Upstreams[0].Credential = &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Bearer{
+		Bearer: &configv1.BearerCredential{Secret: BearerSecret},
+	}}
+	s.Secrets = []*snapshotv1.SecretValue{{Name: BearerSecret, Version: 1, Value: []byte("upstream-token")}}
+	keys := map[string][]*configv1.ApiKey{
+		authztest.Payer: {
+			{Id: "0123456789abcdef", Sha256: Hash(PayerKey)},
+			{Id: "2222222222222222", Sha256: Hash(ExpiredKey), ExpireTime: timestamppb.New(ExpiredAt)},
 		},
-		Agents: []*configv1.Agent{
-			{
-				Meta: &configv1.ResourceMeta{Name: "payer", Owner: "alice", Labels: map[string]string{"env": "prod"}},
-				Team: "payments",
-				ApiKeys: []*configv1.ApiKey{
-					{Id: "0123456789abcdef", Sha256: Hash(PayerKey)},
-					{Id: "2222222222222222", Sha256: Hash(ExpiredKey), ExpireTime: timestamppb.New(ExpiredAt)},
-				},
-			},
-			{
-				Meta:    &configv1.ResourceMeta{Name: "marketer", Owner: "bob"},
-				Team:    "marketing",
-				ApiKeys: []*configv1.ApiKey{{Id: "1111111111111111", Sha256: Hash(MarketerKey)}},
-			},
-			{
-				Meta:     &configv1.ResourceMeta{Name: "retired"},
-				Team:     "payments",
-				Disabled: true,
-				ApiKeys:  []*configv1.ApiKey{{Id: "3333333333333333", Sha256: Hash(DisabledKey)}},
-			},
-		},
-		PolicySets: []*configv1.PolicySet{{
-			Meta:     &configv1.ResourceMeta{Name: PolicySet},
-			Source:   Policies,
-			Filename: PolicyFile,
-			Version:  1,
-		}},
+		authztest.Marketer: {{Id: "1111111111111111", Sha256: Hash(MarketerKey)}},
+		authztest.Retired:  {{Id: "3333333333333333", Sha256: Hash(DisabledKey)}},
 	}
+	for _, a := range s.Agents {
+		a.ApiKeys = keys[a.GetMeta().GetName()]
+	}
+	return s
 }
 
 // Marshal serializes a snapshot as the control plane does.
@@ -191,52 +137,21 @@ func BindJWT(t testing.TB, s *snapshotv1.Snapshot, agent, source, subject string
 	t.Fatalf("no agent %q in the snapshot", agent)
 }
 
-// Scale fixture: ScaleTools tools "pay__t<k>" sharing ScaleSchema, and per
-// policy one agent.
+// Scale fixture: see authztest.Scale.
 const (
-	ScaleTools = 200
-	// ScaleForbids is how many forbids with argument conditions Scale adds.
-	ScaleForbids = 10
-	// ScaleSchema types every scale tool's arguments.
-	ScaleSchema = `{"type": "object", "properties": {"amount": {"type": "integer"}, "to": {"type": "string"}}, "required": ["amount", "to"]}`
+	ScaleTools   = authztest.ScaleTools
+	ScaleForbids = authztest.ScaleForbids
+	ScaleSchema  = authztest.ScaleSchema
 )
 
 // ScaleAgent is the agent that policy i of Scale permits.
-func ScaleAgent(i int) string { return fmt.Sprintf("agent-%d", i) }
+func ScaleAgent(i int) string { return authztest.ScaleAgent(i) }
 
-// ScaleAction is the tool policy i of Scale permits: tool i mod ScaleTools.
-func ScaleAction(i int) string { return fmt.Sprintf("%s__t%d", Upstream, i%ScaleTools) }
+// ScaleAction is the tool policy i of Scale permits.
+func ScaleAction(i int) string { return authztest.ScaleAction(i) }
 
-// Scale returns the fixture with ScaleTools tools, n agents and n+10
-// policies: policy i permits exactly ScaleAgent(i) on ScaleAction(i), and
-// ScaleForbids forbids carry argument conditions, half of them over every
-// tool and half on one tool each. A call by ScaleAgent(i) on ScaleAction(i)
-// with amount ≤ 10,000 and to other than "mallory" is allowed by policy i
-// alone.
+// Scale is authztest.Scale(n) with the upstream's bearer secret, so a
+// data plane compiles it.
 func Scale(n int) *snapshotv1.Snapshot {
-	s := Snapshot()
-	s.ToolPins = make([]*configv1.ToolPin, 0, ScaleTools)
-	for k := range ScaleTools {
-		s.ToolPins = append(s.ToolPins, &configv1.ToolPin{
-			Meta:     &configv1.ResourceMeta{Name: fmt.Sprintf("%s/t%d", Upstream, k)},
-			Upstream: Upstream,
-			Tool:     fmt.Sprintf("t%d", k),
-			Versions: []*configv1.ToolVersion{{Version: 1, InputSchema: []byte(ScaleSchema), Class: configv1.ToolClass_TOOL_CLASS_MUTATING}},
-		})
-	}
-	s.Agents = make([]*configv1.Agent, 0, n)
-	var src strings.Builder
-	for i := range n {
-		s.Agents = append(s.Agents, &configv1.Agent{Meta: &configv1.ResourceMeta{Name: ScaleAgent(i)}, Team: fmt.Sprintf("team-%d", i%50)})
-		fmt.Fprintf(&src, "permit(principal == Agent::%q, action == Action::%q, resource);\n", ScaleAgent(i), ScaleAction(i))
-	}
-	for k := range ScaleForbids {
-		if k%2 == 0 {
-			fmt.Fprintf(&src, "forbid(principal, action in Action::\"call_tool\", resource) when { context.arguments has amount && context.arguments.amount > %d };\n", 10_000+k)
-		} else {
-			fmt.Fprintf(&src, "forbid(principal, action == Action::%q, resource) when { context.arguments.to == \"mallory\" };\n", ScaleAction(k*37))
-		}
-	}
-	s.PolicySets = []*configv1.PolicySet{{Meta: &configv1.ResourceMeta{Name: "scale"}, Source: src.String(), Version: 1}}
-	return s
+	return withCredentials(authztest.Scale(n))
 }

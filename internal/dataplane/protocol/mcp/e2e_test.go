@@ -120,7 +120,7 @@ func endToEndWithSDKClient(t *testing.T, version string) {
 
 	resolver := upstreamtest.NewResolver()
 	resolver.SetUpstream(upstreamtest.MCP("demo", upSrv.URL+"/mcp", "demo-token"))
-	resolver.SetSecret("demo-token", []byte(upstreamSecret))
+	resolver.SetSecret("demo-token", []byte(upstreamSecret), "127.0.0.1")
 	pool := upstream.NewPool(testLogger(t))
 	defer func() { _ = pool.Close() }()
 

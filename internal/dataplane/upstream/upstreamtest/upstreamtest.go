@@ -15,15 +15,20 @@ import (
 type Resolver struct {
 	mu        sync.RWMutex
 	upstreams map[string]*configv1.Upstream
-	secrets   map[string][]byte
+	secrets   map[string]secret
 	egress    egress.Policy
+}
+
+type secret struct {
+	value []byte
+	hosts []string
 }
 
 var _ upstream.Resolver = (*Resolver)(nil)
 
 // NewResolver returns an empty Resolver.
 func NewResolver() *Resolver {
-	return &Resolver{upstreams: map[string]*configv1.Upstream{}, secrets: map[string][]byte{}}
+	return &Resolver{upstreams: map[string]*configv1.Upstream{}, secrets: map[string]secret{}}
 }
 
 // SetUpstream adds or replaces u under u.Meta.Name (a copy is stored).
@@ -40,11 +45,12 @@ func (r *Resolver) DeleteUpstream(name string) {
 	delete(r.upstreams, name)
 }
 
-// SetSecret adds or replaces a secret.
-func (r *Resolver) SetSecret(name string, value []byte) {
+// SetSecret adds or replaces a secret bound to hosts (see package
+// secretbind: a secret bound to no host is sent nowhere).
+func (r *Resolver) SetSecret(name string, value []byte, hosts ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.secrets[name] = append([]byte(nil), value...)
+	r.secrets[name] = secret{value: append([]byte(nil), value...), hosts: append([]string(nil), hosts...)}
 }
 
 // SetEgress replaces the egress policy (the default policy until then).
@@ -70,11 +76,11 @@ func (r *Resolver) Upstream(name string) (*configv1.Upstream, bool) {
 }
 
 // Secret implements upstream.Resolver.
-func (r *Resolver) Secret(name string) ([]byte, bool) {
+func (r *Resolver) Secret(name string) ([]byte, []string, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	s, ok := r.secrets[name]
-	return s, ok
+	return s.value, s.hosts, ok
 }
 
 // MCP returns an MCP upstream named name at url with a bearer credential

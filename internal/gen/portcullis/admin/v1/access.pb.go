@@ -10,6 +10,7 @@ import (
 	v1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -102,16 +103,589 @@ func (x *GetAuthorizationSnapshotResponse) GetSnapshot() *v1.Snapshot {
 	return nil
 }
 
+// AccessResource names a resource of the configuration. Its parents and
+// attributes come from the configuration.
+type AccessResource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Cedar entity type: "Tool" (the only one served today).
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// The resource's id: for a tool, its action name "<prefix>__<tool>".
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessResource) Reset() {
+	*x = AccessResource{}
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessResource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessResource) ProtoMessage() {}
+
+func (x *AccessResource) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessResource.ProtoReflect.Descriptor instead.
+func (*AccessResource) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_access_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AccessResource) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *AccessResource) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// AccessUser is an on-behalf-of user as a verified user token presents
+// them: User::"<source>/<name>", in Group::"<group>" for each group.
+type AccessUser struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The identity source that verifies the user's token.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// The value of the source's user claim.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The email claim; empty when none.
+	Email         string   `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	Groups        []string `protobuf:"bytes,4,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessUser) Reset() {
+	*x = AccessUser{}
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessUser) ProtoMessage() {}
+
+func (x *AccessUser) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessUser.ProtoReflect.Descriptor instead.
+func (*AccessUser) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_access_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AccessUser) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *AccessUser) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AccessUser) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *AccessUser) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type CheckRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The calling agent's name.
+	Agent string `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	// The user the agent acts for; unset when none.
+	User *AccessUser `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// The action: for a tool, its action name "<prefix>__<tool>". Empty: the
+	// resource's own action (a tool has exactly one, named like it).
+	Action   string          `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	Resource *AccessResource `protobuf:"bytes,4,opt,name=resource,proto3" json:"resource,omitempty"`
+	// The call's arguments as a JSON object; empty means none. Numbers are
+	// read exactly, as a data plane reads them.
+	ArgumentsJson string `protobuf:"bytes,5,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
+	// What a data plane takes from the connection. Unset: now, 127.0.0.1,
+	// "mcp", normal mode.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=time,proto3" json:"time,omitempty"`
+	SourceIp      string                 `protobuf:"bytes,7,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`
+	Protocol      string                 `protobuf:"bytes,8,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Degraded      bool                   `protobuf:"varint,9,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckRequest) Reset() {
+	*x = CheckRequest{}
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckRequest) ProtoMessage() {}
+
+func (x *CheckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
+func (*CheckRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_access_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CheckRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *CheckRequest) GetUser() *AccessUser {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *CheckRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *CheckRequest) GetResource() *AccessResource {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *CheckRequest) GetArgumentsJson() string {
+	if x != nil {
+		return x.ArgumentsJson
+	}
+	return ""
+}
+
+func (x *CheckRequest) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *CheckRequest) GetSourceIp() string {
+	if x != nil {
+		return x.SourceIp
+	}
+	return ""
+}
+
+func (x *CheckRequest) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *CheckRequest) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
+	}
+	return false
+}
+
+// PolicyRef is a policy of the configuration and where it is written.
+type PolicyRef struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gateway-wide id, "<set>/<id>".
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "permit" or "forbid".
+	Effect string `protobuf:"bytes,2,opt,name=effect,proto3" json:"effect,omitempty"`
+	// Where the policy starts in its set's source; line 0 when unknown.
+	File          string `protobuf:"bytes,3,opt,name=file,proto3" json:"file,omitempty"`
+	Line          int32  `protobuf:"varint,4,opt,name=line,proto3" json:"line,omitempty"`
+	Column        int32  `protobuf:"varint,5,opt,name=column,proto3" json:"column,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyRef) Reset() {
+	*x = PolicyRef{}
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRef) ProtoMessage() {}
+
+func (x *PolicyRef) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRef.ProtoReflect.Descriptor instead.
+func (*PolicyRef) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_access_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PolicyRef) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PolicyRef) GetEffect() string {
+	if x != nil {
+		return x.Effect
+	}
+	return ""
+}
+
+func (x *PolicyRef) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *PolicyRef) GetLine() int32 {
+	if x != nil {
+		return x.Line
+	}
+	return 0
+}
+
+func (x *PolicyRef) GetColumn() int32 {
+	if x != nil {
+		return x.Column
+	}
+	return 0
+}
+
+type CheckResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Allowed bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	// The policies that determined the decision, by id.
+	Policies []*PolicyRef `protobuf:"bytes,2,rep,name=policies,proto3" json:"policies,omitempty"`
+	// Why the call could not be decided (then no policy ran), or the
+	// evaluation errors of policies that were skipped.
+	Errors []string `protobuf:"bytes,3,rep,name=errors,proto3" json:"errors,omitempty"`
+	// Set when the call was denied before any policy ran because its
+	// arguments do not fit the tool's pinned schema.
+	InvalidArguments bool `protobuf:"varint,4,opt,name=invalid_arguments,json=invalidArguments,proto3" json:"invalid_arguments,omitempty"`
+	// The configuration version that decided.
+	ConfigVersion uint64 `protobuf:"varint,5,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckResponse) Reset() {
+	*x = CheckResponse{}
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckResponse) ProtoMessage() {}
+
+func (x *CheckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
+func (*CheckResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_access_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CheckResponse) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *CheckResponse) GetPolicies() []*PolicyRef {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *CheckResponse) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *CheckResponse) GetInvalidArguments() bool {
+	if x != nil {
+		return x.InvalidArguments
+	}
+	return false
+}
+
+func (x *CheckResponse) GetConfigVersion() uint64 {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return 0
+}
+
+type WhoCanRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The action: for a tool, its action name. Empty: the resource's own.
+	Action   string          `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	Resource *AccessResource `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	// The user the agents would act for; unset when none.
+	User *AccessUser `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// Answer for a data plane in degraded mode.
+	Degraded      bool `protobuf:"varint,4,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoCanRequest) Reset() {
+	*x = WhoCanRequest{}
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoCanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoCanRequest) ProtoMessage() {}
+
+func (x *WhoCanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoCanRequest.ProtoReflect.Descriptor instead.
+func (*WhoCanRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_access_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WhoCanRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *WhoCanRequest) GetResource() *AccessResource {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *WhoCanRequest) GetUser() *AccessUser {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *WhoCanRequest) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
+	}
+	return false
+}
+
+type WhoCanResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Agent names, sorted.
+	Agents []string `protobuf:"bytes,1,rep,name=agents,proto3" json:"agents,omitempty"`
+	// The configuration version that answered.
+	ConfigVersion uint64 `protobuf:"varint,2,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoCanResponse) Reset() {
+	*x = WhoCanResponse{}
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoCanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoCanResponse) ProtoMessage() {}
+
+func (x *WhoCanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_access_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoCanResponse.ProtoReflect.Descriptor instead.
+func (*WhoCanResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_access_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *WhoCanResponse) GetAgents() []string {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *WhoCanResponse) GetConfigVersion() uint64 {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return 0
+}
+
 var File_portcullis_admin_v1_access_proto protoreflect.FileDescriptor
 
 const file_portcullis_admin_v1_access_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/admin/v1/access.proto\x12\x13portcullis.admin.v1\x1a%portcullis/snapshot/v1/snapshot.proto\"!\n" +
+	" portcullis/admin/v1/access.proto\x12\x13portcullis.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%portcullis/snapshot/v1/snapshot.proto\"!\n" +
 	"\x1fGetAuthorizationSnapshotRequest\"`\n" +
 	" GetAuthorizationSnapshotResponse\x12<\n" +
-	"\bsnapshot\x18\x01 \x01(\v2 .portcullis.snapshot.v1.SnapshotR\bsnapshot2\x99\x01\n" +
+	"\bsnapshot\x18\x01 \x01(\v2 .portcullis.snapshot.v1.SnapshotR\bsnapshot\"4\n" +
+	"\x0eAccessResource\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"f\n" +
+	"\n" +
+	"AccessUser\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\x12\x16\n" +
+	"\x06groups\x18\x04 \x03(\tR\x06groups\"\xde\x02\n" +
+	"\fCheckRequest\x12\x14\n" +
+	"\x05agent\x18\x01 \x01(\tR\x05agent\x123\n" +
+	"\x04user\x18\x02 \x01(\v2\x1f.portcullis.admin.v1.AccessUserR\x04user\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12?\n" +
+	"\bresource\x18\x04 \x01(\v2#.portcullis.admin.v1.AccessResourceR\bresource\x12%\n" +
+	"\x0earguments_json\x18\x05 \x01(\tR\rargumentsJson\x12.\n" +
+	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1b\n" +
+	"\tsource_ip\x18\a \x01(\tR\bsourceIp\x12\x1a\n" +
+	"\bprotocol\x18\b \x01(\tR\bprotocol\x12\x1a\n" +
+	"\bdegraded\x18\t \x01(\bR\bdegraded\"s\n" +
+	"\tPolicyRef\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06effect\x18\x02 \x01(\tR\x06effect\x12\x12\n" +
+	"\x04file\x18\x03 \x01(\tR\x04file\x12\x12\n" +
+	"\x04line\x18\x04 \x01(\x05R\x04line\x12\x16\n" +
+	"\x06column\x18\x05 \x01(\x05R\x06column\"\xd1\x01\n" +
+	"\rCheckResponse\x12\x18\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed\x12:\n" +
+	"\bpolicies\x18\x02 \x03(\v2\x1e.portcullis.admin.v1.PolicyRefR\bpolicies\x12\x16\n" +
+	"\x06errors\x18\x03 \x03(\tR\x06errors\x12+\n" +
+	"\x11invalid_arguments\x18\x04 \x01(\bR\x10invalidArguments\x12%\n" +
+	"\x0econfig_version\x18\x05 \x01(\x04R\rconfigVersion\"\xb9\x01\n" +
+	"\rWhoCanRequest\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12?\n" +
+	"\bresource\x18\x02 \x01(\v2#.portcullis.admin.v1.AccessResourceR\bresource\x123\n" +
+	"\x04user\x18\x03 \x01(\v2\x1f.portcullis.admin.v1.AccessUserR\x04user\x12\x1a\n" +
+	"\bdegraded\x18\x04 \x01(\bR\bdegraded\"O\n" +
+	"\x0eWhoCanResponse\x12\x16\n" +
+	"\x06agents\x18\x01 \x03(\tR\x06agents\x12%\n" +
+	"\x0econfig_version\x18\x02 \x01(\x04R\rconfigVersion2\xbc\x02\n" +
 	"\rAccessService\x12\x87\x01\n" +
-	"\x18GetAuthorizationSnapshot\x124.portcullis.admin.v1.GetAuthorizationSnapshotRequest\x1a5.portcullis.admin.v1.GetAuthorizationSnapshotResponseB\xe2\x01\n" +
+	"\x18GetAuthorizationSnapshot\x124.portcullis.admin.v1.GetAuthorizationSnapshotRequest\x1a5.portcullis.admin.v1.GetAuthorizationSnapshotResponse\x12N\n" +
+	"\x05Check\x12!.portcullis.admin.v1.CheckRequest\x1a\".portcullis.admin.v1.CheckResponse\x12Q\n" +
+	"\x06WhoCan\x12\".portcullis.admin.v1.WhoCanRequest\x1a#.portcullis.admin.v1.WhoCanResponseB\xe2\x01\n" +
 	"\x17com.portcullis.admin.v1B\vAccessProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1;adminv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Admin.V1\xca\x02\x13Portcullis\\Admin\\V1\xe2\x02\x1fPortcullis\\Admin\\V1\\GPBMetadata\xea\x02\x15Portcullis::Admin::V1b\x06proto3"
 
 var (
@@ -126,21 +700,39 @@ func file_portcullis_admin_v1_access_proto_rawDescGZIP() []byte {
 	return file_portcullis_admin_v1_access_proto_rawDescData
 }
 
-var file_portcullis_admin_v1_access_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_portcullis_admin_v1_access_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_portcullis_admin_v1_access_proto_goTypes = []any{
 	(*GetAuthorizationSnapshotRequest)(nil),  // 0: portcullis.admin.v1.GetAuthorizationSnapshotRequest
 	(*GetAuthorizationSnapshotResponse)(nil), // 1: portcullis.admin.v1.GetAuthorizationSnapshotResponse
-	(*v1.Snapshot)(nil),                      // 2: portcullis.snapshot.v1.Snapshot
+	(*AccessResource)(nil),                   // 2: portcullis.admin.v1.AccessResource
+	(*AccessUser)(nil),                       // 3: portcullis.admin.v1.AccessUser
+	(*CheckRequest)(nil),                     // 4: portcullis.admin.v1.CheckRequest
+	(*PolicyRef)(nil),                        // 5: portcullis.admin.v1.PolicyRef
+	(*CheckResponse)(nil),                    // 6: portcullis.admin.v1.CheckResponse
+	(*WhoCanRequest)(nil),                    // 7: portcullis.admin.v1.WhoCanRequest
+	(*WhoCanResponse)(nil),                   // 8: portcullis.admin.v1.WhoCanResponse
+	(*v1.Snapshot)(nil),                      // 9: portcullis.snapshot.v1.Snapshot
+	(*timestamppb.Timestamp)(nil),            // 10: google.protobuf.Timestamp
 }
 var file_portcullis_admin_v1_access_proto_depIdxs = []int32{
-	2, // 0: portcullis.admin.v1.GetAuthorizationSnapshotResponse.snapshot:type_name -> portcullis.snapshot.v1.Snapshot
-	0, // 1: portcullis.admin.v1.AccessService.GetAuthorizationSnapshot:input_type -> portcullis.admin.v1.GetAuthorizationSnapshotRequest
-	1, // 2: portcullis.admin.v1.AccessService.GetAuthorizationSnapshot:output_type -> portcullis.admin.v1.GetAuthorizationSnapshotResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	9,  // 0: portcullis.admin.v1.GetAuthorizationSnapshotResponse.snapshot:type_name -> portcullis.snapshot.v1.Snapshot
+	3,  // 1: portcullis.admin.v1.CheckRequest.user:type_name -> portcullis.admin.v1.AccessUser
+	2,  // 2: portcullis.admin.v1.CheckRequest.resource:type_name -> portcullis.admin.v1.AccessResource
+	10, // 3: portcullis.admin.v1.CheckRequest.time:type_name -> google.protobuf.Timestamp
+	5,  // 4: portcullis.admin.v1.CheckResponse.policies:type_name -> portcullis.admin.v1.PolicyRef
+	2,  // 5: portcullis.admin.v1.WhoCanRequest.resource:type_name -> portcullis.admin.v1.AccessResource
+	3,  // 6: portcullis.admin.v1.WhoCanRequest.user:type_name -> portcullis.admin.v1.AccessUser
+	0,  // 7: portcullis.admin.v1.AccessService.GetAuthorizationSnapshot:input_type -> portcullis.admin.v1.GetAuthorizationSnapshotRequest
+	4,  // 8: portcullis.admin.v1.AccessService.Check:input_type -> portcullis.admin.v1.CheckRequest
+	7,  // 9: portcullis.admin.v1.AccessService.WhoCan:input_type -> portcullis.admin.v1.WhoCanRequest
+	1,  // 10: portcullis.admin.v1.AccessService.GetAuthorizationSnapshot:output_type -> portcullis.admin.v1.GetAuthorizationSnapshotResponse
+	6,  // 11: portcullis.admin.v1.AccessService.Check:output_type -> portcullis.admin.v1.CheckResponse
+	8,  // 12: portcullis.admin.v1.AccessService.WhoCan:output_type -> portcullis.admin.v1.WhoCanResponse
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_admin_v1_access_proto_init() }
@@ -154,7 +746,7 @@ func file_portcullis_admin_v1_access_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_admin_v1_access_proto_rawDesc), len(file_portcullis_admin_v1_access_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

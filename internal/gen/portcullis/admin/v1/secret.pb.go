@@ -31,8 +31,12 @@ type SetSecretRequest struct {
 	Description      string            `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
 	Labels           map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	ExpectedRevision uint64            `protobuf:"varint,6,opt,name=expected_revision,json=expectedRevision,proto3" json:"expected_revision,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The hosts the secret may be sent to (see Secret.hosts). Required for a
+	// new secret. Empty on an existing secret keeps its binding; anything
+	// else that changes it needs the admin role.
+	Hosts         []string `protobuf:"bytes,7,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetSecretRequest) Reset() {
@@ -107,6 +111,13 @@ func (x *SetSecretRequest) GetExpectedRevision() uint64 {
 	return 0
 }
 
+func (x *SetSecretRequest) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
 type SetSecretResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Secret        *v1.Secret             `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
@@ -151,6 +162,111 @@ func (x *SetSecretResponse) GetSecret() *v1.Secret {
 	return nil
 }
 
+type BindSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The new binding (see Secret.hosts); at least one host.
+	Hosts            []string `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	ExpectedRevision uint64   `protobuf:"varint,3,opt,name=expected_revision,json=expectedRevision,proto3" json:"expected_revision,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *BindSecretRequest) Reset() {
+	*x = BindSecretRequest{}
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindSecretRequest) ProtoMessage() {}
+
+func (x *BindSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindSecretRequest.ProtoReflect.Descriptor instead.
+func (*BindSecretRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BindSecretRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BindSecretRequest) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *BindSecretRequest) GetExpectedRevision() uint64 {
+	if x != nil {
+		return x.ExpectedRevision
+	}
+	return 0
+}
+
+type BindSecretResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Secret        *v1.Secret             `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindSecretResponse) Reset() {
+	*x = BindSecretResponse{}
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindSecretResponse) ProtoMessage() {}
+
+func (x *BindSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindSecretResponse.ProtoReflect.Descriptor instead.
+func (*BindSecretResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BindSecretResponse) GetSecret() *v1.Secret {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
 type GetSecretRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -160,7 +276,7 @@ type GetSecretRequest struct {
 
 func (x *GetSecretRequest) Reset() {
 	*x = GetSecretRequest{}
-	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[2]
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -172,7 +288,7 @@ func (x *GetSecretRequest) String() string {
 func (*GetSecretRequest) ProtoMessage() {}
 
 func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[2]
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -185,7 +301,7 @@ func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretRequest.ProtoReflect.Descriptor instead.
 func (*GetSecretRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetSecretRequest) GetName() string {
@@ -204,7 +320,7 @@ type GetSecretResponse struct {
 
 func (x *GetSecretResponse) Reset() {
 	*x = GetSecretResponse{}
-	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[3]
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -216,7 +332,7 @@ func (x *GetSecretResponse) String() string {
 func (*GetSecretResponse) ProtoMessage() {}
 
 func (x *GetSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[3]
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -229,7 +345,7 @@ func (x *GetSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretResponse.ProtoReflect.Descriptor instead.
 func (*GetSecretResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetSecretResponse) GetSecret() *v1.Secret {
@@ -249,7 +365,7 @@ type ListSecretsRequest struct {
 
 func (x *ListSecretsRequest) Reset() {
 	*x = ListSecretsRequest{}
-	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[4]
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +377,7 @@ func (x *ListSecretsRequest) String() string {
 func (*ListSecretsRequest) ProtoMessage() {}
 
 func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[4]
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +390,7 @@ func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ListSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListSecretsRequest) GetPageSize() int32 {
@@ -301,7 +417,7 @@ type ListSecretsResponse struct {
 
 func (x *ListSecretsResponse) Reset() {
 	*x = ListSecretsResponse{}
-	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[5]
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -313,7 +429,7 @@ func (x *ListSecretsResponse) String() string {
 func (*ListSecretsResponse) ProtoMessage() {}
 
 func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[5]
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -326,7 +442,7 @@ func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListSecretsResponse) GetSecrets() []*v1.Secret {
@@ -353,7 +469,7 @@ type DeleteSecretRequest struct {
 
 func (x *DeleteSecretRequest) Reset() {
 	*x = DeleteSecretRequest{}
-	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[6]
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +481,7 @@ func (x *DeleteSecretRequest) String() string {
 func (*DeleteSecretRequest) ProtoMessage() {}
 
 func (x *DeleteSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[6]
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +494,7 @@ func (x *DeleteSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecretRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSecretRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeleteSecretRequest) GetName() string {
@@ -403,7 +519,7 @@ type DeleteSecretResponse struct {
 
 func (x *DeleteSecretResponse) Reset() {
 	*x = DeleteSecretResponse{}
-	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[7]
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +531,7 @@ func (x *DeleteSecretResponse) String() string {
 func (*DeleteSecretResponse) ProtoMessage() {}
 
 func (x *DeleteSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[7]
+	mi := &file_portcullis_admin_v1_secret_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,25 +544,32 @@ func (x *DeleteSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecretResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSecretResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_admin_v1_secret_proto_rawDescGZIP(), []int{9}
 }
 
 var File_portcullis_admin_v1_secret_proto protoreflect.FileDescriptor
 
 const file_portcullis_admin_v1_secret_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/admin/v1/secret.proto\x12\x13portcullis.admin.v1\x1a$portcullis/config/v1/resources.proto\"\xa7\x02\n" +
+	" portcullis/admin/v1/secret.proto\x12\x13portcullis.admin.v1\x1a$portcullis/config/v1/resources.proto\"\xbd\x02\n" +
 	"\x10SetSecretRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x14\n" +
 	"\x05owner\x18\x03 \x01(\tR\x05owner\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12I\n" +
 	"\x06labels\x18\x05 \x03(\v21.portcullis.admin.v1.SetSecretRequest.LabelsEntryR\x06labels\x12+\n" +
-	"\x11expected_revision\x18\x06 \x01(\x04R\x10expectedRevision\x1a9\n" +
+	"\x11expected_revision\x18\x06 \x01(\x04R\x10expectedRevision\x12\x14\n" +
+	"\x05hosts\x18\a \x03(\tR\x05hosts\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"I\n" +
 	"\x11SetSecretResponse\x124\n" +
+	"\x06secret\x18\x01 \x01(\v2\x1c.portcullis.config.v1.SecretR\x06secret\"j\n" +
+	"\x11BindSecretRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12+\n" +
+	"\x11expected_revision\x18\x03 \x01(\x04R\x10expectedRevision\"J\n" +
+	"\x12BindSecretResponse\x124\n" +
 	"\x06secret\x18\x01 \x01(\v2\x1c.portcullis.config.v1.SecretR\x06secret\"&\n" +
 	"\x10GetSecretRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"I\n" +
@@ -462,9 +585,11 @@ const file_portcullis_admin_v1_secret_proto_rawDesc = "" +
 	"\x13DeleteSecretRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x11expected_revision\x18\x02 \x01(\x04R\x10expectedRevision\"\x16\n" +
-	"\x14DeleteSecretResponse2\x8e\x03\n" +
+	"\x14DeleteSecretResponse2\xed\x03\n" +
 	"\rSecretService\x12Z\n" +
-	"\tSetSecret\x12%.portcullis.admin.v1.SetSecretRequest\x1a&.portcullis.admin.v1.SetSecretResponse\x12Z\n" +
+	"\tSetSecret\x12%.portcullis.admin.v1.SetSecretRequest\x1a&.portcullis.admin.v1.SetSecretResponse\x12]\n" +
+	"\n" +
+	"BindSecret\x12&.portcullis.admin.v1.BindSecretRequest\x1a'.portcullis.admin.v1.BindSecretResponse\x12Z\n" +
 	"\tGetSecret\x12%.portcullis.admin.v1.GetSecretRequest\x1a&.portcullis.admin.v1.GetSecretResponse\x12`\n" +
 	"\vListSecrets\x12'.portcullis.admin.v1.ListSecretsRequest\x1a(.portcullis.admin.v1.ListSecretsResponse\x12c\n" +
 	"\fDeleteSecret\x12(.portcullis.admin.v1.DeleteSecretRequest\x1a).portcullis.admin.v1.DeleteSecretResponseB\xe2\x01\n" +
@@ -482,37 +607,42 @@ func file_portcullis_admin_v1_secret_proto_rawDescGZIP() []byte {
 	return file_portcullis_admin_v1_secret_proto_rawDescData
 }
 
-var file_portcullis_admin_v1_secret_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_portcullis_admin_v1_secret_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_portcullis_admin_v1_secret_proto_goTypes = []any{
 	(*SetSecretRequest)(nil),     // 0: portcullis.admin.v1.SetSecretRequest
 	(*SetSecretResponse)(nil),    // 1: portcullis.admin.v1.SetSecretResponse
-	(*GetSecretRequest)(nil),     // 2: portcullis.admin.v1.GetSecretRequest
-	(*GetSecretResponse)(nil),    // 3: portcullis.admin.v1.GetSecretResponse
-	(*ListSecretsRequest)(nil),   // 4: portcullis.admin.v1.ListSecretsRequest
-	(*ListSecretsResponse)(nil),  // 5: portcullis.admin.v1.ListSecretsResponse
-	(*DeleteSecretRequest)(nil),  // 6: portcullis.admin.v1.DeleteSecretRequest
-	(*DeleteSecretResponse)(nil), // 7: portcullis.admin.v1.DeleteSecretResponse
-	nil,                          // 8: portcullis.admin.v1.SetSecretRequest.LabelsEntry
-	(*v1.Secret)(nil),            // 9: portcullis.config.v1.Secret
+	(*BindSecretRequest)(nil),    // 2: portcullis.admin.v1.BindSecretRequest
+	(*BindSecretResponse)(nil),   // 3: portcullis.admin.v1.BindSecretResponse
+	(*GetSecretRequest)(nil),     // 4: portcullis.admin.v1.GetSecretRequest
+	(*GetSecretResponse)(nil),    // 5: portcullis.admin.v1.GetSecretResponse
+	(*ListSecretsRequest)(nil),   // 6: portcullis.admin.v1.ListSecretsRequest
+	(*ListSecretsResponse)(nil),  // 7: portcullis.admin.v1.ListSecretsResponse
+	(*DeleteSecretRequest)(nil),  // 8: portcullis.admin.v1.DeleteSecretRequest
+	(*DeleteSecretResponse)(nil), // 9: portcullis.admin.v1.DeleteSecretResponse
+	nil,                          // 10: portcullis.admin.v1.SetSecretRequest.LabelsEntry
+	(*v1.Secret)(nil),            // 11: portcullis.config.v1.Secret
 }
 var file_portcullis_admin_v1_secret_proto_depIdxs = []int32{
-	8, // 0: portcullis.admin.v1.SetSecretRequest.labels:type_name -> portcullis.admin.v1.SetSecretRequest.LabelsEntry
-	9, // 1: portcullis.admin.v1.SetSecretResponse.secret:type_name -> portcullis.config.v1.Secret
-	9, // 2: portcullis.admin.v1.GetSecretResponse.secret:type_name -> portcullis.config.v1.Secret
-	9, // 3: portcullis.admin.v1.ListSecretsResponse.secrets:type_name -> portcullis.config.v1.Secret
-	0, // 4: portcullis.admin.v1.SecretService.SetSecret:input_type -> portcullis.admin.v1.SetSecretRequest
-	2, // 5: portcullis.admin.v1.SecretService.GetSecret:input_type -> portcullis.admin.v1.GetSecretRequest
-	4, // 6: portcullis.admin.v1.SecretService.ListSecrets:input_type -> portcullis.admin.v1.ListSecretsRequest
-	6, // 7: portcullis.admin.v1.SecretService.DeleteSecret:input_type -> portcullis.admin.v1.DeleteSecretRequest
-	1, // 8: portcullis.admin.v1.SecretService.SetSecret:output_type -> portcullis.admin.v1.SetSecretResponse
-	3, // 9: portcullis.admin.v1.SecretService.GetSecret:output_type -> portcullis.admin.v1.GetSecretResponse
-	5, // 10: portcullis.admin.v1.SecretService.ListSecrets:output_type -> portcullis.admin.v1.ListSecretsResponse
-	7, // 11: portcullis.admin.v1.SecretService.DeleteSecret:output_type -> portcullis.admin.v1.DeleteSecretResponse
-	8, // [8:12] is the sub-list for method output_type
-	4, // [4:8] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	10, // 0: portcullis.admin.v1.SetSecretRequest.labels:type_name -> portcullis.admin.v1.SetSecretRequest.LabelsEntry
+	11, // 1: portcullis.admin.v1.SetSecretResponse.secret:type_name -> portcullis.config.v1.Secret
+	11, // 2: portcullis.admin.v1.BindSecretResponse.secret:type_name -> portcullis.config.v1.Secret
+	11, // 3: portcullis.admin.v1.GetSecretResponse.secret:type_name -> portcullis.config.v1.Secret
+	11, // 4: portcullis.admin.v1.ListSecretsResponse.secrets:type_name -> portcullis.config.v1.Secret
+	0,  // 5: portcullis.admin.v1.SecretService.SetSecret:input_type -> portcullis.admin.v1.SetSecretRequest
+	2,  // 6: portcullis.admin.v1.SecretService.BindSecret:input_type -> portcullis.admin.v1.BindSecretRequest
+	4,  // 7: portcullis.admin.v1.SecretService.GetSecret:input_type -> portcullis.admin.v1.GetSecretRequest
+	6,  // 8: portcullis.admin.v1.SecretService.ListSecrets:input_type -> portcullis.admin.v1.ListSecretsRequest
+	8,  // 9: portcullis.admin.v1.SecretService.DeleteSecret:input_type -> portcullis.admin.v1.DeleteSecretRequest
+	1,  // 10: portcullis.admin.v1.SecretService.SetSecret:output_type -> portcullis.admin.v1.SetSecretResponse
+	3,  // 11: portcullis.admin.v1.SecretService.BindSecret:output_type -> portcullis.admin.v1.BindSecretResponse
+	5,  // 12: portcullis.admin.v1.SecretService.GetSecret:output_type -> portcullis.admin.v1.GetSecretResponse
+	7,  // 13: portcullis.admin.v1.SecretService.ListSecrets:output_type -> portcullis.admin.v1.ListSecretsResponse
+	9,  // 14: portcullis.admin.v1.SecretService.DeleteSecret:output_type -> portcullis.admin.v1.DeleteSecretResponse
+	10, // [10:15] is the sub-list for method output_type
+	5,  // [5:10] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_admin_v1_secret_proto_init() }
@@ -526,7 +656,7 @@ func file_portcullis_admin_v1_secret_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_admin_v1_secret_proto_rawDesc), len(file_portcullis_admin_v1_secret_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

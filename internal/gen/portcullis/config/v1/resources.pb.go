@@ -1831,6 +1831,12 @@ func (x *MtlsAuthority) GetCaPem() string {
 
 // Secret is an upstream credential. Its value is encrypted at rest with the
 // cluster key-encryption key and never returned by any admin API.
+//
+// A secret is bound to the hosts it may be sent to: the gateway sends it
+// (and, for an OAuth client secret, the access token obtained with it) to
+// no other host. An upstream whose URL (or OAuth token URL) is on another
+// host cannot reference it, and every sender checks the host of each
+// request again before attaching it. Only an admin changes a binding.
 type Secret struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
@@ -1839,7 +1845,16 @@ type Secret struct {
 	// Output only. Increments on every change of the value.
 	Version int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
 	// Output only. Length of the plaintext in bytes.
-	Size          int64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Size int64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	// The hosts the secret may be sent to: "host" (any port) or "host:port",
+	// a lower-case DNS name or an IP address ("[v6]:port" with a port). At
+	// most 32. Empty only for a secret written before bindings existed: such
+	// a secret is bound to the hosts of the upstreams that reference it (see
+	// implicit_hosts) until an admin binds it.
+	Hosts []string `protobuf:"bytes,5,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	// Output only. For a secret without hosts: the hosts of the upstreams
+	// that reference it, each as "host:port", the only places it is sent.
+	ImplicitHosts []string `protobuf:"bytes,6,rep,name=implicit_hosts,json=implicitHosts,proto3" json:"implicit_hosts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1900,6 +1915,20 @@ func (x *Secret) GetSize() int64 {
 		return x.Size
 	}
 	return 0
+}
+
+func (x *Secret) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *Secret) GetImplicitHosts() []string {
+	if x != nil {
+		return x.ImplicitHosts
+	}
+	return nil
 }
 
 // AdminToken is a bearer token for the admin API. Only its hash is stored.
@@ -2270,14 +2299,16 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x03use\x18\n" +
 	" \x01(\x0e2\x1c.portcullis.config.v1.JwtUseR\x03use\"&\n" +
 	"\rMtlsAuthority\x12\x15\n" +
-	"\x06ca_pem\x18\x01 \x01(\tR\x05caPem\"\x8e\x01\n" +
+	"\x06ca_pem\x18\x01 \x01(\tR\x05caPem\"\xcb\x01\n" +
 	"\x06Secret\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x02 \x01(\fR\n" +
 	"ciphertext\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x03R\aversion\x12\x12\n" +
-	"\x04size\x18\x04 \x01(\x03R\x04size\"\xe7\x01\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x14\n" +
+	"\x05hosts\x18\x05 \x03(\tR\x05hosts\x12%\n" +
+	"\x0eimplicit_hosts\x18\x06 \x03(\tR\rimplicitHosts\"\xe7\x01\n" +
 	"\n" +
 	"AdminToken\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12.\n" +

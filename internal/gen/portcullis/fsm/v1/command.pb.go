@@ -95,6 +95,9 @@ const (
 	ErrorCode_ERROR_CODE_ALREADY_EXISTS      ErrorCode = 3
 	ErrorCode_ERROR_CODE_FAILED_PRECONDITION ErrorCode = 4
 	ErrorCode_ERROR_CODE_ABORTED             ErrorCode = 5
+	// The actor's role does not allow this change (for example changing the
+	// hosts a secret may be sent to without the admin role).
+	ErrorCode_ERROR_CODE_PERMISSION_DENIED ErrorCode = 6
 )
 
 // Enum value maps for ErrorCode.
@@ -106,6 +109,7 @@ var (
 		3: "ERROR_CODE_ALREADY_EXISTS",
 		4: "ERROR_CODE_FAILED_PRECONDITION",
 		5: "ERROR_CODE_ABORTED",
+		6: "ERROR_CODE_PERMISSION_DENIED",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":         0,
@@ -114,6 +118,7 @@ var (
 		"ERROR_CODE_ALREADY_EXISTS":      3,
 		"ERROR_CODE_FAILED_PRECONDITION": 4,
 		"ERROR_CODE_ABORTED":             5,
+		"ERROR_CODE_PERMISSION_DENIED":   6,
 	}
 )
 
@@ -1427,14 +1432,15 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x16WRITE_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11WRITE_MODE_CREATE\x10\x01\x12\x15\n" +
 	"\x11WRITE_MODE_UPDATE\x10\x02\x12\x15\n" +
-	"\x11WRITE_MODE_UPSERT\x10\x03*\xbd\x01\n" +
+	"\x11WRITE_MODE_UPSERT\x10\x03*\xdf\x01\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bERROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x18\n" +
 	"\x14ERROR_CODE_NOT_FOUND\x10\x02\x12\x1d\n" +
 	"\x19ERROR_CODE_ALREADY_EXISTS\x10\x03\x12\"\n" +
 	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x04\x12\x16\n" +
-	"\x12ERROR_CODE_ABORTED\x10\x05B\xd5\x01\n" +
+	"\x12ERROR_CODE_ABORTED\x10\x05\x12 \n" +
+	"\x1cERROR_CODE_PERMISSION_DENIED\x10\x06B\xd5\x01\n" +
 	"\x15com.portcullis.fsm.v1B\fCommandProtoP\x01ZHgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1;fsmv1\xa2\x02\x03PFX\xaa\x02\x11Portcullis.Fsm.V1\xca\x02\x11Portcullis\\Fsm\\V1\xe2\x02\x1dPortcullis\\Fsm\\V1\\GPBMetadata\xea\x02\x13Portcullis::Fsm::V1b\x06proto3"
 
 var (

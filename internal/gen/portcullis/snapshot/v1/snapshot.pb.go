@@ -322,10 +322,15 @@ func (x *Freeze) GetReason() string {
 
 // SecretValue is a decrypted secret for the data plane.
 type SecretValue struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Value   []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// The hosts the value may be sent to (config.v1.Secret.hosts, or for a
+	// secret without its own, the hosts of the upstreams that reference it).
+	// A data plane sends the value, or a token obtained with it, to no other
+	// host.
+	Hosts         []string `protobuf:"bytes,4,rep,name=hosts,proto3" json:"hosts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -381,6 +386,13 @@ func (x *SecretValue) GetValue() []byte {
 	return nil
 }
 
+func (x *SecretValue) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
 var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
@@ -411,11 +423,12 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\x04deny\x18\x03 \x03(\tR\x04deny\"8\n" +
 	"\x06Freeze\x12\x16\n" +
 	"\x06frozen\x18\x01 \x01(\bR\x06frozen\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"Q\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"g\n" +
 	"\vSecretValue\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\fR\x05valueB\xf9\x01\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x14\n" +
+	"\x05hosts\x18\x04 \x03(\tR\x05hostsB\xf9\x01\n" +
 	"\x1acom.portcullis.snapshot.v1B\rSnapshotProtoP\x01ZRgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1;snapshotv1\xa2\x02\x03PSX\xaa\x02\x16Portcullis.Snapshot.V1\xca\x02\x16Portcullis\\Snapshot\\V1\xe2\x02\"Portcullis\\Snapshot\\V1\\GPBMetadata\xea\x02\x18Portcullis::Snapshot::V1b\x06proto3"
 
 var (

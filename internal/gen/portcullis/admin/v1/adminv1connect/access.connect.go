@@ -36,6 +36,10 @@ const (
 	// AccessServiceGetAuthorizationSnapshotProcedure is the fully-qualified name of the AccessService's
 	// GetAuthorizationSnapshot RPC.
 	AccessServiceGetAuthorizationSnapshotProcedure = "/portcullis.admin.v1.AccessService/GetAuthorizationSnapshot"
+	// AccessServiceCheckProcedure is the fully-qualified name of the AccessService's Check RPC.
+	AccessServiceCheckProcedure = "/portcullis.admin.v1.AccessService/Check"
+	// AccessServiceWhoCanProcedure is the fully-qualified name of the AccessService's WhoCan RPC.
+	AccessServiceWhoCanProcedure = "/portcullis.admin.v1.AccessService/WhoCan"
 )
 
 // AccessServiceClient is a client for the portcullis.admin.v1.AccessService service.
@@ -43,8 +47,21 @@ type AccessServiceClient interface {
 	// Returns the current configuration as a data-plane snapshot stripped of
 	// everything secret or unneeded for authorization: agents without API
 	// key hashes, upstreams without credentials, no identity sources, no
-	// secrets, no CA. Role: auditor.
+	// secrets, no CA. `gwctl access export` saves it for offline use
+	// (`gwctl policy test --snapshot`). Role: auditor.
 	GetAuthorizationSnapshot(context.Context, *connect.Request[v1.GetAuthorizationSnapshotRequest]) (*connect.Response[v1.GetAuthorizationSnapshotResponse], error)
+	// Decides one call as a data plane of the current configuration version
+	// would, and explains the decision: the determining policies with their
+	// positions (file:line:col), and any request or evaluation errors. An
+	// agent or resource that does not exist is NOT_FOUND, never a deny; a
+	// disabled agent is a deny with the reason in errors. Role: auditor.
+	Check(context.Context, *connect.Request[v1.CheckRequest]) (*connect.Response[v1.CheckResponse], error)
+	// Lists the enabled agents the policies could permit some call of the
+	// action on the resource (on behalf of the user, when given), whatever
+	// its arguments and time: the partial evaluation data planes use to
+	// filter tools/list. A resource that does not exist is NOT_FOUND.
+	// Role: auditor.
+	WhoCan(context.Context, *connect.Request[v1.WhoCanRequest]) (*connect.Response[v1.WhoCanResponse], error)
 }
 
 // NewAccessServiceClient constructs a client for the portcullis.admin.v1.AccessService service. By
@@ -64,12 +81,26 @@ func NewAccessServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(accessServiceMethods.ByName("GetAuthorizationSnapshot")),
 			connect.WithClientOptions(opts...),
 		),
+		check: connect.NewClient[v1.CheckRequest, v1.CheckResponse](
+			httpClient,
+			baseURL+AccessServiceCheckProcedure,
+			connect.WithSchema(accessServiceMethods.ByName("Check")),
+			connect.WithClientOptions(opts...),
+		),
+		whoCan: connect.NewClient[v1.WhoCanRequest, v1.WhoCanResponse](
+			httpClient,
+			baseURL+AccessServiceWhoCanProcedure,
+			connect.WithSchema(accessServiceMethods.ByName("WhoCan")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // accessServiceClient implements AccessServiceClient.
 type accessServiceClient struct {
 	getAuthorizationSnapshot *connect.Client[v1.GetAuthorizationSnapshotRequest, v1.GetAuthorizationSnapshotResponse]
+	check                    *connect.Client[v1.CheckRequest, v1.CheckResponse]
+	whoCan                   *connect.Client[v1.WhoCanRequest, v1.WhoCanResponse]
 }
 
 // GetAuthorizationSnapshot calls portcullis.admin.v1.AccessService.GetAuthorizationSnapshot.
@@ -77,13 +108,36 @@ func (c *accessServiceClient) GetAuthorizationSnapshot(ctx context.Context, req 
 	return c.getAuthorizationSnapshot.CallUnary(ctx, req)
 }
 
+// Check calls portcullis.admin.v1.AccessService.Check.
+func (c *accessServiceClient) Check(ctx context.Context, req *connect.Request[v1.CheckRequest]) (*connect.Response[v1.CheckResponse], error) {
+	return c.check.CallUnary(ctx, req)
+}
+
+// WhoCan calls portcullis.admin.v1.AccessService.WhoCan.
+func (c *accessServiceClient) WhoCan(ctx context.Context, req *connect.Request[v1.WhoCanRequest]) (*connect.Response[v1.WhoCanResponse], error) {
+	return c.whoCan.CallUnary(ctx, req)
+}
+
 // AccessServiceHandler is an implementation of the portcullis.admin.v1.AccessService service.
 type AccessServiceHandler interface {
 	// Returns the current configuration as a data-plane snapshot stripped of
 	// everything secret or unneeded for authorization: agents without API
 	// key hashes, upstreams without credentials, no identity sources, no
-	// secrets, no CA. Role: auditor.
+	// secrets, no CA. `gwctl access export` saves it for offline use
+	// (`gwctl policy test --snapshot`). Role: auditor.
 	GetAuthorizationSnapshot(context.Context, *connect.Request[v1.GetAuthorizationSnapshotRequest]) (*connect.Response[v1.GetAuthorizationSnapshotResponse], error)
+	// Decides one call as a data plane of the current configuration version
+	// would, and explains the decision: the determining policies with their
+	// positions (file:line:col), and any request or evaluation errors. An
+	// agent or resource that does not exist is NOT_FOUND, never a deny; a
+	// disabled agent is a deny with the reason in errors. Role: auditor.
+	Check(context.Context, *connect.Request[v1.CheckRequest]) (*connect.Response[v1.CheckResponse], error)
+	// Lists the enabled agents the policies could permit some call of the
+	// action on the resource (on behalf of the user, when given), whatever
+	// its arguments and time: the partial evaluation data planes use to
+	// filter tools/list. A resource that does not exist is NOT_FOUND.
+	// Role: auditor.
+	WhoCan(context.Context, *connect.Request[v1.WhoCanRequest]) (*connect.Response[v1.WhoCanResponse], error)
 }
 
 // NewAccessServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -99,10 +153,26 @@ func NewAccessServiceHandler(svc AccessServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(accessServiceMethods.ByName("GetAuthorizationSnapshot")),
 		connect.WithHandlerOptions(opts...),
 	)
+	accessServiceCheckHandler := connect.NewUnaryHandler(
+		AccessServiceCheckProcedure,
+		svc.Check,
+		connect.WithSchema(accessServiceMethods.ByName("Check")),
+		connect.WithHandlerOptions(opts...),
+	)
+	accessServiceWhoCanHandler := connect.NewUnaryHandler(
+		AccessServiceWhoCanProcedure,
+		svc.WhoCan,
+		connect.WithSchema(accessServiceMethods.ByName("WhoCan")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.admin.v1.AccessService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AccessServiceGetAuthorizationSnapshotProcedure:
 			accessServiceGetAuthorizationSnapshotHandler.ServeHTTP(w, r)
+		case AccessServiceCheckProcedure:
+			accessServiceCheckHandler.ServeHTTP(w, r)
+		case AccessServiceWhoCanProcedure:
+			accessServiceWhoCanHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -114,4 +184,12 @@ type UnimplementedAccessServiceHandler struct{}
 
 func (UnimplementedAccessServiceHandler) GetAuthorizationSnapshot(context.Context, *connect.Request[v1.GetAuthorizationSnapshotRequest]) (*connect.Response[v1.GetAuthorizationSnapshotResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.AccessService.GetAuthorizationSnapshot is not implemented"))
+}
+
+func (UnimplementedAccessServiceHandler) Check(context.Context, *connect.Request[v1.CheckRequest]) (*connect.Response[v1.CheckResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.AccessService.Check is not implemented"))
+}
+
+func (UnimplementedAccessServiceHandler) WhoCan(context.Context, *connect.Request[v1.WhoCanRequest]) (*connect.Response[v1.WhoCanResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.AccessService.WhoCan is not implemented"))
 }

@@ -35,6 +35,9 @@ const (
 const (
 	// SecretServiceSetSecretProcedure is the fully-qualified name of the SecretService's SetSecret RPC.
 	SecretServiceSetSecretProcedure = "/portcullis.admin.v1.SecretService/SetSecret"
+	// SecretServiceBindSecretProcedure is the fully-qualified name of the SecretService's BindSecret
+	// RPC.
+	SecretServiceBindSecretProcedure = "/portcullis.admin.v1.SecretService/BindSecret"
 	// SecretServiceGetSecretProcedure is the fully-qualified name of the SecretService's GetSecret RPC.
 	SecretServiceGetSecretProcedure = "/portcullis.admin.v1.SecretService/GetSecret"
 	// SecretServiceListSecretsProcedure is the fully-qualified name of the SecretService's ListSecrets
@@ -47,8 +50,13 @@ const (
 
 // SecretServiceClient is a client for the portcullis.admin.v1.SecretService service.
 type SecretServiceClient interface {
-	// Creates or replaces a secret's value. Role: operator.
+	// Creates a secret or replaces its value. Role: operator; changing the
+	// hosts of an existing secret needs admin (PERMISSION_DENIED otherwise).
 	SetSecret(context.Context, *connect.Request[v1.SetSecretRequest]) (*connect.Response[v1.SetSecretResponse], error)
+	// Changes the hosts a secret may be sent to, keeping its value. Role:
+	// admin. Refused while an upstream that references the secret would send
+	// it to a host the new binding leaves out.
+	BindSecret(context.Context, *connect.Request[v1.BindSecretRequest]) (*connect.Response[v1.BindSecretResponse], error)
 	// Role: auditor.
 	GetSecret(context.Context, *connect.Request[v1.GetSecretRequest]) (*connect.Response[v1.GetSecretResponse], error)
 	// Role: auditor.
@@ -72,6 +80,12 @@ func NewSecretServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			httpClient,
 			baseURL+SecretServiceSetSecretProcedure,
 			connect.WithSchema(secretServiceMethods.ByName("SetSecret")),
+			connect.WithClientOptions(opts...),
+		),
+		bindSecret: connect.NewClient[v1.BindSecretRequest, v1.BindSecretResponse](
+			httpClient,
+			baseURL+SecretServiceBindSecretProcedure,
+			connect.WithSchema(secretServiceMethods.ByName("BindSecret")),
 			connect.WithClientOptions(opts...),
 		),
 		getSecret: connect.NewClient[v1.GetSecretRequest, v1.GetSecretResponse](
@@ -98,6 +112,7 @@ func NewSecretServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 // secretServiceClient implements SecretServiceClient.
 type secretServiceClient struct {
 	setSecret    *connect.Client[v1.SetSecretRequest, v1.SetSecretResponse]
+	bindSecret   *connect.Client[v1.BindSecretRequest, v1.BindSecretResponse]
 	getSecret    *connect.Client[v1.GetSecretRequest, v1.GetSecretResponse]
 	listSecrets  *connect.Client[v1.ListSecretsRequest, v1.ListSecretsResponse]
 	deleteSecret *connect.Client[v1.DeleteSecretRequest, v1.DeleteSecretResponse]
@@ -106,6 +121,11 @@ type secretServiceClient struct {
 // SetSecret calls portcullis.admin.v1.SecretService.SetSecret.
 func (c *secretServiceClient) SetSecret(ctx context.Context, req *connect.Request[v1.SetSecretRequest]) (*connect.Response[v1.SetSecretResponse], error) {
 	return c.setSecret.CallUnary(ctx, req)
+}
+
+// BindSecret calls portcullis.admin.v1.SecretService.BindSecret.
+func (c *secretServiceClient) BindSecret(ctx context.Context, req *connect.Request[v1.BindSecretRequest]) (*connect.Response[v1.BindSecretResponse], error) {
+	return c.bindSecret.CallUnary(ctx, req)
 }
 
 // GetSecret calls portcullis.admin.v1.SecretService.GetSecret.
@@ -125,8 +145,13 @@ func (c *secretServiceClient) DeleteSecret(ctx context.Context, req *connect.Req
 
 // SecretServiceHandler is an implementation of the portcullis.admin.v1.SecretService service.
 type SecretServiceHandler interface {
-	// Creates or replaces a secret's value. Role: operator.
+	// Creates a secret or replaces its value. Role: operator; changing the
+	// hosts of an existing secret needs admin (PERMISSION_DENIED otherwise).
 	SetSecret(context.Context, *connect.Request[v1.SetSecretRequest]) (*connect.Response[v1.SetSecretResponse], error)
+	// Changes the hosts a secret may be sent to, keeping its value. Role:
+	// admin. Refused while an upstream that references the secret would send
+	// it to a host the new binding leaves out.
+	BindSecret(context.Context, *connect.Request[v1.BindSecretRequest]) (*connect.Response[v1.BindSecretResponse], error)
 	// Role: auditor.
 	GetSecret(context.Context, *connect.Request[v1.GetSecretRequest]) (*connect.Response[v1.GetSecretResponse], error)
 	// Role: auditor.
@@ -146,6 +171,12 @@ func NewSecretServiceHandler(svc SecretServiceHandler, opts ...connect.HandlerOp
 		SecretServiceSetSecretProcedure,
 		svc.SetSecret,
 		connect.WithSchema(secretServiceMethods.ByName("SetSecret")),
+		connect.WithHandlerOptions(opts...),
+	)
+	secretServiceBindSecretHandler := connect.NewUnaryHandler(
+		SecretServiceBindSecretProcedure,
+		svc.BindSecret,
+		connect.WithSchema(secretServiceMethods.ByName("BindSecret")),
 		connect.WithHandlerOptions(opts...),
 	)
 	secretServiceGetSecretHandler := connect.NewUnaryHandler(
@@ -170,6 +201,8 @@ func NewSecretServiceHandler(svc SecretServiceHandler, opts ...connect.HandlerOp
 		switch r.URL.Path {
 		case SecretServiceSetSecretProcedure:
 			secretServiceSetSecretHandler.ServeHTTP(w, r)
+		case SecretServiceBindSecretProcedure:
+			secretServiceBindSecretHandler.ServeHTTP(w, r)
 		case SecretServiceGetSecretProcedure:
 			secretServiceGetSecretHandler.ServeHTTP(w, r)
 		case SecretServiceListSecretsProcedure:
@@ -187,6 +220,10 @@ type UnimplementedSecretServiceHandler struct{}
 
 func (UnimplementedSecretServiceHandler) SetSecret(context.Context, *connect.Request[v1.SetSecretRequest]) (*connect.Response[v1.SetSecretResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.SecretService.SetSecret is not implemented"))
+}
+
+func (UnimplementedSecretServiceHandler) BindSecret(context.Context, *connect.Request[v1.BindSecretRequest]) (*connect.Response[v1.BindSecretResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.SecretService.BindSecret is not implemented"))
 }
 
 func (UnimplementedSecretServiceHandler) GetSecret(context.Context, *connect.Request[v1.GetSecretRequest]) (*connect.Response[v1.GetSecretResponse], error) {

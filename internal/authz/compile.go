@@ -1,0 +1,272 @@
+package authz
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cedar-policy/cedar-go/x/exp/schema"
+	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
+
+	"github.com/portcullis-gw/portcullis/internal/cedarschema"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+)
+
+// Compile compiles the parts of snap that authorization reads — agents,
+// upstreams, tool pins, value lists and policy sets; credentials, keys and
+// identity sources are ignored — into an Engine. It checks them completely
+// and, on failure, returns an [*Error] naming every problem.
+//
+// The data plane compiles the snapshots it serves; the control plane and
+// gwctl compile the authorization snapshot (the same data without secrets),
+// so all three decide alike.
+func Compile(snap *snapshotv1.Snapshot, opts ...Option) (*Engine, error) {
+	o := options{cacheSize: DefaultDecisionCacheSize}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	b := &builder{
+		snap:      snap,
+		opts:      o,
+		upstreams: map[string]*configv1.Upstream{},
+		lists:     map[string]*configv1.ValueList{},
+		e: &Engine{
+			version: snap.GetVersion(),
+			agents:  map[string]bool{},
+			tools:   map[string]*tool{},
+		},
+	}
+	b.indexUpstreams()
+	b.indexAgents()
+	b.indexLists()
+	pins := b.compilePins()
+	if b.buildSchema(pins) {
+		b.compilePolicies()
+	}
+	if len(b.problems) > 0 {
+		return nil, &Error{Version: snap.GetVersion(), Problems: b.problems}
+	}
+	e := b.e
+	e.entities = b.entities()
+	e.index = buildIndex(e.policies, e.schema.ActionEntities(), b.agentTeams())
+	e.cache = newDecisionCache(o.cacheSize)
+	return e, nil
+}
+
+// builder accumulates an Engine and the problems found on the way. Each
+// step checks what it can and records every problem, so one error names
+// everything wrong.
+type builder struct {
+	snap      *snapshotv1.Snapshot
+	opts      options
+	e         *Engine
+	upstreams map[string]*configv1.Upstream
+	lists     map[string]*configv1.ValueList
+	problems  []string
+}
+
+func (b *builder) problem(format string, args ...any) {
+	b.problems = append(b.problems, fmt.Sprintf(format, args...))
+}
+
+func (b *builder) indexUpstreams() {
+	for _, u := range b.snap.GetUpstreams() {
+		name := u.GetMeta().GetName()
+		if name == "" {
+			b.problem("an upstream has no name")
+			continue
+		}
+		if _, dup := b.upstreams[name]; dup {
+			b.problem("upstream %q appears twice", name)
+			continue
+		}
+		b.upstreams[name] = u
+	}
+}
+
+func (b *builder) indexAgents() {
+	for _, a := range b.snap.GetAgents() {
+		name := a.GetMeta().GetName()
+		if name == "" {
+			b.problem("an agent has no name")
+			continue
+		}
+		if _, dup := b.e.agents[name]; dup {
+			b.problem("agent %q appears twice", name)
+			continue
+		}
+		b.e.agents[name] = !a.GetDisabled()
+		if !a.GetDisabled() {
+			b.e.enabled = append(b.e.enabled, name)
+		}
+	}
+	slices.Sort(b.e.enabled)
+}
+
+// indexLists indexes the value lists by name. The control plane has
+// checked each list's values; a list that appears twice or has no name
+// means the snapshot is not one it built.
+func (b *builder) indexLists() {
+	for _, l := range b.snap.GetValueLists() {
+		name := l.GetMeta().GetName()
+		if name == "" {
+			b.problem("a value list has no name")
+			continue
+		}
+		if _, dup := b.lists[name]; dup {
+			b.problem("value list %q appears twice", name)
+			continue
+		}
+		b.lists[name] = l
+	}
+}
+
+// compilePins checks every tool pin and indexes the good ones by action. It
+// returns the schema generator's input for them.
+func (b *builder) compilePins() []cedarschema.Tool {
+	var gen []cedarschema.Tool
+	owner := map[string]string{} // action → pin that claimed it
+	for _, p := range b.snap.GetToolPins() {
+		name := PinName(p)
+		u, ok := b.upstreams[p.GetUpstream()]
+		if !ok {
+			b.problem("tool pin %q: upstream %q does not exist", name, p.GetUpstream())
+			continue
+		}
+		if p.GetTool() == "" {
+			b.problem("tool pin %q: no tool name", name)
+			continue
+		}
+		action := cedarschema.ActionName(EffectivePrefix(u), p.GetTool())
+		if first, dup := owner[action]; dup {
+			b.problem("tool pin %q: action %q is already the action of tool pin %q (two upstreams share a prefix)", name, action, first)
+			continue
+		}
+		owner[action] = name
+		// A pin refused below still declares its action, without
+		// arguments, so policies naming it are not reported as well.
+		entry := cedarschema.Tool{Action: action, Upstream: p.GetUpstream(), Name: p.GetTool()}
+		v, err := ActiveVersion(p)
+		if err != nil {
+			b.problem("tool pin %q: %v", name, err)
+			gen = append(gen, entry)
+			continue
+		}
+		if check := b.opts.checkTool; check != nil {
+			if err := check(action, p, v); err != nil {
+				b.problem("tool pin %q: version %d: %v", name, v.GetVersion(), err)
+				gen = append(gen, entry)
+				continue
+			}
+		}
+		entry.InputSchema = v.GetInputSchema()
+		gen = append(gen, entry)
+		b.e.tools[action] = &tool{
+			action:   action,
+			upstream: p.GetUpstream(),
+			name:     p.GetTool(),
+			readOnly: v.GetClass() == configv1.ToolClass_TOOL_CLASS_READ_ONLY,
+			version:  v.GetVersion(),
+		}
+	}
+	return gen
+}
+
+// PinName is how problems name a pin: its resource name, else
+// "<upstream>/<tool>".
+func PinName(p *configv1.ToolPin) string {
+	if n := p.GetMeta().GetName(); n != "" {
+		return n
+	}
+	return p.GetUpstream() + "/" + p.GetTool()
+}
+
+// EffectivePrefix is an upstream's tool-name prefix: tool_prefix when set
+// (possibly empty), else its name — the control plane's rule.
+func EffectivePrefix(u *configv1.Upstream) string {
+	if u.ToolPrefix != nil {
+		return u.GetToolPrefix()
+	}
+	return u.GetMeta().GetName()
+}
+
+// ActiveVersion is the version of a pin that is served: active_version,
+// or the newest when it is 0.
+func ActiveVersion(p *configv1.ToolPin) (*configv1.ToolVersion, error) {
+	var newest *configv1.ToolVersion
+	for _, v := range p.GetVersions() {
+		if p.GetActiveVersion() != 0 && v.GetVersion() == p.GetActiveVersion() {
+			return v, nil
+		}
+		if newest == nil || v.GetVersion() > newest.GetVersion() {
+			newest = v
+		}
+	}
+	switch {
+	case p.GetActiveVersion() != 0:
+		return nil, fmt.Errorf("active version %d does not exist", p.GetActiveVersion())
+	case newest == nil:
+		return nil, fmt.Errorf("no approved version")
+	}
+	return newest, nil
+}
+
+// buildSchema generates the Cedar schema from the good pins and types each
+// tool's arguments from it. It reports whether policies can be checked.
+func (b *builder) buildSchema(gen []cedarschema.Tool) bool {
+	s, err := cedarschema.Generate(gen)
+	if err != nil {
+		b.problem("the Cedar schema cannot be generated, so no policy set was checked: %v", err)
+		return false
+	}
+	args, err := argumentTypes(s)
+	if err != nil {
+		b.problem("the Cedar schema cannot be read back, so no policy set was checked: %v", err)
+		return false
+	}
+	for action, t := range b.e.tools {
+		rt, ok := args[action]
+		if !ok {
+			b.problem("tool %q: the Cedar schema has no arguments record for it", action)
+			continue
+		}
+		t.args = rt
+	}
+	b.e.schema = s
+	b.e.toolList = make([]string, 0, len(b.e.tools))
+	for action := range b.e.tools {
+		b.e.toolList = append(b.e.toolList, action)
+	}
+	slices.SortFunc(b.e.toolList, strings.Compare)
+	return true
+}
+
+// argumentTypes reads the type of context.arguments of every tool action
+// back from the generated schema, so converting a call's arguments uses
+// exactly the types policies were validated against.
+func argumentTypes(s *cedarschema.Schema) (map[string]resolved.RecordType, error) {
+	text, err := s.JSON()
+	if err != nil {
+		return nil, err
+	}
+	var parsed schema.Schema
+	if err := parsed.UnmarshalJSON(text); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	res, err := parsed.Resolve()
+	if err != nil {
+		return nil, fmt.Errorf("resolve: %w", err)
+	}
+	out := map[string]resolved.RecordType{}
+	for _, action := range s.Actions() {
+		a, ok := res.Actions[cedarschema.ActionUID(action)]
+		if !ok || a.AppliesTo == nil {
+			continue
+		}
+		if rt, ok := a.AppliesTo.Context[cedarschema.ContextArguments].Type.(resolved.RecordType); ok {
+			out[action] = rt
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,145 @@
+package authz
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/cedar-policy/cedar-go/types"
+	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
+
+	"github.com/portcullis-gw/portcullis/internal/argjson"
+)
+
+// argumentsRecord converts decoded arguments to the Cedar record typed by
+// rt: attributes rt does not declare are dropped, declared ones are
+// converted by their type, and a required one that is missing is an error.
+func argumentsRecord(args map[string]any, rt resolved.RecordType) (types.Record, error) {
+	return toRecord("arguments", args, rt)
+}
+
+// toValue converts one decoded JSON value to Cedar type t. path names the
+// value in errors; values themselves never appear in errors.
+func toValue(path string, v any, t resolved.IsType) (types.Value, error) {
+	switch t := t.(type) {
+	case resolved.StringType:
+		s, ok := v.(string)
+		if !ok {
+			return nil, mismatch(path, "string", v)
+		}
+		return types.String(s), nil
+	case resolved.BoolType:
+		b, ok := v.(bool)
+		if !ok {
+			return nil, mismatch(path, "boolean", v)
+		}
+		return types.Boolean(b), nil
+	case resolved.LongType:
+		return toLong(path, v)
+	case resolved.ExtensionType:
+		if t != "decimal" {
+			return nil, fmt.Errorf("%s: the gateway cannot convert arguments to Cedar type %s", path, string(t))
+		}
+		return toDecimal(path, v)
+	case resolved.SetType:
+		list, ok := v.([]any)
+		if !ok {
+			return nil, mismatch(path, "array", v)
+		}
+		elems := make([]types.Value, len(list))
+		for i, e := range list {
+			ev, err := toValue(fmt.Sprintf("%s/%d", path, i), e, t.Element)
+			if err != nil {
+				return nil, err
+			}
+			elems[i] = ev
+		}
+		return types.NewSet(elems...), nil
+	case resolved.RecordType:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil, mismatch(path, "object", v)
+		}
+		return toRecord(path, obj, t)
+	}
+	return nil, fmt.Errorf("%s: the gateway cannot convert arguments to Cedar type %T", path, t)
+}
+
+// toRecord converts the attributes rt declares, in sorted order so the
+// first error reported is deterministic.
+func toRecord(path string, obj map[string]any, rt resolved.RecordType) (types.Record, error) {
+	out := make(types.RecordMap, len(rt))
+	for _, name := range slices.Sorted(maps.Keys(rt)) {
+		attr := rt[name]
+		sub := path + "/" + argjson.Segment(string(name))
+		v, present := obj[string(name)]
+		if !present {
+			if attr.Optional {
+				continue
+			}
+			return types.Record{}, fmt.Errorf("%s: required argument missing", sub)
+		}
+		cv, err := toValue(sub, v, attr.Type)
+		if err != nil {
+			return types.Record{}, err
+		}
+		out[name] = cv
+	}
+	return types.NewRecord(out), nil
+}
+
+// toLong converts an integral JSON number that fits in 64 bits.
+func toLong(path string, v any) (types.Value, error) {
+	n, err := numberOf(path, "integer", v)
+	if err != nil {
+		return nil, err
+	}
+	i, exact, fits := n.Scaled(0)
+	switch {
+	case !exact:
+		return nil, mismatch(path, "integer", v)
+	case !fits:
+		return nil, fmt.Errorf("%s: integer outside the 64-bit range Cedar can hold", path)
+	}
+	return types.Long(i), nil
+}
+
+// toDecimal converts a JSON number exactly to a Cedar decimal, refusing
+// numbers with more than four decimal places or beyond its range rather
+// than rounding them.
+func toDecimal(path string, v any) (types.Value, error) {
+	n, err := numberOf(path, "number", v)
+	if err != nil {
+		return nil, err
+	}
+	i, exact, fits := n.Scaled(4)
+	switch {
+	case !exact:
+		return nil, fmt.Errorf("%s: number has more than 4 decimal places, which a Cedar decimal cannot hold", path)
+	case !fits:
+		return nil, fmt.Errorf("%s: number outside the range of a Cedar decimal (about ±9.2e14)", path)
+	}
+	d, err := types.NewDecimal(i, -4)
+	if err != nil {
+		return nil, fmt.Errorf("%s: number outside the range of a Cedar decimal: %w", path, err)
+	}
+	return d, nil
+}
+
+// numberOf reads a decoded JSON number exactly.
+func numberOf(path, want string, v any) (argjson.Number, error) {
+	lit, ok := v.(json.Number)
+	if !ok {
+		return argjson.Number{}, mismatch(path, want, v)
+	}
+	n, err := argjson.ParseNumber(string(lit))
+	if err != nil {
+		return argjson.Number{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return n, nil
+}
+
+func mismatch(path, want string, v any) error {
+	return fmt.Errorf("%s: want %s, got %s", path, want, argjson.TypeName(v))
+}

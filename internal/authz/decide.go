@@ -1,0 +1,169 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/portcullis-gw/portcullis/internal/argjson"
+	"github.com/portcullis-gw/portcullis/internal/cedarschema"
+)
+
+// Decision is an authorization decision and what determined it.
+type Decision struct {
+	Allowed bool
+	// Policies are the ids ("<set>/<id>") of the policies that determined
+	// the decision, sorted.
+	Policies []string
+	// Errors are why the request could not be decided (then no policy
+	// ran) or the evaluation errors of policies that were skipped, sorted.
+	Errors []string
+	// InvalidArguments is set when the request was denied before any
+	// policy ran because its arguments do not fit the action's schema
+	// (malformed JSON, wrong JSON types, values Cedar cannot hold).
+	InvalidArguments bool
+}
+
+// errInvalidArguments marks request-building failures caused by the
+// request's arguments (Decision.InvalidArguments).
+var errInvalidArguments = errors.New("invalid arguments")
+
+// Decide decides req with every policy set of this version combined:
+// default deny, any satisfied forbid wins.
+//
+// A request whose Cedar form cannot be built exactly as the schema types
+// it — no or a disabled agent, an unknown resource or an action that does
+// not apply to it, no source address or time, arguments that do not fit —
+// is denied with the reason in Decision.Errors and no policy evaluated;
+// policies that fail to evaluate are skipped, as Cedar specifies, and
+// listed in Decision.Errors.
+//
+// Only the policies whose scope can match the request are evaluated (see
+// policyIndex), and decisions are remembered by the context values those
+// policies read (see decisionKey) unless one of them reads context.time.
+// Both give exactly the decision of evaluating every policy.
+func (e *Engine) Decide(_ context.Context, req *Request) Decision {
+	creq, err := e.request(req)
+	if err != nil {
+		return Decision{Errors: []string{err.Error()}, InvalidArguments: errors.Is(err, errInvalidArguments)}
+	}
+	set := e.index.applicable(creq.Action, creq.Principal.ID)
+	if e.cache == nil {
+		return e.evaluate(req, creq, &set)
+	}
+	var scratch [256]byte
+	key, cacheable := decisionKey(scratch[:0], req, creq, &set)
+	if cacheable {
+		if d, ok := e.cache.get(key); ok {
+			return cloneDecision(d)
+		}
+	}
+	d := e.evaluate(req, creq, &set)
+	if cacheable {
+		e.cache.put(key, cloneDecision(d))
+	}
+	return d
+}
+
+// evaluate runs Cedar over policies for creq, the Cedar form of req.
+func (e *Engine) evaluate(req *Request, creq cedar.Request, policies cedar.PolicyIterator) Decision {
+	var entities types.EntityGetter = e.entities
+	if req.User != nil {
+		entities = overlay{base: e.entities, extra: userEntity(req.User)}
+	}
+	decision, diag := cedar.Authorize(policies, entities, creq)
+	out := Decision{Allowed: decision == cedar.Allow}
+	for _, r := range diag.Reasons {
+		out.Policies = append(out.Policies, string(r.PolicyID))
+	}
+	slices.Sort(out.Policies)
+	for _, e := range diag.Errors {
+		out.Errors = append(out.Errors, policyError(e.PolicyID, e.Message))
+	}
+	slices.Sort(out.Errors)
+	return out
+}
+
+// request builds the Cedar request of req: principal Agent, the action, the
+// resource, and the context the schema declares. context.user is present
+// only when req carries a user (see userUID); evaluate then adds that user
+// and its groups to the entities.
+func (e *Engine) request(req *Request) (cedar.Request, error) {
+	if req.Agent == "" {
+		return cedar.Request{}, errors.New("request: no authenticated agent")
+	}
+	principal := agentUID(req.Agent)
+	if _, ok := e.entities[principal]; !ok {
+		return cedar.Request{}, fmt.Errorf("request: agent %q is not an enabled agent of configuration version %d", argjson.Truncate(req.Agent, maxNameEcho), e.version)
+	}
+	t, err := e.target(req.Action, req.Resource)
+	if err != nil {
+		return cedar.Request{}, fmt.Errorf("request: %w", err)
+	}
+	c := &req.Context
+	if !c.SourceIP.IsValid() {
+		return cedar.Request{}, errors.New("request: the call has no source address")
+	}
+	if c.Time.IsZero() {
+		return cedar.Request{}, errors.New("request: the call has no start time")
+	}
+	args, err := argjson.Decode(req.Arguments)
+	if err != nil {
+		return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)
+	}
+	req.decoded = args
+	record, err := argumentsRecord(args, t.args)
+	if err != nil {
+		return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)
+	}
+	ip := c.SourceIP.Unmap()
+	contextAttrs := types.RecordMap{
+		cedarschema.ContextArguments: record,
+		cedarschema.ContextProtocol:  types.String(c.Protocol),
+		cedarschema.ContextTime:      types.NewDatetime(c.Time),
+		cedarschema.ContextSourceIP:  types.IPAddr(netipPrefix(ip)),
+		cedarschema.ContextDegraded:  types.Boolean(c.Degraded),
+	}
+	if req.User != nil {
+		contextAttrs[cedarschema.ContextUser] = userUID(req.User)
+	}
+	creq := cedar.Request{
+		Principal: principal,
+		Action:    cedarschema.ActionUID(t.action),
+		Resource:  toolUID(t.action),
+		Context:   types.NewRecord(contextAttrs),
+	}
+	// Belt and braces: a request that does not conform would let Cedar skip
+	// an erroring forbid, so refuse it instead.
+	if err := e.schema.ValidateRequest(creq); err != nil {
+		return cedar.Request{}, fmt.Errorf("request: %w", err)
+	}
+	return creq, nil
+}
+
+// maxNameEcho bounds a caller-given name echoed in an error.
+const maxNameEcho = cedarschema.MaxActionNameLen
+
+// target finds the resource of a request and checks that action applies
+// to it; an empty action is the resource's own. A tool has one action,
+// named like the tool.
+func (e *Engine) target(action string, r Resource) (*tool, error) {
+	switch r.Type {
+	case ResourceTool:
+		t, ok := e.tools[r.ID]
+		if !ok {
+			return nil, kindErrorf(ErrUnknownResource, "no tool %q in configuration version %d (tools are named <prefix>__<tool>)", argjson.Truncate(r.ID, maxNameEcho), e.version)
+		}
+		if action != t.action && action != "" {
+			return nil, kindErrorf(ErrInvalidRequest, "action %q does not apply to tool %q (a tool's action is named like the tool)", argjson.Truncate(action, maxNameEcho), t.action)
+		}
+		return t, nil
+	case "":
+		return nil, kindErrorf(ErrInvalidRequest, "the request names no resource type")
+	}
+	return nil, kindErrorf(ErrUnknownResource, "resource type %q is not one this gateway serves", argjson.Truncate(string(r.Type), maxNameEcho))
+}

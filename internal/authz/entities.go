@@ -1,0 +1,165 @@
+package authz
+
+import (
+	"maps"
+	"net/netip"
+
+	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/portcullis-gw/portcullis/internal/cedarschema"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+)
+
+// entities builds the one entity store every request of this version
+// evaluates against: enabled agents (in their teams), teams, upstreams,
+// tools (in their upstreams), value lists and the action entities, so that
+// `action in Action::"call_tool"` holds at evaluation time.
+func (b *builder) entities() types.EntityMap {
+	out := types.EntityMap{}
+	for _, a := range b.snap.GetAgents() {
+		if a.GetDisabled() {
+			continue
+		}
+		e := agentEntity(a)
+		out[e.UID] = e
+		if team := a.GetTeam(); team != "" {
+			uid := types.NewEntityUID(cedarschema.TypeTeam, types.String(team))
+			out[uid] = types.Entity{UID: uid}
+		}
+	}
+	for name, u := range b.upstreams {
+		uid := upstreamUID(name)
+		out[uid] = types.Entity{
+			UID: uid,
+			Attributes: types.NewRecord(types.RecordMap{
+				"name":     types.String(name),
+				"protocol": types.String(protocolName(u.GetProtocol())),
+			}),
+		}
+	}
+	for action, t := range b.e.tools {
+		uid := toolUID(action)
+		out[uid] = types.Entity{
+			UID:     uid,
+			Parents: types.NewEntityUIDSet(upstreamUID(t.upstream)),
+			Attributes: types.NewRecord(types.RecordMap{
+				"name":     types.String(t.name),
+				"readOnly": types.Boolean(t.readOnly),
+				"version":  types.Long(t.version),
+			}),
+		}
+	}
+	for name, l := range b.lists {
+		uid := cedarschema.ListUID(name)
+		values := make([]types.Value, len(l.GetValues()))
+		for i, v := range l.GetValues() {
+			values[i] = types.String(v)
+		}
+		out[uid] = types.Entity{
+			UID: uid,
+			Attributes: types.NewRecord(types.RecordMap{
+				"name":   types.String(name),
+				"values": types.NewSet(values...),
+			}),
+		}
+	}
+	maps.Copy(out, b.e.schema.ActionEntities())
+	return out
+}
+
+// agentTeams maps each enabled agent to its team ("" for none), its only
+// ancestor in the entity store.
+func (b *builder) agentTeams() map[types.String]types.String {
+	out := map[types.String]types.String{}
+	for _, a := range b.snap.GetAgents() {
+		if !a.GetDisabled() {
+			out[types.String(a.GetMeta().GetName())] = types.String(a.GetTeam())
+		}
+	}
+	return out
+}
+
+// agentEntity is Agent::"<name>" with its name, owner, labels as tags and
+// its team as parent.
+func agentEntity(a *configv1.Agent) types.Entity {
+	tags := types.RecordMap{}
+	for k, v := range a.GetMeta().GetLabels() {
+		tags[types.String(k)] = types.String(v)
+	}
+	e := types.Entity{
+		UID: agentUID(a.GetMeta().GetName()),
+		Attributes: types.NewRecord(types.RecordMap{
+			"name":  types.String(a.GetMeta().GetName()),
+			"owner": types.String(a.GetMeta().GetOwner()),
+		}),
+		Tags: types.NewRecord(tags),
+	}
+	if team := a.GetTeam(); team != "" {
+		e.Parents = types.NewEntityUIDSet(types.NewEntityUID(cedarschema.TypeTeam, types.String(team)))
+	}
+	return e
+}
+
+// userEntity is the call's user with the name and (optional) email
+// attributes, its groups as parents (Group::"<group>"), and those groups.
+func userEntity(u *User) types.EntityMap {
+	attrs := types.RecordMap{"name": types.String(u.Name)}
+	if u.Email != "" {
+		attrs["email"] = types.String(u.Email)
+	}
+	out := types.EntityMap{}
+	parents := make([]types.EntityUID, 0, len(u.Groups))
+	for _, g := range u.Groups {
+		uid := types.NewEntityUID(cedarschema.TypeGroup, types.String(g))
+		parents = append(parents, uid)
+		out[uid] = types.Entity{UID: uid}
+	}
+	uid := userUID(u)
+	out[uid] = types.Entity{UID: uid, Parents: types.NewEntityUIDSet(parents...), Attributes: types.NewRecord(attrs)}
+	return out
+}
+
+// overlay is the version's entities with a call's own (its user and the
+// user's groups) laid over them; the shared map is never written.
+type overlay struct {
+	base, extra types.EntityMap
+}
+
+// Get implements types.EntityGetter.
+func (o overlay) Get(uid types.EntityUID) (types.Entity, bool) {
+	if e, ok := o.extra[uid]; ok {
+		return e, true
+	}
+	return o.base.Get(uid)
+}
+
+func agentUID(name string) types.EntityUID {
+	return types.NewEntityUID(cedarschema.TypeAgent, types.String(name))
+}
+
+func toolUID(action string) types.EntityUID {
+	return types.NewEntityUID(cedarschema.TypeTool, types.String(action))
+}
+
+func upstreamUID(name string) types.EntityUID {
+	return types.NewEntityUID(cedarschema.TypeUpstream, types.String(name))
+}
+
+// protocolName is the protocol attribute of an Upstream entity.
+func protocolName(p configv1.Protocol) string {
+	switch p {
+	case configv1.Protocol_PROTOCOL_MCP:
+		return "mcp"
+	case configv1.Protocol_PROTOCOL_A2A:
+		return "a2a"
+	case configv1.Protocol_PROTOCOL_LLM:
+		return "llm"
+	}
+	return "unspecified"
+}
+
+// netipPrefix is the single-address prefix of addr, Cedar's ipaddr value
+// for one host.
+func netipPrefix(addr netip.Addr) netip.Prefix {
+	return netip.PrefixFrom(addr, addr.BitLen())
+}

@@ -79,7 +79,7 @@ func TestEdgeSecurity(t *testing.T) {
 		// key as its credential: without loop detection, a call to
 		// loop__demo__get_weather would go through the data plane twice.
 		keyFile := g.writeFile(t, "loop.secret", g.opsKey)
-		g.gwctl(t, "secret", "set", "loop-key", "--from-file", keyFile)
+		g.gwctl(t, "secret", "set", "loop-key", "--from-file", keyFile, "--hosts", "127.0.0.1")
 		g.gwctl(t, "upstream", "add", "loop", "--url", dp.URL+"/mcp", "--bearer-secret", "loop-key")
 		def := strings.Replace(weatherDefinition, `"name":"get_weather"`, `"name":"demo__get_weather"`, 1)
 		file := g.writeFile(t, "loop-weather.json", def)

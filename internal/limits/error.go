@@ -26,6 +26,16 @@ func (e *Error) Error() string {
 	return e.Field + ": " + e.Msg
 }
 
+// In renders the error for a text field read from filename:
+// "<filename>:<line>:<col>: <msg>", as Cedar diagnostics are written; an
+// error without a position renders as Error does.
+func (e *Error) In(filename string) string {
+	if e.Line > 0 {
+		return filename + ":" + strconv.Itoa(e.Line) + ":" + strconv.Itoa(e.Column) + ": " + e.Msg
+	}
+	return e.Error()
+}
+
 // ErrExceeded is matched by every *Error via errors.Is.
 var ErrExceeded = errors.New("over a limit")
 

@@ -187,10 +187,7 @@ func fromLimit(err error, filename string) error {
 		return err
 	}
 	if le.Line > 0 {
-		if filename == "" {
-			filename = le.Field
-		}
-		return invalid(le.Field, "%s:%d:%d: %s", filename, le.Line, le.Column, le.Msg)
+		return invalid(le.Field, "%s", le.In(filename))
 	}
 	return invalid(le.Field, "%s", le.Msg)
 }

@@ -14,7 +14,23 @@ import (
 // compiled configuration. On failure the error is an [*Error] naming
 // everything wrong, bounded to a few KB so it can be sent back to the
 // control plane as the nack reason.
-func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
+//
+// Every resource is first held to the limits table (package limits), and a
+// snapshot over it is refused before any parser — Cedar, JSON Schema,
+// JSON — runs; so compiling costs bounded memory and stack whatever the
+// bytes. Compile never panics on any input (FuzzCompile); should a parser
+// panic all the same, the snapshot is refused with that as its problem,
+// and the data plane keeps serving the version it has. Unlike the control
+// plane's state machine, a data plane replicates nothing, so refusing here
+// cannot make replicas diverge.
+func Compile(snapshot []byte, opts ...Option) (c *Compiled, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			// The panic's value may quote the snapshot, secrets included:
+			// only its type goes into the nack.
+			c, err = nil, &Error{Problems: []string{fmt.Sprintf("%s (%T); this is a bug in the data plane, please report it", panicProblem, r)}}
+		}
+	}()
 	o := options{cacheSize: DefaultDecisionCacheSize}
 	for _, opt := range opts {
 		opt(&o)
@@ -38,6 +54,9 @@ func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
 	if t := snap.GetVersionTime(); t != nil {
 		b.c.versionTime = t.AsTime()
 	}
+	if !b.checkLimits() {
+		return nil, b.problems.err(snap.GetVersion())
+	}
 	b.indexSecrets()
 	b.indexUpstreams()
 	b.indexAgents()
@@ -48,14 +67,17 @@ func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
 	if b.buildSchema(pins) {
 		b.compilePolicies()
 	}
-	if len(b.problems) > 0 {
-		return nil, &Error{Version: snap.GetVersion(), Problems: b.problems}
+	if b.problems.any() {
+		return nil, b.problems.err(snap.GetVersion())
 	}
 	b.c.entities = b.entities()
 	b.c.index = buildIndex(b.c.policies, b.c.schema.ActionEntities(), b.agentTeams())
 	b.c.cache = newDecisionCache(o.cacheSize)
 	return b.c, nil
 }
+
+// panicProblem starts the problem Compile reports when compiling panicked.
+const panicProblem = "compiling the snapshot failed unexpectedly"
 
 // builder accumulates a Compiled and the problems found on the way. Each
 // step checks what it can and records every problem, so one nack names

@@ -39,13 +39,13 @@ import (
 func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
 	next := *s
 	next.index = index
-	badInput := resource.ValidateCommand(cmd)
 	token := cmd.GetActor().GetTokenId()
-	if e, ok := s.Dedup(token, cmd.GetRequestId()); ok && badInput == nil && e.GetTime().GetSeconds() >= cmd.GetTime().GetSeconds()-DedupWindowSeconds {
+	if e, ok := s.Dedup(token, cmd.GetRequestId()); ok && e.GetTime().GetSeconds() >= cmd.GetTime().GetSeconds()-DedupWindowSeconds {
 		r := proto.Clone(e.GetResult()).(*fsmv1.Result)
 		r.Deduplicated = true
 		return &next, r
 	}
+	badInput := resource.ValidateCommand(cmd)
 
 	t := &txn{base: s, index: index, cmd: cmd, res: s.res.Txn(), identity: s.identity, freeze: s.freeze}
 	var (

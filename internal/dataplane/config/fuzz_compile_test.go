@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -67,7 +68,8 @@ func compile(t *testing.T, what string, snapshot []byte) {
 		t.Fatalf("compiling %s (%d bytes) allocated %d MiB, more than %d", what, len(snapshot), alloc>>20, fuzzMaxAlloc>>20)
 	}
 	if err != nil {
-		if _, ok := err.(*config.Error); !ok {
+		var cerr *config.Error
+		if !errors.As(err, &cerr) {
 			t.Fatalf("compiling %s: error %T, want *config.Error", what, err)
 		}
 		msg := err.Error()

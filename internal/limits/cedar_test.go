@@ -231,3 +231,16 @@ func nodeDepth(v reflect.Value) int {
 		return 0
 	}
 }
+
+// BenchmarkCheckCedar scans a policy set of about 1 MiB: the cost the limits
+// add to every policy write, on the admin API and again in the state
+// machine and in cedarschema.ParsePolicies.
+func BenchmarkCheckCedar(b *testing.B) {
+	src := []byte(rep(`permit(principal == Agent::"agent-1", action == Action::"pay__send", resource) when { context.arguments has amount && context.arguments.amount < 500 };`+"\n", 6800))
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		if err := limits.CheckCedar(src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -98,7 +100,10 @@ func ValidateMeta(m *configv1.ResourceMeta) error {
 	if !utf8.ValidString(m.GetDescription()) {
 		return invalid("meta.description", "must be valid UTF-8")
 	}
-	for k, v := range m.GetLabels() {
+	// In key order: the first bad label is named in the error, which the
+	// state machine records, so it must be the same on every replica.
+	for _, k := range slices.Sorted(maps.Keys(m.GetLabels())) {
+		v := m.GetLabels()[k]
 		if !labelKeyRE.MatchString(k) {
 			return invalid("meta.labels", "key %q: use 1-63 characters of A-Z, a-z, 0-9, '_', '.', '/' and '-'", k)
 		}

@@ -53,3 +53,19 @@ func TestValidateValueList(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateNamesTheFirstBadLabel: the error names the first bad label in
+// key order, so every replica records the same message (map order is
+// random).
+func TestValidateNamesTheFirstBadLabel(t *testing.T) {
+	labels := map[string]string{}
+	for i := range 20 {
+		labels[strconv.Itoa(10+i)] = "\xff"
+	}
+	for range 20 {
+		err := resource.Validate(resource.Wrap(&configv1.ValueList{Meta: &configv1.ResourceMeta{Name: "payees", Labels: labels}}))
+		if err == nil || !strings.Contains(err.Error(), `value of "10" must be valid UTF-8`) {
+			t.Fatalf("Validate = %v, want the error about label 10", err)
+		}
+	}
+}

@@ -86,8 +86,21 @@ e2e: $(TSCLIENT) ## End-to-end tests with the real binaries and real MCP clients
 fuzz: ## Run each fuzz target for a short while
 	./scripts/fuzz-all 20s
 
+# The fuzz targets CI runs on every change, FUZZ_CI_TIME each: the control
+# plane's state machine (a committed entry is replayed forever) and the
+# data plane's snapshot compile. scripts/fuzz-all runs every target.
+FUZZ_CI      := ./internal/controlplane/state:FuzzApply ./internal/dataplane/config:FuzzCompile
+FUZZ_CI_TIME ?= 10s
+
+.PHONY: fuzz-ci
+fuzz-ci: ## Fuzz the state machine's Apply and the data plane's snapshot compile, 10s each
+	@for t in $(FUZZ_CI); do \
+		echo "== $${t%%:*} $${t##*:} ($(FUZZ_CI_TIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZ_CI_TIME) -fuzzminimizetime 2s -timeout 5m "$${t%%:*}" || exit 1; \
+	done
+
 .PHONY: test
-test: lint check-generate unit e2e ## Everything CI holds: lint, check-generate, unit, e2e
+test: lint check-generate unit fuzz-ci e2e ## Everything CI holds: lint, check-generate, unit, fuzz-ci, e2e
 
 .PHONY: bench
 bench: ## Benchmarks with printed figures: Raft commits, leader failover, config distribution, snapshot scale, authorization by policy count, audit log records/s and latency, MCP calls direct vs nginx vs data plane

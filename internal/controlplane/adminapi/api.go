@@ -233,8 +233,13 @@ func (a *API) command(ctx context.Context, reqID, method string) *fsmv1.Command 
 	}
 }
 
-// apply sends cmd to the store and maps a refusal to a Connect error.
+// apply sends cmd to the store and maps a refusal to a Connect error. A
+// command over a limit is refused here, before it is proposed; the state
+// machine would refuse it the same way (resource.ValidateCommand).
 func (a *API) apply(ctx context.Context, cmd *fsmv1.Command) (*fsmv1.Result, error) {
+	if err := resource.ValidateCommand(cmd); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
 	res, err := a.cfg.Store.Apply(ctx, cmd)
 	if err != nil {
 		return nil, a.storeError(ctx, err)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
@@ -138,23 +139,20 @@ func errf(code fsmv1.ErrorCode, format string, args ...any) *fsmv1.Error {
 }
 
 func (t *txn) run() (*fsmv1.Resource, *configv1.AdminEvent, *fsmv1.Error) {
-	ev := &configv1.AdminEvent{}
+	ev := describe(t.cmd)
+	if err := t.gate(); err != nil {
+		return nil, ev, err
+	}
 	switch op := t.cmd.GetOp().(type) {
 	case *fsmv1.Command_Put:
-		ev.Op = "put"
-		ev.Kind = string(resource.KindOf(op.Put.GetResource()))
-		ev.Name = resource.Name(op.Put.GetResource())
 		r, err := t.put(op.Put)
 		return r, ev, err
 	case *fsmv1.Command_Delete:
-		ev.Op, ev.Kind, ev.Name = "delete", op.Delete.GetKind(), op.Delete.GetName()
 		r, err := t.delete(op.Delete)
 		return r, ev, err
 	case *fsmv1.Command_Bootstrap:
-		ev.Op, ev.Kind, ev.Name = "bootstrap", "cluster", op.Bootstrap.GetIdentity().GetClusterId()
 		return nil, ev, t.bootstrap(op.Bootstrap)
 	case *fsmv1.Command_SetFreeze:
-		ev.Op, ev.Kind, ev.Name = "freeze", "cluster", fmt.Sprint(op.SetFreeze.GetFrozen())
 		if len(op.SetFreeze.GetReason()) > 1024 {
 			return nil, ev, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "the freeze reason is limited to 1024 bytes")
 		}
@@ -162,13 +160,57 @@ func (t *txn) run() (*fsmv1.Resource, *configv1.AdminEvent, *fsmv1.Error) {
 		t.configChanged = true
 		return nil, ev, nil
 	case *fsmv1.Command_Touch:
-		ev.Op = "touch"
 		t.configChanged = true
 		return nil, ev, nil
 	default:
-		ev.Op = "unknown"
 		return nil, ev, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "unknown command")
 	}
+}
+
+// describe is the admin event of cmd before it is applied: the operation,
+// and the kind and name it acts on.
+func describe(cmd *fsmv1.Command) *configv1.AdminEvent {
+	ev := &configv1.AdminEvent{}
+	switch op := cmd.GetOp().(type) {
+	case *fsmv1.Command_Put:
+		ev.Op = "put"
+		ev.Kind = string(resource.KindOf(op.Put.GetResource()))
+		ev.Name = resource.Name(op.Put.GetResource())
+	case *fsmv1.Command_Delete:
+		ev.Op, ev.Kind, ev.Name = "delete", op.Delete.GetKind(), op.Delete.GetName()
+	case *fsmv1.Command_Bootstrap:
+		ev.Op, ev.Kind, ev.Name = "bootstrap", "cluster", op.Bootstrap.GetIdentity().GetClusterId()
+	case *fsmv1.Command_SetFreeze:
+		ev.Op, ev.Kind, ev.Name = "freeze", "cluster", fmt.Sprint(op.SetFreeze.GetFrozen())
+	case *fsmv1.Command_Touch:
+		ev.Op = "touch"
+	default:
+		ev.Op = "unknown"
+	}
+	return ev
+}
+
+// gate refuses a command that needs a cluster version some voter recorded
+// in the state does not support (see package clusterversion). It reads the
+// command and the replicated node records only, so every replica decides
+// the same. A command this binary cannot apply at all never gets here in a
+// running node (the Raft state machine stops on it first); called directly,
+// Apply refuses it as an unknown command.
+func (t *txn) gate() *fsmv1.Error {
+	if t.cmd.GetOp() == nil {
+		return nil // refused below as an unknown command
+	}
+	need, err := clusterversion.Needs(t.cmd)
+	if err != nil {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "unknown command: %v", err)
+	}
+	if need.Version <= clusterversion.Baseline {
+		return nil
+	}
+	if err := clusterversion.Gate(need, t.base.Voters()); err != nil {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, "%v", err)
+	}
+	return nil
 }
 
 func (t *txn) put(p *fsmv1.Put) (*fsmv1.Resource, *fsmv1.Error) {

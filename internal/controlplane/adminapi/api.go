@@ -21,6 +21,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
@@ -68,6 +69,9 @@ type Cluster interface {
 type Member struct {
 	ID, RaftAddr, APIAddr, Suffrage string
 	Leader                          bool
+	// Version is the highest cluster version the node's binary supports,
+	// as recorded in the state.
+	Version clusterversion.Version
 }
 
 // Config configures the API.
@@ -177,8 +181,15 @@ func (a *API) Routes() []Route {
 	add(adminv1connect.NewDataplaneServiceHandler(a, opts(MaxRequestBytes)...))
 	add(adminv1connect.NewAccessServiceHandler(a, opts(MaxRequestBytes)...))
 	add(auditv1connect.NewAuditServiceHandler(a, opts(MaxUploadBytes+64<<10)...))
+	if testRoutes != nil {
+		out = append(out, testRoutes(a, opts(MaxRequestBytes))...)
+	}
 	return out
 }
+
+// testRoutes mounts the services of a test build (-tags upgradetest); nil
+// in a release build.
+var testRoutes func(a *API, opts []connect.HandlerOption) []Route
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 

@@ -165,7 +165,9 @@ func Open(cfg Config) (*Node, error) {
 	}
 
 	fsm := NewFSM(cfg.Audit)
-	fsm.log = logger.With("component", "fsm")
+	if cfg.Logger != nil {
+		fsm.log = cfg.Logger.With("component", "fsm", "node", cfg.ID)
+	}
 	r, err := raft.NewRaft(rc, fsm, w, w, snaps, transport)
 	if err != nil {
 		_ = transport.Close()

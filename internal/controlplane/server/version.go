@@ -89,8 +89,13 @@ func (s *Server) writeVersion(ctx context.Context, r *fsmv1.Resource, version cl
 	if e := res.GetError(); e != nil && e.GetCode() != fsmv1.ErrorCode_ERROR_CODE_ABORTED {
 		return fmt.Errorf("%s: %s", e.GetCode(), e.GetMessage())
 	}
-	if res.GetError() == nil {
+	if res.GetError() == nil && !res.GetDeduplicated() {
 		s.log.InfoContext(ctx, "recorded this node's cluster version", "version", version)
+	}
+	// Look again only once this node has applied the write (or the
+	// refusal), so that it does not propose the same write twice.
+	if _, err := s.node.WaitIndex(ctx, res.GetIndex()); err != nil {
+		return err
 	}
 	return nil // ABORTED: the record changed meanwhile; the loop looks again
 }

@@ -180,7 +180,21 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 
 // Restore replaces the state with a snapshot, atomically for readers, and
 // merges the snapshot's audit records into the audit store.
+//
+// A snapshot written by a newer version (state.ErrTooNew) stops the node
+// like an entry it cannot apply: refusing it would leave this replica
+// behind the others for good, serving an ever older state.
 func (f *FSM) Restore(rc io.ReadCloser) error {
+	err := f.restore(rc)
+	if errors.Is(err, state.ErrTooNew) {
+		msg := fmt.Sprintf("raftstore: this node cannot restore a snapshot and stops rather than fall behind the other replicas: %v", err)
+		f.log.Error(msg)
+		panic(msg)
+	}
+	return err
+}
+
+func (f *FSM) restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	br := bufio.NewReaderSize(rc, 64<<10)
 	head, _ := br.Peek(len(snapshotMagic))

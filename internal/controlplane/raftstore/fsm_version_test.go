@@ -107,16 +107,47 @@ func TestApplyStopsOnWhatANewerVersionWrote(t *testing.T) {
 	}
 }
 
-// TestRestoreRefusesANewerContainer: a snapshot whose container is a newer
-// version's ("PCFSM" with another number) is refused with state.ErrTooNew,
-// not read as something else.
-func TestRestoreRefusesANewerContainer(t *testing.T) {
-	f := raftstore.NewFSM(nil)
-	err := f.Restore(io.NopCloser(strings.NewReader("PCFSM003\x00\x00\x00\x00\x00\x00\x00\x00")))
-	if !errors.Is(err, state.ErrTooNew) || !strings.Contains(err.Error(), "upgrade this node's binary") {
-		t.Fatalf("Restore = %v, want state.ErrTooNew saying to upgrade", err)
+// TestRestoreStopsOnANewerSnapshot: a snapshot written by a newer version
+// (its container's magic, or the state stream's format) stops the replica
+// with an error saying so, like an entry it cannot apply, instead of
+// leaving it behind the others for good; a corrupt one is an error Raft
+// handles (it tries an older snapshot).
+func TestRestoreStopsOnANewerSnapshot(t *testing.T) {
+	newerState := []byte{0x02, 0x08, 0x02} // SnapshotHeader{format: 2}
+	tests := []struct {
+		name, in, stop string
+	}{
+		{name: "a newer container", in: "PCFSM003\x00\x00\x00\x00\x00\x00\x00\x00", stop: `its container is "PCFSM003"`},
+		{name: "a newer state format", in: string(newerState), stop: "its format is 2"},
+		{name: "a corrupt stream", in: "\x05garbage"},
 	}
-	if _, ok := f.State().Get(resource.Node, "n1"); ok || f.State().Index() != 0 {
-		t.Fatal("the refused snapshot changed the state")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := raftstore.NewFSM(nil)
+			var err error
+			stopped := func() (s string) {
+				defer func() {
+					if r := recover(); r != nil {
+						s = fmt.Sprint(r)
+					}
+				}()
+				err = f.Restore(io.NopCloser(strings.NewReader(tt.in)))
+				return ""
+			}()
+			if tt.stop == "" {
+				if stopped != "" || err == nil || errors.Is(err, state.ErrTooNew) {
+					t.Fatalf("Restore stopped %q, returned %v; want an error, no stop", stopped, err)
+				}
+				return
+			}
+			for _, want := range []string{"stops rather than fall behind", tt.stop, "upgrade this node's binary"} {
+				if !strings.Contains(stopped, want) {
+					t.Errorf("stopped with %q, which does not say %q", stopped, want)
+				}
+			}
+			if _, ok := f.State().Get(resource.Node, "n1"); ok || f.State().Index() != 0 {
+				t.Fatal("the refused snapshot changed the state")
+			}
+		})
 	}
 }

@@ -125,8 +125,9 @@ type Need struct {
 // UnsupportedError says that this binary cannot apply a command: it uses
 // an operation or a resource kind this binary does not know, or it needs a
 // higher cluster version than this binary supports. In the log this means
-// the entry was proposed by a newer version; the replica must stop. Its
-// message is safe to show to clients.
+// the entry was proposed by a newer version, and the replica must stop;
+// before proposing, that this node needs a newer binary. Its message is
+// safe to show to clients.
 type UnsupportedError struct {
 	// What is what this binary does not support.
 	What string
@@ -140,7 +141,7 @@ func (e *UnsupportedError) Error() string {
 	if e.Need > 0 {
 		s += fmt.Sprintf(" (the command needs cluster version %d)", e.Need)
 	}
-	return s + "; it was written by a newer Portcullis version: upgrade this node's binary"
+	return s
 }
 
 // Needs returns what cmd needs: the highest of the version that introduced

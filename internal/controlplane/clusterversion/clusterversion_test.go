@@ -129,7 +129,7 @@ func TestNeeds(t *testing.T) {
 				if !errors.As(err, &ue) {
 					t.Fatalf("Needs = %+v, %v; want an *UnsupportedError", need, err)
 				}
-				for _, want := range []string{tt.unsupported, "upgrade this node's binary"} {
+				for _, want := range []string{tt.unsupported, "not supported by this control-plane binary, which supports cluster versions up to"} {
 					if !strings.Contains(err.Error(), want) {
 						t.Errorf("error %q does not say %q", err, want)
 					}

@@ -91,6 +91,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 // error to Raft, and carrying on would diverge).
 func (f *FSM) halt(index uint64, err error) {
 	msg := fmt.Sprintf("raftstore: this node cannot apply committed log entry %d and stops rather than diverge from the other replicas: %v", index, err)
+	if ue := (*clusterversion.UnsupportedError)(nil); errors.As(err, &ue) {
+		msg += "; a newer Portcullis version wrote it: upgrade this node's binary"
+	}
 	f.log.Error(msg, "index", index)
 	panic(msg)
 }

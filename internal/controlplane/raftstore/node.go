@@ -376,12 +376,12 @@ func (n *Node) admit(cmd *fsmv1.Command) (*fsmv1.Command, *fsmv1.Result) {
 	need, err := clusterversion.Needs(cmd)
 	if err != nil {
 		return nil, &fsmv1.Result{Error: &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION,
-			Message: fmt.Sprintf("control-plane node %s cannot propose this write: %v", n.cfg.ID, err)}}
+			Message: fmt.Sprintf("control-plane node %s cannot propose this write: %v; upgrade this node's binary first", n.cfg.ID, err)}}
 	}
 	if need.Version <= clusterversion.Baseline {
 		return cmd, nil
 	}
-	if err := clusterversion.Gate(need, n.Voters()); err != nil {
+	if err := clusterversion.Gate(need, n.gateVoters()); err != nil {
 		return nil, &fsmv1.Result{Error: &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, Message: err.Error()}}
 	}
 	if cmd.GetClusterVersion() != uint32(need.Version) {
@@ -391,13 +391,13 @@ func (n *Node) admit(cmd *fsmv1.Command) (*fsmv1.Command, *fsmv1.Result) {
 	return cmd, nil
 }
 
-// Voters lists the voters the version gate counts before a write is
+// gateVoters lists the voters the version gate counts before a write is
 // proposed: every node the state records (with the version it recorded)
 // and every voter of the Raft configuration that has no record yet (at
 // the baseline version, since it has recorded nothing). Applying a command
 // counts the recorded nodes only (state.State.Voters), which is what
 // every replica can agree on.
-func (n *Node) Voters() []clusterversion.Voter {
+func (n *Node) gateVoters() []clusterversion.Voter {
 	out := n.fsm.State().Voters()
 	f := n.raft.GetConfiguration()
 	if f.Error() != nil {

@@ -123,7 +123,7 @@ func Read(r io.Reader) (*State, error) {
 			continue
 		case *fsmv1.SnapshotRecord_Resource:
 			if _, err := clusterversion.ResourceNeed(v.Resource); err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrTooNew, err)
+				return nil, fmt.Errorf("%w: %w; upgrade this node's binary", ErrTooNew, err)
 			}
 			k := resource.KindOf(v.Resource)
 			if k == "" || resource.Meta(v.Resource) == nil {

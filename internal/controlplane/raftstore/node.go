@@ -329,9 +329,11 @@ func (n *Node) applyOnce(ctx context.Context, data []byte) (*fsmv1.Result, error
 // a command it cannot apply in full, or whose version some voter does not
 // support, is refused (a result with Error set) and never enters the log.
 func (n *Node) ApplyLocal(ctx context.Context, data []byte) (*fsmv1.Result, error) {
+	// Never let an entry into the log that does not decode, or that this
+	// binary could not apply (the checks of DecodeCommand, in admit).
 	cmd := &fsmv1.Command{}
 	if err := proto.Unmarshal(data, cmd); err != nil {
-		return nil, fmt.Errorf("decode command: %w", err) // never let an undecodable entry into the log
+		return nil, fmt.Errorf("decode command: %w", err)
 	}
 	if stamped, refused := n.admit(cmd); refused != nil {
 		return refused, nil
@@ -340,9 +342,6 @@ func (n *Node) ApplyLocal(ctx context.Context, data []byte) (*fsmv1.Result, erro
 		if data, err = proto.Marshal(stamped); err != nil {
 			return nil, fmt.Errorf("encode command: %w", err)
 		}
-	}
-	if _, err := DecodeCommand(data); err != nil {
-		return nil, err // never let an entry this binary cannot apply into the log
 	}
 	timeout := applyTimeout
 	if dl, ok := ctx.Deadline(); ok {

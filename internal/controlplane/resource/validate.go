@@ -149,6 +149,14 @@ func Validate(r *fsmv1.Resource) error {
 		return validateNode(k.Node)
 	case *fsmv1.Resource_ValueList:
 		return validateValueList(k.ValueList)
+	case *fsmv1.Resource_UpgradeProbe:
+		if err := ValidateName("meta.name", k.UpgradeProbe.GetMeta().GetName()); err != nil {
+			return err
+		}
+		if len(k.UpgradeProbe.GetNote()) > MaxDescriptionLen || !utf8.ValidString(k.UpgradeProbe.GetNote()) {
+			return invalid("note", "must be valid UTF-8 of at most %d bytes", MaxDescriptionLen)
+		}
+		return nil
 	default:
 		return invalid("resource", "no resource given")
 	}

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
@@ -210,6 +211,9 @@ func (t *txn) event() *configv1.AdminEvent {
 
 func (t *txn) run() (*fsmv1.Resource, *configv1.AdminEvent, *fsmv1.Error) {
 	ev := t.event()
+	if err := t.gate(); err != nil {
+		return nil, ev, err
+	}
 	switch op := t.cmd.GetOp().(type) {
 	case *fsmv1.Command_Put:
 		r, err := t.put(op.Put)
@@ -229,6 +233,29 @@ func (t *txn) run() (*fsmv1.Resource, *configv1.AdminEvent, *fsmv1.Error) {
 	default:
 		return nil, ev, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "unknown command")
 	}
+}
+
+// gate refuses a command that needs a cluster version some voter recorded
+// in the state does not support (see package clusterversion). It reads the
+// command and the replicated node records only, so every replica decides
+// the same. A command this binary cannot apply at all never gets here in a
+// running node (the Raft state machine stops on it first); called directly,
+// Apply refuses it as an unknown command.
+func (t *txn) gate() *fsmv1.Error {
+	if t.cmd.GetOp() == nil {
+		return nil // refused below as an unknown command
+	}
+	need, err := clusterversion.Needs(t.cmd)
+	if err != nil {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "unknown command: %v", err)
+	}
+	if need.Version <= clusterversion.Baseline {
+		return nil
+	}
+	if err := clusterversion.Gate(need, t.base.Voters()); err != nil {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, "%v", err)
+	}
+	return nil
 }
 
 func (t *txn) put(p *fsmv1.Put) (*fsmv1.Resource, *fsmv1.Error) {

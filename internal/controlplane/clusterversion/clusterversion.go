@@ -68,9 +68,22 @@ var kinds = map[protoreflect.Name]Version{
 	"value_list":      Baseline,
 }
 
+// Versions of behaviour of the state machine that is not an operation or
+// a kind but changes what replicas compute, turned on only once every
+// voter supports it (see Supports).
+const (
+	// TypedAdminAudit: the audit record of an admin write is an
+	// EVENT_KIND_ADMIN_WRITE record with its AdminWrite detail, instead of
+	// the call fields it was squeezed into before.
+	TypedAdminAudit Version = 2
+)
+
+// features are the behaviour versions above.
+var features = []Version{TypedAdminAudit}
+
 // release is the highest version in the tables above: what a release
 // binary supports.
-var release = maxOf(ops, kinds)
+var release = max(maxOf(ops, kinds), slices.Max(features))
 
 // testOnly holds the kinds only a test build supports (nil in a release
 // build; see testKinds).
@@ -315,3 +328,19 @@ func Effective(voters []Voter) Version {
 	}
 	return max(m, Baseline)
 }
+
+// Supports reports whether every voter supports version v: the rule for
+// turning on a behaviour version, decided from the replicated voters alone
+// so that every replica decides the same.
+func Supports(voters []Voter, v Version) bool {
+	for _, w := range voters {
+		if w.Version < v {
+			return false
+		}
+	}
+	return len(voters) > 0
+}
+
+// Release is the highest cluster version a release build supports (a test
+// build supports one more: see testKinds).
+func Release() Version { return release }

@@ -38,7 +38,7 @@ func TestEveryOperationAndKindHasAVersion(t *testing.T) {
 	for i := range kinds.Len() {
 		name := string(kinds.Get(i).Name())
 		v, ok := clusterversion.KindVersion(name)
-		if name == probe && clusterversion.Current() == clusterversion.Baseline {
+		if name == probe && clusterversion.Current() == clusterversion.Release() {
 			if ok {
 				t.Errorf("a release build supports the test-only kind %s", probe)
 			}
@@ -116,7 +116,7 @@ func TestNeeds(t *testing.T) {
 		{name: "a kind of a newer version", cmd: put(newKind), unsupported: "a resource kind this binary does not know (field 200)"},
 		{name: "a command stamped above this binary", cmd: stamped, unsupported: "needs cluster version"},
 	}
-	if clusterversion.Current() == clusterversion.Baseline {
+	if clusterversion.Current() == clusterversion.Release() {
 		tests = append(tests, needCase{name: "the test-only kind in a release build", cmd: probeCmd, unsupported: "resource kind upgrade_probe"})
 	} else {
 		tests = append(tests, needCase{name: "the test-only kind in a test build", cmd: probeCmd, want: clusterversion.Current()})

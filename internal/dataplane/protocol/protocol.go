@@ -5,18 +5,20 @@
 // one pipeline (Deps.Backend) and renders the neutral result or refusal in
 // its own wire shape; its forwarder, the pipeline's terminal for its
 // calls, reaches its upstreams. The server knows protocols only as a list
-// of Protocol values; no shared package branches on a protocol.
+// of Protocol values.
 //
 // # Adding a protocol
 //
 // Say A2A:
 //
 //  1. Write package internal/dataplane/protocol/a2a with
-//     func New(deps protocol.Deps) protocol.Protocol. Its endpoints build
-//     calls with deps.Backend.Begin, set Call.Protocol to its Name, run
-//     them with deps.Backend.Run and render what comes back; anonymous
-//     requests they refuse before a call exists go to deps.Anonymous. Its
-//     forwarder reaches upstreams through an upstream.Conns with its own
+//     func New(deps protocol.Deps) protocol.Protocol, its Name the one the
+//     configuration gives its upstreams' protocol ("a2a"; see
+//     pipeline.Config.Upstreams). Its endpoints build calls with
+//     deps.Backend.Begin, set Call.Protocol to its Name, run them with
+//     deps.Backend.Run and render what comes back; anonymous requests they
+//     refuse before a call exists go to deps.Anonymous. Its forwarder
+//     reaches upstreams through an upstream.Conns with its own
 //     upstream.Driver (its session type; the configured protocols it
 //     serves, e.g. PROTOCOL_A2A) and runs every attempt in resilience.Do
 //     with its own resilience.Classifier, passing deps.Observer and
@@ -29,8 +31,8 @@
 //     Forward, lists pinned tools of its upstreams for drift detection
 //     through its Tools, and calls its Configured, Stop and Close hooks.
 //
-// What stages need of a protocol's targets (kinds, read-only, naming) is
-// the neutral pipeline.Call, never a protocol's types.
+// Stages see only the neutral pipeline.Call (operation, target kind and
+// name, read-only or not), never a protocol's types.
 package protocol
 
 import (

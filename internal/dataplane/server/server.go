@@ -525,8 +525,8 @@ type edgeRefusals struct {
 	m   *metrics.Metrics
 }
 
-func (e edgeRefusals) Refused(protocol string, src netip.Addr, reason string) {
-	e.m.Refused(protocol, pipeline.Reason(reason))
+func (e edgeRefusals) Refused(protocolName string, src netip.Addr, reason string) {
+	e.m.Refused(protocolName, pipeline.Reason(reason))
 	e.rec.Refused(src, reason)
 }
 

@@ -364,11 +364,6 @@ func (s *Server) loadLastKnownGood(ctx context.Context) {
 		return
 	}
 	s.recordApplied(ctx, v)
-	// The file is written before the version serves, so that what is on
-	// disk is never older than what was served (a restart serves it).
-	if err := s.store.Save(c.Version(), data); err != nil {
-		s.log.Error("could not write the last-known-good snapshot; serving it anyway", "version", c.Version(), "err", err)
-	}
 	s.current.Store(c)
 	s.tracker.Loaded(c.VersionTime(), true)
 	s.log.Warn("serving the last-known-good snapshot from disk in degraded mode until a control plane answers", "version", c.Version(), "epoch", v.Epoch)

@@ -26,6 +26,9 @@ import (
 // leave a window in which a write is committed but not yet audited, and
 // would need its own retry when the leader dies in between.
 //
+// A web sign-in (op "sign-in", kind "session") is recorded the same way,
+// with the address it came from.
+//
 // A record never carries a resource's contents (a secret's value, a
 // token's hash), nor the refusal's message: only the error code.
 
@@ -39,6 +42,7 @@ func adminRecord(ev *configv1.AdminEvent) *auditv1.Record {
 		Method:   ev.GetMethod(),
 		Tool:     ev.GetOp(),
 		Outcome:  "ok",
+		SourceIp: ev.GetSourceIp(),
 	}
 	if ev.GetKind() != "" {
 		r.Tool = ev.GetOp() + " " + ev.GetKind()

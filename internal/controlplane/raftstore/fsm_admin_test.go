@@ -11,8 +11,10 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/statetest"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 )
 
@@ -133,5 +135,36 @@ func TestUploadUnderControlPlaneNameRefused(t *testing.T) {
 	res := f.Apply(&raft.Log{Index: 3, Data: appendAudit(t, auditstore.ControlPlane, records(t, auditstore.ControlPlane, 1))}).(*fsmv1.Result)
 	if res.GetError().GetCode() != fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION {
 		t.Fatalf("upload under the reserved name: %v", res)
+	}
+}
+
+// TestSignInsAudited: a web sign-in leaves a record in the control plane's
+// chain naming the token and the address; one of a token that no longer
+// exists is recorded as refused.
+func TestSignInsAudited(t *testing.T) {
+	const op = "0b0b0b0b0b0b0b0b"
+	s := openStore(t)
+	f := raftstore.NewFSM(s)
+	cmds := []*fsmv1.Command{
+		statetest.By(statetest.Create(statetest.AdminToken(op, configv1.Role_ROLE_AUDITOR, nil)), statetest.BootToken, "r1", 100),
+		statetest.By(statetest.SignIn("192.0.2.7"), op, "r2", 101),
+		statetest.By(statetest.Delete(resource.AdminToken, op), statetest.BootToken, "r3", 102),
+		statetest.By(statetest.SignIn("192.0.2.7"), op, "r4", 103),
+	}
+	for i, c := range cmds {
+		f.Apply(&raft.Log{Index: uint64(10 + i), Data: encode(t, c)})
+	}
+	got := controlPlaneRecords(t, s)
+	if len(got) != 4 {
+		t.Fatalf("%d control-plane records, want 4: %v", len(got), got)
+	}
+	for i, want := range []string{"ok", "refused"} {
+		r := got[1+2*i]
+		if r.GetTool() != "sign-in session" || r.GetAgent() != op || r.GetSourceIp() != "192.0.2.7" || r.GetOutcome() != want {
+			t.Errorf("sign-in record %d = %v, want tool %q, agent %s, source 192.0.2.7, outcome %s", i, r, "sign-in session", op, want)
+		}
+	}
+	if got[3].GetReason() != "not_found" {
+		t.Errorf("refused sign-in's reason = %q, want not_found", got[3].GetReason())
 	}
 }

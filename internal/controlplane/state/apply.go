@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
@@ -165,10 +166,39 @@ func (t *txn) run() (*fsmv1.Resource, *configv1.AdminEvent, *fsmv1.Error) {
 		ev.Op = "touch"
 		t.configChanged = true
 		return nil, ev, nil
+	case *fsmv1.Command_SignIn:
+		ev.Op, ev.Kind = "sign-in", "session"
+		return nil, ev, t.signIn(op.SignIn, ev)
 	default:
 		ev.Op = "unknown"
 		return nil, ev, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "unknown command")
 	}
+}
+
+// maxSourceIPLen bounds a sign-in's source address (an IPv6 address with
+// a zone is the longest).
+const maxSourceIPLen = 64
+
+// signIn records a web sign-in of the command's actor: it checks that the
+// token still exists (a sign-in racing its revocation is refused) and
+// changes nothing else.
+func (t *txn) signIn(op *fsmv1.SignIn, ev *configv1.AdminEvent) *fsmv1.Error {
+	id := t.cmd.GetActor().GetTokenId()
+	ev.Name = id
+	ip := op.GetSourceIp()
+	if len(ip) > maxSourceIPLen {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "the source address is limited to %d bytes", maxSourceIPLen)
+	}
+	if ip != "" {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "the source address is not an IP address")
+		}
+	}
+	ev.SourceIp = ip
+	if _, ok := t.get(resource.AdminToken, id); !ok {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND, "admin token %q does not exist", id)
+	}
+	return nil
 }
 
 func (t *txn) put(p *fsmv1.Put) (*fsmv1.Resource, *fsmv1.Error) {

@@ -172,6 +172,7 @@ type Command struct {
 	//	*Command_Touch
 	//	*Command_SetFreeze
 	//	*Command_AppendAudit
+	//	*Command_SignIn
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -296,6 +297,15 @@ func (x *Command) GetAppendAudit() *AppendAudit {
 	return nil
 }
 
+func (x *Command) GetSignIn() *SignIn {
+	if x != nil {
+		if x, ok := x.Op.(*Command_SignIn); ok {
+			return x.SignIn
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -324,6 +334,11 @@ type Command_AppendAudit struct {
 	AppendAudit *AppendAudit `protobuf:"bytes,15,opt,name=append_audit,json=appendAudit,proto3,oneof"`
 }
 
+type Command_SignIn struct {
+	// Numbered clear of the ops other changes may add next to 15.
+	SignIn *SignIn `protobuf:"bytes,20,opt,name=sign_in,json=signIn,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -335,6 +350,8 @@ func (*Command_Touch) isCommand_Op() {}
 func (*Command_SetFreeze) isCommand_Op() {}
 
 func (*Command_AppendAudit) isCommand_Op() {}
+
+func (*Command_SignIn) isCommand_Op() {}
 
 // Resource holds one resource of any kind.
 type Resource struct {
@@ -831,6 +848,56 @@ func (x *AppendAudit) GetRecords() []*v11.Record {
 	return nil
 }
 
+// SignIn records that the actor's admin token signed in to the web view,
+// so that sign-ins are in the admin log and the control plane's audit
+// chain like writes. It changes no resource and never moves the config
+// version. Refused (NOT_FOUND) when the token no longer exists.
+type SignIn struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address the sign-in came from (an IP address; empty when
+	// unknown).
+	SourceIp      string `protobuf:"bytes,1,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignIn) Reset() {
+	*x = SignIn{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignIn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignIn) ProtoMessage() {}
+
+func (x *SignIn) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignIn.ProtoReflect.Descriptor instead.
+func (*SignIn) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SignIn) GetSourceIp() string {
+	if x != nil {
+		return x.SourceIp
+	}
+	return ""
+}
+
 // Touch changes nothing but moves the config version, so that data planes
 // re-read state after a restore from backup.
 type Touch struct {
@@ -841,7 +908,7 @@ type Touch struct {
 
 func (x *Touch) Reset() {
 	*x = Touch{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +920,7 @@ func (x *Touch) String() string {
 func (*Touch) ProtoMessage() {}
 
 func (x *Touch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +933,7 @@ func (x *Touch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Touch.ProtoReflect.Descriptor instead.
 func (*Touch) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{8}
 }
 
 // Error is a command's domain error: the command changed nothing.
@@ -881,7 +948,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +960,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +973,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -944,7 +1011,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1023,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1036,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Result) GetIndex() uint64 {
@@ -1020,7 +1087,7 @@ type DedupEntry struct {
 
 func (x *DedupEntry) Reset() {
 	*x = DedupEntry{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1099,7 @@ func (x *DedupEntry) String() string {
 func (*DedupEntry) ProtoMessage() {}
 
 func (x *DedupEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1112,7 @@ func (x *DedupEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DedupEntry.ProtoReflect.Descriptor instead.
 func (*DedupEntry) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DedupEntry) GetTokenId() string {
@@ -1100,7 +1167,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1179,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1192,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -1193,7 +1260,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1272,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1285,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -1305,7 +1372,7 @@ type SnapshotEnd struct {
 
 func (x *SnapshotEnd) Reset() {
 	*x = SnapshotEnd{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1384,7 @@ func (x *SnapshotEnd) String() string {
 func (*SnapshotEnd) ProtoMessage() {}
 
 func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1397,7 @@ func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotEnd.ProtoReflect.Descriptor instead.
 func (*SnapshotEnd) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SnapshotEnd) GetRecords() uint64 {
@@ -1344,7 +1411,7 @@ var File_portcullis_fsm_v1_command_proto protoreflect.FileDescriptor
 
 const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xfe\x03\n" +
+	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xb4\x04\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x121\n" +
@@ -1358,7 +1425,8 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x05touch\x18\r \x01(\v2\x18.portcullis.fsm.v1.TouchH\x00R\x05touch\x12=\n" +
 	"\n" +
 	"set_freeze\x18\x0e \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeH\x00R\tsetFreeze\x12C\n" +
-	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAuditB\x04\n" +
+	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAudit\x124\n" +
+	"\asign_in\x18\x14 \x01(\v2\x19.portcullis.fsm.v1.SignInH\x00R\x06signInB\x04\n" +
 	"\x02op\"\xc5\x04\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
@@ -1392,7 +1460,9 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"b\n" +
 	"\vAppendAudit\x12\x1c\n" +
 	"\tdataplane\x18\x01 \x01(\tR\tdataplane\x125\n" +
-	"\arecords\x18\x02 \x03(\v2\x1b.portcullis.audit.v1.RecordR\arecords\"\a\n" +
+	"\arecords\x18\x02 \x03(\v2\x1b.portcullis.audit.v1.RecordR\arecords\"%\n" +
+	"\x06SignIn\x12\x1b\n" +
+	"\tsource_ip\x18\x01 \x01(\tR\bsourceIp\"\a\n" +
 	"\x05Touch\"S\n" +
 	"\x05Error\x120\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1c.portcullis.fsm.v1.ErrorCodeR\x04code\x12\x18\n" +
@@ -1456,7 +1526,7 @@ func file_portcullis_fsm_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_fsm_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(WriteMode)(0),                // 0: portcullis.fsm.v1.WriteMode
 	(ErrorCode)(0),                // 1: portcullis.fsm.v1.ErrorCode
@@ -1467,69 +1537,71 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*Bootstrap)(nil),             // 6: portcullis.fsm.v1.Bootstrap
 	(*SetFreeze)(nil),             // 7: portcullis.fsm.v1.SetFreeze
 	(*AppendAudit)(nil),           // 8: portcullis.fsm.v1.AppendAudit
-	(*Touch)(nil),                 // 9: portcullis.fsm.v1.Touch
-	(*Error)(nil),                 // 10: portcullis.fsm.v1.Error
-	(*Result)(nil),                // 11: portcullis.fsm.v1.Result
-	(*DedupEntry)(nil),            // 12: portcullis.fsm.v1.DedupEntry
-	(*SnapshotHeader)(nil),        // 13: portcullis.fsm.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 14: portcullis.fsm.v1.SnapshotRecord
-	(*SnapshotEnd)(nil),           // 15: portcullis.fsm.v1.SnapshotEnd
-	(*v1.Actor)(nil),              // 16: portcullis.config.v1.Actor
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 18: portcullis.config.v1.Agent
-	(*v1.Upstream)(nil),           // 19: portcullis.config.v1.Upstream
-	(*v1.ToolPin)(nil),            // 20: portcullis.config.v1.ToolPin
-	(*v1.PolicySet)(nil),          // 21: portcullis.config.v1.PolicySet
-	(*v1.IdentitySource)(nil),     // 22: portcullis.config.v1.IdentitySource
-	(*v1.Secret)(nil),             // 23: portcullis.config.v1.Secret
-	(*v1.AdminToken)(nil),         // 24: portcullis.config.v1.AdminToken
-	(*v1.Node)(nil),               // 25: portcullis.config.v1.Node
-	(*v1.ValueList)(nil),          // 26: portcullis.config.v1.ValueList
-	(*v1.ClusterIdentity)(nil),    // 27: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 28: portcullis.audit.v1.Record
-	(*v1.AdminEvent)(nil),         // 29: portcullis.config.v1.AdminEvent
+	(*SignIn)(nil),                // 9: portcullis.fsm.v1.SignIn
+	(*Touch)(nil),                 // 10: portcullis.fsm.v1.Touch
+	(*Error)(nil),                 // 11: portcullis.fsm.v1.Error
+	(*Result)(nil),                // 12: portcullis.fsm.v1.Result
+	(*DedupEntry)(nil),            // 13: portcullis.fsm.v1.DedupEntry
+	(*SnapshotHeader)(nil),        // 14: portcullis.fsm.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 15: portcullis.fsm.v1.SnapshotRecord
+	(*SnapshotEnd)(nil),           // 16: portcullis.fsm.v1.SnapshotEnd
+	(*v1.Actor)(nil),              // 17: portcullis.config.v1.Actor
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 19: portcullis.config.v1.Agent
+	(*v1.Upstream)(nil),           // 20: portcullis.config.v1.Upstream
+	(*v1.ToolPin)(nil),            // 21: portcullis.config.v1.ToolPin
+	(*v1.PolicySet)(nil),          // 22: portcullis.config.v1.PolicySet
+	(*v1.IdentitySource)(nil),     // 23: portcullis.config.v1.IdentitySource
+	(*v1.Secret)(nil),             // 24: portcullis.config.v1.Secret
+	(*v1.AdminToken)(nil),         // 25: portcullis.config.v1.AdminToken
+	(*v1.Node)(nil),               // 26: portcullis.config.v1.Node
+	(*v1.ValueList)(nil),          // 27: portcullis.config.v1.ValueList
+	(*v1.ClusterIdentity)(nil),    // 28: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 29: portcullis.audit.v1.Record
+	(*v1.AdminEvent)(nil),         // 30: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
-	16, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
-	17, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
+	17, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
+	18, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
 	4,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
 	5,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
 	6,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
-	9,  // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
+	10, // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
 	7,  // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
 	8,  // 7: portcullis.fsm.v1.Command.append_audit:type_name -> portcullis.fsm.v1.AppendAudit
-	18, // 8: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
-	19, // 9: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
-	20, // 10: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
-	21, // 11: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
-	22, // 12: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
-	23, // 13: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
-	24, // 14: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
-	25, // 15: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
-	26, // 16: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
-	3,  // 17: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 18: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	27, // 19: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	25, // 20: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	24, // 21: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	28, // 22: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 23: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	3,  // 24: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	10, // 25: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	17, // 26: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	11, // 27: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	27, // 28: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	17, // 29: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	7,  // 30: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	3,  // 31: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	29, // 32: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	12, // 33: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	15, // 34: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	9,  // 8: portcullis.fsm.v1.Command.sign_in:type_name -> portcullis.fsm.v1.SignIn
+	19, // 9: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
+	20, // 10: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
+	21, // 11: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
+	22, // 12: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
+	23, // 13: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
+	24, // 14: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
+	25, // 15: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
+	26, // 16: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
+	27, // 17: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
+	3,  // 18: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 19: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	28, // 20: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	26, // 21: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	25, // 22: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	29, // 23: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 24: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	3,  // 25: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	11, // 26: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	18, // 27: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	12, // 28: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	28, // 29: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	18, // 30: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	7,  // 31: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	3,  // 32: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	30, // 33: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	13, // 34: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	16, // 35: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -1544,6 +1616,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Command_Touch)(nil),
 		(*Command_SetFreeze)(nil),
 		(*Command_AppendAudit)(nil),
+		(*Command_SignIn)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[1].OneofWrappers = []any{
 		(*Resource_Agent)(nil),
@@ -1556,7 +1629,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_Node)(nil),
 		(*Resource_ValueList)(nil),
 	}
-	file_portcullis_fsm_v1_command_proto_msgTypes[12].OneofWrappers = []any{
+	file_portcullis_fsm_v1_command_proto_msgTypes[13].OneofWrappers = []any{
 		(*SnapshotRecord_Resource)(nil),
 		(*SnapshotRecord_AdminEvent)(nil),
 		(*SnapshotRecord_Dedup)(nil),
@@ -1568,7 +1641,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_fsm_v1_command_proto_rawDesc), len(file_portcullis_fsm_v1_command_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

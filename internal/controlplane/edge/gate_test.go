@@ -21,8 +21,8 @@ import (
 type emptyStore struct{}
 
 func (emptyStore) Apply(context.Context, *fsmv1.Command) (*fsmv1.Result, error) { return nil, nil }
-func (emptyStore) State(context.Context, bool) (*state.State, error)           { return state.New(), nil }
-func (emptyStore) Changed() <-chan struct{}                                    { return nil }
+func (emptyStore) State(context.Context, bool) (*state.State, error)            { return state.New(), nil }
+func (emptyStore) Changed() <-chan struct{}                                     { return nil }
 
 // dataplanes answers ListDataplanes and SetFreeze with the caller's token
 // id in the reason, so the test sees whom the handler was told it serves.

@@ -80,15 +80,16 @@ func Cluster3(t testing.TB) *Cluster {
 
 // StartCluster starts an n-node cluster (n1 bootstraps, n2..nN join it
 // concurrently, each with --join pointing at n1) and returns once every node
-// reports all n as voters and agrees on one leader.
-func StartCluster(t testing.TB, n int) *Cluster {
+// reports all n as voters and agrees on one leader. args are extra flags of
+// every node (for example --web-writes).
+func StartCluster(t testing.TB, n int, args ...string) *Cluster {
 	t.Helper()
 	start := time.Now()
 	dir := t.TempDir()
 	c := &Cluster{Dir: dir, KEKFile: filepath.Join(dir, "kek")}
 	GenKEK(t, c.KEKFile)
 	n1 := StartControlPlane(t, ControlPlaneOptions{
-		NodeID: "n1", DataDir: filepath.Join(dir, "n1"), KEKFile: c.KEKFile, Bootstrap: true,
+		NodeID: "n1", DataDir: filepath.Join(dir, "n1"), KEKFile: c.KEKFile, Bootstrap: true, Args: args,
 	})
 	c.Nodes = append(c.Nodes, n1)
 	c.CAFingerprint = n1.AwaitCAFingerprint(t, StartTimeout)
@@ -103,7 +104,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		id := fmt.Sprintf("n%d", i)
 		c.Nodes = append(c.Nodes, StartControlPlane(t, ControlPlaneOptions{
 			NodeID: id, DataDir: filepath.Join(dir, id), KEKFile: c.KEKFile,
-			Join: n1.URL, JoinToken: c.Token, JoinCAFingerprint: c.CAFingerprint,
+			Join: n1.URL, JoinToken: c.Token, JoinCAFingerprint: c.CAFingerprint, Args: args,
 		}))
 	}
 	for _, cp := range c.Nodes[1:] {

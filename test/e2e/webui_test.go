@@ -90,7 +90,6 @@ func TestWebViewInBrowser(t *testing.T) {
 			}
 		}
 	}
-	screenshot(t, ctx, shots, "signin")
 
 	// The operator signs in and sees both data planes with the version
 	// each serves.

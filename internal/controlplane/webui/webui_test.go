@@ -3,6 +3,7 @@ package webui_test
 import (
 	"context"
 	"encoding/csv"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -404,6 +405,29 @@ func TestWrites(t *testing.T) {
 		t.Fatal("the operator's freeze did not freeze")
 	}
 	wantStatus(t, "cluster page after the freeze", op.get("/ui/cluster?done=frozen"), http.StatusOK, `id="frozen"`, "unit test", "The emergency brake is on")
+
+	// Agents are disabled and enabled the same way.
+	agents := adminv1connect.NewAgentServiceClient(n.HTTPClient, n.URL, connect.WithInterceptors(bearer(n.AdminToken)))
+	if _, err := agents.CreateAgent(context.Background(), connect.NewRequest(&adminv1.CreateAgentRequest{
+		Agent: &configv1.Agent{Meta: &configv1.ResourceMeta{Name: "bot"}, Team: "ops"}, NoApiKey: true,
+	})); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, "agents page", op.get("/ui/agents"), http.StatusOK, `data-agent="bot"`, `name="disabled" value="true"`)
+	for _, disable := range []string{"true", "false"} {
+		r := op.post("/ui/agents/disabled", url.Values{"agent": {"bot"}, "disabled": {disable}, "csrf": {opCSRF}}, n.URL)
+		want := map[string]string{"true": "/ui/agents?done=agent-disabled", "false": "/ui/agents?done=agent-enabled"}[disable]
+		wantRedirect(t, "agent disabled="+disable, r, want)
+		res, err := agents.GetAgent(context.Background(), connect.NewRequest(&adminv1.GetAgentRequest{Name: "bot"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(res.Msg.GetAgent().GetDisabled()); got != disable {
+			t.Fatalf("after the form, disabled = %s, want %s", got, disable)
+		}
+	}
+	wantStatus(t, "disable a missing agent", op.post("/ui/agents/disabled", url.Values{"agent": {"nobody"}, "disabled": {"true"}, "csrf": {opCSRF}}, n.URL),
+		http.StatusNotFound, "nobody")
 
 	aud := newAgent(t, n)
 	_, audText := newToken(t, n, configv1.Role_ROLE_AUDITOR, time.Hour)

@@ -36,7 +36,38 @@ func Cell(s string) string {
 	return s
 }
 
-// Row returns r's cells in Header's order, each escaped with Cell.
+// Actor is who a record is about, for tables and CSV: the agent of a
+// call, the admin token of an admin write.
+func Actor(r *auditv1.Record) string {
+	if w := r.GetAdminWrite(); w != nil {
+		return w.GetTokenId()
+	}
+	return r.GetAgent()
+}
+
+// Target is what a record is about: the tool (or other target) of a call,
+// the resource of an admin write, the source of a refusal summary, the
+// version of a configuration record.
+func Target(r *auditv1.Record) string {
+	switch {
+	case r.GetAdminWrite() != nil:
+		w := r.GetAdminWrite()
+		t := w.GetOp()
+		if w.GetResourceKind() != "" {
+			t += " " + w.GetResourceKind() + "/" + w.GetResourceName()
+		}
+		return t
+	case r.GetRefusalSummary() != nil:
+		s := r.GetRefusalSummary()
+		return strconv.FormatUint(s.GetCount(), 10) + " from " + s.GetSourceNetwork()
+	case r.GetApplied() != nil:
+		return "config version " + strconv.FormatUint(r.GetApplied().GetVersion(), 10)
+	}
+	return r.GetTool()
+}
+
+// Row returns r's cells in Header's order (the agent column holds Actor,
+// the tool column Target), each escaped with Cell.
 func Row(r *auditv1.Record) []string {
 	ms := func(d interface{ AsDuration() time.Duration }) string {
 		return strconv.FormatFloat(float64(d.AsDuration().Microseconds())/1000, 'f', 3, 64)
@@ -45,8 +76,8 @@ func Row(r *auditv1.Record) []string {
 	if r.GetTime() != nil {
 		ts = r.GetTime().AsTime().UTC().Format(time.RFC3339Nano)
 	}
-	row := []string{ts, r.GetDataplane(), strconv.FormatUint(r.GetSequence(), 10), r.GetAgent(), r.GetUser(),
-		r.GetProtocol(), r.GetMethod(), r.GetUpstream(), r.GetTool(), r.GetDecision(), strings.Join(r.GetPolicies(), " "),
+	row := []string{ts, r.GetDataplane(), strconv.FormatUint(r.GetSequence(), 10), Actor(r), r.GetUser(),
+		r.GetProtocol(), r.GetMethod(), r.GetUpstream(), Target(r), r.GetDecision(), strings.Join(r.GetPolicies(), " "),
 		r.GetOutcome(), r.GetReason(), r.GetMode(), strconv.FormatUint(r.GetSnapshotVersion(), 10), ms(r.GetLatency()),
 		ms(r.GetUpstreamLatency()), r.GetSourceIp(), strconv.FormatBool(r.GetUpstreamError()),
 		strconv.FormatInt(r.GetResponseBytes(), 10), r.GetArgumentsJson(), hex.EncodeToString(r.GetHash())}

@@ -128,7 +128,7 @@ credentials replaced with "[REDACTED:<kind>]".`,
 				rows := make([][]string, 0, len(out.GetRecords()))
 				for _, r := range out.GetRecords() {
 					rows = append(rows, []string{timeText(r.GetTime()), r.GetDataplane(), strconv.FormatUint(r.GetSequence(), 10),
-						r.GetAgent(), r.GetUser(), r.GetUpstream(), r.GetTool(), r.GetDecision(), r.GetOutcome(), r.GetMode()})
+						auditcsv.Actor(r), r.GetUser(), r.GetUpstream(), auditcsv.Target(r), r.GetDecision(), r.GetOutcome(), r.GetMode()})
 				}
 				if err := p.table([]string{"TIME", "DATAPLANE", "SEQ", "AGENT", "USER", "UPSTREAM", "TOOL", "DECISION", "OUTCOME", "MODE"}, rows); err != nil {
 					return err

@@ -224,9 +224,12 @@ func TestWebViewInBrowser(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, rec := range records[1:] {
-		seen[rec[3]+" "+rec[8]+" "+rec[11]] = true // agent (the token id), tool (op and kind), outcome
+		seen[rec[3]+" "+rec[8]+" "+rec[11]] = true // agent (the token id), target (op kind/name), outcome
 	}
-	for _, want := range []string{operator.id + " sign-in session ok", auditor.id + " sign-in session ok", operator.id + " freeze cluster ok"} {
+	for _, want := range []string{
+		operator.id + " sign-in session/" + operator.id + " ok", auditor.id + " sign-in session/" + auditor.id + " ok",
+		operator.id + " freeze cluster/true ok",
+	} {
 		if !seen[want] {
 			t.Errorf("no control-plane audit record %q in:\n%s", want, r.Stdout)
 		}

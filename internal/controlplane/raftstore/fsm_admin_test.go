@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/statetest"
@@ -138,33 +139,84 @@ func TestUploadUnderControlPlaneNameRefused(t *testing.T) {
 	}
 }
 
-// TestSignInsAudited: a web sign-in leaves a record in the control plane's
-// chain naming the token and the address; one of a token that no longer
-// exists is recorded as refused.
+// TestAdminWritesTypedOnceEveryVoterSupportsIt: while a voter records an
+// older cluster version, admin writes are audited in the call fields older
+// versions wrote (every replica of a mixed cluster computes the same
+// chain); once every voter supports clusterversion.TypedAdminAudit they
+// are EVENT_KIND_ADMIN_WRITE records with the write in their detail.
+func TestAdminWritesTypedOnceEveryVoterSupportsIt(t *testing.T) {
+	s := openStore(t)
+	f := raftstore.NewFSM(s)
+	old, cur := statetest.Node("n1"), statetest.Node("n2")
+	cur.MaxClusterVersion = uint32(clusterversion.TypedAdminAudit)
+	apply := func(i uint64, c *fsmv1.Command) {
+		t.Helper()
+		if res := f.Apply(&raft.Log{Index: i, Data: encode(t, c)}).(*fsmv1.Result); res.GetError() != nil {
+			t.Fatalf("apply %d: %v", i, res.GetError())
+		}
+	}
+	apply(10, statetest.By(statetest.Create(old), "tok-admin", "r1", 100))
+	apply(11, statetest.By(statetest.Create(cur), "tok-admin", "r2", 101))
+	apply(12, statetest.By(statetest.Create(statetest.Secret("a")), "tok-admin", "r3", 102))
+	upgraded := statetest.Node("n1")
+	upgraded.MaxClusterVersion = uint32(clusterversion.TypedAdminAudit)
+	apply(13, statetest.By(statetest.Upsert(upgraded), "node:n1", "r4", 103))
+	apply(14, statetest.By(statetest.Create(statetest.Secret("b")), "tok-admin", "r5", 104))
+
+	got := controlPlaneRecords(t, s)
+	if len(got) != 5 {
+		t.Fatalf("%d records, want 5", len(got))
+	}
+	if r := got[2]; r.GetKind() != auditv1.EventKind_EVENT_KIND_UNSPECIFIED || r.GetTool() != "put secret" || r.GetAgent() != "tok-admin" {
+		t.Errorf("record of a write while n1 records version 1: %v, want the older call-shaped record", r)
+	}
+	r := got[4]
+	w := r.GetAdminWrite()
+	if r.GetKind() != auditv1.EventKind_EVENT_KIND_ADMIN_WRITE || w == nil || w.GetOp() != "put" || w.GetResourceKind() != "secret" ||
+		w.GetResourceName() != "b" || w.GetTokenId() != "tok-admin" || w.GetRequestId() != "r5" || r.GetAgent() != "" || r.GetTool() != "" {
+		t.Errorf("record of a write once every voter supports typed records: %v", r)
+	}
+	if rep, err := s.Verify(); err != nil || rep.Problem != nil {
+		t.Fatalf("verify: %v %v", err, rep.Problem)
+	}
+}
+
+// TestSignInsAudited: a web sign-in leaves a typed record in the control
+// plane's chain naming the token and the address; one of a token that no
+// longer exists is recorded as refused; and while a voter records a
+// cluster version before clusterversion.WebSignIn, sign-ins are refused.
 func TestSignInsAudited(t *testing.T) {
 	const op = "0b0b0b0b0b0b0b0b"
 	s := openStore(t)
 	f := raftstore.NewFSM(s)
+	old, cur := statetest.Node("n1"), statetest.Node("n1")
+	old.MaxClusterVersion = uint32(clusterversion.WebSignIn - 1)
+	cur.MaxClusterVersion = uint32(clusterversion.WebSignIn)
 	cmds := []*fsmv1.Command{
+		statetest.By(statetest.Create(old), statetest.BootToken, "r0", 99),
 		statetest.By(statetest.Create(statetest.AdminToken(op, configv1.Role_ROLE_AUDITOR, nil)), statetest.BootToken, "r1", 100),
 		statetest.By(statetest.SignIn("192.0.2.7"), op, "r2", 101),
-		statetest.By(statetest.Delete(resource.AdminToken, op), statetest.BootToken, "r3", 102),
+		statetest.By(statetest.Upsert(cur), "node:n1", "r3", 102),
 		statetest.By(statetest.SignIn("192.0.2.7"), op, "r4", 103),
+		statetest.By(statetest.Delete(resource.AdminToken, op), statetest.BootToken, "r5", 104),
+		statetest.By(statetest.SignIn("192.0.2.7"), op, "r6", 105),
 	}
 	for i, c := range cmds {
 		f.Apply(&raft.Log{Index: uint64(10 + i), Data: encode(t, c)})
 	}
 	got := controlPlaneRecords(t, s)
-	if len(got) != 4 {
-		t.Fatalf("%d control-plane records, want 4: %v", len(got), got)
+	if len(got) != len(cmds) {
+		t.Fatalf("%d control-plane records, want %d: %v", len(got), len(cmds), got)
 	}
-	for i, want := range []string{"ok", "refused"} {
-		r := got[1+2*i]
-		if r.GetTool() != "sign-in session" || r.GetAgent() != op || r.GetSourceIp() != "192.0.2.7" || r.GetOutcome() != want {
-			t.Errorf("sign-in record %d = %v, want tool %q, agent %s, source 192.0.2.7, outcome %s", i, r, "sign-in session", op, want)
+	for _, c := range []struct {
+		i             int
+		outcome, code string
+	}{{2, "refused", "failed_precondition"}, {4, "ok", ""}, {6, "refused", "not_found"}} {
+		r := got[c.i]
+		w := r.GetAdminWrite()
+		if w.GetOp() != "sign-in" || w.GetResourceKind() != "session" || w.GetTokenId() != op || r.GetSourceIp() != "192.0.2.7" ||
+			r.GetOutcome() != c.outcome || w.GetErrorCode() != c.code {
+			t.Errorf("sign-in record %d = %v, want op sign-in, kind session, token %s, source 192.0.2.7, outcome %s %s", c.i, r, op, c.outcome, c.code)
 		}
-	}
-	if got[3].GetReason() != "not_found" {
-		t.Errorf("refused sign-in's reason = %q, want not_found", got[3].GetReason())
 	}
 }

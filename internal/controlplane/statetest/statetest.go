@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -262,6 +263,14 @@ func Agent(name, keyID string) *configv1.Agent {
 	return a
 }
 
+// versioned is Node(name) recording the cluster version of the web
+// view's sign-ins.
+func versioned(name string) *configv1.Node {
+	n := Node(name)
+	n.MaxClusterVersion = uint32(clusterversion.WebSignIn)
+	return n
+}
+
 // Step is one command of a script and what applying it must produce.
 type Step struct {
 	Name string
@@ -318,6 +327,9 @@ func Script() []Step {
 		{Name: "freeze", Cmd: By(SetFreeze(true, "incident 42"), op, "r-freeze", 25), ConfigMoves: true},
 		{Name: "refused freeze", Cmd: By(SetFreeze(false, strings.Repeat("x", 1025)), op, "r-freeze-long", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
 		{Name: "unfreeze", Cmd: By(SetFreeze(false, ""), op, "r-unfreeze", 25), ConfigMoves: true},
+		{Name: "refused sign-in before every voter supports it", Cmd: By(SignIn("192.0.2.7"), op, "r-sign-in-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "n1 records its cluster version", Cmd: By(Upsert(versioned("n1")), NodeActor, "r-n1-version", 25)},
+		{Name: "n2 records its cluster version", Cmd: By(Upsert(versioned("n2")), "node:n2", "r-n2-version", 25)},
 		{Name: "sign-in", Cmd: By(SignIn("192.0.2.7"), op, "r-sign-in", 25)},
 		{Name: "refused sign-in from no address", Cmd: By(SignIn("not an address"), op, "r-sign-in-bad", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
 		{Name: "upsert secret value", Cmd: By(Upsert(secretV2), op, "r-secret-v2", 26), ConfigMoves: true},

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/auditcsv"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/adminapi"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
 	"github.com/portcullis-gw/portcullis/internal/toolpin"
@@ -95,8 +96,10 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
-	"short": toolpin.Short,
-	"join":  strings.Join,
+	"short":  toolpin.Short,
+	"actor":  auditcsv.Actor,
+	"target": auditcsv.Target,
+	"join":   strings.Join,
 	"enum": func(s fmt.Stringer, prefix string) string {
 		return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(s.String(), prefix), "_", "-"))
 	},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/portcullis-gw/portcullis/internal/auditcsv"
 	"github.com/portcullis-gw/portcullis/test/harness"
@@ -113,6 +114,19 @@ func TestWebViewInBrowser(t *testing.T) {
 	}
 	if got := title(); got != "Cluster and data planes · Portcullis" {
 		t.Errorf("title %q", got)
+	}
+	// The first Tab reaches the skip link, the next ones the navigation.
+	var focused []string
+	for range 3 {
+		do("press Tab", chromedp.KeyEvent(kb.Tab))
+		f, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.textContent.trim()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		focused = append(focused, f)
+	}
+	if !slices.Equal(focused, []string{"Skip to content", "Portcullis", "Cluster"}) {
+		t.Errorf("Tab focuses %q, want the skip link, then the navigation", focused)
 	}
 	screenshot(t, ctx, shots, "cluster")
 
@@ -305,10 +319,11 @@ func createToken(t *testing.T, g *gateway, role string) adminToken {
 // signIn signs in to the view with tok and waits for the cluster page.
 func signIn(t *testing.T, ctx context.Context, base string, tok adminToken) {
 	t.Helper()
+	// By keyboard alone: the token field has the focus, Enter submits.
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(base+"/ui/signin"),
-		chromedp.SendKeys(chromedp.ID("token"), tok.secret),
-		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.KeyEvent(tok.secret+kb.Enter),
 		chromedp.WaitVisible(chromedp.ID("dataplanes")),
 	); err != nil {
 		t.Fatalf("sign in: %v", err)

@@ -179,9 +179,16 @@ type Record struct {
 	//	*Record_RefusalSummary
 	//	*Record_List
 	//	*Record_Applied
-	Detail        isRecord_Detail `protobuf_oneof:"detail"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Detail isRecord_Detail `protobuf_oneof:"detail"`
+	// What runtime inspection found in the call, in the order found (at most
+	// 64; findings_omitted counts the rest). Readers that predate inspection
+	// keep these fields as unknown ones, which the hash covers like any
+	// other.
+	Findings []*Finding `protobuf:"bytes,31,rep,name=findings,proto3" json:"findings,omitempty"`
+	// Findings left out of findings because a record holds at most 64.
+	FindingsOmitted uint32 `protobuf:"varint,32,opt,name=findings_omitted,json=findingsOmitted,proto3" json:"findings_omitted,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Record) Reset() {
@@ -439,6 +446,20 @@ func (x *Record) GetApplied() *AppliedVersion {
 	return nil
 }
 
+func (x *Record) GetFindings() []*Finding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
+func (x *Record) GetFindingsOmitted() uint32 {
+	if x != nil {
+		return x.FindingsOmitted
+	}
+	return 0
+}
+
 type isRecord_Detail interface {
 	isRecord_Detail()
 }
@@ -473,6 +494,114 @@ func (*Record_List) isRecord_Detail() {}
 
 func (*Record_Applied) isRecord_Detail() {}
 
+// Finding is one thing runtime inspection found in a call: which detector
+// and kind, which rule in which mode, where in the payload, and what the
+// rule did. It never holds what was found.
+type Finding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The detector and the kind it found: "pii" and "payment_card",
+	// "rows" and "ceiling", "classifier" and the classifier's label.
+	Detector string `protobuf:"bytes,1,opt,name=detector,proto3" json:"detector,omitempty"`
+	Kind     string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The inspection rule that found it.
+	Rule string `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	// "enforce" or "shadow".
+	Mode string `protobuf:"bytes,4,opt,name=mode,proto3" json:"mode,omitempty"`
+	// "request" (the arguments), "response" (the result) or "stream" (a
+	// frame streamed before the result).
+	Side string `protobuf:"bytes,5,opt,name=side,proto3" json:"side,omitempty"`
+	// Where in the payload: a path and a byte range inside the text there,
+	// e.g. "arguments.url[12:300]", "result.content[0].text[120:139]",
+	// "frame 3 params.message[0:41]", or a summary such as
+	// "result.structuredContent.rows: 5000 items, ceiling 1000".
+	Location string `protobuf:"bytes,6,opt,name=location,proto3" json:"location,omitempty"`
+	// What the rule did: "flag", "redact", "mask" or "block" (refused,
+	// withheld or stream ended); shadow findings say what an enforced rule
+	// would have done.
+	Action        string `protobuf:"bytes,7,opt,name=action,proto3" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Finding) Reset() {
+	*x = Finding{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Finding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Finding) ProtoMessage() {}
+
+func (x *Finding) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Finding.ProtoReflect.Descriptor instead.
+func (*Finding) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Finding) GetDetector() string {
+	if x != nil {
+		return x.Detector
+	}
+	return ""
+}
+
+func (x *Finding) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Finding) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *Finding) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *Finding) GetSide() string {
+	if x != nil {
+		return x.Side
+	}
+	return ""
+}
+
+func (x *Finding) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *Finding) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
 // AdminWrite is an admin write as the control plane's state machine
 // applied it. It never carries the resource's contents.
 type AdminWrite struct {
@@ -495,7 +624,7 @@ type AdminWrite struct {
 
 func (x *AdminWrite) Reset() {
 	*x = AdminWrite{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +636,7 @@ func (x *AdminWrite) String() string {
 func (*AdminWrite) ProtoMessage() {}
 
 func (x *AdminWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +649,7 @@ func (x *AdminWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminWrite.ProtoReflect.Descriptor instead.
 func (*AdminWrite) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *AdminWrite) GetOp() string {
@@ -591,7 +720,7 @@ type RefusalSummary struct {
 
 func (x *RefusalSummary) Reset() {
 	*x = RefusalSummary{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +732,7 @@ func (x *RefusalSummary) String() string {
 func (*RefusalSummary) ProtoMessage() {}
 
 func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +745,7 @@ func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefusalSummary.ProtoReflect.Descriptor instead.
 func (*RefusalSummary) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RefusalSummary) GetSourceNetwork() string {
@@ -665,7 +794,7 @@ type ListDetail struct {
 
 func (x *ListDetail) Reset() {
 	*x = ListDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +806,7 @@ func (x *ListDetail) String() string {
 func (*ListDetail) ProtoMessage() {}
 
 func (x *ListDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +819,7 @@ func (x *ListDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDetail.ProtoReflect.Descriptor instead.
 func (*ListDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListDetail) GetItems() uint32 {
@@ -713,7 +842,7 @@ type AppliedVersion struct {
 
 func (x *AppliedVersion) Reset() {
 	*x = AppliedVersion{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +854,7 @@ func (x *AppliedVersion) String() string {
 func (*AppliedVersion) ProtoMessage() {}
 
 func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +867,7 @@ func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedVersion.ProtoReflect.Descriptor instead.
 func (*AppliedVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AppliedVersion) GetClusterId() string {
@@ -766,7 +895,7 @@ var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\b\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\t\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -800,8 +929,18 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"adminWrite\x12N\n" +
 	"\x0frefusal_summary\x18\x1c \x01(\v2#.portcullis.audit.v1.RefusalSummaryH\x00R\x0erefusalSummary\x125\n" +
 	"\x04list\x18\x1d \x01(\v2\x1f.portcullis.audit.v1.ListDetailH\x00R\x04list\x12?\n" +
-	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aappliedB\b\n" +
-	"\x06detail\"\xd3\x01\n" +
+	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aapplied\x128\n" +
+	"\bfindings\x18\x1f \x03(\v2\x1c.portcullis.audit.v1.FindingR\bfindings\x12)\n" +
+	"\x10findings_omitted\x18  \x01(\rR\x0ffindingsOmittedB\b\n" +
+	"\x06detail\"\xa9\x01\n" +
+	"\aFinding\x12\x1a\n" +
+	"\bdetector\x18\x01 \x01(\tR\bdetector\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04rule\x18\x03 \x01(\tR\x04rule\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\tR\x04mode\x12\x12\n" +
+	"\x04side\x18\x05 \x01(\tR\x04side\x12\x1a\n" +
+	"\blocation\x18\x06 \x01(\tR\blocation\x12\x16\n" +
+	"\x06action\x18\a \x01(\tR\x06action\"\xd3\x01\n" +
 	"\n" +
 	"AdminWrite\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\tR\x02op\x12#\n" +
@@ -850,33 +989,35 @@ func file_portcullis_audit_v1_record_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_audit_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(EventKind)(0),                // 0: portcullis.audit.v1.EventKind
 	(*Record)(nil),                // 1: portcullis.audit.v1.Record
-	(*AdminWrite)(nil),            // 2: portcullis.audit.v1.AdminWrite
-	(*RefusalSummary)(nil),        // 3: portcullis.audit.v1.RefusalSummary
-	(*ListDetail)(nil),            // 4: portcullis.audit.v1.ListDetail
-	(*AppliedVersion)(nil),        // 5: portcullis.audit.v1.AppliedVersion
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
+	(*Finding)(nil),               // 2: portcullis.audit.v1.Finding
+	(*AdminWrite)(nil),            // 3: portcullis.audit.v1.AdminWrite
+	(*RefusalSummary)(nil),        // 4: portcullis.audit.v1.RefusalSummary
+	(*ListDetail)(nil),            // 5: portcullis.audit.v1.ListDetail
+	(*AppliedVersion)(nil),        // 6: portcullis.audit.v1.AppliedVersion
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
 }
 var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
-	6,  // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	7,  // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
-	7,  // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
+	7,  // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	8,  // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
+	8,  // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
 	0,  // 3: portcullis.audit.v1.Record.kind:type_name -> portcullis.audit.v1.EventKind
-	2,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
-	3,  // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
-	4,  // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
-	5,  // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
-	6,  // 8: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
-	6,  // 9: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	3,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
+	4,  // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
+	5,  // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
+	6,  // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
+	2,  // 8: portcullis.audit.v1.Record.findings:type_name -> portcullis.audit.v1.Finding
+	7,  // 9: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
+	7,  // 10: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_record_proto_init() }
@@ -896,7 +1037,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_record_proto_rawDesc), len(file_portcullis_audit_v1_record_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

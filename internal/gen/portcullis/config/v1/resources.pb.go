@@ -203,6 +203,176 @@ func (ToolClass) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
 }
 
+// InspectionMode says whether a rule acts.
+type InspectionMode int32
+
+const (
+	InspectionMode_INSPECTION_MODE_UNSPECIFIED InspectionMode = 0
+	// Findings act: Cedar context, redaction, refusal.
+	InspectionMode_INSPECTION_MODE_ENFORCE InspectionMode = 1
+	// Findings are recorded; nothing changes.
+	InspectionMode_INSPECTION_MODE_SHADOW InspectionMode = 2
+	// The rule is kept but not run.
+	InspectionMode_INSPECTION_MODE_OFF InspectionMode = 3
+)
+
+// Enum value maps for InspectionMode.
+var (
+	InspectionMode_name = map[int32]string{
+		0: "INSPECTION_MODE_UNSPECIFIED",
+		1: "INSPECTION_MODE_ENFORCE",
+		2: "INSPECTION_MODE_SHADOW",
+		3: "INSPECTION_MODE_OFF",
+	}
+	InspectionMode_value = map[string]int32{
+		"INSPECTION_MODE_UNSPECIFIED": 0,
+		"INSPECTION_MODE_ENFORCE":     1,
+		"INSPECTION_MODE_SHADOW":      2,
+		"INSPECTION_MODE_OFF":         3,
+	}
+)
+
+func (x InspectionMode) Enum() *InspectionMode {
+	p := new(InspectionMode)
+	*p = x
+	return p
+}
+
+func (x InspectionMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InspectionMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+}
+
+func (InspectionMode) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+}
+
+func (x InspectionMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InspectionMode.Descriptor instead.
+func (InspectionMode) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
+// InspectionSide is the side of a call a rule looks at.
+type InspectionSide int32
+
+const (
+	InspectionSide_INSPECTION_SIDE_UNSPECIFIED InspectionSide = 0
+	// What the caller sends: a call's arguments.
+	InspectionSide_INSPECTION_SIDE_REQUEST InspectionSide = 1
+	// What the upstream answers: streamed frames and the result.
+	InspectionSide_INSPECTION_SIDE_RESPONSE InspectionSide = 2
+)
+
+// Enum value maps for InspectionSide.
+var (
+	InspectionSide_name = map[int32]string{
+		0: "INSPECTION_SIDE_UNSPECIFIED",
+		1: "INSPECTION_SIDE_REQUEST",
+		2: "INSPECTION_SIDE_RESPONSE",
+	}
+	InspectionSide_value = map[string]int32{
+		"INSPECTION_SIDE_UNSPECIFIED": 0,
+		"INSPECTION_SIDE_REQUEST":     1,
+		"INSPECTION_SIDE_RESPONSE":    2,
+	}
+)
+
+func (x InspectionSide) Enum() *InspectionSide {
+	p := new(InspectionSide)
+	*p = x
+	return p
+}
+
+func (x InspectionSide) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InspectionSide) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
+}
+
+func (InspectionSide) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
+}
+
+func (x InspectionSide) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InspectionSide.Descriptor instead.
+func (InspectionSide) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
+}
+
+// InspectionAction is what an enforced rule does with a finding.
+type InspectionAction int32
+
+const (
+	// Flag.
+	InspectionAction_INSPECTION_ACTION_UNSPECIFIED InspectionAction = 0
+	// Record the finding (request side: and put it in context.findings).
+	InspectionAction_INSPECTION_ACTION_FLAG InspectionAction = 1
+	// Replace what was found with "[REDACTED:<finding>]".
+	InspectionAction_INSPECTION_ACTION_REDACT InspectionAction = 2
+	// Replace the letters and digits of what was found, but the last four,
+	// with '*'.
+	InspectionAction_INSPECTION_ACTION_MASK InspectionAction = 3
+	// Refuse the call, withhold the answer, or end the stream.
+	InspectionAction_INSPECTION_ACTION_BLOCK InspectionAction = 4
+)
+
+// Enum value maps for InspectionAction.
+var (
+	InspectionAction_name = map[int32]string{
+		0: "INSPECTION_ACTION_UNSPECIFIED",
+		1: "INSPECTION_ACTION_FLAG",
+		2: "INSPECTION_ACTION_REDACT",
+		3: "INSPECTION_ACTION_MASK",
+		4: "INSPECTION_ACTION_BLOCK",
+	}
+	InspectionAction_value = map[string]int32{
+		"INSPECTION_ACTION_UNSPECIFIED": 0,
+		"INSPECTION_ACTION_FLAG":        1,
+		"INSPECTION_ACTION_REDACT":      2,
+		"INSPECTION_ACTION_MASK":        3,
+		"INSPECTION_ACTION_BLOCK":       4,
+	}
+)
+
+func (x InspectionAction) Enum() *InspectionAction {
+	p := new(InspectionAction)
+	*p = x
+	return p
+}
+
+func (x InspectionAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InspectionAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
+}
+
+func (InspectionAction) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
+}
+
+func (x InspectionAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InspectionAction.Descriptor instead.
+func (InspectionAction) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+}
+
 // JwtUse says what a JWT issuer vouches for.
 type JwtUse int32
 
@@ -240,11 +410,11 @@ func (x JwtUse) String() string {
 }
 
 func (JwtUse) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
 }
 
 func (JwtUse) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
 }
 
 func (x JwtUse) Number() protoreflect.EnumNumber {
@@ -253,7 +423,7 @@ func (x JwtUse) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JwtUse.Descriptor instead.
 func (JwtUse) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 // Role is what an admin token may do. Each role includes the rights of the
@@ -302,11 +472,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[7].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[7]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -315,7 +485,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -1563,6 +1733,371 @@ func (x *ValueList) GetValues() []string {
 	return nil
 }
 
+// InspectionRule tells data planes what to look for in what calls carry
+// (the request side) and in what upstreams answer (the response side:
+// results and the frames streamed before them), and what to do about it.
+// Inspection is protocol-neutral: a rule applies to every protocol the
+// gateway brokers. Every finding is recorded in the call's audit record,
+// naming where in the payload it was, never what was there.
+//
+// On the request side, a finding of an enforced rule becomes Cedar context:
+// context.findings holds "<detector>" and "<detector>.<kind>" for each
+// ("exfiltration", "exfiltration.url_payload"), so policies decide; action
+// block refuses the call without asking them.
+type InspectionRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// Which calls the rule applies to; an empty field matches every call.
+	Scope *InspectionScope `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Required. Shadow records findings and changes nothing (no Cedar
+	// context, no redaction, no refusal); off keeps the rule without
+	// running it.
+	Mode InspectionMode `protobuf:"varint,3,opt,name=mode,proto3,enum=portcullis.config.v1.InspectionMode" json:"mode,omitempty"`
+	// Required: the request or the response.
+	Side InspectionSide `protobuf:"varint,4,opt,name=side,proto3,enum=portcullis.config.v1.InspectionSide" json:"side,omitempty"`
+	// Built-in detectors, whole ("pii") or one kind ("pii.email"):
+	// secrets, pii, exfiltration, injection and their kinds (see README,
+	// "Runtime inspection"). At most 16.
+	Detectors []string `protobuf:"bytes,5,rep,name=detectors,proto3" json:"detectors,omitempty"`
+	// Operator patterns in RE2 syntax (no backreferences or lookaround),
+	// reported as pattern.<rule name>. At most 16 of at most 1,024 bytes,
+	// none matching the empty string.
+	Patterns []string `protobuf:"bytes,6,rep,name=patterns,proto3" json:"patterns,omitempty"`
+	// A classifier service that judges the call (request side) or the
+	// answer (response side); its labels are reported as
+	// classifier.<label>.
+	Classifier *InspectionClassifier `protobuf:"bytes,7,opt,name=classifier,proto3" json:"classifier,omitempty"`
+	// Response side: a ceiling on the items at a JSON path of the result.
+	Rows *InspectionRowLimit `protobuf:"bytes,8,opt,name=rows,proto3" json:"rows,omitempty"`
+	// Response side: a ceiling on the bytes of the answer (streamed frames
+	// and result). 0: none.
+	MaxResponseBytes int64 `protobuf:"varint,9,opt,name=max_response_bytes,json=maxResponseBytes,proto3" json:"max_response_bytes,omitempty"`
+	// What an enforced rule does with what it finds. Request side: flag
+	// (the default: findings reach context.findings) or block. Response
+	// side: flag (record only; the default), redact ("[REDACTED:<finding>]"),
+	// mask (all but the last four letters and digits turned into '*') or
+	// block (the answer is withheld, or the stream ended, with a refusal).
+	// Redact and mask apply to detectors and patterns only: a rule with a
+	// classifier, a row ceiling or a size ceiling flags or blocks.
+	Action InspectionAction `protobuf:"varint,10,opt,name=action,proto3,enum=portcullis.config.v1.InspectionAction" json:"action,omitempty"`
+	// Response side: hold the frames streamed before the result back until
+	// the whole answer is inspected, up to this many bytes; an answer that
+	// streams more is refused. 0: frames pass as soon as each is inspected.
+	// At most 16 MiB.
+	HoldBackBytes int64 `protobuf:"varint,11,opt,name=hold_back_bytes,json=holdBackBytes,proto3" json:"hold_back_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectionRule) Reset() {
+	*x = InspectionRule{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectionRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectionRule) ProtoMessage() {}
+
+func (x *InspectionRule) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectionRule.ProtoReflect.Descriptor instead.
+func (*InspectionRule) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *InspectionRule) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *InspectionRule) GetScope() *InspectionScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+func (x *InspectionRule) GetMode() InspectionMode {
+	if x != nil {
+		return x.Mode
+	}
+	return InspectionMode_INSPECTION_MODE_UNSPECIFIED
+}
+
+func (x *InspectionRule) GetSide() InspectionSide {
+	if x != nil {
+		return x.Side
+	}
+	return InspectionSide_INSPECTION_SIDE_UNSPECIFIED
+}
+
+func (x *InspectionRule) GetDetectors() []string {
+	if x != nil {
+		return x.Detectors
+	}
+	return nil
+}
+
+func (x *InspectionRule) GetPatterns() []string {
+	if x != nil {
+		return x.Patterns
+	}
+	return nil
+}
+
+func (x *InspectionRule) GetClassifier() *InspectionClassifier {
+	if x != nil {
+		return x.Classifier
+	}
+	return nil
+}
+
+func (x *InspectionRule) GetRows() *InspectionRowLimit {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+func (x *InspectionRule) GetMaxResponseBytes() int64 {
+	if x != nil {
+		return x.MaxResponseBytes
+	}
+	return 0
+}
+
+func (x *InspectionRule) GetAction() InspectionAction {
+	if x != nil {
+		return x.Action
+	}
+	return InspectionAction_INSPECTION_ACTION_UNSPECIFIED
+}
+
+func (x *InspectionRule) GetHoldBackBytes() int64 {
+	if x != nil {
+		return x.HoldBackBytes
+	}
+	return 0
+}
+
+// InspectionScope narrows a rule to some calls. Each field set must match.
+type InspectionScope struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Upstream name.
+	Upstream string `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	// The tool (or other target) as the upstream names it; needs upstream.
+	Tool string `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	// The calling agent's team.
+	Team          string `protobuf:"bytes,3,opt,name=team,proto3" json:"team,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectionScope) Reset() {
+	*x = InspectionScope{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectionScope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectionScope) ProtoMessage() {}
+
+func (x *InspectionScope) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectionScope.ProtoReflect.Descriptor instead.
+func (*InspectionScope) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *InspectionScope) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *InspectionScope) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *InspectionScope) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+// InspectionClassifier is an operator-run service that judges a call or an
+// answer: the data plane POSTs JSON to it (see README) and reads back
+// {"labels": ["..."]}. Verdicts are cached per identical input.
+type InspectionClassifier struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// http or https URL; checked against the egress policy when the rule is
+	// written and again when the data plane dials it.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// How long to wait (default 500ms, at most 5s).
+	Timeout *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// When the classifier fails or times out: false (fail open, the
+	// default) goes on with the finding classifier.unavailable; true (fail
+	// closed) refuses the call or withholds the answer.
+	FailClosed bool `protobuf:"varint,3,opt,name=fail_closed,json=failClosed,proto3" json:"fail_closed,omitempty"`
+	// The most bytes of text sent (default and maximum 64 KiB); a longer
+	// input is cut.
+	MaxInputBytes int64 `protobuf:"varint,4,opt,name=max_input_bytes,json=maxInputBytes,proto3" json:"max_input_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectionClassifier) Reset() {
+	*x = InspectionClassifier{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectionClassifier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectionClassifier) ProtoMessage() {}
+
+func (x *InspectionClassifier) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectionClassifier.ProtoReflect.Descriptor instead.
+func (*InspectionClassifier) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *InspectionClassifier) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *InspectionClassifier) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *InspectionClassifier) GetFailClosed() bool {
+	if x != nil {
+		return x.FailClosed
+	}
+	return false
+}
+
+func (x *InspectionClassifier) GetMaxInputBytes() int64 {
+	if x != nil {
+		return x.MaxInputBytes
+	}
+	return 0
+}
+
+// InspectionRowLimit is a ceiling on the items at a JSON path of a result:
+// its structured value, or a text part that is JSON.
+type InspectionRowLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A path in a small JSONPath subset: $.rows, $.results[*].rows,
+	// $["odd name"], $.pages[0] (at most 256 bytes, 16 steps). The items of
+	// the array there are counted (the members of an object); [*] adds up
+	// the counts under every item.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// The most items allowed (at least 0).
+	MaxRows       int64 `protobuf:"varint,2,opt,name=max_rows,json=maxRows,proto3" json:"max_rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectionRowLimit) Reset() {
+	*x = InspectionRowLimit{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectionRowLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectionRowLimit) ProtoMessage() {}
+
+func (x *InspectionRowLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectionRowLimit.ProtoReflect.Descriptor instead.
+func (*InspectionRowLimit) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *InspectionRowLimit) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *InspectionRowLimit) GetMaxRows() int64 {
+	if x != nil {
+		return x.MaxRows
+	}
+	return 0
+}
+
 // IdentitySource is a trusted source of identities for agents and users.
 type IdentitySource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1578,7 +2113,7 @@ type IdentitySource struct {
 
 func (x *IdentitySource) Reset() {
 	*x = IdentitySource{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +2125,7 @@ func (x *IdentitySource) String() string {
 func (*IdentitySource) ProtoMessage() {}
 
 func (x *IdentitySource) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +2138,7 @@ func (x *IdentitySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
 func (*IdentitySource) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *IdentitySource) GetMeta() *ResourceMeta {
@@ -1684,7 +2219,7 @@ type JwtIssuer struct {
 
 func (x *JwtIssuer) Reset() {
 	*x = JwtIssuer{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +2231,7 @@ func (x *JwtIssuer) String() string {
 func (*JwtIssuer) ProtoMessage() {}
 
 func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +2244,7 @@ func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtIssuer.ProtoReflect.Descriptor instead.
 func (*JwtIssuer) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *JwtIssuer) GetIssuer() string {
@@ -1794,7 +2329,7 @@ type MtlsAuthority struct {
 
 func (x *MtlsAuthority) Reset() {
 	*x = MtlsAuthority{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +2341,7 @@ func (x *MtlsAuthority) String() string {
 func (*MtlsAuthority) ProtoMessage() {}
 
 func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +2354,7 @@ func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsAuthority.ProtoReflect.Descriptor instead.
 func (*MtlsAuthority) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MtlsAuthority) GetCaPem() string {
@@ -1861,7 +2396,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +2408,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +2421,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Secret) GetMeta() *ResourceMeta {
@@ -1951,7 +2486,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2498,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2511,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AdminToken) GetMeta() *ResourceMeta {
@@ -2034,7 +2569,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2581,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2594,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Node) GetMeta() *ResourceMeta {
@@ -2108,7 +2643,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2655,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2668,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClusterIdentity) GetClusterId() string {
@@ -2287,7 +2822,35 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"valueLists\"[\n" +
 	"\tValueList\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xe0\x01\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xd3\x04\n" +
+	"\x0eInspectionRule\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12;\n" +
+	"\x05scope\x18\x02 \x01(\v2%.portcullis.config.v1.InspectionScopeR\x05scope\x128\n" +
+	"\x04mode\x18\x03 \x01(\x0e2$.portcullis.config.v1.InspectionModeR\x04mode\x128\n" +
+	"\x04side\x18\x04 \x01(\x0e2$.portcullis.config.v1.InspectionSideR\x04side\x12\x1c\n" +
+	"\tdetectors\x18\x05 \x03(\tR\tdetectors\x12\x1a\n" +
+	"\bpatterns\x18\x06 \x03(\tR\bpatterns\x12J\n" +
+	"\n" +
+	"classifier\x18\a \x01(\v2*.portcullis.config.v1.InspectionClassifierR\n" +
+	"classifier\x12<\n" +
+	"\x04rows\x18\b \x01(\v2(.portcullis.config.v1.InspectionRowLimitR\x04rows\x12,\n" +
+	"\x12max_response_bytes\x18\t \x01(\x03R\x10maxResponseBytes\x12>\n" +
+	"\x06action\x18\n" +
+	" \x01(\x0e2&.portcullis.config.v1.InspectionActionR\x06action\x12&\n" +
+	"\x0fhold_back_bytes\x18\v \x01(\x03R\rholdBackBytes\"U\n" +
+	"\x0fInspectionScope\x12\x1a\n" +
+	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x12\n" +
+	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x12\n" +
+	"\x04team\x18\x03 \x01(\tR\x04team\"\xa6\x01\n" +
+	"\x14InspectionClassifier\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x123\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
+	"\vfail_closed\x18\x03 \x01(\bR\n" +
+	"failClosed\x12&\n" +
+	"\x0fmax_input_bytes\x18\x04 \x01(\x03R\rmaxInputBytes\"C\n" +
+	"\x12InspectionRowLimit\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
+	"\bmax_rows\x18\x02 \x01(\x03R\amaxRows\"\xe0\x01\n" +
 	"\x0eIdentitySource\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12@\n" +
 	"\n" +
@@ -2355,7 +2918,22 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x16TOOL_CLASS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TOOL_CLASS_READ_ONLY\x10\x01\x12\x19\n" +
 	"\x15TOOL_CLASS_IDEMPOTENT\x10\x02\x12\x17\n" +
-	"\x13TOOL_CLASS_MUTATING\x10\x03*Z\n" +
+	"\x13TOOL_CLASS_MUTATING\x10\x03*\x83\x01\n" +
+	"\x0eInspectionMode\x12\x1f\n" +
+	"\x1bINSPECTION_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17INSPECTION_MODE_ENFORCE\x10\x01\x12\x1a\n" +
+	"\x16INSPECTION_MODE_SHADOW\x10\x02\x12\x17\n" +
+	"\x13INSPECTION_MODE_OFF\x10\x03*l\n" +
+	"\x0eInspectionSide\x12\x1f\n" +
+	"\x1bINSPECTION_SIDE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17INSPECTION_SIDE_REQUEST\x10\x01\x12\x1c\n" +
+	"\x18INSPECTION_SIDE_RESPONSE\x10\x02*\xa8\x01\n" +
+	"\x10InspectionAction\x12!\n" +
+	"\x1dINSPECTION_ACTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16INSPECTION_ACTION_FLAG\x10\x01\x12\x1c\n" +
+	"\x18INSPECTION_ACTION_REDACT\x10\x02\x12\x1a\n" +
+	"\x16INSPECTION_ACTION_MASK\x10\x03\x12\x1b\n" +
+	"\x17INSPECTION_ACTION_BLOCK\x10\x04*Z\n" +
 	"\x06JwtUse\x12\x17\n" +
 	"\x13JWT_USE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eJWT_USE_AGENTS\x10\x01\x12\x11\n" +
@@ -2382,83 +2960,98 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(McpEra)(0),                    // 1: portcullis.config.v1.McpEra
 	(ToolClass)(0),                 // 2: portcullis.config.v1.ToolClass
-	(JwtUse)(0),                    // 3: portcullis.config.v1.JwtUse
-	(Role)(0),                      // 4: portcullis.config.v1.Role
-	(*ResourceMeta)(nil),           // 5: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 6: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 7: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 8: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 9: portcullis.config.v1.Upstream
-	(*UpstreamCredential)(nil),     // 10: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 11: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 12: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 13: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 14: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 15: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 16: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 17: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 18: portcullis.config.v1.PolicySet
-	(*ValueList)(nil),              // 19: portcullis.config.v1.ValueList
-	(*IdentitySource)(nil),         // 20: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 21: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 22: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 23: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 24: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 25: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 26: portcullis.config.v1.ClusterIdentity
-	nil,                            // 27: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 28: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 29: google.protobuf.Duration
+	(InspectionMode)(0),            // 3: portcullis.config.v1.InspectionMode
+	(InspectionSide)(0),            // 4: portcullis.config.v1.InspectionSide
+	(InspectionAction)(0),          // 5: portcullis.config.v1.InspectionAction
+	(JwtUse)(0),                    // 6: portcullis.config.v1.JwtUse
+	(Role)(0),                      // 7: portcullis.config.v1.Role
+	(*ResourceMeta)(nil),           // 8: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 9: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 10: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 11: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 12: portcullis.config.v1.Upstream
+	(*UpstreamCredential)(nil),     // 13: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 14: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 15: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 16: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 17: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 18: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 19: portcullis.config.v1.ToolPin
+	(*ToolVersion)(nil),            // 20: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 21: portcullis.config.v1.PolicySet
+	(*ValueList)(nil),              // 22: portcullis.config.v1.ValueList
+	(*InspectionRule)(nil),         // 23: portcullis.config.v1.InspectionRule
+	(*InspectionScope)(nil),        // 24: portcullis.config.v1.InspectionScope
+	(*InspectionClassifier)(nil),   // 25: portcullis.config.v1.InspectionClassifier
+	(*InspectionRowLimit)(nil),     // 26: portcullis.config.v1.InspectionRowLimit
+	(*IdentitySource)(nil),         // 27: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 28: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 29: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 30: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 31: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 32: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 33: portcullis.config.v1.ClusterIdentity
+	nil,                            // 34: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 35: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 36: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	27, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	28, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	28, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	5,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	7,  // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	8,  // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	28, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	28, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	5,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	34, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	35, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	35, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	8,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	10, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	11, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	35, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	35, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	8,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	10, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	14, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	15, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	13, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	17, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	18, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
 	1,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	11, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	12, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	13, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	29, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	29, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	5,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	17, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	14, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	15, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	16, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	36, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	36, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	8,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	20, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
 	2,  // 21: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	28, // 22: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	28, // 23: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	5,  // 24: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 25: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 26: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	21, // 27: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	22, // 28: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	29, // 29: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	3,  // 30: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	5,  // 31: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 32: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	4,  // 33: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	28, // 34: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	5,  // 35: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	28, // 36: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	35, // 22: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	35, // 23: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	8,  // 24: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	8,  // 25: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	8,  // 26: portcullis.config.v1.InspectionRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	24, // 27: portcullis.config.v1.InspectionRule.scope:type_name -> portcullis.config.v1.InspectionScope
+	3,  // 28: portcullis.config.v1.InspectionRule.mode:type_name -> portcullis.config.v1.InspectionMode
+	4,  // 29: portcullis.config.v1.InspectionRule.side:type_name -> portcullis.config.v1.InspectionSide
+	25, // 30: portcullis.config.v1.InspectionRule.classifier:type_name -> portcullis.config.v1.InspectionClassifier
+	26, // 31: portcullis.config.v1.InspectionRule.rows:type_name -> portcullis.config.v1.InspectionRowLimit
+	5,  // 32: portcullis.config.v1.InspectionRule.action:type_name -> portcullis.config.v1.InspectionAction
+	36, // 33: portcullis.config.v1.InspectionClassifier.timeout:type_name -> google.protobuf.Duration
+	8,  // 34: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	28, // 35: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	29, // 36: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	36, // 37: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	6,  // 38: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	8,  // 39: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	8,  // 40: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	7,  // 41: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	35, // 42: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	8,  // 43: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	35, // 44: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	45, // [45:45] is the sub-list for method output_type
+	45, // [45:45] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -2473,7 +3066,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
 	file_portcullis_config_v1_resources_proto_msgTypes[10].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[15].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[19].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
@@ -2482,8 +3075,8 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   23,
+			NumEnums:      8,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

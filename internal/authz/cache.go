@@ -60,7 +60,7 @@ func (c *decisionCache) len() int {
 // decisionKey appends to buf the cache key of req, whose Cedar form is
 // creq, evaluated against the buckets in set: the agent and action, then only
 // the context values those policies read — the user (id, email, groups),
-// sourceIp, degraded, protocol, and the arguments at the read paths, in a
+// sourceIp, degraded, protocol, findings, and the arguments at the read paths, in a
 // self-delimiting canonical encoding of their Cedar values. Two requests
 // with equal keys make the policies read equal values, so they decide
 // alike. False means the request must not be cached.
@@ -97,6 +97,13 @@ func decisionKey(buf []byte, req *Request, creq cedar.Request, set *applicable) 
 	}
 	if r.flags&readProtocol != 0 {
 		buf = strconv.AppendQuote(buf, req.Context.Protocol)
+	}
+	if r.flags&readFindings != 0 {
+		f, _ := creq.Context.Get(cedarschema.ContextFindings)
+		var ok bool
+		if buf, ok = appendValue(append(buf, 'F'), f); !ok {
+			return nil, false
+		}
 	}
 	args, ok := creq.Context.Get(cedarschema.ContextArguments)
 	if !ok {

@@ -39,6 +39,7 @@ const (
 	readDegraded
 	readProtocol
 	readWholeArguments
+	readFindings
 )
 
 // readsOf walks a policy's conditions for context accesses.
@@ -104,6 +105,8 @@ func (r *contextReads) addChain(n ast.IsNode) bool {
 		r.flags |= readDegraded
 	case cedarschema.ContextProtocol:
 		r.flags |= readProtocol
+	case cedarschema.ContextFindings:
+		r.flags |= readFindings
 	default: // context.time, or an attribute the gateway does not know
 		r.uncacheable = true
 	}

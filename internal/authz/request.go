@@ -72,8 +72,8 @@ func ToolResource(action string) Resource {
 }
 
 // Context is what the gateway knows about a call beyond who, what and
-// which: context.protocol, context.time, context.sourceIp and
-// context.degraded.
+// which: context.protocol, context.time, context.sourceIp,
+// context.degraded and context.findings.
 type Context struct {
 	// Protocol is the protocol the call arrived over ("mcp").
 	Protocol string
@@ -83,6 +83,10 @@ type Context struct {
 	SourceIP netip.Addr
 	// Degraded is set while the deciding data plane runs in degraded mode.
 	Degraded bool
+	// Findings are the names of what runtime inspection found in the
+	// call's request under enforced rules ("pii", "pii.email"): the set
+	// context.findings. Nil is the empty set.
+	Findings []string
 }
 
 // defaultProtocol is the protocol an operator's question defaults to.

@@ -91,6 +91,7 @@ func callAction(args ast.RecordType) ast.Action {
 				ContextTime:      {Type: ast.Datetime()},
 				ContextSourceIP:  {Type: ast.IPAddr()},
 				ContextDegraded:  {Type: ast.Bool()},
+				ContextFindings:  {Type: ast.Set(ast.String())},
 			},
 		},
 	}

@@ -23,11 +23,18 @@
 //	{
 //		arguments: { ... typed from the tool's pinned input JSON Schema ... },
 //		degraded: Bool,
+//		findings: Set<String>,
 //		protocol: String,
 //		sourceIp: ipaddr,
 //		time: datetime,
 //		user?: User
 //	}
+//
+// findings names what runtime inspection found in the call's arguments
+// under an enforced rule: each finding's detector and "<detector>.<kind>"
+// ("pii", "pii.payment_card"), so a policy can forbid a whole family or
+// one kind: `context.findings.contains("exfiltration")`. It is empty when
+// nothing was found.
 //
 // # Typing tool arguments
 //

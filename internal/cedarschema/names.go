@@ -37,6 +37,10 @@ const (
 	ContextTime      = "time"
 	ContextSourceIP  = "sourceIp"
 	ContextDegraded  = "degraded"
+	// ContextFindings is the set of names of what runtime inspection found
+	// in the call's request: each enforced finding's detector and
+	// "<detector>.<kind>" ("exfiltration", "exfiltration.url_payload").
+	ContextFindings = "findings"
 )
 
 // MaxActionNameLen is the longest action name Generate accepts.

@@ -178,6 +178,37 @@ func ValueList(l *configv1.ValueList) error {
 	return nil
 }
 
+// InspectionRule checks an inspection rule.
+func InspectionRule(r *configv1.InspectionRule) error {
+	if err := Meta(r.GetMeta()); err != nil {
+		return err
+	}
+	sc := r.GetScope()
+	switch {
+	case len(sc.GetUpstream()) > Name || len(sc.GetTool()) > Name || len(sc.GetTeam()) > Name:
+		return exceeded("scope", "names are at most %d bytes", Name)
+	case len(r.GetDetectors()) > InspectionDetectors:
+		return exceeded("detectors", "at most %d", InspectionDetectors)
+	case len(r.GetPatterns()) > InspectionDetectors:
+		return exceeded("patterns", "at most %d", InspectionDetectors)
+	case len(r.GetClassifier().GetUrl()) > URL:
+		return exceeded("classifier.url", "at most %d bytes", URL)
+	case len(r.GetRows().GetPath()) > JSONPath:
+		return exceeded("rows.path", "at most %d bytes", JSONPath)
+	}
+	for i, d := range r.GetDetectors() {
+		if len(d) > InspectionDetector {
+			return exceeded(fmt.Sprintf("detectors[%d]", i), "at most %d bytes", InspectionDetector)
+		}
+	}
+	for i, p := range r.GetPatterns() {
+		if len(p) > InspectionPattern {
+			return exceeded(fmt.Sprintf("patterns[%d]", i), "at most %d bytes", InspectionPattern)
+		}
+	}
+	return nil
+}
+
 // IdentitySource checks an identity source, including the nesting of an
 // inline JWKS.
 func IdentitySource(s *configv1.IdentitySource) error {

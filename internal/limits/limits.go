@@ -111,6 +111,19 @@ const (
 	ListValue = 256
 )
 
+// Inspection rules.
+const (
+	// InspectionDetectors bounds a rule's detectors, and separately its
+	// patterns.
+	InspectionDetectors = 16
+	// InspectionDetector bounds one detector name ("pii.payment_card").
+	InspectionDetector = 64
+	// InspectionPattern bounds one operator pattern (RE2 source).
+	InspectionPattern = 1024
+	// JSONPath bounds a row ceiling's JSON path.
+	JSONPath = 256
+)
+
 // Commands of the replicated log.
 const (
 	// RequestID bounds a command's request id: the admin API's 128

@@ -11,6 +11,7 @@ import (
 	c "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
 	ac "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1/auditv1connect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"github.com/portcullis-gw/portcullis/internal/limits"
 )
 
 const (
@@ -35,6 +36,8 @@ const (
 	policyRequest = 4*resource.MaxPolicySource + 64<<10
 	// listRequest: a value list's values.
 	listRequest = 2*resource.MaxListValues*resource.MaxListValueLen + 64<<10
+	// ruleRequest: an inspection rule with its patterns.
+	ruleRequest = 2*limits.InspectionDetectors*limits.InspectionPattern + 64<<10
 	// uploadRequest: a batch of audit records.
 	uploadRequest = MaxUploadBytes + 64<<10
 )
@@ -63,6 +66,11 @@ var procedures = edge.Rules{
 	c.ValueListServiceDeleteValueListProcedure:           {Role: operator, MaxBytes: smallRequest},
 	c.ValueListServiceAddValuesProcedure:                 {Role: operator, MaxBytes: listRequest},
 	c.ValueListServiceRemoveValuesProcedure:              {Role: operator, MaxBytes: listRequest},
+	c.InspectionServiceCreateInspectionRuleProcedure:     {Role: operator, MaxBytes: ruleRequest},
+	c.InspectionServiceGetInspectionRuleProcedure:        {Role: auditor, MaxBytes: smallRequest},
+	c.InspectionServiceListInspectionRulesProcedure:      {Role: auditor, MaxBytes: smallRequest},
+	c.InspectionServiceUpdateInspectionRuleProcedure:     {Role: operator, MaxBytes: ruleRequest},
+	c.InspectionServiceDeleteInspectionRuleProcedure:     {Role: operator, MaxBytes: smallRequest},
 	c.ToolServicePinToolProcedure:                        {Role: operator, MaxBytes: pinRequest},
 	c.ToolServiceGetToolPinProcedure:                     {Role: auditor, MaxBytes: smallRequest},
 	c.ToolServiceListToolPinsProcedure:                   {Role: auditor, MaxBytes: smallRequest},

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
@@ -42,6 +43,14 @@ func apply(t *testing.T, s *state.State, index uint64, cmds ...*fsmv1.Command) (
 	return s, index
 }
 
+// recorded is node name's record once its binary recorded the cluster
+// version it supports (which inspection rules need).
+func recorded(name string) *configv1.Node {
+	n := statetest.Node(name)
+	n.MaxClusterVersion = uint32(clusterversion.Current())
+	return n
+}
+
 func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
@@ -59,6 +68,8 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 		statetest.Create(disabled),
 		statetest.Create(statetest.ValueList("payees", "acme")),
 		statetest.SetFreeze(true, "incident"),
+		statetest.Upsert(recorded("n1")),
+		statetest.Create(statetest.InspectionRule("no-exfil", "up")),
 	)
 	snap, err := configsync.Snapshot(st, sealer)
 	if err != nil {
@@ -79,6 +90,9 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 	}
 	if len(snap.GetValueLists()) != 1 || snap.GetValueLists()[0].GetValues()[0] != "acme" {
 		t.Fatalf("value lists = %v, want the one list", snap.GetValueLists())
+	}
+	if len(snap.GetInspectionRules()) != 1 || snap.GetInspectionRules()[0].GetMeta().GetName() != "no-exfil" {
+		t.Fatalf("inspection rules = %v, want the one rule", snap.GetInspectionRules())
 	}
 	if len(snap.GetAgents()) != 1 || len(snap.GetAgents()[0].GetApiKeys()[0].GetSha256()) != 32 {
 		t.Fatal("agents must carry their API-key hashes")

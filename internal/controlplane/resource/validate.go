@@ -149,6 +149,8 @@ func Validate(r *fsmv1.Resource) error {
 		return validateNode(k.Node)
 	case *fsmv1.Resource_ValueList:
 		return validateValueList(k.ValueList)
+	case *fsmv1.Resource_InspectionRule:
+		return validateInspectionRule(k.InspectionRule)
 	case *fsmv1.Resource_UpgradeProbe:
 		if err := ValidateName("meta.name", k.UpgradeProbe.GetMeta().GetName()); err != nil {
 			return err
@@ -185,6 +187,8 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.Node(k.Node)
 	case *fsmv1.Resource_ValueList:
 		err = limits.ValueList(k.ValueList)
+	case *fsmv1.Resource_InspectionRule:
+		err = limits.InspectionRule(k.InspectionRule)
 	}
 	filename := r.GetPolicySet().GetFilename()
 	if filename == "" {

@@ -33,6 +33,7 @@ var kinds = map[resource.Kind]kindSpec{
 	resource.AdminToken:     {prepare: prepareAdminToken, beforeDelete: beforeDeleteAdminToken},
 	resource.Node:           {},
 	resource.ValueList:      {prepare: prepareValueList, beforeDelete: beforeDeleteValueList},
+	resource.InspectionRule: {prepare: prepareInspectionRule},
 }
 
 func failed(format string, args ...any) *fsmv1.Error {
@@ -135,6 +136,28 @@ func beforeDeleteUpstream(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	})
 	if len(pinned) > 0 {
 		return failed("upstream %q still has pinned tools (%v…); delete its tool pins first", name, pinned)
+	}
+	var rule string
+	t.each(resource.InspectionRule, func(r *fsmv1.Resource) bool {
+		if r.GetInspectionRule().GetScope().GetUpstream() == name {
+			rule = resource.Name(r)
+			return false
+		}
+		return true
+	})
+	if rule != "" {
+		return failed("upstream %q is the scope of inspection rule %q; change or delete that rule first", name, rule)
+	}
+	return nil
+}
+
+// prepareInspectionRule refuses a rule scoped to an upstream that does not
+// exist: a misspelt scope would leave the rule silently matching nothing.
+func prepareInspectionRule(t *txn, _, r *fsmv1.Resource) *fsmv1.Error {
+	if up := r.GetInspectionRule().GetScope().GetUpstream(); up != "" {
+		if _, ok := t.get(resource.Upstream, up); !ok {
+			return failed("upstream %q does not exist; a rule's scope names a registered upstream", up)
+		}
 	}
 	return nil
 }

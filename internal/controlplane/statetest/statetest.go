@@ -227,6 +227,22 @@ func ListPolicy(list string) string {
 	return "@id(\"listed\")\npermit(principal, action in Action::\"call_tool\", resource)\nwhen { List::\"" + list + "\".values.contains(\"acme\") };\n"
 }
 
+// InspectionRule returns an enforced request rule looking for
+// exfiltration shapes in calls to upstream ("" for every call).
+func InspectionRule(name, upstream string) *configv1.InspectionRule {
+	return &configv1.InspectionRule{
+		Meta:      Meta(name),
+		Scope:     &configv1.InspectionScope{Upstream: upstream},
+		Mode:      configv1.InspectionMode_INSPECTION_MODE_ENFORCE,
+		Side:      configv1.InspectionSide_INSPECTION_SIDE_REQUEST,
+		Detectors: []string{"exfiltration", "pii.email"},
+		Patterns:  []string{`ACME-[0-9]{6}`},
+	}
+}
+
+// FindingsPolicy forbids calls in which inspection found exfiltration.
+const FindingsPolicy = "@id(\"no-exfil\")\nforbid(principal, action in Action::\"call_tool\", resource)\nwhen { context.findings.contains(\"exfiltration\") };\n"
+
 // JWTIssuer returns an identity source trusting a JWT issuer with an inline,
 // empty JWKS.
 func JWTIssuer(name string) *configv1.IdentitySource {
@@ -303,6 +319,8 @@ func Script() []Step {
 	disabled.Disabled = true
 	bound := Secret("bound")
 	bound.Hosts = []string{"api.example.com"}
+	shadowRule := InspectionRule("no-exfil", "pay")
+	shadowRule.Mode = configv1.InspectionMode_INSPECTION_MODE_SHADOW
 	rebound := Secret("bound")
 	rebound.Hosts = []string{"127.0.0.1:7450", "api.example.com"}
 
@@ -328,6 +346,8 @@ func Script() []Step {
 		{Name: "refused freeze", Cmd: By(SetFreeze(false, strings.Repeat("x", 1025)), op, "r-freeze-long", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
 		{Name: "unfreeze", Cmd: By(SetFreeze(false, ""), op, "r-unfreeze", 25), ConfigMoves: true},
 		{Name: "refused sign-in before every voter supports it", Cmd: By(SignIn("192.0.2.7"), op, "r-sign-in-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "refused inspection rule before every voter supports it", Cmd: By(Create(InspectionRule("no-exfil", "pay")), op, "r-rule-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "refused policy on findings before every voter supports it", Cmd: By(Create(PolicySet("findings", FindingsPolicy)), op, "r-findings-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
 		{Name: "n1 records its cluster version", Cmd: By(Upsert(versioned("n1")), NodeActor, "r-n1-version", 25)},
 		{Name: "n2 records its cluster version", Cmd: By(Upsert(versioned("n2")), "node:n2", "r-n2-version", 25)},
 		{Name: "sign-in", Cmd: By(SignIn("192.0.2.7"), op, "r-sign-in", 25)},
@@ -352,6 +372,12 @@ func Script() []Step {
 		{Name: "delete value list", Cmd: By(Delete(resource.ValueList, "payees"), BootToken, "r-list-del-2", 42), ConfigMoves: true},
 		{Name: "create secret bound to hosts", Cmd: By(Create(bound), BootToken, "r-bound", 43), ConfigMoves: true},
 		{Name: "bind secret to other hosts", Cmd: By(Update(rebound), BootToken, "r-rebind", 44), ConfigMoves: true},
+		{Name: "create inspection rule", Cmd: By(Create(InspectionRule("no-exfil", "pay")), BootToken, "r-rule", 45), ConfigMoves: true},
+		{Name: "refused rule scoped to a missing upstream", Cmd: By(Create(InspectionRule("ghost", "ghost")), BootToken, "r-rule-ghost", 46), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "refused delete of an upstream a rule scopes", Cmd: By(Delete(resource.Upstream, "pay"), BootToken, "r-pay-del", 47), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "create policy set on findings", Cmd: By(Create(PolicySet("findings", FindingsPolicy)), BootToken, "r-findings", 48), ConfigMoves: true},
+		{Name: "update inspection rule to shadow", Cmd: By(Update(shadowRule), BootToken, "r-rule-shadow", 49), ConfigMoves: true},
+		{Name: "delete inspection rule", Cmd: By(Delete(resource.InspectionRule, "no-exfil"), BootToken, "r-rule-del", 50), ConfigMoves: true},
 	}
 }
 

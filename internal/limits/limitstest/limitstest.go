@@ -328,11 +328,51 @@ func (g *Gen) ValueList() *configv1.ValueList {
 	return &configv1.ValueList{Meta: g.Meta(g.Name()), Values: g.Texts(limits.ListValues, limits.ListValue)}
 }
 
+// InspectionRule returns an inspection rule: known detector names mixed
+// with raw text, patterns from valid to hostile, a JSON path, a
+// classifier, and every enum value including unknown ones.
+func (g *Gen) InspectionRule(upstream string) *configv1.InspectionRule {
+	names := []string{"pii", "secrets", "exfiltration.url_payload", "injection", "pii.nope", "pattern"}
+	r := &configv1.InspectionRule{
+		Meta:   g.Meta(g.Name()),
+		Scope:  &configv1.InspectionScope{Upstream: upstream},
+		Mode:   configv1.InspectionMode(g.Intn(5)),
+		Side:   configv1.InspectionSide(g.Intn(4)),
+		Action: configv1.InspectionAction(g.Intn(6)),
+	}
+	for range g.Count(limits.InspectionDetectors + 1) {
+		if g.Bool() {
+			r.Detectors = append(r.Detectors, names[g.Intn(len(names))])
+		} else {
+			r.Detectors = append(r.Detectors, g.Text(limits.InspectionDetector))
+		}
+	}
+	patterns := []string{`ACME-[0-9]{6}`, `(a+)+$`, `x*`, `(`, `(?i)secret`}
+	for range g.Intn(3) {
+		if g.Bool() {
+			r.Patterns = append(r.Patterns, patterns[g.Intn(len(patterns))])
+		} else {
+			r.Patterns = append(r.Patterns, g.Text(limits.InspectionPattern))
+		}
+	}
+	switch g.Intn(4) {
+	case 1:
+		r.Rows = &configv1.InspectionRowLimit{Path: g.Text(limits.JSONPath), MaxRows: int64(g.Intn(5000)) - 1}
+	case 2:
+		r.Classifier = &configv1.InspectionClassifier{Url: "http://127.0.0.1:9/" + g.Name(), FailClosed: g.Bool()}
+	case 3:
+		r.MaxResponseBytes, r.HoldBackBytes = int64(g.Size(1<<20)), int64(g.Size(1<<20))
+	}
+	return r
+}
+
 // Resource returns a resource of any kind that data planes consume, other
 // than a secret (whose shape differs between the planes): a pin names
 // upstream, an upstream's credential names secret.
 func (g *Gen) Resource(upstream, secret string) proto.Message {
-	switch g.Intn(6) {
+	switch g.Intn(7) {
+	case 6:
+		return g.InspectionRule(upstream)
 	case 0:
 		return g.Agent()
 	case 1:

@@ -104,12 +104,14 @@ type Services struct {
 	Identity  adminv1connect.IdentitySourceServiceClient
 	Secret    adminv1connect.SecretServiceClient
 	ValueList adminv1connect.ValueListServiceClient
-	Token     adminv1connect.TokenServiceClient
-	Backup    adminv1connect.BackupServiceClient
-	AdminLog  adminv1connect.AdminLogServiceClient
-	Dataplane adminv1connect.DataplaneServiceClient
-	Access    adminv1connect.AccessServiceClient
-	Audit     auditv1connect.AuditServiceClient
+	// Inspection manages runtime inspection rules.
+	Inspection adminv1connect.InspectionServiceClient
+	Token      adminv1connect.TokenServiceClient
+	Backup     adminv1connect.BackupServiceClient
+	AdminLog   adminv1connect.AdminLogServiceClient
+	Dataplane  adminv1connect.DataplaneServiceClient
+	Access     adminv1connect.AccessServiceClient
+	Audit      auditv1connect.AuditServiceClient
 }
 
 // Client calls the admin API with failover between servers. Do may be called
@@ -150,21 +152,22 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, transport: transport, warned: map[string]bool{}}
 	for _, u := range cfg.Servers {
 		c.servers = append(c.servers, &Services{
-			URL:       u,
-			Cluster:   adminv1connect.NewClusterServiceClient(httpClient, u, opts...),
-			Agent:     adminv1connect.NewAgentServiceClient(httpClient, u, opts...),
-			Upstream:  adminv1connect.NewUpstreamServiceClient(httpClient, u, opts...),
-			Tool:      adminv1connect.NewToolServiceClient(httpClient, u, opts...),
-			Policy:    adminv1connect.NewPolicyServiceClient(httpClient, u, opts...),
-			Identity:  adminv1connect.NewIdentitySourceServiceClient(httpClient, u, opts...),
-			Secret:    adminv1connect.NewSecretServiceClient(httpClient, u, opts...),
-			ValueList: adminv1connect.NewValueListServiceClient(httpClient, u, opts...),
-			Token:     adminv1connect.NewTokenServiceClient(httpClient, u, opts...),
-			Backup:    adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
-			AdminLog:  adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),
-			Dataplane: adminv1connect.NewDataplaneServiceClient(httpClient, u, opts...),
-			Access:    adminv1connect.NewAccessServiceClient(httpClient, u, opts...),
-			Audit:     auditv1connect.NewAuditServiceClient(httpClient, u, opts...),
+			URL:        u,
+			Cluster:    adminv1connect.NewClusterServiceClient(httpClient, u, opts...),
+			Agent:      adminv1connect.NewAgentServiceClient(httpClient, u, opts...),
+			Upstream:   adminv1connect.NewUpstreamServiceClient(httpClient, u, opts...),
+			Tool:       adminv1connect.NewToolServiceClient(httpClient, u, opts...),
+			Policy:     adminv1connect.NewPolicyServiceClient(httpClient, u, opts...),
+			Identity:   adminv1connect.NewIdentitySourceServiceClient(httpClient, u, opts...),
+			Secret:     adminv1connect.NewSecretServiceClient(httpClient, u, opts...),
+			ValueList:  adminv1connect.NewValueListServiceClient(httpClient, u, opts...),
+			Inspection: adminv1connect.NewInspectionServiceClient(httpClient, u, opts...),
+			Token:      adminv1connect.NewTokenServiceClient(httpClient, u, opts...),
+			Backup:     adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
+			AdminLog:   adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),
+			Dataplane:  adminv1connect.NewDataplaneServiceClient(httpClient, u, opts...),
+			Access:     adminv1connect.NewAccessServiceClient(httpClient, u, opts...),
+			Audit:      auditv1connect.NewAuditServiceClient(httpClient, u, opts...),
 		})
 	}
 	return c, nil

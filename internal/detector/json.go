@@ -380,3 +380,58 @@ func replaceInvalid(b []byte) string {
 	}
 	return sb.String()
 }
+
+// ValueSpan is where a value lies in a document: bytes [Start, End).
+type ValueSpan struct{ Start, End int }
+
+// Items lists the items of the JSON array b with the span of each, and
+// checks that b is one array and nothing else (items nested deeper than
+// MaxDepth are an error).
+func Items(b []byte) ([]ValueSpan, error) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return nil, errors.New("not a JSON array")
+	}
+	var out []ValueSpan
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		i++
+	} else {
+		for {
+			end, err := skipValue(b, i)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ValueSpan{Start: i, End: end})
+			i = skipSpace(b, end)
+			if i < len(b) && b[i] == ']' {
+				i++
+				break
+			}
+			if i >= len(b) || b[i] != ',' {
+				return nil, syntaxAt(i)
+			}
+			i = skipSpace(b, i+1)
+		}
+	}
+	if j := skipSpace(b, i); j != len(b) {
+		return nil, syntaxAt(j)
+	}
+	return out, nil
+}
+
+// DecodeString returns the value of the JSON string b (quotes included),
+// as encoding/json decodes it.
+func DecodeString(b []byte) (string, error) {
+	if len(b) < 2 || b[0] != '"' {
+		return "", errors.New("not a JSON string")
+	}
+	end, escaped, err := stringEnd(b, 0)
+	if err != nil {
+		return "", err
+	}
+	if end != len(b) {
+		return "", syntaxAt(end)
+	}
+	return decodeString(b, 0, end, escaped)
+}

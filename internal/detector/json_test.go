@@ -189,3 +189,34 @@ func FuzzCount(f *testing.F) {
 		}
 	})
 }
+
+func TestItems(t *testing.T) {
+	doc := ` [ "a" , {"b":[1,2]}, 3 ] `
+	items, err := detector.Items([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range items {
+		got = append(got, doc[it.Start:it.End])
+	}
+	if want := []string{`"a"`, `{"b":[1,2]}`, `3`}; !slices.Equal(got, want) {
+		t.Errorf("items = %q, want %q", got, want)
+	}
+	if items, err := detector.Items([]byte(`[]`)); err != nil || len(items) != 0 {
+		t.Errorf("empty array: %v, %v", items, err)
+	}
+	for _, bad := range []string{`{}`, `[1,]`, `[1] 2`, `[`, ``} {
+		if _, err := detector.Items([]byte(bad)); err == nil {
+			t.Errorf("Items(%q) = nil error", bad)
+		}
+	}
+	if s, err := detector.DecodeString([]byte(`"a\nb\u00e9"`)); err != nil || s != "a\nbé" {
+		t.Errorf("DecodeString = %q, %v", s, err)
+	}
+	for _, bad := range []string{`"a`, `a`, `"a" `, `"\q"`} {
+		if _, err := detector.DecodeString([]byte(bad)); err == nil {
+			t.Errorf("DecodeString(%q) = nil error", bad)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/authz"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/identity"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -45,6 +46,8 @@ type Compiled struct {
 	// engine decides, lists and explains with this version's policies
 	// (see authz.go).
 	engine *authz.Engine
+	// inspection is this version's runtime inspection rules.
+	inspection *inspect.Ruleset
 }
 
 // apiKey is one API key and the agent holding it.
@@ -100,6 +103,9 @@ func (c *Compiled) Tool(action string) (pipeline.Tool, bool) {
 
 // Tools lists every servable tool in action-name order.
 func (c *Compiled) Tools() []pipeline.Tool { return slices.Clone(c.toolList) }
+
+// Inspection implements pipeline.Config.
+func (c *Compiled) Inspection() *inspect.Ruleset { return c.inspection }
 
 // Frozen reports the emergency brake and the operator's reason.
 func (c *Compiled) Frozen() (bool, string) {

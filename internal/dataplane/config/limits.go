@@ -61,6 +61,9 @@ func (b *builder) checkLimits() bool {
 	for _, l := range s.GetValueLists() {
 		over("value list", l.GetMeta().GetName(), limits.ValueList(l))
 	}
+	for _, r := range s.GetInspectionRules() {
+		over("inspection rule", r.GetMeta().GetName(), limits.InspectionRule(r))
+	}
 	return !b.problems.any()
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
@@ -59,6 +60,9 @@ type Config interface {
 
 	// Frozen reports the emergency brake and its reason.
 	Frozen() (bool, string)
+
+	// Inspection is the version's runtime inspection rules (nil: none).
+	Inspection() *inspect.Ruleset
 }
 
 // Upstream is a registered upstream as calls see it.
@@ -215,6 +219,9 @@ type Call struct {
 	// Relay carries messages to and from the caller before the result;
 	// nil when the caller cannot receive any.
 	Relay *Relay
+	// Content shows runtime inspection what the call's messages carry, in
+	// the protocol's encoding; nil: each message is one JSON document.
+	Content Content
 
 	// Set at entry: the configuration version and mode this call runs in.
 	Config Config
@@ -232,6 +239,13 @@ type Call struct {
 	// narrowed by the forwarder (an unhealthy upstream's targets drop
 	// out). Each protocol renders it in its own shape.
 	Visible []Target
+	// Findings are what runtime inspection found (at most MaxFindings;
+	// FindingsOmitted counts the rest), set by Inspect once it returns.
+	Findings        []Finding
+	FindingsOmitted int
+	// PolicyFindings are the names enforced request findings put in
+	// Cedar's context.findings, set by Inspect before Authorize.
+	PolicyFindings []string
 
 	// decoded is Arguments decoded, recorded by SetDecodedArguments for
 	// the arguments in decodedFrom.

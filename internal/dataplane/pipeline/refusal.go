@@ -23,14 +23,20 @@ const (
 	ReasonUpstreamUnavailable Reason = "upstream_unavailable"
 	ReasonUpstreamTimeout     Reason = "upstream_timeout"
 	ReasonAuditUnavailable    Reason = "audit_unavailable"
-	ReasonInternal            Reason = "internal"
+	// ReasonInspectionBlocked: an inspection rule blocked the call, withheld
+	// its answer or ended its stream.
+	ReasonInspectionBlocked Reason = "inspection_blocked"
+	// ReasonInspectionUnavailable: a classifier an inspection rule asks
+	// (failing closed) did not answer.
+	ReasonInspectionUnavailable Reason = "inspection_unavailable"
+	ReasonInternal              Reason = "internal"
 )
 
 // Reasons lists every reason (for metrics label pre-registration).
 var Reasons = []Reason{
 	ReasonUnauthenticated, ReasonDenied, ReasonDegraded, ReasonFrozen, ReasonStale, ReasonNoConfig,
 	ReasonUnknownTool, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
-	ReasonAuditUnavailable, ReasonInternal,
+	ReasonAuditUnavailable, ReasonInspectionBlocked, ReasonInspectionUnavailable, ReasonInternal,
 }
 
 // Refusal is a call the gateway refused. Message is safe to show to the

@@ -25,6 +25,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/drift"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/highwater"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/lkg"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/metrics"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/mode"
@@ -65,7 +66,9 @@ type Server struct {
 	// protocols are the protocols this data plane brokers (see
 	// protocols()).
 	protocols []protocol.Protocol
-	closing   bool // under applyMu: the protocols were stopped
+	// classifier asks inspection rules' classifier services.
+	classifier *inspect.ClassifierClient
+	closing    bool // under applyMu: the protocols were stopped
 	// applied is the highest snapshot version this data plane has applied
 	// (its high-water mark; zero for none), under applyMu. It starts as
 	// the audit log's record of it and moves only forward.
@@ -170,8 +173,13 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	// forwarder is its terminal. Each stage's own time and the upstream
 	// call's go to portcullis_dataplane_stage_seconds.
 	observe := s.metrics.ObserveStage
+	// Runtime inspection's classifier client keeps its verdicts across
+	// configuration versions.
+	s.classifier = inspect.NewClassifierClient(time.Now)
 	s.handle = pipeline.Chain(pipeline.TimedHandler(observe, "forward", protocol.Forwarder(s.protocols)), append([]pipeline.Stage{metricsStage{m: s.metrics}},
-		pipeline.Timed(observe, stages.Default(stages.Options{Audit: auditStage, Anonymous: s.refusals})...)...)...)
+		pipeline.Timed(observe, stages.Default(stages.Options{
+			Audit: auditStage, Anonymous: s.refusals, Inspect: stages.Inspect{Classifier: s.classifier},
+		})...)...)...)
 	s.loadLastKnownGood(ctx)
 
 	s.sync, err = syncclient.New(syncclient.Config{
@@ -303,6 +311,7 @@ func (s *Server) Close() error {
 	s.done.Wait()
 	s.drift.Stop()
 	closeProtocols(s.protocols)
+	s.classifier.Close()
 	if aerr := s.audit.Close(); aerr != nil && err == nil {
 		err = aerr
 	}

@@ -149,6 +149,12 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 			r.Detail = &auditv1.Record_List{List: &auditv1.ListDetail{Items: uint32(min(res.Items, 1<<31))}}
 		}
 	}
+	for _, f := range c.Findings {
+		r.Findings = append(r.Findings, &auditv1.Finding{
+			Detector: f.Detector, Kind: f.Kind, Rule: f.Rule, Mode: f.Mode, Side: f.Side, Location: f.Location, Action: f.Action,
+		})
+	}
+	r.FindingsOmitted = uint32(min(c.FindingsOmitted, 1<<31))
 	r.Outcome = "ok"
 	if err != nil {
 		refusal := pipeline.AsRefusal(err)
@@ -184,7 +190,7 @@ func refusedByGateway(r pipeline.Reason) bool {
 	switch r {
 	case pipeline.ReasonUnauthenticated, pipeline.ReasonDenied, pipeline.ReasonDegraded,
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
-		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments:
+		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments, pipeline.ReasonInspectionBlocked:
 		return true
 	}
 	return false

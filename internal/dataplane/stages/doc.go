@@ -14,9 +14,11 @@
 //	Gate          serving mode and emergency brake; resolves and admits
 //	              the target (unknown, quarantined, degraded, frozen)
 //	Limit         seam: rate limits, quotas, budgets (none yet)
+//	Inspect       runtime inspection: the request's findings (Cedar's
+//	              context.findings) before Authorize; the response —
+//	              streamed frames and the result — after forward
 //	Authorize     Cedar policies; for lists, what the caller may see
 //	Validate      a tool call's arguments against the pinned schema
-//	Inspect       seam: request inspection (none yet)
 //
 // and the terminal forward (each protocol's forwarder, inside the one
 // resilience wrapper).
@@ -31,6 +33,18 @@
 // Authorize does not depend on Validate, because the configuration
 // converts arguments for Cedar exactly as the schema types them and denies
 // what does not fit.
+//
+// Inspect runs before Authorize, not after Validate as the architecture
+// first drew it: what it finds in the request is policy input
+// (context.findings), so it must be known when policies are evaluated.
+// Computing findings lazily from Authorize instead would hide a
+// per-operation cost inside the policy engine and make the decision cache
+// depend on content it never sees; running eagerly costs inspecting calls
+// that policy then denies, which the per-stage budget accounts for. It
+// runs after Gate (the target is resolved, so rules scope by upstream and
+// tool) and after Limit (a caller over its limits costs no inspection).
+// The same stage inspects the response on the way back, so its own time
+// covers both sides.
 package stages
 
 import (
@@ -47,11 +61,11 @@ type Options struct {
 	// Anonymous counts refusals of callers no agent could be identified
 	// for (nil: not counted).
 	Anonymous AnonymousRecorder
-	// Limit runs after Gate and before Authorize: rate limits, quotas,
+	// Limit runs after Gate and before Inspect: rate limits, quotas,
 	// budgets.
 	Limit []pipeline.Stage
-	// Inspect runs after Validate, on the request about to be forwarded.
-	Inspect []pipeline.Stage
+	// Inspect is runtime inspection (the Inspect stage); nil: none.
+	Inspect pipeline.Stage
 }
 
 // Default returns the stages in order (see the package documentation).
@@ -63,8 +77,10 @@ func Default(o Options) []pipeline.Stage {
 		Gate{},
 	}
 	out = append(out, o.Limit...)
-	out = append(out, Authorize{}, Validate{})
-	return append(out, o.Inspect...)
+	if o.Inspect != nil {
+		out = append(out, o.Inspect)
+	}
+	return append(out, Authorize{}, Validate{})
 }
 
 // Messages shared by stages. They are sent to callers: each says what

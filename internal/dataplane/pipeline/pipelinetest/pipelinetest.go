@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
@@ -35,6 +36,8 @@ type Config struct {
 	// IsFrozen and FrozenReason are the emergency brake.
 	IsFrozen     bool
 	FrozenReason string
+	// Rules are the inspection rules (nil: none).
+	Rules *inspect.Ruleset
 }
 
 var _ pipeline.Config = (*Config)(nil)
@@ -125,6 +128,9 @@ func (c *Config) Listable(_ context.Context, call *pipeline.Call, kind pipeline.
 	}
 	return out
 }
+
+// Inspection implements pipeline.Config.
+func (c *Config) Inspection() *inspect.Ruleset { return c.Rules }
 
 // Frozen implements pipeline.Config.
 func (c *Config) Frozen() (bool, string) { return c.IsFrozen, c.FrozenReason }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
@@ -29,6 +30,7 @@ type fakeConfig struct {
 	agents map[string]*configv1.Agent // by API key
 	tools  []pipeline.Tool
 	frozen bool
+	rules  *inspect.Ruleset
 }
 
 var _ pipeline.Config = (*fakeConfig)(nil)
@@ -118,6 +120,8 @@ func targets(tools []pipeline.Tool, ups []pipeline.Upstream, kind pipeline.Kind)
 }
 
 func (c *fakeConfig) Frozen() (bool, string) { return c.frozen, "incident" }
+
+func (c *fakeConfig) Inspection() *inspect.Ruleset { return c.rules }
 
 // fakeBackend runs calls through the real pipeline stages (audited to
 // nowhere) into a terminal: terminal for tool calls, content for the

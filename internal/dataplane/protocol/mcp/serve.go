@@ -70,6 +70,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		call.SourceIP = sourceAddr(r)
 	}
 	call.Protocol, call.Method, call.Credential = "mcp", msg.Method, token
+	call.Content = content{method: msg.Method}
 	session := ""
 	if !modern {
 		session = r.Header.Get("Mcp-Session-Id")

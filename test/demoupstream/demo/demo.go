@@ -37,6 +37,10 @@ type Options struct {
 	// Content adds a resource (demo://readme), a resource template
 	// (demo://invoices/{id}) and a prompt (summarize).
 	Content bool
+	// InspectionTools adds fetch, query_rows, lookup_customer and digest,
+	// whose arguments and answers runtime inspection has something to say
+	// about (see inspection.go).
+	InspectionTools bool
 	// Logger receives the SDK server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -70,6 +74,9 @@ func NewHandler(opts Options) *Handler {
 	}
 	if opts.Content {
 		addContent(h.server)
+	}
+	if opts.InspectionTools {
+		addInspectionTools(h.server)
 	}
 
 	var mcpHandler http.Handler = mcp.NewStreamableHTTPHandler(

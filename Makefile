@@ -110,13 +110,14 @@ fuzz-ci: ## Fuzz the state machine's Apply and the data plane's snapshot compile
 test: lint check-generate unit fuzz-ci e2e ## Everything CI holds: lint, check-generate, unit, fuzz-ci, e2e
 
 .PHONY: bench
-bench: ## Benchmarks with printed figures: Raft commits, leader failover, config distribution, snapshot scale, authorization by policy count, audit log records/s and latency, MCP calls direct vs nginx vs data plane
+bench: ## Benchmarks with printed figures: Raft commits, leader failover, config distribution, snapshot scale, authorization by policy count, runtime inspection per call, audit log records/s and latency, MCP calls direct vs nginx vs data plane
 	./scripts/ensure-nginx
 	$(GO) run ./test/bench/raftbench -out bench-results/raft.md
 	$(GO) run ./test/bench/failoverbench -out bench-results/failover.md
 	$(GO) run ./test/bench/syncbench -out bench-results/sync.md
 	$(GO) run ./test/bench/scalebench -out bench-results/scale.md
 	$(GO) run ./test/bench/authzbench -out bench-results/authz.md
+	$(GO) run ./test/bench/inspectbench -out bench-results/inspect.md
 	$(GO) run ./test/bench/auditbench -out bench-results/audit.md
 	$(GO) run ./test/bench/mcpbench -out bench-results/mcp.md
 	@echo "reports written to bench-results/"

@@ -31,17 +31,18 @@ const (
 // scanExfiltration reports exfiltration-shaped values: data carried in a
 // URL, data: URIs, image links that make a client fetch an outside URL,
 // long encoded blobs and credentials.
-func scanExfiltration(s string, want mask, emit Emit) bool {
+func scanExfiltration(t *Text, want mask, emit Emit) bool {
+	s := t.s
 	rep := func(kind string, start, end int) bool {
 		return emit(Match{Detector: Exfiltration, Kind: kind, Start: start, End: end})
 	}
-	if want.has(exfilURLPayload) && !urlPayloads(s, rep) {
+	if want.has(exfilURLPayload) && !urlPayloads(t, rep) {
 		return false
 	}
-	if want.has(exfilDataURI) && !dataURIs(s, rep) {
+	if want.has(exfilDataURI) && !dataURIs(t, rep) {
 		return false
 	}
-	if want.has(exfilImageLink) && !imageLinks(s, rep) {
+	if want.has(exfilImageLink) && !imageLinks(t, rep) {
 		return false
 	}
 	if want.has(exfilEncodedBlob) && !encodedBlobs(s, rep) {
@@ -78,9 +79,10 @@ func schemeAt(s string, i int) int {
 
 // urlPayloads reports http(s) URLs whose path or query carries a long run
 // of encoded-looking characters, or whose query is very long.
-func urlPayloads(s string, rep report) bool {
+func urlPayloads(t *Text, rep report) bool {
+	s, lower := t.s, t.Lower()
 	for i := 0; i < len(s); {
-		k := indexFold(s[i:], "http")
+		k := strings.Index(lower[i:], "http")
 		if k < 0 {
 			return true
 		}
@@ -157,9 +159,10 @@ func encodedLike(run string) bool {
 }
 
 // dataURIs reports data: URIs with a media type ("data:text/html;base64,…").
-func dataURIs(s string, rep report) bool {
+func dataURIs(t *Text, rep report) bool {
+	s, lower := t.s, t.Lower()
 	for i := 0; i < len(s); {
-		k := indexFold(s[i:], "data:")
+		k := strings.Index(lower[i:], "data:")
 		if k < 0 {
 			return true
 		}
@@ -195,7 +198,8 @@ func dataURIs(s string, rep report) bool {
 // imageLinks reports markdown images (![alt](http…)) and HTML <img> tags
 // whose source is an absolute http(s) URL: a client that renders them
 // fetches the URL, carrying whatever it holds to that host.
-func imageLinks(s string, rep report) bool {
+func imageLinks(t *Text, rep report) bool {
+	s, lower := t.s, t.Lower()
 	// Markdown. close is the next "](" and bad the next '[' or newline
 	// (which the alt text cannot hold) at or after the candidate's alt
 	// text, kept across candidates so the scan stays linear.
@@ -241,7 +245,7 @@ func imageLinks(s string, rep report) bool {
 	}
 	// HTML.
 	for i := 0; i < len(s); {
-		k := indexFold(s[i:], "<img")
+		k := strings.Index(lower[i:], "<img")
 		if k < 0 {
 			return true
 		}
@@ -253,8 +257,8 @@ func imageLinks(s string, rep report) bool {
 			tagEnd = start + gt + 1
 		}
 		i = tagEnd
-		tag := s[start:tagEnd]
-		src := indexFold(tag, "src")
+		tag, ltag := s[start:tagEnd], lower[start:tagEnd]
+		src := strings.Index(ltag, "src")
 		for src >= 0 {
 			j := src + 3
 			for j < len(tag) && tag[j] == ' ' {
@@ -272,7 +276,7 @@ func imageLinks(s string, rep report) bool {
 					break
 				}
 			}
-			next := indexFold(tag[src+3:], "src")
+			next := strings.Index(ltag[src+3:], "src")
 			if next < 0 {
 				break
 			}

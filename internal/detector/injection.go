@@ -12,13 +12,6 @@ const (
 	injHiddenText
 )
 
-// instructionAnchors are strings one of which every phrase holds (lower
-// case): a text without any is not searched further.
-var instructionAnchors = []string{
-	"ignore", "disregard", "forget", "override", "bypass", "skip", "you are now", "instruction",
-	"the user", "prompt", "<|", "[inst", "[/inst", "<<sys", "<</sys", "<system", "</system", "<assistant", "</assistant",
-}
-
 // hiddenStyle is CSS that hides text from a human reader (and not from a
 // model reading the markup).
 var hiddenStyle = regexp.MustCompile(`(?i)display\s*:\s*none|visibility\s*:\s*hidden` +
@@ -35,21 +28,14 @@ const minCommentLetters = 20
 
 // scanInjection reports instructions aimed at an AI agent and text hidden
 // from a human reader.
-func scanInjection(s string, want mask, emit Emit) bool {
+func scanInjection(t *Text, want mask, emit Emit) bool {
+	s := t.s
 	rep := func(kind string, start, end int) bool {
 		return emit(Match{Detector: Injection, Kind: kind, Start: start, End: end})
 	}
-	var lower string
-	lowered := func() string {
-		if lower == "" {
-			lower = asciiLower(s)
-		}
-		return lower
-	}
-	if want.has(injInstruction) && anyOf(lowered(), instructionAnchors) {
-		if !instructions(s, lowered(), rep) {
-			return false
-		}
+	lowered := t.Lower
+	if want.has(injInstruction) && !instructions(t, rep) {
+		return false
 	}
 	if want.has(injUnicodeTags) && !unicodeTags(s, rep) {
 		return false

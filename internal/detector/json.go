@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -434,4 +435,88 @@ func DecodeString(b []byte) (string, error) {
 		return "", syntaxAt(end)
 	}
 	return decodeString(b, 0, end, escaped)
+}
+
+// Member is one member of a JSON object: its key and the span of its
+// value.
+type Member struct {
+	Key        string
+	Start, End int
+}
+
+// Members lists the members of the JSON object b, in order, with the span
+// of each value, in one pass, and checks that b is one object and nothing
+// else. A key given twice is an error: two readers of the same document
+// could otherwise disagree about it.
+func Members(b []byte) ([]Member, error) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	var out []Member
+	var seen map[string]bool
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		i++
+	} else {
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return nil, syntaxAt(i)
+			}
+			kend, escaped, err := stringEnd(b, i)
+			if err != nil {
+				return nil, err
+			}
+			key, err := decodeString(b, i, kend, escaped)
+			if err != nil {
+				return nil, err
+			}
+			v := skipSpace(b, kend)
+			if v >= len(b) || b[v] != ':' {
+				return nil, syntaxAt(v)
+			}
+			v = skipSpace(b, v+1)
+			end, err := skipValue(b, v)
+			if err != nil {
+				return nil, err
+			}
+			if len(out) >= 8 && seen == nil {
+				seen = make(map[string]bool, 16)
+				for _, m := range out {
+					seen[m.Key] = true
+				}
+			}
+			dup := seen[key]
+			if seen == nil {
+				dup = slices.ContainsFunc(out, func(m Member) bool { return m.Key == key })
+			} else {
+				seen[key] = true
+			}
+			if dup {
+				return nil, fmt.Errorf("member %q appears twice", head64(key))
+			}
+			out = append(out, Member{Key: key, Start: v, End: end})
+			i = skipSpace(b, end)
+			if i < len(b) && b[i] == '}' {
+				i++
+				break
+			}
+			if i >= len(b) || b[i] != ',' {
+				return nil, syntaxAt(i)
+			}
+			i = skipSpace(b, i+1)
+		}
+	}
+	if j := skipSpace(b, i); j != len(b) {
+		return nil, syntaxAt(j)
+	}
+	return out, nil
+}
+
+// head64 cuts s to 64 bytes for an error.
+func head64(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	return s[:64] + "…"
 }

@@ -220,3 +220,30 @@ func TestItems(t *testing.T) {
 		}
 	}
 }
+
+func TestMembers(t *testing.T) {
+	doc := ` {"a" : [1,{"x":"}"}], "b\u0063":"s", "d":{}} `
+	ms, err := detector.Members([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range ms {
+		got = append(got, m.Key+"="+doc[m.Start:m.End])
+	}
+	if want := []string{`a=[1,{"x":"}"}]`, `bc="s"`, `d={}`}; !slices.Equal(got, want) {
+		t.Errorf("members = %q, want %q", got, want)
+	}
+	many := "{" + strings.Repeat(`"k":1,`, 0)
+	for i := range 20 {
+		many += fmt.Sprintf(`"k%d":%d,`, i, i)
+	}
+	if _, err := detector.Members([]byte(many + `"k3":0}`)); err == nil {
+		t.Error("a repeated key among many was accepted")
+	}
+	for _, bad := range []string{`[]`, `{"a":1,"a":2}`, `{"a"}`, `{"a":1} x`, `{"a":1,}`, `{`} {
+		if _, err := detector.Members([]byte(bad)); err == nil {
+			t.Errorf("Members(%q) = nil error", bad)
+		}
+	}
+}

@@ -122,28 +122,55 @@ func (s *Scanner) Empty() bool {
 	return s == nil || s.sel == (selection{}) && len(s.patterns) == 0
 }
 
+// Text is a text to scan, with its ASCII-lower-cased copy made once, on
+// first use, for the case-insensitive searches of every detector and
+// every Scanner that scans it. It is not safe for concurrent use.
+type Text struct {
+	s       string
+	lower   string
+	lowered bool
+}
+
+// NewText returns s to scan.
+func NewText(s string) *Text { return &Text{s: s} }
+
+// String is the text.
+func (t *Text) String() string { return t.s }
+
+// Lower is the text with ASCII letters in lower case (same length, same
+// offsets).
+func (t *Text) Lower() string {
+	if !t.lowered {
+		t.lower, t.lowered = asciiLower(t.s), true
+	}
+	return t.lower
+}
+
 // Scan reports every selected thing found in text, detector by detector
 // (so not in offset order), until emit returns false. It returns false
 // when emit stopped it.
-func (s *Scanner) Scan(text string, emit Emit) bool {
-	if s == nil || text == "" {
+func (s *Scanner) Scan(text string, emit Emit) bool { return s.ScanText(NewText(text), emit) }
+
+// ScanText is Scan of a Text, which several scanners may share.
+func (s *Scanner) ScanText(t *Text, emit Emit) bool {
+	if s == nil || t.s == "" {
 		return true
 	}
 	credential := s.sel.exfil.has(exfilCredential)
-	if (s.sel.secrets != 0 || credential) && !scanSecrets(text, s.sel.secrets, credential, emit) {
+	if (s.sel.secrets != 0 || credential) && !scanSecrets(t, s.sel.secrets, credential, emit) {
 		return false
 	}
-	if s.sel.pii != 0 && !scanPII(text, s.sel.pii, emit) {
+	if s.sel.pii != 0 && !scanPII(t.s, s.sel.pii, emit) {
 		return false
 	}
-	if s.sel.exfil != 0 && !scanExfiltration(text, s.sel.exfil, emit) {
+	if s.sel.exfil != 0 && !scanExfiltration(t, s.sel.exfil, emit) {
 		return false
 	}
-	if s.sel.injection != 0 && !scanInjection(text, s.sel.injection, emit) {
+	if s.sel.injection != 0 && !scanInjection(t, s.sel.injection, emit) {
 		return false
 	}
 	for _, p := range s.patterns {
-		if !p.scan(text, emit) {
+		if !p.scan(t.s, emit) {
 			return false
 		}
 	}

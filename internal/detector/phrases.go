@@ -124,9 +124,10 @@ func (p phrase) try(match func(*phrase)) (int, bool) {
 	return p.end, p.ok
 }
 
-// instructions reports the phrases and tokens above in s (lower is s in
-// ASCII lower case).
-func instructions(s, lower string, rep report) bool {
+// instructions reports the phrases and tokens above in t: one pass over
+// its words, and searches for the tokens only when t holds a '<' or '['.
+func instructions(t *Text, rep report) bool {
+	s := t.s
 	w := words{s: s}
 	for i := 0; i < len(s); {
 		start, end, _ := w.next(i)
@@ -151,6 +152,10 @@ func instructions(s, lower string, rep report) bool {
 			}
 		}
 	}
+	if strings.IndexByte(s, '<') < 0 && strings.IndexByte(s, '[') < 0 {
+		return true
+	}
+	lower := t.Lower()
 	for _, tok := range templateTokens {
 		for i := 0; i < len(lower); {
 			k := strings.Index(lower[i:], tok)

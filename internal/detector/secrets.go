@@ -14,25 +14,25 @@ type secretRule struct {
 	// pre is a cheap test that must pass before re stops being skipped:
 	// most texts hold no credential, and a regexp pass costs far more
 	// than a substring search.
-	pre   func(string) bool
+	pre   func(*Text) bool
 	re    *regexp.Regexp
 	check func(string) bool // optional, on each regexp match
 	// find, instead of pre and re, scans for the kind by hand.
 	find func(string) func(func(int, int) bool)
 }
 
-func has(sub string) func(string) bool {
-	return func(s string) bool { return strings.Contains(s, sub) }
+func has(sub string) func(*Text) bool {
+	return func(t *Text) bool { return strings.Contains(t.s, sub) }
 }
 
-func hasFold(lowerSub string) func(string) bool {
-	return func(s string) bool { return indexFold(s, lowerSub) >= 0 }
+func hasFold(lowerSub string) func(*Text) bool {
+	return func(t *Text) bool { return strings.Contains(t.Lower(), lowerSub) }
 }
 
-func hasAny(subs ...string) func(string) bool {
-	return func(s string) bool {
+func hasAny(subs ...string) func(*Text) bool {
+	return func(t *Text) bool {
 		for _, sub := range subs {
-			if strings.Contains(s, sub) {
+			if strings.Contains(t.s, sub) {
 				return true
 			}
 		}
@@ -101,7 +101,7 @@ const minSecretLen = 8
 // that finds a credential in s, or "" if none does.
 func FirstSecret(s string) string {
 	kind := ""
-	scanSecrets(s, all, false, func(m Match) bool {
+	scanSecrets(NewText(s), all, false, func(m Match) bool {
 		kind = m.Kind
 		return false
 	})
@@ -111,7 +111,8 @@ func FirstSecret(s string) string {
 // scanSecrets reports the credentials of the kinds in want as the secrets
 // detector, and, with credential, every credential as the exfiltration
 // detector's kind "credential", rule by rule: one pass serves both.
-func scanSecrets(s string, want mask, credential bool, emit Emit) bool {
+func scanSecrets(t *Text, want mask, credential bool, emit Emit) bool {
+	s := t.s
 	if len(s) < minSecretLen {
 		return true
 	}
@@ -133,7 +134,7 @@ func scanSecrets(s string, want mask, credential bool, emit Emit) bool {
 			}
 			continue
 		}
-		if !r.pre(s) {
+		if !r.pre(t) {
 			continue
 		}
 		for _, loc := range r.re.FindAllStringIndex(s, -1) {
@@ -283,31 +284,6 @@ func highEntropy(s string) bool {
 		}
 	}
 	return h >= 4.0
-}
-
-// indexFold returns the index of the first occurrence of lowerSub (ASCII,
-// lower case) in s, ignoring ASCII case, or -1. It costs at most
-// len(s)·len(lowerSub) byte comparisons; callers pass short constants.
-func indexFold(s, lowerSub string) int {
-	n := len(lowerSub)
-	if n == 0 {
-		return 0
-	}
-	first := lowerSub[0]
-	upperFirst := first
-	if 'a' <= first && first <= 'z' {
-		upperFirst -= 'a' - 'A'
-	}
-	for i := 0; i+n <= len(s); i++ {
-		c := s[i]
-		if c != first && c != upperFirst {
-			continue
-		}
-		if equalFold(s[i:i+n], lowerSub) {
-			return i
-		}
-	}
-	return -1
 }
 
 // equalFold reports whether s equals lower (ASCII, lower case) ignoring

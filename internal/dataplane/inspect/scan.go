@@ -159,11 +159,12 @@ func (s *scan) scanText(text, where string, w *rewrite) {
 		scanned, skip = c.tail+text, len(c.tail)
 		c.tail = tail(scanned, CarryWindow)
 	}
+	t := detector.NewText(scanned) // shared by the rules: one lower-cased copy
 	for _, r := range s.rules {
 		if r.scanner == nil {
 			continue
 		}
-		r.scanner.Scan(scanned, func(m detector.Match) bool {
+		r.scanner.ScanText(t, func(m detector.Match) bool {
 			if m.End <= skip {
 				return true // found in an earlier frame
 			}

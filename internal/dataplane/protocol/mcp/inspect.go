@@ -23,6 +23,11 @@ type content struct {
 
 var _ pipeline.Content = content{}
 
+// InspectionContent is MCP's view, for runtime inspection, of the
+// messages of a call of method ("tools/call"): what the endpoint sets as
+// Call.Content (benchmarks and tests use it too).
+func InspectionContent(method string) pipeline.Content { return content{method: method} }
+
 // loc is where a part lies in a message: its span, and whether it is a
 // JSON string read as text.
 type loc struct {
@@ -104,7 +109,7 @@ func (c content) locate(p pipeline.Payload, msg []byte) ([]loc, error) {
 // member finds member key of object b (at offset base in the message) and
 // returns its span.
 func member(b []byte, base int, key string) (start, end int, ok bool, err error) {
-	ms, err := mcpwire.Members(b)
+	ms, err := detector.Members(b)
 	if err != nil {
 		return 0, 0, false, err
 	}

@@ -16,7 +16,7 @@ const stageMetric = "portcullis_dataplane_stage_seconds"
 // stageOrder is the order of the data plane's stages in its pipeline
 // (forward, the upstream call, is innermost); stages not listed here are
 // reported after these, by name.
-var stageOrder = []string{"metrics", "audit", "authenticate", "gate", "authorize", "validate", "forward"}
+var stageOrder = []string{"metrics", "audit", "authenticate", "gate", "inspect", "authorize", "validate", "forward"}
 
 // stageTotal is a stage's cumulative own time and number of observations.
 type stageTotal struct {
@@ -158,6 +158,7 @@ var stageLabels = map[string]string{
 	"gate":         "gate (serving mode, tool lookup, read-only/mutating class)",
 	"authorize":    "authorize (Cedar)",
 	"validate":     "validate (arguments against the pinned schema)",
+	"inspect":      "inspect (runtime inspection rules; none configured here)",
 }
 
 // renderBreakdown writes one data plane's stage table; calls is the

@@ -44,7 +44,7 @@ forbid(principal, action in Action::"call_tool", resource) when { context.findin
 
 // inspected runs one pay call through the default stages, with Inspect,
 // against the fixture plus rules and the guard policy.
-func inspected(t *testing.T, term pipeline.Handler, args string, rules ...*configv1.InspectionRule) (*pipeline.Result, error, *pipeline.Call, *recorder) {
+func inspected(t *testing.T, term pipeline.Handler, args string, rules ...*configv1.InspectionRule) (*pipeline.Call, *recorder, *pipeline.Result, error) {
 	t.Helper()
 	snap := configtest.Snapshot()
 	snap.InspectionRules = rules
@@ -59,7 +59,7 @@ func inspected(t *testing.T, term pipeline.Handler, args string, rules ...*confi
 		Start: configtest.VersionTime, Config: configtest.Compile(t, snap), Mode: configsyncv1.Mode_MODE_NORMAL,
 	}
 	res, err := handle(context.Background(), call)
-	return res, err, call, rec
+	return call, rec, res, err
 }
 
 func TestInspectRequestFindingsAreCedarContext(t *testing.T) {
@@ -88,7 +88,7 @@ func TestInspectRequestFindingsAreCedarContext(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			term := &terminal{}
-			_, err, call, rec := inspected(t, term.handle, tt.args, tt.rule)
+			call, rec, _, err := inspected(t, term.handle, tt.args, tt.rule)
 			msg := wantRefusal(t, err, tt.wantReason)
 			if term.reached != tt.wantReached {
 				t.Errorf("reached upstream = %t, want %t", term.reached, tt.wantReached)
@@ -159,7 +159,7 @@ func TestInspectResponse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			term := &terminal{result: &pipeline.Result{Body: json.RawMessage(tt.body), UpstreamLatency: 7 * time.Millisecond}}
-			res, err, _, rec := inspected(t, term.handle, `{"amount": 1, "to": "bob"}`, tt.rule)
+			_, rec, res, err := inspected(t, term.handle, `{"amount": 1, "to": "bob"}`, tt.rule)
 			wantRefusal(t, err, tt.wantReason)
 			r := rec.all()[0]
 			if tt.wantReason != "" {

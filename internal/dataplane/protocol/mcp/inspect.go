@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -149,9 +150,12 @@ func resultParts(method string, msg []byte) ([]loc, error) {
 		if err != nil || !ok {
 			return err
 		}
+		if v := bytes.TrimLeft(msg[s:e], " \t\r\n"); len(v) == 0 || v[0] != '[' {
+			return nil // not an array: nothing of this shape to read
+		}
 		spans, err := detector.Items(msg[s:e])
 		if err != nil {
-			return nil // not an array: nothing of this shape to read
+			return err
 		}
 		for i, sp := range spans {
 			if err := each(i, s+sp.Start, s+sp.End); err != nil {

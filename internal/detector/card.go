@@ -45,6 +45,23 @@ func prefixNum(d []byte, k int) int {
 	return v
 }
 
+// issuerDigits is how many leading digits decide the card network.
+const issuerDigits = 6
+
+// anyIssuer reports whether the leading digits d (at least issuerDigits)
+// start some network's prefix, whatever the number's length.
+func anyIssuer(d []byte) bool {
+	p6 := prefixNum(d, 6)
+	p1, p2, p3, p4 := p6/100_000, p6/10_000, p6/1000, p6/100
+	switch {
+	case p1 == 4, p2 >= 50 && p2 <= 58, p4 >= 2221 && p4 <= 2720, p2 == 34 || p2 == 37,
+		p4 == 6011, p2 == 65, p3 >= 644 && p3 <= 649, p2 == 62, p4 >= 3528 && p4 <= 3589,
+		p2 == 36 || p2 == 38 || p2 == 39, p3 >= 300 && p3 <= 305, p2 == 63 || p2 == 67:
+		return true
+	}
+	return false
+}
+
 // issuerPrefix reports whether d starts with the prefix of a major card
 // network and has a length that network issues: Visa, Mastercard,
 // American Express, Discover, JCB, Diners Club, UnionPay, Maestro.

@@ -12,12 +12,18 @@ const (
 	injHiddenText
 )
 
-// hiddenStyle is CSS that hides text from a human reader (and not from a
-// model reading the markup).
-var hiddenStyle = regexp.MustCompile(`(?i)display\s*:\s*none|visibility\s*:\s*hidden` +
-	`|font-size\s*:\s*0(?:\.0+)?(?:px|pt|em|rem|%)?\s*(?:[;"'}]|$)|opacity\s*:\s*0(?:\.0+)?\s*(?:[;"'}]|$)`)
-
-var hiddenStyleAnchors = []string{"display", "visibility", "font-size", "opacity"}
+// hiddenProps are CSS declarations that hide text from a human reader
+// (and not from a model reading the markup): the property, and the values
+// that hide.
+var hiddenProps = []struct {
+	prop   string
+	values []string
+}{
+	{"display", []string{"none"}},
+	{"visibility", []string{"hidden"}},
+	{"font-size", []string{"0"}},
+	{"opacity", []string{"0"}},
+}
 
 // markdownComment is a markdown reference-link comment: "[//]: # (…)".
 var markdownComment = regexp.MustCompile(`(?m)^[ \t]*\[(?://|comment)\]:[ \t]*#`)
@@ -44,12 +50,8 @@ func scanInjection(t *Text, want mask, emit Emit) bool {
 		if !invisibles(s, rep) || !htmlComments(s, rep) {
 			return false
 		}
-		if strings.IndexByte(s, ':') >= 0 && anyOf(lowered(), hiddenStyleAnchors) {
-			for _, loc := range hiddenStyle.FindAllStringIndex(s, -1) {
-				if !rep("hidden_text", loc[0], loc[1]) {
-					return false
-				}
-			}
+		if strings.IndexByte(s, ':') >= 0 && !hiddenStyles(lowered(), rep) {
+			return false
 		}
 		if strings.Contains(s, "]:") {
 			for _, loc := range markdownComment.FindAllStringIndex(s, -1) {
@@ -76,13 +78,71 @@ func asciiLower(s string) string {
 	return string(b)
 }
 
-func anyOf(s string, subs []string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
+// hiddenStyles reports CSS declarations that hide text, in lower (the
+// text in lower case): "display: none", "visibility:hidden", "font-size:
+// 0px", "opacity: 0.0". One search per property, each linear.
+func hiddenStyles(lower string, rep report) bool {
+	for _, hp := range hiddenProps {
+		for i := 0; i < len(lower); {
+			k := strings.Index(lower[i:], hp.prop)
+			if k < 0 {
+				break
+			}
+			start := i + k
+			i = start + len(hp.prop)
+			j := skipCSSSpace(lower, i)
+			if j >= len(lower) || lower[j] != ':' {
+				continue
+			}
+			j = skipCSSSpace(lower, j+1)
+			end, ok := hidingValue(lower, j, hp.values)
+			if !ok {
+				continue
+			}
+			if !rep("hidden_text", start, end) {
+				return false
+			}
+			i = end
 		}
 	}
-	return false
+	return true
+}
+
+func skipCSSSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// hidingValue reports whether a value that hides starts at i and ends a
+// declaration (a zero may have decimals and a unit), and where it ends.
+func hidingValue(s string, i int, values []string) (int, bool) {
+	for _, v := range values {
+		if !strings.HasPrefix(s[i:], v) {
+			continue
+		}
+		j := i + len(v)
+		if v == "0" {
+			if j < len(s) && s[j] == '.' {
+				j++
+				for j < len(s) && s[j] == '0' {
+					j++
+				}
+			}
+			for _, unit := range []string{"px", "pt", "rem", "em", "%"} {
+				if strings.HasPrefix(s[j:], unit) {
+					j += len(unit)
+					break
+				}
+			}
+		}
+		e := skipCSSSpace(s, j)
+		if e == len(s) || s[e] == ';' || s[e] == '"' || s[e] == '\'' || s[e] == '}' {
+			return j, true
+		}
+	}
+	return 0, false
 }
 
 // unicodeTags reports runs of Unicode tag characters (U+E0000–U+E007F):

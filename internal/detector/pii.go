@@ -302,6 +302,13 @@ func (p *pii) number(groups []group, first bool, after int) (int, bool) {
 				break
 			}
 			n += copy(buf[n:], s[g.start:g.end])
+			if n >= issuerDigits && b == a || n >= issuerDigits && n-g.len() < issuerDigits {
+				// The window's first digits are known now, and every longer
+				// window from a shares them.
+				if !anyIssuer(buf[:issuerDigits]) {
+					break
+				}
+			}
 			if n < minCardDigits || g.end <= after || (b == len(groups)-1 && !openEnd) {
 				continue
 			}

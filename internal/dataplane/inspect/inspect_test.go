@@ -138,6 +138,23 @@ func randomBase64(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)[:n]
 }
 
+// TestLocationsHoldNoSecrets: a member name that looks like a credential,
+// or is long, is not quoted in a finding's location.
+func TestLocationsHoldNoSecrets(t *testing.T) {
+	rs := compile(t, rule("pii", request, enforce, func(r *configv1.InspectionRule) { r.Detectors = []string{"pii.email"} }))
+	key := "ghp_" + strings.Repeat("a1B2", 6)
+	args := `{"` + key + `":"jane@example.com","` + strings.Repeat("k", 40) + `":"joe@example.com","to":"ann@example.com"}`
+	out := inspect.Scan(rs.For(inspect.Request, inspect.Target{}), []inspect.Part{{Where: "arguments", JSON: json.RawMessage(args)}}, inspect.Options{})
+	var locs []string
+	for _, f := range out.Findings {
+		locs = append(locs, f.Location)
+	}
+	want := []string{`arguments["[…]"][0:16]`, `arguments["[…]"][0:15]`, "arguments.to[0:15]"}
+	if !slices.Equal(locs, want) {
+		t.Errorf("locations = %q, want %q", locs, want)
+	}
+}
+
 func TestScanResponse(t *testing.T) {
 	pii := func(action configv1.InspectionAction, mode configv1.InspectionMode) *inspect.Ruleset {
 		return compile(t, rule("pii", response, mode, func(r *configv1.InspectionRule) { r.Detectors, r.Action = []string{"pii"}, action }))

@@ -213,7 +213,7 @@ func (s *scan) json(i int, p Part) {
 	var edits []leafEdit
 	err := detector.Leaves(p.JSON, func(l detector.Leaf) bool {
 		var w rewrite
-		s.scanText(l.Value, detector.FormatPath(p.Where, l.Path), &w)
+		s.scanText(l.Value, location(p.Where, l.Path), &w)
 		if len(w.spans) > 0 {
 			edits = append(edits, leafEdit{start: l.Start, end: l.End, value: detector.Rewrite(l.Value, w.spans, w.mask)})
 		}
@@ -275,6 +275,29 @@ func (s *scan) rows(r *Rule, parts []Part) {
 		s.out.add(Finding{Rule: r, Detector: "rows", Kind: "ceiling", Action: ceilingAction(r),
 			Location: fmt.Sprintf("%s%s at %s: %d items, ceiling %d", s.opts.Prefix, where, r.rows.path, most, r.rows.max)})
 	}
+}
+
+// maxKeyInLocation bounds a member name quoted in a finding's location.
+const maxKeyInLocation = 32
+
+// location is where a string value lies, as a finding records it: the
+// part and the path to the value. Member names come from the payload, so
+// one that is long or looks like a credential is written "[…]": a
+// location never carries what was found, nor a secret used as a key.
+func location(where string, path []detector.PathElem) string {
+	var clean []detector.PathElem
+	for i, e := range path {
+		if e.Key != "" && (len(e.Key) > maxKeyInLocation || detector.FirstSecret(e.Key) != "") {
+			if clean == nil {
+				clean = append([]detector.PathElem(nil), path...)
+			}
+			clean[i].Key = "[…]"
+		}
+	}
+	if clean != nil {
+		path = clean
+	}
+	return detector.FormatPath(where, path)
 }
 
 // PolicyNames returns the names enforced request findings put in Cedar's

@@ -146,8 +146,11 @@ func measure(dir string, n int, follower bool) (result, error) {
 		return r, err
 	}
 	metas, err := snaps.List()
-	if err != nil || len(metas) != 1 {
-		return r, fmt.Errorf("list snapshots: %d, %v", len(metas), err)
+	if err != nil {
+		return r, fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(metas) != 1 {
+		return r, fmt.Errorf("list snapshots: %d snapshots, want the one just taken", len(metas))
 	}
 	r.snapBytes = metas[0].Size
 	if r.storeBytes, r.segments, err = segments(filepath.Join(node, auditDir)); err != nil {

@@ -58,7 +58,10 @@ type Config struct {
 	// days; negative: forever); AuditMaxBytes bounds its size (0: none).
 	AuditRetention time.Duration
 	AuditMaxBytes  int64
-	Logger         *slog.Logger
+	// RolloutInterval is how often the rollout controller looks at the
+	// rollout in progress on the leader (0: every second).
+	RolloutInterval time.Duration
+	Logger          *slog.Logger
 }
 
 // Validate checks c and fills defaults.

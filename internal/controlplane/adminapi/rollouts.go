@@ -66,7 +66,10 @@ func (a *API) StartRollout(ctx context.Context, req *connect.Request[adminv1.Sta
 	if ro.Filename == "" {
 		ro.Filename = set.GetPolicySet().GetFilename()
 	}
-	if cur, ok := st.ActiveRollout(); ok {
+	if cur, ok := st.ActiveRollout(); ok && cur.GetMeta().GetName() == ro.GetMeta().GetName() {
+		// A retry of the start that made it: its result.
+		return resp(&adminv1.StartRolloutResponse{Rollout: cur}), nil
+	} else if ok {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("rollout %s of policy set %q is in %s; one rollout runs at a time: finish, roll back or abort it first",
 			cur.GetMeta().GetName(), cur.GetPolicySet(), state.StageName(cur.GetStage())))
 	}

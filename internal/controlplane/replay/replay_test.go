@@ -83,16 +83,16 @@ func TestReplay(t *testing.T) {
 	unpinned := call("billing-bot", "allow", `{"amount":1}`)
 	unpinned.Tool = "old"
 	recs := store(t,
-		call("billing-bot", "allow", `{"amount":100}`),         // 1 unchanged
-		call("billing-bot", "allow", `{"amount":700}`),         // 2 allow → deny
+		call("billing-bot", "allow", `{"amount":100}`),          // 1 unchanged
+		call("billing-bot", "allow", `{"amount":700}`),          // 2 allow → deny
 		call("billing-bot", "allow", `{"amount":"[REDACTED]"}`), // 3 redacted amount
-		call("gone-bot", "allow", `{"amount":1}`),              // 4 agent gone
-		call("billing-bot", "", `{"amount":1}`),                // 5 refused before policy
-		unpinned,                                               // 6 tool no longer pinned
-		list,                                                   // 7 not a call
+		call("gone-bot", "allow", `{"amount":1}`),               // 4 agent gone
+		call("billing-bot", "", `{"amount":1}`),                 // 5 refused before policy
+		unpinned,                                                // 6 tool no longer pinned
+		list,                                                    // 7 not a call
 		call("billing-bot", "allow", `{"amount":1`+"…[truncated: 9000 bytes in all]"), // 8 cut
-		call("ops-bot", "deny", `{"amount":10}`),                                       // 9 deny → allow
-		withUser,                                                                       // 10 a user the candidate does not read
+		call("ops-bot", "deny", `{"amount":10}`),                                      // 9 deny → allow
+		withUser,                                                                      // 10 a user the candidate does not read
 	)
 	rep, err := replay.Run(context.Background(), st, recs, replay.Options{Set: "limits", Source: candidate})
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"maps"
 	"slices"
 
 	"github.com/cedar-policy/cedar-go"
@@ -115,8 +114,8 @@ func (f effectOnly) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 
 // PolicyIDs lists every policy id of the version, sorted.
 func (e *Engine) PolicyIDs() []string {
-	ids := make([]string, 0, len(e.policies.Map()))
-	for id := range maps.Keys(e.policies.Map()) {
+	var ids []string
+	for id := range e.policies.All() {
 		ids = append(ids, string(id))
 	}
 	slices.Sort(ids)

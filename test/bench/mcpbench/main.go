@@ -4,7 +4,9 @@
 // through the Portcullis data plane with its full pipeline
 // (authentication, Cedar, schema validation, audit), once with
 // asynchronous audit (--audit-sync=false) and once with durable audit (the
-// default: a call is answered once its record is fsynced). It starts
+// default: a call is answered once its record is fsynced), and durable
+// again while a policy rollout is in shadow, whose stage table shows what
+// shadow evaluation costs beside one decision. It starts
 // everything on loopback with the real binaries (test/harness): a one-node
 // control plane, the demo upstream, one data plane per audit mode and
 // nginx.
@@ -89,7 +91,7 @@ func main() {
 	flag.DurationVar(&cfg.tputWarmup, "tput-warmup", time.Second, "warm-up of each maximum-throughput run")
 	flag.DurationVar(&cfg.tputDur, "tput-duration", 3*time.Second, "measured time of each maximum-throughput run")
 	flag.StringVar(&cfg.nginx, "nginx", "", "nginx binary (default: nginx on PATH, else /usr/sbin/nginx)")
-	paths := flag.String("paths", "direct,nginx,dataplane", "paths to measure, comma-separated: direct, nginx, dataplane-async, dataplane-durable; dataplane means both")
+	paths := flag.String("paths", "direct,nginx,dataplane", "paths to measure, comma-separated: direct, nginx, dataplane-async, dataplane-durable, dataplane-shadow; dataplane means all three")
 	flag.BoolVar(&cfg.verbose, "v", false, "print the processes' logs and the gwctl transcript at the end")
 	flag.Parse()
 	cfg.paths = map[string]bool{}

@@ -20,6 +20,7 @@ const (
 	pathNginx     = "nginx"
 	pathDPAsync   = "data plane (async audit)"
 	pathDPDurable = "data plane (durable audit)"
+	pathDPShadow  = "data plane (durable audit, policy rollout in shadow)"
 )
 
 // measurement is everything measured on one path.
@@ -92,6 +93,9 @@ func run(ctx context.Context, cfg config) error {
 				return
 			}
 			tg.upstream = upPid
+			if tg.name == pathDPShadow {
+				g.startShadow(t, g.dps[pathDPShadow])
+			}
 			m := measurement{name: tg.name}
 			if err := tg.initialize(ctx); err != nil {
 				t.Logf("%v", err)
@@ -187,10 +191,12 @@ func renderReport(cfg config, nginxDesc string, fsync time.Duration, results []m
 	fmt.Fprintf(&b, "## MCP tools/call: direct vs nginx vs data plane\n\n")
 	fmt.Fprintf(&b, "Setup: %s, %d CPUs, %s/%s, %s. Everything on loopback on this machine, the load generator included: "+
 		"the demo upstream (`test/demoupstream`, Go MCP SDK, event-stream answers, one session per path), "+
-		"%s, and two data planes with the full pipeline (API-key authentication, Cedar, schema validation, audit to the local "+
+		"%s, and three data planes with the full pipeline (API-key authentication, Cedar, schema validation, audit to the local "+
 		"hash-chained log), fed by one one-node control plane: one with `--audit-sync=false` (asynchronous audit: a call is answered "+
-		"once its record is written to the OS, which is fsynced every 100 ms) and one with `--audit-sync=true`, the default "+
-		"(durable audit: a call is answered once its record is fsynced, in a group commit). Each is measured alone while the other idles. "+
+		"once its record is written to the OS, which is fsynced every 100 ms), one with `--audit-sync=true`, the default "+
+		"(durable audit: a call is answered once its record is fsynced, in a group commit), and a third like the second, measured last, "+
+		"after a rollout of the policy set was started in shadow (each call is also decided by the candidate, and counted). "+
+		"Each is measured alone while the others idle. "+
 		"The call is `tools/call get_weather {\"city\":\"Oslo\"}` in one MCP session per path (initialize once, then `Mcp-Session-Id`).\n\n",
 		host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().Format("2006-01-02"), nginxDesc)
 	fmt.Fprintf(&b, "Fixed rate: %d calls/s, open loop, for %s after %s of warm-up; latency from each call's intended send time "+
@@ -243,7 +249,7 @@ func renderReport(cfg config, nginxDesc string, fsync time.Duration, results []m
 	fmt.Fprintf(&b, "\nThis machine's fsync p99 (200 × 4 KiB write + fsync in the temp dir, where the data planes keep their audit logs): %s.\n", fsyncText(fsync))
 
 	// Each data plane's stage breakdown of the mean latency it adds.
-	for _, name := range []string{pathDPAsync, pathDPDurable} {
+	for _, name := range []string{pathDPAsync, pathDPDurable, pathDPShadow} {
 		m := byName[name]
 		switch {
 		case !measured(m):
@@ -324,7 +330,14 @@ func renderGoals(b *strings.Builder, byName map[string]measurement, fsync time.D
 		fmt.Fprintf(b, "- durable audit p99 − asynchronous audit p99 = %s − %s = %s; fsync p99 + 0.2 ms = %s (goal: at most that) → %s\n",
 			ms(durable.fixed.pct(99)), ms(async.fixed.pct(99)), signed(extra), ms(fsync+slack), verdict(extra <= fsync+slack))
 	}
-	for _, m := range []measurement{async, durable} {
+	shadow := byName[pathDPShadow]
+	if extra, one, ok := shadowCost(shadow, durable); ok {
+		fmt.Fprintf(b, "- shadow evaluation costs at most one extra decision: (rollout + authorize) with the rollout − authorize without = %s per call; "+
+			"one decision (authorize without a rollout) = %s → %s\n", signedUs(extra), us(one), verdict(extra <= one))
+	} else if measured(shadow) {
+		fmt.Fprintf(b, "- shadow evaluation costs at most one extra decision: n/a (the durable row, or a rollout or authorize stage, is missing)\n")
+	}
+	for _, m := range []measurement{async, durable, shadow} {
 		if measured(direct) && measured(m) {
 			fmt.Fprintf(b, "- (for reference) %s max throughput / direct = %.2f×\n", m.name, okPerSec(m.tput)/max(okPerSec(direct.tput), 1))
 		}
@@ -368,4 +381,19 @@ func fsyncText(d time.Duration) string {
 		return "n/a (could not write a temp file)"
 	}
 	return ms(d)
+}
+
+// shadowCost is what shadow evaluation adds per call: the shadow row's
+// rollout and authorize stages together (the stage that decides first
+// pays for warming up, so the two are counted together) minus the
+// authorize stage of the same data plane without a rollout, which is
+// also one decision's time.
+func shadowCost(shadow, plain measurement) (extra, one time.Duration, ok bool) {
+	if shadow.name == "" || shadow.skipped != "" || plain.name == "" || plain.skipped != "" {
+		return 0, 0, false
+	}
+	r, okR := shadow.fixed.stages["rollout"]
+	a, okA := shadow.fixed.stages["authorize"]
+	p, okP := plain.fixed.stages["authorize"]
+	return r.mean() + a.mean() - p.mean(), p.mean(), okR && okA && okP
 }

@@ -66,15 +66,10 @@ func StatusOf(ro *configv1.Rollout, recs Records, now time.Time) (Status, error)
 			break
 		}
 		due, wait := Due(ro, gates, t, now)
-		switch {
-		case !due:
-			s.Next = wait
-		default:
-			s.Next = fmt.Sprintf("%s is due to end now", StepName(step))
+		if due {
+			wait = fmt.Sprintf("%s is due to end now", StepName(step))
 		}
-		if due || wait != "" {
-			s.Next += "; then " + nextStep(ro)
-		}
+		s.Next = wait + "; then " + nextStep(ro)
 	}
 	return s, nil
 }

@@ -54,10 +54,14 @@ func Known(k Kind) bool {
 }
 
 // DataplaneRelevant reports whether a change to a resource of kind k changes
-// what data planes consume (and so moves the config version).
+// what data planes consume (and so moves the config version). A rollout
+// is served only while in shadow or canary, and only its stage, share and
+// candidate: the state machine moves the config version itself when
+// those change, not on every change of a rollout (a pause, a finished
+// rollout dropped).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
-	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Rollout:
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList:
 		return true
 	default:
 		return false

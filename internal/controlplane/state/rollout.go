@@ -263,6 +263,7 @@ func prepareRollout(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 		to = configv1.RolloutStage_ROLLOUT_STAGE_CANARY
 	}
 	ro.Stage = to
+	t.configChanged = t.configChanged || Active(ro) // data planes serve it from now
 	t.transition(ro, "start", configv1.RolloutStage_ROLLOUT_STAGE_UNSPECIFIED, false, "")
 	dropOldRollouts(t)
 	if to == configv1.RolloutStage_ROLLOUT_STAGE_COMPLETE {
@@ -429,6 +430,11 @@ func (t *txn) rolloutChange(c *fsmv1.RolloutChange) (*fsmv1.Resource, *fsmv1.Err
 		ro.CanaryStep = 0
 	}
 	t.transition(ro, action, from, c.GetAutomatic(), c.GetReason())
+	// Data planes see the stage and the canary share; a pause or a
+	// resume changes neither.
+	if ro.GetStage() != from || ro.GetCanaryStep() != cur.GetRollout().GetCanaryStep() {
+		t.configChanged = true
+	}
 	r := resource.Wrap(ro)
 	t.stamp(cur, r)
 	t.insert(r)

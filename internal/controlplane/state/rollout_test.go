@@ -447,3 +447,34 @@ func TestRolloutAdminEvents(t *testing.T) {
 		t.Fatalf("event %v", evs[1])
 	}
 }
+
+// TestRolloutConfigVersion: the config version moves when what data planes
+// serve of a rollout changes (its stage, its share), not on a pause, a
+// resume or a finished rollout deleted.
+func TestRolloutConfigVersion(t *testing.T) {
+	s, _ := apply(t, rolloutBase(t))
+	steps := []struct {
+		name  string
+		cmd   *fsmv1.Command
+		moves bool
+	}{
+		{name: "start in shadow", cmd: statetest.Create(statetest.Rollout("r1", "limits", v3Source, 60, 2500, 5000)), moves: true},
+		{name: "pause", cmd: change("r1", pause, shadow, 0)},
+		{name: "resume", cmd: change("r1", resume, shadow, 0)},
+		{name: "promote to canary", cmd: change("r1", promote, shadow, 0), moves: true},
+		{name: "the next share", cmd: change("r1", promote, canaryS, 0), moves: true},
+		{name: "abort", cmd: change("r1", abort, canaryS, 1), moves: true},
+		{name: "delete the finished rollout", cmd: statetest.Delete(resource.Rollout, "r1")},
+	}
+	for _, st := range steps {
+		before := s.ConfigVersion()
+		var res *fsmv1.Result
+		s, res = apply(t, s, st.cmd)
+		if res.GetError() != nil {
+			t.Fatalf("%s: %v", st.name, res.GetError())
+		}
+		if moved := s.ConfigVersion() != before; moved != st.moves {
+			t.Errorf("%s: config version moved %t, want %t", st.name, moved, st.moves)
+		}
+	}
+}

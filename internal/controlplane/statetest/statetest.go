@@ -417,8 +417,8 @@ func rolloutSteps(first int) []Step {
 		{Name: "promote to canary", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PROMOTE, shadow, 0, ""), NodeActor, "r-promote-1", 54), ConfigMoves: true},
 		{Name: "refused stale promote", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PROMOTE, shadow, 0, ""), BootToken, "r-promote-stale", 55),
 			WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
-		{Name: "pause", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PAUSE, canary, 0, "looking"), BootToken, "r-pause", 56), ConfigMoves: true},
-		{Name: "resume", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_RESUME, canary, 0, ""), BootToken, "r-resume", 57), ConfigMoves: true},
+		{Name: "pause", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PAUSE, canary, 0, "looking"), BootToken, "r-pause", 56)},
+		{Name: "resume", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_RESUME, canary, 0, ""), BootToken, "r-resume", 57)},
 		{Name: "next canary step", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PROMOTE, canary, 0, ""), NodeActor, "r-promote-2", 58), ConfigMoves: true},
 		{Name: "complete", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PROMOTE, canary, 1, ""), NodeActor, "r-promote-3", 59), ConfigMoves: true},
 		{Name: "roll the completed rollout back", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_ROLLBACK, done, 0, "too strict"), BootToken, "r-rollback-1", 60), ConfigMoves: true},
@@ -428,7 +428,7 @@ func rolloutSteps(first int) []Step {
 		{Name: "start a second rollout", Cmd: By(Create(r2), BootToken, "r-rollout-2", 64), ConfigMoves: true},
 		{Name: "refused delete of the set in rollout", Cmd: By(Delete(resource.PolicySet, "limits"), BootToken, "r-limits-del-busy", 65), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
 		{Name: "abort", Cmd: By(Change("limits-r2", fsmv1.RolloutAction_ROLLOUT_ACTION_ABORT, shadow, 0, "not today"), BootToken, "r-abort", 66), ConfigMoves: true},
-		{Name: "delete a finished rollout", Cmd: By(Delete(resource.Rollout, "limits-r1"), BootToken, "r-rollout-del", 67), ConfigMoves: true},
+		{Name: "delete a finished rollout", Cmd: By(Delete(resource.Rollout, "limits-r1"), BootToken, "r-rollout-del", 67)},
 		{Name: "delete policy set with its history", Cmd: By(Delete(resource.PolicySet, "limits"), BootToken, "r-limits-del", 68), ConfigMoves: true},
 	}
 }

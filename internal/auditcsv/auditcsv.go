@@ -42,6 +42,9 @@ func Actor(r *auditv1.Record) string {
 	if w := r.GetAdminWrite(); w != nil {
 		return w.GetTokenId()
 	}
+	if ev := r.GetRolloutEvent(); ev != nil {
+		return ev.GetWrite().GetTokenId()
+	}
 	return r.GetAgent()
 }
 
@@ -62,6 +65,24 @@ func Target(r *auditv1.Record) string {
 		return strconv.FormatUint(s.GetCount(), 10) + " from " + s.GetSourceNetwork()
 	case r.GetApplied() != nil:
 		return "config version " + strconv.FormatUint(r.GetApplied().GetVersion(), 10)
+	case r.GetRolloutEvent() != nil:
+		ev := r.GetRolloutEvent()
+		t := "rollout " + ev.GetRollout() + " " + ev.GetAction()
+		if ev.GetAutomatic() {
+			t += " (automatic)"
+		}
+		t += ": " + ev.GetToStage()
+		if ev.GetReason() != "" {
+			t += ": " + ev.GetReason()
+		}
+		return t
+	case r.GetRolloutSummary() != nil:
+		s := r.GetRolloutSummary()
+		var calls uint64
+		for _, c := range s.GetCounts() {
+			calls += c.GetCalls()
+		}
+		return "rollout " + s.GetRollout() + " " + s.GetStage() + ": " + strconv.FormatUint(calls, 10) + " calls"
 	}
 	return r.GetTool()
 }

@@ -52,6 +52,8 @@ var ops = map[protoreflect.Name]Version{
 	"set_freeze":   Baseline,
 	"append_audit": Baseline,
 	"sign_in":      WebSignIn,
+	// Policy rollouts.
+	"rollout_change": PolicyRollouts,
 }
 
 // kinds is the version that introduced each Resource.kind, by field name
@@ -67,6 +69,10 @@ var kinds = map[protoreflect.Name]Version{
 	"admin_token":     Baseline,
 	"node":            Baseline,
 	"value_list":      Baseline,
+	// Policy history, stored test cases, rollouts.
+	"policy_history": PolicyRollouts,
+	"policy_tests":   PolicyRollouts,
+	"rollout":        PolicyRollouts,
 }
 
 // Versions of behaviour of the state machine that is not an operation or
@@ -77,6 +83,10 @@ const (
 	// EVENT_KIND_ADMIN_WRITE record with its AdminWrite detail, instead of
 	// the call fields it was squeezed into before.
 	TypedAdminAudit Version = 2
+	// PolicyRollouts: policy sets keep their history (every change of a
+	// set's source records a version), and the kinds and the operation of
+	// staged rollouts exist.
+	PolicyRollouts Version = 2
 )
 
 // Versions that introduced an operation.
@@ -87,7 +97,7 @@ const (
 )
 
 // features are the behaviour versions above.
-var features = []Version{TypedAdminAudit}
+var features = []Version{TypedAdminAudit, PolicyRollouts}
 
 // release is the highest version in the tables above: what a release
 // binary supports.
@@ -202,6 +212,11 @@ func Needs(cmd *fsmv1.Command) (Need, error) {
 				return need, ue
 			}
 			need = higher(need, kn)
+			// A rollback is checked against the set's history, which an
+			// older replica does not keep.
+			if r.GetPolicySet().GetRestores() != 0 {
+				need = higher(need, Need{Version: PolicyRollouts, What: "a policy set rollback"})
+			}
 		}
 	case *fsmv1.Command_Delete:
 		if kv, ok := KindVersion(o.Delete.GetKind()); ok {

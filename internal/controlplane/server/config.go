@@ -61,7 +61,10 @@ type Config struct {
 	// WebWrites lets signed-in users change state from the web view
 	// (/ui/); without it the view only reads.
 	WebWrites bool
-	Logger    *slog.Logger
+	// RolloutInterval is how often the rollout controller looks at the
+	// rollout in progress on the leader (0: every second).
+	RolloutInterval time.Duration
+	Logger          *slog.Logger
 }
 
 // Validate checks c and fills defaults.

@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/peer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/rollout"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/webui"
@@ -36,6 +37,7 @@ type Server struct {
 	audit         *auditstore.Store
 	retentionDone chan struct{}
 	versionDone   chan struct{}
+	rolloutDone   chan struct{}
 }
 
 // forwardKeyPurpose derives the node-to-node key from the KEK.
@@ -205,7 +207,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		hs.Protocols.SetUnencryptedHTTP2(true)
 	}
 	s := &Server{cfg: cfg, log: log, node: node, http: hs, ln: ln, served: make(chan error, 1), cancelStreams: cancelStreams,
-		audit: audit, retentionDone: make(chan struct{}), versionDone: make(chan struct{})}
+		audit: audit, retentionDone: make(chan struct{}), versionDone: make(chan struct{}), rolloutDone: make(chan struct{})}
 	go func() {
 		defer close(s.retentionDone)
 		audit.RunRetention(baseCtx, time.Minute, time.Now)
@@ -213,6 +215,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	go func() {
 		defer close(s.versionDone)
 		s.recordVersion(baseCtx)
+	}()
+	// The rollout controller acts on the leader only (Raft's leadership
+	// behind rollout.Leadership), from replicated state alone, so the next
+	// leader continues a rollout where this one left it.
+	controller := rollout.New(rollout.Config{
+		Store: node, Records: audit, Leader: node, NodeID: cfg.NodeID, Interval: cfg.RolloutInterval, Logger: log,
+	})
+	go func() {
+		defer close(s.rolloutDone)
+		controller.Run(baseCtx)
 	}()
 	go func() {
 		if apiTLS != nil {
@@ -268,6 +280,7 @@ func (s *Server) Close() error {
 	}
 	<-s.retentionDone
 	<-s.versionDone
+	<-s.rolloutDone
 	if aerr := s.audit.Close(); aerr != nil && err == nil {
 		err = aerr
 	}

@@ -48,6 +48,15 @@ func preparePolicySet(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	if ps.GetFilename() == "" {
 		ps.Filename = ps.GetMeta().GetName() + ".cedar"
 	}
+	if err := policySetChange(t, ps.GetMeta().GetName(), "change"); err != nil {
+		return err
+	}
+	if err := checkRestore(t, ps); err != nil {
+		return err
+	}
+	if ps.GetHistoryLimit() == 0 {
+		ps.HistoryLimit = old.GetPolicySet().GetHistoryLimit()
+	}
 	schema, err := t.cedarSchema()
 	if err != nil {
 		return failed("the gateway's Cedar schema cannot be generated: %v", err)
@@ -105,13 +114,25 @@ func revalidatePolicies(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 		}
 		return true
 	})
-	if len(sets) == 0 {
-		return nil
+	if len(sets) > 0 {
+		if err := cedarschema.ValidateAll(schema, sets); err != nil {
+			return failed("this change would break an enabled policy set; change the policy first:\n%v", err)
+		}
 	}
-	if err := cedarschema.ValidateAll(schema, sets); err != nil {
-		return failed("this change would break an enabled policy set; change the policy first:\n%v", err)
+	// The candidate of the rollout in progress is served to data planes
+	// too: it must stay valid.
+	if ro, ok := activeRollout(t.each); ok {
+		if _, err := schema.ParsePolicies(ro.GetPolicySet(), ro.GetFilename(), []byte(ro.GetSource())); err != nil {
+			return failed("this change would break the candidate of rollout %s (policy set %q); abort or finish the rollout first:\n%v",
+				ro.GetMeta().GetName(), ro.GetPolicySet(), err)
+		}
 	}
 	return nil
+}
+
+// beforeDeletePolicySet refuses to delete a set an active rollout stages.
+func beforeDeletePolicySet(t *txn, old *fsmv1.Resource) *fsmv1.Error {
+	return policySetChange(t, resource.Name(old), "delete")
 }
 
 // prepareValueList stores a list's values sorted, so that equal lists are
@@ -136,6 +157,9 @@ func beforeDeleteValueList(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	})
 	if user != "" {
 		return failed("value list %q is used by policy set %q; change or delete that policy set first", name, user)
+	}
+	if ro, ok := activeRollout(t.each); ok && slices.Contains(ro.GetValueLists(), name) {
+		return failed("value list %q is used by the candidate of rollout %s; finish or abort the rollout first", name, ro.GetMeta().GetName())
 	}
 	return nil
 }

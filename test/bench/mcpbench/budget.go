@@ -56,7 +56,7 @@ var stageBudget = []budgetLine{
 	{stage: "gate", label: "gate (mode, tool lookup, quarantine, class)", budget: 5 * time.Microsecond},
 	{stage: "limit", label: "limit (rate limits, leases)", budget: 10 * time.Microsecond, pending: true},
 	{stage: "authorize", label: "authorize (Cedar)", budget: 50 * time.Microsecond},
-	{stage: "shadow", label: "shadow policy evaluation", kind: budgetOneDecision, rule: "≤ one extra decision (authorize's p50)", pending: true},
+	{stage: "rollout", label: "shadow policy evaluation (the rollout stage, with a rollout in shadow)", kind: budgetOneDecision, rule: "≤ one extra decision (authorize's p50)"},
 	{stage: "validate", label: "validate (arguments against the pinned schema)", budget: 25 * time.Microsecond, rule: "25 µs at 1 KiB"},
 	{stage: "inspect_request", label: "inspect request", budget: 50 * time.Microsecond, rule: "50 µs at 1 KiB", pending: true},
 	{stage: "forward", label: "forward: the upstream call, of which the proxy's own part (upstream client, SSE parsing)", kind: budgetForward, budget: 80 * time.Microsecond, rule: "the direct path's p50 + 80 µs"},

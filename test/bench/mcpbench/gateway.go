@@ -114,11 +114,19 @@ type dpVariant struct {
 var dpVariants = []dpVariant{
 	{path: pathDPAsync, key: "dataplane-async", args: []string{"--audit-sync=false"}},
 	{path: pathDPDurable, key: "dataplane-durable", args: []string{"--audit-sync=true"}},
+	{path: pathDPShadow, key: "dataplane-shadow", args: []string{"--audit-sync=true"}},
 }
+
+// shadowCandidate is the candidate the shadow row runs beside benchPolicy:
+// the same permit and a forbid no call matches, so both decide alike and
+// the candidate's decision is pure extra work.
+const shadowCandidate = benchPolicy + `forbid(principal, action == Action::"` + actionName + `", resource) when { context.arguments.city == "Atlantis" };` + "\n"
 
 // gateway is what the benchmark runs against: the upstream, and data
 // planes serving it through a one-node control plane.
 type gateway struct {
+	c        *harness.Cluster
+	dir      string
 	upstream *upstream
 	dps      map[string]*harness.Dataplane // by dpVariant.path
 	apiKey   string                        // the bench agent's
@@ -134,8 +142,8 @@ type gateway struct {
 func startGateway(t testing.TB, up *upstream, variants []dpVariant) *gateway {
 	start := time.Now()
 	c := harness.StartCluster(t, 1)
-	g := &gateway{upstream: up}
 	dir := t.TempDir()
+	g := &gateway{c: c, dir: dir, upstream: up}
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
@@ -194,4 +202,30 @@ func startGateway(t testing.TB, up *upstream, variants []dpVariant) *gateway {
 	t.Logf("gateway up in %s: control plane %s, upstream %s",
 		time.Since(start).Round(time.Millisecond), c.URLs()[0], g.upstream.URL)
 	return g
+}
+
+// startShadow starts a rollout of the bench's policy set in shadow (for a
+// month: it never moves on during the run) and waits until dp serves it.
+// Every data plane of the cluster evaluates the candidate from then on, so
+// the shadow row is measured last, alone.
+func (g *gateway) startShadow(t testing.TB, dp *harness.Dataplane) {
+	file := filepath.Join(g.dir, "candidate.cedar")
+	if err := os.WriteFile(file, []byte(shadowCandidate), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Rollout struct {
+			Meta struct {
+				Revision harness.Int64 `json:"revision"`
+			} `json:"meta"`
+		} `json:"rollout"`
+	}
+	harness.GwctlJSON(t, g.c.Env(), &out, "rollout", "start", "bench", "-f", file, "--shadow", "720h", "--timeout", "20s")
+	version := uint64(out.Rollout.Meta.Revision)
+	dp.AwaitReadyz(t, 20*time.Second, fmt.Sprintf("serves the rollout's config version ≥ %d", version), func(st harness.ReadyStatus) error {
+		if st.Version < version {
+			return fmt.Errorf("want version ≥ %d", version)
+		}
+		return nil
+	})
 }

@@ -4,7 +4,9 @@
 // through the Portcullis data plane with its full pipeline
 // (authentication, Cedar, schema validation, audit), once with
 // asynchronous audit (--audit-sync=false) and once with durable audit (the
-// default: a call is answered once its record is fsynced). It starts
+// default: a call is answered once its record is fsynced), and durable
+// again while a policy rollout is in shadow, whose stage table shows what
+// shadow evaluation costs beside one decision. It starts
 // everything on loopback with the real binaries (test/harness): a one-node
 // control plane, the upstream, one data plane per audit mode and nginx.
 // The upstream is test/bench/fastupstream, fast enough that the proxy, not
@@ -118,7 +120,7 @@ func main() {
 	flag.StringVar(&cfg.allocsPkg, "allocs-pkg", "./test/bench/callbench", "package of BenchmarkToolsCall (allocations per in-process call); empty skips it")
 	flag.StringVar(&cfg.allocsTime, "allocs-benchtime", "2000x", "-benchtime of BenchmarkToolsCall (run with -count 3)")
 	flag.StringVar(&cfg.nginx, "nginx", "", "nginx binary (default: nginx on PATH, else /usr/sbin/nginx)")
-	paths := flag.String("paths", "direct,nginx,dataplane", "paths to measure, comma-separated: direct, nginx, dataplane-async, dataplane-durable; dataplane means both")
+	paths := flag.String("paths", "direct,nginx,dataplane", "paths to measure, comma-separated: direct, nginx, dataplane-async, dataplane-durable, dataplane-shadow; dataplane means all three")
 	flag.BoolVar(&cfg.verbose, "v", false, "print the processes' logs and the gwctl transcript at the end")
 	flag.Parse()
 	cfg.paths = map[string]bool{}

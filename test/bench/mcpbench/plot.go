@@ -23,6 +23,7 @@ var pathColors = map[string]string{
 	pathNginx:     "#009E73",
 	pathDPAsync:   "#0072B2",
 	pathDPDurable: "#D55E00",
+	pathDPShadow:  "#CC79A7",
 }
 
 // Plot geometry, in SVG user units.

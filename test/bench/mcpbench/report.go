@@ -257,7 +257,7 @@ func renderAllocs(b *strings.Builder, rep allocReport, byName map[string]*measur
 		fmt.Fprintf(b, "| **the data plane's own (dataplane − direct)** | **%.0f** | **%.0f** | %.0f |\n", p.allocs-d.allocs, p.bytes-d.bytes, p.nsPerOp-d.nsPerOp)
 	}
 	var rows []string
-	for _, name := range []string{pathDPAsync, pathDPDurable} {
+	for _, name := range []string{pathDPAsync, pathDPDurable, pathDPShadow} {
 		m := byName[name]
 		if !m.measured() {
 			continue
@@ -314,7 +314,7 @@ func renderStageSection(b *strings.Builder, byName map[string]*measurement, fsyn
 		"Reported, not judged.\n\n", stageMetric)
 	renderBudget(b, names, inputs)
 
-	for _, name := range []string{pathDPAsync, pathDPDurable} {
+	for _, name := range []string{pathDPAsync, pathDPDurable, pathDPShadow} {
 		m := byName[name]
 		if !m.measured() {
 			continue

@@ -19,6 +19,7 @@ const (
 	pathNginx     = "nginx"
 	pathDPAsync   = "data plane (async audit)"
 	pathDPDurable = "data plane (durable audit)"
+	pathDPShadow  = "data plane (durable audit, policy rollout in shadow)"
 )
 
 // measurement is everything measured on one path.
@@ -113,7 +114,7 @@ func run(ctx context.Context, cfg config) error {
 			targets = append(targets, tg)
 		}
 
-		var live []*target
+		var live, shadow []*target
 		byTarget := map[*target]*measurement{}
 		for _, tg := range targets {
 			tg.upstream = up.pids
@@ -125,6 +126,12 @@ func run(ctx context.Context, cfg config) error {
 				continue
 			}
 			byTarget[tg] = m
+			if tg.name == pathDPShadow {
+				// Measured alone, last: the rollout reaches every data
+				// plane of the cluster once started.
+				shadow = append(shadow, tg)
+				continue
+			}
 			live = append(live, tg)
 		}
 		defer func() {
@@ -151,6 +158,23 @@ func run(ctx context.Context, cfg config) error {
 				}
 				fmt.Fprintf(os.Stderr, "mcpbench: throughput %d/%d: %s: closed loop, %d workers for %s …\n", round+1, cfg.tputRounds, tg.name, cfg.workers, cfg.tputDur)
 				m := byTarget[tg]
+				m.tput = append(m.tput, maxThroughput(ctx, tg, cfg.workers, cfg.tputWarmup, cfg.tputDur))
+			}
+		}
+		for _, tg := range shadow {
+			g.startShadow(t, g.dps[pathDPShadow])
+			m := byTarget[tg]
+			for round := range cfg.rounds {
+				if ctx.Err() != nil {
+					return
+				}
+				fmt.Fprintf(os.Stderr, "mcpbench: round %d/%d: %s: %d calls/s for %s after %s warm-up …\n", round+1, cfg.rounds, tg.name, cfg.rate, cfg.duration, cfg.warmup)
+				m.fixed = append(m.fixed, fixedRate(ctx, tg, cfg.rate, cfg.inflight, cfg.warmup, cfg.duration))
+			}
+			for range cfg.tputRounds {
+				if ctx.Err() != nil {
+					return
+				}
 				m.tput = append(m.tput, maxThroughput(ctx, tg, cfg.workers, cfg.tputWarmup, cfg.tputDur))
 			}
 		}

@@ -424,7 +424,7 @@ func rolloutSteps(first int) []Step {
 	staleTests := Rollout("limits-r0", "limits", v3, 60)
 	staleTests.TestsRevision = testsAt - 1
 	return []Step{
-		{Name: "record node version", Cmd: By(Update(NodeAt("n1", clusterversion.Current())), NodeActor, "r-n1-version", 45)},
+		{Name: "record node version", Cmd: By(Update(NodeAt("n1", clusterversion.Current())), NodeActor, "r-n1-version-current", 45)},
 		{Name: "pin again", Cmd: By(Create(ToolPin("pay", "send", AmountSchema("integer"))), BootToken, "r-pin-2", 46), ConfigMoves: true},
 		{Name: "policy set version 1", Cmd: By(Create(v1), BootToken, "r-limits-1", 47), ConfigMoves: true},
 		{Name: "policy set version 2", Cmd: By(Update(v2), BootToken, "r-limits-2", 48), ConfigMoves: true},

@@ -11,6 +11,10 @@ TOOLS_MOD := $(CURDIR)/tools
 PKGS_UNIT := $(shell $(GO) list ./... 2>/dev/null | grep -v '/test/') ./test/crossplane
 PKGS_E2E  := $(shell $(GO) list ./test/... 2>/dev/null | grep -v '/test/crossplane')
 RUN_DIR   ?= $(CURDIR)/.portcullis
+# Packages with code or tests only for -tags upgradetest: the synthetic
+# resource kind of the rolling-upgrade test (test/upgrade, docs/upgrades.md).
+UPGRADETEST_PKGS := ./internal/controlplane/clusterversion/ ./internal/controlplane/state/ \
+	./internal/controlplane/adminapi/ ./internal/controlplane/server/
 
 TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go $(BIN)/golangci-lint
 
@@ -67,10 +71,13 @@ lint: $(TOOLS) ## buf lint, gofmt, go vet, plane separation (test files too), go
 	$(GO) vet ./...
 	./scripts/check-imports
 	$(BIN)/golangci-lint run ./...
+	$(GO) vet -tags upgradetest $(UPGRADETEST_PKGS)
+	$(BIN)/golangci-lint run --build-tags upgradetest $(UPGRADETEST_PKGS)
 
 .PHONY: unit
-unit: ## Unit and in-process cluster tests (race detector on)
+unit: ## Unit and in-process cluster tests (race detector on), also with -tags upgradetest where it matters
 	$(GO) test -race -count=1 -timeout 15m $(PKGS_UNIT)
+	$(GO) test -race -count=1 -timeout 15m -tags upgradetest $(UPGRADETEST_PKGS)
 
 # The official TypeScript MCP SDK, for the e2e test with a non-Go client.
 TSCLIENT := test/tsclient/node_modules/.package-lock.json
@@ -79,15 +86,28 @@ $(TSCLIENT): test/tsclient/package.json test/tsclient/package-lock.json
 	npm ci --prefix test/tsclient --no-audit --no-fund
 
 .PHONY: e2e
-e2e: $(TSCLIENT) ## End-to-end tests with the real binaries and real MCP clients (test/; installs the TypeScript SDK from npm)
+e2e: $(TSCLIENT) ## End-to-end tests with the real binaries and real MCP clients, and the rolling upgrade from test/upgrade/BASELINE (test/; installs the TypeScript SDK from npm)
 	$(GO) test -count=1 -timeout 15m -v $(PKGS_E2E) 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; test $${PIPESTATUS[0]} -eq 0
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for a short while
 	./scripts/fuzz-all 20s
 
+# The fuzz targets CI runs on every change, FUZZ_CI_TIME each: the control
+# plane's state machine (a committed entry is replayed forever) and the
+# data plane's snapshot compile. scripts/fuzz-all runs every target.
+FUZZ_CI      := ./internal/controlplane/state:FuzzApply ./internal/dataplane/config:FuzzCompile
+FUZZ_CI_TIME ?= 10s
+
+.PHONY: fuzz-ci
+fuzz-ci: ## Fuzz the state machine's Apply and the data plane's snapshot compile, 10s each
+	@for t in $(FUZZ_CI); do \
+		echo "== $${t%%:*} $${t##*:} ($(FUZZ_CI_TIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZ_CI_TIME) -fuzzminimizetime 2s -timeout 5m "$${t%%:*}" || exit 1; \
+	done
+
 .PHONY: test
-test: lint check-generate unit e2e ## Everything CI holds: lint, check-generate, unit, e2e
+test: lint check-generate unit fuzz-ci e2e ## Everything CI holds: lint, check-generate, unit, fuzz-ci, e2e
 
 .PHONY: bench
 bench: ## Benchmarks with printed figures: Raft commits, leader failover, config distribution, snapshot scale, authorization by policy count, audit log records/s and latency, MCP calls direct vs nginx vs data plane

@@ -8,6 +8,8 @@ import (
 
 	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/x/exp/ast"
+
+	"github.com/portcullis-gw/portcullis/internal/limits"
 )
 
 // IDAnnotation is the annotation that names a policy.
@@ -39,6 +41,18 @@ func (s *Schema) ParsePolicies(setName, filename string, src []byte) (*PolicySet
 	// A set name without '/' keeps "<set>/<id>" unambiguous across sets.
 	if setName == "" || strings.Contains(setName, "/") {
 		return nil, fmt.Errorf("parse policies in %s: invalid policy set name %q (want non-empty, no '/')", filename, setName)
+	}
+	// cedar-go's parser, validator and evaluator recurse over brackets
+	// and expressions: a source nested beyond the limits never reaches
+	// them, whoever calls (the control plane's state machine, a data
+	// plane's snapshot compile, gwctl).
+	if err := limits.CheckCedar(src); err != nil {
+		var le *limits.Error
+		errors.As(err, &le)
+		return nil, &Error{Diagnostics: []Diagnostic{{
+			Position: Position{Filename: filename, Line: le.Line, Column: le.Column},
+			Message:  le.Msg,
+		}}}
 	}
 	list, err := cedar.NewPolicyListFromBytes(filename, src)
 	if err != nil {

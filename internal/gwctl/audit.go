@@ -126,7 +126,7 @@ credentials replaced with "[REDACTED:<kind>]".`,
 				rows := make([][]string, 0, len(out.GetRecords()))
 				for _, r := range out.GetRecords() {
 					rows = append(rows, []string{timeText(r.GetTime()), r.GetDataplane(), strconv.FormatUint(r.GetSequence(), 10),
-						r.GetAgent(), r.GetUser(), r.GetUpstream(), r.GetTool(), r.GetDecision(), r.GetOutcome(), r.GetMode()})
+						recordActor(r), r.GetUser(), r.GetUpstream(), recordTarget(r), r.GetDecision(), r.GetOutcome(), r.GetMode()})
 				}
 				if err := p.table([]string{"TIME", "DATAPLANE", "SEQ", "AGENT", "USER", "UPSTREAM", "TOOL", "DECISION", "OUTCOME", "MODE"}, rows); err != nil {
 					return err
@@ -180,8 +180,8 @@ func streamCSV(p *printer, page func(string) (*auditv1.QueryResponse, error), to
 			if r.GetTime() != nil {
 				ts = r.GetTime().AsTime().UTC().Format(time.RFC3339Nano)
 			}
-			if err := w.Write([]string{ts, r.GetDataplane(), strconv.FormatUint(r.GetSequence(), 10), r.GetAgent(), r.GetUser(),
-				r.GetProtocol(), r.GetMethod(), r.GetUpstream(), r.GetTool(), r.GetDecision(), strings.Join(r.GetPolicies(), " "),
+			if err := w.Write([]string{ts, r.GetDataplane(), strconv.FormatUint(r.GetSequence(), 10), recordActor(r), r.GetUser(),
+				r.GetProtocol(), r.GetMethod(), r.GetUpstream(), recordTarget(r), r.GetDecision(), strings.Join(r.GetPolicies(), " "),
 				r.GetOutcome(), r.GetReason(), r.GetMode(), strconv.FormatUint(r.GetSnapshotVersion(), 10), ms(r.GetLatency()),
 				ms(r.GetUpstreamLatency()), r.GetSourceIp(), strconv.FormatBool(r.GetUpstreamError()),
 				strconv.FormatInt(r.GetResponseBytes(), 10), r.GetArgumentsJson(), hex.EncodeToString(r.GetHash())}); err != nil {

@@ -44,6 +44,7 @@ func (a *app) clusterStatus() *cobra.Command {
 				if err := p.fields([]field{
 					{"Cluster", resp.GetClusterId()},
 					{"Leader", leader},
+					{"Version", clusterVersionText(resp.GetClusterVersion())},
 					{"Config version", fmt.Sprint(resp.GetConfigVersion())},
 					{"CA fingerprint", resp.GetCaFingerprint()},
 					{"Answered by", answered},
@@ -66,9 +67,26 @@ func printMembers(p *printer, members []*adminv1.ClusterMember) error {
 		if m.GetLeader() {
 			leader = "*"
 		}
-		rows = append(rows, []string{m.GetNodeId(), leader, m.GetSuffrage(), m.GetRaftAddr(), m.GetApiAddr(), timeText(m.GetLastContact())})
+		rows = append(rows, []string{m.GetNodeId(), leader, m.GetSuffrage(), versionText(m.GetMaxClusterVersion()), m.GetRaftAddr(), m.GetApiAddr(), timeText(m.GetLastContact())})
 	}
-	return p.table([]string{"NODE", "LEADER", "SUFFRAGE", "RAFT ADDRESS", "API ADDRESS", "LAST CONTACT"}, rows)
+	return p.table([]string{"NODE", "LEADER", "SUFFRAGE", "VERSION", "RAFT ADDRESS", "API ADDRESS", "LAST CONTACT"}, rows)
+}
+
+// clusterVersionText shows the cluster version every voter supports.
+func clusterVersionText(v uint32) string {
+	if v == 0 {
+		return "- (the server predates cluster versions)"
+	}
+	return fmt.Sprintf("%d (the cluster version every voter supports)", v)
+}
+
+// versionText shows a cluster version; 0 comes from a server that predates
+// cluster versions.
+func versionText(v uint32) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprint(v)
 }
 
 func (a *app) clusterJoin() *cobra.Command {

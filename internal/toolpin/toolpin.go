@@ -15,6 +15,7 @@ import (
 	"github.com/gowebpki/jcs"
 
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"github.com/portcullis-gw/portcullis/internal/limits"
 )
 
 // HashedFields are the top-level members of a tool definition an approval
@@ -36,7 +37,14 @@ const Prefix = "sha256:"
 // their canonical JSON (RFC 8785), so neither key order nor whitespace
 // changes it, and returns it as "sha256:<hex>" together with the
 // definition's inputSchema exactly as given (nil when absent).
+//
+// A definition nested deeper than limits.JSONNesting is refused before it
+// is parsed.
 func Hash(def []byte) (hash string, inputSchema []byte, err error) {
+	var deep *limits.Error
+	if errors.As(limits.CheckJSON("definition", def, len(def)), &deep) {
+		return "", nil, errors.New(deep.Msg)
+	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(def, &obj); err != nil || obj == nil {
 		return "", nil, errors.New("the definition must be a JSON object")

@@ -422,4 +422,28 @@ func TestResourcesAndPromptsFederated(t *testing.T) {
 	if reads != 1 || denied != 1 {
 		t.Errorf("audit: %d allowed and %d denied reads of tools/demo://readme, want 1 and 1", reads, denied)
 	}
+	// Lists and handshakes go through the same pipeline and leave records
+	// of their own kinds: the ops agent's resources list showed 2 items,
+	// the dev agent's none.
+	kinds := map[string]int{}
+	var opsResources, devResources []int64
+	for _, r := range records {
+		kinds[r.Kind+" "+r.Method]++
+		if r.Kind == "EVENT_KIND_LIST" && r.Method == "resources/list" {
+			switch r.Agent {
+			case "ops-agent":
+				opsResources = append(opsResources, int64(r.Items))
+			case "dev-agent":
+				devResources = append(devResources, int64(r.Items))
+			}
+		}
+	}
+	for _, k := range []string{"EVENT_KIND_SESSION initialize", "EVENT_KIND_LIST resources/templates/list", "EVENT_KIND_LIST prompts/list", "EVENT_KIND_CALL prompts/get"} {
+		if kinds[k] == 0 {
+			t.Errorf("no audit record of kind and method %q (have %v)", k, kinds)
+		}
+	}
+	if !slices.Equal(opsResources, []int64{2}) || !slices.Equal(devResources, []int64{0}) {
+		t.Errorf("resources/list records: ops agent saw %v items, dev agent %v; want [2] and [0]", opsResources, devResources)
+	}
 }

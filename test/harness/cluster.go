@@ -36,6 +36,9 @@ type ClusterStatus struct {
 	ConfigVersion Int64           `json:"configVersion"`
 	CAFingerprint string          `json:"caFingerprint"`
 	AppliedIndex  Int64           `json:"appliedIndex"`
+	// ClusterVersion is the cluster version every voter supports (0 from
+	// a server that predates cluster versions).
+	ClusterVersion int `json:"clusterVersion"`
 }
 
 // ClusterMember is one entry of ClusterStatus.Members.
@@ -45,6 +48,9 @@ type ClusterMember struct {
 	APIAddr  string `json:"apiAddr"`
 	Suffrage string `json:"suffrage"`
 	Leader   bool   `json:"leader"`
+	// MaxClusterVersion is the highest cluster version the member's binary
+	// supports, as recorded (0 from a server that predates versions).
+	MaxClusterVersion int `json:"maxClusterVersion"`
 }
 
 // Voters lists the ids of the voting members, sorted.
@@ -83,12 +89,28 @@ func Cluster3(t testing.TB) *Cluster {
 // reports all n as voters and agrees on one leader.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartClusterWith(t, ClusterOptions{Nodes: n})
+}
+
+// ClusterOptions configure StartClusterWith.
+type ClusterOptions struct {
+	// Nodes is the number of nodes (n1 … nN).
+	Nodes int
+	// BinDir holds the controlplane binary every node runs (default: the
+	// one Main built), e.g. a build of another commit (BuildCommit).
+	BinDir string
+}
+
+// StartClusterWith is StartCluster with options.
+func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
+	t.Helper()
+	n := opts.Nodes
 	start := time.Now()
 	dir := t.TempDir()
 	c := &Cluster{Dir: dir, KEKFile: filepath.Join(dir, "kek")}
-	GenKEK(t, c.KEKFile)
+	genKEK(t, programIn(t, opts.BinDir, "controlplane"), c.KEKFile)
 	n1 := StartControlPlane(t, ControlPlaneOptions{
-		NodeID: "n1", DataDir: filepath.Join(dir, "n1"), KEKFile: c.KEKFile, Bootstrap: true,
+		NodeID: "n1", DataDir: filepath.Join(dir, "n1"), KEKFile: c.KEKFile, Bootstrap: true, BinDir: opts.BinDir,
 	})
 	c.Nodes = append(c.Nodes, n1)
 	c.CAFingerprint = n1.AwaitCAFingerprint(t, StartTimeout)
@@ -103,7 +125,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		id := fmt.Sprintf("n%d", i)
 		c.Nodes = append(c.Nodes, StartControlPlane(t, ControlPlaneOptions{
 			NodeID: id, DataDir: filepath.Join(dir, id), KEKFile: c.KEKFile,
-			Join: n1.URL, JoinToken: c.Token, JoinCAFingerprint: c.CAFingerprint,
+			Join: n1.URL, JoinToken: c.Token, JoinCAFingerprint: c.CAFingerprint, BinDir: opts.BinDir,
 		}))
 	}
 	for _, cp := range c.Nodes[1:] {

@@ -65,7 +65,13 @@ func FreeAddr(t testing.TB) string {
 // GenKEK writes a new key-encryption key to file with "controlplane gen-kek".
 func GenKEK(t testing.TB, file string) {
 	t.Helper()
-	out, err := exec.Command(Bin(t, "controlplane"), "gen-kek", file).CombinedOutput()
+	genKEK(t, Bin(t, "controlplane"), file)
+}
+
+// genKEK runs "gen-kek" of the controlplane binary bin.
+func genKEK(t testing.TB, bin, file string) {
+	t.Helper()
+	out, err := exec.Command(bin, "gen-kek", file).CombinedOutput()
 	if err != nil {
 		t.Fatalf("controlplane gen-kek %s: %v\n%s", file, err, out)
 	}
@@ -87,6 +93,9 @@ type ControlPlaneOptions struct {
 	JoinCAFingerprint string
 	// Args are extra flags, after the harness's own.
 	Args []string
+	// BinDir holds the controlplane binary to run (default: the one Main
+	// built), e.g. a build of another commit (BuildCommit).
+	BinDir string
 }
 
 // ControlPlane is a controlplane node run by a test. Its process can be
@@ -106,6 +115,7 @@ type ControlPlane struct {
 	args []string // flags of the first start (bootstrap or join included)
 	mu   sync.Mutex
 	d    *Daemon
+	bin  string // the binary the current (or next) process runs
 }
 
 // StartControlPlane starts a node; it does not wait for it (see
@@ -127,7 +137,7 @@ func StartControlPlane(t testing.TB, opts ControlPlaneOptions) *ControlPlane {
 	cp := &ControlPlane{
 		NodeID: opts.NodeID, DataDir: opts.DataDir, KEKFile: opts.KEKFile,
 		RaftAddr: opts.RaftAddr, APIAddr: opts.APIAddr, URL: "https://" + opts.APIAddr,
-		Log: NewLogBuffer(), t: t,
+		Log: NewLogBuffer(), t: t, bin: programIn(t, opts.BinDir, "controlplane"),
 	}
 	args := cp.baseArgs()
 	switch {
@@ -162,10 +172,18 @@ func (cp *ControlPlane) baseArgs() []string {
 
 func (cp *ControlPlane) start(args []string) {
 	cp.t.Helper()
-	d := StartDaemon(cp.t, "controlplane "+cp.NodeID, Bin(cp.t, "controlplane"), args, nil, cp.Log)
+	d := StartDaemon(cp.t, "controlplane "+cp.NodeID, cp.Bin(), args, nil, cp.Log)
 	cp.mu.Lock()
 	cp.d = d
 	cp.mu.Unlock()
+}
+
+// Bin is the controlplane binary the node runs (or runs at its next
+// start).
+func (cp *ControlPlane) Bin() string {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return cp.bin
 }
 
 // Daemon is the node's current process.
@@ -228,6 +246,24 @@ func (cp *ControlPlane) RestartWith(args ...string) {
 		}
 	}
 	cp.start(append(cp.baseArgs(), args...))
+}
+
+// RestartFrom is Restart with the controlplane binary in binDir: how a
+// rolling upgrade (or downgrade) replaces a node's binary while keeping
+// its data dir and addresses. A node that still runs is stopped with
+// SIGTERM first, and the test fails unless it exits cleanly.
+func (cp *ControlPlane) RestartFrom(binDir string) {
+	cp.t.Helper()
+	if cp.Running() {
+		if err := cp.Stop(); err != nil {
+			cp.t.Fatalf("controlplane %s: stop for a restart from %s: %v", cp.NodeID, binDir, err)
+		}
+	}
+	bin := programIn(cp.t, binDir, "controlplane")
+	cp.mu.Lock()
+	cp.bin = bin
+	cp.mu.Unlock()
+	cp.start(cp.baseArgs())
 }
 
 // AwaitReady waits until the node answers /readyz with 200 (it knows a

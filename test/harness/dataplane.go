@@ -37,6 +37,9 @@ type DataplaneOptions struct {
 	DegradedAfter, MaxStale time.Duration
 	// Args are extra flags, after the harness's own.
 	Args []string
+	// BinDir holds the dataplane binary to run (default: the one Main
+	// built), e.g. a build of another commit (BuildCommit).
+	BinDir string
 }
 
 // Dataplane is a dataplane process run by a test. It can be stopped,
@@ -56,6 +59,7 @@ type Dataplane struct {
 	env  []string
 	mu   sync.Mutex
 	d    *Daemon
+	bin  string // the binary the current (or next) process runs
 }
 
 // StartDataplane starts a data plane; it does not wait for it (see
@@ -73,7 +77,7 @@ func StartDataplane(t testing.TB, opts DataplaneOptions) *Dataplane {
 	}
 	dp := &Dataplane{
 		Name: opts.Name, DataDir: opts.DataDir, Listen: opts.Listen, URL: "http://" + opts.Listen,
-		Log: NewLogBuffer(), t: t,
+		Log: NewLogBuffer(), t: t, bin: programIn(t, opts.BinDir, "dataplane"),
 		env: []string{"PORTCULLIS_DP_JOIN_CREDENTIAL=" + opts.Credential},
 	}
 	dp.args = []string{
@@ -104,7 +108,10 @@ func StartDataplane(t testing.TB, opts DataplaneOptions) *Dataplane {
 
 func (dp *Dataplane) start() {
 	dp.t.Helper()
-	d := StartDaemon(dp.t, "dataplane "+dp.Name, Bin(dp.t, "dataplane"), dp.args, dp.env, dp.Log)
+	dp.mu.Lock()
+	bin := dp.bin
+	dp.mu.Unlock()
+	d := StartDaemon(dp.t, "dataplane "+dp.Name, bin, dp.args, dp.env, dp.Log)
 	dp.mu.Lock()
 	dp.d = d
 	dp.mu.Unlock()
@@ -143,6 +150,25 @@ func (dp *Dataplane) Restart() {
 			dp.t.Logf("restart dataplane %s: stop: %v", dp.Name, err)
 		}
 	}
+	dp.start()
+}
+
+// RestartFrom is Restart with the dataplane binary in binDir: how a
+// rolling upgrade replaces a data plane's binary while keeping its data
+// dir (last-known-good snapshot, audit log) and listen address. A data
+// plane that still runs is stopped with SIGTERM first, and the test fails
+// unless it exits cleanly.
+func (dp *Dataplane) RestartFrom(binDir string) {
+	dp.t.Helper()
+	if dp.Running() {
+		if err := dp.Daemon().Stop(15 * time.Second); err != nil {
+			dp.t.Fatalf("dataplane %s: stop for a restart from %s: %v", dp.Name, binDir, err)
+		}
+	}
+	bin := programIn(dp.t, binDir, "dataplane")
+	dp.mu.Lock()
+	dp.bin = bin
+	dp.mu.Unlock()
 	dp.start()
 }
 
@@ -280,6 +306,8 @@ type AuditRecord struct {
 	// For a refusal summary: the source network and count.
 	SourceNetwork string
 	Count         uint64
+	// Items is, for a list, how many items the agent was shown.
+	Items uint32
 }
 
 // AuditRecords reads the whole audit log (a record still being written
@@ -309,6 +337,7 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			Kind:            r.GetKind().String(),
 			SourceNetwork:   r.GetRefusalSummary().GetSourceNetwork(),
 			Count:           r.GetRefusalSummary().GetCount(),
+			Items:           r.GetList().GetItems(),
 		})
 	}
 	return out, nil

@@ -96,11 +96,26 @@ func programPackage(program string) string {
 // build; each binary is named after the last element of its package path,
 // which is the program's name.
 func build(dir string, programs []string) error {
+	return buildTagged(dir, "", programs)
+}
+
+// BuildTagged compiles programs (see Main) from the current source with
+// the build tags tags (comma-separated, as for go build -tags) into dir,
+// without making them the programs Bin returns: start them with the BinDir
+// options or RestartFrom.
+func BuildTagged(dir, tags string, programs ...string) error {
+	return buildTagged(dir, tags, programs)
+}
+
+func buildTagged(dir, tags string, programs []string) error {
 	root, err := RepoRoot()
 	if err != nil {
 		return err
 	}
 	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
 	if os.Getenv("PORTCULLIS_E2E_RACE") == "1" {
 		args = append(args, "-race")
 	}
@@ -137,6 +152,31 @@ func Bin(t testing.TB, program string) string {
 	p, err := binPath(program)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return p
+}
+
+// BinDir is the directory Main (or BuildPrograms) built the programs into.
+func BinDir(t testing.TB) string {
+	t.Helper()
+	binMu.Lock()
+	defer binMu.Unlock()
+	if binDir == "" {
+		t.Fatal("harness: no programs were built; call harness.Main from TestMain")
+	}
+	return binDir
+}
+
+// programIn is the path of program in dir, which must exist; an empty dir
+// means the one Main built it in.
+func programIn(t testing.TB, dir, program string) string {
+	t.Helper()
+	if dir == "" {
+		return Bin(t, program)
+	}
+	p := filepath.Join(dir, program)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("harness: no %s in %s: %v", program, dir, err)
 	}
 	return p
 }

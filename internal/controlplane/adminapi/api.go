@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/access"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
@@ -70,6 +71,9 @@ type Cluster interface {
 type Member struct {
 	ID, RaftAddr, APIAddr, Suffrage string
 	Leader                          bool
+	// Version is the highest cluster version the node's binary supports,
+	// as recorded in the state.
+	Version clusterversion.Version
 }
 
 // Config configures the API.
@@ -185,8 +189,17 @@ func (a *API) Routes() []Route {
 	add(edge.Service(adminv1connect.NewDataplaneServiceHandler, adminv1connect.DataplaneServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewAccessServiceHandler, adminv1connect.AccessServiceHandler(a), own...))
 	add(edge.Service(auditv1connect.NewAuditServiceHandler, auditv1connect.AuditServiceHandler(a), own...))
+	if testRoutes != nil {
+		for _, b := range testRoutes(a, own) {
+			add(b)
+		}
+	}
 	return out
 }
+
+// testRoutes mounts the services of a test build (-tags upgradetest); nil
+// in a release build.
+var testRoutes func(a *API, own []connect.HandlerOption) []edge.Build
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 
@@ -233,8 +246,13 @@ func (a *API) command(ctx context.Context, reqID, method string) *fsmv1.Command 
 	}
 }
 
-// apply sends cmd to the store and maps a refusal to a Connect error.
+// apply sends cmd to the store and maps a refusal to a Connect error. A
+// command over a limit is refused here, before it is proposed; the state
+// machine would refuse it the same way (resource.ValidateCommand).
 func (a *API) apply(ctx context.Context, cmd *fsmv1.Command) (*fsmv1.Result, error) {
+	if err := resource.ValidateCommand(cmd); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
 	res, err := a.cfg.Store.Apply(ctx, cmd)
 	if err != nil {
 		return nil, a.storeError(ctx, err)

@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
@@ -18,13 +19,26 @@ import (
 )
 
 func (a *API) members(ctx context.Context) ([]*adminv1.ClusterMember, error) {
+	out, _, err := a.membersAndVersion(ctx)
+	return out, err
+}
+
+// membersAndVersion lists the members and the cluster version every voter
+// supports.
+func (a *API) membersAndVersion(ctx context.Context) ([]*adminv1.ClusterMember, clusterversion.Version, error) {
 	ms, err := a.cfg.Cluster.Members()
 	if err != nil {
-		return nil, a.storeError(ctx, err)
+		return nil, 0, a.storeError(ctx, err)
 	}
 	out := make([]*adminv1.ClusterMember, 0, len(ms))
+	var voters []clusterversion.Voter
 	for _, m := range ms {
-		cm := &adminv1.ClusterMember{NodeId: m.ID, RaftAddr: m.RaftAddr, ApiAddr: m.APIAddr, Suffrage: m.Suffrage, Leader: m.Leader}
+		v := max(m.Version, clusterversion.Baseline)
+		if m.Suffrage == "voter" {
+			voters = append(voters, clusterversion.Voter{ID: m.ID, Version: v})
+		}
+		cm := &adminv1.ClusterMember{NodeId: m.ID, RaftAddr: m.RaftAddr, ApiAddr: m.APIAddr, Suffrage: m.Suffrage, Leader: m.Leader,
+			MaxClusterVersion: uint32(v)}
 		if m.ID == a.cfg.Cluster.NodeID() && !m.Leader {
 			if t := a.cfg.Cluster.LastContact(); !t.IsZero() {
 				cm.LastContact = timestamppb.New(t)
@@ -32,7 +46,7 @@ func (a *API) members(ctx context.Context) ([]*adminv1.ClusterMember, error) {
 		}
 		out = append(out, cm)
 	}
-	return out, nil
+	return out, clusterversion.Effective(voters), nil
 }
 
 // GetClusterStatus implements ClusterService.
@@ -41,7 +55,7 @@ func (a *API) GetClusterStatus(ctx context.Context, req *connect.Request[adminv1
 	if err != nil {
 		return nil, err
 	}
-	members, err := a.members(ctx)
+	members, version, err := a.membersAndVersion(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -57,6 +71,7 @@ func (a *API) GetClusterStatus(ctx context.Context, req *connect.Request[adminv1
 		Dev:           a.cfg.Dev,
 	}
 	out.CaFingerprint = caFingerprint(st)
+	out.ClusterVersion = uint32(version)
 	return resp(out), nil
 }
 

@@ -112,6 +112,9 @@ func (s *Store) Restore(r io.Reader) error {
 		return fmt.Errorf("restore audit store: %w", err)
 	}
 	if string(pre[:8]) != snapshotMagic {
+		if string(pre[:6]) == snapshotMagic[:6] {
+			return fmt.Errorf("restore audit store: the snapshot's format %q is not %q, the one this binary reads: it was written by a newer Portcullis version; upgrade this node's binary", pre[:8], snapshotMagic)
+		}
 		return errors.New("restore audit store: not an audit store snapshot")
 	}
 	hlen := binary.LittleEndian.Uint32(pre[8:])

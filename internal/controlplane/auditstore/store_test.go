@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -317,5 +318,26 @@ func TestQueryFiltersAndPages(t *testing.T) {
 	}
 	if _, _, err := s.Query(auditstore.Filter{}, "garbage!", 10); !errors.Is(err, auditstore.ErrBadPageToken) {
 		t.Fatalf("bad token: %v", err)
+	}
+}
+
+// TestRestoreRefusesANewerFormat: a snapshot whose magic names another
+// version of the store's format is refused with an error that says a newer
+// version wrote it; other bytes are simply not an audit snapshot.
+func TestRestoreRefusesANewerFormat(t *testing.T) {
+	tests := []struct {
+		name, in, says string
+	}{
+		{"a newer format", "PCAUDS02\x00\x00\x00\x00", "written by a newer Portcullis version"},
+		{"not a snapshot", "something else", "not an audit store snapshot"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t, t.TempDir(), auditstore.Options{})
+			err := s.Restore(strings.NewReader(tt.in))
+			if err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Fatalf("Restore = %v, want an error saying %q", err, tt.says)
+			}
+		})
 	}
 }

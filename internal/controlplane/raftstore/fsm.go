@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"google.golang.org/protobuf/proto"
@@ -26,6 +29,7 @@ import (
 type FSM struct {
 	cur   atomic.Pointer[state.State]
 	audit *auditstore.Store // nil: AppendAudit is refused
+	log   *slog.Logger
 
 	mu      sync.Mutex
 	changed chan struct{}
@@ -36,31 +40,42 @@ var _ raft.FSM = (*FSM)(nil)
 // NewFSM returns a state machine holding the empty state, appending audit
 // records to audit (nil for none).
 func NewFSM(audit *auditstore.Store) *FSM {
-	f := &FSM{changed: make(chan struct{}), audit: audit}
+	f := &FSM{changed: make(chan struct{}), audit: audit, log: slog.New(slog.DiscardHandler)}
 	f.cur.Store(state.New())
 	return f
 }
 
-// DecodeCommand decodes a committed log entry. It is exported for the fuzz
-// test of the decoder.
+// DecodeCommand decodes a committed log entry and checks that this binary
+// can apply it in full (clusterversion.Needs): an entry that does not
+// decode, has no operation, uses an operation or resource kind this binary
+// does not know, or needs a higher cluster version than it supports is an
+// error. The leader runs it before proposing, so no entry that fails it on
+// the leader enters the log; a replica that fails it on a committed entry
+// runs an older binary than the leader's (or its log is corrupt). It is
+// exported for the fuzz test of the decoder.
 func DecodeCommand(data []byte) (*fsmv1.Command, error) {
 	cmd := &fsmv1.Command{}
 	if err := proto.Unmarshal(data, cmd); err != nil {
 		return nil, fmt.Errorf("decode command: %w", err)
 	}
-	if cmd.GetOp() == nil {
+	if cmd.GetOp() == nil && clusterversion.UnknownFields(cmd.ProtoReflect()) == "" {
 		return nil, fmt.Errorf("decode command: no operation")
+	}
+	if _, err := clusterversion.Needs(cmd); err != nil {
+		return nil, fmt.Errorf("decode command: %w", err)
 	}
 	return cmd, nil
 }
 
-// Apply applies one committed command. A command that cannot be decoded
-// means this replica's log diverged from what the leader proposed; crashing
-// is safer than serving a state that may differ from the other replicas'.
+// Apply applies one committed command. A command that cannot be decoded,
+// or that this binary cannot apply in full (written by a newer version),
+// stops the node: skipping it, or refusing it where the other replicas
+// applied it, would leave this replica serving a state that differs from
+// theirs. The version gates keep a rolling upgrade from ever getting here.
 func (f *FSM) Apply(l *raft.Log) any {
 	cmd, err := DecodeCommand(l.Data)
 	if err != nil {
-		panic(fmt.Sprintf("raftstore: committed log entry %d is not a command: %v", l.Index, err))
+		f.halt(l.Index, err)
 	}
 	if op := cmd.GetAppendAudit(); op != nil {
 		return f.applyAudit(l.Index, op)
@@ -69,6 +84,18 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.auditAdmin(l.Index, next)
 	f.swap(next)
 	return res
+}
+
+// halt stops the node on a committed entry it cannot apply: it logs why
+// and panics, which ends the process (the apply loop cannot return an
+// error to Raft, and carrying on would diverge).
+func (f *FSM) halt(index uint64, err error) {
+	msg := fmt.Sprintf("raftstore: this node cannot apply committed log entry %d and stops rather than diverge from the other replicas: %v", index, err)
+	if ue := (*clusterversion.UnsupportedError)(nil); errors.As(err, &ue) {
+		msg += "; a newer Portcullis version wrote it: upgrade this node's binary"
+	}
+	f.log.Error(msg, "index", index)
+	panic(msg)
 }
 
 // applyAudit stores audit records. Refusals are domain errors: ABORTED for
@@ -129,8 +156,15 @@ func (f *FSM) swap(next *state.State) {
 //	audit   the audit store (auditstore.Snapshot.WriteTo), or nothing
 //
 // A snapshot without the magic is a bare state stream (older snapshots,
-// and backups): restoring it leaves the audit store as it is.
+// and backups): restoring it leaves the audit store as it is. A bare state
+// stream never starts with "PCFSM" (it starts with the length and then
+// field 1 of its header), so another "PCFSM…" magic is a container of a
+// newer version, which Restore refuses.
 const snapshotMagic = "PCFSM002"
+
+// snapshotFamily is the part of the magic every version of the container
+// shares.
+const snapshotFamily = "PCFSM"
 
 // Snapshot captures the current state and audit store. The state is
 // immutable, so this is O(1); the audit store's segments are held open.
@@ -149,10 +183,27 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 
 // Restore replaces the state with a snapshot, atomically for readers, and
 // merges the snapshot's audit records into the audit store.
+//
+// A snapshot written by a newer version (state.ErrTooNew) stops the node
+// like an entry it cannot apply: refusing it would leave this replica
+// behind the others for good, serving an ever older state.
 func (f *FSM) Restore(rc io.ReadCloser) error {
+	err := f.restore(rc)
+	if errors.Is(err, state.ErrTooNew) {
+		msg := fmt.Sprintf("raftstore: this node cannot restore a snapshot and stops rather than fall behind the other replicas: %v", err)
+		f.log.Error(msg)
+		panic(msg)
+	}
+	return err
+}
+
+func (f *FSM) restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	br := bufio.NewReaderSize(rc, 64<<10)
 	head, _ := br.Peek(len(snapshotMagic))
+	if string(head) != snapshotMagic && strings.HasPrefix(string(head), snapshotFamily) {
+		return fmt.Errorf("restore snapshot: %w: its container is %q, this binary reads %q; upgrade this node's binary", state.ErrTooNew, head, snapshotMagic)
+	}
 	if string(head) != snapshotMagic {
 		st, err := state.Read(br)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -30,22 +31,35 @@ import (
 // token's hash), nor the refusal's message: only the error code.
 
 // adminRecord is the audit record of an admin write, before AppendNext
-// places it in the chain.
-func adminRecord(ev *configv1.AdminEvent) *auditv1.Record {
+// places it in the chain. Once every voter supports
+// clusterversion.TypedAdminAudit (typed) it is an EVENT_KIND_ADMIN_WRITE
+// record with the write in its AdminWrite detail; before, the write is
+// squeezed into call fields as older versions wrote it, so that every
+// replica of a mixed-version cluster computes the same chain.
+func adminRecord(ev *configv1.AdminEvent, typed bool) *auditv1.Record {
 	r := &auditv1.Record{
 		Time:     ev.GetTime(),
-		Agent:    ev.GetActor().GetTokenId(),
 		Protocol: "admin",
 		Method:   ev.GetMethod(),
-		Tool:     ev.GetOp(),
 		Outcome:  "ok",
-	}
-	if ev.GetKind() != "" {
-		r.Tool = ev.GetOp() + " " + ev.GetKind()
 	}
 	if ev.GetErrorCode() != "" {
 		r.Outcome = "refused"
 		r.Reason = strings.ToLower(ev.GetErrorCode())
+	}
+	if typed {
+		r.Kind = auditv1.EventKind_EVENT_KIND_ADMIN_WRITE
+		r.Detail = &auditv1.Record_AdminWrite{AdminWrite: &auditv1.AdminWrite{
+			Op: ev.GetOp(), ResourceKind: ev.GetKind(), ResourceName: ev.GetName(),
+			TokenId: ev.GetActor().GetTokenId(), Role: roleName(ev.GetActor().GetRole()),
+			RequestId: ev.GetRequestId(), ErrorCode: r.Reason,
+		}}
+		return r
+	}
+	r.Agent = ev.GetActor().GetTokenId()
+	r.Tool = ev.GetOp()
+	if ev.GetKind() != "" {
+		r.Tool = ev.GetOp() + " " + ev.GetKind()
 	}
 	args := struct {
 		Op        string `json:"op"`
@@ -79,5 +93,6 @@ func (f *FSM) auditAdmin(index uint64, st *state.State) {
 	if len(evs) == 0 || evs[0].GetIndex() != index {
 		return
 	}
-	_, _ = f.audit.AppendNext(auditstore.ControlPlane, index, adminRecord(evs[0]))
+	typed := clusterversion.Supports(st.Voters(), clusterversion.TypedAdminAudit)
+	_, _ = f.audit.AppendNext(auditstore.ControlPlane, index, adminRecord(evs[0], typed))
 }

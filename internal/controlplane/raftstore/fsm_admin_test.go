@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/statetest"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
@@ -133,5 +134,47 @@ func TestUploadUnderControlPlaneNameRefused(t *testing.T) {
 	res := f.Apply(&raft.Log{Index: 3, Data: appendAudit(t, auditstore.ControlPlane, records(t, auditstore.ControlPlane, 1))}).(*fsmv1.Result)
 	if res.GetError().GetCode() != fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION {
 		t.Fatalf("upload under the reserved name: %v", res)
+	}
+}
+
+// TestAdminWritesTypedOnceEveryVoterSupportsIt: while a voter records an
+// older cluster version, admin writes are audited in the call fields older
+// versions wrote (every replica of a mixed cluster computes the same
+// chain); once every voter supports clusterversion.TypedAdminAudit they
+// are EVENT_KIND_ADMIN_WRITE records with the write in their detail.
+func TestAdminWritesTypedOnceEveryVoterSupportsIt(t *testing.T) {
+	s := openStore(t)
+	f := raftstore.NewFSM(s)
+	old, cur := statetest.Node("n1"), statetest.Node("n2")
+	cur.MaxClusterVersion = uint32(clusterversion.TypedAdminAudit)
+	apply := func(i uint64, c *fsmv1.Command) {
+		t.Helper()
+		if res := f.Apply(&raft.Log{Index: i, Data: encode(t, c)}).(*fsmv1.Result); res.GetError() != nil {
+			t.Fatalf("apply %d: %v", i, res.GetError())
+		}
+	}
+	apply(10, statetest.By(statetest.Create(old), "tok-admin", "r1", 100))
+	apply(11, statetest.By(statetest.Create(cur), "tok-admin", "r2", 101))
+	apply(12, statetest.By(statetest.Create(statetest.Secret("a")), "tok-admin", "r3", 102))
+	upgraded := statetest.Node("n1")
+	upgraded.MaxClusterVersion = uint32(clusterversion.TypedAdminAudit)
+	apply(13, statetest.By(statetest.Upsert(upgraded), "node:n1", "r4", 103))
+	apply(14, statetest.By(statetest.Create(statetest.Secret("b")), "tok-admin", "r5", 104))
+
+	got := controlPlaneRecords(t, s)
+	if len(got) != 5 {
+		t.Fatalf("%d records, want 5", len(got))
+	}
+	if r := got[2]; r.GetKind() != auditv1.EventKind_EVENT_KIND_UNSPECIFIED || r.GetTool() != "put secret" || r.GetAgent() != "tok-admin" {
+		t.Errorf("record of a write while n1 records version 1: %v, want the older call-shaped record", r)
+	}
+	r := got[4]
+	w := r.GetAdminWrite()
+	if r.GetKind() != auditv1.EventKind_EVENT_KIND_ADMIN_WRITE || w == nil || w.GetOp() != "put" || w.GetResourceKind() != "secret" ||
+		w.GetResourceName() != "b" || w.GetTokenId() != "tok-admin" || w.GetRequestId() != "r5" || r.GetAgent() != "" || r.GetTool() != "" {
+		t.Errorf("record of a write once every voter supports typed records: %v", r)
+	}
+	if rep, err := s.Verify(); err != nil || rep.Problem != nil {
+		t.Fatalf("verify: %v %v", err, rep.Problem)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
@@ -23,6 +24,9 @@ type Member struct {
 	APIAddr  string
 	Suffrage string
 	Leader   bool
+	// Version is the highest cluster version the node's binary supports,
+	// as its record says (clusterversion.Baseline when it recorded none).
+	Version clusterversion.Version
 }
 
 // Members lists the Raft configuration as this node knows it.
@@ -35,7 +39,7 @@ func (n *Node) Members() ([]Member, error) {
 	st := n.fsm.State()
 	var out []Member
 	for _, s := range f.Configuration().Servers {
-		m := Member{ID: string(s.ID), RaftAddr: string(s.Address), Leader: s.ID == leader}
+		m := Member{ID: string(s.ID), RaftAddr: string(s.Address), Leader: s.ID == leader, Version: clusterversion.Baseline}
 		switch s.Suffrage {
 		case raft.Voter:
 			m.Suffrage = "voter"
@@ -46,6 +50,7 @@ func (n *Node) Members() ([]Member, error) {
 		}
 		if r, ok := st.Get(resource.Node, m.ID); ok {
 			m.APIAddr = r.GetNode().GetApiAddr()
+			m.Version = clusterversion.Of(r.GetNode().GetMaxClusterVersion())
 		}
 		out = append(out, m)
 	}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
@@ -167,6 +169,9 @@ func Open(cfg Config) (*Node, error) {
 	}
 
 	fsm := NewFSM(cfg.Audit)
+	if cfg.Logger != nil {
+		fsm.log = cfg.Logger.With("component", "fsm", "node", cfg.ID)
+	}
 	r, err := raft.NewRaft(rc, fsm, w, w, snaps, transport)
 	if err != nil {
 		_ = transport.Close()
@@ -261,7 +266,18 @@ func (n *Node) WaitLeader(ctx context.Context) error {
 // follower it forwards it to the leader, retrying across a leadership
 // change until ctx ends. Retrying is safe because the state machine
 // deduplicates by request id.
+//
+// Before proposing (or forwarding) it checks the version gate: a command
+// this binary cannot apply, or one that needs a cluster version some
+// voter does not support yet, is refused with a domain error (a result
+// with Error set) and never reaches the log. A command that needs more
+// than the baseline is stamped with that version (Command.cluster_version)
+// so that every replica checks the same gate when it applies it.
 func (n *Node) Apply(ctx context.Context, cmd *fsmv1.Command) (*fsmv1.Result, error) {
+	cmd, refused := n.admit(cmd)
+	if refused != nil {
+		return refused, nil
+	}
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encode command: %w", err)
@@ -312,9 +328,24 @@ func (n *Node) applyOnce(ctx context.Context, data []byte) (*fsmv1.Result, error
 
 // ApplyLocal proposes a serialized command on this node, which must be the
 // leader, and waits for it to be applied.
+//
+// The leader checks what every command needs again here, whoever sent it:
+// a command it cannot apply in full, or whose version some voter does not
+// support, is refused (a result with Error set) and never enters the log.
 func (n *Node) ApplyLocal(ctx context.Context, data []byte) (*fsmv1.Result, error) {
-	if _, err := DecodeCommand(data); err != nil {
-		return nil, err // never let an undecodable entry into the log
+	// Never let an entry into the log that does not decode, or that this
+	// binary could not apply (the checks of DecodeCommand, in admit).
+	cmd := &fsmv1.Command{}
+	if err := proto.Unmarshal(data, cmd); err != nil {
+		return nil, fmt.Errorf("decode command: %w", err)
+	}
+	if stamped, refused := n.admit(cmd); refused != nil {
+		return refused, nil
+	} else if stamped.GetClusterVersion() != cmd.GetClusterVersion() {
+		var err error
+		if data, err = proto.Marshal(stamped); err != nil {
+			return nil, fmt.Errorf("encode command: %w", err)
+		}
 	}
 	timeout := applyTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -335,6 +366,55 @@ func (n *Node) ApplyLocal(ctx context.Context, data []byte) (*fsmv1.Result, erro
 		return nil, fmt.Errorf("raft apply: unexpected response %T", f.Response())
 	}
 	return res, nil
+}
+
+// admit checks cmd against the version gate before it is proposed. It
+// returns the command to propose (a stamped copy when it needs more than
+// the baseline version) or, when cmd must not be proposed, the refusal to
+// return instead.
+func (n *Node) admit(cmd *fsmv1.Command) (*fsmv1.Command, *fsmv1.Result) {
+	if cmd.GetOp() == nil && clusterversion.UnknownFields(cmd.ProtoReflect()) == "" {
+		return nil, &fsmv1.Result{Error: &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, Message: "the command has no operation"}}
+	}
+	need, err := clusterversion.Needs(cmd)
+	if err != nil {
+		return nil, &fsmv1.Result{Error: &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION,
+			Message: fmt.Sprintf("control-plane node %s cannot propose this write: %v; upgrade this node's binary first", n.cfg.ID, err)}}
+	}
+	if need.Version <= clusterversion.Baseline {
+		return cmd, nil
+	}
+	if err := clusterversion.Gate(need, n.gateVoters()); err != nil {
+		return nil, &fsmv1.Result{Error: &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, Message: err.Error()}}
+	}
+	if cmd.GetClusterVersion() != uint32(need.Version) {
+		cmd = proto.Clone(cmd).(*fsmv1.Command)
+		cmd.ClusterVersion = uint32(need.Version)
+	}
+	return cmd, nil
+}
+
+// gateVoters lists the voters the version gate counts before a write is
+// proposed: every node the state records (with the version it recorded)
+// and every voter of the Raft configuration that has no record yet (at
+// the baseline version, since it has recorded nothing). Applying a command
+// counts the recorded nodes only (state.State.Voters), which is what
+// every replica can agree on.
+func (n *Node) gateVoters() []clusterversion.Voter {
+	out := n.fsm.State().Voters()
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return out
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		if !slices.ContainsFunc(out, func(v clusterversion.Voter) bool { return v.ID == string(s.ID) }) {
+			out = append(out, clusterversion.Voter{ID: string(s.ID), Version: clusterversion.Baseline})
+		}
+	}
+	return out
 }
 
 // State implements store.Store.

@@ -26,9 +26,14 @@ const (
 	AdminToken     Kind = "admin_token"
 	Node           Kind = "node"
 	ValueList      Kind = "value_list"
+	// UpgradeProbe is the synthetic kind of the rolling-upgrade test: only
+	// binaries built with -tags upgradetest support it (package
+	// clusterversion); every other binary refuses it like a kind from a
+	// future version. It is not in Kinds (nothing lists or deletes it).
+	UpgradeProbe Kind = "upgrade_probe"
 )
 
-// Kinds lists every kind in a stable order.
+// Kinds lists every kind of the gateway in a stable order.
 var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList}
 
 // Known reports whether k is a kind.
@@ -73,6 +78,8 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return Node
 	case *fsmv1.Resource_ValueList:
 		return ValueList
+	case *fsmv1.Resource_UpgradeProbe:
+		return UpgradeProbe
 	default:
 		return ""
 	}
@@ -99,6 +106,8 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.Node
 	case *fsmv1.Resource_ValueList:
 		return k.ValueList
+	case *fsmv1.Resource_UpgradeProbe:
+		return k.UpgradeProbe
 	default:
 		return nil
 	}
@@ -143,6 +152,8 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Node{Node: v}}
 	case *configv1.ValueList:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_ValueList{ValueList: v}}
+	case *fsmv1.UpgradeProbe:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_UpgradeProbe{UpgradeProbe: v}}
 	default:
 		panic(fmt.Sprintf("resource: %T is not a resource", m))
 	}

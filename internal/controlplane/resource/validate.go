@@ -4,37 +4,40 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"github.com/portcullis-gw/portcullis/internal/limits"
 	"github.com/portcullis-gw/portcullis/internal/secretbind"
 )
 
-// Limits on what a caller controls. They bound the replicated state and the
-// snapshot every data plane holds.
+// Limits on what a caller controls, from the one table in package limits
+// (kept here under their old names for callers of this package).
 const (
-	MaxLabels          = 32
-	MaxOwnerLen        = 128
-	MaxDescriptionLen  = 1024
-	MaxLabelValueLen   = 255
-	MaxAPIKeys         = 4
-	MaxIdentities      = 16
-	MaxPolicySource    = 1 << 20
-	MaxToolDefinition  = 256 << 10
-	MaxToolVersions    = 10
-	MaxSecretSealed    = 64<<10 + 64
-	MaxJWKSBytes       = 64 << 10
-	MaxURLLen          = 2048
-	MaxPolicyFilename  = 255
-	MaxScopes          = 32
-	MaxListValues      = 10000
-	MaxListValueLen    = 256
+	MaxLabels          = limits.Labels
+	MaxOwnerLen        = limits.Owner
+	MaxDescriptionLen  = limits.Description
+	MaxLabelValueLen   = limits.LabelValue
+	MaxAPIKeys         = limits.APIKeys
+	MaxIdentities      = limits.Identities
+	MaxPolicySource    = limits.PolicySetSource
+	MaxToolDefinition  = limits.ToolDefinition
+	MaxToolVersions    = limits.ToolVersions
+	MaxSecretSealed    = limits.SecretSealed
+	MaxJWKSBytes       = limits.JWKS
+	MaxURLLen          = limits.URL
+	MaxPolicyFilename  = limits.PolicyFilename
+	MaxScopes          = limits.Scopes
+	MaxListValues      = limits.ListValues
+	MaxListValueLen    = limits.ListValue
 	maxRequestBytesCap = 64 << 20
 )
 
@@ -89,21 +92,24 @@ func ValidateMeta(m *configv1.ResourceMeta) error {
 	if m == nil {
 		return invalid("meta", "is required")
 	}
-	if len(m.GetOwner()) > MaxOwnerLen || !utf8.ValidString(m.GetOwner()) {
-		return invalid("meta.owner", "must be valid UTF-8 of at most %d bytes", MaxOwnerLen)
+	if err := fromLimit(limits.Meta(m), ""); err != nil {
+		return err
 	}
-	if len(m.GetDescription()) > MaxDescriptionLen || !utf8.ValidString(m.GetDescription()) {
-		return invalid("meta.description", "must be valid UTF-8 of at most %d bytes", MaxDescriptionLen)
+	if !utf8.ValidString(m.GetOwner()) {
+		return invalid("meta.owner", "must be valid UTF-8")
 	}
-	if len(m.GetLabels()) > MaxLabels {
-		return invalid("meta.labels", "at most %d labels", MaxLabels)
+	if !utf8.ValidString(m.GetDescription()) {
+		return invalid("meta.description", "must be valid UTF-8")
 	}
-	for k, v := range m.GetLabels() {
+	// In key order: the first bad label is named in the error, which the
+	// state machine records, so it must be the same on every replica.
+	for _, k := range slices.Sorted(maps.Keys(m.GetLabels())) {
+		v := m.GetLabels()[k]
 		if !labelKeyRE.MatchString(k) {
 			return invalid("meta.labels", "key %q: use 1-63 characters of A-Z, a-z, 0-9, '_', '.', '/' and '-'", k)
 		}
-		if len(v) > MaxLabelValueLen || !utf8.ValidString(v) {
-			return invalid("meta.labels", "value of %q must be valid UTF-8 of at most %d bytes", k, MaxLabelValueLen)
+		if !utf8.ValidString(v) {
+			return invalid("meta.labels", "value of %q must be valid UTF-8", k)
 		}
 	}
 	return nil
@@ -112,9 +118,16 @@ func ValidateMeta(m *configv1.ResourceMeta) error {
 // Validate checks everything about r that needs no other state: required
 // fields, formats and limits. The state machine calls it on every put; the
 // admin API calls it first to answer bad input early.
+//
+// The limits (package limits) are checked first, before anything parses a
+// field: a policy set's Cedar source is scanned for nesting before Cedar
+// sees it, a pin's JSON before a JSON parser does.
 func Validate(r *fsmv1.Resource) error {
 	m := Meta(r)
 	if err := ValidateMeta(m); err != nil {
+		return err
+	}
+	if err := checkLimits(r); err != nil {
 		return err
 	}
 	switch k := r.GetKind().(type) {
@@ -136,9 +149,61 @@ func Validate(r *fsmv1.Resource) error {
 		return validateNode(k.Node)
 	case *fsmv1.Resource_ValueList:
 		return validateValueList(k.ValueList)
+	case *fsmv1.Resource_UpgradeProbe:
+		if err := ValidateName("meta.name", k.UpgradeProbe.GetMeta().GetName()); err != nil {
+			return err
+		}
+		if len(k.UpgradeProbe.GetNote()) > MaxDescriptionLen || !utf8.ValidString(k.UpgradeProbe.GetNote()) {
+			return invalid("note", "must be valid UTF-8 of at most %d bytes", MaxDescriptionLen)
+		}
+		return nil
 	default:
 		return invalid("resource", "no resource given")
 	}
+}
+
+// checkLimits checks r against the limits table and words a violation as
+// an *InvalidError.
+func checkLimits(r *fsmv1.Resource) error {
+	var err error
+	switch k := r.GetKind().(type) {
+	case *fsmv1.Resource_Agent:
+		err = limits.Agent(k.Agent)
+	case *fsmv1.Resource_Upstream:
+		err = limits.Upstream(k.Upstream)
+	case *fsmv1.Resource_ToolPin:
+		err = limits.ToolPin(k.ToolPin)
+	case *fsmv1.Resource_PolicySet:
+		err = limits.PolicySet(k.PolicySet)
+	case *fsmv1.Resource_IdentitySource:
+		err = limits.IdentitySource(k.IdentitySource)
+	case *fsmv1.Resource_Secret:
+		err = limits.SealedSecret(k.Secret)
+	case *fsmv1.Resource_AdminToken:
+		err = limits.AdminToken(k.AdminToken)
+	case *fsmv1.Resource_Node:
+		err = limits.Node(k.Node)
+	case *fsmv1.Resource_ValueList:
+		err = limits.ValueList(k.ValueList)
+	}
+	filename := r.GetPolicySet().GetFilename()
+	if filename == "" {
+		filename = r.GetPolicySet().GetMeta().GetName() + ".cedar"
+	}
+	return fromLimit(err, filename)
+}
+
+// fromLimit turns a *limits.Error into an *InvalidError; a position in a
+// policy set's source is written file:line:col, as Cedar diagnostics are.
+func fromLimit(err error, filename string) error {
+	var le *limits.Error
+	if !errors.As(err, &le) {
+		return err
+	}
+	if le.Line > 0 {
+		return invalid(le.Field, "%s", le.In(filename))
+	}
+	return invalid(le.Field, "%s", le.Msg)
 }
 
 func validateAgent(a *configv1.Agent) error {
@@ -150,9 +215,6 @@ func validateAgent(a *configv1.Agent) error {
 			return err
 		}
 	}
-	if len(a.GetApiKeys()) > MaxAPIKeys {
-		return invalid("api_keys", "at most %d keys (two are enough to rotate)", MaxAPIKeys)
-	}
 	for i, k := range a.GetApiKeys() {
 		if !keyIDRE.MatchString(k.GetId()) {
 			return invalid(fmt.Sprintf("api_keys[%d].id", i), "must be 8-32 characters of a-z and 0-9")
@@ -161,20 +223,17 @@ func validateAgent(a *configv1.Agent) error {
 			return invalid(fmt.Sprintf("api_keys[%d].sha256", i), "must be a SHA-256 digest")
 		}
 	}
-	if n := len(a.GetJwtSubjects()) + len(a.GetSpiffeIds()) + len(a.GetCertFingerprints()); n > MaxIdentities {
-		return invalid("identities", "at most %d JWT subjects, SPIFFE ids and certificate fingerprints together", MaxIdentities)
-	}
 	for i, s := range a.GetJwtSubjects() {
 		if err := ValidateName(fmt.Sprintf("jwt_subjects[%d].identity_source", i), s.GetIdentitySource()); err != nil {
 			return err
 		}
-		if s.GetSubject() == "" || len(s.GetSubject()) > 256 {
-			return invalid(fmt.Sprintf("jwt_subjects[%d].subject", i), "must be 1-256 bytes")
+		if s.GetSubject() == "" {
+			return invalid(fmt.Sprintf("jwt_subjects[%d].subject", i), "is required")
 		}
 	}
 	for i, id := range a.GetSpiffeIds() {
 		u, err := url.Parse(id)
-		if err != nil || u.Scheme != "spiffe" || u.Host == "" || len(id) > 2048 {
+		if err != nil || u.Scheme != "spiffe" || u.Host == "" {
 			return invalid(fmt.Sprintf("spiffe_ids[%d]", i), "%q is not a SPIFFE id (spiffe://trust-domain/path)", id)
 		}
 	}
@@ -288,11 +347,8 @@ func validateCredential(c *configv1.UpstreamCredential) error {
 		if err := ValidateURL("credential.oauth_client_credentials.token_url", o.GetTokenUrl()); err != nil {
 			return err
 		}
-		if o.GetClientId() == "" || len(o.GetClientId()) > 256 {
-			return invalid("credential.oauth_client_credentials.client_id", "must be 1-256 bytes")
-		}
-		if len(o.GetScopes()) > MaxScopes {
-			return invalid("credential.oauth_client_credentials.scopes", "at most %d scopes", MaxScopes)
+		if o.GetClientId() == "" {
+			return invalid("credential.oauth_client_credentials.client_id", "is required")
 		}
 		return ValidateName("credential.oauth_client_credentials.client_secret", o.GetClientSecret())
 	default:
@@ -327,9 +383,6 @@ func validateToolPin(p *configv1.ToolPin) error {
 	if len(p.GetVersions()) == 0 {
 		return invalid("versions", "at least one version is required")
 	}
-	if len(p.GetVersions()) > MaxToolVersions {
-		return invalid("versions", "at most %d versions are kept", MaxToolVersions)
-	}
 	seen := map[int64]bool{}
 	for i, v := range p.GetVersions() {
 		f := fmt.Sprintf("versions[%d]", i)
@@ -342,9 +395,6 @@ func validateToolPin(p *configv1.ToolPin) error {
 		}
 		if _, ok := configv1.ToolClass_name[int32(v.GetClass())]; !ok {
 			return invalid(f+".class", "unknown class %d", v.GetClass())
-		}
-		if len(v.GetDefinition()) > MaxToolDefinition || len(v.GetInputSchema()) > MaxToolDefinition {
-			return invalid(f, "definition and input schema are limited to %d bytes each", MaxToolDefinition)
 		}
 		if !jsonObject(v.GetDefinition()) {
 			return invalid(f+".definition", "must be a JSON object")
@@ -368,14 +418,11 @@ func validatePolicySet(p *configv1.PolicySet) error {
 	if err := ValidateName("meta.name", p.GetMeta().GetName()); err != nil {
 		return err
 	}
-	if len(p.GetSource()) > MaxPolicySource {
-		return invalid("source", "at most %d bytes", MaxPolicySource)
-	}
 	if !utf8.ValidString(p.GetSource()) {
 		return invalid("source", "must be UTF-8")
 	}
-	if len(p.GetFilename()) > MaxPolicyFilename || strings.ContainsAny(p.GetFilename(), "\x00\n") {
-		return invalid("filename", "at most %d bytes on one line", MaxPolicyFilename)
+	if strings.ContainsAny(p.GetFilename(), "\x00\n") {
+		return invalid("filename", "must be one line")
 	}
 	return nil
 }
@@ -386,9 +433,6 @@ func validatePolicySet(p *configv1.PolicySet) error {
 func validateValueList(l *configv1.ValueList) error {
 	if err := ValidateName("meta.name", l.GetMeta().GetName()); err != nil {
 		return err
-	}
-	if len(l.GetValues()) > MaxListValues {
-		return invalid("values", "at most %d values (got %d)", MaxListValues, len(l.GetValues()))
 	}
 	seen := make(map[string]bool, len(l.GetValues()))
 	for i, v := range l.GetValues() {
@@ -428,8 +472,8 @@ func validateIdentitySource(s *configv1.IdentitySource) error {
 	switch k := s.GetKind().(type) {
 	case *configv1.IdentitySource_JwtIssuer:
 		j := k.JwtIssuer
-		if j.GetIssuer() == "" || len(j.GetIssuer()) > MaxURLLen {
-			return invalid("jwt_issuer.issuer", "is required (at most %d bytes)", MaxURLLen)
+		if j.GetIssuer() == "" {
+			return invalid("jwt_issuer.issuer", "is required")
 		}
 		hasURL, hasInline := j.GetJwksUrl() != "", len(j.GetJwks()) > 0
 		if hasURL == hasInline {
@@ -440,8 +484,8 @@ func validateIdentitySource(s *configv1.IdentitySource) error {
 				return err
 			}
 		}
-		if len(j.GetJwks()) > MaxJWKSBytes || (hasInline && !jsonObject(j.GetJwks())) {
-			return invalid("jwt_issuer.jwks", "must be a JSON Web Key Set of at most %d bytes", MaxJWKSBytes)
+		if hasInline && !jsonObject(j.GetJwks()) {
+			return invalid("jwt_issuer.jwks", "must be a JSON Web Key Set")
 		}
 		if len(j.GetAudiences()) == 0 {
 			return invalid("jwt_issuer.audiences", "at least one audience is required")
@@ -460,8 +504,8 @@ func validateIdentitySource(s *configv1.IdentitySource) error {
 		return nil
 	case *configv1.IdentitySource_MtlsAuthority:
 		rest := []byte(k.MtlsAuthority.GetCaPem())
-		if len(rest) == 0 || len(rest) > MaxJWKSBytes {
-			return invalid("mtls_authority.ca_pem", "is required (at most %d bytes)", MaxJWKSBytes)
+		if len(rest) == 0 {
+			return invalid("mtls_authority.ca_pem", "is required")
 		}
 		if _, err := parseCerts(rest); err != nil {
 			return invalid("mtls_authority.ca_pem", "%v", err)
@@ -476,8 +520,8 @@ func validateSecret(s *configv1.Secret) error {
 	if err := ValidateName("meta.name", s.GetMeta().GetName()); err != nil {
 		return err
 	}
-	if len(s.GetCiphertext()) == 0 || len(s.GetCiphertext()) > MaxSecretSealed {
-		return invalid("value", "must be 1 byte to 64 KiB")
+	if len(s.GetCiphertext()) == 0 {
+		return invalid("value", "is required")
 	}
 	if _, err := secretbind.Normalize(s.GetHosts()); err != nil {
 		return invalid("hosts", "%v", err)

@@ -31,7 +31,7 @@ func TestValidateValueList(t *testing.T) {
 		{name: "no meta", list: &configv1.ValueList{}, errMsg: "meta: is required"},
 		{name: "too many values", list: &configv1.ValueList{Meta: &configv1.ResourceMeta{Name: "payees"}, Values: distinct(resource.MaxListValues + 1)}, errMsg: "values: at most 10000 values"},
 		{name: "empty value", list: &configv1.ValueList{Meta: &configv1.ResourceMeta{Name: "payees"}, Values: []string{"acme", ""}}, errMsg: "values[1]: must be 1-256 bytes"},
-		{name: "value too long", list: &configv1.ValueList{Meta: &configv1.ResourceMeta{Name: "payees"}, Values: []string{strings.Repeat("a", resource.MaxListValueLen+1)}}, errMsg: "values[0]: must be 1-256 bytes"},
+		{name: "value too long", list: &configv1.ValueList{Meta: &configv1.ResourceMeta{Name: "payees"}, Values: []string{strings.Repeat("a", resource.MaxListValueLen+1)}}, errMsg: "values[0]: at most 256 bytes"},
 		{name: "invalid UTF-8", list: &configv1.ValueList{Meta: &configv1.ResourceMeta{Name: "payees"}, Values: []string{"ok", "\xff\xfe"}}, errMsg: "values[1]: must be 1-256 bytes of UTF-8"},
 		{name: "duplicate", list: &configv1.ValueList{Meta: &configv1.ResourceMeta{Name: "payees"}, Values: []string{"acme", "globex", "acme"}}, errMsg: `values[2]: "acme" appears more than once`},
 	}
@@ -51,5 +51,21 @@ func TestValidateValueList(t *testing.T) {
 				t.Errorf("error %v does not match ErrInvalid", err)
 			}
 		})
+	}
+}
+
+// TestValidateNamesTheFirstBadLabel: the error names the first bad label in
+// key order, so every replica records the same message (map order is
+// random).
+func TestValidateNamesTheFirstBadLabel(t *testing.T) {
+	labels := map[string]string{}
+	for i := range 20 {
+		labels[strconv.Itoa(10+i)] = "\xff"
+	}
+	for range 20 {
+		err := resource.Validate(resource.Wrap(&configv1.ValueList{Meta: &configv1.ResourceMeta{Name: "payees", Labels: labels}}))
+		if err == nil || !strings.Contains(err.Error(), `value of "10" must be valid UTF-8`) {
+			t.Fatalf("Validate = %v, want the error about label 10", err)
+		}
 	}
 }

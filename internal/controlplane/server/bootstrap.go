@@ -10,6 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
@@ -87,7 +88,8 @@ func (s *Server) bootstrap(ctx context.Context, b *bootstrapMaterial) error {
 		Method:    "controlplane --bootstrap",
 		Op: &fsmv1.Command_Bootstrap{Bootstrap: &fsmv1.Bootstrap{
 			Identity: b.identity,
-			Node:     &configv1.Node{Meta: &configv1.ResourceMeta{Name: s.cfg.NodeID}, RaftAddr: s.cfg.RaftAdvertise, ApiAddr: s.cfg.APIAdvertise},
+			Node: &configv1.Node{Meta: &configv1.ResourceMeta{Name: s.cfg.NodeID}, RaftAddr: s.cfg.RaftAdvertise, ApiAddr: s.cfg.APIAdvertise,
+				MaxClusterVersion: uint32(clusterversion.Current())},
 			AdminToken: &configv1.AdminToken{
 				Meta: &configv1.ResourceMeta{Name: b.token.ID, Description: "bootstrap token (break-glass: create your own and revoke this one)"},
 				Role: configv1.Role_ROLE_ADMIN, Sha256: b.token.SHA256,

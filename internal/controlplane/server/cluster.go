@@ -34,7 +34,7 @@ func (c *cluster) Members() ([]adminapi.Member, error) {
 	}
 	out := make([]adminapi.Member, len(ms))
 	for i, m := range ms {
-		out[i] = adminapi.Member{ID: m.ID, RaftAddr: m.RaftAddr, APIAddr: m.APIAddr, Suffrage: m.Suffrage, Leader: m.Leader}
+		out[i] = adminapi.Member{ID: m.ID, RaftAddr: m.RaftAddr, APIAddr: m.APIAddr, Suffrage: m.Suffrage, Leader: m.Leader, Version: m.Version}
 	}
 	return out, nil
 }

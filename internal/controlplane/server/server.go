@@ -34,6 +34,7 @@ type Server struct {
 	cancelStreams context.CancelFunc
 	audit         *auditstore.Store
 	retentionDone chan struct{}
+	versionDone   chan struct{}
 }
 
 // forwardKeyPurpose derives the node-to-node key from the KEK.
@@ -185,10 +186,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		hs.Protocols.SetUnencryptedHTTP2(true)
 	}
 	s := &Server{cfg: cfg, log: log, node: node, http: hs, ln: ln, served: make(chan error, 1), cancelStreams: cancelStreams,
-		audit: audit, retentionDone: make(chan struct{})}
+		audit: audit, retentionDone: make(chan struct{}), versionDone: make(chan struct{})}
 	go func() {
 		defer close(s.retentionDone)
 		audit.RunRetention(baseCtx, time.Minute, time.Now)
+	}()
+	go func() {
+		defer close(s.versionDone)
+		s.recordVersion(baseCtx)
 	}()
 	go func() {
 		if apiTLS != nil {
@@ -242,6 +247,7 @@ func (s *Server) Close() error {
 		err = nerr
 	}
 	<-s.retentionDone
+	<-s.versionDone
 	if aerr := s.audit.Close(); aerr != nil && err == nil {
 		err = aerr
 	}

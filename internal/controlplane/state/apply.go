@@ -3,11 +3,14 @@ package state
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"github.com/portcullis-gw/portcullis/internal/limits"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -17,6 +20,23 @@ import (
 // A refused command changes no resource; it is still recorded in the admin
 // log and remembered for deduplication. The result shares messages with the
 // state: callers must not modify it (clone first).
+//
+// Every limit on what the command carries (resource.ValidateCommand, which
+// reads the table in package limits) is checked first, before any parser
+// — Cedar, JSON Schema, JSON — sees a field. A command over a limit is
+// refused as INVALID_ARGUMENT on every replica alike; that is how an entry
+// committed by an older version that lacked the limit is replayed. The
+// admin log records its fields cut to their limits, and it is remembered
+// for deduplication unless its request id or actor is itself too long.
+//
+// Apply does not recover panics. The failures that took nodes down — a
+// parser's stack overflow, memory exhaustion — are fatal errors that
+// recover cannot catch; the limits prevent them. A recovered panic would
+// be refused deterministically only if the panic were, and code that
+// ranges over maps (cedar-go's validator does) need not be: one replica
+// refusing what another applied is a silent divergence, worse than a
+// node that stops and says why. Causes are fixed instead, and FuzzApply
+// drives Apply with commands of every kind to find them.
 func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
 	next := *s
 	next.index = index
@@ -26,9 +46,20 @@ func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
 		r.Deduplicated = true
 		return &next, r
 	}
+	badInput := resource.ValidateCommand(cmd)
 
 	t := &txn{base: s, index: index, cmd: cmd, res: s.res.Txn(), identity: s.identity, freeze: s.freeze}
-	stored, ev, cerr := t.run()
+	var (
+		stored *fsmv1.Resource
+		ev     *configv1.AdminEvent
+		cerr   *fsmv1.Error
+	)
+	if badInput != nil {
+		ev = t.event()
+		cerr = errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "%v", badInput)
+	} else {
+		stored, ev, cerr = t.run()
+	}
 	result := &fsmv1.Result{Index: index}
 	if cerr != nil {
 		result.Error = cerr
@@ -49,11 +80,30 @@ func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
 	ev.Actor = cmd.GetActor()
 	ev.Method = cmd.GetMethod()
 	ev.RequestId = cmd.GetRequestId()
+	if badInput != nil {
+		// Only what fits the limits is kept of a command over them.
+		ev.Actor = &configv1.Actor{TokenId: cut(token, limits.Actor), Role: cmd.GetActor().GetRole()}
+		ev.Method = cut(ev.Method, limits.Method)
+		ev.RequestId = cut(ev.RequestId, limits.RequestID)
+		ev.Name = cut(ev.Name, limits.Name)
+		ev.Kind = cut(ev.Kind, limits.Name)
+	}
 	next.events = appendEvent(s.events, ev)
-	if cmd.GetRequestId() != "" {
+	if cmd.GetRequestId() != "" && len(cmd.GetRequestId()) <= limits.RequestID && len(token) <= limits.Actor {
 		next.dedup, next.dedupAge = remember(s.dedup, s.dedupAge, index, cmd, result)
 	}
 	return &next, result
+}
+
+// cut returns s cut to at most n bytes on a rune boundary.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func appendEvent(t *iradix.Tree[*configv1.AdminEvent], ev *configv1.AdminEvent) *iradix.Tree[*configv1.AdminEvent] {
@@ -137,38 +187,75 @@ func errf(code fsmv1.ErrorCode, format string, args ...any) *fsmv1.Error {
 	return &fsmv1.Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-func (t *txn) run() (*fsmv1.Resource, *configv1.AdminEvent, *fsmv1.Error) {
+// event starts the admin event of the command: what it does to what.
+func (t *txn) event() *configv1.AdminEvent {
 	ev := &configv1.AdminEvent{}
 	switch op := t.cmd.GetOp().(type) {
 	case *fsmv1.Command_Put:
 		ev.Op = "put"
 		ev.Kind = string(resource.KindOf(op.Put.GetResource()))
 		ev.Name = resource.Name(op.Put.GetResource())
+	case *fsmv1.Command_Delete:
+		ev.Op, ev.Kind, ev.Name = "delete", op.Delete.GetKind(), op.Delete.GetName()
+	case *fsmv1.Command_Bootstrap:
+		ev.Op, ev.Kind, ev.Name = "bootstrap", "cluster", op.Bootstrap.GetIdentity().GetClusterId()
+	case *fsmv1.Command_SetFreeze:
+		ev.Op, ev.Kind, ev.Name = "freeze", "cluster", fmt.Sprint(op.SetFreeze.GetFrozen())
+	case *fsmv1.Command_Touch:
+		ev.Op = "touch"
+	default:
+		ev.Op = "unknown"
+	}
+	return ev
+}
+
+func (t *txn) run() (*fsmv1.Resource, *configv1.AdminEvent, *fsmv1.Error) {
+	ev := t.event()
+	if err := t.gate(); err != nil {
+		return nil, ev, err
+	}
+	switch op := t.cmd.GetOp().(type) {
+	case *fsmv1.Command_Put:
 		r, err := t.put(op.Put)
 		return r, ev, err
 	case *fsmv1.Command_Delete:
-		ev.Op, ev.Kind, ev.Name = "delete", op.Delete.GetKind(), op.Delete.GetName()
 		r, err := t.delete(op.Delete)
 		return r, ev, err
 	case *fsmv1.Command_Bootstrap:
-		ev.Op, ev.Kind, ev.Name = "bootstrap", "cluster", op.Bootstrap.GetIdentity().GetClusterId()
 		return nil, ev, t.bootstrap(op.Bootstrap)
 	case *fsmv1.Command_SetFreeze:
-		ev.Op, ev.Kind, ev.Name = "freeze", "cluster", fmt.Sprint(op.SetFreeze.GetFrozen())
-		if len(op.SetFreeze.GetReason()) > 1024 {
-			return nil, ev, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "the freeze reason is limited to 1024 bytes")
-		}
 		t.freeze = proto.Clone(op.SetFreeze).(*fsmv1.SetFreeze)
 		t.configChanged = true
 		return nil, ev, nil
 	case *fsmv1.Command_Touch:
-		ev.Op = "touch"
 		t.configChanged = true
 		return nil, ev, nil
 	default:
-		ev.Op = "unknown"
 		return nil, ev, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "unknown command")
 	}
+}
+
+// gate refuses a command that needs a cluster version some voter recorded
+// in the state does not support (see package clusterversion). It reads the
+// command and the replicated node records only, so every replica decides
+// the same. A command this binary cannot apply at all never gets here in a
+// running node (the Raft state machine stops on it first); called directly,
+// Apply refuses it as an unknown command.
+func (t *txn) gate() *fsmv1.Error {
+	if t.cmd.GetOp() == nil {
+		return nil // refused below as an unknown command
+	}
+	need, err := clusterversion.Needs(t.cmd)
+	if err != nil {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "unknown command: %v", err)
+	}
+	if need.Version <= clusterversion.Baseline {
+		return nil
+	}
+	if err := clusterversion.Gate(need, t.base.Voters()); err != nil {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, "%v", err)
+	}
+	return nil
 }
 
 func (t *txn) put(p *fsmv1.Put) (*fsmv1.Resource, *fsmv1.Error) {
@@ -180,9 +267,7 @@ func (t *txn) put(p *fsmv1.Put) (*fsmv1.Resource, *fsmv1.Error) {
 	if k == "" || resource.Meta(r) == nil {
 		return nil, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "resource has no kind or no metadata")
 	}
-	if err := resource.Validate(r); err != nil {
-		return nil, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "%s: %v", k, err)
-	}
+	// resource.Validate ran on the command in Apply (ValidateCommand).
 	name := resource.Name(r)
 	old, exists := t.get(k, name)
 	switch p.GetMode() {

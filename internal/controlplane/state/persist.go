@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"google.golang.org/protobuf/encoding/protodelim"
 	"google.golang.org/protobuf/proto"
 )
 
-// snapshotFormat is the version of the snapshot stream layout.
+// snapshotFormat is the version of the snapshot stream layout. Read
+// refuses a newer one (ErrTooNew). A leader sends its snapshots to every
+// follower, so a new format may only be written once every voter supports
+// the cluster version that reads it (see package clusterversion).
 const snapshotFormat = 1
 
 // maxRecordBytes bounds one record when reading a snapshot, so a corrupt
@@ -74,6 +78,12 @@ func (s *State) WriteTo(w io.Writer) (int64, error) {
 // ErrCorrupt reports a snapshot stream that cannot be read back.
 var ErrCorrupt = errors.New("corrupt state snapshot")
 
+// ErrTooNew reports a snapshot written by a newer version than this binary
+// reads: a newer format, or a resource kind or record this binary does not
+// support. The node must be upgraded; reading on would lose what it does
+// not understand.
+var ErrTooNew = errors.New("the state snapshot was written by a newer Portcullis version")
+
 // Read rebuilds a State from a snapshot stream written by WriteTo.
 func Read(r io.Reader) (*State, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -82,8 +92,11 @@ func Read(r io.Reader) (*State, error) {
 	if err := opts.UnmarshalFrom(br, hdr); err != nil {
 		return nil, fmt.Errorf("%w: header: %w", ErrCorrupt, err)
 	}
-	if hdr.GetFormat() != snapshotFormat {
-		return nil, fmt.Errorf("%w: unknown format %d", ErrCorrupt, hdr.GetFormat())
+	switch f := hdr.GetFormat(); {
+	case f > snapshotFormat:
+		return nil, fmt.Errorf("%w: its format is %d, this binary reads format %d and older; upgrade this node's binary", ErrTooNew, f, snapshotFormat)
+	case f != snapshotFormat:
+		return nil, fmt.Errorf("%w: unknown format %d", ErrCorrupt, f)
 	}
 	s := New()
 	s.configVersion = hdr.GetConfigVersion()
@@ -111,6 +124,9 @@ func Read(r io.Reader) (*State, error) {
 			ended = true
 			continue
 		case *fsmv1.SnapshotRecord_Resource:
+			if _, err := clusterversion.ResourceNeed(v.Resource); err != nil {
+				return nil, fmt.Errorf("%w: %w; upgrade this node's binary", ErrTooNew, err)
+			}
 			k := resource.KindOf(v.Resource)
 			if k == "" || resource.Meta(v.Resource) == nil {
 				return nil, fmt.Errorf("%w: resource without kind or metadata", ErrCorrupt)
@@ -123,6 +139,9 @@ func Read(r io.Reader) (*State, error) {
 			dedup.Insert([]byte(key), v.Dedup)
 			age.Insert(append(indexKey(v.Dedup.GetResult().GetIndex()), key...), key)
 		default:
+			if unknown := clusterversion.UnknownFields(rec.ProtoReflect()); unknown != "" {
+				return nil, fmt.Errorf("%w: it holds a record this binary does not know (field %s); upgrade this node's binary", ErrTooNew, unknown)
+			}
 			return nil, fmt.Errorf("%w: unknown record", ErrCorrupt)
 		}
 		records++

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
@@ -185,6 +186,20 @@ func (s *State) AdminEvents(beforeIndex uint64, limit int) ([]*configv1.AdminEve
 		out = append(out, v)
 	}
 	return out, 0
+}
+
+// Voters lists the control-plane nodes the state records (a node record is
+// written when a node bootstraps or joins and deleted when it is removed)
+// with the highest cluster version each one's binary supports, in id
+// order. These are the voters the version gates count: a node that has
+// recorded no version counts as clusterversion.Baseline.
+func (s *State) Voters() []clusterversion.Voter {
+	var out []clusterversion.Voter
+	s.Each(resource.Node, func(r *fsmv1.Resource) bool {
+		out = append(out, clusterversion.Voter{ID: resource.Name(r), Version: clusterversion.Of(r.GetNode().GetMaxClusterVersion())})
+		return true
+	})
+	return out
 }
 
 // Dedup returns the remembered result of (token, request id), if any.

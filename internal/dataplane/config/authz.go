@@ -2,20 +2,22 @@ package config
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/portcullis-gw/portcullis/internal/authz"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
 
 // This file adapts the version's policy engine (package authz) to the
-// pipeline: a Call becomes an authz.Request, an authz.Decision a
-// pipeline.Decision. Nothing else in this package knows Cedar.
-
-var (
-	_ pipeline.ToolLister        = (*Compiled)(nil)
-	_ pipeline.ContentAuthorizer = (*Compiled)(nil)
-)
+// pipeline: how operations on each kind of target are decided and listed.
+// A Call becomes an authz.Request, an authz.Decision a pipeline.Decision;
+// nothing else in this package knows Cedar. Tools are decided by Cedar;
+// content (resources and prompts) follows the tools: an agent may use an
+// upstream's content when the policies could permit it some call of one
+// of that upstream's tools (no tool grant, no content).
 
 // DefaultDecisionCacheSize is how many decisions a Compiled remembers
 // unless [WithDecisionCache] says otherwise.
@@ -30,25 +32,63 @@ func WithDecisionCache(size int) Option {
 // Engine is the version's policy engine.
 func (c *Compiled) Engine() *authz.Engine { return c.engine }
 
-// Authorize decides a call with the version's policy engine (see
-// authz.Engine.Decide): every policy set combined, default deny, a
-// satisfied forbid wins; a call whose arguments do not fit the tool's
-// schema is denied before any policy runs. The arguments it decodes are
-// recorded on the call for the Validate stage.
+// Authorize implements pipeline.Config. A tool call is decided by the
+// version's policy engine (see authz.Engine.Decide): every policy set
+// combined, default deny, a satisfied forbid wins; a call whose arguments
+// do not fit the tool's schema is denied before any policy runs, and the
+// arguments it decodes are recorded on the call for the Validate stage.
+// A read-only operation on content is allowed when the agent may use the
+// upstream's content.
 func (c *Compiled) Authorize(ctx context.Context, call *pipeline.Call) pipeline.Decision {
-	req := request(call)
-	d := c.engine.Decide(ctx, &req)
-	if args, ok := req.DecodedArguments(); ok {
-		call.SetDecodedArguments(args)
+	switch call.Target.Kind {
+	case pipeline.KindTool:
+		if call.Op == pipeline.OpCall {
+			req := request(call)
+			d := c.engine.Decide(ctx, &req)
+			if args, ok := req.DecodedArguments(); ok {
+				call.SetDecodedArguments(args)
+			}
+			return pipeline.Decision{Allowed: d.Allowed, Policies: d.Policies, Errors: d.Errors, InvalidArguments: d.InvalidArguments}
+		}
+	case pipeline.KindResource, pipeline.KindPrompt:
+		if call.Op.ReadOnly() && slices.ContainsFunc(c.contentUpstreams(ctx, call), func(u pipeline.Upstream) bool {
+			return u.Name == call.Target.Upstream
+		}) {
+			return pipeline.Decision{Allowed: true}
+		}
+		return pipeline.Decision{}
 	}
-	return pipeline.Decision{Allowed: d.Allowed, Policies: d.Policies, Errors: d.Errors, InvalidArguments: d.InvalidArguments}
+	return pipeline.Decision{Errors: []string{"no rule decides a " + string(call.Op) + " of a " + string(call.Target.Kind)}}
 }
 
-// Listable returns the servable tools, in action-name order, that the
-// policies could permit some call by call.Agent to make — on behalf of
-// call.User when set — whatever the call's arguments and time (see
-// authz.Engine.Listable). A call without an enabled agent lists nothing.
-func (c *Compiled) Listable(ctx context.Context, call *pipeline.Call) []pipeline.Tool {
+// Listable implements pipeline.Config: for tools, the servable tools, in
+// name order, that the policies could permit some call by call.Agent to
+// make — on behalf of call.User when set — whatever the call's arguments
+// and time (see authz.Engine.Listable); for content, the MCP upstreams
+// whose content the agent may use. A call without an enabled agent lists
+// nothing.
+func (c *Compiled) Listable(ctx context.Context, call *pipeline.Call, kind pipeline.Kind) []pipeline.Target {
+	switch kind {
+	case pipeline.KindTool:
+		tools := c.listableTools(ctx, call)
+		out := make([]pipeline.Target, len(tools))
+		for i, t := range tools {
+			out[i] = pipeline.Target{Kind: pipeline.KindTool, Name: t.Action, Upstream: t.Upstream, Own: t.Name, Tool: t}
+		}
+		return out
+	case pipeline.KindResource, pipeline.KindPrompt:
+		ups := c.contentUpstreams(ctx, call)
+		out := make([]pipeline.Target, len(ups))
+		for i, u := range ups {
+			out[i] = pipeline.Target{Kind: kind, Upstream: u.Name}
+		}
+		return out
+	}
+	return nil
+}
+
+// listableTools are the tools Listable lists.
+func (c *Compiled) listableTools(ctx context.Context, call *pipeline.Call) []pipeline.Tool {
 	if call == nil {
 		return nil
 	}
@@ -60,15 +100,14 @@ func (c *Compiled) Listable(ctx context.Context, call *pipeline.Call) []pipeline
 	return out
 }
 
-// ContentUpstreams implements pipeline.ContentAuthorizer: the MCP
-// upstreams with at least one approved tool the policies could permit
-// call.Agent to call (see Listable), in name order.
-func (c *Compiled) ContentUpstreams(ctx context.Context, call *pipeline.Call) []pipeline.ContentUpstream {
+// contentUpstreams are the MCP upstreams with at least one approved tool
+// the policies could permit call.Agent to call, in name order.
+func (c *Compiled) contentUpstreams(ctx context.Context, call *pipeline.Call) []pipeline.Upstream {
 	granted := map[string]bool{}
-	for _, t := range c.Listable(ctx, call) {
+	for _, t := range c.listableTools(ctx, call) {
 		granted[t.Upstream] = true
 	}
-	all := c.MCPUpstreams()
+	all := c.Upstreams("mcp")
 	out := all[:0]
 	for _, u := range all {
 		if granted[u.Name] {
@@ -78,12 +117,36 @@ func (c *Compiled) ContentUpstreams(ctx context.Context, call *pipeline.Call) []
 	return out
 }
 
+// Upstreams implements pipeline.Config.
+func (c *Compiled) Upstreams(protocol string) []pipeline.Upstream {
+	var out []pipeline.Upstream
+	for name, u := range c.upstreams {
+		if servedProtocol(u.GetProtocol()) == protocol {
+			out = append(out, pipeline.Upstream{Name: name, Prefix: authz.EffectivePrefix(u)})
+		}
+	}
+	slices.SortFunc(out, func(a, b pipeline.Upstream) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// servedProtocol is the pipeline's name of an upstream's protocol (an
+// upstream registered without one is MCP).
+func servedProtocol(p configv1.Protocol) string {
+	switch p {
+	case configv1.Protocol_PROTOCOL_A2A:
+		return "a2a"
+	case configv1.Protocol_PROTOCOL_LLM:
+		return "llm"
+	}
+	return "mcp"
+}
+
 // request is the authz request of a tool call: the agent (on behalf of
-// the user) calling the tool named call.Action with call.Arguments.
+// the user) calling the tool call.Target.Name with call.Arguments.
 func request(call *pipeline.Call) authz.Request {
 	req := authz.Request{
-		Action:    call.Action,
-		Resource:  authz.ToolResource(call.Action),
+		Action:    call.Target.Name,
+		Resource:  authz.ToolResource(call.Target.Name),
 		Arguments: call.Arguments,
 		Context: authz.Context{
 			Protocol: call.Protocol,

@@ -25,7 +25,8 @@ func newCall(c *config.Compiled, agent *configv1.Agent, action, args string) *pi
 	return &pipeline.Call{
 		Protocol:  "mcp",
 		Method:    "tools/call",
-		Action:    action,
+		Op:        pipeline.OpCall,
+		Target:    pipeline.Target{Kind: pipeline.KindTool, Name: action},
 		Arguments: json.RawMessage(args),
 		SourceIP:  netip.MustParseAddr("10.1.2.3"),
 		Start:     callAt,
@@ -144,21 +145,21 @@ func TestListableAndContentUpstreams(t *testing.T) {
 	ctx := context.Background()
 	payer := newCall(c, mustAgent(t, c, configtest.PayerKey), "", "")
 	payer.Method = "tools/list"
-	got := c.Listable(ctx, payer)
-	if len(got) != 1 || got[0].Action != configtest.BalanceAction || !got[0].ReadOnly() || got[0].Upstream != configtest.Upstream {
+	got := c.Listable(ctx, payer, pipeline.KindTool)
+	if len(got) != 1 || got[0].Name != configtest.BalanceAction || !got[0].Tool.ReadOnly() || got[0].Upstream != configtest.Upstream {
 		t.Errorf("Listable(payer) = %+v, want the read-only %s of %s", got, configtest.BalanceAction, configtest.Upstream)
 	}
-	if ups := c.ContentUpstreams(ctx, payer); len(ups) != 1 || ups[0].Name != configtest.Upstream || ups[0].Prefix != configtest.Upstream {
-		t.Errorf("ContentUpstreams(payer) = %+v, want %s", ups, configtest.Upstream)
+	if ups := c.Listable(ctx, payer, pipeline.KindResource); len(ups) != 1 || ups[0].Upstream != configtest.Upstream {
+		t.Errorf("Listable(payer, resources) = %+v, want %s", ups, configtest.Upstream)
 	}
 	marketer := newCall(c, mustAgent(t, c, configtest.MarketerKey), "", "")
-	if got := c.Listable(ctx, marketer); len(got) != 0 {
+	if got := c.Listable(ctx, marketer, pipeline.KindTool); len(got) != 0 {
 		t.Errorf("Listable(marketer) = %+v, want none", got)
 	}
-	if ups := c.ContentUpstreams(ctx, marketer); len(ups) != 0 {
-		t.Errorf("ContentUpstreams(marketer) = %+v, want none", ups)
+	if ups := c.Listable(ctx, marketer, pipeline.KindPrompt); len(ups) != 0 {
+		t.Errorf("Listable(marketer, prompts) = %+v, want none", ups)
 	}
-	if got := c.Listable(ctx, newCall(c, nil, "", "")); len(got) != 0 {
+	if got := c.Listable(ctx, newCall(c, nil, "", ""), pipeline.KindTool); len(got) != 0 {
 		t.Errorf("Listable without an agent = %+v, want none", got)
 	}
 }

@@ -9,11 +9,8 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/clusterpin"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
-
-var _ pipeline.CertAuthenticator = (*Compiled)(nil)
 
 // maxCertChain bounds the chain a client may present (leaf included).
 const maxCertChain = 8

@@ -22,7 +22,23 @@ import (
 // compiled configuration. On failure the error is an [*Error] naming
 // everything wrong, bounded to a few KB so it can be sent back to the
 // control plane as the nack reason.
-func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
+//
+// Every resource is first held to the limits table (package limits), and a
+// snapshot over it is refused before any parser — Cedar, JSON Schema,
+// JSON — runs; so compiling costs bounded memory and stack whatever the
+// bytes. Compile never panics on any input (FuzzCompile); should a parser
+// panic all the same, the snapshot is refused with that as its problem,
+// and the data plane keeps serving the version it has. Unlike the control
+// plane's state machine, a data plane replicates nothing, so refusing here
+// cannot make replicas diverge.
+func Compile(snapshot []byte, opts ...Option) (c *Compiled, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			// The panic's value may quote the snapshot, secrets included:
+			// only its type goes into the nack.
+			c, err = nil, &Error{Problems: []string{fmt.Sprintf("%s (%T); this is a bug in the data plane, please report it", panicProblem, r)}}
+		}
+	}()
 	o := options{cacheSize: authz.DefaultDecisionCacheSize}
 	for _, opt := range opts {
 		opt(&o)
@@ -45,6 +61,9 @@ func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
 	if t := snap.GetVersionTime(); t != nil {
 		b.c.versionTime = t.AsTime()
 	}
+	if !b.checkLimits() {
+		return nil, b.problems.err(snap.GetVersion())
+	}
 	b.indexEgress()
 	b.indexSecrets()
 	b.indexUpstreams()
@@ -52,8 +71,8 @@ func Compile(snapshot []byte, opts ...Option) (*Compiled, error) {
 	b.indexIdentity()
 	b.indexCerts()
 	b.compileAuthorization(o)
-	if len(b.problems) > 0 {
-		return nil, &Error{Version: snap.GetVersion(), Problems: b.problems}
+	if b.problems.any() {
+		return nil, b.problems.err(snap.GetVersion())
 	}
 	return b.c, nil
 }
@@ -69,7 +88,9 @@ func (b *builder) compileAuthorization(o options) {
 			b.problems.add("%v", err)
 			return
 		}
-		b.problems = append(b.problems, aerr.Problems...)
+		for _, p := range aerr.Problems {
+			b.problems.add("%s", p)
+		}
 		return
 	}
 	b.c.engine = e
@@ -79,6 +100,9 @@ func (b *builder) compileAuthorization(o options) {
 	}
 	slices.SortFunc(b.c.toolList, func(x, y pipeline.Tool) int { return strings.Compare(x.Action, y.Action) })
 }
+
+// panicProblem starts the problem Compile reports when compiling panicked.
+const panicProblem = "compiling the snapshot failed unexpectedly"
 
 // builder accumulates a Compiled and the problems found on the way. Each
 // step checks what it can and records every problem, so one nack names

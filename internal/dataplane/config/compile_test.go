@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config/configtest"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"github.com/portcullis-gw/portcullis/internal/limits"
 )
 
 func TestCompile(t *testing.T) {
@@ -295,20 +296,80 @@ func TestErrorIsBounded(t *testing.T) {
 	}
 }
 
-func FuzzCompile(f *testing.F) {
-	f.Add(configtest.Marshal(f, configtest.Snapshot()))
-	f.Add([]byte{})
-	f.Add([]byte{0x0a, 0x02, 0x08})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := config.Compile(data)
-		if err == nil {
-			// What compiles must serve without panicking.
-			_ = c.Tools()
-			_, _ = c.AgentByAPIKey(configtest.PayerKey, configtest.VersionTime)
-			return
-		}
-		if len(err.Error()) > config.MaxErrorBytes {
-			t.Errorf("error is %d bytes", len(err.Error()))
-		}
-	})
+// TestCompileRefusesOverLimits hands Compile snapshots over the limits —
+// as a control plane of another version, or a tampered file, could — and
+// wants each refused before any parser runs, with a reason that names the
+// resource and the limit.
+func TestCompileRefusesOverLimits(t *testing.T) {
+	deep := func(n int) string {
+		return "permit(principal, action, resource) when { " + strings.Repeat("(", n) + "true" + strings.Repeat(")", n) + " };"
+	}
+	tests := []struct {
+		name string
+		edit func(*snapshotv1.Snapshot)
+		want string
+	}{
+		{name: "500,000 nested parentheses", edit: func(s *snapshotv1.Snapshot) { s.PolicySets[0].Source = deep(500_000) },
+			want: `policy set "payments" is over a limit: payments.cedar:1:107: brackets nest more than 64 levels deep`},
+		{name: "100,000 nested parentheses, no file name", edit: func(s *snapshotv1.Snapshot) {
+			s.PolicySets[0].Source, s.PolicySets[0].Filename = deep(100_000), ""
+		}, want: `payments.cedar:1:107: brackets nest`},
+		{name: "a long ! chain", edit: func(s *snapshotv1.Snapshot) {
+			s.PolicySets[0].Source = "permit(principal, action, resource) when { " + strings.Repeat("!", 200_000) + "true };"
+		}, want: "deeper than 1024 levels"},
+		{name: "too many policies", edit: func(s *snapshotv1.Snapshot) {
+			s.PolicySets[0].Source = strings.Repeat("permit(principal,action,resource);", limits.PoliciesPerSet+1)
+		}, want: "more than 20000 policies in one set"},
+		{name: "a deeply nested input schema", edit: func(s *snapshotv1.Snapshot) {
+			s.ToolPins[1].Versions[1].InputSchema = []byte(strings.Repeat(`{"type":"array","items":`, 5000) + `{}` + strings.Repeat("}", 5000))
+		}, want: `tool pin "pay/pay" is over a limit: versions[1].input_schema: objects and arrays nest more than 64 levels deep`},
+		{name: "a deeply nested JWKS", edit: func(s *snapshotv1.Snapshot) {
+			s.IdentitySources = []*configv1.IdentitySource{{Meta: &configv1.ResourceMeta{Name: "idp"}, Kind: &configv1.IdentitySource_JwtIssuer{
+				JwtIssuer: &configv1.JwtIssuer{Issuer: "https://idp", Jwks: []byte(strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000))},
+			}}}
+		}, want: `identity source "idp" is over a limit: jwt_issuer.jwks: at most 65536 bytes`},
+		{name: "a large secret", edit: func(s *snapshotv1.Snapshot) { s.Secrets[0].Value = make([]byte, limits.SecretValue+1) },
+			want: `secret "pay-token" is over a limit`},
+		{name: "too many list values", edit: func(s *snapshotv1.Snapshot) {
+			l := &configv1.ValueList{Meta: &configv1.ResourceMeta{Name: "payees"}}
+			for i := range limits.ListValues + 1 {
+				l.Values = append(l.Values, fmt.Sprint(i))
+			}
+			s.ValueLists = append(s.ValueLists, l)
+		}, want: `value list "payees" is over a limit: values: at most 10000 values`},
+		{name: "a long freeze reason", edit: func(s *snapshotv1.Snapshot) {
+			s.Freeze = &snapshotv1.Freeze{Frozen: true, Reason: strings.Repeat("x", limits.FreezeReason+1)}
+		}, want: "the freeze reason is longer than 1024 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := configtest.Snapshot()
+			tt.edit(s)
+			_, err := config.Compile(configtest.Marshal(t, s))
+			var cerr *config.Error
+			if !errors.As(err, &cerr) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Compile error = %v, want a *config.Error mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestErrorKeepsFirstProblems: a snapshot with a problem in each of
+// thousands of resources is refused with the first hundred and a count.
+func TestErrorKeepsFirstProblems(t *testing.T) {
+	s := configtest.Snapshot()
+	for i := range 5000 {
+		s.Agents = append(s.Agents, &configv1.Agent{Meta: &configv1.ResourceMeta{Name: fmt.Sprint("a", i), Owner: strings.Repeat("o", limits.Owner+1)}})
+	}
+	_, err := config.Compile(configtest.Marshal(t, s))
+	var cerr *config.Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("Compile error = %v, want a *config.Error", err)
+	}
+	if len(cerr.Problems) != 100 || cerr.Omitted != 4900 {
+		t.Errorf("%d problems kept and %d omitted, want 100 and 4900", len(cerr.Problems), cerr.Omitted)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "(5000 problems)") || !strings.Contains(msg, "more") || len(msg) > config.MaxErrorBytes {
+		t.Errorf("error of %d bytes does not count all 5000 problems:\n%s", len(msg), msg)
+	}
 }

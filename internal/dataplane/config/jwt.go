@@ -23,8 +23,6 @@ type jwtSubject struct {
 	source, subject string
 }
 
-var _ pipeline.TokenAuthenticator = (*Compiled)(nil)
-
 // errNoAgent refuses a verified token whose subject no enabled agent holds.
 // The message does not echo the subject.
 var errNoAgent = errors.New("the token is valid but its subject is not bound to an enabled agent")

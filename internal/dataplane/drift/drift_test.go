@@ -15,6 +15,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/drift"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline/pipelinetest"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
 	"github.com/portcullis-gw/portcullis/internal/egress"
@@ -184,7 +185,8 @@ func TestQuarantineAndApproval(t *testing.T) {
 	}
 
 	// Gate refuses the call; an audit record follows from Audit wrapping it.
-	c := &pipeline.Call{Action: w.Action, Mode: configsyncv1.Mode_MODE_NORMAL, Config: gateConfig{w}, Quarantine: h.checker}
+	c := &pipeline.Call{Op: pipeline.OpCall, Target: pipeline.Target{Kind: pipeline.KindTool, Name: w.Action}, Mode: configsyncv1.Mode_MODE_NORMAL,
+		Config: &pipelinetest.Config{ToolList: []pipeline.Tool{w}}, Quarantine: h.checker}
 	_, err := stages.Gate{}.Handle(context.Background(), c, func(context.Context, *pipeline.Call) (*pipeline.Result, error) {
 		t.Fatal("a quarantined tool's call went on")
 		return nil, nil
@@ -204,22 +206,6 @@ func TestQuarantineAndApproval(t *testing.T) {
 		t.Fatalf("after approval: gen %d→%d, %v", gen, gen2, list)
 	}
 }
-
-// gateConfig serves one tool to the Gate stage.
-type gateConfig struct{ tool pipeline.Tool }
-
-func (g gateConfig) Version() uint64 { return 1 }
-func (g gateConfig) AgentByAPIKey(string, time.Time) (*configv1.Agent, bool) {
-	return nil, false
-}
-func (g gateConfig) Tool(action string) (pipeline.Tool, bool) {
-	return g.tool, action == g.tool.Action
-}
-func (g gateConfig) Tools() []pipeline.Tool { return []pipeline.Tool{g.tool} }
-func (g gateConfig) Authorize(context.Context, *pipeline.Call) pipeline.Decision {
-	return pipeline.Decision{}
-}
-func (g gateConfig) Frozen() (bool, string) { return false, "" }
 
 // TestMissingTool quarantines a pinned tool the upstream no longer lists.
 func TestMissingTool(t *testing.T) {

@@ -18,7 +18,9 @@ import (
 
 // Config is the view of the active configuration a call needs. The data
 // plane's compiled snapshot implements it; one call sees one version from
-// start to finish.
+// start to finish. Every method must be safe for concurrent use; messages
+// returned are shared and must not be modified. Errors' messages are safe
+// to show to the caller.
 type Config interface {
 	// Version is the snapshot version.
 	Version() uint64
@@ -26,53 +28,46 @@ type Config interface {
 	// comparison inside). ok is false for an unknown, expired or malformed
 	// key.
 	AgentByAPIKey(key string, now time.Time) (agent *configv1.Agent, ok bool)
-	// Tool finds a pinned tool by its action name ("<prefix>__<tool>").
-	Tool(action string) (Tool, bool)
-	// Tools lists every servable tool in action-name order.
-	Tools() []Tool
-	// Authorize decides a call. It must be safe for concurrent use.
-	Authorize(ctx context.Context, c *Call) Decision
-	// Frozen reports the emergency brake and its reason.
-	Frozen() (bool, string)
-}
-
-// TokenAuthenticator is implemented by a Config that trusts JWT identity
-// sources. Stages and adapters find it with a type assertion; a Config that
-// does not implement it accepts no JWT. Implementations must be safe for
-// concurrent use. A returned error's message is safe to show to the caller.
-type TokenAuthenticator interface {
 	// AgentByJWT verifies a token from an issuer trusted for agents and
 	// returns the enabled agent bound to its subject (Agent.jwt_subjects).
+	// A configuration without JWT issuers refuses every token.
 	AgentByJWT(ctx context.Context, token string, now time.Time) (*configv1.Agent, error)
 	// UserByJWT verifies an on-behalf-of user token from an issuer trusted
 	// for users.
 	UserByJWT(ctx context.Context, token string, now time.Time) (*User, error)
-}
-
-// CertAuthenticator is implemented by a Config that trusts client
-// certificates (mTLS). Stages and adapters find it with a type assertion; a
-// Config that does not implement it accepts no certificate. Implementations
-// must be safe for concurrent use. A returned error's message is safe to
-// show to the caller.
-type CertAuthenticator interface {
 	// AgentByCert verifies chain (leaf first, as the TLS handshake
 	// presented it, unverified) against the configuration's trust anchors
 	// for client authentication at now, and returns the one enabled agent
 	// the leaf is registered to (Agent.spiffe_ids or
 	// Agent.cert_fingerprints).
 	AgentByCert(chain []*x509.Certificate, now time.Time) (*configv1.Agent, error)
+
+	// Tool finds a pinned tool by the name agents call it by
+	// ("<prefix>__<tool>").
+	Tool(name string) (Tool, bool)
+	// Upstreams lists the upstreams of a protocol, in name order.
+	Upstreams(protocol string) []Upstream
+
+	// Authorize decides an operation on one target (c.Op, c.Target).
+	Authorize(ctx context.Context, c *Call) Decision
+	// Listable returns, in name order, the targets of kind some call by
+	// c.Agent (on behalf of c.User, when set) could be permitted to make,
+	// whatever its arguments: for tools, the tools; for content kinds
+	// (resources, prompts), one target per upstream whose content the
+	// agent may use (Target.Name empty). None when c.Agent is nil.
+	Listable(ctx context.Context, c *Call, kind Kind) []Target
+
+	// Frozen reports the emergency brake and its reason.
+	Frozen() (bool, string)
 }
 
-// ToolLister is implemented by a Config that can tell which tools a caller
-// could be permitted to call at all. Adapters find it with a type
-// assertion; a Config that does not implement it lists every servable tool.
-// Implementations must be safe for concurrent use.
-type ToolLister interface {
-	// Listable returns, in action-name order, the servable tools some call
-	// by c.Agent (on behalf of c.User, when set) could be permitted to
-	// make, whatever its arguments. c.Action and c.Arguments are ignored.
-	// It returns none when c.Agent is nil or not an enabled agent.
-	Listable(ctx context.Context, c *Call) []Tool
+// Upstream is a registered upstream as calls see it.
+type Upstream struct {
+	Name string
+	// Prefix namespaces the upstream's tools, resource URIs and prompt
+	// names for agents: "<prefix>__<name>" ("" for an upstream registered
+	// without one).
+	Prefix string
 }
 
 // User is the end user a call is made on behalf of, as a verified user
@@ -123,13 +118,84 @@ type Decision struct {
 	InvalidArguments bool
 }
 
-// Call is one protocol-neutral call flowing through the pipeline. Adapters
-// fill the request part; stages fill the rest.
+// Operation says what a caller asks of a target. Stages decide by the
+// operation and the target's kind, never by protocol or method.
+type Operation string
+
+// Operations.
+const (
+	// OpCall runs a target: a tool call, a message to a remote agent, a
+	// model completion. It may change the world unless the target is
+	// read-only.
+	OpCall Operation = "call"
+	// OpList lists the targets of one kind the caller may use; each
+	// protocol lists in its own shape.
+	OpList Operation = "list"
+	// OpRead reads one content item (an MCP resource).
+	OpRead Operation = "read"
+	// OpGet gets one item by name (an MCP prompt).
+	OpGet Operation = "get"
+	// OpComplete asks for argument completions of a prompt or resource
+	// template.
+	OpComplete Operation = "complete"
+	// OpSubscribe and OpUnsubscribe follow or stop following updates of
+	// one content item.
+	OpSubscribe   Operation = "subscribe"
+	OpUnsubscribe Operation = "unsubscribe"
+	// OpSession is a session or handshake request the gateway answers
+	// itself: initialize, discover, ping, opening a notification stream,
+	// ending a session, setting the log level.
+	OpSession Operation = "session"
+)
+
+// ReadOnly reports whether the operation never changes the world by its
+// nature (a call's effect depends on its target).
+func (o Operation) ReadOnly() bool { return o != OpCall }
+
+// Kind is what a target is.
+type Kind string
+
+// Kinds of target.
+const (
+	KindTool     Kind = "tool"
+	KindResource Kind = "resource"
+	KindPrompt   Kind = "prompt"
+	// KindSkill and KindModel are the targets of the A2A and LLM
+	// protocols.
+	KindSkill Kind = "skill"
+	KindModel Kind = "model"
+)
+
+// Target is what an operation is about.
+type Target struct {
+	Kind Kind
+	// Name is the target as the caller named it, in the gateway's
+	// namespace ("<prefix>__<name>" for tools, prompts and resource
+	// URIs); "" for a list, or for a content target that stands for a
+	// whole upstream.
+	Name string
+	// Upstream is the upstream that serves the target: routed by the
+	// adapter for content, set by Gate from the pin for a tool.
+	Upstream string
+	// Own is the upstream's own name (or URI) for the target.
+	Own string
+	// Tool is the pinned tool, for Kind tool once Gate resolved it.
+	Tool Tool
+}
+
+// Call is one protocol-neutral operation flowing through the pipeline.
+// Adapters fill the request part; stages fill the rest.
 type Call struct {
 	// Request, set by the protocol adapter.
-	Protocol   string // "mcp"
-	Method     string // protocol method, e.g. "tools/call"
-	Action     string // tool action name the caller asked for
+	Protocol string // "mcp"
+	// Method is the protocol's own name for the request (e.g.
+	// "tools/call"), for the audit record and logs; stages never read it.
+	Method string
+	Op     Operation
+	Target Target
+	// Arguments are the operation's arguments as the caller sent them:
+	// a tool's arguments, or the params an upstream must see for other
+	// operations.
 	Arguments  json.RawMessage
 	Credential string // bearer credential the caller presented (never forwarded)
 	// UserToken is the on-behalf-of user's JWT (header
@@ -161,8 +227,11 @@ type Call struct {
 	Agent *configv1.Agent
 	// User is set by Authenticate from a verified UserToken; nil without.
 	User     *User
-	Tool     Tool
 	Decision Decision
+	// Visible is, for OpList, what the caller may see: set by Authorize,
+	// narrowed by the forwarder (an unhealthy upstream's targets drop
+	// out). Each protocol renders it in its own shape.
+	Visible []Target
 
 	// decoded is Arguments decoded, recorded by SetDecodedArguments for
 	// the arguments in decodedFrom.
@@ -186,17 +255,22 @@ func (c *Call) DecodedArguments() (any, bool) {
 	return c.decoded, true
 }
 
-// Result is what the terminal handler produced.
+// Result is what the terminal handler produced. Stages read only its
+// sizes and flags; the bytes belong to the protocol that produced them.
 type Result struct {
-	// Body is the upstream's result payload (protocol-specific bytes the
-	// adapter knows how to return).
+	// Body is the target's answer, in its protocol's own encoding (for
+	// MCP, a JSON-RPC result object), which only that protocol's adapter
+	// interprets.
 	Body json.RawMessage
-	// IsError is set when the upstream reported a tool failure, or
-	// answered a content call with an error.
+	// IsError is set when the target answered with a failure of its own:
+	// a tool reporting an error, an upstream refusing a content read.
 	IsError bool
-	// RPCError is the JSON-RPC error object the upstream answered a
-	// content call (resources/read, prompts/get) with; Body is then empty.
-	RPCError json.RawMessage
+	// Failure is the upstream's own protocol-level error, as its
+	// forwarder captured it (for MCP, a JSON-RPC error object), relayed to
+	// the caller by the same protocol's adapter; Body is then empty.
+	Failure json.RawMessage
+	// Items is, for OpList, how many items the caller was shown.
+	Items int
 	// UpstreamLatency is the time spent upstream.
 	UpstreamLatency time.Duration
 }

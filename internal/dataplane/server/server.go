@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/portcullis-gw/portcullis/internal/dataplane/audit"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/auditotlp"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/auditredact"
@@ -24,12 +25,11 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/drift"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/highwater"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/hop"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/lkg"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/mcpgw"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/metrics"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/mode"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/refusals"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/syncclient"
@@ -37,7 +37,6 @@ import (
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
-	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
 // UserTokenHeader carries the token of the user an agent acts for (a JWT
@@ -65,7 +64,8 @@ type Server struct {
 	// log.
 	refusals *refusals.Recorder
 	handle   pipeline.Handler
-	content  pipeline.Handler
+	// forwarders are the protocols' terminal handlers, by protocol.
+	forwarders map[string]pipeline.Handler
 	// toolsChanged tells the MCP endpoint a new configuration is serving
 	// (its sessions' GET streams get notifications/tools/list_changed).
 	toolsChanged chan struct{}
@@ -152,7 +152,6 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	// Refusals of callers no agent was identified for are summarized per
 	// source network and interval instead of recorded one by one.
 	s.refusals = refusals.New(refusals.Options{Writer: aw, Dataplane: cfg.Credential.Name, Logger: log.With("component", "refusals")})
-	auditStage.Anonymous = s.refusals
 	auditStage.FailOpen = cfg.AuditFailOpen
 	auditStage.OnLost = func(err error) {
 		lost.Inc()
@@ -162,16 +161,15 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	// Drift detection quarantines pinned tools whose upstream changed them
 	// after approval; Begin hands it to every call.
 	s.drift = drift.New(drift.Options{Lister: s.pool, Current: s.driftConfig, Logger: log})
-	// Each stage's own time and the upstream call's go to
-	// portcullis_dataplane_stage_seconds.
+	// One pipeline for every protocol and operation; each protocol's
+	// forwarder is its terminal. Each stage's own time and the upstream
+	// call's go to portcullis_dataplane_stage_seconds.
 	observe := s.metrics.ObserveStage
+	s.forwarders = map[string]pipeline.Handler{
+		"mcp": (&mcpgw.Forwarder{Pool: s.pool, Logger: log.With("component", "mcp")}).Forward,
+	}
 	s.handle = pipeline.Chain(pipeline.TimedHandler(observe, "forward", s.forward), append([]pipeline.Stage{metricsStage{m: s.metrics}},
-		pipeline.Timed(observe, stages.WithAudit(auditStage)...)...)...)
-	// MCP resources/read and prompts/get: audited and authenticated like
-	// tool calls, admitted by ContentGate (access follows the upstream's
-	// tools).
-	s.content = pipeline.Chain(pipeline.TimedHandler(observe, "forward", s.forwardContent), metricsStage{m: s.metrics},
-		auditStage, stages.Authenticate{}, stages.ContentGate{})
+		pipeline.Timed(observe, stages.Default(stages.Options{Audit: auditStage, Anonymous: s.refusals})...)...)...)
 	s.loadLastKnownGood(ctx)
 
 	s.sync, err = syncclient.New(syncclient.Config{
@@ -472,71 +470,20 @@ func (s *Server) Begin(r *http.Request) *pipeline.Call {
 	return c
 }
 
-// Handle implements mcpgw.Backend.
-func (s *Server) Handle(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
+// Run implements mcpgw.Backend: the one pipeline.
+func (s *Server) Run(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
 	return s.handle(ctx, c)
 }
 
-// forward is the terminal handler: the call goes to its upstream with the
-// upstream's own credential.
-// HandleContent implements mcpgw.ContentBackend: a resources/read or
-// prompts/get for one upstream through the content chain.
-func (s *Server) HandleContent(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
-	return s.content(ctx, c)
-}
-
-// ListContent implements mcpgw.ContentBackend: one upstream's answer to a
-// list method (resources/list, resources/templates/list, prompts/list).
-// Lists are not audited, like tools/list; mcpgw asks only upstreams the
-// caller is granted.
-func (s *Server) ListContent(ctx context.Context, c *pipeline.Call, upstream, method string, params json.RawMessage) (*mcpwire.Message, error) {
-	cur, ok := c.Config.(*config.Compiled)
-	if !ok {
-		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, "the data plane has no configuration yet; retry shortly")
-	}
-	return s.pool.Request(hop.WithChain(ctx, c.Hops), cur, upstream, method, params)
-}
-
-// forwardContent is the content chain's terminal handler.
-func (s *Server) forwardContent(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
-	cur, ok := c.Config.(*config.Compiled)
-	if !ok {
-		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, "the data plane has no configuration yet; retry shortly")
-	}
-	start := time.Now()
-	m, err := s.pool.Request(hop.WithChain(ctx, c.Hops), cur, c.Tool.Upstream, c.Method, c.Arguments)
-	if err != nil {
-		return nil, err
-	}
-	res := &pipeline.Result{UpstreamLatency: time.Since(start)}
-	if m.Kind() == mcpwire.KindError {
-		res.RPCError, res.IsError = m.Error, true
-	} else {
-		res.Body = m.Result
-	}
-	return res, nil
-}
-
+// forward is the terminal handler: the call goes to its protocol's
+// forwarder, which sends it upstream with the upstream's own credential.
 func (s *Server) forward(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
-	cur, ok := c.Config.(*config.Compiled)
+	f, ok := s.forwarders[c.Protocol]
 	if !ok {
-		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, "the data plane has no configuration yet; retry shortly")
+		return nil, pipeline.Refuse(pipeline.ReasonInternal, "the gateway failed to process the call; it has been logged")
 	}
-	start := time.Now()
-	ctx = upstream.WithRelay(hop.WithChain(ctx, c.Hops), c.Relay)
-	body, isErr, err := s.pool.CallTool(ctx, cur, upstream.ToolCall{
-		Upstream: c.Tool.Upstream, Tool: c.Tool.Name, Class: c.Tool.Class, Arguments: c.Arguments,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &pipeline.Result{Body: body, IsError: isErr, UpstreamLatency: time.Since(start)}, nil
+	return f(ctx, c)
 }
-
-// UpstreamHealthy reports whether the named upstream's calls may be sent
-// now: false, with the reason, while its circuit breaker is open. The MCP
-// endpoint leaves an unhealthy upstream's tools out of tools/list.
-func (s *Server) UpstreamHealthy(name string) (bool, string) { return s.pool.Healthy(name) }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	m := s.tracker.Mode()

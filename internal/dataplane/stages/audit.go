@@ -3,7 +3,6 @@ package stages
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -22,11 +21,12 @@ type AuditWriter interface {
 	Write(ctx context.Context, r *auditv1.Record) error
 }
 
-// Audit writes one audit record for every call that passes through it,
-// whatever happened after it: allowed, denied, refused or failed. It fails
-// closed: when the record cannot be written the call fails with
-// audit_unavailable and any upstream result is withheld. Put it first, so
-// refusals by later stages are recorded too.
+// Audit writes one audit record for every operation that passes through
+// it, whatever happened after it: allowed, denied, refused or failed. It
+// fails closed: when the record cannot be written the call fails with
+// audit_unavailable and any upstream result is withheld. It comes right
+// after Authenticate, so every operation of an identified agent is
+// recorded, refusals by later stages included.
 //
 // The record is written after the upstream answered, so a mutating call
 // whose record fails was still executed upstream; the caller is told the
@@ -47,18 +47,6 @@ type Audit struct {
 	// OnLost, when set, is called for every record that could not be
 	// written (both modes), e.g. to count them.
 	OnLost func(err error)
-	// Anonymous, when set, counts calls refused before any agent was
-	// identified (no or an invalid credential) instead of recording each:
-	// anonymous floods must not fill the audit log (package refusals
-	// writes one summary per source network and reason per interval).
-	// Without it such calls are recorded one by one.
-	Anonymous AnonymousRecorder
-}
-
-// AnonymousRecorder counts a refusal of a caller no agent was identified
-// for. It must be safe for concurrent use; package refusals implements it.
-type AnonymousRecorder interface {
-	Refused(src netip.Addr, reason string)
 }
 
 var _ pipeline.Stage = Audit{}
@@ -88,12 +76,6 @@ func (a Audit) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handl
 	}()
 	res, err := next(ctx, c)
 	returned = true
-	if a.Anonymous != nil && c.Agent == nil && err != nil {
-		if reason := pipeline.AsRefusal(err).Reason; reason == pipeline.ReasonUnauthenticated {
-			a.Anonymous.Refused(c.SourceIP, string(reason))
-			return res, err
-		}
-	}
 	if werr := a.write(ctx, a.record(c, start, res, err)); werr != nil {
 		if a.OnLost != nil {
 			a.OnLost(werr)
@@ -122,23 +104,26 @@ func (a Audit) now() time.Time {
 	return time.Now()
 }
 
-// record describes a finished call.
+// record describes a finished operation.
 func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, err error) *auditv1.Record {
 	r := &auditv1.Record{
-		Time:      timestamppb.New(start),
-		Dataplane: a.Dataplane,
-		Protocol:  c.Protocol,
-		Method:    c.Method,
-		Upstream:  c.Tool.Upstream,
-		Tool:      c.Tool.Name,
-		Mode:      pipeline.ModeName(c.Mode),
-		Policies:  slices.Clone(c.Decision.Policies),
-		Latency:   durationpb.New(a.now().Sub(start)),
+		Time:       timestamppb.New(start),
+		Dataplane:  a.Dataplane,
+		Kind:       eventKind(c.Op),
+		Operation:  string(c.Op),
+		TargetKind: string(c.Target.Kind),
+		Protocol:   c.Protocol,
+		Method:     c.Method,
+		Upstream:   c.Target.Upstream,
+		Tool:       c.Target.Own,
+		Mode:       pipeline.ModeName(c.Mode),
+		Policies:   slices.Clone(c.Decision.Policies),
+		Latency:    durationpb.New(a.now().Sub(start)),
 	}
 	if r.Tool == "" {
 		// Never resolved (unknown tool, or refused before Gate): record what
 		// was asked for.
-		r.Tool = truncate(c.Action, maxEcho)
+		r.Tool = truncate(c.Target.Name, maxEcho)
 	}
 	if c.Agent != nil {
 		r.Agent = c.Agent.GetMeta().GetName()
@@ -152,12 +137,17 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 	if c.User != nil {
 		r.User = c.User.Source + "/" + c.User.Name
 	}
-	decoded, _ := c.DecodedArguments()
-	r.ArgumentsJson = a.Redactor.Arguments(c.Arguments, decoded)
+	if c.Op != pipeline.OpList && c.Op != pipeline.OpSession {
+		decoded, _ := c.DecodedArguments()
+		r.ArgumentsJson = a.Redactor.Arguments(c.Arguments, decoded)
+	}
 	if res != nil {
 		r.UpstreamLatency = durationpb.New(res.UpstreamLatency)
 		r.UpstreamError = res.IsError
-		r.ResponseBytes = int64(len(res.Body) + len(res.RPCError))
+		r.ResponseBytes = int64(len(res.Body) + len(res.Failure))
+		if c.Op == pipeline.OpList {
+			r.Detail = &auditv1.Record_List{List: &auditv1.ListDetail{Items: uint32(min(res.Items, 1<<31))}}
+		}
 	}
 	r.Outcome = "ok"
 	if err != nil {
@@ -175,6 +165,17 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 		r.Decision = "deny"
 	}
 	return r
+}
+
+// eventKind is the record kind of an operation.
+func eventKind(op pipeline.Operation) auditv1.EventKind {
+	switch op {
+	case pipeline.OpList:
+		return auditv1.EventKind_EVENT_KIND_LIST
+	case pipeline.OpSession:
+		return auditv1.EventKind_EVENT_KIND_SESSION
+	}
+	return auditv1.EventKind_EVENT_KIND_CALL
 }
 
 // refusedByGateway reports whether a reason is the gateway declining the

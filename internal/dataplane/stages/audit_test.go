@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func TestAudit(t *testing.T) {
 		{
 			name: "allowed call",
 			prepare: func(c *pipeline.Call) {
-				c.Agent, c.Tool = alice, writeTool
+				c.Agent, c.Target = alice, toolTarget(writeTool)
 				c.Decision = pipeline.Decision{Allowed: true, Policies: []string{"p/allow"}}
 			},
 			result:      &pipeline.Result{IsError: true, UpstreamLatency: 40 * time.Millisecond},
@@ -42,7 +43,7 @@ func TestAudit(t *testing.T) {
 		{
 			name: "denied call",
 			prepare: func(c *pipeline.Call) {
-				c.Agent, c.Tool = alice, writeTool
+				c.Agent, c.Target = alice, toolTarget(writeTool)
 				c.Decision = pipeline.Decision{Policies: []string{"p/forbid"}}
 			},
 			err:         pipeline.Refuse(pipeline.ReasonDenied, "denied by policy p/forbid"),
@@ -57,7 +58,7 @@ func TestAudit(t *testing.T) {
 		{
 			name: "invalid arguments after an allow",
 			prepare: func(c *pipeline.Call) {
-				c.Agent, c.Tool = alice, writeTool
+				c.Agent, c.Target = alice, toolTarget(writeTool)
 				c.Decision = pipeline.Decision{Allowed: true, Policies: []string{"p/allow"}}
 			},
 			err:         pipeline.Refuse(pipeline.ReasonInvalidArguments, "bad"),
@@ -66,7 +67,7 @@ func TestAudit(t *testing.T) {
 		{
 			name: "upstream unavailable",
 			prepare: func(c *pipeline.Call) {
-				c.Agent, c.Tool = alice, writeTool
+				c.Agent, c.Target = alice, toolTarget(writeTool)
 				c.Decision = pipeline.Decision{Allowed: true}
 			},
 			err:         pipeline.Refuse(pipeline.ReasonUpstreamUnavailable, "down"),
@@ -233,42 +234,41 @@ func (a *anonCounter) Refused(src netip.Addr, reason string) {
 	a.got = append(a.got, src.String()+" "+reason)
 }
 
-// An unidentified caller's refusal goes to the anonymous summary, not to a
-// record of its own; once an agent is known, every refusal is recorded.
-func TestAuditAnonymousRefusalsAreSummarized(t *testing.T) {
+// An unidentified caller's refusal is counted by Authenticate's anonymous
+// recorder and never reaches Audit; once an agent is known, every outcome
+// is recorded.
+func TestAnonymousRefusalsAreCountedNotRecorded(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
-		agent       bool
+		credential  string
+		noConfig    bool
 		err         error
 		wantRecords int
-		wantAnon    int
+		wantAnon    string
 	}{
-		{"no agent, unauthenticated", false, pipeline.Refuse(pipeline.ReasonUnauthenticated, "no"), 0, 1},
-		{"agent known, denied", true, pipeline.Refuse(pipeline.ReasonDenied, "no"), 1, 0},
-		{"no agent, no configuration", false, pipeline.Refuse(pipeline.ReasonNoConfig, "wait"), 1, 0},
-		{"no agent, allowed result", false, nil, 1, 0},
+		{name: "unknown key", credential: "pck_0123456789abcdef_bad", wantAnon: "192.0.2.7 unauthenticated"},
+		{name: "no credential", wantAnon: "192.0.2.7 unauthenticated"},
+		{name: "no configuration", credential: goodKey, noConfig: true, wantAnon: "192.0.2.7 no_config"},
+		{name: "agent known, denied later", credential: goodKey, err: pipeline.Refuse(pipeline.ReasonDenied, "no"), wantRecords: 1},
+		{name: "agent known, allowed", credential: goodKey, wantRecords: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, anon := &recorder{}, &anonCounter{}
-			call := fakeCall(newFake(), writeTool.Action)
-			a := stages.Audit{Writer: rec, Dataplane: "dp-1", Anonymous: anon}
-			_, err := a.Handle(context.Background(), call, func(_ context.Context, c *pipeline.Call) (*pipeline.Result, error) {
-				if tc.agent {
-					c.Agent = alice
-				}
-				return &pipeline.Result{}, tc.err
-			})
-			if !errors.Is(err, tc.err) {
-				t.Fatalf("Handle() error %v, want %v", err, tc.err)
+			var cfg pipeline.Config = newFake()
+			if tc.noConfig {
+				cfg = nil
 			}
+			call := fakeCall(cfg, writeTool.Action)
+			call.Credential = tc.credential
+			h := pipeline.Chain(func(context.Context, *pipeline.Call) (*pipeline.Result, error) {
+				return &pipeline.Result{}, tc.err
+			}, stages.Authenticate{Anonymous: anon}, stages.Audit{Writer: rec, Dataplane: "dp-1"})
+			_, _ = h(context.Background(), call)
 			if n := len(rec.all()); n != tc.wantRecords {
 				t.Errorf("%d records, want %d", n, tc.wantRecords)
 			}
-			if len(anon.got) != tc.wantAnon {
-				t.Errorf("anonymous refusals %q, want %d", anon.got, tc.wantAnon)
-			}
-			if tc.wantAnon == 1 && anon.got[0] != "192.0.2.7 unauthenticated" {
-				t.Errorf("anonymous refusal %q, want the caller's address and reason", anon.got[0])
+			if got := strings.Join(anon.got, ","); got != tc.wantAnon {
+				t.Errorf("anonymous refusals %q, want %q", got, tc.wantAnon)
 			}
 		})
 	}

@@ -11,9 +11,16 @@ import (
 // maxErrorsShown bounds the evaluation errors named in a denial.
 const maxErrorsShown = 2
 
-// Authorize asks the configuration for a decision, records it in
-// call.Decision and refuses a denied call, naming the policies that
-// determined the denial.
+// Authorize decides the operation:
+//
+//   - a session request (initialize, discover, ping, …) of an identified
+//     agent is allowed: it reaches no upstream;
+//   - a list: call.Visible becomes the targets of the listed kind the
+//     policies could permit the agent some call of (the configuration's
+//     Listable, by partial evaluation) that Gate's Admit also admits;
+//   - anything else: the configuration's decision, recorded in
+//     call.Decision; a denied operation is refused, naming the policies
+//     that determined the denial.
 type Authorize struct{}
 
 var _ pipeline.Stage = Authorize{}
@@ -25,6 +32,23 @@ func (Authorize) Name() string { return "authorize" }
 func (Authorize) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler) (*pipeline.Result, error) {
 	if c.Config == nil {
 		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)
+	}
+	switch c.Op {
+	case pipeline.OpSession:
+		c.Decision = pipeline.Decision{Allowed: true}
+		return next(ctx, c)
+	case pipeline.OpList:
+		listable := c.Config.Listable(ctx, c, c.Target.Kind)
+		refreshQuarantine(ctx, c, listable)
+		var visible []pipeline.Target
+		for _, t := range listable {
+			if Admit(ctx, c, t) == nil {
+				visible = append(visible, t)
+			}
+		}
+		c.Visible = visible
+		c.Decision = pipeline.Decision{Allowed: true}
+		return next(ctx, c)
 	}
 	d := c.Config.Authorize(ctx, c)
 	c.Decision = d
@@ -40,17 +64,21 @@ func (Authorize) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Han
 		}
 		return nil, pipeline.Refuse(pipeline.ReasonInvalidArguments, "%s", msg)
 	}
-	return nil, pipeline.Refuse(pipeline.ReasonDenied, "%s", denial(d))
+	return nil, pipeline.Refuse(pipeline.ReasonDenied, "%s", denial(c, d))
 }
 
 // denial words a deny decision: the determining policies, or default deny,
 // and the first evaluation errors (which name field paths and policy ids,
 // not values).
-func denial(d pipeline.Decision) string {
+func denial(c *pipeline.Call, d pipeline.Decision) string {
 	var b strings.Builder
-	if len(d.Policies) > 0 {
+	switch {
+	case len(d.Policies) > 0:
 		fmt.Fprintf(&b, "denied by policy %s", strings.Join(d.Policies, ", "))
-	} else {
+	case c.Target.Kind == pipeline.KindResource || c.Target.Kind == pipeline.KindPrompt:
+		fmt.Fprintf(&b, "no policy permits this agent any tool of upstream %q, so its resources and prompts are not available either",
+			truncate(c.Target.Upstream, maxEcho))
+	default:
 		b.WriteString("no policy permits this call (default deny)")
 	}
 	for i, e := range d.Errors {
@@ -62,4 +90,24 @@ func denial(d pipeline.Decision) string {
 		b.WriteString(truncate(e, maxDetail/maxErrorsShown))
 	}
 	return b.String()
+}
+
+// refreshQuarantine re-checks the upstreams of the listed tools for drift
+// when their last check is not recent (the Quarantine bounds the wait), so
+// that a tool whose upstream changed it is hidden within one list.
+func refreshQuarantine(ctx context.Context, c *pipeline.Call, targets []pipeline.Target) {
+	if c.Quarantine == nil {
+		return
+	}
+	var upstreams []string
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if t.Kind == pipeline.KindTool && !seen[t.Upstream] {
+			seen[t.Upstream] = true
+			upstreams = append(upstreams, t.Upstream)
+		}
+	}
+	if len(upstreams) > 0 {
+		c.Quarantine.Refresh(ctx, upstreams)
+	}
 }

@@ -41,7 +41,7 @@ func TestAuthenticateByClientCertificate(t *testing.T) {
 		{name: "a refused bearer is not rescued by a certificate", config: cfg, credential: "pck_0123456789abcdef_wrong", certs: payerCert,
 			wantReason: pipeline.ReasonUnauthenticated, wantMsg: "a valid API key is required"},
 		{name: "configuration without certificate trust", config: newFake(), certs: payerCert,
-			wantReason: pipeline.ReasonUnauthenticated, wantMsg: "a valid API key is required"},
+			wantReason: pipeline.ReasonUnauthenticated, wantMsg: "the client certificate was refused: the client certificate is not trusted"},
 		{name: "neither bearer nor certificate", config: cfg,
 			wantReason: pipeline.ReasonUnauthenticated, wantMsg: "a valid API key is required"},
 	}

@@ -31,6 +31,9 @@ func TestChain(t *testing.T) {
 		wantReason   pipeline.Reason // "" means the call succeeds
 		wantDecision string
 		wantPolicies string
+		// anonymous: refused before any agent was identified, so counted
+		// (package refusals), not recorded.
+		anonymous bool
 	}{
 		{name: "allowed", wantReached: true, wantDecision: "allow", wantPolicies: "payments/policy0"},
 		{name: "invalid arguments never reach upstream",
@@ -47,26 +50,26 @@ func TestChain(t *testing.T) {
 			wantReason: pipeline.ReasonDenied, wantDecision: "deny"},
 		{name: "unauthenticated",
 			edit:       func(c *pipeline.Call) { c.Credential = "pck_0123456789abcdef_wrong" },
-			wantReason: pipeline.ReasonUnauthenticated},
+			wantReason: pipeline.ReasonUnauthenticated, anonymous: true},
 		{name: "disabled agent",
 			edit:       func(c *pipeline.Call) { c.Credential = configtest.DisabledKey },
-			wantReason: pipeline.ReasonUnauthenticated},
+			wantReason: pipeline.ReasonUnauthenticated, anonymous: true},
 		{name: "unknown tool",
-			edit:       func(c *pipeline.Call) { c.Action = "pay__steal" },
+			edit:       func(c *pipeline.Call) { c.Target.Name = "pay__steal" },
 			wantReason: pipeline.ReasonUnknownTool},
 		{name: "degraded mutating",
 			edit:       func(c *pipeline.Call) { c.Mode = configsyncv1.Mode_MODE_DEGRADED },
 			wantReason: pipeline.ReasonDegraded},
 		{name: "degraded read-only", wantReached: true, wantDecision: "allow", wantPolicies: "payments/policy0",
 			edit: func(c *pipeline.Call) {
-				c.Mode, c.Action, c.Arguments = configsyncv1.Mode_MODE_DEGRADED, configtest.BalanceAction, nil
+				c.Mode, c.Target.Name, c.Arguments = configsyncv1.Mode_MODE_DEGRADED, configtest.BalanceAction, nil
 			}},
 		{name: "stale",
 			edit:       func(c *pipeline.Call) { c.Mode = configsyncv1.Mode_MODE_STALE },
 			wantReason: pipeline.ReasonStale},
 		{name: "starting",
 			edit:       func(c *pipeline.Call) { c.Mode, c.Config = configsyncv1.Mode_MODE_STARTING, nil },
-			wantReason: pipeline.ReasonNoConfig},
+			wantReason: pipeline.ReasonNoConfig, anonymous: true},
 		{name: "frozen",
 			edit:       func(c *pipeline.Call) { c.Config = frozen },
 			wantReason: pipeline.ReasonFrozen},
@@ -75,9 +78,9 @@ func TestChain(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recorder{}
 			term := &terminal{}
-			handle := pipeline.Chain(term.handle, stages.Default(rec, "dp-1", nil)...)
+			handle := pipeline.Chain(term.handle, stages.Default(stages.Options{Audit: stages.Audit{Writer: rec, Dataplane: "dp-1"}})...)
 			call := &pipeline.Call{
-				Protocol: "mcp", Method: "tools/call", Action: configtest.PayAction,
+				Protocol: "mcp", Method: "tools/call", Op: pipeline.OpCall, Target: pipeline.Target{Kind: pipeline.KindTool, Name: configtest.PayAction},
 				Arguments:  json.RawMessage(`{"amount": 100, "to": "bob"}`),
 				Credential: configtest.PayerKey, SourceIP: netip.MustParseAddr("10.1.2.3"),
 				Start: configtest.VersionTime, Config: cfg, Mode: configsyncv1.Mode_MODE_NORMAL,
@@ -94,6 +97,12 @@ func TestChain(t *testing.T) {
 				t.Errorf("result = %v with error %v", res, err)
 			}
 			records := rec.all()
+			if tt.anonymous {
+				if len(records) != 0 {
+					t.Fatalf("%d audit records of an unidentified caller, want none", len(records))
+				}
+				return
+			}
 			if len(records) != 1 {
 				t.Fatalf("%d audit records, want exactly 1", len(records))
 			}
@@ -110,9 +119,9 @@ func TestChain(t *testing.T) {
 func TestChainAuditFailureWithholdsResult(t *testing.T) {
 	rec := &recorder{err: errors.New("disk full")}
 	term := &terminal{}
-	handle := pipeline.Chain(term.handle, stages.Default(rec, "dp-1", nil)...)
+	handle := pipeline.Chain(term.handle, stages.Default(stages.Options{Audit: stages.Audit{Writer: rec, Dataplane: "dp-1"}})...)
 	call := &pipeline.Call{
-		Protocol: "mcp", Method: "tools/call", Action: configtest.BalanceAction,
+		Protocol: "mcp", Method: "tools/call", Op: pipeline.OpCall, Target: pipeline.Target{Kind: pipeline.KindTool, Name: configtest.BalanceAction},
 		Credential: configtest.PayerKey, SourceIP: netip.MustParseAddr("10.1.2.3"),
 		Start: configtest.VersionTime, Config: configtest.Compile(t, configtest.Snapshot()), Mode: configsyncv1.Mode_MODE_NORMAL,
 	}
@@ -125,10 +134,10 @@ func TestChainAuditFailureWithholdsResult(t *testing.T) {
 
 func TestDefaultOrder(t *testing.T) {
 	var names []string
-	for _, s := range stages.Default(&recorder{}, "dp", nil) {
+	for _, s := range stages.Default(stages.Options{Audit: stages.Audit{Writer: &recorder{}, Dataplane: "dp"}}) {
 		names = append(names, s.Name())
 	}
-	if got, want := strings.Join(names, ","), "audit,authenticate,gate,authorize,validate"; got != want {
+	if got, want := strings.Join(names, ","), "authenticate,audit,identify,gate,authorize,validate"; got != want {
 		t.Errorf("Default() order = %s, want %s", got, want)
 	}
 }

@@ -1,23 +1,36 @@
-// Package stages holds the data plane's cross-cutting pipeline stages:
-// Audit, Authenticate, Gate, Authorize and Validate. Each implements
-// [pipeline.Stage], sees only the protocol-neutral [*pipeline.Call], and is
-// safe for concurrent use.
+// Package stages holds the data plane's cross-cutting pipeline stages.
+// Each implements [pipeline.Stage], sees only the protocol-neutral
+// [*pipeline.Call] — its operation and target kind, never its protocol or
+// method — and is safe for concurrent use.
 //
-// The order matters and [Default] returns it:
+// [Default] returns them in order:
 //
-//	Audit         records every call, whatever later stages decide
-//	Authenticate  API key or agent JWT → agent; user token → user
-//	Gate          mode and emergency brake, tool lookup
-//	Authorize     Cedar policies
-//	Validate      arguments against the pinned input schema
+//	Authenticate  credential → agent, once; an unidentified caller is
+//	              refused and counted (package refusals), not audited
+//	              one by one
+//	Audit         one record per operation of an identified agent,
+//	              whatever the stages after it decide
+//	Identify      on-behalf-of user token → user
+//	Gate          serving mode and emergency brake; resolves and admits
+//	              the target (unknown, quarantined, degraded, frozen)
+//	Limit         seam: rate limits, quotas, budgets (none yet)
+//	Authorize     Cedar policies; for lists, what the caller may see
+//	Validate      a tool call's arguments against the pinned schema
+//	Inspect       seam: request inspection (none yet)
 //
-// Audit comes first so that refusals by every later stage are recorded.
-// Gate runs before Authorize so that a stale or degraded data plane refuses
-// without evaluating policies it may no longer be entitled to apply.
-// Authorize runs before Validate so that a caller learns nothing about a
-// tool's input schema unless policy lets it call the tool; Authorize does
-// not depend on Validate, because the configuration converts arguments for
-// Cedar exactly as the schema types them and denies what does not fit.
+// and the terminal forward (each protocol's forwarder, inside the one
+// resilience wrapper).
+//
+// Authenticate comes before Audit so that anonymous floods cannot fill the
+// audit log; everything after it is recorded. Gate runs before Authorize
+// so that a stale or degraded data plane refuses without evaluating
+// policies it may no longer be entitled to apply, and lists use Gate's own
+// per-target rule (Admit), so that a list never shows what a call would be
+// refused. Authorize runs before Validate so that a caller learns nothing
+// about a tool's input schema unless policy lets it call the tool;
+// Authorize does not depend on Validate, because the configuration
+// converts arguments for Cedar exactly as the schema types them and denies
+// what does not fit.
 package stages
 
 import (
@@ -26,22 +39,32 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 )
 
-// Default returns the stages in the recommended order: Audit (writing to
-// w, naming this data plane dataplane, timing with now), Authenticate,
-// Gate, Authorize, Validate. now may be nil for time.Now.
-func Default(w AuditWriter, dataplane string, now func() time.Time) []pipeline.Stage {
-	return WithAudit(Audit{Writer: w, Dataplane: dataplane, Now: now})
+// Options are the pieces the default stages need, and the stages that
+// fill the seams.
+type Options struct {
+	// Audit is the Audit stage.
+	Audit Audit
+	// Anonymous counts refusals of callers no agent could be identified
+	// for (nil: not counted).
+	Anonymous AnonymousRecorder
+	// Limit runs after Gate and before Authorize: rate limits, quotas,
+	// budgets.
+	Limit []pipeline.Stage
+	// Inspect runs after Validate, on the request about to be forwarded.
+	Inspect []pipeline.Stage
 }
 
-// WithAudit returns the stages of [Default] with a as the Audit stage.
-func WithAudit(a Audit) []pipeline.Stage {
-	return []pipeline.Stage{
-		a,
-		Authenticate{},
+// Default returns the stages in order (see the package documentation).
+func Default(o Options) []pipeline.Stage {
+	out := []pipeline.Stage{
+		Authenticate{Anonymous: o.Anonymous},
+		o.Audit,
+		Identify{},
 		Gate{},
-		Authorize{},
-		Validate{},
 	}
+	out = append(out, o.Limit...)
+	out = append(out, Authorize{}, Validate{})
+	return append(out, o.Inspect...)
 }
 
 // Messages shared by stages. They are sent to callers: each says what
@@ -49,6 +72,7 @@ func WithAudit(a Audit) []pipeline.Stage {
 const (
 	msgNoConfig = "the data plane has no configuration yet; retry shortly"
 	msgStale    = "configuration is older than --max-stale; every call is refused until the control plane is back"
+	msgInternal = "the gateway failed to process the call; it has been logged"
 )
 
 // maxEcho bounds caller-supplied text (a tool name) echoed in a message.
@@ -67,4 +91,12 @@ func truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// startOf is the call's start time, or now.
+func startOf(c *pipeline.Call) time.Time {
+	if c.Start.IsZero() {
+		return time.Now()
+	}
+	return c.Start
 }

@@ -8,15 +8,18 @@ import (
 )
 
 // Gate applies the data plane's mode and the emergency brake before any
-// policy is evaluated, and resolves the called tool into call.Tool:
+// policy is evaluated, and resolves and admits the call's target:
 //
-//   - starting (no configuration): every call is refused (no_config);
-//   - stale: every call is refused (stale);
-//   - an action no pinned tool has: unknown_tool;
-//   - a tool whose upstream definition drifted from the pin (see
-//     pipeline.Quarantine): quarantined, until an operator approves it;
-//   - degraded: only tools the operator classified read-only are served;
-//   - frozen by an operator: only read-only tools are served.
+//   - starting (no configuration): every operation is refused (no_config);
+//   - stale: every operation is refused (stale);
+//   - a tool call: a name no pinned tool has is unknown_tool; the tool is
+//     resolved into call.Target (upstream, own name, pin) and admitted by
+//     Admit;
+//   - content (read, get, complete, subscribe of a resource or prompt):
+//     the adapter routed it to an upstream; reading content is read-only,
+//     so it is served degraded and frozen alike;
+//   - lists and session requests pass; Authorize applies Admit to each
+//     listed target, so a list never shows what a call would be refused.
 type Gate struct{}
 
 var _ pipeline.Stage = Gate{}
@@ -29,34 +32,64 @@ func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler)
 	if err := serving(c); err != nil {
 		return nil, err
 	}
-	tool, ok := c.Config.Tool(c.Action)
-	if !ok {
-		return nil, pipeline.Refuse(pipeline.ReasonUnknownTool,
-			"no tool %q is served by this gateway; list the tools to see which are", truncate(c.Action, maxEcho))
-	}
-	c.Tool = tool
-	if c.Quarantine != nil {
-		if msg, q := c.Quarantine.Quarantined(ctx, tool); q {
-			return nil, pipeline.Refuse(pipeline.ReasonQuarantined, "%s", truncate(msg, maxDetail))
+	switch {
+	case c.Op == pipeline.OpList || c.Op == pipeline.OpSession:
+	case c.Target.Kind == pipeline.KindTool && c.Op == pipeline.OpCall:
+		tool, ok := c.Config.Tool(c.Target.Name)
+		if !ok {
+			return nil, pipeline.Refuse(pipeline.ReasonUnknownTool,
+				"no tool %q is served by this gateway; list the tools to see which are", truncate(c.Target.Name, maxEcho))
 		}
-	}
-	if c.Mode == configsyncv1.Mode_MODE_DEGRADED && !tool.ReadOnly() {
-		return nil, pipeline.Refuse(pipeline.ReasonDegraded,
-			"the control plane is unreachable; only read-only tools are served; retry later")
-	}
-	if frozen, reason := c.Config.Frozen(); frozen && !tool.ReadOnly() {
-		if reason == "" {
-			reason = "no reason given"
+		c.Target.Tool, c.Target.Upstream, c.Target.Own = tool, tool.Upstream, tool.Name
+		if r := Admit(ctx, c, c.Target); r != nil {
+			return nil, r
 		}
-		return nil, pipeline.Refuse(pipeline.ReasonFrozen,
-			"an operator froze the gateway (%s); only read-only tools are served until the freeze is lifted", truncate(reason, maxDetail))
+	case (c.Target.Kind == pipeline.KindResource || c.Target.Kind == pipeline.KindPrompt) && c.Op.ReadOnly():
+		if c.Target.Upstream == "" {
+			return nil, pipeline.Refuse(pipeline.ReasonUnknownTool, "no upstream serves %q", truncate(c.Target.Name, maxEcho))
+		}
+	default:
+		// An operation this gateway has no rule for: fail closed.
+		return nil, pipeline.Refuse(pipeline.ReasonInternal, msgInternal)
 	}
 	return next(ctx, c)
 }
 
-// serving refuses a call the data plane cannot serve in its mode at all:
-// no configuration yet (starting), or one older than --max-stale. Normal
-// and degraded modes serve (what degraded allows is each stage's rule).
+// Admit applies the per-target rules of the mode and the brake to t, for
+// a call of it or for listing it; nil admits it:
+//
+//   - a pinned tool whose upstream definition drifted from the pin (see
+//     pipeline.Quarantine): quarantined, until an operator approves it;
+//   - degraded: only tools the operator classified read-only are served;
+//   - frozen by an operator: only read-only tools are served.
+//
+// Content targets (resources, prompts) are read-only and always admitted.
+func Admit(ctx context.Context, c *pipeline.Call, t pipeline.Target) *pipeline.Refusal {
+	if t.Kind != pipeline.KindTool {
+		return nil
+	}
+	if c.Quarantine != nil {
+		if msg, q := c.Quarantine.Quarantined(ctx, t.Tool); q {
+			return pipeline.Refuse(pipeline.ReasonQuarantined, "%s", truncate(msg, maxDetail))
+		}
+	}
+	if c.Mode == configsyncv1.Mode_MODE_DEGRADED && !t.Tool.ReadOnly() {
+		return pipeline.Refuse(pipeline.ReasonDegraded,
+			"the control plane is unreachable; only read-only tools are served; retry later")
+	}
+	if frozen, reason := c.Config.Frozen(); frozen && !t.Tool.ReadOnly() {
+		if reason == "" {
+			reason = "no reason given"
+		}
+		return pipeline.Refuse(pipeline.ReasonFrozen,
+			"an operator froze the gateway (%s); only read-only tools are served until the freeze is lifted", truncate(reason, maxDetail))
+	}
+	return nil
+}
+
+// serving refuses an operation the data plane cannot serve in its mode at
+// all: no configuration yet (starting), or one older than --max-stale.
+// Normal and degraded modes serve (what degraded allows is Admit's rule).
 func serving(c *pipeline.Call) error {
 	switch c.Mode {
 	case configsyncv1.Mode_MODE_STARTING:
@@ -66,7 +99,7 @@ func serving(c *pipeline.Call) error {
 	case configsyncv1.Mode_MODE_NORMAL, configsyncv1.Mode_MODE_DEGRADED:
 	default:
 		// An adapter that did not set the mode: fail closed.
-		return pipeline.Refuse(pipeline.ReasonInternal, "the gateway failed to process the call; it has been logged")
+		return pipeline.Refuse(pipeline.ReasonInternal, msgInternal)
 	}
 	if c.Config == nil {
 		return pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)

@@ -57,8 +57,8 @@ func TestGate(t *testing.T) {
 			if !strings.Contains(msg, tt.wantMessage) {
 				t.Errorf("message = %q, want it to contain %q", msg, tt.wantMessage)
 			}
-			if tt.wantReason == "" && call.Tool.Action != tt.action {
-				t.Errorf("call.Tool = %+v, want the tool of %q", call.Tool, tt.action)
+			if tt.wantReason == "" && call.Target.Tool.Action != tt.action {
+				t.Errorf("call.Target = %+v, want the tool of %q", call.Target, tt.action)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package stages_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net/netip"
@@ -33,14 +34,35 @@ func (f *fakeConfig) AgentByAPIKey(key string, _ time.Time) (*configv1.Agent, bo
 	return a, ok
 }
 
+func (f *fakeConfig) AgentByJWT(context.Context, string, time.Time) (*configv1.Agent, error) {
+	return nil, errors.New("no identity source is trusted for JWTs")
+}
+
+func (f *fakeConfig) UserByJWT(context.Context, string, time.Time) (*pipeline.User, error) {
+	return nil, errors.New("no identity source is trusted for JWTs")
+}
+
+func (f *fakeConfig) AgentByCert([]*x509.Certificate, time.Time) (*configv1.Agent, error) {
+	return nil, errors.New("the client certificate is not trusted")
+}
+
 func (f *fakeConfig) Tool(action string) (pipeline.Tool, bool) {
 	t, ok := f.tools[action]
 	return t, ok
 }
 
-func (f *fakeConfig) Tools() []pipeline.Tool { return nil }
+func (f *fakeConfig) Upstreams(string) []pipeline.Upstream {
+	return []pipeline.Upstream{{Name: "up", Prefix: "up"}}
+}
 
 func (f *fakeConfig) Authorize(context.Context, *pipeline.Call) pipeline.Decision { return f.decision }
+
+func (f *fakeConfig) Listable(_ context.Context, _ *pipeline.Call, kind pipeline.Kind) []pipeline.Target {
+	if kind != pipeline.KindTool {
+		return nil
+	}
+	return []pipeline.Target{toolTarget(readTool), toolTarget(writeTool)}
+}
 
 func (f *fakeConfig) Frozen() (bool, string) { return f.frozen, f.reason }
 
@@ -62,10 +84,16 @@ func newFake() *fakeConfig {
 	}
 }
 
+// toolTarget is the target of a call of t, as Gate resolves it.
+func toolTarget(t pipeline.Tool) pipeline.Target {
+	return pipeline.Target{Kind: pipeline.KindTool, Name: t.Action, Upstream: t.Upstream, Own: t.Name, Tool: t}
+}
+
 // fakeCall is a call in normal mode against cfg.
 func fakeCall(cfg pipeline.Config, action string) *pipeline.Call {
 	c := &pipeline.Call{
-		Protocol: "mcp", Method: "tools/call", Action: action, Arguments: json.RawMessage(`{}`),
+		Protocol: "mcp", Method: "tools/call", Op: pipeline.OpCall, Target: pipeline.Target{Kind: pipeline.KindTool, Name: action},
+		Arguments:  json.RawMessage(`{}`),
 		Credential: goodKey, SourceIP: netip.MustParseAddr("192.0.2.7"),
 		Start: time.Date(2025, 3, 14, 12, 0, 0, 0, time.UTC), Mode: configsyncv1.Mode_MODE_NORMAL,
 	}

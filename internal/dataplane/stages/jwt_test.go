@@ -91,21 +91,23 @@ type outcome struct {
 	reached bool // the upstream (terminal) was reached
 	call    *pipeline.Call
 	audit   *recorder
+	// anonymous counts refusals of unidentified callers.
+	anonymous *anonCounter
 }
 
 // run sends a balance call with the given credentials through the default
 // chain.
 func (e *jwtEnv) run(t *testing.T, credential, userToken string) outcome {
 	t.Helper()
-	rec, term := &recorder{}, &terminal{}
-	handle := pipeline.Chain(term.handle, stages.Default(rec, "dp-1", nil)...)
+	rec, term, anon := &recorder{}, &terminal{}, &anonCounter{}
+	handle := pipeline.Chain(term.handle, stages.Default(stages.Options{Audit: stages.Audit{Writer: rec, Dataplane: "dp-1"}, Anonymous: anon})...)
 	call := &pipeline.Call{
-		Protocol: "mcp", Method: "tools/call", Action: configtest.BalanceAction, Arguments: json.RawMessage(`{}`),
+		Protocol: "mcp", Method: "tools/call", Op: pipeline.OpCall, Target: pipeline.Target{Kind: pipeline.KindTool, Name: configtest.BalanceAction}, Arguments: json.RawMessage(`{}`),
 		Credential: credential, UserToken: userToken, SourceIP: netip.MustParseAddr("10.1.2.3"),
 		Start: e.now, Config: e.cfg, Mode: configsyncv1.Mode_MODE_NORMAL,
 	}
 	_, err := handle(context.Background(), call)
-	return outcome{err: err, reached: term.reached, call: call, audit: rec}
+	return outcome{err: err, reached: term.reached, call: call, audit: rec, anonymous: anon}
 }
 
 func TestJWTAgentAuthenticates(t *testing.T) {
@@ -166,8 +168,9 @@ func TestJWTAttacksRefused(t *testing.T) {
 			if strings.Contains(msg, "marketer") || strings.Contains(msg, "go-jose") {
 				t.Errorf("message %q leaks detail", msg)
 			}
-			if r := out.audit.all(); len(r) != 1 || r[0].GetReason() != string(pipeline.ReasonUnauthenticated) {
-				t.Errorf("audit records = %v", r)
+			// Unidentified: counted as an anonymous refusal, not recorded.
+			if r := out.audit.all(); len(r) != 0 || len(out.anonymous.got) != 1 || !strings.HasSuffix(out.anonymous.got[0], " unauthenticated") {
+				t.Errorf("audit records = %v, anonymous refusals %q", r, out.anonymous.got)
 			}
 		})
 	}
@@ -227,11 +230,10 @@ func TestJWTUserToken(t *testing.T) {
 	}
 }
 
-// apiKeysOnly is a Config that does not implement TokenAuthenticator.
-type apiKeysOnly struct{ *fakeConfig }
-
-func TestJWTWithoutTokenAuthenticator(t *testing.T) {
-	cfg := apiKeysOnly{newFake()}
+// TestJWTWithoutIssuers: a configuration that trusts no JWT issuer
+// refuses agent and user tokens alike.
+func TestJWTWithoutIssuers(t *testing.T) {
+	cfg := newFake()
 	for _, tt := range []struct{ name, credential, userToken string }{
 		{name: "agent JWT", credential: "eyJh.eyJi.c2ln"},
 		{name: "user token", credential: goodKey, userToken: "eyJh.eyJi.c2ln"},
@@ -240,10 +242,10 @@ func TestJWTWithoutTokenAuthenticator(t *testing.T) {
 			call := fakeCall(cfg, readTool.Action)
 			call.Credential, call.UserToken = tt.credential, tt.userToken
 			term := &terminal{}
-			_, err := stages.Authenticate{}.Handle(context.Background(), call, term.handle)
+			_, err := pipeline.Chain(term.handle, stages.Authenticate{}, stages.Identify{})(context.Background(), call)
 			wantRefusal(t, err, pipeline.ReasonUnauthenticated)
-			if term.reached || call.Agent != nil {
-				t.Errorf("reached %v, agent %v", term.reached, call.Agent)
+			if term.reached || call.User != nil {
+				t.Errorf("reached %v, user %v", term.reached, call.User)
 			}
 		})
 	}

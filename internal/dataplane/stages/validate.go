@@ -10,8 +10,8 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 )
 
-// Validate checks the call's arguments against the tool's pinned input
-// schema (call.Tool, set by Gate). Absent or null arguments count as an
+// Validate checks a tool call's arguments against the tool's pinned input
+// schema (call.Target.Tool, set by Gate); other operations pass. Absent or null arguments count as an
 // empty object.
 type Validate struct{}
 
@@ -22,7 +22,10 @@ func (Validate) Name() string { return "validate" }
 
 // Handle implements pipeline.Stage.
 func (Validate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler) (*pipeline.Result, error) {
-	if c.Tool.ValidateArguments == nil {
+	if c.Op != pipeline.OpCall || c.Target.Kind != pipeline.KindTool {
+		return next(ctx, c) // only tool calls carry schema-typed arguments
+	}
+	if c.Target.Tool.ValidateArguments == nil {
 		// Gate did not run, or the configuration is broken: fail closed.
 		return nil, pipeline.Refuse(pipeline.ReasonInternal, "the gateway failed to process the call; it has been logged")
 	}
@@ -33,9 +36,9 @@ func (Validate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Hand
 			return nil, pipeline.Refuse(pipeline.ReasonInvalidArguments, "the arguments are not valid JSON")
 		}
 	}
-	if err := c.Tool.ValidateArguments(args); err != nil {
+	if err := c.Target.Tool.ValidateArguments(args); err != nil {
 		return nil, pipeline.Refuse(pipeline.ReasonInvalidArguments,
-			"the arguments do not match the input schema of %s: %s", c.Tool.Action, truncate(err.Error(), maxDetail))
+			"the arguments do not match the input schema of %s: %s", c.Target.Tool.Action, truncate(err.Error(), maxDetail))
 	}
 	return next(ctx, c)
 }

@@ -35,8 +35,8 @@ func TestValidate(t *testing.T) {
 			call := fakeCall(newFake(), writeTool.Action)
 			call.Arguments = json.RawMessage(tt.args)
 			var seen any
-			call.Tool = writeTool
-			call.Tool.ValidateArguments = func(args any) error {
+			call.Target = toolTarget(writeTool)
+			call.Target.Tool.ValidateArguments = func(args any) error {
 				seen = args
 				if tt.validator != nil {
 					return tt.validator(args)

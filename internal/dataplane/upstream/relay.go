@@ -33,7 +33,7 @@ func (p *Pool) relayFor(ctx context.Context, e *entry, params json.RawMessage, r
 		return params, nil, func() {}, nil
 	}
 	var token string
-	if relay.ProgressToken != nil {
+	if progressToken(relay) != nil {
 		token = `"pcg-` + strconv.FormatInt(progressTokens.Add(1), 10) + `"`
 		var err error
 		if params, err = mcpwire.SetPath(params, []string{"_meta"}, []byte(`{"progressToken":`+token+`}`)); err != nil {
@@ -65,7 +65,7 @@ func (p *Pool) relayNotification(ctx context.Context, m *mcpwire.Message, token 
 		if err != nil || token == "" || string(got) != token {
 			return
 		}
-		params, err := mcpwire.Set(m.Params, "progressToken", relay.ProgressToken)
+		params, err := mcpwire.Set(m.Params, "progressToken", progressToken(relay))
 		if err != nil {
 			return
 		}
@@ -127,4 +127,11 @@ func WithRelay(ctx context.Context, r *pipeline.Relay) context.Context {
 func relayFrom(ctx context.Context) *pipeline.Relay {
 	r, _ := ctx.Value(relayKey{}).(*pipeline.Relay)
 	return r
+}
+
+// progressToken is the caller's progress token the MCP adapter put in the
+// relay (raw JSON), nil when the caller asked for no progress.
+func progressToken(relay *pipeline.Relay) json.RawMessage {
+	t, _ := relay.Wire.(json.RawMessage)
+	return t
 }

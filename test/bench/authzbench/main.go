@@ -83,7 +83,8 @@ func run(decisions int) (string, error) {
 			call := &pipeline.Call{
 				Protocol:  "mcp",
 				Method:    "tools/call",
-				Action:    configtest.ScaleAction(target),
+				Op:        pipeline.OpCall,
+				Target:    pipeline.Target{Kind: pipeline.KindTool, Name: configtest.ScaleAction(target)},
 				Arguments: json.RawMessage(`{"amount": 100, "to": "bob"}`),
 				SourceIP:  netip.MustParseAddr("10.1.2.3"),
 				Start:     configtest.VersionTime.Add(time.Hour),

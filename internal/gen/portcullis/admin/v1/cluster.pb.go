@@ -75,9 +75,14 @@ type GetClusterStatusResponse struct {
 	// Answering node's last applied Raft index.
 	AppliedIndex uint64 `protobuf:"varint,8,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	// Whether the answering node runs in --dev mode (plaintext).
-	Dev           bool `protobuf:"varint,9,opt,name=dev,proto3" json:"dev,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Dev bool `protobuf:"varint,9,opt,name=dev,proto3" json:"dev,omitempty"`
+	// The cluster version every voter supports (the lowest of the members'
+	// max_cluster_version): writes that need more are refused until every
+	// voter runs a binary that supports it. 0 from a server that predates
+	// cluster versions.
+	ClusterVersion uint32 `protobuf:"varint,10,opt,name=cluster_version,json=clusterVersion,proto3" json:"cluster_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetClusterStatusResponse) Reset() {
@@ -173,6 +178,13 @@ func (x *GetClusterStatusResponse) GetDev() bool {
 	return false
 }
 
+func (x *GetClusterStatusResponse) GetClusterVersion() uint32 {
+	if x != nil {
+		return x.ClusterVersion
+	}
+	return 0
+}
+
 type ClusterMember struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	NodeId   string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -183,9 +195,13 @@ type ClusterMember struct {
 	Leader   bool   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
 	// Seen from the answering node: last contact with the leader, for the
 	// answering node only.
-	LastContact   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastContact *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
+	// The highest cluster version the member's binary supports, as it
+	// recorded it (1 for a member that has recorded none). 0 from a server
+	// that predates cluster versions.
+	MaxClusterVersion uint32 `protobuf:"varint,7,opt,name=max_cluster_version,json=maxClusterVersion,proto3" json:"max_cluster_version,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ClusterMember) Reset() {
@@ -258,6 +274,13 @@ func (x *ClusterMember) GetLastContact() *timestamppb.Timestamp {
 		return x.LastContact
 	}
 	return nil
+}
+
+func (x *ClusterMember) GetMaxClusterVersion() uint32 {
+	if x != nil {
+		return x.MaxClusterVersion
+	}
+	return 0
 }
 
 type IssueNodeCertificateRequest struct {
@@ -579,7 +602,7 @@ var File_portcullis_admin_v1_cluster_proto protoreflect.FileDescriptor
 const file_portcullis_admin_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"!portcullis/admin/v1/cluster.proto\x12\x13portcullis.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x19\n" +
-	"\x17GetClusterStatusRequest\"\xd2\x02\n" +
+	"\x17GetClusterStatusRequest\"\xfb\x02\n" +
 	"\x18GetClusterStatusResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x17\n" +
@@ -590,14 +613,17 @@ const file_portcullis_admin_v1_cluster_proto_rawDesc = "" +
 	"\x0eca_fingerprint\x18\x06 \x01(\tR\rcaFingerprint\x12\x1e\n" +
 	"\vca_cert_pem\x18\a \x01(\tR\tcaCertPem\x12#\n" +
 	"\rapplied_index\x18\b \x01(\x04R\fappliedIndex\x12\x10\n" +
-	"\x03dev\x18\t \x01(\bR\x03dev\"\xd3\x01\n" +
+	"\x03dev\x18\t \x01(\bR\x03dev\x12'\n" +
+	"\x0fcluster_version\x18\n" +
+	" \x01(\rR\x0eclusterVersion\"\x83\x02\n" +
 	"\rClusterMember\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
 	"\bapi_addr\x18\x03 \x01(\tR\aapiAddr\x12\x1a\n" +
 	"\bsuffrage\x18\x04 \x01(\tR\bsuffrage\x12\x16\n" +
 	"\x06leader\x18\x05 \x01(\bR\x06leader\x12=\n" +
-	"\flast_contact\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vlastContact\"e\n" +
+	"\flast_contact\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vlastContact\x12.\n" +
+	"\x13max_cluster_version\x18\a \x01(\rR\x11maxClusterVersion\"e\n" +
 	"\x1bIssueNodeCertificateRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x17\n" +
 	"\acsr_pem\x18\x02 \x01(\tR\x06csrPem\x12\x14\n" +

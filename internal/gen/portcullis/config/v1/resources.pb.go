@@ -2022,9 +2022,14 @@ type Node struct {
 	// Raft transport address (host:port).
 	RaftAddr string `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
 	// Admin/config API address (host:port).
-	ApiAddr       string `protobuf:"bytes,3,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ApiAddr string `protobuf:"bytes,3,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
+	// The highest cluster version the node's binary supports; the node
+	// records it itself when it starts. 0 (a node whose binary predates
+	// cluster versions, or that has not recorded it yet) means version 1.
+	// Writes that need a higher version than some voter's are refused.
+	MaxClusterVersion uint32 `protobuf:"varint,4,opt,name=max_cluster_version,json=maxClusterVersion,proto3" json:"max_cluster_version,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -2076,6 +2081,13 @@ func (x *Node) GetApiAddr() string {
 		return x.ApiAddr
 	}
 	return ""
+}
+
+func (x *Node) GetMaxClusterVersion() uint32 {
+	if x != nil {
+		return x.MaxClusterVersion
+	}
+	return 0
 }
 
 // ClusterIdentity is the singleton holding the cluster CA.
@@ -2316,11 +2328,12 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x06sha256\x18\x03 \x01(\fR\x06sha256\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12\x1c\n" +
-	"\tdataplane\x18\x05 \x01(\tR\tdataplane\"v\n" +
+	"\tdataplane\x18\x05 \x01(\tR\tdataplane\"\xa6\x01\n" +
 	"\x04Node\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
-	"\bapi_addr\x18\x03 \x01(\tR\aapiAddr\"\xc8\x01\n" +
+	"\bapi_addr\x18\x03 \x01(\tR\aapiAddr\x12.\n" +
+	"\x13max_cluster_version\x18\x04 \x01(\rR\x11maxClusterVersion\"\xc8\x01\n" +
 	"\x0fClusterIdentity\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +

@@ -164,6 +164,19 @@ type Command struct {
 	// Admin API method that produced the command, for the admin log
 	// (e.g. "AgentService.CreateAgent").
 	Method string `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"`
+	// The cluster version this command needs: the highest version that
+	// introduced its operation, its resource kind or anything else in it
+	// (package clusterversion keeps the table). 0 means the baseline
+	// version 1. The proposer sets it; every replica refuses the command
+	// (a domain error) unless each voter recorded in the state supports that
+	// version, and a replica whose own binary supports less stops instead of
+	// applying it. Binaries older than this field ignore it; the version
+	// gates keep them from ever meeting a command that needs more than 1.
+	ClusterVersion uint32 `protobuf:"varint,5,opt,name=cluster_version,json=clusterVersion,proto3" json:"cluster_version,omitempty"`
+	// The operation. A binary that finds this oneof unset while the command
+	// carries fields it does not know has met an operation from a newer
+	// version, and stops rather than diverge.
+	//
 	// Types that are valid to be assigned to Op:
 	//
 	//	*Command_Put
@@ -233,6 +246,13 @@ func (x *Command) GetMethod() string {
 		return x.Method
 	}
 	return ""
+}
+
+func (x *Command) GetClusterVersion() uint32 {
+	if x != nil {
+		return x.ClusterVersion
+	}
+	return 0
 }
 
 func (x *Command) GetOp() isCommand_Op {
@@ -336,7 +356,10 @@ func (*Command_SetFreeze) isCommand_Op() {}
 
 func (*Command_AppendAudit) isCommand_Op() {}
 
-// Resource holds one resource of any kind.
+// Resource holds one resource of any kind. Like Command.op, an unset kind
+// with fields this binary does not know is a kind from a newer version: a
+// replica stops on it rather than store or refuse it differently from the
+// replicas that know it.
 type Resource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
@@ -350,6 +373,7 @@ type Resource struct {
 	//	*Resource_AdminToken
 	//	*Resource_Node
 	//	*Resource_ValueList
+	//	*Resource_UpgradeProbe
 	Kind          isResource_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -473,6 +497,15 @@ func (x *Resource) GetValueList() *v1.ValueList {
 	return nil
 }
 
+func (x *Resource) GetUpgradeProbe() *UpgradeProbe {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_UpgradeProbe); ok {
+			return x.UpgradeProbe
+		}
+	}
+	return nil
+}
+
 type isResource_Kind interface {
 	isResource_Kind()
 }
@@ -513,6 +546,15 @@ type Resource_ValueList struct {
 	ValueList *v1.ValueList `protobuf:"bytes,9,opt,name=value_list,json=valueList,proto3,oneof"`
 }
 
+type Resource_UpgradeProbe struct {
+	// Reserved for the rolling-upgrade test (test/upgrade): only binaries
+	// built with -tags upgradetest support this kind, at a cluster version
+	// above every release's. Every other binary treats it exactly like a
+	// kind from a future version: it refuses to propose it and stops if it
+	// finds one in the log or in a snapshot.
+	UpgradeProbe *UpgradeProbe `protobuf:"bytes,100,opt,name=upgrade_probe,json=upgradeProbe,proto3,oneof"`
+}
+
 func (*Resource_Agent) isResource_Kind() {}
 
 func (*Resource_Upstream) isResource_Kind() {}
@@ -531,6 +573,62 @@ func (*Resource_Node) isResource_Kind() {}
 
 func (*Resource_ValueList) isResource_Kind() {}
 
+func (*Resource_UpgradeProbe) isResource_Kind() {}
+
+// UpgradeProbe is the synthetic resource kind of the rolling-upgrade test
+// (see Resource.upgrade_probe). It means nothing to the gateway.
+type UpgradeProbe struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *v1.ResourceMeta       `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Note          string                 `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpgradeProbe) Reset() {
+	*x = UpgradeProbe{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpgradeProbe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpgradeProbe) ProtoMessage() {}
+
+func (x *UpgradeProbe) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpgradeProbe.ProtoReflect.Descriptor instead.
+func (*UpgradeProbe) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UpgradeProbe) GetMeta() *v1.ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *UpgradeProbe) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 // Put stores a resource.
 type Put struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -544,7 +642,7 @@ type Put struct {
 
 func (x *Put) Reset() {
 	*x = Put{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[2]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +654,7 @@ func (x *Put) String() string {
 func (*Put) ProtoMessage() {}
 
 func (x *Put) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[2]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +667,7 @@ func (x *Put) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Put.ProtoReflect.Descriptor instead.
 func (*Put) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Put) GetResource() *Resource {
@@ -607,7 +705,7 @@ type Delete struct {
 
 func (x *Delete) Reset() {
 	*x = Delete{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[3]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +717,7 @@ func (x *Delete) String() string {
 func (*Delete) ProtoMessage() {}
 
 func (x *Delete) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[3]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +730,7 @@ func (x *Delete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delete.ProtoReflect.Descriptor instead.
 func (*Delete) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Delete) GetKind() string {
@@ -669,7 +767,7 @@ type Bootstrap struct {
 
 func (x *Bootstrap) Reset() {
 	*x = Bootstrap{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[4]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +779,7 @@ func (x *Bootstrap) String() string {
 func (*Bootstrap) ProtoMessage() {}
 
 func (x *Bootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[4]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +792,7 @@ func (x *Bootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bootstrap.ProtoReflect.Descriptor instead.
 func (*Bootstrap) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Bootstrap) GetIdentity() *v1.ClusterIdentity {
@@ -731,7 +829,7 @@ type SetFreeze struct {
 
 func (x *SetFreeze) Reset() {
 	*x = SetFreeze{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[5]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +841,7 @@ func (x *SetFreeze) String() string {
 func (*SetFreeze) ProtoMessage() {}
 
 func (x *SetFreeze) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[5]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,7 +854,7 @@ func (x *SetFreeze) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFreeze.ProtoReflect.Descriptor instead.
 func (*SetFreeze) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SetFreeze) GetFrozen() bool {
@@ -789,7 +887,7 @@ type AppendAudit struct {
 
 func (x *AppendAudit) Reset() {
 	*x = AppendAudit{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[6]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +899,7 @@ func (x *AppendAudit) String() string {
 func (*AppendAudit) ProtoMessage() {}
 
 func (x *AppendAudit) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[6]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +912,7 @@ func (x *AppendAudit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendAudit.ProtoReflect.Descriptor instead.
 func (*AppendAudit) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AppendAudit) GetDataplane() string {
@@ -841,7 +939,7 @@ type Touch struct {
 
 func (x *Touch) Reset() {
 	*x = Touch{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +951,7 @@ func (x *Touch) String() string {
 func (*Touch) ProtoMessage() {}
 
 func (x *Touch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[7]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +964,7 @@ func (x *Touch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Touch.ProtoReflect.Descriptor instead.
 func (*Touch) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{8}
 }
 
 // Error is a command's domain error: the command changed nothing.
@@ -881,7 +979,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +991,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1004,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -944,7 +1042,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1054,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1067,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Result) GetIndex() uint64 {
@@ -1020,7 +1118,7 @@ type DedupEntry struct {
 
 func (x *DedupEntry) Reset() {
 	*x = DedupEntry{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1130,7 @@ func (x *DedupEntry) String() string {
 func (*DedupEntry) ProtoMessage() {}
 
 func (x *DedupEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1143,7 @@ func (x *DedupEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DedupEntry.ProtoReflect.Descriptor instead.
 func (*DedupEntry) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DedupEntry) GetTokenId() string {
@@ -1079,7 +1177,10 @@ func (x *DedupEntry) GetResult() *Result {
 // SnapshotHeader starts a state snapshot stream.
 type SnapshotHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Format version of the snapshot stream (currently 1).
+	// Format version of the snapshot stream (currently 1). A binary refuses a
+	// format newer than the one it writes, with an error that says so. A
+	// leader may send its snapshot to any follower, so a new format may only
+	// be written once every voter supports the cluster version that reads it.
 	Format uint32 `protobuf:"varint,1,opt,name=format,proto3" json:"format,omitempty"`
 	// Raft index of the last data-plane-relevant change.
 	ConfigVersion uint64              `protobuf:"varint,2,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
@@ -1100,7 +1201,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1213,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1226,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -1193,7 +1294,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1306,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1319,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -1305,7 +1406,7 @@ type SnapshotEnd struct {
 
 func (x *SnapshotEnd) Reset() {
 	*x = SnapshotEnd{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1418,7 @@ func (x *SnapshotEnd) String() string {
 func (*SnapshotEnd) ProtoMessage() {}
 
 func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1431,7 @@ func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotEnd.ProtoReflect.Descriptor instead.
 func (*SnapshotEnd) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SnapshotEnd) GetRecords() uint64 {
@@ -1344,13 +1445,14 @@ var File_portcullis_fsm_v1_command_proto protoreflect.FileDescriptor
 
 const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xfe\x03\n" +
+	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xa7\x04\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x121\n" +
 	"\x05actor\x18\x02 \x01(\v2\x1b.portcullis.config.v1.ActorR\x05actor\x12.\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
-	"\x06method\x18\x04 \x01(\tR\x06method\x12*\n" +
+	"\x06method\x18\x04 \x01(\tR\x06method\x12'\n" +
+	"\x0fcluster_version\x18\x05 \x01(\rR\x0eclusterVersion\x12*\n" +
 	"\x03put\x18\n" +
 	" \x01(\v2\x16.portcullis.fsm.v1.PutH\x00R\x03put\x123\n" +
 	"\x06delete\x18\v \x01(\v2\x19.portcullis.fsm.v1.DeleteH\x00R\x06delete\x12<\n" +
@@ -1359,7 +1461,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"set_freeze\x18\x0e \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeH\x00R\tsetFreeze\x12C\n" +
 	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAuditB\x04\n" +
-	"\x02op\"\xc5\x04\n" +
+	"\x02op\"\x8d\x05\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -1372,8 +1474,12 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"adminToken\x120\n" +
 	"\x04node\x18\b \x01(\v2\x1a.portcullis.config.v1.NodeH\x00R\x04node\x12@\n" +
 	"\n" +
-	"value_list\x18\t \x01(\v2\x1f.portcullis.config.v1.ValueListH\x00R\tvalueListB\x06\n" +
-	"\x04kind\"\x9d\x01\n" +
+	"value_list\x18\t \x01(\v2\x1f.portcullis.config.v1.ValueListH\x00R\tvalueList\x12F\n" +
+	"\rupgrade_probe\x18d \x01(\v2\x1f.portcullis.fsm.v1.UpgradeProbeH\x00R\fupgradeProbeB\x06\n" +
+	"\x04kind\"Z\n" +
+	"\fUpgradeProbe\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x12\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\"\x9d\x01\n" +
 	"\x03Put\x127\n" +
 	"\bresource\x18\x01 \x01(\v2\x1b.portcullis.fsm.v1.ResourceR\bresource\x120\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x1c.portcullis.fsm.v1.WriteModeR\x04mode\x12+\n" +
@@ -1456,80 +1562,84 @@ func file_portcullis_fsm_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_fsm_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(WriteMode)(0),                // 0: portcullis.fsm.v1.WriteMode
 	(ErrorCode)(0),                // 1: portcullis.fsm.v1.ErrorCode
 	(*Command)(nil),               // 2: portcullis.fsm.v1.Command
 	(*Resource)(nil),              // 3: portcullis.fsm.v1.Resource
-	(*Put)(nil),                   // 4: portcullis.fsm.v1.Put
-	(*Delete)(nil),                // 5: portcullis.fsm.v1.Delete
-	(*Bootstrap)(nil),             // 6: portcullis.fsm.v1.Bootstrap
-	(*SetFreeze)(nil),             // 7: portcullis.fsm.v1.SetFreeze
-	(*AppendAudit)(nil),           // 8: portcullis.fsm.v1.AppendAudit
-	(*Touch)(nil),                 // 9: portcullis.fsm.v1.Touch
-	(*Error)(nil),                 // 10: portcullis.fsm.v1.Error
-	(*Result)(nil),                // 11: portcullis.fsm.v1.Result
-	(*DedupEntry)(nil),            // 12: portcullis.fsm.v1.DedupEntry
-	(*SnapshotHeader)(nil),        // 13: portcullis.fsm.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 14: portcullis.fsm.v1.SnapshotRecord
-	(*SnapshotEnd)(nil),           // 15: portcullis.fsm.v1.SnapshotEnd
-	(*v1.Actor)(nil),              // 16: portcullis.config.v1.Actor
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 18: portcullis.config.v1.Agent
-	(*v1.Upstream)(nil),           // 19: portcullis.config.v1.Upstream
-	(*v1.ToolPin)(nil),            // 20: portcullis.config.v1.ToolPin
-	(*v1.PolicySet)(nil),          // 21: portcullis.config.v1.PolicySet
-	(*v1.IdentitySource)(nil),     // 22: portcullis.config.v1.IdentitySource
-	(*v1.Secret)(nil),             // 23: portcullis.config.v1.Secret
-	(*v1.AdminToken)(nil),         // 24: portcullis.config.v1.AdminToken
-	(*v1.Node)(nil),               // 25: portcullis.config.v1.Node
-	(*v1.ValueList)(nil),          // 26: portcullis.config.v1.ValueList
-	(*v1.ClusterIdentity)(nil),    // 27: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 28: portcullis.audit.v1.Record
-	(*v1.AdminEvent)(nil),         // 29: portcullis.config.v1.AdminEvent
+	(*UpgradeProbe)(nil),          // 4: portcullis.fsm.v1.UpgradeProbe
+	(*Put)(nil),                   // 5: portcullis.fsm.v1.Put
+	(*Delete)(nil),                // 6: portcullis.fsm.v1.Delete
+	(*Bootstrap)(nil),             // 7: portcullis.fsm.v1.Bootstrap
+	(*SetFreeze)(nil),             // 8: portcullis.fsm.v1.SetFreeze
+	(*AppendAudit)(nil),           // 9: portcullis.fsm.v1.AppendAudit
+	(*Touch)(nil),                 // 10: portcullis.fsm.v1.Touch
+	(*Error)(nil),                 // 11: portcullis.fsm.v1.Error
+	(*Result)(nil),                // 12: portcullis.fsm.v1.Result
+	(*DedupEntry)(nil),            // 13: portcullis.fsm.v1.DedupEntry
+	(*SnapshotHeader)(nil),        // 14: portcullis.fsm.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 15: portcullis.fsm.v1.SnapshotRecord
+	(*SnapshotEnd)(nil),           // 16: portcullis.fsm.v1.SnapshotEnd
+	(*v1.Actor)(nil),              // 17: portcullis.config.v1.Actor
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 19: portcullis.config.v1.Agent
+	(*v1.Upstream)(nil),           // 20: portcullis.config.v1.Upstream
+	(*v1.ToolPin)(nil),            // 21: portcullis.config.v1.ToolPin
+	(*v1.PolicySet)(nil),          // 22: portcullis.config.v1.PolicySet
+	(*v1.IdentitySource)(nil),     // 23: portcullis.config.v1.IdentitySource
+	(*v1.Secret)(nil),             // 24: portcullis.config.v1.Secret
+	(*v1.AdminToken)(nil),         // 25: portcullis.config.v1.AdminToken
+	(*v1.Node)(nil),               // 26: portcullis.config.v1.Node
+	(*v1.ValueList)(nil),          // 27: portcullis.config.v1.ValueList
+	(*v1.ResourceMeta)(nil),       // 28: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 29: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 30: portcullis.audit.v1.Record
+	(*v1.AdminEvent)(nil),         // 31: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
-	16, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
-	17, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
-	4,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
-	5,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
-	6,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
-	9,  // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
-	7,  // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	8,  // 7: portcullis.fsm.v1.Command.append_audit:type_name -> portcullis.fsm.v1.AppendAudit
-	18, // 8: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
-	19, // 9: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
-	20, // 10: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
-	21, // 11: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
-	22, // 12: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
-	23, // 13: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
-	24, // 14: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
-	25, // 15: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
-	26, // 16: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
-	3,  // 17: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 18: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	27, // 19: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	25, // 20: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	24, // 21: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	28, // 22: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 23: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	3,  // 24: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	10, // 25: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	17, // 26: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	11, // 27: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	27, // 28: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	17, // 29: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	7,  // 30: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	3,  // 31: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	29, // 32: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	12, // 33: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	15, // 34: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	17, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
+	18, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
+	5,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
+	6,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
+	7,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
+	10, // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
+	8,  // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	9,  // 7: portcullis.fsm.v1.Command.append_audit:type_name -> portcullis.fsm.v1.AppendAudit
+	19, // 8: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
+	20, // 9: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
+	21, // 10: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
+	22, // 11: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
+	23, // 12: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
+	24, // 13: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
+	25, // 14: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
+	26, // 15: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
+	27, // 16: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
+	4,  // 17: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	28, // 18: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	3,  // 19: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 20: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	29, // 21: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	26, // 22: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	25, // 23: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	30, // 24: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 25: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	3,  // 26: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	11, // 27: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	18, // 28: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	12, // 29: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	29, // 30: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	18, // 31: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	8,  // 32: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	3,  // 33: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	31, // 34: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	13, // 35: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	16, // 36: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -1555,8 +1665,9 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_AdminToken)(nil),
 		(*Resource_Node)(nil),
 		(*Resource_ValueList)(nil),
+		(*Resource_UpgradeProbe)(nil),
 	}
-	file_portcullis_fsm_v1_command_proto_msgTypes[12].OneofWrappers = []any{
+	file_portcullis_fsm_v1_command_proto_msgTypes[13].OneofWrappers = []any{
 		(*SnapshotRecord_Resource)(nil),
 		(*SnapshotRecord_AdminEvent)(nil),
 		(*SnapshotRecord_Dedup)(nil),
@@ -1568,7 +1679,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_fsm_v1_command_proto_rawDesc), len(file_portcullis_fsm_v1_command_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

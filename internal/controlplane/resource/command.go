@@ -1,0 +1,50 @@
+package resource
+
+import (
+	"fmt"
+
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"github.com/portcullis-gw/portcullis/internal/limits"
+)
+
+// ValidateCommand checks everything about a command that needs no state:
+// the bounds of its own fields and of what its operation carries (a Put's
+// resource through Validate). The state machine calls it before anything
+// else, so a committed command over a limit is refused on every replica
+// the same way; the admin API calls it before proposing, so such a
+// command is normally never committed. A Put without a resource, or with
+// one without kind or metadata, passes: the state machine refuses it with
+// a message of its own. AppendAudit is the audit store's to check.
+func ValidateCommand(cmd *fsmv1.Command) error {
+	switch {
+	case len(cmd.GetRequestId()) > limits.RequestID:
+		return invalid("request_id", "at most %d bytes", limits.RequestID)
+	case len(cmd.GetMethod()) > limits.Method:
+		return invalid("method", "at most %d bytes", limits.Method)
+	case len(cmd.GetActor().GetTokenId()) > limits.Actor:
+		return invalid("actor.token_id", "at most %d bytes", limits.Actor)
+	}
+	switch op := cmd.GetOp().(type) {
+	case *fsmv1.Command_Put:
+		r := op.Put.GetResource()
+		if KindOf(r) == "" || Meta(r) == nil {
+			return nil
+		}
+		if err := Validate(r); err != nil {
+			return fmt.Errorf("%s: %w", KindOf(r), err)
+		}
+	case *fsmv1.Command_Delete:
+		if len(op.Delete.GetKind()) > limits.Name || len(op.Delete.GetName()) > limits.Name {
+			return invalid("delete", "kind and name are at most %d bytes", limits.Name)
+		}
+	case *fsmv1.Command_SetFreeze:
+		if len(op.SetFreeze.GetReason()) > limits.FreezeReason {
+			return invalid("reason", "the freeze reason is limited to %d bytes", limits.FreezeReason)
+		}
+	case *fsmv1.Command_Bootstrap:
+		if err := fromLimit(limits.ClusterIdentity(op.Bootstrap.GetIdentity()), ""); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	return nil
+}

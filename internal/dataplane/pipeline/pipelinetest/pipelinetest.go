@@ -1,0 +1,130 @@
+// Package pipelinetest holds a hand-written fake of pipeline.Config for
+// tests of stages and protocol adapters: fixed agents (by API key), tools
+// and upstreams, and a decision function.
+package pipelinetest
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+)
+
+// Config is a pipeline.Config whose answers the test sets. The zero value
+// knows no agent or tool, trusts no JWT or certificate, and allows every
+// operation it is asked to decide.
+type Config struct {
+	// V is the version.
+	V uint64
+	// Keys maps API keys to agents.
+	Keys map[string]*configv1.Agent
+	// ToolList are the pinned tools.
+	ToolList []pipeline.Tool
+	// UpstreamList are the MCP upstreams (nil: one per tool upstream,
+	// with the tool's prefix).
+	UpstreamList []pipeline.Upstream
+	// Decide, when set, decides Authorize; nil allows.
+	Decide func(c *pipeline.Call) pipeline.Decision
+	// Lists, when set, filters Listable's tools; nil lists every tool.
+	Lists func(c *pipeline.Call, t pipeline.Tool) bool
+	// IsFrozen and FrozenReason are the emergency brake.
+	IsFrozen     bool
+	FrozenReason string
+}
+
+var _ pipeline.Config = (*Config)(nil)
+
+var errNoIssuers = errors.New("no identity source is trusted for JWTs")
+
+// Version implements pipeline.Config.
+func (c *Config) Version() uint64 { return c.V }
+
+// AgentByAPIKey implements pipeline.Config.
+func (c *Config) AgentByAPIKey(key string, _ time.Time) (*configv1.Agent, bool) {
+	a, ok := c.Keys[key]
+	return a, ok
+}
+
+// AgentByJWT implements pipeline.Config: no JWT is trusted.
+func (c *Config) AgentByJWT(context.Context, string, time.Time) (*configv1.Agent, error) {
+	return nil, errNoIssuers
+}
+
+// UserByJWT implements pipeline.Config: no JWT is trusted.
+func (c *Config) UserByJWT(context.Context, string, time.Time) (*pipeline.User, error) {
+	return nil, errNoIssuers
+}
+
+// AgentByCert implements pipeline.Config: no certificate is trusted.
+func (c *Config) AgentByCert([]*x509.Certificate, time.Time) (*configv1.Agent, error) {
+	return nil, errors.New("no client certificate is trusted")
+}
+
+// Tool implements pipeline.Config.
+func (c *Config) Tool(name string) (pipeline.Tool, bool) {
+	i := slices.IndexFunc(c.ToolList, func(t pipeline.Tool) bool { return t.Action == name })
+	if i < 0 {
+		return pipeline.Tool{}, false
+	}
+	return c.ToolList[i], true
+}
+
+// Upstreams implements pipeline.Config.
+func (c *Config) Upstreams(protocol string) []pipeline.Upstream {
+	if protocol != "mcp" {
+		return nil
+	}
+	if c.UpstreamList != nil {
+		return slices.Clone(c.UpstreamList)
+	}
+	seen := map[string]bool{}
+	var out []pipeline.Upstream
+	for _, t := range c.ToolList {
+		if !seen[t.Upstream] {
+			seen[t.Upstream] = true
+			prefix, _, _ := strings.Cut(t.Action, "__")
+			out = append(out, pipeline.Upstream{Name: t.Upstream, Prefix: prefix})
+		}
+	}
+	slices.SortFunc(out, func(a, b pipeline.Upstream) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Authorize implements pipeline.Config.
+func (c *Config) Authorize(_ context.Context, call *pipeline.Call) pipeline.Decision {
+	if c.Decide != nil {
+		return c.Decide(call)
+	}
+	return pipeline.Decision{Allowed: true}
+}
+
+// Listable implements pipeline.Config: the tools Lists keeps, or one
+// content target per upstream.
+func (c *Config) Listable(_ context.Context, call *pipeline.Call, kind pipeline.Kind) []pipeline.Target {
+	if call.Agent == nil {
+		return nil
+	}
+	var out []pipeline.Target
+	switch kind {
+	case pipeline.KindTool:
+		for _, t := range c.ToolList {
+			if c.Lists == nil || c.Lists(call, t) {
+				out = append(out, pipeline.Target{Kind: kind, Name: t.Action, Upstream: t.Upstream, Own: t.Name, Tool: t})
+			}
+		}
+		slices.SortFunc(out, func(a, b pipeline.Target) int { return strings.Compare(a.Name, b.Name) })
+	case pipeline.KindResource, pipeline.KindPrompt:
+		for _, u := range c.Upstreams("mcp") {
+			out = append(out, pipeline.Target{Kind: kind, Upstream: u.Name})
+		}
+	}
+	return out
+}
+
+// Frozen implements pipeline.Config.
+func (c *Config) Frozen() (bool, string) { return c.IsFrozen, c.FrozenReason }

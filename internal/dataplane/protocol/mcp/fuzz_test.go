@@ -1,0 +1,44 @@
+package mcp_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"testing"
+)
+
+// FuzzPost feeds arbitrary bodies to the endpoint: it must never panic,
+// and must answer with a known status and, when it answers with a body, a
+// single JSON-RPC response.
+func FuzzPost(f *testing.F) {
+	for _, seed := range []string{
+		``, `{}`, `[]`, `null`, `"x"`, `{"jsonrpc":"2.0","id":1,"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":"a","method":"initialize","params":{"protocolVersion":"2025-11-25"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"cursor":null}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"demo__weather","arguments":{"city":"x"}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"demo__weather","arguments":null}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, `{"jsonrpc":"2.0","id":1e400,"method":"ping"}`,
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":\xff}",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		e := newEnv(t)
+		rec := e.do(t, req{token: aliceKey, body: body})
+		allowed := []int{http.StatusOK, http.StatusAccepted, http.StatusBadRequest, http.StatusRequestEntityTooLarge}
+		if !slices.Contains(allowed, rec.Code) {
+			t.Fatalf("status %d for %q", rec.Code, body)
+		}
+		if rec.Code == http.StatusAccepted {
+			if rec.Body.Len() != 0 {
+				t.Fatalf("202 with a body for %q", body)
+			}
+			return
+		}
+		var r rpcResp
+		if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil || r.JSONRPC != "2.0" || (r.Error == nil) == (r.Result == nil) {
+			t.Fatalf("not one JSON-RPC response for %q: %s", body, rec.Body)
+		}
+	})
+}

@@ -1,0 +1,173 @@
+// Package mcpgw is the data plane's MCP endpoint (/mcp): it speaks the
+// legacy Streamable HTTP transport (protocol versions 2025-06-18 and
+// 2025-11-25) to agents, answers initialize, ping and tools/list itself,
+// and turns every tools/call into a pipeline.Call for the Backend. Refusals
+// come back in MCP's own shapes: input and policy refusals as isError tool
+// results carrying the reason under _meta["io.portcullis/refusal"], an
+// unknown tool as JSON-RPC -32602, a missing or bad credential as HTTP 401.
+//
+// This is the minimal path: one JSON-RPC message per POST, JSON responses
+// only (no SSE, no server-initiated GET stream), tools only. Brokering with
+// raw-byte forwarding, the 2026 stateless era, SSE, resumption and
+// federation of resources and prompts replace the method handlers
+// (methods.go) in their own work; the envelope, authentication and session
+// checks stay.
+package mcp
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+)
+
+// Backend runs operations for the endpoint: the data plane's one pipeline.
+// It must be safe for concurrent use.
+type Backend interface {
+	// Begin returns a fresh Call bound to the current configuration and
+	// mode (Config is nil while the data plane has none).
+	Begin(r *http.Request) *pipeline.Call
+	// Run runs c through the pipeline's stages and, when they admit it,
+	// the MCP forwarder.
+	Run(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error)
+}
+
+// Limits and defaults.
+const (
+	// MaxBodyBytes bounds a request body.
+	MaxBodyBytes = 1 << 20
+	// DefaultSessionTTL is how long an unused session lives.
+	DefaultSessionTTL = time.Hour
+	// DefaultMaxSessions bounds the sessions one endpoint keeps.
+	DefaultMaxSessions = 100_000
+	// DefaultMaxSessionsPerAgent bounds the sessions of one agent.
+	DefaultMaxSessionsPerAgent = 1_000
+)
+
+// Option configures the handler.
+type Option func(*Handler)
+
+// WithSessionTTL sets how long an unused session lives.
+func WithSessionTTL(d time.Duration) Option { return func(h *Handler) { h.ttl = d } }
+
+// WithMaxSessions bounds the number of sessions; when full, an agent
+// under its own quota cannot create one (no agent's session is evicted for
+// another's).
+func WithMaxSessions(n int) Option { return func(h *Handler) { h.maxSessions = n } }
+
+// WithMaxSessionsPerAgent bounds the sessions of one agent; at the bound,
+// the agent's own least recently used session makes room for a new one.
+func WithMaxSessionsPerAgent(n int) Option { return func(h *Handler) { h.perAgent = n } }
+
+// WithClock sets the clock sessions expire by (tests).
+func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
+
+// WithVersion sets serverInfo.version (default: the main module's version).
+func WithVersion(v string) Option { return func(h *Handler) { h.version = v } }
+
+// WithToolsChanged makes the endpoint send notifications/tools/list_changed
+// on every session's standalone GET stream each time ch receives (the data
+// plane signals new configurations); close ch to stop.
+func WithToolsChanged(ch <-chan struct{}) Option { return func(h *Handler) { h.toolsChanged = ch } }
+
+// WithPublicURL sets the gateway's external base URL ("https://gw.example")
+// used in the 401 challenge's resource_metadata. Without it the request's
+// scheme and Host are used.
+func WithPublicURL(base string) Option { return func(h *Handler) { h.publicURL = base } }
+
+// AnonymousRecorder counts requests refused before any agent could be
+// identified (see package refusals). It must be safe for concurrent use.
+type AnonymousRecorder interface {
+	Refused(src netip.Addr, reason string)
+}
+
+// WithAnonymousRefusals counts the requests the endpoint refuses without
+// an identified agent (no credential or an invalid one) with rec.
+func WithAnonymousRefusals(rec AnonymousRecorder) Option {
+	return func(h *Handler) { h.refusals = rec }
+}
+
+// Handler serves the MCP endpoint. It is safe for concurrent use.
+type Handler struct {
+	backend     Backend
+	logger      *slog.Logger
+	ttl         time.Duration
+	maxSessions int
+	perAgent    int
+	now         func() time.Time
+	version     string
+	publicURL   string
+	refusals    AnonymousRecorder
+	hopID       string
+	sessions    *sessionStore
+	// toolsChanged signals configuration changes (WithToolsChanged).
+	toolsChanged <-chan struct{}
+	// asks are server→client requests waiting for callers' answers.
+	asks asks
+	// streams keep resumable response streams; calls the running calls
+	// of sessions; listeners the sessions' standalone GET streams.
+	streams   streamStore
+	calls     calls
+	listeners listeners
+}
+
+// NewHandler returns the MCP endpoint. Browser cross-origin POST and DELETE
+// requests are refused with 403 (net/http's CrossOriginProtection); agents,
+// which send no Origin or Sec-Fetch-Site, are unaffected.
+func NewHandler(b Backend, logger *slog.Logger, opts ...Option) http.Handler {
+	h := &Handler{
+		backend:     b,
+		logger:      logger.With("component", "mcpgw"),
+		ttl:         DefaultSessionTTL,
+		maxSessions: DefaultMaxSessions,
+		perAgent:    DefaultMaxSessionsPerAgent,
+		now:         time.Now,
+		version:     moduleVersion(),
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	h.sessions = newSessionStore(h.ttl, h.maxSessions, h.perAgent, h.now)
+	h.streams.now = h.now
+	if h.toolsChanged != nil {
+		go func() {
+			for range h.toolsChanged {
+				h.ToolsChanged()
+			}
+			// Closed: the data plane is shutting down; end the standalone
+			// streams so that they do not hold the server open.
+			h.listeners.closeAll()
+		}()
+	}
+	return http.NewCrossOriginProtection().Handler(h)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e := h.checkEdge(r); e != nil {
+		writeError(w, e.status, nullID, e.err)
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+		h.servePost(w, r)
+	case http.MethodDelete:
+		h.serveDelete(w, r)
+	case http.MethodGet:
+		h.serveGet(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		http.Error(w, "method not allowed: POST JSON-RPC messages", http.StatusMethodNotAllowed)
+	}
+}
+
+func moduleVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

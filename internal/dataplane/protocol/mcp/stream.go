@@ -1,0 +1,232 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	"github.com/portcullis-gw/portcullis/internal/mcpwire"
+)
+
+// Limits on server→client requests waiting for the caller's answer.
+const (
+	// maxPendingAsks bounds the requests waiting for answers, over all
+	// callers.
+	maxPendingAsks = 10_000
+)
+
+var errStreamClosed = errors.New("the caller's response stream has ended")
+
+// responseStream answers one POSTed request: with a single JSON body when
+// nothing has to reach the caller before the response, else with an event
+// stream (text/event-stream) whose last event is the response. In a legacy
+// session the stream is resumable (see resume.go): its events carry ids
+// and are kept, and the caller may reconnect with Last-Event-ID.
+type responseStream struct {
+	w         http.ResponseWriter
+	canStream bool
+	// newLog, when set, makes the stream resumable: it is called once,
+	// when the answer turns into a stream, for the log that keeps its
+	// events (see resume.go).
+	newLog func() *eventLog
+	now    func() time.Time
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	log     *eventLog
+	gone    bool // the caller's connection failed; events are only logged
+}
+
+func newResponseStream(w http.ResponseWriter, r *http.Request) *responseStream {
+	return &responseStream{w: w, canStream: acceptsEventStream(r)}
+}
+
+// acceptsEventStream reports whether the request's Accept lists
+// text/event-stream (or */*).
+func acceptsEventStream(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err == nil && (mt == "text/event-stream" || mt == "*/*") {
+			return true
+		}
+	}
+	return false
+}
+
+// send writes one message before the response, switching the answer to an
+// event stream on first use.
+func (s *responseStream) send(msg []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errStreamClosed
+	}
+	if !s.canStream {
+		return errors.New("the caller does not accept an event stream")
+	}
+	if !s.started {
+		h := s.w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		s.w.WriteHeader(http.StatusOK)
+		s.started = true
+		if s.newLog != nil {
+			s.log = s.newLog()
+		}
+	}
+	return s.writeEventLocked(msg)
+}
+
+// writeEventLocked logs msg (when resumable) and writes it to the caller
+// while the connection works. With a log, a failed write is not an
+// error: the caller can resume.
+func (s *responseStream) writeEventLocked(msg []byte) error {
+	id := ""
+	if s.log != nil {
+		id = s.log.id + "-" + strconv.Itoa(s.log.append(msg))
+	}
+	if s.gone {
+		return nil
+	}
+	ev, err := mcpwire.AppendEvent(nil, &mcpwire.Event{ID: id, Name: "message", Data: msg})
+	if err == nil {
+		if _, err = s.w.Write(ev); err == nil {
+			err = http.NewResponseController(s.w).Flush()
+		}
+	}
+	if err != nil && s.log != nil {
+		s.gone = true
+		return nil
+	}
+	return err
+}
+
+// finish writes the response: the stream's last event once streaming,
+// else a JSON body with status. Later sends fail.
+func (s *responseStream) finish(status int, msg []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.started {
+		_ = s.writeEventLocked(msg)
+		if s.log != nil {
+			s.log.finish(s.now())
+		}
+		return
+	}
+	s.w.Header().Set("Content-Type", "application/json")
+	s.w.WriteHeader(status)
+	_, _ = s.w.Write(msg)
+}
+
+// streamed reports whether the answer became an event stream.
+func (s *responseStream) streamed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started
+}
+
+// asks holds the server→client requests relayed to callers and waiting
+// for their answers, by the id the gateway gave them. An answer is taken
+// only from the agent (and session) the request went to.
+type asks struct {
+	next atomic.Int64
+	mu   sync.Mutex
+	m    map[string]*pendingAsk
+}
+
+type pendingAsk struct {
+	agent, session string
+	upstreamID     json.RawMessage
+	answer         chan []byte
+}
+
+// relay builds the pipeline.Relay of one call: notifications go to the
+// caller's stream; server→client requests go there too with a gateway id,
+// and only a caller in a session (the legacy era) can answer them.
+func (h *Handler) relay(s *responseStream, progressToken json.RawMessage, agent, session string) *pipeline.Relay {
+	if !s.canStream {
+		return nil
+	}
+	rl := &pipeline.Relay{Notify: s.send}
+	if progressToken != nil {
+		rl.Wire = progressToken
+	}
+	if session != "" {
+		rl.Ask = func(ctx context.Context, msg []byte) (<-chan []byte, error) {
+			return h.asks.ask(ctx, s, msg, agent, session)
+		}
+	}
+	return rl
+}
+
+// ask relays one server→client request to the caller under a fresh
+// gateway id and returns where its answer will arrive. The entry is
+// dropped when ctx ends.
+func (a *asks) ask(ctx context.Context, s *responseStream, msg []byte, agent, session string) (<-chan []byte, error) {
+	m, err := mcpwire.Parse(msg)
+	if err != nil || m.Kind() != mcpwire.KindRequest {
+		return nil, errors.New("not a request")
+	}
+	gwID := `"pcs-` + strconv.FormatInt(a.next.Add(1), 10) + `"`
+	out, err := mcpwire.Set(msg, "id", []byte(gwID))
+	if err != nil {
+		return nil, err
+	}
+	p := &pendingAsk{agent: agent, session: session, upstreamID: m.ID, answer: make(chan []byte, 1)}
+	a.mu.Lock()
+	if a.m == nil {
+		a.m = map[string]*pendingAsk{}
+	}
+	if len(a.m) >= maxPendingAsks {
+		a.mu.Unlock()
+		return nil, errors.New("too many server requests are waiting for answers")
+	}
+	a.m[gwID] = p
+	a.mu.Unlock()
+	context.AfterFunc(ctx, func() { a.drop(gwID) })
+	if err := s.send(out); err != nil {
+		a.drop(gwID)
+		return nil, err
+	}
+	return p.answer, nil
+}
+
+func (a *asks) drop(id string) {
+	a.mu.Lock()
+	delete(a.m, id)
+	a.mu.Unlock()
+}
+
+// answer takes a caller's response to a relayed request: false when no
+// request of this agent and session waits under its id.
+func (a *asks) answer(m *mcpwire.Message, agent, session string) bool {
+	a.mu.Lock()
+	p, ok := a.m[string(m.ID)]
+	if ok && (p.agent != agent || p.session != session) {
+		ok = false
+	}
+	if ok {
+		delete(a.m, string(m.ID))
+	}
+	a.mu.Unlock()
+	if !ok {
+		return false
+	}
+	back, err := mcpwire.Set(m.Raw, "id", p.upstreamID)
+	if err != nil {
+		return false
+	}
+	p.answer <- back
+	return true
+}

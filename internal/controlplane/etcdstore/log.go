@@ -34,19 +34,24 @@ var errSkipped = fmt.Errorf("%w: this node resynced past the write before applyi
 // forward to. An error means the outcome is unknown (etcd may have
 // committed the entry): retrying with the same request id is safe, since
 // the state machine applies a request id once.
+//
+// Before appending it checks the version gate as Raft's leader does
+// (raftstore.Admit): a command this binary cannot apply, or one that
+// needs a cluster version some node recorded in the state does not
+// support, is refused with a domain error and never enters the log. The
+// nodes recorded in the state are the voters: on etcd every registered
+// control-plane node applies the log.
 func (n *Node) Apply(ctx context.Context, cmd *fsmv1.Command) (*fsmv1.Result, error) {
+	cmd, refused := raftstore.Admit(n.cfg.NodeID, cmd, n.fsm.State().Voters)
+	if refused != nil {
+		return refused, nil
+	}
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encode command: %w", err)
 	}
-	return n.ApplyLocal(ctx, data)
-}
-
-// ApplyLocal appends a serialized command. It refuses one that does not
-// decode: no entry that a node cannot apply enters the log.
-func (n *Node) ApplyLocal(ctx context.Context, data []byte) (*fsmv1.Result, error) {
 	if _, err := raftstore.DecodeCommand(data); err != nil {
-		return nil, err
+		return nil, err // never let an entry into the log that a node cannot apply
 	}
 	id := newID()
 	entry := &etcdstorev1.Entry{NodeId: n.cfg.NodeID}

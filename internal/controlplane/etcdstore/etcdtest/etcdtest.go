@@ -29,10 +29,28 @@ type Server struct {
 // Start starts a one-member etcd cluster for t and stops it when t ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// New starts a one-member etcd cluster with its data in dir, for a whole
+// test binary (TestMain); Stop stops it.
+func New(dir string) (*Server, error) {
 	cfg := embed.NewConfig()
 	cfg.Name = "etcdtest"
-	cfg.Dir = t.TempDir()
-	client, peer := freeURL(t), freeURL(t)
+	cfg.Dir = dir
+	client, err := freeURL()
+	if err != nil {
+		return nil, err
+	}
+	peer, err := freeURL()
+	if err != nil {
+		return nil, err
+	}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.Name + "=" + peer.String()
@@ -40,36 +58,36 @@ func Start(t testing.TB) *Server {
 	cfg.UnsafeNoFsync = true // a test's etcd need not survive a power cut
 	cfg.TickMs, cfg.ElectionMs = 10, 100
 	s := &Server{Endpoints: []string{client.String()}, cfg: cfg}
-	s.start(t)
-	t.Cleanup(s.Stop)
-	return s
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-func freeURL(t testing.TB) url.URL {
-	t.Helper()
+func freeURL() (url.URL, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return url.URL{}, err
 	}
 	defer ln.Close()
-	return url.URL{Scheme: "http", Host: ln.Addr().String()}
+	return url.URL{Scheme: "http", Host: ln.Addr().String()}, nil
 }
 
-func (s *Server) start(t testing.TB) {
-	t.Helper()
+func (s *Server) start() error {
 	e, err := embed.StartEtcd(s.cfg)
 	if err != nil {
-		t.Fatalf("start etcd: %v", err)
+		return fmt.Errorf("start etcd: %w", err)
 	}
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-time.After(30 * time.Second):
 		e.Close()
-		t.Fatal("etcd did not become ready within 30s")
+		return fmt.Errorf("etcd did not become ready within 30s")
 	}
 	s.etcd = e
 	// The next start is a restart of the same member.
 	s.cfg.ClusterState = embed.ClusterStateFlagExisting
+	return nil
 }
 
 // Stop stops the member (its data stays). Stopping a stopped member does
@@ -85,7 +103,9 @@ func (s *Server) Stop() {
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.Stop()
-	s.start(t)
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Client returns a client of the member, closed when t ends.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -262,23 +263,15 @@ func (n *Node) applyKV(ctx context.Context, kv *mvccpb.KeyValue, at int64) error
 	if rev <= n.Applied() {
 		return nil
 	}
-	entry := &etcdstorev1.Entry{}
-	if err := proto.Unmarshal(kv.Value, entry); err != nil {
-		return fatalf("log entry %s at revision %d does not decode: %w", kv.Key, rev, err)
+	entry, err := DecodeEntry(kv.Value)
+	if err != nil {
+		return fatalf("log entry %s at revision %d: %w", kv.Key, rev, err)
 	}
 	id := n.keys.entryID(string(kv.Key))
 	size := int64(len(kv.Key) + len(kv.Value))
-	var data []byte
-	var blob *etcdstorev1.Blob
-	switch e := entry.GetEntry().(type) {
-	case *etcdstorev1.Entry_Command:
-		data = e.Command
-	case *etcdstorev1.Entry_CommandBlob:
-		blob = e.CommandBlob
-	case *etcdstorev1.Entry_Restore:
-		blob = e.Restore
-	default:
-		return fatalf("log entry %s at revision %d holds nothing this version knows (written by a newer Portcullis version? upgrade this node's binary)", kv.Key, rev)
+	data, blob := entry.GetCommand(), entry.GetCommandBlob()
+	if entry.GetRestore() != nil {
+		blob = entry.GetRestore()
 	}
 	if blob != nil {
 		var err error
@@ -296,6 +289,48 @@ func (n *Node) applyKV(ctx context.Context, kv *mvccpb.KeyValue, at int64) error
 		return n.applyRestore(rev, id, data, size)
 	}
 	return n.applyCommand(rev, id, data, size)
+}
+
+// DecodeEntry decodes a log entry and checks that it is one this version
+// can apply: it holds a command or a restore this version knows, and the
+// chunks it refers to are plausibly described. An entry that fails is
+// never skipped: the node stops (see fatalError).
+func DecodeEntry(val []byte) (*etcdstorev1.Entry, error) {
+	entry := &etcdstorev1.Entry{}
+	if err := proto.Unmarshal(val, entry); err != nil {
+		return nil, fmt.Errorf("does not decode: %w", err)
+	}
+	var blob *etcdstorev1.Blob
+	switch e := entry.GetEntry().(type) {
+	case *etcdstorev1.Entry_Command:
+		if len(e.Command) == 0 {
+			return nil, errors.New("holds an empty command")
+		}
+		return entry, nil
+	case *etcdstorev1.Entry_CommandBlob:
+		blob = e.CommandBlob
+	case *etcdstorev1.Entry_Restore:
+		blob = e.Restore
+	default:
+		return nil, errors.New("holds nothing this version knows (written by a newer Portcullis version? upgrade this node's binary)")
+	}
+	if err := checkBlob(blob); err != nil {
+		return nil, err
+	}
+	return entry, nil
+}
+
+// checkBlob checks a blob description before anything is read for it.
+func checkBlob(b *etcdstorev1.Blob) error {
+	switch {
+	case b.GetId() == "" || len(b.GetId()) > 64 || strings.ContainsAny(b.GetId(), "/\x00"):
+		return fmt.Errorf("refers to chunks with an invalid id %q", b.GetId())
+	case b.GetChunks() == 0 || b.GetChunks() > maxBlobChunks || b.GetSize() > uint64(b.GetChunks())*chunkSize:
+		return fmt.Errorf("refers to %d chunks of %d bytes in all, which no writer produces", b.GetChunks(), b.GetSize())
+	case len(b.GetSha256()) != 32:
+		return errors.New("refers to chunks without a SHA-256")
+	}
+	return nil
 }
 
 // applyCommand applies one command at revision rev. Its index is the

@@ -53,8 +53,8 @@ func (n *Node) writeBlob(ctx context.Context, id string, data []byte) (*etcdstor
 // chunk that is gone is errMissing; one that does not add up to what b
 // says means someone wrote under the prefix who should not have.
 func (n *Node) readBlob(ctx context.Context, b *etcdstorev1.Blob, rev int64) ([]byte, error) {
-	if b.GetChunks() == 0 || b.GetChunks() > maxBlobChunks || b.GetSize() > uint64(b.GetChunks())*chunkSize {
-		return nil, fmt.Errorf("blob %q: implausible description (%d chunks, %d bytes)", b.GetId(), b.GetChunks(), b.GetSize())
+	if err := checkBlob(b); err != nil {
+		return nil, fmt.Errorf("blob %q: %w", b.GetId(), err)
 	}
 	var buf bytes.Buffer
 	buf.Grow(int(b.GetSize()))

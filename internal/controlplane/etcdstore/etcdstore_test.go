@@ -18,6 +18,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/auditchain"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/etcdstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/etcdstore/etcdtest"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
@@ -25,6 +26,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/statetest"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	etcdstorev1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/etcdstore/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -527,5 +529,55 @@ func pollUntil(t *testing.T, what string, fn func() error) {
 			t.Fatalf("%s: %v", what, err)
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval, not a settle wait
+	}
+}
+
+// TestVersionGates: a write that needs a cluster version above what this
+// binary supports is refused before it enters the log; one that got into
+// etcd anyway (written by a newer binary) stops the node with an error
+// that says to upgrade, rather than being skipped.
+func TestVersionGates(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("n1")
+	a.apply(statetest.Bootstrap())
+	ctx := context.Background()
+	stamped := statetest.By(statetest.Create(statetest.Agent("from-the-future", "")), statetest.BootToken, "r-future", 10)
+	stamped.ClusterVersion = uint32(clusterversion.Current() + 1)
+	res, err := a.n.Apply(ctx, stamped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GetError().GetCode() != fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION || !strings.Contains(res.GetError().GetMessage(), "upgrade") {
+		t.Fatalf("a write needing a newer version: %v", res.GetError())
+	}
+	cli := c.etcd.Client(t)
+	keys, err := cli.Get(ctx, c.prefix+"/log/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys.Count != 1 {
+		t.Fatalf("the refused write entered the log (%d entries)", keys.Count)
+	}
+	data, err := proto.Marshal(stamped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := proto.Marshal(&etcdstorev1.Entry{Entry: &etcdstorev1.Entry_Command{Command: data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, c.prefix+"/log/from-a-newer-binary", string(entry)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.n.Err():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node did not stop")
+	}
+	if err := a.n.Fatal(); err == nil || !strings.Contains(err.Error(), "needs cluster version") {
+		t.Fatalf("stopped with %v", err)
+	}
+	if _, ok := a.n.LocalState().Get(resource.Agent, "from-the-future"); ok {
+		t.Fatal("the node applied a write it cannot apply in full")
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/server"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/singleton"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -93,6 +94,8 @@ type testCluster struct {
 	store string
 	// prefix is the cluster's etcd prefix.
 	prefix string
+	// jobs, when set, gives each node a singleton job.
+	jobs func(node string) singleton.Job
 	// logs, when set, receives every node's log as well.
 	logs  *syncBuffer
 	kek   string
@@ -175,6 +178,9 @@ func (c *testCluster) config(id string) server.Config {
 		NodeID: id, DataDir: filepath.Join(c.t.TempDir(), id),
 		RaftAddr: cptest.FreeAddr(c.t), APIAddr: cptest.FreeAddr(c.t),
 		KEKFile: c.kek, Timing: fastTiming, Logger: c.logger(),
+	}
+	if c.jobs != nil {
+		cfg.Singletons = []singleton.Job{c.jobs(id)}
 	}
 	if c.store == server.StoreEtcd {
 		cfg.Store = server.StoreEtcd

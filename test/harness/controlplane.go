@@ -119,9 +119,9 @@ type ControlPlane struct {
 	args []string // flags of the first start (bootstrap or join included)
 	// storeArgs are the store's flags of every start (nil: Raft's).
 	storeArgs []string
-	mu   sync.Mutex
-	d    *Daemon
-	bin  string // the binary the current (or next) process runs
+	mu        sync.Mutex
+	d         *Daemon
+	bin       string // the binary the current (or next) process runs
 }
 
 // StartControlPlane starts a node; it does not wait for it (see

@@ -110,7 +110,7 @@ fuzz-ci: ## Fuzz the state machine's Apply and the data plane's snapshot compile
 test: lint check-generate unit fuzz-ci e2e ## Everything CI holds: lint, check-generate, unit, fuzz-ci, e2e
 
 .PHONY: bench
-bench: ## Benchmarks with printed figures: Raft commits, leader failover, config distribution, snapshot scale, authorization by policy count, audit log records/s and latency, MCP calls direct vs nginx vs data plane
+bench: ## Benchmarks with printed figures: commits on Raft and etcd, leader failover, config distribution on Raft and etcd, snapshot scale, authorization by policy count, audit log records/s and latency, MCP calls direct vs nginx vs data plane
 	./scripts/ensure-nginx
 	$(GO) run ./test/bench/raftbench -out bench-results/raft.md
 	$(GO) run ./test/bench/failoverbench -out bench-results/failover.md
@@ -122,7 +122,7 @@ bench: ## Benchmarks with printed figures: Raft commits, leader failover, config
 	@echo "reports written to bench-results/"
 
 .PHONY: chaos
-chaos: ## Fault drills with the real binaries (leader kill, partition, control plane down, data plane kill, hung upstream); one verdict line each
+chaos: ## Fault drills with the real binaries (leader kill, partition, control plane down, data plane kill, hung upstream, etcd faults); one verdict line each
 	@mkdir -p chaos-results
 	$(GO) run ./test/chaos -out chaos-results/chaos.md -log chaos-results/chaos.log
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,12 +19,21 @@ import (
 	"go.uber.org/zap"
 )
 
-// Server is one embedded etcd member.
+// Server is an embedded etcd cluster: one member, or a few (Options).
 type Server struct {
-	// Endpoints are its client URLs.
+	// Endpoints are the members' client URLs.
 	Endpoints []string
-	cfg       *embed.Config
-	etcd      *embed.Etcd
+	cfgs      []*embed.Config
+	etcds     []*embed.Etcd
+}
+
+// Options shape a Server. The zero value is one member without fsync.
+type Options struct {
+	// Members is the number of members (default 1).
+	Members int
+	// Fsync makes the members fsync as a production etcd does (for
+	// benchmarks; tests need not survive a power cut).
+	Fsync bool
 }
 
 // Start starts a one-member etcd cluster for t and stops it when t ends.
@@ -39,26 +49,40 @@ func Start(t testing.TB) *Server {
 
 // New starts a one-member etcd cluster with its data in dir, for a whole
 // test binary (TestMain); Stop stops it.
-func New(dir string) (*Server, error) {
-	cfg := embed.NewConfig()
-	cfg.Name = "etcdtest"
-	cfg.Dir = dir
-	client, err := freeURL()
-	if err != nil {
-		return nil, err
+func New(dir string) (*Server, error) { return NewWith(dir, Options{}) }
+
+// NewWith starts an etcd cluster shaped by o with its data under dir.
+func NewWith(dir string, o Options) (*Server, error) {
+	n := max(o.Members, 1)
+	s := &Server{}
+	var initial []string
+	for i := range n {
+		cfg := embed.NewConfig()
+		cfg.Name = fmt.Sprintf("m%d", i+1)
+		cfg.Dir = fmt.Sprintf("%s/%s", dir, cfg.Name)
+		client, err := freeURL()
+		if err != nil {
+			return nil, err
+		}
+		peer, err := freeURL()
+		if err != nil {
+			return nil, err
+		}
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		cfg.UnsafeNoFsync = !o.Fsync
+		cfg.TickMs, cfg.ElectionMs = 10, 100
+		cfg.InitialClusterToken = "etcdtest"
+		initial = append(initial, cfg.Name+"="+peer.String())
+		s.cfgs = append(s.cfgs, cfg)
+		s.Endpoints = append(s.Endpoints, client.String())
 	}
-	peer, err := freeURL()
-	if err != nil {
-		return nil, err
+	for _, cfg := range s.cfgs {
+		cfg.InitialCluster = strings.Join(initial, ",")
 	}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-	cfg.InitialCluster = cfg.Name + "=" + peer.String()
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cfg.UnsafeNoFsync = true // a test's etcd need not survive a power cut
-	cfg.TickMs, cfg.ElectionMs = 10, 100
-	s := &Server{Endpoints: []string{client.String()}, cfg: cfg}
 	if err := s.start(); err != nil {
+		s.Stop()
 		return nil, err
 	}
 	return s, nil
@@ -73,33 +97,41 @@ func freeURL() (url.URL, error) {
 	return url.URL{Scheme: "http", Host: ln.Addr().String()}, nil
 }
 
+// start starts every member (they wait for each other's votes, so they
+// start together) and waits until all are ready.
 func (s *Server) start() error {
-	e, err := embed.StartEtcd(s.cfg)
-	if err != nil {
-		return fmt.Errorf("start etcd: %w", err)
+	s.etcds = nil
+	for _, cfg := range s.cfgs {
+		e, err := embed.StartEtcd(cfg)
+		if err != nil {
+			return fmt.Errorf("start etcd: %w", err)
+		}
+		s.etcds = append(s.etcds, e)
 	}
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(30 * time.Second):
-		e.Close()
-		return fmt.Errorf("etcd did not become ready within 30s")
+	for _, e := range s.etcds {
+		select {
+		case <-e.Server.ReadyNotify():
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("etcd did not become ready within 30s")
+		}
 	}
-	s.etcd = e
-	// The next start is a restart of the same member.
-	s.cfg.ClusterState = embed.ClusterStateFlagExisting
+	// The next start is a restart of the same members.
+	for _, cfg := range s.cfgs {
+		cfg.ClusterState = embed.ClusterStateFlagExisting
+	}
 	return nil
 }
 
-// Stop stops the member (its data stays). Stopping a stopped member does
-// nothing.
+// Stop stops every member (their data stays). Stopping a stopped cluster
+// does nothing.
 func (s *Server) Stop() {
-	if s.etcd != nil {
-		s.etcd.Close()
-		s.etcd = nil
+	for _, e := range s.etcds {
+		e.Close()
 	}
+	s.etcds = nil
 }
 
-// Restart starts the stopped member again from its data.
+// Restart starts the stopped members again from their data.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.Stop()
@@ -138,5 +170,5 @@ func (s *Server) Compact(t testing.TB) int64 {
 	return rev
 }
 
-// String names the member.
+// String names the cluster.
 func (s *Server) String() string { return fmt.Sprintf("etcd at %v", s.Endpoints) }

@@ -90,6 +90,7 @@ func newCommand() *cobra.Command {
 	f.StringVar(&cfg.Etcd.KeyFile, "etcd-key-file", "", "with --store etcd: the key of --etcd-cert-file")
 	f.DurationVar(&cfg.Etcd.Timing.SessionTTL, "etcd-session-ttl", 0, "with --store etcd: lease of the election session; another node takes singleton work over this long after the elected one dies (default 5s)")
 	f.DurationVar(&cfg.Etcd.Timing.SnapshotInterval, "etcd-snapshot-interval", 0, "with --store etcd: how often the elected node snapshots the state into etcd and truncates the log (default 5s)")
+	f.BoolVar(&cfg.Etcd.CompactHistory, "etcd-compact-history", false, "with --store etcd: have the elected node compact etcd's history up to what every node has applied (at most once a minute); for an etcd nobody else compacts (without it, deleted log entries still take space until etcd is compacted)")
 	f.Int64Var(&cfg.Etcd.Timing.MaxLogBytes, "etcd-max-log-bytes", 0, "with --store etcd: bound on the log etcd holds for nodes that lag; past it the furthest-behind node resyncs from a snapshot later (default 256 MiB)")
 	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "create a new cluster with this node as its first member (only with an empty data dir, or an empty etcd prefix)")
 	f.StringVar(&cfg.RestoreFrom, "restore-from", "", "with --bootstrap: start the new cluster from a backup ('gwctl snapshot save') instead of a new identity: same cluster id, CA, tokens and data, in a new epoch (moves a cluster between Raft and etcd)")

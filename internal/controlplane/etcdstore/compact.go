@@ -46,6 +46,8 @@ const snapshotPrefix = "snap-"
 // nodes that both believe they lead cannot undo each other's work. The
 // elected node runs it every SnapshotInterval; tests call it directly.
 func (n *Node) Compact(ctx context.Context) error {
+	n.compactMu.Lock()
+	defer n.compactMu.Unlock()
 	m, err := n.writeSnapshot(ctx)
 	if err != nil || m == nil {
 		return err
@@ -57,7 +59,25 @@ func (n *Node) Compact(ctx context.Context) error {
 	if err := n.collect(ctx, trunc, m); err != nil {
 		return err
 	}
+	if err := n.compactHistory(ctx, trunc); err != nil {
+		return err
+	}
 	return n.bound(ctx, minHold)
+}
+
+// compactHistory compacts etcd's history up to the truncation point (with
+// Config.CompactHistory, at most every Timing.HistoryCompaction). Every node's watch starts
+// after its hold, hence after the truncation point, so none is cut off.
+func (n *Node) compactHistory(ctx context.Context, trunc int64) error {
+	if !n.cfg.CompactHistory || trunc <= n.compactedRev || time.Since(n.compactedAt) < n.cfg.Timing.HistoryCompaction {
+		return nil
+	}
+	if _, err := n.cli.Compact(ctx, trunc); err != nil && !compacted(err) {
+		return describe(err)
+	}
+	n.compactedAt, n.compactedRev = time.Now(), trunc
+	n.log.DebugContext(ctx, "etcd history compacted", "revision", trunc)
+	return nil
 }
 
 // writeSnapshot makes the manifest cover this node's applied revision:

@@ -71,14 +71,21 @@ type Timing struct {
 	// 5s; etcd rounds it up to whole seconds).
 	SessionTTL time.Duration
 	// Checkpoint is how often the node makes its position durable (fsyncs
-	// its audit store, writes its checkpoint when the state changed) and
-	// publishes it (default 1s). Log entries live in etcd at least this
-	// long after every node applied them.
+	// its audit store, writes its position) and publishes it (default 1s).
+	// Log entries live in etcd at least this long after every node
+	// applied them.
 	Checkpoint time.Duration
+	// StateCheckpoint is how often, at most, the node rewrites its whole
+	// state to disk when it changed (default 10s): its position moves past
+	// a change of state only then, so etcd holds that much more log.
+	StateCheckpoint time.Duration
 	// SnapshotInterval is how often the elected node writes a state
 	// snapshot (when the state changed) and truncates the log (default
 	// 5s).
 	SnapshotInterval time.Duration
+	// HistoryCompaction is how often, at most, the elected node compacts
+	// etcd's history with Config.CompactHistory (default 1m).
+	HistoryCompaction time.Duration
 	// MaxLogBytes bounds the log etcd holds for nodes that lag: past it,
 	// the elected node drops the hold of the node furthest behind, which
 	// later resyncs from a snapshot (default 256 MiB).
@@ -92,8 +99,14 @@ func (t *Timing) defaults() {
 	if t.Checkpoint <= 0 {
 		t.Checkpoint = time.Second
 	}
+	if t.StateCheckpoint <= 0 {
+		t.StateCheckpoint = 10 * time.Second
+	}
 	if t.SnapshotInterval <= 0 {
 		t.SnapshotInterval = 5 * time.Second
+	}
+	if t.HistoryCompaction <= 0 {
+		t.HistoryCompaction = time.Minute
 	}
 	if t.MaxLogBytes <= 0 {
 		t.MaxLogBytes = 256 << 20
@@ -129,9 +142,17 @@ type Config struct {
 	Audit *auditstore.Store
 	// Peers copies a peer's audit store when the node starts from a
 	// snapshot (nil: it starts without one, and says so).
-	Peers  AuditCopier
-	Timing Timing
-	Logger *slog.Logger
+	Peers AuditCopier
+	// CompactHistory has the elected node compact etcd's history up to
+	// the truncation point (at most every Timing.HistoryCompaction), for
+	// an etcd that does
+	// not compact itself: etcd keeps every revision of every key until it
+	// is compacted, so deleted log entries would otherwise still fill it.
+	// Leave it off on an etcd whose operator (or Kubernetes' API server)
+	// compacts it.
+	CompactHistory bool
+	Timing         Timing
+	Logger         *slog.Logger
 }
 
 // Node is one control-plane node on etcd. It implements store.Store and
@@ -158,20 +179,26 @@ type Node struct {
 	// stateRev is the revision of the last entry that changed the state
 	// (every entry but an audit upload): the state at applied equals the
 	// state at stateRev.
-	stateRev      int64
-	appliedCh     chan struct{} // closed when applied moves
-	waiters       map[string]*waiter
-	backlog       []sized // entries applied above the last truncation point
-	startHead     int64   // the newest entry when the node opened
-	caughtUp      bool
-	fatal         error
-	fatalCh       chan struct{}
-	lastContact   time.Time
-	prevHead      int64
-	lastHead      int64
-	holdDropped   bool
-	holdCreate    int64      // create revision of this node's hold
-	ckpt          checkpoint // what the checkpoint on disk says
+	stateRev    int64
+	appliedCh   chan struct{} // closed when applied moves
+	waiters     map[string]*waiter
+	backlog     []sized // entries applied above the last truncation point
+	startHead   int64   // the newest entry when the node opened
+	caughtUp    bool
+	fatal       error
+	fatalCh     chan struct{}
+	lastContact time.Time
+	prevHead    int64
+	lastHead    int64
+	holdDropped bool
+	holdCreate  int64      // create revision of this node's hold
+	ckpt        checkpoint // what the checkpoint on disk says
+	ckptStateAt time.Time  // when the state file was last written
+
+	// compactMu serializes Compact; it guards what follows.
+	compactMu     sync.Mutex
+	compactedAt   time.Time // when this node last compacted etcd's history
+	compactedRev  int64
 	election      electionState
 	etcdClusterID uint64
 }
@@ -384,7 +411,7 @@ func (n *Node) Shutdown() error {
 	defer cancel()
 	var err error
 	if n.Fatal() == nil {
-		err = n.checkpoint(ctx)
+		err = n.checkpoint(ctx, true)
 	}
 	n.election.close(ctx)
 	if cerr := n.cli.Close(); cerr != nil && err == nil && !errors.Is(cerr, context.Canceled) {

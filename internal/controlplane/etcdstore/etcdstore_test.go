@@ -33,9 +33,11 @@ import (
 
 // fastTiming checkpoints and compacts often, so tests see it happen.
 var fastTiming = etcdstore.Timing{
-	SessionTTL:       time.Second,
-	Checkpoint:       50 * time.Millisecond,
-	SnapshotInterval: time.Hour, // the tests call Compact themselves
+	SessionTTL:        time.Second,
+	Checkpoint:        50 * time.Millisecond,
+	StateCheckpoint:   100 * time.Millisecond,
+	HistoryCompaction: time.Millisecond,
+	SnapshotInterval:  time.Hour, // the tests call Compact themselves
 }
 
 type tWriter struct{ t testing.TB }
@@ -47,10 +49,12 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 // cluster is a set of store nodes on one etcd prefix.
 type cluster struct {
-	t      *testing.T
-	etcd   *etcdtest.Server
-	prefix string
-	nodes  map[string]*node
+	t *testing.T
+	// compactHistory starts nodes with Config.CompactHistory.
+	compactHistory bool
+	etcd           *etcdtest.Server
+	prefix         string
+	nodes          map[string]*node
 }
 
 // node is one store node with its own directory and audit store.
@@ -126,7 +130,7 @@ func (c *cluster) start(id string) *node {
 	defer cancel()
 	n, err := etcdstore.Open(ctx, etcdstore.Config{
 		NodeID: id, Endpoints: c.etcd.Endpoints, Prefix: c.prefix, Dir: filepath.Join(nd.dir, "etcd"),
-		Audit: a, Peers: copier{c: c, into: func() *auditstore.Store { return nd.audit }, self: id},
+		Audit: a, Peers: copier{c: c, into: func() *auditstore.Store { return nd.audit }, self: id}, CompactHistory: c.compactHistory,
 		Timing: fastTiming, Logger: slog.New(slog.NewTextHandler(tWriter{c.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -580,4 +584,31 @@ func TestVersionGates(t *testing.T) {
 	if _, ok := a.n.LocalState().Get(resource.Agent, "from-the-future"); ok {
 		t.Fatal("the node applied a write it cannot apply in full")
 	}
+}
+
+// TestCompactHistory: with CompactHistory, compaction also compacts etcd's
+// history up to the truncation point, so the deleted log entries stop
+// taking space; the nodes' watches, which start past their holds, go on.
+func TestCompactHistory(t *testing.T) {
+	c := newCluster(t)
+	c.compactHistory = true
+	a, b := c.start("n1"), c.start("n2")
+	a.apply(statetest.Bootstrap())
+	first := a.n.Applied()
+	ctx := context.Background()
+	for i := range 5 {
+		a.apply(statetest.By(statetest.Create(statetest.Agent(fmt.Sprintf("a-%d", i), "")), statetest.BootToken, fmt.Sprintf("r-%d", i), 10))
+	}
+	cli := c.etcd.Client(t)
+	pollUntil(t, "etcd's history compacted past the first write", func() error {
+		if err := a.n.Compact(ctx); err != nil {
+			return err
+		}
+		if _, err := cli.Get(ctx, c.prefix+"/head", clientv3.WithRev(first)); err == nil {
+			return errors.New("revision still readable")
+		}
+		return nil
+	})
+	b.apply(statetest.By(statetest.Create(statetest.Agent("after", "")), statetest.BootToken, "r-after", 20))
+	c.same(nil)
 }

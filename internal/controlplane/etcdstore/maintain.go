@@ -96,7 +96,7 @@ func (n *Node) maintainLoop() {
 		case <-t.C:
 		}
 		n.probe(n.ctx)
-		if err := n.checkpoint(n.ctx); err != nil && n.ctx.Err() == nil {
+		if err := n.checkpoint(n.ctx, false); err != nil && n.ctx.Err() == nil {
 			n.log.WarnContext(n.ctx, "checkpoint", "err", err)
 		}
 	}
@@ -130,8 +130,9 @@ func (n *Node) probe(ctx context.Context) {
 
 // checkpoint makes this node's position durable and publishes it: it
 // fsyncs the audit store, writes the state file when the state changed
-// since the last one (else only the position file), then moves the hold.
-func (n *Node) checkpoint(ctx context.Context) error {
+// since the last one (at most every StateCheckpoint, unless final) or
+// else only the position file, then moves the hold.
+func (n *Node) checkpoint(ctx context.Context, final bool) error {
 	n.applyMu.Lock()
 	st := n.fsm.State()
 	n.mu.Lock()
@@ -141,13 +142,18 @@ func (n *Node) checkpoint(ctx context.Context) error {
 	if fatal != nil || applied <= n.ckpt.Position {
 		return nil
 	}
+	changed := stateRev > n.ckpt.Revision || n.ckpt.Revision == 0
+	if changed && !final && time.Since(n.ckptStateAt) < n.cfg.Timing.StateCheckpoint {
+		return nil // the position moves past a change of state with the state file only
+	}
 	if n.cfg.Audit != nil {
 		if err := n.cfg.Audit.Sync(); err != nil {
 			return err
 		}
 	}
 	h := ckptHeader{Prefix: n.cfg.Prefix, EtcdClusterID: n.etcdClusterID, Revision: n.ckpt.Revision}
-	if stateRev > n.ckpt.Revision || n.ckpt.Revision == 0 {
+	if changed {
+		n.ckptStateAt = time.Now()
 		h.Revision = applied
 		if err := writeStateFile(n.cfg.Dir, h, st); err != nil {
 			return err

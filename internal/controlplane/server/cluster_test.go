@@ -110,6 +110,7 @@ type testCluster struct {
 var fastEtcdTiming = etcdstore.Timing{
 	SessionTTL:       time.Second,
 	Checkpoint:       100 * time.Millisecond,
+	StateCheckpoint:  200 * time.Millisecond,
 	SnapshotInterval: 200 * time.Millisecond,
 }
 

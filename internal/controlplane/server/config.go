@@ -41,7 +41,10 @@ type EtcdConfig struct {
 	// CertFile and KeyFile are this node's client certificate, when etcd
 	// asks for one.
 	CAFile, CertFile, KeyFile string
-	Timing                    etcdstore.Timing
+	// CompactHistory has the elected node compact etcd's history (see
+	// etcdstore.Config.CompactHistory).
+	CompactHistory bool
+	Timing         etcdstore.Timing
 }
 
 // Config configures a node. Validate fills defaults and checks it.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -46,7 +47,8 @@ func openEtcd(ctx context.Context, cfg Config, sealer *seal.Sealer, forwardKey [
 	copier := &auditCopier{cfg: cfg, sealer: sealer, key: forwardKey, audit: audit, log: log}
 	node, err := etcdstore.Open(ctx, etcdstore.Config{
 		NodeID: cfg.NodeID, Endpoints: cfg.Etcd.Endpoints, TLS: etcdTLS, Prefix: cfg.Etcd.Prefix,
-		Dir: cfg.DataDir + "/etcd", Audit: audit, Peers: copier, Timing: cfg.Etcd.Timing, Logger: cfg.Logger,
+		Dir: filepath.Join(cfg.DataDir, "etcd"), Audit: audit, Peers: copier, CompactHistory: cfg.Etcd.CompactHistory,
+		Timing: cfg.Etcd.Timing, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

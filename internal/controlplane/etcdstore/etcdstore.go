@@ -263,7 +263,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.wg.Add(3)
 	go n.applyLoop()
 	go n.maintainLoop()
-	go n.electLoop()
+	// The election's session lives on a context of its own (not Open's,
+	// which bounds only the start), so that Shutdown can still revoke it.
+	go n.electLoop() //nolint:gosec // the loops live until Shutdown, not for Open's request
+
 	return n, nil
 }
 

@@ -24,7 +24,7 @@ func permanent(err error) bool {
 	}
 	for _, p := range []error{rpctypes.ErrRequestTooLarge, rpctypes.ErrPermissionDenied, rpctypes.ErrNoSpace,
 		rpctypes.ErrTooManyOps, rpctypes.ErrUserEmpty, rpctypes.ErrAuthFailed, rpctypes.ErrInvalidAuthToken, rpctypes.ErrAuthNotEnabled} {
-		if errors.Is(err, p) || rpctypes.Error(err) == p {
+		if errors.Is(err, p) || errors.Is(rpctypes.Error(err), p) {
 			return true
 		}
 	}
@@ -67,9 +67,9 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func(ctx conte
 // describe turns an etcd client error into one that says what to do.
 func describe(err error) error {
 	switch {
-	case errors.Is(err, rpctypes.ErrRequestTooLarge) || rpctypes.Error(err) == rpctypes.ErrRequestTooLarge:
+	case errors.Is(err, rpctypes.ErrRequestTooLarge) || errors.Is(rpctypes.Error(err), rpctypes.ErrRequestTooLarge):
 		return fmt.Errorf("etcd refused a request as too large (its --max-request-bytes is below %d bytes?): %w", maxRequest, err)
-	case errors.Is(err, rpctypes.ErrNoSpace) || rpctypes.Error(err) == rpctypes.ErrNoSpace:
+	case errors.Is(err, rpctypes.ErrNoSpace) || errors.Is(rpctypes.Error(err), rpctypes.ErrNoSpace):
 		return fmt.Errorf("etcd is out of space (its quota alarm is raised): compact and defragment it, or raise --quota-backend-bytes: %w", err)
 	case status.Code(err) == codes.PermissionDenied || status.Code(err) == codes.Unauthenticated:
 		return fmt.Errorf("etcd refused this node (check --etcd-cert-file/--etcd-key-file and the role's permissions on the prefix): %w", err)
@@ -82,5 +82,5 @@ func describe(err error) error {
 // compacted reports the error of a read or watch at a revision etcd has
 // compacted away.
 func compacted(err error) bool {
-	return err != nil && (errors.Is(err, rpctypes.ErrCompacted) || rpctypes.Error(err) == rpctypes.ErrCompacted)
+	return err != nil && (errors.Is(err, rpctypes.ErrCompacted) || errors.Is(rpctypes.Error(err), rpctypes.ErrCompacted))
 }

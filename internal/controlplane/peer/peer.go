@@ -352,7 +352,7 @@ func (c *Client) CopyAuditStore(ctx context.Context, addr string, into func(appl
 	if err != nil {
 		return fromConnect(err)
 	}
-	defer stream.Close()
+	defer func() { _ = stream.Close() }()
 	if !stream.Receive() {
 		if err := stream.Err(); err != nil {
 			return fromConnect(err)

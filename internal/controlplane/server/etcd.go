@@ -80,6 +80,8 @@ func openEtcd(ctx context.Context, cfg Config, sealer *seal.Sealer, forwardKey [
 			return fail(err)
 		}
 		if err := recordBootstrap(ctx, node, cfg, boot, log); err != nil {
+			// The token file names a cluster that was not created.
+			_ = os.Remove(filepath.Join(cfg.DataDir, AdminTokenFile))
 			if node.LocalState().Identity().GetClusterId() != boot.identity.GetClusterId() {
 				return fail(fmt.Errorf("another node bootstrapped a cluster under %q first; start this node without --bootstrap: %w", prefixOf(cfg), err))
 			}

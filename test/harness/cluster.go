@@ -107,6 +107,8 @@ type ClusterOptions struct {
 	// prefix of their own) instead of Raft: n1 bootstraps, the others
 	// find the cluster there (no join).
 	Etcd *EtcdCluster
+	// Args are extra flags of every node (for example --web-writes).
+	Args []string
 }
 
 // StartClusterWith is StartCluster with options.
@@ -123,7 +125,7 @@ func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
 	}
 	genKEK(t, programIn(t, opts.BinDir, "controlplane"), c.KEKFile)
 	n1 := StartControlPlane(t, ControlPlaneOptions{
-		NodeID: "n1", DataDir: filepath.Join(dir, "n1"), KEKFile: c.KEKFile, Bootstrap: true, BinDir: opts.BinDir, StoreArgs: storeArgs,
+		NodeID: "n1", DataDir: filepath.Join(dir, "n1"), KEKFile: c.KEKFile, Bootstrap: true, BinDir: opts.BinDir, StoreArgs: storeArgs, Args: opts.Args,
 	})
 	c.Nodes = append(c.Nodes, n1)
 	c.CAFingerprint = n1.AwaitCAFingerprint(t, StartTimeout)
@@ -136,7 +138,7 @@ func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
 	c.Token = strings.TrimSpace(string(tok))
 	for i := 2; i <= n; i++ {
 		id := fmt.Sprintf("n%d", i)
-		o := ControlPlaneOptions{NodeID: id, DataDir: filepath.Join(dir, id), KEKFile: c.KEKFile, BinDir: opts.BinDir, StoreArgs: storeArgs}
+		o := ControlPlaneOptions{NodeID: id, DataDir: filepath.Join(dir, id), KEKFile: c.KEKFile, BinDir: opts.BinDir, StoreArgs: storeArgs, Args: opts.Args}
 		if opts.Etcd == nil {
 			o.Join, o.JoinToken, o.JoinCAFingerprint = n1.URL, c.Token, c.CAFingerprint
 		}

@@ -96,6 +96,9 @@ type Config struct {
 	// days; negative: forever); AuditMaxBytes bounds its size (0: none).
 	AuditRetention time.Duration
 	AuditMaxBytes  int64
+	// WebWrites lets signed-in users change state from the web view
+	// (/ui/); without it the view only reads.
+	WebWrites bool
 	// Singletons is singleton work beside the store's own, run on the
 	// elected node (the Raft leader, or the etcd election's winner).
 	Singletons []singleton.Job

@@ -23,6 +23,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/webui"
 )
 
 // backend is what the server needs of its store, whichever it is. Both
@@ -88,6 +89,10 @@ type Server struct {
 // forwardKeyPurpose derives the node-to-node key from the KEK.
 const forwardKeyPurpose = "node-forward-auth"
 
+// webKeyPurpose derives the web view's session key from the KEK: the same
+// on every node, so a session works on any of them.
+const webKeyPurpose = "webui-session"
+
 // Start brings the node up: it loads the key-encryption key, opens the
 // store (Raft, with TLS material created or fetched on first start; or
 // etcd, with the cluster found under the prefix), serves the APIs, and
@@ -137,9 +142,23 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Audit: audit, Auth: auth,
 	})
 	mux := http.NewServeMux()
+	// apiMux serves the admin API alone, for the web view's in-process
+	// calls.
+	apiMux := http.NewServeMux()
 	for _, r := range api.Routes() {
 		mux.Handle(r.Path, r.Handler)
+		apiMux.Handle(r.Path, r.Handler)
 	}
+	ui, err := webui.New(webui.Config{
+		API: apiMux, Tokens: node, Auth: auth, Recorder: api, Key: sealer.Derive(webKeyPurpose, 32),
+		Writes: cfg.WebWrites, Secure: !cfg.Dev, Logger: cfg.Logger,
+	})
+	if err != nil {
+		_ = node.Shutdown()
+		_ = audit.Close()
+		return nil, err
+	}
+	mux.Handle(webui.Prefix, ui)
 	ps := peer.NewServer(o.leader, registry, forwardKey, !cfg.Dev, cfg.Logger)
 	if o.audit != nil {
 		ps.ServeAuditCopies(o.audit)
@@ -228,7 +247,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		log.Warn("--dev: the Raft port (if any) is plaintext and UNAUTHENTICATED (anyone who can reach it can join or rewrite the cluster's state), and the API serves plain HTTP; loopback only, never in production",
 			"raft", cfg.RaftAdvertise, "api", cfg.APIAdvertise)
 	}
-	log.Info("control plane node serving", append([]any{"api", cfg.APIAdvertise, "dev", cfg.Dev}, o.describe...)...)
+	log.Info("control plane node serving", append([]any{"api", cfg.APIAdvertise, "dev", cfg.Dev,
+		"web_view", webui.Prefix, "web_writes", cfg.WebWrites}, o.describe...)...)
 	return s, nil
 }
 

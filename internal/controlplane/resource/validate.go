@@ -582,8 +582,11 @@ func validateNode(n *configv1.Node) error {
 	if err := ValidateName("meta.name", n.GetMeta().GetName()); err != nil {
 		return err
 	}
-	if err := ValidateHostPort("raft_addr", n.GetRaftAddr()); err != nil {
-		return err
+	// A node on etcd has no Raft transport, hence no raft_addr.
+	if n.GetRaftAddr() != "" {
+		if err := ValidateHostPort("raft_addr", n.GetRaftAddr()); err != nil {
+			return err
+		}
 	}
 	return ValidateHostPort("api_addr", n.GetApiAddr())
 }

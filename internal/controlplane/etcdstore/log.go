@@ -42,10 +42,21 @@ var errSkipped = fmt.Errorf("%w: this node resynced past the write before applyi
 // nodes recorded in the state are the voters: on etcd every registered
 // control-plane node applies the log.
 func (n *Node) Apply(ctx context.Context, cmd *fsmv1.Command) (*fsmv1.Result, error) {
-	cmd, refused := raftstore.Admit(n.cfg.NodeID, cmd, n.fsm.State().Voters)
+	admitted, refused := raftstore.Admit(n.cfg.NodeID, cmd, n.fsm.State().Voters)
 	if refused != nil {
-		return refused, nil
+		// Every node proposes here, from its own applied state, which may
+		// lag a node record another node just wrote (a voter that now
+		// supports the version): judge again from a state that includes
+		// every write acknowledged before this one.
+		st, err := n.State(ctx, true)
+		if err != nil {
+			return nil, err
+		}
+		if admitted, refused = raftstore.Admit(n.cfg.NodeID, cmd, st.Voters); refused != nil {
+			return refused, nil
+		}
 	}
+	cmd = admitted
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encode command: %w", err)

@@ -66,6 +66,7 @@ var kinds = map[protoreflect.Name]Version{
 	"admin_token":     Baseline,
 	"node":            Baseline,
 	"value_list":      Baseline,
+	"setting":         Settings,
 }
 
 // Versions of behaviour of the state machine that is not an operation or
@@ -76,6 +77,9 @@ const (
 	// EVENT_KIND_ADMIN_WRITE record with its AdminWrite detail, instead of
 	// the call fields it was squeezed into before.
 	TypedAdminAudit Version = 2
+	// Settings: the resource kind "setting" (config.v1.Setting), the
+	// cluster-wide settings such as mcp.allowed-origins.
+	Settings Version = 3
 )
 
 // features are the behaviour versions above.

@@ -26,6 +26,9 @@ const (
 	AdminToken     Kind = "admin_token"
 	Node           Kind = "node"
 	ValueList      Kind = "value_list"
+	// Setting is a cluster-wide setting, named by its key (package
+	// setting); cluster version 3.
+	Setting Kind = "setting"
 	// UpgradeProbe is the synthetic kind of the rolling-upgrade test: only
 	// binaries built with -tags upgradetest support it (package
 	// clusterversion); every other binary refuses it like a kind from a
@@ -34,7 +37,7 @@ const (
 )
 
 // Kinds lists every kind of the gateway in a stable order.
-var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList}
+var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, Setting}
 
 // Known reports whether k is a kind.
 func Known(k Kind) bool {
@@ -50,7 +53,7 @@ func Known(k Kind) bool {
 // what data planes consume (and so moves the config version).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
-	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList:
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Setting:
 		return true
 	default:
 		return false
@@ -78,6 +81,8 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return Node
 	case *fsmv1.Resource_ValueList:
 		return ValueList
+	case *fsmv1.Resource_Setting:
+		return Setting
 	case *fsmv1.Resource_UpgradeProbe:
 		return UpgradeProbe
 	default:
@@ -106,6 +111,8 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.Node
 	case *fsmv1.Resource_ValueList:
 		return k.ValueList
+	case *fsmv1.Resource_Setting:
+		return k.Setting
 	case *fsmv1.Resource_UpgradeProbe:
 		return k.UpgradeProbe
 	default:
@@ -152,6 +159,8 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Node{Node: v}}
 	case *configv1.ValueList:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_ValueList{ValueList: v}}
+	case *configv1.Setting:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Setting{Setting: v}}
 	case *fsmv1.UpgradeProbe:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_UpgradeProbe{UpgradeProbe: v}}
 	default:

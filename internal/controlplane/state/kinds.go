@@ -33,6 +33,9 @@ var kinds = map[resource.Kind]kindSpec{
 	resource.AdminToken:     {prepare: prepareAdminToken, beforeDelete: beforeDeleteAdminToken},
 	resource.Node:           {},
 	resource.ValueList:      {prepare: prepareValueList, beforeDelete: beforeDeleteValueList},
+	// A setting refers to nothing and nothing refers to it; its rules are
+	// stateless (package resource, package setting).
+	resource.Setting: {},
 }
 
 func failed(format string, args ...any) *fsmv1.Error {

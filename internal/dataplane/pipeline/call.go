@@ -59,6 +59,10 @@ type Config interface {
 
 	// Frozen reports the emergency brake and its reason.
 	Frozen() (bool, string)
+	// Setting returns the values in force of a cluster-wide setting
+	// (package setting, e.g. the browser origins an endpoint allows): the
+	// stored ones or the default; nil for an unknown key.
+	Setting(name string) []string
 }
 
 // Upstream is a registered upstream as calls see it.

@@ -15,6 +15,7 @@ import (
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"github.com/portcullis-gw/portcullis/internal/setting"
 )
 
 // Keys of the fake configuration's agents.
@@ -29,6 +30,8 @@ type fakeConfig struct {
 	agents map[string]*configv1.Agent // by API key
 	tools  []pipeline.Tool
 	frozen bool
+	// origins is the mcp.allowed-origins setting.
+	origins []string
 }
 
 var _ pipeline.Config = (*fakeConfig)(nil)
@@ -118,6 +121,13 @@ func targets(tools []pipeline.Tool, ups []pipeline.Upstream, kind pipeline.Kind)
 }
 
 func (c *fakeConfig) Frozen() (bool, string) { return c.frozen, "incident" }
+
+func (c *fakeConfig) Setting(name string) []string {
+	if name == setting.MCPAllowedOrigins {
+		return c.origins
+	}
+	return nil
+}
 
 // fakeBackend runs calls through the real pipeline stages (audited to
 // nowhere) into a terminal: terminal for tool calls, content for the

@@ -1563,6 +1563,67 @@ func (x *ValueList) GetValues() []string {
 	return nil
 }
 
+// Setting is one cluster-wide setting of the gateway, named by its key
+// (meta.name, e.g. "mcp.allowed-origins"; keys are not DNS labels). Only
+// the keys a release knows can be stored; a key with no Setting has its
+// default. Data planes receive every stored setting in the snapshot and
+// ignore keys they do not know.
+type Setting struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// The setting's values, in the form its key defines: a list setting
+	// holds one value per entry, a single-valued one exactly one. The control
+	// plane stores them in canonical form (e.g. origins lower-case, sorted,
+	// without duplicates). At most 256 values of at most 2,048 bytes each.
+	Values        []string `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Setting) Reset() {
+	*x = Setting{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Setting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Setting) ProtoMessage() {}
+
+func (x *Setting) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Setting.ProtoReflect.Descriptor instead.
+func (*Setting) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Setting) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Setting) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 // IdentitySource is a trusted source of identities for agents and users.
 type IdentitySource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1578,7 +1639,7 @@ type IdentitySource struct {
 
 func (x *IdentitySource) Reset() {
 	*x = IdentitySource{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +1651,7 @@ func (x *IdentitySource) String() string {
 func (*IdentitySource) ProtoMessage() {}
 
 func (x *IdentitySource) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +1664,7 @@ func (x *IdentitySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
 func (*IdentitySource) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *IdentitySource) GetMeta() *ResourceMeta {
@@ -1684,7 +1745,7 @@ type JwtIssuer struct {
 
 func (x *JwtIssuer) Reset() {
 	*x = JwtIssuer{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1757,7 @@ func (x *JwtIssuer) String() string {
 func (*JwtIssuer) ProtoMessage() {}
 
 func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +1770,7 @@ func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtIssuer.ProtoReflect.Descriptor instead.
 func (*JwtIssuer) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JwtIssuer) GetIssuer() string {
@@ -1794,7 +1855,7 @@ type MtlsAuthority struct {
 
 func (x *MtlsAuthority) Reset() {
 	*x = MtlsAuthority{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +1867,7 @@ func (x *MtlsAuthority) String() string {
 func (*MtlsAuthority) ProtoMessage() {}
 
 func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +1880,7 @@ func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsAuthority.ProtoReflect.Descriptor instead.
 func (*MtlsAuthority) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MtlsAuthority) GetCaPem() string {
@@ -1861,7 +1922,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +1934,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +1947,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Secret) GetMeta() *ResourceMeta {
@@ -1951,7 +2012,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2024,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2037,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AdminToken) GetMeta() *ResourceMeta {
@@ -2034,7 +2095,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2107,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2120,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Node) GetMeta() *ResourceMeta {
@@ -2108,7 +2169,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2181,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2194,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClusterIdentity) GetClusterId() string {
@@ -2287,6 +2348,9 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"valueLists\"[\n" +
 	"\tValueList\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"Y\n" +
+	"\aSetting\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
 	"\x06values\x18\x02 \x03(\tR\x06values\"\xe0\x01\n" +
 	"\x0eIdentitySource\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12@\n" +
@@ -2383,7 +2447,7 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(McpEra)(0),                    // 1: portcullis.config.v1.McpEra
@@ -2405,26 +2469,27 @@ var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(*ToolVersion)(nil),            // 17: portcullis.config.v1.ToolVersion
 	(*PolicySet)(nil),              // 18: portcullis.config.v1.PolicySet
 	(*ValueList)(nil),              // 19: portcullis.config.v1.ValueList
-	(*IdentitySource)(nil),         // 20: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 21: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 22: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 23: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 24: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 25: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 26: portcullis.config.v1.ClusterIdentity
-	nil,                            // 27: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 28: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 29: google.protobuf.Duration
+	(*Setting)(nil),                // 20: portcullis.config.v1.Setting
+	(*IdentitySource)(nil),         // 21: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 22: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 23: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 24: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 25: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 26: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 27: portcullis.config.v1.ClusterIdentity
+	nil,                            // 28: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 29: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 30: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	27, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	28, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	28, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	28, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	29, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	29, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
 	5,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
 	7,  // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
 	8,  // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	28, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	28, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	29, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	29, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
 	5,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
 	10, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
@@ -2434,31 +2499,32 @@ var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
 	11, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
 	12, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
 	13, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	29, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	29, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	30, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	30, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
 	5,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
 	17, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
 	2,  // 21: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	28, // 22: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	28, // 23: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	29, // 22: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	29, // 23: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
 	5,  // 24: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
 	5,  // 25: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 26: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	21, // 27: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	22, // 28: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	29, // 29: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	3,  // 30: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	5,  // 31: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 32: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	4,  // 33: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	28, // 34: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	5,  // 35: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	28, // 36: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	5,  // 26: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 27: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	22, // 28: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	23, // 29: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	30, // 30: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	3,  // 31: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	5,  // 32: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 33: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	4,  // 34: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	29, // 35: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	5,  // 36: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	29, // 37: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -2473,7 +2539,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
 	file_portcullis_config_v1_resources_proto_msgTypes[10].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[15].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[16].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
@@ -2483,7 +2549,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

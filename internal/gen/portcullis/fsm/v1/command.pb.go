@@ -373,6 +373,7 @@ type Resource struct {
 	//	*Resource_AdminToken
 	//	*Resource_Node
 	//	*Resource_ValueList
+	//	*Resource_Setting
 	//	*Resource_UpgradeProbe
 	Kind          isResource_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
@@ -497,6 +498,15 @@ func (x *Resource) GetValueList() *v1.ValueList {
 	return nil
 }
 
+func (x *Resource) GetSetting() *v1.Setting {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_Setting); ok {
+			return x.Setting
+		}
+	}
+	return nil
+}
+
 func (x *Resource) GetUpgradeProbe() *UpgradeProbe {
 	if x != nil {
 		if x, ok := x.Kind.(*Resource_UpgradeProbe); ok {
@@ -546,6 +556,11 @@ type Resource_ValueList struct {
 	ValueList *v1.ValueList `protobuf:"bytes,9,opt,name=value_list,json=valueList,proto3,oneof"`
 }
 
+type Resource_Setting struct {
+	// Cluster version 3.
+	Setting *v1.Setting `protobuf:"bytes,10,opt,name=setting,proto3,oneof"`
+}
+
 type Resource_UpgradeProbe struct {
 	// Reserved for the rolling-upgrade test (test/upgrade): only binaries
 	// built with -tags upgradetest support this kind, at a cluster version
@@ -572,6 +587,8 @@ func (*Resource_AdminToken) isResource_Kind() {}
 func (*Resource_Node) isResource_Kind() {}
 
 func (*Resource_ValueList) isResource_Kind() {}
+
+func (*Resource_Setting) isResource_Kind() {}
 
 func (*Resource_UpgradeProbe) isResource_Kind() {}
 
@@ -1461,7 +1478,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"set_freeze\x18\x0e \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeH\x00R\tsetFreeze\x12C\n" +
 	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAuditB\x04\n" +
-	"\x02op\"\x8d\x05\n" +
+	"\x02op\"\xc8\x05\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -1474,7 +1491,9 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"adminToken\x120\n" +
 	"\x04node\x18\b \x01(\v2\x1a.portcullis.config.v1.NodeH\x00R\x04node\x12@\n" +
 	"\n" +
-	"value_list\x18\t \x01(\v2\x1f.portcullis.config.v1.ValueListH\x00R\tvalueList\x12F\n" +
+	"value_list\x18\t \x01(\v2\x1f.portcullis.config.v1.ValueListH\x00R\tvalueList\x129\n" +
+	"\asetting\x18\n" +
+	" \x01(\v2\x1d.portcullis.config.v1.SettingH\x00R\asetting\x12F\n" +
 	"\rupgrade_probe\x18d \x01(\v2\x1f.portcullis.fsm.v1.UpgradeProbeH\x00R\fupgradeProbeB\x06\n" +
 	"\x04kind\"Z\n" +
 	"\fUpgradeProbe\x126\n" +
@@ -1592,10 +1611,11 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*v1.AdminToken)(nil),         // 25: portcullis.config.v1.AdminToken
 	(*v1.Node)(nil),               // 26: portcullis.config.v1.Node
 	(*v1.ValueList)(nil),          // 27: portcullis.config.v1.ValueList
-	(*v1.ResourceMeta)(nil),       // 28: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 29: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 30: portcullis.audit.v1.Record
-	(*v1.AdminEvent)(nil),         // 31: portcullis.config.v1.AdminEvent
+	(*v1.Setting)(nil),            // 28: portcullis.config.v1.Setting
+	(*v1.ResourceMeta)(nil),       // 29: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 30: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 31: portcullis.audit.v1.Record
+	(*v1.AdminEvent)(nil),         // 32: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	17, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
@@ -1615,31 +1635,32 @@ var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	25, // 14: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
 	26, // 15: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
 	27, // 16: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
-	4,  // 17: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	28, // 18: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	3,  // 19: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 20: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	29, // 21: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	26, // 22: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	25, // 23: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	30, // 24: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 25: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	3,  // 26: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	11, // 27: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	18, // 28: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	12, // 29: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	29, // 30: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	18, // 31: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	8,  // 32: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	3,  // 33: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	31, // 34: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	13, // 35: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	16, // 36: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	28, // 17: portcullis.fsm.v1.Resource.setting:type_name -> portcullis.config.v1.Setting
+	4,  // 18: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	29, // 19: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	3,  // 20: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 21: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	30, // 22: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	26, // 23: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	25, // 24: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	31, // 25: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 26: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	3,  // 27: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	11, // 28: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	18, // 29: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	12, // 30: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	30, // 31: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	18, // 32: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	8,  // 33: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	3,  // 34: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	32, // 35: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	13, // 36: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	16, // 37: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -1665,6 +1686,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_AdminToken)(nil),
 		(*Resource_Node)(nil),
 		(*Resource_ValueList)(nil),
+		(*Resource_Setting)(nil),
 		(*Resource_UpgradeProbe)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[13].OneofWrappers = []any{

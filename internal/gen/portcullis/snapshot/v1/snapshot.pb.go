@@ -66,7 +66,10 @@ type Snapshot struct {
 	// The egress policy data planes dial upstreams, OAuth token endpoints and
 	// JWKS URLs under. Absent (a control plane from before it was sent): the
 	// default policy.
-	Egress        *EgressPolicy `protobuf:"bytes,14,opt,name=egress,proto3" json:"egress,omitempty"`
+	Egress *EgressPolicy `protobuf:"bytes,14,opt,name=egress,proto3" json:"egress,omitempty"`
+	// Every stored cluster-wide setting (config.v1.Setting); a key that is
+	// absent has its default. A data plane ignores keys it does not know.
+	Settings      []*v1.Setting `protobuf:"bytes,15,rep,name=settings,proto3" json:"settings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -195,6 +198,13 @@ func (x *Snapshot) GetEpoch() uint64 {
 func (x *Snapshot) GetEgress() *EgressPolicy {
 	if x != nil {
 		return x.Egress
+	}
+	return nil
+}
+
+func (x *Snapshot) GetSettings() []*v1.Setting {
+	if x != nil {
+		return x.Settings
 	}
 	return nil
 }
@@ -397,7 +407,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xf7\x05\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xb2\x06\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -416,7 +426,8 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\vvalue_lists\x18\f \x03(\v2\x1f.portcullis.config.v1.ValueListR\n" +
 	"valueLists\x12\x14\n" +
 	"\x05epoch\x18\r \x01(\x04R\x05epoch\x12<\n" +
-	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\"b\n" +
+	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\x129\n" +
+	"\bsettings\x18\x0f \x03(\v2\x1d.portcullis.config.v1.SettingR\bsettings\"b\n" +
 	"\fEgressPolicy\x12(\n" +
 	"\x10allow_link_local\x18\x01 \x01(\bR\x0eallowLinkLocal\x12\x14\n" +
 	"\x05allow\x18\x02 \x03(\tR\x05allow\x12\x12\n" +
@@ -456,6 +467,7 @@ var file_portcullis_snapshot_v1_snapshot_proto_goTypes = []any{
 	(*v1.PolicySet)(nil),          // 8: portcullis.config.v1.PolicySet
 	(*v1.IdentitySource)(nil),     // 9: portcullis.config.v1.IdentitySource
 	(*v1.ValueList)(nil),          // 10: portcullis.config.v1.ValueList
+	(*v1.Setting)(nil),            // 11: portcullis.config.v1.Setting
 }
 var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	4,  // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
@@ -468,11 +480,12 @@ var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	2,  // 7: portcullis.snapshot.v1.Snapshot.freeze:type_name -> portcullis.snapshot.v1.Freeze
 	10, // 8: portcullis.snapshot.v1.Snapshot.value_lists:type_name -> portcullis.config.v1.ValueList
 	1,  // 9: portcullis.snapshot.v1.Snapshot.egress:type_name -> portcullis.snapshot.v1.EgressPolicy
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	11, // 10: portcullis.snapshot.v1.Snapshot.settings:type_name -> portcullis.config.v1.Setting
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_snapshot_v1_snapshot_proto_init() }

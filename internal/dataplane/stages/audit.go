@@ -184,7 +184,7 @@ func refusedByGateway(r pipeline.Reason) bool {
 	switch r {
 	case pipeline.ReasonUnauthenticated, pipeline.ReasonDenied, pipeline.ReasonDegraded,
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
-		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments:
+		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed:
 		return true
 	}
 	return false

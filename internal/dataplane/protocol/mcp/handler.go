@@ -115,9 +115,10 @@ type Handler struct {
 	listeners listeners
 }
 
-// NewHandler returns the MCP endpoint. Browser cross-origin POST and DELETE
-// requests are refused with 403 (net/http's CrossOriginProtection); agents,
-// which send no Origin or Sec-Fetch-Site, are unaffected.
+// NewHandler returns the MCP endpoint. A request whose Origin header names
+// a browser origin outside the setting mcp.allowed-origins is refused with
+// 403, whatever its method (see checkOrigin); agents, which send no
+// Origin, are unaffected.
 func NewHandler(b Backend, logger *slog.Logger, opts ...Option) http.Handler {
 	h := &Handler{
 		backend:     b,
@@ -143,13 +144,16 @@ func NewHandler(b Backend, logger *slog.Logger, opts ...Option) http.Handler {
 			h.listeners.closeAll()
 		}()
 	}
-	return http.NewCrossOriginProtection().Handler(h)
+	return h
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e := h.checkEdge(r); e != nil {
 		writeError(w, e.status, nullID, e.err)
+		return
+	}
+	if !h.checkOrigin(w, r) {
 		return
 	}
 	switch r.Method {

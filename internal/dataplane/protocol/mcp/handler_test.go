@@ -793,6 +793,8 @@ func TestOverRealHTTP(t *testing.T) {
 type anonCounter struct {
 	mu sync.Mutex
 	n  int
+	// reasons counts every refusal by reason.
+	reasons map[string]int
 }
 
 func (a *anonCounter) Refused(_ netip.Addr, reason string) {
@@ -801,6 +803,16 @@ func (a *anonCounter) Refused(_ netip.Addr, reason string) {
 	if reason == "unauthenticated" {
 		a.n++
 	}
+	if a.reasons == nil {
+		a.reasons = map[string]int{}
+	}
+	a.reasons[reason]++
+}
+
+func (a *anonCounter) counted(reason string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reasons[reason]
 }
 
 func (a *anonCounter) count() int {

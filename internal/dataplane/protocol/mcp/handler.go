@@ -1,17 +1,16 @@
-// Package mcpgw is the data plane's MCP endpoint (/mcp): it speaks the
-// legacy Streamable HTTP transport (protocol versions 2025-06-18 and
-// 2025-11-25) to agents, answers initialize, ping and tools/list itself,
-// and turns every tools/call into a pipeline.Call for the Backend. Refusals
+// Package mcp is the data plane's MCP endpoint (/mcp). It speaks both
+// protocol eras to agents: the legacy Streamable HTTP transport (versions
+// 2025-03-26, 2025-06-18 and 2025-11-25: initialize, sessions bound to the
+// agent, GET streams, resumption; JSON-RPC batches for 2025-03-26 callers)
+// and the stateless 2026-07-28 era (server/discover, per-request _meta,
+// mirrored headers). Every request is first held to the transport's rules
+// (one value per decision header, a supported MCP-Protocol-Version, the
+// Origin allowlist), then turned into a pipeline.Call — an operation on a
+// target — for the Backend; the Forwarder is MCP's terminal. Refusals
 // come back in MCP's own shapes: input and policy refusals as isError tool
 // results carrying the reason under _meta["io.portcullis/refusal"], an
-// unknown tool as JSON-RPC -32602, a missing or bad credential as HTTP 401.
-//
-// This is the minimal path: one JSON-RPC message per POST, JSON responses
-// only (no SSE, no server-initiated GET stream), tools only. Brokering with
-// raw-byte forwarding, the 2026 stateless era, SSE, resumption and
-// federation of resources and prompts replace the method handlers
-// (methods.go) in their own work; the envelope, authentication and session
-// checks stay.
+// unknown tool as JSON-RPC -32602, a missing or bad credential as HTTP 401,
+// a browser origin that is not allowed as HTTP 403.
 package mcp
 
 import (

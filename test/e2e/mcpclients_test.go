@@ -411,7 +411,7 @@ func TestResourcesAndPromptsFederated(t *testing.T) {
 	}
 	var reads, denied int
 	for _, r := range records {
-		if r.Method == "resources/read" && r.Upstream == "tools" && r.Tool == "demo://readme" {
+		if r.Method == "resources/read" && r.Upstream == "tools" && r.Tool == "tools__demo://readme" && r.TargetOwn == "demo://readme" {
 			if r.Outcome == "ok" {
 				reads++
 			} else if r.Reason == "denied" {

@@ -46,7 +46,9 @@ func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler)
 			return nil, pipeline.Refuse(pipeline.ReasonUnknownTool,
 				"no tool %q is served by this gateway; list the tools to see which are", truncate(c.Target.Name, maxEcho))
 		}
-		c.Target.Tool, c.Target.Upstream, c.Target.Own = tool, tool.Upstream, tool.Name
+		// The agent-visible name is the pin's action name; the upstream's
+		// own name goes beside it.
+		c.Target.Tool, c.Target.Name, c.Target.Upstream, c.Target.Own = tool, tool.Action, tool.Upstream, tool.Name
 		if r := Admit(ctx, c, c.Target); r != nil {
 			return nil, r
 		}

@@ -244,8 +244,8 @@ func TestTypeScriptSDKClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got struct {
-		SessionID       *string  `json:"sessionId"`
-		ProtocolVersion *string  `json:"protocolVersion"`
+		SessionID       *string `json:"sessionId"`
+		ProtocolVersion *string `json:"protocolVersion"`
 		Capabilities    struct {
 			Tools *struct {
 				ListChanged bool `json:"listChanged"`
@@ -253,13 +253,13 @@ func TestTypeScriptSDKClient(t *testing.T) {
 			Resources map[string]any `json:"resources"`
 			Prompts   map[string]any `json:"prompts"`
 		} `json:"capabilities"`
-		Tools           []string `json:"tools"`
-		Weather         string   `json:"weather"`
-		Progress        []int    `json:"progress"`
-		Count           string   `json:"count"`
-		Confirm         string   `json:"confirm"`
-		Elicitations    []string `json:"elicitations"`
-		Refused         struct {
+		Tools        []string `json:"tools"`
+		Weather      string   `json:"weather"`
+		Progress     []int    `json:"progress"`
+		Count        string   `json:"count"`
+		Confirm      string   `json:"confirm"`
+		Elicitations []string `json:"elicitations"`
+		Refused      struct {
 			IsError bool   `json:"isError"`
 			Reason  string `json:"reason"`
 		} `json:"refused"`

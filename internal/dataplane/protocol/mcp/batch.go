@@ -129,15 +129,13 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, token strin
 // batchElementError refuses what may not be part of a batch: initialize
 // (2025-03-26: it must be sent alone) and a message of the modern era.
 func batchElementError(elem json.RawMessage) *mcpwire.Error {
+	// A message that does not parse is answered with its own parse error.
 	m, err := mcpwire.Parse(elem)
-	if err != nil {
-		return nil // answered with its own parse error
-	}
-	if m.Method == "initialize" {
+	switch {
+	case err == nil && m.Method == "initialize":
 		return &mcpwire.Error{Code: codeInvalidRequest, Message: "initialize cannot be part of a batch: send it alone"}
-	}
-	if v := metaVersion(m); v != "" {
-		e := batchRefused(v)
+	case err == nil && metaVersion(m) != "":
+		e := batchRefused(metaVersion(m))
 		return &mcpwire.Error{Code: e.Code, Message: e.Message}
 	}
 	return nil

@@ -148,11 +148,13 @@ func NewHandler(b Backend, logger *slog.Logger, opts ...Option) http.Handler {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if e := h.checkEdge(r); e != nil {
-		writeError(w, e.status, nullID, e.err)
+	// A browser page of a foreign origin is refused first, whatever else
+	// is wrong with its request.
+	if !h.checkOrigin(w, r) {
 		return
 	}
-	if !h.checkOrigin(w, r) {
+	if e := h.checkEdge(r); e != nil {
+		writeError(w, e.status, nullID, e.err)
 		return
 	}
 	switch r.Method {

@@ -14,7 +14,8 @@ import (
 const codeForbidden = -32003
 
 // checkOrigin applies the Streamable HTTP transport's DNS-rebinding rule
-// to every request (POST, GET and DELETE): a request without an Origin
+// to every request (POST, GET and DELETE), before any other check: a
+// request without an Origin
 // header (agents that are not browsers) goes on; one whose Origin is not
 // in the replicated setting mcp.allowed-origins (default: none) is refused
 // with 403 and a JSON-RPC error before its body is read, and nothing of it
@@ -29,6 +30,9 @@ const codeForbidden = -32003
 // pipeline; an anonymous one is counted in the refusal summary.
 func (h *Handler) checkOrigin(w http.ResponseWriter, r *http.Request) bool {
 	values := r.Header.Values("Origin")
+	if len(values) > 1 {
+		return true // refused by checkEdge: a decision header given twice
+	}
 	if len(values) == 0 {
 		switch r.Header.Get("Sec-Fetch-Site") {
 		case "cross-site", "same-site":
@@ -66,7 +70,9 @@ func (h *Handler) refuseOrigin(w http.ResponseWriter, r *http.Request, call *pip
 	refusal := pipeline.Refuse(pipeline.ReasonOriginNotAllowed, msgOriginRefused)
 	defer writeError(w, http.StatusForbidden, nullID, &rpcError{Code: codeForbidden, Message: refusal.Message, Data: reasonData(refusal.Reason)})
 	token := bearer(r)
-	if call.Config != nil && presented(r, token) {
+	// The caller is identified only from one Authorization header (or the
+	// client certificate), as every other request is.
+	if call.Config != nil && presented(r, token) && len(r.Header.Values("Authorization")) <= 1 {
 		if call.Start.IsZero() {
 			call.Start = h.now()
 		}

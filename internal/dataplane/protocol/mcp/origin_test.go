@@ -48,6 +48,9 @@ func TestOriginValidation(t *testing.T) {
 		{name: "foreign origin, wrong key", token: "pck_nope_nope", body: call, header: map[string]string{"Origin": "https://evil.example"}, want: 403},
 		{name: "GET stream from a foreign origin", method: http.MethodGet, token: aliceKey, header: map[string]string{"Origin": "https://evil.example", "Mcp-Session-Id": "x"}, want: 403, wantAudit: true},
 		{name: "DELETE from a foreign origin", method: http.MethodDelete, token: aliceKey, header: map[string]string{"Origin": "https://evil.example", "Mcp-Session-Id": "x"}, want: 403, wantAudit: true},
+		// The origin decides before anything else is looked at.
+		{name: "foreign origin, text/plain body", token: aliceKey, body: call, header: map[string]string{"Origin": "https://evil.example", "Content-Type": "text/plain"}, want: 403, wantAudit: true},
+		{name: "foreign origin, unsupported version", token: aliceKey, body: call, header: map[string]string{"Origin": "https://evil.example", "Mcp-Protocol-Version": "1999-01-01"}, want: 403, wantAudit: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,18 +44,18 @@ func startBrokerGateway(t *testing.T) *gateway {
 }
 
 // TestGoSDKClientInBothEras: the official Go SDK client talks to the data
-// plane in the legacy era (a gateway session; 2025-03-26, the oldest
-// version still deployed, and 2025-11-25) and in 2026-07-28 (stateless); a
-// stateful and a stateless upstream answer behind it; progress arrives
-// over the SSE stream in every version, and an upstream's elicitation
-// reaches a 2025-11-25 client and its answer goes back (2025-03-26 has no
-// elicitation; a 2026-07-28 client cannot answer a legacy upstream). The
-// capabilities the client sees say what the gateway sends: tools
-// listChanged on a legacy session's stream.
+// plane in every version of the legacy era (a gateway session; 2025-03-26,
+// the oldest still deployed, 2025-06-18 and 2025-11-25) and in 2026-07-28
+// (stateless); a stateful and a stateless upstream answer behind it;
+// progress arrives over the SSE stream in every version, and an upstream's
+// elicitation reaches a 2025-06-18 or 2025-11-25 client and its answer
+// goes back (2025-03-26 has no elicitation; a 2026-07-28 client cannot
+// answer a legacy upstream). The capabilities the client sees say what the
+// gateway sends: tools listChanged on a legacy session's stream.
 func TestGoSDKClientInBothEras(t *testing.T) {
 	g := startBrokerGateway(t)
 	dp := g.dps[0]
-	for _, version := range []string{"2025-03-26", "2025-11-25", "2026-07-28"} {
+	for _, version := range []string{"2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"} {
 		t.Run(version, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -115,7 +115,7 @@ func TestGoSDKClientInBothEras(t *testing.T) {
 			if err != nil {
 				t.Fatalf("confirm_transfer: %v", err)
 			}
-			if version == "2025-11-25" {
+			if version == "2025-06-18" || version == "2025-11-25" {
 				if got := resultText(res); got != "transfer of 250 confirmed" || len(elicited) != 1 {
 					t.Errorf("legacy elicitation: result %q, asked %v", got, elicited)
 				}

@@ -88,7 +88,7 @@ func (a *app) dataplaneTokenRevoke() *cobra.Command {
 func (a *app) dataplaneList() *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List data planes: version, ack/nack and reason, mode, last seen, lag",
+		Short: "List data planes: version, ack/nack and reason, mode, last seen, lag; and whether the cluster is frozen",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
@@ -123,7 +123,13 @@ func (a *app) dataplaneList() *cobra.Command {
 				if err := p.table([]string{"NAME", "VERSION", "LAST REPORT", "MODE", "CONNECTED", "LAST SEEN", "LAG", "NODE"}, rows); err != nil {
 					return err
 				}
-				return p.linef("cluster version %d", resp.GetClusterVersion())
+				if err := p.linef("cluster version %d (epoch %d)", resp.GetClusterVersion(), max(resp.GetClusterEpoch(), 1)); err != nil {
+					return err
+				}
+				if resp.GetFrozen() {
+					return p.linef("FROZEN: every data plane refuses mutating calls (reason: %q); 'gwctl freeze off' lifts the brake", resp.GetFreezeReason())
+				}
+				return nil
 			})
 		},
 	}

@@ -99,6 +99,8 @@ type ClusterOptions struct {
 	// BinDir holds the controlplane binary every node runs (default: the
 	// one Main built), e.g. a build of another commit (BuildCommit).
 	BinDir string
+	// Args are extra flags of every node (for example --web-writes).
+	Args []string
 }
 
 // StartClusterWith is StartCluster with options.
@@ -110,7 +112,7 @@ func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
 	c := &Cluster{Dir: dir, KEKFile: filepath.Join(dir, "kek")}
 	genKEK(t, programIn(t, opts.BinDir, "controlplane"), c.KEKFile)
 	n1 := StartControlPlane(t, ControlPlaneOptions{
-		NodeID: "n1", DataDir: filepath.Join(dir, "n1"), KEKFile: c.KEKFile, Bootstrap: true, BinDir: opts.BinDir,
+		NodeID: "n1", DataDir: filepath.Join(dir, "n1"), KEKFile: c.KEKFile, Bootstrap: true, BinDir: opts.BinDir, Args: opts.Args,
 	})
 	c.Nodes = append(c.Nodes, n1)
 	c.CAFingerprint = n1.AwaitCAFingerprint(t, StartTimeout)
@@ -125,7 +127,7 @@ func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
 		id := fmt.Sprintf("n%d", i)
 		c.Nodes = append(c.Nodes, StartControlPlane(t, ControlPlaneOptions{
 			NodeID: id, DataDir: filepath.Join(dir, id), KEKFile: c.KEKFile,
-			Join: n1.URL, JoinToken: c.Token, JoinCAFingerprint: c.CAFingerprint, BinDir: opts.BinDir,
+			Join: n1.URL, JoinToken: c.Token, JoinCAFingerprint: c.CAFingerprint, BinDir: opts.BinDir, Args: opts.Args,
 		}))
 	}
 	for _, cp := range c.Nodes[1:] {

@@ -93,7 +93,8 @@ func (a *API) ListDataplanes(ctx context.Context, req *connect.Request[adminv1.L
 			merged[s.GetName()] = s
 		}
 	}
-	out := &adminv1.ListDataplanesResponse{ClusterVersion: st.ConfigVersion()}
+	out := &adminv1.ListDataplanesResponse{ClusterVersion: st.ConfigVersion(), ClusterEpoch: st.Epoch(),
+		Frozen: st.Freeze().GetFrozen(), FreezeReason: st.Freeze().GetReason()}
 	for _, s := range merged {
 		if v := st.ConfigVersion(); v > s.GetServingVersion() {
 			s.Lag = v - s.GetServingVersion()

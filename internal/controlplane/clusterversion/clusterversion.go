@@ -51,6 +51,7 @@ var ops = map[protoreflect.Name]Version{
 	"touch":        Baseline,
 	"set_freeze":   Baseline,
 	"append_audit": Baseline,
+	"sign_in":      WebSignIn,
 }
 
 // kinds is the version that introduced each Resource.kind, by field name
@@ -77,9 +78,16 @@ const (
 	// EVENT_KIND_ADMIN_WRITE record with its AdminWrite detail, instead of
 	// the call fields it was squeezed into before.
 	TypedAdminAudit Version = 2
+)
+
+// Versions that introduced an operation or a kind.
+const (
+	// WebSignIn: the SignIn operation, which records a sign-in to the web
+	// view in the admin log and the control plane's audit chain.
+	WebSignIn Version = 3
 	// Settings: the resource kind "setting" (config.v1.Setting), the
 	// cluster-wide settings such as mcp.allowed-origins.
-	Settings Version = 3
+	Settings Version = 4
 )
 
 // features are the behaviour versions above.

@@ -27,6 +27,9 @@ import (
 // leave a window in which a write is committed but not yet audited, and
 // would need its own retry when the leader dies in between.
 //
+// A web sign-in (op "sign-in", kind "session") is recorded the same way,
+// with the address it came from.
+//
 // A record never carries a resource's contents (a secret's value, a
 // token's hash), nor the refusal's message: only the error code.
 
@@ -42,6 +45,7 @@ func adminRecord(ev *configv1.AdminEvent, typed bool) *auditv1.Record {
 		Protocol: "admin",
 		Method:   ev.GetMethod(),
 		Outcome:  "ok",
+		SourceIp: ev.GetSourceIp(),
 	}
 	if ev.GetErrorCode() != "" {
 		r.Outcome = "refused"

@@ -27,7 +27,7 @@ const (
 	Node           Kind = "node"
 	ValueList      Kind = "value_list"
 	// Setting is a cluster-wide setting, named by its key (package
-	// setting); cluster version 3.
+	// setting); cluster version 4.
 	Setting Kind = "setting"
 	// UpgradeProbe is the synthetic kind of the rolling-upgrade test: only
 	// binaries built with -tags upgradetest support it (package

@@ -58,7 +58,10 @@ type Config struct {
 	// days; negative: forever); AuditMaxBytes bounds its size (0: none).
 	AuditRetention time.Duration
 	AuditMaxBytes  int64
-	Logger         *slog.Logger
+	// WebWrites lets signed-in users change state from the web view
+	// (/ui/); without it the view only reads.
+	WebWrites bool
+	Logger    *slog.Logger
 }
 
 // Validate checks c and fills defaults.

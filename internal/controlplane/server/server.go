@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/webui"
 )
 
 // Server is a running control-plane node.
@@ -70,6 +71,10 @@ func loadKEK(cfg Config, fresh bool, log *slog.Logger) (*seal.Sealer, error) {
 
 // forwardKeyPurpose derives the node-to-node key from the KEK.
 const forwardKeyPurpose = "node-forward-auth"
+
+// webKeyPurpose derives the web view's session key from the KEK: the same
+// on every node, so a session works on any of them.
+const webKeyPurpose = "webui-session"
 
 // Start brings the node up: it loads the key-encryption key and TLS
 // material (creating or fetching it on first start), opens Raft, serves the
@@ -175,9 +180,23 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Audit: audit, Auth: auth,
 	})
 	mux := http.NewServeMux()
+	// apiMux serves the admin API alone, for the web view's in-process
+	// calls.
+	apiMux := http.NewServeMux()
 	for _, r := range api.Routes() {
 		mux.Handle(r.Path, r.Handler)
+		apiMux.Handle(r.Path, r.Handler)
 	}
+	ui, err := webui.New(webui.Config{
+		API: apiMux, Tokens: node, Auth: auth, Recorder: api, Key: sealer.Derive(webKeyPurpose, 32),
+		Writes: cfg.WebWrites, Secure: !cfg.Dev, Logger: cfg.Logger,
+	})
+	if err != nil {
+		_ = node.Shutdown()
+		_ = audit.Close()
+		return nil, err
+	}
+	mux.Handle(webui.Prefix, ui)
 	mux.Handle(peer.NewServer(node, registry, forwardKey, !cfg.Dev, cfg.Logger).Handler())
 	mux.Handle(configsync.NewServer(configsync.Config{
 		Store: node, Auth: auth, Builder: configsync.NewBuilder(sealer, configsync.WithEgress(cfg.Egress)), Registry: registry,
@@ -248,7 +267,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		log.Warn("--dev: the Raft port is plaintext and UNAUTHENTICATED (anyone who can reach it can join or rewrite the cluster's state), and the API serves plain HTTP; loopback only, never in production",
 			"raft", cfg.RaftAdvertise, "api", cfg.APIAdvertise)
 	}
-	log.Info("control plane node serving", "api", cfg.APIAdvertise, "raft", cfg.RaftAdvertise, "dev", cfg.Dev)
+	log.Info("control plane node serving", "api", cfg.APIAdvertise, "raft", cfg.RaftAdvertise, "dev", cfg.Dev,
+		"web_view", webui.Prefix, "web_writes", cfg.WebWrites)
 	return s, nil
 }
 

@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -34,6 +35,11 @@ func wantEvent(index uint64, cmd *fsmv1.Command) *configv1.AdminEvent {
 		ev.Op = "touch"
 	case *fsmv1.Command_SetFreeze:
 		ev.Op, ev.Kind, ev.Name = "freeze", "cluster", fmt.Sprint(op.SetFreeze.GetFrozen())
+	case *fsmv1.Command_SignIn:
+		ev.Op, ev.Kind, ev.Name = "sign-in", "session", cmd.GetActor().GetTokenId()
+		if _, err := netip.ParseAddr(op.SignIn.GetSourceIp()); err == nil {
+			ev.SourceIp = op.SignIn.GetSourceIp()
+		}
 	default:
 		ev.Op = "unknown"
 	}

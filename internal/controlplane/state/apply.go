@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"unicode/utf8"
 
@@ -203,6 +204,13 @@ func (t *txn) event() *configv1.AdminEvent {
 		ev.Op, ev.Kind, ev.Name = "freeze", "cluster", fmt.Sprint(op.SetFreeze.GetFrozen())
 	case *fsmv1.Command_Touch:
 		ev.Op = "touch"
+	case *fsmv1.Command_SignIn:
+		ev.Op, ev.Kind, ev.Name = "sign-in", "session", t.cmd.GetActor().GetTokenId()
+		if ip := op.SignIn.GetSourceIp(); len(ip) <= limits.Addr {
+			if _, err := netip.ParseAddr(ip); err == nil {
+				ev.SourceIp = ip
+			}
+		}
 	default:
 		ev.Op = "unknown"
 	}
@@ -230,9 +238,23 @@ func (t *txn) run() (*fsmv1.Resource, *configv1.AdminEvent, *fsmv1.Error) {
 	case *fsmv1.Command_Touch:
 		t.configChanged = true
 		return nil, ev, nil
+	case *fsmv1.Command_SignIn:
+		return nil, ev, t.signIn()
 	default:
 		return nil, ev, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "unknown command")
 	}
+}
+
+// signIn records a web sign-in of the command's actor: it checks that the
+// token still exists (a sign-in racing its revocation is refused) and
+// changes nothing else. resource.ValidateCommand has checked the source
+// address.
+func (t *txn) signIn() *fsmv1.Error {
+	id := t.cmd.GetActor().GetTokenId()
+	if _, ok := t.get(resource.AdminToken, id); !ok {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND, "admin token %q does not exist", id)
+	}
+	return nil
 }
 
 // gate refuses a command that needs a cluster version some voter recorded

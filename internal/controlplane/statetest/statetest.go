@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -103,6 +104,13 @@ func Touch() *fsmv1.Command {
 func SetFreeze(frozen bool, reason string) *fsmv1.Command {
 	c := newCmd("Test.SetFreeze")
 	c.Op = &fsmv1.Command_SetFreeze{SetFreeze: &fsmv1.SetFreeze{Frozen: frozen, Reason: reason}}
+	return c
+}
+
+// SignIn returns a command recording a web sign-in from ip.
+func SignIn(ip string) *fsmv1.Command {
+	c := newCmd("Test.SignIn")
+	c.Op = &fsmv1.Command_SignIn{SignIn: &fsmv1.SignIn{SourceIp: ip}}
 	return c
 }
 
@@ -270,6 +278,14 @@ func Agent(name, keyID string) *configv1.Agent {
 	return a
 }
 
+// versioned is Node(name) recording the cluster version of the web
+// view's sign-ins.
+func versioned(name string) *configv1.Node {
+	n := Node(name)
+	n.MaxClusterVersion = uint32(clusterversion.WebSignIn)
+	return n
+}
+
 // Step is one command of a script and what applying it must produce.
 type Step struct {
 	Name string
@@ -284,7 +300,7 @@ type Step struct {
 
 // Script returns a sequence of commands, applied at indexes 1, 2, ..., that
 // covers bootstrap, a put (create and update) and a delete of every resource
-// kind, refused commands, deduplicated retries, touch and freeze. Every call
+// kind, refused commands, deduplicated retries, touch, freeze and sign-ins. Every call
 // returns fresh messages.
 func Script() []Step {
 	const op = "0a0a0a0a0a0a0a0a" // operator token id
@@ -326,6 +342,11 @@ func Script() []Step {
 		{Name: "freeze", Cmd: By(SetFreeze(true, "incident 42"), op, "r-freeze", 25), ConfigMoves: true},
 		{Name: "refused freeze", Cmd: By(SetFreeze(false, strings.Repeat("x", 1025)), op, "r-freeze-long", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
 		{Name: "unfreeze", Cmd: By(SetFreeze(false, ""), op, "r-unfreeze", 25), ConfigMoves: true},
+		{Name: "refused sign-in before every voter supports it", Cmd: By(SignIn("192.0.2.7"), op, "r-sign-in-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "n1 records its cluster version", Cmd: By(Upsert(versioned("n1")), NodeActor, "r-n1-version", 25)},
+		{Name: "n2 records its cluster version", Cmd: By(Upsert(versioned("n2")), "node:n2", "r-n2-version", 25)},
+		{Name: "sign-in", Cmd: By(SignIn("192.0.2.7"), op, "r-sign-in", 25)},
+		{Name: "refused sign-in from no address", Cmd: By(SignIn("not an address"), op, "r-sign-in-bad", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
 		{Name: "upsert secret value", Cmd: By(Upsert(secretV2), op, "r-secret-v2", 26), ConfigMoves: true},
 		{Name: "disable policy set", Cmd: By(Upsert(disabled), op, "r-policy-off", 27), ConfigMoves: true},
 		{Name: "delete policy set", Cmd: By(Delete(resource.PolicySet, "limits"), op, "r-policy-del", 28), ConfigMoves: true},
@@ -334,6 +355,7 @@ func Script() []Step {
 		{Name: "delete identity source", Cmd: By(Delete(resource.IdentitySource, "corp-idp"), op, "r-idp-del", 31), ConfigMoves: true},
 		{Name: "delete admin token", Cmd: By(Delete(resource.AdminToken, op), BootToken, "r-token-del", 32)},
 		{Name: "delete node", Cmd: By(Delete(resource.Node, "n2"), BootToken, "r-node-del", 33)},
+		{Name: "refused sign-in of a revoked token", Cmd: By(SignIn("2001:db8::1"), op, "r-sign-in-revoked", 33), WantCode: fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND},
 		{Name: "delete upstream", Cmd: By(Delete(resource.Upstream, "github"), BootToken, "r-github-del", 34), ConfigMoves: true},
 		{Name: "delete secret", Cmd: By(Delete(resource.Secret, "gh-token"), BootToken, "r-secret-del", 35), ConfigMoves: true},
 		{Name: "delete missing", Cmd: By(Delete(resource.Secret, "gh-token"), BootToken, "r-secret-del-2", 36), WantCode: fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND},
@@ -345,10 +367,10 @@ func Script() []Step {
 		{Name: "delete value list", Cmd: By(Delete(resource.ValueList, "payees"), BootToken, "r-list-del-2", 42), ConfigMoves: true},
 		{Name: "create secret bound to hosts", Cmd: By(Create(bound), BootToken, "r-bound", 43), ConfigMoves: true},
 		{Name: "bind secret to other hosts", Cmd: By(Update(rebound), BootToken, "r-rebind", 44), ConfigMoves: true},
-		// Settings are cluster version 3: refused while the only voter,
-		// n1, records no version (the baseline), stored once it records 3.
+		// Settings are cluster version 4: refused while the only voter,
+		// n1, records 3 (the sign-ins' version), stored once it records 4.
 		{Name: "refused setting before every voter supports it", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "https://app.example")), BootToken, "r-setting-early", 45), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
-		{Name: "node records its cluster version", Cmd: By(Upsert(UpgradedNode("n1", 3)), BootToken, "r-n1-v3", 46)},
+		{Name: "node records its cluster version", Cmd: By(Upsert(UpgradedNode("n1", uint32(clusterversion.Settings))), BootToken, "r-n1-settings", 46)},
 		{Name: "set a setting", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "https://app.example")), BootToken, "r-setting", 47), ConfigMoves: true},
 		{Name: "refused setting not in canonical form", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "HTTPS://app.example")), BootToken, "r-setting-bad", 48), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
 		{Name: "refused unknown setting", Cmd: By(Upsert(Setting("mcp.nope", "x")), BootToken, "r-setting-unknown", 49), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},

@@ -9,7 +9,6 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	"github.com/portcullis-gw/portcullis/internal/jsontext"
-	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
@@ -181,8 +180,8 @@ func (h *Handler) era(r *http.Request, m *mcpwire.Message) (bool, *rpcError) {
 	if got := r.Header.Get("Mcp-Method"); got != m.Method {
 		return true, mismatch("Mcp-Method", got, m.Method)
 	}
-	if name, ok := mcpclient.MirroredName(m.Method, m.Params); ok {
-		got, valid := mcpclient.DecodeHeaderValue(r.Header.Get("Mcp-Name"))
+	if name, ok := mcpwire.MirroredName(m.Method, m.Params); ok {
+		got, valid := mcpwire.DecodeHeaderValue(r.Header.Get("Mcp-Name"))
 		if !valid || got != name {
 			return true, mismatch("Mcp-Name", r.Header.Get("Mcp-Name"), name)
 		}
@@ -205,7 +204,7 @@ func metaVersion(m *mcpwire.Message) string {
 	var v string
 	if m.Params != nil && mcpwire.IsObject(m.Params) {
 		if meta, err := mcpwire.Find(m.Params, "_meta"); err == nil && meta != nil && mcpwire.IsObject(meta) {
-			if raw, err := mcpwire.Find(meta, mcpclient.MetaProtocolVersion); err == nil && raw != nil {
+			if raw, err := mcpwire.Find(meta, mcpwire.MetaProtocolVersion); err == nil && raw != nil {
 				_ = json.Unmarshal(raw, &v)
 			}
 		}

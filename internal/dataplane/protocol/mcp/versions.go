@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
@@ -17,10 +16,10 @@ const (
 	// links in tool results and elicitation.
 	version20250326 = "2025-03-26"
 	version20250618 = "2025-06-18"
-	version20251125 = "2025-11-25"
+	version20251125 = mcpwire.VersionLegacy
 	// modernVersion is the stateless era's version: no initialize, no
 	// session, per-request _meta and mirrored headers.
-	modernVersion = mcpclient.VersionModern
+	modernVersion = mcpwire.VersionModern
 )
 
 // legacyVersions are the legacy-era versions this endpoint speaks, oldest

@@ -269,8 +269,13 @@ type ListDataplanesResponse struct {
 	Dataplanes []*DataplaneStatus     `protobuf:"bytes,1,rep,name=dataplanes,proto3" json:"dataplanes,omitempty"`
 	// The cluster's current config version.
 	ClusterVersion uint64 `protobuf:"varint,2,opt,name=cluster_version,json=clusterVersion,proto3" json:"cluster_version,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The emergency brake (SetFreeze): on, and why.
+	Frozen       bool   `protobuf:"varint,3,opt,name=frozen,proto3" json:"frozen,omitempty"`
+	FreezeReason string `protobuf:"bytes,4,opt,name=freeze_reason,json=freezeReason,proto3" json:"freeze_reason,omitempty"`
+	// The epoch of cluster_version.
+	ClusterEpoch  uint64 `protobuf:"varint,5,opt,name=cluster_epoch,json=clusterEpoch,proto3" json:"cluster_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListDataplanesResponse) Reset() {
@@ -313,6 +318,27 @@ func (x *ListDataplanesResponse) GetDataplanes() []*DataplaneStatus {
 func (x *ListDataplanesResponse) GetClusterVersion() uint64 {
 	if x != nil {
 		return x.ClusterVersion
+	}
+	return 0
+}
+
+func (x *ListDataplanesResponse) GetFrozen() bool {
+	if x != nil {
+		return x.Frozen
+	}
+	return false
+}
+
+func (x *ListDataplanesResponse) GetFreezeReason() string {
+	if x != nil {
+		return x.FreezeReason
+	}
+	return ""
+}
+
+func (x *ListDataplanesResponse) GetClusterEpoch() uint64 {
+	if x != nil {
+		return x.ClusterEpoch
 	}
 	return 0
 }
@@ -582,12 +608,15 @@ const file_portcullis_admin_v1_dataplane_proto_rawDesc = "" +
 	"\x1bRevokeJoinCredentialRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1e\n" +
 	"\x1cRevokeJoinCredentialResponse\"\x17\n" +
-	"\x15ListDataplanesRequest\"\x87\x01\n" +
+	"\x15ListDataplanesRequest\"\xe9\x01\n" +
 	"\x16ListDataplanesResponse\x12D\n" +
 	"\n" +
 	"dataplanes\x18\x01 \x03(\v2$.portcullis.admin.v1.DataplaneStatusR\n" +
 	"dataplanes\x12'\n" +
-	"\x0fcluster_version\x18\x02 \x01(\x04R\x0eclusterVersion\"\xfa\x03\n" +
+	"\x0fcluster_version\x18\x02 \x01(\x04R\x0eclusterVersion\x12\x16\n" +
+	"\x06frozen\x18\x03 \x01(\bR\x06frozen\x12#\n" +
+	"\rfreeze_reason\x18\x04 \x01(\tR\ffreezeReason\x12#\n" +
+	"\rcluster_epoch\x18\x05 \x01(\x04R\fclusterEpoch\"\xfa\x03\n" +
 	"\x0fDataplaneStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x0fserving_version\x18\x02 \x01(\x04R\x0eservingVersion\x12)\n" +

@@ -185,6 +185,7 @@ type Command struct {
 	//	*Command_Touch
 	//	*Command_SetFreeze
 	//	*Command_AppendAudit
+	//	*Command_SignIn
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -316,6 +317,15 @@ func (x *Command) GetAppendAudit() *AppendAudit {
 	return nil
 }
 
+func (x *Command) GetSignIn() *SignIn {
+	if x != nil {
+		if x, ok := x.Op.(*Command_SignIn); ok {
+			return x.SignIn
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -344,6 +354,11 @@ type Command_AppendAudit struct {
 	AppendAudit *AppendAudit `protobuf:"bytes,15,opt,name=append_audit,json=appendAudit,proto3,oneof"`
 }
 
+type Command_SignIn struct {
+	// Numbered clear of the ops other changes may add next to 15.
+	SignIn *SignIn `protobuf:"bytes,20,opt,name=sign_in,json=signIn,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -355,6 +370,8 @@ func (*Command_Touch) isCommand_Op() {}
 func (*Command_SetFreeze) isCommand_Op() {}
 
 func (*Command_AppendAudit) isCommand_Op() {}
+
+func (*Command_SignIn) isCommand_Op() {}
 
 // Resource holds one resource of any kind. Like Command.op, an unset kind
 // with fields this binary does not know is a kind from a newer version: a
@@ -557,7 +574,7 @@ type Resource_ValueList struct {
 }
 
 type Resource_Setting struct {
-	// Cluster version 3.
+	// Cluster version 4.
 	Setting *v1.Setting `protobuf:"bytes,10,opt,name=setting,proto3,oneof"`
 }
 
@@ -946,6 +963,56 @@ func (x *AppendAudit) GetRecords() []*v11.Record {
 	return nil
 }
 
+// SignIn records that the actor's admin token signed in to the web view,
+// so that sign-ins are in the admin log and the control plane's audit
+// chain like writes. It changes no resource and never moves the config
+// version. Refused (NOT_FOUND) when the token no longer exists.
+type SignIn struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address the sign-in came from (an IP address; empty when
+	// unknown).
+	SourceIp      string `protobuf:"bytes,1,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignIn) Reset() {
+	*x = SignIn{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignIn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignIn) ProtoMessage() {}
+
+func (x *SignIn) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignIn.ProtoReflect.Descriptor instead.
+func (*SignIn) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SignIn) GetSourceIp() string {
+	if x != nil {
+		return x.SourceIp
+	}
+	return ""
+}
+
 // Touch changes nothing but moves the config version, so that data planes
 // re-read state after a restore from backup.
 type Touch struct {
@@ -956,7 +1023,7 @@ type Touch struct {
 
 func (x *Touch) Reset() {
 	*x = Touch{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1035,7 @@ func (x *Touch) String() string {
 func (*Touch) ProtoMessage() {}
 
 func (x *Touch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1048,7 @@ func (x *Touch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Touch.ProtoReflect.Descriptor instead.
 func (*Touch) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
 }
 
 // Error is a command's domain error: the command changed nothing.
@@ -996,7 +1063,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1075,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1088,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -1059,7 +1126,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1138,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1151,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Result) GetIndex() uint64 {
@@ -1135,7 +1202,7 @@ type DedupEntry struct {
 
 func (x *DedupEntry) Reset() {
 	*x = DedupEntry{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1214,7 @@ func (x *DedupEntry) String() string {
 func (*DedupEntry) ProtoMessage() {}
 
 func (x *DedupEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1227,7 @@ func (x *DedupEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DedupEntry.ProtoReflect.Descriptor instead.
 func (*DedupEntry) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DedupEntry) GetTokenId() string {
@@ -1218,7 +1285,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1297,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1310,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -1311,7 +1378,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1390,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1403,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -1423,7 +1490,7 @@ type SnapshotEnd struct {
 
 func (x *SnapshotEnd) Reset() {
 	*x = SnapshotEnd{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1502,7 @@ func (x *SnapshotEnd) String() string {
 func (*SnapshotEnd) ProtoMessage() {}
 
 func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1515,7 @@ func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotEnd.ProtoReflect.Descriptor instead.
 func (*SnapshotEnd) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SnapshotEnd) GetRecords() uint64 {
@@ -1462,7 +1529,7 @@ var File_portcullis_fsm_v1_command_proto protoreflect.FileDescriptor
 
 const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xa7\x04\n" +
+	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xdd\x04\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x121\n" +
@@ -1477,7 +1544,8 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x05touch\x18\r \x01(\v2\x18.portcullis.fsm.v1.TouchH\x00R\x05touch\x12=\n" +
 	"\n" +
 	"set_freeze\x18\x0e \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeH\x00R\tsetFreeze\x12C\n" +
-	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAuditB\x04\n" +
+	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAudit\x124\n" +
+	"\asign_in\x18\x14 \x01(\v2\x19.portcullis.fsm.v1.SignInH\x00R\x06signInB\x04\n" +
 	"\x02op\"\xc8\x05\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
@@ -1517,7 +1585,9 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"b\n" +
 	"\vAppendAudit\x12\x1c\n" +
 	"\tdataplane\x18\x01 \x01(\tR\tdataplane\x125\n" +
-	"\arecords\x18\x02 \x03(\v2\x1b.portcullis.audit.v1.RecordR\arecords\"\a\n" +
+	"\arecords\x18\x02 \x03(\v2\x1b.portcullis.audit.v1.RecordR\arecords\"%\n" +
+	"\x06SignIn\x12\x1b\n" +
+	"\tsource_ip\x18\x01 \x01(\tR\bsourceIp\"\a\n" +
 	"\x05Touch\"S\n" +
 	"\x05Error\x120\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1c.portcullis.fsm.v1.ErrorCodeR\x04code\x12\x18\n" +
@@ -1581,7 +1651,7 @@ func file_portcullis_fsm_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_fsm_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(WriteMode)(0),                // 0: portcullis.fsm.v1.WriteMode
 	(ErrorCode)(0),                // 1: portcullis.fsm.v1.ErrorCode
@@ -1593,74 +1663,76 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*Bootstrap)(nil),             // 7: portcullis.fsm.v1.Bootstrap
 	(*SetFreeze)(nil),             // 8: portcullis.fsm.v1.SetFreeze
 	(*AppendAudit)(nil),           // 9: portcullis.fsm.v1.AppendAudit
-	(*Touch)(nil),                 // 10: portcullis.fsm.v1.Touch
-	(*Error)(nil),                 // 11: portcullis.fsm.v1.Error
-	(*Result)(nil),                // 12: portcullis.fsm.v1.Result
-	(*DedupEntry)(nil),            // 13: portcullis.fsm.v1.DedupEntry
-	(*SnapshotHeader)(nil),        // 14: portcullis.fsm.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 15: portcullis.fsm.v1.SnapshotRecord
-	(*SnapshotEnd)(nil),           // 16: portcullis.fsm.v1.SnapshotEnd
-	(*v1.Actor)(nil),              // 17: portcullis.config.v1.Actor
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 19: portcullis.config.v1.Agent
-	(*v1.Upstream)(nil),           // 20: portcullis.config.v1.Upstream
-	(*v1.ToolPin)(nil),            // 21: portcullis.config.v1.ToolPin
-	(*v1.PolicySet)(nil),          // 22: portcullis.config.v1.PolicySet
-	(*v1.IdentitySource)(nil),     // 23: portcullis.config.v1.IdentitySource
-	(*v1.Secret)(nil),             // 24: portcullis.config.v1.Secret
-	(*v1.AdminToken)(nil),         // 25: portcullis.config.v1.AdminToken
-	(*v1.Node)(nil),               // 26: portcullis.config.v1.Node
-	(*v1.ValueList)(nil),          // 27: portcullis.config.v1.ValueList
-	(*v1.Setting)(nil),            // 28: portcullis.config.v1.Setting
-	(*v1.ResourceMeta)(nil),       // 29: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 30: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 31: portcullis.audit.v1.Record
-	(*v1.AdminEvent)(nil),         // 32: portcullis.config.v1.AdminEvent
+	(*SignIn)(nil),                // 10: portcullis.fsm.v1.SignIn
+	(*Touch)(nil),                 // 11: portcullis.fsm.v1.Touch
+	(*Error)(nil),                 // 12: portcullis.fsm.v1.Error
+	(*Result)(nil),                // 13: portcullis.fsm.v1.Result
+	(*DedupEntry)(nil),            // 14: portcullis.fsm.v1.DedupEntry
+	(*SnapshotHeader)(nil),        // 15: portcullis.fsm.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 16: portcullis.fsm.v1.SnapshotRecord
+	(*SnapshotEnd)(nil),           // 17: portcullis.fsm.v1.SnapshotEnd
+	(*v1.Actor)(nil),              // 18: portcullis.config.v1.Actor
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 20: portcullis.config.v1.Agent
+	(*v1.Upstream)(nil),           // 21: portcullis.config.v1.Upstream
+	(*v1.ToolPin)(nil),            // 22: portcullis.config.v1.ToolPin
+	(*v1.PolicySet)(nil),          // 23: portcullis.config.v1.PolicySet
+	(*v1.IdentitySource)(nil),     // 24: portcullis.config.v1.IdentitySource
+	(*v1.Secret)(nil),             // 25: portcullis.config.v1.Secret
+	(*v1.AdminToken)(nil),         // 26: portcullis.config.v1.AdminToken
+	(*v1.Node)(nil),               // 27: portcullis.config.v1.Node
+	(*v1.ValueList)(nil),          // 28: portcullis.config.v1.ValueList
+	(*v1.Setting)(nil),            // 29: portcullis.config.v1.Setting
+	(*v1.ResourceMeta)(nil),       // 30: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 31: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 32: portcullis.audit.v1.Record
+	(*v1.AdminEvent)(nil),         // 33: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
-	17, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
-	18, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
+	18, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
+	19, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
 	5,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
 	6,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
 	7,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
-	10, // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
+	11, // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
 	8,  // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
 	9,  // 7: portcullis.fsm.v1.Command.append_audit:type_name -> portcullis.fsm.v1.AppendAudit
-	19, // 8: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
-	20, // 9: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
-	21, // 10: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
-	22, // 11: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
-	23, // 12: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
-	24, // 13: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
-	25, // 14: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
-	26, // 15: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
-	27, // 16: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
-	28, // 17: portcullis.fsm.v1.Resource.setting:type_name -> portcullis.config.v1.Setting
-	4,  // 18: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	29, // 19: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	3,  // 20: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 21: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	30, // 22: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	26, // 23: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	25, // 24: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	31, // 25: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 26: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	3,  // 27: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	11, // 28: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	18, // 29: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	12, // 30: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	30, // 31: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	18, // 32: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	8,  // 33: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	3,  // 34: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	32, // 35: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	13, // 36: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	16, // 37: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	10, // 8: portcullis.fsm.v1.Command.sign_in:type_name -> portcullis.fsm.v1.SignIn
+	20, // 9: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
+	21, // 10: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
+	22, // 11: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
+	23, // 12: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
+	24, // 13: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
+	25, // 14: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
+	26, // 15: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
+	27, // 16: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
+	28, // 17: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
+	29, // 18: portcullis.fsm.v1.Resource.setting:type_name -> portcullis.config.v1.Setting
+	4,  // 19: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	30, // 20: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	3,  // 21: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 22: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	31, // 23: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	27, // 24: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	26, // 25: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	32, // 26: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 27: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	3,  // 28: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	12, // 29: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	19, // 30: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	13, // 31: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	31, // 32: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	19, // 33: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	8,  // 34: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	3,  // 35: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	33, // 36: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	14, // 37: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	17, // 38: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -1675,6 +1747,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Command_Touch)(nil),
 		(*Command_SetFreeze)(nil),
 		(*Command_AppendAudit)(nil),
+		(*Command_SignIn)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[1].OneofWrappers = []any{
 		(*Resource_Agent)(nil),
@@ -1689,7 +1762,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_Setting)(nil),
 		(*Resource_UpgradeProbe)(nil),
 	}
-	file_portcullis_fsm_v1_command_proto_msgTypes[13].OneofWrappers = []any{
+	file_portcullis_fsm_v1_command_proto_msgTypes[14].OneofWrappers = []any{
 		(*SnapshotRecord_Resource)(nil),
 		(*SnapshotRecord_AdminEvent)(nil),
 		(*SnapshotRecord_Dedup)(nil),
@@ -1701,7 +1774,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_fsm_v1_command_proto_rawDesc), len(file_portcullis_fsm_v1_command_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

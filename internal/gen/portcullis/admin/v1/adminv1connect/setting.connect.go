@@ -55,7 +55,7 @@ type SettingServiceClient interface {
 	// One setting. Role: auditor.
 	GetSetting(context.Context, *connect.Request[v1.GetSettingRequest]) (*connect.Response[v1.GetSettingResponse], error)
 	// Replaces a setting's values (stored in canonical form). Role: admin.
-	// Refused until every voter supports cluster version 3.
+	// Refused until every voter supports cluster version 4.
 	SetSetting(context.Context, *connect.Request[v1.SetSettingRequest]) (*connect.Response[v1.SetSettingResponse], error)
 	// Returns a setting to its default. Role: admin.
 	ResetSetting(context.Context, *connect.Request[v1.ResetSettingRequest]) (*connect.Response[v1.ResetSettingResponse], error)
@@ -135,7 +135,7 @@ type SettingServiceHandler interface {
 	// One setting. Role: auditor.
 	GetSetting(context.Context, *connect.Request[v1.GetSettingRequest]) (*connect.Response[v1.GetSettingResponse], error)
 	// Replaces a setting's values (stored in canonical form). Role: admin.
-	// Refused until every voter supports cluster version 3.
+	// Refused until every voter supports cluster version 4.
 	SetSetting(context.Context, *connect.Request[v1.SetSettingRequest]) (*connect.Response[v1.SetSettingResponse], error)
 	// Returns a setting to its default. Role: admin.
 	ResetSetting(context.Context, *connect.Request[v1.ResetSettingRequest]) (*connect.Response[v1.ResetSettingResponse], error)

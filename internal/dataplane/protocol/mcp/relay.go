@@ -1,4 +1,4 @@
-package upstream
+package mcp
 
 import (
 	"context"
@@ -28,12 +28,12 @@ const askTimeout = 5 * time.Minute
 // token in _meta (when the caller asked for progress), and the handler that
 // passes the upstream's messages on. done must be called when the call
 // ends; it stops waiting for answers nobody needs any more.
-func (p *Pool) relayFor(ctx context.Context, e *entry, params json.RawMessage, relay *pipeline.Relay) (json.RawMessage, mcpclient.Handler, func(), error) {
+func (p *Pool) relayFor(ctx context.Context, cn *conn, params json.RawMessage, relay *pipeline.Relay) (json.RawMessage, mcpclient.Handler, func(), error) {
 	if relay == nil {
 		return params, nil, func() {}, nil
 	}
 	var token string
-	if progressToken(relay) != nil {
+	if callerProgressToken(relay) != nil {
 		token = `"pcg-` + strconv.FormatInt(progressTokens.Add(1), 10) + `"`
 		var err error
 		if params, err = mcpwire.SetPath(params, []string{"_meta"}, []byte(`{"progressToken":`+token+`}`)); err != nil {
@@ -46,7 +46,7 @@ func (p *Pool) relayFor(ctx context.Context, e *entry, params json.RawMessage, r
 		case mcpwire.KindNotification:
 			p.relayNotification(ctx, m, token, relay)
 		case mcpwire.KindRequest:
-			p.relayRequest(askCtx, e, m, relay)
+			p.relayRequest(askCtx, cn, m, relay)
 		}
 	}
 	return params, on, cancel, nil
@@ -65,7 +65,7 @@ func (p *Pool) relayNotification(ctx context.Context, m *mcpwire.Message, token 
 		if err != nil || token == "" || string(got) != token {
 			return
 		}
-		params, err := mcpwire.Set(m.Params, "progressToken", progressToken(relay))
+		params, err := mcpwire.Set(m.Params, "progressToken", callerProgressToken(relay))
 		if err != nil {
 			return
 		}
@@ -81,13 +81,13 @@ func (p *Pool) relayNotification(ctx context.Context, m *mcpwire.Message, token 
 // relayRequest passes a server→client request to the caller and, in the
 // background, the caller's answer back to the upstream. A caller that
 // cannot answer gets the upstream an error response at once.
-func (p *Pool) relayRequest(ctx context.Context, e *entry, m *mcpwire.Message, relay *pipeline.Relay) {
+func (p *Pool) relayRequest(ctx context.Context, cn *conn, m *mcpwire.Message, relay *pipeline.Relay) {
 	refuse := func(why string) {
 		resp := mcpwire.NewError(m.ID, &mcpwire.Error{Code: mcpwire.CodeMethodNotFound, Message: why})
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if err := e.client.Send(sctx, resp); err != nil {
-			p.logger.DebugContext(ctx, "refusing a server request failed", slog.String("upstream", e.name), slog.Any("error", err))
+		if err := cn.Session.Send(sctx, resp); err != nil {
+			p.logger.DebugContext(ctx, "refusing a server request failed", slog.String("upstream", cn.Settings.Name), slog.Any("error", err))
 		}
 	}
 	if relay.Ask == nil {
@@ -104,8 +104,8 @@ func (p *Pool) relayRequest(ctx context.Context, e *entry, m *mcpwire.Message, r
 		defer cancel()
 		select {
 		case answer := <-answers:
-			if err := e.client.Send(wctx, answer); err != nil {
-				p.logger.WarnContext(ctx, "passing the caller's answer upstream failed", slog.String("upstream", e.name), slog.String("method", m.Method), slog.Any("error", err))
+			if err := cn.Session.Send(wctx, answer); err != nil {
+				p.logger.WarnContext(ctx, "passing the caller's answer upstream failed", slog.String("upstream", cn.Settings.Name), slog.String("method", m.Method), slog.Any("error", err))
 			}
 		case <-wctx.Done():
 			refuse("the caller did not answer " + m.Method + " in time")
@@ -113,25 +113,9 @@ func (p *Pool) relayRequest(ctx context.Context, e *entry, m *mcpwire.Message, r
 	})
 }
 
-type relayKey struct{}
-
-// WithRelay returns ctx carrying the call's relay, which CallTool uses to
-// pass the upstream's messages to the caller.
-func WithRelay(ctx context.Context, r *pipeline.Relay) context.Context {
-	if r == nil {
-		return ctx
-	}
-	return context.WithValue(ctx, relayKey{}, r)
-}
-
-func relayFrom(ctx context.Context) *pipeline.Relay {
-	r, _ := ctx.Value(relayKey{}).(*pipeline.Relay)
-	return r
-}
-
-// progressToken is the caller's progress token the MCP adapter put in the
-// relay (raw JSON), nil when the caller asked for no progress.
-func progressToken(relay *pipeline.Relay) json.RawMessage {
+// callerProgressToken is the caller's progress token the endpoint put in
+// the relay (raw JSON), nil when the caller asked for no progress.
+func callerProgressToken(relay *pipeline.Relay) json.RawMessage {
 	t, _ := relay.Wire.(json.RawMessage)
 	return t
 }

@@ -1,4 +1,4 @@
-package upstream_test
+package mcp_test
 
 import (
 	"bytes"
@@ -19,6 +19,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/resilience"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream/upstreamtest"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -101,13 +103,13 @@ func (f *flaky) release() {
 
 func (f *flaky) url() string { return f.srv.URL + "/mcp" }
 
-// recorder is an upstream.Observer that counts events.
+// recorder is a resilience.Observer that counts events.
 type recorder struct {
 	mu     sync.Mutex
 	events map[string]int
 }
 
-var _ upstream.Observer = (*recorder)(nil)
+var _ resilience.Observer = (*recorder)(nil)
 
 func newRecorder() *recorder { return &recorder{events: map[string]int{}} }
 
@@ -126,10 +128,11 @@ func (r *recorder) count(k string) int {
 func (r *recorder) UpstreamRetry(u string)          { r.add("retry " + u) }
 func (r *recorder) UpstreamBreaker(u, state string) { r.add("breaker " + u + " " + state) }
 func (r *recorder) UpstreamRejected(u, why string)  { r.add("rejected " + u + " " + why) }
-func resilientPool(t *testing.T, rec *recorder, opts ...upstream.Option) *upstream.Pool {
+
+func resilientPool(t *testing.T, rec *recorder, opts ...upstream.Option) *mcpgw.Pool {
 	t.Helper()
 	opts = append([]upstream.Option{upstream.WithObserver(rec), upstream.WithBackoff(time.Millisecond, 5*time.Millisecond)}, opts...)
-	p := upstream.NewPool(testLogger(t), opts...)
+	p := mcpgw.NewPool(testLogger(t), opts...)
 	t.Cleanup(func() { _ = p.Close() })
 	return p
 }
@@ -146,8 +149,8 @@ func resilientUpstream(url string, maxRetries, breakerFailures int32, breakerOpe
 	return u
 }
 
-func call(ctx context.Context, p *upstream.Pool, r upstream.Resolver, tool string, class configv1.ToolClass, args string) (json.RawMessage, bool, error) {
-	return p.CallTool(ctx, r, upstream.ToolCall{Upstream: "demo", Tool: tool, Class: class, Arguments: json.RawMessage(args)})
+func call(ctx context.Context, p *mcpgw.Pool, r upstream.Resolver, tool string, class configv1.ToolClass, args string) (json.RawMessage, bool, error) {
+	return p.CallTool(ctx, r, mcpgw.ToolCall{Upstream: "demo", Tool: tool, Class: class, Arguments: json.RawMessage(args)})
 }
 
 const (
@@ -237,36 +240,6 @@ func TestNoRetryAfterAnAnswer(t *testing.T) {
 	}
 }
 
-// TestRetryBudget: against an upstream that always fails, retries stop
-// once the budget (a burst of 10, then one per 5 calls) is spent.
-func TestRetryBudget(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	f := startFlaky(t, 503)
-	f.failAll.Store(true)
-	rec := newRecorder()
-	p := resilientPool(t, rec)
-	r := resolverFor(resilientUpstream(f.url(), 2, 1000, time.Minute))
-
-	const calls = 30
-	for range calls {
-		_, _, err := call(ctx, p, r, demo.ToolGetWeather, readOnly, `{"city":"Oslo"}`)
-		wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable)
-	}
-	retries := f.calls.Load() - calls
-	// Without a budget: 2 retries per call, 60. With it: the burst of 10
-	// plus 0.2 per call, at most 16.
-	if retries < 10 || retries > 10+calls/5 {
-		t.Fatalf("%d calls made %d retries, want between 10 and %d", calls, retries, 10+calls/5)
-	}
-	if int64(rec.count("retry demo")) != retries {
-		t.Errorf("observer saw %d retries, upstream %d", rec.count("retry demo"), retries)
-	}
-	if rec.count("rejected demo "+upstream.RejectedRetryBudget) == 0 {
-		t.Error("observer saw no retry refused for the budget")
-	}
-}
-
 // TestBreaker: consecutive failures open the breaker; calls then fail at
 // once without reaching the upstream, and Healthy says why; after
 // breaker_open a trial call goes through and, the upstream having
@@ -314,8 +287,13 @@ func TestBreaker(t *testing.T) {
 	if n := f.calls.Load(); n != sent {
 		t.Fatalf("the upstream received %d calls while the breaker was open", n-sent)
 	}
-	if rec.count("rejected demo "+upstream.RejectedBreakerOpen) < 2 {
-		t.Errorf("observer saw %d breaker rejections, want ≥ 2", rec.count("rejected demo "+upstream.RejectedBreakerOpen))
+	// Other requests go through the same guard.
+	_, err := p.Request(ctx, r, "demo", "resources/list", json.RawMessage(`{}`))
+	if msg := wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable); !strings.Contains(msg, "consecutive failures") {
+		t.Errorf("resources/list while the breaker is open: %q", msg)
+	}
+	if rec.count("rejected demo "+resilience.RejectedBreakerOpen) < 2 {
+		t.Errorf("observer saw %d breaker rejections, want ≥ 2", rec.count("rejected demo "+resilience.RejectedBreakerOpen))
 	}
 
 	// Half-open: one trial call; it fails, so the breaker opens again.
@@ -345,28 +323,6 @@ func TestBreaker(t *testing.T) {
 		if rec.count("breaker demo "+state) == 0 {
 			t.Errorf("observer saw no change to %s", state)
 		}
-	}
-}
-
-// TestBreakerSettingsChangeResets: changing the breaker's own settings
-// replaces the entry, and with it an open breaker.
-func TestBreakerSettingsChangeResets(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	f := startFlaky(t, 503)
-	p := resilientPool(t, newRecorder())
-	r := resolverFor(resilientUpstream(f.url(), 0, 1, time.Minute))
-	f.failAll.Store(true)
-	if _, _, err := call(ctx, p, r, demo.ToolGetWeather, readOnly, `{"city":"Oslo"}`); err == nil {
-		t.Fatal("no failure")
-	}
-	if ok, _ := p.Healthy("demo"); ok {
-		t.Fatal("breaker not open after its one allowed failure")
-	}
-	f.failAll.Store(false)
-	r.SetUpstream(resilientUpstream(f.url(), 0, 2, time.Minute))
-	if _, _, err := call(ctx, p, r, demo.ToolGetWeather, readOnly, `{"city":"Oslo"}`); err != nil {
-		t.Fatalf("call after the breaker settings changed: %v", err)
 	}
 }
 
@@ -418,8 +374,13 @@ func TestConcurrencyLimit(t *testing.T) {
 	if n := f.calls.Load(); n != sent {
 		t.Errorf("the refused call reached the upstream")
 	}
-	if rec.count("rejected demo "+upstream.RejectedConcurrencyLimit) != 1 {
-		t.Errorf("observer saw %d concurrency rejections, want 1", rec.count("rejected demo "+upstream.RejectedConcurrencyLimit))
+	if rec.count("rejected demo "+resilience.RejectedConcurrencyLimit) != 1 {
+		t.Errorf("observer saw %d concurrency rejections, want 1", rec.count("rejected demo "+resilience.RejectedConcurrencyLimit))
+	}
+	// Other requests count against the same limit.
+	_, err = p.Request(ctx, r, "demo", "resources/list", json.RawMessage(`{}`))
+	if msg := wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable); !strings.Contains(msg, "already has 2 calls in flight") {
+		t.Errorf("resources/list with every slot taken: %q", msg)
 	}
 
 	f.release()
@@ -433,14 +394,6 @@ func TestConcurrencyLimit(t *testing.T) {
 	}
 	// A limit refusal is the gateway's own doing: the breaker stays shut.
 	if ok, why := p.Healthy("demo"); !ok {
-		t.Fatalf("Healthy = false: %s", why)
-	}
-}
-
-// TestHealthyUnknownUpstream: an upstream never called is healthy.
-func TestHealthyUnknownUpstream(t *testing.T) {
-	p := resilientPool(t, newRecorder())
-	if ok, why := p.Healthy("nobody"); !ok {
 		t.Fatalf("Healthy = false: %s", why)
 	}
 }

@@ -1,4 +1,4 @@
-package upstream_test
+package mcp_test
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,31 +15,16 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream/upstreamtest"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"github.com/portcullis-gw/portcullis/test/demoupstream/demo"
 	"github.com/portcullis-gw/portcullis/test/harness"
-	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
 const secret = "upstream-secret-value"
-
-// testLogger writes to t.Log.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // upstreamServer is a demo upstream on a fixed address that a test can
 // restart.
@@ -129,9 +113,9 @@ func servedCalls(calls []demo.Call) []demo.Call {
 	return out
 }
 
-func newPool(t *testing.T) *upstream.Pool {
+func newPool(t *testing.T) *mcpgw.Pool {
 	t.Helper()
-	p := upstream.NewPool(testLogger(t))
+	p := mcpgw.NewPool(testLogger(t))
 	t.Cleanup(func() {
 		if err := p.Close(); err != nil {
 			t.Errorf("close pool: %v", err)
@@ -147,8 +131,8 @@ func resolverFor(u *configv1.Upstream) *upstreamtest.Resolver {
 	return r
 }
 
-func callWeather(ctx context.Context, p *upstream.Pool, r upstream.Resolver) (json.RawMessage, bool, error) {
-	return p.CallTool(ctx, r, upstream.ToolCall{Upstream: "demo", Tool: demo.ToolGetWeather,
+func callWeather(ctx context.Context, p *mcpgw.Pool, r upstream.Resolver) (json.RawMessage, bool, error) {
+	return p.CallTool(ctx, r, mcpgw.ToolCall{Upstream: "demo", Tool: demo.ToolGetWeather,
 		Class: configv1.ToolClass_TOOL_CLASS_READ_ONLY, Arguments: json.RawMessage(`{"city":"Oslo"}`)})
 }
 
@@ -171,73 +155,6 @@ func wantRefusal(t *testing.T, err error, reason pipeline.Reason, secrets ...str
 	return ref.Message
 }
 
-func TestCredentialAttached(t *testing.T) {
-	tests := []struct {
-		name       string
-		credential *configv1.UpstreamCredential
-		requireTok string // demo's --require-bearer
-		wantHeader string
-		wantValue  string
-	}{
-		{
-			name: "bearer",
-			credential: &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Bearer{
-				Bearer: &configv1.BearerCredential{Secret: "tok"}}},
-			requireTok: secret,
-			wantHeader: "Authorization", wantValue: "Bearer " + secret,
-		},
-		{
-			name: "header",
-			credential: &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Header{
-				Header: &configv1.HeaderCredential{Header: "x-api-key", Secret: "tok"}}},
-			wantHeader: "X-Api-Key", wantValue: secret,
-		},
-		{name: "none", wantHeader: "Authorization", wantValue: ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-			defer cancel()
-			up := startUpstream(t, demo.Options{RequireBearer: tc.requireTok})
-			u := upstreamtest.MCP("demo", up.url(), "")
-			u.Credential = tc.credential
-			p := newPool(t)
-
-			body, isErr, err := callWeather(ctx, p, resolverFor(u))
-			if err != nil || isErr {
-				t.Fatalf("call: isError %v, err %v", isErr, err)
-			}
-			var res struct {
-				Content []struct {
-					Type string `json:"type"`
-					Text string `json:"text"`
-				} `json:"content"`
-				StructuredContent map[string]any `json:"structuredContent"`
-			}
-			if err := json.Unmarshal(body, &res); err != nil || len(res.Content) == 0 || !strings.Contains(res.Content[0].Text, "Oslo") {
-				t.Fatalf("result %s: want text content about Oslo (decode err %v)", body, err)
-			}
-			if res.StructuredContent["city"] != "Oslo" {
-				t.Errorf("structured content %v, want city Oslo", res.StructuredContent)
-			}
-
-			calls := up.h.Calls()
-			if len(calls) != 1 {
-				t.Fatalf("upstream saw %d calls, want 1", len(calls))
-			}
-			if got := calls[0].Header.Get(tc.wantHeader); got != tc.wantValue {
-				t.Errorf("upstream got %s %q, want %q", tc.wantHeader, got, tc.wantValue)
-			}
-			if tc.wantHeader != "Authorization" && calls[0].Authorization != "" {
-				t.Errorf("upstream got Authorization %q, want none", calls[0].Authorization)
-			}
-			if string(calls[0].Arguments) != `{"city":"Oslo"}` {
-				t.Errorf("upstream got arguments %s", calls[0].Arguments)
-			}
-		})
-	}
-}
-
 func TestIsErrorResult(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -254,7 +171,7 @@ func TestIsErrorResult(t *testing.T) {
 		{name: "tool failure", tool: demo.ToolCreateInvoice, args: `{"customer":"acme","amount":-1}`},
 	}
 	for _, tc := range tests {
-		body, isErr, err := p.CallTool(ctx, r, upstream.ToolCall{Upstream: "demo", Tool: tc.tool, Arguments: json.RawMessage(tc.args)})
+		body, isErr, err := p.CallTool(ctx, r, mcpgw.ToolCall{Upstream: "demo", Tool: tc.tool, Arguments: json.RawMessage(tc.args)})
 		if err != nil || !isErr || !strings.Contains(string(body), `"isError":true`) {
 			t.Errorf("%s: got %s isError %v err %v, want an isError result", tc.name, body, isErr, err)
 		}
@@ -317,7 +234,7 @@ func TestForgottenSessionDeliveredOnce(t *testing.T) {
 		t.Fatalf("first call: %v", err)
 	}
 	up.forget()
-	body, isErr, err := p.CallTool(ctx, r, upstream.ToolCall{Upstream: "demo", Tool: demo.ToolSendPayment,
+	body, isErr, err := p.CallTool(ctx, r, mcpgw.ToolCall{Upstream: "demo", Tool: demo.ToolSendPayment,
 		Class: configv1.ToolClass_TOOL_CLASS_MUTATING, Arguments: json.RawMessage(`{"to":"bob","amount":5}`)})
 	if err != nil || isErr {
 		t.Fatalf("payment: isError %v, err %v", isErr, err)
@@ -364,31 +281,6 @@ func TestConfigChangeRecreatesSession(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-func TestPrune(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	up := startUpstream(t, demo.Options{})
-	p := newPool(t)
-	r := resolverFor(upstreamtest.MCP("demo", up.url(), "tok"))
-	if _, _, err := callWeather(ctx, p, r); err != nil {
-		t.Fatalf("call: %v", err)
-	}
-	p.Prune(r) // unchanged: keeps the session
-	if n := up.h.OpenSessions(); n != 1 {
-		t.Fatalf("after a no-op prune the upstream holds %d sessions, want 1", n)
-	}
-	r.DeleteUpstream("demo")
-	p.Prune(r)
-	harness.Await(t, 10*time.Second, "session of a removed upstream closed", func() error {
-		if n := up.h.OpenSessions(); n != 0 {
-			return errors.New("the upstream still holds a session")
-		}
-		return nil
-	})
-	_, _, err := callWeather(ctx, p, r)
-	wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable)
 }
 
 func TestConcurrentCallsShareOneSession(t *testing.T) {
@@ -490,81 +382,9 @@ func TestCallerCancellation(t *testing.T) {
 	}
 }
 
-func TestUnusableUpstreams(t *testing.T) {
-	up := startUpstream(t, demo.Options{RequireBearer: "the-right-token"})
-	header := func(name string) *configv1.UpstreamCredential {
-		return &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Header{
-			Header: &configv1.HeaderCredential{Header: name, Secret: "tok"}}}
-	}
-	tests := []struct {
-		name    string
-		mutate  func(u *configv1.Upstream, r *upstreamtest.Resolver)
-		wantMsg string
-	}{
-		{name: "unknown upstream", mutate: func(_ *configv1.Upstream, r *upstreamtest.Resolver) { r.DeleteUpstream("demo") },
-			wantMsg: "not in the data plane's configuration"},
-		{name: "missing secret", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
-			u.Credential.GetBearer().Secret = "nope"
-		}, wantMsg: "secret is missing"},
-		{name: "wrong credential", mutate: func(*configv1.Upstream, *upstreamtest.Resolver) {},
-			wantMsg: "refused the gateway's credential"},
-		{name: "oauth client secret missing", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
-			u.Credential = &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_OauthClientCredentials{
-				OauthClientCredentials: &configv1.OAuthClientCredentials{TokenUrl: "https://idp.example/token", ClientSecret: "nope"}}}
-		}, wantMsg: "OAuth client secret is missing"},
-		{name: "forbidden credential header", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
-			u.Credential = header("Cookie")
-		}, wantMsg: "header name is not allowed"},
-		{name: "secret splits a header", mutate: func(u *configv1.Upstream, r *upstreamtest.Resolver) {
-			u.Credential = header("X-Key")
-			r.SetSecret("tok", []byte(secret+"\r\nX-Evil: 1"), "127.0.0.1")
-		}, wantMsg: "not a valid header value"},
-		{name: "not MCP", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
-			u.Protocol = configv1.Protocol_PROTOCOL_A2A
-		}, wantMsg: "does not speak MCP"},
-		{name: "bad URL", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) { u.Url = "ftp://x/mcp" },
-			wantMsg: "not a valid http(s) URL"},
-		{name: "cloud metadata address", mutate: func(u *configv1.Upstream, r *upstreamtest.Resolver) {
-			u.Url = "http://169.254.169.254/mcp"
-			r.SetSecret("tok", []byte(secret), "169.254.169.254")
-		}, wantMsg: "egress policy"},
-		{name: "secret not bound to the upstream's host", mutate: func(u *configv1.Upstream, _ *upstreamtest.Resolver) {
-			u.Url = "http://127.0.0.2:1/mcp"
-		}, wantMsg: "secret is not bound to the host it would be sent to"},
-		{name: "secret bound to nothing", mutate: func(_ *configv1.Upstream, r *upstreamtest.Resolver) {
-			r.SetSecret("tok", []byte(secret))
-		}, wantMsg: "secret is not bound to the host it would be sent to"},
-		{name: "oauth token URL outside the binding", mutate: func(u *configv1.Upstream, r *upstreamtest.Resolver) {
-			u.Credential = &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_OauthClientCredentials{
-				OauthClientCredentials: &configv1.OAuthClientCredentials{TokenUrl: "https://idp.example/token", ClientSecret: "tok"}}}
-		}, wantMsg: "secret is not bound to the host it would be sent to"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-			defer cancel()
-			u := upstreamtest.MCP("demo", up.url(), "tok")
-			r := upstreamtest.NewResolver()
-			r.SetSecret("tok", []byte(secret), "127.0.0.1")
-			tc.mutate(u, r)
-			if tc.name != "unknown upstream" {
-				r.SetUpstream(u)
-			}
-			_, _, err := callWeather(ctx, newPool(t), r)
-			msg := wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable, secret, "the-right-token")
-			if !strings.Contains(msg, tc.wantMsg) || !strings.Contains(msg, `"demo"`) {
-				t.Fatalf("message %q, want it to name the upstream and say %q", msg, tc.wantMsg)
-			}
-		})
-	}
-	if n := len(up.h.Calls()); n != 0 {
-		t.Fatalf("the upstream saw %d tools/call requests, want none", n)
-	}
-}
-
 func TestClosedPoolRefuses(t *testing.T) {
 	up := startUpstream(t, demo.Options{})
-	p := upstream.NewPool(testLogger(t))
+	p := mcpgw.NewPool(testLogger(t))
 	r := resolverFor(upstreamtest.MCP("demo", up.url(), "tok"))
 	if _, _, err := callWeather(t.Context(), p, r); err != nil {
 		t.Fatalf("call: %v", err)
@@ -580,27 +400,6 @@ func TestClosedPoolRefuses(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
-}
-
-// The pool must not follow redirects: it would carry the credential to
-// whatever origin the upstream names.
-func TestNoRedirects(t *testing.T) {
-	var leaked sync.Map
-	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		leaked.Store(r.Header.Get("Authorization"), true)
-		http.Error(w, "gotcha", http.StatusTeapot)
-	}))
-	defer evil.Close()
-	redirect := httptest.NewServer(http.RedirectHandler(evil.URL+"/mcp", http.StatusTemporaryRedirect))
-	defer redirect.Close()
-
-	p := newPool(t)
-	_, _, err := callWeather(t.Context(), p, resolverFor(upstreamtest.MCP("demo", redirect.URL+"/mcp", "tok")))
-	wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable, secret)
-	leaked.Range(func(k, _ any) bool {
-		t.Errorf("redirect target received Authorization %q", k)
-		return true
-	})
 }
 
 // TestBothEras: a stateless (2026-07-28) upstream is detected and called
@@ -676,27 +475,39 @@ func TestResultForwardedAsSent(t *testing.T) {
 	}
 }
 
-// TestCredentialOnlyToBoundHosts is the data plane's half of issue 11's
-// finding 5: an upstream whose URL is on a host its secret is not bound to
-// (the port counts when the binding names one) is not called at all, so
-// the secret never leaves; on a bound host and port it is.
-func TestCredentialOnlyToBoundHosts(t *testing.T) {
-	up := startUpstream(t, demo.Options{RequireBearer: secret})
-	other := startUpstream(t, demo.Options{})
-	r := upstreamtest.NewResolver()
-	r.SetUpstream(upstreamtest.MCP("demo", other.url(), "tok"))
-	r.SetSecret("tok", []byte(secret), up.addr)
-	p := newPool(t)
-	_, _, err := callWeather(t.Context(), p, r)
-	msg := wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable, secret)
-	if !strings.Contains(msg, "not bound") {
-		t.Errorf("refusal %q does not say the secret is not bound", msg)
+// TestUnusableUpstreams: what MCP adds to the generic checks (package
+// upstream tests the rest): only MCP upstreams are called, a header
+// credential may not take one of MCP's own headers, and an upstream that
+// refuses the credential is named; the tool never runs.
+func TestUnusableUpstreams(t *testing.T) {
+	up := startUpstream(t, demo.Options{RequireBearer: "the-right-token"})
+	tests := []struct {
+		name    string
+		mutate  func(u *configv1.Upstream)
+		wantMsg string
+	}{
+		{name: "not MCP", mutate: func(u *configv1.Upstream) { u.Protocol = configv1.Protocol_PROTOCOL_A2A },
+			wantMsg: "does not speak MCP"},
+		{name: "MCP's session header", mutate: func(u *configv1.Upstream) {
+			u.Credential = &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Header{
+				Header: &configv1.HeaderCredential{Header: "mcp-session-id", Secret: "tok"}}}
+		}, wantMsg: "header name is not allowed"},
+		{name: "wrong credential", mutate: func(*configv1.Upstream) {}, wantMsg: "refused the gateway's credential"},
 	}
-	if calls := other.h.Calls(); len(calls) != 0 {
-		t.Fatalf("the unbound upstream got %d requests (first Authorization %q)", len(calls), calls[0].Authorization)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			u := upstreamtest.MCP("demo", up.url(), "tok")
+			tc.mutate(u)
+			_, _, err := callWeather(ctx, newPool(t), resolverFor(u))
+			msg := wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable, secret, "the-right-token")
+			if !strings.Contains(msg, tc.wantMsg) || !strings.Contains(msg, `"demo"`) {
+				t.Fatalf("message %q, want it to name the upstream and say %q", msg, tc.wantMsg)
+			}
+		})
 	}
-	r.SetUpstream(upstreamtest.MCP("demo", up.url(), "tok"))
-	if _, isErr, err := callWeather(t.Context(), p, r); err != nil || isErr {
-		t.Fatalf("call to the bound host: %v %v", isErr, err)
+	if n := len(up.h.Calls()); n != 0 {
+		t.Fatalf("the upstream saw %d tools/call requests, want none", n)
 	}
 }

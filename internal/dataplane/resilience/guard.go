@@ -1,4 +1,14 @@
-package upstream
+// Package resilience isolates each upstream of the data plane, the same
+// way for every protocol: a Guard per upstream holds its circuit breaker
+// (sony/gobreaker), its retry budget and its concurrency slots, and Do runs
+// one operation under it (fail fast while the breaker is open, wait briefly
+// for a slot, bound the whole call by a timeout, retry with jittered
+// exponential backoff only what may be repeated).
+//
+// The package knows no protocol: a protocol tells Do what its errors mean
+// with a Classifier. Refusals it makes itself (an open breaker, a full
+// concurrency limit) are pipeline.Refusals with messages safe for callers.
+package resilience
 
 import (
 	"context"
@@ -16,7 +26,7 @@ import (
 // Observer receives an upstream's resilience events, for metrics. It must
 // be safe for concurrent use and fast: it runs on the call path, and
 // UpstreamBreaker runs under the breaker's lock (it must not call back
-// into the pool).
+// into the guard).
 type Observer interface {
 	// UpstreamRetry counts one retry sent to upstream.
 	UpstreamRetry(upstream string)
@@ -41,6 +51,48 @@ type nopObserver struct{}
 func (nopObserver) UpstreamRetry(string)            {}
 func (nopObserver) UpstreamBreaker(string, string)  {}
 func (nopObserver) UpstreamRejected(string, string) {}
+
+// Defaults for unset Limits and Options fields.
+const (
+	DefaultBreakerFailures = 5
+	DefaultBreakerOpen     = 10 * time.Second
+	DefaultMaxConcurrency  = 64
+	// DefaultQueueWait is how long a call waits for a concurrency slot
+	// before it is refused.
+	DefaultQueueWait = 500 * time.Millisecond
+	// Retry backoff: the n-th retry waits a random time between half and
+	// all of min(DefaultBackoffMax, DefaultBackoffBase·2ⁿ).
+	DefaultBackoffBase = 50 * time.Millisecond
+	DefaultBackoffMax  = 2 * time.Second
+)
+
+// Limits are an upstream's settings that shape its guard; a change of any
+// of them calls for a new guard (and so resets an open breaker). Zero
+// fields take the defaults.
+type Limits struct {
+	// BreakerFailures is how many consecutive failures open the breaker.
+	BreakerFailures int
+	// BreakerOpen is how long an open breaker refuses calls before it
+	// lets one trial call through.
+	BreakerOpen time.Duration
+	// MaxConcurrency bounds the calls in flight at once.
+	MaxConcurrency int
+}
+
+// Options are the data plane's own settings, the same for every guard.
+// Zero fields take the defaults.
+type Options struct {
+	// Observer gets the guard's events (nil: none).
+	Observer Observer
+	// Logger gets one line per breaker state change, and the refusals and
+	// retries of calls (nil: discarded).
+	Logger *slog.Logger
+	// QueueWait is how long a call waits for a free concurrency slot.
+	QueueWait time.Duration
+	// BackoffBase and BackoffMax shape the retry backoff: retry n waits a
+	// random time between half and all of min(BackoffMax, BackoffBase·2ⁿ).
+	BackoffBase, BackoffMax time.Duration
+}
 
 // Retry budget: every call's first attempt earns budgetRatio of a retry,
 // every retry spends one, and at most budgetCap are saved up. Retries thus
@@ -77,21 +129,19 @@ func (b *retryBudget) spend() bool {
 	return true
 }
 
-// Outcomes reported to the breaker. A success is the upstream answering
-// (a result, a tool's isError, a JSON-RPC error); a failure is it not
-// answering usefully (transport, timeout, 5xx, a broken stream or
-// message); excluded outcomes say nothing about its health (the caller
-// left, the gateway's own limits or configuration refused it).
+// What an attempt's outcome tells gobreaker: a failure counts, an
+// excluded outcome is ignored (nil is a success).
 var (
 	errBreakerFailure  = errors.New("upstream failure")
 	errBreakerExcluded = errors.New("outcome excluded from the breaker")
 )
 
-// guard is the resilience state of one pool entry: its circuit breaker,
-// retry budget and concurrency slots. It lives as long as the entry, so it
-// survives configuration swaps that leave the upstream's settings alone.
-// Safe for concurrent use.
-type guard struct {
+// Guard is the resilience state of one upstream under one set of Limits:
+// its circuit breaker, retry budget and concurrency slots. Whoever keeps
+// it (package upstream's connection cache) keeps it as long as the
+// upstream's Limits stay the same, across configuration swaps. Safe for
+// concurrent use.
+type Guard struct {
 	name        string
 	failures    int // threshold, for messages
 	breakerOpen time.Duration
@@ -99,32 +149,63 @@ type guard struct {
 	budget      *retryBudget
 	slots       chan struct{}
 	obs         Observer
+	log         *slog.Logger
+	queueWait   time.Duration
+	backoffBase time.Duration
+	backoffMax  time.Duration
 
 	consecutive atomic.Int64 // consecutive failures, for messages
 	openedAt    atomic.Int64 // unix nanoseconds of the last opening
 }
 
-func newGuard(s settings, obs Observer, log *slog.Logger) *guard {
-	g := &guard{
-		name: s.name, failures: s.breakerFailures, breakerOpen: s.breakerOpen,
-		budget: newRetryBudget(), slots: make(chan struct{}, s.maxConcurrency), obs: obs,
+// NewGuard returns the guard of the upstream called name.
+func NewGuard(name string, l Limits, o Options) *Guard {
+	if l.BreakerFailures <= 0 {
+		l.BreakerFailures = DefaultBreakerFailures
 	}
-	log = log.With(slog.String("upstream", s.name))
+	if l.BreakerOpen <= 0 {
+		l.BreakerOpen = DefaultBreakerOpen
+	}
+	if l.MaxConcurrency <= 0 {
+		l.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.QueueWait <= 0 {
+		o.QueueWait = DefaultQueueWait
+	}
+	if o.BackoffBase <= 0 {
+		o.BackoffBase = DefaultBackoffBase
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = DefaultBackoffMax
+	}
+	log := o.Logger.With(slog.String("upstream", name))
+	g := &Guard{
+		name: name, failures: l.BreakerFailures, breakerOpen: l.BreakerOpen,
+		budget: newRetryBudget(), slots: make(chan struct{}, l.MaxConcurrency), obs: o.Observer, log: log,
+		queueWait: o.QueueWait, backoffBase: o.BackoffBase, backoffMax: o.BackoffMax,
+	}
+	obs := o.Observer
 	g.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        s.name,
+		Name:        name,
 		MaxRequests: 1, // one trial call when half-open
-		Timeout:     s.breakerOpen,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(s.breakerFailures) },
+		Timeout:     l.BreakerOpen,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(l.BreakerFailures) },
 		IsExcluded:  func(err error) bool { return errors.Is(err, errBreakerExcluded) },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			// Runs under the breaker's lock, once per change: this is the
 			// one warning per state change.
-			obs.UpstreamBreaker(s.name, to.String())
+			obs.UpstreamBreaker(name, to.String())
 			switch to {
 			case gobreaker.StateOpen:
 				g.openedAt.Store(time.Now().UnixNano())
 				log.Warn("upstream circuit breaker opened: its calls are refused and its tools left out of tools/list",
-					slog.Int64("consecutive_failures", g.consecutive.Load()), slog.Duration("for", s.breakerOpen))
+					slog.Int64("consecutive_failures", g.consecutive.Load()), slog.Duration("for", l.BreakerOpen))
 			case gobreaker.StateHalfOpen:
 				log.Info("upstream circuit breaker half-open: the next call tries the upstream again")
 			case gobreaker.StateClosed:
@@ -138,7 +219,7 @@ func newGuard(s settings, obs Observer, log *slog.Logger) *guard {
 // allow asks the breaker for one attempt. It returns the function that
 // reports the attempt's outcome, or a Refusal when the breaker is open
 // (or half-open with its trial call in flight).
-func (g *guard) allow() (func(outcome error), *pipeline.Refusal) {
+func (g *Guard) allow() (func(outcome error), *pipeline.Refusal) {
 	done, err := g.breaker.Allow()
 	if err != nil {
 		g.obs.UpstreamRejected(g.name, RejectedBreakerOpen)
@@ -157,10 +238,12 @@ func (g *guard) allow() (func(outcome error), *pipeline.Refusal) {
 
 // open reports whether the breaker refuses calls now (checked before a
 // call waits for a concurrency slot).
-func (g *guard) open() bool { return g.breaker.State() == gobreaker.StateOpen }
+func (g *Guard) open() bool { return g.breaker.State() == gobreaker.StateOpen }
 
-// healthy is Pool.Healthy for this upstream.
-func (g *guard) healthy() (bool, string) {
+// Healthy reports whether calls may currently be sent: false, with a
+// reason safe for callers, while the breaker is open. A protocol uses it
+// to leave a failing upstream's tools out of its lists.
+func (g *Guard) Healthy() (ok bool, why string) {
 	if g.breaker.State() != gobreaker.StateOpen {
 		return true, ""
 	}
@@ -168,7 +251,7 @@ func (g *guard) healthy() (bool, string) {
 }
 
 // openRefusal says why the breaker refuses a call.
-func (g *guard) openRefusal(err error) *pipeline.Refusal {
+func (g *Guard) openRefusal(err error) *pipeline.Refusal {
 	if errors.Is(err, gobreaker.ErrTooManyRequests) {
 		return pipeline.Refuse(pipeline.ReasonUpstreamUnavailable,
 			"upstream %q is recovering from failures and a trial call is testing it; try again shortly", g.name)
@@ -182,15 +265,16 @@ func (g *guard) openRefusal(err error) *pipeline.Refusal {
 }
 
 // acquireSlot takes one of the upstream's concurrency slots, waiting at
-// most wait (and never past ctx). It returns false when none freed up in
-// time; ctx.Err() then tells a timeout or cancellation from a full queue.
-func (g *guard) acquireSlot(ctx context.Context, wait time.Duration) bool {
+// most the queue wait (and never past ctx). It returns false when none
+// freed up in time; ctx.Err() then tells a timeout or cancellation from a
+// full queue.
+func (g *Guard) acquireSlot(ctx context.Context) bool {
 	select {
 	case g.slots <- struct{}{}:
 		return true
 	default:
 	}
-	t := time.NewTimer(wait)
+	t := time.NewTimer(g.queueWait)
 	defer t.Stop()
 	select {
 	case g.slots <- struct{}{}:
@@ -202,10 +286,10 @@ func (g *guard) acquireSlot(ctx context.Context, wait time.Duration) bool {
 	}
 }
 
-func (g *guard) releaseSlot() { <-g.slots }
+func (g *Guard) releaseSlot() { <-g.slots }
 
 // limitRefusal says why a call found no free slot.
-func (g *guard) limitRefusal() *pipeline.Refusal {
+func (g *Guard) limitRefusal() *pipeline.Refusal {
 	return pipeline.Refuse(pipeline.ReasonUpstreamUnavailable,
 		"upstream %q already has %d calls in flight from this data plane (its max_concurrency); try again shortly",
 		g.name, cap(g.slots))

@@ -33,6 +33,9 @@ const (
 	PolicyTests Kind = "policy_tests"
 	// Rollout is a staged rollout of a policy set's next version.
 	Rollout Kind = "rollout"
+	// Setting is a cluster-wide setting, named by its key (package
+	// setting); cluster version 4.
+	Setting Kind = "setting"
 	// UpgradeProbe is the synthetic kind of the rolling-upgrade test: only
 	// binaries built with -tags upgradetest support it (package
 	// clusterversion); every other binary refuses it like a kind from a
@@ -41,7 +44,7 @@ const (
 )
 
 // Kinds lists every kind of the gateway in a stable order.
-var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout}
+var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout, Setting}
 
 // Known reports whether k is a kind.
 func Known(k Kind) bool {
@@ -61,7 +64,7 @@ func Known(k Kind) bool {
 // rollout dropped).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
-	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList:
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Setting:
 		return true
 	default:
 		return false
@@ -95,6 +98,8 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return PolicyTests
 	case *fsmv1.Resource_Rollout:
 		return Rollout
+	case *fsmv1.Resource_Setting:
+		return Setting
 	case *fsmv1.Resource_UpgradeProbe:
 		return UpgradeProbe
 	default:
@@ -129,6 +134,8 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.PolicyTests
 	case *fsmv1.Resource_Rollout:
 		return k.Rollout
+	case *fsmv1.Resource_Setting:
+		return k.Setting
 	case *fsmv1.Resource_UpgradeProbe:
 		return k.UpgradeProbe
 	default:
@@ -181,6 +188,8 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_PolicyTests{PolicyTests: v}}
 	case *configv1.Rollout:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Rollout{Rollout: v}}
+	case *configv1.Setting:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Setting{Setting: v}}
 	case *fsmv1.UpgradeProbe:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_UpgradeProbe{UpgradeProbe: v}}
 	default:

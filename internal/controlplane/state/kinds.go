@@ -41,6 +41,9 @@ func init() {
 		resource.PolicyHistory:  {prepare: preparePolicyHistory, beforeDelete: beforeDeletePolicyHistory},
 		resource.PolicyTests:    {prepare: preparePolicyTests},
 		resource.Rollout:        {prepare: prepareRollout, beforeDelete: beforeDeleteRollout},
+		// A setting refers to nothing and nothing refers to it; its
+		// rules are stateless (package resource, package setting).
+		resource.Setting: {},
 	}
 }
 

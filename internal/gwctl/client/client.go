@@ -109,6 +109,7 @@ type Services struct {
 	Backup    adminv1connect.BackupServiceClient
 	AdminLog  adminv1connect.AdminLogServiceClient
 	Dataplane adminv1connect.DataplaneServiceClient
+	Setting   adminv1connect.SettingServiceClient
 	Access    adminv1connect.AccessServiceClient
 	Audit     auditv1connect.AuditServiceClient
 }
@@ -165,6 +166,7 @@ func New(cfg Config) (*Client, error) {
 			Backup:    adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
 			AdminLog:  adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),
 			Dataplane: adminv1connect.NewDataplaneServiceClient(httpClient, u, opts...),
+			Setting:   adminv1connect.NewSettingServiceClient(httpClient, u, opts...),
 			Access:    adminv1connect.NewAccessServiceClient(httpClient, u, opts...),
 			Audit:     auditv1connect.NewAuditServiceClient(httpClient, u, opts...),
 		})

@@ -2431,6 +2431,67 @@ func (x *ValueList) GetValues() []string {
 	return nil
 }
 
+// Setting is one cluster-wide setting of the gateway, named by its key
+// (meta.name, e.g. "mcp.allowed-origins"; keys are not DNS labels). Only
+// the keys a release knows can be stored; a key with no Setting has its
+// default. Data planes receive every stored setting in the snapshot and
+// ignore keys they do not know.
+type Setting struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// The setting's values, in the form its key defines: a list setting
+	// holds one value per entry, a single-valued one exactly one. The control
+	// plane stores them in canonical form (e.g. origins lower-case, sorted,
+	// without duplicates). At most 256 values of at most 2,048 bytes each.
+	Values        []string `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Setting) Reset() {
+	*x = Setting{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Setting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Setting) ProtoMessage() {}
+
+func (x *Setting) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Setting.ProtoReflect.Descriptor instead.
+func (*Setting) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Setting) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Setting) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 // IdentitySource is a trusted source of identities for agents and users.
 type IdentitySource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2446,7 +2507,7 @@ type IdentitySource struct {
 
 func (x *IdentitySource) Reset() {
 	*x = IdentitySource{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2458,7 +2519,7 @@ func (x *IdentitySource) String() string {
 func (*IdentitySource) ProtoMessage() {}
 
 func (x *IdentitySource) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2471,7 +2532,7 @@ func (x *IdentitySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
 func (*IdentitySource) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *IdentitySource) GetMeta() *ResourceMeta {
@@ -2552,7 +2613,7 @@ type JwtIssuer struct {
 
 func (x *JwtIssuer) Reset() {
 	*x = JwtIssuer{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2564,7 +2625,7 @@ func (x *JwtIssuer) String() string {
 func (*JwtIssuer) ProtoMessage() {}
 
 func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2577,7 +2638,7 @@ func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtIssuer.ProtoReflect.Descriptor instead.
 func (*JwtIssuer) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *JwtIssuer) GetIssuer() string {
@@ -2662,7 +2723,7 @@ type MtlsAuthority struct {
 
 func (x *MtlsAuthority) Reset() {
 	*x = MtlsAuthority{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +2735,7 @@ func (x *MtlsAuthority) String() string {
 func (*MtlsAuthority) ProtoMessage() {}
 
 func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +2748,7 @@ func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsAuthority.ProtoReflect.Descriptor instead.
 func (*MtlsAuthority) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MtlsAuthority) GetCaPem() string {
@@ -2729,7 +2790,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2741,7 +2802,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2754,7 +2815,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Secret) GetMeta() *ResourceMeta {
@@ -2819,7 +2880,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +2892,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +2905,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AdminToken) GetMeta() *ResourceMeta {
@@ -2902,7 +2963,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2914,7 +2975,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2927,7 +2988,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Node) GetMeta() *ResourceMeta {
@@ -2976,7 +3037,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2988,7 +3049,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3001,7 +3062,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ClusterIdentity) GetClusterId() string {
@@ -3231,6 +3292,9 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x06reason\x18\b \x01(\tR\x06reason\"[\n" +
 	"\tValueList\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"Y\n" +
+	"\aSetting\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
 	"\x06values\x18\x02 \x03(\tR\x06values\"\xe0\x01\n" +
 	"\x0eIdentitySource\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12@\n" +
@@ -3334,7 +3398,7 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(McpEra)(0),                    // 1: portcullis.config.v1.McpEra
@@ -3364,26 +3428,27 @@ var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(*RolloutPlan)(nil),            // 25: portcullis.config.v1.RolloutPlan
 	(*RolloutTransition)(nil),      // 26: portcullis.config.v1.RolloutTransition
 	(*ValueList)(nil),              // 27: portcullis.config.v1.ValueList
-	(*IdentitySource)(nil),         // 28: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 29: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 30: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 31: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 32: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 33: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 34: portcullis.config.v1.ClusterIdentity
-	nil,                            // 35: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 36: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 37: google.protobuf.Duration
+	(*Setting)(nil),                // 28: portcullis.config.v1.Setting
+	(*IdentitySource)(nil),         // 29: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 30: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 31: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 32: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 33: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 34: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 35: portcullis.config.v1.ClusterIdentity
+	nil,                            // 36: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 37: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 38: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	35, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	36, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	36, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	36, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	37, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	37, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
 	6,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
 	8,  // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
 	9,  // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	36, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	36, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	37, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	37, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
 	6,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
 	11, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
@@ -3393,47 +3458,48 @@ var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
 	12, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
 	13, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
 	14, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	37, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	37, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	38, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	38, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
 	6,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
 	18, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
 	2,  // 21: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	36, // 22: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	36, // 23: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	37, // 22: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	37, // 23: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
 	6,  // 24: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
 	6,  // 25: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
 	21, // 26: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	36, // 27: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	37, // 27: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
 	6,  // 28: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
 	23, // 29: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	36, // 30: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	37, // 30: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
 	6,  // 31: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
 	25, // 32: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
 	3,  // 33: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	36, // 34: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	37, // 34: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
 	26, // 35: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	37, // 36: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	37, // 37: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	36, // 38: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	38, // 36: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	38, // 37: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	37, // 38: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
 	3,  // 39: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
 	3,  // 40: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
 	6,  // 41: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 42: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	29, // 43: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	30, // 44: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	37, // 45: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	4,  // 46: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	6,  // 47: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 48: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 49: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	36, // 50: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	6,  // 51: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	36, // 52: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	53, // [53:53] is the sub-list for method output_type
-	53, // [53:53] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	6,  // 42: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	6,  // 43: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	30, // 44: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	31, // 45: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	38, // 46: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	4,  // 47: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	6,  // 48: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	6,  // 49: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 50: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	37, // 51: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	6,  // 52: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	37, // 53: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	54, // [54:54] is the sub-list for method output_type
+	54, // [54:54] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -3448,7 +3514,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
 	file_portcullis_config_v1_resources_proto_msgTypes[10].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[22].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[23].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
@@ -3458,7 +3524,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -39,6 +39,9 @@ const (
 	readDegraded
 	readProtocol
 	readWholeArguments
+	readSkill
+	readMessageBytes
+	readMetadataBytes
 )
 
 // readsOf walks a policy's conditions for context accesses.
@@ -104,6 +107,12 @@ func (r *contextReads) addChain(n ast.IsNode) bool {
 		r.flags |= readDegraded
 	case cedarschema.ContextProtocol:
 		r.flags |= readProtocol
+	case cedarschema.ContextSkill:
+		r.flags |= readSkill
+	case cedarschema.ContextMessageBytes:
+		r.flags |= readMessageBytes
+	case cedarschema.ContextMetadataBytes:
+		r.flags |= readMetadataBytes
 	default: // context.time, or an attribute the gateway does not know
 		r.uncacheable = true
 	}

@@ -66,7 +66,14 @@ type Snapshot struct {
 	// The egress policy data planes dial upstreams, OAuth token endpoints and
 	// JWKS URLs under. Absent (a control plane from before it was sent): the
 	// default policy.
-	Egress        *EgressPolicy `protobuf:"bytes,14,opt,name=egress,proto3" json:"egress,omitempty"`
+	Egress *EgressPolicy `protobuf:"bytes,14,opt,name=egress,proto3" json:"egress,omitempty"`
+	// The key data planes sign gateway-issued A2A task and context ids with
+	// (HMAC-SHA256), so that an id names its owner and upstream and any data
+	// plane of the cluster verifies any other's ids without shared state.
+	// Derived from the cluster's key-encryption key, so every control-plane
+	// node sends the same key and it survives restarts. Absent (a control
+	// plane from before it was sent): data planes refuse A2A calls.
+	TaskIdKey     []byte `protobuf:"bytes,15,opt,name=task_id_key,json=taskIdKey,proto3" json:"task_id_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -195,6 +202,13 @@ func (x *Snapshot) GetEpoch() uint64 {
 func (x *Snapshot) GetEgress() *EgressPolicy {
 	if x != nil {
 		return x.Egress
+	}
+	return nil
+}
+
+func (x *Snapshot) GetTaskIdKey() []byte {
+	if x != nil {
+		return x.TaskIdKey
 	}
 	return nil
 }
@@ -397,7 +411,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xf7\x05\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\x97\x06\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -416,7 +430,8 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\vvalue_lists\x18\f \x03(\v2\x1f.portcullis.config.v1.ValueListR\n" +
 	"valueLists\x12\x14\n" +
 	"\x05epoch\x18\r \x01(\x04R\x05epoch\x12<\n" +
-	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\"b\n" +
+	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\x12\x1e\n" +
+	"\vtask_id_key\x18\x0f \x01(\fR\ttaskIdKey\"b\n" +
 	"\fEgressPolicy\x12(\n" +
 	"\x10allow_link_local\x18\x01 \x01(\bR\x0eallowLinkLocal\x12\x14\n" +
 	"\x05allow\x18\x02 \x03(\tR\x05allow\x12\x12\n" +

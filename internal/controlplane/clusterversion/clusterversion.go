@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strings"
 
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -76,10 +77,17 @@ const (
 	// EVENT_KIND_ADMIN_WRITE record with its AdminWrite detail, instead of
 	// the call fields it was squeezed into before.
 	TypedAdminAudit Version = 2
+	// A2ABrokering: A2A upstreams have their agent card pinned (a ToolPin
+	// of kind PIN_KIND_AGENT_CARD, which a put needs this version for: an
+	// older replica would take it for a tool), and the Cedar schema
+	// policies are validated against declares RemoteAgent and the a2a_send
+	// and a2a_read groups once every voter supports it (an older replica
+	// would refuse a policy naming them).
+	A2ABrokering Version = 2
 )
 
 // features are the behaviour versions above.
-var features = []Version{TypedAdminAudit}
+var features = []Version{TypedAdminAudit, A2ABrokering}
 
 // release is the highest version in the tables above: what a release
 // binary supports.
@@ -194,6 +202,9 @@ func Needs(cmd *fsmv1.Command) (Need, error) {
 				return need, ue
 			}
 			need = higher(need, kn)
+			if r.GetToolPin().GetKind() == configv1.PinKind_PIN_KIND_AGENT_CARD {
+				need = higher(need, Need{Version: A2ABrokering, What: "an agent-card pin"})
+			}
 		}
 	case *fsmv1.Command_Delete:
 		if kv, ok := KindVersion(o.Delete.GetKind()); ok {

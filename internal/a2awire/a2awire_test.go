@@ -276,3 +276,19 @@ func TestStateEndsStream(t *testing.T) {
 		}
 	}
 }
+
+func TestFilterTasks(t *testing.T) {
+	out, err := a2awire.FilterTasks(json.RawMessage(`{"tasks":[{"id":"1","contextId":"mine"},{"id":"2","contextId":"theirs"},{"id":"3"}],"nextPageToken":"","pageSize":3}`), "mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Tasks []struct{ ID string } `json:"tasks"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil || len(got.Tasks) != 1 || got.Tasks[0].ID != "1" {
+		t.Errorf("FilterTasks = %s, %v", out, err)
+	}
+	if _, err := a2awire.FilterTasks(json.RawMessage(`{"tasks":{}}`), "x"); !errors.Is(err, a2awire.ErrShape) {
+		t.Errorf("tasks not a list: %v", err)
+	}
+}

@@ -468,3 +468,31 @@ func SetID(resp *Response, id json.RawMessage) ([]byte, error) {
 	}
 	return NewResult(id, resp.Result)
 }
+
+// FilterTasks keeps, of a ListTasks result, only the tasks of context
+// contextID (an agent's own id). The rest of the result is kept as is.
+func FilterTasks(result json.RawMessage, contextID string) (json.RawMessage, error) {
+	v, err := decode(result)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrShape, err)
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, ErrShape
+	}
+	tasks, ok := obj[fieldTasks].([]any)
+	if !ok {
+		if obj[fieldTasks] != nil {
+			return nil, ErrShape
+		}
+		return result, nil
+	}
+	kept := make([]any, 0, len(tasks))
+	for _, t := range tasks {
+		if to, ok := t.(map[string]any); ok && to[fieldContextID] == contextID {
+			kept = append(kept, t)
+		}
+	}
+	obj[fieldTasks] = kept
+	return marshal(obj)
+}

@@ -55,7 +55,7 @@ func (f *fakeConfig) Upstream(name string) (*configv1.Upstream, bool) {
 }
 func (f *fakeConfig) Secret(string) ([]byte, []string, bool) { return nil, nil, false }
 func (f *fakeConfig) Egress() egress.Policy                  { return egress.Policy{} }
-func (f *fakeConfig) Tools() []pipeline.Tool                 { return f.tools }
+func (f *fakeConfig) Pins() []pipeline.Tool                  { return f.tools }
 
 func pinned(t *testing.T, name, def string, version int64) pipeline.Tool {
 	return pipeline.Tool{Action: "demo__" + name, Upstream: "demo", Name: name, Version: version,

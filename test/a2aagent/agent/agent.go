@@ -190,7 +190,9 @@ func (a *Agent) release(key string) {
 
 // caller names every request's user: the HTTP middleware checked its
 // token (the SDK scopes ListTasks to the user, and the gateway is one).
-type caller struct{ a2asrv.PassthroughCallInterceptor }
+type caller struct {
+	a2asrv.PassthroughCallInterceptor
+}
 
 func (caller) Before(ctx context.Context, cc *a2asrv.CallContext, _ *a2asrv.Request) (context.Context, any, error) {
 	cc.User = a2asrv.NewAuthenticatedUser("bearer", nil)

@@ -83,7 +83,9 @@ func (b *backend) Begin(r *http.Request) *pipeline.Call {
 	return c
 }
 
-func (b *backend) Run(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) { return b.run(ctx, c) }
+func (b *backend) Run(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
+	return b.run(ctx, c)
+}
 
 // a2aPolicies: the payments team may use every remote agent except
 // travel's "book" skill; marketing may read tasks, never send.

@@ -81,7 +81,8 @@ func (c idCodec) unwrap(k a2awire.IDKind, gw string) (string, error) {
 	if !ok {
 		return "", errForeignID
 	}
-	enc := base64.RawURLEncoding
+	// Strict: one id per task, never two encodings of it.
+	enc := base64.RawURLEncoding.Strict()
 	id, err1 := enc.DecodeString(encID)
 	sum, err2 := enc.DecodeString(encMAC)
 	if err1 != nil || err2 != nil || len(sum) != macBytes || len(id) > maxUpstreamID {

@@ -117,7 +117,7 @@ fuzz-ci: ## Fuzz the state machine's Apply and the data plane's snapshot compile
 test: lint check-generate unit fuzz-ci e2e ## Everything CI holds: lint, check-generate, unit, fuzz-ci, e2e
 
 .PHONY: bench
-bench: ## Benchmarks with printed figures: Raft commits, leader failover, config distribution, snapshot scale, authorization by policy count, audit log records/s and latency, MCP calls direct vs nginx vs data plane
+bench: ## Benchmarks with printed figures: Raft commits, leader failover, config distribution, snapshot scale, authorization by policy count, audit log records/s and latency, MCP calls and A2A messages direct vs nginx vs data plane
 	./scripts/ensure-nginx
 	$(GO) run ./test/bench/raftbench -out bench-results/raft.md
 	$(GO) run ./test/bench/failoverbench -out bench-results/failover.md
@@ -126,6 +126,7 @@ bench: ## Benchmarks with printed figures: Raft commits, leader failover, config
 	$(GO) run ./test/bench/authzbench -out bench-results/authz.md
 	$(GO) run ./test/bench/auditbench -out bench-results/audit.md
 	$(GO) run ./test/bench/mcpbench -out bench-results/mcp.md
+	$(GO) run ./test/bench/a2abench -out bench-results/a2a.md
 	@echo "reports written to bench-results/"
 
 .PHONY: chaos

@@ -460,15 +460,6 @@ func StateEndsStream(state string) bool {
 	return false
 }
 
-// SetID replaces the id of an encoded JSON-RPC response (the caller's id
-// goes back on the agent's answer).
-func SetID(resp *Response, id json.RawMessage) ([]byte, error) {
-	if resp.Error != nil {
-		return NewError(id, resp.Error), nil
-	}
-	return NewResult(id, resp.Result)
-}
-
 // FilterTasks keeps, of a ListTasks result, only the tasks of context
 // contextID (an agent's own id). The rest of the result is kept as is.
 func FilterTasks(result json.RawMessage, contextID string) (json.RawMessage, error) {

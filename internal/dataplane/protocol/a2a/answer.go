@@ -61,7 +61,8 @@ func (a *answer) writeEventLocked(msg []byte) error {
 		a.w.WriteHeader(http.StatusOK)
 		a.started = true
 	}
-	_, err := a.w.Write(a2awire.AppendEvent(nil, msg))
+	_, err := a.w.Write(a2awire.AppendEvent(nil, msg)) //nolint:gosec // JSON the gateway encoded, served as text/event-stream
+
 	if err == nil {
 		err = http.NewResponseController(a.w).Flush()
 	}

@@ -173,7 +173,7 @@ func rewriteCard(v cardView) ([]byte, error) {
 
 // Descriptions of the gateway's schemes.
 const (
-	bearerDoc = "A Portcullis API key (pck_…) or a JWT from an identity source the gateway trusts for agents."
+	bearerDoc = "A Portcullis API key (pck_…) or a JWT from an identity source the gateway trusts for agents." //nolint:gosec // a description, not a credential
 	mtlsDoc   = "A client certificate the gateway has registered to an agent."
 )
 

@@ -131,7 +131,8 @@ func (f *Forwarder) call(ctx context.Context, r upstream.Resolver, c *pipeline.C
 	res := &pipeline.Result{UpstreamLatency: time.Since(start), Task: &pipeline.Task{ID: c.Target.Item}}
 	if resp.Error != nil {
 		res.Failure, res.IsError = relayedError(resp.Error), true
-		return res, nil
+		return res, nil //nolint:nilerr // the agent's JSON-RPC error is its answer, relayed
+
 	}
 	result := resp.Result
 	if x.op == a2awire.OpListTasks {

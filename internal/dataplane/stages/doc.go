@@ -12,7 +12,8 @@
 //	              whatever the stages after it decide
 //	Identify      on-behalf-of user token → user
 //	Gate          serving mode and emergency brake; resolves and admits
-//	              the target (unknown, quarantined, degraded, frozen)
+//	              the target — a pinned tool or remote agent — (unknown,
+//	              quarantined, degraded, frozen)
 //	Limit         seam: rate limits, quotas, budgets (none yet)
 //	Authorize     Cedar policies; for lists, what the caller may see
 //	Validate      a tool call's arguments against the pinned schema

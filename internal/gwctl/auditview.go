@@ -17,7 +17,8 @@ func recordActor(r *auditv1.Record) string {
 
 // recordTarget is what a record is about: the tool (or other target) of a
 // call, the resource of an admin write, the source of a refusal summary,
-// the version of a configuration record.
+// the version of a configuration record, a remote agent with the state of
+// its task.
 func recordTarget(r *auditv1.Record) string {
 	switch {
 	case r.GetAdminWrite() != nil:
@@ -32,6 +33,10 @@ func recordTarget(r *auditv1.Record) string {
 		return strconv.FormatUint(s.GetCount(), 10) + " from " + s.GetSourceNetwork()
 	case r.GetApplied() != nil:
 		return "config version " + strconv.FormatUint(r.GetApplied().GetVersion(), 10)
+	case r.GetTask().GetState() != "":
+		// A remote agent's task: the agent and the task's last state (the
+		// ids are in -o json).
+		return r.GetTool() + " (" + r.GetTask().GetState() + ")"
 	}
 	return r.GetTool()
 }

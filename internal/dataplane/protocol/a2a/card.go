@@ -36,10 +36,10 @@ type cardCache struct {
 // maxCachedCards bounds the cache; it starts over when full.
 const maxCachedCards = 1024
 
-// facts returns the facts of card, pinned with hash, for an agent whose
-// endpoint is endpoint.
-func (cc *cardCache) facts(hash, endpoint string, card []byte) cardFacts {
-	key := hash + "\x00" + endpoint
+// facts returns the facts of upstream's card, pinned with hash, for an
+// agent whose endpoint is endpoint.
+func (cc *cardCache) facts(upstream, hash, endpoint string, card []byte) cardFacts {
+	key := upstream + "\x00" + hash + "\x00" + endpoint
 	cc.mu.Lock()
 	f, ok := cc.m[key]
 	cc.mu.Unlock()

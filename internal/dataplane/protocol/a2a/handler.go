@@ -222,7 +222,7 @@ func (h *Handler) serveRPC(w http.ResponseWriter, r *http.Request, agent string)
 			Data: reasonData(pipeline.ReasonUnknownTool)})
 		return
 	}
-	facts := h.cards.facts(pin.DefinitionHash, upstreamURL(call, pin.Upstream), pin.Definition)
+	facts := h.cards.facts(pin.Upstream, pin.DefinitionHash, upstreamURL(call, pin.Upstream), pin.Definition)
 	if facts.ok && facts.version != version {
 		out.fail(http.StatusOK, &a2awire.Error{Code: a2awire.CodeVersionNotSupported,
 			Message: "remote agent " + agent + " speaks A2A " + facts.version.String() + "; send A2A-Version: " + versionHeader(facts.version) + " (the gateway does not translate between versions)"})
@@ -349,10 +349,11 @@ func (h *Handler) serveCard(w http.ResponseWriter, r *http.Request, agent string
 	}
 	pin, ok := call.Config.Agent(agent)
 	if !ok {
-		out.fail(http.StatusNotFound, &a2awire.Error{Code: a2awire.CodeInvalidRequest, Message: "no remote agent " + truncate(agent, 64) + " is served here"})
+		// The same answer as for an agent the caller may not use.
+		out.fail(http.StatusNotFound, notServed(agent))
 		return
 	}
-	h.card(r.Context(), out, r, call, agent, h.cards.facts(pin.DefinitionHash, upstreamURL(call, pin.Upstream), pin.Definition))
+	h.card(r.Context(), out, r, call, agent, h.cards.facts(pin.Upstream, pin.DefinitionHash, upstreamURL(call, pin.Upstream), pin.Definition))
 }
 
 // card runs the caller's card request through the pipeline (a list of the
@@ -373,8 +374,7 @@ func (h *Handler) card(ctx context.Context, out *answer, r *http.Request, call *
 		}
 	}
 	if pin == nil || !facts.ok {
-		out.fail(http.StatusNotFound, &a2awire.Error{Code: a2awire.CodeInvalidRequest, Data: reasonData(pipeline.ReasonDenied),
-			Message: "no remote agent " + truncate(agent, 64) + " you may use is served here (it may be unknown to the gateway, not permitted to you by policy, or quarantined)"})
+		out.fail(http.StatusNotFound, notServed(agent))
 		return
 	}
 	card, err := rewriteCard(cardView{card: pin.Definition, version: facts.version, endpoint: endpointURL(r, agent), upstream: upstreamURL(call, agent), skills: skills})
@@ -388,6 +388,12 @@ func (h *Handler) card(ctx context.Context, out *answer, r *http.Request, call *
 		return
 	}
 	out.finish(card)
+}
+
+// notServed refuses a card the caller cannot have, whatever the reason.
+func notServed(agent string) *a2awire.Error {
+	return &a2awire.Error{Code: a2awire.CodeInvalidRequest,
+		Message: "no remote agent " + truncate(agent, 64) + " you may use is served here (it may be unknown to the gateway, not permitted to you by policy, or quarantined)"}
 }
 
 // writeRefusal answers a refused or failed call with the A2A error of its

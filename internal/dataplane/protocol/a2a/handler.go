@@ -223,7 +223,12 @@ func (h *Handler) serveRPC(w http.ResponseWriter, r *http.Request, agent string)
 		return
 	}
 	facts := h.cards.facts(pin.Upstream, pin.DefinitionHash, upstreamURL(call, pin.Upstream), pin.Definition)
-	if facts.ok && facts.version != version {
+	if !facts.ok {
+		out.fail(http.StatusOK, &a2awire.Error{Code: a2awire.CodeUnsupportedOperation,
+			Message: "remote agent " + agent + "'s approved card offers no JSON-RPC interface of an A2A version the gateway brokers (1.0, 0.3)"})
+		return
+	}
+	if facts.version != version {
 		out.fail(http.StatusOK, &a2awire.Error{Code: a2awire.CodeVersionNotSupported,
 			Message: "remote agent " + agent + " speaks A2A " + facts.version.String() + "; send A2A-Version: " + versionHeader(facts.version) + " (the gateway does not translate between versions)"})
 		return

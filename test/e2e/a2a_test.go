@@ -38,9 +38,12 @@ type a2aGateway struct {
 	agent *harness.A2AAgent
 }
 
-func startA2AGateway(t *testing.T) *a2aGateway {
+func startA2AGateway(t *testing.T, dataplanes ...string) *a2aGateway {
 	t.Helper()
-	g := &a2aGateway{gateway: startGateway(t, 1, "dp1")}
+	if len(dataplanes) == 0 {
+		dataplanes = []string{"dp1"}
+	}
+	g := &a2aGateway{gateway: startGateway(t, 1, dataplanes...)}
 	token := "agt_" + randomHex(t, 16)
 	g.agent = harness.StartA2AAgent(t, harness.A2AAgentOptions{Token: token})
 	g.gwctl(t, "secret", "set", "travel-token", "--hosts", "127.0.0.1", "--from-file", g.writeFile(t, "travel.secret", token))
@@ -76,10 +79,12 @@ func (g *a2aGateway) approveCard(t *testing.T, class string) {
 
 func (g *a2aGateway) awaitVersion(t *testing.T, v uint64) {
 	t.Helper()
-	awaitVersion(t, g.dps[0], v, 20*time.Second)
+	for _, dp := range g.dps {
+		awaitVersion(t, dp, v, 20*time.Second)
+	}
 }
 
-// endpoint is the gateway's URL of the travel agent.
+// endpoint is the first data plane's URL of the travel agent.
 func (g *a2aGateway) endpoint() string { return g.dps[0].URL + "/a2a/travel" }
 
 // bearerRT adds a fixed bearer token to every request.
@@ -104,8 +109,14 @@ func keyClient(t *testing.T, key string) *http.Client {
 // and builds the official Go SDK's client from it.
 func (g *a2aGateway) sdkClient(t *testing.T, ctx context.Context, key string) (*a2aclient.Client, *a2a.AgentCard) {
 	t.Helper()
+	return g.sdkClientAt(t, ctx, key, g.endpoint())
+}
+
+// sdkClientAt is sdkClient through the agent's URL on another data plane.
+func (g *a2aGateway) sdkClientAt(t *testing.T, ctx context.Context, key, endpoint string) (*a2aclient.Client, *a2a.AgentCard) {
+	t.Helper()
 	hc := keyClient(t, key)
-	card, err := (&agentcard.Resolver{Client: hc}).Resolve(ctx, g.endpoint())
+	card, err := (&agentcard.Resolver{Client: hc}).Resolve(ctx, endpoint)
 	if err != nil {
 		t.Fatalf("resolve the card through the gateway: %v", err)
 	}
@@ -126,9 +137,11 @@ func say(text string) *a2a.SendMessageRequest {
 // stream (every update, in order), get, list, cancel, subscribing again
 // after a dropped stream; an agent policy denies gets the SDK's
 // unauthorized error and cannot read another agent's task; every call is
-// audited with its task; the agent sees only its own credential.
+// audited with its task; the agent sees only its own credential. Task ids
+// hold on every data plane, which share no state: the second data plane
+// serves the owner its task and refuses it to the other agent.
 func TestA2AGoSDK(t *testing.T) {
-	g := startA2AGateway(t)
+	g := startA2AGateway(t, "dp1", "dp2")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ops, card := g.sdkClient(t, ctx, g.opsKey)
@@ -229,6 +242,15 @@ func TestA2AGoSDK(t *testing.T) {
 	}
 	if _, err := dev.GetTask(ctx, &a2a.GetTaskRequest{ID: task.ID}); !errors.Is(err, a2a.ErrTaskNotFound) {
 		t.Errorf("dev reading ops' task: %v, want task not found", err)
+	}
+	other := g.dps[1].URL + "/a2a/travel"
+	opsThere, _ := g.sdkClientAt(t, ctx, g.opsKey, other)
+	if got, err := opsThere.GetTask(ctx, &a2a.GetTaskRequest{ID: task.ID}); err != nil || got.ID != task.ID || got.Status.State != a2a.TaskStateCompleted {
+		t.Errorf("ops reading its task on the other data plane: %+v, %v", got, err)
+	}
+	devThere, _ := g.sdkClientAt(t, ctx, g.devKey, other)
+	if _, err := devThere.GetTask(ctx, &a2a.GetTaskRequest{ID: task.ID}); !errors.Is(err, a2a.ErrTaskNotFound) {
+		t.Errorf("dev reading ops' task on the other data plane: %v, want task not found", err)
 	}
 
 	awaitAudit(t, g.dps[0], func(r harness.AuditRecord) bool {

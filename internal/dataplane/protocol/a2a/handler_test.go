@@ -3,10 +3,15 @@ package a2a_test
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config/configtest"
+	a2agw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/a2a"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream/upstreamtest"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"github.com/portcullis-gw/portcullis/test/a2aagent/agent"
 )
 
 // TestEdge: what the endpoint answers before, or instead of, a call.
@@ -81,5 +86,30 @@ func TestEdge(t *testing.T) {
 				t.Errorf("401 without a challenge: %q", res.Header.Get("WWW-Authenticate"))
 			}
 		})
+	}
+}
+
+// The pool fetches an agent's card (for drift detection) at the card path
+// the upstream is registered with, on the origin of its URL.
+func TestPoolListsTheCardAtItsPath(t *testing.T) {
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	mux.Handle("/", agent.New(srv.URL, agent.Options{Token: agentToken, CardPath: "/cards/travel.json"}).Handler())
+	r := upstreamtest.NewResolver()
+	u := &configv1.Upstream{Meta: &configv1.ResourceMeta{Name: "travel"}, Protocol: configv1.Protocol_PROTOCOL_A2A, Url: srv.URL + agent.RPCPath,
+		Credential: &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Bearer{Bearer: &configv1.BearerCredential{Secret: "t"}}}}
+	r.SetUpstream(u)
+	r.SetSecret("t", []byte(agentToken), "127.0.0.1")
+	pool := a2agw.NewPool(testLogger(t))
+	defer func() { _ = pool.Close() }()
+	if _, err := pool.ListTools(t.Context(), r, "travel"); err == nil {
+		t.Fatal("listed a card at the well-known path, where there is none")
+	}
+	u.A2ACardPath = "/cards/travel.json"
+	r.SetUpstream(u)
+	defs, err := pool.ListTools(t.Context(), r, "travel")
+	if err != nil || len(defs) != 1 || !strings.Contains(string(defs[0]), "Travel Agent") {
+		t.Fatalf("ListTools = %s, %v", defs, err)
 	}
 }

@@ -479,7 +479,7 @@ type Record_Applied struct {
 type Record_Task struct {
 	// An operation on a remote agent's task (A2A): sending a message,
 	// getting, listing, cancelling or following tasks.
-	Task *TaskDetail `protobuf:"bytes,31,opt,name=task,proto3,oneof"`
+	Task *TaskDetail `protobuf:"bytes,36,opt,name=task,proto3,oneof"`
 }
 
 func (*Record_AdminWrite) isRecord_Detail() {}
@@ -941,7 +941,7 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x0frefusal_summary\x18\x1c \x01(\v2#.portcullis.audit.v1.RefusalSummaryH\x00R\x0erefusalSummary\x125\n" +
 	"\x04list\x18\x1d \x01(\v2\x1f.portcullis.audit.v1.ListDetailH\x00R\x04list\x12?\n" +
 	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aapplied\x125\n" +
-	"\x04task\x18\x1f \x01(\v2\x1f.portcullis.audit.v1.TaskDetailH\x00R\x04taskB\b\n" +
+	"\x04task\x18$ \x01(\v2\x1f.portcullis.audit.v1.TaskDetailH\x00R\x04taskB\b\n" +
 	"\x06detail\"\xd3\x01\n" +
 	"\n" +
 	"AdminWrite\x12\x0e\n" +

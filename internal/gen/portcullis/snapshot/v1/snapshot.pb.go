@@ -73,7 +73,7 @@ type Snapshot struct {
 	// Derived from the cluster's key-encryption key, so every control-plane
 	// node sends the same key and it survives restarts. Absent (a control
 	// plane from before it was sent): data planes refuse A2A calls.
-	TaskIdKey     []byte `protobuf:"bytes,15,opt,name=task_id_key,json=taskIdKey,proto3" json:"task_id_key,omitempty"`
+	TaskIdKey     []byte `protobuf:"bytes,17,opt,name=task_id_key,json=taskIdKey,proto3" json:"task_id_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -431,7 +431,7 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"valueLists\x12\x14\n" +
 	"\x05epoch\x18\r \x01(\x04R\x05epoch\x12<\n" +
 	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\x12\x1e\n" +
-	"\vtask_id_key\x18\x0f \x01(\fR\ttaskIdKey\"b\n" +
+	"\vtask_id_key\x18\x11 \x01(\fR\ttaskIdKey\"b\n" +
 	"\fEgressPolicy\x12(\n" +
 	"\x10allow_link_local\x18\x01 \x01(\bR\x0eallowLinkLocal\x12\x14\n" +
 	"\x05allow\x18\x02 \x03(\tR\x05allow\x12\x12\n" +

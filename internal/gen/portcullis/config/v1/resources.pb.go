@@ -203,6 +203,58 @@ func (ToolClass) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
 }
 
+// PinKind is what a ToolPin approves.
+type PinKind int32
+
+const (
+	// A tool of an MCP upstream (every pin written before kinds existed).
+	PinKind_PIN_KIND_UNSPECIFIED PinKind = 0
+	// The agent card of an A2A upstream: its definition is the card as the
+	// upstream published it, its hash the RFC 8785 hash of the whole card,
+	// its class the operator's classification of the agent (read-only: its
+	// messages change nothing; idempotent: a message may be sent again).
+	PinKind_PIN_KIND_AGENT_CARD PinKind = 1
+)
+
+// Enum value maps for PinKind.
+var (
+	PinKind_name = map[int32]string{
+		0: "PIN_KIND_UNSPECIFIED",
+		1: "PIN_KIND_AGENT_CARD",
+	}
+	PinKind_value = map[string]int32{
+		"PIN_KIND_UNSPECIFIED": 0,
+		"PIN_KIND_AGENT_CARD":  1,
+	}
+)
+
+func (x PinKind) Enum() *PinKind {
+	p := new(PinKind)
+	*p = x
+	return p
+}
+
+func (x PinKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PinKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+}
+
+func (PinKind) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+}
+
+func (x PinKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PinKind.Descriptor instead.
+func (PinKind) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
 // RolloutStage is where a policy rollout stands.
 type RolloutStage int32
 
@@ -252,11 +304,11 @@ func (x RolloutStage) String() string {
 }
 
 func (RolloutStage) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (RolloutStage) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
 }
 
 func (x RolloutStage) Number() protoreflect.EnumNumber {
@@ -265,7 +317,7 @@ func (x RolloutStage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RolloutStage.Descriptor instead.
 func (RolloutStage) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 // JwtUse says what a JWT issuer vouches for.
@@ -305,11 +357,11 @@ func (x JwtUse) String() string {
 }
 
 func (JwtUse) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
 }
 
 func (JwtUse) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
 }
 
 func (x JwtUse) Number() protoreflect.EnumNumber {
@@ -318,7 +370,7 @@ func (x JwtUse) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JwtUse.Descriptor instead.
 func (JwtUse) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 // Role is what an admin token may do. Each role includes the rights of the
@@ -367,11 +419,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -380,7 +432,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -759,7 +811,13 @@ type Upstream struct {
 	// Explicit opt-in to link-local / metadata destinations.
 	AllowLinkLocal bool `protobuf:"varint,8,opt,name=allow_link_local,json=allowLinkLocal,proto3" json:"allow_link_local,omitempty"`
 	// MCP protocol era to speak with the upstream (MCP upstreams only).
-	McpEra        McpEra `protobuf:"varint,9,opt,name=mcp_era,json=mcpEra,proto3,enum=portcullis.config.v1.McpEra" json:"mcp_era,omitempty"`
+	McpEra McpEra `protobuf:"varint,9,opt,name=mcp_era,json=mcpEra,proto3,enum=portcullis.config.v1.McpEra" json:"mcp_era,omitempty"`
+	// A2A upstreams only: the path of the agent's card on the origin of url
+	// ("/.well-known/agent-card.json" when empty), for agents that publish
+	// it elsewhere. url is the agent's JSON-RPC endpoint; the card is always
+	// fetched from the same origin, with the upstream's own credential, and
+	// never followed to a URL it names.
+	A2ACardPath   string `protobuf:"bytes,10,opt,name=a2a_card_path,json=a2aCardPath,proto3" json:"a2a_card_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -855,6 +913,13 @@ func (x *Upstream) GetMcpEra() McpEra {
 		return x.McpEra
 	}
 	return McpEra_MCP_ERA_UNSPECIFIED
+}
+
+func (x *Upstream) GetA2ACardPath() string {
+	if x != nil {
+		return x.A2ACardPath
+	}
+	return ""
 }
 
 // UpstreamCredential references a Secret; the data plane attaches it.
@@ -1279,19 +1344,24 @@ func (x *Resilience) GetBreakerOpen() *durationpb.Duration {
 	return nil
 }
 
-// ToolPin is the approved definition of one upstream tool. Its name is
-// "<upstream>/<tool>". Several versions may be kept; `active_version` is the
-// one data planes serve.
+// ToolPin is the approved definition of one upstream tool, or of an A2A
+// upstream's agent card. Its name is "<upstream>/<tool>". Several versions
+// may be kept; `active_version` is the one data planes serve.
 type ToolPin struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
 	// Upstream name.
 	Upstream string `protobuf:"bytes,2,opt,name=upstream,proto3" json:"upstream,omitempty"`
-	// Tool name as the upstream reports it (1-128 of [A-Za-z0-9_.-]).
+	// Tool name as the upstream reports it (1-128 of [A-Za-z0-9_.-]); for an
+	// agent card, "agent-card".
 	Tool     string         `protobuf:"bytes,3,opt,name=tool,proto3" json:"tool,omitempty"`
 	Versions []*ToolVersion `protobuf:"bytes,4,rep,name=versions,proto3" json:"versions,omitempty"`
 	// Version served to agents. 0 means the newest.
 	ActiveVersion int64 `protobuf:"varint,5,opt,name=active_version,json=activeVersion,proto3" json:"active_version,omitempty"`
+	// What is pinned: set by the control plane from the upstream's protocol
+	// (an A2A upstream's only pin is its agent card). A put of an agent-card
+	// pin needs cluster version 2.
+	Kind          PinKind `protobuf:"varint,6,opt,name=kind,proto3,enum=portcullis.config.v1.PinKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1359,6 +1429,13 @@ func (x *ToolPin) GetActiveVersion() int64 {
 		return x.ActiveVersion
 	}
 	return 0
+}
+
+func (x *ToolPin) GetKind() PinKind {
+	if x != nil {
+		return x.Kind
+	}
+	return PinKind_PIN_KIND_UNSPECIFIED
 }
 
 // ToolVersion is one approved definition of a tool.
@@ -3141,7 +3218,7 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"JwtSubject\x12'\n" +
 	"\x0fidentity_source\x18\x01 \x01(\tR\x0eidentitySource\x12\x18\n" +
-	"\asubject\x18\x02 \x01(\tR\asubject\"\xf1\x03\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\"\x95\x04\n" +
 	"\bUpstream\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12:\n" +
 	"\bprotocol\x18\x02 \x01(\x0e2\x1e.portcullis.config.v1.ProtocolR\bprotocol\x12\x10\n" +
@@ -3156,7 +3233,9 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"resilience\x18\a \x01(\v2 .portcullis.config.v1.ResilienceR\n" +
 	"resilience\x12(\n" +
 	"\x10allow_link_local\x18\b \x01(\bR\x0eallowLinkLocal\x125\n" +
-	"\amcp_era\x18\t \x01(\x0e2\x1c.portcullis.config.v1.McpEraR\x06mcpEraB\x0e\n" +
+	"\amcp_era\x18\t \x01(\x0e2\x1c.portcullis.config.v1.McpEraR\x06mcpEra\x12\"\n" +
+	"\ra2a_card_path\x18\n" +
+	" \x01(\tR\va2aCardPathB\x0e\n" +
 	"\f_tool_prefix\"\x8a\x02\n" +
 	"\x12UpstreamCredential\x12@\n" +
 	"\x06header\x18\x01 \x01(\v2&.portcullis.config.v1.HeaderCredentialH\x00R\x06header\x12@\n" +
@@ -3185,13 +3264,14 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"maxRetries\x88\x01\x01\x12)\n" +
 	"\x10breaker_failures\x18\x03 \x01(\x05R\x0fbreakerFailures\x12<\n" +
 	"\fbreaker_open\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vbreakerOpenB\x0e\n" +
-	"\f_max_retries\"\xd7\x01\n" +
+	"\f_max_retries\"\x8a\x02\n" +
 	"\aToolPin\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1a\n" +
 	"\bupstream\x18\x02 \x01(\tR\bupstream\x12\x12\n" +
 	"\x04tool\x18\x03 \x01(\tR\x04tool\x12=\n" +
 	"\bversions\x18\x04 \x03(\v2!.portcullis.config.v1.ToolVersionR\bversions\x12%\n" +
-	"\x0eactive_version\x18\x05 \x01(\x03R\ractiveVersion\"\xed\x02\n" +
+	"\x0eactive_version\x18\x05 \x01(\x03R\ractiveVersion\x121\n" +
+	"\x04kind\x18\x06 \x01(\x0e2\x1d.portcullis.config.v1.PinKindR\x04kind\"\xed\x02\n" +
 	"\vToolVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12'\n" +
 	"\x0fdefinition_hash\x18\x02 \x01(\tR\x0edefinitionHash\x12\x1e\n" +
@@ -3363,7 +3443,10 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x16TOOL_CLASS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TOOL_CLASS_READ_ONLY\x10\x01\x12\x19\n" +
 	"\x15TOOL_CLASS_IDEMPOTENT\x10\x02\x12\x17\n" +
-	"\x13TOOL_CLASS_MUTATING\x10\x03*\xb7\x01\n" +
+	"\x13TOOL_CLASS_MUTATING\x10\x03*<\n" +
+	"\aPinKind\x12\x18\n" +
+	"\x14PIN_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13PIN_KIND_AGENT_CARD\x10\x01*\xb7\x01\n" +
 	"\fRolloutStage\x12\x1d\n" +
 	"\x19ROLLOUT_STAGE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ROLLOUT_STAGE_SHADOW\x10\x01\x12\x18\n" +
@@ -3397,109 +3480,111 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
 var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(McpEra)(0),                    // 1: portcullis.config.v1.McpEra
 	(ToolClass)(0),                 // 2: portcullis.config.v1.ToolClass
-	(RolloutStage)(0),              // 3: portcullis.config.v1.RolloutStage
-	(JwtUse)(0),                    // 4: portcullis.config.v1.JwtUse
-	(Role)(0),                      // 5: portcullis.config.v1.Role
-	(*ResourceMeta)(nil),           // 6: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 7: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 8: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 9: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 10: portcullis.config.v1.Upstream
-	(*UpstreamCredential)(nil),     // 11: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 12: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 13: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 14: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 15: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 16: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 17: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 18: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 19: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 20: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 21: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 22: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 23: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 24: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 25: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 26: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 27: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 28: portcullis.config.v1.Setting
-	(*IdentitySource)(nil),         // 29: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 30: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 31: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 32: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 33: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 34: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 35: portcullis.config.v1.ClusterIdentity
-	nil,                            // 36: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 37: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 38: google.protobuf.Duration
+	(PinKind)(0),                   // 3: portcullis.config.v1.PinKind
+	(RolloutStage)(0),              // 4: portcullis.config.v1.RolloutStage
+	(JwtUse)(0),                    // 5: portcullis.config.v1.JwtUse
+	(Role)(0),                      // 6: portcullis.config.v1.Role
+	(*ResourceMeta)(nil),           // 7: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 8: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 9: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 10: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 11: portcullis.config.v1.Upstream
+	(*UpstreamCredential)(nil),     // 12: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 13: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 14: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 15: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 16: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 17: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 18: portcullis.config.v1.ToolPin
+	(*ToolVersion)(nil),            // 19: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 20: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 21: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 22: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 23: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 24: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 25: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 26: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 27: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 28: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 29: portcullis.config.v1.Setting
+	(*IdentitySource)(nil),         // 30: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 31: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 32: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 33: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 34: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 35: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 36: portcullis.config.v1.ClusterIdentity
+	nil,                            // 37: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 38: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 39: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	36, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	37, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	37, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	6,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	8,  // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	9,  // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	37, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	37, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	6,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	37, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	38, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	38, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	7,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	9,  // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	10, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	38, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	38, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	7,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	11, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	15, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	16, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	12, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	16, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	17, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
 	1,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	12, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	13, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	14, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	38, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	38, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	6,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	18, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
-	2,  // 21: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	37, // 22: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	37, // 23: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	6,  // 24: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 25: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	21, // 26: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	37, // 27: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	6,  // 28: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	23, // 29: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	37, // 30: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	6,  // 31: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	25, // 32: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
-	3,  // 33: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	37, // 34: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	26, // 35: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	38, // 36: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	38, // 37: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	37, // 38: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
-	3,  // 39: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
-	3,  // 40: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	6,  // 41: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 42: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 43: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	30, // 44: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	31, // 45: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	38, // 46: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	4,  // 47: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	6,  // 48: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 49: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 50: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	37, // 51: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	6,  // 52: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	37, // 53: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	54, // [54:54] is the sub-list for method output_type
-	54, // [54:54] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	13, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	14, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	15, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	39, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	39, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	7,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	19, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	3,  // 21: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
+	2,  // 22: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
+	38, // 23: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	38, // 24: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	7,  // 25: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	7,  // 26: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	22, // 27: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	38, // 28: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	7,  // 29: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	24, // 30: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	38, // 31: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	7,  // 32: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	26, // 33: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	4,  // 34: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	38, // 35: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	27, // 36: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	39, // 37: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	39, // 38: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	38, // 39: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	4,  // 40: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
+	4,  // 41: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
+	7,  // 42: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	7,  // 43: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	7,  // 44: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	31, // 45: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	32, // 46: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	39, // 47: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	5,  // 48: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	7,  // 49: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	7,  // 50: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	6,  // 51: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	38, // 52: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	7,  // 53: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	38, // 54: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -3523,7 +3608,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      6,
+			NumEnums:      7,
 			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,

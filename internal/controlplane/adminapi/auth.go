@@ -38,6 +38,10 @@ const (
 	listRequest = 2*resource.MaxListValues*resource.MaxListValueLen + 64<<10
 	// ruleRequest: an inspection rule with its patterns.
 	ruleRequest = 2*limits.InspectionDetectors*limits.InspectionPattern + 64<<10
+	// testsRequest: a policy set's stored test cases.
+	testsRequest = 4 << 20
+	// settingRequest: one setting's values.
+	settingRequest = 2*limits.SettingValues*limits.SettingValue + 64<<10
 	// uploadRequest: a batch of audit records.
 	uploadRequest = MaxUploadBytes + 64<<10
 )
@@ -80,6 +84,17 @@ var procedures = edge.Rules{
 	c.PolicyServiceListPolicySetsProcedure:               {Role: auditor, MaxBytes: smallRequest},
 	c.PolicyServiceDeletePolicySetProcedure:              {Role: operator, MaxBytes: smallRequest},
 	c.PolicyServiceGetCedarSchemaProcedure:               {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceListPolicyVersionsProcedure:           {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceGetPolicyVersionProcedure:             {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceRollbackPolicySetProcedure:            {Role: operator, MaxBytes: smallRequest},
+	c.PolicyServiceReplayPolicySetProcedure:              {Role: auditor, MaxBytes: policyRequest},
+	c.PolicyServiceSetPolicyTestsProcedure:               {Role: operator, MaxBytes: testsRequest},
+	c.PolicyServiceGetPolicyTestsProcedure:               {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceDeletePolicyTestsProcedure:            {Role: operator, MaxBytes: smallRequest},
+	c.RolloutServiceStartRolloutProcedure:                {Role: operator, MaxBytes: policyRequest},
+	c.RolloutServiceGetRolloutProcedure:                  {Role: auditor, MaxBytes: smallRequest},
+	c.RolloutServiceListRolloutsProcedure:                {Role: auditor, MaxBytes: smallRequest},
+	c.RolloutServiceChangeRolloutProcedure:               {Role: operator, MaxBytes: smallRequest},
 	c.IdentitySourceServiceCreateIdentitySourceProcedure: {Role: operator, MaxBytes: resourceRequest},
 	c.IdentitySourceServiceGetIdentitySourceProcedure:    {Role: auditor, MaxBytes: smallRequest},
 	c.IdentitySourceServiceListIdentitySourcesProcedure:  {Role: auditor, MaxBytes: smallRequest},
@@ -104,6 +119,10 @@ var procedures = edge.Rules{
 	c.DataplaneServiceRevokeJoinCredentialProcedure:      {Role: admin, MaxBytes: smallRequest},
 	c.DataplaneServiceListDataplanesProcedure:            {Role: auditor, MaxBytes: smallRequest},
 	c.DataplaneServiceSetFreezeProcedure:                 {Role: operator, MaxBytes: smallRequest},
+	c.SettingServiceListSettingsProcedure:                {Role: auditor, MaxBytes: smallRequest},
+	c.SettingServiceGetSettingProcedure:                  {Role: auditor, MaxBytes: smallRequest},
+	c.SettingServiceSetSettingProcedure:                  {Role: admin, MaxBytes: settingRequest},
+	c.SettingServiceResetSettingProcedure:                {Role: admin, MaxBytes: smallRequest},
 	c.AccessServiceGetAuthorizationSnapshotProcedure:     {Role: auditor, MaxBytes: smallRequest},
 	c.AccessServiceCheckProcedure:                        {Role: auditor, MaxBytes: resourceRequest},
 	c.AccessServiceWhoCanProcedure:                       {Role: auditor, MaxBytes: smallRequest},

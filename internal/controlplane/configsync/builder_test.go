@@ -18,6 +18,7 @@ import (
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"github.com/portcullis-gw/portcullis/internal/setting"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -43,14 +44,6 @@ func apply(t *testing.T, s *state.State, index uint64, cmds ...*fsmv1.Command) (
 	return s, index
 }
 
-// recorded is node name's record once its binary recorded the cluster
-// version it supports (which inspection rules need).
-func recorded(name string) *configv1.Node {
-	n := statetest.Node(name)
-	n.MaxClusterVersion = uint32(clusterversion.Current())
-	return n
-}
-
 func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
@@ -68,7 +61,8 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 		statetest.Create(disabled),
 		statetest.Create(statetest.ValueList("payees", "acme")),
 		statetest.SetFreeze(true, "incident"),
-		statetest.Upsert(recorded("n1")),
+		statetest.Upsert(statetest.UpgradedNode("n1", uint32(clusterversion.Settings))),
+		statetest.Upsert(statetest.Setting(setting.MCPAllowedOrigins, "https://app.example")),
 		statetest.Create(statetest.InspectionRule("no-exfil", "up")),
 	)
 	snap, err := configsync.Snapshot(st, sealer)
@@ -94,6 +88,9 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 	if len(snap.GetInspectionRules()) != 1 || snap.GetInspectionRules()[0].GetMeta().GetName() != "no-exfil" {
 		t.Fatalf("inspection rules = %v, want the one rule", snap.GetInspectionRules())
 	}
+	if got := setting.Values(snap.GetSettings(), setting.MCPAllowedOrigins); !slices.Equal(got, []string{"https://app.example"}) {
+		t.Fatalf("settings = %v, want the allowed origin", snap.GetSettings())
+	}
 	if len(snap.GetAgents()) != 1 || len(snap.GetAgents()[0].GetApiKeys()[0].GetSha256()) != 32 {
 		t.Fatal("agents must carry their API-key hashes")
 	}
@@ -106,6 +103,18 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 	raw, _ := proto.Marshal(snap)
 	if bytes.Contains(raw, []byte("never-sent")) {
 		t.Fatal("an unreferenced secret reached the snapshot")
+	}
+	// The key of A2A ids: the same from every node with the KEK, another
+	// under another KEK.
+	if k := snap.GetTaskIdKey(); len(k) != 32 || !bytes.Equal(k, configsync.TaskIDKey(sealer, st.Identity().GetClusterId())) {
+		t.Errorf("task_id_key = %x, want the 32-byte key derived from the KEK", k)
+	}
+	other, err := seal.New(bytes.Repeat([]byte{8}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(snap.GetTaskIdKey(), configsync.TaskIDKey(other, st.Identity().GetClusterId())) {
+		t.Error("two KEKs derive the same task id key")
 	}
 }
 
@@ -181,7 +190,7 @@ func TestAuthorizationSnapshotHoldsNothingSecret(t *testing.T) {
 	if len(snap.GetValueLists()) != 1 || snap.GetValueLists()[0].GetMeta().GetName() != "payees" {
 		t.Errorf("value lists = %v, want the one list (policies read it)", snap.GetValueLists())
 	}
-	if len(snap.GetSecrets()) != 0 || len(snap.GetIdentitySources()) != 0 || snap.GetClusterCaPem() != "" {
+	if len(snap.GetSecrets()) != 0 || len(snap.GetIdentitySources()) != 0 || snap.GetClusterCaPem() != "" || snap.GetTaskIdKey() != nil {
 		t.Errorf("secrets, identity sources or CA leaked: %v", snap)
 	}
 	if snap.GetAgents()[0].GetApiKeys() != nil || snap.GetUpstreams()[0].GetCredential() != nil {

@@ -26,6 +26,17 @@ const (
 	AdminToken     Kind = "admin_token"
 	Node           Kind = "node"
 	ValueList      Kind = "value_list"
+	// PolicyHistory is the kept versions of a policy set; the state
+	// machine writes it, nothing else may.
+	PolicyHistory Kind = "policy_history"
+	// PolicyTests are the test cases stored with a policy set.
+	PolicyTests Kind = "policy_tests"
+	// Rollout is a staged rollout of a policy set's next version.
+	Rollout Kind = "rollout"
+	// Setting is a cluster-wide setting, named by its key (package
+	// setting); cluster version 4.
+	Setting Kind = "setting"
+	// InspectionRule is a runtime inspection rule; cluster version 2.
 	InspectionRule Kind = "inspection_rule"
 	// UpgradeProbe is the synthetic kind of the rolling-upgrade test: only
 	// binaries built with -tags upgradetest support it (package
@@ -35,7 +46,7 @@ const (
 )
 
 // Kinds lists every kind of the gateway in a stable order.
-var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, InspectionRule}
+var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout, Setting, InspectionRule}
 
 // Known reports whether k is a kind.
 func Known(k Kind) bool {
@@ -48,10 +59,14 @@ func Known(k Kind) bool {
 }
 
 // DataplaneRelevant reports whether a change to a resource of kind k changes
-// what data planes consume (and so moves the config version).
+// what data planes consume (and so moves the config version). A rollout
+// is served only while in shadow or canary, and only its stage, share and
+// candidate: the state machine moves the config version itself when
+// those change, not on every change of a rollout (a pause, a finished
+// rollout dropped).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
-	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, InspectionRule:
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Setting, InspectionRule:
 		return true
 	default:
 		return false
@@ -79,6 +94,14 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return Node
 	case *fsmv1.Resource_ValueList:
 		return ValueList
+	case *fsmv1.Resource_PolicyHistory:
+		return PolicyHistory
+	case *fsmv1.Resource_PolicyTests:
+		return PolicyTests
+	case *fsmv1.Resource_Rollout:
+		return Rollout
+	case *fsmv1.Resource_Setting:
+		return Setting
 	case *fsmv1.Resource_InspectionRule:
 		return InspectionRule
 	case *fsmv1.Resource_UpgradeProbe:
@@ -109,6 +132,14 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.Node
 	case *fsmv1.Resource_ValueList:
 		return k.ValueList
+	case *fsmv1.Resource_PolicyHistory:
+		return k.PolicyHistory
+	case *fsmv1.Resource_PolicyTests:
+		return k.PolicyTests
+	case *fsmv1.Resource_Rollout:
+		return k.Rollout
+	case *fsmv1.Resource_Setting:
+		return k.Setting
 	case *fsmv1.Resource_InspectionRule:
 		return k.InspectionRule
 	case *fsmv1.Resource_UpgradeProbe:
@@ -157,6 +188,14 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Node{Node: v}}
 	case *configv1.ValueList:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_ValueList{ValueList: v}}
+	case *configv1.PolicyHistory:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_PolicyHistory{PolicyHistory: v}}
+	case *configv1.PolicyTests:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_PolicyTests{PolicyTests: v}}
+	case *configv1.Rollout:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Rollout{Rollout: v}}
+	case *configv1.Setting:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Setting{Setting: v}}
 	case *configv1.InspectionRule:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_InspectionRule{InspectionRule: v}}
 	case *fsmv1.UpgradeProbe:

@@ -12,11 +12,15 @@
 //	              whatever the stages after it decide
 //	Identify      on-behalf-of user token → user
 //	Gate          serving mode and emergency brake; resolves and admits
-//	              the target (unknown, quarantined, degraded, frozen)
+//	              the target — a pinned tool or remote agent — (unknown,
+//	              quarantined, degraded, frozen)
 //	Limit         seam: rate limits, quotas, budgets (none yet)
 //	Inspect       runtime inspection: the request's findings (Cedar's
 //	              context.findings) before Authorize; the response —
 //	              streamed frames and the result — after forward
+//	Rollout       while a policy rollout is staged: the decision not
+//	              enforced (candidate in shadow, active for a canary
+//	              agent), compared and counted around Authorize
 //	Authorize     Cedar policies; for lists, what the caller may see
 //	Validate      a tool call's arguments against the pinned schema
 //
@@ -64,6 +68,9 @@ type Options struct {
 	// Limit runs after Gate and before Inspect: rate limits, quotas,
 	// budgets.
 	Limit []pipeline.Stage
+	// Rollout counts the calls of a staged policy rollout (nil: no
+	// rollout stage; calls are still decided by the canary's rule).
+	Rollout RolloutRecorder
 	// Inspect is runtime inspection (the Inspect stage); nil: none.
 	Inspect pipeline.Stage
 }
@@ -79,6 +86,9 @@ func Default(o Options) []pipeline.Stage {
 	out = append(out, o.Limit...)
 	if o.Inspect != nil {
 		out = append(out, o.Inspect)
+	}
+	if o.Rollout != nil {
+		out = append(out, Rollout{Recorder: o.Rollout})
 	}
 	return append(out, Authorize{}, Validate{})
 }

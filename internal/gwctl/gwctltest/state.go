@@ -36,6 +36,7 @@ type State struct {
 	pins         map[string]*configv1.ToolPin
 	identities   map[string]*configv1.IdentitySource
 	valueLists   map[string]*configv1.ValueList
+	settings     map[string]*configv1.Setting
 	rules        map[string]*configv1.InspectionRule
 	backup       []byte
 	restored     []byte
@@ -65,6 +66,7 @@ func newState(token string, pageSize int) *State {
 		pins:         map[string]*configv1.ToolPin{},
 		identities:   map[string]*configv1.IdentitySource{},
 		valueLists:   map[string]*configv1.ValueList{},
+		settings:     map[string]*configv1.Setting{},
 		rules:        map[string]*configv1.InspectionRule{},
 	}
 }

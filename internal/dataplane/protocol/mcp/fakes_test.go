@@ -16,6 +16,7 @@ import (
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"github.com/portcullis-gw/portcullis/internal/setting"
 )
 
 // Keys of the fake configuration's agents.
@@ -30,7 +31,9 @@ type fakeConfig struct {
 	agents map[string]*configv1.Agent // by API key
 	tools  []pipeline.Tool
 	frozen bool
-	rules  *inspect.Ruleset
+	// origins is the mcp.allowed-origins setting.
+	origins []string
+	rules   *inspect.Ruleset
 }
 
 var _ pipeline.Config = (*fakeConfig)(nil)
@@ -65,6 +68,8 @@ func (c *fakeConfig) UserByJWT(context.Context, string, time.Time) (*pipeline.Us
 func (c *fakeConfig) AgentByCert([]*x509.Certificate, time.Time) (*configv1.Agent, error) {
 	return nil, errors.New("the client certificate is not trusted")
 }
+
+func (c *fakeConfig) Agent(string) (pipeline.Tool, bool) { return pipeline.Tool{}, false }
 
 func (c *fakeConfig) Tool(action string) (pipeline.Tool, bool) {
 	i := slices.IndexFunc(c.tools, func(t pipeline.Tool) bool { return t.Action == action })
@@ -121,6 +126,13 @@ func targets(tools []pipeline.Tool, ups []pipeline.Upstream, kind pipeline.Kind)
 
 func (c *fakeConfig) Frozen() (bool, string) { return c.frozen, "incident" }
 
+func (c *fakeConfig) Setting(name string) []string {
+	if name == setting.MCPAllowedOrigins {
+		return c.origins
+	}
+	return nil
+}
+
 func (c *fakeConfig) Inspection() *inspect.Ruleset { return c.rules }
 
 // fakeBackend runs calls through the real pipeline stages (audited to
@@ -136,6 +148,8 @@ type fakeBackend struct {
 
 	mu    sync.Mutex
 	calls []pipeline.Call
+	// audited are the audit records the pipeline wrote.
+	audited []*auditv1.Record
 }
 
 func (b *fakeBackend) Begin(r *http.Request) *pipeline.Call {
@@ -148,7 +162,7 @@ func (b *fakeBackend) Run(ctx context.Context, c *pipeline.Call) (*pipeline.Resu
 		b.calls = append(b.calls, *c)
 		b.mu.Unlock()
 	}
-	chain := pipeline.Chain(b.forward, stages.Default(stages.Options{Audit: stages.Audit{Writer: discard{}}})...)
+	chain := pipeline.Chain(b.forward, stages.Default(stages.Options{Audit: stages.Audit{Writer: auditTo{b}}})...)
 	return chain(ctx, c)
 }
 
@@ -164,10 +178,21 @@ func (b *fakeBackend) forward(ctx context.Context, c *pipeline.Call) (*pipeline.
 	return nil, pipeline.Refuse(pipeline.ReasonUpstreamUnavailable, "no content here")
 }
 
-// discard is an audit writer that keeps nothing.
-type discard struct{}
+// auditTo keeps the pipeline's audit records in the backend.
+type auditTo struct{ b *fakeBackend }
 
-func (discard) Write(context.Context, *auditv1.Record) error { return nil }
+func (a auditTo) Write(_ context.Context, r *auditv1.Record) error {
+	a.b.mu.Lock()
+	defer a.b.mu.Unlock()
+	a.b.audited = append(a.b.audited, r)
+	return nil
+}
+
+func (b *fakeBackend) records() []*auditv1.Record {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.audited)
+}
 
 func (b *fakeBackend) recorded() []pipeline.Call {
 	b.mu.Lock()

@@ -25,6 +25,9 @@ type Content interface {
 	// Parts returns the inspectable parts of msg, a message of kind p in
 	// the protocol's own encoding: its texts, and JSON documents whose
 	// string values are texts. None when it carries nothing to inspect.
+	// For PayloadArguments msg is Call.Arguments; a protocol whose
+	// request is not tool arguments (an A2A message) shows its request
+	// instead, whatever msg is.
 	Parts(p Payload, msg []byte) ([]inspect.Part, error)
 	// Rewrite returns msg with parts replaced as edits say (Edit.Part
 	// indexes what Parts returns for the same msg).

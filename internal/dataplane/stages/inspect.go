@@ -16,18 +16,20 @@ import (
 // Inspect runs the configuration's runtime inspection rules (package
 // inspect) on both sides of a call:
 //
-//   - the request, before Authorize: a call's arguments are scanned; the
-//     names of enforced findings become call.PolicyFindings, which the
-//     policy engine reads as context.findings, and a blocking rule refuses
-//     the call (inspection_blocked);
-//   - the response of a call, read or get: every frame relayed before the
-//     result is scanned as it passes (with a carry-over window, so a match
-//     split across frames is found), redacted or masked, or ends the
-//     stream with a refusal; a rule with hold-back keeps frames until the
-//     whole answer is inspected. The result is scanned, checked against
-//     row and size ceilings and classifiers, redacted or masked, or
-//     withheld with a refusal, audited as blocked after the upstream
-//     answered.
+//   - the request, before Authorize: what a call sends (a tool call's
+//     arguments, a message to a remote agent) is scanned; the names of
+//     enforced findings become call.PolicyFindings, which the policy
+//     engine reads as context.findings, and a blocking rule refuses the
+//     call (inspection_blocked);
+//   - the response of every operation the upstream answers (a call, a
+//     read, a get, a query of tasks, a cancel, a subscription): every
+//     frame relayed before the result is scanned as it passes (with a
+//     carry-over window, so a match split across frames is found),
+//     redacted or masked, or ends the stream with a refusal; a rule with
+//     hold-back keeps frames until the whole answer is inspected. The
+//     result is scanned, checked against row and size ceilings and
+//     classifiers, redacted or masked, or withheld with a refusal,
+//     audited as blocked after the upstream answered.
 //
 // Every finding is recorded in call.Findings for the audit record. What a
 // message carries comes from call.Content, the protocol's view of its own
@@ -70,9 +72,7 @@ func (s Inspect) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Han
 			}
 		}
 	}
-	switch c.Op {
-	case pipeline.OpCall, pipeline.OpRead, pipeline.OpGet:
-	default:
+	if !upstreamAnswers(c.Op) {
 		return next(ctx, c)
 	}
 	rules := rs.For(inspect.Response, target)
@@ -82,7 +82,18 @@ func (s Inspect) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Han
 	return s.response(ctx, c, rs, rules, content, rec, next)
 }
 
-// call describes c to classifiers.
+// upstreamAnswers reports whether an operation's answer comes from the
+// upstream, so that response rules inspect it: everything but lists and
+// session requests, which the gateway answers itself.
+func upstreamAnswers(op pipeline.Operation) bool {
+	switch op {
+	case pipeline.OpList, pipeline.OpSession, pipeline.OpUnsubscribe:
+		return false
+	}
+	return true
+}
+
+// classifierCall describes c to classifiers.
 func classifierCall(c *pipeline.Call, side inspect.Side) inspect.Call {
 	return inspect.Call{Side: side, Protocol: c.Protocol, Operation: string(c.Op), Upstream: c.Target.Upstream, Target: c.Target.Own}
 }

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"fmt"
+	"slices"
 
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
@@ -218,12 +219,12 @@ func PolicyTests(t *configv1.PolicyTests) error {
 		if err := CheckJSON(field+".arguments_json", []byte(c.GetArgumentsJson()), PolicyTestArguments); err != nil {
 			return err
 		}
-		if len(c.GetGroups()) > PolicyTestList || len(c.GetPolicies()) > PolicyTestList {
-			return exceeded(field, "at most %d groups and %d policies", PolicyTestList, PolicyTestList)
+		if len(c.GetGroups()) > PolicyTestList || len(c.GetPolicies()) > PolicyTestList || len(c.GetFindings()) > PolicyTestList {
+			return exceeded(field, "at most %d groups, %d policies and %d findings", PolicyTestList, PolicyTestList, PolicyTestList)
 		}
-		for _, s := range append(append([]string(nil), c.GetGroups()...), c.GetPolicies()...) {
+		for _, s := range slices.Concat(c.GetGroups(), c.GetPolicies(), c.GetFindings()) {
 			if len(s) > PolicyTestField {
-				return exceeded(field, "a group or policy id is at most %d bytes", PolicyTestField)
+				return exceeded(field, "a group, policy id or finding is at most %d bytes", PolicyTestField)
 			}
 		}
 	}

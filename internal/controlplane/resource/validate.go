@@ -679,7 +679,7 @@ func validatePolicyTests(p *configv1.PolicyTests) error {
 	names := map[string]int{}
 	for i, c := range p.GetCases() {
 		field := fmt.Sprintf("cases[%d]", i)
-		for _, s := range append([]string{c.GetName(), c.GetAgent(), c.GetUser(), c.GetEmail(), c.GetTool(), c.GetProtocol(), c.GetArgumentsJson()}, append(c.GetGroups(), c.GetPolicies()...)...) {
+		for _, s := range append([]string{c.GetName(), c.GetAgent(), c.GetUser(), c.GetEmail(), c.GetTool(), c.GetProtocol(), c.GetArgumentsJson()}, slices.Concat(c.GetGroups(), c.GetPolicies(), c.GetFindings())...) {
 			if !utf8.ValidString(s) {
 				return invalid(field, "text must be UTF-8")
 			}

@@ -376,7 +376,7 @@ func (g *Gen) PolicyTests(set string) *configv1.PolicyTests {
 		c := &configv1.PolicyTestCase{
 			Name: g.Text(limits.PolicyTestField), Agent: g.Name(), Tool: "pay__" + g.Name(), Expect: []string{"allow", "deny", "maybe"}[g.Intn(3)],
 			ArgumentsJson: string(g.Schema()), User: g.Text(limits.PolicyTestField), SourceIp: g.Text(limits.PolicyTestField),
-			Groups: g.Texts(limits.PolicyTestList, limits.PolicyTestField),
+			Groups: g.Texts(limits.PolicyTestList, limits.PolicyTestField), Findings: g.Texts(limits.PolicyTestList+1, limits.PolicyTestField),
 		}
 		if g.Bool() {
 			c.Policies, c.CheckPolicies = g.Texts(limits.PolicyTestList, limits.PolicyTestField), true

@@ -2113,6 +2113,11 @@ type PolicyTestCase struct {
 	// With check_policies: the determining policies, exactly.
 	Policies      []string `protobuf:"bytes,13,rep,name=policies,proto3" json:"policies,omitempty"`
 	CheckPolicies bool     `protobuf:"varint,14,opt,name=check_policies,json=checkPolicies,proto3" json:"check_policies,omitempty"`
+	// What runtime inspection found in the call's arguments, as Cedar's
+	// context.findings ("exfiltration", "exfiltration.url_payload"). At
+	// most 64 of at most 256 bytes. A release that predates inspection
+	// ignores them.
+	Findings      []string `protobuf:"bytes,15,rep,name=findings,proto3" json:"findings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2243,6 +2248,13 @@ func (x *PolicyTestCase) GetCheckPolicies() bool {
 		return x.CheckPolicies
 	}
 	return false
+}
+
+func (x *PolicyTestCase) GetFindings() []string {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
 }
 
 // Rollout stages a new version (the candidate) of one policy set:
@@ -3851,7 +3863,7 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	" \x01(\x03R\brestores\"\x81\x01\n" +
 	"\vPolicyTests\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12:\n" +
-	"\x05cases\x18\x02 \x03(\v2$.portcullis.config.v1.PolicyTestCaseR\x05cases\"\x97\x03\n" +
+	"\x05cases\x18\x02 \x03(\v2$.portcullis.config.v1.PolicyTestCaseR\x05cases\"\xb3\x03\n" +
 	"\x0ePolicyTestCase\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05agent\x18\x02 \x01(\tR\x05agent\x12\x12\n" +
@@ -3867,7 +3879,8 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\bdegraded\x18\v \x01(\bR\bdegraded\x12\x16\n" +
 	"\x06expect\x18\f \x01(\tR\x06expect\x12\x1a\n" +
 	"\bpolicies\x18\r \x03(\tR\bpolicies\x12%\n" +
-	"\x0echeck_policies\x18\x0e \x01(\bR\rcheckPolicies\"\xae\x05\n" +
+	"\x0echeck_policies\x18\x0e \x01(\bR\rcheckPolicies\x12\x1a\n" +
+	"\bfindings\x18\x0f \x03(\tR\bfindings\"\xae\x05\n" +
 	"\aRollout\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1d\n" +
 	"\n" +

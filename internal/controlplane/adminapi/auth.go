@@ -105,6 +105,7 @@ var procedures = edge.Rules{
 	ac.AuditServiceVerifyProcedure:                       {Role: auditor, MaxBytes: smallRequest},
 	ac.AuditServiceAttestProcedure:                       {Role: auditor, MaxBytes: smallRequest},
 	ac.AuditServiceGetPublicKeyProcedure:                 {Role: auditor, MaxBytes: smallRequest},
+	ac.AuditServiceUsageProcedure:                        {Role: auditor, MaxBytes: smallRequest},
 }
 
 // Procedures returns the rules of every procedure the admin API and the

@@ -179,7 +179,16 @@ type Record struct {
 	//	*Record_RefusalSummary
 	//	*Record_List
 	//	*Record_Applied
-	Detail        isRecord_Detail `protobuf_oneof:"detail"`
+	Detail isRecord_Detail `protobuf_oneof:"detail"`
+	// What the call consumed, for a call whose target reports it (a model
+	// call): tokens and their cost. Numbered clear of the fields other
+	// features add after 30.
+	Usage *Usage `protobuf:"bytes,40,opt,name=usage,proto3" json:"usage,omitempty"`
+	// The sizes and SHA-256 hashes of content the record never stores (a
+	// model call's prompt and completion).
+	Content *ContentDigest `protobuf:"bytes,41,opt,name=content,proto3" json:"content,omitempty"`
+	// The agent's team when the call was made (empty without one).
+	Team          string `protobuf:"bytes,42,opt,name=team,proto3" json:"team,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -439,6 +448,27 @@ func (x *Record) GetApplied() *AppliedVersion {
 	return nil
 }
 
+func (x *Record) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *Record) GetContent() *ContentDigest {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *Record) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
 type isRecord_Detail interface {
 	isRecord_Detail()
 }
@@ -473,6 +503,201 @@ func (*Record_List) isRecord_Detail() {}
 
 func (*Record_Applied) isRecord_Detail() {}
 
+// Usage is what one call consumed: tokens as the provider reported them
+// (or as the gateway counted them, when estimated), and their cost by the
+// model's price table.
+type Usage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every input token, cache reads and writes included.
+	InputTokens int64 `protobuf:"varint,1,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	// Of input_tokens, those read from the provider's prompt cache.
+	CachedInputTokens int64 `protobuf:"varint,2,opt,name=cached_input_tokens,json=cachedInputTokens,proto3" json:"cached_input_tokens,omitempty"`
+	// Of input_tokens, those written to the provider's prompt cache.
+	CacheWriteTokens int64 `protobuf:"varint,3,opt,name=cache_write_tokens,json=cacheWriteTokens,proto3" json:"cache_write_tokens,omitempty"`
+	// Every output token, reasoning included.
+	OutputTokens int64 `protobuf:"varint,4,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	// Of output_tokens, the model's reasoning.
+	ReasoningTokens int64 `protobuf:"varint,5,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	// Cost in billionths (nano-units) of the price table's currency; 0 when
+	// the model has no price (priced false).
+	CostNanos int64 `protobuf:"varint,6,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"`
+	Priced    bool  `protobuf:"varint,7,opt,name=priced,proto3" json:"priced,omitempty"`
+	// The gateway counted the tokens itself (an offline tokenizer over the
+	// prompt and what was streamed) because the provider's own count never
+	// arrived: the stream broke or the caller went away.
+	Estimated bool `protobuf:"varint,8,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	// The model as the provider named it in its answer (may carry a
+	// version the request did not).
+	Model         string `protobuf:"bytes,9,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Usage) Reset() {
+	*x = Usage{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Usage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Usage) ProtoMessage() {}
+
+func (x *Usage) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Usage.ProtoReflect.Descriptor instead.
+func (*Usage) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Usage) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCachedInputTokens() int64 {
+	if x != nil {
+		return x.CachedInputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCacheWriteTokens() int64 {
+	if x != nil {
+		return x.CacheWriteTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetReasoningTokens() int64 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCostNanos() int64 {
+	if x != nil {
+		return x.CostNanos
+	}
+	return 0
+}
+
+func (x *Usage) GetPriced() bool {
+	if x != nil {
+		return x.Priced
+	}
+	return false
+}
+
+func (x *Usage) GetEstimated() bool {
+	if x != nil {
+		return x.Estimated
+	}
+	return false
+}
+
+func (x *Usage) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+// ContentDigest describes content by size and hash only.
+type ContentDigest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request body as the caller sent it.
+	RequestBytes  int64  `protobuf:"varint,1,opt,name=request_bytes,json=requestBytes,proto3" json:"request_bytes,omitempty"`
+	RequestSha256 []byte `protobuf:"bytes,2,opt,name=request_sha256,json=requestSha256,proto3" json:"request_sha256,omitempty"`
+	// The text the target produced (a completion's text and tool-call
+	// arguments, in order).
+	ResponseBytes  int64  `protobuf:"varint,3,opt,name=response_bytes,json=responseBytes,proto3" json:"response_bytes,omitempty"`
+	ResponseSha256 []byte `protobuf:"bytes,4,opt,name=response_sha256,json=responseSha256,proto3" json:"response_sha256,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ContentDigest) Reset() {
+	*x = ContentDigest{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContentDigest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContentDigest) ProtoMessage() {}
+
+func (x *ContentDigest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContentDigest.ProtoReflect.Descriptor instead.
+func (*ContentDigest) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ContentDigest) GetRequestBytes() int64 {
+	if x != nil {
+		return x.RequestBytes
+	}
+	return 0
+}
+
+func (x *ContentDigest) GetRequestSha256() []byte {
+	if x != nil {
+		return x.RequestSha256
+	}
+	return nil
+}
+
+func (x *ContentDigest) GetResponseBytes() int64 {
+	if x != nil {
+		return x.ResponseBytes
+	}
+	return 0
+}
+
+func (x *ContentDigest) GetResponseSha256() []byte {
+	if x != nil {
+		return x.ResponseSha256
+	}
+	return nil
+}
+
 // AdminWrite is an admin write as the control plane's state machine
 // applied it. It never carries the resource's contents.
 type AdminWrite struct {
@@ -495,7 +720,7 @@ type AdminWrite struct {
 
 func (x *AdminWrite) Reset() {
 	*x = AdminWrite{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +732,7 @@ func (x *AdminWrite) String() string {
 func (*AdminWrite) ProtoMessage() {}
 
 func (x *AdminWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +745,7 @@ func (x *AdminWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminWrite.ProtoReflect.Descriptor instead.
 func (*AdminWrite) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AdminWrite) GetOp() string {
@@ -591,7 +816,7 @@ type RefusalSummary struct {
 
 func (x *RefusalSummary) Reset() {
 	*x = RefusalSummary{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +828,7 @@ func (x *RefusalSummary) String() string {
 func (*RefusalSummary) ProtoMessage() {}
 
 func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +841,7 @@ func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefusalSummary.ProtoReflect.Descriptor instead.
 func (*RefusalSummary) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RefusalSummary) GetSourceNetwork() string {
@@ -665,7 +890,7 @@ type ListDetail struct {
 
 func (x *ListDetail) Reset() {
 	*x = ListDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +902,7 @@ func (x *ListDetail) String() string {
 func (*ListDetail) ProtoMessage() {}
 
 func (x *ListDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +915,7 @@ func (x *ListDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDetail.ProtoReflect.Descriptor instead.
 func (*ListDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListDetail) GetItems() uint32 {
@@ -713,7 +938,7 @@ type AppliedVersion struct {
 
 func (x *AppliedVersion) Reset() {
 	*x = AppliedVersion{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +950,7 @@ func (x *AppliedVersion) String() string {
 func (*AppliedVersion) ProtoMessage() {}
 
 func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +963,7 @@ func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedVersion.ProtoReflect.Descriptor instead.
 func (*AppliedVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AppliedVersion) GetClusterId() string {
@@ -766,7 +991,7 @@ var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\b\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\t\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -800,8 +1025,27 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"adminWrite\x12N\n" +
 	"\x0frefusal_summary\x18\x1c \x01(\v2#.portcullis.audit.v1.RefusalSummaryH\x00R\x0erefusalSummary\x125\n" +
 	"\x04list\x18\x1d \x01(\v2\x1f.portcullis.audit.v1.ListDetailH\x00R\x04list\x12?\n" +
-	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aappliedB\b\n" +
-	"\x06detail\"\xd3\x01\n" +
+	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aapplied\x120\n" +
+	"\x05usage\x18( \x01(\v2\x1a.portcullis.audit.v1.UsageR\x05usage\x12<\n" +
+	"\acontent\x18) \x01(\v2\".portcullis.audit.v1.ContentDigestR\acontent\x12\x12\n" +
+	"\x04team\x18* \x01(\tR\x04teamB\b\n" +
+	"\x06detail\"\xc3\x02\n" +
+	"\x05Usage\x12!\n" +
+	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens\x12.\n" +
+	"\x13cached_input_tokens\x18\x02 \x01(\x03R\x11cachedInputTokens\x12,\n" +
+	"\x12cache_write_tokens\x18\x03 \x01(\x03R\x10cacheWriteTokens\x12#\n" +
+	"\routput_tokens\x18\x04 \x01(\x03R\foutputTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\x05 \x01(\x03R\x0freasoningTokens\x12\x1d\n" +
+	"\n" +
+	"cost_nanos\x18\x06 \x01(\x03R\tcostNanos\x12\x16\n" +
+	"\x06priced\x18\a \x01(\bR\x06priced\x12\x1c\n" +
+	"\testimated\x18\b \x01(\bR\testimated\x12\x14\n" +
+	"\x05model\x18\t \x01(\tR\x05model\"\xab\x01\n" +
+	"\rContentDigest\x12#\n" +
+	"\rrequest_bytes\x18\x01 \x01(\x03R\frequestBytes\x12%\n" +
+	"\x0erequest_sha256\x18\x02 \x01(\fR\rrequestSha256\x12%\n" +
+	"\x0eresponse_bytes\x18\x03 \x01(\x03R\rresponseBytes\x12'\n" +
+	"\x0fresponse_sha256\x18\x04 \x01(\fR\x0eresponseSha256\"\xd3\x01\n" +
 	"\n" +
 	"AdminWrite\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\tR\x02op\x12#\n" +
@@ -850,33 +1094,37 @@ func file_portcullis_audit_v1_record_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_audit_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(EventKind)(0),                // 0: portcullis.audit.v1.EventKind
 	(*Record)(nil),                // 1: portcullis.audit.v1.Record
-	(*AdminWrite)(nil),            // 2: portcullis.audit.v1.AdminWrite
-	(*RefusalSummary)(nil),        // 3: portcullis.audit.v1.RefusalSummary
-	(*ListDetail)(nil),            // 4: portcullis.audit.v1.ListDetail
-	(*AppliedVersion)(nil),        // 5: portcullis.audit.v1.AppliedVersion
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
+	(*Usage)(nil),                 // 2: portcullis.audit.v1.Usage
+	(*ContentDigest)(nil),         // 3: portcullis.audit.v1.ContentDigest
+	(*AdminWrite)(nil),            // 4: portcullis.audit.v1.AdminWrite
+	(*RefusalSummary)(nil),        // 5: portcullis.audit.v1.RefusalSummary
+	(*ListDetail)(nil),            // 6: portcullis.audit.v1.ListDetail
+	(*AppliedVersion)(nil),        // 7: portcullis.audit.v1.AppliedVersion
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
 }
 var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
-	6,  // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	7,  // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
-	7,  // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
+	8,  // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	9,  // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
+	9,  // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
 	0,  // 3: portcullis.audit.v1.Record.kind:type_name -> portcullis.audit.v1.EventKind
-	2,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
-	3,  // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
-	4,  // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
-	5,  // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
-	6,  // 8: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
-	6,  // 9: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	4,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
+	5,  // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
+	6,  // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
+	7,  // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
+	2,  // 8: portcullis.audit.v1.Record.usage:type_name -> portcullis.audit.v1.Usage
+	3,  // 9: portcullis.audit.v1.Record.content:type_name -> portcullis.audit.v1.ContentDigest
+	8,  // 10: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
+	8,  // 11: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_record_proto_init() }
@@ -896,7 +1144,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_record_proto_rawDesc), len(file_portcullis_audit_v1_record_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

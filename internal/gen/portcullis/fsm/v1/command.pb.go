@@ -390,6 +390,8 @@ type Resource struct {
 	//	*Resource_AdminToken
 	//	*Resource_Node
 	//	*Resource_ValueList
+	//	*Resource_ModelPrice
+	//	*Resource_Budget
 	//	*Resource_UpgradeProbe
 	Kind          isResource_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
@@ -514,6 +516,24 @@ func (x *Resource) GetValueList() *v1.ValueList {
 	return nil
 }
 
+func (x *Resource) GetModelPrice() *v1.ModelPrice {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_ModelPrice); ok {
+			return x.ModelPrice
+		}
+	}
+	return nil
+}
+
+func (x *Resource) GetBudget() *v1.Budget {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_Budget); ok {
+			return x.Budget
+		}
+	}
+	return nil
+}
+
 func (x *Resource) GetUpgradeProbe() *UpgradeProbe {
 	if x != nil {
 		if x, ok := x.Kind.(*Resource_UpgradeProbe); ok {
@@ -563,6 +583,15 @@ type Resource_ValueList struct {
 	ValueList *v1.ValueList `protobuf:"bytes,9,opt,name=value_list,json=valueList,proto3,oneof"`
 }
 
+type Resource_ModelPrice struct {
+	// Numbered clear of the kinds other changes add after 9.
+	ModelPrice *v1.ModelPrice `protobuf:"bytes,30,opt,name=model_price,json=modelPrice,proto3,oneof"`
+}
+
+type Resource_Budget struct {
+	Budget *v1.Budget `protobuf:"bytes,31,opt,name=budget,proto3,oneof"`
+}
+
 type Resource_UpgradeProbe struct {
 	// Reserved for the rolling-upgrade test (test/upgrade): only binaries
 	// built with -tags upgradetest support this kind, at a cluster version
@@ -589,6 +618,10 @@ func (*Resource_AdminToken) isResource_Kind() {}
 func (*Resource_Node) isResource_Kind() {}
 
 func (*Resource_ValueList) isResource_Kind() {}
+
+func (*Resource_ModelPrice) isResource_Kind() {}
+
+func (*Resource_Budget) isResource_Kind() {}
 
 func (*Resource_UpgradeProbe) isResource_Kind() {}
 
@@ -1529,7 +1562,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"set_freeze\x18\x0e \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeH\x00R\tsetFreeze\x12C\n" +
 	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAudit\x124\n" +
 	"\asign_in\x18\x14 \x01(\v2\x19.portcullis.fsm.v1.SignInH\x00R\x06signInB\x04\n" +
-	"\x02op\"\x8d\x05\n" +
+	"\x02op\"\x8a\x06\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -1542,7 +1575,10 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"adminToken\x120\n" +
 	"\x04node\x18\b \x01(\v2\x1a.portcullis.config.v1.NodeH\x00R\x04node\x12@\n" +
 	"\n" +
-	"value_list\x18\t \x01(\v2\x1f.portcullis.config.v1.ValueListH\x00R\tvalueList\x12F\n" +
+	"value_list\x18\t \x01(\v2\x1f.portcullis.config.v1.ValueListH\x00R\tvalueList\x12C\n" +
+	"\vmodel_price\x18\x1e \x01(\v2 .portcullis.config.v1.ModelPriceH\x00R\n" +
+	"modelPrice\x126\n" +
+	"\x06budget\x18\x1f \x01(\v2\x1c.portcullis.config.v1.BudgetH\x00R\x06budget\x12F\n" +
 	"\rupgrade_probe\x18d \x01(\v2\x1f.portcullis.fsm.v1.UpgradeProbeH\x00R\fupgradeProbeB\x06\n" +
 	"\x04kind\"Z\n" +
 	"\fUpgradeProbe\x126\n" +
@@ -1663,10 +1699,12 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*v1.AdminToken)(nil),         // 26: portcullis.config.v1.AdminToken
 	(*v1.Node)(nil),               // 27: portcullis.config.v1.Node
 	(*v1.ValueList)(nil),          // 28: portcullis.config.v1.ValueList
-	(*v1.ResourceMeta)(nil),       // 29: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 30: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 31: portcullis.audit.v1.Record
-	(*v1.AdminEvent)(nil),         // 32: portcullis.config.v1.AdminEvent
+	(*v1.ModelPrice)(nil),         // 29: portcullis.config.v1.ModelPrice
+	(*v1.Budget)(nil),             // 30: portcullis.config.v1.Budget
+	(*v1.ResourceMeta)(nil),       // 31: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 32: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 33: portcullis.audit.v1.Record
+	(*v1.AdminEvent)(nil),         // 34: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	18, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
@@ -1687,31 +1725,33 @@ var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	26, // 15: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
 	27, // 16: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
 	28, // 17: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
-	4,  // 18: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	29, // 19: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	3,  // 20: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 21: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	30, // 22: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	27, // 23: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	26, // 24: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	31, // 25: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 26: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	3,  // 27: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	12, // 28: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	19, // 29: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	13, // 30: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	30, // 31: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	19, // 32: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	8,  // 33: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	3,  // 34: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	32, // 35: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	14, // 36: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	17, // 37: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	29, // 18: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
+	30, // 19: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
+	4,  // 20: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	31, // 21: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	3,  // 22: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 23: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	32, // 24: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	27, // 25: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	26, // 26: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	33, // 27: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 28: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	3,  // 29: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	12, // 30: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	19, // 31: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	13, // 32: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	32, // 33: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	19, // 34: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	8,  // 35: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	3,  // 36: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	34, // 37: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	14, // 38: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	17, // 39: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -1738,6 +1778,8 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_AdminToken)(nil),
 		(*Resource_Node)(nil),
 		(*Resource_ValueList)(nil),
+		(*Resource_ModelPrice)(nil),
+		(*Resource_Budget)(nil),
 		(*Resource_UpgradeProbe)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[14].OneofWrappers = []any{

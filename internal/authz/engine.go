@@ -37,6 +37,10 @@ type Engine struct {
 	// order.
 	tools    map[string]*tool
 	toolList []string
+	// models are the LLM upstreams' models by name; modelList their
+	// names in order.
+	models    map[string]*model
+	modelList []string
 }
 
 // tool is a tool resource and what deciding a call of it needs.

@@ -63,6 +63,7 @@ func (b *builder) entities() types.EntityMap {
 			}),
 		}
 	}
+	b.addModelEntities(out)
 	maps.Copy(out, b.e.schema.ActionEntities())
 	return out
 }

@@ -83,6 +83,8 @@ type Context struct {
 	SourceIP netip.Addr
 	// Degraded is set while the deciding data plane runs in degraded mode.
 	Degraded bool
+	// Model is what a model call adds (ignored for other resources).
+	Model ModelContext
 }
 
 // defaultProtocol is the protocol an operator's question defaults to.

@@ -67,8 +67,8 @@ func checkActionName(name string) error {
 	if len(name) > MaxActionNameLen {
 		return fmt.Errorf("action name longer than %d bytes", MaxActionNameLen)
 	}
-	if name == CallToolGroup {
-		return fmt.Errorf("action name %q is reserved for the action group", name)
+	if name == CallToolGroup || name == LLMCompleteGroup {
+		return fmt.Errorf("action name %q is reserved for an action group", name)
 	}
 	for i := 0; i < len(name); i++ {
 		if !isNameByte(name[i]) {

@@ -35,13 +35,30 @@ type Schema struct {
 	validator *validate.Validator
 }
 
+// Option changes what Generate declares.
+type Option func(*genOptions)
+
+type genOptions struct {
+	// noModels leaves the model declarations out (WithoutModels).
+	noModels bool
+}
+
 // Generate builds the gateway schema for the given pinned tools. The output
 // does not depend on the order of tools. Each tool action carries @upstream
 // and @tool annotations for readers of the Cedar text. It fails on an
 // invalid or duplicate action name, on an input schema that is not JSON
 // (including JSON nested beyond encoding/json's limit) and on one larger
 // than MaxInputSchemaBytes.
-func Generate(tools []Tool) (*Schema, error) {
+//
+// The model declarations do not depend on the pins: Model and the
+// llm_complete group with its action are always declared (unless
+// WithoutModels), so policies about models validate before any LLM
+// upstream is registered.
+func Generate(tools []Tool, opts ...Option) (*Schema, error) {
+	var o genOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	sorted := slices.Clone(tools)
 	slices.SortFunc(sorted, func(a, b Tool) int { return strings.Compare(a.Action, b.Action) })
 
@@ -65,7 +82,11 @@ func Generate(tools []Tool) (*Schema, error) {
 		names = append(names, t.Action)
 	}
 
-	in := &ast.Schema{Entities: entities(), Actions: actions}
+	ents := entities()
+	if !o.noModels {
+		addModels(ents, actions)
+	}
+	in := &ast.Schema{Entities: ents, Actions: actions}
 	return newSchema(in, names)
 }
 
@@ -104,8 +125,8 @@ func (s *Schema) JSON() ([]byte, error) {
 	return slices.Clone(s.jsonText), nil
 }
 
-// Actions returns the tool action names in the schema, sorted. The group
-// and the placeholder are not included.
+// Actions returns the tool action names in the schema, sorted. The groups,
+// the placeholder and the model action are not included.
 func (s *Schema) Actions() []string {
 	return slices.Clone(s.actions)
 }

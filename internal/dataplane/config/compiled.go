@@ -45,6 +45,11 @@ type Compiled struct {
 	// engine decides, lists and explains with this version's policies
 	// (see authz.go).
 	engine *authz.Engine
+
+	// models are the LLM upstreams' models by every name agents may call
+	// them by; modelList each model once, by name.
+	models    map[string]pipeline.Model
+	modelList []pipeline.Model
 }
 
 // apiKey is one API key and the agent holding it.

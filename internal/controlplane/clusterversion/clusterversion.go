@@ -67,6 +67,8 @@ var kinds = map[protoreflect.Name]Version{
 	"admin_token":     Baseline,
 	"node":            Baseline,
 	"value_list":      Baseline,
+	"model_price":     LLMBrokering,
+	"budget":          LLMBrokering,
 }
 
 // Versions of behaviour of the state machine that is not an operation or
@@ -77,6 +79,12 @@ const (
 	// EVENT_KIND_ADMIN_WRITE record with its AdminWrite detail, instead of
 	// the call fields it was squeezed into before.
 	TypedAdminAudit Version = 2
+	// LLMBrokering: model prices and budgets are kinds, and the Cedar
+	// schema policies are validated against declares Model and the
+	// llm_complete group once every voter supports it (an older replica
+	// would refuse a policy naming them), as do the stateful rules about
+	// LLM upstreams' model names (see state).
+	LLMBrokering Version = 2
 )
 
 // Versions that introduced an operation.
@@ -87,7 +95,7 @@ const (
 )
 
 // features are the behaviour versions above.
-var features = []Version{TypedAdminAudit}
+var features = []Version{TypedAdminAudit, LLMBrokering}
 
 // release is the highest version in the tables above: what a release
 // binary supports.

@@ -95,8 +95,8 @@ func (b *Builder) Build(st *state.State) (*Built, error) {
 
 // Snapshot builds the data-plane snapshot of st: everything a data plane
 // needs (agents with key hashes, upstreams, pins, enabled policy sets, value
-// lists, identity sources, the secrets upstreams reference, the brake, the
-// cluster CA certificate), nothing
+// lists, identity sources, the secrets upstreams reference, model prices,
+// budgets, the brake, the cluster CA certificate), nothing
 // it does not (admin tokens, nodes, the admin log). Build adds the node's
 // egress policy.
 func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error) {
@@ -127,6 +127,7 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 		snap.IdentitySources = append(snap.IdentitySources, r.GetIdentitySource())
 		return true
 	})
+	addPricesAndBudgets(st, snap)
 	implicit := secretbind.ImplicitAll(func(yield func(*configv1.Upstream) bool) {
 		for _, u := range snap.Upstreams {
 			if !yield(u) {
@@ -159,6 +160,19 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 		return nil, openErr
 	}
 	return snap, nil
+}
+
+// addPricesAndBudgets adds every model price and every budget (neither
+// is secret: the data plane prices and limits calls with them).
+func addPricesAndBudgets(st *state.State, snap *snapshotv1.Snapshot) {
+	st.Each(resource.ModelPrice, func(r *fsmv1.Resource) bool {
+		snap.ModelPrices = append(snap.ModelPrices, r.GetModelPrice())
+		return true
+	})
+	st.Each(resource.Budget, func(r *fsmv1.Resource) bool {
+		snap.Budgets = append(snap.Budgets, r.GetBudget())
+		return true
+	})
 }
 
 // addPinsAndPolicies adds every tool pin, every enabled policy set and

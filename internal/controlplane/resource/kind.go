@@ -26,6 +26,10 @@ const (
 	AdminToken     Kind = "admin_token"
 	Node           Kind = "node"
 	ValueList      Kind = "value_list"
+	// ModelPrice is a model's price table, "<upstream>/<model id>".
+	ModelPrice Kind = "model_price"
+	// Budget bounds what a key's calls consume per calendar window.
+	Budget Kind = "budget"
 	// UpgradeProbe is the synthetic kind of the rolling-upgrade test: only
 	// binaries built with -tags upgradetest support it (package
 	// clusterversion); every other binary refuses it like a kind from a
@@ -34,7 +38,7 @@ const (
 )
 
 // Kinds lists every kind of the gateway in a stable order.
-var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList}
+var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, ModelPrice, Budget}
 
 // Known reports whether k is a kind.
 func Known(k Kind) bool {
@@ -50,7 +54,7 @@ func Known(k Kind) bool {
 // what data planes consume (and so moves the config version).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
-	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList:
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, ModelPrice, Budget:
 		return true
 	default:
 		return false
@@ -78,6 +82,10 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return Node
 	case *fsmv1.Resource_ValueList:
 		return ValueList
+	case *fsmv1.Resource_ModelPrice:
+		return ModelPrice
+	case *fsmv1.Resource_Budget:
+		return Budget
 	case *fsmv1.Resource_UpgradeProbe:
 		return UpgradeProbe
 	default:
@@ -106,6 +114,10 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.Node
 	case *fsmv1.Resource_ValueList:
 		return k.ValueList
+	case *fsmv1.Resource_ModelPrice:
+		return k.ModelPrice
+	case *fsmv1.Resource_Budget:
+		return k.Budget
 	case *fsmv1.Resource_UpgradeProbe:
 		return k.UpgradeProbe
 	default:
@@ -152,6 +164,10 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Node{Node: v}}
 	case *configv1.ValueList:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_ValueList{ValueList: v}}
+	case *configv1.ModelPrice:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_ModelPrice{ModelPrice: v}}
+	case *configv1.Budget:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Budget{Budget: v}}
 	case *fsmv1.UpgradeProbe:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_UpgradeProbe{UpgradeProbe: v}}
 	default:

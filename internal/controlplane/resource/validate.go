@@ -149,6 +149,10 @@ func Validate(r *fsmv1.Resource) error {
 		return validateNode(k.Node)
 	case *fsmv1.Resource_ValueList:
 		return validateValueList(k.ValueList)
+	case *fsmv1.Resource_ModelPrice:
+		return validateModelPrice(k.ModelPrice)
+	case *fsmv1.Resource_Budget:
+		return validateBudget(k.Budget)
 	case *fsmv1.Resource_UpgradeProbe:
 		if err := ValidateName("meta.name", k.UpgradeProbe.GetMeta().GetName()); err != nil {
 			return err
@@ -185,6 +189,10 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.Node(k.Node)
 	case *fsmv1.Resource_ValueList:
 		err = limits.ValueList(k.ValueList)
+	case *fsmv1.Resource_ModelPrice:
+		err = limits.ModelPrice(k.ModelPrice)
+	case *fsmv1.Resource_Budget:
+		err = limits.Budget(k.Budget)
 	}
 	filename := r.GetPolicySet().GetFilename()
 	if filename == "" {
@@ -297,6 +305,9 @@ func validateUpstream(u *configv1.Upstream) error {
 		}
 	}
 	if err := validateCredential(u.GetCredential()); err != nil {
+		return err
+	}
+	if err := validateLLM(u); err != nil {
 		return err
 	}
 	l := u.GetLimits()

@@ -33,6 +33,8 @@ var kinds = map[resource.Kind]kindSpec{
 	resource.AdminToken:     {prepare: prepareAdminToken, beforeDelete: beforeDeleteAdminToken},
 	resource.Node:           {},
 	resource.ValueList:      {prepare: prepareValueList, beforeDelete: beforeDeleteValueList},
+	resource.ModelPrice:     {prepare: prepareModelPrice},
+	resource.Budget:         {},
 }
 
 func failed(format string, args ...any) *fsmv1.Error {
@@ -121,6 +123,11 @@ func prepareUpstream(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 			return failed("secret %q does not exist; create it first (gwctl secret set %s --hosts …)", name, name)
 		}
 	}
+	if llmRules(t) {
+		if err := checkModels(t, old, u); err != nil {
+			return err
+		}
+	}
 	return checkSecretUse(t, u)
 }
 
@@ -135,6 +142,11 @@ func beforeDeleteUpstream(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	})
 	if len(pinned) > 0 {
 		return failed("upstream %q still has pinned tools (%v…); delete its tool pins first", name, pinned)
+	}
+	if llmRules(t) {
+		if priced := pricedModels(t, name); len(priced) > 0 {
+			return failed("upstream %q still has model prices (%v); delete them first (gwctl price delete)", name, priced)
+		}
 	}
 	return nil
 }

@@ -6,17 +6,28 @@ import (
 	"sort"
 
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 )
 
 // CedarSchema generates the gateway's Cedar schema from the tool pins in s.
 func (s *State) CedarSchema() (*cedarschema.Schema, error) {
-	return cedarschema.Generate(pinnedTools(s.Get, s.Each))
+	return cedarschema.Generate(pinnedTools(s.Get, s.Each), modelSchema(s.Voters())...)
 }
 
 func (t *txn) cedarSchema() (*cedarschema.Schema, error) {
-	return cedarschema.Generate(pinnedTools(t.get, t.each))
+	return cedarschema.Generate(pinnedTools(t.get, t.each), modelSchema(t.base.Voters())...)
+}
+
+// modelSchema declares the model part of the schema only once every voter
+// supports it, so that every replica validates a policy set alike (see
+// clusterversion.LLMBrokering).
+func modelSchema(voters []clusterversion.Voter) []cedarschema.Option {
+	if clusterversion.Supports(voters, clusterversion.LLMBrokering) {
+		return nil
+	}
+	return []cedarschema.Option{cedarschema.WithoutModels()}
 }
 
 // pinnedTools lists every pinned tool with its action name and the input

@@ -85,8 +85,14 @@ $(TSCLIENT): test/tsclient/package.json test/tsclient/package-lock.json
 	@command -v npm >/dev/null || { echo "npm (Node 20+) is needed for the TypeScript-client e2e test"; exit 1; }
 	npm ci --prefix test/tsclient --no-audit --no-fund
 
+# The official OpenAI and Anthropic TypeScript SDKs, for the LLM e2e tests.
+LLMCLIENT := test/llmclient/node_modules/.package-lock.json
+$(LLMCLIENT): test/llmclient/package.json test/llmclient/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node 20+) is needed for the LLM-client e2e test"; exit 1; }
+	npm ci --prefix test/llmclient --no-audit --no-fund
+
 .PHONY: e2e
-e2e: $(TSCLIENT) ## End-to-end tests with the real binaries and real MCP clients, and the rolling upgrade from test/upgrade/BASELINE (test/; installs the TypeScript SDK from npm)
+e2e: $(TSCLIENT) $(LLMCLIENT) ## End-to-end tests with the real binaries and real MCP and LLM clients, and the rolling upgrade from test/upgrade/BASELINE (test/; installs the TypeScript SDKs from npm)
 	$(GO) test -count=1 -timeout 15m -v $(PKGS_E2E) 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; test $${PIPESTATUS[0]} -eq 0
 
 .PHONY: fuzz
@@ -128,4 +134,4 @@ chaos: ## Fault drills with the real binaries (leader kill, partition, control p
 
 .PHONY: clean
 clean: ## Remove build output and the local run directory
-	rm -rf $(BIN) $(RUN_DIR) bench-results chaos-results e2e.out test/tsclient/node_modules
+	rm -rf $(BIN) $(RUN_DIR) bench-results chaos-results e2e.out test/tsclient/node_modules test/llmclient/node_modules

@@ -113,7 +113,7 @@ func start(t *testing.T, change func(s *snapshotv1.Snapshot)) *gw {
 			}}},
 		&configv1.Upstream{Meta: &configv1.ResourceMeta{Name: "anthropic"}, Protocol: configv1.Protocol_PROTOCOL_LLM, Url: fakeSrv.URL,
 			Credential: &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Header{Header: &configv1.HeaderCredential{Header: "X-Api-Key", Secret: "anthropic-key"}}},
-			Llm: &configv1.LlmUpstream{Provider: configv1.LlmProvider_LLM_PROVIDER_ANTHROPIC, Models: []*configv1.LlmModel{{Id: "claude-sonnet"}, {Id: "claude-haiku"}}}},
+			Llm:        &configv1.LlmUpstream{Provider: configv1.LlmProvider_LLM_PROVIDER_ANTHROPIC, Models: []*configv1.LlmModel{{Id: "claude-sonnet"}, {Id: "claude-haiku"}}}},
 	)
 	s.Secrets = append(s.Secrets,
 		&snapshotv1.SecretValue{Name: "openai-key", Version: 1, Value: []byte(openAIKey), Hosts: []string{"127.0.0.1"}},

@@ -49,6 +49,7 @@ func (w *wire) begin(status int, h http.Header) {
 	w.started = true
 	copyHeaders(w.w.Header(), h)
 	w.w.Header().Set("Content-Type", "text/event-stream")
+	w.w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.w.Header().Set("Cache-Control", "no-cache")
 	w.w.WriteHeader(status)
 }
@@ -85,11 +86,11 @@ func (w *wire) finish(res *pipeline.Result, err error) {
 	defer w.mu.Unlock()
 	if w.started {
 		if err == nil && res != nil {
-			_, _ = w.w.Write(res.Body)
+			_, _ = w.w.Write(res.Body) //nolint:gosec // the provider's events, sent as text/event-stream with nosniff, never HTML
 		}
 		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errCallerGone) {
 			ref := pipeline.AsRefusal(err)
-			_, _ = w.w.Write(llmwire.ErrorEvent(w.api, string(ref.Reason), ref.Message))
+			_, _ = w.w.Write(llmwire.ErrorEvent(w.api, string(ref.Reason), ref.Message)) //nolint:gosec // a JSON event, as above
 		}
 		_ = w.rc.Flush()
 		return
@@ -105,13 +106,14 @@ func (w *wire) finish(res *pipeline.Result, err error) {
 	}
 	copyHeaders(w.w.Header(), w.header)
 	w.w.Header().Set("Content-Type", "application/json")
+	w.w.Header().Set("X-Content-Type-Options", "nosniff")
 	status := w.status
 	if status == 0 {
 		status = http.StatusOK
 	}
 	w.w.WriteHeader(status)
 	if res.Failure != nil {
-		_, _ = w.w.Write(res.Failure)
+		_, _ = w.w.Write(res.Failure) //nolint:gosec // the provider's JSON answer, sent as application/json with nosniff
 	} else {
 		_, _ = w.w.Write(res.Body)
 	}
@@ -173,6 +175,7 @@ func writeRefusal(w http.ResponseWriter, family llmwire.Family, r *pipeline.Refu
 // writeError answers with an error in family's shape.
 func writeError(w http.ResponseWriter, family llmwire.Family, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(llmwire.ErrorBody(family, status, code, msg))
 }

@@ -116,7 +116,7 @@ fuzz-ci: ## Fuzz the state machine's Apply and the data plane's snapshot compile
 test: lint check-generate unit fuzz-ci e2e ## Everything CI holds: lint, check-generate, unit, fuzz-ci, e2e
 
 .PHONY: bench
-bench: ## Benchmarks with printed figures: Raft commits, leader failover, config distribution, snapshot scale, authorization by policy count, audit log records/s and latency, MCP calls direct vs nginx vs data plane
+bench: ## Benchmarks with printed figures: Raft commits, leader failover, config distribution, snapshot scale, authorization by policy count, audit log records/s and latency, MCP calls direct vs nginx vs data plane, LLM streams' time to first token and per-chunk latency direct vs nginx vs data plane
 	./scripts/ensure-nginx
 	$(GO) run ./test/bench/raftbench -out bench-results/raft.md
 	$(GO) run ./test/bench/failoverbench -out bench-results/failover.md
@@ -125,6 +125,7 @@ bench: ## Benchmarks with printed figures: Raft commits, leader failover, config
 	$(GO) run ./test/bench/authzbench -out bench-results/authz.md
 	$(GO) run ./test/bench/auditbench -out bench-results/audit.md
 	$(GO) run ./test/bench/mcpbench -out bench-results/mcp.md
+	$(GO) run ./test/bench/llmbench -out bench-results/llm.md
 	@echo "reports written to bench-results/"
 
 .PHONY: chaos

@@ -3,6 +3,7 @@ package provider
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -115,10 +116,17 @@ type streamer struct {
 }
 
 func (s *streamer) event(name string, data []byte) {
+	s.eventAt(name, func() []byte { return data })
+}
+
+// eventAt writes an event whose data is made after the pause before it
+// (a timestamped chunk).
+func (s *streamer) eventAt(name string, dataAt func() []byte) {
 	if s.n > 0 && s.delay > 0 {
 		time.Sleep(s.delay)
 	}
 	s.n++
+	data := dataAt()
 	var b strings.Builder
 	if name != "" {
 		b.WriteString("event: " + name + "\n")
@@ -169,7 +177,13 @@ func (h *Handler) stream(w http.ResponseWriter, api string, req request, a answe
 			s.event("", chunk(map[string]any{"tool_calls": []any{map[string]any{"index": 0, "function": map[string]any{"arguments": toolArgs}}}}, nil))
 		}
 		for _, word := range a.words[:cut] {
-			s.event("", chunk(map[string]any{"content": word}, nil))
+			s.eventAt("", func() []byte {
+				if a.stamp {
+					// When the chunk left the provider, for benchmarks.
+					word = " @" + strconv.FormatInt(time.Now().UnixNano(), 10)
+				}
+				return chunk(map[string]any{"content": word}, nil)
+			})
 		}
 		if a.broken {
 			panic(http.ErrAbortHandler)

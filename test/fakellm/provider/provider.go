@@ -12,6 +12,8 @@
 //   - "break": a stream that stops after half its chunks, the connection
 //     cut;
 //   - "status=NNN": that HTTP status, with the API's error body;
+//   - "stamp": each streamed Chat Completions chunk's text is " @" and the
+//     Unix time in nanoseconds it was sent at (for benchmarks);
 //   - anything else: "Hello from <model>" and some words.
 //
 // Usage is deterministic: input tokens are 10 plus the request body's
@@ -224,8 +226,11 @@ type answer struct {
 	words  []string
 	tool   bool
 	broken bool
-	usage  Usage
-	api    string
+	// stamp: each streamed Chat Completions word is " @<unix ns>" of
+	// when it was sent ("stamp" in the prompt; for benchmarks).
+	stamp bool
+	usage Usage
+	api   string
 }
 
 var chunksRE = regexp.MustCompile(`chunks=(\d+)`)
@@ -247,6 +252,7 @@ func script(api string, req request, prompt string, size int) answer {
 		a.words = nil
 	}
 	a.broken = strings.Contains(prompt, "break")
+	a.stamp = strings.Contains(prompt, "stamp")
 	in := int64(10 + size/16)
 	a.usage = Usage{Input: in, Cached: in / 4, Output: int64(2 * max(len(a.words), 1))}
 	if api == "messages" {

@@ -111,7 +111,9 @@ func run(ctx context.Context, cfg config) error {
 	return nil
 }
 
-func order(name string) int { return slices.Index([]string{pathDirect, pathNginx, pathDataplane}, name) }
+func order(name string) int {
+	return slices.Index([]string{pathDirect, pathNginx, pathDataplane}, name)
+}
 
 func errText(err error) string {
 	if err == nil {

@@ -13,7 +13,8 @@
 //	Identify      on-behalf-of user token → user
 //	Gate          serving mode and emergency brake; resolves and admits
 //	              the target (unknown, quarantined, degraded, frozen)
-//	Limit         seam: rate limits, quotas, budgets (none yet)
+//	Limit         seam: budgets and rate limits reserve the call's worst
+//	              case and settle on its usage (package limit)
 //	Authorize     Cedar policies; for lists, what the caller may see
 //	Validate      a tool call's arguments against the pinned schema
 //	Inspect       seam: request inspection (none yet)

@@ -47,6 +47,7 @@ type Driver[S any] struct {
 type Defaults struct {
 	Timeout                 time.Duration
 	MaxRequest, MaxResponse int64
+	MaxConcurrency          int
 }
 
 // Conns keeps, for one protocol, one connection per upstream: its

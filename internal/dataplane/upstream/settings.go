@@ -97,7 +97,7 @@ func resolve[S any](r Resolver, name string, d *Driver[S]) (Settings, error) {
 		s.Limits.BreakerOpen = DefaultBreakerOpen
 	}
 	if s.Limits.MaxConcurrency <= 0 {
-		s.Limits.MaxConcurrency = DefaultMaxConcurrency
+		s.Limits.MaxConcurrency = cmp.Or(d.Defaults.MaxConcurrency, DefaultMaxConcurrency)
 	}
 	if s.Timeout <= 0 {
 		s.Timeout = cmp.Or(d.Defaults.Timeout, DefaultTimeout)

@@ -156,8 +156,18 @@ func (h *Handler) stream(w http.ResponseWriter, api string, req request, a answe
 	w.WriteHeader(http.StatusOK)
 	s := &streamer{w: w, delay: h.opts.ChunkDelay}
 	cut := len(a.words)
-	if a.broken {
+	if a.broken || a.failing {
 		cut = len(a.words) / 2
+	}
+	fail := func() {
+		switch api {
+		case "chat":
+			s.event("", []byte(`{"error":{"message":"overloaded mid-stream","type":"server_error","param":null,"code":null}}`))
+		case "responses":
+			s.responsesEvent("error", map[string]any{"code": "server_error", "message": "overloaded mid-stream", "param": nil})
+		default:
+			s.event("error", []byte(`{"type":"error","error":{"type":"overloaded_error","message":"overloaded mid-stream"}}`))
+		}
 	}
 	model := servedModel(req.Model)
 	switch api {
@@ -187,6 +197,10 @@ func (h *Handler) stream(w http.ResponseWriter, api string, req request, a answe
 		}
 		if a.broken {
 			panic(http.ErrAbortHandler)
+		}
+		if a.failing {
+			fail()
+			return
 		}
 		finish := "stop"
 		if a.tool {
@@ -219,6 +233,10 @@ func (h *Handler) stream(w http.ResponseWriter, api string, req request, a answe
 			if a.broken {
 				panic(http.ErrAbortHandler)
 			}
+			if a.failing {
+				fail()
+				return
+			}
 			s.responsesEvent("response.output_text.done", map[string]any{"item_id": "msg_1", "output_index": 0, "content_index": 0, "text": a.text(), "logprobs": []any{}})
 			part["text"] = a.text()
 			s.responsesEvent("response.content_part.done", map[string]any{"item_id": "msg_1", "output_index": 0, "content_index": 0, "part": part})
@@ -246,6 +264,10 @@ func (h *Handler) stream(w http.ResponseWriter, api string, req request, a answe
 		}
 		if a.broken {
 			panic(http.ErrAbortHandler)
+		}
+		if a.failing {
+			fail()
+			return
 		}
 		s.event("content_block_stop", mustJSON(map[string]any{"type": "content_block_stop", "index": 0}))
 		stop := "end_turn"

@@ -10,7 +10,8 @@
 //     (get_weather with {"city":"Oslo"});
 //   - "chunks=N": N words of text (default 5);
 //   - "break": a stream that stops after half its chunks, the connection
-//     cut;
+//     cut; "fail mid-stream": one that sends the API's error event there
+//     and ends;
 //   - "status=NNN": that HTTP status, with the API's error body;
 //   - "stamp": each streamed Chat Completions chunk's text is " @" and the
 //     Unix time in nanoseconds it was sent at (for benchmarks);
@@ -153,7 +154,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(complete(api, req.Model, a))
 		return
 	}
-	rep.Broken = a.broken
+	rep.Broken = a.broken || a.failing
 	if api == "chat" && !rep.IncludeUsage {
 		rep.Usage = Usage{} // a Chat Completions stream reports none unless asked
 	}
@@ -229,8 +230,11 @@ type answer struct {
 	// stamp: each streamed Chat Completions word is " @<unix ns>" of
 	// when it was sent ("stamp" in the prompt; for benchmarks).
 	stamp bool
-	usage Usage
-	api   string
+	// failing: a stream that sends the API's error event after half its
+	// chunks and ends ("fail mid-stream" in the prompt).
+	failing bool
+	usage   Usage
+	api     string
 }
 
 var chunksRE = regexp.MustCompile(`chunks=(\d+)`)
@@ -253,6 +257,7 @@ func script(api string, req request, prompt string, size int) answer {
 	}
 	a.broken = strings.Contains(prompt, "break")
 	a.stamp = strings.Contains(prompt, "stamp")
+	a.failing = strings.Contains(prompt, "fail mid-stream")
 	in := int64(10 + size/16)
 	a.usage = Usage{Input: in, Cached: in / 4, Output: int64(2 * max(len(a.words), 1))}
 	if api == "messages" {

@@ -53,7 +53,8 @@ func NewForwarder(log *slog.Logger, opts ...upstream.Option) *Forwarder {
 		Headers:   []string{"Accept", "Anthropic-Version", "Anthropic-Beta"},
 		Open:      func(*upstream.Settings, *http.Client) (session, error) { return session{}, nil },
 		Close:     func(context.Context, session) error { return nil },
-		Defaults:  upstream.Defaults{Timeout: DefaultTimeout, MaxRequest: DefaultMaxRequest, MaxResponse: DefaultMaxResponse},
+		Defaults: upstream.Defaults{Timeout: DefaultTimeout, MaxRequest: DefaultMaxRequest, MaxResponse: DefaultMaxResponse,
+			MaxConcurrency: DefaultMaxConcurrency},
 	}
 	return &Forwarder{conns: upstream.NewConns(log, d, opts...), log: log.With("component", "llm")}
 }
@@ -297,7 +298,9 @@ func (ex *exchange) relay(ctx context.Context, resp *http.Response) (*pipeline.R
 	if !outKnown {
 		u.OutputTokens, u.ReasoningTokens = tokencount.Count(st.Text()), 0
 	}
-	res := &pipeline.Result{Body: held, Usage: ex.usage(u, !inKnown || !outKnown), Content: digest(n, h)}
+	// A provider's error event ends the stream as the provider meant: the
+	// caller got it; the call failed upstream.
+	res := &pipeline.Result{Body: held, Usage: ex.usage(u, !inKnown || !outKnown), Content: digest(n, h), IsError: st.Failed()}
 	switch {
 	case gone:
 		ex.partial = res

@@ -360,6 +360,20 @@ func TestBrokenStreamIsBilledAsAnEstimate(t *testing.T) {
 	}
 }
 
+// A provider's error event mid-stream reaches the caller as it was sent;
+// the call is recorded as failed upstream, its usage an estimate.
+func TestProviderErrorEventMidStream(t *testing.T) {
+	g := start(t, nil)
+	resp, body := g.post(t, messagesPath, configtest.PayerKey, `{"model":"anthropic/claude-sonnet","stream":true,"max_tokens":500,"messages":[{"role":"user","content":"fail mid-stream chunks=10"}]}`)
+	if resp.StatusCode != 200 || !strings.Contains(body, "overloaded mid-stream") || strings.Count(body, "event: error") != 1 {
+		t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
+	}
+	rec := g.audit.last(t)
+	if !rec.GetUpstreamError() || !rec.GetUsage().GetEstimated() || rec.GetUsage().GetOutputTokens() == 0 {
+		t.Errorf("record of a stream the provider failed: %v", rec)
+	}
+}
+
 func TestRefusalsInTheProvidersShape(t *testing.T) {
 	g := start(t, nil)
 	tests := []struct {

@@ -44,11 +44,12 @@ import (
 const Name = "llm"
 
 // Defaults for LLM upstreams' unset settings: a completion may stream for
-// minutes and carry images.
+// minutes and carry images, and holds a concurrency slot while it does.
 const (
-	DefaultTimeout     = 10 * time.Minute
-	DefaultMaxRequest  = 16 << 20
-	DefaultMaxResponse = 32 << 20
+	DefaultTimeout        = 10 * time.Minute
+	DefaultMaxRequest     = 16 << 20
+	DefaultMaxResponse    = 32 << 20
+	DefaultMaxConcurrency = 256
 )
 
 // New returns the LLM protocol as the data plane registers it: the OpenAI

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -547,5 +546,4 @@ func TestCallerHeadersNeverReachTheProvider(t *testing.T) {
 	if resp.Header.Get("Set-Cookie") != "" || resp.Header.Get("Openai-Organization") != "" {
 		t.Errorf("provider headers that name the gateway's account reached the caller: %v", resp.Header)
 	}
-	_ = url.URL{}
 }

@@ -43,9 +43,10 @@ $(BIN)/golangci-lint: $(TOOLS_MOD)/go.mod
 tools: $(TOOLS) ## Build the pinned build tools into .bin/
 
 .PHONY: build
-build: ## Build controlplane, dataplane, gwctl and the demo MCP upstream into .bin/
+build: ## Build controlplane, dataplane, gwctl, the demo MCP upstream and the test A2A agent into .bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
 	$(GO) build -o $(BIN)/demoupstream ./test/demoupstream
+	$(GO) build -o $(BIN)/a2aagent ./test/a2aagent
 
 .PHONY: run
 run: build ## Run the gateway: single-node control plane, a data plane and a demo MCP upstream, in .portcullis/
@@ -91,8 +92,14 @@ $(LLMCLIENT): test/llmclient/package.json test/llmclient/package-lock.json
 	@command -v npm >/dev/null || { echo "npm (Node 20+) is needed for the LLM-client e2e test"; exit 1; }
 	npm ci --prefix test/llmclient --no-audit --no-fund
 
+# The official JavaScript A2A SDK, for the e2e test with a non-Go A2A client.
+A2AJSCLIENT := test/a2ajsclient/node_modules/.package-lock.json
+$(A2AJSCLIENT): test/a2ajsclient/package.json test/a2ajsclient/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node 20+) is needed for the JavaScript A2A-client e2e test"; exit 1; }
+	npm ci --prefix test/a2ajsclient --no-audit --no-fund
+
 .PHONY: e2e
-e2e: $(TSCLIENT) $(LLMCLIENT) ## End-to-end tests with the real binaries and real MCP and LLM clients, and the rolling upgrade from test/upgrade/BASELINE (test/; installs the TypeScript SDKs from npm)
+e2e: $(TSCLIENT) $(A2AJSCLIENT) $(LLMCLIENT) ## End-to-end tests with the real binaries and real MCP, A2A and LLM clients, and the rolling upgrade from test/upgrade/BASELINE (test/; installs the TypeScript MCP, JavaScript A2A and OpenAI/Anthropic SDKs from npm)
 	$(GO) test -count=1 -timeout 15m -v $(PKGS_E2E) 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; test $${PIPESTATUS[0]} -eq 0
 
 .PHONY: fuzz
@@ -116,7 +123,8 @@ fuzz-ci: ## Fuzz the state machine's Apply and the data plane's snapshot compile
 test: lint check-generate unit fuzz-ci e2e ## Everything CI holds: lint, check-generate, unit, fuzz-ci, e2e
 
 .PHONY: bench
-bench: ## Benchmarks with printed figures: Raft commits, leader failover, config distribution, snapshot scale, authorization by policy count, audit log records/s and latency, MCP calls direct vs nginx vs data plane, LLM streams' time to first token and per-chunk latency direct vs nginx vs data plane
+bench: ## Benchmarks with printed figures: commits on Raft and etcd, leader failover, config distribution on Raft and etcd, snapshot scale, authorization by policy count, audit log records/s and latency, the control plane's audit store at 1M and 10M records, MCP calls and A2A messages direct vs nginx vs data plane (CPU per call, stage budget, allocations, latency plot), LLM streams' time to first token and per-chunk latency direct vs nginx vs data plane
+	@mkdir -p bench-results && date +%s > bench-results/.started
 	./scripts/ensure-nginx
 	$(GO) run ./test/bench/raftbench -out bench-results/raft.md
 	$(GO) run ./test/bench/failoverbench -out bench-results/failover.md
@@ -124,12 +132,14 @@ bench: ## Benchmarks with printed figures: Raft commits, leader failover, config
 	$(GO) run ./test/bench/scalebench -out bench-results/scale.md
 	$(GO) run ./test/bench/authzbench -out bench-results/authz.md
 	$(GO) run ./test/bench/auditbench -out bench-results/audit.md
-	$(GO) run ./test/bench/mcpbench -out bench-results/mcp.md
+	$(GO) run ./test/bench/auditstorebench -out bench-results/auditstore.md
+	$(GO) run ./test/bench/mcpbench -out bench-results/mcp.md -plot bench-results/mcp-latency.svg
+	$(GO) run ./test/bench/a2abench -out bench-results/a2a.md
 	$(GO) run ./test/bench/llmbench -out bench-results/llm.md
-	@echo "reports written to bench-results/"
+	@echo "reports written to bench-results/ in $$(( $$(date +%s) - $$(cat bench-results/.started) )) s"
 
 .PHONY: chaos
-chaos: ## Fault drills with the real binaries (leader kill, partition, control plane down, data plane kill, hung upstream); one verdict line each
+chaos: ## Fault drills with the real binaries (leader kill, partition, control plane down, data plane kill, hung upstream, etcd faults); one verdict line each
 	@mkdir -p chaos-results
 	$(GO) run ./test/chaos -out chaos-results/chaos.md -log chaos-results/chaos.log
 

@@ -18,7 +18,7 @@ import (
 // Header is the first row: one column per field of Row.
 var Header = []string{"time", "dataplane", "sequence", "agent", "user", "protocol", "method", "upstream", "tool",
 	"decision", "policies", "outcome", "reason", "mode", "snapshot_version", "latency_ms", "upstream_latency_ms",
-	"source_ip", "upstream_error", "response_bytes", "arguments_json", "hash"}
+	"source_ip", "upstream_error", "response_bytes", "arguments_json", "hash", "target_own"}
 
 // Cell returns s safe to open in a spreadsheet: a value starting with =,
 // +, -, @, a tab or a carriage return would be read as a formula (CSV
@@ -42,6 +42,9 @@ func Actor(r *auditv1.Record) string {
 	if w := r.GetAdminWrite(); w != nil {
 		return w.GetTokenId()
 	}
+	if ev := r.GetRolloutEvent(); ev != nil {
+		return ev.GetWrite().GetTokenId()
+	}
 	return r.GetAgent()
 }
 
@@ -62,6 +65,28 @@ func Target(r *auditv1.Record) string {
 		return strconv.FormatUint(s.GetCount(), 10) + " from " + s.GetSourceNetwork()
 	case r.GetApplied() != nil:
 		return "config version " + strconv.FormatUint(r.GetApplied().GetVersion(), 10)
+	case r.GetRolloutEvent() != nil:
+		ev := r.GetRolloutEvent()
+		t := "rollout " + ev.GetRollout() + " " + ev.GetAction()
+		if ev.GetAutomatic() {
+			t += " (automatic)"
+		}
+		t += ": " + ev.GetToStage()
+		if ev.GetReason() != "" {
+			t += ": " + ev.GetReason()
+		}
+		return t
+	case r.GetTask().GetState() != "":
+		// A remote agent's task: the agent and the task's last state (the
+		// ids are in -o json).
+		return r.GetTool() + " (" + r.GetTask().GetState() + ")"
+	case r.GetRolloutSummary() != nil:
+		s := r.GetRolloutSummary()
+		var calls uint64
+		for _, c := range s.GetCounts() {
+			calls += c.GetCalls()
+		}
+		return "rollout " + s.GetRollout() + " " + s.GetStage() + ": " + strconv.FormatUint(calls, 10) + " calls"
 	}
 	return r.GetTool()
 }
@@ -80,7 +105,7 @@ func Row(r *auditv1.Record) []string {
 		r.GetProtocol(), r.GetMethod(), r.GetUpstream(), Target(r), r.GetDecision(), strings.Join(r.GetPolicies(), " "),
 		r.GetOutcome(), r.GetReason(), r.GetMode(), strconv.FormatUint(r.GetSnapshotVersion(), 10), ms(r.GetLatency()),
 		ms(r.GetUpstreamLatency()), r.GetSourceIp(), strconv.FormatBool(r.GetUpstreamError()),
-		strconv.FormatInt(r.GetResponseBytes(), 10), r.GetArgumentsJson(), hex.EncodeToString(r.GetHash())}
+		strconv.FormatInt(r.GetResponseBytes(), 10), r.GetArgumentsJson(), hex.EncodeToString(r.GetHash()), r.GetTargetOwn()}
 	for i, c := range row {
 		row[i] = Cell(c)
 	}

@@ -213,7 +213,7 @@ func (e *Engine) listableModels(ctx context.Context, req *Request) []string {
 		return nil
 	}
 	attrs := types.RecordMap{}
-	maps.Copy(attrs, p.context.Map())
+	maps.Copy(attrs, p.context)
 	attrs[cedarschema.ContextArguments] = types.NewRecord(nil)
 	for _, k := range []types.String{cedarschema.ContextMaxTokens, cedarschema.ContextInputTokens, cedarschema.ContextStream, cedarschema.ContextTools, cedarschema.ContextEstimatedCost} {
 		attrs[k] = batch.Ignore()

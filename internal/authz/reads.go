@@ -31,7 +31,7 @@ type contextReads struct {
 	args [][]types.String
 }
 
-type readFlags uint8
+type readFlags uint16
 
 const (
 	readUser readFlags = 1 << iota
@@ -39,10 +39,23 @@ const (
 	readDegraded
 	readProtocol
 	readWholeArguments
+	// readWholeContext: the context used as a whole.
+	readWholeContext
+	readSkill
+	readMessageBytes
+	readMetadataBytes
 )
 
 // readsOf walks a policy's conditions for context accesses.
 func readsOf(p *ast.Policy) contextReads {
+	r := walkReads(p)
+	r.finish()
+	return r
+}
+
+// walkReads is readsOf without finish: the argument paths are kept even
+// when the policy is uncacheable.
+func walkReads(p *ast.Policy) contextReads {
 	var r contextReads
 	for _, c := range p.Conditions {
 		ast.Inspect(ast.NewNode(c.Body), func(n ast.IsNode) bool {
@@ -55,12 +68,12 @@ func readsOf(p *ast.Policy) contextReads {
 				if n.Name == "context" {
 					// The context used whole, e.g. compared to a record.
 					r.uncacheable = true
+					r.flags |= readWholeContext
 				}
 			}
 			return true
 		})
 	}
-	r.finish()
 	return r
 }
 
@@ -104,6 +117,12 @@ func (r *contextReads) addChain(n ast.IsNode) bool {
 		r.flags |= readDegraded
 	case cedarschema.ContextProtocol:
 		r.flags |= readProtocol
+	case cedarschema.ContextSkill:
+		r.flags |= readSkill
+	case cedarschema.ContextMessageBytes:
+		r.flags |= readMessageBytes
+	case cedarschema.ContextMetadataBytes:
+		r.flags |= readMetadataBytes
 	default: // context.time, or an attribute the gateway does not know
 		r.uncacheable = true
 	}

@@ -37,6 +37,14 @@ type Request struct {
 	Arguments json.RawMessage
 	// Context is the rest of what policies may read.
 	Context Context
+	// Placeholders are attribute paths under the arguments ({"card",
+	// "number"}; an empty path for the whole arguments) whose values the
+	// caller does not know: a recorded call whose record redacted or cut
+	// them. Decide puts a placeholder of the schema's type there (the
+	// empty string, 0, false, the empty set, …), so a call whose
+	// policies do not read those paths decides as it did. Calls a data
+	// plane decides never carry any.
+	Placeholders [][]string
 
 	// decoded is Arguments decoded by Decide.
 	decoded map[string]any
@@ -57,6 +65,11 @@ const (
 	// ResourceTool is a pinned tool, Tool::"<action name>", whose parent
 	// is its Upstream. A tool has exactly one action, named like it.
 	ResourceTool ResourceType = ResourceType(cedarschema.TypeTool)
+	// ResourceRemoteAgent is an A2A upstream with a pinned agent card,
+	// RemoteAgent::"<upstream>", whose parent is its Upstream. Its actions
+	// are the remote-agent actions (cedarschema.A2AActions), named
+	// explicitly.
+	ResourceRemoteAgent ResourceType = ResourceType(cedarschema.TypeRemoteAgent)
 )
 
 // Resource names one resource of the configuration. Its parents and
@@ -71,9 +84,15 @@ func ToolResource(action string) Resource {
 	return Resource{Type: ResourceTool, ID: action}
 }
 
+// RemoteAgentResource is the resource of the A2A upstream named upstream.
+func RemoteAgentResource(upstream string) Resource {
+	return Resource{Type: ResourceRemoteAgent, ID: upstream}
+}
+
 // Context is what the gateway knows about a call beyond who, what and
 // which: context.protocol, context.time, context.sourceIp and
-// context.degraded.
+// context.degraded; for remote-agent actions also context.skill,
+// context.messageBytes and context.metadataBytes.
 type Context struct {
 	// Protocol is the protocol the call arrived over ("mcp").
 	Protocol string
@@ -85,6 +104,12 @@ type Context struct {
 	Degraded bool
 	// Model is what a model call adds (ignored for other resources).
 	Model ModelContext
+	// Skill is the skill a remote-agent request names (context.skill);
+	// "" when it names none, then context has no skill.
+	Skill string
+	// MessageBytes and MetadataBytes are the sizes of the message a
+	// remote-agent request sends and of its metadata.
+	MessageBytes, MetadataBytes int64
 }
 
 // defaultProtocol is the protocol an operator's question defaults to.

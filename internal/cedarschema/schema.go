@@ -41,7 +41,15 @@ type Option func(*genOptions)
 type genOptions struct {
 	// noModels leaves the model declarations out (WithoutModels).
 	noModels bool
+	// noRemoteAgents leaves the A2A declarations out (WithoutRemoteAgents).
+	noRemoteAgents bool
 }
+
+// WithoutRemoteAgents leaves the A2A declarations (RemoteAgent, the
+// a2a_send and a2a_read groups and their actions) out: the schema of a
+// control-plane cluster some of whose voters predate them, so that every
+// replica validates policies alike (see clusterversion.A2ABrokering).
+func WithoutRemoteAgents() Option { return func(o *genOptions) { o.noRemoteAgents = true } }
 
 // Generate builds the gateway schema for the given pinned tools. The output
 // does not depend on the order of tools. Each tool action carries @upstream
@@ -50,10 +58,11 @@ type genOptions struct {
 // (including JSON nested beyond encoding/json's limit) and on one larger
 // than MaxInputSchemaBytes.
 //
-// The model declarations do not depend on the pins: Model and the
-// llm_complete group with its action are always declared (unless
-// WithoutModels), so policies about models validate before any LLM
-// upstream is registered.
+// The model and remote-agent declarations do not depend on the pins:
+// Model with the llm_complete group and its action, and RemoteAgent with
+// the a2a_send and a2a_read groups and their actions, are always declared
+// (unless WithoutModels or WithoutRemoteAgents), so policies about models
+// and A2A agents validate before any such upstream is registered.
 func Generate(tools []Tool, opts ...Option) (*Schema, error) {
 	var o genOptions
 	for _, opt := range opts {
@@ -85,6 +94,14 @@ func Generate(tools []Tool, opts ...Option) (*Schema, error) {
 	ents := entities()
 	if !o.noModels {
 		addModels(ents, actions)
+	}
+	if !o.noRemoteAgents {
+		ents[ast.Ident(TypeRemoteAgent)] = remoteAgentEntity()
+		actions[A2ASendGroup] = ast.Action{}
+		actions[A2AReadGroup] = ast.Action{}
+		for _, a := range A2AActions {
+			actions[types.String(a.Name)] = a2aAction(a.Group)
+		}
 	}
 	in := &ast.Schema{Entities: ents, Actions: actions}
 	return newSchema(in, names)
@@ -126,14 +143,16 @@ func (s *Schema) JSON() ([]byte, error) {
 }
 
 // Actions returns the tool action names in the schema, sorted. The groups,
-// the placeholder and the model action are not included.
+// the placeholder, the model action and the remote-agent actions are not
+// included.
 func (s *Schema) Actions() []string {
 	return slices.Clone(s.actions)
 }
 
 // ActionEntities returns the action entities a request's entity set must
-// contain for `action in Action::"call_tool"` to hold at evaluation time:
-// the group, the placeholder and every tool action, members of the group.
+// contain for `action in Action::"call_tool"` (or a2a_send, a2a_read) to
+// hold at evaluation time: the groups, the placeholder and every tool and
+// remote-agent action, members of their groups.
 func (s *Schema) ActionEntities() types.EntityMap {
 	out := make(types.EntityMap, len(s.resolved.Actions))
 	for uid, a := range s.resolved.Actions {

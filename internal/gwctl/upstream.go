@@ -17,7 +17,7 @@ import (
 
 func (a *app) upstreamCommand() *cobra.Command {
 	cmd := group("upstream", "Manage the servers the gateway forwards calls to")
-	cmd.AddCommand(a.upstreamAdd(), a.upstreamList(), a.upstreamGet(), a.upstreamRemove(), a.upstreamDiscover())
+	cmd.AddCommand(a.upstreamAdd(), a.upstreamList(), a.upstreamGet(), a.upstreamRemove(), a.upstreamDiscover(), a.upstreamApproveCard())
 	return cmd
 }
 
@@ -38,6 +38,7 @@ func (a *app) upstreamAdd() *cobra.Command {
 		models         []string
 		aliases        []string
 		outputCap      int64
+		cardPath       string
 	)
 	protocol := newEnumFlag(configv1.Protocol_PROTOCOL_MCP, "PROTOCOL_")
 	provider := newEnumFlag(configv1.LlmProvider_LLM_PROVIDER_UNSPECIFIED, "LLM_PROVIDER_")
@@ -63,7 +64,12 @@ limit the gateway sets on an OpenAI request that has none.
 
   gwctl upstream add openai --protocol llm --provider openai \
       --url https://api.openai.com/v1 --bearer-secret openai-key \
-      --model gpt-4o --model gpt-4o-mini --alias fast=gpt-4o-mini`,
+      --model gpt-4o --model gpt-4o-mini --alias fast=gpt-4o-mini
+
+An A2A agent (--protocol a2a) is registered by its JSON-RPC endpoint
+(--url); its card is fetched from /.well-known/agent-card.json on the same
+origin, or from --agent-card-path. Agents call it through the gateway at
+/a2a/NAME once its card is approved ("gwctl upstream approve-card NAME").`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := meta.build(args[0])
@@ -76,6 +82,7 @@ limit the gateway sets on an OpenAI request that has none.
 				Url:            rawURL,
 				AllowLinkLocal: allowLinkLocal,
 				McpEra:         configv1.McpEra(era.num),
+				A2ACardPath:    cardPath,
 			}
 			switch {
 			case noPrefix:
@@ -141,6 +148,7 @@ limit the gateway sets on an OpenAI request that has none.
 	f.StringArrayVar(&models, "model", nil, "a model agents may call, by the provider's id (--protocol llm; repeatable)")
 	f.StringArrayVar(&aliases, "alias", nil, "another name for a model: NAME=MODEL (repeatable)")
 	f.Int64Var(&outputCap, "output-cap", 0, "output tokens a call is assumed to produce when it sets no limit (default 4096)")
+	f.StringVar(&cardPath, "agent-card-path", "", "A2A: path of the agent card on the URL's origin (default /.well-known/agent-card.json)")
 	f.StringVar(&prefix, "prefix", "", "tool-name prefix (default: the upstream's name)")
 	f.BoolVar(&noPrefix, "no-prefix", false, "federate the tools without a prefix")
 	f.StringVar(&bearerSecret, "bearer-secret", "", "send the named secret as Authorization: Bearer")
@@ -260,10 +268,19 @@ func printUpstream(p *printer, u *configv1.Upstream) error {
 		field{"Per-call timeout", timeout},
 		field{"Resilience", strings.Join(resilience, ", ")},
 		field{"Allow link-local", boolText(u.GetAllowLinkLocal())},
-		field{"MCP era", eraText(u.GetMcpEra())},
 	)
-	if l := u.GetLlm(); l != nil {
+	switch {
+	case u.GetLlm() != nil:
+		l := u.GetLlm()
 		fs = append(fs, field{"Provider", enumLabel(l.GetProvider().String(), "LLM_PROVIDER_")}, field{"Models", modelsText(u)})
+	case u.GetProtocol() == configv1.Protocol_PROTOCOL_A2A:
+		path := u.GetA2ACardPath()
+		if path == "" {
+			path = "/.well-known/agent-card.json"
+		}
+		fs = append(fs, field{"Agent card path", path})
+	default:
+		fs = append(fs, field{"MCP era", eraText(u.GetMcpEra())})
 	}
 	return p.fields(append(fs, metaTrailer(u.GetMeta())...))
 }

@@ -74,6 +74,7 @@ type modelRecord struct {
 	Agent         string `json:"agent"`
 	Upstream      string `json:"upstream"`
 	Tool          string `json:"tool"`
+	TargetOwn     string `json:"targetOwn"`
 	TargetKind    string `json:"targetKind"`
 	Operation     string `json:"operation"`
 	Outcome       string `json:"outcome"`
@@ -159,10 +160,10 @@ func checkUsage(t *testing.T, recs []modelRecord, reps []provider.Report) {
 	}
 	for i, rec := range exact {
 		rep := answered[i]
-		if rec.Tool != rep.Model || rec.usage() != rep.Usage {
-			t.Errorf("call %d: recorded %s %+v, the provider reported %s %+v", i, rec.Tool, rec.usage(), rep.Model, rep.Usage)
+		if rec.TargetOwn != rep.Model || rec.usage() != rep.Usage {
+			t.Errorf("call %d: recorded %s %+v, the provider reported %s %+v", i, rec.TargetOwn, rec.usage(), rep.Model, rep.Usage)
 		}
-		model := rec.Upstream + "/" + rec.Tool
+		model := rec.Upstream + "/" + rec.TargetOwn
 		if _, priced := llmPrices[model]; priced != rec.Usage.Priced {
 			t.Errorf("call %d (%s): priced %v", i, model, rec.Usage.Priced)
 		} else if priced && int64(rec.Usage.CostNanos) != wantCost(model, rep.Usage) {

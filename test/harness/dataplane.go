@@ -286,13 +286,16 @@ func (dp *Dataplane) Metrics() (map[string]float64, error) {
 // AuditRecord is one record of the data plane's audit log (the fields the
 // tests look at).
 type AuditRecord struct {
-	Time            time.Time
-	Sequence        uint64
-	Dataplane       string
-	Agent           string
-	Method          string
-	Upstream        string
+	Time      time.Time
+	Sequence  uint64
+	Dataplane string
+	Agent     string
+	Method    string
+	Upstream  string
+	// Tool is the target as agents name it ("<prefix>__<tool>");
+	// TargetOwn is its upstream's own name.
 	Tool            string
+	TargetOwn       string
 	SnapshotVersion Int64
 	Mode            string
 	Decision        string
@@ -308,6 +311,12 @@ type AuditRecord struct {
 	Count         uint64
 	// Items is, for a list, how many items the agent was shown.
 	Items uint32
+	// Task is, for an operation on a remote agent (A2A), its task detail.
+	Task struct {
+		ID, ContextID, State, Skill string
+		MessageBytes, EventBytes    int64
+		Events, Tasks               uint32
+	}
 }
 
 // AuditRecords reads the whole audit log (a record still being written
@@ -318,7 +327,7 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, AuditRecord{
+		rec := AuditRecord{
 			Time:            r.GetTime().AsTime(),
 			Sequence:        r.GetSequence(),
 			Dataplane:       r.GetDataplane(),
@@ -326,6 +335,7 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			Method:          r.GetMethod(),
 			Upstream:        r.GetUpstream(),
 			Tool:            r.GetTool(),
+			TargetOwn:       r.GetTargetOwn(),
 			SnapshotVersion: Int64(r.GetSnapshotVersion()),
 			Mode:            r.GetMode(),
 			Decision:        r.GetDecision(),
@@ -338,7 +348,12 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			SourceNetwork:   r.GetRefusalSummary().GetSourceNetwork(),
 			Count:           r.GetRefusalSummary().GetCount(),
 			Items:           r.GetList().GetItems(),
-		})
+		}
+		if d := r.GetTask(); d != nil {
+			rec.Task.ID, rec.Task.ContextID, rec.Task.State, rec.Task.Skill = d.GetTaskId(), d.GetContextId(), d.GetState(), d.GetSkill()
+			rec.Task.MessageBytes, rec.Task.EventBytes, rec.Task.Events, rec.Task.Tasks = d.GetMessageBytes(), d.GetEventBytes(), d.GetEvents(), d.GetTasks()
+		}
+		out = append(out, rec)
 	}
 	return out, nil
 }

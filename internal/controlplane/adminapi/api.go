@@ -182,6 +182,7 @@ func (a *API) Routes() []Route {
 	add(edge.Service(adminv1connect.NewBudgetServiceHandler, adminv1connect.BudgetServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewToolServiceHandler, adminv1connect.ToolServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewPolicyServiceHandler, adminv1connect.PolicyServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewRolloutServiceHandler, adminv1connect.RolloutServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewIdentitySourceServiceHandler, adminv1connect.IdentitySourceServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewSecretServiceHandler, adminv1connect.SecretServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewTokenServiceHandler, adminv1connect.TokenServiceHandler(a), own...))
@@ -189,6 +190,7 @@ func (a *API) Routes() []Route {
 	add(edge.Service(adminv1connect.NewBackupServiceHandler, adminv1connect.BackupServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewAdminLogServiceHandler, adminv1connect.AdminLogServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewDataplaneServiceHandler, adminv1connect.DataplaneServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewSettingServiceHandler, adminv1connect.SettingServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewAccessServiceHandler, adminv1connect.AccessServiceHandler(a), own...))
 	add(edge.Service(auditv1connect.NewAuditServiceHandler, auditv1connect.AuditServiceHandler(a), own...))
 	if testRoutes != nil {

@@ -11,6 +11,7 @@ import (
 	c "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
 	ac "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1/auditv1connect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"github.com/portcullis-gw/portcullis/internal/limits"
 )
 
 const (
@@ -35,6 +36,10 @@ const (
 	policyRequest = 4*resource.MaxPolicySource + 64<<10
 	// listRequest: a value list's values.
 	listRequest = 2*resource.MaxListValues*resource.MaxListValueLen + 64<<10
+	// testsRequest: a policy set's stored test cases.
+	testsRequest = 4 << 20
+	// settingRequest: one setting's values.
+	settingRequest = 2*limits.SettingValues*limits.SettingValue + 64<<10
 	// uploadRequest: a batch of audit records.
 	uploadRequest = MaxUploadBytes + 64<<10
 )
@@ -80,6 +85,17 @@ var procedures = edge.Rules{
 	c.PolicyServiceListPolicySetsProcedure:               {Role: auditor, MaxBytes: smallRequest},
 	c.PolicyServiceDeletePolicySetProcedure:              {Role: operator, MaxBytes: smallRequest},
 	c.PolicyServiceGetCedarSchemaProcedure:               {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceListPolicyVersionsProcedure:           {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceGetPolicyVersionProcedure:             {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceRollbackPolicySetProcedure:            {Role: operator, MaxBytes: smallRequest},
+	c.PolicyServiceReplayPolicySetProcedure:              {Role: auditor, MaxBytes: policyRequest},
+	c.PolicyServiceSetPolicyTestsProcedure:               {Role: operator, MaxBytes: testsRequest},
+	c.PolicyServiceGetPolicyTestsProcedure:               {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceDeletePolicyTestsProcedure:            {Role: operator, MaxBytes: smallRequest},
+	c.RolloutServiceStartRolloutProcedure:                {Role: operator, MaxBytes: policyRequest},
+	c.RolloutServiceGetRolloutProcedure:                  {Role: auditor, MaxBytes: smallRequest},
+	c.RolloutServiceListRolloutsProcedure:                {Role: auditor, MaxBytes: smallRequest},
+	c.RolloutServiceChangeRolloutProcedure:               {Role: operator, MaxBytes: smallRequest},
 	c.IdentitySourceServiceCreateIdentitySourceProcedure: {Role: operator, MaxBytes: resourceRequest},
 	c.IdentitySourceServiceGetIdentitySourceProcedure:    {Role: auditor, MaxBytes: smallRequest},
 	c.IdentitySourceServiceListIdentitySourcesProcedure:  {Role: auditor, MaxBytes: smallRequest},
@@ -104,6 +120,10 @@ var procedures = edge.Rules{
 	c.DataplaneServiceRevokeJoinCredentialProcedure:      {Role: admin, MaxBytes: smallRequest},
 	c.DataplaneServiceListDataplanesProcedure:            {Role: auditor, MaxBytes: smallRequest},
 	c.DataplaneServiceSetFreezeProcedure:                 {Role: operator, MaxBytes: smallRequest},
+	c.SettingServiceListSettingsProcedure:                {Role: auditor, MaxBytes: smallRequest},
+	c.SettingServiceGetSettingProcedure:                  {Role: auditor, MaxBytes: smallRequest},
+	c.SettingServiceSetSettingProcedure:                  {Role: admin, MaxBytes: settingRequest},
+	c.SettingServiceResetSettingProcedure:                {Role: admin, MaxBytes: smallRequest},
 	c.AccessServiceGetAuthorizationSnapshotProcedure:     {Role: auditor, MaxBytes: smallRequest},
 	c.AccessServiceCheckProcedure:                        {Role: auditor, MaxBytes: resourceRequest},
 	c.AccessServiceWhoCanProcedure:                       {Role: auditor, MaxBytes: smallRequest},

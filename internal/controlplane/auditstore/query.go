@@ -14,21 +14,58 @@ import (
 // Filter selects records. Zero fields match everything.
 type Filter struct {
 	// From and To bound the record's time: From ≤ time < To.
-	From, To                                                 time.Time
-	Agent, User, Tool, Upstream, Decision, Outcome, Mode, DP string
+	From, To                                           time.Time
+	Agent, User, Upstream, Decision, Outcome, Mode, DP string
+	// Tool, when set, keeps only the records of one tool, however the
+	// record names it (see ToolFilter).
+	Tool *ToolFilter
 	// UserNotIn, when non-nil, keeps only records whose user is not in it
 	// (a record without a user is in no list).
 	UserNotIn map[string]bool
+	// Kind keeps only records of this kind (EVENT_KIND_UNSPECIFIED: any).
+	Kind auditv1.EventKind
+}
+
+// ToolFilter selects the records of one tool (or other target). A record
+// names its target as agents do in tool ("<prefix>__<tool>") and as the
+// upstream does in target_own; records written before target_own existed
+// carry the upstream's own name in tool. So a record matches when its
+// tool is Name, or when its upstream is Upstream and its own name (its
+// target_own, or for such an older record its tool) is Own.
+type ToolFilter struct {
+	// Name is the name agents use; "" matches no record by this name.
+	Name string
+	// Upstream and Own are the name the tool's upstream uses; Own ""
+	// matches no record by this name.
+	Upstream, Own string
+}
+
+func (t *ToolFilter) match(r *auditv1.Record) bool {
+	own := r.GetTargetOwn()
+	if own == "" && r.GetUpstream() != "" {
+		// Written before target_own: tool is the upstream's own name.
+		return t.Own != "" && r.GetUpstream() == t.Upstream && r.GetTool() == t.Own
+	}
+	if t.Name != "" && r.GetTool() == t.Name {
+		return true
+	}
+	return t.Own != "" && own != "" && r.GetUpstream() == t.Upstream && own == t.Own
 }
 
 func (f *Filter) match(r *auditv1.Record) bool {
 	eq := func(want, have string) bool { return want == "" || want == have }
-	if !eq(f.Agent, r.GetAgent()) || !eq(f.User, r.GetUser()) || !eq(f.Tool, r.GetTool()) ||
+	if !eq(f.Agent, r.GetAgent()) || !eq(f.User, r.GetUser()) ||
 		!eq(f.Upstream, r.GetUpstream()) || !eq(f.Decision, r.GetDecision()) ||
 		!eq(f.Outcome, r.GetOutcome()) || !eq(f.Mode, r.GetMode()) || !eq(f.DP, r.GetDataplane()) {
 		return false
 	}
+	if f.Tool != nil && !f.Tool.match(r) {
+		return false
+	}
 	if f.UserNotIn != nil && r.GetUser() != "" && f.UserNotIn[r.GetUser()] {
+		return false
+	}
+	if f.Kind != auditv1.EventKind_EVENT_KIND_UNSPECIFIED && r.GetKind() != f.Kind {
 		return false
 	}
 	t := r.GetTime().AsTime()
@@ -82,6 +119,50 @@ func (s *Store) Query(f Filter, pageToken string, limit int) ([]*auditv1.Record,
 		return nil, "", err
 	}
 	return out, next, nil
+}
+
+// Follow returns up to limit records matching f from the position cursor
+// names ("" for the start), in storage order, and the cursor to continue
+// from: after the last record read, also when the scan reached the end,
+// so that a caller that follows the store as it grows (the rollout
+// controller) reads every record once. Unlike Query it reads every
+// segment, whatever f's time range.
+func (s *Store) Follow(f Filter, cursor string, limit int) ([]*auditv1.Record, string, error) {
+	fromSeg, fromOff, err := parseToken(cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	var out []*auditv1.Record
+	next := cursor
+	err = walk(s.view(), fromSeg, fromOff, func(pos position, r *auditv1.Record, _ error) (bool, error) {
+		next = makeToken(pos.seg, pos.end)
+		if r != nil && f.match(r) {
+			out = append(out, r)
+		}
+		return len(out) < limit, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+// Since is the cursor (for Follow) of the first segment that may hold a
+// record at or after t: segments whose records are all older are
+// skipped (the end of the store when all are).
+func (s *Store) Since(t time.Time) string {
+	view := s.view()
+	for _, seg := range view {
+		if seg.size > 0 && !seg.maxTime.IsZero() && seg.maxTime.Before(t) {
+			continue
+		}
+		return makeToken(seg.id, 0)
+	}
+	if len(view) == 0 {
+		return ""
+	}
+	last := view[len(view)-1]
+	return makeToken(last.id, last.size)
 }
 
 func makeToken(seg uint64, off int64) string {

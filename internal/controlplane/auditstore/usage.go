@@ -126,5 +126,13 @@ func usageKey(r *auditv1.Record, g UsageGroup) string {
 	return r.GetAgent()
 }
 
-// modelKey is "<upstream>/<model id>" of a model call's record.
-func modelKey(r *auditv1.Record) string { return r.GetUpstream() + "/" + r.GetTool() }
+// modelKey is "<upstream>/<model id>" of a model call's record: the
+// model as its upstream names it (target_own; tool holds the name the
+// agent called it by, which may be an alias).
+func modelKey(r *auditv1.Record) string {
+	own := r.GetTargetOwn()
+	if own == "" {
+		own = r.GetTool()
+	}
+	return r.GetUpstream() + "/" + own
+}

@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strings"
 
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -52,6 +53,8 @@ var ops = map[protoreflect.Name]Version{
 	"set_freeze":   Baseline,
 	"append_audit": Baseline,
 	"sign_in":      WebSignIn,
+	// Policy rollouts.
+	"rollout_change": PolicyRollouts,
 }
 
 // kinds is the version that introduced each Resource.kind, by field name
@@ -67,8 +70,13 @@ var kinds = map[protoreflect.Name]Version{
 	"admin_token":     Baseline,
 	"node":            Baseline,
 	"value_list":      Baseline,
-	"model_price":     LLMBrokering,
-	"budget":          LLMBrokering,
+	// Policy history, stored test cases, rollouts.
+	"policy_history": PolicyRollouts,
+	"policy_tests":   PolicyRollouts,
+	"rollout":        PolicyRollouts,
+	"setting":        Settings,
+	"model_price":    LLMBrokering,
+	"budget":         LLMBrokering,
 }
 
 // Versions of behaviour of the state machine that is not an operation or
@@ -79,6 +87,17 @@ const (
 	// EVENT_KIND_ADMIN_WRITE record with its AdminWrite detail, instead of
 	// the call fields it was squeezed into before.
 	TypedAdminAudit Version = 2
+	// PolicyRollouts: policy sets keep their history (every change of a
+	// set's source records a version), and the kinds and the operation of
+	// staged rollouts exist.
+	PolicyRollouts Version = 2
+	// A2ABrokering: A2A upstreams have their agent card pinned (a ToolPin
+	// of kind PIN_KIND_AGENT_CARD, which a put needs this version for: an
+	// older replica would take it for a tool), and the Cedar schema
+	// policies are validated against declares RemoteAgent and the a2a_send
+	// and a2a_read groups once every voter supports it (an older replica
+	// would refuse a policy naming them).
+	A2ABrokering Version = 2
 	// LLMBrokering: model prices and budgets are kinds, and the Cedar
 	// schema policies are validated against declares Model and the
 	// llm_complete group once every voter supports it (an older replica
@@ -87,15 +106,18 @@ const (
 	LLMBrokering Version = 2
 )
 
-// Versions that introduced an operation.
+// Versions that introduced an operation or a kind.
 const (
 	// WebSignIn: the SignIn operation, which records a sign-in to the web
 	// view in the admin log and the control plane's audit chain.
 	WebSignIn Version = 3
+	// Settings: the resource kind "setting" (config.v1.Setting), the
+	// cluster-wide settings such as mcp.allowed-origins.
+	Settings Version = 4
 )
 
 // features are the behaviour versions above.
-var features = []Version{TypedAdminAudit, LLMBrokering}
+var features = []Version{TypedAdminAudit, PolicyRollouts, A2ABrokering, LLMBrokering}
 
 // release is the highest version in the tables above: what a release
 // binary supports.
@@ -210,6 +232,14 @@ func Needs(cmd *fsmv1.Command) (Need, error) {
 				return need, ue
 			}
 			need = higher(need, kn)
+			// A rollback is checked against the set's history, which an
+			// older replica does not keep.
+			if r.GetPolicySet().GetRestores() != 0 {
+				need = higher(need, Need{Version: PolicyRollouts, What: "a policy set rollback"})
+			}
+			if r.GetToolPin().GetKind() == configv1.PinKind_PIN_KIND_AGENT_CARD {
+				need = higher(need, Need{Version: A2ABrokering, What: "an agent-card pin"})
+			}
 		}
 	case *fsmv1.Command_Delete:
 		if kv, ok := KindVersion(o.Delete.GetKind()); ok {

@@ -30,6 +30,16 @@ const (
 	ModelPrice Kind = "model_price"
 	// Budget bounds what a key's calls consume per calendar window.
 	Budget Kind = "budget"
+	// PolicyHistory is the kept versions of a policy set; the state
+	// machine writes it, nothing else may.
+	PolicyHistory Kind = "policy_history"
+	// PolicyTests are the test cases stored with a policy set.
+	PolicyTests Kind = "policy_tests"
+	// Rollout is a staged rollout of a policy set's next version.
+	Rollout Kind = "rollout"
+	// Setting is a cluster-wide setting, named by its key (package
+	// setting); cluster version 4.
+	Setting Kind = "setting"
 	// UpgradeProbe is the synthetic kind of the rolling-upgrade test: only
 	// binaries built with -tags upgradetest support it (package
 	// clusterversion); every other binary refuses it like a kind from a
@@ -38,7 +48,7 @@ const (
 )
 
 // Kinds lists every kind of the gateway in a stable order.
-var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, ModelPrice, Budget}
+var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout, Setting, ModelPrice, Budget}
 
 // Known reports whether k is a kind.
 func Known(k Kind) bool {
@@ -51,10 +61,14 @@ func Known(k Kind) bool {
 }
 
 // DataplaneRelevant reports whether a change to a resource of kind k changes
-// what data planes consume (and so moves the config version).
+// what data planes consume (and so moves the config version). A rollout
+// is served only while in shadow or canary, and only its stage, share and
+// candidate: the state machine moves the config version itself when
+// those change, not on every change of a rollout (a pause, a finished
+// rollout dropped).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
-	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, ModelPrice, Budget:
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Setting, ModelPrice, Budget:
 		return true
 	default:
 		return false
@@ -86,6 +100,14 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return ModelPrice
 	case *fsmv1.Resource_Budget:
 		return Budget
+	case *fsmv1.Resource_PolicyHistory:
+		return PolicyHistory
+	case *fsmv1.Resource_PolicyTests:
+		return PolicyTests
+	case *fsmv1.Resource_Rollout:
+		return Rollout
+	case *fsmv1.Resource_Setting:
+		return Setting
 	case *fsmv1.Resource_UpgradeProbe:
 		return UpgradeProbe
 	default:
@@ -118,6 +140,14 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.ModelPrice
 	case *fsmv1.Resource_Budget:
 		return k.Budget
+	case *fsmv1.Resource_PolicyHistory:
+		return k.PolicyHistory
+	case *fsmv1.Resource_PolicyTests:
+		return k.PolicyTests
+	case *fsmv1.Resource_Rollout:
+		return k.Rollout
+	case *fsmv1.Resource_Setting:
+		return k.Setting
 	case *fsmv1.Resource_UpgradeProbe:
 		return k.UpgradeProbe
 	default:
@@ -168,6 +198,14 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_ModelPrice{ModelPrice: v}}
 	case *configv1.Budget:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Budget{Budget: v}}
+	case *configv1.PolicyHistory:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_PolicyHistory{PolicyHistory: v}}
+	case *configv1.PolicyTests:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_PolicyTests{PolicyTests: v}}
+	case *configv1.Rollout:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Rollout{Rollout: v}}
+	case *configv1.Setting:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Setting{Setting: v}}
 	case *fsmv1.UpgradeProbe:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_UpgradeProbe{UpgradeProbe: v}}
 	default:

@@ -6,17 +6,22 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"github.com/portcullis-gw/portcullis/internal/controlplane/rolloutgate"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"github.com/portcullis-gw/portcullis/internal/limits"
 	"github.com/portcullis-gw/portcullis/internal/secretbind"
+	"github.com/portcullis-gw/portcullis/internal/setting"
+	"github.com/portcullis-gw/portcullis/internal/toolpin"
 )
 
 // Limits on what a caller controls, from the one table in package limits
@@ -153,6 +158,14 @@ func Validate(r *fsmv1.Resource) error {
 		return validateModelPrice(k.ModelPrice)
 	case *fsmv1.Resource_Budget:
 		return validateBudget(k.Budget)
+	case *fsmv1.Resource_PolicyHistory:
+		return ValidateName("meta.name", k.PolicyHistory.GetMeta().GetName())
+	case *fsmv1.Resource_PolicyTests:
+		return validatePolicyTests(k.PolicyTests)
+	case *fsmv1.Resource_Rollout:
+		return validateRollout(k.Rollout)
+	case *fsmv1.Resource_Setting:
+		return validateSetting(k.Setting)
 	case *fsmv1.Resource_UpgradeProbe:
 		if err := ValidateName("meta.name", k.UpgradeProbe.GetMeta().GetName()); err != nil {
 			return err
@@ -193,10 +206,24 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.ModelPrice(k.ModelPrice)
 	case *fsmv1.Resource_Budget:
 		err = limits.Budget(k.Budget)
+	case *fsmv1.Resource_PolicyHistory:
+		err = limits.PolicyHistory(k.PolicyHistory)
+	case *fsmv1.Resource_PolicyTests:
+		err = limits.PolicyTests(k.PolicyTests)
+	case *fsmv1.Resource_Rollout:
+		err = limits.Rollout(k.Rollout)
+	case *fsmv1.Resource_Setting:
+		err = limits.Setting(k.Setting)
 	}
 	filename := r.GetPolicySet().GetFilename()
 	if filename == "" {
 		filename = r.GetPolicySet().GetMeta().GetName() + ".cedar"
+	}
+	if ro := r.GetRollout(); ro != nil {
+		filename = ro.GetFilename()
+		if filename == "" {
+			filename = ro.GetPolicySet() + ".cedar"
+		}
 	}
 	return fromLimit(err, filename)
 }
@@ -310,6 +337,14 @@ func validateUpstream(u *configv1.Upstream) error {
 	if err := validateLLM(u); err != nil {
 		return err
 	}
+	if cp := u.GetA2ACardPath(); cp != "" {
+		if u.GetProtocol() != configv1.Protocol_PROTOCOL_A2A {
+			return invalid("a2a_card_path", "is for A2A upstreams only")
+		}
+		if err := ValidateCardPath("a2a_card_path", cp); err != nil {
+			return err
+		}
+	}
 	l := u.GetLimits()
 	if l.GetMaxRequestBytes() < 0 || l.GetMaxRequestBytes() > maxRequestBytesCap ||
 		l.GetMaxResponseBytes() < 0 || l.GetMaxResponseBytes() > maxRequestBytesCap {
@@ -333,6 +368,26 @@ func validateUpstream(u *configv1.Upstream) error {
 	if r.GetBreakerOpen() != nil {
 		if d := r.GetBreakerOpen().AsDuration(); d < 0 || d.Minutes() > 60 {
 			return invalid("resilience.breaker_open", "must be between 0 (default) and 1h")
+		}
+	}
+	return nil
+}
+
+// MaxCardPath bounds an A2A upstream's card path.
+const MaxCardPath = 256
+
+// ValidateCardPath checks an A2A upstream's agent-card path: an absolute
+// URL path (it is joined to the origin of the upstream's URL) of at most
+// MaxCardPath bytes, without query, fragment, "..", or characters that
+// need escaping.
+func ValidateCardPath(field, p string) error {
+	if len(p) > MaxCardPath || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.Contains(p, "..") {
+		return invalid(field, "%q: want an absolute path of at most %d bytes such as /.well-known/agent-card.json", p, MaxCardPath)
+	}
+	for _, c := range []byte(p) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("/-._~", c) >= 0
+		if !ok {
+			return invalid(field, "%q: only letters, digits and /-._~ are allowed", p)
 		}
 	}
 	return nil
@@ -391,6 +446,13 @@ func validateToolPin(p *configv1.ToolPin) error {
 	if p.GetMeta().GetName() != ToolPinName(p.GetUpstream(), p.GetTool()) {
 		return invalid("meta.name", "must be %q", ToolPinName(p.GetUpstream(), p.GetTool()))
 	}
+	card := p.GetKind() == configv1.PinKind_PIN_KIND_AGENT_CARD
+	if _, ok := configv1.PinKind_name[int32(p.GetKind())]; !ok {
+		return invalid("kind", "unknown pin kind %d", p.GetKind())
+	}
+	if card && p.GetTool() != toolpin.AgentCardTool {
+		return invalid("tool", "an agent card's pin is named %q", toolpin.AgentCardTool)
+	}
 	if len(p.GetVersions()) == 0 {
 		return invalid("versions", "at least one version is required")
 	}
@@ -412,6 +474,14 @@ func validateToolPin(p *configv1.ToolPin) error {
 		}
 		if len(v.GetInputSchema()) > 0 && !jsonObject(v.GetInputSchema()) {
 			return invalid(f+".input_schema", "must be a JSON object")
+		}
+		if card {
+			if len(v.GetInputSchema()) > 0 {
+				return invalid(f+".input_schema", "an agent card has no input schema")
+			}
+			if _, err := toolpin.CardSkills(v.GetDefinition()); err != nil {
+				return invalid(f+".definition", "%v", err)
+			}
 		}
 	}
 	if p.GetActiveVersion() != 0 && !seen[p.GetActiveVersion()] {
@@ -435,6 +505,15 @@ func validatePolicySet(p *configv1.PolicySet) error {
 	if strings.ContainsAny(p.GetFilename(), "\x00\n") {
 		return invalid("filename", "must be one line")
 	}
+	if !utf8.ValidString(p.GetMessage()) {
+		return invalid("message", "must be UTF-8")
+	}
+	if p.GetHistoryLimit() < 0 || p.GetHistoryLimit() > limits.PolicyHistoryMax {
+		return invalid("history_limit", "keep between 1 and %d versions (0: %d)", limits.PolicyHistoryMax, limits.PolicyHistoryDefault)
+	}
+	if p.GetRestores() < 0 {
+		return invalid("restores", "must not be negative")
+	}
 	return nil
 }
 
@@ -454,6 +533,19 @@ func validateValueList(l *configv1.ValueList) error {
 			return invalid(fmt.Sprintf("values[%d]", i), "%q appears more than once", v)
 		}
 		seen[v] = true
+	}
+	return nil
+}
+
+// validateSetting checks that a setting names a key of package setting and
+// holds its values in canonical form (the admin API canonicalizes them
+// before proposing, so every replica stores the same bytes).
+func validateSetting(st *configv1.Setting) error {
+	if err := setting.Check(st.GetMeta().GetName(), st.GetValues()); err != nil {
+		if errors.Is(err, setting.ErrUnknown) {
+			return invalid("meta.name", "%v", err)
+		}
+		return invalid("values", "%v", err)
 	}
 	return nil
 }
@@ -563,8 +655,11 @@ func validateNode(n *configv1.Node) error {
 	if err := ValidateName("meta.name", n.GetMeta().GetName()); err != nil {
 		return err
 	}
-	if err := ValidateHostPort("raft_addr", n.GetRaftAddr()); err != nil {
-		return err
+	// A node on etcd has no Raft transport, hence no raft_addr.
+	if n.GetRaftAddr() != "" {
+		if err := ValidateHostPort("raft_addr", n.GetRaftAddr()); err != nil {
+			return err
+		}
 	}
 	return ValidateHostPort("api_addr", n.GetApiAddr())
 }
@@ -577,6 +672,108 @@ func ValidateHostPort(field, addr string) error {
 	}
 	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
 		return invalid(field, "%q has no valid port", addr)
+	}
+	return nil
+}
+
+// validatePolicyTests checks the test cases stored with a policy set: each
+// names an agent and a tool and expects allow or deny; arguments are a
+// JSON object; a user is SOURCE/NAME.
+func validatePolicyTests(p *configv1.PolicyTests) error {
+	if err := ValidateName("meta.name", p.GetMeta().GetName()); err != nil {
+		return err
+	}
+	names := map[string]int{}
+	for i, c := range p.GetCases() {
+		field := fmt.Sprintf("cases[%d]", i)
+		for _, s := range append([]string{c.GetName(), c.GetAgent(), c.GetUser(), c.GetEmail(), c.GetTool(), c.GetProtocol(), c.GetArgumentsJson()}, append(c.GetGroups(), c.GetPolicies()...)...) {
+			if !utf8.ValidString(s) {
+				return invalid(field, "text must be UTF-8")
+			}
+		}
+		if c.GetName() != "" {
+			if j, dup := names[c.GetName()]; dup {
+				return invalid(field+".name", "%q is also the name of case %d", c.GetName(), j+1)
+			}
+			names[c.GetName()] = i
+		}
+		switch {
+		case c.GetAgent() == "":
+			return invalid(field+".agent", "is required")
+		case c.GetTool() == "":
+			return invalid(field+".tool", "is required")
+		case c.GetExpect() != "allow" && c.GetExpect() != "deny":
+			return invalid(field+".expect", "must be allow or deny")
+		case !c.GetCheckPolicies() && len(c.GetPolicies()) > 0:
+			return invalid(field+".policies", "are given without check_policies")
+		case c.GetUser() == "" && (c.GetEmail() != "" || len(c.GetGroups()) > 0):
+			return invalid(field, "email and groups need a user")
+		}
+		if u := c.GetUser(); u != "" {
+			if src, name, ok := strings.Cut(u, "/"); !ok || src == "" || name == "" {
+				return invalid(field+".user", "must be SOURCE/NAME")
+			}
+		}
+		if a := strings.TrimSpace(c.GetArgumentsJson()); a != "" {
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(a), &obj); err != nil || obj == nil {
+				return invalid(field+".arguments_json", "must be a JSON object")
+			}
+		}
+		if ip := c.GetSourceIp(); ip != "" {
+			if _, err := netip.ParseAddr(ip); err != nil {
+				return invalid(field+".source_ip", "is not an IP address")
+			}
+		}
+	}
+	return nil
+}
+
+// validateRollout checks a rollout's names, texts and plan: a shadow
+// stage and canary steps of at most 30 days, canary shares strictly
+// increasing within 1–10,000 basis points, a step duration with canary
+// steps, and gates that parse (package rolloutgate).
+func validateRollout(r *configv1.Rollout) error {
+	if err := ValidateName("meta.name", r.GetMeta().GetName()); err != nil {
+		return err
+	}
+	if err := ValidateName("policy_set", r.GetPolicySet()); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, v string }{{"source", r.GetSource()}, {"message", r.GetMessage()}, {"reason", r.GetReason()}} {
+		if !utf8.ValidString(f.v) {
+			return invalid(f.name, "must be UTF-8")
+		}
+	}
+	if strings.ContainsAny(r.GetFilename(), "\x00\n") {
+		return invalid("filename", "must be one line")
+	}
+	p := r.GetPlan()
+	if err := checkDuration("plan.shadow", p.GetShadow().AsDuration(), p.GetShadow() != nil && !p.GetShadow().IsValid()); err != nil {
+		return err
+	}
+	if err := checkDuration("plan.step", p.GetStep().AsDuration(), p.GetStep() != nil && !p.GetStep().IsValid()); err != nil {
+		return err
+	}
+	prev := uint32(0)
+	for i, bp := range p.GetCanaryBasisPoints() {
+		if bp == 0 || bp > 10000 || bp <= prev {
+			return invalid(fmt.Sprintf("plan.canary_basis_points[%d]", i), "canary shares are 1–10,000 basis points (0.01%%–100%%), strictly increasing")
+		}
+		prev = bp
+	}
+	if len(p.GetCanaryBasisPoints()) > 0 && p.GetStep().AsDuration() <= 0 {
+		return invalid("plan.step", "canary steps need a duration (--step)")
+	}
+	if _, err := rolloutgate.Parse(p.GetGates()); err != nil {
+		return invalid("plan.gates", "%v", err)
+	}
+	return nil
+}
+
+func checkDuration(field string, d time.Duration, bad bool) error {
+	if bad || d < 0 || d > limits.RolloutDuration*time.Second {
+		return invalid(field, "must be between 0 and 30 days")
 	}
 	return nil
 }

@@ -76,6 +76,9 @@ func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
 			next.configTime = cmd.GetTime()
 		}
 	}
+	if t.detail != "" {
+		ev.Detail = cut(t.detail, limits.PolicyMessage+256)
+	}
 	ev.Index = index
 	ev.Time = cmd.GetTime()
 	ev.Actor = cmd.GetActor()
@@ -154,6 +157,12 @@ type txn struct {
 	identity      *configv1.ClusterIdentity
 	freeze        *fsmv1.SetFreeze
 	configChanged bool
+	// detail says more about the write for its admin event (a rollout's
+	// change of stage).
+	detail string
+	// completing names the rollout whose completion is writing its
+	// candidate as the set's next version, for the set's history.
+	completing string
 }
 
 func (t *txn) get(k resource.Kind, name string) (*fsmv1.Resource, bool) {
@@ -211,6 +220,9 @@ func (t *txn) event() *configv1.AdminEvent {
 				ev.SourceIp = ip
 			}
 		}
+	case *fsmv1.Command_RolloutChange:
+		ev.Op = "rollout_" + strings.ToLower(strings.TrimPrefix(op.RolloutChange.GetAction().String(), "ROLLOUT_ACTION_"))
+		ev.Kind, ev.Name = string(resource.Rollout), op.RolloutChange.GetRollout()
 	default:
 		ev.Op = "unknown"
 	}
@@ -240,6 +252,9 @@ func (t *txn) run() (*fsmv1.Resource, *configv1.AdminEvent, *fsmv1.Error) {
 		return nil, ev, nil
 	case *fsmv1.Command_SignIn:
 		return nil, ev, t.signIn()
+	case *fsmv1.Command_RolloutChange:
+		r, err := t.rolloutChange(op.RolloutChange)
+		return r, ev, err
 	default:
 		return nil, ev, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "unknown command")
 	}

@@ -8,34 +8,42 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 )
 
 // CedarSchema generates the gateway's Cedar schema from the tool pins in s.
 func (s *State) CedarSchema() (*cedarschema.Schema, error) {
-	return cedarschema.Generate(pinnedTools(s.Get, s.Each), modelSchema(s.Voters())...)
+	return cedarschema.Generate(pinnedTools(s.Get, s.Each), schemaOptions(s.Voters())...)
 }
 
 func (t *txn) cedarSchema() (*cedarschema.Schema, error) {
-	return cedarschema.Generate(pinnedTools(t.get, t.each), modelSchema(t.base.Voters())...)
+	return cedarschema.Generate(pinnedTools(t.get, t.each), schemaOptions(t.base.Voters())...)
 }
 
-// modelSchema declares the model part of the schema only once every voter
-// supports it, so that every replica validates a policy set alike (see
-// clusterversion.LLMBrokering).
-func modelSchema(voters []clusterversion.Voter) []cedarschema.Option {
-	if clusterversion.Supports(voters, clusterversion.LLMBrokering) {
-		return nil
+// schemaOptions declares the remote-agent and model parts of the schema
+// only once every voter supports them, so that every replica validates a
+// policy set alike (see clusterversion.A2ABrokering and LLMBrokering).
+func schemaOptions(voters []clusterversion.Voter) []cedarschema.Option {
+	var opts []cedarschema.Option
+	if !clusterversion.Supports(voters, clusterversion.A2ABrokering) {
+		opts = append(opts, cedarschema.WithoutRemoteAgents())
 	}
-	return []cedarschema.Option{cedarschema.WithoutModels()}
+	if !clusterversion.Supports(voters, clusterversion.LLMBrokering) {
+		opts = append(opts, cedarschema.WithoutModels())
+	}
+	return opts
 }
 
 // pinnedTools lists every pinned tool with its action name and the input
-// schema of its active version.
+// schema of its active version. Agent-card pins are not tools.
 func pinnedTools(get func(resource.Kind, string) (*fsmv1.Resource, bool), each func(resource.Kind, func(*fsmv1.Resource) bool)) []cedarschema.Tool {
 	var tools []cedarschema.Tool
 	each(resource.ToolPin, func(r *fsmv1.Resource) bool {
 		p := r.GetToolPin()
+		if p.GetKind() == configv1.PinKind_PIN_KIND_AGENT_CARD {
+			return true
+		}
 		u, ok := get(resource.Upstream, p.GetUpstream())
 		if !ok {
 			return true // refused at write time; never in a committed state
@@ -58,6 +66,15 @@ func preparePolicySet(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	ps := r.GetPolicySet()
 	if ps.GetFilename() == "" {
 		ps.Filename = ps.GetMeta().GetName() + ".cedar"
+	}
+	if err := policySetChange(t, ps.GetMeta().GetName(), "change"); err != nil {
+		return err
+	}
+	if err := checkRestore(t, ps); err != nil {
+		return err
+	}
+	if ps.GetHistoryLimit() == 0 {
+		ps.HistoryLimit = old.GetPolicySet().GetHistoryLimit()
 	}
 	schema, err := t.cedarSchema()
 	if err != nil {
@@ -116,13 +133,25 @@ func revalidatePolicies(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 		}
 		return true
 	})
-	if len(sets) == 0 {
-		return nil
+	if len(sets) > 0 {
+		if err := cedarschema.ValidateAll(schema, sets); err != nil {
+			return failed("this change would break an enabled policy set; change the policy first:\n%v", err)
+		}
 	}
-	if err := cedarschema.ValidateAll(schema, sets); err != nil {
-		return failed("this change would break an enabled policy set; change the policy first:\n%v", err)
+	// The candidate of the rollout in progress is served to data planes
+	// too: it must stay valid.
+	if ro, ok := activeRollout(t.each); ok {
+		if _, err := schema.ParsePolicies(ro.GetPolicySet(), ro.GetFilename(), []byte(ro.GetSource())); err != nil {
+			return failed("this change would break the candidate of rollout %s (policy set %q); abort or finish the rollout first:\n%v",
+				ro.GetMeta().GetName(), ro.GetPolicySet(), err)
+		}
 	}
 	return nil
+}
+
+// beforeDeletePolicySet refuses to delete a set an active rollout stages.
+func beforeDeletePolicySet(t *txn, old *fsmv1.Resource) *fsmv1.Error {
+	return policySetChange(t, resource.Name(old), "delete")
 }
 
 // prepareValueList stores a list's values sorted, so that equal lists are
@@ -147,6 +176,9 @@ func beforeDeleteValueList(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	})
 	if user != "" {
 		return failed("value list %q is used by policy set %q; change or delete that policy set first", name, user)
+	}
+	if ro, ok := activeRollout(t.each); ok && slices.Contains(ro.GetValueLists(), name) {
+		return failed("value list %q is used by the candidate of rollout %s; finish or abort the rollout first", name, ro.GetMeta().GetName())
 	}
 	return nil
 }

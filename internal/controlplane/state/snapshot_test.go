@@ -59,6 +59,8 @@ func TestSnapshotRoundTripEveryCommand(t *testing.T) {
 				ops["touch"] = true
 			case *fsmv1.Command_SetFreeze:
 				ops["freeze"] = true
+			case *fsmv1.Command_RolloutChange:
+				ops["rollout_change"] = true
 			}
 		}
 		if resO.GetError() != nil && !resO.GetDeduplicated() {
@@ -66,6 +68,13 @@ func TestSnapshotRoundTripEveryCommand(t *testing.T) {
 		}
 		if resO.GetDeduplicated() {
 			ops["deduplicated"] = true
+		}
+		// The state machine alone writes and deletes histories.
+		if nextO.Count(resource.PolicyHistory) > orig.Count(resource.PolicyHistory) {
+			kinds["put "+string(resource.PolicyHistory)] = true
+		}
+		if nextO.Count(resource.PolicyHistory) < orig.Count(resource.PolicyHistory) {
+			kinds["delete "+string(resource.PolicyHistory)] = true
 		}
 
 		snap := statetest.Snapshot(t, nextO)
@@ -79,7 +88,7 @@ func TestSnapshotRoundTripEveryCommand(t *testing.T) {
 		orig, restored = nextO, back
 	}
 
-	for _, want := range []string{"bootstrap", "put", "delete", "touch", "freeze", "refused", "deduplicated"} {
+	for _, want := range []string{"bootstrap", "put", "delete", "touch", "freeze", "rollout_change", "refused", "deduplicated"} {
 		if !ops[want] {
 			t.Errorf("the script never exercised %s", want)
 		}

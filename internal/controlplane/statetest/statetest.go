@@ -16,7 +16,9 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"github.com/portcullis-gw/portcullis/internal/setting"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -221,6 +223,20 @@ func ValueList(name string, values ...string) *configv1.ValueList {
 	return &configv1.ValueList{Meta: Meta(name), Values: values}
 }
 
+// Setting returns the cluster-wide setting name with values (which must be
+// canonical for the state machine to store them).
+func Setting(name string, values ...string) *configv1.Setting {
+	return &configv1.Setting{Meta: &configv1.ResourceMeta{Name: name}, Values: values}
+}
+
+// UpgradedNode returns node name's record as its binary writes it once it
+// supports cluster version v.
+func UpgradedNode(name string, v uint32) *configv1.Node {
+	n := Node(name)
+	n.MaxClusterVersion = v
+	return n
+}
+
 // ListPolicy is a Cedar source, valid against any schema, whose policy
 // "listed" refers to the value list named list.
 func ListPolicy(list string) string {
@@ -251,6 +267,49 @@ func AdminToken(name string, role configv1.Role, expire *timestamppb.Timestamp) 
 // Node returns a node record.
 func Node(name string) *configv1.Node {
 	return &configv1.Node{Meta: &configv1.ResourceMeta{Name: name}, RaftAddr: name + ".internal:7000", ApiAddr: name + ".internal:7443"}
+}
+
+// NodeAt returns a node record whose binary supports version.
+func NodeAt(name string, version clusterversion.Version) *configv1.Node {
+	n := Node(name)
+	n.MaxClusterVersion = uint32(version)
+	return n
+}
+
+// PolicyTests returns the stored tests of set: one case per expectation,
+// agent billing-bot calling tool with amount 100.
+func PolicyTests(set, tool string, expect ...string) *configv1.PolicyTests {
+	t := &configv1.PolicyTests{Meta: &configv1.ResourceMeta{Name: set}}
+	for i, e := range expect {
+		t.Cases = append(t.Cases, &configv1.PolicyTestCase{
+			Name: fmt.Sprintf("case-%d", i+1), Agent: "billing-bot", Tool: tool, ArgumentsJson: `{"amount":100}`, Expect: e,
+		})
+	}
+	return t
+}
+
+// Rollout returns a rollout of set to source with a shadow stage of
+// shadow seconds and canary steps of 60 s at the given basis points.
+func Rollout(name, set, source string, shadow int64, canary ...uint32) *configv1.Rollout {
+	r := &configv1.Rollout{
+		Meta: &configv1.ResourceMeta{Name: name}, PolicySet: set, Source: source, Message: "stage " + name,
+		Plan: &configv1.RolloutPlan{Shadow: durationpb.New(time.Duration(shadow) * time.Second), CanaryBasisPoints: canary,
+			Gates: []string{"deny_increase>1%"}},
+	}
+	if len(canary) > 0 {
+		r.Plan.Step = durationpb.New(time.Minute)
+	}
+	return r
+}
+
+// Change returns a RolloutChange of rollout, decided at the given stage
+// and canary step.
+func Change(rollout string, action fsmv1.RolloutAction, at configv1.RolloutStage, step uint32, reason string) *fsmv1.Command {
+	c := newCmd("Test.ChangeRollout")
+	c.Op = &fsmv1.Command_RolloutChange{RolloutChange: &fsmv1.RolloutChange{
+		Rollout: rollout, Action: action, ExpectStage: at, ExpectStep: step, Reason: reason,
+	}}
+	return c
 }
 
 // Agent returns an agent with one API key whose id is keyID (none when
@@ -306,7 +365,7 @@ func Script() []Step {
 	rebound := Secret("bound")
 	rebound.Hosts = []string{"127.0.0.1:7450", "api.example.com"}
 
-	return []Step{
+	steps := []Step{
 		{Name: "bootstrap", Cmd: Bootstrap(), ConfigMoves: true},
 		{Name: "create secret", Cmd: By(Create(Secret("gh-token")), BootToken, "r-secret", 10), ConfigMoves: true},
 		{Name: "create upstream with bearer secret", Cmd: By(Create(Upstream("github", "gh-token")), BootToken, "r-github", 11), ConfigMoves: true},
@@ -352,6 +411,16 @@ func Script() []Step {
 		{Name: "delete value list", Cmd: By(Delete(resource.ValueList, "payees"), BootToken, "r-list-del-2", 42), ConfigMoves: true},
 		{Name: "create secret bound to hosts", Cmd: By(Create(bound), BootToken, "r-bound", 43), ConfigMoves: true},
 		{Name: "bind secret to other hosts", Cmd: By(Update(rebound), BootToken, "r-rebind", 44), ConfigMoves: true},
+		// Settings are cluster version 4: refused while the only voter,
+		// n1, records 3 (the sign-ins' version), stored once it records 4.
+		{Name: "refused setting before every voter supports it", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "https://app.example")), BootToken, "r-setting-early", 45), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "node records its cluster version", Cmd: By(Upsert(UpgradedNode("n1", uint32(clusterversion.Settings))), BootToken, "r-n1-settings", 46)},
+		{Name: "set a setting", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "https://app.example")), BootToken, "r-setting", 47), ConfigMoves: true},
+		{Name: "refused setting not in canonical form", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "HTTPS://app.example")), BootToken, "r-setting-bad", 48), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "refused unknown setting", Cmd: By(Upsert(Setting("mcp.nope", "x")), BootToken, "r-setting-unknown", 49), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "change a setting", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "http://localhost:3000", "https://app.example")), BootToken, "r-setting-2", 50), ConfigMoves: true},
+		{Name: "reset a setting", Cmd: By(Delete(resource.Setting, setting.MCPAllowedOrigins), BootToken, "r-setting-del", 51), ConfigMoves: true},
+		{Name: "set it again", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "https://app.example")), BootToken, "r-setting-3", 52), ConfigMoves: true},
 		{Name: "create LLM upstream", Cmd: By(Create(LLMUpstream("openai", "gpt-4o", "fast")), BootToken, "r-llm", 45), ConfigMoves: true},
 		{Name: "refused LLM upstream reusing an alias", Cmd: By(Create(LLMUpstream("other", "gpt-4o", "fast")), BootToken, "r-llm-dup", 46), WantCode: fsmv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS},
 		{Name: "create model price", Cmd: By(Upsert(ModelPrice("openai", "gpt-4o", 2_500_000)), BootToken, "r-price", 47), ConfigMoves: true},
@@ -363,6 +432,61 @@ func Script() []Step {
 		{Name: "delete budget", Cmd: By(Delete(resource.Budget, "research-monthly"), BootToken, "r-budget-del", 53), ConfigMoves: true},
 		{Name: "delete model price", Cmd: By(Delete(resource.ModelPrice, "openai/gpt-4o"), BootToken, "r-price-del", 54), ConfigMoves: true},
 		{Name: "delete LLM upstream", Cmd: By(Delete(resource.Upstream, "openai"), BootToken, "r-llm-del-2", 55), ConfigMoves: true},
+	}
+	return append(steps, rolloutSteps(len(steps))...)
+}
+
+// rolloutSteps stage policy versions, tests and rollouts (cluster version
+// PolicyRollouts), starting at index first+1.
+func rolloutSteps(first int) []Step {
+	const (
+		shadow = configv1.RolloutStage_ROLLOUT_STAGE_SHADOW
+		canary = configv1.RolloutStage_ROLLOUT_STAGE_CANARY
+		done   = configv1.RolloutStage_ROLLOUT_STAGE_COMPLETE
+	)
+	v1 := PolicySet("limits", AmountPolicy("pay__send"))
+	v2 := PolicySet("limits", PermitAll+AmountPolicy("pay__send"))
+	v2.Message = "permit everyone below the cap"
+	v2.HistoryLimit = 5
+	v3 := "@id(\"cap\")\nforbid(principal, action == Action::\"pay__send\", resource)\nwhen { context.arguments.amount > 100 };\n"
+	rollback := PolicySet("limits", AmountPolicy("pay__send"))
+	rollback.Restores = 1
+	missing := PolicySet("limits", AmountPolicy("pay__send"))
+	missing.Restores = 99
+	testsAt := uint64(first + 6) // the index of "store tests"
+	r1 := Rollout("limits-r1", "limits", v3, 60, 2500, 5000)
+	r1.TestsRevision = testsAt
+	r2 := Rollout("limits-r2", "limits", v3+PermitAll, 60)
+	staleTests := Rollout("limits-r0", "limits", v3, 60)
+	staleTests.TestsRevision = testsAt - 1
+	return []Step{
+		{Name: "record node version", Cmd: By(Update(NodeAt("n1", clusterversion.Current())), NodeActor, "r-n1-version-current", 45)},
+		{Name: "pin again", Cmd: By(Create(ToolPin("pay", "send", AmountSchema("integer"))), BootToken, "r-pin-2", 46), ConfigMoves: true},
+		{Name: "policy set version 1", Cmd: By(Create(v1), BootToken, "r-limits-1", 47), ConfigMoves: true},
+		{Name: "policy set version 2", Cmd: By(Update(v2), BootToken, "r-limits-2", 48), ConfigMoves: true},
+		{Name: "refused write of a history", Cmd: By(Upsert(&configv1.PolicyHistory{Meta: &configv1.ResourceMeta{Name: "limits"}}), BootToken, "r-history", 49),
+			WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "store tests", Cmd: By(Upsert(PolicyTests("limits", "pay__send", "allow")), BootToken, "r-tests", 50)},
+		{Name: "refused rollout on stale tests", Cmd: By(Create(staleTests), BootToken, "r-rollout-0", 51), WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
+		{Name: "start rollout", Cmd: By(Create(r1), BootToken, "r-rollout-1", 52), ConfigMoves: true},
+		{Name: "refused apply during rollout", Cmd: By(Update(v1), BootToken, "r-limits-busy", 53), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "refused second rollout", Cmd: By(Create(r2), BootToken, "r-rollout-2-early", 53), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "promote to canary", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PROMOTE, shadow, 0, ""), NodeActor, "r-promote-1", 54), ConfigMoves: true},
+		{Name: "refused stale promote", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PROMOTE, shadow, 0, ""), BootToken, "r-promote-stale", 55),
+			WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
+		{Name: "pause", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PAUSE, canary, 0, "looking"), BootToken, "r-pause", 56)},
+		{Name: "resume", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_RESUME, canary, 0, ""), BootToken, "r-resume", 57)},
+		{Name: "next canary step", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PROMOTE, canary, 0, ""), NodeActor, "r-promote-2", 58), ConfigMoves: true},
+		{Name: "complete", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PROMOTE, canary, 1, ""), NodeActor, "r-promote-3", 59), ConfigMoves: true},
+		{Name: "roll the completed rollout back", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_ROLLBACK, done, 0, "too strict"), BootToken, "r-rollback-1", 60), ConfigMoves: true},
+		{Name: "policy rollback to version 1", Cmd: By(Update(rollback), BootToken, "r-limits-rollback", 61), ConfigMoves: true},
+		{Name: "refused rollback to a version not kept", Cmd: By(Update(missing), BootToken, "r-limits-missing", 62), WantCode: fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND},
+		{Name: "delete tests", Cmd: By(Delete(resource.PolicyTests, "limits"), BootToken, "r-tests-del", 63)},
+		{Name: "start a second rollout", Cmd: By(Create(r2), BootToken, "r-rollout-2", 64), ConfigMoves: true},
+		{Name: "refused delete of the set in rollout", Cmd: By(Delete(resource.PolicySet, "limits"), BootToken, "r-limits-del-busy", 65), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "abort", Cmd: By(Change("limits-r2", fsmv1.RolloutAction_ROLLOUT_ACTION_ABORT, shadow, 0, "not today"), BootToken, "r-abort", 66), ConfigMoves: true},
+		{Name: "delete a finished rollout", Cmd: By(Delete(resource.Rollout, "limits-r1"), BootToken, "r-rollout-del", 67)},
+		{Name: "delete policy set with its history", Cmd: By(Delete(resource.PolicySet, "limits"), BootToken, "r-limits-del", 68), ConfigMoves: true},
 	}
 }
 
@@ -514,4 +638,34 @@ func Resources(s *state.State) []*fsmv1.Resource {
 		s.Each(k, func(r *fsmv1.Resource) bool { out = append(out, r); return true })
 	}
 	return out
+}
+
+// A2AUpstream returns an A2A upstream without a credential.
+func A2AUpstream(name string) *configv1.Upstream {
+	u := Upstream(name, "")
+	u.Protocol = configv1.Protocol_PROTOCOL_A2A
+	u.Url = "https://" + name + ".example/a2a"
+	return u
+}
+
+// CardPin returns the agent-card pin of upstream, whose card lists skills.
+func CardPin(upstream string, skills ...string) *configv1.ToolPin {
+	card := `{"name":"` + upstream + `","skills":[`
+	for i, s := range skills {
+		if i > 0 {
+			card += ","
+		}
+		card += `{"id":"` + s + `"}`
+	}
+	card += `]}`
+	return &configv1.ToolPin{
+		Meta:     &configv1.ResourceMeta{Name: resource.ToolPinName(upstream, "agent-card")},
+		Upstream: upstream,
+		Tool:     "agent-card",
+		Kind:     configv1.PinKind_PIN_KIND_AGENT_CARD,
+		Versions: []*configv1.ToolVersion{{
+			Version: 1, DefinitionHash: "sha256:" + fmt.Sprintf("%064x", len(card)), Definition: []byte(card),
+			Class: configv1.ToolClass_TOOL_CLASS_MUTATING, ApproveTime: At(0), ApprovedBy: BootToken,
+		}},
+	}
 }

@@ -16,6 +16,7 @@ import (
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 	"github.com/portcullis-gw/portcullis/internal/secretbind"
+	"github.com/portcullis-gw/portcullis/internal/setting"
 )
 
 // Compile validates a serialized snapshot completely and returns the
@@ -55,6 +56,7 @@ func Compile(snapshot []byte, opts ...Option) (c *Compiled, err error) {
 			secrets:   map[string]secret{},
 			keys:      map[string]apiKey{},
 			tools:     map[string]pipeline.Tool{},
+			agents:    map[string]pipeline.Tool{},
 			jwtAgents: map[jwtSubject]*configv1.Agent{},
 		},
 	}
@@ -72,6 +74,7 @@ func Compile(snapshot []byte, opts ...Option) (c *Compiled, err error) {
 	b.indexAgents()
 	b.indexIdentity()
 	b.indexCerts()
+	b.indexSettings()
 	b.compileAuthorization(o)
 	if b.problems.any() {
 		return nil, b.problems.err(snap.GetVersion())
@@ -96,11 +99,41 @@ func (b *builder) compileAuthorization(o options) {
 		return
 	}
 	b.c.engine = e
+	b.c.versions = setVersions(b.snap.GetPolicySets())
+	b.compileRollout(o)
 	b.c.toolList = make([]pipeline.Tool, 0, len(b.c.tools))
 	for _, t := range b.c.tools {
 		b.c.toolList = append(b.c.toolList, t)
 	}
 	slices.SortFunc(b.c.toolList, func(x, y pipeline.Tool) int { return strings.Compare(x.Action, y.Action) })
+	b.indexAgentCards()
+}
+
+// indexAgentCards records the approved cards of the remote agents the
+// policy engine compiled (it checked each card pin).
+func (b *builder) indexAgentCards() {
+	for _, p := range b.snap.GetToolPins() {
+		if p.GetKind() != configv1.PinKind_PIN_KIND_AGENT_CARD {
+			continue
+		}
+		v, err := authz.ActiveVersion(p)
+		if err != nil {
+			continue // reported by package authz
+		}
+		b.c.agents[p.GetUpstream()] = pipeline.Tool{
+			Kind:           pipeline.KindAgent,
+			Upstream:       p.GetUpstream(),
+			Name:           p.GetTool(),
+			Class:          v.GetClass(),
+			Version:        v.GetVersion(),
+			Definition:     slices.Clone(v.GetDefinition()),
+			DefinitionHash: v.GetDefinitionHash(),
+		}
+	}
+	for _, a := range b.c.agents {
+		b.c.agentList = append(b.c.agentList, a)
+	}
+	slices.SortFunc(b.c.agentList, func(x, y pipeline.Tool) int { return strings.Compare(x.Upstream, y.Upstream) })
 }
 
 // panicProblem starts the problem Compile reports when compiling panicked.
@@ -186,6 +219,28 @@ func secretRefs(c *configv1.UpstreamCredential) []string {
 		return []string{k.OauthClientCredentials.GetClientSecret()}
 	}
 	return nil
+}
+
+// indexSettings keeps the values of the settings this data plane knows
+// (package setting), held to the same canonical form the control plane
+// stores; a key it does not know (a newer control plane's) is ignored.
+func (b *builder) indexSettings() {
+	b.c.settings = map[string][]string{}
+	for _, s := range b.snap.GetSettings() {
+		name := s.GetMeta().GetName()
+		if _, known := setting.Lookup(name); !known {
+			continue
+		}
+		if _, dup := b.c.settings[name]; dup {
+			b.problems.add("setting %q appears twice", name)
+			continue
+		}
+		if err := setting.Check(name, s.GetValues()); err != nil {
+			b.problems.add("setting %q: %v", name, err)
+			continue
+		}
+		b.c.settings[name] = s.GetValues()
+	}
 }
 
 // indexAgents indexes the agents' API keys. An agent without a name or

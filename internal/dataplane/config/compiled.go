@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"github.com/portcullis-gw/portcullis/internal/setting"
 )
 
 // Compiled is a validated snapshot indexed for serving. It is immutable and
@@ -41,6 +42,10 @@ type Compiled struct {
 	// action-name order.
 	tools    map[string]pipeline.Tool
 	toolList []pipeline.Tool
+	// agents are the remote agents (A2A upstreams with an approved card)
+	// by upstream name; agentList them in name order.
+	agents    map[string]pipeline.Tool
+	agentList []pipeline.Tool
 
 	// engine decides, lists and explains with this version's policies
 	// (see authz.go).
@@ -50,6 +55,16 @@ type Compiled struct {
 	// them by; modelList each model once, by name.
 	models    map[string]pipeline.Model
 	modelList []pipeline.Model
+	// versions are "<set>@<version>" of every policy set by name,
+	// including the rollout's candidate in candidateVersions.
+	versions map[string]string
+	// rollout is the policy rollout the version stages, nil for none
+	// (see rollout.go).
+	rollout *rollout
+
+	// settings are the stored values of the settings this data plane
+	// knows, by key (package setting).
+	settings map[string][]string
 }
 
 // apiKey is one API key and the agent holding it.
@@ -105,6 +120,35 @@ func (c *Compiled) Tool(action string) (pipeline.Tool, bool) {
 
 // Tools lists every servable tool in action-name order.
 func (c *Compiled) Tools() []pipeline.Tool { return slices.Clone(c.toolList) }
+
+// Setting returns the values in force of the cluster-wide setting name
+// (package setting): the stored ones, else the default (nil for a key this
+// data plane does not know). Shared: do not modify.
+func (c *Compiled) Setting(name string) []string {
+	if v, ok := c.settings[name]; ok {
+		return v
+	}
+	if spec, ok := setting.Lookup(name); ok {
+		return spec.Default
+	}
+	return nil
+}
+
+// Agent finds a remote agent by its upstream's name: its approved card.
+func (c *Compiled) Agent(name string) (pipeline.Tool, bool) {
+	a, ok := c.agents[name]
+	return a, ok
+}
+
+// Pins lists every servable pin — the tools in action-name order, then
+// the remote agents' cards in name order — for drift detection.
+func (c *Compiled) Pins() []pipeline.Tool {
+	return append(slices.Clone(c.toolList), c.agentList...)
+}
+
+// TaskIDKey is the key gateway-issued A2A ids are signed with (shared by
+// the cluster's data planes); nil when the control plane sent none.
+func (c *Compiled) TaskIDKey() []byte { return c.snap.GetTaskIdKey() }
 
 // Frozen reports the emergency brake and the operator's reason.
 func (c *Compiled) Frozen() (bool, string) {

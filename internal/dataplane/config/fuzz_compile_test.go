@@ -115,6 +115,8 @@ func generated(data []byte) *snapshotv1.Snapshot {
 			s.IdentitySources = append(s.IdentitySources, r)
 		case *configv1.ValueList:
 			s.ValueLists = append(s.ValueLists, r)
+		case *configv1.Setting:
+			s.Settings = append(s.Settings, r)
 		}
 	}
 	switch g.Intn(8) {
@@ -124,6 +126,17 @@ func generated(data []byte) *snapshotv1.Snapshot {
 		s.Freeze = &snapshotv1.Freeze{Frozen: true, Reason: g.Text(limits.FreezeReason)}
 	case 7:
 		s.ClusterCaPem = g.Text(limits.CAPEM)
+	}
+	if g.Intn(4) == 3 {
+		// A rollout whose candidate replaces or adds a set.
+		r := g.Rollout(configtest.PolicySet)
+		if g.Bool() {
+			r.PolicySet = g.Name()
+		}
+		s.Rollout = &snapshotv1.Rollout{
+			Id: r.GetMeta().GetName(), Stage: configv1.RolloutStage(g.Intn(7)), CanaryBasisPoints: uint32(g.Intn(10002)),
+			Candidate: &configv1.PolicySet{Meta: &configv1.ResourceMeta{Name: r.GetPolicySet()}, Source: r.GetSource(), Version: int64(g.Intn(100))},
+		}
 	}
 	return s
 }

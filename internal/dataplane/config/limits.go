@@ -55,6 +55,17 @@ func (b *builder) checkLimits() bool {
 			b.problems.add("policy set %q is over a limit: %s", truncate(p.GetMeta().GetName(), maxSegmentBytes), le.In(truncate(file, maxSegmentBytes)))
 		}
 	}
+	if ro := s.GetRollout(); ro != nil {
+		var le *limits.Error
+		switch {
+		case len(ro.GetId()) > limits.Name:
+			b.problems.add("the rollout id is longer than %d bytes", limits.Name)
+		case ro.GetCanaryBasisPoints() > 10000:
+			b.problems.add("rollout %q: the canary share is over 10,000 basis points", truncate(ro.GetId(), maxSegmentBytes))
+		case errors.As(limits.PolicySet(ro.GetCandidate()), &le):
+			b.problems.add("rollout %q: the candidate is over a limit: %s", truncate(ro.GetId(), maxSegmentBytes), le.In(truncate(ro.GetCandidate().GetFilename(), maxSegmentBytes)))
+		}
+	}
 	for _, i := range s.GetIdentitySources() {
 		over("identity source", i.GetMeta().GetName(), limits.IdentitySource(i))
 	}
@@ -67,8 +78,18 @@ func (b *builder) checkLimits() bool {
 	for _, bg := range s.GetBudgets() {
 		over("budget", bg.GetMeta().GetName(), limits.Budget(bg))
 	}
+	if len(s.GetSettings()) > maxSettings {
+		b.problems.add("the snapshot carries %d settings, more than %d", len(s.GetSettings()), maxSettings)
+	}
+	for _, st := range s.GetSettings() {
+		over("setting", st.GetMeta().GetName(), limits.Setting(st))
+	}
 	return !b.problems.any()
 }
+
+// maxSettings bounds the settings of a snapshot: far more keys than any
+// release knows.
+const maxSettings = 1024
 
 // maxSegmentBytes bounds a caller-controlled name quoted in a problem.
 const maxSegmentBytes = 64

@@ -19,7 +19,8 @@ const (
 	ReasonStale               Reason = "stale"
 	ReasonNoConfig            Reason = "no_config"
 	ReasonUnknownTool         Reason = "unknown_tool"
-	ReasonQuarantined         Reason = "quarantined" // the upstream changed the tool after approval
+	ReasonUnknownTask         Reason = "unknown_task" // the task or context named does not exist, or is another caller's
+	ReasonQuarantined         Reason = "quarantined"  // the upstream changed the tool after approval
 	ReasonInvalidArguments    Reason = "invalid_arguments"
 	ReasonUpstreamUnavailable Reason = "upstream_unavailable"
 	ReasonUpstreamTimeout     Reason = "upstream_timeout"
@@ -33,13 +34,16 @@ const (
 	// ReasonUnpriced: a cost budget applies to the call but its target
 	// has no price.
 	ReasonUnpriced Reason = "unpriced"
+	// ReasonOriginNotAllowed: a browser page of an origin the operator did
+	// not allow (setting mcp.allowed-origins) sent the request.
+	ReasonOriginNotAllowed Reason = "origin_not_allowed"
 )
 
 // Reasons lists every reason (for metrics label pre-registration).
 var Reasons = []Reason{
 	ReasonUnauthenticated, ReasonDenied, ReasonDegraded, ReasonFrozen, ReasonStale, ReasonNoConfig,
-	ReasonUnknownTool, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
-	ReasonAuditUnavailable, ReasonInternal, ReasonUnknownModel, ReasonBudgetExhausted, ReasonUnpriced,
+	ReasonUnknownTool, ReasonUnknownTask, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
+	ReasonAuditUnavailable, ReasonInternal, ReasonOriginNotAllowed, ReasonUnknownModel, ReasonBudgetExhausted, ReasonUnpriced,
 }
 
 // Refusal is a call the gateway refused. Message is safe to show to the

@@ -32,6 +32,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/protocol"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/refusals"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/rolloutcount"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/syncclient"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
@@ -65,7 +66,10 @@ type Server struct {
 	// budgets enforces budgets within this data plane (the Limit stage's
 	// reserver), configured from each snapshot it serves.
 	budgets *limit.Local
-	handle  pipeline.Handler
+	// rollouts counts the calls of a staged policy rollout and writes
+	// the counts to the audit log.
+	rollouts *rolloutcount.Recorder
+	handle   pipeline.Handler
 	// protocols are the protocols this data plane brokers (see
 	// protocols()).
 	protocols []protocol.Protocol
@@ -152,6 +156,10 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	// Refusals of callers no agent was identified for are summarized per
 	// source network and interval instead of recorded one by one.
 	s.refusals = refusals.New(refusals.Options{Writer: aw, Dataplane: cfg.Credential.Name, Logger: log.With("component", "refusals")})
+	s.rollouts = rolloutcount.New(rolloutcount.Options{
+		Writer: aw, Dataplane: cfg.Credential.Name, Interval: cfg.RolloutSummaryInterval,
+		Mode: func() string { return pipeline.ModeName(s.tracker.Mode()) }, Logger: log.With("component", "rollout"),
+	})
 	auditStage.FailOpen = cfg.AuditFailOpen
 	auditStage.OnLost = func(err error) {
 		lost.Inc()
@@ -177,14 +185,15 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	s.budgets = limit.NewLocal(time.Now)
 	s.handle = pipeline.Chain(pipeline.TimedHandler(observe, "forward", protocol.Forwarder(s.protocols)), append([]pipeline.Stage{metricsStage{m: s.metrics}},
 		pipeline.Timed(observe, stages.Default(stages.Options{
-			Audit: auditStage, Anonymous: s.refusals, Limit: []pipeline.Stage{limit.Stage{Reserver: s.budgets}},
+			Audit: auditStage, Anonymous: s.refusals, Rollout: s.rollouts,
+			Limit: []pipeline.Stage{limit.Stage{Reserver: s.budgets}},
 		})...)...)...)
 	s.loadLastKnownGood(ctx)
 
 	s.sync, err = syncclient.New(syncclient.Config{
 		URLs: cfg.ControlPlanes, Credential: cfg.Credential, Dev: cfg.Dev,
 		Applier: s, OnContact: s.tracker.Contact, Logger: log,
-		Quarantines: s.drift.Quarantines,
+		Quarantines: s.drift.Quarantines, Rollout: s.servingRollout,
 	})
 	if err != nil {
 		_ = aw.Close()
@@ -231,10 +240,14 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.done.Add(5)
+	s.done.Add(6)
 	go func() {
 		defer s.done.Done()
 		_ = s.upload.Run(runCtx)
+	}()
+	go func() {
+		defer s.done.Done()
+		s.rollouts.Run(runCtx)
 	}()
 	go func() {
 		defer s.done.Done()
@@ -464,6 +477,17 @@ func (s *Server) Apply(ctx context.Context, data []byte) (syncclient.Version, er
 	return offered, nil
 }
 
+// servingRollout is the policy rollout the serving version stages, for
+// the status reports: its id, stage and canary share.
+func (s *Server) servingRollout() syncclient.Rollout {
+	if cur := s.current.Load(); cur != nil {
+		if ro := cur.Rollout(); ro != nil {
+			return syncclient.Rollout{ID: ro.ID(), Stage: ro.Stage(), BasisPoints: ro.CanaryBasisPoints()}
+		}
+	}
+	return syncclient.Rollout{}
+}
+
 // Serving implements syncclient.Applier.
 func (s *Server) Serving() (syncclient.Version, configsyncv1.Mode) {
 	v := s.serving()
@@ -495,6 +519,7 @@ func (s *Server) Begin(r *http.Request) *pipeline.Call {
 		UserToken: r.Header.Get(UserTokenHeader)}
 	if cur := s.current.Load(); cur != nil {
 		c.Config = cur
+		c.Rollout = cur.Rollout()
 	}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.SourceIP = ap.Addr()

@@ -116,15 +116,32 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 		Protocol:   c.Protocol,
 		Method:     c.Method,
 		Upstream:   c.Target.Upstream,
-		Tool:       c.Target.Own,
-		Mode:       pipeline.ModeName(c.Mode),
-		Policies:   slices.Clone(c.Decision.Policies),
-		Latency:    durationpb.New(a.now().Sub(start)),
+		// The name agents use ("<prefix>__<tool>", a namespaced URI), as
+		// tools/list, Cedar and gwctl access name it; what the caller asked
+		// for when it never resolved. The upstream's own name beside it.
+		Tool:      truncate(c.Target.Name, maxTargetName),
+		TargetOwn: truncate(c.Target.Own, maxTargetName),
+		Mode:      pipeline.ModeName(c.Mode),
+		Policies:  slices.Clone(c.Decision.Policies),
+		Latency:   durationpb.New(a.now().Sub(start)),
+		// Shared and never modified, like Policies' source.
+		PolicyVersions: c.Decision.Versions,
 	}
-	if r.Tool == "" {
-		// Never resolved (unknown tool, or refused before Gate): record what
-		// was asked for.
-		r.Tool = truncate(c.Target.Name, maxEcho)
+	if ro, note := c.Rollout, c.RolloutNote; ro != nil && note != nil {
+		r.Rollout = &auditv1.RolloutCall{Id: ro.ID(), Stage: ro.Stage(), Candidate: note.Candidate}
+		if s := note.Shadow; s != nil {
+			sd := &auditv1.ShadowDecision{Decision: "deny", Policies: slices.Clone(s.Policies), Candidate: note.ShadowIsCandidate}
+			if s.Allowed {
+				sd.Decision = "allow"
+			}
+			for i, e := range s.Errors {
+				if i == maxErrorsShown {
+					break
+				}
+				sd.Errors = append(sd.Errors, truncate(e, maxDetail/maxErrorsShown))
+			}
+			r.Rollout.Shadow = sd
+		}
 	}
 	if c.Agent != nil {
 		r.Agent = c.Agent.GetMeta().GetName()
@@ -148,10 +165,16 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 		sum := sha256.Sum256(c.Payload)
 		r.Content = &auditv1.ContentDigest{RequestBytes: int64(len(c.Payload)), RequestSha256: sum[:]}
 	}
+	if c.Target.Kind == pipeline.KindAgent {
+		r.Detail = &auditv1.Record_Task{Task: taskDetail(c, res)}
+	}
 	if res != nil {
 		r.UpstreamLatency = durationpb.New(res.UpstreamLatency)
 		r.UpstreamError = res.IsError
 		r.ResponseBytes = int64(len(res.Body) + len(res.Failure))
+		if res.Task != nil {
+			r.ResponseBytes += res.Task.EventBytes
+		}
 		if c.Op == pipeline.OpList {
 			r.Detail = &auditv1.Record_List{List: &auditv1.ListDetail{Items: uint32(min(res.Items, 1<<31))}}
 		}
@@ -187,6 +210,30 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 	return r
 }
 
+// maxTargetName bounds the target names a record keeps: a caller's name
+// for a target that never resolved is its own text.
+const maxTargetName = 256
+
+// taskDetail describes an operation on a remote agent: the task the
+// caller named, what the result said of it, and the sizes.
+func taskDetail(c *pipeline.Call, res *pipeline.Result) *auditv1.TaskDetail {
+	d := &auditv1.TaskDetail{TaskId: truncate(c.Target.Item, maxEcho)}
+	if m := c.Message; m != nil {
+		d.Skill, d.MessageBytes, d.MetadataBytes = truncate(m.Skill, maxEcho), m.Bytes, m.MetadataBytes
+	}
+	if res == nil || res.Task == nil {
+		return d
+	}
+	t := res.Task
+	if t.ID != "" {
+		d.TaskId = truncate(t.ID, maxEcho)
+	}
+	d.ContextId, d.State = truncate(t.ContextID, maxEcho), truncate(t.State, maxEcho)
+	d.Events, d.EventBytes = uint32(min(t.Events, 1<<31)), t.EventBytes
+	d.Tasks = uint32(min(t.Listed, 1<<31))
+	return d
+}
+
 // eventKind is the record kind of an operation.
 func eventKind(op pipeline.Operation) auditv1.EventKind {
 	switch op {
@@ -204,8 +251,8 @@ func refusedByGateway(r pipeline.Reason) bool {
 	switch r {
 	case pipeline.ReasonUnauthenticated, pipeline.ReasonDenied, pipeline.ReasonDegraded,
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
-		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments, pipeline.ReasonUnknownModel,
-		pipeline.ReasonBudgetExhausted, pipeline.ReasonUnpriced:
+		pipeline.ReasonUnknownTool, pipeline.ReasonUnknownTask, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed,
+		pipeline.ReasonUnknownModel, pipeline.ReasonBudgetExhausted, pipeline.ReasonUnpriced:
 		return true
 	}
 	return false

@@ -10,6 +10,8 @@ import (
 // Gate applies the data plane's mode and the emergency brake before any
 // policy is evaluated, and resolves and admits the call's target:
 //
+//   - a call its endpoint already refused (Call.Refused) is refused with
+//     that refusal;
 //   - starting (no configuration): every operation is refused (no_config);
 //   - stale: every operation is refused (stale);
 //   - a tool call: a name no pinned tool has is unknown_tool; the tool is
@@ -22,6 +24,9 @@ import (
 //   - content (read, get, complete, subscribe of a resource or prompt):
 //     the adapter routed it to an upstream; reading content is read-only,
 //     so it is served degraded and frozen alike;
+//   - any operation on a remote agent: a name no pinned agent card has is
+//     unknown_tool; the agent is resolved into call.Target (upstream, pin)
+//     and admitted by Admit;
 //   - lists and session requests pass; Authorize applies Admit to each
 //     listed target, so a list never shows what a call would be refused.
 type Gate struct{}
@@ -33,6 +38,10 @@ func (Gate) Name() string { return "gate" }
 
 // Handle implements pipeline.Stage.
 func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler) (*pipeline.Result, error) {
+	if c.Refused != nil {
+		// The endpoint refused the request already (a transport rule).
+		return nil, c.Refused
+	}
 	if err := serving(c); err != nil {
 		return nil, err
 	}
@@ -44,7 +53,19 @@ func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler)
 			return nil, pipeline.Refuse(pipeline.ReasonUnknownTool,
 				"no tool %q is served by this gateway; list the tools to see which are", truncate(c.Target.Name, maxEcho))
 		}
-		c.Target.Tool, c.Target.Upstream, c.Target.Own = tool, tool.Upstream, tool.Name
+		// The agent-visible name is the pin's action name; the upstream's
+		// own name goes beside it.
+		c.Target.Tool, c.Target.Name, c.Target.Upstream, c.Target.Own = tool, tool.Action, tool.Upstream, tool.Name
+		if r := Admit(ctx, c, c.Target); r != nil {
+			return nil, r
+		}
+	case c.Target.Kind == pipeline.KindAgent:
+		agent, ok := c.Config.Agent(c.Target.Name)
+		if !ok {
+			return nil, pipeline.Refuse(pipeline.ReasonUnknownTool,
+				"no remote agent %q is served by this gateway; an operator must register it and approve its agent card", truncate(c.Target.Name, maxEcho))
+		}
+		c.Target.Tool, c.Target.Upstream = agent, agent.Upstream
 		if r := Admit(ctx, c, c.Target); r != nil {
 			return nil, r
 		}
@@ -68,16 +89,21 @@ func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler)
 }
 
 // Admit applies the per-target rules of the mode and the brake to t, for
-// a call of it or for listing it; nil admits it:
+// the operation of c on it or for listing it; nil admits it:
 //
-//   - a pinned tool whose upstream definition drifted from the pin (see
-//     pipeline.Quarantine): quarantined, until an operator approves it;
-//   - degraded: only tools the operator classified read-only are served;
-//   - frozen by an operator: only read-only tools are served.
+//   - a pinned target (a tool, a remote agent and its skills) whose
+//     upstream definition drifted from the pin (see pipeline.Quarantine):
+//     quarantined, until an operator approves it;
+//   - degraded: only operations that cannot change anything are served —
+//     those that are read-only by nature, and calls of tools and agents
+//     the operator classified read-only;
+//   - frozen by an operator: the same.
 //
-// Content targets (resources, prompts) are read-only and always admitted.
+// Listing a callable target (a tool, a skill) is judged as calling it, so
+// a list never shows what a call would be refused. Content targets
+// (resources, prompts) are read-only and always admitted.
 func Admit(ctx context.Context, c *pipeline.Call, t pipeline.Target) *pipeline.Refusal {
-	if t.Kind != pipeline.KindTool {
+	if t.Kind != pipeline.KindTool && t.Kind != pipeline.KindAgent && t.Kind != pipeline.KindSkill {
 		return nil
 	}
 	if c.Quarantine != nil {
@@ -85,18 +111,35 @@ func Admit(ctx context.Context, c *pipeline.Call, t pipeline.Target) *pipeline.R
 			return pipeline.Refuse(pipeline.ReasonQuarantined, "%s", truncate(msg, maxDetail))
 		}
 	}
-	if c.Mode == configsyncv1.Mode_MODE_DEGRADED && !t.Tool.ReadOnly() {
-		return pipeline.Refuse(pipeline.ReasonDegraded,
-			"the control plane is unreachable; only read-only tools are served; retry later")
+	if !changes(c.Op, t) || t.Tool.ReadOnly() {
+		return nil
 	}
-	if frozen, reason := c.Config.Frozen(); frozen && !t.Tool.ReadOnly() {
+	what := "tools"
+	if t.Kind != pipeline.KindTool {
+		what = "tools and remote agents, and reads of tasks,"
+	}
+	if c.Mode == configsyncv1.Mode_MODE_DEGRADED {
+		return pipeline.Refuse(pipeline.ReasonDegraded,
+			"the control plane is unreachable; only read-only %s are served; retry later", what)
+	}
+	if frozen, reason := c.Config.Frozen(); frozen {
 		if reason == "" {
 			reason = "no reason given"
 		}
 		return pipeline.Refuse(pipeline.ReasonFrozen,
-			"an operator froze the gateway (%s); only read-only tools are served until the freeze is lifted", truncate(reason, maxDetail))
+			"an operator froze the gateway (%s); only read-only %s are served until the freeze is lifted", truncate(reason, maxDetail), what)
 	}
 	return nil
+}
+
+// changes reports whether op on t may change the world when t is not
+// read-only: a call or a cancel may; listing a callable target (a tool, a
+// skill) stands for calling it; every other operation only reads.
+func changes(op pipeline.Operation, t pipeline.Target) bool {
+	if op == pipeline.OpList {
+		return t.Kind == pipeline.KindTool || t.Kind == pipeline.KindSkill && t.Name != ""
+	}
+	return !op.ReadOnly()
 }
 
 // serving refuses an operation the data plane cannot serve in its mode at

@@ -46,6 +46,8 @@ func (f *fakeConfig) AgentByCert([]*x509.Certificate, time.Time) (*configv1.Agen
 	return nil, errors.New("the client certificate is not trusted")
 }
 
+func (f *fakeConfig) Agent(string) (pipeline.Tool, bool) { return pipeline.Tool{}, false }
+
 func (f *fakeConfig) Tool(action string) (pipeline.Tool, bool) {
 	t, ok := f.tools[action]
 	return t, ok
@@ -68,6 +70,8 @@ func (f *fakeConfig) Listable(_ context.Context, _ *pipeline.Call, kind pipeline
 func (f *fakeConfig) Model(string) (pipeline.Model, bool) { return pipeline.Model{}, false }
 
 func (f *fakeConfig) Frozen() (bool, string) { return f.frozen, f.reason }
+
+func (f *fakeConfig) Setting(string) []string { return nil }
 
 const goodKey = "pck_0123456789abcdef_good"
 

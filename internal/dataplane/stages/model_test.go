@@ -76,7 +76,7 @@ func TestAuditRecordsUsageNotContent(t *testing.T) {
 	case r.GetContent().GetRequestBytes() != int64(len(c.Payload)) || string(r.GetContent().GetRequestSha256()) != string(sum[:]) ||
 		r.GetContent().GetResponseBytes() != 77:
 		t.Errorf("content = %v", r.GetContent())
-	case r.GetTeam() != "research" || r.GetTargetKind() != "model" || r.GetTool() != "gpt-4o" || r.GetOutcome() != "error":
+	case r.GetTeam() != "research" || r.GetTargetKind() != "model" || r.GetTargetOwn() != "gpt-4o" || r.GetTool() != "openai/gpt-4o" || r.GetOutcome() != "error":
 		t.Errorf("record = %v", r)
 	}
 }

@@ -101,6 +101,7 @@ type Services struct {
 	Upstream  adminv1connect.UpstreamServiceClient
 	Tool      adminv1connect.ToolServiceClient
 	Policy    adminv1connect.PolicyServiceClient
+	Rollout   adminv1connect.RolloutServiceClient
 	Identity  adminv1connect.IdentitySourceServiceClient
 	Secret    adminv1connect.SecretServiceClient
 	ValueList adminv1connect.ValueListServiceClient
@@ -110,6 +111,7 @@ type Services struct {
 	Backup    adminv1connect.BackupServiceClient
 	AdminLog  adminv1connect.AdminLogServiceClient
 	Dataplane adminv1connect.DataplaneServiceClient
+	Setting   adminv1connect.SettingServiceClient
 	Access    adminv1connect.AccessServiceClient
 	Audit     auditv1connect.AuditServiceClient
 }
@@ -158,6 +160,7 @@ func New(cfg Config) (*Client, error) {
 			Upstream:  adminv1connect.NewUpstreamServiceClient(httpClient, u, opts...),
 			Tool:      adminv1connect.NewToolServiceClient(httpClient, u, opts...),
 			Policy:    adminv1connect.NewPolicyServiceClient(httpClient, u, opts...),
+			Rollout:   adminv1connect.NewRolloutServiceClient(httpClient, u, opts...),
 			Identity:  adminv1connect.NewIdentitySourceServiceClient(httpClient, u, opts...),
 			Secret:    adminv1connect.NewSecretServiceClient(httpClient, u, opts...),
 			ValueList: adminv1connect.NewValueListServiceClient(httpClient, u, opts...),
@@ -167,6 +170,7 @@ func New(cfg Config) (*Client, error) {
 			Backup:    adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
 			AdminLog:  adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),
 			Dataplane: adminv1connect.NewDataplaneServiceClient(httpClient, u, opts...),
+			Setting:   adminv1connect.NewSettingServiceClient(httpClient, u, opts...),
 			Access:    adminv1connect.NewAccessServiceClient(httpClient, u, opts...),
 			Audit:     auditv1connect.NewAuditServiceClient(httpClient, u, opts...),
 		})

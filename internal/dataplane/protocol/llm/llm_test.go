@@ -228,7 +228,7 @@ func TestCompleteAnswers(t *testing.T) {
 				t.Errorf("the provider got model %q limit %d, want %q %d", rep.Model, rep.MaxTokens, tt.wantModel, tt.wantLimit)
 			}
 			rec := g.audit.last(t)
-			if rec.GetOutcome() != "ok" || rec.GetTargetKind() != "model" || rec.GetUpstream() == "" || rec.GetTool() != tt.wantModel {
+			if rec.GetOutcome() != "ok" || rec.GetTargetKind() != "model" || rec.GetUpstream() == "" || rec.GetTargetOwn() != tt.wantModel {
 				t.Errorf("record %v", rec)
 			}
 			if got := usageOf(rec); got != rep.Usage || rec.GetUsage().GetEstimated() {

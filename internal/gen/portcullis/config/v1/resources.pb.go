@@ -381,6 +381,123 @@ func (ToolClass) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
+// PinKind is what a ToolPin approves.
+type PinKind int32
+
+const (
+	// A tool of an MCP upstream (every pin written before kinds existed).
+	PinKind_PIN_KIND_UNSPECIFIED PinKind = 0
+	// The agent card of an A2A upstream: its definition is the card as the
+	// upstream published it, its hash the RFC 8785 hash of the whole card,
+	// its class the operator's classification of the agent (read-only: its
+	// messages change nothing; idempotent: a message may be sent again).
+	PinKind_PIN_KIND_AGENT_CARD PinKind = 1
+)
+
+// Enum value maps for PinKind.
+var (
+	PinKind_name = map[int32]string{
+		0: "PIN_KIND_UNSPECIFIED",
+		1: "PIN_KIND_AGENT_CARD",
+	}
+	PinKind_value = map[string]int32{
+		"PIN_KIND_UNSPECIFIED": 0,
+		"PIN_KIND_AGENT_CARD":  1,
+	}
+)
+
+func (x PinKind) Enum() *PinKind {
+	p := new(PinKind)
+	*p = x
+	return p
+}
+
+func (x PinKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PinKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
+}
+
+func (PinKind) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
+}
+
+func (x PinKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PinKind.Descriptor instead.
+func (PinKind) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
+}
+
+// RolloutStage is where a policy rollout stands.
+type RolloutStage int32
+
+const (
+	RolloutStage_ROLLOUT_STAGE_UNSPECIFIED RolloutStage = 0
+	// Every data plane decides with the active version and evaluates the
+	// candidate beside it, counting differences.
+	RolloutStage_ROLLOUT_STAGE_SHADOW RolloutStage = 1
+	// The candidate decides for a deterministic share of agents.
+	RolloutStage_ROLLOUT_STAGE_CANARY RolloutStage = 2
+	// The candidate is the active version (the rollout is over).
+	RolloutStage_ROLLOUT_STAGE_COMPLETE RolloutStage = 3
+	// Rolled back by an operator or by a gate (the rollout is over).
+	RolloutStage_ROLLOUT_STAGE_ROLLED_BACK RolloutStage = 4
+	// Aborted by an operator (the rollout is over).
+	RolloutStage_ROLLOUT_STAGE_ABORTED RolloutStage = 5
+)
+
+// Enum value maps for RolloutStage.
+var (
+	RolloutStage_name = map[int32]string{
+		0: "ROLLOUT_STAGE_UNSPECIFIED",
+		1: "ROLLOUT_STAGE_SHADOW",
+		2: "ROLLOUT_STAGE_CANARY",
+		3: "ROLLOUT_STAGE_COMPLETE",
+		4: "ROLLOUT_STAGE_ROLLED_BACK",
+		5: "ROLLOUT_STAGE_ABORTED",
+	}
+	RolloutStage_value = map[string]int32{
+		"ROLLOUT_STAGE_UNSPECIFIED": 0,
+		"ROLLOUT_STAGE_SHADOW":      1,
+		"ROLLOUT_STAGE_CANARY":      2,
+		"ROLLOUT_STAGE_COMPLETE":    3,
+		"ROLLOUT_STAGE_ROLLED_BACK": 4,
+		"ROLLOUT_STAGE_ABORTED":     5,
+	}
+)
+
+func (x RolloutStage) Enum() *RolloutStage {
+	p := new(RolloutStage)
+	*p = x
+	return p
+}
+
+func (x RolloutStage) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RolloutStage) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[7].Descriptor()
+}
+
+func (RolloutStage) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[7]
+}
+
+func (x RolloutStage) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RolloutStage.Descriptor instead.
+func (RolloutStage) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
+}
+
 // JwtUse says what a JWT issuer vouches for.
 type JwtUse int32
 
@@ -418,11 +535,11 @@ func (x JwtUse) String() string {
 }
 
 func (JwtUse) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[8].Descriptor()
 }
 
 func (JwtUse) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[8]
 }
 
 func (x JwtUse) Number() protoreflect.EnumNumber {
@@ -431,7 +548,7 @@ func (x JwtUse) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JwtUse.Descriptor instead.
 func (JwtUse) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 // Role is what an admin token may do. Each role includes the rights of the
@@ -480,11 +597,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[7].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[9].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[7]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[9]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -493,7 +610,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -873,6 +990,12 @@ type Upstream struct {
 	AllowLinkLocal bool `protobuf:"varint,8,opt,name=allow_link_local,json=allowLinkLocal,proto3" json:"allow_link_local,omitempty"`
 	// MCP protocol era to speak with the upstream (MCP upstreams only).
 	McpEra McpEra `protobuf:"varint,9,opt,name=mcp_era,json=mcpEra,proto3,enum=portcullis.config.v1.McpEra" json:"mcp_era,omitempty"`
+	// A2A upstreams only: the path of the agent's card on the origin of url
+	// ("/.well-known/agent-card.json" when empty), for agents that publish
+	// it elsewhere. url is the agent's JSON-RPC endpoint; the card is always
+	// fetched from the same origin, with the upstream's own credential, and
+	// never followed to a URL it names.
+	A2ACardPath string `protobuf:"bytes,10,opt,name=a2a_card_path,json=a2aCardPath,proto3" json:"a2a_card_path,omitempty"`
 	// LLM upstreams only: the provider's API and the models agents may call.
 	// Numbered clear of the fields other protocols add after 9.
 	Llm           *LlmUpstream `protobuf:"bytes,20,opt,name=llm,proto3" json:"llm,omitempty"`
@@ -971,6 +1094,13 @@ func (x *Upstream) GetMcpEra() McpEra {
 		return x.McpEra
 	}
 	return McpEra_MCP_ERA_UNSPECIFIED
+}
+
+func (x *Upstream) GetA2ACardPath() string {
+	if x != nil {
+		return x.A2ACardPath
+	}
+	return ""
 }
 
 func (x *Upstream) GetLlm() *LlmUpstream {
@@ -1826,19 +1956,24 @@ func (x *Resilience) GetBreakerOpen() *durationpb.Duration {
 	return nil
 }
 
-// ToolPin is the approved definition of one upstream tool. Its name is
-// "<upstream>/<tool>". Several versions may be kept; `active_version` is the
-// one data planes serve.
+// ToolPin is the approved definition of one upstream tool, or of an A2A
+// upstream's agent card. Its name is "<upstream>/<tool>". Several versions
+// may be kept; `active_version` is the one data planes serve.
 type ToolPin struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
 	// Upstream name.
 	Upstream string `protobuf:"bytes,2,opt,name=upstream,proto3" json:"upstream,omitempty"`
-	// Tool name as the upstream reports it (1-128 of [A-Za-z0-9_.-]).
+	// Tool name as the upstream reports it (1-128 of [A-Za-z0-9_.-]); for an
+	// agent card, "agent-card".
 	Tool     string         `protobuf:"bytes,3,opt,name=tool,proto3" json:"tool,omitempty"`
 	Versions []*ToolVersion `protobuf:"bytes,4,rep,name=versions,proto3" json:"versions,omitempty"`
 	// Version served to agents. 0 means the newest.
 	ActiveVersion int64 `protobuf:"varint,5,opt,name=active_version,json=activeVersion,proto3" json:"active_version,omitempty"`
+	// What is pinned: set by the control plane from the upstream's protocol
+	// (an A2A upstream's only pin is its agent card). A put of an agent-card
+	// pin needs cluster version 2.
+	Kind          PinKind `protobuf:"varint,6,opt,name=kind,proto3,enum=portcullis.config.v1.PinKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1906,6 +2041,13 @@ func (x *ToolPin) GetActiveVersion() int64 {
 		return x.ActiveVersion
 	}
 	return 0
+}
+
+func (x *ToolPin) GetKind() PinKind {
+	if x != nil {
+		return x.Kind
+	}
+	return PinKind_PIN_KIND_UNSPECIFIED
 }
 
 // ToolVersion is one approved definition of a tool.
@@ -2034,7 +2176,18 @@ type PolicySet struct {
 	Disabled bool `protobuf:"varint,6,opt,name=disabled,proto3" json:"disabled,omitempty"`
 	// Output only. Names of the value lists the policies refer to
 	// (List::"<name>"), sorted. A list named here cannot be deleted.
-	ValueLists    []string `protobuf:"bytes,7,rep,name=value_lists,json=valueLists,proto3" json:"value_lists,omitempty"`
+	ValueLists []string `protobuf:"bytes,7,rep,name=value_lists,json=valueLists,proto3" json:"value_lists,omitempty"`
+	// Why this version was written (gwctl policy apply --message), kept with
+	// the version in the set's history. At most 1024 bytes.
+	Message string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	// How many versions the set's history keeps: 0 means 20, at most 100.
+	// The history is also held to 8 MiB of sources; the oldest versions
+	// beyond either bound are dropped.
+	HistoryLimit int32 `protobuf:"varint,9,opt,name=history_limit,json=historyLimit,proto3" json:"history_limit,omitempty"`
+	// Set by a rollback: the version of the set's history this write
+	// restores. The control plane refuses the write unless that version is
+	// in the history with exactly this source.
+	Restores      int64 `protobuf:"varint,10,opt,name=restores,proto3" json:"restores,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2118,6 +2271,798 @@ func (x *PolicySet) GetValueLists() []string {
 	return nil
 }
 
+func (x *PolicySet) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PolicySet) GetHistoryLimit() int32 {
+	if x != nil {
+		return x.HistoryLimit
+	}
+	return 0
+}
+
+func (x *PolicySet) GetRestores() int64 {
+	if x != nil {
+		return x.Restores
+	}
+	return 0
+}
+
+// PolicyHistory is the kept versions of one policy set, oldest first,
+// named like the set. The control plane records a version whenever the
+// set's source changes — an apply, a rollback, a completed rollout — and
+// deletes the history with the set. Output only: it cannot be written.
+type PolicyHistory struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Versions      []*PolicyVersion       `protobuf:"bytes,2,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyHistory) Reset() {
+	*x = PolicyHistory{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyHistory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyHistory) ProtoMessage() {}
+
+func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyHistory.ProtoReflect.Descriptor instead.
+func (*PolicyHistory) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PolicyHistory) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *PolicyHistory) GetVersions() []*PolicyVersion {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+// PolicyVersion is one version of a policy set as it was applied.
+type PolicyVersion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The set's version number (PolicySet.version).
+	Version   int64    `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Source    string   `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	Filename  string   `protobuf:"bytes,3,opt,name=filename,proto3" json:"filename,omitempty"`
+	PolicyIds []string `protobuf:"bytes,4,rep,name=policy_ids,json=policyIds,proto3" json:"policy_ids,omitempty"`
+	// When it was applied, and by whom: an admin token id, or
+	// "node:<id>" for the rollout controller.
+	Time  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=time,proto3" json:"time,omitempty"`
+	Actor string                 `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The admin method that applied it ("PolicyService.ApplyPolicySet").
+	Method string `protobuf:"bytes,7,opt,name=method,proto3" json:"method,omitempty"`
+	// Why (PolicySet.message, or the rollout's message).
+	Message string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	// The rollout whose completion made it active, if one did.
+	Rollout string `protobuf:"bytes,9,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// The earlier version it restores, when it is a rollback.
+	Restores      int64 `protobuf:"varint,10,opt,name=restores,proto3" json:"restores,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyVersion) Reset() {
+	*x = PolicyVersion{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyVersion) ProtoMessage() {}
+
+func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyVersion.ProtoReflect.Descriptor instead.
+func (*PolicyVersion) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PolicyVersion) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PolicyVersion) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetPolicyIds() []string {
+	if x != nil {
+		return x.PolicyIds
+	}
+	return nil
+}
+
+func (x *PolicyVersion) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *PolicyVersion) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetRollout() string {
+	if x != nil {
+		return x.Rollout
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetRestores() int64 {
+	if x != nil {
+		return x.Restores
+	}
+	return 0
+}
+
+// PolicyTests are the test cases stored with a policy set, named like it:
+// a rollout of the set starts only when its candidate passes every one
+// (gwctl policy tests set NAME -f CASES.yaml). Deleted with the set.
+type PolicyTests struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// At most 1,000 cases.
+	Cases         []*PolicyTestCase `protobuf:"bytes,2,rep,name=cases,proto3" json:"cases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyTests) Reset() {
+	*x = PolicyTests{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyTests) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyTests) ProtoMessage() {}
+
+func (x *PolicyTests) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyTests.ProtoReflect.Descriptor instead.
+func (*PolicyTests) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *PolicyTests) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *PolicyTests) GetCases() []*PolicyTestCase {
+	if x != nil {
+		return x.Cases
+	}
+	return nil
+}
+
+// PolicyTestCase is one expected decision (see gwctl policy test).
+type PolicyTestCase struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique within the set's cases; at most 256 bytes.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The calling agent.
+	Agent string `protobuf:"bytes,2,opt,name=agent,proto3" json:"agent,omitempty"`
+	// The user the agent acts for: "<source>/<name>"; empty for none.
+	User   string   `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	Email  string   `protobuf:"bytes,4,opt,name=email,proto3" json:"email,omitempty"`
+	Groups []string `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"`
+	// The tool's action name, "<prefix>__<tool>".
+	Tool string `protobuf:"bytes,6,opt,name=tool,proto3" json:"tool,omitempty"`
+	// The call's arguments as a JSON object; empty for none. At most 64 KiB.
+	ArgumentsJson string `protobuf:"bytes,7,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
+	// The call's time; unset: the time the cases run.
+	Time *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time,proto3" json:"time,omitempty"`
+	// The caller's address; empty: 127.0.0.1.
+	SourceIp string `protobuf:"bytes,9,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`
+	// Empty: "mcp".
+	Protocol string `protobuf:"bytes,10,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Degraded bool   `protobuf:"varint,11,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	// "allow" or "deny".
+	Expect string `protobuf:"bytes,12,opt,name=expect,proto3" json:"expect,omitempty"`
+	// With check_policies: the determining policies, exactly.
+	Policies      []string `protobuf:"bytes,13,rep,name=policies,proto3" json:"policies,omitempty"`
+	CheckPolicies bool     `protobuf:"varint,14,opt,name=check_policies,json=checkPolicies,proto3" json:"check_policies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyTestCase) Reset() {
+	*x = PolicyTestCase{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyTestCase) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyTestCase) ProtoMessage() {}
+
+func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyTestCase.ProtoReflect.Descriptor instead.
+func (*PolicyTestCase) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PolicyTestCase) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *PolicyTestCase) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetArgumentsJson() string {
+	if x != nil {
+		return x.ArgumentsJson
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *PolicyTestCase) GetSourceIp() string {
+	if x != nil {
+		return x.SourceIp
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
+	}
+	return false
+}
+
+func (x *PolicyTestCase) GetExpect() string {
+	if x != nil {
+		return x.Expect
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetPolicies() []string {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *PolicyTestCase) GetCheckPolicies() bool {
+	if x != nil {
+		return x.CheckPolicies
+	}
+	return false
+}
+
+// Rollout stages a new version (the candidate) of one policy set:
+// validated (strict schema and the set's stored tests, when it starts) →
+// shadow → canary steps → complete, each step committed here by the
+// rollout controller on the control-plane leader or by an operator. Its
+// name is the rollout id, which also seeds the canary sample. At most one
+// rollout is in shadow or canary at a time, and its policy set cannot be
+// applied, rolled back or deleted meanwhile.
+type Rollout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// The policy set it stages (enabled, existing).
+	PolicySet string `protobuf:"bytes,2,opt,name=policy_set,json=policySet,proto3" json:"policy_set,omitempty"`
+	// Output only. The set's version when the rollout started; the candidate
+	// becomes version base_version + 1.
+	BaseVersion int64 `protobuf:"varint,3,opt,name=base_version,json=baseVersion,proto3" json:"base_version,omitempty"`
+	// The candidate's Cedar source and file name.
+	Source   string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	Filename string `protobuf:"bytes,5,opt,name=filename,proto3" json:"filename,omitempty"`
+	// Output only. The candidate's policy ids and the value lists it reads.
+	PolicyIds  []string `protobuf:"bytes,6,rep,name=policy_ids,json=policyIds,proto3" json:"policy_ids,omitempty"`
+	ValueLists []string `protobuf:"bytes,7,rep,name=value_lists,json=valueLists,proto3" json:"value_lists,omitempty"`
+	// Why (kept in the set's history when the candidate becomes active).
+	Message string       `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	Plan    *RolloutPlan `protobuf:"bytes,9,opt,name=plan,proto3" json:"plan,omitempty"`
+	// Output only. The stage, the canary step (an index into
+	// plan.canary_basis_points), whether an operator paused it, and when
+	// the current stage or step began.
+	Stage          RolloutStage           `protobuf:"varint,10,opt,name=stage,proto3,enum=portcullis.config.v1.RolloutStage" json:"stage,omitempty"`
+	CanaryStep     uint32                 `protobuf:"varint,11,opt,name=canary_step,json=canaryStep,proto3" json:"canary_step,omitempty"`
+	Paused         bool                   `protobuf:"varint,12,opt,name=paused,proto3" json:"paused,omitempty"`
+	StageStartTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=stage_start_time,json=stageStartTime,proto3" json:"stage_start_time,omitempty"`
+	// Output only. Why it was rolled back or aborted.
+	Reason string `protobuf:"bytes,14,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Output only. The last 64 changes of stage, newest last.
+	Transitions []*RolloutTransition `protobuf:"bytes,15,rep,name=transitions,proto3" json:"transitions,omitempty"`
+	// The revision of the set's stored tests the candidate passed before
+	// the rollout was proposed (0: the set has none); the control plane
+	// refuses the rollout when the tests changed since. Output only:
+	// tests_passed, how many cases passed.
+	TestsRevision uint64 `protobuf:"varint,16,opt,name=tests_revision,json=testsRevision,proto3" json:"tests_revision,omitempty"`
+	TestsPassed   uint32 `protobuf:"varint,17,opt,name=tests_passed,json=testsPassed,proto3" json:"tests_passed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rollout) Reset() {
+	*x = Rollout{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rollout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rollout) ProtoMessage() {}
+
+func (x *Rollout) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
+func (*Rollout) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Rollout) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Rollout) GetPolicySet() string {
+	if x != nil {
+		return x.PolicySet
+	}
+	return ""
+}
+
+func (x *Rollout) GetBaseVersion() int64 {
+	if x != nil {
+		return x.BaseVersion
+	}
+	return 0
+}
+
+func (x *Rollout) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Rollout) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *Rollout) GetPolicyIds() []string {
+	if x != nil {
+		return x.PolicyIds
+	}
+	return nil
+}
+
+func (x *Rollout) GetValueLists() []string {
+	if x != nil {
+		return x.ValueLists
+	}
+	return nil
+}
+
+func (x *Rollout) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Rollout) GetPlan() *RolloutPlan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+func (x *Rollout) GetStage() RolloutStage {
+	if x != nil {
+		return x.Stage
+	}
+	return RolloutStage_ROLLOUT_STAGE_UNSPECIFIED
+}
+
+func (x *Rollout) GetCanaryStep() uint32 {
+	if x != nil {
+		return x.CanaryStep
+	}
+	return 0
+}
+
+func (x *Rollout) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *Rollout) GetStageStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StageStartTime
+	}
+	return nil
+}
+
+func (x *Rollout) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Rollout) GetTransitions() []*RolloutTransition {
+	if x != nil {
+		return x.Transitions
+	}
+	return nil
+}
+
+func (x *Rollout) GetTestsRevision() uint64 {
+	if x != nil {
+		return x.TestsRevision
+	}
+	return 0
+}
+
+func (x *Rollout) GetTestsPassed() uint32 {
+	if x != nil {
+		return x.TestsPassed
+	}
+	return 0
+}
+
+// RolloutPlan is how a rollout proceeds.
+type RolloutPlan struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long the shadow stage lasts (0: no shadow stage). At most 30 days.
+	Shadow *durationpb.Duration `protobuf:"bytes,1,opt,name=shadow,proto3" json:"shadow,omitempty"`
+	// The canary steps: the share of agents the candidate decides for, in
+	// basis points (1 to 10,000), strictly increasing. None: no canary.
+	CanaryBasisPoints []uint32 `protobuf:"varint,2,rep,packed,name=canary_basis_points,json=canaryBasisPoints,proto3" json:"canary_basis_points,omitempty"`
+	// How long each canary step lasts.
+	Step *durationpb.Duration `protobuf:"bytes,3,opt,name=step,proto3" json:"step,omitempty"`
+	// Automatic gates ("deny_increase>1%", "eval_errors>0",
+	// "upstream_errors_canary>2x baseline", "min_calls=100"): a breach rolls
+	// the rollout back. At most 16, each at most 128 bytes.
+	Gates         []string `protobuf:"bytes,4,rep,name=gates,proto3" json:"gates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutPlan) Reset() {
+	*x = RolloutPlan{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutPlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutPlan) ProtoMessage() {}
+
+func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutPlan.ProtoReflect.Descriptor instead.
+func (*RolloutPlan) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RolloutPlan) GetShadow() *durationpb.Duration {
+	if x != nil {
+		return x.Shadow
+	}
+	return nil
+}
+
+func (x *RolloutPlan) GetCanaryBasisPoints() []uint32 {
+	if x != nil {
+		return x.CanaryBasisPoints
+	}
+	return nil
+}
+
+func (x *RolloutPlan) GetStep() *durationpb.Duration {
+	if x != nil {
+		return x.Step
+	}
+	return nil
+}
+
+func (x *RolloutPlan) GetGates() []string {
+	if x != nil {
+		return x.Gates
+	}
+	return nil
+}
+
+// RolloutTransition is one change of a rollout's stage.
+type RolloutTransition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// "start", "promote", "pause", "resume", "abort", "rollback".
+	Action string       `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	From   RolloutStage `protobuf:"varint,3,opt,name=from,proto3,enum=portcullis.config.v1.RolloutStage" json:"from,omitempty"`
+	To     RolloutStage `protobuf:"varint,4,opt,name=to,proto3,enum=portcullis.config.v1.RolloutStage" json:"to,omitempty"`
+	// The canary share after the change (0 outside canary).
+	CanaryBasisPoints uint32 `protobuf:"varint,5,opt,name=canary_basis_points,json=canaryBasisPoints,proto3" json:"canary_basis_points,omitempty"`
+	// Who: an admin token id, or "node:<id>" for the controller.
+	Actor string `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Set when the controller made the change on its own (a gate breach,
+	// or a stage whose time was up).
+	Automatic     bool   `protobuf:"varint,7,opt,name=automatic,proto3" json:"automatic,omitempty"`
+	Reason        string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutTransition) Reset() {
+	*x = RolloutTransition{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutTransition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutTransition) ProtoMessage() {}
+
+func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutTransition.ProtoReflect.Descriptor instead.
+func (*RolloutTransition) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RolloutTransition) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *RolloutTransition) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *RolloutTransition) GetFrom() RolloutStage {
+	if x != nil {
+		return x.From
+	}
+	return RolloutStage_ROLLOUT_STAGE_UNSPECIFIED
+}
+
+func (x *RolloutTransition) GetTo() RolloutStage {
+	if x != nil {
+		return x.To
+	}
+	return RolloutStage_ROLLOUT_STAGE_UNSPECIFIED
+}
+
+func (x *RolloutTransition) GetCanaryBasisPoints() uint32 {
+	if x != nil {
+		return x.CanaryBasisPoints
+	}
+	return 0
+}
+
+func (x *RolloutTransition) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *RolloutTransition) GetAutomatic() bool {
+	if x != nil {
+		return x.Automatic
+	}
+	return false
+}
+
+func (x *RolloutTransition) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // ValueList is a named set of strings that policies refer to as the Cedar
 // entity List::"<name>" (attributes name and values), for example the
 // counterparties a payment may go to. Data planes receive every list.
@@ -2133,7 +3078,7 @@ type ValueList struct {
 
 func (x *ValueList) Reset() {
 	*x = ValueList{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2145,7 +3090,7 @@ func (x *ValueList) String() string {
 func (*ValueList) ProtoMessage() {}
 
 func (x *ValueList) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2158,7 +3103,7 @@ func (x *ValueList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValueList.ProtoReflect.Descriptor instead.
 func (*ValueList) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ValueList) GetMeta() *ResourceMeta {
@@ -2169,6 +3114,67 @@ func (x *ValueList) GetMeta() *ResourceMeta {
 }
 
 func (x *ValueList) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// Setting is one cluster-wide setting of the gateway, named by its key
+// (meta.name, e.g. "mcp.allowed-origins"; keys are not DNS labels). Only
+// the keys a release knows can be stored; a key with no Setting has its
+// default. Data planes receive every stored setting in the snapshot and
+// ignore keys they do not know.
+type Setting struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// The setting's values, in the form its key defines: a list setting
+	// holds one value per entry, a single-valued one exactly one. The control
+	// plane stores them in canonical form (e.g. origins lower-case, sorted,
+	// without duplicates). At most 256 values of at most 2,048 bytes each.
+	Values        []string `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Setting) Reset() {
+	*x = Setting{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Setting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Setting) ProtoMessage() {}
+
+func (x *Setting) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Setting.ProtoReflect.Descriptor instead.
+func (*Setting) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Setting) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Setting) GetValues() []string {
 	if x != nil {
 		return x.Values
 	}
@@ -2190,7 +3196,7 @@ type IdentitySource struct {
 
 func (x *IdentitySource) Reset() {
 	*x = IdentitySource{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +3208,7 @@ func (x *IdentitySource) String() string {
 func (*IdentitySource) ProtoMessage() {}
 
 func (x *IdentitySource) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +3221,7 @@ func (x *IdentitySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
 func (*IdentitySource) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *IdentitySource) GetMeta() *ResourceMeta {
@@ -2296,7 +3302,7 @@ type JwtIssuer struct {
 
 func (x *JwtIssuer) Reset() {
 	*x = JwtIssuer{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2308,7 +3314,7 @@ func (x *JwtIssuer) String() string {
 func (*JwtIssuer) ProtoMessage() {}
 
 func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2321,7 +3327,7 @@ func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtIssuer.ProtoReflect.Descriptor instead.
 func (*JwtIssuer) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *JwtIssuer) GetIssuer() string {
@@ -2406,7 +3412,7 @@ type MtlsAuthority struct {
 
 func (x *MtlsAuthority) Reset() {
 	*x = MtlsAuthority{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2418,7 +3424,7 @@ func (x *MtlsAuthority) String() string {
 func (*MtlsAuthority) ProtoMessage() {}
 
 func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2431,7 +3437,7 @@ func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsAuthority.ProtoReflect.Descriptor instead.
 func (*MtlsAuthority) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MtlsAuthority) GetCaPem() string {
@@ -2473,7 +3479,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +3491,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2498,7 +3504,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Secret) GetMeta() *ResourceMeta {
@@ -2563,7 +3569,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +3581,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2588,7 +3594,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AdminToken) GetMeta() *ResourceMeta {
@@ -2646,7 +3652,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2658,7 +3664,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2671,7 +3677,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Node) GetMeta() *ResourceMeta {
@@ -2720,7 +3726,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2732,7 +3738,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2745,7 +3751,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClusterIdentity) GetClusterId() string {
@@ -2824,7 +3830,7 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"JwtSubject\x12'\n" +
 	"\x0fidentity_source\x18\x01 \x01(\tR\x0eidentitySource\x12\x18\n" +
-	"\asubject\x18\x02 \x01(\tR\asubject\"\xa6\x04\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\"\xca\x04\n" +
 	"\bUpstream\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12:\n" +
 	"\bprotocol\x18\x02 \x01(\x0e2\x1e.portcullis.config.v1.ProtocolR\bprotocol\x12\x10\n" +
@@ -2839,7 +3845,9 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"resilience\x18\a \x01(\v2 .portcullis.config.v1.ResilienceR\n" +
 	"resilience\x12(\n" +
 	"\x10allow_link_local\x18\b \x01(\bR\x0eallowLinkLocal\x125\n" +
-	"\amcp_era\x18\t \x01(\x0e2\x1c.portcullis.config.v1.McpEraR\x06mcpEra\x123\n" +
+	"\amcp_era\x18\t \x01(\x0e2\x1c.portcullis.config.v1.McpEraR\x06mcpEra\x12\"\n" +
+	"\ra2a_card_path\x18\n" +
+	" \x01(\tR\va2aCardPath\x123\n" +
 	"\x03llm\x18\x14 \x01(\v2!.portcullis.config.v1.LlmUpstreamR\x03llmB\x0e\n" +
 	"\f_tool_prefix\"\x84\x01\n" +
 	"\vLlmUpstream\x12=\n" +
@@ -2906,13 +3914,14 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"maxRetries\x88\x01\x01\x12)\n" +
 	"\x10breaker_failures\x18\x03 \x01(\x05R\x0fbreakerFailures\x12<\n" +
 	"\fbreaker_open\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vbreakerOpenB\x0e\n" +
-	"\f_max_retries\"\xd7\x01\n" +
+	"\f_max_retries\"\x8a\x02\n" +
 	"\aToolPin\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1a\n" +
 	"\bupstream\x18\x02 \x01(\tR\bupstream\x12\x12\n" +
 	"\x04tool\x18\x03 \x01(\tR\x04tool\x12=\n" +
 	"\bversions\x18\x04 \x03(\v2!.portcullis.config.v1.ToolVersionR\bversions\x12%\n" +
-	"\x0eactive_version\x18\x05 \x01(\x03R\ractiveVersion\"\xed\x02\n" +
+	"\x0eactive_version\x18\x05 \x01(\x03R\ractiveVersion\x121\n" +
+	"\x04kind\x18\x06 \x01(\x0e2\x1d.portcullis.config.v1.PinKindR\x04kind\"\xed\x02\n" +
 	"\vToolVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12'\n" +
 	"\x0fdefinition_hash\x18\x02 \x01(\tR\x0edefinitionHash\x12\x1e\n" +
@@ -2924,7 +3933,7 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\fapprove_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vapproveTime\x12\x1f\n" +
 	"\vapproved_by\x18\a \x01(\tR\n" +
 	"approvedBy\x12A\n" +
-	"\x0edeprecate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rdeprecateTime\"\xed\x01\n" +
+	"\x0edeprecate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rdeprecateTime\"\xc8\x02\n" +
 	"\tPolicySet\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
@@ -2934,8 +3943,87 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"policy_ids\x18\x05 \x03(\tR\tpolicyIds\x12\x1a\n" +
 	"\bdisabled\x18\x06 \x01(\bR\bdisabled\x12\x1f\n" +
 	"\vvalue_lists\x18\a \x03(\tR\n" +
-	"valueLists\"[\n" +
+	"valueLists\x12\x18\n" +
+	"\amessage\x18\b \x01(\tR\amessage\x12#\n" +
+	"\rhistory_limit\x18\t \x01(\x05R\fhistoryLimit\x12\x1a\n" +
+	"\brestores\x18\n" +
+	" \x01(\x03R\brestores\"\x88\x01\n" +
+	"\rPolicyHistory\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12?\n" +
+	"\bversions\x18\x02 \x03(\v2#.portcullis.config.v1.PolicyVersionR\bversions\"\xaa\x02\n" +
+	"\rPolicyVersion\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
+	"\bfilename\x18\x03 \x01(\tR\bfilename\x12\x1d\n" +
+	"\n" +
+	"policy_ids\x18\x04 \x03(\tR\tpolicyIds\x12.\n" +
+	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
+	"\x05actor\x18\x06 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06method\x18\a \x01(\tR\x06method\x12\x18\n" +
+	"\amessage\x18\b \x01(\tR\amessage\x12\x18\n" +
+	"\arollout\x18\t \x01(\tR\arollout\x12\x1a\n" +
+	"\brestores\x18\n" +
+	" \x01(\x03R\brestores\"\x81\x01\n" +
+	"\vPolicyTests\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12:\n" +
+	"\x05cases\x18\x02 \x03(\v2$.portcullis.config.v1.PolicyTestCaseR\x05cases\"\x97\x03\n" +
+	"\x0ePolicyTestCase\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05agent\x18\x02 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12\x14\n" +
+	"\x05email\x18\x04 \x01(\tR\x05email\x12\x16\n" +
+	"\x06groups\x18\x05 \x03(\tR\x06groups\x12\x12\n" +
+	"\x04tool\x18\x06 \x01(\tR\x04tool\x12%\n" +
+	"\x0earguments_json\x18\a \x01(\tR\rargumentsJson\x12.\n" +
+	"\x04time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1b\n" +
+	"\tsource_ip\x18\t \x01(\tR\bsourceIp\x12\x1a\n" +
+	"\bprotocol\x18\n" +
+	" \x01(\tR\bprotocol\x12\x1a\n" +
+	"\bdegraded\x18\v \x01(\bR\bdegraded\x12\x16\n" +
+	"\x06expect\x18\f \x01(\tR\x06expect\x12\x1a\n" +
+	"\bpolicies\x18\r \x03(\tR\bpolicies\x12%\n" +
+	"\x0echeck_policies\x18\x0e \x01(\bR\rcheckPolicies\"\xae\x05\n" +
+	"\aRollout\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1d\n" +
+	"\n" +
+	"policy_set\x18\x02 \x01(\tR\tpolicySet\x12!\n" +
+	"\fbase_version\x18\x03 \x01(\x03R\vbaseVersion\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x12\x1a\n" +
+	"\bfilename\x18\x05 \x01(\tR\bfilename\x12\x1d\n" +
+	"\n" +
+	"policy_ids\x18\x06 \x03(\tR\tpolicyIds\x12\x1f\n" +
+	"\vvalue_lists\x18\a \x03(\tR\n" +
+	"valueLists\x12\x18\n" +
+	"\amessage\x18\b \x01(\tR\amessage\x125\n" +
+	"\x04plan\x18\t \x01(\v2!.portcullis.config.v1.RolloutPlanR\x04plan\x128\n" +
+	"\x05stage\x18\n" +
+	" \x01(\x0e2\".portcullis.config.v1.RolloutStageR\x05stage\x12\x1f\n" +
+	"\vcanary_step\x18\v \x01(\rR\n" +
+	"canaryStep\x12\x16\n" +
+	"\x06paused\x18\f \x01(\bR\x06paused\x12D\n" +
+	"\x10stage_start_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0estageStartTime\x12\x16\n" +
+	"\x06reason\x18\x0e \x01(\tR\x06reason\x12I\n" +
+	"\vtransitions\x18\x0f \x03(\v2'.portcullis.config.v1.RolloutTransitionR\vtransitions\x12%\n" +
+	"\x0etests_revision\x18\x10 \x01(\x04R\rtestsRevision\x12!\n" +
+	"\ftests_passed\x18\x11 \x01(\rR\vtestsPassed\"\xb5\x01\n" +
+	"\vRolloutPlan\x121\n" +
+	"\x06shadow\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06shadow\x12.\n" +
+	"\x13canary_basis_points\x18\x02 \x03(\rR\x11canaryBasisPoints\x12-\n" +
+	"\x04step\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04step\x12\x14\n" +
+	"\x05gates\x18\x04 \x03(\tR\x05gates\"\xc3\x02\n" +
+	"\x11RolloutTransition\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x126\n" +
+	"\x04from\x18\x03 \x01(\x0e2\".portcullis.config.v1.RolloutStageR\x04from\x122\n" +
+	"\x02to\x18\x04 \x01(\x0e2\".portcullis.config.v1.RolloutStageR\x02to\x12.\n" +
+	"\x13canary_basis_points\x18\x05 \x01(\rR\x11canaryBasisPoints\x12\x14\n" +
+	"\x05actor\x18\x06 \x01(\tR\x05actor\x12\x1c\n" +
+	"\tautomatic\x18\a \x01(\bR\tautomatic\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\"[\n" +
 	"\tValueList\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"Y\n" +
+	"\aSetting\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
 	"\x06values\x18\x02 \x03(\tR\x06values\"\xe0\x01\n" +
 	"\x0eIdentitySource\x126\n" +
@@ -3022,7 +4110,17 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x16TOOL_CLASS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TOOL_CLASS_READ_ONLY\x10\x01\x12\x19\n" +
 	"\x15TOOL_CLASS_IDEMPOTENT\x10\x02\x12\x17\n" +
-	"\x13TOOL_CLASS_MUTATING\x10\x03*Z\n" +
+	"\x13TOOL_CLASS_MUTATING\x10\x03*<\n" +
+	"\aPinKind\x12\x18\n" +
+	"\x14PIN_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13PIN_KIND_AGENT_CARD\x10\x01*\xb7\x01\n" +
+	"\fRolloutStage\x12\x1d\n" +
+	"\x19ROLLOUT_STAGE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14ROLLOUT_STAGE_SHADOW\x10\x01\x12\x18\n" +
+	"\x14ROLLOUT_STAGE_CANARY\x10\x02\x12\x1a\n" +
+	"\x16ROLLOUT_STAGE_COMPLETE\x10\x03\x12\x1d\n" +
+	"\x19ROLLOUT_STAGE_ROLLED_BACK\x10\x04\x12\x19\n" +
+	"\x15ROLLOUT_STAGE_ABORTED\x10\x05*Z\n" +
 	"\x06JwtUse\x12\x17\n" +
 	"\x13JWT_USE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eJWT_USE_AGENTS\x10\x01\x12\x11\n" +
@@ -3049,8 +4147,8 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(LlmProvider)(0),               // 1: portcullis.config.v1.LlmProvider
@@ -3058,91 +4156,119 @@ var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(BudgetWindow)(0),              // 3: portcullis.config.v1.BudgetWindow
 	(McpEra)(0),                    // 4: portcullis.config.v1.McpEra
 	(ToolClass)(0),                 // 5: portcullis.config.v1.ToolClass
-	(JwtUse)(0),                    // 6: portcullis.config.v1.JwtUse
-	(Role)(0),                      // 7: portcullis.config.v1.Role
-	(*ResourceMeta)(nil),           // 8: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 9: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 10: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 11: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 12: portcullis.config.v1.Upstream
-	(*LlmUpstream)(nil),            // 13: portcullis.config.v1.LlmUpstream
-	(*LlmModel)(nil),               // 14: portcullis.config.v1.LlmModel
-	(*ModelPrice)(nil),             // 15: portcullis.config.v1.ModelPrice
-	(*PriceEntry)(nil),             // 16: portcullis.config.v1.PriceEntry
-	(*Budget)(nil),                 // 17: portcullis.config.v1.Budget
-	(*UpstreamCredential)(nil),     // 18: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 19: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 20: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 21: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 22: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 23: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 24: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 25: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 26: portcullis.config.v1.PolicySet
-	(*ValueList)(nil),              // 27: portcullis.config.v1.ValueList
-	(*IdentitySource)(nil),         // 28: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 29: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 30: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 31: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 32: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 33: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 34: portcullis.config.v1.ClusterIdentity
-	nil,                            // 35: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 36: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 37: google.protobuf.Duration
+	(PinKind)(0),                   // 6: portcullis.config.v1.PinKind
+	(RolloutStage)(0),              // 7: portcullis.config.v1.RolloutStage
+	(JwtUse)(0),                    // 8: portcullis.config.v1.JwtUse
+	(Role)(0),                      // 9: portcullis.config.v1.Role
+	(*ResourceMeta)(nil),           // 10: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 11: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 12: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 13: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 14: portcullis.config.v1.Upstream
+	(*LlmUpstream)(nil),            // 15: portcullis.config.v1.LlmUpstream
+	(*LlmModel)(nil),               // 16: portcullis.config.v1.LlmModel
+	(*ModelPrice)(nil),             // 17: portcullis.config.v1.ModelPrice
+	(*PriceEntry)(nil),             // 18: portcullis.config.v1.PriceEntry
+	(*Budget)(nil),                 // 19: portcullis.config.v1.Budget
+	(*UpstreamCredential)(nil),     // 20: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 21: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 22: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 23: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 24: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 25: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 26: portcullis.config.v1.ToolPin
+	(*ToolVersion)(nil),            // 27: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 28: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 29: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 30: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 31: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 32: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 33: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 34: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 35: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 36: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 37: portcullis.config.v1.Setting
+	(*IdentitySource)(nil),         // 38: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 39: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 40: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 41: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 42: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 43: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 44: portcullis.config.v1.ClusterIdentity
+	nil,                            // 45: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 46: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 47: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	35, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	36, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	36, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	8,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	11, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	36, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	36, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	8,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	45, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	46, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	46, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	10, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	13, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	46, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	46, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	10, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	18, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	22, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	23, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	20, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	24, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	25, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
 	4,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	13, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
+	15, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
 	1,  // 15: portcullis.config.v1.LlmUpstream.provider:type_name -> portcullis.config.v1.LlmProvider
-	14, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
-	8,  // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
-	16, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
-	36, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
-	8,  // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
+	16, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
+	10, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
+	18, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
+	46, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
+	10, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
 	2,  // 21: portcullis.config.v1.Budget.scope:type_name -> portcullis.config.v1.BudgetScope
 	3,  // 22: portcullis.config.v1.Budget.window:type_name -> portcullis.config.v1.BudgetWindow
-	19, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	20, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	21, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	37, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	37, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	8,  // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	25, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
-	5,  // 30: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	36, // 31: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	36, // 32: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	8,  // 33: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	8,  // 34: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	8,  // 35: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	29, // 36: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	30, // 37: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	37, // 38: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	6,  // 39: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	8,  // 40: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	8,  // 41: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	7,  // 42: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	36, // 43: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	8,  // 44: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	36, // 45: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	21, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	22, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	23, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	47, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	47, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	10, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	27, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	6,  // 30: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
+	5,  // 31: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
+	46, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	46, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	10, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	10, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	30, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	46, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	10, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	32, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	46, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	10, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	34, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	7,  // 43: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	46, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	35, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	47, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	47, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	46, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	7,  // 49: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
+	7,  // 50: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
+	10, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	10, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	10, // 53: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	39, // 54: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	40, // 55: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	47, // 56: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	8,  // 57: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	10, // 58: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	10, // 59: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	9,  // 60: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	46, // 61: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	10, // 62: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	46, // 63: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	64, // [64:64] is the sub-list for method output_type
+	64, // [64:64] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -3158,7 +4284,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
 	file_portcullis_config_v1_resources_proto_msgTypes[15].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[20].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[28].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
@@ -3167,8 +4293,8 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   28,
+			NumEnums:      10,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -85,6 +85,68 @@ func (WriteMode) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{0}
 }
 
+// RolloutAction is what a RolloutChange does.
+type RolloutAction int32
+
+const (
+	RolloutAction_ROLLOUT_ACTION_UNSPECIFIED RolloutAction = 0
+	// Shadow → the first canary step (or complete, without canary steps);
+	// a canary step → the next (or complete after the last).
+	RolloutAction_ROLLOUT_ACTION_PROMOTE RolloutAction = 1
+	RolloutAction_ROLLOUT_ACTION_PAUSE   RolloutAction = 2
+	// Unpauses; the current stage's time starts again.
+	RolloutAction_ROLLOUT_ACTION_RESUME   RolloutAction = 3
+	RolloutAction_ROLLOUT_ACTION_ABORT    RolloutAction = 4
+	RolloutAction_ROLLOUT_ACTION_ROLLBACK RolloutAction = 5
+)
+
+// Enum value maps for RolloutAction.
+var (
+	RolloutAction_name = map[int32]string{
+		0: "ROLLOUT_ACTION_UNSPECIFIED",
+		1: "ROLLOUT_ACTION_PROMOTE",
+		2: "ROLLOUT_ACTION_PAUSE",
+		3: "ROLLOUT_ACTION_RESUME",
+		4: "ROLLOUT_ACTION_ABORT",
+		5: "ROLLOUT_ACTION_ROLLBACK",
+	}
+	RolloutAction_value = map[string]int32{
+		"ROLLOUT_ACTION_UNSPECIFIED": 0,
+		"ROLLOUT_ACTION_PROMOTE":     1,
+		"ROLLOUT_ACTION_PAUSE":       2,
+		"ROLLOUT_ACTION_RESUME":      3,
+		"ROLLOUT_ACTION_ABORT":       4,
+		"ROLLOUT_ACTION_ROLLBACK":    5,
+	}
+)
+
+func (x RolloutAction) Enum() *RolloutAction {
+	p := new(RolloutAction)
+	*p = x
+	return p
+}
+
+func (x RolloutAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RolloutAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_fsm_v1_command_proto_enumTypes[1].Descriptor()
+}
+
+func (RolloutAction) Type() protoreflect.EnumType {
+	return &file_portcullis_fsm_v1_command_proto_enumTypes[1]
+}
+
+func (x RolloutAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RolloutAction.Descriptor instead.
+func (RolloutAction) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{1}
+}
+
 // ErrorCode is a domain error of a command.
 type ErrorCode int32
 
@@ -133,11 +195,11 @@ func (x ErrorCode) String() string {
 }
 
 func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_fsm_v1_command_proto_enumTypes[1].Descriptor()
+	return file_portcullis_fsm_v1_command_proto_enumTypes[2].Descriptor()
 }
 
 func (ErrorCode) Type() protoreflect.EnumType {
-	return &file_portcullis_fsm_v1_command_proto_enumTypes[1]
+	return &file_portcullis_fsm_v1_command_proto_enumTypes[2]
 }
 
 func (x ErrorCode) Number() protoreflect.EnumNumber {
@@ -146,7 +208,7 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{2}
 }
 
 // Command is one entry of the replicated log.
@@ -185,6 +247,7 @@ type Command struct {
 	//	*Command_Touch
 	//	*Command_SetFreeze
 	//	*Command_AppendAudit
+	//	*Command_RolloutChange
 	//	*Command_SignIn
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
@@ -317,6 +380,15 @@ func (x *Command) GetAppendAudit() *AppendAudit {
 	return nil
 }
 
+func (x *Command) GetRolloutChange() *RolloutChange {
+	if x != nil {
+		if x, ok := x.Op.(*Command_RolloutChange); ok {
+			return x.RolloutChange
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetSignIn() *SignIn {
 	if x != nil {
 		if x, ok := x.Op.(*Command_SignIn); ok {
@@ -354,6 +426,10 @@ type Command_AppendAudit struct {
 	AppendAudit *AppendAudit `protobuf:"bytes,15,opt,name=append_audit,json=appendAudit,proto3,oneof"`
 }
 
+type Command_RolloutChange struct {
+	RolloutChange *RolloutChange `protobuf:"bytes,16,opt,name=rollout_change,json=rolloutChange,proto3,oneof"`
+}
+
 type Command_SignIn struct {
 	// Numbered clear of the ops other changes may add next to 15.
 	SignIn *SignIn `protobuf:"bytes,20,opt,name=sign_in,json=signIn,proto3,oneof"`
@@ -370,6 +446,8 @@ func (*Command_Touch) isCommand_Op() {}
 func (*Command_SetFreeze) isCommand_Op() {}
 
 func (*Command_AppendAudit) isCommand_Op() {}
+
+func (*Command_RolloutChange) isCommand_Op() {}
 
 func (*Command_SignIn) isCommand_Op() {}
 
@@ -390,6 +468,10 @@ type Resource struct {
 	//	*Resource_AdminToken
 	//	*Resource_Node
 	//	*Resource_ValueList
+	//	*Resource_PolicyHistory
+	//	*Resource_PolicyTests
+	//	*Resource_Rollout
+	//	*Resource_Setting
 	//	*Resource_ModelPrice
 	//	*Resource_Budget
 	//	*Resource_UpgradeProbe
@@ -516,6 +598,42 @@ func (x *Resource) GetValueList() *v1.ValueList {
 	return nil
 }
 
+func (x *Resource) GetPolicyHistory() *v1.PolicyHistory {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_PolicyHistory); ok {
+			return x.PolicyHistory
+		}
+	}
+	return nil
+}
+
+func (x *Resource) GetPolicyTests() *v1.PolicyTests {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_PolicyTests); ok {
+			return x.PolicyTests
+		}
+	}
+	return nil
+}
+
+func (x *Resource) GetRollout() *v1.Rollout {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_Rollout); ok {
+			return x.Rollout
+		}
+	}
+	return nil
+}
+
+func (x *Resource) GetSetting() *v1.Setting {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_Setting); ok {
+			return x.Setting
+		}
+	}
+	return nil
+}
+
 func (x *Resource) GetModelPrice() *v1.ModelPrice {
 	if x != nil {
 		if x, ok := x.Kind.(*Resource_ModelPrice); ok {
@@ -583,6 +701,25 @@ type Resource_ValueList struct {
 	ValueList *v1.ValueList `protobuf:"bytes,9,opt,name=value_list,json=valueList,proto3,oneof"`
 }
 
+type Resource_PolicyHistory struct {
+	// Written by the state machine only (a put or delete of it is refused).
+	PolicyHistory *v1.PolicyHistory `protobuf:"bytes,10,opt,name=policy_history,json=policyHistory,proto3,oneof"`
+}
+
+type Resource_PolicyTests struct {
+	PolicyTests *v1.PolicyTests `protobuf:"bytes,11,opt,name=policy_tests,json=policyTests,proto3,oneof"`
+}
+
+type Resource_Rollout struct {
+	// Created by a put; changed only by RolloutChange.
+	Rollout *v1.Rollout `protobuf:"bytes,12,opt,name=rollout,proto3,oneof"`
+}
+
+type Resource_Setting struct {
+	// Cluster version 4 (a setting).
+	Setting *v1.Setting `protobuf:"bytes,13,opt,name=setting,proto3,oneof"`
+}
+
 type Resource_ModelPrice struct {
 	// Numbered clear of the kinds other changes add after 9.
 	ModelPrice *v1.ModelPrice `protobuf:"bytes,30,opt,name=model_price,json=modelPrice,proto3,oneof"`
@@ -618,6 +755,14 @@ func (*Resource_AdminToken) isResource_Kind() {}
 func (*Resource_Node) isResource_Kind() {}
 
 func (*Resource_ValueList) isResource_Kind() {}
+
+func (*Resource_PolicyHistory) isResource_Kind() {}
+
+func (*Resource_PolicyTests) isResource_Kind() {}
+
+func (*Resource_Rollout) isResource_Kind() {}
+
+func (*Resource_Setting) isResource_Kind() {}
 
 func (*Resource_ModelPrice) isResource_Kind() {}
 
@@ -1029,6 +1174,101 @@ func (x *SignIn) GetSourceIp() string {
 	return ""
 }
 
+// RolloutChange moves a rollout on: to its next stage or canary step, or
+// paused, resumed, aborted or rolled back. It is refused (ABORTED) unless
+// the rollout is still at the stage and step it was decided at, so a
+// change decided on an old view (an operator's, or a controller's that
+// lost its leadership) changes nothing. Completing a rollout writes the
+// candidate as the set's next version; rolling back a completed one
+// restores the version it replaced.
+type RolloutChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout's name (its id).
+	Rollout     string          `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	Action      RolloutAction   `protobuf:"varint,2,opt,name=action,proto3,enum=portcullis.fsm.v1.RolloutAction" json:"action,omitempty"`
+	ExpectStage v1.RolloutStage `protobuf:"varint,3,opt,name=expect_stage,json=expectStage,proto3,enum=portcullis.config.v1.RolloutStage" json:"expect_stage,omitempty"`
+	ExpectStep  uint32          `protobuf:"varint,4,opt,name=expect_step,json=expectStep,proto3" json:"expect_step,omitempty"`
+	// Why (at most 1024 bytes); kept in the rollout and the admin log.
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Set by the rollout controller: the change follows from the plan or a
+	// gate, not from an operator.
+	Automatic     bool `protobuf:"varint,6,opt,name=automatic,proto3" json:"automatic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutChange) Reset() {
+	*x = RolloutChange{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutChange) ProtoMessage() {}
+
+func (x *RolloutChange) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutChange.ProtoReflect.Descriptor instead.
+func (*RolloutChange) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RolloutChange) GetRollout() string {
+	if x != nil {
+		return x.Rollout
+	}
+	return ""
+}
+
+func (x *RolloutChange) GetAction() RolloutAction {
+	if x != nil {
+		return x.Action
+	}
+	return RolloutAction_ROLLOUT_ACTION_UNSPECIFIED
+}
+
+func (x *RolloutChange) GetExpectStage() v1.RolloutStage {
+	if x != nil {
+		return x.ExpectStage
+	}
+	return v1.RolloutStage(0)
+}
+
+func (x *RolloutChange) GetExpectStep() uint32 {
+	if x != nil {
+		return x.ExpectStep
+	}
+	return 0
+}
+
+func (x *RolloutChange) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RolloutChange) GetAutomatic() bool {
+	if x != nil {
+		return x.Automatic
+	}
+	return false
+}
+
 // Touch changes nothing but moves the config version, so that data planes
 // re-read state after a restore from backup.
 type Touch struct {
@@ -1039,7 +1279,7 @@ type Touch struct {
 
 func (x *Touch) Reset() {
 	*x = Touch{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1291,7 @@ func (x *Touch) String() string {
 func (*Touch) ProtoMessage() {}
 
 func (x *Touch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1304,7 @@ func (x *Touch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Touch.ProtoReflect.Descriptor instead.
 func (*Touch) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
 }
 
 // Error is a command's domain error: the command changed nothing.
@@ -1079,7 +1319,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1331,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1344,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -1142,7 +1382,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1394,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1407,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Result) GetIndex() uint64 {
@@ -1218,7 +1458,7 @@ type DedupEntry struct {
 
 func (x *DedupEntry) Reset() {
 	*x = DedupEntry{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1470,7 @@ func (x *DedupEntry) String() string {
 func (*DedupEntry) ProtoMessage() {}
 
 func (x *DedupEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1483,7 @@ func (x *DedupEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DedupEntry.ProtoReflect.Descriptor instead.
 func (*DedupEntry) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DedupEntry) GetTokenId() string {
@@ -1301,7 +1541,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1553,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1566,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -1394,7 +1634,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1646,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1659,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -1506,7 +1746,7 @@ type SnapshotEnd struct {
 
 func (x *SnapshotEnd) Reset() {
 	*x = SnapshotEnd{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1758,7 @@ func (x *SnapshotEnd) String() string {
 func (*SnapshotEnd) ProtoMessage() {}
 
 func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1771,7 @@ func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotEnd.ProtoReflect.Descriptor instead.
 func (*SnapshotEnd) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SnapshotEnd) GetRecords() uint64 {
@@ -1545,7 +1785,7 @@ var File_portcullis_fsm_v1_command_proto protoreflect.FileDescriptor
 
 const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xdd\x04\n" +
+	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xa8\x05\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x121\n" +
@@ -1560,9 +1800,10 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x05touch\x18\r \x01(\v2\x18.portcullis.fsm.v1.TouchH\x00R\x05touch\x12=\n" +
 	"\n" +
 	"set_freeze\x18\x0e \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeH\x00R\tsetFreeze\x12C\n" +
-	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAudit\x124\n" +
+	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAudit\x12I\n" +
+	"\x0erollout_change\x18\x10 \x01(\v2 .portcullis.fsm.v1.RolloutChangeH\x00R\rrolloutChange\x124\n" +
 	"\asign_in\x18\x14 \x01(\v2\x19.portcullis.fsm.v1.SignInH\x00R\x06signInB\x04\n" +
-	"\x02op\"\x8a\x06\n" +
+	"\x02op\"\x96\b\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -1575,7 +1816,12 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"adminToken\x120\n" +
 	"\x04node\x18\b \x01(\v2\x1a.portcullis.config.v1.NodeH\x00R\x04node\x12@\n" +
 	"\n" +
-	"value_list\x18\t \x01(\v2\x1f.portcullis.config.v1.ValueListH\x00R\tvalueList\x12C\n" +
+	"value_list\x18\t \x01(\v2\x1f.portcullis.config.v1.ValueListH\x00R\tvalueList\x12L\n" +
+	"\x0epolicy_history\x18\n" +
+	" \x01(\v2#.portcullis.config.v1.PolicyHistoryH\x00R\rpolicyHistory\x12F\n" +
+	"\fpolicy_tests\x18\v \x01(\v2!.portcullis.config.v1.PolicyTestsH\x00R\vpolicyTests\x129\n" +
+	"\arollout\x18\f \x01(\v2\x1d.portcullis.config.v1.RolloutH\x00R\arollout\x129\n" +
+	"\asetting\x18\r \x01(\v2\x1d.portcullis.config.v1.SettingH\x00R\asetting\x12C\n" +
 	"\vmodel_price\x18\x1e \x01(\v2 .portcullis.config.v1.ModelPriceH\x00R\n" +
 	"modelPrice\x126\n" +
 	"\x06budget\x18\x1f \x01(\v2\x1c.portcullis.config.v1.BudgetH\x00R\x06budget\x12F\n" +
@@ -1604,7 +1850,15 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\tdataplane\x18\x01 \x01(\tR\tdataplane\x125\n" +
 	"\arecords\x18\x02 \x03(\v2\x1b.portcullis.audit.v1.RecordR\arecords\"%\n" +
 	"\x06SignIn\x12\x1b\n" +
-	"\tsource_ip\x18\x01 \x01(\tR\bsourceIp\"\a\n" +
+	"\tsource_ip\x18\x01 \x01(\tR\bsourceIp\"\x81\x02\n" +
+	"\rRolloutChange\x12\x18\n" +
+	"\arollout\x18\x01 \x01(\tR\arollout\x128\n" +
+	"\x06action\x18\x02 \x01(\x0e2 .portcullis.fsm.v1.RolloutActionR\x06action\x12E\n" +
+	"\fexpect_stage\x18\x03 \x01(\x0e2\".portcullis.config.v1.RolloutStageR\vexpectStage\x12\x1f\n" +
+	"\vexpect_step\x18\x04 \x01(\rR\n" +
+	"expectStep\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1c\n" +
+	"\tautomatic\x18\x06 \x01(\bR\tautomatic\"\a\n" +
 	"\x05Touch\"S\n" +
 	"\x05Error\x120\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1c.portcullis.fsm.v1.ErrorCodeR\x04code\x12\x18\n" +
@@ -1644,7 +1898,14 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x16WRITE_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11WRITE_MODE_CREATE\x10\x01\x12\x15\n" +
 	"\x11WRITE_MODE_UPDATE\x10\x02\x12\x15\n" +
-	"\x11WRITE_MODE_UPSERT\x10\x03*\xdf\x01\n" +
+	"\x11WRITE_MODE_UPSERT\x10\x03*\xb7\x01\n" +
+	"\rRolloutAction\x12\x1e\n" +
+	"\x1aROLLOUT_ACTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16ROLLOUT_ACTION_PROMOTE\x10\x01\x12\x18\n" +
+	"\x14ROLLOUT_ACTION_PAUSE\x10\x02\x12\x19\n" +
+	"\x15ROLLOUT_ACTION_RESUME\x10\x03\x12\x18\n" +
+	"\x14ROLLOUT_ACTION_ABORT\x10\x04\x12\x1b\n" +
+	"\x17ROLLOUT_ACTION_ROLLBACK\x10\x05*\xdf\x01\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bERROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x18\n" +
@@ -1667,91 +1928,105 @@ func file_portcullis_fsm_v1_command_proto_rawDescGZIP() []byte {
 	return file_portcullis_fsm_v1_command_proto_rawDescData
 }
 
-var file_portcullis_fsm_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_portcullis_fsm_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(WriteMode)(0),                // 0: portcullis.fsm.v1.WriteMode
-	(ErrorCode)(0),                // 1: portcullis.fsm.v1.ErrorCode
-	(*Command)(nil),               // 2: portcullis.fsm.v1.Command
-	(*Resource)(nil),              // 3: portcullis.fsm.v1.Resource
-	(*UpgradeProbe)(nil),          // 4: portcullis.fsm.v1.UpgradeProbe
-	(*Put)(nil),                   // 5: portcullis.fsm.v1.Put
-	(*Delete)(nil),                // 6: portcullis.fsm.v1.Delete
-	(*Bootstrap)(nil),             // 7: portcullis.fsm.v1.Bootstrap
-	(*SetFreeze)(nil),             // 8: portcullis.fsm.v1.SetFreeze
-	(*AppendAudit)(nil),           // 9: portcullis.fsm.v1.AppendAudit
-	(*SignIn)(nil),                // 10: portcullis.fsm.v1.SignIn
-	(*Touch)(nil),                 // 11: portcullis.fsm.v1.Touch
-	(*Error)(nil),                 // 12: portcullis.fsm.v1.Error
-	(*Result)(nil),                // 13: portcullis.fsm.v1.Result
-	(*DedupEntry)(nil),            // 14: portcullis.fsm.v1.DedupEntry
-	(*SnapshotHeader)(nil),        // 15: portcullis.fsm.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 16: portcullis.fsm.v1.SnapshotRecord
-	(*SnapshotEnd)(nil),           // 17: portcullis.fsm.v1.SnapshotEnd
-	(*v1.Actor)(nil),              // 18: portcullis.config.v1.Actor
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 20: portcullis.config.v1.Agent
-	(*v1.Upstream)(nil),           // 21: portcullis.config.v1.Upstream
-	(*v1.ToolPin)(nil),            // 22: portcullis.config.v1.ToolPin
-	(*v1.PolicySet)(nil),          // 23: portcullis.config.v1.PolicySet
-	(*v1.IdentitySource)(nil),     // 24: portcullis.config.v1.IdentitySource
-	(*v1.Secret)(nil),             // 25: portcullis.config.v1.Secret
-	(*v1.AdminToken)(nil),         // 26: portcullis.config.v1.AdminToken
-	(*v1.Node)(nil),               // 27: portcullis.config.v1.Node
-	(*v1.ValueList)(nil),          // 28: portcullis.config.v1.ValueList
-	(*v1.ModelPrice)(nil),         // 29: portcullis.config.v1.ModelPrice
-	(*v1.Budget)(nil),             // 30: portcullis.config.v1.Budget
-	(*v1.ResourceMeta)(nil),       // 31: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 32: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 33: portcullis.audit.v1.Record
-	(*v1.AdminEvent)(nil),         // 34: portcullis.config.v1.AdminEvent
+	(RolloutAction)(0),            // 1: portcullis.fsm.v1.RolloutAction
+	(ErrorCode)(0),                // 2: portcullis.fsm.v1.ErrorCode
+	(*Command)(nil),               // 3: portcullis.fsm.v1.Command
+	(*Resource)(nil),              // 4: portcullis.fsm.v1.Resource
+	(*UpgradeProbe)(nil),          // 5: portcullis.fsm.v1.UpgradeProbe
+	(*Put)(nil),                   // 6: portcullis.fsm.v1.Put
+	(*Delete)(nil),                // 7: portcullis.fsm.v1.Delete
+	(*Bootstrap)(nil),             // 8: portcullis.fsm.v1.Bootstrap
+	(*SetFreeze)(nil),             // 9: portcullis.fsm.v1.SetFreeze
+	(*AppendAudit)(nil),           // 10: portcullis.fsm.v1.AppendAudit
+	(*SignIn)(nil),                // 11: portcullis.fsm.v1.SignIn
+	(*RolloutChange)(nil),         // 12: portcullis.fsm.v1.RolloutChange
+	(*Touch)(nil),                 // 13: portcullis.fsm.v1.Touch
+	(*Error)(nil),                 // 14: portcullis.fsm.v1.Error
+	(*Result)(nil),                // 15: portcullis.fsm.v1.Result
+	(*DedupEntry)(nil),            // 16: portcullis.fsm.v1.DedupEntry
+	(*SnapshotHeader)(nil),        // 17: portcullis.fsm.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 18: portcullis.fsm.v1.SnapshotRecord
+	(*SnapshotEnd)(nil),           // 19: portcullis.fsm.v1.SnapshotEnd
+	(*v1.Actor)(nil),              // 20: portcullis.config.v1.Actor
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 22: portcullis.config.v1.Agent
+	(*v1.Upstream)(nil),           // 23: portcullis.config.v1.Upstream
+	(*v1.ToolPin)(nil),            // 24: portcullis.config.v1.ToolPin
+	(*v1.PolicySet)(nil),          // 25: portcullis.config.v1.PolicySet
+	(*v1.IdentitySource)(nil),     // 26: portcullis.config.v1.IdentitySource
+	(*v1.Secret)(nil),             // 27: portcullis.config.v1.Secret
+	(*v1.AdminToken)(nil),         // 28: portcullis.config.v1.AdminToken
+	(*v1.Node)(nil),               // 29: portcullis.config.v1.Node
+	(*v1.ValueList)(nil),          // 30: portcullis.config.v1.ValueList
+	(*v1.PolicyHistory)(nil),      // 31: portcullis.config.v1.PolicyHistory
+	(*v1.PolicyTests)(nil),        // 32: portcullis.config.v1.PolicyTests
+	(*v1.Rollout)(nil),            // 33: portcullis.config.v1.Rollout
+	(*v1.Setting)(nil),            // 34: portcullis.config.v1.Setting
+	(*v1.ModelPrice)(nil),         // 35: portcullis.config.v1.ModelPrice
+	(*v1.Budget)(nil),             // 36: portcullis.config.v1.Budget
+	(*v1.ResourceMeta)(nil),       // 37: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 38: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 39: portcullis.audit.v1.Record
+	(v1.RolloutStage)(0),          // 40: portcullis.config.v1.RolloutStage
+	(*v1.AdminEvent)(nil),         // 41: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
-	18, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
-	19, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
-	5,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
-	6,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
-	7,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
-	11, // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
-	8,  // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	9,  // 7: portcullis.fsm.v1.Command.append_audit:type_name -> portcullis.fsm.v1.AppendAudit
-	10, // 8: portcullis.fsm.v1.Command.sign_in:type_name -> portcullis.fsm.v1.SignIn
-	20, // 9: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
-	21, // 10: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
-	22, // 11: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
-	23, // 12: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
-	24, // 13: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
-	25, // 14: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
-	26, // 15: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
-	27, // 16: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
-	28, // 17: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
-	29, // 18: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
-	30, // 19: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
-	4,  // 20: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	31, // 21: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	3,  // 22: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 23: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	32, // 24: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	27, // 25: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	26, // 26: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	33, // 27: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 28: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	3,  // 29: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	12, // 30: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	19, // 31: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	13, // 32: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	32, // 33: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	19, // 34: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	8,  // 35: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	3,  // 36: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	34, // 37: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	14, // 38: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	17, // 39: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	40, // [40:40] is the sub-list for method output_type
-	40, // [40:40] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	20, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
+	21, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
+	6,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
+	7,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
+	8,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
+	13, // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
+	9,  // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	10, // 7: portcullis.fsm.v1.Command.append_audit:type_name -> portcullis.fsm.v1.AppendAudit
+	12, // 8: portcullis.fsm.v1.Command.rollout_change:type_name -> portcullis.fsm.v1.RolloutChange
+	11, // 9: portcullis.fsm.v1.Command.sign_in:type_name -> portcullis.fsm.v1.SignIn
+	22, // 10: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
+	23, // 11: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
+	24, // 12: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
+	25, // 13: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
+	26, // 14: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
+	27, // 15: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
+	28, // 16: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
+	29, // 17: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
+	30, // 18: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
+	31, // 19: portcullis.fsm.v1.Resource.policy_history:type_name -> portcullis.config.v1.PolicyHistory
+	32, // 20: portcullis.fsm.v1.Resource.policy_tests:type_name -> portcullis.config.v1.PolicyTests
+	33, // 21: portcullis.fsm.v1.Resource.rollout:type_name -> portcullis.config.v1.Rollout
+	34, // 22: portcullis.fsm.v1.Resource.setting:type_name -> portcullis.config.v1.Setting
+	35, // 23: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
+	36, // 24: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
+	5,  // 25: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	37, // 26: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	4,  // 27: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 28: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	38, // 29: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	29, // 30: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	28, // 31: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	39, // 32: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 33: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
+	40, // 34: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
+	2,  // 35: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	4,  // 36: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	14, // 37: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	21, // 38: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	15, // 39: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	38, // 40: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	21, // 41: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	9,  // 42: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	4,  // 43: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	41, // 44: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	16, // 45: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	19, // 46: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -1766,6 +2041,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Command_Touch)(nil),
 		(*Command_SetFreeze)(nil),
 		(*Command_AppendAudit)(nil),
+		(*Command_RolloutChange)(nil),
 		(*Command_SignIn)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[1].OneofWrappers = []any{
@@ -1778,11 +2054,15 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_AdminToken)(nil),
 		(*Resource_Node)(nil),
 		(*Resource_ValueList)(nil),
+		(*Resource_PolicyHistory)(nil),
+		(*Resource_PolicyTests)(nil),
+		(*Resource_Rollout)(nil),
+		(*Resource_Setting)(nil),
 		(*Resource_ModelPrice)(nil),
 		(*Resource_Budget)(nil),
 		(*Resource_UpgradeProbe)(nil),
 	}
-	file_portcullis_fsm_v1_command_proto_msgTypes[14].OneofWrappers = []any{
+	file_portcullis_fsm_v1_command_proto_msgTypes[15].OneofWrappers = []any{
 		(*SnapshotRecord_Resource)(nil),
 		(*SnapshotRecord_AdminEvent)(nil),
 		(*SnapshotRecord_Dedup)(nil),
@@ -1793,8 +2073,8 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_fsm_v1_command_proto_rawDesc), len(file_portcullis_fsm_v1_command_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   16,
+			NumEnums:      3,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

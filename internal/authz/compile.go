@@ -40,6 +40,7 @@ func Compile(snap *snapshotv1.Snapshot, opts ...Option) (*Engine, error) {
 		},
 	}
 	b.indexUpstreams()
+	b.indexModels()
 	b.indexAgents()
 	b.indexLists()
 	pins := b.compilePins()

@@ -106,6 +106,8 @@ type Context struct {
 	// call's request under enforced rules ("pii", "pii.email"): the set
 	// context.findings. Nil is the empty set.
 	Findings []string
+	// Model is what a model call adds (ignored for other resources).
+	Model ModelContext
 	// Skill is the skill a remote-agent request names (context.skill);
 	// "" when it names none, then context has no skill.
 	Skill string

@@ -12,6 +12,7 @@
 //	entity User in [Group] { name: String, email?: String } tags String;
 //	entity Upstream { name: String, protocol: String };
 //	entity Tool in [Upstream] { name: String, readOnly: Bool, version: Long };
+//	entity Model in [Upstream] { name: String, provider: String, readOnly: Bool, version: Long };
 //	entity RemoteAgent in [Upstream] { name: String, readOnly: Bool, version: Long, skills: Set<String> };
 //
 // Agent labels are entity tags, so policies write
@@ -37,6 +38,26 @@
 // one kind: `context.findings.contains("exfiltration")`. It is empty when
 // nothing was found.
 //
+// # Models (LLM APIs)
+//
+// A model of an LLM upstream is Model::"<prefix>/<model id>" (the name
+// agents call it by), in its Upstream; name is the provider's model id,
+// provider "openai", "anthropic" or "openai-compatible", readOnly true and
+// version 0 (a tool's attributes, so that policies over every resource
+// still validate). A model call is the action "llm:complete", the one
+// member of the group Action::"llm_complete", applying to principal Agent
+// and resource Model. Its context is the tool actions' (user, protocol,
+// time, sourceIp, degraded, findings; arguments an empty record) plus
+//
+//	maxTokens: Long          the most output the call may produce
+//	inputTokens: Long        the gateway's estimate of its input
+//	stream: Bool             the caller asked for a stream
+//	tools: Set<String>       the tools the request offers the model
+//	estimatedCost?: decimal  the worst case at the model's price, rounded
+//	                         up to 4 places; absent for a model without one
+//
+// These declarations do not depend on the pins; [WithoutModels] leaves them
+// out.
 // # Remote agents (A2A)
 //
 // An A2A upstream is RemoteAgent::"<upstream>", in its Upstream. Its

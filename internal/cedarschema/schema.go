@@ -38,7 +38,12 @@ type Schema struct {
 // Option changes what Generate declares.
 type Option func(*genOptions)
 
-type genOptions struct{ noRemoteAgents bool }
+type genOptions struct {
+	// noModels leaves the model declarations out (WithoutModels).
+	noModels bool
+	// noRemoteAgents leaves the A2A declarations out (WithoutRemoteAgents).
+	noRemoteAgents bool
+}
 
 // WithoutRemoteAgents leaves the A2A declarations (RemoteAgent, the
 // a2a_send and a2a_read groups and their actions) out: the schema of a
@@ -53,10 +58,11 @@ func WithoutRemoteAgents() Option { return func(o *genOptions) { o.noRemoteAgent
 // (including JSON nested beyond encoding/json's limit) and on one larger
 // than MaxInputSchemaBytes.
 //
-// The remote-agent declarations do not depend on the pins: RemoteAgent
-// and the a2a_send and a2a_read groups with their actions are always
-// declared (unless WithoutRemoteAgents), so policies about A2A agents
-// validate before any agent is registered.
+// The model and remote-agent declarations do not depend on the pins:
+// Model with the llm_complete group and its action, and RemoteAgent with
+// the a2a_send and a2a_read groups and their actions, are always declared
+// (unless WithoutModels or WithoutRemoteAgents), so policies about models
+// and A2A agents validate before any such upstream is registered.
 func Generate(tools []Tool, opts ...Option) (*Schema, error) {
 	var o genOptions
 	for _, opt := range opts {
@@ -86,6 +92,9 @@ func Generate(tools []Tool, opts ...Option) (*Schema, error) {
 	}
 
 	ents := entities()
+	if !o.noModels {
+		addModels(ents, actions)
+	}
 	if !o.noRemoteAgents {
 		ents[ast.Ident(TypeRemoteAgent)] = remoteAgentEntity()
 		actions[A2ASendGroup] = ast.Action{}
@@ -134,7 +143,8 @@ func (s *Schema) JSON() ([]byte, error) {
 }
 
 // Actions returns the tool action names in the schema, sorted. The groups,
-// the placeholder and the remote-agent actions are not included.
+// the placeholder, the model action and the remote-agent actions are not
+// included.
 func (s *Schema) Actions() []string {
 	return slices.Clone(s.actions)
 }

@@ -75,6 +75,8 @@ var kinds = map[protoreflect.Name]Version{
 	"policy_tests":   PolicyRollouts,
 	"rollout":        PolicyRollouts,
 	"setting":        Settings,
+	"model_price":    LLMBrokering,
+	"budget":         LLMBrokering,
 	// Runtime inspection.
 	"inspection_rule": RuntimeInspection,
 }
@@ -98,6 +100,12 @@ const (
 	// and a2a_read groups once every voter supports it (an older replica
 	// would refuse a policy naming them).
 	A2ABrokering Version = 2
+	// LLMBrokering: model prices and budgets are kinds, and the Cedar
+	// schema policies are validated against declares Model and the
+	// llm_complete group once every voter supports it (an older replica
+	// would refuse a policy naming them), as do the stateful rules about
+	// LLM upstreams' model names (see state).
+	LLMBrokering Version = 2
 )
 
 // RuntimeInspection introduced the inspection_rule kind and the Cedar
@@ -117,7 +125,7 @@ const (
 )
 
 // features are the behaviour versions above.
-var features = []Version{TypedAdminAudit, PolicyRollouts, A2ABrokering}
+var features = []Version{TypedAdminAudit, PolicyRollouts, A2ABrokering, LLMBrokering}
 
 // release is the highest version in the tables above: what a release
 // binary supports.

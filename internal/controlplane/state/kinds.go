@@ -45,6 +45,8 @@ func init() {
 		// A setting refers to nothing and nothing refers to it; its
 		// rules are stateless (package resource, package setting).
 		resource.Setting:        {},
+		resource.ModelPrice:     {prepare: prepareModelPrice},
+		resource.Budget:         {},
 		resource.InspectionRule: {prepare: prepareInspectionRule},
 	}
 }
@@ -140,6 +142,11 @@ func prepareUpstream(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 			return failed("secret %q does not exist; create it first (gwctl secret set %s --hosts …)", name, name)
 		}
 	}
+	if llmRules(t) {
+		if err := checkModels(t, old, u); err != nil {
+			return err
+		}
+	}
 	return checkSecretUse(t, u)
 }
 
@@ -165,6 +172,11 @@ func beforeDeleteUpstream(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	})
 	if rule != "" {
 		return failed("upstream %q is the scope of inspection rule %q; change or delete that rule first", name, rule)
+	}
+	if llmRules(t) {
+		if priced := pricedModels(t, name); len(priced) > 0 {
+			return failed("upstream %q still has model prices (%v); delete them first (gwctl price delete)", name, priced)
+		}
 	}
 	return nil
 }

@@ -21,14 +21,18 @@ func (t *txn) cedarSchema() (*cedarschema.Schema, error) {
 	return cedarschema.Generate(pinnedTools(t.get, t.each), schemaOptions(t.base.Voters())...)
 }
 
-// schemaOptions declares the remote-agent part of the schema only once
-// every voter supports it, so that every replica validates a policy set
-// alike (see clusterversion.A2ABrokering).
+// schemaOptions declares the remote-agent and model parts of the schema
+// only once every voter supports them, so that every replica validates a
+// policy set alike (see clusterversion.A2ABrokering and LLMBrokering).
 func schemaOptions(voters []clusterversion.Voter) []cedarschema.Option {
-	if clusterversion.Supports(voters, clusterversion.A2ABrokering) {
-		return nil
+	var opts []cedarschema.Option
+	if !clusterversion.Supports(voters, clusterversion.A2ABrokering) {
+		opts = append(opts, cedarschema.WithoutRemoteAgents())
 	}
-	return []cedarschema.Option{cedarschema.WithoutRemoteAgents()}
+	if !clusterversion.Supports(voters, clusterversion.LLMBrokering) {
+		opts = append(opts, cedarschema.WithoutModels())
+	}
+	return opts
 }
 
 // pinnedTools lists every pinned tool with its action name and the input

@@ -26,6 +26,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/drift"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/highwater"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/limit"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/lkg"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/metrics"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/mode"
@@ -63,6 +64,9 @@ type Server struct {
 	// refusals summarizes refusals of unidentified callers in the audit
 	// log.
 	refusals *refusals.Recorder
+	// budgets enforces budgets within this data plane (the Limit stage's
+	// reserver), configured from each snapshot it serves.
+	budgets *limit.Local
 	// rollouts counts the calls of a staged policy rollout and writes
 	// the counts to the audit log.
 	rollouts *rolloutcount.Recorder
@@ -184,9 +188,12 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	// Runtime inspection's classifier client keeps its verdicts across
 	// configuration versions.
 	s.classifier = inspect.NewClassifierClient(time.Now)
+	s.budgets = limit.NewLocal(time.Now)
 	s.handle = pipeline.Chain(pipeline.TimedHandler(observe, "forward", protocol.Forwarder(s.protocols)), append([]pipeline.Stage{metricsStage{m: s.metrics}},
 		pipeline.Timed(observe, stages.Default(stages.Options{
-			Audit: auditStage, Anonymous: s.refusals, Rollout: s.rollouts, Inspect: stages.Inspect{Classifier: s.classifier},
+			Audit: auditStage, Anonymous: s.refusals, Rollout: s.rollouts,
+			Limit:   []pipeline.Stage{limit.Stage{Reserver: s.budgets}},
+			Inspect: stages.Inspect{Classifier: s.classifier},
 		})...)...)...)
 	s.loadLastKnownGood(ctx)
 
@@ -385,6 +392,7 @@ func (s *Server) loadLastKnownGood(ctx context.Context) {
 		return
 	}
 	s.recordApplied(ctx, v)
+	s.budgets.Configure(c.Budgets())
 	s.current.Store(c)
 	s.tracker.Loaded(c.VersionTime(), true)
 	s.log.Warn("serving the last-known-good snapshot from disk in degraded mode until a control plane answers", "version", c.Version(), "epoch", v.Epoch)
@@ -461,6 +469,7 @@ func (s *Server) Apply(ctx context.Context, data []byte) (syncclient.Version, er
 	if err := s.store.Save(c.Version(), data); err != nil {
 		s.log.Error("could not write the last-known-good snapshot; serving it anyway", "version", c.Version(), "err", err)
 	}
+	s.budgets.Configure(c.Budgets())
 	s.current.Store(c)
 	s.tracker.Loaded(c.VersionTime(), false)
 	s.metrics.Snapshot(true)

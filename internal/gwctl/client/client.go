@@ -107,6 +107,8 @@ type Services struct {
 	ValueList adminv1connect.ValueListServiceClient
 	// Inspection manages runtime inspection rules.
 	Inspection adminv1connect.InspectionServiceClient
+	Price      adminv1connect.PriceServiceClient
+	Budget     adminv1connect.BudgetServiceClient
 	Token      adminv1connect.TokenServiceClient
 	Backup     adminv1connect.BackupServiceClient
 	AdminLog   adminv1connect.AdminLogServiceClient
@@ -164,6 +166,8 @@ func New(cfg Config) (*Client, error) {
 			Identity:   adminv1connect.NewIdentitySourceServiceClient(httpClient, u, opts...),
 			Secret:     adminv1connect.NewSecretServiceClient(httpClient, u, opts...),
 			ValueList:  adminv1connect.NewValueListServiceClient(httpClient, u, opts...),
+			Price:      adminv1connect.NewPriceServiceClient(httpClient, u, opts...),
+			Budget:     adminv1connect.NewBudgetServiceClient(httpClient, u, opts...),
 			Token:      adminv1connect.NewTokenServiceClient(httpClient, u, opts...),
 			Backup:     adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
 			AdminLog:   adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),

@@ -216,8 +216,17 @@ type Record struct {
 	Findings []*Finding `protobuf:"bytes,37,rep,name=findings,proto3" json:"findings,omitempty"`
 	// Findings left out of findings because a record holds at most 64.
 	FindingsOmitted uint32 `protobuf:"varint,38,opt,name=findings_omitted,json=findingsOmitted,proto3" json:"findings_omitted,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// What the call consumed, for a call whose target reports it (a model
+	// call): tokens and their cost. Numbered clear of the fields other
+	// features add after 30.
+	Usage *Usage `protobuf:"bytes,40,opt,name=usage,proto3" json:"usage,omitempty"`
+	// The sizes and SHA-256 hashes of content the record never stores (a
+	// model call's prompt and completion).
+	Content *ContentDigest `protobuf:"bytes,41,opt,name=content,proto3" json:"content,omitempty"`
+	// The agent's team when the call was made (empty without one).
+	Team          string `protobuf:"bytes,42,opt,name=team,proto3" json:"team,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Record) Reset() {
@@ -535,6 +544,27 @@ func (x *Record) GetFindingsOmitted() uint32 {
 		return x.FindingsOmitted
 	}
 	return 0
+}
+
+func (x *Record) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *Record) GetContent() *ContentDigest {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *Record) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
 }
 
 type isRecord_Detail interface {
@@ -1172,6 +1202,201 @@ func (x *Finding) GetAction() string {
 	return ""
 }
 
+// Usage is what one call consumed: tokens as the provider reported them
+// (or as the gateway counted them, when estimated), and their cost by the
+// model's price table.
+type Usage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every input token, cache reads and writes included.
+	InputTokens int64 `protobuf:"varint,1,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	// Of input_tokens, those read from the provider's prompt cache.
+	CachedInputTokens int64 `protobuf:"varint,2,opt,name=cached_input_tokens,json=cachedInputTokens,proto3" json:"cached_input_tokens,omitempty"`
+	// Of input_tokens, those written to the provider's prompt cache.
+	CacheWriteTokens int64 `protobuf:"varint,3,opt,name=cache_write_tokens,json=cacheWriteTokens,proto3" json:"cache_write_tokens,omitempty"`
+	// Every output token, reasoning included.
+	OutputTokens int64 `protobuf:"varint,4,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	// Of output_tokens, the model's reasoning.
+	ReasoningTokens int64 `protobuf:"varint,5,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	// Cost in billionths (nano-units) of the price table's currency; 0 when
+	// the model has no price (priced false).
+	CostNanos int64 `protobuf:"varint,6,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"`
+	Priced    bool  `protobuf:"varint,7,opt,name=priced,proto3" json:"priced,omitempty"`
+	// The gateway counted the tokens itself (an offline tokenizer over the
+	// prompt and what was streamed) because the provider's own count never
+	// arrived: the stream broke or the caller went away.
+	Estimated bool `protobuf:"varint,8,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	// The model as the provider named it in its answer (may carry a
+	// version the request did not).
+	Model         string `protobuf:"bytes,9,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Usage) Reset() {
+	*x = Usage{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Usage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Usage) ProtoMessage() {}
+
+func (x *Usage) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Usage.ProtoReflect.Descriptor instead.
+func (*Usage) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Usage) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCachedInputTokens() int64 {
+	if x != nil {
+		return x.CachedInputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCacheWriteTokens() int64 {
+	if x != nil {
+		return x.CacheWriteTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetReasoningTokens() int64 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCostNanos() int64 {
+	if x != nil {
+		return x.CostNanos
+	}
+	return 0
+}
+
+func (x *Usage) GetPriced() bool {
+	if x != nil {
+		return x.Priced
+	}
+	return false
+}
+
+func (x *Usage) GetEstimated() bool {
+	if x != nil {
+		return x.Estimated
+	}
+	return false
+}
+
+func (x *Usage) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+// ContentDigest describes content by size and hash only.
+type ContentDigest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request body as the caller sent it.
+	RequestBytes  int64  `protobuf:"varint,1,opt,name=request_bytes,json=requestBytes,proto3" json:"request_bytes,omitempty"`
+	RequestSha256 []byte `protobuf:"bytes,2,opt,name=request_sha256,json=requestSha256,proto3" json:"request_sha256,omitempty"`
+	// The text the target produced (a completion's text and tool-call
+	// arguments, in order).
+	ResponseBytes  int64  `protobuf:"varint,3,opt,name=response_bytes,json=responseBytes,proto3" json:"response_bytes,omitempty"`
+	ResponseSha256 []byte `protobuf:"bytes,4,opt,name=response_sha256,json=responseSha256,proto3" json:"response_sha256,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ContentDigest) Reset() {
+	*x = ContentDigest{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContentDigest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContentDigest) ProtoMessage() {}
+
+func (x *ContentDigest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContentDigest.ProtoReflect.Descriptor instead.
+func (*ContentDigest) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ContentDigest) GetRequestBytes() int64 {
+	if x != nil {
+		return x.RequestBytes
+	}
+	return 0
+}
+
+func (x *ContentDigest) GetRequestSha256() []byte {
+	if x != nil {
+		return x.RequestSha256
+	}
+	return nil
+}
+
+func (x *ContentDigest) GetResponseBytes() int64 {
+	if x != nil {
+		return x.ResponseBytes
+	}
+	return 0
+}
+
+func (x *ContentDigest) GetResponseSha256() []byte {
+	if x != nil {
+		return x.ResponseSha256
+	}
+	return nil
+}
+
 // AdminWrite is an admin write as the control plane's state machine
 // applied it. It never carries the resource's contents.
 type AdminWrite struct {
@@ -1194,7 +1419,7 @@ type AdminWrite struct {
 
 func (x *AdminWrite) Reset() {
 	*x = AdminWrite{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1431,7 @@ func (x *AdminWrite) String() string {
 func (*AdminWrite) ProtoMessage() {}
 
 func (x *AdminWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1444,7 @@ func (x *AdminWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminWrite.ProtoReflect.Descriptor instead.
 func (*AdminWrite) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AdminWrite) GetOp() string {
@@ -1290,7 +1515,7 @@ type RefusalSummary struct {
 
 func (x *RefusalSummary) Reset() {
 	*x = RefusalSummary{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1302,7 +1527,7 @@ func (x *RefusalSummary) String() string {
 func (*RefusalSummary) ProtoMessage() {}
 
 func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1315,7 +1540,7 @@ func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefusalSummary.ProtoReflect.Descriptor instead.
 func (*RefusalSummary) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RefusalSummary) GetSourceNetwork() string {
@@ -1364,7 +1589,7 @@ type ListDetail struct {
 
 func (x *ListDetail) Reset() {
 	*x = ListDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1601,7 @@ func (x *ListDetail) String() string {
 func (*ListDetail) ProtoMessage() {}
 
 func (x *ListDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1614,7 @@ func (x *ListDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDetail.ProtoReflect.Descriptor instead.
 func (*ListDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListDetail) GetItems() uint32 {
@@ -1429,7 +1654,7 @@ type TaskDetail struct {
 
 func (x *TaskDetail) Reset() {
 	*x = TaskDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1666,7 @@ func (x *TaskDetail) String() string {
 func (*TaskDetail) ProtoMessage() {}
 
 func (x *TaskDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1679,7 @@ func (x *TaskDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDetail.ProtoReflect.Descriptor instead.
 func (*TaskDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TaskDetail) GetTaskId() string {
@@ -1533,7 +1758,7 @@ type AppliedVersion struct {
 
 func (x *AppliedVersion) Reset() {
 	*x = AppliedVersion{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1770,7 @@ func (x *AppliedVersion) String() string {
 func (*AppliedVersion) ProtoMessage() {}
 
 func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1783,7 @@ func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedVersion.ProtoReflect.Descriptor instead.
 func (*AppliedVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AppliedVersion) GetClusterId() string {
@@ -1586,7 +1811,7 @@ var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\f\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\r\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -1629,7 +1854,10 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
 	"target_own\x18# \x01(\tR\ttargetOwn\x128\n" +
 	"\bfindings\x18% \x03(\v2\x1c.portcullis.audit.v1.FindingR\bfindings\x12)\n" +
-	"\x10findings_omitted\x18& \x01(\rR\x0ffindingsOmittedB\b\n" +
+	"\x10findings_omitted\x18& \x01(\rR\x0ffindingsOmitted\x120\n" +
+	"\x05usage\x18( \x01(\v2\x1a.portcullis.audit.v1.UsageR\x05usage\x12<\n" +
+	"\acontent\x18) \x01(\v2\".portcullis.audit.v1.ContentDigestR\acontent\x12\x12\n" +
+	"\x04team\x18* \x01(\tR\x04teamB\b\n" +
 	"\x06detail\"\x8e\x01\n" +
 	"\vRolloutCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -1678,7 +1906,23 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x04mode\x18\x04 \x01(\tR\x04mode\x12\x12\n" +
 	"\x04side\x18\x05 \x01(\tR\x04side\x12\x1a\n" +
 	"\blocation\x18\x06 \x01(\tR\blocation\x12\x16\n" +
-	"\x06action\x18\a \x01(\tR\x06action\"\xd3\x01\n" +
+	"\x06action\x18\a \x01(\tR\x06action\"\xc3\x02\n" +
+	"\x05Usage\x12!\n" +
+	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens\x12.\n" +
+	"\x13cached_input_tokens\x18\x02 \x01(\x03R\x11cachedInputTokens\x12,\n" +
+	"\x12cache_write_tokens\x18\x03 \x01(\x03R\x10cacheWriteTokens\x12#\n" +
+	"\routput_tokens\x18\x04 \x01(\x03R\foutputTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\x05 \x01(\x03R\x0freasoningTokens\x12\x1d\n" +
+	"\n" +
+	"cost_nanos\x18\x06 \x01(\x03R\tcostNanos\x12\x16\n" +
+	"\x06priced\x18\a \x01(\bR\x06priced\x12\x1c\n" +
+	"\testimated\x18\b \x01(\bR\testimated\x12\x14\n" +
+	"\x05model\x18\t \x01(\tR\x05model\"\xab\x01\n" +
+	"\rContentDigest\x12#\n" +
+	"\rrequest_bytes\x18\x01 \x01(\x03R\frequestBytes\x12%\n" +
+	"\x0erequest_sha256\x18\x02 \x01(\fR\rrequestSha256\x12%\n" +
+	"\x0eresponse_bytes\x18\x03 \x01(\x03R\rresponseBytes\x12'\n" +
+	"\x0fresponse_sha256\x18\x04 \x01(\fR\x0eresponseSha256\"\xd3\x01\n" +
 	"\n" +
 	"AdminWrite\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\tR\x02op\x12#\n" +
@@ -1742,7 +1986,7 @@ func file_portcullis_audit_v1_record_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_audit_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(EventKind)(0),                // 0: portcullis.audit.v1.EventKind
 	(*Record)(nil),                // 1: portcullis.audit.v1.Record
@@ -1752,40 +1996,44 @@ var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(*RolloutCount)(nil),          // 5: portcullis.audit.v1.RolloutCount
 	(*RolloutEvent)(nil),          // 6: portcullis.audit.v1.RolloutEvent
 	(*Finding)(nil),               // 7: portcullis.audit.v1.Finding
-	(*AdminWrite)(nil),            // 8: portcullis.audit.v1.AdminWrite
-	(*RefusalSummary)(nil),        // 9: portcullis.audit.v1.RefusalSummary
-	(*ListDetail)(nil),            // 10: portcullis.audit.v1.ListDetail
-	(*TaskDetail)(nil),            // 11: portcullis.audit.v1.TaskDetail
-	(*AppliedVersion)(nil),        // 12: portcullis.audit.v1.AppliedVersion
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*Usage)(nil),                 // 8: portcullis.audit.v1.Usage
+	(*ContentDigest)(nil),         // 9: portcullis.audit.v1.ContentDigest
+	(*AdminWrite)(nil),            // 10: portcullis.audit.v1.AdminWrite
+	(*RefusalSummary)(nil),        // 11: portcullis.audit.v1.RefusalSummary
+	(*ListDetail)(nil),            // 12: portcullis.audit.v1.ListDetail
+	(*TaskDetail)(nil),            // 13: portcullis.audit.v1.TaskDetail
+	(*AppliedVersion)(nil),        // 14: portcullis.audit.v1.AppliedVersion
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
 }
 var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
-	13, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	14, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
-	14, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
+	15, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	16, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
+	16, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
 	0,  // 3: portcullis.audit.v1.Record.kind:type_name -> portcullis.audit.v1.EventKind
-	8,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
-	9,  // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
-	10, // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
-	12, // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
+	10, // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
+	11, // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
+	12, // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
+	14, // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
 	4,  // 8: portcullis.audit.v1.Record.rollout_summary:type_name -> portcullis.audit.v1.RolloutSummary
 	6,  // 9: portcullis.audit.v1.Record.rollout_event:type_name -> portcullis.audit.v1.RolloutEvent
-	11, // 10: portcullis.audit.v1.Record.task:type_name -> portcullis.audit.v1.TaskDetail
+	13, // 10: portcullis.audit.v1.Record.task:type_name -> portcullis.audit.v1.TaskDetail
 	2,  // 11: portcullis.audit.v1.Record.rollout:type_name -> portcullis.audit.v1.RolloutCall
 	7,  // 12: portcullis.audit.v1.Record.findings:type_name -> portcullis.audit.v1.Finding
-	3,  // 13: portcullis.audit.v1.RolloutCall.shadow:type_name -> portcullis.audit.v1.ShadowDecision
-	13, // 14: portcullis.audit.v1.RolloutSummary.first:type_name -> google.protobuf.Timestamp
-	13, // 15: portcullis.audit.v1.RolloutSummary.last:type_name -> google.protobuf.Timestamp
-	5,  // 16: portcullis.audit.v1.RolloutSummary.counts:type_name -> portcullis.audit.v1.RolloutCount
-	8,  // 17: portcullis.audit.v1.RolloutEvent.write:type_name -> portcullis.audit.v1.AdminWrite
-	13, // 18: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
-	13, // 19: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	8,  // 13: portcullis.audit.v1.Record.usage:type_name -> portcullis.audit.v1.Usage
+	9,  // 14: portcullis.audit.v1.Record.content:type_name -> portcullis.audit.v1.ContentDigest
+	3,  // 15: portcullis.audit.v1.RolloutCall.shadow:type_name -> portcullis.audit.v1.ShadowDecision
+	15, // 16: portcullis.audit.v1.RolloutSummary.first:type_name -> google.protobuf.Timestamp
+	15, // 17: portcullis.audit.v1.RolloutSummary.last:type_name -> google.protobuf.Timestamp
+	5,  // 18: portcullis.audit.v1.RolloutSummary.counts:type_name -> portcullis.audit.v1.RolloutCount
+	10, // 19: portcullis.audit.v1.RolloutEvent.write:type_name -> portcullis.audit.v1.AdminWrite
+	15, // 20: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
+	15, // 21: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_record_proto_init() }
@@ -1808,7 +2056,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_record_proto_rawDesc), len(file_portcullis_audit_v1_record_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

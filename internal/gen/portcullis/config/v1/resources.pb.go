@@ -92,6 +92,184 @@ func (Protocol) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{0}
 }
 
+// LlmProvider is the API an LLM upstream speaks.
+type LlmProvider int32
+
+const (
+	LlmProvider_LLM_PROVIDER_UNSPECIFIED LlmProvider = 0
+	// OpenAI: Chat Completions (/v1/chat/completions) and Responses
+	// (/v1/responses). The upstream's URL is the API base
+	// ("https://api.openai.com/v1").
+	LlmProvider_LLM_PROVIDER_OPENAI LlmProvider = 1
+	// Anthropic Messages (/v1/messages). The URL is the API base without
+	// the version ("https://api.anthropic.com").
+	LlmProvider_LLM_PROVIDER_ANTHROPIC LlmProvider = 2
+	// A server with OpenAI's Chat Completions API (vLLM, Ollama, LiteLLM,
+	// …); its URL is the API base, as for OpenAI. The Responses API is
+	// forwarded too, for servers that offer it.
+	LlmProvider_LLM_PROVIDER_OPENAI_COMPATIBLE LlmProvider = 3
+)
+
+// Enum value maps for LlmProvider.
+var (
+	LlmProvider_name = map[int32]string{
+		0: "LLM_PROVIDER_UNSPECIFIED",
+		1: "LLM_PROVIDER_OPENAI",
+		2: "LLM_PROVIDER_ANTHROPIC",
+		3: "LLM_PROVIDER_OPENAI_COMPATIBLE",
+	}
+	LlmProvider_value = map[string]int32{
+		"LLM_PROVIDER_UNSPECIFIED":       0,
+		"LLM_PROVIDER_OPENAI":            1,
+		"LLM_PROVIDER_ANTHROPIC":         2,
+		"LLM_PROVIDER_OPENAI_COMPATIBLE": 3,
+	}
+)
+
+func (x LlmProvider) Enum() *LlmProvider {
+	p := new(LlmProvider)
+	*p = x
+	return p
+}
+
+func (x LlmProvider) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LlmProvider) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[1].Descriptor()
+}
+
+func (LlmProvider) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[1]
+}
+
+func (x LlmProvider) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LlmProvider.Descriptor instead.
+func (LlmProvider) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{1}
+}
+
+// BudgetScope says whose calls share one budget.
+type BudgetScope int32
+
+const (
+	BudgetScope_BUDGET_SCOPE_UNSPECIFIED BudgetScope = 0
+	// Each agent has its own.
+	BudgetScope_BUDGET_SCOPE_AGENT BudgetScope = 1
+	// Each team (an agent's team; agents without a team are not counted).
+	BudgetScope_BUDGET_SCOPE_TEAM BudgetScope = 2
+	// Each verified user an agent acts for (calls without a user token are
+	// not counted).
+	BudgetScope_BUDGET_SCOPE_USER BudgetScope = 3
+	// Every matching call shares one.
+	BudgetScope_BUDGET_SCOPE_GLOBAL BudgetScope = 4
+)
+
+// Enum value maps for BudgetScope.
+var (
+	BudgetScope_name = map[int32]string{
+		0: "BUDGET_SCOPE_UNSPECIFIED",
+		1: "BUDGET_SCOPE_AGENT",
+		2: "BUDGET_SCOPE_TEAM",
+		3: "BUDGET_SCOPE_USER",
+		4: "BUDGET_SCOPE_GLOBAL",
+	}
+	BudgetScope_value = map[string]int32{
+		"BUDGET_SCOPE_UNSPECIFIED": 0,
+		"BUDGET_SCOPE_AGENT":       1,
+		"BUDGET_SCOPE_TEAM":        2,
+		"BUDGET_SCOPE_USER":        3,
+		"BUDGET_SCOPE_GLOBAL":      4,
+	}
+)
+
+func (x BudgetScope) Enum() *BudgetScope {
+	p := new(BudgetScope)
+	*p = x
+	return p
+}
+
+func (x BudgetScope) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BudgetScope) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[2].Descriptor()
+}
+
+func (BudgetScope) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[2]
+}
+
+func (x BudgetScope) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BudgetScope.Descriptor instead.
+func (BudgetScope) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
+}
+
+// BudgetWindow is the calendar window a budget resets on.
+type BudgetWindow int32
+
+const (
+	BudgetWindow_BUDGET_WINDOW_UNSPECIFIED BudgetWindow = 0
+	BudgetWindow_BUDGET_WINDOW_MINUTE      BudgetWindow = 1
+	BudgetWindow_BUDGET_WINDOW_HOUR        BudgetWindow = 2
+	BudgetWindow_BUDGET_WINDOW_DAY         BudgetWindow = 3
+	BudgetWindow_BUDGET_WINDOW_MONTH       BudgetWindow = 4
+)
+
+// Enum value maps for BudgetWindow.
+var (
+	BudgetWindow_name = map[int32]string{
+		0: "BUDGET_WINDOW_UNSPECIFIED",
+		1: "BUDGET_WINDOW_MINUTE",
+		2: "BUDGET_WINDOW_HOUR",
+		3: "BUDGET_WINDOW_DAY",
+		4: "BUDGET_WINDOW_MONTH",
+	}
+	BudgetWindow_value = map[string]int32{
+		"BUDGET_WINDOW_UNSPECIFIED": 0,
+		"BUDGET_WINDOW_MINUTE":      1,
+		"BUDGET_WINDOW_HOUR":        2,
+		"BUDGET_WINDOW_DAY":         3,
+		"BUDGET_WINDOW_MONTH":       4,
+	}
+)
+
+func (x BudgetWindow) Enum() *BudgetWindow {
+	p := new(BudgetWindow)
+	*p = x
+	return p
+}
+
+func (x BudgetWindow) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BudgetWindow) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+}
+
+func (BudgetWindow) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+}
+
+func (x BudgetWindow) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BudgetWindow.Descriptor instead.
+func (BudgetWindow) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
 // McpEra is the MCP protocol era the data plane speaks with an upstream.
 type McpEra int32
 
@@ -130,11 +308,11 @@ func (x McpEra) String() string {
 }
 
 func (McpEra) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[1].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (McpEra) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[1]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
 }
 
 func (x McpEra) Number() protoreflect.EnumNumber {
@@ -143,7 +321,7 @@ func (x McpEra) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use McpEra.Descriptor instead.
 func (McpEra) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 // ToolClass is the operator's classification of a tool. It is never taken
@@ -187,11 +365,11 @@ func (x ToolClass) String() string {
 }
 
 func (ToolClass) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[2].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
 }
 
 func (ToolClass) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[2]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
 }
 
 func (x ToolClass) Number() protoreflect.EnumNumber {
@@ -200,7 +378,7 @@ func (x ToolClass) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ToolClass.Descriptor instead.
 func (ToolClass) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 // PinKind is what a ToolPin approves.
@@ -239,11 +417,11 @@ func (x PinKind) String() string {
 }
 
 func (PinKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
 }
 
 func (PinKind) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
 }
 
 func (x PinKind) Number() protoreflect.EnumNumber {
@@ -252,7 +430,7 @@ func (x PinKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PinKind.Descriptor instead.
 func (PinKind) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 // RolloutStage is where a policy rollout stands.
@@ -304,11 +482,11 @@ func (x RolloutStage) String() string {
 }
 
 func (RolloutStage) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[7].Descriptor()
 }
 
 func (RolloutStage) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[7]
 }
 
 func (x RolloutStage) Number() protoreflect.EnumNumber {
@@ -317,7 +495,7 @@ func (x RolloutStage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RolloutStage.Descriptor instead.
 func (RolloutStage) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 // InspectionMode says whether a rule acts.
@@ -360,11 +538,11 @@ func (x InspectionMode) String() string {
 }
 
 func (InspectionMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[8].Descriptor()
 }
 
 func (InspectionMode) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[8]
 }
 
 func (x InspectionMode) Number() protoreflect.EnumNumber {
@@ -373,7 +551,7 @@ func (x InspectionMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use InspectionMode.Descriptor instead.
 func (InspectionMode) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 // InspectionSide is the side of a call a rule looks at.
@@ -412,11 +590,11 @@ func (x InspectionSide) String() string {
 }
 
 func (InspectionSide) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[9].Descriptor()
 }
 
 func (InspectionSide) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[9]
 }
 
 func (x InspectionSide) Number() protoreflect.EnumNumber {
@@ -425,7 +603,7 @@ func (x InspectionSide) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use InspectionSide.Descriptor instead.
 func (InspectionSide) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 // InspectionAction is what an enforced rule does with a finding.
@@ -474,11 +652,11 @@ func (x InspectionAction) String() string {
 }
 
 func (InspectionAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[7].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[10].Descriptor()
 }
 
 func (InspectionAction) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[7]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[10]
 }
 
 func (x InspectionAction) Number() protoreflect.EnumNumber {
@@ -487,7 +665,7 @@ func (x InspectionAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use InspectionAction.Descriptor instead.
 func (InspectionAction) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 // JwtUse says what a JWT issuer vouches for.
@@ -527,11 +705,11 @@ func (x JwtUse) String() string {
 }
 
 func (JwtUse) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[8].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[11].Descriptor()
 }
 
 func (JwtUse) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[8]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[11]
 }
 
 func (x JwtUse) Number() protoreflect.EnumNumber {
@@ -540,7 +718,7 @@ func (x JwtUse) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JwtUse.Descriptor instead.
 func (JwtUse) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 // Role is what an admin token may do. Each role includes the rights of the
@@ -589,11 +767,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[9].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[12].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[9]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[12]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -602,7 +780,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -987,7 +1165,10 @@ type Upstream struct {
 	// it elsewhere. url is the agent's JSON-RPC endpoint; the card is always
 	// fetched from the same origin, with the upstream's own credential, and
 	// never followed to a URL it names.
-	A2ACardPath   string `protobuf:"bytes,10,opt,name=a2a_card_path,json=a2aCardPath,proto3" json:"a2a_card_path,omitempty"`
+	A2ACardPath string `protobuf:"bytes,10,opt,name=a2a_card_path,json=a2aCardPath,proto3" json:"a2a_card_path,omitempty"`
+	// LLM upstreams only: the provider's API and the models agents may call.
+	// Numbered clear of the fields other protocols add after 9.
+	Llm           *LlmUpstream `protobuf:"bytes,20,opt,name=llm,proto3" json:"llm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1092,6 +1273,437 @@ func (x *Upstream) GetA2ACardPath() string {
 	return ""
 }
 
+func (x *Upstream) GetLlm() *LlmUpstream {
+	if x != nil {
+		return x.Llm
+	}
+	return nil
+}
+
+// LlmUpstream is what an LLM provider upstream serves. Agents call its
+// models by "<prefix>/<model id>" (the upstream's tool prefix) or by an
+// alias; a model not listed here is refused.
+type LlmUpstream struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Provider LlmProvider            `protobuf:"varint,1,opt,name=provider,proto3,enum=portcullis.config.v1.LlmProvider" json:"provider,omitempty"`
+	// The models agents may call, by the provider's own id. At most 256.
+	Models        []*LlmModel `protobuf:"bytes,2,rep,name=models,proto3" json:"models,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LlmUpstream) Reset() {
+	*x = LlmUpstream{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LlmUpstream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LlmUpstream) ProtoMessage() {}
+
+func (x *LlmUpstream) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LlmUpstream.ProtoReflect.Descriptor instead.
+func (*LlmUpstream) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LlmUpstream) GetProvider() LlmProvider {
+	if x != nil {
+		return x.Provider
+	}
+	return LlmProvider_LLM_PROVIDER_UNSPECIFIED
+}
+
+func (x *LlmUpstream) GetModels() []*LlmModel {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+// LlmModel is one model an LLM upstream serves.
+type LlmModel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's model id ("gpt-4o-mini", "claude-sonnet-4-5"): 1-128
+	// characters of [A-Za-z0-9._:@/-].
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Other names agents may call the model by ("fast"): each 1-64
+	// characters of [A-Za-z0-9._-], unique across every LLM upstream.
+	Aliases []string `protobuf:"bytes,2,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// The most output tokens the gateway assumes a call may produce when the
+	// request sets no limit of its own: the worst case a budget reserves,
+	// and the limit the gateway sets on an OpenAI request that has none.
+	// 0 means 4096.
+	OutputCap     int64 `protobuf:"varint,3,opt,name=output_cap,json=outputCap,proto3" json:"output_cap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LlmModel) Reset() {
+	*x = LlmModel{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LlmModel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LlmModel) ProtoMessage() {}
+
+func (x *LlmModel) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LlmModel.ProtoReflect.Descriptor instead.
+func (*LlmModel) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LlmModel) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *LlmModel) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+func (x *LlmModel) GetOutputCap() int64 {
+	if x != nil {
+		return x.OutputCap
+	}
+	return 0
+}
+
+// ModelPrice is the price of one model of an LLM upstream, with its
+// history. Its name is "<upstream>/<model id>". Prices are in micro-units
+// of the operator's currency (one currency for the whole gateway; USD by
+// convention) per million tokens. There are no built-in prices: a model
+// without one has no cost, and calls of it are refused while a cost budget
+// applies to the caller.
+type ModelPrice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// The LLM upstream serving the model.
+	Upstream string `protobuf:"bytes,2,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	// The provider's model id, as listed in the upstream's models.
+	Model string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// The prices in order of effective_time, at most 64. A call is priced by
+	// the last entry whose effective_time is not after the call's start.
+	Prices        []*PriceEntry `protobuf:"bytes,4,rep,name=prices,proto3" json:"prices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelPrice) Reset() {
+	*x = ModelPrice{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelPrice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelPrice) ProtoMessage() {}
+
+func (x *ModelPrice) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelPrice.ProtoReflect.Descriptor instead.
+func (*ModelPrice) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ModelPrice) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *ModelPrice) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *ModelPrice) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *ModelPrice) GetPrices() []*PriceEntry {
+	if x != nil {
+		return x.Prices
+	}
+	return nil
+}
+
+// PriceEntry is a model's price from one moment on.
+type PriceEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// From when the price applies (unset: since always).
+	EffectiveTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=effective_time,json=effectiveTime,proto3" json:"effective_time,omitempty"`
+	// Per million input tokens that are neither cache reads nor cache writes.
+	InputMicros int64 `protobuf:"varint,2,opt,name=input_micros,json=inputMicros,proto3" json:"input_micros,omitempty"`
+	// Per million output tokens (reasoning tokens included).
+	OutputMicros int64 `protobuf:"varint,3,opt,name=output_micros,json=outputMicros,proto3" json:"output_micros,omitempty"`
+	// Per million input tokens read from the provider's prompt cache; unset:
+	// the input price.
+	CachedInputMicros *int64 `protobuf:"varint,4,opt,name=cached_input_micros,json=cachedInputMicros,proto3,oneof" json:"cached_input_micros,omitempty"`
+	// Per million input tokens written to the provider's prompt cache
+	// (Anthropic's cache_creation_input_tokens); unset: the input price.
+	CacheWriteMicros *int64 `protobuf:"varint,5,opt,name=cache_write_micros,json=cacheWriteMicros,proto3,oneof" json:"cache_write_micros,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PriceEntry) Reset() {
+	*x = PriceEntry{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PriceEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PriceEntry) ProtoMessage() {}
+
+func (x *PriceEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PriceEntry.ProtoReflect.Descriptor instead.
+func (*PriceEntry) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PriceEntry) GetEffectiveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EffectiveTime
+	}
+	return nil
+}
+
+func (x *PriceEntry) GetInputMicros() int64 {
+	if x != nil {
+		return x.InputMicros
+	}
+	return 0
+}
+
+func (x *PriceEntry) GetOutputMicros() int64 {
+	if x != nil {
+		return x.OutputMicros
+	}
+	return 0
+}
+
+func (x *PriceEntry) GetCachedInputMicros() int64 {
+	if x != nil && x.CachedInputMicros != nil {
+		return *x.CachedInputMicros
+	}
+	return 0
+}
+
+func (x *PriceEntry) GetCacheWriteMicros() int64 {
+	if x != nil && x.CacheWriteMicros != nil {
+		return *x.CacheWriteMicros
+	}
+	return 0
+}
+
+// Budget bounds what the calls of one key (each agent, each team, each
+// user, or everyone together) may consume in a calendar window: calls,
+// tokens (input plus output, as the provider reports them) and cost (by
+// the model's price). A call is reserved its worst case before it runs and
+// settled on what it consumed after; a call that would exceed a limit is
+// refused before it reaches the upstream. Every budget that applies to a
+// call must admit it.
+type Budget struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Meta   *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Scope  BudgetScope            `protobuf:"varint,2,opt,name=scope,proto3,enum=portcullis.config.v1.BudgetScope" json:"scope,omitempty"`
+	Window BudgetWindow           `protobuf:"varint,3,opt,name=window,proto3,enum=portcullis.config.v1.BudgetWindow" json:"window,omitempty"`
+	// IANA time zone the windows are aligned in ("Europe/Oslo"); empty: UTC.
+	TimeZone string `protobuf:"bytes,4,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// Limits per key and window; 0 means no limit of that unit. At least one
+	// is set.
+	MaxCalls  int64 `protobuf:"varint,5,opt,name=max_calls,json=maxCalls,proto3" json:"max_calls,omitempty"`
+	MaxTokens int64 `protobuf:"varint,6,opt,name=max_tokens,json=maxTokens,proto3" json:"max_tokens,omitempty"`
+	// In micro-units of the price tables' currency.
+	MaxCostMicros int64 `protobuf:"varint,7,opt,name=max_cost_micros,json=maxCostMicros,proto3" json:"max_cost_micros,omitempty"`
+	// Only calls matching every non-empty list count: by agent name, team,
+	// upstream name, and model (as agents name it, "<prefix>/<model id>").
+	Agents        []string `protobuf:"bytes,8,rep,name=agents,proto3" json:"agents,omitempty"`
+	Teams         []string `protobuf:"bytes,9,rep,name=teams,proto3" json:"teams,omitempty"`
+	Upstreams     []string `protobuf:"bytes,10,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
+	Models        []string `protobuf:"bytes,11,rep,name=models,proto3" json:"models,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Budget) Reset() {
+	*x = Budget{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Budget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Budget) ProtoMessage() {}
+
+func (x *Budget) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Budget.ProtoReflect.Descriptor instead.
+func (*Budget) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Budget) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Budget) GetScope() BudgetScope {
+	if x != nil {
+		return x.Scope
+	}
+	return BudgetScope_BUDGET_SCOPE_UNSPECIFIED
+}
+
+func (x *Budget) GetWindow() BudgetWindow {
+	if x != nil {
+		return x.Window
+	}
+	return BudgetWindow_BUDGET_WINDOW_UNSPECIFIED
+}
+
+func (x *Budget) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *Budget) GetMaxCalls() int64 {
+	if x != nil {
+		return x.MaxCalls
+	}
+	return 0
+}
+
+func (x *Budget) GetMaxTokens() int64 {
+	if x != nil {
+		return x.MaxTokens
+	}
+	return 0
+}
+
+func (x *Budget) GetMaxCostMicros() int64 {
+	if x != nil {
+		return x.MaxCostMicros
+	}
+	return 0
+}
+
+func (x *Budget) GetAgents() []string {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *Budget) GetTeams() []string {
+	if x != nil {
+		return x.Teams
+	}
+	return nil
+}
+
+func (x *Budget) GetUpstreams() []string {
+	if x != nil {
+		return x.Upstreams
+	}
+	return nil
+}
+
+func (x *Budget) GetModels() []string {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
 // UpstreamCredential references a Secret; the data plane attaches it.
 type UpstreamCredential struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1107,7 +1719,7 @@ type UpstreamCredential struct {
 
 func (x *UpstreamCredential) Reset() {
 	*x = UpstreamCredential{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[5]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1731,7 @@ func (x *UpstreamCredential) String() string {
 func (*UpstreamCredential) ProtoMessage() {}
 
 func (x *UpstreamCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[5]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1744,7 @@ func (x *UpstreamCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamCredential.ProtoReflect.Descriptor instead.
 func (*UpstreamCredential) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpstreamCredential) GetKind() isUpstreamCredential_Kind {
@@ -1208,7 +1820,7 @@ type HeaderCredential struct {
 
 func (x *HeaderCredential) Reset() {
 	*x = HeaderCredential{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[6]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1832,7 @@ func (x *HeaderCredential) String() string {
 func (*HeaderCredential) ProtoMessage() {}
 
 func (x *HeaderCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[6]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1845,7 @@ func (x *HeaderCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderCredential.ProtoReflect.Descriptor instead.
 func (*HeaderCredential) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HeaderCredential) GetHeader() string {
@@ -1261,7 +1873,7 @@ type BearerCredential struct {
 
 func (x *BearerCredential) Reset() {
 	*x = BearerCredential{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[7]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1885,7 @@ func (x *BearerCredential) String() string {
 func (*BearerCredential) ProtoMessage() {}
 
 func (x *BearerCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[7]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1898,7 @@ func (x *BearerCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BearerCredential.ProtoReflect.Descriptor instead.
 func (*BearerCredential) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BearerCredential) GetSecret() string {
@@ -1312,7 +1924,7 @@ type OAuthClientCredentials struct {
 
 func (x *OAuthClientCredentials) Reset() {
 	*x = OAuthClientCredentials{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[8]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1936,7 @@ func (x *OAuthClientCredentials) String() string {
 func (*OAuthClientCredentials) ProtoMessage() {}
 
 func (x *OAuthClientCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[8]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1949,7 @@ func (x *OAuthClientCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OAuthClientCredentials.ProtoReflect.Descriptor instead.
 func (*OAuthClientCredentials) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OAuthClientCredentials) GetTokenUrl() string {
@@ -1391,7 +2003,7 @@ type UpstreamLimits struct {
 
 func (x *UpstreamLimits) Reset() {
 	*x = UpstreamLimits{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[9]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +2015,7 @@ func (x *UpstreamLimits) String() string {
 func (*UpstreamLimits) ProtoMessage() {}
 
 func (x *UpstreamLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[9]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +2028,7 @@ func (x *UpstreamLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLimits.ProtoReflect.Descriptor instead.
 func (*UpstreamLimits) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpstreamLimits) GetMaxRequestBytes() int64 {
@@ -1458,7 +2070,7 @@ type Resilience struct {
 
 func (x *Resilience) Reset() {
 	*x = Resilience{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[10]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +2082,7 @@ func (x *Resilience) String() string {
 func (*Resilience) ProtoMessage() {}
 
 func (x *Resilience) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[10]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +2095,7 @@ func (x *Resilience) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resilience.ProtoReflect.Descriptor instead.
 func (*Resilience) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Resilience) GetTimeout() *durationpb.Duration {
@@ -1538,7 +2150,7 @@ type ToolPin struct {
 
 func (x *ToolPin) Reset() {
 	*x = ToolPin{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[11]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +2162,7 @@ func (x *ToolPin) String() string {
 func (*ToolPin) ProtoMessage() {}
 
 func (x *ToolPin) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[11]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +2175,7 @@ func (x *ToolPin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolPin.ProtoReflect.Descriptor instead.
 func (*ToolPin) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ToolPin) GetMeta() *ResourceMeta {
@@ -1633,7 +2245,7 @@ type ToolVersion struct {
 
 func (x *ToolVersion) Reset() {
 	*x = ToolVersion{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1645,7 +2257,7 @@ func (x *ToolVersion) String() string {
 func (*ToolVersion) ProtoMessage() {}
 
 func (x *ToolVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1658,7 +2270,7 @@ func (x *ToolVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolVersion.ProtoReflect.Descriptor instead.
 func (*ToolVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ToolVersion) GetVersion() int64 {
@@ -1752,7 +2364,7 @@ type PolicySet struct {
 
 func (x *PolicySet) Reset() {
 	*x = PolicySet{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1764,7 +2376,7 @@ func (x *PolicySet) String() string {
 func (*PolicySet) ProtoMessage() {}
 
 func (x *PolicySet) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1777,7 +2389,7 @@ func (x *PolicySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicySet.ProtoReflect.Descriptor instead.
 func (*PolicySet) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PolicySet) GetMeta() *ResourceMeta {
@@ -1864,7 +2476,7 @@ type PolicyHistory struct {
 
 func (x *PolicyHistory) Reset() {
 	*x = PolicyHistory{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +2488,7 @@ func (x *PolicyHistory) String() string {
 func (*PolicyHistory) ProtoMessage() {}
 
 func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2501,7 @@ func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistory.ProtoReflect.Descriptor instead.
 func (*PolicyHistory) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PolicyHistory) GetMeta() *ResourceMeta {
@@ -1932,7 +2544,7 @@ type PolicyVersion struct {
 
 func (x *PolicyVersion) Reset() {
 	*x = PolicyVersion{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2556,7 @@ func (x *PolicyVersion) String() string {
 func (*PolicyVersion) ProtoMessage() {}
 
 func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2569,7 @@ func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVersion.ProtoReflect.Descriptor instead.
 func (*PolicyVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PolicyVersion) GetVersion() int64 {
@@ -2044,7 +2656,7 @@ type PolicyTests struct {
 
 func (x *PolicyTests) Reset() {
 	*x = PolicyTests{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2668,7 @@ func (x *PolicyTests) String() string {
 func (*PolicyTests) ProtoMessage() {}
 
 func (x *PolicyTests) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2681,7 @@ func (x *PolicyTests) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyTests.ProtoReflect.Descriptor instead.
 func (*PolicyTests) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PolicyTests) GetMeta() *ResourceMeta {
@@ -2124,7 +2736,7 @@ type PolicyTestCase struct {
 
 func (x *PolicyTestCase) Reset() {
 	*x = PolicyTestCase{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2748,7 @@ func (x *PolicyTestCase) String() string {
 func (*PolicyTestCase) ProtoMessage() {}
 
 func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2761,7 @@ func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyTestCase.ProtoReflect.Descriptor instead.
 func (*PolicyTestCase) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PolicyTestCase) GetName() string {
@@ -2304,7 +2916,7 @@ type Rollout struct {
 
 func (x *Rollout) Reset() {
 	*x = Rollout{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2316,7 +2928,7 @@ func (x *Rollout) String() string {
 func (*Rollout) ProtoMessage() {}
 
 func (x *Rollout) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +2941,7 @@ func (x *Rollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
 func (*Rollout) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Rollout) GetMeta() *ResourceMeta {
@@ -2471,7 +3083,7 @@ type RolloutPlan struct {
 
 func (x *RolloutPlan) Reset() {
 	*x = RolloutPlan{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2483,7 +3095,7 @@ func (x *RolloutPlan) String() string {
 func (*RolloutPlan) ProtoMessage() {}
 
 func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2496,7 +3108,7 @@ func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutPlan.ProtoReflect.Descriptor instead.
 func (*RolloutPlan) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RolloutPlan) GetShadow() *durationpb.Duration {
@@ -2549,7 +3161,7 @@ type RolloutTransition struct {
 
 func (x *RolloutTransition) Reset() {
 	*x = RolloutTransition{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2561,7 +3173,7 @@ func (x *RolloutTransition) String() string {
 func (*RolloutTransition) ProtoMessage() {}
 
 func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2574,7 +3186,7 @@ func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutTransition.ProtoReflect.Descriptor instead.
 func (*RolloutTransition) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RolloutTransition) GetTime() *timestamppb.Timestamp {
@@ -2648,7 +3260,7 @@ type ValueList struct {
 
 func (x *ValueList) Reset() {
 	*x = ValueList{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2660,7 +3272,7 @@ func (x *ValueList) String() string {
 func (*ValueList) ProtoMessage() {}
 
 func (x *ValueList) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2673,7 +3285,7 @@ func (x *ValueList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValueList.ProtoReflect.Descriptor instead.
 func (*ValueList) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ValueList) GetMeta() *ResourceMeta {
@@ -2709,7 +3321,7 @@ type Setting struct {
 
 func (x *Setting) Reset() {
 	*x = Setting{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +3333,7 @@ func (x *Setting) String() string {
 func (*Setting) ProtoMessage() {}
 
 func (x *Setting) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +3346,7 @@ func (x *Setting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Setting.ProtoReflect.Descriptor instead.
 func (*Setting) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Setting) GetMeta() *ResourceMeta {
@@ -2809,7 +3421,7 @@ type InspectionRule struct {
 
 func (x *InspectionRule) Reset() {
 	*x = InspectionRule{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2821,7 +3433,7 @@ func (x *InspectionRule) String() string {
 func (*InspectionRule) ProtoMessage() {}
 
 func (x *InspectionRule) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2834,7 +3446,7 @@ func (x *InspectionRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectionRule.ProtoReflect.Descriptor instead.
 func (*InspectionRule) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *InspectionRule) GetMeta() *ResourceMeta {
@@ -2929,7 +3541,7 @@ type InspectionScope struct {
 
 func (x *InspectionScope) Reset() {
 	*x = InspectionScope{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2941,7 +3553,7 @@ func (x *InspectionScope) String() string {
 func (*InspectionScope) ProtoMessage() {}
 
 func (x *InspectionScope) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2954,7 +3566,7 @@ func (x *InspectionScope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectionScope.ProtoReflect.Descriptor instead.
 func (*InspectionScope) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *InspectionScope) GetUpstream() string {
@@ -3001,7 +3613,7 @@ type InspectionClassifier struct {
 
 func (x *InspectionClassifier) Reset() {
 	*x = InspectionClassifier{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3013,7 +3625,7 @@ func (x *InspectionClassifier) String() string {
 func (*InspectionClassifier) ProtoMessage() {}
 
 func (x *InspectionClassifier) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3026,7 +3638,7 @@ func (x *InspectionClassifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectionClassifier.ProtoReflect.Descriptor instead.
 func (*InspectionClassifier) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *InspectionClassifier) GetUrl() string {
@@ -3074,7 +3686,7 @@ type InspectionRowLimit struct {
 
 func (x *InspectionRowLimit) Reset() {
 	*x = InspectionRowLimit{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3086,7 +3698,7 @@ func (x *InspectionRowLimit) String() string {
 func (*InspectionRowLimit) ProtoMessage() {}
 
 func (x *InspectionRowLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3099,7 +3711,7 @@ func (x *InspectionRowLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectionRowLimit.ProtoReflect.Descriptor instead.
 func (*InspectionRowLimit) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *InspectionRowLimit) GetPath() string {
@@ -3131,7 +3743,7 @@ type IdentitySource struct {
 
 func (x *IdentitySource) Reset() {
 	*x = IdentitySource{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3143,7 +3755,7 @@ func (x *IdentitySource) String() string {
 func (*IdentitySource) ProtoMessage() {}
 
 func (x *IdentitySource) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3156,7 +3768,7 @@ func (x *IdentitySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
 func (*IdentitySource) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *IdentitySource) GetMeta() *ResourceMeta {
@@ -3237,7 +3849,7 @@ type JwtIssuer struct {
 
 func (x *JwtIssuer) Reset() {
 	*x = JwtIssuer{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3249,7 +3861,7 @@ func (x *JwtIssuer) String() string {
 func (*JwtIssuer) ProtoMessage() {}
 
 func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3262,7 +3874,7 @@ func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtIssuer.ProtoReflect.Descriptor instead.
 func (*JwtIssuer) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *JwtIssuer) GetIssuer() string {
@@ -3347,7 +3959,7 @@ type MtlsAuthority struct {
 
 func (x *MtlsAuthority) Reset() {
 	*x = MtlsAuthority{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3359,7 +3971,7 @@ func (x *MtlsAuthority) String() string {
 func (*MtlsAuthority) ProtoMessage() {}
 
 func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3372,7 +3984,7 @@ func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsAuthority.ProtoReflect.Descriptor instead.
 func (*MtlsAuthority) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *MtlsAuthority) GetCaPem() string {
@@ -3414,7 +4026,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3426,7 +4038,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3439,7 +4051,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Secret) GetMeta() *ResourceMeta {
@@ -3504,7 +4116,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3516,7 +4128,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3529,7 +4141,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AdminToken) GetMeta() *ResourceMeta {
@@ -3587,7 +4199,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3599,7 +4211,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3612,7 +4224,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Node) GetMeta() *ResourceMeta {
@@ -3661,7 +4273,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3673,7 +4285,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3686,7 +4298,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ClusterIdentity) GetClusterId() string {
@@ -3765,7 +4377,7 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"JwtSubject\x12'\n" +
 	"\x0fidentity_source\x18\x01 \x01(\tR\x0eidentitySource\x12\x18\n" +
-	"\asubject\x18\x02 \x01(\tR\asubject\"\x95\x04\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\"\xca\x04\n" +
 	"\bUpstream\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12:\n" +
 	"\bprotocol\x18\x02 \x01(\x0e2\x1e.portcullis.config.v1.ProtocolR\bprotocol\x12\x10\n" +
@@ -3782,8 +4394,46 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x10allow_link_local\x18\b \x01(\bR\x0eallowLinkLocal\x125\n" +
 	"\amcp_era\x18\t \x01(\x0e2\x1c.portcullis.config.v1.McpEraR\x06mcpEra\x12\"\n" +
 	"\ra2a_card_path\x18\n" +
-	" \x01(\tR\va2aCardPathB\x0e\n" +
-	"\f_tool_prefix\"\x8a\x02\n" +
+	" \x01(\tR\va2aCardPath\x123\n" +
+	"\x03llm\x18\x14 \x01(\v2!.portcullis.config.v1.LlmUpstreamR\x03llmB\x0e\n" +
+	"\f_tool_prefix\"\x84\x01\n" +
+	"\vLlmUpstream\x12=\n" +
+	"\bprovider\x18\x01 \x01(\x0e2!.portcullis.config.v1.LlmProviderR\bprovider\x126\n" +
+	"\x06models\x18\x02 \x03(\v2\x1e.portcullis.config.v1.LlmModelR\x06models\"S\n" +
+	"\bLlmModel\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaliases\x18\x02 \x03(\tR\aaliases\x12\x1d\n" +
+	"\n" +
+	"output_cap\x18\x03 \x01(\x03R\toutputCap\"\xb0\x01\n" +
+	"\n" +
+	"ModelPrice\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1a\n" +
+	"\bupstream\x18\x02 \x01(\tR\bupstream\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x128\n" +
+	"\x06prices\x18\x04 \x03(\v2 .portcullis.config.v1.PriceEntryR\x06prices\"\xae\x02\n" +
+	"\n" +
+	"PriceEntry\x12A\n" +
+	"\x0eeffective_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\reffectiveTime\x12!\n" +
+	"\finput_micros\x18\x02 \x01(\x03R\vinputMicros\x12#\n" +
+	"\routput_micros\x18\x03 \x01(\x03R\foutputMicros\x123\n" +
+	"\x13cached_input_micros\x18\x04 \x01(\x03H\x00R\x11cachedInputMicros\x88\x01\x01\x121\n" +
+	"\x12cache_write_micros\x18\x05 \x01(\x03H\x01R\x10cacheWriteMicros\x88\x01\x01B\x16\n" +
+	"\x14_cached_input_microsB\x15\n" +
+	"\x13_cache_write_micros\"\x9a\x03\n" +
+	"\x06Budget\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x127\n" +
+	"\x05scope\x18\x02 \x01(\x0e2!.portcullis.config.v1.BudgetScopeR\x05scope\x12:\n" +
+	"\x06window\x18\x03 \x01(\x0e2\".portcullis.config.v1.BudgetWindowR\x06window\x12\x1b\n" +
+	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\x12\x1b\n" +
+	"\tmax_calls\x18\x05 \x01(\x03R\bmaxCalls\x12\x1d\n" +
+	"\n" +
+	"max_tokens\x18\x06 \x01(\x03R\tmaxTokens\x12&\n" +
+	"\x0fmax_cost_micros\x18\a \x01(\x03R\rmaxCostMicros\x12\x16\n" +
+	"\x06agents\x18\b \x03(\tR\x06agents\x12\x14\n" +
+	"\x05teams\x18\t \x03(\tR\x05teams\x12\x1c\n" +
+	"\tupstreams\x18\n" +
+	" \x03(\tR\tupstreams\x12\x16\n" +
+	"\x06models\x18\v \x03(\tR\x06models\"\x8a\x02\n" +
 	"\x12UpstreamCredential\x12@\n" +
 	"\x06header\x18\x01 \x01(\v2&.portcullis.config.v1.HeaderCredentialH\x00R\x06header\x12@\n" +
 	"\x06bearer\x18\x02 \x01(\v2&.portcullis.config.v1.BearerCredentialH\x00R\x06bearer\x12h\n" +
@@ -4010,7 +4660,24 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROTOCOL_MCP\x10\x01\x12\x10\n" +
 	"\fPROTOCOL_A2A\x10\x02\x12\x10\n" +
-	"\fPROTOCOL_LLM\x10\x03*I\n" +
+	"\fPROTOCOL_LLM\x10\x03*\x84\x01\n" +
+	"\vLlmProvider\x12\x1c\n" +
+	"\x18LLM_PROVIDER_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13LLM_PROVIDER_OPENAI\x10\x01\x12\x1a\n" +
+	"\x16LLM_PROVIDER_ANTHROPIC\x10\x02\x12\"\n" +
+	"\x1eLLM_PROVIDER_OPENAI_COMPATIBLE\x10\x03*\x8a\x01\n" +
+	"\vBudgetScope\x12\x1c\n" +
+	"\x18BUDGET_SCOPE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12BUDGET_SCOPE_AGENT\x10\x01\x12\x15\n" +
+	"\x11BUDGET_SCOPE_TEAM\x10\x02\x12\x15\n" +
+	"\x11BUDGET_SCOPE_USER\x10\x03\x12\x17\n" +
+	"\x13BUDGET_SCOPE_GLOBAL\x10\x04*\x8f\x01\n" +
+	"\fBudgetWindow\x12\x1d\n" +
+	"\x19BUDGET_WINDOW_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14BUDGET_WINDOW_MINUTE\x10\x01\x12\x16\n" +
+	"\x12BUDGET_WINDOW_HOUR\x10\x02\x12\x15\n" +
+	"\x11BUDGET_WINDOW_DAY\x10\x03\x12\x17\n" +
+	"\x13BUDGET_WINDOW_MONTH\x10\x04*I\n" +
 	"\x06McpEra\x12\x17\n" +
 	"\x13MCP_ERA_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eMCP_ERA_LEGACY\x10\x01\x12\x12\n" +
@@ -4071,126 +4738,143 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
-	(McpEra)(0),                    // 1: portcullis.config.v1.McpEra
-	(ToolClass)(0),                 // 2: portcullis.config.v1.ToolClass
-	(PinKind)(0),                   // 3: portcullis.config.v1.PinKind
-	(RolloutStage)(0),              // 4: portcullis.config.v1.RolloutStage
-	(InspectionMode)(0),            // 5: portcullis.config.v1.InspectionMode
-	(InspectionSide)(0),            // 6: portcullis.config.v1.InspectionSide
-	(InspectionAction)(0),          // 7: portcullis.config.v1.InspectionAction
-	(JwtUse)(0),                    // 8: portcullis.config.v1.JwtUse
-	(Role)(0),                      // 9: portcullis.config.v1.Role
-	(*ResourceMeta)(nil),           // 10: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 11: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 12: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 13: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 14: portcullis.config.v1.Upstream
-	(*UpstreamCredential)(nil),     // 15: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 16: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 17: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 18: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 19: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 20: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 21: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 22: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 23: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 24: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 25: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 26: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 27: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 28: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 29: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 30: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 31: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 32: portcullis.config.v1.Setting
-	(*InspectionRule)(nil),         // 33: portcullis.config.v1.InspectionRule
-	(*InspectionScope)(nil),        // 34: portcullis.config.v1.InspectionScope
-	(*InspectionClassifier)(nil),   // 35: portcullis.config.v1.InspectionClassifier
-	(*InspectionRowLimit)(nil),     // 36: portcullis.config.v1.InspectionRowLimit
-	(*IdentitySource)(nil),         // 37: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 38: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 39: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 40: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 41: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 42: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 43: portcullis.config.v1.ClusterIdentity
-	nil,                            // 44: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 45: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 46: google.protobuf.Duration
+	(LlmProvider)(0),               // 1: portcullis.config.v1.LlmProvider
+	(BudgetScope)(0),               // 2: portcullis.config.v1.BudgetScope
+	(BudgetWindow)(0),              // 3: portcullis.config.v1.BudgetWindow
+	(McpEra)(0),                    // 4: portcullis.config.v1.McpEra
+	(ToolClass)(0),                 // 5: portcullis.config.v1.ToolClass
+	(PinKind)(0),                   // 6: portcullis.config.v1.PinKind
+	(RolloutStage)(0),              // 7: portcullis.config.v1.RolloutStage
+	(InspectionMode)(0),            // 8: portcullis.config.v1.InspectionMode
+	(InspectionSide)(0),            // 9: portcullis.config.v1.InspectionSide
+	(InspectionAction)(0),          // 10: portcullis.config.v1.InspectionAction
+	(JwtUse)(0),                    // 11: portcullis.config.v1.JwtUse
+	(Role)(0),                      // 12: portcullis.config.v1.Role
+	(*ResourceMeta)(nil),           // 13: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 14: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 15: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 16: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 17: portcullis.config.v1.Upstream
+	(*LlmUpstream)(nil),            // 18: portcullis.config.v1.LlmUpstream
+	(*LlmModel)(nil),               // 19: portcullis.config.v1.LlmModel
+	(*ModelPrice)(nil),             // 20: portcullis.config.v1.ModelPrice
+	(*PriceEntry)(nil),             // 21: portcullis.config.v1.PriceEntry
+	(*Budget)(nil),                 // 22: portcullis.config.v1.Budget
+	(*UpstreamCredential)(nil),     // 23: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 24: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 25: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 26: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 27: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 28: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 29: portcullis.config.v1.ToolPin
+	(*ToolVersion)(nil),            // 30: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 31: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 32: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 33: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 34: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 35: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 36: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 37: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 38: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 39: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 40: portcullis.config.v1.Setting
+	(*InspectionRule)(nil),         // 41: portcullis.config.v1.InspectionRule
+	(*InspectionScope)(nil),        // 42: portcullis.config.v1.InspectionScope
+	(*InspectionClassifier)(nil),   // 43: portcullis.config.v1.InspectionClassifier
+	(*InspectionRowLimit)(nil),     // 44: portcullis.config.v1.InspectionRowLimit
+	(*IdentitySource)(nil),         // 45: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 46: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 47: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 48: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 49: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 50: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 51: portcullis.config.v1.ClusterIdentity
+	nil,                            // 52: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 53: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 54: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	44, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	45, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	45, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	10, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	12, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	13, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	45, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	45, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	10, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	52, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	53, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	53, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	13, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	16, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	53, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	53, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	13, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	15, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	19, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	20, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
-	1,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	16, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	17, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	18, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	46, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	46, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	10, // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	22, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
-	3,  // 21: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
-	2,  // 22: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	45, // 23: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	45, // 24: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	10, // 25: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 26: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	25, // 27: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	45, // 28: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	10, // 29: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	27, // 30: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	45, // 31: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	10, // 32: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	29, // 33: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
-	4,  // 34: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	45, // 35: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	30, // 36: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	46, // 37: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	46, // 38: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	45, // 39: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
-	4,  // 40: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
-	4,  // 41: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	10, // 42: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 43: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 44: portcullis.config.v1.InspectionRule.meta:type_name -> portcullis.config.v1.ResourceMeta
-	34, // 45: portcullis.config.v1.InspectionRule.scope:type_name -> portcullis.config.v1.InspectionScope
-	5,  // 46: portcullis.config.v1.InspectionRule.mode:type_name -> portcullis.config.v1.InspectionMode
-	6,  // 47: portcullis.config.v1.InspectionRule.side:type_name -> portcullis.config.v1.InspectionSide
-	35, // 48: portcullis.config.v1.InspectionRule.classifier:type_name -> portcullis.config.v1.InspectionClassifier
-	36, // 49: portcullis.config.v1.InspectionRule.rows:type_name -> portcullis.config.v1.InspectionRowLimit
-	7,  // 50: portcullis.config.v1.InspectionRule.action:type_name -> portcullis.config.v1.InspectionAction
-	46, // 51: portcullis.config.v1.InspectionClassifier.timeout:type_name -> google.protobuf.Duration
-	10, // 52: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	38, // 53: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	39, // 54: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	46, // 55: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	8,  // 56: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	10, // 57: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 58: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	9,  // 59: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	45, // 60: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	10, // 61: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	45, // 62: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	63, // [63:63] is the sub-list for method output_type
-	63, // [63:63] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	23, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	27, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	28, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	4,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
+	18, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
+	1,  // 15: portcullis.config.v1.LlmUpstream.provider:type_name -> portcullis.config.v1.LlmProvider
+	19, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
+	13, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
+	21, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
+	53, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
+	13, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
+	2,  // 21: portcullis.config.v1.Budget.scope:type_name -> portcullis.config.v1.BudgetScope
+	3,  // 22: portcullis.config.v1.Budget.window:type_name -> portcullis.config.v1.BudgetWindow
+	24, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	25, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	26, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	54, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	54, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	13, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	30, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	6,  // 30: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
+	5,  // 31: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
+	53, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	53, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	13, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	33, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	53, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	13, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	35, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	53, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	13, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	37, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	7,  // 43: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	53, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	38, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	54, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	54, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	53, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	7,  // 49: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
+	7,  // 50: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
+	13, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 53: portcullis.config.v1.InspectionRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	42, // 54: portcullis.config.v1.InspectionRule.scope:type_name -> portcullis.config.v1.InspectionScope
+	8,  // 55: portcullis.config.v1.InspectionRule.mode:type_name -> portcullis.config.v1.InspectionMode
+	9,  // 56: portcullis.config.v1.InspectionRule.side:type_name -> portcullis.config.v1.InspectionSide
+	43, // 57: portcullis.config.v1.InspectionRule.classifier:type_name -> portcullis.config.v1.InspectionClassifier
+	44, // 58: portcullis.config.v1.InspectionRule.rows:type_name -> portcullis.config.v1.InspectionRowLimit
+	10, // 59: portcullis.config.v1.InspectionRule.action:type_name -> portcullis.config.v1.InspectionAction
+	54, // 60: portcullis.config.v1.InspectionClassifier.timeout:type_name -> google.protobuf.Duration
+	13, // 61: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	46, // 62: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	47, // 63: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	54, // 64: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	11, // 65: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	13, // 66: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 67: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 68: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	53, // 69: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	13, // 70: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	53, // 71: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	72, // [72:72] is the sub-list for method output_type
+	72, // [72:72] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -4199,13 +4883,14 @@ func file_portcullis_config_v1_resources_proto_init() {
 		return
 	}
 	file_portcullis_config_v1_resources_proto_msgTypes[4].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[5].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[8].OneofWrappers = []any{}
+	file_portcullis_config_v1_resources_proto_msgTypes[10].OneofWrappers = []any{
 		(*UpstreamCredential_Header)(nil),
 		(*UpstreamCredential_Bearer)(nil),
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
-	file_portcullis_config_v1_resources_proto_msgTypes[10].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[27].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[15].OneofWrappers = []any{}
+	file_portcullis_config_v1_resources_proto_msgTypes[32].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
@@ -4214,8 +4899,8 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   35,
+			NumEnums:      13,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -473,6 +473,8 @@ type Resource struct {
 	//	*Resource_Rollout
 	//	*Resource_Setting
 	//	*Resource_InspectionRule
+	//	*Resource_ModelPrice
+	//	*Resource_Budget
 	//	*Resource_UpgradeProbe
 	Kind          isResource_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
@@ -642,6 +644,24 @@ func (x *Resource) GetInspectionRule() *v1.InspectionRule {
 	return nil
 }
 
+func (x *Resource) GetModelPrice() *v1.ModelPrice {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_ModelPrice); ok {
+			return x.ModelPrice
+		}
+	}
+	return nil
+}
+
+func (x *Resource) GetBudget() *v1.Budget {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_Budget); ok {
+			return x.Budget
+		}
+	}
+	return nil
+}
+
 func (x *Resource) GetUpgradeProbe() *UpgradeProbe {
 	if x != nil {
 		if x, ok := x.Kind.(*Resource_UpgradeProbe); ok {
@@ -715,6 +735,15 @@ type Resource_InspectionRule struct {
 	InspectionRule *v1.InspectionRule `protobuf:"bytes,14,opt,name=inspection_rule,json=inspectionRule,proto3,oneof"`
 }
 
+type Resource_ModelPrice struct {
+	// Numbered clear of the kinds other changes add after 9.
+	ModelPrice *v1.ModelPrice `protobuf:"bytes,30,opt,name=model_price,json=modelPrice,proto3,oneof"`
+}
+
+type Resource_Budget struct {
+	Budget *v1.Budget `protobuf:"bytes,31,opt,name=budget,proto3,oneof"`
+}
+
 type Resource_UpgradeProbe struct {
 	// Reserved for the rolling-upgrade test (test/upgrade): only binaries
 	// built with -tags upgradetest support this kind, at a cluster version
@@ -751,6 +780,10 @@ func (*Resource_Rollout) isResource_Kind() {}
 func (*Resource_Setting) isResource_Kind() {}
 
 func (*Resource_InspectionRule) isResource_Kind() {}
+
+func (*Resource_ModelPrice) isResource_Kind() {}
+
+func (*Resource_Budget) isResource_Kind() {}
 
 func (*Resource_UpgradeProbe) isResource_Kind() {}
 
@@ -1787,7 +1820,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAudit\x12I\n" +
 	"\x0erollout_change\x18\x10 \x01(\v2 .portcullis.fsm.v1.RolloutChangeH\x00R\rrolloutChange\x124\n" +
 	"\asign_in\x18\x14 \x01(\v2\x19.portcullis.fsm.v1.SignInH\x00R\x06signInB\x04\n" +
-	"\x02op\"\xea\a\n" +
+	"\x02op\"\xe7\b\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -1806,7 +1839,10 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\fpolicy_tests\x18\v \x01(\v2!.portcullis.config.v1.PolicyTestsH\x00R\vpolicyTests\x129\n" +
 	"\arollout\x18\f \x01(\v2\x1d.portcullis.config.v1.RolloutH\x00R\arollout\x129\n" +
 	"\asetting\x18\r \x01(\v2\x1d.portcullis.config.v1.SettingH\x00R\asetting\x12O\n" +
-	"\x0finspection_rule\x18\x0e \x01(\v2$.portcullis.config.v1.InspectionRuleH\x00R\x0einspectionRule\x12F\n" +
+	"\x0finspection_rule\x18\x0e \x01(\v2$.portcullis.config.v1.InspectionRuleH\x00R\x0einspectionRule\x12C\n" +
+	"\vmodel_price\x18\x1e \x01(\v2 .portcullis.config.v1.ModelPriceH\x00R\n" +
+	"modelPrice\x126\n" +
+	"\x06budget\x18\x1f \x01(\v2\x1c.portcullis.config.v1.BudgetH\x00R\x06budget\x12F\n" +
 	"\rupgrade_probe\x18d \x01(\v2\x1f.portcullis.fsm.v1.UpgradeProbeH\x00R\fupgradeProbeB\x06\n" +
 	"\x04kind\"Z\n" +
 	"\fUpgradeProbe\x126\n" +
@@ -1949,11 +1985,13 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*v1.Rollout)(nil),            // 33: portcullis.config.v1.Rollout
 	(*v1.Setting)(nil),            // 34: portcullis.config.v1.Setting
 	(*v1.InspectionRule)(nil),     // 35: portcullis.config.v1.InspectionRule
-	(*v1.ResourceMeta)(nil),       // 36: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 37: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 38: portcullis.audit.v1.Record
-	(v1.RolloutStage)(0),          // 39: portcullis.config.v1.RolloutStage
-	(*v1.AdminEvent)(nil),         // 40: portcullis.config.v1.AdminEvent
+	(*v1.ModelPrice)(nil),         // 36: portcullis.config.v1.ModelPrice
+	(*v1.Budget)(nil),             // 37: portcullis.config.v1.Budget
+	(*v1.ResourceMeta)(nil),       // 38: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 39: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 40: portcullis.audit.v1.Record
+	(v1.RolloutStage)(0),          // 41: portcullis.config.v1.RolloutStage
+	(*v1.AdminEvent)(nil),         // 42: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	20, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
@@ -1980,33 +2018,35 @@ var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	33, // 21: portcullis.fsm.v1.Resource.rollout:type_name -> portcullis.config.v1.Rollout
 	34, // 22: portcullis.fsm.v1.Resource.setting:type_name -> portcullis.config.v1.Setting
 	35, // 23: portcullis.fsm.v1.Resource.inspection_rule:type_name -> portcullis.config.v1.InspectionRule
-	5,  // 24: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	36, // 25: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	4,  // 26: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 27: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	37, // 28: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	29, // 29: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	28, // 30: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	38, // 31: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 32: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
-	39, // 33: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
-	2,  // 34: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	4,  // 35: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	14, // 36: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	21, // 37: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	15, // 38: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	37, // 39: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	21, // 40: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	9,  // 41: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	4,  // 42: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	40, // 43: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	16, // 44: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	19, // 45: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	36, // 24: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
+	37, // 25: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
+	5,  // 26: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	38, // 27: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	4,  // 28: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 29: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	39, // 30: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	29, // 31: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	28, // 32: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	40, // 33: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 34: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
+	41, // 35: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
+	2,  // 36: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	4,  // 37: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	14, // 38: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	21, // 39: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	15, // 40: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	39, // 41: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	21, // 42: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	9,  // 43: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	4,  // 44: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	42, // 45: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	16, // 46: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	19, // 47: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	48, // [48:48] is the sub-list for method output_type
+	48, // [48:48] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -2039,6 +2079,8 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_Rollout)(nil),
 		(*Resource_Setting)(nil),
 		(*Resource_InspectionRule)(nil),
+		(*Resource_ModelPrice)(nil),
+		(*Resource_Budget)(nil),
 		(*Resource_UpgradeProbe)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[15].OneofWrappers = []any{

@@ -84,8 +84,13 @@ type Snapshot struct {
 	// data plane older than inspection ignores this field and inspects
 	// nothing: upgrade data planes before relying on rules.
 	InspectionRules []*v1.InspectionRule `protobuf:"bytes,18,rep,name=inspection_rules,json=inspectionRules,proto3" json:"inspection_rules,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The price of each model of the LLM upstreams (numbered clear of the
+	// fields other features add after 14).
+	ModelPrices []*v1.ModelPrice `protobuf:"bytes,20,rep,name=model_prices,json=modelPrices,proto3" json:"model_prices,omitempty"`
+	// Every budget.
+	Budgets       []*v1.Budget `protobuf:"bytes,21,rep,name=budgets,proto3" json:"budgets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -240,6 +245,20 @@ func (x *Snapshot) GetTaskIdKey() []byte {
 func (x *Snapshot) GetInspectionRules() []*v1.InspectionRule {
 	if x != nil {
 		return x.InspectionRules
+	}
+	return nil
+}
+
+func (x *Snapshot) GetModelPrices() []*v1.ModelPrice {
+	if x != nil {
+		return x.ModelPrices
+	}
+	return nil
+}
+
+func (x *Snapshot) GetBudgets() []*v1.Budget {
+	if x != nil {
+		return x.Budgets
 	}
 	return nil
 }
@@ -519,7 +538,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xde\a\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xdb\b\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -542,7 +561,9 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\arollout\x18\x0f \x01(\v2\x1f.portcullis.snapshot.v1.RolloutR\arollout\x129\n" +
 	"\bsettings\x18\x10 \x03(\v2\x1d.portcullis.config.v1.SettingR\bsettings\x12\x1e\n" +
 	"\vtask_id_key\x18\x11 \x01(\fR\ttaskIdKey\x12O\n" +
-	"\x10inspection_rules\x18\x12 \x03(\v2$.portcullis.config.v1.InspectionRuleR\x0finspectionRules\"\xc2\x01\n" +
+	"\x10inspection_rules\x18\x12 \x03(\v2$.portcullis.config.v1.InspectionRuleR\x0finspectionRules\x12C\n" +
+	"\fmodel_prices\x18\x14 \x03(\v2 .portcullis.config.v1.ModelPriceR\vmodelPrices\x126\n" +
+	"\abudgets\x18\x15 \x03(\v2\x1c.portcullis.config.v1.BudgetR\abudgets\"\xc2\x01\n" +
 	"\aRollout\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12=\n" +
 	"\tcandidate\x18\x02 \x01(\v2\x1f.portcullis.config.v1.PolicySetR\tcandidate\x128\n" +
@@ -590,7 +611,9 @@ var file_portcullis_snapshot_v1_snapshot_proto_goTypes = []any{
 	(*v1.ValueList)(nil),          // 11: portcullis.config.v1.ValueList
 	(*v1.Setting)(nil),            // 12: portcullis.config.v1.Setting
 	(*v1.InspectionRule)(nil),     // 13: portcullis.config.v1.InspectionRule
-	(v1.RolloutStage)(0),          // 14: portcullis.config.v1.RolloutStage
+	(*v1.ModelPrice)(nil),         // 14: portcullis.config.v1.ModelPrice
+	(*v1.Budget)(nil),             // 15: portcullis.config.v1.Budget
+	(v1.RolloutStage)(0),          // 16: portcullis.config.v1.RolloutStage
 }
 var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	5,  // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
@@ -606,13 +629,15 @@ var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	1,  // 10: portcullis.snapshot.v1.Snapshot.rollout:type_name -> portcullis.snapshot.v1.Rollout
 	12, // 11: portcullis.snapshot.v1.Snapshot.settings:type_name -> portcullis.config.v1.Setting
 	13, // 12: portcullis.snapshot.v1.Snapshot.inspection_rules:type_name -> portcullis.config.v1.InspectionRule
-	9,  // 13: portcullis.snapshot.v1.Rollout.candidate:type_name -> portcullis.config.v1.PolicySet
-	14, // 14: portcullis.snapshot.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	14, // 13: portcullis.snapshot.v1.Snapshot.model_prices:type_name -> portcullis.config.v1.ModelPrice
+	15, // 14: portcullis.snapshot.v1.Snapshot.budgets:type_name -> portcullis.config.v1.Budget
+	9,  // 15: portcullis.snapshot.v1.Rollout.candidate:type_name -> portcullis.config.v1.PolicySet
+	16, // 16: portcullis.snapshot.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_snapshot_v1_snapshot_proto_init() }

@@ -191,11 +191,7 @@ func (s Inspect) response(ctx context.Context, c *pipeline.Call, rs *inspect.Rul
 	res, err := next(ctx, c)
 	ended := st.close()
 	if ended != nil {
-		out := &pipeline.Result{}
-		if res != nil {
-			out.UpstreamLatency = res.UpstreamLatency
-		}
-		return out, ended
+		return withheld(res), ended
 	}
 	if err != nil || res == nil || len(res.Body) == 0 {
 		st.release()
@@ -219,10 +215,21 @@ func (s Inspect) response(ctx context.Context, c *pipeline.Call, rs *inspect.Rul
 		findings = append(findings, cannotRedact(out))
 	}
 	if err := refusal(findings, "the answer", "it was withheld"); err != nil {
-		return &pipeline.Result{UpstreamLatency: res.UpstreamLatency}, err
+		return withheld(res), err
 	}
 	st.release()
 	return res, nil
+}
+
+// withheld is what the stages before this one learn of an answer
+// inspection withheld or a stream it ended: what the upstream took and
+// consumed (its latency, a model's usage, which budgets settle on, the
+// content's digest, a task's facts), and nothing of what it said.
+func withheld(res *pipeline.Result) *pipeline.Result {
+	if res == nil {
+		return &pipeline.Result{}
+	}
+	return &pipeline.Result{UpstreamLatency: res.UpstreamLatency, Usage: res.Usage, Content: res.Content, Task: res.Task}
 }
 
 // cannotRedact turns an enforced redaction that could not be written into

@@ -54,7 +54,7 @@ func exfiltrationURL() string {
 // upstream's own name) that satisfies ok, waiting for it.
 func lastRecord(t *testing.T, dp *harness.Dataplane, tool string, ok func(harness.AuditRecord) bool) harness.AuditRecord {
 	t.Helper()
-	return newestRecord(t, dp, func(r harness.AuditRecord) bool { return r.Tool == tool && ok(r) })
+	return newestRecord(t, dp, func(r harness.AuditRecord) bool { return r.TargetOwn == tool && ok(r) })
 }
 
 // newestRecord returns dp's newest audit record that satisfies ok,

@@ -26,8 +26,8 @@ type Content interface {
 	// the protocol's own encoding: its texts, and JSON documents whose
 	// string values are texts. None when it carries nothing to inspect.
 	// For PayloadArguments msg is Call.Arguments; a protocol whose
-	// request is not tool arguments (an A2A message) shows its request
-	// instead, whatever msg is.
+	// request is not tool arguments (an A2A message, a model's prompt)
+	// shows its request instead, whatever msg is.
 	Parts(p Payload, msg []byte) ([]inspect.Part, error)
 	// Rewrite returns msg with parts replaced as edits say (Edit.Part
 	// indexes what Parts returns for the same msg).

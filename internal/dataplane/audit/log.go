@@ -102,6 +102,9 @@ type Log struct {
 	tailApplied bool
 	committed   []*auditv1.Record // reused by commit
 	scratch     []byte
+
+	// cursor is where the last ReadFrom stopped (read.go).
+	cursor readCursor
 }
 
 var _ Writer = (*Log)(nil)

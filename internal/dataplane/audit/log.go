@@ -226,11 +226,19 @@ func (l *Log) fail(cause error) {
 }
 
 func (l *Log) wrap(f *os.File) segmentFile {
+	sf := segmentFile(dataFile{f})
 	if l.opts.wrapFile != nil {
-		return l.opts.wrapFile(f)
+		return l.opts.wrapFile(sf)
 	}
-	return f
+	return sf
 }
+
+// dataFile is a segment file whose Sync is fdatasync: a segment only
+// grows by appends, and fdatasync writes what reading them back needs
+// (the data and the file's size) without the timestamps.
+type dataFile struct{ *os.File }
+
+func (f dataFile) Sync() error { return dataSync(f.File) }
 
 // run is the writer goroutine.
 func (l *Log) run() {

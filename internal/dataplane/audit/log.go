@@ -235,6 +235,17 @@ func (l *Log) Write(ctx context.Context, r *auditv1.Record) error {
 // lead commits what is queued (the leading Write's own record among it),
 // then passes the lead to the first Write queued meanwhile, or gives it up.
 func (l *Log) lead() {
+	defer func() {
+		if p := recover(); p != nil {
+			// A commit that panicked leaves its batch unanswered and the
+			// lead taken. The caller's HTTP server would recover the
+			// panic and every later Write would wait forever: stop the
+			// process instead, as a panic on a writer goroutine of its
+			// own would.
+			go panic(fmt.Sprintf("audit log: a commit panicked: %v", p))
+			select {}
+		}
+	}()
 	l.qmu.Lock()
 	n := min(len(l.pending), maxBatch)
 	batch := append(l.spare[:0], l.pending[:n]...)

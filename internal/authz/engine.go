@@ -37,6 +37,9 @@ type Engine struct {
 	// order.
 	tools    map[string]*tool
 	toolList []string
+	// learned is every enabled agent's context.learned; nil when no list
+	// learns.
+	learned *learnedSets
 }
 
 // tool is a tool resource and what deciding a call of it needs.

@@ -104,6 +104,9 @@ func (r *contextReads) addChain(n ast.IsNode) bool {
 		r.flags |= readDegraded
 	case cedarschema.ContextProtocol:
 		r.flags |= readProtocol
+	case cedarschema.ContextLearned:
+		// The caller's learned sets are fixed for the agent in one
+		// version, and the key holds the agent: nothing to add.
 	default: // context.time, or an attribute the gateway does not know
 		r.uncacheable = true
 	}

@@ -51,8 +51,8 @@ func entities() ast.Entities {
 }
 
 // toolAction declares one tool's action, a member of the call_tool group.
-func toolAction(t Tool, args ast.RecordType) ast.Action {
-	a := callAction(args)
+func toolAction(t Tool, args, learned ast.RecordType) ast.Action {
+	a := callAction(args, learned)
 	ann := ast.Annotations{}
 	if t.Upstream != "" {
 		ann["upstream"] = types.String(t.Upstream)
@@ -68,8 +68,8 @@ func toolAction(t Tool, args ast.RecordType) ast.Action {
 
 // placeholderAction declares the always-present member of the group; see
 // PlaceholderAction.
-func placeholderAction() ast.Action {
-	a := callAction(ast.RecordType{})
+func placeholderAction(learned ast.RecordType) ast.Action {
+	a := callAction(ast.RecordType{}, learned)
 	a.Annotations = ast.Annotations{
 		"doc": "Placeholder member of call_tool so group policies validate before any tool is pinned; never requested.",
 	}
@@ -77,21 +77,26 @@ func placeholderAction() ast.Action {
 }
 
 // callAction is an Agent-on-Tool action in the call_tool group whose
-// context carries the given arguments record.
-func callAction(args ast.RecordType) ast.Action {
+// context carries the given arguments record, and the learned record when
+// there are learned lists.
+func callAction(args, learned ast.RecordType) ast.Action {
+	context := ast.RecordType{
+		ContextArguments: {Type: args},
+		ContextUser:      {Type: ast.EntityType(TypeUser), Optional: true},
+		ContextProtocol:  {Type: ast.String()},
+		ContextTime:      {Type: ast.Datetime()},
+		ContextSourceIP:  {Type: ast.IPAddr()},
+		ContextDegraded:  {Type: ast.Bool()},
+	}
+	if learned != nil {
+		context[ContextLearned] = ast.Attribute{Type: learned}
+	}
 	return ast.Action{
 		Parents: []ast.ParentRef{ast.ParentRefFromID(CallToolGroup)},
 		AppliesTo: &ast.AppliesTo{
 			Principals: []ast.EntityTypeRef{ast.EntityType(TypeAgent)},
 			Resources:  []ast.EntityTypeRef{ast.EntityType(TypeTool)},
-			Context: ast.RecordType{
-				ContextArguments: {Type: args},
-				ContextUser:      {Type: ast.EntityType(TypeUser), Optional: true},
-				ContextProtocol:  {Type: ast.String()},
-				ContextTime:      {Type: ast.Datetime()},
-				ContextSourceIP:  {Type: ast.IPAddr()},
-				ContextDegraded:  {Type: ast.Bool()},
-			},
+			Context:    context,
 		},
 	}
 }

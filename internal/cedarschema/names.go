@@ -37,6 +37,10 @@ const (
 	ContextTime      = "time"
 	ContextSourceIP  = "sourceIp"
 	ContextDegraded  = "degraded"
+	// ContextLearned is the caller's learned sets: a record with one
+	// Set<String> per learned list, present only while some list learns
+	// (policies read context.learned["payees"].contains(...)).
+	ContextLearned = "learned"
 )
 
 // MaxActionNameLen is the longest action name Generate accepts.

@@ -33,6 +33,22 @@ type Schema struct {
 	actions   []string
 	resolved  *resolved.Schema
 	validator *validate.Validator
+	learned   []string
+}
+
+// Option changes what Generate declares.
+type Option func(*options)
+
+type options struct {
+	learned []string
+}
+
+// WithLearned declares context.learned, a record with one Set<String>
+// attribute per learned list named (see [ContextLearned]). Without learned
+// lists the context has no learned attribute at all, so the schema is
+// exactly what it was before learned lists existed.
+func WithLearned(names []string) Option {
+	return func(o *options) { o.learned = names }
 }
 
 // Generate builds the gateway schema for the given pinned tools. The output
@@ -40,14 +56,22 @@ type Schema struct {
 // and @tool annotations for readers of the Cedar text. It fails on an
 // invalid or duplicate action name, on an input schema that is not JSON
 // (including JSON nested beyond encoding/json's limit) and on one larger
-// than MaxInputSchemaBytes.
-func Generate(tools []Tool) (*Schema, error) {
+// than MaxInputSchemaBytes, and on an empty or duplicate learned list name.
+func Generate(tools []Tool, opts ...Option) (*Schema, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	learned, err := learnedRecord(o.learned)
+	if err != nil {
+		return nil, fmt.Errorf("generate schema: %w", err)
+	}
 	sorted := slices.Clone(tools)
 	slices.SortFunc(sorted, func(a, b Tool) int { return strings.Compare(a.Action, b.Action) })
 
 	actions := ast.Actions{
 		CallToolGroup:     {},
-		PlaceholderAction: placeholderAction(),
+		PlaceholderAction: placeholderAction(learned),
 	}
 	names := make([]string, 0, len(sorted))
 	for i, t := range sorted {
@@ -61,13 +85,41 @@ func Generate(tools []Tool) (*Schema, error) {
 		if err != nil {
 			return nil, fmt.Errorf("generate schema: action %q: %w", t.Action, err)
 		}
-		actions[types.String(t.Action)] = toolAction(t, args)
+		actions[types.String(t.Action)] = toolAction(t, args, learned)
 		names = append(names, t.Action)
 	}
 
 	in := &ast.Schema{Entities: entities(), Actions: actions}
-	return newSchema(in, names)
+	s, err := newSchema(in, names)
+	if err != nil {
+		return nil, err
+	}
+	s.learned = slices.Sorted(slices.Values(o.learned))
+	return s, nil
 }
+
+// learnedRecord is the type of context.learned: one Set<String> per
+// learned list; nil when there are none.
+func learnedRecord(names []string) (ast.RecordType, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	rt := make(ast.RecordType, len(names))
+	for _, n := range names {
+		if n == "" {
+			return nil, fmt.Errorf("a learned list has no name")
+		}
+		if _, dup := rt[types.String(n)]; dup {
+			return nil, fmt.Errorf("learned list %q appears twice", n)
+		}
+		rt[types.String(n)] = ast.Attribute{Type: ast.Set(ast.String())}
+	}
+	return rt, nil
+}
+
+// Learned returns the names of the learned lists context.learned declares,
+// sorted.
+func (s *Schema) Learned() []string { return slices.Clone(s.learned) }
 
 // newSchema resolves and renders an AST schema once, so later calls only
 // read.

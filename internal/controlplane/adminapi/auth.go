@@ -63,6 +63,17 @@ var procedures = edge.Rules{
 	c.ValueListServiceDeleteValueListProcedure:           {Role: operator, MaxBytes: smallRequest},
 	c.ValueListServiceAddValuesProcedure:                 {Role: operator, MaxBytes: listRequest},
 	c.ValueListServiceRemoveValuesProcedure:              {Role: operator, MaxBytes: listRequest},
+	c.ValueListServiceSetLearningProcedure:               {Role: operator, MaxBytes: smallRequest},
+	c.ValueListServiceStopLearningProcedure:              {Role: operator, MaxBytes: smallRequest},
+	c.ValueListServiceApproveValuesProcedure:             {Role: operator, MaxBytes: listRequest},
+	c.ValueListServiceForgetValuesProcedure:              {Role: operator, MaxBytes: listRequest},
+	c.AlertServiceCreateAlertRuleProcedure:               {Role: operator, MaxBytes: smallRequest},
+	c.AlertServiceGetAlertRuleProcedure:                  {Role: auditor, MaxBytes: smallRequest},
+	c.AlertServiceListAlertRulesProcedure:                {Role: auditor, MaxBytes: smallRequest},
+	c.AlertServiceUpdateAlertRuleProcedure:               {Role: operator, MaxBytes: smallRequest},
+	c.AlertServiceDeleteAlertRuleProcedure:               {Role: operator, MaxBytes: smallRequest},
+	c.AlertServiceListAlertsProcedure:                    {Role: auditor, MaxBytes: smallRequest},
+	c.AlertServiceDropAlertProcedure:                     {Role: operator, MaxBytes: smallRequest},
 	c.ToolServicePinToolProcedure:                        {Role: operator, MaxBytes: pinRequest},
 	c.ToolServiceGetToolPinProcedure:                     {Role: auditor, MaxBytes: smallRequest},
 	c.ToolServiceListToolPinsProcedure:                   {Role: auditor, MaxBytes: smallRequest},
@@ -105,6 +116,7 @@ var procedures = edge.Rules{
 	ac.AuditServiceVerifyProcedure:                       {Role: auditor, MaxBytes: smallRequest},
 	ac.AuditServiceAttestProcedure:                       {Role: auditor, MaxBytes: smallRequest},
 	ac.AuditServiceGetPublicKeyProcedure:                 {Role: auditor, MaxBytes: smallRequest},
+	ac.AuditServiceListConsumersProcedure:                {Role: auditor, MaxBytes: smallRequest},
 }
 
 // Procedures returns the rules of every procedure the admin API and the

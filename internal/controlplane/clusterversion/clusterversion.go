@@ -51,6 +51,11 @@ var ops = map[protoreflect.Name]Version{
 	"touch":        Baseline,
 	"set_freeze":   Baseline,
 	"append_audit": Baseline,
+	// The leader's audit consumers, the alert outbox and operators'
+	// changes of learned lists.
+	"consume_audit":  AuditConsumers,
+	"settle_alert":   AuditConsumers,
+	"change_learned": AuditConsumers,
 }
 
 // kinds is the version that introduced each Resource.kind, by field name
@@ -66,6 +71,10 @@ var kinds = map[protoreflect.Name]Version{
 	"admin_token":     Baseline,
 	"node":            Baseline,
 	"value_list":      Baseline,
+	"list_learning":   AuditConsumers,
+	"alert_rule":      AuditConsumers,
+	"alert":           AuditConsumers,
+	"audit_cursor":    AuditConsumers,
 }
 
 // Versions of behaviour of the state machine that is not an operation or
@@ -76,6 +85,11 @@ const (
 	// EVENT_KIND_ADMIN_WRITE record with its AdminWrite detail, instead of
 	// the call fields it was squeezed into before.
 	TypedAdminAudit Version = 2
+	// AuditConsumers: the leader's audit consumers with their cursors,
+	// learned lists, alert rules and the alert outbox (operations and
+	// kinds in the tables above). The leader starts its consumers only
+	// once every voter supports it.
+	AuditConsumers Version = 2
 )
 
 // features are the behaviour versions above.

@@ -161,11 +161,16 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 	return snap, nil
 }
 
-// addPinsAndPolicies adds every tool pin, every enabled policy set and
-// every value list (lists are not secret; policies read them).
+// addPinsAndPolicies adds every tool pin, every enabled policy set, every
+// value list and every learned list (lists are not secret; policies read
+// them).
 func addPinsAndPolicies(st *state.State, snap *snapshotv1.Snapshot) {
 	st.Each(resource.ValueList, func(r *fsmv1.Resource) bool {
 		snap.ValueLists = append(snap.ValueLists, r.GetValueList())
+		return true
+	})
+	st.Each(resource.ListLearning, func(r *fsmv1.Resource) bool {
+		snap.ListLearnings = append(snap.ListLearnings, r.GetListLearning())
 		return true
 	})
 	st.Each(resource.ToolPin, func(r *fsmv1.Resource) bool {

@@ -26,6 +26,17 @@ const (
 	AdminToken     Kind = "admin_token"
 	Node           Kind = "node"
 	ValueList      Kind = "value_list"
+	// ListLearning is what a value list learns from calls (cluster
+	// version 2).
+	ListLearning Kind = "list_learning"
+	// AlertRule says which events page whom (cluster version 2).
+	AlertRule Kind = "alert_rule"
+	// Alert is an alert in the outbox, queued by the audit consumer
+	// (cluster version 2).
+	Alert Kind = "alert"
+	// AuditCursor is how far one of the leader's audit consumers has read
+	// (cluster version 2).
+	AuditCursor Kind = "audit_cursor"
 	// UpgradeProbe is the synthetic kind of the rolling-upgrade test: only
 	// binaries built with -tags upgradetest support it (package
 	// clusterversion); every other binary refuses it like a kind from a
@@ -34,7 +45,8 @@ const (
 )
 
 // Kinds lists every kind of the gateway in a stable order.
-var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList}
+var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList,
+	ListLearning, AlertRule, Alert, AuditCursor}
 
 // Known reports whether k is a kind.
 func Known(k Kind) bool {
@@ -50,7 +62,7 @@ func Known(k Kind) bool {
 // what data planes consume (and so moves the config version).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
-	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList:
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, ListLearning:
 		return true
 	default:
 		return false
@@ -78,6 +90,14 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return Node
 	case *fsmv1.Resource_ValueList:
 		return ValueList
+	case *fsmv1.Resource_ListLearning:
+		return ListLearning
+	case *fsmv1.Resource_AlertRule:
+		return AlertRule
+	case *fsmv1.Resource_Alert:
+		return Alert
+	case *fsmv1.Resource_AuditCursor:
+		return AuditCursor
 	case *fsmv1.Resource_UpgradeProbe:
 		return UpgradeProbe
 	default:
@@ -106,6 +126,14 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.Node
 	case *fsmv1.Resource_ValueList:
 		return k.ValueList
+	case *fsmv1.Resource_ListLearning:
+		return k.ListLearning
+	case *fsmv1.Resource_AlertRule:
+		return k.AlertRule
+	case *fsmv1.Resource_Alert:
+		return k.Alert
+	case *fsmv1.Resource_AuditCursor:
+		return k.AuditCursor
 	case *fsmv1.Resource_UpgradeProbe:
 		return k.UpgradeProbe
 	default:
@@ -152,6 +180,14 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Node{Node: v}}
 	case *configv1.ValueList:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_ValueList{ValueList: v}}
+	case *configv1.ListLearning:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_ListLearning{ListLearning: v}}
+	case *configv1.AlertRule:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_AlertRule{AlertRule: v}}
+	case *configv1.Alert:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Alert{Alert: v}}
+	case *configv1.AuditCursor:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_AuditCursor{AuditCursor: v}}
 	case *fsmv1.UpgradeProbe:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_UpgradeProbe{UpgradeProbe: v}}
 	default:

@@ -13,8 +13,12 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/adminapi"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/alerting"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/alertsend"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/auditconsumer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/learn"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/peer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
@@ -35,6 +39,7 @@ type Server struct {
 	audit         *auditstore.Store
 	retentionDone chan struct{}
 	versionDone   chan struct{}
+	leaderDone    chan struct{}
 }
 
 // forwardKeyPurpose derives the node-to-node key from the KEK.
@@ -186,7 +191,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		hs.Protocols.SetUnencryptedHTTP2(true)
 	}
 	s := &Server{cfg: cfg, log: log, node: node, http: hs, ln: ln, served: make(chan error, 1), cancelStreams: cancelStreams,
-		audit: audit, retentionDone: make(chan struct{}), versionDone: make(chan struct{})}
+		audit: audit, retentionDone: make(chan struct{}), versionDone: make(chan struct{}), leaderDone: make(chan struct{})}
 	go func() {
 		defer close(s.retentionDone)
 		audit.RunRetention(baseCtx, time.Minute, time.Now)
@@ -194,6 +199,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	go func() {
 		defer close(s.versionDone)
 		s.recordVersion(baseCtx)
+	}()
+	consumers := auditconsumer.New(auditconsumer.Config{
+		Store: node, Audit: audit, NodeID: cfg.NodeID, Interval: cfg.ConsumerInterval, Logger: log,
+		Consumers: []auditconsumer.Consumer{learn.Consumer{}, alerting.New()},
+	})
+	alerts := alertsend.New(alertsend.Config{
+		Store: node, Sealer: sealer, Sender: alertsend.NewSender(cfg.Egress), NodeID: cfg.NodeID, Logger: log,
+	})
+	go func() {
+		defer close(s.leaderDone)
+		runLeaderWork(baseCtx, raftElector{isLeader: node.IsLeader, every: 50 * time.Millisecond}, []leaderJob{
+			{name: "audit consumers", run: consumers.Run},
+			{name: "alert delivery", run: alerts.Run},
+		}, log)
 	}()
 	go func() {
 		if apiTLS != nil {
@@ -248,6 +267,7 @@ func (s *Server) Close() error {
 	}
 	<-s.retentionDone
 	<-s.versionDone
+	<-s.leaderDone
 	if aerr := s.audit.Close(); aerr != nil && err == nil {
 		err = aerr
 	}

@@ -33,6 +33,13 @@ var kinds = map[resource.Kind]kindSpec{
 	resource.AdminToken:     {prepare: prepareAdminToken, beforeDelete: beforeDeleteAdminToken},
 	resource.Node:           {},
 	resource.ValueList:      {prepare: prepareValueList, beforeDelete: beforeDeleteValueList},
+	resource.ListLearning:   {prepare: prepareListLearning, afterChange: learningsChanged},
+	resource.AlertRule:      {prepare: prepareAlertRule},
+	resource.Alert:          {prepare: refusePut("alerts are queued by the leader's audit consumer, not written")},
+	resource.AuditCursor: {
+		prepare:      refusePut("audit cursors are moved by the leader's audit consumers, not written"),
+		beforeDelete: beforeDeleteAuditCursor,
+	},
 }
 
 func failed(format string, args ...any) *fsmv1.Error {

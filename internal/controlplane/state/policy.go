@@ -10,13 +10,14 @@ import (
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 )
 
-// CedarSchema generates the gateway's Cedar schema from the tool pins in s.
+// CedarSchema generates the gateway's Cedar schema from the tool pins and
+// the learned lists in s.
 func (s *State) CedarSchema() (*cedarschema.Schema, error) {
-	return cedarschema.Generate(pinnedTools(s.Get, s.Each))
+	return cedarschema.Generate(pinnedTools(s.Get, s.Each), cedarschema.WithLearned(learnedNames(s.Each)))
 }
 
 func (t *txn) cedarSchema() (*cedarschema.Schema, error) {
-	return cedarschema.Generate(pinnedTools(t.get, t.each))
+	return cedarschema.Generate(pinnedTools(t.get, t.each), cedarschema.WithLearned(learnedNames(t.each)))
 }
 
 // pinnedTools lists every pinned tool with its action name and the input
@@ -93,25 +94,7 @@ func revalidatePolicies(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	}
 	// The schema must generate even with no enabled set: two pins whose
 	// action names collide would otherwise block every later policy write.
-	schema, err := t.cedarSchema()
-	if err != nil {
-		return failed("this change would make the gateway's Cedar schema invalid: %v", err)
-	}
-	sets := map[string]cedarschema.SetSource{}
-	t.each(resource.PolicySet, func(r *fsmv1.Resource) bool {
-		ps := r.GetPolicySet()
-		if !ps.GetDisabled() {
-			sets[ps.GetMeta().GetName()] = cedarschema.SetSource{Filename: ps.GetFilename(), Source: []byte(ps.GetSource())}
-		}
-		return true
-	})
-	if len(sets) == 0 {
-		return nil
-	}
-	if err := cedarschema.ValidateAll(schema, sets); err != nil {
-		return failed("this change would break an enabled policy set; change the policy first:\n%v", err)
-	}
-	return nil
+	return t.revalidateAll()
 }
 
 // prepareValueList stores a list's values sorted, so that equal lists are
@@ -119,24 +102,6 @@ func revalidatePolicies(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 // resource.Validate).
 func prepareValueList(_ *txn, _, r *fsmv1.Resource) *fsmv1.Error {
 	slices.Sort(r.GetValueList().Values)
-	return nil
-}
-
-// beforeDeleteValueList refuses to delete a list that a policy set, enabled
-// or not, refers to.
-func beforeDeleteValueList(t *txn, old *fsmv1.Resource) *fsmv1.Error {
-	name := resource.Name(old)
-	var user string
-	t.each(resource.PolicySet, func(r *fsmv1.Resource) bool {
-		if slices.Contains(r.GetPolicySet().GetValueLists(), name) {
-			user = resource.Name(r)
-			return false
-		}
-		return true
-	})
-	if user != "" {
-		return failed("value list %q is used by policy set %q; change or delete that policy set first", name, user)
-	}
 	return nil
 }
 

@@ -61,6 +61,9 @@ func (b *builder) checkLimits() bool {
 	for _, l := range s.GetValueLists() {
 		over("value list", l.GetMeta().GetName(), limits.ValueList(l))
 	}
+	for _, l := range s.GetListLearnings() {
+		over("learned list", l.GetMeta().GetName(), limits.ListLearning(l))
+	}
 	return !b.problems.any()
 }
 

@@ -46,6 +46,12 @@ const (
 	EventKind_EVENT_KIND_SESSION EventKind = 5
 	// A snapshot version a data plane applied (applied).
 	EventKind_EVENT_KIND_CONFIG_APPLIED EventKind = 6
+	// Values a learned list learned from calls, or an operator approved or
+	// forgot (learned), in the control plane's chain.
+	EventKind_EVENT_KIND_LEARNED EventKind = 7
+	// An alert sent, or given up after 24 hours of retries (alert), in the
+	// control plane's chain.
+	EventKind_EVENT_KIND_ALERT EventKind = 8
 )
 
 // Enum value maps for EventKind.
@@ -58,6 +64,8 @@ var (
 		4: "EVENT_KIND_REFUSAL_SUMMARY",
 		5: "EVENT_KIND_SESSION",
 		6: "EVENT_KIND_CONFIG_APPLIED",
+		7: "EVENT_KIND_LEARNED",
+		8: "EVENT_KIND_ALERT",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED":     0,
@@ -67,6 +75,8 @@ var (
 		"EVENT_KIND_REFUSAL_SUMMARY": 4,
 		"EVENT_KIND_SESSION":         5,
 		"EVENT_KIND_CONFIG_APPLIED":  6,
+		"EVENT_KIND_LEARNED":         7,
+		"EVENT_KIND_ALERT":           8,
 	}
 )
 
@@ -179,6 +189,8 @@ type Record struct {
 	//	*Record_RefusalSummary
 	//	*Record_List
 	//	*Record_Applied
+	//	*Record_Learned
+	//	*Record_Alert
 	Detail        isRecord_Detail `protobuf_oneof:"detail"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -439,6 +451,24 @@ func (x *Record) GetApplied() *AppliedVersion {
 	return nil
 }
 
+func (x *Record) GetLearned() *LearnedDetail {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_Learned); ok {
+			return x.Learned
+		}
+	}
+	return nil
+}
+
+func (x *Record) GetAlert() *AlertDetail {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_Alert); ok {
+			return x.Alert
+		}
+	}
+	return nil
+}
+
 type isRecord_Detail interface {
 	isRecord_Detail()
 }
@@ -465,6 +495,14 @@ type Record_Applied struct {
 	Applied *AppliedVersion `protobuf:"bytes,30,opt,name=applied,proto3,oneof"`
 }
 
+type Record_Learned struct {
+	Learned *LearnedDetail `protobuf:"bytes,31,opt,name=learned,proto3,oneof"`
+}
+
+type Record_Alert struct {
+	Alert *AlertDetail `protobuf:"bytes,32,opt,name=alert,proto3,oneof"`
+}
+
 func (*Record_AdminWrite) isRecord_Detail() {}
 
 func (*Record_RefusalSummary) isRecord_Detail() {}
@@ -472,6 +510,10 @@ func (*Record_RefusalSummary) isRecord_Detail() {}
 func (*Record_List) isRecord_Detail() {}
 
 func (*Record_Applied) isRecord_Detail() {}
+
+func (*Record_Learned) isRecord_Detail() {}
+
+func (*Record_Alert) isRecord_Detail() {}
 
 // AdminWrite is an admin write as the control plane's state machine
 // applied it. It never carries the resource's contents.
@@ -762,11 +804,273 @@ func (x *AppliedVersion) GetVersion() uint64 {
 	return 0
 }
 
+// LearnedDetail lists what learned lists learned (or lost) in one write.
+type LearnedDetail struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*LearnedEntry        `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Values not learned because their set or list was full.
+	Dropped uint32 `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// Entries of this write left out of entries, which lists at most 1,000
+	// (a list seeded from a long history may learn more at once).
+	Unlisted      uint32 `protobuf:"varint,3,opt,name=unlisted,proto3" json:"unlisted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LearnedDetail) Reset() {
+	*x = LearnedDetail{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LearnedDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LearnedDetail) ProtoMessage() {}
+
+func (x *LearnedDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LearnedDetail.ProtoReflect.Descriptor instead.
+func (*LearnedDetail) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LearnedDetail) GetEntries() []*LearnedEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *LearnedDetail) GetDropped() uint32 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *LearnedDetail) GetUnlisted() uint32 {
+	if x != nil {
+		return x.Unlisted
+	}
+	return 0
+}
+
+// LearnedEntry is one value added to or removed from one scope's set.
+type LearnedEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	List  string                 `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	// "agent:<name>", "team:<name>" or "global".
+	Scope string `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
+	Value string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// "learned" (from a call), "approved" or "forgotten" (by an operator),
+	// "seeded" (from history).
+	Change string `protobuf:"bytes,4,opt,name=change,proto3" json:"change,omitempty"`
+	// The record of the call it came from, or the denied call an operator
+	// approved it from ("<dataplane>/<sequence>").
+	RecordId string `protobuf:"bytes,5,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// The operator's admin token id and request id, for approvals and
+	// forgets.
+	TokenId       string `protobuf:"bytes,6,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LearnedEntry) Reset() {
+	*x = LearnedEntry{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LearnedEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LearnedEntry) ProtoMessage() {}
+
+func (x *LearnedEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LearnedEntry.ProtoReflect.Descriptor instead.
+func (*LearnedEntry) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LearnedEntry) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *LearnedEntry) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *LearnedEntry) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *LearnedEntry) GetChange() string {
+	if x != nil {
+		return x.Change
+	}
+	return ""
+}
+
+func (x *LearnedEntry) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *LearnedEntry) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *LearnedEntry) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// AlertDetail is an alert that left the outbox.
+type AlertDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Rule  string                 `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	// The alert's id (also sent to the receiver).
+	Alert string `protobuf:"bytes,2,opt,name=alert,proto3" json:"alert,omitempty"`
+	// The audit record that fired it ("<dataplane>/<sequence>").
+	RecordId string `protobuf:"bytes,3,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// "sent" or "gave_up".
+	Outcome  string `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Attempts int32  `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// The receiver's last HTTP status (0 when none answered).
+	StatusCode int32 `protobuf:"varint,6,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	// Why the last attempt failed, for gave_up.
+	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertDetail) Reset() {
+	*x = AlertDetail{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertDetail) ProtoMessage() {}
+
+func (x *AlertDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertDetail.ProtoReflect.Descriptor instead.
+func (*AlertDetail) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AlertDetail) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *AlertDetail) GetAlert() string {
+	if x != nil {
+		return x.Alert
+	}
+	return ""
+}
+
+func (x *AlertDetail) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *AlertDetail) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AlertDetail) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *AlertDetail) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *AlertDetail) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\b\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\t\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -800,7 +1104,9 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"adminWrite\x12N\n" +
 	"\x0frefusal_summary\x18\x1c \x01(\v2#.portcullis.audit.v1.RefusalSummaryH\x00R\x0erefusalSummary\x125\n" +
 	"\x04list\x18\x1d \x01(\v2\x1f.portcullis.audit.v1.ListDetailH\x00R\x04list\x12?\n" +
-	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aappliedB\b\n" +
+	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aapplied\x12>\n" +
+	"\alearned\x18\x1f \x01(\v2\".portcullis.audit.v1.LearnedDetailH\x00R\alearned\x128\n" +
+	"\x05alert\x18  \x01(\v2 .portcullis.audit.v1.AlertDetailH\x00R\x05alertB\b\n" +
 	"\x06detail\"\xd3\x01\n" +
 	"\n" +
 	"AdminWrite\x12\x0e\n" +
@@ -826,7 +1132,29 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x04R\aversion*\xc4\x01\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\"\x82\x01\n" +
+	"\rLearnedDetail\x12;\n" +
+	"\aentries\x18\x01 \x03(\v2!.portcullis.audit.v1.LearnedEntryR\aentries\x12\x18\n" +
+	"\adropped\x18\x02 \x01(\rR\adropped\x12\x1a\n" +
+	"\bunlisted\x18\x03 \x01(\rR\bunlisted\"\xbd\x01\n" +
+	"\fLearnedEntry\x12\x12\n" +
+	"\x04list\x18\x01 \x01(\tR\x04list\x12\x14\n" +
+	"\x05scope\x18\x02 \x01(\tR\x05scope\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\x12\x16\n" +
+	"\x06change\x18\x04 \x01(\tR\x06change\x12\x1b\n" +
+	"\trecord_id\x18\x05 \x01(\tR\brecordId\x12\x19\n" +
+	"\btoken_id\x18\x06 \x01(\tR\atokenId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\a \x01(\tR\trequestId\"\xc1\x01\n" +
+	"\vAlertDetail\x12\x12\n" +
+	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x14\n" +
+	"\x05alert\x18\x02 \x01(\tR\x05alert\x12\x1b\n" +
+	"\trecord_id\x18\x03 \x01(\tR\brecordId\x12\x18\n" +
+	"\aoutcome\x18\x04 \x01(\tR\aoutcome\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\x05R\battempts\x12\x1f\n" +
+	"\vstatus_code\x18\x06 \x01(\x05R\n" +
+	"statusCode\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error*\xf2\x01\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_KIND_CALL\x10\x01\x12\x13\n" +
@@ -834,7 +1162,9 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x16EVENT_KIND_ADMIN_WRITE\x10\x03\x12\x1e\n" +
 	"\x1aEVENT_KIND_REFUSAL_SUMMARY\x10\x04\x12\x16\n" +
 	"\x12EVENT_KIND_SESSION\x10\x05\x12\x1d\n" +
-	"\x19EVENT_KIND_CONFIG_APPLIED\x10\x06B\xe2\x01\n" +
+	"\x19EVENT_KIND_CONFIG_APPLIED\x10\x06\x12\x16\n" +
+	"\x12EVENT_KIND_LEARNED\x10\a\x12\x14\n" +
+	"\x10EVENT_KIND_ALERT\x10\bB\xe2\x01\n" +
 	"\x17com.portcullis.audit.v1B\vRecordProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1;auditv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Audit.V1\xca\x02\x13Portcullis\\Audit\\V1\xe2\x02\x1fPortcullis\\Audit\\V1\\GPBMetadata\xea\x02\x15Portcullis::Audit::V1b\x06proto3"
 
 var (
@@ -850,7 +1180,7 @@ func file_portcullis_audit_v1_record_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_audit_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(EventKind)(0),                // 0: portcullis.audit.v1.EventKind
 	(*Record)(nil),                // 1: portcullis.audit.v1.Record
@@ -858,25 +1188,31 @@ var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(*RefusalSummary)(nil),        // 3: portcullis.audit.v1.RefusalSummary
 	(*ListDetail)(nil),            // 4: portcullis.audit.v1.ListDetail
 	(*AppliedVersion)(nil),        // 5: portcullis.audit.v1.AppliedVersion
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
+	(*LearnedDetail)(nil),         // 6: portcullis.audit.v1.LearnedDetail
+	(*LearnedEntry)(nil),          // 7: portcullis.audit.v1.LearnedEntry
+	(*AlertDetail)(nil),           // 8: portcullis.audit.v1.AlertDetail
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
 }
 var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
-	6,  // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	7,  // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
-	7,  // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
+	9,  // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	10, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
+	10, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
 	0,  // 3: portcullis.audit.v1.Record.kind:type_name -> portcullis.audit.v1.EventKind
 	2,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
 	3,  // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
 	4,  // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
 	5,  // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
-	6,  // 8: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
-	6,  // 9: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	6,  // 8: portcullis.audit.v1.Record.learned:type_name -> portcullis.audit.v1.LearnedDetail
+	8,  // 9: portcullis.audit.v1.Record.alert:type_name -> portcullis.audit.v1.AlertDetail
+	9,  // 10: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
+	9,  // 11: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
+	7,  // 12: portcullis.audit.v1.LearnedDetail.entries:type_name -> portcullis.audit.v1.LearnedEntry
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_record_proto_init() }
@@ -889,6 +1225,8 @@ func file_portcullis_audit_v1_record_proto_init() {
 		(*Record_RefusalSummary)(nil),
 		(*Record_List)(nil),
 		(*Record_Applied)(nil),
+		(*Record_Learned)(nil),
+		(*Record_Alert)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -896,7 +1234,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_record_proto_rawDesc), len(file_portcullis_audit_v1_record_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -66,7 +66,12 @@ type Snapshot struct {
 	// The egress policy data planes dial upstreams, OAuth token endpoints and
 	// JWKS URLs under. Absent (a control plane from before it was sent): the
 	// default policy.
-	Egress        *EgressPolicy `protobuf:"bytes,14,opt,name=egress,proto3" json:"egress,omitempty"`
+	Egress *EgressPolicy `protobuf:"bytes,14,opt,name=egress,proto3" json:"egress,omitempty"`
+	// Every learned list (the learning of the value list of the same name):
+	// policies read the caller's set as context.learned["<name>"]. A data
+	// plane that does not know this field refuses a snapshot whose policies
+	// read context.learned (its schema has no such attribute).
+	ListLearnings []*v1.ListLearning `protobuf:"bytes,15,rep,name=list_learnings,json=listLearnings,proto3" json:"list_learnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -195,6 +200,13 @@ func (x *Snapshot) GetEpoch() uint64 {
 func (x *Snapshot) GetEgress() *EgressPolicy {
 	if x != nil {
 		return x.Egress
+	}
+	return nil
+}
+
+func (x *Snapshot) GetListLearnings() []*v1.ListLearning {
+	if x != nil {
+		return x.ListLearnings
 	}
 	return nil
 }
@@ -397,7 +409,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xf7\x05\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xc2\x06\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -416,7 +428,8 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\vvalue_lists\x18\f \x03(\v2\x1f.portcullis.config.v1.ValueListR\n" +
 	"valueLists\x12\x14\n" +
 	"\x05epoch\x18\r \x01(\x04R\x05epoch\x12<\n" +
-	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\"b\n" +
+	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\x12I\n" +
+	"\x0elist_learnings\x18\x0f \x03(\v2\".portcullis.config.v1.ListLearningR\rlistLearnings\"b\n" +
 	"\fEgressPolicy\x12(\n" +
 	"\x10allow_link_local\x18\x01 \x01(\bR\x0eallowLinkLocal\x12\x14\n" +
 	"\x05allow\x18\x02 \x03(\tR\x05allow\x12\x12\n" +
@@ -456,6 +469,7 @@ var file_portcullis_snapshot_v1_snapshot_proto_goTypes = []any{
 	(*v1.PolicySet)(nil),          // 8: portcullis.config.v1.PolicySet
 	(*v1.IdentitySource)(nil),     // 9: portcullis.config.v1.IdentitySource
 	(*v1.ValueList)(nil),          // 10: portcullis.config.v1.ValueList
+	(*v1.ListLearning)(nil),       // 11: portcullis.config.v1.ListLearning
 }
 var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	4,  // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
@@ -468,11 +482,12 @@ var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	2,  // 7: portcullis.snapshot.v1.Snapshot.freeze:type_name -> portcullis.snapshot.v1.Freeze
 	10, // 8: portcullis.snapshot.v1.Snapshot.value_lists:type_name -> portcullis.config.v1.ValueList
 	1,  // 9: portcullis.snapshot.v1.Snapshot.egress:type_name -> portcullis.snapshot.v1.EgressPolicy
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	11, // 10: portcullis.snapshot.v1.Snapshot.list_learnings:type_name -> portcullis.config.v1.ListLearning
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_snapshot_v1_snapshot_proto_init() }

@@ -1,0 +1,210 @@
+package state
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/portcullis-gw/portcullis/internal/cedarschema"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"github.com/portcullis-gw/portcullis/internal/limits"
+	"google.golang.org/protobuf/proto"
+)
+
+// Learned lists (see config.v1.ListLearning). A learning is the learning
+// of the value list of the same name: it cannot exist without the list,
+// and the list cannot be deleted while it learns. A put sets what the list
+// learns from; what it has learned (sets, seeded, generation) is never
+// taken from a put: the state machine keeps it while tool, argument,
+// scope and seed_from stay the same, and starts afresh (the next
+// generation) when any of them changes. Only ChangeLearned (operators)
+// and ConsumeAudit (the leader's audit consumer) change the sets.
+//
+// The schema's context.learned declares one attribute per learning, so
+// creating or deleting one re-validates every enabled policy set: a
+// learning that a policy reads cannot be deleted.
+
+// learnedNames lists the learnings, in name order.
+func learnedNames(each func(resource.Kind, func(*fsmv1.Resource) bool)) []string {
+	var out []string
+	each(resource.ListLearning, func(r *fsmv1.Resource) bool {
+		out = append(out, resource.Name(r))
+		return true
+	})
+	return out
+}
+
+func prepareListLearning(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
+	l := r.GetListLearning()
+	name := l.GetMeta().GetName()
+	if _, ok := t.get(resource.ValueList, name); !ok {
+		return failed("value list %q does not exist; create it first (gwctl valuelist create %s), then make it learn", name, name)
+	}
+	o := old.GetListLearning()
+	if o != nil && sameLearning(o, l) {
+		l.Generation, l.Seeded, l.Sets = o.GetGeneration(), o.GetSeeded(), o.GetSets()
+		return nil
+	}
+	l.Generation = o.GetGeneration() + 1
+	l.Seeded = l.GetSeedFrom() == nil
+	l.Sets = nil
+	return nil
+}
+
+// sameLearning reports whether two learnings learn the same thing.
+func sameLearning(a, b *configv1.ListLearning) bool {
+	return a.GetTool() == b.GetTool() && a.GetArgument() == b.GetArgument() && a.GetScope() == b.GetScope() &&
+		proto.Equal(a.GetSeedFrom(), b.GetSeedFrom())
+}
+
+// learningsChanged re-validates the enabled policy sets when a learning
+// appears or goes, which changes the schema's context.learned.
+func learningsChanged(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
+	if old != nil && r != nil {
+		return nil
+	}
+	if err := t.revalidateAll(); err != nil {
+		if r == nil {
+			return failed("value list %q cannot stop learning: an enabled policy set reads context.learned[%q]; change that policy first:\n%v", resource.Name(old), resource.Name(old), err.GetMessage())
+		}
+		return err
+	}
+	return nil
+}
+
+// beforeDeleteValueList refuses to delete a list that a policy set, enabled
+// or not, refers to, or that learns.
+func beforeDeleteValueList(t *txn, old *fsmv1.Resource) *fsmv1.Error {
+	name := resource.Name(old)
+	var user string
+	t.each(resource.PolicySet, func(r *fsmv1.Resource) bool {
+		if slices.Contains(r.GetPolicySet().GetValueLists(), name) {
+			user = resource.Name(r)
+			return false
+		}
+		return true
+	})
+	if user != "" {
+		return failed("value list %q is used by policy set %q; change or delete that policy set first", name, user)
+	}
+	if _, ok := t.get(resource.ListLearning, name); ok {
+		return failed("value list %q learns from calls; stop that first (gwctl valuelist unlearn %s)", name, name)
+	}
+	return nil
+}
+
+// learnedEdit is a learning being changed by one command: a copy, with
+// its sets indexed by scope.
+type learnedEdit struct {
+	l     *configv1.ListLearning
+	sets  map[string]*configv1.LearnedSet
+	total int
+}
+
+// edit returns the edit of the named learning, cloning it the first time.
+func (t *txn) edit(edits map[string]*learnedEdit, name string) (*learnedEdit, bool) {
+	if e, ok := edits[name]; ok {
+		return e, true
+	}
+	r, ok := t.get(resource.ListLearning, name)
+	if !ok {
+		return nil, false
+	}
+	l := proto.CloneOf(r.GetListLearning())
+	e := &learnedEdit{l: l, sets: make(map[string]*configv1.LearnedSet, len(l.GetSets()))}
+	for _, s := range l.GetSets() {
+		e.sets[s.GetScope()] = s
+		e.total += len(s.GetValues())
+	}
+	edits[name] = e
+	return e, true
+}
+
+// add adds v to scope's set; false when the set or the list is full.
+// Present reports whether it was there already.
+func (e *learnedEdit) add(scope, v string) (added, full bool) {
+	s := e.sets[scope]
+	if s == nil {
+		if len(e.sets) >= limits.LearnedSets {
+			return false, true
+		}
+		s = &configv1.LearnedSet{Scope: scope}
+		e.sets[scope] = s
+	}
+	i, found := slices.BinarySearch(s.Values, v)
+	if found {
+		return false, false
+	}
+	if len(s.Values) >= limits.ListValues || e.total >= limits.LearnedValues {
+		return false, true
+	}
+	s.Values = slices.Insert(s.Values, i, v)
+	e.total++
+	return true, false
+}
+
+// remove removes v from scope's set and reports whether it was there.
+func (e *learnedEdit) remove(scope, v string) bool {
+	s := e.sets[scope]
+	if s == nil {
+		return false
+	}
+	i, found := slices.BinarySearch(s.Values, v)
+	if !found {
+		return false
+	}
+	s.Values = slices.Delete(s.Values, i, i+1)
+	e.total--
+	if len(s.Values) == 0 {
+		delete(e.sets, scope)
+	}
+	return true
+}
+
+// store writes the edited learning back, its sets sorted by scope.
+func (t *txn) storeEdit(e *learnedEdit) {
+	e.l.Sets = e.l.Sets[:0]
+	for _, scope := range slices.Sorted(maps.Keys(e.sets)) {
+		e.l.Sets = append(e.l.Sets, e.sets[scope])
+	}
+	if len(e.l.Sets) == 0 {
+		e.l.Sets = nil
+	}
+	r := resource.Wrap(e.l)
+	old, _ := t.get(resource.ListLearning, e.l.GetMeta().GetName())
+	t.stamp(old, r)
+	t.insert(r)
+}
+
+// checkScope refuses a change whose scope is not of the learning's kind.
+func checkScope(ch *fsmv1.LearnedChange, l *configv1.ListLearning) *fsmv1.Error {
+	if err := resource.ValidateScope("scope", ch.GetScope(), l.GetScope()); err != nil {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "value list %q learns per %s: %v", l.GetMeta().GetName(), resource.ScopeName(l.GetScope()), err)
+	}
+	return nil
+}
+
+// revalidateAll checks every enabled policy set against the schema of the
+// state being written.
+func (t *txn) revalidateAll() *fsmv1.Error {
+	schema, err := t.cedarSchema()
+	if err != nil {
+		return failed("this change would make the gateway's Cedar schema invalid: %v", err)
+	}
+	sets := map[string]cedarschema.SetSource{}
+	t.each(resource.PolicySet, func(r *fsmv1.Resource) bool {
+		ps := r.GetPolicySet()
+		if !ps.GetDisabled() {
+			sets[ps.GetMeta().GetName()] = cedarschema.SetSource{Filename: ps.GetFilename(), Source: []byte(ps.GetSource())}
+		}
+		return true
+	})
+	if len(sets) == 0 {
+		return nil
+	}
+	if err := cedarschema.ValidateAll(schema, sets); err != nil {
+		return failed("this change would break an enabled policy set; change the policy first:\n%v", err)
+	}
+	return nil
+}

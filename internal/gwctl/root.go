@@ -75,6 +75,7 @@ GWCTL_TOKEN, ...); a flag on the command line wins.`,
 		a.freezeCommand(),
 		a.accessCommand(),
 		a.auditCommand(),
+		a.alertCommand(),
 	)
 	return root
 }

@@ -107,7 +107,7 @@ func (t *txn) consume(c *fsmv1.ConsumeAudit) (*auditv1.Record, *fsmv1.Error) {
 		if !ok || e.l.GetGeneration() != sd.GetGeneration() {
 			return nil, aborted("learned list %q changed since the batch was read", sd.GetList())
 		}
-		e.l.Seeded = true
+		e.l.Seeded, e.changed = true, true
 		seeded[sd.GetList()] = true
 	}
 	for _, ch := range c.GetLearned() {

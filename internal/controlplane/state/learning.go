@@ -100,6 +100,9 @@ type learnedEdit struct {
 	l     *configv1.ListLearning
 	sets  map[string]*configv1.LearnedSet
 	total int
+	// changed is set once the edit changes the learning: only a changed
+	// learning is stored (a new revision moves the config version).
+	changed bool
 }
 
 // edit returns the edit of the named learning, cloning it the first time.
@@ -141,6 +144,7 @@ func (e *learnedEdit) add(scope, v string) (added, full bool) {
 	}
 	s.Values = slices.Insert(s.Values, i, v)
 	e.total++
+	e.changed = true
 	return true, false
 }
 
@@ -156,14 +160,19 @@ func (e *learnedEdit) remove(scope, v string) bool {
 	}
 	s.Values = slices.Delete(s.Values, i, i+1)
 	e.total--
+	e.changed = true
 	if len(s.Values) == 0 {
 		delete(e.sets, scope)
 	}
 	return true
 }
 
-// store writes the edited learning back, its sets sorted by scope.
+// storeEdit writes the edited learning back, its sets sorted by scope,
+// when the edit changed it.
 func (t *txn) storeEdit(e *learnedEdit) {
+	if !e.changed {
+		return
+	}
 	e.l.Sets = e.l.Sets[:0]
 	for _, scope := range slices.Sorted(maps.Keys(e.sets)) {
 		e.l.Sets = append(e.l.Sets, e.sets[scope])

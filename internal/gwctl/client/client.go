@@ -109,6 +109,7 @@ type Services struct {
 	AdminLog  adminv1connect.AdminLogServiceClient
 	Dataplane adminv1connect.DataplaneServiceClient
 	Access    adminv1connect.AccessServiceClient
+	Alert     adminv1connect.AlertServiceClient
 	Audit     auditv1connect.AuditServiceClient
 }
 
@@ -164,6 +165,7 @@ func New(cfg Config) (*Client, error) {
 			AdminLog:  adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),
 			Dataplane: adminv1connect.NewDataplaneServiceClient(httpClient, u, opts...),
 			Access:    adminv1connect.NewAccessServiceClient(httpClient, u, opts...),
+			Alert:     adminv1connect.NewAlertServiceClient(httpClient, u, opts...),
 			Audit:     auditv1connect.NewAuditServiceClient(httpClient, u, opts...),
 		})
 	}

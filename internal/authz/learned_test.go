@@ -1,0 +1,104 @@
+package authz_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/portcullis-gw/portcullis/internal/authz"
+	"github.com/portcullis-gw/portcullis/internal/authz/authztest"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+)
+
+// learnedPolicies permit the payments team to pay only counterparties in
+// the caller's learned set of "payees".
+const learnedPolicies = `permit(principal in Team::"payments", action == Action::"pay__balance", resource);
+@id("known-payee")
+permit(principal, action == Action::"pay__pay", resource)
+when { context.learned["payees"].contains(context.arguments.to) };
+`
+
+// learnedSnapshot is the fixture with learnedPolicies, the list "payees"
+// (own value "globex") learning per scope, and the given learned sets.
+func learnedSnapshot(scope configv1.LearningScope, sets ...*configv1.LearnedSet) *snapshotv1.Snapshot {
+	s := authztest.WithPolicies(learnedPolicies)
+	s.Agents = append(s.Agents, &configv1.Agent{Meta: &configv1.ResourceMeta{Name: "loner"}})
+	s.ValueLists = []*configv1.ValueList{{Meta: &configv1.ResourceMeta{Name: "payees"}, Values: []string{"globex"}}}
+	s.ListLearnings = []*configv1.ListLearning{{Meta: &configv1.ResourceMeta{Name: "payees"}, Tool: "pay__pay", Argument: "to", Scope: scope, Seeded: true, Sets: sets}}
+	return s
+}
+
+// TestDecideLearnedLists: each agent reads its own scope's set together
+// with the list's own values; nothing of another scope.
+func TestDecideLearnedLists(t *testing.T) {
+	sets := []*configv1.LearnedSet{
+		{Scope: "agent:payer", Values: []string{"acme"}},
+		{Scope: "agent:marketer", Values: []string{"hooli"}},
+		{Scope: "team:payments", Values: []string{"initech"}},
+		{Scope: "global", Values: []string{"umbrella"}},
+	}
+	tests := []struct {
+		scope configv1.LearningScope
+		agent string
+		allow []string
+	}{
+		{configv1.LearningScope_LEARNING_SCOPE_AGENT, authztest.Payer, []string{"acme", "globex"}},
+		{configv1.LearningScope_LEARNING_SCOPE_AGENT, authztest.Marketer, []string{"globex", "hooli"}},
+		{configv1.LearningScope_LEARNING_SCOPE_TEAM, authztest.Payer, []string{"globex", "initech"}},
+		{configv1.LearningScope_LEARNING_SCOPE_TEAM, "loner", []string{"globex"}},
+		{configv1.LearningScope_LEARNING_SCOPE_GLOBAL, authztest.Marketer, []string{"globex", "umbrella"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scope.String()+"/"+tt.agent, func(t *testing.T) {
+			e := authztest.Compile(t, learnedSnapshot(tt.scope, sets...))
+			var allowed []string
+			for _, to := range []string{"acme", "globex", "hooli", "initech", "umbrella", "mallory"} {
+				// Twice: the second answer comes from the decision cache.
+				for range 2 {
+					d := e.Decide(context.Background(), newRequest(tt.agent, authztest.PayAction, `{"amount": 10, "to": "`+to+`"}`))
+					if len(d.Errors) > 0 {
+						t.Fatalf("pay %s: %v", to, d.Errors)
+					}
+					if d.Allowed && !slices.Contains(allowed, to) {
+						allowed = append(allowed, to)
+					}
+				}
+			}
+			if !slices.Equal(allowed, tt.allow) {
+				t.Fatalf("%s may pay %v, want %v", tt.agent, allowed, tt.allow)
+			}
+			// Listing knows the learned sets: the tool is listable for
+			// whoever has a set (the list's own value is in every one).
+			if !slices.Contains(e.Listable(context.Background(), listRequest(tt.agent), authz.ResourceTool), authztest.PayAction) {
+				t.Fatalf("pay__pay not listable for %s", tt.agent)
+			}
+		})
+	}
+}
+
+func TestCompileLearnedLists(t *testing.T) {
+	t.Run("learning of a missing list", func(t *testing.T) {
+		s := learnedSnapshot(configv1.LearningScope_LEARNING_SCOPE_AGENT)
+		s.ValueLists = nil
+		_, err := authz.Compile(s)
+		if err == nil || !strings.Contains(err.Error(), `learned list "payees": value list "payees" does not exist`) {
+			t.Fatalf("Compile = %v", err)
+		}
+	})
+	t.Run("policy reading a list that does not learn", func(t *testing.T) {
+		s := learnedSnapshot(configv1.LearningScope_LEARNING_SCOPE_AGENT)
+		s.ListLearnings = nil
+		_, err := authz.Compile(s)
+		if err == nil || !strings.Contains(err.Error(), `value list "payees" does not learn`) {
+			t.Fatalf("Compile = %v", err)
+		}
+	})
+	t.Run("without learnings, no learned context", func(t *testing.T) {
+		e := authztest.Compile(t, authztest.Snapshot())
+		if d := e.Decide(context.Background(), newRequest(authztest.Payer, authztest.PayAction, `{"amount": 10, "to": "x"}`)); !d.Allowed {
+			t.Fatalf("decision %+v", d)
+		}
+	})
+}

@@ -107,7 +107,8 @@ func TestAlertNames(t *testing.T) {
 		return alerting.NewAlert(r, rec, ev).GetMeta().GetName()
 	}
 	a, b := rule("a", onDeny(""), onQuarantine), rule("b", onDeny(""))
-	if name(a, deny(1, "p/x")) != name(a, deny(1, "p/x")) {
+	first, again := deny(1, "p/x"), deny(1, "p/x")
+	if name(a, first) != name(a, again) {
 		t.Fatal("the same event named two alerts")
 	}
 	if name(a, deny(1, "p/x")) == name(b, deny(1, "p/x")) || name(a, deny(1, "p/x")) == name(a, deny(2, "p/x")) {

@@ -58,6 +58,9 @@
 //     (ipaddr), degraded (Bool: the deciding data plane runs degraded).
 //   - user (User), present only when the call is made on behalf of a
 //     verified user, so policies guard it with `context has user`.
+//   - learned, while some value list learns: a record with one Set<String>
+//     per learned list, the caller's set — the list's own values and what
+//     the caller's scope (agent, team or global) learned (see learned.go).
 //
 // Decisions: every policy set of the version is combined into one (policy
 // ids "<set>/<id>", the id being the @id annotation or policy<N>); default
@@ -72,7 +75,7 @@
 // id) and a [Context]. Another protocol adds its resource types and action
 // groups (a remote agent, RemoteAgent in [Upstream], with groups a2a_send
 // and a2a_read; a model, Model in [Upstream], with group llm_complete),
-// and runtime signals become Context fields (findings, learned lists):
+// and runtime signals become Context fields (findings; learned lists are one):
 // callers that do not use them do not change. Resources and their parents
 // always come from the compiled configuration, never from the caller.
 //

@@ -26,8 +26,15 @@
 //		protocol: String,
 //		sourceIp: ipaddr,
 //		time: datetime,
-//		user?: User
+//		user?: User,
+//		learned: { "<list>": Set<String>, ... }   // only while some list learns
 //	}
+//
+// context.learned has one attribute per value list that learns (see
+// [WithLearned]): the caller's set of that list. Without learned lists the
+// attribute is not declared at all, so the schema is what it was before
+// learned lists existed; a policy that reads a list that does not learn is
+// refused with what to do (see [LearnedRefs]).
 //
 // # Typing tool arguments
 //

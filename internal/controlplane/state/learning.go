@@ -95,11 +95,16 @@ func beforeDeleteValueList(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 }
 
 // learnedEdit is a learning being changed by one command: a copy, with
-// its sets indexed by scope.
+// the members of each scope it changes indexed (sorted again once, when
+// it is stored).
 type learnedEdit struct {
-	l     *configv1.ListLearning
-	sets  map[string]*configv1.LearnedSet
-	total int
+	l *configv1.ListLearning
+	// sets are the learning's sets by scope; members index the ones this
+	// edit changes.
+	sets    map[string][]string
+	members map[string]map[string]bool
+	// total counts the values of all scopes, nonEmpty the scopes with any.
+	total, nonEmpty int
 	// changed is set once the edit changes the learning: only a changed
 	// learning is stored (a new revision moves the config version).
 	changed bool
@@ -115,34 +120,47 @@ func (t *txn) edit(edits map[string]*learnedEdit, name string) (*learnedEdit, bo
 		return nil, false
 	}
 	l := proto.CloneOf(r.GetListLearning())
-	e := &learnedEdit{l: l, sets: make(map[string]*configv1.LearnedSet, len(l.GetSets()))}
+	e := &learnedEdit{l: l, sets: make(map[string][]string, len(l.GetSets())), members: map[string]map[string]bool{}}
 	for _, s := range l.GetSets() {
-		e.sets[s.GetScope()] = s
+		e.sets[s.GetScope()] = s.GetValues()
 		e.total += len(s.GetValues())
+		if len(s.GetValues()) > 0 {
+			e.nonEmpty++
+		}
 	}
 	edits[name] = e
 	return e, true
 }
 
-// add adds v to scope's set; false when the set or the list is full.
-// Present reports whether it was there already.
-func (e *learnedEdit) add(scope, v string) (added, full bool) {
-	s := e.sets[scope]
-	if s == nil {
-		if len(e.sets) >= limits.LearnedSets {
-			return false, true
+// scope returns the index of scope's members, building it the first time.
+func (e *learnedEdit) scope(scope string) map[string]bool {
+	m := e.members[scope]
+	if m == nil {
+		m = make(map[string]bool, len(e.sets[scope]))
+		for _, v := range e.sets[scope] {
+			m[v] = true
 		}
-		s = &configv1.LearnedSet{Scope: scope}
-		e.sets[scope] = s
+		e.members[scope] = m
 	}
-	i, found := slices.BinarySearch(s.Values, v)
-	if found {
+	return m
+}
+
+// add adds v to scope's set. Full reports that the set, the list or the
+// number of scopes is at its limit (v is not added); added is false also
+// when v is there already.
+func (e *learnedEdit) add(scope, v string) (added, full bool) {
+	m := e.scope(scope)
+	switch {
+	case m[v]:
 		return false, false
-	}
-	if len(s.Values) >= limits.ListValues || e.total >= limits.LearnedValues {
+	case len(m) == 0 && e.nonEmpty >= limits.LearnedSets,
+		len(m) >= limits.ListValues, e.total >= limits.LearnedValues:
 		return false, true
 	}
-	s.Values = slices.Insert(s.Values, i, v)
+	if len(m) == 0 {
+		e.nonEmpty++
+	}
+	m[v] = true
 	e.total++
 	e.changed = true
 	return true, false
@@ -150,35 +168,33 @@ func (e *learnedEdit) add(scope, v string) (added, full bool) {
 
 // remove removes v from scope's set and reports whether it was there.
 func (e *learnedEdit) remove(scope, v string) bool {
-	s := e.sets[scope]
-	if s == nil {
+	m := e.scope(scope)
+	if !m[v] {
 		return false
 	}
-	i, found := slices.BinarySearch(s.Values, v)
-	if !found {
-		return false
-	}
-	s.Values = slices.Delete(s.Values, i, i+1)
+	delete(m, v)
 	e.total--
-	e.changed = true
-	if len(s.Values) == 0 {
-		delete(e.sets, scope)
+	if len(m) == 0 {
+		e.nonEmpty--
 	}
+	e.changed = true
 	return true
 }
 
-// storeEdit writes the edited learning back, its sets sorted by scope,
-// when the edit changed it.
+// storeEdit writes the edited learning back, its sets sorted by scope and
+// their values sorted, when the edit changed it.
 func (t *txn) storeEdit(e *learnedEdit) {
 	if !e.changed {
 		return
 	}
-	e.l.Sets = e.l.Sets[:0]
-	for _, scope := range slices.Sorted(maps.Keys(e.sets)) {
-		e.l.Sets = append(e.l.Sets, e.sets[scope])
+	for scope, m := range e.members {
+		e.sets[scope] = slices.Sorted(maps.Keys(m))
 	}
-	if len(e.l.Sets) == 0 {
-		e.l.Sets = nil
+	e.l.Sets = nil
+	for _, scope := range slices.Sorted(maps.Keys(e.sets)) {
+		if vs := e.sets[scope]; len(vs) > 0 {
+			e.l.Sets = append(e.l.Sets, &configv1.LearnedSet{Scope: scope, Values: vs})
+		}
 	}
 	r := resource.Wrap(e.l)
 	old, _ := t.get(resource.ListLearning, e.l.GetMeta().GetName())

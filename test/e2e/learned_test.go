@@ -317,8 +317,10 @@ func learningLag(t *testing.T, g *gateway, dp *harness.Dataplane, payee string) 
 	t.Helper()
 	var lag time.Duration
 	err := harness.Poll(20*time.Second, func() error {
-		if l, err := auditUploadLag(dp); err != nil || l > 0 {
-			return fmt.Errorf("upload lag %d (%v)", l, err)
+		if l, err := auditUploadLag(dp); err != nil {
+			return err
+		} else if l > 0 {
+			return fmt.Errorf("upload lag %d", l)
 		}
 		cp, err := auditRecordsOf(t, g.env(), "control-plane")
 		if err != nil {

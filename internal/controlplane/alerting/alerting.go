@@ -105,11 +105,14 @@ func (c *Consumer) Consume(_ context.Context, b *auditconsumer.Batch) error {
 			if seen[a.GetMeta().GetName()] {
 				continue
 			}
+			if len(b.Out.Alerts) >= limits.ConsumeBatch {
+				if len(b.Records) > 1 {
+					return auditconsumer.ErrBatchTooLarge
+				}
+				return nil // one record of more events than a command holds
+			}
 			seen[a.GetMeta().GetName()] = true
 			b.Out.Alerts = append(b.Out.Alerts, a)
-			if len(b.Out.Alerts) >= limits.ConsumeBatch {
-				return nil
-			}
 		}
 	}
 	return nil

@@ -71,6 +71,12 @@ type Batch struct {
 	Out *fsmv1.ConsumeAudit
 }
 
+// ErrBatchTooLarge is what Consume returns when what a batch derives does
+// not fit one command (limits.ConsumeBatch): the runner reads fewer
+// records and asks again, down to one record, with which the consumer
+// must make do.
+var ErrBatchTooLarge = errors.New("the batch derives more than one command may carry")
+
 // Applier proposes commands: the store. Implementations must be safe for
 // concurrent use.
 type Applier interface {
@@ -189,6 +195,7 @@ func (r *Runner) runOne(ctx context.Context, c Consumer) {
 	}
 	log.InfoContext(ctx, "audit consumer running on this leader", "batches", cur.batches)
 	last := time.Time{}
+	size := r.cfg.BatchSize
 	for ctx.Err() == nil {
 		// At most one batch per interval: what arrives meanwhile joins it.
 		if wait := r.cfg.Interval - r.cfg.Now().Sub(last); wait > 0 {
@@ -201,7 +208,7 @@ func (r *Runner) runOne(ctx context.Context, c Consumer) {
 		appended := r.cfg.Audit.Appended()
 		changed := r.cfg.Store.Changed()
 		st, _ := r.cfg.Store.State(ctx, false)
-		recs, pos, err := r.cfg.Audit.ReadAfter(cur.next, cur.pos, r.cfg.BatchSize)
+		recs, pos, err := r.cfg.Audit.ReadAfter(cur.next, cur.pos, size)
 		if err != nil {
 			if !fail("audit consumer cannot read the audit store; retrying", err) {
 				return
@@ -225,6 +232,11 @@ func (r *Runner) runOne(ctx context.Context, c Consumer) {
 			next.pos = pos
 			cur = next
 			backoff = r.cfg.Interval
+			size = r.cfg.BatchSize
+		case errors.Is(err, ErrBatchTooLarge) && size > 1:
+			size = max(1, size/2)
+			log.InfoContext(ctx, "audit consumer batch too large for one command; reading fewer records", "records", size)
+			last = time.Time{}
 		case errors.Is(err, errMoved):
 			// Another batch was applied first (or this one already was):
 			// read the cursor again, from the state this node applied.
@@ -322,8 +334,12 @@ func (r *Runner) batch(ctx context.Context, c Consumer, st *state.State, cur cur
 		return cur, fmt.Errorf("apply the batch: %w", err)
 	}
 	if e := res.GetError(); e != nil {
-		if e.GetCode() == fsmv1.ErrorCode_ERROR_CODE_ABORTED {
+		switch e.GetCode() {
+		case fsmv1.ErrorCode_ERROR_CODE_ABORTED:
 			return cur, fmt.Errorf("%w: %s", errMoved, e.GetMessage())
+		case fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT:
+			// Over a limit of the command: fewer records derive less.
+			return cur, fmt.Errorf("%w: %s", ErrBatchTooLarge, e.GetMessage())
 		}
 		return cur, fmt.Errorf("apply the batch: %s", e.GetMessage())
 	}

@@ -179,3 +179,51 @@ func TestConsumerStartsAtTheEndOfTheStore(t *testing.T) {
 		t.Fatalf("consumed %v, want dp1/6 and dp1/7 only", consumer.got)
 	}
 }
+
+// picky derives too much from more than two records at once.
+type picky struct{ seen }
+
+func (p *picky) Consume(ctx context.Context, b *auditconsumer.Batch) error {
+	if len(b.Records) > 2 {
+		return auditconsumer.ErrBatchTooLarge
+	}
+	return p.seen.Consume(ctx, b)
+}
+
+// TestBatchTooLargeReadsFewerRecords: a batch that derives more than a
+// command may carry is read again in smaller batches; nothing is skipped.
+func TestBatchTooLargeReadsFewerRecords(t *testing.T) {
+	n, audit := rafttest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	consumer := &picky{seen{name: "picky", got: map[string]int{}}}
+	r := auditconsumer.New(auditconsumer.Config{Store: n, Audit: audit, NodeID: "n1", Consumers: []auditconsumer.Consumer{consumer}, Interval: 5 * time.Millisecond})
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(rctx)
+	}()
+	defer func() { stop(); <-done }()
+	for cursor(n, "picky") == nil {
+		select {
+		case <-ctx.Done():
+			t.Fatal("no cursor")
+		case <-n.Changed():
+		}
+	}
+	(&rafttest.Uploader{Dataplane: "dp1"}).Upload(t, n, records(9)...)
+	for cursor(n, "picky").GetRecords() < 9 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("cursor %v", cursor(n, "picky"))
+		case <-n.Changed():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	consumer.mu.Lock()
+	defer consumer.mu.Unlock()
+	if len(consumer.got) != 9 {
+		t.Fatalf("consumed %v", consumer.got)
+	}
+}

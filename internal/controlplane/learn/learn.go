@@ -77,6 +77,9 @@ func (Consumer) Consume(ctx context.Context, b *auditconsumer.Batch) error {
 			}
 		}
 	}
+	if changes.overflow && len(b.Records) > 1 {
+		return auditconsumer.ErrBatchTooLarge
+	}
 	b.Out.Learned = append(b.Out.Learned, changes.list()...)
 	return nil
 }
@@ -230,6 +233,9 @@ type changes struct {
 	byKey map[[2]string]*fsmv1.LearnedChange
 	order [][2]string
 	total int
+	// overflow is set when a value did not fit one command (see
+	// limits.ConsumeBatch and limits.LearnedValues) and was left out.
+	overflow bool
 }
 
 func newChanges() *changes { return &changes{byKey: map[[2]string]*fsmv1.LearnedChange{}} }
@@ -237,14 +243,18 @@ func newChanges() *changes { return &changes{byKey: map[[2]string]*fsmv1.Learned
 // add notes that value was learned in scope of l, unless l knows it or the
 // batch has it already.
 func (c *changes) add(l *learning, scope, value, recordID string) {
-	if l.known[scope][value] || c.total >= limits.LearnedValues {
+	if l.known[scope][value] {
+		return
+	}
+	key := [2]string{l.def.GetMeta().GetName(), scope}
+	if c.total >= limits.LearnedValues || (c.byKey[key] == nil && len(c.order) >= limits.ConsumeBatch) {
+		c.overflow = true
 		return
 	}
 	if l.known[scope] == nil {
 		l.known[scope] = map[string]bool{}
 	}
 	l.known[scope][value] = true
-	key := [2]string{l.def.GetMeta().GetName(), scope}
 	ch := c.byKey[key]
 	if ch == nil {
 		ch = &fsmv1.LearnedChange{List: key[0], Scope: scope, Generation: l.def.GetGeneration()}

@@ -48,24 +48,24 @@ const (
 	EventKind_EVENT_KIND_CONFIG_APPLIED EventKind = 6
 	// Values a learned list learned from calls, or an operator approved or
 	// forgot (learned), in the control plane's chain.
-	EventKind_EVENT_KIND_LEARNED EventKind = 7
+	EventKind_EVENT_KIND_LEARNED EventKind = 12
 	// An alert sent, or given up after 24 hours of retries (alert), in the
 	// control plane's chain.
-	EventKind_EVENT_KIND_ALERT EventKind = 8
+	EventKind_EVENT_KIND_ALERT EventKind = 13
 )
 
 // Enum value maps for EventKind.
 var (
 	EventKind_name = map[int32]string{
-		0: "EVENT_KIND_UNSPECIFIED",
-		1: "EVENT_KIND_CALL",
-		2: "EVENT_KIND_LIST",
-		3: "EVENT_KIND_ADMIN_WRITE",
-		4: "EVENT_KIND_REFUSAL_SUMMARY",
-		5: "EVENT_KIND_SESSION",
-		6: "EVENT_KIND_CONFIG_APPLIED",
-		7: "EVENT_KIND_LEARNED",
-		8: "EVENT_KIND_ALERT",
+		0:  "EVENT_KIND_UNSPECIFIED",
+		1:  "EVENT_KIND_CALL",
+		2:  "EVENT_KIND_LIST",
+		3:  "EVENT_KIND_ADMIN_WRITE",
+		4:  "EVENT_KIND_REFUSAL_SUMMARY",
+		5:  "EVENT_KIND_SESSION",
+		6:  "EVENT_KIND_CONFIG_APPLIED",
+		12: "EVENT_KIND_LEARNED",
+		13: "EVENT_KIND_ALERT",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED":     0,
@@ -75,8 +75,8 @@ var (
 		"EVENT_KIND_REFUSAL_SUMMARY": 4,
 		"EVENT_KIND_SESSION":         5,
 		"EVENT_KIND_CONFIG_APPLIED":  6,
-		"EVENT_KIND_LEARNED":         7,
-		"EVENT_KIND_ALERT":           8,
+		"EVENT_KIND_LEARNED":         12,
+		"EVENT_KIND_ALERT":           13,
 	}
 )
 
@@ -496,11 +496,12 @@ type Record_Applied struct {
 }
 
 type Record_Learned struct {
-	Learned *LearnedDetail `protobuf:"bytes,31,opt,name=learned,proto3,oneof"`
+	// 31-40 are left to the staged-rollout records.
+	Learned *LearnedDetail `protobuf:"bytes,41,opt,name=learned,proto3,oneof"`
 }
 
 type Record_Alert struct {
-	Alert *AlertDetail `protobuf:"bytes,32,opt,name=alert,proto3,oneof"`
+	Alert *AlertDetail `protobuf:"bytes,42,opt,name=alert,proto3,oneof"`
 }
 
 func (*Record_AdminWrite) isRecord_Detail() {}
@@ -1105,8 +1106,8 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x0frefusal_summary\x18\x1c \x01(\v2#.portcullis.audit.v1.RefusalSummaryH\x00R\x0erefusalSummary\x125\n" +
 	"\x04list\x18\x1d \x01(\v2\x1f.portcullis.audit.v1.ListDetailH\x00R\x04list\x12?\n" +
 	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aapplied\x12>\n" +
-	"\alearned\x18\x1f \x01(\v2\".portcullis.audit.v1.LearnedDetailH\x00R\alearned\x128\n" +
-	"\x05alert\x18  \x01(\v2 .portcullis.audit.v1.AlertDetailH\x00R\x05alertB\b\n" +
+	"\alearned\x18) \x01(\v2\".portcullis.audit.v1.LearnedDetailH\x00R\alearned\x128\n" +
+	"\x05alert\x18* \x01(\v2 .portcullis.audit.v1.AlertDetailH\x00R\x05alertB\b\n" +
 	"\x06detail\"\xd3\x01\n" +
 	"\n" +
 	"AdminWrite\x12\x0e\n" +
@@ -1163,8 +1164,8 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x1aEVENT_KIND_REFUSAL_SUMMARY\x10\x04\x12\x16\n" +
 	"\x12EVENT_KIND_SESSION\x10\x05\x12\x1d\n" +
 	"\x19EVENT_KIND_CONFIG_APPLIED\x10\x06\x12\x16\n" +
-	"\x12EVENT_KIND_LEARNED\x10\a\x12\x14\n" +
-	"\x10EVENT_KIND_ALERT\x10\bB\xe2\x01\n" +
+	"\x12EVENT_KIND_LEARNED\x10\f\x12\x14\n" +
+	"\x10EVENT_KIND_ALERT\x10\rB\xe2\x01\n" +
 	"\x17com.portcullis.audit.v1B\vRecordProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1;auditv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Audit.V1\xca\x02\x13Portcullis\\Audit\\V1\xe2\x02\x1fPortcullis\\Audit\\V1\\GPBMetadata\xea\x02\x15Portcullis::Audit::V1b\x06proto3"
 
 var (

@@ -434,15 +434,15 @@ type Command_AppendAudit struct {
 type Command_ConsumeAudit struct {
 	// Cluster version 2: the leader's audit consumers, the alert outbox
 	// and operators' changes of learned lists.
-	ConsumeAudit *ConsumeAudit `protobuf:"bytes,20,opt,name=consume_audit,json=consumeAudit,proto3,oneof"`
+	ConsumeAudit *ConsumeAudit `protobuf:"bytes,21,opt,name=consume_audit,json=consumeAudit,proto3,oneof"`
 }
 
 type Command_SettleAlert struct {
-	SettleAlert *SettleAlert `protobuf:"bytes,21,opt,name=settle_alert,json=settleAlert,proto3,oneof"`
+	SettleAlert *SettleAlert `protobuf:"bytes,22,opt,name=settle_alert,json=settleAlert,proto3,oneof"`
 }
 
 type Command_ChangeLearned struct {
-	ChangeLearned *ChangeLearned `protobuf:"bytes,22,opt,name=change_learned,json=changeLearned,proto3,oneof"`
+	ChangeLearned *ChangeLearned `protobuf:"bytes,23,opt,name=change_learned,json=changeLearned,proto3,oneof"`
 }
 
 func (*Command_Put) isCommand_Op() {}
@@ -2074,9 +2074,9 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"set_freeze\x18\x0e \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeH\x00R\tsetFreeze\x12C\n" +
 	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAudit\x12F\n" +
-	"\rconsume_audit\x18\x14 \x01(\v2\x1f.portcullis.fsm.v1.ConsumeAuditH\x00R\fconsumeAudit\x12C\n" +
-	"\fsettle_alert\x18\x15 \x01(\v2\x1e.portcullis.fsm.v1.SettleAlertH\x00R\vsettleAlert\x12I\n" +
-	"\x0echange_learned\x18\x16 \x01(\v2 .portcullis.fsm.v1.ChangeLearnedH\x00R\rchangeLearnedB\x04\n" +
+	"\rconsume_audit\x18\x15 \x01(\v2\x1f.portcullis.fsm.v1.ConsumeAuditH\x00R\fconsumeAudit\x12C\n" +
+	"\fsettle_alert\x18\x16 \x01(\v2\x1e.portcullis.fsm.v1.SettleAlertH\x00R\vsettleAlert\x12I\n" +
+	"\x0echange_learned\x18\x17 \x01(\v2 .portcullis.fsm.v1.ChangeLearnedH\x00R\rchangeLearnedB\x04\n" +
 	"\x02op\"\x97\a\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +

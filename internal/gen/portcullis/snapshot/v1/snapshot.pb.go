@@ -71,7 +71,7 @@ type Snapshot struct {
 	// policies read the caller's set as context.learned["<name>"]. A data
 	// plane that does not know this field refuses a snapshot whose policies
 	// read context.learned (its schema has no such attribute).
-	ListLearnings []*v1.ListLearning `protobuf:"bytes,15,rep,name=list_learnings,json=listLearnings,proto3" json:"list_learnings,omitempty"`
+	ListLearnings []*v1.ListLearning `protobuf:"bytes,20,rep,name=list_learnings,json=listLearnings,proto3" json:"list_learnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -429,7 +429,7 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"valueLists\x12\x14\n" +
 	"\x05epoch\x18\r \x01(\x04R\x05epoch\x12<\n" +
 	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\x12I\n" +
-	"\x0elist_learnings\x18\x0f \x03(\v2\".portcullis.config.v1.ListLearningR\rlistLearnings\"b\n" +
+	"\x0elist_learnings\x18\x14 \x03(\v2\".portcullis.config.v1.ListLearningR\rlistLearnings\"b\n" +
 	"\fEgressPolicy\x12(\n" +
 	"\x10allow_link_local\x18\x01 \x01(\bR\x0eallowLinkLocal\x12\x14\n" +
 	"\x05allow\x18\x02 \x03(\tR\x05allow\x12\x12\n" +

@@ -110,7 +110,8 @@ fuzz-ci: ## Fuzz the state machine's Apply and the data plane's snapshot compile
 test: lint check-generate unit fuzz-ci e2e ## Everything CI holds: lint, check-generate, unit, fuzz-ci, e2e
 
 .PHONY: bench
-bench: ## Benchmarks with printed figures: Raft commits, leader failover, config distribution, snapshot scale, authorization by policy count, audit log records/s and latency, MCP calls direct vs nginx vs data plane
+bench: ## Benchmarks with printed figures: commits on Raft and etcd, leader failover, config distribution on Raft and etcd, snapshot scale, authorization by policy count, audit log records/s and latency, the control plane's audit store at 1M and 10M records, MCP calls direct vs nginx vs data plane (CPU per call, stage budget, allocations, latency plot)
+	@mkdir -p bench-results && date +%s > bench-results/.started
 	./scripts/ensure-nginx
 	$(GO) run ./test/bench/raftbench -out bench-results/raft.md
 	$(GO) run ./test/bench/failoverbench -out bench-results/failover.md
@@ -118,11 +119,12 @@ bench: ## Benchmarks with printed figures: Raft commits, leader failover, config
 	$(GO) run ./test/bench/scalebench -out bench-results/scale.md
 	$(GO) run ./test/bench/authzbench -out bench-results/authz.md
 	$(GO) run ./test/bench/auditbench -out bench-results/audit.md
-	$(GO) run ./test/bench/mcpbench -out bench-results/mcp.md
-	@echo "reports written to bench-results/"
+	$(GO) run ./test/bench/auditstorebench -out bench-results/auditstore.md
+	$(GO) run ./test/bench/mcpbench -out bench-results/mcp.md -plot bench-results/mcp-latency.svg
+	@echo "reports written to bench-results/ in $$(( $$(date +%s) - $$(cat bench-results/.started) )) s"
 
 .PHONY: chaos
-chaos: ## Fault drills with the real binaries (leader kill, partition, control plane down, data plane kill, hung upstream); one verdict line each
+chaos: ## Fault drills with the real binaries (leader kill, partition, control plane down, data plane kill, hung upstream, etcd faults); one verdict line each
 	@mkdir -p chaos-results
 	$(GO) run ./test/chaos -out chaos-results/chaos.md -log chaos-results/chaos.log
 

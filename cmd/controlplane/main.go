@@ -1,5 +1,6 @@
 // Command controlplane runs one node of the Portcullis control plane: the
-// Raft-replicated registry, policies and secrets, and the admin API.
+// registry, policies and secrets, replicated with embedded Raft or kept
+// in an existing etcd cluster, and the admin API.
 package main
 
 import (
@@ -81,7 +82,18 @@ func newCommand() *cobra.Command {
 	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "address other nodes dial for Raft (default --raft-addr)")
 	f.StringVar(&cfg.APIAddr, "api-addr", "127.0.0.1:7440", "listen address of the admin and node-to-node API")
 	f.StringVar(&cfg.APIAdvertise, "api-advertise", "", "address other nodes forward writes to (default --api-addr)")
-	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "create a new cluster with this node as its first member (only with an empty data dir)")
+	f.StringVar(&cfg.Store, "store", server.StoreRaft, "where the cluster keeps its state: raft (embedded, the default) or etcd (an existing etcd cluster; see --etcd-*)")
+	f.StringSliceVar(&cfg.Etcd.Endpoints, "etcd-endpoints", nil, "with --store etcd: the etcd cluster's client URLs, comma-separated (https://, or http:// on loopback)")
+	f.StringVar(&cfg.Etcd.Prefix, "etcd-prefix", "/portcullis", "with --store etcd: the key prefix the cluster's state lives under (one control-plane cluster per prefix)")
+	f.StringVar(&cfg.Etcd.CAFile, "etcd-ca-file", "", "with --store etcd: CA certificate(s) to verify etcd's (default: the system roots)")
+	f.StringVar(&cfg.Etcd.CertFile, "etcd-cert-file", "", "with --store etcd: this node's client certificate for etcd")
+	f.StringVar(&cfg.Etcd.KeyFile, "etcd-key-file", "", "with --store etcd: the key of --etcd-cert-file")
+	f.DurationVar(&cfg.Etcd.Timing.SessionTTL, "etcd-session-ttl", 0, "with --store etcd: lease of the election session; another node takes singleton work over this long after the elected one dies (default 5s)")
+	f.DurationVar(&cfg.Etcd.Timing.SnapshotInterval, "etcd-snapshot-interval", 0, "with --store etcd: how often the elected node snapshots the state into etcd and truncates the log (default 5s)")
+	f.BoolVar(&cfg.Etcd.CompactHistory, "etcd-compact-history", false, "with --store etcd: have the elected node compact etcd's history up to what every node has applied (at most once a minute); for an etcd nobody else compacts (without it, deleted log entries still take space until etcd is compacted)")
+	f.Int64Var(&cfg.Etcd.Timing.MaxLogBytes, "etcd-max-log-bytes", 0, "with --store etcd: bound on the log etcd holds for nodes that lag; past it the furthest-behind node resyncs from a snapshot later (default 256 MiB)")
+	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "create a new cluster with this node as its first member (only with an empty data dir, or an empty etcd prefix)")
+	f.StringVar(&cfg.RestoreFrom, "restore-from", "", "with --bootstrap: start the new cluster from a backup ('gwctl snapshot save') instead of a new identity: same cluster id, CA, tokens and data, in a new epoch (moves a cluster between Raft and etcd)")
 	f.StringVar(&cfg.Join, "join", "", "API URL of a running member to join (only with an empty data dir)")
 	f.StringVar(&cfg.JoinToken, "join-token", "", "an admin token of the cluster being joined")
 	f.StringVar(&cfg.JoinCAFingerprint, "join-ca-fingerprint", "", "fingerprint of the cluster CA to trust when joining (gwctl cluster status shows it)")
@@ -98,6 +110,7 @@ func newCommand() *cobra.Command {
 	f.StringVar(&retention, "audit-retention", "90d", "how long the audit store keeps records, e.g. 90d or 720h (0: forever); whole segments are dropped")
 	f.Int64Var(&cfg.AuditMaxBytes, "audit-max-bytes", 0, "bound on the audit store's size in bytes; the oldest segments are dropped beyond it (0: none)")
 	f.DurationVar(&cfg.ConsumerInterval, "audit-consumer-interval", 0, "least time between two batches of the leader's audit consumers (learned lists, alerts); default 100ms")
+	f.BoolVar(&cfg.WebWrites, "web-writes", false, "let users signed in to the web view (/ui/) with an operator or admin token change state (freeze, agent disable/enable); off: the view only reads")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	envflag.Annotate(f, envPrefix)

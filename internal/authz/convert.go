@@ -15,13 +15,29 @@ import (
 // argumentsRecord converts decoded arguments to the Cedar record typed by
 // rt: attributes rt does not declare are dropped, declared ones are
 // converted by their type, and a required one that is missing is an error.
-func argumentsRecord(args map[string]any, rt resolved.RecordType) (types.Record, error) {
-	return toRecord("arguments", args, rt)
+// An attribute whose path ("arguments/a/b") is in unknown gets its type's
+// placeholder instead (see zeroValue), present or not.
+func argumentsRecord(args map[string]any, rt resolved.RecordType, unknown map[string]bool) (types.Record, error) {
+	if unknown["arguments"] {
+		v, err := zeroValue(rt)
+		if err != nil {
+			return types.Record{}, fmt.Errorf("arguments: %w", err)
+		}
+		return v.(types.Record), nil
+	}
+	c := converter{unknown: unknown}
+	return c.toRecord("arguments", args, rt)
+}
+
+// converter converts decoded JSON values to Cedar values; unknown holds
+// the attribute paths that get placeholders (nil for none).
+type converter struct {
+	unknown map[string]bool
 }
 
 // toValue converts one decoded JSON value to Cedar type t. path names the
 // value in errors; values themselves never appear in errors.
-func toValue(path string, v any, t resolved.IsType) (types.Value, error) {
+func (c converter) toValue(path string, v any, t resolved.IsType) (types.Value, error) {
 	switch t := t.(type) {
 	case resolved.StringType:
 		s, ok := v.(string)
@@ -49,7 +65,7 @@ func toValue(path string, v any, t resolved.IsType) (types.Value, error) {
 		}
 		elems := make([]types.Value, len(list))
 		for i, e := range list {
-			ev, err := toValue(fmt.Sprintf("%s/%d", path, i), e, t.Element)
+			ev, err := c.toValue(fmt.Sprintf("%s/%d", path, i), e, t.Element)
 			if err != nil {
 				return nil, err
 			}
@@ -61,18 +77,26 @@ func toValue(path string, v any, t resolved.IsType) (types.Value, error) {
 		if !ok {
 			return nil, mismatch(path, "object", v)
 		}
-		return toRecord(path, obj, t)
+		return c.toRecord(path, obj, t)
 	}
 	return nil, fmt.Errorf("%s: the gateway cannot convert arguments to Cedar type %T", path, t)
 }
 
 // toRecord converts the attributes rt declares, in sorted order so the
 // first error reported is deterministic.
-func toRecord(path string, obj map[string]any, rt resolved.RecordType) (types.Record, error) {
+func (c converter) toRecord(path string, obj map[string]any, rt resolved.RecordType) (types.Record, error) {
 	out := make(types.RecordMap, len(rt))
 	for _, name := range slices.Sorted(maps.Keys(rt)) {
 		attr := rt[name]
 		sub := path + "/" + argjson.Segment(string(name))
+		if c.unknown[sub] {
+			z, err := zeroValue(attr.Type)
+			if err != nil {
+				return types.Record{}, fmt.Errorf("%s: %w", sub, err)
+			}
+			out[name] = z
+			continue
+		}
 		v, present := obj[string(name)]
 		if !present {
 			if attr.Optional {
@@ -80,7 +104,7 @@ func toRecord(path string, obj map[string]any, rt resolved.RecordType) (types.Re
 			}
 			return types.Record{}, fmt.Errorf("%s: required argument missing", sub)
 		}
-		cv, err := toValue(sub, v, attr.Type)
+		cv, err := c.toValue(sub, v, attr.Type)
 		if err != nil {
 			return types.Record{}, err
 		}

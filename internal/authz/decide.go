@@ -26,6 +26,9 @@ type Decision struct {
 	// policy ran because its arguments do not fit the action's schema
 	// (malformed JSON, wrong JSON types, values Cedar cannot hold).
 	InvalidArguments bool
+	// Undecided is set when the request could not be built at all (then
+	// Errors says why and no policy ran); InvalidArguments is one case.
+	Undecided bool
 }
 
 // errInvalidArguments marks request-building failures caused by the
@@ -49,7 +52,7 @@ var errInvalidArguments = errors.New("invalid arguments")
 func (e *Engine) Decide(_ context.Context, req *Request) Decision {
 	creq, err := e.request(req)
 	if err != nil {
-		return Decision{Errors: []string{err.Error()}, InvalidArguments: errors.Is(err, errInvalidArguments)}
+		return Decision{Errors: []string{err.Error()}, InvalidArguments: errors.Is(err, errInvalidArguments), Undecided: true}
 	}
 	set := e.index.applicable(creq.Action, creq.Principal.ID)
 	if e.cache == nil {
@@ -116,7 +119,7 @@ func (e *Engine) request(req *Request) (cedar.Request, error) {
 		return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)
 	}
 	req.decoded = args
-	record, err := argumentsRecord(args, t.args)
+	record, err := argumentsRecord(args, t.args, placeholderPaths(req.Placeholders))
 	if err != nil {
 		return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)
 	}
@@ -169,4 +172,21 @@ func (e *Engine) target(action string, r Resource) (*tool, error) {
 		return nil, kindErrorf(ErrInvalidRequest, "the request names no resource type")
 	}
 	return nil, kindErrorf(ErrUnknownResource, "resource type %q is not one this gateway serves", argjson.Truncate(string(r.Type), maxNameEcho))
+}
+
+// placeholderPaths renders placeholder paths the way conversion names
+// attributes ("arguments/a/b"); nil for none.
+func placeholderPaths(paths [][]string) map[string]bool {
+	if len(paths) == 0 {
+		return nil
+	}
+	out := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		s := "arguments"
+		for _, seg := range p {
+			s += "/" + argjson.Segment(seg)
+		}
+		out[s] = true
+	}
+	return out
 }

@@ -39,10 +39,20 @@ const (
 	readDegraded
 	readProtocol
 	readWholeArguments
+	// readWholeContext: the context used as a whole.
+	readWholeContext
 )
 
 // readsOf walks a policy's conditions for context accesses.
 func readsOf(p *ast.Policy) contextReads {
+	r := walkReads(p)
+	r.finish()
+	return r
+}
+
+// walkReads is readsOf without finish: the argument paths are kept even
+// when the policy is uncacheable.
+func walkReads(p *ast.Policy) contextReads {
 	var r contextReads
 	for _, c := range p.Conditions {
 		ast.Inspect(ast.NewNode(c.Body), func(n ast.IsNode) bool {
@@ -55,12 +65,12 @@ func readsOf(p *ast.Policy) contextReads {
 				if n.Name == "context" {
 					// The context used whole, e.g. compared to a record.
 					r.uncacheable = true
+					r.flags |= readWholeContext
 				}
 			}
 			return true
 		})
 	}
-	r.finish()
 	return r
 }
 

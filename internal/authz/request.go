@@ -37,6 +37,14 @@ type Request struct {
 	Arguments json.RawMessage
 	// Context is the rest of what policies may read.
 	Context Context
+	// Placeholders are attribute paths under the arguments ({"card",
+	// "number"}; an empty path for the whole arguments) whose values the
+	// caller does not know: a recorded call whose record redacted or cut
+	// them. Decide puts a placeholder of the schema's type there (the
+	// empty string, 0, false, the empty set, …), so a call whose
+	// policies do not read those paths decides as it did. Calls a data
+	// plane decides never carry any.
+	Placeholders [][]string
 
 	// decoded is Arguments decoded by Decide.
 	decoded map[string]any

@@ -192,3 +192,28 @@ func asError(err error) (*Error, bool) {
 	ok := errors.As(err, &e)
 	return e, ok
 }
+
+// PolicyText is one policy of a set's source: its gateway-wide id and its
+// canonical Cedar text.
+type PolicyText struct {
+	ID, Text string
+}
+
+// PolicyTexts parses a set's source without a schema and returns each
+// policy's gateway-wide id ("<set>/<@id or policyN>") and canonical Cedar
+// text, in source order: what comparing two versions of a set by policy
+// needs (gwctl policy diff).
+func PolicyTexts(setName, filename string, src []byte) ([]PolicyText, error) {
+	if err := limits.CheckCedar(src); err != nil {
+		return nil, err
+	}
+	list, err := cedar.NewPolicyListFromBytes(filename, src)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PolicyText, 0, len(list))
+	for i, p := range list {
+		out = append(out, PolicyText{ID: setName + "/" + policyID(p, i), Text: string(p.MarshalCedar())})
+	}
+	return out, nil
+}

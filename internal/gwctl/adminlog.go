@@ -37,6 +37,9 @@ func (a *app) adminLogCommand() *cobra.Command {
 					if e.GetErrorCode() != "" {
 						result = e.GetErrorCode()
 					}
+					if d := e.GetDetail(); d != "" {
+						result += ": " + d
+					}
 					actor := e.GetActor().GetTokenId()
 					if r := e.GetActor().GetRole(); r != configv1.Role_ROLE_UNSPECIFIED {
 						actor += " (" + enumLabel(r.String(), "ROLE_") + ")"

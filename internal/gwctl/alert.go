@@ -44,7 +44,8 @@ call, retrying with backoff for 24 hours. Events:
                     @alert("TAG") (repeatable; --on-any-deny: any @alert)
   --on-quarantine   a call refused because its tool is quarantined
                     (one alert per tool and hour)
-  --on-rollback     a staged policy rollout rolled back
+  --on-rollback     a staged policy rollout rolled back by its gates (an
+                    operator's own rollback pages no one)
 
 Every delivery is signed: header Portcullis-Signature is
 "t=<unix seconds>,v1=<hex HMAC-SHA256(key, "<t>." || body)>", the key being
@@ -96,7 +97,7 @@ API v2 trigger (dedup_key = the alert id) with the routing key from
 	f.StringArrayVar(&onDeny, "on-deny", nil, `alert on denials by policies annotated @alert("TAG") (repeatable)`)
 	f.BoolVar(&onAnyDeny, "on-any-deny", false, "alert on denials by any policy annotated @alert")
 	f.BoolVar(&onQuarantine, "on-quarantine", false, "alert on calls refused because their tool is quarantined")
-	f.BoolVar(&onRollback, "on-rollback", false, "alert when a staged policy rollout rolls back")
+	f.BoolVar(&onRollback, "on-rollback", false, "alert when a staged policy rollout's gates roll it back")
 	f.StringVar(&w.Url, "url", "", "the webhook (https; http only to a loopback address)")
 	f.StringVar(&w.SigningSecret, "signing-secret", "", "secret whose value keys the HMAC-SHA256 signature")
 	f.StringVar(&w.RoutingKeySecret, "routing-key-secret", "", "pagerduty: secret holding the routing key")

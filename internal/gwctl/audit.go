@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/csv"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/portcullis-gw/portcullis/internal/auditcsv"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	"github.com/portcullis-gw/portcullis/internal/gwctl/client"
 )
@@ -62,7 +62,9 @@ D" is:
 
 -o table and -o json print one page of --limit records and the token of the
 next (--page-token continues; --all fetches every page). -o csv streams
-every page.
+every page; a cell that starts with =, +, -, @, a tab or a carriage return
+is prefixed with ' so that a spreadsheet shows it as text, never runs it
+as a formula.
 
 Admin writes (policies applied, agents created, tokens issued, secrets set,
 restores, freezes...) are records too, in the control plane's own chain:
@@ -126,7 +128,7 @@ credentials replaced with "[REDACTED:<kind>]".`,
 				rows := make([][]string, 0, len(out.GetRecords()))
 				for _, r := range out.GetRecords() {
 					rows = append(rows, []string{timeText(r.GetTime()), r.GetDataplane(), strconv.FormatUint(r.GetSequence(), 10),
-						recordActor(r), r.GetUser(), r.GetUpstream(), recordTarget(r), r.GetDecision(), r.GetOutcome(), r.GetMode()})
+						auditcsv.Actor(r), r.GetUser(), r.GetUpstream(), auditcsv.Target(r), r.GetDecision(), r.GetOutcome(), r.GetMode()})
 				}
 				if err := p.table([]string{"TIME", "DATAPLANE", "SEQ", "AGENT", "USER", "UPSTREAM", "TOOL", "DECISION", "OUTCOME", "MODE"}, rows); err != nil {
 					return err
@@ -157,14 +159,11 @@ credentials replaced with "[REDACTED:<kind>]".`,
 	return cmd
 }
 
-var csvHeader = []string{"time", "dataplane", "sequence", "agent", "user", "protocol", "method", "upstream", "tool",
-	"decision", "policies", "outcome", "reason", "mode", "snapshot_version", "latency_ms", "upstream_latency_ms",
-	"source_ip", "upstream_error", "response_bytes", "arguments_json", "hash"}
-
-// streamCSV writes every page from tok on as CSV, flushing per page.
+// streamCSV writes every page from tok on as CSV (auditcsv: cells that
+// would start a spreadsheet formula are escaped), flushing per page.
 func streamCSV(p *printer, page func(string) (*auditv1.QueryResponse, error), tok string) error {
-	w := csv.NewWriter(p.w)
-	if err := w.Write(csvHeader); err != nil {
+	w := auditcsv.NewWriter(p.w)
+	if err := w.Write(nil); err != nil {
 		return err
 	}
 	seen := map[string]bool{}
@@ -173,24 +172,7 @@ func streamCSV(p *printer, page func(string) (*auditv1.QueryResponse, error), to
 		if err != nil {
 			return err
 		}
-		for _, r := range res.GetRecords() {
-			ms := func(d interface{ AsDuration() time.Duration }) string {
-				return strconv.FormatFloat(float64(d.AsDuration().Microseconds())/1000, 'f', 3, 64)
-			}
-			ts := ""
-			if r.GetTime() != nil {
-				ts = r.GetTime().AsTime().UTC().Format(time.RFC3339Nano)
-			}
-			if err := w.Write([]string{ts, r.GetDataplane(), strconv.FormatUint(r.GetSequence(), 10), recordActor(r), r.GetUser(),
-				r.GetProtocol(), r.GetMethod(), r.GetUpstream(), recordTarget(r), r.GetDecision(), strings.Join(r.GetPolicies(), " "),
-				r.GetOutcome(), r.GetReason(), r.GetMode(), strconv.FormatUint(r.GetSnapshotVersion(), 10), ms(r.GetLatency()),
-				ms(r.GetUpstreamLatency()), r.GetSourceIp(), strconv.FormatBool(r.GetUpstreamError()),
-				strconv.FormatInt(r.GetResponseBytes(), 10), r.GetArgumentsJson(), hex.EncodeToString(r.GetHash())}); err != nil {
-				return err
-			}
-		}
-		w.Flush()
-		if err := w.Error(); err != nil {
+		if err := w.Write(res.GetRecords()); err != nil {
 			return err
 		}
 		tok = res.GetNextPageToken()

@@ -88,7 +88,7 @@ func (a *app) dataplaneTokenRevoke() *cobra.Command {
 func (a *app) dataplaneList() *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List data planes: version, ack/nack and reason, mode, last seen, lag",
+		Short: "List data planes: version, ack/nack and reason, mode, last seen, lag, rollout stage; and whether the cluster is frozen",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
@@ -117,13 +117,19 @@ func (a *app) dataplaneList() *cobra.Command {
 					rows = append(rows, []string{
 						d.GetName(), strconv.FormatUint(d.GetServingVersion(), 10), report,
 						enumLabel(d.GetMode().String(), "MODE_"), conn, timeText(d.GetLastSeen()),
-						strconv.FormatUint(d.GetLag(), 10), d.GetNodeId(),
+						strconv.FormatUint(d.GetLag(), 10), dataplaneRollout(d), d.GetNodeId(),
 					})
 				}
-				if err := p.table([]string{"NAME", "VERSION", "LAST REPORT", "MODE", "CONNECTED", "LAST SEEN", "LAG", "NODE"}, rows); err != nil {
+				if err := p.table([]string{"NAME", "VERSION", "LAST REPORT", "MODE", "CONNECTED", "LAST SEEN", "LAG", "ROLLOUT", "NODE"}, rows); err != nil {
 					return err
 				}
-				return p.linef("cluster version %d", resp.GetClusterVersion())
+				if err := p.linef("cluster version %d (epoch %d)", resp.GetClusterVersion(), max(resp.GetClusterEpoch(), 1)); err != nil {
+					return err
+				}
+				if resp.GetFrozen() {
+					return p.linef("FROZEN: every data plane refuses mutating calls (reason: %q); 'gwctl freeze off' lifts the brake", resp.GetFreezeReason())
+				}
+				return nil
 			})
 		},
 	}

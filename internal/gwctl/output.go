@@ -62,6 +62,15 @@ func (p *printer) rawJSON(b []byte) error {
 	return err
 }
 
+// value prints v (JSON-encodable) in the json or yaml format.
+func (p *printer) value(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode output: %w", err)
+	}
+	return p.rawJSON(b)
+}
+
 // table prints rows under a header, in aligned columns.
 func (p *printer) table(header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(p.w, 0, 8, 3, ' ', 0)

@@ -18,7 +18,8 @@ import (
 
 func (a *app) policyCommand() *cobra.Command {
 	cmd := group("policy", "Manage Cedar policy sets")
-	cmd.AddCommand(a.policyApply(), a.policyList(), a.policyShow(), a.policyDelete(), a.policySchema(), a.policyTest())
+	cmd.AddCommand(a.policyApply(), a.policyList(), a.policyShow(), a.policyDelete(), a.policySchema(), a.policyTest(),
+		a.policyHistory(), a.policyDiff(), a.policyRollback(), a.policyReplay(), a.policyTests())
 	return cmd
 }
 
@@ -29,6 +30,8 @@ func (a *app) policyApply() *cobra.Command {
 		name     string
 		dryRun   bool
 		disabled bool
+		message  string
+		keep     int32
 	)
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE --name NAME",
@@ -50,7 +53,7 @@ only. -f - reads the source from stdin.`,
 			req := &adminv1.ApplyPolicySetRequest{
 				Name: name, Source: string(source), Filename: filename,
 				Owner: meta.owner, Description: meta.description, Labels: labels,
-				Disabled: disabled, DryRun: dryRun,
+				Disabled: disabled, DryRun: dryRun, Message: message, HistoryLimit: keep,
 			}
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
 				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.ApplyPolicySetResponse], error) {
@@ -85,6 +88,8 @@ only. -f - reads the source from stdin.`,
 	f.StringVar(&name, "name", "", "name of the policy set")
 	f.BoolVar(&dryRun, "dry-run", false, "validate only; change nothing")
 	f.BoolVar(&disabled, "disabled", false, "store the set without evaluating it")
+	f.StringVar(&message, "message", "", "why, kept with the version in the set's history (gwctl policy history)")
+	f.Int32Var(&keep, "keep-history", 0, "how many versions the set's history keeps (default 20, at most 100)")
 	_ = cmd.MarkFlagRequired("filename")
 	_ = cmd.MarkFlagRequired("name")
 	_ = cmd.MarkFlagFilename("filename", "cedar")
@@ -139,11 +144,24 @@ func (a *app) policyList() *cobra.Command {
 }
 
 func (a *app) policyShow() *cobra.Command {
-	return &cobra.Command{
-		Use:   "show NAME",
-		Short: "Print a policy set's Cedar source (-o json|yaml: the whole set)",
+	var version int64
+	cmd := &cobra.Command{
+		Use:   "show NAME [--version N]",
+		Short: "Print a policy set's Cedar source (-o json|yaml: the whole set); --version: a kept version",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if version != 0 {
+				return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+					resp, err := fetchVersion(ctx, c, args[0], version)
+					if err != nil {
+						return err
+					}
+					if p.structured() {
+						return p.message(resp)
+					}
+					return p.text(resp.GetVersion().GetSource())
+				})
+			}
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
 				resp, err := client.Read(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.GetPolicySetResponse], error) {
 					return s.Policy.GetPolicySet(ctx, connect.NewRequest(&adminv1.GetPolicySetRequest{Name: args[0]}))
@@ -158,6 +176,8 @@ func (a *app) policyShow() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().Int64Var(&version, "version", 0, "print this kept version instead of the active one (gwctl policy history)")
+	return cmd
 }
 
 func (a *app) policyDelete() *cobra.Command {

@@ -159,7 +159,112 @@ func PolicySet(p *configv1.PolicySet) error {
 	if len(p.GetValueLists()) > PoliciesPerSet {
 		return exceeded("value_lists", "at most %d", PoliciesPerSet)
 	}
+	if len(p.GetMessage()) > PolicyMessage {
+		return exceeded("message", "at most %d bytes", PolicyMessage)
+	}
 	return CheckCedar([]byte(p.GetSource()))
+}
+
+// PolicyHistory checks a policy set's history: its versions, each held
+// to the bounds of a policy set's source.
+func PolicyHistory(h *configv1.PolicyHistory) error {
+	if err := Meta(h.GetMeta()); err != nil {
+		return err
+	}
+	if len(h.GetVersions()) > PolicyHistoryMax {
+		return exceeded("versions", "at most %d", PolicyHistoryMax)
+	}
+	total := 0
+	for i, v := range h.GetVersions() {
+		total += len(v.GetSource())
+		switch {
+		case len(v.GetSource()) > PolicySetSource:
+			return exceeded(fmt.Sprintf("versions[%d].source", i), "at most %d bytes", PolicySetSource)
+		case len(v.GetFilename()) > PolicyFilename:
+			return exceeded(fmt.Sprintf("versions[%d].filename", i), "at most %d bytes", PolicyFilename)
+		case len(v.GetPolicyIds()) > PoliciesPerSet:
+			return exceeded(fmt.Sprintf("versions[%d].policy_ids", i), "at most %d", PoliciesPerSet)
+		case len(v.GetMessage()) > PolicyMessage:
+			return exceeded(fmt.Sprintf("versions[%d].message", i), "at most %d bytes", PolicyMessage)
+		case len(v.GetActor()) > Actor || len(v.GetMethod()) > Method || len(v.GetRollout()) > Name:
+			return exceeded(fmt.Sprintf("versions[%d]", i), "actor, method and rollout are at most %d, %d and %d bytes", Actor, Method, Name)
+		}
+	}
+	if total > PolicyHistoryBytes {
+		return exceeded("versions", "at most %d bytes of sources in all", PolicyHistoryBytes)
+	}
+	return nil
+}
+
+// PolicyTests checks the test cases stored with a policy set.
+func PolicyTests(t *configv1.PolicyTests) error {
+	if err := Meta(t.GetMeta()); err != nil {
+		return err
+	}
+	if len(t.GetCases()) > PolicyTestCases {
+		return exceeded("cases", "at most %d", PolicyTestCases)
+	}
+	total := 0
+	for i, c := range t.GetCases() {
+		field := fmt.Sprintf("cases[%d]", i)
+		if total += len(c.GetArgumentsJson()); total > PolicyTestsArguments {
+			return exceeded("cases", "at most %d bytes of arguments in all", PolicyTestsArguments)
+		}
+		for _, s := range []string{c.GetName(), c.GetAgent(), c.GetUser(), c.GetEmail(), c.GetTool(), c.GetSourceIp(), c.GetProtocol(), c.GetExpect()} {
+			if len(s) > PolicyTestField {
+				return exceeded(field, "text fields are at most %d bytes", PolicyTestField)
+			}
+		}
+		if err := CheckJSON(field+".arguments_json", []byte(c.GetArgumentsJson()), PolicyTestArguments); err != nil {
+			return err
+		}
+		if len(c.GetGroups()) > PolicyTestList || len(c.GetPolicies()) > PolicyTestList {
+			return exceeded(field, "at most %d groups and %d policies", PolicyTestList, PolicyTestList)
+		}
+		for _, s := range append(append([]string(nil), c.GetGroups()...), c.GetPolicies()...) {
+			if len(s) > PolicyTestField {
+				return exceeded(field, "a group or policy id is at most %d bytes", PolicyTestField)
+			}
+		}
+	}
+	return nil
+}
+
+// Rollout checks a policy rollout, including its candidate's Cedar source.
+func Rollout(r *configv1.Rollout) error {
+	if err := Meta(r.GetMeta()); err != nil {
+		return err
+	}
+	p := r.GetPlan()
+	switch {
+	case len(r.GetPolicySet()) > Name:
+		return exceeded("policy_set", "at most %d bytes", Name)
+	case len(r.GetFilename()) > PolicyFilename:
+		return exceeded("filename", "at most %d bytes", PolicyFilename)
+	case len(r.GetPolicyIds()) > PoliciesPerSet || len(r.GetValueLists()) > PoliciesPerSet:
+		return exceeded("policy_ids", "at most %d", PoliciesPerSet)
+	case len(r.GetMessage()) > PolicyMessage:
+		return exceeded("message", "at most %d bytes", PolicyMessage)
+	case len(r.GetReason()) > PolicyMessage:
+		return exceeded("reason", "at most %d bytes", PolicyMessage)
+	case len(p.GetCanaryBasisPoints()) > CanarySteps:
+		return exceeded("plan.canary_basis_points", "at most %d steps", CanarySteps)
+	case len(p.GetGates()) > RolloutGates:
+		return exceeded("plan.gates", "at most %d", RolloutGates)
+	case len(r.GetTransitions()) > RolloutTransitions:
+		return exceeded("transitions", "at most %d", RolloutTransitions)
+	}
+	for _, g := range p.GetGates() {
+		if len(g) > RolloutGate {
+			return exceeded("plan.gates", "each at most %d bytes", RolloutGate)
+		}
+	}
+	for _, t := range r.GetTransitions() {
+		if len(t.GetReason()) > PolicyMessage || len(t.GetActor()) > Actor || len(t.GetAction()) > Name {
+			return exceeded("transitions", "a reason is at most %d bytes, an actor %d", PolicyMessage, Actor)
+		}
+	}
+	return CheckCedar([]byte(r.GetSource()))
 }
 
 // ValueList checks a value list.

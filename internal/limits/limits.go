@@ -29,6 +29,45 @@ const (
 	PolicyFilename = 255
 )
 
+// Policy history, stored test cases and rollouts.
+const (
+	// PolicyMessage bounds the message of a policy version or a rollout,
+	// and the reason of a rollout's change.
+	PolicyMessage = 1024
+	// PolicyHistoryDefault is how many versions a set's history keeps
+	// unless the set says otherwise; PolicyHistoryMax the most it may say.
+	PolicyHistoryDefault = 20
+	PolicyHistoryMax     = 100
+	// PolicyHistoryBytes bounds the sources a set's history keeps in all
+	// (the oldest versions beyond it are dropped), so that one history
+	// stays well below a state snapshot record's 16 MiB.
+	PolicyHistoryBytes = 8 << 20
+	// PolicyTestCases bounds the test cases stored with a policy set.
+	PolicyTestCases = 1000
+	// PolicyTestArguments bounds one test case's arguments (JSON), and
+	// PolicyTestsArguments all the cases' arguments together.
+	PolicyTestArguments  = 64 << 10
+	PolicyTestsArguments = 2 << 20
+	// PolicyTestField bounds one test case's other text fields (name,
+	// agent, user, email, tool, source address, protocol, a group, a
+	// policy id).
+	PolicyTestField = 256
+	// PolicyTestList bounds a test case's groups and its policy ids.
+	PolicyTestList = 64
+	// CanarySteps bounds a rollout's canary steps.
+	CanarySteps = 10
+	// RolloutGates bounds a rollout's gates; RolloutGate one gate's text.
+	RolloutGates = 16
+	RolloutGate  = 128
+	// RolloutTransitions is how many changes of stage a rollout keeps.
+	RolloutTransitions = 64
+	// Rollouts is how many rollouts the control plane keeps; starting
+	// another drops the oldest that is over.
+	Rollouts = 50
+	// RolloutDuration bounds a rollout's shadow stage and canary step.
+	RolloutDuration = 30 * 24 * 3600 // seconds
+)
+
 // JSON documents: tool definitions, input schemas, inline JWKS.
 const (
 	// JSONNesting bounds how deeply objects and arrays nest in any JSON

@@ -14,7 +14,6 @@ package mcpclient
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,16 +28,6 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/excerpt"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
-
-// Protocol versions.
-const (
-	VersionModern = "2026-07-28"
-	VersionLegacy = "2025-11-25"
-)
-
-// LegacyVersions are the legacy versions this client accepts from a
-// server's initialize answer.
-var LegacyVersions = []string{"2025-11-25", "2025-06-18"}
 
 // Era is the protocol era spoken with a server.
 type Era int
@@ -60,21 +49,6 @@ func (e Era) String() string {
 	}
 	return "auto"
 }
-
-// _meta keys of the modern era.
-const (
-	MetaProtocolVersion    = "io.modelcontextprotocol/protocolVersion"
-	MetaClientInfo         = "io.modelcontextprotocol/clientInfo"
-	MetaClientCapabilities = "io.modelcontextprotocol/clientCapabilities"
-)
-
-// HTTP headers.
-const (
-	HeaderProtocolVersion = "Mcp-Protocol-Version"
-	HeaderSessionID       = "Mcp-Session-Id"
-	HeaderMethod          = "Mcp-Method"
-	HeaderName            = "Mcp-Name"
-)
 
 // DefaultMaxMessageBytes bounds one message read from a server.
 const DefaultMaxMessageBytes = 8 << 20
@@ -258,8 +232,8 @@ func (c *Client) Close(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set(HeaderSessionID, cn.session)
-	req.Header.Set(HeaderProtocolVersion, cn.version)
+	req.Header.Set(mcpwire.HeaderSessionID, cn.session)
+	req.Header.Set(mcpwire.HeaderProtocolVersion, cn.version)
 	resp, err := c.cfg.HTTP.Do(req)
 	if err != nil {
 		return err
@@ -347,7 +321,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 // discover asks server/discover; success means the server speaks
 // 2026-07-28.
 func (c *Client) discover(ctx context.Context) (*conn, error) {
-	cn := &conn{era: EraModern, version: VersionModern}
+	cn := &conn{era: EraModern, version: mcpwire.VersionModern}
 	m, err := c.call(ctx, cn, "server/discover", json.RawMessage(`{}`), nil)
 	if err != nil {
 		return nil, err
@@ -363,10 +337,10 @@ func (c *Client) discover(ctx context.Context) (*conn, error) {
 	}
 	found := false
 	for _, v := range res.SupportedVersions {
-		found = found || v == VersionModern
+		found = found || v == mcpwire.VersionModern
 	}
 	if !found {
-		return nil, fmt.Errorf("server/discover: the server supports %s, not %s", excerpt.Text(fmt.Sprint(res.SupportedVersions), 0), VersionModern)
+		return nil, fmt.Errorf("server/discover: the server supports %s, not %s", excerpt.Text(fmt.Sprint(res.SupportedVersions), 0), mcpwire.VersionModern)
 	}
 	cn.server = m.Result
 	return cn, nil
@@ -376,7 +350,7 @@ func (c *Client) discover(ctx context.Context) (*conn, error) {
 // notifications/initialized.
 func (c *Client) initialize(ctx context.Context) (*conn, error) {
 	params, err := json.Marshal(map[string]any{
-		"protocolVersion": VersionLegacy,
+		"protocolVersion": mcpwire.VersionLegacy,
 		"capabilities":    c.cfg.Capabilities,
 		"clientInfo":      map[string]string{"name": c.cfg.Name, "version": c.cfg.Version},
 	})
@@ -407,13 +381,13 @@ func (c *Client) initialize(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("initialize result: %w", err)
 	}
 	ok := false
-	for _, v := range LegacyVersions {
+	for _, v := range mcpwire.LegacyVersions {
 		ok = ok || v == res.ProtocolVersion
 	}
 	if !ok {
-		return nil, fmt.Errorf("the server answered initialize with protocol version %q; supported: %v", res.ProtocolVersion, LegacyVersions)
+		return nil, fmt.Errorf("the server answered initialize with protocol version %q; supported: %v", res.ProtocolVersion, mcpwire.LegacyVersions)
 	}
-	cn.version, cn.server, cn.session = res.ProtocolVersion, m.Result, resp.Header.Get(HeaderSessionID)
+	cn.version, cn.server, cn.session = res.ProtocolVersion, m.Result, resp.Header.Get(mcpwire.HeaderSessionID)
 	note, err := mcpwire.NewNotification("notifications/initialized", nil)
 	if err != nil {
 		return nil, err
@@ -471,9 +445,9 @@ func (c *Client) withMeta(params json.RawMessage) (json.RawMessage, error) {
 	}
 	info, _ := json.Marshal(map[string]string{"name": c.cfg.Name, "version": c.cfg.Version})
 	defaults := map[string]json.RawMessage{
-		MetaProtocolVersion:    json.RawMessage(`"` + VersionModern + `"`),
-		MetaClientInfo:         info,
-		MetaClientCapabilities: c.cfg.Capabilities,
+		mcpwire.MetaProtocolVersion:    json.RawMessage(`"` + mcpwire.VersionModern + `"`),
+		mcpwire.MetaClientInfo:         info,
+		mcpwire.MetaClientCapabilities: c.cfg.Capabilities,
 	}
 	for k, v := range defaults {
 		if _, ok := meta[k]; !ok {
@@ -498,15 +472,15 @@ func (c *Client) post(ctx context.Context, cn *conn, body []byte, method string,
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	if cn.version != "" {
-		req.Header.Set(HeaderProtocolVersion, cn.version)
+		req.Header.Set(mcpwire.HeaderProtocolVersion, cn.version)
 	}
 	if cn.session != "" {
-		req.Header.Set(HeaderSessionID, cn.session)
+		req.Header.Set(mcpwire.HeaderSessionID, cn.session)
 	}
 	if cn.era == EraModern && method != "" {
-		req.Header.Set(HeaderMethod, method)
-		if name, ok := MirroredName(method, params); ok {
-			req.Header.Set(HeaderName, EncodeHeaderValue(name))
+		req.Header.Set(mcpwire.HeaderMethod, method)
+		if name, ok := mcpwire.MirroredName(method, params); ok {
+			req.Header.Set(mcpwire.HeaderName, mcpwire.EncodeHeaderValue(name))
 		}
 	}
 	resp, err := c.cfg.HTTP.Do(req)
@@ -588,59 +562,6 @@ func (c *Client) readStream(body io.Reader, sentID json.RawMessage, on Handler) 
 			}
 		}
 	}
-}
-
-// MirroredName is the value the modern era mirrors in Mcp-Name: the tool
-// or prompt name, or the resource URI.
-func MirroredName(method string, params json.RawMessage) (string, bool) {
-	var key string
-	switch method {
-	case "tools/call", "prompts/get":
-		key = "name"
-	case "resources/read":
-		key = "uri"
-	default:
-		return "", false
-	}
-	if len(params) == 0 {
-		return "", false
-	}
-	raw, err := mcpwire.Find(params, key)
-	if err != nil || raw == nil {
-		return "", false
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return "", false
-	}
-	return s, true
-}
-
-// EncodeHeaderValue is a header-safe form of v: v itself when it is
-// printable ASCII without surrounding spaces, else "=?base64?…?=".
-func EncodeHeaderValue(v string) string {
-	safe := v != "" && v[0] != ' ' && v[len(v)-1] != ' '
-	for i := 0; safe && i < len(v); i++ {
-		safe = v[i] >= 0x20 && v[i] < 0x7f
-	}
-	if safe {
-		return v
-	}
-	return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(v)) + "?="
-}
-
-// DecodeHeaderValue undoes EncodeHeaderValue; false for a malformed
-// base64 form.
-func DecodeHeaderValue(v string) (string, bool) {
-	const pre, suf = "=?base64?", "?="
-	if len(v) >= len(pre)+len(suf) && v[:len(pre)] == pre && v[len(v)-len(suf):] == suf {
-		b, err := base64.StdEncoding.DecodeString(v[len(pre) : len(v)-len(suf)])
-		if err != nil {
-			return "", false
-		}
-		return string(b), true
-	}
-	return v, true
 }
 
 func (c *Client) httpError(resp *http.Response) error {

@@ -1,9 +1,11 @@
 // Package mcpwire reads and rewrites MCP's wire format without
 // re-serializing it: JSON-RPC 2.0 envelopes (message.go), in-place edits of
-// single members that keep every other byte (edit.go), and Server-Sent
-// Events framing (sse.go). A gateway forwards what it received; it parses
-// only the envelope and rewrites only what federation must (ids, names,
-// progress tokens), so fields it does not know survive the trip.
+// single members that keep every other byte (edit.go), Server-Sent Events
+// framing (sse.go), and the transport's constants (protocol versions,
+// headers, _meta keys) that the gateway's client and its endpoint share
+// (protocol.go). A gateway forwards what it received; it parses only the
+// envelope and rewrites only what federation must (ids, names, progress
+// tokens), so fields it does not know survive the trip.
 package mcpwire
 
 import (

@@ -97,7 +97,7 @@ func run(ctx context.Context, cfg config) (int, error) {
 	}
 	defer os.RemoveAll(bin)
 	start := time.Now()
-	if err := harness.BuildPrograms(bin, "controlplane", "gwctl", "dataplane", "demoupstream"); err != nil {
+	if err := harness.BuildPrograms(bin, "controlplane", "gwctl", "dataplane", "demoupstream", "etcdmember"); err != nil {
 		return 0, err
 	}
 	host, _ := os.Hostname()

@@ -34,10 +34,12 @@ func TestOlderLastKnownGoodIsRefused(t *testing.T) {
 	}
 	// What the attacker keeps: the data plane's file while ops-agent was
 	// enabled. What the operator keeps: a backup from then.
-	oldLKG, err := os.ReadFile(dp.LastKnownGoodFile())
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The file is written just after the version starts serving.
+	var oldLKG []byte
+	harness.Await(t, 10*time.Second, "the last-known-good file", func() error {
+		oldLKG, err = os.ReadFile(dp.LastKnownGoodFile())
+		return err
+	})
 	backup := filepath.Join(t.TempDir(), "before-disable.backup")
 	g.gwctl(t, "snapshot", "save", backup, "--linearizable")
 

@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +17,14 @@ import (
 	"github.com/portcullis-gw/portcullis/test/harness/linearize"
 )
 
+// fault is one step of a fault schedule: do runs once the clients have
+// completed the fraction at of their operations.
+type fault struct {
+	at   float64
+	what string
+	do   func(t *testing.T)
+}
+
 // TestLinearizableHistory records a concurrent history of secret writes and
 // linearizable reads from three gwctl clients, with the leader killed with
 // SIGKILL a third of the way through and restarted two thirds of the way
@@ -28,30 +34,82 @@ import (
 func TestLinearizableHistory(t *testing.T) {
 	c := harness.Cluster3(t)
 	victim := c.Leader(t, 10*time.Second)
+	checkLinearizable(t, c, 45, []fault{
+		{1.0 / 3, "kill -9 the leader " + victim.NodeID, func(*testing.T) { victim.Kill() }},
+		{2.0 / 3, "restart " + victim.NodeID, func(t *testing.T) {
+			victim.Restart()
+			victim.AwaitReady(t, harness.StartTimeout)
+		}},
+	})
+	c.MustCleanShutdown(t)
+}
 
-	const (
-		clients      = 3
-		opsPerClient = 45
-		total        = clients * opsPerClient
-	)
+// TestLinearizableHistoryOnEtcd is the same check with the control plane
+// on a three-member etcd cluster, under the faults of that setup: an etcd
+// member killed with SIGKILL (and restarted), the elected control-plane
+// node killed (and restarted), and a control-plane node stopped while etcd
+// compacts its history past the node's watch position, then restarted:
+// it must resync without a gap.
+func TestLinearizableHistoryOnEtcd(t *testing.T) {
+	ec := harness.StartEtcd(t, 3)
+	c := harness.StartClusterWith(t, harness.ClusterOptions{Nodes: 3, Etcd: ec})
+	var elected, stopped *harness.ControlPlane
+	var logFrom int
+	checkLinearizable(t, c, 150, []fault{
+		{1.0 / 6, "kill -9 etcd member m1", func(*testing.T) { ec.Members[0].Kill() }},
+		{2.0 / 6, "restart etcd member m1", func(t *testing.T) {
+			ec.Members[0].Restart()
+			ec.Members[0].AwaitHealthy(t, harness.StartTimeout)
+		}},
+		{2.0 / 6, "kill -9 the elected control-plane node", func(t *testing.T) {
+			elected = c.Leader(t, 10*time.Second)
+			t.Logf("the elected node is %s", elected.NodeID)
+			elected.Kill()
+		}},
+		{3.0 / 6, "restart the elected node", func(t *testing.T) {
+			elected.Restart()
+			elected.AwaitReady(t, harness.StartTimeout)
+		}},
+		{4.0 / 6, "stop a control-plane node", func(t *testing.T) {
+			stopped = c.Followers(c.Leader(t, 10*time.Second))[0]
+			t.Logf("stopping %s", stopped.NodeID)
+			if err := stopped.Stop(); err != nil {
+				t.Errorf("stop %s: %v", stopped.NodeID, err)
+			}
+		}},
+		{5.0 / 6, "compact etcd past the stopped node's position, restart it", func(t *testing.T) {
+			ec.Compact(t)
+			logFrom = len(stopped.Log.String())
+			stopped.Restart()
+			stopped.AwaitReady(t, harness.StartTimeout)
+		}},
+	})
+	if log := stopped.Log.String()[logFrom:]; !strings.Contains(log, "compacted") {
+		t.Errorf("%s did not meet the compaction on restart (its log says nothing of it):\n%s", stopped.NodeID, log)
+	}
+	c.MustCleanShutdown(t)
+}
+
+// checkLinearizable runs three gwctl clients of opsPerClient operations
+// each (secret writes and linearizable reads of three keys, every client
+// trying the nodes in its own order), runs the faults as the clients pass
+// their marks, and checks the history with porcupine.
+func checkLinearizable(t *testing.T, c *harness.Cluster, opsPerClient int, faults []fault) {
+	t.Helper()
+	const clients = 3
+	total := clients * opsPerClient
 	keys := []string{"k0", "k1", "k2"}
 	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d; %d clients × %d operations on %v; leader %s", seed, clients, opsPerClient, keys, victim.NodeID)
+	t.Logf("seed %d; %d clients × %d operations on %v", seed, clients, opsPerClient, keys)
 
+	h := linearize.NewHistory()
 	var (
-		mu         sync.Mutex
-		ops        []porcupine.Operation
-		failed     []string
-		completed  atomic.Int32
-		stop       atomic.Bool
-		writeSeq   atomic.Int64
-		third      = make(chan struct{})
-		twoThirds  = make(chan struct{})
-		wg         sync.WaitGroup
-		historyT0  = time.Now()
-		urls       = c.URLs()
-		since      = func(tm time.Time) int64 { return tm.Sub(historyT0).Nanoseconds() }
-		lastReturn int64
+		completed atomic.Int32
+		stop      atomic.Bool
+		wg        sync.WaitGroup
+		urls      = c.URLs()
+		progress  = make(chan struct{}, total)
+		writeSeq  atomic.Int64
 	)
 	for id := range clients {
 		wg.Add(1)
@@ -65,41 +123,15 @@ func TestLinearizableHistory(t *testing.T) {
 					return
 				}
 				in := linearize.Input{Key: keys[rng.IntN(len(keys))], Write: rng.IntN(2) == 0}
-				var r harness.Result
 				if in.Write {
 					in.Value = fmt.Sprintf("v%d", writeSeq.Add(1))
-					r = harness.Gwctl(t, env, "--server", servers, "secret", "set", in.Key, "--hosts", linearize.Hosts, "--from-literal", in.Value, "-o", "json", "--timeout", "10s")
-				} else {
-					r = harness.Gwctl(t, env, "--server", servers, "secret", "get", in.Key, "-o", "json", "--linearizable", "--timeout", "10s")
 				}
-				call, ret := since(r.Start), since(r.Start.Add(r.Elapsed))
-				op := porcupine.Operation{ClientId: id, Input: in, Call: call, Return: ret}
-				out, ok, why := linearize.ParseSecret(in, r)
-				if r.OK() && !ok {
-					t.Errorf("client %d: gwctl succeeded but its output is unusable: %s", id, why)
+				r := harness.Gwctl(t, env, append([]string{"--server", servers}, linearize.GwctlArgs(in, 10*time.Second)...)...)
+				if ok, why := h.Record(id, in, r); !ok && r.OK() {
+					t.Errorf("client %d: %s", id, why)
 				}
-				mu.Lock()
-				lastReturn = max(lastReturn, ret)
-				switch {
-				case ok:
-					op.Output = out
-					ops = append(ops, op)
-				case in.Write:
-					// Unknown outcome: pending until the end of the history.
-					op.Output = linearize.Output{Unknown: true}
-					op.Return = -1
-					ops = append(ops, op)
-					failed = append(failed, fmt.Sprintf("client %d set(%s, %s) at %+.3fs: %s", id, in.Key, in.Value, float64(call)/1e9, why))
-				default:
-					failed = append(failed, fmt.Sprintf("client %d get(%s) at %+.3fs (dropped): %s", id, in.Key, float64(call)/1e9, why))
-				}
-				mu.Unlock()
-				switch completed.Add(1) {
-				case total / 3:
-					close(third)
-				case 2 * total / 3:
-					close(twoThirds)
-				}
+				completed.Add(1)
+				progress <- struct{}{}
 			}
 		}()
 	}
@@ -112,64 +144,48 @@ func TestLinearizableHistory(t *testing.T) {
 		wg.Wait()
 		close(allDone)
 	}()
-	awaitSignal := func(ch <-chan struct{}, what string) {
-		t.Helper()
-		select {
-		case <-ch:
-		case <-allDone:
-			t.Fatalf("the clients finished before %s", what)
-		case <-time.After(2 * time.Minute):
-			t.Fatalf("the clients did not reach %s within 2m", what)
+	t0 := time.Now()
+	for _, f := range faults {
+		mark := int32(f.at * float64(total))
+		for completed.Load() < mark {
+			select {
+			case <-progress:
+			case <-allDone:
+				t.Fatalf("the clients finished before %q", f.what)
+			case <-time.After(2 * time.Minute):
+				t.Fatalf("the clients did not reach %q within 2m", f.what)
+			}
 		}
+		t.Logf("%+.1fs, %d operations done: %s", time.Since(t0).Seconds(), completed.Load(), f.what)
+		f.do(t)
 	}
-
-	awaitSignal(third, "a third of the operations")
-	victim.Kill()
-	killedAt := since(time.Now())
-	awaitSignal(twoThirds, "two thirds of the operations")
-	victim.Restart()
-	victim.AwaitReady(t, harness.StartTimeout)
-	restartedAt := since(time.Now())
 	select {
 	case <-allDone:
 	case <-time.After(3 * time.Minute):
 		t.Fatal("the clients did not finish within 3m")
 	}
 
-	// A pending write may take effect at any time after its call; returning
-	// after every observation is the same as never returning.
-	pending := 0
-	for i := range ops {
-		if ops[i].Return == -1 {
-			ops[i].Return = lastReturn + 1
-			pending++
-		}
-	}
-	slices.SortFunc(ops, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
-	t.Logf("history: %d operations recorded (%d pending writes), %d failed; leader %s killed at %+.3fs, restarted and ready at %+.3fs",
-		len(ops), pending, len(failed), victim.NodeID, float64(killedAt)/1e9, float64(restartedAt)/1e9)
-	for _, f := range failed {
+	s := h.Check(time.Minute)
+	t.Logf("history: %d operations recorded (%d acknowledged writes, %d of unknown outcome, %d reads), %d failed, in %s",
+		s.Ops, s.Acked, s.Unknown, s.Reads, len(s.Failed), time.Since(t0).Round(100*time.Millisecond))
+	for _, f := range s.Failed {
 		t.Logf("  failed: %s", f)
 	}
-	if len(ops) < total/2 {
-		t.Errorf("only %d of %d operations are in the history", len(ops), total)
+	if s.Ops < total/2 {
+		t.Errorf("only %d of %d operations are in the history", s.Ops, total)
 	}
-
-	res, info := porcupine.CheckOperationsVerbose(linearize.Model, ops, time.Minute)
-	if res != porcupine.Ok {
+	if s.Result != porcupine.Ok {
 		// ArtifactDir is t.TempDir() unless the run asks to keep artifacts
 		// (go test -artifacts -outputdir DIR).
 		path := filepath.Join(t.ArtifactDir(), "linearizability.html")
-		if err := porcupine.VisualizePath(linearize.Model, info, path); err != nil {
+		if err := porcupine.VisualizePath(linearize.Model, s.Info, path); err != nil {
 			t.Logf("write the visualization: %v", err)
 		}
-		t.Errorf("porcupine: the history is %s (not linearizable); visualization: %s", res, path)
+		t.Errorf("porcupine: the history is %s (not linearizable); visualization: %s", s.Result, path)
 		if f, err := os.Stat(path); err == nil {
 			t.Logf("visualization: %d bytes; rerun with -artifacts -outputdir DIR to keep it", f.Size())
 		}
 		return
 	}
-	t.Logf("porcupine: the history of %d operations is linearizable", len(ops))
-
-	c.MustCleanShutdown(t)
+	t.Logf("porcupine: the history of %d operations is linearizable", s.Ops)
 }

@@ -75,6 +75,10 @@ type Cluster struct {
 	CAFile        string // the cluster CA (n1's copy)
 	CAFingerprint string // from n1's "cluster bootstrapped" log line
 	Nodes         []*ControlPlane
+	// Etcd is the etcd cluster the nodes keep their state in (nil: Raft),
+	// under EtcdPrefix.
+	Etcd       *EtcdCluster
+	EtcdPrefix string
 }
 
 // Cluster3 starts a three-node cluster: n1 bootstraps, n2 and n3 join it,
@@ -99,6 +103,12 @@ type ClusterOptions struct {
 	// BinDir holds the controlplane binary every node runs (default: the
 	// one Main built), e.g. a build of another commit (BuildCommit).
 	BinDir string
+	// Etcd puts the nodes on this etcd cluster (--store etcd, under a
+	// prefix of their own) instead of Raft: n1 bootstraps, the others
+	// find the cluster there (no join).
+	Etcd *EtcdCluster
+	// Args are extra flags of every node (for example --web-writes).
+	Args []string
 }
 
 // StartClusterWith is StartCluster with options.
@@ -107,10 +117,15 @@ func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
 	n := opts.Nodes
 	start := time.Now()
 	dir := t.TempDir()
-	c := &Cluster{Dir: dir, KEKFile: filepath.Join(dir, "kek")}
+	c := &Cluster{Dir: dir, KEKFile: filepath.Join(dir, "kek"), Etcd: opts.Etcd}
+	var storeArgs []string
+	if opts.Etcd != nil {
+		c.EtcdPrefix = fmt.Sprintf("/portcullis-%d", time.Now().UnixNano())
+		storeArgs = EtcdArgs(opts.Etcd, c.EtcdPrefix)
+	}
 	genKEK(t, programIn(t, opts.BinDir, "controlplane"), c.KEKFile)
 	n1 := StartControlPlane(t, ControlPlaneOptions{
-		NodeID: "n1", DataDir: filepath.Join(dir, "n1"), KEKFile: c.KEKFile, Bootstrap: true, BinDir: opts.BinDir,
+		NodeID: "n1", DataDir: filepath.Join(dir, "n1"), KEKFile: c.KEKFile, Bootstrap: true, BinDir: opts.BinDir, StoreArgs: storeArgs, Args: opts.Args,
 	})
 	c.Nodes = append(c.Nodes, n1)
 	c.CAFingerprint = n1.AwaitCAFingerprint(t, StartTimeout)
@@ -123,10 +138,11 @@ func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
 	c.Token = strings.TrimSpace(string(tok))
 	for i := 2; i <= n; i++ {
 		id := fmt.Sprintf("n%d", i)
-		c.Nodes = append(c.Nodes, StartControlPlane(t, ControlPlaneOptions{
-			NodeID: id, DataDir: filepath.Join(dir, id), KEKFile: c.KEKFile,
-			Join: n1.URL, JoinToken: c.Token, JoinCAFingerprint: c.CAFingerprint, BinDir: opts.BinDir,
-		}))
+		o := ControlPlaneOptions{NodeID: id, DataDir: filepath.Join(dir, id), KEKFile: c.KEKFile, BinDir: opts.BinDir, StoreArgs: storeArgs, Args: opts.Args}
+		if opts.Etcd == nil {
+			o.Join, o.JoinToken, o.JoinCAFingerprint = n1.URL, c.Token, c.CAFingerprint
+		}
+		c.Nodes = append(c.Nodes, StartControlPlane(t, o))
 	}
 	for _, cp := range c.Nodes[1:] {
 		cp.AwaitReady(t, StartTimeout)

@@ -91,8 +91,12 @@ type ControlPlaneOptions struct {
 	Join              string
 	JoinToken         string
 	JoinCAFingerprint string
-	// Args are extra flags, after the harness's own.
+	// Args are extra flags of the first start, after the harness's own.
 	Args []string
+	// StoreArgs are the store's flags, given at every start (a restart
+	// too). Default: Raft (--raft-addr and RaftTimingArgs); see EtcdArgs
+	// for a node on etcd.
+	StoreArgs []string
 	// BinDir holds the controlplane binary to run (default: the one Main
 	// built), e.g. a build of another commit (BuildCommit).
 	BinDir string
@@ -113,9 +117,11 @@ type ControlPlane struct {
 
 	t    testing.TB
 	args []string // flags of the first start (bootstrap or join included)
-	mu   sync.Mutex
-	d    *Daemon
-	bin  string // the binary the current (or next) process runs
+	// storeArgs are the store's flags of every start (nil: Raft's).
+	storeArgs []string
+	mu        sync.Mutex
+	d         *Daemon
+	bin       string // the binary the current (or next) process runs
 }
 
 // StartControlPlane starts a node; it does not wait for it (see
@@ -137,7 +143,7 @@ func StartControlPlane(t testing.TB, opts ControlPlaneOptions) *ControlPlane {
 	cp := &ControlPlane{
 		NodeID: opts.NodeID, DataDir: opts.DataDir, KEKFile: opts.KEKFile,
 		RaftAddr: opts.RaftAddr, APIAddr: opts.APIAddr, URL: "https://" + opts.APIAddr,
-		Log: NewLogBuffer(), t: t, bin: programIn(t, opts.BinDir, "controlplane"),
+		Log: NewLogBuffer(), t: t, bin: programIn(t, opts.BinDir, "controlplane"), storeArgs: opts.StoreArgs,
 	}
 	args := cp.baseArgs()
 	switch {
@@ -164,10 +170,11 @@ func StartControlPlane(t testing.TB, opts ControlPlaneOptions) *ControlPlane {
 // baseArgs are the flags every run of the node gets; a restart gets only
 // these (the state is in the data dir).
 func (cp *ControlPlane) baseArgs() []string {
-	return append([]string{
-		"--node-id", cp.NodeID, "--data-dir", cp.DataDir, "--kek-file", cp.KEKFile,
-		"--raft-addr", cp.RaftAddr, "--api-addr", cp.APIAddr,
-	}, RaftTimingArgs...)
+	args := []string{"--node-id", cp.NodeID, "--data-dir", cp.DataDir, "--kek-file", cp.KEKFile, "--api-addr", cp.APIAddr}
+	if cp.storeArgs != nil {
+		return append(args, cp.storeArgs...)
+	}
+	return append(append(args, "--raft-addr", cp.RaftAddr), RaftTimingArgs...)
 }
 
 func (cp *ControlPlane) start(args []string) {

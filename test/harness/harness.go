@@ -82,6 +82,7 @@ func Main(m *testing.M, programs ...string) int {
 // their package; every other program is built from ./cmd/<name>.
 var programPackages = map[string]string{
 	"demoupstream": "./test/demoupstream", // the demo MCP upstream
+	"etcdmember":   "./test/etcdmember",   // etcd's own server, at the pinned version
 }
 
 // programPackage is the package path go build compiles program from.

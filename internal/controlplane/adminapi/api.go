@@ -180,6 +180,7 @@ func (a *API) Routes() []Route {
 	add(edge.Service(adminv1connect.NewValueListServiceHandler, adminv1connect.ValueListServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewToolServiceHandler, adminv1connect.ToolServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewPolicyServiceHandler, adminv1connect.PolicyServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewRolloutServiceHandler, adminv1connect.RolloutServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewIdentitySourceServiceHandler, adminv1connect.IdentitySourceServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewSecretServiceHandler, adminv1connect.SecretServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewTokenServiceHandler, adminv1connect.TokenServiceHandler(a), own...))

@@ -35,6 +35,8 @@ const (
 	policyRequest = 4*resource.MaxPolicySource + 64<<10
 	// listRequest: a value list's values.
 	listRequest = 2*resource.MaxListValues*resource.MaxListValueLen + 64<<10
+	// testsRequest: a policy set's stored test cases.
+	testsRequest = 4 << 20
 	// uploadRequest: a batch of audit records.
 	uploadRequest = MaxUploadBytes + 64<<10
 )
@@ -83,6 +85,17 @@ var procedures = edge.Rules{
 	c.PolicyServiceListPolicySetsProcedure:               {Role: auditor, MaxBytes: smallRequest},
 	c.PolicyServiceDeletePolicySetProcedure:              {Role: operator, MaxBytes: smallRequest},
 	c.PolicyServiceGetCedarSchemaProcedure:               {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceListPolicyVersionsProcedure:           {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceGetPolicyVersionProcedure:             {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceRollbackPolicySetProcedure:            {Role: operator, MaxBytes: smallRequest},
+	c.PolicyServiceReplayPolicySetProcedure:              {Role: auditor, MaxBytes: policyRequest},
+	c.PolicyServiceSetPolicyTestsProcedure:               {Role: operator, MaxBytes: testsRequest},
+	c.PolicyServiceGetPolicyTestsProcedure:               {Role: auditor, MaxBytes: smallRequest},
+	c.PolicyServiceDeletePolicyTestsProcedure:            {Role: operator, MaxBytes: smallRequest},
+	c.RolloutServiceStartRolloutProcedure:                {Role: operator, MaxBytes: policyRequest},
+	c.RolloutServiceGetRolloutProcedure:                  {Role: auditor, MaxBytes: smallRequest},
+	c.RolloutServiceListRolloutsProcedure:                {Role: auditor, MaxBytes: smallRequest},
+	c.RolloutServiceChangeRolloutProcedure:               {Role: operator, MaxBytes: smallRequest},
 	c.IdentitySourceServiceCreateIdentitySourceProcedure: {Role: operator, MaxBytes: resourceRequest},
 	c.IdentitySourceServiceGetIdentitySourceProcedure:    {Role: auditor, MaxBytes: smallRequest},
 	c.IdentitySourceServiceListIdentitySourcesProcedure:  {Role: auditor, MaxBytes: smallRequest},

@@ -81,6 +81,17 @@ func (a *API) ListDataplanes(ctx context.Context, req *connect.Request[adminv1.L
 	if err != nil {
 		return nil, err
 	}
+	dps, err := a.dataplanes(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	return resp(&adminv1.ListDataplanesResponse{ClusterVersion: st.ConfigVersion(), ClusterEpoch: st.Epoch(),
+		Frozen: st.Freeze().GetFrozen(), FreezeReason: st.Freeze().GetReason(), Dataplanes: dps}), nil
+}
+
+// dataplanes merges what every node knows of the data planes, keeping
+// each one's most recent report, in name order.
+func (a *API) dataplanes(ctx context.Context, st *state.State) ([]*adminv1.DataplaneStatus, error) {
 	all, err := a.cfg.Cluster.DataplaneStatuses(ctx)
 	if err != nil {
 		return nil, a.storeError(ctx, err)
@@ -93,7 +104,7 @@ func (a *API) ListDataplanes(ctx context.Context, req *connect.Request[adminv1.L
 			merged[s.GetName()] = s
 		}
 	}
-	out := &adminv1.ListDataplanesResponse{ClusterVersion: st.ConfigVersion()}
+	var out []*adminv1.DataplaneStatus
 	for _, s := range merged {
 		if v := st.ConfigVersion(); v > s.GetServingVersion() {
 			s.Lag = v - s.GetServingVersion()
@@ -102,10 +113,10 @@ func (a *API) ListDataplanes(ctx context.Context, req *connect.Request[adminv1.L
 			// An earlier epoch is behind whatever its number says.
 			s.Lag = max(s.GetLag(), 1)
 		}
-		out.Dataplanes = append(out.Dataplanes, s)
+		out = append(out, s)
 	}
-	sort.Slice(out.Dataplanes, func(i, j int) bool { return out.Dataplanes[i].GetName() < out.Dataplanes[j].GetName() })
-	return resp(out), nil
+	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return out, nil
 }
 
 // SetFreeze implements DataplaneService.

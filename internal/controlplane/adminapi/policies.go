@@ -20,10 +20,12 @@ import (
 func (a *API) ApplyPolicySet(ctx context.Context, req *connect.Request[adminv1.ApplyPolicySetRequest]) (*connect.Response[adminv1.ApplyPolicySetResponse], error) {
 	m := req.Msg
 	ps := &configv1.PolicySet{
-		Meta:     &configv1.ResourceMeta{Name: m.GetName(), Owner: m.GetOwner(), Description: m.GetDescription(), Labels: m.GetLabels()},
-		Source:   m.GetSource(),
-		Filename: m.GetFilename(),
-		Disabled: m.GetDisabled(),
+		Meta:         &configv1.ResourceMeta{Name: m.GetName(), Owner: m.GetOwner(), Description: m.GetDescription(), Labels: m.GetLabels()},
+		Source:       m.GetSource(),
+		Filename:     m.GetFilename(),
+		Disabled:     m.GetDisabled(),
+		Message:      m.GetMessage(),
+		HistoryLimit: m.GetHistoryLimit(),
 	}
 	if ps.Filename == "" {
 		ps.Filename = m.GetName() + ".cedar"
@@ -69,6 +71,7 @@ func (a *API) ApplyPolicySet(ctx context.Context, req *connect.Request[adminv1.A
 
 func samePolicySet(cur, in *configv1.PolicySet) bool {
 	return cur.GetSource() == in.GetSource() && cur.GetFilename() == in.GetFilename() &&
+		(in.GetHistoryLimit() == 0 || in.GetHistoryLimit() == cur.GetHistoryLimit()) &&
 		cur.GetDisabled() == in.GetDisabled() && cur.GetMeta().GetOwner() == in.GetMeta().GetOwner() &&
 		cur.GetMeta().GetDescription() == in.GetMeta().GetDescription() &&
 		maps.Equal(cur.GetMeta().GetLabels(), in.GetMeta().GetLabels())

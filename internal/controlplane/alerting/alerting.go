@@ -8,9 +8,10 @@
 //     rule's tag or, for a rule without one, any tag;
 //   - quarantine: a call refused because its tool is quarantined; one
 //     alert per rule, tool and hour, however many calls are refused;
-//   - rollout_rollback: a rollout rolled back, which the rollout
-//     controller records in the control plane's audit chain as an admin
-//     write with op "rollback" (see RollbackOp).
+//   - rollout_rollback: a staged policy rollout rolled back by its gates
+//     (automatically), which the state machine records in the control
+//     plane's audit chain as an EVENT_KIND_ROLLOUT record (read through
+//     rollout.AlertOf). An operator's own rollback pages no one.
 //
 // New kinds of events (enforce-mode inspection findings, budget
 // exhaustion) are new AlertMatch kinds and a case in match.
@@ -32,6 +33,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditconsumer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/rollout"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -41,12 +43,6 @@ import (
 
 // Name is the consumer's name (its cursor's).
 const Name = "alert"
-
-// RollbackOp is the op of the admin write a rollout rollback records in
-// the control plane's audit chain (AdminWrite.op), with the policy set as
-// its resource. The rollout controller's rollback command must record its
-// admin event with this op for rollout_rollback rules to fire.
-const RollbackOp = "rollback"
 
 // Event kinds, as AlertEvent.kind names them.
 const (
@@ -191,13 +187,14 @@ func Event(r *auditv1.Record, tags map[string]string, action func(upstream, tool
 			ev.Kind = KindQuarantine
 			return ev, true
 		}
-	case auditv1.EventKind_EVENT_KIND_ADMIN_WRITE:
-		w := r.GetAdminWrite()
-		if r.GetDataplane() == auditstore.ControlPlane && w.GetOp() == RollbackOp && w.GetErrorCode() == "" {
+	case auditv1.EventKind_EVENT_KIND_ROLLOUT:
+		// Only the state machine writes the control plane's chain; a data
+		// plane's record of this kind is not believed.
+		if a, ok := rollout.AlertOf(r); ok && r.GetDataplane() == auditstore.ControlPlane {
 			ev.Kind = KindRolloutRollback
-			ev.Agent = ""
-			ev.Target = w.GetResourceKind() + "/" + w.GetResourceName()
-			ev.User = w.GetTokenId()
+			ev.Agent, ev.User, ev.Decision = "", "", ""
+			ev.Target = string(resource.PolicySet) + "/" + a.PolicySet
+			ev.OutcomeReason = cut(fmt.Sprintf("rollout %s, in %s: %s", a.Rollout, a.FromStage, a.Reason), limits.AlertText)
 			return ev, true
 		}
 	}
@@ -259,7 +256,7 @@ func Reason(ev *configv1.AlertEvent) string {
 		return fmt.Sprintf("%s was refused %s because the tool is quarantined (its upstream changed it after approval) on data plane %q",
 			who, ev.GetTarget(), ev.GetDataplane())
 	case KindRolloutRollback:
-		return fmt.Sprintf("the rollout of %s was rolled back (by %s)", ev.GetTarget(), ev.GetUser())
+		return fmt.Sprintf("the staged rollout of %s was rolled back automatically: %s", ev.GetTarget(), ev.GetOutcomeReason())
 	}
 	return "an event matched the rule"
 }

@@ -35,10 +35,17 @@ func quarantined(seq uint64, at time.Time) *auditv1.Record {
 	}
 }
 
-func rollback(seq uint64, op, errorCode string) *auditv1.Record {
+// rollback is the control plane's record of a rollout's change: a
+// rollback by the controller (automatic) or an operator, or another
+// action; errorCode set for a refused change.
+func rollback(seq uint64, action string, automatic bool, errorCode string) *auditv1.Record {
 	return &auditv1.Record{
-		Time: timestamppb.New(t0), Dataplane: auditstore.ControlPlane, Sequence: seq, Kind: auditv1.EventKind_EVENT_KIND_ADMIN_WRITE,
-		Detail: &auditv1.Record_AdminWrite{AdminWrite: &auditv1.AdminWrite{Op: op, ResourceKind: "policy_set", ResourceName: "payments", TokenId: "tok1", ErrorCode: errorCode}},
+		Time: timestamppb.New(t0), Dataplane: auditstore.ControlPlane, Sequence: seq, Kind: auditv1.EventKind_EVENT_KIND_ROLLOUT,
+		Detail: &auditv1.Record_RolloutEvent{RolloutEvent: &auditv1.RolloutEvent{
+			Write:   &auditv1.AdminWrite{Op: "rollout_" + action, ResourceKind: "rollout", ResourceName: "payments-r1", TokenId: "node:n1", ErrorCode: errorCode},
+			Rollout: "payments-r1", PolicySet: "payments", Action: action, FromStage: "canary", ToStage: "rolled_back",
+			Reason: "gate deny_increase>1% breached", Automatic: automatic,
+		}},
 	}
 }
 
@@ -78,9 +85,16 @@ func TestEventsAndMatches(t *testing.T) {
 		{"an allowed call", allowed, rule("r", onDeny("")), false},
 		{"quarantine", quarantined(1, t0), rule("r", onQuarantine), true},
 		{"quarantine, rule on denials", quarantined(1, t0), rule("r", onDeny("")), false},
-		{"rollback", rollback(1, alerting.RollbackOp, ""), rule("r", onRollback), true},
-		{"refused rollback", rollback(1, alerting.RollbackOp, "failed_precondition"), rule("r", onRollback), false},
-		{"another admin write", rollback(1, "put", ""), rule("r", onRollback), false},
+		{"automatic rollback", rollback(1, "rollback", true, ""), rule("r", onRollback), true},
+		{"automatic rollback, rule on denials", rollback(1, "rollback", true, ""), rule("r", onDeny("")), false},
+		{"an operator's rollback", rollback(1, "rollback", false, ""), rule("r", onRollback), false},
+		{"refused rollback", rollback(1, "rollback", true, "aborted"), rule("r", onRollback), false},
+		{"automatic promotion", rollback(1, "promote", true, ""), rule("r", onRollback), false},
+		{"a data plane's record claiming a rollback", func() *auditv1.Record {
+			r := rollback(1, "rollback", true, "")
+			r.Dataplane = "dp1"
+			return r
+		}(), rule("r", onRollback), false},
 		{"a rule with several matches", quarantined(1, t0), rule("r", onDeny("security"), onQuarantine), true},
 	}
 	for _, tt := range tests {
@@ -123,6 +137,12 @@ func TestAlertNames(t *testing.T) {
 	al := alerting.NewAlert(a, deny(7, "p/x"), mustEvent(t, deny(7, "p/x"), tags, action))
 	if al.GetRecordId() != "dp1/7" || al.GetRule() != "a" || !strings.Contains(al.GetReason(), "pay__send") || !strings.Contains(al.GetReason(), "p/x") {
 		t.Fatalf("alert %v", al)
+	}
+	rb := rollback(3, "rollback", true, "")
+	al = alerting.NewAlert(rule("c", onRollback), rb, mustEvent(t, rb, tags, action))
+	if al.GetRecordId() != auditstore.ControlPlane+"/3" || al.GetEvent().GetTarget() != "policy_set/payments" ||
+		!strings.Contains(al.GetReason(), "payments-r1") || !strings.Contains(al.GetReason(), "deny_increase>1% breached") {
+		t.Fatalf("rollback alert %v", al)
 	}
 }
 

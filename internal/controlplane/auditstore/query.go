@@ -19,6 +19,8 @@ type Filter struct {
 	// UserNotIn, when non-nil, keeps only records whose user is not in it
 	// (a record without a user is in no list).
 	UserNotIn map[string]bool
+	// Kind keeps only records of this kind (EVENT_KIND_UNSPECIFIED: any).
+	Kind auditv1.EventKind
 }
 
 func (f *Filter) match(r *auditv1.Record) bool {
@@ -29,6 +31,9 @@ func (f *Filter) match(r *auditv1.Record) bool {
 		return false
 	}
 	if f.UserNotIn != nil && r.GetUser() != "" && f.UserNotIn[r.GetUser()] {
+		return false
+	}
+	if f.Kind != auditv1.EventKind_EVENT_KIND_UNSPECIFIED && r.GetKind() != f.Kind {
 		return false
 	}
 	t := r.GetTime().AsTime()
@@ -82,6 +87,50 @@ func (s *Store) Query(f Filter, pageToken string, limit int) ([]*auditv1.Record,
 		return nil, "", err
 	}
 	return out, next, nil
+}
+
+// Follow returns up to limit records matching f from the position cursor
+// names ("" for the start), in storage order, and the cursor to continue
+// from: after the last record read, also when the scan reached the end,
+// so that a caller that follows the store as it grows (the rollout
+// controller) reads every record once. Unlike Query it reads every
+// segment, whatever f's time range.
+func (s *Store) Follow(f Filter, cursor string, limit int) ([]*auditv1.Record, string, error) {
+	fromSeg, fromOff, err := parseToken(cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	var out []*auditv1.Record
+	next := cursor
+	err = walk(s.view(), fromSeg, fromOff, func(pos position, r *auditv1.Record, _ error) (bool, error) {
+		next = makeToken(pos.seg, pos.end)
+		if r != nil && f.match(r) {
+			out = append(out, r)
+		}
+		return len(out) < limit, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+// Since is the cursor (for Follow) of the first segment that may hold a
+// record at or after t: segments whose records are all older are
+// skipped (the end of the store when all are).
+func (s *Store) Since(t time.Time) string {
+	view := s.view()
+	for _, seg := range view {
+		if seg.size > 0 && !seg.maxTime.IsZero() && seg.maxTime.Before(t) {
+			continue
+		}
+		return makeToken(seg.id, 0)
+	}
+	if len(view) == 0 {
+		return ""
+	}
+	last := view[len(view)-1]
+	return makeToken(last.id, last.size)
 }
 
 func makeToken(seg uint64, off int64) string {

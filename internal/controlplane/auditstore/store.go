@@ -423,6 +423,22 @@ func (s *Store) flush() error {
 	return nil
 }
 
+// Sync flushes what Append and AppendNext handed to the OS to disk. A
+// store whose replicated copy of the records goes away once every node
+// has them (the etcd store deletes applied upload batches) syncs before it
+// says it has them.
+func (s *Store) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.f == nil {
+		return nil
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("sync audit segment: %w", err)
+	}
+	return nil
+}
+
 // Close closes the store.
 func (s *Store) Close() error {
 	s.mu.Lock()

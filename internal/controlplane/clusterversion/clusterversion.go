@@ -51,6 +51,9 @@ var ops = map[protoreflect.Name]Version{
 	"touch":        Baseline,
 	"set_freeze":   Baseline,
 	"append_audit": Baseline,
+	"sign_in":      WebSignIn,
+	// Policy rollouts.
+	"rollout_change": PolicyRollouts,
 	// The leader's audit consumers, the alert outbox and operators'
 	// changes of learned lists.
 	"consume_audit":  AuditConsumers,
@@ -71,10 +74,14 @@ var kinds = map[protoreflect.Name]Version{
 	"admin_token":     Baseline,
 	"node":            Baseline,
 	"value_list":      Baseline,
-	"list_learning":   AuditConsumers,
-	"alert_rule":      AuditConsumers,
-	"alert":           AuditConsumers,
-	"audit_cursor":    AuditConsumers,
+	// Policy history, stored test cases, rollouts.
+	"policy_history": PolicyRollouts,
+	"policy_tests":   PolicyRollouts,
+	"rollout":        PolicyRollouts,
+	"list_learning":  AuditConsumers,
+	"alert_rule":     AuditConsumers,
+	"alert":          AuditConsumers,
+	"audit_cursor":   AuditConsumers,
 }
 
 // Versions of behaviour of the state machine that is not an operation or
@@ -85,6 +92,10 @@ const (
 	// EVENT_KIND_ADMIN_WRITE record with its AdminWrite detail, instead of
 	// the call fields it was squeezed into before.
 	TypedAdminAudit Version = 2
+	// PolicyRollouts: policy sets keep their history (every change of a
+	// set's source records a version), and the kinds and the operation of
+	// staged rollouts exist.
+	PolicyRollouts Version = 2
 	// AuditConsumers: the leader's audit consumers with their cursors,
 	// learned lists, alert rules and the alert outbox (operations and
 	// kinds in the tables above). The leader starts its consumers only
@@ -92,8 +103,15 @@ const (
 	AuditConsumers Version = 2
 )
 
+// Versions that introduced an operation.
+const (
+	// WebSignIn: the SignIn operation, which records a sign-in to the web
+	// view in the admin log and the control plane's audit chain.
+	WebSignIn Version = 3
+)
+
 // features are the behaviour versions above.
-var features = []Version{TypedAdminAudit}
+var features = []Version{TypedAdminAudit, PolicyRollouts, AuditConsumers}
 
 // release is the highest version in the tables above: what a release
 // binary supports.
@@ -208,6 +226,11 @@ func Needs(cmd *fsmv1.Command) (Need, error) {
 				return need, ue
 			}
 			need = higher(need, kn)
+			// A rollback is checked against the set's history, which an
+			// older replica does not keep.
+			if r.GetPolicySet().GetRestores() != 0 {
+				need = higher(need, Need{Version: PolicyRollouts, What: "a policy set rollback"})
+			}
 		}
 	case *fsmv1.Command_Delete:
 		if kv, ok := KindVersion(o.Delete.GetKind()); ok {

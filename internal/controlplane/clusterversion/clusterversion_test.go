@@ -111,7 +111,7 @@ func TestNeeds(t *testing.T) {
 		{name: "put with no resource is bad input", cmd: &fsmv1.Command{Op: &fsmv1.Command_Put{Put: &fsmv1.Put{}}}, want: clusterversion.Baseline},
 		{name: "a known resource with a new field is harmless", cmd: put(&fsmv1.Resource{Kind: &fsmv1.Resource_Agent{Agent: newAgent}}), want: clusterversion.Baseline},
 		{name: "a known operation with a new command field is harmless", cmd: decodeCommand(t, withUnknown(t, put(agent()), 60)), want: clusterversion.Baseline},
-		{name: "an operation of a newer version", cmd: decodeCommand(t, withUnknown(t, &fsmv1.Command{RequestId: "r"}, 16)), unsupported: "an operation this binary does not know (field 16)"},
+		{name: "an operation of a newer version", cmd: decodeCommand(t, withUnknown(t, &fsmv1.Command{RequestId: "r"}, 17)), unsupported: "an operation this binary does not know (field 17)"},
 		{name: "a command with no operation", cmd: &fsmv1.Command{RequestId: "r"}, unsupported: "no operation"},
 		{name: "a kind of a newer version", cmd: put(newKind), unsupported: "a resource kind this binary does not know (field 200)"},
 		{name: "a command stamped above this binary", cmd: stamped, unsupported: "needs cluster version"},

@@ -158,7 +158,27 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 	if openErr != nil {
 		return nil, openErr
 	}
+	snap.Rollout = rolloutOf(st)
 	return snap, nil
+}
+
+// rolloutOf is the rollout data planes serve: the one in shadow or
+// canary, with its candidate as the policy set it would make.
+func rolloutOf(st *state.State) *snapshotv1.Rollout {
+	ro, ok := st.ActiveRollout()
+	if !ok {
+		return nil
+	}
+	set, ok := st.Get(resource.PolicySet, ro.GetPolicySet())
+	if !ok {
+		return nil // refused at write time; never in a committed state
+	}
+	return &snapshotv1.Rollout{
+		Id:                ro.GetMeta().GetName(),
+		Candidate:         state.CandidateSet(set.GetPolicySet(), ro),
+		Stage:             ro.GetStage(),
+		CanaryBasisPoints: state.CanaryShare(ro),
+	}
 }
 
 // addPinsAndPolicies adds every tool pin, every enabled policy set, every

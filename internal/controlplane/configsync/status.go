@@ -6,6 +6,7 @@ import (
 
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"github.com/portcullis-gw/portcullis/internal/limits"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -99,6 +100,8 @@ func (r *Registry) Report(req *configsyncv1.ReportRequest) {
 	s.ServingVersion = req.GetServingVersion()
 	s.ServingEpoch = req.GetServingEpoch()
 	s.Mode = req.GetMode()
+	s.Rollout, s.RolloutStage = cut(req.GetRollout(), limits.Name), cut(req.GetRolloutStage(), limits.Name)
+	s.CanaryBasisPoints = min(req.GetCanaryBasisPoints(), 10000)
 	// Every report carries the data plane's whole quarantine list.
 	q := req.GetQuarantined()
 	s.Quarantined = make([]*configsyncv1.QuarantinedTool, 0, min(len(q), MaxQuarantined))
@@ -133,4 +136,12 @@ func (r *Registry) List() []*adminv1.DataplaneStatus {
 		out = append(out, proto.Clone(e.status).(*adminv1.DataplaneStatus))
 	}
 	return out
+}
+
+// cut bounds a string a data plane reported.
+func cut(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

@@ -29,6 +29,8 @@ type Options struct {
 	SyncHeartbeat time.Duration
 	// Logger receives the node's logs (default: discarded).
 	Logger *slog.Logger
+	// WebWrites lets the web view change state (--web-writes).
+	WebWrites bool
 }
 
 // Node is a running one-node cluster.
@@ -84,6 +86,7 @@ func Start(t testing.TB, o Options) *Node {
 			CommitTimeout:      5 * time.Millisecond,
 		},
 		SyncHeartbeat: o.SyncHeartbeat,
+		WebWrites:     o.WebWrites,
 		Logger:        logger,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

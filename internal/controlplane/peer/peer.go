@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
@@ -51,10 +53,20 @@ type StatusSource interface {
 	List() []*adminv1.DataplaneStatus
 }
 
+// AuditSource hands out copies of this node's audit store. It must be safe
+// for concurrent use.
+type AuditSource interface {
+	// AuditCopy captures the audit store at a point where every log entry
+	// up to applied, and none after it, has been appended. The caller
+	// writes the copy and then releases it.
+	AuditCopy(ctx context.Context) (snap *auditstore.Snapshot, applied uint64, err error)
+}
+
 // Server serves PeerService.
 type Server struct {
 	leader   Leader
 	statuses StatusSource
+	audit    AuditSource // nil: CopyAuditStore is unimplemented
 	key      []byte
 	tls      bool
 	log      *slog.Logger
@@ -65,6 +77,10 @@ type Server struct {
 func NewServer(leader Leader, statuses StatusSource, key []byte, requireCert bool, logger *slog.Logger) *Server {
 	return &Server{leader: leader, statuses: statuses, key: key, tls: requireCert, log: logger.With("component", "peer")}
 }
+
+// ServeAuditCopies makes the server answer CopyAuditStore from src. Call
+// it before serving.
+func (s *Server) ServeAuditCopies(src AuditSource) { s.audit = src }
 
 // Handler returns the path and handler to mount on the API server.
 func (s *Server) Handler() (string, http.Handler) {
@@ -154,6 +170,67 @@ func (s *Server) Restore(ctx context.Context, req *connect.Request[clusterv1.Res
 // ListDataplaneStatus implements PeerService.
 func (s *Server) ListDataplaneStatus(context.Context, *connect.Request[clusterv1.ListDataplaneStatusRequest]) (*connect.Response[clusterv1.ListDataplaneStatusResponse], error) {
 	return connect.NewResponse(&clusterv1.ListDataplaneStatusResponse{Dataplanes: s.statuses.List()}), nil
+}
+
+// auditCopyChunk is the size of CopyAuditStore's messages.
+const auditCopyChunk = 1 << 20
+
+// CopyAuditStore implements PeerService.
+func (s *Server) CopyAuditStore(ctx context.Context, _ *connect.Request[clusterv1.CopyAuditStoreRequest], stream *connect.ServerStream[clusterv1.CopyAuditStoreResponse]) error {
+	if s.audit == nil {
+		return connect.NewError(connect.CodeUnimplemented, errors.New("this node does not hand out copies of its audit store"))
+	}
+	snap, applied, err := s.audit.AuditCopy(ctx)
+	if err != nil {
+		return toConnect(err)
+	}
+	defer snap.Release()
+	w := &chunkWriter{send: func(b []byte) error {
+		m := &clusterv1.CopyAuditStoreResponse{Chunk: b}
+		if applied != 0 {
+			m.Applied, applied = applied, 0
+		}
+		return stream.Send(m)
+	}, buf: make([]byte, 0, auditCopyChunk)}
+	if _, err := snap.WriteTo(w); err != nil {
+		return connect.NewError(connect.CodeInternal, fmt.Errorf("copy the audit store: %w", err))
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "audit store copied to a peer")
+	return nil
+}
+
+// chunkWriter cuts what is written into messages of at most cap(buf)
+// bytes.
+type chunkWriter struct {
+	send func([]byte) error
+	buf  []byte
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), cap(w.buf)-len(w.buf))
+		w.buf = append(w.buf, p[:k]...)
+		p, n = p[k:], n+k
+		if len(w.buf) == cap(w.buf) {
+			if err := w.flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *chunkWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	err := w.send(w.buf)
+	w.buf = w.buf[:0]
+	return err
 }
 
 // Client calls other nodes' PeerService. It is safe for concurrent use.
@@ -264,6 +341,51 @@ func (c *Client) ChangeMembership(ctx context.Context, addr, id, raftAddr string
 func (c *Client) Restore(ctx context.Context, addr string, data []byte) error {
 	_, err := c.client(addr).Restore(ctx, request(c, &clusterv1.RestoreRequest{Data: data}))
 	return fromConnect(err)
+}
+
+// CopyAuditStore fetches a copy of the audit store of the node at addr and
+// hands it to into as a stream, with the position it is consistent with.
+func (c *Client) CopyAuditStore(ctx context.Context, addr string, into func(applied uint64, r io.Reader) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.client(addr).CopyAuditStore(ctx, request(c, &clusterv1.CopyAuditStoreRequest{}))
+	if err != nil {
+		return fromConnect(err)
+	}
+	defer func() { _ = stream.Close() }()
+	if !stream.Receive() {
+		if err := stream.Err(); err != nil {
+			return fromConnect(err)
+		}
+		return errors.New("the peer sent an empty audit store copy")
+	}
+	first := stream.Msg()
+	r := &streamReader{stream: stream, buf: first.GetChunk()}
+	if err := into(first.GetApplied(), r); err != nil {
+		return err
+	}
+	return nil
+}
+
+// streamReader reads the chunks of a CopyAuditStore stream.
+type streamReader struct {
+	stream *connect.ServerStreamForClient[clusterv1.CopyAuditStoreResponse]
+	buf    []byte
+}
+
+func (r *streamReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if !r.stream.Receive() {
+			if err := r.stream.Err(); err != nil {
+				return 0, fromConnect(err)
+			}
+			return 0, io.EOF
+		}
+		r.buf = r.stream.Msg().GetChunk()
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
 }
 
 // ListDataplaneStatus asks the node at addr for the statuses it holds.

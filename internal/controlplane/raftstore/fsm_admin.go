@@ -6,6 +6,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -28,6 +29,9 @@ import (
 // leave a window in which a write is committed but not yet audited, and
 // would need its own retry when the leader dies in between.
 //
+// A web sign-in (op "sign-in", kind "session") is recorded the same way,
+// with the address it came from.
+//
 // A record never carries a resource's contents (a secret's value, a
 // token's hash), nor the refusal's message: only the error code.
 
@@ -43,6 +47,7 @@ func adminRecord(ev *configv1.AdminEvent, typed bool) *auditv1.Record {
 		Protocol: "admin",
 		Method:   ev.GetMethod(),
 		Outcome:  "ok",
+		SourceIp: ev.GetSourceIp(),
 	}
 	if ev.GetErrorCode() != "" {
 		r.Outcome = "refused"
@@ -103,5 +108,37 @@ func (f *FSM) auditWrite(index uint64, st *state.State) {
 		return
 	}
 	typed := clusterversion.Supports(st.Voters(), clusterversion.TypedAdminAudit)
-	_, _ = f.audit.AppendNext(auditstore.ControlPlane, index, adminRecord(evs[0], typed))
+	rec := adminRecord(evs[0], typed)
+	if typed {
+		rolloutRecord(rec, evs[0], st)
+	}
+	_, _ = f.audit.AppendNext(auditstore.ControlPlane, index, rec)
+}
+
+// rolloutRecord makes the record of a rollout's start or change of stage
+// an EVENT_KIND_ROLLOUT record: the admin write, and the change as the
+// rollout's newest transition says it (which alerting reads; see
+// rollout.AlertOf). Other writes, refusals and deletes keep their
+// EVENT_KIND_ADMIN_WRITE record. It reads only replicated state, so every
+// replica writes the same record.
+func rolloutRecord(r *auditv1.Record, ev *configv1.AdminEvent, st *state.State) {
+	if ev.GetKind() != string(resource.Rollout) || ev.GetErrorCode() != "" || ev.GetOp() == "delete" {
+		return
+	}
+	res, ok := st.Get(resource.Rollout, ev.GetName())
+	if !ok || len(res.GetRollout().GetTransitions()) == 0 {
+		return
+	}
+	ro := res.GetRollout()
+	tr := ro.GetTransitions()[len(ro.GetTransitions())-1]
+	from := ""
+	if tr.GetFrom() != configv1.RolloutStage_ROLLOUT_STAGE_UNSPECIFIED {
+		from = state.StageName(tr.GetFrom())
+	}
+	r.Kind = auditv1.EventKind_EVENT_KIND_ROLLOUT
+	r.Detail = &auditv1.Record_RolloutEvent{RolloutEvent: &auditv1.RolloutEvent{
+		Write: r.GetAdminWrite(), Rollout: ro.GetMeta().GetName(), PolicySet: ro.GetPolicySet(),
+		Action: tr.GetAction(), FromStage: from, ToStage: state.StageName(tr.GetTo()),
+		CanaryBasisPoints: tr.GetCanaryBasisPoints(), Reason: tr.GetReason(), Automatic: tr.GetAutomatic(),
+	}}
 }

@@ -12,8 +12,10 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/statetest"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 )
 
@@ -176,5 +178,45 @@ func TestAdminWritesTypedOnceEveryVoterSupportsIt(t *testing.T) {
 	}
 	if rep, err := s.Verify(); err != nil || rep.Problem != nil {
 		t.Fatalf("verify: %v %v", err, rep.Problem)
+	}
+}
+
+// TestSignInsAudited: a web sign-in leaves a typed record in the control
+// plane's chain naming the token and the address; one of a token that no
+// longer exists is recorded as refused; and while a voter records a
+// cluster version before clusterversion.WebSignIn, sign-ins are refused.
+func TestSignInsAudited(t *testing.T) {
+	const op = "0b0b0b0b0b0b0b0b"
+	s := openStore(t)
+	f := raftstore.NewFSM(s)
+	old, cur := statetest.Node("n1"), statetest.Node("n1")
+	old.MaxClusterVersion = uint32(clusterversion.WebSignIn - 1)
+	cur.MaxClusterVersion = uint32(clusterversion.WebSignIn)
+	cmds := []*fsmv1.Command{
+		statetest.By(statetest.Create(old), statetest.BootToken, "r0", 99),
+		statetest.By(statetest.Create(statetest.AdminToken(op, configv1.Role_ROLE_AUDITOR, nil)), statetest.BootToken, "r1", 100),
+		statetest.By(statetest.SignIn("192.0.2.7"), op, "r2", 101),
+		statetest.By(statetest.Upsert(cur), "node:n1", "r3", 102),
+		statetest.By(statetest.SignIn("192.0.2.7"), op, "r4", 103),
+		statetest.By(statetest.Delete(resource.AdminToken, op), statetest.BootToken, "r5", 104),
+		statetest.By(statetest.SignIn("192.0.2.7"), op, "r6", 105),
+	}
+	for i, c := range cmds {
+		f.Apply(&raft.Log{Index: uint64(10 + i), Data: encode(t, c)})
+	}
+	got := controlPlaneRecords(t, s)
+	if len(got) != len(cmds) {
+		t.Fatalf("%d control-plane records, want %d: %v", len(got), len(cmds), got)
+	}
+	for _, c := range []struct {
+		i             int
+		outcome, code string
+	}{{2, "refused", "failed_precondition"}, {4, "ok", ""}, {6, "refused", "not_found"}} {
+		r := got[c.i]
+		w := r.GetAdminWrite()
+		if w.GetOp() != "sign-in" || w.GetResourceKind() != "session" || w.GetTokenId() != op || r.GetSourceIp() != "192.0.2.7" ||
+			r.GetOutcome() != c.outcome || w.GetErrorCode() != c.code {
+			t.Errorf("sign-in record %d = %v, want op sign-in, kind session, token %s, source 192.0.2.7, outcome %s %s", c.i, r, op, c.outcome, c.code)
+		}
 	}
 }

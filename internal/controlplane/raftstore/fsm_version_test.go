@@ -68,8 +68,8 @@ func TestApplyStopsOnWhatANewerVersionWrote(t *testing.T) {
 			}
 			return m
 		}()), statetest.BootToken, "r-b", 1))},
-		{name: "an operation of a newer version", data: append(bytesField(1, []byte("r-new")), bytesField(16, []byte{0x08, 0x01})...),
-			stop: "an operation this binary does not know (field 16)"},
+		{name: "an operation of a newer version", data: append(bytesField(1, []byte("r-new")), bytesField(17, []byte{0x08, 0x01})...),
+			stop: "an operation this binary does not know (field 17)"},
 		{name: "a resource kind of a newer version", data: bytesField(10, bytesField(1, bytesField(200, agentBytes))),
 			stop: "a resource kind this binary does not know (field 200)"},
 		{name: "a command stamped with a newer version", data: encode(t, stamped), stop: "needs cluster version"},

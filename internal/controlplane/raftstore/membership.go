@@ -134,7 +134,9 @@ func (n *Node) RestoreLocal(ctx context.Context, data []byte) error {
 	}
 	current := n.fsm.State()
 	cur := current.Identity()
-	if backup.Identity() == nil || cur == nil || backup.Identity().GetClusterId() != cur.GetClusterId() {
+	// A node bootstrapped from a backup (controlplane --bootstrap
+	// --restore-from) has no identity yet: it adopts the backup's.
+	if backup.Identity() == nil || (cur != nil && backup.Identity().GetClusterId() != cur.GetClusterId()) {
 		return fmt.Errorf("%w: the backup belongs to cluster %q, not to this cluster %q", store.ErrInvalid, backup.Identity().GetClusterId(), cur.GetClusterId())
 	}
 	restored := backup.WithNextEpoch(current.Epoch())

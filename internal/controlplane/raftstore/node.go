@@ -368,23 +368,31 @@ func (n *Node) ApplyLocal(ctx context.Context, data []byte) (*fsmv1.Result, erro
 	return res, nil
 }
 
-// admit checks cmd against the version gate before it is proposed. It
+// admit checks cmd against the version gate before it is proposed (see
+// Admit).
+func (n *Node) admit(cmd *fsmv1.Command) (*fsmv1.Command, *fsmv1.Result) {
+	return Admit(n.cfg.ID, cmd, n.gateVoters)
+}
+
+// Admit checks cmd against the version gate before node proposes it. It
 // returns the command to propose (a stamped copy when it needs more than
 // the baseline version) or, when cmd must not be proposed, the refusal to
-// return instead.
-func (n *Node) admit(cmd *fsmv1.Command) (*fsmv1.Command, *fsmv1.Result) {
+// return instead. voters lists the voters the gate counts; it is called
+// only for a command that needs more than the baseline. Every store
+// proposes through it (the etcd store too).
+func Admit(node string, cmd *fsmv1.Command, voters func() []clusterversion.Voter) (*fsmv1.Command, *fsmv1.Result) {
 	if cmd.GetOp() == nil && clusterversion.UnknownFields(cmd.ProtoReflect()) == "" {
 		return nil, &fsmv1.Result{Error: &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, Message: "the command has no operation"}}
 	}
 	need, err := clusterversion.Needs(cmd)
 	if err != nil {
 		return nil, &fsmv1.Result{Error: &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION,
-			Message: fmt.Sprintf("control-plane node %s cannot propose this write: %v; upgrade this node's binary first", n.cfg.ID, err)}}
+			Message: fmt.Sprintf("control-plane node %s cannot propose this write: %v; upgrade this node's binary first", node, err)}}
 	}
 	if need.Version <= clusterversion.Baseline {
 		return cmd, nil
 	}
-	if err := clusterversion.Gate(need, n.gateVoters()); err != nil {
+	if err := clusterversion.Gate(need, voters()); err != nil {
 		return nil, &fsmv1.Result{Error: &fsmv1.Error{Code: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, Message: err.Error()}}
 	}
 	if cmd.GetClusterVersion() != uint32(need.Version) {

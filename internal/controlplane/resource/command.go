@@ -2,6 +2,8 @@ package resource
 
 import (
 	"fmt"
+	"net/netip"
+	"unicode/utf8"
 
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"github.com/portcullis-gw/portcullis/internal/limits"
@@ -40,6 +42,24 @@ func ValidateCommand(cmd *fsmv1.Command) error {
 	case *fsmv1.Command_SetFreeze:
 		if len(op.SetFreeze.GetReason()) > limits.FreezeReason {
 			return invalid("reason", "the freeze reason is limited to %d bytes", limits.FreezeReason)
+		}
+	case *fsmv1.Command_SignIn:
+		ip := op.SignIn.GetSourceIp()
+		if len(ip) > limits.Addr {
+			return invalid("source_ip", "at most %d bytes", limits.Addr)
+		}
+		if _, err := netip.ParseAddr(ip); ip != "" && err != nil {
+			return invalid("source_ip", "not an IP address")
+		}
+	case *fsmv1.Command_RolloutChange:
+		rc := op.RolloutChange
+		switch {
+		case len(rc.GetRollout()) > limits.Name:
+			return invalid("rollout_change.rollout", "at most %d bytes", limits.Name)
+		case len(rc.GetReason()) > limits.PolicyMessage:
+			return invalid("rollout_change.reason", "at most %d bytes", limits.PolicyMessage)
+		case !utf8.ValidString(rc.GetReason()):
+			return invalid("rollout_change.reason", "must be UTF-8")
 		}
 	case *fsmv1.Command_Bootstrap:
 		if err := fromLimit(limits.ClusterIdentity(op.Bootstrap.GetIdentity()), ""); err != nil {

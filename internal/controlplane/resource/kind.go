@@ -26,6 +26,13 @@ const (
 	AdminToken     Kind = "admin_token"
 	Node           Kind = "node"
 	ValueList      Kind = "value_list"
+	// PolicyHistory is the kept versions of a policy set; the state
+	// machine writes it, nothing else may.
+	PolicyHistory Kind = "policy_history"
+	// PolicyTests are the test cases stored with a policy set.
+	PolicyTests Kind = "policy_tests"
+	// Rollout is a staged rollout of a policy set's next version.
+	Rollout Kind = "rollout"
 	// ListLearning is what a value list learns from calls (cluster
 	// version 2).
 	ListLearning Kind = "list_learning"
@@ -45,7 +52,7 @@ const (
 )
 
 // Kinds lists every kind of the gateway in a stable order.
-var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList,
+var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout,
 	ListLearning, AlertRule, Alert, AuditCursor}
 
 // Known reports whether k is a kind.
@@ -59,7 +66,11 @@ func Known(k Kind) bool {
 }
 
 // DataplaneRelevant reports whether a change to a resource of kind k changes
-// what data planes consume (and so moves the config version).
+// what data planes consume (and so moves the config version). A rollout
+// is served only while in shadow or canary, and only its stage, share and
+// candidate: the state machine moves the config version itself when
+// those change, not on every change of a rollout (a pause, a finished
+// rollout dropped).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
 	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, ListLearning:
@@ -90,6 +101,12 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return Node
 	case *fsmv1.Resource_ValueList:
 		return ValueList
+	case *fsmv1.Resource_PolicyHistory:
+		return PolicyHistory
+	case *fsmv1.Resource_PolicyTests:
+		return PolicyTests
+	case *fsmv1.Resource_Rollout:
+		return Rollout
 	case *fsmv1.Resource_ListLearning:
 		return ListLearning
 	case *fsmv1.Resource_AlertRule:
@@ -126,6 +143,12 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.Node
 	case *fsmv1.Resource_ValueList:
 		return k.ValueList
+	case *fsmv1.Resource_PolicyHistory:
+		return k.PolicyHistory
+	case *fsmv1.Resource_PolicyTests:
+		return k.PolicyTests
+	case *fsmv1.Resource_Rollout:
+		return k.Rollout
 	case *fsmv1.Resource_ListLearning:
 		return k.ListLearning
 	case *fsmv1.Resource_AlertRule:
@@ -180,6 +203,12 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Node{Node: v}}
 	case *configv1.ValueList:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_ValueList{ValueList: v}}
+	case *configv1.PolicyHistory:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_PolicyHistory{PolicyHistory: v}}
+	case *configv1.PolicyTests:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_PolicyTests{PolicyTests: v}}
+	case *configv1.Rollout:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Rollout{Rollout: v}}
 	case *configv1.ListLearning:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_ListLearning{ListLearning: v}}
 	case *configv1.AlertRule:

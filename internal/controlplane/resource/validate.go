@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"github.com/portcullis-gw/portcullis/internal/controlplane/rolloutgate"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"github.com/portcullis-gw/portcullis/internal/limits"
@@ -149,6 +152,12 @@ func Validate(r *fsmv1.Resource) error {
 		return validateNode(k.Node)
 	case *fsmv1.Resource_ValueList:
 		return validateValueList(k.ValueList)
+	case *fsmv1.Resource_PolicyHistory:
+		return ValidateName("meta.name", k.PolicyHistory.GetMeta().GetName())
+	case *fsmv1.Resource_PolicyTests:
+		return validatePolicyTests(k.PolicyTests)
+	case *fsmv1.Resource_Rollout:
+		return validateRollout(k.Rollout)
 	case *fsmv1.Resource_ListLearning:
 		return validateListLearning(k.ListLearning)
 	case *fsmv1.Resource_AlertRule:
@@ -193,6 +202,12 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.Node(k.Node)
 	case *fsmv1.Resource_ValueList:
 		err = limits.ValueList(k.ValueList)
+	case *fsmv1.Resource_PolicyHistory:
+		err = limits.PolicyHistory(k.PolicyHistory)
+	case *fsmv1.Resource_PolicyTests:
+		err = limits.PolicyTests(k.PolicyTests)
+	case *fsmv1.Resource_Rollout:
+		err = limits.Rollout(k.Rollout)
 	case *fsmv1.Resource_ListLearning:
 		err = limits.ListLearning(k.ListLearning)
 	case *fsmv1.Resource_AlertRule:
@@ -205,6 +220,12 @@ func checkLimits(r *fsmv1.Resource) error {
 	filename := r.GetPolicySet().GetFilename()
 	if filename == "" {
 		filename = r.GetPolicySet().GetMeta().GetName() + ".cedar"
+	}
+	if ro := r.GetRollout(); ro != nil {
+		filename = ro.GetFilename()
+		if filename == "" {
+			filename = ro.GetPolicySet() + ".cedar"
+		}
 	}
 	return fromLimit(err, filename)
 }
@@ -440,6 +461,15 @@ func validatePolicySet(p *configv1.PolicySet) error {
 	if strings.ContainsAny(p.GetFilename(), "\x00\n") {
 		return invalid("filename", "must be one line")
 	}
+	if !utf8.ValidString(p.GetMessage()) {
+		return invalid("message", "must be UTF-8")
+	}
+	if p.GetHistoryLimit() < 0 || p.GetHistoryLimit() > limits.PolicyHistoryMax {
+		return invalid("history_limit", "keep between 1 and %d versions (0: %d)", limits.PolicyHistoryMax, limits.PolicyHistoryDefault)
+	}
+	if p.GetRestores() < 0 {
+		return invalid("restores", "must not be negative")
+	}
 	return nil
 }
 
@@ -568,8 +598,11 @@ func validateNode(n *configv1.Node) error {
 	if err := ValidateName("meta.name", n.GetMeta().GetName()); err != nil {
 		return err
 	}
-	if err := ValidateHostPort("raft_addr", n.GetRaftAddr()); err != nil {
-		return err
+	// A node on etcd has no Raft transport, hence no raft_addr.
+	if n.GetRaftAddr() != "" {
+		if err := ValidateHostPort("raft_addr", n.GetRaftAddr()); err != nil {
+			return err
+		}
 	}
 	return ValidateHostPort("api_addr", n.GetApiAddr())
 }
@@ -582,6 +615,108 @@ func ValidateHostPort(field, addr string) error {
 	}
 	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
 		return invalid(field, "%q has no valid port", addr)
+	}
+	return nil
+}
+
+// validatePolicyTests checks the test cases stored with a policy set: each
+// names an agent and a tool and expects allow or deny; arguments are a
+// JSON object; a user is SOURCE/NAME.
+func validatePolicyTests(p *configv1.PolicyTests) error {
+	if err := ValidateName("meta.name", p.GetMeta().GetName()); err != nil {
+		return err
+	}
+	names := map[string]int{}
+	for i, c := range p.GetCases() {
+		field := fmt.Sprintf("cases[%d]", i)
+		for _, s := range append([]string{c.GetName(), c.GetAgent(), c.GetUser(), c.GetEmail(), c.GetTool(), c.GetProtocol(), c.GetArgumentsJson()}, append(c.GetGroups(), c.GetPolicies()...)...) {
+			if !utf8.ValidString(s) {
+				return invalid(field, "text must be UTF-8")
+			}
+		}
+		if c.GetName() != "" {
+			if j, dup := names[c.GetName()]; dup {
+				return invalid(field+".name", "%q is also the name of case %d", c.GetName(), j+1)
+			}
+			names[c.GetName()] = i
+		}
+		switch {
+		case c.GetAgent() == "":
+			return invalid(field+".agent", "is required")
+		case c.GetTool() == "":
+			return invalid(field+".tool", "is required")
+		case c.GetExpect() != "allow" && c.GetExpect() != "deny":
+			return invalid(field+".expect", "must be allow or deny")
+		case !c.GetCheckPolicies() && len(c.GetPolicies()) > 0:
+			return invalid(field+".policies", "are given without check_policies")
+		case c.GetUser() == "" && (c.GetEmail() != "" || len(c.GetGroups()) > 0):
+			return invalid(field, "email and groups need a user")
+		}
+		if u := c.GetUser(); u != "" {
+			if src, name, ok := strings.Cut(u, "/"); !ok || src == "" || name == "" {
+				return invalid(field+".user", "must be SOURCE/NAME")
+			}
+		}
+		if a := strings.TrimSpace(c.GetArgumentsJson()); a != "" {
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(a), &obj); err != nil || obj == nil {
+				return invalid(field+".arguments_json", "must be a JSON object")
+			}
+		}
+		if ip := c.GetSourceIp(); ip != "" {
+			if _, err := netip.ParseAddr(ip); err != nil {
+				return invalid(field+".source_ip", "is not an IP address")
+			}
+		}
+	}
+	return nil
+}
+
+// validateRollout checks a rollout's names, texts and plan: a shadow
+// stage and canary steps of at most 30 days, canary shares strictly
+// increasing within 1–10,000 basis points, a step duration with canary
+// steps, and gates that parse (package rolloutgate).
+func validateRollout(r *configv1.Rollout) error {
+	if err := ValidateName("meta.name", r.GetMeta().GetName()); err != nil {
+		return err
+	}
+	if err := ValidateName("policy_set", r.GetPolicySet()); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, v string }{{"source", r.GetSource()}, {"message", r.GetMessage()}, {"reason", r.GetReason()}} {
+		if !utf8.ValidString(f.v) {
+			return invalid(f.name, "must be UTF-8")
+		}
+	}
+	if strings.ContainsAny(r.GetFilename(), "\x00\n") {
+		return invalid("filename", "must be one line")
+	}
+	p := r.GetPlan()
+	if err := checkDuration("plan.shadow", p.GetShadow().AsDuration(), p.GetShadow() != nil && !p.GetShadow().IsValid()); err != nil {
+		return err
+	}
+	if err := checkDuration("plan.step", p.GetStep().AsDuration(), p.GetStep() != nil && !p.GetStep().IsValid()); err != nil {
+		return err
+	}
+	prev := uint32(0)
+	for i, bp := range p.GetCanaryBasisPoints() {
+		if bp == 0 || bp > 10000 || bp <= prev {
+			return invalid(fmt.Sprintf("plan.canary_basis_points[%d]", i), "canary shares are 1–10,000 basis points (0.01%%–100%%), strictly increasing")
+		}
+		prev = bp
+	}
+	if len(p.GetCanaryBasisPoints()) > 0 && p.GetStep().AsDuration() <= 0 {
+		return invalid("plan.step", "canary steps need a duration (--step)")
+	}
+	if _, err := rolloutgate.Parse(p.GetGates()); err != nil {
+		return invalid("plan.gates", "%v", err)
+	}
+	return nil
+}
+
+func checkDuration(field string, d time.Duration, bad bool) error {
+	if bad || d < 0 || d > limits.RolloutDuration*time.Second {
+		return invalid(field, "must be between 0 and 30 days")
 	}
 	return nil
 }

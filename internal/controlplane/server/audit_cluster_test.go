@@ -53,7 +53,10 @@ func auditChain(t *testing.T, dp string, n int) []*auditv1.Record {
 // records through a follower, kills the leader mid-upload, then restarts
 // it: every node ends with every record exactly once, its chain intact.
 func TestAuditUploadThroughFollowerSurvivesLeaderKill(t *testing.T) {
-	c := newCluster(t)
+	onEveryStore(t, testAuditUploadSurvivesLeaderKill)
+}
+
+func testAuditUploadSurvivesLeaderKill(t *testing.T, c *testCluster) {
 	c.bootstrap("n1", "n2", "n3")
 	leader := c.leader()
 	dps := adminv1connect.NewDataplaneServiceClient(c.httpClient(), "https://"+leader.cfg.APIAddr)

@@ -65,6 +65,9 @@ func (c *cluster) onLeader(ctx context.Context, local func() error, remote func(
 }
 
 func (c *cluster) AddVoter(ctx context.Context, id, raftAddr string) error {
+	if raftAddr == "" {
+		return fmt.Errorf("%w: raft_addr is required to add a node to a Raft cluster", store.ErrInvalid)
+	}
 	return c.onLeader(ctx,
 		func() error { return c.node.AddVoterLocal(ctx, id, raftAddr) },
 		func(addr string) error { return c.peer.ChangeMembership(ctx, addr, id, raftAddr, false) })
@@ -85,21 +88,27 @@ func (c *cluster) Restore(ctx context.Context, backup []byte) error {
 // DataplaneStatuses gathers this node's statuses and every reachable
 // peer's; an unreachable peer only means its data planes are missing.
 func (c *cluster) DataplaneStatuses(ctx context.Context) ([]*adminv1.DataplaneStatus, error) {
-	out := c.registry.List()
-	members, err := c.node.Members()
+	members, err := c.Members()
 	if err != nil {
-		return out, nil //nolint:nilerr // this node's own statuses are still an answer
+		return c.registry.List(), nil //nolint:nilerr // this node's own statuses are still an answer
 	}
+	return gatherStatuses(ctx, c.node.ID(), c.registry, members, c.peer), nil
+}
+
+// gatherStatuses lists the data-plane statuses of this node (self) and of
+// every member that answers within 2s.
+func gatherStatuses(ctx context.Context, self string, registry *configsync.Registry, members []adminapi.Member, pc *peer.Client) []*adminv1.DataplaneStatus {
+	out := registry.List()
 	for _, m := range members {
-		if m.ID == c.node.ID() || m.APIAddr == "" {
+		if m.ID == self || m.APIAddr == "" {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		remote, err := c.peer.ListDataplaneStatus(pctx, m.APIAddr)
+		remote, err := pc.ListDataplaneStatus(pctx, m.APIAddr)
 		cancel()
 		if err == nil {
 			out = append(out, remote...)
 		}
 	}
-	return out, nil
+	return out
 }

@@ -1,7 +1,8 @@
 // Package server assembles a control-plane node: key-encryption key, TLS
-// material, the Raft store, the node-to-node API and the admin API, and the
-// bootstrap and join procedures. cmd/controlplane only parses flags into a
-// Config and calls Start.
+// material, the replicated store (embedded Raft, or an existing etcd
+// cluster), the node-to-node API and the admin API, the singleton work,
+// and the bootstrap and join procedures. cmd/controlplane only parses
+// flags into a Config and calls Start.
 package server
 
 import (
@@ -13,10 +14,38 @@ import (
 	"strings"
 	"time"
 
+	"net/url"
+
+	"github.com/portcullis-gw/portcullis/internal/controlplane/etcdstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/singleton"
 	"github.com/portcullis-gw/portcullis/internal/egress"
 )
+
+// The stores a node can run on.
+const (
+	StoreRaft = "raft"
+	StoreEtcd = "etcd"
+)
+
+// EtcdConfig says how a node reaches the etcd cluster it keeps its state
+// in (Config.Store "etcd").
+type EtcdConfig struct {
+	// Endpoints are etcd client URLs (https://, or http:// on loopback).
+	Endpoints []string
+	// Prefix is where the cluster's keys live (default /portcullis): one
+	// control-plane cluster per prefix.
+	Prefix string
+	// CAFile verifies etcd's certificates (default: the system roots);
+	// CertFile and KeyFile are this node's client certificate, when etcd
+	// asks for one.
+	CAFile, CertFile, KeyFile string
+	// CompactHistory has the elected node compact etcd's history (see
+	// etcdstore.Config.CompactHistory).
+	CompactHistory bool
+	Timing         etcdstore.Timing
+}
 
 // Config configures a node. Validate fills defaults and checks it.
 type Config struct {
@@ -30,9 +59,18 @@ type Config struct {
 	// nodes forward to APIAdvertise (default APIAddr).
 	APIAddr      string
 	APIAdvertise string
+	// Store is the replicated store: StoreRaft (default) or StoreEtcd.
+	Store string
+	// Etcd configures the etcd store.
+	Etcd EtcdConfig
 	// Bootstrap makes a node with no state the first member of a new
 	// cluster.
 	Bootstrap bool
+	// RestoreFrom, with Bootstrap, starts the new cluster from a backup
+	// file ("gwctl snapshot save") instead of a new identity: the same
+	// cluster id, CA, tokens and resources, in a new epoch. It moves a
+	// cluster from one store to the other.
+	RestoreFrom string
 	// Join is the API URL of a running member, for a node with no state.
 	Join string
 	// JoinToken is an admin token of the cluster being joined.
@@ -62,7 +100,16 @@ type Config struct {
 	// consumer on the leader (default 100ms): part of the lag from a call
 	// to the alert it raises and to the learned list that holds its value.
 	ConsumerInterval time.Duration
-	Logger           *slog.Logger
+	// WebWrites lets signed-in users change state from the web view
+	// (/ui/); without it the view only reads.
+	WebWrites bool
+	// RolloutInterval is how often the rollout controller looks at the
+	// rollout in progress on the leader (0: every second).
+	RolloutInterval time.Duration
+	// Singletons is singleton work beside the store's own, run on the
+	// elected node (the Raft leader, or the etcd election's winner).
+	Singletons []singleton.Job
+	Logger     *slog.Logger
 }
 
 // Validate checks c and fills defaults.
@@ -74,14 +121,34 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir is required"))
 	}
-	if c.RaftAdvertise == "" {
-		c.RaftAdvertise = c.RaftAddr
+	if c.Store == "" {
+		c.Store = StoreRaft
+	}
+	addrs := map[string]*string{"--api-addr": &c.APIAddr, "--api-advertise": &c.APIAdvertise}
+	switch c.Store {
+	case StoreRaft:
+		if c.RaftAdvertise == "" {
+			c.RaftAdvertise = c.RaftAddr
+		}
+		addrs["--raft-addr"], addrs["--raft-advertise"] = &c.RaftAddr, &c.RaftAdvertise
+	case StoreEtcd:
+		// A node on etcd has no Raft transport.
+		c.RaftAddr, c.RaftAdvertise = "", ""
+		errs = append(errs, c.Etcd.validate()...)
+		if c.Join != "" {
+			errs = append(errs, errors.New("--join is for Raft: a node on etcd finds its cluster under --etcd-prefix (start the first node with --bootstrap, the others with the same --etcd-endpoints, --etcd-prefix and key-encryption key)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--store %q: want raft or etcd", c.Store))
+	}
+	if c.RestoreFrom != "" && !c.Bootstrap {
+		errs = append(errs, errors.New("--restore-from starts a new cluster from a backup: give it with --bootstrap (to restore into a running cluster, use 'gwctl snapshot restore')"))
 	}
 	if c.APIAdvertise == "" {
 		c.APIAdvertise = c.APIAddr
 	}
-	for flag, v := range map[string]string{"--raft-addr": c.RaftAddr, "--api-addr": c.APIAddr, "--raft-advertise": c.RaftAdvertise, "--api-advertise": c.APIAdvertise} {
-		if err := resource.ValidateHostPort(flag, v); err != nil {
+	for flag, v := range addrs {
+		if err := resource.ValidateHostPort(flag, *v); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -101,9 +168,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--join needs --join-ca-fingerprint (shown by 'gwctl cluster status') to trust the cluster"))
 	}
 	if c.Dev {
-		for flag, v := range map[string]string{"--raft-addr": c.RaftAddr, "--api-addr": c.APIAddr, "--raft-advertise": c.RaftAdvertise, "--api-advertise": c.APIAdvertise} {
-			if !loopback(v) {
-				errs = append(errs, fmt.Errorf("%s %s: --dev serves plaintext and is allowed only on loopback addresses (127.0.0.0/8, ::1, localhost)", flag, v))
+		for flag, v := range addrs {
+			if !loopback(*v) {
+				errs = append(errs, fmt.Errorf("%s %s: --dev serves plaintext and is allowed only on loopback addresses (127.0.0.0/8, ::1, localhost)", flag, *v))
 			}
 		}
 		if c.Join != "" && !strings.HasPrefix(c.Join, "http://") {
@@ -116,6 +183,30 @@ func (c *Config) Validate() error {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return errors.Join(errs...)
+}
+
+// validate checks the etcd settings.
+func (e *EtcdConfig) validate() []error {
+	var errs []error
+	if len(e.Endpoints) == 0 {
+		errs = append(errs, errors.New("--store etcd needs --etcd-endpoints (the etcd cluster's client URLs)"))
+	}
+	for _, ep := range e.Endpoints {
+		u, err := url.Parse(ep)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			errs = append(errs, fmt.Errorf("--etcd-endpoints %q: want a URL such as https://10.0.0.1:2379", ep))
+		case u.Scheme == "http" && !loopback(u.Host):
+			errs = append(errs, fmt.Errorf("--etcd-endpoints %q: plain http is allowed only on loopback; etcd holds the cluster's state (sealed secrets, token hashes), so reach it over https://", ep))
+		}
+	}
+	if (e.CertFile == "") != (e.KeyFile == "") {
+		errs = append(errs, errors.New("--etcd-cert-file and --etcd-key-file go together"))
+	}
+	if len(e.Prefix) > 0 && !strings.HasPrefix(e.Prefix, "/") {
+		errs = append(errs, fmt.Errorf("--etcd-prefix %q: want an absolute key prefix such as /portcullis", e.Prefix))
+	}
+	return errs
 }
 
 func loopback(hostport string) bool {
@@ -142,6 +233,9 @@ func (c *Config) hosts() []string {
 		}
 	}
 	for _, a := range []string{c.RaftAddr, c.RaftAdvertise, c.APIAddr, c.APIAdvertise} {
+		if a == "" {
+			continue
+		}
 		h, _, _ := net.SplitHostPort(a)
 		add(h)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/adminapi"
@@ -18,37 +19,91 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditconsumer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/etcdstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/learn"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/peer"
-	"github.com/portcullis-gw/portcullis/internal/controlplane/pki"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/rollout"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/singleton"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/webui"
 )
+
+// backend is what the server needs of its store, whichever it is. Both
+// raftstore.Node and etcdstore.Node implement it.
+type backend interface {
+	store.Store
+	// LocalState is this node's applied state.
+	LocalState() *state.State
+	// Ready says whether the node can serve (see /readyz).
+	Ready() bool
+	// Leader is the node that does singleton work (Raft's leader, etcd's
+	// elected node) and its API address.
+	Leader() (id, apiAddr string)
+	IsLeader() bool
+	Shutdown() error
+}
+
+var (
+	_ backend = (*raftstore.Node)(nil)
+	_ backend = (*etcdstore.Node)(nil)
+)
+
+// opened is a store brought up by Start, with what the rest of the node
+// takes from it.
+type opened struct {
+	b       backend
+	cluster adminapi.Cluster
+	// leader serves the node-to-node API's leader-only calls.
+	leader peer.Leader
+	// audit hands out copies of the audit store (nil: none).
+	audit      peer.AuditSource
+	apiTLS     *tls.Config
+	peerClient *peer.Client
+	elector    singleton.Elector
+	jobs       []singleton.Job
+	// after runs once the API serves (Raft's bootstrap and join).
+	after func(ctx context.Context, s *Server) error
+	// fatal is closed when the store stopped for good (nil: never).
+	fatal <-chan struct{}
+	// describe is the store's part of the "serving" log line.
+	describe []any
+}
 
 // Server is a running control-plane node.
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	node   *raftstore.Node
+	b      backend
+	raft   *raftstore.Node // nil on etcd
+	etcd   *etcdstore.Node // nil on Raft
 	http   *http.Server
 	ln     net.Listener
 	served chan error
-	// cancelStreams ends long-lived handler contexts on Close.
+	// cancelStreams ends long-lived handler contexts and the node's
+	// background work on Close.
 	cancelStreams context.CancelFunc
 	audit         *auditstore.Store
 	retentionDone chan struct{}
 	versionDone   chan struct{}
-	leaderDone    chan struct{}
+	singletonDone chan struct{}
 }
 
 // forwardKeyPurpose derives the node-to-node key from the KEK.
 const forwardKeyPurpose = "node-forward-auth"
 
-// Start brings the node up: it loads the key-encryption key and TLS
-// material (creating or fetching it on first start), opens Raft, serves the
-// APIs, and bootstraps or joins when the node has no state yet. It returns
-// once the node serves; ctx bounds only the start itself.
+// webKeyPurpose derives the web view's session key from the KEK: the same
+// on every node, so a session works on any of them.
+const webKeyPurpose = "webui-session"
+
+// Start brings the node up: it loads the key-encryption key, opens the
+// store (Raft, with TLS material created or fetched on first start; or
+// etcd, with the cluster found under the prefix), serves the APIs, and
+// bootstraps or joins when the node has no state yet. It returns once the
+// node serves; ctx bounds only the start itself.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -61,98 +116,60 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key-encryption key: %w", err)
 	}
-	fresh := !raftstore.HasState(cfg.DataDir)
-	if fresh && !cfg.Bootstrap && cfg.Join == "" {
-		return nil, fmt.Errorf("%s holds no cluster state: start the first node with --bootstrap, or join a cluster with --join", cfg.DataDir)
-	}
-	if !fresh && (cfg.Bootstrap || cfg.Join != "") {
-		log.Info("data dir already holds cluster state; ignoring --bootstrap/--join")
-	}
-
-	var boot *bootstrapMaterial
-	var mat tlsMaterial
-	if fresh && cfg.Bootstrap {
-		if boot, err = newBootstrapMaterial(cfg, sealer); err != nil {
-			return nil, err
-		}
-		mat = boot.tls
-		if !cfg.Dev {
-			if err := saveTLS(cfg.DataDir, mat); err != nil {
-				return nil, err
-			}
-		}
-	} else if !cfg.Dev {
-		var ok bool
-		if mat, ok, err = loadTLS(cfg.DataDir); err != nil {
-			return nil, err
-		}
-		if !ok {
-			if !fresh || cfg.Join == "" {
-				return nil, fmt.Errorf("%s has cluster state but no TLS material in %s; restore it from a backup of the data dir", cfg.DataDir, tlsDir)
-			}
-			if mat, err = fetchNodeCertificate(ctx, cfg); err != nil {
-				return nil, err
-			}
-			if err := saveTLS(cfg.DataDir, mat); err != nil {
-				return nil, err
-			}
-		}
-	}
-
-	var raftServer, raftClient, apiTLS *tls.Config
-	if !cfg.Dev {
-		if raftServer, err = pki.PeerServerConfig(mat.certPEM, mat.keyPEM, mat.caPEM); err != nil {
-			return nil, fmt.Errorf("raft TLS: %w", err)
-		}
-		if raftClient, err = pki.PeerClientConfig(mat.certPEM, mat.keyPEM, mat.caPEM); err != nil {
-			return nil, fmt.Errorf("raft TLS: %w", err)
-		}
-		if apiTLS, err = pki.ServerConfig(mat.certPEM, mat.keyPEM, mat.caPEM); err != nil {
-			return nil, fmt.Errorf("API TLS: %w", err)
-		}
-	}
 	forwardKey := sealer.Derive(forwardKeyPurpose, 32)
-	peerClient := peer.NewClient(raftClient, forwardKey)
-
-	// The audit store sits beside the Raft data; the state machine fills
-	// it from AppendAudit commands (and from snapshots).
+	// The audit store sits beside the store's data; the state machine
+	// fills it from AppendAudit commands (and from snapshots, or on etcd
+	// from a peer's copy).
 	audit, err := auditstore.Open(auditstore.Options{
 		Dir: filepath.Join(cfg.DataDir, "audit"), Retention: cfg.AuditRetention, MaxBytes: cfg.AuditMaxBytes, Logger: log,
 	})
 	if err != nil {
 		return nil, err
 	}
-	node, err := raftstore.Open(raftstore.Config{
-		ID: cfg.NodeID, DataDir: cfg.DataDir,
-		RaftBind: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise,
-		ServerTLS: raftServer, ClientTLS: raftClient,
-		Forwarder: peerClient, Timing: cfg.Timing, Logger: cfg.Logger,
-		Audit: audit,
-	})
+	registry := configsync.NewRegistry(cfg.NodeID, nil)
+	var o *opened
+	if cfg.Store == StoreEtcd {
+		o, err = openEtcd(ctx, cfg, sealer, forwardKey, audit, registry, log)
+	} else {
+		o, err = openRaft(ctx, cfg, sealer, forwardKey, audit, registry, log)
+	}
 	if err != nil {
 		_ = audit.Close()
 		return nil, err
 	}
-	if id := node.LocalState().Identity(); id != nil && id.GetKekId() != "" && id.GetKekId() != sealer.KeyID() {
-		_ = node.Shutdown()
-		_ = audit.Close()
-		return nil, fmt.Errorf("the key-encryption key (id %s) is not the one this cluster was bootstrapped with (id %s): give every node the same key", sealer.KeyID(), id.GetKekId())
-	}
+	node := o.b
 
-	registry := configsync.NewRegistry(cfg.NodeID, nil)
 	// One authenticator for every API of this node: its budget of
 	// re-checks for unknown tokens is the node's.
 	auth := tokenauth.NewAuthenticator(node, nil)
 	api := adminapi.New(adminapi.Config{
-		Store: node, Cluster: &cluster{node: node, peer: peerClient, registry: registry},
+		Store: node, Cluster: o.cluster,
 		Sealer: sealer, Egress: cfg.Egress, Dev: cfg.Dev, Logger: cfg.Logger,
 		Audit: audit, Auth: auth,
 	})
 	mux := http.NewServeMux()
+	// apiMux serves the admin API alone, for the web view's in-process
+	// calls.
+	apiMux := http.NewServeMux()
 	for _, r := range api.Routes() {
 		mux.Handle(r.Path, r.Handler)
+		apiMux.Handle(r.Path, r.Handler)
 	}
-	mux.Handle(peer.NewServer(node, registry, forwardKey, !cfg.Dev, cfg.Logger).Handler())
+	ui, err := webui.New(webui.Config{
+		API: apiMux, Tokens: node, Auth: auth, Recorder: api, Key: sealer.Derive(webKeyPurpose, 32),
+		Writes: cfg.WebWrites, Secure: !cfg.Dev, Logger: cfg.Logger,
+	})
+	if err != nil {
+		_ = node.Shutdown()
+		_ = audit.Close()
+		return nil, err
+	}
+	mux.Handle(webui.Prefix, ui)
+	ps := peer.NewServer(o.leader, registry, forwardKey, !cfg.Dev, cfg.Logger)
+	if o.audit != nil {
+		ps.ServeAuditCopies(o.audit)
+	}
+	mux.Handle(ps.Handler())
 	mux.Handle(configsync.NewServer(configsync.Config{
 		Store: node, Auth: auth, Builder: configsync.NewBuilder(sealer, configsync.WithEgress(cfg.Egress)), Registry: registry,
 		NodeID: cfg.NodeID, Heartbeat: cfg.SyncHeartbeat, Logger: cfg.Logger,
@@ -172,8 +189,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		_ = audit.Close()
 		return nil, fmt.Errorf("listen for the API on %s: %w", cfg.APIAddr, err)
 	}
-	// Long-lived streams (config sync) end when the server closes: their
-	// contexts derive from baseCtx, cancelled in Close.
+	// Long-lived streams (config sync) and the node's background work end
+	// when the server closes: their contexts derive from baseCtx,
+	// cancelled in Close.
 	baseCtx, cancelStreams := context.WithCancel(context.Background())
 	hs := &http.Server{
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
@@ -183,15 +201,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
-	if apiTLS != nil {
-		hs.TLSConfig = apiTLS
+	if o.apiTLS != nil {
+		hs.TLSConfig = o.apiTLS
 	} else {
 		hs.Protocols = new(http.Protocols)
 		hs.Protocols.SetHTTP1(true)
 		hs.Protocols.SetUnencryptedHTTP2(true)
 	}
-	s := &Server{cfg: cfg, log: log, node: node, http: hs, ln: ln, served: make(chan error, 1), cancelStreams: cancelStreams,
-		audit: audit, retentionDone: make(chan struct{}), versionDone: make(chan struct{}), leaderDone: make(chan struct{})}
+	// served holds up to two errors: the server's own end, and a store
+	// that stopped for good before it.
+	s := &Server{cfg: cfg, log: log, b: node, http: hs, ln: ln, served: make(chan error, 2), cancelStreams: cancelStreams,
+		audit: audit, retentionDone: make(chan struct{}), versionDone: make(chan struct{}), singletonDone: make(chan struct{})}
+	s.raft, _ = node.(*raftstore.Node)
+	s.etcd, _ = node.(*etcdstore.Node)
 	go func() {
 		defer close(s.retentionDone)
 		audit.RunRetention(baseCtx, time.Minute, time.Now)
@@ -200,6 +222,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		defer close(s.versionDone)
 		s.recordVersion(baseCtx)
 	}()
+	// The rollout controller, the audit consumers (learned lists, alert
+	// rules) and alert delivery are singleton work: they run on the
+	// elected node (the Raft leader, or the etcd election's winner) and
+	// act from replicated state alone (a consumer's cursor, the outbox),
+	// so the next one continues where this one left off.
+	controller := rollout.New(rollout.Config{
+		Store: node, Records: audit, Leader: node, NodeID: cfg.NodeID, Interval: cfg.RolloutInterval, Logger: log,
+	})
 	consumers := auditconsumer.New(auditconsumer.Config{
 		Store: node, Audit: audit, NodeID: cfg.NodeID, Interval: cfg.ConsumerInterval, Logger: log,
 		Consumers: []auditconsumer.Consumer{learn.Consumer{}, alerting.New()},
@@ -207,41 +237,68 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	alerts := alertsend.New(alertsend.Config{
 		Store: node, Sealer: sealer, Sender: alertsend.NewSender(cfg.Egress), NodeID: cfg.NodeID, Logger: log,
 	})
+	jobs := append(slices.Clone(o.jobs),
+		singleton.Job{Name: "rollout controller", Run: controller.Run},
+		singleton.Job{Name: "audit consumers", Run: consumers.Run},
+		singleton.Job{Name: "alert delivery", Run: alerts.Run},
+	)
 	go func() {
-		defer close(s.leaderDone)
-		runLeaderWork(baseCtx, raftElector{isLeader: node.IsLeader, every: 50 * time.Millisecond}, []leaderJob{
-			{name: "audit consumers", run: consumers.Run},
-			{name: "alert delivery", run: alerts.Run},
-		}, log)
+		defer close(s.singletonDone)
+		singleton.Run(baseCtx, o.elector, append(jobs, cfg.Singletons...), log)
 	}()
+	if o.fatal != nil {
+		go func() {
+			select {
+			case <-o.fatal:
+				s.served <- fmt.Errorf("the store stopped: %w", s.etcd.Fatal())
+			case <-baseCtx.Done():
+			}
+		}()
+	}
 	go func() {
-		if apiTLS != nil {
+		if o.apiTLS != nil {
 			s.served <- hs.ServeTLS(ln, "", "")
 		} else {
 			s.served <- hs.Serve(ln)
 		}
 	}()
 
-	switch {
-	case boot != nil:
-		err = s.bootstrap(ctx, boot)
-	case fresh && cfg.Join != "":
-		err = s.join(ctx)
-	}
-	if err != nil {
-		_ = s.Close()
-		return nil, err
+	if o.after != nil {
+		if err := o.after(ctx, s); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
 	}
 	if cfg.Dev {
-		log.Warn("--dev: the Raft port is plaintext and UNAUTHENTICATED (anyone who can reach it can join or rewrite the cluster's state), and the API serves plain HTTP; loopback only, never in production",
+		log.Warn("--dev: the Raft port (if any) is plaintext and UNAUTHENTICATED (anyone who can reach it can join or rewrite the cluster's state), and the API serves plain HTTP; loopback only, never in production",
 			"raft", cfg.RaftAdvertise, "api", cfg.APIAdvertise)
 	}
-	log.Info("control plane node serving", "api", cfg.APIAdvertise, "raft", cfg.RaftAdvertise, "dev", cfg.Dev)
+	log.Info("control plane node serving", append([]any{"api", cfg.APIAdvertise, "dev", cfg.Dev,
+		"web_view", webui.Prefix, "web_writes", cfg.WebWrites}, o.describe...)...)
 	return s, nil
 }
 
-// Node is the Raft store of this server.
-func (s *Server) Node() *raftstore.Node { return s.node }
+// Node is the Raft store of this server (nil on etcd).
+func (s *Server) Node() *raftstore.Node { return s.raft }
+
+// EtcdNode is the etcd store of this server (nil on Raft).
+func (s *Server) EtcdNode() *etcdstore.Node { return s.etcd }
+
+// Store is this server's store, whichever it is.
+func (s *Server) Store() store.Store { return s.b }
+
+// IsLeader reports whether this node does the cluster's singleton work.
+func (s *Server) IsLeader() bool { return s.b.IsLeader() }
+
+// Restore replaces the cluster's state with a backup, as a new epoch (the
+// admin API's RestoreBackup without the Touch after it); on Raft this
+// node must be the leader.
+func (s *Server) Restore(ctx context.Context, backup []byte) error {
+	if s.etcd != nil {
+		return s.etcd.Restore(ctx, backup)
+	}
+	return s.raft.RestoreLocal(ctx, backup)
+}
 
 // Handler is the HTTP handler serving every API of the node (for tests
 // that drive it without a connection).
@@ -250,10 +307,12 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 // Addr is the API's bound address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Done yields the error that ended serving (http.ErrServerClosed after Close).
+// Done yields the error that ended serving (http.ErrServerClosed after
+// Close; the store's error when it stopped for good).
 func (s *Server) Done() <-chan error { return s.served }
 
-// Close stops serving and shuts Raft down.
+// Close stops serving and the node's background work, and shuts the store
+// down.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -262,12 +321,12 @@ func (s *Server) Close() error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = s.http.Close()
 	}
-	if nerr := s.node.Shutdown(); nerr != nil && err == nil {
+	<-s.singletonDone
+	<-s.versionDone
+	if nerr := s.b.Shutdown(); nerr != nil && err == nil {
 		err = nerr
 	}
 	<-s.retentionDone
-	<-s.versionDone
-	<-s.leaderDone
 	if aerr := s.audit.Close(); aerr != nil && err == nil {
 		err = aerr
 	}

@@ -41,11 +41,11 @@ func (s *Server) recordVersion(ctx context.Context) {
 	want := clusterversion.Current()
 	backoff := 100 * time.Millisecond
 	for {
-		changed := s.node.Changed()
-		r, ok := s.node.LocalState().Get(resource.Node, s.cfg.NodeID)
+		changed := s.b.Changed()
+		r, ok := s.b.LocalState().Get(resource.Node, s.cfg.NodeID)
 		wait := (<-chan time.Time)(nil)
 		if ok && clusterversion.Of(r.GetNode().GetMaxClusterVersion()) != want {
-			if !s.node.Ready() {
+			if !s.b.Ready() {
 				wait = time.After(250 * time.Millisecond) // a leader being elected moves no state
 			} else if err := s.writeVersion(ctx, r, want); err != nil {
 				s.log.WarnContext(ctx, "could not record this node's cluster version; retrying", "version", want, "err", err)
@@ -82,7 +82,7 @@ func (s *Server) writeVersion(ctx context.Context, r *fsmv1.Resource, version cl
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	res, err := s.node.Apply(ctx, cmd)
+	res, err := s.b.Apply(ctx, cmd)
 	if err != nil {
 		return err
 	}
@@ -94,8 +94,23 @@ func (s *Server) writeVersion(ctx context.Context, r *fsmv1.Resource, version cl
 	}
 	// Look again only once this node has applied the write (or the
 	// refusal), so that it does not propose the same write twice.
-	if _, err := s.node.WaitIndex(ctx, res.GetIndex()); err != nil {
+	if err := waitIndex(ctx, s.b, res.GetIndex()); err != nil {
 		return err
 	}
 	return nil // ABORTED: the record changed meanwhile; the loop looks again
+}
+
+// waitIndex waits until b has applied the command at index.
+func waitIndex(ctx context.Context, b backend, index uint64) error {
+	for {
+		ch := b.Changed()
+		if b.LocalState().Index() >= index {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index %d: %w", index, ctx.Err())
+		case <-ch:
+		}
+	}
 }

@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -36,6 +37,14 @@ func wantEvent(index uint64, cmd *fsmv1.Command) *configv1.AdminEvent {
 		ev.Op, ev.Kind, ev.Name = "freeze", "cluster", fmt.Sprint(op.SetFreeze.GetFrozen())
 	case *fsmv1.Command_ChangeLearned:
 		ev.Op, ev.Kind, ev.Name = "learn", string(resource.ListLearning), op.ChangeLearned.GetChanges()[0].GetList()
+	case *fsmv1.Command_SignIn:
+		ev.Op, ev.Kind, ev.Name = "sign-in", "session", cmd.GetActor().GetTokenId()
+		if _, err := netip.ParseAddr(op.SignIn.GetSourceIp()); err == nil {
+			ev.SourceIp = op.SignIn.GetSourceIp()
+		}
+	case *fsmv1.Command_RolloutChange:
+		ev.Op = "rollout_" + strings.ToLower(strings.TrimPrefix(op.RolloutChange.GetAction().String(), "ROLLOUT_ACTION_"))
+		ev.Kind, ev.Name = "rollout", op.RolloutChange.GetRollout()
 	default:
 		ev.Op = "unknown"
 	}
@@ -71,8 +80,12 @@ func TestAdminEventsRecordEveryCommand(t *testing.T) {
 			t.Fatalf("step %d (%s): %d events added, want 1", index, st.Name, len(after)-len(before))
 		}
 		got := proto.Clone(after[0]).(*configv1.AdminEvent)
-		code, msg := got.GetErrorCode(), got.GetErrorMessage()
-		got.ErrorCode, got.ErrorMessage = "", ""
+		code, msg, detail := got.GetErrorCode(), got.GetErrorMessage(), got.GetDetail()
+		got.ErrorCode, got.ErrorMessage, got.Detail = "", "", ""
+		// A rollout's start and changes say what they did.
+		if got.GetKind() == string(resource.Rollout) && got.GetOp() != "delete" && code == "" && detail == "" {
+			t.Fatalf("step %d (%s): the rollout write's event has no detail", index, st.Name)
+		}
 		if want := wantEvent(index, st.Cmd); !proto.Equal(got, want) {
 			t.Fatalf("step %d (%s): event\n got  %v\n want %v", index, st.Name, got, want)
 		}

@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"unicode/utf8"
 
@@ -84,6 +85,9 @@ func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
 			next.configTime = cmd.GetTime()
 		}
 	}
+	if t.detail != "" {
+		ev.Detail = cut(t.detail, limits.PolicyMessage+256)
+	}
 	ev.Index = index
 	ev.Time = cmd.GetTime()
 	ev.Actor = cmd.GetActor()
@@ -162,6 +166,12 @@ type txn struct {
 	identity      *configv1.ClusterIdentity
 	freeze        *fsmv1.SetFreeze
 	configChanged bool
+	// detail says more about the write for its admin event (a rollout's
+	// change of stage).
+	detail string
+	// completing names the rollout whose completion is writing its
+	// candidate as the set's next version, for the set's history.
+	completing string
 	// derived is the audit record the command asks for instead of its
 	// admin write's (see State.DerivedRecord).
 	derived *auditv1.Record
@@ -215,6 +225,16 @@ func (t *txn) event() *configv1.AdminEvent {
 		ev.Op, ev.Kind, ev.Name = "freeze", "cluster", fmt.Sprint(op.SetFreeze.GetFrozen())
 	case *fsmv1.Command_Touch:
 		ev.Op = "touch"
+	case *fsmv1.Command_SignIn:
+		ev.Op, ev.Kind, ev.Name = "sign-in", "session", t.cmd.GetActor().GetTokenId()
+		if ip := op.SignIn.GetSourceIp(); len(ip) <= limits.Addr {
+			if _, err := netip.ParseAddr(ip); err == nil {
+				ev.SourceIp = ip
+			}
+		}
+	case *fsmv1.Command_RolloutChange:
+		ev.Op = "rollout_" + strings.ToLower(strings.TrimPrefix(op.RolloutChange.GetAction().String(), "ROLLOUT_ACTION_"))
+		ev.Kind, ev.Name = string(resource.Rollout), op.RolloutChange.GetRollout()
 	case *fsmv1.Command_ChangeLearned:
 		ev.Op, ev.Kind, ev.Name = "learn", string(resource.ListLearning), describeLists(op.ChangeLearned.GetChanges())
 	default:
@@ -248,9 +268,26 @@ func (t *txn) run() (*fsmv1.Resource, *configv1.AdminEvent, *fsmv1.Error) {
 		r, rec, err := t.changeLearned(op.ChangeLearned)
 		t.derived = rec
 		return r, ev, err
+	case *fsmv1.Command_SignIn:
+		return nil, ev, t.signIn()
+	case *fsmv1.Command_RolloutChange:
+		r, err := t.rolloutChange(op.RolloutChange)
+		return r, ev, err
 	default:
 		return nil, ev, errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "unknown command")
 	}
+}
+
+// signIn records a web sign-in of the command's actor: it checks that the
+// token still exists (a sign-in racing its revocation is refused) and
+// changes nothing else. resource.ValidateCommand has checked the source
+// address.
+func (t *txn) signIn() *fsmv1.Error {
+	id := t.cmd.GetActor().GetTokenId()
+	if _, ok := t.get(resource.AdminToken, id); !ok {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND, "admin token %q does not exist", id)
+	}
+	return nil
 }
 
 // gate refuses a command that needs a cluster version some voter recorded

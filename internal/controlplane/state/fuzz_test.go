@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/statetest"
@@ -40,6 +41,11 @@ const (
 // refuses, and may only store what resource.Validate accepts.
 func FuzzApply(f *testing.F) {
 	base := statetest.Run(f, state.New(), 1, statetest.Script()[:12])
+	// Every voter at this binary's version, so rollouts may be written.
+	base = statetest.Run(f, base, base.Index()+1, []statetest.Step{
+		{Name: "n1 version", Cmd: statetest.Update(statetest.NodeAt("n1", clusterversion.Current()))},
+		{Name: "n2 version", Cmd: statetest.Update(statetest.NodeAt("n2", clusterversion.Current()))},
+	})
 	for _, seed := range fuzzSeeds {
 		f.Add(seed)
 	}
@@ -108,7 +114,17 @@ func measuredApply(s *state.State, index uint64, cmd *fsmv1.Command) (*state.Sta
 // others, so writes meet existing resources.
 func command(g *limitstest.Gen) *fsmv1.Command {
 	var cmd *fsmv1.Command
-	switch g.Intn(16) {
+	switch g.Intn(19) {
+	case 16:
+		cmd = statetest.Put(g.PolicyTests(g.Name()), mode(g))
+	case 17:
+		set := "limits"
+		if g.Bool() {
+			set = g.Name()
+		}
+		cmd = statetest.Put(g.Rollout(set), mode(g))
+	case 18:
+		cmd = statetest.Change(g.Name(), fsmv1.RolloutAction(g.Intn(7)), configv1.RolloutStage(g.Intn(7)), uint32(g.Intn(12)), g.Text(limits.PolicyMessage))
 	case 9:
 		cmd = statetest.Delete(resource.Kinds[g.Intn(len(resource.Kinds))], g.Name())
 	case 10:

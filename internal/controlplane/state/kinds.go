@@ -23,23 +23,32 @@ type kindSpec struct {
 	afterChange func(t *txn, old, r *fsmv1.Resource) *fsmv1.Error
 }
 
-var kinds = map[resource.Kind]kindSpec{
-	resource.Agent:          {prepare: prepareAgent},
-	resource.Upstream:       {prepare: prepareUpstream, beforeDelete: beforeDeleteUpstream},
-	resource.ToolPin:        {prepare: prepareToolPin, afterChange: revalidatePolicies},
-	resource.PolicySet:      {prepare: preparePolicySet},
-	resource.IdentitySource: {prepare: prepareIdentitySource, beforeDelete: beforeDeleteIdentitySource},
-	resource.Secret:         {prepare: prepareSecret, beforeDelete: beforeDeleteSecret},
-	resource.AdminToken:     {prepare: prepareAdminToken, beforeDelete: beforeDeleteAdminToken},
-	resource.Node:           {},
-	resource.ValueList:      {prepare: prepareValueList, beforeDelete: beforeDeleteValueList},
-	resource.ListLearning:   {prepare: prepareListLearning, afterChange: learningsChanged},
-	resource.AlertRule:      {prepare: prepareAlertRule},
-	resource.Alert:          {prepare: refusePut("alerts are queued by the leader's audit consumer, not written")},
-	resource.AuditCursor: {
-		prepare:      refusePut("audit cursors are moved by the leader's audit consumers, not written"),
-		beforeDelete: beforeDeleteAuditCursor,
-	},
+// kinds is set in init: its rules write resources through txn.put, which
+// reads it (a rollout's completion writes its policy set).
+var kinds map[resource.Kind]kindSpec
+
+func init() {
+	kinds = map[resource.Kind]kindSpec{
+		resource.Agent:          {prepare: prepareAgent},
+		resource.Upstream:       {prepare: prepareUpstream, beforeDelete: beforeDeleteUpstream},
+		resource.ToolPin:        {prepare: prepareToolPin, afterChange: revalidatePolicies},
+		resource.PolicySet:      {prepare: preparePolicySet, beforeDelete: beforeDeletePolicySet, afterChange: afterPolicySet},
+		resource.IdentitySource: {prepare: prepareIdentitySource, beforeDelete: beforeDeleteIdentitySource},
+		resource.Secret:         {prepare: prepareSecret, beforeDelete: beforeDeleteSecret},
+		resource.AdminToken:     {prepare: prepareAdminToken, beforeDelete: beforeDeleteAdminToken},
+		resource.Node:           {},
+		resource.ValueList:      {prepare: prepareValueList, beforeDelete: beforeDeleteValueList},
+		resource.PolicyHistory:  {prepare: preparePolicyHistory, beforeDelete: beforeDeletePolicyHistory},
+		resource.PolicyTests:    {prepare: preparePolicyTests},
+		resource.Rollout:        {prepare: prepareRollout, beforeDelete: beforeDeleteRollout},
+		resource.ListLearning:   {prepare: prepareListLearning, afterChange: learningsChanged},
+		resource.AlertRule:      {prepare: prepareAlertRule},
+		resource.Alert:          {prepare: refusePut("alerts are queued by the leader's audit consumer, not written")},
+		resource.AuditCursor: {
+			prepare:      refusePut("audit cursors are moved by the leader's audit consumers, not written"),
+			beforeDelete: beforeDeleteAuditCursor,
+		},
+	}
 }
 
 func failed(format string, args ...any) *fsmv1.Error {

@@ -34,13 +34,13 @@ func v2(t testing.TB) *state.State {
 	})
 }
 
-func apply(s *state.State, cmd *fsmv1.Command) (*state.State, *fsmv1.Result) {
+func applyNext(s *state.State, cmd *fsmv1.Command) (*state.State, *fsmv1.Result) {
 	return state.Apply(s, s.Index()+1, cmd)
 }
 
 func mustApply(t *testing.T, s *state.State, cmd *fsmv1.Command) *state.State {
 	t.Helper()
-	next, res := apply(s, cmd)
+	next, res := applyNext(s, cmd)
 	if res.GetError() != nil {
 		t.Fatalf("apply %s: %v", cmd.GetMethod(), res.GetError())
 	}
@@ -143,7 +143,7 @@ func TestLearningRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, res := apply(s, tt.cmd)
+			_, res := applyNext(s, tt.cmd)
 			if res.GetError().GetCode() != tt.wantCode || !strings.Contains(res.GetError().GetMessage(), tt.wantMsg) {
 				t.Fatalf("got %v %q, want %v containing %q", res.GetError().GetCode(), res.GetError().GetMessage(), tt.wantCode, tt.wantMsg)
 			}
@@ -151,7 +151,7 @@ func TestLearningRules(t *testing.T) {
 	}
 	t.Run("stop of a learning a policy reads", func(t *testing.T) {
 		next := mustApply(t, s, statetest.Create(statetest.PolicySet("p", statetest.LearnedPolicy("payees"))))
-		_, res := apply(next, statetest.Delete(resource.ListLearning, "payees"))
+		_, res := applyNext(next, statetest.Delete(resource.ListLearning, "payees"))
 		if res.GetError().GetCode() != fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION || !strings.Contains(res.GetError().GetMessage(), `context.learned["payees"]`) {
 			t.Fatalf("got %v", res.GetError())
 		}
@@ -180,7 +180,7 @@ func TestLearningRules(t *testing.T) {
 func TestChangeLearned(t *testing.T) {
 	s := v2(t)
 	cmd := statetest.By(statetest.ChangeLearned(statetest.Learned("payees", "agent:billing-bot", 0, "acme", "initech")), opToken, "r-1", 100)
-	s, res := apply(s, cmd)
+	s, res := applyNext(s, cmd)
 	if res.GetError() != nil {
 		t.Fatal(res.GetError())
 	}
@@ -217,7 +217,7 @@ func TestChangeLearned(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, res := apply(s, statetest.ChangeLearned(tt.change))
+			_, res := applyNext(s, statetest.ChangeLearned(tt.change))
 			if res.GetError().GetCode() != tt.code {
 				t.Fatalf("got %v, want %v", res.GetError(), tt.code)
 			}
@@ -229,7 +229,7 @@ func TestChangeLearned(t *testing.T) {
 			values[i] = fmt.Sprintf("v%05d", i)
 		}
 		full := mustApply(t, s, statetest.ChangeLearned(statetest.Learned("payees", "agent:full", 0, values...)))
-		_, res := apply(full, statetest.ChangeLearned(statetest.Learned("payees", "agent:full", 0, "one-more")))
+		_, res := applyNext(full, statetest.ChangeLearned(statetest.Learned("payees", "agent:full", 0, "one-more")))
 		if res.GetError().GetCode() != fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION || !strings.Contains(res.GetError().GetMessage(), "forget some first") {
 			t.Fatalf("got %v", res.GetError())
 		}
@@ -268,7 +268,7 @@ func TestConsumeAuditExactlyOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			after, res := apply(next, tt.cmd)
+			after, res := applyNext(next, tt.cmd)
 			if res.GetError().GetCode() != tt.code {
 				t.Fatalf("got %v, want %v", res.GetError(), tt.code)
 			}
@@ -343,7 +343,7 @@ func TestAlertOutbox(t *testing.T) {
 	if s.DerivedRecord() != nil {
 		t.Fatal("a failed attempt that will be retried is audited")
 	}
-	if _, res := apply(s, retry); res.GetError().GetCode() != fsmv1.ErrorCode_ERROR_CODE_ABORTED {
+	if _, res := applyNext(s, retry); res.GetError().GetCode() != fsmv1.ErrorCode_ERROR_CODE_ABORTED {
 		t.Fatalf("replayed attempt: %v", res.GetError())
 	}
 	for _, outcome := range []fsmv1.AlertOutcome{fsmv1.AlertOutcome_ALERT_OUTCOME_SENT, fsmv1.AlertOutcome_ALERT_OUTCOME_GAVE_UP} {
@@ -410,7 +410,7 @@ func TestAlertRuleSecrets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, res := apply(s, tt.cmd)
+			_, res := applyNext(s, tt.cmd)
 			if res.GetError().GetCode() != fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION || !strings.Contains(res.GetError().GetMessage(), tt.msg) {
 				t.Fatalf("got %v, want FAILED_PRECONDITION containing %q", res.GetError(), tt.msg)
 			}
@@ -422,7 +422,7 @@ func TestAlertRuleSecrets(t *testing.T) {
 // version 2, the audit consumers' batches are refused like any version-2
 // write.
 func TestLeaderWorkWaitsForVersion2(t *testing.T) {
-	_, res := apply(base(t), statetest.Consume("learn", 0, nil))
+	_, res := applyNext(base(t), statetest.Consume("learn", 0, nil))
 	if res.GetError().GetCode() != fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION || !strings.Contains(res.GetError().GetMessage(), "cluster version 2") {
 		t.Fatalf("got %v", res.GetError())
 	}

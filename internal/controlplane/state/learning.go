@@ -88,6 +88,9 @@ func beforeDeleteValueList(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	if user != "" {
 		return failed("value list %q is used by policy set %q; change or delete that policy set first", name, user)
 	}
+	if ro, ok := activeRollout(t.each); ok && slices.Contains(ro.GetValueLists(), name) {
+		return failed("value list %q is used by the candidate of rollout %s; finish or abort the rollout first", name, ro.GetMeta().GetName())
+	}
 	if _, ok := t.get(resource.ListLearning, name); ok {
 		return failed("value list %q learns from calls; stop that first (gwctl valuelist unlearn %s)", name, name)
 	}
@@ -225,11 +228,18 @@ func (t *txn) revalidateAll() *fsmv1.Error {
 		}
 		return true
 	})
-	if len(sets) == 0 {
-		return nil
+	if len(sets) > 0 {
+		if err := cedarschema.ValidateAll(schema, sets); err != nil {
+			return failed("this change would break an enabled policy set; change the policy first:\n%v", err)
+		}
 	}
-	if err := cedarschema.ValidateAll(schema, sets); err != nil {
-		return failed("this change would break an enabled policy set; change the policy first:\n%v", err)
+	// The candidate of the rollout in progress is served to data planes
+	// too: it must stay valid.
+	if ro, ok := activeRollout(t.each); ok {
+		if _, err := schema.ParsePolicies(ro.GetPolicySet(), ro.GetFilename(), []byte(ro.GetSource())); err != nil {
+			return failed("this change would break the candidate of rollout %s (policy set %q); abort or finish the rollout first:\n%v",
+				ro.GetMeta().GetName(), ro.GetPolicySet(), err)
+		}
 	}
 	return nil
 }

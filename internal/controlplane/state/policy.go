@@ -49,6 +49,15 @@ func preparePolicySet(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	if ps.GetFilename() == "" {
 		ps.Filename = ps.GetMeta().GetName() + ".cedar"
 	}
+	if err := policySetChange(t, ps.GetMeta().GetName(), "change"); err != nil {
+		return err
+	}
+	if err := checkRestore(t, ps); err != nil {
+		return err
+	}
+	if ps.GetHistoryLimit() == 0 {
+		ps.HistoryLimit = old.GetPolicySet().GetHistoryLimit()
+	}
 	schema, err := t.cedarSchema()
 	if err != nil {
 		return failed("the gateway's Cedar schema cannot be generated: %v", err)
@@ -95,6 +104,11 @@ func revalidatePolicies(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	// The schema must generate even with no enabled set: two pins whose
 	// action names collide would otherwise block every later policy write.
 	return t.revalidateAll()
+}
+
+// beforeDeletePolicySet refuses to delete a set an active rollout stages.
+func beforeDeletePolicySet(t *txn, old *fsmv1.Resource) *fsmv1.Error {
+	return policySetChange(t, resource.Name(old), "delete")
 }
 
 // prepareValueList stores a list's values sorted, so that equal lists are

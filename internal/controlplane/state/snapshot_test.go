@@ -59,6 +59,8 @@ func TestSnapshotRoundTripEveryCommand(t *testing.T) {
 				ops["touch"] = true
 			case *fsmv1.Command_SetFreeze:
 				ops["freeze"] = true
+			case *fsmv1.Command_RolloutChange:
+				ops["rollout_change"] = true
 			case *fsmv1.Command_ConsumeAudit:
 				// A batch moves its consumer's cursor (and queues alerts):
 				// the only way either kind is written.
@@ -83,6 +85,13 @@ func TestSnapshotRoundTripEveryCommand(t *testing.T) {
 		if resO.GetDeduplicated() {
 			ops["deduplicated"] = true
 		}
+		// The state machine alone writes and deletes histories.
+		if nextO.Count(resource.PolicyHistory) > orig.Count(resource.PolicyHistory) {
+			kinds["put "+string(resource.PolicyHistory)] = true
+		}
+		if nextO.Count(resource.PolicyHistory) < orig.Count(resource.PolicyHistory) {
+			kinds["delete "+string(resource.PolicyHistory)] = true
+		}
 
 		snap := statetest.Snapshot(t, nextO)
 		back := statetest.Restore(t, snap)
@@ -95,7 +104,7 @@ func TestSnapshotRoundTripEveryCommand(t *testing.T) {
 		orig, restored = nextO, back
 	}
 
-	for _, want := range []string{"bootstrap", "put", "delete", "touch", "freeze", "refused", "deduplicated", "consume", "settle", "learn"} {
+	for _, want := range []string{"bootstrap", "put", "delete", "touch", "freeze", "rollout_change", "refused", "deduplicated", "consume", "settle", "learn"} {
 		if !ops[want] {
 			t.Errorf("the script never exercised %s", want)
 		}

@@ -98,6 +98,15 @@ func (s *State) WithNextEpoch(after uint64) *State {
 	return &next
 }
 
+// WithIndex returns a copy of s whose applied index is index: a store that
+// installs a whole state as one entry of its log (the etcd store's
+// restore) gives it that entry's index, so indices keep growing.
+func (s *State) WithIndex(index uint64) *State {
+	next := *s
+	next.index = index
+	return &next
+}
+
 // ConfigTime is the proposal time of the write that set ConfigVersion.
 func (s *State) ConfigTime() *timestamppb.Timestamp { return s.configTime }
 

@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -103,6 +105,13 @@ func Touch() *fsmv1.Command {
 func SetFreeze(frozen bool, reason string) *fsmv1.Command {
 	c := newCmd("Test.SetFreeze")
 	c.Op = &fsmv1.Command_SetFreeze{SetFreeze: &fsmv1.SetFreeze{Frozen: frozen, Reason: reason}}
+	return c
+}
+
+// SignIn returns a command recording a web sign-in from ip.
+func SignIn(ip string) *fsmv1.Command {
+	c := newCmd("Test.SignIn")
+	c.Op = &fsmv1.Command_SignIn{SignIn: &fsmv1.SignIn{SourceIp: ip}}
 	return c
 }
 
@@ -246,6 +255,49 @@ func Node(name string) *configv1.Node {
 	return &configv1.Node{Meta: &configv1.ResourceMeta{Name: name}, RaftAddr: name + ".internal:7000", ApiAddr: name + ".internal:7443"}
 }
 
+// NodeAt returns a node record whose binary supports version.
+func NodeAt(name string, version clusterversion.Version) *configv1.Node {
+	n := Node(name)
+	n.MaxClusterVersion = uint32(version)
+	return n
+}
+
+// PolicyTests returns the stored tests of set: one case per expectation,
+// agent billing-bot calling tool with amount 100.
+func PolicyTests(set, tool string, expect ...string) *configv1.PolicyTests {
+	t := &configv1.PolicyTests{Meta: &configv1.ResourceMeta{Name: set}}
+	for i, e := range expect {
+		t.Cases = append(t.Cases, &configv1.PolicyTestCase{
+			Name: fmt.Sprintf("case-%d", i+1), Agent: "billing-bot", Tool: tool, ArgumentsJson: `{"amount":100}`, Expect: e,
+		})
+	}
+	return t
+}
+
+// Rollout returns a rollout of set to source with a shadow stage of
+// shadow seconds and canary steps of 60 s at the given basis points.
+func Rollout(name, set, source string, shadow int64, canary ...uint32) *configv1.Rollout {
+	r := &configv1.Rollout{
+		Meta: &configv1.ResourceMeta{Name: name}, PolicySet: set, Source: source, Message: "stage " + name,
+		Plan: &configv1.RolloutPlan{Shadow: durationpb.New(time.Duration(shadow) * time.Second), CanaryBasisPoints: canary,
+			Gates: []string{"deny_increase>1%"}},
+	}
+	if len(canary) > 0 {
+		r.Plan.Step = durationpb.New(time.Minute)
+	}
+	return r
+}
+
+// Change returns a RolloutChange of rollout, decided at the given stage
+// and canary step.
+func Change(rollout string, action fsmv1.RolloutAction, at configv1.RolloutStage, step uint32, reason string) *fsmv1.Command {
+	c := newCmd("Test.ChangeRollout")
+	c.Op = &fsmv1.Command_RolloutChange{RolloutChange: &fsmv1.RolloutChange{
+		Rollout: rollout, Action: action, ExpectStage: at, ExpectStep: step, Reason: reason,
+	}}
+	return c
+}
+
 // Agent returns an agent with one API key whose id is keyID (none when
 // empty).
 func Agent(name, keyID string) *configv1.Agent {
@@ -350,6 +402,14 @@ func at(c *fsmv1.Command, sec int64) *fsmv1.Command {
 	return c
 }
 
+// versioned is Node(name) recording the cluster version of the web
+// view's sign-ins.
+func versioned(name string) *configv1.Node {
+	n := Node(name)
+	n.MaxClusterVersion = uint32(clusterversion.WebSignIn)
+	return n
+}
+
 // Step is one command of a script and what applying it must produce.
 type Step struct {
 	Name string
@@ -364,7 +424,7 @@ type Step struct {
 
 // Script returns a sequence of commands, applied at indexes 1, 2, ..., that
 // covers bootstrap, a put (create and update) and a delete of every resource
-// kind, refused commands, deduplicated retries, touch and freeze. Every call
+// kind, refused commands, deduplicated retries, touch, freeze and sign-ins. Every call
 // returns fresh messages.
 func Script() []Step {
 	const op = "0a0a0a0a0a0a0a0a" // operator token id
@@ -384,11 +444,7 @@ func Script() []Step {
 	bound.Hosts = []string{"api.example.com"}
 	rebound := Secret("bound")
 	rebound.Hosts = []string{"127.0.0.1:7450", "api.example.com"}
-	hooks := Secret("hooks-key")
-	hooks.Hosts = []string{"hooks.example.com"}
-	const op2 = BootToken
-
-	return []Step{
+	steps := []Step{
 		{Name: "bootstrap", Cmd: Bootstrap(), ConfigMoves: true},
 		{Name: "create secret", Cmd: By(Create(Secret("gh-token")), BootToken, "r-secret", 10), ConfigMoves: true},
 		{Name: "create upstream with bearer secret", Cmd: By(Create(Upstream("github", "gh-token")), BootToken, "r-github", 11), ConfigMoves: true},
@@ -409,6 +465,12 @@ func Script() []Step {
 		{Name: "freeze", Cmd: By(SetFreeze(true, "incident 42"), op, "r-freeze", 25), ConfigMoves: true},
 		{Name: "refused freeze", Cmd: By(SetFreeze(false, strings.Repeat("x", 1025)), op, "r-freeze-long", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
 		{Name: "unfreeze", Cmd: By(SetFreeze(false, ""), op, "r-unfreeze", 25), ConfigMoves: true},
+		{Name: "refused learning before every voter supports it", Cmd: By(Create(ListLearning("payees", "pay__send", "to", configv1.LearningScope_LEARNING_SCOPE_AGENT)), BootToken, "r-learn-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "refused sign-in before every voter supports it", Cmd: By(SignIn("192.0.2.7"), op, "r-sign-in-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "n1 records its cluster version", Cmd: By(Upsert(versioned("n1")), NodeActor, "r-n1-version", 25)},
+		{Name: "n2 records its cluster version", Cmd: By(Upsert(versioned("n2")), "node:n2", "r-n2-version", 25)},
+		{Name: "sign-in", Cmd: By(SignIn("192.0.2.7"), op, "r-sign-in", 25)},
+		{Name: "refused sign-in from no address", Cmd: By(SignIn("not an address"), op, "r-sign-in-bad", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
 		{Name: "upsert secret value", Cmd: By(Upsert(secretV2), op, "r-secret-v2", 26), ConfigMoves: true},
 		{Name: "disable policy set", Cmd: By(Upsert(disabled), op, "r-policy-off", 27), ConfigMoves: true},
 		{Name: "delete policy set", Cmd: By(Delete(resource.PolicySet, "limits"), op, "r-policy-del", 28), ConfigMoves: true},
@@ -417,6 +479,7 @@ func Script() []Step {
 		{Name: "delete identity source", Cmd: By(Delete(resource.IdentitySource, "corp-idp"), op, "r-idp-del", 31), ConfigMoves: true},
 		{Name: "delete admin token", Cmd: By(Delete(resource.AdminToken, op), BootToken, "r-token-del", 32)},
 		{Name: "delete node", Cmd: By(Delete(resource.Node, "n2"), BootToken, "r-node-del", 33)},
+		{Name: "refused sign-in of a revoked token", Cmd: By(SignIn("2001:db8::1"), op, "r-sign-in-revoked", 33), WantCode: fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND},
 		{Name: "delete upstream", Cmd: By(Delete(resource.Upstream, "github"), BootToken, "r-github-del", 34), ConfigMoves: true},
 		{Name: "delete secret", Cmd: By(Delete(resource.Secret, "gh-token"), BootToken, "r-secret-del", 35), ConfigMoves: true},
 		{Name: "delete missing", Cmd: By(Delete(resource.Secret, "gh-token"), BootToken, "r-secret-del-2", 36), WantCode: fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND},
@@ -428,42 +491,106 @@ func Script() []Step {
 		{Name: "delete value list", Cmd: By(Delete(resource.ValueList, "payees"), BootToken, "r-list-del-2", 42), ConfigMoves: true},
 		{Name: "create secret bound to hosts", Cmd: By(Create(bound), BootToken, "r-bound", 43), ConfigMoves: true},
 		{Name: "bind secret to other hosts", Cmd: By(Update(rebound), BootToken, "r-rebind", 44), ConfigMoves: true},
-		// Cluster version 2: learned lists, alert rules, the outbox and
-		// the audit consumers' cursors.
-		{Name: "refused learning before every voter supports version 2", Cmd: By(Create(ListLearning("payees", "pay__send", "to", configv1.LearningScope_LEARNING_SCOPE_AGENT)), BootToken, "r-learn-early", 45), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
-		{Name: "node records version 2", Cmd: By(Update(NodeVersion("n1", 2)), NodeActor, "r-n1-v2", 46)},
-		{Name: "refused learning of a missing list", Cmd: By(Create(ListLearning("payees", "pay__send", "to", configv1.LearningScope_LEARNING_SCOPE_AGENT)), BootToken, "r-learn-missing", 47), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
-		{Name: "create value list to learn", Cmd: By(Create(ValueList("payees", "globex")), BootToken, "r-payees", 48), ConfigMoves: true},
-		{Name: "create learning", Cmd: By(Create(ListLearning("payees", "pay__send", "to", configv1.LearningScope_LEARNING_SCOPE_AGENT)), BootToken, "r-learn", 49), ConfigMoves: true},
-		{Name: "refused delete of a list that learns", Cmd: By(Delete(resource.ValueList, "payees"), BootToken, "r-payees-del", 50), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
-		{Name: "approve a value", Cmd: By(ChangeLearned(Learned("payees", "agent:billing-bot", 0, "acme")), op2, "r-approve", 51), ConfigMoves: true},
-		{Name: "refused approval in a scope of another kind", Cmd: By(ChangeLearned(Learned("payees", "team:payments", 0, "acme")), op2, "r-approve-team", 52), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
-		{Name: "create policy set reading the learned list", Cmd: By(Create(PolicySet("learned", LearnedPolicy("payees"))), BootToken, "r-learned-policy", 53), ConfigMoves: true},
-		{Name: "refused stop of a learning a policy reads", Cmd: By(Delete(resource.ListLearning, "payees"), BootToken, "r-unlearn-early", 54), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
-		{Name: "create learn cursor", Cmd: at(Consume("learn", 0, map[string]uint64{"dp1": 5}), 55)},
-		{Name: "learn batch", Cmd: at(withLearned(Consume("learn", 1, map[string]uint64{"dp1": 9}), Learned("payees", "agent:billing-bot", 1, "initech", "acme")), 56), ConfigMoves: true},
-		{Name: "refused replay of the learn batch", Cmd: at(withLearned(Consume("learn", 1, map[string]uint64{"dp1": 9}), Learned("payees", "agent:billing-bot", 1, "umbrella")), 57), WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
-		{Name: "refused learn batch of an old generation", Cmd: at(withLearned(Consume("learn", 2, map[string]uint64{"dp1": 10}), Learned("payees", "agent:billing-bot", 7, "umbrella")), 58), WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
-		{Name: "forget a value", Cmd: By(forget(ChangeLearned(), "payees", "agent:billing-bot", "initech"), op2, "r-forget", 59), ConfigMoves: true},
-		{Name: "refused put of an audit cursor", Cmd: By(Create(&configv1.AuditCursor{Meta: &configv1.ResourceMeta{Name: "learn2"}}), BootToken, "r-cursor-put", 60), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
-		{Name: "refused delete of an audit cursor", Cmd: By(Delete(resource.AuditCursor, "learn"), BootToken, "r-cursor-del", 61), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
-		{Name: "create secret for alerts", Cmd: By(Create(hooks), BootToken, "r-hooks", 62)},
-		{Name: "refused alert rule with a secret bound elsewhere", Cmd: By(Create(AlertRule("sec", "security", "https://other.example.com/hook", "hooks-key")), BootToken, "r-rule-bad", 63), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
-		{Name: "create alert rule", Cmd: By(Create(AlertRule("sec", "security", "https://hooks.example.com/portcullis", "hooks-key")), BootToken, "r-rule", 64)},
-		{Name: "refused delete of a secret a rule uses", Cmd: By(Delete(resource.Secret, "hooks-key"), BootToken, "r-hooks-del", 65), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
-		{Name: "create alert cursor", Cmd: at(Consume("alert", 0, map[string]uint64{"dp1": 9}), 66)},
-		{Name: "alert batch", Cmd: at(withAlerts(Consume("alert", 1, map[string]uint64{"dp1": 11}), Alert("a0001", "sec", "dp1/9"), Alert("a0002", "sec", "dp1/10")), 67)},
-		{Name: "alert batch queueing an alert again", Cmd: at(withAlerts(Consume("alert", 2, map[string]uint64{"dp1": 12}), Alert("a0001", "sec", "dp1/9")), 68)},
-		{Name: "refused put of an alert", Cmd: By(Create(Alert("a0003", "sec", "dp1/12")), BootToken, "r-alert-put", 69), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
-		{Name: "alert attempt failed", Cmd: at(Settle("a0001", 1, fsmv1.AlertOutcome_ALERT_OUTCOME_RETRY), 70)},
-		{Name: "refused replay of the attempt", Cmd: at(Settle("a0001", 1, fsmv1.AlertOutcome_ALERT_OUTCOME_SENT), 71), WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
-		{Name: "alert sent", Cmd: at(Settle("a0001", 2, fsmv1.AlertOutcome_ALERT_OUTCOME_SENT), 72)},
-		{Name: "refused attempt of an alert sent", Cmd: at(Settle("a0001", 3, fsmv1.AlertOutcome_ALERT_OUTCOME_SENT), 73), WantCode: fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND},
-		{Name: "drop alert", Cmd: By(Delete(resource.Alert, "a0002"), op2, "r-drop", 74)},
-		{Name: "delete policy set reading the learned list", Cmd: By(Delete(resource.PolicySet, "learned"), BootToken, "r-learned-policy-del", 75), ConfigMoves: true},
-		{Name: "change what the list learns", Cmd: By(Update(ListLearning("payees", "pay__send", "payee", configv1.LearningScope_LEARNING_SCOPE_GLOBAL)), BootToken, "r-relearn", 76), ConfigMoves: true},
-		{Name: "stop learning", Cmd: By(Delete(resource.ListLearning, "payees"), BootToken, "r-unlearn", 77), ConfigMoves: true},
-		{Name: "delete alert rule", Cmd: By(Delete(resource.AlertRule, "sec"), BootToken, "r-rule-del", 78)},
+	}
+	steps = append(steps, rolloutSteps(len(steps))...)
+	return append(steps, learnedSteps()...)
+}
+
+// rolloutSteps stage policy versions, tests and rollouts (cluster version
+// PolicyRollouts), starting at index first+1.
+func rolloutSteps(first int) []Step {
+	const (
+		shadow = configv1.RolloutStage_ROLLOUT_STAGE_SHADOW
+		canary = configv1.RolloutStage_ROLLOUT_STAGE_CANARY
+		done   = configv1.RolloutStage_ROLLOUT_STAGE_COMPLETE
+	)
+	v1 := PolicySet("limits", AmountPolicy("pay__send"))
+	v2 := PolicySet("limits", PermitAll+AmountPolicy("pay__send"))
+	v2.Message = "permit everyone below the cap"
+	v2.HistoryLimit = 5
+	v3 := "@id(\"cap\")\nforbid(principal, action == Action::\"pay__send\", resource)\nwhen { context.arguments.amount > 100 };\n"
+	rollback := PolicySet("limits", AmountPolicy("pay__send"))
+	rollback.Restores = 1
+	missing := PolicySet("limits", AmountPolicy("pay__send"))
+	missing.Restores = 99
+	testsAt := uint64(first + 6) // the index of "store tests"
+	r1 := Rollout("limits-r1", "limits", v3, 60, 2500, 5000)
+	r1.TestsRevision = testsAt
+	r2 := Rollout("limits-r2", "limits", v3+PermitAll, 60)
+	staleTests := Rollout("limits-r0", "limits", v3, 60)
+	staleTests.TestsRevision = testsAt - 1
+	return []Step{
+		{Name: "record node version", Cmd: By(Update(NodeAt("n1", clusterversion.Current())), NodeActor, "r-n1-version-current", 45)},
+		{Name: "pin again", Cmd: By(Create(ToolPin("pay", "send", AmountSchema("integer"))), BootToken, "r-pin-2", 46), ConfigMoves: true},
+		{Name: "policy set version 1", Cmd: By(Create(v1), BootToken, "r-limits-1", 47), ConfigMoves: true},
+		{Name: "policy set version 2", Cmd: By(Update(v2), BootToken, "r-limits-2", 48), ConfigMoves: true},
+		{Name: "refused write of a history", Cmd: By(Upsert(&configv1.PolicyHistory{Meta: &configv1.ResourceMeta{Name: "limits"}}), BootToken, "r-history", 49),
+			WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "store tests", Cmd: By(Upsert(PolicyTests("limits", "pay__send", "allow")), BootToken, "r-tests", 50)},
+		{Name: "refused rollout on stale tests", Cmd: By(Create(staleTests), BootToken, "r-rollout-0", 51), WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
+		{Name: "start rollout", Cmd: By(Create(r1), BootToken, "r-rollout-1", 52), ConfigMoves: true},
+		{Name: "refused apply during rollout", Cmd: By(Update(v1), BootToken, "r-limits-busy", 53), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "refused second rollout", Cmd: By(Create(r2), BootToken, "r-rollout-2-early", 53), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "promote to canary", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PROMOTE, shadow, 0, ""), NodeActor, "r-promote-1", 54), ConfigMoves: true},
+		{Name: "refused stale promote", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PROMOTE, shadow, 0, ""), BootToken, "r-promote-stale", 55),
+			WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
+		{Name: "pause", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PAUSE, canary, 0, "looking"), BootToken, "r-pause", 56)},
+		{Name: "resume", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_RESUME, canary, 0, ""), BootToken, "r-resume", 57)},
+		{Name: "next canary step", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PROMOTE, canary, 0, ""), NodeActor, "r-promote-2", 58), ConfigMoves: true},
+		{Name: "complete", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_PROMOTE, canary, 1, ""), NodeActor, "r-promote-3", 59), ConfigMoves: true},
+		{Name: "roll the completed rollout back", Cmd: By(Change("limits-r1", fsmv1.RolloutAction_ROLLOUT_ACTION_ROLLBACK, done, 0, "too strict"), BootToken, "r-rollback-1", 60), ConfigMoves: true},
+		{Name: "policy rollback to version 1", Cmd: By(Update(rollback), BootToken, "r-limits-rollback", 61), ConfigMoves: true},
+		{Name: "refused rollback to a version not kept", Cmd: By(Update(missing), BootToken, "r-limits-missing", 62), WantCode: fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND},
+		{Name: "delete tests", Cmd: By(Delete(resource.PolicyTests, "limits"), BootToken, "r-tests-del", 63)},
+		{Name: "start a second rollout", Cmd: By(Create(r2), BootToken, "r-rollout-2", 64), ConfigMoves: true},
+		{Name: "refused delete of the set in rollout", Cmd: By(Delete(resource.PolicySet, "limits"), BootToken, "r-limits-del-busy", 65), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "abort", Cmd: By(Change("limits-r2", fsmv1.RolloutAction_ROLLOUT_ACTION_ABORT, shadow, 0, "not today"), BootToken, "r-abort", 66), ConfigMoves: true},
+		{Name: "delete a finished rollout", Cmd: By(Delete(resource.Rollout, "limits-r1"), BootToken, "r-rollout-del", 67)},
+		{Name: "delete policy set with its history", Cmd: By(Delete(resource.PolicySet, "limits"), BootToken, "r-limits-del", 68), ConfigMoves: true},
+	}
+}
+
+// learnedSteps make value lists learn, approve and forget values, queue
+// and settle alerts and move the audit consumers' cursors (cluster version
+// AuditConsumers, which every voter supports since the rollout steps
+// recorded the node's version).
+func learnedSteps() []Step {
+	hooks := Secret("hooks-key")
+	hooks.Hosts = []string{"hooks.example.com"}
+	const op2 = BootToken
+	return []Step{
+		{Name: "refused learning of a missing list", Cmd: By(Create(ListLearning("payees", "pay__send", "to", configv1.LearningScope_LEARNING_SCOPE_AGENT)), BootToken, "r-learn-missing", 71), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "create value list to learn", Cmd: By(Create(ValueList("payees", "globex")), BootToken, "r-payees", 72), ConfigMoves: true},
+		{Name: "create learning", Cmd: By(Create(ListLearning("payees", "pay__send", "to", configv1.LearningScope_LEARNING_SCOPE_AGENT)), BootToken, "r-learn", 73), ConfigMoves: true},
+		{Name: "refused delete of a list that learns", Cmd: By(Delete(resource.ValueList, "payees"), BootToken, "r-payees-del", 74), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "approve a value", Cmd: By(ChangeLearned(Learned("payees", "agent:billing-bot", 0, "acme")), op2, "r-approve", 75), ConfigMoves: true},
+		{Name: "refused approval in a scope of another kind", Cmd: By(ChangeLearned(Learned("payees", "team:payments", 0, "acme")), op2, "r-approve-team", 76), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "create policy set reading the learned list", Cmd: By(Create(PolicySet("learned", LearnedPolicy("payees"))), BootToken, "r-learned-policy", 77), ConfigMoves: true},
+		{Name: "refused stop of a learning a policy reads", Cmd: By(Delete(resource.ListLearning, "payees"), BootToken, "r-unlearn-early", 78), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "create learn cursor", Cmd: at(Consume("learn", 0, map[string]uint64{"dp1": 5}), 79)},
+		{Name: "learn batch", Cmd: at(withLearned(Consume("learn", 1, map[string]uint64{"dp1": 9}), Learned("payees", "agent:billing-bot", 1, "initech", "acme")), 80), ConfigMoves: true},
+		{Name: "refused replay of the learn batch", Cmd: at(withLearned(Consume("learn", 1, map[string]uint64{"dp1": 9}), Learned("payees", "agent:billing-bot", 1, "umbrella")), 81), WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
+		{Name: "refused learn batch of an old generation", Cmd: at(withLearned(Consume("learn", 2, map[string]uint64{"dp1": 10}), Learned("payees", "agent:billing-bot", 7, "umbrella")), 82), WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
+		{Name: "forget a value", Cmd: By(forget(ChangeLearned(), "payees", "agent:billing-bot", "initech"), op2, "r-forget", 83), ConfigMoves: true},
+		{Name: "refused put of an audit cursor", Cmd: By(Create(&configv1.AuditCursor{Meta: &configv1.ResourceMeta{Name: "learn2"}}), BootToken, "r-cursor-put", 84), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "refused delete of an audit cursor", Cmd: By(Delete(resource.AuditCursor, "learn"), BootToken, "r-cursor-del", 85), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "create secret for alerts", Cmd: By(Create(hooks), BootToken, "r-hooks", 86)},
+		{Name: "refused alert rule with a secret bound elsewhere", Cmd: By(Create(AlertRule("sec", "security", "https://other.example.com/hook", "hooks-key")), BootToken, "r-rule-bad", 87), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "create alert rule", Cmd: By(Create(AlertRule("sec", "security", "https://hooks.example.com/portcullis", "hooks-key")), BootToken, "r-rule", 88)},
+		{Name: "refused delete of a secret a rule uses", Cmd: By(Delete(resource.Secret, "hooks-key"), BootToken, "r-hooks-del", 89), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "create alert cursor", Cmd: at(Consume("alert", 0, map[string]uint64{"dp1": 9}), 90)},
+		{Name: "alert batch", Cmd: at(withAlerts(Consume("alert", 1, map[string]uint64{"dp1": 11}), Alert("a0001", "sec", "dp1/9"), Alert("a0002", "sec", "dp1/10")), 91)},
+		{Name: "alert batch queueing an alert again", Cmd: at(withAlerts(Consume("alert", 2, map[string]uint64{"dp1": 12}), Alert("a0001", "sec", "dp1/9")), 92)},
+		{Name: "refused put of an alert", Cmd: By(Create(Alert("a0003", "sec", "dp1/12")), BootToken, "r-alert-put", 93), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "alert attempt failed", Cmd: at(Settle("a0001", 1, fsmv1.AlertOutcome_ALERT_OUTCOME_RETRY), 94)},
+		{Name: "refused replay of the attempt", Cmd: at(Settle("a0001", 1, fsmv1.AlertOutcome_ALERT_OUTCOME_SENT), 95), WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
+		{Name: "alert sent", Cmd: at(Settle("a0001", 2, fsmv1.AlertOutcome_ALERT_OUTCOME_SENT), 96)},
+		{Name: "refused attempt of an alert sent", Cmd: at(Settle("a0001", 3, fsmv1.AlertOutcome_ALERT_OUTCOME_SENT), 97), WantCode: fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND},
+		{Name: "drop alert", Cmd: By(Delete(resource.Alert, "a0002"), op2, "r-drop", 98)},
+		{Name: "delete policy set reading the learned list", Cmd: By(Delete(resource.PolicySet, "learned"), BootToken, "r-learned-policy-del", 99), ConfigMoves: true},
+		{Name: "change what the list learns", Cmd: By(Update(ListLearning("payees", "pay__send", "payee", configv1.LearningScope_LEARNING_SCOPE_GLOBAL)), BootToken, "r-relearn", 100), ConfigMoves: true},
+		{Name: "stop learning", Cmd: By(Delete(resource.ListLearning, "payees"), BootToken, "r-unlearn", 101), ConfigMoves: true},
+		{Name: "delete alert rule", Cmd: By(Delete(resource.AlertRule, "sec"), BootToken, "r-rule-del", 102)},
 	}
 }
 

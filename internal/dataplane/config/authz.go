@@ -44,11 +44,16 @@ func (c *Compiled) Authorize(ctx context.Context, call *pipeline.Call) pipeline.
 	case pipeline.KindTool:
 		if call.Op == pipeline.OpCall {
 			req := request(call)
-			d := c.engine.Decide(ctx, &req)
+			eng, candidate := c.engineFor(req.Agent)
+			d := eng.Decide(ctx, &req)
 			if args, ok := req.DecodedArguments(); ok {
 				call.SetDecodedArguments(args)
 			}
-			return pipeline.Decision{Allowed: d.Allowed, Policies: d.Policies, Errors: d.Errors, InvalidArguments: d.InvalidArguments}
+			versions := c.versions
+			if candidate {
+				versions = c.rollout.versions
+			}
+			return decision(d, candidate, versions)
 		}
 	case pipeline.KindResource, pipeline.KindPrompt:
 		if call.Op.ReadOnly() && slices.ContainsFunc(c.contentUpstreams(ctx, call), func(u pipeline.Upstream) bool {
@@ -93,8 +98,9 @@ func (c *Compiled) listableTools(ctx context.Context, call *pipeline.Call) []pip
 		return nil
 	}
 	req := request(call)
+	eng, _ := c.engineFor(req.Agent)
 	var out []pipeline.Tool
-	for _, action := range c.engine.Listable(ctx, &req, authz.ResourceTool) {
+	for _, action := range eng.Listable(ctx, &req, authz.ResourceTool) {
 		out = append(out, c.tools[action])
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config/configtest"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
 
 func BenchmarkCompile(b *testing.B) {
@@ -38,6 +39,20 @@ func BenchmarkValidateArguments(b *testing.B) {
 	for b.Loop() {
 		if err := pay.ValidateArguments(args); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkShadowCounterpart is the extra decision shadow evaluation
+// makes per call (the candidate's), beside BenchmarkAuthorize's one.
+func BenchmarkShadowCounterpart(b *testing.B) {
+	c := configtest.Compile(b, withRollout("r1", configv1.RolloutStage_ROLLOUT_STAGE_SHADOW, 0, configtest.Policies+"forbid(principal, action, resource) when { context.arguments has memo && context.arguments.memo == \"x\" };\n"))
+	payer, _ := c.AgentByAPIKey(configtest.PayerKey, callAt)
+	call := newCall(c, payer, configtest.PayAction, `{"amount": 100, "to": "bob", "memo": "rent"}`)
+	ro := c.Rollout()
+	for b.Loop() {
+		if d, ok := ro.Counterpart(context.Background(), call); !ok || !d.Allowed {
+			b.Fatalf("counterpart: %+v, %t", d, ok)
 		}
 	}
 }

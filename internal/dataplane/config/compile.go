@@ -94,6 +94,8 @@ func (b *builder) compileAuthorization(o options) {
 		return
 	}
 	b.c.engine = e
+	b.c.versions = setVersions(b.snap.GetPolicySets())
+	b.compileRollout(o)
 	b.c.toolList = make([]pipeline.Tool, 0, len(b.c.tools))
 	for _, t := range b.c.tools {
 		b.c.toolList = append(b.c.toolList, t)

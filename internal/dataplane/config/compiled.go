@@ -45,6 +45,12 @@ type Compiled struct {
 	// engine decides, lists and explains with this version's policies
 	// (see authz.go).
 	engine *authz.Engine
+	// versions are "<set>@<version>" of every policy set by name,
+	// including the rollout's candidate in candidateVersions.
+	versions map[string]string
+	// rollout is the policy rollout the version stages, nil for none
+	// (see rollout.go).
+	rollout *rollout
 }
 
 // apiKey is one API key and the agent holding it.

@@ -125,5 +125,16 @@ func generated(data []byte) *snapshotv1.Snapshot {
 	case 7:
 		s.ClusterCaPem = g.Text(limits.CAPEM)
 	}
+	if g.Intn(4) == 3 {
+		// A rollout whose candidate replaces or adds a set.
+		r := g.Rollout(configtest.PolicySet)
+		if g.Bool() {
+			r.PolicySet = g.Name()
+		}
+		s.Rollout = &snapshotv1.Rollout{
+			Id: r.GetMeta().GetName(), Stage: configv1.RolloutStage(g.Intn(7)), CanaryBasisPoints: uint32(g.Intn(10002)),
+			Candidate: &configv1.PolicySet{Meta: &configv1.ResourceMeta{Name: r.GetPolicySet()}, Source: r.GetSource(), Version: int64(g.Intn(100))},
+		}
+	}
 	return s
 }

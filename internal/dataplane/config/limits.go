@@ -55,6 +55,17 @@ func (b *builder) checkLimits() bool {
 			b.problems.add("policy set %q is over a limit: %s", truncate(p.GetMeta().GetName(), maxSegmentBytes), le.In(truncate(file, maxSegmentBytes)))
 		}
 	}
+	if ro := s.GetRollout(); ro != nil {
+		var le *limits.Error
+		switch {
+		case len(ro.GetId()) > limits.Name:
+			b.problems.add("the rollout id is longer than %d bytes", limits.Name)
+		case ro.GetCanaryBasisPoints() > 10000:
+			b.problems.add("rollout %q: the canary share is over 10,000 basis points", truncate(ro.GetId(), maxSegmentBytes))
+		case errors.As(limits.PolicySet(ro.GetCandidate()), &le):
+			b.problems.add("rollout %q: the candidate is over a limit: %s", truncate(ro.GetId(), maxSegmentBytes), le.In(truncate(ro.GetCandidate().GetFilename(), maxSegmentBytes)))
+		}
+	}
 	for _, i := range s.GetIdentitySources() {
 		over("identity source", i.GetMeta().GetName(), limits.IdentitySource(i))
 	}

@@ -6,7 +6,7 @@
 // next comparison matches again.
 //
 // A Checker lists each upstream that has pinned tools (tools/list through
-// the data plane's upstream pool, with the upstream's own credential),
+// the protocol's upstream pool, with the upstream's own credential),
 // hashes every definition with toolpin.Hash (the control plane's function)
 // and compares it with the active pinned version's hash. It checks
 //
@@ -42,7 +42,8 @@ import (
 )
 
 // Lister lists an upstream's tools, each definition as the upstream sent
-// it. upstream.Pool implements it. It must be safe for concurrent use.
+// it. The MCP protocol's pool (protocol/mcp.Pool) implements it. It must
+// be safe for concurrent use.
 type Lister interface {
 	ListTools(ctx context.Context, r upstream.Resolver, name string) ([]json.RawMessage, error)
 }

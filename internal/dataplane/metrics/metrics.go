@@ -117,7 +117,7 @@ func (m *Metrics) Refused(protocol string, reason pipeline.Reason) {
 	m.refusals.WithLabelValues(string(reason)).Inc()
 }
 
-// UpstreamRetry counts a retry sent to upstream (an upstream.Observer).
+// UpstreamRetry counts a retry sent to upstream (a resilience.Observer).
 func (m *Metrics) UpstreamRetry(upstream string) { m.upstreamRetries.WithLabelValues(upstream).Inc() }
 
 // UpstreamBreaker counts an upstream's circuit breaker entering state.

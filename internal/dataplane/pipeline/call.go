@@ -116,6 +116,13 @@ type Decision struct {
 	// ran because its arguments do not fit the tool's pinned schema (wrong
 	// JSON types, values Cedar cannot hold, malformed JSON).
 	InvalidArguments bool
+	// Candidate is set when a policy rollout's candidate decided (the
+	// agent is in its canary).
+	Candidate bool
+	// Versions are the versions of the policy sets whose policies
+	// determined the decision, "<set>@<version>", sorted; shared, never
+	// modified.
+	Versions []string
 }
 
 // Operation says what a caller asks of a target. Stages decide by the
@@ -222,6 +229,9 @@ type Call struct {
 	// Quarantine tells which pinned tools drifted upstream; nil when the
 	// data plane does not detect drift.
 	Quarantine Quarantine
+	// Rollout is the policy rollout Config stages, nil when none (set at
+	// entry, from the same version as Config).
+	Rollout Rollout
 
 	// Set by stages.
 	Agent *configv1.Agent
@@ -232,6 +242,9 @@ type Call struct {
 	// narrowed by the forwarder (an unhealthy upstream's targets drop
 	// out). Each protocol renders it in its own shape.
 	Visible []Target
+	// RolloutNote is how the call fared in Rollout, set by the rollout
+	// stage for the audit record; nil outside a rollout.
+	RolloutNote *RolloutNote
 
 	// decoded is Arguments decoded, recorded by SetDecodedArguments for
 	// the arguments in decodedFrom.

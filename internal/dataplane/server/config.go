@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/auditredact"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/rolloutcount"
 	"github.com/portcullis-gw/portcullis/internal/joincred"
 )
 
@@ -20,6 +21,9 @@ import (
 const (
 	DefaultDegradedAfter = 15 * time.Second
 	DefaultMaxStale      = 24 * time.Hour
+	// DefaultRolloutSummaryInterval is how often rollout counts are
+	// written.
+	DefaultRolloutSummaryInterval = rolloutcount.DefaultInterval
 )
 
 // Config configures a data plane.
@@ -65,6 +69,10 @@ type Config struct {
 	// see package auditotlp): batched, never delaying a call, dropped and
 	// counted when the collector falls behind.
 	AuditOTLPEndpoint string
+	// RolloutSummaryInterval is how often the counts of a policy rollout
+	// go to the audit log as summary records (--rollout-summary-interval,
+	// default 10s): the delay before the rollout controller sees them.
+	RolloutSummaryInterval time.Duration
 	// PlaintextListen allows serving plain HTTP on a --listen address
 	// that is not loopback (--plaintext-listen): agents' credentials and
 	// arguments then cross the network unencrypted. Without it such a
@@ -117,6 +125,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxStale == 0 {
 		c.MaxStale = DefaultMaxStale
+	}
+	if c.RolloutSummaryInterval == 0 {
+		c.RolloutSummaryInterval = DefaultRolloutSummaryInterval
+	}
+	if c.RolloutSummaryInterval < 100*time.Millisecond || c.RolloutSummaryInterval > time.Hour {
+		errs = append(errs, errors.New("--rollout-summary-interval must be between 100ms and 1h"))
 	}
 	if c.DegradedAfter < 0 || c.MaxStale < 0 || c.MaxStale < c.DegradedAfter {
 		errs = append(errs, errors.New("--degraded-after and --max-stale must be positive, with --max-stale ≥ --degraded-after"))

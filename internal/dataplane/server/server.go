@@ -29,11 +29,11 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/metrics"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/mode"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
-	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/protocol"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/refusals"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/rolloutcount"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/syncclient"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
@@ -51,7 +51,6 @@ type Server struct {
 	tracker *mode.Tracker
 	store   *lkg.Store
 	sync    *syncclient.Client
-	pool    *upstream.Pool
 	drift   *drift.Checker
 	audit   audit.Writer
 	// auditLog is audit as the log it is: it also keeps the highest
@@ -63,13 +62,14 @@ type Server struct {
 	// refusals summarizes refusals of unidentified callers in the audit
 	// log.
 	refusals *refusals.Recorder
+	// rollouts counts the calls of a staged policy rollout and writes
+	// the counts to the audit log.
+	rollouts *rolloutcount.Recorder
 	handle   pipeline.Handler
-	// forwarders are the protocols' terminal handlers, by protocol.
-	forwarders map[string]pipeline.Handler
-	// toolsChanged tells the MCP endpoint a new configuration is serving
-	// (its sessions' GET streams get notifications/tools/list_changed).
-	toolsChanged chan struct{}
-	closing      bool // under applyMu: toolsChanged is closed
+	// protocols are the protocols this data plane brokers (see
+	// protocols()).
+	protocols []protocol.Protocol
+	closing   bool // under applyMu: the protocols were stopped
 	// applied is the highest snapshot version this data plane has applied
 	// (its high-water mark; zero for none), under applyMu. It starts as
 	// the audit log's record of it and moves only forward.
@@ -152,30 +152,40 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	// Refusals of callers no agent was identified for are summarized per
 	// source network and interval instead of recorded one by one.
 	s.refusals = refusals.New(refusals.Options{Writer: aw, Dataplane: cfg.Credential.Name, Logger: log.With("component", "refusals")})
+	s.rollouts = rolloutcount.New(rolloutcount.Options{
+		Writer: aw, Dataplane: cfg.Credential.Name, Interval: cfg.RolloutSummaryInterval,
+		Mode: func() string { return pipeline.ModeName(s.tracker.Mode()) }, Logger: log.With("component", "rollout"),
+	})
 	auditStage.FailOpen = cfg.AuditFailOpen
 	auditStage.OnLost = func(err error) {
 		lost.Inc()
 		log.Error("an audit record could not be written", "fail_open", cfg.AuditFailOpen, "err", err)
 	}
-	s.pool = upstream.NewPool(log, upstream.WithObserver(s.metrics), upstream.WithHopID(cfg.Credential.Name))
+	protos := protocols(protocol.Deps{
+		Logger: log, Backend: s, HopID: cfg.Credential.Name, Observer: s.metrics,
+		Anonymous: edgeRefusals{rec: s.refusals, m: s.metrics}, AuthorizationServers: s.AuthorizationServers,
+	})
+	s.protocols = protos
+	defer func() {
+		if s == nil { // Start failed
+			stopProtocols(protos)
+		}
+	}()
 	// Drift detection quarantines pinned tools whose upstream changed them
 	// after approval; Begin hands it to every call.
-	s.drift = drift.New(drift.Options{Lister: s.pool, Current: s.driftConfig, Logger: log})
+	s.drift = drift.New(drift.Options{Lister: protocol.Lister(s.protocols), Current: s.driftConfig, Logger: log})
 	// One pipeline for every protocol and operation; each protocol's
 	// forwarder is its terminal. Each stage's own time and the upstream
 	// call's go to portcullis_dataplane_stage_seconds.
 	observe := s.metrics.ObserveStage
-	s.forwarders = map[string]pipeline.Handler{
-		"mcp": (&mcpgw.Forwarder{Pool: s.pool, Logger: log.With("component", "mcp")}).Forward,
-	}
-	s.handle = pipeline.Chain(pipeline.TimedHandler(observe, "forward", s.forward), append([]pipeline.Stage{metricsStage{m: s.metrics}},
-		pipeline.Timed(observe, stages.Default(stages.Options{Audit: auditStage, Anonymous: s.refusals})...)...)...)
+	s.handle = pipeline.Chain(pipeline.TimedHandler(observe, "forward", protocol.Forwarder(s.protocols)), append([]pipeline.Stage{metricsStage{m: s.metrics}},
+		pipeline.Timed(observe, stages.Default(stages.Options{Audit: auditStage, Anonymous: s.refusals, Rollout: s.rollouts})...)...)...)
 	s.loadLastKnownGood(ctx)
 
 	s.sync, err = syncclient.New(syncclient.Config{
 		URLs: cfg.ControlPlanes, Credential: cfg.Credential, Dev: cfg.Dev,
 		Applier: s, OnContact: s.tracker.Contact, Logger: log,
-		Quarantines: s.drift.Quarantines,
+		Quarantines: s.drift.Quarantines, Rollout: s.servingRollout,
 	})
 	if err != nil {
 		_ = aw.Close()
@@ -192,12 +202,11 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 
 	mux := http.NewServeMux()
-	s.toolsChanged = make(chan struct{}, 1)
-	mux.Handle("/mcp", mcpgw.NewHandler(s, log, mcpgw.WithToolsChanged(s.toolsChanged), mcpgw.WithHopID(cfg.Credential.Name),
-		mcpgw.WithAnonymousRefusals(edgeRefusals{rec: s.refusals, m: s.metrics, protocol: "mcp"})))
-	meta := mcpgw.NewMetadataHandler(s)
-	mux.Handle(mcpgw.MetadataPath, meta)
-	mux.Handle(mcpgw.MetadataPath+"/", meta)
+	for _, p := range s.protocols {
+		for _, e := range p.Endpoints {
+			mux.Handle(e.Pattern, e.Handler)
+		}
+	}
 	mux.Handle("/metrics", s.metrics.Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", s.readyz)
@@ -223,10 +232,14 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.done.Add(5)
+	s.done.Add(6)
 	go func() {
 		defer s.done.Done()
 		_ = s.upload.Run(runCtx)
+	}()
+	go func() {
+		defer s.done.Done()
+		s.rollouts.Run(runCtx)
 	}()
 	go func() {
 		defer s.done.Done()
@@ -290,14 +303,18 @@ func (s *Server) Close() error {
 	s.applyMu.Lock()
 	if !s.closing {
 		s.closing = true
-		close(s.toolsChanged) // ends the MCP GET streams
+		for _, p := range s.protocols {
+			if p.Stop != nil {
+				p.Stop() // ends long-lived streams, which Shutdown would wait for
+			}
+		}
 	}
 	s.applyMu.Unlock()
 	err := s.http.Shutdown(ctx)
 	s.cancel()
 	s.done.Wait()
 	s.drift.Stop()
-	_ = s.pool.Close()
+	closeProtocols(s.protocols)
 	if aerr := s.audit.Close(); aerr != nil && err == nil {
 		err = aerr
 	}
@@ -305,6 +322,25 @@ func (s *Server) Close() error {
 		_ = s.export.Close(ctx)
 	}
 	return err
+}
+
+// stopProtocols stops and closes ps (a Start that failed).
+func stopProtocols(ps []protocol.Protocol) {
+	for _, p := range ps {
+		if p.Stop != nil {
+			p.Stop()
+		}
+	}
+	closeProtocols(ps)
+}
+
+// closeProtocols closes ps' upstream connections.
+func closeProtocols(ps []protocol.Protocol) {
+	for _, p := range ps {
+		if p.Close != nil {
+			_ = p.Close()
+		}
+	}
 }
 
 // loadLastKnownGood serves the snapshot on disk, if it is intact and not
@@ -411,21 +447,35 @@ func (s *Server) Apply(ctx context.Context, data []byte) (syncclient.Version, er
 		return offered, nil // already serving it
 	}
 	s.recordApplied(ctx, v)
+	// The file is written before the version serves, so that what is on
+	// disk is never older than what was served (a restart serves it).
+	if err := s.store.Save(c.Version(), data); err != nil {
+		s.log.Error("could not write the last-known-good snapshot; serving it anyway", "version", c.Version(), "err", err)
+	}
 	s.current.Store(c)
 	s.tracker.Loaded(c.VersionTime(), false)
 	s.metrics.Snapshot(true)
 	s.drift.Reconcile() // an approval may lift a quarantine; new pins get checked
 	if !s.closing {
-		select {
-		case s.toolsChanged <- struct{}{}:
-		default: // one pending signal is enough
+		for _, p := range s.protocols {
+			if p.Configured != nil {
+				p.Configured(c)
+			}
 		}
-	}
-	if err := s.store.Save(c.Version(), data); err != nil {
-		s.log.Error("could not write the last-known-good snapshot; serving it anyway", "version", c.Version(), "err", err)
 	}
 	s.log.Info("snapshot applied", "version", c.Version(), "epoch", v.Epoch)
 	return offered, nil
+}
+
+// servingRollout is the policy rollout the serving version stages, for
+// the status reports: its id, stage and canary share.
+func (s *Server) servingRollout() syncclient.Rollout {
+	if cur := s.current.Load(); cur != nil {
+		if ro := cur.Rollout(); ro != nil {
+			return syncclient.Rollout{ID: ro.ID(), Stage: ro.Stage(), BasisPoints: ro.CanaryBasisPoints()}
+		}
+	}
+	return syncclient.Rollout{}
 }
 
 // Serving implements syncclient.Applier.
@@ -434,8 +484,8 @@ func (s *Server) Serving() (syncclient.Version, configsyncv1.Mode) {
 	return syncclient.Version{Epoch: v.Epoch, Number: v.Number}, s.tracker.Mode()
 }
 
-// AuthorizationServers implements mcpgw.AuthorizationServers: the issuers
-// of the identity sources agents may authenticate with.
+// AuthorizationServers lists the issuers of the identity sources agents
+// may authenticate with (protocol.Deps.AuthorizationServers).
 func (s *Server) AuthorizationServers() []string {
 	cur := s.current.Load()
 	if cur == nil {
@@ -451,7 +501,7 @@ func (s *Server) AuthorizationServers() []string {
 	return out
 }
 
-// Begin implements mcpgw.Backend.
+// Begin implements protocol.Backend.
 func (s *Server) Begin(r *http.Request) *pipeline.Call {
 	c := &pipeline.Call{Start: time.Now(), Mode: s.tracker.Mode(), Quarantine: s.drift,
 		// On-behalf-of: the agent forwards the user's own token; the
@@ -459,6 +509,7 @@ func (s *Server) Begin(r *http.Request) *pipeline.Call {
 		UserToken: r.Header.Get(UserTokenHeader)}
 	if cur := s.current.Load(); cur != nil {
 		c.Config = cur
+		c.Rollout = cur.Rollout()
 	}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.SourceIP = ap.Addr()
@@ -470,19 +521,9 @@ func (s *Server) Begin(r *http.Request) *pipeline.Call {
 	return c
 }
 
-// Run implements mcpgw.Backend: the one pipeline.
+// Run implements protocol.Backend: the one pipeline.
 func (s *Server) Run(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
 	return s.handle(ctx, c)
-}
-
-// forward is the terminal handler: the call goes to its protocol's
-// forwarder, which sends it upstream with the upstream's own credential.
-func (s *Server) forward(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
-	f, ok := s.forwarders[c.Protocol]
-	if !ok {
-		return nil, pipeline.Refuse(pipeline.ReasonInternal, "the gateway failed to process the call; it has been logged")
-	}
-	return f(ctx, c)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
@@ -506,13 +547,12 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 // edgeRefusals counts an anonymous request a protocol endpoint refused
 // before it became a call: in metrics, and in the audit summary.
 type edgeRefusals struct {
-	rec      *refusals.Recorder
-	m        *metrics.Metrics
-	protocol string
+	rec *refusals.Recorder
+	m   *metrics.Metrics
 }
 
-func (e edgeRefusals) Refused(src netip.Addr, reason string) {
-	e.m.Refused(e.protocol, pipeline.Reason(reason))
+func (e edgeRefusals) Refused(protocolName string, src netip.Addr, reason string) {
+	e.m.Refused(protocolName, pipeline.Reason(reason))
 	e.rec.Refused(src, reason)
 }
 

@@ -119,6 +119,24 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 		Mode:       pipeline.ModeName(c.Mode),
 		Policies:   slices.Clone(c.Decision.Policies),
 		Latency:    durationpb.New(a.now().Sub(start)),
+		// Shared and never modified, like Policies' source.
+		PolicyVersions: c.Decision.Versions,
+	}
+	if ro, note := c.Rollout, c.RolloutNote; ro != nil && note != nil {
+		r.Rollout = &auditv1.RolloutCall{Id: ro.ID(), Stage: ro.Stage(), Candidate: note.Candidate}
+		if s := note.Shadow; s != nil {
+			sd := &auditv1.ShadowDecision{Decision: "deny", Policies: slices.Clone(s.Policies), Candidate: note.ShadowIsCandidate}
+			if s.Allowed {
+				sd.Decision = "allow"
+			}
+			for i, e := range s.Errors {
+				if i == maxErrorsShown {
+					break
+				}
+				sd.Errors = append(sd.Errors, truncate(e, maxDetail/maxErrorsShown))
+			}
+			r.Rollout.Shadow = sd
+		}
 	}
 	if r.Tool == "" {
 		// Never resolved (unknown tool, or refused before Gate): record what

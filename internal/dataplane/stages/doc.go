@@ -14,6 +14,9 @@
 //	Gate          serving mode and emergency brake; resolves and admits
 //	              the target (unknown, quarantined, degraded, frozen)
 //	Limit         seam: rate limits, quotas, budgets (none yet)
+//	Rollout       while a policy rollout is staged: the decision not
+//	              enforced (candidate in shadow, active for a canary
+//	              agent), compared and counted around Authorize
 //	Authorize     Cedar policies; for lists, what the caller may see
 //	Validate      a tool call's arguments against the pinned schema
 //	Inspect       seam: request inspection (none yet)
@@ -50,6 +53,9 @@ type Options struct {
 	// Limit runs after Gate and before Authorize: rate limits, quotas,
 	// budgets.
 	Limit []pipeline.Stage
+	// Rollout counts the calls of a staged policy rollout (nil: no
+	// rollout stage; calls are still decided by the canary's rule).
+	Rollout RolloutRecorder
 	// Inspect runs after Validate, on the request about to be forwarded.
 	Inspect []pipeline.Stage
 }
@@ -63,6 +69,9 @@ func Default(o Options) []pipeline.Stage {
 		Gate{},
 	}
 	out = append(out, o.Limit...)
+	if o.Rollout != nil {
+		out = append(out, Rollout{Recorder: o.Rollout})
+	}
 	out = append(out, Authorize{}, Validate{})
 	return append(out, o.Inspect...)
 }

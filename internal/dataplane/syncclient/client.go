@@ -115,6 +115,18 @@ type Config struct {
 	// control plane (heartbeats come every 2s). It must be safe to call
 	// from the Run goroutine and must not block.
 	Quarantines func() (generation uint64, tools []*configsyncv1.QuarantinedTool)
+	// Rollout, if set, returns the policy rollout the serving version
+	// stages (zero for none); every report carries it. It must be safe to
+	// call from the Run goroutine and must not block.
+	Rollout func() Rollout
+}
+
+// Rollout is a staged policy rollout as a status report names it.
+type Rollout struct {
+	// ID is the rollout's id; Stage "shadow" or "canary"; BasisPoints the
+	// canary's share.
+	ID, Stage   string
+	BasisPoints uint32
 }
 
 // target is one control-plane URL and the API client for it.

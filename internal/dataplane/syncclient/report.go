@@ -115,6 +115,10 @@ func (c *Client) report(ctx context.Context, t *target, rep *configsyncv1.Report
 	if c.cfg.Quarantines != nil {
 		gen, rep.Quarantined = c.cfg.Quarantines()
 	}
+	if c.cfg.Rollout != nil {
+		ro := c.cfg.Rollout()
+		rep.Rollout, rep.RolloutStage, rep.CanaryBasisPoints = ro.ID, ro.Stage, ro.BasisPoints
+	}
 	rctx, cancel := context.WithTimeout(ctx, reportTimeout)
 	defer cancel()
 	req := connect.NewRequest(rep)

@@ -14,7 +14,6 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream/upstreamtest"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
-	"github.com/portcullis-gw/portcullis/test/demoupstream/demo"
 )
 
 // tokenServer is an OAuth token endpoint for the client-credentials grant
@@ -50,7 +49,7 @@ func startTokenServer(t *testing.T, tok string) *tokenServer {
 }
 
 func oauthUpstream(url, tokenURL string) *configv1.Upstream {
-	u := upstreamtest.MCP("demo", url, "")
+	u := plain("demo", url, "")
 	u.Credential = &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_OauthClientCredentials{
 		OauthClientCredentials: &configv1.OAuthClientCredentials{
 			TokenUrl: tokenURL, ClientId: "gw", ClientSecret: "oauth-secret", Scopes: []string{"tools:call"}, Audience: "mcp-upstream",
@@ -67,23 +66,22 @@ func TestOAuthClientCredentials(t *testing.T) {
 	defer cancel()
 	const accessToken = "issued-access-token"
 	tokens := startTokenServer(t, accessToken)
-	up := startUpstream(t, demo.Options{RequireBearer: accessToken})
+	up := startBackend(t, accessToken)
 	r := upstreamtest.NewResolver()
 	r.SetUpstream(oauthUpstream(up.url(), tokens.srv.URL))
 	r.SetSecret("oauth-secret", []byte("client-secret"), "127.0.0.1")
-	p := newPool(t)
+	f := newFake(t)
 	for i := range 3 {
-		body, isErr, err := callWeather(ctx, p, r)
-		if err != nil || isErr || !strings.Contains(string(body), "Oslo") {
-			t.Fatalf("call %d: %s %v %v", i, body, isErr, err)
+		if _, err := f.call(ctx, r); err != nil {
+			t.Fatalf("call %d: %v", i, err)
 		}
 	}
 	if n := tokens.requests.Load(); n != 1 {
 		t.Errorf("%d token requests for 3 calls, want 1 (the token is reused)", n)
 	}
-	for _, c := range servedCalls(up.h.Calls()) {
-		if c.Authorization != "Bearer "+accessToken {
-			t.Fatalf("upstream got Authorization %q", c.Authorization)
+	for _, h := range up.requests() {
+		if h.Get("Authorization") != "Bearer "+accessToken {
+			t.Fatalf("upstream got Authorization %q", h.Get("Authorization"))
 		}
 	}
 
@@ -93,7 +91,7 @@ func TestOAuthClientCredentials(t *testing.T) {
 	r2 := upstreamtest.NewResolver()
 	r2.SetUpstream(oauthUpstream(up.url(), refusing.srv.URL))
 	r2.SetSecret("oauth-secret", []byte("client-secret"), "127.0.0.1")
-	_, _, err := callWeather(ctx, newPool(t), r2)
+	_, err := newFake(t).call(ctx, r2)
 	msg := wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable, "client-secret", accessToken)
 	if !strings.Contains(msg, "OAuth token endpoint") {
 		t.Errorf("refusal %q, want it to name the token endpoint", msg)
@@ -112,7 +110,7 @@ func TestOAuthClientCredentials(t *testing.T) {
 func TestOAuthClientSecretOnlyToBoundHosts(t *testing.T) {
 	const accessToken = "issued-access-token"
 	tokens := startTokenServer(t, accessToken)
-	up := startUpstream(t, demo.Options{RequireBearer: accessToken})
+	up := startBackend(t, accessToken)
 	hostOf := func(raw string) string { u, _ := url.Parse(raw); return u.Host }
 	for name, hosts := range map[string][]string{
 		"only the token endpoint": {hostOf(tokens.srv.URL)},
@@ -122,12 +120,12 @@ func TestOAuthClientSecretOnlyToBoundHosts(t *testing.T) {
 			r := upstreamtest.NewResolver()
 			r.SetUpstream(oauthUpstream(up.url(), tokens.srv.URL))
 			r.SetSecret("oauth-secret", []byte("client-secret"), hosts...)
-			_, _, err := callWeather(t.Context(), newPool(t), r)
+			_, err := newFake(t).call(t.Context(), r)
 			wantRefusal(t, err, pipeline.ReasonUpstreamUnavailable, "client-secret", accessToken)
 			if n := tokens.requests.Load(); n != 0 {
 				t.Errorf("the token endpoint got %d requests", n)
 			}
-			if n := len(up.h.Calls()); n != 0 {
+			if n := len(up.requests()); n != 0 {
 				t.Errorf("the upstream got %d requests", n)
 			}
 		})
@@ -135,7 +133,7 @@ func TestOAuthClientSecretOnlyToBoundHosts(t *testing.T) {
 	r := upstreamtest.NewResolver()
 	r.SetUpstream(oauthUpstream(up.url(), tokens.srv.URL))
 	r.SetSecret("oauth-secret", []byte("client-secret"), hostOf(tokens.srv.URL), hostOf(up.url()))
-	if _, isErr, err := callWeather(t.Context(), newPool(t), r); err != nil || isErr {
-		t.Fatalf("bound to both: %v %v", isErr, err)
+	if _, err := newFake(t).call(t.Context(), r); err != nil {
+		t.Fatalf("bound to both: %v", err)
 	}
 }

@@ -6,115 +6,122 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/resilience"
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
-	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/oauthcc"
 	"github.com/portcullis-gw/portcullis/internal/secretbind"
 )
 
-// settings is what the pool needs of an upstream's configuration, resolved
-// once per call.
-type settings struct {
-	name           string
-	url            string
+// Settings is what reaching an upstream takes, resolved from the serving
+// configuration with defaults applied. Resolve it once per call: Timeout
+// and MaxRetries are read per call, everything else is what a connection
+// depends on.
+type Settings struct {
+	// Name is the upstream's name.
+	Name string
+	// URL is the upstream's endpoint (http or https).
+	URL string
+	// Config is the upstream as configured, for the protocol's own fields
+	// (shared: never modify it).
+	Config *configv1.Upstream
+	// Timeout bounds one call, its retries and its wait for a slot.
+	Timeout time.Duration
+	// MaxRetries bounds the retries of a call that may be repeated.
+	MaxRetries int
+	// MaxRequest and MaxResponse bound a request and a response body (the
+	// connection's HTTP client enforces them).
+	MaxRequest, MaxResponse int64
+	// Limits shape the upstream's resilience.Guard.
+	Limits resilience.Limits
+
 	header         string   // credential header (canonical), "" for none
 	value          string   // credential header value
 	hosts          []string // where the credential's secret may be sent (the transport checks each request)
-	timeout        time.Duration
-	maxRequest     int64
-	maxResponse    int64
 	allowLinkLocal bool
 	// egress is the snapshot's egress policy with the upstream's
 	// allow_link_local added; egressKey names it.
 	egress    egress.Policy
 	egressKey string
-	era       mcpclient.Era
 	// oauth is set for an OAuth client-credentials grant; header is then
 	// Authorization and value only feeds the fingerprint.
 	oauth *oauthcc.Config
-	// Resilience (defaults applied). maxRetries and timeout are read per
-	// call; the others shape the entry's guard, so they enter the
-	// fingerprint.
-	maxRetries      int
-	breakerFailures int
-	breakerOpen     time.Duration
-	maxConcurrency  int
-	// fingerprint identifies everything a session depends on; the secret
-	// enters only as a digest.
+	// fingerprint identifies everything a connection depends on (not
+	// Timeout and MaxRetries, read per call); the secret enters only as a
+	// digest.
 	fingerprint string
 }
 
-// resolve reads upstream name from r. Its errors are unusableError values
-// that name no secret.
-func resolve(r Resolver, name string) (settings, error) {
+// resolve reads upstream name from r for driver d. Its errors are
+// unusableError values that name no secret.
+func resolve[S any](r Resolver, name string, d *Driver[S]) (Settings, error) {
 	u, ok := r.Upstream(name)
 	if !ok {
-		return settings{}, unusable("it is not in the data plane's configuration")
+		return Settings{}, unusable("it is not in the data plane's configuration")
 	}
-	switch u.GetProtocol() {
-	case configv1.Protocol_PROTOCOL_MCP, configv1.Protocol_PROTOCOL_UNSPECIFIED:
-	default:
-		return settings{}, unusable("it does not speak MCP")
+	if !slices.Contains(d.Protocols, u.GetProtocol()) {
+		return Settings{}, unusable("it does not speak " + d.Name)
 	}
 	pu, err := url.Parse(u.GetUrl())
 	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.User != nil {
-		return settings{}, unusable("its URL is not a valid http(s) URL without user information")
+		return Settings{}, unusable("its URL is not a valid http(s) URL without user information")
 	}
-	s := settings{
-		name:            name,
-		url:             pu.String(),
-		timeout:         u.GetResilience().GetTimeout().AsDuration(),
-		maxRequest:      u.GetLimits().GetMaxRequestBytes(),
-		maxResponse:     u.GetLimits().GetMaxResponseBytes(),
-		allowLinkLocal:  u.GetAllowLinkLocal(),
-		maxRetries:      DefaultMaxRetries,
-		breakerFailures: int(u.GetResilience().GetBreakerFailures()),
-		breakerOpen:     u.GetResilience().GetBreakerOpen().AsDuration(),
-		maxConcurrency:  int(u.GetLimits().GetMaxConcurrency()),
+	s := Settings{
+		Name:        name,
+		URL:         pu.String(),
+		Config:      u,
+		Timeout:     u.GetResilience().GetTimeout().AsDuration(),
+		MaxRequest:  u.GetLimits().GetMaxRequestBytes(),
+		MaxResponse: u.GetLimits().GetMaxResponseBytes(),
+		MaxRetries:  DefaultMaxRetries,
+		Limits: resilience.Limits{
+			BreakerFailures: int(u.GetResilience().GetBreakerFailures()),
+			BreakerOpen:     u.GetResilience().GetBreakerOpen().AsDuration(),
+			MaxConcurrency:  int(u.GetLimits().GetMaxConcurrency()),
+		},
+		allowLinkLocal: u.GetAllowLinkLocal(),
 	}
 	if r := u.GetResilience(); r != nil && r.MaxRetries != nil {
-		s.maxRetries = max(0, int(r.GetMaxRetries()))
+		s.MaxRetries = max(0, int(r.GetMaxRetries()))
 	}
-	if s.breakerFailures <= 0 {
-		s.breakerFailures = DefaultBreakerFailures
+	if s.Limits.BreakerFailures <= 0 {
+		s.Limits.BreakerFailures = DefaultBreakerFailures
 	}
-	if s.breakerOpen <= 0 {
-		s.breakerOpen = DefaultBreakerOpen
+	if s.Limits.BreakerOpen <= 0 {
+		s.Limits.BreakerOpen = DefaultBreakerOpen
 	}
-	if s.maxConcurrency <= 0 {
-		s.maxConcurrency = DefaultMaxConcurrency
+	if s.Limits.MaxConcurrency <= 0 {
+		s.Limits.MaxConcurrency = DefaultMaxConcurrency
 	}
-	switch u.GetMcpEra() {
-	case configv1.McpEra_MCP_ERA_LEGACY:
-		s.era = mcpclient.EraLegacy
-	case configv1.McpEra_MCP_ERA_MODERN:
-		s.era = mcpclient.EraModern
+	if s.Timeout <= 0 {
+		s.Timeout = DefaultTimeout
 	}
-	if s.timeout <= 0 {
-		s.timeout = DefaultTimeout
+	if s.MaxRequest <= 0 {
+		s.MaxRequest = DefaultMaxRequestBytes
 	}
-	if s.maxRequest <= 0 {
-		s.maxRequest = DefaultMaxRequestBytes
+	if s.MaxResponse <= 0 {
+		s.MaxResponse = DefaultMaxResponseBytes
 	}
-	if s.maxResponse <= 0 {
-		s.maxResponse = DefaultMaxResponseBytes
-	}
-	if err := s.setCredential(r, u.GetCredential()); err != nil {
-		return settings{}, err
+	if err := s.setCredential(r, u.GetCredential(), d.Headers); err != nil {
+		return Settings{}, err
 	}
 	s.egress = r.Egress()
 	s.egress.AllowLinkLocal = s.egress.AllowLinkLocal || s.allowLinkLocal
 	s.egressKey = egressKey(s.egress)
+	var own string
+	if d.Key != nil {
+		own = d.Key(u)
+	}
 	sum := sha256.Sum256([]byte(s.value))
 	s.fingerprint = strings.Join([]string{
-		s.url, s.header, hex.EncodeToString(sum[:]), s.egressKey, strings.Join(s.hosts, ","),
-		strconv.FormatInt(s.maxRequest, 10), strconv.FormatInt(s.maxResponse, 10), strconv.FormatBool(s.allowLinkLocal), s.era.String(),
-		strconv.Itoa(s.breakerFailures), s.breakerOpen.String(), strconv.Itoa(s.maxConcurrency),
+		s.URL, s.header, hex.EncodeToString(sum[:]), s.egressKey, strings.Join(s.hosts, ","),
+		strconv.FormatInt(s.MaxRequest, 10), strconv.FormatInt(s.MaxResponse, 10), strconv.FormatBool(s.allowLinkLocal), own,
+		strconv.Itoa(s.Limits.BreakerFailures), s.Limits.BreakerOpen.String(), strconv.Itoa(s.Limits.MaxConcurrency),
 	}, "\x00")
 	return s, nil
 }
@@ -133,7 +140,9 @@ func egressKey(p egress.Policy) string {
 	return b.String()
 }
 
-func (s *settings) setCredential(r Resolver, c *configv1.UpstreamCredential) error {
+// setCredential reads the upstream's credential; protocolHeaders are the
+// headers its protocol sets itself.
+func (s *Settings) setCredential(r Resolver, c *configv1.UpstreamCredential, protocolHeaders []string) error {
 	var header, secretName string
 	switch k := c.GetKind().(type) {
 	case nil:
@@ -142,7 +151,7 @@ func (s *settings) setCredential(r Resolver, c *configv1.UpstreamCredential) err
 		header, secretName = "Authorization", k.Bearer.GetSecret()
 	case *configv1.UpstreamCredential_Header:
 		header, secretName = http.CanonicalHeaderKey(k.Header.GetHeader()), k.Header.GetSecret()
-		if !validHeaderName(header) || forbiddenHeader(header) {
+		if !validHeaderName(header) || forbiddenHeader(header, protocolHeaders) {
 			return unusable("its credential header name is not allowed")
 		}
 	case *configv1.UpstreamCredential_OauthClientCredentials:
@@ -157,7 +166,7 @@ func (s *settings) setCredential(r Resolver, c *configv1.UpstreamCredential) err
 		}
 		// The client secret goes to the token URL, the token it buys to
 		// the upstream: the secret's binding must allow both.
-		if !secretbind.Allows(hosts, tu) || !secretbind.AllowsURL(hosts, s.url) {
+		if !secretbind.Allows(hosts, tu) || !secretbind.AllowsURL(hosts, s.URL) {
 			return unusable(notBound)
 		}
 		s.hosts = hosts
@@ -174,7 +183,7 @@ func (s *settings) setCredential(r Resolver, c *configv1.UpstreamCredential) err
 	if !ok {
 		return unusable("its credential secret is missing from the configuration")
 	}
-	if !secretbind.AllowsURL(hosts, s.url) {
+	if !secretbind.AllowsURL(hosts, s.URL) {
 		return unusable(notBound)
 	}
 	s.hosts = hosts
@@ -189,9 +198,9 @@ func (s *settings) setCredential(r Resolver, c *configv1.UpstreamCredential) err
 	return nil
 }
 
-// credentialValues are the secret values s sends, never to be quoted in
+// CredentialValues are the secret values s sends, never to be quoted in
 // an error should the upstream echo them.
-func (s *settings) credentialValues() []string {
+func (s *Settings) CredentialValues() []string {
 	if s.oauth != nil {
 		return []string{s.oauth.ClientSecret}
 	}
@@ -206,15 +215,16 @@ func (s *settings) credentialValues() []string {
 const notBound = "its credential's secret is not bound to the host it would be sent to; an admin must bind it (gwctl secret bind) or an operator must fix the upstream"
 
 // forbiddenHeader reports the headers a header credential may not use:
-// Authorization (use bearer), cookies, and hop-by-hop or framing headers.
-func forbiddenHeader(h string) bool {
+// Authorization (use bearer), cookies, hop-by-hop or framing headers, and
+// the headers the protocol sets itself (own, canonical).
+func forbiddenHeader(h string, own []string) bool {
 	switch h {
 	case "Authorization", "Cookie", "Set-Cookie", "Host", "Connection", "Keep-Alive", "Proxy-Authorization",
 		"Proxy-Authenticate", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		"Content-Length", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version", "Mcp-Method", "Mcp-Name", "Last-Event-Id":
+		"Content-Length", "Content-Type", "Last-Event-Id":
 		return true
 	}
-	return false
+	return slices.Contains(own, h)
 }
 
 // validHeaderName reports whether h is an RFC 9110 token.
@@ -252,4 +262,5 @@ func (e *unusableError) Error() string { return e.why }
 
 func unusable(why string) error { return &unusableError{why: why} }
 
-var errPoolClosed = errors.New("the data plane is shutting down")
+// errClosed refuses calls once Conns is closed.
+var errClosed = errors.New("the data plane is shutting down")

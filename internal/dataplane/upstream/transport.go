@@ -10,7 +10,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/secretbind"
 )
 
-// Errors the transport returns; refusal maps them to caller messages.
+// Errors the transport returns; Refusal says what they mean to callers.
 var (
 	errCredentialRejected = errors.New("upstream refused the gateway's credential")
 	errRequestTooLarge    = errors.New("request exceeds the upstream's max_request_bytes")

@@ -101,6 +101,7 @@ type Services struct {
 	Upstream  adminv1connect.UpstreamServiceClient
 	Tool      adminv1connect.ToolServiceClient
 	Policy    adminv1connect.PolicyServiceClient
+	Rollout   adminv1connect.RolloutServiceClient
 	Identity  adminv1connect.IdentitySourceServiceClient
 	Secret    adminv1connect.SecretServiceClient
 	ValueList adminv1connect.ValueListServiceClient
@@ -157,6 +158,7 @@ func New(cfg Config) (*Client, error) {
 			Upstream:  adminv1connect.NewUpstreamServiceClient(httpClient, u, opts...),
 			Tool:      adminv1connect.NewToolServiceClient(httpClient, u, opts...),
 			Policy:    adminv1connect.NewPolicyServiceClient(httpClient, u, opts...),
+			Rollout:   adminv1connect.NewRolloutServiceClient(httpClient, u, opts...),
 			Identity:  adminv1connect.NewIdentitySourceServiceClient(httpClient, u, opts...),
 			Secret:    adminv1connect.NewSecretServiceClient(httpClient, u, opts...),
 			ValueList: adminv1connect.NewValueListServiceClient(httpClient, u, opts...),

@@ -9,10 +9,12 @@ package limitstest
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"github.com/portcullis-gw/portcullis/internal/limits"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Gen reads choices from fuzz bytes; once they run out every choice is 0,
@@ -326,6 +328,40 @@ func (g *Gen) IdentitySource() *configv1.IdentitySource {
 // ValueList returns a value list.
 func (g *Gen) ValueList() *configv1.ValueList {
 	return &configv1.ValueList{Meta: g.Meta(g.Name()), Values: g.Texts(limits.ListValues, limits.ListValue)}
+}
+
+// PolicyTests returns test cases stored with set: agents, tools, users and
+// arguments from the fuzz bytes, counts and sizes at and over the limits.
+func (g *Gen) PolicyTests(set string) *configv1.PolicyTests {
+	t := &configv1.PolicyTests{Meta: g.Meta(set)}
+	for range g.Count(limits.PolicyTestCases + 1) {
+		c := &configv1.PolicyTestCase{
+			Name: g.Text(limits.PolicyTestField), Agent: g.Name(), Tool: "pay__" + g.Name(), Expect: []string{"allow", "deny", "maybe"}[g.Intn(3)],
+			ArgumentsJson: string(g.Schema()), User: g.Text(limits.PolicyTestField), SourceIp: g.Text(limits.PolicyTestField),
+			Groups: g.Texts(limits.PolicyTestList, limits.PolicyTestField),
+		}
+		if g.Bool() {
+			c.Policies, c.CheckPolicies = g.Texts(limits.PolicyTestList, limits.PolicyTestField), true
+		}
+		t.Cases = append(t.Cases, c)
+	}
+	return t
+}
+
+// Rollout returns a rollout of set whose candidate is Cedar from the fuzz
+// bytes, with a plan and gates at and over their limits.
+func (g *Gen) Rollout(set string) *configv1.Rollout {
+	r := &configv1.Rollout{Meta: g.Meta(g.Name()), PolicySet: set, Source: g.Cedar(), Message: g.Text(limits.PolicyMessage), Plan: &configv1.RolloutPlan{
+		Shadow: durationpb.New(time.Duration(g.Intn(1<<16)-8) * time.Minute), Step: durationpb.New(time.Duration(g.Intn(1<<16)-8) * time.Minute),
+	}}
+	for range g.Count(limits.CanarySteps + 1) {
+		r.Plan.CanaryBasisPoints = append(r.Plan.CanaryBasisPoints, uint32(g.Intn(10002)))
+	}
+	r.Plan.Gates = g.Texts(limits.RolloutGates+1, limits.RolloutGate)
+	if g.Bool() {
+		r.Plan.Gates = []string{"deny_increase>1%", "min_calls=" + g.Text(8)}
+	}
+	return r
 }
 
 // Resource returns a resource of any kind that data planes consume, other

@@ -1,9 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,7 @@ import (
 )
 
 // The tool every call runs: the demo upstream's get_weather, read-only,
-// pinned with the definition the demo itself lists (see liveToolDef).
+// pinned with the definition the upstream lists live.
 const (
 	upstreamName = "demo"
 	toolName     = demo.ToolGetWeather
@@ -23,24 +22,81 @@ const (
 	benchPolicy  = `permit(principal in Team::"bench", action == Action::"` + actionName + `", resource);` + "\n"
 )
 
-// liveToolDef is get_weather's definition exactly as the demo upstream
-// lists it. A definition that differs from the live one is drift: the data
-// plane would quarantine the tool and refuse every call.
-func liveToolDef(t testing.TB) string {
-	h := demo.NewHandler(demo.Options{Logger: slog.New(slog.DiscardHandler)})
-	defer h.Close()
-	defs, err := h.Definitions(context.Background())
-	if err != nil {
-		t.Fatalf("list the demo's tools: %v", err)
-	}
-	for _, d := range defs {
-		if d.Name == toolName {
-			return string(d.JSON)
-		}
-	}
-	t.Fatalf("the demo upstream has no tool %s", toolName)
-	return ""
+// Upstream kinds (-upstream).
+const (
+	upstreamFast = "fast" // test/bench/fastupstream
+	upstreamDemo = "demo" // test/demoupstream (Go MCP SDK)
+)
+
+// upstream is the MCP server every path reaches.
+type upstream struct {
+	kind   string
+	desc   string // for the report
+	Addr   string
+	URL    string // its MCP endpoint
+	health string // a GET path that answers 200 once it serves
+	daemon *harness.Daemon
 }
+
+// startUpstream starts the benchmark's upstream: the fast responder
+// (fastBin), or the demo upstream with GOGC=gogc when gogc is not empty.
+// json makes the fast responder answer with JSON instead of event
+// streams.
+func startUpstream(t testing.TB, kind, fastBin string, json bool, gogc string) *upstream {
+	u := &upstream{kind: kind, Addr: harness.FreeAddr(t)}
+	u.URL = "http://" + u.Addr + "/mcp"
+	log := harness.NewLogBuffer()
+	var env []string
+	if gogc != "" {
+		env = append(env, "GOGC="+gogc)
+	}
+	mode := "event-stream answers"
+	switch kind {
+	case upstreamFast:
+		args := []string{"--addr", u.Addr}
+		if json {
+			args = append(args, "--json")
+			mode = "JSON answers"
+		}
+		u.health = "/healthz"
+		u.daemon = harness.StartDaemon(t, "fastupstream", fastBin, args, env, log)
+		u.desc = "the fast upstream (`test/bench/fastupstream`: the demo's tools and definitions, precomputed answers, " + mode + ")"
+	case upstreamDemo:
+		u.health = "/calls"
+		u.daemon = harness.StartDaemon(t, "demoupstream", harness.Bin(t, "demoupstream"), []string{"--addr", u.Addr, "--log-level", "warn"}, env, log)
+		u.desc = "the demo upstream (`test/demoupstream`, Go MCP SDK, " + mode + ")"
+	default:
+		t.Fatalf("unknown upstream %q", kind)
+	}
+	if gogc != "" {
+		u.desc += ", GOGC=" + gogc
+	}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("PORTCULLIS_E2E_LOGS") == "1" {
+			t.Logf("=== log of the upstream ===\n%s=== end ===", log.String())
+		}
+	})
+	err := harness.Poll(harness.StartTimeout, func() error {
+		if u.daemon.Exited() {
+			return fmt.Errorf("the upstream exited: %s", log.String())
+		}
+		resp, err := http.Get("http://" + u.Addr + u.health)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", u.health, resp.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("upstream not serving: %v", err)
+	}
+	return u
+}
+
+func (u *upstream) pids() []int { return []int{u.daemon.Pid()} }
 
 // dpVariant is one data-plane configuration the benchmark measures, as its
 // own data-plane process.
@@ -58,26 +114,36 @@ type dpVariant struct {
 var dpVariants = []dpVariant{
 	{path: pathDPAsync, key: "dataplane-async", args: []string{"--audit-sync=false"}},
 	{path: pathDPDurable, key: "dataplane-durable", args: []string{"--audit-sync=true"}},
+	{path: pathDPShadow, key: "dataplane-shadow", args: []string{"--audit-sync=true"}},
 }
 
-// gateway is what the benchmark runs against: the demo upstream, and data
+// shadowCandidate is the candidate the shadow row runs beside benchPolicy:
+// the same permit and a forbid no call matches, so both decide alike and
+// the candidate's decision is pure extra work.
+const shadowCandidate = benchPolicy + `forbid(principal, action == Action::"` + actionName + `", resource) when { context.arguments.city == "Atlantis" };` + "\n"
+
+// gateway is what the benchmark runs against: the upstream, and data
 // planes serving it through a one-node control plane.
 type gateway struct {
-	upstream *harness.DemoUpstream
+	c        *harness.Cluster
+	dir      string
+	upstream *upstream
 	dps      map[string]*harness.Dataplane // by dpVariant.path
 	apiKey   string                        // the bench agent's
 }
 
-// startGateway starts a one-node control plane and the demo upstream,
-// configures them with gwctl as an operator would (upstream, pinned tool,
-// agent with an API key, permit policy, join credentials) and starts one
-// data plane per variant, returning once each serves the policy's config
-// version.
-func startGateway(t testing.TB, variants []dpVariant) *gateway {
+// startGateway starts a one-node control plane, configures it with gwctl
+// as an operator would (the upstream, its get_weather pinned as the
+// upstream lists it now, an agent with an API key, a permit policy, join
+// credentials) and starts one data plane per variant, returning once each
+// serves the policy's config version. A pin that differed from the live
+// definition would be drift: the data plane would quarantine the tool and
+// refuse every call.
+func startGateway(t testing.TB, up *upstream, variants []dpVariant) *gateway {
 	start := time.Now()
 	c := harness.StartCluster(t, 1)
-	g := &gateway{upstream: harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{Args: []string{"--log-level", "warn"}})}
 	dir := t.TempDir()
+	g := &gateway{c: c, dir: dir, upstream: up}
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
@@ -91,7 +157,7 @@ func startGateway(t testing.TB, variants []dpVariant) *gateway {
 	var ignore map[string]any
 	gwctl(&ignore, "upstream", "add", upstreamName, "--url", g.upstream.URL)
 	gwctl(&ignore, "tool", "pin", "--upstream", upstreamName, "--tool", toolName,
-		"--definition", write("tool.json", liveToolDef(t)), "--class", "read-only")
+		"--definition", write("tool.json", string(harness.LiveToolDefinition(t, up.URL, nil, toolName))), "--class", "read-only")
 	var agent struct {
 		APIKey string `json:"apiKey"`
 	}
@@ -136,4 +202,30 @@ func startGateway(t testing.TB, variants []dpVariant) *gateway {
 	t.Logf("gateway up in %s: control plane %s, upstream %s",
 		time.Since(start).Round(time.Millisecond), c.URLs()[0], g.upstream.URL)
 	return g
+}
+
+// startShadow starts a rollout of the bench's policy set in shadow (for a
+// month: it never moves on during the run) and waits until dp serves it.
+// Every data plane of the cluster evaluates the candidate from then on, so
+// the shadow row is measured last, alone.
+func (g *gateway) startShadow(t testing.TB, dp *harness.Dataplane) {
+	file := filepath.Join(g.dir, "candidate.cedar")
+	if err := os.WriteFile(file, []byte(shadowCandidate), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Rollout struct {
+			Meta struct {
+				Revision harness.Int64 `json:"revision"`
+			} `json:"meta"`
+		} `json:"rollout"`
+	}
+	harness.GwctlJSON(t, g.c.Env(), &out, "rollout", "start", "bench", "-f", file, "--shadow", "720h", "--timeout", "20s")
+	version := uint64(out.Rollout.Meta.Revision)
+	dp.AwaitReadyz(t, 20*time.Second, fmt.Sprintf("serves the rollout's config version ≥ %d", version), func(st harness.ReadyStatus) error {
+		if st.Version < version {
+			return fmt.Errorf("want version ≥ %d", version)
+		}
+		return nil
+	})
 }

@@ -56,16 +56,33 @@ func newTarget(name, endpoint, tool, bearer string, conns int, pids func() []int
 
 func (tg *target) close() { tg.client.CloseIdleConnections() }
 
-// stageTimes scrapes the target's stage times; nil without metrics.
-func (tg *target) stageTimes() (stageTimes, error) {
+// procMetrics is what the benchmark reads of a data plane's /metrics: its
+// stage times and the Go runtime's cumulative allocation counters.
+type procMetrics struct {
+	stages     stageTimes
+	mallocs    float64 // go_memstats_mallocs_total: heap objects allocated
+	allocBytes float64 // go_memstats_alloc_bytes_total: bytes allocated
+}
+
+// since is what happened between the scrapes before and m.
+func (m procMetrics) since(before procMetrics) procMetrics {
+	return procMetrics{stages: m.stages.since(before.stages), mallocs: m.mallocs - before.mallocs, allocBytes: m.allocBytes - before.allocBytes}
+}
+
+func parseProcMetrics(series map[string]float64) procMetrics {
+	return procMetrics{stages: parseStageTimes(series), mallocs: series["go_memstats_mallocs_total"], allocBytes: series["go_memstats_alloc_bytes_total"]}
+}
+
+// scrape reads the target's /metrics; ok is false without metrics.
+func (tg *target) scrape() (m procMetrics, ok bool, err error) {
 	if tg.metrics == nil {
-		return nil, nil
+		return procMetrics{}, false, nil
 	}
 	series, err := tg.metrics()
 	if err != nil {
-		return nil, fmt.Errorf("%s: scrape /metrics: %w", tg.name, err)
+		return procMetrics{}, false, fmt.Errorf("%s: scrape /metrics: %w", tg.name, err)
 	}
-	return parseStageTimes(series), nil
+	return parseProcMetrics(series), true, nil
 }
 
 // initialize opens an MCP session as a client would (initialize, then the
@@ -258,6 +275,11 @@ type runResult struct {
 	// measured window (fixed rate only); stagesErr says why it is missing.
 	stages    stageTimes
 	stagesErr error
+	// mallocs and allocBytes are the data plane's heap allocations over
+	// the window, less what one scrape of /metrics allocates (fixed rate
+	// only; haveAllocs says they were scraped).
+	mallocs, allocBytes float64
+	haveAllocs          bool
 }
 
 func (r runResult) pct(q float64) time.Duration {
@@ -281,6 +303,15 @@ func (r runResult) max() time.Duration { return time.Duration(r.hist.Max()) * ti
 // window starts (off the sending loop, so no call is sent late for it) and
 // once every call is answered, for the stage times.
 func fixedRate(ctx context.Context, tg *target, rate, inflight int, warmup, dur time.Duration) runResult {
+	// What one scrape allocates in the data plane, from two scrapes back to
+	// back while no call runs: the window's delta holds about one scrape
+	// (the end of the first, the start of the last).
+	var scrapeCost procMetrics
+	if s1, ok1, err1 := tg.scrape(); ok1 && err1 == nil {
+		if s2, ok2, err2 := tg.scrape(); ok2 && err2 == nil {
+			scrapeCost = s2.since(s1)
+		}
+	}
 	interval := time.Second / time.Duration(rate)
 	n := int((warmup + dur) / interval)
 	due := make(chan time.Time, n)
@@ -306,7 +337,8 @@ func fixedRate(ctx context.Context, tg *target, rate, inflight int, warmup, dur 
 		})
 	}
 	var cpu0, up0 time.Duration
-	var before stageTimes
+	var before procMetrics
+	var beforeOK bool
 	var beforeErr error
 	scraped := make(chan struct{})
 	sampled := false
@@ -316,7 +348,7 @@ func fixedRate(ctx context.Context, tg *target, rate, inflight int, warmup, dur 
 			cpu0, up0, sampled = cpuOf(tg.pids()), cpuOf(tg.upstream()), true
 			go func() {
 				defer close(scraped)
-				before, beforeErr = tg.stageTimes()
+				before, beforeOK, beforeErr = tg.scrape()
 			}()
 		}
 		if d := time.Until(next); d > 0 {
@@ -338,8 +370,14 @@ func fixedRate(ctx context.Context, tg *target, rate, inflight int, warmup, dur 
 	r.rss = hwmOf(tg.pids())
 	if sampled {
 		<-scraped
-		after, err := tg.stageTimes()
-		r.stages, r.stagesErr = after.since(before), errors.Join(beforeErr, err)
+		after, afterOK, err := tg.scrape()
+		if beforeOK && afterOK {
+			d := after.since(before)
+			r.stages, r.haveAllocs = d.stages, true
+			r.mallocs = max(d.mallocs-scrapeCost.mallocs, 0)
+			r.allocBytes = max(d.allocBytes-scrapeCost.allocBytes, 0)
+		}
+		r.stagesErr = errors.Join(beforeErr, err)
 	}
 	for w := range inflight {
 		r.hist.Merge(hists[w])

@@ -91,10 +91,11 @@ var (
 )
 
 // startNginx starts nginx in front of upstreamAddr on a free loopback port
-// and waits until it proxies GET /calls. When the run ends it is stopped
+// and waits until it proxies GET health (a path the upstream answers with
+// 200). When the run ends it is stopped
 // with SIGTERM (its fast shutdown, which ends the workers too); a worker
 // that survives is killed.
-func startNginx(t testing.TB, bin, upstreamAddr string) *nginxProxy {
+func startNginx(t testing.TB, bin, upstreamAddr, health string) *nginxProxy {
 	dir := t.TempDir()
 	// The workers run as nobody when started by root; they need to reach
 	// their temp paths.
@@ -129,13 +130,13 @@ func startNginx(t testing.TB, bin, upstreamAddr string) *nginxProxy {
 		if n.master.Exited() {
 			return fmt.Errorf("nginx exited: %s", log.String())
 		}
-		resp, err := http.Get(n.URL + "/calls")
+		resp, err := http.Get(n.URL + health)
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /calls through nginx: %s", resp.Status)
+			return fmt.Errorf("GET %s through nginx: %s", health, resp.Status)
 		}
 		return nil
 	})

@@ -45,16 +45,58 @@ func readStat(pid int) (procStat, error) {
 	return procStat{ppid: ppid, cpu: time.Duration(utime+stime) * time.Second / clockTicks}, nil
 }
 
-// cpuOf sums the user+system CPU time of pids; processes that are gone
-// count zero.
+// cpuOf sums the CPU time of pids; processes that are gone count zero.
+// It reads each thread's run time in nanoseconds from
+// /proc/<pid>/task/<tid>/schedstat, because /proc/<pid>/stat counts in
+// 10 ms ticks: too coarse for a proxy that spends 0.2 ms per call over a
+// few thousand calls. A thread that exits takes its time with it, which
+// costs nothing here (Go runtimes and nginx workers keep their threads);
+// without schedstat it falls back to /proc/<pid>/stat.
 func cpuOf(pids []int) time.Duration {
 	var sum time.Duration
 	for _, pid := range pids {
-		if st, err := readStat(pid); err == nil {
+		if d, err := runTime(pid); err == nil {
+			sum += d
+		} else if st, err := readStat(pid); err == nil {
 			sum += st.cpu
 		}
 	}
 	return sum
+}
+
+// runTime sums the run time of pid's threads from their schedstat files.
+func runTime(pid int) (time.Duration, error) {
+	files, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(files) == 0 {
+		return 0, fmt.Errorf("no schedstat for pid %d", pid)
+	}
+	var sum time.Duration
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread exited
+		}
+		d, err := parseSchedstat(b)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", f, err)
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
+// parseSchedstat reads the first field of a schedstat file: time spent on
+// a CPU, in nanoseconds.
+func parseSchedstat(b []byte) (time.Duration, error) {
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 0, fmt.Errorf("empty schedstat")
+	}
+	ns, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || ns < 0 {
+		return 0, fmt.Errorf("malformed schedstat %q", b)
+	}
+	return time.Duration(ns), nil
 }
 
 // hwmOf sums the peak resident set size (VmHWM) of pids, in bytes.

@@ -3,8 +3,10 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -16,12 +18,14 @@ const stageMetric = "portcullis_dataplane_stage_seconds"
 // stageOrder is the order of the data plane's stages in its pipeline
 // (forward, the upstream call, is innermost); stages not listed here are
 // reported after these, by name.
-var stageOrder = []string{"metrics", "audit", "authenticate", "gate", "authorize", "validate", "forward"}
+var stageOrder = []string{"metrics", "audit", "authenticate", "gate", "rollout", "authorize", "validate", "forward"}
 
-// stageTotal is a stage's cumulative own time and number of observations.
+// stageTotal is a stage's cumulative own time, number of observations and
+// histogram buckets (cumulative counts by upper bound in seconds).
 type stageTotal struct {
-	sum   float64 // seconds
-	count float64
+	sum     float64 // seconds
+	count   float64
+	buckets map[float64]float64
 }
 
 // stageTimes is stageTotal by stage name.
@@ -47,6 +51,19 @@ func parseStageTimes(series map[string]float64) stageTimes {
 			t.sum = v
 		case stageMetric + "_count":
 			t.count = v
+		case stageMetric + "_bucket":
+			le, ok := labelValue(strings.TrimSuffix(labels, "}"), "le")
+			if !ok {
+				continue
+			}
+			bound, err := strconv.ParseFloat(le, 64) // "+Inf" parses as +Inf
+			if err != nil {
+				continue
+			}
+			if t.buckets == nil {
+				t.buckets = map[float64]float64{}
+			}
+			t.buckets[bound] = v
 		default:
 			continue
 		}
@@ -74,11 +91,64 @@ func (t stageTimes) since(before stageTimes) stageTimes {
 	out := stageTimes{}
 	for stage, after := range t {
 		b := before[stage]
-		if d := (stageTotal{sum: after.sum - b.sum, count: after.count - b.count}); d.count > 0 {
-			out[stage] = d
+		d := stageTotal{sum: after.sum - b.sum, count: after.count - b.count}
+		if d.count <= 0 {
+			continue
+		}
+		if after.buckets != nil {
+			d.buckets = map[float64]float64{}
+			for le, n := range after.buckets {
+				d.buckets[le] = n - b.buckets[le]
+			}
+		}
+		out[stage] = d
+	}
+	return out
+}
+
+// plus is t and o together (two measured windows of the same stages).
+func (t stageTimes) plus(o stageTimes) stageTimes {
+	out := stageTimes{}
+	for _, src := range []stageTimes{t, o} {
+		for stage, v := range src {
+			sum := out[stage]
+			sum.sum += v.sum
+			sum.count += v.count
+			for le, n := range v.buckets {
+				if sum.buckets == nil {
+					sum.buckets = map[float64]float64{}
+				}
+				sum.buckets[le] += n
+			}
+			out[stage] = sum
 		}
 	}
 	return out
+}
+
+// quantile estimates the q-quantile (0 < q < 1) of the stage's own time
+// from its buckets, interpolating linearly within the bucket that holds
+// it (the buckets double, so the estimate is within that bucket's span);
+// ok is false without buckets or observations.
+func (s stageTotal) quantile(q float64) (d time.Duration, ok bool) {
+	if len(s.buckets) == 0 || s.count <= 0 {
+		return 0, false
+	}
+	bounds := slices.Sorted(maps.Keys(s.buckets))
+	rank := q * s.count
+	lower, below := 0.0, 0.0
+	for _, le := range bounds {
+		n := s.buckets[le]
+		if n >= rank && n > below {
+			if math.IsInf(le, 1) {
+				le = lower // above the last bound: report the bound
+			}
+			v := lower + (le-lower)*(rank-below)/(n-below)
+			return time.Duration(math.Round(v * float64(time.Second))), true
+		}
+		lower, below = le, n
+	}
+	return time.Duration(math.Round(lower * float64(time.Second))), true
 }
 
 // mean is the mean own time per observation.
@@ -156,6 +226,7 @@ var stageLabels = map[string]string{
 	"audit":        "audit (record the call; with durable audit, wait for its fsync)",
 	"authenticate": "authenticate (API key)",
 	"gate":         "gate (serving mode, tool lookup, read-only/mutating class)",
+	"rollout":      "rollout (shadow: the candidate's decision beside the active one, compared and counted)",
 	"authorize":    "authorize (Cedar)",
 	"validate":     "validate (arguments against the pinned schema)",
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -69,5 +70,53 @@ func TestLabelValue(t *testing.T) {
 				t.Errorf("labelValue(%q) = %q, %t; want %q, %t", tt.labels, got, ok, tt.want, tt.ok)
 			}
 		})
+	}
+}
+
+func TestStageQuantile(t *testing.T) {
+	inf := math.Inf(1)
+	doubling := stageTotal{count: 40, buckets: map[float64]float64{2e-6: 0, 4e-6: 10, 8e-6: 30, 16e-6: 40, inf: 40}}
+	tail := stageTotal{count: 5, buckets: map[float64]float64{2e-6: 0, 4e-6: 0, inf: 5}}
+	tests := []struct {
+		name string
+		s    stageTotal
+		q    float64
+		want time.Duration
+		ok   bool
+	}{
+		{name: "median within a bucket", s: doubling, q: 0.5, want: 6 * time.Microsecond, ok: true},
+		{name: "quartile at a bucket's top", s: doubling, q: 0.25, want: 4 * time.Microsecond, ok: true},
+		{name: "max", s: doubling, q: 1, want: 16 * time.Microsecond, ok: true},
+		{name: "beyond the last bound reads the bound", s: tail, q: 0.5, want: 4 * time.Microsecond, ok: true},
+		{name: "no buckets", s: stageTotal{count: 3, sum: 1}, q: 0.5},
+		{name: "no calls", s: stageTotal{buckets: map[float64]float64{inf: 0}}, q: 0.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := tt.s.quantile(tt.q)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("quantile(%v) = %v, %t; want %v, %t", tt.q, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func TestStageBucketsSinceAndPlus(t *testing.T) {
+	scrape := func(n float64) map[string]float64 {
+		return map[string]float64{
+			`portcullis_dataplane_stage_seconds_bucket{stage="gate",le="4e-06"}`: n,
+			`portcullis_dataplane_stage_seconds_bucket{stage="gate",le="+Inf"}`:  2 * n,
+			`portcullis_dataplane_stage_seconds_sum{stage="gate"}`:               n * 1e-5,
+			`portcullis_dataplane_stage_seconds_count{stage="gate"}`:             2 * n,
+		}
+	}
+	d := parseStageTimes(scrape(30)).since(parseStageTimes(scrape(10)))
+	g := d["gate"]
+	if g.count != 40 || g.buckets[4e-6] != 20 || g.buckets[math.Inf(1)] != 40 {
+		t.Fatalf("since: %+v", g)
+	}
+	both := d.plus(d)["gate"]
+	if both.count != 80 || both.buckets[4e-6] != 40 || math.Abs(both.sum-4e-4) > 1e-12 {
+		t.Fatalf("plus: %+v", both)
 	}
 }

@@ -1,7 +1,9 @@
 // Command raftbench measures committed admin writes per second and commit
 // latency (p50/p99) through the real admin API of a 1-node and a 3-node
-// control plane on loopback with TLS, next to this machine's fsync latency
-// as the baseline (every commit needs at least one fsync on a quorum).
+// control plane on loopback with TLS, on each store: embedded Raft, and an
+// etcd cluster of as many members (in-process, the pinned etcd server,
+// fsync on), next to this machine's fsync latency as the baseline (every
+// commit needs at least one fsync on a quorum).
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/etcdstore/etcdtest"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/server"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
@@ -84,17 +87,19 @@ func run(out string, dur time.Duration, conc int) error {
 	defer os.RemoveAll(tmp)
 	var results []result
 	results = append(results, fsyncBaseline(tmp, 2000))
-	for _, n := range []int{1, 3} {
-		r, err := benchCluster(filepath.Join(tmp, fmt.Sprint(n)), n, dur, conc)
-		if err != nil {
-			return fmt.Errorf("%d-node cluster: %w", n, err)
+	for _, store := range []string{server.StoreRaft, server.StoreEtcd} {
+		for _, n := range []int{1, 3} {
+			r, err := benchCluster(filepath.Join(tmp, fmt.Sprint(store, n)), store, n, dur, conc)
+			if err != nil {
+				return fmt.Errorf("%d-node cluster on %s: %w", n, store, err)
+			}
+			results = append(results, r)
 		}
-		results = append(results, r)
 	}
 	var b strings.Builder
 	host, _ := os.Hostname()
-	fmt.Fprintf(&b, "## Raft commit benchmark\n\n")
-	fmt.Fprintf(&b, "Setup: %s, %d CPUs, loopback, TLS, raft-wal log, %d concurrent writers for %s per cluster; each write is an admin-API SetSecret (authenticated, sealed, replicated, applied). Baseline: 4 KiB write+fsync on the same disk.\n\n", host, numCPU(), conc, dur)
+	fmt.Fprintf(&b, "## Commit benchmark: Raft and etcd\n\n")
+	fmt.Fprintf(&b, "Setup: %s, %d CPUs, loopback, TLS to the API, %d concurrent writers for %s per cluster; each write is an admin-API SetSecret (authenticated, sealed, replicated, applied). Raft: raft-wal log. etcd: as many etcd members as control-plane nodes, the pinned etcd server in-process, fsync on, plaintext on loopback; every node appends itself and the write returns once that node applied it from its watch. Baseline: 4 KiB write+fsync on the same disk.\n\n", host, numCPU(), conc, dur)
 	fmt.Fprintf(&b, "| configuration | ops | errors | ops/s | p50 | p99 | max | p99 / fsync p99 |\n|---|---|---|---|---|---|---|---|\n")
 	base := results[0].p99
 	for _, r := range results {
@@ -146,7 +151,7 @@ func freeAddr() string {
 	return ln.Addr().String()
 }
 
-func benchCluster(dir string, n int, dur time.Duration, conc int) (result, error) {
+func benchCluster(dir, store string, n int, dur time.Duration, conc int) (result, error) {
 	ctx := context.Background()
 	kek := filepath.Join(dir, "kek")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -156,6 +161,17 @@ func benchCluster(dir string, n int, dur time.Duration, conc int) (result, error
 		return result{}, err
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var onStore func(*server.Config)
+	if store == server.StoreEtcd {
+		etcd, err := etcdtest.NewWith(filepath.Join(dir, "etcd"), etcdtest.Options{Members: n, Fsync: true})
+		if err != nil {
+			return result{}, err
+		}
+		defer etcd.Stop()
+		onStore = func(c *server.Config) {
+			c.Store, c.Etcd = server.StoreEtcd, server.EtcdConfig{Endpoints: etcd.Endpoints, Prefix: "/bench"}
+		}
+	}
 	var servers []*server.Server
 	defer func() {
 		for _, s := range servers {
@@ -163,6 +179,9 @@ func benchCluster(dir string, n int, dur time.Duration, conc int) (result, error
 		}
 	}()
 	first := server.Config{NodeID: "n1", DataDir: filepath.Join(dir, "n1"), RaftAddr: freeAddr(), APIAddr: freeAddr(), KEKFile: kek, Bootstrap: true, Logger: logger}
+	if onStore != nil {
+		onStore(&first)
+	}
 	s1, err := server.Start(ctx, first)
 	if err != nil {
 		return result{}, err
@@ -192,6 +211,10 @@ func benchCluster(dir string, n int, dur time.Duration, conc int) (result, error
 	for i := 2; i <= n; i++ {
 		cfg := server.Config{NodeID: fmt.Sprintf("n%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("n%d", i)), RaftAddr: freeAddr(), APIAddr: freeAddr(), KEKFile: kek,
 			Join: url, JoinToken: token, JoinCAFingerprint: status.Msg.GetCaFingerprint(), Logger: logger}
+		if onStore != nil {
+			cfg.Join, cfg.JoinToken, cfg.JoinCAFingerprint = "", "", ""
+			onStore(&cfg)
+		}
 		s, err := server.Start(ctx, cfg)
 		if err != nil {
 			return result{}, err
@@ -232,7 +255,11 @@ func benchCluster(dir string, n int, dur time.Duration, conc int) (result, error
 		}()
 	}
 	wg.Wait()
-	r := summarize(fmt.Sprintf("%d node(s), writes via the leader", n), lat, errs.Load(), time.Since(start))
+	name := fmt.Sprintf("Raft, %d node(s), writes via the leader", n)
+	if store == server.StoreEtcd {
+		name = fmt.Sprintf("etcd, %d node(s) on %d member(s), writes via n1", n, n)
+	}
+	r := summarize(name, lat, errs.Load(), time.Since(start))
 	if r.ops == 0 {
 		return r, errors.New("no write succeeded")
 	}

@@ -55,6 +55,7 @@ var All = []Drill{
 	{"dataplane-restart-while-cp-down", "restart a data plane with no control plane: it serves its last-known-good snapshot", DataplaneRestartWhileCPDown},
 	{"dataplane-kill", "kill -9 a data plane under load: every answered call audited exactly once, chains intact", DataplaneKill},
 	{"upstream-hang", "one of two upstreams hangs: its calls fail within the per-call timeout, the other's are unaffected", UpstreamHang},
+	{"etcd", "control plane on 3 etcd members: kill -9 an etcd member, then the elected node, then restart a node after etcd compacted its watch position away", Etcd},
 }
 
 // Lookup returns the drill named name.

@@ -34,7 +34,10 @@ type upstreamSpec struct {
 
 // gatewaySpec says what startGateway starts.
 type gatewaySpec struct {
-	nodes      int
+	nodes int
+	// etcd, when set, puts the control plane on an etcd cluster of this
+	// many members instead of Raft.
+	etcd       int
 	dataplanes []string
 	upstreams  []upstreamSpec // default: one, "demo"
 	agents     []string       // agents of team ops; default: one, "ops-agent"
@@ -46,6 +49,7 @@ type gatewaySpec struct {
 // configuration.
 type gateway struct {
 	c    *harness.Cluster
+	etcd *harness.EtcdCluster // nil on Raft
 	ups  map[string]*harness.DemoUpstream
 	dps  []*harness.Dataplane
 	keys map[string]string // API key by agent name
@@ -68,7 +72,11 @@ func startGateway(t testing.TB, spec gatewaySpec) *gateway {
 	if len(spec.agents) == 0 {
 		spec.agents = []string{"ops-agent"}
 	}
-	g := &gateway{c: harness.StartCluster(t, spec.nodes), ups: map[string]*harness.DemoUpstream{}, keys: map[string]string{}, dir: t.TempDir()}
+	g := &gateway{ups: map[string]*harness.DemoUpstream{}, keys: map[string]string{}, dir: t.TempDir()}
+	if spec.etcd > 0 {
+		g.etcd = harness.StartEtcd(t, spec.etcd)
+	}
+	g.c = harness.StartClusterWith(t, harness.ClusterOptions{Nodes: spec.nodes, Etcd: g.etcd})
 	for _, u := range spec.upstreams {
 		up := harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{Args: append([]string{"--log-level", "warn"}, u.args...)})
 		g.ups[u.name] = up

@@ -17,7 +17,6 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
-	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream/upstreamtest"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
@@ -121,7 +120,7 @@ func endToEndWithSDKClient(t *testing.T, version string) {
 	resolver := upstreamtest.NewResolver()
 	resolver.SetUpstream(upstreamtest.MCP("demo", upSrv.URL+"/mcp", "demo-token"))
 	resolver.SetSecret("demo-token", []byte(upstreamSecret), "127.0.0.1")
-	pool := upstream.NewPool(testLogger(t))
+	pool := mcpgw.NewPool(testLogger(t))
 	defer func() { _ = pool.Close() }()
 
 	cfg := newFakeConfig(pinDemoTools(ctx, t, upSrv.URL+"/mcp")...)
@@ -130,7 +129,7 @@ func endToEndWithSDKClient(t *testing.T, version string) {
 			if c.Target.Own == demo.ToolSendPayment {
 				return nil, pipeline.Refuse(pipeline.ReasonDenied, "policy payments/no-payments forbids %s", c.Target.Name)
 			}
-			body, isErr, err := pool.CallTool(ctx, resolver, upstream.ToolCall{Upstream: c.Target.Upstream, Tool: c.Target.Own, Class: c.Target.Tool.Class, Arguments: c.Arguments})
+			body, isErr, err := pool.CallTool(ctx, resolver, mcpgw.ToolCall{Upstream: c.Target.Upstream, Tool: c.Target.Own, Class: c.Target.Tool.Class, Arguments: c.Arguments})
 			if err != nil {
 				return nil, err
 			}

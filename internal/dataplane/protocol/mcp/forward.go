@@ -15,12 +15,12 @@ import (
 )
 
 // Forwarder is MCP's terminal handler: it carries every operation the
-// pipeline admitted to the MCP upstreams, through the upstream pool (kept
+// pipeline admitted to the MCP upstreams, through the Pool (kept
 // sessions, the upstream's own credential, and the one resilience
 // wrapper: timeouts, retries of read-only calls, breaker, concurrency).
 // It is safe for concurrent use.
 type Forwarder struct {
-	Pool   *upstream.Pool
+	Pool   *Pool
 	Logger *slog.Logger
 }
 
@@ -47,8 +47,8 @@ func (f *Forwarder) Forward(ctx context.Context, c *pipeline.Call) (*pipeline.Re
 	case c.Op == pipeline.OpList:
 		return f.listContent(ctx, r, c)
 	case c.Op == pipeline.OpCall && c.Target.Kind == pipeline.KindTool:
-		body, isErr, err := f.Pool.CallTool(upstream.WithRelay(ctx, c.Relay), r, upstream.ToolCall{
-			Upstream: c.Target.Upstream, Tool: c.Target.Own, Class: c.Target.Tool.Class, Arguments: c.Arguments,
+		body, isErr, err := f.Pool.CallTool(ctx, r, ToolCall{
+			Upstream: c.Target.Upstream, Tool: c.Target.Own, Class: c.Target.Tool.Class, Arguments: c.Arguments, Relay: c.Relay,
 		})
 		if err != nil {
 			return nil, err
@@ -106,7 +106,7 @@ func (f *Forwarder) listContent(ctx context.Context, r upstream.Resolver, c *pip
 		return nil, pipeline.Refuse(pipeline.ReasonInternal, "the gateway failed to process the call; it has been logged")
 	}
 	prefixes := map[string]string{}
-	for _, u := range c.Config.Upstreams("mcp") {
+	for _, u := range c.Config.Upstreams(Name) {
 		prefixes[u.Name] = u.Prefix
 	}
 	start := time.Now()

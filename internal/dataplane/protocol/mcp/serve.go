@@ -10,7 +10,6 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	"github.com/portcullis-gw/portcullis/internal/jsontext"
-	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
@@ -20,7 +19,7 @@ var protocolVersions = []string{"2025-06-18", "2025-11-25"}
 
 // modernVersion is the stateless era's version (2026-07-28): no
 // initialize, no session, per-request _meta and mirrored headers.
-const modernVersion = mcpclient.VersionModern
+const modernVersion = mcpwire.VersionModern
 
 // servePost handles one JSON-RPC message. The order matters: no credential
 // (neither a bearer token nor a client certificate) means 401 before the
@@ -153,7 +152,7 @@ func (h *Handler) era(r *http.Request, m *mcpwire.Message) (bool, *rpcError) {
 	var metaVersion string
 	if m.Params != nil && mcpwire.IsObject(m.Params) {
 		if meta, err := mcpwire.Find(m.Params, "_meta"); err == nil && meta != nil && mcpwire.IsObject(meta) {
-			if v, err := mcpwire.Find(meta, mcpclient.MetaProtocolVersion); err == nil && v != nil {
+			if v, err := mcpwire.Find(meta, mcpwire.MetaProtocolVersion); err == nil && v != nil {
 				_ = json.Unmarshal(v, &metaVersion)
 			}
 		}
@@ -183,8 +182,8 @@ func (h *Handler) era(r *http.Request, m *mcpwire.Message) (bool, *rpcError) {
 	if got := r.Header.Get("Mcp-Method"); got != m.Method {
 		return true, mismatch("Mcp-Method", got, m.Method)
 	}
-	if name, ok := mcpclient.MirroredName(m.Method, m.Params); ok {
-		got, valid := mcpclient.DecodeHeaderValue(r.Header.Get("Mcp-Name"))
+	if name, ok := mcpwire.MirroredName(m.Method, m.Params); ok {
+		got, valid := mcpwire.DecodeHeaderValue(r.Header.Get("Mcp-Name"))
 		if !valid || got != name {
 			return true, mismatch("Mcp-Name", r.Header.Get("Mcp-Name"), name)
 		}

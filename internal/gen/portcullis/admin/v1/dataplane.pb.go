@@ -269,8 +269,13 @@ type ListDataplanesResponse struct {
 	Dataplanes []*DataplaneStatus     `protobuf:"bytes,1,rep,name=dataplanes,proto3" json:"dataplanes,omitempty"`
 	// The cluster's current config version.
 	ClusterVersion uint64 `protobuf:"varint,2,opt,name=cluster_version,json=clusterVersion,proto3" json:"cluster_version,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The emergency brake (SetFreeze): on, and why.
+	Frozen       bool   `protobuf:"varint,3,opt,name=frozen,proto3" json:"frozen,omitempty"`
+	FreezeReason string `protobuf:"bytes,4,opt,name=freeze_reason,json=freezeReason,proto3" json:"freeze_reason,omitempty"`
+	// The epoch of cluster_version.
+	ClusterEpoch  uint64 `protobuf:"varint,5,opt,name=cluster_epoch,json=clusterEpoch,proto3" json:"cluster_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListDataplanesResponse) Reset() {
@@ -317,6 +322,27 @@ func (x *ListDataplanesResponse) GetClusterVersion() uint64 {
 	return 0
 }
 
+func (x *ListDataplanesResponse) GetFrozen() bool {
+	if x != nil {
+		return x.Frozen
+	}
+	return false
+}
+
+func (x *ListDataplanesResponse) GetFreezeReason() string {
+	if x != nil {
+		return x.FreezeReason
+	}
+	return ""
+}
+
+func (x *ListDataplanesResponse) GetClusterEpoch() uint64 {
+	if x != nil {
+		return x.ClusterEpoch
+	}
+	return 0
+}
+
 // DataplaneStatus is what the control plane knows of one data plane.
 type DataplaneStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -343,8 +369,13 @@ type DataplaneStatus struct {
 	// not report epochs).
 	ServingEpoch  uint64 `protobuf:"varint,12,opt,name=serving_epoch,json=servingEpoch,proto3" json:"serving_epoch,omitempty"`
 	ReportedEpoch uint64 `protobuf:"varint,13,opt,name=reported_epoch,json=reportedEpoch,proto3" json:"reported_epoch,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The policy rollout its serving version stages ("" for none), the
+	// stage ("shadow" or "canary") and the canary share in basis points.
+	Rollout           string `protobuf:"bytes,14,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	RolloutStage      string `protobuf:"bytes,15,opt,name=rollout_stage,json=rolloutStage,proto3" json:"rollout_stage,omitempty"`
+	CanaryBasisPoints uint32 `protobuf:"varint,16,opt,name=canary_basis_points,json=canaryBasisPoints,proto3" json:"canary_basis_points,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *DataplaneStatus) Reset() {
@@ -468,6 +499,27 @@ func (x *DataplaneStatus) GetReportedEpoch() uint64 {
 	return 0
 }
 
+func (x *DataplaneStatus) GetRollout() string {
+	if x != nil {
+		return x.Rollout
+	}
+	return ""
+}
+
+func (x *DataplaneStatus) GetRolloutStage() string {
+	if x != nil {
+		return x.RolloutStage
+	}
+	return ""
+}
+
+func (x *DataplaneStatus) GetCanaryBasisPoints() uint32 {
+	if x != nil {
+		return x.CanaryBasisPoints
+	}
+	return 0
+}
+
 type SetFreezeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Frozen        bool                   `protobuf:"varint,1,opt,name=frozen,proto3" json:"frozen,omitempty"`
@@ -582,12 +634,15 @@ const file_portcullis_admin_v1_dataplane_proto_rawDesc = "" +
 	"\x1bRevokeJoinCredentialRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1e\n" +
 	"\x1cRevokeJoinCredentialResponse\"\x17\n" +
-	"\x15ListDataplanesRequest\"\x87\x01\n" +
+	"\x15ListDataplanesRequest\"\xe9\x01\n" +
 	"\x16ListDataplanesResponse\x12D\n" +
 	"\n" +
 	"dataplanes\x18\x01 \x03(\v2$.portcullis.admin.v1.DataplaneStatusR\n" +
 	"dataplanes\x12'\n" +
-	"\x0fcluster_version\x18\x02 \x01(\x04R\x0eclusterVersion\"\xfa\x03\n" +
+	"\x0fcluster_version\x18\x02 \x01(\x04R\x0eclusterVersion\x12\x16\n" +
+	"\x06frozen\x18\x03 \x01(\bR\x06frozen\x12#\n" +
+	"\rfreeze_reason\x18\x04 \x01(\tR\ffreezeReason\x12#\n" +
+	"\rcluster_epoch\x18\x05 \x01(\x04R\fclusterEpoch\"\xe9\x04\n" +
 	"\x0fDataplaneStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x0fserving_version\x18\x02 \x01(\x04R\x0eservingVersion\x12)\n" +
@@ -602,7 +657,10 @@ const file_portcullis_admin_v1_dataplane_proto_rawDesc = "" +
 	" \x01(\x04R\x03lag\x12K\n" +
 	"\vquarantined\x18\v \x03(\v2).portcullis.configsync.v1.QuarantinedToolR\vquarantined\x12#\n" +
 	"\rserving_epoch\x18\f \x01(\x04R\fservingEpoch\x12%\n" +
-	"\x0ereported_epoch\x18\r \x01(\x04R\rreportedEpoch\"B\n" +
+	"\x0ereported_epoch\x18\r \x01(\x04R\rreportedEpoch\x12\x18\n" +
+	"\arollout\x18\x0e \x01(\tR\arollout\x12#\n" +
+	"\rrollout_stage\x18\x0f \x01(\tR\frolloutStage\x12.\n" +
+	"\x13canary_basis_points\x18\x10 \x01(\rR\x11canaryBasisPoints\"B\n" +
 	"\x10SetFreezeRequest\x12\x16\n" +
 	"\x06frozen\x18\x01 \x01(\bR\x06frozen\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\":\n" +

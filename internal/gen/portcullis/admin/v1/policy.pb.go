@@ -10,6 +10,7 @@ import (
 	v1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -36,7 +37,12 @@ type ApplyPolicySetRequest struct {
 	// When non-zero, the stored revision must equal it.
 	ExpectedRevision uint64 `protobuf:"varint,8,opt,name=expected_revision,json=expectedRevision,proto3" json:"expected_revision,omitempty"`
 	// Validate only; change nothing.
-	DryRun        bool `protobuf:"varint,9,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	DryRun bool `protobuf:"varint,9,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Why: kept with the version in the set's history (at most 1024 bytes).
+	Message string `protobuf:"bytes,10,opt,name=message,proto3" json:"message,omitempty"`
+	// How many versions the history keeps (0: 20, or the set's current
+	// setting; at most 100).
+	HistoryLimit  int32 `protobuf:"varint,11,opt,name=history_limit,json=historyLimit,proto3" json:"history_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -132,6 +138,20 @@ func (x *ApplyPolicySetRequest) GetDryRun() bool {
 		return x.DryRun
 	}
 	return false
+}
+
+func (x *ApplyPolicySetRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ApplyPolicySetRequest) GetHistoryLimit() int32 {
+	if x != nil {
+		return x.HistoryLimit
+	}
+	return 0
 }
 
 type ApplyPolicySetResponse struct {
@@ -557,11 +577,1080 @@ func (x *GetCedarSchemaResponse) GetJson() string {
 	return ""
 }
 
+type ListPolicyVersionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPolicyVersionsRequest) Reset() {
+	*x = ListPolicyVersionsRequest{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPolicyVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPolicyVersionsRequest) ProtoMessage() {}
+
+func (x *ListPolicyVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPolicyVersionsRequest.ProtoReflect.Descriptor instead.
+func (*ListPolicyVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListPolicyVersionsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ListPolicyVersionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Oldest first, sources left out.
+	Versions []*v1.PolicyVersion `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	// The set's active version.
+	ActiveVersion int64 `protobuf:"varint,2,opt,name=active_version,json=activeVersion,proto3" json:"active_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPolicyVersionsResponse) Reset() {
+	*x = ListPolicyVersionsResponse{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPolicyVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPolicyVersionsResponse) ProtoMessage() {}
+
+func (x *ListPolicyVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPolicyVersionsResponse.ProtoReflect.Descriptor instead.
+func (*ListPolicyVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListPolicyVersionsResponse) GetVersions() []*v1.PolicyVersion {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+func (x *ListPolicyVersionsResponse) GetActiveVersion() int64 {
+	if x != nil {
+		return x.ActiveVersion
+	}
+	return 0
+}
+
+type GetPolicyVersionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// 0: the active version.
+	Version       int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyVersionRequest) Reset() {
+	*x = GetPolicyVersionRequest{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyVersionRequest) ProtoMessage() {}
+
+func (x *GetPolicyVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyVersionRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyVersionRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetPolicyVersionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GetPolicyVersionRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type GetPolicyVersionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       *v1.PolicyVersion      `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	ActiveVersion int64                  `protobuf:"varint,2,opt,name=active_version,json=activeVersion,proto3" json:"active_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyVersionResponse) Reset() {
+	*x = GetPolicyVersionResponse{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyVersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyVersionResponse) ProtoMessage() {}
+
+func (x *GetPolicyVersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyVersionResponse.ProtoReflect.Descriptor instead.
+func (*GetPolicyVersionResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetPolicyVersionResponse) GetVersion() *v1.PolicyVersion {
+	if x != nil {
+		return x.Version
+	}
+	return nil
+}
+
+func (x *GetPolicyVersionResponse) GetActiveVersion() int64 {
+	if x != nil {
+		return x.ActiveVersion
+	}
+	return 0
+}
+
+type RollbackPolicySetRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The kept version to restore; 0: the one before the active version.
+	ToVersion int64 `protobuf:"varint,2,opt,name=to_version,json=toVersion,proto3" json:"to_version,omitempty"`
+	// Why (at most 1024 bytes).
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackPolicySetRequest) Reset() {
+	*x = RollbackPolicySetRequest{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackPolicySetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackPolicySetRequest) ProtoMessage() {}
+
+func (x *RollbackPolicySetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackPolicySetRequest.ProtoReflect.Descriptor instead.
+func (*RollbackPolicySetRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RollbackPolicySetRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RollbackPolicySetRequest) GetToVersion() int64 {
+	if x != nil {
+		return x.ToVersion
+	}
+	return 0
+}
+
+func (x *RollbackPolicySetRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type RollbackPolicySetResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PolicySet *v1.PolicySet          `protobuf:"bytes,1,opt,name=policy_set,json=policySet,proto3" json:"policy_set,omitempty"`
+	// The version restored.
+	Restored      int64 `protobuf:"varint,2,opt,name=restored,proto3" json:"restored,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackPolicySetResponse) Reset() {
+	*x = RollbackPolicySetResponse{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackPolicySetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackPolicySetResponse) ProtoMessage() {}
+
+func (x *RollbackPolicySetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackPolicySetResponse.ProtoReflect.Descriptor instead.
+func (*RollbackPolicySetResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RollbackPolicySetResponse) GetPolicySet() *v1.PolicySet {
+	if x != nil {
+		return x.PolicySet
+	}
+	return nil
+}
+
+func (x *RollbackPolicySetResponse) GetRestored() int64 {
+	if x != nil {
+		return x.Restored
+	}
+	return 0
+}
+
+type ReplayPolicySetRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The policy set the candidate would replace (it may not exist yet).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The candidate's Cedar source and file name.
+	Source   string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	Filename string `protobuf:"bytes,3,opt,name=filename,proto3" json:"filename,omitempty"`
+	// The window [from, to) of the records' time; unset means open.
+	From *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
+	To   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=to,proto3" json:"to,omitempty"`
+	// Only this agent's calls, only calls of this tool (its action name
+	// "<prefix>__<tool>", or the upstream's own name for it).
+	Agent string `protobuf:"bytes,6,opt,name=agent,proto3" json:"agent,omitempty"`
+	Tool  string `protobuf:"bytes,7,opt,name=tool,proto3" json:"tool,omitempty"`
+	// Examples of each kind of change and of each reason a call cannot be
+	// judged (default 10, at most 100).
+	MaxExamples   int32 `protobuf:"varint,8,opt,name=max_examples,json=maxExamples,proto3" json:"max_examples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayPolicySetRequest) Reset() {
+	*x = ReplayPolicySetRequest{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayPolicySetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayPolicySetRequest) ProtoMessage() {}
+
+func (x *ReplayPolicySetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayPolicySetRequest.ProtoReflect.Descriptor instead.
+func (*ReplayPolicySetRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReplayPolicySetRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReplayPolicySetRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ReplayPolicySetRequest) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *ReplayPolicySetRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ReplayPolicySetRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ReplayPolicySetRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *ReplayPolicySetRequest) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *ReplayPolicySetRequest) GetMaxExamples() int32 {
+	if x != nil {
+		return x.MaxExamples
+	}
+	return 0
+}
+
+type ReplayPolicySetResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The configuration version whose entities and other policy sets
+	// decided beside the candidate.
+	ConfigVersion uint64 `protobuf:"varint,1,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	// Call records in the window (matching the filters).
+	Records uint64 `protobuf:"varint,2,opt,name=records,proto3" json:"records,omitempty"`
+	// Records of calls refused before any policy ran (unknown tool,
+	// degraded, frozen, invalid arguments, …): nothing to compare.
+	Undecided uint64 `protobuf:"varint,3,opt,name=undecided,proto3" json:"undecided,omitempty"`
+	// Records decided again with the candidate.
+	Judged uint64 `protobuf:"varint,4,opt,name=judged,proto3" json:"judged,omitempty"`
+	// Judged records whose decision would change, by direction.
+	AllowToDeny uint64 `protobuf:"varint,5,opt,name=allow_to_deny,json=allowToDeny,proto3" json:"allow_to_deny,omitempty"`
+	DenyToAllow uint64 `protobuf:"varint,6,opt,name=deny_to_allow,json=denyToAllow,proto3" json:"deny_to_allow,omitempty"`
+	// The changes per agent and tool.
+	ChangeCounts []*ReplayChangeCount `protobuf:"bytes,7,rep,name=change_counts,json=changeCounts,proto3" json:"change_counts,omitempty"`
+	// Examples of changed decisions.
+	Changes []*ReplayChange `protobuf:"bytes,8,rep,name=changes,proto3" json:"changes,omitempty"`
+	// The candidate's policies that matched no judged call (dead rules).
+	DeadPolicies []string `protobuf:"bytes,9,rep,name=dead_policies,json=deadPolicies,proto3" json:"dead_policies,omitempty"`
+	// Records that cannot be judged, by reason.
+	Unjudged []*ReplayUnjudged `protobuf:"bytes,10,rep,name=unjudged,proto3" json:"unjudged,omitempty"`
+	// True when the scan stopped at its bound (1,000,000 records) before
+	// the end of the window.
+	Truncated     bool `protobuf:"varint,11,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayPolicySetResponse) Reset() {
+	*x = ReplayPolicySetResponse{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayPolicySetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayPolicySetResponse) ProtoMessage() {}
+
+func (x *ReplayPolicySetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayPolicySetResponse.ProtoReflect.Descriptor instead.
+func (*ReplayPolicySetResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ReplayPolicySetResponse) GetConfigVersion() uint64 {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return 0
+}
+
+func (x *ReplayPolicySetResponse) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *ReplayPolicySetResponse) GetUndecided() uint64 {
+	if x != nil {
+		return x.Undecided
+	}
+	return 0
+}
+
+func (x *ReplayPolicySetResponse) GetJudged() uint64 {
+	if x != nil {
+		return x.Judged
+	}
+	return 0
+}
+
+func (x *ReplayPolicySetResponse) GetAllowToDeny() uint64 {
+	if x != nil {
+		return x.AllowToDeny
+	}
+	return 0
+}
+
+func (x *ReplayPolicySetResponse) GetDenyToAllow() uint64 {
+	if x != nil {
+		return x.DenyToAllow
+	}
+	return 0
+}
+
+func (x *ReplayPolicySetResponse) GetChangeCounts() []*ReplayChangeCount {
+	if x != nil {
+		return x.ChangeCounts
+	}
+	return nil
+}
+
+func (x *ReplayPolicySetResponse) GetChanges() []*ReplayChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ReplayPolicySetResponse) GetDeadPolicies() []string {
+	if x != nil {
+		return x.DeadPolicies
+	}
+	return nil
+}
+
+func (x *ReplayPolicySetResponse) GetUnjudged() []*ReplayUnjudged {
+	if x != nil {
+		return x.Unjudged
+	}
+	return nil
+}
+
+func (x *ReplayPolicySetResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+type ReplayChangeCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Agent         string                 `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	Tool          string                 `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	AllowToDeny   uint64                 `protobuf:"varint,3,opt,name=allow_to_deny,json=allowToDeny,proto3" json:"allow_to_deny,omitempty"`
+	DenyToAllow   uint64                 `protobuf:"varint,4,opt,name=deny_to_allow,json=denyToAllow,proto3" json:"deny_to_allow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayChangeCount) Reset() {
+	*x = ReplayChangeCount{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayChangeCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayChangeCount) ProtoMessage() {}
+
+func (x *ReplayChangeCount) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayChangeCount.ProtoReflect.Descriptor instead.
+func (*ReplayChangeCount) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ReplayChangeCount) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *ReplayChangeCount) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *ReplayChangeCount) GetAllowToDeny() uint64 {
+	if x != nil {
+		return x.AllowToDeny
+	}
+	return 0
+}
+
+func (x *ReplayChangeCount) GetDenyToAllow() uint64 {
+	if x != nil {
+		return x.DenyToAllow
+	}
+	return 0
+}
+
+type ReplayChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// Where the record is: its data plane and sequence.
+	Dataplane string `protobuf:"bytes,2,opt,name=dataplane,proto3" json:"dataplane,omitempty"`
+	Sequence  uint64 `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Agent     string `protobuf:"bytes,4,opt,name=agent,proto3" json:"agent,omitempty"`
+	Tool      string `protobuf:"bytes,5,opt,name=tool,proto3" json:"tool,omitempty"`
+	// "allow" or "deny": as recorded, and as the candidate decides.
+	Recorded  string `protobuf:"bytes,6,opt,name=recorded,proto3" json:"recorded,omitempty"`
+	Candidate string `protobuf:"bytes,7,opt,name=candidate,proto3" json:"candidate,omitempty"`
+	// The policies that determined each.
+	RecordedPolicies  []string `protobuf:"bytes,8,rep,name=recorded_policies,json=recordedPolicies,proto3" json:"recorded_policies,omitempty"`
+	CandidatePolicies []string `protobuf:"bytes,9,rep,name=candidate_policies,json=candidatePolicies,proto3" json:"candidate_policies,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ReplayChange) Reset() {
+	*x = ReplayChange{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayChange) ProtoMessage() {}
+
+func (x *ReplayChange) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayChange.ProtoReflect.Descriptor instead.
+func (*ReplayChange) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ReplayChange) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *ReplayChange) GetDataplane() string {
+	if x != nil {
+		return x.Dataplane
+	}
+	return ""
+}
+
+func (x *ReplayChange) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *ReplayChange) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *ReplayChange) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *ReplayChange) GetRecorded() string {
+	if x != nil {
+		return x.Recorded
+	}
+	return ""
+}
+
+func (x *ReplayChange) GetCandidate() string {
+	if x != nil {
+		return x.Candidate
+	}
+	return ""
+}
+
+func (x *ReplayChange) GetRecordedPolicies() []string {
+	if x != nil {
+		return x.RecordedPolicies
+	}
+	return nil
+}
+
+func (x *ReplayChange) GetCandidatePolicies() []string {
+	if x != nil {
+		return x.CandidatePolicies
+	}
+	return nil
+}
+
+type ReplayUnjudged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why: "agent billing-bot no longer exists", "the candidate reads
+	// arguments.card, which the record redacted", …
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Count  uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// Records that example it, as "<dataplane>#<sequence>".
+	Examples      []string `protobuf:"bytes,3,rep,name=examples,proto3" json:"examples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayUnjudged) Reset() {
+	*x = ReplayUnjudged{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayUnjudged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayUnjudged) ProtoMessage() {}
+
+func (x *ReplayUnjudged) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayUnjudged.ProtoReflect.Descriptor instead.
+func (*ReplayUnjudged) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ReplayUnjudged) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ReplayUnjudged) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *ReplayUnjudged) GetExamples() []string {
+	if x != nil {
+		return x.Examples
+	}
+	return nil
+}
+
+type SetPolicyTestsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The policy set (it must exist).
+	Name          string               `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Cases         []*v1.PolicyTestCase `protobuf:"bytes,2,rep,name=cases,proto3" json:"cases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicyTestsRequest) Reset() {
+	*x = SetPolicyTestsRequest{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyTestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyTestsRequest) ProtoMessage() {}
+
+func (x *SetPolicyTestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyTestsRequest.ProtoReflect.Descriptor instead.
+func (*SetPolicyTestsRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SetPolicyTestsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetPolicyTestsRequest) GetCases() []*v1.PolicyTestCase {
+	if x != nil {
+		return x.Cases
+	}
+	return nil
+}
+
+type SetPolicyTestsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tests         *v1.PolicyTests        `protobuf:"bytes,1,opt,name=tests,proto3" json:"tests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicyTestsResponse) Reset() {
+	*x = SetPolicyTestsResponse{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyTestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyTestsResponse) ProtoMessage() {}
+
+func (x *SetPolicyTestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyTestsResponse.ProtoReflect.Descriptor instead.
+func (*SetPolicyTestsResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SetPolicyTestsResponse) GetTests() *v1.PolicyTests {
+	if x != nil {
+		return x.Tests
+	}
+	return nil
+}
+
+type GetPolicyTestsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyTestsRequest) Reset() {
+	*x = GetPolicyTestsRequest{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyTestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyTestsRequest) ProtoMessage() {}
+
+func (x *GetPolicyTestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyTestsRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyTestsRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetPolicyTestsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type GetPolicyTestsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tests         *v1.PolicyTests        `protobuf:"bytes,1,opt,name=tests,proto3" json:"tests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyTestsResponse) Reset() {
+	*x = GetPolicyTestsResponse{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyTestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyTestsResponse) ProtoMessage() {}
+
+func (x *GetPolicyTestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyTestsResponse.ProtoReflect.Descriptor instead.
+func (*GetPolicyTestsResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetPolicyTestsResponse) GetTests() *v1.PolicyTests {
+	if x != nil {
+		return x.Tests
+	}
+	return nil
+}
+
+type DeletePolicyTestsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletePolicyTestsRequest) Reset() {
+	*x = DeletePolicyTestsRequest{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePolicyTestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePolicyTestsRequest) ProtoMessage() {}
+
+func (x *DeletePolicyTestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePolicyTestsRequest.ProtoReflect.Descriptor instead.
+func (*DeletePolicyTestsRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *DeletePolicyTestsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeletePolicyTestsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletePolicyTestsResponse) Reset() {
+	*x = DeletePolicyTestsResponse{}
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePolicyTestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePolicyTestsResponse) ProtoMessage() {}
+
+func (x *DeletePolicyTestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_policy_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePolicyTestsResponse.ProtoReflect.Descriptor instead.
+func (*DeletePolicyTestsResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_policy_proto_rawDescGZIP(), []int{26}
+}
+
 var File_portcullis_admin_v1_policy_proto protoreflect.FileDescriptor
 
 const file_portcullis_admin_v1_policy_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/admin/v1/policy.proto\x12\x13portcullis.admin.v1\x1a$portcullis/config/v1/resources.proto\"\x84\x03\n" +
+	" portcullis/admin/v1/policy.proto\x12\x13portcullis.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xc3\x03\n" +
 	"\x15ApplyPolicySetRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
@@ -571,7 +1660,10 @@ const file_portcullis_admin_v1_policy_proto_rawDesc = "" +
 	"\x06labels\x18\x06 \x03(\v26.portcullis.admin.v1.ApplyPolicySetRequest.LabelsEntryR\x06labels\x12\x1a\n" +
 	"\bdisabled\x18\a \x01(\bR\bdisabled\x12+\n" +
 	"\x11expected_revision\x18\b \x01(\x04R\x10expectedRevision\x12\x17\n" +
-	"\adry_run\x18\t \x01(\bR\x06dryRun\x1a9\n" +
+	"\adry_run\x18\t \x01(\bR\x06dryRun\x12\x18\n" +
+	"\amessage\x18\n" +
+	" \x01(\tR\amessage\x12#\n" +
+	"\rhistory_limit\x18\v \x01(\x05R\fhistoryLimit\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"v\n" +
@@ -599,13 +1691,94 @@ const file_portcullis_admin_v1_policy_proto_rawDesc = "" +
 	"\x15GetCedarSchemaRequest\"B\n" +
 	"\x16GetCedarSchemaResponse\x12\x14\n" +
 	"\x05cedar\x18\x01 \x01(\tR\x05cedar\x12\x12\n" +
-	"\x04json\x18\x02 \x01(\tR\x04json2\xa3\x04\n" +
+	"\x04json\x18\x02 \x01(\tR\x04json\"/\n" +
+	"\x19ListPolicyVersionsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x84\x01\n" +
+	"\x1aListPolicyVersionsResponse\x12?\n" +
+	"\bversions\x18\x01 \x03(\v2#.portcullis.config.v1.PolicyVersionR\bversions\x12%\n" +
+	"\x0eactive_version\x18\x02 \x01(\x03R\ractiveVersion\"G\n" +
+	"\x17GetPolicyVersionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\"\x80\x01\n" +
+	"\x18GetPolicyVersionResponse\x12=\n" +
+	"\aversion\x18\x01 \x01(\v2#.portcullis.config.v1.PolicyVersionR\aversion\x12%\n" +
+	"\x0eactive_version\x18\x02 \x01(\x03R\ractiveVersion\"g\n" +
+	"\x18RollbackPolicySetRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"to_version\x18\x02 \x01(\x03R\ttoVersion\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"w\n" +
+	"\x19RollbackPolicySetResponse\x12>\n" +
+	"\n" +
+	"policy_set\x18\x01 \x01(\v2\x1f.portcullis.config.v1.PolicySetR\tpolicySet\x12\x1a\n" +
+	"\brestored\x18\x02 \x01(\x03R\brestored\"\x89\x02\n" +
+	"\x16ReplayPolicySetRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
+	"\bfilename\x18\x03 \x01(\tR\bfilename\x12.\n" +
+	"\x04from\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n" +
+	"\x05agent\x18\x06 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04tool\x18\a \x01(\tR\x04tool\x12!\n" +
+	"\fmax_examples\x18\b \x01(\x05R\vmaxExamples\"\xe6\x03\n" +
+	"\x17ReplayPolicySetResponse\x12%\n" +
+	"\x0econfig_version\x18\x01 \x01(\x04R\rconfigVersion\x12\x18\n" +
+	"\arecords\x18\x02 \x01(\x04R\arecords\x12\x1c\n" +
+	"\tundecided\x18\x03 \x01(\x04R\tundecided\x12\x16\n" +
+	"\x06judged\x18\x04 \x01(\x04R\x06judged\x12\"\n" +
+	"\rallow_to_deny\x18\x05 \x01(\x04R\vallowToDeny\x12\"\n" +
+	"\rdeny_to_allow\x18\x06 \x01(\x04R\vdenyToAllow\x12K\n" +
+	"\rchange_counts\x18\a \x03(\v2&.portcullis.admin.v1.ReplayChangeCountR\fchangeCounts\x12;\n" +
+	"\achanges\x18\b \x03(\v2!.portcullis.admin.v1.ReplayChangeR\achanges\x12#\n" +
+	"\rdead_policies\x18\t \x03(\tR\fdeadPolicies\x12?\n" +
+	"\bunjudged\x18\n" +
+	" \x03(\v2#.portcullis.admin.v1.ReplayUnjudgedR\bunjudged\x12\x1c\n" +
+	"\ttruncated\x18\v \x01(\bR\ttruncated\"\x85\x01\n" +
+	"\x11ReplayChangeCount\x12\x14\n" +
+	"\x05agent\x18\x01 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\"\n" +
+	"\rallow_to_deny\x18\x03 \x01(\x04R\vallowToDeny\x12\"\n" +
+	"\rdeny_to_allow\x18\x04 \x01(\x04R\vdenyToAllow\"\xb8\x02\n" +
+	"\fReplayChange\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
+	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x1a\n" +
+	"\bsequence\x18\x03 \x01(\x04R\bsequence\x12\x14\n" +
+	"\x05agent\x18\x04 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04tool\x18\x05 \x01(\tR\x04tool\x12\x1a\n" +
+	"\brecorded\x18\x06 \x01(\tR\brecorded\x12\x1c\n" +
+	"\tcandidate\x18\a \x01(\tR\tcandidate\x12+\n" +
+	"\x11recorded_policies\x18\b \x03(\tR\x10recordedPolicies\x12-\n" +
+	"\x12candidate_policies\x18\t \x03(\tR\x11candidatePolicies\"Z\n" +
+	"\x0eReplayUnjudged\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x1a\n" +
+	"\bexamples\x18\x03 \x03(\tR\bexamples\"g\n" +
+	"\x15SetPolicyTestsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12:\n" +
+	"\x05cases\x18\x02 \x03(\v2$.portcullis.config.v1.PolicyTestCaseR\x05cases\"Q\n" +
+	"\x16SetPolicyTestsResponse\x127\n" +
+	"\x05tests\x18\x01 \x01(\v2!.portcullis.config.v1.PolicyTestsR\x05tests\"+\n" +
+	"\x15GetPolicyTestsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"Q\n" +
+	"\x16GetPolicyTestsResponse\x127\n" +
+	"\x05tests\x18\x01 \x01(\v2!.portcullis.config.v1.PolicyTestsR\x05tests\".\n" +
+	"\x18DeletePolicyTestsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x1b\n" +
+	"\x19DeletePolicyTestsResponse2\xb7\n" +
+	"\n" +
 	"\rPolicyService\x12i\n" +
 	"\x0eApplyPolicySet\x12*.portcullis.admin.v1.ApplyPolicySetRequest\x1a+.portcullis.admin.v1.ApplyPolicySetResponse\x12c\n" +
 	"\fGetPolicySet\x12(.portcullis.admin.v1.GetPolicySetRequest\x1a).portcullis.admin.v1.GetPolicySetResponse\x12i\n" +
 	"\x0eListPolicySets\x12*.portcullis.admin.v1.ListPolicySetsRequest\x1a+.portcullis.admin.v1.ListPolicySetsResponse\x12l\n" +
 	"\x0fDeletePolicySet\x12+.portcullis.admin.v1.DeletePolicySetRequest\x1a,.portcullis.admin.v1.DeletePolicySetResponse\x12i\n" +
-	"\x0eGetCedarSchema\x12*.portcullis.admin.v1.GetCedarSchemaRequest\x1a+.portcullis.admin.v1.GetCedarSchemaResponseB\xe2\x01\n" +
+	"\x0eGetCedarSchema\x12*.portcullis.admin.v1.GetCedarSchemaRequest\x1a+.portcullis.admin.v1.GetCedarSchemaResponse\x12u\n" +
+	"\x12ListPolicyVersions\x12..portcullis.admin.v1.ListPolicyVersionsRequest\x1a/.portcullis.admin.v1.ListPolicyVersionsResponse\x12o\n" +
+	"\x10GetPolicyVersion\x12,.portcullis.admin.v1.GetPolicyVersionRequest\x1a-.portcullis.admin.v1.GetPolicyVersionResponse\x12r\n" +
+	"\x11RollbackPolicySet\x12-.portcullis.admin.v1.RollbackPolicySetRequest\x1a..portcullis.admin.v1.RollbackPolicySetResponse\x12l\n" +
+	"\x0fReplayPolicySet\x12+.portcullis.admin.v1.ReplayPolicySetRequest\x1a,.portcullis.admin.v1.ReplayPolicySetResponse\x12i\n" +
+	"\x0eSetPolicyTests\x12*.portcullis.admin.v1.SetPolicyTestsRequest\x1a+.portcullis.admin.v1.SetPolicyTestsResponse\x12i\n" +
+	"\x0eGetPolicyTests\x12*.portcullis.admin.v1.GetPolicyTestsRequest\x1a+.portcullis.admin.v1.GetPolicyTestsResponse\x12r\n" +
+	"\x11DeletePolicyTests\x12-.portcullis.admin.v1.DeletePolicyTestsRequest\x1a..portcullis.admin.v1.DeletePolicyTestsResponseB\xe2\x01\n" +
 	"\x17com.portcullis.admin.v1B\vPolicyProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1;adminv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Admin.V1\xca\x02\x13Portcullis\\Admin\\V1\xe2\x02\x1fPortcullis\\Admin\\V1\\GPBMetadata\xea\x02\x15Portcullis::Admin::V1b\x06proto3"
 
 var (
@@ -620,41 +1793,88 @@ func file_portcullis_admin_v1_policy_proto_rawDescGZIP() []byte {
 	return file_portcullis_admin_v1_policy_proto_rawDescData
 }
 
-var file_portcullis_admin_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_portcullis_admin_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_portcullis_admin_v1_policy_proto_goTypes = []any{
-	(*ApplyPolicySetRequest)(nil),   // 0: portcullis.admin.v1.ApplyPolicySetRequest
-	(*ApplyPolicySetResponse)(nil),  // 1: portcullis.admin.v1.ApplyPolicySetResponse
-	(*GetPolicySetRequest)(nil),     // 2: portcullis.admin.v1.GetPolicySetRequest
-	(*GetPolicySetResponse)(nil),    // 3: portcullis.admin.v1.GetPolicySetResponse
-	(*ListPolicySetsRequest)(nil),   // 4: portcullis.admin.v1.ListPolicySetsRequest
-	(*ListPolicySetsResponse)(nil),  // 5: portcullis.admin.v1.ListPolicySetsResponse
-	(*DeletePolicySetRequest)(nil),  // 6: portcullis.admin.v1.DeletePolicySetRequest
-	(*DeletePolicySetResponse)(nil), // 7: portcullis.admin.v1.DeletePolicySetResponse
-	(*GetCedarSchemaRequest)(nil),   // 8: portcullis.admin.v1.GetCedarSchemaRequest
-	(*GetCedarSchemaResponse)(nil),  // 9: portcullis.admin.v1.GetCedarSchemaResponse
-	nil,                             // 10: portcullis.admin.v1.ApplyPolicySetRequest.LabelsEntry
-	(*v1.PolicySet)(nil),            // 11: portcullis.config.v1.PolicySet
+	(*ApplyPolicySetRequest)(nil),      // 0: portcullis.admin.v1.ApplyPolicySetRequest
+	(*ApplyPolicySetResponse)(nil),     // 1: portcullis.admin.v1.ApplyPolicySetResponse
+	(*GetPolicySetRequest)(nil),        // 2: portcullis.admin.v1.GetPolicySetRequest
+	(*GetPolicySetResponse)(nil),       // 3: portcullis.admin.v1.GetPolicySetResponse
+	(*ListPolicySetsRequest)(nil),      // 4: portcullis.admin.v1.ListPolicySetsRequest
+	(*ListPolicySetsResponse)(nil),     // 5: portcullis.admin.v1.ListPolicySetsResponse
+	(*DeletePolicySetRequest)(nil),     // 6: portcullis.admin.v1.DeletePolicySetRequest
+	(*DeletePolicySetResponse)(nil),    // 7: portcullis.admin.v1.DeletePolicySetResponse
+	(*GetCedarSchemaRequest)(nil),      // 8: portcullis.admin.v1.GetCedarSchemaRequest
+	(*GetCedarSchemaResponse)(nil),     // 9: portcullis.admin.v1.GetCedarSchemaResponse
+	(*ListPolicyVersionsRequest)(nil),  // 10: portcullis.admin.v1.ListPolicyVersionsRequest
+	(*ListPolicyVersionsResponse)(nil), // 11: portcullis.admin.v1.ListPolicyVersionsResponse
+	(*GetPolicyVersionRequest)(nil),    // 12: portcullis.admin.v1.GetPolicyVersionRequest
+	(*GetPolicyVersionResponse)(nil),   // 13: portcullis.admin.v1.GetPolicyVersionResponse
+	(*RollbackPolicySetRequest)(nil),   // 14: portcullis.admin.v1.RollbackPolicySetRequest
+	(*RollbackPolicySetResponse)(nil),  // 15: portcullis.admin.v1.RollbackPolicySetResponse
+	(*ReplayPolicySetRequest)(nil),     // 16: portcullis.admin.v1.ReplayPolicySetRequest
+	(*ReplayPolicySetResponse)(nil),    // 17: portcullis.admin.v1.ReplayPolicySetResponse
+	(*ReplayChangeCount)(nil),          // 18: portcullis.admin.v1.ReplayChangeCount
+	(*ReplayChange)(nil),               // 19: portcullis.admin.v1.ReplayChange
+	(*ReplayUnjudged)(nil),             // 20: portcullis.admin.v1.ReplayUnjudged
+	(*SetPolicyTestsRequest)(nil),      // 21: portcullis.admin.v1.SetPolicyTestsRequest
+	(*SetPolicyTestsResponse)(nil),     // 22: portcullis.admin.v1.SetPolicyTestsResponse
+	(*GetPolicyTestsRequest)(nil),      // 23: portcullis.admin.v1.GetPolicyTestsRequest
+	(*GetPolicyTestsResponse)(nil),     // 24: portcullis.admin.v1.GetPolicyTestsResponse
+	(*DeletePolicyTestsRequest)(nil),   // 25: portcullis.admin.v1.DeletePolicyTestsRequest
+	(*DeletePolicyTestsResponse)(nil),  // 26: portcullis.admin.v1.DeletePolicyTestsResponse
+	nil,                                // 27: portcullis.admin.v1.ApplyPolicySetRequest.LabelsEntry
+	(*v1.PolicySet)(nil),               // 28: portcullis.config.v1.PolicySet
+	(*v1.PolicyVersion)(nil),           // 29: portcullis.config.v1.PolicyVersion
+	(*timestamppb.Timestamp)(nil),      // 30: google.protobuf.Timestamp
+	(*v1.PolicyTestCase)(nil),          // 31: portcullis.config.v1.PolicyTestCase
+	(*v1.PolicyTests)(nil),             // 32: portcullis.config.v1.PolicyTests
 }
 var file_portcullis_admin_v1_policy_proto_depIdxs = []int32{
-	10, // 0: portcullis.admin.v1.ApplyPolicySetRequest.labels:type_name -> portcullis.admin.v1.ApplyPolicySetRequest.LabelsEntry
-	11, // 1: portcullis.admin.v1.ApplyPolicySetResponse.policy_set:type_name -> portcullis.config.v1.PolicySet
-	11, // 2: portcullis.admin.v1.GetPolicySetResponse.policy_set:type_name -> portcullis.config.v1.PolicySet
-	11, // 3: portcullis.admin.v1.ListPolicySetsResponse.policy_sets:type_name -> portcullis.config.v1.PolicySet
-	0,  // 4: portcullis.admin.v1.PolicyService.ApplyPolicySet:input_type -> portcullis.admin.v1.ApplyPolicySetRequest
-	2,  // 5: portcullis.admin.v1.PolicyService.GetPolicySet:input_type -> portcullis.admin.v1.GetPolicySetRequest
-	4,  // 6: portcullis.admin.v1.PolicyService.ListPolicySets:input_type -> portcullis.admin.v1.ListPolicySetsRequest
-	6,  // 7: portcullis.admin.v1.PolicyService.DeletePolicySet:input_type -> portcullis.admin.v1.DeletePolicySetRequest
-	8,  // 8: portcullis.admin.v1.PolicyService.GetCedarSchema:input_type -> portcullis.admin.v1.GetCedarSchemaRequest
-	1,  // 9: portcullis.admin.v1.PolicyService.ApplyPolicySet:output_type -> portcullis.admin.v1.ApplyPolicySetResponse
-	3,  // 10: portcullis.admin.v1.PolicyService.GetPolicySet:output_type -> portcullis.admin.v1.GetPolicySetResponse
-	5,  // 11: portcullis.admin.v1.PolicyService.ListPolicySets:output_type -> portcullis.admin.v1.ListPolicySetsResponse
-	7,  // 12: portcullis.admin.v1.PolicyService.DeletePolicySet:output_type -> portcullis.admin.v1.DeletePolicySetResponse
-	9,  // 13: portcullis.admin.v1.PolicyService.GetCedarSchema:output_type -> portcullis.admin.v1.GetCedarSchemaResponse
-	9,  // [9:14] is the sub-list for method output_type
-	4,  // [4:9] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	27, // 0: portcullis.admin.v1.ApplyPolicySetRequest.labels:type_name -> portcullis.admin.v1.ApplyPolicySetRequest.LabelsEntry
+	28, // 1: portcullis.admin.v1.ApplyPolicySetResponse.policy_set:type_name -> portcullis.config.v1.PolicySet
+	28, // 2: portcullis.admin.v1.GetPolicySetResponse.policy_set:type_name -> portcullis.config.v1.PolicySet
+	28, // 3: portcullis.admin.v1.ListPolicySetsResponse.policy_sets:type_name -> portcullis.config.v1.PolicySet
+	29, // 4: portcullis.admin.v1.ListPolicyVersionsResponse.versions:type_name -> portcullis.config.v1.PolicyVersion
+	29, // 5: portcullis.admin.v1.GetPolicyVersionResponse.version:type_name -> portcullis.config.v1.PolicyVersion
+	28, // 6: portcullis.admin.v1.RollbackPolicySetResponse.policy_set:type_name -> portcullis.config.v1.PolicySet
+	30, // 7: portcullis.admin.v1.ReplayPolicySetRequest.from:type_name -> google.protobuf.Timestamp
+	30, // 8: portcullis.admin.v1.ReplayPolicySetRequest.to:type_name -> google.protobuf.Timestamp
+	18, // 9: portcullis.admin.v1.ReplayPolicySetResponse.change_counts:type_name -> portcullis.admin.v1.ReplayChangeCount
+	19, // 10: portcullis.admin.v1.ReplayPolicySetResponse.changes:type_name -> portcullis.admin.v1.ReplayChange
+	20, // 11: portcullis.admin.v1.ReplayPolicySetResponse.unjudged:type_name -> portcullis.admin.v1.ReplayUnjudged
+	30, // 12: portcullis.admin.v1.ReplayChange.time:type_name -> google.protobuf.Timestamp
+	31, // 13: portcullis.admin.v1.SetPolicyTestsRequest.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	32, // 14: portcullis.admin.v1.SetPolicyTestsResponse.tests:type_name -> portcullis.config.v1.PolicyTests
+	32, // 15: portcullis.admin.v1.GetPolicyTestsResponse.tests:type_name -> portcullis.config.v1.PolicyTests
+	0,  // 16: portcullis.admin.v1.PolicyService.ApplyPolicySet:input_type -> portcullis.admin.v1.ApplyPolicySetRequest
+	2,  // 17: portcullis.admin.v1.PolicyService.GetPolicySet:input_type -> portcullis.admin.v1.GetPolicySetRequest
+	4,  // 18: portcullis.admin.v1.PolicyService.ListPolicySets:input_type -> portcullis.admin.v1.ListPolicySetsRequest
+	6,  // 19: portcullis.admin.v1.PolicyService.DeletePolicySet:input_type -> portcullis.admin.v1.DeletePolicySetRequest
+	8,  // 20: portcullis.admin.v1.PolicyService.GetCedarSchema:input_type -> portcullis.admin.v1.GetCedarSchemaRequest
+	10, // 21: portcullis.admin.v1.PolicyService.ListPolicyVersions:input_type -> portcullis.admin.v1.ListPolicyVersionsRequest
+	12, // 22: portcullis.admin.v1.PolicyService.GetPolicyVersion:input_type -> portcullis.admin.v1.GetPolicyVersionRequest
+	14, // 23: portcullis.admin.v1.PolicyService.RollbackPolicySet:input_type -> portcullis.admin.v1.RollbackPolicySetRequest
+	16, // 24: portcullis.admin.v1.PolicyService.ReplayPolicySet:input_type -> portcullis.admin.v1.ReplayPolicySetRequest
+	21, // 25: portcullis.admin.v1.PolicyService.SetPolicyTests:input_type -> portcullis.admin.v1.SetPolicyTestsRequest
+	23, // 26: portcullis.admin.v1.PolicyService.GetPolicyTests:input_type -> portcullis.admin.v1.GetPolicyTestsRequest
+	25, // 27: portcullis.admin.v1.PolicyService.DeletePolicyTests:input_type -> portcullis.admin.v1.DeletePolicyTestsRequest
+	1,  // 28: portcullis.admin.v1.PolicyService.ApplyPolicySet:output_type -> portcullis.admin.v1.ApplyPolicySetResponse
+	3,  // 29: portcullis.admin.v1.PolicyService.GetPolicySet:output_type -> portcullis.admin.v1.GetPolicySetResponse
+	5,  // 30: portcullis.admin.v1.PolicyService.ListPolicySets:output_type -> portcullis.admin.v1.ListPolicySetsResponse
+	7,  // 31: portcullis.admin.v1.PolicyService.DeletePolicySet:output_type -> portcullis.admin.v1.DeletePolicySetResponse
+	9,  // 32: portcullis.admin.v1.PolicyService.GetCedarSchema:output_type -> portcullis.admin.v1.GetCedarSchemaResponse
+	11, // 33: portcullis.admin.v1.PolicyService.ListPolicyVersions:output_type -> portcullis.admin.v1.ListPolicyVersionsResponse
+	13, // 34: portcullis.admin.v1.PolicyService.GetPolicyVersion:output_type -> portcullis.admin.v1.GetPolicyVersionResponse
+	15, // 35: portcullis.admin.v1.PolicyService.RollbackPolicySet:output_type -> portcullis.admin.v1.RollbackPolicySetResponse
+	17, // 36: portcullis.admin.v1.PolicyService.ReplayPolicySet:output_type -> portcullis.admin.v1.ReplayPolicySetResponse
+	22, // 37: portcullis.admin.v1.PolicyService.SetPolicyTests:output_type -> portcullis.admin.v1.SetPolicyTestsResponse
+	24, // 38: portcullis.admin.v1.PolicyService.GetPolicyTests:output_type -> portcullis.admin.v1.GetPolicyTestsResponse
+	26, // 39: portcullis.admin.v1.PolicyService.DeletePolicyTests:output_type -> portcullis.admin.v1.DeletePolicyTestsResponse
+	28, // [28:40] is the sub-list for method output_type
+	16, // [16:28] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_admin_v1_policy_proto_init() }
@@ -668,7 +1888,7 @@ func file_portcullis_admin_v1_policy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_admin_v1_policy_proto_rawDesc), len(file_portcullis_admin_v1_policy_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -46,6 +46,10 @@ const (
 	EventKind_EVENT_KIND_SESSION EventKind = 5
 	// A snapshot version a data plane applied (applied).
 	EventKind_EVENT_KIND_CONFIG_APPLIED EventKind = 6
+	// A data plane's counts of a policy rollout (rollout_summary).
+	EventKind_EVENT_KIND_ROLLOUT_SUMMARY EventKind = 7
+	// A policy rollout started or changed stage (rollout_event).
+	EventKind_EVENT_KIND_ROLLOUT EventKind = 8
 	// Values a learned list learned from calls, or an operator approved or
 	// forgot (learned), in the control plane's chain.
 	EventKind_EVENT_KIND_LEARNED EventKind = 12
@@ -64,6 +68,8 @@ var (
 		4:  "EVENT_KIND_REFUSAL_SUMMARY",
 		5:  "EVENT_KIND_SESSION",
 		6:  "EVENT_KIND_CONFIG_APPLIED",
+		7:  "EVENT_KIND_ROLLOUT_SUMMARY",
+		8:  "EVENT_KIND_ROLLOUT",
 		12: "EVENT_KIND_LEARNED",
 		13: "EVENT_KIND_ALERT",
 	}
@@ -75,6 +81,8 @@ var (
 		"EVENT_KIND_REFUSAL_SUMMARY": 4,
 		"EVENT_KIND_SESSION":         5,
 		"EVENT_KIND_CONFIG_APPLIED":  6,
+		"EVENT_KIND_ROLLOUT_SUMMARY": 7,
+		"EVENT_KIND_ROLLOUT":         8,
 		"EVENT_KIND_LEARNED":         12,
 		"EVENT_KIND_ALERT":           13,
 	}
@@ -189,9 +197,19 @@ type Record struct {
 	//	*Record_RefusalSummary
 	//	*Record_List
 	//	*Record_Applied
+	//	*Record_RolloutSummary
+	//	*Record_RolloutEvent
 	//	*Record_Learned
 	//	*Record_Alert
-	Detail        isRecord_Detail `protobuf_oneof:"detail"`
+	Detail isRecord_Detail `protobuf_oneof:"detail"`
+	// The versions of the policy sets whose policies determined the
+	// decision, "<set>@<version>", sorted (empty for a default deny: the
+	// snapshot version identifies the whole configuration). A candidate
+	// that decided counts as its set's next version.
+	PolicyVersions []string `protobuf:"bytes,31,rep,name=policy_versions,json=policyVersions,proto3" json:"policy_versions,omitempty"`
+	// Set on the calls a data plane decided while a policy rollout was in
+	// shadow or canary.
+	Rollout       *RolloutCall `protobuf:"bytes,32,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -451,6 +469,24 @@ func (x *Record) GetApplied() *AppliedVersion {
 	return nil
 }
 
+func (x *Record) GetRolloutSummary() *RolloutSummary {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_RolloutSummary); ok {
+			return x.RolloutSummary
+		}
+	}
+	return nil
+}
+
+func (x *Record) GetRolloutEvent() *RolloutEvent {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_RolloutEvent); ok {
+			return x.RolloutEvent
+		}
+	}
+	return nil
+}
+
 func (x *Record) GetLearned() *LearnedDetail {
 	if x != nil {
 		if x, ok := x.Detail.(*Record_Learned); ok {
@@ -465,6 +501,20 @@ func (x *Record) GetAlert() *AlertDetail {
 		if x, ok := x.Detail.(*Record_Alert); ok {
 			return x.Alert
 		}
+	}
+	return nil
+}
+
+func (x *Record) GetPolicyVersions() []string {
+	if x != nil {
+		return x.PolicyVersions
+	}
+	return nil
+}
+
+func (x *Record) GetRollout() *RolloutCall {
+	if x != nil {
+		return x.Rollout
 	}
 	return nil
 }
@@ -495,8 +545,18 @@ type Record_Applied struct {
 	Applied *AppliedVersion `protobuf:"bytes,30,opt,name=applied,proto3,oneof"`
 }
 
+type Record_RolloutSummary struct {
+	// A data plane's counts of a policy rollout over an interval.
+	RolloutSummary *RolloutSummary `protobuf:"bytes,33,opt,name=rollout_summary,json=rolloutSummary,proto3,oneof"`
+}
+
+type Record_RolloutEvent struct {
+	// A policy rollout's change of stage, as the control plane's state
+	// machine applied it (in the control plane's own chain).
+	RolloutEvent *RolloutEvent `protobuf:"bytes,34,opt,name=rollout_event,json=rolloutEvent,proto3,oneof"`
+}
+
 type Record_Learned struct {
-	// 31-40 are left to the staged-rollout records.
 	Learned *LearnedDetail `protobuf:"bytes,41,opt,name=learned,proto3,oneof"`
 }
 
@@ -512,9 +572,483 @@ func (*Record_List) isRecord_Detail() {}
 
 func (*Record_Applied) isRecord_Detail() {}
 
+func (*Record_RolloutSummary) isRecord_Detail() {}
+
+func (*Record_RolloutEvent) isRecord_Detail() {}
+
 func (*Record_Learned) isRecord_Detail() {}
 
 func (*Record_Alert) isRecord_Detail() {}
+
+// RolloutCall is how one call fared in a policy rollout.
+type RolloutCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "shadow" or "canary".
+	Stage string `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
+	// The candidate decided the call (the agent is in the canary).
+	Candidate bool `protobuf:"varint,3,opt,name=candidate,proto3" json:"candidate,omitempty"`
+	// For a sample of the calls whose other decision differs: the decision
+	// of the version that did not decide (the candidate's in shadow, the
+	// active version's for a canary agent).
+	Shadow        *ShadowDecision `protobuf:"bytes,4,opt,name=shadow,proto3" json:"shadow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutCall) Reset() {
+	*x = RolloutCall{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutCall) ProtoMessage() {}
+
+func (x *RolloutCall) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutCall.ProtoReflect.Descriptor instead.
+func (*RolloutCall) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RolloutCall) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RolloutCall) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+func (x *RolloutCall) GetCandidate() bool {
+	if x != nil {
+		return x.Candidate
+	}
+	return false
+}
+
+func (x *RolloutCall) GetShadow() *ShadowDecision {
+	if x != nil {
+		return x.Shadow
+	}
+	return nil
+}
+
+// ShadowDecision is a decision that was evaluated but not enforced.
+type ShadowDecision struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "allow" or "deny".
+	Decision string `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
+	// The policies that determined it.
+	Policies []string `protobuf:"bytes,2,rep,name=policies,proto3" json:"policies,omitempty"`
+	// Its evaluation errors.
+	Errors []string `protobuf:"bytes,3,rep,name=errors,proto3" json:"errors,omitempty"`
+	// Whether it is the candidate's (else the active version's).
+	Candidate     bool `protobuf:"varint,4,opt,name=candidate,proto3" json:"candidate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShadowDecision) Reset() {
+	*x = ShadowDecision{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShadowDecision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShadowDecision) ProtoMessage() {}
+
+func (x *ShadowDecision) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShadowDecision.ProtoReflect.Descriptor instead.
+func (*ShadowDecision) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ShadowDecision) GetDecision() string {
+	if x != nil {
+		return x.Decision
+	}
+	return ""
+}
+
+func (x *ShadowDecision) GetPolicies() []string {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *ShadowDecision) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *ShadowDecision) GetCandidate() bool {
+	if x != nil {
+		return x.Candidate
+	}
+	return false
+}
+
+// RolloutSummary counts a data plane's tool calls during a policy rollout
+// over an interval, per agent, tool and cohort, for the control plane's
+// rollout controller and `gwctl rollout status`.
+type RolloutSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout id, its stage ("shadow" or "canary") and canary share in
+	// basis points while the calls were decided.
+	Rollout           string `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	Stage             string `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
+	CanaryBasisPoints uint32 `protobuf:"varint,3,opt,name=canary_basis_points,json=canaryBasisPoints,proto3" json:"canary_basis_points,omitempty"`
+	// The first and last call counted.
+	First         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=first,proto3" json:"first,omitempty"`
+	Last          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last,proto3" json:"last,omitempty"`
+	Counts        []*RolloutCount        `protobuf:"bytes,6,rep,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutSummary) Reset() {
+	*x = RolloutSummary{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutSummary) ProtoMessage() {}
+
+func (x *RolloutSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutSummary.ProtoReflect.Descriptor instead.
+func (*RolloutSummary) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RolloutSummary) GetRollout() string {
+	if x != nil {
+		return x.Rollout
+	}
+	return ""
+}
+
+func (x *RolloutSummary) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+func (x *RolloutSummary) GetCanaryBasisPoints() uint32 {
+	if x != nil {
+		return x.CanaryBasisPoints
+	}
+	return 0
+}
+
+func (x *RolloutSummary) GetFirst() *timestamppb.Timestamp {
+	if x != nil {
+		return x.First
+	}
+	return nil
+}
+
+func (x *RolloutSummary) GetLast() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Last
+	}
+	return nil
+}
+
+func (x *RolloutSummary) GetCounts() []*RolloutCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+// RolloutCount is the calls of one agent to one tool in one cohort.
+type RolloutCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Agent string                 `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	// The tool's action name, "<prefix>__<tool>".
+	Tool string `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	// "shadow": decided by the active version, the candidate evaluated
+	// beside it; "canary": decided by the candidate, the active version
+	// beside it; "baseline": decided by the active version outside the
+	// canary, nothing beside it.
+	Cohort string `protobuf:"bytes,3,opt,name=cohort,proto3" json:"cohort,omitempty"`
+	Calls  uint64 `protobuf:"varint,4,opt,name=calls,proto3" json:"calls,omitempty"`
+	// Calls the active version allows and the candidate denies, and the
+	// reverse (shadow and canary cohorts).
+	AllowToDeny uint64 `protobuf:"varint,5,opt,name=allow_to_deny,json=allowToDeny,proto3" json:"allow_to_deny,omitempty"`
+	DenyToAllow uint64 `protobuf:"varint,6,opt,name=deny_to_allow,json=denyToAllow,proto3" json:"deny_to_allow,omitempty"`
+	// Calls whose candidate decision had evaluation errors.
+	EvalErrors uint64 `protobuf:"varint,7,opt,name=eval_errors,json=evalErrors,proto3" json:"eval_errors,omitempty"`
+	// Allowed calls, and those of them the upstream failed (an error
+	// result, an unavailable upstream, a timeout).
+	Forwarded      uint64 `protobuf:"varint,8,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	UpstreamErrors uint64 `protobuf:"varint,9,opt,name=upstream_errors,json=upstreamErrors,proto3" json:"upstream_errors,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RolloutCount) Reset() {
+	*x = RolloutCount{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutCount) ProtoMessage() {}
+
+func (x *RolloutCount) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutCount.ProtoReflect.Descriptor instead.
+func (*RolloutCount) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RolloutCount) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *RolloutCount) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *RolloutCount) GetCohort() string {
+	if x != nil {
+		return x.Cohort
+	}
+	return ""
+}
+
+func (x *RolloutCount) GetCalls() uint64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *RolloutCount) GetAllowToDeny() uint64 {
+	if x != nil {
+		return x.AllowToDeny
+	}
+	return 0
+}
+
+func (x *RolloutCount) GetDenyToAllow() uint64 {
+	if x != nil {
+		return x.DenyToAllow
+	}
+	return 0
+}
+
+func (x *RolloutCount) GetEvalErrors() uint64 {
+	if x != nil {
+		return x.EvalErrors
+	}
+	return 0
+}
+
+func (x *RolloutCount) GetForwarded() uint64 {
+	if x != nil {
+		return x.Forwarded
+	}
+	return 0
+}
+
+func (x *RolloutCount) GetUpstreamErrors() uint64 {
+	if x != nil {
+		return x.UpstreamErrors
+	}
+	return 0
+}
+
+// RolloutEvent is a rollout's start or change of stage. An automatic
+// rollback (automatic and action "rollback") is what alerting reports.
+type RolloutEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The admin write that made the change.
+	Write     *AdminWrite `protobuf:"bytes,1,opt,name=write,proto3" json:"write,omitempty"`
+	Rollout   string      `protobuf:"bytes,2,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	PolicySet string      `protobuf:"bytes,3,opt,name=policy_set,json=policySet,proto3" json:"policy_set,omitempty"`
+	// "start", "promote", "pause", "resume", "abort", "rollback".
+	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	// "shadow", "canary", "complete", "rolled_back", "aborted".
+	FromStage         string `protobuf:"bytes,5,opt,name=from_stage,json=fromStage,proto3" json:"from_stage,omitempty"`
+	ToStage           string `protobuf:"bytes,6,opt,name=to_stage,json=toStage,proto3" json:"to_stage,omitempty"`
+	CanaryBasisPoints uint32 `protobuf:"varint,7,opt,name=canary_basis_points,json=canaryBasisPoints,proto3" json:"canary_basis_points,omitempty"`
+	Reason            string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	Automatic         bool   `protobuf:"varint,9,opt,name=automatic,proto3" json:"automatic,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RolloutEvent) Reset() {
+	*x = RolloutEvent{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutEvent) ProtoMessage() {}
+
+func (x *RolloutEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutEvent.ProtoReflect.Descriptor instead.
+func (*RolloutEvent) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RolloutEvent) GetWrite() *AdminWrite {
+	if x != nil {
+		return x.Write
+	}
+	return nil
+}
+
+func (x *RolloutEvent) GetRollout() string {
+	if x != nil {
+		return x.Rollout
+	}
+	return ""
+}
+
+func (x *RolloutEvent) GetPolicySet() string {
+	if x != nil {
+		return x.PolicySet
+	}
+	return ""
+}
+
+func (x *RolloutEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *RolloutEvent) GetFromStage() string {
+	if x != nil {
+		return x.FromStage
+	}
+	return ""
+}
+
+func (x *RolloutEvent) GetToStage() string {
+	if x != nil {
+		return x.ToStage
+	}
+	return ""
+}
+
+func (x *RolloutEvent) GetCanaryBasisPoints() uint32 {
+	if x != nil {
+		return x.CanaryBasisPoints
+	}
+	return 0
+}
+
+func (x *RolloutEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RolloutEvent) GetAutomatic() bool {
+	if x != nil {
+		return x.Automatic
+	}
+	return false
+}
 
 // AdminWrite is an admin write as the control plane's state machine
 // applied it. It never carries the resource's contents.
@@ -538,7 +1072,7 @@ type AdminWrite struct {
 
 func (x *AdminWrite) Reset() {
 	*x = AdminWrite{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +1084,7 @@ func (x *AdminWrite) String() string {
 func (*AdminWrite) ProtoMessage() {}
 
 func (x *AdminWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[1]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +1097,7 @@ func (x *AdminWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminWrite.ProtoReflect.Descriptor instead.
 func (*AdminWrite) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AdminWrite) GetOp() string {
@@ -634,7 +1168,7 @@ type RefusalSummary struct {
 
 func (x *RefusalSummary) Reset() {
 	*x = RefusalSummary{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +1180,7 @@ func (x *RefusalSummary) String() string {
 func (*RefusalSummary) ProtoMessage() {}
 
 func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[2]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +1193,7 @@ func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefusalSummary.ProtoReflect.Descriptor instead.
 func (*RefusalSummary) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RefusalSummary) GetSourceNetwork() string {
@@ -708,7 +1242,7 @@ type ListDetail struct {
 
 func (x *ListDetail) Reset() {
 	*x = ListDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +1254,7 @@ func (x *ListDetail) String() string {
 func (*ListDetail) ProtoMessage() {}
 
 func (x *ListDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[3]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +1267,7 @@ func (x *ListDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDetail.ProtoReflect.Descriptor instead.
 func (*ListDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListDetail) GetItems() uint32 {
@@ -756,7 +1290,7 @@ type AppliedVersion struct {
 
 func (x *AppliedVersion) Reset() {
 	*x = AppliedVersion{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +1302,7 @@ func (x *AppliedVersion) String() string {
 func (*AppliedVersion) ProtoMessage() {}
 
 func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[4]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +1315,7 @@ func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedVersion.ProtoReflect.Descriptor instead.
 func (*AppliedVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AppliedVersion) GetClusterId() string {
@@ -820,7 +1354,7 @@ type LearnedDetail struct {
 
 func (x *LearnedDetail) Reset() {
 	*x = LearnedDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[5]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +1366,7 @@ func (x *LearnedDetail) String() string {
 func (*LearnedDetail) ProtoMessage() {}
 
 func (x *LearnedDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[5]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +1379,7 @@ func (x *LearnedDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedDetail.ProtoReflect.Descriptor instead.
 func (*LearnedDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LearnedDetail) GetEntries() []*LearnedEntry {
@@ -892,7 +1426,7 @@ type LearnedEntry struct {
 
 func (x *LearnedEntry) Reset() {
 	*x = LearnedEntry{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1438,7 @@ func (x *LearnedEntry) String() string {
 func (*LearnedEntry) ProtoMessage() {}
 
 func (x *LearnedEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1451,7 @@ func (x *LearnedEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedEntry.ProtoReflect.Descriptor instead.
 func (*LearnedEntry) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LearnedEntry) GetList() string {
@@ -990,7 +1524,7 @@ type AlertDetail struct {
 
 func (x *AlertDetail) Reset() {
 	*x = AlertDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1536,7 @@ func (x *AlertDetail) String() string {
 func (*AlertDetail) ProtoMessage() {}
 
 func (x *AlertDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1549,7 @@ func (x *AlertDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertDetail.ProtoReflect.Descriptor instead.
 func (*AlertDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AlertDetail) GetRule() string {
@@ -1071,7 +1605,7 @@ var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\t\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\v\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -1105,10 +1639,54 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"adminWrite\x12N\n" +
 	"\x0frefusal_summary\x18\x1c \x01(\v2#.portcullis.audit.v1.RefusalSummaryH\x00R\x0erefusalSummary\x125\n" +
 	"\x04list\x18\x1d \x01(\v2\x1f.portcullis.audit.v1.ListDetailH\x00R\x04list\x12?\n" +
-	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aapplied\x12>\n" +
+	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aapplied\x12N\n" +
+	"\x0frollout_summary\x18! \x01(\v2#.portcullis.audit.v1.RolloutSummaryH\x00R\x0erolloutSummary\x12H\n" +
+	"\rrollout_event\x18\" \x01(\v2!.portcullis.audit.v1.RolloutEventH\x00R\frolloutEvent\x12>\n" +
 	"\alearned\x18) \x01(\v2\".portcullis.audit.v1.LearnedDetailH\x00R\alearned\x128\n" +
-	"\x05alert\x18* \x01(\v2 .portcullis.audit.v1.AlertDetailH\x00R\x05alertB\b\n" +
-	"\x06detail\"\xd3\x01\n" +
+	"\x05alert\x18* \x01(\v2 .portcullis.audit.v1.AlertDetailH\x00R\x05alert\x12'\n" +
+	"\x0fpolicy_versions\x18\x1f \x03(\tR\x0epolicyVersions\x12:\n" +
+	"\arollout\x18  \x01(\v2 .portcullis.audit.v1.RolloutCallR\arolloutB\b\n" +
+	"\x06detail\"\x8e\x01\n" +
+	"\vRolloutCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x1c\n" +
+	"\tcandidate\x18\x03 \x01(\bR\tcandidate\x12;\n" +
+	"\x06shadow\x18\x04 \x01(\v2#.portcullis.audit.v1.ShadowDecisionR\x06shadow\"~\n" +
+	"\x0eShadowDecision\x12\x1a\n" +
+	"\bdecision\x18\x01 \x01(\tR\bdecision\x12\x1a\n" +
+	"\bpolicies\x18\x02 \x03(\tR\bpolicies\x12\x16\n" +
+	"\x06errors\x18\x03 \x03(\tR\x06errors\x12\x1c\n" +
+	"\tcandidate\x18\x04 \x01(\bR\tcandidate\"\x8d\x02\n" +
+	"\x0eRolloutSummary\x12\x18\n" +
+	"\arollout\x18\x01 \x01(\tR\arollout\x12\x14\n" +
+	"\x05stage\x18\x02 \x01(\tR\x05stage\x12.\n" +
+	"\x13canary_basis_points\x18\x03 \x01(\rR\x11canaryBasisPoints\x120\n" +
+	"\x05first\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05first\x12.\n" +
+	"\x04last\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04last\x129\n" +
+	"\x06counts\x18\x06 \x03(\v2!.portcullis.audit.v1.RolloutCountR\x06counts\"\x96\x02\n" +
+	"\fRolloutCount\x12\x14\n" +
+	"\x05agent\x18\x01 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x16\n" +
+	"\x06cohort\x18\x03 \x01(\tR\x06cohort\x12\x14\n" +
+	"\x05calls\x18\x04 \x01(\x04R\x05calls\x12\"\n" +
+	"\rallow_to_deny\x18\x05 \x01(\x04R\vallowToDeny\x12\"\n" +
+	"\rdeny_to_allow\x18\x06 \x01(\x04R\vdenyToAllow\x12\x1f\n" +
+	"\veval_errors\x18\a \x01(\x04R\n" +
+	"evalErrors\x12\x1c\n" +
+	"\tforwarded\x18\b \x01(\x04R\tforwarded\x12'\n" +
+	"\x0fupstream_errors\x18\t \x01(\x04R\x0eupstreamErrors\"\xb6\x02\n" +
+	"\fRolloutEvent\x125\n" +
+	"\x05write\x18\x01 \x01(\v2\x1f.portcullis.audit.v1.AdminWriteR\x05write\x12\x18\n" +
+	"\arollout\x18\x02 \x01(\tR\arollout\x12\x1d\n" +
+	"\n" +
+	"policy_set\x18\x03 \x01(\tR\tpolicySet\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x1d\n" +
+	"\n" +
+	"from_stage\x18\x05 \x01(\tR\tfromStage\x12\x19\n" +
+	"\bto_stage\x18\x06 \x01(\tR\atoStage\x12.\n" +
+	"\x13canary_basis_points\x18\a \x01(\rR\x11canaryBasisPoints\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12\x1c\n" +
+	"\tautomatic\x18\t \x01(\bR\tautomatic\"\xd3\x01\n" +
 	"\n" +
 	"AdminWrite\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\tR\x02op\x12#\n" +
@@ -1155,7 +1733,7 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\battempts\x18\x05 \x01(\x05R\battempts\x12\x1f\n" +
 	"\vstatus_code\x18\x06 \x01(\x05R\n" +
 	"statusCode\x12\x14\n" +
-	"\x05error\x18\a \x01(\tR\x05error*\xf2\x01\n" +
+	"\x05error\x18\a \x01(\tR\x05error*\xaa\x02\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_KIND_CALL\x10\x01\x12\x13\n" +
@@ -1163,7 +1741,9 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x16EVENT_KIND_ADMIN_WRITE\x10\x03\x12\x1e\n" +
 	"\x1aEVENT_KIND_REFUSAL_SUMMARY\x10\x04\x12\x16\n" +
 	"\x12EVENT_KIND_SESSION\x10\x05\x12\x1d\n" +
-	"\x19EVENT_KIND_CONFIG_APPLIED\x10\x06\x12\x16\n" +
+	"\x19EVENT_KIND_CONFIG_APPLIED\x10\x06\x12\x1e\n" +
+	"\x1aEVENT_KIND_ROLLOUT_SUMMARY\x10\a\x12\x16\n" +
+	"\x12EVENT_KIND_ROLLOUT\x10\b\x12\x16\n" +
 	"\x12EVENT_KIND_LEARNED\x10\f\x12\x14\n" +
 	"\x10EVENT_KIND_ALERT\x10\rB\xe2\x01\n" +
 	"\x17com.portcullis.audit.v1B\vRecordProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1;auditv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Audit.V1\xca\x02\x13Portcullis\\Audit\\V1\xe2\x02\x1fPortcullis\\Audit\\V1\\GPBMetadata\xea\x02\x15Portcullis::Audit::V1b\x06proto3"
@@ -1181,39 +1761,52 @@ func file_portcullis_audit_v1_record_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_audit_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(EventKind)(0),                // 0: portcullis.audit.v1.EventKind
 	(*Record)(nil),                // 1: portcullis.audit.v1.Record
-	(*AdminWrite)(nil),            // 2: portcullis.audit.v1.AdminWrite
-	(*RefusalSummary)(nil),        // 3: portcullis.audit.v1.RefusalSummary
-	(*ListDetail)(nil),            // 4: portcullis.audit.v1.ListDetail
-	(*AppliedVersion)(nil),        // 5: portcullis.audit.v1.AppliedVersion
-	(*LearnedDetail)(nil),         // 6: portcullis.audit.v1.LearnedDetail
-	(*LearnedEntry)(nil),          // 7: portcullis.audit.v1.LearnedEntry
-	(*AlertDetail)(nil),           // 8: portcullis.audit.v1.AlertDetail
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
+	(*RolloutCall)(nil),           // 2: portcullis.audit.v1.RolloutCall
+	(*ShadowDecision)(nil),        // 3: portcullis.audit.v1.ShadowDecision
+	(*RolloutSummary)(nil),        // 4: portcullis.audit.v1.RolloutSummary
+	(*RolloutCount)(nil),          // 5: portcullis.audit.v1.RolloutCount
+	(*RolloutEvent)(nil),          // 6: portcullis.audit.v1.RolloutEvent
+	(*AdminWrite)(nil),            // 7: portcullis.audit.v1.AdminWrite
+	(*RefusalSummary)(nil),        // 8: portcullis.audit.v1.RefusalSummary
+	(*ListDetail)(nil),            // 9: portcullis.audit.v1.ListDetail
+	(*AppliedVersion)(nil),        // 10: portcullis.audit.v1.AppliedVersion
+	(*LearnedDetail)(nil),         // 11: portcullis.audit.v1.LearnedDetail
+	(*LearnedEntry)(nil),          // 12: portcullis.audit.v1.LearnedEntry
+	(*AlertDetail)(nil),           // 13: portcullis.audit.v1.AlertDetail
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
 }
 var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
-	9,  // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	10, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
-	10, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
+	14, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	15, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
+	15, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
 	0,  // 3: portcullis.audit.v1.Record.kind:type_name -> portcullis.audit.v1.EventKind
-	2,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
-	3,  // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
-	4,  // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
-	5,  // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
-	6,  // 8: portcullis.audit.v1.Record.learned:type_name -> portcullis.audit.v1.LearnedDetail
-	8,  // 9: portcullis.audit.v1.Record.alert:type_name -> portcullis.audit.v1.AlertDetail
-	9,  // 10: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
-	9,  // 11: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
-	7,  // 12: portcullis.audit.v1.LearnedDetail.entries:type_name -> portcullis.audit.v1.LearnedEntry
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	7,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
+	8,  // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
+	9,  // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
+	10, // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
+	4,  // 8: portcullis.audit.v1.Record.rollout_summary:type_name -> portcullis.audit.v1.RolloutSummary
+	6,  // 9: portcullis.audit.v1.Record.rollout_event:type_name -> portcullis.audit.v1.RolloutEvent
+	11, // 10: portcullis.audit.v1.Record.learned:type_name -> portcullis.audit.v1.LearnedDetail
+	13, // 11: portcullis.audit.v1.Record.alert:type_name -> portcullis.audit.v1.AlertDetail
+	2,  // 12: portcullis.audit.v1.Record.rollout:type_name -> portcullis.audit.v1.RolloutCall
+	3,  // 13: portcullis.audit.v1.RolloutCall.shadow:type_name -> portcullis.audit.v1.ShadowDecision
+	14, // 14: portcullis.audit.v1.RolloutSummary.first:type_name -> google.protobuf.Timestamp
+	14, // 15: portcullis.audit.v1.RolloutSummary.last:type_name -> google.protobuf.Timestamp
+	5,  // 16: portcullis.audit.v1.RolloutSummary.counts:type_name -> portcullis.audit.v1.RolloutCount
+	7,  // 17: portcullis.audit.v1.RolloutEvent.write:type_name -> portcullis.audit.v1.AdminWrite
+	14, // 18: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
+	14, // 19: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
+	12, // 20: portcullis.audit.v1.LearnedDetail.entries:type_name -> portcullis.audit.v1.LearnedEntry
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_record_proto_init() }
@@ -1226,6 +1819,8 @@ func file_portcullis_audit_v1_record_proto_init() {
 		(*Record_RefusalSummary)(nil),
 		(*Record_List)(nil),
 		(*Record_Applied)(nil),
+		(*Record_RolloutSummary)(nil),
+		(*Record_RolloutEvent)(nil),
 		(*Record_Learned)(nil),
 		(*Record_Alert)(nil),
 	}
@@ -1235,7 +1830,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_record_proto_rawDesc), len(file_portcullis_audit_v1_record_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

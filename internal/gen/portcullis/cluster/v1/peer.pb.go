@@ -27,6 +27,97 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type CopyAuditStoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyAuditStoreRequest) Reset() {
+	*x = CopyAuditStoreRequest{}
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyAuditStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyAuditStoreRequest) ProtoMessage() {}
+
+func (x *CopyAuditStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyAuditStoreRequest.ProtoReflect.Descriptor instead.
+func (*CopyAuditStoreRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+type CopyAuditStoreResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The position the copy is consistent with (set on the first message):
+	// for a node on etcd, the revision of the last log entry it applied.
+	Applied uint64 `protobuf:"varint,1,opt,name=applied,proto3" json:"applied,omitempty"`
+	// The next bytes of the copy (auditstore's snapshot format).
+	Chunk         []byte `protobuf:"bytes,2,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyAuditStoreResponse) Reset() {
+	*x = CopyAuditStoreResponse{}
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyAuditStoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyAuditStoreResponse) ProtoMessage() {}
+
+func (x *CopyAuditStoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyAuditStoreResponse.ProtoReflect.Descriptor instead.
+func (*CopyAuditStoreResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CopyAuditStoreResponse) GetApplied() uint64 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+func (x *CopyAuditStoreResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
 type ListDataplaneStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -35,7 +126,7 @@ type ListDataplaneStatusRequest struct {
 
 func (x *ListDataplaneStatusRequest) Reset() {
 	*x = ListDataplaneStatusRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[0]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +138,7 @@ func (x *ListDataplaneStatusRequest) String() string {
 func (*ListDataplaneStatusRequest) ProtoMessage() {}
 
 func (x *ListDataplaneStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[0]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +151,7 @@ func (x *ListDataplaneStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDataplaneStatusRequest.ProtoReflect.Descriptor instead.
 func (*ListDataplaneStatusRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{2}
 }
 
 type ListDataplaneStatusResponse struct {
@@ -72,7 +163,7 @@ type ListDataplaneStatusResponse struct {
 
 func (x *ListDataplaneStatusResponse) Reset() {
 	*x = ListDataplaneStatusResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[1]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -84,7 +175,7 @@ func (x *ListDataplaneStatusResponse) String() string {
 func (*ListDataplaneStatusResponse) ProtoMessage() {}
 
 func (x *ListDataplaneStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[1]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -97,7 +188,7 @@ func (x *ListDataplaneStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDataplaneStatusResponse.ProtoReflect.Descriptor instead.
 func (*ListDataplaneStatusResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListDataplaneStatusResponse) GetDataplanes() []*v1.DataplaneStatus {
@@ -116,7 +207,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[2]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -128,7 +219,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[2]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -141,7 +232,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -160,7 +251,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[3]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -172,7 +263,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[3]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -185,7 +276,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ApplyResponse) GetResult() []byte {
@@ -203,7 +294,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[4]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -215,7 +306,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[4]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -228,7 +319,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 type ReadIndexResponse struct {
@@ -240,7 +331,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -252,7 +343,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -265,7 +356,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -287,7 +378,7 @@ type ChangeMembershipRequest struct {
 
 func (x *ChangeMembershipRequest) Reset() {
 	*x = ChangeMembershipRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +390,7 @@ func (x *ChangeMembershipRequest) String() string {
 func (*ChangeMembershipRequest) ProtoMessage() {}
 
 func (x *ChangeMembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +403,7 @@ func (x *ChangeMembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembershipRequest.ProtoReflect.Descriptor instead.
 func (*ChangeMembershipRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ChangeMembershipRequest) GetNodeId() string {
@@ -344,7 +435,7 @@ type ChangeMembershipResponse struct {
 
 func (x *ChangeMembershipResponse) Reset() {
 	*x = ChangeMembershipResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +447,7 @@ func (x *ChangeMembershipResponse) String() string {
 func (*ChangeMembershipResponse) ProtoMessage() {}
 
 func (x *ChangeMembershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +460,7 @@ func (x *ChangeMembershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembershipResponse.ProtoReflect.Descriptor instead.
 func (*ChangeMembershipResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 type RestoreRequest struct {
@@ -381,7 +472,7 @@ type RestoreRequest struct {
 
 func (x *RestoreRequest) Reset() {
 	*x = RestoreRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +484,7 @@ func (x *RestoreRequest) String() string {
 func (*RestoreRequest) ProtoMessage() {}
 
 func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +497,7 @@ func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
 func (*RestoreRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RestoreRequest) GetData() []byte {
@@ -425,7 +516,7 @@ type RestoreResponse struct {
 
 func (x *RestoreResponse) Reset() {
 	*x = RestoreResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +528,7 @@ func (x *RestoreResponse) String() string {
 func (*RestoreResponse) ProtoMessage() {}
 
 func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +541,7 @@ func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreResponse.ProtoReflect.Descriptor instead.
 func (*RestoreResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RestoreResponse) GetConfigVersion() uint64 {
@@ -464,7 +555,11 @@ var File_portcullis_cluster_v1_peer_proto protoreflect.FileDescriptor
 
 const file_portcullis_cluster_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/cluster/v1/peer.proto\x12\x15portcullis.cluster.v1\x1a#portcullis/admin/v1/dataplane.proto\"\x1c\n" +
+	" portcullis/cluster/v1/peer.proto\x12\x15portcullis.cluster.v1\x1a#portcullis/admin/v1/dataplane.proto\"\x17\n" +
+	"\x15CopyAuditStoreRequest\"H\n" +
+	"\x16CopyAuditStoreResponse\x12\x18\n" +
+	"\aapplied\x18\x01 \x01(\x04R\aapplied\x12\x14\n" +
+	"\x05chunk\x18\x02 \x01(\fR\x05chunk\"\x1c\n" +
 	"\x1aListDataplaneStatusRequest\"c\n" +
 	"\x1bListDataplaneStatusResponse\x12D\n" +
 	"\n" +
@@ -485,13 +580,14 @@ const file_portcullis_cluster_v1_peer_proto_rawDesc = "" +
 	"\x0eRestoreRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"8\n" +
 	"\x0fRestoreResponse\x12%\n" +
-	"\x0econfig_version\x18\x01 \x01(\x04R\rconfigVersion2\x8e\x04\n" +
+	"\x0econfig_version\x18\x01 \x01(\x04R\rconfigVersion2\xff\x04\n" +
 	"\vPeerService\x12R\n" +
 	"\x05Apply\x12#.portcullis.cluster.v1.ApplyRequest\x1a$.portcullis.cluster.v1.ApplyResponse\x12^\n" +
 	"\tReadIndex\x12'.portcullis.cluster.v1.ReadIndexRequest\x1a(.portcullis.cluster.v1.ReadIndexResponse\x12s\n" +
 	"\x10ChangeMembership\x12..portcullis.cluster.v1.ChangeMembershipRequest\x1a/.portcullis.cluster.v1.ChangeMembershipResponse\x12X\n" +
 	"\aRestore\x12%.portcullis.cluster.v1.RestoreRequest\x1a&.portcullis.cluster.v1.RestoreResponse\x12|\n" +
-	"\x13ListDataplaneStatus\x121.portcullis.cluster.v1.ListDataplaneStatusRequest\x1a2.portcullis.cluster.v1.ListDataplaneStatusResponseB\xee\x01\n" +
+	"\x13ListDataplaneStatus\x121.portcullis.cluster.v1.ListDataplaneStatusRequest\x1a2.portcullis.cluster.v1.ListDataplaneStatusResponse\x12o\n" +
+	"\x0eCopyAuditStore\x12,.portcullis.cluster.v1.CopyAuditStoreRequest\x1a-.portcullis.cluster.v1.CopyAuditStoreResponse0\x01B\xee\x01\n" +
 	"\x19com.portcullis.cluster.v1B\tPeerProtoP\x01ZPgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/cluster/v1;clusterv1\xa2\x02\x03PCX\xaa\x02\x15Portcullis.Cluster.V1\xca\x02\x15Portcullis\\Cluster\\V1\xe2\x02!Portcullis\\Cluster\\V1\\GPBMetadata\xea\x02\x17Portcullis::Cluster::V1b\x06proto3"
 
 var (
@@ -506,34 +602,38 @@ func file_portcullis_cluster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_portcullis_cluster_v1_peer_proto_rawDescData
 }
 
-var file_portcullis_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_portcullis_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_portcullis_cluster_v1_peer_proto_goTypes = []any{
-	(*ListDataplaneStatusRequest)(nil),  // 0: portcullis.cluster.v1.ListDataplaneStatusRequest
-	(*ListDataplaneStatusResponse)(nil), // 1: portcullis.cluster.v1.ListDataplaneStatusResponse
-	(*ApplyRequest)(nil),                // 2: portcullis.cluster.v1.ApplyRequest
-	(*ApplyResponse)(nil),               // 3: portcullis.cluster.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),            // 4: portcullis.cluster.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),           // 5: portcullis.cluster.v1.ReadIndexResponse
-	(*ChangeMembershipRequest)(nil),     // 6: portcullis.cluster.v1.ChangeMembershipRequest
-	(*ChangeMembershipResponse)(nil),    // 7: portcullis.cluster.v1.ChangeMembershipResponse
-	(*RestoreRequest)(nil),              // 8: portcullis.cluster.v1.RestoreRequest
-	(*RestoreResponse)(nil),             // 9: portcullis.cluster.v1.RestoreResponse
-	(*v1.DataplaneStatus)(nil),          // 10: portcullis.admin.v1.DataplaneStatus
+	(*CopyAuditStoreRequest)(nil),       // 0: portcullis.cluster.v1.CopyAuditStoreRequest
+	(*CopyAuditStoreResponse)(nil),      // 1: portcullis.cluster.v1.CopyAuditStoreResponse
+	(*ListDataplaneStatusRequest)(nil),  // 2: portcullis.cluster.v1.ListDataplaneStatusRequest
+	(*ListDataplaneStatusResponse)(nil), // 3: portcullis.cluster.v1.ListDataplaneStatusResponse
+	(*ApplyRequest)(nil),                // 4: portcullis.cluster.v1.ApplyRequest
+	(*ApplyResponse)(nil),               // 5: portcullis.cluster.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),            // 6: portcullis.cluster.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),           // 7: portcullis.cluster.v1.ReadIndexResponse
+	(*ChangeMembershipRequest)(nil),     // 8: portcullis.cluster.v1.ChangeMembershipRequest
+	(*ChangeMembershipResponse)(nil),    // 9: portcullis.cluster.v1.ChangeMembershipResponse
+	(*RestoreRequest)(nil),              // 10: portcullis.cluster.v1.RestoreRequest
+	(*RestoreResponse)(nil),             // 11: portcullis.cluster.v1.RestoreResponse
+	(*v1.DataplaneStatus)(nil),          // 12: portcullis.admin.v1.DataplaneStatus
 }
 var file_portcullis_cluster_v1_peer_proto_depIdxs = []int32{
-	10, // 0: portcullis.cluster.v1.ListDataplaneStatusResponse.dataplanes:type_name -> portcullis.admin.v1.DataplaneStatus
-	2,  // 1: portcullis.cluster.v1.PeerService.Apply:input_type -> portcullis.cluster.v1.ApplyRequest
-	4,  // 2: portcullis.cluster.v1.PeerService.ReadIndex:input_type -> portcullis.cluster.v1.ReadIndexRequest
-	6,  // 3: portcullis.cluster.v1.PeerService.ChangeMembership:input_type -> portcullis.cluster.v1.ChangeMembershipRequest
-	8,  // 4: portcullis.cluster.v1.PeerService.Restore:input_type -> portcullis.cluster.v1.RestoreRequest
-	0,  // 5: portcullis.cluster.v1.PeerService.ListDataplaneStatus:input_type -> portcullis.cluster.v1.ListDataplaneStatusRequest
-	3,  // 6: portcullis.cluster.v1.PeerService.Apply:output_type -> portcullis.cluster.v1.ApplyResponse
-	5,  // 7: portcullis.cluster.v1.PeerService.ReadIndex:output_type -> portcullis.cluster.v1.ReadIndexResponse
-	7,  // 8: portcullis.cluster.v1.PeerService.ChangeMembership:output_type -> portcullis.cluster.v1.ChangeMembershipResponse
-	9,  // 9: portcullis.cluster.v1.PeerService.Restore:output_type -> portcullis.cluster.v1.RestoreResponse
-	1,  // 10: portcullis.cluster.v1.PeerService.ListDataplaneStatus:output_type -> portcullis.cluster.v1.ListDataplaneStatusResponse
-	6,  // [6:11] is the sub-list for method output_type
-	1,  // [1:6] is the sub-list for method input_type
+	12, // 0: portcullis.cluster.v1.ListDataplaneStatusResponse.dataplanes:type_name -> portcullis.admin.v1.DataplaneStatus
+	4,  // 1: portcullis.cluster.v1.PeerService.Apply:input_type -> portcullis.cluster.v1.ApplyRequest
+	6,  // 2: portcullis.cluster.v1.PeerService.ReadIndex:input_type -> portcullis.cluster.v1.ReadIndexRequest
+	8,  // 3: portcullis.cluster.v1.PeerService.ChangeMembership:input_type -> portcullis.cluster.v1.ChangeMembershipRequest
+	10, // 4: portcullis.cluster.v1.PeerService.Restore:input_type -> portcullis.cluster.v1.RestoreRequest
+	2,  // 5: portcullis.cluster.v1.PeerService.ListDataplaneStatus:input_type -> portcullis.cluster.v1.ListDataplaneStatusRequest
+	0,  // 6: portcullis.cluster.v1.PeerService.CopyAuditStore:input_type -> portcullis.cluster.v1.CopyAuditStoreRequest
+	5,  // 7: portcullis.cluster.v1.PeerService.Apply:output_type -> portcullis.cluster.v1.ApplyResponse
+	7,  // 8: portcullis.cluster.v1.PeerService.ReadIndex:output_type -> portcullis.cluster.v1.ReadIndexResponse
+	9,  // 9: portcullis.cluster.v1.PeerService.ChangeMembership:output_type -> portcullis.cluster.v1.ChangeMembershipResponse
+	11, // 10: portcullis.cluster.v1.PeerService.Restore:output_type -> portcullis.cluster.v1.RestoreResponse
+	3,  // 11: portcullis.cluster.v1.PeerService.ListDataplaneStatus:output_type -> portcullis.cluster.v1.ListDataplaneStatusResponse
+	1,  // 12: portcullis.cluster.v1.PeerService.CopyAuditStore:output_type -> portcullis.cluster.v1.CopyAuditStoreResponse
+	7,  // [7:13] is the sub-list for method output_type
+	1,  // [1:7] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -550,7 +650,7 @@ func file_portcullis_cluster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_cluster_v1_peer_proto_rawDesc), len(file_portcullis_cluster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

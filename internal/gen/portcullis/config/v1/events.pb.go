@@ -88,14 +88,20 @@ type AdminEvent struct {
 	// Admin API method, e.g. "AgentService.CreateAgent".
 	Method    string `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"`
 	RequestId string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// "put" | "delete" | "bootstrap" | "touch".
+	// "put" | "delete" | "bootstrap" | "touch" | "freeze" | "sign-in" |
+	// "rollout_<action>".
 	Op string `protobuf:"bytes,6,opt,name=op,proto3" json:"op,omitempty"`
 	// Resource kind ("agent", "upstream", ...).
 	Kind string `protobuf:"bytes,7,opt,name=kind,proto3" json:"kind,omitempty"`
 	Name string `protobuf:"bytes,8,opt,name=name,proto3" json:"name,omitempty"`
 	// Empty on success, else the refusal's code ("ALREADY_EXISTS", ...).
-	ErrorCode     string `protobuf:"bytes,9,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	ErrorMessage  string `protobuf:"bytes,10,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	ErrorCode    string `protobuf:"bytes,9,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string `protobuf:"bytes,10,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// Where the request came from, for events that record it (sign-ins).
+	SourceIp string `protobuf:"bytes,11,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`
+	// What the write did beyond its kind and name, for the writes that say
+	// more: a rollout's change of stage and its reason.
+	Detail        string `protobuf:"bytes,12,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -200,6 +206,20 @@ func (x *AdminEvent) GetErrorMessage() string {
 	return ""
 }
 
+func (x *AdminEvent) GetSourceIp() string {
+	if x != nil {
+		return x.SourceIp
+	}
+	return ""
+}
+
+func (x *AdminEvent) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 var File_portcullis_config_v1_events_proto protoreflect.FileDescriptor
 
 const file_portcullis_config_v1_events_proto_rawDesc = "" +
@@ -207,7 +227,7 @@ const file_portcullis_config_v1_events_proto_rawDesc = "" +
 	"!portcullis/config/v1/events.proto\x12\x14portcullis.config.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"R\n" +
 	"\x05Actor\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12.\n" +
-	"\x04role\x18\x02 \x01(\x0e2\x1a.portcullis.config.v1.RoleR\x04role\"\xb8\x02\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x1a.portcullis.config.v1.RoleR\x04role\"\xed\x02\n" +
 	"\n" +
 	"AdminEvent\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12.\n" +
@@ -222,7 +242,9 @@ const file_portcullis_config_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\t \x01(\tR\terrorCode\x12#\n" +
 	"\rerror_message\x18\n" +
-	" \x01(\tR\ferrorMessageB\xe9\x01\n" +
+	" \x01(\tR\ferrorMessage\x12\x1b\n" +
+	"\tsource_ip\x18\v \x01(\tR\bsourceIp\x12\x16\n" +
+	"\x06detail\x18\f \x01(\tR\x06detailB\xe9\x01\n" +
 	"\x18com.portcullis.config.v1B\vEventsProtoP\x01ZNgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1;configv1\xa2\x02\x03PCX\xaa\x02\x14Portcullis.Config.V1\xca\x02\x14Portcullis\\Config\\V1\xe2\x02 Portcullis\\Config\\V1\\GPBMetadata\xea\x02\x16Portcullis::Config::V1b\x06proto3"
 
 var (

@@ -203,6 +203,71 @@ func (ToolClass) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
 }
 
+// RolloutStage is where a policy rollout stands.
+type RolloutStage int32
+
+const (
+	RolloutStage_ROLLOUT_STAGE_UNSPECIFIED RolloutStage = 0
+	// Every data plane decides with the active version and evaluates the
+	// candidate beside it, counting differences.
+	RolloutStage_ROLLOUT_STAGE_SHADOW RolloutStage = 1
+	// The candidate decides for a deterministic share of agents.
+	RolloutStage_ROLLOUT_STAGE_CANARY RolloutStage = 2
+	// The candidate is the active version (the rollout is over).
+	RolloutStage_ROLLOUT_STAGE_COMPLETE RolloutStage = 3
+	// Rolled back by an operator or by a gate (the rollout is over).
+	RolloutStage_ROLLOUT_STAGE_ROLLED_BACK RolloutStage = 4
+	// Aborted by an operator (the rollout is over).
+	RolloutStage_ROLLOUT_STAGE_ABORTED RolloutStage = 5
+)
+
+// Enum value maps for RolloutStage.
+var (
+	RolloutStage_name = map[int32]string{
+		0: "ROLLOUT_STAGE_UNSPECIFIED",
+		1: "ROLLOUT_STAGE_SHADOW",
+		2: "ROLLOUT_STAGE_CANARY",
+		3: "ROLLOUT_STAGE_COMPLETE",
+		4: "ROLLOUT_STAGE_ROLLED_BACK",
+		5: "ROLLOUT_STAGE_ABORTED",
+	}
+	RolloutStage_value = map[string]int32{
+		"ROLLOUT_STAGE_UNSPECIFIED": 0,
+		"ROLLOUT_STAGE_SHADOW":      1,
+		"ROLLOUT_STAGE_CANARY":      2,
+		"ROLLOUT_STAGE_COMPLETE":    3,
+		"ROLLOUT_STAGE_ROLLED_BACK": 4,
+		"ROLLOUT_STAGE_ABORTED":     5,
+	}
+)
+
+func (x RolloutStage) Enum() *RolloutStage {
+	p := new(RolloutStage)
+	*p = x
+	return p
+}
+
+func (x RolloutStage) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RolloutStage) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+}
+
+func (RolloutStage) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+}
+
+func (x RolloutStage) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RolloutStage.Descriptor instead.
+func (RolloutStage) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
 // JwtUse says what a JWT issuer vouches for.
 type JwtUse int32
 
@@ -240,11 +305,11 @@ func (x JwtUse) String() string {
 }
 
 func (JwtUse) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (JwtUse) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
 }
 
 func (x JwtUse) Number() protoreflect.EnumNumber {
@@ -253,7 +318,7 @@ func (x JwtUse) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JwtUse.Descriptor instead.
 func (JwtUse) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 // Role is what an admin token may do. Each role includes the rights of the
@@ -302,11 +367,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -315,7 +380,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 // LearningScope says whose calls a learned list learns from and whose calls
@@ -361,11 +426,11 @@ func (x LearningScope) String() string {
 }
 
 func (LearningScope) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
 }
 
 func (LearningScope) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
 }
 
 func (x LearningScope) Number() protoreflect.EnumNumber {
@@ -374,7 +439,7 @@ func (x LearningScope) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LearningScope.Descriptor instead.
 func (LearningScope) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 // AlertFormat is the shape of an alert's JSON body.
@@ -414,11 +479,11 @@ func (x AlertFormat) String() string {
 }
 
 func (AlertFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[7].Descriptor()
 }
 
 func (AlertFormat) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[7]
 }
 
 func (x AlertFormat) Number() protoreflect.EnumNumber {
@@ -427,7 +492,7 @@ func (x AlertFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlertFormat.Descriptor instead.
 func (AlertFormat) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -1534,7 +1599,18 @@ type PolicySet struct {
 	Disabled bool `protobuf:"varint,6,opt,name=disabled,proto3" json:"disabled,omitempty"`
 	// Output only. Names of the value lists the policies refer to
 	// (List::"<name>"), sorted. A list named here cannot be deleted.
-	ValueLists    []string `protobuf:"bytes,7,rep,name=value_lists,json=valueLists,proto3" json:"value_lists,omitempty"`
+	ValueLists []string `protobuf:"bytes,7,rep,name=value_lists,json=valueLists,proto3" json:"value_lists,omitempty"`
+	// Why this version was written (gwctl policy apply --message), kept with
+	// the version in the set's history. At most 1024 bytes.
+	Message string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	// How many versions the set's history keeps: 0 means 20, at most 100.
+	// The history is also held to 8 MiB of sources; the oldest versions
+	// beyond either bound are dropped.
+	HistoryLimit int32 `protobuf:"varint,9,opt,name=history_limit,json=historyLimit,proto3" json:"history_limit,omitempty"`
+	// Set by a rollback: the version of the set's history this write
+	// restores. The control plane refuses the write unless that version is
+	// in the history with exactly this source.
+	Restores      int64 `protobuf:"varint,10,opt,name=restores,proto3" json:"restores,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1618,6 +1694,798 @@ func (x *PolicySet) GetValueLists() []string {
 	return nil
 }
 
+func (x *PolicySet) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PolicySet) GetHistoryLimit() int32 {
+	if x != nil {
+		return x.HistoryLimit
+	}
+	return 0
+}
+
+func (x *PolicySet) GetRestores() int64 {
+	if x != nil {
+		return x.Restores
+	}
+	return 0
+}
+
+// PolicyHistory is the kept versions of one policy set, oldest first,
+// named like the set. The control plane records a version whenever the
+// set's source changes — an apply, a rollback, a completed rollout — and
+// deletes the history with the set. Output only: it cannot be written.
+type PolicyHistory struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Versions      []*PolicyVersion       `protobuf:"bytes,2,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyHistory) Reset() {
+	*x = PolicyHistory{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyHistory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyHistory) ProtoMessage() {}
+
+func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyHistory.ProtoReflect.Descriptor instead.
+func (*PolicyHistory) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PolicyHistory) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *PolicyHistory) GetVersions() []*PolicyVersion {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+// PolicyVersion is one version of a policy set as it was applied.
+type PolicyVersion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The set's version number (PolicySet.version).
+	Version   int64    `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Source    string   `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	Filename  string   `protobuf:"bytes,3,opt,name=filename,proto3" json:"filename,omitempty"`
+	PolicyIds []string `protobuf:"bytes,4,rep,name=policy_ids,json=policyIds,proto3" json:"policy_ids,omitempty"`
+	// When it was applied, and by whom: an admin token id, or
+	// "node:<id>" for the rollout controller.
+	Time  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=time,proto3" json:"time,omitempty"`
+	Actor string                 `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The admin method that applied it ("PolicyService.ApplyPolicySet").
+	Method string `protobuf:"bytes,7,opt,name=method,proto3" json:"method,omitempty"`
+	// Why (PolicySet.message, or the rollout's message).
+	Message string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	// The rollout whose completion made it active, if one did.
+	Rollout string `protobuf:"bytes,9,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// The earlier version it restores, when it is a rollback.
+	Restores      int64 `protobuf:"varint,10,opt,name=restores,proto3" json:"restores,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyVersion) Reset() {
+	*x = PolicyVersion{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyVersion) ProtoMessage() {}
+
+func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyVersion.ProtoReflect.Descriptor instead.
+func (*PolicyVersion) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PolicyVersion) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PolicyVersion) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetPolicyIds() []string {
+	if x != nil {
+		return x.PolicyIds
+	}
+	return nil
+}
+
+func (x *PolicyVersion) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *PolicyVersion) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetRollout() string {
+	if x != nil {
+		return x.Rollout
+	}
+	return ""
+}
+
+func (x *PolicyVersion) GetRestores() int64 {
+	if x != nil {
+		return x.Restores
+	}
+	return 0
+}
+
+// PolicyTests are the test cases stored with a policy set, named like it:
+// a rollout of the set starts only when its candidate passes every one
+// (gwctl policy tests set NAME -f CASES.yaml). Deleted with the set.
+type PolicyTests struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// At most 1,000 cases.
+	Cases         []*PolicyTestCase `protobuf:"bytes,2,rep,name=cases,proto3" json:"cases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyTests) Reset() {
+	*x = PolicyTests{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyTests) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyTests) ProtoMessage() {}
+
+func (x *PolicyTests) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyTests.ProtoReflect.Descriptor instead.
+func (*PolicyTests) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PolicyTests) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *PolicyTests) GetCases() []*PolicyTestCase {
+	if x != nil {
+		return x.Cases
+	}
+	return nil
+}
+
+// PolicyTestCase is one expected decision (see gwctl policy test).
+type PolicyTestCase struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique within the set's cases; at most 256 bytes.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The calling agent.
+	Agent string `protobuf:"bytes,2,opt,name=agent,proto3" json:"agent,omitempty"`
+	// The user the agent acts for: "<source>/<name>"; empty for none.
+	User   string   `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	Email  string   `protobuf:"bytes,4,opt,name=email,proto3" json:"email,omitempty"`
+	Groups []string `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"`
+	// The tool's action name, "<prefix>__<tool>".
+	Tool string `protobuf:"bytes,6,opt,name=tool,proto3" json:"tool,omitempty"`
+	// The call's arguments as a JSON object; empty for none. At most 64 KiB.
+	ArgumentsJson string `protobuf:"bytes,7,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
+	// The call's time; unset: the time the cases run.
+	Time *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time,proto3" json:"time,omitempty"`
+	// The caller's address; empty: 127.0.0.1.
+	SourceIp string `protobuf:"bytes,9,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`
+	// Empty: "mcp".
+	Protocol string `protobuf:"bytes,10,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Degraded bool   `protobuf:"varint,11,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	// "allow" or "deny".
+	Expect string `protobuf:"bytes,12,opt,name=expect,proto3" json:"expect,omitempty"`
+	// With check_policies: the determining policies, exactly.
+	Policies      []string `protobuf:"bytes,13,rep,name=policies,proto3" json:"policies,omitempty"`
+	CheckPolicies bool     `protobuf:"varint,14,opt,name=check_policies,json=checkPolicies,proto3" json:"check_policies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyTestCase) Reset() {
+	*x = PolicyTestCase{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyTestCase) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyTestCase) ProtoMessage() {}
+
+func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyTestCase.ProtoReflect.Descriptor instead.
+func (*PolicyTestCase) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PolicyTestCase) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *PolicyTestCase) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetArgumentsJson() string {
+	if x != nil {
+		return x.ArgumentsJson
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *PolicyTestCase) GetSourceIp() string {
+	if x != nil {
+		return x.SourceIp
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
+	}
+	return false
+}
+
+func (x *PolicyTestCase) GetExpect() string {
+	if x != nil {
+		return x.Expect
+	}
+	return ""
+}
+
+func (x *PolicyTestCase) GetPolicies() []string {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *PolicyTestCase) GetCheckPolicies() bool {
+	if x != nil {
+		return x.CheckPolicies
+	}
+	return false
+}
+
+// Rollout stages a new version (the candidate) of one policy set:
+// validated (strict schema and the set's stored tests, when it starts) →
+// shadow → canary steps → complete, each step committed here by the
+// rollout controller on the control-plane leader or by an operator. Its
+// name is the rollout id, which also seeds the canary sample. At most one
+// rollout is in shadow or canary at a time, and its policy set cannot be
+// applied, rolled back or deleted meanwhile.
+type Rollout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// The policy set it stages (enabled, existing).
+	PolicySet string `protobuf:"bytes,2,opt,name=policy_set,json=policySet,proto3" json:"policy_set,omitempty"`
+	// Output only. The set's version when the rollout started; the candidate
+	// becomes version base_version + 1.
+	BaseVersion int64 `protobuf:"varint,3,opt,name=base_version,json=baseVersion,proto3" json:"base_version,omitempty"`
+	// The candidate's Cedar source and file name.
+	Source   string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	Filename string `protobuf:"bytes,5,opt,name=filename,proto3" json:"filename,omitempty"`
+	// Output only. The candidate's policy ids and the value lists it reads.
+	PolicyIds  []string `protobuf:"bytes,6,rep,name=policy_ids,json=policyIds,proto3" json:"policy_ids,omitempty"`
+	ValueLists []string `protobuf:"bytes,7,rep,name=value_lists,json=valueLists,proto3" json:"value_lists,omitempty"`
+	// Why (kept in the set's history when the candidate becomes active).
+	Message string       `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	Plan    *RolloutPlan `protobuf:"bytes,9,opt,name=plan,proto3" json:"plan,omitempty"`
+	// Output only. The stage, the canary step (an index into
+	// plan.canary_basis_points), whether an operator paused it, and when
+	// the current stage or step began.
+	Stage          RolloutStage           `protobuf:"varint,10,opt,name=stage,proto3,enum=portcullis.config.v1.RolloutStage" json:"stage,omitempty"`
+	CanaryStep     uint32                 `protobuf:"varint,11,opt,name=canary_step,json=canaryStep,proto3" json:"canary_step,omitempty"`
+	Paused         bool                   `protobuf:"varint,12,opt,name=paused,proto3" json:"paused,omitempty"`
+	StageStartTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=stage_start_time,json=stageStartTime,proto3" json:"stage_start_time,omitempty"`
+	// Output only. Why it was rolled back or aborted.
+	Reason string `protobuf:"bytes,14,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Output only. The last 64 changes of stage, newest last.
+	Transitions []*RolloutTransition `protobuf:"bytes,15,rep,name=transitions,proto3" json:"transitions,omitempty"`
+	// The revision of the set's stored tests the candidate passed before
+	// the rollout was proposed (0: the set has none); the control plane
+	// refuses the rollout when the tests changed since. Output only:
+	// tests_passed, how many cases passed.
+	TestsRevision uint64 `protobuf:"varint,16,opt,name=tests_revision,json=testsRevision,proto3" json:"tests_revision,omitempty"`
+	TestsPassed   uint32 `protobuf:"varint,17,opt,name=tests_passed,json=testsPassed,proto3" json:"tests_passed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rollout) Reset() {
+	*x = Rollout{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rollout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rollout) ProtoMessage() {}
+
+func (x *Rollout) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
+func (*Rollout) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Rollout) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Rollout) GetPolicySet() string {
+	if x != nil {
+		return x.PolicySet
+	}
+	return ""
+}
+
+func (x *Rollout) GetBaseVersion() int64 {
+	if x != nil {
+		return x.BaseVersion
+	}
+	return 0
+}
+
+func (x *Rollout) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Rollout) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *Rollout) GetPolicyIds() []string {
+	if x != nil {
+		return x.PolicyIds
+	}
+	return nil
+}
+
+func (x *Rollout) GetValueLists() []string {
+	if x != nil {
+		return x.ValueLists
+	}
+	return nil
+}
+
+func (x *Rollout) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Rollout) GetPlan() *RolloutPlan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+func (x *Rollout) GetStage() RolloutStage {
+	if x != nil {
+		return x.Stage
+	}
+	return RolloutStage_ROLLOUT_STAGE_UNSPECIFIED
+}
+
+func (x *Rollout) GetCanaryStep() uint32 {
+	if x != nil {
+		return x.CanaryStep
+	}
+	return 0
+}
+
+func (x *Rollout) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *Rollout) GetStageStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StageStartTime
+	}
+	return nil
+}
+
+func (x *Rollout) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Rollout) GetTransitions() []*RolloutTransition {
+	if x != nil {
+		return x.Transitions
+	}
+	return nil
+}
+
+func (x *Rollout) GetTestsRevision() uint64 {
+	if x != nil {
+		return x.TestsRevision
+	}
+	return 0
+}
+
+func (x *Rollout) GetTestsPassed() uint32 {
+	if x != nil {
+		return x.TestsPassed
+	}
+	return 0
+}
+
+// RolloutPlan is how a rollout proceeds.
+type RolloutPlan struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long the shadow stage lasts (0: no shadow stage). At most 30 days.
+	Shadow *durationpb.Duration `protobuf:"bytes,1,opt,name=shadow,proto3" json:"shadow,omitempty"`
+	// The canary steps: the share of agents the candidate decides for, in
+	// basis points (1 to 10,000), strictly increasing. None: no canary.
+	CanaryBasisPoints []uint32 `protobuf:"varint,2,rep,packed,name=canary_basis_points,json=canaryBasisPoints,proto3" json:"canary_basis_points,omitempty"`
+	// How long each canary step lasts.
+	Step *durationpb.Duration `protobuf:"bytes,3,opt,name=step,proto3" json:"step,omitempty"`
+	// Automatic gates ("deny_increase>1%", "eval_errors>0",
+	// "upstream_errors_canary>2x baseline", "min_calls=100"): a breach rolls
+	// the rollout back. At most 16, each at most 128 bytes.
+	Gates         []string `protobuf:"bytes,4,rep,name=gates,proto3" json:"gates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutPlan) Reset() {
+	*x = RolloutPlan{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutPlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutPlan) ProtoMessage() {}
+
+func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutPlan.ProtoReflect.Descriptor instead.
+func (*RolloutPlan) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RolloutPlan) GetShadow() *durationpb.Duration {
+	if x != nil {
+		return x.Shadow
+	}
+	return nil
+}
+
+func (x *RolloutPlan) GetCanaryBasisPoints() []uint32 {
+	if x != nil {
+		return x.CanaryBasisPoints
+	}
+	return nil
+}
+
+func (x *RolloutPlan) GetStep() *durationpb.Duration {
+	if x != nil {
+		return x.Step
+	}
+	return nil
+}
+
+func (x *RolloutPlan) GetGates() []string {
+	if x != nil {
+		return x.Gates
+	}
+	return nil
+}
+
+// RolloutTransition is one change of a rollout's stage.
+type RolloutTransition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// "start", "promote", "pause", "resume", "abort", "rollback".
+	Action string       `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	From   RolloutStage `protobuf:"varint,3,opt,name=from,proto3,enum=portcullis.config.v1.RolloutStage" json:"from,omitempty"`
+	To     RolloutStage `protobuf:"varint,4,opt,name=to,proto3,enum=portcullis.config.v1.RolloutStage" json:"to,omitempty"`
+	// The canary share after the change (0 outside canary).
+	CanaryBasisPoints uint32 `protobuf:"varint,5,opt,name=canary_basis_points,json=canaryBasisPoints,proto3" json:"canary_basis_points,omitempty"`
+	// Who: an admin token id, or "node:<id>" for the controller.
+	Actor string `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Set when the controller made the change on its own (a gate breach,
+	// or a stage whose time was up).
+	Automatic     bool   `protobuf:"varint,7,opt,name=automatic,proto3" json:"automatic,omitempty"`
+	Reason        string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutTransition) Reset() {
+	*x = RolloutTransition{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutTransition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutTransition) ProtoMessage() {}
+
+func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutTransition.ProtoReflect.Descriptor instead.
+func (*RolloutTransition) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RolloutTransition) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *RolloutTransition) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *RolloutTransition) GetFrom() RolloutStage {
+	if x != nil {
+		return x.From
+	}
+	return RolloutStage_ROLLOUT_STAGE_UNSPECIFIED
+}
+
+func (x *RolloutTransition) GetTo() RolloutStage {
+	if x != nil {
+		return x.To
+	}
+	return RolloutStage_ROLLOUT_STAGE_UNSPECIFIED
+}
+
+func (x *RolloutTransition) GetCanaryBasisPoints() uint32 {
+	if x != nil {
+		return x.CanaryBasisPoints
+	}
+	return 0
+}
+
+func (x *RolloutTransition) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *RolloutTransition) GetAutomatic() bool {
+	if x != nil {
+		return x.Automatic
+	}
+	return false
+}
+
+func (x *RolloutTransition) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // ValueList is a named set of strings that policies refer to as the Cedar
 // entity List::"<name>" (attributes name and values), for example the
 // counterparties a payment may go to. Data planes receive every list.
@@ -1633,7 +2501,7 @@ type ValueList struct {
 
 func (x *ValueList) Reset() {
 	*x = ValueList{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1645,7 +2513,7 @@ func (x *ValueList) String() string {
 func (*ValueList) ProtoMessage() {}
 
 func (x *ValueList) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1658,7 +2526,7 @@ func (x *ValueList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValueList.ProtoReflect.Descriptor instead.
 func (*ValueList) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ValueList) GetMeta() *ResourceMeta {
@@ -1690,7 +2558,7 @@ type IdentitySource struct {
 
 func (x *IdentitySource) Reset() {
 	*x = IdentitySource{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +2570,7 @@ func (x *IdentitySource) String() string {
 func (*IdentitySource) ProtoMessage() {}
 
 func (x *IdentitySource) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +2583,7 @@ func (x *IdentitySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
 func (*IdentitySource) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *IdentitySource) GetMeta() *ResourceMeta {
@@ -1796,7 +2664,7 @@ type JwtIssuer struct {
 
 func (x *JwtIssuer) Reset() {
 	*x = JwtIssuer{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +2676,7 @@ func (x *JwtIssuer) String() string {
 func (*JwtIssuer) ProtoMessage() {}
 
 func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +2689,7 @@ func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtIssuer.ProtoReflect.Descriptor instead.
 func (*JwtIssuer) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *JwtIssuer) GetIssuer() string {
@@ -1906,7 +2774,7 @@ type MtlsAuthority struct {
 
 func (x *MtlsAuthority) Reset() {
 	*x = MtlsAuthority{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +2786,7 @@ func (x *MtlsAuthority) String() string {
 func (*MtlsAuthority) ProtoMessage() {}
 
 func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2799,7 @@ func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsAuthority.ProtoReflect.Descriptor instead.
 func (*MtlsAuthority) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MtlsAuthority) GetCaPem() string {
@@ -1973,7 +2841,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1985,7 +2853,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1998,7 +2866,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Secret) GetMeta() *ResourceMeta {
@@ -2063,7 +2931,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2075,7 +2943,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2088,7 +2956,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AdminToken) GetMeta() *ResourceMeta {
@@ -2146,7 +3014,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2158,7 +3026,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2171,7 +3039,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Node) GetMeta() *ResourceMeta {
@@ -2220,7 +3088,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +3100,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +3113,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ClusterIdentity) GetClusterId() string {
@@ -2324,7 +3192,7 @@ type ListLearning struct {
 
 func (x *ListLearning) Reset() {
 	*x = ListLearning{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +3204,7 @@ func (x *ListLearning) String() string {
 func (*ListLearning) ProtoMessage() {}
 
 func (x *ListLearning) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +3217,7 @@ func (x *ListLearning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLearning.ProtoReflect.Descriptor instead.
 func (*ListLearning) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListLearning) GetMeta() *ResourceMeta {
@@ -2421,7 +3289,7 @@ type LearnedSet struct {
 
 func (x *LearnedSet) Reset() {
 	*x = LearnedSet{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +3301,7 @@ func (x *LearnedSet) String() string {
 func (*LearnedSet) ProtoMessage() {}
 
 func (x *LearnedSet) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +3314,7 @@ func (x *LearnedSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedSet.ProtoReflect.Descriptor instead.
 func (*LearnedSet) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LearnedSet) GetScope() string {
@@ -2478,7 +3346,7 @@ type AlertRule struct {
 
 func (x *AlertRule) Reset() {
 	*x = AlertRule{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +3358,7 @@ func (x *AlertRule) String() string {
 func (*AlertRule) ProtoMessage() {}
 
 func (x *AlertRule) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +3371,7 @@ func (x *AlertRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertRule.ProtoReflect.Descriptor instead.
 func (*AlertRule) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AlertRule) GetMeta() *ResourceMeta {
@@ -2551,7 +3419,7 @@ type AlertMatch struct {
 
 func (x *AlertMatch) Reset() {
 	*x = AlertMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +3431,7 @@ func (x *AlertMatch) String() string {
 func (*AlertMatch) ProtoMessage() {}
 
 func (x *AlertMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +3444,7 @@ func (x *AlertMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertMatch.ProtoReflect.Descriptor instead.
 func (*AlertMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AlertMatch) GetKind() isAlertMatch_Kind {
@@ -2652,7 +3520,7 @@ type PolicyDenyMatch struct {
 
 func (x *PolicyDenyMatch) Reset() {
 	*x = PolicyDenyMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2664,7 +3532,7 @@ func (x *PolicyDenyMatch) String() string {
 func (*PolicyDenyMatch) ProtoMessage() {}
 
 func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +3545,7 @@ func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyDenyMatch.ProtoReflect.Descriptor instead.
 func (*PolicyDenyMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PolicyDenyMatch) GetTag() string {
@@ -2697,7 +3565,7 @@ type QuarantineMatch struct {
 
 func (x *QuarantineMatch) Reset() {
 	*x = QuarantineMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2709,7 +3577,7 @@ func (x *QuarantineMatch) String() string {
 func (*QuarantineMatch) ProtoMessage() {}
 
 func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2722,7 +3590,7 @@ func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineMatch.ProtoReflect.Descriptor instead.
 func (*QuarantineMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{34}
 }
 
 // RolloutRollbackMatch matches rollbacks of staged policy rollouts.
@@ -2734,7 +3602,7 @@ type RolloutRollbackMatch struct {
 
 func (x *RolloutRollbackMatch) Reset() {
 	*x = RolloutRollbackMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2746,7 +3614,7 @@ func (x *RolloutRollbackMatch) String() string {
 func (*RolloutRollbackMatch) ProtoMessage() {}
 
 func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2759,7 +3627,7 @@ func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutRollbackMatch.ProtoReflect.Descriptor instead.
 func (*RolloutRollbackMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
 }
 
 // AlertWebhook is where and how an alert is sent.
@@ -2786,7 +3654,7 @@ type AlertWebhook struct {
 
 func (x *AlertWebhook) Reset() {
 	*x = AlertWebhook{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +3666,7 @@ func (x *AlertWebhook) String() string {
 func (*AlertWebhook) ProtoMessage() {}
 
 func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +3679,7 @@ func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertWebhook.ProtoReflect.Descriptor instead.
 func (*AlertWebhook) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AlertWebhook) GetUrl() string {
@@ -2876,7 +3744,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2888,7 +3756,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2901,7 +3769,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Alert) GetMeta() *ResourceMeta {
@@ -2985,7 +3853,7 @@ type AlertEvent struct {
 
 func (x *AlertEvent) Reset() {
 	*x = AlertEvent{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2997,7 +3865,7 @@ func (x *AlertEvent) String() string {
 func (*AlertEvent) ProtoMessage() {}
 
 func (x *AlertEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3010,7 +3878,7 @@ func (x *AlertEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertEvent.ProtoReflect.Descriptor instead.
 func (*AlertEvent) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AlertEvent) GetKind() string {
@@ -3103,7 +3971,7 @@ type AuditCursor struct {
 
 func (x *AuditCursor) Reset() {
 	*x = AuditCursor{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3115,7 +3983,7 @@ func (x *AuditCursor) String() string {
 func (*AuditCursor) ProtoMessage() {}
 
 func (x *AuditCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3128,7 +3996,7 @@ func (x *AuditCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCursor.ProtoReflect.Descriptor instead.
 func (*AuditCursor) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AuditCursor) GetMeta() *ResourceMeta {
@@ -3171,7 +4039,7 @@ type AuditMark struct {
 
 func (x *AuditMark) Reset() {
 	*x = AuditMark{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3183,7 +4051,7 @@ func (x *AuditMark) String() string {
 func (*AuditMark) ProtoMessage() {}
 
 func (x *AuditMark) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3196,7 +4064,7 @@ func (x *AuditMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditMark.ProtoReflect.Descriptor instead.
 func (*AuditMark) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AuditMark) GetDataplane() string {
@@ -3316,7 +4184,7 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\fapprove_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vapproveTime\x12\x1f\n" +
 	"\vapproved_by\x18\a \x01(\tR\n" +
 	"approvedBy\x12A\n" +
-	"\x0edeprecate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rdeprecateTime\"\xed\x01\n" +
+	"\x0edeprecate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rdeprecateTime\"\xc8\x02\n" +
 	"\tPolicySet\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
@@ -3326,7 +4194,83 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"policy_ids\x18\x05 \x03(\tR\tpolicyIds\x12\x1a\n" +
 	"\bdisabled\x18\x06 \x01(\bR\bdisabled\x12\x1f\n" +
 	"\vvalue_lists\x18\a \x03(\tR\n" +
-	"valueLists\"[\n" +
+	"valueLists\x12\x18\n" +
+	"\amessage\x18\b \x01(\tR\amessage\x12#\n" +
+	"\rhistory_limit\x18\t \x01(\x05R\fhistoryLimit\x12\x1a\n" +
+	"\brestores\x18\n" +
+	" \x01(\x03R\brestores\"\x88\x01\n" +
+	"\rPolicyHistory\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12?\n" +
+	"\bversions\x18\x02 \x03(\v2#.portcullis.config.v1.PolicyVersionR\bversions\"\xaa\x02\n" +
+	"\rPolicyVersion\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
+	"\bfilename\x18\x03 \x01(\tR\bfilename\x12\x1d\n" +
+	"\n" +
+	"policy_ids\x18\x04 \x03(\tR\tpolicyIds\x12.\n" +
+	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
+	"\x05actor\x18\x06 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06method\x18\a \x01(\tR\x06method\x12\x18\n" +
+	"\amessage\x18\b \x01(\tR\amessage\x12\x18\n" +
+	"\arollout\x18\t \x01(\tR\arollout\x12\x1a\n" +
+	"\brestores\x18\n" +
+	" \x01(\x03R\brestores\"\x81\x01\n" +
+	"\vPolicyTests\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12:\n" +
+	"\x05cases\x18\x02 \x03(\v2$.portcullis.config.v1.PolicyTestCaseR\x05cases\"\x97\x03\n" +
+	"\x0ePolicyTestCase\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05agent\x18\x02 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12\x14\n" +
+	"\x05email\x18\x04 \x01(\tR\x05email\x12\x16\n" +
+	"\x06groups\x18\x05 \x03(\tR\x06groups\x12\x12\n" +
+	"\x04tool\x18\x06 \x01(\tR\x04tool\x12%\n" +
+	"\x0earguments_json\x18\a \x01(\tR\rargumentsJson\x12.\n" +
+	"\x04time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1b\n" +
+	"\tsource_ip\x18\t \x01(\tR\bsourceIp\x12\x1a\n" +
+	"\bprotocol\x18\n" +
+	" \x01(\tR\bprotocol\x12\x1a\n" +
+	"\bdegraded\x18\v \x01(\bR\bdegraded\x12\x16\n" +
+	"\x06expect\x18\f \x01(\tR\x06expect\x12\x1a\n" +
+	"\bpolicies\x18\r \x03(\tR\bpolicies\x12%\n" +
+	"\x0echeck_policies\x18\x0e \x01(\bR\rcheckPolicies\"\xae\x05\n" +
+	"\aRollout\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1d\n" +
+	"\n" +
+	"policy_set\x18\x02 \x01(\tR\tpolicySet\x12!\n" +
+	"\fbase_version\x18\x03 \x01(\x03R\vbaseVersion\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x12\x1a\n" +
+	"\bfilename\x18\x05 \x01(\tR\bfilename\x12\x1d\n" +
+	"\n" +
+	"policy_ids\x18\x06 \x03(\tR\tpolicyIds\x12\x1f\n" +
+	"\vvalue_lists\x18\a \x03(\tR\n" +
+	"valueLists\x12\x18\n" +
+	"\amessage\x18\b \x01(\tR\amessage\x125\n" +
+	"\x04plan\x18\t \x01(\v2!.portcullis.config.v1.RolloutPlanR\x04plan\x128\n" +
+	"\x05stage\x18\n" +
+	" \x01(\x0e2\".portcullis.config.v1.RolloutStageR\x05stage\x12\x1f\n" +
+	"\vcanary_step\x18\v \x01(\rR\n" +
+	"canaryStep\x12\x16\n" +
+	"\x06paused\x18\f \x01(\bR\x06paused\x12D\n" +
+	"\x10stage_start_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0estageStartTime\x12\x16\n" +
+	"\x06reason\x18\x0e \x01(\tR\x06reason\x12I\n" +
+	"\vtransitions\x18\x0f \x03(\v2'.portcullis.config.v1.RolloutTransitionR\vtransitions\x12%\n" +
+	"\x0etests_revision\x18\x10 \x01(\x04R\rtestsRevision\x12!\n" +
+	"\ftests_passed\x18\x11 \x01(\rR\vtestsPassed\"\xb5\x01\n" +
+	"\vRolloutPlan\x121\n" +
+	"\x06shadow\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06shadow\x12.\n" +
+	"\x13canary_basis_points\x18\x02 \x03(\rR\x11canaryBasisPoints\x12-\n" +
+	"\x04step\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04step\x12\x14\n" +
+	"\x05gates\x18\x04 \x03(\tR\x05gates\"\xc3\x02\n" +
+	"\x11RolloutTransition\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x126\n" +
+	"\x04from\x18\x03 \x01(\x0e2\".portcullis.config.v1.RolloutStageR\x04from\x122\n" +
+	"\x02to\x18\x04 \x01(\x0e2\".portcullis.config.v1.RolloutStageR\x02to\x12.\n" +
+	"\x13canary_basis_points\x18\x05 \x01(\rR\x11canaryBasisPoints\x12\x14\n" +
+	"\x05actor\x18\x06 \x01(\tR\x05actor\x12\x1c\n" +
+	"\tautomatic\x18\a \x01(\bR\tautomatic\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\"[\n" +
 	"\tValueList\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
 	"\x06values\x18\x02 \x03(\tR\x06values\"\xe0\x01\n" +
@@ -3467,7 +4411,14 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x16TOOL_CLASS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TOOL_CLASS_READ_ONLY\x10\x01\x12\x19\n" +
 	"\x15TOOL_CLASS_IDEMPOTENT\x10\x02\x12\x17\n" +
-	"\x13TOOL_CLASS_MUTATING\x10\x03*Z\n" +
+	"\x13TOOL_CLASS_MUTATING\x10\x03*\xb7\x01\n" +
+	"\fRolloutStage\x12\x1d\n" +
+	"\x19ROLLOUT_STAGE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14ROLLOUT_STAGE_SHADOW\x10\x01\x12\x18\n" +
+	"\x14ROLLOUT_STAGE_CANARY\x10\x02\x12\x1a\n" +
+	"\x16ROLLOUT_STAGE_COMPLETE\x10\x03\x12\x1d\n" +
+	"\x19ROLLOUT_STAGE_ROLLED_BACK\x10\x04\x12\x19\n" +
+	"\x15ROLLOUT_STAGE_ABORTED\x10\x05*Z\n" +
 	"\x06JwtUse\x12\x17\n" +
 	"\x13JWT_USE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eJWT_USE_AGENTS\x10\x01\x12\x11\n" +
@@ -3503,114 +4454,138 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(McpEra)(0),                    // 1: portcullis.config.v1.McpEra
 	(ToolClass)(0),                 // 2: portcullis.config.v1.ToolClass
-	(JwtUse)(0),                    // 3: portcullis.config.v1.JwtUse
-	(Role)(0),                      // 4: portcullis.config.v1.Role
-	(LearningScope)(0),             // 5: portcullis.config.v1.LearningScope
-	(AlertFormat)(0),               // 6: portcullis.config.v1.AlertFormat
-	(*ResourceMeta)(nil),           // 7: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 8: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 9: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 10: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 11: portcullis.config.v1.Upstream
-	(*UpstreamCredential)(nil),     // 12: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 13: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 14: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 15: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 16: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 17: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 18: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 19: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 20: portcullis.config.v1.PolicySet
-	(*ValueList)(nil),              // 21: portcullis.config.v1.ValueList
-	(*IdentitySource)(nil),         // 22: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 23: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 24: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 25: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 26: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 27: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 28: portcullis.config.v1.ClusterIdentity
-	(*ListLearning)(nil),           // 29: portcullis.config.v1.ListLearning
-	(*LearnedSet)(nil),             // 30: portcullis.config.v1.LearnedSet
-	(*AlertRule)(nil),              // 31: portcullis.config.v1.AlertRule
-	(*AlertMatch)(nil),             // 32: portcullis.config.v1.AlertMatch
-	(*PolicyDenyMatch)(nil),        // 33: portcullis.config.v1.PolicyDenyMatch
-	(*QuarantineMatch)(nil),        // 34: portcullis.config.v1.QuarantineMatch
-	(*RolloutRollbackMatch)(nil),   // 35: portcullis.config.v1.RolloutRollbackMatch
-	(*AlertWebhook)(nil),           // 36: portcullis.config.v1.AlertWebhook
-	(*Alert)(nil),                  // 37: portcullis.config.v1.Alert
-	(*AlertEvent)(nil),             // 38: portcullis.config.v1.AlertEvent
-	(*AuditCursor)(nil),            // 39: portcullis.config.v1.AuditCursor
-	(*AuditMark)(nil),              // 40: portcullis.config.v1.AuditMark
-	nil,                            // 41: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 42: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 43: google.protobuf.Duration
+	(RolloutStage)(0),              // 3: portcullis.config.v1.RolloutStage
+	(JwtUse)(0),                    // 4: portcullis.config.v1.JwtUse
+	(Role)(0),                      // 5: portcullis.config.v1.Role
+	(LearningScope)(0),             // 6: portcullis.config.v1.LearningScope
+	(AlertFormat)(0),               // 7: portcullis.config.v1.AlertFormat
+	(*ResourceMeta)(nil),           // 8: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 9: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 10: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 11: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 12: portcullis.config.v1.Upstream
+	(*UpstreamCredential)(nil),     // 13: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 14: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 15: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 16: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 17: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 18: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 19: portcullis.config.v1.ToolPin
+	(*ToolVersion)(nil),            // 20: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 21: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 22: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 23: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 24: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 25: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 26: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 27: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 28: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 29: portcullis.config.v1.ValueList
+	(*IdentitySource)(nil),         // 30: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 31: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 32: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 33: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 34: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 35: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 36: portcullis.config.v1.ClusterIdentity
+	(*ListLearning)(nil),           // 37: portcullis.config.v1.ListLearning
+	(*LearnedSet)(nil),             // 38: portcullis.config.v1.LearnedSet
+	(*AlertRule)(nil),              // 39: portcullis.config.v1.AlertRule
+	(*AlertMatch)(nil),             // 40: portcullis.config.v1.AlertMatch
+	(*PolicyDenyMatch)(nil),        // 41: portcullis.config.v1.PolicyDenyMatch
+	(*QuarantineMatch)(nil),        // 42: portcullis.config.v1.QuarantineMatch
+	(*RolloutRollbackMatch)(nil),   // 43: portcullis.config.v1.RolloutRollbackMatch
+	(*AlertWebhook)(nil),           // 44: portcullis.config.v1.AlertWebhook
+	(*Alert)(nil),                  // 45: portcullis.config.v1.Alert
+	(*AlertEvent)(nil),             // 46: portcullis.config.v1.AlertEvent
+	(*AuditCursor)(nil),            // 47: portcullis.config.v1.AuditCursor
+	(*AuditMark)(nil),              // 48: portcullis.config.v1.AuditMark
+	nil,                            // 49: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 50: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 51: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	41, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	42, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	42, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	7,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	9,  // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	10, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	42, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	42, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	7,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	49, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	50, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	50, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	8,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	10, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	11, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	50, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	50, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	8,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	12, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	16, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	17, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	13, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	17, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	18, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
 	1,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	13, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	14, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	15, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	43, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	43, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	7,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	19, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	14, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	15, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	16, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	51, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	51, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	8,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	20, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
 	2,  // 21: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	42, // 22: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	42, // 23: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	7,  // 24: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	7,  // 25: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	7,  // 26: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	23, // 27: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	24, // 28: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	43, // 29: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	3,  // 30: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	7,  // 31: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	7,  // 32: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	4,  // 33: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	42, // 34: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	7,  // 35: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	42, // 36: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	7,  // 37: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 38: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
-	42, // 39: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
-	30, // 40: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
-	7,  // 41: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
-	32, // 42: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
-	36, // 43: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
-	33, // 44: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
-	34, // 45: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
-	35, // 46: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
-	6,  // 47: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
-	7,  // 48: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
-	38, // 49: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
-	42, // 50: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	42, // 51: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
-	7,  // 52: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
-	40, // 53: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
-	54, // [54:54] is the sub-list for method output_type
-	54, // [54:54] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	50, // 22: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	50, // 23: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	8,  // 24: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	8,  // 25: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	23, // 26: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	50, // 27: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	8,  // 28: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	25, // 29: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	50, // 30: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	8,  // 31: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	27, // 32: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	3,  // 33: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	50, // 34: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	28, // 35: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	51, // 36: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	51, // 37: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	50, // 38: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	3,  // 39: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
+	3,  // 40: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
+	8,  // 41: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	8,  // 42: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	31, // 43: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	32, // 44: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	51, // 45: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	4,  // 46: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	8,  // 47: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	8,  // 48: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 49: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	50, // 50: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	8,  // 51: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	50, // 52: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	8,  // 53: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
+	6,  // 54: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
+	50, // 55: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
+	38, // 56: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
+	8,  // 57: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	40, // 58: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
+	44, // 59: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
+	41, // 60: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
+	42, // 61: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
+	43, // 62: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
+	7,  // 63: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
+	8,  // 64: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
+	46, // 65: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
+	50, // 66: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	50, // 67: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
+	8,  // 68: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
+	48, // 69: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
+	70, // [70:70] is the sub-list for method output_type
+	70, // [70:70] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -3625,11 +4600,11 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
 	file_portcullis_config_v1_resources_proto_msgTypes[10].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[15].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[22].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
-	file_portcullis_config_v1_resources_proto_msgTypes[25].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[32].OneofWrappers = []any{
 		(*AlertMatch_PolicyDeny)(nil),
 		(*AlertMatch_Quarantine)(nil),
 		(*AlertMatch_RolloutRollback)(nil),
@@ -3639,8 +4614,8 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   35,
+			NumEnums:      8,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -349,10 +349,15 @@ type ReportRequest struct {
 	Quarantined []*QuarantinedTool `protobuf:"bytes,7,rep,name=quarantined,proto3" json:"quarantined,omitempty"`
 	// Epoch of version, and of serving_version (0 from a data plane that does
 	// not know epochs).
-	Epoch         uint64 `protobuf:"varint,8,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	ServingEpoch  uint64 `protobuf:"varint,9,opt,name=serving_epoch,json=servingEpoch,proto3" json:"serving_epoch,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Epoch        uint64 `protobuf:"varint,8,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	ServingEpoch uint64 `protobuf:"varint,9,opt,name=serving_epoch,json=servingEpoch,proto3" json:"serving_epoch,omitempty"`
+	// The policy rollout the serving version stages, if any: its id, stage
+	// ("shadow" or "canary") and canary share in basis points.
+	Rollout           string `protobuf:"bytes,10,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	RolloutStage      string `protobuf:"bytes,11,opt,name=rollout_stage,json=rolloutStage,proto3" json:"rollout_stage,omitempty"`
+	CanaryBasisPoints uint32 `protobuf:"varint,12,opt,name=canary_basis_points,json=canaryBasisPoints,proto3" json:"canary_basis_points,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ReportRequest) Reset() {
@@ -444,6 +449,27 @@ func (x *ReportRequest) GetEpoch() uint64 {
 func (x *ReportRequest) GetServingEpoch() uint64 {
 	if x != nil {
 		return x.ServingEpoch
+	}
+	return 0
+}
+
+func (x *ReportRequest) GetRollout() string {
+	if x != nil {
+		return x.Rollout
+	}
+	return ""
+}
+
+func (x *ReportRequest) GetRolloutStage() string {
+	if x != nil {
+		return x.RolloutStage
+	}
+	return ""
+}
+
+func (x *ReportRequest) GetCanaryBasisPoints() uint32 {
+	if x != nil {
+		return x.CanaryBasisPoints
 	}
 	return 0
 }
@@ -603,7 +629,7 @@ const file_portcullis_configsync_v1_configsync_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x17\n" +
 	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x14\n" +
-	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"\xd4\x02\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"\xc3\x03\n" +
 	"\rReportRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x18\n" +
@@ -613,7 +639,11 @@ const file_portcullis_configsync_v1_configsync_proto_rawDesc = "" +
 	"\x04mode\x18\x06 \x01(\x0e2\x1e.portcullis.configsync.v1.ModeR\x04mode\x12K\n" +
 	"\vquarantined\x18\a \x03(\v2).portcullis.configsync.v1.QuarantinedToolR\vquarantined\x12\x14\n" +
 	"\x05epoch\x18\b \x01(\x04R\x05epoch\x12#\n" +
-	"\rserving_epoch\x18\t \x01(\x04R\fservingEpoch\"\xf0\x01\n" +
+	"\rserving_epoch\x18\t \x01(\x04R\fservingEpoch\x12\x18\n" +
+	"\arollout\x18\n" +
+	" \x01(\tR\arollout\x12#\n" +
+	"\rrollout_stage\x18\v \x01(\tR\frolloutStage\x12.\n" +
+	"\x13canary_basis_points\x18\f \x01(\rR\x11canaryBasisPoints\"\xf0\x01\n" +
 	"\x0fQuarantinedTool\x12\x1a\n" +
 	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x12\n" +
 	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x16\n" +

@@ -85,6 +85,68 @@ func (WriteMode) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{0}
 }
 
+// RolloutAction is what a RolloutChange does.
+type RolloutAction int32
+
+const (
+	RolloutAction_ROLLOUT_ACTION_UNSPECIFIED RolloutAction = 0
+	// Shadow → the first canary step (or complete, without canary steps);
+	// a canary step → the next (or complete after the last).
+	RolloutAction_ROLLOUT_ACTION_PROMOTE RolloutAction = 1
+	RolloutAction_ROLLOUT_ACTION_PAUSE   RolloutAction = 2
+	// Unpauses; the current stage's time starts again.
+	RolloutAction_ROLLOUT_ACTION_RESUME   RolloutAction = 3
+	RolloutAction_ROLLOUT_ACTION_ABORT    RolloutAction = 4
+	RolloutAction_ROLLOUT_ACTION_ROLLBACK RolloutAction = 5
+)
+
+// Enum value maps for RolloutAction.
+var (
+	RolloutAction_name = map[int32]string{
+		0: "ROLLOUT_ACTION_UNSPECIFIED",
+		1: "ROLLOUT_ACTION_PROMOTE",
+		2: "ROLLOUT_ACTION_PAUSE",
+		3: "ROLLOUT_ACTION_RESUME",
+		4: "ROLLOUT_ACTION_ABORT",
+		5: "ROLLOUT_ACTION_ROLLBACK",
+	}
+	RolloutAction_value = map[string]int32{
+		"ROLLOUT_ACTION_UNSPECIFIED": 0,
+		"ROLLOUT_ACTION_PROMOTE":     1,
+		"ROLLOUT_ACTION_PAUSE":       2,
+		"ROLLOUT_ACTION_RESUME":      3,
+		"ROLLOUT_ACTION_ABORT":       4,
+		"ROLLOUT_ACTION_ROLLBACK":    5,
+	}
+)
+
+func (x RolloutAction) Enum() *RolloutAction {
+	p := new(RolloutAction)
+	*p = x
+	return p
+}
+
+func (x RolloutAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RolloutAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_fsm_v1_command_proto_enumTypes[1].Descriptor()
+}
+
+func (RolloutAction) Type() protoreflect.EnumType {
+	return &file_portcullis_fsm_v1_command_proto_enumTypes[1]
+}
+
+func (x RolloutAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RolloutAction.Descriptor instead.
+func (RolloutAction) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{1}
+}
+
 // AlertOutcome is how one delivery attempt of an alert ended.
 type AlertOutcome int32
 
@@ -126,11 +188,11 @@ func (x AlertOutcome) String() string {
 }
 
 func (AlertOutcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_fsm_v1_command_proto_enumTypes[1].Descriptor()
+	return file_portcullis_fsm_v1_command_proto_enumTypes[2].Descriptor()
 }
 
 func (AlertOutcome) Type() protoreflect.EnumType {
-	return &file_portcullis_fsm_v1_command_proto_enumTypes[1]
+	return &file_portcullis_fsm_v1_command_proto_enumTypes[2]
 }
 
 func (x AlertOutcome) Number() protoreflect.EnumNumber {
@@ -139,7 +201,7 @@ func (x AlertOutcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlertOutcome.Descriptor instead.
 func (AlertOutcome) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{2}
 }
 
 // ErrorCode is a domain error of a command.
@@ -190,11 +252,11 @@ func (x ErrorCode) String() string {
 }
 
 func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_fsm_v1_command_proto_enumTypes[2].Descriptor()
+	return file_portcullis_fsm_v1_command_proto_enumTypes[3].Descriptor()
 }
 
 func (ErrorCode) Type() protoreflect.EnumType {
-	return &file_portcullis_fsm_v1_command_proto_enumTypes[2]
+	return &file_portcullis_fsm_v1_command_proto_enumTypes[3]
 }
 
 func (x ErrorCode) Number() protoreflect.EnumNumber {
@@ -203,7 +265,7 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{3}
 }
 
 // Command is one entry of the replicated log.
@@ -242,6 +304,8 @@ type Command struct {
 	//	*Command_Touch
 	//	*Command_SetFreeze
 	//	*Command_AppendAudit
+	//	*Command_RolloutChange
+	//	*Command_SignIn
 	//	*Command_ConsumeAudit
 	//	*Command_SettleAlert
 	//	*Command_ChangeLearned
@@ -376,6 +440,24 @@ func (x *Command) GetAppendAudit() *AppendAudit {
 	return nil
 }
 
+func (x *Command) GetRolloutChange() *RolloutChange {
+	if x != nil {
+		if x, ok := x.Op.(*Command_RolloutChange); ok {
+			return x.RolloutChange
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetSignIn() *SignIn {
+	if x != nil {
+		if x, ok := x.Op.(*Command_SignIn); ok {
+			return x.SignIn
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetConsumeAudit() *ConsumeAudit {
 	if x != nil {
 		if x, ok := x.Op.(*Command_ConsumeAudit); ok {
@@ -431,6 +513,15 @@ type Command_AppendAudit struct {
 	AppendAudit *AppendAudit `protobuf:"bytes,15,opt,name=append_audit,json=appendAudit,proto3,oneof"`
 }
 
+type Command_RolloutChange struct {
+	RolloutChange *RolloutChange `protobuf:"bytes,16,opt,name=rollout_change,json=rolloutChange,proto3,oneof"`
+}
+
+type Command_SignIn struct {
+	// Numbered clear of the ops other changes may add next to 15.
+	SignIn *SignIn `protobuf:"bytes,20,opt,name=sign_in,json=signIn,proto3,oneof"`
+}
+
 type Command_ConsumeAudit struct {
 	// Cluster version 2: the leader's audit consumers, the alert outbox
 	// and operators' changes of learned lists.
@@ -457,6 +548,10 @@ func (*Command_SetFreeze) isCommand_Op() {}
 
 func (*Command_AppendAudit) isCommand_Op() {}
 
+func (*Command_RolloutChange) isCommand_Op() {}
+
+func (*Command_SignIn) isCommand_Op() {}
+
 func (*Command_ConsumeAudit) isCommand_Op() {}
 
 func (*Command_SettleAlert) isCommand_Op() {}
@@ -480,6 +575,9 @@ type Resource struct {
 	//	*Resource_AdminToken
 	//	*Resource_Node
 	//	*Resource_ValueList
+	//	*Resource_PolicyHistory
+	//	*Resource_PolicyTests
+	//	*Resource_Rollout
 	//	*Resource_ListLearning
 	//	*Resource_AlertRule
 	//	*Resource_Alert
@@ -608,6 +706,33 @@ func (x *Resource) GetValueList() *v1.ValueList {
 	return nil
 }
 
+func (x *Resource) GetPolicyHistory() *v1.PolicyHistory {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_PolicyHistory); ok {
+			return x.PolicyHistory
+		}
+	}
+	return nil
+}
+
+func (x *Resource) GetPolicyTests() *v1.PolicyTests {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_PolicyTests); ok {
+			return x.PolicyTests
+		}
+	}
+	return nil
+}
+
+func (x *Resource) GetRollout() *v1.Rollout {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_Rollout); ok {
+			return x.Rollout
+		}
+	}
+	return nil
+}
+
 func (x *Resource) GetListLearning() *v1.ListLearning {
 	if x != nil {
 		if x, ok := x.Kind.(*Resource_ListLearning); ok {
@@ -693,6 +818,20 @@ type Resource_ValueList struct {
 	ValueList *v1.ValueList `protobuf:"bytes,9,opt,name=value_list,json=valueList,proto3,oneof"`
 }
 
+type Resource_PolicyHistory struct {
+	// Written by the state machine only (a put or delete of it is refused).
+	PolicyHistory *v1.PolicyHistory `protobuf:"bytes,10,opt,name=policy_history,json=policyHistory,proto3,oneof"`
+}
+
+type Resource_PolicyTests struct {
+	PolicyTests *v1.PolicyTests `protobuf:"bytes,11,opt,name=policy_tests,json=policyTests,proto3,oneof"`
+}
+
+type Resource_Rollout struct {
+	// Created by a put; changed only by RolloutChange.
+	Rollout *v1.Rollout `protobuf:"bytes,12,opt,name=rollout,proto3,oneof"`
+}
+
 type Resource_ListLearning struct {
 	// Cluster version 2.
 	ListLearning *v1.ListLearning `protobuf:"bytes,20,opt,name=list_learning,json=listLearning,proto3,oneof"`
@@ -736,6 +875,12 @@ func (*Resource_AdminToken) isResource_Kind() {}
 func (*Resource_Node) isResource_Kind() {}
 
 func (*Resource_ValueList) isResource_Kind() {}
+
+func (*Resource_PolicyHistory) isResource_Kind() {}
+
+func (*Resource_PolicyTests) isResource_Kind() {}
+
+func (*Resource_Rollout) isResource_Kind() {}
 
 func (*Resource_ListLearning) isResource_Kind() {}
 
@@ -1101,6 +1246,151 @@ func (x *AppendAudit) GetRecords() []*v11.Record {
 	return nil
 }
 
+// SignIn records that the actor's admin token signed in to the web view,
+// so that sign-ins are in the admin log and the control plane's audit
+// chain like writes. It changes no resource and never moves the config
+// version. Refused (NOT_FOUND) when the token no longer exists.
+type SignIn struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address the sign-in came from (an IP address; empty when
+	// unknown).
+	SourceIp      string `protobuf:"bytes,1,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignIn) Reset() {
+	*x = SignIn{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignIn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignIn) ProtoMessage() {}
+
+func (x *SignIn) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignIn.ProtoReflect.Descriptor instead.
+func (*SignIn) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SignIn) GetSourceIp() string {
+	if x != nil {
+		return x.SourceIp
+	}
+	return ""
+}
+
+// RolloutChange moves a rollout on: to its next stage or canary step, or
+// paused, resumed, aborted or rolled back. It is refused (ABORTED) unless
+// the rollout is still at the stage and step it was decided at, so a
+// change decided on an old view (an operator's, or a controller's that
+// lost its leadership) changes nothing. Completing a rollout writes the
+// candidate as the set's next version; rolling back a completed one
+// restores the version it replaced.
+type RolloutChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout's name (its id).
+	Rollout     string          `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	Action      RolloutAction   `protobuf:"varint,2,opt,name=action,proto3,enum=portcullis.fsm.v1.RolloutAction" json:"action,omitempty"`
+	ExpectStage v1.RolloutStage `protobuf:"varint,3,opt,name=expect_stage,json=expectStage,proto3,enum=portcullis.config.v1.RolloutStage" json:"expect_stage,omitempty"`
+	ExpectStep  uint32          `protobuf:"varint,4,opt,name=expect_step,json=expectStep,proto3" json:"expect_step,omitempty"`
+	// Why (at most 1024 bytes); kept in the rollout and the admin log.
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Set by the rollout controller: the change follows from the plan or a
+	// gate, not from an operator.
+	Automatic     bool `protobuf:"varint,6,opt,name=automatic,proto3" json:"automatic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutChange) Reset() {
+	*x = RolloutChange{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutChange) ProtoMessage() {}
+
+func (x *RolloutChange) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutChange.ProtoReflect.Descriptor instead.
+func (*RolloutChange) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RolloutChange) GetRollout() string {
+	if x != nil {
+		return x.Rollout
+	}
+	return ""
+}
+
+func (x *RolloutChange) GetAction() RolloutAction {
+	if x != nil {
+		return x.Action
+	}
+	return RolloutAction_ROLLOUT_ACTION_UNSPECIFIED
+}
+
+func (x *RolloutChange) GetExpectStage() v1.RolloutStage {
+	if x != nil {
+		return x.ExpectStage
+	}
+	return v1.RolloutStage(0)
+}
+
+func (x *RolloutChange) GetExpectStep() uint32 {
+	if x != nil {
+		return x.ExpectStep
+	}
+	return 0
+}
+
+func (x *RolloutChange) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RolloutChange) GetAutomatic() bool {
+	if x != nil {
+		return x.Automatic
+	}
+	return false
+}
+
 // ConsumeAudit is one batch of one of the leader's audit consumers: where
 // its cursor moves and what it derived from the records it read, applied
 // together. It is refused (ABORTED, changing nothing) unless the cursor has
@@ -1133,7 +1423,7 @@ type ConsumeAudit struct {
 
 func (x *ConsumeAudit) Reset() {
 	*x = ConsumeAudit{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1435,7 @@ func (x *ConsumeAudit) String() string {
 func (*ConsumeAudit) ProtoMessage() {}
 
 func (x *ConsumeAudit) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[8]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1448,7 @@ func (x *ConsumeAudit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeAudit.ProtoReflect.Descriptor instead.
 func (*ConsumeAudit) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ConsumeAudit) GetConsumer() string {
@@ -1230,7 +1520,7 @@ type LearnedChange struct {
 
 func (x *LearnedChange) Reset() {
 	*x = LearnedChange{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1532,7 @@ func (x *LearnedChange) String() string {
 func (*LearnedChange) ProtoMessage() {}
 
 func (x *LearnedChange) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[9]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1545,7 @@ func (x *LearnedChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedChange.ProtoReflect.Descriptor instead.
 func (*LearnedChange) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LearnedChange) GetList() string {
@@ -1307,7 +1597,7 @@ type LearnedValue struct {
 
 func (x *LearnedValue) Reset() {
 	*x = LearnedValue{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1609,7 @@ func (x *LearnedValue) String() string {
 func (*LearnedValue) ProtoMessage() {}
 
 func (x *LearnedValue) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1622,7 @@ func (x *LearnedValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedValue.ProtoReflect.Descriptor instead.
 func (*LearnedValue) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LearnedValue) GetValue() string {
@@ -1360,7 +1650,7 @@ type SeededLearning struct {
 
 func (x *SeededLearning) Reset() {
 	*x = SeededLearning{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1662,7 @@ func (x *SeededLearning) String() string {
 func (*SeededLearning) ProtoMessage() {}
 
 func (x *SeededLearning) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1675,7 @@ func (x *SeededLearning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeededLearning.ProtoReflect.Descriptor instead.
 func (*SeededLearning) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SeededLearning) GetList() string {
@@ -1414,7 +1704,7 @@ type ChangeLearned struct {
 
 func (x *ChangeLearned) Reset() {
 	*x = ChangeLearned{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1426,7 +1716,7 @@ func (x *ChangeLearned) String() string {
 func (*ChangeLearned) ProtoMessage() {}
 
 func (x *ChangeLearned) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1439,7 +1729,7 @@ func (x *ChangeLearned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeLearned.ProtoReflect.Descriptor instead.
 func (*ChangeLearned) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ChangeLearned) GetChanges() []*LearnedChange {
@@ -1472,7 +1762,7 @@ type SettleAlert struct {
 
 func (x *SettleAlert) Reset() {
 	*x = SettleAlert{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1774,7 @@ func (x *SettleAlert) String() string {
 func (*SettleAlert) ProtoMessage() {}
 
 func (x *SettleAlert) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1787,7 @@ func (x *SettleAlert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleAlert.ProtoReflect.Descriptor instead.
 func (*SettleAlert) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SettleAlert) GetName() string {
@@ -1552,7 +1842,7 @@ type Touch struct {
 
 func (x *Touch) Reset() {
 	*x = Touch{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1854,7 @@ func (x *Touch) String() string {
 func (*Touch) ProtoMessage() {}
 
 func (x *Touch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1867,7 @@ func (x *Touch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Touch.ProtoReflect.Descriptor instead.
 func (*Touch) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{16}
 }
 
 // Error is a command's domain error: the command changed nothing.
@@ -1592,7 +1882,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1894,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1907,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -1655,7 +1945,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1957,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1970,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Result) GetIndex() uint64 {
@@ -1731,7 +2021,7 @@ type DedupEntry struct {
 
 func (x *DedupEntry) Reset() {
 	*x = DedupEntry{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[17]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +2033,7 @@ func (x *DedupEntry) String() string {
 func (*DedupEntry) ProtoMessage() {}
 
 func (x *DedupEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[17]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +2046,7 @@ func (x *DedupEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DedupEntry.ProtoReflect.Descriptor instead.
 func (*DedupEntry) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DedupEntry) GetTokenId() string {
@@ -1814,7 +2104,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[18]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1826,7 +2116,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[18]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1839,7 +2129,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -1907,7 +2197,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[19]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2209,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[19]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2222,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -2019,7 +2309,7 @@ type SnapshotEnd struct {
 
 func (x *SnapshotEnd) Reset() {
 	*x = SnapshotEnd{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[20]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2031,7 +2321,7 @@ func (x *SnapshotEnd) String() string {
 func (*SnapshotEnd) ProtoMessage() {}
 
 func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[20]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2044,7 +2334,7 @@ func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotEnd.ProtoReflect.Descriptor instead.
 func (*SnapshotEnd) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{20}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SnapshotEnd) GetRecords() uint64 {
@@ -2058,7 +2348,7 @@ var File_portcullis_fsm_v1_command_proto protoreflect.FileDescriptor
 
 const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xff\x05\n" +
+	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\x80\a\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x121\n" +
@@ -2073,11 +2363,13 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x05touch\x18\r \x01(\v2\x18.portcullis.fsm.v1.TouchH\x00R\x05touch\x12=\n" +
 	"\n" +
 	"set_freeze\x18\x0e \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeH\x00R\tsetFreeze\x12C\n" +
-	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAudit\x12F\n" +
+	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAudit\x12I\n" +
+	"\x0erollout_change\x18\x10 \x01(\v2 .portcullis.fsm.v1.RolloutChangeH\x00R\rrolloutChange\x124\n" +
+	"\asign_in\x18\x14 \x01(\v2\x19.portcullis.fsm.v1.SignInH\x00R\x06signIn\x12F\n" +
 	"\rconsume_audit\x18\x15 \x01(\v2\x1f.portcullis.fsm.v1.ConsumeAuditH\x00R\fconsumeAudit\x12C\n" +
 	"\fsettle_alert\x18\x16 \x01(\v2\x1e.portcullis.fsm.v1.SettleAlertH\x00R\vsettleAlert\x12I\n" +
 	"\x0echange_learned\x18\x17 \x01(\v2 .portcullis.fsm.v1.ChangeLearnedH\x00R\rchangeLearnedB\x04\n" +
-	"\x02op\"\x97\a\n" +
+	"\x02op\"\xe8\b\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -2090,7 +2382,11 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"adminToken\x120\n" +
 	"\x04node\x18\b \x01(\v2\x1a.portcullis.config.v1.NodeH\x00R\x04node\x12@\n" +
 	"\n" +
-	"value_list\x18\t \x01(\v2\x1f.portcullis.config.v1.ValueListH\x00R\tvalueList\x12I\n" +
+	"value_list\x18\t \x01(\v2\x1f.portcullis.config.v1.ValueListH\x00R\tvalueList\x12L\n" +
+	"\x0epolicy_history\x18\n" +
+	" \x01(\v2#.portcullis.config.v1.PolicyHistoryH\x00R\rpolicyHistory\x12F\n" +
+	"\fpolicy_tests\x18\v \x01(\v2!.portcullis.config.v1.PolicyTestsH\x00R\vpolicyTests\x129\n" +
+	"\arollout\x18\f \x01(\v2\x1d.portcullis.config.v1.RolloutH\x00R\arollout\x12I\n" +
 	"\rlist_learning\x18\x14 \x01(\v2\".portcullis.config.v1.ListLearningH\x00R\flistLearning\x12@\n" +
 	"\n" +
 	"alert_rule\x18\x15 \x01(\v2\x1f.portcullis.config.v1.AlertRuleH\x00R\talertRule\x123\n" +
@@ -2119,7 +2415,17 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"b\n" +
 	"\vAppendAudit\x12\x1c\n" +
 	"\tdataplane\x18\x01 \x01(\tR\tdataplane\x125\n" +
-	"\arecords\x18\x02 \x03(\v2\x1b.portcullis.audit.v1.RecordR\arecords\"\xc8\x02\n" +
+	"\arecords\x18\x02 \x03(\v2\x1b.portcullis.audit.v1.RecordR\arecords\"%\n" +
+	"\x06SignIn\x12\x1b\n" +
+	"\tsource_ip\x18\x01 \x01(\tR\bsourceIp\"\x81\x02\n" +
+	"\rRolloutChange\x12\x18\n" +
+	"\arollout\x18\x01 \x01(\tR\arollout\x128\n" +
+	"\x06action\x18\x02 \x01(\x0e2 .portcullis.fsm.v1.RolloutActionR\x06action\x12E\n" +
+	"\fexpect_stage\x18\x03 \x01(\x0e2\".portcullis.config.v1.RolloutStageR\vexpectStage\x12\x1f\n" +
+	"\vexpect_step\x18\x04 \x01(\rR\n" +
+	"expectStep\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1c\n" +
+	"\tautomatic\x18\x06 \x01(\bR\tautomatic\"\xc8\x02\n" +
 	"\fConsumeAudit\x12\x1a\n" +
 	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x12\x1f\n" +
 	"\vafter_batch\x18\x02 \x01(\x04R\n" +
@@ -2194,7 +2500,14 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x16WRITE_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11WRITE_MODE_CREATE\x10\x01\x12\x15\n" +
 	"\x11WRITE_MODE_UPDATE\x10\x02\x12\x15\n" +
-	"\x11WRITE_MODE_UPSERT\x10\x03*y\n" +
+	"\x11WRITE_MODE_UPSERT\x10\x03*\xb7\x01\n" +
+	"\rRolloutAction\x12\x1e\n" +
+	"\x1aROLLOUT_ACTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16ROLLOUT_ACTION_PROMOTE\x10\x01\x12\x18\n" +
+	"\x14ROLLOUT_ACTION_PAUSE\x10\x02\x12\x19\n" +
+	"\x15ROLLOUT_ACTION_RESUME\x10\x03\x12\x18\n" +
+	"\x14ROLLOUT_ACTION_ABORT\x10\x04\x12\x1b\n" +
+	"\x17ROLLOUT_ACTION_ROLLBACK\x10\x05*y\n" +
 	"\fAlertOutcome\x12\x1d\n" +
 	"\x19ALERT_OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ALERT_OUTCOME_SENT\x10\x01\x12\x17\n" +
@@ -2222,112 +2535,126 @@ func file_portcullis_fsm_v1_command_proto_rawDescGZIP() []byte {
 	return file_portcullis_fsm_v1_command_proto_rawDescData
 }
 
-var file_portcullis_fsm_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_portcullis_fsm_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(WriteMode)(0),                // 0: portcullis.fsm.v1.WriteMode
-	(AlertOutcome)(0),             // 1: portcullis.fsm.v1.AlertOutcome
-	(ErrorCode)(0),                // 2: portcullis.fsm.v1.ErrorCode
-	(*Command)(nil),               // 3: portcullis.fsm.v1.Command
-	(*Resource)(nil),              // 4: portcullis.fsm.v1.Resource
-	(*UpgradeProbe)(nil),          // 5: portcullis.fsm.v1.UpgradeProbe
-	(*Put)(nil),                   // 6: portcullis.fsm.v1.Put
-	(*Delete)(nil),                // 7: portcullis.fsm.v1.Delete
-	(*Bootstrap)(nil),             // 8: portcullis.fsm.v1.Bootstrap
-	(*SetFreeze)(nil),             // 9: portcullis.fsm.v1.SetFreeze
-	(*AppendAudit)(nil),           // 10: portcullis.fsm.v1.AppendAudit
-	(*ConsumeAudit)(nil),          // 11: portcullis.fsm.v1.ConsumeAudit
-	(*LearnedChange)(nil),         // 12: portcullis.fsm.v1.LearnedChange
-	(*LearnedValue)(nil),          // 13: portcullis.fsm.v1.LearnedValue
-	(*SeededLearning)(nil),        // 14: portcullis.fsm.v1.SeededLearning
-	(*ChangeLearned)(nil),         // 15: portcullis.fsm.v1.ChangeLearned
-	(*SettleAlert)(nil),           // 16: portcullis.fsm.v1.SettleAlert
-	(*Touch)(nil),                 // 17: portcullis.fsm.v1.Touch
-	(*Error)(nil),                 // 18: portcullis.fsm.v1.Error
-	(*Result)(nil),                // 19: portcullis.fsm.v1.Result
-	(*DedupEntry)(nil),            // 20: portcullis.fsm.v1.DedupEntry
-	(*SnapshotHeader)(nil),        // 21: portcullis.fsm.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 22: portcullis.fsm.v1.SnapshotRecord
-	(*SnapshotEnd)(nil),           // 23: portcullis.fsm.v1.SnapshotEnd
-	(*v1.Actor)(nil),              // 24: portcullis.config.v1.Actor
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 26: portcullis.config.v1.Agent
-	(*v1.Upstream)(nil),           // 27: portcullis.config.v1.Upstream
-	(*v1.ToolPin)(nil),            // 28: portcullis.config.v1.ToolPin
-	(*v1.PolicySet)(nil),          // 29: portcullis.config.v1.PolicySet
-	(*v1.IdentitySource)(nil),     // 30: portcullis.config.v1.IdentitySource
-	(*v1.Secret)(nil),             // 31: portcullis.config.v1.Secret
-	(*v1.AdminToken)(nil),         // 32: portcullis.config.v1.AdminToken
-	(*v1.Node)(nil),               // 33: portcullis.config.v1.Node
-	(*v1.ValueList)(nil),          // 34: portcullis.config.v1.ValueList
-	(*v1.ListLearning)(nil),       // 35: portcullis.config.v1.ListLearning
-	(*v1.AlertRule)(nil),          // 36: portcullis.config.v1.AlertRule
-	(*v1.Alert)(nil),              // 37: portcullis.config.v1.Alert
-	(*v1.AuditCursor)(nil),        // 38: portcullis.config.v1.AuditCursor
-	(*v1.ResourceMeta)(nil),       // 39: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 40: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 41: portcullis.audit.v1.Record
-	(*v1.AuditMark)(nil),          // 42: portcullis.config.v1.AuditMark
-	(*v1.AdminEvent)(nil),         // 43: portcullis.config.v1.AdminEvent
+	(RolloutAction)(0),            // 1: portcullis.fsm.v1.RolloutAction
+	(AlertOutcome)(0),             // 2: portcullis.fsm.v1.AlertOutcome
+	(ErrorCode)(0),                // 3: portcullis.fsm.v1.ErrorCode
+	(*Command)(nil),               // 4: portcullis.fsm.v1.Command
+	(*Resource)(nil),              // 5: portcullis.fsm.v1.Resource
+	(*UpgradeProbe)(nil),          // 6: portcullis.fsm.v1.UpgradeProbe
+	(*Put)(nil),                   // 7: portcullis.fsm.v1.Put
+	(*Delete)(nil),                // 8: portcullis.fsm.v1.Delete
+	(*Bootstrap)(nil),             // 9: portcullis.fsm.v1.Bootstrap
+	(*SetFreeze)(nil),             // 10: portcullis.fsm.v1.SetFreeze
+	(*AppendAudit)(nil),           // 11: portcullis.fsm.v1.AppendAudit
+	(*SignIn)(nil),                // 12: portcullis.fsm.v1.SignIn
+	(*RolloutChange)(nil),         // 13: portcullis.fsm.v1.RolloutChange
+	(*ConsumeAudit)(nil),          // 14: portcullis.fsm.v1.ConsumeAudit
+	(*LearnedChange)(nil),         // 15: portcullis.fsm.v1.LearnedChange
+	(*LearnedValue)(nil),          // 16: portcullis.fsm.v1.LearnedValue
+	(*SeededLearning)(nil),        // 17: portcullis.fsm.v1.SeededLearning
+	(*ChangeLearned)(nil),         // 18: portcullis.fsm.v1.ChangeLearned
+	(*SettleAlert)(nil),           // 19: portcullis.fsm.v1.SettleAlert
+	(*Touch)(nil),                 // 20: portcullis.fsm.v1.Touch
+	(*Error)(nil),                 // 21: portcullis.fsm.v1.Error
+	(*Result)(nil),                // 22: portcullis.fsm.v1.Result
+	(*DedupEntry)(nil),            // 23: portcullis.fsm.v1.DedupEntry
+	(*SnapshotHeader)(nil),        // 24: portcullis.fsm.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 25: portcullis.fsm.v1.SnapshotRecord
+	(*SnapshotEnd)(nil),           // 26: portcullis.fsm.v1.SnapshotEnd
+	(*v1.Actor)(nil),              // 27: portcullis.config.v1.Actor
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 29: portcullis.config.v1.Agent
+	(*v1.Upstream)(nil),           // 30: portcullis.config.v1.Upstream
+	(*v1.ToolPin)(nil),            // 31: portcullis.config.v1.ToolPin
+	(*v1.PolicySet)(nil),          // 32: portcullis.config.v1.PolicySet
+	(*v1.IdentitySource)(nil),     // 33: portcullis.config.v1.IdentitySource
+	(*v1.Secret)(nil),             // 34: portcullis.config.v1.Secret
+	(*v1.AdminToken)(nil),         // 35: portcullis.config.v1.AdminToken
+	(*v1.Node)(nil),               // 36: portcullis.config.v1.Node
+	(*v1.ValueList)(nil),          // 37: portcullis.config.v1.ValueList
+	(*v1.PolicyHistory)(nil),      // 38: portcullis.config.v1.PolicyHistory
+	(*v1.PolicyTests)(nil),        // 39: portcullis.config.v1.PolicyTests
+	(*v1.Rollout)(nil),            // 40: portcullis.config.v1.Rollout
+	(*v1.ListLearning)(nil),       // 41: portcullis.config.v1.ListLearning
+	(*v1.AlertRule)(nil),          // 42: portcullis.config.v1.AlertRule
+	(*v1.Alert)(nil),              // 43: portcullis.config.v1.Alert
+	(*v1.AuditCursor)(nil),        // 44: portcullis.config.v1.AuditCursor
+	(*v1.ResourceMeta)(nil),       // 45: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 46: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 47: portcullis.audit.v1.Record
+	(v1.RolloutStage)(0),          // 48: portcullis.config.v1.RolloutStage
+	(*v1.AuditMark)(nil),          // 49: portcullis.config.v1.AuditMark
+	(*v1.AdminEvent)(nil),         // 50: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
-	24, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
-	25, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
-	6,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
-	7,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
-	8,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
-	17, // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
-	9,  // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	10, // 7: portcullis.fsm.v1.Command.append_audit:type_name -> portcullis.fsm.v1.AppendAudit
-	11, // 8: portcullis.fsm.v1.Command.consume_audit:type_name -> portcullis.fsm.v1.ConsumeAudit
-	16, // 9: portcullis.fsm.v1.Command.settle_alert:type_name -> portcullis.fsm.v1.SettleAlert
-	15, // 10: portcullis.fsm.v1.Command.change_learned:type_name -> portcullis.fsm.v1.ChangeLearned
-	26, // 11: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
-	27, // 12: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
-	28, // 13: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
-	29, // 14: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
-	30, // 15: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
-	31, // 16: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
-	32, // 17: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
-	33, // 18: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
-	34, // 19: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
-	35, // 20: portcullis.fsm.v1.Resource.list_learning:type_name -> portcullis.config.v1.ListLearning
-	36, // 21: portcullis.fsm.v1.Resource.alert_rule:type_name -> portcullis.config.v1.AlertRule
-	37, // 22: portcullis.fsm.v1.Resource.alert:type_name -> portcullis.config.v1.Alert
-	38, // 23: portcullis.fsm.v1.Resource.audit_cursor:type_name -> portcullis.config.v1.AuditCursor
-	5,  // 24: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	39, // 25: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	4,  // 26: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 27: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	40, // 28: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	33, // 29: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	32, // 30: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	41, // 31: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	42, // 32: portcullis.fsm.v1.ConsumeAudit.marks:type_name -> portcullis.config.v1.AuditMark
-	12, // 33: portcullis.fsm.v1.ConsumeAudit.learned:type_name -> portcullis.fsm.v1.LearnedChange
-	14, // 34: portcullis.fsm.v1.ConsumeAudit.seeded:type_name -> portcullis.fsm.v1.SeededLearning
-	37, // 35: portcullis.fsm.v1.ConsumeAudit.alerts:type_name -> portcullis.config.v1.Alert
-	13, // 36: portcullis.fsm.v1.LearnedChange.add:type_name -> portcullis.fsm.v1.LearnedValue
-	12, // 37: portcullis.fsm.v1.ChangeLearned.changes:type_name -> portcullis.fsm.v1.LearnedChange
-	1,  // 38: portcullis.fsm.v1.SettleAlert.outcome:type_name -> portcullis.fsm.v1.AlertOutcome
-	25, // 39: portcullis.fsm.v1.SettleAlert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	2,  // 40: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	4,  // 41: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	18, // 42: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	25, // 43: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	19, // 44: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	40, // 45: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	25, // 46: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	9,  // 47: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	4,  // 48: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	43, // 49: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	20, // 50: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	23, // 51: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	52, // [52:52] is the sub-list for method output_type
-	52, // [52:52] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	27, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
+	28, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
+	7,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
+	8,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
+	9,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
+	20, // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
+	10, // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	11, // 7: portcullis.fsm.v1.Command.append_audit:type_name -> portcullis.fsm.v1.AppendAudit
+	13, // 8: portcullis.fsm.v1.Command.rollout_change:type_name -> portcullis.fsm.v1.RolloutChange
+	12, // 9: portcullis.fsm.v1.Command.sign_in:type_name -> portcullis.fsm.v1.SignIn
+	14, // 10: portcullis.fsm.v1.Command.consume_audit:type_name -> portcullis.fsm.v1.ConsumeAudit
+	19, // 11: portcullis.fsm.v1.Command.settle_alert:type_name -> portcullis.fsm.v1.SettleAlert
+	18, // 12: portcullis.fsm.v1.Command.change_learned:type_name -> portcullis.fsm.v1.ChangeLearned
+	29, // 13: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
+	30, // 14: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
+	31, // 15: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
+	32, // 16: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
+	33, // 17: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
+	34, // 18: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
+	35, // 19: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
+	36, // 20: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
+	37, // 21: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
+	38, // 22: portcullis.fsm.v1.Resource.policy_history:type_name -> portcullis.config.v1.PolicyHistory
+	39, // 23: portcullis.fsm.v1.Resource.policy_tests:type_name -> portcullis.config.v1.PolicyTests
+	40, // 24: portcullis.fsm.v1.Resource.rollout:type_name -> portcullis.config.v1.Rollout
+	41, // 25: portcullis.fsm.v1.Resource.list_learning:type_name -> portcullis.config.v1.ListLearning
+	42, // 26: portcullis.fsm.v1.Resource.alert_rule:type_name -> portcullis.config.v1.AlertRule
+	43, // 27: portcullis.fsm.v1.Resource.alert:type_name -> portcullis.config.v1.Alert
+	44, // 28: portcullis.fsm.v1.Resource.audit_cursor:type_name -> portcullis.config.v1.AuditCursor
+	6,  // 29: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	45, // 30: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 31: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 32: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	46, // 33: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	36, // 34: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	35, // 35: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	47, // 36: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 37: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
+	48, // 38: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
+	49, // 39: portcullis.fsm.v1.ConsumeAudit.marks:type_name -> portcullis.config.v1.AuditMark
+	15, // 40: portcullis.fsm.v1.ConsumeAudit.learned:type_name -> portcullis.fsm.v1.LearnedChange
+	17, // 41: portcullis.fsm.v1.ConsumeAudit.seeded:type_name -> portcullis.fsm.v1.SeededLearning
+	43, // 42: portcullis.fsm.v1.ConsumeAudit.alerts:type_name -> portcullis.config.v1.Alert
+	16, // 43: portcullis.fsm.v1.LearnedChange.add:type_name -> portcullis.fsm.v1.LearnedValue
+	15, // 44: portcullis.fsm.v1.ChangeLearned.changes:type_name -> portcullis.fsm.v1.LearnedChange
+	2,  // 45: portcullis.fsm.v1.SettleAlert.outcome:type_name -> portcullis.fsm.v1.AlertOutcome
+	28, // 46: portcullis.fsm.v1.SettleAlert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	3,  // 47: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	5,  // 48: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	21, // 49: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	28, // 50: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	22, // 51: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	46, // 52: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	28, // 53: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	10, // 54: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	5,  // 55: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	50, // 56: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	23, // 57: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	26, // 58: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	59, // [59:59] is the sub-list for method output_type
+	59, // [59:59] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -2342,6 +2669,8 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Command_Touch)(nil),
 		(*Command_SetFreeze)(nil),
 		(*Command_AppendAudit)(nil),
+		(*Command_RolloutChange)(nil),
+		(*Command_SignIn)(nil),
 		(*Command_ConsumeAudit)(nil),
 		(*Command_SettleAlert)(nil),
 		(*Command_ChangeLearned)(nil),
@@ -2356,13 +2685,16 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_AdminToken)(nil),
 		(*Resource_Node)(nil),
 		(*Resource_ValueList)(nil),
+		(*Resource_PolicyHistory)(nil),
+		(*Resource_PolicyTests)(nil),
+		(*Resource_Rollout)(nil),
 		(*Resource_ListLearning)(nil),
 		(*Resource_AlertRule)(nil),
 		(*Resource_Alert)(nil),
 		(*Resource_AuditCursor)(nil),
 		(*Resource_UpgradeProbe)(nil),
 	}
-	file_portcullis_fsm_v1_command_proto_msgTypes[19].OneofWrappers = []any{
+	file_portcullis_fsm_v1_command_proto_msgTypes[21].OneofWrappers = []any{
 		(*SnapshotRecord_Resource)(nil),
 		(*SnapshotRecord_AdminEvent)(nil),
 		(*SnapshotRecord_Dedup)(nil),
@@ -2373,8 +2705,8 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_fsm_v1_command_proto_rawDesc), len(file_portcullis_fsm_v1_command_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   21,
+			NumEnums:      4,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

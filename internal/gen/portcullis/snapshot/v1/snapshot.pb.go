@@ -67,6 +67,9 @@ type Snapshot struct {
 	// JWKS URLs under. Absent (a control plane from before it was sent): the
 	// default policy.
 	Egress *EgressPolicy `protobuf:"bytes,14,opt,name=egress,proto3" json:"egress,omitempty"`
+	// The policy rollout in shadow or canary, if any. A data plane that
+	// does not know this field decides with the active versions only.
+	Rollout *Rollout `protobuf:"bytes,15,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	// Every learned list (the learning of the value list of the same name):
 	// policies read the caller's set as context.learned["<name>"]. A data
 	// plane that does not know this field refuses a snapshot whose policies
@@ -204,11 +207,95 @@ func (x *Snapshot) GetEgress() *EgressPolicy {
 	return nil
 }
 
+func (x *Snapshot) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
 func (x *Snapshot) GetListLearnings() []*v1.ListLearning {
 	if x != nil {
 		return x.ListLearnings
 	}
 	return nil
+}
+
+// Rollout is a policy rollout as data planes serve it.
+type Rollout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout id: it seeds the canary sample.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The candidate: the staged policy set as it will be (its name, source,
+	// file name, and version, the set's current one plus one). It takes the
+	// place of the set of that name among policy_sets.
+	Candidate *v1.PolicySet `protobuf:"bytes,2,opt,name=candidate,proto3" json:"candidate,omitempty"`
+	// Shadow or canary.
+	Stage v1.RolloutStage `protobuf:"varint,3,opt,name=stage,proto3,enum=portcullis.config.v1.RolloutStage" json:"stage,omitempty"`
+	// In canary: the agents the candidate decides for are those whose
+	// bucket — the first 8 bytes of SHA-256(id || 0x00 || agent name) as a
+	// big-endian integer, mod 10,000 — is below this.
+	CanaryBasisPoints uint32 `protobuf:"varint,4,opt,name=canary_basis_points,json=canaryBasisPoints,proto3" json:"canary_basis_points,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *Rollout) Reset() {
+	*x = Rollout{}
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rollout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rollout) ProtoMessage() {}
+
+func (x *Rollout) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
+func (*Rollout) Descriptor() ([]byte, []int) {
+	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Rollout) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Rollout) GetCandidate() *v1.PolicySet {
+	if x != nil {
+		return x.Candidate
+	}
+	return nil
+}
+
+func (x *Rollout) GetStage() v1.RolloutStage {
+	if x != nil {
+		return x.Stage
+	}
+	return v1.RolloutStage(0)
+}
+
+func (x *Rollout) GetCanaryBasisPoints() uint32 {
+	if x != nil {
+		return x.CanaryBasisPoints
+	}
+	return 0
 }
 
 // EgressPolicy is the control plane's egress policy (its --egress-* flags),
@@ -230,7 +317,7 @@ type EgressPolicy struct {
 
 func (x *EgressPolicy) Reset() {
 	*x = EgressPolicy{}
-	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[1]
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +329,7 @@ func (x *EgressPolicy) String() string {
 func (*EgressPolicy) ProtoMessage() {}
 
 func (x *EgressPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[1]
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +342,7 @@ func (x *EgressPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EgressPolicy.ProtoReflect.Descriptor instead.
 func (*EgressPolicy) Descriptor() ([]byte, []int) {
-	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *EgressPolicy) GetAllowLinkLocal() bool {
@@ -290,7 +377,7 @@ type Freeze struct {
 
 func (x *Freeze) Reset() {
 	*x = Freeze{}
-	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[2]
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -302,7 +389,7 @@ func (x *Freeze) String() string {
 func (*Freeze) ProtoMessage() {}
 
 func (x *Freeze) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[2]
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -315,7 +402,7 @@ func (x *Freeze) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Freeze.ProtoReflect.Descriptor instead.
 func (*Freeze) Descriptor() ([]byte, []int) {
-	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Freeze) GetFrozen() bool {
@@ -349,7 +436,7 @@ type SecretValue struct {
 
 func (x *SecretValue) Reset() {
 	*x = SecretValue{}
-	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[3]
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -361,7 +448,7 @@ func (x *SecretValue) String() string {
 func (*SecretValue) ProtoMessage() {}
 
 func (x *SecretValue) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[3]
+	mi := &file_portcullis_snapshot_v1_snapshot_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -374,7 +461,7 @@ func (x *SecretValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretValue.ProtoReflect.Descriptor instead.
 func (*SecretValue) Descriptor() ([]byte, []int) {
-	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SecretValue) GetName() string {
@@ -409,7 +496,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xc2\x06\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xfd\x06\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -428,8 +515,14 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\vvalue_lists\x18\f \x03(\v2\x1f.portcullis.config.v1.ValueListR\n" +
 	"valueLists\x12\x14\n" +
 	"\x05epoch\x18\r \x01(\x04R\x05epoch\x12<\n" +
-	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\x12I\n" +
-	"\x0elist_learnings\x18\x14 \x03(\v2\".portcullis.config.v1.ListLearningR\rlistLearnings\"b\n" +
+	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\x129\n" +
+	"\arollout\x18\x0f \x01(\v2\x1f.portcullis.snapshot.v1.RolloutR\arollout\x12I\n" +
+	"\x0elist_learnings\x18\x14 \x03(\v2\".portcullis.config.v1.ListLearningR\rlistLearnings\"\xc2\x01\n" +
+	"\aRollout\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12=\n" +
+	"\tcandidate\x18\x02 \x01(\v2\x1f.portcullis.config.v1.PolicySetR\tcandidate\x128\n" +
+	"\x05stage\x18\x03 \x01(\x0e2\".portcullis.config.v1.RolloutStageR\x05stage\x12.\n" +
+	"\x13canary_basis_points\x18\x04 \x01(\rR\x11canaryBasisPoints\"b\n" +
 	"\fEgressPolicy\x12(\n" +
 	"\x10allow_link_local\x18\x01 \x01(\bR\x0eallowLinkLocal\x12\x14\n" +
 	"\x05allow\x18\x02 \x03(\tR\x05allow\x12\x12\n" +
@@ -456,38 +549,43 @@ func file_portcullis_snapshot_v1_snapshot_proto_rawDescGZIP() []byte {
 	return file_portcullis_snapshot_v1_snapshot_proto_rawDescData
 }
 
-var file_portcullis_snapshot_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_portcullis_snapshot_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_portcullis_snapshot_v1_snapshot_proto_goTypes = []any{
 	(*Snapshot)(nil),              // 0: portcullis.snapshot.v1.Snapshot
-	(*EgressPolicy)(nil),          // 1: portcullis.snapshot.v1.EgressPolicy
-	(*Freeze)(nil),                // 2: portcullis.snapshot.v1.Freeze
-	(*SecretValue)(nil),           // 3: portcullis.snapshot.v1.SecretValue
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 5: portcullis.config.v1.Agent
-	(*v1.Upstream)(nil),           // 6: portcullis.config.v1.Upstream
-	(*v1.ToolPin)(nil),            // 7: portcullis.config.v1.ToolPin
-	(*v1.PolicySet)(nil),          // 8: portcullis.config.v1.PolicySet
-	(*v1.IdentitySource)(nil),     // 9: portcullis.config.v1.IdentitySource
-	(*v1.ValueList)(nil),          // 10: portcullis.config.v1.ValueList
-	(*v1.ListLearning)(nil),       // 11: portcullis.config.v1.ListLearning
+	(*Rollout)(nil),               // 1: portcullis.snapshot.v1.Rollout
+	(*EgressPolicy)(nil),          // 2: portcullis.snapshot.v1.EgressPolicy
+	(*Freeze)(nil),                // 3: portcullis.snapshot.v1.Freeze
+	(*SecretValue)(nil),           // 4: portcullis.snapshot.v1.SecretValue
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 6: portcullis.config.v1.Agent
+	(*v1.Upstream)(nil),           // 7: portcullis.config.v1.Upstream
+	(*v1.ToolPin)(nil),            // 8: portcullis.config.v1.ToolPin
+	(*v1.PolicySet)(nil),          // 9: portcullis.config.v1.PolicySet
+	(*v1.IdentitySource)(nil),     // 10: portcullis.config.v1.IdentitySource
+	(*v1.ValueList)(nil),          // 11: portcullis.config.v1.ValueList
+	(*v1.ListLearning)(nil),       // 12: portcullis.config.v1.ListLearning
+	(v1.RolloutStage)(0),          // 13: portcullis.config.v1.RolloutStage
 }
 var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
-	4,  // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
-	5,  // 1: portcullis.snapshot.v1.Snapshot.agents:type_name -> portcullis.config.v1.Agent
-	6,  // 2: portcullis.snapshot.v1.Snapshot.upstreams:type_name -> portcullis.config.v1.Upstream
-	7,  // 3: portcullis.snapshot.v1.Snapshot.tool_pins:type_name -> portcullis.config.v1.ToolPin
-	8,  // 4: portcullis.snapshot.v1.Snapshot.policy_sets:type_name -> portcullis.config.v1.PolicySet
-	9,  // 5: portcullis.snapshot.v1.Snapshot.identity_sources:type_name -> portcullis.config.v1.IdentitySource
-	3,  // 6: portcullis.snapshot.v1.Snapshot.secrets:type_name -> portcullis.snapshot.v1.SecretValue
-	2,  // 7: portcullis.snapshot.v1.Snapshot.freeze:type_name -> portcullis.snapshot.v1.Freeze
-	10, // 8: portcullis.snapshot.v1.Snapshot.value_lists:type_name -> portcullis.config.v1.ValueList
-	1,  // 9: portcullis.snapshot.v1.Snapshot.egress:type_name -> portcullis.snapshot.v1.EgressPolicy
-	11, // 10: portcullis.snapshot.v1.Snapshot.list_learnings:type_name -> portcullis.config.v1.ListLearning
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	5,  // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
+	6,  // 1: portcullis.snapshot.v1.Snapshot.agents:type_name -> portcullis.config.v1.Agent
+	7,  // 2: portcullis.snapshot.v1.Snapshot.upstreams:type_name -> portcullis.config.v1.Upstream
+	8,  // 3: portcullis.snapshot.v1.Snapshot.tool_pins:type_name -> portcullis.config.v1.ToolPin
+	9,  // 4: portcullis.snapshot.v1.Snapshot.policy_sets:type_name -> portcullis.config.v1.PolicySet
+	10, // 5: portcullis.snapshot.v1.Snapshot.identity_sources:type_name -> portcullis.config.v1.IdentitySource
+	4,  // 6: portcullis.snapshot.v1.Snapshot.secrets:type_name -> portcullis.snapshot.v1.SecretValue
+	3,  // 7: portcullis.snapshot.v1.Snapshot.freeze:type_name -> portcullis.snapshot.v1.Freeze
+	11, // 8: portcullis.snapshot.v1.Snapshot.value_lists:type_name -> portcullis.config.v1.ValueList
+	2,  // 9: portcullis.snapshot.v1.Snapshot.egress:type_name -> portcullis.snapshot.v1.EgressPolicy
+	1,  // 10: portcullis.snapshot.v1.Snapshot.rollout:type_name -> portcullis.snapshot.v1.Rollout
+	12, // 11: portcullis.snapshot.v1.Snapshot.list_learnings:type_name -> portcullis.config.v1.ListLearning
+	9,  // 12: portcullis.snapshot.v1.Rollout.candidate:type_name -> portcullis.config.v1.PolicySet
+	13, // 13: portcullis.snapshot.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_snapshot_v1_snapshot_proto_init() }
@@ -501,7 +599,7 @@ func file_portcullis_snapshot_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_snapshot_v1_snapshot_proto_rawDesc), len(file_portcullis_snapshot_v1_snapshot_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

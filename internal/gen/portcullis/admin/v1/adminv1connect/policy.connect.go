@@ -48,6 +48,27 @@ const (
 	// PolicyServiceGetCedarSchemaProcedure is the fully-qualified name of the PolicyService's
 	// GetCedarSchema RPC.
 	PolicyServiceGetCedarSchemaProcedure = "/portcullis.admin.v1.PolicyService/GetCedarSchema"
+	// PolicyServiceListPolicyVersionsProcedure is the fully-qualified name of the PolicyService's
+	// ListPolicyVersions RPC.
+	PolicyServiceListPolicyVersionsProcedure = "/portcullis.admin.v1.PolicyService/ListPolicyVersions"
+	// PolicyServiceGetPolicyVersionProcedure is the fully-qualified name of the PolicyService's
+	// GetPolicyVersion RPC.
+	PolicyServiceGetPolicyVersionProcedure = "/portcullis.admin.v1.PolicyService/GetPolicyVersion"
+	// PolicyServiceRollbackPolicySetProcedure is the fully-qualified name of the PolicyService's
+	// RollbackPolicySet RPC.
+	PolicyServiceRollbackPolicySetProcedure = "/portcullis.admin.v1.PolicyService/RollbackPolicySet"
+	// PolicyServiceReplayPolicySetProcedure is the fully-qualified name of the PolicyService's
+	// ReplayPolicySet RPC.
+	PolicyServiceReplayPolicySetProcedure = "/portcullis.admin.v1.PolicyService/ReplayPolicySet"
+	// PolicyServiceSetPolicyTestsProcedure is the fully-qualified name of the PolicyService's
+	// SetPolicyTests RPC.
+	PolicyServiceSetPolicyTestsProcedure = "/portcullis.admin.v1.PolicyService/SetPolicyTests"
+	// PolicyServiceGetPolicyTestsProcedure is the fully-qualified name of the PolicyService's
+	// GetPolicyTests RPC.
+	PolicyServiceGetPolicyTestsProcedure = "/portcullis.admin.v1.PolicyService/GetPolicyTests"
+	// PolicyServiceDeletePolicyTestsProcedure is the fully-qualified name of the PolicyService's
+	// DeletePolicyTests RPC.
+	PolicyServiceDeletePolicyTestsProcedure = "/portcullis.admin.v1.PolicyService/DeletePolicyTests"
 )
 
 // PolicyServiceClient is a client for the portcullis.admin.v1.PolicyService service.
@@ -66,6 +87,30 @@ type PolicyServiceClient interface {
 	// Returns the gateway's current Cedar schema, generated from the registry
 	// and the tool pins. Role: auditor.
 	GetCedarSchema(context.Context, *connect.Request[v1.GetCedarSchemaRequest]) (*connect.Response[v1.GetCedarSchemaResponse], error)
+	// Lists the kept versions of a policy set, oldest first, without their
+	// sources. Role: auditor.
+	ListPolicyVersions(context.Context, *connect.Request[v1.ListPolicyVersionsRequest]) (*connect.Response[v1.ListPolicyVersionsResponse], error)
+	// Returns one kept version with its source. Role: auditor.
+	GetPolicyVersion(context.Context, *connect.Request[v1.GetPolicyVersionRequest]) (*connect.Response[v1.GetPolicyVersionResponse], error)
+	// Makes a kept version the active one again, as the set's next version:
+	// one write, on every data plane within one propagation. Refused while
+	// the set is in a rollout (roll the rollout back instead), and when the
+	// version no longer validates against the gateway's schema.
+	// Role: operator.
+	RollbackPolicySet(context.Context, *connect.Request[v1.RollbackPolicySetRequest]) (*connect.Response[v1.RollbackPolicySetResponse], error)
+	// Decides the call records of a time window in this node's audit store
+	// with a candidate version of a policy set, through the gateway's policy
+	// engine and today's configuration, and reports the decisions that would
+	// change, the candidate's policies no call matched, and the calls that
+	// cannot be judged. Role: auditor.
+	ReplayPolicySet(context.Context, *connect.Request[v1.ReplayPolicySetRequest]) (*connect.Response[v1.ReplayPolicySetResponse], error)
+	// Stores the test cases of a policy set (replacing any), which its
+	// rollouts' candidates must pass. Role: operator.
+	SetPolicyTests(context.Context, *connect.Request[v1.SetPolicyTestsRequest]) (*connect.Response[v1.SetPolicyTestsResponse], error)
+	// Role: auditor.
+	GetPolicyTests(context.Context, *connect.Request[v1.GetPolicyTestsRequest]) (*connect.Response[v1.GetPolicyTestsResponse], error)
+	// Role: operator.
+	DeletePolicyTests(context.Context, *connect.Request[v1.DeletePolicyTestsRequest]) (*connect.Response[v1.DeletePolicyTestsResponse], error)
 }
 
 // NewPolicyServiceClient constructs a client for the portcullis.admin.v1.PolicyService service. By
@@ -109,16 +154,65 @@ func NewPolicyServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(policyServiceMethods.ByName("GetCedarSchema")),
 			connect.WithClientOptions(opts...),
 		),
+		listPolicyVersions: connect.NewClient[v1.ListPolicyVersionsRequest, v1.ListPolicyVersionsResponse](
+			httpClient,
+			baseURL+PolicyServiceListPolicyVersionsProcedure,
+			connect.WithSchema(policyServiceMethods.ByName("ListPolicyVersions")),
+			connect.WithClientOptions(opts...),
+		),
+		getPolicyVersion: connect.NewClient[v1.GetPolicyVersionRequest, v1.GetPolicyVersionResponse](
+			httpClient,
+			baseURL+PolicyServiceGetPolicyVersionProcedure,
+			connect.WithSchema(policyServiceMethods.ByName("GetPolicyVersion")),
+			connect.WithClientOptions(opts...),
+		),
+		rollbackPolicySet: connect.NewClient[v1.RollbackPolicySetRequest, v1.RollbackPolicySetResponse](
+			httpClient,
+			baseURL+PolicyServiceRollbackPolicySetProcedure,
+			connect.WithSchema(policyServiceMethods.ByName("RollbackPolicySet")),
+			connect.WithClientOptions(opts...),
+		),
+		replayPolicySet: connect.NewClient[v1.ReplayPolicySetRequest, v1.ReplayPolicySetResponse](
+			httpClient,
+			baseURL+PolicyServiceReplayPolicySetProcedure,
+			connect.WithSchema(policyServiceMethods.ByName("ReplayPolicySet")),
+			connect.WithClientOptions(opts...),
+		),
+		setPolicyTests: connect.NewClient[v1.SetPolicyTestsRequest, v1.SetPolicyTestsResponse](
+			httpClient,
+			baseURL+PolicyServiceSetPolicyTestsProcedure,
+			connect.WithSchema(policyServiceMethods.ByName("SetPolicyTests")),
+			connect.WithClientOptions(opts...),
+		),
+		getPolicyTests: connect.NewClient[v1.GetPolicyTestsRequest, v1.GetPolicyTestsResponse](
+			httpClient,
+			baseURL+PolicyServiceGetPolicyTestsProcedure,
+			connect.WithSchema(policyServiceMethods.ByName("GetPolicyTests")),
+			connect.WithClientOptions(opts...),
+		),
+		deletePolicyTests: connect.NewClient[v1.DeletePolicyTestsRequest, v1.DeletePolicyTestsResponse](
+			httpClient,
+			baseURL+PolicyServiceDeletePolicyTestsProcedure,
+			connect.WithSchema(policyServiceMethods.ByName("DeletePolicyTests")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // policyServiceClient implements PolicyServiceClient.
 type policyServiceClient struct {
-	applyPolicySet  *connect.Client[v1.ApplyPolicySetRequest, v1.ApplyPolicySetResponse]
-	getPolicySet    *connect.Client[v1.GetPolicySetRequest, v1.GetPolicySetResponse]
-	listPolicySets  *connect.Client[v1.ListPolicySetsRequest, v1.ListPolicySetsResponse]
-	deletePolicySet *connect.Client[v1.DeletePolicySetRequest, v1.DeletePolicySetResponse]
-	getCedarSchema  *connect.Client[v1.GetCedarSchemaRequest, v1.GetCedarSchemaResponse]
+	applyPolicySet     *connect.Client[v1.ApplyPolicySetRequest, v1.ApplyPolicySetResponse]
+	getPolicySet       *connect.Client[v1.GetPolicySetRequest, v1.GetPolicySetResponse]
+	listPolicySets     *connect.Client[v1.ListPolicySetsRequest, v1.ListPolicySetsResponse]
+	deletePolicySet    *connect.Client[v1.DeletePolicySetRequest, v1.DeletePolicySetResponse]
+	getCedarSchema     *connect.Client[v1.GetCedarSchemaRequest, v1.GetCedarSchemaResponse]
+	listPolicyVersions *connect.Client[v1.ListPolicyVersionsRequest, v1.ListPolicyVersionsResponse]
+	getPolicyVersion   *connect.Client[v1.GetPolicyVersionRequest, v1.GetPolicyVersionResponse]
+	rollbackPolicySet  *connect.Client[v1.RollbackPolicySetRequest, v1.RollbackPolicySetResponse]
+	replayPolicySet    *connect.Client[v1.ReplayPolicySetRequest, v1.ReplayPolicySetResponse]
+	setPolicyTests     *connect.Client[v1.SetPolicyTestsRequest, v1.SetPolicyTestsResponse]
+	getPolicyTests     *connect.Client[v1.GetPolicyTestsRequest, v1.GetPolicyTestsResponse]
+	deletePolicyTests  *connect.Client[v1.DeletePolicyTestsRequest, v1.DeletePolicyTestsResponse]
 }
 
 // ApplyPolicySet calls portcullis.admin.v1.PolicyService.ApplyPolicySet.
@@ -146,6 +240,41 @@ func (c *policyServiceClient) GetCedarSchema(ctx context.Context, req *connect.R
 	return c.getCedarSchema.CallUnary(ctx, req)
 }
 
+// ListPolicyVersions calls portcullis.admin.v1.PolicyService.ListPolicyVersions.
+func (c *policyServiceClient) ListPolicyVersions(ctx context.Context, req *connect.Request[v1.ListPolicyVersionsRequest]) (*connect.Response[v1.ListPolicyVersionsResponse], error) {
+	return c.listPolicyVersions.CallUnary(ctx, req)
+}
+
+// GetPolicyVersion calls portcullis.admin.v1.PolicyService.GetPolicyVersion.
+func (c *policyServiceClient) GetPolicyVersion(ctx context.Context, req *connect.Request[v1.GetPolicyVersionRequest]) (*connect.Response[v1.GetPolicyVersionResponse], error) {
+	return c.getPolicyVersion.CallUnary(ctx, req)
+}
+
+// RollbackPolicySet calls portcullis.admin.v1.PolicyService.RollbackPolicySet.
+func (c *policyServiceClient) RollbackPolicySet(ctx context.Context, req *connect.Request[v1.RollbackPolicySetRequest]) (*connect.Response[v1.RollbackPolicySetResponse], error) {
+	return c.rollbackPolicySet.CallUnary(ctx, req)
+}
+
+// ReplayPolicySet calls portcullis.admin.v1.PolicyService.ReplayPolicySet.
+func (c *policyServiceClient) ReplayPolicySet(ctx context.Context, req *connect.Request[v1.ReplayPolicySetRequest]) (*connect.Response[v1.ReplayPolicySetResponse], error) {
+	return c.replayPolicySet.CallUnary(ctx, req)
+}
+
+// SetPolicyTests calls portcullis.admin.v1.PolicyService.SetPolicyTests.
+func (c *policyServiceClient) SetPolicyTests(ctx context.Context, req *connect.Request[v1.SetPolicyTestsRequest]) (*connect.Response[v1.SetPolicyTestsResponse], error) {
+	return c.setPolicyTests.CallUnary(ctx, req)
+}
+
+// GetPolicyTests calls portcullis.admin.v1.PolicyService.GetPolicyTests.
+func (c *policyServiceClient) GetPolicyTests(ctx context.Context, req *connect.Request[v1.GetPolicyTestsRequest]) (*connect.Response[v1.GetPolicyTestsResponse], error) {
+	return c.getPolicyTests.CallUnary(ctx, req)
+}
+
+// DeletePolicyTests calls portcullis.admin.v1.PolicyService.DeletePolicyTests.
+func (c *policyServiceClient) DeletePolicyTests(ctx context.Context, req *connect.Request[v1.DeletePolicyTestsRequest]) (*connect.Response[v1.DeletePolicyTestsResponse], error) {
+	return c.deletePolicyTests.CallUnary(ctx, req)
+}
+
 // PolicyServiceHandler is an implementation of the portcullis.admin.v1.PolicyService service.
 type PolicyServiceHandler interface {
 	// Creates or replaces a policy set. The source is parsed and strictly
@@ -162,6 +291,30 @@ type PolicyServiceHandler interface {
 	// Returns the gateway's current Cedar schema, generated from the registry
 	// and the tool pins. Role: auditor.
 	GetCedarSchema(context.Context, *connect.Request[v1.GetCedarSchemaRequest]) (*connect.Response[v1.GetCedarSchemaResponse], error)
+	// Lists the kept versions of a policy set, oldest first, without their
+	// sources. Role: auditor.
+	ListPolicyVersions(context.Context, *connect.Request[v1.ListPolicyVersionsRequest]) (*connect.Response[v1.ListPolicyVersionsResponse], error)
+	// Returns one kept version with its source. Role: auditor.
+	GetPolicyVersion(context.Context, *connect.Request[v1.GetPolicyVersionRequest]) (*connect.Response[v1.GetPolicyVersionResponse], error)
+	// Makes a kept version the active one again, as the set's next version:
+	// one write, on every data plane within one propagation. Refused while
+	// the set is in a rollout (roll the rollout back instead), and when the
+	// version no longer validates against the gateway's schema.
+	// Role: operator.
+	RollbackPolicySet(context.Context, *connect.Request[v1.RollbackPolicySetRequest]) (*connect.Response[v1.RollbackPolicySetResponse], error)
+	// Decides the call records of a time window in this node's audit store
+	// with a candidate version of a policy set, through the gateway's policy
+	// engine and today's configuration, and reports the decisions that would
+	// change, the candidate's policies no call matched, and the calls that
+	// cannot be judged. Role: auditor.
+	ReplayPolicySet(context.Context, *connect.Request[v1.ReplayPolicySetRequest]) (*connect.Response[v1.ReplayPolicySetResponse], error)
+	// Stores the test cases of a policy set (replacing any), which its
+	// rollouts' candidates must pass. Role: operator.
+	SetPolicyTests(context.Context, *connect.Request[v1.SetPolicyTestsRequest]) (*connect.Response[v1.SetPolicyTestsResponse], error)
+	// Role: auditor.
+	GetPolicyTests(context.Context, *connect.Request[v1.GetPolicyTestsRequest]) (*connect.Response[v1.GetPolicyTestsResponse], error)
+	// Role: operator.
+	DeletePolicyTests(context.Context, *connect.Request[v1.DeletePolicyTestsRequest]) (*connect.Response[v1.DeletePolicyTestsResponse], error)
 }
 
 // NewPolicyServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -201,6 +354,48 @@ func NewPolicyServiceHandler(svc PolicyServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(policyServiceMethods.ByName("GetCedarSchema")),
 		connect.WithHandlerOptions(opts...),
 	)
+	policyServiceListPolicyVersionsHandler := connect.NewUnaryHandler(
+		PolicyServiceListPolicyVersionsProcedure,
+		svc.ListPolicyVersions,
+		connect.WithSchema(policyServiceMethods.ByName("ListPolicyVersions")),
+		connect.WithHandlerOptions(opts...),
+	)
+	policyServiceGetPolicyVersionHandler := connect.NewUnaryHandler(
+		PolicyServiceGetPolicyVersionProcedure,
+		svc.GetPolicyVersion,
+		connect.WithSchema(policyServiceMethods.ByName("GetPolicyVersion")),
+		connect.WithHandlerOptions(opts...),
+	)
+	policyServiceRollbackPolicySetHandler := connect.NewUnaryHandler(
+		PolicyServiceRollbackPolicySetProcedure,
+		svc.RollbackPolicySet,
+		connect.WithSchema(policyServiceMethods.ByName("RollbackPolicySet")),
+		connect.WithHandlerOptions(opts...),
+	)
+	policyServiceReplayPolicySetHandler := connect.NewUnaryHandler(
+		PolicyServiceReplayPolicySetProcedure,
+		svc.ReplayPolicySet,
+		connect.WithSchema(policyServiceMethods.ByName("ReplayPolicySet")),
+		connect.WithHandlerOptions(opts...),
+	)
+	policyServiceSetPolicyTestsHandler := connect.NewUnaryHandler(
+		PolicyServiceSetPolicyTestsProcedure,
+		svc.SetPolicyTests,
+		connect.WithSchema(policyServiceMethods.ByName("SetPolicyTests")),
+		connect.WithHandlerOptions(opts...),
+	)
+	policyServiceGetPolicyTestsHandler := connect.NewUnaryHandler(
+		PolicyServiceGetPolicyTestsProcedure,
+		svc.GetPolicyTests,
+		connect.WithSchema(policyServiceMethods.ByName("GetPolicyTests")),
+		connect.WithHandlerOptions(opts...),
+	)
+	policyServiceDeletePolicyTestsHandler := connect.NewUnaryHandler(
+		PolicyServiceDeletePolicyTestsProcedure,
+		svc.DeletePolicyTests,
+		connect.WithSchema(policyServiceMethods.ByName("DeletePolicyTests")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.admin.v1.PolicyService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PolicyServiceApplyPolicySetProcedure:
@@ -213,6 +408,20 @@ func NewPolicyServiceHandler(svc PolicyServiceHandler, opts ...connect.HandlerOp
 			policyServiceDeletePolicySetHandler.ServeHTTP(w, r)
 		case PolicyServiceGetCedarSchemaProcedure:
 			policyServiceGetCedarSchemaHandler.ServeHTTP(w, r)
+		case PolicyServiceListPolicyVersionsProcedure:
+			policyServiceListPolicyVersionsHandler.ServeHTTP(w, r)
+		case PolicyServiceGetPolicyVersionProcedure:
+			policyServiceGetPolicyVersionHandler.ServeHTTP(w, r)
+		case PolicyServiceRollbackPolicySetProcedure:
+			policyServiceRollbackPolicySetHandler.ServeHTTP(w, r)
+		case PolicyServiceReplayPolicySetProcedure:
+			policyServiceReplayPolicySetHandler.ServeHTTP(w, r)
+		case PolicyServiceSetPolicyTestsProcedure:
+			policyServiceSetPolicyTestsHandler.ServeHTTP(w, r)
+		case PolicyServiceGetPolicyTestsProcedure:
+			policyServiceGetPolicyTestsHandler.ServeHTTP(w, r)
+		case PolicyServiceDeletePolicyTestsProcedure:
+			policyServiceDeletePolicyTestsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -240,4 +449,32 @@ func (UnimplementedPolicyServiceHandler) DeletePolicySet(context.Context, *conne
 
 func (UnimplementedPolicyServiceHandler) GetCedarSchema(context.Context, *connect.Request[v1.GetCedarSchemaRequest]) (*connect.Response[v1.GetCedarSchemaResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.PolicyService.GetCedarSchema is not implemented"))
+}
+
+func (UnimplementedPolicyServiceHandler) ListPolicyVersions(context.Context, *connect.Request[v1.ListPolicyVersionsRequest]) (*connect.Response[v1.ListPolicyVersionsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.PolicyService.ListPolicyVersions is not implemented"))
+}
+
+func (UnimplementedPolicyServiceHandler) GetPolicyVersion(context.Context, *connect.Request[v1.GetPolicyVersionRequest]) (*connect.Response[v1.GetPolicyVersionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.PolicyService.GetPolicyVersion is not implemented"))
+}
+
+func (UnimplementedPolicyServiceHandler) RollbackPolicySet(context.Context, *connect.Request[v1.RollbackPolicySetRequest]) (*connect.Response[v1.RollbackPolicySetResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.PolicyService.RollbackPolicySet is not implemented"))
+}
+
+func (UnimplementedPolicyServiceHandler) ReplayPolicySet(context.Context, *connect.Request[v1.ReplayPolicySetRequest]) (*connect.Response[v1.ReplayPolicySetResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.PolicyService.ReplayPolicySet is not implemented"))
+}
+
+func (UnimplementedPolicyServiceHandler) SetPolicyTests(context.Context, *connect.Request[v1.SetPolicyTestsRequest]) (*connect.Response[v1.SetPolicyTestsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.PolicyService.SetPolicyTests is not implemented"))
+}
+
+func (UnimplementedPolicyServiceHandler) GetPolicyTests(context.Context, *connect.Request[v1.GetPolicyTestsRequest]) (*connect.Response[v1.GetPolicyTestsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.PolicyService.GetPolicyTests is not implemented"))
+}
+
+func (UnimplementedPolicyServiceHandler) DeletePolicyTests(context.Context, *connect.Request[v1.DeletePolicyTestsRequest]) (*connect.Response[v1.DeletePolicyTestsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.PolicyService.DeletePolicyTests is not implemented"))
 }

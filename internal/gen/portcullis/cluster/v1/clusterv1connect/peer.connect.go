@@ -49,6 +49,9 @@ const (
 	// PeerServiceListDataplaneStatusProcedure is the fully-qualified name of the PeerService's
 	// ListDataplaneStatus RPC.
 	PeerServiceListDataplaneStatusProcedure = "/portcullis.cluster.v1.PeerService/ListDataplaneStatus"
+	// PeerServiceCopyAuditStoreProcedure is the fully-qualified name of the PeerService's
+	// CopyAuditStore RPC.
+	PeerServiceCopyAuditStoreProcedure = "/portcullis.cluster.v1.PeerService/CopyAuditStore"
 )
 
 // PeerServiceClient is a client for the portcullis.cluster.v1.PeerService service.
@@ -65,6 +68,11 @@ type PeerServiceClient interface {
 	Restore(context.Context, *connect.Request[v1.RestoreRequest]) (*connect.Response[v1.RestoreResponse], error)
 	// Returns the data-plane statuses this node holds (any node answers).
 	ListDataplaneStatus(context.Context, *connect.Request[v1.ListDataplaneStatusRequest]) (*connect.Response[v1.ListDataplaneStatusResponse], error)
+	// Streams a copy of this node's audit store (any node answers). A node on
+	// etcd that starts from a state snapshot, or that fell behind what etcd
+	// still holds, merges a peer's copy first, since etcd keeps upload
+	// batches only until every node has applied them.
+	CopyAuditStore(context.Context, *connect.Request[v1.CopyAuditStoreRequest]) (*connect.ServerStreamForClient[v1.CopyAuditStoreResponse], error)
 }
 
 // NewPeerServiceClient constructs a client for the portcullis.cluster.v1.PeerService service. By
@@ -108,6 +116,12 @@ func NewPeerServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(peerServiceMethods.ByName("ListDataplaneStatus")),
 			connect.WithClientOptions(opts...),
 		),
+		copyAuditStore: connect.NewClient[v1.CopyAuditStoreRequest, v1.CopyAuditStoreResponse](
+			httpClient,
+			baseURL+PeerServiceCopyAuditStoreProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("CopyAuditStore")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -118,6 +132,7 @@ type peerServiceClient struct {
 	changeMembership    *connect.Client[v1.ChangeMembershipRequest, v1.ChangeMembershipResponse]
 	restore             *connect.Client[v1.RestoreRequest, v1.RestoreResponse]
 	listDataplaneStatus *connect.Client[v1.ListDataplaneStatusRequest, v1.ListDataplaneStatusResponse]
+	copyAuditStore      *connect.Client[v1.CopyAuditStoreRequest, v1.CopyAuditStoreResponse]
 }
 
 // Apply calls portcullis.cluster.v1.PeerService.Apply.
@@ -145,6 +160,11 @@ func (c *peerServiceClient) ListDataplaneStatus(ctx context.Context, req *connec
 	return c.listDataplaneStatus.CallUnary(ctx, req)
 }
 
+// CopyAuditStore calls portcullis.cluster.v1.PeerService.CopyAuditStore.
+func (c *peerServiceClient) CopyAuditStore(ctx context.Context, req *connect.Request[v1.CopyAuditStoreRequest]) (*connect.ServerStreamForClient[v1.CopyAuditStoreResponse], error) {
+	return c.copyAuditStore.CallServerStream(ctx, req)
+}
+
 // PeerServiceHandler is an implementation of the portcullis.cluster.v1.PeerService service.
 type PeerServiceHandler interface {
 	// Applies a command (a serialized portcullis.fsm.v1.Command) through Raft
@@ -159,6 +179,11 @@ type PeerServiceHandler interface {
 	Restore(context.Context, *connect.Request[v1.RestoreRequest]) (*connect.Response[v1.RestoreResponse], error)
 	// Returns the data-plane statuses this node holds (any node answers).
 	ListDataplaneStatus(context.Context, *connect.Request[v1.ListDataplaneStatusRequest]) (*connect.Response[v1.ListDataplaneStatusResponse], error)
+	// Streams a copy of this node's audit store (any node answers). A node on
+	// etcd that starts from a state snapshot, or that fell behind what etcd
+	// still holds, merges a peer's copy first, since etcd keeps upload
+	// batches only until every node has applied them.
+	CopyAuditStore(context.Context, *connect.Request[v1.CopyAuditStoreRequest], *connect.ServerStream[v1.CopyAuditStoreResponse]) error
 }
 
 // NewPeerServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -198,6 +223,12 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(peerServiceMethods.ByName("ListDataplaneStatus")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerServiceCopyAuditStoreHandler := connect.NewServerStreamHandler(
+		PeerServiceCopyAuditStoreProcedure,
+		svc.CopyAuditStore,
+		connect.WithSchema(peerServiceMethods.ByName("CopyAuditStore")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.cluster.v1.PeerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerServiceApplyProcedure:
@@ -210,6 +241,8 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 			peerServiceRestoreHandler.ServeHTTP(w, r)
 		case PeerServiceListDataplaneStatusProcedure:
 			peerServiceListDataplaneStatusHandler.ServeHTTP(w, r)
+		case PeerServiceCopyAuditStoreProcedure:
+			peerServiceCopyAuditStoreHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -237,4 +270,8 @@ func (UnimplementedPeerServiceHandler) Restore(context.Context, *connect.Request
 
 func (UnimplementedPeerServiceHandler) ListDataplaneStatus(context.Context, *connect.Request[v1.ListDataplaneStatusRequest]) (*connect.Response[v1.ListDataplaneStatusResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.cluster.v1.PeerService.ListDataplaneStatus is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) CopyAuditStore(context.Context, *connect.Request[v1.CopyAuditStoreRequest], *connect.ServerStream[v1.CopyAuditStoreResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.cluster.v1.PeerService.CopyAuditStore is not implemented"))
 }

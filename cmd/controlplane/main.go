@@ -98,7 +98,7 @@ func newCommand() *cobra.Command {
 	f.StringVar(&cfg.JoinToken, "join-token", "", "an admin token of the cluster being joined")
 	f.StringVar(&cfg.JoinCAFingerprint, "join-ca-fingerprint", "", "fingerprint of the cluster CA to trust when joining (gwctl cluster status shows it)")
 	f.BoolVar(&cfg.Dev, "dev", false, "serve plaintext (loopback addresses only) with an unauthenticated Raft port: for local experiments, never for production")
-	f.StringVar(&cfg.KEKFile, "kek-file", "", "file holding the 32-byte key-encryption key (base64 or hex); PORTCULLIS_KEK may hold the key itself")
+	f.StringVar(&cfg.KEKFile, "kek-file", "", "file holding the 32-byte key-encryption key (base64 or hex); PORTCULLIS_KEK may hold the key itself; with --dev and neither, a bootstrapping node creates <data-dir>/kek")
 	f.StringSliceVar(&cfg.TLSHosts, "tls-host", nil, "extra DNS name or IP for this node's certificate (repeatable)")
 	f.BoolVar(&cfg.Egress.AllowLinkLocal, "egress-allow-link-local", false, "allow upstream, JWKS and token URLs on link-local and cloud-metadata addresses")
 	f.StringSliceVar(&allow, "egress-allow", nil, "CIDR ranges upstream URLs may use even when the egress policy refuses them (repeatable)")

@@ -18,7 +18,7 @@ import (
 // Header is the first row: one column per field of Row.
 var Header = []string{"time", "dataplane", "sequence", "agent", "user", "protocol", "method", "upstream", "tool",
 	"decision", "policies", "outcome", "reason", "mode", "snapshot_version", "latency_ms", "upstream_latency_ms",
-	"source_ip", "upstream_error", "response_bytes", "arguments_json", "hash"}
+	"source_ip", "upstream_error", "response_bytes", "arguments_json", "hash", "target_own"}
 
 // Cell returns s safe to open in a spreadsheet: a value starting with =,
 // +, -, @, a tab or a carriage return would be read as a formula (CSV
@@ -128,7 +128,7 @@ func Row(r *auditv1.Record) []string {
 		r.GetProtocol(), r.GetMethod(), r.GetUpstream(), Target(r), r.GetDecision(), strings.Join(r.GetPolicies(), " "),
 		r.GetOutcome(), r.GetReason(), r.GetMode(), strconv.FormatUint(r.GetSnapshotVersion(), 10), ms(r.GetLatency()),
 		ms(r.GetUpstreamLatency()), r.GetSourceIp(), strconv.FormatBool(r.GetUpstreamError()),
-		strconv.FormatInt(r.GetResponseBytes(), 10), r.GetArgumentsJson(), hex.EncodeToString(r.GetHash())}
+		strconv.FormatInt(r.GetResponseBytes(), 10), r.GetArgumentsJson(), hex.EncodeToString(r.GetHash()), r.GetTargetOwn()}
 	for i, c := range row {
 		row[i] = Cell(c)
 	}

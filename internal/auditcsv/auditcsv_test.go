@@ -45,7 +45,7 @@ func TestWriterEscapesEveryColumn(t *testing.T) {
 		Agent: "=agent", User: "+user", Protocol: "mcp", Method: "tools/call", Upstream: "@up", Tool: "-tool",
 		Decision: "allow", Policies: []string{"=p1", "p2"}, Outcome: "ok", Reason: "=reason", Mode: "normal",
 		Latency: durationpb.New(1500 * time.Microsecond), SourceIp: "127.0.0.1",
-		ArgumentsJson: `{"a":"=1"}`, Hash: []byte{0xab},
+		ArgumentsJson: `{"a":"=1"}`, Hash: []byte{0xab}, TargetOwn: "=own",
 	}
 	var buf bytes.Buffer
 	w := auditcsv.NewWriter(&buf)
@@ -69,6 +69,7 @@ func TestWriterEscapesEveryColumn(t *testing.T) {
 	want := map[string]string{
 		"time": "2026-01-02T03:04:05Z", "agent": "'=agent", "user": "'+user", "upstream": "'@up", "tool": "'-tool",
 		"policies": "'=p1 p2", "reason": "'=reason", "latency_ms": "1.500", "arguments_json": `{"a":"=1"}`, "hash": "ab",
+		"target_own": "'=own",
 	}
 	for k, v := range want {
 		if got[k] != v {

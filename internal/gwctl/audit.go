@@ -53,6 +53,15 @@ func (a *app) auditQuery() *cobra.Command {
 with AND; an empty filter matches everything. --from and --to are RFC 3339
 times ([from, to)).
 
+--tool names a tool as agents see it (bank__get_balance: the name in
+tools/list, Cedar policies and 'gwctl access'), or, with --upstream, as its
+upstream does (--upstream bank --tool get_balance); both find the same
+records, including those data planes wrote before records carried both
+names. Records show the agents' name (TOOL) and keep the upstream's own name
+in target_own (-o json). A tool or upstream that is not registered now and
+that no stored record names is an error, not an empty result, so a typo
+cannot pass for "no calls".
+
 --user-not-in-list NAME keeps only calls whose user is not in the value list
 NAME (calls without a user count as not in it). The compliance question
 "every call of tool X by any agent with a user not in allowlist L since date
@@ -145,7 +154,7 @@ credentials replaced with "[REDACTED:<kind>]".`,
 	f.StringVar(&to, "to", "", "records before this RFC 3339 time")
 	f.StringVar(&req.Agent, "agent", "", "agent name")
 	f.StringVar(&req.User, "user", "", "user the agent acted for")
-	f.StringVar(&req.Tool, "tool", "", "tool name")
+	f.StringVar(&req.Tool, "tool", "", "tool as agents name it (<prefix>__<tool>), or as its upstream does with --upstream")
 	f.StringVar(&req.Upstream, "upstream", "", "upstream name")
 	f.StringVar(&req.Decision, "decision", "", "allow or deny")
 	f.StringVar(&req.Outcome, "outcome", "", "ok, refused or error")

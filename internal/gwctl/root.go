@@ -43,7 +43,7 @@ func NewRootCommand(stdin io.Reader, stdout, stderr io.Writer, opts ...Option) *
 		Short: "Operate a Portcullis agent gateway through its control plane",
 		Long: `gwctl manages a Portcullis control plane: cluster membership, agents,
 upstreams, tool pins, Cedar policies, identity sources, secrets, admin
-tokens and backups.
+tokens, cluster-wide settings and backups.
 
 Every global flag can also be set in the environment (GWCTL_SERVER,
 GWCTL_TOKEN, ...); a flag on the command line wins.`,
@@ -74,6 +74,7 @@ GWCTL_TOKEN, ...); a flag on the command line wins.`,
 		a.adminLogCommand(),
 		a.dataplaneCommand(),
 		a.freezeCommand(),
+		a.settingCommand(),
 		a.accessCommand(),
 		a.auditCommand(),
 		a.alertCommand(),

@@ -283,6 +283,22 @@ func ValueList(l *configv1.ValueList) error {
 	return nil
 }
 
+// Setting checks a cluster-wide setting.
+func Setting(st *configv1.Setting) error {
+	if err := Meta(st.GetMeta()); err != nil {
+		return err
+	}
+	if len(st.GetValues()) > SettingValues {
+		return exceeded("values", "at most %d values (got %d)", SettingValues, len(st.GetValues()))
+	}
+	for i, v := range st.GetValues() {
+		if len(v) > SettingValue {
+			return exceeded(fmt.Sprintf("values[%d]", i), "at most %d bytes", SettingValue)
+		}
+	}
+	return nil
+}
+
 // IdentitySource checks an identity source, including the nesting of an
 // inline JWKS.
 func IdentitySource(s *configv1.IdentitySource) error {

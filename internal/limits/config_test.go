@@ -63,6 +63,11 @@ func TestConfigLimits(t *testing.T) {
 	list := func(values []string) func() error {
 		return func() error { return limits.ValueList(&configv1.ValueList{Meta: meta(), Values: values}) }
 	}
+	settingOf := func(values []string) func() error {
+		return func() error {
+			return limits.Setting(&configv1.Setting{Meta: &configv1.ResourceMeta{Name: "mcp.allowed-origins"}, Values: values})
+		}
+	}
 	tests := []struct {
 		name  string
 		check func() error
@@ -147,6 +152,9 @@ func TestConfigLimits(t *testing.T) {
 		{name: "list at its limits", check: list(strs(limits.ListValues, 8))},
 		{name: "list values", check: list(strs(limits.ListValues+1, 8)), field: "values"},
 		{name: "list value", check: list([]string{"a", rep("v", limits.ListValue+1)}), field: "values[1]"},
+		{name: "setting at its limits", check: settingOf(strs(limits.SettingValues, limits.SettingValue))},
+		{name: "setting values", check: settingOf(strs(limits.SettingValues+1, 8)), field: "values"},
+		{name: "setting value", check: settingOf([]string{"a", rep("v", limits.SettingValue+1)}), field: "values[1]"},
 
 		{name: "issuer at its limits", check: jwt(func(j *configv1.JwtIssuer) {
 			j.Audiences = strs(limits.Audiences, limits.Audience)

@@ -150,6 +150,14 @@ const (
 	ListValue = 256
 )
 
+// Cluster-wide settings (config.v1.Setting).
+const (
+	// SettingValues bounds the values of one setting.
+	SettingValues = 256
+	// SettingValue bounds one value of a setting (an origin, a URL).
+	SettingValue = 2048
+)
+
 // Commands of the replicated log.
 const (
 	// RequestID bounds a command's request id: the admin API's 128

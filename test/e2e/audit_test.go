@@ -26,7 +26,9 @@ type cpRecord struct {
 	Dataplane string        `json:"dataplane"`
 	Sequence  harness.Int64 `json:"sequence"`
 	Agent     string        `json:"agent"`
+	Upstream  string        `json:"upstream"`
 	Tool      string        `json:"tool"`
+	TargetOwn string        `json:"targetOwn"`
 	Decision  string        `json:"decision"`
 	Outcome   string        `json:"outcome"`
 }
@@ -142,23 +144,45 @@ func TestAuditSurvivesDataplaneKill(t *testing.T) {
 	harness.MustGwctl(t, env, "audit", "verify", "--timeout", "30s")
 
 	// The compliance question: every get_weather call by any agent whose
-	// user is not on the allowlist, since a date, as one CSV.
+	// user is not on the allowlist, since a date, as one CSV. The tool is
+	// named as agents (and Cedar, and gwctl access) name it, or as its
+	// upstream does: both give the same rows.
 	g.gwctl(t, "valuelist", "create", "weather-users", "--value", "alice")
-	r := harness.MustGwctl(t, env, "audit", "query", "--tool", "get_weather", "--user-not-in-list", "weather-users", "--from", since, "--limit", "100", "-o", "csv", "--timeout", "30s")
-	rows, err := csv.NewReader(strings.NewReader(r.Stdout)).ReadAll()
-	if err != nil {
-		t.Fatal(err)
+	compliance := func(names ...string) [][]string {
+		t.Helper()
+		args := append([]string{"audit", "query"}, names...)
+		r := harness.MustGwctl(t, env, append(args, "--user-not-in-list", "weather-users", "--from", since, "--limit", "100", "-o", "csv", "--timeout", "30s")...)
+		rows, err := csv.NewReader(strings.NewReader(r.Stdout)).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
 	}
-	// Every call of this data plane was a get_weather call; its other
+	rows := compliance("--tool", actionWeather)
+	// Every call of this data plane was a get_weather call, recorded
+	// under the agents' name with the upstream's beside it; its other
 	// records are configuration records (the versions it applied).
 	var weatherCalls int
 	for _, r := range cp {
-		if r.Tool == "get_weather" {
+		if r.Tool == actionWeather {
 			weatherCalls++
+			if r.Upstream != "demo" || r.TargetOwn != "get_weather" {
+				t.Fatalf("record %d names upstream %q, own name %q; want demo, get_weather", r.Sequence, r.Upstream, r.TargetOwn)
+			}
 		}
 	}
 	if len(rows)-1 != weatherCalls || weatherCalls == 0 || rows[0][0] != "time" {
 		t.Fatalf("compliance CSV has %d data rows (header %v), want %d", len(rows)-1, rows[0], weatherCalls)
+	}
+	if byUpstream := compliance("--upstream", "demo", "--tool", "get_weather"); len(byUpstream) != len(rows) {
+		t.Fatalf("by the upstream's name: %d rows, by the agents' name: %d", len(byUpstream), len(rows))
+	}
+	// A name no tool has is an error, not "no calls".
+	for _, names := range [][]string{{"--tool", "get_weather"}, {"--tool", "demo__get_wether"}, {"--upstream", "dmeo"}} {
+		bad := harness.Gwctl(t, env, append(append([]string{"audit", "query"}, names...), "--timeout", "30s")...)
+		if bad.OK() || !strings.Contains(bad.Stderr, "no audit record names it") {
+			t.Fatalf("audit query %v: exit %d, stderr %q; want an error naming how to list", names, bad.Code, bad.Stderr)
+		}
 	}
 
 	// An attestation over the range verifies offline against the

@@ -293,9 +293,9 @@ func TestDegradedModeAndLastKnownGood(t *testing.T) {
 				continue
 			}
 			switch {
-			case r.Tool == "send_payment" && r.Outcome == "refused" && r.Reason == "degraded":
+			case r.Tool == actionPayment && r.Outcome == "refused" && r.Reason == "degraded":
 				refusedRecs++
-			case r.Tool == "get_weather" && r.Outcome == "ok":
+			case r.Tool == actionWeather && r.TargetOwn == "get_weather" && r.Outcome == "ok":
 				servedRecs++
 			}
 		}

@@ -65,8 +65,15 @@ type gateway struct {
 // policy's config version in normal mode.
 func startGateway(t *testing.T, nodes int, dataplanes ...string) *gateway {
 	t.Helper()
+	return startGatewayWith(t, nil, nodes, dataplanes...)
+}
+
+// startGatewayWith is startGateway with extra flags for every
+// control-plane node.
+func startGatewayWith(t *testing.T, cpArgs []string, nodes int, dataplanes ...string) *gateway {
+	t.Helper()
 	start := time.Now()
-	g := &gateway{c: harness.StartCluster(t, nodes), dir: t.TempDir(), upstreamSecret: "ups_" + randomHex(t, 16)}
+	g := &gateway{c: harness.StartClusterWith(t, harness.ClusterOptions{Nodes: nodes, Args: cpArgs}), dir: t.TempDir(), upstreamSecret: "ups_" + randomHex(t, 16)}
 	g.up = harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret})
 
 	secretFile := g.writeFile(t, "upstream.secret", g.upstreamSecret)

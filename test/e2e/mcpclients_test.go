@@ -44,14 +44,18 @@ func startBrokerGateway(t *testing.T) *gateway {
 }
 
 // TestGoSDKClientInBothEras: the official Go SDK client talks to the data
-// plane in the legacy era (a gateway session) and in 2026-07-28
+// plane in every version of the legacy era (a gateway session; 2025-03-26,
+// the oldest still deployed, 2025-06-18 and 2025-11-25) and in 2026-07-28
 // (stateless); a stateful and a stateless upstream answer behind it;
-// progress arrives over the SSE stream in both eras, and an upstream's
-// elicitation reaches a legacy client and its answer goes back.
+// progress arrives over the SSE stream in every version, and an upstream's
+// elicitation reaches a 2025-06-18 or 2025-11-25 client and its answer
+// goes back (2025-03-26 has no elicitation; a 2026-07-28 client cannot
+// answer a legacy upstream). The capabilities the client sees say what the
+// gateway sends: tools listChanged on a legacy session's stream.
 func TestGoSDKClientInBothEras(t *testing.T) {
 	g := startBrokerGateway(t)
 	dp := g.dps[0]
-	for _, version := range []string{"2025-11-25", "2026-07-28"} {
+	for _, version := range []string{"2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"} {
 		t.Run(version, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -72,6 +76,11 @@ func TestGoSDKClientInBothEras(t *testing.T) {
 			defer func() { _ = cs.Close() }()
 			if got := cs.InitializeResult().ProtocolVersion; got != version {
 				t.Fatalf("negotiated %s, want %s", got, version)
+			}
+			caps := cs.InitializeResult().Capabilities
+			if caps.Tools == nil || caps.Tools.ListChanged != (version != "2026-07-28") || caps.Resources == nil || caps.Prompts == nil ||
+				caps.Resources.ListChanged || caps.Resources.Subscribe || caps.Prompts.ListChanged {
+				t.Errorf("capabilities %+v (tools %+v), want tools (listChanged in the legacy era), resources and prompts without notifications", caps, caps.Tools)
 			}
 			lt, err := cs.ListTools(ctx, nil)
 			if err != nil {
@@ -106,14 +115,15 @@ func TestGoSDKClientInBothEras(t *testing.T) {
 			if err != nil {
 				t.Fatalf("confirm_transfer: %v", err)
 			}
-			if version == "2025-11-25" {
+			if version == "2025-06-18" || version == "2025-11-25" {
 				if got := resultText(res); got != "transfer of 250 confirmed" || len(elicited) != 1 {
 					t.Errorf("legacy elicitation: result %q, asked %v", got, elicited)
 				}
 			} else if !res.IsError || len(elicited) != 0 {
 				// A 2026-07-28 caller cannot answer a legacy upstream's
-				// request: the gateway refuses it, so the tool fails.
-				t.Errorf("modern caller, legacy elicitation: result %+v, asked %v; want the upstream's error", res, elicited)
+				// request, and 2025-03-26 has no elicitation: the gateway
+				// refuses it, so the tool fails.
+				t.Errorf("%s caller, legacy elicitation: result %+v, asked %v; want the upstream's error", version, res, elicited)
 			}
 		})
 	}
@@ -205,8 +215,9 @@ func TestModernHeaderRules(t *testing.T) {
 }
 
 // TestTypeScriptSDKClient: the official TypeScript SDK (npm, run by Node)
-// in the legacy era: a gateway session, tools from two upstreams, progress,
-// an elicitation answered by the client, and a policy refusal.
+// in the legacy era: the capabilities it is told, a gateway session, tools
+// from two upstreams, progress, an elicitation answered by the client, and
+// a policy refusal.
 func TestTypeScriptSDKClient(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -233,15 +244,22 @@ func TestTypeScriptSDKClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got struct {
-		SessionID       *string  `json:"sessionId"`
-		ProtocolVersion *string  `json:"protocolVersion"`
-		Tools           []string `json:"tools"`
-		Weather         string   `json:"weather"`
-		Progress        []int    `json:"progress"`
-		Count           string   `json:"count"`
-		Confirm         string   `json:"confirm"`
-		Elicitations    []string `json:"elicitations"`
-		Refused         struct {
+		SessionID       *string `json:"sessionId"`
+		ProtocolVersion *string `json:"protocolVersion"`
+		Capabilities    struct {
+			Tools *struct {
+				ListChanged bool `json:"listChanged"`
+			} `json:"tools"`
+			Resources map[string]any `json:"resources"`
+			Prompts   map[string]any `json:"prompts"`
+		} `json:"capabilities"`
+		Tools        []string `json:"tools"`
+		Weather      string   `json:"weather"`
+		Progress     []int    `json:"progress"`
+		Count        string   `json:"count"`
+		Confirm      string   `json:"confirm"`
+		Elicitations []string `json:"elicitations"`
+		Refused      struct {
 			IsError bool   `json:"isError"`
 			Reason  string `json:"reason"`
 		} `json:"refused"`
@@ -255,6 +273,11 @@ func TestTypeScriptSDKClient(t *testing.T) {
 	}
 	if got.ProtocolVersion == nil || *got.ProtocolVersion != "2025-11-25" {
 		t.Errorf("protocol version %v, want 2025-11-25", got.ProtocolVersion)
+	}
+	// The gateway sends tools/list_changed on the session's stream, and no
+	// resources or prompts notifications.
+	if c := got.Capabilities; c.Tools == nil || !c.Tools.ListChanged || c.Resources == nil || len(c.Resources) != 0 || c.Prompts == nil || len(c.Prompts) != 0 {
+		t.Errorf("capabilities %+v, want tools with listChanged, resources and prompts without notifications", c)
 	}
 	for _, want := range []string{actionWeather, "tools__count", "tools__confirm_transfer", "modern__get_weather"} {
 		if !slices.Contains(got.Tools, want) {
@@ -411,7 +434,7 @@ func TestResourcesAndPromptsFederated(t *testing.T) {
 	}
 	var reads, denied int
 	for _, r := range records {
-		if r.Method == "resources/read" && r.Upstream == "tools" && r.Tool == "demo://readme" {
+		if r.Method == "resources/read" && r.Upstream == "tools" && r.Tool == "tools__demo://readme" && r.TargetOwn == "demo://readme" {
 			if r.Outcome == "ok" {
 				reads++
 			} else if r.Reason == "denied" {

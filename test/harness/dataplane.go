@@ -286,13 +286,16 @@ func (dp *Dataplane) Metrics() (map[string]float64, error) {
 // AuditRecord is one record of the data plane's audit log (the fields the
 // tests look at).
 type AuditRecord struct {
-	Time            time.Time
-	Sequence        uint64
-	Dataplane       string
-	Agent           string
-	Method          string
-	Upstream        string
+	Time      time.Time
+	Sequence  uint64
+	Dataplane string
+	Agent     string
+	Method    string
+	Upstream  string
+	// Tool is the target as agents name it ("<prefix>__<tool>");
+	// TargetOwn is its upstream's own name.
 	Tool            string
+	TargetOwn       string
 	SnapshotVersion Int64
 	Mode            string
 	Decision        string
@@ -326,6 +329,7 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			Method:          r.GetMethod(),
 			Upstream:        r.GetUpstream(),
 			Tool:            r.GetTool(),
+			TargetOwn:       r.GetTargetOwn(),
 			SnapshotVersion: Int64(r.GetSnapshotVersion()),
 			Mode:            r.GetMode(),
 			Decision:        r.GetDecision(),

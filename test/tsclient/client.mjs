@@ -33,6 +33,7 @@ try {
   await client.connect(transport);
   out.sessionId = transport.sessionId ?? null;
   out.protocolVersion = transport.protocolVersion ?? null;
+  out.capabilities = client.getServerCapabilities() ?? null;
   out.tools = (await client.listTools()).tools.map((t) => t.name).sort();
   out.weather = text(await client.callTool({ name: "demo__get_weather", arguments: { city: "Oslo" } }));
   const counted = await client.callTool(

@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 )
@@ -118,7 +119,7 @@ func (a *API) Query(ctx context.Context, req *connect.Request[auditv1.QueryReque
 		return resp(&auditv1.QueryResponse{Records: []*auditv1.Record{r}}), nil
 	}
 	f := auditstore.Filter{
-		Agent: m.GetAgent(), User: m.GetUser(), Tool: m.GetTool(), Upstream: m.GetUpstream(),
+		Agent: m.GetAgent(), User: m.GetUser(),
 		Decision: m.GetDecision(), Outcome: m.GetOutcome(), Mode: m.GetMode(), DP: m.GetDataplane(),
 	}
 	if m.GetFrom() != nil {
@@ -127,11 +128,22 @@ func (a *API) Query(ctx context.Context, req *connect.Request[auditv1.QueryReque
 	if m.GetTo() != nil {
 		f.To = m.GetTo().AsTime()
 	}
-	if name := m.GetUserNotInList(); name != "" {
-		st, err := a.read(ctx, req.Header())
-		if err != nil {
+	var st *state.State
+	if m.GetUserNotInList() != "" || m.GetTool() != "" || m.GetUpstream() != "" {
+		if st, err = a.read(ctx, req.Header()); err != nil {
 			return nil, err
 		}
+	}
+	// The tool and upstream as the current registry names them (see
+	// auditnames.go).
+	target := auditTarget{known: true}
+	if m.GetTool() != "" || m.GetUpstream() != "" {
+		if target, err = resolveAuditTarget(st, m.GetUpstream(), m.GetTool()); err != nil {
+			return nil, err
+		}
+		f.Tool, f.Upstream = target.tool, target.upstream
+	}
+	if name := m.GetUserNotInList(); name != "" {
 		r, ok := st.Get(resource.ValueList, name)
 		if !ok {
 			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("value list %q does not exist", name))
@@ -167,6 +179,16 @@ func (a *API) Query(ctx context.Context, req *connect.Request[auditv1.QueryReque
 	}
 	if errors.Is(err, auditstore.ErrBadPageToken) {
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if err == nil && !target.known && tok == "" && len(recs) == 0 {
+		// Not registered now, and no record in this query's range: a tool
+		// or upstream that never existed (a typo), unless some stored
+		// record outside the range names it.
+		var any []*auditv1.Record
+		any, _, err = as.Query(auditstore.Filter{Tool: target.tool, Upstream: target.upstream}, "", 1)
+		if err == nil && len(any) == 0 {
+			return nil, errUnknownAuditTarget(m.GetUpstream(), m.GetTool())
+		}
 	}
 	if err != nil {
 		a.log.ErrorContext(ctx, "audit query", "err", err)

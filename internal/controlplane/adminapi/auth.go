@@ -11,6 +11,7 @@ import (
 	c "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
 	ac "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1/auditv1connect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"github.com/portcullis-gw/portcullis/internal/limits"
 )
 
 const (
@@ -37,6 +38,8 @@ const (
 	listRequest = 2*resource.MaxListValues*resource.MaxListValueLen + 64<<10
 	// testsRequest: a policy set's stored test cases.
 	testsRequest = 4 << 20
+	// settingRequest: one setting's values.
+	settingRequest = 2*limits.SettingValues*limits.SettingValue + 64<<10
 	// uploadRequest: a batch of audit records.
 	uploadRequest = MaxUploadBytes + 64<<10
 )
@@ -120,6 +123,10 @@ var procedures = edge.Rules{
 	c.DataplaneServiceRevokeJoinCredentialProcedure:      {Role: admin, MaxBytes: smallRequest},
 	c.DataplaneServiceListDataplanesProcedure:            {Role: auditor, MaxBytes: smallRequest},
 	c.DataplaneServiceSetFreezeProcedure:                 {Role: operator, MaxBytes: smallRequest},
+	c.SettingServiceListSettingsProcedure:                {Role: auditor, MaxBytes: smallRequest},
+	c.SettingServiceGetSettingProcedure:                  {Role: auditor, MaxBytes: smallRequest},
+	c.SettingServiceSetSettingProcedure:                  {Role: admin, MaxBytes: settingRequest},
+	c.SettingServiceResetSettingProcedure:                {Role: admin, MaxBytes: smallRequest},
 	c.AccessServiceGetAuthorizationSnapshotProcedure:     {Role: auditor, MaxBytes: smallRequest},
 	c.AccessServiceCheckProcedure:                        {Role: auditor, MaxBytes: resourceRequest},
 	c.AccessServiceWhoCanProcedure:                       {Role: auditor, MaxBytes: smallRequest},

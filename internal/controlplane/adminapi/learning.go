@@ -211,7 +211,7 @@ func learningForRecord(st *state.State, name string, rec *auditv1.Record) (*conf
 	var candidates []*configv1.ListLearning
 	st.Each(resource.ListLearning, func(r *fsmv1.Resource) bool {
 		l := r.GetListLearning()
-		if up, tool, ok := learn.Tool(st, l.GetTool()); ok && up == rec.GetUpstream() && tool == rec.GetTool() {
+		if f, ok := learn.Records(st, l.GetTool()); ok && rec.GetUpstream() == f.Upstream && f.Matches(rec) {
 			candidates = append(candidates, l)
 		}
 		return true

@@ -147,8 +147,9 @@ func (c *Consumer) tagsOf(st *state.State) map[string]string {
 	return out
 }
 
-// actions returns the function naming a record's tool by its action name
-// ("<prefix>__<tool>"), or "<upstream>/<tool>" when its upstream is gone.
+// actions returns the function naming the tool of a record written
+// before records kept both names by its action name ("<prefix>__<tool>"),
+// or "<upstream>/<tool>" when its upstream is gone.
 func actions(st *state.State) func(upstream, tool string) string {
 	return func(upstream, tool string) string {
 		if u, ok := st.Get(resource.Upstream, upstream); ok {
@@ -161,14 +162,21 @@ func actions(st *state.State) func(upstream, tool string) string {
 // Event describes what a record tells an alert rule, if anything: a denial
 // by policies (with their @alert tags), a refusal of a quarantined tool, a
 // rollout rollback. tags maps policy ids to their @alert tag; action names
-// a record's tool.
+// the tool of a record that carries its upstream's own name (written
+// before records kept both names).
 func Event(r *auditv1.Record, tags map[string]string, action func(upstream, tool string) string) (*configv1.AlertEvent, bool) {
 	ev := &configv1.AlertEvent{
 		Time: r.GetTime(), Dataplane: r.GetDataplane(), Agent: r.GetAgent(), User: r.GetUser(),
 		Decision: r.GetDecision(), OutcomeReason: r.GetReason(),
 	}
-	if r.GetTool() != "" {
+	switch {
+	case r.GetTool() == "":
+	case r.GetTargetOwn() == "" && r.GetUpstream() != "":
+		// Written before records kept both names: tool is the
+		// upstream's own name.
 		ev.Target = action(r.GetUpstream(), r.GetTool())
+	default:
+		ev.Target = r.GetTool() // the name agents use
 	}
 	switch r.GetKind() {
 	case auditv1.EventKind_EVENT_KIND_CALL, auditv1.EventKind_EVENT_KIND_UNSPECIFIED:

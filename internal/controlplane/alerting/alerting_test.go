@@ -28,6 +28,14 @@ func deny(seq uint64, policies ...string) *auditv1.Record {
 	}
 }
 
+// namedAsAgents is r as records name tools now: tool as agents call it,
+// target_own as the upstream does (deny and quarantined make records of
+// the shape written before records kept both names).
+func namedAsAgents(r *auditv1.Record) *auditv1.Record {
+	r.Tool, r.TargetOwn = r.GetUpstream()+"__"+r.GetTool(), r.GetTool()
+	return r
+}
+
 func quarantined(seq uint64, at time.Time) *auditv1.Record {
 	return &auditv1.Record{
 		Time: timestamppb.New(at), Dataplane: "dp1", Sequence: seq, Kind: auditv1.EventKind_EVENT_KIND_CALL,
@@ -77,6 +85,7 @@ func TestEventsAndMatches(t *testing.T) {
 		want   bool
 	}{
 		{"deny by a tagged policy", deny(1, "payments/new-payee"), rule("r", onDeny("security")), true},
+		{"deny by a tagged policy, tool named as agents do", namedAsAgents(deny(1, "payments/new-payee")), rule("r", onDeny("security")), true},
 		{"deny by a policy with another tag", deny(1, "payments/limits"), rule("r", onDeny("security")), false},
 		{"deny by any tagged policy", deny(1, "payments/limits"), rule("r", onDeny("")), true},
 		{"deny by an untagged policy", deny(1, "payments/plain"), rule("r", onDeny("")), false},
@@ -133,6 +142,11 @@ func TestAlertNames(t *testing.T) {
 	}
 	if name(a, quarantined(1, t0)) == name(a, quarantined(2, t0.Add(time.Hour))) {
 		t.Fatal("quarantines an hour apart folded")
+	}
+	for _, r := range []*auditv1.Record{deny(7, "p/x"), namedAsAgents(deny(7, "p/x"))} {
+		if got := mustEvent(t, r, tags, action).GetTarget(); got != "pay__send" {
+			t.Fatalf("the event of %v names target %q, want pay__send", r, got)
+		}
 	}
 	al := alerting.NewAlert(a, deny(7, "p/x"), mustEvent(t, deny(7, "p/x"), tags, action))
 	if al.GetRecordId() != "dp1/7" || al.GetRule() != "a" || !strings.Contains(al.GetReason(), "pay__send") || !strings.Contains(al.GetReason(), "p/x") {

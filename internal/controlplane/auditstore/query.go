@@ -14,8 +14,11 @@ import (
 // Filter selects records. Zero fields match everything.
 type Filter struct {
 	// From and To bound the record's time: From ≤ time < To.
-	From, To                                                 time.Time
-	Agent, User, Tool, Upstream, Decision, Outcome, Mode, DP string
+	From, To                                           time.Time
+	Agent, User, Upstream, Decision, Outcome, Mode, DP string
+	// Tool, when set, keeps only the records of one tool, however the
+	// record names it (see ToolFilter).
+	Tool *ToolFilter
 	// UserNotIn, when non-nil, keeps only records whose user is not in it
 	// (a record without a user is in no list).
 	UserNotIn map[string]bool
@@ -23,11 +26,43 @@ type Filter struct {
 	Kind auditv1.EventKind
 }
 
+// ToolFilter selects the records of one tool (or other target). A record
+// names its target as agents do in tool ("<prefix>__<tool>") and as the
+// upstream does in target_own; records written before target_own existed
+// carry the upstream's own name in tool. So a record matches when its
+// tool is Name, or when its upstream is Upstream and its own name (its
+// target_own, or for such an older record its tool) is Own.
+type ToolFilter struct {
+	// Name is the name agents use; "" matches no record by this name.
+	Name string
+	// Upstream and Own are the name the tool's upstream uses; Own ""
+	// matches no record by this name.
+	Upstream, Own string
+}
+
+// Matches reports whether r is a record of the tool t selects.
+func (t *ToolFilter) Matches(r *auditv1.Record) bool { return t.match(r) }
+
+func (t *ToolFilter) match(r *auditv1.Record) bool {
+	own := r.GetTargetOwn()
+	if own == "" && r.GetUpstream() != "" {
+		// Written before target_own: tool is the upstream's own name.
+		return t.Own != "" && r.GetUpstream() == t.Upstream && r.GetTool() == t.Own
+	}
+	if t.Name != "" && r.GetTool() == t.Name {
+		return true
+	}
+	return t.Own != "" && own != "" && r.GetUpstream() == t.Upstream && own == t.Own
+}
+
 func (f *Filter) match(r *auditv1.Record) bool {
 	eq := func(want, have string) bool { return want == "" || want == have }
-	if !eq(f.Agent, r.GetAgent()) || !eq(f.User, r.GetUser()) || !eq(f.Tool, r.GetTool()) ||
+	if !eq(f.Agent, r.GetAgent()) || !eq(f.User, r.GetUser()) ||
 		!eq(f.Upstream, r.GetUpstream()) || !eq(f.Decision, r.GetDecision()) ||
 		!eq(f.Outcome, r.GetOutcome()) || !eq(f.Mode, r.GetMode()) || !eq(f.DP, r.GetDataplane()) {
+		return false
+	}
+	if f.Tool != nil && !f.Tool.match(r) {
 		return false
 	}
 	if f.UserNotIn != nil && r.GetUser() != "" && f.UserNotIn[r.GetUser()] {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -337,6 +338,60 @@ func TestRestoreRefusesANewerFormat(t *testing.T) {
 			err := s.Restore(strings.NewReader(tt.in))
 			if err == nil || !strings.Contains(err.Error(), tt.says) {
 				t.Fatalf("Restore = %v, want an error saying %q", err, tt.says)
+			}
+		})
+	}
+}
+
+// TestQueryByTool: a tool is found under either of its names, in records
+// that name it as agents do (tool) with the upstream's name beside it
+// (target_own), and in records written before target_own existed (tool is
+// the upstream's own name).
+func TestQueryByTool(t *testing.T) {
+	s := open(t, t.TempDir(), auditstore.Options{})
+	shapes := []struct{ upstream, tool, own string }{
+		{"bank", "bank__get_balance", "get_balance"}, // 1: current shape
+		{"bank", "get_balance", ""},                  // 2: before target_own
+		{"shop", "shop__get_balance", "get_balance"}, // 3: same own name, another upstream
+		{"shop", "get_balance", ""},                  // 4: the same, older
+		{"", "bank__nope", ""},                       // 5: unresolved (unknown tool)
+		{"", "get_balance", ""},                      // 6: unresolved, bare name
+		{"bank", "bank__transfer", "transfer"},       // 7: another tool
+	}
+	recs := chain(t, "dp1", 1, uint64(len(shapes)), auditchain.Zero, t0)
+	for i, sh := range shapes {
+		recs[i].Upstream, recs[i].Tool, recs[i].TargetOwn = sh.upstream, sh.tool, sh.own
+		if i > 0 {
+			recs[i].PrevHash = recs[i-1].Hash
+		}
+		sum, _, _ := auditchain.Hash(recs[i], nil)
+		recs[i].Hash = sum[:]
+	}
+	appendInBatches(t, s, recs)
+	tests := []struct {
+		name     string
+		filter   auditstore.Filter
+		wantSeqs string
+	}{
+		{name: "agents' name, resolved", filter: auditstore.Filter{Tool: &auditstore.ToolFilter{Name: "bank__get_balance", Upstream: "bank", Own: "get_balance"}}, wantSeqs: "[1 2]"},
+		{name: "upstream's name", filter: auditstore.Filter{Upstream: "bank", Tool: &auditstore.ToolFilter{Name: "bank__get_balance", Upstream: "bank", Own: "get_balance"}}, wantSeqs: "[1 2]"},
+		{name: "agents' name only (not pinned now)", filter: auditstore.Filter{Tool: &auditstore.ToolFilter{Name: "bank__nope"}}, wantSeqs: "[5]"},
+		{name: "own name of an unregistered upstream", filter: auditstore.Filter{Tool: &auditstore.ToolFilter{Upstream: "shop", Own: "get_balance"}}, wantSeqs: "[3 4]"},
+		{name: "a bare name matches no older record of another upstream", filter: auditstore.Filter{Tool: &auditstore.ToolFilter{Name: "get_balance"}}, wantSeqs: "[6]"},
+		{name: "upstream alone", filter: auditstore.Filter{Upstream: "bank"}, wantSeqs: "[1 2 7]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _, err := s.Query(tt.filter, "", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var seqs []uint64
+			for _, r := range got {
+				seqs = append(seqs, r.GetSequence())
+			}
+			if fmt.Sprint(seqs) != tt.wantSeqs {
+				t.Errorf("records %v, want %s", seqs, tt.wantSeqs)
 			}
 		})
 	}

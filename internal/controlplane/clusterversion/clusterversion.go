@@ -78,6 +78,7 @@ var kinds = map[protoreflect.Name]Version{
 	"policy_history": PolicyRollouts,
 	"policy_tests":   PolicyRollouts,
 	"rollout":        PolicyRollouts,
+	"setting":        Settings,
 	"list_learning":  AuditConsumers,
 	"alert_rule":     AuditConsumers,
 	"alert":          AuditConsumers,
@@ -103,11 +104,14 @@ const (
 	AuditConsumers Version = 2
 )
 
-// Versions that introduced an operation.
+// Versions that introduced an operation or a kind.
 const (
 	// WebSignIn: the SignIn operation, which records a sign-in to the web
 	// view in the admin log and the control plane's audit chain.
 	WebSignIn Version = 3
+	// Settings: the resource kind "setting" (config.v1.Setting), the
+	// cluster-wide settings such as mcp.allowed-origins.
+	Settings Version = 4
 )
 
 // features are the behaviour versions above.

@@ -96,7 +96,7 @@ func (b *Builder) Build(st *state.State) (*Built, error) {
 // Snapshot builds the data-plane snapshot of st: everything a data plane
 // needs (agents with key hashes, upstreams, pins, enabled policy sets, value
 // lists, identity sources, the secrets upstreams reference, the brake, the
-// cluster CA certificate), nothing
+// cluster CA certificate, the cluster-wide settings), nothing
 // it does not (admin tokens, nodes, the admin log). Build adds the node's
 // egress policy.
 func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error) {
@@ -125,6 +125,12 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 	})
 	st.Each(resource.IdentitySource, func(r *fsmv1.Resource) bool {
 		snap.IdentitySources = append(snap.IdentitySources, r.GetIdentitySource())
+		return true
+	})
+	// Every stored setting (none is secret); an absent key has its
+	// default on the data plane too.
+	st.Each(resource.Setting, func(r *fsmv1.Resource) bool {
+		snap.Settings = append(snap.Settings, r.GetSetting())
 		return true
 	})
 	implicit := secretbind.ImplicitAll(func(yield func(*configv1.Upstream) bool) {

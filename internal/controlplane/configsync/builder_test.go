@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/seal"
@@ -17,6 +18,7 @@ import (
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"github.com/portcullis-gw/portcullis/internal/setting"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -59,6 +61,8 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 		statetest.Create(disabled),
 		statetest.Create(statetest.ValueList("payees", "acme")),
 		statetest.SetFreeze(true, "incident"),
+		statetest.Upsert(statetest.UpgradedNode("n1", uint32(clusterversion.Settings))),
+		statetest.Upsert(statetest.Setting(setting.MCPAllowedOrigins, "https://app.example")),
 	)
 	snap, err := configsync.Snapshot(st, sealer)
 	if err != nil {
@@ -79,6 +83,9 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 	}
 	if len(snap.GetValueLists()) != 1 || snap.GetValueLists()[0].GetValues()[0] != "acme" {
 		t.Fatalf("value lists = %v, want the one list", snap.GetValueLists())
+	}
+	if got := setting.Values(snap.GetSettings(), setting.MCPAllowedOrigins); !slices.Equal(got, []string{"https://app.example"}) {
+		t.Fatalf("settings = %v, want the allowed origin", snap.GetSettings())
 	}
 	if len(snap.GetAgents()) != 1 || len(snap.GetAgents()[0].GetApiKeys()[0].GetSha256()) != 32 {
 		t.Fatal("agents must carry their API-key hashes")

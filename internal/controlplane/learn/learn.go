@@ -62,7 +62,7 @@ func (Consumer) Consume(ctx context.Context, b *auditconsumer.Batch) error {
 		if l.def.GetSeeded() {
 			continue
 		}
-		if l.upstream != "" {
+		if l.tool != nil {
 			if err := seed(ctx, b, l, changes); err != nil {
 				return fmt.Errorf("seed learned list %q from history: %w", l.def.GetMeta().GetName(), err)
 			}
@@ -92,9 +92,10 @@ func RecordID(r *auditv1.Record) string {
 // learning is a list's learning and the call it learns from.
 type learning struct {
 	def *configv1.ListLearning
-	// upstream and tool are what audit records name the tool by.
-	upstream, tool string
-	path           []string
+	// tool selects the records of the tool, however they name it (nil:
+	// the tool is not pinned).
+	tool *auditstore.ToolFilter
+	path []string
 	// known holds the values already learned, by scope.
 	known map[string]map[string]bool
 }
@@ -105,8 +106,8 @@ func learnings(st *state.State) []*learning {
 	var out []*learning
 	st.Each(resource.ListLearning, func(r *fsmv1.Resource) bool {
 		def := r.GetListLearning()
-		up, tool, _ := Tool(st, def.GetTool())
-		l := &learning{def: def, upstream: up, tool: tool, path: resource.ArgumentPath(def.GetArgument()), known: map[string]map[string]bool{}}
+		tool, _ := Records(st, def.GetTool())
+		l := &learning{def: def, tool: tool, path: resource.ArgumentPath(def.GetArgument()), known: map[string]map[string]bool{}}
 		for _, s := range def.GetSets() {
 			m := make(map[string]bool, len(s.GetValues()))
 			for _, v := range s.GetValues() {
@@ -135,6 +136,17 @@ func Tool(st *state.State, action string) (upstream, tool string, ok bool) {
 	return upstream, tool, ok
 }
 
+// Records selects the audit records of the pinned tool whose action name
+// is action: records name it by that name, or (records written before
+// they kept both names) by its upstream's own name for it.
+func Records(st *state.State, action string) (*auditstore.ToolFilter, bool) {
+	up, tool, ok := Tool(st, action)
+	if !ok {
+		return nil, false
+	}
+	return &auditstore.ToolFilter{Name: action, Upstream: up, Own: tool}, true
+}
+
 // Successful reports whether a record is an allowed call that succeeded.
 func Successful(r *auditv1.Record) bool {
 	switch r.GetKind() {
@@ -148,7 +160,7 @@ func Successful(r *auditv1.Record) bool {
 
 // teaches returns the scope and value a record teaches l, if any.
 func (l *learning) teaches(st *state.State, r *auditv1.Record) (scope, value string, ok bool) {
-	if l.upstream == "" || r.GetUpstream() != l.upstream || r.GetTool() != l.tool || !Successful(r) {
+	if l.tool == nil || r.GetUpstream() != l.tool.Upstream || !l.tool.Matches(r) || !Successful(r) {
 		return "", "", false
 	}
 	scope = ScopeOfRecord(st, l.def.GetScope(), r)
@@ -202,7 +214,7 @@ func Argument(argumentsJSON string, path []string) (string, bool) {
 // seed adds to changes what the stored calls of l's tool that the cursor
 // has consumed, from l's seed_from on, teach l.
 func seed(ctx context.Context, b *auditconsumer.Batch, l *learning, changes *changes) error {
-	f := auditstore.Filter{From: l.def.GetSeedFrom().AsTime(), Upstream: l.upstream, Tool: l.tool, Decision: "allow", Outcome: "ok"}
+	f := auditstore.Filter{From: l.def.GetSeedFrom().AsTime(), Upstream: l.tool.Upstream, Tool: l.tool, Decision: "allow", Outcome: "ok"}
 	token := ""
 	for {
 		if err := ctx.Err(); err != nil {

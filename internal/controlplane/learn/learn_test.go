@@ -32,6 +32,14 @@ func call(agent, to string) *auditv1.Record {
 	}
 }
 
+// named is a record of the same call as records name tools now: tool as
+// agents call it, target_own as the upstream does (call's records are of
+// the shape written before records kept both names).
+func named(r *auditv1.Record) *auditv1.Record {
+	r.Tool, r.TargetOwn = "pay__"+r.GetTool(), r.GetTool()
+	return r
+}
+
 func denied(r *auditv1.Record) *auditv1.Record {
 	r.Decision, r.Outcome, r.Reason = "deny", "refused", "denied"
 	return r
@@ -130,6 +138,9 @@ func TestLearnsOnlySuccessfulCallsInScope(t *testing.T) {
 	number.ArgumentsJson = `{"to":42}`
 	otherTool := call("billing-bot", "other-tool")
 	otherTool.Tool = "refund"
+	otherNamed := call("billing-bot", "other-named-tool")
+	otherNamed.Tool = "refund"
+	otherNamed = named(otherNamed)
 	list := call("billing-bot", "list-op")
 	list.Kind, list.Operation = auditv1.EventKind_EVENT_KIND_LIST, "list"
 	records := []*auditv1.Record{
@@ -141,14 +152,17 @@ func TestLearnsOnlySuccessfulCallsInScope(t *testing.T) {
 		denied(call("billing-bot", "mallory")),
 		failed(call("billing-bot", "broken")),
 		redacted, secret, cutJSON, number, otherTool, list,
+		named(call("ops-bot", "hooli")),
+		named(denied(call("ops-bot", "evil"))),
+		otherNamed,
 	}
 	tests := []struct {
 		scope configv1.LearningScope
 		want  []string
 	}{
-		{configv1.LearningScope_LEARNING_SCOPE_AGENT, []string{"agent:billing-bot=acme", "agent:billing-bot=globex", "agent:ops-bot=initech", "agent:stray-bot=umbrella"}},
-		{configv1.LearningScope_LEARNING_SCOPE_TEAM, []string{"team:payments=acme", "team:payments=globex", "team:payments=initech"}},
-		{configv1.LearningScope_LEARNING_SCOPE_GLOBAL, []string{"global=acme", "global=globex", "global=initech", "global=umbrella"}},
+		{configv1.LearningScope_LEARNING_SCOPE_AGENT, []string{"agent:billing-bot=acme", "agent:billing-bot=globex", "agent:ops-bot=hooli", "agent:ops-bot=initech", "agent:stray-bot=umbrella"}},
+		{configv1.LearningScope_LEARNING_SCOPE_TEAM, []string{"team:payments=acme", "team:payments=globex", "team:payments=hooli", "team:payments=initech"}},
+		{configv1.LearningScope_LEARNING_SCOPE_GLOBAL, []string{"global=acme", "global=globex", "global=hooli", "global=initech", "global=umbrella"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scope.String(), func(t *testing.T) {
@@ -189,11 +203,12 @@ func TestSeedFromHistoryIsExact(t *testing.T) {
 		denied(call("billing-bot", "mallory")),
 		failed(call("billing-bot", "broken")),
 		call("ops-bot", "initech"),
+		named(call("ops-bot", "vandelay")),
 	)
 	store(t, as, "dp2", t0, call("billing-bot", "hooli"), denied(call("ops-bot", "evil")))
-	// The cursor: dp1 read through its sixth record, dp2 not at all
+	// The cursor: dp1 read through its seventh record, dp2 not at all
 	// before this batch.
-	cursor := map[string]uint64{"dp1": 7}
+	cursor := map[string]uint64{"dp1": 8}
 	store(t, as, "dp1", t0.Add(time.Hour), call("billing-bot", "live-payee"))
 	st := world(t, configv1.LearningScope_LEARNING_SCOPE_AGENT, t0.Add(-time.Hour))
 	live, _, err := as.ReadAfter(cursor, auditstore.Position{}, 100)
@@ -209,8 +224,8 @@ func TestSeedFromHistoryIsExact(t *testing.T) {
 	}
 	want := []string{
 		"agent:billing-bot=acme", "agent:billing-bot=globex", // seeded
-		"agent:billing-bot=hooli", "agent:billing-bot=live-payee", // live: dp2 and dp1/7 are after the cursor
-		"agent:ops-bot=initech", // seeded
+		"agent:billing-bot=hooli", "agent:billing-bot=live-payee", // live: dp2 and dp1/8 are after the cursor
+		"agent:ops-bot=initech", "agent:ops-bot=vandelay", // seeded
 	}
 	if got := learned(out); !slices.Equal(got, want) {
 		t.Fatalf("learned %v, want %v", got, want)

@@ -33,6 +33,9 @@ const (
 	PolicyTests Kind = "policy_tests"
 	// Rollout is a staged rollout of a policy set's next version.
 	Rollout Kind = "rollout"
+	// Setting is a cluster-wide setting, named by its key (package
+	// setting); cluster version 4.
+	Setting Kind = "setting"
 	// ListLearning is what a value list learns from calls (cluster
 	// version 2).
 	ListLearning Kind = "list_learning"
@@ -52,7 +55,7 @@ const (
 )
 
 // Kinds lists every kind of the gateway in a stable order.
-var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout,
+var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout, Setting,
 	ListLearning, AlertRule, Alert, AuditCursor}
 
 // Known reports whether k is a kind.
@@ -73,7 +76,7 @@ func Known(k Kind) bool {
 // rollout dropped).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
-	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, ListLearning:
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Setting, ListLearning:
 		return true
 	default:
 		return false
@@ -107,6 +110,8 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return PolicyTests
 	case *fsmv1.Resource_Rollout:
 		return Rollout
+	case *fsmv1.Resource_Setting:
+		return Setting
 	case *fsmv1.Resource_ListLearning:
 		return ListLearning
 	case *fsmv1.Resource_AlertRule:
@@ -149,6 +154,8 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.PolicyTests
 	case *fsmv1.Resource_Rollout:
 		return k.Rollout
+	case *fsmv1.Resource_Setting:
+		return k.Setting
 	case *fsmv1.Resource_ListLearning:
 		return k.ListLearning
 	case *fsmv1.Resource_AlertRule:
@@ -209,6 +216,8 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_PolicyTests{PolicyTests: v}}
 	case *configv1.Rollout:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Rollout{Rollout: v}}
+	case *configv1.Setting:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Setting{Setting: v}}
 	case *configv1.ListLearning:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_ListLearning{ListLearning: v}}
 	case *configv1.AlertRule:

@@ -20,6 +20,7 @@ import (
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"github.com/portcullis-gw/portcullis/internal/limits"
 	"github.com/portcullis-gw/portcullis/internal/secretbind"
+	"github.com/portcullis-gw/portcullis/internal/setting"
 )
 
 // Limits on what a caller controls, from the one table in package limits
@@ -158,6 +159,8 @@ func Validate(r *fsmv1.Resource) error {
 		return validatePolicyTests(k.PolicyTests)
 	case *fsmv1.Resource_Rollout:
 		return validateRollout(k.Rollout)
+	case *fsmv1.Resource_Setting:
+		return validateSetting(k.Setting)
 	case *fsmv1.Resource_ListLearning:
 		return validateListLearning(k.ListLearning)
 	case *fsmv1.Resource_AlertRule:
@@ -208,6 +211,8 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.PolicyTests(k.PolicyTests)
 	case *fsmv1.Resource_Rollout:
 		err = limits.Rollout(k.Rollout)
+	case *fsmv1.Resource_Setting:
+		err = limits.Setting(k.Setting)
 	case *fsmv1.Resource_ListLearning:
 		err = limits.ListLearning(k.ListLearning)
 	case *fsmv1.Resource_AlertRule:
@@ -489,6 +494,19 @@ func validateValueList(l *configv1.ValueList) error {
 			return invalid(fmt.Sprintf("values[%d]", i), "%q appears more than once", v)
 		}
 		seen[v] = true
+	}
+	return nil
+}
+
+// validateSetting checks that a setting names a key of package setting and
+// holds its values in canonical form (the admin API canonicalizes them
+// before proposing, so every replica stores the same bytes).
+func validateSetting(st *configv1.Setting) error {
+	if err := setting.Check(st.GetMeta().GetName(), st.GetValues()); err != nil {
+		if errors.Is(err, setting.ErrUnknown) {
+			return invalid("meta.name", "%v", err)
+		}
+		return invalid("values", "%v", err)
 	}
 	return nil
 }

@@ -92,6 +92,37 @@ type Server struct {
 	singletonDone chan struct{}
 }
 
+// DevKEKFile is the key-encryption key --dev creates in the data directory
+// when it is given none.
+const DevKEKFile = "kek"
+
+// loadKEK loads the key-encryption key the operator gave (--kek-file or
+// PORTCULLIS_KEK). Without one, a --dev node that bootstraps a new cluster
+// creates a key in its data directory (and says so), and uses that file on
+// later starts: a local experiment needs no key management. Production
+// nodes, and a --dev node joining a cluster (which must share the
+// cluster's key), still require one.
+func loadKEK(cfg Config, fresh bool, log *slog.Logger) (*seal.Sealer, error) {
+	if cfg.KEKFile != "" || cfg.KEK != "" || !cfg.Dev {
+		return seal.LoadKey(cfg.KEKFile, cfg.KEK)
+	}
+	path := filepath.Join(cfg.DataDir, DevKEKFile)
+	switch _, err := os.Stat(path); {
+	case err == nil:
+		log.Info("--dev: using the key-encryption key in the data directory", "file", path)
+	case errors.Is(err, os.ErrNotExist) && fresh && cfg.Bootstrap:
+		if err := seal.GenerateKeyFile(path); err != nil {
+			return nil, err
+		}
+		log.Warn("--dev: no key-encryption key given, so one was created in the data directory; it protects this cluster's secrets: keep it with the data. Production nodes share one key given with --kek-file or PORTCULLIS_KEK", "file", path)
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("%w (--dev creates one only for a node that bootstraps a new cluster; a joining node needs the cluster's key)", seal.ErrNoKey)
+	default:
+		return nil, err
+	}
+	return seal.LoadKey(path, "")
+}
+
 // forwardKeyPurpose derives the node-to-node key from the KEK.
 const forwardKeyPurpose = "node-forward-auth"
 
@@ -112,7 +143,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	sealer, err := seal.LoadKey(cfg.KEKFile, cfg.KEK)
+	fresh := !raftstore.HasState(cfg.DataDir)
+	sealer, err := loadKEK(cfg, fresh, log)
 	if err != nil {
 		return nil, fmt.Errorf("key-encryption key: %w", err)
 	}

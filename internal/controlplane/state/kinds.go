@@ -41,9 +41,12 @@ func init() {
 		resource.PolicyHistory:  {prepare: preparePolicyHistory, beforeDelete: beforeDeletePolicyHistory},
 		resource.PolicyTests:    {prepare: preparePolicyTests},
 		resource.Rollout:        {prepare: prepareRollout, beforeDelete: beforeDeleteRollout},
-		resource.ListLearning:   {prepare: prepareListLearning, afterChange: learningsChanged},
-		resource.AlertRule:      {prepare: prepareAlertRule},
-		resource.Alert:          {prepare: refusePut("alerts are queued by the leader's audit consumer, not written")},
+		// A setting refers to nothing and nothing refers to it; its
+		// rules are stateless (package resource, package setting).
+		resource.Setting:      {},
+		resource.ListLearning: {prepare: prepareListLearning, afterChange: learningsChanged},
+		resource.AlertRule:    {prepare: prepareAlertRule},
+		resource.Alert:        {prepare: refusePut("alerts are queued by the leader's audit consumer, not written")},
 		resource.AuditCursor: {
 			prepare:      refusePut("audit cursors are moved by the leader's audit consumers, not written"),
 			beforeDelete: beforeDeleteAuditCursor,

@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"github.com/portcullis-gw/portcullis/internal/setting"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -221,6 +222,20 @@ func PolicySet(name, source string) *configv1.PolicySet {
 // ValueList returns a value list holding values.
 func ValueList(name string, values ...string) *configv1.ValueList {
 	return &configv1.ValueList{Meta: Meta(name), Values: values}
+}
+
+// Setting returns the cluster-wide setting name with values (which must be
+// canonical for the state machine to store them).
+func Setting(name string, values ...string) *configv1.Setting {
+	return &configv1.Setting{Meta: &configv1.ResourceMeta{Name: name}, Values: values}
+}
+
+// UpgradedNode returns node name's record as its binary writes it once it
+// supports cluster version v.
+func UpgradedNode(name string, v uint32) *configv1.Node {
+	n := Node(name)
+	n.MaxClusterVersion = v
+	return n
 }
 
 // ListPolicy is a Cedar source, valid against any schema, whose policy
@@ -491,6 +506,16 @@ func Script() []Step {
 		{Name: "delete value list", Cmd: By(Delete(resource.ValueList, "payees"), BootToken, "r-list-del-2", 42), ConfigMoves: true},
 		{Name: "create secret bound to hosts", Cmd: By(Create(bound), BootToken, "r-bound", 43), ConfigMoves: true},
 		{Name: "bind secret to other hosts", Cmd: By(Update(rebound), BootToken, "r-rebind", 44), ConfigMoves: true},
+		// Settings are cluster version 4: refused while the only voter,
+		// n1, records 3 (the sign-ins' version), stored once it records 4.
+		{Name: "refused setting before every voter supports it", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "https://app.example")), BootToken, "r-setting-early", 45), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "node records its cluster version", Cmd: By(Upsert(UpgradedNode("n1", uint32(clusterversion.Settings))), BootToken, "r-n1-settings", 46)},
+		{Name: "set a setting", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "https://app.example")), BootToken, "r-setting", 47), ConfigMoves: true},
+		{Name: "refused setting not in canonical form", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "HTTPS://app.example")), BootToken, "r-setting-bad", 48), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "refused unknown setting", Cmd: By(Upsert(Setting("mcp.nope", "x")), BootToken, "r-setting-unknown", 49), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "change a setting", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "http://localhost:3000", "https://app.example")), BootToken, "r-setting-2", 50), ConfigMoves: true},
+		{Name: "reset a setting", Cmd: By(Delete(resource.Setting, setting.MCPAllowedOrigins), BootToken, "r-setting-del", 51), ConfigMoves: true},
+		{Name: "set it again", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "https://app.example")), BootToken, "r-setting-3", 52), ConfigMoves: true},
 	}
 	steps = append(steps, rolloutSteps(len(steps))...)
 	return append(steps, learnedSteps()...)

@@ -272,6 +272,7 @@ func logRecord(r *auditv1.Record) otellog.Record {
 		{"portcullis.audit.user", r.GetUser()},
 		{"portcullis.audit.upstream", r.GetUpstream()},
 		{"portcullis.audit.tool", r.GetTool()},
+		{"portcullis.audit.target_own", r.GetTargetOwn()},
 		{"portcullis.audit.decision", r.GetDecision()},
 		{"portcullis.audit.reason", r.GetReason()},
 		{"portcullis.audit.source_ip", r.GetSourceIp()},

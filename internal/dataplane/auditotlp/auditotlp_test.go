@@ -19,7 +19,7 @@ func record(seq uint64) *auditv1.Record {
 	return &auditv1.Record{
 		Time: timestamppb.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)), Dataplane: "dp-1", Sequence: seq,
 		Agent: "ops-agent", User: "okta/alice", Protocol: "mcp", Method: "tools/call", Upstream: "weather",
-		Tool: "get_weather", Decision: "allow", Policies: []string{"p/allow", "p/other"}, Outcome: "ok", Mode: "normal",
+		Tool: "weather__get_weather", TargetOwn: "get_weather", Decision: "allow", Policies: []string{"p/allow", "p/other"}, Outcome: "ok", Mode: "normal",
 		Latency: durationpb.New(12 * time.Millisecond), ArgumentsJson: `{"city":"Oslo","password":"[REDACTED]"}`,
 		ResponseBytes: 321, Hash: []byte{0xab, 0xcd}, PrevHash: []byte{0x01},
 	}
@@ -60,7 +60,7 @@ func TestExportsRecordsAsLogRecords(t *testing.T) {
 	attrs := otlptest.Attributes(lr)
 	want := map[string]string{
 		"portcullis.audit.dataplane": "dp-1", "portcullis.audit.sequence": "1", "portcullis.audit.agent": "ops-agent",
-		"portcullis.audit.user": "okta/alice", "portcullis.audit.tool": "get_weather", "portcullis.audit.decision": "allow",
+		"portcullis.audit.user": "okta/alice", "portcullis.audit.tool": "weather__get_weather", "portcullis.audit.target_own": "get_weather", "portcullis.audit.decision": "allow",
 		"portcullis.audit.outcome": "ok", "portcullis.audit.policies": "p/allow,p/other", "portcullis.audit.latency_ms": "12",
 		"portcullis.audit.response_bytes": "321", "portcullis.audit.hash": "abcd", "portcullis.audit.prev_hash": "01",
 		"portcullis.audit.arguments_json": `{"city":"Oslo","password":"[REDACTED]"}`,
@@ -70,7 +70,7 @@ func TestExportsRecordsAsLogRecords(t *testing.T) {
 			t.Errorf("attribute %s = %q, want %q", k, attrs[k], v)
 		}
 	}
-	if got := lr.GetBody().GetStringValue(); got != "mcp tools/call get_weather by ops-agent for okta/alice: ok (allow)" {
+	if got := lr.GetBody().GetStringValue(); got != "mcp tools/call weather__get_weather by ops-agent for okta/alice: ok (allow)" {
 		t.Errorf("body %q", got)
 	}
 	if lr.GetTimeUnixNano() != uint64(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC).UnixNano()) || lr.GetSeverityText() != "ok" {

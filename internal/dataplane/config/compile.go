@@ -16,6 +16,7 @@ import (
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 	"github.com/portcullis-gw/portcullis/internal/secretbind"
+	"github.com/portcullis-gw/portcullis/internal/setting"
 )
 
 // Compile validates a serialized snapshot completely and returns the
@@ -70,6 +71,7 @@ func Compile(snapshot []byte, opts ...Option) (c *Compiled, err error) {
 	b.indexAgents()
 	b.indexIdentity()
 	b.indexCerts()
+	b.indexSettings()
 	b.compileAuthorization(o)
 	if b.problems.any() {
 		return nil, b.problems.err(snap.GetVersion())
@@ -186,6 +188,28 @@ func secretRefs(c *configv1.UpstreamCredential) []string {
 		return []string{k.OauthClientCredentials.GetClientSecret()}
 	}
 	return nil
+}
+
+// indexSettings keeps the values of the settings this data plane knows
+// (package setting), held to the same canonical form the control plane
+// stores; a key it does not know (a newer control plane's) is ignored.
+func (b *builder) indexSettings() {
+	b.c.settings = map[string][]string{}
+	for _, s := range b.snap.GetSettings() {
+		name := s.GetMeta().GetName()
+		if _, known := setting.Lookup(name); !known {
+			continue
+		}
+		if _, dup := b.c.settings[name]; dup {
+			b.problems.add("setting %q appears twice", name)
+			continue
+		}
+		if err := setting.Check(name, s.GetValues()); err != nil {
+			b.problems.add("setting %q: %v", name, err)
+			continue
+		}
+		b.c.settings[name] = s.GetValues()
+	}
 }
 
 // indexAgents indexes the agents' API keys. An agent without a name or

@@ -15,6 +15,7 @@ import (
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 	"github.com/portcullis-gw/portcullis/internal/limits"
+	"github.com/portcullis-gw/portcullis/internal/setting"
 )
 
 func TestCompile(t *testing.T) {
@@ -107,6 +108,28 @@ func TestCompileFrozen(t *testing.T) {
 	}
 }
 
+// TestCompileSettings: a stored setting's values are in force, an absent
+// one has its default, and a key this data plane does not know (a newer
+// control plane's) is ignored.
+func TestCompileSettings(t *testing.T) {
+	c := configtest.Compile(t, configtest.Snapshot())
+	if got := c.Setting(setting.MCPAllowedOrigins); got == nil || len(got) != 0 {
+		t.Errorf("no setting stored: %q, want the empty default", got)
+	}
+	s := configtest.Snapshot()
+	s.Settings = []*configv1.Setting{
+		{Meta: &configv1.ResourceMeta{Name: setting.MCPAllowedOrigins}, Values: []string{"https://app.example"}},
+		{Meta: &configv1.ResourceMeta{Name: "from.a.newer.release"}, Values: []string{"anything"}},
+	}
+	c = configtest.Compile(t, s)
+	if got := c.Setting(setting.MCPAllowedOrigins); !slices.Equal(got, []string{"https://app.example"}) {
+		t.Errorf("stored setting: %q", got)
+	}
+	if got := c.Setting("from.a.newer.release"); got != nil {
+		t.Errorf("unknown key: %q, want nil", got)
+	}
+}
+
 func TestCompileRefuses(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -114,6 +137,21 @@ func TestCompileRefuses(t *testing.T) {
 		want   []string // substrings of the error, each required
 		wantRE string   // optional pattern the error must match
 	}{
+		{
+			name: "setting not in canonical form",
+			edit: func(s *snapshotv1.Snapshot) {
+				s.Settings = []*configv1.Setting{{Meta: &configv1.ResourceMeta{Name: setting.MCPAllowedOrigins}, Values: []string{"HTTPS://App.example"}}}
+			},
+			want: []string{`setting "mcp.allowed-origins": values must be in canonical form: https://app.example`},
+		},
+		{
+			name: "setting twice",
+			edit: func(s *snapshotv1.Snapshot) {
+				one := &configv1.Setting{Meta: &configv1.ResourceMeta{Name: setting.MCPAllowedOrigins}, Values: []string{}}
+				s.Settings = []*configv1.Setting{one, one}
+			},
+			want: []string{`setting "mcp.allowed-origins" appears twice`},
+		},
 		{
 			name: "egress policy with a bad range",
 			edit: func(s *snapshotv1.Snapshot) {

@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"github.com/portcullis-gw/portcullis/internal/setting"
 )
 
 // Compiled is a validated snapshot indexed for serving. It is immutable and
@@ -51,6 +52,10 @@ type Compiled struct {
 	// rollout is the policy rollout the version stages, nil for none
 	// (see rollout.go).
 	rollout *rollout
+
+	// settings are the stored values of the settings this data plane
+	// knows, by key (package setting).
+	settings map[string][]string
 }
 
 // apiKey is one API key and the agent holding it.
@@ -106,6 +111,19 @@ func (c *Compiled) Tool(action string) (pipeline.Tool, bool) {
 
 // Tools lists every servable tool in action-name order.
 func (c *Compiled) Tools() []pipeline.Tool { return slices.Clone(c.toolList) }
+
+// Setting returns the values in force of the cluster-wide setting name
+// (package setting): the stored ones, else the default (nil for a key this
+// data plane does not know). Shared: do not modify.
+func (c *Compiled) Setting(name string) []string {
+	if v, ok := c.settings[name]; ok {
+		return v
+	}
+	if spec, ok := setting.Lookup(name); ok {
+		return spec.Default
+	}
+	return nil
+}
 
 // Frozen reports the emergency brake and the operator's reason.
 func (c *Compiled) Frozen() (bool, string) {

@@ -115,6 +115,8 @@ func generated(data []byte) *snapshotv1.Snapshot {
 			s.IdentitySources = append(s.IdentitySources, r)
 		case *configv1.ValueList:
 			s.ValueLists = append(s.ValueLists, r)
+		case *configv1.Setting:
+			s.Settings = append(s.Settings, r)
 		}
 	}
 	switch g.Intn(8) {

@@ -75,8 +75,18 @@ func (b *builder) checkLimits() bool {
 	for _, l := range s.GetListLearnings() {
 		over("learned list", l.GetMeta().GetName(), limits.ListLearning(l))
 	}
+	if len(s.GetSettings()) > maxSettings {
+		b.problems.add("the snapshot carries %d settings, more than %d", len(s.GetSettings()), maxSettings)
+	}
+	for _, st := range s.GetSettings() {
+		over("setting", st.GetMeta().GetName(), limits.Setting(st))
+	}
 	return !b.problems.any()
 }
+
+// maxSettings bounds the settings of a snapshot: far more keys than any
+// release knows.
+const maxSettings = 1024
 
 // maxSegmentBytes bounds a caller-controlled name quoted in a problem.
 const maxSegmentBytes = 64

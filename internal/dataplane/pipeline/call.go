@@ -59,6 +59,10 @@ type Config interface {
 
 	// Frozen reports the emergency brake and its reason.
 	Frozen() (bool, string)
+	// Setting returns the values in force of a cluster-wide setting
+	// (package setting, e.g. the browser origins an endpoint allows): the
+	// stored ones or the default; nil for an unknown key.
+	Setting(name string) []string
 }
 
 // Upstream is a registered upstream as calls see it.
@@ -222,6 +226,13 @@ type Call struct {
 	// Relay carries messages to and from the caller before the result;
 	// nil when the caller cannot receive any.
 	Relay *Relay
+	// Refused, when the adapter sets it, is the refusal of a request its
+	// endpoint turned down on a transport rule before the operation was
+	// read (a browser Origin the operator did not allow). The call still
+	// runs through the stages so that the identified caller is recorded
+	// (Audit); Gate then refuses it with this, and nothing after Gate
+	// runs.
+	Refused *Refusal
 
 	// Set at entry: the configuration version and mode this call runs in.
 	Config Config

@@ -24,13 +24,16 @@ const (
 	ReasonUpstreamTimeout     Reason = "upstream_timeout"
 	ReasonAuditUnavailable    Reason = "audit_unavailable"
 	ReasonInternal            Reason = "internal"
+	// ReasonOriginNotAllowed: a browser page of an origin the operator did
+	// not allow (setting mcp.allowed-origins) sent the request.
+	ReasonOriginNotAllowed Reason = "origin_not_allowed"
 )
 
 // Reasons lists every reason (for metrics label pre-registration).
 var Reasons = []Reason{
 	ReasonUnauthenticated, ReasonDenied, ReasonDegraded, ReasonFrozen, ReasonStale, ReasonNoConfig,
 	ReasonUnknownTool, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
-	ReasonAuditUnavailable, ReasonInternal,
+	ReasonAuditUnavailable, ReasonInternal, ReasonOriginNotAllowed,
 }
 
 // Refusal is a call the gateway refused. Message is safe to show to the

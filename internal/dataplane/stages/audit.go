@@ -115,10 +115,14 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 		Protocol:   c.Protocol,
 		Method:     c.Method,
 		Upstream:   c.Target.Upstream,
-		Tool:       c.Target.Own,
-		Mode:       pipeline.ModeName(c.Mode),
-		Policies:   slices.Clone(c.Decision.Policies),
-		Latency:    durationpb.New(a.now().Sub(start)),
+		// The name agents use ("<prefix>__<tool>", a namespaced URI), as
+		// tools/list, Cedar and gwctl access name it; what the caller asked
+		// for when it never resolved. The upstream's own name beside it.
+		Tool:      truncate(c.Target.Name, maxTargetName),
+		TargetOwn: truncate(c.Target.Own, maxTargetName),
+		Mode:      pipeline.ModeName(c.Mode),
+		Policies:  slices.Clone(c.Decision.Policies),
+		Latency:   durationpb.New(a.now().Sub(start)),
 		// Shared and never modified, like Policies' source.
 		PolicyVersions: c.Decision.Versions,
 	}
@@ -137,11 +141,6 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 			}
 			r.Rollout.Shadow = sd
 		}
-	}
-	if r.Tool == "" {
-		// Never resolved (unknown tool, or refused before Gate): record what
-		// was asked for.
-		r.Tool = truncate(c.Target.Name, maxEcho)
 	}
 	if c.Agent != nil {
 		r.Agent = c.Agent.GetMeta().GetName()
@@ -185,6 +184,10 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 	return r
 }
 
+// maxTargetName bounds the target names a record keeps: a caller's name
+// for a target that never resolved is its own text.
+const maxTargetName = 256
+
 // eventKind is the record kind of an operation.
 func eventKind(op pipeline.Operation) auditv1.EventKind {
 	switch op {
@@ -202,7 +205,7 @@ func refusedByGateway(r pipeline.Reason) bool {
 	switch r {
 	case pipeline.ReasonUnauthenticated, pipeline.ReasonDenied, pipeline.ReasonDegraded,
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
-		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments:
+		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed:
 		return true
 	}
 	return false

@@ -130,8 +130,36 @@ func TestAuditNamesUnresolvedTool(t *testing.T) {
 		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, "none")
 	})
 	r := rec.all()[0]
-	if r.GetTool() != "up__nope" || r.GetUpstream() != "" || r.GetSnapshotVersion() != 0 || r.GetMode() != "starting" || r.GetAgent() != "" {
+	if r.GetTool() != "up__nope" || r.GetTargetOwn() != "" || r.GetUpstream() != "" || r.GetSnapshotVersion() != 0 || r.GetMode() != "starting" || r.GetAgent() != "" {
 		t.Errorf("record = %v, want the requested action as tool, no upstream, version 0, mode starting", r)
+	}
+}
+
+// TestAuditNamesTheToolAsAgentsDo: a resolved tool is recorded under the
+// name agents, Cedar and gwctl use ("<prefix>__<tool>"), with the
+// upstream's own name beside it; a content target likewise.
+func TestAuditNamesTheToolAsAgentsDo(t *testing.T) {
+	rec := &recorder{}
+	// Through Gate, which resolves the tool, as in the real chain.
+	chain := pipeline.Chain((&terminal{}).handle, stages.Audit{Writer: rec}, stages.Gate{})
+	if _, err := chain(context.Background(), fakeCall(newFake(), writeTool.Action)); err != nil {
+		t.Fatal(err)
+	}
+	call := fakeCall(newFake(), "")
+	call.Op, call.Method = pipeline.OpRead, "resources/read"
+	call.Target = pipeline.Target{Kind: pipeline.KindResource, Name: "up__file:///r.txt", Upstream: "up", Own: "file:///r.txt"}
+	if _, err := chain(context.Background(), call); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.all()
+	if len(got) != 2 {
+		t.Fatalf("%d records", len(got))
+	}
+	for i, want := range [][3]string{{"up__write", "write", "up"}, {"up__file:///r.txt", "file:///r.txt", "up"}} {
+		r := got[i]
+		if r.GetTool() != want[0] || r.GetTargetOwn() != want[1] || r.GetUpstream() != want[2] {
+			t.Errorf("record %d: tool %q, target_own %q, upstream %q; want %q", i, r.GetTool(), r.GetTargetOwn(), r.GetUpstream(), want)
+		}
 	}
 }
 

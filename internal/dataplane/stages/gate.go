@@ -10,6 +10,8 @@ import (
 // Gate applies the data plane's mode and the emergency brake before any
 // policy is evaluated, and resolves and admits the call's target:
 //
+//   - a call its endpoint already refused (Call.Refused) is refused with
+//     that refusal;
 //   - starting (no configuration): every operation is refused (no_config);
 //   - stale: every operation is refused (stale);
 //   - a tool call: a name no pinned tool has is unknown_tool; the tool is
@@ -29,6 +31,10 @@ func (Gate) Name() string { return "gate" }
 
 // Handle implements pipeline.Stage.
 func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler) (*pipeline.Result, error) {
+	if c.Refused != nil {
+		// The endpoint refused the request already (a transport rule).
+		return nil, c.Refused
+	}
 	if err := serving(c); err != nil {
 		return nil, err
 	}
@@ -40,7 +46,9 @@ func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler)
 			return nil, pipeline.Refuse(pipeline.ReasonUnknownTool,
 				"no tool %q is served by this gateway; list the tools to see which are", truncate(c.Target.Name, maxEcho))
 		}
-		c.Target.Tool, c.Target.Upstream, c.Target.Own = tool, tool.Upstream, tool.Name
+		// The agent-visible name is the pin's action name; the upstream's
+		// own name goes beside it.
+		c.Target.Tool, c.Target.Name, c.Target.Upstream, c.Target.Own = tool, tool.Action, tool.Upstream, tool.Name
 		if r := Admit(ctx, c, c.Target); r != nil {
 			return nil, r
 		}

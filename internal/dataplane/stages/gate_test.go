@@ -23,9 +23,13 @@ func TestGate(t *testing.T) {
 		mode        configsyncv1.Mode
 		config      pipeline.Config
 		action      string
+		refused     *pipeline.Refusal
 		wantReason  pipeline.Reason
 		wantMessage string // substring
 	}{
+		{name: "refused by its endpoint", mode: normal, config: newFake(), action: readTool.Action,
+			refused:    pipeline.Refuse(pipeline.ReasonOriginNotAllowed, "origin https://evil.example is not allowed"),
+			wantReason: pipeline.ReasonOriginNotAllowed, wantMessage: "evil.example"},
 		{name: "normal mutating", mode: normal, config: newFake(), action: writeTool.Action},
 		{name: "normal read-only", mode: normal, config: newFake(), action: readTool.Action},
 		{name: "starting", mode: starting, config: nil, action: readTool.Action,
@@ -47,7 +51,7 @@ func TestGate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			call := fakeCall(tt.config, tt.action)
-			call.Mode = tt.mode
+			call.Mode, call.Refused = tt.mode, tt.refused
 			term := &terminal{}
 			_, err := stages.Gate{}.Handle(context.Background(), call, term.handle)
 			msg := wantRefusal(t, err, tt.wantReason)

@@ -66,6 +66,8 @@ func (f *fakeConfig) Listable(_ context.Context, _ *pipeline.Call, kind pipeline
 
 func (f *fakeConfig) Frozen() (bool, string) { return f.frozen, f.reason }
 
+func (f *fakeConfig) Setting(string) []string { return nil }
+
 const goodKey = "pck_0123456789abcdef_good"
 
 var (

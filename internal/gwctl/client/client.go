@@ -109,6 +109,7 @@ type Services struct {
 	Backup    adminv1connect.BackupServiceClient
 	AdminLog  adminv1connect.AdminLogServiceClient
 	Dataplane adminv1connect.DataplaneServiceClient
+	Setting   adminv1connect.SettingServiceClient
 	Access    adminv1connect.AccessServiceClient
 	Alert     adminv1connect.AlertServiceClient
 	Audit     auditv1connect.AuditServiceClient
@@ -166,6 +167,7 @@ func New(cfg Config) (*Client, error) {
 			Backup:    adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
 			AdminLog:  adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),
 			Dataplane: adminv1connect.NewDataplaneServiceClient(httpClient, u, opts...),
+			Setting:   adminv1connect.NewSettingServiceClient(httpClient, u, opts...),
 			Access:    adminv1connect.NewAccessServiceClient(httpClient, u, opts...),
 			Alert:     adminv1connect.NewAlertServiceClient(httpClient, u, opts...),
 			Audit:     auditv1connect.NewAuditServiceClient(httpClient, u, opts...),

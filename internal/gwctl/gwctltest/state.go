@@ -36,6 +36,7 @@ type State struct {
 	pins         map[string]*configv1.ToolPin
 	identities   map[string]*configv1.IdentitySource
 	valueLists   map[string]*configv1.ValueList
+	settings     map[string]*configv1.Setting
 	backup       []byte
 	restored     []byte
 	// authzSnapshot is what AccessService answers over; lastCheck the
@@ -64,6 +65,7 @@ func newState(token string, pageSize int) *State {
 		pins:         map[string]*configv1.ToolPin{},
 		identities:   map[string]*configv1.IdentitySource{},
 		valueLists:   map[string]*configv1.ValueList{},
+		settings:     map[string]*configv1.Setting{},
 	}
 }
 

@@ -364,11 +364,21 @@ func (g *Gen) Rollout(set string) *configv1.Rollout {
 	return r
 }
 
+// Setting returns a cluster-wide setting: mostly the known key with
+// values at or past the limits, sometimes a key no release knows.
+func (g *Gen) Setting() *configv1.Setting {
+	name := "mcp.allowed-origins"
+	if g.Intn(4) == 3 {
+		name = g.Name()
+	}
+	return &configv1.Setting{Meta: &configv1.ResourceMeta{Name: name}, Values: g.Texts(limits.SettingValues, limits.SettingValue)}
+}
+
 // Resource returns a resource of any kind that data planes consume, other
 // than a secret (whose shape differs between the planes): a pin names
 // upstream, an upstream's credential names secret.
 func (g *Gen) Resource(upstream, secret string) proto.Message {
-	switch g.Intn(6) {
+	switch g.Intn(7) {
 	case 0:
 		return g.Agent()
 	case 1:
@@ -379,6 +389,8 @@ func (g *Gen) Resource(upstream, secret string) proto.Message {
 		return g.PolicySet()
 	case 4:
 		return g.IdentitySource()
+	case 5:
+		return g.Setting()
 	default:
 		return g.ValueList()
 	}

@@ -98,7 +98,8 @@ func DataplaneKill(t testing.TB, s Size, v *Verdict) {
 			t.Fatalf("read the audit log: %v", err)
 		}
 		total++
-		if r.GetTool() == readTool && slices.Contains(g.agents, r.GetAgent()) {
+		// Records name the tool as agents do ("demo__get_weather").
+		if r.GetTool() == action("demo", readTool) && slices.Contains(g.agents, r.GetAgent()) {
 			byAgent[r.GetAgent()] = append(byAgent[r.GetAgent()], r.GetTime().AsTime())
 		}
 	}
@@ -170,7 +171,7 @@ func controlPlaneAudit(t testing.TB, g *gateway, dp *harness.Dataplane, v *Verdi
 	byAgent := map[string][]time.Time{}
 	for _, r := range recs {
 		seqs[int64(r.Sequence)]++
-		if r.Tool == readTool && slices.Contains(g.agents, r.Agent) {
+		if r.Tool == action("demo", readTool) && slices.Contains(g.agents, r.Agent) {
 			byAgent[r.Agent] = append(byAgent[r.Agent], r.Time)
 		}
 	}

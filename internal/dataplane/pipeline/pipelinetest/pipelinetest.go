@@ -35,6 +35,9 @@ type Config struct {
 	// IsFrozen and FrozenReason are the emergency brake.
 	IsFrozen     bool
 	FrozenReason string
+	// Settings are the cluster-wide settings by key; a key not here has
+	// no values.
+	Settings map[string][]string
 }
 
 var _ pipeline.Config = (*Config)(nil)
@@ -128,3 +131,6 @@ func (c *Config) Listable(_ context.Context, call *pipeline.Call, kind pipeline.
 
 // Frozen implements pipeline.Config.
 func (c *Config) Frozen() (bool, string) { return c.IsFrozen, c.FrozenReason }
+
+// Setting implements pipeline.Config.
+func (c *Config) Setting(name string) []string { return c.Settings[name] }

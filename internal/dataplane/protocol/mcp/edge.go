@@ -29,14 +29,19 @@ type edgeError struct {
 }
 
 // checkEdge applies the rules every request to the endpoint must meet
-// before anything else looks at it: no duplicated decision header, no
-// forwarding loop, and, for a POST, a JSON body.
+// before anything else looks at it: no duplicated decision header, a
+// protocol version this endpoint speaks (the spec: an unsupported
+// MCP-Protocol-Version is a 400), no forwarding loop, and, for a POST, a
+// JSON body.
 func (h *Handler) checkEdge(r *http.Request) *edgeError {
 	for _, name := range singleHeaders {
 		if len(r.Header.Values(name)) > 1 {
 			return &edgeError{http.StatusBadRequest, &rpcError{Code: codeInvalidRequest,
 				Message: "header " + name + " appears more than once; send it once"}}
 		}
+	}
+	if v := r.Header.Get("Mcp-Protocol-Version"); !supportedHeader(v) {
+		return &edgeError{http.StatusBadRequest, unsupportedVersion(v)}
 	}
 	if h.hopID != "" {
 		chain, err := hop.Parse(r.Header)

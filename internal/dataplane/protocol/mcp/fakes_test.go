@@ -15,6 +15,7 @@ import (
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"github.com/portcullis-gw/portcullis/internal/setting"
 )
 
 // Keys of the fake configuration's agents.
@@ -29,6 +30,8 @@ type fakeConfig struct {
 	agents map[string]*configv1.Agent // by API key
 	tools  []pipeline.Tool
 	frozen bool
+	// origins is the mcp.allowed-origins setting.
+	origins []string
 }
 
 var _ pipeline.Config = (*fakeConfig)(nil)
@@ -119,6 +122,13 @@ func targets(tools []pipeline.Tool, ups []pipeline.Upstream, kind pipeline.Kind)
 
 func (c *fakeConfig) Frozen() (bool, string) { return c.frozen, "incident" }
 
+func (c *fakeConfig) Setting(name string) []string {
+	if name == setting.MCPAllowedOrigins {
+		return c.origins
+	}
+	return nil
+}
+
 // fakeBackend runs calls through the real pipeline stages (audited to
 // nowhere) into a terminal: terminal for tool calls, content for the
 // other upstream operations, an empty result for lists and session
@@ -132,6 +142,8 @@ type fakeBackend struct {
 
 	mu    sync.Mutex
 	calls []pipeline.Call
+	// audited are the audit records the pipeline wrote.
+	audited []*auditv1.Record
 }
 
 func (b *fakeBackend) Begin(r *http.Request) *pipeline.Call {
@@ -144,7 +156,7 @@ func (b *fakeBackend) Run(ctx context.Context, c *pipeline.Call) (*pipeline.Resu
 		b.calls = append(b.calls, *c)
 		b.mu.Unlock()
 	}
-	chain := pipeline.Chain(b.forward, stages.Default(stages.Options{Audit: stages.Audit{Writer: discard{}}})...)
+	chain := pipeline.Chain(b.forward, stages.Default(stages.Options{Audit: stages.Audit{Writer: auditTo{b}}})...)
 	return chain(ctx, c)
 }
 
@@ -160,10 +172,21 @@ func (b *fakeBackend) forward(ctx context.Context, c *pipeline.Call) (*pipeline.
 	return nil, pipeline.Refuse(pipeline.ReasonUpstreamUnavailable, "no content here")
 }
 
-// discard is an audit writer that keeps nothing.
-type discard struct{}
+// auditTo keeps the pipeline's audit records in the backend.
+type auditTo struct{ b *fakeBackend }
 
-func (discard) Write(context.Context, *auditv1.Record) error { return nil }
+func (a auditTo) Write(_ context.Context, r *auditv1.Record) error {
+	a.b.mu.Lock()
+	defer a.b.mu.Unlock()
+	a.b.audited = append(a.b.audited, r)
+	return nil
+}
+
+func (b *fakeBackend) records() []*auditv1.Record {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.audited)
+}
 
 func (b *fakeBackend) recorded() []pipeline.Call {
 	b.mu.Lock()

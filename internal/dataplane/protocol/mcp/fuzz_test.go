@@ -9,7 +9,8 @@ import (
 
 // FuzzPost feeds arbitrary bodies to the endpoint: it must never panic,
 // and must answer with a known status and, when it answers with a body, a
-// single JSON-RPC response.
+// single JSON-RPC response, or for a batch (a 2025-03-26 caller's, which a
+// request without MCP-Protocol-Version is) an array of them.
 func FuzzPost(f *testing.F) {
 	for _, seed := range []string{
 		``, `{}`, `[]`, `null`, `"x"`, `{"jsonrpc":"2.0","id":1,"method":"ping"}`,
@@ -19,6 +20,7 @@ func FuzzPost(f *testing.F) {
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"demo__weather","arguments":null}}`,
 		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
 		`[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, `{"jsonrpc":"2.0","id":1e400,"method":"ping"}`,
+		`[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":2,"method":"initialize"},5]`,
 		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":\xff}",
 	} {
 		f.Add(seed)
@@ -36,9 +38,21 @@ func FuzzPost(f *testing.F) {
 			}
 			return
 		}
-		var r rpcResp
-		if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil || r.JSONRPC != "2.0" || (r.Error == nil) == (r.Result == nil) {
-			t.Fatalf("not one JSON-RPC response for %q: %s", body, rec.Body)
+		one := func(b []byte) bool {
+			var r rpcResp
+			return json.Unmarshal(b, &r) == nil && r.JSONRPC == "2.0" && (r.Error == nil) != (r.Result == nil)
+		}
+		if one(rec.Body.Bytes()) {
+			return
+		}
+		var batch []json.RawMessage
+		if err := json.Unmarshal(rec.Body.Bytes(), &batch); err != nil || rec.Code != http.StatusOK || len(batch) == 0 {
+			t.Fatalf("neither one JSON-RPC response nor a batch of them for %q: %s", body, rec.Body)
+		}
+		for _, b := range batch {
+			if !one(b) {
+				t.Fatalf("batch entry %s is not a JSON-RPC response (body %q)", b, body)
+			}
 		}
 	})
 }

@@ -1,17 +1,16 @@
-// Package mcpgw is the data plane's MCP endpoint (/mcp): it speaks the
-// legacy Streamable HTTP transport (protocol versions 2025-06-18 and
-// 2025-11-25) to agents, answers initialize, ping and tools/list itself,
-// and turns every tools/call into a pipeline.Call for the Backend. Refusals
+// Package mcp is the data plane's MCP endpoint (/mcp). It speaks both
+// protocol eras to agents: the legacy Streamable HTTP transport (versions
+// 2025-03-26, 2025-06-18 and 2025-11-25: initialize, sessions bound to the
+// agent, GET streams, resumption; JSON-RPC batches for 2025-03-26 callers)
+// and the stateless 2026-07-28 era (server/discover, per-request _meta,
+// mirrored headers). Every request is first held to the transport's rules
+// (one value per decision header, a supported MCP-Protocol-Version, the
+// Origin allowlist), then turned into a pipeline.Call — an operation on a
+// target — for the Backend; the Forwarder is MCP's terminal. Refusals
 // come back in MCP's own shapes: input and policy refusals as isError tool
 // results carrying the reason under _meta["io.portcullis/refusal"], an
-// unknown tool as JSON-RPC -32602, a missing or bad credential as HTTP 401.
-//
-// This is the minimal path: one JSON-RPC message per POST, JSON responses
-// only (no SSE, no server-initiated GET stream), tools only. Brokering with
-// raw-byte forwarding, the 2026 stateless era, SSE, resumption and
-// federation of resources and prompts replace the method handlers
-// (methods.go) in their own work; the envelope, authentication and session
-// checks stay.
+// unknown tool as JSON-RPC -32602, a missing or bad credential as HTTP 401,
+// a browser origin that is not allowed as HTTP 403.
 package mcp
 
 import (
@@ -115,9 +114,10 @@ type Handler struct {
 	listeners listeners
 }
 
-// NewHandler returns the MCP endpoint. Browser cross-origin POST and DELETE
-// requests are refused with 403 (net/http's CrossOriginProtection); agents,
-// which send no Origin or Sec-Fetch-Site, are unaffected.
+// NewHandler returns the MCP endpoint. A request whose Origin header names
+// a browser origin outside the setting mcp.allowed-origins is refused with
+// 403, whatever its method (see checkOrigin); agents, which send no
+// Origin, are unaffected.
 func NewHandler(b Backend, logger *slog.Logger, opts ...Option) http.Handler {
 	h := &Handler{
 		backend:     b,
@@ -143,11 +143,16 @@ func NewHandler(b Backend, logger *slog.Logger, opts ...Option) http.Handler {
 			h.listeners.closeAll()
 		}()
 	}
-	return http.NewCrossOriginProtection().Handler(h)
+	return h
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A browser page of a foreign origin is refused first, whatever else
+	// is wrong with its request.
+	if !h.checkOrigin(w, r) {
+		return
+	}
 	if e := h.checkEdge(r); e != nil {
 		writeError(w, e.status, nullID, e.err)
 		return

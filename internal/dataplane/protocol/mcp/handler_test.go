@@ -179,14 +179,18 @@ func TestEnvelopeErrors(t *testing.T) {
 	big := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", mcpgw.MaxBodyBytes) + `"}}`
 	tests := []struct {
 		name       string
+		header     map[string]string
 		body       string
 		wantStatus int
 		wantCode   int
 		wantID     string
 		wantMsg    string
 	}{
-		{name: "batch", body: `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, wantStatus: 400, wantCode: -32600, wantID: "null", wantMsg: "batching is not supported"},
+		// Batches are 2025-03-26 only (see TestBatches).
+		{name: "batch from a 2025-06-18 caller", header: map[string]string{"Mcp-Protocol-Version": "2025-06-18"}, body: `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`,
+			wantStatus: 400, wantCode: -32600, wantID: "null", wantMsg: "batches are part of MCP 2025-03-26 only"},
 		{name: "malformed batch", body: `[{"jsonrpc":`, wantStatus: 400, wantCode: -32700, wantID: "null"},
+		{name: "empty batch", body: `[]`, wantStatus: 400, wantCode: -32600, wantID: "null", wantMsg: "empty batch"},
 		{name: "malformed JSON", body: `{"jsonrpc":"2.0",`, wantStatus: 400, wantCode: -32700, wantID: "null"},
 		{name: "empty body", body: ``, wantStatus: 400, wantCode: -32700, wantID: "null"},
 		{name: "not an object", body: `"ping"`, wantStatus: 400, wantCode: -32600, wantID: "null"},
@@ -209,7 +213,7 @@ func TestEnvelopeErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			rec := e.do(t, req{token: aliceKey, body: tc.body})
+			rec := e.do(t, req{token: aliceKey, header: tc.header, body: tc.body})
 			if rec.Code != tc.wantStatus {
 				t.Fatalf("status %d, want %d (body %s)", rec.Code, tc.wantStatus, rec.Body)
 			}
@@ -316,9 +320,11 @@ func TestInitialize(t *testing.T) {
 	}{
 		{name: "2025-11-25", params: `{"protocolVersion":"2025-11-25"}`, want: "2025-11-25"},
 		{name: "2025-06-18", params: `{"protocolVersion":"2025-06-18"}`, want: "2025-06-18"},
-		{name: "older", params: `{"protocolVersion":"2024-11-05"}`, want: "2025-06-18"},
-		{name: "newer", params: `{"protocolVersion":"2026-07-28"}`, want: "2025-06-18"},
-		{name: "no params", params: `null`, want: "2025-06-18"},
+		{name: "2025-03-26", params: `{"protocolVersion":"2025-03-26"}`, want: "2025-03-26"},
+		// A version this endpoint does not speak: the latest legacy one.
+		{name: "older", params: `{"protocolVersion":"2024-11-05"}`, want: "2025-11-25"},
+		{name: "newer", params: `{"protocolVersion":"2026-07-28"}`, want: "2025-11-25"},
+		{name: "no params", params: `null`, want: "2025-11-25"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -336,10 +342,12 @@ func TestInitialize(t *testing.T) {
 			if err := json.Unmarshal(r.Result, &res); err != nil {
 				t.Fatalf("result %s: %v", r.Result, err)
 			}
-			if res.ProtocolVersion != tc.want || string(res.Capabilities["tools"]) != "{}" || string(res.Capabilities["resources"]) != "{}" ||
+			// The gateway sends tools/list_changed on the session's GET
+			// stream, and no resources or prompts notification.
+			if res.ProtocolVersion != tc.want || string(res.Capabilities["tools"]) != `{"listChanged":true}` || string(res.Capabilities["resources"]) != "{}" ||
 				string(res.Capabilities["prompts"]) != "{}" || len(res.Capabilities) != 3 ||
 				res.ServerInfo.Name != "portcullis" || res.ServerInfo.Version != "1.2.3" {
-				t.Fatalf("result %s, want version %s, tools, resources and prompts capabilities, serverInfo portcullis 1.2.3", r.Result, tc.want)
+				t.Fatalf("result %s, want version %s, tools (listChanged), resources and prompts capabilities, serverInfo portcullis 1.2.3", r.Result, tc.want)
 			}
 			sid := rec.Header().Get("Mcp-Session-Id")
 			if len(sid) < 22 || sid == "stale-ignored" {
@@ -362,10 +370,12 @@ func TestProtocolVersionHeader(t *testing.T) {
 		version    string
 		wantStatus int
 	}{
+		{version: "2025-03-26", wantStatus: 200},
 		{version: "2025-06-18", wantStatus: 200},
 		{version: "2025-11-25", wantStatus: 200},
 		// The modern version needs the per-request _meta too.
 		{version: "2026-07-28", wantStatus: 400},
+		{version: "2024-11-05", wantStatus: 400},
 		{version: "bogus", wantStatus: 400},
 	}
 	for _, tc := range tests {
@@ -375,7 +385,7 @@ func TestProtocolVersionHeader(t *testing.T) {
 			if rec.Code != tc.wantStatus {
 				t.Fatalf("status %d, want %d (%s)", rec.Code, tc.wantStatus, rec.Body)
 			}
-			if r := decode(t, rec); tc.wantStatus == 400 && (r.Error == nil || r.Error.Code != -32022 || !strings.Contains(string(r.Error.Data), `"supported":["2025-06-18","2025-11-25","2026-07-28"]`)) {
+			if r := decode(t, rec); tc.wantStatus == 400 && (r.Error == nil || r.Error.Code != -32022 || !strings.Contains(string(r.Error.Data), `"supported":["2026-07-28","2025-11-25","2025-06-18","2025-03-26"]`)) {
 				t.Fatalf("body %s, want -32022 with the supported versions", rec.Body)
 			}
 		})
@@ -392,9 +402,21 @@ type listedTool struct {
 	Meta         json.RawMessage `json:"_meta"`
 }
 
+// listTools lists the tools as a 2025-06-18 caller.
 func listTools(t *testing.T, e *env) []listedTool {
 	t.Helper()
-	rec := e.do(t, req{token: aliceKey, body: `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}`})
+	return listToolsAs(t, e, "2025-06-18")
+}
+
+// listToolsAs lists the tools as a caller sending MCP-Protocol-Version
+// version ("" sends none).
+func listToolsAs(t *testing.T, e *env, version string) []listedTool {
+	t.Helper()
+	h := map[string]string{}
+	if version != "" {
+		h["Mcp-Protocol-Version"] = version
+	}
+	rec := e.do(t, req{token: aliceKey, header: h, body: `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}`})
 	r := decode(t, rec)
 	if rec.Code != 200 || r.Error != nil {
 		t.Fatalf("tools/list: %d %s", rec.Code, rec.Body)
@@ -739,6 +761,9 @@ func TestHTTPMethods(t *testing.T) {
 	}{
 		// GET without a session (there is no standalone stream to open).
 		{method: http.MethodGet, want: http.StatusMethodNotAllowed, wantAllow: "POST, DELETE"},
+		// An unsupported protocol version is a 400 whatever the method.
+		{method: http.MethodGet, header: map[string]string{"Mcp-Protocol-Version": "2024-11-05"}, want: http.StatusBadRequest},
+		{method: http.MethodDelete, header: map[string]string{"Mcp-Protocol-Version": "bogus"}, want: http.StatusBadRequest},
 		{method: http.MethodPut, want: http.StatusMethodNotAllowed, wantAllow: "GET, POST, DELETE"},
 		// A browser page on another origin cannot drive the endpoint.
 		{method: http.MethodPost, header: map[string]string{"Sec-Fetch-Site": "cross-site"}, want: http.StatusForbidden},
@@ -793,6 +818,8 @@ func TestOverRealHTTP(t *testing.T) {
 type anonCounter struct {
 	mu sync.Mutex
 	n  int
+	// reasons counts every refusal by reason.
+	reasons map[string]int
 }
 
 func (a *anonCounter) Refused(_ netip.Addr, reason string) {
@@ -801,6 +828,16 @@ func (a *anonCounter) Refused(_ netip.Addr, reason string) {
 	if reason == "unauthenticated" {
 		a.n++
 	}
+	if a.reasons == nil {
+		a.reasons = map[string]int{}
+	}
+	a.reasons[reason]++
+}
+
+func (a *anonCounter) counted(reason string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reasons[reason]
 }
 
 func (a *anonCounter) count() int {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"slices"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
@@ -27,12 +26,6 @@ type serverInfo struct {
 	Version string `json:"version"`
 }
 
-// capabilities are what the endpoint offers: tools, resources and
-// prompts, federated from the upstreams.
-func (h *Handler) capabilities() map[string]any {
-	return map[string]any{"tools": map[string]any{}, "resources": map[string]any{}, "prompts": map[string]any{}}
-}
-
 // initialize negotiates the version and, once the pipeline admitted the
 // session request, mints a session bound to the agent.
 func (h *Handler) initialize(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call) {
@@ -47,11 +40,8 @@ func (h *Handler) initialize(ctx context.Context, w http.ResponseWriter, r *http
 		h.writeFailure(w, r, id, err)
 		return
 	}
-	version := protocolVersions[0]
-	if slices.Contains(protocolVersions, p.ProtocolVersion) {
-		version = p.ProtocolVersion
-	}
-	session, err := h.sessions.create(c.Agent.GetMeta().GetName())
+	version := negotiate(p.ProtocolVersion)
+	session, err := h.sessions.create(c.Agent.GetMeta().GetName(), version)
 	if err != nil {
 		w.Header().Set("Retry-After", "30")
 		writeError(w, http.StatusServiceUnavailable, id, &rpcError{Code: codeUnavailable, Message: err.Error()})
@@ -60,7 +50,7 @@ func (h *Handler) initialize(ctx context.Context, w http.ResponseWriter, r *http
 	w.Header().Set("Mcp-Session-Id", session)
 	writeResult(w, id, initializeResult{
 		ProtocolVersion: version,
-		Capabilities:    h.capabilities(),
+		Capabilities:    capabilities(version),
 		ServerInfo:      serverInfo{Name: "portcullis", Version: h.version},
 	})
 }
@@ -82,7 +72,10 @@ func (h *Handler) session(ctx context.Context, w http.ResponseWriter, r *http.Re
 // Gate's rules (mode, brake, quarantine) and the policies' partial
 // evaluation decide them (stages.Authorize), and the forwarder leaves out
 // the tools of upstreams whose breaker is open.
-func (h *Handler) toolsList(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call) {
+//
+// A 2025-03-26 caller gets the tools in its shape: without outputSchema
+// and title, which that version does not have.
+func (h *Handler) toolsList(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, version string) {
 	var p struct {
 		Cursor string `json:"cursor"`
 	}
@@ -111,6 +104,9 @@ func (h *Handler) toolsList(ctx context.Context, w http.ResponseWriter, r *http.
 			h.logger.Warn("pinned tool definition is not valid JSON; not listed", slog.String("action", t.Name), slog.Any("error", err))
 			continue
 		}
+		if version == version20250326 {
+			tj.OutputSchema, tj.Title = nil, nil
+		}
 		tools = append(tools, tj)
 	}
 	writeResult(w, id, map[string]any{"tools": tools})
@@ -120,7 +116,10 @@ func (h *Handler) toolsList(ctx context.Context, w http.ResponseWriter, r *http.
 // sends before its result (progress, logging, server→client requests)
 // reaches the caller on an event stream when it accepts one; the result
 // is written only after the pipeline returned, so after its audit record.
-func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, session string, modern bool) {
+// version is the protocol version the caller speaks: the result is given
+// in its shape.
+func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, session, version string) {
+	modern := version == modernVersion
 	var p struct {
 		Name      string          `json:"name"`
 		Arguments json.RawMessage `json:"arguments"`
@@ -152,7 +151,7 @@ func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request
 		if modern {
 			session = "" // a modern caller cannot answer server requests
 		}
-		c.Relay = h.relay(stream, validToken(p.Meta.ProgressToken), agent, session)
+		c.Relay = h.relay(stream, validToken(p.Meta.ProgressToken), agent, session, version)
 		if session != "" && stream.canStream {
 			// Resumable: the call outlives a broken connection (a
 			// disconnection is not a cancellation; notifications/cancelled
@@ -176,6 +175,9 @@ func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request
 		return
 	}
 	body := res.Body
+	if version == version20250326 {
+		body = toolResult20250326(body)
+	}
 	if !modern && inputRequired(body) {
 		// A 2026-07-28 upstream asks for input by a multi-round-trip
 		// result a legacy caller cannot continue.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"slices"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/hop"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
@@ -13,15 +12,8 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
-// Protocol versions this endpoint negotiates in the legacy era; the first
-// is the default.
-var protocolVersions = []string{"2025-06-18", "2025-11-25"}
-
-// modernVersion is the stateless era's version (2026-07-28): no
-// initialize, no session, per-request _meta and mirrored headers.
-const modernVersion = mcpwire.VersionModern
-
-// servePost handles one JSON-RPC message. The order matters: no credential
+// servePost handles a POST: one JSON-RPC message, or a batch of them from
+// a 2025-03-26 caller (serveBatch). The order matters: no credential
 // (neither a bearer token nor a client certificate) means 401 before the
 // body is read; envelope errors come next; then the era's header rules,
 // configuration, authentication and the session, then the method.
@@ -49,6 +41,16 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, mcpwire.ParseID(body), &rpcError{Code: codeParseError, Message: err.Error()})
 		return
 	}
+	if isBatch(body) {
+		h.serveBatch(w, r, token, body)
+		return
+	}
+	h.serveMessage(w, r, token, body)
+}
+
+// serveMessage handles one JSON-RPC message, body, checked already for
+// size and text; w gets its answer (a batch gives each message its own).
+func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, token string, body []byte) {
 	msg, id, perr := parse(body)
 	if perr != nil {
 		writeError(w, http.StatusBadRequest, id, perr)
@@ -78,7 +80,11 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	if call.Config == nil {
 		if msg.Method == "tools/call" && msg.Kind() == mcpwire.KindRequest {
 			// Refused by the pipeline (no_config), as a tool result.
-			h.toolsCall(w, r, asRequest(msg), id, call, "", modern)
+			version := modernVersion
+			if !modern {
+				version = h.legacyVersion(r, "", "")
+			}
+			h.toolsCall(w, r, asRequest(msg), id, call, "", version)
 			return
 		}
 		w.Header().Set("Retry-After", "5")
@@ -107,6 +113,11 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 		sessionNotFound(w)
 		return
 	}
+	// The version the caller speaks decides the shape of the answers.
+	version := modernVersion
+	if !modern {
+		version = h.legacyVersion(r, session, agentName)
+	}
 	if req.isNotification() {
 		if req.Method == "notifications/cancelled" && session != "" {
 			var p struct {
@@ -123,7 +134,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case req.Method == "tools/call":
-		h.toolsCall(w, r, req, id, call, session, modern)
+		h.toolsCall(w, r, req, id, call, session, version)
 	case req.Method == "initialize" && !modern:
 		h.initialize(ctx, w, r, req, id, call)
 	case req.Method == "server/discover" && modern:
@@ -131,7 +142,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 	case req.Method == "ping":
 		h.session(ctx, w, r, id, call, struct{}{})
 	case req.Method == "tools/list":
-		h.toolsList(ctx, w, r, req, id, call)
+		h.toolsList(ctx, w, r, req, id, call, version)
 	case contentListKinds[req.Method] != "":
 		h.contentListing(ctx, w, r, req, id, call)
 	case contentGets[req.Method].key != "":
@@ -149,21 +160,11 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) {
 // modern version only in its header is held to the same rules.
 func (h *Handler) era(r *http.Request, m *mcpwire.Message) (bool, *rpcError) {
 	header := r.Header.Get("Mcp-Protocol-Version")
-	var metaVersion string
-	if m.Params != nil && mcpwire.IsObject(m.Params) {
-		if meta, err := mcpwire.Find(m.Params, "_meta"); err == nil && meta != nil && mcpwire.IsObject(meta) {
-			if v, err := mcpwire.Find(meta, mcpwire.MetaProtocolVersion); err == nil && v != nil {
-				_ = json.Unmarshal(v, &metaVersion)
-			}
-		}
-	}
+	metaVersion := metaVersion(m)
 	modern := header == modernVersion || metaVersion != ""
 	if !modern {
-		if header != "" && !slices.Contains(protocolVersions, header) {
-			return false, &rpcError{
-				Code: codeUnsupportedVersion, Message: "unsupported protocol version",
-				Data: map[string]any{"supported": append(slices.Clone(protocolVersions), modernVersion), "requested": truncate(header, 32)},
-			}
+		if !supportedHeader(header) {
+			return false, unsupportedVersion(header)
 		}
 		return false, nil
 	}
@@ -171,10 +172,7 @@ func (h *Handler) era(r *http.Request, m *mcpwire.Message) (bool, *rpcError) {
 		return true, nil // answers carry no _meta
 	}
 	if metaVersion != modernVersion {
-		return true, &rpcError{
-			Code: codeUnsupportedVersion, Message: "unsupported protocol version",
-			Data: map[string]any{"supported": append(slices.Clone(protocolVersions), modernVersion), "requested": truncate(metaVersion, 32)},
-		}
+		return true, unsupportedVersion(metaVersion)
 	}
 	if header != "" && header != metaVersion {
 		return true, mismatch("Mcp-Protocol-Version", header, metaVersion)
@@ -191,6 +189,29 @@ func (h *Handler) era(r *http.Request, m *mcpwire.Message) (bool, *rpcError) {
 	return true, nil
 }
 
+// unsupportedVersion is the error answering a protocol version this
+// endpoint does not speak (with HTTP 400).
+func unsupportedVersion(requested string) *rpcError {
+	return &rpcError{
+		Code: codeUnsupportedVersion, Message: "unsupported protocol version",
+		Data: map[string]any{"supported": supportedVersions(), "requested": truncate(requested, 32)},
+	}
+}
+
+// metaVersion is the protocol version a message names in its params'
+// _meta (the 2026-07-28 era), "" when it names none.
+func metaVersion(m *mcpwire.Message) string {
+	var v string
+	if m.Params != nil && mcpwire.IsObject(m.Params) {
+		if meta, err := mcpwire.Find(m.Params, "_meta"); err == nil && meta != nil && mcpwire.IsObject(meta) {
+			if raw, err := mcpwire.Find(meta, mcpwire.MetaProtocolVersion); err == nil && raw != nil {
+				_ = json.Unmarshal(raw, &v)
+			}
+		}
+	}
+	return v
+}
+
 func mismatch(header, got, body string) *rpcError {
 	return &rpcError{
 		Code:    mcpwire.CodeHeaderMismatch,
@@ -202,8 +223,8 @@ func mismatch(header, got, body string) *rpcError {
 // discoverResult is the answer to server/discover (2026-07-28).
 func (h *Handler) discoverResult() map[string]any {
 	return map[string]any{
-		"supportedVersions": []string{modernVersion, "2025-11-25", "2025-06-18"},
-		"capabilities":      h.capabilities(),
+		"supportedVersions": supportedVersions(),
+		"capabilities":      capabilities(modernVersion),
 		"_meta":             map[string]any{"io.modelcontextprotocol/serverInfo": serverInfo{Name: "portcullis", Version: h.version}},
 	}
 }

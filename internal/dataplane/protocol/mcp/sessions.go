@@ -36,8 +36,10 @@ type sessionStore struct {
 }
 
 type session struct {
-	id      string
-	agent   string
+	id    string
+	agent string
+	// version is the protocol version initialize negotiated.
+	version string
 	expires time.Time
 	all     *list.Element // in lru
 	own     *list.Element // in agents[agent]
@@ -51,11 +53,11 @@ func newSessionStore(ttl time.Duration, maxSessions, perAgent int, now func() ti
 	}
 }
 
-// create mints a session for agent: 128 random bits as 26 base32
-// characters. At the agent's quota its own least recently used session
-// makes room; when the store is full otherwise, it fails with
-// errSessionsFull.
-func (s *sessionStore) create(agent string) (string, error) {
+// create mints a session for agent, which negotiated protocol version: 128
+// random bits as 26 base32 characters. At the agent's quota its own least
+// recently used session makes room; when the store is full otherwise, it
+// fails with errSessionsFull.
+func (s *sessionStore) create(agent, version string) (string, error) {
 	id := rand.Text()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -73,7 +75,7 @@ func (s *sessionStore) create(agent string) (string, error) {
 		own = list.New()
 		s.agents[agent] = own
 	}
-	ses := &session{id: id, agent: agent, expires: now.Add(s.ttl)}
+	ses := &session{id: id, agent: agent, version: version, expires: now.Add(s.ttl)}
 	ses.all = s.lru.PushFront(ses)
 	ses.own = own.PushFront(ses)
 	s.byID[id] = ses
@@ -83,9 +85,20 @@ func (s *sessionStore) create(agent string) (string, error) {
 // use reports whether id is a live session of agent, and extends it. An
 // unknown id, an expired one and one bound to another agent look the same.
 func (s *sessionStore) use(id, agent string) bool {
+	_, ok := s.useVersion(id, agent)
+	return ok
+}
+
+// useVersion is use that also returns the protocol version the session
+// negotiated.
+func (s *sessionStore) useVersion(id, agent string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.useLocked(id, agent) != nil
+	ses := s.useLocked(id, agent)
+	if ses == nil {
+		return "", false
+	}
+	return ses.version, true
 }
 
 func (s *sessionStore) useLocked(id, agent string) *session {

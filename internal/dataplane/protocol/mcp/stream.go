@@ -25,6 +25,10 @@ const (
 
 var errStreamClosed = errors.New("the caller's response stream has ended")
 
+// errNoElicitation refuses an elicitation for a caller whose protocol
+// version has none.
+var errNoElicitation = errors.New("the caller speaks MCP 2025-03-26, which has no elicitation")
+
 // responseStream answers one POSTed request: with a single JSON body when
 // nothing has to reach the caller before the response, else with an event
 // stream (text/event-stream) whose last event is the response. In a legacy
@@ -153,8 +157,10 @@ type pendingAsk struct {
 
 // relay builds the pipeline.Relay of one call: notifications go to the
 // caller's stream; server→client requests go there too with a gateway id,
-// and only a caller in a session (the legacy era) can answer them.
-func (h *Handler) relay(s *responseStream, progressToken json.RawMessage, agent, session string) *pipeline.Relay {
+// and only a caller in a session (the legacy era) can answer them. A
+// caller speaking 2025-03-26 is never asked for elicitation, which its
+// version does not have: the upstream gets an error instead.
+func (h *Handler) relay(s *responseStream, progressToken json.RawMessage, agent, session, version string) *pipeline.Relay {
 	if !s.canStream {
 		return nil
 	}
@@ -164,6 +170,11 @@ func (h *Handler) relay(s *responseStream, progressToken json.RawMessage, agent,
 	}
 	if session != "" {
 		rl.Ask = func(ctx context.Context, msg []byte) (<-chan []byte, error) {
+			if version == version20250326 {
+				if m, err := mcpwire.Parse(msg); err == nil && m.Method == "elicitation/create" {
+					return nil, errNoElicitation
+				}
+			}
 			return h.asks.ask(ctx, s, msg, agent, session)
 		}
 	}

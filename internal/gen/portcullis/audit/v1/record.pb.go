@@ -131,7 +131,12 @@ type Record struct {
 	Protocol string `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	Method   string `protobuf:"bytes,5,opt,name=method,proto3" json:"method,omitempty"`
 	Upstream string `protobuf:"bytes,6,opt,name=upstream,proto3" json:"upstream,omitempty"`
-	Tool     string `protobuf:"bytes,7,opt,name=tool,proto3" json:"tool,omitempty"`
+	// The target as agents name it: for a tool "<prefix>__<tool>" (the name
+	// in tools/list, Cedar actions and gwctl access), for a resource or
+	// prompt its namespaced URI or name; what the caller asked for when it
+	// never resolved. Records written before target_own existed (field 35)
+	// carry the upstream's own name here instead.
+	Tool string `protobuf:"bytes,7,opt,name=tool,proto3" json:"tool,omitempty"`
 	// Snapshot version the call was decided with.
 	SnapshotVersion uint64 `protobuf:"varint,8,opt,name=snapshot_version,json=snapshotVersion,proto3" json:"snapshot_version,omitempty"`
 	// "normal", "degraded", "stale" or "starting".
@@ -187,7 +192,8 @@ type Record struct {
 	Operation string `protobuf:"bytes,25,opt,name=operation,proto3" json:"operation,omitempty"`
 	// What the operation targets: "tool", "resource", "prompt", "skill",
 	// "model" (empty when it has no single kind of target). The target's
-	// name is in tool, its upstream in upstream.
+	// name is in tool, its upstream in upstream, and its upstream's own name
+	// for it in target_own.
 	TargetKind string `protobuf:"bytes,26,opt,name=target_kind,json=targetKind,proto3" json:"target_kind,omitempty"`
 	// The typed part of the event, for the kinds that have one.
 	//
@@ -209,7 +215,11 @@ type Record struct {
 	PolicyVersions []string `protobuf:"bytes,31,rep,name=policy_versions,json=policyVersions,proto3" json:"policy_versions,omitempty"`
 	// Set on the calls a data plane decided while a policy rollout was in
 	// shadow or canary.
-	Rollout       *RolloutCall `protobuf:"bytes,32,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	Rollout *RolloutCall `protobuf:"bytes,32,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// The target's name as its upstream knows it (a tool's own name, a
+	// resource's own URI), when the target resolved to an upstream; tool
+	// holds the name agents use.
+	TargetOwn     string `protobuf:"bytes,35,opt,name=target_own,json=targetOwn,proto3" json:"target_own,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -517,6 +527,13 @@ func (x *Record) GetRollout() *RolloutCall {
 		return x.Rollout
 	}
 	return nil
+}
+
+func (x *Record) GetTargetOwn() string {
+	if x != nil {
+		return x.TargetOwn
+	}
+	return ""
 }
 
 type isRecord_Detail interface {
@@ -1605,7 +1622,7 @@ var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\v\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\f\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -1645,7 +1662,9 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\alearned\x18) \x01(\v2\".portcullis.audit.v1.LearnedDetailH\x00R\alearned\x128\n" +
 	"\x05alert\x18* \x01(\v2 .portcullis.audit.v1.AlertDetailH\x00R\x05alert\x12'\n" +
 	"\x0fpolicy_versions\x18\x1f \x03(\tR\x0epolicyVersions\x12:\n" +
-	"\arollout\x18  \x01(\v2 .portcullis.audit.v1.RolloutCallR\arolloutB\b\n" +
+	"\arollout\x18  \x01(\v2 .portcullis.audit.v1.RolloutCallR\arollout\x12\x1d\n" +
+	"\n" +
+	"target_own\x18# \x01(\tR\ttargetOwnB\b\n" +
 	"\x06detail\"\x8e\x01\n" +
 	"\vRolloutCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +

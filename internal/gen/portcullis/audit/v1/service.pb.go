@@ -203,8 +203,13 @@ type QueryRequest struct {
 	From *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
 	To   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
 	// Exact matches; empty means any.
-	Agent     string `protobuf:"bytes,3,opt,name=agent,proto3" json:"agent,omitempty"`
-	User      string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	Agent string `protobuf:"bytes,3,opt,name=agent,proto3" json:"agent,omitempty"`
+	User  string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	// A tool as agents name it ("<prefix>__<tool>"), or, with upstream, as
+	// its upstream names it; either finds the tool's records of both shapes
+	// (see Record.tool and Record.target_own). A tool or upstream that is
+	// not registered now and that no stored record names is refused
+	// (NOT_FOUND) rather than answered with nothing.
 	Tool      string `protobuf:"bytes,5,opt,name=tool,proto3" json:"tool,omitempty"`
 	Upstream  string `protobuf:"bytes,6,opt,name=upstream,proto3" json:"upstream,omitempty"`
 	Decision  string `protobuf:"bytes,7,opt,name=decision,proto3" json:"decision,omitempty"`

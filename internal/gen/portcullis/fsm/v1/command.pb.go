@@ -578,6 +578,7 @@ type Resource struct {
 	//	*Resource_PolicyHistory
 	//	*Resource_PolicyTests
 	//	*Resource_Rollout
+	//	*Resource_Setting
 	//	*Resource_ListLearning
 	//	*Resource_AlertRule
 	//	*Resource_Alert
@@ -733,6 +734,15 @@ func (x *Resource) GetRollout() *v1.Rollout {
 	return nil
 }
 
+func (x *Resource) GetSetting() *v1.Setting {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_Setting); ok {
+			return x.Setting
+		}
+	}
+	return nil
+}
+
 func (x *Resource) GetListLearning() *v1.ListLearning {
 	if x != nil {
 		if x, ok := x.Kind.(*Resource_ListLearning); ok {
@@ -832,6 +842,11 @@ type Resource_Rollout struct {
 	Rollout *v1.Rollout `protobuf:"bytes,12,opt,name=rollout,proto3,oneof"`
 }
 
+type Resource_Setting struct {
+	// Cluster version 4 (a setting).
+	Setting *v1.Setting `protobuf:"bytes,13,opt,name=setting,proto3,oneof"`
+}
+
 type Resource_ListLearning struct {
 	// Cluster version 2.
 	ListLearning *v1.ListLearning `protobuf:"bytes,20,opt,name=list_learning,json=listLearning,proto3,oneof"`
@@ -881,6 +896,8 @@ func (*Resource_PolicyHistory) isResource_Kind() {}
 func (*Resource_PolicyTests) isResource_Kind() {}
 
 func (*Resource_Rollout) isResource_Kind() {}
+
+func (*Resource_Setting) isResource_Kind() {}
 
 func (*Resource_ListLearning) isResource_Kind() {}
 
@@ -2369,7 +2386,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\rconsume_audit\x18\x15 \x01(\v2\x1f.portcullis.fsm.v1.ConsumeAuditH\x00R\fconsumeAudit\x12C\n" +
 	"\fsettle_alert\x18\x16 \x01(\v2\x1e.portcullis.fsm.v1.SettleAlertH\x00R\vsettleAlert\x12I\n" +
 	"\x0echange_learned\x18\x17 \x01(\v2 .portcullis.fsm.v1.ChangeLearnedH\x00R\rchangeLearnedB\x04\n" +
-	"\x02op\"\xe8\b\n" +
+	"\x02op\"\xa3\t\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -2386,7 +2403,8 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x0epolicy_history\x18\n" +
 	" \x01(\v2#.portcullis.config.v1.PolicyHistoryH\x00R\rpolicyHistory\x12F\n" +
 	"\fpolicy_tests\x18\v \x01(\v2!.portcullis.config.v1.PolicyTestsH\x00R\vpolicyTests\x129\n" +
-	"\arollout\x18\f \x01(\v2\x1d.portcullis.config.v1.RolloutH\x00R\arollout\x12I\n" +
+	"\arollout\x18\f \x01(\v2\x1d.portcullis.config.v1.RolloutH\x00R\arollout\x129\n" +
+	"\asetting\x18\r \x01(\v2\x1d.portcullis.config.v1.SettingH\x00R\asetting\x12I\n" +
 	"\rlist_learning\x18\x14 \x01(\v2\".portcullis.config.v1.ListLearningH\x00R\flistLearning\x12@\n" +
 	"\n" +
 	"alert_rule\x18\x15 \x01(\v2\x1f.portcullis.config.v1.AlertRuleH\x00R\talertRule\x123\n" +
@@ -2579,16 +2597,17 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*v1.PolicyHistory)(nil),      // 38: portcullis.config.v1.PolicyHistory
 	(*v1.PolicyTests)(nil),        // 39: portcullis.config.v1.PolicyTests
 	(*v1.Rollout)(nil),            // 40: portcullis.config.v1.Rollout
-	(*v1.ListLearning)(nil),       // 41: portcullis.config.v1.ListLearning
-	(*v1.AlertRule)(nil),          // 42: portcullis.config.v1.AlertRule
-	(*v1.Alert)(nil),              // 43: portcullis.config.v1.Alert
-	(*v1.AuditCursor)(nil),        // 44: portcullis.config.v1.AuditCursor
-	(*v1.ResourceMeta)(nil),       // 45: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 46: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 47: portcullis.audit.v1.Record
-	(v1.RolloutStage)(0),          // 48: portcullis.config.v1.RolloutStage
-	(*v1.AuditMark)(nil),          // 49: portcullis.config.v1.AuditMark
-	(*v1.AdminEvent)(nil),         // 50: portcullis.config.v1.AdminEvent
+	(*v1.Setting)(nil),            // 41: portcullis.config.v1.Setting
+	(*v1.ListLearning)(nil),       // 42: portcullis.config.v1.ListLearning
+	(*v1.AlertRule)(nil),          // 43: portcullis.config.v1.AlertRule
+	(*v1.Alert)(nil),              // 44: portcullis.config.v1.Alert
+	(*v1.AuditCursor)(nil),        // 45: portcullis.config.v1.AuditCursor
+	(*v1.ResourceMeta)(nil),       // 46: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 47: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 48: portcullis.audit.v1.Record
+	(v1.RolloutStage)(0),          // 49: portcullis.config.v1.RolloutStage
+	(*v1.AuditMark)(nil),          // 50: portcullis.config.v1.AuditMark
+	(*v1.AdminEvent)(nil),         // 51: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	27, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
@@ -2616,45 +2635,46 @@ var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	38, // 22: portcullis.fsm.v1.Resource.policy_history:type_name -> portcullis.config.v1.PolicyHistory
 	39, // 23: portcullis.fsm.v1.Resource.policy_tests:type_name -> portcullis.config.v1.PolicyTests
 	40, // 24: portcullis.fsm.v1.Resource.rollout:type_name -> portcullis.config.v1.Rollout
-	41, // 25: portcullis.fsm.v1.Resource.list_learning:type_name -> portcullis.config.v1.ListLearning
-	42, // 26: portcullis.fsm.v1.Resource.alert_rule:type_name -> portcullis.config.v1.AlertRule
-	43, // 27: portcullis.fsm.v1.Resource.alert:type_name -> portcullis.config.v1.Alert
-	44, // 28: portcullis.fsm.v1.Resource.audit_cursor:type_name -> portcullis.config.v1.AuditCursor
-	6,  // 29: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	45, // 30: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 31: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 32: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	46, // 33: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	36, // 34: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	35, // 35: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	47, // 36: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 37: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
-	48, // 38: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
-	49, // 39: portcullis.fsm.v1.ConsumeAudit.marks:type_name -> portcullis.config.v1.AuditMark
-	15, // 40: portcullis.fsm.v1.ConsumeAudit.learned:type_name -> portcullis.fsm.v1.LearnedChange
-	17, // 41: portcullis.fsm.v1.ConsumeAudit.seeded:type_name -> portcullis.fsm.v1.SeededLearning
-	43, // 42: portcullis.fsm.v1.ConsumeAudit.alerts:type_name -> portcullis.config.v1.Alert
-	16, // 43: portcullis.fsm.v1.LearnedChange.add:type_name -> portcullis.fsm.v1.LearnedValue
-	15, // 44: portcullis.fsm.v1.ChangeLearned.changes:type_name -> portcullis.fsm.v1.LearnedChange
-	2,  // 45: portcullis.fsm.v1.SettleAlert.outcome:type_name -> portcullis.fsm.v1.AlertOutcome
-	28, // 46: portcullis.fsm.v1.SettleAlert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	3,  // 47: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	5,  // 48: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	21, // 49: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	28, // 50: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	22, // 51: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	46, // 52: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	28, // 53: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	10, // 54: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	5,  // 55: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	50, // 56: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	23, // 57: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	26, // 58: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	59, // [59:59] is the sub-list for method output_type
-	59, // [59:59] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	41, // 25: portcullis.fsm.v1.Resource.setting:type_name -> portcullis.config.v1.Setting
+	42, // 26: portcullis.fsm.v1.Resource.list_learning:type_name -> portcullis.config.v1.ListLearning
+	43, // 27: portcullis.fsm.v1.Resource.alert_rule:type_name -> portcullis.config.v1.AlertRule
+	44, // 28: portcullis.fsm.v1.Resource.alert:type_name -> portcullis.config.v1.Alert
+	45, // 29: portcullis.fsm.v1.Resource.audit_cursor:type_name -> portcullis.config.v1.AuditCursor
+	6,  // 30: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	46, // 31: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 32: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 33: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	47, // 34: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	36, // 35: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	35, // 36: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	48, // 37: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 38: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
+	49, // 39: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
+	50, // 40: portcullis.fsm.v1.ConsumeAudit.marks:type_name -> portcullis.config.v1.AuditMark
+	15, // 41: portcullis.fsm.v1.ConsumeAudit.learned:type_name -> portcullis.fsm.v1.LearnedChange
+	17, // 42: portcullis.fsm.v1.ConsumeAudit.seeded:type_name -> portcullis.fsm.v1.SeededLearning
+	44, // 43: portcullis.fsm.v1.ConsumeAudit.alerts:type_name -> portcullis.config.v1.Alert
+	16, // 44: portcullis.fsm.v1.LearnedChange.add:type_name -> portcullis.fsm.v1.LearnedValue
+	15, // 45: portcullis.fsm.v1.ChangeLearned.changes:type_name -> portcullis.fsm.v1.LearnedChange
+	2,  // 46: portcullis.fsm.v1.SettleAlert.outcome:type_name -> portcullis.fsm.v1.AlertOutcome
+	28, // 47: portcullis.fsm.v1.SettleAlert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	3,  // 48: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	5,  // 49: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	21, // 50: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	28, // 51: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	22, // 52: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	47, // 53: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	28, // 54: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	10, // 55: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	5,  // 56: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	51, // 57: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	23, // 58: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	26, // 59: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	60, // [60:60] is the sub-list for method output_type
+	60, // [60:60] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -2688,6 +2708,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_PolicyHistory)(nil),
 		(*Resource_PolicyTests)(nil),
 		(*Resource_Rollout)(nil),
+		(*Resource_Setting)(nil),
 		(*Resource_ListLearning)(nil),
 		(*Resource_AlertRule)(nil),
 		(*Resource_Alert)(nil),

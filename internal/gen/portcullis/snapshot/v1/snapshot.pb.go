@@ -70,6 +70,9 @@ type Snapshot struct {
 	// The policy rollout in shadow or canary, if any. A data plane that
 	// does not know this field decides with the active versions only.
 	Rollout *Rollout `protobuf:"bytes,15,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// Every stored cluster-wide setting (config.v1.Setting); a key that is
+	// absent has its default. A data plane ignores keys it does not know.
+	Settings []*v1.Setting `protobuf:"bytes,16,rep,name=settings,proto3" json:"settings,omitempty"`
 	// Every learned list (the learning of the value list of the same name):
 	// policies read the caller's set as context.learned["<name>"]. A data
 	// plane that does not know this field refuses a snapshot whose policies
@@ -210,6 +213,13 @@ func (x *Snapshot) GetEgress() *EgressPolicy {
 func (x *Snapshot) GetRollout() *Rollout {
 	if x != nil {
 		return x.Rollout
+	}
+	return nil
+}
+
+func (x *Snapshot) GetSettings() []*v1.Setting {
+	if x != nil {
+		return x.Settings
 	}
 	return nil
 }
@@ -496,7 +506,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xfd\x06\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xb8\a\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -516,7 +526,8 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"valueLists\x12\x14\n" +
 	"\x05epoch\x18\r \x01(\x04R\x05epoch\x12<\n" +
 	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\x129\n" +
-	"\arollout\x18\x0f \x01(\v2\x1f.portcullis.snapshot.v1.RolloutR\arollout\x12I\n" +
+	"\arollout\x18\x0f \x01(\v2\x1f.portcullis.snapshot.v1.RolloutR\arollout\x129\n" +
+	"\bsettings\x18\x10 \x03(\v2\x1d.portcullis.config.v1.SettingR\bsettings\x12I\n" +
 	"\x0elist_learnings\x18\x14 \x03(\v2\".portcullis.config.v1.ListLearningR\rlistLearnings\"\xc2\x01\n" +
 	"\aRollout\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12=\n" +
@@ -563,8 +574,9 @@ var file_portcullis_snapshot_v1_snapshot_proto_goTypes = []any{
 	(*v1.PolicySet)(nil),          // 9: portcullis.config.v1.PolicySet
 	(*v1.IdentitySource)(nil),     // 10: portcullis.config.v1.IdentitySource
 	(*v1.ValueList)(nil),          // 11: portcullis.config.v1.ValueList
-	(*v1.ListLearning)(nil),       // 12: portcullis.config.v1.ListLearning
-	(v1.RolloutStage)(0),          // 13: portcullis.config.v1.RolloutStage
+	(*v1.Setting)(nil),            // 12: portcullis.config.v1.Setting
+	(*v1.ListLearning)(nil),       // 13: portcullis.config.v1.ListLearning
+	(v1.RolloutStage)(0),          // 14: portcullis.config.v1.RolloutStage
 }
 var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	5,  // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
@@ -578,14 +590,15 @@ var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	11, // 8: portcullis.snapshot.v1.Snapshot.value_lists:type_name -> portcullis.config.v1.ValueList
 	2,  // 9: portcullis.snapshot.v1.Snapshot.egress:type_name -> portcullis.snapshot.v1.EgressPolicy
 	1,  // 10: portcullis.snapshot.v1.Snapshot.rollout:type_name -> portcullis.snapshot.v1.Rollout
-	12, // 11: portcullis.snapshot.v1.Snapshot.list_learnings:type_name -> portcullis.config.v1.ListLearning
-	9,  // 12: portcullis.snapshot.v1.Rollout.candidate:type_name -> portcullis.config.v1.PolicySet
-	13, // 13: portcullis.snapshot.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	12, // 11: portcullis.snapshot.v1.Snapshot.settings:type_name -> portcullis.config.v1.Setting
+	13, // 12: portcullis.snapshot.v1.Snapshot.list_learnings:type_name -> portcullis.config.v1.ListLearning
+	9,  // 13: portcullis.snapshot.v1.Rollout.candidate:type_name -> portcullis.config.v1.PolicySet
+	14, // 14: portcullis.snapshot.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_snapshot_v1_snapshot_proto_init() }

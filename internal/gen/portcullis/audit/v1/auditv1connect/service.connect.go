@@ -62,7 +62,8 @@ type AuditServiceClient interface {
 	// batch that does not continue the stored sequence is refused by
 	// returning where it does continue. Role: dataplane.
 	Upload(context.Context, *connect.Request[v1.UploadRequest]) (*connect.Response[v1.UploadResponse], error)
-	// Finds records. Role: auditor.
+	// Finds records. Role: auditor. NOT_FOUND for a tool or upstream name
+	// that is neither registered nor named by any stored record.
 	Query(context.Context, *connect.Request[v1.QueryRequest]) (*connect.Response[v1.QueryResponse], error)
 	// Checks every data plane's chain in this node's store. Role: auditor.
 	Verify(context.Context, *connect.Request[v1.VerifyRequest]) (*connect.Response[v1.VerifyResponse], error)
@@ -188,7 +189,8 @@ type AuditServiceHandler interface {
 	// batch that does not continue the stored sequence is refused by
 	// returning where it does continue. Role: dataplane.
 	Upload(context.Context, *connect.Request[v1.UploadRequest]) (*connect.Response[v1.UploadResponse], error)
-	// Finds records. Role: auditor.
+	// Finds records. Role: auditor. NOT_FOUND for a tool or upstream name
+	// that is neither registered nor named by any stored record.
 	Query(context.Context, *connect.Request[v1.QueryRequest]) (*connect.Response[v1.QueryResponse], error)
 	// Checks every data plane's chain in this node's store. Role: auditor.
 	Verify(context.Context, *connect.Request[v1.VerifyRequest]) (*connect.Response[v1.VerifyResponse], error)

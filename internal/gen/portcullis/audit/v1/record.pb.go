@@ -574,11 +574,12 @@ type Record_RolloutEvent struct {
 }
 
 type Record_Learned struct {
-	Learned *LearnedDetail `protobuf:"bytes,41,opt,name=learned,proto3,oneof"`
+	// 43 and 44: the LLM brokering branch takes 40 to 42.
+	Learned *LearnedDetail `protobuf:"bytes,43,opt,name=learned,proto3,oneof"`
 }
 
 type Record_Alert struct {
-	Alert *AlertDetail `protobuf:"bytes,42,opt,name=alert,proto3,oneof"`
+	Alert *AlertDetail `protobuf:"bytes,44,opt,name=alert,proto3,oneof"`
 }
 
 func (*Record_AdminWrite) isRecord_Detail() {}
@@ -1659,8 +1660,8 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aapplied\x12N\n" +
 	"\x0frollout_summary\x18! \x01(\v2#.portcullis.audit.v1.RolloutSummaryH\x00R\x0erolloutSummary\x12H\n" +
 	"\rrollout_event\x18\" \x01(\v2!.portcullis.audit.v1.RolloutEventH\x00R\frolloutEvent\x12>\n" +
-	"\alearned\x18) \x01(\v2\".portcullis.audit.v1.LearnedDetailH\x00R\alearned\x128\n" +
-	"\x05alert\x18* \x01(\v2 .portcullis.audit.v1.AlertDetailH\x00R\x05alert\x12'\n" +
+	"\alearned\x18+ \x01(\v2\".portcullis.audit.v1.LearnedDetailH\x00R\alearned\x128\n" +
+	"\x05alert\x18, \x01(\v2 .portcullis.audit.v1.AlertDetailH\x00R\x05alert\x12'\n" +
 	"\x0fpolicy_versions\x18\x1f \x03(\tR\x0epolicyVersions\x12:\n" +
 	"\arollout\x18  \x01(\v2 .portcullis.audit.v1.RolloutCallR\arollout\x12\x1d\n" +
 	"\n" +

@@ -76,8 +76,9 @@ type Snapshot struct {
 	// Every learned list (the learning of the value list of the same name):
 	// policies read the caller's set as context.learned["<name>"]. A data
 	// plane that does not know this field refuses a snapshot whose policies
-	// read context.learned (its schema has no such attribute).
-	ListLearnings []*v1.ListLearning `protobuf:"bytes,20,rep,name=list_learnings,json=listLearnings,proto3" json:"list_learnings,omitempty"`
+	// read context.learned (its schema has no such attribute). (22: the LLM
+	// brokering branch takes 20 and 21.)
+	ListLearnings []*v1.ListLearning `protobuf:"bytes,22,rep,name=list_learnings,json=listLearnings,proto3" json:"list_learnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -528,7 +529,7 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\x129\n" +
 	"\arollout\x18\x0f \x01(\v2\x1f.portcullis.snapshot.v1.RolloutR\arollout\x129\n" +
 	"\bsettings\x18\x10 \x03(\v2\x1d.portcullis.config.v1.SettingR\bsettings\x12I\n" +
-	"\x0elist_learnings\x18\x14 \x03(\v2\".portcullis.config.v1.ListLearningR\rlistLearnings\"\xc2\x01\n" +
+	"\x0elist_learnings\x18\x16 \x03(\v2\".portcullis.config.v1.ListLearningR\rlistLearnings\"\xc2\x01\n" +
 	"\aRollout\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12=\n" +
 	"\tcandidate\x18\x02 \x01(\v2\x1f.portcullis.config.v1.PolicySetR\tcandidate\x128\n" +

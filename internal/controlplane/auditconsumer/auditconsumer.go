@@ -15,8 +15,36 @@
 // other is refused (ABORTED) and its proposer reads the cursor again.
 //
 // A consumer that starts on a cluster with history begins at the end of
-// the store (records stored before it existed are not consumed), unless
-// it asks to start from the beginning.
+// the store: records stored before its cursor existed are not consumed
+// as batches. A consumer that needs history reads it once from
+// Batch.Audit, as a pending piece of work (learned lists seed themselves
+// from history this way; see Consumer.Pending).
+//
+// # Adding a consumer (the seam budgets and usage build on)
+//
+// A consumer is a deterministic function from (the state, the records
+// after its cursor, in order) to a change of derived state. To add one:
+//
+//  1. Implement Consumer in its own package (package learn and package
+//     alerting are the two examples). Consume reads Batch.Records and
+//     Batch.State and writes only to Batch.Out; it must not write to the
+//     store itself, or the derived state and the cursor could part.
+//  2. Give what it derives a field of fsmv1.ConsumeAudit, and apply that
+//     field in state's consume (state/consume.go), in the same
+//     transaction as the cursor's move, refusing (never panicking on)
+//     content over limits.ConsumeBatch-style bounds. If the new field is
+//     something an older replica must not ignore, ask for a new cluster
+//     version for it in clusterversion.Needs.
+//  3. Register it in the Runner's Config.Consumers (server.go), where the
+//     Runner runs as a singleton.Job on the elected node, with Raft or
+//     etcd alike.
+//
+// What the runner guarantees every consumer: batches are derived and
+// applied one at a time, in storage order per chain; a batch is applied
+// at most once (the AfterBatch count); a batch that was not applied is
+// derived again from the same cursor, possibly with more records, on
+// this node or the next elected one. So a consumer counts every record
+// exactly once if, and only if, everything it derives travels in Out.
 package auditconsumer
 
 import (

@@ -242,26 +242,7 @@ func TestPaymentToAStrangerIsDeniedAndPaged(t *testing.T) {
 		return nil
 	})
 	survivors := g.c.Env(liveURLs(g.c, victim)...)
-	harness.Await(t, 20*time.Second, "the outbox is empty", func() error {
-		var out struct {
-			Alerts []struct {
-				Meta struct {
-					Name string `json:"name"`
-				} `json:"meta"`
-			} `json:"alerts"`
-		}
-		r := harness.Gwctl(t, survivors, "alert", "list", "-o", "json", "--timeout", "10s")
-		if err := r.Err(); err != nil {
-			return err
-		}
-		if err := r.JSON(&out); err != nil {
-			return err
-		}
-		if len(out.Alerts) > 0 {
-			return fmt.Errorf("%d alerts queued", len(out.Alerts))
-		}
-		return nil
-	})
+	awaitOutboxEmpty(t, survivors)
 	ds := hook.Deliveries()
 	if n := accepted(ds, second); n != 1 {
 		t.Fatalf("alert %s was accepted %d times", second, n)
@@ -274,6 +255,32 @@ func TestPaymentToAStrangerIsDeniedAndPaged(t *testing.T) {
 			t.Fatalf("delivery at %s: %v", d.At, err)
 		}
 	}
+}
+
+// awaitOutboxEmpty waits until no alert waits in the outbox: every one
+// was sent (and the sending recorded) or given up.
+func awaitOutboxEmpty(t *testing.T, env []string) {
+	t.Helper()
+	harness.Await(t, 20*time.Second, "the outbox is empty", func() error {
+		var out struct {
+			Alerts []struct {
+				Meta struct {
+					Name string `json:"name"`
+				} `json:"meta"`
+			} `json:"alerts"`
+		}
+		r := harness.Gwctl(t, env, "alert", "list", "-o", "json", "--timeout", "10s")
+		if err := r.Err(); err != nil {
+			return err
+		}
+		if err := r.JSON(&out); err != nil {
+			return err
+		}
+		if len(out.Alerts) > 0 {
+			return fmt.Errorf("%d alerts queued", len(out.Alerts))
+		}
+		return nil
+	})
 }
 
 // auditRecord is the part of a record (gwctl audit query -o json) the lag
@@ -419,4 +426,85 @@ forbid(principal, action == Action::"demo__send_payment", resource) when { conte
 	if fmt.Sprint(sets) != fmt.Sprint(want) {
 		t.Fatalf("seeded %v, want %v", sets, want)
 	}
+}
+
+// TestLearnedAndPagedOnEtcd: with the control plane on etcd, the audit
+// consumers and alert delivery run on the node etcd's election picks: a
+// list learns a payee, a payment to a stranger is denied and paged with a
+// signed alert, and after the elected node is killed the next one pages
+// the next denial and applies the operator's approval.
+func TestLearnedAndPagedOnEtcd(t *testing.T) {
+	ec := harness.StartEtcd(t, 1)
+	g := startGatewayOn(t, harness.ClusterOptions{Nodes: 2, Etcd: ec}, "dp1")
+	dp := g.dps[0]
+	payerKey := g.createAgent(t, "payer-agent", "payments")
+
+	hook := harness.StartWebhook(t)
+	signingKey := "whsec_" + randomHex(t, 16)
+	g.gwctl(t, "secret", "set", "alert-signing-key", "--hosts", "127.0.0.1", "--from-file", g.writeFile(t, "alert.key", signingKey))
+	g.gwctl(t, "alert", "rule", "create", "security-page", "--on-deny", "security", "--url", hook.URL, "--signing-secret", "alert-signing-key")
+	g.gwctl(t, "valuelist", "create", "payees")
+	g.gwctl(t, "valuelist", "learn", "payees", "--tool", actionPayment, "--argument", "to", "--scope", "agent")
+	awaitVersion(t, dp, g.applyPolicy(t, "payments", learnPolicy), 20*time.Second)
+	mustCall(t, dp, payerKey, actionPayment, paymentArgs("acme-corp", 100))
+	var revision uint64
+	harness.Await(t, 20*time.Second, "the list learned the payee", func() error {
+		sets, rev := learnedSets(t, g.env(), "payees")
+		if got := sets["agent:payer-agent"]; !slices.Equal(got, []string{"acme-corp"}) {
+			return fmt.Errorf("learned %v", sets)
+		}
+		revision = rev
+		return nil
+	})
+	awaitVersion(t, dp, revision, 20*time.Second)
+
+	guard, err := os.ReadFile("../../examples/policies/learned-payees.cedar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitVersion(t, dp, g.applyPolicy(t, "payments-guard", string(guard)), 20*time.Second)
+	mustCall(t, dp, payerKey, actionPayment, paymentArgs("acme-corp", 100))
+	// paged waits for an accepted, correctly signed alert of a denial by
+	// the guard and returns the denied call's record id.
+	paged := func(what string, after int) string {
+		t.Helper()
+		ds := hook.Await(t, 20*time.Second, what, func(ds []harness.WebhookDelivery) error {
+			if len(ds) <= after {
+				return fmt.Errorf("%d deliveries", len(ds))
+			}
+			return nil
+		})
+		if len(ds) != after+1 {
+			t.Fatalf("%s: %d deliveries, want %d", what, len(ds), after+1)
+		}
+		d := ds[after]
+		if err := verifySignature(d, []byte(signingKey)); err != nil {
+			t.Fatal(err)
+		}
+		var body alertBody
+		if err := json.Unmarshal(d.Body, &body); err != nil {
+			t.Fatalf("alert body %s: %v", d.Body, err)
+		}
+		if body.Rule != "security-page" || !slices.Contains(body.Event.Policies, "payments-guard/unknown-payee") || !strings.HasPrefix(body.RecordID, "dp1/") {
+			t.Fatalf("%s: alert body %s", what, d.Body)
+		}
+		return body.RecordID
+	}
+	mustRefuse(t, dp, payerKey, actionPayment, paymentArgs("mallory-llc", 5000), "denied")
+	paged("the first denial's alert", 0)
+	// Its delivery recorded, so that no node sends it again.
+	awaitOutboxEmpty(t, g.env())
+
+	victim := g.c.Leader(t, 10*time.Second)
+	victim.Kill()
+	survivors := g.c.Env(liveURLs(g.c, victim)...)
+	t.Logf("killed the elected node %s", victim.NodeID)
+	mustRefuse(t, dp, payerKey, actionPayment, paymentArgs("eve-holdings", 9000), "denied")
+	record := paged("the next elected node pages the second denial", 1)
+	var approved struct {
+		Learning revisioned `json:"learning"`
+	}
+	harness.GwctlJSON(t, survivors, &approved, "valuelist", "approve", "--record", record, "--timeout", "20s")
+	awaitVersion(t, dp, uint64(approved.Learning.Meta.Revision), 20*time.Second)
+	mustCall(t, dp, payerKey, actionPayment, paymentArgs("eve-holdings", 9000))
 }

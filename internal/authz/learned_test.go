@@ -8,6 +8,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/authz"
 	"github.com/portcullis-gw/portcullis/internal/authz/authztest"
+	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 )
@@ -101,4 +102,43 @@ func TestCompileLearnedLists(t *testing.T) {
 			t.Fatalf("decision %+v", d)
 		}
 	})
+}
+
+// TestDecideLearnedListsOnRemoteAgents: remote-agent actions carry the
+// caller's learned sets too, so a policy over every action that reads
+// context.learned validates, and a remote-agent decision (and the skills
+// a card shows) can depend on them.
+func TestDecideLearnedListsOnRemoteAgents(t *testing.T) {
+	s := learnedSnapshot(configv1.LearningScope_LEARNING_SCOPE_AGENT,
+		&configv1.LearnedSet{Scope: "agent:payer", Values: []string{"search"}})
+	s = authztest.AddRemoteAgents(s)
+	s.PolicySets[0].Source += `@id("learned-skills")
+permit(principal, action == Action::"a2a:send_message", resource == RemoteAgent::"travel")
+  when { context has skill && context.learned["payees"].contains(context.skill) };
+@id("never-mallory")
+forbid(principal, action, resource) when { context.learned["payees"].contains("mallory") };
+`
+	e := authztest.Compile(t, s)
+	tests := []struct {
+		agent, skill string
+		allowed      bool
+	}{
+		{authztest.Payer, "search", true},
+		{authztest.Payer, "book", false},
+		{authztest.Marketer, "search", false},
+	}
+	for _, tt := range tests {
+		for range 2 { // the second answer may come from the cache
+			d := e.Decide(context.Background(), a2aRequest(tt.agent, cedarschema.ActionA2ASendMessage, authztest.Travel, tt.skill, 10))
+			if len(d.Errors) > 0 || d.Allowed != tt.allowed {
+				t.Fatalf("%s sends to skill %s: allowed %v (%v), want %v", tt.agent, tt.skill, d.Allowed, d.Errors, tt.allowed)
+			}
+		}
+	}
+	if got := e.PermittedSkills(context.Background(), a2aRequest(authztest.Payer, "", "", "", 0), authztest.Travel); !slices.Equal(got, []string{"search"}) {
+		t.Fatalf("payer is shown skills %v, want [search]", got)
+	}
+	if got := e.PermittedSkills(context.Background(), a2aRequest(authztest.Marketer, "", "", "", 0), authztest.Travel); len(got) != 0 {
+		t.Fatalf("marketer is shown skills %v, want none", got)
+	}
 }

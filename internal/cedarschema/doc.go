@@ -12,6 +12,7 @@
 //	entity User in [Group] { name: String, email?: String } tags String;
 //	entity Upstream { name: String, protocol: String };
 //	entity Tool in [Upstream] { name: String, readOnly: Bool, version: Long };
+//	entity RemoteAgent in [Upstream] { name: String, readOnly: Bool, version: Long, skills: Set<String> };
 //
 // Agent labels are entity tags, so policies write
 // principal.hasTag("env") && principal.getTag("env") == "prod".
@@ -31,10 +32,32 @@
 //	}
 //
 // context.learned has one attribute per value list that learns (see
-// [WithLearned]): the caller's set of that list. Without learned lists the
-// attribute is not declared at all, so the schema is what it was before
-// learned lists existed; a policy that reads a list that does not learn is
-// refused with what to do (see [LearnedRefs]).
+// [WithLearned]): the caller's set of that list, in the context of every
+// tool and remote-agent action. Without learned lists the attribute is not
+// declared at all, so the schema is what it was before learned lists
+// existed; a policy that reads a list that does not learn is refused with
+// what to do (see [LearnedRefs]).
+//
+// # Remote agents (A2A)
+//
+// An A2A upstream is RemoteAgent::"<upstream>", in its Upstream. Its
+// attributes come from its pinned agent card: readOnly (the operator's
+// classification), version (of the pin) and skills (the card's skill ids);
+// name is the upstream's name. The remote-agent actions, each applying to
+// principal Agent and resource RemoteAgent, are members of two groups:
+//
+//	a2a_send: "a2a:send_message" (SendMessage, SendStreamingMessage),
+//	          "a2a:cancel_task"  (CancelTask)
+//	a2a_read: "a2a:get_task"     (GetTask),
+//	          "a2a:list_tasks"   (ListTasks),
+//	          "a2a:subscribe_task" (SubscribeToTask)
+//
+// Their context is the tool actions' (user, protocol, time, sourceIp,
+// degraded, learned; arguments is an empty record), plus skill?: String (the skill
+// the caller named, when it named one), messageBytes: Long and
+// metadataBytes: Long (the sizes of the message sent and of its metadata;
+// 0 for actions that send none). These declarations do not depend on the
+// pins; [WithoutRemoteAgents] leaves them out.
 //
 // # Typing tool arguments
 //

@@ -37,19 +37,27 @@ type Schema struct {
 }
 
 // Option changes what Generate declares.
-type Option func(*options)
+type Option func(*genOptions)
 
-type options struct {
-	learned []string
+type genOptions struct {
+	noRemoteAgents bool
+	learned        []string
 }
 
 // WithLearned declares context.learned, a record with one Set<String>
-// attribute per learned list named (see [ContextLearned]). Without learned
-// lists the context has no learned attribute at all, so the schema is
-// exactly what it was before learned lists existed.
+// attribute per learned list named (see [ContextLearned]), in the context
+// of every tool and remote-agent action. Without learned lists the context
+// has no learned attribute at all, so the schema is exactly what it was
+// before learned lists existed.
 func WithLearned(names []string) Option {
-	return func(o *options) { o.learned = names }
+	return func(o *genOptions) { o.learned = names }
 }
+
+// WithoutRemoteAgents leaves the A2A declarations (RemoteAgent, the
+// a2a_send and a2a_read groups and their actions) out: the schema of a
+// control-plane cluster some of whose voters predate them, so that every
+// replica validates policies alike (see clusterversion.A2ABrokering).
+func WithoutRemoteAgents() Option { return func(o *genOptions) { o.noRemoteAgents = true } }
 
 // Generate builds the gateway schema for the given pinned tools. The output
 // does not depend on the order of tools. Each tool action carries @upstream
@@ -57,8 +65,13 @@ func WithLearned(names []string) Option {
 // invalid or duplicate action name, on an input schema that is not JSON
 // (including JSON nested beyond encoding/json's limit) and on one larger
 // than MaxInputSchemaBytes, and on an empty or duplicate learned list name.
+//
+// The remote-agent declarations do not depend on the pins: RemoteAgent
+// and the a2a_send and a2a_read groups with their actions are always
+// declared (unless WithoutRemoteAgents), so policies about A2A agents
+// validate before any agent is registered.
 func Generate(tools []Tool, opts ...Option) (*Schema, error) {
-	var o options
+	var o genOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -89,7 +102,16 @@ func Generate(tools []Tool, opts ...Option) (*Schema, error) {
 		names = append(names, t.Action)
 	}
 
-	in := &ast.Schema{Entities: entities(), Actions: actions}
+	ents := entities()
+	if !o.noRemoteAgents {
+		ents[ast.Ident(TypeRemoteAgent)] = remoteAgentEntity()
+		actions[A2ASendGroup] = ast.Action{}
+		actions[A2AReadGroup] = ast.Action{}
+		for _, a := range A2AActions {
+			actions[types.String(a.Name)] = a2aAction(a.Group, learned)
+		}
+	}
+	in := &ast.Schema{Entities: ents, Actions: actions}
 	s, err := newSchema(in, names)
 	if err != nil {
 		return nil, err
@@ -156,15 +178,16 @@ func (s *Schema) JSON() ([]byte, error) {
 	return slices.Clone(s.jsonText), nil
 }
 
-// Actions returns the tool action names in the schema, sorted. The group
-// and the placeholder are not included.
+// Actions returns the tool action names in the schema, sorted. The groups,
+// the placeholder and the remote-agent actions are not included.
 func (s *Schema) Actions() []string {
 	return slices.Clone(s.actions)
 }
 
 // ActionEntities returns the action entities a request's entity set must
-// contain for `action in Action::"call_tool"` to hold at evaluation time:
-// the group, the placeholder and every tool action, members of the group.
+// contain for `action in Action::"call_tool"` (or a2a_send, a2a_read) to
+// hold at evaluation time: the groups, the placeholder and every tool and
+// remote-agent action, members of their groups.
 func (s *Schema) ActionEntities() types.EntityMap {
 	out := make(types.EntityMap, len(s.resolved.Actions))
 	for uid, a := range s.resolved.Actions {

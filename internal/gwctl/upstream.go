@@ -17,7 +17,7 @@ import (
 
 func (a *app) upstreamCommand() *cobra.Command {
 	cmd := group("upstream", "Manage the servers the gateway forwards calls to")
-	cmd.AddCommand(a.upstreamAdd(), a.upstreamList(), a.upstreamGet(), a.upstreamRemove(), a.upstreamDiscover())
+	cmd.AddCommand(a.upstreamAdd(), a.upstreamList(), a.upstreamGet(), a.upstreamRemove(), a.upstreamDiscover(), a.upstreamApproveCard())
 	return cmd
 }
 
@@ -35,6 +35,7 @@ func (a *app) upstreamAdd() *cobra.Command {
 		breakerFails   int32
 		breakerOpen    time.Duration
 		maxConcurrency int32
+		cardPath       string
 	)
 	protocol := newEnumFlag(configv1.Protocol_PROTOCOL_MCP, "PROTOCOL_")
 	era := newEnumFlag(configv1.McpEra_MCP_ERA_UNSPECIFIED, "MCP_ERA_")
@@ -46,7 +47,12 @@ func (a *app) upstreamAdd() *cobra.Command {
 --prefix to choose another, --no-prefix for none. The prefix cannot change
 later. Credentials name a secret (see "gwctl secret set"); the caller's own
 credential is never forwarded. --mcp-era picks the MCP protocol era; by
-default the data plane detects it (server/discover, else initialize).`,
+default the data plane detects it (server/discover, else initialize).
+
+An A2A agent (--protocol a2a) is registered by its JSON-RPC endpoint
+(--url); its card is fetched from /.well-known/agent-card.json on the same
+origin, or from --agent-card-path. Agents call it through the gateway at
+/a2a/NAME once its card is approved ("gwctl upstream approve-card NAME").`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := meta.build(args[0])
@@ -59,6 +65,7 @@ default the data plane detects it (server/discover, else initialize).`,
 				Url:            rawURL,
 				AllowLinkLocal: allowLinkLocal,
 				McpEra:         configv1.McpEra(era.num),
+				A2ACardPath:    cardPath,
 			}
 			switch {
 			case noPrefix:
@@ -113,6 +120,7 @@ default the data plane detects it (server/discover, else initialize).`,
 	f.StringVar(&rawURL, "url", "", "base URL of the upstream (http or https)")
 	addEnumFlag(cmd, protocol, "protocol", "protocol the upstream speaks")
 	addEnumFlag(cmd, era, "mcp-era", "MCP protocol era to speak (default: detect)")
+	f.StringVar(&cardPath, "agent-card-path", "", "A2A: path of the agent card on the URL's origin (default /.well-known/agent-card.json)")
 	f.StringVar(&prefix, "prefix", "", "tool-name prefix (default: the upstream's name)")
 	f.BoolVar(&noPrefix, "no-prefix", false, "federate the tools without a prefix")
 	f.StringVar(&bearerSecret, "bearer-secret", "", "send the named secret as Authorization: Bearer")
@@ -232,8 +240,16 @@ func printUpstream(p *printer, u *configv1.Upstream) error {
 		field{"Per-call timeout", timeout},
 		field{"Resilience", strings.Join(resilience, ", ")},
 		field{"Allow link-local", boolText(u.GetAllowLinkLocal())},
-		field{"MCP era", eraText(u.GetMcpEra())},
 	)
+	if u.GetProtocol() == configv1.Protocol_PROTOCOL_A2A {
+		path := u.GetA2ACardPath()
+		if path == "" {
+			path = "/.well-known/agent-card.json"
+		}
+		fs = append(fs, field{"Agent card path", path})
+	} else {
+		fs = append(fs, field{"MCP era", eraText(u.GetMcpEra())})
+	}
 	return p.fields(append(fs, metaTrailer(u.GetMeta())...))
 }
 

@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strings"
 
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -102,6 +103,13 @@ const (
 	// kinds in the tables above). The leader starts its consumers only
 	// once every voter supports it.
 	AuditConsumers Version = 2
+	// A2ABrokering: A2A upstreams have their agent card pinned (a ToolPin
+	// of kind PIN_KIND_AGENT_CARD, which a put needs this version for: an
+	// older replica would take it for a tool), and the Cedar schema
+	// policies are validated against declares RemoteAgent and the a2a_send
+	// and a2a_read groups once every voter supports it (an older replica
+	// would refuse a policy naming them).
+	A2ABrokering Version = 2
 )
 
 // Versions that introduced an operation or a kind.
@@ -115,7 +123,7 @@ const (
 )
 
 // features are the behaviour versions above.
-var features = []Version{TypedAdminAudit, PolicyRollouts, AuditConsumers}
+var features = []Version{TypedAdminAudit, PolicyRollouts, AuditConsumers, A2ABrokering}
 
 // release is the highest version in the tables above: what a release
 // binary supports.
@@ -234,6 +242,9 @@ func Needs(cmd *fsmv1.Command) (Need, error) {
 			// older replica does not keep.
 			if r.GetPolicySet().GetRestores() != 0 {
 				need = higher(need, Need{Version: PolicyRollouts, What: "a policy set rollback"})
+			}
+			if r.GetToolPin().GetKind() == configv1.PinKind_PIN_KIND_AGENT_CARD {
+				need = higher(need, Need{Version: A2ABrokering, What: "an agent-card pin"})
 			}
 		}
 	case *fsmv1.Command_Delete:

@@ -96,7 +96,7 @@ func (b *Builder) Build(st *state.State) (*Built, error) {
 // Snapshot builds the data-plane snapshot of st: everything a data plane
 // needs (agents with key hashes, upstreams, pins, enabled policy sets, value
 // lists, identity sources, the secrets upstreams reference, the brake, the
-// cluster CA certificate, the cluster-wide settings), nothing
+// cluster CA certificate, the cluster-wide settings, the key of A2A ids), nothing
 // it does not (admin tokens, nodes, the admin log). Build adds the node's
 // egress policy.
 func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error) {
@@ -109,6 +109,8 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 		// The cluster CA's certificate (never its key): a trust anchor
 		// for agents' client certificates.
 		ClusterCaPem: st.Identity().GetCaCertPem(),
+		// Every node derives the same key from the same KEK.
+		TaskIdKey: TaskIDKey(sealer, st.Identity().GetClusterId()),
 	}
 	st.Each(resource.Agent, func(r *fsmv1.Resource) bool {
 		snap.Agents = append(snap.Agents, r.GetAgent())
@@ -185,6 +187,17 @@ func rolloutOf(st *state.State) *snapshotv1.Rollout {
 		Stage:             ro.GetStage(),
 		CanaryBasisPoints: state.CanaryShare(ro),
 	}
+}
+
+// taskIDKeyPurpose derives the key of gateway-issued A2A ids.
+const taskIDKeyPurpose = "a2a-task-ids/v1/"
+
+// TaskIDKey is the key data planes sign gateway-issued A2A task and
+// context ids with (snapshot.v1.Snapshot.task_id_key): derived from the
+// KEK for the cluster, so every node sends the same one and it survives
+// restarts, restores and leader changes.
+func TaskIDKey(sealer *seal.Sealer, clusterID string) []byte {
+	return sealer.Derive(taskIDKeyPurpose+clusterID, 32)
 }
 
 // addPinsAndPolicies adds every tool pin, every enabled policy set, every

@@ -776,3 +776,33 @@ func Resources(s *state.State) []*fsmv1.Resource {
 	}
 	return out
 }
+
+// A2AUpstream returns an A2A upstream without a credential.
+func A2AUpstream(name string) *configv1.Upstream {
+	u := Upstream(name, "")
+	u.Protocol = configv1.Protocol_PROTOCOL_A2A
+	u.Url = "https://" + name + ".example/a2a"
+	return u
+}
+
+// CardPin returns the agent-card pin of upstream, whose card lists skills.
+func CardPin(upstream string, skills ...string) *configv1.ToolPin {
+	card := `{"name":"` + upstream + `","skills":[`
+	for i, s := range skills {
+		if i > 0 {
+			card += ","
+		}
+		card += `{"id":"` + s + `"}`
+	}
+	card += `]}`
+	return &configv1.ToolPin{
+		Meta:     &configv1.ResourceMeta{Name: resource.ToolPinName(upstream, "agent-card")},
+		Upstream: upstream,
+		Tool:     "agent-card",
+		Kind:     configv1.PinKind_PIN_KIND_AGENT_CARD,
+		Versions: []*configv1.ToolVersion{{
+			Version: 1, DefinitionHash: "sha256:" + fmt.Sprintf("%064x", len(card)), Definition: []byte(card),
+			Class: configv1.ToolClass_TOOL_CLASS_MUTATING, ApproveTime: At(0), ApprovedBy: BootToken,
+		}},
+	}
+}

@@ -18,7 +18,8 @@ const (
 	ReasonStale               Reason = "stale"
 	ReasonNoConfig            Reason = "no_config"
 	ReasonUnknownTool         Reason = "unknown_tool"
-	ReasonQuarantined         Reason = "quarantined" // the upstream changed the tool after approval
+	ReasonUnknownTask         Reason = "unknown_task" // the task or context named does not exist, or is another caller's
+	ReasonQuarantined         Reason = "quarantined"  // the upstream changed the tool after approval
 	ReasonInvalidArguments    Reason = "invalid_arguments"
 	ReasonUpstreamUnavailable Reason = "upstream_unavailable"
 	ReasonUpstreamTimeout     Reason = "upstream_timeout"
@@ -32,7 +33,7 @@ const (
 // Reasons lists every reason (for metrics label pre-registration).
 var Reasons = []Reason{
 	ReasonUnauthenticated, ReasonDenied, ReasonDegraded, ReasonFrozen, ReasonStale, ReasonNoConfig,
-	ReasonUnknownTool, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
+	ReasonUnknownTool, ReasonUnknownTask, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
 	ReasonAuditUnavailable, ReasonInternal, ReasonOriginNotAllowed,
 }
 

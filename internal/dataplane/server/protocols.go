@@ -2,6 +2,7 @@ package server
 
 import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/protocol"
+	a2agw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/a2a"
 	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
 )
 
@@ -11,5 +12,6 @@ import (
 func protocols(deps protocol.Deps) []protocol.Protocol {
 	return []protocol.Protocol{
 		mcpgw.New(deps),
+		a2agw.New(deps),
 	}
 }

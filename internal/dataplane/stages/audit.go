@@ -158,10 +158,16 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 		decoded, _ := c.DecodedArguments()
 		r.ArgumentsJson = a.Redactor.Arguments(c.Arguments, decoded)
 	}
+	if c.Target.Kind == pipeline.KindAgent {
+		r.Detail = &auditv1.Record_Task{Task: taskDetail(c, res)}
+	}
 	if res != nil {
 		r.UpstreamLatency = durationpb.New(res.UpstreamLatency)
 		r.UpstreamError = res.IsError
 		r.ResponseBytes = int64(len(res.Body) + len(res.Failure))
+		if res.Task != nil {
+			r.ResponseBytes += res.Task.EventBytes
+		}
 		if c.Op == pipeline.OpList {
 			r.Detail = &auditv1.Record_List{List: &auditv1.ListDetail{Items: uint32(min(res.Items, 1<<31))}}
 		}
@@ -188,6 +194,26 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 // for a target that never resolved is its own text.
 const maxTargetName = 256
 
+// taskDetail describes an operation on a remote agent: the task the
+// caller named, what the result said of it, and the sizes.
+func taskDetail(c *pipeline.Call, res *pipeline.Result) *auditv1.TaskDetail {
+	d := &auditv1.TaskDetail{TaskId: truncate(c.Target.Item, maxEcho)}
+	if m := c.Message; m != nil {
+		d.Skill, d.MessageBytes, d.MetadataBytes = truncate(m.Skill, maxEcho), m.Bytes, m.MetadataBytes
+	}
+	if res == nil || res.Task == nil {
+		return d
+	}
+	t := res.Task
+	if t.ID != "" {
+		d.TaskId = truncate(t.ID, maxEcho)
+	}
+	d.ContextId, d.State = truncate(t.ContextID, maxEcho), truncate(t.State, maxEcho)
+	d.Events, d.EventBytes = uint32(min(t.Events, 1<<31)), t.EventBytes
+	d.Tasks = uint32(min(t.Listed, 1<<31))
+	return d
+}
+
 // eventKind is the record kind of an operation.
 func eventKind(op pipeline.Operation) auditv1.EventKind {
 	switch op {
@@ -205,7 +231,7 @@ func refusedByGateway(r pipeline.Reason) bool {
 	switch r {
 	case pipeline.ReasonUnauthenticated, pipeline.ReasonDenied, pipeline.ReasonDegraded,
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
-		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed:
+		pipeline.ReasonUnknownTool, pipeline.ReasonUnknownTask, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed:
 		return true
 	}
 	return false

@@ -12,7 +12,8 @@
 //	              whatever the stages after it decide
 //	Identify      on-behalf-of user token → user
 //	Gate          serving mode and emergency brake; resolves and admits
-//	              the target (unknown, quarantined, degraded, frozen)
+//	              the target — a pinned tool or remote agent — (unknown,
+//	              quarantined, degraded, frozen)
 //	Limit         seam: rate limits, quotas, budgets (none yet)
 //	Rollout       while a policy rollout is staged: the decision not
 //	              enforced (candidate in shadow, active for a canary

@@ -46,6 +46,8 @@ func (f *fakeConfig) AgentByCert([]*x509.Certificate, time.Time) (*configv1.Agen
 	return nil, errors.New("the client certificate is not trusted")
 }
 
+func (f *fakeConfig) Agent(string) (pipeline.Tool, bool) { return pipeline.Tool{}, false }
+
 func (f *fakeConfig) Tool(action string) (pipeline.Tool, bool) {
 	t, ok := f.tools[action]
 	return t, ok

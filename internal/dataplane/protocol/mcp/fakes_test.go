@@ -67,6 +67,8 @@ func (c *fakeConfig) AgentByCert([]*x509.Certificate, time.Time) (*configv1.Agen
 	return nil, errors.New("the client certificate is not trusted")
 }
 
+func (c *fakeConfig) Agent(string) (pipeline.Tool, bool) { return pipeline.Tool{}, false }
+
 func (c *fakeConfig) Tool(action string) (pipeline.Tool, bool) {
 	i := slices.IndexFunc(c.tools, func(t pipeline.Tool) bool { return t.Action == action })
 	if i < 0 {

@@ -190,10 +190,10 @@ type Record struct {
 	// "read", "get", "initialize", "discover", "subscribe", … (empty on
 	// admin writes, summaries and older records).
 	Operation string `protobuf:"bytes,25,opt,name=operation,proto3" json:"operation,omitempty"`
-	// What the operation targets: "tool", "resource", "prompt", "skill",
-	// "model" (empty when it has no single kind of target). The target's
-	// name is in tool, its upstream in upstream, and its upstream's own name
-	// for it in target_own.
+	// What the operation targets: "tool", "resource", "prompt", "agent" (a
+	// remote agent), "skill", "model" (empty when it has no single kind of
+	// target). The target's name is in tool, its upstream in upstream, and
+	// its upstream's own name for it in target_own.
 	TargetKind string `protobuf:"bytes,26,opt,name=target_kind,json=targetKind,proto3" json:"target_kind,omitempty"`
 	// The typed part of the event, for the kinds that have one.
 	//
@@ -205,6 +205,7 @@ type Record struct {
 	//	*Record_Applied
 	//	*Record_RolloutSummary
 	//	*Record_RolloutEvent
+	//	*Record_Task
 	//	*Record_Learned
 	//	*Record_Alert
 	Detail isRecord_Detail `protobuf_oneof:"detail"`
@@ -497,6 +498,15 @@ func (x *Record) GetRolloutEvent() *RolloutEvent {
 	return nil
 }
 
+func (x *Record) GetTask() *TaskDetail {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_Task); ok {
+			return x.Task
+		}
+	}
+	return nil
+}
+
 func (x *Record) GetLearned() *LearnedDetail {
 	if x != nil {
 		if x, ok := x.Detail.(*Record_Learned); ok {
@@ -573,6 +583,12 @@ type Record_RolloutEvent struct {
 	RolloutEvent *RolloutEvent `protobuf:"bytes,34,opt,name=rollout_event,json=rolloutEvent,proto3,oneof"`
 }
 
+type Record_Task struct {
+	// An operation on a remote agent's task (A2A): sending a message,
+	// getting, listing, cancelling or following tasks.
+	Task *TaskDetail `protobuf:"bytes,36,opt,name=task,proto3,oneof"`
+}
+
 type Record_Learned struct {
 	// 43 and 44: the LLM brokering branch takes 40 to 42.
 	Learned *LearnedDetail `protobuf:"bytes,43,opt,name=learned,proto3,oneof"`
@@ -593,6 +609,8 @@ func (*Record_Applied) isRecord_Detail() {}
 func (*Record_RolloutSummary) isRecord_Detail() {}
 
 func (*Record_RolloutEvent) isRecord_Detail() {}
+
+func (*Record_Task) isRecord_Detail() {}
 
 func (*Record_Learned) isRecord_Detail() {}
 
@@ -1295,6 +1313,127 @@ func (x *ListDetail) GetItems() uint32 {
 	return 0
 }
 
+// TaskDetail describes an operation on a long-running task of a remote
+// agent (A2A). Ids are the gateway-issued ones the agent saw, never the
+// upstream's own.
+type TaskDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task and its context (conversation); empty when the operation
+	// named or produced none (a direct message answer, a list).
+	TaskId    string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	ContextId string `protobuf:"bytes,2,opt,name=context_id,json=contextId,proto3" json:"context_id,omitempty"`
+	// The task's last state the gateway saw ("TASK_STATE_COMPLETED",
+	// "completed" for an A2A 0.3 agent), empty when none.
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// The skill the caller asked for, when it named one.
+	Skill string `protobuf:"bytes,4,opt,name=skill,proto3" json:"skill,omitempty"`
+	// Size of the message the caller sent (its parts) and of the request's
+	// and message's metadata, in bytes.
+	MessageBytes  int64 `protobuf:"varint,5,opt,name=message_bytes,json=messageBytes,proto3" json:"message_bytes,omitempty"`
+	MetadataBytes int64 `protobuf:"varint,6,opt,name=metadata_bytes,json=metadataBytes,proto3" json:"metadata_bytes,omitempty"`
+	// Events relayed to the caller on a stream before its last one, and
+	// their size in bytes.
+	Events     uint32 `protobuf:"varint,7,opt,name=events,proto3" json:"events,omitempty"`
+	EventBytes int64  `protobuf:"varint,8,opt,name=event_bytes,json=eventBytes,proto3" json:"event_bytes,omitempty"`
+	// Tasks a list returned.
+	Tasks         uint32 `protobuf:"varint,9,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskDetail) Reset() {
+	*x = TaskDetail{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskDetail) ProtoMessage() {}
+
+func (x *TaskDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskDetail.ProtoReflect.Descriptor instead.
+func (*TaskDetail) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TaskDetail) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TaskDetail) GetContextId() string {
+	if x != nil {
+		return x.ContextId
+	}
+	return ""
+}
+
+func (x *TaskDetail) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TaskDetail) GetSkill() string {
+	if x != nil {
+		return x.Skill
+	}
+	return ""
+}
+
+func (x *TaskDetail) GetMessageBytes() int64 {
+	if x != nil {
+		return x.MessageBytes
+	}
+	return 0
+}
+
+func (x *TaskDetail) GetMetadataBytes() int64 {
+	if x != nil {
+		return x.MetadataBytes
+	}
+	return 0
+}
+
+func (x *TaskDetail) GetEvents() uint32 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *TaskDetail) GetEventBytes() int64 {
+	if x != nil {
+		return x.EventBytes
+	}
+	return 0
+}
+
+func (x *TaskDetail) GetTasks() uint32 {
+	if x != nil {
+		return x.Tasks
+	}
+	return 0
+}
+
 // AppliedVersion is a snapshot version a data plane applied:
 // (cluster_id, epoch, version), compared in that order.
 type AppliedVersion struct {
@@ -1308,7 +1447,7 @@ type AppliedVersion struct {
 
 func (x *AppliedVersion) Reset() {
 	*x = AppliedVersion{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1459,7 @@ func (x *AppliedVersion) String() string {
 func (*AppliedVersion) ProtoMessage() {}
 
 func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1472,7 @@ func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedVersion.ProtoReflect.Descriptor instead.
 func (*AppliedVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AppliedVersion) GetClusterId() string {
@@ -1372,7 +1511,7 @@ type LearnedDetail struct {
 
 func (x *LearnedDetail) Reset() {
 	*x = LearnedDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1523,7 @@ func (x *LearnedDetail) String() string {
 func (*LearnedDetail) ProtoMessage() {}
 
 func (x *LearnedDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1536,7 @@ func (x *LearnedDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedDetail.ProtoReflect.Descriptor instead.
 func (*LearnedDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LearnedDetail) GetEntries() []*LearnedEntry {
@@ -1444,7 +1583,7 @@ type LearnedEntry struct {
 
 func (x *LearnedEntry) Reset() {
 	*x = LearnedEntry{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1595,7 @@ func (x *LearnedEntry) String() string {
 func (*LearnedEntry) ProtoMessage() {}
 
 func (x *LearnedEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1608,7 @@ func (x *LearnedEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedEntry.ProtoReflect.Descriptor instead.
 func (*LearnedEntry) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LearnedEntry) GetList() string {
@@ -1542,7 +1681,7 @@ type AlertDetail struct {
 
 func (x *AlertDetail) Reset() {
 	*x = AlertDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1693,7 @@ func (x *AlertDetail) String() string {
 func (*AlertDetail) ProtoMessage() {}
 
 func (x *AlertDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1706,7 @@ func (x *AlertDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertDetail.ProtoReflect.Descriptor instead.
 func (*AlertDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AlertDetail) GetRule() string {
@@ -1623,7 +1762,7 @@ var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\f\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\f\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -1659,7 +1798,8 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x04list\x18\x1d \x01(\v2\x1f.portcullis.audit.v1.ListDetailH\x00R\x04list\x12?\n" +
 	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aapplied\x12N\n" +
 	"\x0frollout_summary\x18! \x01(\v2#.portcullis.audit.v1.RolloutSummaryH\x00R\x0erolloutSummary\x12H\n" +
-	"\rrollout_event\x18\" \x01(\v2!.portcullis.audit.v1.RolloutEventH\x00R\frolloutEvent\x12>\n" +
+	"\rrollout_event\x18\" \x01(\v2!.portcullis.audit.v1.RolloutEventH\x00R\frolloutEvent\x125\n" +
+	"\x04task\x18$ \x01(\v2\x1f.portcullis.audit.v1.TaskDetailH\x00R\x04task\x12>\n" +
 	"\alearned\x18+ \x01(\v2\".portcullis.audit.v1.LearnedDetailH\x00R\alearned\x128\n" +
 	"\x05alert\x18, \x01(\v2 .portcullis.audit.v1.AlertDetailH\x00R\x05alert\x12'\n" +
 	"\x0fpolicy_versions\x18\x1f \x03(\tR\x0epolicyVersions\x12:\n" +
@@ -1726,7 +1866,20 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x04last\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04last\"\"\n" +
 	"\n" +
 	"ListDetail\x12\x14\n" +
-	"\x05items\x18\x01 \x01(\rR\x05items\"_\n" +
+	"\x05items\x18\x01 \x01(\rR\x05items\"\x8b\x02\n" +
+	"\n" +
+	"TaskDetail\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x1d\n" +
+	"\n" +
+	"context_id\x18\x02 \x01(\tR\tcontextId\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x14\n" +
+	"\x05skill\x18\x04 \x01(\tR\x05skill\x12#\n" +
+	"\rmessage_bytes\x18\x05 \x01(\x03R\fmessageBytes\x12%\n" +
+	"\x0emetadata_bytes\x18\x06 \x01(\x03R\rmetadataBytes\x12\x16\n" +
+	"\x06events\x18\a \x01(\rR\x06events\x12\x1f\n" +
+	"\vevent_bytes\x18\b \x01(\x03R\n" +
+	"eventBytes\x12\x14\n" +
+	"\x05tasks\x18\t \x01(\rR\x05tasks\"_\n" +
 	"\x0eAppliedVersion\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x14\n" +
@@ -1781,7 +1934,7 @@ func file_portcullis_audit_v1_record_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_audit_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(EventKind)(0),                // 0: portcullis.audit.v1.EventKind
 	(*Record)(nil),                // 1: portcullis.audit.v1.Record
@@ -1793,40 +1946,42 @@ var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(*AdminWrite)(nil),            // 7: portcullis.audit.v1.AdminWrite
 	(*RefusalSummary)(nil),        // 8: portcullis.audit.v1.RefusalSummary
 	(*ListDetail)(nil),            // 9: portcullis.audit.v1.ListDetail
-	(*AppliedVersion)(nil),        // 10: portcullis.audit.v1.AppliedVersion
-	(*LearnedDetail)(nil),         // 11: portcullis.audit.v1.LearnedDetail
-	(*LearnedEntry)(nil),          // 12: portcullis.audit.v1.LearnedEntry
-	(*AlertDetail)(nil),           // 13: portcullis.audit.v1.AlertDetail
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
+	(*TaskDetail)(nil),            // 10: portcullis.audit.v1.TaskDetail
+	(*AppliedVersion)(nil),        // 11: portcullis.audit.v1.AppliedVersion
+	(*LearnedDetail)(nil),         // 12: portcullis.audit.v1.LearnedDetail
+	(*LearnedEntry)(nil),          // 13: portcullis.audit.v1.LearnedEntry
+	(*AlertDetail)(nil),           // 14: portcullis.audit.v1.AlertDetail
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
 }
 var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
-	14, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	15, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
-	15, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
+	15, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	16, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
+	16, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
 	0,  // 3: portcullis.audit.v1.Record.kind:type_name -> portcullis.audit.v1.EventKind
 	7,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
 	8,  // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
 	9,  // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
-	10, // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
+	11, // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
 	4,  // 8: portcullis.audit.v1.Record.rollout_summary:type_name -> portcullis.audit.v1.RolloutSummary
 	6,  // 9: portcullis.audit.v1.Record.rollout_event:type_name -> portcullis.audit.v1.RolloutEvent
-	11, // 10: portcullis.audit.v1.Record.learned:type_name -> portcullis.audit.v1.LearnedDetail
-	13, // 11: portcullis.audit.v1.Record.alert:type_name -> portcullis.audit.v1.AlertDetail
-	2,  // 12: portcullis.audit.v1.Record.rollout:type_name -> portcullis.audit.v1.RolloutCall
-	3,  // 13: portcullis.audit.v1.RolloutCall.shadow:type_name -> portcullis.audit.v1.ShadowDecision
-	14, // 14: portcullis.audit.v1.RolloutSummary.first:type_name -> google.protobuf.Timestamp
-	14, // 15: portcullis.audit.v1.RolloutSummary.last:type_name -> google.protobuf.Timestamp
-	5,  // 16: portcullis.audit.v1.RolloutSummary.counts:type_name -> portcullis.audit.v1.RolloutCount
-	7,  // 17: portcullis.audit.v1.RolloutEvent.write:type_name -> portcullis.audit.v1.AdminWrite
-	14, // 18: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
-	14, // 19: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
-	12, // 20: portcullis.audit.v1.LearnedDetail.entries:type_name -> portcullis.audit.v1.LearnedEntry
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	10, // 10: portcullis.audit.v1.Record.task:type_name -> portcullis.audit.v1.TaskDetail
+	12, // 11: portcullis.audit.v1.Record.learned:type_name -> portcullis.audit.v1.LearnedDetail
+	14, // 12: portcullis.audit.v1.Record.alert:type_name -> portcullis.audit.v1.AlertDetail
+	2,  // 13: portcullis.audit.v1.Record.rollout:type_name -> portcullis.audit.v1.RolloutCall
+	3,  // 14: portcullis.audit.v1.RolloutCall.shadow:type_name -> portcullis.audit.v1.ShadowDecision
+	15, // 15: portcullis.audit.v1.RolloutSummary.first:type_name -> google.protobuf.Timestamp
+	15, // 16: portcullis.audit.v1.RolloutSummary.last:type_name -> google.protobuf.Timestamp
+	5,  // 17: portcullis.audit.v1.RolloutSummary.counts:type_name -> portcullis.audit.v1.RolloutCount
+	7,  // 18: portcullis.audit.v1.RolloutEvent.write:type_name -> portcullis.audit.v1.AdminWrite
+	15, // 19: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
+	15, // 20: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
+	13, // 21: portcullis.audit.v1.LearnedDetail.entries:type_name -> portcullis.audit.v1.LearnedEntry
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_record_proto_init() }
@@ -1841,6 +1996,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 		(*Record_Applied)(nil),
 		(*Record_RolloutSummary)(nil),
 		(*Record_RolloutEvent)(nil),
+		(*Record_Task)(nil),
 		(*Record_Learned)(nil),
 		(*Record_Alert)(nil),
 	}
@@ -1850,7 +2006,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_record_proto_rawDesc), len(file_portcullis_audit_v1_record_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

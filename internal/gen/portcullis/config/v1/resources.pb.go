@@ -203,6 +203,58 @@ func (ToolClass) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
 }
 
+// PinKind is what a ToolPin approves.
+type PinKind int32
+
+const (
+	// A tool of an MCP upstream (every pin written before kinds existed).
+	PinKind_PIN_KIND_UNSPECIFIED PinKind = 0
+	// The agent card of an A2A upstream: its definition is the card as the
+	// upstream published it, its hash the RFC 8785 hash of the whole card,
+	// its class the operator's classification of the agent (read-only: its
+	// messages change nothing; idempotent: a message may be sent again).
+	PinKind_PIN_KIND_AGENT_CARD PinKind = 1
+)
+
+// Enum value maps for PinKind.
+var (
+	PinKind_name = map[int32]string{
+		0: "PIN_KIND_UNSPECIFIED",
+		1: "PIN_KIND_AGENT_CARD",
+	}
+	PinKind_value = map[string]int32{
+		"PIN_KIND_UNSPECIFIED": 0,
+		"PIN_KIND_AGENT_CARD":  1,
+	}
+)
+
+func (x PinKind) Enum() *PinKind {
+	p := new(PinKind)
+	*p = x
+	return p
+}
+
+func (x PinKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PinKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+}
+
+func (PinKind) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+}
+
+func (x PinKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PinKind.Descriptor instead.
+func (PinKind) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
 // RolloutStage is where a policy rollout stands.
 type RolloutStage int32
 
@@ -252,11 +304,11 @@ func (x RolloutStage) String() string {
 }
 
 func (RolloutStage) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (RolloutStage) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
 }
 
 func (x RolloutStage) Number() protoreflect.EnumNumber {
@@ -265,7 +317,7 @@ func (x RolloutStage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RolloutStage.Descriptor instead.
 func (RolloutStage) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 // JwtUse says what a JWT issuer vouches for.
@@ -305,11 +357,11 @@ func (x JwtUse) String() string {
 }
 
 func (JwtUse) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
 }
 
 func (JwtUse) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
 }
 
 func (x JwtUse) Number() protoreflect.EnumNumber {
@@ -318,7 +370,7 @@ func (x JwtUse) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JwtUse.Descriptor instead.
 func (JwtUse) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 // Role is what an admin token may do. Each role includes the rights of the
@@ -367,11 +419,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -380,7 +432,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 // LearningScope says whose calls a learned list learns from and whose calls
@@ -426,11 +478,11 @@ func (x LearningScope) String() string {
 }
 
 func (LearningScope) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[7].Descriptor()
 }
 
 func (LearningScope) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[7]
 }
 
 func (x LearningScope) Number() protoreflect.EnumNumber {
@@ -439,7 +491,7 @@ func (x LearningScope) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LearningScope.Descriptor instead.
 func (LearningScope) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 // AlertFormat is the shape of an alert's JSON body.
@@ -479,11 +531,11 @@ func (x AlertFormat) String() string {
 }
 
 func (AlertFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[7].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[8].Descriptor()
 }
 
 func (AlertFormat) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[7]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[8]
 }
 
 func (x AlertFormat) Number() protoreflect.EnumNumber {
@@ -492,7 +544,7 @@ func (x AlertFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlertFormat.Descriptor instead.
 func (AlertFormat) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -871,7 +923,13 @@ type Upstream struct {
 	// Explicit opt-in to link-local / metadata destinations.
 	AllowLinkLocal bool `protobuf:"varint,8,opt,name=allow_link_local,json=allowLinkLocal,proto3" json:"allow_link_local,omitempty"`
 	// MCP protocol era to speak with the upstream (MCP upstreams only).
-	McpEra        McpEra `protobuf:"varint,9,opt,name=mcp_era,json=mcpEra,proto3,enum=portcullis.config.v1.McpEra" json:"mcp_era,omitempty"`
+	McpEra McpEra `protobuf:"varint,9,opt,name=mcp_era,json=mcpEra,proto3,enum=portcullis.config.v1.McpEra" json:"mcp_era,omitempty"`
+	// A2A upstreams only: the path of the agent's card on the origin of url
+	// ("/.well-known/agent-card.json" when empty), for agents that publish
+	// it elsewhere. url is the agent's JSON-RPC endpoint; the card is always
+	// fetched from the same origin, with the upstream's own credential, and
+	// never followed to a URL it names.
+	A2ACardPath   string `protobuf:"bytes,10,opt,name=a2a_card_path,json=a2aCardPath,proto3" json:"a2a_card_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -967,6 +1025,13 @@ func (x *Upstream) GetMcpEra() McpEra {
 		return x.McpEra
 	}
 	return McpEra_MCP_ERA_UNSPECIFIED
+}
+
+func (x *Upstream) GetA2ACardPath() string {
+	if x != nil {
+		return x.A2ACardPath
+	}
+	return ""
 }
 
 // UpstreamCredential references a Secret; the data plane attaches it.
@@ -1391,19 +1456,24 @@ func (x *Resilience) GetBreakerOpen() *durationpb.Duration {
 	return nil
 }
 
-// ToolPin is the approved definition of one upstream tool. Its name is
-// "<upstream>/<tool>". Several versions may be kept; `active_version` is the
-// one data planes serve.
+// ToolPin is the approved definition of one upstream tool, or of an A2A
+// upstream's agent card. Its name is "<upstream>/<tool>". Several versions
+// may be kept; `active_version` is the one data planes serve.
 type ToolPin struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
 	// Upstream name.
 	Upstream string `protobuf:"bytes,2,opt,name=upstream,proto3" json:"upstream,omitempty"`
-	// Tool name as the upstream reports it (1-128 of [A-Za-z0-9_.-]).
+	// Tool name as the upstream reports it (1-128 of [A-Za-z0-9_.-]); for an
+	// agent card, "agent-card".
 	Tool     string         `protobuf:"bytes,3,opt,name=tool,proto3" json:"tool,omitempty"`
 	Versions []*ToolVersion `protobuf:"bytes,4,rep,name=versions,proto3" json:"versions,omitempty"`
 	// Version served to agents. 0 means the newest.
 	ActiveVersion int64 `protobuf:"varint,5,opt,name=active_version,json=activeVersion,proto3" json:"active_version,omitempty"`
+	// What is pinned: set by the control plane from the upstream's protocol
+	// (an A2A upstream's only pin is its agent card). A put of an agent-card
+	// pin needs cluster version 2.
+	Kind          PinKind `protobuf:"varint,6,opt,name=kind,proto3,enum=portcullis.config.v1.PinKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1471,6 +1541,13 @@ func (x *ToolPin) GetActiveVersion() int64 {
 		return x.ActiveVersion
 	}
 	return 0
+}
+
+func (x *ToolPin) GetKind() PinKind {
+	if x != nil {
+		return x.Kind
+	}
+	return PinKind_PIN_KIND_UNSPECIFIED
 }
 
 // ToolVersion is one approved definition of a tool.
@@ -4184,7 +4261,7 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"JwtSubject\x12'\n" +
 	"\x0fidentity_source\x18\x01 \x01(\tR\x0eidentitySource\x12\x18\n" +
-	"\asubject\x18\x02 \x01(\tR\asubject\"\xf1\x03\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\"\x95\x04\n" +
 	"\bUpstream\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12:\n" +
 	"\bprotocol\x18\x02 \x01(\x0e2\x1e.portcullis.config.v1.ProtocolR\bprotocol\x12\x10\n" +
@@ -4199,7 +4276,9 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"resilience\x18\a \x01(\v2 .portcullis.config.v1.ResilienceR\n" +
 	"resilience\x12(\n" +
 	"\x10allow_link_local\x18\b \x01(\bR\x0eallowLinkLocal\x125\n" +
-	"\amcp_era\x18\t \x01(\x0e2\x1c.portcullis.config.v1.McpEraR\x06mcpEraB\x0e\n" +
+	"\amcp_era\x18\t \x01(\x0e2\x1c.portcullis.config.v1.McpEraR\x06mcpEra\x12\"\n" +
+	"\ra2a_card_path\x18\n" +
+	" \x01(\tR\va2aCardPathB\x0e\n" +
 	"\f_tool_prefix\"\x8a\x02\n" +
 	"\x12UpstreamCredential\x12@\n" +
 	"\x06header\x18\x01 \x01(\v2&.portcullis.config.v1.HeaderCredentialH\x00R\x06header\x12@\n" +
@@ -4228,13 +4307,14 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"maxRetries\x88\x01\x01\x12)\n" +
 	"\x10breaker_failures\x18\x03 \x01(\x05R\x0fbreakerFailures\x12<\n" +
 	"\fbreaker_open\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vbreakerOpenB\x0e\n" +
-	"\f_max_retries\"\xd7\x01\n" +
+	"\f_max_retries\"\x8a\x02\n" +
 	"\aToolPin\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1a\n" +
 	"\bupstream\x18\x02 \x01(\tR\bupstream\x12\x12\n" +
 	"\x04tool\x18\x03 \x01(\tR\x04tool\x12=\n" +
 	"\bversions\x18\x04 \x03(\v2!.portcullis.config.v1.ToolVersionR\bversions\x12%\n" +
-	"\x0eactive_version\x18\x05 \x01(\x03R\ractiveVersion\"\xed\x02\n" +
+	"\x0eactive_version\x18\x05 \x01(\x03R\ractiveVersion\x121\n" +
+	"\x04kind\x18\x06 \x01(\x0e2\x1d.portcullis.config.v1.PinKindR\x04kind\"\xed\x02\n" +
 	"\vToolVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12'\n" +
 	"\x0fdefinition_hash\x18\x02 \x01(\tR\x0edefinitionHash\x12\x1e\n" +
@@ -4476,7 +4556,10 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x16TOOL_CLASS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TOOL_CLASS_READ_ONLY\x10\x01\x12\x19\n" +
 	"\x15TOOL_CLASS_IDEMPOTENT\x10\x02\x12\x17\n" +
-	"\x13TOOL_CLASS_MUTATING\x10\x03*\xb7\x01\n" +
+	"\x13TOOL_CLASS_MUTATING\x10\x03*<\n" +
+	"\aPinKind\x12\x18\n" +
+	"\x14PIN_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13PIN_KIND_AGENT_CARD\x10\x01*\xb7\x01\n" +
 	"\fRolloutStage\x12\x1d\n" +
 	"\x19ROLLOUT_STAGE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ROLLOUT_STAGE_SHADOW\x10\x01\x12\x18\n" +
@@ -4519,140 +4602,142 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
 var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(McpEra)(0),                    // 1: portcullis.config.v1.McpEra
 	(ToolClass)(0),                 // 2: portcullis.config.v1.ToolClass
-	(RolloutStage)(0),              // 3: portcullis.config.v1.RolloutStage
-	(JwtUse)(0),                    // 4: portcullis.config.v1.JwtUse
-	(Role)(0),                      // 5: portcullis.config.v1.Role
-	(LearningScope)(0),             // 6: portcullis.config.v1.LearningScope
-	(AlertFormat)(0),               // 7: portcullis.config.v1.AlertFormat
-	(*ResourceMeta)(nil),           // 8: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 9: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 10: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 11: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 12: portcullis.config.v1.Upstream
-	(*UpstreamCredential)(nil),     // 13: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 14: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 15: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 16: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 17: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 18: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 19: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 20: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 21: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 22: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 23: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 24: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 25: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 26: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 27: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 28: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 29: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 30: portcullis.config.v1.Setting
-	(*IdentitySource)(nil),         // 31: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 32: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 33: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 34: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 35: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 36: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 37: portcullis.config.v1.ClusterIdentity
-	(*ListLearning)(nil),           // 38: portcullis.config.v1.ListLearning
-	(*LearnedSet)(nil),             // 39: portcullis.config.v1.LearnedSet
-	(*AlertRule)(nil),              // 40: portcullis.config.v1.AlertRule
-	(*AlertMatch)(nil),             // 41: portcullis.config.v1.AlertMatch
-	(*PolicyDenyMatch)(nil),        // 42: portcullis.config.v1.PolicyDenyMatch
-	(*QuarantineMatch)(nil),        // 43: portcullis.config.v1.QuarantineMatch
-	(*RolloutRollbackMatch)(nil),   // 44: portcullis.config.v1.RolloutRollbackMatch
-	(*AlertWebhook)(nil),           // 45: portcullis.config.v1.AlertWebhook
-	(*Alert)(nil),                  // 46: portcullis.config.v1.Alert
-	(*AlertEvent)(nil),             // 47: portcullis.config.v1.AlertEvent
-	(*AuditCursor)(nil),            // 48: portcullis.config.v1.AuditCursor
-	(*AuditMark)(nil),              // 49: portcullis.config.v1.AuditMark
-	nil,                            // 50: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 51: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 52: google.protobuf.Duration
+	(PinKind)(0),                   // 3: portcullis.config.v1.PinKind
+	(RolloutStage)(0),              // 4: portcullis.config.v1.RolloutStage
+	(JwtUse)(0),                    // 5: portcullis.config.v1.JwtUse
+	(Role)(0),                      // 6: portcullis.config.v1.Role
+	(LearningScope)(0),             // 7: portcullis.config.v1.LearningScope
+	(AlertFormat)(0),               // 8: portcullis.config.v1.AlertFormat
+	(*ResourceMeta)(nil),           // 9: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 10: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 11: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 12: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 13: portcullis.config.v1.Upstream
+	(*UpstreamCredential)(nil),     // 14: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 15: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 16: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 17: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 18: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 19: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 20: portcullis.config.v1.ToolPin
+	(*ToolVersion)(nil),            // 21: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 22: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 23: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 24: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 25: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 26: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 27: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 28: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 29: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 30: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 31: portcullis.config.v1.Setting
+	(*IdentitySource)(nil),         // 32: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 33: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 34: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 35: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 36: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 37: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 38: portcullis.config.v1.ClusterIdentity
+	(*ListLearning)(nil),           // 39: portcullis.config.v1.ListLearning
+	(*LearnedSet)(nil),             // 40: portcullis.config.v1.LearnedSet
+	(*AlertRule)(nil),              // 41: portcullis.config.v1.AlertRule
+	(*AlertMatch)(nil),             // 42: portcullis.config.v1.AlertMatch
+	(*PolicyDenyMatch)(nil),        // 43: portcullis.config.v1.PolicyDenyMatch
+	(*QuarantineMatch)(nil),        // 44: portcullis.config.v1.QuarantineMatch
+	(*RolloutRollbackMatch)(nil),   // 45: portcullis.config.v1.RolloutRollbackMatch
+	(*AlertWebhook)(nil),           // 46: portcullis.config.v1.AlertWebhook
+	(*Alert)(nil),                  // 47: portcullis.config.v1.Alert
+	(*AlertEvent)(nil),             // 48: portcullis.config.v1.AlertEvent
+	(*AuditCursor)(nil),            // 49: portcullis.config.v1.AuditCursor
+	(*AuditMark)(nil),              // 50: portcullis.config.v1.AuditMark
+	nil,                            // 51: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 52: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 53: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	50, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	51, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	51, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	8,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	11, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	51, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	51, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	8,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	51, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	52, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	52, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	9,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	11, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	12, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	52, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	52, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	9,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	13, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	17, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	18, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	14, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	18, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	19, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
 	1,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	14, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	15, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	16, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	52, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	52, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	8,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	20, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
-	2,  // 21: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	51, // 22: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	51, // 23: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	8,  // 24: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	8,  // 25: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	23, // 26: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	51, // 27: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	8,  // 28: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	25, // 29: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	51, // 30: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	8,  // 31: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	27, // 32: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
-	3,  // 33: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	51, // 34: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	28, // 35: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	52, // 36: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	52, // 37: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	51, // 38: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
-	3,  // 39: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
-	3,  // 40: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	8,  // 41: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	8,  // 42: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	8,  // 43: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	32, // 44: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	33, // 45: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	52, // 46: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	4,  // 47: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	8,  // 48: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	8,  // 49: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 50: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	51, // 51: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	8,  // 52: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	51, // 53: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	8,  // 54: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 55: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
-	51, // 56: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
-	39, // 57: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
-	8,  // 58: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
-	41, // 59: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
-	45, // 60: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
-	42, // 61: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
-	43, // 62: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
-	44, // 63: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
-	7,  // 64: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
-	8,  // 65: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
-	47, // 66: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
-	51, // 67: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	51, // 68: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
-	8,  // 69: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
-	49, // 70: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
-	71, // [71:71] is the sub-list for method output_type
-	71, // [71:71] is the sub-list for method input_type
-	71, // [71:71] is the sub-list for extension type_name
-	71, // [71:71] is the sub-list for extension extendee
-	0,  // [0:71] is the sub-list for field type_name
+	15, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	16, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	17, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	53, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	53, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	9,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	21, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	3,  // 21: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
+	2,  // 22: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
+	52, // 23: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	52, // 24: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	9,  // 25: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	9,  // 26: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	24, // 27: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	52, // 28: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	9,  // 29: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	26, // 30: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	52, // 31: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	9,  // 32: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	28, // 33: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	4,  // 34: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	52, // 35: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	29, // 36: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	53, // 37: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	53, // 38: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	52, // 39: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	4,  // 40: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
+	4,  // 41: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
+	9,  // 42: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	9,  // 43: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	9,  // 44: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	33, // 45: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	34, // 46: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	53, // 47: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	5,  // 48: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	9,  // 49: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	9,  // 50: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	6,  // 51: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	52, // 52: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	9,  // 53: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	52, // 54: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	9,  // 55: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
+	7,  // 56: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
+	52, // 57: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
+	40, // 58: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
+	9,  // 59: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	42, // 60: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
+	46, // 61: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
+	43, // 62: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
+	44, // 63: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
+	45, // 64: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
+	8,  // 65: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
+	9,  // 66: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
+	48, // 67: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
+	52, // 68: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	52, // 69: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
+	9,  // 70: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
+	50, // 71: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
+	72, // [72:72] is the sub-list for method output_type
+	72, // [72:72] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -4681,7 +4766,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      8,
+			NumEnums:      9,
 			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   0,

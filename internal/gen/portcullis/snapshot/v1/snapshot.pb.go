@@ -73,6 +73,13 @@ type Snapshot struct {
 	// Every stored cluster-wide setting (config.v1.Setting); a key that is
 	// absent has its default. A data plane ignores keys it does not know.
 	Settings []*v1.Setting `protobuf:"bytes,16,rep,name=settings,proto3" json:"settings,omitempty"`
+	// The key data planes sign gateway-issued A2A task and context ids with
+	// (HMAC-SHA256), so that an id names its owner and upstream and any data
+	// plane of the cluster verifies any other's ids without shared state.
+	// Derived from the cluster's key-encryption key, so every control-plane
+	// node sends the same key and it survives restarts. Absent (a control
+	// plane from before it was sent): data planes refuse A2A calls.
+	TaskIdKey []byte `protobuf:"bytes,17,opt,name=task_id_key,json=taskIdKey,proto3" json:"task_id_key,omitempty"`
 	// Every learned list (the learning of the value list of the same name):
 	// policies read the caller's set as context.learned["<name>"]. A data
 	// plane that does not know this field refuses a snapshot whose policies
@@ -221,6 +228,13 @@ func (x *Snapshot) GetRollout() *Rollout {
 func (x *Snapshot) GetSettings() []*v1.Setting {
 	if x != nil {
 		return x.Settings
+	}
+	return nil
+}
+
+func (x *Snapshot) GetTaskIdKey() []byte {
+	if x != nil {
+		return x.TaskIdKey
 	}
 	return nil
 }
@@ -507,7 +521,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xb8\a\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xd8\a\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -528,7 +542,8 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\x05epoch\x18\r \x01(\x04R\x05epoch\x12<\n" +
 	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\x129\n" +
 	"\arollout\x18\x0f \x01(\v2\x1f.portcullis.snapshot.v1.RolloutR\arollout\x129\n" +
-	"\bsettings\x18\x10 \x03(\v2\x1d.portcullis.config.v1.SettingR\bsettings\x12I\n" +
+	"\bsettings\x18\x10 \x03(\v2\x1d.portcullis.config.v1.SettingR\bsettings\x12\x1e\n" +
+	"\vtask_id_key\x18\x11 \x01(\fR\ttaskIdKey\x12I\n" +
 	"\x0elist_learnings\x18\x16 \x03(\v2\".portcullis.config.v1.ListLearningR\rlistLearnings\"\xc2\x01\n" +
 	"\aRollout\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12=\n" +

@@ -41,6 +41,7 @@ func Compile(snap *snapshotv1.Snapshot, opts ...Option) (*Engine, error) {
 		},
 	}
 	b.indexUpstreams()
+	b.indexModels()
 	b.indexAgents()
 	b.indexLists()
 	learned := b.indexLearnings()

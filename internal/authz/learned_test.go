@@ -142,3 +142,27 @@ forbid(principal, action, resource) when { context.learned["payees"].contains("m
 		t.Fatalf("marketer is shown skills %v, want none", got)
 	}
 }
+
+// TestDecideLearnedListsOnModels: a model call carries the caller's
+// learned sets too (the request validates while a list learns), and a
+// model policy can read them.
+func TestDecideLearnedListsOnModels(t *testing.T) {
+	s := learnedSnapshot(configv1.LearningScope_LEARNING_SCOPE_AGENT,
+		&configv1.LearnedSet{Scope: "agent:payer", Values: []string{"acme"}})
+	s.Upstreams = modelSnapshot("").Upstreams
+	s.PolicySets[0].Source += `@id("learned-model")
+permit(principal, action == Action::"llm:complete", resource == Model::"openai/gpt-4o")
+  when { context.learned["payees"].contains("acme") };
+`
+	e := authztest.Compile(t, s)
+	for agent, allowed := range map[string]bool{authztest.Payer: true, authztest.Marketer: false} {
+		d := e.Decide(context.Background(), modelRequest(agent, "openai/gpt-4o", authz.ModelContext{MaxTokens: 10}))
+		if len(d.Errors) > 0 || d.Allowed != allowed {
+			t.Fatalf("%s calls the model: allowed %v (%v), want %v", agent, d.Allowed, d.Errors, allowed)
+		}
+		listed := slices.Contains(e.Listable(context.Background(), listRequest(agent), authz.ResourceModel), "openai/gpt-4o")
+		if listed != allowed {
+			t.Fatalf("the model is listed for %s: %v, want %v", agent, listed, allowed)
+		}
+	}
+}

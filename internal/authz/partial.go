@@ -53,6 +53,9 @@ func (e *Engine) Permissible(ctx context.Context, req *Request) bool {
 // req.Action and req.Resource are ignored. A request without an enabled
 // agent, or a canceled ctx, lists nothing.
 func (e *Engine) Listable(ctx context.Context, req *Request, typ ResourceType) []string {
+	if typ == ResourceModel {
+		return e.listableModels(ctx, req)
+	}
 	return e.listable(ctx, req, typ, func(action, principal types.EntityUID) cedar.PolicyIterator {
 		set := e.index.applicable(action, principal.ID)
 		return &set

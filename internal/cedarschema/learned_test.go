@@ -57,6 +57,13 @@ func TestLearnedContext(t *testing.T) {
 	if _, err := with.ParsePolicies("p", "p.cedar", []byte(src)); err != nil {
 		t.Fatalf("a policy reading a learned list is refused: %v", err)
 	}
+	// Every action's context carries the learned sets — tools', remote
+	// agents' and models' — so a policy over every action reading them
+	// validates.
+	const everyAction = `forbid(principal, action, resource) when { context.learned["pay-ees"].contains("mallory") };`
+	if _, err := with.ParsePolicies("p", "p.cedar", []byte(everyAction)); err != nil {
+		t.Fatalf("a policy over every action reading a learned list is refused: %v", err)
+	}
 	for _, s := range []*cedarschema.Schema{without} {
 		_, err := s.ParsePolicies("p", "p.cedar", []byte(src))
 		if err == nil || !strings.Contains(err.Error(), `value list "pay-ees" does not learn`) || !strings.Contains(err.Error(), "gwctl valuelist learn pay-ees") {

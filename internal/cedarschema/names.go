@@ -57,7 +57,7 @@ var A2AActions = []struct{ Name, Group string }{
 }
 
 // reservedActionNames are group names no tool action may take.
-var reservedActionNames = []string{CallToolGroup, A2ASendGroup, A2AReadGroup}
+var reservedActionNames = []string{CallToolGroup, A2ASendGroup, A2AReadGroup, LLMCompleteGroup}
 
 // PlaceholderAction is the member of [CallToolGroup] that the schema always
 // declares so that policies over the group validate before any tool is

@@ -40,15 +40,19 @@ type Schema struct {
 type Option func(*genOptions)
 
 type genOptions struct {
+	// noModels leaves the model declarations out (WithoutModels).
+	noModels bool
+	// noRemoteAgents leaves the A2A declarations out (WithoutRemoteAgents).
 	noRemoteAgents bool
-	learned        []string
+	// learned names the learned lists (WithLearned).
+	learned []string
 }
 
 // WithLearned declares context.learned, a record with one Set<String>
 // attribute per learned list named (see [ContextLearned]), in the context
-// of every tool and remote-agent action. Without learned lists the context
-// has no learned attribute at all, so the schema is exactly what it was
-// before learned lists existed.
+// of every tool, remote-agent and model action. Without learned lists the
+// context has no learned attribute at all, so the schema is exactly what
+// it was before learned lists existed.
 func WithLearned(names []string) Option {
 	return func(o *genOptions) { o.learned = names }
 }
@@ -66,10 +70,11 @@ func WithoutRemoteAgents() Option { return func(o *genOptions) { o.noRemoteAgent
 // (including JSON nested beyond encoding/json's limit) and on one larger
 // than MaxInputSchemaBytes, and on an empty or duplicate learned list name.
 //
-// The remote-agent declarations do not depend on the pins: RemoteAgent
-// and the a2a_send and a2a_read groups with their actions are always
-// declared (unless WithoutRemoteAgents), so policies about A2A agents
-// validate before any agent is registered.
+// The model and remote-agent declarations do not depend on the pins:
+// Model with the llm_complete group and its action, and RemoteAgent with
+// the a2a_send and a2a_read groups and their actions, are always declared
+// (unless WithoutModels or WithoutRemoteAgents), so policies about models
+// and A2A agents validate before any such upstream is registered.
 func Generate(tools []Tool, opts ...Option) (*Schema, error) {
 	var o genOptions
 	for _, opt := range opts {
@@ -103,6 +108,9 @@ func Generate(tools []Tool, opts ...Option) (*Schema, error) {
 	}
 
 	ents := entities()
+	if !o.noModels {
+		addModels(ents, actions, learned)
+	}
 	if !o.noRemoteAgents {
 		ents[ast.Ident(TypeRemoteAgent)] = remoteAgentEntity()
 		actions[A2ASendGroup] = ast.Action{}
@@ -179,7 +187,8 @@ func (s *Schema) JSON() ([]byte, error) {
 }
 
 // Actions returns the tool action names in the schema, sorted. The groups,
-// the placeholder and the remote-agent actions are not included.
+// the placeholder, the model action and the remote-agent actions are not
+// included.
 func (s *Schema) Actions() []string {
 	return slices.Clone(s.actions)
 }

@@ -79,6 +79,14 @@ var procedures = edge.Rules{
 	c.AlertServiceDeleteAlertRuleProcedure:               {Role: operator, MaxBytes: smallRequest},
 	c.AlertServiceListAlertsProcedure:                    {Role: auditor, MaxBytes: smallRequest},
 	c.AlertServiceDropAlertProcedure:                     {Role: operator, MaxBytes: smallRequest},
+	c.PriceServiceSetModelPriceProcedure:                 {Role: operator, MaxBytes: resourceRequest},
+	c.PriceServiceGetModelPriceProcedure:                 {Role: auditor, MaxBytes: smallRequest},
+	c.PriceServiceListModelPricesProcedure:               {Role: auditor, MaxBytes: smallRequest},
+	c.PriceServiceDeleteModelPriceProcedure:              {Role: operator, MaxBytes: smallRequest},
+	c.BudgetServiceSetBudgetProcedure:                    {Role: operator, MaxBytes: resourceRequest},
+	c.BudgetServiceGetBudgetProcedure:                    {Role: auditor, MaxBytes: smallRequest},
+	c.BudgetServiceListBudgetsProcedure:                  {Role: auditor, MaxBytes: smallRequest},
+	c.BudgetServiceDeleteBudgetProcedure:                 {Role: operator, MaxBytes: smallRequest},
 	c.ToolServicePinToolProcedure:                        {Role: operator, MaxBytes: pinRequest},
 	c.ToolServiceGetToolPinProcedure:                     {Role: auditor, MaxBytes: smallRequest},
 	c.ToolServiceListToolPinsProcedure:                   {Role: auditor, MaxBytes: smallRequest},
@@ -137,6 +145,7 @@ var procedures = edge.Rules{
 	ac.AuditServiceAttestProcedure:                       {Role: auditor, MaxBytes: smallRequest},
 	ac.AuditServiceGetPublicKeyProcedure:                 {Role: auditor, MaxBytes: smallRequest},
 	ac.AuditServiceListConsumersProcedure:                {Role: auditor, MaxBytes: smallRequest},
+	ac.AuditServiceUsageProcedure:                        {Role: auditor, MaxBytes: smallRequest},
 }
 
 // Procedures returns the rules of every procedure the admin API and the

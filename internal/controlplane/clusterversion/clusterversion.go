@@ -84,6 +84,8 @@ var kinds = map[protoreflect.Name]Version{
 	"alert_rule":     AuditConsumers,
 	"alert":          AuditConsumers,
 	"audit_cursor":   AuditConsumers,
+	"model_price":    LLMBrokering,
+	"budget":         LLMBrokering,
 }
 
 // Versions of behaviour of the state machine that is not an operation or
@@ -110,6 +112,12 @@ const (
 	// and a2a_read groups once every voter supports it (an older replica
 	// would refuse a policy naming them).
 	A2ABrokering Version = 2
+	// LLMBrokering: model prices and budgets are kinds, and the Cedar
+	// schema policies are validated against declares Model and the
+	// llm_complete group once every voter supports it (an older replica
+	// would refuse a policy naming them), as do the stateful rules about
+	// LLM upstreams' model names (see state).
+	LLMBrokering Version = 2
 )
 
 // Versions that introduced an operation or a kind.
@@ -123,7 +131,7 @@ const (
 )
 
 // features are the behaviour versions above.
-var features = []Version{TypedAdminAudit, PolicyRollouts, AuditConsumers, A2ABrokering}
+var features = []Version{TypedAdminAudit, PolicyRollouts, AuditConsumers, A2ABrokering, LLMBrokering}
 
 // release is the highest version in the tables above: what a release
 // binary supports.

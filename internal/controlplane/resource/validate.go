@@ -154,6 +154,10 @@ func Validate(r *fsmv1.Resource) error {
 		return validateNode(k.Node)
 	case *fsmv1.Resource_ValueList:
 		return validateValueList(k.ValueList)
+	case *fsmv1.Resource_ModelPrice:
+		return validateModelPrice(k.ModelPrice)
+	case *fsmv1.Resource_Budget:
+		return validateBudget(k.Budget)
 	case *fsmv1.Resource_PolicyHistory:
 		return ValidateName("meta.name", k.PolicyHistory.GetMeta().GetName())
 	case *fsmv1.Resource_PolicyTests:
@@ -206,6 +210,10 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.Node(k.Node)
 	case *fsmv1.Resource_ValueList:
 		err = limits.ValueList(k.ValueList)
+	case *fsmv1.Resource_ModelPrice:
+		err = limits.ModelPrice(k.ModelPrice)
+	case *fsmv1.Resource_Budget:
+		err = limits.Budget(k.Budget)
 	case *fsmv1.Resource_PolicyHistory:
 		err = limits.PolicyHistory(k.PolicyHistory)
 	case *fsmv1.Resource_PolicyTests:
@@ -340,6 +348,9 @@ func validateUpstream(u *configv1.Upstream) error {
 		}
 	}
 	if err := validateCredential(u.GetCredential()); err != nil {
+		return err
+	}
+	if err := validateLLM(u); err != nil {
 		return err
 	}
 	if cp := u.GetA2ACardPath(); cp != "" {

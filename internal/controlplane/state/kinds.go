@@ -52,6 +52,8 @@ func init() {
 			prepare:      refusePut("audit cursors are moved by the leader's audit consumers, not written"),
 			beforeDelete: beforeDeleteAuditCursor,
 		},
+		resource.ModelPrice: {prepare: prepareModelPrice},
+		resource.Budget:     {},
 	}
 }
 
@@ -146,6 +148,11 @@ func prepareUpstream(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 			return failed("secret %q does not exist; create it first (gwctl secret set %s --hosts …)", name, name)
 		}
 	}
+	if llmRules(t) {
+		if err := checkModels(t, old, u); err != nil {
+			return err
+		}
+	}
 	return checkSecretUse(t, u)
 }
 
@@ -160,6 +167,11 @@ func beforeDeleteUpstream(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	})
 	if len(pinned) > 0 {
 		return failed("upstream %q still has pinned tools (%v…); delete its tool pins first", name, pinned)
+	}
+	if llmRules(t) {
+		if priced := pricedModels(t, name); len(priced) > 0 {
+			return failed("upstream %q still has model prices (%v); delete them first (gwctl price delete)", name, priced)
+		}
 	}
 	return nil
 }

@@ -22,13 +22,17 @@ func (t *txn) cedarSchema() (*cedarschema.Schema, error) {
 	return cedarschema.Generate(pinnedTools(t.get, t.each), schemaOptions(t.base.Voters(), learnedNames(t.each))...)
 }
 
-// schemaOptions declares the learned lists, and the remote-agent part of
-// the schema only once every voter supports it, so that every replica
-// validates a policy set alike (see clusterversion.A2ABrokering).
+// schemaOptions declares the learned lists, and the remote-agent and
+// model parts of the schema only once every voter supports them, so that
+// every replica validates a policy set alike (see
+// clusterversion.A2ABrokering and LLMBrokering).
 func schemaOptions(voters []clusterversion.Voter, learned []string) []cedarschema.Option {
 	opts := []cedarschema.Option{cedarschema.WithLearned(learned)}
 	if !clusterversion.Supports(voters, clusterversion.A2ABrokering) {
 		opts = append(opts, cedarschema.WithoutRemoteAgents())
+	}
+	if !clusterversion.Supports(voters, clusterversion.LLMBrokering) {
+		opts = append(opts, cedarschema.WithoutModels())
 	}
 	return opts
 }

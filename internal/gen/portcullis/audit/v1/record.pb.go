@@ -220,7 +220,16 @@ type Record struct {
 	// The target's name as its upstream knows it (a tool's own name, a
 	// resource's own URI), when the target resolved to an upstream; tool
 	// holds the name agents use.
-	TargetOwn     string `protobuf:"bytes,35,opt,name=target_own,json=targetOwn,proto3" json:"target_own,omitempty"`
+	TargetOwn string `protobuf:"bytes,35,opt,name=target_own,json=targetOwn,proto3" json:"target_own,omitempty"`
+	// What the call consumed, for a call whose target reports it (a model
+	// call): tokens and their cost. Numbered clear of the fields other
+	// features add after 30.
+	Usage *Usage `protobuf:"bytes,40,opt,name=usage,proto3" json:"usage,omitempty"`
+	// The sizes and SHA-256 hashes of content the record never stores (a
+	// model call's prompt and completion).
+	Content *ContentDigest `protobuf:"bytes,41,opt,name=content,proto3" json:"content,omitempty"`
+	// The agent's team when the call was made (empty without one).
+	Team          string `protobuf:"bytes,42,opt,name=team,proto3" json:"team,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -546,6 +555,27 @@ func (x *Record) GetTargetOwn() string {
 	return ""
 }
 
+func (x *Record) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *Record) GetContent() *ContentDigest {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *Record) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
 type isRecord_Detail interface {
 	isRecord_Detail()
 }
@@ -590,7 +620,7 @@ type Record_Task struct {
 }
 
 type Record_Learned struct {
-	// 43 and 44: the LLM brokering branch takes 40 to 42.
+	// 43 and 44: usage, content and team (outside the oneof) take 40-42.
 	Learned *LearnedDetail `protobuf:"bytes,43,opt,name=learned,proto3,oneof"`
 }
 
@@ -1086,6 +1116,201 @@ func (x *RolloutEvent) GetAutomatic() bool {
 	return false
 }
 
+// Usage is what one call consumed: tokens as the provider reported them
+// (or as the gateway counted them, when estimated), and their cost by the
+// model's price table.
+type Usage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every input token, cache reads and writes included.
+	InputTokens int64 `protobuf:"varint,1,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	// Of input_tokens, those read from the provider's prompt cache.
+	CachedInputTokens int64 `protobuf:"varint,2,opt,name=cached_input_tokens,json=cachedInputTokens,proto3" json:"cached_input_tokens,omitempty"`
+	// Of input_tokens, those written to the provider's prompt cache.
+	CacheWriteTokens int64 `protobuf:"varint,3,opt,name=cache_write_tokens,json=cacheWriteTokens,proto3" json:"cache_write_tokens,omitempty"`
+	// Every output token, reasoning included.
+	OutputTokens int64 `protobuf:"varint,4,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	// Of output_tokens, the model's reasoning.
+	ReasoningTokens int64 `protobuf:"varint,5,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	// Cost in billionths (nano-units) of the price table's currency; 0 when
+	// the model has no price (priced false).
+	CostNanos int64 `protobuf:"varint,6,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"`
+	Priced    bool  `protobuf:"varint,7,opt,name=priced,proto3" json:"priced,omitempty"`
+	// The gateway counted the tokens itself (an offline tokenizer over the
+	// prompt and what was streamed) because the provider's own count never
+	// arrived: the stream broke or the caller went away.
+	Estimated bool `protobuf:"varint,8,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	// The model as the provider named it in its answer (may carry a
+	// version the request did not).
+	Model         string `protobuf:"bytes,9,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Usage) Reset() {
+	*x = Usage{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Usage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Usage) ProtoMessage() {}
+
+func (x *Usage) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Usage.ProtoReflect.Descriptor instead.
+func (*Usage) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Usage) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCachedInputTokens() int64 {
+	if x != nil {
+		return x.CachedInputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCacheWriteTokens() int64 {
+	if x != nil {
+		return x.CacheWriteTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetReasoningTokens() int64 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCostNanos() int64 {
+	if x != nil {
+		return x.CostNanos
+	}
+	return 0
+}
+
+func (x *Usage) GetPriced() bool {
+	if x != nil {
+		return x.Priced
+	}
+	return false
+}
+
+func (x *Usage) GetEstimated() bool {
+	if x != nil {
+		return x.Estimated
+	}
+	return false
+}
+
+func (x *Usage) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+// ContentDigest describes content by size and hash only.
+type ContentDigest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request body as the caller sent it.
+	RequestBytes  int64  `protobuf:"varint,1,opt,name=request_bytes,json=requestBytes,proto3" json:"request_bytes,omitempty"`
+	RequestSha256 []byte `protobuf:"bytes,2,opt,name=request_sha256,json=requestSha256,proto3" json:"request_sha256,omitempty"`
+	// The text the target produced (a completion's text and tool-call
+	// arguments, in order).
+	ResponseBytes  int64  `protobuf:"varint,3,opt,name=response_bytes,json=responseBytes,proto3" json:"response_bytes,omitempty"`
+	ResponseSha256 []byte `protobuf:"bytes,4,opt,name=response_sha256,json=responseSha256,proto3" json:"response_sha256,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ContentDigest) Reset() {
+	*x = ContentDigest{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContentDigest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContentDigest) ProtoMessage() {}
+
+func (x *ContentDigest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContentDigest.ProtoReflect.Descriptor instead.
+func (*ContentDigest) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ContentDigest) GetRequestBytes() int64 {
+	if x != nil {
+		return x.RequestBytes
+	}
+	return 0
+}
+
+func (x *ContentDigest) GetRequestSha256() []byte {
+	if x != nil {
+		return x.RequestSha256
+	}
+	return nil
+}
+
+func (x *ContentDigest) GetResponseBytes() int64 {
+	if x != nil {
+		return x.ResponseBytes
+	}
+	return 0
+}
+
+func (x *ContentDigest) GetResponseSha256() []byte {
+	if x != nil {
+		return x.ResponseSha256
+	}
+	return nil
+}
+
 // AdminWrite is an admin write as the control plane's state machine
 // applied it. It never carries the resource's contents.
 type AdminWrite struct {
@@ -1108,7 +1333,7 @@ type AdminWrite struct {
 
 func (x *AdminWrite) Reset() {
 	*x = AdminWrite{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1345,7 @@ func (x *AdminWrite) String() string {
 func (*AdminWrite) ProtoMessage() {}
 
 func (x *AdminWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1358,7 @@ func (x *AdminWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminWrite.ProtoReflect.Descriptor instead.
 func (*AdminWrite) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AdminWrite) GetOp() string {
@@ -1204,7 +1429,7 @@ type RefusalSummary struct {
 
 func (x *RefusalSummary) Reset() {
 	*x = RefusalSummary{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1441,7 @@ func (x *RefusalSummary) String() string {
 func (*RefusalSummary) ProtoMessage() {}
 
 func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1454,7 @@ func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefusalSummary.ProtoReflect.Descriptor instead.
 func (*RefusalSummary) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RefusalSummary) GetSourceNetwork() string {
@@ -1278,7 +1503,7 @@ type ListDetail struct {
 
 func (x *ListDetail) Reset() {
 	*x = ListDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1515,7 @@ func (x *ListDetail) String() string {
 func (*ListDetail) ProtoMessage() {}
 
 func (x *ListDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1528,7 @@ func (x *ListDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDetail.ProtoReflect.Descriptor instead.
 func (*ListDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListDetail) GetItems() uint32 {
@@ -1343,7 +1568,7 @@ type TaskDetail struct {
 
 func (x *TaskDetail) Reset() {
 	*x = TaskDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1580,7 @@ func (x *TaskDetail) String() string {
 func (*TaskDetail) ProtoMessage() {}
 
 func (x *TaskDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1593,7 @@ func (x *TaskDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDetail.ProtoReflect.Descriptor instead.
 func (*TaskDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TaskDetail) GetTaskId() string {
@@ -1447,7 +1672,7 @@ type AppliedVersion struct {
 
 func (x *AppliedVersion) Reset() {
 	*x = AppliedVersion{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1684,7 @@ func (x *AppliedVersion) String() string {
 func (*AppliedVersion) ProtoMessage() {}
 
 func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1697,7 @@ func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedVersion.ProtoReflect.Descriptor instead.
 func (*AppliedVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AppliedVersion) GetClusterId() string {
@@ -1511,7 +1736,7 @@ type LearnedDetail struct {
 
 func (x *LearnedDetail) Reset() {
 	*x = LearnedDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +1748,7 @@ func (x *LearnedDetail) String() string {
 func (*LearnedDetail) ProtoMessage() {}
 
 func (x *LearnedDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +1761,7 @@ func (x *LearnedDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedDetail.ProtoReflect.Descriptor instead.
 func (*LearnedDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LearnedDetail) GetEntries() []*LearnedEntry {
@@ -1583,7 +1808,7 @@ type LearnedEntry struct {
 
 func (x *LearnedEntry) Reset() {
 	*x = LearnedEntry{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1820,7 @@ func (x *LearnedEntry) String() string {
 func (*LearnedEntry) ProtoMessage() {}
 
 func (x *LearnedEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1833,7 @@ func (x *LearnedEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedEntry.ProtoReflect.Descriptor instead.
 func (*LearnedEntry) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LearnedEntry) GetList() string {
@@ -1681,7 +1906,7 @@ type AlertDetail struct {
 
 func (x *AlertDetail) Reset() {
 	*x = AlertDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +1918,7 @@ func (x *AlertDetail) String() string {
 func (*AlertDetail) ProtoMessage() {}
 
 func (x *AlertDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +1931,7 @@ func (x *AlertDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertDetail.ProtoReflect.Descriptor instead.
 func (*AlertDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AlertDetail) GetRule() string {
@@ -1762,7 +1987,7 @@ var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\f\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\r\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -1805,7 +2030,10 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x0fpolicy_versions\x18\x1f \x03(\tR\x0epolicyVersions\x12:\n" +
 	"\arollout\x18  \x01(\v2 .portcullis.audit.v1.RolloutCallR\arollout\x12\x1d\n" +
 	"\n" +
-	"target_own\x18# \x01(\tR\ttargetOwnB\b\n" +
+	"target_own\x18# \x01(\tR\ttargetOwn\x120\n" +
+	"\x05usage\x18( \x01(\v2\x1a.portcullis.audit.v1.UsageR\x05usage\x12<\n" +
+	"\acontent\x18) \x01(\v2\".portcullis.audit.v1.ContentDigestR\acontent\x12\x12\n" +
+	"\x04team\x18* \x01(\tR\x04teamB\b\n" +
 	"\x06detail\"\x8e\x01\n" +
 	"\vRolloutCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -1846,7 +2074,23 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\bto_stage\x18\x06 \x01(\tR\atoStage\x12.\n" +
 	"\x13canary_basis_points\x18\a \x01(\rR\x11canaryBasisPoints\x12\x16\n" +
 	"\x06reason\x18\b \x01(\tR\x06reason\x12\x1c\n" +
-	"\tautomatic\x18\t \x01(\bR\tautomatic\"\xd3\x01\n" +
+	"\tautomatic\x18\t \x01(\bR\tautomatic\"\xc3\x02\n" +
+	"\x05Usage\x12!\n" +
+	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens\x12.\n" +
+	"\x13cached_input_tokens\x18\x02 \x01(\x03R\x11cachedInputTokens\x12,\n" +
+	"\x12cache_write_tokens\x18\x03 \x01(\x03R\x10cacheWriteTokens\x12#\n" +
+	"\routput_tokens\x18\x04 \x01(\x03R\foutputTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\x05 \x01(\x03R\x0freasoningTokens\x12\x1d\n" +
+	"\n" +
+	"cost_nanos\x18\x06 \x01(\x03R\tcostNanos\x12\x16\n" +
+	"\x06priced\x18\a \x01(\bR\x06priced\x12\x1c\n" +
+	"\testimated\x18\b \x01(\bR\testimated\x12\x14\n" +
+	"\x05model\x18\t \x01(\tR\x05model\"\xab\x01\n" +
+	"\rContentDigest\x12#\n" +
+	"\rrequest_bytes\x18\x01 \x01(\x03R\frequestBytes\x12%\n" +
+	"\x0erequest_sha256\x18\x02 \x01(\fR\rrequestSha256\x12%\n" +
+	"\x0eresponse_bytes\x18\x03 \x01(\x03R\rresponseBytes\x12'\n" +
+	"\x0fresponse_sha256\x18\x04 \x01(\fR\x0eresponseSha256\"\xd3\x01\n" +
 	"\n" +
 	"AdminWrite\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\tR\x02op\x12#\n" +
@@ -1934,7 +2178,7 @@ func file_portcullis_audit_v1_record_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_audit_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(EventKind)(0),                // 0: portcullis.audit.v1.EventKind
 	(*Record)(nil),                // 1: portcullis.audit.v1.Record
@@ -1943,45 +2187,49 @@ var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(*RolloutSummary)(nil),        // 4: portcullis.audit.v1.RolloutSummary
 	(*RolloutCount)(nil),          // 5: portcullis.audit.v1.RolloutCount
 	(*RolloutEvent)(nil),          // 6: portcullis.audit.v1.RolloutEvent
-	(*AdminWrite)(nil),            // 7: portcullis.audit.v1.AdminWrite
-	(*RefusalSummary)(nil),        // 8: portcullis.audit.v1.RefusalSummary
-	(*ListDetail)(nil),            // 9: portcullis.audit.v1.ListDetail
-	(*TaskDetail)(nil),            // 10: portcullis.audit.v1.TaskDetail
-	(*AppliedVersion)(nil),        // 11: portcullis.audit.v1.AppliedVersion
-	(*LearnedDetail)(nil),         // 12: portcullis.audit.v1.LearnedDetail
-	(*LearnedEntry)(nil),          // 13: portcullis.audit.v1.LearnedEntry
-	(*AlertDetail)(nil),           // 14: portcullis.audit.v1.AlertDetail
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
+	(*Usage)(nil),                 // 7: portcullis.audit.v1.Usage
+	(*ContentDigest)(nil),         // 8: portcullis.audit.v1.ContentDigest
+	(*AdminWrite)(nil),            // 9: portcullis.audit.v1.AdminWrite
+	(*RefusalSummary)(nil),        // 10: portcullis.audit.v1.RefusalSummary
+	(*ListDetail)(nil),            // 11: portcullis.audit.v1.ListDetail
+	(*TaskDetail)(nil),            // 12: portcullis.audit.v1.TaskDetail
+	(*AppliedVersion)(nil),        // 13: portcullis.audit.v1.AppliedVersion
+	(*LearnedDetail)(nil),         // 14: portcullis.audit.v1.LearnedDetail
+	(*LearnedEntry)(nil),          // 15: portcullis.audit.v1.LearnedEntry
+	(*AlertDetail)(nil),           // 16: portcullis.audit.v1.AlertDetail
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
 }
 var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
-	15, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	16, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
-	16, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
+	17, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	18, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
+	18, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
 	0,  // 3: portcullis.audit.v1.Record.kind:type_name -> portcullis.audit.v1.EventKind
-	7,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
-	8,  // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
-	9,  // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
-	11, // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
+	9,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
+	10, // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
+	11, // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
+	13, // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
 	4,  // 8: portcullis.audit.v1.Record.rollout_summary:type_name -> portcullis.audit.v1.RolloutSummary
 	6,  // 9: portcullis.audit.v1.Record.rollout_event:type_name -> portcullis.audit.v1.RolloutEvent
-	10, // 10: portcullis.audit.v1.Record.task:type_name -> portcullis.audit.v1.TaskDetail
-	12, // 11: portcullis.audit.v1.Record.learned:type_name -> portcullis.audit.v1.LearnedDetail
-	14, // 12: portcullis.audit.v1.Record.alert:type_name -> portcullis.audit.v1.AlertDetail
+	12, // 10: portcullis.audit.v1.Record.task:type_name -> portcullis.audit.v1.TaskDetail
+	14, // 11: portcullis.audit.v1.Record.learned:type_name -> portcullis.audit.v1.LearnedDetail
+	16, // 12: portcullis.audit.v1.Record.alert:type_name -> portcullis.audit.v1.AlertDetail
 	2,  // 13: portcullis.audit.v1.Record.rollout:type_name -> portcullis.audit.v1.RolloutCall
-	3,  // 14: portcullis.audit.v1.RolloutCall.shadow:type_name -> portcullis.audit.v1.ShadowDecision
-	15, // 15: portcullis.audit.v1.RolloutSummary.first:type_name -> google.protobuf.Timestamp
-	15, // 16: portcullis.audit.v1.RolloutSummary.last:type_name -> google.protobuf.Timestamp
-	5,  // 17: portcullis.audit.v1.RolloutSummary.counts:type_name -> portcullis.audit.v1.RolloutCount
-	7,  // 18: portcullis.audit.v1.RolloutEvent.write:type_name -> portcullis.audit.v1.AdminWrite
-	15, // 19: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
-	15, // 20: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
-	13, // 21: portcullis.audit.v1.LearnedDetail.entries:type_name -> portcullis.audit.v1.LearnedEntry
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	7,  // 14: portcullis.audit.v1.Record.usage:type_name -> portcullis.audit.v1.Usage
+	8,  // 15: portcullis.audit.v1.Record.content:type_name -> portcullis.audit.v1.ContentDigest
+	3,  // 16: portcullis.audit.v1.RolloutCall.shadow:type_name -> portcullis.audit.v1.ShadowDecision
+	17, // 17: portcullis.audit.v1.RolloutSummary.first:type_name -> google.protobuf.Timestamp
+	17, // 18: portcullis.audit.v1.RolloutSummary.last:type_name -> google.protobuf.Timestamp
+	5,  // 19: portcullis.audit.v1.RolloutSummary.counts:type_name -> portcullis.audit.v1.RolloutCount
+	9,  // 20: portcullis.audit.v1.RolloutEvent.write:type_name -> portcullis.audit.v1.AdminWrite
+	17, // 21: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
+	17, // 22: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
+	15, // 23: portcullis.audit.v1.LearnedDetail.entries:type_name -> portcullis.audit.v1.LearnedEntry
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_record_proto_init() }
@@ -2006,7 +2254,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_record_proto_rawDesc), len(file_portcullis_audit_v1_record_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -22,6 +22,326 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// UsageGroup is what usage is summed by.
+type UsageGroup int32
+
+const (
+	UsageGroup_USAGE_GROUP_UNSPECIFIED UsageGroup = 0
+	UsageGroup_USAGE_GROUP_AGENT       UsageGroup = 1
+	UsageGroup_USAGE_GROUP_TEAM        UsageGroup = 2
+	UsageGroup_USAGE_GROUP_USER        UsageGroup = 3
+	UsageGroup_USAGE_GROUP_MODEL       UsageGroup = 4
+)
+
+// Enum value maps for UsageGroup.
+var (
+	UsageGroup_name = map[int32]string{
+		0: "USAGE_GROUP_UNSPECIFIED",
+		1: "USAGE_GROUP_AGENT",
+		2: "USAGE_GROUP_TEAM",
+		3: "USAGE_GROUP_USER",
+		4: "USAGE_GROUP_MODEL",
+	}
+	UsageGroup_value = map[string]int32{
+		"USAGE_GROUP_UNSPECIFIED": 0,
+		"USAGE_GROUP_AGENT":       1,
+		"USAGE_GROUP_TEAM":        2,
+		"USAGE_GROUP_USER":        3,
+		"USAGE_GROUP_MODEL":       4,
+	}
+)
+
+func (x UsageGroup) Enum() *UsageGroup {
+	p := new(UsageGroup)
+	*p = x
+	return p
+}
+
+func (x UsageGroup) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UsageGroup) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_audit_v1_service_proto_enumTypes[0].Descriptor()
+}
+
+func (UsageGroup) Type() protoreflect.EnumType {
+	return &file_portcullis_audit_v1_service_proto_enumTypes[0]
+}
+
+func (x UsageGroup) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UsageGroup.Descriptor instead.
+func (UsageGroup) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{0}
+}
+
+type UsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Time range [from, to) on the records' time; unset means open.
+	From *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// What to group by.
+	GroupBy UsageGroup `protobuf:"varint,3,opt,name=group_by,json=groupBy,proto3,enum=portcullis.audit.v1.UsageGroup" json:"group_by,omitempty"`
+	// Only records of this agent, team, user or model (as agents name it)
+	// when set.
+	Agent         string `protobuf:"bytes,4,opt,name=agent,proto3" json:"agent,omitempty"`
+	Team          string `protobuf:"bytes,5,opt,name=team,proto3" json:"team,omitempty"`
+	User          string `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
+	Model         string `protobuf:"bytes,7,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageRequest) Reset() {
+	*x = UsageRequest{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageRequest) ProtoMessage() {}
+
+func (x *UsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageRequest.ProtoReflect.Descriptor instead.
+func (*UsageRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *UsageRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *UsageRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *UsageRequest) GetGroupBy() UsageGroup {
+	if x != nil {
+		return x.GroupBy
+	}
+	return UsageGroup_USAGE_GROUP_UNSPECIFIED
+}
+
+func (x *UsageRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *UsageRequest) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *UsageRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UsageRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+type UsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One row per key, highest cost first, then by key.
+	Rows []*UsageRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
+	// Records read to answer (every record in the range, with usage or not).
+	Records       uint64 `protobuf:"varint,2,opt,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageResponse) Reset() {
+	*x = UsageResponse{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageResponse) ProtoMessage() {}
+
+func (x *UsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageResponse.ProtoReflect.Descriptor instead.
+func (*UsageResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UsageResponse) GetRows() []*UsageRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+func (x *UsageResponse) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+// UsageRow is what the calls of one key consumed.
+type UsageRow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent, team, user or model; "" for calls without one (no team, no
+	// user).
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Calls that reported usage.
+	Calls             uint64 `protobuf:"varint,2,opt,name=calls,proto3" json:"calls,omitempty"`
+	InputTokens       int64  `protobuf:"varint,3,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	CachedInputTokens int64  `protobuf:"varint,4,opt,name=cached_input_tokens,json=cachedInputTokens,proto3" json:"cached_input_tokens,omitempty"`
+	OutputTokens      int64  `protobuf:"varint,5,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	ReasoningTokens   int64  `protobuf:"varint,6,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	CostNanos         int64  `protobuf:"varint,7,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"`
+	// Of calls, those whose usage the gateway estimated.
+	EstimatedCalls uint64 `protobuf:"varint,8,opt,name=estimated_calls,json=estimatedCalls,proto3" json:"estimated_calls,omitempty"`
+	// Of calls, those of models without a price.
+	UnpricedCalls uint64 `protobuf:"varint,9,opt,name=unpriced_calls,json=unpricedCalls,proto3" json:"unpriced_calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageRow) Reset() {
+	*x = UsageRow{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageRow) ProtoMessage() {}
+
+func (x *UsageRow) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageRow.ProtoReflect.Descriptor instead.
+func (*UsageRow) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UsageRow) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *UsageRow) GetCalls() uint64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *UsageRow) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetCachedInputTokens() int64 {
+	if x != nil {
+		return x.CachedInputTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetReasoningTokens() int64 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetCostNanos() int64 {
+	if x != nil {
+		return x.CostNanos
+	}
+	return 0
+}
+
+func (x *UsageRow) GetEstimatedCalls() uint64 {
+	if x != nil {
+		return x.EstimatedCalls
+	}
+	return 0
+}
+
+func (x *UsageRow) GetUnpricedCalls() uint64 {
+	if x != nil {
+		return x.UnpricedCalls
+	}
+	return 0
+}
+
 type UploadStateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -30,7 +350,7 @@ type UploadStateRequest struct {
 
 func (x *UploadStateRequest) Reset() {
 	*x = UploadStateRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[0]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -42,7 +362,7 @@ func (x *UploadStateRequest) String() string {
 func (*UploadStateRequest) ProtoMessage() {}
 
 func (x *UploadStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[0]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -55,7 +375,7 @@ func (x *UploadStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStateRequest.ProtoReflect.Descriptor instead.
 func (*UploadStateRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{0}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{3}
 }
 
 type UploadStateResponse struct {
@@ -69,7 +389,7 @@ type UploadStateResponse struct {
 
 func (x *UploadStateResponse) Reset() {
 	*x = UploadStateResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[1]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -81,7 +401,7 @@ func (x *UploadStateResponse) String() string {
 func (*UploadStateResponse) ProtoMessage() {}
 
 func (x *UploadStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[1]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -94,7 +414,7 @@ func (x *UploadStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStateResponse.ProtoReflect.Descriptor instead.
 func (*UploadStateResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *UploadStateResponse) GetNextSequence() uint64 {
@@ -115,7 +435,7 @@ type UploadRequest struct {
 
 func (x *UploadRequest) Reset() {
 	*x = UploadRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[2]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +447,7 @@ func (x *UploadRequest) String() string {
 func (*UploadRequest) ProtoMessage() {}
 
 func (x *UploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[2]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +460,7 @@ func (x *UploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
 func (*UploadRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *UploadRequest) GetRecords() []*Record {
@@ -162,7 +482,7 @@ type UploadResponse struct {
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[3]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -174,7 +494,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[3]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -187,7 +507,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UploadResponse) GetNextSequence() uint64 {
@@ -232,7 +552,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[4]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +564,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[4]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +577,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *QueryRequest) GetFrom() *timestamppb.Timestamp {
@@ -370,7 +690,7 @@ type QueryResponse struct {
 
 func (x *QueryResponse) Reset() {
 	*x = QueryResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[5]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -382,7 +702,7 @@ func (x *QueryResponse) String() string {
 func (*QueryResponse) ProtoMessage() {}
 
 func (x *QueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[5]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -395,7 +715,7 @@ func (x *QueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResponse.ProtoReflect.Descriptor instead.
 func (*QueryResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *QueryResponse) GetRecords() []*Record {
@@ -420,7 +740,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +752,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +765,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{9}
 }
 
 type VerifyResponse struct {
@@ -462,7 +782,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -474,7 +794,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -487,7 +807,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VerifyResponse) GetOk() bool {
@@ -526,7 +846,7 @@ type Chain struct {
 
 func (x *Chain) Reset() {
 	*x = Chain{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +858,7 @@ func (x *Chain) String() string {
 func (*Chain) ProtoMessage() {}
 
 func (x *Chain) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +871,7 @@ func (x *Chain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chain.ProtoReflect.Descriptor instead.
 func (*Chain) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Chain) GetDataplane() string {
@@ -601,7 +921,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +933,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +946,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Problem) GetDataplane() string {
@@ -660,7 +980,7 @@ type AttestRequest struct {
 
 func (x *AttestRequest) Reset() {
 	*x = AttestRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +992,7 @@ func (x *AttestRequest) String() string {
 func (*AttestRequest) ProtoMessage() {}
 
 func (x *AttestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +1005,7 @@ func (x *AttestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttestRequest.ProtoReflect.Descriptor instead.
 func (*AttestRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AttestRequest) GetFrom() *timestamppb.Timestamp {
@@ -711,7 +1031,7 @@ type AttestResponse struct {
 
 func (x *AttestResponse) Reset() {
 	*x = AttestResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +1043,7 @@ func (x *AttestResponse) String() string {
 func (*AttestResponse) ProtoMessage() {}
 
 func (x *AttestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +1056,7 @@ func (x *AttestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttestResponse.ProtoReflect.Descriptor instead.
 func (*AttestResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AttestResponse) GetAttestation() *SignedAttestation {
@@ -763,7 +1083,7 @@ type Attestation struct {
 
 func (x *Attestation) Reset() {
 	*x = Attestation{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[12]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +1095,7 @@ func (x *Attestation) String() string {
 func (*Attestation) ProtoMessage() {}
 
 func (x *Attestation) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[12]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +1108,7 @@ func (x *Attestation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attestation.ProtoReflect.Descriptor instead.
 func (*Attestation) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Attestation) GetFrom() *timestamppb.Timestamp {
@@ -850,7 +1170,7 @@ type AttestedRange struct {
 
 func (x *AttestedRange) Reset() {
 	*x = AttestedRange{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[13]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1182,7 @@ func (x *AttestedRange) String() string {
 func (*AttestedRange) ProtoMessage() {}
 
 func (x *AttestedRange) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[13]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1195,7 @@ func (x *AttestedRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttestedRange.ProtoReflect.Descriptor instead.
 func (*AttestedRange) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AttestedRange) GetDataplane() string {
@@ -939,7 +1259,7 @@ type SignedAttestation struct {
 
 func (x *SignedAttestation) Reset() {
 	*x = SignedAttestation{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[14]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1271,7 @@ func (x *SignedAttestation) String() string {
 func (*SignedAttestation) ProtoMessage() {}
 
 func (x *SignedAttestation) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[14]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1284,7 @@ func (x *SignedAttestation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedAttestation.ProtoReflect.Descriptor instead.
 func (*SignedAttestation) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SignedAttestation) GetStatement() []byte {
@@ -996,7 +1316,7 @@ type GetPublicKeyRequest struct {
 
 func (x *GetPublicKeyRequest) Reset() {
 	*x = GetPublicKeyRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[15]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1328,7 @@ func (x *GetPublicKeyRequest) String() string {
 func (*GetPublicKeyRequest) ProtoMessage() {}
 
 func (x *GetPublicKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[15]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1341,7 @@ func (x *GetPublicKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPublicKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetPublicKeyRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{18}
 }
 
 type GetPublicKeyResponse struct {
@@ -1034,7 +1354,7 @@ type GetPublicKeyResponse struct {
 
 func (x *GetPublicKeyResponse) Reset() {
 	*x = GetPublicKeyResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[16]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1366,7 @@ func (x *GetPublicKeyResponse) String() string {
 func (*GetPublicKeyResponse) ProtoMessage() {}
 
 func (x *GetPublicKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[16]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1379,7 @@ func (x *GetPublicKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPublicKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetPublicKeyResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetPublicKeyResponse) GetPublicKey() []byte {
@@ -1077,7 +1397,7 @@ type ListConsumersRequest struct {
 
 func (x *ListConsumersRequest) Reset() {
 	*x = ListConsumersRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[17]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1409,7 @@ func (x *ListConsumersRequest) String() string {
 func (*ListConsumersRequest) ProtoMessage() {}
 
 func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[17]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1422,7 @@ func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersRequest.ProtoReflect.Descriptor instead.
 func (*ListConsumersRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{20}
 }
 
 type ListConsumersResponse struct {
@@ -1114,7 +1434,7 @@ type ListConsumersResponse struct {
 
 func (x *ListConsumersResponse) Reset() {
 	*x = ListConsumersResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[18]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1446,7 @@ func (x *ListConsumersResponse) String() string {
 func (*ListConsumersResponse) ProtoMessage() {}
 
 func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[18]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1459,7 @@ func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConsumersResponse.ProtoReflect.Descriptor instead.
 func (*ListConsumersResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListConsumersResponse) GetConsumers() []*Consumer {
@@ -1166,7 +1486,7 @@ type Consumer struct {
 
 func (x *Consumer) Reset() {
 	*x = Consumer{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[19]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1498,7 @@ func (x *Consumer) String() string {
 func (*Consumer) ProtoMessage() {}
 
 func (x *Consumer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[19]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1511,7 @@ func (x *Consumer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consumer.ProtoReflect.Descriptor instead.
 func (*Consumer) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Consumer) GetName() string {
@@ -1233,7 +1553,29 @@ var File_portcullis_audit_v1_service_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_service_proto_rawDesc = "" +
 	"\n" +
-	"!portcullis/audit/v1/service.proto\x12\x13portcullis.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\"\x14\n" +
+	"!portcullis/audit/v1/service.proto\x12\x13portcullis.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\"\xfa\x01\n" +
+	"\fUsageRequest\x12.\n" +
+	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12:\n" +
+	"\bgroup_by\x18\x03 \x01(\x0e2\x1f.portcullis.audit.v1.UsageGroupR\agroupBy\x12\x14\n" +
+	"\x05agent\x18\x04 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04team\x18\x05 \x01(\tR\x04team\x12\x12\n" +
+	"\x04user\x18\x06 \x01(\tR\x04user\x12\x14\n" +
+	"\x05model\x18\a \x01(\tR\x05model\"\\\n" +
+	"\rUsageResponse\x121\n" +
+	"\x04rows\x18\x01 \x03(\v2\x1d.portcullis.audit.v1.UsageRowR\x04rows\x12\x18\n" +
+	"\arecords\x18\x02 \x01(\x04R\arecords\"\xc4\x02\n" +
+	"\bUsageRow\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05calls\x18\x02 \x01(\x04R\x05calls\x12!\n" +
+	"\finput_tokens\x18\x03 \x01(\x03R\vinputTokens\x12.\n" +
+	"\x13cached_input_tokens\x18\x04 \x01(\x03R\x11cachedInputTokens\x12#\n" +
+	"\routput_tokens\x18\x05 \x01(\x03R\foutputTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\x06 \x01(\x03R\x0freasoningTokens\x12\x1d\n" +
+	"\n" +
+	"cost_nanos\x18\a \x01(\x03R\tcostNanos\x12'\n" +
+	"\x0festimated_calls\x18\b \x01(\x04R\x0eestimatedCalls\x12%\n" +
+	"\x0eunpriced_calls\x18\t \x01(\x04R\runpricedCalls\"\x14\n" +
 	"\x12UploadStateRequest\":\n" +
 	"\x13UploadStateResponse\x12#\n" +
 	"\rnext_sequence\x18\x01 \x01(\x04R\fnextSequence\"F\n" +
@@ -1315,7 +1657,14 @@ const file_portcullis_audit_v1_service_proto_rawDesc = "" +
 	"\arecords\x18\x03 \x01(\x04R\arecords\x12\x10\n" +
 	"\x03lag\x18\x04 \x01(\x04R\x03lag\x12;\n" +
 	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime2\x86\x05\n" +
+	"updateTime*\x83\x01\n" +
+	"\n" +
+	"UsageGroup\x12\x1b\n" +
+	"\x17USAGE_GROUP_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11USAGE_GROUP_AGENT\x10\x01\x12\x14\n" +
+	"\x10USAGE_GROUP_TEAM\x10\x02\x12\x14\n" +
+	"\x10USAGE_GROUP_USER\x10\x03\x12\x15\n" +
+	"\x11USAGE_GROUP_MODEL\x10\x042\xd6\x05\n" +
 	"\fAuditService\x12`\n" +
 	"\vUploadState\x12'.portcullis.audit.v1.UploadStateRequest\x1a(.portcullis.audit.v1.UploadStateResponse\x12Q\n" +
 	"\x06Upload\x12\".portcullis.audit.v1.UploadRequest\x1a#.portcullis.audit.v1.UploadResponse\x12N\n" +
@@ -1323,7 +1672,8 @@ const file_portcullis_audit_v1_service_proto_rawDesc = "" +
 	"\x06Verify\x12\".portcullis.audit.v1.VerifyRequest\x1a#.portcullis.audit.v1.VerifyResponse\x12Q\n" +
 	"\x06Attest\x12\".portcullis.audit.v1.AttestRequest\x1a#.portcullis.audit.v1.AttestResponse\x12c\n" +
 	"\fGetPublicKey\x12(.portcullis.audit.v1.GetPublicKeyRequest\x1a).portcullis.audit.v1.GetPublicKeyResponse\x12f\n" +
-	"\rListConsumers\x12).portcullis.audit.v1.ListConsumersRequest\x1a*.portcullis.audit.v1.ListConsumersResponseB\xe3\x01\n" +
+	"\rListConsumers\x12).portcullis.audit.v1.ListConsumersRequest\x1a*.portcullis.audit.v1.ListConsumersResponse\x12N\n" +
+	"\x05Usage\x12!.portcullis.audit.v1.UsageRequest\x1a\".portcullis.audit.v1.UsageResponseB\xe3\x01\n" +
 	"\x17com.portcullis.audit.v1B\fServiceProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1;auditv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Audit.V1\xca\x02\x13Portcullis\\Audit\\V1\xe2\x02\x1fPortcullis\\Audit\\V1\\GPBMetadata\xea\x02\x15Portcullis::Audit::V1b\x06proto3"
 
 var (
@@ -1338,66 +1688,77 @@ func file_portcullis_audit_v1_service_proto_rawDescGZIP() []byte {
 	return file_portcullis_audit_v1_service_proto_rawDescData
 }
 
-var file_portcullis_audit_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_portcullis_audit_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_portcullis_audit_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_portcullis_audit_v1_service_proto_goTypes = []any{
-	(*UploadStateRequest)(nil),    // 0: portcullis.audit.v1.UploadStateRequest
-	(*UploadStateResponse)(nil),   // 1: portcullis.audit.v1.UploadStateResponse
-	(*UploadRequest)(nil),         // 2: portcullis.audit.v1.UploadRequest
-	(*UploadResponse)(nil),        // 3: portcullis.audit.v1.UploadResponse
-	(*QueryRequest)(nil),          // 4: portcullis.audit.v1.QueryRequest
-	(*QueryResponse)(nil),         // 5: portcullis.audit.v1.QueryResponse
-	(*VerifyRequest)(nil),         // 6: portcullis.audit.v1.VerifyRequest
-	(*VerifyResponse)(nil),        // 7: portcullis.audit.v1.VerifyResponse
-	(*Chain)(nil),                 // 8: portcullis.audit.v1.Chain
-	(*Problem)(nil),               // 9: portcullis.audit.v1.Problem
-	(*AttestRequest)(nil),         // 10: portcullis.audit.v1.AttestRequest
-	(*AttestResponse)(nil),        // 11: portcullis.audit.v1.AttestResponse
-	(*Attestation)(nil),           // 12: portcullis.audit.v1.Attestation
-	(*AttestedRange)(nil),         // 13: portcullis.audit.v1.AttestedRange
-	(*SignedAttestation)(nil),     // 14: portcullis.audit.v1.SignedAttestation
-	(*GetPublicKeyRequest)(nil),   // 15: portcullis.audit.v1.GetPublicKeyRequest
-	(*GetPublicKeyResponse)(nil),  // 16: portcullis.audit.v1.GetPublicKeyResponse
-	(*ListConsumersRequest)(nil),  // 17: portcullis.audit.v1.ListConsumersRequest
-	(*ListConsumersResponse)(nil), // 18: portcullis.audit.v1.ListConsumersResponse
-	(*Consumer)(nil),              // 19: portcullis.audit.v1.Consumer
-	(*Record)(nil),                // 20: portcullis.audit.v1.Record
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(UsageGroup)(0),               // 0: portcullis.audit.v1.UsageGroup
+	(*UsageRequest)(nil),          // 1: portcullis.audit.v1.UsageRequest
+	(*UsageResponse)(nil),         // 2: portcullis.audit.v1.UsageResponse
+	(*UsageRow)(nil),              // 3: portcullis.audit.v1.UsageRow
+	(*UploadStateRequest)(nil),    // 4: portcullis.audit.v1.UploadStateRequest
+	(*UploadStateResponse)(nil),   // 5: portcullis.audit.v1.UploadStateResponse
+	(*UploadRequest)(nil),         // 6: portcullis.audit.v1.UploadRequest
+	(*UploadResponse)(nil),        // 7: portcullis.audit.v1.UploadResponse
+	(*QueryRequest)(nil),          // 8: portcullis.audit.v1.QueryRequest
+	(*QueryResponse)(nil),         // 9: portcullis.audit.v1.QueryResponse
+	(*VerifyRequest)(nil),         // 10: portcullis.audit.v1.VerifyRequest
+	(*VerifyResponse)(nil),        // 11: portcullis.audit.v1.VerifyResponse
+	(*Chain)(nil),                 // 12: portcullis.audit.v1.Chain
+	(*Problem)(nil),               // 13: portcullis.audit.v1.Problem
+	(*AttestRequest)(nil),         // 14: portcullis.audit.v1.AttestRequest
+	(*AttestResponse)(nil),        // 15: portcullis.audit.v1.AttestResponse
+	(*Attestation)(nil),           // 16: portcullis.audit.v1.Attestation
+	(*AttestedRange)(nil),         // 17: portcullis.audit.v1.AttestedRange
+	(*SignedAttestation)(nil),     // 18: portcullis.audit.v1.SignedAttestation
+	(*GetPublicKeyRequest)(nil),   // 19: portcullis.audit.v1.GetPublicKeyRequest
+	(*GetPublicKeyResponse)(nil),  // 20: portcullis.audit.v1.GetPublicKeyResponse
+	(*ListConsumersRequest)(nil),  // 21: portcullis.audit.v1.ListConsumersRequest
+	(*ListConsumersResponse)(nil), // 22: portcullis.audit.v1.ListConsumersResponse
+	(*Consumer)(nil),              // 23: portcullis.audit.v1.Consumer
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*Record)(nil),                // 25: portcullis.audit.v1.Record
 }
 var file_portcullis_audit_v1_service_proto_depIdxs = []int32{
-	20, // 0: portcullis.audit.v1.UploadRequest.records:type_name -> portcullis.audit.v1.Record
-	21, // 1: portcullis.audit.v1.QueryRequest.from:type_name -> google.protobuf.Timestamp
-	21, // 2: portcullis.audit.v1.QueryRequest.to:type_name -> google.protobuf.Timestamp
-	20, // 3: portcullis.audit.v1.QueryResponse.records:type_name -> portcullis.audit.v1.Record
-	8,  // 4: portcullis.audit.v1.VerifyResponse.chains:type_name -> portcullis.audit.v1.Chain
-	9,  // 5: portcullis.audit.v1.VerifyResponse.problem:type_name -> portcullis.audit.v1.Problem
-	21, // 6: portcullis.audit.v1.AttestRequest.from:type_name -> google.protobuf.Timestamp
-	21, // 7: portcullis.audit.v1.AttestRequest.to:type_name -> google.protobuf.Timestamp
-	14, // 8: portcullis.audit.v1.AttestResponse.attestation:type_name -> portcullis.audit.v1.SignedAttestation
-	21, // 9: portcullis.audit.v1.Attestation.from:type_name -> google.protobuf.Timestamp
-	21, // 10: portcullis.audit.v1.Attestation.to:type_name -> google.protobuf.Timestamp
-	21, // 11: portcullis.audit.v1.Attestation.issue_time:type_name -> google.protobuf.Timestamp
-	13, // 12: portcullis.audit.v1.Attestation.ranges:type_name -> portcullis.audit.v1.AttestedRange
-	19, // 13: portcullis.audit.v1.ListConsumersResponse.consumers:type_name -> portcullis.audit.v1.Consumer
-	21, // 14: portcullis.audit.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
-	0,  // 15: portcullis.audit.v1.AuditService.UploadState:input_type -> portcullis.audit.v1.UploadStateRequest
-	2,  // 16: portcullis.audit.v1.AuditService.Upload:input_type -> portcullis.audit.v1.UploadRequest
-	4,  // 17: portcullis.audit.v1.AuditService.Query:input_type -> portcullis.audit.v1.QueryRequest
-	6,  // 18: portcullis.audit.v1.AuditService.Verify:input_type -> portcullis.audit.v1.VerifyRequest
-	10, // 19: portcullis.audit.v1.AuditService.Attest:input_type -> portcullis.audit.v1.AttestRequest
-	15, // 20: portcullis.audit.v1.AuditService.GetPublicKey:input_type -> portcullis.audit.v1.GetPublicKeyRequest
-	17, // 21: portcullis.audit.v1.AuditService.ListConsumers:input_type -> portcullis.audit.v1.ListConsumersRequest
-	1,  // 22: portcullis.audit.v1.AuditService.UploadState:output_type -> portcullis.audit.v1.UploadStateResponse
-	3,  // 23: portcullis.audit.v1.AuditService.Upload:output_type -> portcullis.audit.v1.UploadResponse
-	5,  // 24: portcullis.audit.v1.AuditService.Query:output_type -> portcullis.audit.v1.QueryResponse
-	7,  // 25: portcullis.audit.v1.AuditService.Verify:output_type -> portcullis.audit.v1.VerifyResponse
-	11, // 26: portcullis.audit.v1.AuditService.Attest:output_type -> portcullis.audit.v1.AttestResponse
-	16, // 27: portcullis.audit.v1.AuditService.GetPublicKey:output_type -> portcullis.audit.v1.GetPublicKeyResponse
-	18, // 28: portcullis.audit.v1.AuditService.ListConsumers:output_type -> portcullis.audit.v1.ListConsumersResponse
-	22, // [22:29] is the sub-list for method output_type
-	15, // [15:22] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	24, // 0: portcullis.audit.v1.UsageRequest.from:type_name -> google.protobuf.Timestamp
+	24, // 1: portcullis.audit.v1.UsageRequest.to:type_name -> google.protobuf.Timestamp
+	0,  // 2: portcullis.audit.v1.UsageRequest.group_by:type_name -> portcullis.audit.v1.UsageGroup
+	3,  // 3: portcullis.audit.v1.UsageResponse.rows:type_name -> portcullis.audit.v1.UsageRow
+	25, // 4: portcullis.audit.v1.UploadRequest.records:type_name -> portcullis.audit.v1.Record
+	24, // 5: portcullis.audit.v1.QueryRequest.from:type_name -> google.protobuf.Timestamp
+	24, // 6: portcullis.audit.v1.QueryRequest.to:type_name -> google.protobuf.Timestamp
+	25, // 7: portcullis.audit.v1.QueryResponse.records:type_name -> portcullis.audit.v1.Record
+	12, // 8: portcullis.audit.v1.VerifyResponse.chains:type_name -> portcullis.audit.v1.Chain
+	13, // 9: portcullis.audit.v1.VerifyResponse.problem:type_name -> portcullis.audit.v1.Problem
+	24, // 10: portcullis.audit.v1.AttestRequest.from:type_name -> google.protobuf.Timestamp
+	24, // 11: portcullis.audit.v1.AttestRequest.to:type_name -> google.protobuf.Timestamp
+	18, // 12: portcullis.audit.v1.AttestResponse.attestation:type_name -> portcullis.audit.v1.SignedAttestation
+	24, // 13: portcullis.audit.v1.Attestation.from:type_name -> google.protobuf.Timestamp
+	24, // 14: portcullis.audit.v1.Attestation.to:type_name -> google.protobuf.Timestamp
+	24, // 15: portcullis.audit.v1.Attestation.issue_time:type_name -> google.protobuf.Timestamp
+	17, // 16: portcullis.audit.v1.Attestation.ranges:type_name -> portcullis.audit.v1.AttestedRange
+	23, // 17: portcullis.audit.v1.ListConsumersResponse.consumers:type_name -> portcullis.audit.v1.Consumer
+	24, // 18: portcullis.audit.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
+	4,  // 19: portcullis.audit.v1.AuditService.UploadState:input_type -> portcullis.audit.v1.UploadStateRequest
+	6,  // 20: portcullis.audit.v1.AuditService.Upload:input_type -> portcullis.audit.v1.UploadRequest
+	8,  // 21: portcullis.audit.v1.AuditService.Query:input_type -> portcullis.audit.v1.QueryRequest
+	10, // 22: portcullis.audit.v1.AuditService.Verify:input_type -> portcullis.audit.v1.VerifyRequest
+	14, // 23: portcullis.audit.v1.AuditService.Attest:input_type -> portcullis.audit.v1.AttestRequest
+	19, // 24: portcullis.audit.v1.AuditService.GetPublicKey:input_type -> portcullis.audit.v1.GetPublicKeyRequest
+	21, // 25: portcullis.audit.v1.AuditService.ListConsumers:input_type -> portcullis.audit.v1.ListConsumersRequest
+	1,  // 26: portcullis.audit.v1.AuditService.Usage:input_type -> portcullis.audit.v1.UsageRequest
+	5,  // 27: portcullis.audit.v1.AuditService.UploadState:output_type -> portcullis.audit.v1.UploadStateResponse
+	7,  // 28: portcullis.audit.v1.AuditService.Upload:output_type -> portcullis.audit.v1.UploadResponse
+	9,  // 29: portcullis.audit.v1.AuditService.Query:output_type -> portcullis.audit.v1.QueryResponse
+	11, // 30: portcullis.audit.v1.AuditService.Verify:output_type -> portcullis.audit.v1.VerifyResponse
+	15, // 31: portcullis.audit.v1.AuditService.Attest:output_type -> portcullis.audit.v1.AttestResponse
+	20, // 32: portcullis.audit.v1.AuditService.GetPublicKey:output_type -> portcullis.audit.v1.GetPublicKeyResponse
+	22, // 33: portcullis.audit.v1.AuditService.ListConsumers:output_type -> portcullis.audit.v1.ListConsumersResponse
+	2,  // 34: portcullis.audit.v1.AuditService.Usage:output_type -> portcullis.audit.v1.UsageResponse
+	27, // [27:35] is the sub-list for method output_type
+	19, // [19:27] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_service_proto_init() }
@@ -1411,13 +1772,14 @@ func file_portcullis_audit_v1_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_service_proto_rawDesc), len(file_portcullis_audit_v1_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   20,
+			NumEnums:      1,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_portcullis_audit_v1_service_proto_goTypes,
 		DependencyIndexes: file_portcullis_audit_v1_service_proto_depIdxs,
+		EnumInfos:         file_portcullis_audit_v1_service_proto_enumTypes,
 		MessageInfos:      file_portcullis_audit_v1_service_proto_msgTypes,
 	}.Build()
 	File_portcullis_audit_v1_service_proto = out.File

@@ -92,6 +92,184 @@ func (Protocol) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{0}
 }
 
+// LlmProvider is the API an LLM upstream speaks.
+type LlmProvider int32
+
+const (
+	LlmProvider_LLM_PROVIDER_UNSPECIFIED LlmProvider = 0
+	// OpenAI: Chat Completions (/v1/chat/completions) and Responses
+	// (/v1/responses). The upstream's URL is the API base
+	// ("https://api.openai.com/v1").
+	LlmProvider_LLM_PROVIDER_OPENAI LlmProvider = 1
+	// Anthropic Messages (/v1/messages). The URL is the API base without
+	// the version ("https://api.anthropic.com").
+	LlmProvider_LLM_PROVIDER_ANTHROPIC LlmProvider = 2
+	// A server with OpenAI's Chat Completions API (vLLM, Ollama, LiteLLM,
+	// …); its URL is the API base, as for OpenAI. The Responses API is
+	// forwarded too, for servers that offer it.
+	LlmProvider_LLM_PROVIDER_OPENAI_COMPATIBLE LlmProvider = 3
+)
+
+// Enum value maps for LlmProvider.
+var (
+	LlmProvider_name = map[int32]string{
+		0: "LLM_PROVIDER_UNSPECIFIED",
+		1: "LLM_PROVIDER_OPENAI",
+		2: "LLM_PROVIDER_ANTHROPIC",
+		3: "LLM_PROVIDER_OPENAI_COMPATIBLE",
+	}
+	LlmProvider_value = map[string]int32{
+		"LLM_PROVIDER_UNSPECIFIED":       0,
+		"LLM_PROVIDER_OPENAI":            1,
+		"LLM_PROVIDER_ANTHROPIC":         2,
+		"LLM_PROVIDER_OPENAI_COMPATIBLE": 3,
+	}
+)
+
+func (x LlmProvider) Enum() *LlmProvider {
+	p := new(LlmProvider)
+	*p = x
+	return p
+}
+
+func (x LlmProvider) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LlmProvider) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[1].Descriptor()
+}
+
+func (LlmProvider) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[1]
+}
+
+func (x LlmProvider) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LlmProvider.Descriptor instead.
+func (LlmProvider) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{1}
+}
+
+// BudgetScope says whose calls share one budget.
+type BudgetScope int32
+
+const (
+	BudgetScope_BUDGET_SCOPE_UNSPECIFIED BudgetScope = 0
+	// Each agent has its own.
+	BudgetScope_BUDGET_SCOPE_AGENT BudgetScope = 1
+	// Each team (an agent's team; agents without a team are not counted).
+	BudgetScope_BUDGET_SCOPE_TEAM BudgetScope = 2
+	// Each verified user an agent acts for (calls without a user token are
+	// not counted).
+	BudgetScope_BUDGET_SCOPE_USER BudgetScope = 3
+	// Every matching call shares one.
+	BudgetScope_BUDGET_SCOPE_GLOBAL BudgetScope = 4
+)
+
+// Enum value maps for BudgetScope.
+var (
+	BudgetScope_name = map[int32]string{
+		0: "BUDGET_SCOPE_UNSPECIFIED",
+		1: "BUDGET_SCOPE_AGENT",
+		2: "BUDGET_SCOPE_TEAM",
+		3: "BUDGET_SCOPE_USER",
+		4: "BUDGET_SCOPE_GLOBAL",
+	}
+	BudgetScope_value = map[string]int32{
+		"BUDGET_SCOPE_UNSPECIFIED": 0,
+		"BUDGET_SCOPE_AGENT":       1,
+		"BUDGET_SCOPE_TEAM":        2,
+		"BUDGET_SCOPE_USER":        3,
+		"BUDGET_SCOPE_GLOBAL":      4,
+	}
+)
+
+func (x BudgetScope) Enum() *BudgetScope {
+	p := new(BudgetScope)
+	*p = x
+	return p
+}
+
+func (x BudgetScope) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BudgetScope) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[2].Descriptor()
+}
+
+func (BudgetScope) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[2]
+}
+
+func (x BudgetScope) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BudgetScope.Descriptor instead.
+func (BudgetScope) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
+}
+
+// BudgetWindow is the calendar window a budget resets on.
+type BudgetWindow int32
+
+const (
+	BudgetWindow_BUDGET_WINDOW_UNSPECIFIED BudgetWindow = 0
+	BudgetWindow_BUDGET_WINDOW_MINUTE      BudgetWindow = 1
+	BudgetWindow_BUDGET_WINDOW_HOUR        BudgetWindow = 2
+	BudgetWindow_BUDGET_WINDOW_DAY         BudgetWindow = 3
+	BudgetWindow_BUDGET_WINDOW_MONTH       BudgetWindow = 4
+)
+
+// Enum value maps for BudgetWindow.
+var (
+	BudgetWindow_name = map[int32]string{
+		0: "BUDGET_WINDOW_UNSPECIFIED",
+		1: "BUDGET_WINDOW_MINUTE",
+		2: "BUDGET_WINDOW_HOUR",
+		3: "BUDGET_WINDOW_DAY",
+		4: "BUDGET_WINDOW_MONTH",
+	}
+	BudgetWindow_value = map[string]int32{
+		"BUDGET_WINDOW_UNSPECIFIED": 0,
+		"BUDGET_WINDOW_MINUTE":      1,
+		"BUDGET_WINDOW_HOUR":        2,
+		"BUDGET_WINDOW_DAY":         3,
+		"BUDGET_WINDOW_MONTH":       4,
+	}
+)
+
+func (x BudgetWindow) Enum() *BudgetWindow {
+	p := new(BudgetWindow)
+	*p = x
+	return p
+}
+
+func (x BudgetWindow) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BudgetWindow) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+}
+
+func (BudgetWindow) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+}
+
+func (x BudgetWindow) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BudgetWindow.Descriptor instead.
+func (BudgetWindow) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
 // McpEra is the MCP protocol era the data plane speaks with an upstream.
 type McpEra int32
 
@@ -130,11 +308,11 @@ func (x McpEra) String() string {
 }
 
 func (McpEra) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[1].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (McpEra) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[1]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
 }
 
 func (x McpEra) Number() protoreflect.EnumNumber {
@@ -143,7 +321,7 @@ func (x McpEra) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use McpEra.Descriptor instead.
 func (McpEra) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 // ToolClass is the operator's classification of a tool. It is never taken
@@ -187,11 +365,11 @@ func (x ToolClass) String() string {
 }
 
 func (ToolClass) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[2].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
 }
 
 func (ToolClass) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[2]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
 }
 
 func (x ToolClass) Number() protoreflect.EnumNumber {
@@ -200,7 +378,7 @@ func (x ToolClass) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ToolClass.Descriptor instead.
 func (ToolClass) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 // PinKind is what a ToolPin approves.
@@ -239,11 +417,11 @@ func (x PinKind) String() string {
 }
 
 func (PinKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
 }
 
 func (PinKind) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
 }
 
 func (x PinKind) Number() protoreflect.EnumNumber {
@@ -252,7 +430,7 @@ func (x PinKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PinKind.Descriptor instead.
 func (PinKind) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 // RolloutStage is where a policy rollout stands.
@@ -304,11 +482,11 @@ func (x RolloutStage) String() string {
 }
 
 func (RolloutStage) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[7].Descriptor()
 }
 
 func (RolloutStage) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[7]
 }
 
 func (x RolloutStage) Number() protoreflect.EnumNumber {
@@ -317,7 +495,7 @@ func (x RolloutStage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RolloutStage.Descriptor instead.
 func (RolloutStage) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 // JwtUse says what a JWT issuer vouches for.
@@ -357,11 +535,11 @@ func (x JwtUse) String() string {
 }
 
 func (JwtUse) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[8].Descriptor()
 }
 
 func (JwtUse) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[8]
 }
 
 func (x JwtUse) Number() protoreflect.EnumNumber {
@@ -370,7 +548,7 @@ func (x JwtUse) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JwtUse.Descriptor instead.
 func (JwtUse) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 // Role is what an admin token may do. Each role includes the rights of the
@@ -419,11 +597,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[9].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[9]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -432,7 +610,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 // LearningScope says whose calls a learned list learns from and whose calls
@@ -478,11 +656,11 @@ func (x LearningScope) String() string {
 }
 
 func (LearningScope) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[7].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[10].Descriptor()
 }
 
 func (LearningScope) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[7]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[10]
 }
 
 func (x LearningScope) Number() protoreflect.EnumNumber {
@@ -491,7 +669,7 @@ func (x LearningScope) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LearningScope.Descriptor instead.
 func (LearningScope) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 // AlertFormat is the shape of an alert's JSON body.
@@ -531,11 +709,11 @@ func (x AlertFormat) String() string {
 }
 
 func (AlertFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[8].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[11].Descriptor()
 }
 
 func (AlertFormat) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[8]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[11]
 }
 
 func (x AlertFormat) Number() protoreflect.EnumNumber {
@@ -544,7 +722,7 @@ func (x AlertFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlertFormat.Descriptor instead.
 func (AlertFormat) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -929,7 +1107,10 @@ type Upstream struct {
 	// it elsewhere. url is the agent's JSON-RPC endpoint; the card is always
 	// fetched from the same origin, with the upstream's own credential, and
 	// never followed to a URL it names.
-	A2ACardPath   string `protobuf:"bytes,10,opt,name=a2a_card_path,json=a2aCardPath,proto3" json:"a2a_card_path,omitempty"`
+	A2ACardPath string `protobuf:"bytes,10,opt,name=a2a_card_path,json=a2aCardPath,proto3" json:"a2a_card_path,omitempty"`
+	// LLM upstreams only: the provider's API and the models agents may call.
+	// Numbered clear of the fields other protocols add after 9.
+	Llm           *LlmUpstream `protobuf:"bytes,20,opt,name=llm,proto3" json:"llm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1034,6 +1215,437 @@ func (x *Upstream) GetA2ACardPath() string {
 	return ""
 }
 
+func (x *Upstream) GetLlm() *LlmUpstream {
+	if x != nil {
+		return x.Llm
+	}
+	return nil
+}
+
+// LlmUpstream is what an LLM provider upstream serves. Agents call its
+// models by "<prefix>/<model id>" (the upstream's tool prefix) or by an
+// alias; a model not listed here is refused.
+type LlmUpstream struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Provider LlmProvider            `protobuf:"varint,1,opt,name=provider,proto3,enum=portcullis.config.v1.LlmProvider" json:"provider,omitempty"`
+	// The models agents may call, by the provider's own id. At most 256.
+	Models        []*LlmModel `protobuf:"bytes,2,rep,name=models,proto3" json:"models,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LlmUpstream) Reset() {
+	*x = LlmUpstream{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LlmUpstream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LlmUpstream) ProtoMessage() {}
+
+func (x *LlmUpstream) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LlmUpstream.ProtoReflect.Descriptor instead.
+func (*LlmUpstream) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LlmUpstream) GetProvider() LlmProvider {
+	if x != nil {
+		return x.Provider
+	}
+	return LlmProvider_LLM_PROVIDER_UNSPECIFIED
+}
+
+func (x *LlmUpstream) GetModels() []*LlmModel {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+// LlmModel is one model an LLM upstream serves.
+type LlmModel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's model id ("gpt-4o-mini", "claude-sonnet-4-5"): 1-128
+	// characters of [A-Za-z0-9._:@/-].
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Other names agents may call the model by ("fast"): each 1-64
+	// characters of [A-Za-z0-9._-], unique across every LLM upstream.
+	Aliases []string `protobuf:"bytes,2,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// The most output tokens the gateway assumes a call may produce when the
+	// request sets no limit of its own: the worst case a budget reserves,
+	// and the limit the gateway sets on an OpenAI request that has none.
+	// 0 means 4096.
+	OutputCap     int64 `protobuf:"varint,3,opt,name=output_cap,json=outputCap,proto3" json:"output_cap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LlmModel) Reset() {
+	*x = LlmModel{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LlmModel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LlmModel) ProtoMessage() {}
+
+func (x *LlmModel) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LlmModel.ProtoReflect.Descriptor instead.
+func (*LlmModel) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LlmModel) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *LlmModel) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+func (x *LlmModel) GetOutputCap() int64 {
+	if x != nil {
+		return x.OutputCap
+	}
+	return 0
+}
+
+// ModelPrice is the price of one model of an LLM upstream, with its
+// history. Its name is "<upstream>/<model id>". Prices are in micro-units
+// of the operator's currency (one currency for the whole gateway; USD by
+// convention) per million tokens. There are no built-in prices: a model
+// without one has no cost, and calls of it are refused while a cost budget
+// applies to the caller.
+type ModelPrice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// The LLM upstream serving the model.
+	Upstream string `protobuf:"bytes,2,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	// The provider's model id, as listed in the upstream's models.
+	Model string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// The prices in order of effective_time, at most 64. A call is priced by
+	// the last entry whose effective_time is not after the call's start.
+	Prices        []*PriceEntry `protobuf:"bytes,4,rep,name=prices,proto3" json:"prices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelPrice) Reset() {
+	*x = ModelPrice{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelPrice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelPrice) ProtoMessage() {}
+
+func (x *ModelPrice) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelPrice.ProtoReflect.Descriptor instead.
+func (*ModelPrice) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ModelPrice) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *ModelPrice) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *ModelPrice) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *ModelPrice) GetPrices() []*PriceEntry {
+	if x != nil {
+		return x.Prices
+	}
+	return nil
+}
+
+// PriceEntry is a model's price from one moment on.
+type PriceEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// From when the price applies (unset: since always).
+	EffectiveTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=effective_time,json=effectiveTime,proto3" json:"effective_time,omitempty"`
+	// Per million input tokens that are neither cache reads nor cache writes.
+	InputMicros int64 `protobuf:"varint,2,opt,name=input_micros,json=inputMicros,proto3" json:"input_micros,omitempty"`
+	// Per million output tokens (reasoning tokens included).
+	OutputMicros int64 `protobuf:"varint,3,opt,name=output_micros,json=outputMicros,proto3" json:"output_micros,omitempty"`
+	// Per million input tokens read from the provider's prompt cache; unset:
+	// the input price.
+	CachedInputMicros *int64 `protobuf:"varint,4,opt,name=cached_input_micros,json=cachedInputMicros,proto3,oneof" json:"cached_input_micros,omitempty"`
+	// Per million input tokens written to the provider's prompt cache
+	// (Anthropic's cache_creation_input_tokens); unset: the input price.
+	CacheWriteMicros *int64 `protobuf:"varint,5,opt,name=cache_write_micros,json=cacheWriteMicros,proto3,oneof" json:"cache_write_micros,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PriceEntry) Reset() {
+	*x = PriceEntry{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PriceEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PriceEntry) ProtoMessage() {}
+
+func (x *PriceEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PriceEntry.ProtoReflect.Descriptor instead.
+func (*PriceEntry) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PriceEntry) GetEffectiveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EffectiveTime
+	}
+	return nil
+}
+
+func (x *PriceEntry) GetInputMicros() int64 {
+	if x != nil {
+		return x.InputMicros
+	}
+	return 0
+}
+
+func (x *PriceEntry) GetOutputMicros() int64 {
+	if x != nil {
+		return x.OutputMicros
+	}
+	return 0
+}
+
+func (x *PriceEntry) GetCachedInputMicros() int64 {
+	if x != nil && x.CachedInputMicros != nil {
+		return *x.CachedInputMicros
+	}
+	return 0
+}
+
+func (x *PriceEntry) GetCacheWriteMicros() int64 {
+	if x != nil && x.CacheWriteMicros != nil {
+		return *x.CacheWriteMicros
+	}
+	return 0
+}
+
+// Budget bounds what the calls of one key (each agent, each team, each
+// user, or everyone together) may consume in a calendar window: calls,
+// tokens (input plus output, as the provider reports them) and cost (by
+// the model's price). A call is reserved its worst case before it runs and
+// settled on what it consumed after; a call that would exceed a limit is
+// refused before it reaches the upstream. Every budget that applies to a
+// call must admit it.
+type Budget struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Meta   *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Scope  BudgetScope            `protobuf:"varint,2,opt,name=scope,proto3,enum=portcullis.config.v1.BudgetScope" json:"scope,omitempty"`
+	Window BudgetWindow           `protobuf:"varint,3,opt,name=window,proto3,enum=portcullis.config.v1.BudgetWindow" json:"window,omitempty"`
+	// IANA time zone the windows are aligned in ("Europe/Oslo"); empty: UTC.
+	TimeZone string `protobuf:"bytes,4,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// Limits per key and window; 0 means no limit of that unit. At least one
+	// is set.
+	MaxCalls  int64 `protobuf:"varint,5,opt,name=max_calls,json=maxCalls,proto3" json:"max_calls,omitempty"`
+	MaxTokens int64 `protobuf:"varint,6,opt,name=max_tokens,json=maxTokens,proto3" json:"max_tokens,omitempty"`
+	// In micro-units of the price tables' currency.
+	MaxCostMicros int64 `protobuf:"varint,7,opt,name=max_cost_micros,json=maxCostMicros,proto3" json:"max_cost_micros,omitempty"`
+	// Only calls matching every non-empty list count: by agent name, team,
+	// upstream name, and model (as agents name it, "<prefix>/<model id>").
+	Agents        []string `protobuf:"bytes,8,rep,name=agents,proto3" json:"agents,omitempty"`
+	Teams         []string `protobuf:"bytes,9,rep,name=teams,proto3" json:"teams,omitempty"`
+	Upstreams     []string `protobuf:"bytes,10,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
+	Models        []string `protobuf:"bytes,11,rep,name=models,proto3" json:"models,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Budget) Reset() {
+	*x = Budget{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Budget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Budget) ProtoMessage() {}
+
+func (x *Budget) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Budget.ProtoReflect.Descriptor instead.
+func (*Budget) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Budget) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Budget) GetScope() BudgetScope {
+	if x != nil {
+		return x.Scope
+	}
+	return BudgetScope_BUDGET_SCOPE_UNSPECIFIED
+}
+
+func (x *Budget) GetWindow() BudgetWindow {
+	if x != nil {
+		return x.Window
+	}
+	return BudgetWindow_BUDGET_WINDOW_UNSPECIFIED
+}
+
+func (x *Budget) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *Budget) GetMaxCalls() int64 {
+	if x != nil {
+		return x.MaxCalls
+	}
+	return 0
+}
+
+func (x *Budget) GetMaxTokens() int64 {
+	if x != nil {
+		return x.MaxTokens
+	}
+	return 0
+}
+
+func (x *Budget) GetMaxCostMicros() int64 {
+	if x != nil {
+		return x.MaxCostMicros
+	}
+	return 0
+}
+
+func (x *Budget) GetAgents() []string {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *Budget) GetTeams() []string {
+	if x != nil {
+		return x.Teams
+	}
+	return nil
+}
+
+func (x *Budget) GetUpstreams() []string {
+	if x != nil {
+		return x.Upstreams
+	}
+	return nil
+}
+
+func (x *Budget) GetModels() []string {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
 // UpstreamCredential references a Secret; the data plane attaches it.
 type UpstreamCredential struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1049,7 +1661,7 @@ type UpstreamCredential struct {
 
 func (x *UpstreamCredential) Reset() {
 	*x = UpstreamCredential{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[5]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1673,7 @@ func (x *UpstreamCredential) String() string {
 func (*UpstreamCredential) ProtoMessage() {}
 
 func (x *UpstreamCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[5]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1686,7 @@ func (x *UpstreamCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamCredential.ProtoReflect.Descriptor instead.
 func (*UpstreamCredential) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpstreamCredential) GetKind() isUpstreamCredential_Kind {
@@ -1150,7 +1762,7 @@ type HeaderCredential struct {
 
 func (x *HeaderCredential) Reset() {
 	*x = HeaderCredential{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[6]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1774,7 @@ func (x *HeaderCredential) String() string {
 func (*HeaderCredential) ProtoMessage() {}
 
 func (x *HeaderCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[6]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1787,7 @@ func (x *HeaderCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderCredential.ProtoReflect.Descriptor instead.
 func (*HeaderCredential) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HeaderCredential) GetHeader() string {
@@ -1203,7 +1815,7 @@ type BearerCredential struct {
 
 func (x *BearerCredential) Reset() {
 	*x = BearerCredential{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[7]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1827,7 @@ func (x *BearerCredential) String() string {
 func (*BearerCredential) ProtoMessage() {}
 
 func (x *BearerCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[7]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1840,7 @@ func (x *BearerCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BearerCredential.ProtoReflect.Descriptor instead.
 func (*BearerCredential) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BearerCredential) GetSecret() string {
@@ -1254,7 +1866,7 @@ type OAuthClientCredentials struct {
 
 func (x *OAuthClientCredentials) Reset() {
 	*x = OAuthClientCredentials{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[8]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1878,7 @@ func (x *OAuthClientCredentials) String() string {
 func (*OAuthClientCredentials) ProtoMessage() {}
 
 func (x *OAuthClientCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[8]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1891,7 @@ func (x *OAuthClientCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OAuthClientCredentials.ProtoReflect.Descriptor instead.
 func (*OAuthClientCredentials) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OAuthClientCredentials) GetTokenUrl() string {
@@ -1333,7 +1945,7 @@ type UpstreamLimits struct {
 
 func (x *UpstreamLimits) Reset() {
 	*x = UpstreamLimits{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[9]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1957,7 @@ func (x *UpstreamLimits) String() string {
 func (*UpstreamLimits) ProtoMessage() {}
 
 func (x *UpstreamLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[9]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1970,7 @@ func (x *UpstreamLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLimits.ProtoReflect.Descriptor instead.
 func (*UpstreamLimits) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpstreamLimits) GetMaxRequestBytes() int64 {
@@ -1400,7 +2012,7 @@ type Resilience struct {
 
 func (x *Resilience) Reset() {
 	*x = Resilience{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[10]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +2024,7 @@ func (x *Resilience) String() string {
 func (*Resilience) ProtoMessage() {}
 
 func (x *Resilience) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[10]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +2037,7 @@ func (x *Resilience) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resilience.ProtoReflect.Descriptor instead.
 func (*Resilience) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Resilience) GetTimeout() *durationpb.Duration {
@@ -1480,7 +2092,7 @@ type ToolPin struct {
 
 func (x *ToolPin) Reset() {
 	*x = ToolPin{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[11]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +2104,7 @@ func (x *ToolPin) String() string {
 func (*ToolPin) ProtoMessage() {}
 
 func (x *ToolPin) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[11]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +2117,7 @@ func (x *ToolPin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolPin.ProtoReflect.Descriptor instead.
 func (*ToolPin) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ToolPin) GetMeta() *ResourceMeta {
@@ -1575,7 +2187,7 @@ type ToolVersion struct {
 
 func (x *ToolVersion) Reset() {
 	*x = ToolVersion{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +2199,7 @@ func (x *ToolVersion) String() string {
 func (*ToolVersion) ProtoMessage() {}
 
 func (x *ToolVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +2212,7 @@ func (x *ToolVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolVersion.ProtoReflect.Descriptor instead.
 func (*ToolVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ToolVersion) GetVersion() int64 {
@@ -1694,7 +2306,7 @@ type PolicySet struct {
 
 func (x *PolicySet) Reset() {
 	*x = PolicySet{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +2318,7 @@ func (x *PolicySet) String() string {
 func (*PolicySet) ProtoMessage() {}
 
 func (x *PolicySet) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +2331,7 @@ func (x *PolicySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicySet.ProtoReflect.Descriptor instead.
 func (*PolicySet) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PolicySet) GetMeta() *ResourceMeta {
@@ -1806,7 +2418,7 @@ type PolicyHistory struct {
 
 func (x *PolicyHistory) Reset() {
 	*x = PolicyHistory{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +2430,7 @@ func (x *PolicyHistory) String() string {
 func (*PolicyHistory) ProtoMessage() {}
 
 func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +2443,7 @@ func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistory.ProtoReflect.Descriptor instead.
 func (*PolicyHistory) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PolicyHistory) GetMeta() *ResourceMeta {
@@ -1874,7 +2486,7 @@ type PolicyVersion struct {
 
 func (x *PolicyVersion) Reset() {
 	*x = PolicyVersion{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1886,7 +2498,7 @@ func (x *PolicyVersion) String() string {
 func (*PolicyVersion) ProtoMessage() {}
 
 func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1899,7 +2511,7 @@ func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVersion.ProtoReflect.Descriptor instead.
 func (*PolicyVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PolicyVersion) GetVersion() int64 {
@@ -1986,7 +2598,7 @@ type PolicyTests struct {
 
 func (x *PolicyTests) Reset() {
 	*x = PolicyTests{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1998,7 +2610,7 @@ func (x *PolicyTests) String() string {
 func (*PolicyTests) ProtoMessage() {}
 
 func (x *PolicyTests) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2011,7 +2623,7 @@ func (x *PolicyTests) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyTests.ProtoReflect.Descriptor instead.
 func (*PolicyTests) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PolicyTests) GetMeta() *ResourceMeta {
@@ -2061,7 +2673,7 @@ type PolicyTestCase struct {
 
 func (x *PolicyTestCase) Reset() {
 	*x = PolicyTestCase{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2685,7 @@ func (x *PolicyTestCase) String() string {
 func (*PolicyTestCase) ProtoMessage() {}
 
 func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2698,7 @@ func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyTestCase.ProtoReflect.Descriptor instead.
 func (*PolicyTestCase) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PolicyTestCase) GetName() string {
@@ -2234,7 +2846,7 @@ type Rollout struct {
 
 func (x *Rollout) Reset() {
 	*x = Rollout{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2858,7 @@ func (x *Rollout) String() string {
 func (*Rollout) ProtoMessage() {}
 
 func (x *Rollout) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2871,7 @@ func (x *Rollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
 func (*Rollout) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Rollout) GetMeta() *ResourceMeta {
@@ -2401,7 +3013,7 @@ type RolloutPlan struct {
 
 func (x *RolloutPlan) Reset() {
 	*x = RolloutPlan{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2413,7 +3025,7 @@ func (x *RolloutPlan) String() string {
 func (*RolloutPlan) ProtoMessage() {}
 
 func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2426,7 +3038,7 @@ func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutPlan.ProtoReflect.Descriptor instead.
 func (*RolloutPlan) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RolloutPlan) GetShadow() *durationpb.Duration {
@@ -2479,7 +3091,7 @@ type RolloutTransition struct {
 
 func (x *RolloutTransition) Reset() {
 	*x = RolloutTransition{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2491,7 +3103,7 @@ func (x *RolloutTransition) String() string {
 func (*RolloutTransition) ProtoMessage() {}
 
 func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2504,7 +3116,7 @@ func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutTransition.ProtoReflect.Descriptor instead.
 func (*RolloutTransition) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RolloutTransition) GetTime() *timestamppb.Timestamp {
@@ -2578,7 +3190,7 @@ type ValueList struct {
 
 func (x *ValueList) Reset() {
 	*x = ValueList{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2590,7 +3202,7 @@ func (x *ValueList) String() string {
 func (*ValueList) ProtoMessage() {}
 
 func (x *ValueList) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +3215,7 @@ func (x *ValueList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValueList.ProtoReflect.Descriptor instead.
 func (*ValueList) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ValueList) GetMeta() *ResourceMeta {
@@ -2639,7 +3251,7 @@ type Setting struct {
 
 func (x *Setting) Reset() {
 	*x = Setting{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +3263,7 @@ func (x *Setting) String() string {
 func (*Setting) ProtoMessage() {}
 
 func (x *Setting) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +3276,7 @@ func (x *Setting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Setting.ProtoReflect.Descriptor instead.
 func (*Setting) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Setting) GetMeta() *ResourceMeta {
@@ -2696,7 +3308,7 @@ type IdentitySource struct {
 
 func (x *IdentitySource) Reset() {
 	*x = IdentitySource{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +3320,7 @@ func (x *IdentitySource) String() string {
 func (*IdentitySource) ProtoMessage() {}
 
 func (x *IdentitySource) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +3333,7 @@ func (x *IdentitySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
 func (*IdentitySource) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *IdentitySource) GetMeta() *ResourceMeta {
@@ -2802,7 +3414,7 @@ type JwtIssuer struct {
 
 func (x *JwtIssuer) Reset() {
 	*x = JwtIssuer{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +3426,7 @@ func (x *JwtIssuer) String() string {
 func (*JwtIssuer) ProtoMessage() {}
 
 func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +3439,7 @@ func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtIssuer.ProtoReflect.Descriptor instead.
 func (*JwtIssuer) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *JwtIssuer) GetIssuer() string {
@@ -2912,7 +3524,7 @@ type MtlsAuthority struct {
 
 func (x *MtlsAuthority) Reset() {
 	*x = MtlsAuthority{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2924,7 +3536,7 @@ func (x *MtlsAuthority) String() string {
 func (*MtlsAuthority) ProtoMessage() {}
 
 func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2937,7 +3549,7 @@ func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsAuthority.ProtoReflect.Descriptor instead.
 func (*MtlsAuthority) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MtlsAuthority) GetCaPem() string {
@@ -2979,7 +3591,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2991,7 +3603,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3004,7 +3616,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Secret) GetMeta() *ResourceMeta {
@@ -3069,7 +3681,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3081,7 +3693,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3094,7 +3706,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AdminToken) GetMeta() *ResourceMeta {
@@ -3152,7 +3764,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3164,7 +3776,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3177,7 +3789,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Node) GetMeta() *ResourceMeta {
@@ -3226,7 +3838,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3238,7 +3850,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3251,7 +3863,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClusterIdentity) GetClusterId() string {
@@ -3330,7 +3942,7 @@ type ListLearning struct {
 
 func (x *ListLearning) Reset() {
 	*x = ListLearning{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3342,7 +3954,7 @@ func (x *ListLearning) String() string {
 func (*ListLearning) ProtoMessage() {}
 
 func (x *ListLearning) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3355,7 +3967,7 @@ func (x *ListLearning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLearning.ProtoReflect.Descriptor instead.
 func (*ListLearning) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListLearning) GetMeta() *ResourceMeta {
@@ -3427,7 +4039,7 @@ type LearnedSet struct {
 
 func (x *LearnedSet) Reset() {
 	*x = LearnedSet{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3439,7 +4051,7 @@ func (x *LearnedSet) String() string {
 func (*LearnedSet) ProtoMessage() {}
 
 func (x *LearnedSet) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3452,7 +4064,7 @@ func (x *LearnedSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedSet.ProtoReflect.Descriptor instead.
 func (*LearnedSet) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LearnedSet) GetScope() string {
@@ -3484,7 +4096,7 @@ type AlertRule struct {
 
 func (x *AlertRule) Reset() {
 	*x = AlertRule{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3496,7 +4108,7 @@ func (x *AlertRule) String() string {
 func (*AlertRule) ProtoMessage() {}
 
 func (x *AlertRule) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3509,7 +4121,7 @@ func (x *AlertRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertRule.ProtoReflect.Descriptor instead.
 func (*AlertRule) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AlertRule) GetMeta() *ResourceMeta {
@@ -3557,7 +4169,7 @@ type AlertMatch struct {
 
 func (x *AlertMatch) Reset() {
 	*x = AlertMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3569,7 +4181,7 @@ func (x *AlertMatch) String() string {
 func (*AlertMatch) ProtoMessage() {}
 
 func (x *AlertMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3582,7 +4194,7 @@ func (x *AlertMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertMatch.ProtoReflect.Descriptor instead.
 func (*AlertMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AlertMatch) GetKind() isAlertMatch_Kind {
@@ -3658,7 +4270,7 @@ type PolicyDenyMatch struct {
 
 func (x *PolicyDenyMatch) Reset() {
 	*x = PolicyDenyMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3670,7 +4282,7 @@ func (x *PolicyDenyMatch) String() string {
 func (*PolicyDenyMatch) ProtoMessage() {}
 
 func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3683,7 +4295,7 @@ func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyDenyMatch.ProtoReflect.Descriptor instead.
 func (*PolicyDenyMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{34}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PolicyDenyMatch) GetTag() string {
@@ -3703,7 +4315,7 @@ type QuarantineMatch struct {
 
 func (x *QuarantineMatch) Reset() {
 	*x = QuarantineMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3715,7 +4327,7 @@ func (x *QuarantineMatch) String() string {
 func (*QuarantineMatch) ProtoMessage() {}
 
 func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3728,7 +4340,7 @@ func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineMatch.ProtoReflect.Descriptor instead.
 func (*QuarantineMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
 }
 
 // RolloutRollbackMatch matches the automatic rollbacks of staged policy
@@ -3741,7 +4353,7 @@ type RolloutRollbackMatch struct {
 
 func (x *RolloutRollbackMatch) Reset() {
 	*x = RolloutRollbackMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3753,7 +4365,7 @@ func (x *RolloutRollbackMatch) String() string {
 func (*RolloutRollbackMatch) ProtoMessage() {}
 
 func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3766,7 +4378,7 @@ func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutRollbackMatch.ProtoReflect.Descriptor instead.
 func (*RolloutRollbackMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
 }
 
 // AlertWebhook is where and how an alert is sent.
@@ -3793,7 +4405,7 @@ type AlertWebhook struct {
 
 func (x *AlertWebhook) Reset() {
 	*x = AlertWebhook{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3805,7 +4417,7 @@ func (x *AlertWebhook) String() string {
 func (*AlertWebhook) ProtoMessage() {}
 
 func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3818,7 +4430,7 @@ func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertWebhook.ProtoReflect.Descriptor instead.
 func (*AlertWebhook) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AlertWebhook) GetUrl() string {
@@ -3883,7 +4495,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3895,7 +4507,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3908,7 +4520,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Alert) GetMeta() *ResourceMeta {
@@ -3992,7 +4604,7 @@ type AlertEvent struct {
 
 func (x *AlertEvent) Reset() {
 	*x = AlertEvent{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4004,7 +4616,7 @@ func (x *AlertEvent) String() string {
 func (*AlertEvent) ProtoMessage() {}
 
 func (x *AlertEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4017,7 +4629,7 @@ func (x *AlertEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertEvent.ProtoReflect.Descriptor instead.
 func (*AlertEvent) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AlertEvent) GetKind() string {
@@ -4110,7 +4722,7 @@ type AuditCursor struct {
 
 func (x *AuditCursor) Reset() {
 	*x = AuditCursor{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4122,7 +4734,7 @@ func (x *AuditCursor) String() string {
 func (*AuditCursor) ProtoMessage() {}
 
 func (x *AuditCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4135,7 +4747,7 @@ func (x *AuditCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCursor.ProtoReflect.Descriptor instead.
 func (*AuditCursor) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AuditCursor) GetMeta() *ResourceMeta {
@@ -4178,7 +4790,7 @@ type AuditMark struct {
 
 func (x *AuditMark) Reset() {
 	*x = AuditMark{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4190,7 +4802,7 @@ func (x *AuditMark) String() string {
 func (*AuditMark) ProtoMessage() {}
 
 func (x *AuditMark) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4203,7 +4815,7 @@ func (x *AuditMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditMark.ProtoReflect.Descriptor instead.
 func (*AuditMark) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AuditMark) GetDataplane() string {
@@ -4261,7 +4873,7 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"JwtSubject\x12'\n" +
 	"\x0fidentity_source\x18\x01 \x01(\tR\x0eidentitySource\x12\x18\n" +
-	"\asubject\x18\x02 \x01(\tR\asubject\"\x95\x04\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\"\xca\x04\n" +
 	"\bUpstream\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12:\n" +
 	"\bprotocol\x18\x02 \x01(\x0e2\x1e.portcullis.config.v1.ProtocolR\bprotocol\x12\x10\n" +
@@ -4278,8 +4890,46 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x10allow_link_local\x18\b \x01(\bR\x0eallowLinkLocal\x125\n" +
 	"\amcp_era\x18\t \x01(\x0e2\x1c.portcullis.config.v1.McpEraR\x06mcpEra\x12\"\n" +
 	"\ra2a_card_path\x18\n" +
-	" \x01(\tR\va2aCardPathB\x0e\n" +
-	"\f_tool_prefix\"\x8a\x02\n" +
+	" \x01(\tR\va2aCardPath\x123\n" +
+	"\x03llm\x18\x14 \x01(\v2!.portcullis.config.v1.LlmUpstreamR\x03llmB\x0e\n" +
+	"\f_tool_prefix\"\x84\x01\n" +
+	"\vLlmUpstream\x12=\n" +
+	"\bprovider\x18\x01 \x01(\x0e2!.portcullis.config.v1.LlmProviderR\bprovider\x126\n" +
+	"\x06models\x18\x02 \x03(\v2\x1e.portcullis.config.v1.LlmModelR\x06models\"S\n" +
+	"\bLlmModel\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaliases\x18\x02 \x03(\tR\aaliases\x12\x1d\n" +
+	"\n" +
+	"output_cap\x18\x03 \x01(\x03R\toutputCap\"\xb0\x01\n" +
+	"\n" +
+	"ModelPrice\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1a\n" +
+	"\bupstream\x18\x02 \x01(\tR\bupstream\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x128\n" +
+	"\x06prices\x18\x04 \x03(\v2 .portcullis.config.v1.PriceEntryR\x06prices\"\xae\x02\n" +
+	"\n" +
+	"PriceEntry\x12A\n" +
+	"\x0eeffective_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\reffectiveTime\x12!\n" +
+	"\finput_micros\x18\x02 \x01(\x03R\vinputMicros\x12#\n" +
+	"\routput_micros\x18\x03 \x01(\x03R\foutputMicros\x123\n" +
+	"\x13cached_input_micros\x18\x04 \x01(\x03H\x00R\x11cachedInputMicros\x88\x01\x01\x121\n" +
+	"\x12cache_write_micros\x18\x05 \x01(\x03H\x01R\x10cacheWriteMicros\x88\x01\x01B\x16\n" +
+	"\x14_cached_input_microsB\x15\n" +
+	"\x13_cache_write_micros\"\x9a\x03\n" +
+	"\x06Budget\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x127\n" +
+	"\x05scope\x18\x02 \x01(\x0e2!.portcullis.config.v1.BudgetScopeR\x05scope\x12:\n" +
+	"\x06window\x18\x03 \x01(\x0e2\".portcullis.config.v1.BudgetWindowR\x06window\x12\x1b\n" +
+	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\x12\x1b\n" +
+	"\tmax_calls\x18\x05 \x01(\x03R\bmaxCalls\x12\x1d\n" +
+	"\n" +
+	"max_tokens\x18\x06 \x01(\x03R\tmaxTokens\x12&\n" +
+	"\x0fmax_cost_micros\x18\a \x01(\x03R\rmaxCostMicros\x12\x16\n" +
+	"\x06agents\x18\b \x03(\tR\x06agents\x12\x14\n" +
+	"\x05teams\x18\t \x03(\tR\x05teams\x12\x1c\n" +
+	"\tupstreams\x18\n" +
+	" \x03(\tR\tupstreams\x12\x16\n" +
+	"\x06models\x18\v \x03(\tR\x06models\"\x8a\x02\n" +
 	"\x12UpstreamCredential\x12@\n" +
 	"\x06header\x18\x01 \x01(\v2&.portcullis.config.v1.HeaderCredentialH\x00R\x06header\x12@\n" +
 	"\x06bearer\x18\x02 \x01(\v2&.portcullis.config.v1.BearerCredentialH\x00R\x06bearer\x12h\n" +
@@ -4547,7 +5197,24 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROTOCOL_MCP\x10\x01\x12\x10\n" +
 	"\fPROTOCOL_A2A\x10\x02\x12\x10\n" +
-	"\fPROTOCOL_LLM\x10\x03*I\n" +
+	"\fPROTOCOL_LLM\x10\x03*\x84\x01\n" +
+	"\vLlmProvider\x12\x1c\n" +
+	"\x18LLM_PROVIDER_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13LLM_PROVIDER_OPENAI\x10\x01\x12\x1a\n" +
+	"\x16LLM_PROVIDER_ANTHROPIC\x10\x02\x12\"\n" +
+	"\x1eLLM_PROVIDER_OPENAI_COMPATIBLE\x10\x03*\x8a\x01\n" +
+	"\vBudgetScope\x12\x1c\n" +
+	"\x18BUDGET_SCOPE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12BUDGET_SCOPE_AGENT\x10\x01\x12\x15\n" +
+	"\x11BUDGET_SCOPE_TEAM\x10\x02\x12\x15\n" +
+	"\x11BUDGET_SCOPE_USER\x10\x03\x12\x17\n" +
+	"\x13BUDGET_SCOPE_GLOBAL\x10\x04*\x8f\x01\n" +
+	"\fBudgetWindow\x12\x1d\n" +
+	"\x19BUDGET_WINDOW_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14BUDGET_WINDOW_MINUTE\x10\x01\x12\x16\n" +
+	"\x12BUDGET_WINDOW_HOUR\x10\x02\x12\x15\n" +
+	"\x11BUDGET_WINDOW_DAY\x10\x03\x12\x17\n" +
+	"\x13BUDGET_WINDOW_MONTH\x10\x04*I\n" +
 	"\x06McpEra\x12\x17\n" +
 	"\x13MCP_ERA_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eMCP_ERA_LEGACY\x10\x01\x12\x12\n" +
@@ -4602,142 +5269,159 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
-	(McpEra)(0),                    // 1: portcullis.config.v1.McpEra
-	(ToolClass)(0),                 // 2: portcullis.config.v1.ToolClass
-	(PinKind)(0),                   // 3: portcullis.config.v1.PinKind
-	(RolloutStage)(0),              // 4: portcullis.config.v1.RolloutStage
-	(JwtUse)(0),                    // 5: portcullis.config.v1.JwtUse
-	(Role)(0),                      // 6: portcullis.config.v1.Role
-	(LearningScope)(0),             // 7: portcullis.config.v1.LearningScope
-	(AlertFormat)(0),               // 8: portcullis.config.v1.AlertFormat
-	(*ResourceMeta)(nil),           // 9: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 10: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 11: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 12: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 13: portcullis.config.v1.Upstream
-	(*UpstreamCredential)(nil),     // 14: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 15: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 16: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 17: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 18: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 19: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 20: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 21: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 22: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 23: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 24: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 25: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 26: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 27: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 28: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 29: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 30: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 31: portcullis.config.v1.Setting
-	(*IdentitySource)(nil),         // 32: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 33: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 34: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 35: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 36: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 37: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 38: portcullis.config.v1.ClusterIdentity
-	(*ListLearning)(nil),           // 39: portcullis.config.v1.ListLearning
-	(*LearnedSet)(nil),             // 40: portcullis.config.v1.LearnedSet
-	(*AlertRule)(nil),              // 41: portcullis.config.v1.AlertRule
-	(*AlertMatch)(nil),             // 42: portcullis.config.v1.AlertMatch
-	(*PolicyDenyMatch)(nil),        // 43: portcullis.config.v1.PolicyDenyMatch
-	(*QuarantineMatch)(nil),        // 44: portcullis.config.v1.QuarantineMatch
-	(*RolloutRollbackMatch)(nil),   // 45: portcullis.config.v1.RolloutRollbackMatch
-	(*AlertWebhook)(nil),           // 46: portcullis.config.v1.AlertWebhook
-	(*Alert)(nil),                  // 47: portcullis.config.v1.Alert
-	(*AlertEvent)(nil),             // 48: portcullis.config.v1.AlertEvent
-	(*AuditCursor)(nil),            // 49: portcullis.config.v1.AuditCursor
-	(*AuditMark)(nil),              // 50: portcullis.config.v1.AuditMark
-	nil,                            // 51: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 52: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 53: google.protobuf.Duration
+	(LlmProvider)(0),               // 1: portcullis.config.v1.LlmProvider
+	(BudgetScope)(0),               // 2: portcullis.config.v1.BudgetScope
+	(BudgetWindow)(0),              // 3: portcullis.config.v1.BudgetWindow
+	(McpEra)(0),                    // 4: portcullis.config.v1.McpEra
+	(ToolClass)(0),                 // 5: portcullis.config.v1.ToolClass
+	(PinKind)(0),                   // 6: portcullis.config.v1.PinKind
+	(RolloutStage)(0),              // 7: portcullis.config.v1.RolloutStage
+	(JwtUse)(0),                    // 8: portcullis.config.v1.JwtUse
+	(Role)(0),                      // 9: portcullis.config.v1.Role
+	(LearningScope)(0),             // 10: portcullis.config.v1.LearningScope
+	(AlertFormat)(0),               // 11: portcullis.config.v1.AlertFormat
+	(*ResourceMeta)(nil),           // 12: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 13: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 14: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 15: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 16: portcullis.config.v1.Upstream
+	(*LlmUpstream)(nil),            // 17: portcullis.config.v1.LlmUpstream
+	(*LlmModel)(nil),               // 18: portcullis.config.v1.LlmModel
+	(*ModelPrice)(nil),             // 19: portcullis.config.v1.ModelPrice
+	(*PriceEntry)(nil),             // 20: portcullis.config.v1.PriceEntry
+	(*Budget)(nil),                 // 21: portcullis.config.v1.Budget
+	(*UpstreamCredential)(nil),     // 22: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 23: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 24: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 25: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 26: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 27: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 28: portcullis.config.v1.ToolPin
+	(*ToolVersion)(nil),            // 29: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 30: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 31: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 32: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 33: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 34: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 35: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 36: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 37: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 38: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 39: portcullis.config.v1.Setting
+	(*IdentitySource)(nil),         // 40: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 41: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 42: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 43: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 44: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 45: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 46: portcullis.config.v1.ClusterIdentity
+	(*ListLearning)(nil),           // 47: portcullis.config.v1.ListLearning
+	(*LearnedSet)(nil),             // 48: portcullis.config.v1.LearnedSet
+	(*AlertRule)(nil),              // 49: portcullis.config.v1.AlertRule
+	(*AlertMatch)(nil),             // 50: portcullis.config.v1.AlertMatch
+	(*PolicyDenyMatch)(nil),        // 51: portcullis.config.v1.PolicyDenyMatch
+	(*QuarantineMatch)(nil),        // 52: portcullis.config.v1.QuarantineMatch
+	(*RolloutRollbackMatch)(nil),   // 53: portcullis.config.v1.RolloutRollbackMatch
+	(*AlertWebhook)(nil),           // 54: portcullis.config.v1.AlertWebhook
+	(*Alert)(nil),                  // 55: portcullis.config.v1.Alert
+	(*AlertEvent)(nil),             // 56: portcullis.config.v1.AlertEvent
+	(*AuditCursor)(nil),            // 57: portcullis.config.v1.AuditCursor
+	(*AuditMark)(nil),              // 58: portcullis.config.v1.AuditMark
+	nil,                            // 59: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 60: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 61: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	51, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	52, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	52, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	9,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	11, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	12, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	52, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	52, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	9,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	59, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	60, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	60, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	12, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	14, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	15, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	60, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	60, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	14, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	18, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	19, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
-	1,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	15, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	16, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	17, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	53, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	53, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	9,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	21, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
-	3,  // 21: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
-	2,  // 22: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	52, // 23: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	52, // 24: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	9,  // 25: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	9,  // 26: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	24, // 27: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	52, // 28: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	9,  // 29: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	26, // 30: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	52, // 31: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	9,  // 32: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	28, // 33: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
-	4,  // 34: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	52, // 35: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	29, // 36: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	53, // 37: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	53, // 38: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	52, // 39: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
-	4,  // 40: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
-	4,  // 41: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	9,  // 42: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	9,  // 43: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	9,  // 44: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	33, // 45: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	34, // 46: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	53, // 47: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	5,  // 48: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	9,  // 49: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	9,  // 50: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 51: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	52, // 52: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	9,  // 53: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	52, // 54: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 55: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
-	7,  // 56: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
-	52, // 57: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
-	40, // 58: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
-	9,  // 59: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
-	42, // 60: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
-	46, // 61: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
-	43, // 62: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
-	44, // 63: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
-	45, // 64: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
-	8,  // 65: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
-	9,  // 66: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
-	48, // 67: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
-	52, // 68: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	52, // 69: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
-	9,  // 70: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
-	50, // 71: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
-	72, // [72:72] is the sub-list for method output_type
-	72, // [72:72] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	22, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	26, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	27, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	4,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
+	17, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
+	1,  // 15: portcullis.config.v1.LlmUpstream.provider:type_name -> portcullis.config.v1.LlmProvider
+	18, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
+	12, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
+	20, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
+	60, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
+	12, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
+	2,  // 21: portcullis.config.v1.Budget.scope:type_name -> portcullis.config.v1.BudgetScope
+	3,  // 22: portcullis.config.v1.Budget.window:type_name -> portcullis.config.v1.BudgetWindow
+	23, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	24, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	25, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	61, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	61, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	12, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	29, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	6,  // 30: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
+	5,  // 31: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
+	60, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	60, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	12, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	32, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	60, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	12, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	34, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	60, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	12, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	36, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	7,  // 43: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	60, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	37, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	61, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	61, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	60, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	7,  // 49: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
+	7,  // 50: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
+	12, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 53: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	41, // 54: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	42, // 55: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	61, // 56: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	8,  // 57: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	12, // 58: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 59: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	9,  // 60: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	60, // 61: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 62: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	60, // 63: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	12, // 64: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
+	10, // 65: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
+	60, // 66: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
+	48, // 67: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
+	12, // 68: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	50, // 69: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
+	54, // 70: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
+	51, // 71: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
+	52, // 72: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
+	53, // 73: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
+	11, // 74: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
+	12, // 75: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
+	56, // 76: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
+	60, // 77: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	60, // 78: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
+	12, // 79: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
+	58, // 80: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
+	81, // [81:81] is the sub-list for method output_type
+	81, // [81:81] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -4746,17 +5430,18 @@ func file_portcullis_config_v1_resources_proto_init() {
 		return
 	}
 	file_portcullis_config_v1_resources_proto_msgTypes[4].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[5].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[8].OneofWrappers = []any{}
+	file_portcullis_config_v1_resources_proto_msgTypes[10].OneofWrappers = []any{
 		(*UpstreamCredential_Header)(nil),
 		(*UpstreamCredential_Bearer)(nil),
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
-	file_portcullis_config_v1_resources_proto_msgTypes[10].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[23].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[15].OneofWrappers = []any{}
+	file_portcullis_config_v1_resources_proto_msgTypes[28].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
-	file_portcullis_config_v1_resources_proto_msgTypes[33].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[38].OneofWrappers = []any{
 		(*AlertMatch_PolicyDeny)(nil),
 		(*AlertMatch_Quarantine)(nil),
 		(*AlertMatch_RolloutRollback)(nil),
@@ -4766,8 +5451,8 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      9,
-			NumMessages:   43,
+			NumEnums:      12,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -583,6 +583,8 @@ type Resource struct {
 	//	*Resource_AlertRule
 	//	*Resource_Alert
 	//	*Resource_AuditCursor
+	//	*Resource_ModelPrice
+	//	*Resource_Budget
 	//	*Resource_UpgradeProbe
 	Kind          isResource_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
@@ -779,6 +781,24 @@ func (x *Resource) GetAuditCursor() *v1.AuditCursor {
 	return nil
 }
 
+func (x *Resource) GetModelPrice() *v1.ModelPrice {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_ModelPrice); ok {
+			return x.ModelPrice
+		}
+	}
+	return nil
+}
+
+func (x *Resource) GetBudget() *v1.Budget {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_Budget); ok {
+			return x.Budget
+		}
+	}
+	return nil
+}
+
 func (x *Resource) GetUpgradeProbe() *UpgradeProbe {
 	if x != nil {
 		if x, ok := x.Kind.(*Resource_UpgradeProbe); ok {
@@ -864,6 +884,15 @@ type Resource_AuditCursor struct {
 	AuditCursor *v1.AuditCursor `protobuf:"bytes,23,opt,name=audit_cursor,json=auditCursor,proto3,oneof"`
 }
 
+type Resource_ModelPrice struct {
+	// Numbered clear of the kinds other changes add after 9.
+	ModelPrice *v1.ModelPrice `protobuf:"bytes,30,opt,name=model_price,json=modelPrice,proto3,oneof"`
+}
+
+type Resource_Budget struct {
+	Budget *v1.Budget `protobuf:"bytes,31,opt,name=budget,proto3,oneof"`
+}
+
 type Resource_UpgradeProbe struct {
 	// Reserved for the rolling-upgrade test (test/upgrade): only binaries
 	// built with -tags upgradetest support this kind, at a cluster version
@@ -906,6 +935,10 @@ func (*Resource_AlertRule) isResource_Kind() {}
 func (*Resource_Alert) isResource_Kind() {}
 
 func (*Resource_AuditCursor) isResource_Kind() {}
+
+func (*Resource_ModelPrice) isResource_Kind() {}
+
+func (*Resource_Budget) isResource_Kind() {}
 
 func (*Resource_UpgradeProbe) isResource_Kind() {}
 
@@ -2386,7 +2419,8 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\rconsume_audit\x18\x15 \x01(\v2\x1f.portcullis.fsm.v1.ConsumeAuditH\x00R\fconsumeAudit\x12C\n" +
 	"\fsettle_alert\x18\x16 \x01(\v2\x1e.portcullis.fsm.v1.SettleAlertH\x00R\vsettleAlert\x12I\n" +
 	"\x0echange_learned\x18\x17 \x01(\v2 .portcullis.fsm.v1.ChangeLearnedH\x00R\rchangeLearnedB\x04\n" +
-	"\x02op\"\xa3\t\n" +
+	"\x02op\"\xa0\n" +
+	"\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -2409,7 +2443,10 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"alert_rule\x18\x15 \x01(\v2\x1f.portcullis.config.v1.AlertRuleH\x00R\talertRule\x123\n" +
 	"\x05alert\x18\x16 \x01(\v2\x1b.portcullis.config.v1.AlertH\x00R\x05alert\x12F\n" +
-	"\faudit_cursor\x18\x17 \x01(\v2!.portcullis.config.v1.AuditCursorH\x00R\vauditCursor\x12F\n" +
+	"\faudit_cursor\x18\x17 \x01(\v2!.portcullis.config.v1.AuditCursorH\x00R\vauditCursor\x12C\n" +
+	"\vmodel_price\x18\x1e \x01(\v2 .portcullis.config.v1.ModelPriceH\x00R\n" +
+	"modelPrice\x126\n" +
+	"\x06budget\x18\x1f \x01(\v2\x1c.portcullis.config.v1.BudgetH\x00R\x06budget\x12F\n" +
 	"\rupgrade_probe\x18d \x01(\v2\x1f.portcullis.fsm.v1.UpgradeProbeH\x00R\fupgradeProbeB\x06\n" +
 	"\x04kind\"Z\n" +
 	"\fUpgradeProbe\x126\n" +
@@ -2602,12 +2639,14 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*v1.AlertRule)(nil),          // 43: portcullis.config.v1.AlertRule
 	(*v1.Alert)(nil),              // 44: portcullis.config.v1.Alert
 	(*v1.AuditCursor)(nil),        // 45: portcullis.config.v1.AuditCursor
-	(*v1.ResourceMeta)(nil),       // 46: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 47: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 48: portcullis.audit.v1.Record
-	(v1.RolloutStage)(0),          // 49: portcullis.config.v1.RolloutStage
-	(*v1.AuditMark)(nil),          // 50: portcullis.config.v1.AuditMark
-	(*v1.AdminEvent)(nil),         // 51: portcullis.config.v1.AdminEvent
+	(*v1.ModelPrice)(nil),         // 46: portcullis.config.v1.ModelPrice
+	(*v1.Budget)(nil),             // 47: portcullis.config.v1.Budget
+	(*v1.ResourceMeta)(nil),       // 48: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 49: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 50: portcullis.audit.v1.Record
+	(v1.RolloutStage)(0),          // 51: portcullis.config.v1.RolloutStage
+	(*v1.AuditMark)(nil),          // 52: portcullis.config.v1.AuditMark
+	(*v1.AdminEvent)(nil),         // 53: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	27, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
@@ -2640,41 +2679,43 @@ var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	43, // 27: portcullis.fsm.v1.Resource.alert_rule:type_name -> portcullis.config.v1.AlertRule
 	44, // 28: portcullis.fsm.v1.Resource.alert:type_name -> portcullis.config.v1.Alert
 	45, // 29: portcullis.fsm.v1.Resource.audit_cursor:type_name -> portcullis.config.v1.AuditCursor
-	6,  // 30: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	46, // 31: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 32: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 33: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	47, // 34: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	36, // 35: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	35, // 36: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	48, // 37: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 38: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
-	49, // 39: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
-	50, // 40: portcullis.fsm.v1.ConsumeAudit.marks:type_name -> portcullis.config.v1.AuditMark
-	15, // 41: portcullis.fsm.v1.ConsumeAudit.learned:type_name -> portcullis.fsm.v1.LearnedChange
-	17, // 42: portcullis.fsm.v1.ConsumeAudit.seeded:type_name -> portcullis.fsm.v1.SeededLearning
-	44, // 43: portcullis.fsm.v1.ConsumeAudit.alerts:type_name -> portcullis.config.v1.Alert
-	16, // 44: portcullis.fsm.v1.LearnedChange.add:type_name -> portcullis.fsm.v1.LearnedValue
-	15, // 45: portcullis.fsm.v1.ChangeLearned.changes:type_name -> portcullis.fsm.v1.LearnedChange
-	2,  // 46: portcullis.fsm.v1.SettleAlert.outcome:type_name -> portcullis.fsm.v1.AlertOutcome
-	28, // 47: portcullis.fsm.v1.SettleAlert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	3,  // 48: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	5,  // 49: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	21, // 50: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	28, // 51: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	22, // 52: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	47, // 53: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	28, // 54: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	10, // 55: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	5,  // 56: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	51, // 57: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	23, // 58: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	26, // 59: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	60, // [60:60] is the sub-list for method output_type
-	60, // [60:60] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	46, // 30: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
+	47, // 31: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
+	6,  // 32: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	48, // 33: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 34: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 35: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	49, // 36: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	36, // 37: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	35, // 38: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	50, // 39: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 40: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
+	51, // 41: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
+	52, // 42: portcullis.fsm.v1.ConsumeAudit.marks:type_name -> portcullis.config.v1.AuditMark
+	15, // 43: portcullis.fsm.v1.ConsumeAudit.learned:type_name -> portcullis.fsm.v1.LearnedChange
+	17, // 44: portcullis.fsm.v1.ConsumeAudit.seeded:type_name -> portcullis.fsm.v1.SeededLearning
+	44, // 45: portcullis.fsm.v1.ConsumeAudit.alerts:type_name -> portcullis.config.v1.Alert
+	16, // 46: portcullis.fsm.v1.LearnedChange.add:type_name -> portcullis.fsm.v1.LearnedValue
+	15, // 47: portcullis.fsm.v1.ChangeLearned.changes:type_name -> portcullis.fsm.v1.LearnedChange
+	2,  // 48: portcullis.fsm.v1.SettleAlert.outcome:type_name -> portcullis.fsm.v1.AlertOutcome
+	28, // 49: portcullis.fsm.v1.SettleAlert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	3,  // 50: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	5,  // 51: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	21, // 52: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	28, // 53: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	22, // 54: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	49, // 55: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	28, // 56: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	10, // 57: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	5,  // 58: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	53, // 59: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	23, // 60: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	26, // 61: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	62, // [62:62] is the sub-list for method output_type
+	62, // [62:62] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -2713,6 +2754,8 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_AlertRule)(nil),
 		(*Resource_Alert)(nil),
 		(*Resource_AuditCursor)(nil),
+		(*Resource_ModelPrice)(nil),
+		(*Resource_Budget)(nil),
 		(*Resource_UpgradeProbe)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[21].OneofWrappers = []any{

@@ -50,6 +50,8 @@ const (
 	// AuditServiceListConsumersProcedure is the fully-qualified name of the AuditService's
 	// ListConsumers RPC.
 	AuditServiceListConsumersProcedure = "/portcullis.audit.v1.AuditService/ListConsumers"
+	// AuditServiceUsageProcedure is the fully-qualified name of the AuditService's Usage RPC.
+	AuditServiceUsageProcedure = "/portcullis.audit.v1.AuditService/Usage"
 )
 
 // AuditServiceClient is a client for the portcullis.audit.v1.AuditService service.
@@ -75,6 +77,9 @@ type AuditServiceClient interface {
 	// The leader's audit consumers (learned lists, alerts) and how far each
 	// has read, as this node sees them. Role: auditor.
 	ListConsumers(context.Context, *connect.Request[v1.ListConsumersRequest]) (*connect.Response[v1.ListConsumersResponse], error)
+	// Sums what calls consumed (tokens, cost) over a time range, grouped by
+	// agent, team, user or model, from this node's store. Role: auditor.
+	Usage(context.Context, *connect.Request[v1.UsageRequest]) (*connect.Response[v1.UsageResponse], error)
 }
 
 // NewAuditServiceClient constructs a client for the portcullis.audit.v1.AuditService service. By
@@ -130,6 +135,12 @@ func NewAuditServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(auditServiceMethods.ByName("ListConsumers")),
 			connect.WithClientOptions(opts...),
 		),
+		usage: connect.NewClient[v1.UsageRequest, v1.UsageResponse](
+			httpClient,
+			baseURL+AuditServiceUsageProcedure,
+			connect.WithSchema(auditServiceMethods.ByName("Usage")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -142,6 +153,7 @@ type auditServiceClient struct {
 	attest        *connect.Client[v1.AttestRequest, v1.AttestResponse]
 	getPublicKey  *connect.Client[v1.GetPublicKeyRequest, v1.GetPublicKeyResponse]
 	listConsumers *connect.Client[v1.ListConsumersRequest, v1.ListConsumersResponse]
+	usage         *connect.Client[v1.UsageRequest, v1.UsageResponse]
 }
 
 // UploadState calls portcullis.audit.v1.AuditService.UploadState.
@@ -179,6 +191,11 @@ func (c *auditServiceClient) ListConsumers(ctx context.Context, req *connect.Req
 	return c.listConsumers.CallUnary(ctx, req)
 }
 
+// Usage calls portcullis.audit.v1.AuditService.Usage.
+func (c *auditServiceClient) Usage(ctx context.Context, req *connect.Request[v1.UsageRequest]) (*connect.Response[v1.UsageResponse], error) {
+	return c.usage.CallUnary(ctx, req)
+}
+
 // AuditServiceHandler is an implementation of the portcullis.audit.v1.AuditService service.
 type AuditServiceHandler interface {
 	// Where the control plane stands for the calling data plane. Role:
@@ -202,6 +219,9 @@ type AuditServiceHandler interface {
 	// The leader's audit consumers (learned lists, alerts) and how far each
 	// has read, as this node sees them. Role: auditor.
 	ListConsumers(context.Context, *connect.Request[v1.ListConsumersRequest]) (*connect.Response[v1.ListConsumersResponse], error)
+	// Sums what calls consumed (tokens, cost) over a time range, grouped by
+	// agent, team, user or model, from this node's store. Role: auditor.
+	Usage(context.Context, *connect.Request[v1.UsageRequest]) (*connect.Response[v1.UsageResponse], error)
 }
 
 // NewAuditServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -253,6 +273,12 @@ func NewAuditServiceHandler(svc AuditServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(auditServiceMethods.ByName("ListConsumers")),
 		connect.WithHandlerOptions(opts...),
 	)
+	auditServiceUsageHandler := connect.NewUnaryHandler(
+		AuditServiceUsageProcedure,
+		svc.Usage,
+		connect.WithSchema(auditServiceMethods.ByName("Usage")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.audit.v1.AuditService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AuditServiceUploadStateProcedure:
@@ -269,6 +295,8 @@ func NewAuditServiceHandler(svc AuditServiceHandler, opts ...connect.HandlerOpti
 			auditServiceGetPublicKeyHandler.ServeHTTP(w, r)
 		case AuditServiceListConsumersProcedure:
 			auditServiceListConsumersHandler.ServeHTTP(w, r)
+		case AuditServiceUsageProcedure:
+			auditServiceUsageHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -304,4 +332,8 @@ func (UnimplementedAuditServiceHandler) GetPublicKey(context.Context, *connect.R
 
 func (UnimplementedAuditServiceHandler) ListConsumers(context.Context, *connect.Request[v1.ListConsumersRequest]) (*connect.Response[v1.ListConsumersResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.audit.v1.AuditService.ListConsumers is not implemented"))
+}
+
+func (UnimplementedAuditServiceHandler) Usage(context.Context, *connect.Request[v1.UsageRequest]) (*connect.Response[v1.UsageResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.audit.v1.AuditService.Usage is not implemented"))
 }

@@ -51,6 +51,9 @@ var errInvalidArguments = errors.New("invalid arguments")
 // policies read (see decisionKey) unless one of them reads context.time.
 // Both give exactly the decision of evaluating every policy.
 func (e *Engine) Decide(_ context.Context, req *Request) Decision {
+	if req.Resource.Type == ResourceModel {
+		return e.decideModel(req)
+	}
 	creq, err := e.request(req)
 	if err != nil {
 		return Decision{Errors: []string{err.Error()}, InvalidArguments: errors.Is(err, errInvalidArguments), Undecided: true}
@@ -143,6 +146,9 @@ func (e *Engine) request(req *Request) (cedar.Request, error) {
 	}
 	if req.User != nil {
 		contextAttrs[cedarschema.ContextUser] = userUID(req.User)
+	}
+	if learned, ok := e.learnedFor(req.Agent); ok {
+		contextAttrs[cedarschema.ContextLearned] = learned
 	}
 	creq := cedar.Request{
 		Principal: principal,

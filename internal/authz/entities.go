@@ -80,6 +80,7 @@ func (b *builder) entities() types.EntityMap {
 			}),
 		}
 	}
+	b.addModelEntities(out)
 	maps.Copy(out, b.e.schema.ActionEntities())
 	return out
 }

@@ -102,6 +102,8 @@ type Context struct {
 	SourceIP netip.Addr
 	// Degraded is set while the deciding data plane runs in degraded mode.
 	Degraded bool
+	// Model is what a model call adds (ignored for other resources).
+	Model ModelContext
 	// Skill is the skill a remote-agent request names (context.skill);
 	// "" when it names none, then context has no skill.
 	Skill string

@@ -143,6 +143,8 @@ func TestActionEntities(t *testing.T) {
 		{name: "placeholder", action: cedarschema.PlaceholderAction, wantParents: []types.EntityUID{group}},
 		{name: "pay", action: "pay__send", wantParents: []types.EntityUID{group}},
 		{name: "issue", action: "github__create_issue", wantParents: []types.EntityUID{group}},
+		{name: "model group", action: cedarschema.LLMCompleteGroup, wantParents: nil},
+		{name: "model call", action: cedarschema.ActionLLMComplete, wantParents: []types.EntityUID{cedarschema.ActionUID(cedarschema.LLMCompleteGroup)}},
 		{name: "send group", action: cedarschema.A2ASendGroup, wantParents: nil},
 		{name: "read group", action: cedarschema.A2AReadGroup, wantParents: nil},
 		{name: "send message", action: cedarschema.ActionA2ASendMessage, wantParents: []types.EntityUID{cedarschema.ActionUID(cedarschema.A2ASendGroup)}},

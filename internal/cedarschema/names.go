@@ -57,7 +57,7 @@ var A2AActions = []struct{ Name, Group string }{
 }
 
 // reservedActionNames are group names no tool action may take.
-var reservedActionNames = []string{CallToolGroup, A2ASendGroup, A2AReadGroup}
+var reservedActionNames = []string{CallToolGroup, A2ASendGroup, A2AReadGroup, LLMCompleteGroup}
 
 // PlaceholderAction is the member of [CallToolGroup] that the schema always
 // declares so that policies over the group validate before any tool is
@@ -72,6 +72,10 @@ const (
 	ContextTime      = "time"
 	ContextSourceIP  = "sourceIp"
 	ContextDegraded  = "degraded"
+	// ContextLearned is the caller's learned sets: a record with one
+	// Set<String> per learned list, present only while some list learns
+	// (policies read context.learned["payees"].contains(...)).
+	ContextLearned = "learned"
 )
 
 // Context attribute names of the remote-agent actions only: the skill the

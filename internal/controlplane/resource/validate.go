@@ -154,6 +154,10 @@ func Validate(r *fsmv1.Resource) error {
 		return validateNode(k.Node)
 	case *fsmv1.Resource_ValueList:
 		return validateValueList(k.ValueList)
+	case *fsmv1.Resource_ModelPrice:
+		return validateModelPrice(k.ModelPrice)
+	case *fsmv1.Resource_Budget:
+		return validateBudget(k.Budget)
 	case *fsmv1.Resource_PolicyHistory:
 		return ValidateName("meta.name", k.PolicyHistory.GetMeta().GetName())
 	case *fsmv1.Resource_PolicyTests:
@@ -162,6 +166,14 @@ func Validate(r *fsmv1.Resource) error {
 		return validateRollout(k.Rollout)
 	case *fsmv1.Resource_Setting:
 		return validateSetting(k.Setting)
+	case *fsmv1.Resource_ListLearning:
+		return validateListLearning(k.ListLearning)
+	case *fsmv1.Resource_AlertRule:
+		return validateAlertRule(k.AlertRule)
+	case *fsmv1.Resource_Alert:
+		return validateAlert(k.Alert)
+	case *fsmv1.Resource_AuditCursor:
+		return ValidateName("meta.name", k.AuditCursor.GetMeta().GetName())
 	case *fsmv1.Resource_UpgradeProbe:
 		if err := ValidateName("meta.name", k.UpgradeProbe.GetMeta().GetName()); err != nil {
 			return err
@@ -198,6 +210,10 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.Node(k.Node)
 	case *fsmv1.Resource_ValueList:
 		err = limits.ValueList(k.ValueList)
+	case *fsmv1.Resource_ModelPrice:
+		err = limits.ModelPrice(k.ModelPrice)
+	case *fsmv1.Resource_Budget:
+		err = limits.Budget(k.Budget)
 	case *fsmv1.Resource_PolicyHistory:
 		err = limits.PolicyHistory(k.PolicyHistory)
 	case *fsmv1.Resource_PolicyTests:
@@ -206,6 +222,14 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.Rollout(k.Rollout)
 	case *fsmv1.Resource_Setting:
 		err = limits.Setting(k.Setting)
+	case *fsmv1.Resource_ListLearning:
+		err = limits.ListLearning(k.ListLearning)
+	case *fsmv1.Resource_AlertRule:
+		err = limits.AlertRule(k.AlertRule)
+	case *fsmv1.Resource_Alert:
+		err = limits.Alert(k.Alert)
+	case *fsmv1.Resource_AuditCursor:
+		err = limits.AuditCursor(k.AuditCursor)
 	}
 	filename := r.GetPolicySet().GetFilename()
 	if filename == "" {
@@ -324,6 +348,9 @@ func validateUpstream(u *configv1.Upstream) error {
 		}
 	}
 	if err := validateCredential(u.GetCredential()); err != nil {
+		return err
+	}
+	if err := validateLLM(u); err != nil {
 		return err
 	}
 	if cp := u.GetA2ACardPath(); cp != "" {

@@ -44,7 +44,16 @@ func init() {
 		resource.Rollout:        {prepare: prepareRollout, beforeDelete: beforeDeleteRollout},
 		// A setting refers to nothing and nothing refers to it; its
 		// rules are stateless (package resource, package setting).
-		resource.Setting: {},
+		resource.Setting:      {},
+		resource.ListLearning: {prepare: prepareListLearning, afterChange: learningsChanged},
+		resource.AlertRule:    {prepare: prepareAlertRule},
+		resource.Alert:        {prepare: refusePut("alerts are queued by the leader's audit consumer, not written")},
+		resource.AuditCursor: {
+			prepare:      refusePut("audit cursors are moved by the leader's audit consumers, not written"),
+			beforeDelete: beforeDeleteAuditCursor,
+		},
+		resource.ModelPrice: {prepare: prepareModelPrice},
+		resource.Budget:     {},
 	}
 }
 
@@ -139,6 +148,11 @@ func prepareUpstream(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 			return failed("secret %q does not exist; create it first (gwctl secret set %s --hosts …)", name, name)
 		}
 	}
+	if llmRules(t) {
+		if err := checkModels(t, old, u); err != nil {
+			return err
+		}
+	}
 	return checkSecretUse(t, u)
 }
 
@@ -153,6 +167,11 @@ func beforeDeleteUpstream(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	})
 	if len(pinned) > 0 {
 		return failed("upstream %q still has pinned tools (%v…); delete its tool pins first", name, pinned)
+	}
+	if llmRules(t) {
+		if priced := pricedModels(t, name); len(priced) > 0 {
+			return failed("upstream %q still has model prices (%v); delete them first (gwctl price delete)", name, priced)
+		}
 	}
 	return nil
 }

@@ -56,6 +56,12 @@ func (c *Compiled) Authorize(ctx context.Context, call *pipeline.Call) pipeline.
 			}
 			return decision(d, candidate, versions)
 		}
+	case pipeline.KindModel:
+		if call.Op == pipeline.OpCall {
+			req := modelRequest(call)
+			d := c.engine.Decide(ctx, &req)
+			return pipeline.Decision{Allowed: d.Allowed, Policies: d.Policies, Errors: d.Errors}
+		}
 	case pipeline.KindResource, pipeline.KindPrompt:
 		if call.Op.ReadOnly() && slices.ContainsFunc(c.contentUpstreams(ctx, call), func(u pipeline.Upstream) bool {
 			return u.Name == call.Target.Upstream
@@ -88,6 +94,19 @@ func (c *Compiled) Listable(ctx context.Context, call *pipeline.Call, kind pipel
 		out := make([]pipeline.Target, len(tools))
 		for i, t := range tools {
 			out[i] = pipeline.Target{Kind: pipeline.KindTool, Name: t.Action, Upstream: t.Upstream, Own: t.Name, Tool: t}
+		}
+		return out
+	case pipeline.KindModel:
+		if call == nil {
+			return nil
+		}
+		req := request(call)
+		names := c.engine.Listable(ctx, &req, authz.ResourceModel)
+		out := make([]pipeline.Target, 0, len(names))
+		for _, n := range names {
+			if m, ok := c.models[n]; ok {
+				out = append(out, pipeline.Target{Kind: kind, Name: n, Upstream: m.Upstream, Own: m.Own, Model: m})
+			}
 		}
 		return out
 	case pipeline.KindResource, pipeline.KindPrompt:
@@ -198,6 +217,25 @@ func servedProtocol(p configv1.Protocol) string {
 		return "llm"
 	}
 	return "mcp"
+}
+
+// modelRequest is the authz request of a model call: the agent calling
+// the model call.Target.Name with what the call asks for, and its worst
+// case at the model's price when it has one.
+func modelRequest(call *pipeline.Call) authz.Request {
+	req := request(call)
+	req.Action = ""
+	req.Resource = authz.ModelResource(call.Target.Name)
+	req.Arguments = nil
+	req.Context.Model = authz.ModelContext{
+		MaxTokens: call.Demand.OutputTokens, InputTokens: call.Demand.InputTokens,
+		Stream: call.Stream, Tools: call.Tools,
+	}
+	if p := call.Target.Model.PriceAt(call.Start); p != nil {
+		cost := p.Cost(pipeline.Usage{InputTokens: call.Demand.InputTokens, OutputTokens: call.Demand.OutputTokens})
+		req.Context.Model.EstimatedCostNanos = &cost
+	}
+	return req
 }
 
 // request is the authz request of a tool call: the agent (on behalf of

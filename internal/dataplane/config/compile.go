@@ -69,6 +69,8 @@ func Compile(snapshot []byte, opts ...Option) (c *Compiled, err error) {
 	b.indexEgress()
 	b.indexSecrets()
 	b.indexUpstreams()
+	b.indexModels()
+	b.checkBudgets()
 	b.indexAgents()
 	b.indexIdentity()
 	b.indexCerts()

@@ -50,6 +50,11 @@ type Compiled struct {
 	// engine decides, lists and explains with this version's policies
 	// (see authz.go).
 	engine *authz.Engine
+
+	// models are the LLM upstreams' models by every name agents may call
+	// them by; modelList each model once, by name.
+	models    map[string]pipeline.Model
+	modelList []pipeline.Model
 	// versions are "<set>@<version>" of every policy set by name,
 	// including the rollout's candidate in candidateVersions.
 	versions map[string]string

@@ -66,6 +66,10 @@ type Config interface {
 
 	// Frozen reports the emergency brake and its reason.
 	Frozen() (bool, string)
+
+	// Model finds a model by the name agents call it by
+	// ("<prefix>/<id>" or an alias).
+	Model(name string) (Model, bool)
 	// Setting returns the values in force of a cluster-wide setting
 	// (package setting, e.g. the browser origins an endpoint allows): the
 	// stored ones or the default; nil for an unknown key.
@@ -215,6 +219,9 @@ type Target struct {
 	// Tool is the pinned tool, for Kind tool once Gate resolved it; the
 	// agent's pinned card for Kind agent (and for listed skills).
 	Tool Tool
+	// Model is the model, for Kind model: routed by the adapter, which
+	// then also sets Upstream and Own.
+	Model Model
 	// Item is the item of the target the operation names, as the caller
 	// named it: an A2A task (get, cancel, subscribe), "" for none.
 	Item string
@@ -278,6 +285,19 @@ type Call struct {
 	// Relay carries messages to and from the caller before the result;
 	// nil when the caller cannot receive any.
 	Relay *Relay
+	// Payload is content the call carries that the audit record keeps
+	// only by size and hash (a model call's prompt: the request body);
+	// nil for calls whose Arguments say it all. It is the request side
+	// an inspection stage reads.
+	Payload []byte
+	// Demand is the most the call may consume (tokens), for limits and
+	// policy; zero for targets that count none.
+	Demand Demand
+	// Stream is set when the caller asked for the answer as a stream.
+	Stream bool
+	// Tools names the tools the request offers its target (the tool
+	// definitions of a model call), for policy.
+	Tools []string
 	// Refused, when the adapter sets it, is the refusal of a request its
 	// endpoint turned down on a transport rule before the operation was
 	// read (a browser Origin the operator did not allow). The call still
@@ -355,9 +375,17 @@ type Result struct {
 	Task *Task
 	// UpstreamLatency is the time spent upstream.
 	UpstreamLatency time.Duration
+	// Usage is what the call consumed, for targets that report it (nil
+	// otherwise).
+	Usage *Usage
+	// Content describes the target's answer by size and hash, for calls
+	// whose Payload the record keeps the same way.
+	Content *Digest
 }
 
-// Handler processes a call.
+// Handler processes a call. A handler may return a Result together with
+// an error: what the call consumed before it failed (a stream that broke
+// after the caller got part of it), for the stages that count usage.
 type Handler func(ctx context.Context, c *Call) (*Result, error)
 
 // Stage is one step of the pipeline. Implementations must be safe for

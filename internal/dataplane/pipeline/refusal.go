@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Reason is a machine-readable refusal reason. The values are stable API:
@@ -25,6 +26,14 @@ const (
 	ReasonUpstreamTimeout     Reason = "upstream_timeout"
 	ReasonAuditUnavailable    Reason = "audit_unavailable"
 	ReasonInternal            Reason = "internal"
+	// ReasonUnknownModel: no model of that name is served.
+	ReasonUnknownModel Reason = "unknown_model"
+	// ReasonBudgetExhausted: a budget that applies to the call would be
+	// exceeded; RetryAfter says when its window resets.
+	ReasonBudgetExhausted Reason = "budget_exhausted"
+	// ReasonUnpriced: a cost budget applies to the call but its target
+	// has no price.
+	ReasonUnpriced Reason = "unpriced"
 	// ReasonOriginNotAllowed: a browser page of an origin the operator did
 	// not allow (setting mcp.allowed-origins) sent the request.
 	ReasonOriginNotAllowed Reason = "origin_not_allowed"
@@ -34,7 +43,7 @@ const (
 var Reasons = []Reason{
 	ReasonUnauthenticated, ReasonDenied, ReasonDegraded, ReasonFrozen, ReasonStale, ReasonNoConfig,
 	ReasonUnknownTool, ReasonUnknownTask, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
-	ReasonAuditUnavailable, ReasonInternal, ReasonOriginNotAllowed,
+	ReasonAuditUnavailable, ReasonInternal, ReasonOriginNotAllowed, ReasonUnknownModel, ReasonBudgetExhausted, ReasonUnpriced,
 }
 
 // Refusal is a call the gateway refused. Message is safe to show to the
@@ -42,6 +51,9 @@ var Reasons = []Reason{
 type Refusal struct {
 	Reason  Reason
 	Message string
+	// RetryAfter, when set, is how long the caller should wait before the
+	// same call could be admitted (a budget's window reset).
+	RetryAfter time.Duration
 }
 
 func (r *Refusal) Error() string { return fmt.Sprintf("%s: %s", r.Reason, r.Message) }

@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/protocol"
 	a2agw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/a2a"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/protocol/llm"
 	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
 )
 
@@ -13,5 +14,6 @@ func protocols(deps protocol.Deps) []protocol.Protocol {
 	return []protocol.Protocol{
 		mcpgw.New(deps),
 		a2agw.New(deps),
+		llm.New(deps),
 	}
 }

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"slices"
 	"time"
@@ -144,6 +145,7 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 	}
 	if c.Agent != nil {
 		r.Agent = c.Agent.GetMeta().GetName()
+		r.Team = c.Agent.GetTeam()
 	}
 	if c.Config != nil {
 		r.SnapshotVersion = c.Config.Version()
@@ -154,9 +156,14 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 	if c.User != nil {
 		r.User = c.User.Source + "/" + c.User.Name
 	}
-	if c.Op != pipeline.OpList && c.Op != pipeline.OpSession {
+	if c.Op != pipeline.OpList && c.Op != pipeline.OpSession && c.Payload == nil {
 		decoded, _ := c.DecodedArguments()
 		r.ArgumentsJson = a.Redactor.Arguments(c.Arguments, decoded)
+	}
+	if c.Payload != nil {
+		// Content the record keeps by size and hash only (a prompt).
+		sum := sha256.Sum256(c.Payload)
+		r.Content = &auditv1.ContentDigest{RequestBytes: int64(len(c.Payload)), RequestSha256: sum[:]}
 	}
 	if c.Target.Kind == pipeline.KindAgent {
 		r.Detail = &auditv1.Record_Task{Task: taskDetail(c, res)}
@@ -170,6 +177,19 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 		}
 		if c.Op == pipeline.OpList {
 			r.Detail = &auditv1.Record_List{List: &auditv1.ListDetail{Items: uint32(min(res.Items, 1<<31))}}
+		}
+		if u := res.Usage; u != nil {
+			r.Usage = &auditv1.Usage{
+				InputTokens: u.InputTokens, CachedInputTokens: u.CachedInputTokens, CacheWriteTokens: u.CacheWriteTokens,
+				OutputTokens: u.OutputTokens, ReasoningTokens: u.ReasoningTokens,
+				CostNanos: u.Cost, Priced: u.Priced, Estimated: u.Estimated, Model: truncate(u.Model, maxEcho),
+			}
+		}
+		if d := res.Content; d != nil {
+			if r.Content == nil {
+				r.Content = &auditv1.ContentDigest{}
+			}
+			r.Content.ResponseBytes, r.Content.ResponseSha256 = d.Bytes, d.SHA256
 		}
 	}
 	r.Outcome = "ok"
@@ -231,7 +251,8 @@ func refusedByGateway(r pipeline.Reason) bool {
 	switch r {
 	case pipeline.ReasonUnauthenticated, pipeline.ReasonDenied, pipeline.ReasonDegraded,
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
-		pipeline.ReasonUnknownTool, pipeline.ReasonUnknownTask, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed:
+		pipeline.ReasonUnknownTool, pipeline.ReasonUnknownTask, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed,
+		pipeline.ReasonUnknownModel, pipeline.ReasonBudgetExhausted, pipeline.ReasonUnpriced:
 		return true
 	}
 	return false

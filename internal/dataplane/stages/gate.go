@@ -17,6 +17,10 @@ import (
 //   - a tool call: a name no pinned tool has is unknown_tool; the tool is
 //     resolved into call.Target (upstream, own name, pin) and admitted by
 //     Admit;
+//   - a model call: the adapter routed it to its upstream (a name no
+//     model has is unknown_model); a completion changes nothing outside
+//     the gateway, so it is served degraded and frozen alike (budgets
+//     bound what it may spend);
 //   - content (read, get, complete, subscribe of a resource or prompt):
 //     the adapter routed it to an upstream; reading content is read-only,
 //     so it is served degraded and frozen alike;
@@ -64,6 +68,14 @@ func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler)
 		c.Target.Tool, c.Target.Upstream = agent, agent.Upstream
 		if r := Admit(ctx, c, c.Target); r != nil {
 			return nil, r
+		}
+	case c.Target.Kind == pipeline.KindModel && c.Op == pipeline.OpCall:
+		// The adapter routed the model by its name. A model call changes
+		// nothing outside the gateway, so it is served degraded and frozen
+		// alike; what it may spend is the Limit stage's to decide.
+		if c.Target.Upstream == "" {
+			return nil, pipeline.Refuse(pipeline.ReasonUnknownModel,
+				"no model %q is served by this gateway; list the models to see which are", truncate(c.Target.Name, maxEcho))
 		}
 	case (c.Target.Kind == pipeline.KindResource || c.Target.Kind == pipeline.KindPrompt) && c.Op.ReadOnly():
 		if c.Target.Upstream == "" {

@@ -66,6 +66,9 @@ func (f *fakeConfig) Listable(_ context.Context, _ *pipeline.Call, kind pipeline
 	return []pipeline.Target{toolTarget(readTool), toolTarget(writeTool)}
 }
 
+// Model implements pipeline.Config: no model is served.
+func (f *fakeConfig) Model(string) (pipeline.Model, bool) { return pipeline.Model{}, false }
+
 func (f *fakeConfig) Frozen() (bool, string) { return f.frozen, f.reason }
 
 func (f *fakeConfig) Setting(string) []string { return nil }

@@ -39,6 +39,8 @@ type Config struct {
 	// IsFrozen and FrozenReason are the emergency brake.
 	IsFrozen     bool
 	FrozenReason string
+	// Models are the models served, by the name agents call them.
+	Models map[string]pipeline.Model
 	// Settings are the cluster-wide settings by key; a key not here has
 	// no values.
 	Settings map[string][]string
@@ -138,6 +140,11 @@ func (c *Config) Listable(_ context.Context, call *pipeline.Call, kind pipeline.
 		for _, u := range c.Upstreams("mcp") {
 			out = append(out, pipeline.Target{Kind: kind, Upstream: u.Name})
 		}
+	case pipeline.KindModel:
+		for _, m := range c.Models {
+			out = append(out, pipeline.Target{Kind: kind, Name: m.Name, Upstream: m.Upstream, Own: m.Own, Model: m})
+		}
+		slices.SortFunc(out, func(a, b pipeline.Target) int { return strings.Compare(a.Name, b.Name) })
 	case pipeline.KindSkill:
 		a, ok := c.Agent(call.Target.Upstream)
 		if !ok {
@@ -149,6 +156,12 @@ func (c *Config) Listable(_ context.Context, call *pipeline.Call, kind pipeline.
 		}
 	}
 	return out
+}
+
+// Model implements pipeline.Config.
+func (c *Config) Model(name string) (pipeline.Model, bool) {
+	m, ok := c.Models[name]
+	return m, ok
 }
 
 // Frozen implements pipeline.Config.

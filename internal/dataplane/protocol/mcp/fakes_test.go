@@ -122,6 +122,9 @@ func targets(tools []pipeline.Tool, ups []pipeline.Upstream, kind pipeline.Kind)
 	return out
 }
 
+// Model implements pipeline.Config: no model is served.
+func (c *fakeConfig) Model(string) (pipeline.Model, bool) { return pipeline.Model{}, false }
+
 func (c *fakeConfig) Frozen() (bool, string) { return c.frozen, "incident" }
 
 func (c *fakeConfig) Setting(name string) []string {

@@ -41,6 +41,13 @@ func (c *Client) protocolError(quoted []byte, format string, args ...any) *Proto
 	return pe
 }
 
+// Malformed is the ProtocolError of an answer the caller found wrong
+// (a result of the wrong shape, say): what says what, quoted is what the
+// server sent (excerpted and sanitised like every quote).
+func (c *Client) Malformed(quoted []byte, what string) error {
+	return c.protocolError(quoted, "%s", what)
+}
+
 // Refused is the error of a JSON-RPC error answer m to method, where a
 // result was due: a ProtocolError with the error's code and an excerpt of
 // its message (the server's text, never quoted whole). A message that is

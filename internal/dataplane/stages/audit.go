@@ -205,7 +205,8 @@ func refusedByGateway(r pipeline.Reason) bool {
 	switch r {
 	case pipeline.ReasonUnauthenticated, pipeline.ReasonDenied, pipeline.ReasonDegraded,
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
-		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed:
+		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed,
+		pipeline.ReasonLimitExceeded:
 		return true
 	}
 	return false

@@ -3,7 +3,6 @@ package mcp
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -174,10 +173,12 @@ func attempt(ctx context.Context, c *mcpclient.Client, params json.RawMessage, o
 		return toolResult{}, err
 	}
 	if m.Kind() == mcpwire.KindError {
-		return toolResult{}, upstreamError(m)
+		// A tool's failure is an isError result; a JSON-RPC error means
+		// the upstream could not run the pinned tool at all.
+		return toolResult{}, c.Refused("tools/call", m)
 	}
 	if !mcpwire.IsObject(m.Result) {
-		return toolResult{}, errors.New("the tools/call result is not an object")
+		return toolResult{}, c.Malformed(m.Result, "its tools/call result is not an object")
 	}
 	var isError bool
 	if raw, err := mcpwire.Find(m.Result, "isError"); err == nil && raw != nil {

@@ -27,9 +27,9 @@ const (
 	// what it said. upstream_unavailable is for an upstream that could not
 	// be reached or failed (HTTP 5xx, a broken connection).
 	ReasonUpstreamProtocolError Reason = "upstream_protocol_error"
-	ReasonUpstreamTimeout     Reason = "upstream_timeout"
-	ReasonAuditUnavailable    Reason = "audit_unavailable"
-	ReasonInternal            Reason = "internal"
+	ReasonUpstreamTimeout       Reason = "upstream_timeout"
+	ReasonAuditUnavailable      Reason = "audit_unavailable"
+	ReasonInternal              Reason = "internal"
 	// ReasonOriginNotAllowed: a browser page of an origin the operator did
 	// not allow (setting mcp.allowed-origins) sent the request.
 	ReasonOriginNotAllowed Reason = "origin_not_allowed"

@@ -65,10 +65,10 @@ func (p *Pool) relayFor(ctx context.Context, cn *conn, params json.RawMessage, r
 		}
 	}
 	askCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	// asked are the upstream's requests relayed to the caller and not
-	// answered yet, by their raw ids; the handler runs on the call's
-	// goroutine, one message at a time, so they need no lock.
-	var asked map[string]context.CancelFunc
+	// asked are the upstream's requests relayed to the caller, by their
+	// raw ids; the handler runs on the call's goroutine, one message at a
+	// time, and done after the call, so they need no lock.
+	var asked map[string]pendingRelay
 	on := func(m *mcpwire.Message) {
 		switch m.Kind() {
 		case mcpwire.KindNotification:
@@ -78,32 +78,74 @@ func (p *Pool) relayFor(ctx context.Context, cn *conn, params json.RawMessage, r
 			}
 			p.relayNotification(ctx, m, token, relay)
 		case mcpwire.KindRequest:
-			if withdraw := p.relayRequest(askCtx, cn, m, relay); withdraw != nil {
+			if pr, ok := p.relayRequest(askCtx, cn, m, relay); ok {
 				if asked == nil {
-					asked = map[string]context.CancelFunc{}
+					asked = map[string]pendingRelay{}
 				}
-				asked[string(m.ID)] = withdraw
+				asked[string(m.ID)] = pr
 			}
 		}
 	}
-	return params, on, cancel, nil
+	done := func() {
+		// The call ended: a question the caller has not answered is
+		// withdrawn, and the caller told so before the result (an
+		// upstream's own notifications/cancelled may come after it, or
+		// never).
+		for id, pr := range asked {
+			if pr.ctx.Err() != nil {
+				continue // answered or withdrawn
+			}
+			pr.withdraw()
+			p.tellCancelled(ctx, json.RawMessage(id), "the call that asked it ended", relay)
+		}
+		cancel()
+	}
+	return params, on, done, nil
+}
+
+// pendingRelay is an upstream request relayed to the caller: its context
+// ends when it was answered or withdrawn.
+type pendingRelay struct {
+	ctx      context.Context
+	withdraw context.CancelFunc
+}
+
+// tellCancelled sends the caller notifications/cancelled for the
+// upstream's request id (the endpoint gives it the id the caller saw).
+func (p *Pool) tellCancelled(ctx context.Context, id json.RawMessage, reason string, relay *pipeline.Relay) {
+	if relay.Notify == nil {
+		return
+	}
+	params, err := json.Marshal(struct {
+		RequestID json.RawMessage `json:"requestId"`
+		Reason    string          `json:"reason"`
+	}{id, reason})
+	if err != nil {
+		return
+	}
+	msg, err := mcpwire.NewNotification("notifications/cancelled", params)
+	if err != nil {
+		return
+	}
+	if err := relay.Notify(msg); err != nil {
+		p.logger.DebugContext(ctx, "telling the caller of a withdrawn request failed", slog.Any("error", err))
+	}
 }
 
 // relayCancelled passes the upstream's notifications/cancelled for one of
 // its requests the caller was asked (the endpoint gives it the id the
 // caller saw) and stops waiting for the caller's answer; a cancellation
 // of anything else is not the caller's business.
-func (p *Pool) relayCancelled(ctx context.Context, m *mcpwire.Message, asked map[string]context.CancelFunc, relay *pipeline.Relay) {
+func (p *Pool) relayCancelled(ctx context.Context, m *mcpwire.Message, asked map[string]pendingRelay, relay *pipeline.Relay) {
 	id, err := mcpwire.Find(m.Params, "requestId")
 	if err != nil || id == nil {
 		return
 	}
-	withdraw, ok := asked[string(id)]
-	if !ok {
-		return
+	pr, ok := asked[string(id)]
+	if !ok || pr.ctx.Err() != nil {
+		return // not asked, or answered already
 	}
-	delete(asked, string(id))
-	withdraw()
+	pr.withdraw()
 	if relay.Notify == nil {
 		return
 	}
@@ -159,9 +201,9 @@ func wantsLog(m *mcpwire.Message, w *callWire) bool {
 // relayRequest passes a server→client request to the caller and, in the
 // background, the caller's answer back to the upstream. A caller that
 // cannot answer gets the upstream an error response at once. It returns
-// the function that withdraws the request (the upstream cancelled it:
-// nobody waits for the answer any more), nil when it was not relayed.
-func (p *Pool) relayRequest(ctx context.Context, cn *conn, m *mcpwire.Message, relay *pipeline.Relay) context.CancelFunc {
+// the request's pending state (its withdraw function stops waiting for
+// the answer), and false when it was not relayed.
+func (p *Pool) relayRequest(ctx context.Context, cn *conn, m *mcpwire.Message, relay *pipeline.Relay) (pendingRelay, bool) {
 	refuse := func(why string) {
 		resp := mcpwire.NewError(m.ID, &mcpwire.Error{Code: mcpwire.CodeMethodNotFound, Message: why})
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -172,14 +214,14 @@ func (p *Pool) relayRequest(ctx context.Context, cn *conn, m *mcpwire.Message, r
 	}
 	if relay.Ask == nil {
 		refuse(fmt.Sprintf("the gateway's caller cannot answer %s requests (its protocol era or transport has no way to)", m.Method))
-		return nil
+		return pendingRelay{}, false
 	}
 	actx, withdraw := context.WithCancel(ctx)
 	answers, err := relay.Ask(actx, m.Raw)
 	if err != nil {
 		withdraw()
 		refuse("the gateway could not pass " + m.Method + " to its caller: " + err.Error())
-		return nil
+		return pendingRelay{}, false
 	}
 	p.bgGo(func() {
 		defer withdraw()
@@ -197,7 +239,7 @@ func (p *Pool) relayRequest(ctx context.Context, cn *conn, m *mcpwire.Message, r
 			refuse("the caller did not answer " + m.Method + " in time")
 		}
 	})
-	return withdraw
+	return pendingRelay{ctx: actx, withdraw: withdraw}, true
 }
 
 // callerProgressToken is the caller's progress token the endpoint put in

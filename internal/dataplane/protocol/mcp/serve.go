@@ -268,6 +268,13 @@ func (h *Handler) clientAnswer(w http.ResponseWriter, m *mcpwire.Message, agent,
 		return
 	}
 	if !h.asks.answer(m, agent, session) {
+		if h.asks.ended(m.ID) {
+			// An answer to a request that ended meanwhile: the upstream
+			// withdrew it (notifications/cancelled, which some clients
+			// answer anyway) or stopped waiting. Nobody needs it.
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
 		writeError(w, http.StatusBadRequest, nullID, &rpcError{
 			Code: codeInvalidRequest, Message: "no server request with this id is waiting for an answer from this session",
 		})

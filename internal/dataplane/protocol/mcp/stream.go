@@ -148,7 +148,15 @@ type asks struct {
 	next atomic.Int64
 	mu   sync.Mutex
 	m    map[string]*pendingAsk
+	// unanswered are the ids of the latest requests that stopped waiting
+	// without an answer (withdrawn by the upstream, or their call ended),
+	// oldest first: a late answer to one is accepted and dropped.
+	unanswered []string
+	gone       map[string]bool
 }
+
+// maxUnanswered bounds asks.unanswered.
+const maxUnanswered = 1024
 
 type pendingAsk struct {
 	agent, session string
@@ -264,10 +272,31 @@ func (a *asks) ask(ctx context.Context, s *responseStream, m *mcpwire.Message, a
 	return gwID, p.answer, nil
 }
 
+// drop stops waiting for the answer to id, if it still waits.
 func (a *asks) drop(id string) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.m[id]; !ok {
+		return // answered
+	}
 	delete(a.m, id)
-	a.mu.Unlock()
+	if a.gone == nil {
+		a.gone = map[string]bool{}
+	}
+	if len(a.unanswered) == maxUnanswered {
+		delete(a.gone, a.unanswered[0])
+		a.unanswered = a.unanswered[1:]
+	}
+	a.unanswered = append(a.unanswered, id)
+	a.gone[id] = true
+}
+
+// ended reports whether id is one of the latest relayed requests that
+// stopped waiting without an answer.
+func (a *asks) ended(id json.RawMessage) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.gone[string(id)]
 }
 
 // answer takes a caller's response to a relayed request: false when no

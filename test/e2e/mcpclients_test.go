@@ -30,6 +30,14 @@ import (
 // a prompt. Every pin is the upstream's live definition.
 func startBrokerGateway(t *testing.T) *gateway {
 	t.Helper()
+	g, _ := startBrokerGatewayWithTools(t)
+	return g
+}
+
+// startBrokerGatewayWithTools is startBrokerGateway that also returns the
+// "tools" upstream, whose log, wait and ask_briefly tools are pinned too.
+func startBrokerGatewayWithTools(t *testing.T) (*gateway, *harness.DemoUpstream) {
+	t.Helper()
 	g := startGateway(t, 1, "dp1")
 	tools := harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret, Args: []string{"--streaming-tools", "--content"}})
 	modern := harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret, Args: []string{"--stateless", "--content"}})
@@ -37,10 +45,13 @@ func startBrokerGateway(t *testing.T) *gateway {
 	g.gwctl(t, "upstream", "add", "modern", "--url", modern.URL, "--bearer-secret", "demo-token")
 	g.pinAsServed(t, "tools", tools.URL, "count", "read-only")
 	g.pinAsServed(t, "tools", tools.URL, "confirm_transfer", "mutating")
+	g.pinAsServed(t, "tools", tools.URL, "log", "read-only")
+	g.pinAsServed(t, "tools", tools.URL, "wait", "read-only")
+	g.pinAsServed(t, "tools", tools.URL, "ask_briefly", "mutating")
 	g.pinAsServed(t, "modern", modern.URL, "get_weather", "read-only")
 	version := g.applyPolicy(t, "limits", limitsPolicy)
 	awaitVersion(t, g.dps[0], version, 20*time.Second)
-	return g
+	return g, tools
 }
 
 // TestGoSDKClientInBothEras: the official Go SDK client talks to the data
@@ -51,7 +62,7 @@ func startBrokerGateway(t *testing.T) *gateway {
 // elicitation reaches a 2025-06-18 or 2025-11-25 client and its answer
 // goes back (2025-03-26 has no elicitation; a 2026-07-28 client cannot
 // answer a legacy upstream). The capabilities the client sees say what the
-// gateway sends: tools listChanged on a legacy session's stream.
+// gateway sends and what the upstreams behind it offer.
 func TestGoSDKClientInBothEras(t *testing.T) {
 	g := startBrokerGateway(t)
 	dp := g.dps[0]
@@ -77,10 +88,14 @@ func TestGoSDKClientInBothEras(t *testing.T) {
 			if got := cs.InitializeResult().ProtocolVersion; got != version {
 				t.Fatalf("negotiated %s, want %s", got, version)
 			}
+			// What the gateway sends (tools/list_changed on a legacy
+			// session's stream or a 2026-07-28 subscriptions/listen), and
+			// what the "tools" upstream offers beyond: completions,
+			// logging, resource subscriptions.
 			caps := cs.InitializeResult().Capabilities
-			if caps.Tools == nil || caps.Tools.ListChanged != (version != "2026-07-28") || caps.Resources == nil || caps.Prompts == nil ||
-				caps.Resources.ListChanged || caps.Resources.Subscribe || caps.Prompts.ListChanged {
-				t.Errorf("capabilities %+v (tools %+v), want tools (listChanged in the legacy era), resources and prompts without notifications", caps, caps.Tools)
+			if caps.Tools == nil || !caps.Tools.ListChanged || caps.Resources == nil || caps.Prompts == nil ||
+				caps.Resources.ListChanged || !caps.Resources.Subscribe || caps.Prompts.ListChanged || caps.Completions == nil || caps.Logging == nil {
+				t.Errorf("capabilities %+v (tools %+v, resources %+v), want tools with listChanged, resources with subscribe, prompts, completions, logging", caps, caps.Tools, caps.Resources)
 			}
 			lt, err := cs.ListTools(ctx, nil)
 			if err != nil {

@@ -231,8 +231,11 @@ func TestModernHeaderRules(t *testing.T) {
 
 // TestTypeScriptSDKClient: the official TypeScript SDK (npm, run by Node)
 // in the legacy era: the capabilities it is told, a gateway session, tools
-// from two upstreams, progress, an elicitation answered by the client, and
-// a policy refusal.
+// from two upstreams, progress, an elicitation answered by the client, a
+// policy refusal, and the methods beyond tools: ping, completion,
+// logging/setLevel with the log messages at that level, a resource
+// subscription with its update, and a cancelled call that the upstream
+// sees cancelled.
 func TestTypeScriptSDKClient(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -243,10 +246,10 @@ func TestTypeScriptSDKClient(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk")); err != nil {
 		t.Fatalf("the TypeScript SDK is not installed: run `npm ci --prefix test/tsclient` (make e2e does): %v", err)
 	}
-	g := startBrokerGateway(t)
+	g, tools := startBrokerGatewayWithTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "client.mjs"), g.dps[0].URL+"/mcp")
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "client.mjs"), g.dps[0].URL+"/mcp", "http://"+tools.Addr)
 	cmd.Env = append(os.Environ(), "PORTCULLIS_AGENT_KEY="+g.opsKey)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -265,9 +268,15 @@ func TestTypeScriptSDKClient(t *testing.T) {
 			Tools *struct {
 				ListChanged bool `json:"listChanged"`
 			} `json:"tools"`
-			Resources map[string]any `json:"resources"`
-			Prompts   map[string]any `json:"prompts"`
+			Resources   map[string]any `json:"resources"`
+			Prompts     map[string]any `json:"prompts"`
+			Completions map[string]any `json:"completions"`
+			Logging     map[string]any `json:"logging"`
 		} `json:"capabilities"`
+		Completions []string `json:"completions"`
+		Logs        []string `json:"logs"`
+		Updated     []string `json:"updated"`
+		Cancelled   bool     `json:"cancelled"`
 		Tools        []string `json:"tools"`
 		Weather      string   `json:"weather"`
 		Progress     []int    `json:"progress"`
@@ -289,11 +298,35 @@ func TestTypeScriptSDKClient(t *testing.T) {
 	if got.ProtocolVersion == nil || *got.ProtocolVersion != "2025-11-25" {
 		t.Errorf("protocol version %v, want 2025-11-25", got.ProtocolVersion)
 	}
-	// The gateway sends tools/list_changed on the session's stream, and no
-	// resources or prompts notifications.
-	if c := got.Capabilities; c.Tools == nil || !c.Tools.ListChanged || c.Resources == nil || len(c.Resources) != 0 || c.Prompts == nil || len(c.Prompts) != 0 {
-		t.Errorf("capabilities %+v, want tools with listChanged, resources and prompts without notifications", c)
+	// The gateway sends tools/list_changed on the session's stream, no
+	// resources or prompts list changes, and offers what the "tools"
+	// upstream offers: resource subscriptions, completions, logging.
+	if c := got.Capabilities; c.Tools == nil || !c.Tools.ListChanged || fmt.Sprint(c.Resources) != "map[subscribe:true]" || c.Prompts == nil || len(c.Prompts) != 0 ||
+		c.Completions == nil || c.Logging == nil {
+		t.Errorf("capabilities %+v, want tools with listChanged, resources with subscribe, prompts, completions and logging", c)
 	}
+	if !slices.Equal(got.Completions, []string{"invoices", "interest"}) {
+		t.Errorf("completions %v", got.Completions)
+	}
+	if !slices.Equal(got.Logs, []string{"warning", "error"}) {
+		t.Errorf("log messages %v, want those at warning and above", got.Logs)
+	}
+	if !slices.Equal(got.Updated, []string{"tools__demo://readme"}) {
+		t.Errorf("resource updates %v, want the subscribed resource's, namespaced", got.Updated)
+	}
+	if !got.Cancelled {
+		t.Error("the cancelled call was not cancelled")
+	}
+	harness.Await(t, 20*time.Second, "the upstream to see the cancellation and the unsubscription", func() error {
+		s, err := tools.State()
+		if err != nil {
+			return err
+		}
+		if s.Cancelled != 1 || len(s.Subscribed) != 0 {
+			return fmt.Errorf("upstream state %+v, want 1 cancelled call and no subscription", s)
+		}
+		return nil
+	})
 	for _, want := range []string{actionWeather, "tools__count", "tools__confirm_transfer", "modern__get_weather"} {
 		if !slices.Contains(got.Tools, want) {
 			t.Errorf("tools %v lack %s", got.Tools, want)

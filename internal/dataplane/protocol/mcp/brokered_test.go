@@ -318,3 +318,62 @@ func (e *brokerEnv) resourceUpdated(t *testing.T, uri string) {
 		t.Fatalf("POST /admin/resources/updated: %d", resp.StatusCode)
 	}
 }
+
+// TestBrokeredMethodsModern: a 2026-07-28 Go SDK client (stateless) in
+// front of a legacy upstream: completion, log messages at the level its
+// request's _meta asks for, a resource followed over subscriptions/listen
+// (the upstream unsubscribed when the stream closes), and a call the
+// client gives up on cancelled upstream.
+func TestBrokeredMethodsModern(t *testing.T) {
+	e := newBrokerEnv(t, demo.Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	a := e.connect(ctx, t, "2026-07-28")
+	if caps := a.InitializeResult().Capabilities; caps.Completions == nil || caps.Logging == nil || caps.Resources == nil || !caps.Resources.Subscribe {
+		t.Errorf("capabilities %+v, want completions, logging and resource subscriptions", caps)
+	}
+	comp, err := a.Complete(ctx, &mcp.CompleteParams{Ref: &mcp.CompleteReference{Type: "ref/prompt", Name: "demo__summarize"},
+		Argument: mcp.CompleteParamsArgument{Name: "topic", Value: "pay"}})
+	if err != nil || !slices.Equal(comp.Completion.Values, []string{"payments"}) {
+		t.Errorf("complete: %+v %v", comp, err)
+	}
+
+	if _, err := a.CallTool(ctx, &mcp.CallToolParams{Name: "demo__log", Arguments: map[string]any{},
+		Meta: mcp.Meta{"io.modelcontextprotocol/logLevel": "error"}}); err != nil {
+		t.Fatal(err)
+	}
+	a.await(t, "a log message", func(s *session) bool { return len(s.levels) > 0 })
+	if !slices.Equal(a.levels, []string{"error"}) {
+		t.Errorf("log messages %v, want [error]", a.levels)
+	}
+
+	listening := make(chan error, 1)
+	go func() { listening <- a.Subscribe(ctx, &mcp.SubscribeParams{URI: "demo__demo://readme"}) }()
+	e.awaitUpstream(t, "the subscription upstream", func(s demo.State) bool { return slices.Equal(s.Subscribed, []string{"demo://readme"}) })
+	e.resourceUpdated(t, "demo://readme")
+	a.await(t, "the update", func(s *session) bool { return len(s.updated) > 0 })
+	if !slices.Equal(a.updated, []string{"demo__demo://readme"}) {
+		t.Errorf("updates %v", a.updated)
+	}
+	if err := a.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: "demo__demo://readme"}); err != nil {
+		t.Fatal(err)
+	}
+	<-listening
+	e.awaitUpstream(t, "the unsubscription upstream", func(s demo.State) bool { return len(s.Subscribed) == 0 })
+
+	wctx, wcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.CallTool(wctx, &mcp.CallToolParams{Name: "demo__wait", Arguments: map[string]any{}, Meta: mcp.Meta{"progressToken": "w"}})
+		done <- err
+	}()
+	a.await(t, "the wait to begin", func(*session) bool {
+		calls := e.up.Calls()
+		return len(calls) > 0 && calls[len(calls)-1].Tool == demo.ToolWait
+	})
+	wcancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled call: %v", err)
+	}
+	e.awaitUpstream(t, "the cancellation upstream", func(s demo.State) bool { return s.Cancelled == 1 })
+}

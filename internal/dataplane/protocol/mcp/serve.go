@@ -196,6 +196,12 @@ func (h *Handler) era(r *http.Request, m *mcpwire.Message) (bool, *rpcError) {
 	if m.Kind() != mcpwire.KindRequest && m.Kind() != mcpwire.KindNotification {
 		return true, nil // answers carry no _meta
 	}
+	if m.Kind() == mcpwire.KindNotification && metaVersion == "" {
+		// A notification (the SDKs' notifications/cancelled after a
+		// stream was closed) need not carry the request metadata; it is
+		// acknowledged and changes nothing.
+		return true, nil
+	}
 	if metaVersion != modernVersion {
 		return true, unsupportedVersion(metaVersion)
 	}

@@ -273,10 +273,10 @@ func TestTypeScriptSDKClient(t *testing.T) {
 			Completions map[string]any `json:"completions"`
 			Logging     map[string]any `json:"logging"`
 		} `json:"capabilities"`
-		Completions []string `json:"completions"`
-		Logs        []string `json:"logs"`
-		Updated     []string `json:"updated"`
-		Cancelled   bool     `json:"cancelled"`
+		Completions  []string `json:"completions"`
+		Logs         []string `json:"logs"`
+		Updated      []string `json:"updated"`
+		Cancelled    bool     `json:"cancelled"`
 		Tools        []string `json:"tools"`
 		Weather      string   `json:"weather"`
 		Progress     []int    `json:"progress"`

@@ -225,6 +225,8 @@ func TestBrokeredMethods(t *testing.T) {
 			}
 			call(a, "demo__log")
 			call(b, "demo__log")
+			// The client handles notifications apart from answers.
+			a.await(t, "two log messages", func(s *session) bool { return len(s.levels) >= 2 })
 			a.mu.Lock()
 			levels := slices.Clone(a.levels)
 			a.mu.Unlock()

@@ -379,3 +379,24 @@ func TestBrokeredMethodsModern(t *testing.T) {
 	}
 	e.awaitUpstream(t, "the cancellation upstream", func(s demo.State) bool { return s.Cancelled == 1 })
 }
+
+// TestSubscriptionsToAModernUpstream: a legacy caller's subscription to a
+// 2026-07-28 upstream's resource is held by the pool's
+// subscriptions/listen stream to that upstream; its updates reach the
+// caller, and the stream lets go of the resource when the caller
+// unsubscribes.
+func TestSubscriptionsToAModernUpstream(t *testing.T) {
+	e := newBrokerEnv(t, demo.Options{Stateless: true})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	a := e.connect(ctx, t, "2025-11-25")
+	if err := a.Subscribe(ctx, &mcp.SubscribeParams{URI: "demo__demo://readme"}); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	e.awaitUpstream(t, "the subscription upstream", func(s demo.State) bool { return slices.Equal(s.Subscribed, []string{"demo://readme"}) })
+	e.resourceUpdated(t, "demo://readme")
+	a.await(t, "the update", func(s *session) bool { return len(s.updated) > 0 })
+	if !slices.Equal(a.updated, []string{"demo__demo://readme"}) {
+		t.Errorf("updates %v", a.updated)
+	}
+}

@@ -32,11 +32,12 @@ func (c *Client) Session(ctx context.Context) (string, error) {
 // Stream opens the legacy session's standalone stream (HTTP GET), on which
 // the server sends what belongs to no request (resource updates, log
 // messages, its own pings and requests), and hands every message to on
-// until the stream ends (nil), ctx ends, or it fails. The server's pings
-// are answered. It returns ErrNoStream when the server offers no stream;
+// until the stream ends (nil), ctx ends, or it fails; opened, when not
+// nil, is called once the server accepted the stream (before any
+// message). The server's pings are answered. It returns ErrNoStream when the server offers no stream;
 // an HTTPError with status 404 when the server forgot the session, which
 // the client then drops (the next use makes a new one).
-func (c *Client) Stream(ctx context.Context, on Handler) error {
+func (c *Client) Stream(ctx context.Context, on Handler, opened func()) error {
 	cn, err := c.ensure(ctx)
 	if err != nil {
 		return err
@@ -69,6 +70,9 @@ func (c *Client) Stream(ctx context.Context, on Handler) error {
 	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != "text/event-stream" {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return c.protocolError(b, "it answered GET with content type %q, not an event stream", ct)
+	}
+	if opened != nil {
+		opened()
 	}
 	er := mcpwire.NewEventReader(resp.Body, c.cfg.MaxMessageBytes)
 	defer er.Release()

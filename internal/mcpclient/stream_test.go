@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,12 +219,16 @@ func TestStandaloneStream(t *testing.T) {
 	updates := make(chan string, 4)
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	var opened atomic.Bool
 	go func() {
 		done <- c.Stream(sctx, func(m *mcpwire.Message) {
 			if m.Method == "notifications/resources/updated" {
+				if !opened.Load() {
+					t.Error("a message before the stream was reported open")
+				}
 				updates <- string(m.Params)
 			}
-		})
+		}, func() { opened.Store(true) })
 	}()
 	// The stream is open once the server delivers to it; keep updating
 	// until an update arrives.
@@ -259,7 +264,7 @@ func TestStandaloneStream(t *testing.T) {
 
 	// A modern server has no standalone stream.
 	modern := startLive(t, true, nil)
-	if err := liveClient(t, modern.ts.URL, mcpclient.EraModern, "").Stream(ctx, nil); !errors.Is(err, mcpclient.ErrNoStream) {
+	if err := liveClient(t, modern.ts.URL, mcpclient.EraModern, "").Stream(ctx, nil, nil); !errors.Is(err, mcpclient.ErrNoStream) {
 		t.Errorf("modern Stream: %v, want ErrNoStream", err)
 	}
 }

@@ -269,7 +269,12 @@ type caller struct {
 // that asked. Only the agent and session the request went to may answer;
 // the answer belongs to the call that asked and has no record of its own.
 func (h *Handler) clientAnswer(w http.ResponseWriter, m *mcpwire.Message, agent, session string) {
-	if session == "" || !h.sessionOK(session, agent) {
+	if session == "" {
+		writeError(w, http.StatusBadRequest, nullID, &rpcError{Code: codeInvalidRequest,
+			Message: "an answer to a server request needs the Mcp-Session-Id of the session that was asked"})
+		return
+	}
+	if !h.sessionOK(session, agent) {
 		sessionNotFound(w)
 		return
 	}

@@ -419,7 +419,10 @@ func (p *Pool) Subscribe(ctx context.Context, r upstream.Resolver, name, uri str
 	if !p.subs.settle(name, uri, e, nil, nil) {
 		p.release([]released{{name, uri}}) // everybody left while it was pending
 	}
-	cn.Session.used() // the updates come on the listener's stream
+	// The updates come on the listener's stream: the subscription holds
+	// once it is open.
+	cn.Session.subscriptionsChanged()
+	cn.Session.awaitStream(ctx, s.Timeout)
 	return m, nil
 }
 

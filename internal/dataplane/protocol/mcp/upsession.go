@@ -56,6 +56,12 @@ type upSession struct {
 	// subscribed is the legacy session id the upstream holds the
 	// gateway's subscriptions in (listener goroutine only).
 	subscribed string
+
+	// streamMu guards streamOpen (the legacy standalone stream is open)
+	// and streamUp, closed when it opens and replaced when it ends.
+	streamMu   sync.Mutex
+	streamOpen bool
+	streamUp   chan struct{}
 }
 
 // Listener timings.
@@ -69,7 +75,46 @@ const (
 
 func newUpSession(p *Pool, name string, c *mcpclient.Client) *upSession {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &upSession{Client: c, name: name, pool: p, ctx: ctx, cancel: cancel}
+	return &upSession{Client: c, name: name, pool: p, ctx: ctx, cancel: cancel, streamUp: make(chan struct{})}
+}
+
+// streamOpened and streamEnded track the legacy standalone stream.
+func (s *upSession) streamOpened() {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
+	if !s.streamOpen {
+		s.streamOpen = true
+		close(s.streamUp)
+	}
+}
+
+func (s *upSession) streamEnded() {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
+	if s.streamOpen {
+		s.streamOpen = false
+		s.streamUp = make(chan struct{})
+	}
+}
+
+// awaitStream waits, at most d, until the upstream's standalone stream is
+// open (updates sent before it opens are lost: the upstream has nowhere
+// to send them), unless the upstream offers none.
+func (s *upSession) awaitStream(ctx context.Context, d time.Duration) {
+	s.streamMu.Lock()
+	open, up := s.streamOpen, s.streamUp
+	s.streamMu.Unlock()
+	if open || s.quiet.Load() {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-up:
+	case <-ctx.Done():
+	case <-s.ctx.Done():
+	case <-t.C:
+	}
 }
 
 // Close stops the listener and ends the upstream session.
@@ -175,7 +220,8 @@ func (s *upSession) listenLegacy() listenNext {
 		s.resubscribe()
 		s.subscribed = sid
 	}
-	err = s.Stream(s.ctx, s.onStream)
+	err = s.Stream(s.ctx, s.onStream, s.streamOpened)
+	s.streamEnded()
 	var he *mcpclient.HTTPError
 	switch {
 	case errors.Is(err, mcpclient.ErrNoStream):

@@ -11,12 +11,14 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"github.com/portcullis-gw/portcullis/internal/toolpin"
 )
 
 // Compile compiles the parts of snap that authorization reads — agents,
-// upstreams, tool pins, value lists and policy sets; credentials, keys and
-// identity sources are ignored — into an Engine. It checks them completely
-// and, on failure, returns an [*Error] naming every problem.
+// upstreams, tool pins, value lists, learned lists and policy sets;
+// credentials, keys and identity sources are ignored — into an Engine. It
+// checks them completely and, on failure, returns an [*Error] naming every
+// problem.
 //
 // The data plane compiles the snapshots it serves; the control plane and
 // gwctl compile the authorization snapshot (the same data without secrets),
@@ -32,22 +34,26 @@ func Compile(snap *snapshotv1.Snapshot, opts ...Option) (*Engine, error) {
 		upstreams: map[string]*configv1.Upstream{},
 		lists:     map[string]*configv1.ValueList{},
 		e: &Engine{
-			version: snap.GetVersion(),
-			agents:  map[string]bool{},
-			tools:   map[string]*tool{},
+			version:      snap.GetVersion(),
+			agents:       map[string]bool{},
+			tools:        map[string]*tool{},
+			remoteAgents: map[string]*remoteAgent{},
 		},
 	}
 	b.indexUpstreams()
+	b.indexModels()
 	b.indexAgents()
 	b.indexLists()
+	learned := b.indexLearnings()
 	pins := b.compilePins()
-	if b.buildSchema(pins) {
+	if b.buildSchema(pins, learned) {
 		b.compilePolicies()
 	}
 	if len(b.problems) > 0 {
 		return nil, &Error{Version: snap.GetVersion(), Problems: b.problems}
 	}
 	e := b.e
+	e.learned = b.compileLearned()
 	e.entities = b.entities()
 	e.index = buildIndex(e.policies, e.schema.ActionEntities(), b.agentTeams())
 	e.cache = newDecisionCache(o.cacheSize)
@@ -63,6 +69,7 @@ type builder struct {
 	e         *Engine
 	upstreams map[string]*configv1.Upstream
 	lists     map[string]*configv1.ValueList
+	learnings []*configv1.ListLearning
 	problems  []string
 }
 
@@ -138,6 +145,10 @@ func (b *builder) compilePins() []cedarschema.Tool {
 			b.problem("tool pin %q: no tool name", name)
 			continue
 		}
+		if card := p.GetKind() == configv1.PinKind_PIN_KIND_AGENT_CARD; card || u.GetProtocol() == configv1.Protocol_PROTOCOL_A2A {
+			b.compileCardPin(name, u, p)
+			continue
+		}
 		action := cedarschema.ActionName(EffectivePrefix(u), p.GetTool())
 		if first, dup := owner[action]; dup {
 			b.problem("tool pin %q: action %q is already the action of tool pin %q (two upstreams share a prefix)", name, action, first)
@@ -171,6 +182,45 @@ func (b *builder) compilePins() []cedarschema.Tool {
 		}
 	}
 	return gen
+}
+
+// compileCardPin checks the agent-card pin p of upstream u and records u as
+// a remote agent. An A2A upstream's only pin is its card, and only an A2A
+// upstream has one.
+func (b *builder) compileCardPin(name string, u *configv1.Upstream, p *configv1.ToolPin) {
+	switch {
+	case p.GetKind() != configv1.PinKind_PIN_KIND_AGENT_CARD:
+		b.problem("tool pin %q: upstream %q speaks A2A; its only pin is its agent card", name, p.GetUpstream())
+		return
+	case u.GetProtocol() != configv1.Protocol_PROTOCOL_A2A:
+		b.problem("tool pin %q: an agent card is pinned for upstream %q, which does not speak A2A", name, p.GetUpstream())
+		return
+	case p.GetTool() != toolpin.AgentCardTool:
+		b.problem("tool pin %q: an agent card pin is named %q", name, toolpin.AgentCardTool)
+		return
+	}
+	v, err := ActiveVersion(p)
+	if err != nil {
+		b.problem("tool pin %q: %v", name, err)
+		return
+	}
+	skills, err := toolpin.CardSkills(v.GetDefinition())
+	if err != nil {
+		b.problem("tool pin %q: version %d: %v", name, v.GetVersion(), err)
+		return
+	}
+	if _, dup := b.e.remoteAgents[p.GetUpstream()]; dup {
+		b.problem("tool pin %q: upstream %q has two agent cards pinned", name, p.GetUpstream())
+		return
+	}
+	b.e.remoteAgents[p.GetUpstream()] = &remoteAgent{
+		name:     p.GetUpstream(),
+		readOnly: v.GetClass() == configv1.ToolClass_TOOL_CLASS_READ_ONLY,
+		version:  v.GetVersion(),
+		skills:   skills,
+	}
+	b.e.agentList = append(b.e.agentList, p.GetUpstream())
+	slices.Sort(b.e.agentList)
 }
 
 // PinName is how problems name a pin: its resource name, else
@@ -214,8 +264,8 @@ func ActiveVersion(p *configv1.ToolPin) (*configv1.ToolVersion, error) {
 
 // buildSchema generates the Cedar schema from the good pins and types each
 // tool's arguments from it. It reports whether policies can be checked.
-func (b *builder) buildSchema(gen []cedarschema.Tool) bool {
-	s, err := cedarschema.Generate(gen)
+func (b *builder) buildSchema(gen []cedarschema.Tool, learned []string) bool {
+	s, err := cedarschema.Generate(gen, cedarschema.WithLearned(learned))
 	if err != nil {
 		b.problem("the Cedar schema cannot be generated, so no policy set was checked: %v", err)
 		return false

@@ -69,6 +69,9 @@ GWCTL_TOKEN, ...); a flag on the command line wins.`,
 		a.identityCommand(),
 		a.secretCommand(),
 		a.valueListCommand(),
+		a.priceCommand(),
+		a.budgetCommand(),
+		a.usageCommand(),
 		a.tokenCommand(),
 		a.snapshotCommand(),
 		a.adminLogCommand(),
@@ -77,6 +80,7 @@ GWCTL_TOKEN, ...); a flag on the command line wins.`,
 		a.settingCommand(),
 		a.accessCommand(),
 		a.auditCommand(),
+		a.alertCommand(),
 	)
 	return root
 }

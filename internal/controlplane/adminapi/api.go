@@ -178,6 +178,8 @@ func (a *API) Routes() []Route {
 	add(edge.Service(adminv1connect.NewAgentServiceHandler, adminv1connect.AgentServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewUpstreamServiceHandler, adminv1connect.UpstreamServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewValueListServiceHandler, adminv1connect.ValueListServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewPriceServiceHandler, adminv1connect.PriceServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewBudgetServiceHandler, adminv1connect.BudgetServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewToolServiceHandler, adminv1connect.ToolServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewPolicyServiceHandler, adminv1connect.PolicyServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewRolloutServiceHandler, adminv1connect.RolloutServiceHandler(a), own...))
@@ -190,6 +192,7 @@ func (a *API) Routes() []Route {
 	add(edge.Service(adminv1connect.NewDataplaneServiceHandler, adminv1connect.DataplaneServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewSettingServiceHandler, adminv1connect.SettingServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewAccessServiceHandler, adminv1connect.AccessServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewAlertServiceHandler, adminv1connect.AlertServiceHandler(a), own...))
 	add(edge.Service(auditv1connect.NewAuditServiceHandler, auditv1connect.AuditServiceHandler(a), own...))
 	if testRoutes != nil {
 		for _, b := range testRoutes(a, own) {

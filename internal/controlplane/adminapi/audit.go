@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,6 +111,13 @@ func (a *API) Query(ctx context.Context, req *connect.Request[auditv1.QueryReque
 		return nil, err
 	}
 	m := req.Msg
+	if id := m.GetRecordId(); id != "" {
+		r, err := a.record(id)
+		if err != nil {
+			return nil, err
+		}
+		return resp(&auditv1.QueryResponse{Records: []*auditv1.Record{r}}), nil
+	}
 	f := auditstore.Filter{
 		Agent: m.GetAgent(), User: m.GetUser(),
 		Decision: m.GetDecision(), Outcome: m.GetOutcome(), Mode: m.GetMode(), DP: m.GetDataplane(),
@@ -257,4 +265,72 @@ func (a *API) Attest(ctx context.Context, req *connect.Request[auditv1.AttestReq
 // GetPublicKey implements AuditService.
 func (a *API) GetPublicKey(context.Context, *connect.Request[auditv1.GetPublicKeyRequest]) (*connect.Response[auditv1.GetPublicKeyResponse], error) {
 	return resp(&auditv1.GetPublicKeyResponse{PublicKey: a.attestKey.Public().(ed25519.PublicKey)}), nil
+}
+
+// record returns the record named "<dataplane>/<sequence>" from this
+// node's store.
+func (a *API) record(id string) (*auditv1.Record, error) {
+	as, err := a.auditStore()
+	if err != nil {
+		return nil, err
+	}
+	i := strings.LastIndexByte(id, '/')
+	var seq uint64
+	if i > 0 {
+		seq, err = strconv.ParseUint(id[i+1:], 10, 64)
+	}
+	if i <= 0 || err != nil || seq == 0 || len(id) > 512 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("a record id is <dataplane>/<sequence>, e.g. finance-dp/42"))
+	}
+	r, err := as.Get(id[:i], seq)
+	if errors.Is(err, auditstore.ErrNotHeld) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("audit record %s is not in this node's store (not uploaded yet, or dropped by retention)", id))
+	}
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, errors.New("reading the audit store failed; see the node's log"))
+	}
+	return r, nil
+}
+
+// Usage implements AuditService: what calls consumed over a time range,
+// summed by agent, team, user or model, from this node's store.
+func (a *API) Usage(_ context.Context, req *connect.Request[auditv1.UsageRequest]) (*connect.Response[auditv1.UsageResponse], error) {
+	as, err := a.auditStore()
+	if err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	var g auditstore.UsageGroup
+	switch m.GetGroupBy() {
+	case auditv1.UsageGroup_USAGE_GROUP_AGENT, auditv1.UsageGroup_USAGE_GROUP_UNSPECIFIED:
+		g = auditstore.ByAgent
+	case auditv1.UsageGroup_USAGE_GROUP_TEAM:
+		g = auditstore.ByTeam
+	case auditv1.UsageGroup_USAGE_GROUP_USER:
+		g = auditstore.ByUser
+	case auditv1.UsageGroup_USAGE_GROUP_MODEL:
+		g = auditstore.ByModel
+	default:
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("group_by %d is not a usage group", m.GetGroupBy()))
+	}
+	f := auditstore.UsageFilter{Agent: m.GetAgent(), Team: m.GetTeam(), User: m.GetUser(), Model: m.GetModel()}
+	if m.GetFrom() != nil {
+		f.From = m.GetFrom().AsTime()
+	}
+	if m.GetTo() != nil {
+		f.To = m.GetTo().AsTime()
+	}
+	rows, read, err := as.Usage(f, g)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, errors.New("the audit store could not be read"))
+	}
+	out := &auditv1.UsageResponse{Records: read, Rows: make([]*auditv1.UsageRow, len(rows))}
+	for i, r := range rows {
+		out.Rows[i] = &auditv1.UsageRow{
+			Key: r.Key, Calls: r.Calls, InputTokens: r.Input, CachedInputTokens: r.CachedInput,
+			OutputTokens: r.Output, ReasoningTokens: r.Reasoning, CostNanos: r.CostNanos,
+			EstimatedCalls: r.EstimatedCalls, UnpricedCalls: r.UnpricedCalls,
+		}
+	}
+	return resp(out), nil
 }

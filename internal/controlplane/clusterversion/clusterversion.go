@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strings"
 
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -54,6 +55,11 @@ var ops = map[protoreflect.Name]Version{
 	"sign_in":      WebSignIn,
 	// Policy rollouts.
 	"rollout_change": PolicyRollouts,
+	// The leader's audit consumers, the alert outbox and operators'
+	// changes of learned lists.
+	"consume_audit":  AuditConsumers,
+	"settle_alert":   AuditConsumers,
+	"change_learned": AuditConsumers,
 }
 
 // kinds is the version that introduced each Resource.kind, by field name
@@ -74,6 +80,12 @@ var kinds = map[protoreflect.Name]Version{
 	"policy_tests":   PolicyRollouts,
 	"rollout":        PolicyRollouts,
 	"setting":        Settings,
+	"list_learning":  AuditConsumers,
+	"alert_rule":     AuditConsumers,
+	"alert":          AuditConsumers,
+	"audit_cursor":   AuditConsumers,
+	"model_price":    LLMBrokering,
+	"budget":         LLMBrokering,
 }
 
 // Versions of behaviour of the state machine that is not an operation or
@@ -88,6 +100,24 @@ const (
 	// set's source records a version), and the kinds and the operation of
 	// staged rollouts exist.
 	PolicyRollouts Version = 2
+	// AuditConsumers: the leader's audit consumers with their cursors,
+	// learned lists, alert rules and the alert outbox (operations and
+	// kinds in the tables above). The leader starts its consumers only
+	// once every voter supports it.
+	AuditConsumers Version = 2
+	// A2ABrokering: A2A upstreams have their agent card pinned (a ToolPin
+	// of kind PIN_KIND_AGENT_CARD, which a put needs this version for: an
+	// older replica would take it for a tool), and the Cedar schema
+	// policies are validated against declares RemoteAgent and the a2a_send
+	// and a2a_read groups once every voter supports it (an older replica
+	// would refuse a policy naming them).
+	A2ABrokering Version = 2
+	// LLMBrokering: model prices and budgets are kinds, and the Cedar
+	// schema policies are validated against declares Model and the
+	// llm_complete group once every voter supports it (an older replica
+	// would refuse a policy naming them), as do the stateful rules about
+	// LLM upstreams' model names (see state).
+	LLMBrokering Version = 2
 )
 
 // Versions that introduced an operation or a kind.
@@ -101,7 +131,7 @@ const (
 )
 
 // features are the behaviour versions above.
-var features = []Version{TypedAdminAudit, PolicyRollouts}
+var features = []Version{TypedAdminAudit, PolicyRollouts, AuditConsumers, A2ABrokering, LLMBrokering}
 
 // release is the highest version in the tables above: what a release
 // binary supports.
@@ -220,6 +250,9 @@ func Needs(cmd *fsmv1.Command) (Need, error) {
 			// older replica does not keep.
 			if r.GetPolicySet().GetRestores() != 0 {
 				need = higher(need, Need{Version: PolicyRollouts, What: "a policy set rollback"})
+			}
+			if r.GetToolPin().GetKind() == configv1.PinKind_PIN_KIND_AGENT_CARD {
+				need = higher(need, Need{Version: A2ABrokering, What: "an agent-card pin"})
 			}
 		}
 	case *fsmv1.Command_Delete:

@@ -105,12 +105,15 @@ type Services struct {
 	Identity  adminv1connect.IdentitySourceServiceClient
 	Secret    adminv1connect.SecretServiceClient
 	ValueList adminv1connect.ValueListServiceClient
+	Price     adminv1connect.PriceServiceClient
+	Budget    adminv1connect.BudgetServiceClient
 	Token     adminv1connect.TokenServiceClient
 	Backup    adminv1connect.BackupServiceClient
 	AdminLog  adminv1connect.AdminLogServiceClient
 	Dataplane adminv1connect.DataplaneServiceClient
 	Setting   adminv1connect.SettingServiceClient
 	Access    adminv1connect.AccessServiceClient
+	Alert     adminv1connect.AlertServiceClient
 	Audit     auditv1connect.AuditServiceClient
 }
 
@@ -162,12 +165,15 @@ func New(cfg Config) (*Client, error) {
 			Identity:  adminv1connect.NewIdentitySourceServiceClient(httpClient, u, opts...),
 			Secret:    adminv1connect.NewSecretServiceClient(httpClient, u, opts...),
 			ValueList: adminv1connect.NewValueListServiceClient(httpClient, u, opts...),
+			Price:     adminv1connect.NewPriceServiceClient(httpClient, u, opts...),
+			Budget:    adminv1connect.NewBudgetServiceClient(httpClient, u, opts...),
 			Token:     adminv1connect.NewTokenServiceClient(httpClient, u, opts...),
 			Backup:    adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
 			AdminLog:  adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),
 			Dataplane: adminv1connect.NewDataplaneServiceClient(httpClient, u, opts...),
 			Setting:   adminv1connect.NewSettingServiceClient(httpClient, u, opts...),
 			Access:    adminv1connect.NewAccessServiceClient(httpClient, u, opts...),
+			Alert:     adminv1connect.NewAlertServiceClient(httpClient, u, opts...),
 			Audit:     auditv1connect.NewAuditServiceClient(httpClient, u, opts...),
 		})
 	}

@@ -22,6 +22,326 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// UsageGroup is what usage is summed by.
+type UsageGroup int32
+
+const (
+	UsageGroup_USAGE_GROUP_UNSPECIFIED UsageGroup = 0
+	UsageGroup_USAGE_GROUP_AGENT       UsageGroup = 1
+	UsageGroup_USAGE_GROUP_TEAM        UsageGroup = 2
+	UsageGroup_USAGE_GROUP_USER        UsageGroup = 3
+	UsageGroup_USAGE_GROUP_MODEL       UsageGroup = 4
+)
+
+// Enum value maps for UsageGroup.
+var (
+	UsageGroup_name = map[int32]string{
+		0: "USAGE_GROUP_UNSPECIFIED",
+		1: "USAGE_GROUP_AGENT",
+		2: "USAGE_GROUP_TEAM",
+		3: "USAGE_GROUP_USER",
+		4: "USAGE_GROUP_MODEL",
+	}
+	UsageGroup_value = map[string]int32{
+		"USAGE_GROUP_UNSPECIFIED": 0,
+		"USAGE_GROUP_AGENT":       1,
+		"USAGE_GROUP_TEAM":        2,
+		"USAGE_GROUP_USER":        3,
+		"USAGE_GROUP_MODEL":       4,
+	}
+)
+
+func (x UsageGroup) Enum() *UsageGroup {
+	p := new(UsageGroup)
+	*p = x
+	return p
+}
+
+func (x UsageGroup) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UsageGroup) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_audit_v1_service_proto_enumTypes[0].Descriptor()
+}
+
+func (UsageGroup) Type() protoreflect.EnumType {
+	return &file_portcullis_audit_v1_service_proto_enumTypes[0]
+}
+
+func (x UsageGroup) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UsageGroup.Descriptor instead.
+func (UsageGroup) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{0}
+}
+
+type UsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Time range [from, to) on the records' time; unset means open.
+	From *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// What to group by.
+	GroupBy UsageGroup `protobuf:"varint,3,opt,name=group_by,json=groupBy,proto3,enum=portcullis.audit.v1.UsageGroup" json:"group_by,omitempty"`
+	// Only records of this agent, team, user or model (as agents name it)
+	// when set.
+	Agent         string `protobuf:"bytes,4,opt,name=agent,proto3" json:"agent,omitempty"`
+	Team          string `protobuf:"bytes,5,opt,name=team,proto3" json:"team,omitempty"`
+	User          string `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
+	Model         string `protobuf:"bytes,7,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageRequest) Reset() {
+	*x = UsageRequest{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageRequest) ProtoMessage() {}
+
+func (x *UsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageRequest.ProtoReflect.Descriptor instead.
+func (*UsageRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *UsageRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *UsageRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *UsageRequest) GetGroupBy() UsageGroup {
+	if x != nil {
+		return x.GroupBy
+	}
+	return UsageGroup_USAGE_GROUP_UNSPECIFIED
+}
+
+func (x *UsageRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *UsageRequest) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *UsageRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UsageRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+type UsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One row per key, highest cost first, then by key.
+	Rows []*UsageRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
+	// Records read to answer (every record in the range, with usage or not).
+	Records       uint64 `protobuf:"varint,2,opt,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageResponse) Reset() {
+	*x = UsageResponse{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageResponse) ProtoMessage() {}
+
+func (x *UsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageResponse.ProtoReflect.Descriptor instead.
+func (*UsageResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UsageResponse) GetRows() []*UsageRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+func (x *UsageResponse) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+// UsageRow is what the calls of one key consumed.
+type UsageRow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent, team, user or model; "" for calls without one (no team, no
+	// user).
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Calls that reported usage.
+	Calls             uint64 `protobuf:"varint,2,opt,name=calls,proto3" json:"calls,omitempty"`
+	InputTokens       int64  `protobuf:"varint,3,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	CachedInputTokens int64  `protobuf:"varint,4,opt,name=cached_input_tokens,json=cachedInputTokens,proto3" json:"cached_input_tokens,omitempty"`
+	OutputTokens      int64  `protobuf:"varint,5,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	ReasoningTokens   int64  `protobuf:"varint,6,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	CostNanos         int64  `protobuf:"varint,7,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"`
+	// Of calls, those whose usage the gateway estimated.
+	EstimatedCalls uint64 `protobuf:"varint,8,opt,name=estimated_calls,json=estimatedCalls,proto3" json:"estimated_calls,omitempty"`
+	// Of calls, those of models without a price.
+	UnpricedCalls uint64 `protobuf:"varint,9,opt,name=unpriced_calls,json=unpricedCalls,proto3" json:"unpriced_calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageRow) Reset() {
+	*x = UsageRow{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageRow) ProtoMessage() {}
+
+func (x *UsageRow) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageRow.ProtoReflect.Descriptor instead.
+func (*UsageRow) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UsageRow) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *UsageRow) GetCalls() uint64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *UsageRow) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetCachedInputTokens() int64 {
+	if x != nil {
+		return x.CachedInputTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetReasoningTokens() int64 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetCostNanos() int64 {
+	if x != nil {
+		return x.CostNanos
+	}
+	return 0
+}
+
+func (x *UsageRow) GetEstimatedCalls() uint64 {
+	if x != nil {
+		return x.EstimatedCalls
+	}
+	return 0
+}
+
+func (x *UsageRow) GetUnpricedCalls() uint64 {
+	if x != nil {
+		return x.UnpricedCalls
+	}
+	return 0
+}
+
 type UploadStateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -30,7 +350,7 @@ type UploadStateRequest struct {
 
 func (x *UploadStateRequest) Reset() {
 	*x = UploadStateRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[0]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -42,7 +362,7 @@ func (x *UploadStateRequest) String() string {
 func (*UploadStateRequest) ProtoMessage() {}
 
 func (x *UploadStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[0]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -55,7 +375,7 @@ func (x *UploadStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStateRequest.ProtoReflect.Descriptor instead.
 func (*UploadStateRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{0}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{3}
 }
 
 type UploadStateResponse struct {
@@ -69,7 +389,7 @@ type UploadStateResponse struct {
 
 func (x *UploadStateResponse) Reset() {
 	*x = UploadStateResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[1]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -81,7 +401,7 @@ func (x *UploadStateResponse) String() string {
 func (*UploadStateResponse) ProtoMessage() {}
 
 func (x *UploadStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[1]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -94,7 +414,7 @@ func (x *UploadStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStateResponse.ProtoReflect.Descriptor instead.
 func (*UploadStateResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *UploadStateResponse) GetNextSequence() uint64 {
@@ -115,7 +435,7 @@ type UploadRequest struct {
 
 func (x *UploadRequest) Reset() {
 	*x = UploadRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[2]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +447,7 @@ func (x *UploadRequest) String() string {
 func (*UploadRequest) ProtoMessage() {}
 
 func (x *UploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[2]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +460,7 @@ func (x *UploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
 func (*UploadRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *UploadRequest) GetRecords() []*Record {
@@ -162,7 +482,7 @@ type UploadResponse struct {
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[3]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -174,7 +494,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[3]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -187,7 +507,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UploadResponse) GetNextSequence() uint64 {
@@ -222,14 +542,17 @@ type QueryRequest struct {
 	// Page size (default 100, at most 1,000).
 	Limit int32 `protobuf:"varint,12,opt,name=limit,proto3" json:"limit,omitempty"`
 	// From a previous response's next_page_token.
-	PageToken     string `protobuf:"bytes,13,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,13,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// One record by its id, "<dataplane>/<sequence>" (as alerts and learned
+	// lists name records); the other filters must be empty.
+	RecordId      string `protobuf:"bytes,14,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[4]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +564,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[4]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,7 +577,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *QueryRequest) GetFrom() *timestamppb.Timestamp {
@@ -348,6 +671,13 @@ func (x *QueryRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *QueryRequest) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
 type QueryResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Matching records in the order the cluster stored them.
@@ -360,7 +690,7 @@ type QueryResponse struct {
 
 func (x *QueryResponse) Reset() {
 	*x = QueryResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[5]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +702,7 @@ func (x *QueryResponse) String() string {
 func (*QueryResponse) ProtoMessage() {}
 
 func (x *QueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[5]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +715,7 @@ func (x *QueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResponse.ProtoReflect.Descriptor instead.
 func (*QueryResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *QueryResponse) GetRecords() []*Record {
@@ -410,7 +740,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +752,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +765,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{9}
 }
 
 type VerifyResponse struct {
@@ -452,7 +782,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +794,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +807,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VerifyResponse) GetOk() bool {
@@ -516,7 +846,7 @@ type Chain struct {
 
 func (x *Chain) Reset() {
 	*x = Chain{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +858,7 @@ func (x *Chain) String() string {
 func (*Chain) ProtoMessage() {}
 
 func (x *Chain) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +871,7 @@ func (x *Chain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chain.ProtoReflect.Descriptor instead.
 func (*Chain) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Chain) GetDataplane() string {
@@ -591,7 +921,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +933,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +946,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Problem) GetDataplane() string {
@@ -650,7 +980,7 @@ type AttestRequest struct {
 
 func (x *AttestRequest) Reset() {
 	*x = AttestRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +992,7 @@ func (x *AttestRequest) String() string {
 func (*AttestRequest) ProtoMessage() {}
 
 func (x *AttestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +1005,7 @@ func (x *AttestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttestRequest.ProtoReflect.Descriptor instead.
 func (*AttestRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AttestRequest) GetFrom() *timestamppb.Timestamp {
@@ -701,7 +1031,7 @@ type AttestResponse struct {
 
 func (x *AttestResponse) Reset() {
 	*x = AttestResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +1043,7 @@ func (x *AttestResponse) String() string {
 func (*AttestResponse) ProtoMessage() {}
 
 func (x *AttestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +1056,7 @@ func (x *AttestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttestResponse.ProtoReflect.Descriptor instead.
 func (*AttestResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AttestResponse) GetAttestation() *SignedAttestation {
@@ -753,7 +1083,7 @@ type Attestation struct {
 
 func (x *Attestation) Reset() {
 	*x = Attestation{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[12]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +1095,7 @@ func (x *Attestation) String() string {
 func (*Attestation) ProtoMessage() {}
 
 func (x *Attestation) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[12]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +1108,7 @@ func (x *Attestation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attestation.ProtoReflect.Descriptor instead.
 func (*Attestation) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Attestation) GetFrom() *timestamppb.Timestamp {
@@ -840,7 +1170,7 @@ type AttestedRange struct {
 
 func (x *AttestedRange) Reset() {
 	*x = AttestedRange{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[13]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +1182,7 @@ func (x *AttestedRange) String() string {
 func (*AttestedRange) ProtoMessage() {}
 
 func (x *AttestedRange) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[13]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +1195,7 @@ func (x *AttestedRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttestedRange.ProtoReflect.Descriptor instead.
 func (*AttestedRange) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AttestedRange) GetDataplane() string {
@@ -929,7 +1259,7 @@ type SignedAttestation struct {
 
 func (x *SignedAttestation) Reset() {
 	*x = SignedAttestation{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[14]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1271,7 @@ func (x *SignedAttestation) String() string {
 func (*SignedAttestation) ProtoMessage() {}
 
 func (x *SignedAttestation) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[14]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1284,7 @@ func (x *SignedAttestation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedAttestation.ProtoReflect.Descriptor instead.
 func (*SignedAttestation) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SignedAttestation) GetStatement() []byte {
@@ -986,7 +1316,7 @@ type GetPublicKeyRequest struct {
 
 func (x *GetPublicKeyRequest) Reset() {
 	*x = GetPublicKeyRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[15]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1328,7 @@ func (x *GetPublicKeyRequest) String() string {
 func (*GetPublicKeyRequest) ProtoMessage() {}
 
 func (x *GetPublicKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[15]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1341,7 @@ func (x *GetPublicKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPublicKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetPublicKeyRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{18}
 }
 
 type GetPublicKeyResponse struct {
@@ -1024,7 +1354,7 @@ type GetPublicKeyResponse struct {
 
 func (x *GetPublicKeyResponse) Reset() {
 	*x = GetPublicKeyResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[16]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1036,7 +1366,7 @@ func (x *GetPublicKeyResponse) String() string {
 func (*GetPublicKeyResponse) ProtoMessage() {}
 
 func (x *GetPublicKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[16]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1049,7 +1379,7 @@ func (x *GetPublicKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPublicKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetPublicKeyResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetPublicKeyResponse) GetPublicKey() []byte {
@@ -1059,18 +1389,200 @@ func (x *GetPublicKeyResponse) GetPublicKey() []byte {
 	return nil
 }
 
+type ListConsumersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConsumersRequest) Reset() {
+	*x = ListConsumersRequest{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConsumersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConsumersRequest) ProtoMessage() {}
+
+func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConsumersRequest.ProtoReflect.Descriptor instead.
+func (*ListConsumersRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{20}
+}
+
+type ListConsumersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consumers     []*Consumer            `protobuf:"bytes,1,rep,name=consumers,proto3" json:"consumers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConsumersResponse) Reset() {
+	*x = ListConsumersResponse{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConsumersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConsumersResponse) ProtoMessage() {}
+
+func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConsumersResponse.ProtoReflect.Descriptor instead.
+func (*ListConsumersResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListConsumersResponse) GetConsumers() []*Consumer {
+	if x != nil {
+		return x.Consumers
+	}
+	return nil
+}
+
+// Consumer is one of the leader's audit consumers.
+type Consumer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Batches and records consumed so far.
+	Batches uint64 `protobuf:"varint,2,opt,name=batches,proto3" json:"batches,omitempty"`
+	Records uint64 `protobuf:"varint,3,opt,name=records,proto3" json:"records,omitempty"`
+	// Records this node stores that the consumer has not read yet.
+	Lag uint64 `protobuf:"varint,4,opt,name=lag,proto3" json:"lag,omitempty"`
+	// When the cursor last moved.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Consumer) Reset() {
+	*x = Consumer{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Consumer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Consumer) ProtoMessage() {}
+
+func (x *Consumer) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Consumer.ProtoReflect.Descriptor instead.
+func (*Consumer) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Consumer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Consumer) GetBatches() uint64 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
+func (x *Consumer) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *Consumer) GetLag() uint64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *Consumer) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
 var File_portcullis_audit_v1_service_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_service_proto_rawDesc = "" +
 	"\n" +
-	"!portcullis/audit/v1/service.proto\x12\x13portcullis.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\"\x14\n" +
+	"!portcullis/audit/v1/service.proto\x12\x13portcullis.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\"\xfa\x01\n" +
+	"\fUsageRequest\x12.\n" +
+	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12:\n" +
+	"\bgroup_by\x18\x03 \x01(\x0e2\x1f.portcullis.audit.v1.UsageGroupR\agroupBy\x12\x14\n" +
+	"\x05agent\x18\x04 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04team\x18\x05 \x01(\tR\x04team\x12\x12\n" +
+	"\x04user\x18\x06 \x01(\tR\x04user\x12\x14\n" +
+	"\x05model\x18\a \x01(\tR\x05model\"\\\n" +
+	"\rUsageResponse\x121\n" +
+	"\x04rows\x18\x01 \x03(\v2\x1d.portcullis.audit.v1.UsageRowR\x04rows\x12\x18\n" +
+	"\arecords\x18\x02 \x01(\x04R\arecords\"\xc4\x02\n" +
+	"\bUsageRow\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05calls\x18\x02 \x01(\x04R\x05calls\x12!\n" +
+	"\finput_tokens\x18\x03 \x01(\x03R\vinputTokens\x12.\n" +
+	"\x13cached_input_tokens\x18\x04 \x01(\x03R\x11cachedInputTokens\x12#\n" +
+	"\routput_tokens\x18\x05 \x01(\x03R\foutputTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\x06 \x01(\x03R\x0freasoningTokens\x12\x1d\n" +
+	"\n" +
+	"cost_nanos\x18\a \x01(\x03R\tcostNanos\x12'\n" +
+	"\x0festimated_calls\x18\b \x01(\x04R\x0eestimatedCalls\x12%\n" +
+	"\x0eunpriced_calls\x18\t \x01(\x04R\runpricedCalls\"\x14\n" +
 	"\x12UploadStateRequest\":\n" +
 	"\x13UploadStateResponse\x12#\n" +
 	"\rnext_sequence\x18\x01 \x01(\x04R\fnextSequence\"F\n" +
 	"\rUploadRequest\x125\n" +
 	"\arecords\x18\x01 \x03(\v2\x1b.portcullis.audit.v1.RecordR\arecords\"5\n" +
 	"\x0eUploadResponse\x12#\n" +
-	"\rnext_sequence\x18\x01 \x01(\x04R\fnextSequence\"\x8a\x03\n" +
+	"\rnext_sequence\x18\x01 \x01(\x04R\fnextSequence\"\xa7\x03\n" +
 	"\fQueryRequest\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n" +
@@ -1086,7 +1598,8 @@ const file_portcullis_audit_v1_service_proto_rawDesc = "" +
 	"\x10user_not_in_list\x18\v \x01(\tR\ruserNotInList\x12\x14\n" +
 	"\x05limit\x18\f \x01(\x05R\x05limit\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\r \x01(\tR\tpageToken\"n\n" +
+	"page_token\x18\r \x01(\tR\tpageToken\x12\x1b\n" +
+	"\trecord_id\x18\x0e \x01(\tR\brecordId\"n\n" +
 	"\rQueryResponse\x125\n" +
 	"\arecords\x18\x01 \x03(\v2\x1b.portcullis.audit.v1.RecordR\arecords\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x0f\n" +
@@ -1134,14 +1647,33 @@ const file_portcullis_audit_v1_service_proto_rawDesc = "" +
 	"\x13GetPublicKeyRequest\"5\n" +
 	"\x14GetPublicKeyResponse\x12\x1d\n" +
 	"\n" +
-	"public_key\x18\x01 \x01(\fR\tpublicKey2\x9e\x04\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\"\x16\n" +
+	"\x14ListConsumersRequest\"T\n" +
+	"\x15ListConsumersResponse\x12;\n" +
+	"\tconsumers\x18\x01 \x03(\v2\x1d.portcullis.audit.v1.ConsumerR\tconsumers\"\xa1\x01\n" +
+	"\bConsumer\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\abatches\x18\x02 \x01(\x04R\abatches\x12\x18\n" +
+	"\arecords\x18\x03 \x01(\x04R\arecords\x12\x10\n" +
+	"\x03lag\x18\x04 \x01(\x04R\x03lag\x12;\n" +
+	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime*\x83\x01\n" +
+	"\n" +
+	"UsageGroup\x12\x1b\n" +
+	"\x17USAGE_GROUP_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11USAGE_GROUP_AGENT\x10\x01\x12\x14\n" +
+	"\x10USAGE_GROUP_TEAM\x10\x02\x12\x14\n" +
+	"\x10USAGE_GROUP_USER\x10\x03\x12\x15\n" +
+	"\x11USAGE_GROUP_MODEL\x10\x042\xd6\x05\n" +
 	"\fAuditService\x12`\n" +
 	"\vUploadState\x12'.portcullis.audit.v1.UploadStateRequest\x1a(.portcullis.audit.v1.UploadStateResponse\x12Q\n" +
 	"\x06Upload\x12\".portcullis.audit.v1.UploadRequest\x1a#.portcullis.audit.v1.UploadResponse\x12N\n" +
 	"\x05Query\x12!.portcullis.audit.v1.QueryRequest\x1a\".portcullis.audit.v1.QueryResponse\x12Q\n" +
 	"\x06Verify\x12\".portcullis.audit.v1.VerifyRequest\x1a#.portcullis.audit.v1.VerifyResponse\x12Q\n" +
 	"\x06Attest\x12\".portcullis.audit.v1.AttestRequest\x1a#.portcullis.audit.v1.AttestResponse\x12c\n" +
-	"\fGetPublicKey\x12(.portcullis.audit.v1.GetPublicKeyRequest\x1a).portcullis.audit.v1.GetPublicKeyResponseB\xe3\x01\n" +
+	"\fGetPublicKey\x12(.portcullis.audit.v1.GetPublicKeyRequest\x1a).portcullis.audit.v1.GetPublicKeyResponse\x12f\n" +
+	"\rListConsumers\x12).portcullis.audit.v1.ListConsumersRequest\x1a*.portcullis.audit.v1.ListConsumersResponse\x12N\n" +
+	"\x05Usage\x12!.portcullis.audit.v1.UsageRequest\x1a\".portcullis.audit.v1.UsageResponseB\xe3\x01\n" +
 	"\x17com.portcullis.audit.v1B\fServiceProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1;auditv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Audit.V1\xca\x02\x13Portcullis\\Audit\\V1\xe2\x02\x1fPortcullis\\Audit\\V1\\GPBMetadata\xea\x02\x15Portcullis::Audit::V1b\x06proto3"
 
 var (
@@ -1156,59 +1688,77 @@ func file_portcullis_audit_v1_service_proto_rawDescGZIP() []byte {
 	return file_portcullis_audit_v1_service_proto_rawDescData
 }
 
-var file_portcullis_audit_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_portcullis_audit_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_portcullis_audit_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_portcullis_audit_v1_service_proto_goTypes = []any{
-	(*UploadStateRequest)(nil),    // 0: portcullis.audit.v1.UploadStateRequest
-	(*UploadStateResponse)(nil),   // 1: portcullis.audit.v1.UploadStateResponse
-	(*UploadRequest)(nil),         // 2: portcullis.audit.v1.UploadRequest
-	(*UploadResponse)(nil),        // 3: portcullis.audit.v1.UploadResponse
-	(*QueryRequest)(nil),          // 4: portcullis.audit.v1.QueryRequest
-	(*QueryResponse)(nil),         // 5: portcullis.audit.v1.QueryResponse
-	(*VerifyRequest)(nil),         // 6: portcullis.audit.v1.VerifyRequest
-	(*VerifyResponse)(nil),        // 7: portcullis.audit.v1.VerifyResponse
-	(*Chain)(nil),                 // 8: portcullis.audit.v1.Chain
-	(*Problem)(nil),               // 9: portcullis.audit.v1.Problem
-	(*AttestRequest)(nil),         // 10: portcullis.audit.v1.AttestRequest
-	(*AttestResponse)(nil),        // 11: portcullis.audit.v1.AttestResponse
-	(*Attestation)(nil),           // 12: portcullis.audit.v1.Attestation
-	(*AttestedRange)(nil),         // 13: portcullis.audit.v1.AttestedRange
-	(*SignedAttestation)(nil),     // 14: portcullis.audit.v1.SignedAttestation
-	(*GetPublicKeyRequest)(nil),   // 15: portcullis.audit.v1.GetPublicKeyRequest
-	(*GetPublicKeyResponse)(nil),  // 16: portcullis.audit.v1.GetPublicKeyResponse
-	(*Record)(nil),                // 17: portcullis.audit.v1.Record
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(UsageGroup)(0),               // 0: portcullis.audit.v1.UsageGroup
+	(*UsageRequest)(nil),          // 1: portcullis.audit.v1.UsageRequest
+	(*UsageResponse)(nil),         // 2: portcullis.audit.v1.UsageResponse
+	(*UsageRow)(nil),              // 3: portcullis.audit.v1.UsageRow
+	(*UploadStateRequest)(nil),    // 4: portcullis.audit.v1.UploadStateRequest
+	(*UploadStateResponse)(nil),   // 5: portcullis.audit.v1.UploadStateResponse
+	(*UploadRequest)(nil),         // 6: portcullis.audit.v1.UploadRequest
+	(*UploadResponse)(nil),        // 7: portcullis.audit.v1.UploadResponse
+	(*QueryRequest)(nil),          // 8: portcullis.audit.v1.QueryRequest
+	(*QueryResponse)(nil),         // 9: portcullis.audit.v1.QueryResponse
+	(*VerifyRequest)(nil),         // 10: portcullis.audit.v1.VerifyRequest
+	(*VerifyResponse)(nil),        // 11: portcullis.audit.v1.VerifyResponse
+	(*Chain)(nil),                 // 12: portcullis.audit.v1.Chain
+	(*Problem)(nil),               // 13: portcullis.audit.v1.Problem
+	(*AttestRequest)(nil),         // 14: portcullis.audit.v1.AttestRequest
+	(*AttestResponse)(nil),        // 15: portcullis.audit.v1.AttestResponse
+	(*Attestation)(nil),           // 16: portcullis.audit.v1.Attestation
+	(*AttestedRange)(nil),         // 17: portcullis.audit.v1.AttestedRange
+	(*SignedAttestation)(nil),     // 18: portcullis.audit.v1.SignedAttestation
+	(*GetPublicKeyRequest)(nil),   // 19: portcullis.audit.v1.GetPublicKeyRequest
+	(*GetPublicKeyResponse)(nil),  // 20: portcullis.audit.v1.GetPublicKeyResponse
+	(*ListConsumersRequest)(nil),  // 21: portcullis.audit.v1.ListConsumersRequest
+	(*ListConsumersResponse)(nil), // 22: portcullis.audit.v1.ListConsumersResponse
+	(*Consumer)(nil),              // 23: portcullis.audit.v1.Consumer
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*Record)(nil),                // 25: portcullis.audit.v1.Record
 }
 var file_portcullis_audit_v1_service_proto_depIdxs = []int32{
-	17, // 0: portcullis.audit.v1.UploadRequest.records:type_name -> portcullis.audit.v1.Record
-	18, // 1: portcullis.audit.v1.QueryRequest.from:type_name -> google.protobuf.Timestamp
-	18, // 2: portcullis.audit.v1.QueryRequest.to:type_name -> google.protobuf.Timestamp
-	17, // 3: portcullis.audit.v1.QueryResponse.records:type_name -> portcullis.audit.v1.Record
-	8,  // 4: portcullis.audit.v1.VerifyResponse.chains:type_name -> portcullis.audit.v1.Chain
-	9,  // 5: portcullis.audit.v1.VerifyResponse.problem:type_name -> portcullis.audit.v1.Problem
-	18, // 6: portcullis.audit.v1.AttestRequest.from:type_name -> google.protobuf.Timestamp
-	18, // 7: portcullis.audit.v1.AttestRequest.to:type_name -> google.protobuf.Timestamp
-	14, // 8: portcullis.audit.v1.AttestResponse.attestation:type_name -> portcullis.audit.v1.SignedAttestation
-	18, // 9: portcullis.audit.v1.Attestation.from:type_name -> google.protobuf.Timestamp
-	18, // 10: portcullis.audit.v1.Attestation.to:type_name -> google.protobuf.Timestamp
-	18, // 11: portcullis.audit.v1.Attestation.issue_time:type_name -> google.protobuf.Timestamp
-	13, // 12: portcullis.audit.v1.Attestation.ranges:type_name -> portcullis.audit.v1.AttestedRange
-	0,  // 13: portcullis.audit.v1.AuditService.UploadState:input_type -> portcullis.audit.v1.UploadStateRequest
-	2,  // 14: portcullis.audit.v1.AuditService.Upload:input_type -> portcullis.audit.v1.UploadRequest
-	4,  // 15: portcullis.audit.v1.AuditService.Query:input_type -> portcullis.audit.v1.QueryRequest
-	6,  // 16: portcullis.audit.v1.AuditService.Verify:input_type -> portcullis.audit.v1.VerifyRequest
-	10, // 17: portcullis.audit.v1.AuditService.Attest:input_type -> portcullis.audit.v1.AttestRequest
-	15, // 18: portcullis.audit.v1.AuditService.GetPublicKey:input_type -> portcullis.audit.v1.GetPublicKeyRequest
-	1,  // 19: portcullis.audit.v1.AuditService.UploadState:output_type -> portcullis.audit.v1.UploadStateResponse
-	3,  // 20: portcullis.audit.v1.AuditService.Upload:output_type -> portcullis.audit.v1.UploadResponse
-	5,  // 21: portcullis.audit.v1.AuditService.Query:output_type -> portcullis.audit.v1.QueryResponse
-	7,  // 22: portcullis.audit.v1.AuditService.Verify:output_type -> portcullis.audit.v1.VerifyResponse
-	11, // 23: portcullis.audit.v1.AuditService.Attest:output_type -> portcullis.audit.v1.AttestResponse
-	16, // 24: portcullis.audit.v1.AuditService.GetPublicKey:output_type -> portcullis.audit.v1.GetPublicKeyResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	24, // 0: portcullis.audit.v1.UsageRequest.from:type_name -> google.protobuf.Timestamp
+	24, // 1: portcullis.audit.v1.UsageRequest.to:type_name -> google.protobuf.Timestamp
+	0,  // 2: portcullis.audit.v1.UsageRequest.group_by:type_name -> portcullis.audit.v1.UsageGroup
+	3,  // 3: portcullis.audit.v1.UsageResponse.rows:type_name -> portcullis.audit.v1.UsageRow
+	25, // 4: portcullis.audit.v1.UploadRequest.records:type_name -> portcullis.audit.v1.Record
+	24, // 5: portcullis.audit.v1.QueryRequest.from:type_name -> google.protobuf.Timestamp
+	24, // 6: portcullis.audit.v1.QueryRequest.to:type_name -> google.protobuf.Timestamp
+	25, // 7: portcullis.audit.v1.QueryResponse.records:type_name -> portcullis.audit.v1.Record
+	12, // 8: portcullis.audit.v1.VerifyResponse.chains:type_name -> portcullis.audit.v1.Chain
+	13, // 9: portcullis.audit.v1.VerifyResponse.problem:type_name -> portcullis.audit.v1.Problem
+	24, // 10: portcullis.audit.v1.AttestRequest.from:type_name -> google.protobuf.Timestamp
+	24, // 11: portcullis.audit.v1.AttestRequest.to:type_name -> google.protobuf.Timestamp
+	18, // 12: portcullis.audit.v1.AttestResponse.attestation:type_name -> portcullis.audit.v1.SignedAttestation
+	24, // 13: portcullis.audit.v1.Attestation.from:type_name -> google.protobuf.Timestamp
+	24, // 14: portcullis.audit.v1.Attestation.to:type_name -> google.protobuf.Timestamp
+	24, // 15: portcullis.audit.v1.Attestation.issue_time:type_name -> google.protobuf.Timestamp
+	17, // 16: portcullis.audit.v1.Attestation.ranges:type_name -> portcullis.audit.v1.AttestedRange
+	23, // 17: portcullis.audit.v1.ListConsumersResponse.consumers:type_name -> portcullis.audit.v1.Consumer
+	24, // 18: portcullis.audit.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
+	4,  // 19: portcullis.audit.v1.AuditService.UploadState:input_type -> portcullis.audit.v1.UploadStateRequest
+	6,  // 20: portcullis.audit.v1.AuditService.Upload:input_type -> portcullis.audit.v1.UploadRequest
+	8,  // 21: portcullis.audit.v1.AuditService.Query:input_type -> portcullis.audit.v1.QueryRequest
+	10, // 22: portcullis.audit.v1.AuditService.Verify:input_type -> portcullis.audit.v1.VerifyRequest
+	14, // 23: portcullis.audit.v1.AuditService.Attest:input_type -> portcullis.audit.v1.AttestRequest
+	19, // 24: portcullis.audit.v1.AuditService.GetPublicKey:input_type -> portcullis.audit.v1.GetPublicKeyRequest
+	21, // 25: portcullis.audit.v1.AuditService.ListConsumers:input_type -> portcullis.audit.v1.ListConsumersRequest
+	1,  // 26: portcullis.audit.v1.AuditService.Usage:input_type -> portcullis.audit.v1.UsageRequest
+	5,  // 27: portcullis.audit.v1.AuditService.UploadState:output_type -> portcullis.audit.v1.UploadStateResponse
+	7,  // 28: portcullis.audit.v1.AuditService.Upload:output_type -> portcullis.audit.v1.UploadResponse
+	9,  // 29: portcullis.audit.v1.AuditService.Query:output_type -> portcullis.audit.v1.QueryResponse
+	11, // 30: portcullis.audit.v1.AuditService.Verify:output_type -> portcullis.audit.v1.VerifyResponse
+	15, // 31: portcullis.audit.v1.AuditService.Attest:output_type -> portcullis.audit.v1.AttestResponse
+	20, // 32: portcullis.audit.v1.AuditService.GetPublicKey:output_type -> portcullis.audit.v1.GetPublicKeyResponse
+	22, // 33: portcullis.audit.v1.AuditService.ListConsumers:output_type -> portcullis.audit.v1.ListConsumersResponse
+	2,  // 34: portcullis.audit.v1.AuditService.Usage:output_type -> portcullis.audit.v1.UsageResponse
+	27, // [27:35] is the sub-list for method output_type
+	19, // [19:27] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_service_proto_init() }
@@ -1222,13 +1772,14 @@ func file_portcullis_audit_v1_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_service_proto_rawDesc), len(file_portcullis_audit_v1_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   17,
+			NumEnums:      1,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_portcullis_audit_v1_service_proto_goTypes,
 		DependencyIndexes: file_portcullis_audit_v1_service_proto_depIdxs,
+		EnumInfos:         file_portcullis_audit_v1_service_proto_enumTypes,
 		MessageInfos:      file_portcullis_audit_v1_service_proto_msgTypes,
 	}.Build()
 	File_portcullis_audit_v1_service_proto = out.File

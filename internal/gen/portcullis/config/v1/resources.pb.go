@@ -92,6 +92,184 @@ func (Protocol) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{0}
 }
 
+// LlmProvider is the API an LLM upstream speaks.
+type LlmProvider int32
+
+const (
+	LlmProvider_LLM_PROVIDER_UNSPECIFIED LlmProvider = 0
+	// OpenAI: Chat Completions (/v1/chat/completions) and Responses
+	// (/v1/responses). The upstream's URL is the API base
+	// ("https://api.openai.com/v1").
+	LlmProvider_LLM_PROVIDER_OPENAI LlmProvider = 1
+	// Anthropic Messages (/v1/messages). The URL is the API base without
+	// the version ("https://api.anthropic.com").
+	LlmProvider_LLM_PROVIDER_ANTHROPIC LlmProvider = 2
+	// A server with OpenAI's Chat Completions API (vLLM, Ollama, LiteLLM,
+	// …); its URL is the API base, as for OpenAI. The Responses API is
+	// forwarded too, for servers that offer it.
+	LlmProvider_LLM_PROVIDER_OPENAI_COMPATIBLE LlmProvider = 3
+)
+
+// Enum value maps for LlmProvider.
+var (
+	LlmProvider_name = map[int32]string{
+		0: "LLM_PROVIDER_UNSPECIFIED",
+		1: "LLM_PROVIDER_OPENAI",
+		2: "LLM_PROVIDER_ANTHROPIC",
+		3: "LLM_PROVIDER_OPENAI_COMPATIBLE",
+	}
+	LlmProvider_value = map[string]int32{
+		"LLM_PROVIDER_UNSPECIFIED":       0,
+		"LLM_PROVIDER_OPENAI":            1,
+		"LLM_PROVIDER_ANTHROPIC":         2,
+		"LLM_PROVIDER_OPENAI_COMPATIBLE": 3,
+	}
+)
+
+func (x LlmProvider) Enum() *LlmProvider {
+	p := new(LlmProvider)
+	*p = x
+	return p
+}
+
+func (x LlmProvider) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LlmProvider) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[1].Descriptor()
+}
+
+func (LlmProvider) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[1]
+}
+
+func (x LlmProvider) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LlmProvider.Descriptor instead.
+func (LlmProvider) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{1}
+}
+
+// BudgetScope says whose calls share one budget.
+type BudgetScope int32
+
+const (
+	BudgetScope_BUDGET_SCOPE_UNSPECIFIED BudgetScope = 0
+	// Each agent has its own.
+	BudgetScope_BUDGET_SCOPE_AGENT BudgetScope = 1
+	// Each team (an agent's team; agents without a team are not counted).
+	BudgetScope_BUDGET_SCOPE_TEAM BudgetScope = 2
+	// Each verified user an agent acts for (calls without a user token are
+	// not counted).
+	BudgetScope_BUDGET_SCOPE_USER BudgetScope = 3
+	// Every matching call shares one.
+	BudgetScope_BUDGET_SCOPE_GLOBAL BudgetScope = 4
+)
+
+// Enum value maps for BudgetScope.
+var (
+	BudgetScope_name = map[int32]string{
+		0: "BUDGET_SCOPE_UNSPECIFIED",
+		1: "BUDGET_SCOPE_AGENT",
+		2: "BUDGET_SCOPE_TEAM",
+		3: "BUDGET_SCOPE_USER",
+		4: "BUDGET_SCOPE_GLOBAL",
+	}
+	BudgetScope_value = map[string]int32{
+		"BUDGET_SCOPE_UNSPECIFIED": 0,
+		"BUDGET_SCOPE_AGENT":       1,
+		"BUDGET_SCOPE_TEAM":        2,
+		"BUDGET_SCOPE_USER":        3,
+		"BUDGET_SCOPE_GLOBAL":      4,
+	}
+)
+
+func (x BudgetScope) Enum() *BudgetScope {
+	p := new(BudgetScope)
+	*p = x
+	return p
+}
+
+func (x BudgetScope) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BudgetScope) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[2].Descriptor()
+}
+
+func (BudgetScope) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[2]
+}
+
+func (x BudgetScope) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BudgetScope.Descriptor instead.
+func (BudgetScope) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
+}
+
+// BudgetWindow is the calendar window a budget resets on.
+type BudgetWindow int32
+
+const (
+	BudgetWindow_BUDGET_WINDOW_UNSPECIFIED BudgetWindow = 0
+	BudgetWindow_BUDGET_WINDOW_MINUTE      BudgetWindow = 1
+	BudgetWindow_BUDGET_WINDOW_HOUR        BudgetWindow = 2
+	BudgetWindow_BUDGET_WINDOW_DAY         BudgetWindow = 3
+	BudgetWindow_BUDGET_WINDOW_MONTH       BudgetWindow = 4
+)
+
+// Enum value maps for BudgetWindow.
+var (
+	BudgetWindow_name = map[int32]string{
+		0: "BUDGET_WINDOW_UNSPECIFIED",
+		1: "BUDGET_WINDOW_MINUTE",
+		2: "BUDGET_WINDOW_HOUR",
+		3: "BUDGET_WINDOW_DAY",
+		4: "BUDGET_WINDOW_MONTH",
+	}
+	BudgetWindow_value = map[string]int32{
+		"BUDGET_WINDOW_UNSPECIFIED": 0,
+		"BUDGET_WINDOW_MINUTE":      1,
+		"BUDGET_WINDOW_HOUR":        2,
+		"BUDGET_WINDOW_DAY":         3,
+		"BUDGET_WINDOW_MONTH":       4,
+	}
+)
+
+func (x BudgetWindow) Enum() *BudgetWindow {
+	p := new(BudgetWindow)
+	*p = x
+	return p
+}
+
+func (x BudgetWindow) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BudgetWindow) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+}
+
+func (BudgetWindow) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+}
+
+func (x BudgetWindow) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BudgetWindow.Descriptor instead.
+func (BudgetWindow) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
 // McpEra is the MCP protocol era the data plane speaks with an upstream.
 type McpEra int32
 
@@ -130,11 +308,11 @@ func (x McpEra) String() string {
 }
 
 func (McpEra) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[1].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (McpEra) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[1]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
 }
 
 func (x McpEra) Number() protoreflect.EnumNumber {
@@ -143,7 +321,7 @@ func (x McpEra) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use McpEra.Descriptor instead.
 func (McpEra) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 // ToolClass is the operator's classification of a tool. It is never taken
@@ -187,11 +365,11 @@ func (x ToolClass) String() string {
 }
 
 func (ToolClass) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[2].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
 }
 
 func (ToolClass) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[2]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
 }
 
 func (x ToolClass) Number() protoreflect.EnumNumber {
@@ -200,7 +378,59 @@ func (x ToolClass) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ToolClass.Descriptor instead.
 func (ToolClass) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+}
+
+// PinKind is what a ToolPin approves.
+type PinKind int32
+
+const (
+	// A tool of an MCP upstream (every pin written before kinds existed).
+	PinKind_PIN_KIND_UNSPECIFIED PinKind = 0
+	// The agent card of an A2A upstream: its definition is the card as the
+	// upstream published it, its hash the RFC 8785 hash of the whole card,
+	// its class the operator's classification of the agent (read-only: its
+	// messages change nothing; idempotent: a message may be sent again).
+	PinKind_PIN_KIND_AGENT_CARD PinKind = 1
+)
+
+// Enum value maps for PinKind.
+var (
+	PinKind_name = map[int32]string{
+		0: "PIN_KIND_UNSPECIFIED",
+		1: "PIN_KIND_AGENT_CARD",
+	}
+	PinKind_value = map[string]int32{
+		"PIN_KIND_UNSPECIFIED": 0,
+		"PIN_KIND_AGENT_CARD":  1,
+	}
+)
+
+func (x PinKind) Enum() *PinKind {
+	p := new(PinKind)
+	*p = x
+	return p
+}
+
+func (x PinKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PinKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
+}
+
+func (PinKind) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
+}
+
+func (x PinKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PinKind.Descriptor instead.
+func (PinKind) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 // RolloutStage is where a policy rollout stands.
@@ -252,11 +482,11 @@ func (x RolloutStage) String() string {
 }
 
 func (RolloutStage) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[7].Descriptor()
 }
 
 func (RolloutStage) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[7]
 }
 
 func (x RolloutStage) Number() protoreflect.EnumNumber {
@@ -265,7 +495,7 @@ func (x RolloutStage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RolloutStage.Descriptor instead.
 func (RolloutStage) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 // JwtUse says what a JWT issuer vouches for.
@@ -305,11 +535,11 @@ func (x JwtUse) String() string {
 }
 
 func (JwtUse) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[8].Descriptor()
 }
 
 func (JwtUse) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[8]
 }
 
 func (x JwtUse) Number() protoreflect.EnumNumber {
@@ -318,7 +548,7 @@ func (x JwtUse) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JwtUse.Descriptor instead.
 func (JwtUse) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 // Role is what an admin token may do. Each role includes the rights of the
@@ -367,11 +597,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[9].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[9]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -380,7 +610,119 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
+}
+
+// LearningScope says whose calls a learned list learns from and whose calls
+// its values allow.
+type LearningScope int32
+
+const (
+	LearningScope_LEARNING_SCOPE_UNSPECIFIED LearningScope = 0
+	// One set per agent: an agent's own successful calls teach it, and only
+	// it is allowed what they taught.
+	LearningScope_LEARNING_SCOPE_AGENT LearningScope = 1
+	// One set per team, shared by the team's agents (an agent without a team
+	// learns nothing and gets only the list's own values).
+	LearningScope_LEARNING_SCOPE_TEAM LearningScope = 2
+	// One set for every agent.
+	LearningScope_LEARNING_SCOPE_GLOBAL LearningScope = 3
+)
+
+// Enum value maps for LearningScope.
+var (
+	LearningScope_name = map[int32]string{
+		0: "LEARNING_SCOPE_UNSPECIFIED",
+		1: "LEARNING_SCOPE_AGENT",
+		2: "LEARNING_SCOPE_TEAM",
+		3: "LEARNING_SCOPE_GLOBAL",
+	}
+	LearningScope_value = map[string]int32{
+		"LEARNING_SCOPE_UNSPECIFIED": 0,
+		"LEARNING_SCOPE_AGENT":       1,
+		"LEARNING_SCOPE_TEAM":        2,
+		"LEARNING_SCOPE_GLOBAL":      3,
+	}
+)
+
+func (x LearningScope) Enum() *LearningScope {
+	p := new(LearningScope)
+	*p = x
+	return p
+}
+
+func (x LearningScope) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LearningScope) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[10].Descriptor()
+}
+
+func (LearningScope) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[10]
+}
+
+func (x LearningScope) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LearningScope.Descriptor instead.
+func (LearningScope) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
+}
+
+// AlertFormat is the shape of an alert's JSON body.
+type AlertFormat int32
+
+const (
+	AlertFormat_ALERT_FORMAT_UNSPECIFIED AlertFormat = 0
+	// Portcullis's own shape (see the README, "Alerts").
+	AlertFormat_ALERT_FORMAT_GENERIC AlertFormat = 1
+	// A PagerDuty Events API v2 "trigger" event (POST it to
+	// https://events.pagerduty.com/v2/enqueue or any compatible receiver).
+	AlertFormat_ALERT_FORMAT_PAGERDUTY AlertFormat = 2
+)
+
+// Enum value maps for AlertFormat.
+var (
+	AlertFormat_name = map[int32]string{
+		0: "ALERT_FORMAT_UNSPECIFIED",
+		1: "ALERT_FORMAT_GENERIC",
+		2: "ALERT_FORMAT_PAGERDUTY",
+	}
+	AlertFormat_value = map[string]int32{
+		"ALERT_FORMAT_UNSPECIFIED": 0,
+		"ALERT_FORMAT_GENERIC":     1,
+		"ALERT_FORMAT_PAGERDUTY":   2,
+	}
+)
+
+func (x AlertFormat) Enum() *AlertFormat {
+	p := new(AlertFormat)
+	*p = x
+	return p
+}
+
+func (x AlertFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AlertFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[11].Descriptor()
+}
+
+func (AlertFormat) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[11]
+}
+
+func (x AlertFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AlertFormat.Descriptor instead.
+func (AlertFormat) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -759,7 +1101,16 @@ type Upstream struct {
 	// Explicit opt-in to link-local / metadata destinations.
 	AllowLinkLocal bool `protobuf:"varint,8,opt,name=allow_link_local,json=allowLinkLocal,proto3" json:"allow_link_local,omitempty"`
 	// MCP protocol era to speak with the upstream (MCP upstreams only).
-	McpEra        McpEra `protobuf:"varint,9,opt,name=mcp_era,json=mcpEra,proto3,enum=portcullis.config.v1.McpEra" json:"mcp_era,omitempty"`
+	McpEra McpEra `protobuf:"varint,9,opt,name=mcp_era,json=mcpEra,proto3,enum=portcullis.config.v1.McpEra" json:"mcp_era,omitempty"`
+	// A2A upstreams only: the path of the agent's card on the origin of url
+	// ("/.well-known/agent-card.json" when empty), for agents that publish
+	// it elsewhere. url is the agent's JSON-RPC endpoint; the card is always
+	// fetched from the same origin, with the upstream's own credential, and
+	// never followed to a URL it names.
+	A2ACardPath string `protobuf:"bytes,10,opt,name=a2a_card_path,json=a2aCardPath,proto3" json:"a2a_card_path,omitempty"`
+	// LLM upstreams only: the provider's API and the models agents may call.
+	// Numbered clear of the fields other protocols add after 9.
+	Llm           *LlmUpstream `protobuf:"bytes,20,opt,name=llm,proto3" json:"llm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -857,6 +1208,444 @@ func (x *Upstream) GetMcpEra() McpEra {
 	return McpEra_MCP_ERA_UNSPECIFIED
 }
 
+func (x *Upstream) GetA2ACardPath() string {
+	if x != nil {
+		return x.A2ACardPath
+	}
+	return ""
+}
+
+func (x *Upstream) GetLlm() *LlmUpstream {
+	if x != nil {
+		return x.Llm
+	}
+	return nil
+}
+
+// LlmUpstream is what an LLM provider upstream serves. Agents call its
+// models by "<prefix>/<model id>" (the upstream's tool prefix) or by an
+// alias; a model not listed here is refused.
+type LlmUpstream struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Provider LlmProvider            `protobuf:"varint,1,opt,name=provider,proto3,enum=portcullis.config.v1.LlmProvider" json:"provider,omitempty"`
+	// The models agents may call, by the provider's own id. At most 256.
+	Models        []*LlmModel `protobuf:"bytes,2,rep,name=models,proto3" json:"models,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LlmUpstream) Reset() {
+	*x = LlmUpstream{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LlmUpstream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LlmUpstream) ProtoMessage() {}
+
+func (x *LlmUpstream) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LlmUpstream.ProtoReflect.Descriptor instead.
+func (*LlmUpstream) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LlmUpstream) GetProvider() LlmProvider {
+	if x != nil {
+		return x.Provider
+	}
+	return LlmProvider_LLM_PROVIDER_UNSPECIFIED
+}
+
+func (x *LlmUpstream) GetModels() []*LlmModel {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+// LlmModel is one model an LLM upstream serves.
+type LlmModel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's model id ("gpt-4o-mini", "claude-sonnet-4-5"): 1-128
+	// characters of [A-Za-z0-9._:@/-].
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Other names agents may call the model by ("fast"): each 1-64
+	// characters of [A-Za-z0-9._-], unique across every LLM upstream.
+	Aliases []string `protobuf:"bytes,2,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// The most output tokens the gateway assumes a call may produce when the
+	// request sets no limit of its own: the worst case a budget reserves,
+	// and the limit the gateway sets on an OpenAI request that has none.
+	// 0 means 4096.
+	OutputCap     int64 `protobuf:"varint,3,opt,name=output_cap,json=outputCap,proto3" json:"output_cap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LlmModel) Reset() {
+	*x = LlmModel{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LlmModel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LlmModel) ProtoMessage() {}
+
+func (x *LlmModel) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LlmModel.ProtoReflect.Descriptor instead.
+func (*LlmModel) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LlmModel) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *LlmModel) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+func (x *LlmModel) GetOutputCap() int64 {
+	if x != nil {
+		return x.OutputCap
+	}
+	return 0
+}
+
+// ModelPrice is the price of one model of an LLM upstream, with its
+// history. Its name is "<upstream>/<model id>". Prices are in micro-units
+// of the operator's currency (one currency for the whole gateway; USD by
+// convention) per million tokens. There are no built-in prices: a model
+// without one has no cost, and calls of it are refused while a cost budget
+// applies to the caller.
+type ModelPrice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// The LLM upstream serving the model.
+	Upstream string `protobuf:"bytes,2,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	// The provider's model id, as listed in the upstream's models.
+	Model string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// The prices in order of effective_time, at most 64. A call is priced by
+	// the last entry whose effective_time is not after the call's start.
+	Prices        []*PriceEntry `protobuf:"bytes,4,rep,name=prices,proto3" json:"prices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelPrice) Reset() {
+	*x = ModelPrice{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelPrice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelPrice) ProtoMessage() {}
+
+func (x *ModelPrice) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelPrice.ProtoReflect.Descriptor instead.
+func (*ModelPrice) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ModelPrice) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *ModelPrice) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *ModelPrice) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *ModelPrice) GetPrices() []*PriceEntry {
+	if x != nil {
+		return x.Prices
+	}
+	return nil
+}
+
+// PriceEntry is a model's price from one moment on.
+type PriceEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// From when the price applies (unset: since always).
+	EffectiveTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=effective_time,json=effectiveTime,proto3" json:"effective_time,omitempty"`
+	// Per million input tokens that are neither cache reads nor cache writes.
+	InputMicros int64 `protobuf:"varint,2,opt,name=input_micros,json=inputMicros,proto3" json:"input_micros,omitempty"`
+	// Per million output tokens (reasoning tokens included).
+	OutputMicros int64 `protobuf:"varint,3,opt,name=output_micros,json=outputMicros,proto3" json:"output_micros,omitempty"`
+	// Per million input tokens read from the provider's prompt cache; unset:
+	// the input price.
+	CachedInputMicros *int64 `protobuf:"varint,4,opt,name=cached_input_micros,json=cachedInputMicros,proto3,oneof" json:"cached_input_micros,omitempty"`
+	// Per million input tokens written to the provider's prompt cache
+	// (Anthropic's cache_creation_input_tokens); unset: the input price.
+	CacheWriteMicros *int64 `protobuf:"varint,5,opt,name=cache_write_micros,json=cacheWriteMicros,proto3,oneof" json:"cache_write_micros,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PriceEntry) Reset() {
+	*x = PriceEntry{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PriceEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PriceEntry) ProtoMessage() {}
+
+func (x *PriceEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PriceEntry.ProtoReflect.Descriptor instead.
+func (*PriceEntry) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PriceEntry) GetEffectiveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EffectiveTime
+	}
+	return nil
+}
+
+func (x *PriceEntry) GetInputMicros() int64 {
+	if x != nil {
+		return x.InputMicros
+	}
+	return 0
+}
+
+func (x *PriceEntry) GetOutputMicros() int64 {
+	if x != nil {
+		return x.OutputMicros
+	}
+	return 0
+}
+
+func (x *PriceEntry) GetCachedInputMicros() int64 {
+	if x != nil && x.CachedInputMicros != nil {
+		return *x.CachedInputMicros
+	}
+	return 0
+}
+
+func (x *PriceEntry) GetCacheWriteMicros() int64 {
+	if x != nil && x.CacheWriteMicros != nil {
+		return *x.CacheWriteMicros
+	}
+	return 0
+}
+
+// Budget bounds what the calls of one key (each agent, each team, each
+// user, or everyone together) may consume in a calendar window: calls,
+// tokens (input plus output, as the provider reports them) and cost (by
+// the model's price). A call is reserved its worst case before it runs and
+// settled on what it consumed after; a call that would exceed a limit is
+// refused before it reaches the upstream. Every budget that applies to a
+// call must admit it.
+type Budget struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Meta   *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Scope  BudgetScope            `protobuf:"varint,2,opt,name=scope,proto3,enum=portcullis.config.v1.BudgetScope" json:"scope,omitempty"`
+	Window BudgetWindow           `protobuf:"varint,3,opt,name=window,proto3,enum=portcullis.config.v1.BudgetWindow" json:"window,omitempty"`
+	// IANA time zone the windows are aligned in ("Europe/Oslo"); empty: UTC.
+	TimeZone string `protobuf:"bytes,4,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// Limits per key and window; 0 means no limit of that unit. At least one
+	// is set.
+	MaxCalls  int64 `protobuf:"varint,5,opt,name=max_calls,json=maxCalls,proto3" json:"max_calls,omitempty"`
+	MaxTokens int64 `protobuf:"varint,6,opt,name=max_tokens,json=maxTokens,proto3" json:"max_tokens,omitempty"`
+	// In micro-units of the price tables' currency.
+	MaxCostMicros int64 `protobuf:"varint,7,opt,name=max_cost_micros,json=maxCostMicros,proto3" json:"max_cost_micros,omitempty"`
+	// Only calls matching every non-empty list count: by agent name, team,
+	// upstream name, and model (as agents name it, "<prefix>/<model id>").
+	Agents        []string `protobuf:"bytes,8,rep,name=agents,proto3" json:"agents,omitempty"`
+	Teams         []string `protobuf:"bytes,9,rep,name=teams,proto3" json:"teams,omitempty"`
+	Upstreams     []string `protobuf:"bytes,10,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
+	Models        []string `protobuf:"bytes,11,rep,name=models,proto3" json:"models,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Budget) Reset() {
+	*x = Budget{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Budget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Budget) ProtoMessage() {}
+
+func (x *Budget) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Budget.ProtoReflect.Descriptor instead.
+func (*Budget) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Budget) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Budget) GetScope() BudgetScope {
+	if x != nil {
+		return x.Scope
+	}
+	return BudgetScope_BUDGET_SCOPE_UNSPECIFIED
+}
+
+func (x *Budget) GetWindow() BudgetWindow {
+	if x != nil {
+		return x.Window
+	}
+	return BudgetWindow_BUDGET_WINDOW_UNSPECIFIED
+}
+
+func (x *Budget) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *Budget) GetMaxCalls() int64 {
+	if x != nil {
+		return x.MaxCalls
+	}
+	return 0
+}
+
+func (x *Budget) GetMaxTokens() int64 {
+	if x != nil {
+		return x.MaxTokens
+	}
+	return 0
+}
+
+func (x *Budget) GetMaxCostMicros() int64 {
+	if x != nil {
+		return x.MaxCostMicros
+	}
+	return 0
+}
+
+func (x *Budget) GetAgents() []string {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *Budget) GetTeams() []string {
+	if x != nil {
+		return x.Teams
+	}
+	return nil
+}
+
+func (x *Budget) GetUpstreams() []string {
+	if x != nil {
+		return x.Upstreams
+	}
+	return nil
+}
+
+func (x *Budget) GetModels() []string {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
 // UpstreamCredential references a Secret; the data plane attaches it.
 type UpstreamCredential struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -872,7 +1661,7 @@ type UpstreamCredential struct {
 
 func (x *UpstreamCredential) Reset() {
 	*x = UpstreamCredential{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[5]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +1673,7 @@ func (x *UpstreamCredential) String() string {
 func (*UpstreamCredential) ProtoMessage() {}
 
 func (x *UpstreamCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[5]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +1686,7 @@ func (x *UpstreamCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamCredential.ProtoReflect.Descriptor instead.
 func (*UpstreamCredential) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpstreamCredential) GetKind() isUpstreamCredential_Kind {
@@ -973,7 +1762,7 @@ type HeaderCredential struct {
 
 func (x *HeaderCredential) Reset() {
 	*x = HeaderCredential{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[6]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1774,7 @@ func (x *HeaderCredential) String() string {
 func (*HeaderCredential) ProtoMessage() {}
 
 func (x *HeaderCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[6]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1787,7 @@ func (x *HeaderCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderCredential.ProtoReflect.Descriptor instead.
 func (*HeaderCredential) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HeaderCredential) GetHeader() string {
@@ -1026,7 +1815,7 @@ type BearerCredential struct {
 
 func (x *BearerCredential) Reset() {
 	*x = BearerCredential{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[7]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1827,7 @@ func (x *BearerCredential) String() string {
 func (*BearerCredential) ProtoMessage() {}
 
 func (x *BearerCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[7]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1840,7 @@ func (x *BearerCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BearerCredential.ProtoReflect.Descriptor instead.
 func (*BearerCredential) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BearerCredential) GetSecret() string {
@@ -1077,7 +1866,7 @@ type OAuthClientCredentials struct {
 
 func (x *OAuthClientCredentials) Reset() {
 	*x = OAuthClientCredentials{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[8]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1878,7 @@ func (x *OAuthClientCredentials) String() string {
 func (*OAuthClientCredentials) ProtoMessage() {}
 
 func (x *OAuthClientCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[8]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1891,7 @@ func (x *OAuthClientCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OAuthClientCredentials.ProtoReflect.Descriptor instead.
 func (*OAuthClientCredentials) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OAuthClientCredentials) GetTokenUrl() string {
@@ -1156,7 +1945,7 @@ type UpstreamLimits struct {
 
 func (x *UpstreamLimits) Reset() {
 	*x = UpstreamLimits{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[9]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1957,7 @@ func (x *UpstreamLimits) String() string {
 func (*UpstreamLimits) ProtoMessage() {}
 
 func (x *UpstreamLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[9]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1970,7 @@ func (x *UpstreamLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLimits.ProtoReflect.Descriptor instead.
 func (*UpstreamLimits) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpstreamLimits) GetMaxRequestBytes() int64 {
@@ -1223,7 +2012,7 @@ type Resilience struct {
 
 func (x *Resilience) Reset() {
 	*x = Resilience{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[10]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +2024,7 @@ func (x *Resilience) String() string {
 func (*Resilience) ProtoMessage() {}
 
 func (x *Resilience) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[10]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +2037,7 @@ func (x *Resilience) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resilience.ProtoReflect.Descriptor instead.
 func (*Resilience) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Resilience) GetTimeout() *durationpb.Duration {
@@ -1279,26 +2068,31 @@ func (x *Resilience) GetBreakerOpen() *durationpb.Duration {
 	return nil
 }
 
-// ToolPin is the approved definition of one upstream tool. Its name is
-// "<upstream>/<tool>". Several versions may be kept; `active_version` is the
-// one data planes serve.
+// ToolPin is the approved definition of one upstream tool, or of an A2A
+// upstream's agent card. Its name is "<upstream>/<tool>". Several versions
+// may be kept; `active_version` is the one data planes serve.
 type ToolPin struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
 	// Upstream name.
 	Upstream string `protobuf:"bytes,2,opt,name=upstream,proto3" json:"upstream,omitempty"`
-	// Tool name as the upstream reports it (1-128 of [A-Za-z0-9_.-]).
+	// Tool name as the upstream reports it (1-128 of [A-Za-z0-9_.-]); for an
+	// agent card, "agent-card".
 	Tool     string         `protobuf:"bytes,3,opt,name=tool,proto3" json:"tool,omitempty"`
 	Versions []*ToolVersion `protobuf:"bytes,4,rep,name=versions,proto3" json:"versions,omitempty"`
 	// Version served to agents. 0 means the newest.
 	ActiveVersion int64 `protobuf:"varint,5,opt,name=active_version,json=activeVersion,proto3" json:"active_version,omitempty"`
+	// What is pinned: set by the control plane from the upstream's protocol
+	// (an A2A upstream's only pin is its agent card). A put of an agent-card
+	// pin needs cluster version 2.
+	Kind          PinKind `protobuf:"varint,6,opt,name=kind,proto3,enum=portcullis.config.v1.PinKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ToolPin) Reset() {
 	*x = ToolPin{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[11]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +2104,7 @@ func (x *ToolPin) String() string {
 func (*ToolPin) ProtoMessage() {}
 
 func (x *ToolPin) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[11]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +2117,7 @@ func (x *ToolPin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolPin.ProtoReflect.Descriptor instead.
 func (*ToolPin) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ToolPin) GetMeta() *ResourceMeta {
@@ -1361,6 +2155,13 @@ func (x *ToolPin) GetActiveVersion() int64 {
 	return 0
 }
 
+func (x *ToolPin) GetKind() PinKind {
+	if x != nil {
+		return x.Kind
+	}
+	return PinKind_PIN_KIND_UNSPECIFIED
+}
+
 // ToolVersion is one approved definition of a tool.
 type ToolVersion struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1386,7 +2187,7 @@ type ToolVersion struct {
 
 func (x *ToolVersion) Reset() {
 	*x = ToolVersion{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +2199,7 @@ func (x *ToolVersion) String() string {
 func (*ToolVersion) ProtoMessage() {}
 
 func (x *ToolVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +2212,7 @@ func (x *ToolVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolVersion.ProtoReflect.Descriptor instead.
 func (*ToolVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ToolVersion) GetVersion() int64 {
@@ -1505,7 +2306,7 @@ type PolicySet struct {
 
 func (x *PolicySet) Reset() {
 	*x = PolicySet{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +2318,7 @@ func (x *PolicySet) String() string {
 func (*PolicySet) ProtoMessage() {}
 
 func (x *PolicySet) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +2331,7 @@ func (x *PolicySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicySet.ProtoReflect.Descriptor instead.
 func (*PolicySet) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PolicySet) GetMeta() *ResourceMeta {
@@ -1617,7 +2418,7 @@ type PolicyHistory struct {
 
 func (x *PolicyHistory) Reset() {
 	*x = PolicyHistory{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +2430,7 @@ func (x *PolicyHistory) String() string {
 func (*PolicyHistory) ProtoMessage() {}
 
 func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +2443,7 @@ func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistory.ProtoReflect.Descriptor instead.
 func (*PolicyHistory) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PolicyHistory) GetMeta() *ResourceMeta {
@@ -1685,7 +2486,7 @@ type PolicyVersion struct {
 
 func (x *PolicyVersion) Reset() {
 	*x = PolicyVersion{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +2498,7 @@ func (x *PolicyVersion) String() string {
 func (*PolicyVersion) ProtoMessage() {}
 
 func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +2511,7 @@ func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVersion.ProtoReflect.Descriptor instead.
 func (*PolicyVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PolicyVersion) GetVersion() int64 {
@@ -1797,7 +2598,7 @@ type PolicyTests struct {
 
 func (x *PolicyTests) Reset() {
 	*x = PolicyTests{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +2610,7 @@ func (x *PolicyTests) String() string {
 func (*PolicyTests) ProtoMessage() {}
 
 func (x *PolicyTests) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +2623,7 @@ func (x *PolicyTests) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyTests.ProtoReflect.Descriptor instead.
 func (*PolicyTests) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PolicyTests) GetMeta() *ResourceMeta {
@@ -1872,7 +2673,7 @@ type PolicyTestCase struct {
 
 func (x *PolicyTestCase) Reset() {
 	*x = PolicyTestCase{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1884,7 +2685,7 @@ func (x *PolicyTestCase) String() string {
 func (*PolicyTestCase) ProtoMessage() {}
 
 func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1897,7 +2698,7 @@ func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyTestCase.ProtoReflect.Descriptor instead.
 func (*PolicyTestCase) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PolicyTestCase) GetName() string {
@@ -2045,7 +2846,7 @@ type Rollout struct {
 
 func (x *Rollout) Reset() {
 	*x = Rollout{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2057,7 +2858,7 @@ func (x *Rollout) String() string {
 func (*Rollout) ProtoMessage() {}
 
 func (x *Rollout) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2070,7 +2871,7 @@ func (x *Rollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
 func (*Rollout) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Rollout) GetMeta() *ResourceMeta {
@@ -2212,7 +3013,7 @@ type RolloutPlan struct {
 
 func (x *RolloutPlan) Reset() {
 	*x = RolloutPlan{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +3025,7 @@ func (x *RolloutPlan) String() string {
 func (*RolloutPlan) ProtoMessage() {}
 
 func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +3038,7 @@ func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutPlan.ProtoReflect.Descriptor instead.
 func (*RolloutPlan) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RolloutPlan) GetShadow() *durationpb.Duration {
@@ -2290,7 +3091,7 @@ type RolloutTransition struct {
 
 func (x *RolloutTransition) Reset() {
 	*x = RolloutTransition{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2302,7 +3103,7 @@ func (x *RolloutTransition) String() string {
 func (*RolloutTransition) ProtoMessage() {}
 
 func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2315,7 +3116,7 @@ func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutTransition.ProtoReflect.Descriptor instead.
 func (*RolloutTransition) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RolloutTransition) GetTime() *timestamppb.Timestamp {
@@ -2389,7 +3190,7 @@ type ValueList struct {
 
 func (x *ValueList) Reset() {
 	*x = ValueList{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +3202,7 @@ func (x *ValueList) String() string {
 func (*ValueList) ProtoMessage() {}
 
 func (x *ValueList) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +3215,7 @@ func (x *ValueList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValueList.ProtoReflect.Descriptor instead.
 func (*ValueList) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ValueList) GetMeta() *ResourceMeta {
@@ -2450,7 +3251,7 @@ type Setting struct {
 
 func (x *Setting) Reset() {
 	*x = Setting{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +3263,7 @@ func (x *Setting) String() string {
 func (*Setting) ProtoMessage() {}
 
 func (x *Setting) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +3276,7 @@ func (x *Setting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Setting.ProtoReflect.Descriptor instead.
 func (*Setting) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Setting) GetMeta() *ResourceMeta {
@@ -2507,7 +3308,7 @@ type IdentitySource struct {
 
 func (x *IdentitySource) Reset() {
 	*x = IdentitySource{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2519,7 +3320,7 @@ func (x *IdentitySource) String() string {
 func (*IdentitySource) ProtoMessage() {}
 
 func (x *IdentitySource) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2532,7 +3333,7 @@ func (x *IdentitySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
 func (*IdentitySource) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *IdentitySource) GetMeta() *ResourceMeta {
@@ -2613,7 +3414,7 @@ type JwtIssuer struct {
 
 func (x *JwtIssuer) Reset() {
 	*x = JwtIssuer{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2625,7 +3426,7 @@ func (x *JwtIssuer) String() string {
 func (*JwtIssuer) ProtoMessage() {}
 
 func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2638,7 +3439,7 @@ func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtIssuer.ProtoReflect.Descriptor instead.
 func (*JwtIssuer) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *JwtIssuer) GetIssuer() string {
@@ -2723,7 +3524,7 @@ type MtlsAuthority struct {
 
 func (x *MtlsAuthority) Reset() {
 	*x = MtlsAuthority{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2735,7 +3536,7 @@ func (x *MtlsAuthority) String() string {
 func (*MtlsAuthority) ProtoMessage() {}
 
 func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2748,7 +3549,7 @@ func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsAuthority.ProtoReflect.Descriptor instead.
 func (*MtlsAuthority) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MtlsAuthority) GetCaPem() string {
@@ -2790,7 +3591,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2802,7 +3603,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2815,7 +3616,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Secret) GetMeta() *ResourceMeta {
@@ -2880,7 +3681,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2892,7 +3693,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2905,7 +3706,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AdminToken) GetMeta() *ResourceMeta {
@@ -2963,7 +3764,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3776,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3789,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Node) GetMeta() *ResourceMeta {
@@ -3037,7 +3838,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3049,7 +3850,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3062,7 +3863,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClusterIdentity) GetClusterId() string {
@@ -3098,6 +3899,937 @@ func (x *ClusterIdentity) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+// ListLearning makes the value list of the same name learn: every allowed
+// and successful call of one tool adds the value of one of its arguments
+// to the set of the caller's scope (for example the counterparties a
+// payments agent has paid before). The leader's audit consumer reads the
+// calls from the audit records the control plane stores, so what a list
+// learned survives every restart and failover. Policies read the caller's
+// set as context.learned["<name>"]: the list's own values (which count in
+// every scope) and the values learned in the caller's scope.
+type ListLearning struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// meta.name is the name of the value list, which must exist.
+	Meta *ResourceMeta `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// The tool whose calls teach the list, by its action name
+	// ("<prefix>__<tool>", e.g. "bank__transfer").
+	Tool string `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	// The argument whose value is learned: a top-level name, or a dotted path
+	// through nested objects ("payee.account"). Only string values are
+	// learned; a call without the argument, or whose audit record redacted
+	// it, teaches nothing.
+	Argument string        `protobuf:"bytes,3,opt,name=argument,proto3" json:"argument,omitempty"`
+	Scope    LearningScope `protobuf:"varint,4,opt,name=scope,proto3,enum=portcullis.config.v1.LearningScope" json:"scope,omitempty"`
+	// When set, the list is first seeded from the stored audit records of
+	// calls at or after this time (gwctl valuelist learn --from-history 90d):
+	// exactly the values successful calls in scope would have taught.
+	SeedFrom *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=seed_from,json=seedFrom,proto3" json:"seed_from,omitempty"`
+	// Output only. False until the leader has seeded the list from history
+	// (true at once without seed_from).
+	Seeded bool `protobuf:"varint,6,opt,name=seeded,proto3" json:"seeded,omitempty"`
+	// Output only. One more on every change of tool, argument, scope or
+	// seed_from, each of which starts the learned sets afresh.
+	Generation uint64 `protobuf:"varint,7,opt,name=generation,proto3" json:"generation,omitempty"`
+	// Output only. The learned values of each scope that has any, by scope
+	// (sorted). Changed by the audit consumer and by approvals
+	// (ValueListService.ApproveValues), never by a put.
+	Sets          []*LearnedSet `protobuf:"bytes,8,rep,name=sets,proto3" json:"sets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLearning) Reset() {
+	*x = ListLearning{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLearning) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLearning) ProtoMessage() {}
+
+func (x *ListLearning) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLearning.ProtoReflect.Descriptor instead.
+func (*ListLearning) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListLearning) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *ListLearning) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *ListLearning) GetArgument() string {
+	if x != nil {
+		return x.Argument
+	}
+	return ""
+}
+
+func (x *ListLearning) GetScope() LearningScope {
+	if x != nil {
+		return x.Scope
+	}
+	return LearningScope_LEARNING_SCOPE_UNSPECIFIED
+}
+
+func (x *ListLearning) GetSeedFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SeedFrom
+	}
+	return nil
+}
+
+func (x *ListLearning) GetSeeded() bool {
+	if x != nil {
+		return x.Seeded
+	}
+	return false
+}
+
+func (x *ListLearning) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *ListLearning) GetSets() []*LearnedSet {
+	if x != nil {
+		return x.Sets
+	}
+	return nil
+}
+
+// LearnedSet is what a list learned in one scope.
+type LearnedSet struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "agent:<name>", "team:<name>" or "global".
+	Scope string `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Sorted, without duplicates.
+	Values        []string `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LearnedSet) Reset() {
+	*x = LearnedSet{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LearnedSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LearnedSet) ProtoMessage() {}
+
+func (x *LearnedSet) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LearnedSet.ProtoReflect.Descriptor instead.
+func (*LearnedSet) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *LearnedSet) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *LearnedSet) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// AlertRule says which events page someone, and where to send them.
+type AlertRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// The rule fires on an event that matches any of these (at least one).
+	Match   []*AlertMatch `protobuf:"bytes,2,rep,name=match,proto3" json:"match,omitempty"`
+	Webhook *AlertWebhook `protobuf:"bytes,3,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// A disabled rule queues nothing; alerts already queued are still sent.
+	Disabled      bool `protobuf:"varint,4,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertRule) Reset() {
+	*x = AlertRule{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertRule) ProtoMessage() {}
+
+func (x *AlertRule) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertRule.ProtoReflect.Descriptor instead.
+func (*AlertRule) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *AlertRule) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *AlertRule) GetMatch() []*AlertMatch {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
+func (x *AlertRule) GetWebhook() *AlertWebhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+func (x *AlertRule) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+// AlertMatch is one kind of event an alert rule fires on. New kinds
+// (enforce-mode inspection findings, budget exhaustion) are new members of
+// the oneof.
+type AlertMatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*AlertMatch_PolicyDeny
+	//	*AlertMatch_Quarantine
+	//	*AlertMatch_RolloutRollback
+	Kind          isAlertMatch_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertMatch) Reset() {
+	*x = AlertMatch{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertMatch) ProtoMessage() {}
+
+func (x *AlertMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertMatch.ProtoReflect.Descriptor instead.
+func (*AlertMatch) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *AlertMatch) GetKind() isAlertMatch_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *AlertMatch) GetPolicyDeny() *PolicyDenyMatch {
+	if x != nil {
+		if x, ok := x.Kind.(*AlertMatch_PolicyDeny); ok {
+			return x.PolicyDeny
+		}
+	}
+	return nil
+}
+
+func (x *AlertMatch) GetQuarantine() *QuarantineMatch {
+	if x != nil {
+		if x, ok := x.Kind.(*AlertMatch_Quarantine); ok {
+			return x.Quarantine
+		}
+	}
+	return nil
+}
+
+func (x *AlertMatch) GetRolloutRollback() *RolloutRollbackMatch {
+	if x != nil {
+		if x, ok := x.Kind.(*AlertMatch_RolloutRollback); ok {
+			return x.RolloutRollback
+		}
+	}
+	return nil
+}
+
+type isAlertMatch_Kind interface {
+	isAlertMatch_Kind()
+}
+
+type AlertMatch_PolicyDeny struct {
+	// A call denied where a policy that determined the decision carries
+	// @alert("<tag>").
+	PolicyDeny *PolicyDenyMatch `protobuf:"bytes,1,opt,name=policy_deny,json=policyDeny,proto3,oneof"`
+}
+
+type AlertMatch_Quarantine struct {
+	// A call refused because its tool is quarantined (its upstream changed
+	// the definition after approval).
+	Quarantine *QuarantineMatch `protobuf:"bytes,2,opt,name=quarantine,proto3,oneof"`
+}
+
+type AlertMatch_RolloutRollback struct {
+	// A staged policy rollout rolled back by its gates (automatically).
+	RolloutRollback *RolloutRollbackMatch `protobuf:"bytes,3,opt,name=rollout_rollback,json=rolloutRollback,proto3,oneof"`
+}
+
+func (*AlertMatch_PolicyDeny) isAlertMatch_Kind() {}
+
+func (*AlertMatch_Quarantine) isAlertMatch_Kind() {}
+
+func (*AlertMatch_RolloutRollback) isAlertMatch_Kind() {}
+
+// PolicyDenyMatch matches denials by policies annotated @alert.
+type PolicyDenyMatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The annotation's value to match (@alert("security") has tag
+	// "security"); empty matches every @alert annotation.
+	Tag           string `protobuf:"bytes,1,opt,name=tag,proto3" json:"tag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyDenyMatch) Reset() {
+	*x = PolicyDenyMatch{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyDenyMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyDenyMatch) ProtoMessage() {}
+
+func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyDenyMatch.ProtoReflect.Descriptor instead.
+func (*PolicyDenyMatch) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *PolicyDenyMatch) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+// QuarantineMatch matches calls refused because their tool is
+// quarantined.
+type QuarantineMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantineMatch) Reset() {
+	*x = QuarantineMatch{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantineMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantineMatch) ProtoMessage() {}
+
+func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantineMatch.ProtoReflect.Descriptor instead.
+func (*QuarantineMatch) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
+}
+
+// RolloutRollbackMatch matches the automatic rollbacks of staged policy
+// rollouts (an operator's own rollback pages no one).
+type RolloutRollbackMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutRollbackMatch) Reset() {
+	*x = RolloutRollbackMatch{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutRollbackMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutRollbackMatch) ProtoMessage() {}
+
+func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutRollbackMatch.ProtoReflect.Descriptor instead.
+func (*RolloutRollbackMatch) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
+}
+
+// AlertWebhook is where and how an alert is sent.
+type AlertWebhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// https URL (http only to a loopback address), checked against the egress
+	// policy when the rule is written and again on every connection.
+	// Redirects are not followed.
+	Url    string      `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	Format AlertFormat `protobuf:"varint,2,opt,name=format,proto3,enum=portcullis.config.v1.AlertFormat" json:"format,omitempty"`
+	// Name of the Secret whose value keys the HMAC-SHA256 signature of every
+	// delivery (header Portcullis-Signature). It must be bound to the URL's
+	// host. Required.
+	SigningSecret string `protobuf:"bytes,3,opt,name=signing_secret,json=signingSecret,proto3" json:"signing_secret,omitempty"`
+	// PagerDuty only: name of the Secret holding the routing (integration)
+	// key, sent in the body; it must be bound to the URL's host. Required for
+	// the PagerDuty format.
+	RoutingKeySecret string `protobuf:"bytes,4,opt,name=routing_key_secret,json=routingKeySecret,proto3" json:"routing_key_secret,omitempty"`
+	// PagerDuty only: critical, error, warning or info (default critical).
+	Severity      string `protobuf:"bytes,5,opt,name=severity,proto3" json:"severity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertWebhook) Reset() {
+	*x = AlertWebhook{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertWebhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertWebhook) ProtoMessage() {}
+
+func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertWebhook.ProtoReflect.Descriptor instead.
+func (*AlertWebhook) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *AlertWebhook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *AlertWebhook) GetFormat() AlertFormat {
+	if x != nil {
+		return x.Format
+	}
+	return AlertFormat_ALERT_FORMAT_UNSPECIFIED
+}
+
+func (x *AlertWebhook) GetSigningSecret() string {
+	if x != nil {
+		return x.SigningSecret
+	}
+	return ""
+}
+
+func (x *AlertWebhook) GetRoutingKeySecret() string {
+	if x != nil {
+		return x.RoutingKeySecret
+	}
+	return ""
+}
+
+func (x *AlertWebhook) GetSeverity() string {
+	if x != nil {
+		return x.Severity
+	}
+	return ""
+}
+
+// Alert is an alert waiting in the outbox to be delivered. The leader's
+// audit consumer queues it; the leader delivers it and removes it once it
+// is sent, or once it has tried for 24 hours (both audited).
+type Alert struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// meta.name identifies the alert (derived from its rule and the event,
+	// so one event queues one alert per rule, whoever consumed it).
+	Meta *ResourceMeta `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Rule string        `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	// The audit record of the event: "<dataplane>/<sequence>".
+	RecordId string `protobuf:"bytes,3,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// Why it fired, in words.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The event as the audit record describes it.
+	Event *AlertEvent `protobuf:"bytes,5,opt,name=event,proto3" json:"event,omitempty"`
+	// Delivery attempts so far.
+	Attempts int32 `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Not before this time.
+	NextAttemptTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=next_attempt_time,json=nextAttemptTime,proto3" json:"next_attempt_time,omitempty"`
+	// Why the last attempt failed (no response body is ever kept).
+	LastError     string `protobuf:"bytes,8,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Alert) Reset() {
+	*x = Alert{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Alert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Alert) ProtoMessage() {}
+
+func (x *Alert) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Alert.ProtoReflect.Descriptor instead.
+func (*Alert) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *Alert) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Alert) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *Alert) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *Alert) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Alert) GetEvent() *AlertEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *Alert) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *Alert) GetNextAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptTime
+	}
+	return nil
+}
+
+func (x *Alert) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+// AlertEvent is what an alert tells about the event that fired it.
+type AlertEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "policy_deny", "quarantine" or "rollout_rollback".
+	Kind      string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Time      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	Dataplane string                 `protobuf:"bytes,3,opt,name=dataplane,proto3" json:"dataplane,omitempty"`
+	Agent     string                 `protobuf:"bytes,4,opt,name=agent,proto3" json:"agent,omitempty"`
+	User      string                 `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	// The tool's action name ("bank__transfer") or the rolled-back policy
+	// set.
+	Target   string `protobuf:"bytes,6,opt,name=target,proto3" json:"target,omitempty"`
+	Decision string `protobuf:"bytes,7,opt,name=decision,proto3" json:"decision,omitempty"`
+	// The policies that determined the decision.
+	Policies []string `protobuf:"bytes,8,rep,name=policies,proto3" json:"policies,omitempty"`
+	// The refusal's reason.
+	OutcomeReason string `protobuf:"bytes,9,opt,name=outcome_reason,json=outcomeReason,proto3" json:"outcome_reason,omitempty"`
+	// The @alert tags of the determining policies.
+	Tags          []string `protobuf:"bytes,10,rep,name=tags,proto3" json:"tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertEvent) Reset() {
+	*x = AlertEvent{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertEvent) ProtoMessage() {}
+
+func (x *AlertEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertEvent.ProtoReflect.Descriptor instead.
+func (*AlertEvent) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *AlertEvent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AlertEvent) GetDataplane() string {
+	if x != nil {
+		return x.Dataplane
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetDecision() string {
+	if x != nil {
+		return x.Decision
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetPolicies() []string {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *AlertEvent) GetOutcomeReason() string {
+	if x != nil {
+		return x.OutcomeReason
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+// AuditCursor is how far one of the leader's audit consumers has read the
+// stored audit records: the next sequence of every chain (data plane, and
+// the control plane's own). The consumer's writes and the cursor move in
+// one command, so a record is consumed exactly once across failovers.
+type AuditCursor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// meta.name is the consumer's name ("learn", "alert").
+	Meta *ResourceMeta `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// By data plane, sorted.
+	Marks []*AuditMark `protobuf:"bytes,2,rep,name=marks,proto3" json:"marks,omitempty"`
+	// Batches consumed; a batch must name the count it follows.
+	Batches uint64 `protobuf:"varint,3,opt,name=batches,proto3" json:"batches,omitempty"`
+	// Records read in all.
+	Records       uint64 `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditCursor) Reset() {
+	*x = AuditCursor{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditCursor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditCursor) ProtoMessage() {}
+
+func (x *AuditCursor) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditCursor.ProtoReflect.Descriptor instead.
+func (*AuditCursor) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *AuditCursor) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *AuditCursor) GetMarks() []*AuditMark {
+	if x != nil {
+		return x.Marks
+	}
+	return nil
+}
+
+func (x *AuditCursor) GetBatches() uint64 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
+func (x *AuditCursor) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+// AuditMark is where a consumer stands in one chain.
+type AuditMark struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Dataplane string                 `protobuf:"bytes,1,opt,name=dataplane,proto3" json:"dataplane,omitempty"`
+	// The sequence of the next record to read.
+	Next          uint64 `protobuf:"varint,2,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditMark) Reset() {
+	*x = AuditMark{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditMark) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditMark) ProtoMessage() {}
+
+func (x *AuditMark) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditMark.ProtoReflect.Descriptor instead.
+func (*AuditMark) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *AuditMark) GetDataplane() string {
+	if x != nil {
+		return x.Dataplane
+	}
+	return ""
+}
+
+func (x *AuditMark) GetNext() uint64 {
+	if x != nil {
+		return x.Next
+	}
+	return 0
 }
 
 var File_portcullis_config_v1_resources_proto protoreflect.FileDescriptor
@@ -3141,7 +4873,7 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"JwtSubject\x12'\n" +
 	"\x0fidentity_source\x18\x01 \x01(\tR\x0eidentitySource\x12\x18\n" +
-	"\asubject\x18\x02 \x01(\tR\asubject\"\xf1\x03\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\"\xca\x04\n" +
 	"\bUpstream\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12:\n" +
 	"\bprotocol\x18\x02 \x01(\x0e2\x1e.portcullis.config.v1.ProtocolR\bprotocol\x12\x10\n" +
@@ -3156,8 +4888,48 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"resilience\x18\a \x01(\v2 .portcullis.config.v1.ResilienceR\n" +
 	"resilience\x12(\n" +
 	"\x10allow_link_local\x18\b \x01(\bR\x0eallowLinkLocal\x125\n" +
-	"\amcp_era\x18\t \x01(\x0e2\x1c.portcullis.config.v1.McpEraR\x06mcpEraB\x0e\n" +
-	"\f_tool_prefix\"\x8a\x02\n" +
+	"\amcp_era\x18\t \x01(\x0e2\x1c.portcullis.config.v1.McpEraR\x06mcpEra\x12\"\n" +
+	"\ra2a_card_path\x18\n" +
+	" \x01(\tR\va2aCardPath\x123\n" +
+	"\x03llm\x18\x14 \x01(\v2!.portcullis.config.v1.LlmUpstreamR\x03llmB\x0e\n" +
+	"\f_tool_prefix\"\x84\x01\n" +
+	"\vLlmUpstream\x12=\n" +
+	"\bprovider\x18\x01 \x01(\x0e2!.portcullis.config.v1.LlmProviderR\bprovider\x126\n" +
+	"\x06models\x18\x02 \x03(\v2\x1e.portcullis.config.v1.LlmModelR\x06models\"S\n" +
+	"\bLlmModel\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaliases\x18\x02 \x03(\tR\aaliases\x12\x1d\n" +
+	"\n" +
+	"output_cap\x18\x03 \x01(\x03R\toutputCap\"\xb0\x01\n" +
+	"\n" +
+	"ModelPrice\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1a\n" +
+	"\bupstream\x18\x02 \x01(\tR\bupstream\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x128\n" +
+	"\x06prices\x18\x04 \x03(\v2 .portcullis.config.v1.PriceEntryR\x06prices\"\xae\x02\n" +
+	"\n" +
+	"PriceEntry\x12A\n" +
+	"\x0eeffective_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\reffectiveTime\x12!\n" +
+	"\finput_micros\x18\x02 \x01(\x03R\vinputMicros\x12#\n" +
+	"\routput_micros\x18\x03 \x01(\x03R\foutputMicros\x123\n" +
+	"\x13cached_input_micros\x18\x04 \x01(\x03H\x00R\x11cachedInputMicros\x88\x01\x01\x121\n" +
+	"\x12cache_write_micros\x18\x05 \x01(\x03H\x01R\x10cacheWriteMicros\x88\x01\x01B\x16\n" +
+	"\x14_cached_input_microsB\x15\n" +
+	"\x13_cache_write_micros\"\x9a\x03\n" +
+	"\x06Budget\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x127\n" +
+	"\x05scope\x18\x02 \x01(\x0e2!.portcullis.config.v1.BudgetScopeR\x05scope\x12:\n" +
+	"\x06window\x18\x03 \x01(\x0e2\".portcullis.config.v1.BudgetWindowR\x06window\x12\x1b\n" +
+	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\x12\x1b\n" +
+	"\tmax_calls\x18\x05 \x01(\x03R\bmaxCalls\x12\x1d\n" +
+	"\n" +
+	"max_tokens\x18\x06 \x01(\x03R\tmaxTokens\x12&\n" +
+	"\x0fmax_cost_micros\x18\a \x01(\x03R\rmaxCostMicros\x12\x16\n" +
+	"\x06agents\x18\b \x03(\tR\x06agents\x12\x14\n" +
+	"\x05teams\x18\t \x03(\tR\x05teams\x12\x1c\n" +
+	"\tupstreams\x18\n" +
+	" \x03(\tR\tupstreams\x12\x16\n" +
+	"\x06models\x18\v \x03(\tR\x06models\"\x8a\x02\n" +
 	"\x12UpstreamCredential\x12@\n" +
 	"\x06header\x18\x01 \x01(\v2&.portcullis.config.v1.HeaderCredentialH\x00R\x06header\x12@\n" +
 	"\x06bearer\x18\x02 \x01(\v2&.portcullis.config.v1.BearerCredentialH\x00R\x06bearer\x12h\n" +
@@ -3185,13 +4957,14 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"maxRetries\x88\x01\x01\x12)\n" +
 	"\x10breaker_failures\x18\x03 \x01(\x05R\x0fbreakerFailures\x12<\n" +
 	"\fbreaker_open\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vbreakerOpenB\x0e\n" +
-	"\f_max_retries\"\xd7\x01\n" +
+	"\f_max_retries\"\x8a\x02\n" +
 	"\aToolPin\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1a\n" +
 	"\bupstream\x18\x02 \x01(\tR\bupstream\x12\x12\n" +
 	"\x04tool\x18\x03 \x01(\tR\x04tool\x12=\n" +
 	"\bversions\x18\x04 \x03(\v2!.portcullis.config.v1.ToolVersionR\bversions\x12%\n" +
-	"\x0eactive_version\x18\x05 \x01(\x03R\ractiveVersion\"\xed\x02\n" +
+	"\x0eactive_version\x18\x05 \x01(\x03R\ractiveVersion\x121\n" +
+	"\x04kind\x18\x06 \x01(\x0e2\x1d.portcullis.config.v1.PinKindR\x04kind\"\xed\x02\n" +
 	"\vToolVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12'\n" +
 	"\x0fdefinition_hash\x18\x02 \x01(\tR\x0edefinitionHash\x12\x1e\n" +
@@ -3349,12 +5122,99 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\rca_key_sealed\x18\x03 \x01(\fR\vcaKeySealed\x12\x15\n" +
 	"\x06kek_id\x18\x04 \x01(\tR\x05kekId\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime*Z\n" +
+	"createTime\"\xd8\x02\n" +
+	"\fListLearning\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x12\n" +
+	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x1a\n" +
+	"\bargument\x18\x03 \x01(\tR\bargument\x129\n" +
+	"\x05scope\x18\x04 \x01(\x0e2#.portcullis.config.v1.LearningScopeR\x05scope\x127\n" +
+	"\tseed_from\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bseedFrom\x12\x16\n" +
+	"\x06seeded\x18\x06 \x01(\bR\x06seeded\x12\x1e\n" +
+	"\n" +
+	"generation\x18\a \x01(\x04R\n" +
+	"generation\x124\n" +
+	"\x04sets\x18\b \x03(\v2 .portcullis.config.v1.LearnedSetR\x04sets\":\n" +
+	"\n" +
+	"LearnedSet\x12\x14\n" +
+	"\x05scope\x18\x01 \x01(\tR\x05scope\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xd5\x01\n" +
+	"\tAlertRule\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x126\n" +
+	"\x05match\x18\x02 \x03(\v2 .portcullis.config.v1.AlertMatchR\x05match\x12<\n" +
+	"\awebhook\x18\x03 \x01(\v2\".portcullis.config.v1.AlertWebhookR\awebhook\x12\x1a\n" +
+	"\bdisabled\x18\x04 \x01(\bR\bdisabled\"\x80\x02\n" +
+	"\n" +
+	"AlertMatch\x12H\n" +
+	"\vpolicy_deny\x18\x01 \x01(\v2%.portcullis.config.v1.PolicyDenyMatchH\x00R\n" +
+	"policyDeny\x12G\n" +
+	"\n" +
+	"quarantine\x18\x02 \x01(\v2%.portcullis.config.v1.QuarantineMatchH\x00R\n" +
+	"quarantine\x12W\n" +
+	"\x10rollout_rollback\x18\x03 \x01(\v2*.portcullis.config.v1.RolloutRollbackMatchH\x00R\x0frolloutRollbackB\x06\n" +
+	"\x04kind\"#\n" +
+	"\x0fPolicyDenyMatch\x12\x10\n" +
+	"\x03tag\x18\x01 \x01(\tR\x03tag\"\x11\n" +
+	"\x0fQuarantineMatch\"\x16\n" +
+	"\x14RolloutRollbackMatch\"\xcc\x01\n" +
+	"\fAlertWebhook\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x129\n" +
+	"\x06format\x18\x02 \x01(\x0e2!.portcullis.config.v1.AlertFormatR\x06format\x12%\n" +
+	"\x0esigning_secret\x18\x03 \x01(\tR\rsigningSecret\x12,\n" +
+	"\x12routing_key_secret\x18\x04 \x01(\tR\x10routingKeySecret\x12\x1a\n" +
+	"\bseverity\x18\x05 \x01(\tR\bseverity\"\xc3\x02\n" +
+	"\x05Alert\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x12\n" +
+	"\x04rule\x18\x02 \x01(\tR\x04rule\x12\x1b\n" +
+	"\trecord_id\x18\x03 \x01(\tR\brecordId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x126\n" +
+	"\x05event\x18\x05 \x01(\v2 .portcullis.config.v1.AlertEventR\x05event\x12\x1a\n" +
+	"\battempts\x18\x06 \x01(\x05R\battempts\x12F\n" +
+	"\x11next_attempt_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\b \x01(\tR\tlastError\"\xa3\x02\n" +
+	"\n" +
+	"AlertEvent\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
+	"\tdataplane\x18\x03 \x01(\tR\tdataplane\x12\x14\n" +
+	"\x05agent\x18\x04 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\x12\x16\n" +
+	"\x06target\x18\x06 \x01(\tR\x06target\x12\x1a\n" +
+	"\bdecision\x18\a \x01(\tR\bdecision\x12\x1a\n" +
+	"\bpolicies\x18\b \x03(\tR\bpolicies\x12%\n" +
+	"\x0eoutcome_reason\x18\t \x01(\tR\routcomeReason\x12\x12\n" +
+	"\x04tags\x18\n" +
+	" \x03(\tR\x04tags\"\xb0\x01\n" +
+	"\vAuditCursor\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x125\n" +
+	"\x05marks\x18\x02 \x03(\v2\x1f.portcullis.config.v1.AuditMarkR\x05marks\x12\x18\n" +
+	"\abatches\x18\x03 \x01(\x04R\abatches\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x04R\arecords\"=\n" +
+	"\tAuditMark\x12\x1c\n" +
+	"\tdataplane\x18\x01 \x01(\tR\tdataplane\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\x04R\x04next*Z\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROTOCOL_MCP\x10\x01\x12\x10\n" +
 	"\fPROTOCOL_A2A\x10\x02\x12\x10\n" +
-	"\fPROTOCOL_LLM\x10\x03*I\n" +
+	"\fPROTOCOL_LLM\x10\x03*\x84\x01\n" +
+	"\vLlmProvider\x12\x1c\n" +
+	"\x18LLM_PROVIDER_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13LLM_PROVIDER_OPENAI\x10\x01\x12\x1a\n" +
+	"\x16LLM_PROVIDER_ANTHROPIC\x10\x02\x12\"\n" +
+	"\x1eLLM_PROVIDER_OPENAI_COMPATIBLE\x10\x03*\x8a\x01\n" +
+	"\vBudgetScope\x12\x1c\n" +
+	"\x18BUDGET_SCOPE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12BUDGET_SCOPE_AGENT\x10\x01\x12\x15\n" +
+	"\x11BUDGET_SCOPE_TEAM\x10\x02\x12\x15\n" +
+	"\x11BUDGET_SCOPE_USER\x10\x03\x12\x17\n" +
+	"\x13BUDGET_SCOPE_GLOBAL\x10\x04*\x8f\x01\n" +
+	"\fBudgetWindow\x12\x1d\n" +
+	"\x19BUDGET_WINDOW_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14BUDGET_WINDOW_MINUTE\x10\x01\x12\x16\n" +
+	"\x12BUDGET_WINDOW_HOUR\x10\x02\x12\x15\n" +
+	"\x11BUDGET_WINDOW_DAY\x10\x03\x12\x17\n" +
+	"\x13BUDGET_WINDOW_MONTH\x10\x04*I\n" +
 	"\x06McpEra\x12\x17\n" +
 	"\x13MCP_ERA_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eMCP_ERA_LEGACY\x10\x01\x12\x12\n" +
@@ -3363,7 +5223,10 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x16TOOL_CLASS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TOOL_CLASS_READ_ONLY\x10\x01\x12\x19\n" +
 	"\x15TOOL_CLASS_IDEMPOTENT\x10\x02\x12\x17\n" +
-	"\x13TOOL_CLASS_MUTATING\x10\x03*\xb7\x01\n" +
+	"\x13TOOL_CLASS_MUTATING\x10\x03*<\n" +
+	"\aPinKind\x12\x18\n" +
+	"\x14PIN_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13PIN_KIND_AGENT_CARD\x10\x01*\xb7\x01\n" +
 	"\fRolloutStage\x12\x1d\n" +
 	"\x19ROLLOUT_STAGE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ROLLOUT_STAGE_SHADOW\x10\x01\x12\x18\n" +
@@ -3382,7 +5245,16 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\rROLE_OPERATOR\x10\x02\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\x03\x12\x12\n" +
-	"\x0eROLE_DATAPLANE\x10\x04B\xec\x01\n" +
+	"\x0eROLE_DATAPLANE\x10\x04*}\n" +
+	"\rLearningScope\x12\x1e\n" +
+	"\x1aLEARNING_SCOPE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14LEARNING_SCOPE_AGENT\x10\x01\x12\x17\n" +
+	"\x13LEARNING_SCOPE_TEAM\x10\x02\x12\x19\n" +
+	"\x15LEARNING_SCOPE_GLOBAL\x10\x03*a\n" +
+	"\vAlertFormat\x12\x1c\n" +
+	"\x18ALERT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14ALERT_FORMAT_GENERIC\x10\x01\x12\x1a\n" +
+	"\x16ALERT_FORMAT_PAGERDUTY\x10\x02B\xec\x01\n" +
 	"\x18com.portcullis.config.v1B\x0eResourcesProtoP\x01ZNgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1;configv1\xa2\x02\x03PCX\xaa\x02\x14Portcullis.Config.V1\xca\x02\x14Portcullis\\Config\\V1\xe2\x02 Portcullis\\Config\\V1\\GPBMetadata\xea\x02\x16Portcullis::Config::V1b\x06proto3"
 
 var (
@@ -3397,109 +5269,159 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
-	(McpEra)(0),                    // 1: portcullis.config.v1.McpEra
-	(ToolClass)(0),                 // 2: portcullis.config.v1.ToolClass
-	(RolloutStage)(0),              // 3: portcullis.config.v1.RolloutStage
-	(JwtUse)(0),                    // 4: portcullis.config.v1.JwtUse
-	(Role)(0),                      // 5: portcullis.config.v1.Role
-	(*ResourceMeta)(nil),           // 6: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 7: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 8: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 9: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 10: portcullis.config.v1.Upstream
-	(*UpstreamCredential)(nil),     // 11: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 12: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 13: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 14: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 15: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 16: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 17: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 18: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 19: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 20: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 21: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 22: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 23: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 24: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 25: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 26: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 27: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 28: portcullis.config.v1.Setting
-	(*IdentitySource)(nil),         // 29: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 30: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 31: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 32: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 33: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 34: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 35: portcullis.config.v1.ClusterIdentity
-	nil,                            // 36: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 37: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 38: google.protobuf.Duration
+	(LlmProvider)(0),               // 1: portcullis.config.v1.LlmProvider
+	(BudgetScope)(0),               // 2: portcullis.config.v1.BudgetScope
+	(BudgetWindow)(0),              // 3: portcullis.config.v1.BudgetWindow
+	(McpEra)(0),                    // 4: portcullis.config.v1.McpEra
+	(ToolClass)(0),                 // 5: portcullis.config.v1.ToolClass
+	(PinKind)(0),                   // 6: portcullis.config.v1.PinKind
+	(RolloutStage)(0),              // 7: portcullis.config.v1.RolloutStage
+	(JwtUse)(0),                    // 8: portcullis.config.v1.JwtUse
+	(Role)(0),                      // 9: portcullis.config.v1.Role
+	(LearningScope)(0),             // 10: portcullis.config.v1.LearningScope
+	(AlertFormat)(0),               // 11: portcullis.config.v1.AlertFormat
+	(*ResourceMeta)(nil),           // 12: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 13: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 14: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 15: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 16: portcullis.config.v1.Upstream
+	(*LlmUpstream)(nil),            // 17: portcullis.config.v1.LlmUpstream
+	(*LlmModel)(nil),               // 18: portcullis.config.v1.LlmModel
+	(*ModelPrice)(nil),             // 19: portcullis.config.v1.ModelPrice
+	(*PriceEntry)(nil),             // 20: portcullis.config.v1.PriceEntry
+	(*Budget)(nil),                 // 21: portcullis.config.v1.Budget
+	(*UpstreamCredential)(nil),     // 22: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 23: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 24: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 25: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 26: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 27: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 28: portcullis.config.v1.ToolPin
+	(*ToolVersion)(nil),            // 29: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 30: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 31: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 32: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 33: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 34: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 35: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 36: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 37: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 38: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 39: portcullis.config.v1.Setting
+	(*IdentitySource)(nil),         // 40: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 41: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 42: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 43: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 44: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 45: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 46: portcullis.config.v1.ClusterIdentity
+	(*ListLearning)(nil),           // 47: portcullis.config.v1.ListLearning
+	(*LearnedSet)(nil),             // 48: portcullis.config.v1.LearnedSet
+	(*AlertRule)(nil),              // 49: portcullis.config.v1.AlertRule
+	(*AlertMatch)(nil),             // 50: portcullis.config.v1.AlertMatch
+	(*PolicyDenyMatch)(nil),        // 51: portcullis.config.v1.PolicyDenyMatch
+	(*QuarantineMatch)(nil),        // 52: portcullis.config.v1.QuarantineMatch
+	(*RolloutRollbackMatch)(nil),   // 53: portcullis.config.v1.RolloutRollbackMatch
+	(*AlertWebhook)(nil),           // 54: portcullis.config.v1.AlertWebhook
+	(*Alert)(nil),                  // 55: portcullis.config.v1.Alert
+	(*AlertEvent)(nil),             // 56: portcullis.config.v1.AlertEvent
+	(*AuditCursor)(nil),            // 57: portcullis.config.v1.AuditCursor
+	(*AuditMark)(nil),              // 58: portcullis.config.v1.AuditMark
+	nil,                            // 59: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 60: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 61: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	36, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	37, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	37, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	6,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	8,  // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	9,  // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	37, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	37, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	6,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	59, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	60, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	60, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	12, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	14, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	15, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	60, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	60, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	11, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	15, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	16, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
-	1,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	12, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	13, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	14, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	38, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	38, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	6,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	18, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
-	2,  // 21: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	37, // 22: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	37, // 23: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	6,  // 24: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 25: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	21, // 26: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	37, // 27: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	6,  // 28: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	23, // 29: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	37, // 30: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	6,  // 31: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	25, // 32: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
-	3,  // 33: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	37, // 34: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	26, // 35: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	38, // 36: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	38, // 37: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	37, // 38: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
-	3,  // 39: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
-	3,  // 40: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	6,  // 41: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 42: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 43: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	30, // 44: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	31, // 45: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	38, // 46: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	4,  // 47: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	6,  // 48: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 49: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 50: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	37, // 51: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	6,  // 52: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	37, // 53: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	54, // [54:54] is the sub-list for method output_type
-	54, // [54:54] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	22, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	26, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	27, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	4,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
+	17, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
+	1,  // 15: portcullis.config.v1.LlmUpstream.provider:type_name -> portcullis.config.v1.LlmProvider
+	18, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
+	12, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
+	20, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
+	60, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
+	12, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
+	2,  // 21: portcullis.config.v1.Budget.scope:type_name -> portcullis.config.v1.BudgetScope
+	3,  // 22: portcullis.config.v1.Budget.window:type_name -> portcullis.config.v1.BudgetWindow
+	23, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	24, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	25, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	61, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	61, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	12, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	29, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	6,  // 30: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
+	5,  // 31: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
+	60, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	60, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	12, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	32, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	60, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	12, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	34, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	60, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	12, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	36, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	7,  // 43: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	60, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	37, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	61, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	61, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	60, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	7,  // 49: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
+	7,  // 50: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
+	12, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 53: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	41, // 54: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	42, // 55: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	61, // 56: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	8,  // 57: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	12, // 58: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 59: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	9,  // 60: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	60, // 61: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 62: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	60, // 63: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	12, // 64: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
+	10, // 65: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
+	60, // 66: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
+	48, // 67: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
+	12, // 68: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	50, // 69: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
+	54, // 70: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
+	51, // 71: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
+	52, // 72: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
+	53, // 73: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
+	11, // 74: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
+	12, // 75: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
+	56, // 76: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
+	60, // 77: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	60, // 78: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
+	12, // 79: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
+	58, // 80: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
+	81, // [81:81] is the sub-list for method output_type
+	81, // [81:81] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -3508,23 +5430,29 @@ func file_portcullis_config_v1_resources_proto_init() {
 		return
 	}
 	file_portcullis_config_v1_resources_proto_msgTypes[4].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[5].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[8].OneofWrappers = []any{}
+	file_portcullis_config_v1_resources_proto_msgTypes[10].OneofWrappers = []any{
 		(*UpstreamCredential_Header)(nil),
 		(*UpstreamCredential_Bearer)(nil),
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
-	file_portcullis_config_v1_resources_proto_msgTypes[10].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[23].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[15].OneofWrappers = []any{}
+	file_portcullis_config_v1_resources_proto_msgTypes[28].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
+	}
+	file_portcullis_config_v1_resources_proto_msgTypes[38].OneofWrappers = []any{
+		(*AlertMatch_PolicyDeny)(nil),
+		(*AlertMatch_Quarantine)(nil),
+		(*AlertMatch_RolloutRollback)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   31,
+			NumEnums:      12,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

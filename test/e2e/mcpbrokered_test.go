@@ -60,7 +60,7 @@ func TestPrimingUpstream(t *testing.T) {
 
 // TestBrokeredMethodsGoSDK: every method beyond tools, lists and reads,
 // through the gateway from the official Go SDK client, in the legacy era
-// (2025-03-26, the oldest deployed, and 2025-11-25): completion of a
+// (2025-03-26, the oldest deployed, and 2025-11-25) and in 2026-07-28: completion of a
 // prompt's and a resource template's arguments (namespaced refs),
 // logging/setLevel (the caller gets the upstream's log messages at its
 // level and above), resources/subscribe with updates relayed to the
@@ -198,6 +198,75 @@ func TestBrokeredMethodsGoSDK(t *testing.T) {
 			}
 		})
 	}
+
+	// A 2026-07-28 client: completion, the log level in each request's
+	// _meta, a resource followed over subscriptions/listen (the upstream
+	// let go when the client stops listening), and cancellation by closing
+	// the request.
+	t.Run("2026-07-28", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		r := newRecorder()
+		cs := r.connect(ctx, t, dp.URL, g.opsKey, "2026-07-28")
+		if caps := cs.InitializeResult().Capabilities; caps.Completions == nil || caps.Logging == nil || caps.Resources == nil || !caps.Resources.Subscribe {
+			t.Errorf("capabilities %+v, want completions, logging and resource subscriptions", caps)
+		}
+		comp, err := cs.Complete(ctx, &mcp.CompleteParams{Ref: &mcp.CompleteReference{Type: "ref/prompt", Name: "tools__summarize"},
+			Argument: mcp.CompleteParamsArgument{Name: "topic", Value: "w"}})
+		if err != nil || !slices.Equal(comp.Completion.Values, []string{"weather"}) {
+			t.Errorf("complete: %+v %v", comp, err)
+		}
+		if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "tools__log", Arguments: map[string]any{},
+			Meta: mcp.Meta{"io.modelcontextprotocol/logLevel": "error"}}); err != nil || res.IsError {
+			t.Fatalf("log: %v %+v", err, res)
+		}
+		r.await(t, "a log message", func(r *recorder) bool { return len(r.levels) > 0 })
+		if got := r.logs(); !slices.Equal(got, []string{"error"}) {
+			t.Errorf("log messages %v, want [error]", got)
+		}
+
+		listening := make(chan error, 1)
+		go func() { listening <- cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "tools__demo://readme"}) }()
+		awaitSubscribed(t, tools, []string{"demo://readme"})
+		if err := tools.ResourceUpdated("demo://readme"); err != nil {
+			t.Fatal(err)
+		}
+		r.await(t, "the update", func(r *recorder) bool { return len(r.updated) > 0 })
+		if got := r.updates(); !slices.Equal(got, []string{"tools__demo://readme"}) {
+			t.Errorf("updates %v", got)
+		}
+		if err := cs.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: "tools__demo://readme"}); err != nil {
+			t.Fatal(err)
+		}
+		<-listening
+		awaitSubscribed(t, tools, []string{})
+
+		before, err := tools.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, wcancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			_, err := cs.CallTool(wctx, &mcp.CallToolParams{Name: "tools__wait", Arguments: map[string]any{}, Meta: mcp.Meta{"progressToken": "w"}})
+			done <- err
+		}()
+		r.await(t, "the wait to begin", func(r *recorder) bool { return r.progress > 0 })
+		wcancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled call: %v, want context.Canceled", err)
+		}
+		harness.Await(t, 20*time.Second, "the upstream to see the cancellation", func() error {
+			s, err := tools.State()
+			if err != nil {
+				return err
+			}
+			if s.Cancelled != before.Cancelled+1 {
+				return fmt.Errorf("%d wait calls cancelled, want %d", s.Cancelled, before.Cancelled+1)
+			}
+			return nil
+		})
+	})
 
 	// An agent granted no tool of the upstream is denied its completions.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -29,7 +29,8 @@
 //		protocol: String,
 //		sourceIp: ipaddr,
 //		time: datetime,
-//		user?: User
+//		user?: User,
+//		learned: { "<list>": Set<String>, ... }   // only while some list learns
 //	}
 //
 // findings names what runtime inspection found in the call's arguments
@@ -37,6 +38,13 @@
 // ("pii", "pii.payment_card"), so a policy can forbid a whole family or
 // one kind: `context.findings.contains("exfiltration")`. It is empty when
 // nothing was found.
+//
+// context.learned has one attribute per value list that learns (see
+// [WithLearned]): the caller's set of that list, in the context of every
+// tool, remote-agent and model action. Without learned lists the attribute
+// is not declared at all, so the schema is what it was before learned lists
+// existed; a policy that reads a list that does not learn is refused with
+// what to do (see [LearnedRefs]).
 //
 // # Models (LLM APIs)
 //
@@ -47,7 +55,7 @@
 // still validate). A model call is the action "llm:complete", the one
 // member of the group Action::"llm_complete", applying to principal Agent
 // and resource Model. Its context is the tool actions' (user, protocol,
-// time, sourceIp, degraded, findings; arguments an empty record) plus
+// time, sourceIp, degraded, findings, learned; arguments an empty record) plus
 //
 //	maxTokens: Long          the most output the call may produce
 //	inputTokens: Long        the gateway's estimate of its input
@@ -58,6 +66,7 @@
 //
 // These declarations do not depend on the pins; [WithoutModels] leaves them
 // out.
+//
 // # Remote agents (A2A)
 //
 // An A2A upstream is RemoteAgent::"<upstream>", in its Upstream. Its
@@ -73,8 +82,8 @@
 //	          "a2a:subscribe_task" (SubscribeToTask)
 //
 // Their context is the tool actions' (user, protocol, time, sourceIp,
-// degraded, findings; arguments is an empty record), plus skill?: String (the skill
-// the caller named, when it named one), messageBytes: Long and
+// degraded, findings, learned; arguments is an empty record), plus skill?: String
+// (the skill the caller named, when it named one), messageBytes: Long and
 // metadataBytes: Long (the sizes of the message sent and of its metadata;
 // 0 for actions that send none). These declarations do not depend on the
 // pins; [WithoutRemoteAgents] leaves them out.

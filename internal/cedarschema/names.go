@@ -76,6 +76,10 @@ const (
 	// in the call's request: each enforced finding's detector and
 	// "<detector>.<kind>" ("exfiltration", "exfiltration.url_payload").
 	ContextFindings = "findings"
+	// ContextLearned is the caller's learned sets: a record with one
+	// Set<String> per learned list, present only while some list learns
+	// (policies read context.learned["payees"].contains(...)).
+	ContextLearned = "learned"
 )
 
 // Context attribute names of the remote-agent actions only: the skill the

@@ -47,6 +47,9 @@ func init() {
 		resource.Setting:    {},
 		resource.ModelPrice: {prepare: prepareModelPrice},
 		resource.Budget:     {},
+		// A rate limit refers to nothing (its match lists may name agents
+		// and tools that do not exist yet) and nothing refers to it.
+		resource.RateLimit: {},
 	}
 }
 

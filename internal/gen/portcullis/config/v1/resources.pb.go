@@ -613,6 +613,172 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
+// RateLimitKey is one part of a rate limit's key.
+type RateLimitKey int32
+
+const (
+	RateLimitKey_RATE_LIMIT_KEY_UNSPECIFIED RateLimitKey = 0
+	RateLimitKey_RATE_LIMIT_KEY_AGENT       RateLimitKey = 1
+	// The agent's team (calls of agents without a team are not counted).
+	RateLimitKey_RATE_LIMIT_KEY_TEAM RateLimitKey = 2
+	// The verified user the agent acts for (calls without one are not
+	// counted).
+	RateLimitKey_RATE_LIMIT_KEY_USER     RateLimitKey = 3
+	RateLimitKey_RATE_LIMIT_KEY_UPSTREAM RateLimitKey = 4
+	RateLimitKey_RATE_LIMIT_KEY_TOOL     RateLimitKey = 5
+)
+
+// Enum value maps for RateLimitKey.
+var (
+	RateLimitKey_name = map[int32]string{
+		0: "RATE_LIMIT_KEY_UNSPECIFIED",
+		1: "RATE_LIMIT_KEY_AGENT",
+		2: "RATE_LIMIT_KEY_TEAM",
+		3: "RATE_LIMIT_KEY_USER",
+		4: "RATE_LIMIT_KEY_UPSTREAM",
+		5: "RATE_LIMIT_KEY_TOOL",
+	}
+	RateLimitKey_value = map[string]int32{
+		"RATE_LIMIT_KEY_UNSPECIFIED": 0,
+		"RATE_LIMIT_KEY_AGENT":       1,
+		"RATE_LIMIT_KEY_TEAM":        2,
+		"RATE_LIMIT_KEY_USER":        3,
+		"RATE_LIMIT_KEY_UPSTREAM":    4,
+		"RATE_LIMIT_KEY_TOOL":        5,
+	}
+)
+
+func (x RateLimitKey) Enum() *RateLimitKey {
+	p := new(RateLimitKey)
+	*p = x
+	return p
+}
+
+func (x RateLimitKey) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RateLimitKey) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[10].Descriptor()
+}
+
+func (RateLimitKey) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[10]
+}
+
+func (x RateLimitKey) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RateLimitKey.Descriptor instead.
+func (RateLimitKey) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
+}
+
+// RateLimitPeriod is the period a rate is given per.
+type RateLimitPeriod int32
+
+const (
+	RateLimitPeriod_RATE_LIMIT_PERIOD_UNSPECIFIED RateLimitPeriod = 0
+	RateLimitPeriod_RATE_LIMIT_PERIOD_SECOND      RateLimitPeriod = 1
+	RateLimitPeriod_RATE_LIMIT_PERIOD_MINUTE      RateLimitPeriod = 2
+	RateLimitPeriod_RATE_LIMIT_PERIOD_HOUR        RateLimitPeriod = 3
+)
+
+// Enum value maps for RateLimitPeriod.
+var (
+	RateLimitPeriod_name = map[int32]string{
+		0: "RATE_LIMIT_PERIOD_UNSPECIFIED",
+		1: "RATE_LIMIT_PERIOD_SECOND",
+		2: "RATE_LIMIT_PERIOD_MINUTE",
+		3: "RATE_LIMIT_PERIOD_HOUR",
+	}
+	RateLimitPeriod_value = map[string]int32{
+		"RATE_LIMIT_PERIOD_UNSPECIFIED": 0,
+		"RATE_LIMIT_PERIOD_SECOND":      1,
+		"RATE_LIMIT_PERIOD_MINUTE":      2,
+		"RATE_LIMIT_PERIOD_HOUR":        3,
+	}
+)
+
+func (x RateLimitPeriod) Enum() *RateLimitPeriod {
+	p := new(RateLimitPeriod)
+	*p = x
+	return p
+}
+
+func (x RateLimitPeriod) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RateLimitPeriod) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[11].Descriptor()
+}
+
+func (RateLimitPeriod) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[11]
+}
+
+func (x RateLimitPeriod) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RateLimitPeriod.Descriptor instead.
+func (RateLimitPeriod) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
+}
+
+// RateLimitMode says whether a rate limit refuses calls.
+type RateLimitMode int32
+
+const (
+	// Enforce.
+	RateLimitMode_RATE_LIMIT_MODE_UNSPECIFIED RateLimitMode = 0
+	RateLimitMode_RATE_LIMIT_MODE_ENFORCE     RateLimitMode = 1
+	RateLimitMode_RATE_LIMIT_MODE_SHADOW      RateLimitMode = 2
+)
+
+// Enum value maps for RateLimitMode.
+var (
+	RateLimitMode_name = map[int32]string{
+		0: "RATE_LIMIT_MODE_UNSPECIFIED",
+		1: "RATE_LIMIT_MODE_ENFORCE",
+		2: "RATE_LIMIT_MODE_SHADOW",
+	}
+	RateLimitMode_value = map[string]int32{
+		"RATE_LIMIT_MODE_UNSPECIFIED": 0,
+		"RATE_LIMIT_MODE_ENFORCE":     1,
+		"RATE_LIMIT_MODE_SHADOW":      2,
+	}
+)
+
+func (x RateLimitMode) Enum() *RateLimitMode {
+	p := new(RateLimitMode)
+	*p = x
+	return p
+}
+
+func (x RateLimitMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RateLimitMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[12].Descriptor()
+}
+
+func (RateLimitMode) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[12]
+}
+
+func (x RateLimitMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RateLimitMode.Descriptor instead.
+func (RateLimitMode) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
+}
+
 // ResourceMeta is the metadata every resource carries.
 type ResourceMeta struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3789,6 +3955,151 @@ func (x *ClusterIdentity) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// RateLimit bounds how fast, and how many at once, the calls of one key
+// may run across the whole fleet. The control-plane leader leases each
+// data plane a share of the rate and of the in-flight slots for every key
+// it sees calls for, in proportion to the demand the data planes report;
+// a data plane enforces its share locally, so a call never waits on the
+// network. Every rate limit that applies to a call must admit it.
+// Cluster version 6.
+type RateLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// What the calls sharing one bucket have in common: one or more of
+	// agent, team, user, upstream and tool (each combination of values has
+	// its own bucket). Empty: every matching call shares one bucket.
+	Key []RateLimitKey `protobuf:"varint,2,rep,packed,name=key,proto3,enum=portcullis.config.v1.RateLimitKey" json:"key,omitempty"`
+	// Calls admitted per period, fleet-wide, per key; 0 with max_in_flight
+	// set means no rate limit.
+	Rate   int64           `protobuf:"varint,3,opt,name=rate,proto3" json:"rate,omitempty"`
+	Period RateLimitPeriod `protobuf:"varint,4,opt,name=period,proto3,enum=portcullis.config.v1.RateLimitPeriod" json:"period,omitempty"`
+	// How many calls may run back to back above the rate (the bucket's
+	// size), fleet-wide; 0 means rate (one period's worth), capped at
+	// limits.RateLimitBurst.
+	Burst int64 `protobuf:"varint,5,opt,name=burst,proto3" json:"burst,omitempty"`
+	// Calls of one key in flight at once, fleet-wide; 0 means no limit.
+	MaxInFlight int64 `protobuf:"varint,6,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	// Enforce (default) or shadow: a shadow limit counts the calls it would
+	// refuse and refuses none.
+	Mode RateLimitMode `protobuf:"varint,7,opt,name=mode,proto3,enum=portcullis.config.v1.RateLimitMode" json:"mode,omitempty"`
+	// Only calls matching every non-empty list count: by agent name, team,
+	// upstream name and tool (the name agents call it by,
+	// "<prefix>__<tool>", or a model's name).
+	Agents        []string `protobuf:"bytes,8,rep,name=agents,proto3" json:"agents,omitempty"`
+	Teams         []string `protobuf:"bytes,9,rep,name=teams,proto3" json:"teams,omitempty"`
+	Upstreams     []string `protobuf:"bytes,10,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
+	Tools         []string `protobuf:"bytes,11,rep,name=tools,proto3" json:"tools,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimit) Reset() {
+	*x = RateLimit{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimit) ProtoMessage() {}
+
+func (x *RateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
+func (*RateLimit) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RateLimit) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *RateLimit) GetKey() []RateLimitKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *RateLimit) GetRate() int64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+func (x *RateLimit) GetPeriod() RateLimitPeriod {
+	if x != nil {
+		return x.Period
+	}
+	return RateLimitPeriod_RATE_LIMIT_PERIOD_UNSPECIFIED
+}
+
+func (x *RateLimit) GetBurst() int64 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *RateLimit) GetMaxInFlight() int64 {
+	if x != nil {
+		return x.MaxInFlight
+	}
+	return 0
+}
+
+func (x *RateLimit) GetMode() RateLimitMode {
+	if x != nil {
+		return x.Mode
+	}
+	return RateLimitMode_RATE_LIMIT_MODE_UNSPECIFIED
+}
+
+func (x *RateLimit) GetAgents() []string {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *RateLimit) GetTeams() []string {
+	if x != nil {
+		return x.Teams
+	}
+	return nil
+}
+
+func (x *RateLimit) GetUpstreams() []string {
+	if x != nil {
+		return x.Upstreams
+	}
+	return nil
+}
+
+func (x *RateLimit) GetTools() []string {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
 var File_portcullis_config_v1_resources_proto protoreflect.FileDescriptor
 
 const file_portcullis_config_v1_resources_proto_rawDesc = "" +
@@ -4079,7 +4390,20 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\rca_key_sealed\x18\x03 \x01(\fR\vcaKeySealed\x12\x15\n" +
 	"\x06kek_id\x18\x04 \x01(\tR\x05kekId\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime*Z\n" +
+	"createTime\"\xa1\x03\n" +
+	"\tRateLimit\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x124\n" +
+	"\x03key\x18\x02 \x03(\x0e2\".portcullis.config.v1.RateLimitKeyR\x03key\x12\x12\n" +
+	"\x04rate\x18\x03 \x01(\x03R\x04rate\x12=\n" +
+	"\x06period\x18\x04 \x01(\x0e2%.portcullis.config.v1.RateLimitPeriodR\x06period\x12\x14\n" +
+	"\x05burst\x18\x05 \x01(\x03R\x05burst\x12\"\n" +
+	"\rmax_in_flight\x18\x06 \x01(\x03R\vmaxInFlight\x127\n" +
+	"\x04mode\x18\a \x01(\x0e2#.portcullis.config.v1.RateLimitModeR\x04mode\x12\x16\n" +
+	"\x06agents\x18\b \x03(\tR\x06agents\x12\x14\n" +
+	"\x05teams\x18\t \x03(\tR\x05teams\x12\x1c\n" +
+	"\tupstreams\x18\n" +
+	" \x03(\tR\tupstreams\x12\x14\n" +
+	"\x05tools\x18\v \x03(\tR\x05tools*Z\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROTOCOL_MCP\x10\x01\x12\x10\n" +
@@ -4132,7 +4456,23 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\rROLE_OPERATOR\x10\x02\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\x03\x12\x12\n" +
-	"\x0eROLE_DATAPLANE\x10\x04B\xec\x01\n" +
+	"\x0eROLE_DATAPLANE\x10\x04*\xb0\x01\n" +
+	"\fRateLimitKey\x12\x1e\n" +
+	"\x1aRATE_LIMIT_KEY_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14RATE_LIMIT_KEY_AGENT\x10\x01\x12\x17\n" +
+	"\x13RATE_LIMIT_KEY_TEAM\x10\x02\x12\x17\n" +
+	"\x13RATE_LIMIT_KEY_USER\x10\x03\x12\x1b\n" +
+	"\x17RATE_LIMIT_KEY_UPSTREAM\x10\x04\x12\x17\n" +
+	"\x13RATE_LIMIT_KEY_TOOL\x10\x05*\x8c\x01\n" +
+	"\x0fRateLimitPeriod\x12!\n" +
+	"\x1dRATE_LIMIT_PERIOD_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18RATE_LIMIT_PERIOD_SECOND\x10\x01\x12\x1c\n" +
+	"\x18RATE_LIMIT_PERIOD_MINUTE\x10\x02\x12\x1a\n" +
+	"\x16RATE_LIMIT_PERIOD_HOUR\x10\x03*i\n" +
+	"\rRateLimitMode\x12\x1f\n" +
+	"\x1bRATE_LIMIT_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17RATE_LIMIT_MODE_ENFORCE\x10\x01\x12\x1a\n" +
+	"\x16RATE_LIMIT_MODE_SHADOW\x10\x02B\xec\x01\n" +
 	"\x18com.portcullis.config.v1B\x0eResourcesProtoP\x01ZNgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1;configv1\xa2\x02\x03PCX\xaa\x02\x14Portcullis.Config.V1\xca\x02\x14Portcullis\\Config\\V1\xe2\x02 Portcullis\\Config\\V1\\GPBMetadata\xea\x02\x16Portcullis::Config::V1b\x06proto3"
 
 var (
@@ -4147,8 +4487,8 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(LlmProvider)(0),               // 1: portcullis.config.v1.LlmProvider
@@ -4160,115 +4500,123 @@ var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(RolloutStage)(0),              // 7: portcullis.config.v1.RolloutStage
 	(JwtUse)(0),                    // 8: portcullis.config.v1.JwtUse
 	(Role)(0),                      // 9: portcullis.config.v1.Role
-	(*ResourceMeta)(nil),           // 10: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 11: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 12: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 13: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 14: portcullis.config.v1.Upstream
-	(*LlmUpstream)(nil),            // 15: portcullis.config.v1.LlmUpstream
-	(*LlmModel)(nil),               // 16: portcullis.config.v1.LlmModel
-	(*ModelPrice)(nil),             // 17: portcullis.config.v1.ModelPrice
-	(*PriceEntry)(nil),             // 18: portcullis.config.v1.PriceEntry
-	(*Budget)(nil),                 // 19: portcullis.config.v1.Budget
-	(*UpstreamCredential)(nil),     // 20: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 21: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 22: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 23: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 24: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 25: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 26: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 27: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 28: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 29: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 30: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 31: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 32: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 33: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 34: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 35: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 36: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 37: portcullis.config.v1.Setting
-	(*IdentitySource)(nil),         // 38: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 39: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 40: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 41: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 42: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 43: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 44: portcullis.config.v1.ClusterIdentity
-	nil,                            // 45: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 46: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 47: google.protobuf.Duration
+	(RateLimitKey)(0),              // 10: portcullis.config.v1.RateLimitKey
+	(RateLimitPeriod)(0),           // 11: portcullis.config.v1.RateLimitPeriod
+	(RateLimitMode)(0),             // 12: portcullis.config.v1.RateLimitMode
+	(*ResourceMeta)(nil),           // 13: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 14: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 15: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 16: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 17: portcullis.config.v1.Upstream
+	(*LlmUpstream)(nil),            // 18: portcullis.config.v1.LlmUpstream
+	(*LlmModel)(nil),               // 19: portcullis.config.v1.LlmModel
+	(*ModelPrice)(nil),             // 20: portcullis.config.v1.ModelPrice
+	(*PriceEntry)(nil),             // 21: portcullis.config.v1.PriceEntry
+	(*Budget)(nil),                 // 22: portcullis.config.v1.Budget
+	(*UpstreamCredential)(nil),     // 23: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 24: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 25: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 26: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 27: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 28: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 29: portcullis.config.v1.ToolPin
+	(*ToolVersion)(nil),            // 30: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 31: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 32: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 33: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 34: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 35: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 36: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 37: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 38: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 39: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 40: portcullis.config.v1.Setting
+	(*IdentitySource)(nil),         // 41: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 42: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 43: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 44: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 45: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 46: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 47: portcullis.config.v1.ClusterIdentity
+	(*RateLimit)(nil),              // 48: portcullis.config.v1.RateLimit
+	nil,                            // 49: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 50: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 51: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	45, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	46, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	46, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	10, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	12, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	13, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	46, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	46, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	10, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	49, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	50, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	50, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	13, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	16, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	50, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	50, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	13, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	20, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	24, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	25, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	23, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	27, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	28, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
 	4,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	15, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
+	18, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
 	1,  // 15: portcullis.config.v1.LlmUpstream.provider:type_name -> portcullis.config.v1.LlmProvider
-	16, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
-	10, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
-	18, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
-	46, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
-	10, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
+	19, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
+	13, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
+	21, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
+	50, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
+	13, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
 	2,  // 21: portcullis.config.v1.Budget.scope:type_name -> portcullis.config.v1.BudgetScope
 	3,  // 22: portcullis.config.v1.Budget.window:type_name -> portcullis.config.v1.BudgetWindow
-	21, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	22, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	23, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	47, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	47, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	10, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	27, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	24, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	25, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	26, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	51, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	51, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	13, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	30, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
 	6,  // 30: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
 	5,  // 31: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	46, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	46, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	10, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	30, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	46, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	10, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	32, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	46, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	10, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	34, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	50, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	50, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	13, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	33, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	50, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	13, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	35, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	50, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	13, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	37, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
 	7,  // 43: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	46, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	35, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	47, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	47, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	46, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	50, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	38, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	51, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	51, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	50, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
 	7,  // 49: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
 	7,  // 50: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	10, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 53: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	39, // 54: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	40, // 55: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	47, // 56: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	13, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 53: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	42, // 54: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	43, // 55: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	51, // 56: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
 	8,  // 57: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	10, // 58: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 59: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 58: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 59: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
 	9,  // 60: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	46, // 61: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	10, // 62: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	46, // 63: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	64, // [64:64] is the sub-list for method output_type
-	64, // [64:64] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	50, // 61: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	13, // 62: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	50, // 63: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	13, // 64: portcullis.config.v1.RateLimit.meta:type_name -> portcullis.config.v1.ResourceMeta
+	10, // 65: portcullis.config.v1.RateLimit.key:type_name -> portcullis.config.v1.RateLimitKey
+	11, // 66: portcullis.config.v1.RateLimit.period:type_name -> portcullis.config.v1.RateLimitPeriod
+	12, // 67: portcullis.config.v1.RateLimit.mode:type_name -> portcullis.config.v1.RateLimitMode
+	68, // [68:68] is the sub-list for method output_type
+	68, // [68:68] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -4293,8 +4641,8 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   36,
+			NumEnums:      13,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

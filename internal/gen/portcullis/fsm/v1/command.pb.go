@@ -474,6 +474,7 @@ type Resource struct {
 	//	*Resource_Setting
 	//	*Resource_ModelPrice
 	//	*Resource_Budget
+	//	*Resource_RateLimit
 	//	*Resource_UpgradeProbe
 	Kind          isResource_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
@@ -652,6 +653,15 @@ func (x *Resource) GetBudget() *v1.Budget {
 	return nil
 }
 
+func (x *Resource) GetRateLimit() *v1.RateLimit {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_RateLimit); ok {
+			return x.RateLimit
+		}
+	}
+	return nil
+}
+
 func (x *Resource) GetUpgradeProbe() *UpgradeProbe {
 	if x != nil {
 		if x, ok := x.Kind.(*Resource_UpgradeProbe); ok {
@@ -729,6 +739,11 @@ type Resource_Budget struct {
 	Budget *v1.Budget `protobuf:"bytes,31,opt,name=budget,proto3,oneof"`
 }
 
+type Resource_RateLimit struct {
+	// Cluster version 6 (numbered clear of the kinds other changes add).
+	RateLimit *v1.RateLimit `protobuf:"bytes,50,opt,name=rate_limit,json=rateLimit,proto3,oneof"`
+}
+
 type Resource_UpgradeProbe struct {
 	// Reserved for the rolling-upgrade test (test/upgrade): only binaries
 	// built with -tags upgradetest support this kind, at a cluster version
@@ -767,6 +782,8 @@ func (*Resource_Setting) isResource_Kind() {}
 func (*Resource_ModelPrice) isResource_Kind() {}
 
 func (*Resource_Budget) isResource_Kind() {}
+
+func (*Resource_RateLimit) isResource_Kind() {}
 
 func (*Resource_UpgradeProbe) isResource_Kind() {}
 
@@ -1803,7 +1820,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAudit\x12I\n" +
 	"\x0erollout_change\x18\x10 \x01(\v2 .portcullis.fsm.v1.RolloutChangeH\x00R\rrolloutChange\x124\n" +
 	"\asign_in\x18\x14 \x01(\v2\x19.portcullis.fsm.v1.SignInH\x00R\x06signInB\x04\n" +
-	"\x02op\"\x96\b\n" +
+	"\x02op\"\xd8\b\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -1824,7 +1841,9 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\asetting\x18\r \x01(\v2\x1d.portcullis.config.v1.SettingH\x00R\asetting\x12C\n" +
 	"\vmodel_price\x18\x1e \x01(\v2 .portcullis.config.v1.ModelPriceH\x00R\n" +
 	"modelPrice\x126\n" +
-	"\x06budget\x18\x1f \x01(\v2\x1c.portcullis.config.v1.BudgetH\x00R\x06budget\x12F\n" +
+	"\x06budget\x18\x1f \x01(\v2\x1c.portcullis.config.v1.BudgetH\x00R\x06budget\x12@\n" +
+	"\n" +
+	"rate_limit\x182 \x01(\v2\x1f.portcullis.config.v1.RateLimitH\x00R\trateLimit\x12F\n" +
 	"\rupgrade_probe\x18d \x01(\v2\x1f.portcullis.fsm.v1.UpgradeProbeH\x00R\fupgradeProbeB\x06\n" +
 	"\x04kind\"Z\n" +
 	"\fUpgradeProbe\x126\n" +
@@ -1968,11 +1987,12 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*v1.Setting)(nil),            // 34: portcullis.config.v1.Setting
 	(*v1.ModelPrice)(nil),         // 35: portcullis.config.v1.ModelPrice
 	(*v1.Budget)(nil),             // 36: portcullis.config.v1.Budget
-	(*v1.ResourceMeta)(nil),       // 37: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 38: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 39: portcullis.audit.v1.Record
-	(v1.RolloutStage)(0),          // 40: portcullis.config.v1.RolloutStage
-	(*v1.AdminEvent)(nil),         // 41: portcullis.config.v1.AdminEvent
+	(*v1.RateLimit)(nil),          // 37: portcullis.config.v1.RateLimit
+	(*v1.ResourceMeta)(nil),       // 38: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 39: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 40: portcullis.audit.v1.Record
+	(v1.RolloutStage)(0),          // 41: portcullis.config.v1.RolloutStage
+	(*v1.AdminEvent)(nil),         // 42: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	20, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
@@ -2000,33 +2020,34 @@ var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	34, // 22: portcullis.fsm.v1.Resource.setting:type_name -> portcullis.config.v1.Setting
 	35, // 23: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
 	36, // 24: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
-	5,  // 25: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	37, // 26: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	4,  // 27: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 28: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	38, // 29: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	29, // 30: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	28, // 31: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	39, // 32: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 33: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
-	40, // 34: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
-	2,  // 35: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	4,  // 36: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	14, // 37: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	21, // 38: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	15, // 39: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	38, // 40: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	21, // 41: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	9,  // 42: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	4,  // 43: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	41, // 44: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	16, // 45: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	19, // 46: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	47, // [47:47] is the sub-list for method output_type
-	47, // [47:47] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	37, // 25: portcullis.fsm.v1.Resource.rate_limit:type_name -> portcullis.config.v1.RateLimit
+	5,  // 26: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	38, // 27: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	4,  // 28: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 29: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	39, // 30: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	29, // 31: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	28, // 32: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	40, // 33: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 34: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
+	41, // 35: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
+	2,  // 36: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	4,  // 37: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	14, // 38: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	21, // 39: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	15, // 40: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	39, // 41: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	21, // 42: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	9,  // 43: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	4,  // 44: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	42, // 45: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	16, // 46: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	19, // 47: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	48, // [48:48] is the sub-list for method output_type
+	48, // [48:48] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -2060,6 +2081,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_Setting)(nil),
 		(*Resource_ModelPrice)(nil),
 		(*Resource_Budget)(nil),
+		(*Resource_RateLimit)(nil),
 		(*Resource_UpgradeProbe)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[15].OneofWrappers = []any{

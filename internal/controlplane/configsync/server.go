@@ -58,7 +58,7 @@ type Config struct {
 	// Leases grants rate-limit leases (nil: Lease is unavailable).
 	Leases Leases
 	Now    func() time.Time
-	Logger    *slog.Logger
+	Logger *slog.Logger
 }
 
 // NewServer returns a config-sync server.

@@ -32,9 +32,9 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
-	"github.com/portcullis-gw/portcullis/internal/limits"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"github.com/portcullis-gw/portcullis/internal/limits"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 

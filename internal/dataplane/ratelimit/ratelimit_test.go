@@ -218,7 +218,7 @@ func TestRunReportsAndApplies(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); l.Run(ctx, "dp1", send) }()
 	defer func() { cancel(); <-done }()
-	<-got // the first report, at once
+	<-got                         // the first report, at once
 	admitN(l, call("a1", "t"), 1) // a new key kicks a report
 	deadline := time.After(10 * time.Second)
 	for {

@@ -110,17 +110,16 @@ type entry struct {
 	slots    int64
 	inFlight int64
 	// The last lease (leased false: none yet) and when it expires.
-	leased      bool
-	leaseRate   float64
-	leaseBurst  int64
-	leaseSlots  int64
-	expires     time.Time
-	safe        bool // enforcing the safe share
-	attempts    int64
-	peak        int64
-	lastUsed    time.Time
-	lastReport  time.Time
-	reportedNew bool
+	leased     bool
+	leaseRate  float64
+	leaseBurst int64
+	leaseSlots int64
+	expires    time.Time
+	safe       bool // enforcing the safe share
+	attempts   int64
+	peak       int64
+	lastUsed   time.Time
+	lastReport time.Time
 }
 
 // Configure replaces the limits. Keys of a limit whose settings did not
@@ -366,7 +365,7 @@ func (e *entry) take(now time.Time, shadow bool) (*rate.Reservation, time.Durati
 		res = e.bucket.ReserveN(now, 1)
 		if d := res.DelayFrom(now); !res.OK() || d > 0 {
 			res.CancelAt(now)
-			if !res.OK() || math.IsInf(float64(d), 0) || d == rate.InfDuration {
+			if !res.OK() || d == rate.InfDuration {
 				d = time.Second
 			}
 			if e.rate <= 0 {

@@ -207,12 +207,17 @@ func (g *Granter) Grant(name string, req *configsyncv1.LeaseRequest) (*configsyn
 		Dataplanes: uint32(dataplanes), //nolint:gosec // bounded by the data planes that report
 		Quiet:      now.Before(g.quietUntil),
 	}
+	asked := make(map[keyID]bool, len(req.GetDemands()))
 	for _, d := range req.GetDemands() {
+		id := keyID{d.GetLimit(), d.GetKey()}
+		if asked[id] { // a key once per report
+			continue
+		}
+		asked[id] = true
 		rl, ok := g.limits.RateLimit(d.GetLimit())
 		if !ok {
 			continue
 		}
-		id := keyID{d.GetLimit(), d.GetKey()}
 		ks := g.keys[id]
 		if ks == nil {
 			if len(g.keys) >= maxKeys {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/portcullis-gw/portcullis/internal/controlplane/lease"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
@@ -236,4 +238,47 @@ func TestCapacityOf(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzGrant feeds arbitrary demand reports (bytes from a data plane) to
+// the granter: it must never panic, and the leases it hands out for a key
+// never sum above the limit.
+func FuzzGrant(f *testing.F) {
+	seed, _ := proto.Marshal(&configsyncv1.LeaseRequest{Name: "a", Demands: []*configsyncv1.Demand{{Limit: "l", Key: "k", Rate: 5, InFlight: 2, HaveRate: 1}}})
+	f.Add(seed, uint8(0))
+	f.Add([]byte{0x12, 0x09, 0x0a, 0x01, 'l', 0x19, 0, 0, 0, 0, 0, 0, 0xf8, 0x7f}, uint8(1)) // rate NaN
+	f.Fuzz(func(t *testing.T, data []byte, who uint8) {
+		var req configsyncv1.LeaseRequest
+		if proto.Unmarshal(data, &req) != nil || lease.CheckRequest(&req) != nil {
+			return
+		}
+		g, _ := leading(t, limits{"l": perSecond("l", 10, 5, 3), "k": perSecond("k", 1, 0, 0)})
+		sums := map[string]float64{}
+		slots := map[string]int64{}
+		for i := range 3 {
+			dp := fmt.Sprint("dp", (int(who)+i)%3)
+			resp, err := g.Grant(dp, &req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for _, l := range resp.GetLeases() {
+				id := l.GetLimit() + "\x00" + l.GetKey()
+				if seen[id] {
+					t.Fatalf("two leases of %q in one answer", id)
+				}
+				seen[id] = true
+				if l.GetRate() < 0 || math.IsNaN(l.GetRate()) || l.GetInFlight() < 0 {
+					t.Fatalf("lease %v", l)
+				}
+				sums[id] += l.GetRate()
+				slots[id] += l.GetInFlight()
+			}
+		}
+		for id, s := range sums {
+			if s > 10+1e-6 || slots[id] > 3 {
+				t.Fatalf("key %q: %.3f/s and %d slots granted in all", id, s, slots[id])
+			}
+		}
+	})
 }

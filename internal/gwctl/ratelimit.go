@@ -2,6 +2,7 @@ package gwctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -56,12 +57,15 @@ overshoot bound.
 			}
 			r := &configv1.RateLimit{Meta: m, Burst: burst, MaxInFlight: inFlight}
 			if r.Key, err = parseRateLimitKey(key); err != nil {
-				return err
+				return &usageError{cmd: cmd, err: err}
 			}
 			if rateText != "" {
 				if r.Rate, r.Period, err = parseRate(rateText); err != nil {
-					return err
+					return &usageError{cmd: cmd, err: err}
 				}
+			}
+			if rateText == "" && inFlight == 0 {
+				return &usageError{cmd: cmd, err: errors.New("give --rate, --max-in-flight or both")}
 			}
 			switch mode {
 			case "", "enforce":
@@ -69,10 +73,10 @@ overshoot bound.
 			case "shadow":
 				r.Mode = configv1.RateLimitMode_RATE_LIMIT_MODE_SHADOW
 			default:
-				return fmt.Errorf("--mode %q: want enforce or shadow", mode)
+				return &usageError{cmd: cmd, err: fmt.Errorf("--mode %q: want enforce or shadow", mode)}
 			}
 			if err := parseRateLimitMatch(r, match); err != nil {
-				return err
+				return &usageError{cmd: cmd, err: err}
 			}
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
 				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.SetRateLimitResponse], error) {

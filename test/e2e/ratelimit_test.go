@@ -42,7 +42,7 @@ func startLoad(t *testing.T, dps []*harness.Dataplane, key string, perSecond []f
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &loadGen{stop: cancel}
-	const workers = 4
+	const workers = 8
 	for i, dp := range dps {
 		c := &loadCounts{}
 		g.counts = append(g.counts, c)

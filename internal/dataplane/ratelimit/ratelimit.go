@@ -136,12 +136,13 @@ func (l *Limiter) Configure(rls []*configv1.RateLimit) {
 		byName[c.name] = c
 	}
 	for id, e := range l.keys {
-		c := byName[id.limit]
-		if c == nil || !same(c, e.l) {
+		e.mu.Lock()
+		if c := byName[id.limit]; c == nil || !same(c, e.l) {
 			delete(l.keys, id)
 		} else {
 			e.l = c
 		}
+		e.mu.Unlock()
 	}
 	l.limits = out
 }
@@ -263,7 +264,7 @@ func (l *Limiter) Admit(c *pipeline.Call) (*Admission, *pipeline.LimitNote, erro
 			adm.release(reservations, now)
 			return nil, nil, err
 		}
-		res, wait, ok := e.take(now, lim.shadow)
+		res, wait, ok := e.take(now)
 		if !ok {
 			if note == nil {
 				note = &pipeline.LimitNote{Shadow: true}
@@ -284,7 +285,7 @@ func (l *Limiter) Admit(c *pipeline.Call) (*Admission, *pipeline.LimitNote, erro
 		if res != nil {
 			reservations = append(reservations, res)
 		}
-		if lim.inFlight > 0 && !lim.shadow {
+		if lim.inFlight > 0 {
 			adm.held = append(adm.held, e)
 		}
 		if l.metrics != nil {
@@ -347,9 +348,10 @@ func (l *Limiter) entry(lim *limit, key string, now time.Time) (*entry, error) {
 
 // take admits one call on e: a token from the bucket and an in-flight
 // slot. It returns the token's reservation (to cancel if another limit
-// refuses), or false with how long to wait. In shadow mode it takes
-// nothing when it would refuse.
-func (e *entry) take(now time.Time, shadow bool) (*rate.Reservation, time.Duration, bool) {
+// refuses), or false with how long to wait, having taken nothing. (A
+// shadow limit takes what an enforced one would, so that it refuses
+// exactly what the enforced limit would.)
+func (e *entry) take(now time.Time) (*rate.Reservation, time.Duration, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.attempts++
@@ -374,7 +376,7 @@ func (e *entry) take(now time.Time, shadow bool) (*rate.Reservation, time.Durati
 			return nil, d, false
 		}
 	}
-	if e.l.inFlight > 0 && !shadow {
+	if e.l.inFlight > 0 {
 		e.inFlight++
 		e.peak = max(e.peak, e.inFlight)
 	}

@@ -132,6 +132,20 @@ func TestShadowRefusesNothing(t *testing.T) {
 	}
 }
 
+func TestShadowConcurrency(t *testing.T) {
+	l, _ := newLimiter(&configv1.RateLimit{Meta: &configv1.ResourceMeta{Name: "slots"}, MaxInFlight: 1, Mode: configv1.RateLimitMode_RATE_LIMIT_MODE_SHADOW})
+	a1, note1, err1 := l.Admit(call("a1", "t"))
+	a2, note2, err2 := l.Admit(call("a2", "t"))
+	if err1 != nil || err2 != nil || note1 != nil || note2 == nil || !note2.Shadow {
+		t.Fatalf("first: %v %+v; second: %v %+v; want both admitted, the second noted as a would-be refusal", err1, note1, err2, note2)
+	}
+	a1.Done()
+	a2.Done()
+	if _, note, _ := l.Admit(call("a3", "t")); note != nil {
+		t.Fatalf("slot not given back: %+v", note)
+	}
+}
+
 func TestConcurrencyLimit(t *testing.T) {
 	l, _ := newLimiter(&configv1.RateLimit{Meta: &configv1.ResourceMeta{Name: "slots"}, MaxInFlight: 2})
 	a1, _, err1 := l.Admit(call("a1", "t"))
@@ -240,5 +254,46 @@ func TestRunReportsAndApplies(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no report for the new key")
 		}
+	}
+}
+
+// TestConcurrentUse admits calls from many goroutines while the limits
+// are reconfigured and leases applied (run with -race), and checks that
+// no more calls are ever in flight than the slots allow.
+func TestConcurrentUse(t *testing.T) {
+	rl := perAgent("l", 1000, 1000, 3, 0)
+	l, c := newLimiter(rl)
+	var mu sync.Mutex
+	inFlight, peak := 0, 0
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 500 {
+				adm, _, err := l.Admit(call("a1", "t"))
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				inFlight++
+				peak = max(peak, inFlight)
+				mu.Unlock()
+				mu.Lock()
+				inFlight--
+				mu.Unlock()
+				adm.Done()
+				if g == 0 {
+					l.Configure([]*configv1.RateLimit{rl})
+					l.Apply(&configsyncv1.LeaseResponse{ValidFor: durationpb.New(time.Second), Dataplanes: 1,
+						Leases: []*configsyncv1.Lease{{Limit: "l", Key: "agent=a1", Rate: 1000, Burst: 1000, InFlight: 3}}}, c.now())
+					l.Demands()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if peak > 3 {
+		t.Fatalf("%d calls in flight at once, over 3 slots", peak)
 	}
 }

@@ -143,6 +143,9 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 			r.Rollout.Shadow = sd
 		}
 	}
+	if l := c.Limited; l != nil {
+		r.RateLimits, r.RateLimitShadow = l.Limits, l.Shadow
+	}
 	if c.Agent != nil {
 		r.Agent = c.Agent.GetMeta().GetName()
 		r.Team = c.Agent.GetTeam()
@@ -252,7 +255,8 @@ func refusedByGateway(r pipeline.Reason) bool {
 	case pipeline.ReasonUnauthenticated, pipeline.ReasonDenied, pipeline.ReasonDegraded,
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
 		pipeline.ReasonUnknownTool, pipeline.ReasonUnknownTask, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed,
-		pipeline.ReasonUnknownModel, pipeline.ReasonBudgetExhausted, pipeline.ReasonUnpriced, pipeline.ReasonLimitExceeded:
+		pipeline.ReasonUnknownModel, pipeline.ReasonBudgetExhausted, pipeline.ReasonUnpriced, pipeline.ReasonLimitExceeded,
+		pipeline.ReasonRateLimited:
 		return true
 	}
 	return false

@@ -613,6 +613,172 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
+// RateLimitKey is one part of a rate limit's key.
+type RateLimitKey int32
+
+const (
+	RateLimitKey_RATE_LIMIT_KEY_UNSPECIFIED RateLimitKey = 0
+	RateLimitKey_RATE_LIMIT_KEY_AGENT       RateLimitKey = 1
+	// The agent's team (calls of agents without a team are not counted).
+	RateLimitKey_RATE_LIMIT_KEY_TEAM RateLimitKey = 2
+	// The verified user the agent acts for (calls without one are not
+	// counted).
+	RateLimitKey_RATE_LIMIT_KEY_USER     RateLimitKey = 3
+	RateLimitKey_RATE_LIMIT_KEY_UPSTREAM RateLimitKey = 4
+	RateLimitKey_RATE_LIMIT_KEY_TOOL     RateLimitKey = 5
+)
+
+// Enum value maps for RateLimitKey.
+var (
+	RateLimitKey_name = map[int32]string{
+		0: "RATE_LIMIT_KEY_UNSPECIFIED",
+		1: "RATE_LIMIT_KEY_AGENT",
+		2: "RATE_LIMIT_KEY_TEAM",
+		3: "RATE_LIMIT_KEY_USER",
+		4: "RATE_LIMIT_KEY_UPSTREAM",
+		5: "RATE_LIMIT_KEY_TOOL",
+	}
+	RateLimitKey_value = map[string]int32{
+		"RATE_LIMIT_KEY_UNSPECIFIED": 0,
+		"RATE_LIMIT_KEY_AGENT":       1,
+		"RATE_LIMIT_KEY_TEAM":        2,
+		"RATE_LIMIT_KEY_USER":        3,
+		"RATE_LIMIT_KEY_UPSTREAM":    4,
+		"RATE_LIMIT_KEY_TOOL":        5,
+	}
+)
+
+func (x RateLimitKey) Enum() *RateLimitKey {
+	p := new(RateLimitKey)
+	*p = x
+	return p
+}
+
+func (x RateLimitKey) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RateLimitKey) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[10].Descriptor()
+}
+
+func (RateLimitKey) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[10]
+}
+
+func (x RateLimitKey) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RateLimitKey.Descriptor instead.
+func (RateLimitKey) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
+}
+
+// RateLimitPeriod is the period a rate is given per.
+type RateLimitPeriod int32
+
+const (
+	RateLimitPeriod_RATE_LIMIT_PERIOD_UNSPECIFIED RateLimitPeriod = 0
+	RateLimitPeriod_RATE_LIMIT_PERIOD_SECOND      RateLimitPeriod = 1
+	RateLimitPeriod_RATE_LIMIT_PERIOD_MINUTE      RateLimitPeriod = 2
+	RateLimitPeriod_RATE_LIMIT_PERIOD_HOUR        RateLimitPeriod = 3
+)
+
+// Enum value maps for RateLimitPeriod.
+var (
+	RateLimitPeriod_name = map[int32]string{
+		0: "RATE_LIMIT_PERIOD_UNSPECIFIED",
+		1: "RATE_LIMIT_PERIOD_SECOND",
+		2: "RATE_LIMIT_PERIOD_MINUTE",
+		3: "RATE_LIMIT_PERIOD_HOUR",
+	}
+	RateLimitPeriod_value = map[string]int32{
+		"RATE_LIMIT_PERIOD_UNSPECIFIED": 0,
+		"RATE_LIMIT_PERIOD_SECOND":      1,
+		"RATE_LIMIT_PERIOD_MINUTE":      2,
+		"RATE_LIMIT_PERIOD_HOUR":        3,
+	}
+)
+
+func (x RateLimitPeriod) Enum() *RateLimitPeriod {
+	p := new(RateLimitPeriod)
+	*p = x
+	return p
+}
+
+func (x RateLimitPeriod) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RateLimitPeriod) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[11].Descriptor()
+}
+
+func (RateLimitPeriod) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[11]
+}
+
+func (x RateLimitPeriod) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RateLimitPeriod.Descriptor instead.
+func (RateLimitPeriod) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
+}
+
+// RateLimitMode says whether a rate limit refuses calls.
+type RateLimitMode int32
+
+const (
+	// Enforce.
+	RateLimitMode_RATE_LIMIT_MODE_UNSPECIFIED RateLimitMode = 0
+	RateLimitMode_RATE_LIMIT_MODE_ENFORCE     RateLimitMode = 1
+	RateLimitMode_RATE_LIMIT_MODE_SHADOW      RateLimitMode = 2
+)
+
+// Enum value maps for RateLimitMode.
+var (
+	RateLimitMode_name = map[int32]string{
+		0: "RATE_LIMIT_MODE_UNSPECIFIED",
+		1: "RATE_LIMIT_MODE_ENFORCE",
+		2: "RATE_LIMIT_MODE_SHADOW",
+	}
+	RateLimitMode_value = map[string]int32{
+		"RATE_LIMIT_MODE_UNSPECIFIED": 0,
+		"RATE_LIMIT_MODE_ENFORCE":     1,
+		"RATE_LIMIT_MODE_SHADOW":      2,
+	}
+)
+
+func (x RateLimitMode) Enum() *RateLimitMode {
+	p := new(RateLimitMode)
+	*p = x
+	return p
+}
+
+func (x RateLimitMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RateLimitMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[12].Descriptor()
+}
+
+func (RateLimitMode) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[12]
+}
+
+func (x RateLimitMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RateLimitMode.Descriptor instead.
+func (RateLimitMode) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
+}
+
 // LearningScope says whose calls a learned list learns from and whose calls
 // its values allow.
 type LearningScope int32
@@ -656,11 +822,11 @@ func (x LearningScope) String() string {
 }
 
 func (LearningScope) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[10].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[13].Descriptor()
 }
 
 func (LearningScope) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[10]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[13]
 }
 
 func (x LearningScope) Number() protoreflect.EnumNumber {
@@ -669,7 +835,7 @@ func (x LearningScope) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LearningScope.Descriptor instead.
 func (LearningScope) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 // AlertFormat is the shape of an alert's JSON body.
@@ -709,11 +875,11 @@ func (x AlertFormat) String() string {
 }
 
 func (AlertFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[11].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[14].Descriptor()
 }
 
 func (AlertFormat) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[11]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[14]
 }
 
 func (x AlertFormat) Number() protoreflect.EnumNumber {
@@ -722,7 +888,7 @@ func (x AlertFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlertFormat.Descriptor instead.
 func (AlertFormat) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -3901,6 +4067,151 @@ func (x *ClusterIdentity) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// RateLimit bounds how fast, and how many at once, the calls of one key
+// may run across the whole fleet. The control-plane leader leases each
+// data plane a share of the rate and of the in-flight slots for every key
+// it sees calls for, in proportion to the demand the data planes report;
+// a data plane enforces its share locally, so a call never waits on the
+// network. Every rate limit that applies to a call must admit it.
+// Cluster version 6.
+type RateLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// What the calls sharing one bucket have in common: one or more of
+	// agent, team, user, upstream and tool (each combination of values has
+	// its own bucket). Empty: every matching call shares one bucket.
+	Key []RateLimitKey `protobuf:"varint,2,rep,packed,name=key,proto3,enum=portcullis.config.v1.RateLimitKey" json:"key,omitempty"`
+	// Calls admitted per period, fleet-wide, per key; 0 with max_in_flight
+	// set means no rate limit.
+	Rate   int64           `protobuf:"varint,3,opt,name=rate,proto3" json:"rate,omitempty"`
+	Period RateLimitPeriod `protobuf:"varint,4,opt,name=period,proto3,enum=portcullis.config.v1.RateLimitPeriod" json:"period,omitempty"`
+	// How many calls may run back to back above the rate (the bucket's
+	// size), fleet-wide; 0 means rate (one period's worth), capped at
+	// limits.RateLimitBurst.
+	Burst int64 `protobuf:"varint,5,opt,name=burst,proto3" json:"burst,omitempty"`
+	// Calls of one key in flight at once, fleet-wide; 0 means no limit.
+	MaxInFlight int64 `protobuf:"varint,6,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	// Enforce (default) or shadow: a shadow limit counts the calls it would
+	// refuse and refuses none.
+	Mode RateLimitMode `protobuf:"varint,7,opt,name=mode,proto3,enum=portcullis.config.v1.RateLimitMode" json:"mode,omitempty"`
+	// Only calls matching every non-empty list count: by agent name, team,
+	// upstream name and tool (the name agents call it by,
+	// "<prefix>__<tool>", or a model's name).
+	Agents        []string `protobuf:"bytes,8,rep,name=agents,proto3" json:"agents,omitempty"`
+	Teams         []string `protobuf:"bytes,9,rep,name=teams,proto3" json:"teams,omitempty"`
+	Upstreams     []string `protobuf:"bytes,10,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
+	Tools         []string `protobuf:"bytes,11,rep,name=tools,proto3" json:"tools,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimit) Reset() {
+	*x = RateLimit{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimit) ProtoMessage() {}
+
+func (x *RateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
+func (*RateLimit) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RateLimit) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *RateLimit) GetKey() []RateLimitKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *RateLimit) GetRate() int64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+func (x *RateLimit) GetPeriod() RateLimitPeriod {
+	if x != nil {
+		return x.Period
+	}
+	return RateLimitPeriod_RATE_LIMIT_PERIOD_UNSPECIFIED
+}
+
+func (x *RateLimit) GetBurst() int64 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *RateLimit) GetMaxInFlight() int64 {
+	if x != nil {
+		return x.MaxInFlight
+	}
+	return 0
+}
+
+func (x *RateLimit) GetMode() RateLimitMode {
+	if x != nil {
+		return x.Mode
+	}
+	return RateLimitMode_RATE_LIMIT_MODE_UNSPECIFIED
+}
+
+func (x *RateLimit) GetAgents() []string {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *RateLimit) GetTeams() []string {
+	if x != nil {
+		return x.Teams
+	}
+	return nil
+}
+
+func (x *RateLimit) GetUpstreams() []string {
+	if x != nil {
+		return x.Upstreams
+	}
+	return nil
+}
+
+func (x *RateLimit) GetTools() []string {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
 // ListLearning makes the value list of the same name learn: every allowed
 // and successful call of one tool adds the value of one of its arguments
 // to the set of the caller's scope (for example the counterparties a
@@ -3942,7 +4253,7 @@ type ListLearning struct {
 
 func (x *ListLearning) Reset() {
 	*x = ListLearning{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3954,7 +4265,7 @@ func (x *ListLearning) String() string {
 func (*ListLearning) ProtoMessage() {}
 
 func (x *ListLearning) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3967,7 +4278,7 @@ func (x *ListLearning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLearning.ProtoReflect.Descriptor instead.
 func (*ListLearning) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListLearning) GetMeta() *ResourceMeta {
@@ -4039,7 +4350,7 @@ type LearnedSet struct {
 
 func (x *LearnedSet) Reset() {
 	*x = LearnedSet{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4051,7 +4362,7 @@ func (x *LearnedSet) String() string {
 func (*LearnedSet) ProtoMessage() {}
 
 func (x *LearnedSet) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4064,7 +4375,7 @@ func (x *LearnedSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedSet.ProtoReflect.Descriptor instead.
 func (*LearnedSet) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LearnedSet) GetScope() string {
@@ -4096,7 +4407,7 @@ type AlertRule struct {
 
 func (x *AlertRule) Reset() {
 	*x = AlertRule{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4108,7 +4419,7 @@ func (x *AlertRule) String() string {
 func (*AlertRule) ProtoMessage() {}
 
 func (x *AlertRule) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4121,7 +4432,7 @@ func (x *AlertRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertRule.ProtoReflect.Descriptor instead.
 func (*AlertRule) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AlertRule) GetMeta() *ResourceMeta {
@@ -4169,7 +4480,7 @@ type AlertMatch struct {
 
 func (x *AlertMatch) Reset() {
 	*x = AlertMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4181,7 +4492,7 @@ func (x *AlertMatch) String() string {
 func (*AlertMatch) ProtoMessage() {}
 
 func (x *AlertMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4194,7 +4505,7 @@ func (x *AlertMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertMatch.ProtoReflect.Descriptor instead.
 func (*AlertMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AlertMatch) GetKind() isAlertMatch_Kind {
@@ -4270,7 +4581,7 @@ type PolicyDenyMatch struct {
 
 func (x *PolicyDenyMatch) Reset() {
 	*x = PolicyDenyMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4282,7 +4593,7 @@ func (x *PolicyDenyMatch) String() string {
 func (*PolicyDenyMatch) ProtoMessage() {}
 
 func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4295,7 +4606,7 @@ func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyDenyMatch.ProtoReflect.Descriptor instead.
 func (*PolicyDenyMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PolicyDenyMatch) GetTag() string {
@@ -4315,7 +4626,7 @@ type QuarantineMatch struct {
 
 func (x *QuarantineMatch) Reset() {
 	*x = QuarantineMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4327,7 +4638,7 @@ func (x *QuarantineMatch) String() string {
 func (*QuarantineMatch) ProtoMessage() {}
 
 func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4340,7 +4651,7 @@ func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineMatch.ProtoReflect.Descriptor instead.
 func (*QuarantineMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
 }
 
 // RolloutRollbackMatch matches the automatic rollbacks of staged policy
@@ -4353,7 +4664,7 @@ type RolloutRollbackMatch struct {
 
 func (x *RolloutRollbackMatch) Reset() {
 	*x = RolloutRollbackMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4365,7 +4676,7 @@ func (x *RolloutRollbackMatch) String() string {
 func (*RolloutRollbackMatch) ProtoMessage() {}
 
 func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4378,7 +4689,7 @@ func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutRollbackMatch.ProtoReflect.Descriptor instead.
 func (*RolloutRollbackMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{42}
 }
 
 // AlertWebhook is where and how an alert is sent.
@@ -4405,7 +4716,7 @@ type AlertWebhook struct {
 
 func (x *AlertWebhook) Reset() {
 	*x = AlertWebhook{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4417,7 +4728,7 @@ func (x *AlertWebhook) String() string {
 func (*AlertWebhook) ProtoMessage() {}
 
 func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4430,7 +4741,7 @@ func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertWebhook.ProtoReflect.Descriptor instead.
 func (*AlertWebhook) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{42}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AlertWebhook) GetUrl() string {
@@ -4495,7 +4806,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4507,7 +4818,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4520,7 +4831,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{43}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Alert) GetMeta() *ResourceMeta {
@@ -4604,7 +4915,7 @@ type AlertEvent struct {
 
 func (x *AlertEvent) Reset() {
 	*x = AlertEvent{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4616,7 +4927,7 @@ func (x *AlertEvent) String() string {
 func (*AlertEvent) ProtoMessage() {}
 
 func (x *AlertEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4629,7 +4940,7 @@ func (x *AlertEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertEvent.ProtoReflect.Descriptor instead.
 func (*AlertEvent) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{44}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AlertEvent) GetKind() string {
@@ -4722,7 +5033,7 @@ type AuditCursor struct {
 
 func (x *AuditCursor) Reset() {
 	*x = AuditCursor{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4734,7 +5045,7 @@ func (x *AuditCursor) String() string {
 func (*AuditCursor) ProtoMessage() {}
 
 func (x *AuditCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4747,7 +5058,7 @@ func (x *AuditCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCursor.ProtoReflect.Descriptor instead.
 func (*AuditCursor) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{45}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AuditCursor) GetMeta() *ResourceMeta {
@@ -4790,7 +5101,7 @@ type AuditMark struct {
 
 func (x *AuditMark) Reset() {
 	*x = AuditMark{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4802,7 +5113,7 @@ func (x *AuditMark) String() string {
 func (*AuditMark) ProtoMessage() {}
 
 func (x *AuditMark) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4815,7 +5126,7 @@ func (x *AuditMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditMark.ProtoReflect.Descriptor instead.
 func (*AuditMark) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{46}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AuditMark) GetDataplane() string {
@@ -5122,7 +5433,20 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\rca_key_sealed\x18\x03 \x01(\fR\vcaKeySealed\x12\x15\n" +
 	"\x06kek_id\x18\x04 \x01(\tR\x05kekId\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xd8\x02\n" +
+	"createTime\"\xa1\x03\n" +
+	"\tRateLimit\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x124\n" +
+	"\x03key\x18\x02 \x03(\x0e2\".portcullis.config.v1.RateLimitKeyR\x03key\x12\x12\n" +
+	"\x04rate\x18\x03 \x01(\x03R\x04rate\x12=\n" +
+	"\x06period\x18\x04 \x01(\x0e2%.portcullis.config.v1.RateLimitPeriodR\x06period\x12\x14\n" +
+	"\x05burst\x18\x05 \x01(\x03R\x05burst\x12\"\n" +
+	"\rmax_in_flight\x18\x06 \x01(\x03R\vmaxInFlight\x127\n" +
+	"\x04mode\x18\a \x01(\x0e2#.portcullis.config.v1.RateLimitModeR\x04mode\x12\x16\n" +
+	"\x06agents\x18\b \x03(\tR\x06agents\x12\x14\n" +
+	"\x05teams\x18\t \x03(\tR\x05teams\x12\x1c\n" +
+	"\tupstreams\x18\n" +
+	" \x03(\tR\tupstreams\x12\x14\n" +
+	"\x05tools\x18\v \x03(\tR\x05tools\"\xd8\x02\n" +
 	"\fListLearning\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x12\n" +
 	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x1a\n" +
@@ -5245,7 +5569,23 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\rROLE_OPERATOR\x10\x02\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\x03\x12\x12\n" +
-	"\x0eROLE_DATAPLANE\x10\x04*}\n" +
+	"\x0eROLE_DATAPLANE\x10\x04*\xb0\x01\n" +
+	"\fRateLimitKey\x12\x1e\n" +
+	"\x1aRATE_LIMIT_KEY_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14RATE_LIMIT_KEY_AGENT\x10\x01\x12\x17\n" +
+	"\x13RATE_LIMIT_KEY_TEAM\x10\x02\x12\x17\n" +
+	"\x13RATE_LIMIT_KEY_USER\x10\x03\x12\x1b\n" +
+	"\x17RATE_LIMIT_KEY_UPSTREAM\x10\x04\x12\x17\n" +
+	"\x13RATE_LIMIT_KEY_TOOL\x10\x05*\x8c\x01\n" +
+	"\x0fRateLimitPeriod\x12!\n" +
+	"\x1dRATE_LIMIT_PERIOD_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18RATE_LIMIT_PERIOD_SECOND\x10\x01\x12\x1c\n" +
+	"\x18RATE_LIMIT_PERIOD_MINUTE\x10\x02\x12\x1a\n" +
+	"\x16RATE_LIMIT_PERIOD_HOUR\x10\x03*i\n" +
+	"\rRateLimitMode\x12\x1f\n" +
+	"\x1bRATE_LIMIT_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17RATE_LIMIT_MODE_ENFORCE\x10\x01\x12\x1a\n" +
+	"\x16RATE_LIMIT_MODE_SHADOW\x10\x02*}\n" +
 	"\rLearningScope\x12\x1e\n" +
 	"\x1aLEARNING_SCOPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14LEARNING_SCOPE_AGENT\x10\x01\x12\x17\n" +
@@ -5269,8 +5609,8 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(LlmProvider)(0),               // 1: portcullis.config.v1.LlmProvider
@@ -5282,146 +5622,154 @@ var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(RolloutStage)(0),              // 7: portcullis.config.v1.RolloutStage
 	(JwtUse)(0),                    // 8: portcullis.config.v1.JwtUse
 	(Role)(0),                      // 9: portcullis.config.v1.Role
-	(LearningScope)(0),             // 10: portcullis.config.v1.LearningScope
-	(AlertFormat)(0),               // 11: portcullis.config.v1.AlertFormat
-	(*ResourceMeta)(nil),           // 12: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 13: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 14: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 15: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 16: portcullis.config.v1.Upstream
-	(*LlmUpstream)(nil),            // 17: portcullis.config.v1.LlmUpstream
-	(*LlmModel)(nil),               // 18: portcullis.config.v1.LlmModel
-	(*ModelPrice)(nil),             // 19: portcullis.config.v1.ModelPrice
-	(*PriceEntry)(nil),             // 20: portcullis.config.v1.PriceEntry
-	(*Budget)(nil),                 // 21: portcullis.config.v1.Budget
-	(*UpstreamCredential)(nil),     // 22: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 23: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 24: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 25: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 26: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 27: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 28: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 29: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 30: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 31: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 32: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 33: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 34: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 35: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 36: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 37: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 38: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 39: portcullis.config.v1.Setting
-	(*IdentitySource)(nil),         // 40: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 41: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 42: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 43: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 44: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 45: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 46: portcullis.config.v1.ClusterIdentity
-	(*ListLearning)(nil),           // 47: portcullis.config.v1.ListLearning
-	(*LearnedSet)(nil),             // 48: portcullis.config.v1.LearnedSet
-	(*AlertRule)(nil),              // 49: portcullis.config.v1.AlertRule
-	(*AlertMatch)(nil),             // 50: portcullis.config.v1.AlertMatch
-	(*PolicyDenyMatch)(nil),        // 51: portcullis.config.v1.PolicyDenyMatch
-	(*QuarantineMatch)(nil),        // 52: portcullis.config.v1.QuarantineMatch
-	(*RolloutRollbackMatch)(nil),   // 53: portcullis.config.v1.RolloutRollbackMatch
-	(*AlertWebhook)(nil),           // 54: portcullis.config.v1.AlertWebhook
-	(*Alert)(nil),                  // 55: portcullis.config.v1.Alert
-	(*AlertEvent)(nil),             // 56: portcullis.config.v1.AlertEvent
-	(*AuditCursor)(nil),            // 57: portcullis.config.v1.AuditCursor
-	(*AuditMark)(nil),              // 58: portcullis.config.v1.AuditMark
-	nil,                            // 59: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 60: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 61: google.protobuf.Duration
+	(RateLimitKey)(0),              // 10: portcullis.config.v1.RateLimitKey
+	(RateLimitPeriod)(0),           // 11: portcullis.config.v1.RateLimitPeriod
+	(RateLimitMode)(0),             // 12: portcullis.config.v1.RateLimitMode
+	(LearningScope)(0),             // 13: portcullis.config.v1.LearningScope
+	(AlertFormat)(0),               // 14: portcullis.config.v1.AlertFormat
+	(*ResourceMeta)(nil),           // 15: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 16: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 17: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 18: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 19: portcullis.config.v1.Upstream
+	(*LlmUpstream)(nil),            // 20: portcullis.config.v1.LlmUpstream
+	(*LlmModel)(nil),               // 21: portcullis.config.v1.LlmModel
+	(*ModelPrice)(nil),             // 22: portcullis.config.v1.ModelPrice
+	(*PriceEntry)(nil),             // 23: portcullis.config.v1.PriceEntry
+	(*Budget)(nil),                 // 24: portcullis.config.v1.Budget
+	(*UpstreamCredential)(nil),     // 25: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 26: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 27: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 28: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 29: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 30: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 31: portcullis.config.v1.ToolPin
+	(*ToolVersion)(nil),            // 32: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 33: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 34: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 35: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 36: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 37: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 38: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 39: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 40: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 41: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 42: portcullis.config.v1.Setting
+	(*IdentitySource)(nil),         // 43: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 44: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 45: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 46: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 47: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 48: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 49: portcullis.config.v1.ClusterIdentity
+	(*RateLimit)(nil),              // 50: portcullis.config.v1.RateLimit
+	(*ListLearning)(nil),           // 51: portcullis.config.v1.ListLearning
+	(*LearnedSet)(nil),             // 52: portcullis.config.v1.LearnedSet
+	(*AlertRule)(nil),              // 53: portcullis.config.v1.AlertRule
+	(*AlertMatch)(nil),             // 54: portcullis.config.v1.AlertMatch
+	(*PolicyDenyMatch)(nil),        // 55: portcullis.config.v1.PolicyDenyMatch
+	(*QuarantineMatch)(nil),        // 56: portcullis.config.v1.QuarantineMatch
+	(*RolloutRollbackMatch)(nil),   // 57: portcullis.config.v1.RolloutRollbackMatch
+	(*AlertWebhook)(nil),           // 58: portcullis.config.v1.AlertWebhook
+	(*Alert)(nil),                  // 59: portcullis.config.v1.Alert
+	(*AlertEvent)(nil),             // 60: portcullis.config.v1.AlertEvent
+	(*AuditCursor)(nil),            // 61: portcullis.config.v1.AuditCursor
+	(*AuditMark)(nil),              // 62: portcullis.config.v1.AuditMark
+	nil,                            // 63: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 64: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 65: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	59, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	60, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	60, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	12, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	14, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	15, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	60, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	60, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	63, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	64, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	64, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	15, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	17, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	18, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	64, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	64, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	22, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	26, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	27, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	25, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	29, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	30, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
 	4,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	17, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
+	20, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
 	1,  // 15: portcullis.config.v1.LlmUpstream.provider:type_name -> portcullis.config.v1.LlmProvider
-	18, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
-	12, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
-	20, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
-	60, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
-	12, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
+	21, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
+	15, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
+	23, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
+	64, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
+	15, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
 	2,  // 21: portcullis.config.v1.Budget.scope:type_name -> portcullis.config.v1.BudgetScope
 	3,  // 22: portcullis.config.v1.Budget.window:type_name -> portcullis.config.v1.BudgetWindow
-	23, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	24, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	25, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	61, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	61, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	12, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	29, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	26, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	27, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	28, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	65, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	65, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	15, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	32, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
 	6,  // 30: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
 	5,  // 31: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	60, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	60, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	12, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	12, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	32, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	60, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	12, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	34, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	60, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	12, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	36, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	64, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	64, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	15, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	35, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	64, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	15, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	37, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	64, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	15, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	39, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
 	7,  // 43: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	60, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	37, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	61, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	61, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	60, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	64, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	40, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	65, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	65, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	64, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
 	7,  // 49: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
 	7,  // 50: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	12, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	12, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	12, // 53: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	41, // 54: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	42, // 55: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	61, // 56: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	15, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 53: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	44, // 54: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	45, // 55: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	65, // 56: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
 	8,  // 57: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	12, // 58: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	12, // 59: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 58: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 59: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
 	9,  // 60: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	60, // 61: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 62: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	60, // 63: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	12, // 64: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 65: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
-	60, // 66: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
-	48, // 67: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
-	12, // 68: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
-	50, // 69: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
-	54, // 70: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
-	51, // 71: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
-	52, // 72: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
-	53, // 73: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
-	11, // 74: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
-	12, // 75: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
-	56, // 76: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
-	60, // 77: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	60, // 78: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
-	12, // 79: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
-	58, // 80: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
-	81, // [81:81] is the sub-list for method output_type
-	81, // [81:81] is the sub-list for method input_type
-	81, // [81:81] is the sub-list for extension type_name
-	81, // [81:81] is the sub-list for extension extendee
-	0,  // [0:81] is the sub-list for field type_name
+	64, // 61: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 62: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	64, // 63: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	15, // 64: portcullis.config.v1.RateLimit.meta:type_name -> portcullis.config.v1.ResourceMeta
+	10, // 65: portcullis.config.v1.RateLimit.key:type_name -> portcullis.config.v1.RateLimitKey
+	11, // 66: portcullis.config.v1.RateLimit.period:type_name -> portcullis.config.v1.RateLimitPeriod
+	12, // 67: portcullis.config.v1.RateLimit.mode:type_name -> portcullis.config.v1.RateLimitMode
+	15, // 68: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 69: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
+	64, // 70: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
+	52, // 71: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
+	15, // 72: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	54, // 73: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
+	58, // 74: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
+	55, // 75: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
+	56, // 76: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
+	57, // 77: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
+	14, // 78: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
+	15, // 79: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
+	60, // 80: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
+	64, // 81: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	64, // 82: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
+	15, // 83: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
+	62, // 84: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
+	85, // [85:85] is the sub-list for method output_type
+	85, // [85:85] is the sub-list for method input_type
+	85, // [85:85] is the sub-list for extension type_name
+	85, // [85:85] is the sub-list for extension extendee
+	0,  // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -5441,7 +5789,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
-	file_portcullis_config_v1_resources_proto_msgTypes[38].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[39].OneofWrappers = []any{
 		(*AlertMatch_PolicyDeny)(nil),
 		(*AlertMatch_Quarantine)(nil),
 		(*AlertMatch_RolloutRollback)(nil),
@@ -5451,8 +5799,8 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      12,
-			NumMessages:   48,
+			NumEnums:      15,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

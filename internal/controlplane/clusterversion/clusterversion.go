@@ -86,6 +86,7 @@ var kinds = map[protoreflect.Name]Version{
 	"audit_cursor":   AuditConsumers,
 	"model_price":    LLMBrokering,
 	"budget":         LLMBrokering,
+	"rate_limit":     RateLimits,
 	// Runtime inspection.
 	"inspection_rule": RuntimeInspection,
 }
@@ -136,6 +137,10 @@ const (
 	// Settings: the resource kind "setting" (config.v1.Setting), the
 	// cluster-wide settings such as mcp.allowed-origins.
 	Settings Version = 4
+	// RateLimits: the resource kind "rate_limit" (config.v1.RateLimit),
+	// fleet-wide rate and concurrency limits enforced with leases.
+	// (Version 5 is tool versions'.)
+	RateLimits Version = 6
 )
 
 // features are the behaviour versions above.

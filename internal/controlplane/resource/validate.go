@@ -158,6 +158,8 @@ func Validate(r *fsmv1.Resource) error {
 		return validateModelPrice(k.ModelPrice)
 	case *fsmv1.Resource_Budget:
 		return validateBudget(k.Budget)
+	case *fsmv1.Resource_RateLimit:
+		return validateRateLimit(k.RateLimit)
 	case *fsmv1.Resource_PolicyHistory:
 		return ValidateName("meta.name", k.PolicyHistory.GetMeta().GetName())
 	case *fsmv1.Resource_PolicyTests:
@@ -216,6 +218,8 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.ModelPrice(k.ModelPrice)
 	case *fsmv1.Resource_Budget:
 		err = limits.Budget(k.Budget)
+	case *fsmv1.Resource_RateLimit:
+		err = limits.RateLimit(k.RateLimit)
 	case *fsmv1.Resource_PolicyHistory:
 		err = limits.PolicyHistory(k.PolicyHistory)
 	case *fsmv1.Resource_PolicyTests:

@@ -52,8 +52,11 @@ func init() {
 			prepare:      refusePut("audit cursors are moved by the leader's audit consumers, not written"),
 			beforeDelete: beforeDeleteAuditCursor,
 		},
-		resource.ModelPrice:     {prepare: prepareModelPrice},
-		resource.Budget:         {},
+		resource.ModelPrice: {prepare: prepareModelPrice},
+		resource.Budget:     {},
+		// A rate limit refers to nothing (its match lists may name agents
+		// and tools that do not exist yet) and nothing refers to it.
+		resource.RateLimit:      {},
 		resource.InspectionRule: {prepare: prepareInspectionRule},
 	}
 }

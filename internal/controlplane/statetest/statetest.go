@@ -500,7 +500,7 @@ func Script() []Step {
 		{Name: "unfreeze", Cmd: By(SetFreeze(false, ""), op, "r-unfreeze", 25), ConfigMoves: true},
 		{Name: "refused learning before every voter supports it", Cmd: By(Create(ListLearning("payees", "pay__send", "to", configv1.LearningScope_LEARNING_SCOPE_AGENT)), BootToken, "r-learn-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
 		{Name: "refused sign-in before every voter supports it", Cmd: By(SignIn("192.0.2.7"), op, "r-sign-in-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
-		{Name: "refused inspection rule before every voter supports it", Cmd: By(Create(InspectionRule("no-exfil", "pay")), op, "r-rule-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "refused inspection rule before every voter supports it", Cmd: By(Create(InspectionRule("no-exfil", "pay")), op, "r-insp-rule-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
 		{Name: "refused policy on findings before every voter supports it", Cmd: By(Create(PolicySet("findings", FindingsPolicy)), op, "r-findings-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
 		{Name: "n1 records its cluster version", Cmd: By(Upsert(versioned("n1")), NodeActor, "r-n1-version", 25)},
 		{Name: "n2 records its cluster version", Cmd: By(Upsert(versioned("n2")), "node:n2", "r-n2-version", 25)},
@@ -547,12 +547,21 @@ func Script() []Step {
 		{Name: "delete budget", Cmd: By(Delete(resource.Budget, "research-monthly"), BootToken, "r-budget-del", 53), ConfigMoves: true},
 		{Name: "delete model price", Cmd: By(Delete(resource.ModelPrice, "openai/gpt-4o"), BootToken, "r-price-del", 54), ConfigMoves: true},
 		{Name: "delete LLM upstream", Cmd: By(Delete(resource.Upstream, "openai"), BootToken, "r-llm-del-2", 55), ConfigMoves: true},
-		{Name: "create inspection rule", Cmd: By(Create(InspectionRule("no-exfil", "pay")), BootToken, "r-rule", 59), ConfigMoves: true},
-		{Name: "refused rule scoped to a missing upstream", Cmd: By(Create(InspectionRule("ghost", "ghost")), BootToken, "r-rule-ghost", 60), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
-		{Name: "refused delete of an upstream a rule scopes", Cmd: By(Delete(resource.Upstream, "pay"), BootToken, "r-pay-del", 61), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
-		{Name: "create policy set on findings", Cmd: By(Create(PolicySet("findings", FindingsPolicy)), BootToken, "r-findings", 59), ConfigMoves: true},
-		{Name: "update inspection rule to shadow", Cmd: By(Update(shadowRule), BootToken, "r-rule-shadow", 60), ConfigMoves: true},
-		{Name: "delete inspection rule", Cmd: By(Delete(resource.InspectionRule, "no-exfil"), BootToken, "r-rule-del", 61), ConfigMoves: true},
+		// Rate limits need cluster version 6; n1 records 4 until it
+		// records 6.
+		{Name: "refused rate limit before every voter supports it", Cmd: By(Create(RateLimit("per-agent", 100)), BootToken, "r-rl-early", 56), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "node records the rate-limit version", Cmd: By(Upsert(UpgradedNode("n1", uint32(clusterversion.RateLimits))), BootToken, "r-n1-rl", 57)},
+		{Name: "create rate limit", Cmd: By(Create(RateLimit("per-agent", 100)), BootToken, "r-rl", 58), ConfigMoves: true},
+		{Name: "refused rate limit without a period", Cmd: By(Upsert(&configv1.RateLimit{Meta: Meta("bad"), Rate: 5}), BootToken, "r-rl-bad", 59), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "update rate limit", Cmd: By(Update(RateLimit("per-agent", 200)), BootToken, "r-rl-v2", 60), ConfigMoves: true},
+		{Name: "create concurrency limit", Cmd: By(Create(&configv1.RateLimit{Meta: Meta("in-flight"), MaxInFlight: 4, Key: []configv1.RateLimitKey{configv1.RateLimitKey_RATE_LIMIT_KEY_TOOL}}), BootToken, "r-rl-conc", 61), ConfigMoves: true},
+		{Name: "delete rate limit", Cmd: By(Delete(resource.RateLimit, "in-flight"), BootToken, "r-rl-del", 62), ConfigMoves: true},
+		{Name: "create inspection rule", Cmd: By(Create(InspectionRule("no-exfil", "pay")), BootToken, "r-insp-rule", 63), ConfigMoves: true},
+		{Name: "refused rule scoped to a missing upstream", Cmd: By(Create(InspectionRule("ghost", "ghost")), BootToken, "r-insp-rule-ghost", 64), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "refused delete of an upstream a rule scopes", Cmd: By(Delete(resource.Upstream, "pay"), BootToken, "r-pay-del", 65), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "create policy set on findings", Cmd: By(Create(PolicySet("findings", FindingsPolicy)), BootToken, "r-findings", 66), ConfigMoves: true},
+		{Name: "update inspection rule to shadow", Cmd: By(Update(shadowRule), BootToken, "r-insp-rule-shadow", 67), ConfigMoves: true},
+		{Name: "delete inspection rule", Cmd: By(Delete(resource.InspectionRule, "no-exfil"), BootToken, "r-insp-rule-del", 68), ConfigMoves: true},
 	}
 	steps = append(steps, rolloutSteps(len(steps))...)
 	return append(steps, learnedSteps()...)
@@ -700,6 +709,13 @@ func ModelPrice(upstream, model string, micros int64) *configv1.ModelPrice {
 func Budget(name string, micros int64) *configv1.Budget {
 	return &configv1.Budget{Meta: Meta(name), Scope: configv1.BudgetScope_BUDGET_SCOPE_TEAM, Window: configv1.BudgetWindow_BUDGET_WINDOW_MONTH,
 		TimeZone: "Europe/Oslo", MaxCostMicros: micros, Teams: []string{"research"}}
+}
+
+// RateLimit returns a limit of perMinute calls per minute per agent and
+// tool, in shadow mode.
+func RateLimit(name string, perMinute int64) *configv1.RateLimit {
+	return &configv1.RateLimit{Meta: Meta(name), Key: []configv1.RateLimitKey{configv1.RateLimitKey_RATE_LIMIT_KEY_AGENT, configv1.RateLimitKey_RATE_LIMIT_KEY_TOOL},
+		Rate: perMinute, Period: configv1.RateLimitPeriod_RATE_LIMIT_PERIOD_MINUTE, Burst: 10, Mode: configv1.RateLimitMode_RATE_LIMIT_MODE_SHADOW, Teams: []string{"research"}}
 }
 
 // DedupKey is a (token, request id) pair.

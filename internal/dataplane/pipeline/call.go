@@ -231,6 +231,15 @@ type Target struct {
 	Item string
 }
 
+// LimitNote is what rate limits said of a call.
+type LimitNote struct {
+	// Limits are the rate limits' names.
+	Limits []string
+	// Shadow is set when every one of them is in shadow mode (the call
+	// was not refused for them).
+	Shadow bool
+}
+
 // Message describes what a call sends a remote agent (or a model), for
 // policy and audit: set by the adapter.
 type Message struct {
@@ -335,6 +344,9 @@ type Call struct {
 	// RolloutNote is how the call fared in Rollout, set by the rollout
 	// stage for the audit record; nil outside a rollout.
 	RolloutNote *RolloutNote
+	// Limited names the rate limits that refused the call, or that would
+	// have in shadow mode, for the audit record; nil when none did.
+	Limited *LimitNote
 	// Findings are what runtime inspection found (at most MaxFindings;
 	// FindingsOmitted counts the rest), set by Inspect once it returns.
 	Findings        []Finding

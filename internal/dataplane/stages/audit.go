@@ -143,6 +143,9 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 			r.Rollout.Shadow = sd
 		}
 	}
+	if l := c.Limited; l != nil {
+		r.RateLimits, r.RateLimitShadow = l.Limits, l.Shadow
+	}
 	if c.Agent != nil {
 		r.Agent = c.Agent.GetMeta().GetName()
 		r.Team = c.Agent.GetTeam()
@@ -259,7 +262,7 @@ func refusedByGateway(r pipeline.Reason) bool {
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
 		pipeline.ReasonUnknownTool, pipeline.ReasonUnknownTask, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed,
 		pipeline.ReasonUnknownModel, pipeline.ReasonBudgetExhausted, pipeline.ReasonUnpriced, pipeline.ReasonLimitExceeded,
-		pipeline.ReasonInspectionBlocked:
+		pipeline.ReasonRateLimited, pipeline.ReasonInspectionBlocked:
 		return true
 	}
 	return false

@@ -783,6 +783,172 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
+// RateLimitKey is one part of a rate limit's key.
+type RateLimitKey int32
+
+const (
+	RateLimitKey_RATE_LIMIT_KEY_UNSPECIFIED RateLimitKey = 0
+	RateLimitKey_RATE_LIMIT_KEY_AGENT       RateLimitKey = 1
+	// The agent's team (calls of agents without a team are not counted).
+	RateLimitKey_RATE_LIMIT_KEY_TEAM RateLimitKey = 2
+	// The verified user the agent acts for (calls without one are not
+	// counted).
+	RateLimitKey_RATE_LIMIT_KEY_USER     RateLimitKey = 3
+	RateLimitKey_RATE_LIMIT_KEY_UPSTREAM RateLimitKey = 4
+	RateLimitKey_RATE_LIMIT_KEY_TOOL     RateLimitKey = 5
+)
+
+// Enum value maps for RateLimitKey.
+var (
+	RateLimitKey_name = map[int32]string{
+		0: "RATE_LIMIT_KEY_UNSPECIFIED",
+		1: "RATE_LIMIT_KEY_AGENT",
+		2: "RATE_LIMIT_KEY_TEAM",
+		3: "RATE_LIMIT_KEY_USER",
+		4: "RATE_LIMIT_KEY_UPSTREAM",
+		5: "RATE_LIMIT_KEY_TOOL",
+	}
+	RateLimitKey_value = map[string]int32{
+		"RATE_LIMIT_KEY_UNSPECIFIED": 0,
+		"RATE_LIMIT_KEY_AGENT":       1,
+		"RATE_LIMIT_KEY_TEAM":        2,
+		"RATE_LIMIT_KEY_USER":        3,
+		"RATE_LIMIT_KEY_UPSTREAM":    4,
+		"RATE_LIMIT_KEY_TOOL":        5,
+	}
+)
+
+func (x RateLimitKey) Enum() *RateLimitKey {
+	p := new(RateLimitKey)
+	*p = x
+	return p
+}
+
+func (x RateLimitKey) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RateLimitKey) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[13].Descriptor()
+}
+
+func (RateLimitKey) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[13]
+}
+
+func (x RateLimitKey) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RateLimitKey.Descriptor instead.
+func (RateLimitKey) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
+}
+
+// RateLimitPeriod is the period a rate is given per.
+type RateLimitPeriod int32
+
+const (
+	RateLimitPeriod_RATE_LIMIT_PERIOD_UNSPECIFIED RateLimitPeriod = 0
+	RateLimitPeriod_RATE_LIMIT_PERIOD_SECOND      RateLimitPeriod = 1
+	RateLimitPeriod_RATE_LIMIT_PERIOD_MINUTE      RateLimitPeriod = 2
+	RateLimitPeriod_RATE_LIMIT_PERIOD_HOUR        RateLimitPeriod = 3
+)
+
+// Enum value maps for RateLimitPeriod.
+var (
+	RateLimitPeriod_name = map[int32]string{
+		0: "RATE_LIMIT_PERIOD_UNSPECIFIED",
+		1: "RATE_LIMIT_PERIOD_SECOND",
+		2: "RATE_LIMIT_PERIOD_MINUTE",
+		3: "RATE_LIMIT_PERIOD_HOUR",
+	}
+	RateLimitPeriod_value = map[string]int32{
+		"RATE_LIMIT_PERIOD_UNSPECIFIED": 0,
+		"RATE_LIMIT_PERIOD_SECOND":      1,
+		"RATE_LIMIT_PERIOD_MINUTE":      2,
+		"RATE_LIMIT_PERIOD_HOUR":        3,
+	}
+)
+
+func (x RateLimitPeriod) Enum() *RateLimitPeriod {
+	p := new(RateLimitPeriod)
+	*p = x
+	return p
+}
+
+func (x RateLimitPeriod) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RateLimitPeriod) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[14].Descriptor()
+}
+
+func (RateLimitPeriod) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[14]
+}
+
+func (x RateLimitPeriod) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RateLimitPeriod.Descriptor instead.
+func (RateLimitPeriod) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
+}
+
+// RateLimitMode says whether a rate limit refuses calls.
+type RateLimitMode int32
+
+const (
+	// Enforce.
+	RateLimitMode_RATE_LIMIT_MODE_UNSPECIFIED RateLimitMode = 0
+	RateLimitMode_RATE_LIMIT_MODE_ENFORCE     RateLimitMode = 1
+	RateLimitMode_RATE_LIMIT_MODE_SHADOW      RateLimitMode = 2
+)
+
+// Enum value maps for RateLimitMode.
+var (
+	RateLimitMode_name = map[int32]string{
+		0: "RATE_LIMIT_MODE_UNSPECIFIED",
+		1: "RATE_LIMIT_MODE_ENFORCE",
+		2: "RATE_LIMIT_MODE_SHADOW",
+	}
+	RateLimitMode_value = map[string]int32{
+		"RATE_LIMIT_MODE_UNSPECIFIED": 0,
+		"RATE_LIMIT_MODE_ENFORCE":     1,
+		"RATE_LIMIT_MODE_SHADOW":      2,
+	}
+)
+
+func (x RateLimitMode) Enum() *RateLimitMode {
+	p := new(RateLimitMode)
+	*p = x
+	return p
+}
+
+func (x RateLimitMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RateLimitMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[15].Descriptor()
+}
+
+func (RateLimitMode) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[15]
+}
+
+func (x RateLimitMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RateLimitMode.Descriptor instead.
+func (RateLimitMode) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
+}
+
 // LearningScope says whose calls a learned list learns from and whose calls
 // its values allow.
 type LearningScope int32
@@ -826,11 +992,11 @@ func (x LearningScope) String() string {
 }
 
 func (LearningScope) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[13].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[16].Descriptor()
 }
 
 func (LearningScope) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[13]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[16]
 }
 
 func (x LearningScope) Number() protoreflect.EnumNumber {
@@ -839,7 +1005,7 @@ func (x LearningScope) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LearningScope.Descriptor instead.
 func (LearningScope) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 // AlertFormat is the shape of an alert's JSON body.
@@ -879,11 +1045,11 @@ func (x AlertFormat) String() string {
 }
 
 func (AlertFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[14].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[17].Descriptor()
 }
 
 func (AlertFormat) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[14]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[17]
 }
 
 func (x AlertFormat) Number() protoreflect.EnumNumber {
@@ -892,7 +1058,7 @@ func (x AlertFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlertFormat.Descriptor instead.
 func (AlertFormat) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -4448,6 +4614,151 @@ func (x *ClusterIdentity) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// RateLimit bounds how fast, and how many at once, the calls of one key
+// may run across the whole fleet. The control-plane leader leases each
+// data plane a share of the rate and of the in-flight slots for every key
+// it sees calls for, in proportion to the demand the data planes report;
+// a data plane enforces its share locally, so a call never waits on the
+// network. Every rate limit that applies to a call must admit it.
+// Cluster version 6.
+type RateLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// What the calls sharing one bucket have in common: one or more of
+	// agent, team, user, upstream and tool (each combination of values has
+	// its own bucket). Empty: every matching call shares one bucket.
+	Key []RateLimitKey `protobuf:"varint,2,rep,packed,name=key,proto3,enum=portcullis.config.v1.RateLimitKey" json:"key,omitempty"`
+	// Calls admitted per period, fleet-wide, per key; 0 with max_in_flight
+	// set means no rate limit.
+	Rate   int64           `protobuf:"varint,3,opt,name=rate,proto3" json:"rate,omitempty"`
+	Period RateLimitPeriod `protobuf:"varint,4,opt,name=period,proto3,enum=portcullis.config.v1.RateLimitPeriod" json:"period,omitempty"`
+	// How many calls may run back to back above the rate (the bucket's
+	// size), fleet-wide; 0 means rate (one period's worth), capped at
+	// limits.RateLimitBurst.
+	Burst int64 `protobuf:"varint,5,opt,name=burst,proto3" json:"burst,omitempty"`
+	// Calls of one key in flight at once, fleet-wide; 0 means no limit.
+	MaxInFlight int64 `protobuf:"varint,6,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	// Enforce (default) or shadow: a shadow limit counts the calls it would
+	// refuse and refuses none.
+	Mode RateLimitMode `protobuf:"varint,7,opt,name=mode,proto3,enum=portcullis.config.v1.RateLimitMode" json:"mode,omitempty"`
+	// Only calls matching every non-empty list count: by agent name, team,
+	// upstream name and tool (the name agents call it by,
+	// "<prefix>__<tool>", or a model's name).
+	Agents        []string `protobuf:"bytes,8,rep,name=agents,proto3" json:"agents,omitempty"`
+	Teams         []string `protobuf:"bytes,9,rep,name=teams,proto3" json:"teams,omitempty"`
+	Upstreams     []string `protobuf:"bytes,10,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
+	Tools         []string `protobuf:"bytes,11,rep,name=tools,proto3" json:"tools,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimit) Reset() {
+	*x = RateLimit{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimit) ProtoMessage() {}
+
+func (x *RateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
+func (*RateLimit) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RateLimit) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *RateLimit) GetKey() []RateLimitKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *RateLimit) GetRate() int64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+func (x *RateLimit) GetPeriod() RateLimitPeriod {
+	if x != nil {
+		return x.Period
+	}
+	return RateLimitPeriod_RATE_LIMIT_PERIOD_UNSPECIFIED
+}
+
+func (x *RateLimit) GetBurst() int64 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *RateLimit) GetMaxInFlight() int64 {
+	if x != nil {
+		return x.MaxInFlight
+	}
+	return 0
+}
+
+func (x *RateLimit) GetMode() RateLimitMode {
+	if x != nil {
+		return x.Mode
+	}
+	return RateLimitMode_RATE_LIMIT_MODE_UNSPECIFIED
+}
+
+func (x *RateLimit) GetAgents() []string {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *RateLimit) GetTeams() []string {
+	if x != nil {
+		return x.Teams
+	}
+	return nil
+}
+
+func (x *RateLimit) GetUpstreams() []string {
+	if x != nil {
+		return x.Upstreams
+	}
+	return nil
+}
+
+func (x *RateLimit) GetTools() []string {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
 // ListLearning makes the value list of the same name learn: every allowed
 // and successful call of one tool adds the value of one of its arguments
 // to the set of the caller's scope (for example the counterparties a
@@ -4489,7 +4800,7 @@ type ListLearning struct {
 
 func (x *ListLearning) Reset() {
 	*x = ListLearning{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4501,7 +4812,7 @@ func (x *ListLearning) String() string {
 func (*ListLearning) ProtoMessage() {}
 
 func (x *ListLearning) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4514,7 +4825,7 @@ func (x *ListLearning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLearning.ProtoReflect.Descriptor instead.
 func (*ListLearning) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListLearning) GetMeta() *ResourceMeta {
@@ -4586,7 +4897,7 @@ type LearnedSet struct {
 
 func (x *LearnedSet) Reset() {
 	*x = LearnedSet{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4598,7 +4909,7 @@ func (x *LearnedSet) String() string {
 func (*LearnedSet) ProtoMessage() {}
 
 func (x *LearnedSet) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4611,7 +4922,7 @@ func (x *LearnedSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedSet.ProtoReflect.Descriptor instead.
 func (*LearnedSet) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *LearnedSet) GetScope() string {
@@ -4643,7 +4954,7 @@ type AlertRule struct {
 
 func (x *AlertRule) Reset() {
 	*x = AlertRule{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4655,7 +4966,7 @@ func (x *AlertRule) String() string {
 func (*AlertRule) ProtoMessage() {}
 
 func (x *AlertRule) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4668,7 +4979,7 @@ func (x *AlertRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertRule.ProtoReflect.Descriptor instead.
 func (*AlertRule) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AlertRule) GetMeta() *ResourceMeta {
@@ -4716,7 +5027,7 @@ type AlertMatch struct {
 
 func (x *AlertMatch) Reset() {
 	*x = AlertMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4728,7 +5039,7 @@ func (x *AlertMatch) String() string {
 func (*AlertMatch) ProtoMessage() {}
 
 func (x *AlertMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4741,7 +5052,7 @@ func (x *AlertMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertMatch.ProtoReflect.Descriptor instead.
 func (*AlertMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{42}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AlertMatch) GetKind() isAlertMatch_Kind {
@@ -4817,7 +5128,7 @@ type PolicyDenyMatch struct {
 
 func (x *PolicyDenyMatch) Reset() {
 	*x = PolicyDenyMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4829,7 +5140,7 @@ func (x *PolicyDenyMatch) String() string {
 func (*PolicyDenyMatch) ProtoMessage() {}
 
 func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4842,7 +5153,7 @@ func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyDenyMatch.ProtoReflect.Descriptor instead.
 func (*PolicyDenyMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{43}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PolicyDenyMatch) GetTag() string {
@@ -4862,7 +5173,7 @@ type QuarantineMatch struct {
 
 func (x *QuarantineMatch) Reset() {
 	*x = QuarantineMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4874,7 +5185,7 @@ func (x *QuarantineMatch) String() string {
 func (*QuarantineMatch) ProtoMessage() {}
 
 func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4887,7 +5198,7 @@ func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineMatch.ProtoReflect.Descriptor instead.
 func (*QuarantineMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{44}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{45}
 }
 
 // RolloutRollbackMatch matches the automatic rollbacks of staged policy
@@ -4900,7 +5211,7 @@ type RolloutRollbackMatch struct {
 
 func (x *RolloutRollbackMatch) Reset() {
 	*x = RolloutRollbackMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4912,7 +5223,7 @@ func (x *RolloutRollbackMatch) String() string {
 func (*RolloutRollbackMatch) ProtoMessage() {}
 
 func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4925,7 +5236,7 @@ func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutRollbackMatch.ProtoReflect.Descriptor instead.
 func (*RolloutRollbackMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{45}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{46}
 }
 
 // AlertWebhook is where and how an alert is sent.
@@ -4952,7 +5263,7 @@ type AlertWebhook struct {
 
 func (x *AlertWebhook) Reset() {
 	*x = AlertWebhook{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4964,7 +5275,7 @@ func (x *AlertWebhook) String() string {
 func (*AlertWebhook) ProtoMessage() {}
 
 func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4977,7 +5288,7 @@ func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertWebhook.ProtoReflect.Descriptor instead.
 func (*AlertWebhook) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{46}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AlertWebhook) GetUrl() string {
@@ -5042,7 +5353,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5054,7 +5365,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5067,7 +5378,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{47}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Alert) GetMeta() *ResourceMeta {
@@ -5151,7 +5462,7 @@ type AlertEvent struct {
 
 func (x *AlertEvent) Reset() {
 	*x = AlertEvent{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[48]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5163,7 +5474,7 @@ func (x *AlertEvent) String() string {
 func (*AlertEvent) ProtoMessage() {}
 
 func (x *AlertEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[48]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5176,7 +5487,7 @@ func (x *AlertEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertEvent.ProtoReflect.Descriptor instead.
 func (*AlertEvent) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{48}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AlertEvent) GetKind() string {
@@ -5269,7 +5580,7 @@ type AuditCursor struct {
 
 func (x *AuditCursor) Reset() {
 	*x = AuditCursor{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[49]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5281,7 +5592,7 @@ func (x *AuditCursor) String() string {
 func (*AuditCursor) ProtoMessage() {}
 
 func (x *AuditCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[49]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5294,7 +5605,7 @@ func (x *AuditCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCursor.ProtoReflect.Descriptor instead.
 func (*AuditCursor) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{49}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AuditCursor) GetMeta() *ResourceMeta {
@@ -5337,7 +5648,7 @@ type AuditMark struct {
 
 func (x *AuditMark) Reset() {
 	*x = AuditMark{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[50]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5349,7 +5660,7 @@ func (x *AuditMark) String() string {
 func (*AuditMark) ProtoMessage() {}
 
 func (x *AuditMark) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[50]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5362,7 +5673,7 @@ func (x *AuditMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditMark.ProtoReflect.Descriptor instead.
 func (*AuditMark) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{50}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AuditMark) GetDataplane() string {
@@ -5698,7 +6009,20 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\rca_key_sealed\x18\x03 \x01(\fR\vcaKeySealed\x12\x15\n" +
 	"\x06kek_id\x18\x04 \x01(\tR\x05kekId\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xd8\x02\n" +
+	"createTime\"\xa1\x03\n" +
+	"\tRateLimit\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x124\n" +
+	"\x03key\x18\x02 \x03(\x0e2\".portcullis.config.v1.RateLimitKeyR\x03key\x12\x12\n" +
+	"\x04rate\x18\x03 \x01(\x03R\x04rate\x12=\n" +
+	"\x06period\x18\x04 \x01(\x0e2%.portcullis.config.v1.RateLimitPeriodR\x06period\x12\x14\n" +
+	"\x05burst\x18\x05 \x01(\x03R\x05burst\x12\"\n" +
+	"\rmax_in_flight\x18\x06 \x01(\x03R\vmaxInFlight\x127\n" +
+	"\x04mode\x18\a \x01(\x0e2#.portcullis.config.v1.RateLimitModeR\x04mode\x12\x16\n" +
+	"\x06agents\x18\b \x03(\tR\x06agents\x12\x14\n" +
+	"\x05teams\x18\t \x03(\tR\x05teams\x12\x1c\n" +
+	"\tupstreams\x18\n" +
+	" \x03(\tR\tupstreams\x12\x14\n" +
+	"\x05tools\x18\v \x03(\tR\x05tools\"\xd8\x02\n" +
 	"\fListLearning\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x12\n" +
 	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x1a\n" +
@@ -5836,7 +6160,23 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\rROLE_OPERATOR\x10\x02\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\x03\x12\x12\n" +
-	"\x0eROLE_DATAPLANE\x10\x04*}\n" +
+	"\x0eROLE_DATAPLANE\x10\x04*\xb0\x01\n" +
+	"\fRateLimitKey\x12\x1e\n" +
+	"\x1aRATE_LIMIT_KEY_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14RATE_LIMIT_KEY_AGENT\x10\x01\x12\x17\n" +
+	"\x13RATE_LIMIT_KEY_TEAM\x10\x02\x12\x17\n" +
+	"\x13RATE_LIMIT_KEY_USER\x10\x03\x12\x1b\n" +
+	"\x17RATE_LIMIT_KEY_UPSTREAM\x10\x04\x12\x17\n" +
+	"\x13RATE_LIMIT_KEY_TOOL\x10\x05*\x8c\x01\n" +
+	"\x0fRateLimitPeriod\x12!\n" +
+	"\x1dRATE_LIMIT_PERIOD_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18RATE_LIMIT_PERIOD_SECOND\x10\x01\x12\x1c\n" +
+	"\x18RATE_LIMIT_PERIOD_MINUTE\x10\x02\x12\x1a\n" +
+	"\x16RATE_LIMIT_PERIOD_HOUR\x10\x03*i\n" +
+	"\rRateLimitMode\x12\x1f\n" +
+	"\x1bRATE_LIMIT_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17RATE_LIMIT_MODE_ENFORCE\x10\x01\x12\x1a\n" +
+	"\x16RATE_LIMIT_MODE_SHADOW\x10\x02*}\n" +
 	"\rLearningScope\x12\x1e\n" +
 	"\x1aLEARNING_SCOPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14LEARNING_SCOPE_AGENT\x10\x01\x12\x17\n" +
@@ -5860,8 +6200,8 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 18)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(LlmProvider)(0),               // 1: portcullis.config.v1.LlmProvider
@@ -5876,158 +6216,166 @@ var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(InspectionAction)(0),          // 10: portcullis.config.v1.InspectionAction
 	(JwtUse)(0),                    // 11: portcullis.config.v1.JwtUse
 	(Role)(0),                      // 12: portcullis.config.v1.Role
-	(LearningScope)(0),             // 13: portcullis.config.v1.LearningScope
-	(AlertFormat)(0),               // 14: portcullis.config.v1.AlertFormat
-	(*ResourceMeta)(nil),           // 15: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 16: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 17: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 18: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 19: portcullis.config.v1.Upstream
-	(*LlmUpstream)(nil),            // 20: portcullis.config.v1.LlmUpstream
-	(*LlmModel)(nil),               // 21: portcullis.config.v1.LlmModel
-	(*ModelPrice)(nil),             // 22: portcullis.config.v1.ModelPrice
-	(*PriceEntry)(nil),             // 23: portcullis.config.v1.PriceEntry
-	(*Budget)(nil),                 // 24: portcullis.config.v1.Budget
-	(*UpstreamCredential)(nil),     // 25: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 26: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 27: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 28: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 29: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 30: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 31: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 32: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 33: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 34: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 35: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 36: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 37: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 38: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 39: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 40: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 41: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 42: portcullis.config.v1.Setting
-	(*InspectionRule)(nil),         // 43: portcullis.config.v1.InspectionRule
-	(*InspectionScope)(nil),        // 44: portcullis.config.v1.InspectionScope
-	(*InspectionClassifier)(nil),   // 45: portcullis.config.v1.InspectionClassifier
-	(*InspectionRowLimit)(nil),     // 46: portcullis.config.v1.InspectionRowLimit
-	(*IdentitySource)(nil),         // 47: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 48: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 49: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 50: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 51: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 52: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 53: portcullis.config.v1.ClusterIdentity
-	(*ListLearning)(nil),           // 54: portcullis.config.v1.ListLearning
-	(*LearnedSet)(nil),             // 55: portcullis.config.v1.LearnedSet
-	(*AlertRule)(nil),              // 56: portcullis.config.v1.AlertRule
-	(*AlertMatch)(nil),             // 57: portcullis.config.v1.AlertMatch
-	(*PolicyDenyMatch)(nil),        // 58: portcullis.config.v1.PolicyDenyMatch
-	(*QuarantineMatch)(nil),        // 59: portcullis.config.v1.QuarantineMatch
-	(*RolloutRollbackMatch)(nil),   // 60: portcullis.config.v1.RolloutRollbackMatch
-	(*AlertWebhook)(nil),           // 61: portcullis.config.v1.AlertWebhook
-	(*Alert)(nil),                  // 62: portcullis.config.v1.Alert
-	(*AlertEvent)(nil),             // 63: portcullis.config.v1.AlertEvent
-	(*AuditCursor)(nil),            // 64: portcullis.config.v1.AuditCursor
-	(*AuditMark)(nil),              // 65: portcullis.config.v1.AuditMark
-	nil,                            // 66: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 67: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 68: google.protobuf.Duration
+	(RateLimitKey)(0),              // 13: portcullis.config.v1.RateLimitKey
+	(RateLimitPeriod)(0),           // 14: portcullis.config.v1.RateLimitPeriod
+	(RateLimitMode)(0),             // 15: portcullis.config.v1.RateLimitMode
+	(LearningScope)(0),             // 16: portcullis.config.v1.LearningScope
+	(AlertFormat)(0),               // 17: portcullis.config.v1.AlertFormat
+	(*ResourceMeta)(nil),           // 18: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 19: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 20: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 21: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 22: portcullis.config.v1.Upstream
+	(*LlmUpstream)(nil),            // 23: portcullis.config.v1.LlmUpstream
+	(*LlmModel)(nil),               // 24: portcullis.config.v1.LlmModel
+	(*ModelPrice)(nil),             // 25: portcullis.config.v1.ModelPrice
+	(*PriceEntry)(nil),             // 26: portcullis.config.v1.PriceEntry
+	(*Budget)(nil),                 // 27: portcullis.config.v1.Budget
+	(*UpstreamCredential)(nil),     // 28: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 29: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 30: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 31: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 32: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 33: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 34: portcullis.config.v1.ToolPin
+	(*ToolVersion)(nil),            // 35: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 36: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 37: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 38: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 39: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 40: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 41: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 42: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 43: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 44: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 45: portcullis.config.v1.Setting
+	(*InspectionRule)(nil),         // 46: portcullis.config.v1.InspectionRule
+	(*InspectionScope)(nil),        // 47: portcullis.config.v1.InspectionScope
+	(*InspectionClassifier)(nil),   // 48: portcullis.config.v1.InspectionClassifier
+	(*InspectionRowLimit)(nil),     // 49: portcullis.config.v1.InspectionRowLimit
+	(*IdentitySource)(nil),         // 50: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 51: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 52: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 53: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 54: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 55: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 56: portcullis.config.v1.ClusterIdentity
+	(*RateLimit)(nil),              // 57: portcullis.config.v1.RateLimit
+	(*ListLearning)(nil),           // 58: portcullis.config.v1.ListLearning
+	(*LearnedSet)(nil),             // 59: portcullis.config.v1.LearnedSet
+	(*AlertRule)(nil),              // 60: portcullis.config.v1.AlertRule
+	(*AlertMatch)(nil),             // 61: portcullis.config.v1.AlertMatch
+	(*PolicyDenyMatch)(nil),        // 62: portcullis.config.v1.PolicyDenyMatch
+	(*QuarantineMatch)(nil),        // 63: portcullis.config.v1.QuarantineMatch
+	(*RolloutRollbackMatch)(nil),   // 64: portcullis.config.v1.RolloutRollbackMatch
+	(*AlertWebhook)(nil),           // 65: portcullis.config.v1.AlertWebhook
+	(*Alert)(nil),                  // 66: portcullis.config.v1.Alert
+	(*AlertEvent)(nil),             // 67: portcullis.config.v1.AlertEvent
+	(*AuditCursor)(nil),            // 68: portcullis.config.v1.AuditCursor
+	(*AuditMark)(nil),              // 69: portcullis.config.v1.AuditMark
+	nil,                            // 70: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 71: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 72: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	66, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	67, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	67, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	15, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	17, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	18, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	67, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	67, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	15, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	70, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	71, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	71, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	18, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	20, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	21, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	71, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	71, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	18, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	25, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	29, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	30, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	28, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	32, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	33, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
 	4,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	20, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
+	23, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
 	1,  // 15: portcullis.config.v1.LlmUpstream.provider:type_name -> portcullis.config.v1.LlmProvider
-	21, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
-	15, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
-	23, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
-	67, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
-	15, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
+	24, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
+	18, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
+	26, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
+	71, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
+	18, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
 	2,  // 21: portcullis.config.v1.Budget.scope:type_name -> portcullis.config.v1.BudgetScope
 	3,  // 22: portcullis.config.v1.Budget.window:type_name -> portcullis.config.v1.BudgetWindow
-	26, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	27, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	28, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	68, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	68, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	15, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	32, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	29, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	30, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	31, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	72, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	72, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	18, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	35, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
 	6,  // 30: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
 	5,  // 31: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	67, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	67, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	15, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	15, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	35, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	67, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	15, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	37, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	67, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	15, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	39, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	71, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	71, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	18, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	18, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	38, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	71, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	18, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	40, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	71, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	18, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	42, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
 	7,  // 43: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	67, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	40, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	68, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	68, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	67, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	71, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	43, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	72, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	72, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	71, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
 	7,  // 49: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
 	7,  // 50: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	15, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	15, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	15, // 53: portcullis.config.v1.InspectionRule.meta:type_name -> portcullis.config.v1.ResourceMeta
-	44, // 54: portcullis.config.v1.InspectionRule.scope:type_name -> portcullis.config.v1.InspectionScope
+	18, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	18, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	18, // 53: portcullis.config.v1.InspectionRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	47, // 54: portcullis.config.v1.InspectionRule.scope:type_name -> portcullis.config.v1.InspectionScope
 	8,  // 55: portcullis.config.v1.InspectionRule.mode:type_name -> portcullis.config.v1.InspectionMode
 	9,  // 56: portcullis.config.v1.InspectionRule.side:type_name -> portcullis.config.v1.InspectionSide
-	45, // 57: portcullis.config.v1.InspectionRule.classifier:type_name -> portcullis.config.v1.InspectionClassifier
-	46, // 58: portcullis.config.v1.InspectionRule.rows:type_name -> portcullis.config.v1.InspectionRowLimit
+	48, // 57: portcullis.config.v1.InspectionRule.classifier:type_name -> portcullis.config.v1.InspectionClassifier
+	49, // 58: portcullis.config.v1.InspectionRule.rows:type_name -> portcullis.config.v1.InspectionRowLimit
 	10, // 59: portcullis.config.v1.InspectionRule.action:type_name -> portcullis.config.v1.InspectionAction
-	68, // 60: portcullis.config.v1.InspectionClassifier.timeout:type_name -> google.protobuf.Duration
-	15, // 61: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	48, // 62: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	49, // 63: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	68, // 64: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	72, // 60: portcullis.config.v1.InspectionClassifier.timeout:type_name -> google.protobuf.Duration
+	18, // 61: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	51, // 62: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	52, // 63: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	72, // 64: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
 	11, // 65: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	15, // 66: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	15, // 67: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	18, // 66: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	18, // 67: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
 	12, // 68: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	67, // 69: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	15, // 70: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	67, // 71: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	15, // 72: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
-	13, // 73: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
-	67, // 74: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
-	55, // 75: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
-	15, // 76: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
-	57, // 77: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
-	61, // 78: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
-	58, // 79: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
-	59, // 80: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
-	60, // 81: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
-	14, // 82: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
-	15, // 83: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
-	63, // 84: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
-	67, // 85: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	67, // 86: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
-	15, // 87: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
-	65, // 88: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
-	89, // [89:89] is the sub-list for method output_type
-	89, // [89:89] is the sub-list for method input_type
-	89, // [89:89] is the sub-list for extension type_name
-	89, // [89:89] is the sub-list for extension extendee
-	0,  // [0:89] is the sub-list for field type_name
+	71, // 69: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	18, // 70: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	71, // 71: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	18, // 72: portcullis.config.v1.RateLimit.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 73: portcullis.config.v1.RateLimit.key:type_name -> portcullis.config.v1.RateLimitKey
+	14, // 74: portcullis.config.v1.RateLimit.period:type_name -> portcullis.config.v1.RateLimitPeriod
+	15, // 75: portcullis.config.v1.RateLimit.mode:type_name -> portcullis.config.v1.RateLimitMode
+	18, // 76: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
+	16, // 77: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
+	71, // 78: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
+	59, // 79: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
+	18, // 80: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	61, // 81: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
+	65, // 82: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
+	62, // 83: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
+	63, // 84: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
+	64, // 85: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
+	17, // 86: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
+	18, // 87: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
+	67, // 88: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
+	71, // 89: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	71, // 90: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
+	18, // 91: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
+	69, // 92: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
+	93, // [93:93] is the sub-list for method output_type
+	93, // [93:93] is the sub-list for method input_type
+	93, // [93:93] is the sub-list for extension type_name
+	93, // [93:93] is the sub-list for extension extendee
+	0,  // [0:93] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -6047,7 +6395,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
-	file_portcullis_config_v1_resources_proto_msgTypes[42].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[43].OneofWrappers = []any{
 		(*AlertMatch_PolicyDeny)(nil),
 		(*AlertMatch_Quarantine)(nil),
 		(*AlertMatch_RolloutRollback)(nil),
@@ -6057,8 +6405,8 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      15,
-			NumMessages:   52,
+			NumEnums:      18,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

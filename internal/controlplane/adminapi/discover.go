@@ -46,26 +46,41 @@ func (a *API) DiscoverUpstream(ctx context.Context, req *connect.Request[adminv1
 	if err != nil {
 		return nil, err
 	}
+	u, defs, err := a.liveTools(ctx, st, name)
+	if err != nil {
+		return nil, err
+	}
+	tools, err := compareTools(st, u, defs)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q: %w", name, err))
+	}
+	return resp(&adminv1.DiscoverUpstreamResponse{Tools: tools}), nil
+}
+
+// liveTools connects to the MCP upstream name as a data plane would and
+// lists its tools' definitions, each as the upstream sent it. Its errors
+// are Connect errors, safe for the caller.
+func (a *API) liveTools(ctx context.Context, st *state.State, name string) (*configv1.Upstream, []json.RawMessage, error) {
 	r, ok := st.Get(resource.Upstream, name)
 	if !ok {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("upstream %q does not exist", name))
+		return nil, nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("upstream %q does not exist", name))
 	}
 	u := r.GetUpstream()
 	switch u.GetProtocol() {
 	case configv1.Protocol_PROTOCOL_MCP, configv1.Protocol_PROTOCOL_UNSPECIFIED:
 	default:
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q does not speak MCP", name))
+		return nil, nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q does not speak MCP", name))
 	}
 	if err := a.checkEgress(ctx, "url", u.GetUrl(), u.GetAllowLinkLocal()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cred, err := a.upstreamCredential(st, u)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if o := u.GetCredential().GetOauthClientCredentials(); o != nil {
 		if err := a.checkEgress(ctx, "credential.oauth_client_credentials.token_url", o.GetTokenUrl(), u.GetAllowLinkLocal()); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cred.oauth = &oauthcc.Config{TokenURL: o.GetTokenUrl(), ClientID: o.GetClientId(), ClientSecret: cred.value,
 			Scopes: o.GetScopes(), Audience: o.GetAudience(), Hosts: cred.hosts}
@@ -80,7 +95,7 @@ func (a *API) DiscoverUpstream(ctx context.Context, req *connect.Request[adminv1
 		MaxMessageBytes: int(min(maxResponse, 1<<30)), Hide: []string{cred.value, strings.TrimPrefix(cred.value, "Bearer ")},
 	})
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("upstream %q: %w", name, err))
+		return nil, nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("upstream %q: %w", name, err))
 	}
 	lctx, cancel := context.WithTimeout(ctx, DiscoverTimeout)
 	defer cancel()
@@ -90,15 +105,11 @@ func (a *API) DiscoverUpstream(ctx context.Context, req *connect.Request[adminv1
 	_ = client.Close(closeCtx) // ending a legacy session is best effort
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, connect.NewError(connect.CodeCanceled, ctx.Err())
+			return nil, nil, connect.NewError(connect.CodeCanceled, ctx.Err())
 		}
-		return nil, a.upstreamFailure(ctx, name, lctx.Err() != nil, cred, err)
+		return nil, nil, a.upstreamFailure(ctx, name, lctx.Err() != nil, cred, err)
 	}
-	tools, err := compareTools(st, u, defs)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q: %w", name, err))
-	}
-	return resp(&adminv1.DiscoverUpstreamResponse{Tools: tools}), nil
+	return u, defs, nil
 }
 
 // compareTools compares the live definitions with u's pins: every listed
@@ -133,7 +144,10 @@ func compareTools(st *state.State, u *configv1.Upstream, defs []json.RawMessage)
 		if v := resource.ActiveVersion(pins[tool]); v != nil {
 			d.PinnedHash, d.PinnedVersion, d.PinnedClass = v.GetDefinitionHash(), v.GetVersion(), v.GetClass()
 			d.Status = adminv1.DiscoveryStatus_DISCOVERY_STATUS_CHANGED
-			if v.GetDefinitionHash() == hash {
+			// Any approved version the upstream serves is no drift (data
+			// planes agree): it is reported as that version.
+			if m := versionWithHash(pins[tool], hash); m != nil {
+				d.PinnedHash, d.PinnedVersion, d.PinnedClass = m.GetDefinitionHash(), m.GetVersion(), m.GetClass()
 				d.Status = adminv1.DiscoveryStatus_DISCOVERY_STATUS_PINNED
 			}
 		}

@@ -124,7 +124,7 @@ type Record struct {
 	// The target as agents name it: for a tool "<prefix>__<tool>" (the name
 	// in tools/list, Cedar actions and gwctl access), for a resource or
 	// prompt its namespaced URI or name; what the caller asked for when it
-	// never resolved. Records written before target_own existed (field 31)
+	// never resolved. Records written before target_own existed (field 35)
 	// carry the upstream's own name here instead.
 	Tool string `protobuf:"bytes,7,opt,name=tool,proto3" json:"tool,omitempty"`
 	// Snapshot version the call was decided with.
@@ -207,9 +207,16 @@ type Record struct {
 	// The target's name as its upstream knows it (a tool's own name, a
 	// resource's own URI), when the target resolved to an upstream; tool
 	// holds the name agents use.
-	TargetOwn     string `protobuf:"bytes,35,opt,name=target_own,json=targetOwn,proto3" json:"target_own,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TargetOwn string `protobuf:"bytes,35,opt,name=target_own,json=targetOwn,proto3" json:"target_own,omitempty"`
+	// For a tool call that resolved to a version of the tool's pin: that
+	// version (the one the caller is assigned, or the default), whose
+	// definition the call was listed and validated with. 0 otherwise.
+	ToolVersion int64 `protobuf:"varint,40,opt,name=tool_version,json=toolVersion,proto3" json:"tool_version,omitempty"`
+	// Set when that version was deprecated and the call carried the
+	// deprecation notice (before the version's sunset).
+	ToolDeprecated bool `protobuf:"varint,41,opt,name=tool_deprecated,json=toolDeprecated,proto3" json:"tool_deprecated,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Record) Reset() {
@@ -504,6 +511,20 @@ func (x *Record) GetTargetOwn() string {
 		return x.TargetOwn
 	}
 	return ""
+}
+
+func (x *Record) GetToolVersion() int64 {
+	if x != nil {
+		return x.ToolVersion
+	}
+	return 0
+}
+
+func (x *Record) GetToolDeprecated() bool {
+	if x != nil {
+		return x.ToolDeprecated
+	}
+	return false
 }
 
 type isRecord_Detail interface {
@@ -1318,7 +1339,7 @@ var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\v\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\v\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -1358,7 +1379,9 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x0fpolicy_versions\x18\x1f \x03(\tR\x0epolicyVersions\x12:\n" +
 	"\arollout\x18  \x01(\v2 .portcullis.audit.v1.RolloutCallR\arollout\x12\x1d\n" +
 	"\n" +
-	"target_own\x18# \x01(\tR\ttargetOwnB\b\n" +
+	"target_own\x18# \x01(\tR\ttargetOwn\x12!\n" +
+	"\ftool_version\x18( \x01(\x03R\vtoolVersion\x12'\n" +
+	"\x0ftool_deprecated\x18) \x01(\bR\x0etoolDeprecatedB\b\n" +
 	"\x06detail\"\x8e\x01\n" +
 	"\vRolloutCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +

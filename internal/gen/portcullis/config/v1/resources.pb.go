@@ -1281,7 +1281,7 @@ func (x *Resilience) GetBreakerOpen() *durationpb.Duration {
 
 // ToolPin is the approved definition of one upstream tool. Its name is
 // "<upstream>/<tool>". Several versions may be kept; `active_version` is the
-// one data planes serve.
+// default, which data planes serve to every agent no assignment names.
 type ToolPin struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
@@ -1290,8 +1290,13 @@ type ToolPin struct {
 	// Tool name as the upstream reports it (1-128 of [A-Za-z0-9_.-]).
 	Tool     string         `protobuf:"bytes,3,opt,name=tool,proto3" json:"tool,omitempty"`
 	Versions []*ToolVersion `protobuf:"bytes,4,rep,name=versions,proto3" json:"versions,omitempty"`
-	// Version served to agents. 0 means the newest.
+	// The default version: served to agents no assignment names. 0 means
+	// the newest.
 	ActiveVersion int64 `protobuf:"varint,5,opt,name=active_version,json=activeVersion,proto3" json:"active_version,omitempty"`
+	// Versions assigned to teams and agents instead of the default (gwctl
+	// tool assign): an agent's own assignment wins over its team's. At most
+	// one per team and one per agent. Cluster version 5.
+	Assignments   []*ToolAssignment `protobuf:"bytes,6,rep,name=assignments,proto3" json:"assignments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1361,6 +1366,94 @@ func (x *ToolPin) GetActiveVersion() int64 {
 	return 0
 }
 
+func (x *ToolPin) GetAssignments() []*ToolAssignment {
+	if x != nil {
+		return x.Assignments
+	}
+	return nil
+}
+
+// ToolAssignment puts a team or one agent on a version of a tool.
+type ToolAssignment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version, one of the pin's.
+	Version int64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Exactly one of team and agent is set.
+	Team  string `protobuf:"bytes,2,opt,name=team,proto3" json:"team,omitempty"`
+	Agent string `protobuf:"bytes,3,opt,name=agent,proto3" json:"agent,omitempty"`
+	// Output only.
+	AssignTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=assign_time,json=assignTime,proto3" json:"assign_time,omitempty"`
+	// Output only: the admin token that made the assignment.
+	AssignedBy    string `protobuf:"bytes,5,opt,name=assigned_by,json=assignedBy,proto3" json:"assigned_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolAssignment) Reset() {
+	*x = ToolAssignment{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolAssignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolAssignment) ProtoMessage() {}
+
+func (x *ToolAssignment) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolAssignment.ProtoReflect.Descriptor instead.
+func (*ToolAssignment) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ToolAssignment) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ToolAssignment) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *ToolAssignment) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *ToolAssignment) GetAssignTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AssignTime
+	}
+	return nil
+}
+
+func (x *ToolAssignment) GetAssignedBy() string {
+	if x != nil {
+		return x.AssignedBy
+	}
+	return ""
+}
+
 // ToolVersion is one approved definition of a tool.
 type ToolVersion struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1378,15 +1471,23 @@ type ToolVersion struct {
 	ApproveTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=approve_time,json=approveTime,proto3" json:"approve_time,omitempty"`
 	// Output only.
 	ApprovedBy string `protobuf:"bytes,7,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
-	// After this time the version is deprecated (reserved for rollout work).
+	// When the version was deprecated (gwctl tool deprecate): from then
+	// until sunset_time calls on it carry a deprecation notice, and after
+	// sunset_time they are refused (tool_version_retired). Unset: not
+	// deprecated. Set together with sunset_time (cluster version 5).
 	DeprecateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=deprecate_time,json=deprecateTime,proto3" json:"deprecate_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// When calls on the version stop being served; after deprecate_time.
+	SunsetTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=sunset_time,json=sunsetTime,proto3" json:"sunset_time,omitempty"`
+	// What the operator tells callers (at most 1024 bytes), with the
+	// deprecation notice and the refusal after the sunset.
+	DeprecationMessage string `protobuf:"bytes,10,opt,name=deprecation_message,json=deprecationMessage,proto3" json:"deprecation_message,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ToolVersion) Reset() {
 	*x = ToolVersion{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1499,7 @@ func (x *ToolVersion) String() string {
 func (*ToolVersion) ProtoMessage() {}
 
 func (x *ToolVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[12]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1512,7 @@ func (x *ToolVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolVersion.ProtoReflect.Descriptor instead.
 func (*ToolVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ToolVersion) GetVersion() int64 {
@@ -1470,6 +1571,20 @@ func (x *ToolVersion) GetDeprecateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ToolVersion) GetSunsetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SunsetTime
+	}
+	return nil
+}
+
+func (x *ToolVersion) GetDeprecationMessage() string {
+	if x != nil {
+		return x.DeprecationMessage
+	}
+	return ""
+}
+
 // PolicySet is a named set of Cedar policies. All enabled sets are combined
 // into one; each policy's id is "<set>/<@id or policyN>".
 type PolicySet struct {
@@ -1505,7 +1620,7 @@ type PolicySet struct {
 
 func (x *PolicySet) Reset() {
 	*x = PolicySet{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1632,7 @@ func (x *PolicySet) String() string {
 func (*PolicySet) ProtoMessage() {}
 
 func (x *PolicySet) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[13]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1645,7 @@ func (x *PolicySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicySet.ProtoReflect.Descriptor instead.
 func (*PolicySet) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PolicySet) GetMeta() *ResourceMeta {
@@ -1617,7 +1732,7 @@ type PolicyHistory struct {
 
 func (x *PolicyHistory) Reset() {
 	*x = PolicyHistory{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +1744,7 @@ func (x *PolicyHistory) String() string {
 func (*PolicyHistory) ProtoMessage() {}
 
 func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[14]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +1757,7 @@ func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistory.ProtoReflect.Descriptor instead.
 func (*PolicyHistory) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PolicyHistory) GetMeta() *ResourceMeta {
@@ -1685,7 +1800,7 @@ type PolicyVersion struct {
 
 func (x *PolicyVersion) Reset() {
 	*x = PolicyVersion{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1812,7 @@ func (x *PolicyVersion) String() string {
 func (*PolicyVersion) ProtoMessage() {}
 
 func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[15]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1825,7 @@ func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVersion.ProtoReflect.Descriptor instead.
 func (*PolicyVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PolicyVersion) GetVersion() int64 {
@@ -1797,7 +1912,7 @@ type PolicyTests struct {
 
 func (x *PolicyTests) Reset() {
 	*x = PolicyTests{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +1924,7 @@ func (x *PolicyTests) String() string {
 func (*PolicyTests) ProtoMessage() {}
 
 func (x *PolicyTests) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[16]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +1937,7 @@ func (x *PolicyTests) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyTests.ProtoReflect.Descriptor instead.
 func (*PolicyTests) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PolicyTests) GetMeta() *ResourceMeta {
@@ -1872,7 +1987,7 @@ type PolicyTestCase struct {
 
 func (x *PolicyTestCase) Reset() {
 	*x = PolicyTestCase{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1884,7 +1999,7 @@ func (x *PolicyTestCase) String() string {
 func (*PolicyTestCase) ProtoMessage() {}
 
 func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1897,7 +2012,7 @@ func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyTestCase.ProtoReflect.Descriptor instead.
 func (*PolicyTestCase) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PolicyTestCase) GetName() string {
@@ -2045,7 +2160,7 @@ type Rollout struct {
 
 func (x *Rollout) Reset() {
 	*x = Rollout{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2057,7 +2172,7 @@ func (x *Rollout) String() string {
 func (*Rollout) ProtoMessage() {}
 
 func (x *Rollout) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2070,7 +2185,7 @@ func (x *Rollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
 func (*Rollout) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Rollout) GetMeta() *ResourceMeta {
@@ -2212,7 +2327,7 @@ type RolloutPlan struct {
 
 func (x *RolloutPlan) Reset() {
 	*x = RolloutPlan{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2339,7 @@ func (x *RolloutPlan) String() string {
 func (*RolloutPlan) ProtoMessage() {}
 
 func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2352,7 @@ func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutPlan.ProtoReflect.Descriptor instead.
 func (*RolloutPlan) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RolloutPlan) GetShadow() *durationpb.Duration {
@@ -2290,7 +2405,7 @@ type RolloutTransition struct {
 
 func (x *RolloutTransition) Reset() {
 	*x = RolloutTransition{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2302,7 +2417,7 @@ func (x *RolloutTransition) String() string {
 func (*RolloutTransition) ProtoMessage() {}
 
 func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2315,7 +2430,7 @@ func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutTransition.ProtoReflect.Descriptor instead.
 func (*RolloutTransition) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RolloutTransition) GetTime() *timestamppb.Timestamp {
@@ -2389,7 +2504,7 @@ type ValueList struct {
 
 func (x *ValueList) Reset() {
 	*x = ValueList{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2516,7 @@ func (x *ValueList) String() string {
 func (*ValueList) ProtoMessage() {}
 
 func (x *ValueList) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2529,7 @@ func (x *ValueList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValueList.ProtoReflect.Descriptor instead.
 func (*ValueList) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ValueList) GetMeta() *ResourceMeta {
@@ -2450,7 +2565,7 @@ type Setting struct {
 
 func (x *Setting) Reset() {
 	*x = Setting{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +2577,7 @@ func (x *Setting) String() string {
 func (*Setting) ProtoMessage() {}
 
 func (x *Setting) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +2590,7 @@ func (x *Setting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Setting.ProtoReflect.Descriptor instead.
 func (*Setting) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Setting) GetMeta() *ResourceMeta {
@@ -2507,7 +2622,7 @@ type IdentitySource struct {
 
 func (x *IdentitySource) Reset() {
 	*x = IdentitySource{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2519,7 +2634,7 @@ func (x *IdentitySource) String() string {
 func (*IdentitySource) ProtoMessage() {}
 
 func (x *IdentitySource) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2532,7 +2647,7 @@ func (x *IdentitySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
 func (*IdentitySource) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *IdentitySource) GetMeta() *ResourceMeta {
@@ -2613,7 +2728,7 @@ type JwtIssuer struct {
 
 func (x *JwtIssuer) Reset() {
 	*x = JwtIssuer{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2625,7 +2740,7 @@ func (x *JwtIssuer) String() string {
 func (*JwtIssuer) ProtoMessage() {}
 
 func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2638,7 +2753,7 @@ func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtIssuer.ProtoReflect.Descriptor instead.
 func (*JwtIssuer) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *JwtIssuer) GetIssuer() string {
@@ -2723,7 +2838,7 @@ type MtlsAuthority struct {
 
 func (x *MtlsAuthority) Reset() {
 	*x = MtlsAuthority{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2735,7 +2850,7 @@ func (x *MtlsAuthority) String() string {
 func (*MtlsAuthority) ProtoMessage() {}
 
 func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2748,7 +2863,7 @@ func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsAuthority.ProtoReflect.Descriptor instead.
 func (*MtlsAuthority) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MtlsAuthority) GetCaPem() string {
@@ -2790,7 +2905,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2802,7 +2917,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2815,7 +2930,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Secret) GetMeta() *ResourceMeta {
@@ -2880,7 +2995,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2892,7 +3007,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2905,7 +3020,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AdminToken) GetMeta() *ResourceMeta {
@@ -2963,7 +3078,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3090,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3103,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Node) GetMeta() *ResourceMeta {
@@ -3037,7 +3152,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3049,7 +3164,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3062,7 +3177,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClusterIdentity) GetClusterId() string {
@@ -3185,13 +3300,22 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"maxRetries\x88\x01\x01\x12)\n" +
 	"\x10breaker_failures\x18\x03 \x01(\x05R\x0fbreakerFailures\x12<\n" +
 	"\fbreaker_open\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vbreakerOpenB\x0e\n" +
-	"\f_max_retries\"\xd7\x01\n" +
+	"\f_max_retries\"\x9f\x02\n" +
 	"\aToolPin\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1a\n" +
 	"\bupstream\x18\x02 \x01(\tR\bupstream\x12\x12\n" +
 	"\x04tool\x18\x03 \x01(\tR\x04tool\x12=\n" +
 	"\bversions\x18\x04 \x03(\v2!.portcullis.config.v1.ToolVersionR\bversions\x12%\n" +
-	"\x0eactive_version\x18\x05 \x01(\x03R\ractiveVersion\"\xed\x02\n" +
+	"\x0eactive_version\x18\x05 \x01(\x03R\ractiveVersion\x12F\n" +
+	"\vassignments\x18\x06 \x03(\v2$.portcullis.config.v1.ToolAssignmentR\vassignments\"\xb2\x01\n" +
+	"\x0eToolAssignment\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x12\n" +
+	"\x04team\x18\x02 \x01(\tR\x04team\x12\x14\n" +
+	"\x05agent\x18\x03 \x01(\tR\x05agent\x12;\n" +
+	"\vassign_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"assignTime\x12\x1f\n" +
+	"\vassigned_by\x18\x05 \x01(\tR\n" +
+	"assignedBy\"\xdb\x03\n" +
 	"\vToolVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12'\n" +
 	"\x0fdefinition_hash\x18\x02 \x01(\tR\x0edefinitionHash\x12\x1e\n" +
@@ -3203,7 +3327,11 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\fapprove_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vapproveTime\x12\x1f\n" +
 	"\vapproved_by\x18\a \x01(\tR\n" +
 	"approvedBy\x12A\n" +
-	"\x0edeprecate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rdeprecateTime\"\xc8\x02\n" +
+	"\x0edeprecate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rdeprecateTime\x12;\n" +
+	"\vsunset_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"sunsetTime\x12/\n" +
+	"\x13deprecation_message\x18\n" +
+	" \x01(\tR\x12deprecationMessage\"\xc8\x02\n" +
 	"\tPolicySet\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
@@ -3398,7 +3526,7 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(McpEra)(0),                    // 1: portcullis.config.v1.McpEra
@@ -3418,37 +3546,38 @@ var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(*UpstreamLimits)(nil),         // 15: portcullis.config.v1.UpstreamLimits
 	(*Resilience)(nil),             // 16: portcullis.config.v1.Resilience
 	(*ToolPin)(nil),                // 17: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 18: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 19: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 20: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 21: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 22: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 23: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 24: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 25: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 26: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 27: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 28: portcullis.config.v1.Setting
-	(*IdentitySource)(nil),         // 29: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 30: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 31: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 32: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 33: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 34: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 35: portcullis.config.v1.ClusterIdentity
-	nil,                            // 36: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 37: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 38: google.protobuf.Duration
+	(*ToolAssignment)(nil),         // 18: portcullis.config.v1.ToolAssignment
+	(*ToolVersion)(nil),            // 19: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 20: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 21: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 22: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 23: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 24: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 25: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 26: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 27: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 28: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 29: portcullis.config.v1.Setting
+	(*IdentitySource)(nil),         // 30: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 31: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 32: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 33: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 34: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 35: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 36: portcullis.config.v1.ClusterIdentity
+	nil,                            // 37: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 38: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 39: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	36, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	37, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	37, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	37, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	38, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	38, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
 	6,  // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
 	8,  // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
 	9,  // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	37, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	37, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	38, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	38, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
 	6,  // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
 	11, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
@@ -3458,48 +3587,51 @@ var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
 	12, // 14: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
 	13, // 15: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
 	14, // 16: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	38, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	38, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	39, // 17: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	39, // 18: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
 	6,  // 19: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	18, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
-	2,  // 21: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	37, // 22: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	37, // 23: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	6,  // 24: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 25: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	21, // 26: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	37, // 27: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	6,  // 28: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	23, // 29: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	37, // 30: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	6,  // 31: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	25, // 32: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
-	3,  // 33: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	37, // 34: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	26, // 35: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	38, // 36: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	38, // 37: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	37, // 38: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
-	3,  // 39: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
-	3,  // 40: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	6,  // 41: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 42: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 43: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	30, // 44: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	31, // 45: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	38, // 46: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	4,  // 47: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	6,  // 48: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	6,  // 49: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 50: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	37, // 51: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	6,  // 52: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	37, // 53: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	54, // [54:54] is the sub-list for method output_type
-	54, // [54:54] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	19, // 20: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	18, // 21: portcullis.config.v1.ToolPin.assignments:type_name -> portcullis.config.v1.ToolAssignment
+	38, // 22: portcullis.config.v1.ToolAssignment.assign_time:type_name -> google.protobuf.Timestamp
+	2,  // 23: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
+	38, // 24: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	38, // 25: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	38, // 26: portcullis.config.v1.ToolVersion.sunset_time:type_name -> google.protobuf.Timestamp
+	6,  // 27: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	6,  // 28: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	22, // 29: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	38, // 30: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	6,  // 31: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	24, // 32: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	38, // 33: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	6,  // 34: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	26, // 35: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	3,  // 36: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	38, // 37: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	27, // 38: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	39, // 39: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	39, // 40: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	38, // 41: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	3,  // 42: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
+	3,  // 43: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
+	6,  // 44: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	6,  // 45: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	6,  // 46: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	31, // 47: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	32, // 48: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	39, // 49: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	4,  // 50: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	6,  // 51: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	6,  // 52: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 53: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	38, // 54: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	6,  // 55: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	38, // 56: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	57, // [57:57] is the sub-list for method output_type
+	57, // [57:57] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -3514,7 +3646,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
 	file_portcullis_config_v1_resources_proto_msgTypes[10].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[23].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[24].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
@@ -3524,7 +3656,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

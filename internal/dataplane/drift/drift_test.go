@@ -136,7 +136,14 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 func (h *harness) quarantined(t *testing.T, tool pipeline.Tool) (string, bool) {
 	t.Helper()
-	return h.checker.Quarantined(context.Background(), tool)
+	r := h.checker.Check(context.Background(), tool)
+	if r == nil {
+		return "", false
+	}
+	if r.Reason != pipeline.ReasonQuarantined {
+		t.Fatalf("Check refused with %s, want quarantined: %s", r.Reason, r.Message)
+	}
+	return r.Message, true
 }
 
 // TestQuarantineAndApproval follows a rug pull: the pinned definition

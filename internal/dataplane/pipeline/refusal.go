@@ -27,6 +27,13 @@ const (
 	// ReasonOriginNotAllowed: a browser page of an origin the operator did
 	// not allow (setting mcp.allowed-origins) sent the request.
 	ReasonOriginNotAllowed Reason = "origin_not_allowed"
+	// ReasonToolVersionIncompatible: the upstream serves a definition of
+	// the tool that the version the caller is assigned is not compatible
+	// with (package toolcompat).
+	ReasonToolVersionIncompatible Reason = "tool_version_incompatible"
+	// ReasonToolVersionRetired: the caller's version of the tool was
+	// deprecated and its sunset has come.
+	ReasonToolVersionRetired Reason = "tool_version_retired"
 )
 
 // Reasons lists every reason (for metrics label pre-registration).
@@ -34,6 +41,7 @@ var Reasons = []Reason{
 	ReasonUnauthenticated, ReasonDenied, ReasonDegraded, ReasonFrozen, ReasonStale, ReasonNoConfig,
 	ReasonUnknownTool, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
 	ReasonAuditUnavailable, ReasonInternal, ReasonOriginNotAllowed,
+	ReasonToolVersionIncompatible, ReasonToolVersionRetired,
 }
 
 // Refusal is a call the gateway refused. Message is safe to show to the

@@ -145,6 +145,11 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 	if c.Agent != nil {
 		r.Agent = c.Agent.GetMeta().GetName()
 	}
+	if t := c.Target.Tool; c.Target.Kind == pipeline.KindTool && c.Op == pipeline.OpCall && t.Version != 0 {
+		// The version the call was validated against (Gate resolved it).
+		r.ToolVersion = t.Version
+		r.ToolDeprecated = t.Deprecation != nil && !t.Deprecation.Retired(start)
+	}
 	if c.Config != nil {
 		r.SnapshotVersion = c.Config.Version()
 	}
@@ -205,7 +210,8 @@ func refusedByGateway(r pipeline.Reason) bool {
 	switch r {
 	case pipeline.ReasonUnauthenticated, pipeline.ReasonDenied, pipeline.ReasonDegraded,
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
-		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed:
+		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed,
+		pipeline.ReasonToolVersionRetired, pipeline.ReasonToolVersionIncompatible:
 		return true
 	}
 	return false

@@ -46,7 +46,7 @@ func (f *fakeConfig) AgentByCert([]*x509.Certificate, time.Time) (*configv1.Agen
 	return nil, errors.New("the client certificate is not trusted")
 }
 
-func (f *fakeConfig) Tool(action string) (pipeline.Tool, bool) {
+func (f *fakeConfig) Tool(action string, _ *configv1.Agent) (pipeline.Tool, bool) {
 	t, ok := f.tools[action]
 	return t, ok
 }

@@ -84,7 +84,7 @@ writes each to DIR/<tool>.json for review. Approve a definition with
 
 func (a *app) toolApprove() *cobra.Command {
 	var upstream, tool, file string
-	var fromUpstream bool
+	var fromUpstream, keepDefault bool
 	class := newEnumFlag(configv1.ToolClass_TOOL_CLASS_UNSPECIFIED, "TOOL_CLASS_")
 	cmd := &cobra.Command{
 		Use:   "approve --upstream U --tool T [--class CLASS] [--from-upstream | --definition FILE.json]",
@@ -147,7 +147,7 @@ set.`,
 					return fmt.Errorf("--class is required for a tool without a pin; the upstream's annotations suggest %q (a hint from the upstream: classify the tool yourself)",
 						classLabel(live.GetSuggestedClass()))
 				}
-				req := &adminv1.PinToolRequest{Upstream: upstream, Tool: tool, Definition: live.GetDefinition(), Class: cls}
+				req := &adminv1.PinToolRequest{Upstream: upstream, Tool: tool, Definition: live.GetDefinition(), Class: cls, KeepDefault: keepDefault}
 				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.PinToolResponse], error) {
 					return s.Tool.PinTool(ctx, connect.NewRequest(req))
 				})
@@ -157,8 +157,12 @@ set.`,
 				if p.structured() {
 					return p.message(resp)
 				}
-				v := activeVersion(resp.GetPin())
-				return p.linef("approved %s/%s version %d (%s, %s)", upstream, tool, v.GetVersion(), classLabel(v.GetClass()), v.GetDefinitionHash())
+				v := versionWithHash(resp.GetPin(), live.GetLiveHash())
+				if err := p.linef("approved %s/%s version %d (%s, %s)%s", upstream, tool, v.GetVersion(), classLabel(v.GetClass()), v.GetDefinitionHash(),
+					defaultNote(resp.GetPin(), v)); err != nil {
+					return err
+				}
+				return printWarnings(p, resp.GetWarnings())
 			})
 		},
 	}
@@ -166,6 +170,7 @@ set.`,
 	f.StringVar(&upstream, "upstream", "", "upstream name")
 	f.StringVar(&tool, "tool", "", "tool name as the upstream reports it")
 	f.BoolVar(&fromUpstream, "from-upstream", false, "approve the definition the upstream serves now (the default)")
+	f.BoolVar(&keepDefault, "keep-default", false, "record the version without making it the default (stage it: gwctl tool assign, then gwctl tool set-default)")
 	f.StringVar(&file, "definition", "", "a reviewed definition; approved only if the upstream still serves it")
 	addEnumFlag(cmd, class, "class", "your classification (default: the existing pin's; required for a new tool)")
 	for _, name := range []string{"upstream", "tool"} {

@@ -311,6 +311,11 @@ type AuditRecord struct {
 	Count         uint64
 	// Items is, for a list, how many items the agent was shown.
 	Items uint32
+	// ToolVersion is, for a tool call, the version of the tool's pin the
+	// call was validated against; ToolDeprecated is set when that version
+	// was deprecated (the call carried the notice).
+	ToolVersion    int64
+	ToolDeprecated bool
 }
 
 // AuditRecords reads the whole audit log (a record still being written
@@ -342,6 +347,8 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			SourceNetwork:   r.GetRefusalSummary().GetSourceNetwork(),
 			Count:           r.GetRefusalSummary().GetCount(),
 			Items:           r.GetList().GetItems(),
+			ToolVersion:     r.GetToolVersion(),
+			ToolDeprecated:  r.GetToolDeprecated(),
 		})
 	}
 	return out, nil

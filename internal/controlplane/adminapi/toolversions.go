@@ -258,7 +258,7 @@ func (a *API) liveDefinition(ctx context.Context, st *state.State, pin *configv1
 		}
 		hash, _, err := toolpin.Hash(d)
 		if err != nil {
-			return liveDef{}, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q lists tool %q with a definition that cannot be read: %v", pin.GetUpstream(), pin.GetTool(), err))
+			return liveDef{}, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q lists tool %q with a definition that cannot be read: %w", pin.GetUpstream(), pin.GetTool(), err))
 		}
 		return liveDef{definition: d, hash: hash}, nil
 	}

@@ -316,6 +316,12 @@ type AuditRecord struct {
 	// was deprecated (the call carried the notice).
 	ToolVersion    int64
 	ToolDeprecated bool
+	// Task is, for an operation on a remote agent (A2A), its task detail.
+	Task struct {
+		ID, ContextID, State, Skill string
+		MessageBytes, EventBytes    int64
+		Events, Tasks               uint32
+	}
 }
 
 // AuditRecords reads the whole audit log (a record still being written
@@ -326,7 +332,7 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, AuditRecord{
+		rec := AuditRecord{
 			Time:            r.GetTime().AsTime(),
 			Sequence:        r.GetSequence(),
 			Dataplane:       r.GetDataplane(),
@@ -349,7 +355,12 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			Items:           r.GetList().GetItems(),
 			ToolVersion:     r.GetToolVersion(),
 			ToolDeprecated:  r.GetToolDeprecated(),
-		})
+		}
+		if d := r.GetTask(); d != nil {
+			rec.Task.ID, rec.Task.ContextID, rec.Task.State, rec.Task.Skill = d.GetTaskId(), d.GetContextId(), d.GetState(), d.GetSkill()
+			rec.Task.MessageBytes, rec.Task.EventBytes, rec.Task.Events, rec.Task.Tasks = d.GetMessageBytes(), d.GetEventBytes(), d.GetEvents(), d.GetTasks()
+		}
+		out = append(out, rec)
 	}
 	return out, nil
 }

@@ -126,6 +126,9 @@ func TestNeeds(t *testing.T) {
 		{name: "a pin with a deprecation message alone", cmd: put(toolPin(func(p *configv1.ToolPin) {
 			p.Versions[0].DeprecationMessage = "x"
 		})), want: clusterversion.ToolVersions},
+		{name: "a tool pin", cmd: put(&fsmv1.Resource{Kind: &fsmv1.Resource_ToolPin{ToolPin: &configv1.ToolPin{Tool: "t"}}}), want: clusterversion.Baseline},
+		// An older replica would take an agent card for a tool.
+		{name: "an agent-card pin", cmd: put(&fsmv1.Resource{Kind: &fsmv1.Resource_ToolPin{ToolPin: &configv1.ToolPin{Tool: "agent-card", Kind: configv1.PinKind_PIN_KIND_AGENT_CARD}}}), want: clusterversion.A2ABrokering},
 	}
 	if clusterversion.Current() == clusterversion.Release() {
 		tests = append(tests, needCase{name: "the test-only kind in a release build", cmd: probeCmd, unsupported: "resource kind upgrade_probe"})

@@ -42,6 +42,7 @@ func (b *builder) checkTool(action string, p *configv1.ToolPin, v *configv1.Tool
 		b.c.pins[action] = sp
 	}
 	t := pipeline.Tool{
+		Kind:              pipeline.KindTool,
 		Action:            action,
 		Upstream:          p.GetUpstream(),
 		Name:              p.GetTool(),

@@ -107,9 +107,9 @@ fuzz: ## Run each fuzz target for a short while
 	./scripts/fuzz-all 20s
 
 # The fuzz targets CI runs on every change, FUZZ_CI_TIME each: the control
-# plane's state machine (a committed entry is replayed forever) and the
-# data plane's snapshot compile. scripts/fuzz-all runs every target.
-FUZZ_CI      := ./internal/controlplane/state:FuzzApply ./internal/dataplane/config:FuzzCompile
+# plane's state machine (a committed entry is replayed forever), for the
+# commands of every version, and the data plane's snapshot compile. scripts/fuzz-all runs every target.
+FUZZ_CI      := ./internal/controlplane/state:FuzzApply ./internal/controlplane/state:FuzzApplyDerived ./internal/dataplane/config:FuzzCompile
 FUZZ_CI_TIME ?= 10s
 
 .PHONY: fuzz-ci

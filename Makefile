@@ -71,9 +71,9 @@ lint: $(TOOLS) ## buf lint, gofmt, go vet, plane separation (test files too), go
 		if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 	./scripts/check-imports
-	$(BIN)/golangci-lint run ./...
+	$(BIN)/golangci-lint run --allow-parallel-runners ./...
 	$(GO) vet -tags upgradetest $(UPGRADETEST_PKGS)
-	$(BIN)/golangci-lint run --build-tags upgradetest $(UPGRADETEST_PKGS)
+	$(BIN)/golangci-lint run --allow-parallel-runners --build-tags upgradetest $(UPGRADETEST_PKGS)
 
 .PHONY: unit
 unit: ## Unit and in-process cluster tests (race detector on), also with -tags upgradetest where it matters

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -129,6 +130,33 @@ func TestToolVersionUpgrade(t *testing.T) {
 		}
 		return false
 	}, append([]string{"tool", "callers", "--version", "1", "--since", "1h"}, tool...)...)
+	// In JSON: each agent on its version (the data plane uploads its
+	// records in batches, so the canary's may come later).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var callers struct {
+			Callers []struct {
+				Version harness.Int64 `json:"version"`
+				Agent   string        `json:"agent"`
+				Calls   harness.Int64 `json:"calls"`
+			} `json:"callers"`
+		}
+		harness.GwctlJSON(t, g.env(), &callers, append([]string{"tool", "callers", "--since", "1h", "-o", "json", "--timeout", "20s"}, tool...)...)
+		byVersion := map[string]int64{}
+		for _, x := range callers.Callers {
+			byVersion[fmt.Sprintf("%s@%d", x.Agent, x.Version)] += int64(x.Calls)
+		}
+		if byVersion["ops-agent@1"] >= 2 && byVersion["canary-agent@2"] >= 2 && len(byVersion) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tool callers -o json: %v, want ops-agent on version 1 and canary-agent on version 2, twice each", byVersion)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if y := g.gwctl(t, append([]string{"tool", "versions", "-o", "yaml"}, tool...)...).Stdout; !strings.Contains(y, "team: canary") || !strings.Contains(y, "sunsetTime:") {
+		t.Errorf("tool versions -o yaml lacks the assignment or the sunset:\n%s", y)
+	}
 
 	// After the sunset, by the data plane's clock: refused, naming the
 	// replacement; ops's tools/list drops the tool, the canary's keeps it.

@@ -504,7 +504,7 @@ func (e *transportError) Unwrap() error { return e.err }
 // body.
 func (c *Client) readResponse(resp *http.Response, sent []byte, on Handler) (*mcpwire.Message, error) {
 	sentID := mcpwire.ParseID(sent)
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	ct := mediaType(resp.Header.Get("Content-Type"))
 	switch {
 	case ct == "text/event-stream" && resp.StatusCode == http.StatusOK:
 		return c.readStream(resp.Body, sentID, on)
@@ -532,6 +532,18 @@ func (c *Client) readResponse(resp *http.Response, sent []byte, on Handler) (*mc
 		return nil, &HTTPError{Status: resp.StatusCode, Body: c.snippet(b)}
 	}
 	return nil, c.httpError(resp)
+}
+
+// mediaType is the media type of a Content-Type value, lower-cased and
+// without parameters ("" when it does not parse); the two the transport
+// uses, as servers send them, without mime.ParseMediaType's allocations.
+func mediaType(v string) string {
+	switch v {
+	case "text/event-stream", "application/json":
+		return v
+	}
+	mt, _, _ := mime.ParseMediaType(v)
+	return mt
 }
 
 // readStream reads events until the response to sentID.

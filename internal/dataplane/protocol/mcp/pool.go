@@ -126,10 +126,7 @@ func (p *Pool) CallTool(ctx context.Context, r upstream.Resolver, c ToolCall) (j
 	if len(args) == 0 {
 		args = json.RawMessage(`{}`)
 	}
-	params, err := json.Marshal(struct {
-		Name      string          `json:"name"`
-		Arguments json.RawMessage `json:"arguments"`
-	}{c.Tool, args})
+	params, err := mcpwire.NewToolCallParams(c.Tool, args)
 	if err != nil {
 		return nil, false, fmt.Errorf("encode tools/call for %s on upstream %q: %w", c.Tool, c.Upstream, err)
 	}

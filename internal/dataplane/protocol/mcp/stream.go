@@ -57,8 +57,17 @@ func newResponseStream(w http.ResponseWriter, r *http.Request) *responseStream {
 // acceptsEventStream reports whether the request's Accept lists
 // text/event-stream (or */*).
 func acceptsEventStream(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+	for rest, more := r.Header.Get("Accept"), true; more; {
+		var part string
+		part, rest, more = strings.Cut(rest, ",")
+		part = strings.TrimSpace(part)
+		switch part {
+		case "text/event-stream", "*/*":
+			return true
+		case "application/json":
+			continue // the usual other part, as clients send it
+		}
+		mt, _, err := mime.ParseMediaType(part)
 		if err == nil && (mt == "text/event-stream" || mt == "*/*") {
 			return true
 		}

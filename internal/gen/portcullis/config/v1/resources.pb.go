@@ -2236,7 +2236,8 @@ func (x *Resilience) GetBreakerOpen() *durationpb.Duration {
 
 // ToolPin is the approved definition of one upstream tool, or of an A2A
 // upstream's agent card. Its name is "<upstream>/<tool>". Several versions
-// may be kept; `active_version` is the one data planes serve.
+// may be kept; `active_version` is the default, which data planes serve to
+// every agent no assignment names (an agent card has no assignments).
 type ToolPin struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
@@ -2246,12 +2247,17 @@ type ToolPin struct {
 	// agent card, "agent-card".
 	Tool     string         `protobuf:"bytes,3,opt,name=tool,proto3" json:"tool,omitempty"`
 	Versions []*ToolVersion `protobuf:"bytes,4,rep,name=versions,proto3" json:"versions,omitempty"`
-	// Version served to agents. 0 means the newest.
+	// The default version: served to agents no assignment names. 0 means
+	// the newest.
 	ActiveVersion int64 `protobuf:"varint,5,opt,name=active_version,json=activeVersion,proto3" json:"active_version,omitempty"`
 	// What is pinned: set by the control plane from the upstream's protocol
 	// (an A2A upstream's only pin is its agent card). A put of an agent-card
 	// pin needs cluster version 2.
-	Kind          PinKind `protobuf:"varint,6,opt,name=kind,proto3,enum=portcullis.config.v1.PinKind" json:"kind,omitempty"`
+	Kind PinKind `protobuf:"varint,6,opt,name=kind,proto3,enum=portcullis.config.v1.PinKind" json:"kind,omitempty"`
+	// Versions assigned to teams and agents instead of the default (gwctl
+	// tool assign): an agent's own assignment wins over its team's. At most
+	// one per team and one per agent. Cluster version 5.
+	Assignments   []*ToolAssignment `protobuf:"bytes,7,rep,name=assignments,proto3" json:"assignments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2328,6 +2334,94 @@ func (x *ToolPin) GetKind() PinKind {
 	return PinKind_PIN_KIND_UNSPECIFIED
 }
 
+func (x *ToolPin) GetAssignments() []*ToolAssignment {
+	if x != nil {
+		return x.Assignments
+	}
+	return nil
+}
+
+// ToolAssignment puts a team or one agent on a version of a tool.
+type ToolAssignment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version, one of the pin's.
+	Version int64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Exactly one of team and agent is set.
+	Team  string `protobuf:"bytes,2,opt,name=team,proto3" json:"team,omitempty"`
+	Agent string `protobuf:"bytes,3,opt,name=agent,proto3" json:"agent,omitempty"`
+	// Output only.
+	AssignTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=assign_time,json=assignTime,proto3" json:"assign_time,omitempty"`
+	// Output only: the admin token that made the assignment.
+	AssignedBy    string `protobuf:"bytes,5,opt,name=assigned_by,json=assignedBy,proto3" json:"assigned_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolAssignment) Reset() {
+	*x = ToolAssignment{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolAssignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolAssignment) ProtoMessage() {}
+
+func (x *ToolAssignment) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolAssignment.ProtoReflect.Descriptor instead.
+func (*ToolAssignment) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ToolAssignment) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ToolAssignment) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *ToolAssignment) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *ToolAssignment) GetAssignTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AssignTime
+	}
+	return nil
+}
+
+func (x *ToolAssignment) GetAssignedBy() string {
+	if x != nil {
+		return x.AssignedBy
+	}
+	return ""
+}
+
 // ToolVersion is one approved definition of a tool.
 type ToolVersion struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2345,15 +2439,23 @@ type ToolVersion struct {
 	ApproveTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=approve_time,json=approveTime,proto3" json:"approve_time,omitempty"`
 	// Output only.
 	ApprovedBy string `protobuf:"bytes,7,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
-	// After this time the version is deprecated (reserved for rollout work).
+	// When the version was deprecated (gwctl tool deprecate): from then
+	// until sunset_time calls on it carry a deprecation notice, and after
+	// sunset_time they are refused (tool_version_retired). Unset: not
+	// deprecated. Set together with sunset_time (cluster version 5).
 	DeprecateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=deprecate_time,json=deprecateTime,proto3" json:"deprecate_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// When calls on the version stop being served; after deprecate_time.
+	SunsetTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=sunset_time,json=sunsetTime,proto3" json:"sunset_time,omitempty"`
+	// What the operator tells callers (at most 1024 bytes), with the
+	// deprecation notice and the refusal after the sunset.
+	DeprecationMessage string `protobuf:"bytes,10,opt,name=deprecation_message,json=deprecationMessage,proto3" json:"deprecation_message,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ToolVersion) Reset() {
 	*x = ToolVersion{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2467,7 @@ func (x *ToolVersion) String() string {
 func (*ToolVersion) ProtoMessage() {}
 
 func (x *ToolVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2480,7 @@ func (x *ToolVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolVersion.ProtoReflect.Descriptor instead.
 func (*ToolVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ToolVersion) GetVersion() int64 {
@@ -2437,6 +2539,20 @@ func (x *ToolVersion) GetDeprecateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ToolVersion) GetSunsetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SunsetTime
+	}
+	return nil
+}
+
+func (x *ToolVersion) GetDeprecationMessage() string {
+	if x != nil {
+		return x.DeprecationMessage
+	}
+	return ""
+}
+
 // PolicySet is a named set of Cedar policies. All enabled sets are combined
 // into one; each policy's id is "<set>/<@id or policyN>".
 type PolicySet struct {
@@ -2472,7 +2588,7 @@ type PolicySet struct {
 
 func (x *PolicySet) Reset() {
 	*x = PolicySet{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2484,7 +2600,7 @@ func (x *PolicySet) String() string {
 func (*PolicySet) ProtoMessage() {}
 
 func (x *PolicySet) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2497,7 +2613,7 @@ func (x *PolicySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicySet.ProtoReflect.Descriptor instead.
 func (*PolicySet) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PolicySet) GetMeta() *ResourceMeta {
@@ -2584,7 +2700,7 @@ type PolicyHistory struct {
 
 func (x *PolicyHistory) Reset() {
 	*x = PolicyHistory{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2596,7 +2712,7 @@ func (x *PolicyHistory) String() string {
 func (*PolicyHistory) ProtoMessage() {}
 
 func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2609,7 +2725,7 @@ func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistory.ProtoReflect.Descriptor instead.
 func (*PolicyHistory) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PolicyHistory) GetMeta() *ResourceMeta {
@@ -2652,7 +2768,7 @@ type PolicyVersion struct {
 
 func (x *PolicyVersion) Reset() {
 	*x = PolicyVersion{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2664,7 +2780,7 @@ func (x *PolicyVersion) String() string {
 func (*PolicyVersion) ProtoMessage() {}
 
 func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +2793,7 @@ func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVersion.ProtoReflect.Descriptor instead.
 func (*PolicyVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PolicyVersion) GetVersion() int64 {
@@ -2764,7 +2880,7 @@ type PolicyTests struct {
 
 func (x *PolicyTests) Reset() {
 	*x = PolicyTests{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2776,7 +2892,7 @@ func (x *PolicyTests) String() string {
 func (*PolicyTests) ProtoMessage() {}
 
 func (x *PolicyTests) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2789,7 +2905,7 @@ func (x *PolicyTests) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyTests.ProtoReflect.Descriptor instead.
 func (*PolicyTests) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PolicyTests) GetMeta() *ResourceMeta {
@@ -2839,7 +2955,7 @@ type PolicyTestCase struct {
 
 func (x *PolicyTestCase) Reset() {
 	*x = PolicyTestCase{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2851,7 +2967,7 @@ func (x *PolicyTestCase) String() string {
 func (*PolicyTestCase) ProtoMessage() {}
 
 func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2864,7 +2980,7 @@ func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyTestCase.ProtoReflect.Descriptor instead.
 func (*PolicyTestCase) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PolicyTestCase) GetName() string {
@@ -3012,7 +3128,7 @@ type Rollout struct {
 
 func (x *Rollout) Reset() {
 	*x = Rollout{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3024,7 +3140,7 @@ func (x *Rollout) String() string {
 func (*Rollout) ProtoMessage() {}
 
 func (x *Rollout) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3037,7 +3153,7 @@ func (x *Rollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
 func (*Rollout) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Rollout) GetMeta() *ResourceMeta {
@@ -3179,7 +3295,7 @@ type RolloutPlan struct {
 
 func (x *RolloutPlan) Reset() {
 	*x = RolloutPlan{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3191,7 +3307,7 @@ func (x *RolloutPlan) String() string {
 func (*RolloutPlan) ProtoMessage() {}
 
 func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3204,7 +3320,7 @@ func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutPlan.ProtoReflect.Descriptor instead.
 func (*RolloutPlan) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RolloutPlan) GetShadow() *durationpb.Duration {
@@ -3257,7 +3373,7 @@ type RolloutTransition struct {
 
 func (x *RolloutTransition) Reset() {
 	*x = RolloutTransition{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3269,7 +3385,7 @@ func (x *RolloutTransition) String() string {
 func (*RolloutTransition) ProtoMessage() {}
 
 func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3282,7 +3398,7 @@ func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutTransition.ProtoReflect.Descriptor instead.
 func (*RolloutTransition) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RolloutTransition) GetTime() *timestamppb.Timestamp {
@@ -3356,7 +3472,7 @@ type ValueList struct {
 
 func (x *ValueList) Reset() {
 	*x = ValueList{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3368,7 +3484,7 @@ func (x *ValueList) String() string {
 func (*ValueList) ProtoMessage() {}
 
 func (x *ValueList) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3381,7 +3497,7 @@ func (x *ValueList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValueList.ProtoReflect.Descriptor instead.
 func (*ValueList) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ValueList) GetMeta() *ResourceMeta {
@@ -3417,7 +3533,7 @@ type Setting struct {
 
 func (x *Setting) Reset() {
 	*x = Setting{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3429,7 +3545,7 @@ func (x *Setting) String() string {
 func (*Setting) ProtoMessage() {}
 
 func (x *Setting) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3442,7 +3558,7 @@ func (x *Setting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Setting.ProtoReflect.Descriptor instead.
 func (*Setting) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Setting) GetMeta() *ResourceMeta {
@@ -3474,7 +3590,7 @@ type IdentitySource struct {
 
 func (x *IdentitySource) Reset() {
 	*x = IdentitySource{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3486,7 +3602,7 @@ func (x *IdentitySource) String() string {
 func (*IdentitySource) ProtoMessage() {}
 
 func (x *IdentitySource) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3499,7 +3615,7 @@ func (x *IdentitySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
 func (*IdentitySource) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *IdentitySource) GetMeta() *ResourceMeta {
@@ -3580,7 +3696,7 @@ type JwtIssuer struct {
 
 func (x *JwtIssuer) Reset() {
 	*x = JwtIssuer{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3592,7 +3708,7 @@ func (x *JwtIssuer) String() string {
 func (*JwtIssuer) ProtoMessage() {}
 
 func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3605,7 +3721,7 @@ func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtIssuer.ProtoReflect.Descriptor instead.
 func (*JwtIssuer) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *JwtIssuer) GetIssuer() string {
@@ -3690,7 +3806,7 @@ type MtlsAuthority struct {
 
 func (x *MtlsAuthority) Reset() {
 	*x = MtlsAuthority{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3702,7 +3818,7 @@ func (x *MtlsAuthority) String() string {
 func (*MtlsAuthority) ProtoMessage() {}
 
 func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3715,7 +3831,7 @@ func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsAuthority.ProtoReflect.Descriptor instead.
 func (*MtlsAuthority) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MtlsAuthority) GetCaPem() string {
@@ -3757,7 +3873,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3769,7 +3885,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3782,7 +3898,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Secret) GetMeta() *ResourceMeta {
@@ -3847,7 +3963,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3859,7 +3975,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3872,7 +3988,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AdminToken) GetMeta() *ResourceMeta {
@@ -3930,7 +4046,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3942,7 +4058,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3955,7 +4071,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Node) GetMeta() *ResourceMeta {
@@ -4004,7 +4120,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4016,7 +4132,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4029,7 +4145,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{34}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClusterIdentity) GetClusterId() string {
@@ -4107,7 +4223,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4119,7 +4235,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4132,7 +4248,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RateLimit) GetMeta() *ResourceMeta {
@@ -4253,7 +4369,7 @@ type ListLearning struct {
 
 func (x *ListLearning) Reset() {
 	*x = ListLearning{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4265,7 +4381,7 @@ func (x *ListLearning) String() string {
 func (*ListLearning) ProtoMessage() {}
 
 func (x *ListLearning) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4278,7 +4394,7 @@ func (x *ListLearning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLearning.ProtoReflect.Descriptor instead.
 func (*ListLearning) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListLearning) GetMeta() *ResourceMeta {
@@ -4350,7 +4466,7 @@ type LearnedSet struct {
 
 func (x *LearnedSet) Reset() {
 	*x = LearnedSet{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4362,7 +4478,7 @@ func (x *LearnedSet) String() string {
 func (*LearnedSet) ProtoMessage() {}
 
 func (x *LearnedSet) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4375,7 +4491,7 @@ func (x *LearnedSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedSet.ProtoReflect.Descriptor instead.
 func (*LearnedSet) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LearnedSet) GetScope() string {
@@ -4407,7 +4523,7 @@ type AlertRule struct {
 
 func (x *AlertRule) Reset() {
 	*x = AlertRule{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4419,7 +4535,7 @@ func (x *AlertRule) String() string {
 func (*AlertRule) ProtoMessage() {}
 
 func (x *AlertRule) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4432,7 +4548,7 @@ func (x *AlertRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertRule.ProtoReflect.Descriptor instead.
 func (*AlertRule) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AlertRule) GetMeta() *ResourceMeta {
@@ -4480,7 +4596,7 @@ type AlertMatch struct {
 
 func (x *AlertMatch) Reset() {
 	*x = AlertMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4492,7 +4608,7 @@ func (x *AlertMatch) String() string {
 func (*AlertMatch) ProtoMessage() {}
 
 func (x *AlertMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4505,7 +4621,7 @@ func (x *AlertMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertMatch.ProtoReflect.Descriptor instead.
 func (*AlertMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AlertMatch) GetKind() isAlertMatch_Kind {
@@ -4581,7 +4697,7 @@ type PolicyDenyMatch struct {
 
 func (x *PolicyDenyMatch) Reset() {
 	*x = PolicyDenyMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4593,7 +4709,7 @@ func (x *PolicyDenyMatch) String() string {
 func (*PolicyDenyMatch) ProtoMessage() {}
 
 func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4606,7 +4722,7 @@ func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyDenyMatch.ProtoReflect.Descriptor instead.
 func (*PolicyDenyMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PolicyDenyMatch) GetTag() string {
@@ -4626,7 +4742,7 @@ type QuarantineMatch struct {
 
 func (x *QuarantineMatch) Reset() {
 	*x = QuarantineMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4638,7 +4754,7 @@ func (x *QuarantineMatch) String() string {
 func (*QuarantineMatch) ProtoMessage() {}
 
 func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4651,7 +4767,7 @@ func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineMatch.ProtoReflect.Descriptor instead.
 func (*QuarantineMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{42}
 }
 
 // RolloutRollbackMatch matches the automatic rollbacks of staged policy
@@ -4664,7 +4780,7 @@ type RolloutRollbackMatch struct {
 
 func (x *RolloutRollbackMatch) Reset() {
 	*x = RolloutRollbackMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4676,7 +4792,7 @@ func (x *RolloutRollbackMatch) String() string {
 func (*RolloutRollbackMatch) ProtoMessage() {}
 
 func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4689,7 +4805,7 @@ func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutRollbackMatch.ProtoReflect.Descriptor instead.
 func (*RolloutRollbackMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{42}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{43}
 }
 
 // AlertWebhook is where and how an alert is sent.
@@ -4716,7 +4832,7 @@ type AlertWebhook struct {
 
 func (x *AlertWebhook) Reset() {
 	*x = AlertWebhook{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4728,7 +4844,7 @@ func (x *AlertWebhook) String() string {
 func (*AlertWebhook) ProtoMessage() {}
 
 func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4741,7 +4857,7 @@ func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertWebhook.ProtoReflect.Descriptor instead.
 func (*AlertWebhook) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{43}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AlertWebhook) GetUrl() string {
@@ -4806,7 +4922,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4818,7 +4934,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4831,7 +4947,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{44}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Alert) GetMeta() *ResourceMeta {
@@ -4915,7 +5031,7 @@ type AlertEvent struct {
 
 func (x *AlertEvent) Reset() {
 	*x = AlertEvent{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4927,7 +5043,7 @@ func (x *AlertEvent) String() string {
 func (*AlertEvent) ProtoMessage() {}
 
 func (x *AlertEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4940,7 +5056,7 @@ func (x *AlertEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertEvent.ProtoReflect.Descriptor instead.
 func (*AlertEvent) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{45}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AlertEvent) GetKind() string {
@@ -5033,7 +5149,7 @@ type AuditCursor struct {
 
 func (x *AuditCursor) Reset() {
 	*x = AuditCursor{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5045,7 +5161,7 @@ func (x *AuditCursor) String() string {
 func (*AuditCursor) ProtoMessage() {}
 
 func (x *AuditCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5058,7 +5174,7 @@ func (x *AuditCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCursor.ProtoReflect.Descriptor instead.
 func (*AuditCursor) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{46}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AuditCursor) GetMeta() *ResourceMeta {
@@ -5101,7 +5217,7 @@ type AuditMark struct {
 
 func (x *AuditMark) Reset() {
 	*x = AuditMark{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5113,7 +5229,7 @@ func (x *AuditMark) String() string {
 func (*AuditMark) ProtoMessage() {}
 
 func (x *AuditMark) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5126,7 +5242,7 @@ func (x *AuditMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditMark.ProtoReflect.Descriptor instead.
 func (*AuditMark) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{47}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AuditMark) GetDataplane() string {
@@ -5268,14 +5384,23 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"maxRetries\x88\x01\x01\x12)\n" +
 	"\x10breaker_failures\x18\x03 \x01(\x05R\x0fbreakerFailures\x12<\n" +
 	"\fbreaker_open\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vbreakerOpenB\x0e\n" +
-	"\f_max_retries\"\x8a\x02\n" +
+	"\f_max_retries\"\xd2\x02\n" +
 	"\aToolPin\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1a\n" +
 	"\bupstream\x18\x02 \x01(\tR\bupstream\x12\x12\n" +
 	"\x04tool\x18\x03 \x01(\tR\x04tool\x12=\n" +
 	"\bversions\x18\x04 \x03(\v2!.portcullis.config.v1.ToolVersionR\bversions\x12%\n" +
 	"\x0eactive_version\x18\x05 \x01(\x03R\ractiveVersion\x121\n" +
-	"\x04kind\x18\x06 \x01(\x0e2\x1d.portcullis.config.v1.PinKindR\x04kind\"\xed\x02\n" +
+	"\x04kind\x18\x06 \x01(\x0e2\x1d.portcullis.config.v1.PinKindR\x04kind\x12F\n" +
+	"\vassignments\x18\a \x03(\v2$.portcullis.config.v1.ToolAssignmentR\vassignments\"\xb2\x01\n" +
+	"\x0eToolAssignment\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x12\n" +
+	"\x04team\x18\x02 \x01(\tR\x04team\x12\x14\n" +
+	"\x05agent\x18\x03 \x01(\tR\x05agent\x12;\n" +
+	"\vassign_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"assignTime\x12\x1f\n" +
+	"\vassigned_by\x18\x05 \x01(\tR\n" +
+	"assignedBy\"\xdb\x03\n" +
 	"\vToolVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12'\n" +
 	"\x0fdefinition_hash\x18\x02 \x01(\tR\x0edefinitionHash\x12\x1e\n" +
@@ -5287,7 +5412,11 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\fapprove_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vapproveTime\x12\x1f\n" +
 	"\vapproved_by\x18\a \x01(\tR\n" +
 	"approvedBy\x12A\n" +
-	"\x0edeprecate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rdeprecateTime\"\xc8\x02\n" +
+	"\x0edeprecate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rdeprecateTime\x12;\n" +
+	"\vsunset_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"sunsetTime\x12/\n" +
+	"\x13deprecation_message\x18\n" +
+	" \x01(\tR\x12deprecationMessage\"\xc8\x02\n" +
 	"\tPolicySet\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
@@ -5610,7 +5739,7 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(LlmProvider)(0),               // 1: portcullis.config.v1.LlmProvider
@@ -5644,50 +5773,51 @@ var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(*UpstreamLimits)(nil),         // 29: portcullis.config.v1.UpstreamLimits
 	(*Resilience)(nil),             // 30: portcullis.config.v1.Resilience
 	(*ToolPin)(nil),                // 31: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 32: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 33: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 34: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 35: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 36: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 37: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 38: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 39: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 40: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 41: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 42: portcullis.config.v1.Setting
-	(*IdentitySource)(nil),         // 43: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 44: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 45: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 46: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 47: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 48: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 49: portcullis.config.v1.ClusterIdentity
-	(*RateLimit)(nil),              // 50: portcullis.config.v1.RateLimit
-	(*ListLearning)(nil),           // 51: portcullis.config.v1.ListLearning
-	(*LearnedSet)(nil),             // 52: portcullis.config.v1.LearnedSet
-	(*AlertRule)(nil),              // 53: portcullis.config.v1.AlertRule
-	(*AlertMatch)(nil),             // 54: portcullis.config.v1.AlertMatch
-	(*PolicyDenyMatch)(nil),        // 55: portcullis.config.v1.PolicyDenyMatch
-	(*QuarantineMatch)(nil),        // 56: portcullis.config.v1.QuarantineMatch
-	(*RolloutRollbackMatch)(nil),   // 57: portcullis.config.v1.RolloutRollbackMatch
-	(*AlertWebhook)(nil),           // 58: portcullis.config.v1.AlertWebhook
-	(*Alert)(nil),                  // 59: portcullis.config.v1.Alert
-	(*AlertEvent)(nil),             // 60: portcullis.config.v1.AlertEvent
-	(*AuditCursor)(nil),            // 61: portcullis.config.v1.AuditCursor
-	(*AuditMark)(nil),              // 62: portcullis.config.v1.AuditMark
-	nil,                            // 63: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 64: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 65: google.protobuf.Duration
+	(*ToolAssignment)(nil),         // 32: portcullis.config.v1.ToolAssignment
+	(*ToolVersion)(nil),            // 33: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 34: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 35: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 36: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 37: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 38: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 39: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 40: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 41: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 42: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 43: portcullis.config.v1.Setting
+	(*IdentitySource)(nil),         // 44: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 45: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 46: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 47: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 48: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 49: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 50: portcullis.config.v1.ClusterIdentity
+	(*RateLimit)(nil),              // 51: portcullis.config.v1.RateLimit
+	(*ListLearning)(nil),           // 52: portcullis.config.v1.ListLearning
+	(*LearnedSet)(nil),             // 53: portcullis.config.v1.LearnedSet
+	(*AlertRule)(nil),              // 54: portcullis.config.v1.AlertRule
+	(*AlertMatch)(nil),             // 55: portcullis.config.v1.AlertMatch
+	(*PolicyDenyMatch)(nil),        // 56: portcullis.config.v1.PolicyDenyMatch
+	(*QuarantineMatch)(nil),        // 57: portcullis.config.v1.QuarantineMatch
+	(*RolloutRollbackMatch)(nil),   // 58: portcullis.config.v1.RolloutRollbackMatch
+	(*AlertWebhook)(nil),           // 59: portcullis.config.v1.AlertWebhook
+	(*Alert)(nil),                  // 60: portcullis.config.v1.Alert
+	(*AlertEvent)(nil),             // 61: portcullis.config.v1.AlertEvent
+	(*AuditCursor)(nil),            // 62: portcullis.config.v1.AuditCursor
+	(*AuditMark)(nil),              // 63: portcullis.config.v1.AuditMark
+	nil,                            // 64: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 65: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 66: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	63, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	64, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	64, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	64, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	65, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	65, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
 	15, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
 	17, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
 	18, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	64, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	64, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	65, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	65, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
 	15, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
 	25, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
@@ -5699,77 +5829,80 @@ var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
 	21, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
 	15, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
 	23, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
-	64, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
+	65, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
 	15, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
 	2,  // 21: portcullis.config.v1.Budget.scope:type_name -> portcullis.config.v1.BudgetScope
 	3,  // 22: portcullis.config.v1.Budget.window:type_name -> portcullis.config.v1.BudgetWindow
 	26, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
 	27, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
 	28, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	65, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	65, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	66, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	66, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
 	15, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	32, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	33, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
 	6,  // 30: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
-	5,  // 31: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	64, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	64, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	15, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	15, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	35, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	64, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	15, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	37, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	64, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	15, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	39, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
-	7,  // 43: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	64, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	40, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	65, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	65, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	64, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
-	7,  // 49: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
-	7,  // 50: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	15, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	15, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	15, // 53: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	44, // 54: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	45, // 55: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	65, // 56: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	8,  // 57: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	15, // 58: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	15, // 59: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	9,  // 60: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	64, // 61: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	15, // 62: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	64, // 63: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	15, // 64: portcullis.config.v1.RateLimit.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 65: portcullis.config.v1.RateLimit.key:type_name -> portcullis.config.v1.RateLimitKey
-	11, // 66: portcullis.config.v1.RateLimit.period:type_name -> portcullis.config.v1.RateLimitPeriod
-	12, // 67: portcullis.config.v1.RateLimit.mode:type_name -> portcullis.config.v1.RateLimitMode
-	15, // 68: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
-	13, // 69: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
-	64, // 70: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
-	52, // 71: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
-	15, // 72: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
-	54, // 73: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
-	58, // 74: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
-	55, // 75: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
-	56, // 76: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
-	57, // 77: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
-	14, // 78: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
-	15, // 79: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
-	60, // 80: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
-	64, // 81: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	64, // 82: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
-	15, // 83: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
-	62, // 84: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
-	85, // [85:85] is the sub-list for method output_type
-	85, // [85:85] is the sub-list for method input_type
-	85, // [85:85] is the sub-list for extension type_name
-	85, // [85:85] is the sub-list for extension extendee
-	0,  // [0:85] is the sub-list for field type_name
+	32, // 31: portcullis.config.v1.ToolPin.assignments:type_name -> portcullis.config.v1.ToolAssignment
+	65, // 32: portcullis.config.v1.ToolAssignment.assign_time:type_name -> google.protobuf.Timestamp
+	5,  // 33: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
+	65, // 34: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	65, // 35: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	65, // 36: portcullis.config.v1.ToolVersion.sunset_time:type_name -> google.protobuf.Timestamp
+	15, // 37: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 38: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	36, // 39: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	65, // 40: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	15, // 41: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	38, // 42: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	65, // 43: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	15, // 44: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	40, // 45: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	7,  // 46: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	65, // 47: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	41, // 48: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	66, // 49: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	66, // 50: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	65, // 51: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	7,  // 52: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
+	7,  // 53: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
+	15, // 54: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 55: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 56: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	45, // 57: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	46, // 58: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	66, // 59: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	8,  // 60: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	15, // 61: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 62: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	9,  // 63: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	65, // 64: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 65: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	65, // 66: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	15, // 67: portcullis.config.v1.RateLimit.meta:type_name -> portcullis.config.v1.ResourceMeta
+	10, // 68: portcullis.config.v1.RateLimit.key:type_name -> portcullis.config.v1.RateLimitKey
+	11, // 69: portcullis.config.v1.RateLimit.period:type_name -> portcullis.config.v1.RateLimitPeriod
+	12, // 70: portcullis.config.v1.RateLimit.mode:type_name -> portcullis.config.v1.RateLimitMode
+	15, // 71: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 72: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
+	65, // 73: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
+	53, // 74: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
+	15, // 75: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	55, // 76: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
+	59, // 77: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
+	56, // 78: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
+	57, // 79: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
+	58, // 80: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
+	14, // 81: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
+	15, // 82: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
+	61, // 83: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
+	65, // 84: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	65, // 85: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
+	15, // 86: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
+	63, // 87: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
+	88, // [88:88] is the sub-list for method output_type
+	88, // [88:88] is the sub-list for method input_type
+	88, // [88:88] is the sub-list for extension type_name
+	88, // [88:88] is the sub-list for extension extendee
+	0,  // [0:88] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -5785,11 +5918,11 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
 	file_portcullis_config_v1_resources_proto_msgTypes[15].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[28].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[29].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
-	file_portcullis_config_v1_resources_proto_msgTypes[39].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[40].OneofWrappers = []any{
 		(*AlertMatch_PolicyDeny)(nil),
 		(*AlertMatch_Quarantine)(nil),
 		(*AlertMatch_RolloutRollback)(nil),
@@ -5800,7 +5933,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
 			NumEnums:      15,
-			NumMessages:   49,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -317,6 +317,11 @@ type AuditRecord struct {
 	UpstreamLatency time.Duration
 	// Findings are what runtime inspection found.
 	Findings []AuditFinding
+	// ToolVersion is, for a tool call, the version of the tool's pin the
+	// call was validated against; ToolDeprecated is set when that version
+	// was deprecated (the call carried the notice).
+	ToolVersion    int64
+	ToolDeprecated bool
 	// Task is, for an operation on a remote agent (A2A), its task detail.
 	Task struct {
 		ID, ContextID, State, Skill string
@@ -364,6 +369,8 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			Items:           r.GetList().GetItems(),
 			UpstreamLatency: r.GetUpstreamLatency().AsDuration(),
 			Findings:        findings(r.GetFindings()),
+			ToolVersion:     r.GetToolVersion(),
+			ToolDeprecated:  r.GetToolDeprecated(),
 		}
 		if d := r.GetTask(); d != nil {
 			rec.Task.ID, rec.Task.ContextID, rec.Task.State, rec.Task.Skill = d.GetTaskId(), d.GetContextId(), d.GetState(), d.GetSkill()

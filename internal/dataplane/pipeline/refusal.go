@@ -55,6 +55,13 @@ const (
 	// ReasonLimitExceeded: the caller holds as much of something bounded
 	// as it may (resource subscriptions, say); it must release some first.
 	ReasonLimitExceeded Reason = "limit_exceeded"
+	// ReasonToolVersionIncompatible: the upstream serves a definition of
+	// the tool that the version the caller is assigned is not compatible
+	// with (package toolcompat).
+	ReasonToolVersionIncompatible Reason = "tool_version_incompatible"
+	// ReasonToolVersionRetired: the caller's version of the tool was
+	// deprecated and its sunset has come.
+	ReasonToolVersionRetired Reason = "tool_version_retired"
 )
 
 // Reasons lists every reason (for metrics label pre-registration).
@@ -63,6 +70,7 @@ var Reasons = []Reason{
 	ReasonUnknownTool, ReasonUnknownTask, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable,
 	ReasonUpstreamProtocolError, ReasonUpstreamTimeout, ReasonAuditUnavailable, ReasonInternal, ReasonOriginNotAllowed,
 	ReasonUnknownModel, ReasonBudgetExhausted, ReasonUnpriced, ReasonLimitExceeded, ReasonRateLimited,
+	ReasonToolVersionIncompatible, ReasonToolVersionRetired,
 	ReasonInspectionBlocked, ReasonInspectionUnavailable,
 }
 

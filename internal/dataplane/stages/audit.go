@@ -150,6 +150,11 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 		r.Agent = c.Agent.GetMeta().GetName()
 		r.Team = c.Agent.GetTeam()
 	}
+	if t := c.Target.Tool; c.Target.Kind == pipeline.KindTool && c.Op == pipeline.OpCall && t.Version != 0 {
+		// The version the call was validated against (Gate resolved it).
+		r.ToolVersion = t.Version
+		r.ToolDeprecated = t.Deprecation != nil && !t.Deprecation.Retired(start)
+	}
 	if c.Config != nil {
 		r.SnapshotVersion = c.Config.Version()
 	}
@@ -262,7 +267,8 @@ func refusedByGateway(r pipeline.Reason) bool {
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
 		pipeline.ReasonUnknownTool, pipeline.ReasonUnknownTask, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed,
 		pipeline.ReasonUnknownModel, pipeline.ReasonBudgetExhausted, pipeline.ReasonUnpriced, pipeline.ReasonLimitExceeded,
-		pipeline.ReasonRateLimited, pipeline.ReasonInspectionBlocked:
+		pipeline.ReasonRateLimited, pipeline.ReasonToolVersionRetired, pipeline.ReasonToolVersionIncompatible,
+		pipeline.ReasonInspectionBlocked:
 		return true
 	}
 	return false

@@ -168,14 +168,14 @@ func measure(cfg *config.Compiled, size, calls int) (row, error) {
 		}
 	}
 	stage := pipeline.Timed(observe, stages.Inspect{Classifier: inspect.NewClassifierClient(nil)})[0]
-	tool, ok := cfg.Tool(configtest.PayAction)
+	agent, _ := cfg.AgentByAPIKey(configtest.PayerKey, configtest.VersionTime)
+	tool, ok := cfg.Tool(configtest.PayAction, agent)
 	if !ok {
 		return row{}, fmt.Errorf("no tool %s", configtest.PayAction)
 	}
 	terminal := func(context.Context, *pipeline.Call) (*pipeline.Result, error) {
 		return &pipeline.Result{Body: body}, nil
 	}
-	agent, _ := cfg.AgentByAPIKey(configtest.PayerKey, configtest.VersionTime)
 	for i := range calls + calls/10 {
 		c := &pipeline.Call{
 			Protocol: "mcp", Method: "tools/call", Op: pipeline.OpCall, Content: mcp.InspectionContent("tools/call"),

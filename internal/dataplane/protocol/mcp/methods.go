@@ -232,6 +232,15 @@ func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request
 			"the tool asked for more input (a 2026-07-28 multi-round-trip result), which a legacy-era client cannot give; call it from a 2026-07-28 client"))
 		return
 	}
+	if d := deprecated(c.Target.Tool, c.Start); d != nil {
+		// The caller's version is deprecated: the notice rides in the
+		// result, and in headers while the answer is not a stream yet.
+		if body, err = withDeprecation(body, c.Target.Tool, d); err != nil {
+			h.writeRefusal(stream, r, id, err)
+			return
+		}
+		stream.header(func(h http.Header) { setDeprecationHeaders(h, d) })
+	}
 	out, err := mcpwire.NewResult(id, body)
 	if err != nil {
 		h.writeRefusal(stream, r, id, err)

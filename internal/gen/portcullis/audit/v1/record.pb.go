@@ -237,6 +237,13 @@ type Record struct {
 	Content *ContentDigest `protobuf:"bytes,41,opt,name=content,proto3" json:"content,omitempty"`
 	// The agent's team when the call was made (empty without one).
 	Team string `protobuf:"bytes,42,opt,name=team,proto3" json:"team,omitempty"`
+	// For a tool call that resolved to a version of the tool's pin: that
+	// version (the one the caller is assigned, or the default), whose
+	// definition the call was listed and validated with. 0 otherwise.
+	ToolVersion int64 `protobuf:"varint,45,opt,name=tool_version,json=toolVersion,proto3" json:"tool_version,omitempty"`
+	// Set when that version was deprecated and the call carried the
+	// deprecation notice (before the version's sunset).
+	ToolDeprecated bool `protobuf:"varint,46,opt,name=tool_deprecated,json=toolDeprecated,proto3" json:"tool_deprecated,omitempty"`
 	// The rate limits that refused the call (reason rate_limited), or that
 	// would have refused it in shadow mode (the call ran), by name; numbered
 	// clear of the fields other features add.
@@ -601,6 +608,20 @@ func (x *Record) GetTeam() string {
 		return x.Team
 	}
 	return ""
+}
+
+func (x *Record) GetToolVersion() int64 {
+	if x != nil {
+		return x.ToolVersion
+	}
+	return 0
+}
+
+func (x *Record) GetToolDeprecated() bool {
+	if x != nil {
+		return x.ToolDeprecated
+	}
+	return false
 }
 
 func (x *Record) GetRateLimits() []string {
@@ -2136,7 +2157,7 @@ var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x0e\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x0f\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -2184,7 +2205,9 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x10findings_omitted\x18& \x01(\rR\x0ffindingsOmitted\x120\n" +
 	"\x05usage\x18( \x01(\v2\x1a.portcullis.audit.v1.UsageR\x05usage\x12<\n" +
 	"\acontent\x18) \x01(\v2\".portcullis.audit.v1.ContentDigestR\acontent\x12\x12\n" +
-	"\x04team\x18* \x01(\tR\x04team\x12\x1f\n" +
+	"\x04team\x18* \x01(\tR\x04team\x12!\n" +
+	"\ftool_version\x18- \x01(\x03R\vtoolVersion\x12'\n" +
+	"\x0ftool_deprecated\x18. \x01(\bR\x0etoolDeprecated\x12\x1f\n" +
 	"\vrate_limits\x182 \x03(\tR\n" +
 	"rateLimits\x12*\n" +
 	"\x11rate_limit_shadow\x183 \x01(\bR\x0frateLimitShadowB\b\n" +

@@ -1,7 +1,7 @@
 // Command demoupstream runs the demo MCP server of package demo on its own,
 // for trying the gateway by hand and for end-to-end tests:
 //
-//	go run ./test/demoupstream --addr 127.0.0.1:7450 [--require-bearer TOKEN] [--stateless]
+//	go run ./test/demoupstream --addr 127.0.0.1:7450 [--require-bearer TOKEN] [--stateless] [--trace-otlp-endpoint URL]
 //
 // The MCP endpoint answers on every path (use http://ADDR/mcp); GET /calls
 // lists the tools/call requests it received; POST /admin/tools/<name> with
@@ -26,6 +26,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/envflag"
 	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/internal/tracing"
 	"github.com/portcullis-gw/portcullis/test/demoupstream/demo"
 	"github.com/spf13/cobra"
 )
@@ -42,6 +43,7 @@ func main() {
 func newCommand() *cobra.Command {
 	var addr, logLevel, logFormat string
 	var opts demo.Options
+	var traceCfg tracing.Config
 	cmd := &cobra.Command{
 		Use:           "demoupstream",
 		Short:         "Run the demo MCP upstream server",
@@ -57,8 +59,21 @@ func newCommand() *cobra.Command {
 				return err
 			}
 			opts.Logger = logger
+			if err := traceCfg.Validate(); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			traces, err := tracing.New(ctx, traceCfg, tracing.Options{Service: "demo-upstream", Instance: addr, Logger: logger})
+			if err != nil {
+				return err
+			}
+			defer func() {
+				flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				_ = traces.Shutdown(flushCtx)
+			}()
+			opts.Tracer = traces.Tracer("github.com/portcullis-gw/portcullis/test/demoupstream")
 			return run(ctx, addr, opts)
 		},
 	}
@@ -69,6 +84,7 @@ func newCommand() *cobra.Command {
 	f.BoolVar(&opts.StreamingTools, "streaming-tools", false, "add the count (progress) and confirm_transfer (elicitation) tools")
 	f.BoolVar(&opts.Content, "content", false, "add a resource, a resource template and a prompt")
 	f.DurationVar(&opts.Latency, "latency", 0, "delay every tool call by this long (a slow upstream)")
+	traceCfg.Flags(f)
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	envflag.Annotate(f, envPrefix)

@@ -11,12 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/adminapi"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/etcdstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/introspect"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/peer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/rollout"
@@ -179,7 +181,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// apiMux serves the admin API alone, for the web view's in-process
 	// calls.
 	apiMux := http.NewServeMux()
-	for _, r := range api.Routes() {
+	routes := api.Routes()
+	for _, r := range routes {
 		mux.Handle(r.Path, r.Handler)
 		apiMux.Handle(r.Path, r.Handler)
 	}
@@ -198,10 +201,22 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ps.ServeAuditCopies(o.audit)
 	}
 	mux.Handle(ps.Handler())
-	mux.Handle(configsync.NewServer(configsync.Config{
+	syncPath, syncHandler := configsync.NewServer(configsync.Config{
 		Store: node, Auth: auth, Builder: configsync.NewBuilder(sealer, configsync.WithEgress(cfg.Egress)), Registry: registry,
 		NodeID: cfg.NodeID, Heartbeat: cfg.SyncHeartbeat, Logger: cfg.Logger,
-	}).Handler())
+	}).Handler()
+	mux.Handle(syncPath, syncHandler)
+	// gRPC reflection and health describe the APIs clients call (the
+	// admin and audit services, config sync), not the node-to-node one.
+	services := []string{strings.Trim(syncPath, "/")}
+	for _, r := range routes {
+		services = append(services, strings.Trim(r.Path, "/"))
+	}
+	if err := introspect.Mount(mux, introspect.Config{Services: services, Ready: node.Ready}); err != nil {
+		_ = node.Shutdown()
+		_ = audit.Close()
+		return nil, err
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !node.Ready() {

@@ -84,7 +84,7 @@ func TestAdminAPIThroughReflection(t *testing.T) {
 	}).GetListServicesResponse().GetService() {
 		services = append(services, s.GetName())
 	}
-	for _, want := range []string{"portcullis.admin.v1.AgentService", "portcullis.admin.v1.PolicyService", "portcullis.audit.v1.AuditService", "portcullis.configsync.v1.ConfigSyncService"} {
+	for _, want := range []string{"grpc.health.v1.Health", "portcullis.admin.v1.AgentService", "portcullis.admin.v1.PolicyService", "portcullis.audit.v1.AuditService", "portcullis.configsync.v1.ConfigSyncService"} {
 		if !slices.Contains(services, want) {
 			t.Errorf("reflection lists %q, missing %s", services, want)
 		}

@@ -24,6 +24,10 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	// The authoritative grpc.health.v1 descriptor, for reflection to
+	// describe the health service (grpchealth registers its copy under
+	// another package name).
+	_ "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 )
@@ -56,12 +60,14 @@ func Mount(mux Mux, cfg Config) error {
 	if cfg.Ready == nil {
 		return errors.New("introspect: Ready is required")
 	}
-	files, err := closure(protoregistry.GlobalFiles, cfg.Services)
+	// Reflection lists the health service too, so that tools can call it
+	// by name without its proto file (grpcurl … grpc.health.v1.Health/Check).
+	names := append(slices.Clone(cfg.Services), grpchealth.HealthV1ServiceName)
+	slices.Sort(names)
+	files, err := closure(protoregistry.GlobalFiles, names)
 	if err != nil {
 		return err
 	}
-	names := slices.Clone(cfg.Services)
-	slices.Sort(names)
 	// The API's protos declare no extensions: an empty set keeps those
 	// of other packages linked into the binary out of reach too.
 	reflector := grpcreflect.NewReflector(grpcreflect.NamerFunc(func() []string { return names }),

@@ -47,7 +47,7 @@ func TestReflection(t *testing.T) {
 	for i, n := range names {
 		got[i] = string(n)
 	}
-	want := slices.Sorted(slices.Values(services))
+	want := slices.Sorted(slices.Values(append(slices.Clone(services), "grpc.health.v1.Health")))
 	if !slices.Equal(got, want) {
 		t.Errorf("services %q, want %q", got, want)
 	}
@@ -59,6 +59,7 @@ func TestReflection(t *testing.T) {
 	}{
 		{name: "a listed service", symbol: adminv1connect.AgentServiceName, wantFile: "portcullis/admin/v1/agent.proto"},
 		{name: "a method's request type", symbol: "portcullis.admin.v1.ListAgentsRequest", wantFile: "portcullis/admin/v1/agent.proto"},
+		{name: "the health service", symbol: "grpc.health.v1.Health", wantFile: "grpc/health/v1/health.proto"},
 		{name: "a well-known type the API imports", symbol: "google.protobuf.Timestamp", wantFile: "google/protobuf/timestamp.proto"},
 		{name: "a service not listed", symbol: "portcullis.cluster.v1.PeerService"},
 		{name: "a type linked in but not part of the API", symbol: "grpc.reflection.v1.ServerReflectionRequest"},

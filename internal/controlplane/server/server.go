@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/etcdstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/introspect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/metrics"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/peer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/rollout"
@@ -85,6 +86,7 @@ type Server struct {
 	// background work on Close.
 	cancelStreams context.CancelFunc
 	audit         *auditstore.Store
+	metrics       *metrics.Metrics
 	retentionDone chan struct{}
 	versionDone   chan struct{}
 	singletonDone chan struct{}
@@ -217,6 +219,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		_ = audit.Close()
 		return nil, err
 	}
+	// /metrics: Prometheus, with an auditor (or higher) token.
+	nodeMetrics := metrics.New(metrics.Source{
+		State: node.LocalState, Leader: node.IsLeader, Ready: node.Ready, Dataplanes: registry.List,
+	})
+	mux.Handle("/metrics", nodeMetrics.Handler(auth))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !node.Ready() {
@@ -254,7 +261,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// served holds up to two errors: the server's own end, and a store
 	// that stopped for good before it.
 	s := &Server{cfg: cfg, log: log, b: node, http: hs, ln: ln, served: make(chan error, 2), cancelStreams: cancelStreams,
-		audit: audit, retentionDone: make(chan struct{}), versionDone: make(chan struct{}), singletonDone: make(chan struct{})}
+		audit: audit, metrics: nodeMetrics, retentionDone: make(chan struct{}), versionDone: make(chan struct{}), singletonDone: make(chan struct{})}
 	s.raft, _ = node.(*raftstore.Node)
 	s.etcd, _ = node.(*etcdstore.Node)
 	go func() {
@@ -334,6 +341,9 @@ func (s *Server) Restore(ctx context.Context, backup []byte) error {
 // Handler is the HTTP handler serving every API of the node (for tests
 // that drive it without a connection).
 func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+// MetricNames lists the node's own Prometheus metric names.
+func (s *Server) MetricNames() []string { return s.metrics.Names() }
 
 // Addr is the API's bound address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }

@@ -220,6 +220,10 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		_ = aw.Close()
 		return nil, err
 	}
+	if err := s.metrics.Register(uploadMetrics(s.upload)...); err != nil {
+		_ = aw.Close()
+		return nil, err
+	}
 
 	mux := http.NewServeMux()
 	for _, p := range s.protocols {
@@ -315,6 +319,9 @@ func listenerTLS(cfg Config) (*tls.Config, error) {
 
 // Addr is the bound listen address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// MetricNames lists the data plane's own Prometheus metric names.
+func (s *Server) MetricNames() []string { return s.metrics.Names() }
 
 // Close stops serving and syncing.
 func (s *Server) Close() error {

@@ -40,6 +40,11 @@ const (
 	ProtocolHTTP = "http"
 )
 
+// DefaultStageMin is the least own time a pipeline stage must take in a
+// call to get a span of its own (the stages that cost anything: Cedar,
+// schema validation at size, audit, JWT verification, a shadow decision).
+const DefaultStageMin = 10 * time.Microsecond
+
 // DefaultSampleRatio is the share of traces a program starts itself that
 // are recorded (a caller's sampled flag is followed either way).
 const DefaultSampleRatio = 1.0
@@ -57,6 +62,10 @@ type Config struct {
 	// (no sampled parent came with the request) that are recorded. A
 	// caller's traceparent decides for its own trace: sampled, recorded.
 	SampleRatio float64
+	// StageMin is the least own time a pipeline stage must take in a call
+	// to get a span of its own (a stage that refuses the call always gets
+	// one); 0 gives every stage a span.
+	StageMin time.Duration
 }
 
 // Flags registers the tracing flags on f, with defaults: --trace-otlp-
@@ -65,6 +74,7 @@ func (c *Config) Flags(f *pflag.FlagSet) {
 	f.StringVar(&c.Endpoint, "trace-otlp-endpoint", "", "export OpenTelemetry traces to this OTLP collector URL, e.g. http://collector:4318 (HTTP; /v1/traces is added when there is no path) or http://collector:4317 with --trace-otlp-protocol grpc; https:// for TLS; headers such as an API key come from OTEL_EXPORTER_OTLP_HEADERS; empty: no tracing")
 	f.StringVar(&c.Protocol, "trace-otlp-protocol", ProtocolHTTP, "OTLP protocol of --trace-otlp-endpoint: http (protobuf) or grpc")
 	f.Float64Var(&c.SampleRatio, "trace-sample-ratio", DefaultSampleRatio, "share (0 to 1) of the traces this program starts that are recorded; a caller's sampled traceparent is always followed")
+	f.DurationVar(&c.StageMin, "trace-stage-min", DefaultStageMin, "a pipeline stage gets a span of its own in a traced call when its own time reaches this (a refusing stage always does); 0: every stage")
 }
 
 // Enabled reports whether spans are exported.
@@ -81,6 +91,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SampleRatio < 0 || c.SampleRatio > 1 || c.SampleRatio != c.SampleRatio {
 		errs = append(errs, fmt.Errorf("--trace-sample-ratio %v: want a number from 0 to 1", c.SampleRatio))
+	}
+	if c.StageMin < 0 {
+		errs = append(errs, fmt.Errorf("--trace-stage-min %v: want 0 or more", c.StageMin))
 	}
 	if c.Endpoint != "" {
 		u, err := url.Parse(c.Endpoint)

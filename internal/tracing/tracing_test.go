@@ -25,6 +25,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "ratio above 1", cfg: tracing.Config{SampleRatio: 1.5}, wantErr: "--trace-sample-ratio"},
 		{name: "ratio below 0", cfg: tracing.Config{SampleRatio: -0.1}, wantErr: "--trace-sample-ratio"},
 		{name: "ratio NaN", cfg: tracing.Config{SampleRatio: math.NaN()}, wantErr: "--trace-sample-ratio"},
+		{name: "a negative stage minimum", cfg: tracing.Config{StageMin: -time.Microsecond}, wantErr: "--trace-stage-min"},
 		{name: "not a URL with a host", cfg: tracing.Config{Endpoint: "collector:4318"}, wantErr: "http:// or https://"},
 		{name: "another scheme", cfg: tracing.Config{Endpoint: "ftp://collector"}, wantErr: "http:// or https://"},
 		{name: "credentials in the URL", cfg: tracing.Config{Endpoint: "https://user:secret@collector:4318"}, wantErr: "OTEL_EXPORTER_OTLP_HEADERS"},

@@ -18,19 +18,22 @@ type StageObserver func(stage string, self time.Duration)
 // is how the data plane reports each stage's share of the latency it adds
 // (metric portcullis_dataplane_stage_seconds). The wrapping costs two clock
 // reads and one small closure per stage and call.
-func Timed(obs StageObserver, stages ...Stage) []Stage { return Traced(obs, nil, stages...) }
+func Timed(obs StageObserver, stages ...Stage) []Stage { return Traced(obs, nil, 0, stages...) }
 
-// Traced is Timed that also, when tr is not nil, runs each stage in a
-// span of its own while the call's span (in the context) is recording:
-// "stage <name>", a child of the span of the stage before it, so that a
-// trace shows the chain as it runs (each span's self time is the stage's
-// own). A stage that refuses the call marks its span with the reason
-// (portcullis.refusal.reason). A call that is not sampled gets no stage
-// spans, and with tr nil Traced is Timed.
-func Traced(obs StageObserver, tr trace.Tracer, stages ...Stage) []Stage {
+// Traced is Timed that also, when tr is not nil and the call's span (in
+// the context) is recording, gives a span to each stage that cost
+// anything: "stage <name>", made once the stage is done, from its start to
+// its end, for a stage whose own time reached min or that refused or
+// failed the call (its span then carries the reason as
+// portcullis.refusal.reason). Stage spans are children of the call's span:
+// their times show the chain as it ran (each covers the stages after it),
+// and portcullis.stage.self_us is the stage's own time. Stages that cost
+// nothing get no span and cost no more than under Timed; a call that is
+// not sampled gets no stage spans; with tr nil Traced is Timed.
+func Traced(obs StageObserver, tr trace.Tracer, min time.Duration, stages ...Stage) []Stage {
 	out := make([]Stage, len(stages))
 	for i, s := range stages {
-		out[i] = timedStage{Stage: s, obs: obs, tr: tr, span: "stage " + s.Name()}
+		out[i] = timedStage{Stage: s, obs: obs, tr: tr, min: min, span: "stage " + s.Name()}
 	}
 	return out
 }
@@ -50,17 +53,17 @@ type timedStage struct {
 	Stage
 	obs  StageObserver
 	tr   trace.Tracer
+	min  time.Duration
 	span string
 }
 
-// stageAttr names the stage on its span.
-var stageAttr = attribute.Key("portcullis.stage")
+// Attributes of a stage's span.
+var (
+	stageAttr = attribute.Key("portcullis.stage")
+	selfAttr  = attribute.Key("portcullis.stage.self_us")
+)
 
 func (s timedStage) Handle(ctx context.Context, c *Call, next Handler) (*Result, error) {
-	var span trace.Span
-	if s.tr != nil && trace.SpanFromContext(ctx).IsRecording() {
-		ctx, span = s.tr.Start(ctx, s.span, trace.WithAttributes(stageAttr.String(s.Name())))
-	}
 	var inNext time.Duration
 	var nextErr error
 	start := time.Now()
@@ -71,17 +74,29 @@ func (s timedStage) Handle(ctx context.Context, c *Call, next Handler) (*Result,
 		nextErr = e
 		return r, e
 	})
-	s.obs(s.Name(), time.Since(start)-inNext)
-	if span != nil {
-		if err != nil && err != nextErr { //nolint:errorlint // identity: did this stage make the error?
-			var ref *Refusal
-			if errors.As(err, &ref) {
-				span.SetAttributes(attribute.String("portcullis.refusal.reason", string(ref.Reason)))
-			} else {
-				span.SetStatus(codes.Error, "the stage failed")
-			}
-		}
-		span.End()
+	end := time.Now()
+	self := end.Sub(start) - inNext
+	s.obs(s.Name(), self)
+	if s.tr == nil {
+		return res, err
 	}
+	failed := err != nil && err != nextErr //nolint:errorlint // identity: did this stage make the error?
+	if self < s.min && !failed {
+		return res, err
+	}
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return res, err
+	}
+	attrs := make([]attribute.KeyValue, 0, 3)
+	attrs = append(attrs, stageAttr.String(s.Name()), selfAttr.Int64(self.Microseconds()))
+	var ref *Refusal
+	if failed && errors.As(err, &ref) {
+		attrs = append(attrs, attribute.String("portcullis.refusal.reason", string(ref.Reason)))
+	}
+	_, span := s.tr.Start(ctx, s.span, trace.WithTimestamp(start), trace.WithAttributes(attrs...))
+	if failed && ref == nil {
+		span.SetStatus(codes.Error, "the stage failed")
+	}
+	span.End(trace.WithTimestamp(end))
 	return res, err
 }

@@ -188,8 +188,9 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	// One pipeline for every protocol and operation; each protocol's
 	// forwarder is its terminal. Each stage's own time and the upstream
 	// call's go to portcullis_dataplane_stage_seconds. With tracing on,
-	// each call runs in a server span, each stage in a span of its own,
-	// and the upstream call in a client span (package spans).
+	// each call runs in a server span, each stage that cost anything gets
+	// a span of its own, and the upstream call a client span (package
+	// spans).
 	observe := s.metrics.ObserveStage
 	tracer := traces.Tracer(spans.Scope)
 	terminal := pipeline.TimedHandler(observe, "forward", protocol.Forwarder(s.protocols))
@@ -199,7 +200,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		front = append([]pipeline.Stage{spans.Stage{Tracer: tracer}}, front...)
 	}
 	s.handle = pipeline.Chain(terminal, append(front,
-		pipeline.Traced(observe, tracer, stages.Default(stages.Options{Audit: auditStage, Anonymous: s.refusals, Rollout: s.rollouts})...)...)...)
+		pipeline.Traced(observe, tracer, cfg.Tracing.StageMin, stages.Default(stages.Options{Audit: auditStage, Anonymous: s.refusals, Rollout: s.rollouts})...)...)...)
 	s.loadLastKnownGood(ctx)
 
 	s.sync, err = syncclient.New(syncclient.Config{

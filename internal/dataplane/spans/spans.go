@@ -1,7 +1,7 @@
 // Package spans makes the data plane's OpenTelemetry spans of a call: the
 // server span every call runs in (Stage, first in the pipeline) and the
 // client span of its upstream call (Forward, around the terminal handler);
-// pipeline.Traced adds one span per stage between them. The server span
+// pipeline.Traced adds a span for each stage that cost anything. The server span
 // continues the caller's trace (pipeline.Call.Trace); the client span's
 // context is what the upstream layer sends on (traceparent in the HTTP
 // headers, and MCP's params._meta), so the upstream's own span is its
@@ -91,15 +91,18 @@ func (s Stage) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handl
 	ctx, span := s.Tracer.Start(ctx, spanName(c.Method, c.Target.Kind, c.Target.Name), opts...)
 	res, err := next(ctx, c)
 	if span.IsRecording() {
-		span.SetAttributes(serverAttributes(c)...)
+		// One SetAttributes call: the SDK grows the span's attributes on
+		// each.
+		attrs := serverAttributes(c)
 		var ref *pipeline.Refusal
 		switch {
 		case c.Decision.Allowed:
-			span.SetAttributes(KeyDecision.String("allow"))
+			attrs = append(attrs, KeyDecision.String("allow"))
 		case errors.As(err, &ref) && ref.Reason == pipeline.ReasonDenied:
-			span.SetAttributes(KeyDecision.String("deny"))
+			attrs = append(attrs, KeyDecision.String("deny"))
 		}
-		end(span, c.Target.Kind, res, err)
+		attrs = end(span, attrs, c.Target.Kind, res, err)
+		span.SetAttributes(attrs...)
 	}
 	span.End()
 	return res, err
@@ -129,8 +132,7 @@ func Forward(tr trace.Tracer, h pipeline.Handler) pipeline.Handler {
 		}
 		ctx, span := tr.Start(ctx, spanName(c.Method, c.Target.Kind, c.Target.Own), trace.WithSpanKind(trace.SpanKindClient))
 		res, err := h(ctx, c)
-		span.SetAttributes(clientAttributes(c)...)
-		end(span, c.Target.Kind, res, err)
+		span.SetAttributes(end(span, clientAttributes(c), c.Target.Kind, res, err)...)
 		span.End()
 		return res, err
 	}
@@ -155,7 +157,7 @@ func spanName(method string, kind pipeline.Kind, target string) string {
 
 // common are the attributes of both spans that name what was asked.
 func common(c *pipeline.Call, target string) []attribute.KeyValue {
-	out := make([]attribute.KeyValue, 0, 16)
+	out := make([]attribute.KeyValue, 0, 24)
 	out = append(out, KeyProtocol.String(c.Protocol), KeyOp.String(string(c.Op)))
 	if c.Protocol == "mcp" && c.Method != "" {
 		out = append(out, KeyMCPMethod.String(c.Method))
@@ -244,30 +246,31 @@ func upstreamAddr(c *pipeline.Call) (string, int) {
 	return host, port
 }
 
-// end records how the operation ended: outcome, refusal reason and
-// error.type (a tool's own error: tool_error, and the target's error for
-// other operations: upstream_error; a refusal: its reason; anything else:
-// _OTHER, with status error).
-func end(span trace.Span, kind pipeline.Kind, res *pipeline.Result, err error) {
+// end appends to attrs how the operation ended: outcome, refusal reason
+// and error.type (a tool's own error: tool_error, and the target's error
+// for other operations: upstream_error; a refusal: its reason; anything
+// else: _OTHER), and sets the span's status for an error.
+func end(span trace.Span, attrs []attribute.KeyValue, kind pipeline.Kind, res *pipeline.Result, err error) []attribute.KeyValue {
 	var ref *pipeline.Refusal
 	switch {
 	case err != nil && errors.As(err, &ref):
-		span.SetAttributes(KeyOutcome.String("refused"), KeyReason.String(string(ref.Reason)), KeyErrorType.String(string(ref.Reason)))
+		attrs = append(attrs, KeyOutcome.String("refused"), KeyReason.String(string(ref.Reason)), KeyErrorType.String(string(ref.Reason)))
 		if ref.Reason == pipeline.ReasonInternal || ref.Reason == pipeline.ReasonUpstreamUnavailable ||
 			ref.Reason == pipeline.ReasonUpstreamTimeout || ref.Reason == pipeline.ReasonAuditUnavailable {
 			span.SetStatus(codes.Error, string(ref.Reason))
 		}
 	case err != nil:
-		span.SetAttributes(KeyOutcome.String("error"), KeyErrorType.String("_OTHER"))
+		attrs = append(attrs, KeyOutcome.String("error"), KeyErrorType.String("_OTHER"))
 		span.SetStatus(codes.Error, "the call failed")
 	case res != nil && res.IsError:
 		et := "upstream_error"
 		if kind == pipeline.KindTool {
 			et = "tool_error"
 		}
-		span.SetAttributes(KeyOutcome.String("ok"), KeyErrorType.String(et))
+		attrs = append(attrs, KeyOutcome.String("ok"), KeyErrorType.String(et))
 		span.SetStatus(codes.Error, et)
 	default:
-		span.SetAttributes(KeyOutcome.String("ok"))
+		attrs = append(attrs, KeyOutcome.String("ok"))
 	}
+	return attrs
 }

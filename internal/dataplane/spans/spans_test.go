@@ -52,6 +52,7 @@ func TestSpansOfOneCall(t *testing.T) {
 		parent string
 		refuse pipeline.Reason // by the stage "authorize"
 		isErr  bool            // the tool answered isError
+		min    time.Duration   // the least own time of a stage with a span
 		// want: the names of the recorded spans, the server span's parent
 		// (hex, "" for a root) and attributes of the server span.
 		want       []string
@@ -81,6 +82,15 @@ func TestSpansOfOneCall(t *testing.T) {
 			wantAttrs: map[string]string{"portcullis.outcome": "refused", "portcullis.refusal.reason": "denied", "error.type": "denied", "portcullis.decision": "deny"},
 		},
 		{
+			name: "stages that cost nothing get no span", ratio: 1, min: time.Hour,
+			want: []string{"tools/call demo__get_weather", "tools/call get_weather"}, forwarded: true, sampled: true,
+		},
+		{
+			name: "the refusing stage always gets one", ratio: 1, min: time.Hour, refuse: pipeline.ReasonDenied,
+			want:      []string{"tools/call demo__get_weather", "stage authorize"},
+			wantAttrs: map[string]string{"portcullis.outcome": "refused", "portcullis.refusal.reason": "denied"},
+		},
+		{
 			name: "not sampled by the caller", ratio: 1, parent: "00-" + callerTrace + "-" + callerSpan + "-00",
 			forwarded: true, sampled: false,
 		},
@@ -106,7 +116,7 @@ func TestSpansOfOneCall(t *testing.T) {
 			})
 			obs := func(string, time.Duration) {}
 			h := pipeline.Chain(terminal, append([]pipeline.Stage{spans.Stage{Tracer: tr}},
-				pipeline.Traced(obs, tr, stage{name: "authenticate"}, stage{name: "authorize", refuse: tc.refuse}, stage{name: "validate"})...)...)
+				pipeline.Traced(obs, tr, tc.min, stage{name: "authenticate"}, stage{name: "authorize", refuse: tc.refuse}, stage{name: "validate"})...)...)
 			c := call()
 			c.Trace = &pipeline.TraceContext{Parent: tc.parent}
 			_, err := h(context.Background(), c)
@@ -148,10 +158,22 @@ func TestSpansOfOneCall(t *testing.T) {
 					t.Errorf("server span: %s = %q, want %q", k, got[k], v)
 				}
 			}
-			// Each span is the child of the one before it.
+			// Every other span is a child of the server span, the stages'
+			// in the order they ran.
 			for i := 1; i < len(tc.want); i++ {
-				if byName[tc.want[i]].Parent().SpanID() != byName[tc.want[i-1]].SpanContext().SpanID() {
-					t.Errorf("%q is not the child of %q", tc.want[i], tc.want[i-1])
+				if byName[tc.want[i]].Parent().SpanID() != server.SpanContext().SpanID() {
+					t.Errorf("%q is not a child of the server span", tc.want[i])
+				}
+				if i > 1 && byName[tc.want[i]].StartTime().Before(byName[tc.want[i-1]].StartTime()) {
+					t.Errorf("%q starts before %q", tc.want[i], tc.want[i-1])
+				}
+			}
+			for _, name := range tc.want[1:] {
+				if st, ok := byName[name]; ok && strings.HasPrefix(name, "stage ") {
+					a := attrs(st.Attributes())
+					if a["portcullis.stage"] != strings.TrimPrefix(name, "stage ") || a["portcullis.stage.self_us"] == "" {
+						t.Errorf("%s: attributes %v, want portcullis.stage and portcullis.stage.self_us", name, a)
+					}
 				}
 			}
 			if tc.refuse != "" {
@@ -159,8 +181,10 @@ func TestSpansOfOneCall(t *testing.T) {
 				if a["portcullis.refusal.reason"] != string(tc.refuse) {
 					t.Errorf("the refusing stage's span: reason %q, want %q", a["portcullis.refusal.reason"], tc.refuse)
 				}
-				if r := attrs(byName["stage authenticate"].Attributes())["portcullis.refusal.reason"]; r != "" {
-					t.Errorf("a stage that passed the refusal on names reason %q", r)
+				if st, ok := byName["stage authenticate"]; ok {
+					if r := attrs(st.Attributes())["portcullis.refusal.reason"]; r != "" {
+						t.Errorf("a stage that passed the refusal on names reason %q", r)
+					}
 				}
 			}
 			if cl, ok := byName["tools/call get_weather"]; ok {
@@ -191,7 +215,7 @@ func TestTracedWithoutTracerIsTimed(t *testing.T) {
 			t.Error("a span context without a tracer")
 		}
 		return &pipeline.Result{}, nil
-	}, pipeline.Traced(func(s string, _ time.Duration) { seen = append(seen, s) }, nil, stage{name: "a"}, stage{name: "b"})...)
+	}, pipeline.Traced(func(s string, _ time.Duration) { seen = append(seen, s) }, nil, 0, stage{name: "a"}, stage{name: "b"})...)
 	if _, err := h(context.Background(), call()); err != nil {
 		t.Fatal(err)
 	}

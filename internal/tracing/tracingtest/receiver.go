@@ -45,14 +45,28 @@ type Receiver struct {
 	grpc *grpc.Server
 	ln   net.Listener
 
-	mu    sync.Mutex
-	spans []Span
+	mu      sync.Mutex
+	spans   []Span
+	discard bool
+	count   int
 }
 
 // NewReceiver starts a receiver; it stops when the test ends.
 func NewReceiver(t testing.TB) *Receiver {
 	t.Helper()
-	r := &Receiver{}
+	return newReceiver(t, false)
+}
+
+// NewCounter starts a receiver that only counts the spans it receives
+// (Count), keeping none: for benchmarks that export many.
+func NewCounter(t testing.TB) *Receiver {
+	t.Helper()
+	return newReceiver(t, true)
+}
+
+func newReceiver(t testing.TB, discard bool) *Receiver {
+	t.Helper()
+	r := &Receiver{discard: discard}
 	r.http = httptest.NewServer(http.HandlerFunc(r.serveHTTP))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -94,7 +108,26 @@ func (r *Receiver) Trace(traceID string) []Span {
 	return out
 }
 
+// Count is how many spans have been received.
+func (r *Receiver) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.count
+}
+
 func (r *Receiver) keep(req *coltracev1.ExportTraceServiceRequest) {
+	if r.discard {
+		n := 0
+		for _, rs := range req.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				n += len(ss.GetSpans())
+			}
+		}
+		r.mu.Lock()
+		r.count += n
+		r.mu.Unlock()
+		return
+	}
 	var got []Span
 	for _, rs := range req.GetResourceSpans() {
 		service := ""
@@ -121,6 +154,7 @@ func (r *Receiver) keep(req *coltracev1.ExportTraceServiceRequest) {
 	}
 	r.mu.Lock()
 	r.spans = append(r.spans, got...)
+	r.count += len(got)
 	r.mu.Unlock()
 }
 

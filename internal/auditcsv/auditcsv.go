@@ -76,6 +76,10 @@ func Target(r *auditv1.Record) string {
 			t += ": " + ev.GetReason()
 		}
 		return t
+	case r.GetTask().GetState() != "":
+		// A remote agent's task: the agent and the task's last state (the
+		// ids are in -o json).
+		return r.GetTool() + " (" + r.GetTask().GetState() + ")"
 	case r.GetRolloutSummary() != nil:
 		s := r.GetRolloutSummary()
 		var calls uint64

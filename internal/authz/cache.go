@@ -58,9 +58,10 @@ func (c *decisionCache) len() int {
 }
 
 // decisionKey appends to buf the cache key of req, whose Cedar form is
-// creq, evaluated against the buckets in set: the agent and action, then only
-// the context values those policies read — the user (id, email, groups),
-// sourceIp, degraded, protocol, and the arguments at the read paths, in a
+// creq, evaluated against the buckets in set: the agent, action and
+// resource, then only the context values those policies read — the user
+// (id, email, groups), sourceIp, degraded, protocol, a remote agent's
+// skill and sizes, and the arguments at the read paths, in a
 // self-delimiting canonical encoding of their Cedar values. Two requests
 // with equal keys make the policies read equal values, so they decide
 // alike. False means the request must not be cached.
@@ -71,6 +72,9 @@ func decisionKey(buf []byte, req *Request, creq cedar.Request, set *applicable) 
 	}
 	buf = strconv.AppendQuote(buf, string(creq.Principal.ID))
 	buf = strconv.AppendQuote(buf, string(creq.Action.ID))
+	// A tool's resource is named by its action; a remote agent's is not.
+	buf = strconv.AppendQuote(buf, string(creq.Resource.Type))
+	buf = strconv.AppendQuote(buf, string(creq.Resource.ID))
 	if r.flags&readUser != 0 {
 		if u := req.User; u == nil {
 			buf = append(buf, '-')
@@ -97,6 +101,20 @@ func decisionKey(buf []byte, req *Request, creq cedar.Request, set *applicable) 
 	}
 	if r.flags&readProtocol != 0 {
 		buf = strconv.AppendQuote(buf, req.Context.Protocol)
+	}
+	if r.flags&readSkill != 0 {
+		if skill, ok := creq.Context.Get(cedarschema.ContextSkill); ok {
+			s, _ := skill.(types.String)
+			buf = strconv.AppendQuote(append(buf, 'S'), string(s))
+		} else {
+			buf = append(buf, '-')
+		}
+	}
+	if r.flags&readMessageBytes != 0 {
+		buf = append(strconv.AppendInt(append(buf, 'M'), req.Context.MessageBytes, 10), ';')
+	}
+	if r.flags&readMetadataBytes != 0 {
+		buf = append(strconv.AppendInt(append(buf, 'm'), req.Context.MetadataBytes, 10), ';')
 	}
 	args, ok := creq.Context.Get(cedarschema.ContextArguments)
 	if !ok {

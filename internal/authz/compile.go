@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
+	"github.com/portcullis-gw/portcullis/internal/toolpin"
 )
 
 // Compile compiles the parts of snap that authorization reads — agents,
@@ -32,12 +33,14 @@ func Compile(snap *snapshotv1.Snapshot, opts ...Option) (*Engine, error) {
 		upstreams: map[string]*configv1.Upstream{},
 		lists:     map[string]*configv1.ValueList{},
 		e: &Engine{
-			version: snap.GetVersion(),
-			agents:  map[string]bool{},
-			tools:   map[string]*tool{},
+			version:      snap.GetVersion(),
+			agents:       map[string]bool{},
+			tools:        map[string]*tool{},
+			remoteAgents: map[string]*remoteAgent{},
 		},
 	}
 	b.indexUpstreams()
+	b.indexModels()
 	b.indexAgents()
 	b.indexLists()
 	pins := b.compilePins()
@@ -138,6 +141,10 @@ func (b *builder) compilePins() []cedarschema.Tool {
 			b.problem("tool pin %q: no tool name", name)
 			continue
 		}
+		if card := p.GetKind() == configv1.PinKind_PIN_KIND_AGENT_CARD; card || u.GetProtocol() == configv1.Protocol_PROTOCOL_A2A {
+			b.compileCardPin(name, u, p)
+			continue
+		}
 		action := cedarschema.ActionName(EffectivePrefix(u), p.GetTool())
 		if first, dup := owner[action]; dup {
 			b.problem("tool pin %q: action %q is already the action of tool pin %q (two upstreams share a prefix)", name, action, first)
@@ -171,6 +178,45 @@ func (b *builder) compilePins() []cedarschema.Tool {
 		}
 	}
 	return gen
+}
+
+// compileCardPin checks the agent-card pin p of upstream u and records u as
+// a remote agent. An A2A upstream's only pin is its card, and only an A2A
+// upstream has one.
+func (b *builder) compileCardPin(name string, u *configv1.Upstream, p *configv1.ToolPin) {
+	switch {
+	case p.GetKind() != configv1.PinKind_PIN_KIND_AGENT_CARD:
+		b.problem("tool pin %q: upstream %q speaks A2A; its only pin is its agent card", name, p.GetUpstream())
+		return
+	case u.GetProtocol() != configv1.Protocol_PROTOCOL_A2A:
+		b.problem("tool pin %q: an agent card is pinned for upstream %q, which does not speak A2A", name, p.GetUpstream())
+		return
+	case p.GetTool() != toolpin.AgentCardTool:
+		b.problem("tool pin %q: an agent card pin is named %q", name, toolpin.AgentCardTool)
+		return
+	}
+	v, err := ActiveVersion(p)
+	if err != nil {
+		b.problem("tool pin %q: %v", name, err)
+		return
+	}
+	skills, err := toolpin.CardSkills(v.GetDefinition())
+	if err != nil {
+		b.problem("tool pin %q: version %d: %v", name, v.GetVersion(), err)
+		return
+	}
+	if _, dup := b.e.remoteAgents[p.GetUpstream()]; dup {
+		b.problem("tool pin %q: upstream %q has two agent cards pinned", name, p.GetUpstream())
+		return
+	}
+	b.e.remoteAgents[p.GetUpstream()] = &remoteAgent{
+		name:     p.GetUpstream(),
+		readOnly: v.GetClass() == configv1.ToolClass_TOOL_CLASS_READ_ONLY,
+		version:  v.GetVersion(),
+		skills:   skills,
+	}
+	b.e.agentList = append(b.e.agentList, p.GetUpstream())
+	slices.Sort(b.e.agentList)
 }
 
 // PinName is how problems name a pin: its resource name, else

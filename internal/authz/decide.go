@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
@@ -50,6 +51,9 @@ var errInvalidArguments = errors.New("invalid arguments")
 // policies read (see decisionKey) unless one of them reads context.time.
 // Both give exactly the decision of evaluating every policy.
 func (e *Engine) Decide(_ context.Context, req *Request) Decision {
+	if req.Resource.Type == ResourceModel {
+		return e.decideModel(req)
+	}
 	creq, err := e.request(req)
 	if err != nil {
 		return Decision{Errors: []string{err.Error()}, InvalidArguments: errors.Is(err, errInvalidArguments), Undecided: true}
@@ -114,22 +118,31 @@ func (e *Engine) request(req *Request) (cedar.Request, error) {
 	if c.Time.IsZero() {
 		return cedar.Request{}, errors.New("request: the call has no start time")
 	}
-	args, err := argjson.Decode(req.Arguments)
-	if err != nil {
-		return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)
-	}
-	req.decoded = args
-	record, err := argumentsRecord(args, t.args, placeholderPaths(req.Placeholders))
-	if err != nil {
-		return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)
-	}
 	ip := c.SourceIP.Unmap()
 	contextAttrs := types.RecordMap{
-		cedarschema.ContextArguments: record,
-		cedarschema.ContextProtocol:  types.String(c.Protocol),
-		cedarschema.ContextTime:      types.NewDatetime(c.Time),
-		cedarschema.ContextSourceIP:  types.IPAddr(netipPrefix(ip)),
-		cedarschema.ContextDegraded:  types.Boolean(c.Degraded),
+		cedarschema.ContextProtocol: types.String(c.Protocol),
+		cedarschema.ContextTime:     types.NewDatetime(c.Time),
+		cedarschema.ContextSourceIP: types.IPAddr(netipPrefix(ip)),
+		cedarschema.ContextDegraded: types.Boolean(c.Degraded),
+	}
+	if t.tool != nil {
+		args, err := argjson.Decode(req.Arguments)
+		if err != nil {
+			return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)
+		}
+		req.decoded = args
+		record, err := argumentsRecord(args, t.tool.args, placeholderPaths(req.Placeholders))
+		if err != nil {
+			return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)
+		}
+		contextAttrs[cedarschema.ContextArguments] = record
+	} else {
+		contextAttrs[cedarschema.ContextArguments] = types.NewRecord(nil)
+		if c.Skill != "" {
+			contextAttrs[cedarschema.ContextSkill] = types.String(c.Skill)
+		}
+		contextAttrs[cedarschema.ContextMessageBytes] = types.Long(c.MessageBytes)
+		contextAttrs[cedarschema.ContextMetadataBytes] = types.Long(c.MetadataBytes)
 	}
 	if req.User != nil {
 		contextAttrs[cedarschema.ContextUser] = userUID(req.User)
@@ -137,7 +150,7 @@ func (e *Engine) request(req *Request) (cedar.Request, error) {
 	creq := cedar.Request{
 		Principal: principal,
 		Action:    cedarschema.ActionUID(t.action),
-		Resource:  toolUID(t.action),
+		Resource:  t.resource,
 		Context:   types.NewRecord(contextAttrs),
 	}
 	// Belt and braces: a request that does not conform would let Cedar skip
@@ -151,24 +164,61 @@ func (e *Engine) request(req *Request) (cedar.Request, error) {
 // maxNameEcho bounds a caller-given name echoed in an error.
 const maxNameEcho = cedarschema.MaxActionNameLen
 
+// target is what a request is about: its action and resource, and the
+// tool or remote agent that resource is.
+type target struct {
+	action   string
+	resource types.EntityUID
+	tool     *tool
+	agent    *remoteAgent
+}
+
 // target finds the resource of a request and checks that action applies
 // to it; an empty action is the resource's own. A tool has one action,
-// named like the tool.
-func (e *Engine) target(action string, r Resource) (*tool, error) {
+// named like the tool; a remote agent the remote-agent actions, named
+// explicitly.
+func (e *Engine) target(action string, r Resource) (target, error) {
 	switch r.Type {
 	case ResourceTool:
 		t, ok := e.tools[r.ID]
 		if !ok {
-			return nil, kindErrorf(ErrUnknownResource, "no tool %q in configuration version %d (tools are named <prefix>__<tool>)", argjson.Truncate(r.ID, maxNameEcho), e.version)
+			return target{}, kindErrorf(ErrUnknownResource, "no tool %q in configuration version %d (tools are named <prefix>__<tool>)", argjson.Truncate(r.ID, maxNameEcho), e.version)
 		}
 		if action != t.action && action != "" {
-			return nil, kindErrorf(ErrInvalidRequest, "action %q does not apply to tool %q (a tool's action is named like the tool)", argjson.Truncate(action, maxNameEcho), t.action)
+			return target{}, kindErrorf(ErrInvalidRequest, "action %q does not apply to tool %q (a tool's action is named like the tool)", argjson.Truncate(action, maxNameEcho), t.action)
 		}
-		return t, nil
+		return target{action: t.action, resource: toolUID(t.action), tool: t}, nil
+	case ResourceRemoteAgent:
+		a, ok := e.remoteAgents[r.ID]
+		if !ok {
+			return target{}, kindErrorf(ErrUnknownResource, "no remote agent %q in configuration version %d (an A2A upstream with a pinned agent card)", argjson.Truncate(r.ID, maxNameEcho), e.version)
+		}
+		if !isA2AAction(action) {
+			return target{}, kindErrorf(ErrInvalidRequest, "action %q does not apply to remote agent %q (its actions are %s)", argjson.Truncate(action, maxNameEcho), a.name, a2aActionNames())
+		}
+		return target{action: action, resource: remoteAgentUID(a.name), agent: a}, nil
 	case "":
-		return nil, kindErrorf(ErrInvalidRequest, "the request names no resource type")
+		return target{}, kindErrorf(ErrInvalidRequest, "the request names no resource type")
 	}
-	return nil, kindErrorf(ErrUnknownResource, "resource type %q is not one this gateway serves", argjson.Truncate(string(r.Type), maxNameEcho))
+	return target{}, kindErrorf(ErrUnknownResource, "resource type %q is not one this gateway serves", argjson.Truncate(string(r.Type), maxNameEcho))
+}
+
+// isA2AAction reports whether action is a remote-agent action.
+func isA2AAction(action string) bool {
+	for _, a := range cedarschema.A2AActions {
+		if a.Name == action {
+			return true
+		}
+	}
+	return false
+}
+
+func a2aActionNames() string {
+	names := make([]string, len(cedarschema.A2AActions))
+	for i, a := range cedarschema.A2AActions {
+		names[i] = a.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // placeholderPaths renders placeholder paths the way conversion names

@@ -32,12 +32,23 @@
 //     readOnly and version (of the active pin version).
 //   - List::"<name>", attributes name and values (a set of strings): the
 //     value lists, read as List::"payees".values.contains(...).
+//   - RemoteAgent::"<upstream>" in Upstream::"<upstream>" for each A2A
+//     upstream with a pinned agent card, attributes name, readOnly and
+//     version (of the card pin) and skills (the card's skill ids).
 //
 // Actions: one per pinned tool, Action::"<prefix>__<tool>" (the upstream's
 // tool prefix, by default its name), each a member of the group
 // Action::"call_tool", applying to principal Agent and resource Tool. A
 // request names the action and the resource; for a tool they are the same
 // name, and an empty action means the resource's own.
+//
+// Remote agents have the actions "a2a:send_message" and "a2a:cancel_task"
+// (group Action::"a2a_send") and "a2a:get_task", "a2a:list_tasks" and
+// "a2a:subscribe_task" (group Action::"a2a_read"), applying to principal
+// Agent and resource RemoteAgent; a request names one explicitly. Their
+// context is the common part below with an empty arguments record, plus
+// skill (String, present only when the caller named a skill),
+// messageBytes and metadataBytes (Long).
 //
 // Context of every tool action:
 //
@@ -70,8 +81,8 @@
 //
 // A [Request] names an agent, a user, an action, a [Resource] (type and
 // id) and a [Context]. Another protocol adds its resource types and action
-// groups (a remote agent, RemoteAgent in [Upstream], with groups a2a_send
-// and a2a_read; a model, Model in [Upstream], with group llm_complete),
+// groups (as A2A added RemoteAgent in [Upstream], with groups a2a_send and
+// a2a_read; a model, Model in [Upstream], with group llm_complete),
 // and runtime signals become Context fields (findings, learned lists):
 // callers that do not use them do not change. Resources and their parents
 // always come from the compiled configuration, never from the caller.
@@ -100,7 +111,10 @@
 // sourceIp and protocol when the request does not carry them. A permit
 // whose conditions depend on an unknown could hold; a forbid that depends
 // on one might not apply. So a resource is listed unless no permit can
-// apply or a forbid applies whatever the unknowns are. tools/list shows
+// apply or a forbid applies whatever the unknowns are. For remote agents
+// the skill and the message sizes are unknown too, except that
+// [Engine.PermittedSkills] sets the skill to each of the card's in turn:
+// the skills an agent card shows a caller. tools/list shows
 // what Listable returns; content access follows it per upstream; who-can
 // asks Permissible of every enabled agent. The answers are advisory: every
 // call is still decided with Decide.

@@ -37,6 +37,23 @@ type Engine struct {
 	// order.
 	tools    map[string]*tool
 	toolList []string
+	// models are the LLM upstreams' models by name; modelList their
+	// names in order.
+	models    map[string]*model
+	modelList []string
+	// remoteAgents are the A2A upstreams with a pinned card, by upstream
+	// name; agentList their names in order.
+	remoteAgents map[string]*remoteAgent
+	agentList    []string
+}
+
+// remoteAgent is an A2A upstream as policies see it: RemoteAgent in its
+// Upstream, from its pinned agent card.
+type remoteAgent struct {
+	name     string
+	readOnly bool
+	version  int64
+	skills   []string
 }
 
 // tool is a tool resource and what deciding a call of it needs.

@@ -49,6 +49,23 @@ func (b *builder) entities() types.EntityMap {
 			}),
 		}
 	}
+	for name, a := range b.e.remoteAgents {
+		uid := remoteAgentUID(name)
+		skills := make([]types.Value, len(a.skills))
+		for i, s := range a.skills {
+			skills[i] = types.String(s)
+		}
+		out[uid] = types.Entity{
+			UID:     uid,
+			Parents: types.NewEntityUIDSet(upstreamUID(name)),
+			Attributes: types.NewRecord(types.RecordMap{
+				"name":     types.String(a.name),
+				"readOnly": types.Boolean(a.readOnly),
+				"version":  types.Long(a.version),
+				"skills":   types.NewSet(skills...),
+			}),
+		}
+	}
 	for name, l := range b.lists {
 		uid := cedarschema.ListUID(name)
 		values := make([]types.Value, len(l.GetValues()))
@@ -63,6 +80,7 @@ func (b *builder) entities() types.EntityMap {
 			}),
 		}
 	}
+	b.addModelEntities(out)
 	maps.Copy(out, b.e.schema.ActionEntities())
 	return out
 }
@@ -139,6 +157,10 @@ func agentUID(name string) types.EntityUID {
 
 func toolUID(action string) types.EntityUID {
 	return types.NewEntityUID(cedarschema.TypeTool, types.String(action))
+}
+
+func remoteAgentUID(upstream string) types.EntityUID {
+	return types.NewEntityUID(cedarschema.TypeRemoteAgent, types.String(upstream))
 }
 
 func upstreamUID(name string) types.EntityUID {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -174,7 +175,7 @@ func TestContextDefaults(t *testing.T) {
 		t.Errorf("defaults = %+v", got)
 	}
 	given := authz.Context{Protocol: "a2a", Time: now.Add(time.Hour), SourceIP: newRequest("", "", "").Context.SourceIP, Degraded: true}
-	if kept := given.WithDefaults(now); kept != given {
+	if kept := given.WithDefaults(now); !reflect.DeepEqual(kept, given) {
 		t.Errorf("WithDefaults changed given values: %+v, want %+v", kept, given)
 	}
 }

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"maps"
 
 	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
@@ -41,15 +42,20 @@ func (e *Engine) Permissible(ctx context.Context, req *Request) bool {
 		return false
 	}
 	set := e.index.applicable(cedarschema.ActionUID(t.action), p.principal.ID)
-	return p.permits(ctx, t.action, &set)
+	return p.permits(ctx, t, &set)
 }
 
 // Listable returns the ids, in order, of the resources of type typ on
 // which the policies could permit req.Agent (on behalf of req.User when
 // set) some action, whatever its arguments and time: for tools, the action
-// names tools/list shows. req.Action and req.Resource are ignored. A
-// request without an enabled agent, or a canceled ctx, lists nothing.
+// names tools/list shows; for remote agents, the upstreams on which some
+// remote-agent action could be permitted, whatever its skill and sizes.
+// req.Action and req.Resource are ignored. A request without an enabled
+// agent, or a canceled ctx, lists nothing.
 func (e *Engine) Listable(ctx context.Context, req *Request, typ ResourceType) []string {
+	if typ == ResourceModel {
+		return e.listableModels(ctx, req)
+	}
 	return e.listable(ctx, req, typ, func(action, principal types.EntityUID) cedar.PolicyIterator {
 		set := e.index.applicable(action, principal.ID)
 		return &set
@@ -59,20 +65,65 @@ func (e *Engine) Listable(ctx context.Context, req *Request, typ ResourceType) [
 // listable implements Listable, evaluating each resource with the policies
 // policiesFor returns for its action and the request's agent.
 func (e *Engine) listable(ctx context.Context, req *Request, typ ResourceType, policiesFor func(action, principal types.EntityUID) cedar.PolicyIterator) []string {
-	if typ != ResourceTool {
+	p, ok := e.partial(req)
+	if !ok {
+		return nil
+	}
+	var out []string
+	switch typ {
+	case ResourceTool:
+		for _, action := range e.toolList {
+			if ctx.Err() != nil {
+				return nil
+			}
+			t := target{action: action, resource: toolUID(action), tool: e.tools[action]}
+			if p.permits(ctx, t, policiesFor(cedarschema.ActionUID(action), p.principal)) {
+				out = append(out, action)
+			}
+		}
+	case ResourceRemoteAgent:
+		for _, name := range e.agentList {
+			if ctx.Err() != nil {
+				return nil
+			}
+			for _, a := range cedarschema.A2AActions {
+				t := target{action: a.Name, resource: remoteAgentUID(name), agent: e.remoteAgents[name]}
+				if p.permits(ctx, t, policiesFor(cedarschema.ActionUID(a.Name), p.principal)) {
+					out = append(out, name)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// PermittedSkills returns, in card order, the skills of remote agent
+// upstream that the policies could permit req.Agent (on behalf of req.User
+// when set) to send a message to (action "a2a:send_message" with
+// context.skill the skill), whatever the message's sizes and time: the
+// skills the agent's card shows this caller. An unknown remote agent, a
+// request without an enabled agent or a canceled ctx permits none.
+func (e *Engine) PermittedSkills(ctx context.Context, req *Request, upstream string) []string {
+	a, ok := e.remoteAgents[upstream]
+	if !ok {
 		return nil
 	}
 	p, ok := e.partial(req)
 	if !ok {
 		return nil
 	}
+	t := target{action: cedarschema.ActionA2ASendMessage, resource: remoteAgentUID(upstream), agent: a}
+	set := e.index.applicable(cedarschema.ActionUID(t.action), p.principal.ID)
 	var out []string
-	for _, action := range e.toolList {
+	for _, skill := range a.skills {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if p.permits(ctx, action, policiesFor(cedarschema.ActionUID(action), p.principal)) {
-			out = append(out, action)
+		q := p
+		q.skill = skill
+		if q.permits(ctx, t, &set) {
+			out = append(out, skill)
 		}
 	}
 	return out
@@ -100,7 +151,7 @@ func (e *Engine) WhoCan(ctx context.Context, req *Request) ([]string, error) {
 		}
 		p.principal = agentUID(name)
 		set := e.index.applicable(cedarschema.ActionUID(t.action), p.principal.ID)
-		if p.permits(ctx, t.action, &set) {
+		if p.permits(ctx, t, &set) {
 			out = append(out, name)
 		}
 	}
@@ -112,7 +163,11 @@ func (e *Engine) WhoCan(ctx context.Context, req *Request) ([]string, error) {
 type partialRequest struct {
 	principal types.EntityUID
 	entities  types.EntityGetter
-	context   types.Record
+	// context holds the attributes every action's context has.
+	context types.RecordMap
+	// skill, when set, is context.skill of a remote-agent request; else
+	// the skill is unknown.
+	skill string
 }
 
 // partial builds the resource-independent part of the batch requests for
@@ -152,18 +207,35 @@ func (e *Engine) partialContext(req *Request) partialRequest {
 		attrs[cedarschema.ContextUser] = userUID(req.User)
 		entities = overlay{base: e.entities, extra: userEntity(req.User)}
 	}
-	return partialRequest{entities: entities, context: types.NewRecord(attrs)}
+	return partialRequest{entities: entities, context: attrs}
 }
 
-// permits reports whether policies could permit the partial request for
-// action on its tool; an evaluation error counts as no.
-func (p partialRequest) permits(ctx context.Context, action string, policies cedar.PolicyIterator) bool {
+// contextFor is the batch context of the partial request for t: for a
+// remote agent the skill (unknown unless set) and the message sizes
+// (unknown) join the common attributes.
+func (p partialRequest) contextFor(t target) types.Record {
+	if t.agent == nil {
+		return types.NewRecord(p.context)
+	}
+	attrs := maps.Clone(p.context)
+	attrs[cedarschema.ContextSkill] = batch.Ignore()
+	if p.skill != "" {
+		attrs[cedarschema.ContextSkill] = types.String(p.skill)
+	}
+	attrs[cedarschema.ContextMessageBytes] = batch.Ignore()
+	attrs[cedarschema.ContextMetadataBytes] = batch.Ignore()
+	return types.NewRecord(attrs)
+}
+
+// permits reports whether policies could permit the partial request on
+// t; an evaluation error counts as no.
+func (p partialRequest) permits(ctx context.Context, t target, policies cedar.PolicyIterator) bool {
 	allowed := false
 	err := batch.Authorize(ctx, policies, p.entities, batch.Request{
 		Principal: p.principal,
-		Action:    cedarschema.ActionUID(action),
-		Resource:  toolUID(action),
-		Context:   p.context,
+		Action:    cedarschema.ActionUID(t.action),
+		Resource:  t.resource,
+		Context:   p.contextFor(t),
 	}, func(r batch.Result) error {
 		allowed = r.Decision == types.Allow
 		return nil

@@ -31,7 +31,7 @@ type contextReads struct {
 	args [][]types.String
 }
 
-type readFlags uint8
+type readFlags uint16
 
 const (
 	readUser readFlags = 1 << iota
@@ -41,6 +41,9 @@ const (
 	readWholeArguments
 	// readWholeContext: the context used as a whole.
 	readWholeContext
+	readSkill
+	readMessageBytes
+	readMetadataBytes
 )
 
 // readsOf walks a policy's conditions for context accesses.
@@ -114,6 +117,12 @@ func (r *contextReads) addChain(n ast.IsNode) bool {
 		r.flags |= readDegraded
 	case cedarschema.ContextProtocol:
 		r.flags |= readProtocol
+	case cedarschema.ContextSkill:
+		r.flags |= readSkill
+	case cedarschema.ContextMessageBytes:
+		r.flags |= readMessageBytes
+	case cedarschema.ContextMetadataBytes:
+		r.flags |= readMetadataBytes
 	default: // context.time, or an attribute the gateway does not know
 		r.uncacheable = true
 	}

@@ -65,6 +65,11 @@ const (
 	// ResourceTool is a pinned tool, Tool::"<action name>", whose parent
 	// is its Upstream. A tool has exactly one action, named like it.
 	ResourceTool ResourceType = ResourceType(cedarschema.TypeTool)
+	// ResourceRemoteAgent is an A2A upstream with a pinned agent card,
+	// RemoteAgent::"<upstream>", whose parent is its Upstream. Its actions
+	// are the remote-agent actions (cedarschema.A2AActions), named
+	// explicitly.
+	ResourceRemoteAgent ResourceType = ResourceType(cedarschema.TypeRemoteAgent)
 )
 
 // Resource names one resource of the configuration. Its parents and
@@ -79,9 +84,15 @@ func ToolResource(action string) Resource {
 	return Resource{Type: ResourceTool, ID: action}
 }
 
+// RemoteAgentResource is the resource of the A2A upstream named upstream.
+func RemoteAgentResource(upstream string) Resource {
+	return Resource{Type: ResourceRemoteAgent, ID: upstream}
+}
+
 // Context is what the gateway knows about a call beyond who, what and
 // which: context.protocol, context.time, context.sourceIp and
-// context.degraded.
+// context.degraded; for remote-agent actions also context.skill,
+// context.messageBytes and context.metadataBytes.
 type Context struct {
 	// Protocol is the protocol the call arrived over ("mcp").
 	Protocol string
@@ -91,6 +102,14 @@ type Context struct {
 	SourceIP netip.Addr
 	// Degraded is set while the deciding data plane runs in degraded mode.
 	Degraded bool
+	// Model is what a model call adds (ignored for other resources).
+	Model ModelContext
+	// Skill is the skill a remote-agent request names (context.skill);
+	// "" when it names none, then context has no skill.
+	Skill string
+	// MessageBytes and MetadataBytes are the sizes of the message a
+	// remote-agent request sends and of its metadata.
+	MessageBytes, MetadataBytes int64
 }
 
 // defaultProtocol is the protocol an operator's question defaults to.

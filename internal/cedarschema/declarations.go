@@ -50,6 +50,47 @@ func entities() ast.Entities {
 	}
 }
 
+// remoteAgentEntity declares RemoteAgent. It carries a tool's attributes
+// with the same types (name, readOnly, version), so a policy that reads
+// them without naming a resource type still validates, and the skills of
+// its pinned card.
+func remoteAgentEntity() ast.Entity {
+	return ast.Entity{
+		ParentTypes: []ast.EntityTypeRef{ast.EntityType(TypeUpstream)},
+		Shape: ast.RecordType{
+			"name":     {Type: ast.String()},
+			"readOnly": {Type: ast.Bool()},
+			"version":  {Type: ast.Long()},
+			"skills":   {Type: ast.Set(ast.String())},
+		},
+	}
+}
+
+// a2aAction declares one remote-agent action, a member of group. Its
+// context has an empty arguments record, like the placeholder tool
+// action's, so policies over every action that guard arguments with `has`
+// keep validating.
+func a2aAction(group string) ast.Action {
+	return ast.Action{
+		Parents: []ast.ParentRef{ast.ParentRefFromID(types.String(group))},
+		AppliesTo: &ast.AppliesTo{
+			Principals: []ast.EntityTypeRef{ast.EntityType(TypeAgent)},
+			Resources:  []ast.EntityTypeRef{ast.EntityType(TypeRemoteAgent)},
+			Context: ast.RecordType{
+				ContextArguments:     {Type: ast.RecordType{}},
+				ContextUser:          {Type: ast.EntityType(TypeUser), Optional: true},
+				ContextProtocol:      {Type: ast.String()},
+				ContextTime:          {Type: ast.Datetime()},
+				ContextSourceIP:      {Type: ast.IPAddr()},
+				ContextDegraded:      {Type: ast.Bool()},
+				ContextSkill:         {Type: ast.String(), Optional: true},
+				ContextMessageBytes:  {Type: ast.Long()},
+				ContextMetadataBytes: {Type: ast.Long()},
+			},
+		},
+	}
+}
+
 // toolAction declares one tool's action, a member of the call_tool group.
 func toolAction(t Tool, args ast.RecordType) ast.Action {
 	a := callAction(args)

@@ -12,6 +12,8 @@
 //	entity User in [Group] { name: String, email?: String } tags String;
 //	entity Upstream { name: String, protocol: String };
 //	entity Tool in [Upstream] { name: String, readOnly: Bool, version: Long };
+//	entity Model in [Upstream] { name: String, provider: String, readOnly: Bool, version: Long };
+//	entity RemoteAgent in [Upstream] { name: String, readOnly: Bool, version: Long, skills: Set<String> };
 //
 // Agent labels are entity tags, so policies write
 // principal.hasTag("env") && principal.getTag("env") == "prod".
@@ -28,6 +30,47 @@
 //		time: datetime,
 //		user?: User
 //	}
+//
+// # Models (LLM APIs)
+//
+// A model of an LLM upstream is Model::"<prefix>/<model id>" (the name
+// agents call it by), in its Upstream; name is the provider's model id,
+// provider "openai", "anthropic" or "openai-compatible", readOnly true and
+// version 0 (a tool's attributes, so that policies over every resource
+// still validate). A model call is the action "llm:complete", the one
+// member of the group Action::"llm_complete", applying to principal Agent
+// and resource Model. Its context is the tool actions' (user, protocol,
+// time, sourceIp, degraded; arguments an empty record) plus
+//
+//	maxTokens: Long          the most output the call may produce
+//	inputTokens: Long        the gateway's estimate of its input
+//	stream: Bool             the caller asked for a stream
+//	tools: Set<String>       the tools the request offers the model
+//	estimatedCost?: decimal  the worst case at the model's price, rounded
+//	                         up to 4 places; absent for a model without one
+//
+// These declarations do not depend on the pins; [WithoutModels] leaves them
+// out.
+// # Remote agents (A2A)
+//
+// An A2A upstream is RemoteAgent::"<upstream>", in its Upstream. Its
+// attributes come from its pinned agent card: readOnly (the operator's
+// classification), version (of the pin) and skills (the card's skill ids);
+// name is the upstream's name. The remote-agent actions, each applying to
+// principal Agent and resource RemoteAgent, are members of two groups:
+//
+//	a2a_send: "a2a:send_message" (SendMessage, SendStreamingMessage),
+//	          "a2a:cancel_task"  (CancelTask)
+//	a2a_read: "a2a:get_task"     (GetTask),
+//	          "a2a:list_tasks"   (ListTasks),
+//	          "a2a:subscribe_task" (SubscribeToTask)
+//
+// Their context is the tool actions' (user, protocol, time, sourceIp,
+// degraded; arguments is an empty record), plus skill?: String (the skill
+// the caller named, when it named one), messageBytes: Long and
+// metadataBytes: Long (the sizes of the message sent and of its metadata;
+// 0 for actions that send none). These declarations do not depend on the
+// pins; [WithoutRemoteAgents] leaves them out.
 //
 // # Typing tool arguments
 //

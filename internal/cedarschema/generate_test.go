@@ -143,6 +143,15 @@ func TestActionEntities(t *testing.T) {
 		{name: "placeholder", action: cedarschema.PlaceholderAction, wantParents: []types.EntityUID{group}},
 		{name: "pay", action: "pay__send", wantParents: []types.EntityUID{group}},
 		{name: "issue", action: "github__create_issue", wantParents: []types.EntityUID{group}},
+		{name: "model group", action: cedarschema.LLMCompleteGroup, wantParents: nil},
+		{name: "model call", action: cedarschema.ActionLLMComplete, wantParents: []types.EntityUID{cedarschema.ActionUID(cedarschema.LLMCompleteGroup)}},
+		{name: "send group", action: cedarschema.A2ASendGroup, wantParents: nil},
+		{name: "read group", action: cedarschema.A2AReadGroup, wantParents: nil},
+		{name: "send message", action: cedarschema.ActionA2ASendMessage, wantParents: []types.EntityUID{cedarschema.ActionUID(cedarschema.A2ASendGroup)}},
+		{name: "cancel task", action: cedarschema.ActionA2ACancelTask, wantParents: []types.EntityUID{cedarschema.ActionUID(cedarschema.A2ASendGroup)}},
+		{name: "get task", action: cedarschema.ActionA2AGetTask, wantParents: []types.EntityUID{cedarschema.ActionUID(cedarschema.A2AReadGroup)}},
+		{name: "list tasks", action: cedarschema.ActionA2AListTasks, wantParents: []types.EntityUID{cedarschema.ActionUID(cedarschema.A2AReadGroup)}},
+		{name: "subscribe", action: cedarschema.ActionA2ASubscribeTask, wantParents: []types.EntityUID{cedarschema.ActionUID(cedarschema.A2AReadGroup)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,5 +206,24 @@ func TestSchemaConcurrentUse(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// A cluster that has not turned A2A on validates policies without it.
+func TestGenerateWithoutRemoteAgents(t *testing.T) {
+	s, err := cedarschema.Generate(fixtureTools(), cedarschema.WithoutRemoteAgents())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := `permit(principal, action in Action::"a2a_send", resource);`
+	if _, err := s.ParsePolicies("main", "main.cedar", []byte(src)); err == nil {
+		t.Errorf("a schema without remote agents accepted %s", src)
+	}
+	if _, ok := s.ActionEntities()[cedarschema.ActionUID(cedarschema.ActionA2ASendMessage)]; ok {
+		t.Errorf("a schema without remote agents declares %s", cedarschema.ActionA2ASendMessage)
+	}
+	full := mustGenerate(t, fixtureTools())
+	if _, err := full.ParsePolicies("main", "main.cedar", []byte(src)); err != nil {
+		t.Errorf("the full schema refused %s: %v", src, err)
 	}
 }

@@ -2,6 +2,7 @@ package cedarschema
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cedar-policy/cedar-go/types"
 )
@@ -14,6 +15,10 @@ const (
 	TypeGroup    types.EntityType = "Group"
 	TypeUpstream types.EntityType = "Upstream"
 	TypeTool     types.EntityType = "Tool"
+	// TypeRemoteAgent is an A2A upstream agent, RemoteAgent::"<upstream>",
+	// a member of its Upstream: attributes name, readOnly, version (of its
+	// pinned card) and skills (the skill ids its pinned card lists).
+	TypeRemoteAgent types.EntityType = "RemoteAgent"
 	// TypeList is a value list kept in the control plane: attributes name
 	// (String) and values (Set<String>).
 	TypeList types.EntityType = "List"
@@ -23,6 +28,36 @@ const (
 
 // CallToolGroup is the action group every tool action is a member of.
 const CallToolGroup = "call_tool"
+
+// The A2A action groups and their actions. Every remote-agent action
+// applies to principal Agent and resource RemoteAgent. a2a_send holds what
+// may change the world (sending a message, cancelling a task) unless the
+// operator classified the agent read-only; a2a_read what only reads
+// (getting, listing and following tasks). The actions' names contain ':',
+// which no tool action may contain, so they never collide with a tool.
+const (
+	A2ASendGroup = "a2a_send"
+	A2AReadGroup = "a2a_read"
+
+	ActionA2ASendMessage   = "a2a:send_message"
+	ActionA2ACancelTask    = "a2a:cancel_task"
+	ActionA2AGetTask       = "a2a:get_task"
+	ActionA2AListTasks     = "a2a:list_tasks"
+	ActionA2ASubscribeTask = "a2a:subscribe_task"
+)
+
+// A2AActions lists the remote-agent actions, each with its group, in a
+// stable order.
+var A2AActions = []struct{ Name, Group string }{
+	{ActionA2ASendMessage, A2ASendGroup},
+	{ActionA2ACancelTask, A2ASendGroup},
+	{ActionA2AGetTask, A2AReadGroup},
+	{ActionA2AListTasks, A2AReadGroup},
+	{ActionA2ASubscribeTask, A2AReadGroup},
+}
+
+// reservedActionNames are group names no tool action may take.
+var reservedActionNames = []string{CallToolGroup, A2ASendGroup, A2AReadGroup, LLMCompleteGroup}
 
 // PlaceholderAction is the member of [CallToolGroup] that the schema always
 // declares so that policies over the group validate before any tool is
@@ -37,6 +72,16 @@ const (
 	ContextTime      = "time"
 	ContextSourceIP  = "sourceIp"
 	ContextDegraded  = "degraded"
+)
+
+// Context attribute names of the remote-agent actions only: the skill the
+// caller asked for (optional: a request need not name one), and the sizes
+// in bytes of the message it sends (its parts) and of the request's and
+// message's metadata (0 for actions that send no message).
+const (
+	ContextSkill         = "skill"
+	ContextMessageBytes  = "messageBytes"
+	ContextMetadataBytes = "metadataBytes"
 )
 
 // MaxActionNameLen is the longest action name Generate accepts.
@@ -67,8 +112,8 @@ func checkActionName(name string) error {
 	if len(name) > MaxActionNameLen {
 		return fmt.Errorf("action name longer than %d bytes", MaxActionNameLen)
 	}
-	if name == CallToolGroup {
-		return fmt.Errorf("action name %q is reserved for the action group", name)
+	if slices.Contains(reservedActionNames, name) {
+		return fmt.Errorf("action name %q is reserved for an action group", name)
 	}
 	for i := 0; i < len(name); i++ {
 		if !isNameByte(name[i]) {

@@ -30,6 +30,11 @@ func TestParsePoliciesAcceptsValidPolicies(t *testing.T) {
 		{name: "resource in upstream", src: `permit(principal is Agent, action in Action::"call_tool", resource in Upstream::"github") when { resource.readOnly && resource.version >= 2 && principal.owner == "alice" };`},
 		{name: "action set", src: `permit(principal, action in [Action::"pay__send", Action::"github__create_issue"], resource) when { context.protocol == "mcp" };`},
 		{name: "unconstrained", src: `forbid(principal, action, resource) when { context.degraded };`},
+		{name: "unconstrained reads tool attributes", src: `permit(principal, action, resource) when { resource.readOnly && resource.version > 1 && resource.name != "x" && context.arguments has amount };`},
+		{name: "a2a send group", src: `permit(principal in Team::"ops", action in Action::"a2a_send", resource in Upstream::"travel");`},
+		{name: "a2a read group on remote agent", src: `permit(principal, action in Action::"a2a_read", resource is RemoteAgent);`},
+		{name: "a2a skill and sizes", src: `permit(principal, action == Action::"a2a:send_message", resource == RemoteAgent::"travel") when { context has skill && resource.skills.contains(context.skill) && context.messageBytes < 4096 && context.metadataBytes <= 1024 };`},
+		{name: "a2a cancel by user", src: `forbid(principal, action == Action::"a2a:cancel_task", resource) unless { context has user && context.user in Group::"ops" };`},
 		{name: "empty source", src: ``},
 		{name: "comments only", src: "// nothing yet\n"},
 	}
@@ -37,6 +42,28 @@ func TestParsePoliciesAcceptsValidPolicies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := s.ParsePolicies("main", "main.cedar", []byte(tt.src)); err != nil {
 				t.Errorf("ParsePolicies refused a valid policy:\n%v", err)
+			}
+		})
+	}
+}
+
+// Remote-agent actions carry no tool arguments and tools no skill: a
+// policy that reads them without guarding is refused.
+func TestParsePoliciesRefusesA2AMismatches(t *testing.T) {
+	s := mustGenerate(t, fixtureTools())
+	tests := []struct {
+		name, src string
+	}{
+		{name: "skill on a tool action", src: `permit(principal, action == Action::"pay__send", resource) when { context.skill == "x" };`},
+		{name: "unguarded skill", src: `permit(principal, action == Action::"a2a:send_message", resource) when { context.skill == "x" };`},
+		{name: "tool argument on a2a action", src: `permit(principal, action == Action::"a2a:send_message", resource) when { context.arguments.amount > 1 };`},
+		{name: "group is not an action", src: `permit(principal, action == Action::"a2a_send", resource);`},
+		{name: "remote agent for a tool action", src: `permit(principal, action == Action::"pay__send", resource == RemoteAgent::"travel");`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := s.ParsePolicies("main", "main.cedar", []byte(tt.src)); err == nil {
+				t.Errorf("ParsePolicies accepted %s", tt.src)
 			}
 		})
 	}

@@ -35,13 +35,39 @@ type Schema struct {
 	validator *validate.Validator
 }
 
+// Option changes what Generate declares.
+type Option func(*genOptions)
+
+type genOptions struct {
+	// noModels leaves the model declarations out (WithoutModels).
+	noModels bool
+	// noRemoteAgents leaves the A2A declarations out (WithoutRemoteAgents).
+	noRemoteAgents bool
+}
+
+// WithoutRemoteAgents leaves the A2A declarations (RemoteAgent, the
+// a2a_send and a2a_read groups and their actions) out: the schema of a
+// control-plane cluster some of whose voters predate them, so that every
+// replica validates policies alike (see clusterversion.A2ABrokering).
+func WithoutRemoteAgents() Option { return func(o *genOptions) { o.noRemoteAgents = true } }
+
 // Generate builds the gateway schema for the given pinned tools. The output
 // does not depend on the order of tools. Each tool action carries @upstream
 // and @tool annotations for readers of the Cedar text. It fails on an
 // invalid or duplicate action name, on an input schema that is not JSON
 // (including JSON nested beyond encoding/json's limit) and on one larger
 // than MaxInputSchemaBytes.
-func Generate(tools []Tool) (*Schema, error) {
+//
+// The model and remote-agent declarations do not depend on the pins:
+// Model with the llm_complete group and its action, and RemoteAgent with
+// the a2a_send and a2a_read groups and their actions, are always declared
+// (unless WithoutModels or WithoutRemoteAgents), so policies about models
+// and A2A agents validate before any such upstream is registered.
+func Generate(tools []Tool, opts ...Option) (*Schema, error) {
+	var o genOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	sorted := slices.Clone(tools)
 	slices.SortFunc(sorted, func(a, b Tool) int { return strings.Compare(a.Action, b.Action) })
 
@@ -65,7 +91,19 @@ func Generate(tools []Tool) (*Schema, error) {
 		names = append(names, t.Action)
 	}
 
-	in := &ast.Schema{Entities: entities(), Actions: actions}
+	ents := entities()
+	if !o.noModels {
+		addModels(ents, actions)
+	}
+	if !o.noRemoteAgents {
+		ents[ast.Ident(TypeRemoteAgent)] = remoteAgentEntity()
+		actions[A2ASendGroup] = ast.Action{}
+		actions[A2AReadGroup] = ast.Action{}
+		for _, a := range A2AActions {
+			actions[types.String(a.Name)] = a2aAction(a.Group)
+		}
+	}
+	in := &ast.Schema{Entities: ents, Actions: actions}
 	return newSchema(in, names)
 }
 
@@ -104,15 +142,17 @@ func (s *Schema) JSON() ([]byte, error) {
 	return slices.Clone(s.jsonText), nil
 }
 
-// Actions returns the tool action names in the schema, sorted. The group
-// and the placeholder are not included.
+// Actions returns the tool action names in the schema, sorted. The groups,
+// the placeholder, the model action and the remote-agent actions are not
+// included.
 func (s *Schema) Actions() []string {
 	return slices.Clone(s.actions)
 }
 
 // ActionEntities returns the action entities a request's entity set must
-// contain for `action in Action::"call_tool"` to hold at evaluation time:
-// the group, the placeholder and every tool action, members of the group.
+// contain for `action in Action::"call_tool"` (or a2a_send, a2a_read) to
+// hold at evaluation time: the groups, the placeholder and every tool and
+// remote-agent action, members of their groups.
 func (s *Schema) ActionEntities() types.EntityMap {
 	out := make(types.EntityMap, len(s.resolved.Actions))
 	for uid, a := range s.resolved.Actions {

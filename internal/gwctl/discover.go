@@ -113,52 +113,7 @@ set.`,
 				reviewed = b
 			}
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
-				res, err := discover(ctx, c, upstream)
-				if err != nil {
-					return err
-				}
-				var live *adminv1.DiscoveredTool
-				for _, d := range res.GetTools() {
-					if d.GetName() == tool {
-						live = d
-					}
-				}
-				switch {
-				case live == nil:
-					return fmt.Errorf("upstream %q does not list a tool %q", upstream, tool)
-				case live.GetStatus() == adminv1.DiscoveryStatus_DISCOVERY_STATUS_MISSING:
-					return fmt.Errorf("upstream %q no longer lists tool %q; there is nothing to approve (delete the pin with \"gwctl tool delete %s %s\")", upstream, tool, upstream, tool)
-				}
-				if reviewed != nil {
-					hash, _, err := toolpin.Hash(reviewed)
-					if err != nil {
-						return fmt.Errorf("--definition %s: %w", file, err)
-					}
-					if hash != live.GetLiveHash() {
-						return fmt.Errorf("--definition %s (%s) is not what upstream %q serves now (%s); review the live definition again",
-							file, toolpin.Short(hash), upstream, toolpin.Short(live.GetLiveHash()))
-					}
-				}
-				cls := configv1.ToolClass(class.num)
-				if cls == configv1.ToolClass_TOOL_CLASS_UNSPECIFIED {
-					cls = live.GetPinnedClass()
-				}
-				if cls == configv1.ToolClass_TOOL_CLASS_UNSPECIFIED {
-					return fmt.Errorf("--class is required for a tool without a pin; the upstream's annotations suggest %q (a hint from the upstream: classify the tool yourself)",
-						classLabel(live.GetSuggestedClass()))
-				}
-				req := &adminv1.PinToolRequest{Upstream: upstream, Tool: tool, Definition: live.GetDefinition(), Class: cls}
-				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.PinToolResponse], error) {
-					return s.Tool.PinTool(ctx, connect.NewRequest(req))
-				})
-				if err != nil {
-					return err
-				}
-				if p.structured() {
-					return p.message(resp)
-				}
-				v := activeVersion(resp.GetPin())
-				return p.linef("approved %s/%s version %d (%s, %s)", upstream, tool, v.GetVersion(), classLabel(v.GetClass()), v.GetDefinitionHash())
+				return approve(ctx, c, p, upstream, tool, configv1.ToolClass(class.num), file, reviewed)
 			})
 		},
 	}
@@ -172,6 +127,101 @@ set.`,
 		_ = cmd.MarkFlagRequired(name)
 	}
 	return cmd
+}
+
+func (a *app) upstreamApproveCard() *cobra.Command {
+	var file string
+	class := newEnumFlag(configv1.ToolClass_TOOL_CLASS_UNSPECIFIED, "TOOL_CLASS_")
+	cmd := &cobra.Command{
+		Use:   "approve-card NAME [--class CLASS] [--definition FILE.json]",
+		Short: "Approve an A2A upstream's live agent card",
+		Long: `Fetches the agent card an A2A upstream publishes now (as "gwctl upstream
+discover" shows it) and pins it, the same as "gwctl tool approve --upstream
+NAME --tool agent-card". Data planes serve an A2A agent only once its card
+is approved, and quarantine it (every call refused) while the card it
+publishes differs from the approved one, until you approve the new card.
+
+--class is your classification of the agent: read-only if nothing sent to
+it can change anything (its messages are then served in degraded mode and
+while frozen, and retried), idempotent (retried, refused in degraded mode),
+or mutating. It defaults to the existing pin's. With --definition, FILE (a
+card you reviewed, e.g. from "discover --write-dir") is approved only if the
+agent still publishes exactly that card.`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var reviewed []byte
+			if file != "" {
+				b, err := os.ReadFile(file)
+				if err != nil {
+					return fmt.Errorf("read --definition: %w", err)
+				}
+				reviewed = b
+			}
+			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				return approve(ctx, c, p, args[0], toolpin.AgentCardTool, configv1.ToolClass(class.num), file, reviewed)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&file, "definition", "", "a reviewed card; approved only if the agent still publishes it")
+	addEnumFlag(cmd, class, "class", "your classification of the agent (default: the existing pin's; required at first)")
+	return cmd
+}
+
+// approve fetches tool's live definition from upstream (as discover does)
+// and pins it with class (the existing pin's when unspecified). With
+// reviewed (read from file), only that definition is approved.
+func approve(ctx context.Context, c *client.Client, p *printer, upstream, tool string, cls configv1.ToolClass, file string, reviewed []byte) error {
+	res, err := discover(ctx, c, upstream)
+	if err != nil {
+		return err
+	}
+	var live *adminv1.DiscoveredTool
+	for _, d := range res.GetTools() {
+		if d.GetName() == tool {
+			live = d
+		}
+	}
+	switch {
+	case live == nil:
+		return fmt.Errorf("upstream %q does not list a tool %q", upstream, tool)
+	case live.GetStatus() == adminv1.DiscoveryStatus_DISCOVERY_STATUS_MISSING:
+		return fmt.Errorf("upstream %q no longer lists tool %q; there is nothing to approve (delete the pin with \"gwctl tool delete %s %s\")", upstream, tool, upstream, tool)
+	}
+	if reviewed != nil {
+		hash, _, err := toolpin.Hash(reviewed)
+		if tool == toolpin.AgentCardTool {
+			hash, err = toolpin.HashCard(reviewed)
+		}
+		if err != nil {
+			return fmt.Errorf("--definition %s: %w", file, err)
+		}
+		if hash != live.GetLiveHash() {
+			return fmt.Errorf("--definition %s (%s) is not what upstream %q serves now (%s); review the live definition again",
+				file, toolpin.Short(hash), upstream, toolpin.Short(live.GetLiveHash()))
+		}
+	}
+	if cls == configv1.ToolClass_TOOL_CLASS_UNSPECIFIED {
+		cls = live.GetPinnedClass()
+	}
+	if cls == configv1.ToolClass_TOOL_CLASS_UNSPECIFIED && tool == toolpin.AgentCardTool {
+		return fmt.Errorf("--class is required for an agent without an approved card: read-only if nothing it is sent can change anything (it is then served in degraded mode and retried), else mutating")
+	}
+	if cls == configv1.ToolClass_TOOL_CLASS_UNSPECIFIED {
+		return fmt.Errorf("--class is required for a tool without a pin; the upstream's annotations suggest %q (a hint from the upstream: classify the tool yourself)",
+			classLabel(live.GetSuggestedClass()))
+	}
+	req := &adminv1.PinToolRequest{Upstream: upstream, Tool: tool, Definition: live.GetDefinition(), Class: cls}
+	resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.PinToolResponse], error) {
+		return s.Tool.PinTool(ctx, connect.NewRequest(req))
+	})
+	if err != nil {
+		return err
+	}
+	if p.structured() {
+		return p.message(resp)
+	}
+	v := activeVersion(resp.GetPin())
+	return p.linef("approved %s/%s version %d (%s, %s)", upstream, tool, v.GetVersion(), classLabel(v.GetClass()), v.GetDefinitionHash())
 }
 
 // discoverAttempt bounds one attempt of a discovery: the control plane

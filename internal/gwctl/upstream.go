@@ -17,7 +17,7 @@ import (
 
 func (a *app) upstreamCommand() *cobra.Command {
 	cmd := group("upstream", "Manage the servers the gateway forwards calls to")
-	cmd.AddCommand(a.upstreamAdd(), a.upstreamList(), a.upstreamGet(), a.upstreamRemove(), a.upstreamDiscover())
+	cmd.AddCommand(a.upstreamAdd(), a.upstreamList(), a.upstreamGet(), a.upstreamRemove(), a.upstreamDiscover(), a.upstreamApproveCard())
 	return cmd
 }
 
@@ -35,8 +35,13 @@ func (a *app) upstreamAdd() *cobra.Command {
 		breakerFails   int32
 		breakerOpen    time.Duration
 		maxConcurrency int32
+		models         []string
+		aliases        []string
+		outputCap      int64
+		cardPath       string
 	)
 	protocol := newEnumFlag(configv1.Protocol_PROTOCOL_MCP, "PROTOCOL_")
+	provider := newEnumFlag(configv1.LlmProvider_LLM_PROVIDER_UNSPECIFIED, "LLM_PROVIDER_")
 	era := newEnumFlag(configv1.McpEra_MCP_ERA_UNSPECIFIED, "MCP_ERA_")
 	cmd := &cobra.Command{
 		Use:   "add NAME --url URL",
@@ -46,7 +51,25 @@ func (a *app) upstreamAdd() *cobra.Command {
 --prefix to choose another, --no-prefix for none. The prefix cannot change
 later. Credentials name a secret (see "gwctl secret set"); the caller's own
 credential is never forwarded. --mcp-era picks the MCP protocol era; by
-default the data plane detects it (server/discover, else initialize).`,
+default the data plane detects it (server/discover, else initialize).
+
+An LLM provider is --protocol llm with --provider openai, anthropic or
+openai-compatible, its API base as --url (https://api.openai.com/v1,
+https://api.anthropic.com), its key as a secret (--bearer-secret for OpenAI,
+--header-secret x-api-key=NAME for Anthropic) and the models agents may call
+(--model, repeatable): agents call them "<prefix>/<model>", or by an alias
+(--alias NAME=MODEL). --output-cap is the output a call is assumed to produce
+when it sets no max_tokens (default 4096): what a budget reserves, and the
+limit the gateway sets on an OpenAI request that has none.
+
+  gwctl upstream add openai --protocol llm --provider openai \
+      --url https://api.openai.com/v1 --bearer-secret openai-key \
+      --model gpt-4o --model gpt-4o-mini --alias fast=gpt-4o-mini
+
+An A2A agent (--protocol a2a) is registered by its JSON-RPC endpoint
+(--url); its card is fetched from /.well-known/agent-card.json on the same
+origin, or from --agent-card-path. Agents call it through the gateway at
+/a2a/NAME once its card is approved ("gwctl upstream approve-card NAME").`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := meta.build(args[0])
@@ -59,6 +82,7 @@ default the data plane detects it (server/discover, else initialize).`,
 				Url:            rawURL,
 				AllowLinkLocal: allowLinkLocal,
 				McpEra:         configv1.McpEra(era.num),
+				A2ACardPath:    cardPath,
 			}
 			switch {
 			case noPrefix:
@@ -94,6 +118,13 @@ default the data plane detects it (server/discover, else initialize).`,
 			if maxConcurrency != 0 {
 				up.Limits = &configv1.UpstreamLimits{MaxConcurrency: maxConcurrency}
 			}
+			if up.Protocol == configv1.Protocol_PROTOCOL_LLM || provider.num != 0 || len(models) > 0 {
+				l, err := llmSettings(configv1.LlmProvider(provider.num), models, aliases, outputCap)
+				if err != nil {
+					return err
+				}
+				up.Llm = l
+			}
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
 				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.CreateUpstreamResponse], error) {
 					return s.Upstream.CreateUpstream(ctx, connect.NewRequest(&adminv1.CreateUpstreamRequest{Upstream: up}))
@@ -113,6 +144,11 @@ default the data plane detects it (server/discover, else initialize).`,
 	f.StringVar(&rawURL, "url", "", "base URL of the upstream (http or https)")
 	addEnumFlag(cmd, protocol, "protocol", "protocol the upstream speaks")
 	addEnumFlag(cmd, era, "mcp-era", "MCP protocol era to speak (default: detect)")
+	addEnumFlag(cmd, provider, "provider", "the LLM provider's API (--protocol llm)")
+	f.StringArrayVar(&models, "model", nil, "a model agents may call, by the provider's id (--protocol llm; repeatable)")
+	f.StringArrayVar(&aliases, "alias", nil, "another name for a model: NAME=MODEL (repeatable)")
+	f.Int64Var(&outputCap, "output-cap", 0, "output tokens a call is assumed to produce when it sets no limit (default 4096)")
+	f.StringVar(&cardPath, "agent-card-path", "", "A2A: path of the agent card on the URL's origin (default /.well-known/agent-card.json)")
 	f.StringVar(&prefix, "prefix", "", "tool-name prefix (default: the upstream's name)")
 	f.BoolVar(&noPrefix, "no-prefix", false, "federate the tools without a prefix")
 	f.StringVar(&bearerSecret, "bearer-secret", "", "send the named secret as Authorization: Bearer")
@@ -232,8 +268,20 @@ func printUpstream(p *printer, u *configv1.Upstream) error {
 		field{"Per-call timeout", timeout},
 		field{"Resilience", strings.Join(resilience, ", ")},
 		field{"Allow link-local", boolText(u.GetAllowLinkLocal())},
-		field{"MCP era", eraText(u.GetMcpEra())},
 	)
+	switch {
+	case u.GetLlm() != nil:
+		l := u.GetLlm()
+		fs = append(fs, field{"Provider", enumLabel(l.GetProvider().String(), "LLM_PROVIDER_")}, field{"Models", modelsText(u)})
+	case u.GetProtocol() == configv1.Protocol_PROTOCOL_A2A:
+		path := u.GetA2ACardPath()
+		if path == "" {
+			path = "/.well-known/agent-card.json"
+		}
+		fs = append(fs, field{"Agent card path", path})
+	default:
+		fs = append(fs, field{"MCP era", eraText(u.GetMcpEra())})
+	}
 	return p.fields(append(fs, metaTrailer(u.GetMeta())...))
 }
 
@@ -264,4 +312,47 @@ func credentialText(c *configv1.UpstreamCredential) string {
 		return "oauth client credentials (" + k.OauthClientCredentials.GetTokenUrl() + ")"
 	}
 	return "none"
+}
+
+// llmSettings builds an LLM upstream's settings from gwctl's flags.
+func llmSettings(provider configv1.LlmProvider, models, aliases []string, outputCap int64) (*configv1.LlmUpstream, error) {
+	l := &configv1.LlmUpstream{Provider: provider}
+	byID := map[string]*configv1.LlmModel{}
+	for _, id := range models {
+		m := &configv1.LlmModel{Id: id, OutputCap: outputCap}
+		byID[id] = m
+		l.Models = append(l.Models, m)
+	}
+	for _, a := range aliases {
+		name, id, ok := strings.Cut(a, "=")
+		m := byID[id]
+		if !ok || name == "" || m == nil {
+			return nil, fmt.Errorf("invalid --alias %q: want NAME=MODEL, MODEL one of the --model values", a)
+		}
+		m.Aliases = append(m.Aliases, name)
+	}
+	return l, nil
+}
+
+// modelsText lists an LLM upstream's models as agents name them.
+func modelsText(u *configv1.Upstream) string {
+	prefix := u.GetMeta().GetName()
+	if u.ToolPrefix != nil {
+		prefix = u.GetToolPrefix()
+	}
+	var out []string
+	for _, m := range u.GetLlm().GetModels() {
+		name := m.GetId()
+		if prefix != "" {
+			name = prefix + "/" + name
+		}
+		if len(m.GetAliases()) > 0 {
+			name += " (" + strings.Join(m.GetAliases(), ", ") + ")"
+		}
+		out = append(out, name)
+	}
+	if len(out) == 0 {
+		return "(none)"
+	}
+	return strings.Join(out, ", ")
 }

@@ -81,6 +81,9 @@ func Upstream(u *configv1.Upstream) error {
 	if len(u.GetToolPrefix()) > Name {
 		return exceeded("tool_prefix", "at most %d bytes", Name)
 	}
+	if err := llmUpstream(u.GetLlm()); err != nil {
+		return err
+	}
 	switch k := u.GetCredential().GetKind().(type) {
 	case *configv1.UpstreamCredential_Header:
 		if len(k.Header.GetHeader()) > Name || len(k.Header.GetSecret()) > Name {

@@ -17,7 +17,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(harness.Main(m, "controlplane", "gwctl", "dataplane", "demoupstream", "etcdmember"))
+	os.Exit(harness.Main(m, "controlplane", "gwctl", "dataplane", "demoupstream", "etcdmember", "a2aagent", "fakellm"))
 }
 
 // agentList is the output of "gwctl agent list -o json".

@@ -490,7 +490,7 @@ func (g *gateway) auditQuery(t *testing.T, args ...string) auditRecords {
 func (g *gateway) expectShadowSample(t *testing.T, agent string) {
 	t.Helper()
 	harness.Await(t, 10*time.Second, agent+"'s shadowed payments are audited with the candidate's decision", func() error {
-		for _, r := range g.auditQuery(t, "--agent", agent, "--tool", "send_payment").Records {
+		for _, r := range g.auditQuery(t, "--agent", agent, "--tool", actionPayment).Records {
 			if s := r.Rollout; s != nil && s.Stage == "shadow" && s.Shadow != nil {
 				if r.Decision != "allow" || s.Shadow.Decision != "deny" || !s.Shadow.Candidate || !slices.Equal(s.Shadow.Policies, []string{rolloutSet + "/no-payments"}) {
 					t.Fatalf("shadow sample %+v of a %s record: want the candidate's deny by %s/no-payments", *s.Shadow, r.Decision, rolloutSet)
@@ -512,7 +512,7 @@ func (g *gateway) expectCandidateRecords(t *testing.T, id string, agents []*roll
 	for _, a := range agents[2:4] {
 		harness.Await(t, 10*time.Second, a.name+"'s canary calls are audited", func() error {
 			n := 0
-			for _, r := range g.auditQuery(t, "--agent", a.name, "--tool", "send_payment").Records {
+			for _, r := range g.auditQuery(t, "--agent", a.name, "--tool", actionPayment).Records {
 				if r.Rollout == nil || r.Rollout.Stage != "canary" {
 					continue
 				}

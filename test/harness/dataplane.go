@@ -311,6 +311,12 @@ type AuditRecord struct {
 	Count         uint64
 	// Items is, for a list, how many items the agent was shown.
 	Items uint32
+	// Task is, for an operation on a remote agent (A2A), its task detail.
+	Task struct {
+		ID, ContextID, State, Skill string
+		MessageBytes, EventBytes    int64
+		Events, Tasks               uint32
+	}
 }
 
 // AuditRecords reads the whole audit log (a record still being written
@@ -321,7 +327,7 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, AuditRecord{
+		rec := AuditRecord{
 			Time:            r.GetTime().AsTime(),
 			Sequence:        r.GetSequence(),
 			Dataplane:       r.GetDataplane(),
@@ -342,7 +348,12 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			SourceNetwork:   r.GetRefusalSummary().GetSourceNetwork(),
 			Count:           r.GetRefusalSummary().GetCount(),
 			Items:           r.GetList().GetItems(),
-		})
+		}
+		if d := r.GetTask(); d != nil {
+			rec.Task.ID, rec.Task.ContextID, rec.Task.State, rec.Task.Skill = d.GetTaskId(), d.GetContextId(), d.GetState(), d.GetSkill()
+			rec.Task.MessageBytes, rec.Task.EventBytes, rec.Task.Events, rec.Task.Tasks = d.GetMessageBytes(), d.GetEventBytes(), d.GetEvents(), d.GetTasks()
+		}
+		out = append(out, rec)
 	}
 	return out, nil
 }

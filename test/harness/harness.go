@@ -83,6 +83,8 @@ func Main(m *testing.M, programs ...string) int {
 var programPackages = map[string]string{
 	"demoupstream": "./test/demoupstream", // the demo MCP upstream
 	"etcdmember":   "./test/etcdmember",   // etcd's own server, at the pinned version
+	"a2aagent":     "./test/a2aagent",     // the test A2A agent
+	"fakellm":      "./test/fakellm",      // the fake LLM provider
 }
 
 // programPackage is the package path go build compiles program from.

@@ -177,3 +177,51 @@ func Scale(n int) *snapshotv1.Snapshot {
 	s.PolicySets = []*configv1.PolicySet{{Meta: &configv1.ResourceMeta{Name: "scale"}, Source: src.String(), Version: 1}}
 	return s
 }
+
+// Remote agents AddRemoteAgents registers: A2A upstreams with pinned
+// cards. Travel is mutating with skills "search" and "book"; Weather is
+// read-only with skill "forecast".
+const (
+	Travel  = "travel"
+	Weather = "weather"
+)
+
+// Card is an agent card with the given skill ids.
+func Card(name string, skills ...string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"name":%q,"description":"d","version":"1","supportedInterfaces":[{"url":"https://%s.example/a2a","protocolBinding":"JSONRPC","protocolVersion":"1.0"}],"capabilities":{"streaming":true},"defaultInputModes":["text/plain"],"defaultOutputModes":["text/plain"],"skills":[`, name, name)
+	for i, s := range skills {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"id":%q,"name":%q,"description":"d","tags":[]}`, s, s)
+	}
+	b.WriteString("]}")
+	return []byte(b.String())
+}
+
+// CardPin is the agent-card pin of upstream with one version.
+func CardPin(upstream string, class configv1.ToolClass, card []byte) *configv1.ToolPin {
+	return &configv1.ToolPin{
+		Meta:     &configv1.ResourceMeta{Name: upstream + "/agent-card"},
+		Upstream: upstream,
+		Tool:     "agent-card",
+		Kind:     configv1.PinKind_PIN_KIND_AGENT_CARD,
+		Versions: []*configv1.ToolVersion{{Version: 1, Definition: card, Class: class}},
+	}
+}
+
+// AddRemoteAgents adds the A2A upstreams Travel and Weather with their
+// card pins to s and returns s.
+func AddRemoteAgents(s *snapshotv1.Snapshot) *snapshotv1.Snapshot {
+	for _, u := range []string{Travel, Weather} {
+		s.Upstreams = append(s.Upstreams, &configv1.Upstream{
+			Meta: &configv1.ResourceMeta{Name: u}, Protocol: configv1.Protocol_PROTOCOL_A2A,
+			Url: "https://" + u + ".example/a2a", ToolPrefix: proto.String(u),
+		})
+	}
+	s.ToolPins = append(s.ToolPins,
+		CardPin(Travel, configv1.ToolClass_TOOL_CLASS_MUTATING, Card("Travel", "search", "book")),
+		CardPin(Weather, configv1.ToolClass_TOOL_CLASS_READ_ONLY, Card("Weather", "forecast")))
+	return s
+}

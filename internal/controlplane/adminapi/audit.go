@@ -258,3 +258,46 @@ func (a *API) Attest(ctx context.Context, req *connect.Request[auditv1.AttestReq
 func (a *API) GetPublicKey(context.Context, *connect.Request[auditv1.GetPublicKeyRequest]) (*connect.Response[auditv1.GetPublicKeyResponse], error) {
 	return resp(&auditv1.GetPublicKeyResponse{PublicKey: a.attestKey.Public().(ed25519.PublicKey)}), nil
 }
+
+// Usage implements AuditService: what calls consumed over a time range,
+// summed by agent, team, user or model, from this node's store.
+func (a *API) Usage(_ context.Context, req *connect.Request[auditv1.UsageRequest]) (*connect.Response[auditv1.UsageResponse], error) {
+	as, err := a.auditStore()
+	if err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	var g auditstore.UsageGroup
+	switch m.GetGroupBy() {
+	case auditv1.UsageGroup_USAGE_GROUP_AGENT, auditv1.UsageGroup_USAGE_GROUP_UNSPECIFIED:
+		g = auditstore.ByAgent
+	case auditv1.UsageGroup_USAGE_GROUP_TEAM:
+		g = auditstore.ByTeam
+	case auditv1.UsageGroup_USAGE_GROUP_USER:
+		g = auditstore.ByUser
+	case auditv1.UsageGroup_USAGE_GROUP_MODEL:
+		g = auditstore.ByModel
+	default:
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("group_by %d is not a usage group", m.GetGroupBy()))
+	}
+	f := auditstore.UsageFilter{Agent: m.GetAgent(), Team: m.GetTeam(), User: m.GetUser(), Model: m.GetModel()}
+	if m.GetFrom() != nil {
+		f.From = m.GetFrom().AsTime()
+	}
+	if m.GetTo() != nil {
+		f.To = m.GetTo().AsTime()
+	}
+	rows, read, err := as.Usage(f, g)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, errors.New("the audit store could not be read"))
+	}
+	out := &auditv1.UsageResponse{Records: read, Rows: make([]*auditv1.UsageRow, len(rows))}
+	for i, r := range rows {
+		out.Rows[i] = &auditv1.UsageRow{
+			Key: r.Key, Calls: r.Calls, InputTokens: r.Input, CachedInputTokens: r.CachedInput,
+			OutputTokens: r.Output, ReasoningTokens: r.Reasoning, CostNanos: r.CostNanos,
+			EstimatedCalls: r.EstimatedCalls, UnpricedCalls: r.UnpricedCalls,
+		}
+	}
+	return resp(out), nil
+}

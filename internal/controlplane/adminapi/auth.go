@@ -68,6 +68,14 @@ var procedures = edge.Rules{
 	c.ValueListServiceDeleteValueListProcedure:           {Role: operator, MaxBytes: smallRequest},
 	c.ValueListServiceAddValuesProcedure:                 {Role: operator, MaxBytes: listRequest},
 	c.ValueListServiceRemoveValuesProcedure:              {Role: operator, MaxBytes: listRequest},
+	c.PriceServiceSetModelPriceProcedure:                 {Role: operator, MaxBytes: resourceRequest},
+	c.PriceServiceGetModelPriceProcedure:                 {Role: auditor, MaxBytes: smallRequest},
+	c.PriceServiceListModelPricesProcedure:               {Role: auditor, MaxBytes: smallRequest},
+	c.PriceServiceDeleteModelPriceProcedure:              {Role: operator, MaxBytes: smallRequest},
+	c.BudgetServiceSetBudgetProcedure:                    {Role: operator, MaxBytes: resourceRequest},
+	c.BudgetServiceGetBudgetProcedure:                    {Role: auditor, MaxBytes: smallRequest},
+	c.BudgetServiceListBudgetsProcedure:                  {Role: auditor, MaxBytes: smallRequest},
+	c.BudgetServiceDeleteBudgetProcedure:                 {Role: operator, MaxBytes: smallRequest},
 	c.ToolServicePinToolProcedure:                        {Role: operator, MaxBytes: pinRequest},
 	c.ToolServiceGetToolPinProcedure:                     {Role: auditor, MaxBytes: smallRequest},
 	c.ToolServiceListToolPinsProcedure:                   {Role: auditor, MaxBytes: smallRequest},
@@ -125,6 +133,7 @@ var procedures = edge.Rules{
 	ac.AuditServiceVerifyProcedure:                       {Role: auditor, MaxBytes: smallRequest},
 	ac.AuditServiceAttestProcedure:                       {Role: auditor, MaxBytes: smallRequest},
 	ac.AuditServiceGetPublicKeyProcedure:                 {Role: auditor, MaxBytes: smallRequest},
+	ac.AuditServiceUsageProcedure:                        {Role: auditor, MaxBytes: smallRequest},
 }
 
 // Procedures returns the rules of every procedure the admin API and the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/portcullis-gw/portcullis/internal/a2awire"
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
@@ -19,6 +21,7 @@ import (
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"github.com/portcullis-gw/portcullis/internal/limits"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/oauthcc"
 	"github.com/portcullis-gw/portcullis/internal/secretbind"
@@ -52,9 +55,9 @@ func (a *API) DiscoverUpstream(ctx context.Context, req *connect.Request[adminv1
 	}
 	u := r.GetUpstream()
 	switch u.GetProtocol() {
-	case configv1.Protocol_PROTOCOL_MCP, configv1.Protocol_PROTOCOL_UNSPECIFIED:
+	case configv1.Protocol_PROTOCOL_MCP, configv1.Protocol_PROTOCOL_UNSPECIFIED, configv1.Protocol_PROTOCOL_A2A:
 	default:
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q does not speak MCP", name))
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q speaks neither MCP nor A2A", name))
 	}
 	if err := a.checkEgress(ctx, "url", u.GetUrl(), u.GetAllowLinkLocal()); err != nil {
 		return nil, err
@@ -73,6 +76,9 @@ func (a *API) DiscoverUpstream(ctx context.Context, req *connect.Request[adminv1
 	maxResponse := u.GetLimits().GetMaxResponseBytes()
 	if maxResponse <= 0 {
 		maxResponse = discoverMaxResponse
+	}
+	if u.GetProtocol() == configv1.Protocol_PROTOCOL_A2A {
+		return a.discoverCard(ctx, st, u, cred, min(maxResponse, limits.ToolDefinition))
 	}
 	client, err := mcpclient.New(mcpclient.Config{
 		URL: u.GetUrl(), HTTP: a.discoverHTTP(u.GetAllowLinkLocal(), cred),
@@ -150,6 +156,72 @@ func compareTools(st *state.State, u *configv1.Upstream, defs []json.RawMessage)
 		})
 	}
 	return out, nil
+}
+
+// discoverCard fetches an A2A upstream's agent card (from the origin of its
+// URL, at its card path, with its own credential) and compares it with the
+// card pin: one DiscoveredTool named toolpin.AgentCardTool. The card must
+// fit in maxBytes.
+func (a *API) discoverCard(ctx context.Context, st *state.State, u *configv1.Upstream, cred upstreamCred, maxBytes int64) (*connect.Response[adminv1.DiscoverUpstreamResponse], error) {
+	name := u.GetMeta().GetName()
+	loc, err := a2awire.CardLocation(u.GetUrl(), u.GetA2ACardPath())
+	if err != nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q: %w", name, err))
+	}
+	lctx, cancel := context.WithTimeout(ctx, DiscoverTimeout)
+	defer cancel()
+	card, err := fetchCard(lctx, a.discoverHTTP(u.GetAllowLinkLocal(), cred), loc, maxBytes)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, connect.NewError(connect.CodeCanceled, ctx.Err())
+		}
+		return nil, a.upstreamFailure(ctx, name, lctx.Err() != nil, cred, err)
+	}
+	hash, err := toolpin.HashCard(card)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q: its agent card at %s: %w", name, loc, err))
+	}
+	d := &adminv1.DiscoveredTool{
+		Name: toolpin.AgentCardTool, Action: name, LiveHash: hash, Definition: card,
+		// A card says nothing trustworthy about what an agent's messages
+		// do: the safe suggestion.
+		SuggestedClass: configv1.ToolClass_TOOL_CLASS_MUTATING, Status: adminv1.DiscoveryStatus_DISCOVERY_STATUS_NEW,
+	}
+	if r, ok := st.Get(resource.ToolPin, resource.ToolPinName(name, toolpin.AgentCardTool)); ok {
+		if v := resource.ActiveVersion(r.GetToolPin()); v != nil {
+			d.PinnedHash, d.PinnedVersion, d.PinnedClass = v.GetDefinitionHash(), v.GetVersion(), v.GetClass()
+			d.Status = adminv1.DiscoveryStatus_DISCOVERY_STATUS_CHANGED
+			if v.GetDefinitionHash() == hash {
+				d.Status = adminv1.DiscoveryStatus_DISCOVERY_STATUS_PINNED
+			}
+		}
+	}
+	return resp(&adminv1.DiscoverUpstreamResponse{Tools: []*adminv1.DiscoveredTool{d}}), nil
+}
+
+// fetchCard GETs an agent card of at most maxBytes.
+func fetchCard(ctx context.Context, hc *http.Client, loc string, maxBytes int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	res, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = res.Body.Close() }()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s answered HTTP %d", loc, res.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > maxBytes {
+		return nil, fmt.Errorf("the agent card at %s is larger than %d bytes", loc, maxBytes)
+	}
+	return body, nil
 }
 
 // upstreamCred is what one discovery attaches to its requests.

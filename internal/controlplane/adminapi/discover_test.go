@@ -3,10 +3,14 @@ package adminapi_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2asrv"
 
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -160,5 +164,83 @@ func TestDiscoverUpstreamWithOAuth(t *testing.T) {
 	}
 	if len(res.Msg.GetTools()) != 4 {
 		t.Errorf("discovered %d tools, want the demo's 4", len(res.Msg.GetTools()))
+	}
+}
+
+// TestDiscoverAgentCard: an A2A upstream's card (served by the official
+// Go SDK's card handler at a non-standard path, behind the upstream's
+// credential) is discovered as the one "agent-card" entry, pinned by its
+// whole hash, and a change to the card shows as changed.
+func TestDiscoverAgentCard(t *testing.T) {
+	n := startNode(t)
+	const secret = "agent-secret"
+	card := &a2a.AgentCard{
+		Name: "Travel", Description: "Books trips.", Version: "1.0.0",
+		SupportedInterfaces: []*a2a.AgentInterface{{URL: "http://internal.example/rpc", ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: "1.0"}},
+		Skills:              []a2a.AgentSkill{{ID: "search", Name: "Search", Description: "d", Tags: []string{}}},
+	}
+	var current atomic.Pointer[http.Handler]
+	serve := func(c *a2a.AgentCard) {
+		h := a2asrv.NewStaticAgentCardHandler(c)
+		current.Store(&h)
+	}
+	serve(card)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/cards/travel.json", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+secret {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		(*current.Load()).ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	if _, err := n.secrets.SetSecret(ctx(t), req(n.admin, &adminv1.SetSecretRequest{Name: "travel-token", Value: []byte(secret), Hosts: []string{hostOf(t, srv.URL)}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.upstreams.CreateUpstream(ctx(t), req(n.admin, &adminv1.CreateUpstreamRequest{Upstream: &configv1.Upstream{
+		Meta: &configv1.ResourceMeta{Name: "travel"}, Protocol: configv1.Protocol_PROTOCOL_A2A, Url: srv.URL + "/rpc", A2ACardPath: "/cards/travel.json",
+		Credential: &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Bearer{Bearer: &configv1.BearerCredential{Secret: "travel-token"}}},
+	}})); err != nil {
+		t.Fatal(err)
+	}
+	discover := func() *adminv1.DiscoveredTool {
+		t.Helper()
+		res, err := n.upstreams.DiscoverUpstream(ctx(t), req(n.admin, &adminv1.DiscoverUpstreamRequest{Name: "travel"}))
+		if err != nil {
+			t.Fatalf("discover: %v", err)
+		}
+		if len(res.Msg.GetTools()) != 1 {
+			t.Fatalf("discovered %v, want the one card", res.Msg.GetTools())
+		}
+		return res.Msg.GetTools()[0]
+	}
+	d := discover()
+	if d.GetName() != toolpin.AgentCardTool || d.GetStatus() != adminv1.DiscoveryStatus_DISCOVERY_STATUS_NEW ||
+		d.GetSuggestedClass() != configv1.ToolClass_TOOL_CLASS_MUTATING {
+		t.Fatalf("card before approval: %v", d)
+	}
+	if hash, err := toolpin.HashCard(d.GetDefinition()); err != nil || hash != d.GetLiveHash() {
+		t.Errorf("live hash %s is not the card's hash (%s, %v)", d.GetLiveHash(), hash, err)
+	}
+	// A tool name other than the card's is refused for an A2A upstream.
+	_, err := n.tools.PinTool(ctx(t), req(n.admin, &adminv1.PinToolRequest{Upstream: "travel", Tool: "search", Definition: d.GetDefinition(), Class: configv1.ToolClass_TOOL_CLASS_READ_ONLY}))
+	wantCode(t, err, connect.CodeInvalidArgument, "its only pin is its agent card")
+	res, err := n.tools.PinTool(ctx(t), req(n.admin, &adminv1.PinToolRequest{Upstream: "travel", Tool: toolpin.AgentCardTool, Definition: d.GetDefinition(), Class: configv1.ToolClass_TOOL_CLASS_READ_ONLY}))
+	if err != nil {
+		t.Fatalf("approve the card: %v", err)
+	}
+	if p := res.Msg.GetPin(); p.GetKind() != configv1.PinKind_PIN_KIND_AGENT_CARD || p.GetVersions()[0].GetDefinitionHash() != d.GetLiveHash() {
+		t.Errorf("card pin = %v", p)
+	}
+	if d := discover(); d.GetStatus() != adminv1.DiscoveryStatus_DISCOVERY_STATUS_PINNED {
+		t.Errorf("after approval: %v", d)
+	}
+	// The agent adds a skill.
+	changed := *card
+	changed.Skills = append(slices.Clone(card.Skills), a2a.AgentSkill{ID: "exfiltrate", Name: "x", Description: "d", Tags: []string{}})
+	serve(&changed)
+	if d := discover(); d.GetStatus() != adminv1.DiscoveryStatus_DISCOVERY_STATUS_CHANGED || d.GetLiveHash() == d.GetPinnedHash() {
+		t.Errorf("after the card changed: %v", d)
 	}
 }

@@ -30,13 +30,6 @@ func (a *API) PinTool(ctx context.Context, req *connect.Request[adminv1.PinToolR
 	if len(m.GetDefinition()) > resource.MaxToolDefinition {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("definition: at most %d bytes", resource.MaxToolDefinition))
 	}
-	hash, schema, err := toolpin.Hash(m.GetDefinition())
-	if err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("definition: %w", err))
-	}
-	if named := toolpin.Name(m.GetDefinition()); named != "" && named != m.GetTool() {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("definition names tool %q, not %q", named, m.GetTool()))
-	}
 	if m.GetClass() == configv1.ToolClass_TOOL_CLASS_UNSPECIFIED {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("class is required: read-only, idempotent or mutating"))
 	}
@@ -45,10 +38,35 @@ func (a *API) PinTool(ctx context.Context, req *connect.Request[adminv1.PinToolR
 	if err != nil {
 		return nil, a.storeError(ctx, err)
 	}
-	pin := &configv1.ToolPin{Meta: &configv1.ResourceMeta{Name: name}, Upstream: m.GetUpstream(), Tool: m.GetTool()}
+	// An A2A upstream's one pin is its agent card, hashed whole; an MCP
+	// upstream's pins are tools. A missing upstream is the state
+	// machine's to refuse.
+	kind := configv1.PinKind_PIN_KIND_UNSPECIFIED
+	if u, ok := st.Get(resource.Upstream, m.GetUpstream()); ok && u.GetUpstream().GetProtocol() == configv1.Protocol_PROTOCOL_A2A {
+		kind = configv1.PinKind_PIN_KIND_AGENT_CARD
+	}
+	var hash string
+	var schema []byte
+	if kind == configv1.PinKind_PIN_KIND_AGENT_CARD {
+		if m.GetTool() != toolpin.AgentCardTool {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("upstream %q speaks A2A: its only pin is its agent card, tool %q", m.GetUpstream(), toolpin.AgentCardTool))
+		}
+		if hash, err = toolpin.HashCard(m.GetDefinition()); err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("definition: %w", err))
+		}
+	} else {
+		if hash, schema, err = toolpin.Hash(m.GetDefinition()); err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("definition: %w", err))
+		}
+		if named := toolpin.Name(m.GetDefinition()); named != "" && named != m.GetTool() {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("definition names tool %q, not %q", named, m.GetTool()))
+		}
+	}
+	pin := &configv1.ToolPin{Meta: &configv1.ResourceMeta{Name: name}, Upstream: m.GetUpstream(), Tool: m.GetTool(), Kind: kind}
 	mode, rev := fsmv1.WriteMode_WRITE_MODE_CREATE, uint64(0)
 	if cur, ok := st.Get(resource.ToolPin, name); ok {
 		pin = proto.Clone(cur.GetToolPin()).(*configv1.ToolPin)
+		pin.Kind = kind
 		mode, rev = fsmv1.WriteMode_WRITE_MODE_UPDATE, pin.GetMeta().GetRevision()
 		if want := m.GetExpectedRevision(); want != 0 && want != rev {
 			return nil, connect.NewError(connect.CodeAborted, fmt.Errorf("tool pin %q is at revision %d, not %d", name, rev, want))

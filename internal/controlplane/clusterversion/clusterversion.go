@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strings"
 
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -74,6 +75,8 @@ var kinds = map[protoreflect.Name]Version{
 	"policy_tests":   PolicyRollouts,
 	"rollout":        PolicyRollouts,
 	"setting":        Settings,
+	"model_price":    LLMBrokering,
+	"budget":         LLMBrokering,
 }
 
 // Versions of behaviour of the state machine that is not an operation or
@@ -88,6 +91,19 @@ const (
 	// set's source records a version), and the kinds and the operation of
 	// staged rollouts exist.
 	PolicyRollouts Version = 2
+	// A2ABrokering: A2A upstreams have their agent card pinned (a ToolPin
+	// of kind PIN_KIND_AGENT_CARD, which a put needs this version for: an
+	// older replica would take it for a tool), and the Cedar schema
+	// policies are validated against declares RemoteAgent and the a2a_send
+	// and a2a_read groups once every voter supports it (an older replica
+	// would refuse a policy naming them).
+	A2ABrokering Version = 2
+	// LLMBrokering: model prices and budgets are kinds, and the Cedar
+	// schema policies are validated against declares Model and the
+	// llm_complete group once every voter supports it (an older replica
+	// would refuse a policy naming them), as do the stateful rules about
+	// LLM upstreams' model names (see state).
+	LLMBrokering Version = 2
 )
 
 // Versions that introduced an operation or a kind.
@@ -101,7 +117,7 @@ const (
 )
 
 // features are the behaviour versions above.
-var features = []Version{TypedAdminAudit, PolicyRollouts}
+var features = []Version{TypedAdminAudit, PolicyRollouts, A2ABrokering, LLMBrokering}
 
 // release is the highest version in the tables above: what a release
 // binary supports.
@@ -220,6 +236,9 @@ func Needs(cmd *fsmv1.Command) (Need, error) {
 			// older replica does not keep.
 			if r.GetPolicySet().GetRestores() != 0 {
 				need = higher(need, Need{Version: PolicyRollouts, What: "a policy set rollback"})
+			}
+			if r.GetToolPin().GetKind() == configv1.PinKind_PIN_KIND_AGENT_CARD {
+				need = higher(need, Need{Version: A2ABrokering, What: "an agent-card pin"})
 			}
 		}
 	case *fsmv1.Command_Delete:

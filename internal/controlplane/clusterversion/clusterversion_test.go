@@ -115,6 +115,9 @@ func TestNeeds(t *testing.T) {
 		{name: "a command with no operation", cmd: &fsmv1.Command{RequestId: "r"}, unsupported: "no operation"},
 		{name: "a kind of a newer version", cmd: put(newKind), unsupported: "a resource kind this binary does not know (field 200)"},
 		{name: "a command stamped above this binary", cmd: stamped, unsupported: "needs cluster version"},
+		{name: "a tool pin", cmd: put(&fsmv1.Resource{Kind: &fsmv1.Resource_ToolPin{ToolPin: &configv1.ToolPin{Tool: "t"}}}), want: clusterversion.Baseline},
+		// An older replica would take an agent card for a tool.
+		{name: "an agent-card pin", cmd: put(&fsmv1.Resource{Kind: &fsmv1.Resource_ToolPin{ToolPin: &configv1.ToolPin{Tool: "agent-card", Kind: configv1.PinKind_PIN_KIND_AGENT_CARD}}}), want: clusterversion.A2ABrokering},
 	}
 	if clusterversion.Current() == clusterversion.Release() {
 		tests = append(tests, needCase{name: "the test-only kind in a release build", cmd: probeCmd, unsupported: "resource kind upgrade_probe"})

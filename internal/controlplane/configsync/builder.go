@@ -95,8 +95,9 @@ func (b *Builder) Build(st *state.State) (*Built, error) {
 
 // Snapshot builds the data-plane snapshot of st: everything a data plane
 // needs (agents with key hashes, upstreams, pins, enabled policy sets, value
-// lists, identity sources, the secrets upstreams reference, the brake, the
-// cluster CA certificate, the cluster-wide settings), nothing
+// lists, identity sources, the secrets upstreams reference, model prices,
+// budgets, the brake, the cluster CA certificate, the cluster-wide
+// settings, the key of A2A ids), nothing
 // it does not (admin tokens, nodes, the admin log). Build adds the node's
 // egress policy.
 func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error) {
@@ -109,6 +110,8 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 		// The cluster CA's certificate (never its key): a trust anchor
 		// for agents' client certificates.
 		ClusterCaPem: st.Identity().GetCaCertPem(),
+		// Every node derives the same key from the same KEK.
+		TaskIdKey: TaskIDKey(sealer, st.Identity().GetClusterId()),
 	}
 	st.Each(resource.Agent, func(r *fsmv1.Resource) bool {
 		snap.Agents = append(snap.Agents, r.GetAgent())
@@ -127,6 +130,7 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 		snap.IdentitySources = append(snap.IdentitySources, r.GetIdentitySource())
 		return true
 	})
+	addPricesAndBudgets(st, snap)
 	// Every stored setting (none is secret); an absent key has its
 	// default on the data plane too.
 	st.Each(resource.Setting, func(r *fsmv1.Resource) bool {
@@ -168,6 +172,19 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 	return snap, nil
 }
 
+// addPricesAndBudgets adds every model price and every budget (neither
+// is secret: the data plane prices and limits calls with them).
+func addPricesAndBudgets(st *state.State, snap *snapshotv1.Snapshot) {
+	st.Each(resource.ModelPrice, func(r *fsmv1.Resource) bool {
+		snap.ModelPrices = append(snap.ModelPrices, r.GetModelPrice())
+		return true
+	})
+	st.Each(resource.Budget, func(r *fsmv1.Resource) bool {
+		snap.Budgets = append(snap.Budgets, r.GetBudget())
+		return true
+	})
+}
+
 // rolloutOf is the rollout data planes serve: the one in shadow or
 // canary, with its candidate as the policy set it would make.
 func rolloutOf(st *state.State) *snapshotv1.Rollout {
@@ -185,6 +202,17 @@ func rolloutOf(st *state.State) *snapshotv1.Rollout {
 		Stage:             ro.GetStage(),
 		CanaryBasisPoints: state.CanaryShare(ro),
 	}
+}
+
+// taskIDKeyPurpose derives the key of gateway-issued A2A ids.
+const taskIDKeyPurpose = "a2a-task-ids/v1/"
+
+// TaskIDKey is the key data planes sign gateway-issued A2A task and
+// context ids with (snapshot.v1.Snapshot.task_id_key): derived from the
+// KEK for the cluster, so every node sends the same one and it survives
+// restarts, restores and leader changes.
+func TaskIDKey(sealer *seal.Sealer, clusterID string) []byte {
+	return sealer.Derive(taskIDKeyPurpose+clusterID, 32)
 }
 
 // addPinsAndPolicies adds every tool pin, every enabled policy set and

@@ -100,6 +100,18 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 	if bytes.Contains(raw, []byte("never-sent")) {
 		t.Fatal("an unreferenced secret reached the snapshot")
 	}
+	// The key of A2A ids: the same from every node with the KEK, another
+	// under another KEK.
+	if k := snap.GetTaskIdKey(); len(k) != 32 || !bytes.Equal(k, configsync.TaskIDKey(sealer, st.Identity().GetClusterId())) {
+		t.Errorf("task_id_key = %x, want the 32-byte key derived from the KEK", k)
+	}
+	other, err := seal.New(bytes.Repeat([]byte{8}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(snap.GetTaskIdKey(), configsync.TaskIDKey(other, st.Identity().GetClusterId())) {
+		t.Error("two KEKs derive the same task id key")
+	}
 }
 
 func TestBuilderSerializesOncePerVersion(t *testing.T) {
@@ -174,7 +186,7 @@ func TestAuthorizationSnapshotHoldsNothingSecret(t *testing.T) {
 	if len(snap.GetValueLists()) != 1 || snap.GetValueLists()[0].GetMeta().GetName() != "payees" {
 		t.Errorf("value lists = %v, want the one list (policies read it)", snap.GetValueLists())
 	}
-	if len(snap.GetSecrets()) != 0 || len(snap.GetIdentitySources()) != 0 || snap.GetClusterCaPem() != "" {
+	if len(snap.GetSecrets()) != 0 || len(snap.GetIdentitySources()) != 0 || snap.GetClusterCaPem() != "" || snap.GetTaskIdKey() != nil {
 		t.Errorf("secrets, identity sources or CA leaked: %v", snap)
 	}
 	if snap.GetAgents()[0].GetApiKeys() != nil || snap.GetUpstreams()[0].GetCredential() != nil {

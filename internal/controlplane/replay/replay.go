@@ -273,12 +273,19 @@ func (r *run) record(ctx context.Context, rec *auditv1.Record) {
 // action finds the tool's action name in today's configuration, or why
 // there is none.
 func (r *run) action(rec *auditv1.Record) (string, string) {
+	// A record names the tool as agents do and keeps the upstream's own
+	// name in target_own; one written before target_own existed holds the
+	// upstream's own name in tool.
+	own := rec.GetTargetOwn()
+	if own == "" {
+		own = rec.GetTool()
+	}
 	u, ok := r.st.Get(resource.Upstream, rec.GetUpstream())
 	if !ok {
 		return rec.GetTool(), fmt.Sprintf("upstream %q no longer exists", rec.GetUpstream())
 	}
-	action := cedarschema.ActionName(resource.EffectivePrefix(u.GetUpstream()), rec.GetTool())
-	if _, ok := r.st.Get(resource.ToolPin, resource.ToolPinName(rec.GetUpstream(), rec.GetTool())); !ok {
+	action := cedarschema.ActionName(resource.EffectivePrefix(u.GetUpstream()), own)
+	if _, ok := r.st.Get(resource.ToolPin, resource.ToolPinName(rec.GetUpstream(), own)); !ok {
 		return action, fmt.Sprintf("tool %s is no longer pinned", action)
 	}
 	return action, ""

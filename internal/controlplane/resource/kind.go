@@ -26,6 +26,10 @@ const (
 	AdminToken     Kind = "admin_token"
 	Node           Kind = "node"
 	ValueList      Kind = "value_list"
+	// ModelPrice is a model's price table, "<upstream>/<model id>".
+	ModelPrice Kind = "model_price"
+	// Budget bounds what a key's calls consume per calendar window.
+	Budget Kind = "budget"
 	// PolicyHistory is the kept versions of a policy set; the state
 	// machine writes it, nothing else may.
 	PolicyHistory Kind = "policy_history"
@@ -44,7 +48,7 @@ const (
 )
 
 // Kinds lists every kind of the gateway in a stable order.
-var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout, Setting}
+var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout, Setting, ModelPrice, Budget}
 
 // Known reports whether k is a kind.
 func Known(k Kind) bool {
@@ -64,7 +68,7 @@ func Known(k Kind) bool {
 // rollout dropped).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
-	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Setting:
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Setting, ModelPrice, Budget:
 		return true
 	default:
 		return false
@@ -92,6 +96,10 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return Node
 	case *fsmv1.Resource_ValueList:
 		return ValueList
+	case *fsmv1.Resource_ModelPrice:
+		return ModelPrice
+	case *fsmv1.Resource_Budget:
+		return Budget
 	case *fsmv1.Resource_PolicyHistory:
 		return PolicyHistory
 	case *fsmv1.Resource_PolicyTests:
@@ -128,6 +136,10 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.Node
 	case *fsmv1.Resource_ValueList:
 		return k.ValueList
+	case *fsmv1.Resource_ModelPrice:
+		return k.ModelPrice
+	case *fsmv1.Resource_Budget:
+		return k.Budget
 	case *fsmv1.Resource_PolicyHistory:
 		return k.PolicyHistory
 	case *fsmv1.Resource_PolicyTests:
@@ -182,6 +194,10 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Node{Node: v}}
 	case *configv1.ValueList:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_ValueList{ValueList: v}}
+	case *configv1.ModelPrice:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_ModelPrice{ModelPrice: v}}
+	case *configv1.Budget:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Budget{Budget: v}}
 	case *configv1.PolicyHistory:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_PolicyHistory{PolicyHistory: v}}
 	case *configv1.PolicyTests:

@@ -21,6 +21,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/limits"
 	"github.com/portcullis-gw/portcullis/internal/secretbind"
 	"github.com/portcullis-gw/portcullis/internal/setting"
+	"github.com/portcullis-gw/portcullis/internal/toolpin"
 )
 
 // Limits on what a caller controls, from the one table in package limits
@@ -153,6 +154,10 @@ func Validate(r *fsmv1.Resource) error {
 		return validateNode(k.Node)
 	case *fsmv1.Resource_ValueList:
 		return validateValueList(k.ValueList)
+	case *fsmv1.Resource_ModelPrice:
+		return validateModelPrice(k.ModelPrice)
+	case *fsmv1.Resource_Budget:
+		return validateBudget(k.Budget)
 	case *fsmv1.Resource_PolicyHistory:
 		return ValidateName("meta.name", k.PolicyHistory.GetMeta().GetName())
 	case *fsmv1.Resource_PolicyTests:
@@ -197,6 +202,10 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.Node(k.Node)
 	case *fsmv1.Resource_ValueList:
 		err = limits.ValueList(k.ValueList)
+	case *fsmv1.Resource_ModelPrice:
+		err = limits.ModelPrice(k.ModelPrice)
+	case *fsmv1.Resource_Budget:
+		err = limits.Budget(k.Budget)
 	case *fsmv1.Resource_PolicyHistory:
 		err = limits.PolicyHistory(k.PolicyHistory)
 	case *fsmv1.Resource_PolicyTests:
@@ -325,6 +334,17 @@ func validateUpstream(u *configv1.Upstream) error {
 	if err := validateCredential(u.GetCredential()); err != nil {
 		return err
 	}
+	if err := validateLLM(u); err != nil {
+		return err
+	}
+	if cp := u.GetA2ACardPath(); cp != "" {
+		if u.GetProtocol() != configv1.Protocol_PROTOCOL_A2A {
+			return invalid("a2a_card_path", "is for A2A upstreams only")
+		}
+		if err := ValidateCardPath("a2a_card_path", cp); err != nil {
+			return err
+		}
+	}
 	l := u.GetLimits()
 	if l.GetMaxRequestBytes() < 0 || l.GetMaxRequestBytes() > maxRequestBytesCap ||
 		l.GetMaxResponseBytes() < 0 || l.GetMaxResponseBytes() > maxRequestBytesCap {
@@ -348,6 +368,26 @@ func validateUpstream(u *configv1.Upstream) error {
 	if r.GetBreakerOpen() != nil {
 		if d := r.GetBreakerOpen().AsDuration(); d < 0 || d.Minutes() > 60 {
 			return invalid("resilience.breaker_open", "must be between 0 (default) and 1h")
+		}
+	}
+	return nil
+}
+
+// MaxCardPath bounds an A2A upstream's card path.
+const MaxCardPath = 256
+
+// ValidateCardPath checks an A2A upstream's agent-card path: an absolute
+// URL path (it is joined to the origin of the upstream's URL) of at most
+// MaxCardPath bytes, without query, fragment, "..", or characters that
+// need escaping.
+func ValidateCardPath(field, p string) error {
+	if len(p) > MaxCardPath || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.Contains(p, "..") {
+		return invalid(field, "%q: want an absolute path of at most %d bytes such as /.well-known/agent-card.json", p, MaxCardPath)
+	}
+	for _, c := range []byte(p) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("/-._~", c) >= 0
+		if !ok {
+			return invalid(field, "%q: only letters, digits and /-._~ are allowed", p)
 		}
 	}
 	return nil
@@ -406,6 +446,13 @@ func validateToolPin(p *configv1.ToolPin) error {
 	if p.GetMeta().GetName() != ToolPinName(p.GetUpstream(), p.GetTool()) {
 		return invalid("meta.name", "must be %q", ToolPinName(p.GetUpstream(), p.GetTool()))
 	}
+	card := p.GetKind() == configv1.PinKind_PIN_KIND_AGENT_CARD
+	if _, ok := configv1.PinKind_name[int32(p.GetKind())]; !ok {
+		return invalid("kind", "unknown pin kind %d", p.GetKind())
+	}
+	if card && p.GetTool() != toolpin.AgentCardTool {
+		return invalid("tool", "an agent card's pin is named %q", toolpin.AgentCardTool)
+	}
 	if len(p.GetVersions()) == 0 {
 		return invalid("versions", "at least one version is required")
 	}
@@ -427,6 +474,14 @@ func validateToolPin(p *configv1.ToolPin) error {
 		}
 		if len(v.GetInputSchema()) > 0 && !jsonObject(v.GetInputSchema()) {
 			return invalid(f+".input_schema", "must be a JSON object")
+		}
+		if card {
+			if len(v.GetInputSchema()) > 0 {
+				return invalid(f+".input_schema", "an agent card has no input schema")
+			}
+			if _, err := toolpin.CardSkills(v.GetDefinition()); err != nil {
+				return invalid(f+".definition", "%v", err)
+			}
 		}
 	}
 	if p.GetActiveVersion() != 0 && !seen[p.GetActiveVersion()] {

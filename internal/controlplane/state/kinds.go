@@ -3,6 +3,7 @@ package state
 import (
 	"slices"
 
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
@@ -43,7 +44,9 @@ func init() {
 		resource.Rollout:        {prepare: prepareRollout, beforeDelete: beforeDeleteRollout},
 		// A setting refers to nothing and nothing refers to it; its
 		// rules are stateless (package resource, package setting).
-		resource.Setting: {},
+		resource.Setting:    {},
+		resource.ModelPrice: {prepare: prepareModelPrice},
+		resource.Budget:     {},
 	}
 }
 
@@ -116,6 +119,11 @@ func prepareUpstream(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 		return failed("the tool prefix of upstream %q is %q and cannot change (agents' tool names depend on it); register a new upstream instead",
 			u.GetMeta().GetName(), resource.EffectivePrefix(old.GetUpstream()))
 	}
+	if old != nil && old.GetUpstream().GetProtocol() != u.GetProtocol() && a2aRules(t) && hasPins(t, u.GetMeta().GetName()) {
+		// A pin approves a tool of an MCP server or an A2A agent's card:
+		// what it approved means nothing under another protocol.
+		return failed("upstream %q has pins and cannot change protocol; delete its pins first, or register a new upstream", u.GetMeta().GetName())
+	}
 	var conflict *fsmv1.Error
 	t.each(resource.Upstream, func(o *fsmv1.Resource) bool {
 		other := o.GetUpstream()
@@ -133,6 +141,11 @@ func prepareUpstream(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 			return failed("secret %q does not exist; create it first (gwctl secret set %s --hosts …)", name, name)
 		}
 	}
+	if llmRules(t) {
+		if err := checkModels(t, old, u); err != nil {
+			return err
+		}
+	}
 	return checkSecretUse(t, u)
 }
 
@@ -148,13 +161,44 @@ func beforeDeleteUpstream(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	if len(pinned) > 0 {
 		return failed("upstream %q still has pinned tools (%v…); delete its tool pins first", name, pinned)
 	}
+	if llmRules(t) {
+		if priced := pricedModels(t, name); len(priced) > 0 {
+			return failed("upstream %q still has model prices (%v); delete them first (gwctl price delete)", name, priced)
+		}
+	}
 	return nil
+}
+
+// a2aRules reports whether the rules about A2A pins apply: once every
+// voter supports them, so that every replica applies a command alike (a
+// replica from before them would accept what they refuse).
+func a2aRules(t *txn) bool {
+	return clusterversion.Supports(t.base.Voters(), clusterversion.A2ABrokering)
+}
+
+// hasPins reports whether upstream has a pin.
+func hasPins(t *txn, upstream string) bool {
+	found := false
+	t.each(resource.ToolPin, func(p *fsmv1.Resource) bool {
+		found = p.GetToolPin().GetUpstream() == upstream
+		return !found
+	})
+	return found
 }
 
 func prepareToolPin(t *txn, _, r *fsmv1.Resource) *fsmv1.Error {
 	p := r.GetToolPin()
-	if _, ok := t.get(resource.Upstream, p.GetUpstream()); !ok {
+	u, ok := t.get(resource.Upstream, p.GetUpstream())
+	if !ok {
 		return failed("upstream %q does not exist", p.GetUpstream())
+	}
+	// An A2A agent's only pin is its card; only an A2A agent has one.
+	card := p.GetKind() == configv1.PinKind_PIN_KIND_AGENT_CARD
+	if a2a := u.GetUpstream().GetProtocol() == configv1.Protocol_PROTOCOL_A2A; card != a2a && a2aRules(t) {
+		if a2a {
+			return failed("upstream %q speaks A2A: its only pin is its agent card (approve it with gwctl upstream approve-card %s)", p.GetUpstream(), p.GetUpstream())
+		}
+		return failed("upstream %q does not speak A2A, so it has no agent card to pin", p.GetUpstream())
 	}
 	return nil
 }

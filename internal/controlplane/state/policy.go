@@ -6,25 +6,44 @@ import (
 	"sort"
 
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 )
 
 // CedarSchema generates the gateway's Cedar schema from the tool pins in s.
 func (s *State) CedarSchema() (*cedarschema.Schema, error) {
-	return cedarschema.Generate(pinnedTools(s.Get, s.Each))
+	return cedarschema.Generate(pinnedTools(s.Get, s.Each), schemaOptions(s.Voters())...)
 }
 
 func (t *txn) cedarSchema() (*cedarschema.Schema, error) {
-	return cedarschema.Generate(pinnedTools(t.get, t.each))
+	return cedarschema.Generate(pinnedTools(t.get, t.each), schemaOptions(t.base.Voters())...)
+}
+
+// schemaOptions declares the remote-agent and model parts of the schema
+// only once every voter supports them, so that every replica validates a
+// policy set alike (see clusterversion.A2ABrokering and LLMBrokering).
+func schemaOptions(voters []clusterversion.Voter) []cedarschema.Option {
+	var opts []cedarschema.Option
+	if !clusterversion.Supports(voters, clusterversion.A2ABrokering) {
+		opts = append(opts, cedarschema.WithoutRemoteAgents())
+	}
+	if !clusterversion.Supports(voters, clusterversion.LLMBrokering) {
+		opts = append(opts, cedarschema.WithoutModels())
+	}
+	return opts
 }
 
 // pinnedTools lists every pinned tool with its action name and the input
-// schema of its active version.
+// schema of its active version. Agent-card pins are not tools.
 func pinnedTools(get func(resource.Kind, string) (*fsmv1.Resource, bool), each func(resource.Kind, func(*fsmv1.Resource) bool)) []cedarschema.Tool {
 	var tools []cedarschema.Tool
 	each(resource.ToolPin, func(r *fsmv1.Resource) bool {
 		p := r.GetToolPin()
+		if p.GetKind() == configv1.PinKind_PIN_KIND_AGENT_CARD {
+			return true
+		}
 		u, ok := get(resource.Upstream, p.GetUpstream())
 		if !ok {
 			return true // refused at write time; never in a committed state

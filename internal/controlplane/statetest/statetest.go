@@ -421,6 +421,17 @@ func Script() []Step {
 		{Name: "change a setting", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "http://localhost:3000", "https://app.example")), BootToken, "r-setting-2", 50), ConfigMoves: true},
 		{Name: "reset a setting", Cmd: By(Delete(resource.Setting, setting.MCPAllowedOrigins), BootToken, "r-setting-del", 51), ConfigMoves: true},
 		{Name: "set it again", Cmd: By(Upsert(Setting(setting.MCPAllowedOrigins, "https://app.example")), BootToken, "r-setting-3", 52), ConfigMoves: true},
+		{Name: "create LLM upstream", Cmd: By(Create(LLMUpstream("openai", "gpt-4o", "fast")), BootToken, "r-llm", 45), ConfigMoves: true},
+		{Name: "refused LLM upstream reusing an alias", Cmd: By(Create(LLMUpstream("other", "gpt-4o", "fast")), BootToken, "r-llm-dup", 46), WantCode: fsmv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS},
+		{Name: "create model price", Cmd: By(Upsert(ModelPrice("openai", "gpt-4o", 2_500_000)), BootToken, "r-price", 47), ConfigMoves: true},
+		{Name: "refused price of an unlisted model", Cmd: By(Upsert(ModelPrice("openai", "gpt-5", 1)), BootToken, "r-price-bad", 48), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "refused delete of an upstream with prices", Cmd: By(Delete(resource.Upstream, "openai"), BootToken, "r-llm-del", 49), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "update model price", Cmd: By(Upsert(ModelPrice("openai", "gpt-4o", 2_000_000)), BootToken, "r-price-v2", 50), ConfigMoves: true},
+		{Name: "create budget", Cmd: By(Create(Budget("research-monthly", 50_000_000)), BootToken, "r-budget", 51), ConfigMoves: true},
+		{Name: "update budget", Cmd: By(Update(Budget("research-monthly", 80_000_000)), BootToken, "r-budget-v2", 52), ConfigMoves: true},
+		{Name: "delete budget", Cmd: By(Delete(resource.Budget, "research-monthly"), BootToken, "r-budget-del", 53), ConfigMoves: true},
+		{Name: "delete model price", Cmd: By(Delete(resource.ModelPrice, "openai/gpt-4o"), BootToken, "r-price-del", 54), ConfigMoves: true},
+		{Name: "delete LLM upstream", Cmd: By(Delete(resource.Upstream, "openai"), BootToken, "r-llm-del-2", 55), ConfigMoves: true},
 	}
 	return append(steps, rolloutSteps(len(steps))...)
 }
@@ -477,6 +488,25 @@ func rolloutSteps(first int) []Step {
 		{Name: "delete a finished rollout", Cmd: By(Delete(resource.Rollout, "limits-r1"), BootToken, "r-rollout-del", 67)},
 		{Name: "delete policy set with its history", Cmd: By(Delete(resource.PolicySet, "limits"), BootToken, "r-limits-del", 68), ConfigMoves: true},
 	}
+}
+
+// LLMUpstream returns an OpenAI upstream serving model id under alias.
+func LLMUpstream(name, model, alias string) *configv1.Upstream {
+	return &configv1.Upstream{Meta: Meta(name), Protocol: configv1.Protocol_PROTOCOL_LLM, Url: "https://api.openai.example/v1",
+		Llm: &configv1.LlmUpstream{Provider: configv1.LlmProvider_LLM_PROVIDER_OPENAI, Models: []*configv1.LlmModel{{Id: model, Aliases: []string{alias}}}}}
+}
+
+// ModelPrice returns a price table of model of upstream: input and
+// output at the given micro-units per million tokens.
+func ModelPrice(upstream, model string, micros int64) *configv1.ModelPrice {
+	return &configv1.ModelPrice{Meta: Meta(upstream + "/" + model), Upstream: upstream, Model: model,
+		Prices: []*configv1.PriceEntry{{InputMicros: micros, OutputMicros: 4 * micros}}}
+}
+
+// Budget returns a monthly cost budget per team.
+func Budget(name string, micros int64) *configv1.Budget {
+	return &configv1.Budget{Meta: Meta(name), Scope: configv1.BudgetScope_BUDGET_SCOPE_TEAM, Window: configv1.BudgetWindow_BUDGET_WINDOW_MONTH,
+		TimeZone: "Europe/Oslo", MaxCostMicros: micros, Teams: []string{"research"}}
 }
 
 // DedupKey is a (token, request id) pair.
@@ -608,4 +638,34 @@ func Resources(s *state.State) []*fsmv1.Resource {
 		s.Each(k, func(r *fsmv1.Resource) bool { out = append(out, r); return true })
 	}
 	return out
+}
+
+// A2AUpstream returns an A2A upstream without a credential.
+func A2AUpstream(name string) *configv1.Upstream {
+	u := Upstream(name, "")
+	u.Protocol = configv1.Protocol_PROTOCOL_A2A
+	u.Url = "https://" + name + ".example/a2a"
+	return u
+}
+
+// CardPin returns the agent-card pin of upstream, whose card lists skills.
+func CardPin(upstream string, skills ...string) *configv1.ToolPin {
+	card := `{"name":"` + upstream + `","skills":[`
+	for i, s := range skills {
+		if i > 0 {
+			card += ","
+		}
+		card += `{"id":"` + s + `"}`
+	}
+	card += `]}`
+	return &configv1.ToolPin{
+		Meta:     &configv1.ResourceMeta{Name: resource.ToolPinName(upstream, "agent-card")},
+		Upstream: upstream,
+		Tool:     "agent-card",
+		Kind:     configv1.PinKind_PIN_KIND_AGENT_CARD,
+		Versions: []*configv1.ToolVersion{{
+			Version: 1, DefinitionHash: "sha256:" + fmt.Sprintf("%064x", len(card)), Definition: []byte(card),
+			Class: configv1.ToolClass_TOOL_CLASS_MUTATING, ApproveTime: At(0), ApprovedBy: BootToken,
+		}},
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/portcullis-gw/portcullis/internal/authz"
+	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
@@ -55,6 +56,12 @@ func (c *Compiled) Authorize(ctx context.Context, call *pipeline.Call) pipeline.
 			}
 			return decision(d, candidate, versions)
 		}
+	case pipeline.KindModel:
+		if call.Op == pipeline.OpCall {
+			req := modelRequest(call)
+			d := c.engine.Decide(ctx, &req)
+			return pipeline.Decision{Allowed: d.Allowed, Policies: d.Policies, Errors: d.Errors}
+		}
 	case pipeline.KindResource, pipeline.KindPrompt:
 		if call.Op.ReadOnly() && slices.ContainsFunc(c.contentUpstreams(ctx, call), func(u pipeline.Upstream) bool {
 			return u.Name == call.Target.Upstream
@@ -62,6 +69,14 @@ func (c *Compiled) Authorize(ctx context.Context, call *pipeline.Call) pipeline.
 			return pipeline.Decision{Allowed: true}
 		}
 		return pipeline.Decision{}
+	case pipeline.KindAgent:
+		action, ok := agentActions[call.Op]
+		if !ok {
+			break
+		}
+		req := agentRequest(call, action)
+		d := c.engine.Decide(ctx, &req)
+		return pipeline.Decision{Allowed: d.Allowed, Policies: d.Policies, Errors: d.Errors}
 	}
 	return pipeline.Decision{Errors: []string{"no rule decides a " + string(call.Op) + " of a " + string(call.Target.Kind)}}
 }
@@ -81,6 +96,19 @@ func (c *Compiled) Listable(ctx context.Context, call *pipeline.Call, kind pipel
 			out[i] = pipeline.Target{Kind: pipeline.KindTool, Name: t.Action, Upstream: t.Upstream, Own: t.Name, Tool: t}
 		}
 		return out
+	case pipeline.KindModel:
+		if call == nil {
+			return nil
+		}
+		req := request(call)
+		names := c.engine.Listable(ctx, &req, authz.ResourceModel)
+		out := make([]pipeline.Target, 0, len(names))
+		for _, n := range names {
+			if m, ok := c.models[n]; ok {
+				out = append(out, pipeline.Target{Kind: kind, Name: n, Upstream: m.Upstream, Own: m.Own, Model: m})
+			}
+		}
+		return out
 	case pipeline.KindResource, pipeline.KindPrompt:
 		ups := c.contentUpstreams(ctx, call)
 		out := make([]pipeline.Target, len(ups))
@@ -88,8 +116,52 @@ func (c *Compiled) Listable(ctx context.Context, call *pipeline.Call, kind pipel
 			out[i] = pipeline.Target{Kind: kind, Upstream: u.Name}
 		}
 		return out
+	case pipeline.KindSkill:
+		return c.listableSkills(ctx, call)
 	}
 	return nil
+}
+
+// agentActions are the remote-agent actions of the operations on a
+// remote agent.
+var agentActions = map[pipeline.Operation]string{
+	pipeline.OpCall:      cedarschema.ActionA2ASendMessage,
+	pipeline.OpCancel:    cedarschema.ActionA2ACancelTask,
+	pipeline.OpGet:       cedarschema.ActionA2AGetTask,
+	pipeline.OpQuery:     cedarschema.ActionA2AListTasks,
+	pipeline.OpSubscribe: cedarschema.ActionA2ASubscribeTask,
+}
+
+// listableSkills lists remote agent call.Target.Upstream for call.Agent:
+// the agent itself (Name "") when some remote-agent action on it could be
+// permitted, then, in card order, the skills a message could be sent to.
+func (c *Compiled) listableSkills(ctx context.Context, call *pipeline.Call) []pipeline.Target {
+	if call == nil {
+		return nil
+	}
+	agent, ok := c.agents[call.Target.Upstream]
+	if !ok {
+		return nil
+	}
+	req := request(call)
+	if !slices.Contains(c.engine.Listable(ctx, &req, authz.ResourceRemoteAgent), agent.Upstream) {
+		return nil
+	}
+	out := []pipeline.Target{{Kind: pipeline.KindSkill, Upstream: agent.Upstream, Tool: agent}}
+	for _, s := range c.engine.PermittedSkills(ctx, &req, agent.Upstream) {
+		out = append(out, pipeline.Target{Kind: pipeline.KindSkill, Upstream: agent.Upstream, Name: s, Own: s, Tool: agent})
+	}
+	return out
+}
+
+// agentRequest is the authz request of an operation on a remote agent.
+func agentRequest(call *pipeline.Call, action string) authz.Request {
+	req := request(call)
+	req.Action, req.Resource, req.Arguments = action, authz.RemoteAgentResource(call.Target.Upstream), nil
+	if m := call.Message; m != nil {
+		req.Context.Skill, req.Context.MessageBytes, req.Context.MetadataBytes = m.Skill, m.Bytes, m.MetadataBytes
+	}
+	return req
 }
 
 // listableTools are the tools Listable lists.
@@ -145,6 +217,25 @@ func servedProtocol(p configv1.Protocol) string {
 		return "llm"
 	}
 	return "mcp"
+}
+
+// modelRequest is the authz request of a model call: the agent calling
+// the model call.Target.Name with what the call asks for, and its worst
+// case at the model's price when it has one.
+func modelRequest(call *pipeline.Call) authz.Request {
+	req := request(call)
+	req.Action = ""
+	req.Resource = authz.ModelResource(call.Target.Name)
+	req.Arguments = nil
+	req.Context.Model = authz.ModelContext{
+		MaxTokens: call.Demand.OutputTokens, InputTokens: call.Demand.InputTokens,
+		Stream: call.Stream, Tools: call.Tools,
+	}
+	if p := call.Target.Model.PriceAt(call.Start); p != nil {
+		cost := p.Cost(pipeline.Usage{InputTokens: call.Demand.InputTokens, OutputTokens: call.Demand.OutputTokens})
+		req.Context.Model.EstimatedCostNanos = &cost
+	}
+	return req
 }
 
 // request is the authz request of a tool call: the agent (on behalf of

@@ -56,6 +56,7 @@ func Compile(snapshot []byte, opts ...Option) (c *Compiled, err error) {
 			secrets:   map[string]secret{},
 			keys:      map[string]apiKey{},
 			tools:     map[string]pipeline.Tool{},
+			agents:    map[string]pipeline.Tool{},
 			jwtAgents: map[jwtSubject]*configv1.Agent{},
 		},
 	}
@@ -68,6 +69,8 @@ func Compile(snapshot []byte, opts ...Option) (c *Compiled, err error) {
 	b.indexEgress()
 	b.indexSecrets()
 	b.indexUpstreams()
+	b.indexModels()
+	b.checkBudgets()
 	b.indexAgents()
 	b.indexIdentity()
 	b.indexCerts()
@@ -103,6 +106,34 @@ func (b *builder) compileAuthorization(o options) {
 		b.c.toolList = append(b.c.toolList, t)
 	}
 	slices.SortFunc(b.c.toolList, func(x, y pipeline.Tool) int { return strings.Compare(x.Action, y.Action) })
+	b.indexAgentCards()
+}
+
+// indexAgentCards records the approved cards of the remote agents the
+// policy engine compiled (it checked each card pin).
+func (b *builder) indexAgentCards() {
+	for _, p := range b.snap.GetToolPins() {
+		if p.GetKind() != configv1.PinKind_PIN_KIND_AGENT_CARD {
+			continue
+		}
+		v, err := authz.ActiveVersion(p)
+		if err != nil {
+			continue // reported by package authz
+		}
+		b.c.agents[p.GetUpstream()] = pipeline.Tool{
+			Kind:           pipeline.KindAgent,
+			Upstream:       p.GetUpstream(),
+			Name:           p.GetTool(),
+			Class:          v.GetClass(),
+			Version:        v.GetVersion(),
+			Definition:     slices.Clone(v.GetDefinition()),
+			DefinitionHash: v.GetDefinitionHash(),
+		}
+	}
+	for _, a := range b.c.agents {
+		b.c.agentList = append(b.c.agentList, a)
+	}
+	slices.SortFunc(b.c.agentList, func(x, y pipeline.Tool) int { return strings.Compare(x.Upstream, y.Upstream) })
 }
 
 // panicProblem starts the problem Compile reports when compiling panicked.

@@ -42,10 +42,19 @@ type Compiled struct {
 	// action-name order.
 	tools    map[string]pipeline.Tool
 	toolList []pipeline.Tool
+	// agents are the remote agents (A2A upstreams with an approved card)
+	// by upstream name; agentList them in name order.
+	agents    map[string]pipeline.Tool
+	agentList []pipeline.Tool
 
 	// engine decides, lists and explains with this version's policies
 	// (see authz.go).
 	engine *authz.Engine
+
+	// models are the LLM upstreams' models by every name agents may call
+	// them by; modelList each model once, by name.
+	models    map[string]pipeline.Model
+	modelList []pipeline.Model
 	// versions are "<set>@<version>" of every policy set by name,
 	// including the rollout's candidate in candidateVersions.
 	versions map[string]string
@@ -124,6 +133,22 @@ func (c *Compiled) Setting(name string) []string {
 	}
 	return nil
 }
+
+// Agent finds a remote agent by its upstream's name: its approved card.
+func (c *Compiled) Agent(name string) (pipeline.Tool, bool) {
+	a, ok := c.agents[name]
+	return a, ok
+}
+
+// Pins lists every servable pin — the tools in action-name order, then
+// the remote agents' cards in name order — for drift detection.
+func (c *Compiled) Pins() []pipeline.Tool {
+	return append(slices.Clone(c.toolList), c.agentList...)
+}
+
+// TaskIDKey is the key gateway-issued A2A ids are signed with (shared by
+// the cluster's data planes); nil when the control plane sent none.
+func (c *Compiled) TaskIDKey() []byte { return c.snap.GetTaskIdKey() }
 
 // Frozen reports the emergency brake and the operator's reason.
 func (c *Compiled) Frozen() (bool, string) {

@@ -72,6 +72,12 @@ func (b *builder) checkLimits() bool {
 	for _, l := range s.GetValueLists() {
 		over("value list", l.GetMeta().GetName(), limits.ValueList(l))
 	}
+	for _, p := range s.GetModelPrices() {
+		over("model price", p.GetMeta().GetName(), limits.ModelPrice(p))
+	}
+	for _, bg := range s.GetBudgets() {
+		over("budget", bg.GetMeta().GetName(), limits.Budget(bg))
+	}
 	if len(s.GetSettings()) > maxSettings {
 		b.problems.add("the snapshot carries %d settings, more than %d", len(s.GetSettings()), maxSettings)
 	}

@@ -18,6 +18,7 @@ func (b *builder) checkTool(action string, p *configv1.ToolPin, v *configv1.Tool
 		return fmt.Errorf("input schema does not compile: %w", err)
 	}
 	b.c.tools[action] = pipeline.Tool{
+		Kind:              pipeline.KindTool,
 		Action:            action,
 		Upstream:          p.GetUpstream(),
 		Name:              p.GetTool(),

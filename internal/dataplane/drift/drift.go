@@ -52,8 +52,9 @@ type Lister interface {
 // plane's compiled snapshot implements it.
 type Config interface {
 	upstream.Resolver
-	// Tools lists every servable pinned tool.
-	Tools() []pipeline.Tool
+	// Pins lists every servable pin: the tools, and the remote agents'
+	// cards (Kind pipeline.KindAgent).
+	Pins() []pipeline.Tool
 }
 
 // Defaults for Options.
@@ -196,7 +197,7 @@ func (c *Checker) checkAll(maxAge time.Duration) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, name := range pinnedUpstreams(cfg.Tools()) {
+	for _, name := range pinnedUpstreams(cfg.Pins()) {
 		st := c.state(name)
 		if maxAge < 0 && !st.checked.IsZero() {
 			continue
@@ -356,16 +357,22 @@ func (c *Checker) check(name string, done chan struct{}) {
 
 // list fetches and hashes name's tools: tool name → hash. A definition
 // that is not an object with a name cannot be matched to a pin and is
-// skipped.
+// skipped. An A2A upstream's lister returns its card, whose pin is named
+// toolpin.AgentCardTool and hashed whole.
 func (c *Checker) list(ctx context.Context, cfg Config, name string) (map[string]string, error) {
 	defs, err := c.o.Lister.ListTools(ctx, cfg, name)
 	if err != nil {
 		return nil, err
 	}
+	card := slices.ContainsFunc(cfg.Pins(), func(t pipeline.Tool) bool { return t.Upstream == name && t.Kind == pipeline.KindAgent })
 	live := make(map[string]string, len(defs))
 	for _, d := range defs {
 		tool := toolpin.Name(d)
 		hash, _, err := toolpin.Hash(d)
+		if card {
+			tool = toolpin.AgentCardTool
+			hash, err = toolpin.HashCard(d)
+		}
 		if tool == "" || err != nil {
 			continue
 		}
@@ -404,7 +411,7 @@ func (c *Checker) update() {
 	c.mu.Lock()
 	next := map[string]*configsyncv1.QuarantinedTool{}
 	var added []*configsyncv1.QuarantinedTool
-	for _, t := range cfg.Tools() {
+	for _, t := range cfg.Pins() {
 		live, drifted := c.verdictLocked(cfg, t)
 		if !drifted {
 			continue
@@ -464,6 +471,14 @@ func pinnedUpstreams(tools []pipeline.Tool) []string {
 
 // message tells the caller why t is refused and what an operator must do.
 func message(t pipeline.Tool, live string) string {
+	if t.Kind == pipeline.KindAgent {
+		if live == "" {
+			return fmt.Sprintf("remote agent %s no longer publishes the agent card an operator approved (pinned %s); an operator must review it: gwctl upstream discover %s",
+				t.Upstream, toolpin.Short(t.DefinitionHash), t.Upstream)
+		}
+		return fmt.Sprintf("remote agent %s changed its agent card after approval (live %s ≠ pinned %s); an operator must review and approve it: gwctl upstream approve-card %s",
+			t.Upstream, toolpin.Short(live), toolpin.Short(t.DefinitionHash), t.Upstream)
+	}
 	if live == "" {
 		return fmt.Sprintf("tool %s is no longer listed by its upstream after approval (pinned %s); an operator must review it: gwctl upstream discover %s",
 			t.Action, toolpin.Short(t.DefinitionHash), t.Upstream)

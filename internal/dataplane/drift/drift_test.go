@@ -55,7 +55,7 @@ func (f *fakeConfig) Upstream(name string) (*configv1.Upstream, bool) {
 }
 func (f *fakeConfig) Secret(string) ([]byte, []string, bool) { return nil, nil, false }
 func (f *fakeConfig) Egress() egress.Policy                  { return egress.Policy{} }
-func (f *fakeConfig) Tools() []pipeline.Tool                 { return f.tools }
+func (f *fakeConfig) Pins() []pipeline.Tool                  { return f.tools }
 
 func pinned(t *testing.T, name, def string, version int64) pipeline.Tool {
 	return pipeline.Tool{Action: "demo__" + name, Upstream: "demo", Name: name, Version: version,
@@ -305,4 +305,43 @@ func TestRunChecksInBackground(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// An A2A agent's card is pinned whole: the lister returns the live card,
+// any change quarantines the agent (named as such), approving the new card
+// lifts it.
+func TestAgentCardDrift(t *testing.T) {
+	const card = `{"name":"Travel","skills":[{"id":"search"}],"url":"http://agent/rpc"}`
+	const changed = `{"name":"Travel","skills":[{"id":"search"},{"id":"exfiltrate"}],"url":"http://agent/rpc"}`
+	cardHash := func(c string) string {
+		h, err := toolpin.HashCard([]byte(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	pin := pipeline.Tool{Kind: pipeline.KindAgent, Upstream: "demo", Name: toolpin.AgentCardTool, Version: 1, Definition: json.RawMessage(card), DefinitionHash: cardHash(card)}
+	h := newHarness(t, drift.Options{}, pin)
+	h.lister.set(nil, card)
+	h.checker.Refresh(context.Background(), []string{"demo"})
+	if msg, q := h.quarantined(t, pin); q {
+		t.Fatalf("the approved card is quarantined: %s", msg)
+	}
+	h.lister.set(nil, changed)
+	h.advance(time.Minute)
+	h.checker.Refresh(context.Background(), []string{"demo"})
+	msg, q := h.quarantined(t, pin)
+	if !q || !strings.Contains(msg, "remote agent demo changed its agent card") || !strings.Contains(msg, "gwctl upstream approve-card demo") {
+		t.Fatalf("after the card changed: %q, %v", msg, q)
+	}
+	if _, list := h.checker.Quarantines(); len(list) != 1 || list[0].GetTool() != toolpin.AgentCardTool || list[0].GetLiveHash() != cardHash(changed) {
+		t.Errorf("reported quarantines %v", list)
+	}
+	approved := pin
+	approved.Version, approved.Definition, approved.DefinitionHash = 2, json.RawMessage(changed), cardHash(changed)
+	h.cfg.Store(&fakeConfig{url: "http://demo/mcp", tools: []pipeline.Tool{approved}})
+	h.checker.Reconcile()
+	if msg, q := h.quarantined(t, approved); q {
+		t.Errorf("after approval: %s", msg)
+	}
 }

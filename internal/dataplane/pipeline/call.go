@@ -45,6 +45,9 @@ type Config interface {
 	// Tool finds a pinned tool by the name agents call it by
 	// ("<prefix>__<tool>").
 	Tool(name string) (Tool, bool)
+	// Agent finds a remote agent by the name agents call it by (its
+	// upstream's name): its pinned agent card, Kind KindAgent.
+	Agent(name string) (Tool, bool)
 	// Upstreams lists the upstreams of a protocol, in name order.
 	Upstreams(protocol string) []Upstream
 
@@ -54,11 +57,19 @@ type Config interface {
 	// c.Agent (on behalf of c.User, when set) could be permitted to make,
 	// whatever its arguments: for tools, the tools; for content kinds
 	// (resources, prompts), one target per upstream whose content the
-	// agent may use (Target.Name empty). None when c.Agent is nil.
+	// agent may use (Target.Name empty); for skills, those of the remote
+	// agent c.Target.Upstream a message could be sent to, in card order,
+	// after a target with an empty Name standing for the agent itself
+	// when some operation on it could be permitted (none otherwise).
+	// None when c.Agent is nil.
 	Listable(ctx context.Context, c *Call, kind Kind) []Target
 
 	// Frozen reports the emergency brake and its reason.
 	Frozen() (bool, string)
+
+	// Model finds a model by the name agents call it by
+	// ("<prefix>/<id>" or an alias).
+	Model(name string) (Model, bool)
 	// Setting returns the values in force of a cluster-wide setting
 	// (package setting, e.g. the browser origins an endpoint allows): the
 	// stored ones or the default; nil for an unknown key.
@@ -89,8 +100,12 @@ type User struct {
 	Groups []string
 }
 
-// Tool is a pinned tool as the data plane serves it.
+// Tool is a pinned definition as the data plane serves it: a tool's, or
+// a remote agent's card (Kind KindAgent; Name is then the pin's own name
+// and Action empty).
 type Tool struct {
+	// Kind is KindTool or KindAgent.
+	Kind     Kind
 	Action   string
 	Upstream string
 	Name     string
@@ -102,7 +117,8 @@ type Tool struct {
 	// ("sha256:<hex>"), which drift detection compares with the
 	// upstream's live definition.
 	DefinitionHash string
-	// ValidateArguments checks arguments against the pinned input schema.
+	// ValidateArguments checks arguments against the pinned input schema
+	// (nil for an agent card).
 	ValidateArguments func(args any) error
 }
 
@@ -144,13 +160,20 @@ const (
 	OpList Operation = "list"
 	// OpRead reads one content item (an MCP resource).
 	OpRead Operation = "read"
-	// OpGet gets one item by name (an MCP prompt).
+	// OpGet gets one item by name (an MCP prompt, an A2A task).
 	OpGet Operation = "get"
+	// OpQuery finds the items a target holds for the caller (an A2A
+	// agent's tasks in one of the caller's contexts).
+	OpQuery Operation = "query"
+	// OpCancel stops work a target is doing for the caller (an A2A task).
+	// Like a call, it may change the world unless the target is
+	// read-only.
+	OpCancel Operation = "cancel"
 	// OpComplete asks for argument completions of a prompt or resource
 	// template.
 	OpComplete Operation = "complete"
 	// OpSubscribe and OpUnsubscribe follow or stop following updates of
-	// one content item.
+	// one content item (or an A2A task).
 	OpSubscribe   Operation = "subscribe"
 	OpUnsubscribe Operation = "unsubscribe"
 	// OpSession is a session or handshake request the gateway answers
@@ -160,8 +183,8 @@ const (
 )
 
 // ReadOnly reports whether the operation never changes the world by its
-// nature (a call's effect depends on its target).
-func (o Operation) ReadOnly() bool { return o != OpCall }
+// nature (a call's or cancel's effect depends on its target).
+func (o Operation) ReadOnly() bool { return o != OpCall && o != OpCancel }
 
 // Kind is what a target is.
 type Kind string
@@ -171,9 +194,12 @@ const (
 	KindTool     Kind = "tool"
 	KindResource Kind = "resource"
 	KindPrompt   Kind = "prompt"
-	// KindSkill and KindModel are the targets of the A2A and LLM
-	// protocols.
+	// KindAgent is a remote agent (A2A): messages are sent to it, and its
+	// tasks are got, listed, cancelled and followed.
+	KindAgent Kind = "agent"
+	// KindSkill is a skill of a remote agent, listed in its card.
 	KindSkill Kind = "skill"
+	// KindModel is the target of the LLM protocols.
 	KindModel Kind = "model"
 )
 
@@ -190,8 +216,39 @@ type Target struct {
 	Upstream string
 	// Own is the upstream's own name (or URI) for the target.
 	Own string
-	// Tool is the pinned tool, for Kind tool once Gate resolved it.
+	// Tool is the pinned tool, for Kind tool once Gate resolved it; the
+	// agent's pinned card for Kind agent (and for listed skills).
 	Tool Tool
+	// Model is the model, for Kind model: routed by the adapter, which
+	// then also sets Upstream and Own.
+	Model Model
+	// Item is the item of the target the operation names, as the caller
+	// named it: an A2A task (get, cancel, subscribe), "" for none.
+	Item string
+}
+
+// Message describes what a call sends a remote agent (or a model), for
+// policy and audit: set by the adapter.
+type Message struct {
+	// Skill is the skill the caller asked for ("" for none).
+	Skill string
+	// Bytes and MetadataBytes are the sizes of the message's content and
+	// of its metadata, as sent.
+	Bytes, MetadataBytes int64
+}
+
+// Task describes the long-running task (A2A) an operation made, touched
+// or listed, as the caller saw it, for the audit record.
+type Task struct {
+	// ID and ContextID are the task's and its context's ids as the caller
+	// sees them; State its last state the gateway saw.
+	ID, ContextID, State string
+	// Events and EventBytes count what a stream relayed to the caller
+	// before its result.
+	Events     int
+	EventBytes int64
+	// Listed is how many tasks a query returned.
+	Listed int
 }
 
 // Call is one protocol-neutral operation flowing through the pipeline.
@@ -207,7 +264,9 @@ type Call struct {
 	// Arguments are the operation's arguments as the caller sent them:
 	// a tool's arguments, or the params an upstream must see for other
 	// operations.
-	Arguments  json.RawMessage
+	Arguments json.RawMessage
+	// Message describes the message a call sends, nil when it sends none.
+	Message    *Message
 	Credential string // bearer credential the caller presented (never forwarded)
 	// UserToken is the on-behalf-of user's JWT (header
 	// Portcullis-User-Token), "" when none was sent. Never forwarded.
@@ -233,6 +292,19 @@ type Call struct {
 	// call continues that trace. Nil when the data plane does not trace:
 	// then nobody reads a carrier.
 	Trace *TraceContext
+	// Payload is content the call carries that the audit record keeps
+	// only by size and hash (a model call's prompt: the request body);
+	// nil for calls whose Arguments say it all. It is the request side
+	// an inspection stage reads.
+	Payload []byte
+	// Demand is the most the call may consume (tokens), for limits and
+	// policy; zero for targets that count none.
+	Demand Demand
+	// Stream is set when the caller asked for the answer as a stream.
+	Stream bool
+	// Tools names the tools the request offers its target (the tool
+	// definitions of a model call), for policy.
+	Tools []string
 	// Refused, when the adapter sets it, is the refusal of a request its
 	// endpoint turned down on a transport rule before the operation was
 	// read (a browser Origin the operator did not allow). The call still
@@ -317,11 +389,22 @@ type Result struct {
 	Failure json.RawMessage
 	// Items is, for OpList, how many items the caller was shown.
 	Items int
+	// Task describes the task the operation made or touched, when it has
+	// one (A2A).
+	Task *Task
 	// UpstreamLatency is the time spent upstream.
 	UpstreamLatency time.Duration
+	// Usage is what the call consumed, for targets that report it (nil
+	// otherwise).
+	Usage *Usage
+	// Content describes the target's answer by size and hash, for calls
+	// whose Payload the record keeps the same way.
+	Content *Digest
 }
 
-// Handler processes a call.
+// Handler processes a call. A handler may return a Result together with
+// an error: what the call consumed before it failed (a stream that broke
+// after the caller got part of it), for the stages that count usage.
 type Handler func(ctx context.Context, c *Call) (*Result, error)
 
 // Stage is one step of the pipeline. Implementations must be safe for

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Reason is a machine-readable refusal reason. The values are stable API:
@@ -18,12 +19,21 @@ const (
 	ReasonStale               Reason = "stale"
 	ReasonNoConfig            Reason = "no_config"
 	ReasonUnknownTool         Reason = "unknown_tool"
-	ReasonQuarantined         Reason = "quarantined" // the upstream changed the tool after approval
+	ReasonUnknownTask         Reason = "unknown_task" // the task or context named does not exist, or is another caller's
+	ReasonQuarantined         Reason = "quarantined"  // the upstream changed the tool after approval
 	ReasonInvalidArguments    Reason = "invalid_arguments"
 	ReasonUpstreamUnavailable Reason = "upstream_unavailable"
 	ReasonUpstreamTimeout     Reason = "upstream_timeout"
 	ReasonAuditUnavailable    Reason = "audit_unavailable"
 	ReasonInternal            Reason = "internal"
+	// ReasonUnknownModel: no model of that name is served.
+	ReasonUnknownModel Reason = "unknown_model"
+	// ReasonBudgetExhausted: a budget that applies to the call would be
+	// exceeded; RetryAfter says when its window resets.
+	ReasonBudgetExhausted Reason = "budget_exhausted"
+	// ReasonUnpriced: a cost budget applies to the call but its target
+	// has no price.
+	ReasonUnpriced Reason = "unpriced"
 	// ReasonOriginNotAllowed: a browser page of an origin the operator did
 	// not allow (setting mcp.allowed-origins) sent the request.
 	ReasonOriginNotAllowed Reason = "origin_not_allowed"
@@ -32,8 +42,8 @@ const (
 // Reasons lists every reason (for metrics label pre-registration).
 var Reasons = []Reason{
 	ReasonUnauthenticated, ReasonDenied, ReasonDegraded, ReasonFrozen, ReasonStale, ReasonNoConfig,
-	ReasonUnknownTool, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
-	ReasonAuditUnavailable, ReasonInternal, ReasonOriginNotAllowed,
+	ReasonUnknownTool, ReasonUnknownTask, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
+	ReasonAuditUnavailable, ReasonInternal, ReasonOriginNotAllowed, ReasonUnknownModel, ReasonBudgetExhausted, ReasonUnpriced,
 }
 
 // Refusal is a call the gateway refused. Message is safe to show to the
@@ -41,6 +51,9 @@ var Reasons = []Reason{
 type Refusal struct {
 	Reason  Reason
 	Message string
+	// RetryAfter, when set, is how long the caller should wait before the
+	// same call could be admitted (a budget's window reset).
+	RetryAfter time.Duration
 }
 
 func (r *Refusal) Error() string { return fmt.Sprintf("%s: %s", r.Reason, r.Message) }

@@ -1,5 +1,5 @@
 // Package protocol is the contract between the data plane and the
-// protocols it brokers (MCP now; A2A and LLM APIs next). A protocol
+// protocols it brokers (MCP and A2A now; LLM APIs next). A protocol
 // package serves its agents at its own HTTP endpoints, turns each request
 // into a protocol-neutral pipeline.Call, runs it through the data plane's
 // one pipeline (Deps.Backend) and renders the neutral result or refusal in
@@ -9,22 +9,23 @@
 //
 // # Adding a protocol
 //
-// Say A2A:
+// As A2A was added (package protocol/a2a), say an LLM API:
 //
-//  1. Write package internal/dataplane/protocol/a2a with
+//  1. Write package internal/dataplane/protocol/llm with
 //     func New(deps protocol.Deps) protocol.Protocol, its Name the one the
-//     configuration gives its upstreams' protocol ("a2a"; see
+//     configuration gives its upstreams' protocol ("llm"; see
 //     pipeline.Config.Upstreams). Its endpoints build calls with
 //     deps.Backend.Begin, set Call.Protocol to its Name, run them with
 //     deps.Backend.Run and render what comes back; anonymous requests they
 //     refuse before a call exists go to deps.Anonymous. Its forwarder
 //     reaches upstreams through an upstream.Conns with its own
 //     upstream.Driver (its session type; the configured protocols it
-//     serves, e.g. PROTOCOL_A2A) and runs every attempt in resilience.Do
+//     serves, e.g. PROTOCOL_LLM) and runs every attempt in resilience.Do
 //     with its own resilience.Classifier, passing deps.Observer and
 //     deps.HopID to the Conns. Its wire constants go in its wire package
-//     (as MCP's are in internal/mcpwire), not in its client.
-//  2. Register it: add a2a.New(deps) to the list that
+//     (as MCP's are in internal/mcpwire, A2A's in internal/a2awire), not in
+//     its client.
+//  2. Register it: add llm.New(deps) to the list that
 //     internal/dataplane/server's protocols function returns. That is the
 //     only change outside the new package: the server mounts its
 //     Endpoints, routes calls whose Call.Protocol is its Name to its

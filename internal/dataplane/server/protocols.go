@@ -2,6 +2,8 @@ package server
 
 import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/protocol"
+	a2agw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/a2a"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/protocol/llm"
 	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
 )
 
@@ -11,5 +13,7 @@ import (
 func protocols(deps protocol.Deps) []protocol.Protocol {
 	return []protocol.Protocol{
 		mcpgw.New(deps),
+		a2agw.New(deps),
+		llm.New(deps),
 	}
 }

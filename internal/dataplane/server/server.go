@@ -25,6 +25,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/drift"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/highwater"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/limit"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/lkg"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/metrics"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/mode"
@@ -64,6 +65,9 @@ type Server struct {
 	// refusals summarizes refusals of unidentified callers in the audit
 	// log.
 	refusals *refusals.Recorder
+	// budgets enforces budgets within this data plane (the Limit stage's
+	// reserver), configured from each snapshot it serves.
+	budgets *limit.Local
 	// rollouts counts the calls of a staged policy rollout and writes
 	// the counts to the audit log.
 	rollouts *rolloutcount.Recorder
@@ -199,8 +203,12 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		terminal = spans.Forward(tracer, terminal)
 		front = append([]pipeline.Stage{spans.Stage{Tracer: tracer}}, front...)
 	}
+	s.budgets = limit.NewLocal(time.Now)
 	s.handle = pipeline.Chain(terminal, append(front,
-		pipeline.Traced(observe, tracer, cfg.Tracing.StageMin, stages.Default(stages.Options{Audit: auditStage, Anonymous: s.refusals, Rollout: s.rollouts})...)...)...)
+		pipeline.Traced(observe, tracer, cfg.Tracing.StageMin, stages.Default(stages.Options{
+			Audit: auditStage, Anonymous: s.refusals, Rollout: s.rollouts,
+			Limit: []pipeline.Stage{limit.Stage{Reserver: s.budgets}},
+		})...)...)...)
 	s.loadLastKnownGood(ctx)
 
 	s.sync, err = syncclient.New(syncclient.Config{
@@ -405,6 +413,7 @@ func (s *Server) loadLastKnownGood(ctx context.Context) {
 		return
 	}
 	s.recordApplied(ctx, v)
+	s.budgets.Configure(c.Budgets())
 	s.current.Store(c)
 	s.tracker.Loaded(c.VersionTime(), true)
 	s.log.Warn("serving the last-known-good snapshot from disk in degraded mode until a control plane answers", "version", c.Version(), "epoch", v.Epoch)
@@ -481,6 +490,7 @@ func (s *Server) Apply(ctx context.Context, data []byte) (syncclient.Version, er
 	if err := s.store.Save(c.Version(), data); err != nil {
 		s.log.Error("could not write the last-known-good snapshot; serving it anyway", "version", c.Version(), "err", err)
 	}
+	s.budgets.Configure(c.Budgets())
 	s.current.Store(c)
 	s.tracker.Loaded(c.VersionTime(), false)
 	s.metrics.Snapshot(true)

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"slices"
 	"time"
@@ -144,6 +145,7 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 	}
 	if c.Agent != nil {
 		r.Agent = c.Agent.GetMeta().GetName()
+		r.Team = c.Agent.GetTeam()
 	}
 	if c.Config != nil {
 		r.SnapshotVersion = c.Config.Version()
@@ -154,16 +156,40 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 	if c.User != nil {
 		r.User = c.User.Source + "/" + c.User.Name
 	}
-	if c.Op != pipeline.OpList && c.Op != pipeline.OpSession {
+	if c.Op != pipeline.OpList && c.Op != pipeline.OpSession && c.Payload == nil {
 		decoded, _ := c.DecodedArguments()
 		r.ArgumentsJson = a.Redactor.Arguments(c.Arguments, decoded)
+	}
+	if c.Payload != nil {
+		// Content the record keeps by size and hash only (a prompt).
+		sum := sha256.Sum256(c.Payload)
+		r.Content = &auditv1.ContentDigest{RequestBytes: int64(len(c.Payload)), RequestSha256: sum[:]}
+	}
+	if c.Target.Kind == pipeline.KindAgent {
+		r.Detail = &auditv1.Record_Task{Task: taskDetail(c, res)}
 	}
 	if res != nil {
 		r.UpstreamLatency = durationpb.New(res.UpstreamLatency)
 		r.UpstreamError = res.IsError
 		r.ResponseBytes = int64(len(res.Body) + len(res.Failure))
+		if res.Task != nil {
+			r.ResponseBytes += res.Task.EventBytes
+		}
 		if c.Op == pipeline.OpList {
 			r.Detail = &auditv1.Record_List{List: &auditv1.ListDetail{Items: uint32(min(res.Items, 1<<31))}}
+		}
+		if u := res.Usage; u != nil {
+			r.Usage = &auditv1.Usage{
+				InputTokens: u.InputTokens, CachedInputTokens: u.CachedInputTokens, CacheWriteTokens: u.CacheWriteTokens,
+				OutputTokens: u.OutputTokens, ReasoningTokens: u.ReasoningTokens,
+				CostNanos: u.Cost, Priced: u.Priced, Estimated: u.Estimated, Model: truncate(u.Model, maxEcho),
+			}
+		}
+		if d := res.Content; d != nil {
+			if r.Content == nil {
+				r.Content = &auditv1.ContentDigest{}
+			}
+			r.Content.ResponseBytes, r.Content.ResponseSha256 = d.Bytes, d.SHA256
 		}
 	}
 	r.Outcome = "ok"
@@ -188,6 +214,26 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 // for a target that never resolved is its own text.
 const maxTargetName = 256
 
+// taskDetail describes an operation on a remote agent: the task the
+// caller named, what the result said of it, and the sizes.
+func taskDetail(c *pipeline.Call, res *pipeline.Result) *auditv1.TaskDetail {
+	d := &auditv1.TaskDetail{TaskId: truncate(c.Target.Item, maxEcho)}
+	if m := c.Message; m != nil {
+		d.Skill, d.MessageBytes, d.MetadataBytes = truncate(m.Skill, maxEcho), m.Bytes, m.MetadataBytes
+	}
+	if res == nil || res.Task == nil {
+		return d
+	}
+	t := res.Task
+	if t.ID != "" {
+		d.TaskId = truncate(t.ID, maxEcho)
+	}
+	d.ContextId, d.State = truncate(t.ContextID, maxEcho), truncate(t.State, maxEcho)
+	d.Events, d.EventBytes = uint32(min(t.Events, 1<<31)), t.EventBytes
+	d.Tasks = uint32(min(t.Listed, 1<<31))
+	return d
+}
+
 // eventKind is the record kind of an operation.
 func eventKind(op pipeline.Operation) auditv1.EventKind {
 	switch op {
@@ -205,7 +251,8 @@ func refusedByGateway(r pipeline.Reason) bool {
 	switch r {
 	case pipeline.ReasonUnauthenticated, pipeline.ReasonDenied, pipeline.ReasonDegraded,
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
-		pipeline.ReasonUnknownTool, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed:
+		pipeline.ReasonUnknownTool, pipeline.ReasonUnknownTask, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed,
+		pipeline.ReasonUnknownModel, pipeline.ReasonBudgetExhausted, pipeline.ReasonUnpriced:
 		return true
 	}
 	return false

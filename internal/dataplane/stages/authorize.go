@@ -78,6 +78,8 @@ func denial(c *pipeline.Call, d pipeline.Decision) string {
 	case c.Target.Kind == pipeline.KindResource || c.Target.Kind == pipeline.KindPrompt:
 		fmt.Fprintf(&b, "no policy permits this agent any tool of upstream %q, so its resources and prompts are not available either",
 			truncate(c.Target.Upstream, maxEcho))
+	case c.Target.Kind == pipeline.KindAgent:
+		b.WriteString("no policy permits this operation on this remote agent (default deny)")
 	default:
 		b.WriteString("no policy permits this call (default deny)")
 	}
@@ -92,9 +94,10 @@ func denial(c *pipeline.Call, d pipeline.Decision) string {
 	return b.String()
 }
 
-// refreshQuarantine re-checks the upstreams of the listed tools for drift
-// when their last check is not recent (the Quarantine bounds the wait), so
-// that a tool whose upstream changed it is hidden within one list.
+// refreshQuarantine re-checks the upstreams of the listed pinned targets
+// (tools, a remote agent's skills) for drift when their last check is not
+// recent (the Quarantine bounds the wait), so that what an upstream
+// changed is hidden within one list.
 func refreshQuarantine(ctx context.Context, c *pipeline.Call, targets []pipeline.Target) {
 	if c.Quarantine == nil {
 		return
@@ -102,7 +105,7 @@ func refreshQuarantine(ctx context.Context, c *pipeline.Call, targets []pipeline
 	var upstreams []string
 	seen := map[string]bool{}
 	for _, t := range targets {
-		if t.Kind == pipeline.KindTool && !seen[t.Upstream] {
+		if t.Tool.DefinitionHash != "" && !seen[t.Upstream] {
 			seen[t.Upstream] = true
 			upstreams = append(upstreams, t.Upstream)
 		}

@@ -12,8 +12,10 @@
 //	              whatever the stages after it decide
 //	Identify      on-behalf-of user token → user
 //	Gate          serving mode and emergency brake; resolves and admits
-//	              the target (unknown, quarantined, degraded, frozen)
-//	Limit         seam: rate limits, quotas, budgets (none yet)
+//	              the target — a pinned tool, remote agent or model —
+//	              (unknown, quarantined, degraded, frozen)
+//	Limit         seam: budgets and rate limits reserve the call's worst
+//	              case and settle on its usage (package limit)
 //	Rollout       while a policy rollout is staged: the decision not
 //	              enforced (candidate in shadow, active for a canary
 //	              agent), compared and counted around Authorize

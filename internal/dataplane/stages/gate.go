@@ -17,9 +17,16 @@ import (
 //   - a tool call: a name no pinned tool has is unknown_tool; the tool is
 //     resolved into call.Target (upstream, own name, pin) and admitted by
 //     Admit;
+//   - a model call: the adapter routed it to its upstream (a name no
+//     model has is unknown_model); a completion changes nothing outside
+//     the gateway, so it is served degraded and frozen alike (budgets
+//     bound what it may spend);
 //   - content (read, get, complete, subscribe of a resource or prompt):
 //     the adapter routed it to an upstream; reading content is read-only,
 //     so it is served degraded and frozen alike;
+//   - any operation on a remote agent: a name no pinned agent card has is
+//     unknown_tool; the agent is resolved into call.Target (upstream, pin)
+//     and admitted by Admit;
 //   - lists and session requests pass; Authorize applies Admit to each
 //     listed target, so a list never shows what a call would be refused.
 type Gate struct{}
@@ -52,6 +59,24 @@ func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler)
 		if r := Admit(ctx, c, c.Target); r != nil {
 			return nil, r
 		}
+	case c.Target.Kind == pipeline.KindAgent:
+		agent, ok := c.Config.Agent(c.Target.Name)
+		if !ok {
+			return nil, pipeline.Refuse(pipeline.ReasonUnknownTool,
+				"no remote agent %q is served by this gateway; an operator must register it and approve its agent card", truncate(c.Target.Name, maxEcho))
+		}
+		c.Target.Tool, c.Target.Upstream = agent, agent.Upstream
+		if r := Admit(ctx, c, c.Target); r != nil {
+			return nil, r
+		}
+	case c.Target.Kind == pipeline.KindModel && c.Op == pipeline.OpCall:
+		// The adapter routed the model by its name. A model call changes
+		// nothing outside the gateway, so it is served degraded and frozen
+		// alike; what it may spend is the Limit stage's to decide.
+		if c.Target.Upstream == "" {
+			return nil, pipeline.Refuse(pipeline.ReasonUnknownModel,
+				"no model %q is served by this gateway; list the models to see which are", truncate(c.Target.Name, maxEcho))
+		}
 	case (c.Target.Kind == pipeline.KindResource || c.Target.Kind == pipeline.KindPrompt) && c.Op.ReadOnly():
 		if c.Target.Upstream == "" {
 			return nil, pipeline.Refuse(pipeline.ReasonUnknownTool, "no upstream serves %q", truncate(c.Target.Name, maxEcho))
@@ -64,16 +89,21 @@ func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler)
 }
 
 // Admit applies the per-target rules of the mode and the brake to t, for
-// a call of it or for listing it; nil admits it:
+// the operation of c on it or for listing it; nil admits it:
 //
-//   - a pinned tool whose upstream definition drifted from the pin (see
-//     pipeline.Quarantine): quarantined, until an operator approves it;
-//   - degraded: only tools the operator classified read-only are served;
-//   - frozen by an operator: only read-only tools are served.
+//   - a pinned target (a tool, a remote agent and its skills) whose
+//     upstream definition drifted from the pin (see pipeline.Quarantine):
+//     quarantined, until an operator approves it;
+//   - degraded: only operations that cannot change anything are served —
+//     those that are read-only by nature, and calls of tools and agents
+//     the operator classified read-only;
+//   - frozen by an operator: the same.
 //
-// Content targets (resources, prompts) are read-only and always admitted.
+// Listing a callable target (a tool, a skill) is judged as calling it, so
+// a list never shows what a call would be refused. Content targets
+// (resources, prompts) are read-only and always admitted.
 func Admit(ctx context.Context, c *pipeline.Call, t pipeline.Target) *pipeline.Refusal {
-	if t.Kind != pipeline.KindTool {
+	if t.Kind != pipeline.KindTool && t.Kind != pipeline.KindAgent && t.Kind != pipeline.KindSkill {
 		return nil
 	}
 	if c.Quarantine != nil {
@@ -81,18 +111,35 @@ func Admit(ctx context.Context, c *pipeline.Call, t pipeline.Target) *pipeline.R
 			return pipeline.Refuse(pipeline.ReasonQuarantined, "%s", truncate(msg, maxDetail))
 		}
 	}
-	if c.Mode == configsyncv1.Mode_MODE_DEGRADED && !t.Tool.ReadOnly() {
-		return pipeline.Refuse(pipeline.ReasonDegraded,
-			"the control plane is unreachable; only read-only tools are served; retry later")
+	if !changes(c.Op, t) || t.Tool.ReadOnly() {
+		return nil
 	}
-	if frozen, reason := c.Config.Frozen(); frozen && !t.Tool.ReadOnly() {
+	what := "tools"
+	if t.Kind != pipeline.KindTool {
+		what = "tools and remote agents, and reads of tasks,"
+	}
+	if c.Mode == configsyncv1.Mode_MODE_DEGRADED {
+		return pipeline.Refuse(pipeline.ReasonDegraded,
+			"the control plane is unreachable; only read-only %s are served; retry later", what)
+	}
+	if frozen, reason := c.Config.Frozen(); frozen {
 		if reason == "" {
 			reason = "no reason given"
 		}
 		return pipeline.Refuse(pipeline.ReasonFrozen,
-			"an operator froze the gateway (%s); only read-only tools are served until the freeze is lifted", truncate(reason, maxDetail))
+			"an operator froze the gateway (%s); only read-only %s are served until the freeze is lifted", truncate(reason, maxDetail), what)
 	}
 	return nil
+}
+
+// changes reports whether op on t may change the world when t is not
+// read-only: a call or a cancel may; listing a callable target (a tool, a
+// skill) stands for calling it; every other operation only reads.
+func changes(op pipeline.Operation, t pipeline.Target) bool {
+	if op == pipeline.OpList {
+		return t.Kind == pipeline.KindTool || t.Kind == pipeline.KindSkill && t.Name != ""
+	}
+	return !op.ReadOnly()
 }
 
 // serving refuses an operation the data plane cannot serve in its mode at

@@ -46,6 +46,8 @@ func (f *fakeConfig) AgentByCert([]*x509.Certificate, time.Time) (*configv1.Agen
 	return nil, errors.New("the client certificate is not trusted")
 }
 
+func (f *fakeConfig) Agent(string) (pipeline.Tool, bool) { return pipeline.Tool{}, false }
+
 func (f *fakeConfig) Tool(action string) (pipeline.Tool, bool) {
 	t, ok := f.tools[action]
 	return t, ok
@@ -63,6 +65,9 @@ func (f *fakeConfig) Listable(_ context.Context, _ *pipeline.Call, kind pipeline
 	}
 	return []pipeline.Target{toolTarget(readTool), toolTarget(writeTool)}
 }
+
+// Model implements pipeline.Config: no model is served.
+func (f *fakeConfig) Model(string) (pipeline.Model, bool) { return pipeline.Model{}, false }
 
 func (f *fakeConfig) Frozen() (bool, string) { return f.frozen, f.reason }
 

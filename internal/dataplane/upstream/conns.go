@@ -37,6 +37,17 @@ type Driver[S any] struct {
 	Open func(s *Settings, hc *http.Client) (S, error)
 	// Close ends a session, best effort, within ctx.
 	Close func(ctx context.Context, session S) error
+	// Defaults replace the package's defaults for the protocol's
+	// upstreams' unset settings (zero fields keep the package's).
+	Defaults Defaults
+}
+
+// Defaults are a protocol's own defaults for unset upstream settings: an
+// LLM completion runs longer and carries more than a tool call.
+type Defaults struct {
+	Timeout                 time.Duration
+	MaxRequest, MaxResponse int64
+	MaxConcurrency          int
 }
 
 // Conns keeps, for one protocol, one connection per upstream: its

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -96,16 +97,16 @@ func resolve[S any](r Resolver, name string, d *Driver[S]) (Settings, error) {
 		s.Limits.BreakerOpen = DefaultBreakerOpen
 	}
 	if s.Limits.MaxConcurrency <= 0 {
-		s.Limits.MaxConcurrency = DefaultMaxConcurrency
+		s.Limits.MaxConcurrency = cmp.Or(d.Defaults.MaxConcurrency, DefaultMaxConcurrency)
 	}
 	if s.Timeout <= 0 {
-		s.Timeout = DefaultTimeout
+		s.Timeout = cmp.Or(d.Defaults.Timeout, DefaultTimeout)
 	}
 	if s.MaxRequest <= 0 {
-		s.MaxRequest = DefaultMaxRequestBytes
+		s.MaxRequest = cmp.Or(d.Defaults.MaxRequest, DefaultMaxRequestBytes)
 	}
 	if s.MaxResponse <= 0 {
-		s.MaxResponse = DefaultMaxResponseBytes
+		s.MaxResponse = cmp.Or(d.Defaults.MaxResponse, DefaultMaxResponseBytes)
 	}
 	if err := s.setCredential(r, u.GetCredential(), d.Headers); err != nil {
 		return Settings{}, err

@@ -25,9 +25,13 @@ type Config struct {
 	Keys map[string]*configv1.Agent
 	// ToolList are the pinned tools.
 	ToolList []pipeline.Tool
+	// AgentList are the remote agents' pinned cards (Upstream names each).
+	AgentList []pipeline.Tool
 	// UpstreamList are the MCP upstreams (nil: one per tool upstream,
 	// with the tool's prefix).
 	UpstreamList []pipeline.Upstream
+	// Skills are the skills Listable shows of any remote agent.
+	Skills []string
 	// Decide, when set, decides Authorize; nil allows.
 	Decide func(c *pipeline.Call) pipeline.Decision
 	// Lists, when set, filters Listable's tools; nil lists every tool.
@@ -35,6 +39,8 @@ type Config struct {
 	// IsFrozen and FrozenReason are the emergency brake.
 	IsFrozen     bool
 	FrozenReason string
+	// Models are the models served, by the name agents call them.
+	Models map[string]pipeline.Model
 	// Settings are the cluster-wide settings by key; a key not here has
 	// no values.
 	Settings map[string][]string
@@ -106,8 +112,17 @@ func (c *Config) Authorize(_ context.Context, call *pipeline.Call) pipeline.Deci
 	return pipeline.Decision{Allowed: true}
 }
 
-// Listable implements pipeline.Config: the tools Lists keeps, or one
-// content target per upstream.
+// Agent implements pipeline.Config.
+func (c *Config) Agent(name string) (pipeline.Tool, bool) {
+	i := slices.IndexFunc(c.AgentList, func(t pipeline.Tool) bool { return t.Upstream == name })
+	if i < 0 {
+		return pipeline.Tool{}, false
+	}
+	return c.AgentList[i], true
+}
+
+// Listable implements pipeline.Config: the tools Lists keeps, one
+// content target per upstream, or a remote agent with Skills.
 func (c *Config) Listable(_ context.Context, call *pipeline.Call, kind pipeline.Kind) []pipeline.Target {
 	if call.Agent == nil {
 		return nil
@@ -125,8 +140,28 @@ func (c *Config) Listable(_ context.Context, call *pipeline.Call, kind pipeline.
 		for _, u := range c.Upstreams("mcp") {
 			out = append(out, pipeline.Target{Kind: kind, Upstream: u.Name})
 		}
+	case pipeline.KindModel:
+		for _, m := range c.Models {
+			out = append(out, pipeline.Target{Kind: kind, Name: m.Name, Upstream: m.Upstream, Own: m.Own, Model: m})
+		}
+		slices.SortFunc(out, func(a, b pipeline.Target) int { return strings.Compare(a.Name, b.Name) })
+	case pipeline.KindSkill:
+		a, ok := c.Agent(call.Target.Upstream)
+		if !ok {
+			return nil
+		}
+		out = append(out, pipeline.Target{Kind: kind, Upstream: a.Upstream, Tool: a})
+		for _, s := range c.Skills {
+			out = append(out, pipeline.Target{Kind: kind, Upstream: a.Upstream, Name: s, Own: s, Tool: a})
+		}
 	}
 	return out
+}
+
+// Model implements pipeline.Config.
+func (c *Config) Model(name string) (pipeline.Model, bool) {
+	m, ok := c.Models[name]
+	return m, ok
 }
 
 // Frozen implements pipeline.Config.

@@ -67,6 +67,8 @@ func (c *fakeConfig) AgentByCert([]*x509.Certificate, time.Time) (*configv1.Agen
 	return nil, errors.New("the client certificate is not trusted")
 }
 
+func (c *fakeConfig) Agent(string) (pipeline.Tool, bool) { return pipeline.Tool{}, false }
+
 func (c *fakeConfig) Tool(action string) (pipeline.Tool, bool) {
 	i := slices.IndexFunc(c.tools, func(t pipeline.Tool) bool { return t.Action == action })
 	if i < 0 {
@@ -119,6 +121,9 @@ func targets(tools []pipeline.Tool, ups []pipeline.Upstream, kind pipeline.Kind)
 	}
 	return out
 }
+
+// Model implements pipeline.Config: no model is served.
+func (c *fakeConfig) Model(string) (pipeline.Model, bool) { return pipeline.Model{}, false }
 
 func (c *fakeConfig) Frozen() (bool, string) { return c.frozen, "incident" }
 

@@ -124,7 +124,7 @@ type Record struct {
 	// The target as agents name it: for a tool "<prefix>__<tool>" (the name
 	// in tools/list, Cedar actions and gwctl access), for a resource or
 	// prompt its namespaced URI or name; what the caller asked for when it
-	// never resolved. Records written before target_own existed (field 31)
+	// never resolved. Records written before target_own existed (field 35)
 	// carry the upstream's own name here instead.
 	Tool string `protobuf:"bytes,7,opt,name=tool,proto3" json:"tool,omitempty"`
 	// Snapshot version the call was decided with.
@@ -180,10 +180,10 @@ type Record struct {
 	// "read", "get", "initialize", "discover", "subscribe", … (empty on
 	// admin writes, summaries and older records).
 	Operation string `protobuf:"bytes,25,opt,name=operation,proto3" json:"operation,omitempty"`
-	// What the operation targets: "tool", "resource", "prompt", "skill",
-	// "model" (empty when it has no single kind of target). The target's
-	// name is in tool, its upstream in upstream, and its upstream's own name
-	// for it in target_own.
+	// What the operation targets: "tool", "resource", "prompt", "agent" (a
+	// remote agent), "skill", "model" (empty when it has no single kind of
+	// target). The target's name is in tool, its upstream in upstream, and
+	// its upstream's own name for it in target_own.
 	TargetKind string `protobuf:"bytes,26,opt,name=target_kind,json=targetKind,proto3" json:"target_kind,omitempty"`
 	// The typed part of the event, for the kinds that have one.
 	//
@@ -195,6 +195,7 @@ type Record struct {
 	//	*Record_Applied
 	//	*Record_RolloutSummary
 	//	*Record_RolloutEvent
+	//	*Record_Task
 	Detail isRecord_Detail `protobuf_oneof:"detail"`
 	// The versions of the policy sets whose policies determined the
 	// decision, "<set>@<version>", sorted (empty for a default deny: the
@@ -207,7 +208,16 @@ type Record struct {
 	// The target's name as its upstream knows it (a tool's own name, a
 	// resource's own URI), when the target resolved to an upstream; tool
 	// holds the name agents use.
-	TargetOwn     string `protobuf:"bytes,35,opt,name=target_own,json=targetOwn,proto3" json:"target_own,omitempty"`
+	TargetOwn string `protobuf:"bytes,35,opt,name=target_own,json=targetOwn,proto3" json:"target_own,omitempty"`
+	// What the call consumed, for a call whose target reports it (a model
+	// call): tokens and their cost. Numbered clear of the fields other
+	// features add after 30.
+	Usage *Usage `protobuf:"bytes,40,opt,name=usage,proto3" json:"usage,omitempty"`
+	// The sizes and SHA-256 hashes of content the record never stores (a
+	// model call's prompt and completion).
+	Content *ContentDigest `protobuf:"bytes,41,opt,name=content,proto3" json:"content,omitempty"`
+	// The agent's team when the call was made (empty without one).
+	Team          string `protobuf:"bytes,42,opt,name=team,proto3" json:"team,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -485,6 +495,15 @@ func (x *Record) GetRolloutEvent() *RolloutEvent {
 	return nil
 }
 
+func (x *Record) GetTask() *TaskDetail {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_Task); ok {
+			return x.Task
+		}
+	}
+	return nil
+}
+
 func (x *Record) GetPolicyVersions() []string {
 	if x != nil {
 		return x.PolicyVersions
@@ -502,6 +521,27 @@ func (x *Record) GetRollout() *RolloutCall {
 func (x *Record) GetTargetOwn() string {
 	if x != nil {
 		return x.TargetOwn
+	}
+	return ""
+}
+
+func (x *Record) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *Record) GetContent() *ContentDigest {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *Record) GetTeam() string {
+	if x != nil {
+		return x.Team
 	}
 	return ""
 }
@@ -543,6 +583,12 @@ type Record_RolloutEvent struct {
 	RolloutEvent *RolloutEvent `protobuf:"bytes,34,opt,name=rollout_event,json=rolloutEvent,proto3,oneof"`
 }
 
+type Record_Task struct {
+	// An operation on a remote agent's task (A2A): sending a message,
+	// getting, listing, cancelling or following tasks.
+	Task *TaskDetail `protobuf:"bytes,36,opt,name=task,proto3,oneof"`
+}
+
 func (*Record_AdminWrite) isRecord_Detail() {}
 
 func (*Record_RefusalSummary) isRecord_Detail() {}
@@ -554,6 +600,8 @@ func (*Record_Applied) isRecord_Detail() {}
 func (*Record_RolloutSummary) isRecord_Detail() {}
 
 func (*Record_RolloutEvent) isRecord_Detail() {}
+
+func (*Record_Task) isRecord_Detail() {}
 
 // RolloutCall is how one call fared in a policy rollout.
 type RolloutCall struct {
@@ -1025,6 +1073,201 @@ func (x *RolloutEvent) GetAutomatic() bool {
 	return false
 }
 
+// Usage is what one call consumed: tokens as the provider reported them
+// (or as the gateway counted them, when estimated), and their cost by the
+// model's price table.
+type Usage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every input token, cache reads and writes included.
+	InputTokens int64 `protobuf:"varint,1,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	// Of input_tokens, those read from the provider's prompt cache.
+	CachedInputTokens int64 `protobuf:"varint,2,opt,name=cached_input_tokens,json=cachedInputTokens,proto3" json:"cached_input_tokens,omitempty"`
+	// Of input_tokens, those written to the provider's prompt cache.
+	CacheWriteTokens int64 `protobuf:"varint,3,opt,name=cache_write_tokens,json=cacheWriteTokens,proto3" json:"cache_write_tokens,omitempty"`
+	// Every output token, reasoning included.
+	OutputTokens int64 `protobuf:"varint,4,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	// Of output_tokens, the model's reasoning.
+	ReasoningTokens int64 `protobuf:"varint,5,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	// Cost in billionths (nano-units) of the price table's currency; 0 when
+	// the model has no price (priced false).
+	CostNanos int64 `protobuf:"varint,6,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"`
+	Priced    bool  `protobuf:"varint,7,opt,name=priced,proto3" json:"priced,omitempty"`
+	// The gateway counted the tokens itself (an offline tokenizer over the
+	// prompt and what was streamed) because the provider's own count never
+	// arrived: the stream broke or the caller went away.
+	Estimated bool `protobuf:"varint,8,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	// The model as the provider named it in its answer (may carry a
+	// version the request did not).
+	Model         string `protobuf:"bytes,9,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Usage) Reset() {
+	*x = Usage{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Usage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Usage) ProtoMessage() {}
+
+func (x *Usage) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Usage.ProtoReflect.Descriptor instead.
+func (*Usage) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Usage) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCachedInputTokens() int64 {
+	if x != nil {
+		return x.CachedInputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCacheWriteTokens() int64 {
+	if x != nil {
+		return x.CacheWriteTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetReasoningTokens() int64 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCostNanos() int64 {
+	if x != nil {
+		return x.CostNanos
+	}
+	return 0
+}
+
+func (x *Usage) GetPriced() bool {
+	if x != nil {
+		return x.Priced
+	}
+	return false
+}
+
+func (x *Usage) GetEstimated() bool {
+	if x != nil {
+		return x.Estimated
+	}
+	return false
+}
+
+func (x *Usage) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+// ContentDigest describes content by size and hash only.
+type ContentDigest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request body as the caller sent it.
+	RequestBytes  int64  `protobuf:"varint,1,opt,name=request_bytes,json=requestBytes,proto3" json:"request_bytes,omitempty"`
+	RequestSha256 []byte `protobuf:"bytes,2,opt,name=request_sha256,json=requestSha256,proto3" json:"request_sha256,omitempty"`
+	// The text the target produced (a completion's text and tool-call
+	// arguments, in order).
+	ResponseBytes  int64  `protobuf:"varint,3,opt,name=response_bytes,json=responseBytes,proto3" json:"response_bytes,omitempty"`
+	ResponseSha256 []byte `protobuf:"bytes,4,opt,name=response_sha256,json=responseSha256,proto3" json:"response_sha256,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ContentDigest) Reset() {
+	*x = ContentDigest{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContentDigest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContentDigest) ProtoMessage() {}
+
+func (x *ContentDigest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContentDigest.ProtoReflect.Descriptor instead.
+func (*ContentDigest) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ContentDigest) GetRequestBytes() int64 {
+	if x != nil {
+		return x.RequestBytes
+	}
+	return 0
+}
+
+func (x *ContentDigest) GetRequestSha256() []byte {
+	if x != nil {
+		return x.RequestSha256
+	}
+	return nil
+}
+
+func (x *ContentDigest) GetResponseBytes() int64 {
+	if x != nil {
+		return x.ResponseBytes
+	}
+	return 0
+}
+
+func (x *ContentDigest) GetResponseSha256() []byte {
+	if x != nil {
+		return x.ResponseSha256
+	}
+	return nil
+}
+
 // AdminWrite is an admin write as the control plane's state machine
 // applied it. It never carries the resource's contents.
 type AdminWrite struct {
@@ -1047,7 +1290,7 @@ type AdminWrite struct {
 
 func (x *AdminWrite) Reset() {
 	*x = AdminWrite{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1302,7 @@ func (x *AdminWrite) String() string {
 func (*AdminWrite) ProtoMessage() {}
 
 func (x *AdminWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1315,7 @@ func (x *AdminWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminWrite.ProtoReflect.Descriptor instead.
 func (*AdminWrite) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AdminWrite) GetOp() string {
@@ -1143,7 +1386,7 @@ type RefusalSummary struct {
 
 func (x *RefusalSummary) Reset() {
 	*x = RefusalSummary{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1398,7 @@ func (x *RefusalSummary) String() string {
 func (*RefusalSummary) ProtoMessage() {}
 
 func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1411,7 @@ func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefusalSummary.ProtoReflect.Descriptor instead.
 func (*RefusalSummary) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RefusalSummary) GetSourceNetwork() string {
@@ -1217,7 +1460,7 @@ type ListDetail struct {
 
 func (x *ListDetail) Reset() {
 	*x = ListDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1229,7 +1472,7 @@ func (x *ListDetail) String() string {
 func (*ListDetail) ProtoMessage() {}
 
 func (x *ListDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1242,12 +1485,133 @@ func (x *ListDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDetail.ProtoReflect.Descriptor instead.
 func (*ListDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListDetail) GetItems() uint32 {
 	if x != nil {
 		return x.Items
+	}
+	return 0
+}
+
+// TaskDetail describes an operation on a long-running task of a remote
+// agent (A2A). Ids are the gateway-issued ones the agent saw, never the
+// upstream's own.
+type TaskDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task and its context (conversation); empty when the operation
+	// named or produced none (a direct message answer, a list).
+	TaskId    string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	ContextId string `protobuf:"bytes,2,opt,name=context_id,json=contextId,proto3" json:"context_id,omitempty"`
+	// The task's last state the gateway saw ("TASK_STATE_COMPLETED",
+	// "completed" for an A2A 0.3 agent), empty when none.
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// The skill the caller asked for, when it named one.
+	Skill string `protobuf:"bytes,4,opt,name=skill,proto3" json:"skill,omitempty"`
+	// Size of the message the caller sent (its parts) and of the request's
+	// and message's metadata, in bytes.
+	MessageBytes  int64 `protobuf:"varint,5,opt,name=message_bytes,json=messageBytes,proto3" json:"message_bytes,omitempty"`
+	MetadataBytes int64 `protobuf:"varint,6,opt,name=metadata_bytes,json=metadataBytes,proto3" json:"metadata_bytes,omitempty"`
+	// Events relayed to the caller on a stream before its last one, and
+	// their size in bytes.
+	Events     uint32 `protobuf:"varint,7,opt,name=events,proto3" json:"events,omitempty"`
+	EventBytes int64  `protobuf:"varint,8,opt,name=event_bytes,json=eventBytes,proto3" json:"event_bytes,omitempty"`
+	// Tasks a list returned.
+	Tasks         uint32 `protobuf:"varint,9,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskDetail) Reset() {
+	*x = TaskDetail{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskDetail) ProtoMessage() {}
+
+func (x *TaskDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskDetail.ProtoReflect.Descriptor instead.
+func (*TaskDetail) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TaskDetail) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TaskDetail) GetContextId() string {
+	if x != nil {
+		return x.ContextId
+	}
+	return ""
+}
+
+func (x *TaskDetail) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TaskDetail) GetSkill() string {
+	if x != nil {
+		return x.Skill
+	}
+	return ""
+}
+
+func (x *TaskDetail) GetMessageBytes() int64 {
+	if x != nil {
+		return x.MessageBytes
+	}
+	return 0
+}
+
+func (x *TaskDetail) GetMetadataBytes() int64 {
+	if x != nil {
+		return x.MetadataBytes
+	}
+	return 0
+}
+
+func (x *TaskDetail) GetEvents() uint32 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *TaskDetail) GetEventBytes() int64 {
+	if x != nil {
+		return x.EventBytes
+	}
+	return 0
+}
+
+func (x *TaskDetail) GetTasks() uint32 {
+	if x != nil {
+		return x.Tasks
 	}
 	return 0
 }
@@ -1265,7 +1629,7 @@ type AppliedVersion struct {
 
 func (x *AppliedVersion) Reset() {
 	*x = AppliedVersion{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1641,7 @@ func (x *AppliedVersion) String() string {
 func (*AppliedVersion) ProtoMessage() {}
 
 func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1654,7 @@ func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedVersion.ProtoReflect.Descriptor instead.
 func (*AppliedVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AppliedVersion) GetClusterId() string {
@@ -1318,7 +1682,7 @@ var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\v\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\f\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -1354,11 +1718,15 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x04list\x18\x1d \x01(\v2\x1f.portcullis.audit.v1.ListDetailH\x00R\x04list\x12?\n" +
 	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aapplied\x12N\n" +
 	"\x0frollout_summary\x18! \x01(\v2#.portcullis.audit.v1.RolloutSummaryH\x00R\x0erolloutSummary\x12H\n" +
-	"\rrollout_event\x18\" \x01(\v2!.portcullis.audit.v1.RolloutEventH\x00R\frolloutEvent\x12'\n" +
+	"\rrollout_event\x18\" \x01(\v2!.portcullis.audit.v1.RolloutEventH\x00R\frolloutEvent\x125\n" +
+	"\x04task\x18$ \x01(\v2\x1f.portcullis.audit.v1.TaskDetailH\x00R\x04task\x12'\n" +
 	"\x0fpolicy_versions\x18\x1f \x03(\tR\x0epolicyVersions\x12:\n" +
 	"\arollout\x18  \x01(\v2 .portcullis.audit.v1.RolloutCallR\arollout\x12\x1d\n" +
 	"\n" +
-	"target_own\x18# \x01(\tR\ttargetOwnB\b\n" +
+	"target_own\x18# \x01(\tR\ttargetOwn\x120\n" +
+	"\x05usage\x18( \x01(\v2\x1a.portcullis.audit.v1.UsageR\x05usage\x12<\n" +
+	"\acontent\x18) \x01(\v2\".portcullis.audit.v1.ContentDigestR\acontent\x12\x12\n" +
+	"\x04team\x18* \x01(\tR\x04teamB\b\n" +
 	"\x06detail\"\x8e\x01\n" +
 	"\vRolloutCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -1399,7 +1767,23 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\bto_stage\x18\x06 \x01(\tR\atoStage\x12.\n" +
 	"\x13canary_basis_points\x18\a \x01(\rR\x11canaryBasisPoints\x12\x16\n" +
 	"\x06reason\x18\b \x01(\tR\x06reason\x12\x1c\n" +
-	"\tautomatic\x18\t \x01(\bR\tautomatic\"\xd3\x01\n" +
+	"\tautomatic\x18\t \x01(\bR\tautomatic\"\xc3\x02\n" +
+	"\x05Usage\x12!\n" +
+	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens\x12.\n" +
+	"\x13cached_input_tokens\x18\x02 \x01(\x03R\x11cachedInputTokens\x12,\n" +
+	"\x12cache_write_tokens\x18\x03 \x01(\x03R\x10cacheWriteTokens\x12#\n" +
+	"\routput_tokens\x18\x04 \x01(\x03R\foutputTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\x05 \x01(\x03R\x0freasoningTokens\x12\x1d\n" +
+	"\n" +
+	"cost_nanos\x18\x06 \x01(\x03R\tcostNanos\x12\x16\n" +
+	"\x06priced\x18\a \x01(\bR\x06priced\x12\x1c\n" +
+	"\testimated\x18\b \x01(\bR\testimated\x12\x14\n" +
+	"\x05model\x18\t \x01(\tR\x05model\"\xab\x01\n" +
+	"\rContentDigest\x12#\n" +
+	"\rrequest_bytes\x18\x01 \x01(\x03R\frequestBytes\x12%\n" +
+	"\x0erequest_sha256\x18\x02 \x01(\fR\rrequestSha256\x12%\n" +
+	"\x0eresponse_bytes\x18\x03 \x01(\x03R\rresponseBytes\x12'\n" +
+	"\x0fresponse_sha256\x18\x04 \x01(\fR\x0eresponseSha256\"\xd3\x01\n" +
 	"\n" +
 	"AdminWrite\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\tR\x02op\x12#\n" +
@@ -1419,7 +1803,20 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x04last\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04last\"\"\n" +
 	"\n" +
 	"ListDetail\x12\x14\n" +
-	"\x05items\x18\x01 \x01(\rR\x05items\"_\n" +
+	"\x05items\x18\x01 \x01(\rR\x05items\"\x8b\x02\n" +
+	"\n" +
+	"TaskDetail\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x1d\n" +
+	"\n" +
+	"context_id\x18\x02 \x01(\tR\tcontextId\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x14\n" +
+	"\x05skill\x18\x04 \x01(\tR\x05skill\x12#\n" +
+	"\rmessage_bytes\x18\x05 \x01(\x03R\fmessageBytes\x12%\n" +
+	"\x0emetadata_bytes\x18\x06 \x01(\x03R\rmetadataBytes\x12\x16\n" +
+	"\x06events\x18\a \x01(\rR\x06events\x12\x1f\n" +
+	"\vevent_bytes\x18\b \x01(\x03R\n" +
+	"eventBytes\x12\x14\n" +
+	"\x05tasks\x18\t \x01(\rR\x05tasks\"_\n" +
 	"\x0eAppliedVersion\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x14\n" +
@@ -1450,7 +1847,7 @@ func file_portcullis_audit_v1_record_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_audit_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(EventKind)(0),                // 0: portcullis.audit.v1.EventKind
 	(*Record)(nil),                // 1: portcullis.audit.v1.Record
@@ -1459,37 +1856,43 @@ var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(*RolloutSummary)(nil),        // 4: portcullis.audit.v1.RolloutSummary
 	(*RolloutCount)(nil),          // 5: portcullis.audit.v1.RolloutCount
 	(*RolloutEvent)(nil),          // 6: portcullis.audit.v1.RolloutEvent
-	(*AdminWrite)(nil),            // 7: portcullis.audit.v1.AdminWrite
-	(*RefusalSummary)(nil),        // 8: portcullis.audit.v1.RefusalSummary
-	(*ListDetail)(nil),            // 9: portcullis.audit.v1.ListDetail
-	(*AppliedVersion)(nil),        // 10: portcullis.audit.v1.AppliedVersion
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
+	(*Usage)(nil),                 // 7: portcullis.audit.v1.Usage
+	(*ContentDigest)(nil),         // 8: portcullis.audit.v1.ContentDigest
+	(*AdminWrite)(nil),            // 9: portcullis.audit.v1.AdminWrite
+	(*RefusalSummary)(nil),        // 10: portcullis.audit.v1.RefusalSummary
+	(*ListDetail)(nil),            // 11: portcullis.audit.v1.ListDetail
+	(*TaskDetail)(nil),            // 12: portcullis.audit.v1.TaskDetail
+	(*AppliedVersion)(nil),        // 13: portcullis.audit.v1.AppliedVersion
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
 }
 var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
-	11, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	12, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
-	12, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
+	14, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	15, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
+	15, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
 	0,  // 3: portcullis.audit.v1.Record.kind:type_name -> portcullis.audit.v1.EventKind
-	7,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
-	8,  // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
-	9,  // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
-	10, // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
+	9,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
+	10, // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
+	11, // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
+	13, // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
 	4,  // 8: portcullis.audit.v1.Record.rollout_summary:type_name -> portcullis.audit.v1.RolloutSummary
 	6,  // 9: portcullis.audit.v1.Record.rollout_event:type_name -> portcullis.audit.v1.RolloutEvent
-	2,  // 10: portcullis.audit.v1.Record.rollout:type_name -> portcullis.audit.v1.RolloutCall
-	3,  // 11: portcullis.audit.v1.RolloutCall.shadow:type_name -> portcullis.audit.v1.ShadowDecision
-	11, // 12: portcullis.audit.v1.RolloutSummary.first:type_name -> google.protobuf.Timestamp
-	11, // 13: portcullis.audit.v1.RolloutSummary.last:type_name -> google.protobuf.Timestamp
-	5,  // 14: portcullis.audit.v1.RolloutSummary.counts:type_name -> portcullis.audit.v1.RolloutCount
-	7,  // 15: portcullis.audit.v1.RolloutEvent.write:type_name -> portcullis.audit.v1.AdminWrite
-	11, // 16: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
-	11, // 17: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	12, // 10: portcullis.audit.v1.Record.task:type_name -> portcullis.audit.v1.TaskDetail
+	2,  // 11: portcullis.audit.v1.Record.rollout:type_name -> portcullis.audit.v1.RolloutCall
+	7,  // 12: portcullis.audit.v1.Record.usage:type_name -> portcullis.audit.v1.Usage
+	8,  // 13: portcullis.audit.v1.Record.content:type_name -> portcullis.audit.v1.ContentDigest
+	3,  // 14: portcullis.audit.v1.RolloutCall.shadow:type_name -> portcullis.audit.v1.ShadowDecision
+	14, // 15: portcullis.audit.v1.RolloutSummary.first:type_name -> google.protobuf.Timestamp
+	14, // 16: portcullis.audit.v1.RolloutSummary.last:type_name -> google.protobuf.Timestamp
+	5,  // 17: portcullis.audit.v1.RolloutSummary.counts:type_name -> portcullis.audit.v1.RolloutCount
+	9,  // 18: portcullis.audit.v1.RolloutEvent.write:type_name -> portcullis.audit.v1.AdminWrite
+	14, // 19: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
+	14, // 20: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_record_proto_init() }
@@ -1504,6 +1907,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 		(*Record_Applied)(nil),
 		(*Record_RolloutSummary)(nil),
 		(*Record_RolloutEvent)(nil),
+		(*Record_Task)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1511,7 +1915,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_record_proto_rawDesc), len(file_portcullis_audit_v1_record_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

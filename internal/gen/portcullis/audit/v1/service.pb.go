@@ -22,6 +22,326 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// UsageGroup is what usage is summed by.
+type UsageGroup int32
+
+const (
+	UsageGroup_USAGE_GROUP_UNSPECIFIED UsageGroup = 0
+	UsageGroup_USAGE_GROUP_AGENT       UsageGroup = 1
+	UsageGroup_USAGE_GROUP_TEAM        UsageGroup = 2
+	UsageGroup_USAGE_GROUP_USER        UsageGroup = 3
+	UsageGroup_USAGE_GROUP_MODEL       UsageGroup = 4
+)
+
+// Enum value maps for UsageGroup.
+var (
+	UsageGroup_name = map[int32]string{
+		0: "USAGE_GROUP_UNSPECIFIED",
+		1: "USAGE_GROUP_AGENT",
+		2: "USAGE_GROUP_TEAM",
+		3: "USAGE_GROUP_USER",
+		4: "USAGE_GROUP_MODEL",
+	}
+	UsageGroup_value = map[string]int32{
+		"USAGE_GROUP_UNSPECIFIED": 0,
+		"USAGE_GROUP_AGENT":       1,
+		"USAGE_GROUP_TEAM":        2,
+		"USAGE_GROUP_USER":        3,
+		"USAGE_GROUP_MODEL":       4,
+	}
+)
+
+func (x UsageGroup) Enum() *UsageGroup {
+	p := new(UsageGroup)
+	*p = x
+	return p
+}
+
+func (x UsageGroup) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UsageGroup) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_audit_v1_service_proto_enumTypes[0].Descriptor()
+}
+
+func (UsageGroup) Type() protoreflect.EnumType {
+	return &file_portcullis_audit_v1_service_proto_enumTypes[0]
+}
+
+func (x UsageGroup) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UsageGroup.Descriptor instead.
+func (UsageGroup) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{0}
+}
+
+type UsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Time range [from, to) on the records' time; unset means open.
+	From *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// What to group by.
+	GroupBy UsageGroup `protobuf:"varint,3,opt,name=group_by,json=groupBy,proto3,enum=portcullis.audit.v1.UsageGroup" json:"group_by,omitempty"`
+	// Only records of this agent, team, user or model (as agents name it)
+	// when set.
+	Agent         string `protobuf:"bytes,4,opt,name=agent,proto3" json:"agent,omitempty"`
+	Team          string `protobuf:"bytes,5,opt,name=team,proto3" json:"team,omitempty"`
+	User          string `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
+	Model         string `protobuf:"bytes,7,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageRequest) Reset() {
+	*x = UsageRequest{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageRequest) ProtoMessage() {}
+
+func (x *UsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageRequest.ProtoReflect.Descriptor instead.
+func (*UsageRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *UsageRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *UsageRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *UsageRequest) GetGroupBy() UsageGroup {
+	if x != nil {
+		return x.GroupBy
+	}
+	return UsageGroup_USAGE_GROUP_UNSPECIFIED
+}
+
+func (x *UsageRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *UsageRequest) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *UsageRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UsageRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+type UsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One row per key, highest cost first, then by key.
+	Rows []*UsageRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
+	// Records read to answer (every record in the range, with usage or not).
+	Records       uint64 `protobuf:"varint,2,opt,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageResponse) Reset() {
+	*x = UsageResponse{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageResponse) ProtoMessage() {}
+
+func (x *UsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageResponse.ProtoReflect.Descriptor instead.
+func (*UsageResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UsageResponse) GetRows() []*UsageRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+func (x *UsageResponse) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+// UsageRow is what the calls of one key consumed.
+type UsageRow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent, team, user or model; "" for calls without one (no team, no
+	// user).
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Calls that reported usage.
+	Calls             uint64 `protobuf:"varint,2,opt,name=calls,proto3" json:"calls,omitempty"`
+	InputTokens       int64  `protobuf:"varint,3,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	CachedInputTokens int64  `protobuf:"varint,4,opt,name=cached_input_tokens,json=cachedInputTokens,proto3" json:"cached_input_tokens,omitempty"`
+	OutputTokens      int64  `protobuf:"varint,5,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	ReasoningTokens   int64  `protobuf:"varint,6,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	CostNanos         int64  `protobuf:"varint,7,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"`
+	// Of calls, those whose usage the gateway estimated.
+	EstimatedCalls uint64 `protobuf:"varint,8,opt,name=estimated_calls,json=estimatedCalls,proto3" json:"estimated_calls,omitempty"`
+	// Of calls, those of models without a price.
+	UnpricedCalls uint64 `protobuf:"varint,9,opt,name=unpriced_calls,json=unpricedCalls,proto3" json:"unpriced_calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageRow) Reset() {
+	*x = UsageRow{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageRow) ProtoMessage() {}
+
+func (x *UsageRow) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageRow.ProtoReflect.Descriptor instead.
+func (*UsageRow) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UsageRow) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *UsageRow) GetCalls() uint64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *UsageRow) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetCachedInputTokens() int64 {
+	if x != nil {
+		return x.CachedInputTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetReasoningTokens() int64 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
+}
+
+func (x *UsageRow) GetCostNanos() int64 {
+	if x != nil {
+		return x.CostNanos
+	}
+	return 0
+}
+
+func (x *UsageRow) GetEstimatedCalls() uint64 {
+	if x != nil {
+		return x.EstimatedCalls
+	}
+	return 0
+}
+
+func (x *UsageRow) GetUnpricedCalls() uint64 {
+	if x != nil {
+		return x.UnpricedCalls
+	}
+	return 0
+}
+
 type UploadStateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -30,7 +350,7 @@ type UploadStateRequest struct {
 
 func (x *UploadStateRequest) Reset() {
 	*x = UploadStateRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[0]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -42,7 +362,7 @@ func (x *UploadStateRequest) String() string {
 func (*UploadStateRequest) ProtoMessage() {}
 
 func (x *UploadStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[0]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -55,7 +375,7 @@ func (x *UploadStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStateRequest.ProtoReflect.Descriptor instead.
 func (*UploadStateRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{0}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{3}
 }
 
 type UploadStateResponse struct {
@@ -69,7 +389,7 @@ type UploadStateResponse struct {
 
 func (x *UploadStateResponse) Reset() {
 	*x = UploadStateResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[1]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -81,7 +401,7 @@ func (x *UploadStateResponse) String() string {
 func (*UploadStateResponse) ProtoMessage() {}
 
 func (x *UploadStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[1]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -94,7 +414,7 @@ func (x *UploadStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStateResponse.ProtoReflect.Descriptor instead.
 func (*UploadStateResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *UploadStateResponse) GetNextSequence() uint64 {
@@ -115,7 +435,7 @@ type UploadRequest struct {
 
 func (x *UploadRequest) Reset() {
 	*x = UploadRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[2]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +447,7 @@ func (x *UploadRequest) String() string {
 func (*UploadRequest) ProtoMessage() {}
 
 func (x *UploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[2]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +460,7 @@ func (x *UploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
 func (*UploadRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *UploadRequest) GetRecords() []*Record {
@@ -162,7 +482,7 @@ type UploadResponse struct {
 
 func (x *UploadResponse) Reset() {
 	*x = UploadResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[3]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -174,7 +494,7 @@ func (x *UploadResponse) String() string {
 func (*UploadResponse) ProtoMessage() {}
 
 func (x *UploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[3]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -187,7 +507,7 @@ func (x *UploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
 func (*UploadResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UploadResponse) GetNextSequence() uint64 {
@@ -229,7 +549,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[4]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +561,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[4]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,7 +574,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *QueryRequest) GetFrom() *timestamppb.Timestamp {
@@ -360,7 +680,7 @@ type QueryResponse struct {
 
 func (x *QueryResponse) Reset() {
 	*x = QueryResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[5]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +692,7 @@ func (x *QueryResponse) String() string {
 func (*QueryResponse) ProtoMessage() {}
 
 func (x *QueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[5]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +705,7 @@ func (x *QueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResponse.ProtoReflect.Descriptor instead.
 func (*QueryResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *QueryResponse) GetRecords() []*Record {
@@ -410,7 +730,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +742,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +755,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{9}
 }
 
 type VerifyResponse struct {
@@ -452,7 +772,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +784,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +797,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VerifyResponse) GetOk() bool {
@@ -516,7 +836,7 @@ type Chain struct {
 
 func (x *Chain) Reset() {
 	*x = Chain{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +848,7 @@ func (x *Chain) String() string {
 func (*Chain) ProtoMessage() {}
 
 func (x *Chain) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +861,7 @@ func (x *Chain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chain.ProtoReflect.Descriptor instead.
 func (*Chain) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Chain) GetDataplane() string {
@@ -591,7 +911,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +923,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +936,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Problem) GetDataplane() string {
@@ -650,7 +970,7 @@ type AttestRequest struct {
 
 func (x *AttestRequest) Reset() {
 	*x = AttestRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +982,7 @@ func (x *AttestRequest) String() string {
 func (*AttestRequest) ProtoMessage() {}
 
 func (x *AttestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +995,7 @@ func (x *AttestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttestRequest.ProtoReflect.Descriptor instead.
 func (*AttestRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AttestRequest) GetFrom() *timestamppb.Timestamp {
@@ -701,7 +1021,7 @@ type AttestResponse struct {
 
 func (x *AttestResponse) Reset() {
 	*x = AttestResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +1033,7 @@ func (x *AttestResponse) String() string {
 func (*AttestResponse) ProtoMessage() {}
 
 func (x *AttestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +1046,7 @@ func (x *AttestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttestResponse.ProtoReflect.Descriptor instead.
 func (*AttestResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AttestResponse) GetAttestation() *SignedAttestation {
@@ -753,7 +1073,7 @@ type Attestation struct {
 
 func (x *Attestation) Reset() {
 	*x = Attestation{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[12]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +1085,7 @@ func (x *Attestation) String() string {
 func (*Attestation) ProtoMessage() {}
 
 func (x *Attestation) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[12]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +1098,7 @@ func (x *Attestation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attestation.ProtoReflect.Descriptor instead.
 func (*Attestation) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Attestation) GetFrom() *timestamppb.Timestamp {
@@ -840,7 +1160,7 @@ type AttestedRange struct {
 
 func (x *AttestedRange) Reset() {
 	*x = AttestedRange{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[13]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +1172,7 @@ func (x *AttestedRange) String() string {
 func (*AttestedRange) ProtoMessage() {}
 
 func (x *AttestedRange) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[13]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +1185,7 @@ func (x *AttestedRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttestedRange.ProtoReflect.Descriptor instead.
 func (*AttestedRange) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AttestedRange) GetDataplane() string {
@@ -929,7 +1249,7 @@ type SignedAttestation struct {
 
 func (x *SignedAttestation) Reset() {
 	*x = SignedAttestation{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[14]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1261,7 @@ func (x *SignedAttestation) String() string {
 func (*SignedAttestation) ProtoMessage() {}
 
 func (x *SignedAttestation) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[14]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1274,7 @@ func (x *SignedAttestation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedAttestation.ProtoReflect.Descriptor instead.
 func (*SignedAttestation) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SignedAttestation) GetStatement() []byte {
@@ -986,7 +1306,7 @@ type GetPublicKeyRequest struct {
 
 func (x *GetPublicKeyRequest) Reset() {
 	*x = GetPublicKeyRequest{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[15]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1318,7 @@ func (x *GetPublicKeyRequest) String() string {
 func (*GetPublicKeyRequest) ProtoMessage() {}
 
 func (x *GetPublicKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[15]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1331,7 @@ func (x *GetPublicKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPublicKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetPublicKeyRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{18}
 }
 
 type GetPublicKeyResponse struct {
@@ -1024,7 +1344,7 @@ type GetPublicKeyResponse struct {
 
 func (x *GetPublicKeyResponse) Reset() {
 	*x = GetPublicKeyResponse{}
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[16]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1036,7 +1356,7 @@ func (x *GetPublicKeyResponse) String() string {
 func (*GetPublicKeyResponse) ProtoMessage() {}
 
 func (x *GetPublicKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_service_proto_msgTypes[16]
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1049,7 +1369,7 @@ func (x *GetPublicKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPublicKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetPublicKeyResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetPublicKeyResponse) GetPublicKey() []byte {
@@ -1063,7 +1383,29 @@ var File_portcullis_audit_v1_service_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_service_proto_rawDesc = "" +
 	"\n" +
-	"!portcullis/audit/v1/service.proto\x12\x13portcullis.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\"\x14\n" +
+	"!portcullis/audit/v1/service.proto\x12\x13portcullis.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\"\xfa\x01\n" +
+	"\fUsageRequest\x12.\n" +
+	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12:\n" +
+	"\bgroup_by\x18\x03 \x01(\x0e2\x1f.portcullis.audit.v1.UsageGroupR\agroupBy\x12\x14\n" +
+	"\x05agent\x18\x04 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04team\x18\x05 \x01(\tR\x04team\x12\x12\n" +
+	"\x04user\x18\x06 \x01(\tR\x04user\x12\x14\n" +
+	"\x05model\x18\a \x01(\tR\x05model\"\\\n" +
+	"\rUsageResponse\x121\n" +
+	"\x04rows\x18\x01 \x03(\v2\x1d.portcullis.audit.v1.UsageRowR\x04rows\x12\x18\n" +
+	"\arecords\x18\x02 \x01(\x04R\arecords\"\xc4\x02\n" +
+	"\bUsageRow\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05calls\x18\x02 \x01(\x04R\x05calls\x12!\n" +
+	"\finput_tokens\x18\x03 \x01(\x03R\vinputTokens\x12.\n" +
+	"\x13cached_input_tokens\x18\x04 \x01(\x03R\x11cachedInputTokens\x12#\n" +
+	"\routput_tokens\x18\x05 \x01(\x03R\foutputTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\x06 \x01(\x03R\x0freasoningTokens\x12\x1d\n" +
+	"\n" +
+	"cost_nanos\x18\a \x01(\x03R\tcostNanos\x12'\n" +
+	"\x0festimated_calls\x18\b \x01(\x04R\x0eestimatedCalls\x12%\n" +
+	"\x0eunpriced_calls\x18\t \x01(\x04R\runpricedCalls\"\x14\n" +
 	"\x12UploadStateRequest\":\n" +
 	"\x13UploadStateResponse\x12#\n" +
 	"\rnext_sequence\x18\x01 \x01(\x04R\fnextSequence\"F\n" +
@@ -1134,14 +1476,22 @@ const file_portcullis_audit_v1_service_proto_rawDesc = "" +
 	"\x13GetPublicKeyRequest\"5\n" +
 	"\x14GetPublicKeyResponse\x12\x1d\n" +
 	"\n" +
-	"public_key\x18\x01 \x01(\fR\tpublicKey2\x9e\x04\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey*\x83\x01\n" +
+	"\n" +
+	"UsageGroup\x12\x1b\n" +
+	"\x17USAGE_GROUP_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11USAGE_GROUP_AGENT\x10\x01\x12\x14\n" +
+	"\x10USAGE_GROUP_TEAM\x10\x02\x12\x14\n" +
+	"\x10USAGE_GROUP_USER\x10\x03\x12\x15\n" +
+	"\x11USAGE_GROUP_MODEL\x10\x042\xee\x04\n" +
 	"\fAuditService\x12`\n" +
 	"\vUploadState\x12'.portcullis.audit.v1.UploadStateRequest\x1a(.portcullis.audit.v1.UploadStateResponse\x12Q\n" +
 	"\x06Upload\x12\".portcullis.audit.v1.UploadRequest\x1a#.portcullis.audit.v1.UploadResponse\x12N\n" +
 	"\x05Query\x12!.portcullis.audit.v1.QueryRequest\x1a\".portcullis.audit.v1.QueryResponse\x12Q\n" +
 	"\x06Verify\x12\".portcullis.audit.v1.VerifyRequest\x1a#.portcullis.audit.v1.VerifyResponse\x12Q\n" +
 	"\x06Attest\x12\".portcullis.audit.v1.AttestRequest\x1a#.portcullis.audit.v1.AttestResponse\x12c\n" +
-	"\fGetPublicKey\x12(.portcullis.audit.v1.GetPublicKeyRequest\x1a).portcullis.audit.v1.GetPublicKeyResponseB\xe3\x01\n" +
+	"\fGetPublicKey\x12(.portcullis.audit.v1.GetPublicKeyRequest\x1a).portcullis.audit.v1.GetPublicKeyResponse\x12N\n" +
+	"\x05Usage\x12!.portcullis.audit.v1.UsageRequest\x1a\".portcullis.audit.v1.UsageResponseB\xe3\x01\n" +
 	"\x17com.portcullis.audit.v1B\fServiceProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1;auditv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Audit.V1\xca\x02\x13Portcullis\\Audit\\V1\xe2\x02\x1fPortcullis\\Audit\\V1\\GPBMetadata\xea\x02\x15Portcullis::Audit::V1b\x06proto3"
 
 var (
@@ -1156,59 +1506,70 @@ func file_portcullis_audit_v1_service_proto_rawDescGZIP() []byte {
 	return file_portcullis_audit_v1_service_proto_rawDescData
 }
 
-var file_portcullis_audit_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_portcullis_audit_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_portcullis_audit_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_portcullis_audit_v1_service_proto_goTypes = []any{
-	(*UploadStateRequest)(nil),    // 0: portcullis.audit.v1.UploadStateRequest
-	(*UploadStateResponse)(nil),   // 1: portcullis.audit.v1.UploadStateResponse
-	(*UploadRequest)(nil),         // 2: portcullis.audit.v1.UploadRequest
-	(*UploadResponse)(nil),        // 3: portcullis.audit.v1.UploadResponse
-	(*QueryRequest)(nil),          // 4: portcullis.audit.v1.QueryRequest
-	(*QueryResponse)(nil),         // 5: portcullis.audit.v1.QueryResponse
-	(*VerifyRequest)(nil),         // 6: portcullis.audit.v1.VerifyRequest
-	(*VerifyResponse)(nil),        // 7: portcullis.audit.v1.VerifyResponse
-	(*Chain)(nil),                 // 8: portcullis.audit.v1.Chain
-	(*Problem)(nil),               // 9: portcullis.audit.v1.Problem
-	(*AttestRequest)(nil),         // 10: portcullis.audit.v1.AttestRequest
-	(*AttestResponse)(nil),        // 11: portcullis.audit.v1.AttestResponse
-	(*Attestation)(nil),           // 12: portcullis.audit.v1.Attestation
-	(*AttestedRange)(nil),         // 13: portcullis.audit.v1.AttestedRange
-	(*SignedAttestation)(nil),     // 14: portcullis.audit.v1.SignedAttestation
-	(*GetPublicKeyRequest)(nil),   // 15: portcullis.audit.v1.GetPublicKeyRequest
-	(*GetPublicKeyResponse)(nil),  // 16: portcullis.audit.v1.GetPublicKeyResponse
-	(*Record)(nil),                // 17: portcullis.audit.v1.Record
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(UsageGroup)(0),               // 0: portcullis.audit.v1.UsageGroup
+	(*UsageRequest)(nil),          // 1: portcullis.audit.v1.UsageRequest
+	(*UsageResponse)(nil),         // 2: portcullis.audit.v1.UsageResponse
+	(*UsageRow)(nil),              // 3: portcullis.audit.v1.UsageRow
+	(*UploadStateRequest)(nil),    // 4: portcullis.audit.v1.UploadStateRequest
+	(*UploadStateResponse)(nil),   // 5: portcullis.audit.v1.UploadStateResponse
+	(*UploadRequest)(nil),         // 6: portcullis.audit.v1.UploadRequest
+	(*UploadResponse)(nil),        // 7: portcullis.audit.v1.UploadResponse
+	(*QueryRequest)(nil),          // 8: portcullis.audit.v1.QueryRequest
+	(*QueryResponse)(nil),         // 9: portcullis.audit.v1.QueryResponse
+	(*VerifyRequest)(nil),         // 10: portcullis.audit.v1.VerifyRequest
+	(*VerifyResponse)(nil),        // 11: portcullis.audit.v1.VerifyResponse
+	(*Chain)(nil),                 // 12: portcullis.audit.v1.Chain
+	(*Problem)(nil),               // 13: portcullis.audit.v1.Problem
+	(*AttestRequest)(nil),         // 14: portcullis.audit.v1.AttestRequest
+	(*AttestResponse)(nil),        // 15: portcullis.audit.v1.AttestResponse
+	(*Attestation)(nil),           // 16: portcullis.audit.v1.Attestation
+	(*AttestedRange)(nil),         // 17: portcullis.audit.v1.AttestedRange
+	(*SignedAttestation)(nil),     // 18: portcullis.audit.v1.SignedAttestation
+	(*GetPublicKeyRequest)(nil),   // 19: portcullis.audit.v1.GetPublicKeyRequest
+	(*GetPublicKeyResponse)(nil),  // 20: portcullis.audit.v1.GetPublicKeyResponse
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*Record)(nil),                // 22: portcullis.audit.v1.Record
 }
 var file_portcullis_audit_v1_service_proto_depIdxs = []int32{
-	17, // 0: portcullis.audit.v1.UploadRequest.records:type_name -> portcullis.audit.v1.Record
-	18, // 1: portcullis.audit.v1.QueryRequest.from:type_name -> google.protobuf.Timestamp
-	18, // 2: portcullis.audit.v1.QueryRequest.to:type_name -> google.protobuf.Timestamp
-	17, // 3: portcullis.audit.v1.QueryResponse.records:type_name -> portcullis.audit.v1.Record
-	8,  // 4: portcullis.audit.v1.VerifyResponse.chains:type_name -> portcullis.audit.v1.Chain
-	9,  // 5: portcullis.audit.v1.VerifyResponse.problem:type_name -> portcullis.audit.v1.Problem
-	18, // 6: portcullis.audit.v1.AttestRequest.from:type_name -> google.protobuf.Timestamp
-	18, // 7: portcullis.audit.v1.AttestRequest.to:type_name -> google.protobuf.Timestamp
-	14, // 8: portcullis.audit.v1.AttestResponse.attestation:type_name -> portcullis.audit.v1.SignedAttestation
-	18, // 9: portcullis.audit.v1.Attestation.from:type_name -> google.protobuf.Timestamp
-	18, // 10: portcullis.audit.v1.Attestation.to:type_name -> google.protobuf.Timestamp
-	18, // 11: portcullis.audit.v1.Attestation.issue_time:type_name -> google.protobuf.Timestamp
-	13, // 12: portcullis.audit.v1.Attestation.ranges:type_name -> portcullis.audit.v1.AttestedRange
-	0,  // 13: portcullis.audit.v1.AuditService.UploadState:input_type -> portcullis.audit.v1.UploadStateRequest
-	2,  // 14: portcullis.audit.v1.AuditService.Upload:input_type -> portcullis.audit.v1.UploadRequest
-	4,  // 15: portcullis.audit.v1.AuditService.Query:input_type -> portcullis.audit.v1.QueryRequest
-	6,  // 16: portcullis.audit.v1.AuditService.Verify:input_type -> portcullis.audit.v1.VerifyRequest
-	10, // 17: portcullis.audit.v1.AuditService.Attest:input_type -> portcullis.audit.v1.AttestRequest
-	15, // 18: portcullis.audit.v1.AuditService.GetPublicKey:input_type -> portcullis.audit.v1.GetPublicKeyRequest
-	1,  // 19: portcullis.audit.v1.AuditService.UploadState:output_type -> portcullis.audit.v1.UploadStateResponse
-	3,  // 20: portcullis.audit.v1.AuditService.Upload:output_type -> portcullis.audit.v1.UploadResponse
-	5,  // 21: portcullis.audit.v1.AuditService.Query:output_type -> portcullis.audit.v1.QueryResponse
-	7,  // 22: portcullis.audit.v1.AuditService.Verify:output_type -> portcullis.audit.v1.VerifyResponse
-	11, // 23: portcullis.audit.v1.AuditService.Attest:output_type -> portcullis.audit.v1.AttestResponse
-	16, // 24: portcullis.audit.v1.AuditService.GetPublicKey:output_type -> portcullis.audit.v1.GetPublicKeyResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	21, // 0: portcullis.audit.v1.UsageRequest.from:type_name -> google.protobuf.Timestamp
+	21, // 1: portcullis.audit.v1.UsageRequest.to:type_name -> google.protobuf.Timestamp
+	0,  // 2: portcullis.audit.v1.UsageRequest.group_by:type_name -> portcullis.audit.v1.UsageGroup
+	3,  // 3: portcullis.audit.v1.UsageResponse.rows:type_name -> portcullis.audit.v1.UsageRow
+	22, // 4: portcullis.audit.v1.UploadRequest.records:type_name -> portcullis.audit.v1.Record
+	21, // 5: portcullis.audit.v1.QueryRequest.from:type_name -> google.protobuf.Timestamp
+	21, // 6: portcullis.audit.v1.QueryRequest.to:type_name -> google.protobuf.Timestamp
+	22, // 7: portcullis.audit.v1.QueryResponse.records:type_name -> portcullis.audit.v1.Record
+	12, // 8: portcullis.audit.v1.VerifyResponse.chains:type_name -> portcullis.audit.v1.Chain
+	13, // 9: portcullis.audit.v1.VerifyResponse.problem:type_name -> portcullis.audit.v1.Problem
+	21, // 10: portcullis.audit.v1.AttestRequest.from:type_name -> google.protobuf.Timestamp
+	21, // 11: portcullis.audit.v1.AttestRequest.to:type_name -> google.protobuf.Timestamp
+	18, // 12: portcullis.audit.v1.AttestResponse.attestation:type_name -> portcullis.audit.v1.SignedAttestation
+	21, // 13: portcullis.audit.v1.Attestation.from:type_name -> google.protobuf.Timestamp
+	21, // 14: portcullis.audit.v1.Attestation.to:type_name -> google.protobuf.Timestamp
+	21, // 15: portcullis.audit.v1.Attestation.issue_time:type_name -> google.protobuf.Timestamp
+	17, // 16: portcullis.audit.v1.Attestation.ranges:type_name -> portcullis.audit.v1.AttestedRange
+	4,  // 17: portcullis.audit.v1.AuditService.UploadState:input_type -> portcullis.audit.v1.UploadStateRequest
+	6,  // 18: portcullis.audit.v1.AuditService.Upload:input_type -> portcullis.audit.v1.UploadRequest
+	8,  // 19: portcullis.audit.v1.AuditService.Query:input_type -> portcullis.audit.v1.QueryRequest
+	10, // 20: portcullis.audit.v1.AuditService.Verify:input_type -> portcullis.audit.v1.VerifyRequest
+	14, // 21: portcullis.audit.v1.AuditService.Attest:input_type -> portcullis.audit.v1.AttestRequest
+	19, // 22: portcullis.audit.v1.AuditService.GetPublicKey:input_type -> portcullis.audit.v1.GetPublicKeyRequest
+	1,  // 23: portcullis.audit.v1.AuditService.Usage:input_type -> portcullis.audit.v1.UsageRequest
+	5,  // 24: portcullis.audit.v1.AuditService.UploadState:output_type -> portcullis.audit.v1.UploadStateResponse
+	7,  // 25: portcullis.audit.v1.AuditService.Upload:output_type -> portcullis.audit.v1.UploadResponse
+	9,  // 26: portcullis.audit.v1.AuditService.Query:output_type -> portcullis.audit.v1.QueryResponse
+	11, // 27: portcullis.audit.v1.AuditService.Verify:output_type -> portcullis.audit.v1.VerifyResponse
+	15, // 28: portcullis.audit.v1.AuditService.Attest:output_type -> portcullis.audit.v1.AttestResponse
+	20, // 29: portcullis.audit.v1.AuditService.GetPublicKey:output_type -> portcullis.audit.v1.GetPublicKeyResponse
+	2,  // 30: portcullis.audit.v1.AuditService.Usage:output_type -> portcullis.audit.v1.UsageResponse
+	24, // [24:31] is the sub-list for method output_type
+	17, // [17:24] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_service_proto_init() }
@@ -1222,13 +1583,14 @@ func file_portcullis_audit_v1_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_service_proto_rawDesc), len(file_portcullis_audit_v1_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   17,
+			NumEnums:      1,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_portcullis_audit_v1_service_proto_goTypes,
 		DependencyIndexes: file_portcullis_audit_v1_service_proto_depIdxs,
+		EnumInfos:         file_portcullis_audit_v1_service_proto_enumTypes,
 		MessageInfos:      file_portcullis_audit_v1_service_proto_msgTypes,
 	}.Build()
 	File_portcullis_audit_v1_service_proto = out.File

@@ -472,6 +472,8 @@ type Resource struct {
 	//	*Resource_PolicyTests
 	//	*Resource_Rollout
 	//	*Resource_Setting
+	//	*Resource_ModelPrice
+	//	*Resource_Budget
 	//	*Resource_UpgradeProbe
 	Kind          isResource_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
@@ -632,6 +634,24 @@ func (x *Resource) GetSetting() *v1.Setting {
 	return nil
 }
 
+func (x *Resource) GetModelPrice() *v1.ModelPrice {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_ModelPrice); ok {
+			return x.ModelPrice
+		}
+	}
+	return nil
+}
+
+func (x *Resource) GetBudget() *v1.Budget {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_Budget); ok {
+			return x.Budget
+		}
+	}
+	return nil
+}
+
 func (x *Resource) GetUpgradeProbe() *UpgradeProbe {
 	if x != nil {
 		if x, ok := x.Kind.(*Resource_UpgradeProbe); ok {
@@ -700,6 +720,15 @@ type Resource_Setting struct {
 	Setting *v1.Setting `protobuf:"bytes,13,opt,name=setting,proto3,oneof"`
 }
 
+type Resource_ModelPrice struct {
+	// Numbered clear of the kinds other changes add after 9.
+	ModelPrice *v1.ModelPrice `protobuf:"bytes,30,opt,name=model_price,json=modelPrice,proto3,oneof"`
+}
+
+type Resource_Budget struct {
+	Budget *v1.Budget `protobuf:"bytes,31,opt,name=budget,proto3,oneof"`
+}
+
 type Resource_UpgradeProbe struct {
 	// Reserved for the rolling-upgrade test (test/upgrade): only binaries
 	// built with -tags upgradetest support this kind, at a cluster version
@@ -734,6 +763,10 @@ func (*Resource_PolicyTests) isResource_Kind() {}
 func (*Resource_Rollout) isResource_Kind() {}
 
 func (*Resource_Setting) isResource_Kind() {}
+
+func (*Resource_ModelPrice) isResource_Kind() {}
+
+func (*Resource_Budget) isResource_Kind() {}
 
 func (*Resource_UpgradeProbe) isResource_Kind() {}
 
@@ -1770,7 +1803,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAudit\x12I\n" +
 	"\x0erollout_change\x18\x10 \x01(\v2 .portcullis.fsm.v1.RolloutChangeH\x00R\rrolloutChange\x124\n" +
 	"\asign_in\x18\x14 \x01(\v2\x19.portcullis.fsm.v1.SignInH\x00R\x06signInB\x04\n" +
-	"\x02op\"\x99\a\n" +
+	"\x02op\"\x96\b\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -1788,7 +1821,10 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	" \x01(\v2#.portcullis.config.v1.PolicyHistoryH\x00R\rpolicyHistory\x12F\n" +
 	"\fpolicy_tests\x18\v \x01(\v2!.portcullis.config.v1.PolicyTestsH\x00R\vpolicyTests\x129\n" +
 	"\arollout\x18\f \x01(\v2\x1d.portcullis.config.v1.RolloutH\x00R\arollout\x129\n" +
-	"\asetting\x18\r \x01(\v2\x1d.portcullis.config.v1.SettingH\x00R\asetting\x12F\n" +
+	"\asetting\x18\r \x01(\v2\x1d.portcullis.config.v1.SettingH\x00R\asetting\x12C\n" +
+	"\vmodel_price\x18\x1e \x01(\v2 .portcullis.config.v1.ModelPriceH\x00R\n" +
+	"modelPrice\x126\n" +
+	"\x06budget\x18\x1f \x01(\v2\x1c.portcullis.config.v1.BudgetH\x00R\x06budget\x12F\n" +
 	"\rupgrade_probe\x18d \x01(\v2\x1f.portcullis.fsm.v1.UpgradeProbeH\x00R\fupgradeProbeB\x06\n" +
 	"\x04kind\"Z\n" +
 	"\fUpgradeProbe\x126\n" +
@@ -1930,11 +1966,13 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*v1.PolicyTests)(nil),        // 32: portcullis.config.v1.PolicyTests
 	(*v1.Rollout)(nil),            // 33: portcullis.config.v1.Rollout
 	(*v1.Setting)(nil),            // 34: portcullis.config.v1.Setting
-	(*v1.ResourceMeta)(nil),       // 35: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 36: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 37: portcullis.audit.v1.Record
-	(v1.RolloutStage)(0),          // 38: portcullis.config.v1.RolloutStage
-	(*v1.AdminEvent)(nil),         // 39: portcullis.config.v1.AdminEvent
+	(*v1.ModelPrice)(nil),         // 35: portcullis.config.v1.ModelPrice
+	(*v1.Budget)(nil),             // 36: portcullis.config.v1.Budget
+	(*v1.ResourceMeta)(nil),       // 37: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 38: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 39: portcullis.audit.v1.Record
+	(v1.RolloutStage)(0),          // 40: portcullis.config.v1.RolloutStage
+	(*v1.AdminEvent)(nil),         // 41: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	20, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
@@ -1960,33 +1998,35 @@ var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	32, // 20: portcullis.fsm.v1.Resource.policy_tests:type_name -> portcullis.config.v1.PolicyTests
 	33, // 21: portcullis.fsm.v1.Resource.rollout:type_name -> portcullis.config.v1.Rollout
 	34, // 22: portcullis.fsm.v1.Resource.setting:type_name -> portcullis.config.v1.Setting
-	5,  // 23: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	35, // 24: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	4,  // 25: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 26: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	36, // 27: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	29, // 28: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	28, // 29: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	37, // 30: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 31: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
-	38, // 32: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
-	2,  // 33: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	4,  // 34: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	14, // 35: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	21, // 36: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	15, // 37: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	36, // 38: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	21, // 39: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	9,  // 40: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	4,  // 41: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	39, // 42: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	16, // 43: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	19, // 44: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	35, // 23: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
+	36, // 24: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
+	5,  // 25: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	37, // 26: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	4,  // 27: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 28: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	38, // 29: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	29, // 30: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	28, // 31: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	39, // 32: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 33: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
+	40, // 34: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
+	2,  // 35: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	4,  // 36: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	14, // 37: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	21, // 38: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	15, // 39: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	38, // 40: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	21, // 41: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	9,  // 42: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	4,  // 43: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	41, // 44: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	16, // 45: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	19, // 46: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -2018,6 +2058,8 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_PolicyTests)(nil),
 		(*Resource_Rollout)(nil),
 		(*Resource_Setting)(nil),
+		(*Resource_ModelPrice)(nil),
+		(*Resource_Budget)(nil),
 		(*Resource_UpgradeProbe)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[15].OneofWrappers = []any{

@@ -72,7 +72,19 @@ type Snapshot struct {
 	Rollout *Rollout `protobuf:"bytes,15,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	// Every stored cluster-wide setting (config.v1.Setting); a key that is
 	// absent has its default. A data plane ignores keys it does not know.
-	Settings      []*v1.Setting `protobuf:"bytes,16,rep,name=settings,proto3" json:"settings,omitempty"`
+	Settings []*v1.Setting `protobuf:"bytes,16,rep,name=settings,proto3" json:"settings,omitempty"`
+	// The key data planes sign gateway-issued A2A task and context ids with
+	// (HMAC-SHA256), so that an id names its owner and upstream and any data
+	// plane of the cluster verifies any other's ids without shared state.
+	// Derived from the cluster's key-encryption key, so every control-plane
+	// node sends the same key and it survives restarts. Absent (a control
+	// plane from before it was sent): data planes refuse A2A calls.
+	TaskIdKey []byte `protobuf:"bytes,17,opt,name=task_id_key,json=taskIdKey,proto3" json:"task_id_key,omitempty"`
+	// The price of each model of the LLM upstreams (numbered clear of the
+	// fields other features add after 14).
+	ModelPrices []*v1.ModelPrice `protobuf:"bytes,20,rep,name=model_prices,json=modelPrices,proto3" json:"model_prices,omitempty"`
+	// Every budget.
+	Budgets       []*v1.Budget `protobuf:"bytes,21,rep,name=budgets,proto3" json:"budgets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -215,6 +227,27 @@ func (x *Snapshot) GetRollout() *Rollout {
 func (x *Snapshot) GetSettings() []*v1.Setting {
 	if x != nil {
 		return x.Settings
+	}
+	return nil
+}
+
+func (x *Snapshot) GetTaskIdKey() []byte {
+	if x != nil {
+		return x.TaskIdKey
+	}
+	return nil
+}
+
+func (x *Snapshot) GetModelPrices() []*v1.ModelPrice {
+	if x != nil {
+		return x.ModelPrices
+	}
+	return nil
+}
+
+func (x *Snapshot) GetBudgets() []*v1.Budget {
+	if x != nil {
+		return x.Budgets
 	}
 	return nil
 }
@@ -494,7 +527,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xed\x06\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\x8a\b\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -515,7 +548,10 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\x05epoch\x18\r \x01(\x04R\x05epoch\x12<\n" +
 	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\x129\n" +
 	"\arollout\x18\x0f \x01(\v2\x1f.portcullis.snapshot.v1.RolloutR\arollout\x129\n" +
-	"\bsettings\x18\x10 \x03(\v2\x1d.portcullis.config.v1.SettingR\bsettings\"\xc2\x01\n" +
+	"\bsettings\x18\x10 \x03(\v2\x1d.portcullis.config.v1.SettingR\bsettings\x12\x1e\n" +
+	"\vtask_id_key\x18\x11 \x01(\fR\ttaskIdKey\x12C\n" +
+	"\fmodel_prices\x18\x14 \x03(\v2 .portcullis.config.v1.ModelPriceR\vmodelPrices\x126\n" +
+	"\abudgets\x18\x15 \x03(\v2\x1c.portcullis.config.v1.BudgetR\abudgets\"\xc2\x01\n" +
 	"\aRollout\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12=\n" +
 	"\tcandidate\x18\x02 \x01(\v2\x1f.portcullis.config.v1.PolicySetR\tcandidate\x128\n" +
@@ -562,7 +598,9 @@ var file_portcullis_snapshot_v1_snapshot_proto_goTypes = []any{
 	(*v1.IdentitySource)(nil),     // 10: portcullis.config.v1.IdentitySource
 	(*v1.ValueList)(nil),          // 11: portcullis.config.v1.ValueList
 	(*v1.Setting)(nil),            // 12: portcullis.config.v1.Setting
-	(v1.RolloutStage)(0),          // 13: portcullis.config.v1.RolloutStage
+	(*v1.ModelPrice)(nil),         // 13: portcullis.config.v1.ModelPrice
+	(*v1.Budget)(nil),             // 14: portcullis.config.v1.Budget
+	(v1.RolloutStage)(0),          // 15: portcullis.config.v1.RolloutStage
 }
 var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	5,  // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
@@ -577,13 +615,15 @@ var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	2,  // 9: portcullis.snapshot.v1.Snapshot.egress:type_name -> portcullis.snapshot.v1.EgressPolicy
 	1,  // 10: portcullis.snapshot.v1.Snapshot.rollout:type_name -> portcullis.snapshot.v1.Rollout
 	12, // 11: portcullis.snapshot.v1.Snapshot.settings:type_name -> portcullis.config.v1.Setting
-	9,  // 12: portcullis.snapshot.v1.Rollout.candidate:type_name -> portcullis.config.v1.PolicySet
-	13, // 13: portcullis.snapshot.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	13, // 12: portcullis.snapshot.v1.Snapshot.model_prices:type_name -> portcullis.config.v1.ModelPrice
+	14, // 13: portcullis.snapshot.v1.Snapshot.budgets:type_name -> portcullis.config.v1.Budget
+	9,  // 14: portcullis.snapshot.v1.Rollout.candidate:type_name -> portcullis.config.v1.PolicySet
+	15, // 15: portcullis.snapshot.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_snapshot_v1_snapshot_proto_init() }

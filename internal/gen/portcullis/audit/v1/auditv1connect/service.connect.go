@@ -47,6 +47,8 @@ const (
 	// AuditServiceGetPublicKeyProcedure is the fully-qualified name of the AuditService's GetPublicKey
 	// RPC.
 	AuditServiceGetPublicKeyProcedure = "/portcullis.audit.v1.AuditService/GetPublicKey"
+	// AuditServiceUsageProcedure is the fully-qualified name of the AuditService's Usage RPC.
+	AuditServiceUsageProcedure = "/portcullis.audit.v1.AuditService/Usage"
 )
 
 // AuditServiceClient is a client for the portcullis.audit.v1.AuditService service.
@@ -69,6 +71,9 @@ type AuditServiceClient interface {
 	Attest(context.Context, *connect.Request[v1.AttestRequest]) (*connect.Response[v1.AttestResponse], error)
 	// The cluster's attestation public key. Role: auditor.
 	GetPublicKey(context.Context, *connect.Request[v1.GetPublicKeyRequest]) (*connect.Response[v1.GetPublicKeyResponse], error)
+	// Sums what calls consumed (tokens, cost) over a time range, grouped by
+	// agent, team, user or model, from this node's store. Role: auditor.
+	Usage(context.Context, *connect.Request[v1.UsageRequest]) (*connect.Response[v1.UsageResponse], error)
 }
 
 // NewAuditServiceClient constructs a client for the portcullis.audit.v1.AuditService service. By
@@ -118,6 +123,12 @@ func NewAuditServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(auditServiceMethods.ByName("GetPublicKey")),
 			connect.WithClientOptions(opts...),
 		),
+		usage: connect.NewClient[v1.UsageRequest, v1.UsageResponse](
+			httpClient,
+			baseURL+AuditServiceUsageProcedure,
+			connect.WithSchema(auditServiceMethods.ByName("Usage")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -129,6 +140,7 @@ type auditServiceClient struct {
 	verify       *connect.Client[v1.VerifyRequest, v1.VerifyResponse]
 	attest       *connect.Client[v1.AttestRequest, v1.AttestResponse]
 	getPublicKey *connect.Client[v1.GetPublicKeyRequest, v1.GetPublicKeyResponse]
+	usage        *connect.Client[v1.UsageRequest, v1.UsageResponse]
 }
 
 // UploadState calls portcullis.audit.v1.AuditService.UploadState.
@@ -161,6 +173,11 @@ func (c *auditServiceClient) GetPublicKey(ctx context.Context, req *connect.Requ
 	return c.getPublicKey.CallUnary(ctx, req)
 }
 
+// Usage calls portcullis.audit.v1.AuditService.Usage.
+func (c *auditServiceClient) Usage(ctx context.Context, req *connect.Request[v1.UsageRequest]) (*connect.Response[v1.UsageResponse], error) {
+	return c.usage.CallUnary(ctx, req)
+}
+
 // AuditServiceHandler is an implementation of the portcullis.audit.v1.AuditService service.
 type AuditServiceHandler interface {
 	// Where the control plane stands for the calling data plane. Role:
@@ -181,6 +198,9 @@ type AuditServiceHandler interface {
 	Attest(context.Context, *connect.Request[v1.AttestRequest]) (*connect.Response[v1.AttestResponse], error)
 	// The cluster's attestation public key. Role: auditor.
 	GetPublicKey(context.Context, *connect.Request[v1.GetPublicKeyRequest]) (*connect.Response[v1.GetPublicKeyResponse], error)
+	// Sums what calls consumed (tokens, cost) over a time range, grouped by
+	// agent, team, user or model, from this node's store. Role: auditor.
+	Usage(context.Context, *connect.Request[v1.UsageRequest]) (*connect.Response[v1.UsageResponse], error)
 }
 
 // NewAuditServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -226,6 +246,12 @@ func NewAuditServiceHandler(svc AuditServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(auditServiceMethods.ByName("GetPublicKey")),
 		connect.WithHandlerOptions(opts...),
 	)
+	auditServiceUsageHandler := connect.NewUnaryHandler(
+		AuditServiceUsageProcedure,
+		svc.Usage,
+		connect.WithSchema(auditServiceMethods.ByName("Usage")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.audit.v1.AuditService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AuditServiceUploadStateProcedure:
@@ -240,6 +266,8 @@ func NewAuditServiceHandler(svc AuditServiceHandler, opts ...connect.HandlerOpti
 			auditServiceAttestHandler.ServeHTTP(w, r)
 		case AuditServiceGetPublicKeyProcedure:
 			auditServiceGetPublicKeyHandler.ServeHTTP(w, r)
+		case AuditServiceUsageProcedure:
+			auditServiceUsageHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -271,4 +299,8 @@ func (UnimplementedAuditServiceHandler) Attest(context.Context, *connect.Request
 
 func (UnimplementedAuditServiceHandler) GetPublicKey(context.Context, *connect.Request[v1.GetPublicKeyRequest]) (*connect.Response[v1.GetPublicKeyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.audit.v1.AuditService.GetPublicKey is not implemented"))
+}
+
+func (UnimplementedAuditServiceHandler) Usage(context.Context, *connect.Request[v1.UsageRequest]) (*connect.Response[v1.UsageResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.audit.v1.AuditService.Usage is not implemented"))
 }

@@ -9,8 +9,10 @@
 //
 // Attributes follow the OpenTelemetry semantic conventions for GenAI and
 // MCP (gen_ai.operation.name, gen_ai.tool.name, gen_ai.prompt.name,
-// gen_ai.request.model, mcp.method.name, error.type, client.address,
-// server.address, server.port) plus Portcullis's own under portcullis.*
+// gen_ai.request.model, gen_ai.response.model, gen_ai.usage.input_tokens
+// and output_tokens where the target reports usage, gen_ai.agent.name,
+// mcp.method.name, error.type, client.address, server.address,
+// server.port) plus Portcullis's own under portcullis.*
 // (agent, upstream, decision, policies, config version, mode, outcome,
 // refusal reason). They never carry a call's arguments or results, a
 // credential, a user token, a resource URI (which can hold identifiers the
@@ -44,6 +46,10 @@ const (
 	KeyTool         = attribute.Key("gen_ai.tool.name")
 	KeyPrompt       = attribute.Key("gen_ai.prompt.name")
 	KeyModel        = attribute.Key("gen_ai.request.model")
+	KeyRespModel    = attribute.Key("gen_ai.response.model")
+	KeyInputTokens  = attribute.Key("gen_ai.usage.input_tokens")
+	KeyOutputTokens = attribute.Key("gen_ai.usage.output_tokens")
+	KeyAgentName    = attribute.Key("gen_ai.agent.name")
 	KeyMCPMethod    = attribute.Key("mcp.method.name")
 	KeyErrorType    = attribute.Key("error.type")
 	KeyClientAddr   = attribute.Key("client.address")
@@ -64,10 +70,16 @@ const (
 	KeyMode          = attribute.Key("portcullis.mode")
 	KeyOutcome       = attribute.Key("portcullis.outcome")
 	KeyReason        = attribute.Key("portcullis.refusal.reason")
+	KeyEstimated     = attribute.Key("portcullis.usage.estimated")
 )
 
-// opExecuteTool is gen_ai.operation.name for a tool call.
-const opExecuteTool = "execute_tool"
+// gen_ai.operation.name of a tool call, a model call and a message to a
+// remote agent.
+const (
+	opExecuteTool = "execute_tool"
+	opChat        = "chat"
+	opInvokeAgent = "invoke_agent"
+)
 
 // Stage is the first stage of the pipeline: it runs the rest of the call
 // in the call's server span. It is not timed (its cost is the tracing
@@ -178,8 +190,18 @@ func common(c *pipeline.Call, target string) []attribute.KeyValue {
 			out = append(out, KeyPrompt.String(target))
 		}
 	case pipeline.KindModel:
+		if c.Op == pipeline.OpCall {
+			out = append(out, KeyOperation.String(opChat))
+		}
 		if target != "" {
 			out = append(out, KeyModel.String(target))
+		}
+	case pipeline.KindAgent, pipeline.KindSkill:
+		if c.Op == pipeline.OpCall {
+			out = append(out, KeyOperation.String(opInvokeAgent))
+		}
+		if c.Target.Kind == pipeline.KindAgent && target != "" {
+			out = append(out, KeyAgentName.String(target))
 		}
 	}
 	if c.Target.Upstream != "" {
@@ -271,6 +293,16 @@ func end(span trace.Span, attrs []attribute.KeyValue, kind pipeline.Kind, res *p
 		span.SetStatus(codes.Error, et)
 	default:
 		attrs = append(attrs, KeyOutcome.String("ok"))
+	}
+	if res != nil && res.Usage != nil {
+		u := res.Usage
+		attrs = append(attrs, KeyInputTokens.Int64(u.InputTokens), KeyOutputTokens.Int64(u.OutputTokens))
+		if u.Model != "" {
+			attrs = append(attrs, KeyRespModel.String(u.Model))
+		}
+		if u.Estimated {
+			attrs = append(attrs, KeyEstimated.Bool(true))
+		}
 	}
 	return attrs
 }

@@ -271,3 +271,67 @@ func orZero(id string) string {
 	}
 	return id
 }
+
+// TestModelCallUsage: a model call is a GenAI "chat" with its token usage
+// on both spans, as the target reported it; a remote agent's is
+// "invoke_agent".
+func TestModelCallUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		target    pipeline.Target
+		usage     *pipeline.Usage
+		wantAttrs map[string]string
+		absent    []string
+	}{
+		{
+			name:   "a model call with usage",
+			target: pipeline.Target{Kind: pipeline.KindModel, Name: "gpt-mini", Upstream: "demo", Own: "gpt-mini"},
+			usage:  &pipeline.Usage{InputTokens: 12, OutputTokens: 34, Model: "gpt-mini-2026-01", Estimated: true},
+			wantAttrs: map[string]string{"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-mini", "gen_ai.response.model": "gpt-mini-2026-01",
+				"gen_ai.usage.input_tokens": "12", "gen_ai.usage.output_tokens": "34", "portcullis.usage.estimated": "true"},
+		},
+		{
+			name:      "a model call without usage",
+			target:    pipeline.Target{Kind: pipeline.KindModel, Name: "gpt-mini", Upstream: "demo", Own: "gpt-mini"},
+			wantAttrs: map[string]string{"gen_ai.operation.name": "chat"},
+			absent:    []string{"gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "portcullis.usage.estimated"},
+		},
+		{
+			name:      "a message to a remote agent",
+			target:    pipeline.Target{Kind: pipeline.KindAgent, Name: "helpdesk", Upstream: "demo", Own: "helpdesk"},
+			wantAttrs: map[string]string{"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "helpdesk"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+			tr := tp.Tracer(spans.Scope)
+			terminal := spans.Forward(tr, func(context.Context, *pipeline.Call) (*pipeline.Result, error) {
+				return &pipeline.Result{Usage: tc.usage}, nil
+			})
+			h := pipeline.Chain(terminal, spans.Stage{Tracer: tr})
+			c := call()
+			c.Protocol, c.Method, c.Target, c.Arguments = "llm", "chat.completions", tc.target, nil
+			if _, err := h(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+			ended := rec.Ended()
+			if len(ended) != 2 {
+				t.Fatalf("%d spans, want the server and the client span", len(ended))
+			}
+			for _, s := range ended {
+				a := attrs(s.Attributes())
+				for k, v := range tc.wantAttrs {
+					if a[k] != v {
+						t.Errorf("%s: %s = %q, want %q", s.Name(), k, a[k], v)
+					}
+				}
+				for _, k := range tc.absent {
+					if _, ok := a[k]; ok {
+						t.Errorf("%s: %s present", s.Name(), k)
+					}
+				}
+			}
+		})
+	}
+}

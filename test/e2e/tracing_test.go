@@ -204,26 +204,6 @@ func TestTraceFollowsOneCallAcrossTheHop(t *testing.T) {
 	})
 }
 
-// descends reports whether s has the span id ancestor among its parents
-// in spans.
-func descends(spans map[string]tracingtest.Span, s tracingtest.Span, ancestor string) bool {
-	byID := map[string]tracingtest.Span{}
-	for _, sp := range spans {
-		byID[sp.SpanID] = sp
-	}
-	for range len(spans) {
-		if s.ParentID == ancestor {
-			return true
-		}
-		p, ok := byID[s.ParentID]
-		if !ok {
-			return false
-		}
-		s = p
-	}
-	return false
-}
-
 func wantAttrs(t *testing.T, s tracingtest.Span, want map[string]string) {
 	t.Helper()
 	var keys []string

@@ -71,9 +71,9 @@ lint: $(TOOLS) ## buf lint, gofmt, go vet, plane separation (test files too), go
 		if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 	./scripts/check-imports
-	$(BIN)/golangci-lint run ./...
+	$(BIN)/golangci-lint run --allow-parallel-runners ./...
 	$(GO) vet -tags upgradetest $(UPGRADETEST_PKGS)
-	$(BIN)/golangci-lint run --build-tags upgradetest $(UPGRADETEST_PKGS)
+	$(BIN)/golangci-lint run --allow-parallel-runners --build-tags upgradetest $(UPGRADETEST_PKGS)
 
 .PHONY: unit
 unit: ## Unit and in-process cluster tests (race detector on), also with -tags upgradetest where it matters
@@ -107,9 +107,9 @@ fuzz: ## Run each fuzz target for a short while
 	./scripts/fuzz-all 20s
 
 # The fuzz targets CI runs on every change, FUZZ_CI_TIME each: the control
-# plane's state machine (a committed entry is replayed forever) and the
-# data plane's snapshot compile. scripts/fuzz-all runs every target.
-FUZZ_CI      := ./internal/controlplane/state:FuzzApply ./internal/dataplane/config:FuzzCompile
+# plane's state machine (a committed entry is replayed forever), for the
+# commands of every version, and the data plane's snapshot compile. scripts/fuzz-all runs every target.
+FUZZ_CI      := ./internal/controlplane/state:FuzzApply ./internal/controlplane/state:FuzzApplyDerived ./internal/dataplane/config:FuzzCompile
 FUZZ_CI_TIME ?= 10s
 
 .PHONY: fuzz-ci

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cedar-policy/cedar-go/x/exp/ast"
+
 	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 	"github.com/portcullis-gw/portcullis/test/demoupstream/demo"
 )
@@ -19,6 +21,11 @@ import (
 // example's comments say how to create them. A reference to any other list
 // would be refused at apply time, so it is refused here.
 var exampleLists = map[string]bool{"approved-payees": true}
+
+// exampleLearned are the value lists that learn, which the examples may
+// read as context.learned["<name>"]; each example says how to make them
+// learn.
+var exampleLearned = []string{"payees"}
 
 func TestExamplesValidateAgainstTheDemoSchema(t *testing.T) {
 	h := demo.NewHandler(demo.Options{Logger: slog.New(slog.DiscardHandler)})
@@ -42,12 +49,12 @@ func TestExamplesValidateAgainstTheDemoSchema(t *testing.T) {
 			InputSchema: def.InputSchema,
 		})
 	}
-	schema, err := cedarschema.Generate(tools)
+	schema, err := cedarschema.Generate(tools, cedarschema.WithLearned(exampleLearned))
 	if err != nil {
 		t.Fatal(err)
 	}
 	files, err := filepath.Glob("*.cedar")
-	if err != nil || len(files) < 4 {
+	if err != nil || len(files) < 5 {
 		t.Fatalf("found %d example files (%v)", len(files), err)
 	}
 	for _, f := range files {
@@ -62,6 +69,13 @@ func TestExamplesValidateAgainstTheDemoSchema(t *testing.T) {
 			}
 			if len(set.Policies) == 0 {
 				t.Fatalf("%s has no policies", f)
+			}
+			for _, p := range set.Policies {
+				for _, l := range cedarschema.LearnedRefs((*ast.Policy)(p.Policy.AST())) {
+					if !strings.Contains(string(src), "gwctl valuelist learn "+l) {
+						t.Errorf("%s reads learned list %q but does not say how to make it learn", f, l)
+					}
+				}
 			}
 			for _, l := range set.Lists() {
 				if !exampleLists[l] {

@@ -37,13 +37,17 @@ func Cell(s string) string {
 }
 
 // Actor is who a record is about, for tables and CSV: the agent of a
-// call, the admin token of an admin write.
+// call, the admin token of an admin write or an approval of learned
+// values.
 func Actor(r *auditv1.Record) string {
 	if w := r.GetAdminWrite(); w != nil {
 		return w.GetTokenId()
 	}
 	if ev := r.GetRolloutEvent(); ev != nil {
 		return ev.GetWrite().GetTokenId()
+	}
+	if l := r.GetLearned(); l != nil && len(l.GetEntries()) > 0 {
+		return l.GetEntries()[0].GetTokenId()
 	}
 	return r.GetAgent()
 }
@@ -87,8 +91,31 @@ func Target(r *auditv1.Record) string {
 			calls += c.GetCalls()
 		}
 		return "rollout " + s.GetRollout() + " " + s.GetStage() + ": " + strconv.FormatUint(calls, 10) + " calls"
+	case r.GetLearned() != nil:
+		return learnedTarget(r.GetLearned())
+	case r.GetAlert() != nil:
+		al := r.GetAlert()
+		return "alert " + al.GetAlert() + " (" + al.GetRule() + ") " + al.GetOutcome() + " for " + al.GetRecordId()
 	}
 	return r.GetTool()
+}
+
+// learnedTarget names the first value a learned record adds or removes,
+// and how many more there are.
+func learnedTarget(l *auditv1.LearnedDetail) string {
+	n := len(l.GetEntries()) + int(l.GetUnlisted())
+	t := strconv.Itoa(n) + " learned value(s)"
+	if n > 0 && len(l.GetEntries()) > 0 {
+		e := l.GetEntries()[0]
+		t = e.GetChange() + " " + strconv.Quote(e.GetValue()) + " in " + e.GetList() + " " + e.GetScope()
+		if n > 1 {
+			t += " (+" + strconv.Itoa(n-1) + ")"
+		}
+	}
+	if l.GetDropped() > 0 {
+		t += ", " + strconv.FormatUint(uint64(l.GetDropped()), 10) + " dropped (full)"
+	}
+	return t
 }
 
 // Row returns r's cells in Header's order (the agent column holds Actor,

@@ -82,3 +82,36 @@ func TestWriterEscapesEveryColumn(t *testing.T) {
 		}
 	}
 }
+
+// TestActorAndTargetOfDerivedRecords: the control plane's records of
+// learned values and alerts name who and what they are about.
+func TestActorAndTargetOfDerivedRecords(t *testing.T) {
+	approved := &auditv1.LearnedEntry{List: "payees", Scope: "agent:billing-bot", Value: "acme", Change: "approved", TokenId: "op-token"}
+	learned := &auditv1.LearnedEntry{List: "payees", Scope: "agent:billing-bot", Value: "globex", Change: "learned", RecordId: "dp1/4"}
+	tests := []struct {
+		name                  string
+		r                     *auditv1.Record
+		wantActor, wantTarget string
+	}{
+		{name: "approval", r: &auditv1.Record{Detail: &auditv1.Record_Learned{Learned: &auditv1.LearnedDetail{Entries: []*auditv1.LearnedEntry{approved}}}},
+			wantActor: "op-token", wantTarget: `approved "acme" in payees agent:billing-bot`},
+		{name: "several learned, some full", r: &auditv1.Record{Detail: &auditv1.Record_Learned{Learned: &auditv1.LearnedDetail{
+			Entries: []*auditv1.LearnedEntry{learned, approved}, Unlisted: 3, Dropped: 2}}},
+			wantTarget: `learned "globex" in payees agent:billing-bot (+4), 2 dropped (full)`},
+		{name: "only unlisted entries", r: &auditv1.Record{Detail: &auditv1.Record_Learned{Learned: &auditv1.LearnedDetail{Unlisted: 5}}},
+			wantTarget: "5 learned value(s)"},
+		{name: "alert sent", r: &auditv1.Record{Detail: &auditv1.Record_Alert{Alert: &auditv1.AlertDetail{
+			Rule: "security", Alert: "a0001", RecordId: "dp1/9", Outcome: "sent"}}},
+			wantTarget: "alert a0001 (security) sent for dp1/9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := auditcsv.Actor(tt.r); got != tt.wantActor {
+				t.Errorf("Actor = %q, want %q", got, tt.wantActor)
+			}
+			if got := auditcsv.Target(tt.r); got != tt.wantTarget {
+				t.Errorf("Target = %q, want %q", got, tt.wantTarget)
+			}
+		})
+	}
+}

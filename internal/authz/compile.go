@@ -15,9 +15,10 @@ import (
 )
 
 // Compile compiles the parts of snap that authorization reads — agents,
-// upstreams, tool pins, value lists and policy sets; credentials, keys and
-// identity sources are ignored — into an Engine. It checks them completely
-// and, on failure, returns an [*Error] naming every problem.
+// upstreams, tool pins, value lists, learned lists and policy sets;
+// credentials, keys and identity sources are ignored — into an Engine. It
+// checks them completely and, on failure, returns an [*Error] naming every
+// problem.
 //
 // The data plane compiles the snapshots it serves; the control plane and
 // gwctl compile the authorization snapshot (the same data without secrets),
@@ -43,14 +44,16 @@ func Compile(snap *snapshotv1.Snapshot, opts ...Option) (*Engine, error) {
 	b.indexModels()
 	b.indexAgents()
 	b.indexLists()
+	learned := b.indexLearnings()
 	pins := b.compilePins()
-	if b.buildSchema(pins) {
+	if b.buildSchema(pins, learned) {
 		b.compilePolicies()
 	}
 	if len(b.problems) > 0 {
 		return nil, &Error{Version: snap.GetVersion(), Problems: b.problems}
 	}
 	e := b.e
+	e.learned = b.compileLearned()
 	e.entities = b.entities()
 	e.index = buildIndex(e.policies, e.schema.ActionEntities(), b.agentTeams())
 	e.cache = newDecisionCache(o.cacheSize)
@@ -66,6 +69,7 @@ type builder struct {
 	e         *Engine
 	upstreams map[string]*configv1.Upstream
 	lists     map[string]*configv1.ValueList
+	learnings []*configv1.ListLearning
 	problems  []string
 }
 
@@ -260,8 +264,8 @@ func ActiveVersion(p *configv1.ToolPin) (*configv1.ToolVersion, error) {
 
 // buildSchema generates the Cedar schema from the good pins and types each
 // tool's arguments from it. It reports whether policies can be checked.
-func (b *builder) buildSchema(gen []cedarschema.Tool) bool {
-	s, err := cedarschema.Generate(gen)
+func (b *builder) buildSchema(gen []cedarschema.Tool, learned []string) bool {
+	s, err := cedarschema.Generate(gen, cedarschema.WithLearned(learned))
 	if err != nil {
 		b.problem("the Cedar schema cannot be generated, so no policy set was checked: %v", err)
 		return false

@@ -147,6 +147,9 @@ func (e *Engine) request(req *Request) (cedar.Request, error) {
 	if req.User != nil {
 		contextAttrs[cedarschema.ContextUser] = userUID(req.User)
 	}
+	if learned, ok := e.learnedFor(req.Agent); ok {
+		contextAttrs[cedarschema.ContextLearned] = learned
+	}
 	creq := cedar.Request{
 		Principal: principal,
 		Action:    cedarschema.ActionUID(t.action),

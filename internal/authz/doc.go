@@ -69,6 +69,9 @@
 //     (ipaddr), degraded (Bool: the deciding data plane runs degraded).
 //   - user (User), present only when the call is made on behalf of a
 //     verified user, so policies guard it with `context has user`.
+//   - learned, while some value list learns: a record with one Set<String>
+//     per learned list, the caller's set — the list's own values and what
+//     the caller's scope (agent, team or global) learned (see learned.go).
 //
 // Decisions: every policy set of the version is combined into one (policy
 // ids "<set>/<id>", the id being the @id annotation or policy<N>); default

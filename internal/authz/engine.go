@@ -37,6 +37,9 @@ type Engine struct {
 	// order.
 	tools    map[string]*tool
 	toolList []string
+	// learned is every enabled agent's context.learned; nil when no list
+	// learns.
+	learned *learnedSets
 	// models are the LLM upstreams' models by name; modelList their
 	// names in order.
 	models    map[string]*model

@@ -177,6 +177,9 @@ func (e *Engine) modelRequest(req *Request) (cedar.Request, error) {
 	if req.User != nil {
 		attrs[cedarschema.ContextUser] = userUID(req.User)
 	}
+	if learned, ok := e.learnedFor(req.Agent); ok {
+		attrs[cedarschema.ContextLearned] = learned
+	}
 	creq := cedar.Request{
 		Principal: principal,
 		Action:    cedarschema.ActionUID(cedarschema.ActionLLMComplete),

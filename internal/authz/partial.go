@@ -143,12 +143,12 @@ func (e *Engine) WhoCan(ctx context.Context, req *Request) ([]string, error) {
 	if err := checkUser(req.User); err != nil {
 		return nil, err
 	}
-	p := e.partialContext(req)
 	var out []string
 	for _, name := range e.enabled {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		p := e.partialContext(req, name)
 		p.principal = agentUID(name)
 		set := e.index.applicable(cedarschema.ActionUID(t.action), p.principal.ID)
 		if p.permits(ctx, t, &set) {
@@ -180,14 +180,14 @@ func (e *Engine) partial(req *Request) (partialRequest, bool) {
 	if _, ok := e.entities[principal]; !ok {
 		return partialRequest{}, false
 	}
-	p := e.partialContext(req)
+	p := e.partialContext(req, req.Agent)
 	p.principal = principal
 	return p, true
 }
 
-// partialContext builds the entities and context of req's batch requests,
-// without the principal.
-func (e *Engine) partialContext(req *Request) partialRequest {
+// partialContext builds the entities and context of req's batch requests
+// by agent (whose learned sets are known), without the principal.
+func (e *Engine) partialContext(req *Request, agent string) partialRequest {
 	var entities types.EntityGetter = e.entities
 	c := &req.Context
 	attrs := types.RecordMap{
@@ -206,6 +206,9 @@ func (e *Engine) partialContext(req *Request) partialRequest {
 	if req.User != nil {
 		attrs[cedarschema.ContextUser] = userUID(req.User)
 		entities = overlay{base: e.entities, extra: userEntity(req.User)}
+	}
+	if learned, ok := e.learnedFor(agent); ok {
+		attrs[cedarschema.ContextLearned] = learned
 	}
 	return partialRequest{entities: entities, context: attrs}
 }

@@ -117,6 +117,9 @@ func (r *contextReads) addChain(n ast.IsNode) bool {
 		r.flags |= readDegraded
 	case cedarschema.ContextProtocol:
 		r.flags |= readProtocol
+	case cedarschema.ContextLearned:
+		// The caller's learned sets are fixed for the agent in one
+		// version, and the key holds the agent: nothing to add.
 	case cedarschema.ContextSkill:
 		r.flags |= readSkill
 	case cedarschema.ContextMessageBytes:

@@ -69,31 +69,36 @@ func remoteAgentEntity() ast.Entity {
 // a2aAction declares one remote-agent action, a member of group. Its
 // context has an empty arguments record, like the placeholder tool
 // action's, so policies over every action that guard arguments with `has`
-// keep validating.
-func a2aAction(group string) ast.Action {
+// keep validating; and the caller's learned sets, like a tool action's, so
+// a policy over every action that reads them validates too.
+func a2aAction(group string, learned ast.RecordType) ast.Action {
+	context := ast.RecordType{
+		ContextArguments:     {Type: ast.RecordType{}},
+		ContextUser:          {Type: ast.EntityType(TypeUser), Optional: true},
+		ContextProtocol:      {Type: ast.String()},
+		ContextTime:          {Type: ast.Datetime()},
+		ContextSourceIP:      {Type: ast.IPAddr()},
+		ContextDegraded:      {Type: ast.Bool()},
+		ContextSkill:         {Type: ast.String(), Optional: true},
+		ContextMessageBytes:  {Type: ast.Long()},
+		ContextMetadataBytes: {Type: ast.Long()},
+	}
+	if learned != nil {
+		context[ContextLearned] = ast.Attribute{Type: learned}
+	}
 	return ast.Action{
 		Parents: []ast.ParentRef{ast.ParentRefFromID(types.String(group))},
 		AppliesTo: &ast.AppliesTo{
 			Principals: []ast.EntityTypeRef{ast.EntityType(TypeAgent)},
 			Resources:  []ast.EntityTypeRef{ast.EntityType(TypeRemoteAgent)},
-			Context: ast.RecordType{
-				ContextArguments:     {Type: ast.RecordType{}},
-				ContextUser:          {Type: ast.EntityType(TypeUser), Optional: true},
-				ContextProtocol:      {Type: ast.String()},
-				ContextTime:          {Type: ast.Datetime()},
-				ContextSourceIP:      {Type: ast.IPAddr()},
-				ContextDegraded:      {Type: ast.Bool()},
-				ContextSkill:         {Type: ast.String(), Optional: true},
-				ContextMessageBytes:  {Type: ast.Long()},
-				ContextMetadataBytes: {Type: ast.Long()},
-			},
+			Context:    context,
 		},
 	}
 }
 
 // toolAction declares one tool's action, a member of the call_tool group.
-func toolAction(t Tool, args ast.RecordType) ast.Action {
-	a := callAction(args)
+func toolAction(t Tool, args, learned ast.RecordType) ast.Action {
+	a := callAction(args, learned)
 	ann := ast.Annotations{}
 	if t.Upstream != "" {
 		ann["upstream"] = types.String(t.Upstream)
@@ -109,8 +114,8 @@ func toolAction(t Tool, args ast.RecordType) ast.Action {
 
 // placeholderAction declares the always-present member of the group; see
 // PlaceholderAction.
-func placeholderAction() ast.Action {
-	a := callAction(ast.RecordType{})
+func placeholderAction(learned ast.RecordType) ast.Action {
+	a := callAction(ast.RecordType{}, learned)
 	a.Annotations = ast.Annotations{
 		"doc": "Placeholder member of call_tool so group policies validate before any tool is pinned; never requested.",
 	}
@@ -118,21 +123,26 @@ func placeholderAction() ast.Action {
 }
 
 // callAction is an Agent-on-Tool action in the call_tool group whose
-// context carries the given arguments record.
-func callAction(args ast.RecordType) ast.Action {
+// context carries the given arguments record, and the learned record when
+// there are learned lists.
+func callAction(args, learned ast.RecordType) ast.Action {
+	context := ast.RecordType{
+		ContextArguments: {Type: args},
+		ContextUser:      {Type: ast.EntityType(TypeUser), Optional: true},
+		ContextProtocol:  {Type: ast.String()},
+		ContextTime:      {Type: ast.Datetime()},
+		ContextSourceIP:  {Type: ast.IPAddr()},
+		ContextDegraded:  {Type: ast.Bool()},
+	}
+	if learned != nil {
+		context[ContextLearned] = ast.Attribute{Type: learned}
+	}
 	return ast.Action{
 		Parents: []ast.ParentRef{ast.ParentRefFromID(CallToolGroup)},
 		AppliesTo: &ast.AppliesTo{
 			Principals: []ast.EntityTypeRef{ast.EntityType(TypeAgent)},
 			Resources:  []ast.EntityTypeRef{ast.EntityType(TypeTool)},
-			Context: ast.RecordType{
-				ContextArguments: {Type: args},
-				ContextUser:      {Type: ast.EntityType(TypeUser), Optional: true},
-				ContextProtocol:  {Type: ast.String()},
-				ContextTime:      {Type: ast.Datetime()},
-				ContextSourceIP:  {Type: ast.IPAddr()},
-				ContextDegraded:  {Type: ast.Bool()},
-			},
+			Context:    context,
 		},
 	}
 }

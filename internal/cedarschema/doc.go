@@ -28,8 +28,16 @@
 //		protocol: String,
 //		sourceIp: ipaddr,
 //		time: datetime,
-//		user?: User
+//		user?: User,
+//		learned: { "<list>": Set<String>, ... }   // only while some list learns
 //	}
+//
+// context.learned has one attribute per value list that learns (see
+// [WithLearned]): the caller's set of that list, in the context of every
+// tool, remote-agent and model action. Without learned lists the attribute
+// is not declared at all, so the schema is what it was before learned lists
+// existed; a policy that reads a list that does not learn is refused with
+// what to do (see [LearnedRefs]).
 //
 // # Models (LLM APIs)
 //
@@ -40,7 +48,7 @@
 // still validate). A model call is the action "llm:complete", the one
 // member of the group Action::"llm_complete", applying to principal Agent
 // and resource Model. Its context is the tool actions' (user, protocol,
-// time, sourceIp, degraded; arguments an empty record) plus
+// time, sourceIp, degraded, learned; arguments an empty record) plus
 //
 //	maxTokens: Long          the most output the call may produce
 //	inputTokens: Long        the gateway's estimate of its input
@@ -51,6 +59,7 @@
 //
 // These declarations do not depend on the pins; [WithoutModels] leaves them
 // out.
+//
 // # Remote agents (A2A)
 //
 // An A2A upstream is RemoteAgent::"<upstream>", in its Upstream. Its
@@ -66,8 +75,8 @@
 //	          "a2a:subscribe_task" (SubscribeToTask)
 //
 // Their context is the tool actions' (user, protocol, time, sourceIp,
-// degraded; arguments is an empty record), plus skill?: String (the skill
-// the caller named, when it named one), messageBytes: Long and
+// degraded, learned; arguments is an empty record), plus skill?: String
+// (the skill the caller named, when it named one), messageBytes: Long and
 // metadataBytes: Long (the sizes of the message sent and of its metadata;
 // 0 for actions that send none). These declarations do not depend on the
 // pins; [WithoutRemoteAgents] leaves them out.

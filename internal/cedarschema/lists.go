@@ -42,3 +42,32 @@ func (ps *PolicySet) Lists() []string {
 	slices.Sort(names)
 	return slices.Compact(names)
 }
+
+// LearnedRefs returns the names of the learned lists a policy reads
+// (context.learned.<name> or context.learned["<name>"], also under `has`),
+// sorted and without repeats.
+func LearnedRefs(p *ast.Policy) []string {
+	var names []string
+	for _, c := range p.Conditions {
+		ast.Inspect(ast.NewNode(c.Body), func(n ast.IsNode) bool {
+			var arg ast.IsNode
+			var attr types.String
+			switch v := n.(type) {
+			case ast.NodeTypeAccess:
+				arg, attr = v.Arg, v.Value
+			case ast.NodeTypeHas:
+				arg, attr = v.Arg, v.Value
+			default:
+				return true
+			}
+			if inner, ok := arg.(ast.NodeTypeAccess); ok && inner.Value == ContextLearned {
+				if ctx, ok := inner.Arg.(ast.NodeTypeVariable); ok && ctx.Name == "context" {
+					names = append(names, string(attr))
+				}
+			}
+			return true
+		})
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}

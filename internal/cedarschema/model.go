@@ -63,33 +63,38 @@ func modelEntity() ast.Entity {
 // modelAction declares llm:complete, in the llm_complete group. Its
 // context has an empty arguments record, like the placeholder tool
 // action's, so that policies over every action that guard arguments with
-// `has` keep validating.
-func modelAction() ast.Action {
+// `has` keep validating; and the caller's learned sets when some list
+// learns, like every action's.
+func modelAction(learned ast.RecordType) ast.Action {
+	context := ast.RecordType{
+		ContextArguments:     {Type: ast.RecordType{}},
+		ContextUser:          {Type: ast.EntityType(TypeUser), Optional: true},
+		ContextProtocol:      {Type: ast.String()},
+		ContextTime:          {Type: ast.Datetime()},
+		ContextSourceIP:      {Type: ast.IPAddr()},
+		ContextDegraded:      {Type: ast.Bool()},
+		ContextMaxTokens:     {Type: ast.Long()},
+		ContextInputTokens:   {Type: ast.Long()},
+		ContextStream:        {Type: ast.Bool()},
+		ContextTools:         {Type: ast.Set(ast.String())},
+		ContextEstimatedCost: {Type: ast.Decimal(), Optional: true},
+	}
+	if learned != nil {
+		context[ContextLearned] = ast.Attribute{Type: learned}
+	}
 	return ast.Action{
 		Parents: []ast.ParentRef{ast.ParentRefFromID(LLMCompleteGroup)},
 		AppliesTo: &ast.AppliesTo{
 			Principals: []ast.EntityTypeRef{ast.EntityType(TypeAgent)},
 			Resources:  []ast.EntityTypeRef{ast.EntityType(TypeModel)},
-			Context: ast.RecordType{
-				ContextArguments:     {Type: ast.RecordType{}},
-				ContextUser:          {Type: ast.EntityType(TypeUser), Optional: true},
-				ContextProtocol:      {Type: ast.String()},
-				ContextTime:          {Type: ast.Datetime()},
-				ContextSourceIP:      {Type: ast.IPAddr()},
-				ContextDegraded:      {Type: ast.Bool()},
-				ContextMaxTokens:     {Type: ast.Long()},
-				ContextInputTokens:   {Type: ast.Long()},
-				ContextStream:        {Type: ast.Bool()},
-				ContextTools:         {Type: ast.Set(ast.String())},
-				ContextEstimatedCost: {Type: ast.Decimal(), Optional: true},
-			},
+			Context:    context,
 		},
 	}
 }
 
 // addModels declares the model part of the schema into ents and actions.
-func addModels(ents ast.Entities, actions ast.Actions) {
+func addModels(ents ast.Entities, actions ast.Actions, learned ast.RecordType) {
 	ents[ast.Ident(TypeModel)] = modelEntity()
 	actions[LLMCompleteGroup] = ast.Action{}
-	actions[ActionLLMComplete] = modelAction()
+	actions[ActionLLMComplete] = modelAction(learned)
 }

@@ -72,6 +72,10 @@ const (
 	ContextTime      = "time"
 	ContextSourceIP  = "sourceIp"
 	ContextDegraded  = "degraded"
+	// ContextLearned is the caller's learned sets: a record with one
+	// Set<String> per learned list, present only while some list learns
+	// (policies read context.learned["payees"].contains(...)).
+	ContextLearned = "learned"
 )
 
 // Context attribute names of the remote-agent actions only: the skill the

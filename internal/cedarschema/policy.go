@@ -97,6 +97,18 @@ func (s *Schema) ParsePolicies(setName, filename string, src []byte) (*PolicySet
 // report positions inside a policy.
 func (s *Schema) validatePolicy(p Policy) []Diagnostic {
 	tree := (*ast.Policy)(p.Policy.AST())
+	// A learned list that does not learn: say so instead of the
+	// validator's "attribute not found", which is its consequence.
+	var unknown []Diagnostic
+	for _, name := range LearnedRefs(tree) {
+		if !slices.Contains(s.learned, name) {
+			unknown = append(unknown, Diagnostic{Position: p.Position, PolicyID: p.ID, Message: fmt.Sprintf(
+				"context.learned[%q]: value list %q does not learn; make it learn first (gwctl valuelist learn %s --tool <prefix>__<tool> --argument <name> --scope agent|team|global)", name, name, name)})
+		}
+	}
+	if len(unknown) > 0 {
+		return unknown
+	}
 	var msgs []string
 	if err := s.validator.Policy("", tree); err != nil {
 		for _, e := range flatten(err) {

@@ -33,6 +33,7 @@ type Schema struct {
 	actions   []string
 	resolved  *resolved.Schema
 	validator *validate.Validator
+	learned   []string
 }
 
 // Option changes what Generate declares.
@@ -43,6 +44,17 @@ type genOptions struct {
 	noModels bool
 	// noRemoteAgents leaves the A2A declarations out (WithoutRemoteAgents).
 	noRemoteAgents bool
+	// learned names the learned lists (WithLearned).
+	learned []string
+}
+
+// WithLearned declares context.learned, a record with one Set<String>
+// attribute per learned list named (see [ContextLearned]), in the context
+// of every tool, remote-agent and model action. Without learned lists the
+// context has no learned attribute at all, so the schema is exactly what
+// it was before learned lists existed.
+func WithLearned(names []string) Option {
+	return func(o *genOptions) { o.learned = names }
 }
 
 // WithoutRemoteAgents leaves the A2A declarations (RemoteAgent, the
@@ -56,7 +68,7 @@ func WithoutRemoteAgents() Option { return func(o *genOptions) { o.noRemoteAgent
 // and @tool annotations for readers of the Cedar text. It fails on an
 // invalid or duplicate action name, on an input schema that is not JSON
 // (including JSON nested beyond encoding/json's limit) and on one larger
-// than MaxInputSchemaBytes.
+// than MaxInputSchemaBytes, and on an empty or duplicate learned list name.
 //
 // The model and remote-agent declarations do not depend on the pins:
 // Model with the llm_complete group and its action, and RemoteAgent with
@@ -68,12 +80,16 @@ func Generate(tools []Tool, opts ...Option) (*Schema, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	learned, err := learnedRecord(o.learned)
+	if err != nil {
+		return nil, fmt.Errorf("generate schema: %w", err)
+	}
 	sorted := slices.Clone(tools)
 	slices.SortFunc(sorted, func(a, b Tool) int { return strings.Compare(a.Action, b.Action) })
 
 	actions := ast.Actions{
 		CallToolGroup:     {},
-		PlaceholderAction: placeholderAction(),
+		PlaceholderAction: placeholderAction(learned),
 	}
 	names := make([]string, 0, len(sorted))
 	for i, t := range sorted {
@@ -87,25 +103,53 @@ func Generate(tools []Tool, opts ...Option) (*Schema, error) {
 		if err != nil {
 			return nil, fmt.Errorf("generate schema: action %q: %w", t.Action, err)
 		}
-		actions[types.String(t.Action)] = toolAction(t, args)
+		actions[types.String(t.Action)] = toolAction(t, args, learned)
 		names = append(names, t.Action)
 	}
 
 	ents := entities()
 	if !o.noModels {
-		addModels(ents, actions)
+		addModels(ents, actions, learned)
 	}
 	if !o.noRemoteAgents {
 		ents[ast.Ident(TypeRemoteAgent)] = remoteAgentEntity()
 		actions[A2ASendGroup] = ast.Action{}
 		actions[A2AReadGroup] = ast.Action{}
 		for _, a := range A2AActions {
-			actions[types.String(a.Name)] = a2aAction(a.Group)
+			actions[types.String(a.Name)] = a2aAction(a.Group, learned)
 		}
 	}
 	in := &ast.Schema{Entities: ents, Actions: actions}
-	return newSchema(in, names)
+	s, err := newSchema(in, names)
+	if err != nil {
+		return nil, err
+	}
+	s.learned = slices.Sorted(slices.Values(o.learned))
+	return s, nil
 }
+
+// learnedRecord is the type of context.learned: one Set<String> per
+// learned list; nil when there are none.
+func learnedRecord(names []string) (ast.RecordType, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	rt := make(ast.RecordType, len(names))
+	for _, n := range names {
+		if n == "" {
+			return nil, fmt.Errorf("a learned list has no name")
+		}
+		if _, dup := rt[types.String(n)]; dup {
+			return nil, fmt.Errorf("learned list %q appears twice", n)
+		}
+		rt[types.String(n)] = ast.Attribute{Type: ast.Set(ast.String())}
+	}
+	return rt, nil
+}
+
+// Learned returns the names of the learned lists context.learned declares,
+// sorted.
+func (s *Schema) Learned() []string { return slices.Clone(s.learned) }
 
 // newSchema resolves and renders an AST schema once, so later calls only
 // read.

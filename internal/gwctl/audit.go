@@ -34,7 +34,7 @@ const maxAttestationFile = 16 << 20
 
 func (a *app) auditCommand() *cobra.Command {
 	cmd := group("audit", "Query, verify and attest the audit records data planes uploaded")
-	cmd.AddCommand(a.auditQuery(), a.auditVerify(), a.auditAttest(), a.auditVerifyAttestation(), a.auditPublicKey())
+	cmd.AddCommand(a.auditQuery(), a.auditVerify(), a.auditAttest(), a.auditVerifyAttestation(), a.auditPublicKey(), a.auditConsumers())
 	return cmd
 }
 
@@ -161,6 +161,7 @@ credentials replaced with "[REDACTED:<kind>]".`,
 	f.StringVar(&req.Mode, "mode", "", "normal, degraded, stale or starting")
 	f.StringVar(&req.Dataplane, "dataplane", "", `data plane name ("control-plane": admin writes)`)
 	f.StringVar(&req.UserNotInList, "user-not-in-list", "", "only calls whose user is not in this value list")
+	f.StringVar(&req.RecordId, "record", "", "one record by its id, DATAPLANE/SEQUENCE (as alerts name it)")
 	f.IntVar(&limit, "limit", 100, "records per page (1-1000)")
 	f.StringVar(&pageToken, "page-token", "", "continue from a previous page")
 	f.BoolVar(&all, "all", false, "fetch every page (table and json)")

@@ -178,6 +178,11 @@ func TestUsageErrors(t *testing.T) {
 		{"missing argument", []string{"agent", "get"}, `Error: "gwctl agent get" needs NAME (got 0 arguments)`},
 		{"bad duration", []string{"token", "create", "--role", "admin", "--ttl", "3x"}, `invalid duration "3x"`},
 		{"bad enum", []string{"tool", "pin", "--class", "risky"}, "want one of read-only, idempotent, mutating"},
+		{"learn without a scope", []string{"valuelist", "learn", "l1", "--tool", "bank__transfer", "--argument", "to"}, "--tool, --argument and --scope are required"},
+		{"learn with a bad scope", []string{"valuelist", "learn", "l1", "--scope", "everyone"}, "want one of agent, team, global"},
+		{"approve without values", []string{"valuelist", "approve", "l1"}, "give NAME and the values, or --record"},
+		{"approve a record and values", []string{"valuelist", "approve", "l1", "v", "--record", "dp1/1"}, "--record gives the value"},
+		{"alert rule without events", []string{"alert", "rule", "create", "r1", "--url", "https://h/x", "--signing-secret", "k"}, "give at least one event"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -246,13 +251,25 @@ func TestEveryCommandReachesTheServer(t *testing.T) {
 		{"valuelist", "add", "l1", "b"},
 		{"valuelist", "remove", "l1", "a"},
 		{"valuelist", "delete", "l1"},
+		{"valuelist", "learn", "l1", "--tool", "bank__transfer", "--argument", "to", "--scope", "agent", "--from-history", "90d"},
+		{"valuelist", "approve", "l1", "acme", "--agent", "a1"},
+		{"valuelist", "approve", "--record", "dp1/42"},
+		{"valuelist", "forget", "l1", "acme", "--team", "t"},
+		{"valuelist", "unlearn", "l1"},
+		{"alert", "rule", "create", "r1", "--on-deny", "security", "--url", "https://hooks.example.com/in", "--signing-secret", "k"},
+		{"alert", "rule", "list"},
+		{"alert", "rule", "get", "r1"},
+		{"alert", "rule", "delete", "r1"},
+		{"alert", "list"},
+		{"alert", "drop", "a1"},
+		{"audit", "consumers"},
 		{"token", "list"},
 		{"token", "revoke", "tok9"},
 		{"admin-log", "--limit", "10"},
 	}
 	c := gwctltest.NewCluster(t, 1)
 	for _, args := range tests {
-		t.Run(strings.Join(args[:2], " "), func(t *testing.T) {
+		t.Run(strings.Join(args[:min(3, len(args))], " "), func(t *testing.T) {
 			before := len(c.Nodes[0].Requests())
 			r := gw(t, append([]string{"--server", c.URLs()}, args...)...)
 			if len(c.Nodes[0].Requests()) == before {

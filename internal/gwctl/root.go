@@ -80,6 +80,7 @@ GWCTL_TOKEN, ...); a flag on the command line wins.`,
 		a.settingCommand(),
 		a.accessCommand(),
 		a.auditCommand(),
+		a.alertCommand(),
 	)
 	return root
 }

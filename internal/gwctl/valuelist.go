@@ -22,7 +22,8 @@ const maxValueFileBytes = 4 << 20
 
 func (a *app) valueListCommand() *cobra.Command {
 	cmd := group("valuelist", "Manage value lists: named sets of strings policies read as List::\"NAME\"")
-	cmd.AddCommand(a.valueListCreate(), a.valueListGet(), a.valueListList(), a.valueListAdd(), a.valueListRemove(), a.valueListDelete())
+	cmd.AddCommand(a.valueListCreate(), a.valueListGet(), a.valueListList(), a.valueListAdd(), a.valueListRemove(), a.valueListDelete(),
+		a.valueListLearn(), a.valueListUnlearn(), a.valueListApprove(), a.valueListForget())
 	return cmd
 }
 
@@ -109,7 +110,7 @@ func readValues(r io.Reader, what string) ([]string, error) {
 func (a *app) valueListGet() *cobra.Command {
 	return &cobra.Command{
 		Use:   "get NAME",
-		Short: "Show a value list and its values",
+		Short: "Show a value list, its values, and what it learned",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
@@ -132,7 +133,7 @@ func (a *app) valueListGet() *cobra.Command {
 						return err
 					}
 				}
-				return nil
+				return learningLines(p, resp.GetLearning())
 			})
 		},
 	}

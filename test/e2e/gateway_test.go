@@ -72,8 +72,16 @@ func startGateway(t *testing.T, nodes int, dataplanes ...string) *gateway {
 // control-plane node.
 func startGatewayWith(t *testing.T, cpArgs []string, nodes int, dataplanes ...string) *gateway {
 	t.Helper()
+	return startGatewayOn(t, harness.ClusterOptions{Nodes: nodes, Args: cpArgs}, dataplanes...)
+}
+
+// startGatewayOn is startGateway with the control plane's options (its
+// store, for one).
+func startGatewayOn(t *testing.T, opts harness.ClusterOptions, dataplanes ...string) *gateway {
+	t.Helper()
 	start := time.Now()
-	g := &gateway{c: harness.StartClusterWith(t, harness.ClusterOptions{Nodes: nodes, Args: cpArgs}), dir: t.TempDir(), upstreamSecret: "ups_" + randomHex(t, 16)}
+	nodes := opts.Nodes
+	g := &gateway{c: harness.StartClusterWith(t, opts), dir: t.TempDir(), upstreamSecret: "ups_" + randomHex(t, 16)}
 	g.up = harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret})
 
 	secretFile := g.writeFile(t, "upstream.secret", g.upstreamSecret)

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -100,7 +102,8 @@ type counts struct{ calls, allowToDeny, denyToAllow, forwarded int64 }
 //  4. A second candidate denies get_weather to everyone and breaches its
 //     deny_increase gate: the controller rolls it back by itself, the
 //     reason is in rollout status, the admin log and the audit chain, and
-//     both data planes drop the candidate.
+//     both data planes drop the candidate. An alert rule --on-rollback
+//     pages once, signed, for that rollback (and for nothing before it).
 //  5. gwctl policy rollback restores version 1 on both data planes.
 //  6. Replay of calls recorded after that reports exactly the changed
 //     decisions the test expects, names the dead rule, exits 1, and names
@@ -128,6 +131,10 @@ func TestPolicyRolloutEndToEnd(t *testing.T) {
 		awaitVersion(t, dp, version, 20*time.Second)
 	}
 	t.Logf("gateway with %d agents and two data planes up after %s", len(agents), time.Since(start).Round(time.Millisecond))
+	hook := harness.StartWebhook(t)
+	signingKey := "whsec_" + randomHex(t, 16)
+	g.gwctl(t, "secret", "set", "rollout-alert-key", "--hosts", "127.0.0.1", "--from-file", g.writeFile(t, "rollout-alert.key", signingKey))
+	g.gwctl(t, "alert", "rule", "create", "rollout-page", "--on-rollback", "--url", hook.URL, "--signing-secret", "rollout-alert-key")
 
 	// 1. Shadow.
 	var started struct {
@@ -245,6 +252,7 @@ func TestPolicyRolloutEndToEnd(t *testing.T) {
 		g.expectCall(t, dp, agents[0], actionWeather, true)
 	}
 	g.expectRollbackLogged(t, id2)
+	g.expectRollbackPaged(t, hook, []byte(signingKey), id2)
 
 	// 5. Back to version 1 everywhere.
 	var rb struct {
@@ -569,4 +577,33 @@ func (g *gateway) expectRollbackLogged(t *testing.T, id string) {
 		}
 		return fmt.Errorf("no rollout event for %s yet", id)
 	})
+}
+
+// expectRollbackPaged checks that the automatic rollback of rollout id
+// paged the --on-rollback rule once, with a correctly signed alert naming
+// the policy set and the gate, and that nothing else did (the operator's
+// promotions, pauses and the first rollout's completion page no one).
+func (g *gateway) expectRollbackPaged(t *testing.T, hook *harness.Webhook, key []byte, id string) {
+	t.Helper()
+	ds := hook.Await(t, 15*time.Second, "the rollback's alert", func(ds []harness.WebhookDelivery) error {
+		if len(ds) == 0 {
+			return errors.New("no delivery yet")
+		}
+		return nil
+	})
+	if len(ds) != 1 {
+		t.Fatalf("the receiver got %d deliveries, want the rollback's alone", len(ds))
+	}
+	if err := verifySignature(ds[0], key); err != nil {
+		t.Fatal(err)
+	}
+	var body alertBody
+	if err := json.Unmarshal(ds[0].Body, &body); err != nil {
+		t.Fatalf("alert body %q: %v", ds[0].Body, err)
+	}
+	if body.Rule != "rollout-page" || body.Event.Kind != "rollout_rollback" || body.Event.Target != "policy_set/"+rolloutSet ||
+		!strings.Contains(body.Reason, id) || !strings.Contains(body.Reason, "deny_increase>10%") ||
+		!strings.HasPrefix(body.RecordID, "control-plane/") {
+		t.Fatalf("rollback alert %s: want rule rollout-page, a rollout_rollback of policy_set/%s naming %s and its gate, from the control plane's chain", ds[0].Body, rolloutSet, id)
+	}
 }

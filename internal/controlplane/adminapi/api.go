@@ -192,6 +192,7 @@ func (a *API) Routes() []Route {
 	add(edge.Service(adminv1connect.NewDataplaneServiceHandler, adminv1connect.DataplaneServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewSettingServiceHandler, adminv1connect.SettingServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewAccessServiceHandler, adminv1connect.AccessServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewAlertServiceHandler, adminv1connect.AlertServiceHandler(a), own...))
 	add(edge.Service(auditv1connect.NewAuditServiceHandler, auditv1connect.AuditServiceHandler(a), own...))
 	if testRoutes != nil {
 		for _, b := range testRoutes(a, own) {

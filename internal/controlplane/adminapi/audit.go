@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,6 +111,13 @@ func (a *API) Query(ctx context.Context, req *connect.Request[auditv1.QueryReque
 		return nil, err
 	}
 	m := req.Msg
+	if id := m.GetRecordId(); id != "" {
+		r, err := a.record(id)
+		if err != nil {
+			return nil, err
+		}
+		return resp(&auditv1.QueryResponse{Records: []*auditv1.Record{r}}), nil
+	}
 	f := auditstore.Filter{
 		Agent: m.GetAgent(), User: m.GetUser(),
 		Decision: m.GetDecision(), Outcome: m.GetOutcome(), Mode: m.GetMode(), DP: m.GetDataplane(),
@@ -257,6 +265,31 @@ func (a *API) Attest(ctx context.Context, req *connect.Request[auditv1.AttestReq
 // GetPublicKey implements AuditService.
 func (a *API) GetPublicKey(context.Context, *connect.Request[auditv1.GetPublicKeyRequest]) (*connect.Response[auditv1.GetPublicKeyResponse], error) {
 	return resp(&auditv1.GetPublicKeyResponse{PublicKey: a.attestKey.Public().(ed25519.PublicKey)}), nil
+}
+
+// record returns the record named "<dataplane>/<sequence>" from this
+// node's store.
+func (a *API) record(id string) (*auditv1.Record, error) {
+	as, err := a.auditStore()
+	if err != nil {
+		return nil, err
+	}
+	i := strings.LastIndexByte(id, '/')
+	var seq uint64
+	if i > 0 {
+		seq, err = strconv.ParseUint(id[i+1:], 10, 64)
+	}
+	if i <= 0 || err != nil || seq == 0 || len(id) > 512 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("a record id is <dataplane>/<sequence>, e.g. finance-dp/42"))
+	}
+	r, err := as.Get(id[:i], seq)
+	if errors.Is(err, auditstore.ErrNotHeld) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("audit record %s is not in this node's store (not uploaded yet, or dropped by retention)", id))
+	}
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, errors.New("reading the audit store failed; see the node's log"))
+	}
+	return r, nil
 }
 
 // Usage implements AuditService: what calls consumed over a time range,

@@ -32,11 +32,19 @@ func (a *API) CreateValueList(ctx context.Context, req *connect.Request[adminv1.
 
 // GetValueList implements ValueListService.
 func (a *API) GetValueList(ctx context.Context, req *connect.Request[adminv1.GetValueListRequest]) (*connect.Response[adminv1.GetValueListResponse], error) {
-	r, err := a.get(ctx, req.Header(), resource.ValueList, req.Msg.GetName())
+	st, err := a.read(ctx, req.Header())
 	if err != nil {
 		return nil, err
 	}
-	return resp(&adminv1.GetValueListResponse{ValueList: r.GetValueList()}), nil
+	r, ok := st.Get(resource.ValueList, req.Msg.GetName())
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%s %q does not exist", resource.ValueList, req.Msg.GetName()))
+	}
+	out := &adminv1.GetValueListResponse{ValueList: r.GetValueList()}
+	if l, ok := st.Get(resource.ListLearning, req.Msg.GetName()); ok {
+		out.Learning = l.GetListLearning()
+	}
+	return resp(out), nil
 }
 
 // ListValueLists implements ValueListService.

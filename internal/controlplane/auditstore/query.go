@@ -40,6 +40,9 @@ type ToolFilter struct {
 	Upstream, Own string
 }
 
+// Matches reports whether r is a record of the tool t selects.
+func (t *ToolFilter) Matches(r *auditv1.Record) bool { return t.match(r) }
+
 func (t *ToolFilter) match(r *auditv1.Record) bool {
 	own := r.GetTargetOwn()
 	if own == "" && r.GetUpstream() != "" {

@@ -91,6 +91,25 @@ type segment struct {
 	path             string
 	size             int64
 	minTime, maxTime time.Time
+	// chains holds, per chain, the lowest and highest sequence of the
+	// segment's records (guarded by the store's lock; views leave it out).
+	chains map[string]*seqRange
+}
+
+// seqRange is the sequences of one chain's records in a segment.
+type seqRange struct{ min, max uint64 }
+
+// noteChain widens seg's range of r's chain by r's sequence.
+func (seg *segment) noteChain(r *auditv1.Record) {
+	if seg.chains == nil {
+		seg.chains = map[string]*seqRange{}
+	}
+	seq := r.GetSequence()
+	if c := seg.chains[r.GetDataplane()]; c != nil {
+		c.min, c.max = min(c.min, seq), max(c.max, seq)
+		return
+	}
+	seg.chains[r.GetDataplane()] = &seqRange{min: seq, max: seq}
 }
 
 // mark is where one data plane's chain stands.
@@ -110,15 +129,18 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
-	mu     sync.RWMutex
-	segs   []*segment // in order; the last is the one appended to
-	f      *os.File   // the last segment, open for appending
-	marks  map[string]*mark
-	base   map[string]mark // per data plane: the last dropped record
-	buf    []byte          // frames staged by stage, written by flush
-	bufMin time.Time
-	bufMax time.Time
-	closed bool
+	mu    sync.RWMutex
+	segs  []*segment // in order; the last is the one appended to
+	f     *os.File   // the last segment, open for appending
+	marks map[string]*mark
+	base  map[string]mark // per data plane: the last dropped record
+	// appended is closed, and replaced, whenever records reach the
+	// segments (see Appended).
+	appended chan struct{}
+	buf      []byte // frames staged by stage, written by flush
+	bufMin   time.Time
+	bufMax   time.Time
+	closed   bool
 }
 
 // Open opens (or creates) the store in opts.Dir. It reads every segment
@@ -141,7 +163,7 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create audit store directory: %w", err)
 	}
-	s := &Store{opts: opts, log: opts.Logger.With("component", "auditstore"), marks: map[string]*mark{}, base: map[string]mark{}}
+	s := &Store{opts: opts, log: opts.Logger.With("component", "auditstore"), marks: map[string]*mark{}, base: map[string]mark{}, appended: make(chan struct{})}
 	if err := s.loadBase(); err != nil {
 		return nil, err
 	}
@@ -204,6 +226,7 @@ func (s *Store) scan(seg *segment, last bool) error {
 			continue
 		}
 		s.note(seg, r)
+		seg.noteChain(r)
 		if m := s.marks[r.GetDataplane()]; m == nil || r.GetSequence() >= m.Next {
 			s.marks[r.GetDataplane()] = &mark{Next: r.GetSequence() + 1, Head: r.GetHash(), Version: r.GetSnapshotVersion()}
 		}
@@ -353,6 +376,7 @@ func (s *Store) stage(r *auditv1.Record) error {
 		return fmt.Errorf("encode audit record: %w", err)
 	}
 	auditframe.PutHeader(s.buf[start:start+frameHeaderSize], s.buf[start+frameHeaderSize:])
+	s.segs[len(s.segs)-1].noteChain(r)
 	s.marks[dp] = &mark{Next: m.Next + 1, Head: r.GetHash(), Version: r.GetSnapshotVersion()}
 	t := r.GetTime().AsTime()
 	if s.bufMin.IsZero() || t.Before(s.bufMin) {
@@ -382,6 +406,10 @@ func (s *Store) flush() error {
 		seg.maxTime = s.bufMax
 	}
 	s.buf, s.bufMin, s.bufMax = s.buf[:0], time.Time{}, time.Time{}
+	if n > 0 {
+		close(s.appended)
+		s.appended = make(chan struct{})
+	}
 	if err != nil {
 		return fmt.Errorf("write audit segment: %w", err)
 	}
@@ -433,6 +461,7 @@ func (s *Store) view() []segment {
 	out := make([]segment, len(s.segs))
 	for i, seg := range s.segs {
 		out[i] = *seg
+		out[i].chains = nil
 	}
 	return out
 }

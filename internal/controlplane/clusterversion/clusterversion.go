@@ -55,6 +55,11 @@ var ops = map[protoreflect.Name]Version{
 	"sign_in":      WebSignIn,
 	// Policy rollouts.
 	"rollout_change": PolicyRollouts,
+	// The leader's audit consumers, the alert outbox and operators'
+	// changes of learned lists.
+	"consume_audit":  AuditConsumers,
+	"settle_alert":   AuditConsumers,
+	"change_learned": AuditConsumers,
 }
 
 // kinds is the version that introduced each Resource.kind, by field name
@@ -75,6 +80,10 @@ var kinds = map[protoreflect.Name]Version{
 	"policy_tests":   PolicyRollouts,
 	"rollout":        PolicyRollouts,
 	"setting":        Settings,
+	"list_learning":  AuditConsumers,
+	"alert_rule":     AuditConsumers,
+	"alert":          AuditConsumers,
+	"audit_cursor":   AuditConsumers,
 	"model_price":    LLMBrokering,
 	"budget":         LLMBrokering,
 }
@@ -91,6 +100,11 @@ const (
 	// set's source records a version), and the kinds and the operation of
 	// staged rollouts exist.
 	PolicyRollouts Version = 2
+	// AuditConsumers: the leader's audit consumers with their cursors,
+	// learned lists, alert rules and the alert outbox (operations and
+	// kinds in the tables above). The leader starts its consumers only
+	// once every voter supports it.
+	AuditConsumers Version = 2
 	// A2ABrokering: A2A upstreams have their agent card pinned (a ToolPin
 	// of kind PIN_KIND_AGENT_CARD, which a put needs this version for: an
 	// older replica would take it for a tool), and the Cedar schema
@@ -117,7 +131,7 @@ const (
 )
 
 // features are the behaviour versions above.
-var features = []Version{TypedAdminAudit, PolicyRollouts, A2ABrokering, LLMBrokering}
+var features = []Version{TypedAdminAudit, PolicyRollouts, AuditConsumers, A2ABrokering, LLMBrokering}
 
 // release is the highest version in the tables above: what a release
 // binary supports.

@@ -215,11 +215,16 @@ func TaskIDKey(sealer *seal.Sealer, clusterID string) []byte {
 	return sealer.Derive(taskIDKeyPurpose+clusterID, 32)
 }
 
-// addPinsAndPolicies adds every tool pin, every enabled policy set and
-// every value list (lists are not secret; policies read them).
+// addPinsAndPolicies adds every tool pin, every enabled policy set, every
+// value list and every learned list (lists are not secret; policies read
+// them).
 func addPinsAndPolicies(st *state.State, snap *snapshotv1.Snapshot) {
 	st.Each(resource.ValueList, func(r *fsmv1.Resource) bool {
 		snap.ValueLists = append(snap.ValueLists, r.GetValueList())
+		return true
+	})
+	st.Each(resource.ListLearning, func(r *fsmv1.Resource) bool {
+		snap.ListLearnings = append(snap.ListLearnings, r.GetListLearning())
 		return true
 	})
 	st.Each(resource.ToolPin, func(r *fsmv1.Resource) bool {

@@ -81,7 +81,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return f.applyAudit(l.Index, op)
 	}
 	next, res := state.Apply(f.cur.Load(), l.Index, cmd)
-	f.auditAdmin(l.Index, next)
+	f.auditWrite(l.Index, next)
 	f.swap(next)
 	return res
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // Admin writes are audited in the same tamper-evident store as calls.
@@ -86,12 +87,20 @@ func roleName(r configv1.Role) string {
 	return strings.ToLower(strings.TrimPrefix(r.String(), "ROLE_"))
 }
 
-// auditAdmin appends the audit record of the admin write applied at index
-// to the control plane's chain. A write that left no admin event (a
-// deduplicated retry) has none. A failure to write is this node's disk:
-// the other replicas hold the record, and it cannot undo the write.
-func (f *FSM) auditAdmin(index uint64, st *state.State) {
+// auditWrite appends the audit record of the command applied at index to
+// the control plane's chain: the record the command derived (values a
+// learned list learned or an operator approved, an alert sent or given
+// up: state.DerivedRecord), else the record of its admin write. A write
+// that left neither (a deduplicated retry, a batch of an audit consumer
+// that changed only its cursor) has none. A failure to write is this
+// node's disk: the other replicas hold the record, and it cannot undo the
+// write.
+func (f *FSM) auditWrite(index uint64, st *state.State) {
 	if f.audit == nil {
+		return
+	}
+	if rec := st.DerivedRecord(); rec != nil {
+		_, _ = f.audit.AppendNext(auditstore.ControlPlane, index, proto.CloneOf(rec))
 		return
 	}
 	evs, _ := st.AdminEvents(index+1, 1)

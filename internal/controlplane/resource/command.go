@@ -65,6 +65,21 @@ func ValidateCommand(cmd *fsmv1.Command) error {
 		if err := fromLimit(limits.ClusterIdentity(op.Bootstrap.GetIdentity()), ""); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
+	case *fsmv1.Command_ConsumeAudit:
+		if err := validateConsumeAudit(op.ConsumeAudit); err != nil {
+			return fmt.Errorf("consume_audit: %w", err)
+		}
+	case *fsmv1.Command_SettleAlert:
+		if err := validateSettleAlert(op.SettleAlert); err != nil {
+			return fmt.Errorf("settle_alert: %w", err)
+		}
+	case *fsmv1.Command_ChangeLearned:
+		if len(op.ChangeLearned.GetChanges()) == 0 {
+			return invalid("change_learned", "no change given")
+		}
+		if err := validateChanges("change_learned.changes", op.ChangeLearned.GetChanges()); err != nil {
+			return err
+		}
 	}
 	return nil
 }

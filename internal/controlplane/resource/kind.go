@@ -40,6 +40,17 @@ const (
 	// Setting is a cluster-wide setting, named by its key (package
 	// setting); cluster version 4.
 	Setting Kind = "setting"
+	// ListLearning is what a value list learns from calls (cluster
+	// version 2).
+	ListLearning Kind = "list_learning"
+	// AlertRule says which events page whom (cluster version 2).
+	AlertRule Kind = "alert_rule"
+	// Alert is an alert in the outbox, queued by the audit consumer
+	// (cluster version 2).
+	Alert Kind = "alert"
+	// AuditCursor is how far one of the leader's audit consumers has read
+	// (cluster version 2).
+	AuditCursor Kind = "audit_cursor"
 	// UpgradeProbe is the synthetic kind of the rolling-upgrade test: only
 	// binaries built with -tags upgradetest support it (package
 	// clusterversion); every other binary refuses it like a kind from a
@@ -48,7 +59,8 @@ const (
 )
 
 // Kinds lists every kind of the gateway in a stable order.
-var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout, Setting, ModelPrice, Budget}
+var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout, Setting,
+	ListLearning, AlertRule, Alert, AuditCursor, ModelPrice, Budget}
 
 // Known reports whether k is a kind.
 func Known(k Kind) bool {
@@ -68,7 +80,7 @@ func Known(k Kind) bool {
 // rollout dropped).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
-	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Setting, ModelPrice, Budget:
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Setting, ListLearning, ModelPrice, Budget:
 		return true
 	default:
 		return false
@@ -108,6 +120,14 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return Rollout
 	case *fsmv1.Resource_Setting:
 		return Setting
+	case *fsmv1.Resource_ListLearning:
+		return ListLearning
+	case *fsmv1.Resource_AlertRule:
+		return AlertRule
+	case *fsmv1.Resource_Alert:
+		return Alert
+	case *fsmv1.Resource_AuditCursor:
+		return AuditCursor
 	case *fsmv1.Resource_UpgradeProbe:
 		return UpgradeProbe
 	default:
@@ -148,6 +168,14 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.Rollout
 	case *fsmv1.Resource_Setting:
 		return k.Setting
+	case *fsmv1.Resource_ListLearning:
+		return k.ListLearning
+	case *fsmv1.Resource_AlertRule:
+		return k.AlertRule
+	case *fsmv1.Resource_Alert:
+		return k.Alert
+	case *fsmv1.Resource_AuditCursor:
+		return k.AuditCursor
 	case *fsmv1.Resource_UpgradeProbe:
 		return k.UpgradeProbe
 	default:
@@ -206,6 +234,14 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Rollout{Rollout: v}}
 	case *configv1.Setting:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Setting{Setting: v}}
+	case *configv1.ListLearning:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_ListLearning{ListLearning: v}}
+	case *configv1.AlertRule:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_AlertRule{AlertRule: v}}
+	case *configv1.Alert:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_Alert{Alert: v}}
+	case *configv1.AuditCursor:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_AuditCursor{AuditCursor: v}}
 	case *fsmv1.UpgradeProbe:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_UpgradeProbe{UpgradeProbe: v}}
 	default:

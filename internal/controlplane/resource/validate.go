@@ -166,6 +166,14 @@ func Validate(r *fsmv1.Resource) error {
 		return validateRollout(k.Rollout)
 	case *fsmv1.Resource_Setting:
 		return validateSetting(k.Setting)
+	case *fsmv1.Resource_ListLearning:
+		return validateListLearning(k.ListLearning)
+	case *fsmv1.Resource_AlertRule:
+		return validateAlertRule(k.AlertRule)
+	case *fsmv1.Resource_Alert:
+		return validateAlert(k.Alert)
+	case *fsmv1.Resource_AuditCursor:
+		return ValidateName("meta.name", k.AuditCursor.GetMeta().GetName())
 	case *fsmv1.Resource_UpgradeProbe:
 		if err := ValidateName("meta.name", k.UpgradeProbe.GetMeta().GetName()); err != nil {
 			return err
@@ -214,6 +222,14 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.Rollout(k.Rollout)
 	case *fsmv1.Resource_Setting:
 		err = limits.Setting(k.Setting)
+	case *fsmv1.Resource_ListLearning:
+		err = limits.ListLearning(k.ListLearning)
+	case *fsmv1.Resource_AlertRule:
+		err = limits.AlertRule(k.AlertRule)
+	case *fsmv1.Resource_Alert:
+		err = limits.Alert(k.Alert)
+	case *fsmv1.Resource_AuditCursor:
+		err = limits.AuditCursor(k.AuditCursor)
 	}
 	filename := r.GetPolicySet().GetFilename()
 	if filename == "" {

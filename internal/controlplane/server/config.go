@@ -96,6 +96,10 @@ type Config struct {
 	// days; negative: forever); AuditMaxBytes bounds its size (0: none).
 	AuditRetention time.Duration
 	AuditMaxBytes  int64
+	// ConsumerInterval is the least time between two batches of an audit
+	// consumer on the leader (default 100ms): part of the lag from a call
+	// to the alert it raises and to the learned list that holds its value.
+	ConsumerInterval time.Duration
 	// WebWrites lets signed-in users change state from the web view
 	// (/ui/); without it the view only reads.
 	WebWrites bool
@@ -150,6 +154,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Egress.Allow) > egress.MaxPrefixes || len(c.Egress.Deny) > egress.MaxPrefixes {
 		errs = append(errs, fmt.Errorf("--egress-allow and --egress-deny take at most %d ranges each (data planes refuse a longer list)", egress.MaxPrefixes))
+	}
+	if c.ConsumerInterval < 0 || c.ConsumerInterval > time.Minute {
+		errs = append(errs, errors.New("--audit-consumer-interval must be between 0 (default 100ms) and 1m"))
 	}
 	if c.Bootstrap && c.Join != "" {
 		errs = append(errs, errors.New("--bootstrap and --join exclude each other"))

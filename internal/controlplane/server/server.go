@@ -15,10 +15,14 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/adminapi"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/alerting"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/alertsend"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/auditconsumer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/etcdstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/introspect"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/learn"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/metrics"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/peer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
@@ -272,14 +276,26 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		defer close(s.versionDone)
 		s.recordVersion(baseCtx)
 	}()
-	// The rollout controller is singleton work: it runs on the elected
-	// node (the Raft leader, or the etcd election's winner) and acts from
-	// replicated state alone, so the next one continues a rollout where
-	// this one left it.
+	// The rollout controller, the audit consumers (learned lists, alert
+	// rules) and alert delivery are singleton work: they run on the
+	// elected node (the Raft leader, or the etcd election's winner) and
+	// act from replicated state alone (a consumer's cursor, the outbox),
+	// so the next one continues where this one left off.
 	controller := rollout.New(rollout.Config{
 		Store: node, Records: audit, Leader: node, NodeID: cfg.NodeID, Interval: cfg.RolloutInterval, Logger: log,
 	})
-	jobs := append(slices.Clone(o.jobs), singleton.Job{Name: "rollout controller", Run: controller.Run})
+	consumers := auditconsumer.New(auditconsumer.Config{
+		Store: node, Audit: audit, NodeID: cfg.NodeID, Interval: cfg.ConsumerInterval, Logger: log,
+		Consumers: []auditconsumer.Consumer{learn.Consumer{}, alerting.New()},
+	})
+	alerts := alertsend.New(alertsend.Config{
+		Store: node, Sealer: sealer, Sender: alertsend.NewSender(cfg.Egress), NodeID: cfg.NodeID, Logger: log,
+	})
+	jobs := append(slices.Clone(o.jobs),
+		singleton.Job{Name: "rollout controller", Run: controller.Run},
+		singleton.Job{Name: "audit consumers", Run: consumers.Run},
+		singleton.Job{Name: "alert delivery", Run: alerts.Run},
+	)
 	go func() {
 		defer close(s.singletonDone)
 		singleton.Run(baseCtx, o.elector, append(jobs, cfg.Singletons...), log)

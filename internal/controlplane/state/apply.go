@@ -9,6 +9,7 @@ import (
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"github.com/portcullis-gw/portcullis/internal/limits"
@@ -39,8 +40,13 @@ import (
 // node that stops and says why. Causes are fixed instead, and FuzzApply
 // drives Apply with commands of every kind to find them.
 func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
+	switch cmd.GetOp().(type) {
+	case *fsmv1.Command_ConsumeAudit, *fsmv1.Command_SettleAlert:
+		return applyLeaderWork(s, index, cmd)
+	}
 	next := *s
 	next.index = index
+	next.derived = nil
 	token := cmd.GetActor().GetTokenId()
 	if e, ok := s.Dedup(token, cmd.GetRequestId()); ok && e.GetTime().GetSeconds() >= cmd.GetTime().GetSeconds()-DedupWindowSeconds {
 		r := proto.Clone(e.GetResult()).(*fsmv1.Result)
@@ -60,6 +66,9 @@ func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
 		cerr = errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "%v", badInput)
 	} else {
 		stored, ev, cerr = t.run()
+	}
+	if cerr == nil {
+		next.derived = t.derived
 	}
 	result := &fsmv1.Result{Index: index}
 	if cerr != nil {
@@ -163,6 +172,9 @@ type txn struct {
 	// completing names the rollout whose completion is writing its
 	// candidate as the set's next version, for the set's history.
 	completing string
+	// derived is the audit record the command asks for instead of its
+	// admin write's (see State.DerivedRecord).
+	derived *auditv1.Record
 }
 
 func (t *txn) get(k resource.Kind, name string) (*fsmv1.Resource, bool) {
@@ -223,6 +235,8 @@ func (t *txn) event() *configv1.AdminEvent {
 	case *fsmv1.Command_RolloutChange:
 		ev.Op = "rollout_" + strings.ToLower(strings.TrimPrefix(op.RolloutChange.GetAction().String(), "ROLLOUT_ACTION_"))
 		ev.Kind, ev.Name = string(resource.Rollout), op.RolloutChange.GetRollout()
+	case *fsmv1.Command_ChangeLearned:
+		ev.Op, ev.Kind, ev.Name = "learn", string(resource.ListLearning), describeLists(op.ChangeLearned.GetChanges())
 	default:
 		ev.Op = "unknown"
 	}
@@ -250,6 +264,10 @@ func (t *txn) run() (*fsmv1.Resource, *configv1.AdminEvent, *fsmv1.Error) {
 	case *fsmv1.Command_Touch:
 		t.configChanged = true
 		return nil, ev, nil
+	case *fsmv1.Command_ChangeLearned:
+		r, rec, err := t.changeLearned(op.ChangeLearned)
+		t.derived = rec
+		return r, ev, err
 	case *fsmv1.Command_SignIn:
 		return nil, ev, t.signIn()
 	case *fsmv1.Command_RolloutChange:

@@ -44,7 +44,14 @@ func init() {
 		resource.Rollout:        {prepare: prepareRollout, beforeDelete: beforeDeleteRollout},
 		// A setting refers to nothing and nothing refers to it; its
 		// rules are stateless (package resource, package setting).
-		resource.Setting:    {},
+		resource.Setting:      {},
+		resource.ListLearning: {prepare: prepareListLearning, afterChange: learningsChanged},
+		resource.AlertRule:    {prepare: prepareAlertRule},
+		resource.Alert:        {prepare: refusePut("alerts are queued by the leader's audit consumer, not written")},
+		resource.AuditCursor: {
+			prepare:      refusePut("audit cursors are moved by the leader's audit consumers, not written"),
+			beforeDelete: beforeDeleteAuditCursor,
+		},
 		resource.ModelPrice: {prepare: prepareModelPrice},
 		resource.Budget:     {},
 	}

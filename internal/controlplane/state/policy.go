@@ -12,20 +12,22 @@ import (
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 )
 
-// CedarSchema generates the gateway's Cedar schema from the tool pins in s.
+// CedarSchema generates the gateway's Cedar schema from the tool pins and
+// the learned lists in s.
 func (s *State) CedarSchema() (*cedarschema.Schema, error) {
-	return cedarschema.Generate(pinnedTools(s.Get, s.Each), schemaOptions(s.Voters())...)
+	return cedarschema.Generate(pinnedTools(s.Get, s.Each), schemaOptions(s.Voters(), learnedNames(s.Each))...)
 }
 
 func (t *txn) cedarSchema() (*cedarschema.Schema, error) {
-	return cedarschema.Generate(pinnedTools(t.get, t.each), schemaOptions(t.base.Voters())...)
+	return cedarschema.Generate(pinnedTools(t.get, t.each), schemaOptions(t.base.Voters(), learnedNames(t.each))...)
 }
 
-// schemaOptions declares the remote-agent and model parts of the schema
-// only once every voter supports them, so that every replica validates a
-// policy set alike (see clusterversion.A2ABrokering and LLMBrokering).
-func schemaOptions(voters []clusterversion.Voter) []cedarschema.Option {
-	var opts []cedarschema.Option
+// schemaOptions declares the learned lists, and the remote-agent and
+// model parts of the schema only once every voter supports them, so that
+// every replica validates a policy set alike (see
+// clusterversion.A2ABrokering and LLMBrokering).
+func schemaOptions(voters []clusterversion.Voter, learned []string) []cedarschema.Option {
+	opts := []cedarschema.Option{cedarschema.WithLearned(learned)}
 	if !clusterversion.Supports(voters, clusterversion.A2ABrokering) {
 		opts = append(opts, cedarschema.WithoutRemoteAgents())
 	}
@@ -121,32 +123,7 @@ func revalidatePolicies(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	}
 	// The schema must generate even with no enabled set: two pins whose
 	// action names collide would otherwise block every later policy write.
-	schema, err := t.cedarSchema()
-	if err != nil {
-		return failed("this change would make the gateway's Cedar schema invalid: %v", err)
-	}
-	sets := map[string]cedarschema.SetSource{}
-	t.each(resource.PolicySet, func(r *fsmv1.Resource) bool {
-		ps := r.GetPolicySet()
-		if !ps.GetDisabled() {
-			sets[ps.GetMeta().GetName()] = cedarschema.SetSource{Filename: ps.GetFilename(), Source: []byte(ps.GetSource())}
-		}
-		return true
-	})
-	if len(sets) > 0 {
-		if err := cedarschema.ValidateAll(schema, sets); err != nil {
-			return failed("this change would break an enabled policy set; change the policy first:\n%v", err)
-		}
-	}
-	// The candidate of the rollout in progress is served to data planes
-	// too: it must stay valid.
-	if ro, ok := activeRollout(t.each); ok {
-		if _, err := schema.ParsePolicies(ro.GetPolicySet(), ro.GetFilename(), []byte(ro.GetSource())); err != nil {
-			return failed("this change would break the candidate of rollout %s (policy set %q); abort or finish the rollout first:\n%v",
-				ro.GetMeta().GetName(), ro.GetPolicySet(), err)
-		}
-	}
-	return nil
+	return t.revalidateAll()
 }
 
 // beforeDeletePolicySet refuses to delete a set an active rollout stages.
@@ -159,27 +136,6 @@ func beforeDeletePolicySet(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 // resource.Validate).
 func prepareValueList(_ *txn, _, r *fsmv1.Resource) *fsmv1.Error {
 	slices.Sort(r.GetValueList().Values)
-	return nil
-}
-
-// beforeDeleteValueList refuses to delete a list that a policy set, enabled
-// or not, refers to.
-func beforeDeleteValueList(t *txn, old *fsmv1.Resource) *fsmv1.Error {
-	name := resource.Name(old)
-	var user string
-	t.each(resource.PolicySet, func(r *fsmv1.Resource) bool {
-		if slices.Contains(r.GetPolicySet().GetValueLists(), name) {
-			user = resource.Name(r)
-			return false
-		}
-		return true
-	})
-	if user != "" {
-		return failed("value list %q is used by policy set %q; change or delete that policy set first", name, user)
-	}
-	if ro, ok := activeRollout(t.each); ok && slices.Contains(ro.GetValueLists(), name) {
-		return failed("value list %q is used by the candidate of rollout %s; finish or abort the rollout first", name, ro.GetMeta().GetName())
-	}
 	return nil
 }
 

@@ -97,6 +97,9 @@ func prepareSecret(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 				"secret %q may be sent to %s; changing that needs an admin token (gwctl secret bind)", resource.Name(r), secretbind.Describe(cur))
 		}
 	}
+	if err := checkRuleSecretBinding(t, s); err != nil {
+		return err
+	}
 	var conflict *fsmv1.Error
 	t.each(resource.Upstream, func(ur *fsmv1.Resource) bool {
 		use, ok := secretbind.UseOf(ur.GetUpstream())
@@ -127,6 +130,9 @@ func beforeDeleteSecret(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	})
 	if user != "" {
 		return failed("secret %q is used by upstream %q", name, user)
+	}
+	if rule := alertRuleUsing(t, name); rule != nil {
+		return failed("secret %q is used by alert rule %q", name, rule.GetMeta().GetName())
 	}
 	return nil
 }

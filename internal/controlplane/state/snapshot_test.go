@@ -61,7 +61,23 @@ func TestSnapshotRoundTripEveryCommand(t *testing.T) {
 				ops["freeze"] = true
 			case *fsmv1.Command_RolloutChange:
 				ops["rollout_change"] = true
+			case *fsmv1.Command_ConsumeAudit:
+				// A batch moves its consumer's cursor (and queues alerts):
+				// the only way either kind is written.
+				ops["consume"] = true
+				kinds["put "+string(resource.AuditCursor)] = true
+				if len(op.ConsumeAudit.GetAlerts()) > 0 {
+					kinds["put "+string(resource.Alert)] = true
+				}
+			case *fsmv1.Command_SettleAlert:
+				ops["settle"] = true
+			case *fsmv1.Command_ChangeLearned:
+				ops["learn"] = true
 			}
+		}
+		// A cursor is never deleted: the script must see the refusal.
+		if d := st.Cmd.GetDelete(); d.GetKind() == string(resource.AuditCursor) && resO.GetError().GetCode() == fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION {
+			kinds["delete "+d.GetKind()] = true
 		}
 		if resO.GetError() != nil && !resO.GetDeduplicated() {
 			ops["refused"] = true
@@ -88,7 +104,7 @@ func TestSnapshotRoundTripEveryCommand(t *testing.T) {
 		orig, restored = nextO, back
 	}
 
-	for _, want := range []string{"bootstrap", "put", "delete", "touch", "freeze", "rollout_change", "refused", "deduplicated"} {
+	for _, want := range []string{"bootstrap", "put", "delete", "touch", "freeze", "rollout_change", "refused", "deduplicated", "consume", "settle", "learn"} {
 		if !ops[want] {
 			t.Errorf("the script never exercised %s", want)
 		}

@@ -12,6 +12,7 @@ import (
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
+	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -45,6 +46,9 @@ type State struct {
 	// reads as 1.
 	epoch uint64
 	index uint64
+	// derived is the audit record the command at index asked for (see
+	// DerivedRecord); never in a snapshot.
+	derived *auditv1.Record
 }
 
 // New returns the empty state of a cluster that is not bootstrapped yet.

@@ -7,6 +7,7 @@ package statetest
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -322,6 +323,100 @@ func Agent(name, keyID string) *configv1.Agent {
 	return a
 }
 
+// NodeVersion returns a node record that records the cluster version its
+// binary supports.
+func NodeVersion(name string, version uint32) *configv1.Node {
+	n := Node(name)
+	n.MaxClusterVersion = version
+	return n
+}
+
+// ListLearning returns a learning of the value list name from argument
+// of the tool action, per scope.
+func ListLearning(name, action, argument string, scope configv1.LearningScope) *configv1.ListLearning {
+	return &configv1.ListLearning{Meta: Meta(name), Tool: action, Argument: argument, Scope: scope}
+}
+
+// AlertRule returns a generic-format rule that alerts on denials by
+// policies tagged tag, signed with the secret named secret.
+func AlertRule(name, tag, url, secret string) *configv1.AlertRule {
+	return &configv1.AlertRule{
+		Meta:  Meta(name),
+		Match: []*configv1.AlertMatch{{Kind: &configv1.AlertMatch_PolicyDeny{PolicyDeny: &configv1.PolicyDenyMatch{Tag: tag}}}},
+		Webhook: &configv1.AlertWebhook{
+			Url: url, Format: configv1.AlertFormat_ALERT_FORMAT_GENERIC, SigningSecret: secret,
+		},
+	}
+}
+
+// Alert returns an outbox alert of rule for the record id.
+func Alert(name, rule, recordID string) *configv1.Alert {
+	return &configv1.Alert{
+		Meta: &configv1.ResourceMeta{Name: name}, Rule: rule, RecordId: recordID, Reason: "fixture alert",
+		Event: &configv1.AlertEvent{Kind: "policy_deny", Agent: "billing-bot", Target: "pay__send", Decision: "deny", Policies: []string{"p/x"}, Tags: []string{"security"}},
+	}
+}
+
+// Consume returns a batch of the audit consumer named consumer that
+// follows after batches, moving the chains in marks (name → next).
+func Consume(consumer string, after uint64, marks map[string]uint64) *fsmv1.Command {
+	c := newCmd("audit consumer " + consumer)
+	c.Actor = &configv1.Actor{TokenId: NodeActor, Role: configv1.Role_ROLE_ADMIN}
+	op := &fsmv1.ConsumeAudit{Consumer: consumer, AfterBatch: after}
+	for _, dp := range sortedKeys(marks) {
+		op.Marks = append(op.Marks, &configv1.AuditMark{Dataplane: dp, Next: marks[dp]})
+		op.Records += marks[dp] - 1
+	}
+	c.Op = &fsmv1.Command_ConsumeAudit{ConsumeAudit: op}
+	return c
+}
+
+func sortedKeys(m map[string]uint64) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Learned returns a change adding values to scope of list, under
+// generation gen.
+func Learned(list, scope string, gen uint64, values ...string) *fsmv1.LearnedChange {
+	ch := &fsmv1.LearnedChange{List: list, Scope: scope, Generation: gen}
+	for i, v := range values {
+		ch.Add = append(ch.Add, &fsmv1.LearnedValue{Value: v, RecordId: fmt.Sprintf("dp1/%d", i+1)})
+	}
+	return ch
+}
+
+// ChangeLearned returns an operator's change of learned lists.
+func ChangeLearned(changes ...*fsmv1.LearnedChange) *fsmv1.Command {
+	c := newCmd("ValueListService.ApproveValues")
+	c.Op = &fsmv1.Command_ChangeLearned{ChangeLearned: &fsmv1.ChangeLearned{Changes: changes}}
+	return c
+}
+
+// Settle returns the record of attempt of the alert named name.
+func Settle(name string, attempt int32, outcome fsmv1.AlertOutcome) *fsmv1.Command {
+	c := newCmd("alert delivery")
+	c.Actor = &configv1.Actor{TokenId: NodeActor, Role: configv1.Role_ROLE_ADMIN}
+	c.Op = &fsmv1.Command_SettleAlert{SettleAlert: &fsmv1.SettleAlert{Name: name, Attempt: attempt, Outcome: outcome, NextAttemptTime: At(3600)}}
+	return c
+}
+
+// LearnedPolicy is a Cedar source whose policy "learned" reads the
+// learned list named list.
+func LearnedPolicy(list string) string {
+	return "@id(\"learned\")\n@alert(\"security\")\nforbid(principal, action in Action::\"call_tool\", resource)\nunless { context.learned[\"" + list + "\"].contains(\"acme\") };\n"
+}
+
+// at sets the time of c (seconds after Epoch) and returns it.
+func at(c *fsmv1.Command, sec int64) *fsmv1.Command {
+	c.Time = At(sec)
+	return c
+}
+
 // versioned is Node(name) recording the cluster version of the web
 // view's sign-ins.
 func versioned(name string) *configv1.Node {
@@ -364,7 +459,6 @@ func Script() []Step {
 	bound.Hosts = []string{"api.example.com"}
 	rebound := Secret("bound")
 	rebound.Hosts = []string{"127.0.0.1:7450", "api.example.com"}
-
 	steps := []Step{
 		{Name: "bootstrap", Cmd: Bootstrap(), ConfigMoves: true},
 		{Name: "create secret", Cmd: By(Create(Secret("gh-token")), BootToken, "r-secret", 10), ConfigMoves: true},
@@ -386,6 +480,7 @@ func Script() []Step {
 		{Name: "freeze", Cmd: By(SetFreeze(true, "incident 42"), op, "r-freeze", 25), ConfigMoves: true},
 		{Name: "refused freeze", Cmd: By(SetFreeze(false, strings.Repeat("x", 1025)), op, "r-freeze-long", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
 		{Name: "unfreeze", Cmd: By(SetFreeze(false, ""), op, "r-unfreeze", 25), ConfigMoves: true},
+		{Name: "refused learning before every voter supports it", Cmd: By(Create(ListLearning("payees", "pay__send", "to", configv1.LearningScope_LEARNING_SCOPE_AGENT)), BootToken, "r-learn-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
 		{Name: "refused sign-in before every voter supports it", Cmd: By(SignIn("192.0.2.7"), op, "r-sign-in-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
 		{Name: "n1 records its cluster version", Cmd: By(Upsert(versioned("n1")), NodeActor, "r-n1-version", 25)},
 		{Name: "n2 records its cluster version", Cmd: By(Upsert(versioned("n2")), "node:n2", "r-n2-version", 25)},
@@ -433,7 +528,8 @@ func Script() []Step {
 		{Name: "delete model price", Cmd: By(Delete(resource.ModelPrice, "openai/gpt-4o"), BootToken, "r-price-del", 54), ConfigMoves: true},
 		{Name: "delete LLM upstream", Cmd: By(Delete(resource.Upstream, "openai"), BootToken, "r-llm-del-2", 55), ConfigMoves: true},
 	}
-	return append(steps, rolloutSteps(len(steps))...)
+	steps = append(steps, rolloutSteps(len(steps))...)
+	return append(steps, learnedSteps()...)
 }
 
 // rolloutSteps stage policy versions, tests and rollouts (cluster version
@@ -488,6 +584,77 @@ func rolloutSteps(first int) []Step {
 		{Name: "delete a finished rollout", Cmd: By(Delete(resource.Rollout, "limits-r1"), BootToken, "r-rollout-del", 67)},
 		{Name: "delete policy set with its history", Cmd: By(Delete(resource.PolicySet, "limits"), BootToken, "r-limits-del", 68), ConfigMoves: true},
 	}
+}
+
+// learnedSteps make value lists learn, approve and forget values, queue
+// and settle alerts and move the audit consumers' cursors (cluster version
+// AuditConsumers, which every voter supports since the rollout steps
+// recorded the node's version).
+func learnedSteps() []Step {
+	hooks := Secret("hooks-key")
+	hooks.Hosts = []string{"hooks.example.com"}
+	const op2 = BootToken
+	return []Step{
+		{Name: "refused learning of a missing list", Cmd: By(Create(ListLearning("payees", "pay__send", "to", configv1.LearningScope_LEARNING_SCOPE_AGENT)), BootToken, "r-learn-missing", 71), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "create value list to learn", Cmd: By(Create(ValueList("payees", "globex")), BootToken, "r-payees", 72), ConfigMoves: true},
+		{Name: "create learning", Cmd: By(Create(ListLearning("payees", "pay__send", "to", configv1.LearningScope_LEARNING_SCOPE_AGENT)), BootToken, "r-learn", 73), ConfigMoves: true},
+		{Name: "refused delete of a list that learns", Cmd: By(Delete(resource.ValueList, "payees"), BootToken, "r-payees-del", 74), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "approve a value", Cmd: By(ChangeLearned(Learned("payees", "agent:billing-bot", 0, "acme")), op2, "r-approve", 75), ConfigMoves: true},
+		{Name: "refused approval in a scope of another kind", Cmd: By(ChangeLearned(Learned("payees", "team:payments", 0, "acme")), op2, "r-approve-team", 76), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "create policy set reading the learned list", Cmd: By(Create(PolicySet("learned", LearnedPolicy("payees"))), BootToken, "r-learned-policy", 77), ConfigMoves: true},
+		{Name: "refused stop of a learning a policy reads", Cmd: By(Delete(resource.ListLearning, "payees"), BootToken, "r-unlearn-early", 78), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "create learn cursor", Cmd: at(Consume("learn", 0, map[string]uint64{"dp1": 5}), 79)},
+		{Name: "learn batch", Cmd: at(withLearned(Consume("learn", 1, map[string]uint64{"dp1": 9}), Learned("payees", "agent:billing-bot", 1, "initech", "acme")), 80), ConfigMoves: true},
+		{Name: "refused replay of the learn batch", Cmd: at(withLearned(Consume("learn", 1, map[string]uint64{"dp1": 9}), Learned("payees", "agent:billing-bot", 1, "umbrella")), 81), WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
+		{Name: "refused learn batch of an old generation", Cmd: at(withLearned(Consume("learn", 2, map[string]uint64{"dp1": 10}), Learned("payees", "agent:billing-bot", 7, "umbrella")), 82), WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
+		{Name: "forget a value", Cmd: By(forget(ChangeLearned(), "payees", "agent:billing-bot", "initech"), op2, "r-forget", 83), ConfigMoves: true},
+		{Name: "refused put of an audit cursor", Cmd: By(Create(&configv1.AuditCursor{Meta: &configv1.ResourceMeta{Name: "learn2"}}), BootToken, "r-cursor-put", 84), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "refused delete of an audit cursor", Cmd: By(Delete(resource.AuditCursor, "learn"), BootToken, "r-cursor-del", 85), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "create secret for alerts", Cmd: By(Create(hooks), BootToken, "r-hooks", 86)},
+		{Name: "refused alert rule with a secret bound elsewhere", Cmd: By(Create(AlertRule("sec", "security", "https://other.example.com/hook", "hooks-key")), BootToken, "r-rule-bad", 87), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "create alert rule", Cmd: By(Create(AlertRule("sec", "security", "https://hooks.example.com/portcullis", "hooks-key")), BootToken, "r-rule", 88)},
+		{Name: "refused delete of a secret a rule uses", Cmd: By(Delete(resource.Secret, "hooks-key"), BootToken, "r-hooks-del", 89), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "create alert cursor", Cmd: at(Consume("alert", 0, map[string]uint64{"dp1": 9}), 90)},
+		{Name: "alert batch", Cmd: at(withAlerts(Consume("alert", 1, map[string]uint64{"dp1": 11}), Alert("a0001", "sec", "dp1/9"), Alert("a0002", "sec", "dp1/10")), 91)},
+		{Name: "alert batch queueing an alert again", Cmd: at(withAlerts(Consume("alert", 2, map[string]uint64{"dp1": 12}), Alert("a0001", "sec", "dp1/9")), 92)},
+		{Name: "refused put of an alert", Cmd: By(Create(Alert("a0003", "sec", "dp1/12")), BootToken, "r-alert-put", 93), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "alert attempt failed", Cmd: at(Settle("a0001", 1, fsmv1.AlertOutcome_ALERT_OUTCOME_RETRY), 94)},
+		{Name: "refused replay of the attempt", Cmd: at(Settle("a0001", 1, fsmv1.AlertOutcome_ALERT_OUTCOME_SENT), 95), WantCode: fsmv1.ErrorCode_ERROR_CODE_ABORTED},
+		{Name: "alert sent", Cmd: at(Settle("a0001", 2, fsmv1.AlertOutcome_ALERT_OUTCOME_SENT), 96)},
+		{Name: "refused attempt of an alert sent", Cmd: at(Settle("a0001", 3, fsmv1.AlertOutcome_ALERT_OUTCOME_SENT), 97), WantCode: fsmv1.ErrorCode_ERROR_CODE_NOT_FOUND},
+		{Name: "drop alert", Cmd: By(Delete(resource.Alert, "a0002"), op2, "r-drop", 98)},
+		{Name: "delete policy set reading the learned list", Cmd: By(Delete(resource.PolicySet, "learned"), BootToken, "r-learned-policy-del", 99), ConfigMoves: true},
+		{Name: "change what the list learns", Cmd: By(Update(ListLearning("payees", "pay__send", "payee", configv1.LearningScope_LEARNING_SCOPE_GLOBAL)), BootToken, "r-relearn", 100), ConfigMoves: true},
+		{Name: "stop learning", Cmd: By(Delete(resource.ListLearning, "payees"), BootToken, "r-unlearn", 101), ConfigMoves: true},
+		{Name: "delete alert rule", Cmd: By(Delete(resource.AlertRule, "sec"), BootToken, "r-rule-del", 102)},
+	}
+}
+
+func withLearned(c *fsmv1.Command, changes ...*fsmv1.LearnedChange) *fsmv1.Command {
+	c.GetConsumeAudit().Learned = changes
+	return c
+}
+
+func withAlerts(c *fsmv1.Command, alerts ...*configv1.Alert) *fsmv1.Command {
+	c.GetConsumeAudit().Alerts = alerts
+	return c
+}
+
+func forget(c *fsmv1.Command, list, scope string, values ...string) *fsmv1.Command {
+	c.Method = "ValueListService.ForgetValues"
+	c.GetChangeLearned().Changes = []*fsmv1.LearnedChange{{List: list, Scope: scope, Remove: values}}
+	return c
+}
+
+// LeaderWork reports whether cmd is the leader's work (a batch of an audit
+// consumer, an alert's delivery attempt), which leaves no admin event and
+// is not deduplicated by request id.
+func LeaderWork(cmd *fsmv1.Command) bool {
+	switch cmd.GetOp().(type) {
+	case *fsmv1.Command_ConsumeAudit, *fsmv1.Command_SettleAlert:
+		return true
+	}
+	return false
 }
 
 // LLMUpstream returns an OpenAI upstream serving model id under alias.

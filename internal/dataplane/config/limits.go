@@ -72,6 +72,9 @@ func (b *builder) checkLimits() bool {
 	for _, l := range s.GetValueLists() {
 		over("value list", l.GetMeta().GetName(), limits.ValueList(l))
 	}
+	for _, l := range s.GetListLearnings() {
+		over("learned list", l.GetMeta().GetName(), limits.ListLearning(l))
+	}
 	for _, p := range s.GetModelPrices() {
 		over("model price", p.GetMeta().GetName(), limits.ModelPrice(p))
 	}

@@ -113,6 +113,7 @@ type Services struct {
 	Dataplane adminv1connect.DataplaneServiceClient
 	Setting   adminv1connect.SettingServiceClient
 	Access    adminv1connect.AccessServiceClient
+	Alert     adminv1connect.AlertServiceClient
 	Audit     auditv1connect.AuditServiceClient
 }
 
@@ -172,6 +173,7 @@ func New(cfg Config) (*Client, error) {
 			Dataplane: adminv1connect.NewDataplaneServiceClient(httpClient, u, opts...),
 			Setting:   adminv1connect.NewSettingServiceClient(httpClient, u, opts...),
 			Access:    adminv1connect.NewAccessServiceClient(httpClient, u, opts...),
+			Alert:     adminv1connect.NewAlertServiceClient(httpClient, u, opts...),
 			Audit:     auditv1connect.NewAuditServiceClient(httpClient, u, opts...),
 		})
 	}

@@ -23,6 +23,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
+	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1/auditv1connect"
 )
 
 // Now is the time the fake stamps on everything it creates.
@@ -191,6 +192,10 @@ func (n *Node) register() {
 	n.mux.Handle(adminv1connect.NewSettingServiceHandler(&settings{state: n.state}, opts))
 	n.mux.Handle(adminv1connect.NewAdminLogServiceHandler(&adminLog{state: n.state}, opts))
 	n.mux.Handle(adminv1connect.NewAccessServiceHandler(&access{state: n.state}, opts))
+	// Alerts and the audit service are not faked: their calls reach the
+	// node and are answered unimplemented.
+	n.mux.Handle(adminv1connect.NewAlertServiceHandler(adminv1connect.UnimplementedAlertServiceHandler{}, opts))
+	n.mux.Handle(auditv1connect.NewAuditServiceHandler(auditv1connect.UnimplementedAuditServiceHandler{}, opts))
 }
 
 // admit records a request and applies the token check and Fail.

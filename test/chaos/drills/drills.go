@@ -27,10 +27,18 @@ type Size struct {
 	Phase time.Duration
 	// Pause is how long a SIGSTOPped node stays stopped.
 	Pause time.Duration
+	// LatencyBounds turns on the drills' latency bounds (a healthy
+	// upstream's p99 while another hangs, how soon past its timeout a
+	// hung call fails). They hold on a quiet machine; the CI size runs on
+	// shared, heavily loaded runners, so there the drills check the
+	// invariants only (every call answered, none served by a hung
+	// upstream, none failed on a healthy one) and report the latencies as
+	// figures. Speed goals are benchmarks' business, not tests'.
+	LatencyBounds bool
 }
 
 // Full is the size test/chaos runs.
-var Full = Size{Name: "full", Phase: 6 * time.Second, Pause: 5 * time.Second}
+var Full = Size{Name: "full", Phase: 6 * time.Second, Pause: 5 * time.Second, LatencyBounds: true}
 
 // CI is the size the e2e tests run: each drill well under half a minute.
 var CI = Size{Name: "ci", Phase: 3 * time.Second, Pause: 3 * time.Second}

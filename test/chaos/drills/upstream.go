@@ -25,7 +25,9 @@ const (
 // "slow", which delays every tool call by an hour and has a per-call
 // timeout of hangTimeout. Calls to slow must all fail within the timeout
 // (plus slack); calls to fast, made all along, must not fail and their p99
-// must stay under fastP99.
+// must stay under fastP99. The two latency bounds apply at sizes with
+// LatencyBounds; the hour-long delay still makes a call that the timeout
+// did not end an unanswered one, which fails every size.
 func UpstreamHang(t testing.TB, s Size, v *Verdict) {
 	g := startGateway(t, gatewaySpec{nodes: 1, dataplanes: []string{"dp1"}, upstreams: []upstreamSpec{
 		{name: "fast"},
@@ -75,9 +77,13 @@ func UpstreamHang(t testing.TB, s Size, v *Verdict) {
 		hangTimeout, len(slowCalls), timedOut, len(slowCalls)-timedOut-served-unanswered, ms(slowest), hangTimeout+hangSlack, strings.Join(rs, " "))
 	v.Check(t, len(slowCalls) >= 3 && timedOut >= 1, "the slow upstream's load made %d calls, %d of them timed out", len(slowCalls), timedOut)
 	v.Check(t, served == 0 && unanswered == 0, "of the slow upstream's calls %d were served and %d got no answer; want every one refused", served, unanswered)
-	v.Check(t, slowest <= hangTimeout+hangSlack, "a call to the slow upstream took %s, beyond its timeout %s + %s", ms(slowest), hangTimeout, hangSlack)
+	if s.LatencyBounds {
+		v.Check(t, slowest <= hangTimeout+hangSlack, "a call to the slow upstream took %s, beyond its timeout %s + %s", ms(slowest), hangTimeout, hangSlack)
+	}
 	v.Figure("fast upstream alone: %s; while the other hung: %s (p99 bound %s)", baseline, during, fastP99)
 	v.Check(t, baseline.failed == 0 && during.failed == 0, "%d + %d calls to the fast upstream failed, first: %v %v", baseline.failed, during.failed, baseline.firstFailures, during.firstFailures)
 	v.Check(t, during.n >= 10, "only %d calls to the fast upstream while the other hung", during.n)
-	v.Check(t, during.p99 <= fastP99, "the fast upstream's p99 was %s while the other hung, bound %s", ms(during.p99), fastP99)
+	if s.LatencyBounds {
+		v.Check(t, during.p99 <= fastP99, "the fast upstream's p99 was %s while the other hung, bound %s", ms(during.p99), fastP99)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	v1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -155,8 +156,11 @@ func (x *GetValueListRequest) GetName() string {
 }
 
 type GetValueListResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ValueList     *v1.ValueList          `protobuf:"bytes,1,opt,name=value_list,json=valueList,proto3" json:"value_list,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ValueList *v1.ValueList          `protobuf:"bytes,1,opt,name=value_list,json=valueList,proto3" json:"value_list,omitempty"`
+	// What the list learns and has learned; unset for a list that does not
+	// learn.
+	Learning      *v1.ListLearning `protobuf:"bytes,2,opt,name=learning,proto3" json:"learning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -194,6 +198,13 @@ func (*GetValueListResponse) Descriptor() ([]byte, []int) {
 func (x *GetValueListResponse) GetValueList() *v1.ValueList {
 	if x != nil {
 		return x.ValueList
+	}
+	return nil
+}
+
+func (x *GetValueListResponse) GetLearning() *v1.ListLearning {
+	if x != nil {
+		return x.Learning
 	}
 	return nil
 }
@@ -670,11 +681,490 @@ func (x *RemoveValuesResponse) GetValueList() *v1.ValueList {
 	return nil
 }
 
+type SetLearningRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The value list's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The tool's action name ("bank__transfer"); it must be pinned.
+	Tool string `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	// The argument to learn (a name, or a dotted path); it must be a string
+	// property of the tool's pinned input schema.
+	Argument string           `protobuf:"bytes,3,opt,name=argument,proto3" json:"argument,omitempty"`
+	Scope    v1.LearningScope `protobuf:"varint,4,opt,name=scope,proto3,enum=portcullis.config.v1.LearningScope" json:"scope,omitempty"`
+	// Seed the list from the stored calls of this long ago onwards (at most
+	// the audit retention). Unset: learn from now on only.
+	FromHistory   *durationpb.Duration `protobuf:"bytes,5,opt,name=from_history,json=fromHistory,proto3" json:"from_history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLearningRequest) Reset() {
+	*x = SetLearningRequest{}
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLearningRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLearningRequest) ProtoMessage() {}
+
+func (x *SetLearningRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLearningRequest.ProtoReflect.Descriptor instead.
+func (*SetLearningRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_valuelist_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SetLearningRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetLearningRequest) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *SetLearningRequest) GetArgument() string {
+	if x != nil {
+		return x.Argument
+	}
+	return ""
+}
+
+func (x *SetLearningRequest) GetScope() v1.LearningScope {
+	if x != nil {
+		return x.Scope
+	}
+	return v1.LearningScope(0)
+}
+
+func (x *SetLearningRequest) GetFromHistory() *durationpb.Duration {
+	if x != nil {
+		return x.FromHistory
+	}
+	return nil
+}
+
+type SetLearningResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Learning      *v1.ListLearning       `protobuf:"bytes,1,opt,name=learning,proto3" json:"learning,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLearningResponse) Reset() {
+	*x = SetLearningResponse{}
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLearningResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLearningResponse) ProtoMessage() {}
+
+func (x *SetLearningResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLearningResponse.ProtoReflect.Descriptor instead.
+func (*SetLearningResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_valuelist_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SetLearningResponse) GetLearning() *v1.ListLearning {
+	if x != nil {
+		return x.Learning
+	}
+	return nil
+}
+
+type StopLearningRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopLearningRequest) Reset() {
+	*x = StopLearningRequest{}
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopLearningRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopLearningRequest) ProtoMessage() {}
+
+func (x *StopLearningRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopLearningRequest.ProtoReflect.Descriptor instead.
+func (*StopLearningRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_valuelist_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *StopLearningRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type StopLearningResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopLearningResponse) Reset() {
+	*x = StopLearningResponse{}
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopLearningResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopLearningResponse) ProtoMessage() {}
+
+func (x *StopLearningResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopLearningResponse.ProtoReflect.Descriptor instead.
+func (*StopLearningResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_valuelist_proto_rawDescGZIP(), []int{17}
+}
+
+type ApproveValuesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The list. May be empty with record_id when exactly one learned list
+	// learns from the record's tool.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Values to approve; with record_id, leave empty (the call's argument is
+	// approved).
+	Values []string `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	// The scope: exactly one of agent, team, global — or record_id, whose
+	// call's agent (or its team, for a team-scoped list) is the scope.
+	Agent  string `protobuf:"bytes,3,opt,name=agent,proto3" json:"agent,omitempty"`
+	Team   string `protobuf:"bytes,4,opt,name=team,proto3" json:"team,omitempty"`
+	Global bool   `protobuf:"varint,5,opt,name=global,proto3" json:"global,omitempty"`
+	// The audit record of a denied call: "<dataplane>/<sequence>".
+	RecordId      string `protobuf:"bytes,6,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveValuesRequest) Reset() {
+	*x = ApproveValuesRequest{}
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveValuesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveValuesRequest) ProtoMessage() {}
+
+func (x *ApproveValuesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveValuesRequest.ProtoReflect.Descriptor instead.
+func (*ApproveValuesRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_valuelist_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ApproveValuesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApproveValuesRequest) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *ApproveValuesRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *ApproveValuesRequest) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *ApproveValuesRequest) GetGlobal() bool {
+	if x != nil {
+		return x.Global
+	}
+	return false
+}
+
+func (x *ApproveValuesRequest) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+type ApproveValuesResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Learning *v1.ListLearning       `protobuf:"bytes,1,opt,name=learning,proto3" json:"learning,omitempty"`
+	// The scope and values approved.
+	Scope         string   `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
+	Values        []string `protobuf:"bytes,3,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveValuesResponse) Reset() {
+	*x = ApproveValuesResponse{}
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveValuesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveValuesResponse) ProtoMessage() {}
+
+func (x *ApproveValuesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveValuesResponse.ProtoReflect.Descriptor instead.
+func (*ApproveValuesResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_valuelist_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ApproveValuesResponse) GetLearning() *v1.ListLearning {
+	if x != nil {
+		return x.Learning
+	}
+	return nil
+}
+
+func (x *ApproveValuesResponse) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *ApproveValuesResponse) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+type ForgetValuesRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Values []string               `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	// Exactly one of agent, team, global.
+	Agent         string `protobuf:"bytes,3,opt,name=agent,proto3" json:"agent,omitempty"`
+	Team          string `protobuf:"bytes,4,opt,name=team,proto3" json:"team,omitempty"`
+	Global        bool   `protobuf:"varint,5,opt,name=global,proto3" json:"global,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetValuesRequest) Reset() {
+	*x = ForgetValuesRequest{}
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetValuesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetValuesRequest) ProtoMessage() {}
+
+func (x *ForgetValuesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetValuesRequest.ProtoReflect.Descriptor instead.
+func (*ForgetValuesRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_valuelist_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ForgetValuesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ForgetValuesRequest) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *ForgetValuesRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *ForgetValuesRequest) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *ForgetValuesRequest) GetGlobal() bool {
+	if x != nil {
+		return x.Global
+	}
+	return false
+}
+
+type ForgetValuesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Learning      *v1.ListLearning       `protobuf:"bytes,1,opt,name=learning,proto3" json:"learning,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetValuesResponse) Reset() {
+	*x = ForgetValuesResponse{}
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetValuesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetValuesResponse) ProtoMessage() {}
+
+func (x *ForgetValuesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_valuelist_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetValuesResponse.ProtoReflect.Descriptor instead.
+func (*ForgetValuesResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_valuelist_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ForgetValuesResponse) GetLearning() *v1.ListLearning {
+	if x != nil {
+		return x.Learning
+	}
+	return nil
+}
+
 var File_portcullis_admin_v1_valuelist_proto protoreflect.FileDescriptor
 
 const file_portcullis_admin_v1_valuelist_proto_rawDesc = "" +
 	"\n" +
-	"#portcullis/admin/v1/valuelist.proto\x12\x13portcullis.admin.v1\x1a$portcullis/config/v1/resources.proto\"X\n" +
+	"#portcullis/admin/v1/valuelist.proto\x12\x13portcullis.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a$portcullis/config/v1/resources.proto\"X\n" +
 	"\x16CreateValueListRequest\x12>\n" +
 	"\n" +
 	"value_list\x18\x01 \x01(\v2\x1f.portcullis.config.v1.ValueListR\tvalueList\"Y\n" +
@@ -682,10 +1172,11 @@ const file_portcullis_admin_v1_valuelist_proto_rawDesc = "" +
 	"\n" +
 	"value_list\x18\x01 \x01(\v2\x1f.portcullis.config.v1.ValueListR\tvalueList\")\n" +
 	"\x13GetValueListRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"V\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x96\x01\n" +
 	"\x14GetValueListResponse\x12>\n" +
 	"\n" +
-	"value_list\x18\x01 \x01(\v2\x1f.portcullis.config.v1.ValueListR\tvalueList\"S\n" +
+	"value_list\x18\x01 \x01(\v2\x1f.portcullis.config.v1.ValueListR\tvalueList\x12>\n" +
+	"\blearning\x18\x02 \x01(\v2\".portcullis.config.v1.ListLearningR\blearning\"S\n" +
 	"\x15ListValueListsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -715,7 +1206,37 @@ const file_portcullis_admin_v1_valuelist_proto_rawDesc = "" +
 	"\x06values\x18\x02 \x03(\tR\x06values\"V\n" +
 	"\x14RemoveValuesResponse\x12>\n" +
 	"\n" +
-	"value_list\x18\x01 \x01(\v2\x1f.portcullis.config.v1.ValueListR\tvalueList2\xed\x05\n" +
+	"value_list\x18\x01 \x01(\v2\x1f.portcullis.config.v1.ValueListR\tvalueList\"\xd1\x01\n" +
+	"\x12SetLearningRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x1a\n" +
+	"\bargument\x18\x03 \x01(\tR\bargument\x129\n" +
+	"\x05scope\x18\x04 \x01(\x0e2#.portcullis.config.v1.LearningScopeR\x05scope\x12<\n" +
+	"\ffrom_history\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vfromHistory\"U\n" +
+	"\x13SetLearningResponse\x12>\n" +
+	"\blearning\x18\x01 \x01(\v2\".portcullis.config.v1.ListLearningR\blearning\")\n" +
+	"\x13StopLearningRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
+	"\x14StopLearningResponse\"\xa1\x01\n" +
+	"\x14ApproveValuesRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\x12\x14\n" +
+	"\x05agent\x18\x03 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04team\x18\x04 \x01(\tR\x04team\x12\x16\n" +
+	"\x06global\x18\x05 \x01(\bR\x06global\x12\x1b\n" +
+	"\trecord_id\x18\x06 \x01(\tR\brecordId\"\x85\x01\n" +
+	"\x15ApproveValuesResponse\x12>\n" +
+	"\blearning\x18\x01 \x01(\v2\".portcullis.config.v1.ListLearningR\blearning\x12\x14\n" +
+	"\x05scope\x18\x02 \x01(\tR\x05scope\x12\x16\n" +
+	"\x06values\x18\x03 \x03(\tR\x06values\"\x83\x01\n" +
+	"\x13ForgetValuesRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\x12\x14\n" +
+	"\x05agent\x18\x03 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04team\x18\x04 \x01(\tR\x04team\x12\x16\n" +
+	"\x06global\x18\x05 \x01(\bR\x06global\"V\n" +
+	"\x14ForgetValuesResponse\x12>\n" +
+	"\blearning\x18\x01 \x01(\v2\".portcullis.config.v1.ListLearningR\blearning2\x81\t\n" +
 	"\x10ValueListService\x12l\n" +
 	"\x0fCreateValueList\x12+.portcullis.admin.v1.CreateValueListRequest\x1a,.portcullis.admin.v1.CreateValueListResponse\x12c\n" +
 	"\fGetValueList\x12(.portcullis.admin.v1.GetValueListRequest\x1a).portcullis.admin.v1.GetValueListResponse\x12i\n" +
@@ -723,7 +1244,11 @@ const file_portcullis_admin_v1_valuelist_proto_rawDesc = "" +
 	"\x0fUpdateValueList\x12+.portcullis.admin.v1.UpdateValueListRequest\x1a,.portcullis.admin.v1.UpdateValueListResponse\x12l\n" +
 	"\x0fDeleteValueList\x12+.portcullis.admin.v1.DeleteValueListRequest\x1a,.portcullis.admin.v1.DeleteValueListResponse\x12Z\n" +
 	"\tAddValues\x12%.portcullis.admin.v1.AddValuesRequest\x1a&.portcullis.admin.v1.AddValuesResponse\x12c\n" +
-	"\fRemoveValues\x12(.portcullis.admin.v1.RemoveValuesRequest\x1a).portcullis.admin.v1.RemoveValuesResponseB\xe5\x01\n" +
+	"\fRemoveValues\x12(.portcullis.admin.v1.RemoveValuesRequest\x1a).portcullis.admin.v1.RemoveValuesResponse\x12`\n" +
+	"\vSetLearning\x12'.portcullis.admin.v1.SetLearningRequest\x1a(.portcullis.admin.v1.SetLearningResponse\x12c\n" +
+	"\fStopLearning\x12(.portcullis.admin.v1.StopLearningRequest\x1a).portcullis.admin.v1.StopLearningResponse\x12f\n" +
+	"\rApproveValues\x12).portcullis.admin.v1.ApproveValuesRequest\x1a*.portcullis.admin.v1.ApproveValuesResponse\x12c\n" +
+	"\fForgetValues\x12(.portcullis.admin.v1.ForgetValuesRequest\x1a).portcullis.admin.v1.ForgetValuesResponseB\xe5\x01\n" +
 	"\x17com.portcullis.admin.v1B\x0eValuelistProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1;adminv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Admin.V1\xca\x02\x13Portcullis\\Admin\\V1\xe2\x02\x1fPortcullis\\Admin\\V1\\GPBMetadata\xea\x02\x15Portcullis::Admin::V1b\x06proto3"
 
 var (
@@ -738,7 +1263,7 @@ func file_portcullis_admin_v1_valuelist_proto_rawDescGZIP() []byte {
 	return file_portcullis_admin_v1_valuelist_proto_rawDescData
 }
 
-var file_portcullis_admin_v1_valuelist_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_portcullis_admin_v1_valuelist_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_portcullis_admin_v1_valuelist_proto_goTypes = []any{
 	(*CreateValueListRequest)(nil),  // 0: portcullis.admin.v1.CreateValueListRequest
 	(*CreateValueListResponse)(nil), // 1: portcullis.admin.v1.CreateValueListResponse
@@ -754,36 +1279,61 @@ var file_portcullis_admin_v1_valuelist_proto_goTypes = []any{
 	(*AddValuesResponse)(nil),       // 11: portcullis.admin.v1.AddValuesResponse
 	(*RemoveValuesRequest)(nil),     // 12: portcullis.admin.v1.RemoveValuesRequest
 	(*RemoveValuesResponse)(nil),    // 13: portcullis.admin.v1.RemoveValuesResponse
-	(*v1.ValueList)(nil),            // 14: portcullis.config.v1.ValueList
+	(*SetLearningRequest)(nil),      // 14: portcullis.admin.v1.SetLearningRequest
+	(*SetLearningResponse)(nil),     // 15: portcullis.admin.v1.SetLearningResponse
+	(*StopLearningRequest)(nil),     // 16: portcullis.admin.v1.StopLearningRequest
+	(*StopLearningResponse)(nil),    // 17: portcullis.admin.v1.StopLearningResponse
+	(*ApproveValuesRequest)(nil),    // 18: portcullis.admin.v1.ApproveValuesRequest
+	(*ApproveValuesResponse)(nil),   // 19: portcullis.admin.v1.ApproveValuesResponse
+	(*ForgetValuesRequest)(nil),     // 20: portcullis.admin.v1.ForgetValuesRequest
+	(*ForgetValuesResponse)(nil),    // 21: portcullis.admin.v1.ForgetValuesResponse
+	(*v1.ValueList)(nil),            // 22: portcullis.config.v1.ValueList
+	(*v1.ListLearning)(nil),         // 23: portcullis.config.v1.ListLearning
+	(v1.LearningScope)(0),           // 24: portcullis.config.v1.LearningScope
+	(*durationpb.Duration)(nil),     // 25: google.protobuf.Duration
 }
 var file_portcullis_admin_v1_valuelist_proto_depIdxs = []int32{
-	14, // 0: portcullis.admin.v1.CreateValueListRequest.value_list:type_name -> portcullis.config.v1.ValueList
-	14, // 1: portcullis.admin.v1.CreateValueListResponse.value_list:type_name -> portcullis.config.v1.ValueList
-	14, // 2: portcullis.admin.v1.GetValueListResponse.value_list:type_name -> portcullis.config.v1.ValueList
-	14, // 3: portcullis.admin.v1.ListValueListsResponse.value_lists:type_name -> portcullis.config.v1.ValueList
-	14, // 4: portcullis.admin.v1.UpdateValueListRequest.value_list:type_name -> portcullis.config.v1.ValueList
-	14, // 5: portcullis.admin.v1.UpdateValueListResponse.value_list:type_name -> portcullis.config.v1.ValueList
-	14, // 6: portcullis.admin.v1.AddValuesResponse.value_list:type_name -> portcullis.config.v1.ValueList
-	14, // 7: portcullis.admin.v1.RemoveValuesResponse.value_list:type_name -> portcullis.config.v1.ValueList
-	0,  // 8: portcullis.admin.v1.ValueListService.CreateValueList:input_type -> portcullis.admin.v1.CreateValueListRequest
-	2,  // 9: portcullis.admin.v1.ValueListService.GetValueList:input_type -> portcullis.admin.v1.GetValueListRequest
-	4,  // 10: portcullis.admin.v1.ValueListService.ListValueLists:input_type -> portcullis.admin.v1.ListValueListsRequest
-	6,  // 11: portcullis.admin.v1.ValueListService.UpdateValueList:input_type -> portcullis.admin.v1.UpdateValueListRequest
-	8,  // 12: portcullis.admin.v1.ValueListService.DeleteValueList:input_type -> portcullis.admin.v1.DeleteValueListRequest
-	10, // 13: portcullis.admin.v1.ValueListService.AddValues:input_type -> portcullis.admin.v1.AddValuesRequest
-	12, // 14: portcullis.admin.v1.ValueListService.RemoveValues:input_type -> portcullis.admin.v1.RemoveValuesRequest
-	1,  // 15: portcullis.admin.v1.ValueListService.CreateValueList:output_type -> portcullis.admin.v1.CreateValueListResponse
-	3,  // 16: portcullis.admin.v1.ValueListService.GetValueList:output_type -> portcullis.admin.v1.GetValueListResponse
-	5,  // 17: portcullis.admin.v1.ValueListService.ListValueLists:output_type -> portcullis.admin.v1.ListValueListsResponse
-	7,  // 18: portcullis.admin.v1.ValueListService.UpdateValueList:output_type -> portcullis.admin.v1.UpdateValueListResponse
-	9,  // 19: portcullis.admin.v1.ValueListService.DeleteValueList:output_type -> portcullis.admin.v1.DeleteValueListResponse
-	11, // 20: portcullis.admin.v1.ValueListService.AddValues:output_type -> portcullis.admin.v1.AddValuesResponse
-	13, // 21: portcullis.admin.v1.ValueListService.RemoveValues:output_type -> portcullis.admin.v1.RemoveValuesResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	22, // 0: portcullis.admin.v1.CreateValueListRequest.value_list:type_name -> portcullis.config.v1.ValueList
+	22, // 1: portcullis.admin.v1.CreateValueListResponse.value_list:type_name -> portcullis.config.v1.ValueList
+	22, // 2: portcullis.admin.v1.GetValueListResponse.value_list:type_name -> portcullis.config.v1.ValueList
+	23, // 3: portcullis.admin.v1.GetValueListResponse.learning:type_name -> portcullis.config.v1.ListLearning
+	22, // 4: portcullis.admin.v1.ListValueListsResponse.value_lists:type_name -> portcullis.config.v1.ValueList
+	22, // 5: portcullis.admin.v1.UpdateValueListRequest.value_list:type_name -> portcullis.config.v1.ValueList
+	22, // 6: portcullis.admin.v1.UpdateValueListResponse.value_list:type_name -> portcullis.config.v1.ValueList
+	22, // 7: portcullis.admin.v1.AddValuesResponse.value_list:type_name -> portcullis.config.v1.ValueList
+	22, // 8: portcullis.admin.v1.RemoveValuesResponse.value_list:type_name -> portcullis.config.v1.ValueList
+	24, // 9: portcullis.admin.v1.SetLearningRequest.scope:type_name -> portcullis.config.v1.LearningScope
+	25, // 10: portcullis.admin.v1.SetLearningRequest.from_history:type_name -> google.protobuf.Duration
+	23, // 11: portcullis.admin.v1.SetLearningResponse.learning:type_name -> portcullis.config.v1.ListLearning
+	23, // 12: portcullis.admin.v1.ApproveValuesResponse.learning:type_name -> portcullis.config.v1.ListLearning
+	23, // 13: portcullis.admin.v1.ForgetValuesResponse.learning:type_name -> portcullis.config.v1.ListLearning
+	0,  // 14: portcullis.admin.v1.ValueListService.CreateValueList:input_type -> portcullis.admin.v1.CreateValueListRequest
+	2,  // 15: portcullis.admin.v1.ValueListService.GetValueList:input_type -> portcullis.admin.v1.GetValueListRequest
+	4,  // 16: portcullis.admin.v1.ValueListService.ListValueLists:input_type -> portcullis.admin.v1.ListValueListsRequest
+	6,  // 17: portcullis.admin.v1.ValueListService.UpdateValueList:input_type -> portcullis.admin.v1.UpdateValueListRequest
+	8,  // 18: portcullis.admin.v1.ValueListService.DeleteValueList:input_type -> portcullis.admin.v1.DeleteValueListRequest
+	10, // 19: portcullis.admin.v1.ValueListService.AddValues:input_type -> portcullis.admin.v1.AddValuesRequest
+	12, // 20: portcullis.admin.v1.ValueListService.RemoveValues:input_type -> portcullis.admin.v1.RemoveValuesRequest
+	14, // 21: portcullis.admin.v1.ValueListService.SetLearning:input_type -> portcullis.admin.v1.SetLearningRequest
+	16, // 22: portcullis.admin.v1.ValueListService.StopLearning:input_type -> portcullis.admin.v1.StopLearningRequest
+	18, // 23: portcullis.admin.v1.ValueListService.ApproveValues:input_type -> portcullis.admin.v1.ApproveValuesRequest
+	20, // 24: portcullis.admin.v1.ValueListService.ForgetValues:input_type -> portcullis.admin.v1.ForgetValuesRequest
+	1,  // 25: portcullis.admin.v1.ValueListService.CreateValueList:output_type -> portcullis.admin.v1.CreateValueListResponse
+	3,  // 26: portcullis.admin.v1.ValueListService.GetValueList:output_type -> portcullis.admin.v1.GetValueListResponse
+	5,  // 27: portcullis.admin.v1.ValueListService.ListValueLists:output_type -> portcullis.admin.v1.ListValueListsResponse
+	7,  // 28: portcullis.admin.v1.ValueListService.UpdateValueList:output_type -> portcullis.admin.v1.UpdateValueListResponse
+	9,  // 29: portcullis.admin.v1.ValueListService.DeleteValueList:output_type -> portcullis.admin.v1.DeleteValueListResponse
+	11, // 30: portcullis.admin.v1.ValueListService.AddValues:output_type -> portcullis.admin.v1.AddValuesResponse
+	13, // 31: portcullis.admin.v1.ValueListService.RemoveValues:output_type -> portcullis.admin.v1.RemoveValuesResponse
+	15, // 32: portcullis.admin.v1.ValueListService.SetLearning:output_type -> portcullis.admin.v1.SetLearningResponse
+	17, // 33: portcullis.admin.v1.ValueListService.StopLearning:output_type -> portcullis.admin.v1.StopLearningResponse
+	19, // 34: portcullis.admin.v1.ValueListService.ApproveValues:output_type -> portcullis.admin.v1.ApproveValuesResponse
+	21, // 35: portcullis.admin.v1.ValueListService.ForgetValues:output_type -> portcullis.admin.v1.ForgetValuesResponse
+	25, // [25:36] is the sub-list for method output_type
+	14, // [14:25] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_admin_v1_valuelist_proto_init() }
@@ -797,7 +1347,7 @@ func file_portcullis_admin_v1_valuelist_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_admin_v1_valuelist_proto_rawDesc), len(file_portcullis_admin_v1_valuelist_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -50,20 +50,28 @@ const (
 	EventKind_EVENT_KIND_ROLLOUT_SUMMARY EventKind = 7
 	// A policy rollout started or changed stage (rollout_event).
 	EventKind_EVENT_KIND_ROLLOUT EventKind = 8
+	// Values a learned list learned from calls, or an operator approved or
+	// forgot (learned), in the control plane's chain.
+	EventKind_EVENT_KIND_LEARNED EventKind = 12
+	// An alert sent, or given up after 24 hours of retries (alert), in the
+	// control plane's chain.
+	EventKind_EVENT_KIND_ALERT EventKind = 13
 )
 
 // Enum value maps for EventKind.
 var (
 	EventKind_name = map[int32]string{
-		0: "EVENT_KIND_UNSPECIFIED",
-		1: "EVENT_KIND_CALL",
-		2: "EVENT_KIND_LIST",
-		3: "EVENT_KIND_ADMIN_WRITE",
-		4: "EVENT_KIND_REFUSAL_SUMMARY",
-		5: "EVENT_KIND_SESSION",
-		6: "EVENT_KIND_CONFIG_APPLIED",
-		7: "EVENT_KIND_ROLLOUT_SUMMARY",
-		8: "EVENT_KIND_ROLLOUT",
+		0:  "EVENT_KIND_UNSPECIFIED",
+		1:  "EVENT_KIND_CALL",
+		2:  "EVENT_KIND_LIST",
+		3:  "EVENT_KIND_ADMIN_WRITE",
+		4:  "EVENT_KIND_REFUSAL_SUMMARY",
+		5:  "EVENT_KIND_SESSION",
+		6:  "EVENT_KIND_CONFIG_APPLIED",
+		7:  "EVENT_KIND_ROLLOUT_SUMMARY",
+		8:  "EVENT_KIND_ROLLOUT",
+		12: "EVENT_KIND_LEARNED",
+		13: "EVENT_KIND_ALERT",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED":     0,
@@ -75,6 +83,8 @@ var (
 		"EVENT_KIND_CONFIG_APPLIED":  6,
 		"EVENT_KIND_ROLLOUT_SUMMARY": 7,
 		"EVENT_KIND_ROLLOUT":         8,
+		"EVENT_KIND_LEARNED":         12,
+		"EVENT_KIND_ALERT":           13,
 	}
 )
 
@@ -196,6 +206,8 @@ type Record struct {
 	//	*Record_RolloutSummary
 	//	*Record_RolloutEvent
 	//	*Record_Task
+	//	*Record_Learned
+	//	*Record_Alert
 	Detail isRecord_Detail `protobuf_oneof:"detail"`
 	// The versions of the policy sets whose policies determined the
 	// decision, "<set>@<version>", sorted (empty for a default deny: the
@@ -504,6 +516,24 @@ func (x *Record) GetTask() *TaskDetail {
 	return nil
 }
 
+func (x *Record) GetLearned() *LearnedDetail {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_Learned); ok {
+			return x.Learned
+		}
+	}
+	return nil
+}
+
+func (x *Record) GetAlert() *AlertDetail {
+	if x != nil {
+		if x, ok := x.Detail.(*Record_Alert); ok {
+			return x.Alert
+		}
+	}
+	return nil
+}
+
 func (x *Record) GetPolicyVersions() []string {
 	if x != nil {
 		return x.PolicyVersions
@@ -589,6 +619,15 @@ type Record_Task struct {
 	Task *TaskDetail `protobuf:"bytes,36,opt,name=task,proto3,oneof"`
 }
 
+type Record_Learned struct {
+	// 43 and 44: usage, content and team (outside the oneof) take 40-42.
+	Learned *LearnedDetail `protobuf:"bytes,43,opt,name=learned,proto3,oneof"`
+}
+
+type Record_Alert struct {
+	Alert *AlertDetail `protobuf:"bytes,44,opt,name=alert,proto3,oneof"`
+}
+
 func (*Record_AdminWrite) isRecord_Detail() {}
 
 func (*Record_RefusalSummary) isRecord_Detail() {}
@@ -602,6 +641,10 @@ func (*Record_RolloutSummary) isRecord_Detail() {}
 func (*Record_RolloutEvent) isRecord_Detail() {}
 
 func (*Record_Task) isRecord_Detail() {}
+
+func (*Record_Learned) isRecord_Detail() {}
+
+func (*Record_Alert) isRecord_Detail() {}
 
 // RolloutCall is how one call fared in a policy rollout.
 type RolloutCall struct {
@@ -1678,11 +1721,273 @@ func (x *AppliedVersion) GetVersion() uint64 {
 	return 0
 }
 
+// LearnedDetail lists what learned lists learned (or lost) in one write.
+type LearnedDetail struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*LearnedEntry        `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Values not learned because their set or list was full.
+	Dropped uint32 `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// Entries of this write left out of entries, which lists at most 1,000
+	// (a list seeded from a long history may learn more at once).
+	Unlisted      uint32 `protobuf:"varint,3,opt,name=unlisted,proto3" json:"unlisted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LearnedDetail) Reset() {
+	*x = LearnedDetail{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LearnedDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LearnedDetail) ProtoMessage() {}
+
+func (x *LearnedDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LearnedDetail.ProtoReflect.Descriptor instead.
+func (*LearnedDetail) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *LearnedDetail) GetEntries() []*LearnedEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *LearnedDetail) GetDropped() uint32 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *LearnedDetail) GetUnlisted() uint32 {
+	if x != nil {
+		return x.Unlisted
+	}
+	return 0
+}
+
+// LearnedEntry is one value added to or removed from one scope's set.
+type LearnedEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	List  string                 `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	// "agent:<name>", "team:<name>" or "global".
+	Scope string `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
+	Value string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// "learned" (from a call), "approved" or "forgotten" (by an operator),
+	// "seeded" (from history).
+	Change string `protobuf:"bytes,4,opt,name=change,proto3" json:"change,omitempty"`
+	// The record of the call it came from, or the denied call an operator
+	// approved it from ("<dataplane>/<sequence>").
+	RecordId string `protobuf:"bytes,5,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// The operator's admin token id and request id, for approvals and
+	// forgets.
+	TokenId       string `protobuf:"bytes,6,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LearnedEntry) Reset() {
+	*x = LearnedEntry{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LearnedEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LearnedEntry) ProtoMessage() {}
+
+func (x *LearnedEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LearnedEntry.ProtoReflect.Descriptor instead.
+func (*LearnedEntry) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *LearnedEntry) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *LearnedEntry) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *LearnedEntry) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *LearnedEntry) GetChange() string {
+	if x != nil {
+		return x.Change
+	}
+	return ""
+}
+
+func (x *LearnedEntry) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *LearnedEntry) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *LearnedEntry) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// AlertDetail is an alert that left the outbox.
+type AlertDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Rule  string                 `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	// The alert's id (also sent to the receiver).
+	Alert string `protobuf:"bytes,2,opt,name=alert,proto3" json:"alert,omitempty"`
+	// The audit record that fired it ("<dataplane>/<sequence>").
+	RecordId string `protobuf:"bytes,3,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// "sent" or "gave_up".
+	Outcome  string `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Attempts int32  `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// The receiver's last HTTP status (0 when none answered).
+	StatusCode int32 `protobuf:"varint,6,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	// Why the last attempt failed, for gave_up.
+	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertDetail) Reset() {
+	*x = AlertDetail{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertDetail) ProtoMessage() {}
+
+func (x *AlertDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertDetail.ProtoReflect.Descriptor instead.
+func (*AlertDetail) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AlertDetail) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *AlertDetail) GetAlert() string {
+	if x != nil {
+		return x.Alert
+	}
+	return ""
+}
+
+func (x *AlertDetail) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *AlertDetail) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AlertDetail) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *AlertDetail) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *AlertDetail) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\f\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\r\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -1719,7 +2024,9 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\aapplied\x18\x1e \x01(\v2#.portcullis.audit.v1.AppliedVersionH\x00R\aapplied\x12N\n" +
 	"\x0frollout_summary\x18! \x01(\v2#.portcullis.audit.v1.RolloutSummaryH\x00R\x0erolloutSummary\x12H\n" +
 	"\rrollout_event\x18\" \x01(\v2!.portcullis.audit.v1.RolloutEventH\x00R\frolloutEvent\x125\n" +
-	"\x04task\x18$ \x01(\v2\x1f.portcullis.audit.v1.TaskDetailH\x00R\x04task\x12'\n" +
+	"\x04task\x18$ \x01(\v2\x1f.portcullis.audit.v1.TaskDetailH\x00R\x04task\x12>\n" +
+	"\alearned\x18+ \x01(\v2\".portcullis.audit.v1.LearnedDetailH\x00R\alearned\x128\n" +
+	"\x05alert\x18, \x01(\v2 .portcullis.audit.v1.AlertDetailH\x00R\x05alert\x12'\n" +
 	"\x0fpolicy_versions\x18\x1f \x03(\tR\x0epolicyVersions\x12:\n" +
 	"\arollout\x18  \x01(\v2 .portcullis.audit.v1.RolloutCallR\arollout\x12\x1d\n" +
 	"\n" +
@@ -1821,7 +2128,29 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x04R\aversion*\xfc\x01\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\"\x82\x01\n" +
+	"\rLearnedDetail\x12;\n" +
+	"\aentries\x18\x01 \x03(\v2!.portcullis.audit.v1.LearnedEntryR\aentries\x12\x18\n" +
+	"\adropped\x18\x02 \x01(\rR\adropped\x12\x1a\n" +
+	"\bunlisted\x18\x03 \x01(\rR\bunlisted\"\xbd\x01\n" +
+	"\fLearnedEntry\x12\x12\n" +
+	"\x04list\x18\x01 \x01(\tR\x04list\x12\x14\n" +
+	"\x05scope\x18\x02 \x01(\tR\x05scope\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\x12\x16\n" +
+	"\x06change\x18\x04 \x01(\tR\x06change\x12\x1b\n" +
+	"\trecord_id\x18\x05 \x01(\tR\brecordId\x12\x19\n" +
+	"\btoken_id\x18\x06 \x01(\tR\atokenId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\a \x01(\tR\trequestId\"\xc1\x01\n" +
+	"\vAlertDetail\x12\x12\n" +
+	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x14\n" +
+	"\x05alert\x18\x02 \x01(\tR\x05alert\x12\x1b\n" +
+	"\trecord_id\x18\x03 \x01(\tR\brecordId\x12\x18\n" +
+	"\aoutcome\x18\x04 \x01(\tR\aoutcome\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\x05R\battempts\x12\x1f\n" +
+	"\vstatus_code\x18\x06 \x01(\x05R\n" +
+	"statusCode\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error*\xaa\x02\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_KIND_CALL\x10\x01\x12\x13\n" +
@@ -1831,7 +2160,9 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x12EVENT_KIND_SESSION\x10\x05\x12\x1d\n" +
 	"\x19EVENT_KIND_CONFIG_APPLIED\x10\x06\x12\x1e\n" +
 	"\x1aEVENT_KIND_ROLLOUT_SUMMARY\x10\a\x12\x16\n" +
-	"\x12EVENT_KIND_ROLLOUT\x10\bB\xe2\x01\n" +
+	"\x12EVENT_KIND_ROLLOUT\x10\b\x12\x16\n" +
+	"\x12EVENT_KIND_LEARNED\x10\f\x12\x14\n" +
+	"\x10EVENT_KIND_ALERT\x10\rB\xe2\x01\n" +
 	"\x17com.portcullis.audit.v1B\vRecordProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1;auditv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Audit.V1\xca\x02\x13Portcullis\\Audit\\V1\xe2\x02\x1fPortcullis\\Audit\\V1\\GPBMetadata\xea\x02\x15Portcullis::Audit::V1b\x06proto3"
 
 var (
@@ -1847,7 +2178,7 @@ func file_portcullis_audit_v1_record_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_audit_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(EventKind)(0),                // 0: portcullis.audit.v1.EventKind
 	(*Record)(nil),                // 1: portcullis.audit.v1.Record
@@ -1863,13 +2194,16 @@ var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(*ListDetail)(nil),            // 11: portcullis.audit.v1.ListDetail
 	(*TaskDetail)(nil),            // 12: portcullis.audit.v1.TaskDetail
 	(*AppliedVersion)(nil),        // 13: portcullis.audit.v1.AppliedVersion
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
+	(*LearnedDetail)(nil),         // 14: portcullis.audit.v1.LearnedDetail
+	(*LearnedEntry)(nil),          // 15: portcullis.audit.v1.LearnedEntry
+	(*AlertDetail)(nil),           // 16: portcullis.audit.v1.AlertDetail
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
 }
 var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
-	14, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	15, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
-	15, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
+	17, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	18, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
+	18, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
 	0,  // 3: portcullis.audit.v1.Record.kind:type_name -> portcullis.audit.v1.EventKind
 	9,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
 	10, // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
@@ -1878,21 +2212,24 @@ var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
 	4,  // 8: portcullis.audit.v1.Record.rollout_summary:type_name -> portcullis.audit.v1.RolloutSummary
 	6,  // 9: portcullis.audit.v1.Record.rollout_event:type_name -> portcullis.audit.v1.RolloutEvent
 	12, // 10: portcullis.audit.v1.Record.task:type_name -> portcullis.audit.v1.TaskDetail
-	2,  // 11: portcullis.audit.v1.Record.rollout:type_name -> portcullis.audit.v1.RolloutCall
-	7,  // 12: portcullis.audit.v1.Record.usage:type_name -> portcullis.audit.v1.Usage
-	8,  // 13: portcullis.audit.v1.Record.content:type_name -> portcullis.audit.v1.ContentDigest
-	3,  // 14: portcullis.audit.v1.RolloutCall.shadow:type_name -> portcullis.audit.v1.ShadowDecision
-	14, // 15: portcullis.audit.v1.RolloutSummary.first:type_name -> google.protobuf.Timestamp
-	14, // 16: portcullis.audit.v1.RolloutSummary.last:type_name -> google.protobuf.Timestamp
-	5,  // 17: portcullis.audit.v1.RolloutSummary.counts:type_name -> portcullis.audit.v1.RolloutCount
-	9,  // 18: portcullis.audit.v1.RolloutEvent.write:type_name -> portcullis.audit.v1.AdminWrite
-	14, // 19: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
-	14, // 20: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	14, // 11: portcullis.audit.v1.Record.learned:type_name -> portcullis.audit.v1.LearnedDetail
+	16, // 12: portcullis.audit.v1.Record.alert:type_name -> portcullis.audit.v1.AlertDetail
+	2,  // 13: portcullis.audit.v1.Record.rollout:type_name -> portcullis.audit.v1.RolloutCall
+	7,  // 14: portcullis.audit.v1.Record.usage:type_name -> portcullis.audit.v1.Usage
+	8,  // 15: portcullis.audit.v1.Record.content:type_name -> portcullis.audit.v1.ContentDigest
+	3,  // 16: portcullis.audit.v1.RolloutCall.shadow:type_name -> portcullis.audit.v1.ShadowDecision
+	17, // 17: portcullis.audit.v1.RolloutSummary.first:type_name -> google.protobuf.Timestamp
+	17, // 18: portcullis.audit.v1.RolloutSummary.last:type_name -> google.protobuf.Timestamp
+	5,  // 19: portcullis.audit.v1.RolloutSummary.counts:type_name -> portcullis.audit.v1.RolloutCount
+	9,  // 20: portcullis.audit.v1.RolloutEvent.write:type_name -> portcullis.audit.v1.AdminWrite
+	17, // 21: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
+	17, // 22: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
+	15, // 23: portcullis.audit.v1.LearnedDetail.entries:type_name -> portcullis.audit.v1.LearnedEntry
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_record_proto_init() }
@@ -1908,6 +2245,8 @@ func file_portcullis_audit_v1_record_proto_init() {
 		(*Record_RolloutSummary)(nil),
 		(*Record_RolloutEvent)(nil),
 		(*Record_Task)(nil),
+		(*Record_Learned)(nil),
+		(*Record_Alert)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1915,7 +2254,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_record_proto_rawDesc), len(file_portcullis_audit_v1_record_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -542,7 +542,10 @@ type QueryRequest struct {
 	// Page size (default 100, at most 1,000).
 	Limit int32 `protobuf:"varint,12,opt,name=limit,proto3" json:"limit,omitempty"`
 	// From a previous response's next_page_token.
-	PageToken     string `protobuf:"bytes,13,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,13,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// One record by its id, "<dataplane>/<sequence>" (as alerts and learned
+	// lists name records); the other filters must be empty.
+	RecordId      string `protobuf:"bytes,14,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -664,6 +667,13 @@ func (x *QueryRequest) GetLimit() int32 {
 func (x *QueryRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *QueryRequest) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
 	}
 	return ""
 }
@@ -1379,6 +1389,166 @@ func (x *GetPublicKeyResponse) GetPublicKey() []byte {
 	return nil
 }
 
+type ListConsumersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConsumersRequest) Reset() {
+	*x = ListConsumersRequest{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConsumersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConsumersRequest) ProtoMessage() {}
+
+func (x *ListConsumersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConsumersRequest.ProtoReflect.Descriptor instead.
+func (*ListConsumersRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{20}
+}
+
+type ListConsumersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consumers     []*Consumer            `protobuf:"bytes,1,rep,name=consumers,proto3" json:"consumers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConsumersResponse) Reset() {
+	*x = ListConsumersResponse{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConsumersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConsumersResponse) ProtoMessage() {}
+
+func (x *ListConsumersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConsumersResponse.ProtoReflect.Descriptor instead.
+func (*ListConsumersResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListConsumersResponse) GetConsumers() []*Consumer {
+	if x != nil {
+		return x.Consumers
+	}
+	return nil
+}
+
+// Consumer is one of the leader's audit consumers.
+type Consumer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Batches and records consumed so far.
+	Batches uint64 `protobuf:"varint,2,opt,name=batches,proto3" json:"batches,omitempty"`
+	Records uint64 `protobuf:"varint,3,opt,name=records,proto3" json:"records,omitempty"`
+	// Records this node stores that the consumer has not read yet.
+	Lag uint64 `protobuf:"varint,4,opt,name=lag,proto3" json:"lag,omitempty"`
+	// When the cursor last moved.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Consumer) Reset() {
+	*x = Consumer{}
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Consumer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Consumer) ProtoMessage() {}
+
+func (x *Consumer) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Consumer.ProtoReflect.Descriptor instead.
+func (*Consumer) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Consumer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Consumer) GetBatches() uint64 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
+func (x *Consumer) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *Consumer) GetLag() uint64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *Consumer) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
 var File_portcullis_audit_v1_service_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_service_proto_rawDesc = "" +
@@ -1412,7 +1582,7 @@ const file_portcullis_audit_v1_service_proto_rawDesc = "" +
 	"\rUploadRequest\x125\n" +
 	"\arecords\x18\x01 \x03(\v2\x1b.portcullis.audit.v1.RecordR\arecords\"5\n" +
 	"\x0eUploadResponse\x12#\n" +
-	"\rnext_sequence\x18\x01 \x01(\x04R\fnextSequence\"\x8a\x03\n" +
+	"\rnext_sequence\x18\x01 \x01(\x04R\fnextSequence\"\xa7\x03\n" +
 	"\fQueryRequest\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n" +
@@ -1428,7 +1598,8 @@ const file_portcullis_audit_v1_service_proto_rawDesc = "" +
 	"\x10user_not_in_list\x18\v \x01(\tR\ruserNotInList\x12\x14\n" +
 	"\x05limit\x18\f \x01(\x05R\x05limit\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\r \x01(\tR\tpageToken\"n\n" +
+	"page_token\x18\r \x01(\tR\tpageToken\x12\x1b\n" +
+	"\trecord_id\x18\x0e \x01(\tR\brecordId\"n\n" +
 	"\rQueryResponse\x125\n" +
 	"\arecords\x18\x01 \x03(\v2\x1b.portcullis.audit.v1.RecordR\arecords\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x0f\n" +
@@ -1476,21 +1647,32 @@ const file_portcullis_audit_v1_service_proto_rawDesc = "" +
 	"\x13GetPublicKeyRequest\"5\n" +
 	"\x14GetPublicKeyResponse\x12\x1d\n" +
 	"\n" +
-	"public_key\x18\x01 \x01(\fR\tpublicKey*\x83\x01\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\"\x16\n" +
+	"\x14ListConsumersRequest\"T\n" +
+	"\x15ListConsumersResponse\x12;\n" +
+	"\tconsumers\x18\x01 \x03(\v2\x1d.portcullis.audit.v1.ConsumerR\tconsumers\"\xa1\x01\n" +
+	"\bConsumer\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\abatches\x18\x02 \x01(\x04R\abatches\x12\x18\n" +
+	"\arecords\x18\x03 \x01(\x04R\arecords\x12\x10\n" +
+	"\x03lag\x18\x04 \x01(\x04R\x03lag\x12;\n" +
+	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime*\x83\x01\n" +
 	"\n" +
 	"UsageGroup\x12\x1b\n" +
 	"\x17USAGE_GROUP_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11USAGE_GROUP_AGENT\x10\x01\x12\x14\n" +
 	"\x10USAGE_GROUP_TEAM\x10\x02\x12\x14\n" +
 	"\x10USAGE_GROUP_USER\x10\x03\x12\x15\n" +
-	"\x11USAGE_GROUP_MODEL\x10\x042\xee\x04\n" +
+	"\x11USAGE_GROUP_MODEL\x10\x042\xd6\x05\n" +
 	"\fAuditService\x12`\n" +
 	"\vUploadState\x12'.portcullis.audit.v1.UploadStateRequest\x1a(.portcullis.audit.v1.UploadStateResponse\x12Q\n" +
 	"\x06Upload\x12\".portcullis.audit.v1.UploadRequest\x1a#.portcullis.audit.v1.UploadResponse\x12N\n" +
 	"\x05Query\x12!.portcullis.audit.v1.QueryRequest\x1a\".portcullis.audit.v1.QueryResponse\x12Q\n" +
 	"\x06Verify\x12\".portcullis.audit.v1.VerifyRequest\x1a#.portcullis.audit.v1.VerifyResponse\x12Q\n" +
 	"\x06Attest\x12\".portcullis.audit.v1.AttestRequest\x1a#.portcullis.audit.v1.AttestResponse\x12c\n" +
-	"\fGetPublicKey\x12(.portcullis.audit.v1.GetPublicKeyRequest\x1a).portcullis.audit.v1.GetPublicKeyResponse\x12N\n" +
+	"\fGetPublicKey\x12(.portcullis.audit.v1.GetPublicKeyRequest\x1a).portcullis.audit.v1.GetPublicKeyResponse\x12f\n" +
+	"\rListConsumers\x12).portcullis.audit.v1.ListConsumersRequest\x1a*.portcullis.audit.v1.ListConsumersResponse\x12N\n" +
 	"\x05Usage\x12!.portcullis.audit.v1.UsageRequest\x1a\".portcullis.audit.v1.UsageResponseB\xe3\x01\n" +
 	"\x17com.portcullis.audit.v1B\fServiceProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1;auditv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Audit.V1\xca\x02\x13Portcullis\\Audit\\V1\xe2\x02\x1fPortcullis\\Audit\\V1\\GPBMetadata\xea\x02\x15Portcullis::Audit::V1b\x06proto3"
 
@@ -1507,7 +1689,7 @@ func file_portcullis_audit_v1_service_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_audit_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_audit_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_portcullis_audit_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_portcullis_audit_v1_service_proto_goTypes = []any{
 	(UsageGroup)(0),               // 0: portcullis.audit.v1.UsageGroup
 	(*UsageRequest)(nil),          // 1: portcullis.audit.v1.UsageRequest
@@ -1530,46 +1712,53 @@ var file_portcullis_audit_v1_service_proto_goTypes = []any{
 	(*SignedAttestation)(nil),     // 18: portcullis.audit.v1.SignedAttestation
 	(*GetPublicKeyRequest)(nil),   // 19: portcullis.audit.v1.GetPublicKeyRequest
 	(*GetPublicKeyResponse)(nil),  // 20: portcullis.audit.v1.GetPublicKeyResponse
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
-	(*Record)(nil),                // 22: portcullis.audit.v1.Record
+	(*ListConsumersRequest)(nil),  // 21: portcullis.audit.v1.ListConsumersRequest
+	(*ListConsumersResponse)(nil), // 22: portcullis.audit.v1.ListConsumersResponse
+	(*Consumer)(nil),              // 23: portcullis.audit.v1.Consumer
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*Record)(nil),                // 25: portcullis.audit.v1.Record
 }
 var file_portcullis_audit_v1_service_proto_depIdxs = []int32{
-	21, // 0: portcullis.audit.v1.UsageRequest.from:type_name -> google.protobuf.Timestamp
-	21, // 1: portcullis.audit.v1.UsageRequest.to:type_name -> google.protobuf.Timestamp
+	24, // 0: portcullis.audit.v1.UsageRequest.from:type_name -> google.protobuf.Timestamp
+	24, // 1: portcullis.audit.v1.UsageRequest.to:type_name -> google.protobuf.Timestamp
 	0,  // 2: portcullis.audit.v1.UsageRequest.group_by:type_name -> portcullis.audit.v1.UsageGroup
 	3,  // 3: portcullis.audit.v1.UsageResponse.rows:type_name -> portcullis.audit.v1.UsageRow
-	22, // 4: portcullis.audit.v1.UploadRequest.records:type_name -> portcullis.audit.v1.Record
-	21, // 5: portcullis.audit.v1.QueryRequest.from:type_name -> google.protobuf.Timestamp
-	21, // 6: portcullis.audit.v1.QueryRequest.to:type_name -> google.protobuf.Timestamp
-	22, // 7: portcullis.audit.v1.QueryResponse.records:type_name -> portcullis.audit.v1.Record
+	25, // 4: portcullis.audit.v1.UploadRequest.records:type_name -> portcullis.audit.v1.Record
+	24, // 5: portcullis.audit.v1.QueryRequest.from:type_name -> google.protobuf.Timestamp
+	24, // 6: portcullis.audit.v1.QueryRequest.to:type_name -> google.protobuf.Timestamp
+	25, // 7: portcullis.audit.v1.QueryResponse.records:type_name -> portcullis.audit.v1.Record
 	12, // 8: portcullis.audit.v1.VerifyResponse.chains:type_name -> portcullis.audit.v1.Chain
 	13, // 9: portcullis.audit.v1.VerifyResponse.problem:type_name -> portcullis.audit.v1.Problem
-	21, // 10: portcullis.audit.v1.AttestRequest.from:type_name -> google.protobuf.Timestamp
-	21, // 11: portcullis.audit.v1.AttestRequest.to:type_name -> google.protobuf.Timestamp
+	24, // 10: portcullis.audit.v1.AttestRequest.from:type_name -> google.protobuf.Timestamp
+	24, // 11: portcullis.audit.v1.AttestRequest.to:type_name -> google.protobuf.Timestamp
 	18, // 12: portcullis.audit.v1.AttestResponse.attestation:type_name -> portcullis.audit.v1.SignedAttestation
-	21, // 13: portcullis.audit.v1.Attestation.from:type_name -> google.protobuf.Timestamp
-	21, // 14: portcullis.audit.v1.Attestation.to:type_name -> google.protobuf.Timestamp
-	21, // 15: portcullis.audit.v1.Attestation.issue_time:type_name -> google.protobuf.Timestamp
+	24, // 13: portcullis.audit.v1.Attestation.from:type_name -> google.protobuf.Timestamp
+	24, // 14: portcullis.audit.v1.Attestation.to:type_name -> google.protobuf.Timestamp
+	24, // 15: portcullis.audit.v1.Attestation.issue_time:type_name -> google.protobuf.Timestamp
 	17, // 16: portcullis.audit.v1.Attestation.ranges:type_name -> portcullis.audit.v1.AttestedRange
-	4,  // 17: portcullis.audit.v1.AuditService.UploadState:input_type -> portcullis.audit.v1.UploadStateRequest
-	6,  // 18: portcullis.audit.v1.AuditService.Upload:input_type -> portcullis.audit.v1.UploadRequest
-	8,  // 19: portcullis.audit.v1.AuditService.Query:input_type -> portcullis.audit.v1.QueryRequest
-	10, // 20: portcullis.audit.v1.AuditService.Verify:input_type -> portcullis.audit.v1.VerifyRequest
-	14, // 21: portcullis.audit.v1.AuditService.Attest:input_type -> portcullis.audit.v1.AttestRequest
-	19, // 22: portcullis.audit.v1.AuditService.GetPublicKey:input_type -> portcullis.audit.v1.GetPublicKeyRequest
-	1,  // 23: portcullis.audit.v1.AuditService.Usage:input_type -> portcullis.audit.v1.UsageRequest
-	5,  // 24: portcullis.audit.v1.AuditService.UploadState:output_type -> portcullis.audit.v1.UploadStateResponse
-	7,  // 25: portcullis.audit.v1.AuditService.Upload:output_type -> portcullis.audit.v1.UploadResponse
-	9,  // 26: portcullis.audit.v1.AuditService.Query:output_type -> portcullis.audit.v1.QueryResponse
-	11, // 27: portcullis.audit.v1.AuditService.Verify:output_type -> portcullis.audit.v1.VerifyResponse
-	15, // 28: portcullis.audit.v1.AuditService.Attest:output_type -> portcullis.audit.v1.AttestResponse
-	20, // 29: portcullis.audit.v1.AuditService.GetPublicKey:output_type -> portcullis.audit.v1.GetPublicKeyResponse
-	2,  // 30: portcullis.audit.v1.AuditService.Usage:output_type -> portcullis.audit.v1.UsageResponse
-	24, // [24:31] is the sub-list for method output_type
-	17, // [17:24] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	23, // 17: portcullis.audit.v1.ListConsumersResponse.consumers:type_name -> portcullis.audit.v1.Consumer
+	24, // 18: portcullis.audit.v1.Consumer.update_time:type_name -> google.protobuf.Timestamp
+	4,  // 19: portcullis.audit.v1.AuditService.UploadState:input_type -> portcullis.audit.v1.UploadStateRequest
+	6,  // 20: portcullis.audit.v1.AuditService.Upload:input_type -> portcullis.audit.v1.UploadRequest
+	8,  // 21: portcullis.audit.v1.AuditService.Query:input_type -> portcullis.audit.v1.QueryRequest
+	10, // 22: portcullis.audit.v1.AuditService.Verify:input_type -> portcullis.audit.v1.VerifyRequest
+	14, // 23: portcullis.audit.v1.AuditService.Attest:input_type -> portcullis.audit.v1.AttestRequest
+	19, // 24: portcullis.audit.v1.AuditService.GetPublicKey:input_type -> portcullis.audit.v1.GetPublicKeyRequest
+	21, // 25: portcullis.audit.v1.AuditService.ListConsumers:input_type -> portcullis.audit.v1.ListConsumersRequest
+	1,  // 26: portcullis.audit.v1.AuditService.Usage:input_type -> portcullis.audit.v1.UsageRequest
+	5,  // 27: portcullis.audit.v1.AuditService.UploadState:output_type -> portcullis.audit.v1.UploadStateResponse
+	7,  // 28: portcullis.audit.v1.AuditService.Upload:output_type -> portcullis.audit.v1.UploadResponse
+	9,  // 29: portcullis.audit.v1.AuditService.Query:output_type -> portcullis.audit.v1.QueryResponse
+	11, // 30: portcullis.audit.v1.AuditService.Verify:output_type -> portcullis.audit.v1.VerifyResponse
+	15, // 31: portcullis.audit.v1.AuditService.Attest:output_type -> portcullis.audit.v1.AttestResponse
+	20, // 32: portcullis.audit.v1.AuditService.GetPublicKey:output_type -> portcullis.audit.v1.GetPublicKeyResponse
+	22, // 33: portcullis.audit.v1.AuditService.ListConsumers:output_type -> portcullis.audit.v1.ListConsumersResponse
+	2,  // 34: portcullis.audit.v1.AuditService.Usage:output_type -> portcullis.audit.v1.UsageResponse
+	27, // [27:35] is the sub-list for method output_type
+	19, // [19:27] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_service_proto_init() }
@@ -1584,7 +1773,7 @@ func file_portcullis_audit_v1_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_service_proto_rawDesc), len(file_portcullis_audit_v1_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

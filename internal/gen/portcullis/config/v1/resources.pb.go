@@ -613,6 +613,118 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
+// LearningScope says whose calls a learned list learns from and whose calls
+// its values allow.
+type LearningScope int32
+
+const (
+	LearningScope_LEARNING_SCOPE_UNSPECIFIED LearningScope = 0
+	// One set per agent: an agent's own successful calls teach it, and only
+	// it is allowed what they taught.
+	LearningScope_LEARNING_SCOPE_AGENT LearningScope = 1
+	// One set per team, shared by the team's agents (an agent without a team
+	// learns nothing and gets only the list's own values).
+	LearningScope_LEARNING_SCOPE_TEAM LearningScope = 2
+	// One set for every agent.
+	LearningScope_LEARNING_SCOPE_GLOBAL LearningScope = 3
+)
+
+// Enum value maps for LearningScope.
+var (
+	LearningScope_name = map[int32]string{
+		0: "LEARNING_SCOPE_UNSPECIFIED",
+		1: "LEARNING_SCOPE_AGENT",
+		2: "LEARNING_SCOPE_TEAM",
+		3: "LEARNING_SCOPE_GLOBAL",
+	}
+	LearningScope_value = map[string]int32{
+		"LEARNING_SCOPE_UNSPECIFIED": 0,
+		"LEARNING_SCOPE_AGENT":       1,
+		"LEARNING_SCOPE_TEAM":        2,
+		"LEARNING_SCOPE_GLOBAL":      3,
+	}
+)
+
+func (x LearningScope) Enum() *LearningScope {
+	p := new(LearningScope)
+	*p = x
+	return p
+}
+
+func (x LearningScope) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LearningScope) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[10].Descriptor()
+}
+
+func (LearningScope) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[10]
+}
+
+func (x LearningScope) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LearningScope.Descriptor instead.
+func (LearningScope) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
+}
+
+// AlertFormat is the shape of an alert's JSON body.
+type AlertFormat int32
+
+const (
+	AlertFormat_ALERT_FORMAT_UNSPECIFIED AlertFormat = 0
+	// Portcullis's own shape (see the README, "Alerts").
+	AlertFormat_ALERT_FORMAT_GENERIC AlertFormat = 1
+	// A PagerDuty Events API v2 "trigger" event (POST it to
+	// https://events.pagerduty.com/v2/enqueue or any compatible receiver).
+	AlertFormat_ALERT_FORMAT_PAGERDUTY AlertFormat = 2
+)
+
+// Enum value maps for AlertFormat.
+var (
+	AlertFormat_name = map[int32]string{
+		0: "ALERT_FORMAT_UNSPECIFIED",
+		1: "ALERT_FORMAT_GENERIC",
+		2: "ALERT_FORMAT_PAGERDUTY",
+	}
+	AlertFormat_value = map[string]int32{
+		"ALERT_FORMAT_UNSPECIFIED": 0,
+		"ALERT_FORMAT_GENERIC":     1,
+		"ALERT_FORMAT_PAGERDUTY":   2,
+	}
+)
+
+func (x AlertFormat) Enum() *AlertFormat {
+	p := new(AlertFormat)
+	*p = x
+	return p
+}
+
+func (x AlertFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AlertFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[11].Descriptor()
+}
+
+func (AlertFormat) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[11]
+}
+
+func (x AlertFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AlertFormat.Descriptor instead.
+func (AlertFormat) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
+}
+
 // ResourceMeta is the metadata every resource carries.
 type ResourceMeta struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3789,6 +3901,937 @@ func (x *ClusterIdentity) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// ListLearning makes the value list of the same name learn: every allowed
+// and successful call of one tool adds the value of one of its arguments
+// to the set of the caller's scope (for example the counterparties a
+// payments agent has paid before). The leader's audit consumer reads the
+// calls from the audit records the control plane stores, so what a list
+// learned survives every restart and failover. Policies read the caller's
+// set as context.learned["<name>"]: the list's own values (which count in
+// every scope) and the values learned in the caller's scope.
+type ListLearning struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// meta.name is the name of the value list, which must exist.
+	Meta *ResourceMeta `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// The tool whose calls teach the list, by its action name
+	// ("<prefix>__<tool>", e.g. "bank__transfer").
+	Tool string `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	// The argument whose value is learned: a top-level name, or a dotted path
+	// through nested objects ("payee.account"). Only string values are
+	// learned; a call without the argument, or whose audit record redacted
+	// it, teaches nothing.
+	Argument string        `protobuf:"bytes,3,opt,name=argument,proto3" json:"argument,omitempty"`
+	Scope    LearningScope `protobuf:"varint,4,opt,name=scope,proto3,enum=portcullis.config.v1.LearningScope" json:"scope,omitempty"`
+	// When set, the list is first seeded from the stored audit records of
+	// calls at or after this time (gwctl valuelist learn --from-history 90d):
+	// exactly the values successful calls in scope would have taught.
+	SeedFrom *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=seed_from,json=seedFrom,proto3" json:"seed_from,omitempty"`
+	// Output only. False until the leader has seeded the list from history
+	// (true at once without seed_from).
+	Seeded bool `protobuf:"varint,6,opt,name=seeded,proto3" json:"seeded,omitempty"`
+	// Output only. One more on every change of tool, argument, scope or
+	// seed_from, each of which starts the learned sets afresh.
+	Generation uint64 `protobuf:"varint,7,opt,name=generation,proto3" json:"generation,omitempty"`
+	// Output only. The learned values of each scope that has any, by scope
+	// (sorted). Changed by the audit consumer and by approvals
+	// (ValueListService.ApproveValues), never by a put.
+	Sets          []*LearnedSet `protobuf:"bytes,8,rep,name=sets,proto3" json:"sets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLearning) Reset() {
+	*x = ListLearning{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLearning) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLearning) ProtoMessage() {}
+
+func (x *ListLearning) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLearning.ProtoReflect.Descriptor instead.
+func (*ListLearning) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListLearning) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *ListLearning) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *ListLearning) GetArgument() string {
+	if x != nil {
+		return x.Argument
+	}
+	return ""
+}
+
+func (x *ListLearning) GetScope() LearningScope {
+	if x != nil {
+		return x.Scope
+	}
+	return LearningScope_LEARNING_SCOPE_UNSPECIFIED
+}
+
+func (x *ListLearning) GetSeedFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SeedFrom
+	}
+	return nil
+}
+
+func (x *ListLearning) GetSeeded() bool {
+	if x != nil {
+		return x.Seeded
+	}
+	return false
+}
+
+func (x *ListLearning) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *ListLearning) GetSets() []*LearnedSet {
+	if x != nil {
+		return x.Sets
+	}
+	return nil
+}
+
+// LearnedSet is what a list learned in one scope.
+type LearnedSet struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "agent:<name>", "team:<name>" or "global".
+	Scope string `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Sorted, without duplicates.
+	Values        []string `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LearnedSet) Reset() {
+	*x = LearnedSet{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LearnedSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LearnedSet) ProtoMessage() {}
+
+func (x *LearnedSet) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LearnedSet.ProtoReflect.Descriptor instead.
+func (*LearnedSet) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *LearnedSet) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *LearnedSet) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// AlertRule says which events page someone, and where to send them.
+type AlertRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// The rule fires on an event that matches any of these (at least one).
+	Match   []*AlertMatch `protobuf:"bytes,2,rep,name=match,proto3" json:"match,omitempty"`
+	Webhook *AlertWebhook `protobuf:"bytes,3,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// A disabled rule queues nothing; alerts already queued are still sent.
+	Disabled      bool `protobuf:"varint,4,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertRule) Reset() {
+	*x = AlertRule{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertRule) ProtoMessage() {}
+
+func (x *AlertRule) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertRule.ProtoReflect.Descriptor instead.
+func (*AlertRule) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *AlertRule) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *AlertRule) GetMatch() []*AlertMatch {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
+func (x *AlertRule) GetWebhook() *AlertWebhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+func (x *AlertRule) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+// AlertMatch is one kind of event an alert rule fires on. New kinds
+// (enforce-mode inspection findings, budget exhaustion) are new members of
+// the oneof.
+type AlertMatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*AlertMatch_PolicyDeny
+	//	*AlertMatch_Quarantine
+	//	*AlertMatch_RolloutRollback
+	Kind          isAlertMatch_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertMatch) Reset() {
+	*x = AlertMatch{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertMatch) ProtoMessage() {}
+
+func (x *AlertMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertMatch.ProtoReflect.Descriptor instead.
+func (*AlertMatch) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *AlertMatch) GetKind() isAlertMatch_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *AlertMatch) GetPolicyDeny() *PolicyDenyMatch {
+	if x != nil {
+		if x, ok := x.Kind.(*AlertMatch_PolicyDeny); ok {
+			return x.PolicyDeny
+		}
+	}
+	return nil
+}
+
+func (x *AlertMatch) GetQuarantine() *QuarantineMatch {
+	if x != nil {
+		if x, ok := x.Kind.(*AlertMatch_Quarantine); ok {
+			return x.Quarantine
+		}
+	}
+	return nil
+}
+
+func (x *AlertMatch) GetRolloutRollback() *RolloutRollbackMatch {
+	if x != nil {
+		if x, ok := x.Kind.(*AlertMatch_RolloutRollback); ok {
+			return x.RolloutRollback
+		}
+	}
+	return nil
+}
+
+type isAlertMatch_Kind interface {
+	isAlertMatch_Kind()
+}
+
+type AlertMatch_PolicyDeny struct {
+	// A call denied where a policy that determined the decision carries
+	// @alert("<tag>").
+	PolicyDeny *PolicyDenyMatch `protobuf:"bytes,1,opt,name=policy_deny,json=policyDeny,proto3,oneof"`
+}
+
+type AlertMatch_Quarantine struct {
+	// A call refused because its tool is quarantined (its upstream changed
+	// the definition after approval).
+	Quarantine *QuarantineMatch `protobuf:"bytes,2,opt,name=quarantine,proto3,oneof"`
+}
+
+type AlertMatch_RolloutRollback struct {
+	// A staged policy rollout rolled back by its gates (automatically).
+	RolloutRollback *RolloutRollbackMatch `protobuf:"bytes,3,opt,name=rollout_rollback,json=rolloutRollback,proto3,oneof"`
+}
+
+func (*AlertMatch_PolicyDeny) isAlertMatch_Kind() {}
+
+func (*AlertMatch_Quarantine) isAlertMatch_Kind() {}
+
+func (*AlertMatch_RolloutRollback) isAlertMatch_Kind() {}
+
+// PolicyDenyMatch matches denials by policies annotated @alert.
+type PolicyDenyMatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The annotation's value to match (@alert("security") has tag
+	// "security"); empty matches every @alert annotation.
+	Tag           string `protobuf:"bytes,1,opt,name=tag,proto3" json:"tag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyDenyMatch) Reset() {
+	*x = PolicyDenyMatch{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyDenyMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyDenyMatch) ProtoMessage() {}
+
+func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyDenyMatch.ProtoReflect.Descriptor instead.
+func (*PolicyDenyMatch) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *PolicyDenyMatch) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+// QuarantineMatch matches calls refused because their tool is
+// quarantined.
+type QuarantineMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantineMatch) Reset() {
+	*x = QuarantineMatch{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantineMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantineMatch) ProtoMessage() {}
+
+func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantineMatch.ProtoReflect.Descriptor instead.
+func (*QuarantineMatch) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
+}
+
+// RolloutRollbackMatch matches the automatic rollbacks of staged policy
+// rollouts (an operator's own rollback pages no one).
+type RolloutRollbackMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutRollbackMatch) Reset() {
+	*x = RolloutRollbackMatch{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutRollbackMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutRollbackMatch) ProtoMessage() {}
+
+func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutRollbackMatch.ProtoReflect.Descriptor instead.
+func (*RolloutRollbackMatch) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
+}
+
+// AlertWebhook is where and how an alert is sent.
+type AlertWebhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// https URL (http only to a loopback address), checked against the egress
+	// policy when the rule is written and again on every connection.
+	// Redirects are not followed.
+	Url    string      `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	Format AlertFormat `protobuf:"varint,2,opt,name=format,proto3,enum=portcullis.config.v1.AlertFormat" json:"format,omitempty"`
+	// Name of the Secret whose value keys the HMAC-SHA256 signature of every
+	// delivery (header Portcullis-Signature). It must be bound to the URL's
+	// host. Required.
+	SigningSecret string `protobuf:"bytes,3,opt,name=signing_secret,json=signingSecret,proto3" json:"signing_secret,omitempty"`
+	// PagerDuty only: name of the Secret holding the routing (integration)
+	// key, sent in the body; it must be bound to the URL's host. Required for
+	// the PagerDuty format.
+	RoutingKeySecret string `protobuf:"bytes,4,opt,name=routing_key_secret,json=routingKeySecret,proto3" json:"routing_key_secret,omitempty"`
+	// PagerDuty only: critical, error, warning or info (default critical).
+	Severity      string `protobuf:"bytes,5,opt,name=severity,proto3" json:"severity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertWebhook) Reset() {
+	*x = AlertWebhook{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertWebhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertWebhook) ProtoMessage() {}
+
+func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertWebhook.ProtoReflect.Descriptor instead.
+func (*AlertWebhook) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *AlertWebhook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *AlertWebhook) GetFormat() AlertFormat {
+	if x != nil {
+		return x.Format
+	}
+	return AlertFormat_ALERT_FORMAT_UNSPECIFIED
+}
+
+func (x *AlertWebhook) GetSigningSecret() string {
+	if x != nil {
+		return x.SigningSecret
+	}
+	return ""
+}
+
+func (x *AlertWebhook) GetRoutingKeySecret() string {
+	if x != nil {
+		return x.RoutingKeySecret
+	}
+	return ""
+}
+
+func (x *AlertWebhook) GetSeverity() string {
+	if x != nil {
+		return x.Severity
+	}
+	return ""
+}
+
+// Alert is an alert waiting in the outbox to be delivered. The leader's
+// audit consumer queues it; the leader delivers it and removes it once it
+// is sent, or once it has tried for 24 hours (both audited).
+type Alert struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// meta.name identifies the alert (derived from its rule and the event,
+	// so one event queues one alert per rule, whoever consumed it).
+	Meta *ResourceMeta `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Rule string        `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	// The audit record of the event: "<dataplane>/<sequence>".
+	RecordId string `protobuf:"bytes,3,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// Why it fired, in words.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The event as the audit record describes it.
+	Event *AlertEvent `protobuf:"bytes,5,opt,name=event,proto3" json:"event,omitempty"`
+	// Delivery attempts so far.
+	Attempts int32 `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Not before this time.
+	NextAttemptTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=next_attempt_time,json=nextAttemptTime,proto3" json:"next_attempt_time,omitempty"`
+	// Why the last attempt failed (no response body is ever kept).
+	LastError     string `protobuf:"bytes,8,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Alert) Reset() {
+	*x = Alert{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Alert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Alert) ProtoMessage() {}
+
+func (x *Alert) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Alert.ProtoReflect.Descriptor instead.
+func (*Alert) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *Alert) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Alert) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *Alert) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *Alert) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Alert) GetEvent() *AlertEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *Alert) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *Alert) GetNextAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptTime
+	}
+	return nil
+}
+
+func (x *Alert) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+// AlertEvent is what an alert tells about the event that fired it.
+type AlertEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "policy_deny", "quarantine" or "rollout_rollback".
+	Kind      string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Time      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	Dataplane string                 `protobuf:"bytes,3,opt,name=dataplane,proto3" json:"dataplane,omitempty"`
+	Agent     string                 `protobuf:"bytes,4,opt,name=agent,proto3" json:"agent,omitempty"`
+	User      string                 `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	// The tool's action name ("bank__transfer") or the rolled-back policy
+	// set.
+	Target   string `protobuf:"bytes,6,opt,name=target,proto3" json:"target,omitempty"`
+	Decision string `protobuf:"bytes,7,opt,name=decision,proto3" json:"decision,omitempty"`
+	// The policies that determined the decision.
+	Policies []string `protobuf:"bytes,8,rep,name=policies,proto3" json:"policies,omitempty"`
+	// The refusal's reason.
+	OutcomeReason string `protobuf:"bytes,9,opt,name=outcome_reason,json=outcomeReason,proto3" json:"outcome_reason,omitempty"`
+	// The @alert tags of the determining policies.
+	Tags          []string `protobuf:"bytes,10,rep,name=tags,proto3" json:"tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertEvent) Reset() {
+	*x = AlertEvent{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertEvent) ProtoMessage() {}
+
+func (x *AlertEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertEvent.ProtoReflect.Descriptor instead.
+func (*AlertEvent) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *AlertEvent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AlertEvent) GetDataplane() string {
+	if x != nil {
+		return x.Dataplane
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetDecision() string {
+	if x != nil {
+		return x.Decision
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetPolicies() []string {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *AlertEvent) GetOutcomeReason() string {
+	if x != nil {
+		return x.OutcomeReason
+	}
+	return ""
+}
+
+func (x *AlertEvent) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+// AuditCursor is how far one of the leader's audit consumers has read the
+// stored audit records: the next sequence of every chain (data plane, and
+// the control plane's own). The consumer's writes and the cursor move in
+// one command, so a record is consumed exactly once across failovers.
+type AuditCursor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// meta.name is the consumer's name ("learn", "alert").
+	Meta *ResourceMeta `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// By data plane, sorted.
+	Marks []*AuditMark `protobuf:"bytes,2,rep,name=marks,proto3" json:"marks,omitempty"`
+	// Batches consumed; a batch must name the count it follows.
+	Batches uint64 `protobuf:"varint,3,opt,name=batches,proto3" json:"batches,omitempty"`
+	// Records read in all.
+	Records       uint64 `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditCursor) Reset() {
+	*x = AuditCursor{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditCursor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditCursor) ProtoMessage() {}
+
+func (x *AuditCursor) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditCursor.ProtoReflect.Descriptor instead.
+func (*AuditCursor) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *AuditCursor) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *AuditCursor) GetMarks() []*AuditMark {
+	if x != nil {
+		return x.Marks
+	}
+	return nil
+}
+
+func (x *AuditCursor) GetBatches() uint64 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
+func (x *AuditCursor) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+// AuditMark is where a consumer stands in one chain.
+type AuditMark struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Dataplane string                 `protobuf:"bytes,1,opt,name=dataplane,proto3" json:"dataplane,omitempty"`
+	// The sequence of the next record to read.
+	Next          uint64 `protobuf:"varint,2,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditMark) Reset() {
+	*x = AuditMark{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditMark) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditMark) ProtoMessage() {}
+
+func (x *AuditMark) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditMark.ProtoReflect.Descriptor instead.
+func (*AuditMark) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *AuditMark) GetDataplane() string {
+	if x != nil {
+		return x.Dataplane
+	}
+	return ""
+}
+
+func (x *AuditMark) GetNext() uint64 {
+	if x != nil {
+		return x.Next
+	}
+	return 0
+}
+
 var File_portcullis_config_v1_resources_proto protoreflect.FileDescriptor
 
 const file_portcullis_config_v1_resources_proto_rawDesc = "" +
@@ -4079,7 +5122,77 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\rca_key_sealed\x18\x03 \x01(\fR\vcaKeySealed\x12\x15\n" +
 	"\x06kek_id\x18\x04 \x01(\tR\x05kekId\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime*Z\n" +
+	"createTime\"\xd8\x02\n" +
+	"\fListLearning\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x12\n" +
+	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x1a\n" +
+	"\bargument\x18\x03 \x01(\tR\bargument\x129\n" +
+	"\x05scope\x18\x04 \x01(\x0e2#.portcullis.config.v1.LearningScopeR\x05scope\x127\n" +
+	"\tseed_from\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bseedFrom\x12\x16\n" +
+	"\x06seeded\x18\x06 \x01(\bR\x06seeded\x12\x1e\n" +
+	"\n" +
+	"generation\x18\a \x01(\x04R\n" +
+	"generation\x124\n" +
+	"\x04sets\x18\b \x03(\v2 .portcullis.config.v1.LearnedSetR\x04sets\":\n" +
+	"\n" +
+	"LearnedSet\x12\x14\n" +
+	"\x05scope\x18\x01 \x01(\tR\x05scope\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xd5\x01\n" +
+	"\tAlertRule\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x126\n" +
+	"\x05match\x18\x02 \x03(\v2 .portcullis.config.v1.AlertMatchR\x05match\x12<\n" +
+	"\awebhook\x18\x03 \x01(\v2\".portcullis.config.v1.AlertWebhookR\awebhook\x12\x1a\n" +
+	"\bdisabled\x18\x04 \x01(\bR\bdisabled\"\x80\x02\n" +
+	"\n" +
+	"AlertMatch\x12H\n" +
+	"\vpolicy_deny\x18\x01 \x01(\v2%.portcullis.config.v1.PolicyDenyMatchH\x00R\n" +
+	"policyDeny\x12G\n" +
+	"\n" +
+	"quarantine\x18\x02 \x01(\v2%.portcullis.config.v1.QuarantineMatchH\x00R\n" +
+	"quarantine\x12W\n" +
+	"\x10rollout_rollback\x18\x03 \x01(\v2*.portcullis.config.v1.RolloutRollbackMatchH\x00R\x0frolloutRollbackB\x06\n" +
+	"\x04kind\"#\n" +
+	"\x0fPolicyDenyMatch\x12\x10\n" +
+	"\x03tag\x18\x01 \x01(\tR\x03tag\"\x11\n" +
+	"\x0fQuarantineMatch\"\x16\n" +
+	"\x14RolloutRollbackMatch\"\xcc\x01\n" +
+	"\fAlertWebhook\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x129\n" +
+	"\x06format\x18\x02 \x01(\x0e2!.portcullis.config.v1.AlertFormatR\x06format\x12%\n" +
+	"\x0esigning_secret\x18\x03 \x01(\tR\rsigningSecret\x12,\n" +
+	"\x12routing_key_secret\x18\x04 \x01(\tR\x10routingKeySecret\x12\x1a\n" +
+	"\bseverity\x18\x05 \x01(\tR\bseverity\"\xc3\x02\n" +
+	"\x05Alert\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x12\n" +
+	"\x04rule\x18\x02 \x01(\tR\x04rule\x12\x1b\n" +
+	"\trecord_id\x18\x03 \x01(\tR\brecordId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x126\n" +
+	"\x05event\x18\x05 \x01(\v2 .portcullis.config.v1.AlertEventR\x05event\x12\x1a\n" +
+	"\battempts\x18\x06 \x01(\x05R\battempts\x12F\n" +
+	"\x11next_attempt_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\b \x01(\tR\tlastError\"\xa3\x02\n" +
+	"\n" +
+	"AlertEvent\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
+	"\tdataplane\x18\x03 \x01(\tR\tdataplane\x12\x14\n" +
+	"\x05agent\x18\x04 \x01(\tR\x05agent\x12\x12\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\x12\x16\n" +
+	"\x06target\x18\x06 \x01(\tR\x06target\x12\x1a\n" +
+	"\bdecision\x18\a \x01(\tR\bdecision\x12\x1a\n" +
+	"\bpolicies\x18\b \x03(\tR\bpolicies\x12%\n" +
+	"\x0eoutcome_reason\x18\t \x01(\tR\routcomeReason\x12\x12\n" +
+	"\x04tags\x18\n" +
+	" \x03(\tR\x04tags\"\xb0\x01\n" +
+	"\vAuditCursor\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x125\n" +
+	"\x05marks\x18\x02 \x03(\v2\x1f.portcullis.config.v1.AuditMarkR\x05marks\x12\x18\n" +
+	"\abatches\x18\x03 \x01(\x04R\abatches\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x04R\arecords\"=\n" +
+	"\tAuditMark\x12\x1c\n" +
+	"\tdataplane\x18\x01 \x01(\tR\tdataplane\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\x04R\x04next*Z\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROTOCOL_MCP\x10\x01\x12\x10\n" +
@@ -4132,7 +5245,16 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\rROLE_OPERATOR\x10\x02\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\x03\x12\x12\n" +
-	"\x0eROLE_DATAPLANE\x10\x04B\xec\x01\n" +
+	"\x0eROLE_DATAPLANE\x10\x04*}\n" +
+	"\rLearningScope\x12\x1e\n" +
+	"\x1aLEARNING_SCOPE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14LEARNING_SCOPE_AGENT\x10\x01\x12\x17\n" +
+	"\x13LEARNING_SCOPE_TEAM\x10\x02\x12\x19\n" +
+	"\x15LEARNING_SCOPE_GLOBAL\x10\x03*a\n" +
+	"\vAlertFormat\x12\x1c\n" +
+	"\x18ALERT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14ALERT_FORMAT_GENERIC\x10\x01\x12\x1a\n" +
+	"\x16ALERT_FORMAT_PAGERDUTY\x10\x02B\xec\x01\n" +
 	"\x18com.portcullis.config.v1B\x0eResourcesProtoP\x01ZNgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1;configv1\xa2\x02\x03PCX\xaa\x02\x14Portcullis.Config.V1\xca\x02\x14Portcullis\\Config\\V1\xe2\x02 Portcullis\\Config\\V1\\GPBMetadata\xea\x02\x16Portcullis::Config::V1b\x06proto3"
 
 var (
@@ -4147,8 +5269,8 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(LlmProvider)(0),               // 1: portcullis.config.v1.LlmProvider
@@ -4160,115 +5282,146 @@ var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(RolloutStage)(0),              // 7: portcullis.config.v1.RolloutStage
 	(JwtUse)(0),                    // 8: portcullis.config.v1.JwtUse
 	(Role)(0),                      // 9: portcullis.config.v1.Role
-	(*ResourceMeta)(nil),           // 10: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 11: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 12: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 13: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 14: portcullis.config.v1.Upstream
-	(*LlmUpstream)(nil),            // 15: portcullis.config.v1.LlmUpstream
-	(*LlmModel)(nil),               // 16: portcullis.config.v1.LlmModel
-	(*ModelPrice)(nil),             // 17: portcullis.config.v1.ModelPrice
-	(*PriceEntry)(nil),             // 18: portcullis.config.v1.PriceEntry
-	(*Budget)(nil),                 // 19: portcullis.config.v1.Budget
-	(*UpstreamCredential)(nil),     // 20: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 21: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 22: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 23: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 24: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 25: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 26: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 27: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 28: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 29: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 30: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 31: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 32: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 33: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 34: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 35: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 36: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 37: portcullis.config.v1.Setting
-	(*IdentitySource)(nil),         // 38: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 39: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 40: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 41: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 42: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 43: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 44: portcullis.config.v1.ClusterIdentity
-	nil,                            // 45: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 46: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 47: google.protobuf.Duration
+	(LearningScope)(0),             // 10: portcullis.config.v1.LearningScope
+	(AlertFormat)(0),               // 11: portcullis.config.v1.AlertFormat
+	(*ResourceMeta)(nil),           // 12: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 13: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 14: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 15: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 16: portcullis.config.v1.Upstream
+	(*LlmUpstream)(nil),            // 17: portcullis.config.v1.LlmUpstream
+	(*LlmModel)(nil),               // 18: portcullis.config.v1.LlmModel
+	(*ModelPrice)(nil),             // 19: portcullis.config.v1.ModelPrice
+	(*PriceEntry)(nil),             // 20: portcullis.config.v1.PriceEntry
+	(*Budget)(nil),                 // 21: portcullis.config.v1.Budget
+	(*UpstreamCredential)(nil),     // 22: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 23: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 24: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 25: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 26: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 27: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 28: portcullis.config.v1.ToolPin
+	(*ToolVersion)(nil),            // 29: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 30: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 31: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 32: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 33: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 34: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 35: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 36: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 37: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 38: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 39: portcullis.config.v1.Setting
+	(*IdentitySource)(nil),         // 40: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 41: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 42: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 43: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 44: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 45: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 46: portcullis.config.v1.ClusterIdentity
+	(*ListLearning)(nil),           // 47: portcullis.config.v1.ListLearning
+	(*LearnedSet)(nil),             // 48: portcullis.config.v1.LearnedSet
+	(*AlertRule)(nil),              // 49: portcullis.config.v1.AlertRule
+	(*AlertMatch)(nil),             // 50: portcullis.config.v1.AlertMatch
+	(*PolicyDenyMatch)(nil),        // 51: portcullis.config.v1.PolicyDenyMatch
+	(*QuarantineMatch)(nil),        // 52: portcullis.config.v1.QuarantineMatch
+	(*RolloutRollbackMatch)(nil),   // 53: portcullis.config.v1.RolloutRollbackMatch
+	(*AlertWebhook)(nil),           // 54: portcullis.config.v1.AlertWebhook
+	(*Alert)(nil),                  // 55: portcullis.config.v1.Alert
+	(*AlertEvent)(nil),             // 56: portcullis.config.v1.AlertEvent
+	(*AuditCursor)(nil),            // 57: portcullis.config.v1.AuditCursor
+	(*AuditMark)(nil),              // 58: portcullis.config.v1.AuditMark
+	nil,                            // 59: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 60: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 61: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	45, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	46, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	46, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	10, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	12, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	13, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	46, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	46, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	10, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	59, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	60, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	60, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	12, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	14, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	15, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	60, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	60, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	20, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	24, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	25, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	22, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	26, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	27, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
 	4,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	15, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
+	17, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
 	1,  // 15: portcullis.config.v1.LlmUpstream.provider:type_name -> portcullis.config.v1.LlmProvider
-	16, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
-	10, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
-	18, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
-	46, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
-	10, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
+	18, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
+	12, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
+	20, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
+	60, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
+	12, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
 	2,  // 21: portcullis.config.v1.Budget.scope:type_name -> portcullis.config.v1.BudgetScope
 	3,  // 22: portcullis.config.v1.Budget.window:type_name -> portcullis.config.v1.BudgetWindow
-	21, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	22, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	23, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	47, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	47, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	10, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	27, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	23, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	24, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	25, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	61, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	61, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	12, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	29, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
 	6,  // 30: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
 	5,  // 31: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	46, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	46, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	10, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	30, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	46, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	10, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	32, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	46, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	10, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	34, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	60, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	60, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	12, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	32, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	60, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	12, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	34, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	60, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	12, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	36, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
 	7,  // 43: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	46, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	35, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	47, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	47, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	46, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	60, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	37, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	61, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	61, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	60, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
 	7,  // 49: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
 	7,  // 50: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	10, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 53: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	39, // 54: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	40, // 55: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	47, // 56: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	12, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 53: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	41, // 54: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	42, // 55: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	61, // 56: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
 	8,  // 57: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	10, // 58: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 59: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 58: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 59: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
 	9,  // 60: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	46, // 61: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	10, // 62: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	46, // 63: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	64, // [64:64] is the sub-list for method output_type
-	64, // [64:64] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	60, // 61: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 62: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	60, // 63: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	12, // 64: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
+	10, // 65: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
+	60, // 66: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
+	48, // 67: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
+	12, // 68: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	50, // 69: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
+	54, // 70: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
+	51, // 71: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
+	52, // 72: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
+	53, // 73: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
+	11, // 74: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
+	12, // 75: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
+	56, // 76: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
+	60, // 77: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	60, // 78: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
+	12, // 79: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
+	58, // 80: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
+	81, // [81:81] is the sub-list for method output_type
+	81, // [81:81] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -4288,13 +5441,18 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
+	file_portcullis_config_v1_resources_proto_msgTypes[38].OneofWrappers = []any{
+		(*AlertMatch_PolicyDeny)(nil),
+		(*AlertMatch_Quarantine)(nil),
+		(*AlertMatch_RolloutRollback)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   36,
+			NumEnums:      12,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -147,6 +147,63 @@ func (RolloutAction) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{1}
 }
 
+// AlertOutcome is how one delivery attempt of an alert ended.
+type AlertOutcome int32
+
+const (
+	AlertOutcome_ALERT_OUTCOME_UNSPECIFIED AlertOutcome = 0
+	// The receiver answered 2xx: the alert leaves the outbox.
+	AlertOutcome_ALERT_OUTCOME_SENT AlertOutcome = 1
+	// It failed and is tried again at next_attempt_time.
+	AlertOutcome_ALERT_OUTCOME_RETRY AlertOutcome = 2
+	// It failed for the last time (24 hours after it was queued, or its
+	// rule is gone): the alert leaves the outbox.
+	AlertOutcome_ALERT_OUTCOME_GAVE_UP AlertOutcome = 3
+)
+
+// Enum value maps for AlertOutcome.
+var (
+	AlertOutcome_name = map[int32]string{
+		0: "ALERT_OUTCOME_UNSPECIFIED",
+		1: "ALERT_OUTCOME_SENT",
+		2: "ALERT_OUTCOME_RETRY",
+		3: "ALERT_OUTCOME_GAVE_UP",
+	}
+	AlertOutcome_value = map[string]int32{
+		"ALERT_OUTCOME_UNSPECIFIED": 0,
+		"ALERT_OUTCOME_SENT":        1,
+		"ALERT_OUTCOME_RETRY":       2,
+		"ALERT_OUTCOME_GAVE_UP":     3,
+	}
+)
+
+func (x AlertOutcome) Enum() *AlertOutcome {
+	p := new(AlertOutcome)
+	*p = x
+	return p
+}
+
+func (x AlertOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AlertOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_fsm_v1_command_proto_enumTypes[2].Descriptor()
+}
+
+func (AlertOutcome) Type() protoreflect.EnumType {
+	return &file_portcullis_fsm_v1_command_proto_enumTypes[2]
+}
+
+func (x AlertOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AlertOutcome.Descriptor instead.
+func (AlertOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{2}
+}
+
 // ErrorCode is a domain error of a command.
 type ErrorCode int32
 
@@ -195,11 +252,11 @@ func (x ErrorCode) String() string {
 }
 
 func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_fsm_v1_command_proto_enumTypes[2].Descriptor()
+	return file_portcullis_fsm_v1_command_proto_enumTypes[3].Descriptor()
 }
 
 func (ErrorCode) Type() protoreflect.EnumType {
-	return &file_portcullis_fsm_v1_command_proto_enumTypes[2]
+	return &file_portcullis_fsm_v1_command_proto_enumTypes[3]
 }
 
 func (x ErrorCode) Number() protoreflect.EnumNumber {
@@ -208,7 +265,7 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{3}
 }
 
 // Command is one entry of the replicated log.
@@ -249,6 +306,9 @@ type Command struct {
 	//	*Command_AppendAudit
 	//	*Command_RolloutChange
 	//	*Command_SignIn
+	//	*Command_ConsumeAudit
+	//	*Command_SettleAlert
+	//	*Command_ChangeLearned
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -398,6 +458,33 @@ func (x *Command) GetSignIn() *SignIn {
 	return nil
 }
 
+func (x *Command) GetConsumeAudit() *ConsumeAudit {
+	if x != nil {
+		if x, ok := x.Op.(*Command_ConsumeAudit); ok {
+			return x.ConsumeAudit
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetSettleAlert() *SettleAlert {
+	if x != nil {
+		if x, ok := x.Op.(*Command_SettleAlert); ok {
+			return x.SettleAlert
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetChangeLearned() *ChangeLearned {
+	if x != nil {
+		if x, ok := x.Op.(*Command_ChangeLearned); ok {
+			return x.ChangeLearned
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -435,6 +522,20 @@ type Command_SignIn struct {
 	SignIn *SignIn `protobuf:"bytes,20,opt,name=sign_in,json=signIn,proto3,oneof"`
 }
 
+type Command_ConsumeAudit struct {
+	// Cluster version 2: the leader's audit consumers, the alert outbox
+	// and operators' changes of learned lists.
+	ConsumeAudit *ConsumeAudit `protobuf:"bytes,21,opt,name=consume_audit,json=consumeAudit,proto3,oneof"`
+}
+
+type Command_SettleAlert struct {
+	SettleAlert *SettleAlert `protobuf:"bytes,22,opt,name=settle_alert,json=settleAlert,proto3,oneof"`
+}
+
+type Command_ChangeLearned struct {
+	ChangeLearned *ChangeLearned `protobuf:"bytes,23,opt,name=change_learned,json=changeLearned,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
@@ -450,6 +551,12 @@ func (*Command_AppendAudit) isCommand_Op() {}
 func (*Command_RolloutChange) isCommand_Op() {}
 
 func (*Command_SignIn) isCommand_Op() {}
+
+func (*Command_ConsumeAudit) isCommand_Op() {}
+
+func (*Command_SettleAlert) isCommand_Op() {}
+
+func (*Command_ChangeLearned) isCommand_Op() {}
 
 // Resource holds one resource of any kind. Like Command.op, an unset kind
 // with fields this binary does not know is a kind from a newer version: a
@@ -472,6 +579,10 @@ type Resource struct {
 	//	*Resource_PolicyTests
 	//	*Resource_Rollout
 	//	*Resource_Setting
+	//	*Resource_ListLearning
+	//	*Resource_AlertRule
+	//	*Resource_Alert
+	//	*Resource_AuditCursor
 	//	*Resource_ModelPrice
 	//	*Resource_Budget
 	//	*Resource_UpgradeProbe
@@ -634,6 +745,42 @@ func (x *Resource) GetSetting() *v1.Setting {
 	return nil
 }
 
+func (x *Resource) GetListLearning() *v1.ListLearning {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_ListLearning); ok {
+			return x.ListLearning
+		}
+	}
+	return nil
+}
+
+func (x *Resource) GetAlertRule() *v1.AlertRule {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_AlertRule); ok {
+			return x.AlertRule
+		}
+	}
+	return nil
+}
+
+func (x *Resource) GetAlert() *v1.Alert {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_Alert); ok {
+			return x.Alert
+		}
+	}
+	return nil
+}
+
+func (x *Resource) GetAuditCursor() *v1.AuditCursor {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_AuditCursor); ok {
+			return x.AuditCursor
+		}
+	}
+	return nil
+}
+
 func (x *Resource) GetModelPrice() *v1.ModelPrice {
 	if x != nil {
 		if x, ok := x.Kind.(*Resource_ModelPrice); ok {
@@ -720,6 +867,23 @@ type Resource_Setting struct {
 	Setting *v1.Setting `protobuf:"bytes,13,opt,name=setting,proto3,oneof"`
 }
 
+type Resource_ListLearning struct {
+	// Cluster version 2.
+	ListLearning *v1.ListLearning `protobuf:"bytes,20,opt,name=list_learning,json=listLearning,proto3,oneof"`
+}
+
+type Resource_AlertRule struct {
+	AlertRule *v1.AlertRule `protobuf:"bytes,21,opt,name=alert_rule,json=alertRule,proto3,oneof"`
+}
+
+type Resource_Alert struct {
+	Alert *v1.Alert `protobuf:"bytes,22,opt,name=alert,proto3,oneof"`
+}
+
+type Resource_AuditCursor struct {
+	AuditCursor *v1.AuditCursor `protobuf:"bytes,23,opt,name=audit_cursor,json=auditCursor,proto3,oneof"`
+}
+
 type Resource_ModelPrice struct {
 	// Numbered clear of the kinds other changes add after 9.
 	ModelPrice *v1.ModelPrice `protobuf:"bytes,30,opt,name=model_price,json=modelPrice,proto3,oneof"`
@@ -763,6 +927,14 @@ func (*Resource_PolicyTests) isResource_Kind() {}
 func (*Resource_Rollout) isResource_Kind() {}
 
 func (*Resource_Setting) isResource_Kind() {}
+
+func (*Resource_ListLearning) isResource_Kind() {}
+
+func (*Resource_AlertRule) isResource_Kind() {}
+
+func (*Resource_Alert) isResource_Kind() {}
+
+func (*Resource_AuditCursor) isResource_Kind() {}
 
 func (*Resource_ModelPrice) isResource_Kind() {}
 
@@ -1269,6 +1441,447 @@ func (x *RolloutChange) GetAutomatic() bool {
 	return false
 }
 
+// ConsumeAudit is one batch of one of the leader's audit consumers: where
+// its cursor moves and what it derived from the records it read, applied
+// together. It is refused (ABORTED, changing nothing) unless the cursor has
+// counted exactly after_batch batches, so a batch proposed twice (a retry,
+// or two leaders for a moment) is applied once, and a new leader resumes
+// from the cursor the last applied batch left. It never carries a request
+// id and leaves no admin event; what it changes is audited in the control
+// plane's chain.
+type ConsumeAudit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The consumer's name (the cursor's).
+	Consumer string `protobuf:"bytes,1,opt,name=consumer,proto3" json:"consumer,omitempty"`
+	// The batches the cursor has counted; 0 with no cursor creates it.
+	AfterBatch uint64 `protobuf:"varint,2,opt,name=after_batch,json=afterBatch,proto3" json:"after_batch,omitempty"`
+	// The chains the batch advanced, with their next sequence.
+	Marks []*v1.AuditMark `protobuf:"bytes,3,rep,name=marks,proto3" json:"marks,omitempty"`
+	// Records the batch read.
+	Records uint64 `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"`
+	// Values learned (the "learn" consumer).
+	Learned []*LearnedChange `protobuf:"bytes,5,rep,name=learned,proto3" json:"learned,omitempty"`
+	// Lists seeded from history in this batch: their learned values are in
+	// learned, and they become seeded.
+	Seeded []*SeededLearning `protobuf:"bytes,6,rep,name=seeded,proto3" json:"seeded,omitempty"`
+	// Alerts to queue (the "alert" consumer). An alert whose name is queued
+	// already is not queued again.
+	Alerts        []*v1.Alert `protobuf:"bytes,7,rep,name=alerts,proto3" json:"alerts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeAudit) Reset() {
+	*x = ConsumeAudit{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeAudit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeAudit) ProtoMessage() {}
+
+func (x *ConsumeAudit) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeAudit.ProtoReflect.Descriptor instead.
+func (*ConsumeAudit) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ConsumeAudit) GetConsumer() string {
+	if x != nil {
+		return x.Consumer
+	}
+	return ""
+}
+
+func (x *ConsumeAudit) GetAfterBatch() uint64 {
+	if x != nil {
+		return x.AfterBatch
+	}
+	return 0
+}
+
+func (x *ConsumeAudit) GetMarks() []*v1.AuditMark {
+	if x != nil {
+		return x.Marks
+	}
+	return nil
+}
+
+func (x *ConsumeAudit) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *ConsumeAudit) GetLearned() []*LearnedChange {
+	if x != nil {
+		return x.Learned
+	}
+	return nil
+}
+
+func (x *ConsumeAudit) GetSeeded() []*SeededLearning {
+	if x != nil {
+		return x.Seeded
+	}
+	return nil
+}
+
+func (x *ConsumeAudit) GetAlerts() []*v1.Alert {
+	if x != nil {
+		return x.Alerts
+	}
+	return nil
+}
+
+// LearnedChange adds values to (or removes them from) one scope's set of a
+// learned list.
+type LearnedChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The list's name.
+	List string `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	// "agent:<name>", "team:<name>" or "global".
+	Scope  string          `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
+	Add    []*LearnedValue `protobuf:"bytes,3,rep,name=add,proto3" json:"add,omitempty"`
+	Remove []string        `protobuf:"bytes,4,rep,name=remove,proto3" json:"remove,omitempty"`
+	// For the audit consumer: the learning's generation the change was
+	// derived under; a batch naming another is refused (ABORTED) and
+	// derived again. 0 in an operator's change.
+	Generation    uint64 `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LearnedChange) Reset() {
+	*x = LearnedChange{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LearnedChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LearnedChange) ProtoMessage() {}
+
+func (x *LearnedChange) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LearnedChange.ProtoReflect.Descriptor instead.
+func (*LearnedChange) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LearnedChange) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *LearnedChange) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *LearnedChange) GetAdd() []*LearnedValue {
+	if x != nil {
+		return x.Add
+	}
+	return nil
+}
+
+func (x *LearnedChange) GetRemove() []string {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
+}
+
+func (x *LearnedChange) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+// LearnedValue is a learned value and where it came from.
+type LearnedValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Value string                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	// The audit record of the call that taught it, or the denied call an
+	// operator approved it from: "<dataplane>/<sequence>" (empty when an
+	// operator approved it by name).
+	RecordId      string `protobuf:"bytes,2,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LearnedValue) Reset() {
+	*x = LearnedValue{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LearnedValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LearnedValue) ProtoMessage() {}
+
+func (x *LearnedValue) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LearnedValue.ProtoReflect.Descriptor instead.
+func (*LearnedValue) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *LearnedValue) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *LearnedValue) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+// SeededLearning marks a list seeded from history.
+type SeededLearning struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	List          string                 `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeededLearning) Reset() {
+	*x = SeededLearning{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeededLearning) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeededLearning) ProtoMessage() {}
+
+func (x *SeededLearning) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeededLearning.ProtoReflect.Descriptor instead.
+func (*SeededLearning) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SeededLearning) GetList() string {
+	if x != nil {
+		return x.List
+	}
+	return ""
+}
+
+func (x *SeededLearning) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+// ChangeLearned is an operator's change of learned lists: approving values
+// (with the audit record of a denied call, when approved from one) or
+// forgetting them.
+type ChangeLearned struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*LearnedChange       `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeLearned) Reset() {
+	*x = ChangeLearned{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeLearned) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeLearned) ProtoMessage() {}
+
+func (x *ChangeLearned) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeLearned.ProtoReflect.Descriptor instead.
+func (*ChangeLearned) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ChangeLearned) GetChanges() []*LearnedChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// SettleAlert records one delivery attempt of an outbox alert by the
+// leader. It is refused (ABORTED) unless the alert has had exactly
+// attempt - 1 attempts, so an attempt is counted once whichever leader
+// made it. It never carries a request id and leaves no admin event; SENT
+// and GAVE_UP are audited in the control plane's chain.
+type SettleAlert struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Outcome AlertOutcome           `protobuf:"varint,2,opt,name=outcome,proto3,enum=portcullis.fsm.v1.AlertOutcome" json:"outcome,omitempty"`
+	// This attempt's number, from 1.
+	Attempt int32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// For RETRY.
+	NextAttemptTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=next_attempt_time,json=nextAttemptTime,proto3" json:"next_attempt_time,omitempty"`
+	// Why it failed (safe to show: never a response body).
+	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// The receiver's HTTP status (0 when none answered).
+	StatusCode    int32 `protobuf:"varint,6,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettleAlert) Reset() {
+	*x = SettleAlert{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleAlert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleAlert) ProtoMessage() {}
+
+func (x *SettleAlert) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleAlert.ProtoReflect.Descriptor instead.
+func (*SettleAlert) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SettleAlert) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SettleAlert) GetOutcome() AlertOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return AlertOutcome_ALERT_OUTCOME_UNSPECIFIED
+}
+
+func (x *SettleAlert) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *SettleAlert) GetNextAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptTime
+	}
+	return nil
+}
+
+func (x *SettleAlert) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *SettleAlert) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
 // Touch changes nothing but moves the config version, so that data planes
 // re-read state after a restore from backup.
 type Touch struct {
@@ -1279,7 +1892,7 @@ type Touch struct {
 
 func (x *Touch) Reset() {
 	*x = Touch{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1904,7 @@ func (x *Touch) String() string {
 func (*Touch) ProtoMessage() {}
 
 func (x *Touch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[10]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1917,7 @@ func (x *Touch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Touch.ProtoReflect.Descriptor instead.
 func (*Touch) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{16}
 }
 
 // Error is a command's domain error: the command changed nothing.
@@ -1319,7 +1932,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1944,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1957,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -1382,7 +1995,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +2007,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +2020,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Result) GetIndex() uint64 {
@@ -1458,7 +2071,7 @@ type DedupEntry struct {
 
 func (x *DedupEntry) Reset() {
 	*x = DedupEntry{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +2083,7 @@ func (x *DedupEntry) String() string {
 func (*DedupEntry) ProtoMessage() {}
 
 func (x *DedupEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +2096,7 @@ func (x *DedupEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DedupEntry.ProtoReflect.Descriptor instead.
 func (*DedupEntry) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DedupEntry) GetTokenId() string {
@@ -1541,7 +2154,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +2166,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +2179,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -1634,7 +2247,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +2259,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +2272,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -1746,7 +2359,7 @@ type SnapshotEnd struct {
 
 func (x *SnapshotEnd) Reset() {
 	*x = SnapshotEnd{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +2371,7 @@ func (x *SnapshotEnd) String() string {
 func (*SnapshotEnd) ProtoMessage() {}
 
 func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +2384,7 @@ func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotEnd.ProtoReflect.Descriptor instead.
 func (*SnapshotEnd) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SnapshotEnd) GetRecords() uint64 {
@@ -1785,7 +2398,7 @@ var File_portcullis_fsm_v1_command_proto protoreflect.FileDescriptor
 
 const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\xa8\x05\n" +
+	"\x1fportcullis/fsm/v1/command.proto\x12\x11portcullis.fsm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a portcullis/audit/v1/record.proto\x1a!portcullis/config/v1/events.proto\x1a$portcullis/config/v1/resources.proto\"\x80\a\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x121\n" +
@@ -1802,8 +2415,12 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"set_freeze\x18\x0e \x01(\v2\x1c.portcullis.fsm.v1.SetFreezeH\x00R\tsetFreeze\x12C\n" +
 	"\fappend_audit\x18\x0f \x01(\v2\x1e.portcullis.fsm.v1.AppendAuditH\x00R\vappendAudit\x12I\n" +
 	"\x0erollout_change\x18\x10 \x01(\v2 .portcullis.fsm.v1.RolloutChangeH\x00R\rrolloutChange\x124\n" +
-	"\asign_in\x18\x14 \x01(\v2\x19.portcullis.fsm.v1.SignInH\x00R\x06signInB\x04\n" +
-	"\x02op\"\x96\b\n" +
+	"\asign_in\x18\x14 \x01(\v2\x19.portcullis.fsm.v1.SignInH\x00R\x06signIn\x12F\n" +
+	"\rconsume_audit\x18\x15 \x01(\v2\x1f.portcullis.fsm.v1.ConsumeAuditH\x00R\fconsumeAudit\x12C\n" +
+	"\fsettle_alert\x18\x16 \x01(\v2\x1e.portcullis.fsm.v1.SettleAlertH\x00R\vsettleAlert\x12I\n" +
+	"\x0echange_learned\x18\x17 \x01(\v2 .portcullis.fsm.v1.ChangeLearnedH\x00R\rchangeLearnedB\x04\n" +
+	"\x02op\"\xa0\n" +
+	"\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -1821,7 +2438,12 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	" \x01(\v2#.portcullis.config.v1.PolicyHistoryH\x00R\rpolicyHistory\x12F\n" +
 	"\fpolicy_tests\x18\v \x01(\v2!.portcullis.config.v1.PolicyTestsH\x00R\vpolicyTests\x129\n" +
 	"\arollout\x18\f \x01(\v2\x1d.portcullis.config.v1.RolloutH\x00R\arollout\x129\n" +
-	"\asetting\x18\r \x01(\v2\x1d.portcullis.config.v1.SettingH\x00R\asetting\x12C\n" +
+	"\asetting\x18\r \x01(\v2\x1d.portcullis.config.v1.SettingH\x00R\asetting\x12I\n" +
+	"\rlist_learning\x18\x14 \x01(\v2\".portcullis.config.v1.ListLearningH\x00R\flistLearning\x12@\n" +
+	"\n" +
+	"alert_rule\x18\x15 \x01(\v2\x1f.portcullis.config.v1.AlertRuleH\x00R\talertRule\x123\n" +
+	"\x05alert\x18\x16 \x01(\v2\x1b.portcullis.config.v1.AlertH\x00R\x05alert\x12F\n" +
+	"\faudit_cursor\x18\x17 \x01(\v2!.portcullis.config.v1.AuditCursorH\x00R\vauditCursor\x12C\n" +
 	"\vmodel_price\x18\x1e \x01(\v2 .portcullis.config.v1.ModelPriceH\x00R\n" +
 	"modelPrice\x126\n" +
 	"\x06budget\x18\x1f \x01(\v2\x1c.portcullis.config.v1.BudgetH\x00R\x06budget\x12F\n" +
@@ -1858,7 +2480,42 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\vexpect_step\x18\x04 \x01(\rR\n" +
 	"expectStep\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1c\n" +
-	"\tautomatic\x18\x06 \x01(\bR\tautomatic\"\a\n" +
+	"\tautomatic\x18\x06 \x01(\bR\tautomatic\"\xc8\x02\n" +
+	"\fConsumeAudit\x12\x1a\n" +
+	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x12\x1f\n" +
+	"\vafter_batch\x18\x02 \x01(\x04R\n" +
+	"afterBatch\x125\n" +
+	"\x05marks\x18\x03 \x03(\v2\x1f.portcullis.config.v1.AuditMarkR\x05marks\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x04R\arecords\x12:\n" +
+	"\alearned\x18\x05 \x03(\v2 .portcullis.fsm.v1.LearnedChangeR\alearned\x129\n" +
+	"\x06seeded\x18\x06 \x03(\v2!.portcullis.fsm.v1.SeededLearningR\x06seeded\x123\n" +
+	"\x06alerts\x18\a \x03(\v2\x1b.portcullis.config.v1.AlertR\x06alerts\"\xa4\x01\n" +
+	"\rLearnedChange\x12\x12\n" +
+	"\x04list\x18\x01 \x01(\tR\x04list\x12\x14\n" +
+	"\x05scope\x18\x02 \x01(\tR\x05scope\x121\n" +
+	"\x03add\x18\x03 \x03(\v2\x1f.portcullis.fsm.v1.LearnedValueR\x03add\x12\x16\n" +
+	"\x06remove\x18\x04 \x03(\tR\x06remove\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x05 \x01(\x04R\n" +
+	"generation\"A\n" +
+	"\fLearnedValue\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\tR\x05value\x12\x1b\n" +
+	"\trecord_id\x18\x02 \x01(\tR\brecordId\"D\n" +
+	"\x0eSeededLearning\x12\x12\n" +
+	"\x04list\x18\x01 \x01(\tR\x04list\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\"K\n" +
+	"\rChangeLearned\x12:\n" +
+	"\achanges\x18\x01 \x03(\v2 .portcullis.fsm.v1.LearnedChangeR\achanges\"\xf5\x01\n" +
+	"\vSettleAlert\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
+	"\aoutcome\x18\x02 \x01(\x0e2\x1f.portcullis.fsm.v1.AlertOutcomeR\aoutcome\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12F\n" +
+	"\x11next_attempt_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1f\n" +
+	"\vstatus_code\x18\x06 \x01(\x05R\n" +
+	"statusCode\"\a\n" +
 	"\x05Touch\"S\n" +
 	"\x05Error\x120\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1c.portcullis.fsm.v1.ErrorCodeR\x04code\x12\x18\n" +
@@ -1905,7 +2562,12 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x14ROLLOUT_ACTION_PAUSE\x10\x02\x12\x19\n" +
 	"\x15ROLLOUT_ACTION_RESUME\x10\x03\x12\x18\n" +
 	"\x14ROLLOUT_ACTION_ABORT\x10\x04\x12\x1b\n" +
-	"\x17ROLLOUT_ACTION_ROLLBACK\x10\x05*\xdf\x01\n" +
+	"\x17ROLLOUT_ACTION_ROLLBACK\x10\x05*y\n" +
+	"\fAlertOutcome\x12\x1d\n" +
+	"\x19ALERT_OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12ALERT_OUTCOME_SENT\x10\x01\x12\x17\n" +
+	"\x13ALERT_OUTCOME_RETRY\x10\x02\x12\x19\n" +
+	"\x15ALERT_OUTCOME_GAVE_UP\x10\x03*\xdf\x01\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bERROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x18\n" +
@@ -1928,105 +2590,132 @@ func file_portcullis_fsm_v1_command_proto_rawDescGZIP() []byte {
 	return file_portcullis_fsm_v1_command_proto_rawDescData
 }
 
-var file_portcullis_fsm_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_portcullis_fsm_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(WriteMode)(0),                // 0: portcullis.fsm.v1.WriteMode
 	(RolloutAction)(0),            // 1: portcullis.fsm.v1.RolloutAction
-	(ErrorCode)(0),                // 2: portcullis.fsm.v1.ErrorCode
-	(*Command)(nil),               // 3: portcullis.fsm.v1.Command
-	(*Resource)(nil),              // 4: portcullis.fsm.v1.Resource
-	(*UpgradeProbe)(nil),          // 5: portcullis.fsm.v1.UpgradeProbe
-	(*Put)(nil),                   // 6: portcullis.fsm.v1.Put
-	(*Delete)(nil),                // 7: portcullis.fsm.v1.Delete
-	(*Bootstrap)(nil),             // 8: portcullis.fsm.v1.Bootstrap
-	(*SetFreeze)(nil),             // 9: portcullis.fsm.v1.SetFreeze
-	(*AppendAudit)(nil),           // 10: portcullis.fsm.v1.AppendAudit
-	(*SignIn)(nil),                // 11: portcullis.fsm.v1.SignIn
-	(*RolloutChange)(nil),         // 12: portcullis.fsm.v1.RolloutChange
-	(*Touch)(nil),                 // 13: portcullis.fsm.v1.Touch
-	(*Error)(nil),                 // 14: portcullis.fsm.v1.Error
-	(*Result)(nil),                // 15: portcullis.fsm.v1.Result
-	(*DedupEntry)(nil),            // 16: portcullis.fsm.v1.DedupEntry
-	(*SnapshotHeader)(nil),        // 17: portcullis.fsm.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 18: portcullis.fsm.v1.SnapshotRecord
-	(*SnapshotEnd)(nil),           // 19: portcullis.fsm.v1.SnapshotEnd
-	(*v1.Actor)(nil),              // 20: portcullis.config.v1.Actor
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 22: portcullis.config.v1.Agent
-	(*v1.Upstream)(nil),           // 23: portcullis.config.v1.Upstream
-	(*v1.ToolPin)(nil),            // 24: portcullis.config.v1.ToolPin
-	(*v1.PolicySet)(nil),          // 25: portcullis.config.v1.PolicySet
-	(*v1.IdentitySource)(nil),     // 26: portcullis.config.v1.IdentitySource
-	(*v1.Secret)(nil),             // 27: portcullis.config.v1.Secret
-	(*v1.AdminToken)(nil),         // 28: portcullis.config.v1.AdminToken
-	(*v1.Node)(nil),               // 29: portcullis.config.v1.Node
-	(*v1.ValueList)(nil),          // 30: portcullis.config.v1.ValueList
-	(*v1.PolicyHistory)(nil),      // 31: portcullis.config.v1.PolicyHistory
-	(*v1.PolicyTests)(nil),        // 32: portcullis.config.v1.PolicyTests
-	(*v1.Rollout)(nil),            // 33: portcullis.config.v1.Rollout
-	(*v1.Setting)(nil),            // 34: portcullis.config.v1.Setting
-	(*v1.ModelPrice)(nil),         // 35: portcullis.config.v1.ModelPrice
-	(*v1.Budget)(nil),             // 36: portcullis.config.v1.Budget
-	(*v1.ResourceMeta)(nil),       // 37: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 38: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 39: portcullis.audit.v1.Record
-	(v1.RolloutStage)(0),          // 40: portcullis.config.v1.RolloutStage
-	(*v1.AdminEvent)(nil),         // 41: portcullis.config.v1.AdminEvent
+	(AlertOutcome)(0),             // 2: portcullis.fsm.v1.AlertOutcome
+	(ErrorCode)(0),                // 3: portcullis.fsm.v1.ErrorCode
+	(*Command)(nil),               // 4: portcullis.fsm.v1.Command
+	(*Resource)(nil),              // 5: portcullis.fsm.v1.Resource
+	(*UpgradeProbe)(nil),          // 6: portcullis.fsm.v1.UpgradeProbe
+	(*Put)(nil),                   // 7: portcullis.fsm.v1.Put
+	(*Delete)(nil),                // 8: portcullis.fsm.v1.Delete
+	(*Bootstrap)(nil),             // 9: portcullis.fsm.v1.Bootstrap
+	(*SetFreeze)(nil),             // 10: portcullis.fsm.v1.SetFreeze
+	(*AppendAudit)(nil),           // 11: portcullis.fsm.v1.AppendAudit
+	(*SignIn)(nil),                // 12: portcullis.fsm.v1.SignIn
+	(*RolloutChange)(nil),         // 13: portcullis.fsm.v1.RolloutChange
+	(*ConsumeAudit)(nil),          // 14: portcullis.fsm.v1.ConsumeAudit
+	(*LearnedChange)(nil),         // 15: portcullis.fsm.v1.LearnedChange
+	(*LearnedValue)(nil),          // 16: portcullis.fsm.v1.LearnedValue
+	(*SeededLearning)(nil),        // 17: portcullis.fsm.v1.SeededLearning
+	(*ChangeLearned)(nil),         // 18: portcullis.fsm.v1.ChangeLearned
+	(*SettleAlert)(nil),           // 19: portcullis.fsm.v1.SettleAlert
+	(*Touch)(nil),                 // 20: portcullis.fsm.v1.Touch
+	(*Error)(nil),                 // 21: portcullis.fsm.v1.Error
+	(*Result)(nil),                // 22: portcullis.fsm.v1.Result
+	(*DedupEntry)(nil),            // 23: portcullis.fsm.v1.DedupEntry
+	(*SnapshotHeader)(nil),        // 24: portcullis.fsm.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 25: portcullis.fsm.v1.SnapshotRecord
+	(*SnapshotEnd)(nil),           // 26: portcullis.fsm.v1.SnapshotEnd
+	(*v1.Actor)(nil),              // 27: portcullis.config.v1.Actor
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 29: portcullis.config.v1.Agent
+	(*v1.Upstream)(nil),           // 30: portcullis.config.v1.Upstream
+	(*v1.ToolPin)(nil),            // 31: portcullis.config.v1.ToolPin
+	(*v1.PolicySet)(nil),          // 32: portcullis.config.v1.PolicySet
+	(*v1.IdentitySource)(nil),     // 33: portcullis.config.v1.IdentitySource
+	(*v1.Secret)(nil),             // 34: portcullis.config.v1.Secret
+	(*v1.AdminToken)(nil),         // 35: portcullis.config.v1.AdminToken
+	(*v1.Node)(nil),               // 36: portcullis.config.v1.Node
+	(*v1.ValueList)(nil),          // 37: portcullis.config.v1.ValueList
+	(*v1.PolicyHistory)(nil),      // 38: portcullis.config.v1.PolicyHistory
+	(*v1.PolicyTests)(nil),        // 39: portcullis.config.v1.PolicyTests
+	(*v1.Rollout)(nil),            // 40: portcullis.config.v1.Rollout
+	(*v1.Setting)(nil),            // 41: portcullis.config.v1.Setting
+	(*v1.ListLearning)(nil),       // 42: portcullis.config.v1.ListLearning
+	(*v1.AlertRule)(nil),          // 43: portcullis.config.v1.AlertRule
+	(*v1.Alert)(nil),              // 44: portcullis.config.v1.Alert
+	(*v1.AuditCursor)(nil),        // 45: portcullis.config.v1.AuditCursor
+	(*v1.ModelPrice)(nil),         // 46: portcullis.config.v1.ModelPrice
+	(*v1.Budget)(nil),             // 47: portcullis.config.v1.Budget
+	(*v1.ResourceMeta)(nil),       // 48: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 49: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 50: portcullis.audit.v1.Record
+	(v1.RolloutStage)(0),          // 51: portcullis.config.v1.RolloutStage
+	(*v1.AuditMark)(nil),          // 52: portcullis.config.v1.AuditMark
+	(*v1.AdminEvent)(nil),         // 53: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
-	20, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
-	21, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
-	6,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
-	7,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
-	8,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
-	13, // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
-	9,  // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	10, // 7: portcullis.fsm.v1.Command.append_audit:type_name -> portcullis.fsm.v1.AppendAudit
-	12, // 8: portcullis.fsm.v1.Command.rollout_change:type_name -> portcullis.fsm.v1.RolloutChange
-	11, // 9: portcullis.fsm.v1.Command.sign_in:type_name -> portcullis.fsm.v1.SignIn
-	22, // 10: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
-	23, // 11: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
-	24, // 12: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
-	25, // 13: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
-	26, // 14: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
-	27, // 15: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
-	28, // 16: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
-	29, // 17: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
-	30, // 18: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
-	31, // 19: portcullis.fsm.v1.Resource.policy_history:type_name -> portcullis.config.v1.PolicyHistory
-	32, // 20: portcullis.fsm.v1.Resource.policy_tests:type_name -> portcullis.config.v1.PolicyTests
-	33, // 21: portcullis.fsm.v1.Resource.rollout:type_name -> portcullis.config.v1.Rollout
-	34, // 22: portcullis.fsm.v1.Resource.setting:type_name -> portcullis.config.v1.Setting
-	35, // 23: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
-	36, // 24: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
-	5,  // 25: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	37, // 26: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	4,  // 27: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 28: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	38, // 29: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	29, // 30: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	28, // 31: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	39, // 32: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 33: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
-	40, // 34: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
-	2,  // 35: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	4,  // 36: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	14, // 37: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	21, // 38: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	15, // 39: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	38, // 40: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	21, // 41: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	9,  // 42: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	4,  // 43: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	41, // 44: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	16, // 45: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	19, // 46: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	47, // [47:47] is the sub-list for method output_type
-	47, // [47:47] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	27, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
+	28, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
+	7,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
+	8,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
+	9,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
+	20, // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
+	10, // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	11, // 7: portcullis.fsm.v1.Command.append_audit:type_name -> portcullis.fsm.v1.AppendAudit
+	13, // 8: portcullis.fsm.v1.Command.rollout_change:type_name -> portcullis.fsm.v1.RolloutChange
+	12, // 9: portcullis.fsm.v1.Command.sign_in:type_name -> portcullis.fsm.v1.SignIn
+	14, // 10: portcullis.fsm.v1.Command.consume_audit:type_name -> portcullis.fsm.v1.ConsumeAudit
+	19, // 11: portcullis.fsm.v1.Command.settle_alert:type_name -> portcullis.fsm.v1.SettleAlert
+	18, // 12: portcullis.fsm.v1.Command.change_learned:type_name -> portcullis.fsm.v1.ChangeLearned
+	29, // 13: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
+	30, // 14: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
+	31, // 15: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
+	32, // 16: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
+	33, // 17: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
+	34, // 18: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
+	35, // 19: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
+	36, // 20: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
+	37, // 21: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
+	38, // 22: portcullis.fsm.v1.Resource.policy_history:type_name -> portcullis.config.v1.PolicyHistory
+	39, // 23: portcullis.fsm.v1.Resource.policy_tests:type_name -> portcullis.config.v1.PolicyTests
+	40, // 24: portcullis.fsm.v1.Resource.rollout:type_name -> portcullis.config.v1.Rollout
+	41, // 25: portcullis.fsm.v1.Resource.setting:type_name -> portcullis.config.v1.Setting
+	42, // 26: portcullis.fsm.v1.Resource.list_learning:type_name -> portcullis.config.v1.ListLearning
+	43, // 27: portcullis.fsm.v1.Resource.alert_rule:type_name -> portcullis.config.v1.AlertRule
+	44, // 28: portcullis.fsm.v1.Resource.alert:type_name -> portcullis.config.v1.Alert
+	45, // 29: portcullis.fsm.v1.Resource.audit_cursor:type_name -> portcullis.config.v1.AuditCursor
+	46, // 30: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
+	47, // 31: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
+	6,  // 32: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	48, // 33: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 34: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 35: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	49, // 36: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	36, // 37: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	35, // 38: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	50, // 39: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 40: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
+	51, // 41: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
+	52, // 42: portcullis.fsm.v1.ConsumeAudit.marks:type_name -> portcullis.config.v1.AuditMark
+	15, // 43: portcullis.fsm.v1.ConsumeAudit.learned:type_name -> portcullis.fsm.v1.LearnedChange
+	17, // 44: portcullis.fsm.v1.ConsumeAudit.seeded:type_name -> portcullis.fsm.v1.SeededLearning
+	44, // 45: portcullis.fsm.v1.ConsumeAudit.alerts:type_name -> portcullis.config.v1.Alert
+	16, // 46: portcullis.fsm.v1.LearnedChange.add:type_name -> portcullis.fsm.v1.LearnedValue
+	15, // 47: portcullis.fsm.v1.ChangeLearned.changes:type_name -> portcullis.fsm.v1.LearnedChange
+	2,  // 48: portcullis.fsm.v1.SettleAlert.outcome:type_name -> portcullis.fsm.v1.AlertOutcome
+	28, // 49: portcullis.fsm.v1.SettleAlert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	3,  // 50: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	5,  // 51: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	21, // 52: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	28, // 53: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	22, // 54: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	49, // 55: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	28, // 56: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	10, // 57: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	5,  // 58: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	53, // 59: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	23, // 60: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	26, // 61: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	62, // [62:62] is the sub-list for method output_type
+	62, // [62:62] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -2043,6 +2732,9 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Command_AppendAudit)(nil),
 		(*Command_RolloutChange)(nil),
 		(*Command_SignIn)(nil),
+		(*Command_ConsumeAudit)(nil),
+		(*Command_SettleAlert)(nil),
+		(*Command_ChangeLearned)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[1].OneofWrappers = []any{
 		(*Resource_Agent)(nil),
@@ -2058,11 +2750,15 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_PolicyTests)(nil),
 		(*Resource_Rollout)(nil),
 		(*Resource_Setting)(nil),
+		(*Resource_ListLearning)(nil),
+		(*Resource_AlertRule)(nil),
+		(*Resource_Alert)(nil),
+		(*Resource_AuditCursor)(nil),
 		(*Resource_ModelPrice)(nil),
 		(*Resource_Budget)(nil),
 		(*Resource_UpgradeProbe)(nil),
 	}
-	file_portcullis_fsm_v1_command_proto_msgTypes[15].OneofWrappers = []any{
+	file_portcullis_fsm_v1_command_proto_msgTypes[21].OneofWrappers = []any{
 		(*SnapshotRecord_Resource)(nil),
 		(*SnapshotRecord_AdminEvent)(nil),
 		(*SnapshotRecord_Dedup)(nil),
@@ -2073,8 +2769,8 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_fsm_v1_command_proto_rawDesc), len(file_portcullis_fsm_v1_command_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   17,
+			NumEnums:      4,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -84,7 +84,12 @@ type Snapshot struct {
 	// fields other features add after 14).
 	ModelPrices []*v1.ModelPrice `protobuf:"bytes,20,rep,name=model_prices,json=modelPrices,proto3" json:"model_prices,omitempty"`
 	// Every budget.
-	Budgets       []*v1.Budget `protobuf:"bytes,21,rep,name=budgets,proto3" json:"budgets,omitempty"`
+	Budgets []*v1.Budget `protobuf:"bytes,21,rep,name=budgets,proto3" json:"budgets,omitempty"`
+	// Every learned list (the learning of the value list of the same name):
+	// policies read the caller's set as context.learned["<name>"]. A data
+	// plane that does not know this field refuses a snapshot whose policies
+	// read context.learned (its schema has no such attribute).
+	ListLearnings []*v1.ListLearning `protobuf:"bytes,22,rep,name=list_learnings,json=listLearnings,proto3" json:"list_learnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -248,6 +253,13 @@ func (x *Snapshot) GetModelPrices() []*v1.ModelPrice {
 func (x *Snapshot) GetBudgets() []*v1.Budget {
 	if x != nil {
 		return x.Budgets
+	}
+	return nil
+}
+
+func (x *Snapshot) GetListLearnings() []*v1.ListLearning {
+	if x != nil {
+		return x.ListLearnings
 	}
 	return nil
 }
@@ -527,7 +539,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\x8a\b\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xd5\b\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -551,7 +563,8 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\bsettings\x18\x10 \x03(\v2\x1d.portcullis.config.v1.SettingR\bsettings\x12\x1e\n" +
 	"\vtask_id_key\x18\x11 \x01(\fR\ttaskIdKey\x12C\n" +
 	"\fmodel_prices\x18\x14 \x03(\v2 .portcullis.config.v1.ModelPriceR\vmodelPrices\x126\n" +
-	"\abudgets\x18\x15 \x03(\v2\x1c.portcullis.config.v1.BudgetR\abudgets\"\xc2\x01\n" +
+	"\abudgets\x18\x15 \x03(\v2\x1c.portcullis.config.v1.BudgetR\abudgets\x12I\n" +
+	"\x0elist_learnings\x18\x16 \x03(\v2\".portcullis.config.v1.ListLearningR\rlistLearnings\"\xc2\x01\n" +
 	"\aRollout\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12=\n" +
 	"\tcandidate\x18\x02 \x01(\v2\x1f.portcullis.config.v1.PolicySetR\tcandidate\x128\n" +
@@ -600,7 +613,8 @@ var file_portcullis_snapshot_v1_snapshot_proto_goTypes = []any{
 	(*v1.Setting)(nil),            // 12: portcullis.config.v1.Setting
 	(*v1.ModelPrice)(nil),         // 13: portcullis.config.v1.ModelPrice
 	(*v1.Budget)(nil),             // 14: portcullis.config.v1.Budget
-	(v1.RolloutStage)(0),          // 15: portcullis.config.v1.RolloutStage
+	(*v1.ListLearning)(nil),       // 15: portcullis.config.v1.ListLearning
+	(v1.RolloutStage)(0),          // 16: portcullis.config.v1.RolloutStage
 }
 var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	5,  // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
@@ -617,13 +631,14 @@ var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	12, // 11: portcullis.snapshot.v1.Snapshot.settings:type_name -> portcullis.config.v1.Setting
 	13, // 12: portcullis.snapshot.v1.Snapshot.model_prices:type_name -> portcullis.config.v1.ModelPrice
 	14, // 13: portcullis.snapshot.v1.Snapshot.budgets:type_name -> portcullis.config.v1.Budget
-	9,  // 14: portcullis.snapshot.v1.Rollout.candidate:type_name -> portcullis.config.v1.PolicySet
-	15, // 15: portcullis.snapshot.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	15, // 14: portcullis.snapshot.v1.Snapshot.list_learnings:type_name -> portcullis.config.v1.ListLearning
+	9,  // 15: portcullis.snapshot.v1.Rollout.candidate:type_name -> portcullis.config.v1.PolicySet
+	16, // 16: portcullis.snapshot.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_snapshot_v1_snapshot_proto_init() }

@@ -54,6 +54,18 @@ const (
 	// ValueListServiceRemoveValuesProcedure is the fully-qualified name of the ValueListService's
 	// RemoveValues RPC.
 	ValueListServiceRemoveValuesProcedure = "/portcullis.admin.v1.ValueListService/RemoveValues"
+	// ValueListServiceSetLearningProcedure is the fully-qualified name of the ValueListService's
+	// SetLearning RPC.
+	ValueListServiceSetLearningProcedure = "/portcullis.admin.v1.ValueListService/SetLearning"
+	// ValueListServiceStopLearningProcedure is the fully-qualified name of the ValueListService's
+	// StopLearning RPC.
+	ValueListServiceStopLearningProcedure = "/portcullis.admin.v1.ValueListService/StopLearning"
+	// ValueListServiceApproveValuesProcedure is the fully-qualified name of the ValueListService's
+	// ApproveValues RPC.
+	ValueListServiceApproveValuesProcedure = "/portcullis.admin.v1.ValueListService/ApproveValues"
+	// ValueListServiceForgetValuesProcedure is the fully-qualified name of the ValueListService's
+	// ForgetValues RPC.
+	ValueListServiceForgetValuesProcedure = "/portcullis.admin.v1.ValueListService/ForgetValues"
 )
 
 // ValueListServiceClient is a client for the portcullis.admin.v1.ValueListService service.
@@ -75,6 +87,21 @@ type ValueListServiceClient interface {
 	// Removes values from a list; values not present are ignored. Role:
 	// operator. Atomic like AddValues.
 	RemoveValues(context.Context, *connect.Request[v1.RemoveValuesRequest]) (*connect.Response[v1.RemoveValuesResponse], error)
+	// Makes a list learn from successful calls of a tool (or changes what it
+	// learns from, which starts its learned sets afresh). Role: operator.
+	// Needs cluster version 2.
+	SetLearning(context.Context, *connect.Request[v1.SetLearningRequest]) (*connect.Response[v1.SetLearningResponse], error)
+	// Stops a list learning and forgets what it learned; its own values stay.
+	// Refused while a policy set reads context.learned["<name>"]. Role:
+	// operator.
+	StopLearning(context.Context, *connect.Request[v1.StopLearningRequest]) (*connect.Response[v1.StopLearningResponse], error)
+	// Approves values in one scope of a learned list: named, or taken from
+	// the audit record of a denied call (the call's argument, in its agent's
+	// scope). Role: operator.
+	ApproveValues(context.Context, *connect.Request[v1.ApproveValuesRequest]) (*connect.Response[v1.ApproveValuesResponse], error)
+	// Removes learned values from one scope of a learned list. Role:
+	// operator.
+	ForgetValues(context.Context, *connect.Request[v1.ForgetValuesRequest]) (*connect.Response[v1.ForgetValuesResponse], error)
 }
 
 // NewValueListServiceClient constructs a client for the portcullis.admin.v1.ValueListService
@@ -130,6 +157,30 @@ func NewValueListServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(valueListServiceMethods.ByName("RemoveValues")),
 			connect.WithClientOptions(opts...),
 		),
+		setLearning: connect.NewClient[v1.SetLearningRequest, v1.SetLearningResponse](
+			httpClient,
+			baseURL+ValueListServiceSetLearningProcedure,
+			connect.WithSchema(valueListServiceMethods.ByName("SetLearning")),
+			connect.WithClientOptions(opts...),
+		),
+		stopLearning: connect.NewClient[v1.StopLearningRequest, v1.StopLearningResponse](
+			httpClient,
+			baseURL+ValueListServiceStopLearningProcedure,
+			connect.WithSchema(valueListServiceMethods.ByName("StopLearning")),
+			connect.WithClientOptions(opts...),
+		),
+		approveValues: connect.NewClient[v1.ApproveValuesRequest, v1.ApproveValuesResponse](
+			httpClient,
+			baseURL+ValueListServiceApproveValuesProcedure,
+			connect.WithSchema(valueListServiceMethods.ByName("ApproveValues")),
+			connect.WithClientOptions(opts...),
+		),
+		forgetValues: connect.NewClient[v1.ForgetValuesRequest, v1.ForgetValuesResponse](
+			httpClient,
+			baseURL+ValueListServiceForgetValuesProcedure,
+			connect.WithSchema(valueListServiceMethods.ByName("ForgetValues")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -142,6 +193,10 @@ type valueListServiceClient struct {
 	deleteValueList *connect.Client[v1.DeleteValueListRequest, v1.DeleteValueListResponse]
 	addValues       *connect.Client[v1.AddValuesRequest, v1.AddValuesResponse]
 	removeValues    *connect.Client[v1.RemoveValuesRequest, v1.RemoveValuesResponse]
+	setLearning     *connect.Client[v1.SetLearningRequest, v1.SetLearningResponse]
+	stopLearning    *connect.Client[v1.StopLearningRequest, v1.StopLearningResponse]
+	approveValues   *connect.Client[v1.ApproveValuesRequest, v1.ApproveValuesResponse]
+	forgetValues    *connect.Client[v1.ForgetValuesRequest, v1.ForgetValuesResponse]
 }
 
 // CreateValueList calls portcullis.admin.v1.ValueListService.CreateValueList.
@@ -179,6 +234,26 @@ func (c *valueListServiceClient) RemoveValues(ctx context.Context, req *connect.
 	return c.removeValues.CallUnary(ctx, req)
 }
 
+// SetLearning calls portcullis.admin.v1.ValueListService.SetLearning.
+func (c *valueListServiceClient) SetLearning(ctx context.Context, req *connect.Request[v1.SetLearningRequest]) (*connect.Response[v1.SetLearningResponse], error) {
+	return c.setLearning.CallUnary(ctx, req)
+}
+
+// StopLearning calls portcullis.admin.v1.ValueListService.StopLearning.
+func (c *valueListServiceClient) StopLearning(ctx context.Context, req *connect.Request[v1.StopLearningRequest]) (*connect.Response[v1.StopLearningResponse], error) {
+	return c.stopLearning.CallUnary(ctx, req)
+}
+
+// ApproveValues calls portcullis.admin.v1.ValueListService.ApproveValues.
+func (c *valueListServiceClient) ApproveValues(ctx context.Context, req *connect.Request[v1.ApproveValuesRequest]) (*connect.Response[v1.ApproveValuesResponse], error) {
+	return c.approveValues.CallUnary(ctx, req)
+}
+
+// ForgetValues calls portcullis.admin.v1.ValueListService.ForgetValues.
+func (c *valueListServiceClient) ForgetValues(ctx context.Context, req *connect.Request[v1.ForgetValuesRequest]) (*connect.Response[v1.ForgetValuesResponse], error) {
+	return c.forgetValues.CallUnary(ctx, req)
+}
+
 // ValueListServiceHandler is an implementation of the portcullis.admin.v1.ValueListService service.
 type ValueListServiceHandler interface {
 	// Role: operator. Values are stored sorted; duplicates are refused.
@@ -198,6 +273,21 @@ type ValueListServiceHandler interface {
 	// Removes values from a list; values not present are ignored. Role:
 	// operator. Atomic like AddValues.
 	RemoveValues(context.Context, *connect.Request[v1.RemoveValuesRequest]) (*connect.Response[v1.RemoveValuesResponse], error)
+	// Makes a list learn from successful calls of a tool (or changes what it
+	// learns from, which starts its learned sets afresh). Role: operator.
+	// Needs cluster version 2.
+	SetLearning(context.Context, *connect.Request[v1.SetLearningRequest]) (*connect.Response[v1.SetLearningResponse], error)
+	// Stops a list learning and forgets what it learned; its own values stay.
+	// Refused while a policy set reads context.learned["<name>"]. Role:
+	// operator.
+	StopLearning(context.Context, *connect.Request[v1.StopLearningRequest]) (*connect.Response[v1.StopLearningResponse], error)
+	// Approves values in one scope of a learned list: named, or taken from
+	// the audit record of a denied call (the call's argument, in its agent's
+	// scope). Role: operator.
+	ApproveValues(context.Context, *connect.Request[v1.ApproveValuesRequest]) (*connect.Response[v1.ApproveValuesResponse], error)
+	// Removes learned values from one scope of a learned list. Role:
+	// operator.
+	ForgetValues(context.Context, *connect.Request[v1.ForgetValuesRequest]) (*connect.Response[v1.ForgetValuesResponse], error)
 }
 
 // NewValueListServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -249,6 +339,30 @@ func NewValueListServiceHandler(svc ValueListServiceHandler, opts ...connect.Han
 		connect.WithSchema(valueListServiceMethods.ByName("RemoveValues")),
 		connect.WithHandlerOptions(opts...),
 	)
+	valueListServiceSetLearningHandler := connect.NewUnaryHandler(
+		ValueListServiceSetLearningProcedure,
+		svc.SetLearning,
+		connect.WithSchema(valueListServiceMethods.ByName("SetLearning")),
+		connect.WithHandlerOptions(opts...),
+	)
+	valueListServiceStopLearningHandler := connect.NewUnaryHandler(
+		ValueListServiceStopLearningProcedure,
+		svc.StopLearning,
+		connect.WithSchema(valueListServiceMethods.ByName("StopLearning")),
+		connect.WithHandlerOptions(opts...),
+	)
+	valueListServiceApproveValuesHandler := connect.NewUnaryHandler(
+		ValueListServiceApproveValuesProcedure,
+		svc.ApproveValues,
+		connect.WithSchema(valueListServiceMethods.ByName("ApproveValues")),
+		connect.WithHandlerOptions(opts...),
+	)
+	valueListServiceForgetValuesHandler := connect.NewUnaryHandler(
+		ValueListServiceForgetValuesProcedure,
+		svc.ForgetValues,
+		connect.WithSchema(valueListServiceMethods.ByName("ForgetValues")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.admin.v1.ValueListService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ValueListServiceCreateValueListProcedure:
@@ -265,6 +379,14 @@ func NewValueListServiceHandler(svc ValueListServiceHandler, opts ...connect.Han
 			valueListServiceAddValuesHandler.ServeHTTP(w, r)
 		case ValueListServiceRemoveValuesProcedure:
 			valueListServiceRemoveValuesHandler.ServeHTTP(w, r)
+		case ValueListServiceSetLearningProcedure:
+			valueListServiceSetLearningHandler.ServeHTTP(w, r)
+		case ValueListServiceStopLearningProcedure:
+			valueListServiceStopLearningHandler.ServeHTTP(w, r)
+		case ValueListServiceApproveValuesProcedure:
+			valueListServiceApproveValuesHandler.ServeHTTP(w, r)
+		case ValueListServiceForgetValuesProcedure:
+			valueListServiceForgetValuesHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -300,4 +422,20 @@ func (UnimplementedValueListServiceHandler) AddValues(context.Context, *connect.
 
 func (UnimplementedValueListServiceHandler) RemoveValues(context.Context, *connect.Request[v1.RemoveValuesRequest]) (*connect.Response[v1.RemoveValuesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.ValueListService.RemoveValues is not implemented"))
+}
+
+func (UnimplementedValueListServiceHandler) SetLearning(context.Context, *connect.Request[v1.SetLearningRequest]) (*connect.Response[v1.SetLearningResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.ValueListService.SetLearning is not implemented"))
+}
+
+func (UnimplementedValueListServiceHandler) StopLearning(context.Context, *connect.Request[v1.StopLearningRequest]) (*connect.Response[v1.StopLearningResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.ValueListService.StopLearning is not implemented"))
+}
+
+func (UnimplementedValueListServiceHandler) ApproveValues(context.Context, *connect.Request[v1.ApproveValuesRequest]) (*connect.Response[v1.ApproveValuesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.ValueListService.ApproveValues is not implemented"))
+}
+
+func (UnimplementedValueListServiceHandler) ForgetValues(context.Context, *connect.Request[v1.ForgetValuesRequest]) (*connect.Response[v1.ForgetValuesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.ValueListService.ForgetValues is not implemented"))
 }

@@ -47,6 +47,9 @@ const (
 	// AuditServiceGetPublicKeyProcedure is the fully-qualified name of the AuditService's GetPublicKey
 	// RPC.
 	AuditServiceGetPublicKeyProcedure = "/portcullis.audit.v1.AuditService/GetPublicKey"
+	// AuditServiceListConsumersProcedure is the fully-qualified name of the AuditService's
+	// ListConsumers RPC.
+	AuditServiceListConsumersProcedure = "/portcullis.audit.v1.AuditService/ListConsumers"
 	// AuditServiceUsageProcedure is the fully-qualified name of the AuditService's Usage RPC.
 	AuditServiceUsageProcedure = "/portcullis.audit.v1.AuditService/Usage"
 )
@@ -71,6 +74,9 @@ type AuditServiceClient interface {
 	Attest(context.Context, *connect.Request[v1.AttestRequest]) (*connect.Response[v1.AttestResponse], error)
 	// The cluster's attestation public key. Role: auditor.
 	GetPublicKey(context.Context, *connect.Request[v1.GetPublicKeyRequest]) (*connect.Response[v1.GetPublicKeyResponse], error)
+	// The leader's audit consumers (learned lists, alerts) and how far each
+	// has read, as this node sees them. Role: auditor.
+	ListConsumers(context.Context, *connect.Request[v1.ListConsumersRequest]) (*connect.Response[v1.ListConsumersResponse], error)
 	// Sums what calls consumed (tokens, cost) over a time range, grouped by
 	// agent, team, user or model, from this node's store. Role: auditor.
 	Usage(context.Context, *connect.Request[v1.UsageRequest]) (*connect.Response[v1.UsageResponse], error)
@@ -123,6 +129,12 @@ func NewAuditServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(auditServiceMethods.ByName("GetPublicKey")),
 			connect.WithClientOptions(opts...),
 		),
+		listConsumers: connect.NewClient[v1.ListConsumersRequest, v1.ListConsumersResponse](
+			httpClient,
+			baseURL+AuditServiceListConsumersProcedure,
+			connect.WithSchema(auditServiceMethods.ByName("ListConsumers")),
+			connect.WithClientOptions(opts...),
+		),
 		usage: connect.NewClient[v1.UsageRequest, v1.UsageResponse](
 			httpClient,
 			baseURL+AuditServiceUsageProcedure,
@@ -134,13 +146,14 @@ func NewAuditServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 
 // auditServiceClient implements AuditServiceClient.
 type auditServiceClient struct {
-	uploadState  *connect.Client[v1.UploadStateRequest, v1.UploadStateResponse]
-	upload       *connect.Client[v1.UploadRequest, v1.UploadResponse]
-	query        *connect.Client[v1.QueryRequest, v1.QueryResponse]
-	verify       *connect.Client[v1.VerifyRequest, v1.VerifyResponse]
-	attest       *connect.Client[v1.AttestRequest, v1.AttestResponse]
-	getPublicKey *connect.Client[v1.GetPublicKeyRequest, v1.GetPublicKeyResponse]
-	usage        *connect.Client[v1.UsageRequest, v1.UsageResponse]
+	uploadState   *connect.Client[v1.UploadStateRequest, v1.UploadStateResponse]
+	upload        *connect.Client[v1.UploadRequest, v1.UploadResponse]
+	query         *connect.Client[v1.QueryRequest, v1.QueryResponse]
+	verify        *connect.Client[v1.VerifyRequest, v1.VerifyResponse]
+	attest        *connect.Client[v1.AttestRequest, v1.AttestResponse]
+	getPublicKey  *connect.Client[v1.GetPublicKeyRequest, v1.GetPublicKeyResponse]
+	listConsumers *connect.Client[v1.ListConsumersRequest, v1.ListConsumersResponse]
+	usage         *connect.Client[v1.UsageRequest, v1.UsageResponse]
 }
 
 // UploadState calls portcullis.audit.v1.AuditService.UploadState.
@@ -173,6 +186,11 @@ func (c *auditServiceClient) GetPublicKey(ctx context.Context, req *connect.Requ
 	return c.getPublicKey.CallUnary(ctx, req)
 }
 
+// ListConsumers calls portcullis.audit.v1.AuditService.ListConsumers.
+func (c *auditServiceClient) ListConsumers(ctx context.Context, req *connect.Request[v1.ListConsumersRequest]) (*connect.Response[v1.ListConsumersResponse], error) {
+	return c.listConsumers.CallUnary(ctx, req)
+}
+
 // Usage calls portcullis.audit.v1.AuditService.Usage.
 func (c *auditServiceClient) Usage(ctx context.Context, req *connect.Request[v1.UsageRequest]) (*connect.Response[v1.UsageResponse], error) {
 	return c.usage.CallUnary(ctx, req)
@@ -198,6 +216,9 @@ type AuditServiceHandler interface {
 	Attest(context.Context, *connect.Request[v1.AttestRequest]) (*connect.Response[v1.AttestResponse], error)
 	// The cluster's attestation public key. Role: auditor.
 	GetPublicKey(context.Context, *connect.Request[v1.GetPublicKeyRequest]) (*connect.Response[v1.GetPublicKeyResponse], error)
+	// The leader's audit consumers (learned lists, alerts) and how far each
+	// has read, as this node sees them. Role: auditor.
+	ListConsumers(context.Context, *connect.Request[v1.ListConsumersRequest]) (*connect.Response[v1.ListConsumersResponse], error)
 	// Sums what calls consumed (tokens, cost) over a time range, grouped by
 	// agent, team, user or model, from this node's store. Role: auditor.
 	Usage(context.Context, *connect.Request[v1.UsageRequest]) (*connect.Response[v1.UsageResponse], error)
@@ -246,6 +267,12 @@ func NewAuditServiceHandler(svc AuditServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(auditServiceMethods.ByName("GetPublicKey")),
 		connect.WithHandlerOptions(opts...),
 	)
+	auditServiceListConsumersHandler := connect.NewUnaryHandler(
+		AuditServiceListConsumersProcedure,
+		svc.ListConsumers,
+		connect.WithSchema(auditServiceMethods.ByName("ListConsumers")),
+		connect.WithHandlerOptions(opts...),
+	)
 	auditServiceUsageHandler := connect.NewUnaryHandler(
 		AuditServiceUsageProcedure,
 		svc.Usage,
@@ -266,6 +293,8 @@ func NewAuditServiceHandler(svc AuditServiceHandler, opts ...connect.HandlerOpti
 			auditServiceAttestHandler.ServeHTTP(w, r)
 		case AuditServiceGetPublicKeyProcedure:
 			auditServiceGetPublicKeyHandler.ServeHTTP(w, r)
+		case AuditServiceListConsumersProcedure:
+			auditServiceListConsumersHandler.ServeHTTP(w, r)
 		case AuditServiceUsageProcedure:
 			auditServiceUsageHandler.ServeHTTP(w, r)
 		default:
@@ -299,6 +328,10 @@ func (UnimplementedAuditServiceHandler) Attest(context.Context, *connect.Request
 
 func (UnimplementedAuditServiceHandler) GetPublicKey(context.Context, *connect.Request[v1.GetPublicKeyRequest]) (*connect.Response[v1.GetPublicKeyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.audit.v1.AuditService.GetPublicKey is not implemented"))
+}
+
+func (UnimplementedAuditServiceHandler) ListConsumers(context.Context, *connect.Request[v1.ListConsumersRequest]) (*connect.Response[v1.ListConsumersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.audit.v1.AuditService.ListConsumers is not implemented"))
 }
 
 func (UnimplementedAuditServiceHandler) Usage(context.Context, *connect.Request[v1.UsageRequest]) (*connect.Response[v1.UsageResponse], error) {

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -77,6 +78,12 @@ type Config struct {
 	// Hide are values never quoted in an error, even in an excerpt: the
 	// credential HTTP attaches, in case the server echoes it.
 	Hide []string
+	// LogLevel, when set, is the log level asked of the server: in the
+	// legacy era with logging/setLevel right after each handshake (when
+	// the server offers logging), in the modern era in every request's
+	// _meta. Without it the server sends no log messages (the modern
+	// era's rule, and what servers commonly do in the legacy era).
+	LogLevel string
 }
 
 // Client talks to one MCP server. It is safe for concurrent use; it
@@ -90,7 +97,13 @@ type Client struct {
 	mu      sync.Mutex
 	conn    *conn         // nil until connected
 	connect chan struct{} // closed when an in-flight connect ends; nil when none
+	closed  bool          // Close ran: no more background work
+	bg      sync.WaitGroup
 }
+
+// backgroundTimeout bounds a message the client sends on its own (an
+// answer to a ping, a cancellation).
+const backgroundTimeout = 10 * time.Second
 
 // conn is the negotiated state of one connection (one legacy session).
 type conn struct {
@@ -210,15 +223,7 @@ func (c *Client) Send(ctx context.Context, msg []byte) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.post(ctx, cn, msg, "", nil)
-	if err != nil {
-		return err
-	}
-	defer drain(resp)
-	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
-		return c.httpError(resp)
-	}
-	return nil
+	return c.sendOn(ctx, cn, msg)
 }
 
 // Close ends a legacy session (HTTP DELETE, best effort) and forgets the
@@ -227,7 +232,9 @@ func (c *Client) Close(ctx context.Context) error {
 	c.mu.Lock()
 	cn := c.conn
 	c.conn = nil
+	c.closed = true
 	c.mu.Unlock()
+	defer c.bg.Wait()
 	if cn == nil || cn.era != EraLegacy || cn.session == "" {
 		return nil
 	}
@@ -330,13 +337,13 @@ func (c *Client) discover(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	if m.Kind() == mcpwire.KindError {
-		return nil, c.refused("server/discover", m)
+		return nil, c.Refused("server/discover", m)
 	}
 	var res struct {
 		SupportedVersions []string `json:"supportedVersions"`
 	}
 	if err := json.Unmarshal(m.Result, &res); err != nil {
-		return nil, fmt.Errorf("server/discover result: %w", err)
+		return nil, c.protocolError(m.Result, "its server/discover result is malformed (%v)", err)
 	}
 	found := false
 	for _, v := range res.SupportedVersions {
@@ -370,25 +377,25 @@ func (c *Client) initialize(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	defer drain(resp)
-	m, err := c.readResponse(resp, body, nil)
+	m, err := c.readResponse(resp, cn, body, nil)
 	if err != nil {
 		return nil, fmt.Errorf("initialize: %w", err)
 	}
 	if m.Kind() == mcpwire.KindError {
-		return nil, c.refused("initialize", m)
+		return nil, c.Refused("initialize", m)
 	}
 	var res struct {
 		ProtocolVersion string `json:"protocolVersion"`
 	}
 	if err := json.Unmarshal(m.Result, &res); err != nil {
-		return nil, fmt.Errorf("initialize result: %w", err)
+		return nil, c.protocolError(m.Result, "its initialize result is malformed (%v)", err)
 	}
 	ok := false
 	for _, v := range mcpwire.LegacyVersions {
 		ok = ok || v == res.ProtocolVersion
 	}
 	if !ok {
-		return nil, fmt.Errorf("the server answered initialize with protocol version %q; supported: %v", res.ProtocolVersion, mcpwire.LegacyVersions)
+		return nil, c.protocolError([]byte(res.ProtocolVersion), "it answered initialize with a protocol version this client does not speak (supported: %v)", mcpwire.LegacyVersions)
 	}
 	cn.version, cn.server, cn.session = res.ProtocolVersion, m.Result, resp.Header.Get(mcpwire.HeaderSessionID)
 	note, err := mcpwire.NewNotification("notifications/initialized", nil)
@@ -403,7 +410,27 @@ func (c *Client) initialize(ctx context.Context) (*conn, error) {
 	if nr.StatusCode != http.StatusAccepted && nr.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("notifications/initialized: %w", c.httpError(nr))
 	}
+	if c.cfg.LogLevel != "" && offers(cn.server, "logging") {
+		// Best effort: a server that declines only sends fewer logs.
+		params, err := json.Marshal(map[string]string{"level": c.cfg.LogLevel})
+		if err == nil {
+			_, _ = c.call(ctx, cn, "logging/setLevel", params, nil)
+		}
+	}
 	return cn, nil
+}
+
+// offers reports whether an initialize or server/discover result lists
+// capability.
+func offers(server json.RawMessage, capability string) bool {
+	var res struct {
+		Capabilities map[string]json.RawMessage `json:"capabilities"`
+	}
+	if json.Unmarshal(server, &res) != nil {
+		return false
+	}
+	v, ok := res.Capabilities[capability]
+	return ok && string(v) != "null"
 }
 
 // call sends one request on cn and reads its response.
@@ -424,16 +451,86 @@ func (c *Client) call(ctx context.Context, cn *conn, method string, params json.
 			return nil, err
 		}
 	}
-	body, err := mcpwire.NewRequest(c.newID(), method, params)
+	id := c.newID()
+	body, err := mcpwire.NewRequest(id, method, params)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := c.post(ctx, cn, body, method, params)
 	if err != nil {
+		if !NotDelivered(err) {
+			c.abandoned(ctx, cn, id)
+		}
 		return nil, err
 	}
 	defer drain(resp)
-	return c.readResponse(resp, body, on)
+	m, err := c.readResponse(resp, cn, body, on)
+	if err != nil {
+		c.abandoned(ctx, cn, id)
+	}
+	return m, err
+}
+
+// abandoned tells a legacy server that the request id will not be waited
+// for any more, when ctx ended (the caller left, or its deadline passed):
+// in that era a dropped connection is not a cancellation, so without
+// notifications/cancelled the server would go on working for nobody. The
+// modern era needs nothing: closing the stream is the cancellation.
+func (c *Client) abandoned(ctx context.Context, cn *conn, id json.RawMessage) {
+	if ctx.Err() == nil || cn.era != EraLegacy {
+		return
+	}
+	params, err := json.Marshal(struct {
+		RequestID json.RawMessage `json:"requestId"`
+		Reason    string          `json:"reason"`
+	}{id, "the client stopped waiting for the result"})
+	if err != nil {
+		return
+	}
+	note, err := mcpwire.NewNotification("notifications/cancelled", params)
+	if err != nil {
+		return
+	}
+	c.background(func(ctx context.Context) { _ = c.sendOn(ctx, cn, note) })
+}
+
+// background runs f in a goroutine Close waits for, with a bounded
+// context; nothing runs once Close has begun.
+func (c *Client) background(f func(ctx context.Context)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.bg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), backgroundTimeout)
+		defer cancel()
+		f(ctx)
+	})
+}
+
+// sendOn posts a notification or a response on cn; the server answers
+// 202 (or 200).
+func (c *Client) sendOn(ctx context.Context, cn *conn, msg []byte) error {
+	resp, err := c.post(ctx, cn, msg, "", nil)
+	if err != nil {
+		return err
+	}
+	defer drain(resp)
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
+		return c.httpError(resp)
+	}
+	return nil
+}
+
+// answerPing answers a server's ping on cn (in the background, so that
+// the stream it came on keeps being read).
+func (c *Client) answerPing(cn *conn, id json.RawMessage) {
+	res, err := mcpwire.NewResult(id, json.RawMessage(`{}`))
+	if err != nil {
+		return
+	}
+	c.background(func(ctx context.Context) { _ = c.sendOn(ctx, cn, res) })
 }
 
 func (c *Client) newID() json.RawMessage {
@@ -461,6 +558,13 @@ func (c *Client) withMeta(params json.RawMessage) (json.RawMessage, error) {
 		mcpwire.MetaProtocolVersion:    json.RawMessage(`"` + mcpwire.VersionModern + `"`),
 		mcpwire.MetaClientInfo:         info,
 		mcpwire.MetaClientCapabilities: c.cfg.Capabilities,
+	}
+	if c.cfg.LogLevel != "" {
+		level, err := json.Marshal(c.cfg.LogLevel)
+		if err != nil {
+			return nil, err
+		}
+		defaults[mcpwire.MetaLogLevel] = level
 	}
 	for k, v := range defaults {
 		if _, ok := meta[k]; !ok {
@@ -515,12 +619,13 @@ func (e *transportError) Unwrap() error { return e.err }
 // readResponse reads the answer to the request sent as body: a JSON
 // message, or an event stream that ends with it. The caller closes the
 // body.
-func (c *Client) readResponse(resp *http.Response, sent []byte, on Handler) (*mcpwire.Message, error) {
+func (c *Client) readResponse(resp *http.Response, cn *conn, sent []byte, on Handler) (*mcpwire.Message, error) {
 	sentID := mcpwire.ParseID(sent)
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	ct := mediaType(resp.Header.Get("Content-Type"))
+	success := resp.StatusCode >= 200 && resp.StatusCode < 300
 	switch {
 	case ct == "text/event-stream" && resp.StatusCode == http.StatusOK:
-		return c.readStream(resp.Body, sentID, on)
+		return c.readStream(resp.Body, cn, sentID, on)
 	case ct == "application/json":
 		b, err := io.ReadAll(io.LimitReader(resp.Body, int64(c.cfg.MaxMessageBytes)+1))
 		if err != nil {
@@ -531,24 +636,47 @@ func (c *Client) readResponse(resp *http.Response, sent []byte, on Handler) (*mc
 		}
 		m, err := mcpwire.Parse(b)
 		if err != nil {
-			if resp.StatusCode >= 300 {
+			if !success {
 				return nil, &HTTPError{Status: resp.StatusCode, Body: c.snippet(b)}
 			}
-			return nil, fmt.Errorf("the server's response is not JSON-RPC: %w", err)
+			return nil, c.protocolError(b, "its response is not a JSON-RPC message")
 		}
-		if m.Kind() == mcpwire.KindError || (m.Kind() == mcpwire.KindResult && resp.StatusCode < 300) {
+		if m.Kind() == mcpwire.KindError || (m.Kind() == mcpwire.KindResult && success) {
 			if m.Kind() == mcpwire.KindResult && !bytes.Equal(m.ID, sentID) {
-				return nil, fmt.Errorf("the server answered id %s to request %s", m.ID, sentID)
+				return nil, c.protocolError(m.ID, "it answered request %s with another request's id", sentID)
 			}
 			return m, nil
 		}
+		if success {
+			return nil, c.protocolError(b, "it answered a request with a %v, not a response", m.Kind())
+		}
 		return nil, &HTTPError{Status: resp.StatusCode, Body: c.snippet(b)}
+	case success:
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		if ct == "" {
+			ct = "none"
+		}
+		return nil, c.protocolError(b, "it answered a request with HTTP %d and content type %s (a response must be application/json or text/event-stream)",
+			resp.StatusCode, excerpt.Text(ct, 64))
 	}
 	return nil, c.httpError(resp)
 }
 
-// readStream reads events until the response to sentID.
-func (c *Client) readStream(body io.Reader, sentID json.RawMessage, on Handler) (*mcpwire.Message, error) {
+// mediaType is the media type of a Content-Type value, lower-cased and
+// without parameters ("" when it does not parse); the two the transport
+// uses, as servers send them, without mime.ParseMediaType's allocations.
+func mediaType(v string) string {
+	switch v {
+	case "text/event-stream", "application/json":
+		return v
+	}
+	mt, _, _ := mime.ParseMediaType(v)
+	return mt
+}
+
+// readStream reads events until the response to sentID. The server's
+// pings are answered; its other messages go to on.
+func (c *Client) readStream(body io.Reader, cn *conn, sentID json.RawMessage, on Handler) (*mcpwire.Message, error) {
 	er := mcpwire.NewEventReader(body, c.cfg.MaxMessageBytes)
 	defer er.Release()
 	for {
@@ -561,7 +689,7 @@ func (c *Client) readStream(body io.Reader, sentID json.RawMessage, on Handler) 
 		}
 		m, err := mcpwire.Parse(ev.Data)
 		if err != nil {
-			return nil, fmt.Errorf("the server sent a malformed message on its stream: %w", err)
+			return nil, c.protocolError(ev.Data, "it sent a malformed message on its stream")
 		}
 		switch m.Kind() {
 		case mcpwire.KindResult, mcpwire.KindError:
@@ -570,10 +698,20 @@ func (c *Client) readStream(body io.Reader, sentID json.RawMessage, on Handler) 
 			}
 			// A response to something else on this stream: not ours.
 		default:
-			if on != nil {
-				on(m)
-			}
+			c.dispatch(cn, m, on)
 		}
+	}
+}
+
+// dispatch hands a server's request or notification to on, answering a
+// ping itself: a ping asks after the connection, not the caller.
+func (c *Client) dispatch(cn *conn, m *mcpwire.Message, on Handler) {
+	if m.Kind() == mcpwire.KindRequest && m.Method == "ping" {
+		c.answerPing(cn, m.ID)
+		return
+	}
+	if on != nil {
+		on(m)
 	}
 }
 
@@ -586,16 +724,6 @@ func (c *Client) httpError(resp *http.Response) error {
 // (see package excerpt) without the hidden values, never the body itself.
 func (c *Client) snippet(b []byte) string {
 	return excerpt.Text(string(b), excerpt.Max, c.cfg.Hide...)
-}
-
-// refused is the error of a JSON-RPC error answer to method: its code and
-// an excerpt of its message (the upstream's text, so never quoted whole).
-func (c *Client) refused(method string, m *mcpwire.Message) error {
-	e, err := m.ErrorObject()
-	if err != nil {
-		return fmt.Errorf("%s refused with a malformed error: %w", method, err)
-	}
-	return fmt.Errorf("%s refused: %w", method, &mcpwire.Error{Code: e.Code, Message: excerpt.Text(e.Message, excerpt.Max, c.cfg.Hide...)})
 }
 
 // drain reads a little of what is left (so the connection can be reused)

@@ -37,14 +37,14 @@ func (c *Client) ListTools(ctx context.Context) ([]json.RawMessage, error) {
 			return nil, fmt.Errorf("tools/list: %w", err)
 		}
 		if m.Kind() == mcpwire.KindError {
-			return nil, c.refused("tools/list", m)
+			return nil, c.Refused("tools/list", m)
 		}
 		var res struct {
 			Tools      []json.RawMessage `json:"tools"`
 			NextCursor string            `json:"nextCursor"`
 		}
 		if err := json.Unmarshal(m.Result, &res); err != nil {
-			return nil, fmt.Errorf("tools/list result: %w", err)
+			return nil, fmt.Errorf("tools/list: %w", c.protocolError(m.Result, "its result is malformed (%v)", err))
 		}
 		out = append(out, res.Tools...)
 		if len(out) > MaxTools {

@@ -87,3 +87,58 @@ func FuzzEventReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEnvelope: the envelope encoders write exactly what json.Marshal
+// writes for the same members in a map, and fail exactly when it does.
+func FuzzEnvelope(f *testing.F) {
+	for _, s := range [][3]string{
+		{`1`, `tools/call`, `{"name":"a__b","arguments":{"x":1}}`},
+		{`"pc-1"`, `initialize`, "{ \"a\" : [1, 2,\n 3] }"},
+		{`null`, `x<y>&z`, `{"html":"<b>&amp;</b>","sep":"\u2028\u2029"}`},
+		{``, "m\u00e9thode\"\\", ``},
+		{`{"bad"`, `ping`, `{}`},
+		{`2`, `ping`, `{"a":}`},
+		{`3`, "\xff", "\"\xff\""},
+	} {
+		f.Add([]byte(s[0]), s[1], []byte(s[2]))
+	}
+	f.Fuzz(func(t *testing.T, id []byte, method string, params []byte) {
+		idRaw, paramsRaw := json.RawMessage(id), json.RawMessage(params)
+		if len(id) == 0 {
+			idRaw = nil
+		}
+		if len(params) == 0 {
+			paramsRaw = nil
+		}
+		marshal := func(env map[string]any, key string, raw json.RawMessage) ([]byte, error) {
+			if raw != nil {
+				env[key] = raw
+			}
+			return json.Marshal(env)
+		}
+		check := func(name string, got []byte, gotErr error, want []byte, wantErr error) {
+			t.Helper()
+			if (gotErr != nil) != (wantErr != nil) {
+				t.Fatalf("%s: error %v, json.Marshal's %v", name, gotErr, wantErr)
+			}
+			if wantErr == nil && !bytes.Equal(got, want) {
+				t.Fatalf("%s:\n got %s\nwant %s", name, got, want)
+			}
+		}
+		got, err := mcpwire.NewRequest(idRaw, method, paramsRaw)
+		want, werr := marshal(map[string]any{"jsonrpc": "2.0", "id": idRaw, "method": method}, "params", paramsRaw)
+		check("NewRequest", got, err, want, werr)
+		got, err = mcpwire.NewNotification(method, paramsRaw)
+		want, werr = marshal(map[string]any{"jsonrpc": "2.0", "method": method}, "params", paramsRaw)
+		check("NewNotification", got, err, want, werr)
+		got, err = mcpwire.NewToolCallParams(method, paramsRaw)
+		want, werr = json.Marshal(struct {
+			Name      string          `json:"name"`
+			Arguments json.RawMessage `json:"arguments"`
+		}{method, paramsRaw})
+		check("NewToolCallParams", got, err, want, werr)
+		got, err = mcpwire.NewResult(idRaw, paramsRaw)
+		want, werr = marshal(map[string]any{"jsonrpc": "2.0", "id": idRaw}, "result", paramsRaw)
+		check("NewResult", got, err, want, werr)
+	})
+}

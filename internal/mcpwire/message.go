@@ -242,17 +242,35 @@ func (m *Message) ErrorObject() (*Error, error) {
 
 // NewRequest encodes a request; params (nil: none) must be valid JSON.
 func NewRequest(id json.RawMessage, method string, params json.RawMessage) ([]byte, error) {
-	return encode(map[string]any{"jsonrpc": "2.0", "id": id, "method": method}, "params", params)
+	b := make([]byte, 0, envelopeSize+len(id)+len(method)+len(params))
+	b = append(b, `{"id":`...)
+	b, err := appendRaw(b, id)
+	if err == nil {
+		b = append(b, `,"jsonrpc":"2.0","method":`...)
+		b = appendString(b, method)
+		b, err = appendMember(b, "params", params)
+	}
+	return b, err
 }
 
 // NewNotification encodes a notification.
 func NewNotification(method string, params json.RawMessage) ([]byte, error) {
-	return encode(map[string]any{"jsonrpc": "2.0", "method": method}, "params", params)
+	b := make([]byte, 0, envelopeSize+len(method)+len(params))
+	b = append(b, `{"jsonrpc":"2.0","method":`...)
+	b = appendString(b, method)
+	return appendMember(b, "params", params)
 }
 
 // NewResult encodes a result response.
 func NewResult(id json.RawMessage, result json.RawMessage) ([]byte, error) {
-	return encode(map[string]any{"jsonrpc": "2.0", "id": id}, "result", result)
+	b := make([]byte, 0, envelopeSize+len(id)+len(result))
+	b = append(b, `{"id":`...)
+	b, err := appendRaw(b, id)
+	if err == nil {
+		b = append(b, `,"jsonrpc":"2.0"`...)
+		b, err = appendMember(b, "result", result)
+	}
+	return b, err
 }
 
 // NewError encodes an error response (id nil: null). Data that cannot be
@@ -268,13 +286,73 @@ func NewError(id json.RawMessage, e *Error) []byte {
 	return b
 }
 
-func encode(env map[string]any, key string, raw json.RawMessage) ([]byte, error) {
-	if raw != nil {
-		env[key] = raw
-	}
-	b, err := json.Marshal(env)
+// NewToolCallParams encodes the params of a tools/call, as json.Marshal
+// encodes a struct of the two members in this order.
+func NewToolCallParams(name string, arguments json.RawMessage) ([]byte, error) {
+	b := make([]byte, 0, envelopeSize+len(name)+len(arguments))
+	b = append(b, `{"name":`...)
+	b = appendString(b, name)
+	b = append(b, `,"arguments":`...)
+	b, err := appendRaw(b, arguments)
 	if err != nil {
-		return nil, fmt.Errorf("encode JSON-RPC %s: %w", key, err)
+		return nil, err
+	}
+	return append(b, '}'), nil
+}
+
+// The envelope encoders write what json.Marshal writes for a
+// map[string]any of the same members (keys in sorted order, every raw
+// member validated, compacted and HTML-escaped, a nil id as null, a nil
+// params or result left out), without the map, its sorting and reflection
+// on every message.
+
+// envelopeSize is room for an envelope's keys and punctuation.
+const envelopeSize = 64
+
+// appendMember appends `,"key":raw}` (only `}` when raw is nil).
+func appendMember(b []byte, key string, raw json.RawMessage) ([]byte, error) {
+	if raw != nil {
+		b = append(b, ',', '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		var err error
+		if b, err = appendRaw(b, raw); err != nil {
+			return nil, fmt.Errorf("encode JSON-RPC %s: %w", key, err)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// appendRaw appends raw as json.Marshal encodes a json.RawMessage: null
+// when nil, else validated, compacted and HTML-escaped.
+func appendRaw(b []byte, raw json.RawMessage) ([]byte, error) {
+	if raw == nil {
+		return append(b, "null"...), nil
+	}
+	start := len(b)
+	buf := bytes.NewBuffer(b)
+	if err := json.Compact(buf, raw); err != nil {
+		return nil, fmt.Errorf("encode JSON-RPC message: %w", err)
+	}
+	b = buf.Bytes()
+	if bytes.ContainsAny(b[start:], "<>&\u2028\u2029") {
+		var esc bytes.Buffer
+		json.HTMLEscape(&esc, b[start:])
+		b = append(b[:start], esc.Bytes()...)
 	}
 	return b, nil
+}
+
+// appendString appends s as json.Marshal encodes a string; a method name
+// of plain characters is quoted as it is.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -25,6 +25,12 @@ const (
 	MetaClientInfo         = "io.modelcontextprotocol/clientInfo"
 	MetaClientCapabilities = "io.modelcontextprotocol/clientCapabilities"
 	MetaServerInfo         = "io.modelcontextprotocol/serverInfo"
+	// MetaLogLevel is the log level a 2026-07-28 request asks for (no
+	// notifications/message without it).
+	MetaLogLevel = "io.modelcontextprotocol/logLevel"
+	// MetaSubscriptionID names the subscriptions/listen request a
+	// notification on its stream belongs to (2026-07-28).
+	MetaSubscriptionID = "io.modelcontextprotocol/subscriptionId"
 )
 
 // HTTP headers of the Streamable HTTP transport, in canonical form.
@@ -87,4 +93,21 @@ func DecodeHeaderValue(v string) (string, bool) {
 		return string(b), true
 	}
 	return v, true
+}
+
+// logLevels are MCP's log levels (RFC 5424's severities), least severe
+// first.
+var logLevels = [...]string{"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"}
+
+// LogLevelRank orders MCP's log levels: 1 for "debug" up to 8 for
+// "emergency", 0 for anything else. A notifications/message of level l
+// reaches a client that asked for level min when LogLevelRank(l) >=
+// LogLevelRank(min).
+func LogLevelRank(level string) int {
+	for i, l := range logLevels {
+		if l == level {
+			return i + 1
+		}
+	}
+	return 0
 }

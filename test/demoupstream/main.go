@@ -1,10 +1,13 @@
 // Command demoupstream runs the demo MCP server of package demo on its own,
 // for trying the gateway by hand and for end-to-end tests:
 //
-//	go run ./test/demoupstream --addr 127.0.0.1:7450 [--require-bearer TOKEN] [--stateless] [--trace-otlp-endpoint URL]
+//	go run ./test/demoupstream --addr 127.0.0.1:7450 [--require-bearer TOKEN] [--stateless] [--event-store] [--trace-otlp-endpoint URL]
 //
 // The MCP endpoint answers on every path (use http://ADDR/mcp); GET /calls
-// lists the tools/call requests it received; POST /admin/tools/<name> with
+// lists the tools/call requests it received; GET /state the resources
+// sessions subscribed to and the wait calls cancelled; POST
+// /admin/resources/updated with {"uri": "…"} tells subscribers the resource
+// changed; POST /admin/tools/<name> with
 // {"description": "…"} and/or {"inputSchema": {…}} changes a tool's
 // definition while it runs (a "rug pull" for drift tests; {} restores it). Every flag can also be set
 // from DEMOUPSTREAM_<FLAG> (DEMOUPSTREAM_REQUIRE_BEARER keeps the token out
@@ -82,7 +85,8 @@ func newCommand() *cobra.Command {
 	f.StringVar(&opts.RequireBearer, "require-bearer", "", "refuse MCP requests without `Authorization: Bearer <this token>`")
 	f.BoolVar(&opts.Stateless, "stateless", false, "serve without sessions (the SDK's stateless mode)")
 	f.BoolVar(&opts.StreamingTools, "streaming-tools", false, "add the count (progress) and confirm_transfer (elicitation) tools")
-	f.BoolVar(&opts.Content, "content", false, "add a resource, a resource template and a prompt")
+	f.BoolVar(&opts.Content, "content", false, "add a resource, a resource template and a prompt, with completions and subscriptions")
+	f.BoolVar(&opts.EventStore, "event-store", false, "keep SSE events for resumption (streams open with a priming event)")
 	f.DurationVar(&opts.Latency, "latency", 0, "delay every tool call by this long (a slow upstream)")
 	traceCfg.Flags(f)
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

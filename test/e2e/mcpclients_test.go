@@ -30,6 +30,14 @@ import (
 // a prompt. Every pin is the upstream's live definition.
 func startBrokerGateway(t *testing.T) *gateway {
 	t.Helper()
+	g, _ := startBrokerGatewayWithTools(t)
+	return g
+}
+
+// startBrokerGatewayWithTools is startBrokerGateway that also returns the
+// "tools" upstream, whose log, wait and ask_briefly tools are pinned too.
+func startBrokerGatewayWithTools(t *testing.T) (*gateway, *harness.DemoUpstream) {
+	t.Helper()
 	g := startGateway(t, 1, "dp1")
 	tools := harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret, Args: []string{"--streaming-tools", "--content"}})
 	modern := harness.StartDemoUpstream(t, harness.DemoUpstreamOptions{RequireBearer: g.upstreamSecret, Args: []string{"--stateless", "--content"}})
@@ -37,10 +45,13 @@ func startBrokerGateway(t *testing.T) *gateway {
 	g.gwctl(t, "upstream", "add", "modern", "--url", modern.URL, "--bearer-secret", "demo-token")
 	g.pinAsServed(t, "tools", tools.URL, "count", "read-only")
 	g.pinAsServed(t, "tools", tools.URL, "confirm_transfer", "mutating")
+	g.pinAsServed(t, "tools", tools.URL, "log", "read-only")
+	g.pinAsServed(t, "tools", tools.URL, "wait", "read-only")
+	g.pinAsServed(t, "tools", tools.URL, "ask_briefly", "mutating")
 	g.pinAsServed(t, "modern", modern.URL, "get_weather", "read-only")
 	version := g.applyPolicy(t, "limits", limitsPolicy)
 	awaitVersion(t, g.dps[0], version, 20*time.Second)
-	return g
+	return g, tools
 }
 
 // TestGoSDKClientInBothEras: the official Go SDK client talks to the data
@@ -51,7 +62,7 @@ func startBrokerGateway(t *testing.T) *gateway {
 // elicitation reaches a 2025-06-18 or 2025-11-25 client and its answer
 // goes back (2025-03-26 has no elicitation; a 2026-07-28 client cannot
 // answer a legacy upstream). The capabilities the client sees say what the
-// gateway sends: tools listChanged on a legacy session's stream.
+// gateway sends and what the upstreams behind it offer.
 func TestGoSDKClientInBothEras(t *testing.T) {
 	g := startBrokerGateway(t)
 	dp := g.dps[0]
@@ -77,10 +88,14 @@ func TestGoSDKClientInBothEras(t *testing.T) {
 			if got := cs.InitializeResult().ProtocolVersion; got != version {
 				t.Fatalf("negotiated %s, want %s", got, version)
 			}
+			// What the gateway sends (tools/list_changed on a legacy
+			// session's stream or a 2026-07-28 subscriptions/listen), and
+			// what the "tools" upstream offers beyond: completions,
+			// logging, resource subscriptions.
 			caps := cs.InitializeResult().Capabilities
-			if caps.Tools == nil || caps.Tools.ListChanged != (version != "2026-07-28") || caps.Resources == nil || caps.Prompts == nil ||
-				caps.Resources.ListChanged || caps.Resources.Subscribe || caps.Prompts.ListChanged {
-				t.Errorf("capabilities %+v (tools %+v), want tools (listChanged in the legacy era), resources and prompts without notifications", caps, caps.Tools)
+			if caps.Tools == nil || !caps.Tools.ListChanged || caps.Resources == nil || caps.Prompts == nil ||
+				caps.Resources.ListChanged || !caps.Resources.Subscribe || caps.Prompts.ListChanged || caps.Completions == nil || caps.Logging == nil {
+				t.Errorf("capabilities %+v (tools %+v, resources %+v), want tools with listChanged, resources with subscribe, prompts, completions, logging", caps, caps.Tools, caps.Resources)
 			}
 			lt, err := cs.ListTools(ctx, nil)
 			if err != nil {
@@ -216,8 +231,11 @@ func TestModernHeaderRules(t *testing.T) {
 
 // TestTypeScriptSDKClient: the official TypeScript SDK (npm, run by Node)
 // in the legacy era: the capabilities it is told, a gateway session, tools
-// from two upstreams, progress, an elicitation answered by the client, and
-// a policy refusal.
+// from two upstreams, progress, an elicitation answered by the client, a
+// policy refusal, and the methods beyond tools: ping, completion,
+// logging/setLevel with the log messages at that level, a resource
+// subscription with its update, and a cancelled call that the upstream
+// sees cancelled.
 func TestTypeScriptSDKClient(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -228,10 +246,10 @@ func TestTypeScriptSDKClient(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk")); err != nil {
 		t.Fatalf("the TypeScript SDK is not installed: run `npm ci --prefix test/tsclient` (make e2e does): %v", err)
 	}
-	g := startBrokerGateway(t)
+	g, tools := startBrokerGatewayWithTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "client.mjs"), g.dps[0].URL+"/mcp")
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "client.mjs"), g.dps[0].URL+"/mcp", "http://"+tools.Addr)
 	cmd.Env = append(os.Environ(), "PORTCULLIS_AGENT_KEY="+g.opsKey)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -250,9 +268,15 @@ func TestTypeScriptSDKClient(t *testing.T) {
 			Tools *struct {
 				ListChanged bool `json:"listChanged"`
 			} `json:"tools"`
-			Resources map[string]any `json:"resources"`
-			Prompts   map[string]any `json:"prompts"`
+			Resources   map[string]any `json:"resources"`
+			Prompts     map[string]any `json:"prompts"`
+			Completions map[string]any `json:"completions"`
+			Logging     map[string]any `json:"logging"`
 		} `json:"capabilities"`
+		Completions  []string `json:"completions"`
+		Logs         []string `json:"logs"`
+		Updated      []string `json:"updated"`
+		Cancelled    bool     `json:"cancelled"`
 		Tools        []string `json:"tools"`
 		Weather      string   `json:"weather"`
 		Progress     []int    `json:"progress"`
@@ -274,11 +298,35 @@ func TestTypeScriptSDKClient(t *testing.T) {
 	if got.ProtocolVersion == nil || *got.ProtocolVersion != "2025-11-25" {
 		t.Errorf("protocol version %v, want 2025-11-25", got.ProtocolVersion)
 	}
-	// The gateway sends tools/list_changed on the session's stream, and no
-	// resources or prompts notifications.
-	if c := got.Capabilities; c.Tools == nil || !c.Tools.ListChanged || c.Resources == nil || len(c.Resources) != 0 || c.Prompts == nil || len(c.Prompts) != 0 {
-		t.Errorf("capabilities %+v, want tools with listChanged, resources and prompts without notifications", c)
+	// The gateway sends tools/list_changed on the session's stream, no
+	// resources or prompts list changes, and offers what the "tools"
+	// upstream offers: resource subscriptions, completions, logging.
+	if c := got.Capabilities; c.Tools == nil || !c.Tools.ListChanged || fmt.Sprint(c.Resources) != "map[subscribe:true]" || c.Prompts == nil || len(c.Prompts) != 0 ||
+		c.Completions == nil || c.Logging == nil {
+		t.Errorf("capabilities %+v, want tools with listChanged, resources with subscribe, prompts, completions and logging", c)
 	}
+	if !slices.Equal(got.Completions, []string{"invoices", "interest"}) {
+		t.Errorf("completions %v", got.Completions)
+	}
+	if !slices.Equal(got.Logs, []string{"warning", "error"}) {
+		t.Errorf("log messages %v, want those at warning and above", got.Logs)
+	}
+	if !slices.Equal(got.Updated, []string{"tools__demo://readme"}) {
+		t.Errorf("resource updates %v, want the subscribed resource's, namespaced", got.Updated)
+	}
+	if !got.Cancelled {
+		t.Error("the cancelled call was not cancelled")
+	}
+	harness.Await(t, 20*time.Second, "the upstream to see the cancellation and the unsubscription", func() error {
+		s, err := tools.State()
+		if err != nil {
+			return err
+		}
+		if s.Cancelled != 1 || len(s.Subscribed) != 0 {
+			return fmt.Errorf("upstream state %+v, want 1 cancelled call and no subscription", s)
+		}
+		return nil
+	})
 	for _, want := range []string{actionWeather, "tools__count", "tools__confirm_transfer", "modern__get_weather"} {
 		if !slices.Contains(got.Tools, want) {
 			t.Errorf("tools %v lack %s", got.Tools, want)

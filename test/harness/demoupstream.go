@@ -3,6 +3,7 @@ package harness
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -135,4 +136,50 @@ func (u *DemoUpstream) Calls() ([]UpstreamCall, error) {
 		return nil, fmt.Errorf("GET /calls: %q: %w", body, err)
 	}
 	return calls, nil
+}
+
+// UpstreamState is what the demo upstream saw beyond tool calls.
+type UpstreamState struct {
+	// Subscribed are the resource URIs some session follows, sorted.
+	Subscribed []string `json:"subscribed"`
+	// Cancelled counts wait calls that ended by cancellation.
+	Cancelled int `json:"cancelled"`
+}
+
+// State returns what the upstream saw beyond tool calls (GET /state).
+func (u *DemoUpstream) State() (UpstreamState, error) {
+	var s UpstreamState
+	status, body, err := httpGet("http://" + u.Addr + "/state")
+	if err != nil {
+		return s, err
+	}
+	if status != http.StatusOK {
+		return s, fmt.Errorf("GET /state: status %d: %s", status, body)
+	}
+	if err := json.Unmarshal(body, &s); err != nil {
+		return s, fmt.Errorf("GET /state: %q: %w", body, err)
+	}
+	return s, nil
+}
+
+// ResourceUpdated makes the upstream tell the sessions that subscribed to
+// uri that it changed (POST /admin/resources/updated).
+func (u *DemoUpstream) ResourceUpdated(uri string) error {
+	body, err := json.Marshal(map[string]string{"uri": uri})
+	if err != nil {
+		return err
+	}
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	resp, err := c.Post("http://"+u.Addr+"/admin/resources/updated", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+		return fmt.Errorf("POST /admin/resources/updated: status %d: %s", resp.StatusCode, msg)
+	}
+	return nil
 }

@@ -47,9 +47,10 @@ type Options struct {
 	// Logger receives recovery and failure reports.
 	Logger *slog.Logger
 	// OnCommit, when set, is called with each record once it is committed
-	// (fsynced; with Async, written to the OS), on the log's writer
-	// goroutine, in sequence order: it must return at once (queue, never
-	// wait) and must not change the record. An export hook.
+	// (fsynced; with Async, written to the OS), by the Write leading that
+	// commit, one commit at a time, in sequence order: it must return at
+	// once (queue, never wait) and must not change the record. An export
+	// hook.
 	OnCommit func(*auditv1.Record)
 
 	// wrapFile wraps every segment file opened for writing (a test seam).
@@ -65,30 +66,46 @@ type segmentFile interface {
 
 // Log is a durable, hash-chained, append-only audit log in a directory
 // (see the package documentation for the layout). Write is safe for
-// concurrent use: one goroutine takes every waiting record, assigns
-// sequences and hashes, appends the batch with one write and fsyncs it
-// once (group commit). A Log must be the only writer of its directory.
+// concurrent use, with group commit led by the callers themselves: a
+// Write that finds no commit in progress commits its own record at once
+// (assigns sequence and hash, appends, fsyncs) on its own goroutine, so a
+// lone call pays one write and one fdatasync and no hand-off to another
+// goroutine; Writes that arrive meanwhile queue, and when the commit ends
+// the first of them leads the next one with every record queued by then
+// (one write, one fdatasync for all). A Log must be the only writer of its
+// directory.
 type Log struct {
 	opts Options
 	log  *slog.Logger
 
-	mu     sync.RWMutex // held for reading while sending on reqs
-	closed bool
-	reqs   chan *request
-	done   chan struct{} // closed when the writer goroutine exits
+	// qmu guards the queue and the lead; the commit itself runs outside
+	// it, under the lead.
+	qmu     sync.Mutex
+	closed  bool
+	leading bool       // a Write is committing
+	pending []*request // queued for the next commit
+	spare   []*request // the last batch's slice, reused
+	idle    *sync.Cond // on qmu: signalled when leading turns false
+	// slots bounds the records queued or committing (a Write waits, up to
+	// its ctx, for one).
+	slots chan struct{}
+	// stopSync ends an Async log's background fsync; syncDone closes once
+	// it has.
+	stopSync, syncDone chan struct{}
+	shutOnce           sync.Once
+	closeErr           error
 
 	failed  atomic.Pointer[error]
 	durable atomic.Uint64 // last fsynced sequence
 	// applied is the newest configuration record (see applied.go), with
 	// only what a carried copy needs.
-	applied  atomic.Pointer[auditv1.Record]
-	closeErr error // set by the writer goroutine before done closes
+	applied atomic.Pointer[auditv1.Record]
 
 	// fmu guards f and written against the background syncer of an
-	// Async log; the writer goroutine holds it only to change them.
+	// Async log; the leading Write holds it only to change them.
 	fmu sync.Mutex
 
-	// Owned by the writer goroutine (and recover, before it starts).
+	// Owned by the leading Write (and recover, before Open returns).
 	f       segmentFile
 	segSize int64
 	next    uint64         // sequence of the next record
@@ -102,15 +119,24 @@ type Log struct {
 	tailApplied bool
 	committed   []*auditv1.Record // reused by commit
 	scratch     []byte
+
+	// cursor is where the last ReadFrom stopped (read.go).
+	cursor readCursor
 }
 
 var _ Writer = (*Log)(nil)
 
+// maxQueued bounds the records queued or being committed.
+const maxQueued = 4 * maxBatch
+
 // request is one Write waiting for its batch.
 type request struct {
 	rec  *auditv1.Record
-	done chan error // capacity 1
+	done chan error // capacity 1: the outcome, or errLead
 }
+
+// errLead tells a queued Write that it leads the next commit.
+var errLead = errors.New("audit log: lead the next commit")
 
 var requests = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
 
@@ -135,17 +161,25 @@ func Open(opts Options) (*Log, error) {
 		return nil, fmt.Errorf("create audit log directory: %w", err)
 	}
 	l := &Log{
-		opts: opts,
-		log:  opts.Logger,
-		reqs: make(chan *request, maxBatch),
-		done: make(chan struct{}),
+		opts:  opts,
+		log:   opts.Logger,
+		slots: make(chan struct{}, maxQueued),
 	}
+	l.idle = sync.NewCond(&l.qmu)
 	if err := l.recover(); err != nil {
 		return nil, err
 	}
 	l.written = l.next - 1
 	l.durable.Store(l.written)
-	go l.run()
+	if opts.Async {
+		// The periodic fsync runs beside the writers, so records keep
+		// being written while a slow fsync is in progress.
+		l.stopSync, l.syncDone = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(l.syncDone)
+			l.syncLoop(l.stopSync)
+		}()
+	}
 	return l, nil
 }
 
@@ -163,39 +197,93 @@ func (l *Log) Write(ctx context.Context, r *auditv1.Record) error {
 	if err := l.err(); err != nil {
 		return err
 	}
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		select {
+		case l.slots <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("audit log: %w", ctx.Err())
+		}
+	}
+	defer func() { <-l.slots }()
 	req := requests.Get().(*request)
 	req.rec = r
-	l.mu.RLock()
-	if l.closed {
-		l.mu.RUnlock()
-		requests.Put(req)
-		return ErrClosed
-	}
-	select {
-	case l.reqs <- req:
-	case <-ctx.Done():
-		l.mu.RUnlock()
+	defer func() {
 		req.rec = nil
 		requests.Put(req)
-		return fmt.Errorf("audit log: %w", ctx.Err())
+	}()
+	l.qmu.Lock()
+	if l.closed {
+		l.qmu.Unlock()
+		return ErrClosed
 	}
-	l.mu.RUnlock()
-	err := <-req.done
-	req.rec = nil
-	requests.Put(req)
-	return err
+	l.pending = append(l.pending, req)
+	if l.leading {
+		l.qmu.Unlock()
+		if err := <-req.done; err != errLead { //nolint:errorlint // a sentinel sent as is
+			return err
+		}
+	} else {
+		l.leading = true
+		l.qmu.Unlock()
+	}
+	l.lead()
+	return <-req.done
+}
+
+// lead commits what is queued (the leading Write's own record among it),
+// then passes the lead to the first Write queued meanwhile, or gives it up.
+func (l *Log) lead() {
+	defer func() {
+		if p := recover(); p != nil {
+			// A commit that panicked leaves its batch unanswered and the
+			// lead taken. The caller's HTTP server would recover the
+			// panic and every later Write would wait forever: stop the
+			// process instead, as a panic on a writer goroutine of its
+			// own would.
+			go panic(fmt.Sprintf("audit log: a commit panicked: %v", p))
+			select {}
+		}
+	}()
+	l.qmu.Lock()
+	n := min(len(l.pending), maxBatch)
+	batch := append(l.spare[:0], l.pending[:n]...)
+	rest := copy(l.pending, l.pending[n:])
+	clear(l.pending[rest:])
+	l.pending = l.pending[:rest]
+	l.qmu.Unlock()
+
+	l.commit(batch)
+
+	clear(batch)
+	l.qmu.Lock()
+	l.spare = batch[:0]
+	if len(l.pending) > 0 {
+		l.pending[0].done <- errLead
+	} else {
+		l.leading = false
+		l.idle.Broadcast()
+	}
+	l.qmu.Unlock()
 }
 
 // Close writes what is queued, fsyncs and closes the log. Later Writes
 // return ErrClosed. It is safe to call more than once.
 func (l *Log) Close() error {
-	l.mu.Lock()
-	if !l.closed {
-		l.closed = true
-		close(l.reqs)
+	l.qmu.Lock()
+	l.closed = true
+	for l.leading {
+		l.idle.Wait()
 	}
-	l.mu.Unlock()
-	<-l.done
+	l.qmu.Unlock()
+	l.shutOnce.Do(func() {
+		if l.stopSync != nil {
+			close(l.stopSync)
+			<-l.syncDone
+		}
+		l.shutdown()
+	})
 	return l.closeErr
 }
 
@@ -223,49 +311,19 @@ func (l *Log) fail(cause error) {
 }
 
 func (l *Log) wrap(f *os.File) segmentFile {
+	sf := segmentFile(dataFile{f})
 	if l.opts.wrapFile != nil {
-		return l.opts.wrapFile(f)
+		return l.opts.wrapFile(sf)
 	}
-	return f
+	return sf
 }
 
-// run is the writer goroutine.
-func (l *Log) run() {
-	defer close(l.done)
-	if l.opts.Async {
-		// The periodic fsync runs beside the writer, so records keep
-		// being written while a slow fsync is in progress.
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() { l.syncLoop(stop) })
-		defer wg.Wait()
-		defer close(stop)
-	}
-	batch := make([]*request, 0, maxBatch)
-	for req := range l.reqs {
-		batch = append(batch[:0], req)
-		open := true
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case req, ok := <-l.reqs:
-				if !ok {
-					open = false
-					break drain
-				}
-				batch = append(batch, req)
-			default:
-				break drain
-			}
-		}
-		l.commit(batch)
-		clear(batch)
-		if !open {
-			break
-		}
-	}
-	l.shutdown()
-}
+// dataFile is a segment file whose Sync is fdatasync: a segment only
+// grows by appends, and fdatasync writes what reading them back needs
+// (the data and the file's size) without the timestamps.
+type dataFile struct{ *os.File }
+
+func (f dataFile) Sync() error { return dataSync(f.File) }
 
 // syncLoop fsyncs an Async log every SyncInterval until stop closes.
 func (l *Log) syncLoop(stop <-chan struct{}) {
@@ -465,7 +523,7 @@ func (l *Log) sync() error {
 	return nil
 }
 
-// shutdown runs once the queue is closed and drained.
+// shutdown runs once the log is closed and no commit is in progress.
 func (l *Log) shutdown() {
 	var err error
 	if l.err() == nil {

@@ -161,10 +161,13 @@ var secretNames = []string{
 // "client_secret", "x-api-key", "accessToken", "aws_secret_access_key").
 func SecretNames() []string { return append([]string(nil), secretNames...) }
 
+// separators are what secretName ignores in a member name.
+var separators = strings.NewReplacer("-", "", "_", "")
+
 // secretName reports whether a lower-cased member name is named like a
 // secret.
 func secretName(lk string) bool {
-	n := strings.NewReplacer("-", "", "_", "").Replace(lk)
+	n := separators.Replace(lk)
 	for _, s := range secretNames {
 		if strings.HasSuffix(n, s) {
 			return true

@@ -38,8 +38,11 @@ func (c *Compiled) Engine() *authz.Engine { return c.engine }
 // combined, default deny, a satisfied forbid wins; a call whose arguments
 // do not fit the tool's schema is denied before any policy runs, and the
 // arguments it decodes are recorded on the call for the Validate stage.
-// A read-only operation on content is allowed when the agent may use the
-// upstream's content.
+// Reading content, getting a prompt, asking for completions of a prompt's
+// or a resource template's arguments and subscribing to a resource are
+// allowed when the agent may use the upstream's content; unsubscribing is
+// allowed to any agent (it only ends what the agent itself follows, and a
+// policy that no longer grants the upstream must not keep it following).
 func (c *Compiled) Authorize(ctx context.Context, call *pipeline.Call) pipeline.Decision {
 	switch call.Target.Kind {
 	case pipeline.KindTool:
@@ -63,12 +66,17 @@ func (c *Compiled) Authorize(ctx context.Context, call *pipeline.Call) pipeline.
 			return pipeline.Decision{Allowed: d.Allowed, Policies: d.Policies, Errors: d.Errors}
 		}
 	case pipeline.KindResource, pipeline.KindPrompt:
-		if call.Op.ReadOnly() && slices.ContainsFunc(c.contentUpstreams(ctx, call), func(u pipeline.Upstream) bool {
-			return u.Name == call.Target.Upstream
-		}) {
-			return pipeline.Decision{Allowed: true}
+		switch call.Op {
+		case pipeline.OpUnsubscribe:
+			return pipeline.Decision{Allowed: call.Agent != nil}
+		case pipeline.OpRead, pipeline.OpGet, pipeline.OpComplete, pipeline.OpSubscribe:
+			if slices.ContainsFunc(c.contentUpstreams(ctx, call), func(u pipeline.Upstream) bool {
+				return u.Name == call.Target.Upstream
+			}) {
+				return pipeline.Decision{Allowed: true}
+			}
+			return pipeline.Decision{}
 		}
-		return pipeline.Decision{}
 	case pipeline.KindAgent:
 		action, ok := agentActions[call.Op]
 		if !ok {

@@ -163,3 +163,44 @@ func TestListableAndContentUpstreams(t *testing.T) {
 		t.Errorf("Listable without an agent = %+v, want none", got)
 	}
 }
+
+// TestAuthorizeContentOperations: every operation on an upstream's
+// content follows the content rule (the agent may use some tool of the
+// upstream), except unsubscribing, which any agent may do; an operation
+// no rule decides is denied.
+func TestAuthorizeContentOperations(t *testing.T) {
+	s := configtest.Snapshot()
+	s.PolicySets[0].Source = `permit(principal in Team::"payments", action == Action::"pay__balance", resource);`
+	c := configtest.Compile(t, s)
+	ctx := context.Background()
+	payer, marketer := mustAgent(t, c, configtest.PayerKey), mustAgent(t, c, configtest.MarketerKey)
+	tests := []struct {
+		name        string
+		op          pipeline.Operation
+		kind        pipeline.Kind
+		payer, mark bool
+	}{
+		{"read", pipeline.OpRead, pipeline.KindResource, true, false},
+		{"get prompt", pipeline.OpGet, pipeline.KindPrompt, true, false},
+		{"complete a prompt", pipeline.OpComplete, pipeline.KindPrompt, true, false},
+		{"complete a resource template", pipeline.OpComplete, pipeline.KindResource, true, false},
+		{"subscribe", pipeline.OpSubscribe, pipeline.KindResource, true, false},
+		{"unsubscribe", pipeline.OpUnsubscribe, pipeline.KindResource, true, true},
+		{"call a resource", pipeline.OpCall, pipeline.KindResource, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, who := range []struct {
+				agent *configv1.Agent
+				want  bool
+			}{{payer, tt.payer}, {marketer, tt.mark}} {
+				call := newCall(c, who.agent, "", "")
+				call.Op = tt.op
+				call.Target = pipeline.Target{Kind: tt.kind, Name: "pay__doc://x", Upstream: configtest.Upstream, Own: "doc://x"}
+				if d := c.Authorize(ctx, call); d.Allowed != who.want {
+					t.Errorf("%s by %s: allowed %v, want %v (%+v)", tt.name, who.agent.GetMeta().GetName(), d.Allowed, who.want, d)
+				}
+			}
+		})
+	}
+}

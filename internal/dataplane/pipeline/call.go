@@ -340,6 +340,9 @@ type Call struct {
 	// the arguments in decodedFrom.
 	decoded     any
 	decodedFrom json.RawMessage
+
+	// timing holds what Timed's stages need per call (timing.go).
+	timing [maxTimed]stageTiming
 }
 
 // SetDecodedArguments records v as c.Arguments decoded into Go values
@@ -409,7 +412,8 @@ type Handler func(ctx context.Context, c *Call) (*Result, error)
 
 // Stage is one step of the pipeline. Implementations must be safe for
 // concurrent use; Handle either refuses (returns a *Refusal error) or calls
-// next.
+// next, with the Call it was given (Timed's stages find the rest of the
+// chain in it).
 type Stage interface {
 	Name() string
 	Handle(ctx context.Context, c *Call, next Handler) (*Result, error)

@@ -23,9 +23,15 @@ const (
 	ReasonQuarantined         Reason = "quarantined"  // the upstream changed the tool after approval
 	ReasonInvalidArguments    Reason = "invalid_arguments"
 	ReasonUpstreamUnavailable Reason = "upstream_unavailable"
-	ReasonUpstreamTimeout     Reason = "upstream_timeout"
-	ReasonAuditUnavailable    Reason = "audit_unavailable"
-	ReasonInternal            Reason = "internal"
+	// ReasonUpstreamProtocolError: the upstream answered, but broke its
+	// protocol (a malformed message, an unexpected content type, an error
+	// where a result was due); the message quotes a sanitised excerpt of
+	// what it said. upstream_unavailable is for an upstream that could not
+	// be reached or failed (HTTP 5xx, a broken connection).
+	ReasonUpstreamProtocolError Reason = "upstream_protocol_error"
+	ReasonUpstreamTimeout       Reason = "upstream_timeout"
+	ReasonAuditUnavailable      Reason = "audit_unavailable"
+	ReasonInternal              Reason = "internal"
 	// ReasonUnknownModel: no model of that name is served.
 	ReasonUnknownModel Reason = "unknown_model"
 	// ReasonBudgetExhausted: a budget that applies to the call would be
@@ -37,13 +43,17 @@ const (
 	// ReasonOriginNotAllowed: a browser page of an origin the operator did
 	// not allow (setting mcp.allowed-origins) sent the request.
 	ReasonOriginNotAllowed Reason = "origin_not_allowed"
+	// ReasonLimitExceeded: the caller holds as much of something bounded
+	// as it may (resource subscriptions, say); it must release some first.
+	ReasonLimitExceeded Reason = "limit_exceeded"
 )
 
 // Reasons lists every reason (for metrics label pre-registration).
 var Reasons = []Reason{
 	ReasonUnauthenticated, ReasonDenied, ReasonDegraded, ReasonFrozen, ReasonStale, ReasonNoConfig,
-	ReasonUnknownTool, ReasonUnknownTask, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable, ReasonUpstreamTimeout,
-	ReasonAuditUnavailable, ReasonInternal, ReasonOriginNotAllowed, ReasonUnknownModel, ReasonBudgetExhausted, ReasonUnpriced,
+	ReasonUnknownTool, ReasonUnknownTask, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable,
+	ReasonUpstreamProtocolError, ReasonUpstreamTimeout, ReasonAuditUnavailable, ReasonInternal, ReasonOriginNotAllowed,
+	ReasonUnknownModel, ReasonBudgetExhausted, ReasonUnpriced, ReasonLimitExceeded,
 }
 
 // Refusal is a call the gateway refused. Message is safe to show to the

@@ -17,7 +17,9 @@ type StageObserver func(stage string, self time.Duration)
 // Timed wraps each stage so that obs learns its own time per call, which
 // is how the data plane reports each stage's share of the latency it adds
 // (metric portcullis_dataplane_stage_seconds). The wrapping costs two clock
-// reads and one small closure per stage and call.
+// reads per stage and call; the first maxTimed stages allocate nothing per
+// call (each keeps what it needs in the Call), any further ones one small
+// closure.
 func Timed(obs StageObserver, stages ...Stage) []Stage { return Traced(obs, nil, 0, stages...) }
 
 // Traced is Timed that also, when tr is not nil and the call's span (in
@@ -33,9 +35,38 @@ func Timed(obs StageObserver, stages ...Stage) []Stage { return Traced(obs, nil,
 func Traced(obs StageObserver, tr trace.Tracer, min time.Duration, stages ...Stage) []Stage {
 	out := make([]Stage, len(stages))
 	for i, s := range stages {
-		out[i] = timedStage{Stage: s, obs: obs, tr: tr, min: min, span: "stage " + s.Name()}
+		ts := timedStage{Stage: s, obs: obs, i: i, tr: tr, min: min, span: "stage " + s.Name()}
+		if i < maxTimed {
+			ts.next = timedNext(i)
+		}
+		out[i] = ts
 	}
 	return out
+}
+
+// maxTimed is how many stages of one Timed list time a call without
+// allocating.
+const maxTimed = 16
+
+// stageTiming is one timed stage's state in a call: the rest of the chain
+// it was given, the time spent there and the error it returned.
+type stageTiming struct {
+	next    Handler
+	inNext  time.Duration
+	nextErr error
+}
+
+// timedNext is the handler the i-th timed stage passes on instead of the
+// rest of the chain: it calls the rest and adds its time to the stage's.
+// Made once per stage, it finds the rest in the Call.
+func timedNext(i int) Handler {
+	return func(ctx context.Context, c *Call) (*Result, error) {
+		t0 := time.Now()
+		r, e := c.timing[i].next(ctx, c)
+		c.timing[i].inNext += time.Since(t0)
+		c.timing[i].nextErr = e
+		return r, e
+	}
 }
 
 // TimedHandler wraps the terminal handler so that obs learns its time
@@ -51,7 +82,11 @@ func TimedHandler(obs StageObserver, name string, h Handler) Handler {
 
 type timedStage struct {
 	Stage
-	obs  StageObserver
+	obs StageObserver
+	i   int
+	// next is timedNext(i); nil past maxTimed.
+	next Handler
+	// tr, when not nil, makes the spans of stages that cost at least min.
 	tr   trace.Tracer
 	min  time.Duration
 	span string
@@ -64,6 +99,26 @@ var (
 )
 
 func (s timedStage) Handle(ctx context.Context, c *Call, next Handler) (*Result, error) {
+	if s.next == nil || c == nil {
+		return s.handleAlloc(ctx, c, next)
+	}
+	t := &c.timing[s.i]
+	// Another Timed list nested in this one shares the index: keep what
+	// it set and put it back.
+	saved := *t
+	t.next, t.inNext, t.nextErr = next, 0, nil
+	start := time.Now()
+	res, err := s.Stage.Handle(ctx, c, s.next)
+	end := time.Now()
+	self, nextErr := end.Sub(start)-t.inNext, t.nextErr
+	*t = saved
+	s.obs(s.Name(), self)
+	s.trace(ctx, start, end, self, err, nextErr)
+	return res, err
+}
+
+// handleAlloc times a stage past maxTimed with a closure per call.
+func (s timedStage) handleAlloc(ctx context.Context, c *Call, next Handler) (*Result, error) {
 	var inNext time.Duration
 	var nextErr error
 	start := time.Now()
@@ -77,15 +132,22 @@ func (s timedStage) Handle(ctx context.Context, c *Call, next Handler) (*Result,
 	end := time.Now()
 	self := end.Sub(start) - inNext
 	s.obs(s.Name(), self)
+	s.trace(ctx, start, end, self, err, nextErr)
+	return res, err
+}
+
+// trace makes the stage's span, when it cost anything (or made the error)
+// and the call's span is recording.
+func (s timedStage) trace(ctx context.Context, start, end time.Time, self time.Duration, err, nextErr error) {
 	if s.tr == nil {
-		return res, err
+		return
 	}
 	failed := err != nil && err != nextErr //nolint:errorlint // identity: did this stage make the error?
 	if self < s.min && !failed {
-		return res, err
+		return
 	}
 	if !trace.SpanFromContext(ctx).IsRecording() {
-		return res, err
+		return
 	}
 	attrs := make([]attribute.KeyValue, 0, 3)
 	attrs = append(attrs, stageAttr.String(s.Name()), selfAttr.Int64(self.Microseconds()))
@@ -98,5 +160,4 @@ func (s timedStage) Handle(ctx context.Context, c *Call, next Handler) (*Result,
 		span.SetStatus(codes.Error, "the stage failed")
 	}
 	span.End(trace.WithTimestamp(end))
-	return res, err
 }

@@ -50,3 +50,44 @@ func TestTimedReportsEachStagesOwnTime(t *testing.T) {
 		}
 	}
 }
+
+// TestTimedNestedAndLong: a Timed list nested in another (sharing stage
+// indexes) and a list longer than the allocation-free part both report
+// each stage once per call and still reach the terminal.
+func TestTimedNestedAndLong(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	obs := func(stage string, _ time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[stage]++
+	}
+	reached := 0
+	terminal := func(context.Context, *pipeline.Call) (*pipeline.Result, error) {
+		reached++
+		return &pipeline.Result{}, nil
+	}
+	var long []pipeline.Stage
+	for i := range 20 {
+		long = append(long, sleepStage{name: "inner" + string(rune('a'+i))})
+	}
+	inner := pipeline.Chain(terminal, pipeline.Timed(obs, long...)...)
+	outer := pipeline.Chain(func(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) { return inner(ctx, c) },
+		pipeline.Timed(obs, sleepStage{name: "outer0"}, sleepStage{name: "outer1"})...)
+	for range 3 {
+		if _, err := outer(context.Background(), &pipeline.Call{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reached != 3 {
+		t.Fatalf("terminal reached %d times, want 3", reached)
+	}
+	if len(calls) != 22 {
+		t.Fatalf("%d stages reported, want 22: %v", len(calls), calls)
+	}
+	for stage, n := range calls {
+		if n != 3 {
+			t.Errorf("stage %s reported %d times, want 3", stage, n)
+		}
+	}
+}

@@ -14,7 +14,10 @@ const maxErrorsShown = 2
 // Authorize decides the operation:
 //
 //   - a session request (initialize, discover, ping, …) of an identified
-//     agent is allowed: it reaches no upstream;
+//     agent is allowed: it reaches no upstream on the caller's behalf.
+//     When it names a target kind (a handshake that describes what the
+//     caller may use, as MCP's initialize does), call.Visible becomes the
+//     targets of that kind the caller may use, as for a list;
 //   - a list: call.Visible becomes the targets of the listed kind the
 //     policies could permit the agent some call of (the configuration's
 //     Listable, by partial evaluation) that Gate's Admit also admits;
@@ -33,11 +36,11 @@ func (Authorize) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Han
 	if c.Config == nil {
 		return nil, pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)
 	}
-	switch c.Op {
-	case pipeline.OpSession:
+	switch {
+	case c.Op == pipeline.OpSession && c.Target.Kind == "":
 		c.Decision = pipeline.Decision{Allowed: true}
 		return next(ctx, c)
-	case pipeline.OpList:
+	case c.Op == pipeline.OpList || c.Op == pipeline.OpSession:
 		listable := c.Config.Listable(ctx, c, c.Target.Kind)
 		refreshQuarantine(ctx, c, listable)
 		var visible []pipeline.Target

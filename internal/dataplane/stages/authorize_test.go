@@ -58,3 +58,30 @@ func TestAuthorizeWithoutConfig(t *testing.T) {
 		t.Error("next reached without configuration")
 	}
 }
+
+// TestAuthorizeSessionRequests: a session request is allowed without a
+// decision; one that names a target kind (a handshake describing what the
+// caller may use) gets the visible targets of that kind, as a list does,
+// and one that names none gets nothing.
+func TestAuthorizeSessionRequests(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		kind pipeline.Kind
+		want int
+	}{
+		{"ping", "", 0},
+		{"handshake describing tools", pipeline.KindTool, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			call := fakeCall(newFake(), "")
+			call.Op, call.Target = pipeline.OpSession, pipeline.Target{Kind: tt.kind}
+			term := &terminal{}
+			if _, err := (stages.Authorize{}).Handle(context.Background(), call, term.handle); err != nil || !term.reached {
+				t.Fatalf("err %v, reached %v", err, term.reached)
+			}
+			if !call.Decision.Allowed || len(call.Visible) != tt.want {
+				t.Errorf("decision %+v, visible %d, want allowed and %d", call.Decision, len(call.Visible), tt.want)
+			}
+		})
+	}
+}

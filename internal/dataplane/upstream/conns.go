@@ -118,7 +118,7 @@ func (c *Conns[S]) Acquire(s *Settings) (*Conn[S], error) {
 		return nil, errClosed
 	}
 	cn := c.conns[s.Name]
-	if cn != nil && cn.Settings.fingerprint != s.fingerprint {
+	if cn != nil && !sameConnection(&cn.Settings, s) {
 		c.logger.Info("upstream settings changed; replacing its connection", slog.String("upstream", s.Name))
 		delete(c.conns, s.Name)
 		cn.retired = true
@@ -128,6 +128,7 @@ func (c *Conns[S]) Acquire(s *Settings) (*Conn[S], error) {
 		cn = nil
 	}
 	if cn == nil {
+		s.egressKey = egressKey(s.egress)
 		hc := c.httpClientLocked(s)
 		session, err := c.driver.Open(s, hc)
 		if err != nil {
@@ -173,7 +174,7 @@ func (c *Conns[S]) Prune(r Resolver) {
 	var stale []*Conn[S]
 	for name, cn := range c.conns {
 		s, err := c.Resolve(r, name)
-		if err == nil && s.fingerprint == cn.Settings.fingerprint {
+		if err == nil && sameConnection(&s, &cn.Settings) {
 			continue
 		}
 		delete(c.conns, name)

@@ -2,8 +2,7 @@ package upstream
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"net/url"
@@ -46,16 +45,15 @@ type Settings struct {
 	hosts          []string // where the credential's secret may be sent (the transport checks each request)
 	allowLinkLocal bool
 	// egress is the snapshot's egress policy with the upstream's
-	// allow_link_local added; egressKey names it.
+	// allow_link_local added; egressKey names it (set by Conns when it
+	// makes a connection).
 	egress    egress.Policy
 	egressKey string
 	// oauth is set for an OAuth client-credentials grant; header is then
-	// Authorization and value only feeds the fingerprint.
+	// Authorization and value only tells grants apart (sameConnection).
 	oauth *oauthcc.Config
-	// fingerprint identifies everything a connection depends on (not
-	// Timeout and MaxRetries, read per call); the secret enters only as a
-	// digest.
-	fingerprint string
+	// own is the protocol driver's key for the upstream (Driver.Key).
+	own string
 }
 
 // resolve reads upstream name from r for driver d. Its errors are
@@ -113,18 +111,25 @@ func resolve[S any](r Resolver, name string, d *Driver[S]) (Settings, error) {
 	}
 	s.egress = r.Egress()
 	s.egress.AllowLinkLocal = s.egress.AllowLinkLocal || s.allowLinkLocal
-	s.egressKey = egressKey(s.egress)
-	var own string
 	if d.Key != nil {
-		own = d.Key(u)
+		s.own = d.Key(u)
 	}
-	sum := sha256.Sum256([]byte(s.value))
-	s.fingerprint = strings.Join([]string{
-		s.URL, s.header, hex.EncodeToString(sum[:]), s.egressKey, strings.Join(s.hosts, ","),
-		strconv.FormatInt(s.MaxRequest, 10), strconv.FormatInt(s.MaxResponse, 10), strconv.FormatBool(s.allowLinkLocal), own,
-		strconv.Itoa(s.Limits.BreakerFailures), s.Limits.BreakerOpen.String(), strconv.Itoa(s.Limits.MaxConcurrency),
-	}, "\x00")
 	return s, nil
+}
+
+// sameConnection reports whether a connection made under a serves b
+// unchanged: everything a connection depends on but Timeout and
+// MaxRetries, which are read per call. It runs on every call, so it
+// compares the fields instead of building and hashing a fingerprint; the
+// credential values are compared in constant time.
+func sameConnection(a, b *Settings) bool {
+	return a.URL == b.URL && a.header == b.header &&
+		subtle.ConstantTimeCompare([]byte(a.value), []byte(b.value)) == 1 &&
+		slices.Equal(a.hosts, b.hosts) && a.allowLinkLocal == b.allowLinkLocal &&
+		a.egress.AllowLinkLocal == b.egress.AllowLinkLocal &&
+		slices.Equal(a.egress.Allow, b.egress.Allow) && slices.Equal(a.egress.Deny, b.egress.Deny) &&
+		a.MaxRequest == b.MaxRequest && a.MaxResponse == b.MaxResponse && a.own == b.own &&
+		a.Limits == b.Limits
 }
 
 // egressKey names p: two policies with the same key judge every address
@@ -173,7 +178,7 @@ func (s *Settings) setCredential(r Resolver, c *configv1.UpstreamCredential, pro
 		s.hosts = hosts
 		s.oauth = &oauthcc.Config{TokenURL: tu.String(), ClientID: o.GetClientId(), ClientSecret: string(secret),
 			Scopes: o.GetScopes(), Audience: o.GetAudience(), Hosts: hosts}
-		// The token is the credential; the fingerprint covers the grant.
+		// The token is the credential; value stands for the grant.
 		s.header, s.value = "Authorization", strings.Join(append([]string{"oauth", s.oauth.TokenURL, s.oauth.ClientID,
 			s.oauth.ClientSecret, s.oauth.Audience}, s.oauth.Scopes...), "\x00")
 		return nil

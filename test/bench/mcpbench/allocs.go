@@ -24,6 +24,9 @@ const (
 type benchResult struct {
 	name                   string // without the -GOMAXPROCS suffix
 	nsPerOp, bytes, allocs float64
+	// cpuUs is the process's CPU time per call in µs (cpu-µs/op; 0 when
+	// the benchmark does not report it).
+	cpuUs float64
 }
 
 // allocReport is what the allocation benchmark found.
@@ -55,7 +58,7 @@ func runAllocBench(ctx context.Context, root, pkg, benchtime string) allocReport
 // parseBench reads go test -bench -benchmem output: for each
 // BenchmarkToolsCall/<sub>, the medians of ns/op, B/op and allocs/op.
 func parseBench(out []byte) map[string]benchResult {
-	type runs struct{ ns, b, allocs []float64 }
+	type runs struct{ ns, b, allocs, cpu []float64 }
 	byName := map[string]*runs{}
 	var order []string
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -70,7 +73,7 @@ func parseBench(out []byte) map[string]benchResult {
 				name = name[:i]
 			}
 		}
-		var ns, b, allocs float64
+		var ns, b, allocs, cpu float64
 		var seen int
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
@@ -84,6 +87,8 @@ func parseBench(out []byte) map[string]benchResult {
 				b, seen = v, seen|2
 			case "allocs/op":
 				allocs, seen = v, seen|4
+			case "cpu-µs/op":
+				cpu = v
 			}
 		}
 		if seen != 7 {
@@ -95,12 +100,12 @@ func parseBench(out []byte) map[string]benchResult {
 			byName[name] = r
 			order = append(order, name)
 		}
-		r.ns, r.b, r.allocs = append(r.ns, ns), append(r.b, b), append(r.allocs, allocs)
+		r.ns, r.b, r.allocs, r.cpu = append(r.ns, ns), append(r.b, b), append(r.allocs, allocs), append(r.cpu, cpu)
 	}
 	out2 := map[string]benchResult{}
 	for _, name := range order {
 		r := byName[name]
-		out2[name] = benchResult{name: name, nsPerOp: spreadOf(r.ns).med, bytes: spreadOf(r.b).med, allocs: spreadOf(r.allocs).med}
+		out2[name] = benchResult{name: name, nsPerOp: spreadOf(r.ns).med, bytes: spreadOf(r.b).med, allocs: spreadOf(r.allocs).med, cpuUs: spreadOf(r.cpu).med}
 	}
 	return out2
 }

@@ -251,10 +251,10 @@ func renderAllocs(b *strings.Builder, rep allocReport, byName map[string]*measur
 		fmt.Fprintf(b, "In-process benchmark: n/a (no direct and dataplane results in its output).\n")
 	default:
 		fmt.Fprintf(b, "In-process, `%s` (medians of 3 runs; the client and the fast upstream run in the benchmark's process, so the data plane's own share is the difference):\n\n", rep.cmd)
-		fmt.Fprintf(b, "| BenchmarkToolsCall | allocs/op | B/op | ns/op |\n|---|---:|---:|---:|\n")
-		fmt.Fprintf(b, "| direct (client → upstream) | %.0f | %.0f | %.0f |\n", d.allocs, d.bytes, d.nsPerOp)
-		fmt.Fprintf(b, "| dataplane (client → data plane → upstream) | %.0f | %.0f | %.0f |\n", p.allocs, p.bytes, p.nsPerOp)
-		fmt.Fprintf(b, "| **the data plane's own (dataplane − direct)** | **%.0f** | **%.0f** | %.0f |\n", p.allocs-d.allocs, p.bytes-d.bytes, p.nsPerOp-d.nsPerOp)
+		fmt.Fprintf(b, "| BenchmarkToolsCall | allocs/op | B/op | ns/op | CPU µs/op (the process's) |\n|---|---:|---:|---:|---:|\n")
+		fmt.Fprintf(b, "| direct (client → upstream) | %.0f | %.0f | %.0f | %.1f |\n", d.allocs, d.bytes, d.nsPerOp, d.cpuUs)
+		fmt.Fprintf(b, "| dataplane (client → data plane → upstream) | %.0f | %.0f | %.0f | %.1f |\n", p.allocs, p.bytes, p.nsPerOp, p.cpuUs)
+		fmt.Fprintf(b, "| **the data plane's own (dataplane − direct)** | **%.0f** | **%.0f** | %.0f | %.1f |\n", p.allocs-d.allocs, p.bytes-d.bytes, p.nsPerOp-d.nsPerOp, p.cpuUs-d.cpuUs)
 	}
 	var rows []string
 	for _, name := range []string{pathDPAsync, pathDPDurable, pathDPShadow} {

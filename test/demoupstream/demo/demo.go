@@ -33,11 +33,19 @@ type Options struct {
 	// early when the client cancels it or the Handler is closed.
 	Latency time.Duration
 	// StreamingTools adds count (progress notifications) and
-	// confirm_transfer (an elicitation), which a broker must relay.
+	// confirm_transfer (an elicitation), log (log messages at every
+	// level), wait (until cancelled) and ask_briefly (an elicitation the
+	// server withdraws), which a broker must relay.
 	StreamingTools bool
 	// Content adds a resource (demo://readme), a resource template
-	// (demo://invoices/{id}) and a prompt (summarize).
+	// (demo://invoices/{id}) and a prompt (summarize), with completions of
+	// the prompt's and the template's arguments and resource
+	// subscriptions (POST /admin/resources/updated sends an update).
 	Content bool
+	// EventStore keeps every SSE stream's events for resumption, which
+	// makes the SDK open each stream with a priming event (an id and an
+	// empty data line).
+	EventStore bool
 	// Logger receives the SDK server's logs; nil discards them.
 	Logger *slog.Logger
 	// Tracer, when set, runs every MCP request in a server span that
@@ -55,6 +63,7 @@ type Handler struct {
 	server *mcp.Server
 	mux    *http.ServeMux
 	log    callLog
+	extra  brokered
 
 	retoolMu sync.Mutex
 	retool   map[string]retooler
@@ -68,10 +77,15 @@ var _ http.Handler = (*Handler)(nil)
 // NewHandler builds a demo server.
 func NewHandler(opts Options) *Handler {
 	h := &Handler{stop: make(chan struct{})}
-	h.server = mcp.NewServer(&mcp.Implementation{Name: "demo-upstream", Version: "1.0.0"}, &mcp.ServerOptions{Logger: opts.Logger})
+	so := &mcp.ServerOptions{Logger: opts.Logger}
+	if opts.Content {
+		h.extra.contentOptions(so)
+	}
+	h.server = mcp.NewServer(&mcp.Implementation{Name: "demo-upstream", Version: "1.0.0"}, so)
 	h.retool = addTools(h.server, newBilling(), opts.Latency, h.stop)
 	if opts.StreamingTools {
 		addStreamingTools(h.server)
+		h.extra.addBrokeredTools(h.server)
 	}
 	if opts.Content {
 		addContent(h.server)
@@ -80,10 +94,11 @@ func NewHandler(opts Options) *Handler {
 		h.server.AddReceivingMiddleware(traceMiddleware(opts.Tracer))
 	}
 
-	var mcpHandler http.Handler = mcp.NewStreamableHTTPHandler(
-		func(*http.Request) *mcp.Server { return h.server },
-		&mcp.StreamableHTTPOptions{Stateless: opts.Stateless, Logger: opts.Logger},
-	)
+	ho := &mcp.StreamableHTTPOptions{Stateless: opts.Stateless, Logger: opts.Logger}
+	if opts.EventStore {
+		ho.EventStore = mcp.NewMemoryEventStore(nil)
+	}
+	var mcpHandler http.Handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return h.server }, ho)
 	if opts.RequireBearer != "" {
 		mcpHandler = requireBearer(opts.RequireBearer, mcpHandler)
 	}
@@ -94,12 +109,17 @@ func NewHandler(opts Options) *Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	h.mux.HandleFunc("POST /admin/tools/{name}", h.serveChangeTool)
+	h.mux.HandleFunc("GET /state", h.extra.serveState)
+	h.mux.HandleFunc("POST /admin/resources/updated", serveUpdated(h.server))
 	h.mux.Handle("/", h.log.record(mcpHandler))
 	return h
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// State returns what the server saw beyond tool calls.
+func (h *Handler) State() State { return h.extra.state() }
 
 // Calls returns the tools/call requests received so far, oldest first.
 func (h *Handler) Calls() []Call { return h.log.calls() }

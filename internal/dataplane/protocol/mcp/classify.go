@@ -4,48 +4,48 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/resilience"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
-	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
 
-// upstreamRPCError is a JSON-RPC error the upstream answered a tools/call
-// with.
-type upstreamRPCError struct{ code int }
-
-func (e *upstreamRPCError) Error() string { return fmt.Sprintf("JSON-RPC error %d", e.code) }
-
-// upstreamError reads an error response's code (its message is the
-// upstream's text and is not shown to callers).
-func upstreamError(m *mcpwire.Message) error {
-	e, err := m.ErrorObject()
-	if err != nil {
-		return err
-	}
-	return &upstreamRPCError{code: e.Code}
-}
+// This file classifies what went wrong with an upstream, three ways:
+//
+//   - it could not be reached, or failed in HTTP's own terms (a broken
+//     connection, HTTP 5xx, a stream cut before the result):
+//     upstream_unavailable, "could not reach it";
+//   - it answered, but broke the protocol (mcpclient.ProtocolError: a
+//     malformed message, an unexpected content type, the wrong response,
+//     a JSON-RPC error where a tools/call result was due):
+//     upstream_protocol_error, quoting a sanitised excerpt of its words;
+//   - it did not answer in time: upstream_timeout (upstream.Fail).
+//
+// The breaker counts the first two as failures; the gateway's own
+// configuration and limits, and HTTP 4xx such as 429, say nothing about
+// the upstream's health.
 
 // classifier is MCP's resilience.Classifier.
 type classifier struct{}
 
 var _ resilience.Classifier = classifier{}
 
-// Outcome: the upstream answering (a JSON-RPC error included) is a
-// success; the gateway's own configuration or limits, and a 4xx such as
-// 429, say nothing about its health; anything else (transport, timeout,
-// 5xx, a broken stream or message) is a failure.
+// Outcome: an upstream that answered within the protocol is a success
+// (resources/read's "not found" included: its errors reach the caller);
+// the gateway's own configuration or limits, and a 4xx such as 429, say
+// nothing about its health; anything else (transport, timeout, 5xx, a
+// broken stream, a protocol error) is a failure.
 func (classifier) Outcome(err error) resilience.Outcome {
 	var (
-		rpcErr  *upstreamRPCError
-		httpErr *mcpclient.HTTPError
+		protoErr *mcpclient.ProtocolError
+		httpErr  *mcpclient.HTTPError
 	)
 	switch {
-	case errors.As(err, &rpcErr):
-		return resilience.Success
+	case errors.As(err, &protoErr):
+		return resilience.Failure
 	case upstream.ConfigError(err), errors.As(err, &httpErr) && httpErr.Status < 500:
 		return resilience.Excluded
 	}
@@ -54,15 +54,15 @@ func (classifier) Outcome(err error) resilience.Outcome {
 
 // Retryable: an attempt that was not delivered, whose connection failed,
 // that the upstream answered with 5xx or 429, or that timed out. Never
-// after an answer (a JSON-RPC error, a tool's isError, a malformed
-// message), never for the gateway's own refusals.
+// after an answer (a protocol error included: the same upstream would
+// answer the same), never for the gateway's own refusals.
 func (classifier) Retryable(err error) bool {
 	var (
-		rpcErr  *upstreamRPCError
-		httpErr *mcpclient.HTTPError
+		protoErr *mcpclient.ProtocolError
+		httpErr  *mcpclient.HTTPError
 	)
 	switch {
-	case upstream.ConfigError(err), errors.As(err, &rpcErr):
+	case upstream.ConfigError(err), errors.As(err, &protoErr):
 		return false
 	case errors.As(err, &httpErr):
 		return httpErr.Status >= 500 || httpErr.Status == http.StatusTooManyRequests
@@ -74,13 +74,8 @@ func (classifier) Retryable(err error) bool {
 
 // explain says what MCP's own errors mean to a caller (upstream.Explain).
 func explain(err error) (string, bool) {
-	var (
-		rpcErr  *upstreamRPCError
-		httpErr *mcpclient.HTTPError
-	)
+	var httpErr *mcpclient.HTTPError
 	switch {
-	case errors.As(err, &rpcErr):
-		return fmt.Sprintf("it answered with JSON-RPC error %d (the tool may have changed upstream)", rpcErr.code), true
 	case errors.As(err, &httpErr):
 		return fmt.Sprintf("it answered HTTP %d", httpErr.Status), true
 	case errors.Is(err, mcpclient.ErrNoResponse):
@@ -89,12 +84,43 @@ func explain(err error) (string, bool) {
 	return "", false
 }
 
-// refusal turns err into an upstream_unavailable Refusal whose message
-// carries no secret and no upstream-supplied text.
-func refusal(name string, err error) *pipeline.Refusal { return upstream.Refusal(name, err, explain) }
+// protocolRefusal is the refusal of an upstream that broke the protocol:
+// what was wrong, in the gateway's words, and the excerpt of the
+// upstream's (already sanitised by mcpclient).
+func protocolRefusal(name string, pe *mcpclient.ProtocolError) *pipeline.Refusal {
+	if pe.Excerpt == "" {
+		return pipeline.Refuse(pipeline.ReasonUpstreamProtocolError,
+			"upstream %q answered, but broke the MCP protocol: %s; an operator must check the upstream", name, pe.What)
+	}
+	return pipeline.Refuse(pipeline.ReasonUpstreamProtocolError,
+		"upstream %q answered, but broke the MCP protocol: %s: %q; an operator must check the upstream", name, pe.What, pe.Excerpt)
+}
 
-// fail logs a failed call and returns what the caller may see (see
-// upstream.Fail).
+// refusal turns err into what a caller may see of it: a protocol error as
+// upstream_protocol_error, anything else as upstream_unavailable with a
+// message that carries no secret and no upstream-supplied text.
+func refusal(name string, err error) *pipeline.Refusal {
+	var pe *mcpclient.ProtocolError
+	if errors.As(err, &pe) {
+		return protocolRefusal(name, pe)
+	}
+	return upstream.Refusal(name, err, explain)
+}
+
+// fail logs a failed call and returns what the caller may see: a
+// protocol error (unless the caller left) as upstream_protocol_error,
+// the rest as upstream.Fail says.
 func (p *Pool) fail(ctx context.Context, s *upstream.Settings, op, stage string, err error) error {
+	var (
+		pe  *mcpclient.ProtocolError
+		ref *pipeline.Refusal
+	)
+	if errors.As(err, &pe) && !errors.As(err, &ref) && ctx.Err() == nil {
+		ref = protocolRefusal(s.Name, pe)
+		p.logger.WarnContext(ctx, "upstream broke the protocol",
+			slog.String("upstream", s.Name), slog.String("op", op), slog.String("stage", stage),
+			slog.String("reason", string(ref.Reason)), slog.Any("error", err))
+		return ref
+	}
 	return upstream.Fail(ctx, p.logger, s, op, stage, err, explain)
 }

@@ -38,10 +38,10 @@ func namespaced(prefix, value string) string {
 	return prefix + "__" + value
 }
 
-// route finds the upstream a namespaced value belongs to (the longest
+// routeName finds the upstream a namespaced value belongs to (the longest
 // matching prefix; an unprefixed upstream takes what no prefix matches)
 // and the upstream's own value.
-func route(ups []pipeline.Upstream, value string) (pipeline.Upstream, string, bool) {
+func routeName(ups []pipeline.Upstream, value string) (pipeline.Upstream, string, bool) {
 	var best pipeline.Upstream
 	found := false
 	for _, u := range ups {
@@ -126,60 +126,22 @@ func (h *Handler) contentListing(ctx context.Context, w http.ResponseWriter, r *
 // through the pipeline; URIs in the answer are namespaced again.
 func (h *Handler) contentGet(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call) {
 	spec := contentGets[req.Method]
-	if len(req.Params) == 0 || !isObject(req.Params) {
-		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: "invalid params: " + spec.key + " is required"})
+	rt, e := route(c, req.Params, []string{spec.key})
+	if e != nil {
+		writeError(w, http.StatusOK, id, e)
 		return
 	}
-	raw, err := mcpwire.Find(req.Params, spec.key)
-	var value string
-	if err != nil || raw == nil || json.Unmarshal(raw, &value) != nil || value == "" {
-		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: "invalid params: " + spec.key + " must be a non-empty string"})
-		return
-	}
-	u, own, ok := route(c.Config.Upstreams("mcp"), value)
-	if !ok {
-		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: "no upstream serves " + truncate(value, 128) + " (names are <prefix>__<name>)"})
-		return
-	}
-	enc, _ := json.Marshal(own)
-	params, err := mcpwire.Set(req.Params, spec.key, enc)
-	if err != nil {
-		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: "invalid params for " + req.Method})
-		return
-	}
-	c.Op, c.Arguments = spec.op, params
-	c.Target = pipeline.Target{Kind: spec.kind, Name: value, Upstream: u.Name, Own: truncate(own, 256)}
+	c.Op, c.Target, c.Arguments = spec.op, rt.target(spec.kind), rt.params
 	res, err := h.backend.Run(ctx, c)
 	if err != nil {
 		h.writeFailure(w, r, id, err)
 		return
 	}
-	if res.Failure != nil {
-		// The upstream's own error (e.g. resource not found), to our id.
-		out, err := json.Marshal(struct {
-			JSONRPC string          `json:"jsonrpc"`
-			ID      json.RawMessage `json:"id"`
-			Error   json.RawMessage `json:"error"`
-		}{"2.0", id, res.Failure})
-		if err != nil {
-			writeError(w, http.StatusOK, id, &rpcError{Code: codeUnavailable, Message: "the upstream's error could not be passed on"})
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(out)
-		return
-	}
-	body := res.Body
+	var transform func(json.RawMessage) json.RawMessage
 	if req.Method == "resources/read" {
-		body = namespaceContents(body, u.Prefix)
+		transform = func(body json.RawMessage) json.RawMessage { return namespaceContents(body, rt.upstream.Prefix) }
 	}
-	out, err := mcpwire.NewResult(id, body)
-	if err != nil {
-		writeError(w, http.StatusOK, id, &rpcError{Code: codeUnavailable, Message: "the upstream's answer is not valid JSON"})
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(out)
+	answerUpstream(w, id, res, transform)
 }
 
 // writeFailure answers a refused request (other than tools/call, whose

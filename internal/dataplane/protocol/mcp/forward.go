@@ -40,8 +40,15 @@ func (f *Forwarder) Forward(ctx context.Context, c *pipeline.Call) (*pipeline.Re
 	ctx = hop.WithChain(ctx, c.Hops)
 	start := time.Now()
 	switch {
-	case c.Op == pipeline.OpSession:
+	case c.Op == pipeline.OpSession && len(c.Visible) == 0:
 		return &pipeline.Result{}, nil
+	case c.Op == pipeline.OpSession:
+		// A handshake: what the upstreams the caller may use offer.
+		names := make([]string, 0, len(c.Visible))
+		for _, t := range c.Visible {
+			names = append(names, t.Upstream)
+		}
+		return &pipeline.Result{Body: f.Pool.Offers(ctx, r, names), UpstreamLatency: time.Since(start)}, nil
 	case c.Op == pipeline.OpList && c.Target.Kind == pipeline.KindTool:
 		return f.listTools(c), nil
 	case c.Op == pipeline.OpList:
@@ -54,20 +61,46 @@ func (f *Forwarder) Forward(ctx context.Context, c *pipeline.Call) (*pipeline.Re
 			return nil, err
 		}
 		return &pipeline.Result{Body: body, IsError: isErr, UpstreamLatency: time.Since(start)}, nil
-	case c.Op == pipeline.OpRead || c.Op == pipeline.OpGet:
+	case c.Op == pipeline.OpRead || c.Op == pipeline.OpGet || c.Op == pipeline.OpComplete:
 		m, err := f.Pool.Request(ctx, r, c.Target.Upstream, c.Method, c.Arguments)
-		if err != nil {
-			return nil, err
+		return answered(m, err, start)
+	case c.Op == pipeline.OpSubscribe || c.Op == pipeline.OpUnsubscribe:
+		w := wireOf(c.Relay)
+		if w == nil || w.subscriber == "" || c.Relay.Notify == nil {
+			// The endpoint always names the subscriber: fail closed.
+			return nil, pipeline.Refuse(pipeline.ReasonInternal, "the gateway failed to process the call; it has been logged")
 		}
-		res := &pipeline.Result{UpstreamLatency: time.Since(start)}
-		if m.Kind() == mcpwire.KindError {
-			res.Failure, res.IsError = m.Error, true
-		} else {
-			res.Body = m.Result
+		if c.Op == pipeline.OpUnsubscribe {
+			m, err := f.Pool.Unsubscribe(ctx, r, c.Target.Upstream, c.Target.Own, w.subscriber)
+			return answered(m, err, start)
 		}
-		return res, nil
+		prefix := ""
+		for _, u := range c.Config.Upstreams(Name) {
+			if u.Name == c.Target.Upstream {
+				prefix = u.Prefix
+			}
+		}
+		m, err := f.Pool.Subscribe(ctx, r, c.Target.Upstream, c.Target.Own, Subscriber{
+			Key: w.subscriber, Agent: c.Agent.GetMeta().GetName(), Name: c.Target.Name, Prefix: prefix, Notify: c.Relay.Notify,
+		})
+		return answered(m, err, start)
 	}
 	return nil, pipeline.Refuse(pipeline.ReasonInternal, "the gateway failed to process the call; it has been logged")
+}
+
+// answered is the result of one request an upstream answered: its result
+// as Body, or its own error as Failure.
+func answered(m *mcpwire.Message, err error, start time.Time) (*pipeline.Result, error) {
+	if err != nil {
+		return nil, err
+	}
+	res := &pipeline.Result{UpstreamLatency: time.Since(start)}
+	if m.Kind() == mcpwire.KindError {
+		res.Failure, res.IsError = m.Error, true
+	} else {
+		res.Body = m.Result
+	}
+	return res, nil
 }
 
 // listTools leaves out the tools of upstreams whose circuit breaker is

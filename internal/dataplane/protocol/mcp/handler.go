@@ -1,16 +1,28 @@
-// Package mcp is the data plane's MCP endpoint (/mcp). It speaks both
-// protocol eras to agents: the legacy Streamable HTTP transport (versions
-// 2025-03-26, 2025-06-18 and 2025-11-25: initialize, sessions bound to the
-// agent, GET streams, resumption; JSON-RPC batches for 2025-03-26 callers)
-// and the stateless 2026-07-28 era (server/discover, per-request _meta,
-// mirrored headers). Every request is first held to the transport's rules
-// (one value per decision header, a supported MCP-Protocol-Version, the
-// Origin allowlist), then turned into a pipeline.Call — an operation on a
-// target — for the Backend; the Forwarder is MCP's terminal. Refusals
-// come back in MCP's own shapes: input and policy refusals as isError tool
-// results carrying the reason under _meta["io.portcullis/refusal"], an
-// unknown tool as JSON-RPC -32602, a missing or bad credential as HTTP 401,
-// a browser origin that is not allowed as HTTP 403.
+// Package mcp is the data plane's MCP endpoint (/mcp) and its forwarder.
+// It speaks both protocol eras to agents: the legacy Streamable HTTP
+// transport (versions 2025-03-26, 2025-06-18 and 2025-11-25: initialize,
+// sessions bound to the agent, GET streams, resumption; JSON-RPC batches
+// for 2025-03-26 callers) and the stateless 2026-07-28 era
+// (server/discover, per-request _meta, mirrored headers,
+// subscriptions/listen).
+//
+// Every method of those versions is brokered: tools (list, call, with
+// progress, elicitation and sampling relayed), resources (list, templates,
+// read, subscribe and unsubscribe with notifications/resources/updated
+// relayed to the subscribing session alone), prompts (list, get),
+// completion/complete (namespaced prompt and resource-template refs),
+// logging/setLevel (the gateway asks every upstream for all its logs and
+// passes each caller those at its level), ping and notifications/cancelled
+// in both directions. Every request is first held to the transport's
+// rules (one value per decision header, a supported MCP-Protocol-Version,
+// the Origin allowlist), then turned into a pipeline.Call — an operation
+// on a target — for the Backend, so that it is authenticated, authorized
+// and audited like every other; the Forwarder is MCP's terminal, and the
+// Pool keeps one session per upstream. Refusals come back in MCP's own
+// shapes: input and policy refusals as isError tool results carrying the
+// reason under _meta["io.portcullis/refusal"], an unknown tool as JSON-RPC
+// -32602, a missing or bad credential as HTTP 401, a browser origin that
+// is not allowed as HTTP 403.
 package mcp
 
 import (
@@ -78,6 +90,19 @@ func WithToolsChanged(ch <-chan struct{}) Option { return func(h *Handler) { h.t
 // scheme and Host are used.
 func WithPublicURL(base string) Option { return func(h *Handler) { h.publicURL = base } }
 
+// Subscriptions keep callers' resource subscriptions (the MCP Pool does).
+// DropSubscriber must be safe for concurrent use and must not block: the
+// endpoint calls it when a session ends, under its session store's lock.
+type Subscriptions interface {
+	// DropSubscriber ends every subscription of a caller's session or
+	// subscriptions/listen stream.
+	DropSubscriber(key string)
+}
+
+// WithSubscriptions makes the endpoint end a session's resource
+// subscriptions when the session ends (the forwarder keeps them).
+func WithSubscriptions(s Subscriptions) Option { return func(h *Handler) { h.subs = s } }
+
 // AnonymousRecorder counts requests refused before any agent could be
 // identified (see package refusals). It must be safe for concurrent use.
 type AnonymousRecorder interface {
@@ -101,6 +126,7 @@ type Handler struct {
 	version     string
 	publicURL   string
 	refusals    AnonymousRecorder
+	subs        Subscriptions
 	hopID       string
 	sessions    *sessionStore
 	// toolsChanged signals configuration changes (WithToolsChanged).
@@ -131,7 +157,7 @@ func NewHandler(b Backend, logger *slog.Logger, opts ...Option) http.Handler {
 	for _, o := range opts {
 		o(h)
 	}
-	h.sessions = newSessionStore(h.ttl, h.maxSessions, h.perAgent, h.now)
+	h.sessions = newSessionStore(h.ttl, h.maxSessions, h.perAgent, h.now, h.sessionEnded)
 	h.streams.now = h.now
 	if h.toolsChanged != nil {
 		go func() {
@@ -144,6 +170,13 @@ func NewHandler(b Backend, logger *slog.Logger, opts ...Option) http.Handler {
 		}()
 	}
 	return h
+}
+
+// sessionEnded ends what lives with a session: its subscriptions.
+func (h *Handler) sessionEnded(id string) {
+	if h.subs != nil {
+		h.subs.DropSubscriber(id)
+	}
 }
 
 // ServeHTTP implements http.Handler.

@@ -35,8 +35,8 @@ func (h *Handler) initialize(ctx context.Context, w http.ResponseWriter, r *http
 	if !decodeParams(w, req, id, &p) {
 		return
 	}
-	c.Op = pipeline.OpSession
-	if _, err := h.backend.Run(ctx, c); err != nil {
+	res, err := h.handshake(ctx, c)
+	if err != nil {
 		h.writeFailure(w, r, id, err)
 		return
 	}
@@ -50,8 +50,42 @@ func (h *Handler) initialize(ctx context.Context, w http.ResponseWriter, r *http
 	w.Header().Set("Mcp-Session-Id", session)
 	writeResult(w, id, initializeResult{
 		ProtocolVersion: version,
-		Capabilities:    capabilities(version),
+		Capabilities:    capabilities(version, upstreamOffers(res)),
 		ServerInfo:      serverInfo{Name: "portcullis", Version: h.version},
+	})
+}
+
+// handshake runs initialize or server/discover through the pipeline as a
+// session request about the upstreams the caller may use (their content
+// targets, by the content rule): Authorize lists them, the forwarder asks
+// them what they offer.
+func (h *Handler) handshake(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
+	c.Op, c.Target = pipeline.OpSession, pipeline.Target{Kind: pipeline.KindResource}
+	return h.backend.Run(ctx, c)
+}
+
+// upstreamOffers reads the forwarder's answer to a handshake (nothing
+// offered when it has none).
+func upstreamOffers(res *pipeline.Result) offers {
+	var o offers
+	if res != nil && len(res.Body) > 0 {
+		_ = json.Unmarshal(res.Body, &o)
+	}
+	return o
+}
+
+// discover answers server/discover (2026-07-28) once the pipeline
+// admitted it.
+func (h *Handler) discover(ctx context.Context, w http.ResponseWriter, r *http.Request, id json.RawMessage, c *pipeline.Call) {
+	res, err := h.handshake(ctx, c)
+	if err != nil {
+		h.writeFailure(w, r, id, err)
+		return
+	}
+	writeResult(w, id, map[string]any{
+		"supportedVersions": supportedVersions(),
+		"capabilities":      capabilities(modernVersion, upstreamOffers(res)),
+		"_meta":             map[string]any{mcpwire.MetaServerInfo: serverInfo{Name: "portcullis", Version: h.version}},
 	})
 }
 
@@ -118,13 +152,15 @@ func (h *Handler) toolsList(ctx context.Context, w http.ResponseWriter, r *http.
 // is written only after the pipeline returned, so after its audit record.
 // version is the protocol version the caller speaks: the result is given
 // in its shape.
-func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, session, version string) {
+func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, cl caller) {
+	session, version := cl.session, cl.version
 	modern := version == modernVersion
 	var p struct {
 		Name      string          `json:"name"`
 		Arguments json.RawMessage `json:"arguments"`
 		Meta      struct {
 			ProgressToken json.RawMessage `json:"progressToken"`
+			LogLevel      string          `json:"io.modelcontextprotocol/logLevel"`
 		} `json:"_meta"`
 	}
 	if !decodeParams(w, req, id, &p) {
@@ -148,17 +184,27 @@ func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request
 	ctx := r.Context()
 	if c.Agent != nil {
 		agent := c.Agent.GetMeta().GetName()
+		logLevel := cl.logLevel
 		if modern {
 			session = "" // a modern caller cannot answer server requests
+			logLevel = mcpwire.LogLevelRank(p.Meta.LogLevel)
 		}
-		c.Relay = h.relay(stream, validToken(p.Meta.ProgressToken), agent, session, version)
-		if session != "" && stream.canStream {
+		c.Relay = h.relay(stream, validToken(p.Meta.ProgressToken), logLevel, agent, session, version)
+		switch {
+		case session != "" && stream.canStream:
 			// Resumable: the call outlives a broken connection (a
 			// disconnection is not a cancellation; notifications/cancelled
 			// is), and its events wait for the caller to resume.
 			stream.newLog = func() *eventLog { return h.streams.create(session, agent) }
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithCancel(context.WithoutCancel(r.Context()))
+			defer cancel()
+			defer h.calls.add(session, id, cancel)()
+		case session != "":
+			// Answered in one JSON body: cancelled by notifications/cancelled
+			// or by the connection.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
 			defer cancel()
 			defer h.calls.add(session, id, cancel)()
 		}

@@ -3,11 +3,11 @@ package mcp
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/resilience"
@@ -26,10 +26,20 @@ import (
 // resilience guard (resilience.Do). Results come back as the upstream
 // sent them, never re-encoded. Safe for concurrent use.
 type Pool struct {
-	conns  *upstream.Conns[*mcpclient.Client]
+	conns  *upstream.Conns[*upSession]
 	logger *slog.Logger
-	bg     sync.WaitGroup // callers' answers being passed upstream
+	subs   *subscriptions
+	// resolver is the configuration the pool last saw (a call's or
+	// Prune's), for what it does on its own: unsubscribing upstreams.
+	resolver atomic.Pointer[resolverBox]
+
+	bgMu     sync.Mutex
+	bgClosed bool
+	bg       sync.WaitGroup // callers' answers being passed upstream, unsubscriptions
 }
+
+// resolverBox holds a Resolver in an atomic.Pointer.
+type resolverBox struct{ r upstream.Resolver }
 
 // clientVersion is the clientInfo.version the pool announces upstream.
 const clientVersion = "dev"
@@ -41,29 +51,74 @@ var upstreamProtocols = []configv1.Protocol{configv1.Protocol_PROTOCOL_MCP, conf
 // NewPool returns an empty pool; opts configure its connections (hop id,
 // resilience observer, queue wait, backoff).
 func NewPool(logger *slog.Logger, opts ...upstream.Option) *Pool {
-	return &Pool{
-		logger: logger.With("component", "upstream"),
-		conns: upstream.NewConns(logger, upstream.Driver[*mcpclient.Client]{
-			Name:      "MCP",
-			Protocols: upstreamProtocols,
-			Headers:   []string{mcpwire.HeaderSessionID, mcpwire.HeaderProtocolVersion, mcpwire.HeaderMethod, mcpwire.HeaderName},
-			Key:       func(u *configv1.Upstream) string { return era(u).String() },
-			Open:      openClient,
-			Close:     func(ctx context.Context, c *mcpclient.Client) error { return c.Close(ctx) },
-		}, opts...),
-	}
+	p := &Pool{logger: logger.With("component", "upstream"), subs: newSubscriptions()}
+	p.conns = upstream.NewConns(logger, upstream.Driver[*upSession]{
+		Name:      "MCP",
+		Protocols: upstreamProtocols,
+		Headers:   []string{mcpwire.HeaderSessionID, mcpwire.HeaderProtocolVersion, mcpwire.HeaderMethod, mcpwire.HeaderName},
+		Key:       func(u *configv1.Upstream) string { return era(u).String() },
+		Open:      p.open,
+		Close:     func(ctx context.Context, s *upSession) error { return s.Close(ctx) },
+	}, opts...)
+	return p
 }
 
-// openClient makes the client of one upstream; it connects on first use.
-func openClient(s *upstream.Settings, hc *http.Client) (*mcpclient.Client, error) {
-	return mcpclient.New(mcpclient.Config{
+// upstreamLogLevel is the log level the pool asks of every upstream: all
+// of them. One upstream session serves every caller, each of which may
+// ask for its own level (logging/setLevel, or a 2026-07-28 request's
+// _meta); the endpoint passes each caller what it asked for.
+const upstreamLogLevel = "debug"
+
+// open makes the session of one upstream; it connects on first use.
+func (p *Pool) open(s *upstream.Settings, hc *http.Client) (*upSession, error) {
+	c, err := mcpclient.New(mcpclient.Config{
 		URL: s.URL, HTTP: hc, Name: "portcullis", Version: clientVersion,
 		Era: era(s.Config), MaxMessageBytes: int(s.MaxResponse),
 		// The gateway relays these to its callers (and refuses them for a
 		// caller that cannot answer).
 		Capabilities: json.RawMessage(`{"elicitation":{},"sampling":{}}`),
 		Hide:         s.CredentialValues(),
+		LogLevel:     upstreamLogLevel,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return newUpSession(p, s.Name, c), nil
+}
+
+// remember keeps r as the configuration the pool last saw.
+func (p *Pool) remember(r upstream.Resolver) {
+	if b := p.resolver.Load(); b == nil || b.r != r {
+		p.resolver.Store(&resolverBox{r})
+	}
+}
+
+// current acquires the named upstream's connection under the
+// configuration the pool last saw; Release it.
+func (p *Pool) current(name string) (*conn, bool) {
+	b := p.resolver.Load()
+	if b == nil {
+		return nil, false
+	}
+	s, err := p.conns.Resolve(b.r, name)
+	if err != nil {
+		return nil, false
+	}
+	cn, err := p.conns.Acquire(&s)
+	if err != nil {
+		return nil, false
+	}
+	return cn, true
+}
+
+// bgGo runs f in a goroutine Close waits for; nothing starts once Close
+// has begun.
+func (p *Pool) bgGo(f func()) {
+	p.bgMu.Lock()
+	defer p.bgMu.Unlock()
+	if !p.bgClosed {
+		p.bg.Go(f)
+	}
 }
 
 // era is the protocol era configured for u (auto-detected when unset).
@@ -78,7 +133,7 @@ func era(u *configv1.Upstream) mcpclient.Era {
 }
 
 // conn is one upstream's connection in the pool.
-type conn = upstream.Conn[*mcpclient.Client]
+type conn = upstream.Conn[*upSession]
 
 // ToolCall is one tools/call for CallTool.
 type ToolCall struct {
@@ -126,10 +181,7 @@ func (p *Pool) CallTool(ctx context.Context, r upstream.Resolver, c ToolCall) (j
 	if len(args) == 0 {
 		args = json.RawMessage(`{}`)
 	}
-	params, err := json.Marshal(struct {
-		Name      string          `json:"name"`
-		Arguments json.RawMessage `json:"arguments"`
-	}{c.Tool, args})
+	params, err := mcpwire.NewToolCallParams(c.Tool, args)
 	if err != nil {
 		return nil, false, fmt.Errorf("encode tools/call for %s on upstream %q: %w", c.Tool, c.Upstream, err)
 	}
@@ -146,10 +198,11 @@ func (p *Pool) CallTool(ctx context.Context, r upstream.Resolver, c ToolCall) (j
 
 	res, err := resilience.Do(ctx, cn.Guard,
 		resilience.Call{Op: c.Tool, Timeout: s.Timeout, Repeatable: repeatable(c.Class), MaxRetries: s.MaxRetries},
-		classifier{}, func(ctx context.Context) (toolResult, error) { return attempt(ctx, cn.Session, params, on) })
+		classifier{}, func(ctx context.Context) (toolResult, error) { return attempt(ctx, cn.Session.Client, params, on) })
 	if err != nil {
 		return nil, false, p.fail(ctx, &s, c.Tool, "call", err)
 	}
+	cn.Session.used()
 	return res.body, res.isError, nil
 }
 
@@ -174,10 +227,12 @@ func attempt(ctx context.Context, c *mcpclient.Client, params json.RawMessage, o
 		return toolResult{}, err
 	}
 	if m.Kind() == mcpwire.KindError {
-		return toolResult{}, upstreamError(m)
+		// A tool's failure is an isError result; a JSON-RPC error means
+		// the upstream could not run the pinned tool at all.
+		return toolResult{}, c.Refused("tools/call", m)
 	}
 	if !mcpwire.IsObject(m.Result) {
-		return toolResult{}, errors.New("the tools/call result is not an object")
+		return toolResult{}, c.Malformed(m.Result, "its tools/call result is not an object")
 	}
 	var isError bool
 	if raw, err := mcpwire.Find(m.Result, "isError"); err == nil && raw != nil {
@@ -194,6 +249,7 @@ func attempt(ctx context.Context, c *mcpclient.Client, params json.RawMessage, o
 // *pipeline.Refusal values safe for callers, except the caller's own
 // cancellation.
 func (p *Pool) Request(ctx context.Context, r upstream.Resolver, name, method string, params json.RawMessage) (*mcpwire.Message, error) {
+	p.remember(r)
 	s, err := p.conns.Resolve(r, name)
 	if err != nil {
 		return nil, refusal(name, err)
@@ -203,10 +259,22 @@ func (p *Pool) Request(ctx context.Context, r upstream.Resolver, name, method st
 		return nil, refusal(name, err)
 	}
 	defer cn.Release()
-	m, err := resilience.Do(ctx, cn.Guard, resilience.Call{Op: method, Timeout: s.Timeout}, classifier{},
-		func(ctx context.Context) (*mcpwire.Message, error) { return cn.Session.Call(ctx, method, params, nil) })
+	m, err := p.requestOn(ctx, cn, &s, method, params, nil)
 	if err != nil {
-		return nil, p.fail(ctx, &s, method, "request", err)
+		return nil, err
+	}
+	cn.Session.used()
+	return m, nil
+}
+
+// requestOn sends one request on cn under the upstream's guard (never
+// retried) and returns the upstream's answer, a result or an error
+// message; errors are what callers may see.
+func (p *Pool) requestOn(ctx context.Context, cn *conn, s *upstream.Settings, method string, params json.RawMessage, on mcpclient.Handler) (*mcpwire.Message, error) {
+	m, err := resilience.Do(ctx, cn.Guard, resilience.Call{Op: method, Timeout: s.Timeout}, classifier{},
+		func(ctx context.Context) (*mcpwire.Message, error) { return cn.Session.Call(ctx, method, params, on) })
+	if err != nil {
+		return nil, p.fail(ctx, s, method, "request", err)
 	}
 	return m, nil
 }
@@ -245,7 +313,18 @@ func (p *Pool) Healthy(name string) (ok bool, why string) { return p.conns.Healt
 
 // Prune closes the sessions of upstreams that r no longer has or whose
 // settings changed; calls in flight finish first.
-func (p *Pool) Prune(r upstream.Resolver) { p.conns.Prune(r) }
+func (p *Pool) Prune(r upstream.Resolver) {
+	p.remember(r)
+	p.conns.Prune(r)
+	// An upstream whose connection was replaced gets its subscriptions on
+	// the new one at once, not at the next call.
+	for _, name := range p.subs.upstreamsWith() {
+		if cn, ok := p.current(name); ok {
+			cn.Session.subscriptionsChanged()
+			cn.Release()
+		}
+	}
+}
 
 // Close closes every session (calls in flight fail) and waits until they
 // have ended; later calls are refused. Telling an upstream that its
@@ -253,6 +332,9 @@ func (p *Pool) Prune(r upstream.Resolver) { p.conns.Prune(r) }
 // returns nil.
 func (p *Pool) Close() error {
 	err := p.conns.Close()
+	p.bgMu.Lock()
+	p.bgClosed = true
+	p.bgMu.Unlock()
 	p.bg.Wait()
 	return err
 }

@@ -239,11 +239,16 @@ func TestForgottenSessionDeliveredOnce(t *testing.T) {
 	if err != nil || isErr {
 		t.Fatalf("payment: isError %v, err %v", isErr, err)
 	}
-	// The first attempt was refused with 404 before the tool ran; the
-	// second ran it. The restarted server's first payment is pay-1.
+	// Either the first attempt was refused with 404 before the tool ran
+	// and the second ran it, or the pool's listener found the session
+	// forgotten first and the one attempt ran in the new session. The
+	// restarted server's first payment is pay-1.
 	calls := up.h.Calls()
-	if len(calls) != 2 || calls[0].Status != http.StatusNotFound || calls[1].Status != http.StatusOK {
-		t.Fatalf("upstream calls %+v, want a 404 then a 200", calls)
+	switch {
+	case len(calls) == 2 && calls[0].Status == http.StatusNotFound && calls[1].Status == http.StatusOK:
+	case len(calls) == 1 && calls[0].Status == http.StatusOK:
+	default:
+		t.Fatalf("upstream calls %+v, want a 404 then a 200, or one 200", calls)
 	}
 	if !strings.Contains(string(body), `"id":"pay-1"`) {
 		t.Fatalf("payment result %s, want pay-1", body)

@@ -18,7 +18,7 @@ const Name = "mcp"
 func New(d protocol.Deps) protocol.Protocol {
 	pool := NewPool(d.Logger, upstream.WithObserver(d.Observer), upstream.WithHopID(d.HopID))
 	changed := &notifier{ch: make(chan struct{}, 1)}
-	opts := []Option{WithToolsChanged(changed.ch), WithHopID(d.HopID)}
+	opts := []Option{WithToolsChanged(changed.ch), WithHopID(d.HopID), WithSubscriptions(pool)}
 	if d.Anonymous != nil {
 		opts = append(opts, WithAnonymousRefusals(anonymous{d.Anonymous}))
 	}

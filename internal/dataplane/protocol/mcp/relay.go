@@ -24,6 +24,30 @@ var progressTokens atomic.Int64
 // request.
 const askTimeout = 5 * time.Minute
 
+// callWire is MCP's own state of one call that the endpoint hands the
+// forwarder in pipeline.Relay.Wire.
+type callWire struct {
+	// progressToken is the caller's progress token (raw JSON), nil when
+	// it asked for no progress.
+	progressToken json.RawMessage
+	// logLevel is the mcpwire.LogLevelRank of the level the caller asked
+	// for (logging/setLevel in its session, or its 2026-07-28 request's
+	// _meta); 0 passes no log message.
+	logLevel int
+	// subscriber names the caller's end of a resources/subscribe (its
+	// session) or subscriptions/listen (the stream).
+	subscriber string
+}
+
+// wireOf is the relay's callWire, nil when there is none.
+func wireOf(relay *pipeline.Relay) *callWire {
+	if relay == nil {
+		return nil
+	}
+	w, _ := relay.Wire.(*callWire)
+	return w
+}
+
 // relayFor prepares one call's relay: params with the gateway's progress
 // token in _meta (when the caller asked for progress), and the handler that
 // passes the upstream's messages on. done must be called when the call
@@ -41,15 +65,93 @@ func (p *Pool) relayFor(ctx context.Context, cn *conn, params json.RawMessage, r
 		}
 	}
 	askCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// asked are the upstream's requests relayed to the caller, by their
+	// raw ids; the handler runs on the call's goroutine, one message at a
+	// time, and done after the call, so they need no lock.
+	var asked map[string]pendingRelay
 	on := func(m *mcpwire.Message) {
 		switch m.Kind() {
 		case mcpwire.KindNotification:
+			if m.Method == "notifications/cancelled" {
+				p.relayCancelled(ctx, m, asked, relay)
+				return
+			}
 			p.relayNotification(ctx, m, token, relay)
 		case mcpwire.KindRequest:
-			p.relayRequest(askCtx, cn, m, relay)
+			if pr, ok := p.relayRequest(askCtx, cn, m, relay); ok {
+				if asked == nil {
+					asked = map[string]pendingRelay{}
+				}
+				asked[string(m.ID)] = pr
+			}
 		}
 	}
-	return params, on, cancel, nil
+	done := func() {
+		// The call ended: a question the caller has not answered is
+		// withdrawn, and the caller told so before the result (an
+		// upstream's own notifications/cancelled may come after it, or
+		// never).
+		for id, pr := range asked {
+			if pr.ctx.Err() != nil {
+				continue // answered or withdrawn
+			}
+			pr.withdraw()
+			p.tellCancelled(ctx, json.RawMessage(id), "the call that asked it ended", relay)
+		}
+		cancel()
+	}
+	return params, on, done, nil
+}
+
+// pendingRelay is an upstream request relayed to the caller: its context
+// ends when it was answered or withdrawn.
+type pendingRelay struct {
+	ctx      context.Context
+	withdraw context.CancelFunc
+}
+
+// tellCancelled sends the caller notifications/cancelled for the
+// upstream's request id (the endpoint gives it the id the caller saw).
+func (p *Pool) tellCancelled(ctx context.Context, id json.RawMessage, reason string, relay *pipeline.Relay) {
+	if relay.Notify == nil {
+		return
+	}
+	params, err := json.Marshal(struct {
+		RequestID json.RawMessage `json:"requestId"`
+		Reason    string          `json:"reason"`
+	}{id, reason})
+	if err != nil {
+		return
+	}
+	msg, err := mcpwire.NewNotification("notifications/cancelled", params)
+	if err != nil {
+		return
+	}
+	if err := relay.Notify(msg); err != nil {
+		p.logger.DebugContext(ctx, "telling the caller of a withdrawn request failed", slog.Any("error", err))
+	}
+}
+
+// relayCancelled passes the upstream's notifications/cancelled for one of
+// its requests the caller was asked (the endpoint gives it the id the
+// caller saw) and stops waiting for the caller's answer; a cancellation
+// of anything else is not the caller's business.
+func (p *Pool) relayCancelled(ctx context.Context, m *mcpwire.Message, asked map[string]pendingRelay, relay *pipeline.Relay) {
+	id, err := mcpwire.Find(m.Params, "requestId")
+	if err != nil || id == nil {
+		return
+	}
+	pr, ok := asked[string(id)]
+	if !ok || pr.ctx.Err() != nil {
+		return // not asked, or answered already
+	}
+	pr.withdraw()
+	if relay.Notify == nil {
+		return
+	}
+	if err := relay.Notify(m.Raw); err != nil {
+		p.logger.DebugContext(ctx, "relaying a cancellation to the caller failed", slog.Any("error", err))
+	}
 }
 
 // relayNotification passes a notification to the caller; progress for
@@ -60,6 +162,9 @@ func (p *Pool) relayNotification(ctx context.Context, m *mcpwire.Message, token 
 		return
 	}
 	raw := m.Raw
+	if m.Method == "notifications/message" && !wantsLog(m, wireOf(relay)) {
+		return
+	}
 	if m.Method == "notifications/progress" {
 		got, err := mcpwire.Find(m.Params, "progressToken")
 		if err != nil || token == "" || string(got) != token {
@@ -78,10 +183,27 @@ func (p *Pool) relayNotification(ctx context.Context, m *mcpwire.Message, token 
 	}
 }
 
+// wantsLog reports whether the caller asked for log messages of m's
+// level.
+func wantsLog(m *mcpwire.Message, w *callWire) bool {
+	if w == nil || w.logLevel == 0 {
+		return false
+	}
+	raw, err := mcpwire.Find(m.Params, "level")
+	var level string
+	if err != nil || raw == nil || json.Unmarshal(raw, &level) != nil {
+		return false
+	}
+	rank := mcpwire.LogLevelRank(level)
+	return rank > 0 && rank >= w.logLevel
+}
+
 // relayRequest passes a server→client request to the caller and, in the
 // background, the caller's answer back to the upstream. A caller that
-// cannot answer gets the upstream an error response at once.
-func (p *Pool) relayRequest(ctx context.Context, cn *conn, m *mcpwire.Message, relay *pipeline.Relay) {
+// cannot answer gets the upstream an error response at once. It returns
+// the request's pending state (its withdraw function stops waiting for
+// the answer), and false when it was not relayed.
+func (p *Pool) relayRequest(ctx context.Context, cn *conn, m *mcpwire.Message, relay *pipeline.Relay) (pendingRelay, bool) {
 	refuse := func(why string) {
 		resp := mcpwire.NewError(m.ID, &mcpwire.Error{Code: mcpwire.CodeMethodNotFound, Message: why})
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -92,15 +214,18 @@ func (p *Pool) relayRequest(ctx context.Context, cn *conn, m *mcpwire.Message, r
 	}
 	if relay.Ask == nil {
 		refuse(fmt.Sprintf("the gateway's caller cannot answer %s requests (its protocol era or transport has no way to)", m.Method))
-		return
+		return pendingRelay{}, false
 	}
-	answers, err := relay.Ask(ctx, m.Raw)
+	actx, withdraw := context.WithCancel(ctx)
+	answers, err := relay.Ask(actx, m.Raw)
 	if err != nil {
+		withdraw()
 		refuse("the gateway could not pass " + m.Method + " to its caller: " + err.Error())
-		return
+		return pendingRelay{}, false
 	}
-	p.bg.Go(func() {
-		wctx, cancel := context.WithTimeout(ctx, askTimeout)
+	p.bgGo(func() {
+		defer withdraw()
+		wctx, cancel := context.WithTimeout(actx, askTimeout)
 		defer cancel()
 		select {
 		case answer := <-answers:
@@ -108,14 +233,20 @@ func (p *Pool) relayRequest(ctx context.Context, cn *conn, m *mcpwire.Message, r
 				p.logger.WarnContext(ctx, "passing the caller's answer upstream failed", slog.String("upstream", cn.Settings.Name), slog.String("method", m.Method), slog.Any("error", err))
 			}
 		case <-wctx.Done():
+			if ctx.Err() == nil && actx.Err() != nil {
+				return // the upstream withdrew the request
+			}
 			refuse("the caller did not answer " + m.Method + " in time")
 		}
 	})
+	return pendingRelay{ctx: actx, withdraw: withdraw}, true
 }
 
 // callerProgressToken is the caller's progress token the endpoint put in
 // the relay (raw JSON), nil when the caller asked for no progress.
 func callerProgressToken(relay *pipeline.Relay) json.RawMessage {
-	t, _ := relay.Wire.(json.RawMessage)
-	return t
+	if w := wireOf(relay); w != nil {
+		return w.progressToken
+	}
+	return nil
 }

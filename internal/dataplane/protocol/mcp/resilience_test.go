@@ -37,6 +37,7 @@ type flaky struct {
 
 	failNext atomic.Int64 // tools/call requests still to fail
 	failAll  atomic.Bool  // fail every tools/call
+	garble   atomic.Bool  // answer every tools/call with an HTML page and 200
 	status   int          // the failure's HTTP status
 
 	calls    atomic.Int64 // tools/call requests received
@@ -70,6 +71,11 @@ func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.calls.Add(1)
 			if f.failAll.Load() || f.failNext.Add(-1) >= 0 {
 				http.Error(w, "induced failure", f.status)
+				return
+			}
+			if f.garble.Load() {
+				w.Header().Set("Content-Type", "text/html")
+				_, _ = w.Write([]byte("<html><h1>Maintenance</h1></html>"))
 				return
 			}
 			f.inFlight.Add(1)
@@ -215,8 +221,8 @@ func TestRetriesOnlyForReadOnlyAndIdempotent(t *testing.T) {
 	}
 }
 
-// TestNoRetryAfterAnAnswer: a JSON-RPC error and an isError result are the
-// upstream answering; they are never retried, and never trip the breaker.
+// TestNoRetryAfterAnAnswer: an isError result is the upstream answering;
+// it is never retried, and never trips the breaker.
 func TestNoRetryAfterAnAnswer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -225,19 +231,71 @@ func TestNoRetryAfterAnAnswer(t *testing.T) {
 	r := resolverFor(resilientUpstream(f.url(), 2, 2, time.Minute))
 
 	for i := range 3 {
-		if _, _, err := call(ctx, p, r, "no_such_tool", readOnly, `{}`); err == nil {
-			t.Fatal("unknown tool: no error")
-		}
 		if _, isErr, err := call(ctx, p, r, demo.ToolGetWeather, readOnly, `{}`); err != nil || !isErr {
 			t.Fatalf("schema violation: isError %v, err %v; want an isError result", isErr, err)
 		}
-		if n := f.calls.Load(); n != int64(2*(i+1)) {
-			t.Fatalf("after %d rounds the upstream received %d calls, want %d (no retries)", i+1, n, 2*(i+1))
+		if n := f.calls.Load(); n != int64(i+1) {
+			t.Fatalf("after %d calls the upstream received %d, want %d (no retries)", i+1, n, i+1)
 		}
 	}
 	if ok, why := p.Healthy("demo"); !ok {
 		t.Fatalf("answers tripped the breaker: %s", why)
 	}
+}
+
+// TestProtocolErrors: an upstream that answers but breaks the protocol —
+// a JSON-RPC error where a tools/call result was due (the real SDK's
+// answer for a tool it does not have), an HTML page with 200 — is refused
+// with upstream_protocol_error quoting a sanitised excerpt of its words,
+// never retried, and counted by the breaker as a failure; an HTTP 503 is
+// upstream_unavailable.
+func TestProtocolErrors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	f := startFlaky(t, 503)
+	p := resilientPool(t, newRecorder())
+	r := resolverFor(resilientUpstream(f.url(), 2, 2, time.Minute))
+
+	_, _, err := call(ctx, p, r, "no_such_tool", readOnly, `{}`)
+	msg := wantReason(t, err, pipeline.ReasonUpstreamProtocolError)
+	if !strings.Contains(msg, "JSON-RPC error -32602") || !strings.Contains(msg, "no_such_tool") {
+		t.Errorf("refusal %q, want the code and the upstream's words", msg)
+	}
+	if _, _, err := call(ctx, p, r, demo.ToolGetWeather, readOnly, `{"city":"Oslo"}`); err != nil {
+		t.Fatalf("a good call between: %v", err)
+	}
+
+	f.garble.Store(true)
+	_, _, err = call(ctx, p, r, demo.ToolGetWeather, readOnly, `{"city":"Oslo"}`)
+	msg = wantReason(t, err, pipeline.ReasonUpstreamProtocolError)
+	if !strings.Contains(msg, "text/html") || !strings.Contains(msg, "<h1>Maintenance</h1>") || strings.Contains(msg, "tok") {
+		t.Errorf("refusal %q, want the content type and an excerpt of the page", msg)
+	}
+	if n := f.calls.Load(); n != 3 {
+		t.Errorf("the upstream received %d calls, want 3 (no retries after an answer)", n)
+	}
+	// The second protocol error in a row opens the breaker (2 failures).
+	_, _, _ = call(ctx, p, r, demo.ToolGetWeather, readOnly, `{"city":"Oslo"}`)
+	if ok, _ := p.Healthy("demo"); ok {
+		t.Error("two protocol errors in a row did not open the breaker")
+	}
+
+	f503 := startFlaky(t, 503)
+	f503.failAll.Store(true)
+	r = resolverFor(resilientUpstream(f503.url(), 0, 5, time.Minute))
+	_, _, err = call(ctx, p, r, demo.ToolGetWeather, readOnly, `{"city":"Oslo"}`)
+	if msg := wantReason(t, err, pipeline.ReasonUpstreamUnavailable); !strings.Contains(msg, "HTTP 503") {
+		t.Errorf("refusal %q, want HTTP 503", msg)
+	}
+}
+
+func wantReason(t *testing.T, err error, reason pipeline.Reason) string {
+	t.Helper()
+	var ref *pipeline.Refusal
+	if !errors.As(err, &ref) || ref.Reason != reason {
+		t.Fatalf("err = %v, want a refusal with reason %s", err, reason)
+	}
+	return ref.Message
 }
 
 // TestBreaker: consecutive failures open the breaker; calls then fail at

@@ -363,6 +363,19 @@ func (ls *listeners) closeAll() {
 	}
 }
 
+// send passes msg to the session's standalone stream, if it has one open
+// with room: a caller without a stream misses it, as the spec allows.
+func (ls *listeners) send(session string, msg []byte) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ch, ok := ls.m[session]; ok {
+		select {
+		case ch <- msg:
+		default:
+		}
+	}
+}
+
 // broadcast sends msg to every standalone stream; a stream whose buffer is
 // full misses it (a list_changed is idempotent).
 func (ls *listeners) broadcast(msg []byte) {

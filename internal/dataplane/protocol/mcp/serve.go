@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -87,7 +88,7 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, token str
 			if !modern {
 				version = h.legacyVersion(r, "", "")
 			}
-			h.toolsCall(w, r, asRequest(msg), id, call, "", version)
+			h.toolsCall(w, r, asRequest(msg), id, call, caller{version: version})
 			return
 		}
 		w.Header().Set("Retry-After", "5")
@@ -112,14 +113,22 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, token str
 		return
 	}
 	req := asRequest(msg)
-	if req.Method != "initialize" && !h.sessionOK(session, agentName) {
-		sessionNotFound(w)
-		return
+	// One look at the session: whether it is the agent's, the version it
+	// negotiated and the log level its caller set.
+	cl := caller{session: session}
+	if session != "" && req.Method != "initialize" {
+		v, level, ok := h.sessions.useInfo(session, agentName)
+		if !ok {
+			sessionNotFound(w)
+			return
+		}
+		cl.version, cl.logLevel = v, level
 	}
 	// The version the caller speaks decides the shape of the answers.
-	version := modernVersion
-	if !modern {
-		version = h.legacyVersion(r, session, agentName)
+	if modern {
+		cl.version = modernVersion
+	} else {
+		cl.version = requestVersion(r, cl.version)
 	}
 	if req.isNotification() {
 		if req.Method == "notifications/cancelled" && session != "" {
@@ -135,21 +144,37 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, token str
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
+	if session != "" && req.Method != "tools/call" && req.Method != "initialize" {
+		// Any request of a session may be cancelled (tools/call sees to
+		// its own, which may outlive its connection).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer h.calls.add(session, id, cancel)()
+	}
 	switch {
 	case req.Method == "tools/call":
-		h.toolsCall(w, r, req, id, call, session, version)
+		h.toolsCall(w, r, req, id, call, cl)
 	case req.Method == "initialize" && !modern:
 		h.initialize(ctx, w, r, req, id, call)
 	case req.Method == "server/discover" && modern:
-		h.session(ctx, w, r, id, call, h.discoverResult())
+		h.discover(ctx, w, r, id, call)
 	case req.Method == "ping":
 		h.session(ctx, w, r, id, call, struct{}{})
 	case req.Method == "tools/list":
-		h.toolsList(ctx, w, r, req, id, call, version)
+		h.toolsList(ctx, w, r, req, id, call, cl.version)
 	case contentListKinds[req.Method] != "":
 		h.contentListing(ctx, w, r, req, id, call)
 	case contentGets[req.Method].key != "":
 		h.contentGet(ctx, w, r, req, id, call)
+	case req.Method == "completion/complete":
+		h.complete(ctx, w, r, req, id, call)
+	case req.Method == "logging/setLevel" && !modern:
+		h.setLevel(ctx, w, r, req, id, call, cl)
+	case (req.Method == "resources/subscribe" || req.Method == "resources/unsubscribe") && !modern:
+		h.subscribe(ctx, w, r, req, id, call, cl)
+	case req.Method == "subscriptions/listen" && modern:
+		h.listen(w, r, req, id, call)
 	default:
 		writeError(w, http.StatusOK, id, &rpcError{
 			Code: codeMethodNotFound, Message: "method not found: " + truncate(req.Method, 64),
@@ -173,6 +198,12 @@ func (h *Handler) era(r *http.Request, m *mcpwire.Message) (bool, *rpcError) {
 	}
 	if m.Kind() != mcpwire.KindRequest && m.Kind() != mcpwire.KindNotification {
 		return true, nil // answers carry no _meta
+	}
+	if m.Kind() == mcpwire.KindNotification && metaVersion == "" {
+		// A notification (the SDKs' notifications/cancelled after a
+		// stream was closed) need not carry the request metadata; it is
+		// acknowledged and changes nothing.
+		return true, nil
 	}
 	if metaVersion != modernVersion {
 		return true, unsupportedVersion(metaVersion)
@@ -223,13 +254,17 @@ func mismatch(header, got, body string) *rpcError {
 	}
 }
 
-// discoverResult is the answer to server/discover (2026-07-28).
-func (h *Handler) discoverResult() map[string]any {
-	return map[string]any{
-		"supportedVersions": supportedVersions(),
-		"capabilities":      capabilities(modernVersion),
-		"_meta":             map[string]any{"io.modelcontextprotocol/serverInfo": serverInfo{Name: "portcullis", Version: h.version}},
-	}
+// caller is what the endpoint knows of a request's caller beyond the
+// call.
+type caller struct {
+	// session is the legacy session ("" without one, and in the modern
+	// era).
+	session string
+	// version is the protocol version the request speaks.
+	version string
+	// logLevel is the LogLevelRank of the level the session's caller set
+	// (logging/setLevel), 0 for none.
+	logLevel int
 }
 
 // clientAnswer takes a caller's response to a server→client request the
@@ -237,11 +272,23 @@ func (h *Handler) discoverResult() map[string]any {
 // that asked. Only the agent and session the request went to may answer;
 // the answer belongs to the call that asked and has no record of its own.
 func (h *Handler) clientAnswer(w http.ResponseWriter, m *mcpwire.Message, agent, session string) {
-	if session == "" || !h.sessionOK(session, agent) {
+	if session == "" {
+		writeError(w, http.StatusBadRequest, nullID, &rpcError{Code: codeInvalidRequest,
+			Message: "an answer to a server request needs the Mcp-Session-Id of the session that was asked"})
+		return
+	}
+	if !h.sessionOK(session, agent) {
 		sessionNotFound(w)
 		return
 	}
 	if !h.asks.answer(m, agent, session) {
+		if h.asks.ended(m.ID) {
+			// An answer to a request that ended meanwhile: the upstream
+			// withdrew it (notifications/cancelled, which some clients
+			// answer anyway) or stopped waiting. Nobody needs it.
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
 		writeError(w, http.StatusBadRequest, nullID, &rpcError{
 			Code: codeInvalidRequest, Message: "no server request with this id is waiting for an answer from this session",
 		})

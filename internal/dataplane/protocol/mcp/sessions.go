@@ -33,6 +33,10 @@ type sessionStore struct {
 	lru *list.List // of *session
 	// agents orders each agent's sessions by last use.
 	agents map[string]*list.List // of *session
+	// onEnd, when set, is told of every session that ends (DELETE,
+	// expiry, eviction), under the store's lock: it must not call back
+	// into the store.
+	onEnd func(id string)
 }
 
 type session struct {
@@ -40,16 +44,19 @@ type session struct {
 	agent string
 	// version is the protocol version initialize negotiated.
 	version string
-	expires time.Time
-	all     *list.Element // in lru
-	own     *list.Element // in agents[agent]
+	// logLevel is the mcpwire.LogLevelRank of the level the caller set
+	// with logging/setLevel; 0 (none set) passes no log message.
+	logLevel int
+	expires  time.Time
+	all      *list.Element // in lru
+	own      *list.Element // in agents[agent]
 }
 
-func newSessionStore(ttl time.Duration, maxSessions, perAgent int, now func() time.Time) *sessionStore {
+func newSessionStore(ttl time.Duration, maxSessions, perAgent int, now func() time.Time, onEnd func(string)) *sessionStore {
 	maxSessions = max(maxSessions, 1)
 	return &sessionStore{
 		ttl: ttl, max: maxSessions, perAgent: min(max(perAgent, 1), maxSessions), now: now,
-		byID: map[string]*session{}, lru: list.New(), agents: map[string]*list.List{},
+		byID: map[string]*session{}, lru: list.New(), agents: map[string]*list.List{}, onEnd: onEnd,
 	}
 }
 
@@ -92,13 +99,43 @@ func (s *sessionStore) use(id, agent string) bool {
 // useVersion is use that also returns the protocol version the session
 // negotiated.
 func (s *sessionStore) useVersion(id, agent string) (string, bool) {
+	version, _, ok := s.useInfo(id, agent)
+	return version, ok
+}
+
+// useInfo is use that also returns the protocol version the session
+// negotiated and the log level its caller set (a LogLevelRank).
+func (s *sessionStore) useInfo(id, agent string) (version string, logLevel int, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ses := s.useLocked(id, agent)
 	if ses == nil {
-		return "", false
+		return "", 0, false
 	}
-	return ses.version, true
+	return ses.version, ses.logLevel, true
+}
+
+// setLogLevel records the log level (a LogLevelRank) agent's session id
+// asked for; false when there is no such session.
+func (s *sessionStore) setLogLevel(id, agent string, rank int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ses := s.useLocked(id, agent)
+	if ses == nil {
+		return false
+	}
+	ses.logLevel = rank
+	return true
+}
+
+// alive reports whether session id still exists, without extending it
+// (an expired one is ended now).
+func (s *sessionStore) alive(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked(s.now())
+	_, ok := s.byID[id]
+	return ok
 }
 
 func (s *sessionStore) useLocked(id, agent string) *session {
@@ -134,6 +171,9 @@ func (s *sessionStore) expireLocked(now time.Time) {
 }
 
 func (s *sessionStore) removeLocked(ses *session) {
+	if s.onEnd != nil {
+		s.onEnd(ses.id)
+	}
 	delete(s.byID, ses.id)
 	s.lru.Remove(ses.all)
 	own := s.agents[ses.agent]

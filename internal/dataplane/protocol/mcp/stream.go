@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -57,8 +58,17 @@ func newResponseStream(w http.ResponseWriter, r *http.Request) *responseStream {
 // acceptsEventStream reports whether the request's Accept lists
 // text/event-stream (or */*).
 func acceptsEventStream(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+	for rest, more := r.Header.Get("Accept"), true; more; {
+		var part string
+		part, rest, more = strings.Cut(rest, ",")
+		part = strings.TrimSpace(part)
+		switch part {
+		case "text/event-stream", "*/*":
+			return true
+		case "application/json":
+			continue // the usual other part, as clients send it
+		}
+		mt, _, err := mime.ParseMediaType(part)
 		if err == nil && (mt == "text/event-stream" || mt == "*/*") {
 			return true
 		}
@@ -147,7 +157,15 @@ type asks struct {
 	next atomic.Int64
 	mu   sync.Mutex
 	m    map[string]*pendingAsk
+	// unanswered are the ids of the latest requests that stopped waiting
+	// without an answer (withdrawn by the upstream, or their call ended),
+	// oldest first: a late answer to one is accepted and dropped.
+	unanswered []string
+	gone       map[string]bool
 }
+
+// maxUnanswered bounds asks.unanswered.
+const maxUnanswered = 1024
 
 type pendingAsk struct {
 	agent, session string
@@ -155,44 +173,94 @@ type pendingAsk struct {
 	answer         chan []byte
 }
 
+// callRelay is the relay of one call and its MCP state, in one
+// allocation.
+type callRelay struct {
+	pipeline.Relay
+	wire                    callWire
+	stream                  *responseStream
+	h                       *Handler
+	agent, session, version string
+	// asked maps the ids of the upstream's requests relayed to the
+	// caller to the gateway ids the caller saw. The forwarder calls
+	// Notify and Ask from one goroutine at a time.
+	asked map[string]string
+}
+
 // relay builds the pipeline.Relay of one call: notifications go to the
-// caller's stream; server→client requests go there too with a gateway id,
-// and only a caller in a session (the legacy era) can answer them. A
-// caller speaking 2025-03-26 is never asked for elicitation, which its
-// version does not have: the upstream gets an error instead.
-func (h *Handler) relay(s *responseStream, progressToken json.RawMessage, agent, session, version string) *pipeline.Relay {
+// caller's stream (log messages only at the level it asked for,
+// logLevel, a LogLevelRank); server→client requests go there too with a
+// gateway id, and only a caller in a session (the legacy era) can answer
+// them; the upstream's cancellation of one reaches the caller under that
+// id. A caller speaking 2025-03-26 is never asked for elicitation, which
+// its version does not have: the upstream gets an error instead.
+func (h *Handler) relay(s *responseStream, progressToken json.RawMessage, logLevel int, agent, session, version string) *pipeline.Relay {
 	if !s.canStream {
 		return nil
 	}
-	rl := &pipeline.Relay{Notify: s.send}
-	if progressToken != nil {
-		rl.Wire = progressToken
-	}
+	cr := &callRelay{stream: s, h: h, agent: agent, session: session, version: version}
+	cr.wire = callWire{progressToken: progressToken, logLevel: logLevel}
+	cr.Wire = &cr.wire
+	cr.Notify = cr.notify
 	if session != "" {
-		rl.Ask = func(ctx context.Context, msg []byte) (<-chan []byte, error) {
-			if version == version20250326 {
-				if m, err := mcpwire.Parse(msg); err == nil && m.Method == "elicitation/create" {
-					return nil, errNoElicitation
-				}
-			}
-			return h.asks.ask(ctx, s, msg, agent, session)
-		}
+		cr.Ask = cr.ask
 	}
-	return rl
+	return &cr.Relay
 }
 
-// ask relays one server→client request to the caller under a fresh
-// gateway id and returns where its answer will arrive. The entry is
-// dropped when ctx ends.
-func (a *asks) ask(ctx context.Context, s *responseStream, msg []byte, agent, session string) (<-chan []byte, error) {
+func (cr *callRelay) ask(ctx context.Context, msg []byte) (<-chan []byte, error) {
 	m, err := mcpwire.Parse(msg)
 	if err != nil || m.Kind() != mcpwire.KindRequest {
 		return nil, errors.New("not a request")
 	}
-	gwID := `"pcs-` + strconv.FormatInt(a.next.Add(1), 10) + `"`
-	out, err := mcpwire.Set(msg, "id", []byte(gwID))
+	if cr.version == version20250326 && m.Method == "elicitation/create" {
+		return nil, errNoElicitation
+	}
+	gwID, answers, err := cr.h.asks.ask(ctx, cr.stream, m, cr.agent, cr.session)
 	if err != nil {
 		return nil, err
+	}
+	if cr.asked == nil {
+		cr.asked = map[string]string{}
+	}
+	cr.asked[string(m.ID)] = gwID
+	return answers, nil
+}
+
+// notify sends a notification to the caller; the upstream's
+// notifications/cancelled for a request the caller was asked gets the
+// gateway's id for it (the forwarder passes no other).
+func (cr *callRelay) notify(msg []byte) error {
+	if cr.asked != nil && bytes.Contains(msg, []byte(`"notifications/cancelled"`)) {
+		m, err := mcpwire.Parse(msg)
+		if err == nil && m.Method == "notifications/cancelled" {
+			id, _ := mcpwire.Find(m.Params, "requestId")
+			gwID, ok := cr.asked[string(id)]
+			if !ok {
+				return nil
+			}
+			delete(cr.asked, string(id))
+			cr.h.asks.drop(gwID)
+			params, err := mcpwire.Set(m.Params, "requestId", []byte(gwID))
+			if err != nil {
+				return err
+			}
+			if msg, err = mcpwire.Set(m.Raw, "params", params); err != nil {
+				return err
+			}
+		}
+	}
+	return cr.stream.send(msg)
+}
+
+// ask relays one server→client request m to the caller under a fresh
+// gateway id and returns that id and where the answer will arrive. The
+// entry is dropped when ctx ends.
+func (a *asks) ask(ctx context.Context, s *responseStream, m *mcpwire.Message, agent, session string) (string, <-chan []byte, error) {
+	gwID := `"pcs-` + strconv.FormatInt(a.next.Add(1), 10) + `"`
+	out, err := mcpwire.Set(m.Raw, "id", []byte(gwID))
+	if err != nil {
+		return "", nil, err
 	}
 	p := &pendingAsk{agent: agent, session: session, upstreamID: m.ID, answer: make(chan []byte, 1)}
 	a.mu.Lock()
@@ -201,22 +269,43 @@ func (a *asks) ask(ctx context.Context, s *responseStream, msg []byte, agent, se
 	}
 	if len(a.m) >= maxPendingAsks {
 		a.mu.Unlock()
-		return nil, errors.New("too many server requests are waiting for answers")
+		return "", nil, errors.New("too many server requests are waiting for answers")
 	}
 	a.m[gwID] = p
 	a.mu.Unlock()
 	context.AfterFunc(ctx, func() { a.drop(gwID) })
 	if err := s.send(out); err != nil {
 		a.drop(gwID)
-		return nil, err
+		return "", nil, err
 	}
-	return p.answer, nil
+	return gwID, p.answer, nil
 }
 
+// drop stops waiting for the answer to id, if it still waits.
 func (a *asks) drop(id string) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.m[id]; !ok {
+		return // answered
+	}
 	delete(a.m, id)
-	a.mu.Unlock()
+	if a.gone == nil {
+		a.gone = map[string]bool{}
+	}
+	if len(a.unanswered) == maxUnanswered {
+		delete(a.gone, a.unanswered[0])
+		a.unanswered = a.unanswered[1:]
+	}
+	a.unanswered = append(a.unanswered, id)
+	a.gone[id] = true
+}
+
+// ended reports whether id is one of the latest relayed requests that
+// stopped waiting without an answer.
+func (a *asks) ended(id json.RawMessage) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.gone[string(id)]
 }
 
 // answer takes a caller's response to a relayed request: false when no

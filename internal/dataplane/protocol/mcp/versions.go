@@ -63,36 +63,60 @@ func supportedHeader(v string) bool {
 // its session negotiated; without either, 2025-03-26 (the version that
 // predates the header).
 func (h *Handler) legacyVersion(r *http.Request, session, agent string) string {
+	negotiated := ""
+	if v := r.Header.Get("Mcp-Protocol-Version"); v == "" && session != "" {
+		negotiated, _ = h.sessions.useVersion(session, agent)
+	}
+	return requestVersion(r, negotiated)
+}
+
+// requestVersion is legacyVersion for a request whose session negotiated
+// version negotiated ("" when it has none).
+func requestVersion(r *http.Request, negotiated string) string {
 	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" {
 		return v
 	}
-	if session != "" {
-		if v, ok := h.sessions.useVersion(session, agent); ok && v != "" {
-			return v
-		}
+	if negotiated != "" {
+		return negotiated
 	}
 	return version20250326
 }
 
 // capabilities are what the gateway can broker for a caller speaking
-// version, computed here alone for initialize and server/discover:
+// version, given what the upstreams the caller may use offer (up),
+// computed here alone for initialize and server/discover:
 //
-//   - tools, with listChanged in the legacy era: the gateway sends
-//     notifications/tools/list_changed on a session's GET stream whenever a
-//     new configuration arrives. The modern era has no such stream, so a
-//     2026-07-28 caller is not promised it.
+//   - tools, with listChanged: the gateway sends
+//     notifications/tools/list_changed whenever a new configuration
+//     arrives, on a legacy session's GET stream and on a 2026-07-28
+//     subscriptions/listen stream that asked for it;
 //   - resources and prompts, federated from the upstreams, without
-//     listChanged or subscribe: the gateway sends neither notification.
-func capabilities(version string) map[string]any {
-	tools := map[string]any{}
-	if version != modernVersion {
-		tools["listChanged"] = true
+//     listChanged (the gateway does not pass the upstreams' list changes
+//     on); resources with subscribe when some upstream the caller may use
+//     offers subscriptions (resources/subscribe in the legacy era,
+//     subscriptions/listen in 2026-07-28);
+//   - completions and logging when some upstream the caller may use
+//     offers them (completion/complete is routed to the upstream of the
+//     prompt or resource template; log messages reach the caller at the
+//     level it asked for).
+func capabilities(version string, up offers) map[string]any {
+	_ = version // every version this endpoint speaks has these
+	resources := map[string]any{}
+	if up.Subscribe {
+		resources["subscribe"] = true
 	}
-	return map[string]any{
-		"tools":     tools,
-		"resources": map[string]any{},
+	caps := map[string]any{
+		"tools":     map[string]any{"listChanged": true},
+		"resources": resources,
 		"prompts":   map[string]any{},
 	}
+	if up.Completions {
+		caps["completions"] = map[string]any{}
+	}
+	if up.Logging {
+		caps["logging"] = map[string]any{}
+	}
+	return caps
 }
 
 // toolResult20250326 gives a tools/call result in the shape of 2025-03-26,

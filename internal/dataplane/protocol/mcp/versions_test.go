@@ -201,8 +201,9 @@ func TestShapeOf20250326(t *testing.T) {
 	}
 }
 
-// TestDiscoverCapabilities: a 2026-07-28 caller has no GET stream, so it
-// is not promised tools/list_changed.
+// TestDiscoverCapabilities: a 2026-07-28 caller is promised
+// tools/list_changed (on a subscriptions/listen stream), and, when no
+// upstream it may use offers more, nothing more.
 func TestDiscoverCapabilities(t *testing.T) {
 	e := newEnv(t)
 	rec := e.do(t, req{token: aliceKey, header: modernHeaders("server/discover", ""),
@@ -217,7 +218,8 @@ func TestDiscoverCapabilities(t *testing.T) {
 	if got := fmt.Sprint(res.SupportedVersions); got != "[2026-07-28 2025-11-25 2025-06-18 2025-03-26]" {
 		t.Errorf("supportedVersions %s", got)
 	}
-	if string(res.Capabilities["tools"]) != "{}" || string(res.Capabilities["resources"]) != "{}" || string(res.Capabilities["prompts"]) != "{}" {
+	if string(res.Capabilities["tools"]) != `{"listChanged":true}` || string(res.Capabilities["resources"]) != "{}" ||
+		string(res.Capabilities["prompts"]) != "{}" || len(res.Capabilities) != 3 {
 		t.Errorf("capabilities %v", res.Capabilities)
 	}
 }

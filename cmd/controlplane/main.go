@@ -108,6 +108,7 @@ func newCommand() *cobra.Command {
 	f.DurationVar(&cfg.Timing.LeaderLeaseTimeout, "raft-leader-lease-timeout", 0, "Raft leader lease timeout (default 500ms)")
 	f.Uint64Var(&cfg.Timing.SnapshotThreshold, "raft-snapshot-threshold", 0, "log entries between Raft snapshots (default 8192)")
 	f.StringVar(&retention, "audit-retention", "90d", "how long the audit store keeps records, e.g. 90d or 720h (0: forever); whole segments are dropped")
+	f.DurationVar(&cfg.LeaseDuration, "lease-duration", 0, "how long a data plane's rate-limit lease stays valid; a new leader grants nothing for this long after it takes over (default 6s)")
 	f.Int64Var(&cfg.AuditMaxBytes, "audit-max-bytes", 0, "bound on the audit store's size in bytes; the oldest segments are dropped beyond it (0: none)")
 	f.DurationVar(&cfg.ConsumerInterval, "audit-consumer-interval", 0, "least time between two batches of the leader's audit consumers (learned lists, alerts); default 100ms")
 	f.BoolVar(&cfg.WebWrites, "web-writes", false, "let users signed in to the web view (/ui/) with an operator or admin token change state (freeze, agent disable/enable); off: the view only reads")

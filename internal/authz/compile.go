@@ -12,6 +12,7 @@ import (
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 	"github.com/portcullis-gw/portcullis/internal/toolpin"
+	"github.com/portcullis-gw/portcullis/internal/toolversion"
 )
 
 // Compile compiles the parts of snap that authorization reads — agents,
@@ -164,14 +165,26 @@ func (b *builder) compilePins() []cedarschema.Tool {
 			gen = append(gen, entry)
 			continue
 		}
+		// Every version agents can be served is vetted, the default
+		// first, and types the tool's arguments.
+		inUse := append([]*configv1.ToolVersion{v}, slices.DeleteFunc(toolversion.InUse(p), func(o *configv1.ToolVersion) bool { return o == v })...)
 		if check := b.opts.checkTool; check != nil {
-			if err := check(action, p, v); err != nil {
-				b.problem("tool pin %q: version %d: %v", name, v.GetVersion(), err)
+			var failed bool
+			for _, iv := range inUse {
+				if err := check(action, p, iv); err != nil {
+					b.problem("tool pin %q: version %d: %v", name, iv.GetVersion(), err)
+					failed = true
+				}
+			}
+			if failed {
 				gen = append(gen, entry)
 				continue
 			}
 		}
 		entry.InputSchema = v.GetInputSchema()
+		for _, iv := range inUse[1:] {
+			entry.OtherInputSchemas = append(entry.OtherInputSchemas, iv.GetInputSchema())
+		}
 		gen = append(gen, entry)
 		b.e.tools[action] = &tool{
 			action:   action,

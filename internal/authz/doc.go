@@ -29,7 +29,8 @@
 //   - Upstream::"<name>", attributes name and protocol ("mcp", "a2a",
 //     "llm").
 //   - Tool::"<prefix>__<tool>" in Upstream::"<upstream>", attributes name,
-//     readOnly and version (of the active pin version).
+//     readOnly and version (of the pin's default version, whichever
+//     version the calling agent is assigned).
 //   - List::"<name>", attributes name and values (a set of strings): the
 //     value lists, read as List::"payees".values.contains(...).
 //   - RemoteAgent::"<upstream>" in Upstream::"<upstream>" for each A2A
@@ -55,7 +56,10 @@
 //   - arguments: the call's arguments, a record typed from the pinned input
 //     JSON Schema (integer → Long, number → decimal, string → String,
 //     boolean → Bool, object → Record, array → Set; optional properties are
-//     optional attributes). Conversion reads the types back from the
+//     optional attributes) — of every version in use when agents are
+//     assigned different ones: a property missing from any of them is
+//     optional, one they type differently is left out (see
+//     cedarschema.Tool). Conversion reads the types back from the
 //     generated schema, so it cannot drift from what policies were
 //     validated against; attributes the schema leaves untyped are dropped.
 //     Numbers are converted exactly from their JSON text (package argjson):

@@ -93,9 +93,10 @@ func WithDecisionCache(size int) Option {
 	return func(o *options) { o.cacheSize = max(size, 0) }
 }
 
-// ToolCheck vets one tool pin Compile is about to serve: action is the
-// tool's action name and v the pin's active version. An error refuses the
-// pin: Compile reports it as a problem ("tool pin <name>: version <n>:
+// ToolCheck vets one version of a tool pin Compile is about to serve:
+// action is the tool's action name and v one of the versions agents can
+// be served (see toolversion.InUse), the default first. An error refuses
+// the pin: Compile reports it as a problem ("tool pin <name>: version <n>:
 // <error>") and declares the action without typed arguments, so policies
 // that name it are still checked. Compile calls it from one goroutine, in
 // the order of the snapshot's pins.

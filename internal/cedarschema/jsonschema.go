@@ -146,3 +146,92 @@ func requiredSet(v any) map[string]bool {
 	}
 	return set
 }
+
+// argumentsUnion types the arguments of a tool with several versions in
+// use: the union of their records. An attribute every version declares
+// with the same type keeps it, and is optional when any version makes it
+// optional; one that some version lacks is optional; one whose types
+// differ between versions is left out, as an untypeable property is (a
+// policy cannot read it, so no version's calls can break a policy
+// through it). Nested records merge the same way, as do the records in
+// sets. The union is held to MaxAttributes like one version.
+func argumentsUnion(first []byte, others [][]byte) (ast.RecordType, error) {
+	out, err := argumentsRecord(first)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range others {
+		rec, err := argumentsRecord(s)
+		if err != nil {
+			return nil, fmt.Errorf("input schema of another version in use (%d): %w", i+1, err)
+		}
+		budget := MaxAttributes
+		out = mergeRecords(out, rec, &budget)
+	}
+	return out, nil
+}
+
+// mergeRecords is the union of two argument records (see argumentsUnion);
+// budget counts the attributes kept over all nesting levels.
+func mergeRecords(a, b ast.RecordType, budget *int) ast.RecordType {
+	names := make([]types.String, 0, len(a)+len(b))
+	for n := range a {
+		names = append(names, n)
+	}
+	for n := range b {
+		if _, dup := a[n]; !dup {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	out := ast.RecordType{}
+	for _, n := range names {
+		if *budget <= 0 {
+			break
+		}
+		x, inA := a[n]
+		y, inB := b[n]
+		switch {
+		case inA && inB:
+			t, ok := mergeTypes(x.Type, y.Type, budget)
+			if !ok {
+				continue
+			}
+			*budget--
+			out[n] = ast.Attribute{Type: t, Optional: x.Optional || y.Optional}
+		case inA:
+			*budget--
+			out[n] = ast.Attribute{Type: x.Type, Optional: true}
+		default:
+			*budget--
+			out[n] = ast.Attribute{Type: y.Type, Optional: true}
+		}
+	}
+	return out
+}
+
+// mergeTypes is the union of two attribute types: equal leaves, sets of
+// mergeable elements, records merged; false when they differ.
+func mergeTypes(a, b ast.IsType, budget *int) (ast.IsType, bool) {
+	switch x := a.(type) {
+	case ast.SetType:
+		y, ok := b.(ast.SetType)
+		if !ok {
+			return nil, false
+		}
+		e, ok := mergeTypes(x.Element, y.Element, budget)
+		if !ok {
+			return nil, false
+		}
+		return ast.Set(e), true
+	case ast.RecordType:
+		y, ok := b.(ast.RecordType)
+		if !ok {
+			return nil, false
+		}
+		return mergeRecords(x, y, budget), true
+	case ast.StringType, ast.LongType, ast.BoolType, ast.ExtensionType:
+		return a, a == b
+	}
+	return nil, false
+}

@@ -249,3 +249,96 @@ func TestInputSchemaAttributeLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestInputSchemaUnion types the arguments of a tool whose versions in use
+// differ: an attribute missing from any version is optional, one typed
+// differently is left out, records and sets merge.
+func TestInputSchemaUnion(t *testing.T) {
+	tests := []struct {
+		name     string
+		versions []string
+		want     string
+	}{
+		{
+			name:     "one version",
+			versions: []string{`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`},
+			want:     `{"city":{"type":"String"}}`,
+		},
+		{
+			name: "same schema twice",
+			versions: []string{`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`,
+				`{"type":"object","properties":{"city":{"type":"string","description":"new text"}},"required":["city"]}`},
+			want: `{"city":{"type":"String"}}`,
+		},
+		{
+			name: "property added by a later version is optional",
+			versions: []string{`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`,
+				`{"type":"object","properties":{"city":{"type":"string"},"units":{"type":"string"}},"required":["city","units"]}`},
+			want: `{"city":{"type":"String"},"units":{"type":"String","required":false}}`,
+		},
+		{
+			name: "property removed by a later version is optional",
+			versions: []string{`{"type":"object","properties":{"city":{"type":"string"},"amount":{"type":"integer"}},"required":["city","amount"]}`,
+				`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`},
+			want: `{"city":{"type":"String"},"amount":{"type":"Long","required":false}}`,
+		},
+		{
+			name: "optional in any version is optional",
+			versions: []string{`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`,
+				`{"type":"object","properties":{"city":{"type":"string"}}}`},
+			want: `{"city":{"type":"String","required":false}}`,
+		},
+		{
+			name: "types that differ are left out",
+			versions: []string{`{"type":"object","properties":{"amount":{"type":"integer"},"to":{"type":"string"}},"required":["amount","to"]}`,
+				`{"type":"object","properties":{"amount":{"type":"number"},"to":{"type":"string"}},"required":["amount","to"]}`},
+			want: `{"to":{"type":"String"}}`,
+		},
+		{
+			name: "nested records merge",
+			versions: []string{`{"type":"object","properties":{"o":{"type":"object","properties":{"x":{"type":"integer"}},"required":["x"]}},"required":["o"]}`,
+				`{"type":"object","properties":{"o":{"type":"object","properties":{"x":{"type":"integer"},"y":{"type":"string"}},"required":["x","y"]}},"required":["o"]}`},
+			want: `{"o":{"type":"Record","attributes":{"x":{"type":"Long"},"y":{"type":"String","required":false}}}}`,
+		},
+		{
+			name: "sets merge their elements",
+			versions: []string{`{"type":"object","properties":{"s":{"type":"array","items":{"type":"object","properties":{"k":{"type":"boolean"}},"required":["k"]}}},"required":["s"]}`,
+				`{"type":"object","properties":{"s":{"type":"array","items":{"type":"object","properties":{"k":{"type":"boolean"},"v":{"type":"string"}},"required":["k"]}}},"required":["s"]}`},
+			want: `{"s":{"type":"Set","element":{"type":"Record","attributes":{"k":{"type":"Boolean"},"v":{"type":"String","required":false}}}}}`,
+		},
+		{
+			name: "a set and a scalar are left out",
+			versions: []string{`{"type":"object","properties":{"s":{"type":"array","items":{"type":"string"}}}}`,
+				`{"type":"object","properties":{"s":{"type":"string"}}}`},
+			want: `{}`,
+		},
+		{
+			name: "a version without arguments makes everything optional",
+			versions: []string{`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`,
+				``},
+			want: `{"city":{"type":"String","required":false}}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tool := cedarschema.Tool{Action: "t__x", InputSchema: []byte(tt.versions[0])}
+			for _, v := range tt.versions[1:] {
+				tool.OtherInputSchemas = append(tool.OtherInputSchemas, []byte(v))
+			}
+			s := mustGenerate(t, []cedarschema.Tool{tool})
+			var want map[string]any
+			if err := json.Unmarshal([]byte(tt.want), &want); err != nil {
+				t.Fatalf("bad want: %v", err)
+			}
+			if got := argumentsOf(t, s, "t__x"); !reflect.DeepEqual(got, want) {
+				gotJSON, _ := json.Marshal(got)
+				t.Errorf("arguments = %s\nwant %s", gotJSON, tt.want)
+			}
+		})
+	}
+	// A malformed schema of another version fails the generation, as the
+	// default version's does.
+	if _, err := cedarschema.Generate([]cedarschema.Tool{{Action: "t__x", InputSchema: []byte(`{}`), OtherInputSchemas: [][]byte{[]byte(`{"type":`)}}}); err == nil || !strings.Contains(err.Error(), "another version") {
+		t.Errorf("malformed other schema: %v", err)
+	}
+}

@@ -20,9 +20,15 @@ type Tool struct {
 	Upstream string
 	// Name is the tool's name on its upstream.
 	Name string
-	// InputSchema is the tool's pinned input JSON Schema; empty means no
-	// arguments.
+	// InputSchema is the input JSON Schema of the tool's default version;
+	// empty means no arguments.
 	InputSchema []byte
+	// OtherInputSchemas are the input schemas of the other versions agents
+	// are assigned. context.arguments is typed from the union of all the
+	// versions: an attribute missing from any of them is optional, and
+	// one whose types differ between them is left out (see
+	// argumentsUnion).
+	OtherInputSchemas [][]byte
 }
 
 // Schema is a generated, resolved gateway schema. It is safe for concurrent
@@ -99,7 +105,7 @@ func Generate(tools []Tool, opts ...Option) (*Schema, error) {
 		if i > 0 && sorted[i-1].Action == t.Action {
 			return nil, fmt.Errorf("generate schema: duplicate action %q", t.Action)
 		}
-		args, err := argumentsRecord(t.InputSchema)
+		args, err := argumentsUnion(t.InputSchema, t.OtherInputSchemas)
 		if err != nil {
 			return nil, fmt.Errorf("generate schema: action %q: %w", t.Action, err)
 		}

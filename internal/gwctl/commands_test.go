@@ -182,6 +182,11 @@ func TestUsageErrors(t *testing.T) {
 		{"learn with a bad scope", []string{"valuelist", "learn", "l1", "--scope", "everyone"}, "want one of agent, team, global"},
 		{"approve without values", []string{"valuelist", "approve", "l1"}, "give NAME and the values, or --record"},
 		{"approve a record and values", []string{"valuelist", "approve", "l1", "v", "--record", "dp1/1"}, "--record gives the value"},
+		{"rate limit without a rate", []string{"ratelimit", "set", "r1", "--key", "agent"}, "give --rate, --max-in-flight or both"},
+		{"rate limit with a bad period", []string{"ratelimit", "set", "r1", "--rate", "10/day"}, `--rate "10/day": the period must be s, min or h`},
+		{"rate limit with a bad key", []string{"ratelimit", "set", "r1", "--rate", "10/s", "--key", "agent+model"}, "each part must be agent, team, user, upstream or tool"},
+		{"rate limit with a bad match", []string{"ratelimit", "set", "r1", "--rate", "10/s", "--match", "colour=red"}, `"colour" is not agent, team, upstream or tool`},
+		{"rate limit with a bad mode", []string{"ratelimit", "set", "r1", "--rate", "10/s", "--mode", "dry"}, "want enforce or shadow"},
 		{"alert rule without events", []string{"alert", "rule", "create", "r1", "--url", "https://h/x", "--signing-secret", "k"}, "give at least one event"},
 	}
 	for _, tt := range tests {

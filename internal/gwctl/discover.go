@@ -84,7 +84,7 @@ writes each to DIR/<tool>.json for review. Approve a definition with
 
 func (a *app) toolApprove() *cobra.Command {
 	var upstream, tool, file string
-	var fromUpstream bool
+	var fromUpstream, keepDefault bool
 	class := newEnumFlag(configv1.ToolClass_TOOL_CLASS_UNSPECIFIED, "TOOL_CLASS_")
 	cmd := &cobra.Command{
 		Use:   "approve --upstream U --tool T [--class CLASS] [--from-upstream | --definition FILE.json]",
@@ -113,7 +113,7 @@ set.`,
 				reviewed = b
 			}
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
-				return approve(ctx, c, p, upstream, tool, configv1.ToolClass(class.num), file, reviewed)
+				return approve(ctx, c, p, upstream, tool, configv1.ToolClass(class.num), file, reviewed, keepDefault)
 			})
 		},
 	}
@@ -121,6 +121,7 @@ set.`,
 	f.StringVar(&upstream, "upstream", "", "upstream name")
 	f.StringVar(&tool, "tool", "", "tool name as the upstream reports it")
 	f.BoolVar(&fromUpstream, "from-upstream", false, "approve the definition the upstream serves now (the default)")
+	f.BoolVar(&keepDefault, "keep-default", false, "record the version without making it the default (stage it: gwctl tool assign, then gwctl tool set-default)")
 	f.StringVar(&file, "definition", "", "a reviewed definition; approved only if the upstream still serves it")
 	addEnumFlag(cmd, class, "class", "your classification (default: the existing pin's; required for a new tool)")
 	for _, name := range []string{"upstream", "tool"} {
@@ -158,7 +159,7 @@ agent still publishes exactly that card.`,
 				reviewed = b
 			}
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
-				return approve(ctx, c, p, args[0], toolpin.AgentCardTool, configv1.ToolClass(class.num), file, reviewed)
+				return approve(ctx, c, p, args[0], toolpin.AgentCardTool, configv1.ToolClass(class.num), file, reviewed, false)
 			})
 		},
 	}
@@ -170,7 +171,7 @@ agent still publishes exactly that card.`,
 // approve fetches tool's live definition from upstream (as discover does)
 // and pins it with class (the existing pin's when unspecified). With
 // reviewed (read from file), only that definition is approved.
-func approve(ctx context.Context, c *client.Client, p *printer, upstream, tool string, cls configv1.ToolClass, file string, reviewed []byte) error {
+func approve(ctx context.Context, c *client.Client, p *printer, upstream, tool string, cls configv1.ToolClass, file string, reviewed []byte, keepDefault bool) error {
 	res, err := discover(ctx, c, upstream)
 	if err != nil {
 		return err
@@ -210,7 +211,7 @@ func approve(ctx context.Context, c *client.Client, p *printer, upstream, tool s
 		return fmt.Errorf("--class is required for a tool without a pin; the upstream's annotations suggest %q (a hint from the upstream: classify the tool yourself)",
 			classLabel(live.GetSuggestedClass()))
 	}
-	req := &adminv1.PinToolRequest{Upstream: upstream, Tool: tool, Definition: live.GetDefinition(), Class: cls}
+	req := &adminv1.PinToolRequest{Upstream: upstream, Tool: tool, Definition: live.GetDefinition(), Class: cls, KeepDefault: keepDefault}
 	resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.PinToolResponse], error) {
 		return s.Tool.PinTool(ctx, connect.NewRequest(req))
 	})
@@ -220,8 +221,18 @@ func approve(ctx context.Context, c *client.Client, p *printer, upstream, tool s
 	if p.structured() {
 		return p.message(resp)
 	}
-	v := activeVersion(resp.GetPin())
-	return p.linef("approved %s/%s version %d (%s, %s)", upstream, tool, v.GetVersion(), classLabel(v.GetClass()), v.GetDefinitionHash())
+	v := versionWithHash(resp.GetPin(), live.GetLiveHash())
+	if v == nil {
+		v = activeVersion(resp.GetPin())
+	}
+	note := defaultNote(resp.GetPin(), v)
+	if tool == toolpin.AgentCardTool {
+		note = "" // a card has no versions to stage
+	}
+	if err := p.linef("approved %s/%s version %d (%s, %s)%s", upstream, tool, v.GetVersion(), classLabel(v.GetClass()), v.GetDefinitionHash(), note); err != nil {
+		return err
+	}
+	return printWarnings(p, resp.GetWarnings())
 }
 
 // discoverAttempt bounds one attempt of a discovery: the control plane

@@ -13,16 +13,20 @@ import (
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"github.com/portcullis-gw/portcullis/internal/gwctl/client"
+	"github.com/portcullis-gw/portcullis/internal/toolpin"
+	"github.com/portcullis-gw/portcullis/internal/toolversion"
 )
 
 func (a *app) toolCommand() *cobra.Command {
 	cmd := group("tool", "Pin approved tool definitions")
-	cmd.AddCommand(a.toolPin(), a.toolApprove(), a.toolList(), a.toolGet(), a.toolDelete())
+	cmd.AddCommand(a.toolPin(), a.toolApprove(), a.toolList(), a.toolGet(), a.toolDelete(),
+		a.toolVersions(), a.toolAssign(), a.toolSetDefault(), a.toolDeprecate(), a.toolDiff(), a.toolCallers())
 	return cmd
 }
 
 func (a *app) toolPin() *cobra.Command {
 	var upstream, tool, file string
+	var keepDefault bool
 	class := newEnumFlag(configv1.ToolClass_TOOL_CLASS_UNSPECIFIED, "TOOL_CLASS_")
 	cmd := &cobra.Command{
 		Use:   "pin --upstream U --tool T --definition FILE.json --class CLASS",
@@ -40,7 +44,11 @@ func (a *app) toolPin() *cobra.Command {
 			if class.num == 0 {
 				return errors.New("--class is required")
 			}
-			req := &adminv1.PinToolRequest{Upstream: upstream, Tool: tool, Definition: def, Class: configv1.ToolClass(class.num)}
+			hash, _, err := toolpin.Hash(def)
+			if err != nil {
+				return fmt.Errorf("--definition %s: %w", file, err)
+			}
+			req := &adminv1.PinToolRequest{Upstream: upstream, Tool: tool, Definition: def, Class: configv1.ToolClass(class.num), KeepDefault: keepDefault}
 			return a.run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
 				resp, err := client.Write(ctx, c, func(ctx context.Context, s *client.Services) (*connect.Response[adminv1.PinToolResponse], error) {
 					return s.Tool.PinTool(ctx, connect.NewRequest(req))
@@ -51,9 +59,12 @@ func (a *app) toolPin() *cobra.Command {
 				if p.structured() {
 					return p.message(resp)
 				}
-				v := activeVersion(resp.GetPin())
-				return p.linef("pinned %s/%s version %d (%s, %s)", upstream, tool, v.GetVersion(),
-					enumLabel(v.GetClass().String(), "TOOL_CLASS_"), v.GetDefinitionHash())
+				v := versionWithHash(resp.GetPin(), hash)
+				if err := p.linef("pinned %s/%s version %d (%s, %s)%s", upstream, tool, v.GetVersion(),
+					enumLabel(v.GetClass().String(), "TOOL_CLASS_"), v.GetDefinitionHash(), defaultNote(resp.GetPin(), v)); err != nil {
+					return err
+				}
+				return printWarnings(p, resp.GetWarnings())
 			})
 		},
 	}
@@ -61,6 +72,7 @@ func (a *app) toolPin() *cobra.Command {
 	f.StringVar(&upstream, "upstream", "", "upstream name")
 	f.StringVar(&tool, "tool", "", "tool name as the upstream reports it")
 	f.StringVar(&file, "definition", "", "JSON file with the tool definition (at least name and inputSchema)")
+	f.BoolVar(&keepDefault, "keep-default", false, "record the version without making it the default (stage it: gwctl tool assign, then gwctl tool set-default)")
 	addEnumFlag(cmd, class, "class", "your classification of the tool")
 	for _, name := range []string{"upstream", "tool", "definition", "class"} {
 		_ = cmd.MarkFlagRequired(name)
@@ -185,17 +197,36 @@ func (a *app) toolDelete() *cobra.Command {
 	}
 }
 
-// activeVersion is the version data planes serve: active_version, or the
-// newest when it is 0.
-func activeVersion(pin *configv1.ToolPin) *configv1.ToolVersion {
-	var newest *configv1.ToolVersion
+// activeVersion is the default version: what data planes serve to agents
+// no assignment names.
+func activeVersion(pin *configv1.ToolPin) *configv1.ToolVersion { return toolversion.Default(pin) }
+
+// versionWithHash returns the newest version of pin with the definition
+// hash, nil for none.
+func versionWithHash(pin *configv1.ToolPin, hash string) *configv1.ToolVersion {
+	var out *configv1.ToolVersion
 	for _, v := range pin.GetVersions() {
-		if pin.GetActiveVersion() != 0 && v.GetVersion() == pin.GetActiveVersion() {
-			return v
-		}
-		if v.GetVersion() > newest.GetVersion() {
-			newest = v
+		if v.GetDefinitionHash() == hash && v.GetVersion() > out.GetVersion() {
+			out = v
 		}
 	}
-	return newest
+	return out
+}
+
+// defaultNote says, after an approval, whether v became the default.
+func defaultNote(pin *configv1.ToolPin, v *configv1.ToolVersion) string {
+	if d := activeVersion(pin); d.GetVersion() != v.GetVersion() {
+		return fmt.Sprintf("; the default stays version %d: stage it with gwctl tool assign, then gwctl tool set-default", d.GetVersion())
+	}
+	return ", the default"
+}
+
+// printWarnings prints the control plane's warnings about an approval.
+func printWarnings(p *printer, warnings []string) error {
+	for _, w := range warnings {
+		if err := p.linef("warning: %s", w); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -142,6 +142,23 @@ func ToolPin(p *configv1.ToolPin) error {
 		if err := CheckJSON(f+".input_schema", v.GetInputSchema(), ToolDefinition); err != nil {
 			return err
 		}
+		if len(v.GetDeprecationMessage()) > DeprecationMessage {
+			return exceeded(f+".deprecation_message", "at most %d bytes", DeprecationMessage)
+		}
+	}
+	if len(p.GetAssignments()) > ToolAssignments {
+		return exceeded("assignments", "at most %d assignments", ToolAssignments)
+	}
+	for i, a := range p.GetAssignments() {
+		f := fmt.Sprintf("assignments[%d]", i)
+		switch {
+		case len(a.GetTeam()) > Name:
+			return exceeded(f+".team", "at most %d bytes", Name)
+		case len(a.GetAgent()) > Name:
+			return exceeded(f+".agent", "at most %d bytes", Name)
+		case len(a.GetAssignedBy()) > Actor:
+			return exceeded(f+".assigned_by", "at most %d bytes", Actor)
+		}
 	}
 	return nil
 }

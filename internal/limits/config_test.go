@@ -143,6 +143,30 @@ func TestConfigLimits(t *testing.T) {
 		}), field: "versions[0].definition"},
 		{name: "definition nesting", check: pin(func(_ *configv1.ToolPin, v *configv1.ToolVersion) { v.Definition = deepJSON(limits.JSONNesting + 1) }), field: "versions[0].definition"},
 		{name: "input schema nesting", check: pin(func(_ *configv1.ToolPin, v *configv1.ToolVersion) { v.InputSchema = deepJSON(100_000) }), field: "versions[0].input_schema"},
+		{name: "deprecation message", check: pin(func(_ *configv1.ToolPin, v *configv1.ToolVersion) {
+			v.DeprecationMessage = rep("m", limits.DeprecationMessage+1)
+		}), field: "versions[0].deprecation_message"},
+		{name: "assignments at their limits", check: pin(func(p *configv1.ToolPin, v *configv1.ToolVersion) {
+			v.DeprecationMessage = rep("m", limits.DeprecationMessage)
+			for i := range limits.ToolAssignments {
+				p.Assignments = append(p.Assignments, &configv1.ToolAssignment{Version: 1, Agent: fmt.Sprint("a", i), AssignedBy: rep("t", limits.Actor)})
+			}
+			p.Assignments[0].Agent, p.Assignments[1].Team = rep("a", limits.Name), rep("t", limits.Name)
+		})},
+		{name: "assignments", check: pin(func(p *configv1.ToolPin, _ *configv1.ToolVersion) {
+			for i := range limits.ToolAssignments + 1 {
+				p.Assignments = append(p.Assignments, &configv1.ToolAssignment{Version: 1, Agent: fmt.Sprint("a", i)})
+			}
+		}), field: "assignments"},
+		{name: "assignment team", check: pin(func(p *configv1.ToolPin, _ *configv1.ToolVersion) {
+			p.Assignments = []*configv1.ToolAssignment{{Version: 1, Team: rep("t", limits.Name+1)}}
+		}), field: "assignments[0].team"},
+		{name: "assignment agent", check: pin(func(p *configv1.ToolPin, _ *configv1.ToolVersion) {
+			p.Assignments = []*configv1.ToolAssignment{{Version: 1, Agent: rep("a", limits.Name+1)}}
+		}), field: "assignments[0].agent"},
+		{name: "assigned by", check: pin(func(p *configv1.ToolPin, _ *configv1.ToolVersion) {
+			p.Assignments = []*configv1.ToolAssignment{{Version: 1, Agent: "a", AssignedBy: rep("t", limits.Actor+1)}}
+		}), field: "assignments[0].assigned_by"},
 
 		{name: "policy filename", check: policy(func(p *configv1.PolicySet) { p.Filename = rep("f", limits.PolicyFilename+1) }), field: "filename"},
 		{name: "policy source nesting", check: policy(func(p *configv1.PolicySet) { p.Source = when(rep("(", 500_000) + "1" + rep(")", 500_000)) }), field: "source"},

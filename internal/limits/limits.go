@@ -78,6 +78,12 @@ const (
 	ToolDefinition = 256 << 10
 	// ToolVersions bounds the versions a pin keeps.
 	ToolVersions = 10
+	// ToolAssignments bounds a pin's assignments of versions to teams and
+	// agents.
+	ToolAssignments = 256
+	// DeprecationMessage bounds what an operator tells the callers of a
+	// deprecated tool version.
+	DeprecationMessage = 1024
 	// DefinitionHash bounds a tool version's definition hash.
 	DefinitionHash = 128
 	// JWKS bounds an identity source's inline JSON Web Key Set.

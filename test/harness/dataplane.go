@@ -311,6 +311,11 @@ type AuditRecord struct {
 	Count         uint64
 	// Items is, for a list, how many items the agent was shown.
 	Items uint32
+	// ToolVersion is, for a tool call, the version of the tool's pin the
+	// call was validated against; ToolDeprecated is set when that version
+	// was deprecated (the call carried the notice).
+	ToolVersion    int64
+	ToolDeprecated bool
 	// Task is, for an operation on a remote agent (A2A), its task detail.
 	Task struct {
 		ID, ContextID, State, Skill string
@@ -348,6 +353,8 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			SourceNetwork:   r.GetRefusalSummary().GetSourceNetwork(),
 			Count:           r.GetRefusalSummary().GetCount(),
 			Items:           r.GetList().GetItems(),
+			ToolVersion:     r.GetToolVersion(),
+			ToolDeprecated:  r.GetToolDeprecated(),
 		}
 		if d := r.GetTask(); d != nil {
 			rec.Task.ID, rec.Task.ContextID, rec.Task.State, rec.Task.Skill = d.GetTaskId(), d.GetContextId(), d.GetState(), d.GetSkill()

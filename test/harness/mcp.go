@@ -32,6 +32,8 @@ type RPCError struct {
 // MCPResponse is one JSON-RPC answer from an MCP endpoint.
 type MCPResponse struct {
 	HTTPStatus int
+	// Header holds the HTTP response headers.
+	Header http.Header
 	// Result is the JSON-RPC result, nil when the answer is an error.
 	Result json.RawMessage
 	// Error is the JSON-RPC error, nil when the answer is a result.
@@ -96,7 +98,7 @@ func MCPCallWith(ctx context.Context, endpoint string, opts CallOptions, method 
 	defer hr.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(hr.Body, 4<<20))
 	resp.Elapsed = time.Since(resp.Start)
-	resp.HTTPStatus = hr.StatusCode
+	resp.HTTPStatus, resp.Header = hr.StatusCode, hr.Header
 	if err != nil {
 		return resp, fmt.Errorf("POST %s %s: status %d, read body: %w", endpoint, method, hr.StatusCode, err)
 	}

@@ -180,6 +180,7 @@ func (a *API) Routes() []Route {
 	add(edge.Service(adminv1connect.NewValueListServiceHandler, adminv1connect.ValueListServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewPriceServiceHandler, adminv1connect.PriceServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewBudgetServiceHandler, adminv1connect.BudgetServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewRateLimitServiceHandler, adminv1connect.RateLimitServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewToolServiceHandler, adminv1connect.ToolServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewPolicyServiceHandler, adminv1connect.PolicyServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewRolloutServiceHandler, adminv1connect.RolloutServiceHandler(a), own...))

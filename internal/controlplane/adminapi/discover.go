@@ -49,26 +49,66 @@ func (a *API) DiscoverUpstream(ctx context.Context, req *connect.Request[adminv1
 	if err != nil {
 		return nil, err
 	}
+	u, cred, maxResponse, err := a.discoverTarget(ctx, st, name)
+	if err != nil {
+		return nil, err
+	}
+	if u.GetProtocol() == configv1.Protocol_PROTOCOL_A2A {
+		return a.discoverCard(ctx, st, u, cred, min(maxResponse, limits.ToolDefinition))
+	}
+	defs, err := a.listTools(ctx, u, cred, maxResponse)
+	if err != nil {
+		return nil, err
+	}
+	tools, err := compareTools(st, u, defs)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q: %w", name, err))
+	}
+	return resp(&adminv1.DiscoverUpstreamResponse{Tools: tools}), nil
+}
+
+// liveTools connects to the MCP upstream name as a data plane would and
+// lists its tools' definitions, each as the upstream sent it. Its errors
+// are Connect errors, safe for the caller.
+func (a *API) liveTools(ctx context.Context, st *state.State, name string) (*configv1.Upstream, []json.RawMessage, error) {
+	u, cred, maxResponse, err := a.discoverTarget(ctx, st, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if u.GetProtocol() == configv1.Protocol_PROTOCOL_A2A {
+		return nil, nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q is an A2A agent: it has an agent card, not tools", name))
+	}
+	defs, err := a.listTools(ctx, u, cred, maxResponse)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, defs, nil
+}
+
+// discoverTarget resolves the upstream name for discovery: an MCP or A2A
+// upstream whose URL the egress policy allows, its credential opened, and
+// the bound of one message from it. Its errors are Connect errors.
+func (a *API) discoverTarget(ctx context.Context, st *state.State, name string) (*configv1.Upstream, upstreamCred, int64, error) {
 	r, ok := st.Get(resource.Upstream, name)
 	if !ok {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("upstream %q does not exist", name))
+		return nil, upstreamCred{}, 0, connect.NewError(connect.CodeNotFound, fmt.Errorf("upstream %q does not exist", name))
 	}
 	u := r.GetUpstream()
 	switch u.GetProtocol() {
 	case configv1.Protocol_PROTOCOL_MCP, configv1.Protocol_PROTOCOL_UNSPECIFIED, configv1.Protocol_PROTOCOL_A2A:
 	default:
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q speaks neither MCP nor A2A", name))
+		return nil, upstreamCred{}, 0, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q speaks neither MCP nor A2A", name))
 	}
 	if err := a.checkEgress(ctx, "url", u.GetUrl(), u.GetAllowLinkLocal()); err != nil {
-		return nil, err
+		return nil, upstreamCred{}, 0, err
 	}
 	cred, err := a.upstreamCredential(st, u)
 	if err != nil {
-		return nil, err
+		return nil, upstreamCred{}, 0, err
 	}
 	if o := u.GetCredential().GetOauthClientCredentials(); o != nil {
 		if err := a.checkEgress(ctx, "credential.oauth_client_credentials.token_url", o.GetTokenUrl(), u.GetAllowLinkLocal()); err != nil {
-			return nil, err
+			return nil, upstreamCred{}, 0, err
 		}
 		cred.oauth = &oauthcc.Config{TokenURL: o.GetTokenUrl(), ClientID: o.GetClientId(), ClientSecret: cred.value,
 			Scopes: o.GetScopes(), Audience: o.GetAudience(), Hosts: cred.hosts}
@@ -77,9 +117,12 @@ func (a *API) DiscoverUpstream(ctx context.Context, req *connect.Request[adminv1
 	if maxResponse <= 0 {
 		maxResponse = discoverMaxResponse
 	}
-	if u.GetProtocol() == configv1.Protocol_PROTOCOL_A2A {
-		return a.discoverCard(ctx, st, u, cred, min(maxResponse, limits.ToolDefinition))
-	}
+	return u, cred, maxResponse, nil
+}
+
+// listTools lists the tools of the MCP upstream u with its credential.
+func (a *API) listTools(ctx context.Context, u *configv1.Upstream, cred upstreamCred, maxResponse int64) ([]json.RawMessage, error) {
+	name := u.GetMeta().GetName()
 	client, err := mcpclient.New(mcpclient.Config{
 		URL: u.GetUrl(), HTTP: a.discoverHTTP(u.GetAllowLinkLocal(), cred),
 		Name: "portcullis-controlplane", Version: "discover", Era: discoverEra(u.GetMcpEra()),
@@ -100,11 +143,7 @@ func (a *API) DiscoverUpstream(ctx context.Context, req *connect.Request[adminv1
 		}
 		return nil, a.upstreamFailure(ctx, name, lctx.Err() != nil, cred, err)
 	}
-	tools, err := compareTools(st, u, defs)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("upstream %q: %w", name, err))
-	}
-	return resp(&adminv1.DiscoverUpstreamResponse{Tools: tools}), nil
+	return defs, nil
 }
 
 // compareTools compares the live definitions with u's pins: every listed
@@ -139,7 +178,10 @@ func compareTools(st *state.State, u *configv1.Upstream, defs []json.RawMessage)
 		if v := resource.ActiveVersion(pins[tool]); v != nil {
 			d.PinnedHash, d.PinnedVersion, d.PinnedClass = v.GetDefinitionHash(), v.GetVersion(), v.GetClass()
 			d.Status = adminv1.DiscoveryStatus_DISCOVERY_STATUS_CHANGED
-			if v.GetDefinitionHash() == hash {
+			// Any approved version the upstream serves is no drift (data
+			// planes agree): it is reported as that version.
+			if m := versionWithHash(pins[tool], hash); m != nil {
+				d.PinnedHash, d.PinnedVersion, d.PinnedClass = m.GetDefinitionHash(), m.GetVersion(), m.GetClass()
 				d.Status = adminv1.DiscoveryStatus_DISCOVERY_STATUS_PINNED
 			}
 		}

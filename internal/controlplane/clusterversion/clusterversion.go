@@ -86,6 +86,7 @@ var kinds = map[protoreflect.Name]Version{
 	"audit_cursor":   AuditConsumers,
 	"model_price":    LLMBrokering,
 	"budget":         LLMBrokering,
+	"rate_limit":     RateLimits,
 }
 
 // Versions of behaviour of the state machine that is not an operation or
@@ -128,10 +129,23 @@ const (
 	// Settings: the resource kind "setting" (config.v1.Setting), the
 	// cluster-wide settings such as mcp.allowed-origins.
 	Settings Version = 4
+	// RateLimits: the resource kind "rate_limit" (config.v1.RateLimit),
+	// fleet-wide rate and concurrency limits enforced with leases.
+	// (Version 5 is tool versions'.)
+	RateLimits Version = 6
 )
 
+// ToolVersions: tool pins carry assignments of versions to teams and
+// agents and deprecations with sunsets (ToolPin.assignments,
+// ToolVersion.deprecate_time, sunset_time, deprecation_message). An older
+// replica would ignore them: it would type the tool's Cedar arguments
+// from the default version alone (and so judge later policy writes
+// differently) and leave their rules unchecked. A pin put that uses them
+// needs this version.
+const ToolVersions Version = 5
+
 // features are the behaviour versions above.
-var features = []Version{TypedAdminAudit, PolicyRollouts, AuditConsumers, A2ABrokering, LLMBrokering}
+var features = []Version{TypedAdminAudit, PolicyRollouts, AuditConsumers, A2ABrokering, LLMBrokering, ToolVersions}
 
 // release is the highest version in the tables above: what a release
 // binary supports.
@@ -253,6 +267,9 @@ func Needs(cmd *fsmv1.Command) (Need, error) {
 			}
 			if r.GetToolPin().GetKind() == configv1.PinKind_PIN_KIND_AGENT_CARD {
 				need = higher(need, Need{Version: A2ABrokering, What: "an agent-card pin"})
+			}
+			if usesToolVersions(r.GetToolPin()) {
+				need = higher(need, Need{Version: ToolVersions, What: "tool version assignments and deprecations"})
 			}
 		}
 	case *fsmv1.Command_Delete:
@@ -404,3 +421,17 @@ func Supports(voters []Voter, v Version) bool {
 // Release is the highest cluster version a release build supports (a test
 // build supports one more: see testKinds).
 func Release() Version { return release }
+
+// usesToolVersions reports whether a pin carries what ToolVersions
+// introduced.
+func usesToolVersions(p *configv1.ToolPin) bool {
+	if len(p.GetAssignments()) > 0 {
+		return true
+	}
+	for _, v := range p.GetVersions() {
+		if v.GetDeprecateTime() != nil || v.GetSunsetTime() != nil || v.GetDeprecationMessage() != "" {
+			return true
+		}
+	}
+	return false
+}

@@ -2,6 +2,7 @@ package clusterversion_test
 
 import (
 	"errors"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"strings"
 	"testing"
 
@@ -115,6 +116,16 @@ func TestNeeds(t *testing.T) {
 		{name: "a command with no operation", cmd: &fsmv1.Command{RequestId: "r"}, unsupported: "no operation"},
 		{name: "a kind of a newer version", cmd: put(newKind), unsupported: "a resource kind this binary does not know (field 200)"},
 		{name: "a command stamped above this binary", cmd: stamped, unsupported: "needs cluster version"},
+		{name: "a pin without assignments or deprecations", cmd: put(toolPin(nil)), want: clusterversion.Baseline},
+		{name: "a pin with an assignment", cmd: put(toolPin(func(p *configv1.ToolPin) {
+			p.Assignments = []*configv1.ToolAssignment{{Version: 1, Team: "payments"}}
+		})), want: clusterversion.ToolVersions},
+		{name: "a pin with a deprecated version", cmd: put(toolPin(func(p *configv1.ToolPin) {
+			p.Versions[0].DeprecateTime, p.Versions[0].SunsetTime = timestamppb.Now(), timestamppb.Now()
+		})), want: clusterversion.ToolVersions},
+		{name: "a pin with a deprecation message alone", cmd: put(toolPin(func(p *configv1.ToolPin) {
+			p.Versions[0].DeprecationMessage = "x"
+		})), want: clusterversion.ToolVersions},
 		{name: "a tool pin", cmd: put(&fsmv1.Resource{Kind: &fsmv1.Resource_ToolPin{ToolPin: &configv1.ToolPin{Tool: "t"}}}), want: clusterversion.Baseline},
 		// An older replica would take an agent card for a tool.
 		{name: "an agent-card pin", cmd: put(&fsmv1.Resource{Kind: &fsmv1.Resource_ToolPin{ToolPin: &configv1.ToolPin{Tool: "agent-card", Kind: configv1.PinKind_PIN_KIND_AGENT_CARD}}}), want: clusterversion.A2ABrokering},
@@ -208,4 +219,14 @@ func TestOfTreatsNothingRecordedAsBaseline(t *testing.T) {
 	if clusterversion.Of(0) != clusterversion.Baseline || clusterversion.Of(5) != 5 {
 		t.Errorf("Of(0) = %d, Of(5) = %d", clusterversion.Of(0), clusterversion.Of(5))
 	}
+}
+
+// toolPin is a tool pin put, edited by edit (when not nil).
+func toolPin(edit func(*configv1.ToolPin)) *fsmv1.Resource {
+	p := &configv1.ToolPin{Meta: &configv1.ResourceMeta{Name: "demo/t"}, Upstream: "demo", Tool: "t",
+		Versions: []*configv1.ToolVersion{{Version: 1, Class: configv1.ToolClass_TOOL_CLASS_READ_ONLY}}}
+	if edit != nil {
+		edit(p)
+	}
+	return &fsmv1.Resource{Kind: &fsmv1.Resource_ToolPin{ToolPin: p}}
 }

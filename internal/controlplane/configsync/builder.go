@@ -179,6 +179,10 @@ func addPricesAndBudgets(st *state.State, snap *snapshotv1.Snapshot) {
 		snap.ModelPrices = append(snap.ModelPrices, r.GetModelPrice())
 		return true
 	})
+	st.Each(resource.RateLimit, func(r *fsmv1.Resource) bool {
+		snap.RateLimits = append(snap.RateLimits, r.GetRateLimit())
+		return true
+	})
 	st.Each(resource.Budget, func(r *fsmv1.Resource) bool {
 		snap.Budgets = append(snap.Budgets, r.GetBudget())
 		return true

@@ -10,6 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/edge"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/lease"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/store"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/tokenauth"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -29,8 +30,19 @@ type Server struct {
 	registry  *Registry
 	nodeID    string
 	heartbeat time.Duration
+	leases    Leases
 	now       func() time.Time
 	log       *slog.Logger
+}
+
+// Leases grants data planes' rate-limit leases: the leader itself, any
+// other node by forwarding to the leader. Implementations must be safe
+// for concurrent use.
+type Leases interface {
+	// Lease answers the demand report of the data plane req names (the
+	// caller checked the credential). It returns an error wrapping
+	// store.ErrNoLeader when no leader can be reached.
+	Lease(ctx context.Context, req *configsyncv1.LeaseRequest) (*configsyncv1.LeaseResponse, error)
 }
 
 // Config configures a Server.
@@ -43,8 +55,10 @@ type Config struct {
 	Registry  *Registry
 	NodeID    string
 	Heartbeat time.Duration
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Leases grants rate-limit leases (nil: Lease is unavailable).
+	Leases Leases
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // NewServer returns a config-sync server.
@@ -62,7 +76,7 @@ func NewServer(cfg Config) *Server {
 		cfg.Auth = tokenauth.NewAuthenticator(cfg.Store, cfg.Now)
 	}
 	return &Server{auth: cfg.Auth, store: cfg.Store, builder: cfg.Builder, registry: cfg.Registry, nodeID: cfg.NodeID,
-		heartbeat: cfg.Heartbeat, now: cfg.Now, log: cfg.Logger.With("component", "configsync")}
+		heartbeat: cfg.Heartbeat, leases: cfg.Leases, now: cfg.Now, log: cfg.Logger.With("component", "configsync")}
 }
 
 // Read limits of the two requests: a watch is a name and a version; a
@@ -71,6 +85,9 @@ func NewServer(cfg Config) *Server {
 const (
 	maxWatchBytes  = 4 << 10
 	maxReportBytes = MaxQuarantined<<10 + 16<<10
+	// A lease request is up to lease.MaxDemands demands of a name, a key
+	// of at most lease.MaxKeyBytes and four numbers.
+	maxLeaseBytes = 10_000 * (lease.MaxKeyBytes + 320)
 )
 
 // Handler returns the path and handler to mount. The edge's gate refuses
@@ -80,6 +97,7 @@ func (s *Server) Handler() (string, http.Handler) {
 	gate := edge.NewGate(s.auth, edge.Rules{
 		configsyncv1connect.ConfigSyncServiceWatchProcedure:  {Role: configv1.Role_ROLE_DATAPLANE, MaxBytes: maxWatchBytes},
 		configsyncv1connect.ConfigSyncServiceReportProcedure: {Role: configv1.Role_ROLE_DATAPLANE, MaxBytes: maxReportBytes},
+		configsyncv1connect.ConfigSyncServiceLeaseProcedure:  {Role: configv1.Role_ROLE_DATAPLANE, MaxBytes: maxLeaseBytes},
 	}, s.log)
 	// No compression either way: the same snapshot bytes go to every
 	// watcher, and gzip-ing them once per watcher would cost the control
@@ -169,6 +187,28 @@ func (s *Server) Report(ctx context.Context, req *connect.Request[configsyncv1.R
 		s.log.WarnContext(ctx, "data plane rejected a snapshot", "dataplane", req.Msg.GetName(), "version", req.Msg.GetVersion(), "epoch", req.Msg.GetEpoch(), "reason", req.Msg.GetReason())
 	}
 	return connect.NewResponse(&configsyncv1.ReportResponse{}), nil
+}
+
+// Lease implements ConfigSyncService.
+func (s *Server) Lease(ctx context.Context, req *connect.Request[configsyncv1.LeaseRequest]) (*connect.Response[configsyncv1.LeaseResponse], error) {
+	if _, err := s.authenticate(ctx, req.Msg.GetName()); err != nil {
+		return nil, err
+	}
+	if err := lease.CheckRequest(req.Msg); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if s.leases == nil {
+		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("this node grants no rate-limit leases"))
+	}
+	resp, err := s.leases.Lease(ctx, req.Msg)
+	if err != nil {
+		if errors.Is(err, store.ErrNoLeader) || errors.Is(err, lease.ErrNotLeader) {
+			return nil, connect.NewError(connect.CodeUnavailable, errors.New("no control-plane leader to grant rate-limit leases; keep the current ones and retry"))
+		}
+		s.log.WarnContext(ctx, "lease request failed", "dataplane", req.Msg.GetName(), "err", err)
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("this node cannot reach the leader for rate-limit leases; retry"))
+	}
+	return connect.NewResponse(resp), nil
 }
 
 // held is a config version a data plane holds or rejected, as it reported

@@ -26,6 +26,7 @@ import (
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	clusterv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/cluster/v1"
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/cluster/v1/clusterv1connect"
+	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -62,11 +63,20 @@ type AuditSource interface {
 	AuditCopy(ctx context.Context) (snap *auditstore.Snapshot, applied uint64, err error)
 }
 
+// Granter grants rate-limit leases on the leader. It must be safe for
+// concurrent use.
+type Granter interface {
+	// Grant answers data plane name's demand report, or returns an error
+	// when this node does not lead.
+	Grant(name string, req *configsyncv1.LeaseRequest) (*configsyncv1.LeaseResponse, error)
+}
+
 // Server serves PeerService.
 type Server struct {
 	leader   Leader
 	statuses StatusSource
 	audit    AuditSource // nil: CopyAuditStore is unimplemented
+	granter  Granter     // nil: ForwardLease is unimplemented
 	key      []byte
 	tls      bool
 	log      *slog.Logger
@@ -81,6 +91,23 @@ func NewServer(leader Leader, statuses StatusSource, key []byte, requireCert boo
 // ServeAuditCopies makes the server answer CopyAuditStore from src. Call
 // it before serving.
 func (s *Server) ServeAuditCopies(src AuditSource) { s.audit = src }
+
+// ServeLeases makes the server answer ForwardLease with g. Call it before
+// serving.
+func (s *Server) ServeLeases(g Granter) { s.granter = g }
+
+// ForwardLease implements PeerService.
+func (s *Server) ForwardLease(_ context.Context, req *connect.Request[clusterv1.ForwardLeaseRequest]) (*connect.Response[clusterv1.ForwardLeaseResponse], error) {
+	if s.granter == nil {
+		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("this node grants no rate-limit leases"))
+	}
+	in := req.Msg.GetRequest()
+	resp, err := s.granter.Grant(in.GetName(), in)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, store.ErrNotLeader)
+	}
+	return connect.NewResponse(&clusterv1.ForwardLeaseResponse{Response: resp}), nil
+}
 
 // Handler returns the path and handler to mount on the API server.
 func (s *Server) Handler() (string, http.Handler) {
@@ -386,6 +413,15 @@ func (r *streamReader) Read(p []byte) (int, error) {
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
 	return n, nil
+}
+
+// ForwardLease asks the leader at addr for a data plane's leases.
+func (c *Client) ForwardLease(ctx context.Context, addr string, req *configsyncv1.LeaseRequest) (*configsyncv1.LeaseResponse, error) {
+	res, err := c.client(addr).ForwardLease(ctx, request(c, &clusterv1.ForwardLeaseRequest{Request: req}))
+	if err != nil {
+		return nil, fromForward(ctx, err)
+	}
+	return res.Msg.GetResponse(), nil
 }
 
 // ListDataplaneStatus asks the node at addr for the statuses it holds.

@@ -30,6 +30,9 @@ const (
 	ModelPrice Kind = "model_price"
 	// Budget bounds what a key's calls consume per calendar window.
 	Budget Kind = "budget"
+	// RateLimit bounds how fast, and how many at once, a key's calls run
+	// across the fleet; cluster version 6.
+	RateLimit Kind = "rate_limit"
 	// PolicyHistory is the kept versions of a policy set; the state
 	// machine writes it, nothing else may.
 	PolicyHistory Kind = "policy_history"
@@ -60,7 +63,7 @@ const (
 
 // Kinds lists every kind of the gateway in a stable order.
 var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout, Setting,
-	ListLearning, AlertRule, Alert, AuditCursor, ModelPrice, Budget}
+	ListLearning, AlertRule, Alert, AuditCursor, ModelPrice, Budget, RateLimit}
 
 // Known reports whether k is a kind.
 func Known(k Kind) bool {
@@ -80,7 +83,7 @@ func Known(k Kind) bool {
 // rollout dropped).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
-	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Setting, ListLearning, ModelPrice, Budget:
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Setting, ListLearning, ModelPrice, Budget, RateLimit:
 		return true
 	default:
 		return false
@@ -112,6 +115,8 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return ModelPrice
 	case *fsmv1.Resource_Budget:
 		return Budget
+	case *fsmv1.Resource_RateLimit:
+		return RateLimit
 	case *fsmv1.Resource_PolicyHistory:
 		return PolicyHistory
 	case *fsmv1.Resource_PolicyTests:
@@ -160,6 +165,8 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.ModelPrice
 	case *fsmv1.Resource_Budget:
 		return k.Budget
+	case *fsmv1.Resource_RateLimit:
+		return k.RateLimit
 	case *fsmv1.Resource_PolicyHistory:
 		return k.PolicyHistory
 	case *fsmv1.Resource_PolicyTests:
@@ -226,6 +233,8 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_ModelPrice{ModelPrice: v}}
 	case *configv1.Budget:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Budget{Budget: v}}
+	case *configv1.RateLimit:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_RateLimit{RateLimit: v}}
 	case *configv1.PolicyHistory:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_PolicyHistory{PolicyHistory: v}}
 	case *configv1.PolicyTests:

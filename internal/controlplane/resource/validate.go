@@ -158,6 +158,8 @@ func Validate(r *fsmv1.Resource) error {
 		return validateModelPrice(k.ModelPrice)
 	case *fsmv1.Resource_Budget:
 		return validateBudget(k.Budget)
+	case *fsmv1.Resource_RateLimit:
+		return validateRateLimit(k.RateLimit)
 	case *fsmv1.Resource_PolicyHistory:
 		return ValidateName("meta.name", k.PolicyHistory.GetMeta().GetName())
 	case *fsmv1.Resource_PolicyTests:
@@ -214,6 +216,8 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.ModelPrice(k.ModelPrice)
 	case *fsmv1.Resource_Budget:
 		err = limits.Budget(k.Budget)
+	case *fsmv1.Resource_RateLimit:
+		err = limits.RateLimit(k.RateLimit)
 	case *fsmv1.Resource_PolicyHistory:
 		err = limits.PolicyHistory(k.PolicyHistory)
 	case *fsmv1.Resource_PolicyTests:
@@ -491,6 +495,9 @@ func validateToolPin(p *configv1.ToolPin) error {
 		if len(v.GetInputSchema()) > 0 && !jsonObject(v.GetInputSchema()) {
 			return invalid(f+".input_schema", "must be a JSON object")
 		}
+		if err := validateDeprecation(f, v); err != nil {
+			return err
+		}
 		if card {
 			if len(v.GetInputSchema()) > 0 {
 				return invalid(f+".input_schema", "an agent card has no input schema")
@@ -502,6 +509,65 @@ func validateToolPin(p *configv1.ToolPin) error {
 	}
 	if p.GetActiveVersion() != 0 && !seen[p.GetActiveVersion()] {
 		return invalid("active_version", "version %d is not among the pin's versions", p.GetActiveVersion())
+	}
+	if card && len(p.GetAssignments()) > 0 {
+		return invalid("assignments", "an agent card's versions are not assigned to agents")
+	}
+	return validateAssignments(p, seen)
+}
+
+// validateDeprecation checks a version's deprecation: both times or
+// neither, the sunset after the deprecation, a message only with them.
+func validateDeprecation(f string, v *configv1.ToolVersion) error {
+	dep, sunset := v.GetDeprecateTime(), v.GetSunsetTime()
+	switch {
+	case dep == nil && sunset == nil:
+		if v.GetDeprecationMessage() != "" {
+			return invalid(f+".deprecation_message", "only a deprecated version has one")
+		}
+		return nil
+	case dep == nil || sunset == nil:
+		return invalid(f+".sunset_time", "a deprecation needs both deprecate_time and sunset_time")
+	case !dep.IsValid() || !sunset.IsValid():
+		return invalid(f+".sunset_time", "not a valid time")
+	case !sunset.AsTime().After(dep.AsTime()):
+		return invalid(f+".sunset_time", "must be after deprecate_time")
+	}
+	if !utf8.ValidString(v.GetDeprecationMessage()) {
+		return invalid(f+".deprecation_message", "must be UTF-8")
+	}
+	return nil
+}
+
+// validateAssignments checks a pin's assignments: each names a version of
+// the pin and exactly one team or agent, and no team or agent twice.
+func validateAssignments(p *configv1.ToolPin, versions map[int64]bool) error {
+	teams, agents := map[string]bool{}, map[string]bool{}
+	for i, a := range p.GetAssignments() {
+		f := fmt.Sprintf("assignments[%d]", i)
+		if !versions[a.GetVersion()] {
+			return invalid(f+".version", "version %d is not among the pin's versions", a.GetVersion())
+		}
+		switch {
+		case (a.GetTeam() == "") == (a.GetAgent() == ""):
+			return invalid(f, "exactly one of team and agent is required")
+		case a.GetTeam() != "":
+			if err := ValidateName(f+".team", a.GetTeam()); err != nil {
+				return err
+			}
+			if teams[a.GetTeam()] {
+				return invalid(f+".team", "team %q is assigned twice", a.GetTeam())
+			}
+			teams[a.GetTeam()] = true
+		default:
+			if err := ValidateName(f+".agent", a.GetAgent()); err != nil {
+				return err
+			}
+			if agents[a.GetAgent()] {
+				return invalid(f+".agent", "agent %q is assigned twice", a.GetAgent())
+			}
+			agents[a.GetAgent()] = true
+		}
 	}
 	return nil
 }

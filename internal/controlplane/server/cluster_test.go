@@ -179,7 +179,7 @@ func (c *testCluster) config(id string) server.Config {
 	cfg := server.Config{
 		NodeID: id, DataDir: filepath.Join(c.t.TempDir(), id),
 		RaftAddr: cptest.FreeAddr(c.t), APIAddr: cptest.FreeAddr(c.t),
-		KEKFile: c.kek, Timing: fastTiming, Logger: c.logger(),
+		KEKFile: c.kek, Timing: fastTiming, Logger: c.logger(), LeaseDuration: time.Second,
 	}
 	if c.jobs != nil {
 		cfg.Singletons = []singleton.Job{c.jobs(id)}

@@ -106,6 +106,9 @@ type Config struct {
 	// RolloutInterval is how often the rollout controller looks at the
 	// rollout in progress on the leader (0: every second).
 	RolloutInterval time.Duration
+	// LeaseDuration is how long a rate-limit lease stays valid (0: 6s),
+	// and so how long a new leader grants nothing after it takes over.
+	LeaseDuration time.Duration
 	// Singletons is singleton work beside the store's own, run on the
 	// elected node (the Raft leader, or the etcd election's winner).
 	Singletons []singleton.Job

@@ -23,6 +23,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/etcdstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/introspect"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/learn"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/lease"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/metrics"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/peer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
@@ -202,14 +203,21 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	mux.Handle(webui.Prefix, ui)
+	// Rate-limit leases are granted by the elected node (singleton work
+	// below); every node takes data planes' requests and forwards them.
+	granter := lease.New(lease.Config{
+		Limits: lease.StateLimits(node.LocalState), Duration: cfg.LeaseDuration, Logger: log,
+	})
 	ps := peer.NewServer(o.leader, registry, forwardKey, !cfg.Dev, cfg.Logger)
 	if o.audit != nil {
 		ps.ServeAuditCopies(o.audit)
 	}
+	ps.ServeLeases(granter)
 	mux.Handle(ps.Handler())
 	syncPath, syncHandler := configsync.NewServer(configsync.Config{
 		Store: node, Auth: auth, Builder: configsync.NewBuilder(sealer, configsync.WithEgress(cfg.Egress)), Registry: registry,
 		NodeID: cfg.NodeID, Heartbeat: cfg.SyncHeartbeat, Logger: cfg.Logger,
+		Leases: &leaseRouter{granter: granter, b: node, peer: o.peerClient},
 	}).Handler()
 	mux.Handle(syncPath, syncHandler)
 	// gRPC reflection and health describe the APIs clients call (the
@@ -295,6 +303,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		singleton.Job{Name: "rollout controller", Run: controller.Run},
 		singleton.Job{Name: "audit consumers", Run: consumers.Run},
 		singleton.Job{Name: "alert delivery", Run: alerts.Run},
+		singleton.Job{Name: "rate-limit leases", Run: granter.Run},
 	)
 	go func() {
 		defer close(s.singletonDone)

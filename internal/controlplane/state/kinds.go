@@ -54,6 +54,9 @@ func init() {
 		},
 		resource.ModelPrice: {prepare: prepareModelPrice},
 		resource.Budget:     {},
+		// A rate limit refers to nothing (its match lists may name agents
+		// and tools that do not exist yet) and nothing refers to it.
+		resource.RateLimit: {},
 	}
 }
 

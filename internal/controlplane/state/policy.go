@@ -10,6 +10,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
+	"github.com/portcullis-gw/portcullis/internal/toolversion"
 )
 
 // CedarSchema generates the gateway's Cedar schema from the tool pins and
@@ -38,7 +39,8 @@ func schemaOptions(voters []clusterversion.Voter, learned []string) []cedarschem
 }
 
 // pinnedTools lists every pinned tool with its action name and the input
-// schema of its active version. Agent-card pins are not tools.
+// schemas of the versions in use: the default's, and those of the other
+// versions agents are assigned. Agent-card pins are not tools.
 func pinnedTools(get func(resource.Kind, string) (*fsmv1.Resource, bool), each func(resource.Kind, func(*fsmv1.Resource) bool)) []cedarschema.Tool {
 	var tools []cedarschema.Tool
 	each(resource.ToolPin, func(r *fsmv1.Resource) bool {
@@ -50,12 +52,19 @@ func pinnedTools(get func(resource.Kind, string) (*fsmv1.Resource, bool), each f
 		if !ok {
 			return true // refused at write time; never in a committed state
 		}
-		tools = append(tools, cedarschema.Tool{
+		def := resource.ActiveVersion(p)
+		tool := cedarschema.Tool{
 			Action:      cedarschema.ActionName(resource.EffectivePrefix(u.GetUpstream()), p.GetTool()),
 			Upstream:    p.GetUpstream(),
 			Name:        p.GetTool(),
-			InputSchema: resource.ActiveVersion(p).GetInputSchema(),
-		})
+			InputSchema: def.GetInputSchema(),
+		}
+		for _, v := range toolversion.InUse(p) {
+			if v.GetVersion() != def.GetVersion() {
+				tool.OtherInputSchemas = append(tool.OtherInputSchemas, v.GetInputSchema())
+			}
+		}
+		tools = append(tools, tool)
 		return true
 	})
 	sort.Slice(tools, func(i, j int) bool { return tools[i].Action < tools[j].Action })
@@ -141,13 +150,18 @@ func prepareValueList(_ *txn, _, r *fsmv1.Resource) *fsmv1.Error {
 
 // schemaUnchanged reports whether replacing pin old by r leaves the
 // generated Cedar schema as it was: the same upstream and tool (so the
-// same action) and the same active input schema, from which the action's
-// context.arguments type is generated.
+// same action) and the same input schemas of the versions in use, from
+// which the action's context.arguments type is generated.
 func schemaUnchanged(old, r *fsmv1.Resource) bool {
 	if old == nil || r == nil {
 		return false
 	}
 	o, n := old.GetToolPin(), r.GetToolPin()
-	return o.GetUpstream() == n.GetUpstream() && o.GetTool() == n.GetTool() &&
-		bytes.Equal(resource.ActiveVersion(o).GetInputSchema(), resource.ActiveVersion(n).GetInputSchema())
+	if o.GetUpstream() != n.GetUpstream() || o.GetTool() != n.GetTool() ||
+		!bytes.Equal(resource.ActiveVersion(o).GetInputSchema(), resource.ActiveVersion(n).GetInputSchema()) {
+		return false
+	}
+	return slices.EqualFunc(toolversion.InUse(o), toolversion.InUse(n), func(a, b *configv1.ToolVersion) bool {
+		return bytes.Equal(a.GetInputSchema(), b.GetInputSchema())
+	})
 }

@@ -527,6 +527,15 @@ func Script() []Step {
 		{Name: "delete budget", Cmd: By(Delete(resource.Budget, "research-monthly"), BootToken, "r-budget-del", 53), ConfigMoves: true},
 		{Name: "delete model price", Cmd: By(Delete(resource.ModelPrice, "openai/gpt-4o"), BootToken, "r-price-del", 54), ConfigMoves: true},
 		{Name: "delete LLM upstream", Cmd: By(Delete(resource.Upstream, "openai"), BootToken, "r-llm-del-2", 55), ConfigMoves: true},
+		// Rate limits need cluster version 6; n1 records 4 until it
+		// records 6.
+		{Name: "refused rate limit before every voter supports it", Cmd: By(Create(RateLimit("per-agent", 100)), BootToken, "r-rl-early", 56), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "node records the rate-limit version", Cmd: By(Upsert(UpgradedNode("n1", uint32(clusterversion.RateLimits))), BootToken, "r-n1-rl", 57)},
+		{Name: "create rate limit", Cmd: By(Create(RateLimit("per-agent", 100)), BootToken, "r-rl", 58), ConfigMoves: true},
+		{Name: "refused rate limit without a period", Cmd: By(Upsert(&configv1.RateLimit{Meta: Meta("bad"), Rate: 5}), BootToken, "r-rl-bad", 59), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "update rate limit", Cmd: By(Update(RateLimit("per-agent", 200)), BootToken, "r-rl-v2", 60), ConfigMoves: true},
+		{Name: "create concurrency limit", Cmd: By(Create(&configv1.RateLimit{Meta: Meta("in-flight"), MaxInFlight: 4, Key: []configv1.RateLimitKey{configv1.RateLimitKey_RATE_LIMIT_KEY_TOOL}}), BootToken, "r-rl-conc", 61), ConfigMoves: true},
+		{Name: "delete rate limit", Cmd: By(Delete(resource.RateLimit, "in-flight"), BootToken, "r-rl-del", 62), ConfigMoves: true},
 	}
 	steps = append(steps, rolloutSteps(len(steps))...)
 	return append(steps, learnedSteps()...)
@@ -674,6 +683,13 @@ func ModelPrice(upstream, model string, micros int64) *configv1.ModelPrice {
 func Budget(name string, micros int64) *configv1.Budget {
 	return &configv1.Budget{Meta: Meta(name), Scope: configv1.BudgetScope_BUDGET_SCOPE_TEAM, Window: configv1.BudgetWindow_BUDGET_WINDOW_MONTH,
 		TimeZone: "Europe/Oslo", MaxCostMicros: micros, Teams: []string{"research"}}
+}
+
+// RateLimit returns a limit of perMinute calls per minute per agent and
+// tool, in shadow mode.
+func RateLimit(name string, perMinute int64) *configv1.RateLimit {
+	return &configv1.RateLimit{Meta: Meta(name), Key: []configv1.RateLimitKey{configv1.RateLimitKey_RATE_LIMIT_KEY_AGENT, configv1.RateLimitKey_RATE_LIMIT_KEY_TOOL},
+		Rate: perMinute, Period: configv1.RateLimitPeriod_RATE_LIMIT_PERIOD_MINUTE, Burst: 10, Mode: configv1.RateLimitMode_RATE_LIMIT_MODE_SHADOW, Teams: []string{"research"}}
 }
 
 // DedupKey is a (token, request id) pair.

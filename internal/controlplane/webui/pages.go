@@ -3,9 +3,11 @@ package webui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1/adminv1connect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"github.com/portcullis-gw/portcullis/internal/toolversion"
 )
 
 // maxListed bounds the items a list page fetches (pages of the API's
@@ -120,6 +123,10 @@ type pinRow struct {
 	Quarantined []string
 	// Drift says how: "changed" or "gone".
 	Drift string
+	// Assigned are the assignments of other versions to teams and agents
+	// ("team canary: v2"); Deprecations the deprecated versions and
+	// where they stand ("v1: sunset 2026-01-31 00:00:00Z").
+	Assigned, Deprecations []string
 }
 
 // upstreamsData is the upstreams page's content.
@@ -170,6 +177,7 @@ func (h *Handler) upstreamsPage(req *request) error {
 	}
 	for _, p := range pins {
 		row := pinRow{Pin: p, Action: cedarschema.ActionName(prefix[p.GetUpstream()], p.GetTool()), Active: resource.ActiveVersion(p)}
+		row.Assigned, row.Deprecations = versionNotes(p, h.cfg.Now())
 		// A report about an older pinned version is out of date.
 		if dr := q[p.GetUpstream()+"/"+p.GetTool()+"@"+row.Active.GetDefinitionHash()]; dr != nil {
 			row.Quarantined = dr.dps
@@ -183,6 +191,29 @@ func (h *Handler) upstreamsPage(req *request) error {
 	}
 	h.render(req.w, req.r, &req.user, http.StatusOK, "upstreams", page{Title: "Upstreams and tool pins", Nav: "upstreams", Data: d})
 	return nil
+}
+
+// versionNotes describes who is assigned which version of p, and the
+// deprecated versions against their sunsets at now.
+func versionNotes(p *configv1.ToolPin, now time.Time) (assigned, deprecations []string) {
+	for _, a := range p.GetAssignments() {
+		who := "team " + a.GetTeam()
+		if a.GetAgent() != "" {
+			who = "agent " + a.GetAgent()
+		}
+		assigned = append(assigned, fmt.Sprintf("%s: v%d", who, a.GetVersion()))
+	}
+	for _, v := range p.GetVersions() {
+		if !toolversion.Deprecated(v) {
+			continue
+		}
+		state := "sunset"
+		if toolversion.Retired(v, now) {
+			state = "retired"
+		}
+		deprecations = append(deprecations, fmt.Sprintf("v%d: %s %s", v.GetVersion(), state, v.GetSunsetTime().AsTime().UTC().Format("2006-01-02 15:04:05Z")))
+	}
+	return assigned, deprecations
 }
 
 func quarantineKey(t *configsyncv1.QuarantinedTool) string {

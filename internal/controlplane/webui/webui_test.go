@@ -16,6 +16,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/portcullis-gw/portcullis/internal/auditcsv"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/cptest"
@@ -503,4 +504,34 @@ func TestPagesAndCSV(t *testing.T) {
 	if len(rows) < 3 || !slices.Equal(rows[0], auditcsv.Header) || rows[1][1] != "control-plane" {
 		t.Fatalf("CSV rows %q", rows)
 	}
+}
+
+// TestUpstreamsShowsToolVersions: the tool pins table shows the default
+// version and each deprecated version's sunset.
+func TestUpstreamsShowsToolVersions(t *testing.T) {
+	n := cptest.Start(t, cptest.Options{TLS: true})
+	opts := connect.WithInterceptors(bearer(n.AdminToken))
+	ctx := context.Background()
+	ups := adminv1connect.NewUpstreamServiceClient(n.HTTPClient, n.URL, opts)
+	if _, err := ups.CreateUpstream(ctx, connect.NewRequest(&adminv1.CreateUpstreamRequest{Upstream: &configv1.Upstream{
+		Meta: &configv1.ResourceMeta{Name: "demo"}, Protocol: configv1.Protocol_PROTOCOL_MCP, Url: "http://127.0.0.1:9/",
+	}})); err != nil {
+		t.Fatal(err)
+	}
+	tools := adminv1connect.NewToolServiceClient(n.HTTPClient, n.URL, opts)
+	for _, def := range []string{`{"name":"get_weather","inputSchema":{"type":"object"}}`, `{"name":"get_weather","description":"v2","inputSchema":{"type":"object"}}`} {
+		if _, err := tools.PinTool(ctx, connect.NewRequest(&adminv1.PinToolRequest{Upstream: "demo", Tool: "get_weather", Definition: []byte(def),
+			Class: configv1.ToolClass_TOOL_CLASS_READ_ONLY})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sunset := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
+	if _, err := tools.DeprecateToolVersion(ctx, connect.NewRequest(&adminv1.DeprecateToolVersionRequest{Upstream: "demo", Tool: "get_weather", Version: 1,
+		SunsetTime: timestamppb.New(sunset)})); err != nil {
+		t.Fatal(err)
+	}
+	a := newAgent(t, n)
+	a.signIn(n.AdminToken)
+	wantStatus(t, "upstreams page", a.get("/ui/upstreams"), http.StatusOK, "Default version", `<td class="num">2 of 2</td>`,
+		"v1: sunset "+sunset.Format("2006-01-02 15:04:05Z"))
 }

@@ -181,7 +181,9 @@ func (c *Compiled) listableTools(ctx context.Context, call *pipeline.Call) []pip
 	eng, _ := c.engineFor(req.Agent)
 	var out []pipeline.Tool
 	for _, action := range eng.Listable(ctx, &req, authz.ResourceTool) {
-		out = append(out, c.tools[action])
+		if t, ok := c.Tool(action, call.Agent); ok {
+			out = append(out, t)
+		}
 	}
 	return out
 }

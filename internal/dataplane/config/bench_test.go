@@ -34,7 +34,7 @@ func BenchmarkAuthorize(b *testing.B) {
 
 func BenchmarkValidateArguments(b *testing.B) {
 	c := configtest.Compile(b, configtest.Snapshot())
-	pay, _ := c.Tool(configtest.PayAction)
+	pay, _ := c.Tool(configtest.PayAction, nil)
 	args := map[string]any{"amount": json.Number("100"), "to": "bob"}
 	for b.Loop() {
 		if err := pay.ValidateArguments(args); err != nil {

@@ -56,6 +56,7 @@ func Compile(snapshot []byte, opts ...Option) (c *Compiled, err error) {
 			secrets:   map[string]secret{},
 			keys:      map[string]apiKey{},
 			tools:     map[string]pipeline.Tool{},
+			pins:      map[string]*servedPin{},
 			agents:    map[string]pipeline.Tool{},
 			jwtAgents: map[jwtSubject]*configv1.Agent{},
 		},

@@ -63,7 +63,7 @@ func TestCompile(t *testing.T) {
 	if want := []string{configtest.BalanceAction, configtest.PayAction}; fmt.Sprint(actions) != fmt.Sprint(want) {
 		t.Errorf("Tools() actions = %v, want %v", actions, want)
 	}
-	pay, ok := c.Tool(configtest.PayAction)
+	pay, ok := c.Tool(configtest.PayAction, nil)
 	switch {
 	case !ok:
 		t.Fatalf("Tool(%q) not found", configtest.PayAction)
@@ -72,10 +72,10 @@ func TestCompile(t *testing.T) {
 	case pay.ValidateArguments == nil:
 		t.Errorf("Tool(%q) has no validator", configtest.PayAction)
 	}
-	if balance, _ := c.Tool(configtest.BalanceAction); !balance.ReadOnly() {
+	if balance, _ := c.Tool(configtest.BalanceAction, nil); !balance.ReadOnly() {
 		t.Errorf("Tool(%q) is not read-only", configtest.BalanceAction)
 	}
-	if _, ok := c.Tool("pay__steal"); ok {
+	if _, ok := c.Tool("pay__steal", nil); ok {
 		t.Error("Tool(pay__steal) found")
 	}
 }
@@ -85,7 +85,7 @@ func TestCompileNewestVersionWhenActiveIsZero(t *testing.T) {
 	s.ToolPins[1].ActiveVersion = 0
 	s.ToolPins[1].Versions[0].Version = 3 // now the newest, with a schema that types nothing
 	c := configtest.Compile(t, s)
-	if pay, _ := c.Tool(configtest.PayAction); pay.Version != 3 {
+	if pay, _ := c.Tool(configtest.PayAction, nil); pay.Version != 3 {
 		t.Errorf("Tool(%q).Version = %d, want the newest, 3", configtest.PayAction, pay.Version)
 	}
 }

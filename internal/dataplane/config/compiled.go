@@ -42,6 +42,9 @@ type Compiled struct {
 	// action-name order.
 	tools    map[string]pipeline.Tool
 	toolList []pipeline.Tool
+	// pins are the pins of tools by action name, with every version in
+	// use compiled (see pins.go).
+	pins map[string]*servedPin
 	// agents are the remote agents (A2A upstreams with an approved card)
 	// by upstream name; agentList them in name order.
 	agents    map[string]pipeline.Tool
@@ -112,13 +115,8 @@ func (c *Compiled) Secret(name string) (value []byte, hosts []string, ok bool) {
 	return slices.Clone(s.value), slices.Clone(s.hosts), true
 }
 
-// Tool finds a pinned tool by its action name.
-func (c *Compiled) Tool(action string) (pipeline.Tool, bool) {
-	t, ok := c.tools[action]
-	return t, ok
-}
-
-// Tools lists every servable tool in action-name order.
+// Tools lists every servable tool, its default version, in action-name
+// order.
 func (c *Compiled) Tools() []pipeline.Tool { return slices.Clone(c.toolList) }
 
 // Setting returns the values in force of the cluster-wide setting name

@@ -81,6 +81,9 @@ func (b *builder) checkLimits() bool {
 	for _, bg := range s.GetBudgets() {
 		over("budget", bg.GetMeta().GetName(), limits.Budget(bg))
 	}
+	for _, rl := range s.GetRateLimits() {
+		over("rate limit", rl.GetMeta().GetName(), limits.RateLimit(rl))
+	}
 	if len(s.GetSettings()) > maxSettings {
 		b.problems.add("the snapshot carries %d settings, more than %d", len(s.GetSettings()), maxSettings)
 	}

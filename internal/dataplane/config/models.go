@@ -103,3 +103,6 @@ func (c *Compiled) Models() []pipeline.Model { return slices.Clone(c.modelList) 
 
 // Budgets are the snapshot's budgets (shared; do not modify).
 func (c *Compiled) Budgets() []*configv1.Budget { return c.snap.GetBudgets() }
+
+// RateLimits are the snapshot's rate limits.
+func (c *Compiled) RateLimits() []*configv1.RateLimit { return c.snap.GetRateLimits() }

@@ -25,8 +25,8 @@ func TestValidateArguments(t *testing.T) {
 	s := configtest.Snapshot()
 	s.ToolPins[0].Versions[0].InputSchema = nil // an empty schema means no arguments
 	c := configtest.Compile(t, s)
-	pay, _ := c.Tool(configtest.PayAction)
-	balance, _ := c.Tool(configtest.BalanceAction)
+	pay, _ := c.Tool(configtest.PayAction, nil)
+	balance, _ := c.Tool(configtest.BalanceAction, nil)
 	secret := "TOPSECRET" + strings.Repeat("x", 80)
 
 	tests := []struct {

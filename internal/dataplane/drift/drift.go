@@ -1,14 +1,22 @@
 // Package drift detects "rug pulls": pinned tools whose upstream now lists
-// a definition other than the approved one, or no longer lists them. Such
-// a tool is quarantined: hidden from tool lists and refused by the
+// a definition no version of the pin approved, or no longer lists them.
+// Such a tool is quarantined: hidden from tool lists and refused by the
 // pipeline's Gate stage (pipeline.ReasonQuarantined) until an operator
-// approves the new definition, which changes the pin's hash so that the
-// next comparison matches again.
+// approves the new definition as a version of the pin, so that the next
+// comparison matches again.
+//
+// Agents may be served different versions of a pin (package
+// toolversion). When the upstream serves an approved version other than
+// the one a caller is served, the caller's version must be compatible
+// with it (pipeline.Tool.Compatible, decided by package toolcompat when
+// the configuration is compiled); if it is not, the caller is refused
+// with pipeline.ReasonToolVersionIncompatible while callers of compatible
+// versions are served.
 //
 // A Checker lists each upstream that has pinned tools (tools/list through
 // the protocol's upstream pool, with the upstream's own credential),
 // hashes every definition with toolpin.Hash (the control plane's function)
-// and compares it with the active pinned version's hash. It checks
+// and compares it with the approved versions' hashes. It checks
 //
 //   - when a tool list is asked for (Refresh), if the upstream's last check
 //     is older than ListInterval (default 2s), waiting at most Wait;
@@ -208,23 +216,28 @@ func (c *Checker) checkAll(maxAge time.Duration) {
 	}
 }
 
-// Quarantined implements pipeline.Quarantine.
-func (c *Checker) Quarantined(_ context.Context, t pipeline.Tool) (string, bool) {
+// Check implements pipeline.Quarantine.
+func (c *Checker) Check(_ context.Context, t pipeline.Tool) *pipeline.Refusal {
 	cfg := c.o.Current()
 	if cfg == nil {
-		return "", false
+		return nil
 	}
 	c.mu.Lock()
 	st := c.state(t.Upstream)
 	if c.due(st, c.o.CallInterval) {
 		c.startLocked(t.Upstream, st)
 	}
-	live, drifted := c.verdictLocked(cfg, t)
+	live, v := c.verdictLocked(cfg, t)
 	c.mu.Unlock()
-	if !drifted {
-		return "", false
+	switch v {
+	case drifted:
+		return pipeline.Refuse(pipeline.ReasonQuarantined, "%s", message(t, live))
+	case incompatible:
+		return pipeline.Refuse(pipeline.ReasonToolVersionIncompatible,
+			"version %d of tool %s, the one you are assigned, is not compatible with the definition its upstream serves now (%s); an operator must move you to a compatible version: gwctl tool diff --upstream %s --tool %s %d live, then gwctl tool assign",
+			t.Version, t.Action, toolpin.Short(live), t.Upstream, t.Name, t.Version)
 	}
-	return message(t, live), true
+	return nil
 }
 
 // Refresh implements pipeline.Quarantine.
@@ -386,18 +399,46 @@ func (c *Checker) list(ctx context.Context, cfg Config, name string) (map[string
 	return live, nil
 }
 
+// verdict is how a version of a tool stands against what its upstream
+// serves.
+type verdict int
+
+const (
+	// unknown: no listing of the upstream yet, or of another server.
+	unknown verdict = iota
+	// served: the upstream serves the version, or an approved version
+	// the version's callers can be served by.
+	served
+	// incompatible: the upstream serves an approved version the
+	// version's callers cannot be served by.
+	incompatible
+	// drifted: the upstream serves a definition no version approved, or
+	// no longer lists the tool.
+	drifted
+)
+
 // verdictLocked compares t with its upstream's last listing: the live hash
-// ("" when not listed) and whether t drifted (c.mu held).
-func (c *Checker) verdictLocked(cfg Config, t pipeline.Tool) (string, bool) {
+// ("" when not listed) and the verdict (c.mu held).
+func (c *Checker) verdictLocked(cfg Config, t pipeline.Tool) (string, verdict) {
 	st := c.ups[t.Upstream]
 	if st == nil || st.live == nil || t.DefinitionHash == "" {
-		return "", false
+		return "", unknown
 	}
 	if u, ok := cfg.Upstream(t.Upstream); !ok || u.GetUrl() != st.url {
-		return "", false // the listing was of another server
+		return "", unknown // the listing was of another server
 	}
 	live, listed := st.live[t.Name]
-	return live, !listed || live != t.DefinitionHash
+	switch {
+	case !listed:
+		return "", drifted
+	case live == t.DefinitionHash:
+		return live, served
+	case !slices.Contains(t.Approved, live):
+		return live, drifted
+	case !slices.Contains(t.Compatible, live):
+		return live, incompatible
+	}
+	return live, served
 }
 
 // update recomputes the quarantined set against the current configuration
@@ -412,8 +453,8 @@ func (c *Checker) update() {
 	next := map[string]*configsyncv1.QuarantinedTool{}
 	var added []*configsyncv1.QuarantinedTool
 	for _, t := range cfg.Pins() {
-		live, drifted := c.verdictLocked(cfg, t)
-		if !drifted {
+		live, v := c.verdictLocked(cfg, t)
+		if v != drifted {
 			continue
 		}
 		q := &configsyncv1.QuarantinedTool{

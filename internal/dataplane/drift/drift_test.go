@@ -136,7 +136,14 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 func (h *harness) quarantined(t *testing.T, tool pipeline.Tool) (string, bool) {
 	t.Helper()
-	return h.checker.Quarantined(context.Background(), tool)
+	r := h.checker.Check(context.Background(), tool)
+	if r == nil {
+		return "", false
+	}
+	if r.Reason != pipeline.ReasonQuarantined {
+		t.Fatalf("Check refused with %s, want quarantined: %s", r.Reason, r.Message)
+	}
+	return r.Message, true
 }
 
 // TestQuarantineAndApproval follows a rug pull: the pinned definition
@@ -305,6 +312,63 @@ func TestRunChecksInBackground(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestVersions: callers on different versions of a pin. An upstream
+// serving any approved version has not drifted; callers of a version not
+// compatible with it are refused as incompatible, the others served; a
+// definition no version approved quarantines every version.
+func TestVersions(t *testing.T) {
+	const weatherV3 = `{"name":"get_weather","description":"Current weather.","inputSchema":{"type":"object","required":["units"]}}`
+	h1, h2 := hash(t, weather), hash(t, weatherPull)
+	approved := []string{h1, h2}
+	v1 := pinned(t, "get_weather", weather, 1)
+	v1.Approved, v1.Compatible = approved, []string{h1} // v1's callers do not fit v2
+	v1ok := v1
+	v1ok.Compatible = []string{h1, h2}
+	v2 := pinned(t, "get_weather", weatherPull, 2)
+	v2.Approved, v2.Compatible = approved, []string{h2, h1}
+	h := newHarness(t, drift.Options{}, v2)
+
+	tests := []struct {
+		name  string
+		live  string
+		tool  pipeline.Tool
+		want  pipeline.Reason // "" when served
+		quar  int             // Quarantines() length
+		texts []string
+	}{
+		{name: "serves the caller's version", live: weatherPull, tool: v2},
+		{name: "serves another approved, compatible version", live: weather, tool: v2},
+		{name: "serves another approved version the caller's does not fit", live: weatherPull, tool: v1,
+			want: pipeline.ReasonToolVersionIncompatible, texts: []string{"version 1 of tool demo__get_weather", "gwctl tool diff --upstream demo --tool get_weather 1 live"}},
+		{name: "compatible per the configuration", live: weatherPull, tool: v1ok},
+		{name: "serves a definition no version approved", live: weatherV3, tool: v1, want: pipeline.ReasonQuarantined, quar: 1,
+			texts: []string{"changed upstream after approval"}},
+		{name: "no longer lists it", live: invoices, tool: v2, want: pipeline.ReasonQuarantined, quar: 1, texts: []string{"no longer listed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h.lister.set(nil, tt.live)
+			h.advance(drift.DefaultCallInterval)
+			h.checker.Refresh(context.Background(), []string{"demo"})
+			r := h.checker.Check(context.Background(), tt.tool)
+			switch {
+			case tt.want == "" && r != nil:
+				t.Fatalf("refused: %s %s", r.Reason, r.Message)
+			case tt.want != "" && (r == nil || r.Reason != tt.want):
+				t.Fatalf("Check = %v, want %s", r, tt.want)
+			}
+			for _, want := range tt.texts {
+				if !strings.Contains(r.Message, want) {
+					t.Errorf("message %q lacks %q", r.Message, want)
+				}
+			}
+			if _, list := h.checker.Quarantines(); len(list) != tt.quar {
+				t.Errorf("Quarantines() = %v, want %d", list, tt.quar)
+			}
+		})
+	}
 }
 
 // An A2A agent's card is pinned whole: the lister returns the live card,

@@ -28,6 +28,10 @@ type Metrics struct {
 	upstreamRetries  *prometheus.CounterVec
 	upstreamBreaker  *prometheus.CounterVec
 	upstreamRejected *prometheus.CounterVec
+
+	limitAdmitted *prometheus.CounterVec
+	limitRefused  *prometheus.CounterVec
+	limitLease    *prometheus.GaugeVec
 }
 
 // New registers the metrics. mode and version are read at scrape time.
@@ -59,6 +63,18 @@ func New(mode func() configsyncv1.Mode, version func() uint64) *Metrics {
 			Help: "Calls to an upstream refused without reaching it, or retries not sent, by why (breaker_open, concurrency_limit, retry_budget).",
 		}, []string{"upstream", "why"}),
 	}
+	m.limitAdmitted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_dataplane_ratelimit_admitted_total",
+		Help: "Calls a rate limit admitted, by limit.",
+	}, []string{"limit"})
+	m.limitRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_dataplane_ratelimit_refused_total",
+		Help: "Calls a rate limit refused, by limit and mode (enforce; shadow: would have refused, ran).",
+	}, []string{"limit", "mode"})
+	m.limitLease = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "portcullis_dataplane_ratelimit_lease_rate",
+		Help: "Calls per second this data plane may admit under a rate limit, summed over its keys (leases and safe shares).",
+	}, []string{"limit"})
 	m.stages = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "portcullis_dataplane_stage_seconds",
 		Help: "Each pipeline stage's own time per call (excluding the stages after it); stage \"forward\" is the upstream call.",
@@ -67,6 +83,7 @@ func New(mode func() configsyncv1.Mode, version func() uint64) *Metrics {
 	}, []string{"stage"})
 	modes := prometheus.NewDesc("portcullis_dataplane_mode", "1 for the mode the data plane is in, 0 for the others.", []string{"mode"}, nil)
 	m.reg.MustRegister(m.snapshots, m.calls, m.refusals, m.stages, m.upstreamRetries, m.upstreamBreaker, m.upstreamRejected,
+		m.limitAdmitted, m.limitRefused, m.limitLease,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "portcullis_dataplane_snapshot_version",
@@ -80,6 +97,24 @@ func New(mode func() configsyncv1.Mode, version func() uint64) *Metrics {
 	m.snapshots.WithLabelValues("applied")
 	m.snapshots.WithLabelValues("rejected")
 	return m
+}
+
+// LimitAdmitted counts a call a rate limit admitted.
+func (m *Metrics) LimitAdmitted(limit string) { m.limitAdmitted.WithLabelValues(limit).Inc() }
+
+// LimitRefused counts a call a rate limit refused (shadow: would have).
+func (m *Metrics) LimitRefused(limit string, shadow bool) {
+	mode := "enforce"
+	if shadow {
+		mode = "shadow"
+	}
+	m.limitRefused.WithLabelValues(limit, mode).Inc()
+}
+
+// LimitLease sets the calls per second this data plane may admit under a
+// rate limit, over all its keys.
+func (m *Metrics) LimitLease(limit string, perSecond float64) {
+	m.limitLease.WithLabelValues(limit).Set(perSecond)
 }
 
 // Snapshot counts a snapshot applied or rejected.

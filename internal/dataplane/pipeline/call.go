@@ -43,8 +43,10 @@ type Config interface {
 	AgentByCert(chain []*x509.Certificate, now time.Time) (*configv1.Agent, error)
 
 	// Tool finds a pinned tool by the name agents call it by
-	// ("<prefix>__<tool>").
-	Tool(name string) (Tool, bool)
+	// ("<prefix>__<tool>"), as it is served to agent: the version of the
+	// pin the agent is assigned (its own assignment, else its team's),
+	// else the default version; the default for a nil agent.
+	Tool(name string, agent *configv1.Agent) (Tool, bool)
 	// Agent finds a remote agent by the name agents call it by (its
 	// upstream's name): its pinned agent card, Kind KindAgent.
 	Agent(name string) (Tool, bool)
@@ -55,7 +57,8 @@ type Config interface {
 	Authorize(ctx context.Context, c *Call) Decision
 	// Listable returns, in name order, the targets of kind some call by
 	// c.Agent (on behalf of c.User, when set) could be permitted to make,
-	// whatever its arguments: for tools, the tools; for content kinds
+	// whatever its arguments: for tools, the tools, each as Tool serves it
+	// to c.Agent; for content kinds
 	// (resources, prompts), one target per upstream whose content the
 	// agent may use (Target.Name empty); for skills, those of the remote
 	// agent c.Target.Upstream a message could be sent to, in card order,
@@ -100,9 +103,10 @@ type User struct {
 	Groups []string
 }
 
-// Tool is a pinned definition as the data plane serves it: a tool's, or
-// a remote agent's card (Kind KindAgent; Name is then the pin's own name
-// and Action empty).
+// Tool is a pinned definition as the data plane serves it: one version of
+// a tool's pin (the one a caller is served; see Config.Tool), or a remote
+// agent's card (Kind KindAgent; Name is then the pin's own name and
+// Action empty).
 type Tool struct {
 	// Kind is KindTool or KindAgent.
 	Kind     Kind
@@ -111,19 +115,49 @@ type Tool struct {
 	Name     string
 	Class    configv1.ToolClass
 	Version  int64
-	// Definition is the approved tool definition (JSON).
+	// Definition is the version's approved tool definition (JSON).
 	Definition json.RawMessage
-	// DefinitionHash is the pinned version's toolpin hash of Definition
+	// DefinitionHash is the version's toolpin hash of Definition
 	// ("sha256:<hex>"), which drift detection compares with the
 	// upstream's live definition.
 	DefinitionHash string
-	// ValidateArguments checks arguments against the pinned input schema
-	// (nil for an agent card).
+	// Approved are the definition hashes of every version of the pin:
+	// an upstream serving any of them has not drifted (shared, never
+	// modified).
+	Approved []string
+	// Compatible are the definition hashes, among Approved, of the
+	// versions this version's callers can be served by: its own, and
+	// every other one its callers' inputs and expected outputs fit
+	// (package toolcompat). An upstream serving another approved version
+	// refuses them (ReasonToolVersionIncompatible). Shared, never
+	// modified.
+	Compatible []string
+	// Deprecation is set when an operator deprecated this version.
+	Deprecation *Deprecation
+	// ValidateArguments checks arguments against the version's input
+	// schema (nil for an agent card).
 	ValidateArguments func(args any) error
 }
 
 // ReadOnly reports whether the operator classified the tool read-only.
 func (t Tool) ReadOnly() bool { return t.Class == configv1.ToolClass_TOOL_CLASS_READ_ONLY }
+
+// Deprecation is an operator's deprecation of a tool version: calls on it
+// are served with a notice until Sunset, and refused from then on
+// (ReasonToolVersionRetired), by the clock of the data plane that serves
+// them.
+type Deprecation struct {
+	// Since is when the version was deprecated; Sunset when calls on it
+	// stop being served.
+	Since, Sunset time.Time
+	// Message is what the operator tells callers ("" for nothing).
+	Message string
+	// Replacement is the version callers should move to, 0 when none.
+	Replacement int64
+}
+
+// Retired reports whether the sunset has come at now.
+func (d *Deprecation) Retired(now time.Time) bool { return d != nil && !now.Before(d.Sunset) }
 
 // Decision is an authorization decision and the policies behind it.
 type Decision struct {
@@ -225,6 +259,15 @@ type Target struct {
 	// Item is the item of the target the operation names, as the caller
 	// named it: an A2A task (get, cancel, subscribe), "" for none.
 	Item string
+}
+
+// LimitNote is what rate limits said of a call.
+type LimitNote struct {
+	// Limits are the rate limits' names.
+	Limits []string
+	// Shadow is set when every one of them is in shadow mode (the call
+	// was not refused for them).
+	Shadow bool
 }
 
 // Message describes what a call sends a remote agent (or a model), for
@@ -335,6 +378,9 @@ type Call struct {
 	// RolloutNote is how the call fared in Rollout, set by the rollout
 	// stage for the audit record; nil outside a rollout.
 	RolloutNote *RolloutNote
+	// Limited names the rate limits that refused the call, or that would
+	// have in shadow mode, for the audit record; nil when none did.
+	Limited *LimitNote
 
 	// decoded is Arguments decoded, recorded by SetDecodedArguments for
 	// the arguments in decodedFrom.

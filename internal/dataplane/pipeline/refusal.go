@@ -40,12 +40,22 @@ const (
 	// ReasonUnpriced: a cost budget applies to the call but its target
 	// has no price.
 	ReasonUnpriced Reason = "unpriced"
+	// ReasonRateLimited: a rate or concurrency limit that applies to the
+	// call has no capacity left now; RetryAfter says when it may.
+	ReasonRateLimited Reason = "rate_limited"
 	// ReasonOriginNotAllowed: a browser page of an origin the operator did
 	// not allow (setting mcp.allowed-origins) sent the request.
 	ReasonOriginNotAllowed Reason = "origin_not_allowed"
 	// ReasonLimitExceeded: the caller holds as much of something bounded
 	// as it may (resource subscriptions, say); it must release some first.
 	ReasonLimitExceeded Reason = "limit_exceeded"
+	// ReasonToolVersionIncompatible: the upstream serves a definition of
+	// the tool that the version the caller is assigned is not compatible
+	// with (package toolcompat).
+	ReasonToolVersionIncompatible Reason = "tool_version_incompatible"
+	// ReasonToolVersionRetired: the caller's version of the tool was
+	// deprecated and its sunset has come.
+	ReasonToolVersionRetired Reason = "tool_version_retired"
 )
 
 // Reasons lists every reason (for metrics label pre-registration).
@@ -53,7 +63,8 @@ var Reasons = []Reason{
 	ReasonUnauthenticated, ReasonDenied, ReasonDegraded, ReasonFrozen, ReasonStale, ReasonNoConfig,
 	ReasonUnknownTool, ReasonUnknownTask, ReasonQuarantined, ReasonInvalidArguments, ReasonUpstreamUnavailable,
 	ReasonUpstreamProtocolError, ReasonUpstreamTimeout, ReasonAuditUnavailable, ReasonInternal, ReasonOriginNotAllowed,
-	ReasonUnknownModel, ReasonBudgetExhausted, ReasonUnpriced, ReasonLimitExceeded,
+	ReasonUnknownModel, ReasonBudgetExhausted, ReasonUnpriced, ReasonLimitExceeded, ReasonRateLimited,
+	ReasonToolVersionIncompatible, ReasonToolVersionRetired,
 }
 
 // Refusal is a call the gateway refused. Message is safe to show to the
@@ -64,6 +75,19 @@ type Refusal struct {
 	// RetryAfter, when set, is how long the caller should wait before the
 	// same call could be admitted (a budget's window reset).
 	RetryAfter time.Duration
+	// Quota, when set, describes the limit that refused the call, for
+	// protocols that carry RateLimit-Policy and RateLimit headers.
+	Quota *Quota
+}
+
+// Quota is the limit behind a rate_limited refusal, as the IETF
+// RateLimit header fields describe one.
+type Quota struct {
+	// Policy is the limit's name.
+	Policy string
+	// Limit is the calls it admits per Window, fleet-wide.
+	Limit  int64
+	Window time.Duration
 }
 
 func (r *Refusal) Error() string { return fmt.Sprintf("%s: %s", r.Reason, r.Message) }

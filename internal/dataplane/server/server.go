@@ -31,6 +31,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/mode"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/protocol"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/ratelimit"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/refusals"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/rolloutcount"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/spans"
@@ -68,6 +69,9 @@ type Server struct {
 	// budgets enforces budgets within this data plane (the Limit stage's
 	// reserver), configured from each snapshot it serves.
 	budgets *limit.Local
+	// rateLimits enforces rate limits with capacity leased from the
+	// control-plane leader (the Limit stage's first part).
+	rateLimits *ratelimit.Limiter
 	// rollouts counts the calls of a staged policy rollout and writes
 	// the counts to the audit log.
 	rollouts *rolloutcount.Recorder
@@ -204,10 +208,11 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		front = append([]pipeline.Stage{spans.Stage{Tracer: tracer}}, front...)
 	}
 	s.budgets = limit.NewLocal(time.Now)
+	s.rateLimits = ratelimit.New(time.Now, s.metrics)
 	s.handle = pipeline.Chain(terminal, append(front,
 		pipeline.Traced(observe, tracer, cfg.Tracing.StageMin, stages.Default(stages.Options{
 			Audit: auditStage, Anonymous: s.refusals, Rollout: s.rollouts,
-			Limit: []pipeline.Stage{limit.Stage{Reserver: s.budgets}},
+			Limit: []pipeline.Stage{ratelimit.Stage{Limiter: s.rateLimits}, limit.Stage{Reserver: s.budgets}},
 		})...)...)...)
 	s.loadLastKnownGood(ctx)
 
@@ -265,7 +270,11 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.done.Add(6)
+	s.done.Add(7)
+	go func() {
+		defer s.done.Done()
+		s.rateLimits.Run(runCtx, cfg.Credential.Name, s.sync.Lease)
+	}()
 	go func() {
 		defer s.done.Done()
 		_ = s.upload.Run(runCtx)
@@ -414,6 +423,7 @@ func (s *Server) loadLastKnownGood(ctx context.Context) {
 	}
 	s.recordApplied(ctx, v)
 	s.budgets.Configure(c.Budgets())
+	s.rateLimits.Configure(c.RateLimits())
 	s.current.Store(c)
 	s.tracker.Loaded(c.VersionTime(), true)
 	s.log.Warn("serving the last-known-good snapshot from disk in degraded mode until a control plane answers", "version", c.Version(), "epoch", v.Epoch)
@@ -491,6 +501,7 @@ func (s *Server) Apply(ctx context.Context, data []byte) (syncclient.Version, er
 		s.log.Error("could not write the last-known-good snapshot; serving it anyway", "version", c.Version(), "err", err)
 	}
 	s.budgets.Configure(c.Budgets())
+	s.rateLimits.Configure(c.RateLimits())
 	s.current.Store(c)
 	s.tracker.Loaded(c.VersionTime(), false)
 	s.metrics.Snapshot(true)

@@ -20,8 +20,11 @@ var (
 // quarantine quarantines the named upstreams.
 type quarantine []string
 
-func (q quarantine) Quarantined(_ context.Context, t pipeline.Tool) (string, bool) {
-	return "changed upstream", slices.Contains(q, t.Upstream)
+func (q quarantine) Check(_ context.Context, t pipeline.Tool) *pipeline.Refusal {
+	if !slices.Contains(q, t.Upstream) {
+		return nil
+	}
+	return pipeline.Refuse(pipeline.ReasonQuarantined, "changed upstream")
 }
 
 func (quarantine) Refresh(context.Context, []string) {}

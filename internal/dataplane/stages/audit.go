@@ -143,9 +143,17 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 			r.Rollout.Shadow = sd
 		}
 	}
+	if l := c.Limited; l != nil {
+		r.RateLimits, r.RateLimitShadow = l.Limits, l.Shadow
+	}
 	if c.Agent != nil {
 		r.Agent = c.Agent.GetMeta().GetName()
 		r.Team = c.Agent.GetTeam()
+	}
+	if t := c.Target.Tool; c.Target.Kind == pipeline.KindTool && c.Op == pipeline.OpCall && t.Version != 0 {
+		// The version the call was validated against (Gate resolved it).
+		r.ToolVersion = t.Version
+		r.ToolDeprecated = t.Deprecation != nil && !t.Deprecation.Retired(start)
 	}
 	if c.Config != nil {
 		r.SnapshotVersion = c.Config.Version()
@@ -252,7 +260,8 @@ func refusedByGateway(r pipeline.Reason) bool {
 	case pipeline.ReasonUnauthenticated, pipeline.ReasonDenied, pipeline.ReasonDegraded,
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
 		pipeline.ReasonUnknownTool, pipeline.ReasonUnknownTask, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed,
-		pipeline.ReasonUnknownModel, pipeline.ReasonBudgetExhausted, pipeline.ReasonUnpriced, pipeline.ReasonLimitExceeded:
+		pipeline.ReasonUnknownModel, pipeline.ReasonBudgetExhausted, pipeline.ReasonUnpriced, pipeline.ReasonLimitExceeded,
+		pipeline.ReasonRateLimited, pipeline.ReasonToolVersionRetired, pipeline.ReasonToolVersionIncompatible:
 		return true
 	}
 	return false

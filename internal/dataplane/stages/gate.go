@@ -2,6 +2,8 @@ package stages
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
@@ -15,8 +17,8 @@ import (
 //   - starting (no configuration): every operation is refused (no_config);
 //   - stale: every operation is refused (stale);
 //   - a tool call: a name no pinned tool has is unknown_tool; the tool is
-//     resolved into call.Target (upstream, own name, pin) and admitted by
-//     Admit;
+//     resolved into call.Target (upstream, own name, and the version of
+//     the pin the calling agent is served) and admitted by Admit;
 //   - a model call: the adapter routed it to its upstream (a name no
 //     model has is unknown_model); a completion changes nothing outside
 //     the gateway, so it is served degraded and frozen alike (budgets
@@ -48,7 +50,7 @@ func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler)
 	switch {
 	case c.Op == pipeline.OpList || c.Op == pipeline.OpSession:
 	case c.Target.Kind == pipeline.KindTool && c.Op == pipeline.OpCall:
-		tool, ok := c.Config.Tool(c.Target.Name)
+		tool, ok := c.Config.Tool(c.Target.Name, c.Agent)
 		if !ok {
 			return nil, pipeline.Refuse(pipeline.ReasonUnknownTool,
 				"no tool %q is served by this gateway; list the tools to see which are", truncate(c.Target.Name, maxEcho))
@@ -91,9 +93,14 @@ func (Gate) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handler)
 // Admit applies the per-target rules of the mode and the brake to t, for
 // the operation of c on it or for listing it; nil admits it:
 //
+//   - a tool version deprecated and past its sunset, by this data plane's
+//     clock (so a degraded data plane keeps enforcing it): retired, with
+//     the version callers should move to;
 //   - a pinned target (a tool, a remote agent and its skills) whose
-//     upstream definition drifted from the pin (see pipeline.Quarantine):
-//     quarantined, until an operator approves it;
+//     upstream definition drifted from every approved version of the pin
+//     (see pipeline.Quarantine): quarantined, until an operator approves
+//     it; a tool version not compatible with the approved definition the
+//     upstream serves: refused to its callers (incompatible);
 //   - degraded: only operations that cannot change anything are served —
 //     those that are read-only by nature, and calls of tools and agents
 //     the operator classified read-only;
@@ -106,9 +113,12 @@ func Admit(ctx context.Context, c *pipeline.Call, t pipeline.Target) *pipeline.R
 	if t.Kind != pipeline.KindTool && t.Kind != pipeline.KindAgent && t.Kind != pipeline.KindSkill {
 		return nil
 	}
+	if d := t.Tool.Deprecation; d.Retired(startOf(c)) {
+		return retired(t.Tool, d)
+	}
 	if c.Quarantine != nil {
-		if msg, q := c.Quarantine.Quarantined(ctx, t.Tool); q {
-			return pipeline.Refuse(pipeline.ReasonQuarantined, "%s", truncate(msg, maxDetail))
+		if r := c.Quarantine.Check(ctx, t.Tool); r != nil {
+			return pipeline.Refuse(r.Reason, "%s", truncate(r.Message, maxDetail))
 		}
 	}
 	if !changes(c.Op, t) || t.Tool.ReadOnly() {
@@ -160,4 +170,20 @@ func serving(c *pipeline.Call) error {
 		return pipeline.Refuse(pipeline.ReasonNoConfig, msgNoConfig)
 	}
 	return nil
+}
+
+// retired is the refusal of a call on a tool version past its sunset: it
+// names the sunset, the operator's message and the version to move to.
+func retired(t pipeline.Tool, d *pipeline.Deprecation) *pipeline.Refusal {
+	msg := fmt.Sprintf("version %d of tool %s was retired at %s", t.Version, t.Action, d.Sunset.UTC().Format(time.RFC3339))
+	if d.Message != "" {
+		msg += " (" + truncate(d.Message, maxDetail) + ")"
+	}
+	if d.Replacement != 0 {
+		msg += fmt.Sprintf("; version %d replaces it: ask an operator to move you to it (gwctl tool assign --upstream %s --tool %s --version %d)",
+			d.Replacement, t.Upstream, t.Name, d.Replacement)
+	} else {
+		msg += "; no version replaces it: ask an operator"
+	}
+	return pipeline.Refuse(pipeline.ReasonToolVersionRetired, "%s", msg)
 }

@@ -48,7 +48,7 @@ func (f *fakeConfig) AgentByCert([]*x509.Certificate, time.Time) (*configv1.Agen
 
 func (f *fakeConfig) Agent(string) (pipeline.Tool, bool) { return pipeline.Tool{}, false }
 
-func (f *fakeConfig) Tool(action string) (pipeline.Tool, bool) {
+func (f *fakeConfig) Tool(action string, _ *configv1.Agent) (pipeline.Tool, bool) {
 	t, ok := f.tools[action]
 	return t, ok
 }

@@ -146,6 +146,9 @@ type Client struct {
 
 	running   atomic.Bool
 	connected atomic.Bool
+	// leaseTarget is the index of the target the last lease request
+	// reached.
+	leaseTarget atomic.Int64
 
 	// Test hook (export_test.go). start < 0 picks a random first URL.
 	start int

@@ -190,3 +190,27 @@ const (
 	versionField protowire.Number = 1
 	epochField   protowire.Number = 13
 )
+
+// Lease sends a rate-limit demand report to the control plane and returns
+// its leases: to the node the last report went to, else to each node in
+// turn (any node answers, forwarding to the leader). Safe for concurrent
+// use.
+func (c *Client) Lease(ctx context.Context, req *configsyncv1.LeaseRequest) (*configsyncv1.LeaseResponse, error) {
+	start := int(c.leaseTarget.Load())
+	var last error
+	for i := range c.targets {
+		idx := (start + i) % len(c.targets)
+		r := connect.NewRequest(req)
+		c.authorize(r.Header())
+		resp, err := c.targets[idx].rpc.Lease(ctx, r)
+		if err == nil {
+			c.leaseTarget.Store(int64(idx))
+			return resp.Msg, nil
+		}
+		last = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, last
+}

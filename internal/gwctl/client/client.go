@@ -107,6 +107,7 @@ type Services struct {
 	ValueList adminv1connect.ValueListServiceClient
 	Price     adminv1connect.PriceServiceClient
 	Budget    adminv1connect.BudgetServiceClient
+	RateLimit adminv1connect.RateLimitServiceClient
 	Token     adminv1connect.TokenServiceClient
 	Backup    adminv1connect.BackupServiceClient
 	AdminLog  adminv1connect.AdminLogServiceClient
@@ -167,6 +168,7 @@ func New(cfg Config) (*Client, error) {
 			ValueList: adminv1connect.NewValueListServiceClient(httpClient, u, opts...),
 			Price:     adminv1connect.NewPriceServiceClient(httpClient, u, opts...),
 			Budget:    adminv1connect.NewBudgetServiceClient(httpClient, u, opts...),
+			RateLimit: adminv1connect.NewRateLimitServiceClient(httpClient, u, opts...),
 			Token:     adminv1connect.NewTokenServiceClient(httpClient, u, opts...),
 			Backup:    adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
 			AdminLog:  adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),

@@ -23,8 +23,12 @@ type Config struct {
 	V uint64
 	// Keys maps API keys to agents.
 	Keys map[string]*configv1.Agent
-	// ToolList are the pinned tools.
+	// ToolList are the pinned tools (their default versions).
 	ToolList []pipeline.Tool
+	// AgentTools, when an agent's name is a key, are the versions that
+	// agent is served instead of ToolList's (by action; tools not in it
+	// are ToolList's).
+	AgentTools map[string][]pipeline.Tool
 	// AgentList are the remote agents' pinned cards (Upstream names each).
 	AgentList []pipeline.Tool
 	// UpstreamList are the MCP upstreams (nil: one per tool upstream,
@@ -75,12 +79,20 @@ func (c *Config) AgentByCert([]*x509.Certificate, time.Time) (*configv1.Agent, e
 }
 
 // Tool implements pipeline.Config.
-func (c *Config) Tool(name string) (pipeline.Tool, bool) {
-	i := slices.IndexFunc(c.ToolList, func(t pipeline.Tool) bool { return t.Action == name })
-	if i < 0 {
-		return pipeline.Tool{}, false
+func (c *Config) Tool(name string, agent *configv1.Agent) (pipeline.Tool, bool) {
+	find := func(list []pipeline.Tool) (pipeline.Tool, bool) {
+		i := slices.IndexFunc(list, func(t pipeline.Tool) bool { return t.Action == name })
+		if i < 0 {
+			return pipeline.Tool{}, false
+		}
+		return list[i], true
 	}
-	return c.ToolList[i], true
+	if agent != nil {
+		if t, ok := find(c.AgentTools[agent.GetMeta().GetName()]); ok {
+			return t, true
+		}
+	}
+	return find(c.ToolList)
 }
 
 // Upstreams implements pipeline.Config.
@@ -131,6 +143,7 @@ func (c *Config) Listable(_ context.Context, call *pipeline.Call, kind pipeline.
 	switch kind {
 	case pipeline.KindTool:
 		for _, t := range c.ToolList {
+			t, _ = c.Tool(t.Action, call.Agent)
 			if c.Lists == nil || c.Lists(call, t) {
 				out = append(out, pipeline.Target{Kind: kind, Name: t.Action, Upstream: t.Upstream, Own: t.Name, Tool: t})
 			}

@@ -3,10 +3,12 @@ package llm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/llmwire"
@@ -150,7 +152,7 @@ func status(r pipeline.Reason) int {
 		return http.StatusNotFound
 	case pipeline.ReasonInvalidArguments:
 		return http.StatusBadRequest
-	case pipeline.ReasonBudgetExhausted:
+	case pipeline.ReasonBudgetExhausted, pipeline.ReasonRateLimited:
 		return http.StatusTooManyRequests
 	case pipeline.ReasonDegraded, pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig, pipeline.ReasonAuditUnavailable:
 		return http.StatusServiceUnavailable
@@ -169,7 +171,19 @@ func writeRefusal(w http.ResponseWriter, family llmwire.Family, r *pipeline.Refu
 	if r.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64((r.RetryAfter+999_999_999)/1_000_000_000), 10))
 	}
+	if q := r.Quota; q != nil {
+		setRateLimitHeaders(w.Header(), q, r.RetryAfter)
+	}
 	writeError(w, family, status(r.Reason), string(r.Reason), r.Message)
+}
+
+// setRateLimitHeaders describes the limit that refused a call in the IETF
+// RateLimit header fields (draft-ietf-httpapi-ratelimit-headers): the
+// policy's quota and window, and that nothing remains until it resets.
+func setRateLimitHeaders(h http.Header, q *pipeline.Quota, retry time.Duration) {
+	name := strconv.Quote(q.Policy)
+	h.Set("RateLimit-Policy", fmt.Sprintf("%s;q=%d;w=%d", name, q.Limit, max(int64(q.Window/time.Second), 1)))
+	h.Set("RateLimit", fmt.Sprintf("%s;r=0;t=%d", name, int64((retry+time.Second-1)/time.Second)))
 }
 
 // writeError answers with an error in family's shape.

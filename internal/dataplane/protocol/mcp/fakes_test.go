@@ -69,7 +69,7 @@ func (c *fakeConfig) AgentByCert([]*x509.Certificate, time.Time) (*configv1.Agen
 
 func (c *fakeConfig) Agent(string) (pipeline.Tool, bool) { return pipeline.Tool{}, false }
 
-func (c *fakeConfig) Tool(action string) (pipeline.Tool, bool) {
+func (c *fakeConfig) Tool(action string, _ *configv1.Agent) (pipeline.Tool, bool) {
 	i := slices.IndexFunc(c.tools, func(t pipeline.Tool) bool { return t.Action == action })
 	if i < 0 {
 		return pipeline.Tool{}, false

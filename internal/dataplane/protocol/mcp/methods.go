@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
@@ -231,6 +232,15 @@ func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request
 			"the tool asked for more input (a 2026-07-28 multi-round-trip result), which a legacy-era client cannot give; call it from a 2026-07-28 client"))
 		return
 	}
+	if d := deprecated(c.Target.Tool, c.Start); d != nil {
+		// The caller's version is deprecated: the notice rides in the
+		// result, and in headers while the answer is not a stream yet.
+		if body, err = withDeprecation(body, c.Target.Tool, d); err != nil {
+			h.writeRefusal(stream, r, id, err)
+			return
+		}
+		stream.header(func(h http.Header) { setDeprecationHeaders(h, d) })
+	}
 	out, err := mcpwire.NewResult(id, body)
 	if err != nil {
 		h.writeRefusal(stream, r, id, err)
@@ -280,7 +290,7 @@ func (h *Handler) writeRefusal(stream *responseStream, r *http.Request, id json.
 		body = map[string]any{
 			"content": []map[string]string{{"type": "text", "text": ref.Message}},
 			"isError": true,
-			"_meta":   map[string]any{refusalMetaKey: reasonData(ref.Reason)},
+			"_meta":   map[string]any{refusalMetaKey: refusalMeta(ref)},
 		}
 	}
 	b, _ := json.Marshal(response{JSONRPC: "2.0", ID: id, Result: body})
@@ -302,6 +312,19 @@ func (h *Handler) logged(r *http.Request, err error) *pipeline.Refusal {
 }
 
 func reasonData(r pipeline.Reason) map[string]string { return map[string]string{"reason": string(r)} }
+
+// refusalMeta is a refused call's _meta entry: its reason, and when it
+// says so, how many seconds to wait before the call could be admitted.
+func refusalMeta(r *pipeline.Refusal) map[string]any {
+	m := map[string]any{"reason": string(r.Reason)}
+	if r.RetryAfter > 0 {
+		m["retryAfterSeconds"] = int64((r.RetryAfter + time.Second - 1) / time.Second)
+	}
+	if q := r.Quota; q != nil {
+		m["limit"] = q.Policy
+	}
+	return m
+}
 
 // decodeParams decodes req.Params (absent or null means no fields) and
 // answers -32602 when they do not fit v.

@@ -143,6 +143,16 @@ func (s *responseStream) finish(status int, msg []byte) {
 	_, _ = s.w.Write(msg)
 }
 
+// header lets set change the response's headers unless they were sent
+// (the answer became an event stream).
+func (s *responseStream) header(set func(http.Header)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started && !s.closed {
+		set(s.w.Header())
+	}
+}
+
 // streamed reports whether the answer became an event stream.
 func (s *responseStream) streamed() bool {
 	s.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	v1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -22,6 +23,112 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type CompatibilityVerdict int32
+
+const (
+	CompatibilityVerdict_COMPATIBILITY_VERDICT_UNSPECIFIED  CompatibilityVerdict = 0
+	CompatibilityVerdict_COMPATIBILITY_VERDICT_COMPATIBLE   CompatibilityVerdict = 1
+	CompatibilityVerdict_COMPATIBILITY_VERDICT_INCOMPATIBLE CompatibilityVerdict = 2
+	// The check cannot tell (a JSON Schema keyword it does not understand,
+	// a changed pattern); counted as incompatible.
+	CompatibilityVerdict_COMPATIBILITY_VERDICT_UNKNOWN CompatibilityVerdict = 3
+)
+
+// Enum value maps for CompatibilityVerdict.
+var (
+	CompatibilityVerdict_name = map[int32]string{
+		0: "COMPATIBILITY_VERDICT_UNSPECIFIED",
+		1: "COMPATIBILITY_VERDICT_COMPATIBLE",
+		2: "COMPATIBILITY_VERDICT_INCOMPATIBLE",
+		3: "COMPATIBILITY_VERDICT_UNKNOWN",
+	}
+	CompatibilityVerdict_value = map[string]int32{
+		"COMPATIBILITY_VERDICT_UNSPECIFIED":  0,
+		"COMPATIBILITY_VERDICT_COMPATIBLE":   1,
+		"COMPATIBILITY_VERDICT_INCOMPATIBLE": 2,
+		"COMPATIBILITY_VERDICT_UNKNOWN":      3,
+	}
+)
+
+func (x CompatibilityVerdict) Enum() *CompatibilityVerdict {
+	p := new(CompatibilityVerdict)
+	*p = x
+	return p
+}
+
+func (x CompatibilityVerdict) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CompatibilityVerdict) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_admin_v1_tool_proto_enumTypes[0].Descriptor()
+}
+
+func (CompatibilityVerdict) Type() protoreflect.EnumType {
+	return &file_portcullis_admin_v1_tool_proto_enumTypes[0]
+}
+
+func (x CompatibilityVerdict) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CompatibilityVerdict.Descriptor instead.
+func (CompatibilityVerdict) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{0}
+}
+
+type DifferenceEffect int32
+
+const (
+	DifferenceEffect_DIFFERENCE_EFFECT_UNSPECIFIED DifferenceEffect = 0
+	DifferenceEffect_DIFFERENCE_EFFECT_SAFE        DifferenceEffect = 1
+	DifferenceEffect_DIFFERENCE_EFFECT_BREAKING    DifferenceEffect = 2
+	DifferenceEffect_DIFFERENCE_EFFECT_UNDECIDED   DifferenceEffect = 3
+)
+
+// Enum value maps for DifferenceEffect.
+var (
+	DifferenceEffect_name = map[int32]string{
+		0: "DIFFERENCE_EFFECT_UNSPECIFIED",
+		1: "DIFFERENCE_EFFECT_SAFE",
+		2: "DIFFERENCE_EFFECT_BREAKING",
+		3: "DIFFERENCE_EFFECT_UNDECIDED",
+	}
+	DifferenceEffect_value = map[string]int32{
+		"DIFFERENCE_EFFECT_UNSPECIFIED": 0,
+		"DIFFERENCE_EFFECT_SAFE":        1,
+		"DIFFERENCE_EFFECT_BREAKING":    2,
+		"DIFFERENCE_EFFECT_UNDECIDED":   3,
+	}
+)
+
+func (x DifferenceEffect) Enum() *DifferenceEffect {
+	p := new(DifferenceEffect)
+	*p = x
+	return p
+}
+
+func (x DifferenceEffect) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DifferenceEffect) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_admin_v1_tool_proto_enumTypes[1].Descriptor()
+}
+
+func (DifferenceEffect) Type() protoreflect.EnumType {
+	return &file_portcullis_admin_v1_tool_proto_enumTypes[1]
+}
+
+func (x DifferenceEffect) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DifferenceEffect.Descriptor instead.
+func (DifferenceEffect) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{1}
+}
+
 type PinToolRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Upstream string                 `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
@@ -33,8 +140,13 @@ type PinToolRequest struct {
 	Class v1.ToolClass `protobuf:"varint,4,opt,name=class,proto3,enum=portcullis.config.v1.ToolClass" json:"class,omitempty"`
 	// When non-zero, the pin's stored revision must equal it.
 	ExpectedRevision uint64 `protobuf:"varint,5,opt,name=expected_revision,json=expectedRevision,proto3" json:"expected_revision,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Records the version without making it the default: callers stay on
+	// their versions until it is assigned (AssignToolVersion) or made the
+	// default (SetDefaultToolVersion). A new pin's first version is the
+	// default all the same.
+	KeepDefault   bool `protobuf:"varint,6,opt,name=keep_default,json=keepDefault,proto3" json:"keep_default,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PinToolRequest) Reset() {
@@ -102,9 +214,20 @@ func (x *PinToolRequest) GetExpectedRevision() uint64 {
 	return 0
 }
 
+func (x *PinToolRequest) GetKeepDefault() bool {
+	if x != nil {
+		return x.KeepDefault
+	}
+	return false
+}
+
 type PinToolResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pin           *v1.ToolPin            `protobuf:"bytes,1,opt,name=pin,proto3" json:"pin,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Pin   *v1.ToolPin            `protobuf:"bytes,1,opt,name=pin,proto3" json:"pin,omitempty"`
+	// Versions in use (the default, assigned ones) that are not compatible
+	// with the version just approved, if the upstream serves it: their
+	// callers are refused (tool_version_incompatible) until they are moved.
+	Warnings      []string `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -142,6 +265,13 @@ func (*PinToolResponse) Descriptor() ([]byte, []int) {
 func (x *PinToolResponse) GetPin() *v1.ToolPin {
 	if x != nil {
 		return x.Pin
+	}
+	return nil
+}
+
+func (x *PinToolResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
 	}
 	return nil
 }
@@ -451,11 +581,921 @@ func (*DeleteToolPinResponse) Descriptor() ([]byte, []int) {
 	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{7}
 }
 
+type AssignToolVersionRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Upstream string                 `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	Tool     string                 `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	// The version; 0 removes the assignment (back to the default).
+	Version int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// Exactly one of team and agent.
+	Team  string `protobuf:"bytes,4,opt,name=team,proto3" json:"team,omitempty"`
+	Agent string `protobuf:"bytes,5,opt,name=agent,proto3" json:"agent,omitempty"`
+	// When non-zero, the pin's stored revision must equal it.
+	ExpectedRevision uint64 `protobuf:"varint,6,opt,name=expected_revision,json=expectedRevision,proto3" json:"expected_revision,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *AssignToolVersionRequest) Reset() {
+	*x = AssignToolVersionRequest{}
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignToolVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignToolVersionRequest) ProtoMessage() {}
+
+func (x *AssignToolVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignToolVersionRequest.ProtoReflect.Descriptor instead.
+func (*AssignToolVersionRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AssignToolVersionRequest) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *AssignToolVersionRequest) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *AssignToolVersionRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AssignToolVersionRequest) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *AssignToolVersionRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *AssignToolVersionRequest) GetExpectedRevision() uint64 {
+	if x != nil {
+		return x.ExpectedRevision
+	}
+	return 0
+}
+
+type AssignToolVersionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Pin   *v1.ToolPin            `protobuf:"bytes,1,opt,name=pin,proto3" json:"pin,omitempty"`
+	// The check against the upstream's live definition (unset when the
+	// assignment was removed).
+	Compatibility *ToolCompatibility `protobuf:"bytes,2,opt,name=compatibility,proto3" json:"compatibility,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignToolVersionResponse) Reset() {
+	*x = AssignToolVersionResponse{}
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignToolVersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignToolVersionResponse) ProtoMessage() {}
+
+func (x *AssignToolVersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignToolVersionResponse.ProtoReflect.Descriptor instead.
+func (*AssignToolVersionResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AssignToolVersionResponse) GetPin() *v1.ToolPin {
+	if x != nil {
+		return x.Pin
+	}
+	return nil
+}
+
+func (x *AssignToolVersionResponse) GetCompatibility() *ToolCompatibility {
+	if x != nil {
+		return x.Compatibility
+	}
+	return nil
+}
+
+type SetDefaultToolVersionRequest struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Upstream         string                 `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	Tool             string                 `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	Version          int64                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	ExpectedRevision uint64                 `protobuf:"varint,4,opt,name=expected_revision,json=expectedRevision,proto3" json:"expected_revision,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SetDefaultToolVersionRequest) Reset() {
+	*x = SetDefaultToolVersionRequest{}
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDefaultToolVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDefaultToolVersionRequest) ProtoMessage() {}
+
+func (x *SetDefaultToolVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDefaultToolVersionRequest.ProtoReflect.Descriptor instead.
+func (*SetDefaultToolVersionRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SetDefaultToolVersionRequest) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *SetDefaultToolVersionRequest) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *SetDefaultToolVersionRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *SetDefaultToolVersionRequest) GetExpectedRevision() uint64 {
+	if x != nil {
+		return x.ExpectedRevision
+	}
+	return 0
+}
+
+type SetDefaultToolVersionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pin           *v1.ToolPin            `protobuf:"bytes,1,opt,name=pin,proto3" json:"pin,omitempty"`
+	Compatibility *ToolCompatibility     `protobuf:"bytes,2,opt,name=compatibility,proto3" json:"compatibility,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDefaultToolVersionResponse) Reset() {
+	*x = SetDefaultToolVersionResponse{}
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDefaultToolVersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDefaultToolVersionResponse) ProtoMessage() {}
+
+func (x *SetDefaultToolVersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDefaultToolVersionResponse.ProtoReflect.Descriptor instead.
+func (*SetDefaultToolVersionResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SetDefaultToolVersionResponse) GetPin() *v1.ToolPin {
+	if x != nil {
+		return x.Pin
+	}
+	return nil
+}
+
+func (x *SetDefaultToolVersionResponse) GetCompatibility() *ToolCompatibility {
+	if x != nil {
+		return x.Compatibility
+	}
+	return nil
+}
+
+type DeprecateToolVersionRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Upstream string                 `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	Tool     string                 `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	Version  int64                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// When calls on the version stop being served; in the future.
+	SunsetTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=sunset_time,json=sunsetTime,proto3" json:"sunset_time,omitempty"`
+	// Told to callers with the notice and the refusal (at most 1024 bytes).
+	Message string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// Cancels the version's deprecation instead (sunset_time and message
+	// unset).
+	Cancel           bool   `protobuf:"varint,6,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	ExpectedRevision uint64 `protobuf:"varint,7,opt,name=expected_revision,json=expectedRevision,proto3" json:"expected_revision,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DeprecateToolVersionRequest) Reset() {
+	*x = DeprecateToolVersionRequest{}
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeprecateToolVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeprecateToolVersionRequest) ProtoMessage() {}
+
+func (x *DeprecateToolVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeprecateToolVersionRequest.ProtoReflect.Descriptor instead.
+func (*DeprecateToolVersionRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DeprecateToolVersionRequest) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *DeprecateToolVersionRequest) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *DeprecateToolVersionRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DeprecateToolVersionRequest) GetSunsetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SunsetTime
+	}
+	return nil
+}
+
+func (x *DeprecateToolVersionRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DeprecateToolVersionRequest) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+func (x *DeprecateToolVersionRequest) GetExpectedRevision() uint64 {
+	if x != nil {
+		return x.ExpectedRevision
+	}
+	return 0
+}
+
+type DeprecateToolVersionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Pin   *v1.ToolPin            `protobuf:"bytes,1,opt,name=pin,proto3" json:"pin,omitempty"`
+	// The version callers are told to move to (0 when there is none).
+	Replacement   int64 `protobuf:"varint,2,opt,name=replacement,proto3" json:"replacement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeprecateToolVersionResponse) Reset() {
+	*x = DeprecateToolVersionResponse{}
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeprecateToolVersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeprecateToolVersionResponse) ProtoMessage() {}
+
+func (x *DeprecateToolVersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeprecateToolVersionResponse.ProtoReflect.Descriptor instead.
+func (*DeprecateToolVersionResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeprecateToolVersionResponse) GetPin() *v1.ToolPin {
+	if x != nil {
+		return x.Pin
+	}
+	return nil
+}
+
+func (x *DeprecateToolVersionResponse) GetReplacement() int64 {
+	if x != nil {
+		return x.Replacement
+	}
+	return 0
+}
+
+type DiffToolVersionsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Upstream string                 `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	Tool     string                 `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	// The version callers are on.
+	FromVersion int64 `protobuf:"varint,3,opt,name=from_version,json=fromVersion,proto3" json:"from_version,omitempty"`
+	// The definition they would meet: a version, or 0 for the definition
+	// the upstream serves now.
+	ToVersion     int64 `protobuf:"varint,4,opt,name=to_version,json=toVersion,proto3" json:"to_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffToolVersionsRequest) Reset() {
+	*x = DiffToolVersionsRequest{}
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffToolVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffToolVersionsRequest) ProtoMessage() {}
+
+func (x *DiffToolVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffToolVersionsRequest.ProtoReflect.Descriptor instead.
+func (*DiffToolVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DiffToolVersionsRequest) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *DiffToolVersionsRequest) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *DiffToolVersionsRequest) GetFromVersion() int64 {
+	if x != nil {
+		return x.FromVersion
+	}
+	return 0
+}
+
+func (x *DiffToolVersionsRequest) GetToVersion() int64 {
+	if x != nil {
+		return x.ToVersion
+	}
+	return 0
+}
+
+type DiffToolVersionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Compatibility *ToolCompatibility     `protobuf:"bytes,1,opt,name=compatibility,proto3" json:"compatibility,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffToolVersionsResponse) Reset() {
+	*x = DiffToolVersionsResponse{}
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffToolVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffToolVersionsResponse) ProtoMessage() {}
+
+func (x *DiffToolVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffToolVersionsResponse.ProtoReflect.Descriptor instead.
+func (*DiffToolVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DiffToolVersionsResponse) GetCompatibility() *ToolCompatibility {
+	if x != nil {
+		return x.Compatibility
+	}
+	return nil
+}
+
+// ToolCompatibility is the answer of the compatibility check between the
+// version callers are on and another definition: every input valid under
+// the first must be valid under the other, every output valid under the
+// other valid under the first.
+type ToolCompatibility struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Verdict CompatibilityVerdict   `protobuf:"varint,1,opt,name=verdict,proto3,enum=portcullis.admin.v1.CompatibilityVerdict" json:"verdict,omitempty"`
+	// Breaking and undecided differences first.
+	Differences []*ToolDifference `protobuf:"bytes,2,rep,name=differences,proto3" json:"differences,omitempty"`
+	// Differences left out of the list.
+	Omitted int32 `protobuf:"varint,3,opt,name=omitted,proto3" json:"omitted,omitempty"`
+	// How the two sides are named in the differences' texts.
+	FromLabel string `protobuf:"bytes,4,opt,name=from_label,json=fromLabel,proto3" json:"from_label,omitempty"`
+	ToLabel   string `protobuf:"bytes,5,opt,name=to_label,json=toLabel,proto3" json:"to_label,omitempty"`
+	// The live definition's hash, when it was compared, and the version it
+	// is (0: no approved version has that definition).
+	LiveHash      string `protobuf:"bytes,6,opt,name=live_hash,json=liveHash,proto3" json:"live_hash,omitempty"`
+	LiveVersion   int64  `protobuf:"varint,7,opt,name=live_version,json=liveVersion,proto3" json:"live_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolCompatibility) Reset() {
+	*x = ToolCompatibility{}
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolCompatibility) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolCompatibility) ProtoMessage() {}
+
+func (x *ToolCompatibility) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolCompatibility.ProtoReflect.Descriptor instead.
+func (*ToolCompatibility) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ToolCompatibility) GetVerdict() CompatibilityVerdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return CompatibilityVerdict_COMPATIBILITY_VERDICT_UNSPECIFIED
+}
+
+func (x *ToolCompatibility) GetDifferences() []*ToolDifference {
+	if x != nil {
+		return x.Differences
+	}
+	return nil
+}
+
+func (x *ToolCompatibility) GetOmitted() int32 {
+	if x != nil {
+		return x.Omitted
+	}
+	return 0
+}
+
+func (x *ToolCompatibility) GetFromLabel() string {
+	if x != nil {
+		return x.FromLabel
+	}
+	return ""
+}
+
+func (x *ToolCompatibility) GetToLabel() string {
+	if x != nil {
+		return x.ToLabel
+	}
+	return ""
+}
+
+func (x *ToolCompatibility) GetLiveHash() string {
+	if x != nil {
+		return x.LiveHash
+	}
+	return ""
+}
+
+func (x *ToolCompatibility) GetLiveVersion() int64 {
+	if x != nil {
+		return x.LiveVersion
+	}
+	return 0
+}
+
+// ToolDifference is one difference between two tool definitions.
+type ToolDifference struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "input", "output", or "" for other members of the definition.
+	Schema string `protobuf:"bytes,1,opt,name=schema,proto3" json:"schema,omitempty"`
+	// JSON Pointer of the schema node ("" for its root).
+	Path          string           `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Effect        DifferenceEffect `protobuf:"varint,3,opt,name=effect,proto3,enum=portcullis.admin.v1.DifferenceEffect" json:"effect,omitempty"`
+	Text          string           `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolDifference) Reset() {
+	*x = ToolDifference{}
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolDifference) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolDifference) ProtoMessage() {}
+
+func (x *ToolDifference) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolDifference.ProtoReflect.Descriptor instead.
+func (*ToolDifference) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ToolDifference) GetSchema() string {
+	if x != nil {
+		return x.Schema
+	}
+	return ""
+}
+
+func (x *ToolDifference) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ToolDifference) GetEffect() DifferenceEffect {
+	if x != nil {
+		return x.Effect
+	}
+	return DifferenceEffect_DIFFERENCE_EFFECT_UNSPECIFIED
+}
+
+func (x *ToolDifference) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+type ListToolCallersRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Upstream string                 `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	Tool     string                 `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	// Only calls of this version (0: every version).
+	Version int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// Only calls at or after this time (default: 30 days ago).
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListToolCallersRequest) Reset() {
+	*x = ListToolCallersRequest{}
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListToolCallersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListToolCallersRequest) ProtoMessage() {}
+
+func (x *ListToolCallersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListToolCallersRequest.ProtoReflect.Descriptor instead.
+func (*ListToolCallersRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListToolCallersRequest) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *ListToolCallersRequest) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *ListToolCallersRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ListToolCallersRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+type ListToolCallersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// By version, then agent.
+	Callers []*ToolCaller `protobuf:"bytes,1,rep,name=callers,proto3" json:"callers,omitempty"`
+	// Call records of the tool read.
+	Records int64 `protobuf:"varint,2,opt,name=records,proto3" json:"records,omitempty"`
+	// Set when the scan stopped at its bound (ListToolCallers reads at most
+	// a few million records) before the end of the store.
+	Truncated     bool `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListToolCallersResponse) Reset() {
+	*x = ListToolCallersResponse{}
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListToolCallersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListToolCallersResponse) ProtoMessage() {}
+
+func (x *ListToolCallersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListToolCallersResponse.ProtoReflect.Descriptor instead.
+func (*ListToolCallersResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListToolCallersResponse) GetCallers() []*ToolCaller {
+	if x != nil {
+		return x.Callers
+	}
+	return nil
+}
+
+func (x *ListToolCallersResponse) GetRecords() int64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *ListToolCallersResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+// ToolCaller is one agent's calls of one version of a tool.
+type ToolCaller struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0 for calls recorded without a version (by older data planes).
+	Version  int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Agent    string                 `protobuf:"bytes,2,opt,name=agent,proto3" json:"agent,omitempty"`
+	Calls    int64                  `protobuf:"varint,3,opt,name=calls,proto3" json:"calls,omitempty"`
+	LastCall *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_call,json=lastCall,proto3" json:"last_call,omitempty"`
+	// Of those, calls refused because the version was retired.
+	Retired       int64 `protobuf:"varint,5,opt,name=retired,proto3" json:"retired,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolCaller) Reset() {
+	*x = ToolCaller{}
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolCaller) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolCaller) ProtoMessage() {}
+
+func (x *ToolCaller) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_tool_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolCaller.ProtoReflect.Descriptor instead.
+func (*ToolCaller) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_tool_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ToolCaller) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ToolCaller) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *ToolCaller) GetCalls() int64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *ToolCaller) GetLastCall() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastCall
+	}
+	return nil
+}
+
+func (x *ToolCaller) GetRetired() int64 {
+	if x != nil {
+		return x.Retired
+	}
+	return 0
+}
+
 var File_portcullis_admin_v1_tool_proto protoreflect.FileDescriptor
 
 const file_portcullis_admin_v1_tool_proto_rawDesc = "" +
 	"\n" +
-	"\x1eportcullis/admin/v1/tool.proto\x12\x13portcullis.admin.v1\x1a$portcullis/config/v1/resources.proto\"\xc4\x01\n" +
+	"\x1eportcullis/admin/v1/tool.proto\x12\x13portcullis.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xe7\x01\n" +
 	"\x0ePinToolRequest\x12\x1a\n" +
 	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x12\n" +
 	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x1e\n" +
@@ -463,9 +1503,11 @@ const file_portcullis_admin_v1_tool_proto_rawDesc = "" +
 	"definition\x18\x03 \x01(\fR\n" +
 	"definition\x125\n" +
 	"\x05class\x18\x04 \x01(\x0e2\x1f.portcullis.config.v1.ToolClassR\x05class\x12+\n" +
-	"\x11expected_revision\x18\x05 \x01(\x04R\x10expectedRevision\"B\n" +
+	"\x11expected_revision\x18\x05 \x01(\x04R\x10expectedRevision\x12!\n" +
+	"\fkeep_default\x18\x06 \x01(\bR\vkeepDefault\"^\n" +
 	"\x0fPinToolResponse\x12/\n" +
-	"\x03pin\x18\x01 \x01(\v2\x1d.portcullis.config.v1.ToolPinR\x03pin\"C\n" +
+	"\x03pin\x18\x01 \x01(\v2\x1d.portcullis.config.v1.ToolPinR\x03pin\x12\x1a\n" +
+	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"C\n" +
 	"\x11GetToolPinRequest\x12\x1a\n" +
 	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x12\n" +
 	"\x04tool\x18\x02 \x01(\tR\x04tool\"E\n" +
@@ -483,13 +1525,96 @@ const file_portcullis_admin_v1_tool_proto_rawDesc = "" +
 	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x12\n" +
 	"\x04tool\x18\x02 \x01(\tR\x04tool\x12+\n" +
 	"\x11expected_revision\x18\x03 \x01(\x04R\x10expectedRevision\"\x17\n" +
-	"\x15DeleteToolPinResponse2\x8f\x03\n" +
+	"\x15DeleteToolPinResponse\"\xbb\x01\n" +
+	"\x18AssignToolVersionRequest\x12\x1a\n" +
+	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x12\n" +
+	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x12\x12\n" +
+	"\x04team\x18\x04 \x01(\tR\x04team\x12\x14\n" +
+	"\x05agent\x18\x05 \x01(\tR\x05agent\x12+\n" +
+	"\x11expected_revision\x18\x06 \x01(\x04R\x10expectedRevision\"\x9a\x01\n" +
+	"\x19AssignToolVersionResponse\x12/\n" +
+	"\x03pin\x18\x01 \x01(\v2\x1d.portcullis.config.v1.ToolPinR\x03pin\x12L\n" +
+	"\rcompatibility\x18\x02 \x01(\v2&.portcullis.admin.v1.ToolCompatibilityR\rcompatibility\"\x95\x01\n" +
+	"\x1cSetDefaultToolVersionRequest\x12\x1a\n" +
+	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x12\n" +
+	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x12+\n" +
+	"\x11expected_revision\x18\x04 \x01(\x04R\x10expectedRevision\"\x9e\x01\n" +
+	"\x1dSetDefaultToolVersionResponse\x12/\n" +
+	"\x03pin\x18\x01 \x01(\v2\x1d.portcullis.config.v1.ToolPinR\x03pin\x12L\n" +
+	"\rcompatibility\x18\x02 \x01(\v2&.portcullis.admin.v1.ToolCompatibilityR\rcompatibility\"\x83\x02\n" +
+	"\x1bDeprecateToolVersionRequest\x12\x1a\n" +
+	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x12\n" +
+	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x12;\n" +
+	"\vsunset_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"sunsetTime\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12\x16\n" +
+	"\x06cancel\x18\x06 \x01(\bR\x06cancel\x12+\n" +
+	"\x11expected_revision\x18\a \x01(\x04R\x10expectedRevision\"q\n" +
+	"\x1cDeprecateToolVersionResponse\x12/\n" +
+	"\x03pin\x18\x01 \x01(\v2\x1d.portcullis.config.v1.ToolPinR\x03pin\x12 \n" +
+	"\vreplacement\x18\x02 \x01(\x03R\vreplacement\"\x8b\x01\n" +
+	"\x17DiffToolVersionsRequest\x12\x1a\n" +
+	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x12\n" +
+	"\x04tool\x18\x02 \x01(\tR\x04tool\x12!\n" +
+	"\ffrom_version\x18\x03 \x01(\x03R\vfromVersion\x12\x1d\n" +
+	"\n" +
+	"to_version\x18\x04 \x01(\x03R\ttoVersion\"h\n" +
+	"\x18DiffToolVersionsResponse\x12L\n" +
+	"\rcompatibility\x18\x01 \x01(\v2&.portcullis.admin.v1.ToolCompatibilityR\rcompatibility\"\xb3\x02\n" +
+	"\x11ToolCompatibility\x12C\n" +
+	"\averdict\x18\x01 \x01(\x0e2).portcullis.admin.v1.CompatibilityVerdictR\averdict\x12E\n" +
+	"\vdifferences\x18\x02 \x03(\v2#.portcullis.admin.v1.ToolDifferenceR\vdifferences\x12\x18\n" +
+	"\aomitted\x18\x03 \x01(\x05R\aomitted\x12\x1d\n" +
+	"\n" +
+	"from_label\x18\x04 \x01(\tR\tfromLabel\x12\x19\n" +
+	"\bto_label\x18\x05 \x01(\tR\atoLabel\x12\x1b\n" +
+	"\tlive_hash\x18\x06 \x01(\tR\bliveHash\x12!\n" +
+	"\flive_version\x18\a \x01(\x03R\vliveVersion\"\x8f\x01\n" +
+	"\x0eToolDifference\x12\x16\n" +
+	"\x06schema\x18\x01 \x01(\tR\x06schema\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12=\n" +
+	"\x06effect\x18\x03 \x01(\x0e2%.portcullis.admin.v1.DifferenceEffectR\x06effect\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\"\x94\x01\n" +
+	"\x16ListToolCallersRequest\x12\x1a\n" +
+	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x12\n" +
+	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\x8c\x01\n" +
+	"\x17ListToolCallersResponse\x129\n" +
+	"\acallers\x18\x01 \x03(\v2\x1f.portcullis.admin.v1.ToolCallerR\acallers\x12\x18\n" +
+	"\arecords\x18\x02 \x01(\x03R\arecords\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"\xa5\x01\n" +
+	"\n" +
+	"ToolCaller\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x14\n" +
+	"\x05agent\x18\x02 \x01(\tR\x05agent\x12\x14\n" +
+	"\x05calls\x18\x03 \x01(\x03R\x05calls\x127\n" +
+	"\tlast_call\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blastCall\x12\x18\n" +
+	"\aretired\x18\x05 \x01(\x03R\aretired*\xae\x01\n" +
+	"\x14CompatibilityVerdict\x12%\n" +
+	"!COMPATIBILITY_VERDICT_UNSPECIFIED\x10\x00\x12$\n" +
+	" COMPATIBILITY_VERDICT_COMPATIBLE\x10\x01\x12&\n" +
+	"\"COMPATIBILITY_VERDICT_INCOMPATIBLE\x10\x02\x12!\n" +
+	"\x1dCOMPATIBILITY_VERDICT_UNKNOWN\x10\x03*\x92\x01\n" +
+	"\x10DifferenceEffect\x12!\n" +
+	"\x1dDIFFERENCE_EFFECT_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16DIFFERENCE_EFFECT_SAFE\x10\x01\x12\x1e\n" +
+	"\x1aDIFFERENCE_EFFECT_BREAKING\x10\x02\x12\x1f\n" +
+	"\x1bDIFFERENCE_EFFECT_UNDECIDED\x10\x032\xdf\a\n" +
 	"\vToolService\x12T\n" +
 	"\aPinTool\x12#.portcullis.admin.v1.PinToolRequest\x1a$.portcullis.admin.v1.PinToolResponse\x12]\n" +
 	"\n" +
 	"GetToolPin\x12&.portcullis.admin.v1.GetToolPinRequest\x1a'.portcullis.admin.v1.GetToolPinResponse\x12c\n" +
 	"\fListToolPins\x12(.portcullis.admin.v1.ListToolPinsRequest\x1a).portcullis.admin.v1.ListToolPinsResponse\x12f\n" +
-	"\rDeleteToolPin\x12).portcullis.admin.v1.DeleteToolPinRequest\x1a*.portcullis.admin.v1.DeleteToolPinResponseB\xe0\x01\n" +
+	"\rDeleteToolPin\x12).portcullis.admin.v1.DeleteToolPinRequest\x1a*.portcullis.admin.v1.DeleteToolPinResponse\x12r\n" +
+	"\x11AssignToolVersion\x12-.portcullis.admin.v1.AssignToolVersionRequest\x1a..portcullis.admin.v1.AssignToolVersionResponse\x12~\n" +
+	"\x15SetDefaultToolVersion\x121.portcullis.admin.v1.SetDefaultToolVersionRequest\x1a2.portcullis.admin.v1.SetDefaultToolVersionResponse\x12{\n" +
+	"\x14DeprecateToolVersion\x120.portcullis.admin.v1.DeprecateToolVersionRequest\x1a1.portcullis.admin.v1.DeprecateToolVersionResponse\x12o\n" +
+	"\x10DiffToolVersions\x12,.portcullis.admin.v1.DiffToolVersionsRequest\x1a-.portcullis.admin.v1.DiffToolVersionsResponse\x12l\n" +
+	"\x0fListToolCallers\x12+.portcullis.admin.v1.ListToolCallersRequest\x1a,.portcullis.admin.v1.ListToolCallersResponseB\xe0\x01\n" +
 	"\x17com.portcullis.admin.v1B\tToolProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1;adminv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Admin.V1\xca\x02\x13Portcullis\\Admin\\V1\xe2\x02\x1fPortcullis\\Admin\\V1\\GPBMetadata\xea\x02\x15Portcullis::Admin::V1b\x06proto3"
 
 var (
@@ -504,37 +1629,77 @@ func file_portcullis_admin_v1_tool_proto_rawDescGZIP() []byte {
 	return file_portcullis_admin_v1_tool_proto_rawDescData
 }
 
-var file_portcullis_admin_v1_tool_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_portcullis_admin_v1_tool_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_portcullis_admin_v1_tool_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_portcullis_admin_v1_tool_proto_goTypes = []any{
-	(*PinToolRequest)(nil),        // 0: portcullis.admin.v1.PinToolRequest
-	(*PinToolResponse)(nil),       // 1: portcullis.admin.v1.PinToolResponse
-	(*GetToolPinRequest)(nil),     // 2: portcullis.admin.v1.GetToolPinRequest
-	(*GetToolPinResponse)(nil),    // 3: portcullis.admin.v1.GetToolPinResponse
-	(*ListToolPinsRequest)(nil),   // 4: portcullis.admin.v1.ListToolPinsRequest
-	(*ListToolPinsResponse)(nil),  // 5: portcullis.admin.v1.ListToolPinsResponse
-	(*DeleteToolPinRequest)(nil),  // 6: portcullis.admin.v1.DeleteToolPinRequest
-	(*DeleteToolPinResponse)(nil), // 7: portcullis.admin.v1.DeleteToolPinResponse
-	(v1.ToolClass)(0),             // 8: portcullis.config.v1.ToolClass
-	(*v1.ToolPin)(nil),            // 9: portcullis.config.v1.ToolPin
+	(CompatibilityVerdict)(0),             // 0: portcullis.admin.v1.CompatibilityVerdict
+	(DifferenceEffect)(0),                 // 1: portcullis.admin.v1.DifferenceEffect
+	(*PinToolRequest)(nil),                // 2: portcullis.admin.v1.PinToolRequest
+	(*PinToolResponse)(nil),               // 3: portcullis.admin.v1.PinToolResponse
+	(*GetToolPinRequest)(nil),             // 4: portcullis.admin.v1.GetToolPinRequest
+	(*GetToolPinResponse)(nil),            // 5: portcullis.admin.v1.GetToolPinResponse
+	(*ListToolPinsRequest)(nil),           // 6: portcullis.admin.v1.ListToolPinsRequest
+	(*ListToolPinsResponse)(nil),          // 7: portcullis.admin.v1.ListToolPinsResponse
+	(*DeleteToolPinRequest)(nil),          // 8: portcullis.admin.v1.DeleteToolPinRequest
+	(*DeleteToolPinResponse)(nil),         // 9: portcullis.admin.v1.DeleteToolPinResponse
+	(*AssignToolVersionRequest)(nil),      // 10: portcullis.admin.v1.AssignToolVersionRequest
+	(*AssignToolVersionResponse)(nil),     // 11: portcullis.admin.v1.AssignToolVersionResponse
+	(*SetDefaultToolVersionRequest)(nil),  // 12: portcullis.admin.v1.SetDefaultToolVersionRequest
+	(*SetDefaultToolVersionResponse)(nil), // 13: portcullis.admin.v1.SetDefaultToolVersionResponse
+	(*DeprecateToolVersionRequest)(nil),   // 14: portcullis.admin.v1.DeprecateToolVersionRequest
+	(*DeprecateToolVersionResponse)(nil),  // 15: portcullis.admin.v1.DeprecateToolVersionResponse
+	(*DiffToolVersionsRequest)(nil),       // 16: portcullis.admin.v1.DiffToolVersionsRequest
+	(*DiffToolVersionsResponse)(nil),      // 17: portcullis.admin.v1.DiffToolVersionsResponse
+	(*ToolCompatibility)(nil),             // 18: portcullis.admin.v1.ToolCompatibility
+	(*ToolDifference)(nil),                // 19: portcullis.admin.v1.ToolDifference
+	(*ListToolCallersRequest)(nil),        // 20: portcullis.admin.v1.ListToolCallersRequest
+	(*ListToolCallersResponse)(nil),       // 21: portcullis.admin.v1.ListToolCallersResponse
+	(*ToolCaller)(nil),                    // 22: portcullis.admin.v1.ToolCaller
+	(v1.ToolClass)(0),                     // 23: portcullis.config.v1.ToolClass
+	(*v1.ToolPin)(nil),                    // 24: portcullis.config.v1.ToolPin
+	(*timestamppb.Timestamp)(nil),         // 25: google.protobuf.Timestamp
 }
 var file_portcullis_admin_v1_tool_proto_depIdxs = []int32{
-	8, // 0: portcullis.admin.v1.PinToolRequest.class:type_name -> portcullis.config.v1.ToolClass
-	9, // 1: portcullis.admin.v1.PinToolResponse.pin:type_name -> portcullis.config.v1.ToolPin
-	9, // 2: portcullis.admin.v1.GetToolPinResponse.pin:type_name -> portcullis.config.v1.ToolPin
-	9, // 3: portcullis.admin.v1.ListToolPinsResponse.pins:type_name -> portcullis.config.v1.ToolPin
-	0, // 4: portcullis.admin.v1.ToolService.PinTool:input_type -> portcullis.admin.v1.PinToolRequest
-	2, // 5: portcullis.admin.v1.ToolService.GetToolPin:input_type -> portcullis.admin.v1.GetToolPinRequest
-	4, // 6: portcullis.admin.v1.ToolService.ListToolPins:input_type -> portcullis.admin.v1.ListToolPinsRequest
-	6, // 7: portcullis.admin.v1.ToolService.DeleteToolPin:input_type -> portcullis.admin.v1.DeleteToolPinRequest
-	1, // 8: portcullis.admin.v1.ToolService.PinTool:output_type -> portcullis.admin.v1.PinToolResponse
-	3, // 9: portcullis.admin.v1.ToolService.GetToolPin:output_type -> portcullis.admin.v1.GetToolPinResponse
-	5, // 10: portcullis.admin.v1.ToolService.ListToolPins:output_type -> portcullis.admin.v1.ListToolPinsResponse
-	7, // 11: portcullis.admin.v1.ToolService.DeleteToolPin:output_type -> portcullis.admin.v1.DeleteToolPinResponse
-	8, // [8:12] is the sub-list for method output_type
-	4, // [4:8] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	23, // 0: portcullis.admin.v1.PinToolRequest.class:type_name -> portcullis.config.v1.ToolClass
+	24, // 1: portcullis.admin.v1.PinToolResponse.pin:type_name -> portcullis.config.v1.ToolPin
+	24, // 2: portcullis.admin.v1.GetToolPinResponse.pin:type_name -> portcullis.config.v1.ToolPin
+	24, // 3: portcullis.admin.v1.ListToolPinsResponse.pins:type_name -> portcullis.config.v1.ToolPin
+	24, // 4: portcullis.admin.v1.AssignToolVersionResponse.pin:type_name -> portcullis.config.v1.ToolPin
+	18, // 5: portcullis.admin.v1.AssignToolVersionResponse.compatibility:type_name -> portcullis.admin.v1.ToolCompatibility
+	24, // 6: portcullis.admin.v1.SetDefaultToolVersionResponse.pin:type_name -> portcullis.config.v1.ToolPin
+	18, // 7: portcullis.admin.v1.SetDefaultToolVersionResponse.compatibility:type_name -> portcullis.admin.v1.ToolCompatibility
+	25, // 8: portcullis.admin.v1.DeprecateToolVersionRequest.sunset_time:type_name -> google.protobuf.Timestamp
+	24, // 9: portcullis.admin.v1.DeprecateToolVersionResponse.pin:type_name -> portcullis.config.v1.ToolPin
+	18, // 10: portcullis.admin.v1.DiffToolVersionsResponse.compatibility:type_name -> portcullis.admin.v1.ToolCompatibility
+	0,  // 11: portcullis.admin.v1.ToolCompatibility.verdict:type_name -> portcullis.admin.v1.CompatibilityVerdict
+	19, // 12: portcullis.admin.v1.ToolCompatibility.differences:type_name -> portcullis.admin.v1.ToolDifference
+	1,  // 13: portcullis.admin.v1.ToolDifference.effect:type_name -> portcullis.admin.v1.DifferenceEffect
+	25, // 14: portcullis.admin.v1.ListToolCallersRequest.since:type_name -> google.protobuf.Timestamp
+	22, // 15: portcullis.admin.v1.ListToolCallersResponse.callers:type_name -> portcullis.admin.v1.ToolCaller
+	25, // 16: portcullis.admin.v1.ToolCaller.last_call:type_name -> google.protobuf.Timestamp
+	2,  // 17: portcullis.admin.v1.ToolService.PinTool:input_type -> portcullis.admin.v1.PinToolRequest
+	4,  // 18: portcullis.admin.v1.ToolService.GetToolPin:input_type -> portcullis.admin.v1.GetToolPinRequest
+	6,  // 19: portcullis.admin.v1.ToolService.ListToolPins:input_type -> portcullis.admin.v1.ListToolPinsRequest
+	8,  // 20: portcullis.admin.v1.ToolService.DeleteToolPin:input_type -> portcullis.admin.v1.DeleteToolPinRequest
+	10, // 21: portcullis.admin.v1.ToolService.AssignToolVersion:input_type -> portcullis.admin.v1.AssignToolVersionRequest
+	12, // 22: portcullis.admin.v1.ToolService.SetDefaultToolVersion:input_type -> portcullis.admin.v1.SetDefaultToolVersionRequest
+	14, // 23: portcullis.admin.v1.ToolService.DeprecateToolVersion:input_type -> portcullis.admin.v1.DeprecateToolVersionRequest
+	16, // 24: portcullis.admin.v1.ToolService.DiffToolVersions:input_type -> portcullis.admin.v1.DiffToolVersionsRequest
+	20, // 25: portcullis.admin.v1.ToolService.ListToolCallers:input_type -> portcullis.admin.v1.ListToolCallersRequest
+	3,  // 26: portcullis.admin.v1.ToolService.PinTool:output_type -> portcullis.admin.v1.PinToolResponse
+	5,  // 27: portcullis.admin.v1.ToolService.GetToolPin:output_type -> portcullis.admin.v1.GetToolPinResponse
+	7,  // 28: portcullis.admin.v1.ToolService.ListToolPins:output_type -> portcullis.admin.v1.ListToolPinsResponse
+	9,  // 29: portcullis.admin.v1.ToolService.DeleteToolPin:output_type -> portcullis.admin.v1.DeleteToolPinResponse
+	11, // 30: portcullis.admin.v1.ToolService.AssignToolVersion:output_type -> portcullis.admin.v1.AssignToolVersionResponse
+	13, // 31: portcullis.admin.v1.ToolService.SetDefaultToolVersion:output_type -> portcullis.admin.v1.SetDefaultToolVersionResponse
+	15, // 32: portcullis.admin.v1.ToolService.DeprecateToolVersion:output_type -> portcullis.admin.v1.DeprecateToolVersionResponse
+	17, // 33: portcullis.admin.v1.ToolService.DiffToolVersions:output_type -> portcullis.admin.v1.DiffToolVersionsResponse
+	21, // 34: portcullis.admin.v1.ToolService.ListToolCallers:output_type -> portcullis.admin.v1.ListToolCallersResponse
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_admin_v1_tool_proto_init() }
@@ -547,13 +1712,14 @@ func file_portcullis_admin_v1_tool_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_admin_v1_tool_proto_rawDesc), len(file_portcullis_admin_v1_tool_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   8,
+			NumEnums:      2,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_portcullis_admin_v1_tool_proto_goTypes,
 		DependencyIndexes: file_portcullis_admin_v1_tool_proto_depIdxs,
+		EnumInfos:         file_portcullis_admin_v1_tool_proto_enumTypes,
 		MessageInfos:      file_portcullis_admin_v1_tool_proto_msgTypes,
 	}.Build()
 	File_portcullis_admin_v1_tool_proto = out.File

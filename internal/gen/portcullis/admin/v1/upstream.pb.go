@@ -28,10 +28,12 @@ const (
 	DiscoveryStatus_DISCOVERY_STATUS_UNSPECIFIED DiscoveryStatus = 0
 	// Listed upstream, not pinned.
 	DiscoveryStatus_DISCOVERY_STATUS_NEW DiscoveryStatus = 1
-	// Listed upstream; the live definition hashes to the active pin.
+	// Listed upstream; the live definition hashes to an approved version of
+	// the pin (the default, or another one).
 	DiscoveryStatus_DISCOVERY_STATUS_PINNED DiscoveryStatus = 2
-	// Listed upstream; the live definition differs from the active pin.
-	// Data planes quarantine the tool until an operator approves it.
+	// Listed upstream; the live definition differs from every approved
+	// version. Data planes quarantine the tool until an operator approves
+	// it.
 	DiscoveryStatus_DISCOVERY_STATUS_CHANGED DiscoveryStatus = 3
 	// Pinned, but the upstream no longer lists it.
 	DiscoveryStatus_DISCOVERY_STATUS_MISSING DiscoveryStatus = 4
@@ -638,7 +640,8 @@ type DiscoveredTool struct {
 	Status DiscoveryStatus `protobuf:"varint,3,opt,name=status,proto3,enum=portcullis.admin.v1.DiscoveryStatus" json:"status,omitempty"`
 	// Hash of the live definition ("sha256:<hex>"); empty for MISSING.
 	LiveHash string `protobuf:"bytes,4,opt,name=live_hash,json=liveHash,proto3" json:"live_hash,omitempty"`
-	// Hash and version of the active pinned version; empty/0 for NEW.
+	// Hash, version and class of the approved version the live definition
+	// is (PINNED), else of the pin's default version; empty/0 for NEW.
 	PinnedHash    string       `protobuf:"bytes,5,opt,name=pinned_hash,json=pinnedHash,proto3" json:"pinned_hash,omitempty"`
 	PinnedVersion int64        `protobuf:"varint,6,opt,name=pinned_version,json=pinnedVersion,proto3" json:"pinned_version,omitempty"`
 	PinnedClass   v1.ToolClass `protobuf:"varint,7,opt,name=pinned_class,json=pinnedClass,proto3,enum=portcullis.config.v1.ToolClass" json:"pinned_class,omitempty"`

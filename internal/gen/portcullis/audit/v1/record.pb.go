@@ -229,9 +229,22 @@ type Record struct {
 	// model call's prompt and completion).
 	Content *ContentDigest `protobuf:"bytes,41,opt,name=content,proto3" json:"content,omitempty"`
 	// The agent's team when the call was made (empty without one).
-	Team          string `protobuf:"bytes,42,opt,name=team,proto3" json:"team,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Team string `protobuf:"bytes,42,opt,name=team,proto3" json:"team,omitempty"`
+	// For a tool call that resolved to a version of the tool's pin: that
+	// version (the one the caller is assigned, or the default), whose
+	// definition the call was listed and validated with. 0 otherwise.
+	ToolVersion int64 `protobuf:"varint,45,opt,name=tool_version,json=toolVersion,proto3" json:"tool_version,omitempty"`
+	// Set when that version was deprecated and the call carried the
+	// deprecation notice (before the version's sunset).
+	ToolDeprecated bool `protobuf:"varint,46,opt,name=tool_deprecated,json=toolDeprecated,proto3" json:"tool_deprecated,omitempty"`
+	// The rate limits that refused the call (reason rate_limited), or that
+	// would have refused it in shadow mode (the call ran), by name; numbered
+	// clear of the fields other features add.
+	RateLimits []string `protobuf:"bytes,50,rep,name=rate_limits,json=rateLimits,proto3" json:"rate_limits,omitempty"`
+	// Set when every limit in rate_limits is in shadow mode.
+	RateLimitShadow bool `protobuf:"varint,51,opt,name=rate_limit_shadow,json=rateLimitShadow,proto3" json:"rate_limit_shadow,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Record) Reset() {
@@ -574,6 +587,34 @@ func (x *Record) GetTeam() string {
 		return x.Team
 	}
 	return ""
+}
+
+func (x *Record) GetToolVersion() int64 {
+	if x != nil {
+		return x.ToolVersion
+	}
+	return 0
+}
+
+func (x *Record) GetToolDeprecated() bool {
+	if x != nil {
+		return x.ToolDeprecated
+	}
+	return false
+}
+
+func (x *Record) GetRateLimits() []string {
+	if x != nil {
+		return x.RateLimits
+	}
+	return nil
+}
+
+func (x *Record) GetRateLimitShadow() bool {
+	if x != nil {
+		return x.RateLimitShadow
+	}
+	return false
 }
 
 type isRecord_Detail interface {
@@ -1987,7 +2028,7 @@ var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\r\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x0e\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -2033,7 +2074,12 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"target_own\x18# \x01(\tR\ttargetOwn\x120\n" +
 	"\x05usage\x18( \x01(\v2\x1a.portcullis.audit.v1.UsageR\x05usage\x12<\n" +
 	"\acontent\x18) \x01(\v2\".portcullis.audit.v1.ContentDigestR\acontent\x12\x12\n" +
-	"\x04team\x18* \x01(\tR\x04teamB\b\n" +
+	"\x04team\x18* \x01(\tR\x04team\x12!\n" +
+	"\ftool_version\x18- \x01(\x03R\vtoolVersion\x12'\n" +
+	"\x0ftool_deprecated\x18. \x01(\bR\x0etoolDeprecated\x12\x1f\n" +
+	"\vrate_limits\x182 \x03(\tR\n" +
+	"rateLimits\x12*\n" +
+	"\x11rate_limit_shadow\x183 \x01(\bR\x0frateLimitShadowB\b\n" +
 	"\x06detail\"\x8e\x01\n" +
 	"\vRolloutCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +

@@ -12,7 +12,8 @@
 package clusterv1
 
 import (
-	v1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
+	v11 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
+	v1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -27,6 +28,94 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ForwardLeaseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *v1.LeaseRequest       `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardLeaseRequest) Reset() {
+	*x = ForwardLeaseRequest{}
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardLeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardLeaseRequest) ProtoMessage() {}
+
+func (x *ForwardLeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardLeaseRequest.ProtoReflect.Descriptor instead.
+func (*ForwardLeaseRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ForwardLeaseRequest) GetRequest() *v1.LeaseRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+type ForwardLeaseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Response      *v1.LeaseResponse      `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardLeaseResponse) Reset() {
+	*x = ForwardLeaseResponse{}
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardLeaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardLeaseResponse) ProtoMessage() {}
+
+func (x *ForwardLeaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardLeaseResponse.ProtoReflect.Descriptor instead.
+func (*ForwardLeaseResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ForwardLeaseResponse) GetResponse() *v1.LeaseResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
 type CopyAuditStoreRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -35,7 +124,7 @@ type CopyAuditStoreRequest struct {
 
 func (x *CopyAuditStoreRequest) Reset() {
 	*x = CopyAuditStoreRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[0]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +136,7 @@ func (x *CopyAuditStoreRequest) String() string {
 func (*CopyAuditStoreRequest) ProtoMessage() {}
 
 func (x *CopyAuditStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[0]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +149,7 @@ func (x *CopyAuditStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyAuditStoreRequest.ProtoReflect.Descriptor instead.
 func (*CopyAuditStoreRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{2}
 }
 
 type CopyAuditStoreResponse struct {
@@ -76,7 +165,7 @@ type CopyAuditStoreResponse struct {
 
 func (x *CopyAuditStoreResponse) Reset() {
 	*x = CopyAuditStoreResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[1]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -88,7 +177,7 @@ func (x *CopyAuditStoreResponse) String() string {
 func (*CopyAuditStoreResponse) ProtoMessage() {}
 
 func (x *CopyAuditStoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[1]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -101,7 +190,7 @@ func (x *CopyAuditStoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyAuditStoreResponse.ProtoReflect.Descriptor instead.
 func (*CopyAuditStoreResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CopyAuditStoreResponse) GetApplied() uint64 {
@@ -126,7 +215,7 @@ type ListDataplaneStatusRequest struct {
 
 func (x *ListDataplaneStatusRequest) Reset() {
 	*x = ListDataplaneStatusRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[2]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -138,7 +227,7 @@ func (x *ListDataplaneStatusRequest) String() string {
 func (*ListDataplaneStatusRequest) ProtoMessage() {}
 
 func (x *ListDataplaneStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[2]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -151,19 +240,19 @@ func (x *ListDataplaneStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDataplaneStatusRequest.ProtoReflect.Descriptor instead.
 func (*ListDataplaneStatusRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
 type ListDataplaneStatusResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Dataplanes    []*v1.DataplaneStatus  `protobuf:"bytes,1,rep,name=dataplanes,proto3" json:"dataplanes,omitempty"`
+	Dataplanes    []*v11.DataplaneStatus `protobuf:"bytes,1,rep,name=dataplanes,proto3" json:"dataplanes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListDataplaneStatusResponse) Reset() {
 	*x = ListDataplaneStatusResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[3]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -175,7 +264,7 @@ func (x *ListDataplaneStatusResponse) String() string {
 func (*ListDataplaneStatusResponse) ProtoMessage() {}
 
 func (x *ListDataplaneStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[3]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -188,10 +277,10 @@ func (x *ListDataplaneStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDataplaneStatusResponse.ProtoReflect.Descriptor instead.
 func (*ListDataplaneStatusResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
-func (x *ListDataplaneStatusResponse) GetDataplanes() []*v1.DataplaneStatus {
+func (x *ListDataplaneStatusResponse) GetDataplanes() []*v11.DataplaneStatus {
 	if x != nil {
 		return x.Dataplanes
 	}
@@ -207,7 +296,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[4]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -219,7 +308,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[4]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -232,7 +321,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -251,7 +340,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +352,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +365,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApplyResponse) GetResult() []byte {
@@ -294,7 +383,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -306,7 +395,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -319,7 +408,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 type ReadIndexResponse struct {
@@ -331,7 +420,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +432,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +445,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -378,7 +467,7 @@ type ChangeMembershipRequest struct {
 
 func (x *ChangeMembershipRequest) Reset() {
 	*x = ChangeMembershipRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +479,7 @@ func (x *ChangeMembershipRequest) String() string {
 func (*ChangeMembershipRequest) ProtoMessage() {}
 
 func (x *ChangeMembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +492,7 @@ func (x *ChangeMembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembershipRequest.ProtoReflect.Descriptor instead.
 func (*ChangeMembershipRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ChangeMembershipRequest) GetNodeId() string {
@@ -435,7 +524,7 @@ type ChangeMembershipResponse struct {
 
 func (x *ChangeMembershipResponse) Reset() {
 	*x = ChangeMembershipResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +536,7 @@ func (x *ChangeMembershipResponse) String() string {
 func (*ChangeMembershipResponse) ProtoMessage() {}
 
 func (x *ChangeMembershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +549,7 @@ func (x *ChangeMembershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembershipResponse.ProtoReflect.Descriptor instead.
 func (*ChangeMembershipResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 type RestoreRequest struct {
@@ -472,7 +561,7 @@ type RestoreRequest struct {
 
 func (x *RestoreRequest) Reset() {
 	*x = RestoreRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +573,7 @@ func (x *RestoreRequest) String() string {
 func (*RestoreRequest) ProtoMessage() {}
 
 func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +586,7 @@ func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
 func (*RestoreRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RestoreRequest) GetData() []byte {
@@ -516,7 +605,7 @@ type RestoreResponse struct {
 
 func (x *RestoreResponse) Reset() {
 	*x = RestoreResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +617,7 @@ func (x *RestoreResponse) String() string {
 func (*RestoreResponse) ProtoMessage() {}
 
 func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +630,7 @@ func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreResponse.ProtoReflect.Descriptor instead.
 func (*RestoreResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RestoreResponse) GetConfigVersion() uint64 {
@@ -555,7 +644,11 @@ var File_portcullis_cluster_v1_peer_proto protoreflect.FileDescriptor
 
 const file_portcullis_cluster_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/cluster/v1/peer.proto\x12\x15portcullis.cluster.v1\x1a#portcullis/admin/v1/dataplane.proto\"\x17\n" +
+	" portcullis/cluster/v1/peer.proto\x12\x15portcullis.cluster.v1\x1a#portcullis/admin/v1/dataplane.proto\x1a)portcullis/configsync/v1/configsync.proto\"W\n" +
+	"\x13ForwardLeaseRequest\x12@\n" +
+	"\arequest\x18\x01 \x01(\v2&.portcullis.configsync.v1.LeaseRequestR\arequest\"[\n" +
+	"\x14ForwardLeaseResponse\x12C\n" +
+	"\bresponse\x18\x01 \x01(\v2'.portcullis.configsync.v1.LeaseResponseR\bresponse\"\x17\n" +
 	"\x15CopyAuditStoreRequest\"H\n" +
 	"\x16CopyAuditStoreResponse\x12\x18\n" +
 	"\aapplied\x18\x01 \x01(\x04R\aapplied\x12\x14\n" +
@@ -580,14 +673,15 @@ const file_portcullis_cluster_v1_peer_proto_rawDesc = "" +
 	"\x0eRestoreRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"8\n" +
 	"\x0fRestoreResponse\x12%\n" +
-	"\x0econfig_version\x18\x01 \x01(\x04R\rconfigVersion2\xff\x04\n" +
+	"\x0econfig_version\x18\x01 \x01(\x04R\rconfigVersion2\xe8\x05\n" +
 	"\vPeerService\x12R\n" +
 	"\x05Apply\x12#.portcullis.cluster.v1.ApplyRequest\x1a$.portcullis.cluster.v1.ApplyResponse\x12^\n" +
 	"\tReadIndex\x12'.portcullis.cluster.v1.ReadIndexRequest\x1a(.portcullis.cluster.v1.ReadIndexResponse\x12s\n" +
 	"\x10ChangeMembership\x12..portcullis.cluster.v1.ChangeMembershipRequest\x1a/.portcullis.cluster.v1.ChangeMembershipResponse\x12X\n" +
 	"\aRestore\x12%.portcullis.cluster.v1.RestoreRequest\x1a&.portcullis.cluster.v1.RestoreResponse\x12|\n" +
 	"\x13ListDataplaneStatus\x121.portcullis.cluster.v1.ListDataplaneStatusRequest\x1a2.portcullis.cluster.v1.ListDataplaneStatusResponse\x12o\n" +
-	"\x0eCopyAuditStore\x12,.portcullis.cluster.v1.CopyAuditStoreRequest\x1a-.portcullis.cluster.v1.CopyAuditStoreResponse0\x01B\xee\x01\n" +
+	"\x0eCopyAuditStore\x12,.portcullis.cluster.v1.CopyAuditStoreRequest\x1a-.portcullis.cluster.v1.CopyAuditStoreResponse0\x01\x12g\n" +
+	"\fForwardLease\x12*.portcullis.cluster.v1.ForwardLeaseRequest\x1a+.portcullis.cluster.v1.ForwardLeaseResponseB\xee\x01\n" +
 	"\x19com.portcullis.cluster.v1B\tPeerProtoP\x01ZPgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/cluster/v1;clusterv1\xa2\x02\x03PCX\xaa\x02\x15Portcullis.Cluster.V1\xca\x02\x15Portcullis\\Cluster\\V1\xe2\x02!Portcullis\\Cluster\\V1\\GPBMetadata\xea\x02\x17Portcullis::Cluster::V1b\x06proto3"
 
 var (
@@ -602,41 +696,49 @@ func file_portcullis_cluster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_portcullis_cluster_v1_peer_proto_rawDescData
 }
 
-var file_portcullis_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_portcullis_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_portcullis_cluster_v1_peer_proto_goTypes = []any{
-	(*CopyAuditStoreRequest)(nil),       // 0: portcullis.cluster.v1.CopyAuditStoreRequest
-	(*CopyAuditStoreResponse)(nil),      // 1: portcullis.cluster.v1.CopyAuditStoreResponse
-	(*ListDataplaneStatusRequest)(nil),  // 2: portcullis.cluster.v1.ListDataplaneStatusRequest
-	(*ListDataplaneStatusResponse)(nil), // 3: portcullis.cluster.v1.ListDataplaneStatusResponse
-	(*ApplyRequest)(nil),                // 4: portcullis.cluster.v1.ApplyRequest
-	(*ApplyResponse)(nil),               // 5: portcullis.cluster.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),            // 6: portcullis.cluster.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),           // 7: portcullis.cluster.v1.ReadIndexResponse
-	(*ChangeMembershipRequest)(nil),     // 8: portcullis.cluster.v1.ChangeMembershipRequest
-	(*ChangeMembershipResponse)(nil),    // 9: portcullis.cluster.v1.ChangeMembershipResponse
-	(*RestoreRequest)(nil),              // 10: portcullis.cluster.v1.RestoreRequest
-	(*RestoreResponse)(nil),             // 11: portcullis.cluster.v1.RestoreResponse
-	(*v1.DataplaneStatus)(nil),          // 12: portcullis.admin.v1.DataplaneStatus
+	(*ForwardLeaseRequest)(nil),         // 0: portcullis.cluster.v1.ForwardLeaseRequest
+	(*ForwardLeaseResponse)(nil),        // 1: portcullis.cluster.v1.ForwardLeaseResponse
+	(*CopyAuditStoreRequest)(nil),       // 2: portcullis.cluster.v1.CopyAuditStoreRequest
+	(*CopyAuditStoreResponse)(nil),      // 3: portcullis.cluster.v1.CopyAuditStoreResponse
+	(*ListDataplaneStatusRequest)(nil),  // 4: portcullis.cluster.v1.ListDataplaneStatusRequest
+	(*ListDataplaneStatusResponse)(nil), // 5: portcullis.cluster.v1.ListDataplaneStatusResponse
+	(*ApplyRequest)(nil),                // 6: portcullis.cluster.v1.ApplyRequest
+	(*ApplyResponse)(nil),               // 7: portcullis.cluster.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),            // 8: portcullis.cluster.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),           // 9: portcullis.cluster.v1.ReadIndexResponse
+	(*ChangeMembershipRequest)(nil),     // 10: portcullis.cluster.v1.ChangeMembershipRequest
+	(*ChangeMembershipResponse)(nil),    // 11: portcullis.cluster.v1.ChangeMembershipResponse
+	(*RestoreRequest)(nil),              // 12: portcullis.cluster.v1.RestoreRequest
+	(*RestoreResponse)(nil),             // 13: portcullis.cluster.v1.RestoreResponse
+	(*v1.LeaseRequest)(nil),             // 14: portcullis.configsync.v1.LeaseRequest
+	(*v1.LeaseResponse)(nil),            // 15: portcullis.configsync.v1.LeaseResponse
+	(*v11.DataplaneStatus)(nil),         // 16: portcullis.admin.v1.DataplaneStatus
 }
 var file_portcullis_cluster_v1_peer_proto_depIdxs = []int32{
-	12, // 0: portcullis.cluster.v1.ListDataplaneStatusResponse.dataplanes:type_name -> portcullis.admin.v1.DataplaneStatus
-	4,  // 1: portcullis.cluster.v1.PeerService.Apply:input_type -> portcullis.cluster.v1.ApplyRequest
-	6,  // 2: portcullis.cluster.v1.PeerService.ReadIndex:input_type -> portcullis.cluster.v1.ReadIndexRequest
-	8,  // 3: portcullis.cluster.v1.PeerService.ChangeMembership:input_type -> portcullis.cluster.v1.ChangeMembershipRequest
-	10, // 4: portcullis.cluster.v1.PeerService.Restore:input_type -> portcullis.cluster.v1.RestoreRequest
-	2,  // 5: portcullis.cluster.v1.PeerService.ListDataplaneStatus:input_type -> portcullis.cluster.v1.ListDataplaneStatusRequest
-	0,  // 6: portcullis.cluster.v1.PeerService.CopyAuditStore:input_type -> portcullis.cluster.v1.CopyAuditStoreRequest
-	5,  // 7: portcullis.cluster.v1.PeerService.Apply:output_type -> portcullis.cluster.v1.ApplyResponse
-	7,  // 8: portcullis.cluster.v1.PeerService.ReadIndex:output_type -> portcullis.cluster.v1.ReadIndexResponse
-	9,  // 9: portcullis.cluster.v1.PeerService.ChangeMembership:output_type -> portcullis.cluster.v1.ChangeMembershipResponse
-	11, // 10: portcullis.cluster.v1.PeerService.Restore:output_type -> portcullis.cluster.v1.RestoreResponse
-	3,  // 11: portcullis.cluster.v1.PeerService.ListDataplaneStatus:output_type -> portcullis.cluster.v1.ListDataplaneStatusResponse
-	1,  // 12: portcullis.cluster.v1.PeerService.CopyAuditStore:output_type -> portcullis.cluster.v1.CopyAuditStoreResponse
-	7,  // [7:13] is the sub-list for method output_type
-	1,  // [1:7] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	14, // 0: portcullis.cluster.v1.ForwardLeaseRequest.request:type_name -> portcullis.configsync.v1.LeaseRequest
+	15, // 1: portcullis.cluster.v1.ForwardLeaseResponse.response:type_name -> portcullis.configsync.v1.LeaseResponse
+	16, // 2: portcullis.cluster.v1.ListDataplaneStatusResponse.dataplanes:type_name -> portcullis.admin.v1.DataplaneStatus
+	6,  // 3: portcullis.cluster.v1.PeerService.Apply:input_type -> portcullis.cluster.v1.ApplyRequest
+	8,  // 4: portcullis.cluster.v1.PeerService.ReadIndex:input_type -> portcullis.cluster.v1.ReadIndexRequest
+	10, // 5: portcullis.cluster.v1.PeerService.ChangeMembership:input_type -> portcullis.cluster.v1.ChangeMembershipRequest
+	12, // 6: portcullis.cluster.v1.PeerService.Restore:input_type -> portcullis.cluster.v1.RestoreRequest
+	4,  // 7: portcullis.cluster.v1.PeerService.ListDataplaneStatus:input_type -> portcullis.cluster.v1.ListDataplaneStatusRequest
+	2,  // 8: portcullis.cluster.v1.PeerService.CopyAuditStore:input_type -> portcullis.cluster.v1.CopyAuditStoreRequest
+	0,  // 9: portcullis.cluster.v1.PeerService.ForwardLease:input_type -> portcullis.cluster.v1.ForwardLeaseRequest
+	7,  // 10: portcullis.cluster.v1.PeerService.Apply:output_type -> portcullis.cluster.v1.ApplyResponse
+	9,  // 11: portcullis.cluster.v1.PeerService.ReadIndex:output_type -> portcullis.cluster.v1.ReadIndexResponse
+	11, // 12: portcullis.cluster.v1.PeerService.ChangeMembership:output_type -> portcullis.cluster.v1.ChangeMembershipResponse
+	13, // 13: portcullis.cluster.v1.PeerService.Restore:output_type -> portcullis.cluster.v1.RestoreResponse
+	5,  // 14: portcullis.cluster.v1.PeerService.ListDataplaneStatus:output_type -> portcullis.cluster.v1.ListDataplaneStatusResponse
+	3,  // 15: portcullis.cluster.v1.PeerService.CopyAuditStore:output_type -> portcullis.cluster.v1.CopyAuditStoreResponse
+	1,  // 16: portcullis.cluster.v1.PeerService.ForwardLease:output_type -> portcullis.cluster.v1.ForwardLeaseResponse
+	10, // [10:17] is the sub-list for method output_type
+	3,  // [3:10] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_cluster_v1_peer_proto_init() }
@@ -650,7 +752,7 @@ func file_portcullis_cluster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_cluster_v1_peer_proto_rawDesc), len(file_portcullis_cluster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -613,6 +613,172 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
+// RateLimitKey is one part of a rate limit's key.
+type RateLimitKey int32
+
+const (
+	RateLimitKey_RATE_LIMIT_KEY_UNSPECIFIED RateLimitKey = 0
+	RateLimitKey_RATE_LIMIT_KEY_AGENT       RateLimitKey = 1
+	// The agent's team (calls of agents without a team are not counted).
+	RateLimitKey_RATE_LIMIT_KEY_TEAM RateLimitKey = 2
+	// The verified user the agent acts for (calls without one are not
+	// counted).
+	RateLimitKey_RATE_LIMIT_KEY_USER     RateLimitKey = 3
+	RateLimitKey_RATE_LIMIT_KEY_UPSTREAM RateLimitKey = 4
+	RateLimitKey_RATE_LIMIT_KEY_TOOL     RateLimitKey = 5
+)
+
+// Enum value maps for RateLimitKey.
+var (
+	RateLimitKey_name = map[int32]string{
+		0: "RATE_LIMIT_KEY_UNSPECIFIED",
+		1: "RATE_LIMIT_KEY_AGENT",
+		2: "RATE_LIMIT_KEY_TEAM",
+		3: "RATE_LIMIT_KEY_USER",
+		4: "RATE_LIMIT_KEY_UPSTREAM",
+		5: "RATE_LIMIT_KEY_TOOL",
+	}
+	RateLimitKey_value = map[string]int32{
+		"RATE_LIMIT_KEY_UNSPECIFIED": 0,
+		"RATE_LIMIT_KEY_AGENT":       1,
+		"RATE_LIMIT_KEY_TEAM":        2,
+		"RATE_LIMIT_KEY_USER":        3,
+		"RATE_LIMIT_KEY_UPSTREAM":    4,
+		"RATE_LIMIT_KEY_TOOL":        5,
+	}
+)
+
+func (x RateLimitKey) Enum() *RateLimitKey {
+	p := new(RateLimitKey)
+	*p = x
+	return p
+}
+
+func (x RateLimitKey) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RateLimitKey) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[10].Descriptor()
+}
+
+func (RateLimitKey) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[10]
+}
+
+func (x RateLimitKey) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RateLimitKey.Descriptor instead.
+func (RateLimitKey) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
+}
+
+// RateLimitPeriod is the period a rate is given per.
+type RateLimitPeriod int32
+
+const (
+	RateLimitPeriod_RATE_LIMIT_PERIOD_UNSPECIFIED RateLimitPeriod = 0
+	RateLimitPeriod_RATE_LIMIT_PERIOD_SECOND      RateLimitPeriod = 1
+	RateLimitPeriod_RATE_LIMIT_PERIOD_MINUTE      RateLimitPeriod = 2
+	RateLimitPeriod_RATE_LIMIT_PERIOD_HOUR        RateLimitPeriod = 3
+)
+
+// Enum value maps for RateLimitPeriod.
+var (
+	RateLimitPeriod_name = map[int32]string{
+		0: "RATE_LIMIT_PERIOD_UNSPECIFIED",
+		1: "RATE_LIMIT_PERIOD_SECOND",
+		2: "RATE_LIMIT_PERIOD_MINUTE",
+		3: "RATE_LIMIT_PERIOD_HOUR",
+	}
+	RateLimitPeriod_value = map[string]int32{
+		"RATE_LIMIT_PERIOD_UNSPECIFIED": 0,
+		"RATE_LIMIT_PERIOD_SECOND":      1,
+		"RATE_LIMIT_PERIOD_MINUTE":      2,
+		"RATE_LIMIT_PERIOD_HOUR":        3,
+	}
+)
+
+func (x RateLimitPeriod) Enum() *RateLimitPeriod {
+	p := new(RateLimitPeriod)
+	*p = x
+	return p
+}
+
+func (x RateLimitPeriod) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RateLimitPeriod) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[11].Descriptor()
+}
+
+func (RateLimitPeriod) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[11]
+}
+
+func (x RateLimitPeriod) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RateLimitPeriod.Descriptor instead.
+func (RateLimitPeriod) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
+}
+
+// RateLimitMode says whether a rate limit refuses calls.
+type RateLimitMode int32
+
+const (
+	// Enforce.
+	RateLimitMode_RATE_LIMIT_MODE_UNSPECIFIED RateLimitMode = 0
+	RateLimitMode_RATE_LIMIT_MODE_ENFORCE     RateLimitMode = 1
+	RateLimitMode_RATE_LIMIT_MODE_SHADOW      RateLimitMode = 2
+)
+
+// Enum value maps for RateLimitMode.
+var (
+	RateLimitMode_name = map[int32]string{
+		0: "RATE_LIMIT_MODE_UNSPECIFIED",
+		1: "RATE_LIMIT_MODE_ENFORCE",
+		2: "RATE_LIMIT_MODE_SHADOW",
+	}
+	RateLimitMode_value = map[string]int32{
+		"RATE_LIMIT_MODE_UNSPECIFIED": 0,
+		"RATE_LIMIT_MODE_ENFORCE":     1,
+		"RATE_LIMIT_MODE_SHADOW":      2,
+	}
+)
+
+func (x RateLimitMode) Enum() *RateLimitMode {
+	p := new(RateLimitMode)
+	*p = x
+	return p
+}
+
+func (x RateLimitMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RateLimitMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[12].Descriptor()
+}
+
+func (RateLimitMode) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[12]
+}
+
+func (x RateLimitMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RateLimitMode.Descriptor instead.
+func (RateLimitMode) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
+}
+
 // LearningScope says whose calls a learned list learns from and whose calls
 // its values allow.
 type LearningScope int32
@@ -656,11 +822,11 @@ func (x LearningScope) String() string {
 }
 
 func (LearningScope) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[10].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[13].Descriptor()
 }
 
 func (LearningScope) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[10]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[13]
 }
 
 func (x LearningScope) Number() protoreflect.EnumNumber {
@@ -669,7 +835,7 @@ func (x LearningScope) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LearningScope.Descriptor instead.
 func (LearningScope) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 // AlertFormat is the shape of an alert's JSON body.
@@ -709,11 +875,11 @@ func (x AlertFormat) String() string {
 }
 
 func (AlertFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[11].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[14].Descriptor()
 }
 
 func (AlertFormat) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[11]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[14]
 }
 
 func (x AlertFormat) Number() protoreflect.EnumNumber {
@@ -722,7 +888,7 @@ func (x AlertFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlertFormat.Descriptor instead.
 func (AlertFormat) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -2070,7 +2236,8 @@ func (x *Resilience) GetBreakerOpen() *durationpb.Duration {
 
 // ToolPin is the approved definition of one upstream tool, or of an A2A
 // upstream's agent card. Its name is "<upstream>/<tool>". Several versions
-// may be kept; `active_version` is the one data planes serve.
+// may be kept; `active_version` is the default, which data planes serve to
+// every agent no assignment names (an agent card has no assignments).
 type ToolPin struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
@@ -2080,12 +2247,17 @@ type ToolPin struct {
 	// agent card, "agent-card".
 	Tool     string         `protobuf:"bytes,3,opt,name=tool,proto3" json:"tool,omitempty"`
 	Versions []*ToolVersion `protobuf:"bytes,4,rep,name=versions,proto3" json:"versions,omitempty"`
-	// Version served to agents. 0 means the newest.
+	// The default version: served to agents no assignment names. 0 means
+	// the newest.
 	ActiveVersion int64 `protobuf:"varint,5,opt,name=active_version,json=activeVersion,proto3" json:"active_version,omitempty"`
 	// What is pinned: set by the control plane from the upstream's protocol
 	// (an A2A upstream's only pin is its agent card). A put of an agent-card
 	// pin needs cluster version 2.
-	Kind          PinKind `protobuf:"varint,6,opt,name=kind,proto3,enum=portcullis.config.v1.PinKind" json:"kind,omitempty"`
+	Kind PinKind `protobuf:"varint,6,opt,name=kind,proto3,enum=portcullis.config.v1.PinKind" json:"kind,omitempty"`
+	// Versions assigned to teams and agents instead of the default (gwctl
+	// tool assign): an agent's own assignment wins over its team's. At most
+	// one per team and one per agent. Cluster version 5.
+	Assignments   []*ToolAssignment `protobuf:"bytes,7,rep,name=assignments,proto3" json:"assignments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2162,6 +2334,94 @@ func (x *ToolPin) GetKind() PinKind {
 	return PinKind_PIN_KIND_UNSPECIFIED
 }
 
+func (x *ToolPin) GetAssignments() []*ToolAssignment {
+	if x != nil {
+		return x.Assignments
+	}
+	return nil
+}
+
+// ToolAssignment puts a team or one agent on a version of a tool.
+type ToolAssignment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version, one of the pin's.
+	Version int64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Exactly one of team and agent is set.
+	Team  string `protobuf:"bytes,2,opt,name=team,proto3" json:"team,omitempty"`
+	Agent string `protobuf:"bytes,3,opt,name=agent,proto3" json:"agent,omitempty"`
+	// Output only.
+	AssignTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=assign_time,json=assignTime,proto3" json:"assign_time,omitempty"`
+	// Output only: the admin token that made the assignment.
+	AssignedBy    string `protobuf:"bytes,5,opt,name=assigned_by,json=assignedBy,proto3" json:"assigned_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolAssignment) Reset() {
+	*x = ToolAssignment{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolAssignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolAssignment) ProtoMessage() {}
+
+func (x *ToolAssignment) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolAssignment.ProtoReflect.Descriptor instead.
+func (*ToolAssignment) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ToolAssignment) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ToolAssignment) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *ToolAssignment) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *ToolAssignment) GetAssignTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AssignTime
+	}
+	return nil
+}
+
+func (x *ToolAssignment) GetAssignedBy() string {
+	if x != nil {
+		return x.AssignedBy
+	}
+	return ""
+}
+
 // ToolVersion is one approved definition of a tool.
 type ToolVersion struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2179,15 +2439,23 @@ type ToolVersion struct {
 	ApproveTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=approve_time,json=approveTime,proto3" json:"approve_time,omitempty"`
 	// Output only.
 	ApprovedBy string `protobuf:"bytes,7,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
-	// After this time the version is deprecated (reserved for rollout work).
+	// When the version was deprecated (gwctl tool deprecate): from then
+	// until sunset_time calls on it carry a deprecation notice, and after
+	// sunset_time they are refused (tool_version_retired). Unset: not
+	// deprecated. Set together with sunset_time (cluster version 5).
 	DeprecateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=deprecate_time,json=deprecateTime,proto3" json:"deprecate_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// When calls on the version stop being served; after deprecate_time.
+	SunsetTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=sunset_time,json=sunsetTime,proto3" json:"sunset_time,omitempty"`
+	// What the operator tells callers (at most 1024 bytes), with the
+	// deprecation notice and the refusal after the sunset.
+	DeprecationMessage string `protobuf:"bytes,10,opt,name=deprecation_message,json=deprecationMessage,proto3" json:"deprecation_message,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ToolVersion) Reset() {
 	*x = ToolVersion{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2467,7 @@ func (x *ToolVersion) String() string {
 func (*ToolVersion) ProtoMessage() {}
 
 func (x *ToolVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[17]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2480,7 @@ func (x *ToolVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolVersion.ProtoReflect.Descriptor instead.
 func (*ToolVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ToolVersion) GetVersion() int64 {
@@ -2271,6 +2539,20 @@ func (x *ToolVersion) GetDeprecateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ToolVersion) GetSunsetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SunsetTime
+	}
+	return nil
+}
+
+func (x *ToolVersion) GetDeprecationMessage() string {
+	if x != nil {
+		return x.DeprecationMessage
+	}
+	return ""
+}
+
 // PolicySet is a named set of Cedar policies. All enabled sets are combined
 // into one; each policy's id is "<set>/<@id or policyN>".
 type PolicySet struct {
@@ -2306,7 +2588,7 @@ type PolicySet struct {
 
 func (x *PolicySet) Reset() {
 	*x = PolicySet{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2600,7 @@ func (x *PolicySet) String() string {
 func (*PolicySet) ProtoMessage() {}
 
 func (x *PolicySet) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[18]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2613,7 @@ func (x *PolicySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicySet.ProtoReflect.Descriptor instead.
 func (*PolicySet) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PolicySet) GetMeta() *ResourceMeta {
@@ -2418,7 +2700,7 @@ type PolicyHistory struct {
 
 func (x *PolicyHistory) Reset() {
 	*x = PolicyHistory{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2430,7 +2712,7 @@ func (x *PolicyHistory) String() string {
 func (*PolicyHistory) ProtoMessage() {}
 
 func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[19]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2443,7 +2725,7 @@ func (x *PolicyHistory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyHistory.ProtoReflect.Descriptor instead.
 func (*PolicyHistory) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PolicyHistory) GetMeta() *ResourceMeta {
@@ -2486,7 +2768,7 @@ type PolicyVersion struct {
 
 func (x *PolicyVersion) Reset() {
 	*x = PolicyVersion{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2498,7 +2780,7 @@ func (x *PolicyVersion) String() string {
 func (*PolicyVersion) ProtoMessage() {}
 
 func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[20]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2511,7 +2793,7 @@ func (x *PolicyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVersion.ProtoReflect.Descriptor instead.
 func (*PolicyVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PolicyVersion) GetVersion() int64 {
@@ -2598,7 +2880,7 @@ type PolicyTests struct {
 
 func (x *PolicyTests) Reset() {
 	*x = PolicyTests{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2610,7 +2892,7 @@ func (x *PolicyTests) String() string {
 func (*PolicyTests) ProtoMessage() {}
 
 func (x *PolicyTests) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[21]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2623,7 +2905,7 @@ func (x *PolicyTests) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyTests.ProtoReflect.Descriptor instead.
 func (*PolicyTests) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PolicyTests) GetMeta() *ResourceMeta {
@@ -2673,7 +2955,7 @@ type PolicyTestCase struct {
 
 func (x *PolicyTestCase) Reset() {
 	*x = PolicyTestCase{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2685,7 +2967,7 @@ func (x *PolicyTestCase) String() string {
 func (*PolicyTestCase) ProtoMessage() {}
 
 func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[22]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2698,7 +2980,7 @@ func (x *PolicyTestCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyTestCase.ProtoReflect.Descriptor instead.
 func (*PolicyTestCase) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PolicyTestCase) GetName() string {
@@ -2846,7 +3128,7 @@ type Rollout struct {
 
 func (x *Rollout) Reset() {
 	*x = Rollout{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2858,7 +3140,7 @@ func (x *Rollout) String() string {
 func (*Rollout) ProtoMessage() {}
 
 func (x *Rollout) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[23]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2871,7 +3153,7 @@ func (x *Rollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
 func (*Rollout) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{23}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Rollout) GetMeta() *ResourceMeta {
@@ -3013,7 +3295,7 @@ type RolloutPlan struct {
 
 func (x *RolloutPlan) Reset() {
 	*x = RolloutPlan{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3025,7 +3307,7 @@ func (x *RolloutPlan) String() string {
 func (*RolloutPlan) ProtoMessage() {}
 
 func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[24]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3038,7 +3320,7 @@ func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutPlan.ProtoReflect.Descriptor instead.
 func (*RolloutPlan) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{24}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RolloutPlan) GetShadow() *durationpb.Duration {
@@ -3091,7 +3373,7 @@ type RolloutTransition struct {
 
 func (x *RolloutTransition) Reset() {
 	*x = RolloutTransition{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3103,7 +3385,7 @@ func (x *RolloutTransition) String() string {
 func (*RolloutTransition) ProtoMessage() {}
 
 func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[25]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3116,7 +3398,7 @@ func (x *RolloutTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutTransition.ProtoReflect.Descriptor instead.
 func (*RolloutTransition) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{25}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RolloutTransition) GetTime() *timestamppb.Timestamp {
@@ -3190,7 +3472,7 @@ type ValueList struct {
 
 func (x *ValueList) Reset() {
 	*x = ValueList{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3202,7 +3484,7 @@ func (x *ValueList) String() string {
 func (*ValueList) ProtoMessage() {}
 
 func (x *ValueList) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[26]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3215,7 +3497,7 @@ func (x *ValueList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValueList.ProtoReflect.Descriptor instead.
 func (*ValueList) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{26}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ValueList) GetMeta() *ResourceMeta {
@@ -3251,7 +3533,7 @@ type Setting struct {
 
 func (x *Setting) Reset() {
 	*x = Setting{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3263,7 +3545,7 @@ func (x *Setting) String() string {
 func (*Setting) ProtoMessage() {}
 
 func (x *Setting) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[27]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3276,7 +3558,7 @@ func (x *Setting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Setting.ProtoReflect.Descriptor instead.
 func (*Setting) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{27}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Setting) GetMeta() *ResourceMeta {
@@ -3308,7 +3590,7 @@ type IdentitySource struct {
 
 func (x *IdentitySource) Reset() {
 	*x = IdentitySource{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3320,7 +3602,7 @@ func (x *IdentitySource) String() string {
 func (*IdentitySource) ProtoMessage() {}
 
 func (x *IdentitySource) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[28]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3333,7 +3615,7 @@ func (x *IdentitySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
 func (*IdentitySource) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{28}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *IdentitySource) GetMeta() *ResourceMeta {
@@ -3414,7 +3696,7 @@ type JwtIssuer struct {
 
 func (x *JwtIssuer) Reset() {
 	*x = JwtIssuer{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3426,7 +3708,7 @@ func (x *JwtIssuer) String() string {
 func (*JwtIssuer) ProtoMessage() {}
 
 func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3439,7 +3721,7 @@ func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtIssuer.ProtoReflect.Descriptor instead.
 func (*JwtIssuer) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *JwtIssuer) GetIssuer() string {
@@ -3524,7 +3806,7 @@ type MtlsAuthority struct {
 
 func (x *MtlsAuthority) Reset() {
 	*x = MtlsAuthority{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3536,7 +3818,7 @@ func (x *MtlsAuthority) String() string {
 func (*MtlsAuthority) ProtoMessage() {}
 
 func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3549,7 +3831,7 @@ func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsAuthority.ProtoReflect.Descriptor instead.
 func (*MtlsAuthority) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MtlsAuthority) GetCaPem() string {
@@ -3591,7 +3873,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3603,7 +3885,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3616,7 +3898,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Secret) GetMeta() *ResourceMeta {
@@ -3681,7 +3963,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3693,7 +3975,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3706,7 +3988,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AdminToken) GetMeta() *ResourceMeta {
@@ -3764,7 +4046,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3776,7 +4058,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3789,7 +4071,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Node) GetMeta() *ResourceMeta {
@@ -3838,7 +4120,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3850,7 +4132,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3863,7 +4145,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{34}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClusterIdentity) GetClusterId() string {
@@ -3897,6 +4179,151 @@ func (x *ClusterIdentity) GetKekId() string {
 func (x *ClusterIdentity) GetCreateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreateTime
+	}
+	return nil
+}
+
+// RateLimit bounds how fast, and how many at once, the calls of one key
+// may run across the whole fleet. The control-plane leader leases each
+// data plane a share of the rate and of the in-flight slots for every key
+// it sees calls for, in proportion to the demand the data planes report;
+// a data plane enforces its share locally, so a call never waits on the
+// network. Every rate limit that applies to a call must admit it.
+// Cluster version 6.
+type RateLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// What the calls sharing one bucket have in common: one or more of
+	// agent, team, user, upstream and tool (each combination of values has
+	// its own bucket). Empty: every matching call shares one bucket.
+	Key []RateLimitKey `protobuf:"varint,2,rep,packed,name=key,proto3,enum=portcullis.config.v1.RateLimitKey" json:"key,omitempty"`
+	// Calls admitted per period, fleet-wide, per key; 0 with max_in_flight
+	// set means no rate limit.
+	Rate   int64           `protobuf:"varint,3,opt,name=rate,proto3" json:"rate,omitempty"`
+	Period RateLimitPeriod `protobuf:"varint,4,opt,name=period,proto3,enum=portcullis.config.v1.RateLimitPeriod" json:"period,omitempty"`
+	// How many calls may run back to back above the rate (the bucket's
+	// size), fleet-wide; 0 means rate (one period's worth), capped at
+	// limits.RateLimitBurst.
+	Burst int64 `protobuf:"varint,5,opt,name=burst,proto3" json:"burst,omitempty"`
+	// Calls of one key in flight at once, fleet-wide; 0 means no limit.
+	MaxInFlight int64 `protobuf:"varint,6,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	// Enforce (default) or shadow: a shadow limit counts the calls it would
+	// refuse and refuses none.
+	Mode RateLimitMode `protobuf:"varint,7,opt,name=mode,proto3,enum=portcullis.config.v1.RateLimitMode" json:"mode,omitempty"`
+	// Only calls matching every non-empty list count: by agent name, team,
+	// upstream name and tool (the name agents call it by,
+	// "<prefix>__<tool>", or a model's name).
+	Agents        []string `protobuf:"bytes,8,rep,name=agents,proto3" json:"agents,omitempty"`
+	Teams         []string `protobuf:"bytes,9,rep,name=teams,proto3" json:"teams,omitempty"`
+	Upstreams     []string `protobuf:"bytes,10,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
+	Tools         []string `protobuf:"bytes,11,rep,name=tools,proto3" json:"tools,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimit) Reset() {
+	*x = RateLimit{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimit) ProtoMessage() {}
+
+func (x *RateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
+func (*RateLimit) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RateLimit) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *RateLimit) GetKey() []RateLimitKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *RateLimit) GetRate() int64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+func (x *RateLimit) GetPeriod() RateLimitPeriod {
+	if x != nil {
+		return x.Period
+	}
+	return RateLimitPeriod_RATE_LIMIT_PERIOD_UNSPECIFIED
+}
+
+func (x *RateLimit) GetBurst() int64 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *RateLimit) GetMaxInFlight() int64 {
+	if x != nil {
+		return x.MaxInFlight
+	}
+	return 0
+}
+
+func (x *RateLimit) GetMode() RateLimitMode {
+	if x != nil {
+		return x.Mode
+	}
+	return RateLimitMode_RATE_LIMIT_MODE_UNSPECIFIED
+}
+
+func (x *RateLimit) GetAgents() []string {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *RateLimit) GetTeams() []string {
+	if x != nil {
+		return x.Teams
+	}
+	return nil
+}
+
+func (x *RateLimit) GetUpstreams() []string {
+	if x != nil {
+		return x.Upstreams
+	}
+	return nil
+}
+
+func (x *RateLimit) GetTools() []string {
+	if x != nil {
+		return x.Tools
 	}
 	return nil
 }
@@ -3942,7 +4369,7 @@ type ListLearning struct {
 
 func (x *ListLearning) Reset() {
 	*x = ListLearning{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3954,7 +4381,7 @@ func (x *ListLearning) String() string {
 func (*ListLearning) ProtoMessage() {}
 
 func (x *ListLearning) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3967,7 +4394,7 @@ func (x *ListLearning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLearning.ProtoReflect.Descriptor instead.
 func (*ListLearning) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListLearning) GetMeta() *ResourceMeta {
@@ -4039,7 +4466,7 @@ type LearnedSet struct {
 
 func (x *LearnedSet) Reset() {
 	*x = LearnedSet{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4051,7 +4478,7 @@ func (x *LearnedSet) String() string {
 func (*LearnedSet) ProtoMessage() {}
 
 func (x *LearnedSet) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4064,7 +4491,7 @@ func (x *LearnedSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedSet.ProtoReflect.Descriptor instead.
 func (*LearnedSet) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LearnedSet) GetScope() string {
@@ -4096,7 +4523,7 @@ type AlertRule struct {
 
 func (x *AlertRule) Reset() {
 	*x = AlertRule{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4108,7 +4535,7 @@ func (x *AlertRule) String() string {
 func (*AlertRule) ProtoMessage() {}
 
 func (x *AlertRule) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4121,7 +4548,7 @@ func (x *AlertRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertRule.ProtoReflect.Descriptor instead.
 func (*AlertRule) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AlertRule) GetMeta() *ResourceMeta {
@@ -4169,7 +4596,7 @@ type AlertMatch struct {
 
 func (x *AlertMatch) Reset() {
 	*x = AlertMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4181,7 +4608,7 @@ func (x *AlertMatch) String() string {
 func (*AlertMatch) ProtoMessage() {}
 
 func (x *AlertMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4194,7 +4621,7 @@ func (x *AlertMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertMatch.ProtoReflect.Descriptor instead.
 func (*AlertMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AlertMatch) GetKind() isAlertMatch_Kind {
@@ -4270,7 +4697,7 @@ type PolicyDenyMatch struct {
 
 func (x *PolicyDenyMatch) Reset() {
 	*x = PolicyDenyMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4282,7 +4709,7 @@ func (x *PolicyDenyMatch) String() string {
 func (*PolicyDenyMatch) ProtoMessage() {}
 
 func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4295,7 +4722,7 @@ func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyDenyMatch.ProtoReflect.Descriptor instead.
 func (*PolicyDenyMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PolicyDenyMatch) GetTag() string {
@@ -4315,7 +4742,7 @@ type QuarantineMatch struct {
 
 func (x *QuarantineMatch) Reset() {
 	*x = QuarantineMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4327,7 +4754,7 @@ func (x *QuarantineMatch) String() string {
 func (*QuarantineMatch) ProtoMessage() {}
 
 func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4340,7 +4767,7 @@ func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineMatch.ProtoReflect.Descriptor instead.
 func (*QuarantineMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{42}
 }
 
 // RolloutRollbackMatch matches the automatic rollbacks of staged policy
@@ -4353,7 +4780,7 @@ type RolloutRollbackMatch struct {
 
 func (x *RolloutRollbackMatch) Reset() {
 	*x = RolloutRollbackMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4365,7 +4792,7 @@ func (x *RolloutRollbackMatch) String() string {
 func (*RolloutRollbackMatch) ProtoMessage() {}
 
 func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4378,7 +4805,7 @@ func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutRollbackMatch.ProtoReflect.Descriptor instead.
 func (*RolloutRollbackMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{43}
 }
 
 // AlertWebhook is where and how an alert is sent.
@@ -4405,7 +4832,7 @@ type AlertWebhook struct {
 
 func (x *AlertWebhook) Reset() {
 	*x = AlertWebhook{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4417,7 +4844,7 @@ func (x *AlertWebhook) String() string {
 func (*AlertWebhook) ProtoMessage() {}
 
 func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4430,7 +4857,7 @@ func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertWebhook.ProtoReflect.Descriptor instead.
 func (*AlertWebhook) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{42}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AlertWebhook) GetUrl() string {
@@ -4495,7 +4922,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4507,7 +4934,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4520,7 +4947,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{43}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Alert) GetMeta() *ResourceMeta {
@@ -4604,7 +5031,7 @@ type AlertEvent struct {
 
 func (x *AlertEvent) Reset() {
 	*x = AlertEvent{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4616,7 +5043,7 @@ func (x *AlertEvent) String() string {
 func (*AlertEvent) ProtoMessage() {}
 
 func (x *AlertEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4629,7 +5056,7 @@ func (x *AlertEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertEvent.ProtoReflect.Descriptor instead.
 func (*AlertEvent) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{44}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AlertEvent) GetKind() string {
@@ -4722,7 +5149,7 @@ type AuditCursor struct {
 
 func (x *AuditCursor) Reset() {
 	*x = AuditCursor{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4734,7 +5161,7 @@ func (x *AuditCursor) String() string {
 func (*AuditCursor) ProtoMessage() {}
 
 func (x *AuditCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4747,7 +5174,7 @@ func (x *AuditCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCursor.ProtoReflect.Descriptor instead.
 func (*AuditCursor) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{45}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AuditCursor) GetMeta() *ResourceMeta {
@@ -4790,7 +5217,7 @@ type AuditMark struct {
 
 func (x *AuditMark) Reset() {
 	*x = AuditMark{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4802,7 +5229,7 @@ func (x *AuditMark) String() string {
 func (*AuditMark) ProtoMessage() {}
 
 func (x *AuditMark) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4815,7 +5242,7 @@ func (x *AuditMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditMark.ProtoReflect.Descriptor instead.
 func (*AuditMark) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{46}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AuditMark) GetDataplane() string {
@@ -4957,14 +5384,23 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"maxRetries\x88\x01\x01\x12)\n" +
 	"\x10breaker_failures\x18\x03 \x01(\x05R\x0fbreakerFailures\x12<\n" +
 	"\fbreaker_open\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vbreakerOpenB\x0e\n" +
-	"\f_max_retries\"\x8a\x02\n" +
+	"\f_max_retries\"\xd2\x02\n" +
 	"\aToolPin\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1a\n" +
 	"\bupstream\x18\x02 \x01(\tR\bupstream\x12\x12\n" +
 	"\x04tool\x18\x03 \x01(\tR\x04tool\x12=\n" +
 	"\bversions\x18\x04 \x03(\v2!.portcullis.config.v1.ToolVersionR\bversions\x12%\n" +
 	"\x0eactive_version\x18\x05 \x01(\x03R\ractiveVersion\x121\n" +
-	"\x04kind\x18\x06 \x01(\x0e2\x1d.portcullis.config.v1.PinKindR\x04kind\"\xed\x02\n" +
+	"\x04kind\x18\x06 \x01(\x0e2\x1d.portcullis.config.v1.PinKindR\x04kind\x12F\n" +
+	"\vassignments\x18\a \x03(\v2$.portcullis.config.v1.ToolAssignmentR\vassignments\"\xb2\x01\n" +
+	"\x0eToolAssignment\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x12\n" +
+	"\x04team\x18\x02 \x01(\tR\x04team\x12\x14\n" +
+	"\x05agent\x18\x03 \x01(\tR\x05agent\x12;\n" +
+	"\vassign_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"assignTime\x12\x1f\n" +
+	"\vassigned_by\x18\x05 \x01(\tR\n" +
+	"assignedBy\"\xdb\x03\n" +
 	"\vToolVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12'\n" +
 	"\x0fdefinition_hash\x18\x02 \x01(\tR\x0edefinitionHash\x12\x1e\n" +
@@ -4976,7 +5412,11 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\fapprove_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vapproveTime\x12\x1f\n" +
 	"\vapproved_by\x18\a \x01(\tR\n" +
 	"approvedBy\x12A\n" +
-	"\x0edeprecate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rdeprecateTime\"\xc8\x02\n" +
+	"\x0edeprecate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rdeprecateTime\x12;\n" +
+	"\vsunset_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"sunsetTime\x12/\n" +
+	"\x13deprecation_message\x18\n" +
+	" \x01(\tR\x12deprecationMessage\"\xc8\x02\n" +
 	"\tPolicySet\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
@@ -5122,7 +5562,20 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\rca_key_sealed\x18\x03 \x01(\fR\vcaKeySealed\x12\x15\n" +
 	"\x06kek_id\x18\x04 \x01(\tR\x05kekId\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xd8\x02\n" +
+	"createTime\"\xa1\x03\n" +
+	"\tRateLimit\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x124\n" +
+	"\x03key\x18\x02 \x03(\x0e2\".portcullis.config.v1.RateLimitKeyR\x03key\x12\x12\n" +
+	"\x04rate\x18\x03 \x01(\x03R\x04rate\x12=\n" +
+	"\x06period\x18\x04 \x01(\x0e2%.portcullis.config.v1.RateLimitPeriodR\x06period\x12\x14\n" +
+	"\x05burst\x18\x05 \x01(\x03R\x05burst\x12\"\n" +
+	"\rmax_in_flight\x18\x06 \x01(\x03R\vmaxInFlight\x127\n" +
+	"\x04mode\x18\a \x01(\x0e2#.portcullis.config.v1.RateLimitModeR\x04mode\x12\x16\n" +
+	"\x06agents\x18\b \x03(\tR\x06agents\x12\x14\n" +
+	"\x05teams\x18\t \x03(\tR\x05teams\x12\x1c\n" +
+	"\tupstreams\x18\n" +
+	" \x03(\tR\tupstreams\x12\x14\n" +
+	"\x05tools\x18\v \x03(\tR\x05tools\"\xd8\x02\n" +
 	"\fListLearning\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x12\n" +
 	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x1a\n" +
@@ -5245,7 +5698,23 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\rROLE_OPERATOR\x10\x02\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\x03\x12\x12\n" +
-	"\x0eROLE_DATAPLANE\x10\x04*}\n" +
+	"\x0eROLE_DATAPLANE\x10\x04*\xb0\x01\n" +
+	"\fRateLimitKey\x12\x1e\n" +
+	"\x1aRATE_LIMIT_KEY_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14RATE_LIMIT_KEY_AGENT\x10\x01\x12\x17\n" +
+	"\x13RATE_LIMIT_KEY_TEAM\x10\x02\x12\x17\n" +
+	"\x13RATE_LIMIT_KEY_USER\x10\x03\x12\x1b\n" +
+	"\x17RATE_LIMIT_KEY_UPSTREAM\x10\x04\x12\x17\n" +
+	"\x13RATE_LIMIT_KEY_TOOL\x10\x05*\x8c\x01\n" +
+	"\x0fRateLimitPeriod\x12!\n" +
+	"\x1dRATE_LIMIT_PERIOD_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18RATE_LIMIT_PERIOD_SECOND\x10\x01\x12\x1c\n" +
+	"\x18RATE_LIMIT_PERIOD_MINUTE\x10\x02\x12\x1a\n" +
+	"\x16RATE_LIMIT_PERIOD_HOUR\x10\x03*i\n" +
+	"\rRateLimitMode\x12\x1f\n" +
+	"\x1bRATE_LIMIT_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17RATE_LIMIT_MODE_ENFORCE\x10\x01\x12\x1a\n" +
+	"\x16RATE_LIMIT_MODE_SHADOW\x10\x02*}\n" +
 	"\rLearningScope\x12\x1e\n" +
 	"\x1aLEARNING_SCOPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14LEARNING_SCOPE_AGENT\x10\x01\x12\x17\n" +
@@ -5269,8 +5738,8 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(LlmProvider)(0),               // 1: portcullis.config.v1.LlmProvider
@@ -5282,146 +5751,158 @@ var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(RolloutStage)(0),              // 7: portcullis.config.v1.RolloutStage
 	(JwtUse)(0),                    // 8: portcullis.config.v1.JwtUse
 	(Role)(0),                      // 9: portcullis.config.v1.Role
-	(LearningScope)(0),             // 10: portcullis.config.v1.LearningScope
-	(AlertFormat)(0),               // 11: portcullis.config.v1.AlertFormat
-	(*ResourceMeta)(nil),           // 12: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 13: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 14: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 15: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 16: portcullis.config.v1.Upstream
-	(*LlmUpstream)(nil),            // 17: portcullis.config.v1.LlmUpstream
-	(*LlmModel)(nil),               // 18: portcullis.config.v1.LlmModel
-	(*ModelPrice)(nil),             // 19: portcullis.config.v1.ModelPrice
-	(*PriceEntry)(nil),             // 20: portcullis.config.v1.PriceEntry
-	(*Budget)(nil),                 // 21: portcullis.config.v1.Budget
-	(*UpstreamCredential)(nil),     // 22: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 23: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 24: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 25: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 26: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 27: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 28: portcullis.config.v1.ToolPin
-	(*ToolVersion)(nil),            // 29: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 30: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 31: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 32: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 33: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 34: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 35: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 36: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 37: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 38: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 39: portcullis.config.v1.Setting
-	(*IdentitySource)(nil),         // 40: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 41: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 42: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 43: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 44: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 45: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 46: portcullis.config.v1.ClusterIdentity
-	(*ListLearning)(nil),           // 47: portcullis.config.v1.ListLearning
-	(*LearnedSet)(nil),             // 48: portcullis.config.v1.LearnedSet
-	(*AlertRule)(nil),              // 49: portcullis.config.v1.AlertRule
-	(*AlertMatch)(nil),             // 50: portcullis.config.v1.AlertMatch
-	(*PolicyDenyMatch)(nil),        // 51: portcullis.config.v1.PolicyDenyMatch
-	(*QuarantineMatch)(nil),        // 52: portcullis.config.v1.QuarantineMatch
-	(*RolloutRollbackMatch)(nil),   // 53: portcullis.config.v1.RolloutRollbackMatch
-	(*AlertWebhook)(nil),           // 54: portcullis.config.v1.AlertWebhook
-	(*Alert)(nil),                  // 55: portcullis.config.v1.Alert
-	(*AlertEvent)(nil),             // 56: portcullis.config.v1.AlertEvent
-	(*AuditCursor)(nil),            // 57: portcullis.config.v1.AuditCursor
-	(*AuditMark)(nil),              // 58: portcullis.config.v1.AuditMark
-	nil,                            // 59: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 60: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 61: google.protobuf.Duration
+	(RateLimitKey)(0),              // 10: portcullis.config.v1.RateLimitKey
+	(RateLimitPeriod)(0),           // 11: portcullis.config.v1.RateLimitPeriod
+	(RateLimitMode)(0),             // 12: portcullis.config.v1.RateLimitMode
+	(LearningScope)(0),             // 13: portcullis.config.v1.LearningScope
+	(AlertFormat)(0),               // 14: portcullis.config.v1.AlertFormat
+	(*ResourceMeta)(nil),           // 15: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 16: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 17: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 18: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 19: portcullis.config.v1.Upstream
+	(*LlmUpstream)(nil),            // 20: portcullis.config.v1.LlmUpstream
+	(*LlmModel)(nil),               // 21: portcullis.config.v1.LlmModel
+	(*ModelPrice)(nil),             // 22: portcullis.config.v1.ModelPrice
+	(*PriceEntry)(nil),             // 23: portcullis.config.v1.PriceEntry
+	(*Budget)(nil),                 // 24: portcullis.config.v1.Budget
+	(*UpstreamCredential)(nil),     // 25: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 26: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 27: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 28: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 29: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 30: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 31: portcullis.config.v1.ToolPin
+	(*ToolAssignment)(nil),         // 32: portcullis.config.v1.ToolAssignment
+	(*ToolVersion)(nil),            // 33: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 34: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 35: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 36: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 37: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 38: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 39: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 40: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 41: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 42: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 43: portcullis.config.v1.Setting
+	(*IdentitySource)(nil),         // 44: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 45: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 46: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 47: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 48: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 49: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 50: portcullis.config.v1.ClusterIdentity
+	(*RateLimit)(nil),              // 51: portcullis.config.v1.RateLimit
+	(*ListLearning)(nil),           // 52: portcullis.config.v1.ListLearning
+	(*LearnedSet)(nil),             // 53: portcullis.config.v1.LearnedSet
+	(*AlertRule)(nil),              // 54: portcullis.config.v1.AlertRule
+	(*AlertMatch)(nil),             // 55: portcullis.config.v1.AlertMatch
+	(*PolicyDenyMatch)(nil),        // 56: portcullis.config.v1.PolicyDenyMatch
+	(*QuarantineMatch)(nil),        // 57: portcullis.config.v1.QuarantineMatch
+	(*RolloutRollbackMatch)(nil),   // 58: portcullis.config.v1.RolloutRollbackMatch
+	(*AlertWebhook)(nil),           // 59: portcullis.config.v1.AlertWebhook
+	(*Alert)(nil),                  // 60: portcullis.config.v1.Alert
+	(*AlertEvent)(nil),             // 61: portcullis.config.v1.AlertEvent
+	(*AuditCursor)(nil),            // 62: portcullis.config.v1.AuditCursor
+	(*AuditMark)(nil),              // 63: portcullis.config.v1.AuditMark
+	nil,                            // 64: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 65: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 66: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	59, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	60, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	60, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	12, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	14, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	15, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	60, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	60, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	64, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	65, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	65, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	15, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	17, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	18, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	65, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	65, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	22, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	26, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	27, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	25, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	29, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	30, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
 	4,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	17, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
+	20, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
 	1,  // 15: portcullis.config.v1.LlmUpstream.provider:type_name -> portcullis.config.v1.LlmProvider
-	18, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
-	12, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
-	20, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
-	60, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
-	12, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
+	21, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
+	15, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
+	23, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
+	65, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
+	15, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
 	2,  // 21: portcullis.config.v1.Budget.scope:type_name -> portcullis.config.v1.BudgetScope
 	3,  // 22: portcullis.config.v1.Budget.window:type_name -> portcullis.config.v1.BudgetWindow
-	23, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	24, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	25, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	61, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	61, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	12, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	29, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	26, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	27, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	28, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	66, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	66, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	15, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	33, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
 	6,  // 30: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
-	5,  // 31: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	60, // 32: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	60, // 33: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	12, // 34: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	12, // 35: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	32, // 36: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	60, // 37: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	12, // 38: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	34, // 39: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	60, // 40: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	12, // 41: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	36, // 42: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
-	7,  // 43: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	60, // 44: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	37, // 45: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	61, // 46: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	61, // 47: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	60, // 48: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
-	7,  // 49: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
-	7,  // 50: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	12, // 51: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	12, // 52: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	12, // 53: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	41, // 54: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	42, // 55: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	61, // 56: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	8,  // 57: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	12, // 58: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	12, // 59: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	9,  // 60: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	60, // 61: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 62: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	60, // 63: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	12, // 64: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 65: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
-	60, // 66: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
-	48, // 67: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
-	12, // 68: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
-	50, // 69: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
-	54, // 70: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
-	51, // 71: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
-	52, // 72: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
-	53, // 73: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
-	11, // 74: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
-	12, // 75: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
-	56, // 76: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
-	60, // 77: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	60, // 78: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
-	12, // 79: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
-	58, // 80: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
-	81, // [81:81] is the sub-list for method output_type
-	81, // [81:81] is the sub-list for method input_type
-	81, // [81:81] is the sub-list for extension type_name
-	81, // [81:81] is the sub-list for extension extendee
-	0,  // [0:81] is the sub-list for field type_name
+	32, // 31: portcullis.config.v1.ToolPin.assignments:type_name -> portcullis.config.v1.ToolAssignment
+	65, // 32: portcullis.config.v1.ToolAssignment.assign_time:type_name -> google.protobuf.Timestamp
+	5,  // 33: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
+	65, // 34: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	65, // 35: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	65, // 36: portcullis.config.v1.ToolVersion.sunset_time:type_name -> google.protobuf.Timestamp
+	15, // 37: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 38: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	36, // 39: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	65, // 40: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	15, // 41: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	38, // 42: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	65, // 43: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	15, // 44: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	40, // 45: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	7,  // 46: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	65, // 47: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	41, // 48: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	66, // 49: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	66, // 50: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	65, // 51: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	7,  // 52: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
+	7,  // 53: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
+	15, // 54: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 55: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 56: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	45, // 57: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	46, // 58: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	66, // 59: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	8,  // 60: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	15, // 61: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	15, // 62: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	9,  // 63: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	65, // 64: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 65: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	65, // 66: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	15, // 67: portcullis.config.v1.RateLimit.meta:type_name -> portcullis.config.v1.ResourceMeta
+	10, // 68: portcullis.config.v1.RateLimit.key:type_name -> portcullis.config.v1.RateLimitKey
+	11, // 69: portcullis.config.v1.RateLimit.period:type_name -> portcullis.config.v1.RateLimitPeriod
+	12, // 70: portcullis.config.v1.RateLimit.mode:type_name -> portcullis.config.v1.RateLimitMode
+	15, // 71: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 72: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
+	65, // 73: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
+	53, // 74: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
+	15, // 75: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	55, // 76: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
+	59, // 77: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
+	56, // 78: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
+	57, // 79: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
+	58, // 80: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
+	14, // 81: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
+	15, // 82: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
+	61, // 83: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
+	65, // 84: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	65, // 85: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
+	15, // 86: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
+	63, // 87: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
+	88, // [88:88] is the sub-list for method output_type
+	88, // [88:88] is the sub-list for method input_type
+	88, // [88:88] is the sub-list for extension type_name
+	88, // [88:88] is the sub-list for extension extendee
+	0,  // [0:88] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -5437,11 +5918,11 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
 	file_portcullis_config_v1_resources_proto_msgTypes[15].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[28].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[29].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
-	file_portcullis_config_v1_resources_proto_msgTypes[38].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[40].OneofWrappers = []any{
 		(*AlertMatch_PolicyDeny)(nil),
 		(*AlertMatch_Quarantine)(nil),
 		(*AlertMatch_RolloutRollback)(nil),
@@ -5451,8 +5932,8 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      12,
-			NumMessages:   48,
+			NumEnums:      15,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -14,6 +14,7 @@ package configsyncv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -88,6 +89,321 @@ func (Mode) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{0}
 }
 
+type LeaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The data plane's name (the join credential's name).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// One entry per (rate limit, key) the data plane saw calls for lately
+	// or holds a lease for. At most 10,000.
+	Demands       []*Demand `protobuf:"bytes,2,rep,name=demands,proto3" json:"demands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseRequest) Reset() {
+	*x = LeaseRequest{}
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseRequest) ProtoMessage() {}
+
+func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
+func (*LeaseRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *LeaseRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LeaseRequest) GetDemands() []*Demand {
+	if x != nil {
+		return x.Demands
+	}
+	return nil
+}
+
+// Demand is what one data plane wants of one key of one rate limit.
+type Demand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rate limit's name.
+	Limit string `protobuf:"bytes,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// The key's value, as the data plane renders it ("agent=a1,tool=x";
+	// empty for a limit with no key). At most 512 bytes.
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// Calls per second the key saw here lately, admitted or refused.
+	Rate float64 `protobuf:"fixed64,3,opt,name=rate,proto3" json:"rate,omitempty"`
+	// The most calls of the key in flight here at once lately.
+	InFlight int64 `protobuf:"varint,4,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// What the data plane enforces now (its lease, or its safe share when
+	// the lease expired): calls per second and in-flight slots. A new
+	// leader counts it as outstanding until the data plane reports again.
+	HaveRate      float64 `protobuf:"fixed64,5,opt,name=have_rate,json=haveRate,proto3" json:"have_rate,omitempty"`
+	HaveInFlight  int64   `protobuf:"varint,6,opt,name=have_in_flight,json=haveInFlight,proto3" json:"have_in_flight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Demand) Reset() {
+	*x = Demand{}
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Demand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Demand) ProtoMessage() {}
+
+func (x *Demand) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Demand.ProtoReflect.Descriptor instead.
+func (*Demand) Descriptor() ([]byte, []int) {
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Demand) GetLimit() string {
+	if x != nil {
+		return x.Limit
+	}
+	return ""
+}
+
+func (x *Demand) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Demand) GetRate() float64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+func (x *Demand) GetInFlight() int64 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *Demand) GetHaveRate() float64 {
+	if x != nil {
+		return x.HaveRate
+	}
+	return 0
+}
+
+func (x *Demand) GetHaveInFlight() int64 {
+	if x != nil {
+		return x.HaveInFlight
+	}
+	return 0
+}
+
+type LeaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A lease per demand; a key absent here keeps what the data plane has.
+	Leases []*Lease `protobuf:"bytes,1,rep,name=leases,proto3" json:"leases,omitempty"`
+	// How long each lease stays valid, counted from when the data plane
+	// sent the request (so it expires on the data plane no later than the
+	// leader thinks).
+	ValidFor *durationpb.Duration `protobuf:"bytes,2,opt,name=valid_for,json=validFor,proto3" json:"valid_for,omitempty"`
+	// How often the data plane should ask again.
+	Refresh *durationpb.Duration `protobuf:"bytes,3,opt,name=refresh,proto3" json:"refresh,omitempty"`
+	// How many data planes the leader counts (this one included): once a
+	// lease expires without a new one, a data plane enforces the safe share
+	// min(its last lease, limit / dataplanes).
+	Dataplanes uint32 `protobuf:"varint,4,opt,name=dataplanes,proto3" json:"dataplanes,omitempty"`
+	// Set while a new leader waits out its quiet period (one lease
+	// duration from when it took over, so no lease of the previous leader
+	// is still valid when it grants): it grants nothing yet.
+	Quiet         bool `protobuf:"varint,5,opt,name=quiet,proto3" json:"quiet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseResponse) Reset() {
+	*x = LeaseResponse{}
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseResponse) ProtoMessage() {}
+
+func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseResponse.ProtoReflect.Descriptor instead.
+func (*LeaseResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LeaseResponse) GetLeases() []*Lease {
+	if x != nil {
+		return x.Leases
+	}
+	return nil
+}
+
+func (x *LeaseResponse) GetValidFor() *durationpb.Duration {
+	if x != nil {
+		return x.ValidFor
+	}
+	return nil
+}
+
+func (x *LeaseResponse) GetRefresh() *durationpb.Duration {
+	if x != nil {
+		return x.Refresh
+	}
+	return nil
+}
+
+func (x *LeaseResponse) GetDataplanes() uint32 {
+	if x != nil {
+		return x.Dataplanes
+	}
+	return 0
+}
+
+func (x *LeaseResponse) GetQuiet() bool {
+	if x != nil {
+		return x.Quiet
+	}
+	return false
+}
+
+// Lease is one data plane's share of one key of one rate limit.
+type Lease struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Limit string                 `protobuf:"bytes,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	Key   string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// Calls per second.
+	Rate float64 `protobuf:"fixed64,3,opt,name=rate,proto3" json:"rate,omitempty"`
+	// Calls back to back above the rate (the local bucket's size).
+	Burst int64 `protobuf:"varint,4,opt,name=burst,proto3" json:"burst,omitempty"`
+	// In-flight slots; 0 when the limit has no concurrency limit.
+	InFlight      int64 `protobuf:"varint,5,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Lease) Reset() {
+	*x = Lease{}
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lease) ProtoMessage() {}
+
+func (x *Lease) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lease.ProtoReflect.Descriptor instead.
+func (*Lease) Descriptor() ([]byte, []int) {
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Lease) GetLimit() string {
+	if x != nil {
+		return x.Limit
+	}
+	return ""
+}
+
+func (x *Lease) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Lease) GetRate() float64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+func (x *Lease) GetBurst() int64 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *Lease) GetInFlight() int64 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
 type WatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The data plane's name (the join credential's name).
@@ -104,7 +420,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[0]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -116,7 +432,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[0]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -129,7 +445,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{0}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WatchRequest) GetName() string {
@@ -167,7 +483,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[1]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -179,7 +495,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[1]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -192,7 +508,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WatchResponse) GetKind() isWatchResponse_Kind {
@@ -274,7 +590,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[2]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -286,7 +602,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[2]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -299,7 +615,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Heartbeat) GetVersion() uint64 {
@@ -362,7 +678,7 @@ type ReportRequest struct {
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[3]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +690,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[3]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +703,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReportRequest) GetName() string {
@@ -498,7 +814,7 @@ type QuarantinedTool struct {
 
 func (x *QuarantinedTool) Reset() {
 	*x = QuarantinedTool{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[4]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +826,7 @@ func (x *QuarantinedTool) String() string {
 func (*QuarantinedTool) ProtoMessage() {}
 
 func (x *QuarantinedTool) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[4]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +839,7 @@ func (x *QuarantinedTool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantinedTool.ProtoReflect.Descriptor instead.
 func (*QuarantinedTool) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *QuarantinedTool) GetUpstream() string {
@@ -583,7 +899,7 @@ type ReportResponse struct {
 
 func (x *ReportResponse) Reset() {
 	*x = ReportResponse{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[5]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +911,7 @@ func (x *ReportResponse) String() string {
 func (*ReportResponse) ProtoMessage() {}
 
 func (x *ReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[5]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,14 +924,38 @@ func (x *ReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
 func (*ReportResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{9}
 }
 
 var File_portcullis_configsync_v1_configsync_proto protoreflect.FileDescriptor
 
 const file_portcullis_configsync_v1_configsync_proto_rawDesc = "" +
 	"\n" +
-	")portcullis/configsync/v1/configsync.proto\x12\x18portcullis.configsync.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n" +
+	")portcullis/configsync/v1/configsync.proto\x12\x18portcullis.configsync.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"^\n" +
+	"\fLeaseRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12:\n" +
+	"\ademands\x18\x02 \x03(\v2 .portcullis.configsync.v1.DemandR\ademands\"\xa4\x01\n" +
+	"\x06Demand\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\tR\x05limit\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
+	"\x04rate\x18\x03 \x01(\x01R\x04rate\x12\x1b\n" +
+	"\tin_flight\x18\x04 \x01(\x03R\binFlight\x12\x1b\n" +
+	"\thave_rate\x18\x05 \x01(\x01R\bhaveRate\x12$\n" +
+	"\x0ehave_in_flight\x18\x06 \x01(\x03R\fhaveInFlight\"\xeb\x01\n" +
+	"\rLeaseResponse\x127\n" +
+	"\x06leases\x18\x01 \x03(\v2\x1f.portcullis.configsync.v1.LeaseR\x06leases\x126\n" +
+	"\tvalid_for\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bvalidFor\x123\n" +
+	"\arefresh\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\arefresh\x12\x1e\n" +
+	"\n" +
+	"dataplanes\x18\x04 \x01(\rR\n" +
+	"dataplanes\x12\x14\n" +
+	"\x05quiet\x18\x05 \x01(\bR\x05quiet\"v\n" +
+	"\x05Lease\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\tR\x05limit\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
+	"\x04rate\x18\x03 \x01(\x01R\x04rate\x12\x14\n" +
+	"\x05burst\x18\x04 \x01(\x03R\x05burst\x12\x1b\n" +
+	"\tin_flight\x18\x05 \x01(\x03R\binFlight\"R\n" +
 	"\fWatchRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x14\n" +
@@ -660,10 +1000,11 @@ const file_portcullis_configsync_v1_configsync_proto_rawDesc = "" +
 	"\rMODE_DEGRADED\x10\x02\x12\x0e\n" +
 	"\n" +
 	"MODE_STALE\x10\x03\x12\x11\n" +
-	"\rMODE_STARTING\x10\x042\xcc\x01\n" +
+	"\rMODE_STARTING\x10\x042\xa6\x02\n" +
 	"\x11ConfigSyncService\x12Z\n" +
 	"\x05Watch\x12&.portcullis.configsync.v1.WatchRequest\x1a'.portcullis.configsync.v1.WatchResponse0\x01\x12[\n" +
-	"\x06Report\x12'.portcullis.configsync.v1.ReportRequest\x1a(.portcullis.configsync.v1.ReportResponseB\x89\x02\n" +
+	"\x06Report\x12'.portcullis.configsync.v1.ReportRequest\x1a(.portcullis.configsync.v1.ReportResponse\x12X\n" +
+	"\x05Lease\x12&.portcullis.configsync.v1.LeaseRequest\x1a'.portcullis.configsync.v1.LeaseResponseB\x89\x02\n" +
 	"\x1ccom.portcullis.configsync.v1B\x0fConfigsyncProtoP\x01ZVgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1;configsyncv1\xa2\x02\x03PCX\xaa\x02\x18Portcullis.Configsync.V1\xca\x02\x18Portcullis\\Configsync\\V1\xe2\x02$Portcullis\\Configsync\\V1\\GPBMetadata\xea\x02\x1aPortcullis::Configsync::V1b\x06proto3"
 
 var (
@@ -679,32 +1020,43 @@ func file_portcullis_configsync_v1_configsync_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_configsync_v1_configsync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_configsync_v1_configsync_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_portcullis_configsync_v1_configsync_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_portcullis_configsync_v1_configsync_proto_goTypes = []any{
 	(Mode)(0),                     // 0: portcullis.configsync.v1.Mode
-	(*WatchRequest)(nil),          // 1: portcullis.configsync.v1.WatchRequest
-	(*WatchResponse)(nil),         // 2: portcullis.configsync.v1.WatchResponse
-	(*Heartbeat)(nil),             // 3: portcullis.configsync.v1.Heartbeat
-	(*ReportRequest)(nil),         // 4: portcullis.configsync.v1.ReportRequest
-	(*QuarantinedTool)(nil),       // 5: portcullis.configsync.v1.QuarantinedTool
-	(*ReportResponse)(nil),        // 6: portcullis.configsync.v1.ReportResponse
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*LeaseRequest)(nil),          // 1: portcullis.configsync.v1.LeaseRequest
+	(*Demand)(nil),                // 2: portcullis.configsync.v1.Demand
+	(*LeaseResponse)(nil),         // 3: portcullis.configsync.v1.LeaseResponse
+	(*Lease)(nil),                 // 4: portcullis.configsync.v1.Lease
+	(*WatchRequest)(nil),          // 5: portcullis.configsync.v1.WatchRequest
+	(*WatchResponse)(nil),         // 6: portcullis.configsync.v1.WatchResponse
+	(*Heartbeat)(nil),             // 7: portcullis.configsync.v1.Heartbeat
+	(*ReportRequest)(nil),         // 8: portcullis.configsync.v1.ReportRequest
+	(*QuarantinedTool)(nil),       // 9: portcullis.configsync.v1.QuarantinedTool
+	(*ReportResponse)(nil),        // 10: portcullis.configsync.v1.ReportResponse
+	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
 }
 var file_portcullis_configsync_v1_configsync_proto_depIdxs = []int32{
-	3, // 0: portcullis.configsync.v1.WatchResponse.heartbeat:type_name -> portcullis.configsync.v1.Heartbeat
-	7, // 1: portcullis.configsync.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	0, // 2: portcullis.configsync.v1.ReportRequest.mode:type_name -> portcullis.configsync.v1.Mode
-	5, // 3: portcullis.configsync.v1.ReportRequest.quarantined:type_name -> portcullis.configsync.v1.QuarantinedTool
-	7, // 4: portcullis.configsync.v1.QuarantinedTool.since:type_name -> google.protobuf.Timestamp
-	1, // 5: portcullis.configsync.v1.ConfigSyncService.Watch:input_type -> portcullis.configsync.v1.WatchRequest
-	4, // 6: portcullis.configsync.v1.ConfigSyncService.Report:input_type -> portcullis.configsync.v1.ReportRequest
-	2, // 7: portcullis.configsync.v1.ConfigSyncService.Watch:output_type -> portcullis.configsync.v1.WatchResponse
-	6, // 8: portcullis.configsync.v1.ConfigSyncService.Report:output_type -> portcullis.configsync.v1.ReportResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	2,  // 0: portcullis.configsync.v1.LeaseRequest.demands:type_name -> portcullis.configsync.v1.Demand
+	4,  // 1: portcullis.configsync.v1.LeaseResponse.leases:type_name -> portcullis.configsync.v1.Lease
+	11, // 2: portcullis.configsync.v1.LeaseResponse.valid_for:type_name -> google.protobuf.Duration
+	11, // 3: portcullis.configsync.v1.LeaseResponse.refresh:type_name -> google.protobuf.Duration
+	7,  // 4: portcullis.configsync.v1.WatchResponse.heartbeat:type_name -> portcullis.configsync.v1.Heartbeat
+	12, // 5: portcullis.configsync.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	0,  // 6: portcullis.configsync.v1.ReportRequest.mode:type_name -> portcullis.configsync.v1.Mode
+	9,  // 7: portcullis.configsync.v1.ReportRequest.quarantined:type_name -> portcullis.configsync.v1.QuarantinedTool
+	12, // 8: portcullis.configsync.v1.QuarantinedTool.since:type_name -> google.protobuf.Timestamp
+	5,  // 9: portcullis.configsync.v1.ConfigSyncService.Watch:input_type -> portcullis.configsync.v1.WatchRequest
+	8,  // 10: portcullis.configsync.v1.ConfigSyncService.Report:input_type -> portcullis.configsync.v1.ReportRequest
+	1,  // 11: portcullis.configsync.v1.ConfigSyncService.Lease:input_type -> portcullis.configsync.v1.LeaseRequest
+	6,  // 12: portcullis.configsync.v1.ConfigSyncService.Watch:output_type -> portcullis.configsync.v1.WatchResponse
+	10, // 13: portcullis.configsync.v1.ConfigSyncService.Report:output_type -> portcullis.configsync.v1.ReportResponse
+	3,  // 14: portcullis.configsync.v1.ConfigSyncService.Lease:output_type -> portcullis.configsync.v1.LeaseResponse
+	12, // [12:15] is the sub-list for method output_type
+	9,  // [9:12] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_configsync_v1_configsync_proto_init() }
@@ -712,7 +1064,7 @@ func file_portcullis_configsync_v1_configsync_proto_init() {
 	if File_portcullis_configsync_v1_configsync_proto != nil {
 		return
 	}
-	file_portcullis_configsync_v1_configsync_proto_msgTypes[1].OneofWrappers = []any{
+	file_portcullis_configsync_v1_configsync_proto_msgTypes[5].OneofWrappers = []any{
 		(*WatchResponse_Snapshot)(nil),
 		(*WatchResponse_Heartbeat)(nil),
 		(*WatchResponse_SnapshotGzip)(nil),
@@ -723,7 +1075,7 @@ func file_portcullis_configsync_v1_configsync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_configsync_v1_configsync_proto_rawDesc), len(file_portcullis_configsync_v1_configsync_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -585,6 +585,7 @@ type Resource struct {
 	//	*Resource_AuditCursor
 	//	*Resource_ModelPrice
 	//	*Resource_Budget
+	//	*Resource_RateLimit
 	//	*Resource_UpgradeProbe
 	Kind          isResource_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
@@ -799,6 +800,15 @@ func (x *Resource) GetBudget() *v1.Budget {
 	return nil
 }
 
+func (x *Resource) GetRateLimit() *v1.RateLimit {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_RateLimit); ok {
+			return x.RateLimit
+		}
+	}
+	return nil
+}
+
 func (x *Resource) GetUpgradeProbe() *UpgradeProbe {
 	if x != nil {
 		if x, ok := x.Kind.(*Resource_UpgradeProbe); ok {
@@ -893,6 +903,11 @@ type Resource_Budget struct {
 	Budget *v1.Budget `protobuf:"bytes,31,opt,name=budget,proto3,oneof"`
 }
 
+type Resource_RateLimit struct {
+	// Cluster version 6 (numbered clear of the kinds other changes add).
+	RateLimit *v1.RateLimit `protobuf:"bytes,50,opt,name=rate_limit,json=rateLimit,proto3,oneof"`
+}
+
 type Resource_UpgradeProbe struct {
 	// Reserved for the rolling-upgrade test (test/upgrade): only binaries
 	// built with -tags upgradetest support this kind, at a cluster version
@@ -939,6 +954,8 @@ func (*Resource_AuditCursor) isResource_Kind() {}
 func (*Resource_ModelPrice) isResource_Kind() {}
 
 func (*Resource_Budget) isResource_Kind() {}
+
+func (*Resource_RateLimit) isResource_Kind() {}
 
 func (*Resource_UpgradeProbe) isResource_Kind() {}
 
@@ -2419,7 +2436,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\rconsume_audit\x18\x15 \x01(\v2\x1f.portcullis.fsm.v1.ConsumeAuditH\x00R\fconsumeAudit\x12C\n" +
 	"\fsettle_alert\x18\x16 \x01(\v2\x1e.portcullis.fsm.v1.SettleAlertH\x00R\vsettleAlert\x12I\n" +
 	"\x0echange_learned\x18\x17 \x01(\v2 .portcullis.fsm.v1.ChangeLearnedH\x00R\rchangeLearnedB\x04\n" +
-	"\x02op\"\xa0\n" +
+	"\x02op\"\xe2\n" +
 	"\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
@@ -2446,7 +2463,9 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\faudit_cursor\x18\x17 \x01(\v2!.portcullis.config.v1.AuditCursorH\x00R\vauditCursor\x12C\n" +
 	"\vmodel_price\x18\x1e \x01(\v2 .portcullis.config.v1.ModelPriceH\x00R\n" +
 	"modelPrice\x126\n" +
-	"\x06budget\x18\x1f \x01(\v2\x1c.portcullis.config.v1.BudgetH\x00R\x06budget\x12F\n" +
+	"\x06budget\x18\x1f \x01(\v2\x1c.portcullis.config.v1.BudgetH\x00R\x06budget\x12@\n" +
+	"\n" +
+	"rate_limit\x182 \x01(\v2\x1f.portcullis.config.v1.RateLimitH\x00R\trateLimit\x12F\n" +
 	"\rupgrade_probe\x18d \x01(\v2\x1f.portcullis.fsm.v1.UpgradeProbeH\x00R\fupgradeProbeB\x06\n" +
 	"\x04kind\"Z\n" +
 	"\fUpgradeProbe\x126\n" +
@@ -2641,12 +2660,13 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*v1.AuditCursor)(nil),        // 45: portcullis.config.v1.AuditCursor
 	(*v1.ModelPrice)(nil),         // 46: portcullis.config.v1.ModelPrice
 	(*v1.Budget)(nil),             // 47: portcullis.config.v1.Budget
-	(*v1.ResourceMeta)(nil),       // 48: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 49: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 50: portcullis.audit.v1.Record
-	(v1.RolloutStage)(0),          // 51: portcullis.config.v1.RolloutStage
-	(*v1.AuditMark)(nil),          // 52: portcullis.config.v1.AuditMark
-	(*v1.AdminEvent)(nil),         // 53: portcullis.config.v1.AdminEvent
+	(*v1.RateLimit)(nil),          // 48: portcullis.config.v1.RateLimit
+	(*v1.ResourceMeta)(nil),       // 49: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 50: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 51: portcullis.audit.v1.Record
+	(v1.RolloutStage)(0),          // 52: portcullis.config.v1.RolloutStage
+	(*v1.AuditMark)(nil),          // 53: portcullis.config.v1.AuditMark
+	(*v1.AdminEvent)(nil),         // 54: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	27, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
@@ -2681,41 +2701,42 @@ var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	45, // 29: portcullis.fsm.v1.Resource.audit_cursor:type_name -> portcullis.config.v1.AuditCursor
 	46, // 30: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
 	47, // 31: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
-	6,  // 32: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	48, // 33: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 34: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 35: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	49, // 36: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	36, // 37: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	35, // 38: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	50, // 39: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 40: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
-	51, // 41: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
-	52, // 42: portcullis.fsm.v1.ConsumeAudit.marks:type_name -> portcullis.config.v1.AuditMark
-	15, // 43: portcullis.fsm.v1.ConsumeAudit.learned:type_name -> portcullis.fsm.v1.LearnedChange
-	17, // 44: portcullis.fsm.v1.ConsumeAudit.seeded:type_name -> portcullis.fsm.v1.SeededLearning
-	44, // 45: portcullis.fsm.v1.ConsumeAudit.alerts:type_name -> portcullis.config.v1.Alert
-	16, // 46: portcullis.fsm.v1.LearnedChange.add:type_name -> portcullis.fsm.v1.LearnedValue
-	15, // 47: portcullis.fsm.v1.ChangeLearned.changes:type_name -> portcullis.fsm.v1.LearnedChange
-	2,  // 48: portcullis.fsm.v1.SettleAlert.outcome:type_name -> portcullis.fsm.v1.AlertOutcome
-	28, // 49: portcullis.fsm.v1.SettleAlert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	3,  // 50: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	5,  // 51: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	21, // 52: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	28, // 53: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	22, // 54: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	49, // 55: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	28, // 56: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	10, // 57: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	5,  // 58: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	53, // 59: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	23, // 60: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	26, // 61: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	62, // [62:62] is the sub-list for method output_type
-	62, // [62:62] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	48, // 32: portcullis.fsm.v1.Resource.rate_limit:type_name -> portcullis.config.v1.RateLimit
+	6,  // 33: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	49, // 34: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 35: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 36: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	50, // 37: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	36, // 38: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	35, // 39: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	51, // 40: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 41: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
+	52, // 42: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
+	53, // 43: portcullis.fsm.v1.ConsumeAudit.marks:type_name -> portcullis.config.v1.AuditMark
+	15, // 44: portcullis.fsm.v1.ConsumeAudit.learned:type_name -> portcullis.fsm.v1.LearnedChange
+	17, // 45: portcullis.fsm.v1.ConsumeAudit.seeded:type_name -> portcullis.fsm.v1.SeededLearning
+	44, // 46: portcullis.fsm.v1.ConsumeAudit.alerts:type_name -> portcullis.config.v1.Alert
+	16, // 47: portcullis.fsm.v1.LearnedChange.add:type_name -> portcullis.fsm.v1.LearnedValue
+	15, // 48: portcullis.fsm.v1.ChangeLearned.changes:type_name -> portcullis.fsm.v1.LearnedChange
+	2,  // 49: portcullis.fsm.v1.SettleAlert.outcome:type_name -> portcullis.fsm.v1.AlertOutcome
+	28, // 50: portcullis.fsm.v1.SettleAlert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	3,  // 51: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	5,  // 52: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	21, // 53: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	28, // 54: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	22, // 55: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	50, // 56: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	28, // 57: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	10, // 58: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	5,  // 59: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	54, // 60: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	23, // 61: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	26, // 62: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	63, // [63:63] is the sub-list for method output_type
+	63, // [63:63] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -2756,6 +2777,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_AuditCursor)(nil),
 		(*Resource_ModelPrice)(nil),
 		(*Resource_Budget)(nil),
+		(*Resource_RateLimit)(nil),
 		(*Resource_UpgradeProbe)(nil),
 	}
 	file_portcullis_fsm_v1_command_proto_msgTypes[21].OneofWrappers = []any{

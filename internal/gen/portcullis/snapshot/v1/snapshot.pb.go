@@ -90,6 +90,10 @@ type Snapshot struct {
 	// plane that does not know this field refuses a snapshot whose policies
 	// read context.learned (its schema has no such attribute).
 	ListLearnings []*v1.ListLearning `protobuf:"bytes,22,rep,name=list_learnings,json=listLearnings,proto3" json:"list_learnings,omitempty"`
+	// Every rate limit (numbered clear of the fields other features add).
+	// Data planes enforce them with capacity leased from the control-plane
+	// leader (ConfigSyncService.Lease).
+	RateLimits    []*v1.RateLimit `protobuf:"bytes,50,rep,name=rate_limits,json=rateLimits,proto3" json:"rate_limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -260,6 +264,13 @@ func (x *Snapshot) GetBudgets() []*v1.Budget {
 func (x *Snapshot) GetListLearnings() []*v1.ListLearning {
 	if x != nil {
 		return x.ListLearnings
+	}
+	return nil
+}
+
+func (x *Snapshot) GetRateLimits() []*v1.RateLimit {
+	if x != nil {
+		return x.RateLimits
 	}
 	return nil
 }
@@ -539,7 +550,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xd5\b\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\x97\t\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -564,7 +575,9 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\vtask_id_key\x18\x11 \x01(\fR\ttaskIdKey\x12C\n" +
 	"\fmodel_prices\x18\x14 \x03(\v2 .portcullis.config.v1.ModelPriceR\vmodelPrices\x126\n" +
 	"\abudgets\x18\x15 \x03(\v2\x1c.portcullis.config.v1.BudgetR\abudgets\x12I\n" +
-	"\x0elist_learnings\x18\x16 \x03(\v2\".portcullis.config.v1.ListLearningR\rlistLearnings\"\xc2\x01\n" +
+	"\x0elist_learnings\x18\x16 \x03(\v2\".portcullis.config.v1.ListLearningR\rlistLearnings\x12@\n" +
+	"\vrate_limits\x182 \x03(\v2\x1f.portcullis.config.v1.RateLimitR\n" +
+	"rateLimits\"\xc2\x01\n" +
 	"\aRollout\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12=\n" +
 	"\tcandidate\x18\x02 \x01(\v2\x1f.portcullis.config.v1.PolicySetR\tcandidate\x128\n" +
@@ -614,7 +627,8 @@ var file_portcullis_snapshot_v1_snapshot_proto_goTypes = []any{
 	(*v1.ModelPrice)(nil),         // 13: portcullis.config.v1.ModelPrice
 	(*v1.Budget)(nil),             // 14: portcullis.config.v1.Budget
 	(*v1.ListLearning)(nil),       // 15: portcullis.config.v1.ListLearning
-	(v1.RolloutStage)(0),          // 16: portcullis.config.v1.RolloutStage
+	(*v1.RateLimit)(nil),          // 16: portcullis.config.v1.RateLimit
+	(v1.RolloutStage)(0),          // 17: portcullis.config.v1.RolloutStage
 }
 var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	5,  // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
@@ -632,13 +646,14 @@ var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	13, // 12: portcullis.snapshot.v1.Snapshot.model_prices:type_name -> portcullis.config.v1.ModelPrice
 	14, // 13: portcullis.snapshot.v1.Snapshot.budgets:type_name -> portcullis.config.v1.Budget
 	15, // 14: portcullis.snapshot.v1.Snapshot.list_learnings:type_name -> portcullis.config.v1.ListLearning
-	9,  // 15: portcullis.snapshot.v1.Rollout.candidate:type_name -> portcullis.config.v1.PolicySet
-	16, // 16: portcullis.snapshot.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	16, // 15: portcullis.snapshot.v1.Snapshot.rate_limits:type_name -> portcullis.config.v1.RateLimit
+	9,  // 16: portcullis.snapshot.v1.Rollout.candidate:type_name -> portcullis.config.v1.PolicySet
+	17, // 17: portcullis.snapshot.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_snapshot_v1_snapshot_proto_init() }

@@ -43,6 +43,21 @@ const (
 	// ToolServiceDeleteToolPinProcedure is the fully-qualified name of the ToolService's DeleteToolPin
 	// RPC.
 	ToolServiceDeleteToolPinProcedure = "/portcullis.admin.v1.ToolService/DeleteToolPin"
+	// ToolServiceAssignToolVersionProcedure is the fully-qualified name of the ToolService's
+	// AssignToolVersion RPC.
+	ToolServiceAssignToolVersionProcedure = "/portcullis.admin.v1.ToolService/AssignToolVersion"
+	// ToolServiceSetDefaultToolVersionProcedure is the fully-qualified name of the ToolService's
+	// SetDefaultToolVersion RPC.
+	ToolServiceSetDefaultToolVersionProcedure = "/portcullis.admin.v1.ToolService/SetDefaultToolVersion"
+	// ToolServiceDeprecateToolVersionProcedure is the fully-qualified name of the ToolService's
+	// DeprecateToolVersion RPC.
+	ToolServiceDeprecateToolVersionProcedure = "/portcullis.admin.v1.ToolService/DeprecateToolVersion"
+	// ToolServiceDiffToolVersionsProcedure is the fully-qualified name of the ToolService's
+	// DiffToolVersions RPC.
+	ToolServiceDiffToolVersionsProcedure = "/portcullis.admin.v1.ToolService/DiffToolVersions"
+	// ToolServiceListToolCallersProcedure is the fully-qualified name of the ToolService's
+	// ListToolCallers RPC.
+	ToolServiceListToolCallersProcedure = "/portcullis.admin.v1.ToolService/ListToolCallers"
 )
 
 // ToolServiceClient is a client for the portcullis.admin.v1.ToolService service.
@@ -58,6 +73,25 @@ type ToolServiceClient interface {
 	// Removes the pin (every version). Refused when an enabled policy set
 	// refers to the tool's action. Role: operator.
 	DeleteToolPin(context.Context, *connect.Request[v1.DeleteToolPinRequest]) (*connect.Response[v1.DeleteToolPinResponse], error)
+	// Puts a team or an agent on a version of the tool, or takes it back to
+	// the default (version 0). Refused, with the breaking differences, when
+	// the version is not compatible with the definition the upstream serves
+	// now (the control plane asks the upstream), and when it would break an
+	// enabled policy set. Role: operator.
+	AssignToolVersion(context.Context, *connect.Request[v1.AssignToolVersionRequest]) (*connect.Response[v1.AssignToolVersionResponse], error)
+	// Makes a version the default: what every agent no assignment names
+	// gets. Refused like AssignToolVersion. Role: operator.
+	SetDefaultToolVersion(context.Context, *connect.Request[v1.SetDefaultToolVersionRequest]) (*connect.Response[v1.SetDefaultToolVersionResponse], error)
+	// Deprecates a version until a sunset, or cancels its deprecation.
+	// Role: operator.
+	DeprecateToolVersion(context.Context, *connect.Request[v1.DeprecateToolVersionRequest]) (*connect.Response[v1.DeprecateToolVersionResponse], error)
+	// Compares the version callers are on with another version or with the
+	// definition the upstream serves now. Role: operator (it may call the
+	// upstream).
+	DiffToolVersions(context.Context, *connect.Request[v1.DiffToolVersionsRequest]) (*connect.Response[v1.DiffToolVersionsResponse], error)
+	// Lists the agents that called the tool, per version, from this node's
+	// audit store. Role: auditor.
+	ListToolCallers(context.Context, *connect.Request[v1.ListToolCallersRequest]) (*connect.Response[v1.ListToolCallersResponse], error)
 }
 
 // NewToolServiceClient constructs a client for the portcullis.admin.v1.ToolService service. By
@@ -95,15 +129,50 @@ func NewToolServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(toolServiceMethods.ByName("DeleteToolPin")),
 			connect.WithClientOptions(opts...),
 		),
+		assignToolVersion: connect.NewClient[v1.AssignToolVersionRequest, v1.AssignToolVersionResponse](
+			httpClient,
+			baseURL+ToolServiceAssignToolVersionProcedure,
+			connect.WithSchema(toolServiceMethods.ByName("AssignToolVersion")),
+			connect.WithClientOptions(opts...),
+		),
+		setDefaultToolVersion: connect.NewClient[v1.SetDefaultToolVersionRequest, v1.SetDefaultToolVersionResponse](
+			httpClient,
+			baseURL+ToolServiceSetDefaultToolVersionProcedure,
+			connect.WithSchema(toolServiceMethods.ByName("SetDefaultToolVersion")),
+			connect.WithClientOptions(opts...),
+		),
+		deprecateToolVersion: connect.NewClient[v1.DeprecateToolVersionRequest, v1.DeprecateToolVersionResponse](
+			httpClient,
+			baseURL+ToolServiceDeprecateToolVersionProcedure,
+			connect.WithSchema(toolServiceMethods.ByName("DeprecateToolVersion")),
+			connect.WithClientOptions(opts...),
+		),
+		diffToolVersions: connect.NewClient[v1.DiffToolVersionsRequest, v1.DiffToolVersionsResponse](
+			httpClient,
+			baseURL+ToolServiceDiffToolVersionsProcedure,
+			connect.WithSchema(toolServiceMethods.ByName("DiffToolVersions")),
+			connect.WithClientOptions(opts...),
+		),
+		listToolCallers: connect.NewClient[v1.ListToolCallersRequest, v1.ListToolCallersResponse](
+			httpClient,
+			baseURL+ToolServiceListToolCallersProcedure,
+			connect.WithSchema(toolServiceMethods.ByName("ListToolCallers")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // toolServiceClient implements ToolServiceClient.
 type toolServiceClient struct {
-	pinTool       *connect.Client[v1.PinToolRequest, v1.PinToolResponse]
-	getToolPin    *connect.Client[v1.GetToolPinRequest, v1.GetToolPinResponse]
-	listToolPins  *connect.Client[v1.ListToolPinsRequest, v1.ListToolPinsResponse]
-	deleteToolPin *connect.Client[v1.DeleteToolPinRequest, v1.DeleteToolPinResponse]
+	pinTool               *connect.Client[v1.PinToolRequest, v1.PinToolResponse]
+	getToolPin            *connect.Client[v1.GetToolPinRequest, v1.GetToolPinResponse]
+	listToolPins          *connect.Client[v1.ListToolPinsRequest, v1.ListToolPinsResponse]
+	deleteToolPin         *connect.Client[v1.DeleteToolPinRequest, v1.DeleteToolPinResponse]
+	assignToolVersion     *connect.Client[v1.AssignToolVersionRequest, v1.AssignToolVersionResponse]
+	setDefaultToolVersion *connect.Client[v1.SetDefaultToolVersionRequest, v1.SetDefaultToolVersionResponse]
+	deprecateToolVersion  *connect.Client[v1.DeprecateToolVersionRequest, v1.DeprecateToolVersionResponse]
+	diffToolVersions      *connect.Client[v1.DiffToolVersionsRequest, v1.DiffToolVersionsResponse]
+	listToolCallers       *connect.Client[v1.ListToolCallersRequest, v1.ListToolCallersResponse]
 }
 
 // PinTool calls portcullis.admin.v1.ToolService.PinTool.
@@ -126,6 +195,31 @@ func (c *toolServiceClient) DeleteToolPin(ctx context.Context, req *connect.Requ
 	return c.deleteToolPin.CallUnary(ctx, req)
 }
 
+// AssignToolVersion calls portcullis.admin.v1.ToolService.AssignToolVersion.
+func (c *toolServiceClient) AssignToolVersion(ctx context.Context, req *connect.Request[v1.AssignToolVersionRequest]) (*connect.Response[v1.AssignToolVersionResponse], error) {
+	return c.assignToolVersion.CallUnary(ctx, req)
+}
+
+// SetDefaultToolVersion calls portcullis.admin.v1.ToolService.SetDefaultToolVersion.
+func (c *toolServiceClient) SetDefaultToolVersion(ctx context.Context, req *connect.Request[v1.SetDefaultToolVersionRequest]) (*connect.Response[v1.SetDefaultToolVersionResponse], error) {
+	return c.setDefaultToolVersion.CallUnary(ctx, req)
+}
+
+// DeprecateToolVersion calls portcullis.admin.v1.ToolService.DeprecateToolVersion.
+func (c *toolServiceClient) DeprecateToolVersion(ctx context.Context, req *connect.Request[v1.DeprecateToolVersionRequest]) (*connect.Response[v1.DeprecateToolVersionResponse], error) {
+	return c.deprecateToolVersion.CallUnary(ctx, req)
+}
+
+// DiffToolVersions calls portcullis.admin.v1.ToolService.DiffToolVersions.
+func (c *toolServiceClient) DiffToolVersions(ctx context.Context, req *connect.Request[v1.DiffToolVersionsRequest]) (*connect.Response[v1.DiffToolVersionsResponse], error) {
+	return c.diffToolVersions.CallUnary(ctx, req)
+}
+
+// ListToolCallers calls portcullis.admin.v1.ToolService.ListToolCallers.
+func (c *toolServiceClient) ListToolCallers(ctx context.Context, req *connect.Request[v1.ListToolCallersRequest]) (*connect.Response[v1.ListToolCallersResponse], error) {
+	return c.listToolCallers.CallUnary(ctx, req)
+}
+
 // ToolServiceHandler is an implementation of the portcullis.admin.v1.ToolService service.
 type ToolServiceHandler interface {
 	// Records an approved definition of a tool as a new version and makes it
@@ -139,6 +233,25 @@ type ToolServiceHandler interface {
 	// Removes the pin (every version). Refused when an enabled policy set
 	// refers to the tool's action. Role: operator.
 	DeleteToolPin(context.Context, *connect.Request[v1.DeleteToolPinRequest]) (*connect.Response[v1.DeleteToolPinResponse], error)
+	// Puts a team or an agent on a version of the tool, or takes it back to
+	// the default (version 0). Refused, with the breaking differences, when
+	// the version is not compatible with the definition the upstream serves
+	// now (the control plane asks the upstream), and when it would break an
+	// enabled policy set. Role: operator.
+	AssignToolVersion(context.Context, *connect.Request[v1.AssignToolVersionRequest]) (*connect.Response[v1.AssignToolVersionResponse], error)
+	// Makes a version the default: what every agent no assignment names
+	// gets. Refused like AssignToolVersion. Role: operator.
+	SetDefaultToolVersion(context.Context, *connect.Request[v1.SetDefaultToolVersionRequest]) (*connect.Response[v1.SetDefaultToolVersionResponse], error)
+	// Deprecates a version until a sunset, or cancels its deprecation.
+	// Role: operator.
+	DeprecateToolVersion(context.Context, *connect.Request[v1.DeprecateToolVersionRequest]) (*connect.Response[v1.DeprecateToolVersionResponse], error)
+	// Compares the version callers are on with another version or with the
+	// definition the upstream serves now. Role: operator (it may call the
+	// upstream).
+	DiffToolVersions(context.Context, *connect.Request[v1.DiffToolVersionsRequest]) (*connect.Response[v1.DiffToolVersionsResponse], error)
+	// Lists the agents that called the tool, per version, from this node's
+	// audit store. Role: auditor.
+	ListToolCallers(context.Context, *connect.Request[v1.ListToolCallersRequest]) (*connect.Response[v1.ListToolCallersResponse], error)
 }
 
 // NewToolServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -172,6 +285,36 @@ func NewToolServiceHandler(svc ToolServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(toolServiceMethods.ByName("DeleteToolPin")),
 		connect.WithHandlerOptions(opts...),
 	)
+	toolServiceAssignToolVersionHandler := connect.NewUnaryHandler(
+		ToolServiceAssignToolVersionProcedure,
+		svc.AssignToolVersion,
+		connect.WithSchema(toolServiceMethods.ByName("AssignToolVersion")),
+		connect.WithHandlerOptions(opts...),
+	)
+	toolServiceSetDefaultToolVersionHandler := connect.NewUnaryHandler(
+		ToolServiceSetDefaultToolVersionProcedure,
+		svc.SetDefaultToolVersion,
+		connect.WithSchema(toolServiceMethods.ByName("SetDefaultToolVersion")),
+		connect.WithHandlerOptions(opts...),
+	)
+	toolServiceDeprecateToolVersionHandler := connect.NewUnaryHandler(
+		ToolServiceDeprecateToolVersionProcedure,
+		svc.DeprecateToolVersion,
+		connect.WithSchema(toolServiceMethods.ByName("DeprecateToolVersion")),
+		connect.WithHandlerOptions(opts...),
+	)
+	toolServiceDiffToolVersionsHandler := connect.NewUnaryHandler(
+		ToolServiceDiffToolVersionsProcedure,
+		svc.DiffToolVersions,
+		connect.WithSchema(toolServiceMethods.ByName("DiffToolVersions")),
+		connect.WithHandlerOptions(opts...),
+	)
+	toolServiceListToolCallersHandler := connect.NewUnaryHandler(
+		ToolServiceListToolCallersProcedure,
+		svc.ListToolCallers,
+		connect.WithSchema(toolServiceMethods.ByName("ListToolCallers")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.admin.v1.ToolService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ToolServicePinToolProcedure:
@@ -182,6 +325,16 @@ func NewToolServiceHandler(svc ToolServiceHandler, opts ...connect.HandlerOption
 			toolServiceListToolPinsHandler.ServeHTTP(w, r)
 		case ToolServiceDeleteToolPinProcedure:
 			toolServiceDeleteToolPinHandler.ServeHTTP(w, r)
+		case ToolServiceAssignToolVersionProcedure:
+			toolServiceAssignToolVersionHandler.ServeHTTP(w, r)
+		case ToolServiceSetDefaultToolVersionProcedure:
+			toolServiceSetDefaultToolVersionHandler.ServeHTTP(w, r)
+		case ToolServiceDeprecateToolVersionProcedure:
+			toolServiceDeprecateToolVersionHandler.ServeHTTP(w, r)
+		case ToolServiceDiffToolVersionsProcedure:
+			toolServiceDiffToolVersionsHandler.ServeHTTP(w, r)
+		case ToolServiceListToolCallersProcedure:
+			toolServiceListToolCallersHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -205,4 +358,24 @@ func (UnimplementedToolServiceHandler) ListToolPins(context.Context, *connect.Re
 
 func (UnimplementedToolServiceHandler) DeleteToolPin(context.Context, *connect.Request[v1.DeleteToolPinRequest]) (*connect.Response[v1.DeleteToolPinResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.ToolService.DeleteToolPin is not implemented"))
+}
+
+func (UnimplementedToolServiceHandler) AssignToolVersion(context.Context, *connect.Request[v1.AssignToolVersionRequest]) (*connect.Response[v1.AssignToolVersionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.ToolService.AssignToolVersion is not implemented"))
+}
+
+func (UnimplementedToolServiceHandler) SetDefaultToolVersion(context.Context, *connect.Request[v1.SetDefaultToolVersionRequest]) (*connect.Response[v1.SetDefaultToolVersionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.ToolService.SetDefaultToolVersion is not implemented"))
+}
+
+func (UnimplementedToolServiceHandler) DeprecateToolVersion(context.Context, *connect.Request[v1.DeprecateToolVersionRequest]) (*connect.Response[v1.DeprecateToolVersionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.ToolService.DeprecateToolVersion is not implemented"))
+}
+
+func (UnimplementedToolServiceHandler) DiffToolVersions(context.Context, *connect.Request[v1.DiffToolVersionsRequest]) (*connect.Response[v1.DiffToolVersionsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.ToolService.DiffToolVersions is not implemented"))
+}
+
+func (UnimplementedToolServiceHandler) ListToolCallers(context.Context, *connect.Request[v1.ListToolCallersRequest]) (*connect.Response[v1.ListToolCallersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.ToolService.ListToolCallers is not implemented"))
 }

@@ -52,6 +52,9 @@ const (
 	// PeerServiceCopyAuditStoreProcedure is the fully-qualified name of the PeerService's
 	// CopyAuditStore RPC.
 	PeerServiceCopyAuditStoreProcedure = "/portcullis.cluster.v1.PeerService/CopyAuditStore"
+	// PeerServiceForwardLeaseProcedure is the fully-qualified name of the PeerService's ForwardLease
+	// RPC.
+	PeerServiceForwardLeaseProcedure = "/portcullis.cluster.v1.PeerService/ForwardLease"
 )
 
 // PeerServiceClient is a client for the portcullis.cluster.v1.PeerService service.
@@ -73,6 +76,9 @@ type PeerServiceClient interface {
 	// still holds, merges a peer's copy first, since etcd keeps upload
 	// batches only until every node has applied them.
 	CopyAuditStore(context.Context, *connect.Request[v1.CopyAuditStoreRequest]) (*connect.ServerStreamForClient[v1.CopyAuditStoreResponse], error)
+	// Grants a data plane's rate-limit leases (a follower forwards
+	// ConfigSyncService.Lease to the leader; only the leader answers).
+	ForwardLease(context.Context, *connect.Request[v1.ForwardLeaseRequest]) (*connect.Response[v1.ForwardLeaseResponse], error)
 }
 
 // NewPeerServiceClient constructs a client for the portcullis.cluster.v1.PeerService service. By
@@ -122,6 +128,12 @@ func NewPeerServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(peerServiceMethods.ByName("CopyAuditStore")),
 			connect.WithClientOptions(opts...),
 		),
+		forwardLease: connect.NewClient[v1.ForwardLeaseRequest, v1.ForwardLeaseResponse](
+			httpClient,
+			baseURL+PeerServiceForwardLeaseProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("ForwardLease")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -133,6 +145,7 @@ type peerServiceClient struct {
 	restore             *connect.Client[v1.RestoreRequest, v1.RestoreResponse]
 	listDataplaneStatus *connect.Client[v1.ListDataplaneStatusRequest, v1.ListDataplaneStatusResponse]
 	copyAuditStore      *connect.Client[v1.CopyAuditStoreRequest, v1.CopyAuditStoreResponse]
+	forwardLease        *connect.Client[v1.ForwardLeaseRequest, v1.ForwardLeaseResponse]
 }
 
 // Apply calls portcullis.cluster.v1.PeerService.Apply.
@@ -165,6 +178,11 @@ func (c *peerServiceClient) CopyAuditStore(ctx context.Context, req *connect.Req
 	return c.copyAuditStore.CallServerStream(ctx, req)
 }
 
+// ForwardLease calls portcullis.cluster.v1.PeerService.ForwardLease.
+func (c *peerServiceClient) ForwardLease(ctx context.Context, req *connect.Request[v1.ForwardLeaseRequest]) (*connect.Response[v1.ForwardLeaseResponse], error) {
+	return c.forwardLease.CallUnary(ctx, req)
+}
+
 // PeerServiceHandler is an implementation of the portcullis.cluster.v1.PeerService service.
 type PeerServiceHandler interface {
 	// Applies a command (a serialized portcullis.fsm.v1.Command) through Raft
@@ -184,6 +202,9 @@ type PeerServiceHandler interface {
 	// still holds, merges a peer's copy first, since etcd keeps upload
 	// batches only until every node has applied them.
 	CopyAuditStore(context.Context, *connect.Request[v1.CopyAuditStoreRequest], *connect.ServerStream[v1.CopyAuditStoreResponse]) error
+	// Grants a data plane's rate-limit leases (a follower forwards
+	// ConfigSyncService.Lease to the leader; only the leader answers).
+	ForwardLease(context.Context, *connect.Request[v1.ForwardLeaseRequest]) (*connect.Response[v1.ForwardLeaseResponse], error)
 }
 
 // NewPeerServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -229,6 +250,12 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(peerServiceMethods.ByName("CopyAuditStore")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerServiceForwardLeaseHandler := connect.NewUnaryHandler(
+		PeerServiceForwardLeaseProcedure,
+		svc.ForwardLease,
+		connect.WithSchema(peerServiceMethods.ByName("ForwardLease")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.cluster.v1.PeerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerServiceApplyProcedure:
@@ -243,6 +270,8 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 			peerServiceListDataplaneStatusHandler.ServeHTTP(w, r)
 		case PeerServiceCopyAuditStoreProcedure:
 			peerServiceCopyAuditStoreHandler.ServeHTTP(w, r)
+		case PeerServiceForwardLeaseProcedure:
+			peerServiceForwardLeaseHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -274,4 +303,8 @@ func (UnimplementedPeerServiceHandler) ListDataplaneStatus(context.Context, *con
 
 func (UnimplementedPeerServiceHandler) CopyAuditStore(context.Context, *connect.Request[v1.CopyAuditStoreRequest], *connect.ServerStream[v1.CopyAuditStoreResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.cluster.v1.PeerService.CopyAuditStore is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) ForwardLease(context.Context, *connect.Request[v1.ForwardLeaseRequest]) (*connect.Response[v1.ForwardLeaseResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.cluster.v1.PeerService.ForwardLease is not implemented"))
 }

@@ -42,6 +42,8 @@ const (
 	// ConfigSyncServiceReportProcedure is the fully-qualified name of the ConfigSyncService's Report
 	// RPC.
 	ConfigSyncServiceReportProcedure = "/portcullis.configsync.v1.ConfigSyncService/Report"
+	// ConfigSyncServiceLeaseProcedure is the fully-qualified name of the ConfigSyncService's Lease RPC.
+	ConfigSyncServiceLeaseProcedure = "/portcullis.configsync.v1.ConfigSyncService/Lease"
 )
 
 // ConfigSyncServiceClient is a client for the portcullis.configsync.v1.ConfigSyncService service.
@@ -54,6 +56,12 @@ type ConfigSyncServiceClient interface {
 	// Reports what the data plane did with a version. Kept by the node that
 	// receives it, never replicated.
 	Report(context.Context, *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error)
+	// Reports the data plane's demand for rate-limit capacity and returns
+	// its capacity leases. Only the control-plane leader grants leases; any
+	// other node forwards the request to it. A data plane calls it every
+	// refresh interval, and soon after a key it holds no lease for sees
+	// calls.
+	Lease(context.Context, *connect.Request[v1.LeaseRequest]) (*connect.Response[v1.LeaseResponse], error)
 }
 
 // NewConfigSyncServiceClient constructs a client for the portcullis.configsync.v1.ConfigSyncService
@@ -79,6 +87,12 @@ func NewConfigSyncServiceClient(httpClient connect.HTTPClient, baseURL string, o
 			connect.WithSchema(configSyncServiceMethods.ByName("Report")),
 			connect.WithClientOptions(opts...),
 		),
+		lease: connect.NewClient[v1.LeaseRequest, v1.LeaseResponse](
+			httpClient,
+			baseURL+ConfigSyncServiceLeaseProcedure,
+			connect.WithSchema(configSyncServiceMethods.ByName("Lease")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -86,6 +100,7 @@ func NewConfigSyncServiceClient(httpClient connect.HTTPClient, baseURL string, o
 type configSyncServiceClient struct {
 	watch  *connect.Client[v1.WatchRequest, v1.WatchResponse]
 	report *connect.Client[v1.ReportRequest, v1.ReportResponse]
+	lease  *connect.Client[v1.LeaseRequest, v1.LeaseResponse]
 }
 
 // Watch calls portcullis.configsync.v1.ConfigSyncService.Watch.
@@ -96,6 +111,11 @@ func (c *configSyncServiceClient) Watch(ctx context.Context, req *connect.Reques
 // Report calls portcullis.configsync.v1.ConfigSyncService.Report.
 func (c *configSyncServiceClient) Report(ctx context.Context, req *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error) {
 	return c.report.CallUnary(ctx, req)
+}
+
+// Lease calls portcullis.configsync.v1.ConfigSyncService.Lease.
+func (c *configSyncServiceClient) Lease(ctx context.Context, req *connect.Request[v1.LeaseRequest]) (*connect.Response[v1.LeaseResponse], error) {
+	return c.lease.CallUnary(ctx, req)
 }
 
 // ConfigSyncServiceHandler is an implementation of the portcullis.configsync.v1.ConfigSyncService
@@ -109,6 +129,12 @@ type ConfigSyncServiceHandler interface {
 	// Reports what the data plane did with a version. Kept by the node that
 	// receives it, never replicated.
 	Report(context.Context, *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error)
+	// Reports the data plane's demand for rate-limit capacity and returns
+	// its capacity leases. Only the control-plane leader grants leases; any
+	// other node forwards the request to it. A data plane calls it every
+	// refresh interval, and soon after a key it holds no lease for sees
+	// calls.
+	Lease(context.Context, *connect.Request[v1.LeaseRequest]) (*connect.Response[v1.LeaseResponse], error)
 }
 
 // NewConfigSyncServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -130,12 +156,20 @@ func NewConfigSyncServiceHandler(svc ConfigSyncServiceHandler, opts ...connect.H
 		connect.WithSchema(configSyncServiceMethods.ByName("Report")),
 		connect.WithHandlerOptions(opts...),
 	)
+	configSyncServiceLeaseHandler := connect.NewUnaryHandler(
+		ConfigSyncServiceLeaseProcedure,
+		svc.Lease,
+		connect.WithSchema(configSyncServiceMethods.ByName("Lease")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.configsync.v1.ConfigSyncService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ConfigSyncServiceWatchProcedure:
 			configSyncServiceWatchHandler.ServeHTTP(w, r)
 		case ConfigSyncServiceReportProcedure:
 			configSyncServiceReportHandler.ServeHTTP(w, r)
+		case ConfigSyncServiceLeaseProcedure:
+			configSyncServiceLeaseHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -151,4 +185,8 @@ func (UnimplementedConfigSyncServiceHandler) Watch(context.Context, *connect.Req
 
 func (UnimplementedConfigSyncServiceHandler) Report(context.Context, *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.configsync.v1.ConfigSyncService.Report is not implemented"))
+}
+
+func (UnimplementedConfigSyncServiceHandler) Lease(context.Context, *connect.Request[v1.LeaseRequest]) (*connect.Response[v1.LeaseResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.configsync.v1.ConfigSyncService.Lease is not implemented"))
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configures a demo server. The zero value serves every tool
@@ -47,6 +48,10 @@ type Options struct {
 	EventStore bool
 	// Logger receives the SDK server's logs; nil discards them.
 	Logger *slog.Logger
+	// Tracer, when set, runs every MCP request in a server span that
+	// continues the caller's trace (params._meta, else the traceparent
+	// header).
+	Tracer trace.Tracer
 }
 
 // Handler serves the demo MCP endpoint at every path except /calls, which
@@ -84,6 +89,9 @@ func NewHandler(opts Options) *Handler {
 	}
 	if opts.Content {
 		addContent(h.server)
+	}
+	if opts.Tracer != nil {
+		h.server.AddReceivingMiddleware(traceMiddleware(opts.Tracer))
 	}
 
 	ho := &mcp.StreamableHTTPOptions{Stateless: opts.Stateless, Logger: opts.Logger}

@@ -82,6 +82,7 @@ func newCommand() *cobra.Command {
 	f.StringSliceVar(&cfg.AuditRedact, "audit-redact", nil, "argument fields whose values audit records replace with [REDACTED]: names (any depth) or paths from the top, e.g. password,card.number or /card/number; values that look like credentials are redacted anyway")
 	f.StringVar(&cfg.AuditOTLPEndpoint, "audit-otlp-endpoint", "", "also export every audit record as an OpenTelemetry log record to this OTLP/HTTP logs URL (e.g. http://collector:4318/v1/logs; /v1/logs when no path); batched, never delays a call, drops and counts records when the collector falls behind")
 	f.DurationVar(&cfg.RolloutSummaryInterval, "rollout-summary-interval", server.DefaultRolloutSummaryInterval, "how often the counts of a staged policy rollout go to the audit log (and on to the rollout controller)")
+	cfg.Tracing.Flags(f)
 	f.BoolVar(&cfg.Dev, "dev", false, "allow plain http:// control planes on loopback (never in production)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")

@@ -26,6 +26,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/portcullis-gw/portcullis/internal/excerpt"
 	"github.com/portcullis-gw/portcullis/internal/mcpwire"
 )
@@ -435,6 +438,16 @@ func (c *Client) call(ctx context.Context, cn *conn, method string, params json.
 	if cn.era == EraModern {
 		var err error
 		if params, err = c.withMeta(params); err != nil {
+			return nil, err
+		}
+	}
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		// The caller's span is the server's parent (SEP-414): its W3C
+		// trace context in params._meta, replacing any there.
+		carrier := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(ctx, carrier)
+		var err error
+		if params, err = mcpwire.WithTraceContext(params, carrier[mcpwire.MetaTraceParent], carrier[mcpwire.MetaTraceState]); err != nil {
 			return nil, err
 		}
 	}

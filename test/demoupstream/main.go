@@ -1,7 +1,7 @@
 // Command demoupstream runs the demo MCP server of package demo on its own,
 // for trying the gateway by hand and for end-to-end tests:
 //
-//	go run ./test/demoupstream --addr 127.0.0.1:7450 [--require-bearer TOKEN] [--stateless] [--event-store]
+//	go run ./test/demoupstream --addr 127.0.0.1:7450 [--require-bearer TOKEN] [--stateless] [--event-store] [--trace-otlp-endpoint URL]
 //
 // The MCP endpoint answers on every path (use http://ADDR/mcp); GET /calls
 // lists the tools/call requests it received; GET /state the resources
@@ -29,6 +29,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/envflag"
 	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/internal/tracing"
 	"github.com/portcullis-gw/portcullis/test/demoupstream/demo"
 	"github.com/spf13/cobra"
 )
@@ -45,6 +46,7 @@ func main() {
 func newCommand() *cobra.Command {
 	var addr, logLevel, logFormat string
 	var opts demo.Options
+	var traceCfg tracing.Config
 	cmd := &cobra.Command{
 		Use:           "demoupstream",
 		Short:         "Run the demo MCP upstream server",
@@ -60,8 +62,21 @@ func newCommand() *cobra.Command {
 				return err
 			}
 			opts.Logger = logger
+			if err := traceCfg.Validate(); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			traces, err := tracing.New(ctx, traceCfg, tracing.Options{Service: "demo-upstream", Instance: addr, Logger: logger})
+			if err != nil {
+				return err
+			}
+			defer func() {
+				flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				_ = traces.Shutdown(flushCtx)
+			}()
+			opts.Tracer = traces.Tracer("github.com/portcullis-gw/portcullis/test/demoupstream")
 			return run(ctx, addr, opts)
 		},
 	}
@@ -74,6 +89,7 @@ func newCommand() *cobra.Command {
 	f.BoolVar(&opts.EventStore, "event-store", false, "keep SSE events for resumption (streams open with a priming event)")
 	f.BoolVar(&opts.InspectionTools, "inspection-tools", false, "add fetch, query_rows, lookup_customer and digest (rows, PII, an injected instruction in a stream)")
 	f.DurationVar(&opts.Latency, "latency", 0, "delay every tool call by this long (a slow upstream)")
+	traceCfg.Flags(f)
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	envflag.Annotate(f, envPrefix)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/controlplane/adminapi"
@@ -20,8 +21,10 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/etcdstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/introspect"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/learn"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/lease"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/metrics"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/peer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/raftstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/rollout"
@@ -88,6 +91,7 @@ type Server struct {
 	// background work on Close.
 	cancelStreams context.CancelFunc
 	audit         *auditstore.Store
+	metrics       *metrics.Metrics
 	retentionDone chan struct{}
 	versionDone   chan struct{}
 	singletonDone chan struct{}
@@ -184,7 +188,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// apiMux serves the admin API alone, for the web view's in-process
 	// calls.
 	apiMux := http.NewServeMux()
-	for _, r := range api.Routes() {
+	routes := api.Routes()
+	for _, r := range routes {
 		mux.Handle(r.Path, r.Handler)
 		apiMux.Handle(r.Path, r.Handler)
 	}
@@ -209,11 +214,28 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	ps.ServeLeases(granter)
 	mux.Handle(ps.Handler())
-	mux.Handle(configsync.NewServer(configsync.Config{
+	syncPath, syncHandler := configsync.NewServer(configsync.Config{
 		Store: node, Auth: auth, Builder: configsync.NewBuilder(sealer, configsync.WithEgress(cfg.Egress)), Registry: registry,
 		NodeID: cfg.NodeID, Heartbeat: cfg.SyncHeartbeat, Logger: cfg.Logger,
 		Leases: &leaseRouter{granter: granter, b: node, peer: o.peerClient},
-	}).Handler())
+	}).Handler()
+	mux.Handle(syncPath, syncHandler)
+	// gRPC reflection and health describe the APIs clients call (the
+	// admin and audit services, config sync), not the node-to-node one.
+	services := []string{strings.Trim(syncPath, "/")}
+	for _, r := range routes {
+		services = append(services, strings.Trim(r.Path, "/"))
+	}
+	if err := introspect.Mount(mux, introspect.Config{Services: services, Ready: node.Ready}); err != nil {
+		_ = node.Shutdown()
+		_ = audit.Close()
+		return nil, err
+	}
+	// /metrics: Prometheus, with an auditor (or higher) token.
+	nodeMetrics := metrics.New(metrics.Source{
+		State: node.LocalState, Leader: node.IsLeader, Ready: node.Ready, Dataplanes: registry.List,
+	})
+	mux.Handle("/metrics", nodeMetrics.Handler(auth))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !node.Ready() {
@@ -251,7 +273,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// served holds up to two errors: the server's own end, and a store
 	// that stopped for good before it.
 	s := &Server{cfg: cfg, log: log, b: node, http: hs, ln: ln, served: make(chan error, 2), cancelStreams: cancelStreams,
-		audit: audit, retentionDone: make(chan struct{}), versionDone: make(chan struct{}), singletonDone: make(chan struct{})}
+		audit: audit, metrics: nodeMetrics, retentionDone: make(chan struct{}), versionDone: make(chan struct{}), singletonDone: make(chan struct{})}
 	s.raft, _ = node.(*raftstore.Node)
 	s.etcd, _ = node.(*etcdstore.Node)
 	go func() {
@@ -344,6 +366,9 @@ func (s *Server) Restore(ctx context.Context, backup []byte) error {
 // Handler is the HTTP handler serving every API of the node (for tests
 // that drive it without a connection).
 func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+// MetricNames lists the node's own Prometheus metric names.
+func (s *Server) MetricNames() []string { return s.metrics.Names() }
 
 // Addr is the API's bound address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }

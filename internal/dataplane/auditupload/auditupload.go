@@ -86,6 +86,9 @@ type Uploader struct {
 	targets []*target
 	acked   atomic.Uint64 // the control plane holds every record up to this
 	lastErr string        // Run goroutine only
+	// caughtUp is when the control plane last held every durable record
+	// (unix nanoseconds; the start until it first answers).
+	caughtUp atomic.Int64
 }
 
 // New checks cfg and returns an Uploader. It does not dial.
@@ -112,6 +115,7 @@ func New(cfg Config) (*Uploader, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	u := &Uploader{cfg: cfg, log: cfg.Logger.With("component", "auditupload")}
+	u.caughtUp.Store(time.Now().UnixNano())
 	auth := connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 			req.Header().Set("Authorization", "Bearer "+cfg.Credential.Token)
@@ -141,6 +145,16 @@ func (u *Uploader) Lag() uint64 {
 		return d - a
 	}
 	return 0
+}
+
+// Behind is how long the control plane has been missing records: 0 when
+// it holds every durable record, else the time since it last did (an
+// upper bound on the age of the oldest record not uploaded yet).
+func (u *Uploader) Behind(now time.Time) time.Duration {
+	if u.Lag() == 0 {
+		return 0
+	}
+	return max(now.Sub(time.Unix(0, u.caughtUp.Load())), 0)
 }
 
 // Run uploads until ctx ends.
@@ -198,6 +212,7 @@ func (u *Uploader) step(ctx context.Context, t *target, next *uint64) error {
 		u.ack(*next)
 	}
 	if u.cfg.Log.Durable() < *next {
+		u.caughtUp.Store(time.Now().UnixNano())
 		return errIdle
 	}
 	batch, err := u.read(*next)
@@ -228,6 +243,9 @@ func (u *Uploader) step(ctx context.Context, t *target, next *uint64) error {
 
 func (u *Uploader) ack(next uint64) {
 	u.acked.Store(next - 1)
+	if u.cfg.Log.Durable() < next {
+		u.caughtUp.Store(time.Now().UnixNano())
+	}
 }
 
 // read collects the next batch from the local log.

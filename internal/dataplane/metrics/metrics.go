@@ -14,6 +14,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"github.com/portcullis-gw/portcullis/internal/promnames"
 )
 
 // Metrics is the data plane's metric set. Safe for concurrent use.
@@ -176,6 +177,10 @@ func (m *Metrics) Register(cs ...prometheus.Collector) error {
 	}
 	return nil
 }
+
+// Names lists the data plane's own metric names (portcullis_*), whether
+// or not they have series yet (docs/metrics.md documents each).
+func (m *Metrics) Names() []string { return promnames.Names(m.reg, "portcullis_") }
 
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler {

@@ -332,6 +332,13 @@ type Call struct {
 	// Relay carries messages to and from the caller before the result;
 	// nil when the caller cannot receive any.
 	Relay *Relay
+	// Trace is the W3C trace context the caller sent with the operation,
+	// read by the data plane from the HTTP headers at Begin and by the
+	// protocol adapter from its own carrier when it has one (MCP's
+	// params._meta wins over the headers); the data plane's span for the
+	// call continues that trace. Nil when the data plane does not trace:
+	// then nobody reads a carrier.
+	Trace *TraceContext
 	// Payload is content the call carries that the audit record keeps
 	// only by size and hash (a model call's prompt: the request body);
 	// nil for calls whose Arguments say it all. It is the request side
@@ -412,6 +419,21 @@ func (c *Call) DecodedArguments() (any, bool) {
 		return nil, false
 	}
 	return c.decoded, true
+}
+
+// TraceContext is a caller's W3C trace context, unparsed: the values of
+// traceparent and tracestate as sent ("" when absent). The tracer parses
+// them; a malformed traceparent starts a new trace.
+type TraceContext struct {
+	Parent, State string
+}
+
+// Set keeps parent and state when parent is not empty (a carrier that
+// names no trace changes nothing). Safe on a nil receiver.
+func (t *TraceContext) Set(parent, state string) {
+	if t != nil && parent != "" {
+		t.Parent, t.State = parent, state
+	}
 }
 
 // Result is what the terminal handler produced. Stages read only its

@@ -15,6 +15,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/auditredact"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/rolloutcount"
 	"github.com/portcullis-gw/portcullis/internal/joincred"
+	"github.com/portcullis-gw/portcullis/internal/tracing"
 )
 
 // Defaults.
@@ -78,6 +79,9 @@ type Config struct {
 	// arguments then cross the network unencrypted. Without it such a
 	// --listen needs --tls-cert/--tls-key.
 	PlaintextListen bool
+	// Tracing exports OpenTelemetry spans of every call (--trace-otlp-*,
+	// --trace-sample-ratio); off without an endpoint.
+	Tracing tracing.Config
 	// Dev allows plain http:// control planes, on loopback only.
 	Dev    bool
 	Logger *slog.Logger
@@ -137,6 +141,9 @@ func (c *Config) Validate() error {
 	}
 	if u := c.AuditOTLPEndpoint; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		errs = append(errs, fmt.Errorf("--audit-otlp-endpoint %q: want an http:// or https:// URL", u))
+	}
+	if err := c.Tracing.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := auditredact.New(c.AuditRedact); err != nil {
 		errs = append(errs, fmt.Errorf("--audit-redact: %w", err))

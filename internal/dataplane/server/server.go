@@ -35,11 +35,13 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/ratelimit"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/refusals"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/rolloutcount"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/spans"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/syncclient"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
+	"github.com/portcullis-gw/portcullis/internal/tracing"
 )
 
 // UserTokenHeader carries the token of the user an agent acts for (a JWT
@@ -74,7 +76,9 @@ type Server struct {
 	// rollouts counts the calls of a staged policy rollout and writes
 	// the counts to the audit log.
 	rollouts *rolloutcount.Recorder
-	handle   pipeline.Handler
+	// traces exports the calls' spans; nil when tracing is off.
+	traces *tracing.Provider
+	handle pipeline.Handler
 	// protocols are the protocols this data plane brokers (see
 	// protocols()).
 	protocols []protocol.Protocol
@@ -141,8 +145,15 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	auditStage := stages.Audit{Writer: aw, Dataplane: cfg.Credential.Name, Now: time.Now, Redactor: redactor}
+	traces, err := tracing.New(ctx, cfg.Tracing, tracing.Options{
+		Service: "portcullis-dataplane", Instance: cfg.Credential.Name, Logger: log,
+	})
+	if err != nil {
+		_ = aw.Close()
+		return nil, err
+	}
 	s = &Server{
-		cfg: cfg, log: log, store: store, audit: aw, auditLog: aw, export: export,
+		cfg: cfg, log: log, store: store, audit: aw, auditLog: aw, export: export, traces: traces,
 		tracker: mode.NewTracker(cfg.DegradedAfter, cfg.MaxStale, time.Now),
 	}
 	s.metrics = metrics.New(s.tracker.Mode, s.servingVersion)
@@ -187,15 +198,25 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	s.drift = drift.New(drift.Options{Lister: protocol.Lister(s.protocols), Current: s.driftConfig, Logger: log})
 	// One pipeline for every protocol and operation; each protocol's
 	// forwarder is its terminal. Each stage's own time and the upstream
-	// call's go to portcullis_dataplane_stage_seconds.
+	// call's go to portcullis_dataplane_stage_seconds. With tracing on,
+	// each call runs in a server span, each stage that cost anything gets
+	// a span of its own, and the upstream call a client span (package
+	// spans).
 	observe := s.metrics.ObserveStage
 	// Runtime inspection's classifier client keeps its verdicts across
 	// configuration versions.
 	s.classifier = inspect.NewClassifierClient(time.Now)
+	tracer := traces.Tracer(spans.Scope)
+	terminal := pipeline.TimedHandler(observe, "forward", protocol.Forwarder(s.protocols))
+	front := []pipeline.Stage{metricsStage{m: s.metrics}}
+	if tracer != nil {
+		terminal = spans.Forward(tracer, terminal)
+		front = append([]pipeline.Stage{spans.Stage{Tracer: tracer}}, front...)
+	}
 	s.budgets = limit.NewLocal(time.Now)
 	s.rateLimits = ratelimit.New(time.Now, s.metrics)
-	s.handle = pipeline.Chain(pipeline.TimedHandler(observe, "forward", protocol.Forwarder(s.protocols)), append([]pipeline.Stage{metricsStage{m: s.metrics}},
-		pipeline.Timed(observe, stages.Default(stages.Options{
+	s.handle = pipeline.Chain(terminal, append(front,
+		pipeline.Traced(observe, tracer, cfg.Tracing.StageMin, stages.Default(stages.Options{
 			Audit: auditStage, Anonymous: s.refusals, Rollout: s.rollouts,
 			Limit:   []pipeline.Stage{ratelimit.Stage{Limiter: s.rateLimits}, limit.Stage{Reserver: s.budgets}},
 			Inspect: stages.Inspect{Classifier: s.classifier},
@@ -217,6 +238,10 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		URLs: cfg.ControlPlanes, Credential: cfg.Credential, Dev: cfg.Dev, Log: aw, Logger: log,
 	})
 	if err != nil {
+		_ = aw.Close()
+		return nil, err
+	}
+	if err := s.metrics.Register(uploadMetrics(s.upload)...); err != nil {
 		_ = aw.Close()
 		return nil, err
 	}
@@ -320,6 +345,9 @@ func listenerTLS(cfg Config) (*tls.Config, error) {
 // Addr is the bound listen address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
+// MetricNames lists the data plane's own Prometheus metric names.
+func (s *Server) MetricNames() []string { return s.metrics.Names() }
+
 // Close stops serving and syncing.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -346,6 +374,7 @@ func (s *Server) Close() error {
 	if s.export != nil {
 		_ = s.export.Close(ctx)
 	}
+	_ = s.traces.Shutdown(ctx) // exports the spans still queued
 	return err
 }
 
@@ -546,6 +575,11 @@ func (s *Server) Begin(r *http.Request) *pipeline.Call {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		// Unverified: Authenticate checks them against c.Config.
 		c.PeerCertificates = r.TLS.PeerCertificates
+	}
+	if s.traces != nil {
+		// The caller's trace context; a protocol's own carrier (MCP's
+		// params._meta) replaces it.
+		c.Trace = &pipeline.TraceContext{Parent: r.Header.Get("Traceparent"), State: r.Header.Get("Tracestate")}
 	}
 	return c
 }

@@ -6,6 +6,9 @@ import (
 	"io"
 	"net/http"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/portcullis-gw/portcullis/internal/dataplane/hop"
 	"github.com/portcullis-gw/portcullis/internal/secretbind"
 )
@@ -18,7 +21,8 @@ var (
 )
 
 // credentialTransport attaches the upstream's own credential to every
-// request and bounds request and response sizes. It first removes any
+// request, the hop chain and the call's W3C trace context, and bounds
+// request and response sizes. It first removes any
 // Authorization and Cookie header, so nothing but the configured
 // credential can reach the upstream, and it refuses a request for a host
 // the credential's secret is not bound to (checked on the request as it is
@@ -56,6 +60,11 @@ func (t *credentialTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	req.Header.Del("Cookie")
 	if t.hopID != "" {
 		req.Header.Set(hop.Header, hop.Value(req.Context(), t.hopID))
+	}
+	// The call's trace context (its client span, when the data plane
+	// traces), for every protocol: the upstream's span becomes its child.
+	if trace.SpanContextFromContext(req.Context()).IsValid() {
+		propagation.TraceContext{}.Inject(req.Context(), propagation.HeaderCarrier(req.Header))
 	}
 	switch {
 	case t.dynamic != nil:

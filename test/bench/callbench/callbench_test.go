@@ -31,6 +31,8 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/joincred"
 	"github.com/portcullis-gw/portcullis/internal/mcpclient"
 	"github.com/portcullis-gw/portcullis/internal/toolpin"
+	"github.com/portcullis-gw/portcullis/internal/tracing"
+	"github.com/portcullis-gw/portcullis/internal/tracing/tracingtest"
 	"github.com/portcullis-gw/portcullis/test/bench/fastupstream/responder"
 	"github.com/portcullis-gw/portcullis/test/demoupstream/demo"
 )
@@ -64,7 +66,24 @@ func BenchmarkToolsCall(b *testing.B) {
 		run(b, c, demo.ToolGetWeather)
 	})
 	b.Run("dataplane", func(b *testing.B) {
-		dp := startDataplane(b, upURL)
+		dp := startDataplane(b, upURL, tracing.Config{})
+		c := newClient(b, "http://"+dp.Addr()+"/mcp", configtest.PayerKey)
+		run(b, c, benchAction)
+	})
+	// Tracing on, every call sampled, spans exported over OTLP/HTTP to a
+	// receiver in this process that counts and drops them (its decoding
+	// allocates in this process too, so the figure errs high).
+	b.Run("dataplane-traced", func(b *testing.B) {
+		rcv := tracingtest.NewCounter(b)
+		dp := startDataplane(b, upURL, tracing.Config{Endpoint: rcv.HTTPURL(), SampleRatio: 1, StageMin: tracing.DefaultStageMin})
+		c := newClient(b, "http://"+dp.Addr()+"/mcp", configtest.PayerKey)
+		run(b, c, benchAction)
+	})
+	// Tracing on, no call sampled (the agents send no sampled trace and
+	// --trace-sample-ratio is 0): the cost of the spans that are not kept.
+	b.Run("dataplane-unsampled", func(b *testing.B) {
+		rcv := tracingtest.NewCounter(b)
+		dp := startDataplane(b, upURL, tracing.Config{Endpoint: rcv.HTTPURL(), SampleRatio: 0, StageMin: tracing.DefaultStageMin})
 		c := newClient(b, "http://"+dp.Addr()+"/mcp", configtest.PayerKey)
 		run(b, c, benchAction)
 	})
@@ -72,7 +91,7 @@ func BenchmarkToolsCall(b *testing.B) {
 
 // startDataplane starts a data plane serving the fixture snapshot with
 // its upstream at upURL and get_weather pinned as upURL lists it.
-func startDataplane(b *testing.B, upURL string) *server.Server {
+func startDataplane(b *testing.B, upURL string, traces tracing.Config) *server.Server {
 	def := liveDefinition(b, upURL, demo.ToolGetWeather)
 	hash, schema, err := toolpin.Hash(def)
 	if err != nil {
@@ -89,7 +108,7 @@ func startDataplane(b *testing.B, upURL string) *server.Server {
 	dp, err := server.Start(context.Background(), server.Config{
 		DataDir: b.TempDir(), ControlPlanes: []string{"http://127.0.0.1:1"}, Dev: true,
 		Credential: joincred.Credential{Name: "dp1", Token: "pct_test"},
-		Listen:     "127.0.0.1:0", AuditAsync: true, DegradedAfter: time.Hour,
+		Listen:     "127.0.0.1:0", AuditAsync: true, DegradedAfter: time.Hour, Tracing: traces,
 	})
 	if err != nil {
 		b.Fatal(err)

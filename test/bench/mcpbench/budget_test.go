@@ -35,6 +35,11 @@ func TestBudgetMeasure(t *testing.T) {
 	durable := async
 	durable.durable = true
 	noDirect := budgetInputs{stages: stages}
+	traced := func(share float64) budgetInputs {
+		in := async
+		in.cpuShare, in.haveShare = share, true
+		return in
+	}
 	tests := []struct {
 		name   string
 		line   string
@@ -56,7 +61,9 @@ func TestBudgetMeasure(t *testing.T) {
 		{name: "other without the direct path", line: "HTTP server", in: noDirect, budget: 80 * time.Microsecond, within: "—", note: "needs the direct path"},
 		{name: "a stage to come", line: "inspect request", in: async, budget: 50 * time.Microsecond, within: "—", note: "not built yet"},
 		{name: "shadow: one more decision, not reported", line: "shadow", in: async, budget: 24 * time.Microsecond, within: "—", note: "not measured"},
-		{name: "tracing: a CPU share", line: "tracing", in: async, within: "—", note: "not built yet"},
+		{name: "tracing: a data plane without it", line: "tracing", in: async, within: "—", note: "measured on the traced row"},
+		{name: "tracing: within its CPU share", line: "tracing", in: traced(0.015), within: "yes"},
+		{name: "tracing: over its CPU share", line: "tracing", in: traced(0.031), within: "no"},
 		{name: "a built stage the data plane did not report", line: "validate", in: async, budget: 25 * time.Microsecond, within: "—", note: "not measured"},
 	}
 	for _, tt := range tests {
@@ -88,5 +95,28 @@ func TestRenderBudget(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "newstage — *no budget line yet") {
 		t.Errorf("the stage without a budget line is not reported:\n%s", b.String())
+	}
+}
+
+func TestTracingShare(t *testing.T) {
+	window := func(cpu time.Duration, calls int) runResult { return runResult{cpu: cpu, calls: calls} }
+	async := &measurement{name: pathDPAsync, fixed: []runResult{window(100*time.Millisecond, 1000), window(120*time.Millisecond, 1000), window(90*time.Millisecond, 1000)}}
+	tests := []struct {
+		name   string
+		traced *measurement
+		want   float64
+		ok     bool
+	}{
+		// Paired ratios 1.01, 1.05, 1.00: the median is +1 %.
+		{name: "paired rounds, median", traced: &measurement{name: pathDPTraced, fixed: []runResult{window(101*time.Millisecond, 1000), window(126*time.Millisecond, 1000), window(90*time.Millisecond, 1000)}}, want: 0.01, ok: true},
+		{name: "not measured", traced: &measurement{name: pathDPTraced, skipped: "initialize failed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := tracingShare(async, tt.traced)
+			if ok != tt.ok || math.Abs(got-tt.want) > 1e-9 {
+				t.Errorf("tracingShare = %v, %t; want %v, %t", got, ok, tt.want, tt.ok)
+			}
+		})
 	}
 }

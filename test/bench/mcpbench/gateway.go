@@ -115,6 +115,12 @@ var dpVariants = []dpVariant{
 	{path: pathDPAsync, key: "dataplane-async", args: []string{"--audit-sync=false"}},
 	{path: pathDPDurable, key: "dataplane-durable", args: []string{"--audit-sync=true"}},
 	{path: pathDPShadow, key: "dataplane-shadow", args: []string{"--audit-sync=true"}},
+	// The async data plane with tracing on and every trace kept (run adds
+	// the OTLP endpoint): its CPU per call against the async row's is the
+	// tracing line of the budget.
+	{path: pathDPTraced, key: "dataplane-traced", args: []string{"--audit-sync=false", "--trace-sample-ratio", "1"}},
+	// The same with one trace in ten kept, a production setting.
+	{path: pathDPTraced10, key: "dataplane-traced-10", args: []string{"--audit-sync=false", "--trace-sample-ratio", "0.1"}},
 }
 
 // shadowCandidate is the candidate the shadow row runs beside benchPolicy:

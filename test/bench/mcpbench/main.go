@@ -120,7 +120,7 @@ func main() {
 	flag.StringVar(&cfg.allocsPkg, "allocs-pkg", "./test/bench/callbench", "package of BenchmarkToolsCall (allocations per in-process call); empty skips it")
 	flag.StringVar(&cfg.allocsTime, "allocs-benchtime", "2000x", "-benchtime of BenchmarkToolsCall (run with -count 3)")
 	flag.StringVar(&cfg.nginx, "nginx", "", "nginx binary (default: nginx on PATH, else /usr/sbin/nginx)")
-	paths := flag.String("paths", "direct,nginx,dataplane", "paths to measure, comma-separated: direct, nginx, dataplane-async, dataplane-durable, dataplane-shadow; dataplane means all three")
+	paths := flag.String("paths", "direct,nginx,dataplane", "paths to measure, comma-separated: direct, nginx, dataplane-async, dataplane-durable, dataplane-shadow, dataplane-traced, dataplane-traced-10; dataplane means all five")
 	flag.BoolVar(&cfg.verbose, "v", false, "print the processes' logs and the gwctl transcript at the end")
 	flag.Parse()
 	cfg.paths = map[string]bool{}

@@ -19,11 +19,13 @@ type plotSeries struct {
 // pathColors are the series colours, by path (colour-blind-safe Okabe-Ito
 // hues).
 var pathColors = map[string]string{
-	pathDirect:    "#000000",
-	pathNginx:     "#009E73",
-	pathDPAsync:   "#0072B2",
-	pathDPDurable: "#D55E00",
-	pathDPShadow:  "#CC79A7",
+	pathDirect:     "#000000",
+	pathNginx:      "#009E73",
+	pathDPAsync:    "#0072B2",
+	pathDPDurable:  "#D55E00",
+	pathDPShadow:   "#CC79A7",
+	pathDPTraced:   "#56B4E9",
+	pathDPTraced10: "#E69F00",
 }
 
 // Plot geometry, in SVG user units.

@@ -200,7 +200,7 @@ func renderReport(cfg config, st setup, results []*measurement) string {
 	renderStageSection(&b, byName, st.fsync)
 
 	fmt.Fprintf(&b, "\n### Goals (issue 14; reported, never failing the build)\n\n")
-	renderGoals(&b, byName, st.fsync, st.allocs)
+	renderGoals(&b, byName, st.fsync, st.allocs, st.spans)
 
 	var failed []string
 	for _, m := range results {
@@ -301,6 +301,9 @@ func renderStageSection(b *strings.Builder, byName map[string]*measurement, fsyn
 		}
 		all := merged(m)
 		in := &budgetInputs{stages: all.stages, durable: v.path == pathDPDurable, fsync50: fsync.p50}
+		if v.path == pathDPTraced || v.path == pathDPTraced10 {
+			in.cpuShare, in.haveShare = tracingShare(byName[pathDPAsync], m)
+		}
 		if direct.measured() {
 			d := merged(direct)
 			in.other, in.haveMean = breakdown(all, d).other(), true
@@ -335,7 +338,7 @@ func renderStageSection(b *strings.Builder, byName map[string]*measurement, fsyn
 
 // renderGoals writes issue 14's goals for the data plane: the judged ones
 // as PASS/FAIL lines, the others as figures with whether they were met.
-func renderGoals(b *strings.Builder, byName map[string]*measurement, fsync fsyncStats, allocs allocReport) {
+func renderGoals(b *strings.Builder, byName map[string]*measurement, fsync fsyncStats, allocs allocReport, spans map[string]int) {
 	direct, nginx := byName[pathDirect], byName[pathNginx]
 	async, durable := byName[pathDPAsync], byName[pathDPDurable]
 	fmt.Fprintf(b, "Judged (medians of the windows):\n\n")
@@ -371,6 +374,15 @@ func renderGoals(b *strings.Builder, byName map[string]*measurement, fsync fsync
 			d, n := dp.added(direct, 99), nginx.added(direct, 99)
 			fmt.Fprintf(b, "- %s added p99 %s vs nginx's %s\n", dp.name, d.signedMsText(), n.signedMsText())
 		}
+	}
+	for _, path := range []string{pathDPTraced, pathDPTraced10} {
+		traced := byName[path]
+		if !traced.measured() || !async.measured() {
+			continue
+		}
+		share, _ := tracingShare(async, traced)
+		fmt.Fprintf(b, "- %s (%s spans exported per call): CPU per call %.0f µs vs %.0f µs with tracing off (async audit) = %+.1f %% (median of the rounds' paired ratios; budget ≤ %.0f %%) → %s\n",
+			path, spansPerCall(spans[path], traced), traced.cpuPerCall().med/1e3, async.cpuPerCall().med/1e3, share*100, maxTracingShare*100, met(share <= maxTracingShare))
 	}
 	bd, okD := allocs.results["direct"]
 	bp, okP := allocs.results["dataplane"]
@@ -443,4 +455,42 @@ func fsyncText(st fsyncStats) string {
 		return fmt.Sprintf("n/a (%v)", st.err)
 	}
 	return fmt.Sprintf("p50 %s, p99 %s", ms(st.p50), ms(st.p99))
+}
+
+// tracingShare is the extra CPU per call of the traced data plane over the
+// async one, as a fraction: the median over the rounds of traced / async
+// − 1, each round's two windows measured one after the other (so load
+// from elsewhere falls on both alike).
+func tracingShare(async, traced *measurement) (float64, bool) {
+	if !async.measured() || !traced.measured() {
+		return 0, false
+	}
+	var vs []float64
+	for i, r := range traced.fixed {
+		if i >= len(async.fixed) {
+			break
+		}
+		off := perCall(async.fixed[i].cpu, async.fixed[i].calls)
+		if off > 0 {
+			vs = append(vs, perCall(r.cpu, r.calls)/off-1)
+		}
+	}
+	if len(vs) == 0 {
+		return 0, false
+	}
+	return spreadOf(vs).med, true
+}
+
+// spansPerCall is the spans the traced data plane exported per call over
+// every measured window, or "n/a"; the warm-ups' spans count too, so it
+// errs high.
+func spansPerCall(spans int, traced *measurement) string {
+	calls := 0
+	for _, r := range slices.Concat(traced.fixed, traced.tput) {
+		calls += r.calls
+	}
+	if spans == 0 || calls == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f", float64(spans)/float64(calls))
 }

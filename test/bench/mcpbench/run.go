@@ -10,16 +10,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/tracing/tracingtest"
 	"github.com/portcullis-gw/portcullis/test/harness"
 )
 
 // Path names, in the order they are measured and reported.
 const (
-	pathDirect    = "direct"
-	pathNginx     = "nginx"
-	pathDPAsync   = "data plane (async audit)"
-	pathDPDurable = "data plane (durable audit)"
-	pathDPShadow  = "data plane (durable audit, policy rollout in shadow)"
+	pathDirect     = "direct"
+	pathNginx      = "nginx"
+	pathDPAsync    = "data plane (async audit)"
+	pathDPDurable  = "data plane (durable audit)"
+	pathDPShadow   = "data plane (durable audit, policy rollout in shadow)"
+	pathDPTraced   = "data plane (async audit, tracing on)"
+	pathDPTraced10 = "data plane (async audit, tracing on, 10% sampled)"
 )
 
 // measurement is everything measured on one path.
@@ -37,6 +40,8 @@ type measurement struct {
 type setup struct {
 	nginx    string
 	upstream string
+	// spans is how many spans each traced data plane exported, by path.
+	spans    map[string]int
 	fsync    fsyncStats
 	allocs   allocReport
 	elapsed  time.Duration
@@ -93,6 +98,21 @@ func run(ctx context.Context, cfg config) error {
 				variants = append(variants, v)
 			}
 		}
+		// The traced data plane exports every call's spans over OTLP/HTTP
+		// to a receiver in this process that counts and drops them.
+		spans := map[string]*tracingtest.Receiver{}
+		for i, v := range variants {
+			if v.path == pathDPTraced || v.path == pathDPTraced10 {
+				spans[v.path] = tracingtest.NewCounter(t)
+				variants[i].args = append(slices.Clone(v.args), "--trace-otlp-endpoint", spans[v.path].HTTPURL())
+			}
+		}
+		defer func() {
+			st.spans = map[string]int{}
+			for path, r := range spans {
+				st.spans[path] = r.Count()
+			}
+		}()
 		up := startUpstream(t, cfg.upstream, fastBin, cfg.upstreamJSON, cfg.upstreamGOGC)
 		st.upstream = up.desc
 		g := startGateway(t, up, variants)

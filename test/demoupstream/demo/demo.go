@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configures a demo server. The zero value serves every tool
@@ -51,6 +52,10 @@ type Options struct {
 	InspectionTools bool
 	// Logger receives the SDK server's logs; nil discards them.
 	Logger *slog.Logger
+	// Tracer, when set, runs every MCP request in a server span that
+	// continues the caller's trace (params._meta, else the traceparent
+	// header).
+	Tracer trace.Tracer
 }
 
 // Handler serves the demo MCP endpoint at every path except /calls, which
@@ -91,6 +96,9 @@ func NewHandler(opts Options) *Handler {
 	}
 	if opts.InspectionTools {
 		addInspectionTools(h.server)
+	}
+	if opts.Tracer != nil {
+		h.server.AddReceivingMiddleware(traceMiddleware(opts.Tracer))
 	}
 
 	ho := &mcp.StreamableHTTPOptions{Stateless: opts.Stateless, Logger: opts.Logger}

@@ -64,6 +64,9 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, token str
 	}
 
 	call := h.backend.Begin(r)
+	if call.Trace != nil { // the data plane traces: params._meta wins (SEP-414)
+		call.Trace.Set(mcpwire.TraceContext(msg.Params))
+	}
 	// checkEdge refused a malformed or looping chain.
 	call.Hops, _ = hop.Parse(r.Header)
 	if call.Start.IsZero() {

@@ -18,7 +18,7 @@ import (
 // Header is the first row: one column per field of Row.
 var Header = []string{"time", "dataplane", "sequence", "agent", "user", "protocol", "method", "upstream", "tool",
 	"decision", "policies", "outcome", "reason", "mode", "snapshot_version", "latency_ms", "upstream_latency_ms",
-	"source_ip", "upstream_error", "response_bytes", "arguments_json", "hash", "target_own"}
+	"source_ip", "upstream_error", "response_bytes", "arguments_json", "hash", "target_own", "findings"}
 
 // Cell returns s safe to open in a spreadsheet: a value starting with =,
 // +, -, @, a tab or a carriage return would be read as a formula (CSV
@@ -100,6 +100,38 @@ func Target(r *auditv1.Record) string {
 	return r.GetTool()
 }
 
+// Findings summarises what runtime inspection found in a call, one entry
+// per finding name with its action, rule and mode, and how many:
+// "pii.email redact by pii-out ×3; rows.ceiling block by rows (shadow)".
+// Locations are in the record itself (gwctl audit query -o json).
+func Findings(r *auditv1.Record) string {
+	type key struct{ name, action, rule, mode string }
+	var order []key
+	count := map[key]int{}
+	for _, f := range r.GetFindings() {
+		k := key{f.GetDetector() + "." + f.GetKind(), f.GetAction(), f.GetRule(), f.GetMode()}
+		if count[k] == 0 {
+			order = append(order, k)
+		}
+		count[k]++
+	}
+	parts := make([]string, 0, len(order)+1)
+	for _, k := range order {
+		s := k.name + " " + k.action + " by " + k.rule
+		if k.mode == "shadow" {
+			s += " (shadow)"
+		}
+		if n := count[k]; n > 1 {
+			s += " ×" + strconv.Itoa(n)
+		}
+		parts = append(parts, s)
+	}
+	if n := r.GetFindingsOmitted(); n > 0 {
+		parts = append(parts, "and "+strconv.FormatUint(uint64(n), 10)+" more")
+	}
+	return strings.Join(parts, "; ")
+}
+
 // learnedTarget names the first value a learned record adds or removes,
 // and how many more there are.
 func learnedTarget(l *auditv1.LearnedDetail) string {
@@ -132,7 +164,7 @@ func Row(r *auditv1.Record) []string {
 		r.GetProtocol(), r.GetMethod(), r.GetUpstream(), Target(r), r.GetDecision(), strings.Join(r.GetPolicies(), " "),
 		r.GetOutcome(), r.GetReason(), r.GetMode(), strconv.FormatUint(r.GetSnapshotVersion(), 10), ms(r.GetLatency()),
 		ms(r.GetUpstreamLatency()), r.GetSourceIp(), strconv.FormatBool(r.GetUpstreamError()),
-		strconv.FormatInt(r.GetResponseBytes(), 10), r.GetArgumentsJson(), hex.EncodeToString(r.GetHash()), r.GetTargetOwn()}
+		strconv.FormatInt(r.GetResponseBytes(), 10), r.GetArgumentsJson(), hex.EncodeToString(r.GetHash()), r.GetTargetOwn(), Findings(r)}
 	for i, c := range row {
 		row[i] = Cell(c)
 	}

@@ -83,6 +83,28 @@ func TestWriterEscapesEveryColumn(t *testing.T) {
 	}
 }
 
+func TestFindings(t *testing.T) {
+	r := &auditv1.Record{
+		Findings: []*auditv1.Finding{
+			{Detector: "pii", Kind: "email", Rule: "pii-out", Mode: "enforce", Action: "redact", Location: "content[0].text[0:16]"},
+			{Detector: "pii", Kind: "email", Rule: "pii-out", Mode: "enforce", Action: "redact", Location: "content[0].text[20:36]"},
+			{Detector: "rows", Kind: "ceiling", Rule: "rows", Mode: "shadow", Action: "block"},
+		},
+		FindingsOmitted: 5,
+	}
+	want := "pii.email redact by pii-out ×2; rows.ceiling block by rows (shadow); and 5 more"
+	if got := auditcsv.Findings(r); got != want {
+		t.Errorf("Findings = %q, want %q", got, want)
+	}
+	if got := auditcsv.Findings(&auditv1.Record{}); got != "" {
+		t.Errorf("no findings = %q", got)
+	}
+	row := auditcsv.Row(r)
+	if row[len(row)-1] != want || auditcsv.Header[len(auditcsv.Header)-1] != "findings" {
+		t.Errorf("the findings column is %q under %q", row[len(row)-1], auditcsv.Header[len(auditcsv.Header)-1])
+	}
+}
+
 // TestActorAndTargetOfDerivedRecords: the control plane's records of
 // learned values and alerts name who and what they are about.
 func TestActorAndTargetOfDerivedRecords(t *testing.T) {

@@ -60,7 +60,7 @@ func (c *decisionCache) len() int {
 // decisionKey appends to buf the cache key of req, whose Cedar form is
 // creq, evaluated against the buckets in set: the agent, action and
 // resource, then only the context values those policies read — the user
-// (id, email, groups), sourceIp, degraded, protocol, a remote agent's
+// (id, email, groups), sourceIp, degraded, protocol, findings, a remote agent's
 // skill and sizes, and the arguments at the read paths, in a
 // self-delimiting canonical encoding of their Cedar values. Two requests
 // with equal keys make the policies read equal values, so they decide
@@ -101,6 +101,13 @@ func decisionKey(buf []byte, req *Request, creq cedar.Request, set *applicable) 
 	}
 	if r.flags&readProtocol != 0 {
 		buf = strconv.AppendQuote(buf, req.Context.Protocol)
+	}
+	if r.flags&readFindings != 0 {
+		f, _ := creq.Context.Get(cedarschema.ContextFindings)
+		var ok bool
+		if buf, ok = appendValue(append(buf, 'F'), f); !ok {
+			return nil, false
+		}
 	}
 	if r.flags&readSkill != 0 {
 		if skill, ok := creq.Context.Get(cedarschema.ContextSkill); ok {

@@ -16,6 +16,7 @@ func TestDecisionCache(t *testing.T) {
 	type step struct {
 		args        string
 		user        *authz.User
+		findings    []string
 		wantAllowed bool
 		wantCached  int // entries after the call
 	}
@@ -91,6 +92,25 @@ forbid(principal, action, resource) when { context.degraded };`,
 				{args: `{"amount": 1, "to": "bob"}`, user: &authz.User{Source: "corp-idp", Name: "ann", Groups: []string{"finance"}}, wantAllowed: true, wantCached: 3},
 			},
 		},
+		{
+			name: "findings key the cache when read",
+			policies: authztest.Policies + `forbid(principal, action, resource) when { context.findings.contains("exfiltration") };
+`,
+			action: authztest.PayAction,
+			steps: []step{
+				{args: `{"amount": 1, "to": "bob"}`, wantAllowed: true, wantCached: 1},
+				{args: `{"amount": 1, "to": "bob"}`, findings: []string{"exfiltration", "exfiltration.url_payload"}, wantAllowed: false, wantCached: 2},
+				{args: `{"amount": 1, "to": "bob"}`, findings: []string{"exfiltration.url_payload", "exfiltration"}, wantAllowed: false, wantCached: 2},
+				{args: `{"amount": 1, "to": "bob"}`, findings: []string{"pii"}, wantAllowed: true, wantCached: 3},
+			},
+		},
+		{
+			name: "findings nobody reads do not key the cache", policies: authztest.Policies, action: authztest.PayAction,
+			steps: []step{
+				{args: `{"amount": 1, "to": "bob"}`, wantAllowed: true, wantCached: 1},
+				{args: `{"amount": 1, "to": "bob"}`, findings: []string{"pii"}, wantAllowed: true, wantCached: 1},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,6 +118,7 @@ forbid(principal, action, resource) when { context.degraded };`,
 			for i, s := range tt.steps {
 				req := newRequest(authztest.Payer, tt.action, s.args)
 				req.User = s.user
+				req.Context.Findings = s.findings
 				got := e.Decide(ctx, req)
 				if want := e.DecideUnindexed(req); got.Allowed != want.Allowed || !slices.Equal(got.Policies, want.Policies) || !slices.Equal(got.Errors, want.Errors) {
 					t.Errorf("step %d: Authorize = %+v, full evaluation %+v", i, got, want)

@@ -124,6 +124,7 @@ func (e *Engine) request(req *Request) (cedar.Request, error) {
 		cedarschema.ContextTime:     types.NewDatetime(c.Time),
 		cedarschema.ContextSourceIP: types.IPAddr(netipPrefix(ip)),
 		cedarschema.ContextDegraded: types.Boolean(c.Degraded),
+		cedarschema.ContextFindings: findingsSet(c.Findings),
 	}
 	if t.tool != nil {
 		args, err := argjson.Decode(req.Arguments)
@@ -162,6 +163,15 @@ func (e *Engine) request(req *Request) (cedar.Request, error) {
 		return cedar.Request{}, fmt.Errorf("request: %w", err)
 	}
 	return creq, nil
+}
+
+// findingsSet is context.findings: the names as a Cedar set of strings.
+func findingsSet(names []string) types.Set {
+	vals := make([]types.Value, len(names))
+	for i, n := range names {
+		vals[i] = types.String(n)
+	}
+	return types.NewSet(vals...)
 }
 
 // maxNameEcho bounds a caller-given name echoed in an error.

@@ -112,6 +112,8 @@ permit(principal, action, resource) when { context.sourceIp.isInRange(ip("10.0.0
 permit(principal, action, resource) when { context.time.toTime() >= duration("12h") };
 @id("degraded")
 permit(principal, action, resource) when { context.degraded };
+@id("findings")
+permit(principal, action, resource) when { context.findings.contains("pii.email") };
 `
 
 func TestDecideContext(t *testing.T) {
@@ -132,6 +134,8 @@ func TestDecideContext(t *testing.T) {
 		{name: "outside source range", edit: func(r *authz.Request) { r.Context.SourceIP = netip.MustParseAddr("192.0.2.1") }, want: without(all, "payments/source")},
 		{name: "morning", edit: func(r *authz.Request) { r.Context.Time = callAt.Add(-2 * time.Hour) }, want: without(all, "payments/afternoon")},
 		{name: "other protocol", edit: func(r *authz.Request) { r.Context.Protocol = "a2a" }, want: without(all, "payments/protocol")},
+		{name: "findings", edit: func(r *authz.Request) { r.Context.Findings = []string{"pii", "pii.email"} }, want: append(slices.Clone(all), "payments/findings")},
+		{name: "other findings", edit: func(r *authz.Request) { r.Context.Findings = []string{"pii", "pii.iban"} }, want: all},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

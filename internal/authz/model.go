@@ -162,6 +162,7 @@ func (e *Engine) modelRequest(req *Request) (cedar.Request, error) {
 		cedarschema.ContextTime:        types.NewDatetime(c.Time),
 		cedarschema.ContextSourceIP:    types.IPAddr(netipPrefix(c.SourceIP.Unmap())),
 		cedarschema.ContextDegraded:    types.Boolean(c.Degraded),
+		cedarschema.ContextFindings:    findingsSet(c.Findings),
 		cedarschema.ContextMaxTokens:   types.Long(c.Model.MaxTokens),
 		cedarschema.ContextInputTokens: types.Long(c.Model.InputTokens),
 		cedarschema.ContextStream:      types.Boolean(c.Model.Stream),

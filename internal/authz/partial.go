@@ -196,6 +196,9 @@ func (e *Engine) partialContext(req *Request, agent string) partialRequest {
 		cedarschema.ContextTime:      batch.Ignore(),
 		cedarschema.ContextSourceIP:  batch.Ignore(),
 		cedarschema.ContextDegraded:  types.Boolean(c.Degraded),
+		// What inspection will find depends on the arguments, which a
+		// list or a who-can question does not have.
+		cedarschema.ContextFindings: batch.Ignore(),
 	}
 	if c.Protocol != "" {
 		attrs[cedarschema.ContextProtocol] = types.String(c.Protocol)

@@ -63,6 +63,11 @@ forbid(principal in Team::"marketing", action == Action::"pay__pay", resource);`
 forbid(principal, action, resource) when { context.degraded && !resource.readOnly };`,
 			agent: authztest.Payer, edit: func(r *authz.Request) { r.Context.Degraded = true },
 			want: []string{authztest.BalanceAction}},
+		{name: "a forbid on findings keeps the tool (findings depend on arguments)", policies: `permit(principal, action, resource);
+forbid(principal, action == Action::"pay__pay", resource) when { context.findings.contains("exfiltration") };`,
+			agent: authztest.Payer, want: both},
+		{name: "a permit only without findings lists the tool", policies: `permit(principal, action, resource) when { context.findings.isEmpty() };`,
+			agent: authztest.Payer, want: both},
 		{name: "finance group policy without user", policies: financeListPolicy, agent: authztest.Marketer, want: []string{}},
 		{name: "finance group policy with finance user", policies: financeListPolicy, agent: authztest.Marketer, user: finance,
 			want: []string{authztest.PayAction}},

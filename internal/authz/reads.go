@@ -44,6 +44,7 @@ const (
 	readSkill
 	readMessageBytes
 	readMetadataBytes
+	readFindings
 )
 
 // readsOf walks a policy's conditions for context accesses.
@@ -126,6 +127,8 @@ func (r *contextReads) addChain(n ast.IsNode) bool {
 		r.flags |= readMessageBytes
 	case cedarschema.ContextMetadataBytes:
 		r.flags |= readMetadataBytes
+	case cedarschema.ContextFindings:
+		r.flags |= readFindings
 	default: // context.time, or an attribute the gateway does not know
 		r.uncacheable = true
 	}

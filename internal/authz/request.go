@@ -90,9 +90,9 @@ func RemoteAgentResource(upstream string) Resource {
 }
 
 // Context is what the gateway knows about a call beyond who, what and
-// which: context.protocol, context.time, context.sourceIp and
-// context.degraded; for remote-agent actions also context.skill,
-// context.messageBytes and context.metadataBytes.
+// which: context.protocol, context.time, context.sourceIp,
+// context.degraded and context.findings; for remote-agent actions also
+// context.skill, context.messageBytes and context.metadataBytes.
 type Context struct {
 	// Protocol is the protocol the call arrived over ("mcp").
 	Protocol string
@@ -102,6 +102,10 @@ type Context struct {
 	SourceIP netip.Addr
 	// Degraded is set while the deciding data plane runs in degraded mode.
 	Degraded bool
+	// Findings are the names of what runtime inspection found in the
+	// call's request under enforced rules ("pii", "pii.email"): the set
+	// context.findings. Nil is the empty set.
+	Findings []string
 	// Model is what a model call adds (ignored for other resources).
 	Model ModelContext
 	// Skill is the skill a remote-agent request names (context.skill);

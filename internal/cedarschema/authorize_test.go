@@ -86,6 +86,7 @@ func payRequest(t testing.TB, agent string, amount int64, at time.Time) types.Re
 			cedarschema.ContextTime:     types.NewDatetime(at),
 			cedarschema.ContextSourceIP: ip,
 			cedarschema.ContextDegraded: types.False,
+			cedarschema.ContextFindings: types.NewSet(),
 		}),
 	}
 }
@@ -174,6 +175,13 @@ func TestValidateRequest(t *testing.T) {
 			m[cedarschema.ContextArguments] = types.NewRecord(args)
 		})},
 		{name: "missing time", wantErr: true, req: withContext(func(m types.RecordMap) { delete(m, cedarschema.ContextTime) })},
+		{name: "with findings", req: withContext(func(m types.RecordMap) {
+			m[cedarschema.ContextFindings] = types.NewSet(types.String("pii"), types.String("pii.email"))
+		})},
+		{name: "missing findings", wantErr: true, req: withContext(func(m types.RecordMap) { delete(m, cedarschema.ContextFindings) })},
+		{name: "findings not strings", wantErr: true, req: withContext(func(m types.RecordMap) {
+			m[cedarschema.ContextFindings] = types.NewSet(types.Long(1))
+		})},
 		{name: "unknown action", wantErr: true, req: func() types.Request {
 			r := payRequest(t, "payer", 100, noon)
 			r.Action = cedarschema.ActionUID("pay__steal")

@@ -79,6 +79,7 @@ func a2aAction(group string, learned ast.RecordType) ast.Action {
 		ContextTime:          {Type: ast.Datetime()},
 		ContextSourceIP:      {Type: ast.IPAddr()},
 		ContextDegraded:      {Type: ast.Bool()},
+		ContextFindings:      {Type: ast.Set(ast.String())},
 		ContextSkill:         {Type: ast.String(), Optional: true},
 		ContextMessageBytes:  {Type: ast.Long()},
 		ContextMetadataBytes: {Type: ast.Long()},
@@ -133,6 +134,7 @@ func callAction(args, learned ast.RecordType) ast.Action {
 		ContextTime:      {Type: ast.Datetime()},
 		ContextSourceIP:  {Type: ast.IPAddr()},
 		ContextDegraded:  {Type: ast.Bool()},
+		ContextFindings:  {Type: ast.Set(ast.String())},
 	}
 	if learned != nil {
 		context[ContextLearned] = ast.Attribute{Type: learned}

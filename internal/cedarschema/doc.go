@@ -25,12 +25,19 @@
 //	{
 //		arguments: { ... typed from the tool's pinned input JSON Schema ... },
 //		degraded: Bool,
+//		findings: Set<String>,
 //		protocol: String,
 //		sourceIp: ipaddr,
 //		time: datetime,
 //		user?: User,
 //		learned: { "<list>": Set<String>, ... }   // only while some list learns
 //	}
+//
+// findings names what runtime inspection found in the call's arguments
+// under an enforced rule: each finding's detector and "<detector>.<kind>"
+// ("pii", "pii.payment_card"), so a policy can forbid a whole family or
+// one kind: `context.findings.contains("exfiltration")`. It is empty when
+// nothing was found.
 //
 // context.learned has one attribute per value list that learns (see
 // [WithLearned]): the caller's set of that list, in the context of every
@@ -48,7 +55,7 @@
 // still validate). A model call is the action "llm:complete", the one
 // member of the group Action::"llm_complete", applying to principal Agent
 // and resource Model. Its context is the tool actions' (user, protocol,
-// time, sourceIp, degraded, learned; arguments an empty record) plus
+// time, sourceIp, degraded, findings, learned; arguments an empty record) plus
 //
 //	maxTokens: Long          the most output the call may produce
 //	inputTokens: Long        the gateway's estimate of its input
@@ -75,7 +82,7 @@
 //	          "a2a:subscribe_task" (SubscribeToTask)
 //
 // Their context is the tool actions' (user, protocol, time, sourceIp,
-// degraded, learned; arguments is an empty record), plus skill?: String
+// degraded, findings, learned; arguments is an empty record), plus skill?: String
 // (the skill the caller named, when it named one), messageBytes: Long and
 // metadataBytes: Long (the sizes of the message sent and of its metadata;
 // 0 for actions that send none). These declarations do not depend on the

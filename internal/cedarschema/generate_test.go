@@ -40,7 +40,7 @@ func TestGenerateSchemaText(t *testing.T) {
 			"\t\t\ttags?: Set<String>,\n" +
 			"\t\t\turgent?: Bool\n" +
 			"\t\t},"},
-		{name: "common context", fragment: "\t\tdegraded: Bool,\n\t\tprotocol: String,\n\t\tsourceIp: ipaddr,\n\t\ttime: datetime,\n\t\tuser?: User\n\t}\n};"},
+		{name: "common context", fragment: "\t\tdegraded: Bool,\n\t\tfindings: Set<String>,\n\t\tprotocol: String,\n\t\tsourceIp: ipaddr,\n\t\ttime: datetime,\n\t\tuser?: User\n\t}\n};"},
 		{name: "pin annotations", fragment: "@tool(\"send\")\n@upstream(\"pay\")\naction pay__send in call_tool"},
 		{name: "placeholder", fragment: "action \"portcullis:placeholder\" in call_tool appliesTo {"},
 	}

@@ -73,6 +73,7 @@ func modelAction(learned ast.RecordType) ast.Action {
 		ContextTime:          {Type: ast.Datetime()},
 		ContextSourceIP:      {Type: ast.IPAddr()},
 		ContextDegraded:      {Type: ast.Bool()},
+		ContextFindings:      {Type: ast.Set(ast.String())},
 		ContextMaxTokens:     {Type: ast.Long()},
 		ContextInputTokens:   {Type: ast.Long()},
 		ContextStream:        {Type: ast.Bool()},

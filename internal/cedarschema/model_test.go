@@ -13,7 +13,7 @@ func TestModelDeclarations(t *testing.T) {
 		"entity Model in Upstream {\n\tname: String,\n\tprovider: String,\n\treadOnly: Bool,\n\tversion: Long\n};",
 		"action llm_complete;",
 		"action \"llm:complete\" in llm_complete appliesTo {\n\tprincipal: Agent,\n\tresource: Model,",
-		"\t\testimatedCost?: decimal,\n\t\tinputTokens: Long,\n\t\tmaxTokens: Long,",
+		"\t\testimatedCost?: decimal,\n\t\tfindings: Set<String>,\n\t\tinputTokens: Long,\n\t\tmaxTokens: Long,",
 		"\t\tstream: Bool,\n\t\ttime: datetime,\n\t\ttools: Set<String>,",
 	} {
 		if !strings.Contains(text, fragment) {
@@ -38,6 +38,7 @@ func TestModelPolicies(t *testing.T) {
 	}{
 		{"the group, scoped by upstream", `permit(principal in Team::"research", action in Action::"llm_complete", resource in Upstream::"openai");`, true},
 		{"the context", `forbid(principal, action == Action::"llm:complete", resource) when { context.maxTokens > 8000 || context.stream || context.tools.contains("web_search") || (context has estimatedCost && context.estimatedCost.greaterThan(decimal("0.50"))) || context.inputTokens > 100000 };`, true},
+		{"runtime inspection's findings", `forbid(principal, action in Action::"llm_complete", resource) when { context.findings.contains("secrets") };`, true},
 		{"a model by name", `permit(principal, action, resource == Model::"openai/gpt-4o") when { resource.provider == "openai" };`, true},
 		// Policies over every action still validate: a model has a tool's
 		// attributes and an empty arguments record.

@@ -72,6 +72,10 @@ const (
 	ContextTime      = "time"
 	ContextSourceIP  = "sourceIp"
 	ContextDegraded  = "degraded"
+	// ContextFindings is the set of names of what runtime inspection found
+	// in the call's request: each enforced finding's detector and
+	// "<detector>.<kind>" ("exfiltration", "exfiltration.url_payload").
+	ContextFindings = "findings"
 	// ContextLearned is the caller's learned sets: a record with one
 	// Set<String> per learned list, present only while some list learns
 	// (policies read context.learned["payees"].contains(...)).

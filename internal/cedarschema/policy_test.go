@@ -30,6 +30,7 @@ func TestParsePoliciesAcceptsValidPolicies(t *testing.T) {
 		{name: "resource in upstream", src: `permit(principal is Agent, action in Action::"call_tool", resource in Upstream::"github") when { resource.readOnly && resource.version >= 2 && principal.owner == "alice" };`},
 		{name: "action set", src: `permit(principal, action in [Action::"pay__send", Action::"github__create_issue"], resource) when { context.protocol == "mcp" };`},
 		{name: "unconstrained", src: `forbid(principal, action, resource) when { context.degraded };`},
+		{name: "findings", src: `forbid(principal, action in Action::"call_tool", resource) when { context.findings.contains("exfiltration") || context.findings.containsAny(["pii.iban", "pii.payment_card"]) };`},
 		{name: "unconstrained reads tool attributes", src: `permit(principal, action, resource) when { resource.readOnly && resource.version > 1 && resource.name != "x" && context.arguments has amount };`},
 		{name: "a2a send group", src: `permit(principal in Team::"ops", action in Action::"a2a_send", resource in Upstream::"travel");`},
 		{name: "a2a read group on remote agent", src: `permit(principal, action in Action::"a2a_read", resource is RemoteAgent);`},

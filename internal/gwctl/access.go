@@ -199,6 +199,7 @@ func (a *app) accessCheck() *cobra.Command {
 		agent, tool, args, at string
 		sourceIP, protocol    string
 		degraded              bool
+		findings              []string
 	)
 	cmd := &cobra.Command{
 		Use:   "check --agent A [--user SOURCE/NAME] --tool T [--args JSON]",
@@ -207,11 +208,13 @@ func (a *app) accessCheck() *cobra.Command {
 policies that determined it (with file:line:col), and any evaluation
 errors. --args takes a JSON object, or @FILE. Attributes a data plane takes
 from the connection default to: source address 127.0.0.1, time now,
-protocol mcp, normal mode. An agent or tool that does not exist is an
-error, never a deny.`,
+protocol mcp, normal mode, no inspection findings (--finding sets
+context.findings as runtime inspection would: --finding exfiltration
+--finding exfiltration.url_payload). An agent or tool that does not exist
+is an error, never a deny.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := access.Question{Agent: agent, Tool: tool, Protocol: protocol, Degraded: degraded}
+			q := access.Question{Agent: agent, Tool: tool, Protocol: protocol, Degraded: degraded, Findings: findings}
 			var err error
 			if q.User, err = user.parse(); err != nil {
 				return err
@@ -253,6 +256,7 @@ error, never a deny.`,
 	f.StringVar(&sourceIP, "source-ip", "", "caller's address (default 127.0.0.1)")
 	f.StringVar(&protocol, "protocol", "", "protocol of the call (default mcp)")
 	f.BoolVar(&degraded, "degraded", false, "decide as a data plane in degraded mode")
+	f.StringArrayVar(&findings, "finding", nil, "a name in context.findings, as runtime inspection puts it (repeatable)")
 	user.register(cmd)
 	src.registerSnapshot(cmd)
 	src.registerPolicies(cmd)

@@ -45,7 +45,7 @@ func TestAccessCheckAsksTheServer(t *testing.T) {
 	c := accessCluster(t)
 	r := gw(t, "--server", c.URLs(), "-o", "json", "access", "check", "--agent", "payer", "--tool", authztest.PayAction,
 		"--args", `{"amount": 900, "to": "acme"}`, "--user", "corp/alice", "--group", "finance", "--source-ip", "10.1.2.3",
-		"--time", "2026-11-26T10:00:00Z", "--degraded")
+		"--time", "2026-11-26T10:00:00Z", "--degraded", "--finding", "pii", "--finding", "pii.email")
 	mustSucceed(t, r)
 	var got checkAnswer
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
@@ -69,6 +69,8 @@ func TestAccessCheckAsksTheServer(t *testing.T) {
 		t.Errorf("question time = %v", q.GetTime().AsTime())
 	case q.GetUser().GetSource() != "corp" || q.GetUser().GetName() != "alice" || !slices.Equal(q.GetUser().GetGroups(), []string{"finance"}):
 		t.Errorf("question user = %v", q.GetUser())
+	case !slices.Equal(q.GetFindings(), []string{"pii", "pii.email"}):
+		t.Errorf("question findings = %v", q.GetFindings())
 	}
 
 	// For people: the decision, the policy and where it is written.

@@ -32,6 +32,7 @@ func (s serverAccess) Check(ctx context.Context, q access.Question) (access.Answ
 		ArgumentsJson: string(q.Arguments),
 		Protocol:      q.Protocol,
 		Degraded:      q.Degraded,
+		Findings:      q.Findings,
 	}
 	if !q.Time.IsZero() {
 		msg.Time = timestamppb.New(q.Time)

@@ -137,9 +137,10 @@ credentials replaced with "[REDACTED:<kind>]".`,
 				rows := make([][]string, 0, len(out.GetRecords()))
 				for _, r := range out.GetRecords() {
 					rows = append(rows, []string{timeText(r.GetTime()), r.GetDataplane(), strconv.FormatUint(r.GetSequence(), 10),
-						auditcsv.Actor(r), r.GetUser(), r.GetUpstream(), auditcsv.Target(r), r.GetDecision(), r.GetOutcome(), r.GetMode()})
+						auditcsv.Actor(r), r.GetUser(), r.GetUpstream(), auditcsv.Target(r), r.GetDecision(), r.GetOutcome(), r.GetMode(),
+						cell(auditcsv.Findings(r))})
 				}
-				if err := p.table([]string{"TIME", "DATAPLANE", "SEQ", "AGENT", "USER", "UPSTREAM", "TOOL", "DECISION", "OUTCOME", "MODE"}, rows); err != nil {
+				if err := p.table([]string{"TIME", "DATAPLANE", "SEQ", "AGENT", "USER", "UPSTREAM", "TOOL", "DECISION", "OUTCOME", "MODE", "FINDINGS"}, rows); err != nil {
 					return err
 				}
 				if out.GetNextPageToken() != "" {

@@ -399,7 +399,7 @@ func storedCase(c access.Case) (*configv1.PolicyTestCase, error) {
 	pc := &configv1.PolicyTestCase{
 		Name: c.Name, Agent: c.Agent, User: c.User, Email: c.Email, Groups: c.Groups, Tool: c.Tool,
 		SourceIp: c.SourceIP, Protocol: c.Protocol, Degraded: c.Degraded, Expect: c.Expect,
-		Policies: c.Policies, CheckPolicies: c.Policies != nil,
+		Policies: c.Policies, CheckPolicies: c.Policies != nil, Findings: c.Findings,
 	}
 	if args := strings.TrimSpace(string(c.Args)); args != "" && args != "null" {
 		pc.ArgumentsJson = args

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"fmt"
+	"slices"
 
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
@@ -238,12 +239,12 @@ func PolicyTests(t *configv1.PolicyTests) error {
 		if err := CheckJSON(field+".arguments_json", []byte(c.GetArgumentsJson()), PolicyTestArguments); err != nil {
 			return err
 		}
-		if len(c.GetGroups()) > PolicyTestList || len(c.GetPolicies()) > PolicyTestList {
-			return exceeded(field, "at most %d groups and %d policies", PolicyTestList, PolicyTestList)
+		if len(c.GetGroups()) > PolicyTestList || len(c.GetPolicies()) > PolicyTestList || len(c.GetFindings()) > PolicyTestList {
+			return exceeded(field, "at most %d groups, %d policies and %d findings", PolicyTestList, PolicyTestList, PolicyTestList)
 		}
-		for _, s := range append(append([]string(nil), c.GetGroups()...), c.GetPolicies()...) {
+		for _, s := range slices.Concat(c.GetGroups(), c.GetPolicies(), c.GetFindings()) {
 			if len(s) > PolicyTestField {
-				return exceeded(field, "a group or policy id is at most %d bytes", PolicyTestField)
+				return exceeded(field, "a group, policy id or finding is at most %d bytes", PolicyTestField)
 			}
 		}
 	}
@@ -298,6 +299,37 @@ func ValueList(l *configv1.ValueList) error {
 	for i, v := range l.GetValues() {
 		if len(v) > ListValue {
 			return exceeded(fmt.Sprintf("values[%d]", i), "at most %d bytes", ListValue)
+		}
+	}
+	return nil
+}
+
+// InspectionRule checks an inspection rule.
+func InspectionRule(r *configv1.InspectionRule) error {
+	if err := Meta(r.GetMeta()); err != nil {
+		return err
+	}
+	sc := r.GetScope()
+	switch {
+	case len(sc.GetUpstream()) > Name || len(sc.GetTool()) > Name || len(sc.GetTeam()) > Name:
+		return exceeded("scope", "names are at most %d bytes", Name)
+	case len(r.GetDetectors()) > InspectionDetectors:
+		return exceeded("detectors", "at most %d", InspectionDetectors)
+	case len(r.GetPatterns()) > InspectionDetectors:
+		return exceeded("patterns", "at most %d", InspectionDetectors)
+	case len(r.GetClassifier().GetUrl()) > URL:
+		return exceeded("classifier.url", "at most %d bytes", URL)
+	case len(r.GetRows().GetPath()) > JSONPath:
+		return exceeded("rows.path", "at most %d bytes", JSONPath)
+	}
+	for i, d := range r.GetDetectors() {
+		if len(d) > InspectionDetector {
+			return exceeded(fmt.Sprintf("detectors[%d]", i), "at most %d bytes", InspectionDetector)
+		}
+	}
+	for i, p := range r.GetPatterns() {
+		if len(p) > InspectionPattern {
+			return exceeded(fmt.Sprintf("patterns[%d]", i), "at most %d bytes", InspectionPattern)
 		}
 	}
 	return nil

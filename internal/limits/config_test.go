@@ -63,6 +63,12 @@ func TestConfigLimits(t *testing.T) {
 	list := func(values []string) func() error {
 		return func() error { return limits.ValueList(&configv1.ValueList{Meta: meta(), Values: values}) }
 	}
+	rule := func(f func(*configv1.InspectionRule)) func() error {
+		r := &configv1.InspectionRule{Meta: meta(), Scope: &configv1.InspectionScope{Upstream: "u", Tool: "t", Team: "x"},
+			Detectors: []string{"pii"}, Patterns: []string{"a+"}, Rows: &configv1.InspectionRowLimit{Path: "$.rows", MaxRows: 1}}
+		f(r)
+		return func() error { return limits.InspectionRule(r) }
+	}
 	settingOf := func(values []string) func() error {
 		return func() error {
 			return limits.Setting(&configv1.Setting{Meta: &configv1.ResourceMeta{Name: "mcp.allowed-origins"}, Values: values})
@@ -73,6 +79,21 @@ func TestConfigLimits(t *testing.T) {
 		check func() error
 		field string // "" means within the limits
 	}{
+		{name: "inspection rule at its limits", check: rule(func(r *configv1.InspectionRule) {
+			r.Detectors = strs(limits.InspectionDetectors, limits.InspectionDetector)
+			r.Patterns = strs(limits.InspectionDetectors, limits.InspectionPattern)
+			r.Rows.Path = rep("a", limits.JSONPath)
+		})},
+		{name: "rule scope", check: rule(func(r *configv1.InspectionRule) { r.Scope.Team = rep("t", limits.Name+1) }), field: "scope"},
+		{name: "rule detectors", check: rule(func(r *configv1.InspectionRule) { r.Detectors = strs(limits.InspectionDetectors+1, 3) }), field: "detectors"},
+		{name: "rule detector", check: rule(func(r *configv1.InspectionRule) { r.Detectors = []string{rep("d", limits.InspectionDetector+1)} }), field: "detectors[0]"},
+		{name: "rule patterns", check: rule(func(r *configv1.InspectionRule) { r.Patterns = strs(limits.InspectionDetectors+1, 3) }), field: "patterns"},
+		{name: "rule pattern", check: rule(func(r *configv1.InspectionRule) { r.Patterns = []string{rep("p", limits.InspectionPattern+1)} }), field: "patterns[0]"},
+		{name: "rule classifier", check: rule(func(r *configv1.InspectionRule) {
+			r.Classifier = &configv1.InspectionClassifier{Url: rep("u", limits.URL+1)}
+		}), field: "classifier.url"},
+		{name: "rule path", check: rule(func(r *configv1.InspectionRule) { r.Rows.Path = rep("a", limits.JSONPath+1) }), field: "rows.path"},
+
 		{name: "meta at its limits", check: agent(func(a *configv1.Agent) {
 			a.Meta.Owner, a.Meta.Description = rep("o", limits.Owner), rep("d", limits.Description)
 			a.Meta.Labels = map[string]string{}

@@ -156,6 +156,19 @@ const (
 	ListValue = 256
 )
 
+// Inspection rules.
+const (
+	// InspectionDetectors bounds a rule's detectors, and separately its
+	// patterns.
+	InspectionDetectors = 16
+	// InspectionDetector bounds one detector name ("pii.payment_card").
+	InspectionDetector = 64
+	// InspectionPattern bounds one operator pattern (RE2 source).
+	InspectionPattern = 1024
+	// JSONPath bounds a row ceiling's JSON path.
+	JSONPath = 256
+)
+
 // Cluster-wide settings (config.v1.Setting).
 const (
 	// SettingValues bounds the values of one setting.

@@ -87,6 +87,7 @@ func newCommand() *cobra.Command {
 	f.BoolVar(&opts.StreamingTools, "streaming-tools", false, "add the count (progress) and confirm_transfer (elicitation) tools")
 	f.BoolVar(&opts.Content, "content", false, "add a resource, a resource template and a prompt, with completions and subscriptions")
 	f.BoolVar(&opts.EventStore, "event-store", false, "keep SSE events for resumption (streams open with a priming event)")
+	f.BoolVar(&opts.InspectionTools, "inspection-tools", false, "add fetch, query_rows, lookup_customer and digest (rows, PII, an injected instruction in a stream)")
 	f.DurationVar(&opts.Latency, "latency", 0, "delay every tool call by this long (a slow upstream)")
 	traceCfg.Flags(f)
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

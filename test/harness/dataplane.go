@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/audit"
+	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 )
 
 // DataplaneOptions configure StartDataplane.
@@ -311,6 +312,11 @@ type AuditRecord struct {
 	Count         uint64
 	// Items is, for a list, how many items the agent was shown.
 	Items uint32
+	// UpstreamLatency is the time spent upstream (0 when the call never
+	// reached it).
+	UpstreamLatency time.Duration
+	// Findings are what runtime inspection found.
+	Findings []AuditFinding
 	// ToolVersion is, for a tool call, the version of the tool's pin the
 	// call was validated against; ToolDeprecated is set when that version
 	// was deprecated (the call carried the notice).
@@ -323,6 +329,14 @@ type AuditRecord struct {
 		Events, Tasks               uint32
 	}
 }
+
+// AuditFinding is one finding of runtime inspection in an audit record.
+type AuditFinding struct {
+	Detector, Kind, Rule, Mode, Side, Location, Action string
+}
+
+// Name is the finding's name, "<detector>.<kind>".
+func (f AuditFinding) Name() string { return f.Detector + "." + f.Kind }
 
 // AuditRecords reads the whole audit log (a record still being written
 // when it is read is left out).
@@ -353,6 +367,8 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 			SourceNetwork:   r.GetRefusalSummary().GetSourceNetwork(),
 			Count:           r.GetRefusalSummary().GetCount(),
 			Items:           r.GetList().GetItems(),
+			UpstreamLatency: r.GetUpstreamLatency().AsDuration(),
+			Findings:        findings(r.GetFindings()),
 			ToolVersion:     r.GetToolVersion(),
 			ToolDeprecated:  r.GetToolDeprecated(),
 		}
@@ -363,6 +379,15 @@ func (dp *Dataplane) AuditRecords() ([]AuditRecord, error) {
 		out = append(out, rec)
 	}
 	return out, nil
+}
+
+func findings(fs []*auditv1.Finding) []AuditFinding {
+	var out []AuditFinding
+	for _, f := range fs {
+		out = append(out, AuditFinding{Detector: f.GetDetector(), Kind: f.GetKind(), Rule: f.GetRule(), Mode: f.GetMode(),
+			Side: f.GetSide(), Location: f.GetLocation(), Action: f.GetAction()})
+	}
+	return out
 }
 
 // httpGet makes one plain-HTTP GET with a fresh, keep-alive-free client

@@ -152,7 +152,7 @@ func caseRequest(c *configv1.PolicyTestCase, now time.Time) (*authz.Request, err
 		Action:    c.GetTool(),
 		Resource:  authz.ToolResource(c.GetTool()),
 		Arguments: json.RawMessage(c.GetArgumentsJson()),
-		Context:   authz.Context{Protocol: c.GetProtocol(), Degraded: c.GetDegraded()},
+		Context:   authz.Context{Protocol: c.GetProtocol(), Degraded: c.GetDegraded(), Findings: c.GetFindings()},
 	}
 	if c.GetTime() != nil {
 		req.Context.Time = c.GetTime().AsTime()

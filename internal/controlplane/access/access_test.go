@@ -8,6 +8,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/access"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/statetest"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 )
 
@@ -64,5 +65,30 @@ func TestEnginesCompileOncePerVersion(t *testing.T) {
 	}
 	if latest, _ := engines.For(v2); latest != e2 || engines.Compiles() != 3 {
 		t.Errorf("the stale read replaced the newest engine (%d compilations)", engines.Compiles())
+	}
+}
+
+// TestRunCasesFindings: a stored case's findings are the context.findings
+// its call is decided with, so a policy on runtime inspection is tested
+// before a rollout of it starts.
+func TestRunCasesFindings(t *testing.T) {
+	st, _ := apply(t, state.New(), 0,
+		statetest.Bootstrap(),
+		statetest.Create(statetest.Upstream("up", "")),
+		statetest.Create(statetest.ToolPin("up", "pay", statetest.AmountSchema("integer"))),
+		statetest.Create(statetest.Agent("bot", "0123456789abcdef")),
+	)
+	eng, err := access.Candidate(st, "guard", statetest.PermitAll+statetest.FindingsPolicy, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []*configv1.PolicyTestCase{
+		{Name: "clean", Agent: "bot", Tool: "up__pay", ArgumentsJson: `{"amount":1}`, Expect: "allow"},
+		{Name: "found", Agent: "bot", Tool: "up__pay", ArgumentsJson: `{"amount":1}`, Expect: "deny", Findings: []string{"exfiltration", "exfiltration.url_payload"}},
+		{Name: "wrong", Agent: "bot", Tool: "up__pay", ArgumentsJson: `{"amount":1}`, Expect: "allow", Findings: []string{"exfiltration"}},
+	}
+	got := access.RunCases(context.Background(), eng, cases, statetest.At(100).AsTime())
+	if len(got) != 3 || !got[0].Passed || !got[1].Passed || got[2].Passed || got[2].Why != "expected allow, got deny" {
+		t.Fatalf("results %+v: the case with findings must be denied", got)
 	}
 }

@@ -14,6 +14,12 @@ import (
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 )
 
+// Bounds of a Check's findings (context.findings).
+const (
+	maxCheckFindings = 64
+	maxFindingName   = 128
+)
+
 // Limits on an access question, beyond the request size.
 const (
 	maxAccessGroups    = 256
@@ -43,7 +49,15 @@ func (a *API) Check(ctx context.Context, req *connect.Request[adminv1.CheckReque
 	if err != nil {
 		return nil, err
 	}
-	c := authz.Context{Protocol: m.GetProtocol(), Degraded: m.GetDegraded()}
+	if len(m.GetFindings()) > maxCheckFindings {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("findings: at most %d", maxCheckFindings))
+	}
+	for _, f := range m.GetFindings() {
+		if f == "" || len(f) > maxFindingName {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("findings: each is 1-%d bytes", maxFindingName))
+		}
+	}
+	c := authz.Context{Protocol: m.GetProtocol(), Degraded: m.GetDegraded(), Findings: m.GetFindings()}
 	if m.GetTime() != nil {
 		if err := m.GetTime().CheckValid(); err != nil {
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("time: %w", err))

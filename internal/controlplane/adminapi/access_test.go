@@ -26,6 +26,8 @@ when { context.arguments.amount >= 500 };
 @id("finance")
 permit(principal, action == Action::"pay__balance", resource)
 when { context has user && context.user in Group::"finance" };
+@id("no-exfil")
+forbid(principal, action, resource) when { context.findings.contains("exfiltration") };
 `
 
 // accessFixture is a node with upstream "pay" (tools send and balance),
@@ -96,6 +98,9 @@ func TestCheckExplainsDecisions(t *testing.T) {
 			req: &adminv1.CheckRequest{Agent: "payer", Resource: tool("pay__send"), ArgumentsJson: `{"amount": 1, "to": "acme"}`,
 				Time: timestamppb.New(time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC)), SourceIp: "10.1.2.3", Protocol: "mcp", Degraded: true},
 			wantAllowed: true, wantPolicies: []string{"payments/team permit 1"}},
+		{name: "inspection findings",
+			req:          &adminv1.CheckRequest{Agent: "payer", Resource: tool("pay__send"), ArgumentsJson: `{"amount": 1, "to": "acme"}`, Findings: []string{"exfiltration", "exfiltration.data_uri"}},
+			wantPolicies: []string{"payments/no-exfil forbid 9"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -178,6 +178,7 @@ func (a *API) Routes() []Route {
 	add(edge.Service(adminv1connect.NewAgentServiceHandler, adminv1connect.AgentServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewUpstreamServiceHandler, adminv1connect.UpstreamServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewValueListServiceHandler, adminv1connect.ValueListServiceHandler(a), own...))
+	add(edge.Service(adminv1connect.NewInspectionServiceHandler, adminv1connect.InspectionServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewPriceServiceHandler, adminv1connect.PriceServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewBudgetServiceHandler, adminv1connect.BudgetServiceHandler(a), own...))
 	add(edge.Service(adminv1connect.NewRateLimitServiceHandler, adminv1connect.RateLimitServiceHandler(a), own...))

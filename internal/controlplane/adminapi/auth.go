@@ -36,6 +36,8 @@ const (
 	policyRequest = 4*resource.MaxPolicySource + 64<<10
 	// listRequest: a value list's values.
 	listRequest = 2*resource.MaxListValues*resource.MaxListValueLen + 64<<10
+	// ruleRequest: an inspection rule with its patterns.
+	ruleRequest = 2*limits.InspectionDetectors*limits.InspectionPattern + 64<<10
 	// testsRequest: a policy set's stored test cases.
 	testsRequest = 4 << 20
 	// settingRequest: one setting's values.
@@ -68,6 +70,11 @@ var procedures = edge.Rules{
 	c.ValueListServiceDeleteValueListProcedure:           {Role: operator, MaxBytes: smallRequest},
 	c.ValueListServiceAddValuesProcedure:                 {Role: operator, MaxBytes: listRequest},
 	c.ValueListServiceRemoveValuesProcedure:              {Role: operator, MaxBytes: listRequest},
+	c.InspectionServiceCreateInspectionRuleProcedure:     {Role: operator, MaxBytes: ruleRequest},
+	c.InspectionServiceGetInspectionRuleProcedure:        {Role: auditor, MaxBytes: smallRequest},
+	c.InspectionServiceListInspectionRulesProcedure:      {Role: auditor, MaxBytes: smallRequest},
+	c.InspectionServiceUpdateInspectionRuleProcedure:     {Role: operator, MaxBytes: ruleRequest},
+	c.InspectionServiceDeleteInspectionRuleProcedure:     {Role: operator, MaxBytes: smallRequest},
 	c.ValueListServiceSetLearningProcedure:               {Role: operator, MaxBytes: smallRequest},
 	c.ValueListServiceStopLearningProcedure:              {Role: operator, MaxBytes: smallRequest},
 	c.ValueListServiceApproveValuesProcedure:             {Role: operator, MaxBytes: listRequest},

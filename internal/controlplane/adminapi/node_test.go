@@ -46,6 +46,7 @@ type node struct {
 	tokens     adminv1connect.TokenServiceClient
 	backups    adminv1connect.BackupServiceClient
 	lists      adminv1connect.ValueListServiceClient
+	rules      adminv1connect.InspectionServiceClient
 }
 
 // testLogger logs to t.Log until the test's cleanup ends, then drops
@@ -91,6 +92,7 @@ func startNode(t *testing.T) *node {
 		tokens:     adminv1connect.NewTokenServiceClient(hc, base),
 		backups:    adminv1connect.NewBackupServiceClient(hc, base),
 		lists:      adminv1connect.NewValueListServiceClient(hc, base),
+		rules:      adminv1connect.NewInspectionServiceClient(hc, base),
 	}
 }
 

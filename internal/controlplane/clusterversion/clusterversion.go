@@ -87,6 +87,8 @@ var kinds = map[protoreflect.Name]Version{
 	"model_price":    LLMBrokering,
 	"budget":         LLMBrokering,
 	"rate_limit":     RateLimits,
+	// Runtime inspection.
+	"inspection_rule": RuntimeInspection,
 }
 
 // Versions of behaviour of the state machine that is not an operation or
@@ -120,6 +122,12 @@ const (
 	// LLM upstreams' model names (see state).
 	LLMBrokering Version = 2
 )
+
+// RuntimeInspection introduced the inspection_rule kind and the Cedar
+// context attribute findings: a policy set whose source mentions findings
+// needs it (see Needs), because a replica without it validates such a
+// set against a schema without context.findings and refuses it.
+const RuntimeInspection Version = 2
 
 // Versions that introduced an operation or a kind.
 const (
@@ -271,6 +279,9 @@ func Needs(cmd *fsmv1.Command) (Need, error) {
 			if usesToolVersions(r.GetToolPin()) {
 				need = higher(need, Need{Version: ToolVersions, What: "tool version assignments and deprecations"})
 			}
+			if readsFindings(r) {
+				need = higher(need, Need{Version: RuntimeInspection, What: "a policy set that mentions findings (context.findings)"})
+			}
 		}
 	case *fsmv1.Command_Delete:
 		if kv, ok := KindVersion(o.Delete.GetKind()); ok {
@@ -313,6 +324,14 @@ func kindNeed(r *fsmv1.Resource) (Need, *UnsupportedError) {
 		return Need{}, &UnsupportedError{What: "resource kind " + string(k.Name())}
 	}
 	return Need{Version: v, What: "kind " + string(k.Name())}, nil
+}
+
+// readsFindings reports whether r is a policy set whose source mentions
+// "findings" anywhere (comments and strings included): the one test that
+// needs no Cedar parser, and never misses a policy that reads
+// context.findings.
+func readsFindings(r *fsmv1.Resource) bool {
+	return strings.Contains(r.GetPolicySet().GetSource(), "findings")
 }
 
 func higher(a, b Need) Need {

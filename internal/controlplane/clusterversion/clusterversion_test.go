@@ -116,6 +116,11 @@ func TestNeeds(t *testing.T) {
 		{name: "a command with no operation", cmd: &fsmv1.Command{RequestId: "r"}, unsupported: "no operation"},
 		{name: "a kind of a newer version", cmd: put(newKind), unsupported: "a resource kind this binary does not know (field 200)"},
 		{name: "a command stamped above this binary", cmd: stamped, unsupported: "needs cluster version"},
+		{name: "an inspection rule", cmd: put(&fsmv1.Resource{Kind: &fsmv1.Resource_InspectionRule{InspectionRule: &configv1.InspectionRule{Meta: &configv1.ResourceMeta{Name: "r"}}}}),
+			want: clusterversion.RuntimeInspection},
+		{name: "a delete of an inspection rule", cmd: &fsmv1.Command{Op: &fsmv1.Command_Delete{Delete: &fsmv1.Delete{Kind: "inspection_rule", Name: "r"}}}, want: clusterversion.RuntimeInspection},
+		{name: "a policy set reading context.findings", cmd: put(policySet(`forbid(principal, action, resource) when { context.findings.contains("pii") };`)), want: clusterversion.RuntimeInspection},
+		{name: "a policy set without findings", cmd: put(policySet(`permit(principal, action, resource);`)), want: clusterversion.Baseline},
 		{name: "a pin without assignments or deprecations", cmd: put(toolPin(nil)), want: clusterversion.Baseline},
 		{name: "a pin with an assignment", cmd: put(toolPin(func(p *configv1.ToolPin) {
 			p.Assignments = []*configv1.ToolAssignment{{Version: 1, Team: "payments"}}
@@ -158,6 +163,10 @@ func TestNeeds(t *testing.T) {
 			}
 		})
 	}
+}
+
+func policySet(src string) *fsmv1.Resource {
+	return &fsmv1.Resource{Kind: &fsmv1.Resource_PolicySet{PolicySet: &configv1.PolicySet{Meta: &configv1.ResourceMeta{Name: "p"}, Source: src}}}
 }
 
 func TestGate(t *testing.T) {

@@ -137,6 +137,10 @@ func Snapshot(st *state.State, sealer *seal.Sealer) (*snapshotv1.Snapshot, error
 		snap.Settings = append(snap.Settings, r.GetSetting())
 		return true
 	})
+	st.Each(resource.InspectionRule, func(r *fsmv1.Resource) bool {
+		snap.InspectionRules = append(snap.InspectionRules, r.GetInspectionRule())
+		return true
+	})
 	implicit := secretbind.ImplicitAll(func(yield func(*configv1.Upstream) bool) {
 		for _, u := range snap.Upstreams {
 			if !yield(u) {

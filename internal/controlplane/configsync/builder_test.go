@@ -63,6 +63,7 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 		statetest.SetFreeze(true, "incident"),
 		statetest.Upsert(statetest.UpgradedNode("n1", uint32(clusterversion.Settings))),
 		statetest.Upsert(statetest.Setting(setting.MCPAllowedOrigins, "https://app.example")),
+		statetest.Create(statetest.InspectionRule("no-exfil", "up")),
 	)
 	snap, err := configsync.Snapshot(st, sealer)
 	if err != nil {
@@ -83,6 +84,9 @@ func TestSnapshotHoldsWhatDataPlanesNeedAndNothingElse(t *testing.T) {
 	}
 	if len(snap.GetValueLists()) != 1 || snap.GetValueLists()[0].GetValues()[0] != "acme" {
 		t.Fatalf("value lists = %v, want the one list", snap.GetValueLists())
+	}
+	if len(snap.GetInspectionRules()) != 1 || snap.GetInspectionRules()[0].GetMeta().GetName() != "no-exfil" {
+		t.Fatalf("inspection rules = %v, want the one rule", snap.GetInspectionRules())
 	}
 	if got := setting.Values(snap.GetSettings(), setting.MCPAllowedOrigins); !slices.Equal(got, []string{"https://app.example"}) {
 		t.Fatalf("settings = %v, want the allowed origin", snap.GetSettings())

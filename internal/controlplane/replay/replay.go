@@ -321,6 +321,7 @@ func (r *run) request(rec *auditv1.Record, action string) (*authz.Request, strin
 			Protocol: rec.GetProtocol(),
 			Time:     rec.GetTime().AsTime(),
 			Degraded: rec.GetMode() == "degraded",
+			Findings: policyFindings(rec),
 		},
 	}
 	ip, err := netip.ParseAddr(rec.GetSourceIp())
@@ -468,4 +469,18 @@ func (r *run) finish() *Report {
 		return strings.Compare(a.Reason, b.Reason)
 	})
 	return rep
+}
+
+// policyFindings is the context.findings the call of rec was decided
+// with: the detector and "<detector>.<kind>" of each finding an enforced
+// rule made in its request.
+func policyFindings(rec *auditv1.Record) []string {
+	var out []string
+	for _, f := range rec.GetFindings() {
+		if f.GetSide() == "request" && f.GetMode() == "enforce" {
+			out = append(out, f.GetDetector(), f.GetDetector()+"."+f.GetKind())
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

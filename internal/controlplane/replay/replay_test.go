@@ -177,6 +177,31 @@ func TestReplayUser(t *testing.T) {
 	}
 }
 
+func TestReplayFindings(t *testing.T) {
+	st := fixture(t)
+	finding := func(mode, side string) *auditv1.Record {
+		r := call("billing-bot", "allow", `{"amount":1}`)
+		r.Findings = []*auditv1.Finding{{Detector: "exfiltration", Kind: "url_payload", Rule: "no-exfil", Mode: mode, Side: side, Action: "flag"}}
+		return r
+	}
+	recs := store(t,
+		finding("enforce", "request"),                // 1 decided with context.findings
+		finding("shadow", "request"),                 // 2 a shadow rule's finding was not policy input
+		finding("enforce", "response"),               // 3 nor was what came back
+		call("billing-bot", "allow", `{"amount":1}`), // 4 nothing found
+	)
+	guard := `@id("all") permit(principal, action in Action::"call_tool", resource);
+@id("guard") forbid(principal, action in Action::"call_tool", resource) when { context.findings.contains("exfiltration.url_payload") };
+`
+	rep, err := replay.Run(context.Background(), st, recs, replay.Options{Set: "limits", Source: guard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Judged != 4 || rep.AllowToDeny != 1 || len(rep.Changes) != 1 || rep.Changes[0].Sequence != 1 {
+		t.Fatalf("report %+v: only the call whose enforced request finding the candidate forbids changes", rep)
+	}
+}
+
 func TestReplayRefusesAnInvalidCandidate(t *testing.T) {
 	st := fixture(t)
 	_, err := replay.Run(context.Background(), st, store(t), replay.Options{Set: "limits", Source: `permit(principal, action == Action::"pay__nope", resource);`})

@@ -54,6 +54,8 @@ const (
 	// AuditCursor is how far one of the leader's audit consumers has read
 	// (cluster version 2).
 	AuditCursor Kind = "audit_cursor"
+	// InspectionRule is a runtime inspection rule; cluster version 2.
+	InspectionRule Kind = "inspection_rule"
 	// UpgradeProbe is the synthetic kind of the rolling-upgrade test: only
 	// binaries built with -tags upgradetest support it (package
 	// clusterversion); every other binary refuses it like a kind from a
@@ -63,7 +65,7 @@ const (
 
 // Kinds lists every kind of the gateway in a stable order.
 var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout, Setting,
-	ListLearning, AlertRule, Alert, AuditCursor, ModelPrice, Budget, RateLimit}
+	ListLearning, AlertRule, Alert, AuditCursor, ModelPrice, Budget, RateLimit, InspectionRule}
 
 // Known reports whether k is a kind.
 func Known(k Kind) bool {
@@ -83,7 +85,7 @@ func Known(k Kind) bool {
 // rollout dropped).
 func DataplaneRelevant(k Kind) bool {
 	switch k {
-	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Setting, ListLearning, ModelPrice, Budget, RateLimit:
+	case Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, ValueList, Setting, ListLearning, ModelPrice, Budget, RateLimit, InspectionRule:
 		return true
 	default:
 		return false
@@ -133,6 +135,8 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return Alert
 	case *fsmv1.Resource_AuditCursor:
 		return AuditCursor
+	case *fsmv1.Resource_InspectionRule:
+		return InspectionRule
 	case *fsmv1.Resource_UpgradeProbe:
 		return UpgradeProbe
 	default:
@@ -183,6 +187,8 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.Alert
 	case *fsmv1.Resource_AuditCursor:
 		return k.AuditCursor
+	case *fsmv1.Resource_InspectionRule:
+		return k.InspectionRule
 	case *fsmv1.Resource_UpgradeProbe:
 		return k.UpgradeProbe
 	default:
@@ -251,6 +257,8 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Alert{Alert: v}}
 	case *configv1.AuditCursor:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_AuditCursor{AuditCursor: v}}
+	case *configv1.InspectionRule:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_InspectionRule{InspectionRule: v}}
 	case *fsmv1.UpgradeProbe:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_UpgradeProbe{UpgradeProbe: v}}
 	default:

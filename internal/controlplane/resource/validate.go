@@ -176,6 +176,8 @@ func Validate(r *fsmv1.Resource) error {
 		return validateAlert(k.Alert)
 	case *fsmv1.Resource_AuditCursor:
 		return ValidateName("meta.name", k.AuditCursor.GetMeta().GetName())
+	case *fsmv1.Resource_InspectionRule:
+		return validateInspectionRule(k.InspectionRule)
 	case *fsmv1.Resource_UpgradeProbe:
 		if err := ValidateName("meta.name", k.UpgradeProbe.GetMeta().GetName()); err != nil {
 			return err
@@ -234,6 +236,8 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.Alert(k.Alert)
 	case *fsmv1.Resource_AuditCursor:
 		err = limits.AuditCursor(k.AuditCursor)
+	case *fsmv1.Resource_InspectionRule:
+		err = limits.InspectionRule(k.InspectionRule)
 	}
 	filename := r.GetPolicySet().GetFilename()
 	if filename == "" {
@@ -768,7 +772,7 @@ func validatePolicyTests(p *configv1.PolicyTests) error {
 	names := map[string]int{}
 	for i, c := range p.GetCases() {
 		field := fmt.Sprintf("cases[%d]", i)
-		for _, s := range append([]string{c.GetName(), c.GetAgent(), c.GetUser(), c.GetEmail(), c.GetTool(), c.GetProtocol(), c.GetArgumentsJson()}, append(c.GetGroups(), c.GetPolicies()...)...) {
+		for _, s := range append([]string{c.GetName(), c.GetAgent(), c.GetUser(), c.GetEmail(), c.GetTool(), c.GetProtocol(), c.GetArgumentsJson()}, slices.Concat(c.GetGroups(), c.GetPolicies(), c.GetFindings())...) {
 			if !utf8.ValidString(s) {
 				return invalid(field, "text must be UTF-8")
 			}

@@ -56,7 +56,8 @@ func init() {
 		resource.Budget:     {},
 		// A rate limit refers to nothing (its match lists may name agents
 		// and tools that do not exist yet) and nothing refers to it.
-		resource.RateLimit: {},
+		resource.RateLimit:      {},
+		resource.InspectionRule: {prepare: prepareInspectionRule},
 	}
 }
 
@@ -171,9 +172,31 @@ func beforeDeleteUpstream(t *txn, old *fsmv1.Resource) *fsmv1.Error {
 	if len(pinned) > 0 {
 		return failed("upstream %q still has pinned tools (%v…); delete its tool pins first", name, pinned)
 	}
+	var rule string
+	t.each(resource.InspectionRule, func(r *fsmv1.Resource) bool {
+		if r.GetInspectionRule().GetScope().GetUpstream() == name {
+			rule = resource.Name(r)
+			return false
+		}
+		return true
+	})
+	if rule != "" {
+		return failed("upstream %q is the scope of inspection rule %q; change or delete that rule first", name, rule)
+	}
 	if llmRules(t) {
 		if priced := pricedModels(t, name); len(priced) > 0 {
 			return failed("upstream %q still has model prices (%v); delete them first (gwctl price delete)", name, priced)
+		}
+	}
+	return nil
+}
+
+// prepareInspectionRule refuses a rule scoped to an upstream that does not
+// exist: a misspelt scope would leave the rule silently matching nothing.
+func prepareInspectionRule(t *txn, _, r *fsmv1.Resource) *fsmv1.Error {
+	if up := r.GetInspectionRule().GetScope().GetUpstream(); up != "" {
+		if _, ok := t.get(resource.Upstream, up); !ok {
+			return failed("upstream %q does not exist; a rule's scope names a registered upstream", up)
 		}
 	}
 	return nil

@@ -244,6 +244,22 @@ func ListPolicy(list string) string {
 	return "@id(\"listed\")\npermit(principal, action in Action::\"call_tool\", resource)\nwhen { List::\"" + list + "\".values.contains(\"acme\") };\n"
 }
 
+// InspectionRule returns an enforced request rule looking for
+// exfiltration shapes in calls to upstream ("" for every call).
+func InspectionRule(name, upstream string) *configv1.InspectionRule {
+	return &configv1.InspectionRule{
+		Meta:      Meta(name),
+		Scope:     &configv1.InspectionScope{Upstream: upstream},
+		Mode:      configv1.InspectionMode_INSPECTION_MODE_ENFORCE,
+		Side:      configv1.InspectionSide_INSPECTION_SIDE_REQUEST,
+		Detectors: []string{"exfiltration", "pii.email"},
+		Patterns:  []string{`ACME-[0-9]{6}`},
+	}
+}
+
+// FindingsPolicy forbids calls in which inspection found exfiltration.
+const FindingsPolicy = "@id(\"no-exfil\")\nforbid(principal, action in Action::\"call_tool\", resource)\nwhen { context.findings.contains(\"exfiltration\") };\n"
+
 // JWTIssuer returns an identity source trusting a JWT issuer with an inline,
 // empty JWKS.
 func JWTIssuer(name string) *configv1.IdentitySource {
@@ -457,6 +473,8 @@ func Script() []Step {
 	disabled.Disabled = true
 	bound := Secret("bound")
 	bound.Hosts = []string{"api.example.com"}
+	shadowRule := InspectionRule("no-exfil", "pay")
+	shadowRule.Mode = configv1.InspectionMode_INSPECTION_MODE_SHADOW
 	rebound := Secret("bound")
 	rebound.Hosts = []string{"127.0.0.1:7450", "api.example.com"}
 	steps := []Step{
@@ -482,6 +500,8 @@ func Script() []Step {
 		{Name: "unfreeze", Cmd: By(SetFreeze(false, ""), op, "r-unfreeze", 25), ConfigMoves: true},
 		{Name: "refused learning before every voter supports it", Cmd: By(Create(ListLearning("payees", "pay__send", "to", configv1.LearningScope_LEARNING_SCOPE_AGENT)), BootToken, "r-learn-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
 		{Name: "refused sign-in before every voter supports it", Cmd: By(SignIn("192.0.2.7"), op, "r-sign-in-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "refused inspection rule before every voter supports it", Cmd: By(Create(InspectionRule("no-exfil", "pay")), op, "r-insp-rule-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "refused policy on findings before every voter supports it", Cmd: By(Create(PolicySet("findings", FindingsPolicy)), op, "r-findings-early", 25), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
 		{Name: "n1 records its cluster version", Cmd: By(Upsert(versioned("n1")), NodeActor, "r-n1-version", 25)},
 		{Name: "n2 records its cluster version", Cmd: By(Upsert(versioned("n2")), "node:n2", "r-n2-version", 25)},
 		{Name: "sign-in", Cmd: By(SignIn("192.0.2.7"), op, "r-sign-in", 25)},
@@ -536,6 +556,12 @@ func Script() []Step {
 		{Name: "update rate limit", Cmd: By(Update(RateLimit("per-agent", 200)), BootToken, "r-rl-v2", 60), ConfigMoves: true},
 		{Name: "create concurrency limit", Cmd: By(Create(&configv1.RateLimit{Meta: Meta("in-flight"), MaxInFlight: 4, Key: []configv1.RateLimitKey{configv1.RateLimitKey_RATE_LIMIT_KEY_TOOL}}), BootToken, "r-rl-conc", 61), ConfigMoves: true},
 		{Name: "delete rate limit", Cmd: By(Delete(resource.RateLimit, "in-flight"), BootToken, "r-rl-del", 62), ConfigMoves: true},
+		{Name: "create inspection rule", Cmd: By(Create(InspectionRule("no-exfil", "pay")), BootToken, "r-insp-rule", 63), ConfigMoves: true},
+		{Name: "refused rule scoped to a missing upstream", Cmd: By(Create(InspectionRule("ghost", "ghost")), BootToken, "r-insp-rule-ghost", 64), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "refused delete of an upstream a rule scopes", Cmd: By(Delete(resource.Upstream, "pay"), BootToken, "r-pay-del", 65), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "create policy set on findings", Cmd: By(Create(PolicySet("findings", FindingsPolicy)), BootToken, "r-findings", 66), ConfigMoves: true},
+		{Name: "update inspection rule to shadow", Cmd: By(Update(shadowRule), BootToken, "r-insp-rule-shadow", 67), ConfigMoves: true},
+		{Name: "delete inspection rule", Cmd: By(Delete(resource.InspectionRule, "no-exfil"), BootToken, "r-insp-rule-del", 68), ConfigMoves: true},
 	}
 	steps = append(steps, rolloutSteps(len(steps))...)
 	return append(steps, learnedSteps()...)

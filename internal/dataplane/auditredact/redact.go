@@ -21,20 +21,20 @@
 //
 // Secret detection looks at every string value and replaces the whole
 // value when any rule in [Kinds] matches anywhere in it. The rules are
-// deliberately few: they catch the credentials people paste into tool
-// arguments by accident; a secret in a format they do not know, under a
-// name they do not know, needs a configured field.
+// package detector's secrets detector, shared with runtime inspection.
+// They are deliberately few: they catch the credentials people paste into
+// tool arguments by accident; a secret in a format they do not know, under
+// a name they do not know, needs a configured field.
 package auditredact
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math"
-	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/portcullis-gw/portcullis/internal/detector"
 )
 
 // Markers written in place of what is removed.
@@ -49,105 +49,14 @@ const (
 // DefaultMaxBytes bounds the recorded arguments.
 const DefaultMaxBytes = 16 << 10
 
-// rule is one kind of detected secret.
-type rule struct {
-	kind  string
-	re    *regexp.Regexp
-	check func(string) bool // optional, on each regexp match
-}
-
-// rules are the secret detectors, each documented by its kind.
-var rules = []rule{
-	// A JWT (or any JWS): three base64url parts, the header starting
-	// with {" encoded.
-	{kind: "jwt", re: regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`)},
-	// An HTTP bearer credential.
-	{kind: "bearer", re: regexp.MustCompile(`(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}`)},
-	// An HTTP Basic credential: base64 of "user:password" (checked, so
-	// "basic understanding" is kept).
-	{kind: "basic", re: regexp.MustCompile(`(?i)\bbasic\s+[A-Za-z0-9+/]{4,}={0,2}`), check: basicCredential},
-	// A URL with a password in its user information
-	// ("postgres://app:s3cret@db:5432/x").
-	{kind: "url_credentials", re: regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s/?#@:]*:[^\s/?#@]+@`)},
-	// An AWS access key id (long-term AKIA, temporary ASIA).
-	{kind: "aws_access_key", re: regexp.MustCompile(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`)},
-	// A PEM private key of any type.
-	{kind: "private_key", re: regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----`)},
-	// GitHub tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_).
-	{kind: "github_token", re: regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})`)},
-	// GitLab tokens: personal, deploy, runner, trigger, feed, OAuth and
-	// the like (glpat-, gldt-, glrt-, glptt-, glft-, glsoat-, …).
-	{kind: "gitlab_token", re: regexp.MustCompile(`\bgl(?:pat|dt|rt|ptt|ft|soat|cbt|imt|oas|agent)-[A-Za-z0-9_-]{16,}`)},
-	// Slack tokens (xoxb-, xoxp-, xoxa-, xoxo-, xoxr-, xoxs-).
-	{kind: "slack_token", re: regexp.MustCompile(`\bxox[abposr]-[A-Za-z0-9-]{10,}`)},
-	// Stripe secret and restricted keys, however short (sk_live_,
-	// sk_test_, rk_live_, rk_test_).
-	{kind: "stripe_key", re: regexp.MustCompile(`\b[rs]k_(?:live|test)_[A-Za-z0-9]{6,}`)},
-	// This gateway's agent API keys and data-plane join credentials.
-	{kind: "portcullis_api_key", re: regexp.MustCompile(`\bpck_[A-Za-z0-9_-]{6,}`)},
-	{kind: "portcullis_join_credential", re: regexp.MustCompile(`\bpcj1_[A-Za-z0-9_.=-]{6,}`)},
-	// A long random-looking token: 32 or more characters of the base64 or
-	// hex alphabets with upper case, lower case and digits mixed (so not a
-	// hex digest, UUID or word) and at least 4 bits of entropy per
-	// character.
-	{kind: "high_entropy", re: regexp.MustCompile(`[A-Za-z0-9+/=_-]{32,}`), check: highEntropy},
-}
-
 // Kinds lists the kinds of secret that detection reports, in the order the
-// rules are tried.
-func Kinds() []string {
-	out := make([]string, len(rules))
-	for i, r := range rules {
-		out[i] = r.kind
-	}
-	return out
-}
+// rules are tried (package detector's secrets detector, which inspection
+// rules use too).
+func Kinds() []string { return detector.SecretKinds() }
 
 // Detect reports the kind of the first rule that finds a credential in s,
 // or "" if none does.
-func Detect(s string) string {
-	if len(s) < 8 {
-		return ""
-	}
-	for _, r := range rules {
-		if r.check == nil {
-			if r.re.MatchString(s) {
-				return r.kind
-			}
-			continue
-		}
-		for _, m := range r.re.FindAllString(s, -1) {
-			if r.check(m) {
-				return r.kind
-			}
-		}
-	}
-	return ""
-}
-
-// basicCredential reports whether m ("Basic <base64>") carries
-// "user:password": base64 that decodes to printable text with a colon.
-func basicCredential(m string) bool {
-	f := strings.Fields(m)
-	if len(f) != 2 {
-		return false
-	}
-	b, err := base64.StdEncoding.DecodeString(f[1])
-	if err != nil {
-		if b, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(f[1], "=")); err != nil {
-			return false
-		}
-	}
-	if !bytes.ContainsRune(b, ':') {
-		return false
-	}
-	for _, c := range b {
-		if c < 0x20 || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
+func Detect(s string) string { return detector.FirstSecret(s) }
 
 // secretNames are the member names redacted by default (see SecretNames).
 var secretNames = []string{
@@ -174,37 +83,6 @@ func secretName(lk string) bool {
 		}
 	}
 	return false
-}
-
-// highEntropy reports whether s mixes upper case, lower case and digits and
-// has at least 4 bits of Shannon entropy per character.
-func highEntropy(s string) bool {
-	var upper, lower, digit bool
-	var counts [256]int
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		counts[c]++
-		switch {
-		case 'A' <= c && c <= 'Z':
-			upper = true
-		case 'a' <= c && c <= 'z':
-			lower = true
-		case '0' <= c && c <= '9':
-			digit = true
-		}
-	}
-	if !upper || !lower || !digit {
-		return false
-	}
-	n := float64(len(s))
-	var h float64
-	for _, k := range counts {
-		if k > 0 {
-			p := float64(k) / n
-			h -= p * math.Log2(p)
-		}
-	}
-	return h >= 4.0
 }
 
 // Redactor redacts arguments. Its zero value (and nil) detects secrets

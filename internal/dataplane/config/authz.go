@@ -260,6 +260,7 @@ func request(call *pipeline.Call) authz.Request {
 			Time:     call.Start,
 			SourceIP: call.SourceIP,
 			Degraded: call.Mode == configsyncv1.Mode_MODE_DEGRADED,
+			Findings: call.PolicyFindings,
 		},
 	}
 	if call.Agent != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/argjson"
 	"github.com/portcullis-gw/portcullis/internal/authz"
 	"github.com/portcullis-gw/portcullis/internal/credential"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -77,6 +78,7 @@ func Compile(snapshot []byte, opts ...Option) (c *Compiled, err error) {
 	b.indexCerts()
 	b.indexSettings()
 	b.compileAuthorization(o)
+	b.compileInspection()
 	if b.problems.any() {
 		return nil, b.problems.err(snap.GetVersion())
 	}
@@ -135,6 +137,18 @@ func (b *builder) indexAgentCards() {
 		b.c.agentList = append(b.c.agentList, a)
 	}
 	slices.SortFunc(b.c.agentList, func(x, y pipeline.Tool) int { return strings.Compare(x.Upstream, y.Upstream) })
+}
+
+// compileInspection compiles the runtime inspection rules, under the
+// egress policy their classifiers are dialed with. A rule this data plane
+// cannot run (an unknown detector, from a newer control plane) is a
+// problem: serving without it would silently drop a protection.
+func (b *builder) compileInspection() {
+	rs, problems := inspect.Compile(b.snap.GetInspectionRules(), b.c.egress)
+	for _, p := range problems {
+		b.problems.add("%s", p)
+	}
+	b.c.inspection = rs
 }
 
 // panicProblem starts the problem Compile reports when compiling panicked.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config/configtest"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	snapshotv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/snapshot/v1"
 	"github.com/portcullis-gw/portcullis/internal/limits"
@@ -158,6 +159,21 @@ func TestCompileRefuses(t *testing.T) {
 				s.Egress = &snapshotv1.EgressPolicy{Deny: []string{"10.0.0.0/8", "not-a-range"}}
 			},
 			want: []string{`egress policy: deny prefix "not-a-range"`},
+		},
+		{
+			name: "inspection rules this data plane cannot run",
+			edit: func(s *snapshotv1.Snapshot) {
+				s.InspectionRules = []*configv1.InspectionRule{
+					{Meta: &configv1.ResourceMeta{Name: "future"}, Side: configv1.InspectionSide_INSPECTION_SIDE_REQUEST,
+						Mode: configv1.InspectionMode_INSPECTION_MODE_ENFORCE, Detectors: []string{"pii.passport"}},
+					{Meta: &configv1.ResourceMeta{Name: "broken"}, Side: configv1.InspectionSide_INSPECTION_SIDE_RESPONSE,
+						Mode: configv1.InspectionMode_INSPECTION_MODE_SHADOW, Patterns: []string{"(unclosed"}},
+					// Off rules are not compiled, so they cannot break a snapshot.
+					{Meta: &configv1.ResourceMeta{Name: "parked"}, Side: configv1.InspectionSide_INSPECTION_SIDE_REQUEST,
+						Mode: configv1.InspectionMode_INSPECTION_MODE_OFF, Detectors: []string{"nonsense"}},
+				}
+			},
+			want: []string{`inspection rule "future": detector pii has no kind "passport"`, `inspection rule "broken": patterns[0]`},
 		},
 		{
 			name: "pin of a missing upstream",
@@ -409,5 +425,24 @@ func TestErrorKeepsFirstProblems(t *testing.T) {
 	}
 	if msg := err.Error(); !strings.Contains(msg, "(5000 problems)") || !strings.Contains(msg, "more") || len(msg) > config.MaxErrorBytes {
 		t.Errorf("error of %d bytes does not count all 5000 problems:\n%s", len(msg), msg)
+	}
+}
+
+func TestCompileInspectionRules(t *testing.T) {
+	s := configtest.Snapshot()
+	s.InspectionRules = []*configv1.InspectionRule{
+		{Meta: &configv1.ResourceMeta{Name: "no-exfil"}, Side: configv1.InspectionSide_INSPECTION_SIDE_REQUEST,
+			Mode: configv1.InspectionMode_INSPECTION_MODE_ENFORCE, Detectors: []string{"exfiltration"},
+			Scope: &configv1.InspectionScope{Upstream: "pay"}},
+		{Meta: &configv1.ResourceMeta{Name: "parked"}, Side: configv1.InspectionSide_INSPECTION_SIDE_REQUEST,
+			Mode: configv1.InspectionMode_INSPECTION_MODE_OFF, Detectors: []string{"pii"}},
+	}
+	c := configtest.Compile(t, s)
+	rules := c.Inspection().For(inspect.Request, inspect.Target{Upstream: "pay"})
+	if len(rules) != 1 || rules[0].Name != "no-exfil" {
+		t.Errorf("request rules for pay = %v, want no-exfil only (parked is off)", rules)
+	}
+	if got := c.Inspection().For(inspect.Request, inspect.Target{Upstream: "other"}); len(got) != 0 {
+		t.Errorf("rules for another upstream = %v", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/authz"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/identity"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/egress"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -68,6 +69,9 @@ type Compiled struct {
 	// settings are the stored values of the settings this data plane
 	// knows, by key (package setting).
 	settings map[string][]string
+
+	// inspection is this version's runtime inspection rules.
+	inspection *inspect.Ruleset
 }
 
 // apiKey is one API key and the agent holding it.
@@ -147,6 +151,9 @@ func (c *Compiled) Pins() []pipeline.Tool {
 // TaskIDKey is the key gateway-issued A2A ids are signed with (shared by
 // the cluster's data planes); nil when the control plane sent none.
 func (c *Compiled) TaskIDKey() []byte { return c.snap.GetTaskIdKey() }
+
+// Inspection implements pipeline.Config.
+func (c *Compiled) Inspection() *inspect.Ruleset { return c.inspection }
 
 // Frozen reports the emergency brake and the operator's reason.
 func (c *Compiled) Frozen() (bool, string) {

@@ -117,6 +117,8 @@ func generated(data []byte) *snapshotv1.Snapshot {
 			s.ValueLists = append(s.ValueLists, r)
 		case *configv1.Setting:
 			s.Settings = append(s.Settings, r)
+		case *configv1.InspectionRule:
+			s.InspectionRules = append(s.InspectionRules, r)
 		}
 	}
 	switch g.Intn(8) {

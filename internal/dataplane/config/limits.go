@@ -90,6 +90,9 @@ func (b *builder) checkLimits() bool {
 	for _, st := range s.GetSettings() {
 		over("setting", st.GetMeta().GetName(), limits.Setting(st))
 	}
+	for _, r := range s.GetInspectionRules() {
+		over("inspection rule", r.GetMeta().GetName(), limits.InspectionRule(r))
+	}
 	return !b.problems.any()
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
 )
@@ -77,6 +78,9 @@ type Config interface {
 	// (package setting, e.g. the browser origins an endpoint allows): the
 	// stored ones or the default; nil for an unknown key.
 	Setting(name string) []string
+
+	// Inspection is the version's runtime inspection rules (nil: none).
+	Inspection() *inspect.Ruleset
 }
 
 // Upstream is a registered upstream as calls see it.
@@ -355,6 +359,9 @@ type Call struct {
 	// (Audit); Gate then refuses it with this, and nothing after Gate
 	// runs.
 	Refused *Refusal
+	// Content shows runtime inspection what the call's messages carry, in
+	// the protocol's encoding; nil: each message is one JSON document.
+	Content Content
 
 	// Set at entry: the configuration version and mode this call runs in.
 	Config Config
@@ -381,6 +388,13 @@ type Call struct {
 	// Limited names the rate limits that refused the call, or that would
 	// have in shadow mode, for the audit record; nil when none did.
 	Limited *LimitNote
+	// Findings are what runtime inspection found (at most MaxFindings;
+	// FindingsOmitted counts the rest), set by Inspect once it returns.
+	Findings        []Finding
+	FindingsOmitted int
+	// PolicyFindings are the names enforced request findings put in
+	// Cedar's context.findings, set by Inspect before Authorize.
+	PolicyFindings []string
 
 	// decoded is Arguments decoded, recorded by SetDecodedArguments for
 	// the arguments in decodedFrom.

@@ -31,6 +31,12 @@ const (
 	ReasonUpstreamProtocolError Reason = "upstream_protocol_error"
 	ReasonUpstreamTimeout       Reason = "upstream_timeout"
 	ReasonAuditUnavailable      Reason = "audit_unavailable"
+	// ReasonInspectionBlocked: an inspection rule blocked the call, withheld
+	// its answer or ended its stream.
+	ReasonInspectionBlocked Reason = "inspection_blocked"
+	// ReasonInspectionUnavailable: a classifier an inspection rule asks
+	// (failing closed) did not answer.
+	ReasonInspectionUnavailable Reason = "inspection_unavailable"
 	ReasonInternal              Reason = "internal"
 	// ReasonUnknownModel: no model of that name is served.
 	ReasonUnknownModel Reason = "unknown_model"
@@ -65,6 +71,7 @@ var Reasons = []Reason{
 	ReasonUpstreamProtocolError, ReasonUpstreamTimeout, ReasonAuditUnavailable, ReasonInternal, ReasonOriginNotAllowed,
 	ReasonUnknownModel, ReasonBudgetExhausted, ReasonUnpriced, ReasonLimitExceeded, ReasonRateLimited,
 	ReasonToolVersionIncompatible, ReasonToolVersionRetired,
+	ReasonInspectionBlocked, ReasonInspectionUnavailable,
 }
 
 // Refusal is a call the gateway refused. Message is safe to show to the

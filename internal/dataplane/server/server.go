@@ -25,6 +25,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/config"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/drift"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/highwater"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/limit"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/lkg"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/metrics"
@@ -81,7 +82,9 @@ type Server struct {
 	// protocols are the protocols this data plane brokers (see
 	// protocols()).
 	protocols []protocol.Protocol
-	closing   bool // under applyMu: the protocols were stopped
+	// classifier asks inspection rules' classifier services.
+	classifier *inspect.ClassifierClient
+	closing    bool // under applyMu: the protocols were stopped
 	// applied is the highest snapshot version this data plane has applied
 	// (its high-water mark; zero for none), under applyMu. It starts as
 	// the audit log's record of it and moves only forward.
@@ -200,6 +203,9 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	// a span of its own, and the upstream call a client span (package
 	// spans).
 	observe := s.metrics.ObserveStage
+	// Runtime inspection's classifier client keeps its verdicts across
+	// configuration versions.
+	s.classifier = inspect.NewClassifierClient(time.Now)
 	tracer := traces.Tracer(spans.Scope)
 	terminal := pipeline.TimedHandler(observe, "forward", protocol.Forwarder(s.protocols))
 	front := []pipeline.Stage{metricsStage{m: s.metrics}}
@@ -212,7 +218,8 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	s.handle = pipeline.Chain(terminal, append(front,
 		pipeline.Traced(observe, tracer, cfg.Tracing.StageMin, stages.Default(stages.Options{
 			Audit: auditStage, Anonymous: s.refusals, Rollout: s.rollouts,
-			Limit: []pipeline.Stage{ratelimit.Stage{Limiter: s.rateLimits}, limit.Stage{Reserver: s.budgets}},
+			Limit:   []pipeline.Stage{ratelimit.Stage{Limiter: s.rateLimits}, limit.Stage{Reserver: s.budgets}},
+			Inspect: stages.Inspect{Classifier: s.classifier},
 		})...)...)...)
 	s.loadLastKnownGood(ctx)
 
@@ -360,6 +367,7 @@ func (s *Server) Close() error {
 	s.done.Wait()
 	s.drift.Stop()
 	closeProtocols(s.protocols)
+	s.classifier.Close()
 	if aerr := s.audit.Close(); aerr != nil && err == nil {
 		err = aerr
 	}

@@ -200,6 +200,12 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 			r.Content.ResponseBytes, r.Content.ResponseSha256 = d.Bytes, d.SHA256
 		}
 	}
+	for _, f := range c.Findings {
+		r.Findings = append(r.Findings, &auditv1.Finding{
+			Detector: f.Detector, Kind: f.Kind, Rule: f.Rule, Mode: f.Mode, Side: f.Side, Location: f.Location, Action: f.Action,
+		})
+	}
+	r.FindingsOmitted = uint32(min(c.FindingsOmitted, 1<<31))
 	r.Outcome = "ok"
 	if err != nil {
 		refusal := pipeline.AsRefusal(err)
@@ -261,7 +267,8 @@ func refusedByGateway(r pipeline.Reason) bool {
 		pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig,
 		pipeline.ReasonUnknownTool, pipeline.ReasonUnknownTask, pipeline.ReasonInvalidArguments, pipeline.ReasonOriginNotAllowed,
 		pipeline.ReasonUnknownModel, pipeline.ReasonBudgetExhausted, pipeline.ReasonUnpriced, pipeline.ReasonLimitExceeded,
-		pipeline.ReasonRateLimited, pipeline.ReasonToolVersionRetired, pipeline.ReasonToolVersionIncompatible:
+		pipeline.ReasonRateLimited, pipeline.ReasonToolVersionRetired, pipeline.ReasonToolVersionIncompatible,
+		pipeline.ReasonInspectionBlocked:
 		return true
 	}
 	return false

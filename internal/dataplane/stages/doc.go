@@ -16,12 +16,14 @@
 //	              (unknown, quarantined, degraded, frozen)
 //	Limit         seam: budgets and rate limits reserve the call's worst
 //	              case and settle on its usage (package limit)
+//	Inspect       runtime inspection: the request's findings (Cedar's
+//	              context.findings) before Authorize; the response —
+//	              streamed frames and the result — after forward
 //	Rollout       while a policy rollout is staged: the decision not
 //	              enforced (candidate in shadow, active for a canary
 //	              agent), compared and counted around Authorize
 //	Authorize     Cedar policies; for lists, what the caller may see
 //	Validate      a tool call's arguments against the pinned schema
-//	Inspect       seam: request inspection (none yet)
 //
 // and the terminal forward (each protocol's forwarder, inside the one
 // resilience wrapper).
@@ -36,6 +38,18 @@
 // Authorize does not depend on Validate, because the configuration
 // converts arguments for Cedar exactly as the schema types them and denies
 // what does not fit.
+//
+// Inspect runs before Authorize, not after Validate as the architecture
+// first drew it: what it finds in the request is policy input
+// (context.findings), so it must be known when policies are evaluated.
+// Computing findings lazily from Authorize instead would hide a
+// per-operation cost inside the policy engine and make the decision cache
+// depend on content it never sees; running eagerly costs inspecting calls
+// that policy then denies, which the per-stage budget accounts for. It
+// runs after Gate (the target is resolved, so rules scope by upstream and
+// tool) and after Limit (a caller over its limits costs no inspection).
+// The same stage inspects the response on the way back, so its own time
+// covers both sides.
 package stages
 
 import (
@@ -52,14 +66,14 @@ type Options struct {
 	// Anonymous counts refusals of callers no agent could be identified
 	// for (nil: not counted).
 	Anonymous AnonymousRecorder
-	// Limit runs after Gate and before Authorize: rate limits, quotas,
+	// Limit runs after Gate and before Inspect: rate limits, quotas,
 	// budgets.
 	Limit []pipeline.Stage
 	// Rollout counts the calls of a staged policy rollout (nil: no
 	// rollout stage; calls are still decided by the canary's rule).
 	Rollout RolloutRecorder
-	// Inspect runs after Validate, on the request about to be forwarded.
-	Inspect []pipeline.Stage
+	// Inspect is runtime inspection (the Inspect stage); nil: none.
+	Inspect pipeline.Stage
 }
 
 // Default returns the stages in order (see the package documentation).
@@ -71,11 +85,13 @@ func Default(o Options) []pipeline.Stage {
 		Gate{},
 	}
 	out = append(out, o.Limit...)
+	if o.Inspect != nil {
+		out = append(out, o.Inspect)
+	}
 	if o.Rollout != nil {
 		out = append(out, Rollout{Recorder: o.Rollout})
 	}
-	out = append(out, Authorize{}, Validate{})
-	return append(out, o.Inspect...)
+	return append(out, Authorize{}, Validate{})
 }
 
 // Messages shared by stages. They are sent to callers: each says what

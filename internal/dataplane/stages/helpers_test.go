@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -23,6 +24,9 @@ type fakeConfig struct {
 	decision pipeline.Decision
 	frozen   bool
 	reason   string
+	rules    *inspect.Ruleset
+	// decided records the findings Authorize saw.
+	decided []string
 }
 
 var _ pipeline.Config = (*fakeConfig)(nil)
@@ -57,7 +61,10 @@ func (f *fakeConfig) Upstreams(string) []pipeline.Upstream {
 	return []pipeline.Upstream{{Name: "up", Prefix: "up"}}
 }
 
-func (f *fakeConfig) Authorize(context.Context, *pipeline.Call) pipeline.Decision { return f.decision }
+func (f *fakeConfig) Authorize(_ context.Context, c *pipeline.Call) pipeline.Decision {
+	f.decided = c.PolicyFindings
+	return f.decision
+}
 
 func (f *fakeConfig) Listable(_ context.Context, _ *pipeline.Call, kind pipeline.Kind) []pipeline.Target {
 	if kind != pipeline.KindTool {
@@ -71,7 +78,8 @@ func (f *fakeConfig) Model(string) (pipeline.Model, bool) { return pipeline.Mode
 
 func (f *fakeConfig) Frozen() (bool, string) { return f.frozen, f.reason }
 
-func (f *fakeConfig) Setting(string) []string { return nil }
+func (f *fakeConfig) Setting(string) []string      { return nil }
+func (f *fakeConfig) Inspection() *inspect.Ruleset { return f.rules }
 
 const goodKey = "pck_0123456789abcdef_good"
 

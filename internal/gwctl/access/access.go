@@ -113,6 +113,9 @@ type Question struct {
 	Protocol string
 	// Degraded asks for the decision a data plane in degraded mode makes.
 	Degraded bool
+	// Findings are what runtime inspection found in the arguments
+	// (context.findings): "pii", "pii.email".
+	Findings []string
 }
 
 // PolicyRef is a determining policy and where it is written.
@@ -179,6 +182,7 @@ func (e *Evaluator) Check(ctx context.Context, q Question) (Answer, error) {
 			Time:     q.Time,
 			SourceIP: q.SourceIP,
 			Degraded: q.Degraded,
+			Findings: q.Findings,
 		}.WithDefaults(time.Now()),
 	}
 	ex, err := e.e.Explain(ctx, req)

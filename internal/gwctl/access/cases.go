@@ -32,6 +32,7 @@ const (
 //	    time: 2026-11-26T10:00:00Z   # optional (default: now)
 //	    sourceIp: 10.1.2.3           # optional (default: 127.0.0.1)
 //	    degraded: false              # optional
+//	    findings: [exfiltration, exfiltration.url_payload]  # optional: context.findings
 //	    expect: allow                # allow or deny
 //	    policies: [payments/small]   # optional: the determining policies, exactly
 type Case struct {
@@ -46,6 +47,7 @@ type Case struct {
 	SourceIP string          `json:"sourceIp,omitempty"`
 	Protocol string          `json:"protocol,omitempty"`
 	Degraded bool            `json:"degraded,omitempty"`
+	Findings []string        `json:"findings,omitempty"`
 	Expect   string          `json:"expect"`
 	Policies []string        `json:"policies,omitempty"`
 }
@@ -108,7 +110,7 @@ func (c Case) label(i int) string {
 
 // question turns the case into a Question.
 func (c Case) question() (Question, error) {
-	q := Question{Agent: c.Agent, Tool: c.Tool, Protocol: c.Protocol, Degraded: c.Degraded}
+	q := Question{Agent: c.Agent, Tool: c.Tool, Protocol: c.Protocol, Degraded: c.Degraded, Findings: c.Findings}
 	if args := bytes.TrimSpace(c.Args); len(args) > 0 && !bytes.Equal(args, []byte("null")) {
 		if args[0] != '{' {
 			return Question{}, errors.New("args must be a map of argument names to values")

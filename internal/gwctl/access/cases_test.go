@@ -93,6 +93,37 @@ cases:
 	}
 }
 
+// TestRunCasesWithFindings: a case sets context.findings as runtime
+// inspection would, so a policy on findings can be tested before it is
+// applied.
+func TestRunCasesWithFindings(t *testing.T) {
+	cases, err := access.ParseCases([]byte(`
+cases:
+  - name: clean payment
+    agent: payer
+    tool: pay__pay
+    args: {amount: 100, to: acme}
+    expect: allow
+  - name: exfiltration found
+    agent: payer
+    tool: pay__pay
+    args: {amount: 100, to: acme}
+    findings: [exfiltration, exfiltration.url_payload]
+    expect: deny
+    policies: [guard/no-exfil]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := newEvaluator(t, []access.PolicyFile{{Name: "guard", Filename: "guard.cedar",
+		Source: `@id("no-exfil") forbid(principal, action, resource) when { context.findings.contains("exfiltration") };`}}, false)
+	for _, r := range access.Run(context.Background(), ev, cases) {
+		if !r.Passed {
+			t.Errorf("%s: failed: %s", r.Case.Name, r.Why)
+		}
+	}
+}
+
 func TestParseCasesRefusesBadFiles(t *testing.T) {
 	for _, tt := range []struct {
 		name, text, want string

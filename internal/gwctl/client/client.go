@@ -105,17 +105,19 @@ type Services struct {
 	Identity  adminv1connect.IdentitySourceServiceClient
 	Secret    adminv1connect.SecretServiceClient
 	ValueList adminv1connect.ValueListServiceClient
-	Price     adminv1connect.PriceServiceClient
-	Budget    adminv1connect.BudgetServiceClient
-	RateLimit adminv1connect.RateLimitServiceClient
-	Token     adminv1connect.TokenServiceClient
-	Backup    adminv1connect.BackupServiceClient
-	AdminLog  adminv1connect.AdminLogServiceClient
-	Dataplane adminv1connect.DataplaneServiceClient
-	Setting   adminv1connect.SettingServiceClient
-	Access    adminv1connect.AccessServiceClient
-	Alert     adminv1connect.AlertServiceClient
-	Audit     auditv1connect.AuditServiceClient
+	// Inspection manages runtime inspection rules.
+	Inspection adminv1connect.InspectionServiceClient
+	Price      adminv1connect.PriceServiceClient
+	Budget     adminv1connect.BudgetServiceClient
+	RateLimit  adminv1connect.RateLimitServiceClient
+	Token      adminv1connect.TokenServiceClient
+	Backup     adminv1connect.BackupServiceClient
+	AdminLog   adminv1connect.AdminLogServiceClient
+	Dataplane  adminv1connect.DataplaneServiceClient
+	Setting    adminv1connect.SettingServiceClient
+	Access     adminv1connect.AccessServiceClient
+	Alert      adminv1connect.AlertServiceClient
+	Audit      auditv1connect.AuditServiceClient
 }
 
 // Client calls the admin API with failover between servers. Do may be called
@@ -156,27 +158,28 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, transport: transport, warned: map[string]bool{}}
 	for _, u := range cfg.Servers {
 		c.servers = append(c.servers, &Services{
-			URL:       u,
-			Cluster:   adminv1connect.NewClusterServiceClient(httpClient, u, opts...),
-			Agent:     adminv1connect.NewAgentServiceClient(httpClient, u, opts...),
-			Upstream:  adminv1connect.NewUpstreamServiceClient(httpClient, u, opts...),
-			Tool:      adminv1connect.NewToolServiceClient(httpClient, u, opts...),
-			Policy:    adminv1connect.NewPolicyServiceClient(httpClient, u, opts...),
-			Rollout:   adminv1connect.NewRolloutServiceClient(httpClient, u, opts...),
-			Identity:  adminv1connect.NewIdentitySourceServiceClient(httpClient, u, opts...),
-			Secret:    adminv1connect.NewSecretServiceClient(httpClient, u, opts...),
-			ValueList: adminv1connect.NewValueListServiceClient(httpClient, u, opts...),
-			Price:     adminv1connect.NewPriceServiceClient(httpClient, u, opts...),
-			Budget:    adminv1connect.NewBudgetServiceClient(httpClient, u, opts...),
-			RateLimit: adminv1connect.NewRateLimitServiceClient(httpClient, u, opts...),
-			Token:     adminv1connect.NewTokenServiceClient(httpClient, u, opts...),
-			Backup:    adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
-			AdminLog:  adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),
-			Dataplane: adminv1connect.NewDataplaneServiceClient(httpClient, u, opts...),
-			Setting:   adminv1connect.NewSettingServiceClient(httpClient, u, opts...),
-			Access:    adminv1connect.NewAccessServiceClient(httpClient, u, opts...),
-			Alert:     adminv1connect.NewAlertServiceClient(httpClient, u, opts...),
-			Audit:     auditv1connect.NewAuditServiceClient(httpClient, u, opts...),
+			URL:        u,
+			Cluster:    adminv1connect.NewClusterServiceClient(httpClient, u, opts...),
+			Agent:      adminv1connect.NewAgentServiceClient(httpClient, u, opts...),
+			Upstream:   adminv1connect.NewUpstreamServiceClient(httpClient, u, opts...),
+			Tool:       adminv1connect.NewToolServiceClient(httpClient, u, opts...),
+			Policy:     adminv1connect.NewPolicyServiceClient(httpClient, u, opts...),
+			Rollout:    adminv1connect.NewRolloutServiceClient(httpClient, u, opts...),
+			Identity:   adminv1connect.NewIdentitySourceServiceClient(httpClient, u, opts...),
+			Secret:     adminv1connect.NewSecretServiceClient(httpClient, u, opts...),
+			ValueList:  adminv1connect.NewValueListServiceClient(httpClient, u, opts...),
+			Price:      adminv1connect.NewPriceServiceClient(httpClient, u, opts...),
+			Budget:     adminv1connect.NewBudgetServiceClient(httpClient, u, opts...),
+			RateLimit:  adminv1connect.NewRateLimitServiceClient(httpClient, u, opts...),
+			Token:      adminv1connect.NewTokenServiceClient(httpClient, u, opts...),
+			Backup:     adminv1connect.NewBackupServiceClient(httpClient, u, opts...),
+			AdminLog:   adminv1connect.NewAdminLogServiceClient(httpClient, u, opts...),
+			Dataplane:  adminv1connect.NewDataplaneServiceClient(httpClient, u, opts...),
+			Setting:    adminv1connect.NewSettingServiceClient(httpClient, u, opts...),
+			Access:     adminv1connect.NewAccessServiceClient(httpClient, u, opts...),
+			Alert:      adminv1connect.NewAlertServiceClient(httpClient, u, opts...),
+			Audit:      auditv1connect.NewAuditServiceClient(httpClient, u, opts...),
+			Inspection: adminv1connect.NewInspectionServiceClient(httpClient, u, opts...),
 		})
 	}
 	return c, nil

@@ -75,7 +75,7 @@ func (h *access) Check(ctx context.Context, req *connect.Request[adminv1.CheckRe
 	if err != nil {
 		return nil, err
 	}
-	c := authz.Context{Protocol: m.GetProtocol(), Degraded: m.GetDegraded()}
+	c := authz.Context{Protocol: m.GetProtocol(), Degraded: m.GetDegraded(), Findings: m.GetFindings()}
 	if m.GetTime() != nil {
 		c.Time = m.GetTime().AsTime()
 	}

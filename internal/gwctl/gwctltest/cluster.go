@@ -190,6 +190,7 @@ func (n *Node) register() {
 	n.mux.Handle(adminv1connect.NewIdentitySourceServiceHandler(&identities{state: n.state}, opts))
 	n.mux.Handle(adminv1connect.NewValueListServiceHandler(&valueLists{state: n.state}, opts))
 	n.mux.Handle(adminv1connect.NewSettingServiceHandler(&settings{state: n.state}, opts))
+	n.mux.Handle(adminv1connect.NewInspectionServiceHandler(&inspection{state: n.state}, opts))
 	n.mux.Handle(adminv1connect.NewAdminLogServiceHandler(&adminLog{state: n.state}, opts))
 	n.mux.Handle(adminv1connect.NewAccessServiceHandler(&access{state: n.state}, opts))
 	// Alerts and the audit service are not faked: their calls reach the

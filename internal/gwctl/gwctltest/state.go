@@ -37,6 +37,7 @@ type State struct {
 	identities   map[string]*configv1.IdentitySource
 	valueLists   map[string]*configv1.ValueList
 	settings     map[string]*configv1.Setting
+	rules        map[string]*configv1.InspectionRule
 	backup       []byte
 	restored     []byte
 	// authzSnapshot is what AccessService answers over; lastCheck the
@@ -66,6 +67,7 @@ func newState(token string, pageSize int) *State {
 		identities:   map[string]*configv1.IdentitySource{},
 		valueLists:   map[string]*configv1.ValueList{},
 		settings:     map[string]*configv1.Setting{},
+		rules:        map[string]*configv1.InspectionRule{},
 	}
 }
 

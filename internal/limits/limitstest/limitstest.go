@@ -330,6 +330,44 @@ func (g *Gen) ValueList() *configv1.ValueList {
 	return &configv1.ValueList{Meta: g.Meta(g.Name()), Values: g.Texts(limits.ListValues, limits.ListValue)}
 }
 
+// InspectionRule returns an inspection rule: known detector names mixed
+// with raw text, patterns from valid to hostile, a JSON path, a
+// classifier, and every enum value including unknown ones.
+func (g *Gen) InspectionRule(upstream string) *configv1.InspectionRule {
+	names := []string{"pii", "secrets", "exfiltration.url_payload", "injection", "pii.nope", "pattern"}
+	r := &configv1.InspectionRule{
+		Meta:   g.Meta(g.Name()),
+		Scope:  &configv1.InspectionScope{Upstream: upstream},
+		Mode:   configv1.InspectionMode(g.Intn(5)),
+		Side:   configv1.InspectionSide(g.Intn(4)),
+		Action: configv1.InspectionAction(g.Intn(6)),
+	}
+	for range g.Count(limits.InspectionDetectors + 1) {
+		if g.Bool() {
+			r.Detectors = append(r.Detectors, names[g.Intn(len(names))])
+		} else {
+			r.Detectors = append(r.Detectors, g.Text(limits.InspectionDetector))
+		}
+	}
+	patterns := []string{`ACME-[0-9]{6}`, `(a+)+$`, `x*`, `(`, `(?i)secret`}
+	for range g.Intn(3) {
+		if g.Bool() {
+			r.Patterns = append(r.Patterns, patterns[g.Intn(len(patterns))])
+		} else {
+			r.Patterns = append(r.Patterns, g.Text(limits.InspectionPattern))
+		}
+	}
+	switch g.Intn(4) {
+	case 1:
+		r.Rows = &configv1.InspectionRowLimit{Path: g.Text(limits.JSONPath), MaxRows: int64(g.Intn(5000)) - 1}
+	case 2:
+		r.Classifier = &configv1.InspectionClassifier{Url: "http://127.0.0.1:9/" + g.Name(), FailClosed: g.Bool()}
+	case 3:
+		r.MaxResponseBytes, r.HoldBackBytes = int64(g.Size(1<<20)), int64(g.Size(1<<20))
+	}
+	return r
+}
+
 // PolicyTests returns test cases stored with set: agents, tools, users and
 // arguments from the fuzz bytes, counts and sizes at and over the limits.
 func (g *Gen) PolicyTests(set string) *configv1.PolicyTests {
@@ -338,7 +376,7 @@ func (g *Gen) PolicyTests(set string) *configv1.PolicyTests {
 		c := &configv1.PolicyTestCase{
 			Name: g.Text(limits.PolicyTestField), Agent: g.Name(), Tool: "pay__" + g.Name(), Expect: []string{"allow", "deny", "maybe"}[g.Intn(3)],
 			ArgumentsJson: string(g.Schema()), User: g.Text(limits.PolicyTestField), SourceIp: g.Text(limits.PolicyTestField),
-			Groups: g.Texts(limits.PolicyTestList, limits.PolicyTestField),
+			Groups: g.Texts(limits.PolicyTestList, limits.PolicyTestField), Findings: g.Texts(limits.PolicyTestList+1, limits.PolicyTestField),
 		}
 		if g.Bool() {
 			c.Policies, c.CheckPolicies = g.Texts(limits.PolicyTestList, limits.PolicyTestField), true
@@ -378,7 +416,7 @@ func (g *Gen) Setting() *configv1.Setting {
 // than a secret (whose shape differs between the planes): a pin names
 // upstream, an upstream's credential names secret.
 func (g *Gen) Resource(upstream, secret string) proto.Message {
-	switch g.Intn(7) {
+	switch g.Intn(8) {
 	case 0:
 		return g.Agent()
 	case 1:
@@ -391,6 +429,8 @@ func (g *Gen) Resource(upstream, secret string) proto.Message {
 		return g.IdentitySource()
 	case 5:
 		return g.Setting()
+	case 6:
+		return g.InspectionRule(upstream)
 	default:
 		return g.ValueList()
 	}

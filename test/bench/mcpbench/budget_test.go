@@ -59,7 +59,7 @@ func TestBudgetMeasure(t *testing.T) {
 		// not forward.
 		{name: "other, estimated at p50", line: "HTTP server", in: async, p50: 225 * time.Microsecond, hasP50: true, budget: 80 * time.Microsecond, within: "no"},
 		{name: "other without the direct path", line: "HTTP server", in: noDirect, budget: 80 * time.Microsecond, within: "—", note: "needs the direct path"},
-		{name: "a stage to come", line: "inspect request", in: async, budget: 50 * time.Microsecond, within: "—", note: "not built yet"},
+		{name: "inspect, which reports nothing here", line: "inspect", in: async, budget: 50 * time.Microsecond, within: "—", note: "not measured"},
 		{name: "shadow: one more decision, not reported", line: "shadow", in: async, budget: 24 * time.Microsecond, within: "—", note: "not measured"},
 		{name: "tracing: a data plane without it", line: "tracing", in: async, within: "—", note: "measured on the traced row"},
 		{name: "tracing: within its CPU share", line: "tracing", in: traced(0.015), within: "yes"},

@@ -18,7 +18,7 @@ const stageMetric = "portcullis_dataplane_stage_seconds"
 // stageOrder is the order of the data plane's stages in its pipeline
 // (forward, the upstream call, is innermost); stages not listed here are
 // reported after these, by name.
-var stageOrder = []string{"metrics", "audit", "authenticate", "gate", "rollout", "authorize", "validate", "forward"}
+var stageOrder = []string{"metrics", "audit", "authenticate", "gate", "inspect", "rollout", "authorize", "validate", "forward"}
 
 // stageTotal is a stage's cumulative own time, number of observations and
 // histogram buckets (cumulative counts by upper bound in seconds).
@@ -229,6 +229,7 @@ var stageLabels = map[string]string{
 	"rollout":      "rollout (shadow: the candidate's decision beside the active one, compared and counted)",
 	"authorize":    "authorize (Cedar)",
 	"validate":     "validate (arguments against the pinned schema)",
+	"inspect":      "inspect (runtime inspection rules; none configured here)",
 }
 
 // renderBreakdown writes one data plane's stage table; calls is the

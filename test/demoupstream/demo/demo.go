@@ -46,6 +46,10 @@ type Options struct {
 	// makes the SDK open each stream with a priming event (an id and an
 	// empty data line).
 	EventStore bool
+	// InspectionTools adds fetch, query_rows, lookup_customer and digest,
+	// whose arguments and answers runtime inspection has something to say
+	// about (see inspection.go).
+	InspectionTools bool
 	// Logger receives the SDK server's logs; nil discards them.
 	Logger *slog.Logger
 	// Tracer, when set, runs every MCP request in a server span that
@@ -89,6 +93,9 @@ func NewHandler(opts Options) *Handler {
 	}
 	if opts.Content {
 		addContent(h.server)
+	}
+	if opts.InspectionTools {
+		addInspectionTools(h.server)
 	}
 	if opts.Tracer != nil {
 		h.server.AddReceivingMiddleware(traceMiddleware(opts.Tracer))

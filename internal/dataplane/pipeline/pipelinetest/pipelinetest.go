@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
@@ -48,6 +49,8 @@ type Config struct {
 	// Settings are the cluster-wide settings by key; a key not here has
 	// no values.
 	Settings map[string][]string
+	// Rules are the inspection rules (nil: none).
+	Rules *inspect.Ruleset
 }
 
 var _ pipeline.Config = (*Config)(nil)
@@ -170,6 +173,9 @@ func (c *Config) Listable(_ context.Context, call *pipeline.Call, kind pipeline.
 	}
 	return out
 }
+
+// Inspection implements pipeline.Config.
+func (c *Config) Inspection() *inspect.Ruleset { return c.Rules }
 
 // Model implements pipeline.Config.
 func (c *Config) Model(name string) (pipeline.Model, bool) {

@@ -328,6 +328,7 @@ func (h *Handler) prepare(call *pipeline.Call, out *answer, req *a2awire.Request
 		call.Op = pipeline.OpQuery
 	}
 	call.Relay = &pipeline.Relay{Wire: &exchange{version: version, op: op, method: req.Method, params: params, callerID: out.id}}
+	call.Content = content{params: params}
 	if op.Streaming() {
 		call.Relay.Notify = out.send
 	}

@@ -178,6 +178,7 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, call *pipelin
 	call.Demand = demand(req, outputCap)
 	wr := &wire{api: api, req: req, in: r.Header, w: w, rc: http.NewResponseController(w), outputCap: outputCap}
 	call.Relay = &pipeline.Relay{Wire: wr}
+	call.Content = content{body: body}
 	if req.Stream {
 		call.Relay.Notify = wr.send
 	}

@@ -135,8 +135,9 @@ func start(t *testing.T, change func(s *snapshotv1.Snapshot)) *gw {
 	t.Cleanup(func() { _ = f.Close() })
 	b := &backend{cfg: cfg}
 	b.handle = pipeline.Chain(f.Forward, stages.Default(stages.Options{
-		Audit: stages.Audit{Writer: g.audit, Dataplane: "dp1"},
-		Limit: []pipeline.Stage{limit.Stage{Reserver: g.budgets}},
+		Audit:   stages.Audit{Writer: g.audit, Dataplane: "dp1"},
+		Limit:   []pipeline.Stage{limit.Stage{Reserver: g.budgets}},
+		Inspect: stages.Inspect{},
 	})...)
 	srv := httptest.NewServer(llm.NewHandler(b, logger, "dp1", nil))
 	t.Cleanup(srv.Close)
@@ -545,5 +546,61 @@ func TestCallerHeadersNeverReachTheProvider(t *testing.T) {
 	}
 	if resp.Header.Get("Set-Cookie") != "" || resp.Header.Get("Openai-Organization") != "" {
 		t.Errorf("provider headers that name the gateway's account reached the caller: %v", resp.Header)
+	}
+}
+
+// TestRuntimeInspection: inspection rules act on model calls like on any
+// call: a prompt carrying a credential is refused before the provider sees
+// it; text a model wrote is redacted in a complete answer; a phrase split
+// across streamed events ends the stream with the API's error event, and
+// the usage the provider reported is still recorded for budgets.
+func TestRuntimeInspection(t *testing.T) {
+	rule := func(name, upstream string, side configv1.InspectionSide, action configv1.InspectionAction, detectors, patterns []string) *configv1.InspectionRule {
+		return &configv1.InspectionRule{Meta: &configv1.ResourceMeta{Name: name}, Scope: &configv1.InspectionScope{Upstream: upstream},
+			Mode: configv1.InspectionMode_INSPECTION_MODE_ENFORCE, Side: side, Action: action, Detectors: detectors, Patterns: patterns}
+	}
+	const (
+		request  = configv1.InspectionSide_INSPECTION_SIDE_REQUEST
+		response = configv1.InspectionSide_INSPECTION_SIDE_RESPONSE
+		block    = configv1.InspectionAction_INSPECTION_ACTION_BLOCK
+		redact   = configv1.InspectionAction_INSPECTION_ACTION_REDACT
+	)
+	g := start(t, func(s *snapshotv1.Snapshot) {
+		s.InspectionRules = []*configv1.InspectionRule{
+			rule("no-keys", "", request, block, []string{"secrets"}, nil),
+			rule("greeting", "openai", response, redact, nil, []string{`Hello from [a-z0-9.-]+`}),
+			rule("words", "anthropic", response, block, nil, []string{`w2 w3`}),
+		}
+	})
+
+	before := len(g.fake.Reports())
+	resp, body := g.post(t, chatPath, configtest.PayerKey, `{"model":"openai/gpt-4o","messages":[{"role":"user","content":"use AKIAIOSFODNN7EXAMPLE"}]}`)
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get(llm.ReasonHeader) != "inspection_blocked" || !strings.Contains(body, "secrets.aws_access_key") {
+		t.Errorf("a prompt with a key: HTTP %d %s %s", resp.StatusCode, resp.Header.Get(llm.ReasonHeader), body)
+	}
+	if len(g.fake.Reports()) != before {
+		t.Error("the refused prompt reached the provider")
+	}
+	if f := g.audit.last(t).GetFindings(); len(f) != 1 || f[0].GetSide() != "request" || !strings.HasPrefix(f[0].GetLocation(), "request.messages[0].content[") {
+		t.Errorf("request findings %v", f)
+	}
+
+	resp, body = g.post(t, chatPath, configtest.PayerKey, `{"model":"openai/gpt-4o","messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != http.StatusOK || strings.Contains(body, "Hello from") || !strings.Contains(body, `"[REDACTED:pattern.greeting] w1`) {
+		t.Errorf("redacted answer: HTTP %d %s", resp.StatusCode, body)
+	}
+	if f := g.audit.last(t).GetFindings(); len(f) != 1 || f[0].GetLocation() != "result.choices[0].message.content[0:18]" || f[0].GetAction() != "redact" {
+		t.Errorf("response findings %v", f)
+	}
+
+	resp, body = g.post(t, messagesPath, configtest.PayerKey, `{"model":"anthropic/claude-sonnet","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"chunks=6"}]}`)
+	events := parseEvents(t, body)
+	last := events[len(events)-1]
+	if resp.StatusCode != http.StatusOK || last.name != "error" || !strings.Contains(last.data, "inspection_blocked") || strings.Contains(body, " w3") || strings.Contains(body, "message_stop") {
+		t.Errorf("stream ended by inspection: HTTP %d, last event %+v\n%s", resp.StatusCode, last, body)
+	}
+	rec := g.audit.last(t)
+	if rec.GetReason() != "inspection_blocked" || len(rec.GetFindings()) != 1 || rec.GetFindings()[0].GetSide() != "stream" || rec.GetUsage() == nil {
+		t.Errorf("record of the ended stream: reason %q, findings %v, usage %v", rec.GetReason(), rec.GetFindings(), rec.GetUsage())
 	}
 }

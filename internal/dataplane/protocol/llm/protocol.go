@@ -24,10 +24,10 @@
 // says the usage is an estimate. Audit records keep the prompt and the
 // completion only by size and SHA-256.
 //
-// Inspection seam: the prompt is Call.Payload (the request body as the
-// caller sent it) and each streamed event passes through Call.Relay.Notify
-// before it reaches the caller; a complete answer is Result.Body. An
-// inspection stage placed in stages.Options.Inspect reads them there.
+// Runtime inspection sees a model call through Call.Content (inspect.go):
+// the prompt as the request, and the texts of a complete answer
+// (Result.Body) or of each streamed event (Call.Relay.Notify) as the
+// response, which it may redact, withhold or end.
 package llm
 
 import (

@@ -146,7 +146,7 @@ func status(r pipeline.Reason) int {
 	switch r {
 	case pipeline.ReasonUnauthenticated:
 		return http.StatusUnauthorized
-	case pipeline.ReasonDenied, pipeline.ReasonUnpriced, pipeline.ReasonQuarantined:
+	case pipeline.ReasonDenied, pipeline.ReasonUnpriced, pipeline.ReasonQuarantined, pipeline.ReasonInspectionBlocked:
 		return http.StatusForbidden
 	case pipeline.ReasonUnknownModel, pipeline.ReasonUnknownTool:
 		return http.StatusNotFound
@@ -154,7 +154,8 @@ func status(r pipeline.Reason) int {
 		return http.StatusBadRequest
 	case pipeline.ReasonBudgetExhausted, pipeline.ReasonRateLimited:
 		return http.StatusTooManyRequests
-	case pipeline.ReasonDegraded, pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig, pipeline.ReasonAuditUnavailable:
+	case pipeline.ReasonDegraded, pipeline.ReasonFrozen, pipeline.ReasonStale, pipeline.ReasonNoConfig, pipeline.ReasonAuditUnavailable,
+		pipeline.ReasonInspectionUnavailable:
 		return http.StatusServiceUnavailable
 	case pipeline.ReasonUpstreamUnavailable:
 		return http.StatusBadGateway

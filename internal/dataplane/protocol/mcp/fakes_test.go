@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
@@ -32,6 +33,7 @@ type fakeConfig struct {
 	frozen bool
 	// origins is the mcp.allowed-origins setting.
 	origins []string
+	rules   *inspect.Ruleset
 }
 
 var _ pipeline.Config = (*fakeConfig)(nil)
@@ -133,6 +135,8 @@ func (c *fakeConfig) Setting(name string) []string {
 	}
 	return nil
 }
+
+func (c *fakeConfig) Inspection() *inspect.Ruleset { return c.rules }
 
 // fakeBackend runs calls through the real pipeline stages (audited to
 // nowhere) into a terminal: terminal for tool calls, content for the

@@ -76,6 +76,7 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request, token str
 		call.SourceIP = sourceAddr(r)
 	}
 	call.Protocol, call.Method, call.Credential = "mcp", msg.Method, token
+	call.Content = content{method: msg.Method}
 	session := ""
 	if !modern {
 		session = r.Header.Get("Mcp-Session-Id")

@@ -247,10 +247,14 @@ type CheckRequest struct {
 	ArgumentsJson string `protobuf:"bytes,5,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
 	// What a data plane takes from the connection. Unset: now, 127.0.0.1,
 	// "mcp", normal mode.
-	Time          *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=time,proto3" json:"time,omitempty"`
-	SourceIp      string                 `protobuf:"bytes,7,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`
-	Protocol      string                 `protobuf:"bytes,8,opt,name=protocol,proto3" json:"protocol,omitempty"`
-	Degraded      bool                   `protobuf:"varint,9,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	Time     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=time,proto3" json:"time,omitempty"`
+	SourceIp string                 `protobuf:"bytes,7,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`
+	Protocol string                 `protobuf:"bytes,8,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Degraded bool                   `protobuf:"varint,9,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	// What runtime inspection found in the call's arguments, as Cedar's
+	// context.findings: "<detector>" and "<detector>.<kind>" names ("pii",
+	// "pii.email"). At most 64 of at most 128 bytes. Unset: none.
+	Findings      []string `protobuf:"bytes,10,rep,name=findings,proto3" json:"findings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -346,6 +350,13 @@ func (x *CheckRequest) GetDegraded() bool {
 		return x.Degraded
 	}
 	return false
+}
+
+func (x *CheckRequest) GetFindings() []string {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
 }
 
 // PolicyRef is a policy of the configuration and where it is written.
@@ -651,7 +662,7 @@ const file_portcullis_admin_v1_access_proto_rawDesc = "" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x03 \x01(\tR\x05email\x12\x16\n" +
-	"\x06groups\x18\x04 \x03(\tR\x06groups\"\xde\x02\n" +
+	"\x06groups\x18\x04 \x03(\tR\x06groups\"\xfa\x02\n" +
 	"\fCheckRequest\x12\x14\n" +
 	"\x05agent\x18\x01 \x01(\tR\x05agent\x123\n" +
 	"\x04user\x18\x02 \x01(\v2\x1f.portcullis.admin.v1.AccessUserR\x04user\x12\x16\n" +
@@ -661,7 +672,9 @@ const file_portcullis_admin_v1_access_proto_rawDesc = "" +
 	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1b\n" +
 	"\tsource_ip\x18\a \x01(\tR\bsourceIp\x12\x1a\n" +
 	"\bprotocol\x18\b \x01(\tR\bprotocol\x12\x1a\n" +
-	"\bdegraded\x18\t \x01(\bR\bdegraded\"s\n" +
+	"\bdegraded\x18\t \x01(\bR\bdegraded\x12\x1a\n" +
+	"\bfindings\x18\n" +
+	" \x03(\tR\bfindings\"s\n" +
 	"\tPolicyRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06effect\x18\x02 \x01(\tR\x06effect\x12\x12\n" +

@@ -221,6 +221,13 @@ type Record struct {
 	// resource's own URI), when the target resolved to an upstream; tool
 	// holds the name agents use.
 	TargetOwn string `protobuf:"bytes,35,opt,name=target_own,json=targetOwn,proto3" json:"target_own,omitempty"`
+	// What runtime inspection found in the call, in the order found (at most
+	// 64; findings_omitted counts the rest). Readers that predate inspection
+	// keep these fields as unknown ones, which the hash covers like any
+	// other.
+	Findings []*Finding `protobuf:"bytes,37,rep,name=findings,proto3" json:"findings,omitempty"`
+	// Findings left out of findings because a record holds at most 64.
+	FindingsOmitted uint32 `protobuf:"varint,38,opt,name=findings_omitted,json=findingsOmitted,proto3" json:"findings_omitted,omitempty"`
 	// What the call consumed, for a call whose target reports it (a model
 	// call): tokens and their cost. Numbered clear of the fields other
 	// features add after 30.
@@ -566,6 +573,20 @@ func (x *Record) GetTargetOwn() string {
 		return x.TargetOwn
 	}
 	return ""
+}
+
+func (x *Record) GetFindings() []*Finding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
+func (x *Record) GetFindingsOmitted() uint32 {
+	if x != nil {
+		return x.FindingsOmitted
+	}
+	return 0
 }
 
 func (x *Record) GetUsage() *Usage {
@@ -1157,6 +1178,114 @@ func (x *RolloutEvent) GetAutomatic() bool {
 	return false
 }
 
+// Finding is one thing runtime inspection found in a call: which detector
+// and kind, which rule in which mode, where in the payload, and what the
+// rule did. It never holds what was found.
+type Finding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The detector and the kind it found: "pii" and "payment_card",
+	// "rows" and "ceiling", "classifier" and the classifier's label.
+	Detector string `protobuf:"bytes,1,opt,name=detector,proto3" json:"detector,omitempty"`
+	Kind     string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The inspection rule that found it.
+	Rule string `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	// "enforce" or "shadow".
+	Mode string `protobuf:"bytes,4,opt,name=mode,proto3" json:"mode,omitempty"`
+	// "request" (the arguments), "response" (the result) or "stream" (a
+	// frame streamed before the result).
+	Side string `protobuf:"bytes,5,opt,name=side,proto3" json:"side,omitempty"`
+	// Where in the payload: a path and a byte range inside the text there,
+	// e.g. "arguments.url[12:300]", "result.content[0].text[120:139]",
+	// "frame 3 params.message[0:41]", or a summary such as
+	// "result.structuredContent.rows: 5000 items, ceiling 1000".
+	Location string `protobuf:"bytes,6,opt,name=location,proto3" json:"location,omitempty"`
+	// What the rule did: "flag", "redact", "mask" or "block" (refused,
+	// withheld or stream ended); shadow findings say what an enforced rule
+	// would have done.
+	Action        string `protobuf:"bytes,7,opt,name=action,proto3" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Finding) Reset() {
+	*x = Finding{}
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Finding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Finding) ProtoMessage() {}
+
+func (x *Finding) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Finding.ProtoReflect.Descriptor instead.
+func (*Finding) Descriptor() ([]byte, []int) {
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Finding) GetDetector() string {
+	if x != nil {
+		return x.Detector
+	}
+	return ""
+}
+
+func (x *Finding) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Finding) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *Finding) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *Finding) GetSide() string {
+	if x != nil {
+		return x.Side
+	}
+	return ""
+}
+
+func (x *Finding) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *Finding) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
 // Usage is what one call consumed: tokens as the provider reported them
 // (or as the gateway counted them, when estimated), and their cost by the
 // model's price table.
@@ -1189,7 +1318,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1330,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[6]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1343,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Usage) GetInputTokens() int64 {
@@ -1296,7 +1425,7 @@ type ContentDigest struct {
 
 func (x *ContentDigest) Reset() {
 	*x = ContentDigest{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1437,7 @@ func (x *ContentDigest) String() string {
 func (*ContentDigest) ProtoMessage() {}
 
 func (x *ContentDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[7]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1450,7 @@ func (x *ContentDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentDigest.ProtoReflect.Descriptor instead.
 func (*ContentDigest) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ContentDigest) GetRequestBytes() int64 {
@@ -1374,7 +1503,7 @@ type AdminWrite struct {
 
 func (x *AdminWrite) Reset() {
 	*x = AdminWrite{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1515,7 @@ func (x *AdminWrite) String() string {
 func (*AdminWrite) ProtoMessage() {}
 
 func (x *AdminWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[8]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1528,7 @@ func (x *AdminWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminWrite.ProtoReflect.Descriptor instead.
 func (*AdminWrite) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AdminWrite) GetOp() string {
@@ -1470,7 +1599,7 @@ type RefusalSummary struct {
 
 func (x *RefusalSummary) Reset() {
 	*x = RefusalSummary{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1611,7 @@ func (x *RefusalSummary) String() string {
 func (*RefusalSummary) ProtoMessage() {}
 
 func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[9]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1624,7 @@ func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefusalSummary.ProtoReflect.Descriptor instead.
 func (*RefusalSummary) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RefusalSummary) GetSourceNetwork() string {
@@ -1544,7 +1673,7 @@ type ListDetail struct {
 
 func (x *ListDetail) Reset() {
 	*x = ListDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1556,7 +1685,7 @@ func (x *ListDetail) String() string {
 func (*ListDetail) ProtoMessage() {}
 
 func (x *ListDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[10]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1569,7 +1698,7 @@ func (x *ListDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDetail.ProtoReflect.Descriptor instead.
 func (*ListDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListDetail) GetItems() uint32 {
@@ -1609,7 +1738,7 @@ type TaskDetail struct {
 
 func (x *TaskDetail) Reset() {
 	*x = TaskDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1750,7 @@ func (x *TaskDetail) String() string {
 func (*TaskDetail) ProtoMessage() {}
 
 func (x *TaskDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[11]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1763,7 @@ func (x *TaskDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDetail.ProtoReflect.Descriptor instead.
 func (*TaskDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TaskDetail) GetTaskId() string {
@@ -1713,7 +1842,7 @@ type AppliedVersion struct {
 
 func (x *AppliedVersion) Reset() {
 	*x = AppliedVersion{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1725,7 +1854,7 @@ func (x *AppliedVersion) String() string {
 func (*AppliedVersion) ProtoMessage() {}
 
 func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[12]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1738,7 +1867,7 @@ func (x *AppliedVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedVersion.ProtoReflect.Descriptor instead.
 func (*AppliedVersion) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AppliedVersion) GetClusterId() string {
@@ -1777,7 +1906,7 @@ type LearnedDetail struct {
 
 func (x *LearnedDetail) Reset() {
 	*x = LearnedDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1789,7 +1918,7 @@ func (x *LearnedDetail) String() string {
 func (*LearnedDetail) ProtoMessage() {}
 
 func (x *LearnedDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[13]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1802,7 +1931,7 @@ func (x *LearnedDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedDetail.ProtoReflect.Descriptor instead.
 func (*LearnedDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LearnedDetail) GetEntries() []*LearnedEntry {
@@ -1849,7 +1978,7 @@ type LearnedEntry struct {
 
 func (x *LearnedEntry) Reset() {
 	*x = LearnedEntry{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[14]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +1990,7 @@ func (x *LearnedEntry) String() string {
 func (*LearnedEntry) ProtoMessage() {}
 
 func (x *LearnedEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[14]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +2003,7 @@ func (x *LearnedEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedEntry.ProtoReflect.Descriptor instead.
 func (*LearnedEntry) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LearnedEntry) GetList() string {
@@ -1947,7 +2076,7 @@ type AlertDetail struct {
 
 func (x *AlertDetail) Reset() {
 	*x = AlertDetail{}
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[15]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1959,7 +2088,7 @@ func (x *AlertDetail) String() string {
 func (*AlertDetail) ProtoMessage() {}
 
 func (x *AlertDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_audit_v1_record_proto_msgTypes[15]
+	mi := &file_portcullis_audit_v1_record_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2101,7 @@ func (x *AlertDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertDetail.ProtoReflect.Descriptor instead.
 func (*AlertDetail) Descriptor() ([]byte, []int) {
-	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_audit_v1_record_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AlertDetail) GetRule() string {
@@ -2028,7 +2157,7 @@ var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x0e\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x0f\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -2071,7 +2200,9 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x0fpolicy_versions\x18\x1f \x03(\tR\x0epolicyVersions\x12:\n" +
 	"\arollout\x18  \x01(\v2 .portcullis.audit.v1.RolloutCallR\arollout\x12\x1d\n" +
 	"\n" +
-	"target_own\x18# \x01(\tR\ttargetOwn\x120\n" +
+	"target_own\x18# \x01(\tR\ttargetOwn\x128\n" +
+	"\bfindings\x18% \x03(\v2\x1c.portcullis.audit.v1.FindingR\bfindings\x12)\n" +
+	"\x10findings_omitted\x18& \x01(\rR\x0ffindingsOmitted\x120\n" +
 	"\x05usage\x18( \x01(\v2\x1a.portcullis.audit.v1.UsageR\x05usage\x12<\n" +
 	"\acontent\x18) \x01(\v2\".portcullis.audit.v1.ContentDigestR\acontent\x12\x12\n" +
 	"\x04team\x18* \x01(\tR\x04team\x12!\n" +
@@ -2120,7 +2251,15 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\bto_stage\x18\x06 \x01(\tR\atoStage\x12.\n" +
 	"\x13canary_basis_points\x18\a \x01(\rR\x11canaryBasisPoints\x12\x16\n" +
 	"\x06reason\x18\b \x01(\tR\x06reason\x12\x1c\n" +
-	"\tautomatic\x18\t \x01(\bR\tautomatic\"\xc3\x02\n" +
+	"\tautomatic\x18\t \x01(\bR\tautomatic\"\xa9\x01\n" +
+	"\aFinding\x12\x1a\n" +
+	"\bdetector\x18\x01 \x01(\tR\bdetector\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04rule\x18\x03 \x01(\tR\x04rule\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\tR\x04mode\x12\x12\n" +
+	"\x04side\x18\x05 \x01(\tR\x04side\x12\x1a\n" +
+	"\blocation\x18\x06 \x01(\tR\blocation\x12\x16\n" +
+	"\x06action\x18\a \x01(\tR\x06action\"\xc3\x02\n" +
 	"\x05Usage\x12!\n" +
 	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens\x12.\n" +
 	"\x13cached_input_tokens\x18\x02 \x01(\x03R\x11cachedInputTokens\x12,\n" +
@@ -2224,7 +2363,7 @@ func file_portcullis_audit_v1_record_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_audit_v1_record_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_portcullis_audit_v1_record_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(EventKind)(0),                // 0: portcullis.audit.v1.EventKind
 	(*Record)(nil),                // 1: portcullis.audit.v1.Record
@@ -2233,49 +2372,51 @@ var file_portcullis_audit_v1_record_proto_goTypes = []any{
 	(*RolloutSummary)(nil),        // 4: portcullis.audit.v1.RolloutSummary
 	(*RolloutCount)(nil),          // 5: portcullis.audit.v1.RolloutCount
 	(*RolloutEvent)(nil),          // 6: portcullis.audit.v1.RolloutEvent
-	(*Usage)(nil),                 // 7: portcullis.audit.v1.Usage
-	(*ContentDigest)(nil),         // 8: portcullis.audit.v1.ContentDigest
-	(*AdminWrite)(nil),            // 9: portcullis.audit.v1.AdminWrite
-	(*RefusalSummary)(nil),        // 10: portcullis.audit.v1.RefusalSummary
-	(*ListDetail)(nil),            // 11: portcullis.audit.v1.ListDetail
-	(*TaskDetail)(nil),            // 12: portcullis.audit.v1.TaskDetail
-	(*AppliedVersion)(nil),        // 13: portcullis.audit.v1.AppliedVersion
-	(*LearnedDetail)(nil),         // 14: portcullis.audit.v1.LearnedDetail
-	(*LearnedEntry)(nil),          // 15: portcullis.audit.v1.LearnedEntry
-	(*AlertDetail)(nil),           // 16: portcullis.audit.v1.AlertDetail
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
+	(*Finding)(nil),               // 7: portcullis.audit.v1.Finding
+	(*Usage)(nil),                 // 8: portcullis.audit.v1.Usage
+	(*ContentDigest)(nil),         // 9: portcullis.audit.v1.ContentDigest
+	(*AdminWrite)(nil),            // 10: portcullis.audit.v1.AdminWrite
+	(*RefusalSummary)(nil),        // 11: portcullis.audit.v1.RefusalSummary
+	(*ListDetail)(nil),            // 12: portcullis.audit.v1.ListDetail
+	(*TaskDetail)(nil),            // 13: portcullis.audit.v1.TaskDetail
+	(*AppliedVersion)(nil),        // 14: portcullis.audit.v1.AppliedVersion
+	(*LearnedDetail)(nil),         // 15: portcullis.audit.v1.LearnedDetail
+	(*LearnedEntry)(nil),          // 16: portcullis.audit.v1.LearnedEntry
+	(*AlertDetail)(nil),           // 17: portcullis.audit.v1.AlertDetail
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
 }
 var file_portcullis_audit_v1_record_proto_depIdxs = []int32{
-	17, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	18, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
-	18, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
+	18, // 0: portcullis.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	19, // 1: portcullis.audit.v1.Record.latency:type_name -> google.protobuf.Duration
+	19, // 2: portcullis.audit.v1.Record.upstream_latency:type_name -> google.protobuf.Duration
 	0,  // 3: portcullis.audit.v1.Record.kind:type_name -> portcullis.audit.v1.EventKind
-	9,  // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
-	10, // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
-	11, // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
-	13, // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
+	10, // 4: portcullis.audit.v1.Record.admin_write:type_name -> portcullis.audit.v1.AdminWrite
+	11, // 5: portcullis.audit.v1.Record.refusal_summary:type_name -> portcullis.audit.v1.RefusalSummary
+	12, // 6: portcullis.audit.v1.Record.list:type_name -> portcullis.audit.v1.ListDetail
+	14, // 7: portcullis.audit.v1.Record.applied:type_name -> portcullis.audit.v1.AppliedVersion
 	4,  // 8: portcullis.audit.v1.Record.rollout_summary:type_name -> portcullis.audit.v1.RolloutSummary
 	6,  // 9: portcullis.audit.v1.Record.rollout_event:type_name -> portcullis.audit.v1.RolloutEvent
-	12, // 10: portcullis.audit.v1.Record.task:type_name -> portcullis.audit.v1.TaskDetail
-	14, // 11: portcullis.audit.v1.Record.learned:type_name -> portcullis.audit.v1.LearnedDetail
-	16, // 12: portcullis.audit.v1.Record.alert:type_name -> portcullis.audit.v1.AlertDetail
+	13, // 10: portcullis.audit.v1.Record.task:type_name -> portcullis.audit.v1.TaskDetail
+	15, // 11: portcullis.audit.v1.Record.learned:type_name -> portcullis.audit.v1.LearnedDetail
+	17, // 12: portcullis.audit.v1.Record.alert:type_name -> portcullis.audit.v1.AlertDetail
 	2,  // 13: portcullis.audit.v1.Record.rollout:type_name -> portcullis.audit.v1.RolloutCall
-	7,  // 14: portcullis.audit.v1.Record.usage:type_name -> portcullis.audit.v1.Usage
-	8,  // 15: portcullis.audit.v1.Record.content:type_name -> portcullis.audit.v1.ContentDigest
-	3,  // 16: portcullis.audit.v1.RolloutCall.shadow:type_name -> portcullis.audit.v1.ShadowDecision
-	17, // 17: portcullis.audit.v1.RolloutSummary.first:type_name -> google.protobuf.Timestamp
-	17, // 18: portcullis.audit.v1.RolloutSummary.last:type_name -> google.protobuf.Timestamp
-	5,  // 19: portcullis.audit.v1.RolloutSummary.counts:type_name -> portcullis.audit.v1.RolloutCount
-	9,  // 20: portcullis.audit.v1.RolloutEvent.write:type_name -> portcullis.audit.v1.AdminWrite
-	17, // 21: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
-	17, // 22: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
-	15, // 23: portcullis.audit.v1.LearnedDetail.entries:type_name -> portcullis.audit.v1.LearnedEntry
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	7,  // 14: portcullis.audit.v1.Record.findings:type_name -> portcullis.audit.v1.Finding
+	8,  // 15: portcullis.audit.v1.Record.usage:type_name -> portcullis.audit.v1.Usage
+	9,  // 16: portcullis.audit.v1.Record.content:type_name -> portcullis.audit.v1.ContentDigest
+	3,  // 17: portcullis.audit.v1.RolloutCall.shadow:type_name -> portcullis.audit.v1.ShadowDecision
+	18, // 18: portcullis.audit.v1.RolloutSummary.first:type_name -> google.protobuf.Timestamp
+	18, // 19: portcullis.audit.v1.RolloutSummary.last:type_name -> google.protobuf.Timestamp
+	5,  // 20: portcullis.audit.v1.RolloutSummary.counts:type_name -> portcullis.audit.v1.RolloutCount
+	10, // 21: portcullis.audit.v1.RolloutEvent.write:type_name -> portcullis.audit.v1.AdminWrite
+	18, // 22: portcullis.audit.v1.RefusalSummary.first:type_name -> google.protobuf.Timestamp
+	18, // 23: portcullis.audit.v1.RefusalSummary.last:type_name -> google.protobuf.Timestamp
+	16, // 24: portcullis.audit.v1.LearnedDetail.entries:type_name -> portcullis.audit.v1.LearnedEntry
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_audit_v1_record_proto_init() }
@@ -2300,7 +2441,7 @@ func file_portcullis_audit_v1_record_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_audit_v1_record_proto_rawDesc), len(file_portcullis_audit_v1_record_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -498,6 +498,176 @@ func (RolloutStage) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
+// InspectionMode says whether a rule acts.
+type InspectionMode int32
+
+const (
+	InspectionMode_INSPECTION_MODE_UNSPECIFIED InspectionMode = 0
+	// Findings act: Cedar context, redaction, refusal.
+	InspectionMode_INSPECTION_MODE_ENFORCE InspectionMode = 1
+	// Findings are recorded; nothing changes.
+	InspectionMode_INSPECTION_MODE_SHADOW InspectionMode = 2
+	// The rule is kept but not run.
+	InspectionMode_INSPECTION_MODE_OFF InspectionMode = 3
+)
+
+// Enum value maps for InspectionMode.
+var (
+	InspectionMode_name = map[int32]string{
+		0: "INSPECTION_MODE_UNSPECIFIED",
+		1: "INSPECTION_MODE_ENFORCE",
+		2: "INSPECTION_MODE_SHADOW",
+		3: "INSPECTION_MODE_OFF",
+	}
+	InspectionMode_value = map[string]int32{
+		"INSPECTION_MODE_UNSPECIFIED": 0,
+		"INSPECTION_MODE_ENFORCE":     1,
+		"INSPECTION_MODE_SHADOW":      2,
+		"INSPECTION_MODE_OFF":         3,
+	}
+)
+
+func (x InspectionMode) Enum() *InspectionMode {
+	p := new(InspectionMode)
+	*p = x
+	return p
+}
+
+func (x InspectionMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InspectionMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[8].Descriptor()
+}
+
+func (InspectionMode) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[8]
+}
+
+func (x InspectionMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InspectionMode.Descriptor instead.
+func (InspectionMode) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
+}
+
+// InspectionSide is the side of a call a rule looks at.
+type InspectionSide int32
+
+const (
+	InspectionSide_INSPECTION_SIDE_UNSPECIFIED InspectionSide = 0
+	// What the caller sends: a call's arguments.
+	InspectionSide_INSPECTION_SIDE_REQUEST InspectionSide = 1
+	// What the upstream answers: streamed frames and the result.
+	InspectionSide_INSPECTION_SIDE_RESPONSE InspectionSide = 2
+)
+
+// Enum value maps for InspectionSide.
+var (
+	InspectionSide_name = map[int32]string{
+		0: "INSPECTION_SIDE_UNSPECIFIED",
+		1: "INSPECTION_SIDE_REQUEST",
+		2: "INSPECTION_SIDE_RESPONSE",
+	}
+	InspectionSide_value = map[string]int32{
+		"INSPECTION_SIDE_UNSPECIFIED": 0,
+		"INSPECTION_SIDE_REQUEST":     1,
+		"INSPECTION_SIDE_RESPONSE":    2,
+	}
+)
+
+func (x InspectionSide) Enum() *InspectionSide {
+	p := new(InspectionSide)
+	*p = x
+	return p
+}
+
+func (x InspectionSide) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InspectionSide) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[9].Descriptor()
+}
+
+func (InspectionSide) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[9]
+}
+
+func (x InspectionSide) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InspectionSide.Descriptor instead.
+func (InspectionSide) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
+}
+
+// InspectionAction is what an enforced rule does with a finding.
+type InspectionAction int32
+
+const (
+	// Flag.
+	InspectionAction_INSPECTION_ACTION_UNSPECIFIED InspectionAction = 0
+	// Record the finding (request side: and put it in context.findings).
+	InspectionAction_INSPECTION_ACTION_FLAG InspectionAction = 1
+	// Replace what was found with "[REDACTED:<finding>]".
+	InspectionAction_INSPECTION_ACTION_REDACT InspectionAction = 2
+	// Replace the letters and digits of what was found, but the last four,
+	// with '*'.
+	InspectionAction_INSPECTION_ACTION_MASK InspectionAction = 3
+	// Refuse the call, withhold the answer, or end the stream.
+	InspectionAction_INSPECTION_ACTION_BLOCK InspectionAction = 4
+)
+
+// Enum value maps for InspectionAction.
+var (
+	InspectionAction_name = map[int32]string{
+		0: "INSPECTION_ACTION_UNSPECIFIED",
+		1: "INSPECTION_ACTION_FLAG",
+		2: "INSPECTION_ACTION_REDACT",
+		3: "INSPECTION_ACTION_MASK",
+		4: "INSPECTION_ACTION_BLOCK",
+	}
+	InspectionAction_value = map[string]int32{
+		"INSPECTION_ACTION_UNSPECIFIED": 0,
+		"INSPECTION_ACTION_FLAG":        1,
+		"INSPECTION_ACTION_REDACT":      2,
+		"INSPECTION_ACTION_MASK":        3,
+		"INSPECTION_ACTION_BLOCK":       4,
+	}
+)
+
+func (x InspectionAction) Enum() *InspectionAction {
+	p := new(InspectionAction)
+	*p = x
+	return p
+}
+
+func (x InspectionAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InspectionAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[10].Descriptor()
+}
+
+func (InspectionAction) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[10]
+}
+
+func (x InspectionAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InspectionAction.Descriptor instead.
+func (InspectionAction) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
+}
+
 // JwtUse says what a JWT issuer vouches for.
 type JwtUse int32
 
@@ -535,11 +705,11 @@ func (x JwtUse) String() string {
 }
 
 func (JwtUse) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[8].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[11].Descriptor()
 }
 
 func (JwtUse) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[8]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[11]
 }
 
 func (x JwtUse) Number() protoreflect.EnumNumber {
@@ -548,7 +718,7 @@ func (x JwtUse) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JwtUse.Descriptor instead.
 func (JwtUse) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 // Role is what an admin token may do. Each role includes the rights of the
@@ -597,11 +767,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[9].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[12].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[9]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[12]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -610,7 +780,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
 // RateLimitKey is one part of a rate limit's key.
@@ -659,11 +829,11 @@ func (x RateLimitKey) String() string {
 }
 
 func (RateLimitKey) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[10].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[13].Descriptor()
 }
 
 func (RateLimitKey) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[10]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[13]
 }
 
 func (x RateLimitKey) Number() protoreflect.EnumNumber {
@@ -672,7 +842,7 @@ func (x RateLimitKey) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RateLimitKey.Descriptor instead.
 func (RateLimitKey) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 // RateLimitPeriod is the period a rate is given per.
@@ -712,11 +882,11 @@ func (x RateLimitPeriod) String() string {
 }
 
 func (RateLimitPeriod) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[11].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[14].Descriptor()
 }
 
 func (RateLimitPeriod) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[11]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[14]
 }
 
 func (x RateLimitPeriod) Number() protoreflect.EnumNumber {
@@ -725,7 +895,7 @@ func (x RateLimitPeriod) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RateLimitPeriod.Descriptor instead.
 func (RateLimitPeriod) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 // RateLimitMode says whether a rate limit refuses calls.
@@ -763,11 +933,11 @@ func (x RateLimitMode) String() string {
 }
 
 func (RateLimitMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[12].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[15].Descriptor()
 }
 
 func (RateLimitMode) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[12]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[15]
 }
 
 func (x RateLimitMode) Number() protoreflect.EnumNumber {
@@ -776,7 +946,7 @@ func (x RateLimitMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RateLimitMode.Descriptor instead.
 func (RateLimitMode) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
 }
 
 // LearningScope says whose calls a learned list learns from and whose calls
@@ -822,11 +992,11 @@ func (x LearningScope) String() string {
 }
 
 func (LearningScope) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[13].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[16].Descriptor()
 }
 
 func (LearningScope) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[13]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[16]
 }
 
 func (x LearningScope) Number() protoreflect.EnumNumber {
@@ -835,7 +1005,7 @@ func (x LearningScope) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LearningScope.Descriptor instead.
 func (LearningScope) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 // AlertFormat is the shape of an alert's JSON body.
@@ -875,11 +1045,11 @@ func (x AlertFormat) String() string {
 }
 
 func (AlertFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[14].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[17].Descriptor()
 }
 
 func (AlertFormat) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[14]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[17]
 }
 
 func (x AlertFormat) Number() protoreflect.EnumNumber {
@@ -888,7 +1058,7 @@ func (x AlertFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlertFormat.Descriptor instead.
 func (AlertFormat) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -2949,6 +3119,11 @@ type PolicyTestCase struct {
 	// With check_policies: the determining policies, exactly.
 	Policies      []string `protobuf:"bytes,13,rep,name=policies,proto3" json:"policies,omitempty"`
 	CheckPolicies bool     `protobuf:"varint,14,opt,name=check_policies,json=checkPolicies,proto3" json:"check_policies,omitempty"`
+	// What runtime inspection found in the call's arguments, as Cedar's
+	// context.findings ("exfiltration", "exfiltration.url_payload"). At
+	// most 64 of at most 256 bytes. A release that predates inspection
+	// ignores them.
+	Findings      []string `protobuf:"bytes,15,rep,name=findings,proto3" json:"findings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3079,6 +3254,13 @@ func (x *PolicyTestCase) GetCheckPolicies() bool {
 		return x.CheckPolicies
 	}
 	return false
+}
+
+func (x *PolicyTestCase) GetFindings() []string {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
 }
 
 // Rollout stages a new version (the candidate) of one policy set:
@@ -3575,6 +3757,371 @@ func (x *Setting) GetValues() []string {
 	return nil
 }
 
+// InspectionRule tells data planes what to look for in what calls carry
+// (the request side) and in what upstreams answer (the response side:
+// results and the frames streamed before them), and what to do about it.
+// Inspection is protocol-neutral: a rule applies to every protocol the
+// gateway brokers. Every finding is recorded in the call's audit record,
+// naming where in the payload it was, never what was there.
+//
+// On the request side, a finding of an enforced rule becomes Cedar context:
+// context.findings holds "<detector>" and "<detector>.<kind>" for each
+// ("exfiltration", "exfiltration.url_payload"), so policies decide; action
+// block refuses the call without asking them.
+type InspectionRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *ResourceMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// Which calls the rule applies to; an empty field matches every call.
+	Scope *InspectionScope `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Required. Shadow records findings and changes nothing (no Cedar
+	// context, no redaction, no refusal); off keeps the rule without
+	// running it.
+	Mode InspectionMode `protobuf:"varint,3,opt,name=mode,proto3,enum=portcullis.config.v1.InspectionMode" json:"mode,omitempty"`
+	// Required: the request or the response.
+	Side InspectionSide `protobuf:"varint,4,opt,name=side,proto3,enum=portcullis.config.v1.InspectionSide" json:"side,omitempty"`
+	// Built-in detectors, whole ("pii") or one kind ("pii.email"):
+	// secrets, pii, exfiltration, injection and their kinds (see README,
+	// "Runtime inspection"). At most 16.
+	Detectors []string `protobuf:"bytes,5,rep,name=detectors,proto3" json:"detectors,omitempty"`
+	// Operator patterns in RE2 syntax (no backreferences or lookaround),
+	// reported as pattern.<rule name>. At most 16 of at most 1,024 bytes,
+	// none matching the empty string.
+	Patterns []string `protobuf:"bytes,6,rep,name=patterns,proto3" json:"patterns,omitempty"`
+	// A classifier service that judges the call (request side) or the
+	// answer (response side); its labels are reported as
+	// classifier.<label>.
+	Classifier *InspectionClassifier `protobuf:"bytes,7,opt,name=classifier,proto3" json:"classifier,omitempty"`
+	// Response side: a ceiling on the items at a JSON path of the result.
+	Rows *InspectionRowLimit `protobuf:"bytes,8,opt,name=rows,proto3" json:"rows,omitempty"`
+	// Response side: a ceiling on the bytes of the answer (streamed frames
+	// and result). 0: none.
+	MaxResponseBytes int64 `protobuf:"varint,9,opt,name=max_response_bytes,json=maxResponseBytes,proto3" json:"max_response_bytes,omitempty"`
+	// What an enforced rule does with what it finds. Request side: flag
+	// (the default: findings reach context.findings) or block. Response
+	// side: flag (record only; the default), redact ("[REDACTED:<finding>]"),
+	// mask (all but the last four letters and digits turned into '*') or
+	// block (the answer is withheld, or the stream ended, with a refusal).
+	// Redact and mask apply to detectors and patterns only: a rule with a
+	// classifier, a row ceiling or a size ceiling flags or blocks.
+	Action InspectionAction `protobuf:"varint,10,opt,name=action,proto3,enum=portcullis.config.v1.InspectionAction" json:"action,omitempty"`
+	// Response side: hold the frames streamed before the result back until
+	// the whole answer is inspected, up to this many bytes; an answer that
+	// streams more is refused. 0: frames pass as soon as each is inspected.
+	// At most 16 MiB.
+	HoldBackBytes int64 `protobuf:"varint,11,opt,name=hold_back_bytes,json=holdBackBytes,proto3" json:"hold_back_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectionRule) Reset() {
+	*x = InspectionRule{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectionRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectionRule) ProtoMessage() {}
+
+func (x *InspectionRule) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectionRule.ProtoReflect.Descriptor instead.
+func (*InspectionRule) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *InspectionRule) GetMeta() *ResourceMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *InspectionRule) GetScope() *InspectionScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+func (x *InspectionRule) GetMode() InspectionMode {
+	if x != nil {
+		return x.Mode
+	}
+	return InspectionMode_INSPECTION_MODE_UNSPECIFIED
+}
+
+func (x *InspectionRule) GetSide() InspectionSide {
+	if x != nil {
+		return x.Side
+	}
+	return InspectionSide_INSPECTION_SIDE_UNSPECIFIED
+}
+
+func (x *InspectionRule) GetDetectors() []string {
+	if x != nil {
+		return x.Detectors
+	}
+	return nil
+}
+
+func (x *InspectionRule) GetPatterns() []string {
+	if x != nil {
+		return x.Patterns
+	}
+	return nil
+}
+
+func (x *InspectionRule) GetClassifier() *InspectionClassifier {
+	if x != nil {
+		return x.Classifier
+	}
+	return nil
+}
+
+func (x *InspectionRule) GetRows() *InspectionRowLimit {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+func (x *InspectionRule) GetMaxResponseBytes() int64 {
+	if x != nil {
+		return x.MaxResponseBytes
+	}
+	return 0
+}
+
+func (x *InspectionRule) GetAction() InspectionAction {
+	if x != nil {
+		return x.Action
+	}
+	return InspectionAction_INSPECTION_ACTION_UNSPECIFIED
+}
+
+func (x *InspectionRule) GetHoldBackBytes() int64 {
+	if x != nil {
+		return x.HoldBackBytes
+	}
+	return 0
+}
+
+// InspectionScope narrows a rule to some calls. Each field set must match.
+type InspectionScope struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Upstream name.
+	Upstream string `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	// The tool (or other target) as the upstream names it; needs upstream.
+	Tool string `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	// The calling agent's team.
+	Team          string `protobuf:"bytes,3,opt,name=team,proto3" json:"team,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectionScope) Reset() {
+	*x = InspectionScope{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectionScope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectionScope) ProtoMessage() {}
+
+func (x *InspectionScope) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectionScope.ProtoReflect.Descriptor instead.
+func (*InspectionScope) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *InspectionScope) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *InspectionScope) GetTool() string {
+	if x != nil {
+		return x.Tool
+	}
+	return ""
+}
+
+func (x *InspectionScope) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+// InspectionClassifier is an operator-run service that judges a call or an
+// answer: the data plane POSTs JSON to it (see README) and reads back
+// {"labels": ["..."]}. Verdicts are cached per identical input.
+type InspectionClassifier struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// http or https URL; checked against the egress policy when the rule is
+	// written and again when the data plane dials it.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// How long to wait (default 500ms, at most 5s).
+	Timeout *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// When the classifier fails or times out: false (fail open, the
+	// default) goes on with the finding classifier.unavailable; true (fail
+	// closed) refuses the call or withholds the answer.
+	FailClosed bool `protobuf:"varint,3,opt,name=fail_closed,json=failClosed,proto3" json:"fail_closed,omitempty"`
+	// The most bytes of text sent (default and maximum 64 KiB); a longer
+	// input is cut.
+	MaxInputBytes int64 `protobuf:"varint,4,opt,name=max_input_bytes,json=maxInputBytes,proto3" json:"max_input_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectionClassifier) Reset() {
+	*x = InspectionClassifier{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectionClassifier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectionClassifier) ProtoMessage() {}
+
+func (x *InspectionClassifier) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectionClassifier.ProtoReflect.Descriptor instead.
+func (*InspectionClassifier) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *InspectionClassifier) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *InspectionClassifier) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *InspectionClassifier) GetFailClosed() bool {
+	if x != nil {
+		return x.FailClosed
+	}
+	return false
+}
+
+func (x *InspectionClassifier) GetMaxInputBytes() int64 {
+	if x != nil {
+		return x.MaxInputBytes
+	}
+	return 0
+}
+
+// InspectionRowLimit is a ceiling on the items at a JSON path of a result:
+// its structured value, or a text part that is JSON.
+type InspectionRowLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A path in a small JSONPath subset: $.rows, $.results[*].rows,
+	// $["odd name"], $.pages[0] (at most 256 bytes, 16 steps). The items of
+	// the array there are counted (the members of an object); [*] adds up
+	// the counts under every item.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// The most items allowed (at least 0).
+	MaxRows       int64 `protobuf:"varint,2,opt,name=max_rows,json=maxRows,proto3" json:"max_rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectionRowLimit) Reset() {
+	*x = InspectionRowLimit{}
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectionRowLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectionRowLimit) ProtoMessage() {}
+
+func (x *InspectionRowLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectionRowLimit.ProtoReflect.Descriptor instead.
+func (*InspectionRowLimit) Descriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *InspectionRowLimit) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *InspectionRowLimit) GetMaxRows() int64 {
+	if x != nil {
+		return x.MaxRows
+	}
+	return 0
+}
+
 // IdentitySource is a trusted source of identities for agents and users.
 type IdentitySource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3590,7 +4137,7 @@ type IdentitySource struct {
 
 func (x *IdentitySource) Reset() {
 	*x = IdentitySource{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3602,7 +4149,7 @@ func (x *IdentitySource) String() string {
 func (*IdentitySource) ProtoMessage() {}
 
 func (x *IdentitySource) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[29]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3615,7 +4162,7 @@ func (x *IdentitySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
 func (*IdentitySource) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{29}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *IdentitySource) GetMeta() *ResourceMeta {
@@ -3696,7 +4243,7 @@ type JwtIssuer struct {
 
 func (x *JwtIssuer) Reset() {
 	*x = JwtIssuer{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3708,7 +4255,7 @@ func (x *JwtIssuer) String() string {
 func (*JwtIssuer) ProtoMessage() {}
 
 func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[30]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3721,7 +4268,7 @@ func (x *JwtIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtIssuer.ProtoReflect.Descriptor instead.
 func (*JwtIssuer) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{30}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *JwtIssuer) GetIssuer() string {
@@ -3806,7 +4353,7 @@ type MtlsAuthority struct {
 
 func (x *MtlsAuthority) Reset() {
 	*x = MtlsAuthority{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3818,7 +4365,7 @@ func (x *MtlsAuthority) String() string {
 func (*MtlsAuthority) ProtoMessage() {}
 
 func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[31]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3831,7 +4378,7 @@ func (x *MtlsAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MtlsAuthority.ProtoReflect.Descriptor instead.
 func (*MtlsAuthority) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{31}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *MtlsAuthority) GetCaPem() string {
@@ -3873,7 +4420,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3885,7 +4432,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[32]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3898,7 +4445,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{32}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Secret) GetMeta() *ResourceMeta {
@@ -3963,7 +4510,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3975,7 +4522,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[33]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3988,7 +4535,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{33}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AdminToken) GetMeta() *ResourceMeta {
@@ -4046,7 +4593,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4058,7 +4605,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[34]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4071,7 +4618,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{34}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Node) GetMeta() *ResourceMeta {
@@ -4120,7 +4667,7 @@ type ClusterIdentity struct {
 
 func (x *ClusterIdentity) Reset() {
 	*x = ClusterIdentity{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4132,7 +4679,7 @@ func (x *ClusterIdentity) String() string {
 func (*ClusterIdentity) ProtoMessage() {}
 
 func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[35]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4145,7 +4692,7 @@ func (x *ClusterIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterIdentity) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{35}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ClusterIdentity) GetClusterId() string {
@@ -4223,7 +4770,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4235,7 +4782,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[36]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4248,7 +4795,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{36}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RateLimit) GetMeta() *ResourceMeta {
@@ -4369,7 +4916,7 @@ type ListLearning struct {
 
 func (x *ListLearning) Reset() {
 	*x = ListLearning{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4381,7 +4928,7 @@ func (x *ListLearning) String() string {
 func (*ListLearning) ProtoMessage() {}
 
 func (x *ListLearning) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[37]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4394,7 +4941,7 @@ func (x *ListLearning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLearning.ProtoReflect.Descriptor instead.
 func (*ListLearning) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{37}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListLearning) GetMeta() *ResourceMeta {
@@ -4466,7 +5013,7 @@ type LearnedSet struct {
 
 func (x *LearnedSet) Reset() {
 	*x = LearnedSet{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4478,7 +5025,7 @@ func (x *LearnedSet) String() string {
 func (*LearnedSet) ProtoMessage() {}
 
 func (x *LearnedSet) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[38]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4491,7 +5038,7 @@ func (x *LearnedSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedSet.ProtoReflect.Descriptor instead.
 func (*LearnedSet) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{38}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *LearnedSet) GetScope() string {
@@ -4523,7 +5070,7 @@ type AlertRule struct {
 
 func (x *AlertRule) Reset() {
 	*x = AlertRule{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4535,7 +5082,7 @@ func (x *AlertRule) String() string {
 func (*AlertRule) ProtoMessage() {}
 
 func (x *AlertRule) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[39]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4548,7 +5095,7 @@ func (x *AlertRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertRule.ProtoReflect.Descriptor instead.
 func (*AlertRule) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{39}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AlertRule) GetMeta() *ResourceMeta {
@@ -4596,7 +5143,7 @@ type AlertMatch struct {
 
 func (x *AlertMatch) Reset() {
 	*x = AlertMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4608,7 +5155,7 @@ func (x *AlertMatch) String() string {
 func (*AlertMatch) ProtoMessage() {}
 
 func (x *AlertMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[40]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4621,7 +5168,7 @@ func (x *AlertMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertMatch.ProtoReflect.Descriptor instead.
 func (*AlertMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{40}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AlertMatch) GetKind() isAlertMatch_Kind {
@@ -4697,7 +5244,7 @@ type PolicyDenyMatch struct {
 
 func (x *PolicyDenyMatch) Reset() {
 	*x = PolicyDenyMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4709,7 +5256,7 @@ func (x *PolicyDenyMatch) String() string {
 func (*PolicyDenyMatch) ProtoMessage() {}
 
 func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[41]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4722,7 +5269,7 @@ func (x *PolicyDenyMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyDenyMatch.ProtoReflect.Descriptor instead.
 func (*PolicyDenyMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{41}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PolicyDenyMatch) GetTag() string {
@@ -4742,7 +5289,7 @@ type QuarantineMatch struct {
 
 func (x *QuarantineMatch) Reset() {
 	*x = QuarantineMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4754,7 +5301,7 @@ func (x *QuarantineMatch) String() string {
 func (*QuarantineMatch) ProtoMessage() {}
 
 func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[42]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4767,7 +5314,7 @@ func (x *QuarantineMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantineMatch.ProtoReflect.Descriptor instead.
 func (*QuarantineMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{42}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{46}
 }
 
 // RolloutRollbackMatch matches the automatic rollbacks of staged policy
@@ -4780,7 +5327,7 @@ type RolloutRollbackMatch struct {
 
 func (x *RolloutRollbackMatch) Reset() {
 	*x = RolloutRollbackMatch{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4792,7 +5339,7 @@ func (x *RolloutRollbackMatch) String() string {
 func (*RolloutRollbackMatch) ProtoMessage() {}
 
 func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[43]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4805,7 +5352,7 @@ func (x *RolloutRollbackMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutRollbackMatch.ProtoReflect.Descriptor instead.
 func (*RolloutRollbackMatch) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{43}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{47}
 }
 
 // AlertWebhook is where and how an alert is sent.
@@ -4832,7 +5379,7 @@ type AlertWebhook struct {
 
 func (x *AlertWebhook) Reset() {
 	*x = AlertWebhook{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4844,7 +5391,7 @@ func (x *AlertWebhook) String() string {
 func (*AlertWebhook) ProtoMessage() {}
 
 func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[44]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4857,7 +5404,7 @@ func (x *AlertWebhook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertWebhook.ProtoReflect.Descriptor instead.
 func (*AlertWebhook) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{44}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AlertWebhook) GetUrl() string {
@@ -4922,7 +5469,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4934,7 +5481,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[45]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4947,7 +5494,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{45}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Alert) GetMeta() *ResourceMeta {
@@ -5031,7 +5578,7 @@ type AlertEvent struct {
 
 func (x *AlertEvent) Reset() {
 	*x = AlertEvent{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5043,7 +5590,7 @@ func (x *AlertEvent) String() string {
 func (*AlertEvent) ProtoMessage() {}
 
 func (x *AlertEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[46]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5056,7 +5603,7 @@ func (x *AlertEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertEvent.ProtoReflect.Descriptor instead.
 func (*AlertEvent) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{46}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AlertEvent) GetKind() string {
@@ -5149,7 +5696,7 @@ type AuditCursor struct {
 
 func (x *AuditCursor) Reset() {
 	*x = AuditCursor{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5161,7 +5708,7 @@ func (x *AuditCursor) String() string {
 func (*AuditCursor) ProtoMessage() {}
 
 func (x *AuditCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[47]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5174,7 +5721,7 @@ func (x *AuditCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCursor.ProtoReflect.Descriptor instead.
 func (*AuditCursor) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{47}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AuditCursor) GetMeta() *ResourceMeta {
@@ -5217,7 +5764,7 @@ type AuditMark struct {
 
 func (x *AuditMark) Reset() {
 	*x = AuditMark{}
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[48]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5229,7 +5776,7 @@ func (x *AuditMark) String() string {
 func (*AuditMark) ProtoMessage() {}
 
 func (x *AuditMark) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_config_v1_resources_proto_msgTypes[48]
+	mi := &file_portcullis_config_v1_resources_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5242,7 +5789,7 @@ func (x *AuditMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditMark.ProtoReflect.Descriptor instead.
 func (*AuditMark) Descriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{48}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AuditMark) GetDataplane() string {
@@ -5449,7 +5996,7 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	" \x01(\x03R\brestores\"\x81\x01\n" +
 	"\vPolicyTests\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12:\n" +
-	"\x05cases\x18\x02 \x03(\v2$.portcullis.config.v1.PolicyTestCaseR\x05cases\"\x97\x03\n" +
+	"\x05cases\x18\x02 \x03(\v2$.portcullis.config.v1.PolicyTestCaseR\x05cases\"\xb3\x03\n" +
 	"\x0ePolicyTestCase\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05agent\x18\x02 \x01(\tR\x05agent\x12\x12\n" +
@@ -5465,7 +6012,8 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\bdegraded\x18\v \x01(\bR\bdegraded\x12\x16\n" +
 	"\x06expect\x18\f \x01(\tR\x06expect\x12\x1a\n" +
 	"\bpolicies\x18\r \x03(\tR\bpolicies\x12%\n" +
-	"\x0echeck_policies\x18\x0e \x01(\bR\rcheckPolicies\"\xae\x05\n" +
+	"\x0echeck_policies\x18\x0e \x01(\bR\rcheckPolicies\x12\x1a\n" +
+	"\bfindings\x18\x0f \x03(\tR\bfindings\"\xae\x05\n" +
 	"\aRollout\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x1d\n" +
 	"\n" +
@@ -5508,7 +6056,35 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x06values\x18\x02 \x03(\tR\x06values\"Y\n" +
 	"\aSetting\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xe0\x01\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xd3\x04\n" +
+	"\x0eInspectionRule\x126\n" +
+	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12;\n" +
+	"\x05scope\x18\x02 \x01(\v2%.portcullis.config.v1.InspectionScopeR\x05scope\x128\n" +
+	"\x04mode\x18\x03 \x01(\x0e2$.portcullis.config.v1.InspectionModeR\x04mode\x128\n" +
+	"\x04side\x18\x04 \x01(\x0e2$.portcullis.config.v1.InspectionSideR\x04side\x12\x1c\n" +
+	"\tdetectors\x18\x05 \x03(\tR\tdetectors\x12\x1a\n" +
+	"\bpatterns\x18\x06 \x03(\tR\bpatterns\x12J\n" +
+	"\n" +
+	"classifier\x18\a \x01(\v2*.portcullis.config.v1.InspectionClassifierR\n" +
+	"classifier\x12<\n" +
+	"\x04rows\x18\b \x01(\v2(.portcullis.config.v1.InspectionRowLimitR\x04rows\x12,\n" +
+	"\x12max_response_bytes\x18\t \x01(\x03R\x10maxResponseBytes\x12>\n" +
+	"\x06action\x18\n" +
+	" \x01(\x0e2&.portcullis.config.v1.InspectionActionR\x06action\x12&\n" +
+	"\x0fhold_back_bytes\x18\v \x01(\x03R\rholdBackBytes\"U\n" +
+	"\x0fInspectionScope\x12\x1a\n" +
+	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x12\n" +
+	"\x04tool\x18\x02 \x01(\tR\x04tool\x12\x12\n" +
+	"\x04team\x18\x03 \x01(\tR\x04team\"\xa6\x01\n" +
+	"\x14InspectionClassifier\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x123\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
+	"\vfail_closed\x18\x03 \x01(\bR\n" +
+	"failClosed\x12&\n" +
+	"\x0fmax_input_bytes\x18\x04 \x01(\x03R\rmaxInputBytes\"C\n" +
+	"\x12InspectionRowLimit\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
+	"\bmax_rows\x18\x02 \x01(\x03R\amaxRows\"\xe0\x01\n" +
 	"\x0eIdentitySource\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x12@\n" +
 	"\n" +
@@ -5686,7 +6262,22 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x14ROLLOUT_STAGE_CANARY\x10\x02\x12\x1a\n" +
 	"\x16ROLLOUT_STAGE_COMPLETE\x10\x03\x12\x1d\n" +
 	"\x19ROLLOUT_STAGE_ROLLED_BACK\x10\x04\x12\x19\n" +
-	"\x15ROLLOUT_STAGE_ABORTED\x10\x05*Z\n" +
+	"\x15ROLLOUT_STAGE_ABORTED\x10\x05*\x83\x01\n" +
+	"\x0eInspectionMode\x12\x1f\n" +
+	"\x1bINSPECTION_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17INSPECTION_MODE_ENFORCE\x10\x01\x12\x1a\n" +
+	"\x16INSPECTION_MODE_SHADOW\x10\x02\x12\x17\n" +
+	"\x13INSPECTION_MODE_OFF\x10\x03*l\n" +
+	"\x0eInspectionSide\x12\x1f\n" +
+	"\x1bINSPECTION_SIDE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17INSPECTION_SIDE_REQUEST\x10\x01\x12\x1c\n" +
+	"\x18INSPECTION_SIDE_RESPONSE\x10\x02*\xa8\x01\n" +
+	"\x10InspectionAction\x12!\n" +
+	"\x1dINSPECTION_ACTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16INSPECTION_ACTION_FLAG\x10\x01\x12\x1c\n" +
+	"\x18INSPECTION_ACTION_REDACT\x10\x02\x12\x1a\n" +
+	"\x16INSPECTION_ACTION_MASK\x10\x03\x12\x1b\n" +
+	"\x17INSPECTION_ACTION_BLOCK\x10\x04*Z\n" +
 	"\x06JwtUse\x12\x17\n" +
 	"\x13JWT_USE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eJWT_USE_AGENTS\x10\x01\x12\x11\n" +
@@ -5738,8 +6329,8 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
-var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 18)
+var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(LlmProvider)(0),               // 1: portcullis.config.v1.LlmProvider
@@ -5749,160 +6340,175 @@ var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(ToolClass)(0),                 // 5: portcullis.config.v1.ToolClass
 	(PinKind)(0),                   // 6: portcullis.config.v1.PinKind
 	(RolloutStage)(0),              // 7: portcullis.config.v1.RolloutStage
-	(JwtUse)(0),                    // 8: portcullis.config.v1.JwtUse
-	(Role)(0),                      // 9: portcullis.config.v1.Role
-	(RateLimitKey)(0),              // 10: portcullis.config.v1.RateLimitKey
-	(RateLimitPeriod)(0),           // 11: portcullis.config.v1.RateLimitPeriod
-	(RateLimitMode)(0),             // 12: portcullis.config.v1.RateLimitMode
-	(LearningScope)(0),             // 13: portcullis.config.v1.LearningScope
-	(AlertFormat)(0),               // 14: portcullis.config.v1.AlertFormat
-	(*ResourceMeta)(nil),           // 15: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 16: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 17: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 18: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 19: portcullis.config.v1.Upstream
-	(*LlmUpstream)(nil),            // 20: portcullis.config.v1.LlmUpstream
-	(*LlmModel)(nil),               // 21: portcullis.config.v1.LlmModel
-	(*ModelPrice)(nil),             // 22: portcullis.config.v1.ModelPrice
-	(*PriceEntry)(nil),             // 23: portcullis.config.v1.PriceEntry
-	(*Budget)(nil),                 // 24: portcullis.config.v1.Budget
-	(*UpstreamCredential)(nil),     // 25: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 26: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 27: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 28: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 29: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 30: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 31: portcullis.config.v1.ToolPin
-	(*ToolAssignment)(nil),         // 32: portcullis.config.v1.ToolAssignment
-	(*ToolVersion)(nil),            // 33: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 34: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 35: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 36: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 37: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 38: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 39: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 40: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 41: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 42: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 43: portcullis.config.v1.Setting
-	(*IdentitySource)(nil),         // 44: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 45: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 46: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 47: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 48: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 49: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 50: portcullis.config.v1.ClusterIdentity
-	(*RateLimit)(nil),              // 51: portcullis.config.v1.RateLimit
-	(*ListLearning)(nil),           // 52: portcullis.config.v1.ListLearning
-	(*LearnedSet)(nil),             // 53: portcullis.config.v1.LearnedSet
-	(*AlertRule)(nil),              // 54: portcullis.config.v1.AlertRule
-	(*AlertMatch)(nil),             // 55: portcullis.config.v1.AlertMatch
-	(*PolicyDenyMatch)(nil),        // 56: portcullis.config.v1.PolicyDenyMatch
-	(*QuarantineMatch)(nil),        // 57: portcullis.config.v1.QuarantineMatch
-	(*RolloutRollbackMatch)(nil),   // 58: portcullis.config.v1.RolloutRollbackMatch
-	(*AlertWebhook)(nil),           // 59: portcullis.config.v1.AlertWebhook
-	(*Alert)(nil),                  // 60: portcullis.config.v1.Alert
-	(*AlertEvent)(nil),             // 61: portcullis.config.v1.AlertEvent
-	(*AuditCursor)(nil),            // 62: portcullis.config.v1.AuditCursor
-	(*AuditMark)(nil),              // 63: portcullis.config.v1.AuditMark
-	nil,                            // 64: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 65: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 66: google.protobuf.Duration
+	(InspectionMode)(0),            // 8: portcullis.config.v1.InspectionMode
+	(InspectionSide)(0),            // 9: portcullis.config.v1.InspectionSide
+	(InspectionAction)(0),          // 10: portcullis.config.v1.InspectionAction
+	(JwtUse)(0),                    // 11: portcullis.config.v1.JwtUse
+	(Role)(0),                      // 12: portcullis.config.v1.Role
+	(RateLimitKey)(0),              // 13: portcullis.config.v1.RateLimitKey
+	(RateLimitPeriod)(0),           // 14: portcullis.config.v1.RateLimitPeriod
+	(RateLimitMode)(0),             // 15: portcullis.config.v1.RateLimitMode
+	(LearningScope)(0),             // 16: portcullis.config.v1.LearningScope
+	(AlertFormat)(0),               // 17: portcullis.config.v1.AlertFormat
+	(*ResourceMeta)(nil),           // 18: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 19: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 20: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 21: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 22: portcullis.config.v1.Upstream
+	(*LlmUpstream)(nil),            // 23: portcullis.config.v1.LlmUpstream
+	(*LlmModel)(nil),               // 24: portcullis.config.v1.LlmModel
+	(*ModelPrice)(nil),             // 25: portcullis.config.v1.ModelPrice
+	(*PriceEntry)(nil),             // 26: portcullis.config.v1.PriceEntry
+	(*Budget)(nil),                 // 27: portcullis.config.v1.Budget
+	(*UpstreamCredential)(nil),     // 28: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 29: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 30: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 31: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 32: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 33: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 34: portcullis.config.v1.ToolPin
+	(*ToolAssignment)(nil),         // 35: portcullis.config.v1.ToolAssignment
+	(*ToolVersion)(nil),            // 36: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 37: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 38: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 39: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 40: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 41: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 42: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 43: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 44: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 45: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 46: portcullis.config.v1.Setting
+	(*InspectionRule)(nil),         // 47: portcullis.config.v1.InspectionRule
+	(*InspectionScope)(nil),        // 48: portcullis.config.v1.InspectionScope
+	(*InspectionClassifier)(nil),   // 49: portcullis.config.v1.InspectionClassifier
+	(*InspectionRowLimit)(nil),     // 50: portcullis.config.v1.InspectionRowLimit
+	(*IdentitySource)(nil),         // 51: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 52: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 53: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 54: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 55: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 56: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 57: portcullis.config.v1.ClusterIdentity
+	(*RateLimit)(nil),              // 58: portcullis.config.v1.RateLimit
+	(*ListLearning)(nil),           // 59: portcullis.config.v1.ListLearning
+	(*LearnedSet)(nil),             // 60: portcullis.config.v1.LearnedSet
+	(*AlertRule)(nil),              // 61: portcullis.config.v1.AlertRule
+	(*AlertMatch)(nil),             // 62: portcullis.config.v1.AlertMatch
+	(*PolicyDenyMatch)(nil),        // 63: portcullis.config.v1.PolicyDenyMatch
+	(*QuarantineMatch)(nil),        // 64: portcullis.config.v1.QuarantineMatch
+	(*RolloutRollbackMatch)(nil),   // 65: portcullis.config.v1.RolloutRollbackMatch
+	(*AlertWebhook)(nil),           // 66: portcullis.config.v1.AlertWebhook
+	(*Alert)(nil),                  // 67: portcullis.config.v1.Alert
+	(*AlertEvent)(nil),             // 68: portcullis.config.v1.AlertEvent
+	(*AuditCursor)(nil),            // 69: portcullis.config.v1.AuditCursor
+	(*AuditMark)(nil),              // 70: portcullis.config.v1.AuditMark
+	nil,                            // 71: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 72: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 73: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	64, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	65, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	65, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	15, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	17, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	18, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	65, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	65, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	15, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	71, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	72, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	72, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	18, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	20, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	21, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	72, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	72, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	18, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	25, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	29, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	30, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	28, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	32, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	33, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
 	4,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	20, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
+	23, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
 	1,  // 15: portcullis.config.v1.LlmUpstream.provider:type_name -> portcullis.config.v1.LlmProvider
-	21, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
-	15, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
-	23, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
-	65, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
-	15, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
+	24, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
+	18, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
+	26, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
+	72, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
+	18, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
 	2,  // 21: portcullis.config.v1.Budget.scope:type_name -> portcullis.config.v1.BudgetScope
 	3,  // 22: portcullis.config.v1.Budget.window:type_name -> portcullis.config.v1.BudgetWindow
-	26, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	27, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	28, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	66, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	66, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	15, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	33, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	29, // 23: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	30, // 24: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	31, // 25: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	73, // 26: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	73, // 27: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	18, // 28: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	36, // 29: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
 	6,  // 30: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
-	32, // 31: portcullis.config.v1.ToolPin.assignments:type_name -> portcullis.config.v1.ToolAssignment
-	65, // 32: portcullis.config.v1.ToolAssignment.assign_time:type_name -> google.protobuf.Timestamp
+	35, // 31: portcullis.config.v1.ToolPin.assignments:type_name -> portcullis.config.v1.ToolAssignment
+	72, // 32: portcullis.config.v1.ToolAssignment.assign_time:type_name -> google.protobuf.Timestamp
 	5,  // 33: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	65, // 34: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	65, // 35: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	65, // 36: portcullis.config.v1.ToolVersion.sunset_time:type_name -> google.protobuf.Timestamp
-	15, // 37: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	15, // 38: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	36, // 39: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	65, // 40: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	15, // 41: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	38, // 42: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	65, // 43: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	15, // 44: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	40, // 45: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	72, // 34: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	72, // 35: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	72, // 36: portcullis.config.v1.ToolVersion.sunset_time:type_name -> google.protobuf.Timestamp
+	18, // 37: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	18, // 38: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	39, // 39: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	72, // 40: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	18, // 41: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	41, // 42: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	72, // 43: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	18, // 44: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	43, // 45: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
 	7,  // 46: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	65, // 47: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	41, // 48: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	66, // 49: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	66, // 50: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	65, // 51: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	72, // 47: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	44, // 48: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	73, // 49: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	73, // 50: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	72, // 51: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
 	7,  // 52: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
 	7,  // 53: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	15, // 54: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	15, // 55: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	15, // 56: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	45, // 57: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	46, // 58: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	66, // 59: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	8,  // 60: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	15, // 61: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	15, // 62: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	9,  // 63: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	65, // 64: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	15, // 65: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	65, // 66: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	15, // 67: portcullis.config.v1.RateLimit.meta:type_name -> portcullis.config.v1.ResourceMeta
-	10, // 68: portcullis.config.v1.RateLimit.key:type_name -> portcullis.config.v1.RateLimitKey
-	11, // 69: portcullis.config.v1.RateLimit.period:type_name -> portcullis.config.v1.RateLimitPeriod
-	12, // 70: portcullis.config.v1.RateLimit.mode:type_name -> portcullis.config.v1.RateLimitMode
-	15, // 71: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
-	13, // 72: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
-	65, // 73: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
-	53, // 74: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
-	15, // 75: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
-	55, // 76: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
-	59, // 77: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
-	56, // 78: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
-	57, // 79: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
-	58, // 80: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
-	14, // 81: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
-	15, // 82: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
-	61, // 83: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
-	65, // 84: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	65, // 85: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
-	15, // 86: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
-	63, // 87: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
-	88, // [88:88] is the sub-list for method output_type
-	88, // [88:88] is the sub-list for method input_type
-	88, // [88:88] is the sub-list for extension type_name
-	88, // [88:88] is the sub-list for extension extendee
-	0,  // [0:88] is the sub-list for field type_name
+	18, // 54: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	18, // 55: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	18, // 56: portcullis.config.v1.InspectionRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	48, // 57: portcullis.config.v1.InspectionRule.scope:type_name -> portcullis.config.v1.InspectionScope
+	8,  // 58: portcullis.config.v1.InspectionRule.mode:type_name -> portcullis.config.v1.InspectionMode
+	9,  // 59: portcullis.config.v1.InspectionRule.side:type_name -> portcullis.config.v1.InspectionSide
+	49, // 60: portcullis.config.v1.InspectionRule.classifier:type_name -> portcullis.config.v1.InspectionClassifier
+	50, // 61: portcullis.config.v1.InspectionRule.rows:type_name -> portcullis.config.v1.InspectionRowLimit
+	10, // 62: portcullis.config.v1.InspectionRule.action:type_name -> portcullis.config.v1.InspectionAction
+	73, // 63: portcullis.config.v1.InspectionClassifier.timeout:type_name -> google.protobuf.Duration
+	18, // 64: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	52, // 65: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	53, // 66: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	73, // 67: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	11, // 68: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	18, // 69: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	18, // 70: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	12, // 71: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	72, // 72: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	18, // 73: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	72, // 74: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	18, // 75: portcullis.config.v1.RateLimit.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 76: portcullis.config.v1.RateLimit.key:type_name -> portcullis.config.v1.RateLimitKey
+	14, // 77: portcullis.config.v1.RateLimit.period:type_name -> portcullis.config.v1.RateLimitPeriod
+	15, // 78: portcullis.config.v1.RateLimit.mode:type_name -> portcullis.config.v1.RateLimitMode
+	18, // 79: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
+	16, // 80: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
+	72, // 81: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
+	60, // 82: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
+	18, // 83: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	62, // 84: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
+	66, // 85: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
+	63, // 86: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
+	64, // 87: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
+	65, // 88: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
+	17, // 89: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
+	18, // 90: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
+	68, // 91: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
+	72, // 92: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	72, // 93: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
+	18, // 94: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
+	70, // 95: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
+	96, // [96:96] is the sub-list for method output_type
+	96, // [96:96] is the sub-list for method input_type
+	96, // [96:96] is the sub-list for extension type_name
+	96, // [96:96] is the sub-list for extension extendee
+	0,  // [0:96] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -5918,11 +6524,11 @@ func file_portcullis_config_v1_resources_proto_init() {
 		(*UpstreamCredential_OauthClientCredentials)(nil),
 	}
 	file_portcullis_config_v1_resources_proto_msgTypes[15].OneofWrappers = []any{}
-	file_portcullis_config_v1_resources_proto_msgTypes[29].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[33].OneofWrappers = []any{
 		(*IdentitySource_JwtIssuer)(nil),
 		(*IdentitySource_MtlsAuthority)(nil),
 	}
-	file_portcullis_config_v1_resources_proto_msgTypes[40].OneofWrappers = []any{
+	file_portcullis_config_v1_resources_proto_msgTypes[44].OneofWrappers = []any{
 		(*AlertMatch_PolicyDeny)(nil),
 		(*AlertMatch_Quarantine)(nil),
 		(*AlertMatch_RolloutRollback)(nil),
@@ -5932,8 +6538,8 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      15,
-			NumMessages:   50,
+			NumEnums:      18,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -579,6 +579,7 @@ type Resource struct {
 	//	*Resource_PolicyTests
 	//	*Resource_Rollout
 	//	*Resource_Setting
+	//	*Resource_InspectionRule
 	//	*Resource_ListLearning
 	//	*Resource_AlertRule
 	//	*Resource_Alert
@@ -746,6 +747,15 @@ func (x *Resource) GetSetting() *v1.Setting {
 	return nil
 }
 
+func (x *Resource) GetInspectionRule() *v1.InspectionRule {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_InspectionRule); ok {
+			return x.InspectionRule
+		}
+	}
+	return nil
+}
+
 func (x *Resource) GetListLearning() *v1.ListLearning {
 	if x != nil {
 		if x, ok := x.Kind.(*Resource_ListLearning); ok {
@@ -877,8 +887,12 @@ type Resource_Setting struct {
 	Setting *v1.Setting `protobuf:"bytes,13,opt,name=setting,proto3,oneof"`
 }
 
-type Resource_ListLearning struct {
+type Resource_InspectionRule struct {
 	// Cluster version 2.
+	InspectionRule *v1.InspectionRule `protobuf:"bytes,14,opt,name=inspection_rule,json=inspectionRule,proto3,oneof"`
+}
+
+type Resource_ListLearning struct {
 	ListLearning *v1.ListLearning `protobuf:"bytes,20,opt,name=list_learning,json=listLearning,proto3,oneof"`
 }
 
@@ -942,6 +956,8 @@ func (*Resource_PolicyTests) isResource_Kind() {}
 func (*Resource_Rollout) isResource_Kind() {}
 
 func (*Resource_Setting) isResource_Kind() {}
+
+func (*Resource_InspectionRule) isResource_Kind() {}
 
 func (*Resource_ListLearning) isResource_Kind() {}
 
@@ -2436,8 +2452,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\rconsume_audit\x18\x15 \x01(\v2\x1f.portcullis.fsm.v1.ConsumeAuditH\x00R\fconsumeAudit\x12C\n" +
 	"\fsettle_alert\x18\x16 \x01(\v2\x1e.portcullis.fsm.v1.SettleAlertH\x00R\vsettleAlert\x12I\n" +
 	"\x0echange_learned\x18\x17 \x01(\v2 .portcullis.fsm.v1.ChangeLearnedH\x00R\rchangeLearnedB\x04\n" +
-	"\x02op\"\xe2\n" +
-	"\n" +
+	"\x02op\"\xb3\v\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -2455,7 +2470,8 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	" \x01(\v2#.portcullis.config.v1.PolicyHistoryH\x00R\rpolicyHistory\x12F\n" +
 	"\fpolicy_tests\x18\v \x01(\v2!.portcullis.config.v1.PolicyTestsH\x00R\vpolicyTests\x129\n" +
 	"\arollout\x18\f \x01(\v2\x1d.portcullis.config.v1.RolloutH\x00R\arollout\x129\n" +
-	"\asetting\x18\r \x01(\v2\x1d.portcullis.config.v1.SettingH\x00R\asetting\x12I\n" +
+	"\asetting\x18\r \x01(\v2\x1d.portcullis.config.v1.SettingH\x00R\asetting\x12O\n" +
+	"\x0finspection_rule\x18\x0e \x01(\v2$.portcullis.config.v1.InspectionRuleH\x00R\x0einspectionRule\x12I\n" +
 	"\rlist_learning\x18\x14 \x01(\v2\".portcullis.config.v1.ListLearningH\x00R\flistLearning\x12@\n" +
 	"\n" +
 	"alert_rule\x18\x15 \x01(\v2\x1f.portcullis.config.v1.AlertRuleH\x00R\talertRule\x123\n" +
@@ -2654,19 +2670,20 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*v1.PolicyTests)(nil),        // 39: portcullis.config.v1.PolicyTests
 	(*v1.Rollout)(nil),            // 40: portcullis.config.v1.Rollout
 	(*v1.Setting)(nil),            // 41: portcullis.config.v1.Setting
-	(*v1.ListLearning)(nil),       // 42: portcullis.config.v1.ListLearning
-	(*v1.AlertRule)(nil),          // 43: portcullis.config.v1.AlertRule
-	(*v1.Alert)(nil),              // 44: portcullis.config.v1.Alert
-	(*v1.AuditCursor)(nil),        // 45: portcullis.config.v1.AuditCursor
-	(*v1.ModelPrice)(nil),         // 46: portcullis.config.v1.ModelPrice
-	(*v1.Budget)(nil),             // 47: portcullis.config.v1.Budget
-	(*v1.RateLimit)(nil),          // 48: portcullis.config.v1.RateLimit
-	(*v1.ResourceMeta)(nil),       // 49: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 50: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 51: portcullis.audit.v1.Record
-	(v1.RolloutStage)(0),          // 52: portcullis.config.v1.RolloutStage
-	(*v1.AuditMark)(nil),          // 53: portcullis.config.v1.AuditMark
-	(*v1.AdminEvent)(nil),         // 54: portcullis.config.v1.AdminEvent
+	(*v1.InspectionRule)(nil),     // 42: portcullis.config.v1.InspectionRule
+	(*v1.ListLearning)(nil),       // 43: portcullis.config.v1.ListLearning
+	(*v1.AlertRule)(nil),          // 44: portcullis.config.v1.AlertRule
+	(*v1.Alert)(nil),              // 45: portcullis.config.v1.Alert
+	(*v1.AuditCursor)(nil),        // 46: portcullis.config.v1.AuditCursor
+	(*v1.ModelPrice)(nil),         // 47: portcullis.config.v1.ModelPrice
+	(*v1.Budget)(nil),             // 48: portcullis.config.v1.Budget
+	(*v1.RateLimit)(nil),          // 49: portcullis.config.v1.RateLimit
+	(*v1.ResourceMeta)(nil),       // 50: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 51: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 52: portcullis.audit.v1.Record
+	(v1.RolloutStage)(0),          // 53: portcullis.config.v1.RolloutStage
+	(*v1.AuditMark)(nil),          // 54: portcullis.config.v1.AuditMark
+	(*v1.AdminEvent)(nil),         // 55: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	27, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
@@ -2695,48 +2712,49 @@ var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
 	39, // 23: portcullis.fsm.v1.Resource.policy_tests:type_name -> portcullis.config.v1.PolicyTests
 	40, // 24: portcullis.fsm.v1.Resource.rollout:type_name -> portcullis.config.v1.Rollout
 	41, // 25: portcullis.fsm.v1.Resource.setting:type_name -> portcullis.config.v1.Setting
-	42, // 26: portcullis.fsm.v1.Resource.list_learning:type_name -> portcullis.config.v1.ListLearning
-	43, // 27: portcullis.fsm.v1.Resource.alert_rule:type_name -> portcullis.config.v1.AlertRule
-	44, // 28: portcullis.fsm.v1.Resource.alert:type_name -> portcullis.config.v1.Alert
-	45, // 29: portcullis.fsm.v1.Resource.audit_cursor:type_name -> portcullis.config.v1.AuditCursor
-	46, // 30: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
-	47, // 31: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
-	48, // 32: portcullis.fsm.v1.Resource.rate_limit:type_name -> portcullis.config.v1.RateLimit
-	6,  // 33: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	49, // 34: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 35: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 36: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	50, // 37: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	36, // 38: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	35, // 39: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	51, // 40: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 41: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
-	52, // 42: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
-	53, // 43: portcullis.fsm.v1.ConsumeAudit.marks:type_name -> portcullis.config.v1.AuditMark
-	15, // 44: portcullis.fsm.v1.ConsumeAudit.learned:type_name -> portcullis.fsm.v1.LearnedChange
-	17, // 45: portcullis.fsm.v1.ConsumeAudit.seeded:type_name -> portcullis.fsm.v1.SeededLearning
-	44, // 46: portcullis.fsm.v1.ConsumeAudit.alerts:type_name -> portcullis.config.v1.Alert
-	16, // 47: portcullis.fsm.v1.LearnedChange.add:type_name -> portcullis.fsm.v1.LearnedValue
-	15, // 48: portcullis.fsm.v1.ChangeLearned.changes:type_name -> portcullis.fsm.v1.LearnedChange
-	2,  // 49: portcullis.fsm.v1.SettleAlert.outcome:type_name -> portcullis.fsm.v1.AlertOutcome
-	28, // 50: portcullis.fsm.v1.SettleAlert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	3,  // 51: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	5,  // 52: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	21, // 53: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	28, // 54: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	22, // 55: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	50, // 56: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	28, // 57: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	10, // 58: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	5,  // 59: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	54, // 60: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	23, // 61: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	26, // 62: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	63, // [63:63] is the sub-list for method output_type
-	63, // [63:63] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	42, // 26: portcullis.fsm.v1.Resource.inspection_rule:type_name -> portcullis.config.v1.InspectionRule
+	43, // 27: portcullis.fsm.v1.Resource.list_learning:type_name -> portcullis.config.v1.ListLearning
+	44, // 28: portcullis.fsm.v1.Resource.alert_rule:type_name -> portcullis.config.v1.AlertRule
+	45, // 29: portcullis.fsm.v1.Resource.alert:type_name -> portcullis.config.v1.Alert
+	46, // 30: portcullis.fsm.v1.Resource.audit_cursor:type_name -> portcullis.config.v1.AuditCursor
+	47, // 31: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
+	48, // 32: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
+	49, // 33: portcullis.fsm.v1.Resource.rate_limit:type_name -> portcullis.config.v1.RateLimit
+	6,  // 34: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	50, // 35: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 36: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 37: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	51, // 38: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	36, // 39: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	35, // 40: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	52, // 41: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 42: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
+	53, // 43: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
+	54, // 44: portcullis.fsm.v1.ConsumeAudit.marks:type_name -> portcullis.config.v1.AuditMark
+	15, // 45: portcullis.fsm.v1.ConsumeAudit.learned:type_name -> portcullis.fsm.v1.LearnedChange
+	17, // 46: portcullis.fsm.v1.ConsumeAudit.seeded:type_name -> portcullis.fsm.v1.SeededLearning
+	45, // 47: portcullis.fsm.v1.ConsumeAudit.alerts:type_name -> portcullis.config.v1.Alert
+	16, // 48: portcullis.fsm.v1.LearnedChange.add:type_name -> portcullis.fsm.v1.LearnedValue
+	15, // 49: portcullis.fsm.v1.ChangeLearned.changes:type_name -> portcullis.fsm.v1.LearnedChange
+	2,  // 50: portcullis.fsm.v1.SettleAlert.outcome:type_name -> portcullis.fsm.v1.AlertOutcome
+	28, // 51: portcullis.fsm.v1.SettleAlert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	3,  // 52: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	5,  // 53: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	21, // 54: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	28, // 55: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	22, // 56: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	51, // 57: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	28, // 58: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	10, // 59: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	5,  // 60: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	55, // 61: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	23, // 62: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	26, // 63: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	64, // [64:64] is the sub-list for method output_type
+	64, // [64:64] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -2771,6 +2789,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_PolicyTests)(nil),
 		(*Resource_Rollout)(nil),
 		(*Resource_Setting)(nil),
+		(*Resource_InspectionRule)(nil),
 		(*Resource_ListLearning)(nil),
 		(*Resource_AlertRule)(nil),
 		(*Resource_Alert)(nil),

@@ -80,6 +80,10 @@ type Snapshot struct {
 	// node sends the same key and it survives restarts. Absent (a control
 	// plane from before it was sent): data planes refuse A2A calls.
 	TaskIdKey []byte `protobuf:"bytes,17,opt,name=task_id_key,json=taskIdKey,proto3" json:"task_id_key,omitempty"`
+	// Every inspection rule (off ones included: a data plane skips them). A
+	// data plane older than inspection ignores this field and inspects
+	// nothing: upgrade data planes before relying on rules.
+	InspectionRules []*v1.InspectionRule `protobuf:"bytes,18,rep,name=inspection_rules,json=inspectionRules,proto3" json:"inspection_rules,omitempty"`
 	// The price of each model of the LLM upstreams (numbered clear of the
 	// fields other features add after 14).
 	ModelPrices []*v1.ModelPrice `protobuf:"bytes,20,rep,name=model_prices,json=modelPrices,proto3" json:"model_prices,omitempty"`
@@ -243,6 +247,13 @@ func (x *Snapshot) GetSettings() []*v1.Setting {
 func (x *Snapshot) GetTaskIdKey() []byte {
 	if x != nil {
 		return x.TaskIdKey
+	}
+	return nil
+}
+
+func (x *Snapshot) GetInspectionRules() []*v1.InspectionRule {
+	if x != nil {
+		return x.InspectionRules
 	}
 	return nil
 }
@@ -550,7 +561,7 @@ var File_portcullis_snapshot_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\x97\t\n" +
+	"%portcullis/snapshot/v1/snapshot.proto\x12\x16portcullis.snapshot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$portcullis/config/v1/resources.proto\"\xe8\t\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
@@ -572,7 +583,8 @@ const file_portcullis_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\x06egress\x18\x0e \x01(\v2$.portcullis.snapshot.v1.EgressPolicyR\x06egress\x129\n" +
 	"\arollout\x18\x0f \x01(\v2\x1f.portcullis.snapshot.v1.RolloutR\arollout\x129\n" +
 	"\bsettings\x18\x10 \x03(\v2\x1d.portcullis.config.v1.SettingR\bsettings\x12\x1e\n" +
-	"\vtask_id_key\x18\x11 \x01(\fR\ttaskIdKey\x12C\n" +
+	"\vtask_id_key\x18\x11 \x01(\fR\ttaskIdKey\x12O\n" +
+	"\x10inspection_rules\x18\x12 \x03(\v2$.portcullis.config.v1.InspectionRuleR\x0finspectionRules\x12C\n" +
 	"\fmodel_prices\x18\x14 \x03(\v2 .portcullis.config.v1.ModelPriceR\vmodelPrices\x126\n" +
 	"\abudgets\x18\x15 \x03(\v2\x1c.portcullis.config.v1.BudgetR\abudgets\x12I\n" +
 	"\x0elist_learnings\x18\x16 \x03(\v2\".portcullis.config.v1.ListLearningR\rlistLearnings\x12@\n" +
@@ -624,11 +636,12 @@ var file_portcullis_snapshot_v1_snapshot_proto_goTypes = []any{
 	(*v1.IdentitySource)(nil),     // 10: portcullis.config.v1.IdentitySource
 	(*v1.ValueList)(nil),          // 11: portcullis.config.v1.ValueList
 	(*v1.Setting)(nil),            // 12: portcullis.config.v1.Setting
-	(*v1.ModelPrice)(nil),         // 13: portcullis.config.v1.ModelPrice
-	(*v1.Budget)(nil),             // 14: portcullis.config.v1.Budget
-	(*v1.ListLearning)(nil),       // 15: portcullis.config.v1.ListLearning
-	(*v1.RateLimit)(nil),          // 16: portcullis.config.v1.RateLimit
-	(v1.RolloutStage)(0),          // 17: portcullis.config.v1.RolloutStage
+	(*v1.InspectionRule)(nil),     // 13: portcullis.config.v1.InspectionRule
+	(*v1.ModelPrice)(nil),         // 14: portcullis.config.v1.ModelPrice
+	(*v1.Budget)(nil),             // 15: portcullis.config.v1.Budget
+	(*v1.ListLearning)(nil),       // 16: portcullis.config.v1.ListLearning
+	(*v1.RateLimit)(nil),          // 17: portcullis.config.v1.RateLimit
+	(v1.RolloutStage)(0),          // 18: portcullis.config.v1.RolloutStage
 }
 var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	5,  // 0: portcullis.snapshot.v1.Snapshot.version_time:type_name -> google.protobuf.Timestamp
@@ -643,17 +656,18 @@ var file_portcullis_snapshot_v1_snapshot_proto_depIdxs = []int32{
 	2,  // 9: portcullis.snapshot.v1.Snapshot.egress:type_name -> portcullis.snapshot.v1.EgressPolicy
 	1,  // 10: portcullis.snapshot.v1.Snapshot.rollout:type_name -> portcullis.snapshot.v1.Rollout
 	12, // 11: portcullis.snapshot.v1.Snapshot.settings:type_name -> portcullis.config.v1.Setting
-	13, // 12: portcullis.snapshot.v1.Snapshot.model_prices:type_name -> portcullis.config.v1.ModelPrice
-	14, // 13: portcullis.snapshot.v1.Snapshot.budgets:type_name -> portcullis.config.v1.Budget
-	15, // 14: portcullis.snapshot.v1.Snapshot.list_learnings:type_name -> portcullis.config.v1.ListLearning
-	16, // 15: portcullis.snapshot.v1.Snapshot.rate_limits:type_name -> portcullis.config.v1.RateLimit
-	9,  // 16: portcullis.snapshot.v1.Rollout.candidate:type_name -> portcullis.config.v1.PolicySet
-	17, // 17: portcullis.snapshot.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	13, // 12: portcullis.snapshot.v1.Snapshot.inspection_rules:type_name -> portcullis.config.v1.InspectionRule
+	14, // 13: portcullis.snapshot.v1.Snapshot.model_prices:type_name -> portcullis.config.v1.ModelPrice
+	15, // 14: portcullis.snapshot.v1.Snapshot.budgets:type_name -> portcullis.config.v1.Budget
+	16, // 15: portcullis.snapshot.v1.Snapshot.list_learnings:type_name -> portcullis.config.v1.ListLearning
+	17, // 16: portcullis.snapshot.v1.Snapshot.rate_limits:type_name -> portcullis.config.v1.RateLimit
+	9,  // 17: portcullis.snapshot.v1.Rollout.candidate:type_name -> portcullis.config.v1.PolicySet
+	18, // 18: portcullis.snapshot.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_snapshot_v1_snapshot_proto_init() }

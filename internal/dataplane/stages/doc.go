@@ -14,8 +14,9 @@
 //	Gate          serving mode and emergency brake; resolves and admits
 //	              the target — a pinned tool, remote agent or model —
 //	              (unknown, quarantined, degraded, frozen)
-//	Limit         seam: budgets and rate limits reserve the call's worst
-//	              case and settle on its usage (package limit)
+//	Limit         rate limits on capacity leased from the control plane
+//	              (package ratelimit), then budgets that reserve the
+//	              call's worst case and settle on its usage (package limit)
 //	Inspect       runtime inspection: the request's findings (Cedar's
 //	              context.findings) before Authorize; the response —
 //	              streamed frames and the result — after forward

@@ -222,9 +222,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle(syncPath, syncHandler)
 	// gRPC reflection and health describe the APIs clients call (the
 	// admin and audit services, config sync), not the node-to-node one.
+	// A generated service is mounted at its prefix ("/pkg.Service/"); a
+	// route of one procedure (the rolling-upgrade test's probe, which has
+	// no generated service and no descriptor) is not a service to list.
 	services := []string{strings.Trim(syncPath, "/")}
 	for _, r := range routes {
-		services = append(services, strings.Trim(r.Path, "/"))
+		if strings.HasSuffix(r.Path, "/") {
+			services = append(services, strings.Trim(r.Path, "/"))
+		}
 	}
 	if err := introspect.Mount(mux, introspect.Config{Services: services, Ready: node.Ready}); err != nil {
 		_ = node.Shutdown()

@@ -38,7 +38,7 @@ func run(ctx context.Context, cfg config) error {
 	if err := harness.BuildPrograms(binDir, "controlplane", "gwctl", "dataplane", "a2aagent"); err != nil {
 		return err
 	}
-	nginxBin, nginxErr := findNginx(cfg.nginx)
+	nginxBin, nginxErr := harness.FindNginx(cfg.nginx)
 	if nginxErr != nil {
 		fmt.Fprintf(os.Stderr, "a2abench: WARNING: %v — the nginx row will read n/a\n", nginxErr)
 	}

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -140,19 +138,6 @@ http {
   }
 }
 `
-
-func findNginx(bin string) (string, error) {
-	if bin != "" {
-		return exec.LookPath(bin)
-	}
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p, nil
-	}
-	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-		return "/usr/sbin/nginx", nil
-	}
-	return "", errors.New("nginx is not on PATH nor in /usr/sbin (run scripts/ensure-nginx, or pass -nginx)")
-}
 
 var (
 	workersMu    sync.Mutex

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -48,30 +47,6 @@ http {
   }
 }
 `
-
-// findNginx returns the nginx binary: bin when set, else nginx on PATH,
-// else /usr/sbin/nginx.
-func findNginx(bin string) (string, error) {
-	if bin != "" {
-		return exec.LookPath(bin)
-	}
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p, nil
-	}
-	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-		return "/usr/sbin/nginx", nil
-	}
-	return "", errors.New("nginx is not on PATH nor in /usr/sbin (run scripts/ensure-nginx, or pass -nginx)")
-}
-
-// nginxVersion is "nginx/1.22.1" or the like.
-func nginxVersion(bin string) string {
-	out, err := exec.Command(bin, "-v").CombinedOutput()
-	if err != nil {
-		return "nginx (unknown version)"
-	}
-	return strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: ")
-}
 
 // nginx workers to kill should the master outlive a Ctrl-C.
 var (

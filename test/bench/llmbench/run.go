@@ -52,7 +52,7 @@ func run(ctx context.Context, cfg config) error {
 	if err := harness.BuildPrograms(binDir, "controlplane", "gwctl", "dataplane", "fakellm"); err != nil {
 		return err
 	}
-	nginxBin, nginxErr := findNginx(cfg.nginx)
+	nginxBin, nginxErr := harness.FindNginx(cfg.nginx)
 	if nginxErr != nil {
 		fmt.Fprintf(os.Stderr, "llmbench: WARNING: %v — the nginx row will read n/a\n", nginxErr)
 	}
@@ -66,7 +66,7 @@ func run(ctx context.Context, cfg config) error {
 		if nginxErr == nil {
 			url := startNginx(t, nginxBin, g.fake.Addr)
 			targets = append(targets, target{name: pathNginx, url: url + "/v1", key: g.providerKey, model: "gpt-4o"})
-			setup = nginxVersion(nginxBin) + ", `proxy_pass` over HTTP/1.1 to a keep-alive pool, `proxy_buffering off`, no access log"
+			setup = harness.NginxVersion(nginxBin) + ", `proxy_pass` over HTTP/1.1 to a keep-alive pool, `proxy_buffering off`, no access log"
 		} else {
 			results = append(results, result{name: pathNginx, skipped: errText(nginxErr)})
 		}

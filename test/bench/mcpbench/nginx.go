@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -51,30 +50,6 @@ http {
   }
 }
 `
-
-// findNginx returns the nginx binary to use: bin when set, else nginx on
-// PATH, else /usr/sbin/nginx.
-func findNginx(bin string) (string, error) {
-	if bin != "" {
-		return exec.LookPath(bin)
-	}
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p, nil
-	}
-	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-		return "/usr/sbin/nginx", nil
-	}
-	return "", errors.New("nginx is not on PATH nor in /usr/sbin (run scripts/ensure-nginx, or pass -nginx)")
-}
-
-// nginxVersion is "nginx/1.22.1" or the like.
-func nginxVersion(bin string) string {
-	out, err := exec.Command(bin, "-v").CombinedOutput()
-	if err != nil {
-		return "nginx (unknown version)"
-	}
-	return strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: ")
-}
 
 // nginxProxy is a running nginx: its master process and, once it serves,
 // its workers.

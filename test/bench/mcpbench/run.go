@@ -83,7 +83,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	st.fsync = measureFsync(200, 300)
 
-	nginxBin, nginxErr := findNginx(cfg.nginx)
+	nginxBin, nginxErr := harness.FindNginx(cfg.nginx)
 	if nginxErr != nil {
 		fmt.Fprintf(os.Stderr, "mcpbench: WARNING: %v — the nginx rows will read n/a\n", nginxErr)
 	}
@@ -125,7 +125,7 @@ func run(ctx context.Context, cfg config) error {
 			n := startNginx(t, nginxBin, up.Addr, up.health)
 			targets = append(targets, newTarget(pathNginx, n.URL+"/mcp", toolName, "", cfg.inflight, n.pids))
 			st.nginx = fmt.Sprintf("%s, %d worker(s) (`worker_processes auto`), `proxy_pass` over HTTP/1.1 to a keep-alive pool, `proxy_buffering off`, no access log",
-				nginxVersion(nginxBin), len(n.pids())-1)
+				harness.NginxVersion(nginxBin), len(n.pids())-1)
 		}
 		for _, v := range variants {
 			dp := g.dps[v.path]

@@ -205,6 +205,11 @@ func (sk *sliceKey) grant(name string, u int, limit, used int64) (grant, unalloc
 	default:
 		target = int64(math.Floor(float64(pool) * float64(mine) / float64(needs)))
 	}
+	if target == 0 && pool > 0 && mine > 0 {
+		// Shares in proportion round down to nothing when little is left
+		// and many ask: the smallest unit goes to whoever asks first.
+		target = 1
+	}
 	grant = max(min(target, pool-others), 0)
 	me.balance[u] = max(me.balance[u], grant)
 	return grant, max(pool-others-me.balance[u], 0)

@@ -75,7 +75,7 @@ func TestBudgetSlicesNeverExceedRemaining(t *testing.T) {
 	start, _ := budgetkey.Window(configv1.BudgetWindow_BUDGET_WINDOW_MONTH, c.now(), time.UTC)
 	g := budgetGranter(t, s, c)
 
-	if resp := budgetAsk(t, g, "dp1", start.Unix(), 10, 0, 0); !resp.GetQuiet() || len(resp.GetBudgetSlices()) != 0 {
+	if resp := budgetAsk(t, g, "dp1", start.Unix(), 10, 0, 0); !resp.GetQuiet() || len(resp.GetBudgetSlices()) != 0 || resp.GetDataplanes() != 0 {
 		t.Fatalf("a new leader granted %v during its quiet period", resp.GetBudgetSlices())
 	}
 	c.add(dur + time.Millisecond)
@@ -106,6 +106,18 @@ func TestBudgetSlicesNeverExceedRemaining(t *testing.T) {
 	third := sliceCalls(budgetAsk(t, g, "dp3", start.Unix(), 10, 0, 0))
 	if sum := granted["dp1"] + granted["dp2"] + third; sum > 55 {
 		t.Errorf("three slices sum to %d, over the 55 calls left", sum)
+	}
+
+	// The last unit goes to one of many who ask, rather than to none.
+	c3 := &clock{t: c.now()}
+	last := budgetGranter(t, budgetState(t, 100, 99, c3.now()), c3)
+	c3.add(dur + time.Millisecond)
+	held := map[string]int64{}
+	for _, dp := range []string{"dp1", "dp2", "dp3", "dp1", "dp2", "dp3"} {
+		held[dp] = sliceCalls(budgetAsk(t, last, dp, start.Unix(), 5, held[dp], 0))
+	}
+	if got := held["dp1"] + held["dp2"] + held["dp3"]; got != 1 {
+		t.Errorf("one call left, three data planes asking: they hold %v, want 1 in all", held)
 	}
 
 	// When durable usage reaches the limit, nothing is granted and the

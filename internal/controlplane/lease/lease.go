@@ -207,10 +207,16 @@ func (g *Granter) Grant(name string, req *configsyncv1.LeaseRequest) (*configsyn
 	g.seen[name] = now
 	dataplanes := g.countDataplanesLocked(now)
 	resp := &configsyncv1.LeaseResponse{
-		ValidFor:   durationpb.New(g.duration),
-		Refresh:    durationpb.New(g.duration / 3),
-		Dataplanes: uint32(dataplanes), //nolint:gosec // bounded by the data planes that report
-		Quiet:      now.Before(g.quietUntil),
+		ValidFor: durationpb.New(g.duration),
+		Refresh:  durationpb.New(g.duration / 3),
+		Quiet:    now.Before(g.quietUntil),
+	}
+	if !resp.Quiet {
+		// A new leader knows the fleet's size only once every data plane
+		// has reported, which its quiet period waits for: until then data
+		// planes keep the size they last heard, rather than a smaller one
+		// that would raise their safe shares.
+		resp.Dataplanes = uint32(dataplanes) //nolint:gosec // bounded by the data planes that report
 	}
 	asked := make(map[keyID]bool, len(req.GetDemands()))
 	for _, d := range req.GetDemands() {

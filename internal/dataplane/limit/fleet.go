@@ -32,6 +32,7 @@ import (
 type Fleet struct {
 	now     func() time.Time
 	metrics BudgetMetrics
+	marks   AuditMarks
 
 	mu         sync.Mutex
 	budgets    []*budget
@@ -48,6 +49,37 @@ type BudgetMetrics interface {
 	BudgetAdmitted(budget string, safe bool)
 	BudgetRefused(budget string)
 	BudgetSlice(budget string)
+	// BudgetFleetSize reports the number of data planes the leader last
+	// counted, which safe shares divide by.
+	BudgetFleetSize(n int64)
+}
+
+// AuditMarks tells how far this data plane's audit records have reached
+// the control plane. Implementations must be safe for concurrent use.
+type AuditMarks interface {
+	// Durable is the sequence of the last fsynced local record.
+	Durable() uint64
+	// Acked is the last sequence the control plane acknowledged holding.
+	Acked() uint64
+}
+
+// Recent spend is reported until the records that carry it have surely
+// reached the durable usage: a spend is marked with the local log's
+// durable sequence markAfter after it settled (its record is written and
+// fsynced by then), and dropped consumeGrace after the control plane
+// acknowledged that sequence (its budget consumer folds records within
+// that). Without AuditMarks a spend is reported for two lease durations.
+const (
+	markAfter    = 500 * time.Millisecond
+	consumeGrace = time.Second
+)
+
+// SetAuditMarks makes recent spend follow the audit upload (see
+// markAfter); call it before Run.
+func (f *Fleet) SetAuditMarks(m AuditMarks) {
+	f.mu.Lock()
+	f.marks = m
+	f.mu.Unlock()
 }
 
 var _ Reserver = (*Fleet)(nil)
@@ -78,8 +110,12 @@ func NewFleet(now func() time.Time, metrics BudgetMetrics) *Fleet {
 func (f *Fleet) Configure(bs []*configv1.Budget) {
 	out := compile(bs)
 	f.mu.Lock()
+	first := len(f.budgets) == 0 && len(out) > 0
 	f.budgets = out
 	f.mu.Unlock()
+	// Report at once: the answer tells the fleet's size, which the safe
+	// share of the first calls divides by.
+	f.kickIf(first)
 }
 
 type slotID struct {
@@ -115,6 +151,11 @@ type slot struct {
 type spend struct {
 	at time.Time
 	u  Units
+	// mark is the local sequence at or below which the spend's record
+	// lies (0: not marked yet); ackedAt when the control plane was seen
+	// to hold it.
+	mark    uint64
+	ackedAt time.Time
 }
 
 func (s *slot) valid(now time.Time) bool { return s.leased && now.Before(s.expires) }
@@ -299,14 +340,33 @@ func (f *Fleet) Demands() []*configsyncv1.BudgetDemand {
 	recentFor := 2 * f.validFor
 	f.sweepLocked(now)
 	out := make([]*configsyncv1.BudgetDemand, 0, len(f.slots))
+	var durable, acked uint64
+	if f.marks != nil {
+		durable, acked = f.marks.Durable(), f.marks.Acked()
+	}
 	for id, s := range f.slots {
 		kept := s.recent[:0]
 		var recent Units
 		for _, sp := range s.recent {
-			if now.Sub(sp.at) <= recentFor {
-				kept = append(kept, sp)
-				recent = plus(recent, sp.u)
+			if f.marks == nil {
+				if now.Sub(sp.at) > recentFor {
+					continue
+				}
+			} else {
+				if sp.mark == 0 && now.Sub(sp.at) >= markAfter {
+					sp.mark = max(durable, 1)
+				}
+				if sp.mark != 0 && acked >= sp.mark {
+					if sp.ackedAt.IsZero() {
+						sp.ackedAt = now
+					}
+					if now.Sub(sp.ackedAt) >= consumeGrace {
+						continue
+					}
+				}
 			}
+			kept = append(kept, sp)
+			recent = plus(recent, sp.u)
 		}
 		s.recent = kept
 		recent = plus(recent, s.held)
@@ -343,6 +403,9 @@ func (f *Fleet) Apply(resp *configsyncv1.LeaseResponse, sent time.Time) {
 	defer f.mu.Unlock()
 	if n := int64(resp.GetDataplanes()); n > 0 {
 		f.dataplanes = n
+		if f.metrics != nil {
+			f.metrics.BudgetFleetSize(n)
+		}
 	}
 	if d := resp.GetValidFor().AsDuration(); d > 0 {
 		f.validFor = d

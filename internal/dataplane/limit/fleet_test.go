@@ -159,3 +159,42 @@ func TestFleetParallelCallsStayInSlice(t *testing.T) {
 		t.Errorf("100 parallel calls on a slice of 37: admitted %d", n)
 	}
 }
+
+// marks is a settable AuditMarks.
+type marks struct{ durable, acked atomic.Uint64 }
+
+func (m *marks) Durable() uint64 { return m.durable.Load() }
+func (m *marks) Acked() uint64   { return m.acked.Load() }
+
+// Recent spend is reported until the control plane holds the records
+// that carry it, and a grace period after.
+func TestFleetRecentFollowsAuditAcks(t *testing.T) {
+	c := &fleetClock{t: t0}
+	f := limit.NewFleet(c.now, nil)
+	m := &marks{}
+	f.SetAuditMarks(m)
+	f.Configure([]*configv1.Budget{callsBudget(20)})
+	admit(t, f, c.now(), 2)
+	m.durable.Store(10)
+	recent := func() int64 { return f.Demands()[0].GetRecent().GetCalls() }
+	if got := recent(); got != 2 {
+		t.Fatalf("recent %d right after the spend, want 2", got)
+	}
+	c.add(time.Second) // marked with sequence 10 at this report
+	if got := recent(); got != 2 {
+		t.Fatalf("recent %d before the control plane holds sequence 10, want 2", got)
+	}
+	m.acked.Store(9)
+	c.add(time.Minute)
+	if got := recent(); got != 2 {
+		t.Fatalf("recent %d with sequence 10 not acknowledged (a minute later), want 2", got)
+	}
+	m.acked.Store(10)
+	if got := recent(); got != 2 {
+		t.Fatalf("recent %d right after the acknowledgement, want 2 (the consumer may not have folded it yet)", got)
+	}
+	c.add(2 * time.Second)
+	if got := recent(); got != 0 {
+		t.Errorf("recent %d after the grace period, want 0", got)
+	}
+}

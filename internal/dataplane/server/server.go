@@ -242,6 +242,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		_ = aw.Close()
 		return nil, err
 	}
+	s.budgets.SetAuditMarks(auditMarks{log: s.auditLog, upload: s.upload})
 	if err := s.metrics.Register(uploadMetrics(s.upload)...); err != nil {
 		_ = aw.Close()
 		return nil, err
@@ -639,3 +640,13 @@ func (st metricsStage) Handle(ctx context.Context, c *pipeline.Call, next pipeli
 	}
 	return res, err
 }
+
+// auditMarks tells the budgets how far this data plane's audit records
+// reached the control plane.
+type auditMarks struct {
+	log    *audit.Log
+	upload *auditupload.Uploader
+}
+
+func (m auditMarks) Durable() uint64 { return m.log.Durable() }
+func (m auditMarks) Acked() uint64   { return m.upload.Acked() }

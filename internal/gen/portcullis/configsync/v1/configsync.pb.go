@@ -417,7 +417,9 @@ type LeaseResponse struct {
 	Refresh *durationpb.Duration `protobuf:"bytes,3,opt,name=refresh,proto3" json:"refresh,omitempty"`
 	// How many data planes the leader counts (this one included): once a
 	// lease expires without a new one, a data plane enforces the safe share
-	// min(its last lease, limit / dataplanes).
+	// min(its last lease, limit / dataplanes). 0 during a new leader's quiet
+	// period (it has not heard from every data plane yet): the data plane
+	// keeps the number it last heard.
 	Dataplanes uint32 `protobuf:"varint,4,opt,name=dataplanes,proto3" json:"dataplanes,omitempty"`
 	// Set while a new leader waits out its quiet period (one lease
 	// duration from when it took over, so no lease of the previous leader

@@ -19,7 +19,8 @@ import (
 // overshoot: each reserves its worst case before it runs, so the calls a
 // budget admits consume at most its limit plus what their providers
 // report beyond their reservations (input tokens above the gateway's
-// estimate). The fleet-wide mechanism replaces it behind Reserver.
+// estimate). Data planes use Fleet; Local serves where there is no
+// control plane to lease from.
 //
 // Safe for concurrent use.
 type Local struct {

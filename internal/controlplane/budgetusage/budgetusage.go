@@ -4,8 +4,10 @@
 // in the same command that moves its cursor, so each record is counted
 // exactly once and the usage survives every restart and failover.
 //
-// What a record counts, from its audit record: a call (not a list or a
-// session operation) that produced a result — its upstream answered, with
+// What a record counts, from its audit record: a call (operation "call":
+// a tool call, an A2A message, a model call — not a list, a read, a task
+// lookup or a session operation, which the data planes' Limit stage does
+// not reserve either) that produced a result — its upstream answered, with
 // success or an error — counts one call; a model call also counts its
 // input plus output tokens and its cost. Calls refused or failed before
 // their upstream answered count nothing, as on the data planes, which
@@ -34,6 +36,10 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/limits"
 )
 
+// OpCall is the operation of the records that count (pipeline.OpCall on
+// the data planes).
+const OpCall = "call"
+
 // Name is the consumer's name (its cursor's).
 const Name = "budget"
 
@@ -60,7 +66,7 @@ func (Consumer) Pending(*state.State) bool { return false }
 // Counts reports whether r's call counts against budgets (see the package
 // doc).
 func Counts(r *auditv1.Record) bool {
-	return r.GetKind() == auditv1.EventKind_EVENT_KIND_CALL && r.GetUpstreamLatency() != nil
+	return r.GetKind() == auditv1.EventKind_EVENT_KIND_CALL && r.GetOperation() == OpCall && r.GetUpstreamLatency() != nil
 }
 
 type budget struct {

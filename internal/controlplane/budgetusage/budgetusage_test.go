@@ -34,7 +34,7 @@ func withBudgets(t *testing.T, version clusterversion.Version, bs ...*configv1.B
 }
 
 func rec(agent, team, tool string, at time.Time, ran bool, usage *auditv1.Usage) *auditv1.Record {
-	r := &auditv1.Record{Kind: auditv1.EventKind_EVENT_KIND_CALL, Agent: agent, Team: team, Tool: tool, Upstream: "openai", Time: timestamppb.New(at), Usage: usage}
+	r := &auditv1.Record{Kind: auditv1.EventKind_EVENT_KIND_CALL, Operation: "call", Agent: agent, Team: team, Tool: tool, Upstream: "openai", Time: timestamppb.New(at), Usage: usage}
 	if ran {
 		r.UpstreamLatency = durationpb.New(time.Millisecond)
 	}
@@ -52,7 +52,8 @@ func TestConsumeFoldsCountedCalls(t *testing.T) {
 		rec("a1", "ops", "search__query", now, true, nil),           // an MCP call: one call, no tokens
 		rec("a2", "ops", "openai/gpt-4o", now, false, nil),          // refused before its upstream: nothing
 		rec("a3", "", "openai/gpt-4o", now, true, &auditv1.Usage{}), // no team
-		{Kind: auditv1.EventKind_EVENT_KIND_LIST, Team: "ops", Time: timestamppb.New(now), UpstreamLatency: durationpb.New(time.Millisecond)},
+		{Kind: auditv1.EventKind_EVENT_KIND_LIST, Operation: "list", Team: "ops", Time: timestamppb.New(now), UpstreamLatency: durationpb.New(time.Millisecond)},
+		{Kind: auditv1.EventKind_EVENT_KIND_CALL, Operation: "get", Team: "ops", Time: timestamppb.New(now), UpstreamLatency: durationpb.New(time.Millisecond)}, // an A2A task lookup
 	}}
 	if err := (budgetusage.Consumer{Now: func() time.Time { return now }}).Consume(context.Background(), b); err != nil {
 		t.Fatal(err)

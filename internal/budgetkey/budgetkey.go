@@ -7,6 +7,8 @@
 package budgetkey
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"time"
 	_ "time/tzdata" // budgets name IANA zones; not every host has them
@@ -28,36 +30,35 @@ type Call struct {
 }
 
 // Key reports whether b counts c, and under which key ("agent a1",
-// "team ops", "user src/name", "everyone"). A key longer than MaxKeyBytes
-// is not counted.
+// "team ops", "user src/name", "everyone"). A key that would be longer
+// than MaxKeyBytes names its value by its SHA-256 instead ("user
+// sha256:…"), so a caller cannot escape a budget with a long name.
 func Key(b *configv1.Budget, c Call) (string, bool) {
 	if !matches(b.GetAgents(), c.Agent) || !matches(b.GetTeams(), c.Team) ||
 		!matches(b.GetUpstreams(), c.Upstream) || !matches(b.GetModels(), c.Target) {
 		return "", false
 	}
-	var key string
+	var kind, value string
 	switch b.GetScope() {
 	case configv1.BudgetScope_BUDGET_SCOPE_AGENT:
-		if c.Agent == "" {
-			return "", false
-		}
-		key = "agent " + c.Agent
+		kind, value = "agent ", c.Agent
 	case configv1.BudgetScope_BUDGET_SCOPE_TEAM:
-		if c.Team == "" {
-			return "", false
-		}
-		key = "team " + c.Team
+		kind, value = "team ", c.Team
 	case configv1.BudgetScope_BUDGET_SCOPE_USER:
-		if c.User == "" {
-			return "", false
-		}
-		key = "user " + c.User
+		kind, value = "user ", c.User
 	case configv1.BudgetScope_BUDGET_SCOPE_GLOBAL:
-		key = "everyone"
+		return "everyone", true
 	default:
 		return "", false
 	}
-	return key, len(key) <= MaxKeyBytes
+	if value == "" {
+		return "", false
+	}
+	if len(kind)+len(value) > MaxKeyBytes {
+		sum := sha256.Sum256([]byte(value))
+		value = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return kind + value, true
 }
 
 func matches(list []string, v string) bool { return len(list) == 0 || slices.Contains(list, v) }

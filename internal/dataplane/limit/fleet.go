@@ -92,6 +92,10 @@ const MaxSlots = 100_000
 // the leader says (configsync LeaseResponse.valid_for).
 const DefaultLeaseDuration = 6 * time.Second
 
+// maxDemands is the most budget demands one lease request carries
+// (lease.MaxDemands on the control plane).
+const maxDemands = 10_000
+
 // slotIdle is how long a slot with no call, nothing held and no valid
 // slice is kept.
 const slotIdle = time.Minute
@@ -345,6 +349,9 @@ func (f *Fleet) Demands() []*configsyncv1.BudgetDemand {
 		durable, acked = f.marks.Durable(), f.marks.Acked()
 	}
 	for id, s := range f.slots {
+		if len(out) == maxDemands {
+			break // the rest next time (map order varies)
+		}
 		kept := s.recent[:0]
 		var recent Units
 		for _, sp := range s.recent {

@@ -113,7 +113,7 @@ func Generate(tools []Tool, opts ...Option) (*Schema, error) {
 		if i > 0 && sorted[i-1].Action == t.Action {
 			return nil, fmt.Errorf("generate schema: duplicate action %q", t.Action)
 		}
-		args, err := argumentsUnion(t.InputSchema, t.OtherInputSchemas)
+		args, err := memoArguments(t.InputSchema, t.OtherInputSchemas)
 		if err != nil {
 			return nil, fmt.Errorf("generate schema: action %q: %w", t.Action, err)
 		}

@@ -35,10 +35,10 @@ type Tool struct {
 // Schema is a generated, resolved gateway schema. It is safe for concurrent
 // use after Generate returns.
 type Schema struct {
-	// ast is rendered as Cedar and JSON text on first use (render): the
-	// control plane's state machine generates a schema on every pin write
-	// to validate policies and never reads the text, and rendering costs
-	// more than resolving at 1,000 tools.
+	// ast is rendered as Cedar and JSON text on first use (render), then
+	// dropped: the control plane's state machine generates a schema on
+	// every pin write to validate policies and never reads the text, and
+	// rendering cost more than resolving at 1,000 tools.
 	ast       *schema.Schema
 	render    sync.Once
 	cedarText []byte
@@ -191,6 +191,9 @@ func (s *Schema) rendered() {
 		if s.jsonErr != nil {
 			s.jsonErr = fmt.Errorf("render schema as JSON: %w", s.jsonErr)
 		}
+		// The texts are all that is read of the AST: a data plane keeps
+		// its schema as long as it serves a version.
+		s.ast = nil
 	})
 }
 

@@ -38,7 +38,7 @@ type Policy struct {
 // strictly against the schema. filename is used in every position. On
 // failure the error is an *Error listing every problem found.
 func (s *Schema) ParsePolicies(setName, filename string, src []byte) (*PolicySet, error) {
-	set, err := ParseSet(setName, filename, src)
+	set, err := parseSet(setName, filename, src, false)
 	if err != nil {
 		return nil, err
 	}
@@ -51,11 +51,21 @@ func (s *Schema) ParsePolicies(setName, filename string, src []byte) (*PolicySet
 // an invalid set name; a source that does not parse is an error of every
 // validation of the set.
 func ParseSet(setName, filename string, src []byte) (*ParsedSet, error) {
+	return parseSet(setName, filename, src, true)
+}
+
+// parseSet is ParseSet; keep is false for a parse validated once and
+// dropped (ParsePolicies), which needs neither the source nor what each
+// policy reads of the schema's actions (ValidateAffected).
+func parseSet(setName, filename string, src []byte, keep bool) (*ParsedSet, error) {
 	// A set name without '/' keeps "<set>/<id>" unambiguous across sets.
 	if setName == "" || strings.Contains(setName, "/") {
 		return nil, fmt.Errorf("parse policies in %s: invalid policy set name %q (want non-empty, no '/')", filename, setName)
 	}
-	set := &ParsedSet{name: setName, filename: filename, source: string(src)}
+	set := &ParsedSet{name: setName, filename: filename}
+	if keep {
+		set.source = string(src)
+	}
 	// cedar-go's parser, validator and evaluator recurse over brackets
 	// and expressions: a source nested beyond the limits never reaches
 	// them, whoever calls (the control plane's state machine, a data
@@ -98,7 +108,9 @@ func ParseSet(setName, filename string, src []byte) (*ParsedSet, error) {
 		if strings.TrimSpace(id) == "" {
 			pp.static = append(pp.static, Diagnostic{Position: pp.Position, PolicyID: pp.ID, Message: "empty @id annotation"})
 		}
-		pp.actions = actionRefsOf(tree)
+		if keep {
+			pp.actions = actionRefsOf(tree)
+		}
 		set.policies = append(set.policies, pp)
 	}
 	return set, nil

@@ -38,9 +38,21 @@ type Policy struct {
 // strictly against the schema. filename is used in every position. On
 // failure the error is an *Error listing every problem found.
 func (s *Schema) ParsePolicies(setName, filename string, src []byte) (*PolicySet, error) {
+	if err := checkSource(setName, filename, src); err != nil {
+		return nil, err
+	}
+	list, err := cedar.NewPolicyListFromBytes(filename, src)
+	if err != nil {
+		return nil, &Error{Diagnostics: []Diagnostic{parseDiagnostic(filename, err)}}
+	}
+	return s.validateList(setName, filename, src, list, nil)
+}
+
+// checkSource checks a set's name and holds its source to the limits.
+func checkSource(setName, filename string, src []byte) error {
 	// A set name without '/' keeps "<set>/<id>" unambiguous across sets.
 	if setName == "" || strings.Contains(setName, "/") {
-		return nil, fmt.Errorf("parse policies in %s: invalid policy set name %q (want non-empty, no '/')", filename, setName)
+		return fmt.Errorf("parse policies in %s: invalid policy set name %q (want non-empty, no '/')", filename, setName)
 	}
 	// cedar-go's parser, validator and evaluator recurse over brackets
 	// and expressions: a source nested beyond the limits never reaches
@@ -49,16 +61,19 @@ func (s *Schema) ParsePolicies(setName, filename string, src []byte) (*PolicySet
 	if err := limits.CheckCedar(src); err != nil {
 		var le *limits.Error
 		errors.As(err, &le)
-		return nil, &Error{Diagnostics: []Diagnostic{{
+		return &Error{Diagnostics: []Diagnostic{{
 			Position: Position{Filename: filename, Line: le.Line, Column: le.Column},
 			Message:  le.Msg,
 		}}}
 	}
-	list, err := cedar.NewPolicyListFromBytes(filename, src)
-	if err != nil {
-		return nil, &Error{Diagnostics: []Diagnostic{parseDiagnostic(filename, err)}}
-	}
+	return nil
+}
 
+// validateList makes the parsed policies of src a set, validating each;
+// known, when not nil, reports whether a policy's source text (see
+// EachPolicyText) was validated clean against this schema before, and
+// such a policy is not validated again.
+func (s *Schema) validateList(setName, filename string, src []byte, list cedar.PolicyList, known func(text []byte) bool) (*PolicySet, error) {
 	var diags []Diagnostic
 	set := &PolicySet{Policies: make([]Policy, 0, len(list))}
 	seen := make(map[string]Position, len(list))
@@ -83,7 +98,9 @@ func (s *Schema) ParsePolicies(setName, filename string, src []byte) (*PolicySet
 		if strings.TrimSpace(id) == "" {
 			diags = append(diags, Diagnostic{Position: pol.Position, PolicyID: pol.ID, Message: "empty @id annotation"})
 		}
-		diags = append(diags, s.validatePolicy(pol)...)
+		if known == nil || !known(policyText(src, list, i)) {
+			diags = append(diags, s.validatePolicy(pol)...)
+		}
 		set.Policies = append(set.Policies, pol)
 	}
 	if len(diags) > 0 {

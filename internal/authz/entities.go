@@ -20,7 +20,10 @@ func (b *builder) entities() types.EntityMap {
 		if a.GetDisabled() {
 			continue
 		}
-		e := agentEntity(a)
+		e, ok := b.reusedAgentEntity(a)
+		if !ok {
+			e = agentEntity(a)
+		}
 		out[e.UID] = e
 		if team := a.GetTeam(); team != "" {
 			uid := types.NewEntityUID(cedarschema.TypeTeam, types.String(team))

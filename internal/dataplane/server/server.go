@@ -485,7 +485,9 @@ func (s *Server) serving() highwater.Version {
 func (s *Server) Apply(ctx context.Context, data []byte) (syncclient.Version, error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	c, err := config.Compile(data)
+	// The version served shares what did not change with the new one:
+	// compiling costs the change, and both hold one copy of the rest.
+	c, err := config.Compile(data, config.Reusing(s.current.Load()))
 	if err != nil {
 		s.metrics.Snapshot(false)
 		s.log.Error("snapshot rejected; the previous one keeps serving", "serving", s.servingVersion(), "err", err)

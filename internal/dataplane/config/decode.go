@@ -1,9 +1,8 @@
 package config
 
 import (
-	"bytes"
+	"crypto/sha256"
 	"fmt"
-	"hash/maphash"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -23,43 +22,33 @@ import (
 // the same pointer.
 //
 // Only the elements of the snapshot's top-level repeated message fields
-// (agents, pins, policy sets, …) are shared; every other field is decoded
-// as usual. The result is equal (proto.Equal) to proto.Unmarshal's, and
-// the decode fails exactly when proto.Unmarshal does (FuzzCompile checks
-// both).
+// (agents, pins, policy sets, …) are shared, found by the SHA-256 digest of
+// their encoding; every other field is decoded as usual. The result is
+// equal (proto.Equal) to proto.Unmarshal's, and the decode fails exactly
+// when proto.Unmarshal does (FuzzCompile checks both).
 
-// elements indexes the encodings of a version's shared elements, to find
-// the previous version's message for an equal encoding.
+// elements indexes a version's shared elements by the SHA-256 digest of
+// their encoding, to find the previous version's message for an equal
+// encoding. A digest rather than the encoding itself: the index then
+// holds 32 bytes per resource instead of keeping the whole snapshot's
+// encoding alive with every version, and SHA-256 is collision-resistant,
+// so equal digests are equal encodings.
 type elements struct {
-	seed maphash.Seed
-	// byHash is each element by field number and the hash of its
-	// encoding; an encoding whose hash collides with another's is not
-	// indexed (it is decoded afresh next time).
-	byHash map[elementKey]element
+	byDigest map[elementKey]protoreflect.Message
 }
 
 type elementKey struct {
-	field protowire.Number
-	hash  uint64
+	field  protowire.Number
+	digest [sha256.Size]byte
 }
 
-// element is one decoded element and its encoding (a sub-slice of the
-// version's snapshot bytes, kept for the byte comparison).
-type element struct {
-	raw []byte
-	msg protoreflect.Message
-}
-
-// lookup returns the indexed message of field with encoding raw.
-func (x *elements) lookup(field protowire.Number, raw []byte) (protoreflect.Message, bool) {
+// lookup returns the indexed message of key.
+func (x *elements) lookup(key elementKey) (protoreflect.Message, bool) {
 	if x == nil {
 		return nil, false
 	}
-	e, ok := x.byHash[elementKey{field, maphash.Bytes(x.seed, raw)}]
-	if !ok || !bytes.Equal(e.raw, raw) {
-		return nil, false
-	}
-	return e.msg, true
+	m, ok := x.byDigest[key]
+	return m, ok
 }
 
 // elementUnmarshal decodes one element as proto.Unmarshal decodes it
@@ -73,11 +62,7 @@ func decode(data []byte, prev *elements) (*snapshotv1.Snapshot, *elements, error
 	snap := &snapshotv1.Snapshot{}
 	m := snap.ProtoReflect()
 	fields := m.Descriptor().Fields()
-	next := &elements{seed: maphash.MakeSeed(), byHash: map[elementKey]element{}}
-	if prev != nil {
-		next.seed = prev.seed
-	}
-	collided := map[elementKey]bool{}
+	next := &elements{byDigest: map[elementKey]protoreflect.Message{}}
 	type pending struct {
 		fd  protoreflect.FieldDescriptor
 		msg protoreflect.Message
@@ -103,19 +88,16 @@ func decode(data []byte, prev *elements) (*snapshotv1.Snapshot, *elements, error
 			continue
 		}
 		raw, _ := protowire.ConsumeBytes(field[n:])
-		msg, ok := prev.lookup(num, raw)
+		key := elementKey{num, sha256.Sum256(raw)}
+		msg, ok := prev.lookup(key)
 		if !ok {
 			msg = m.NewField(fd).List().NewElement().Message()
 			if err := elementUnmarshal.Unmarshal(raw, msg.Interface()); err != nil {
 				return nil, nil, fmt.Errorf("field %s: %w", fd.Name(), err)
 			}
 		}
-		key := elementKey{num, maphash.Bytes(next.seed, raw)}
-		if old, dup := next.byHash[key]; dup && !bytes.Equal(old.raw, raw) || collided[key] {
-			delete(next.byHash, key)
-			collided[key] = true
-		} else if !dup {
-			next.byHash[key] = element{raw: raw, msg: msg}
+		if _, dup := next.byDigest[key]; !dup {
+			next.byDigest[key] = msg
 		}
 		elems = append(elems, pending{fd, msg})
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,9 @@ const (
 type incremental struct {
 	policy timings // one policy of the 5,000 changed
 	agent  timings // one more agent
+	// collect is the full collection a data plane runs before it
+	// compiles the next version (runtime.GC, the served version live).
+	collect timings
 	// extraGo is the Go heap the next version (one policy changed) holds
 	// besides what it shares with the previous one, which stays live.
 	extraGo uint64
@@ -88,6 +92,12 @@ func measureIncremental(st *state.State, sz size, runs int) (incremental, error)
 			*c.into = append(*c.into, time.Since(start))
 		}
 	}
+	for range runs {
+		start := time.Now()
+		runtime.GC()
+		m.collect = append(m.collect, time.Since(start))
+	}
+	runtime.KeepAlive(prev)
 	m.extraGo = heldBy(func() any {
 		c, err := config.Compile(policy, config.Reusing(prev))
 		if err != nil {
@@ -154,6 +164,7 @@ func changeOnePolicy(ctx context.Context, t testing.TB, c *harness.Cluster, url 
 func renderIncremental(row func(string, timings), m incremental) {
 	row(fmt.Sprintf("data plane: apply of a one-policy change (incremental, `config.Reusing`; goal ≤ %s)", dur(goalIncrementalApply)), m.policy)
 	row("data plane: apply of one more agent (incremental)", m.agent)
+	row("data plane: the collection before each compile (`runtime.GC`, the served version live)", m.collect)
 }
 
 // renderGoals writes issue 14's data-plane goals, judged on the medians

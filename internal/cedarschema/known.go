@@ -27,20 +27,18 @@ type Known func(text []byte) (*cedar.Policy, bool)
 // TestParsePoliciesKnown). A source the quick split below cannot cut into
 // policies exactly as the parser would is parsed as a whole.
 func (s *Schema) ParsePoliciesKnown(setName, filename string, src []byte, known Known) (*PolicySet, error) {
-	if err := checkSource(setName, filename, src); err != nil {
+	if known == nil {
+		return s.ParsePolicies(setName, filename, src)
+	}
+	set, err := parseSet(setName, filename, src, false, known)
+	if err != nil {
 		return nil, err
 	}
-	list, ok := reuseList(filename, src, known)
-	if !ok {
-		var err error
-		if list, err = cedar.NewPolicyListFromBytes(filename, src); err != nil {
-			return nil, &Error{Diagnostics: []Diagnostic{parseDiagnostic(filename, err)}}
+	return s.validate(set, func(i int) bool {
+		text := policyText(src, set.policies, i)
+		if len(text) == 0 {
+			return false
 		}
-	}
-	if known == nil {
-		return s.validateList(setName, filename, src, list, nil)
-	}
-	return s.validateList(setName, filename, src, list, func(text []byte) bool {
 		_, ok := known(text)
 		return ok
 	})
@@ -181,12 +179,13 @@ func EachPolicyText(src string, set *PolicySet, fn func(text string, p *cedar.Po
 	}
 }
 
-// policyText is the source text of policy i of list (see EachPolicyText).
-func policyText(src []byte, list cedar.PolicyList, i int) []byte {
-	start := list[i].Position().Offset
+// policyText is the source text of policy i of policies, parsed from src
+// (see EachPolicyText); nil when it was not parsed from src.
+func policyText(src []byte, policies []parsedPolicy, i int) []byte {
+	start := policies[i].Policy.Policy.Position().Offset
 	end := len(src)
-	if i+1 < len(list) {
-		end = list[i+1].Position().Offset
+	if i+1 < len(policies) {
+		end = policies[i+1].Policy.Policy.Position().Offset
 	}
 	if start < 0 || start > end || end > len(src) {
 		return nil

@@ -29,11 +29,11 @@ package auditstore
 import (
 	"bytes"
 	"crypto/sha256"
-	"hash"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/portcullis-gw/portcullis/internal/auditframe"
+	"hash"
 	"io"
 	"log/slog"
 	"os"

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -69,6 +70,9 @@ type Config struct {
 	Logger    *slog.Logger
 	// Audit stores the records of AppendAudit commands (nil: refused).
 	Audit *auditstore.Store
+	// Segments fetches the sealed audit segments a snapshot names and this
+	// node lacks from peers (nil: a restore that needs one fails).
+	Segments SegmentFetcher
 }
 
 // Node is one member of the Raft cluster and implements store.Store.
@@ -172,6 +176,16 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.Logger != nil {
 		fsm.log = cfg.Logger.With("component", "fsm", "node", cfg.ID)
 	}
+	// raft.NewRaft restores the latest snapshot, before n exists: the
+	// leader is looked up through it once it does.
+	var node atomic.Pointer[Node]
+	fsm.FetchSegmentsWith(cfg.Segments, cfg.ID, func() string {
+		if n := node.Load(); n != nil {
+			_, addr := n.Leader()
+			return addr
+		}
+		return ""
+	})
 	r, err := raft.NewRaft(rc, fsm, w, w, snaps, transport)
 	if err != nil {
 		_ = transport.Close()
@@ -179,7 +193,9 @@ func Open(cfg Config) (*Node, error) {
 		_ = meta.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	return &Node{cfg: cfg, raft: r, fsm: fsm, wal: w, meta: meta, transport: transport, log: logger}, nil
+	n := &Node{cfg: cfg, raft: r, fsm: fsm, wal: w, meta: meta, transport: transport, log: logger}
+	node.Store(n)
+	return n, nil
 }
 
 func setDur(dst *time.Duration, v time.Duration) {

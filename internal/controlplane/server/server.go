@@ -212,6 +212,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if o.audit != nil {
 		ps.ServeAuditCopies(o.audit)
 	}
+	ps.ServeAuditSegments(audit)
 	ps.ServeLeases(granter)
 	mux.Handle(ps.Handler())
 	syncPath, syncHandler := configsync.NewServer(configsync.Config{

@@ -52,6 +52,11 @@ type Timing struct {
 	// TrailingLogs is how many entries are kept after a snapshot.
 	TrailingLogs     uint64
 	SnapshotInterval time.Duration
+	// LogSegmentSize is the size of the Raft log's segment files (0:
+	// raft-wal's 64 MiB). The log drops whole segments only, and serves
+	// every entry of the segment it appends to: tests that need a follower
+	// to catch up from a snapshot make it small.
+	LogSegmentSize int
 }
 
 // Config configures a Node.
@@ -117,7 +122,11 @@ func Open(cfg Config) (*Node, error) {
 	// we own it and close it ourselves; otherwise a node could not reopen
 	// its data dir in the same process.
 	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(filepath.Join(raftDir, "wal"), wal.WithLogger(hl.Named("wal")), wal.WithMetaStore(meta))
+	segSize := wal.DefaultSegmentSize
+	if cfg.Timing.LogSegmentSize > 0 {
+		segSize = cfg.Timing.LogSegmentSize
+	}
+	w, err := wal.Open(filepath.Join(raftDir, "wal"), wal.WithLogger(hl.Named("wal")), wal.WithMetaStore(meta), wal.WithSegmentSize(segSize))
 	if err != nil {
 		_ = meta.Close()
 		return nil, fmt.Errorf("open raft log: %w", err)

@@ -158,7 +158,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// fills it from AppendAudit commands (and from snapshots, or on etcd
 	// from a peer's copy).
 	audit, err := auditstore.Open(auditstore.Options{
-		Dir: filepath.Join(cfg.DataDir, "audit"), Retention: cfg.AuditRetention, MaxBytes: cfg.AuditMaxBytes, Logger: log,
+		Dir: filepath.Join(cfg.DataDir, "audit"), Retention: cfg.AuditRetention, MaxBytes: cfg.AuditMaxBytes, SegmentSize: cfg.AuditSegmentSize, Logger: log,
 	})
 	if err != nil {
 		return nil, err

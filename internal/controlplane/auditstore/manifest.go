@@ -223,41 +223,25 @@ func (s *Store) OpenSealed(name string) (io.ReadCloser, int64, error) {
 // is removed; a fetch that fails leaves the store untouched and fails the
 // restore.
 func (s *Store) restoreManifest(r io.Reader, hdr manifestHeader, sources []Source) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("restore audit store: closed")
-	}
-	if err := s.flush(); err != nil {
-		return err
-	}
-	local := make(map[uint64]*segment, len(s.segs))
-	for _, seg := range s.segs {
-		local[seg.id] = seg
-	}
 	listed := make(map[uint64]bool, len(hdr.Sealed))
 	for _, ref := range hdr.Sealed {
 		listed[ref.ID] = true
 	}
-	ext, err := s.extends(hdr, local, listed)
-	if err != nil {
+	keep, done, err := s.plan(hdr, listed)
+	if err != nil || done {
 		return err
 	}
-	if ext {
-		return s.trimTo(hdr, listed)
-	}
 
-	// Fetch what is missing before anything changes.
+	// Fetch what is missing before anything changes, without the lock:
+	// readers carry on meanwhile.
 	var fetched []*segment
 	defer func() {
 		for _, seg := range fetched {
 			_ = os.Remove(seg.path + fetchSuffix)
 		}
 	}()
-	keep := map[uint64]bool{}
 	for _, ref := range hdr.Sealed {
-		if seg := local[ref.ID]; seg != nil && seg.sealed && seg.size == ref.Size && bytes.Equal(seg.sum, ref.SHA256) {
-			keep[ref.ID] = true
+		if keep[ref.ID] {
 			continue
 		}
 		seg := &segment{id: ref.ID, path: segmentPath(s.opts.Dir, ref.ID)}
@@ -275,6 +259,20 @@ func (s *Store) restoreManifest(r io.Reader, hdr manifestHeader, sources []Sourc
 		return fmt.Errorf("restore audit store: the snapshot's open segment: %w", err)
 	}
 
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("restore audit store: closed")
+	}
+	held := 0
+	for _, seg := range s.segs {
+		if keep[seg.id] && seg.sealed {
+			held++
+		}
+	}
+	if held != len(keep) {
+		return errors.New("restore audit store: retention removed a segment the restore meant to keep; the restore is retried")
+	}
 	if err := s.install(hdr, keep, fetched); err != nil {
 		if lerr := s.load(); lerr != nil {
 			s.log.Error("audit store: could not reload after a failed restore", "err", lerr)
@@ -285,6 +283,38 @@ func (s *Store) restoreManifest(r io.Reader, hdr manifestHeader, sources []Sourc
 	s.appended = make(chan struct{})
 	s.log.Info("audit store restored from a snapshot's segment list", "segments", len(hdr.Sealed)+1, "kept", len(keep), "fetched", len(fetched)-1)
 	return nil
+}
+
+// plan decides, under the lock, how to restore hdr: when the store
+// already holds it (see extends) it finishes the restore (done); otherwise
+// it returns the sealed segments to keep.
+func (s *Store) plan(hdr manifestHeader, listed map[uint64]bool) (keep map[uint64]bool, done bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false, errors.New("restore audit store: closed")
+	}
+	if err := s.flush(); err != nil {
+		return nil, false, err
+	}
+	local := make(map[uint64]*segment, len(s.segs))
+	for _, seg := range s.segs {
+		local[seg.id] = seg
+	}
+	ext, err := s.extends(hdr, local, listed)
+	if err != nil {
+		return nil, false, err
+	}
+	if ext {
+		return nil, true, s.trimTo(hdr, listed)
+	}
+	keep = map[uint64]bool{}
+	for _, ref := range hdr.Sealed {
+		if seg := local[ref.ID]; seg != nil && seg.sealed && seg.size == ref.Size && bytes.Equal(seg.sum, ref.SHA256) {
+			keep[ref.ID] = true
+		}
+	}
+	return keep, false, nil
 }
 
 // install replaces the store's segments with the snapshot's: those kept,

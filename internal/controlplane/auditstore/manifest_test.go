@@ -383,3 +383,34 @@ func FuzzRestoreManifest(f *testing.F) {
 		}
 	})
 }
+
+// TestSealedLastSegmentIsNotAppendedTo: a crash between sealing a segment
+// and starting the next leaves a sealed last segment; the next start
+// appends to a new one and the sealed one stays as its index says.
+func TestSealedLastSegmentIsNotAppendedTo(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, auditstore.Options{SegmentSize: 1024})
+	recs := chain(t, "dp1", 1, 40, auditchain.Zero, t0)
+	appendInBatches(t, s, recs[:30])
+	s.Close()
+	segs := files(t, dir, "*.seg")
+	last := filepath.Join(dir, segs[len(segs)-1])
+	if st, err := os.Stat(last); err != nil || st.Size() != 0 {
+		t.Fatalf("the newest segment: %v, %d bytes; want the empty one after a seal", err, st.Size())
+	}
+	if err := os.Remove(last); err != nil { // the crash: no next segment yet
+		t.Fatal(err)
+	}
+	sealed := filepath.Join(dir, segs[len(segs)-2])
+	before, err := os.ReadFile(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, auditstore.Options{SegmentSize: 1024})
+	appendInBatches(t, s, recs[30:])
+	after, err := os.ReadFile(sealed)
+	if err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("the sealed segment changed (%v)", err)
+	}
+	mustVerify(t, s, map[string]uint64{"dp1": 40})
+}

@@ -215,7 +215,10 @@ func (s *Store) load() error {
 		return err
 	}
 	for i, seg := range segs {
-		if i < len(segs)-1 {
+		// The last segment is the one appended to, unless it has an index:
+		// sealed just before a crash (or damaged), it is never appended to
+		// again.
+		if _, serr := os.Stat(indexPath(s.opts.Dir, seg.id)); i < len(segs)-1 || serr == nil {
 			err = s.loadSealed(seg)
 		} else {
 			err = s.scanLast(seg)

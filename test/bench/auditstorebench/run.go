@@ -40,7 +40,7 @@ type result struct {
 	warm, cold startTimes
 
 	follower       time.Duration
-	followerScaled bool // scaled from a smaller size, not measured
+	followerScaled bool  // scaled from a smaller size, not measured
 	followerFetch  int64 // bytes the empty follower fetched from the peer
 
 	// lagging is the catch-up of a follower that holds every sealed

@@ -333,8 +333,12 @@ func hashFile(path string, n int64) (hash.Hash, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if k, err := io.Copy(h, io.LimitReader(f, n)); err != nil || k != n {
-		return nil, fmt.Errorf("hash audit segment %s: read %d of %d bytes: %v", path, k, n, err)
+	k, err := io.Copy(h, io.LimitReader(f, n))
+	if err != nil {
+		return nil, fmt.Errorf("hash audit segment %s: %w", path, err)
+	}
+	if k != n {
+		return nil, fmt.Errorf("hash audit segment %s: read %d of %d bytes", path, k, n)
 	}
 	return h, nil
 }

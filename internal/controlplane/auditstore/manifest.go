@@ -227,7 +227,7 @@ func (s *Store) restoreManifest(r io.Reader, hdr manifestHeader, sources []Sourc
 	for _, ref := range hdr.Sealed {
 		listed[ref.ID] = true
 	}
-	keep, done, err := s.plan(hdr, listed)
+	keep, skip, done, err := s.plan(hdr, listed)
 	if err != nil || done {
 		return err
 	}
@@ -241,7 +241,7 @@ func (s *Store) restoreManifest(r io.Reader, hdr manifestHeader, sources []Sourc
 		}
 	}()
 	for _, ref := range hdr.Sealed {
-		if keep[ref.ID] {
+		if keep[ref.ID] || skip[ref.ID] {
 			continue
 		}
 		seg := &segment{id: ref.ID, path: segmentPath(s.opts.Dir, ref.ID)}
@@ -287,15 +287,16 @@ func (s *Store) restoreManifest(r io.Reader, hdr manifestHeader, sources []Sourc
 
 // plan decides, under the lock, how to restore hdr: when the store
 // already holds it (see extends) it finishes the restore (done); otherwise
-// it returns the sealed segments to keep.
-func (s *Store) plan(hdr manifestHeader, listed map[uint64]bool) (keep map[uint64]bool, done bool, err error) {
+// it returns the sealed segments to keep, and those this node's retention
+// dropped, which it does not fetch again.
+func (s *Store) plan(hdr manifestHeader, listed map[uint64]bool) (keep, skip map[uint64]bool, done bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, false, errors.New("restore audit store: closed")
+		return nil, nil, false, errors.New("restore audit store: closed")
 	}
 	if err := s.flush(); err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	local := make(map[uint64]*segment, len(s.segs))
 	for _, seg := range s.segs {
@@ -303,18 +304,20 @@ func (s *Store) plan(hdr manifestHeader, listed map[uint64]bool) (keep map[uint6
 	}
 	ext, err := s.extends(hdr, local, listed)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	if ext {
-		return nil, true, s.trimTo(hdr, listed)
+		return nil, nil, true, s.trimTo(hdr, listed)
 	}
-	keep = map[uint64]bool{}
+	keep, skip = map[uint64]bool{}, map[uint64]bool{}
 	for _, ref := range hdr.Sealed {
 		if seg := local[ref.ID]; seg != nil && seg.sealed && seg.size == ref.Size && bytes.Equal(seg.sum, ref.SHA256) {
 			keep[ref.ID] = true
+		} else if s.prunedHere(ref.ID, local) {
+			skip[ref.ID] = true
 		}
 	}
-	return keep, false, nil
+	return keep, skip, false, nil
 }
 
 // install replaces the store's segments with the snapshot's: those kept,
@@ -341,6 +344,9 @@ func (s *Store) install(hdr manifestHeader, keep map[uint64]bool, fetched []*seg
 			continue
 		}
 		seg := findSeg(fetched, ref.ID)
+		if seg == nil { // dropped by this node's retention
+			continue
+		}
 		if _, _, _, err := scanFile(seg); err != nil {
 			return err
 		}
@@ -349,9 +355,11 @@ func (s *Store) install(hdr manifestHeader, keep map[uint64]bool, fetched []*seg
 			s.log.Error("could not write an audit segment's index; the next start rebuilds it", "segment", seg.path, "err", err)
 		}
 	}
-	s.base = make(map[string]mark, len(hdr.Base))
+	// The snapshot's cut, or this node's where its retention cut later.
 	for k, v := range hdr.Base {
-		s.base[k] = v
+		if cur, ok := s.base[k]; !ok || cur.Next < v.Next {
+			s.base[k] = v
+		}
 	}
 	if err := s.saveBase(); err != nil {
 		return err
@@ -373,10 +381,18 @@ func findSeg(segs []*segment, id uint64) *segment {
 // (perhaps followed by more records, sealed or not).
 func (s *Store) extends(hdr manifestHeader, local map[uint64]*segment, listed map[uint64]bool) (bool, error) {
 	for _, ref := range hdr.Sealed {
+		if s.prunedHere(ref.ID, local) {
+			continue
+		}
 		seg := local[ref.ID]
 		if seg == nil || !seg.sealed || seg.size != ref.Size || !bytes.Equal(seg.sum, ref.SHA256) {
 			return false, nil
 		}
+	}
+	if s.prunedHere(hdr.Open.ID, local) {
+		// Everything the snapshot holds is older than what this node
+		// keeps (its own snapshot, taken before its retention ran).
+		return true, nil
 	}
 	first := hdr.Open.ID
 	if len(hdr.Sealed) > 0 {
@@ -402,6 +418,14 @@ func (s *Store) extends(hdr manifestHeader, local map[uint64]*segment, listed ma
 		sum = h.Sum(nil)
 	}
 	return bytes.Equal(sum, hdr.Open.SHA256), nil
+}
+
+// prunedHere reports whether this node's retention dropped segment id:
+// it is older than the store's first segment, and the store has a cut.
+// A node restoring its own snapshot after retention ran, or a follower
+// whose retention ran before it fell behind, does not fetch it again.
+func (s *Store) prunedHere(id uint64, local map[uint64]*segment) bool {
+	return local[id] == nil && len(s.segs) > 0 && id < s.segs[0].id && len(s.base) > 0
 }
 
 // trimTo finishes a restore over a store that already holds the

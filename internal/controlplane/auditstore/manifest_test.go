@@ -414,3 +414,77 @@ func TestSealedLastSegmentIsNotAppendedTo(t *testing.T) {
 	}
 	mustVerify(t, s, map[string]uint64{"dp1": 40})
 }
+
+// TestManifestRestoreAfterLocalRetention: a node whose retention dropped
+// segments after its snapshot was taken (a restart restores that
+// snapshot) or before it fell behind does not fetch them again: it keeps
+// its cut, and the restore succeeds without any peer.
+func TestManifestRestoreAfterLocalRetention(t *testing.T) {
+	now := t0.Add(time.Hour)
+	old := chain(t, "dp1", 1, 40, auditchain.Zero, t0)
+	recent := chain(t, "dp1", 41, 80, old[39].Hash, now)
+	tests := []struct {
+		name string
+		// more appends records to the node after its snapshot.
+		more bool
+	}{
+		{name: "own snapshot at restart"},
+		{name: "own snapshot, records since"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t, t.TempDir(), auditstore.Options{SegmentSize: 1024, Retention: 30 * time.Minute})
+			appendInBatches(t, s, old)
+			appendInBatches(t, s, recent[:20])
+			snap := manifest(t, s)
+			if tt.more {
+				appendInBatches(t, s, recent[20:])
+			}
+			if n, err := s.Prune(now); err != nil || n == 0 {
+				t.Fatalf("prune: %d, %v", n, err)
+			}
+			before, err := s.Verify()
+			if err != nil || before.Problem != nil {
+				t.Fatalf("before: %v %v", err, before.Problem)
+			}
+			calls := 0
+			if err := s.Restore(bytes.NewReader(snap), liar(&calls, nil)); err != nil {
+				t.Fatal(err)
+			}
+			if calls != 0 {
+				t.Fatalf("%d fetches of segments this node's retention dropped", calls)
+			}
+			after, err := s.Verify()
+			if err != nil || after.Problem != nil || len(after.Chains) != 1 || after.Chains[0].First != before.Chains[0].First ||
+				after.Chains[0].Last != before.Chains[0].Last || after.Chains[0].Records != before.Chains[0].Records {
+				t.Fatalf("after the restore: %+v (%v); before %+v", after.Chains, after.Problem, before.Chains)
+			}
+		})
+	}
+
+	// A follower whose retention ran, then fell behind: it fetches only
+	// what it lacks and is newer than its cut.
+	leader := open(t, t.TempDir(), auditstore.Options{SegmentSize: 1024, Retention: 30 * time.Minute})
+	follower := open(t, t.TempDir(), auditstore.Options{SegmentSize: 1024, Retention: 30 * time.Minute})
+	appendInBatches(t, leader, old)
+	appendInBatches(t, leader, recent)
+	appendInBatches(t, follower, old)
+	appendInBatches(t, follower, recent[:5])
+	if n, err := follower.Prune(now); err != nil || n == 0 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	calls := 0
+	if err := follower.Restore(bytes.NewReader(manifest(t, leader)), sourceOf(leader, &calls)); err != nil {
+		t.Fatal(err)
+	}
+	if follower.Next("dp1") != 81 {
+		t.Fatalf("the follower expects %d next, want 81", follower.Next("dp1"))
+	}
+	rep, err := follower.Verify()
+	if err != nil || rep.Problem != nil {
+		t.Fatalf("follower: %v %v", err, rep.Problem)
+	}
+	if calls == 0 || rep.Chains[0].First == 1 {
+		t.Fatalf("%d fetches, chain %+v: want the newer segments fetched and the dropped ones not", calls, rep.Chains[0])
+	}
+}

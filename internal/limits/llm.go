@@ -86,3 +86,45 @@ func Budget(b *configv1.Budget) error {
 	}
 	return nil
 }
+
+// Bounds of the replicated budget usage.
+const (
+	// BudgetUsageKeys bounds the key windows one budget's usage tracks,
+	// and the entries of one batch's delta for a budget. A budget scoped by
+	// agent, team or user tracks one entry per key in its current window.
+	BudgetUsageKeys = 10_000
+	// BudgetUsageBudgets bounds the budgets one batch adds usage to.
+	BudgetUsageBudgets = 1_000
+	// BudgetKey bounds a budget key ("user <source>/<name>").
+	BudgetKey = 512
+)
+
+// BudgetUsage checks a budget's usage.
+func BudgetUsage(u *configv1.BudgetUsage) error {
+	if err := Meta(u.GetMeta()); err != nil {
+		return err
+	}
+	return BudgetKeyUsages("keys", u.GetKeys())
+}
+
+// BudgetKeyUsages checks the entries of a usage or of a batch's delta:
+// how many, key sizes, windows that run forward and units that are not
+// negative.
+func BudgetKeyUsages(field string, keys []*configv1.BudgetKeyUsage) error {
+	if len(keys) > BudgetUsageKeys {
+		return exceeded(field, "at most %d key windows", BudgetUsageKeys)
+	}
+	for i, k := range keys {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if len(k.GetKey()) > BudgetKey {
+			return exceeded(f+".key", "at most %d bytes", BudgetKey)
+		}
+		if k.GetWindowEnd() <= k.GetWindowStart() {
+			return exceeded(f+".window_end", "must be after window_start")
+		}
+		if k.GetCalls() < 0 || k.GetTokens() < 0 || k.GetCostNanos() < 0 {
+			return exceeded(f, "units are not negative")
+		}
+	}
+	return nil
+}

@@ -94,6 +94,7 @@ var procedures = edge.Rules{
 	c.BudgetServiceGetBudgetProcedure:                    {Role: auditor, MaxBytes: smallRequest},
 	c.BudgetServiceListBudgetsProcedure:                  {Role: auditor, MaxBytes: smallRequest},
 	c.BudgetServiceDeleteBudgetProcedure:                 {Role: operator, MaxBytes: smallRequest},
+	c.BudgetServiceBudgetUsageProcedure:                  {Role: auditor, MaxBytes: smallRequest},
 	c.RateLimitServiceSetRateLimitProcedure:              {Role: operator, MaxBytes: resourceRequest},
 	c.RateLimitServiceGetRateLimitProcedure:              {Role: auditor, MaxBytes: smallRequest},
 	c.RateLimitServiceListRateLimitsProcedure:            {Role: auditor, MaxBytes: smallRequest},

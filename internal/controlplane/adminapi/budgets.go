@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"connectrpc.com/connect"
 
+	"github.com/portcullis-gw/portcullis/internal/budgetkey"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	adminv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
@@ -63,4 +66,56 @@ func (a *API) DeleteBudget(ctx context.Context, req *connect.Request[adminv1.Del
 		return nil, err
 	}
 	return resp(&adminv1.DeleteBudgetResponse{}), nil
+}
+
+// maxUsageRows bounds the rows of one BudgetUsage answer.
+const maxUsageRows = 100_000
+
+// BudgetUsage implements BudgetService: the replicated usage of each
+// budget's keys in their current windows (as the leader's budget consumer
+// derived it from the audit store), with what each has left.
+func (a *API) BudgetUsage(ctx context.Context, req *connect.Request[adminv1.BudgetUsageRequest]) (*connect.Response[adminv1.BudgetUsageResponse], error) {
+	st, err := a.read(ctx, req.Header())
+	if err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	out := &adminv1.BudgetUsageResponse{NotTracked: !clusterversion.Supports(st.Voters(), clusterversion.FleetBudgets)}
+	now := time.Now().Unix()
+	st.Each(resource.Budget, func(r *fsmv1.Resource) bool {
+		b := r.GetBudget()
+		if (m.GetBudget() != "" && m.GetBudget() != b.GetMeta().GetName()) ||
+			(m.GetScope() != configv1.BudgetScope_BUDGET_SCOPE_UNSPECIFIED && m.GetScope() != b.GetScope()) ||
+			(m.GetWindow() != configv1.BudgetWindow_BUDGET_WINDOW_UNSPECIFIED && m.GetWindow() != b.GetWindow()) {
+			return true
+		}
+		u, _ := st.Get(resource.BudgetUsage, b.GetMeta().GetName())
+		for _, k := range u.GetBudgetUsage().GetKeys() {
+			if k.GetWindowEnd() <= now || k.GetWindowStart() > now {
+				continue
+			}
+			row := &adminv1.BudgetKeyRow{
+				Budget: b.GetMeta().GetName(), Key: k.GetKey(), WindowStart: k.GetWindowStart(), WindowEnd: k.GetWindowEnd(),
+				Calls: k.GetCalls(), Tokens: k.GetTokens(), CostNanos: k.GetCostNanos(),
+				MaxCalls: b.GetMaxCalls(), MaxTokens: b.GetMaxTokens(), MaxCostNanos: budgetkey.CostNanos(b),
+			}
+			row.RemainingCalls = remaining(row.GetMaxCalls(), row.GetCalls())
+			row.RemainingTokens = remaining(row.GetMaxTokens(), row.GetTokens())
+			row.RemainingCostNanos = remaining(row.GetMaxCostNanos(), row.GetCostNanos())
+			out.Rows = append(out.Rows, row)
+			if len(out.Rows) >= maxUsageRows {
+				return false
+			}
+		}
+		return true
+	})
+	return resp(out), nil
+}
+
+// remaining is what a limit leaves after used: -1 without a limit.
+func remaining(limit, used int64) int64 {
+	if limit <= 0 {
+		return -1
+	}
+	return max(limit-used, 0)
 }

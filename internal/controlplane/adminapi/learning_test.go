@@ -185,7 +185,7 @@ func TestAlertAPI(t *testing.T) {
 		for _, c := range res.Msg.GetConsumers() {
 			names = append(names, c.GetName())
 		}
-		if slices.Equal(names, []string{"alert", "learn"}) {
+		if slices.Equal(names, []string{"alert", "budget", "learn"}) {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -87,6 +87,7 @@ var kinds = map[protoreflect.Name]Version{
 	"model_price":    LLMBrokering,
 	"budget":         LLMBrokering,
 	"rate_limit":     RateLimits,
+	"budget_usage":   FleetBudgets,
 	// Runtime inspection.
 	"inspection_rule": RuntimeInspection,
 }
@@ -141,6 +142,11 @@ const (
 	// fleet-wide rate and concurrency limits enforced with leases.
 	// (Version 5 is tool versions'.)
 	RateLimits Version = 6
+	// FleetBudgets: the resource kind "budget_usage" (config.v1.BudgetUsage),
+	// budgets' durable usage derived from the audit store, and
+	// ConsumeAudit.budget_usage, which an older replica would ignore (see
+	// Needs). Data planes lease slices of budgets once it is active.
+	FleetBudgets Version = 7
 )
 
 // ToolVersions: tool pins carry assignments of versions to teams and
@@ -291,6 +297,10 @@ func Needs(cmd *fsmv1.Command) (Need, error) {
 			if readsFindings(r) {
 				need = higher(need, Need{Version: RuntimeInspection, What: "a policy set that mentions findings (context.findings)"})
 			}
+		}
+	case *fsmv1.Command_ConsumeAudit:
+		if len(o.ConsumeAudit.GetBudgetUsage()) > 0 {
+			need = higher(need, Need{Version: FleetBudgets, What: "budget usage"})
 		}
 	case *fsmv1.Command_Delete:
 		if kv, ok := KindVersion(o.Delete.GetKind()); ok {

@@ -72,6 +72,8 @@ func (f StateLimits) RateLimit(name string) (*configv1.RateLimit, bool) {
 // Config configures a Granter.
 type Config struct {
 	Limits Limits
+	// Budgets, when set, makes the granter lease budget slices too.
+	Budgets Budgets
 	// Duration is how long a lease stays valid (default DefaultDuration);
 	// data planes refresh every third of it.
 	Duration time.Duration
@@ -84,6 +86,7 @@ type Config struct {
 // end). Safe for concurrent use.
 type Granter struct {
 	limits   Limits
+	budgets  Budgets
 	duration time.Duration
 	now      func() time.Time
 	log      *slog.Logger
@@ -92,6 +95,7 @@ type Granter struct {
 	leading    bool
 	quietUntil time.Time
 	keys       map[keyID]*keyState
+	slices     map[sliceKeyID]*sliceKey
 	// seen is when each data plane last asked.
 	seen      map[string]time.Time
 	lastSweep time.Time
@@ -124,7 +128,7 @@ func New(cfg Config) *Granter {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Granter{limits: cfg.Limits, duration: cfg.Duration, now: cfg.Now, log: cfg.Logger.With("component", "lease")}
+	return &Granter{limits: cfg.Limits, budgets: cfg.Budgets, duration: cfg.Duration, now: cfg.Now, log: cfg.Logger.With("component", "lease")}
 }
 
 // Run is the granter's singleton job: it grants from when this node
@@ -144,6 +148,7 @@ func (g *Granter) Begin() {
 	g.leading = true
 	g.quietUntil = g.now().Add(g.duration)
 	g.keys = map[keyID]*keyState{}
+	g.slices = map[sliceKeyID]*sliceKey{}
 	g.seen = map[string]time.Time{}
 }
 
@@ -151,7 +156,7 @@ func (g *Granter) Begin() {
 func (g *Granter) End() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.leading, g.keys, g.seen = false, nil, nil
+	g.leading, g.keys, g.slices, g.seen = false, nil, nil, nil
 }
 
 // Leading reports whether this node grants leases now.
@@ -202,10 +207,16 @@ func (g *Granter) Grant(name string, req *configsyncv1.LeaseRequest) (*configsyn
 	g.seen[name] = now
 	dataplanes := g.countDataplanesLocked(now)
 	resp := &configsyncv1.LeaseResponse{
-		ValidFor:   durationpb.New(g.duration),
-		Refresh:    durationpb.New(g.duration / 3),
-		Dataplanes: uint32(dataplanes), //nolint:gosec // bounded by the data planes that report
-		Quiet:      now.Before(g.quietUntil),
+		ValidFor: durationpb.New(g.duration),
+		Refresh:  durationpb.New(g.duration / 3),
+		Quiet:    now.Before(g.quietUntil),
+	}
+	if !resp.Quiet {
+		// A new leader knows the fleet's size only once every data plane
+		// has reported, which its quiet period waits for: until then data
+		// planes keep the size they last heard, rather than a smaller one
+		// that would raise their safe shares.
+		resp.Dataplanes = uint32(dataplanes) //nolint:gosec // bounded by the data planes that report
 	}
 	asked := make(map[keyID]bool, len(req.GetDemands()))
 	for _, d := range req.GetDemands() {
@@ -256,6 +267,7 @@ func (g *Granter) Grant(name string, req *configsyncv1.LeaseRequest) (*configsyn
 		}
 		resp.Leases = append(resp.Leases, l)
 	}
+	g.grantBudgetsLocked(name, req, resp, now)
 	g.sweepLocked(now)
 	return resp, nil
 }
@@ -271,7 +283,7 @@ func CheckRequest(req *configsyncv1.LeaseRequest) error {
 			return fmt.Errorf("demand %d: a key is at most %d bytes and a limit's name at most %d", i, MaxKeyBytes, limits.Name)
 		}
 	}
-	return nil
+	return checkBudgetDemands(req)
 }
 
 // burstShare is a data plane's part of the limit's burst: the same
@@ -356,6 +368,12 @@ func (g *Granter) sweepLocked(now time.Time) {
 		ks.expire(now)
 		if len(ks.shares) == 0 {
 			delete(g.keys, id)
+		}
+	}
+	for id, sk := range g.slices {
+		sk.expire(now)
+		if len(sk.shares) == 0 {
+			delete(g.slices, id)
 		}
 	}
 }

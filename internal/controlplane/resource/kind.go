@@ -54,6 +54,10 @@ const (
 	// AuditCursor is how far one of the leader's audit consumers has read
 	// (cluster version 2).
 	AuditCursor Kind = "audit_cursor"
+	// BudgetUsage is what a budget's keys consumed in their current
+	// windows, derived by the leader's budget audit consumer (cluster
+	// version 7); named after its budget.
+	BudgetUsage Kind = "budget_usage"
 	// InspectionRule is a runtime inspection rule; cluster version 2.
 	InspectionRule Kind = "inspection_rule"
 	// UpgradeProbe is the synthetic kind of the rolling-upgrade test: only
@@ -65,7 +69,7 @@ const (
 
 // Kinds lists every kind of the gateway in a stable order.
 var Kinds = []Kind{Agent, Upstream, ToolPin, PolicySet, IdentitySource, Secret, AdminToken, Node, ValueList, PolicyHistory, PolicyTests, Rollout, Setting,
-	ListLearning, AlertRule, Alert, AuditCursor, ModelPrice, Budget, RateLimit, InspectionRule}
+	ListLearning, AlertRule, Alert, AuditCursor, ModelPrice, Budget, RateLimit, InspectionRule, BudgetUsage}
 
 // Known reports whether k is a kind.
 func Known(k Kind) bool {
@@ -135,6 +139,8 @@ func KindOf(r *fsmv1.Resource) Kind {
 		return Alert
 	case *fsmv1.Resource_AuditCursor:
 		return AuditCursor
+	case *fsmv1.Resource_BudgetUsage:
+		return BudgetUsage
 	case *fsmv1.Resource_InspectionRule:
 		return InspectionRule
 	case *fsmv1.Resource_UpgradeProbe:
@@ -187,6 +193,8 @@ func Message(r *fsmv1.Resource) proto.Message {
 		return k.Alert
 	case *fsmv1.Resource_AuditCursor:
 		return k.AuditCursor
+	case *fsmv1.Resource_BudgetUsage:
+		return k.BudgetUsage
 	case *fsmv1.Resource_InspectionRule:
 		return k.InspectionRule
 	case *fsmv1.Resource_UpgradeProbe:
@@ -257,6 +265,8 @@ func Wrap(m proto.Message) *fsmv1.Resource {
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_Alert{Alert: v}}
 	case *configv1.AuditCursor:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_AuditCursor{AuditCursor: v}}
+	case *configv1.BudgetUsage:
+		return &fsmv1.Resource{Kind: &fsmv1.Resource_BudgetUsage{BudgetUsage: v}}
 	case *configv1.InspectionRule:
 		return &fsmv1.Resource{Kind: &fsmv1.Resource_InspectionRule{InspectionRule: v}}
 	case *fsmv1.UpgradeProbe:

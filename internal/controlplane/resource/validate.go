@@ -176,6 +176,8 @@ func Validate(r *fsmv1.Resource) error {
 		return validateAlert(k.Alert)
 	case *fsmv1.Resource_AuditCursor:
 		return ValidateName("meta.name", k.AuditCursor.GetMeta().GetName())
+	case *fsmv1.Resource_BudgetUsage:
+		return ValidateName("meta.name", k.BudgetUsage.GetMeta().GetName())
 	case *fsmv1.Resource_InspectionRule:
 		return validateInspectionRule(k.InspectionRule)
 	case *fsmv1.Resource_UpgradeProbe:
@@ -236,6 +238,8 @@ func checkLimits(r *fsmv1.Resource) error {
 		err = limits.Alert(k.Alert)
 	case *fsmv1.Resource_AuditCursor:
 		err = limits.AuditCursor(k.AuditCursor)
+	case *fsmv1.Resource_BudgetUsage:
+		err = limits.BudgetUsage(k.BudgetUsage)
 	case *fsmv1.Resource_InspectionRule:
 		err = limits.InspectionRule(k.InspectionRule)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/controlplane/alertsend"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditconsumer"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/budgetusage"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/configsync"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/etcdstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/introspect"
@@ -206,7 +207,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// Rate-limit leases are granted by the elected node (singleton work
 	// below); every node takes data planes' requests and forwards them.
 	granter := lease.New(lease.Config{
-		Limits: lease.StateLimits(node.LocalState), Duration: cfg.LeaseDuration, Logger: log,
+		Limits: lease.StateLimits(node.LocalState), Budgets: lease.StateLimits(node.LocalState), Duration: cfg.LeaseDuration, Logger: log,
 	})
 	ps := peer.NewServer(o.leader, registry, forwardKey, !cfg.Dev, cfg.Logger)
 	if o.audit != nil {
@@ -300,7 +301,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	consumers := auditconsumer.New(auditconsumer.Config{
 		Store: node, Audit: audit, NodeID: cfg.NodeID, Interval: cfg.ConsumerInterval, Logger: log,
-		Consumers: []auditconsumer.Consumer{learn.Consumer{}, alerting.New()},
+		Consumers: []auditconsumer.Consumer{learn.Consumer{}, alerting.New(), budgetusage.Consumer{}},
 	})
 	alerts := alertsend.New(alertsend.Config{
 		Store: node, Sealer: sealer, Sender: alertsend.NewSender(cfg.Egress), NodeID: cfg.NodeID, Logger: log,

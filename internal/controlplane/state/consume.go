@@ -164,6 +164,10 @@ func (t *txn) consume(c *fsmv1.ConsumeAudit) (*auditv1.Record, *fsmv1.Error) {
 		}
 	}
 
+	if err := t.addBudgetUsage(c.GetBudgetUsage()); err != nil {
+		return nil, err
+	}
+
 	cur.Marks = mergeMarks(cur.GetMarks(), c.GetMarks())
 	if len(cur.Marks) > limits.AuditChains {
 		return nil, errf(fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, "audit consumer %q would track more than %d chains", name, limits.AuditChains)

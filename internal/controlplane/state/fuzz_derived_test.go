@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/statetest"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"github.com/portcullis-gw/portcullis/internal/limits"
 	"github.com/portcullis-gw/portcullis/internal/limits/limitstest"
@@ -15,7 +17,8 @@ import (
 
 // FuzzApplyDerived drives state.Apply with the commands of cluster
 // version 2 — audit consumers' batches, alert delivery attempts, and
-// operators' approvals — generated from the fuzz bytes, with names,
+// operators' approvals — and the budget consumer's batches of cluster
+// version 7, generated from the fuzz bytes, with names,
 // scopes, values and counts at and beyond their limits, on a state with a
 // learned list, an alert rule, cursors and an alert in the outbox. The
 // same properties as FuzzApply hold: no panic, bounded allocation, the
@@ -27,8 +30,13 @@ func FuzzApplyDerived(f *testing.F) {
 		{Name: "learn cursor", Cmd: statetest.Consume("learn", 0, map[string]uint64{"dp1": 1})},
 		{Name: "alert cursor", Cmd: statetest.Consume("alert", 0, nil)},
 		{Name: "alert", Cmd: withAlerts(statetest.Consume("alert", 1, nil), statetest.Alert("a1", "sec", "dp1/1"))},
+		{Name: "node at this binary's version", Cmd: statetest.Update(statetest.NodeAt("n1", clusterversion.Current()))},
+		{Name: "other node at this binary's version", Cmd: statetest.Update(statetest.NodeAt("n2", clusterversion.Current()))},
+		{Name: "budget", Cmd: statetest.Create(statetest.Budget("ops", 1_000_000))},
+		{Name: "budget cursor", Cmd: statetest.Consume("budget", 0, nil)},
+		{Name: "budget usage", Cmd: withBudgetUsage(statetest.Consume("budget", 1, nil), statetest.BudgetUsageDelta("ops", "team research", 2))},
 	})
-	for _, seed := range [][]byte{{}, {0, 1}, {0, 2}, {0, 3, 0, 0, 200}, {0, 1, 0, 0, 0, 0, 31, 0, 0, 146}} {
+	for _, seed := range [][]byte{{}, {0, 1}, {0, 2}, {0, 3, 0, 0, 200}, {0, 1, 0, 0, 0, 0, 31, 0, 0, 146}, {0, 4}, {0, 4, 0, 2, 1, 9, 200, 3}} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -50,7 +58,7 @@ func FuzzApplyDerived(f *testing.F) {
 					t.Fatalf("refused %s (%v) changed %s", describe(cmd), res.GetError(), d)
 				}
 			}
-			for _, k := range []resource.Kind{resource.ListLearning, resource.Alert, resource.AuditCursor} {
+			for _, k := range []resource.Kind{resource.ListLearning, resource.Alert, resource.AuditCursor, resource.BudgetUsage} {
 				next.Each(k, func(r *fsmv1.Resource) bool {
 					if err := resource.Validate(r); err != nil {
 						t.Fatalf("after %s the state holds a %s that Validate refuses: %v", describe(cmd), k, err)
@@ -98,7 +106,29 @@ func derivedCommand(g *limitstest.Gen, s *state.State) *fsmv1.Command {
 		return &fsmv1.LearnedChange{List: list, Scope: scope, Add: values(), Remove: g.Texts(4, limits.ListValue), Generation: gen}
 	}
 	var cmd *fsmv1.Command
-	switch g.Intn(4) {
+	switch g.Intn(5) {
+	case 4:
+		cmd = statetest.Consume("budget", batches("budget"), map[string]uint64{"dp1": uint64(g.Intn(100))})
+		start := int64(g.Intn(1<<20)) * 3600
+		if g.Bool() {
+			start = -start
+		}
+		for range g.Count(3) {
+			name := "ops"
+			if g.Intn(4) == 3 {
+				name = g.Name()
+			}
+			d := &fsmv1.BudgetUsageDelta{Budget: name}
+			for i := range g.Count(limits.BudgetUsageKeys + 2) {
+				k := &configv1.BudgetKeyUsage{Key: fmt.Sprint("agent a", i%50), WindowStart: start, WindowEnd: start + int64(g.Intn(1<<16)) - 100,
+					Calls: int64(g.Intn(1<<16)) - 10, Tokens: int64(g.Byte()) << 56, CostNanos: int64(g.Intn(1 << 16))}
+				if i < 4 { // the first few carry fuzzed keys; the rest make up the count
+					k.Key = g.Text(limits.BudgetKey + 16)
+				}
+				d.Add = append(d.Add, k)
+			}
+			cmd.GetConsumeAudit().BudgetUsage = append(cmd.GetConsumeAudit().BudgetUsage, d)
+		}
 	case 1:
 		name := "a1"
 		if g.Bool() {
@@ -135,4 +165,9 @@ func derivedCommand(g *limitstest.Gen, s *state.State) *fsmv1.Command {
 		}
 	}
 	return cmd
+}
+
+func withBudgetUsage(c *fsmv1.Command, deltas ...*fsmv1.BudgetUsageDelta) *fsmv1.Command {
+	c.GetConsumeAudit().BudgetUsage = deltas
+	return c
 }

@@ -53,7 +53,11 @@ func init() {
 			beforeDelete: beforeDeleteAuditCursor,
 		},
 		resource.ModelPrice: {prepare: prepareModelPrice},
-		resource.Budget:     {},
+		resource.Budget:     {beforeDelete: beforeDeleteBudget},
+		resource.BudgetUsage: {
+			prepare:      refusePut("a budget's usage is derived from the audit records by the leader's budget consumer, not written"),
+			beforeDelete: beforeDeleteBudgetUsage,
+		},
 		// A rate limit refers to nothing (its match lists may name agents
 		// and tools that do not exist yet) and nothing refers to it.
 		resource.RateLimit:      {},

@@ -69,6 +69,9 @@ func TestSnapshotRoundTripEveryCommand(t *testing.T) {
 				if len(op.ConsumeAudit.GetAlerts()) > 0 {
 					kinds["put "+string(resource.Alert)] = true
 				}
+				if len(op.ConsumeAudit.GetBudgetUsage()) > 0 && resO.GetError() == nil {
+					kinds["put "+string(resource.BudgetUsage)] = true
+				}
 			case *fsmv1.Command_SettleAlert:
 				ops["settle"] = true
 			case *fsmv1.Command_ChangeLearned:
@@ -84,6 +87,10 @@ func TestSnapshotRoundTripEveryCommand(t *testing.T) {
 		}
 		if resO.GetDeduplicated() {
 			ops["deduplicated"] = true
+		}
+		// A budget's usage goes with its budget.
+		if nextO.Count(resource.BudgetUsage) < orig.Count(resource.BudgetUsage) {
+			kinds["delete "+string(resource.BudgetUsage)] = true
 		}
 		// The state machine alone writes and deletes histories.
 		if nextO.Count(resource.PolicyHistory) > orig.Count(resource.PolicyHistory) {

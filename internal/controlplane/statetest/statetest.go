@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/budgetkey"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
@@ -556,6 +557,9 @@ func Script() []Step {
 		{Name: "update rate limit", Cmd: By(Update(RateLimit("per-agent", 200)), BootToken, "r-rl-v2", 60), ConfigMoves: true},
 		{Name: "create concurrency limit", Cmd: By(Create(&configv1.RateLimit{Meta: Meta("in-flight"), MaxInFlight: 4, Key: []configv1.RateLimitKey{configv1.RateLimitKey_RATE_LIMIT_KEY_TOOL}}), BootToken, "r-rl-conc", 61), ConfigMoves: true},
 		{Name: "delete rate limit", Cmd: By(Delete(resource.RateLimit, "in-flight"), BootToken, "r-rl-del", 62), ConfigMoves: true},
+		// Budget usage needs cluster version 7; n1 records 6 until the
+		// rollout steps record the binary's version.
+		{Name: "refused budget usage before every voter supports it", Cmd: at(withBudgetUsage(Consume("budget", 0, map[string]uint64{"dp1": 3}), BudgetUsageDelta("research-monthly", "team research", 1)), 62), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
 		{Name: "create inspection rule", Cmd: By(Create(InspectionRule("no-exfil", "pay")), BootToken, "r-insp-rule", 63), ConfigMoves: true},
 		{Name: "refused rule scoped to a missing upstream", Cmd: By(Create(InspectionRule("ghost", "ghost")), BootToken, "r-insp-rule-ghost", 64), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
 		{Name: "refused delete of an upstream a rule scopes", Cmd: By(Delete(resource.Upstream, "pay"), BootToken, "r-pay-del", 65), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
@@ -662,7 +666,32 @@ func learnedSteps() []Step {
 		{Name: "change what the list learns", Cmd: By(Update(ListLearning("payees", "pay__send", "payee", configv1.LearningScope_LEARNING_SCOPE_GLOBAL)), BootToken, "r-relearn", 100), ConfigMoves: true},
 		{Name: "stop learning", Cmd: By(Delete(resource.ListLearning, "payees"), BootToken, "r-unlearn", 101), ConfigMoves: true},
 		{Name: "delete alert rule", Cmd: By(Delete(resource.AlertRule, "sec"), BootToken, "r-rule-del", 102)},
+		// Budget usage (cluster version 7, recorded by the rollout steps).
+		{Name: "create budget to count", Cmd: By(Create(Budget("ops-monthly", 10_000_000)), BootToken, "r-ops-budget", 103), ConfigMoves: true},
+		{Name: "create budget cursor", Cmd: at(Consume("budget", 0, map[string]uint64{"dp1": 12}), 104)},
+		{Name: "budget usage batch", Cmd: at(withBudgetUsage(Consume("budget", 1, map[string]uint64{"dp1": 15}), BudgetUsageDelta("ops-monthly", "team research", 3), BudgetUsageDelta("gone", "team research", 1)), 105)},
+		{Name: "budget usage batch adding to a key", Cmd: at(withBudgetUsage(Consume("budget", 2, map[string]uint64{"dp1": 16}), BudgetUsageDelta("ops-monthly", "team research", 1)), 106)},
+		{Name: "refused budget usage with a key over the limit", Cmd: at(withBudgetUsage(Consume("budget", 3, map[string]uint64{"dp1": 17}), BudgetUsageDelta("ops-monthly", "team "+strings.Repeat("x", 600), 1)), 107), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "refused put of a budget usage", Cmd: By(Upsert(&configv1.BudgetUsage{Meta: Meta("ops-monthly")}), BootToken, "r-usage-put", 108), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
+		{Name: "refused delete of a budget usage", Cmd: By(Delete(resource.BudgetUsage, "ops-monthly"), BootToken, "r-usage-del", 109), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
+		{Name: "budget usage batch after the budget's window", Cmd: at(withBudgetUsage(Consume("budget", 3, map[string]uint64{"dp1": 18}), BudgetUsageDelta("ops-monthly", "team ops", 1)), 40*24*3600)},
+		{Name: "delete the counted budget with its usage", Cmd: By(Delete(resource.Budget, "ops-monthly"), BootToken, "r-ops-budget-del", 40*24*3600+1), ConfigMoves: true},
 	}
+}
+
+func withBudgetUsage(c *fsmv1.Command, deltas ...*fsmv1.BudgetUsageDelta) *fsmv1.Command {
+	c.GetConsumeAudit().BudgetUsage = deltas
+	return c
+}
+
+// BudgetUsageDelta adds calls (and 1,000 tokens and 1,000 nano-units per
+// call) to key of budget, in the month of Epoch in Europe/Oslo (Budget's
+// window).
+func BudgetUsageDelta(budget, key string, calls int64) *fsmv1.BudgetUsageDelta {
+	start, end := budgetkey.Window(configv1.BudgetWindow_BUDGET_WINDOW_MONTH, Epoch, budgetkey.Location("Europe/Oslo"))
+	return &fsmv1.BudgetUsageDelta{Budget: budget, Add: []*configv1.BudgetKeyUsage{{
+		Key: key, WindowStart: start.Unix(), WindowEnd: end.Unix(), Calls: calls, Tokens: 1000 * calls, CostNanos: 1000 * calls,
+	}}}
 }
 
 func withLearned(c *fsmv1.Command, changes ...*fsmv1.LearnedChange) *fsmv1.Command {

@@ -6,9 +6,10 @@
 // its upstream. Reserving first is what keeps concurrent calls from
 // overshooting a budget together.
 //
-// Reserver is the seam: Local enforces budgets per data plane now; the
-// fleet-wide mechanism (leases from the control plane, consumption derived
-// from its audit store) replaces it behind the same interface.
+// Reserver is the seam: Fleet enforces budgets across the fleet with
+// slices leased from the control plane (whose usage is derived from its
+// audit store); Local enforces them within one process alone, for tests
+// and tools that run without a control plane.
 package limit
 
 import (

@@ -3,11 +3,10 @@ package limit
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
-	_ "time/tzdata" // budgets name IANA zones; not every host has them
 
+	"github.com/portcullis-gw/portcullis/internal/budgetkey"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
@@ -20,7 +19,8 @@ import (
 // overshoot: each reserves its worst case before it runs, so the calls a
 // budget admits consume at most its limit plus what their providers
 // report beyond their reservations (input tokens above the gateway's
-// estimate). The fleet-wide mechanism replaces it behind Reserver.
+// estimate). Data planes use Fleet; Local serves where there is no
+// control plane to lease from.
 //
 // Safe for concurrent use.
 type Local struct {
@@ -48,32 +48,31 @@ const minSweep = 1024
 
 // budget is a configured budget, compiled.
 type budget struct {
+	def                          *configv1.Budget
 	name                         string
-	scope                        configv1.BudgetScope
 	window                       configv1.BudgetWindow
 	loc                          *time.Location
 	maxCalls, maxTokens, maxCost int64
-	agents, teams, upstreams     []string
-	models                       []string
+}
+
+// compile compiles budgets. A budget whose time zone this data plane does
+// not know is counted in UTC (the control plane checks zones when budgets
+// are written).
+func compile(bs []*configv1.Budget) []*budget {
+	out := make([]*budget, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, &budget{
+			def: b, name: b.GetMeta().GetName(), window: b.GetWindow(), loc: budgetkey.Location(b.GetTimeZone()),
+			maxCalls: b.GetMaxCalls(), maxTokens: b.GetMaxTokens(), maxCost: budgetkey.CostNanos(b),
+		})
+	}
+	return out
 }
 
 // Configure replaces the budgets. Counters are kept by budget name, key
-// and window, so a budget whose limits change keeps what it counted. A
-// budget whose time zone this data plane does not know is counted in UTC
-// (the control plane checks zones when budgets are written).
+// and window, so a budget whose limits change keeps what it counted.
 func (l *Local) Configure(bs []*configv1.Budget) {
-	out := make([]*budget, 0, len(bs))
-	for _, b := range bs {
-		loc, err := time.LoadLocation(b.GetTimeZone())
-		if err != nil {
-			loc = time.UTC
-		}
-		out = append(out, &budget{
-			name: b.GetMeta().GetName(), scope: b.GetScope(), window: b.GetWindow(), loc: loc,
-			maxCalls: b.GetMaxCalls(), maxTokens: b.GetMaxTokens(), maxCost: mulSat(b.GetMaxCostMicros(), 1000),
-			agents: b.GetAgents(), teams: b.GetTeams(), upstreams: b.GetUpstreams(), models: b.GetModels(),
-		})
-	}
+	out := compile(bs)
 	l.mu.Lock()
 	l.budgets = out
 	l.mu.Unlock()
@@ -114,11 +113,11 @@ func (l *Local) Reserve(_ context.Context, c *pipeline.Call, worst Units) (Reser
 	defer l.mu.Unlock()
 	var holds []hold
 	for _, b := range l.budgets {
-		key, ok := b.applies(c)
+		key, ok := budgetkey.Key(b.def, callOf(c))
 		if !ok {
 			continue
 		}
-		start, end := window(b.window, now.In(b.loc))
+		start, end := budgetkey.Window(b.window, now, b.loc)
 		ck := counterKey{budget: b.name, key: key, start: start.Unix()}
 		cnt := l.counters[ck]
 		if cnt == nil {
@@ -161,34 +160,6 @@ func (r *reservation) Cancel() {
 		}
 	})
 }
-
-// applies reports whether b counts c, and under which key.
-func (b *budget) applies(c *pipeline.Call) (string, bool) {
-	agent, team := "", ""
-	if c.Agent != nil {
-		agent, team = c.Agent.GetMeta().GetName(), c.Agent.GetTeam()
-	}
-	if !matches(b.agents, agent) || !matches(b.teams, team) ||
-		!matches(b.upstreams, c.Target.Upstream) || !matches(b.models, c.Target.Name) {
-		return "", false
-	}
-	switch b.scope {
-	case configv1.BudgetScope_BUDGET_SCOPE_AGENT:
-		return "agent " + agent, agent != ""
-	case configv1.BudgetScope_BUDGET_SCOPE_TEAM:
-		return "team " + team, team != ""
-	case configv1.BudgetScope_BUDGET_SCOPE_USER:
-		if c.User == nil {
-			return "", false
-		}
-		return "user " + c.User.Source + "/" + c.User.Name, true
-	case configv1.BudgetScope_BUDGET_SCOPE_GLOBAL:
-		return "everyone", true
-	}
-	return "", false
-}
-
-func matches(list []string, v string) bool { return len(list) == 0 || slices.Contains(list, v) }
 
 // admit refuses worst when it would take a key's window over one of b's
 // limits, given what the window already counts.
@@ -242,25 +213,6 @@ func windowName(w configv1.BudgetWindow) string {
 	return "month"
 }
 
-// window is the calendar window of kind w that t (in its budget's zone)
-// falls in.
-func window(w configv1.BudgetWindow, t time.Time) (start, end time.Time) {
-	y, mo, d := t.Date()
-	switch w {
-	case configv1.BudgetWindow_BUDGET_WINDOW_MINUTE:
-		start = t.Truncate(time.Minute)
-		return start, start.Add(time.Minute)
-	case configv1.BudgetWindow_BUDGET_WINDOW_HOUR:
-		start = time.Date(y, mo, d, t.Hour(), 0, 0, 0, t.Location())
-		return start, start.Add(time.Hour)
-	case configv1.BudgetWindow_BUDGET_WINDOW_DAY:
-		start = time.Date(y, mo, d, 0, 0, 0, 0, t.Location())
-		return start, time.Date(y, mo, d+1, 0, 0, 0, 0, t.Location())
-	}
-	start = time.Date(y, mo, 1, 0, 0, 0, 0, t.Location())
-	return start, time.Date(y, mo+1, 1, 0, 0, 0, 0, t.Location())
-}
-
 // sweepLocked drops the counters of windows that ended and hold nothing,
 // once there are many.
 func (l *Local) sweepLocked() {
@@ -289,11 +241,4 @@ func addSat(a, b int64) int64 {
 		return s
 	}
 	return 1<<63 - 1
-}
-
-func mulSat(a, b int64) int64 {
-	if a > 0 && a > (1<<63-1)/b {
-		return 1<<63 - 1
-	}
-	return a * b
 }

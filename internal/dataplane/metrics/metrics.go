@@ -32,6 +32,11 @@ type Metrics struct {
 	limitAdmitted *prometheus.CounterVec
 	limitRefused  *prometheus.CounterVec
 	limitLease    *prometheus.GaugeVec
+
+	budgetAdmitted *prometheus.CounterVec
+	budgetRefused  *prometheus.CounterVec
+	budgetSafe     *prometheus.CounterVec
+	budgetFleet    prometheus.Gauge
 }
 
 // New registers the metrics. mode and version are read at scrape time.
@@ -75,6 +80,22 @@ func New(mode func() configsyncv1.Mode, version func() uint64) *Metrics {
 		Name: "portcullis_dataplane_ratelimit_lease_rate",
 		Help: "Calls per second this data plane may admit under a rate limit, summed over its keys (leases and safe shares).",
 	}, []string{"limit"})
+	m.budgetAdmitted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_dataplane_budget_admitted_total",
+		Help: "Calls a budget admitted, by budget and from what (slice: the leader's slice; safe: the safe share without one).",
+	}, []string{"budget", "from"})
+	m.budgetRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_dataplane_budget_refused_total",
+		Help: "Calls a budget refused, by budget.",
+	}, []string{"budget"})
+	m.budgetSafe = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_dataplane_budget_slices_total",
+		Help: "Budget slices the leader granted this data plane, by budget.",
+	}, []string{"budget"})
+	m.budgetFleet = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "portcullis_dataplane_budget_fleet_size",
+		Help: "Data planes the control-plane leader last counted: budget safe shares divide by it (0: not heard yet, taken as 1).",
+	})
 	m.stages = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "portcullis_dataplane_stage_seconds",
 		Help: "Each pipeline stage's own time per call (excluding the stages after it); stage \"forward\" is the upstream call.",
@@ -83,7 +104,7 @@ func New(mode func() configsyncv1.Mode, version func() uint64) *Metrics {
 	}, []string{"stage"})
 	modes := prometheus.NewDesc("portcullis_dataplane_mode", "1 for the mode the data plane is in, 0 for the others.", []string{"mode"}, nil)
 	m.reg.MustRegister(m.snapshots, m.calls, m.refusals, m.stages, m.upstreamRetries, m.upstreamBreaker, m.upstreamRejected,
-		m.limitAdmitted, m.limitRefused, m.limitLease,
+		m.limitAdmitted, m.limitRefused, m.limitLease, m.budgetAdmitted, m.budgetRefused, m.budgetSafe, m.budgetFleet,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "portcullis_dataplane_snapshot_version",
@@ -116,6 +137,25 @@ func (m *Metrics) LimitRefused(limit string, shadow bool) {
 func (m *Metrics) LimitLease(limit string, perSecond float64) {
 	m.limitLease.WithLabelValues(limit).Set(perSecond)
 }
+
+// BudgetAdmitted counts a call a budget admitted, from its slice or from
+// the safe share.
+func (m *Metrics) BudgetAdmitted(budget string, safe bool) {
+	from := "slice"
+	if safe {
+		from = "safe"
+	}
+	m.budgetAdmitted.WithLabelValues(budget, from).Inc()
+}
+
+// BudgetRefused counts a call a budget refused.
+func (m *Metrics) BudgetRefused(budget string) { m.budgetRefused.WithLabelValues(budget).Inc() }
+
+// BudgetSlice counts a slice granted under a budget.
+func (m *Metrics) BudgetSlice(budget string) { m.budgetSafe.WithLabelValues(budget).Inc() }
+
+// BudgetFleetSize sets the fleet size budget safe shares divide by.
+func (m *Metrics) BudgetFleetSize(n int64) { m.budgetFleet.Set(float64(n)) }
 
 // Snapshot counts a snapshot applied or rejected.
 func (m *Metrics) Snapshot(applied bool) {

@@ -68,9 +68,10 @@ type Server struct {
 	// refusals summarizes refusals of unidentified callers in the audit
 	// log.
 	refusals *refusals.Recorder
-	// budgets enforces budgets within this data plane (the Limit stage's
-	// reserver), configured from each snapshot it serves.
-	budgets *limit.Local
+	// budgets enforces budgets fleet-wide with slices leased from the
+	// control-plane leader (the Limit stage's reserver), configured from
+	// each snapshot it serves.
+	budgets *limit.Fleet
 	// rateLimits enforces rate limits with capacity leased from the
 	// control-plane leader (the Limit stage's first part).
 	rateLimits *ratelimit.Limiter
@@ -214,7 +215,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		terminal = spans.Forward(tracer, terminal)
 		front = append([]pipeline.Stage{spans.Stage{Tracer: tracer}}, front...)
 	}
-	s.budgets = limit.NewLocal(time.Now)
+	s.budgets = limit.NewFleet(time.Now, s.metrics)
 	s.rateLimits = ratelimit.New(time.Now, s.metrics)
 	s.handle = pipeline.Chain(terminal, append(front,
 		pipeline.Traced(observe, tracer, cfg.Tracing.StageMin, stages.Default(stages.Options{
@@ -242,6 +243,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		_ = aw.Close()
 		return nil, err
 	}
+	s.budgets.SetAuditMarks(auditMarks{log: s.auditLog, upload: s.upload})
 	if err := s.metrics.Register(uploadMetrics(s.upload)...); err != nil {
 		_ = aw.Close()
 		return nil, err
@@ -278,10 +280,14 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.done.Add(7)
+	s.done.Add(8)
 	go func() {
 		defer s.done.Done()
 		s.rateLimits.Run(runCtx, cfg.Credential.Name, s.sync.Lease)
+	}()
+	go func() {
+		defer s.done.Done()
+		s.budgets.Run(runCtx, cfg.Credential.Name, limit.Sender(s.sync.Lease))
 	}()
 	go func() {
 		defer s.done.Done()
@@ -646,3 +652,13 @@ func (st metricsStage) Handle(ctx context.Context, c *pipeline.Call, next pipeli
 	}
 	return res, err
 }
+
+// auditMarks tells the budgets how far this data plane's audit records
+// reached the control plane.
+type auditMarks struct {
+	log    *audit.Log
+	upload *auditupload.Uploader
+}
+
+func (m auditMarks) Durable() uint64 { return m.log.Durable() }
+func (m auditMarks) Acked() uint64   { return m.upload.Acked() }

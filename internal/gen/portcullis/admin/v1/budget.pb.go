@@ -22,6 +22,265 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type BudgetUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this budget (empty: all).
+	Budget string `protobuf:"bytes,1,opt,name=budget,proto3" json:"budget,omitempty"`
+	// Only budgets of this scope (UNSPECIFIED: all).
+	Scope v1.BudgetScope `protobuf:"varint,2,opt,name=scope,proto3,enum=portcullis.config.v1.BudgetScope" json:"scope,omitempty"`
+	// Only budgets of this window (UNSPECIFIED: all).
+	Window        v1.BudgetWindow `protobuf:"varint,3,opt,name=window,proto3,enum=portcullis.config.v1.BudgetWindow" json:"window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetUsageRequest) Reset() {
+	*x = BudgetUsageRequest{}
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetUsageRequest) ProtoMessage() {}
+
+func (x *BudgetUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetUsageRequest.ProtoReflect.Descriptor instead.
+func (*BudgetUsageRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *BudgetUsageRequest) GetBudget() string {
+	if x != nil {
+		return x.Budget
+	}
+	return ""
+}
+
+func (x *BudgetUsageRequest) GetScope() v1.BudgetScope {
+	if x != nil {
+		return x.Scope
+	}
+	return v1.BudgetScope(0)
+}
+
+func (x *BudgetUsageRequest) GetWindow() v1.BudgetWindow {
+	if x != nil {
+		return x.Window
+	}
+	return v1.BudgetWindow(0)
+}
+
+type BudgetUsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Rows  []*BudgetKeyRow        `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
+	// Set when cluster version 7 is not active yet: budgets are then counted
+	// per data plane and there is no replicated usage.
+	NotTracked    bool `protobuf:"varint,2,opt,name=not_tracked,json=notTracked,proto3" json:"not_tracked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetUsageResponse) Reset() {
+	*x = BudgetUsageResponse{}
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetUsageResponse) ProtoMessage() {}
+
+func (x *BudgetUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetUsageResponse.ProtoReflect.Descriptor instead.
+func (*BudgetUsageResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BudgetUsageResponse) GetRows() []*BudgetKeyRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+func (x *BudgetUsageResponse) GetNotTracked() bool {
+	if x != nil {
+		return x.NotTracked
+	}
+	return false
+}
+
+// BudgetKeyRow is one budget key in its current window.
+type BudgetKeyRow struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Budget      string                 `protobuf:"bytes,1,opt,name=budget,proto3" json:"budget,omitempty"`
+	Key         string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	WindowStart int64                  `protobuf:"varint,3,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
+	WindowEnd   int64                  `protobuf:"varint,4,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"`
+	Calls       int64                  `protobuf:"varint,5,opt,name=calls,proto3" json:"calls,omitempty"`
+	Tokens      int64                  `protobuf:"varint,6,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	CostNanos   int64                  `protobuf:"varint,7,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"`
+	// The budget's limits (0: none) and what is left of each (-1: no limit).
+	MaxCalls           int64 `protobuf:"varint,8,opt,name=max_calls,json=maxCalls,proto3" json:"max_calls,omitempty"`
+	MaxTokens          int64 `protobuf:"varint,9,opt,name=max_tokens,json=maxTokens,proto3" json:"max_tokens,omitempty"`
+	MaxCostNanos       int64 `protobuf:"varint,10,opt,name=max_cost_nanos,json=maxCostNanos,proto3" json:"max_cost_nanos,omitempty"`
+	RemainingCalls     int64 `protobuf:"varint,11,opt,name=remaining_calls,json=remainingCalls,proto3" json:"remaining_calls,omitempty"`
+	RemainingTokens    int64 `protobuf:"varint,12,opt,name=remaining_tokens,json=remainingTokens,proto3" json:"remaining_tokens,omitempty"`
+	RemainingCostNanos int64 `protobuf:"varint,13,opt,name=remaining_cost_nanos,json=remainingCostNanos,proto3" json:"remaining_cost_nanos,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *BudgetKeyRow) Reset() {
+	*x = BudgetKeyRow{}
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetKeyRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetKeyRow) ProtoMessage() {}
+
+func (x *BudgetKeyRow) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetKeyRow.ProtoReflect.Descriptor instead.
+func (*BudgetKeyRow) Descriptor() ([]byte, []int) {
+	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BudgetKeyRow) GetBudget() string {
+	if x != nil {
+		return x.Budget
+	}
+	return ""
+}
+
+func (x *BudgetKeyRow) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *BudgetKeyRow) GetWindowStart() int64 {
+	if x != nil {
+		return x.WindowStart
+	}
+	return 0
+}
+
+func (x *BudgetKeyRow) GetWindowEnd() int64 {
+	if x != nil {
+		return x.WindowEnd
+	}
+	return 0
+}
+
+func (x *BudgetKeyRow) GetCalls() int64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *BudgetKeyRow) GetTokens() int64 {
+	if x != nil {
+		return x.Tokens
+	}
+	return 0
+}
+
+func (x *BudgetKeyRow) GetCostNanos() int64 {
+	if x != nil {
+		return x.CostNanos
+	}
+	return 0
+}
+
+func (x *BudgetKeyRow) GetMaxCalls() int64 {
+	if x != nil {
+		return x.MaxCalls
+	}
+	return 0
+}
+
+func (x *BudgetKeyRow) GetMaxTokens() int64 {
+	if x != nil {
+		return x.MaxTokens
+	}
+	return 0
+}
+
+func (x *BudgetKeyRow) GetMaxCostNanos() int64 {
+	if x != nil {
+		return x.MaxCostNanos
+	}
+	return 0
+}
+
+func (x *BudgetKeyRow) GetRemainingCalls() int64 {
+	if x != nil {
+		return x.RemainingCalls
+	}
+	return 0
+}
+
+func (x *BudgetKeyRow) GetRemainingTokens() int64 {
+	if x != nil {
+		return x.RemainingTokens
+	}
+	return 0
+}
+
+func (x *BudgetKeyRow) GetRemainingCostNanos() int64 {
+	if x != nil {
+		return x.RemainingCostNanos
+	}
+	return 0
+}
+
 type SetBudgetRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Budget *v1.Budget             `protobuf:"bytes,1,opt,name=budget,proto3" json:"budget,omitempty"`
@@ -33,7 +292,7 @@ type SetBudgetRequest struct {
 
 func (x *SetBudgetRequest) Reset() {
 	*x = SetBudgetRequest{}
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[0]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +304,7 @@ func (x *SetBudgetRequest) String() string {
 func (*SetBudgetRequest) ProtoMessage() {}
 
 func (x *SetBudgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[0]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +317,7 @@ func (x *SetBudgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBudgetRequest.ProtoReflect.Descriptor instead.
 func (*SetBudgetRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{0}
+	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SetBudgetRequest) GetBudget() *v1.Budget {
@@ -84,7 +343,7 @@ type SetBudgetResponse struct {
 
 func (x *SetBudgetResponse) Reset() {
 	*x = SetBudgetResponse{}
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[1]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -96,7 +355,7 @@ func (x *SetBudgetResponse) String() string {
 func (*SetBudgetResponse) ProtoMessage() {}
 
 func (x *SetBudgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[1]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -109,7 +368,7 @@ func (x *SetBudgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBudgetResponse.ProtoReflect.Descriptor instead.
 func (*SetBudgetResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SetBudgetResponse) GetBudget() *v1.Budget {
@@ -128,7 +387,7 @@ type GetBudgetRequest struct {
 
 func (x *GetBudgetRequest) Reset() {
 	*x = GetBudgetRequest{}
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[2]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -140,7 +399,7 @@ func (x *GetBudgetRequest) String() string {
 func (*GetBudgetRequest) ProtoMessage() {}
 
 func (x *GetBudgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[2]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -153,7 +412,7 @@ func (x *GetBudgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBudgetRequest.ProtoReflect.Descriptor instead.
 func (*GetBudgetRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetBudgetRequest) GetName() string {
@@ -172,7 +431,7 @@ type GetBudgetResponse struct {
 
 func (x *GetBudgetResponse) Reset() {
 	*x = GetBudgetResponse{}
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[3]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +443,7 @@ func (x *GetBudgetResponse) String() string {
 func (*GetBudgetResponse) ProtoMessage() {}
 
 func (x *GetBudgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[3]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +456,7 @@ func (x *GetBudgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBudgetResponse.ProtoReflect.Descriptor instead.
 func (*GetBudgetResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetBudgetResponse) GetBudget() *v1.Budget {
@@ -217,7 +476,7 @@ type ListBudgetsRequest struct {
 
 func (x *ListBudgetsRequest) Reset() {
 	*x = ListBudgetsRequest{}
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[4]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -229,7 +488,7 @@ func (x *ListBudgetsRequest) String() string {
 func (*ListBudgetsRequest) ProtoMessage() {}
 
 func (x *ListBudgetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[4]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -242,7 +501,7 @@ func (x *ListBudgetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBudgetsRequest.ProtoReflect.Descriptor instead.
 func (*ListBudgetsRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListBudgetsRequest) GetPageSize() int32 {
@@ -269,7 +528,7 @@ type ListBudgetsResponse struct {
 
 func (x *ListBudgetsResponse) Reset() {
 	*x = ListBudgetsResponse{}
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[5]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -281,7 +540,7 @@ func (x *ListBudgetsResponse) String() string {
 func (*ListBudgetsResponse) ProtoMessage() {}
 
 func (x *ListBudgetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[5]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -294,7 +553,7 @@ func (x *ListBudgetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBudgetsResponse.ProtoReflect.Descriptor instead.
 func (*ListBudgetsResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListBudgetsResponse) GetBudgets() []*v1.Budget {
@@ -321,7 +580,7 @@ type DeleteBudgetRequest struct {
 
 func (x *DeleteBudgetRequest) Reset() {
 	*x = DeleteBudgetRequest{}
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[6]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +592,7 @@ func (x *DeleteBudgetRequest) String() string {
 func (*DeleteBudgetRequest) ProtoMessage() {}
 
 func (x *DeleteBudgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[6]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +605,7 @@ func (x *DeleteBudgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBudgetRequest.ProtoReflect.Descriptor instead.
 func (*DeleteBudgetRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DeleteBudgetRequest) GetName() string {
@@ -371,7 +630,7 @@ type DeleteBudgetResponse struct {
 
 func (x *DeleteBudgetResponse) Reset() {
 	*x = DeleteBudgetResponse{}
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[7]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +642,7 @@ func (x *DeleteBudgetResponse) String() string {
 func (*DeleteBudgetResponse) ProtoMessage() {}
 
 func (x *DeleteBudgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[7]
+	mi := &file_portcullis_admin_v1_budget_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,14 +655,40 @@ func (x *DeleteBudgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBudgetResponse.ProtoReflect.Descriptor instead.
 func (*DeleteBudgetResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_admin_v1_budget_proto_rawDescGZIP(), []int{10}
 }
 
 var File_portcullis_admin_v1_budget_proto protoreflect.FileDescriptor
 
 const file_portcullis_admin_v1_budget_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/admin/v1/budget.proto\x12\x13portcullis.admin.v1\x1a$portcullis/config/v1/resources.proto\"u\n" +
+	" portcullis/admin/v1/budget.proto\x12\x13portcullis.admin.v1\x1a$portcullis/config/v1/resources.proto\"\xa1\x01\n" +
+	"\x12BudgetUsageRequest\x12\x16\n" +
+	"\x06budget\x18\x01 \x01(\tR\x06budget\x127\n" +
+	"\x05scope\x18\x02 \x01(\x0e2!.portcullis.config.v1.BudgetScopeR\x05scope\x12:\n" +
+	"\x06window\x18\x03 \x01(\x0e2\".portcullis.config.v1.BudgetWindowR\x06window\"m\n" +
+	"\x13BudgetUsageResponse\x125\n" +
+	"\x04rows\x18\x01 \x03(\v2!.portcullis.admin.v1.BudgetKeyRowR\x04rows\x12\x1f\n" +
+	"\vnot_tracked\x18\x02 \x01(\bR\n" +
+	"notTracked\"\xaf\x03\n" +
+	"\fBudgetKeyRow\x12\x16\n" +
+	"\x06budget\x18\x01 \x01(\tR\x06budget\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12!\n" +
+	"\fwindow_start\x18\x03 \x01(\x03R\vwindowStart\x12\x1d\n" +
+	"\n" +
+	"window_end\x18\x04 \x01(\x03R\twindowEnd\x12\x14\n" +
+	"\x05calls\x18\x05 \x01(\x03R\x05calls\x12\x16\n" +
+	"\x06tokens\x18\x06 \x01(\x03R\x06tokens\x12\x1d\n" +
+	"\n" +
+	"cost_nanos\x18\a \x01(\x03R\tcostNanos\x12\x1b\n" +
+	"\tmax_calls\x18\b \x01(\x03R\bmaxCalls\x12\x1d\n" +
+	"\n" +
+	"max_tokens\x18\t \x01(\x03R\tmaxTokens\x12$\n" +
+	"\x0emax_cost_nanos\x18\n" +
+	" \x01(\x03R\fmaxCostNanos\x12'\n" +
+	"\x0fremaining_calls\x18\v \x01(\x03R\x0eremainingCalls\x12)\n" +
+	"\x10remaining_tokens\x18\f \x01(\x03R\x0fremainingTokens\x120\n" +
+	"\x14remaining_cost_nanos\x18\r \x01(\x03R\x12remainingCostNanos\"u\n" +
 	"\x10SetBudgetRequest\x124\n" +
 	"\x06budget\x18\x01 \x01(\v2\x1c.portcullis.config.v1.BudgetR\x06budget\x12+\n" +
 	"\x11expected_revision\x18\x02 \x01(\x04R\x10expectedRevision\"I\n" +
@@ -423,12 +708,13 @@ const file_portcullis_admin_v1_budget_proto_rawDesc = "" +
 	"\x13DeleteBudgetRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x11expected_revision\x18\x02 \x01(\x04R\x10expectedRevision\"\x16\n" +
-	"\x14DeleteBudgetResponse2\x8e\x03\n" +
+	"\x14DeleteBudgetResponse2\xf0\x03\n" +
 	"\rBudgetService\x12Z\n" +
 	"\tSetBudget\x12%.portcullis.admin.v1.SetBudgetRequest\x1a&.portcullis.admin.v1.SetBudgetResponse\x12Z\n" +
 	"\tGetBudget\x12%.portcullis.admin.v1.GetBudgetRequest\x1a&.portcullis.admin.v1.GetBudgetResponse\x12`\n" +
 	"\vListBudgets\x12'.portcullis.admin.v1.ListBudgetsRequest\x1a(.portcullis.admin.v1.ListBudgetsResponse\x12c\n" +
-	"\fDeleteBudget\x12(.portcullis.admin.v1.DeleteBudgetRequest\x1a).portcullis.admin.v1.DeleteBudgetResponseB\xe2\x01\n" +
+	"\fDeleteBudget\x12(.portcullis.admin.v1.DeleteBudgetRequest\x1a).portcullis.admin.v1.DeleteBudgetResponse\x12`\n" +
+	"\vBudgetUsage\x12'.portcullis.admin.v1.BudgetUsageRequest\x1a(.portcullis.admin.v1.BudgetUsageResponseB\xe2\x01\n" +
 	"\x17com.portcullis.admin.v1B\vBudgetProtoP\x01ZLgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/admin/v1;adminv1\xa2\x02\x03PAX\xaa\x02\x13Portcullis.Admin.V1\xca\x02\x13Portcullis\\Admin\\V1\xe2\x02\x1fPortcullis\\Admin\\V1\\GPBMetadata\xea\x02\x15Portcullis::Admin::V1b\x06proto3"
 
 var (
@@ -443,36 +729,46 @@ func file_portcullis_admin_v1_budget_proto_rawDescGZIP() []byte {
 	return file_portcullis_admin_v1_budget_proto_rawDescData
 }
 
-var file_portcullis_admin_v1_budget_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_portcullis_admin_v1_budget_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_portcullis_admin_v1_budget_proto_goTypes = []any{
-	(*SetBudgetRequest)(nil),     // 0: portcullis.admin.v1.SetBudgetRequest
-	(*SetBudgetResponse)(nil),    // 1: portcullis.admin.v1.SetBudgetResponse
-	(*GetBudgetRequest)(nil),     // 2: portcullis.admin.v1.GetBudgetRequest
-	(*GetBudgetResponse)(nil),    // 3: portcullis.admin.v1.GetBudgetResponse
-	(*ListBudgetsRequest)(nil),   // 4: portcullis.admin.v1.ListBudgetsRequest
-	(*ListBudgetsResponse)(nil),  // 5: portcullis.admin.v1.ListBudgetsResponse
-	(*DeleteBudgetRequest)(nil),  // 6: portcullis.admin.v1.DeleteBudgetRequest
-	(*DeleteBudgetResponse)(nil), // 7: portcullis.admin.v1.DeleteBudgetResponse
-	(*v1.Budget)(nil),            // 8: portcullis.config.v1.Budget
+	(*BudgetUsageRequest)(nil),   // 0: portcullis.admin.v1.BudgetUsageRequest
+	(*BudgetUsageResponse)(nil),  // 1: portcullis.admin.v1.BudgetUsageResponse
+	(*BudgetKeyRow)(nil),         // 2: portcullis.admin.v1.BudgetKeyRow
+	(*SetBudgetRequest)(nil),     // 3: portcullis.admin.v1.SetBudgetRequest
+	(*SetBudgetResponse)(nil),    // 4: portcullis.admin.v1.SetBudgetResponse
+	(*GetBudgetRequest)(nil),     // 5: portcullis.admin.v1.GetBudgetRequest
+	(*GetBudgetResponse)(nil),    // 6: portcullis.admin.v1.GetBudgetResponse
+	(*ListBudgetsRequest)(nil),   // 7: portcullis.admin.v1.ListBudgetsRequest
+	(*ListBudgetsResponse)(nil),  // 8: portcullis.admin.v1.ListBudgetsResponse
+	(*DeleteBudgetRequest)(nil),  // 9: portcullis.admin.v1.DeleteBudgetRequest
+	(*DeleteBudgetResponse)(nil), // 10: portcullis.admin.v1.DeleteBudgetResponse
+	(v1.BudgetScope)(0),          // 11: portcullis.config.v1.BudgetScope
+	(v1.BudgetWindow)(0),         // 12: portcullis.config.v1.BudgetWindow
+	(*v1.Budget)(nil),            // 13: portcullis.config.v1.Budget
 }
 var file_portcullis_admin_v1_budget_proto_depIdxs = []int32{
-	8, // 0: portcullis.admin.v1.SetBudgetRequest.budget:type_name -> portcullis.config.v1.Budget
-	8, // 1: portcullis.admin.v1.SetBudgetResponse.budget:type_name -> portcullis.config.v1.Budget
-	8, // 2: portcullis.admin.v1.GetBudgetResponse.budget:type_name -> portcullis.config.v1.Budget
-	8, // 3: portcullis.admin.v1.ListBudgetsResponse.budgets:type_name -> portcullis.config.v1.Budget
-	0, // 4: portcullis.admin.v1.BudgetService.SetBudget:input_type -> portcullis.admin.v1.SetBudgetRequest
-	2, // 5: portcullis.admin.v1.BudgetService.GetBudget:input_type -> portcullis.admin.v1.GetBudgetRequest
-	4, // 6: portcullis.admin.v1.BudgetService.ListBudgets:input_type -> portcullis.admin.v1.ListBudgetsRequest
-	6, // 7: portcullis.admin.v1.BudgetService.DeleteBudget:input_type -> portcullis.admin.v1.DeleteBudgetRequest
-	1, // 8: portcullis.admin.v1.BudgetService.SetBudget:output_type -> portcullis.admin.v1.SetBudgetResponse
-	3, // 9: portcullis.admin.v1.BudgetService.GetBudget:output_type -> portcullis.admin.v1.GetBudgetResponse
-	5, // 10: portcullis.admin.v1.BudgetService.ListBudgets:output_type -> portcullis.admin.v1.ListBudgetsResponse
-	7, // 11: portcullis.admin.v1.BudgetService.DeleteBudget:output_type -> portcullis.admin.v1.DeleteBudgetResponse
-	8, // [8:12] is the sub-list for method output_type
-	4, // [4:8] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	11, // 0: portcullis.admin.v1.BudgetUsageRequest.scope:type_name -> portcullis.config.v1.BudgetScope
+	12, // 1: portcullis.admin.v1.BudgetUsageRequest.window:type_name -> portcullis.config.v1.BudgetWindow
+	2,  // 2: portcullis.admin.v1.BudgetUsageResponse.rows:type_name -> portcullis.admin.v1.BudgetKeyRow
+	13, // 3: portcullis.admin.v1.SetBudgetRequest.budget:type_name -> portcullis.config.v1.Budget
+	13, // 4: portcullis.admin.v1.SetBudgetResponse.budget:type_name -> portcullis.config.v1.Budget
+	13, // 5: portcullis.admin.v1.GetBudgetResponse.budget:type_name -> portcullis.config.v1.Budget
+	13, // 6: portcullis.admin.v1.ListBudgetsResponse.budgets:type_name -> portcullis.config.v1.Budget
+	3,  // 7: portcullis.admin.v1.BudgetService.SetBudget:input_type -> portcullis.admin.v1.SetBudgetRequest
+	5,  // 8: portcullis.admin.v1.BudgetService.GetBudget:input_type -> portcullis.admin.v1.GetBudgetRequest
+	7,  // 9: portcullis.admin.v1.BudgetService.ListBudgets:input_type -> portcullis.admin.v1.ListBudgetsRequest
+	9,  // 10: portcullis.admin.v1.BudgetService.DeleteBudget:input_type -> portcullis.admin.v1.DeleteBudgetRequest
+	0,  // 11: portcullis.admin.v1.BudgetService.BudgetUsage:input_type -> portcullis.admin.v1.BudgetUsageRequest
+	4,  // 12: portcullis.admin.v1.BudgetService.SetBudget:output_type -> portcullis.admin.v1.SetBudgetResponse
+	6,  // 13: portcullis.admin.v1.BudgetService.GetBudget:output_type -> portcullis.admin.v1.GetBudgetResponse
+	8,  // 14: portcullis.admin.v1.BudgetService.ListBudgets:output_type -> portcullis.admin.v1.ListBudgetsResponse
+	10, // 15: portcullis.admin.v1.BudgetService.DeleteBudget:output_type -> portcullis.admin.v1.DeleteBudgetResponse
+	1,  // 16: portcullis.admin.v1.BudgetService.BudgetUsage:output_type -> portcullis.admin.v1.BudgetUsageResponse
+	12, // [12:17] is the sub-list for method output_type
+	7,  // [7:12] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_admin_v1_budget_proto_init() }
@@ -486,7 +782,7 @@ func file_portcullis_admin_v1_budget_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_admin_v1_budget_proto_rawDesc), len(file_portcullis_admin_v1_budget_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -95,7 +95,10 @@ type LeaseRequest struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// One entry per (rate limit, key) the data plane saw calls for lately
 	// or holds a lease for. At most 10,000.
-	Demands       []*Demand `protobuf:"bytes,2,rep,name=demands,proto3" json:"demands,omitempty"`
+	Demands []*Demand `protobuf:"bytes,2,rep,name=demands,proto3" json:"demands,omitempty"`
+	// One entry per budget key the data plane saw calls for lately or holds
+	// a slice of. At most 10,000.
+	BudgetDemands []*BudgetDemand `protobuf:"bytes,60,rep,name=budget_demands,json=budgetDemands,proto3" json:"budget_demands,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -144,6 +147,171 @@ func (x *LeaseRequest) GetDemands() []*Demand {
 	return nil
 }
 
+func (x *LeaseRequest) GetBudgetDemands() []*BudgetDemand {
+	if x != nil {
+		return x.BudgetDemands
+	}
+	return nil
+}
+
+// BudgetDemand is what one data plane wants of one key of one budget in
+// one window, and what it holds.
+type BudgetDemand struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Budget string                 `protobuf:"bytes,1,opt,name=budget,proto3" json:"budget,omitempty"`
+	// The key ("agent a1"). At most 512 bytes.
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// The window's start, Unix seconds.
+	WindowStart int64 `protobuf:"varint,3,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
+	// Units the key's calls asked for here since the last report (their
+	// worst cases), admitted or refused.
+	Want *BudgetUnits `protobuf:"bytes,4,opt,name=want,proto3" json:"want,omitempty"`
+	// What is left of the slice the data plane holds (zero when it holds
+	// none, or it expired). A leader counts it as outstanding until the data
+	// plane reports again.
+	Balance *BudgetUnits `protobuf:"bytes,5,opt,name=balance,proto3" json:"balance,omitempty"`
+	// Units spent here lately (settled within the last two lease durations,
+	// and held by calls in flight): the leader counts them as consumed until
+	// the audit records that carry them have surely reached the usage.
+	Recent        *BudgetUnits `protobuf:"bytes,6,opt,name=recent,proto3" json:"recent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetDemand) Reset() {
+	*x = BudgetDemand{}
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetDemand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetDemand) ProtoMessage() {}
+
+func (x *BudgetDemand) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetDemand.ProtoReflect.Descriptor instead.
+func (*BudgetDemand) Descriptor() ([]byte, []int) {
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BudgetDemand) GetBudget() string {
+	if x != nil {
+		return x.Budget
+	}
+	return ""
+}
+
+func (x *BudgetDemand) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *BudgetDemand) GetWindowStart() int64 {
+	if x != nil {
+		return x.WindowStart
+	}
+	return 0
+}
+
+func (x *BudgetDemand) GetWant() *BudgetUnits {
+	if x != nil {
+		return x.Want
+	}
+	return nil
+}
+
+func (x *BudgetDemand) GetBalance() *BudgetUnits {
+	if x != nil {
+		return x.Balance
+	}
+	return nil
+}
+
+func (x *BudgetDemand) GetRecent() *BudgetUnits {
+	if x != nil {
+		return x.Recent
+	}
+	return nil
+}
+
+// BudgetUnits are counted units: calls, tokens, cost.
+type BudgetUnits struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Calls  int64                  `protobuf:"varint,1,opt,name=calls,proto3" json:"calls,omitempty"`
+	Tokens int64                  `protobuf:"varint,2,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	// Nano-units of the price tables' currency.
+	CostNanos     int64 `protobuf:"varint,3,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetUnits) Reset() {
+	*x = BudgetUnits{}
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetUnits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetUnits) ProtoMessage() {}
+
+func (x *BudgetUnits) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetUnits.ProtoReflect.Descriptor instead.
+func (*BudgetUnits) Descriptor() ([]byte, []int) {
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BudgetUnits) GetCalls() int64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *BudgetUnits) GetTokens() int64 {
+	if x != nil {
+		return x.Tokens
+	}
+	return 0
+}
+
+func (x *BudgetUnits) GetCostNanos() int64 {
+	if x != nil {
+		return x.CostNanos
+	}
+	return 0
+}
+
 // Demand is what one data plane wants of one key of one rate limit.
 type Demand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -167,7 +335,7 @@ type Demand struct {
 
 func (x *Demand) Reset() {
 	*x = Demand{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[1]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -179,7 +347,7 @@ func (x *Demand) String() string {
 func (*Demand) ProtoMessage() {}
 
 func (x *Demand) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[1]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -192,7 +360,7 @@ func (x *Demand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Demand.ProtoReflect.Descriptor instead.
 func (*Demand) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Demand) GetLimit() string {
@@ -249,19 +417,23 @@ type LeaseResponse struct {
 	Refresh *durationpb.Duration `protobuf:"bytes,3,opt,name=refresh,proto3" json:"refresh,omitempty"`
 	// How many data planes the leader counts (this one included): once a
 	// lease expires without a new one, a data plane enforces the safe share
-	// min(its last lease, limit / dataplanes).
+	// min(its last lease, limit / dataplanes). 0 during a new leader's quiet
+	// period (it has not heard from every data plane yet): the data plane
+	// keeps the number it last heard.
 	Dataplanes uint32 `protobuf:"varint,4,opt,name=dataplanes,proto3" json:"dataplanes,omitempty"`
 	// Set while a new leader waits out its quiet period (one lease
 	// duration from when it took over, so no lease of the previous leader
 	// is still valid when it grants): it grants nothing yet.
-	Quiet         bool `protobuf:"varint,5,opt,name=quiet,proto3" json:"quiet,omitempty"`
+	Quiet bool `protobuf:"varint,5,opt,name=quiet,proto3" json:"quiet,omitempty"`
+	// A slice per budget demand (none while quiet).
+	BudgetSlices  []*BudgetSlice `protobuf:"bytes,60,rep,name=budget_slices,json=budgetSlices,proto3" json:"budget_slices,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LeaseResponse) Reset() {
 	*x = LeaseResponse{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[2]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -273,7 +445,7 @@ func (x *LeaseResponse) String() string {
 func (*LeaseResponse) ProtoMessage() {}
 
 func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[2]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -286,7 +458,7 @@ func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseResponse.ProtoReflect.Descriptor instead.
 func (*LeaseResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LeaseResponse) GetLeases() []*Lease {
@@ -324,6 +496,107 @@ func (x *LeaseResponse) GetQuiet() bool {
 	return false
 }
 
+func (x *LeaseResponse) GetBudgetSlices() []*BudgetSlice {
+	if x != nil {
+		return x.BudgetSlices
+	}
+	return nil
+}
+
+// BudgetSlice is one data plane's slice of one budget key's window: what
+// it may spend, until the lease expires, without asking again.
+type BudgetSlice struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Budget      string                 `protobuf:"bytes,1,opt,name=budget,proto3" json:"budget,omitempty"`
+	Key         string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	WindowStart int64                  `protobuf:"varint,3,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
+	// The slice: the units the data plane may spend from the request's
+	// send time (it subtracts what it spent since). Only the budget's
+	// limited units mean anything.
+	Balance *BudgetUnits `protobuf:"bytes,4,opt,name=balance,proto3" json:"balance,omitempty"`
+	// What the key had left fleet-wide after every outstanding slice, this
+	// one included: the data plane's safe share once the slice expires is
+	// this divided by dataplanes (rounded up).
+	Unallocated *BudgetUnits `protobuf:"bytes,5,opt,name=unallocated,proto3" json:"unallocated,omitempty"`
+	// Set when the key has nothing left in this window: the data plane says
+	// so in its refusals (retry at the window's end).
+	Exhausted     bool `protobuf:"varint,6,opt,name=exhausted,proto3" json:"exhausted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetSlice) Reset() {
+	*x = BudgetSlice{}
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetSlice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetSlice) ProtoMessage() {}
+
+func (x *BudgetSlice) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetSlice.ProtoReflect.Descriptor instead.
+func (*BudgetSlice) Descriptor() ([]byte, []int) {
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *BudgetSlice) GetBudget() string {
+	if x != nil {
+		return x.Budget
+	}
+	return ""
+}
+
+func (x *BudgetSlice) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *BudgetSlice) GetWindowStart() int64 {
+	if x != nil {
+		return x.WindowStart
+	}
+	return 0
+}
+
+func (x *BudgetSlice) GetBalance() *BudgetUnits {
+	if x != nil {
+		return x.Balance
+	}
+	return nil
+}
+
+func (x *BudgetSlice) GetUnallocated() *BudgetUnits {
+	if x != nil {
+		return x.Unallocated
+	}
+	return nil
+}
+
+func (x *BudgetSlice) GetExhausted() bool {
+	if x != nil {
+		return x.Exhausted
+	}
+	return false
+}
+
 // Lease is one data plane's share of one key of one rate limit.
 type Lease struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -341,7 +614,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[3]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -353,7 +626,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[3]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -366,7 +639,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Lease) GetLimit() string {
@@ -420,7 +693,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[4]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +705,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[4]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +718,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WatchRequest) GetName() string {
@@ -483,7 +756,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[5]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +768,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[5]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +781,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WatchResponse) GetKind() isWatchResponse_Kind {
@@ -590,7 +863,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[6]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +875,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[6]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +888,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Heartbeat) GetVersion() uint64 {
@@ -678,7 +951,7 @@ type ReportRequest struct {
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[7]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +963,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[7]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +976,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReportRequest) GetName() string {
@@ -814,7 +1087,7 @@ type QuarantinedTool struct {
 
 func (x *QuarantinedTool) Reset() {
 	*x = QuarantinedTool{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[8]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -826,7 +1099,7 @@ func (x *QuarantinedTool) String() string {
 func (*QuarantinedTool) ProtoMessage() {}
 
 func (x *QuarantinedTool) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[8]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -839,7 +1112,7 @@ func (x *QuarantinedTool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantinedTool.ProtoReflect.Descriptor instead.
 func (*QuarantinedTool) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *QuarantinedTool) GetUpstream() string {
@@ -899,7 +1172,7 @@ type ReportResponse struct {
 
 func (x *ReportResponse) Reset() {
 	*x = ReportResponse{}
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[9]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1184,7 @@ func (x *ReportResponse) String() string {
 func (*ReportResponse) ProtoMessage() {}
 
 func (x *ReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[9]
+	mi := &file_portcullis_configsync_v1_configsync_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,24 +1197,37 @@ func (x *ReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
 func (*ReportResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_configsync_v1_configsync_proto_rawDescGZIP(), []int{12}
 }
 
 var File_portcullis_configsync_v1_configsync_proto protoreflect.FileDescriptor
 
 const file_portcullis_configsync_v1_configsync_proto_rawDesc = "" +
 	"\n" +
-	")portcullis/configsync/v1/configsync.proto\x12\x18portcullis.configsync.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"^\n" +
+	")portcullis/configsync/v1/configsync.proto\x12\x18portcullis.configsync.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x01\n" +
 	"\fLeaseRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12:\n" +
-	"\ademands\x18\x02 \x03(\v2 .portcullis.configsync.v1.DemandR\ademands\"\xa4\x01\n" +
+	"\ademands\x18\x02 \x03(\v2 .portcullis.configsync.v1.DemandR\ademands\x12M\n" +
+	"\x0ebudget_demands\x18< \x03(\v2&.portcullis.configsync.v1.BudgetDemandR\rbudgetDemands\"\x96\x02\n" +
+	"\fBudgetDemand\x12\x16\n" +
+	"\x06budget\x18\x01 \x01(\tR\x06budget\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12!\n" +
+	"\fwindow_start\x18\x03 \x01(\x03R\vwindowStart\x129\n" +
+	"\x04want\x18\x04 \x01(\v2%.portcullis.configsync.v1.BudgetUnitsR\x04want\x12?\n" +
+	"\abalance\x18\x05 \x01(\v2%.portcullis.configsync.v1.BudgetUnitsR\abalance\x12=\n" +
+	"\x06recent\x18\x06 \x01(\v2%.portcullis.configsync.v1.BudgetUnitsR\x06recent\"Z\n" +
+	"\vBudgetUnits\x12\x14\n" +
+	"\x05calls\x18\x01 \x01(\x03R\x05calls\x12\x16\n" +
+	"\x06tokens\x18\x02 \x01(\x03R\x06tokens\x12\x1d\n" +
+	"\n" +
+	"cost_nanos\x18\x03 \x01(\x03R\tcostNanos\"\xa4\x01\n" +
 	"\x06Demand\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\tR\x05limit\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
 	"\x04rate\x18\x03 \x01(\x01R\x04rate\x12\x1b\n" +
 	"\tin_flight\x18\x04 \x01(\x03R\binFlight\x12\x1b\n" +
 	"\thave_rate\x18\x05 \x01(\x01R\bhaveRate\x12$\n" +
-	"\x0ehave_in_flight\x18\x06 \x01(\x03R\fhaveInFlight\"\xeb\x01\n" +
+	"\x0ehave_in_flight\x18\x06 \x01(\x03R\fhaveInFlight\"\xb7\x02\n" +
 	"\rLeaseResponse\x127\n" +
 	"\x06leases\x18\x01 \x03(\v2\x1f.portcullis.configsync.v1.LeaseR\x06leases\x126\n" +
 	"\tvalid_for\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bvalidFor\x123\n" +
@@ -949,7 +1235,15 @@ const file_portcullis_configsync_v1_configsync_proto_rawDesc = "" +
 	"\n" +
 	"dataplanes\x18\x04 \x01(\rR\n" +
 	"dataplanes\x12\x14\n" +
-	"\x05quiet\x18\x05 \x01(\bR\x05quiet\"v\n" +
+	"\x05quiet\x18\x05 \x01(\bR\x05quiet\x12J\n" +
+	"\rbudget_slices\x18< \x03(\v2%.portcullis.configsync.v1.BudgetSliceR\fbudgetSlices\"\x82\x02\n" +
+	"\vBudgetSlice\x12\x16\n" +
+	"\x06budget\x18\x01 \x01(\tR\x06budget\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12!\n" +
+	"\fwindow_start\x18\x03 \x01(\x03R\vwindowStart\x12?\n" +
+	"\abalance\x18\x04 \x01(\v2%.portcullis.configsync.v1.BudgetUnitsR\abalance\x12G\n" +
+	"\vunallocated\x18\x05 \x01(\v2%.portcullis.configsync.v1.BudgetUnitsR\vunallocated\x12\x1c\n" +
+	"\texhausted\x18\x06 \x01(\bR\texhausted\"v\n" +
 	"\x05Lease\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\tR\x05limit\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
@@ -1020,43 +1314,53 @@ func file_portcullis_configsync_v1_configsync_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_configsync_v1_configsync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_portcullis_configsync_v1_configsync_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_portcullis_configsync_v1_configsync_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_portcullis_configsync_v1_configsync_proto_goTypes = []any{
 	(Mode)(0),                     // 0: portcullis.configsync.v1.Mode
 	(*LeaseRequest)(nil),          // 1: portcullis.configsync.v1.LeaseRequest
-	(*Demand)(nil),                // 2: portcullis.configsync.v1.Demand
-	(*LeaseResponse)(nil),         // 3: portcullis.configsync.v1.LeaseResponse
-	(*Lease)(nil),                 // 4: portcullis.configsync.v1.Lease
-	(*WatchRequest)(nil),          // 5: portcullis.configsync.v1.WatchRequest
-	(*WatchResponse)(nil),         // 6: portcullis.configsync.v1.WatchResponse
-	(*Heartbeat)(nil),             // 7: portcullis.configsync.v1.Heartbeat
-	(*ReportRequest)(nil),         // 8: portcullis.configsync.v1.ReportRequest
-	(*QuarantinedTool)(nil),       // 9: portcullis.configsync.v1.QuarantinedTool
-	(*ReportResponse)(nil),        // 10: portcullis.configsync.v1.ReportResponse
-	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*BudgetDemand)(nil),          // 2: portcullis.configsync.v1.BudgetDemand
+	(*BudgetUnits)(nil),           // 3: portcullis.configsync.v1.BudgetUnits
+	(*Demand)(nil),                // 4: portcullis.configsync.v1.Demand
+	(*LeaseResponse)(nil),         // 5: portcullis.configsync.v1.LeaseResponse
+	(*BudgetSlice)(nil),           // 6: portcullis.configsync.v1.BudgetSlice
+	(*Lease)(nil),                 // 7: portcullis.configsync.v1.Lease
+	(*WatchRequest)(nil),          // 8: portcullis.configsync.v1.WatchRequest
+	(*WatchResponse)(nil),         // 9: portcullis.configsync.v1.WatchResponse
+	(*Heartbeat)(nil),             // 10: portcullis.configsync.v1.Heartbeat
+	(*ReportRequest)(nil),         // 11: portcullis.configsync.v1.ReportRequest
+	(*QuarantinedTool)(nil),       // 12: portcullis.configsync.v1.QuarantinedTool
+	(*ReportResponse)(nil),        // 13: portcullis.configsync.v1.ReportResponse
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_portcullis_configsync_v1_configsync_proto_depIdxs = []int32{
-	2,  // 0: portcullis.configsync.v1.LeaseRequest.demands:type_name -> portcullis.configsync.v1.Demand
-	4,  // 1: portcullis.configsync.v1.LeaseResponse.leases:type_name -> portcullis.configsync.v1.Lease
-	11, // 2: portcullis.configsync.v1.LeaseResponse.valid_for:type_name -> google.protobuf.Duration
-	11, // 3: portcullis.configsync.v1.LeaseResponse.refresh:type_name -> google.protobuf.Duration
-	7,  // 4: portcullis.configsync.v1.WatchResponse.heartbeat:type_name -> portcullis.configsync.v1.Heartbeat
-	12, // 5: portcullis.configsync.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	0,  // 6: portcullis.configsync.v1.ReportRequest.mode:type_name -> portcullis.configsync.v1.Mode
-	9,  // 7: portcullis.configsync.v1.ReportRequest.quarantined:type_name -> portcullis.configsync.v1.QuarantinedTool
-	12, // 8: portcullis.configsync.v1.QuarantinedTool.since:type_name -> google.protobuf.Timestamp
-	5,  // 9: portcullis.configsync.v1.ConfigSyncService.Watch:input_type -> portcullis.configsync.v1.WatchRequest
-	8,  // 10: portcullis.configsync.v1.ConfigSyncService.Report:input_type -> portcullis.configsync.v1.ReportRequest
-	1,  // 11: portcullis.configsync.v1.ConfigSyncService.Lease:input_type -> portcullis.configsync.v1.LeaseRequest
-	6,  // 12: portcullis.configsync.v1.ConfigSyncService.Watch:output_type -> portcullis.configsync.v1.WatchResponse
-	10, // 13: portcullis.configsync.v1.ConfigSyncService.Report:output_type -> portcullis.configsync.v1.ReportResponse
-	3,  // 14: portcullis.configsync.v1.ConfigSyncService.Lease:output_type -> portcullis.configsync.v1.LeaseResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	4,  // 0: portcullis.configsync.v1.LeaseRequest.demands:type_name -> portcullis.configsync.v1.Demand
+	2,  // 1: portcullis.configsync.v1.LeaseRequest.budget_demands:type_name -> portcullis.configsync.v1.BudgetDemand
+	3,  // 2: portcullis.configsync.v1.BudgetDemand.want:type_name -> portcullis.configsync.v1.BudgetUnits
+	3,  // 3: portcullis.configsync.v1.BudgetDemand.balance:type_name -> portcullis.configsync.v1.BudgetUnits
+	3,  // 4: portcullis.configsync.v1.BudgetDemand.recent:type_name -> portcullis.configsync.v1.BudgetUnits
+	7,  // 5: portcullis.configsync.v1.LeaseResponse.leases:type_name -> portcullis.configsync.v1.Lease
+	14, // 6: portcullis.configsync.v1.LeaseResponse.valid_for:type_name -> google.protobuf.Duration
+	14, // 7: portcullis.configsync.v1.LeaseResponse.refresh:type_name -> google.protobuf.Duration
+	6,  // 8: portcullis.configsync.v1.LeaseResponse.budget_slices:type_name -> portcullis.configsync.v1.BudgetSlice
+	3,  // 9: portcullis.configsync.v1.BudgetSlice.balance:type_name -> portcullis.configsync.v1.BudgetUnits
+	3,  // 10: portcullis.configsync.v1.BudgetSlice.unallocated:type_name -> portcullis.configsync.v1.BudgetUnits
+	10, // 11: portcullis.configsync.v1.WatchResponse.heartbeat:type_name -> portcullis.configsync.v1.Heartbeat
+	15, // 12: portcullis.configsync.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	0,  // 13: portcullis.configsync.v1.ReportRequest.mode:type_name -> portcullis.configsync.v1.Mode
+	12, // 14: portcullis.configsync.v1.ReportRequest.quarantined:type_name -> portcullis.configsync.v1.QuarantinedTool
+	15, // 15: portcullis.configsync.v1.QuarantinedTool.since:type_name -> google.protobuf.Timestamp
+	8,  // 16: portcullis.configsync.v1.ConfigSyncService.Watch:input_type -> portcullis.configsync.v1.WatchRequest
+	11, // 17: portcullis.configsync.v1.ConfigSyncService.Report:input_type -> portcullis.configsync.v1.ReportRequest
+	1,  // 18: portcullis.configsync.v1.ConfigSyncService.Lease:input_type -> portcullis.configsync.v1.LeaseRequest
+	9,  // 19: portcullis.configsync.v1.ConfigSyncService.Watch:output_type -> portcullis.configsync.v1.WatchResponse
+	13, // 20: portcullis.configsync.v1.ConfigSyncService.Report:output_type -> portcullis.configsync.v1.ReportResponse
+	5,  // 21: portcullis.configsync.v1.ConfigSyncService.Lease:output_type -> portcullis.configsync.v1.LeaseResponse
+	19, // [19:22] is the sub-list for method output_type
+	16, // [16:19] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_configsync_v1_configsync_proto_init() }
@@ -1064,7 +1368,7 @@ func file_portcullis_configsync_v1_configsync_proto_init() {
 	if File_portcullis_configsync_v1_configsync_proto != nil {
 		return
 	}
-	file_portcullis_configsync_v1_configsync_proto_msgTypes[5].OneofWrappers = []any{
+	file_portcullis_configsync_v1_configsync_proto_msgTypes[8].OneofWrappers = []any{
 		(*WatchResponse_Snapshot)(nil),
 		(*WatchResponse_Heartbeat)(nil),
 		(*WatchResponse_SnapshotGzip)(nil),
@@ -1075,7 +1379,7 @@ func file_portcullis_configsync_v1_configsync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_configsync_v1_configsync_proto_rawDesc), len(file_portcullis_configsync_v1_configsync_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

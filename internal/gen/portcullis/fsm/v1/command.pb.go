@@ -587,6 +587,7 @@ type Resource struct {
 	//	*Resource_ModelPrice
 	//	*Resource_Budget
 	//	*Resource_RateLimit
+	//	*Resource_BudgetUsage
 	//	*Resource_UpgradeProbe
 	Kind          isResource_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
@@ -819,6 +820,15 @@ func (x *Resource) GetRateLimit() *v1.RateLimit {
 	return nil
 }
 
+func (x *Resource) GetBudgetUsage() *v1.BudgetUsage {
+	if x != nil {
+		if x, ok := x.Kind.(*Resource_BudgetUsage); ok {
+			return x.BudgetUsage
+		}
+	}
+	return nil
+}
+
 func (x *Resource) GetUpgradeProbe() *UpgradeProbe {
 	if x != nil {
 		if x, ok := x.Kind.(*Resource_UpgradeProbe); ok {
@@ -922,6 +932,12 @@ type Resource_RateLimit struct {
 	RateLimit *v1.RateLimit `protobuf:"bytes,50,opt,name=rate_limit,json=rateLimit,proto3,oneof"`
 }
 
+type Resource_BudgetUsage struct {
+	// Cluster version 7: written only by ConsumeAudit.budget_usage (a put
+	// or delete of it is refused).
+	BudgetUsage *v1.BudgetUsage `protobuf:"bytes,60,opt,name=budget_usage,json=budgetUsage,proto3,oneof"`
+}
+
 type Resource_UpgradeProbe struct {
 	// Reserved for the rolling-upgrade test (test/upgrade): only binaries
 	// built with -tags upgradetest support this kind, at a cluster version
@@ -972,6 +988,8 @@ func (*Resource_ModelPrice) isResource_Kind() {}
 func (*Resource_Budget) isResource_Kind() {}
 
 func (*Resource_RateLimit) isResource_Kind() {}
+
+func (*Resource_BudgetUsage) isResource_Kind() {}
 
 func (*Resource_UpgradeProbe) isResource_Kind() {}
 
@@ -1499,7 +1517,11 @@ type ConsumeAudit struct {
 	Seeded []*SeededLearning `protobuf:"bytes,6,rep,name=seeded,proto3" json:"seeded,omitempty"`
 	// Alerts to queue (the "alert" consumer). An alert whose name is queued
 	// already is not queued again.
-	Alerts        []*v1.Alert `protobuf:"bytes,7,rep,name=alerts,proto3" json:"alerts,omitempty"`
+	Alerts []*v1.Alert `protobuf:"bytes,7,rep,name=alerts,proto3" json:"alerts,omitempty"`
+	// What the batch's calls consumed against budgets (the "budget"
+	// consumer), per budget; cluster version 7. Units of windows that ended
+	// by the command's time are dropped.
+	BudgetUsage   []*BudgetUsageDelta `protobuf:"bytes,60,rep,name=budget_usage,json=budgetUsage,proto3" json:"budget_usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1583,6 +1605,69 @@ func (x *ConsumeAudit) GetAlerts() []*v1.Alert {
 	return nil
 }
 
+func (x *ConsumeAudit) GetBudgetUsage() []*BudgetUsageDelta {
+	if x != nil {
+		return x.BudgetUsage
+	}
+	return nil
+}
+
+// BudgetUsageDelta adds consumption to one budget's usage.
+type BudgetUsageDelta struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Budget string                 `protobuf:"bytes,1,opt,name=budget,proto3" json:"budget,omitempty"`
+	// Keys and windows with the units to add (window_end after the
+	// command's time; keys at most 512 bytes). At most
+	// limits.BudgetUsageKeys entries.
+	Add           []*v1.BudgetKeyUsage `protobuf:"bytes,2,rep,name=add,proto3" json:"add,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BudgetUsageDelta) Reset() {
+	*x = BudgetUsageDelta{}
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BudgetUsageDelta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BudgetUsageDelta) ProtoMessage() {}
+
+func (x *BudgetUsageDelta) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BudgetUsageDelta.ProtoReflect.Descriptor instead.
+func (*BudgetUsageDelta) Descriptor() ([]byte, []int) {
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *BudgetUsageDelta) GetBudget() string {
+	if x != nil {
+		return x.Budget
+	}
+	return ""
+}
+
+func (x *BudgetUsageDelta) GetAdd() []*v1.BudgetKeyUsage {
+	if x != nil {
+		return x.Add
+	}
+	return nil
+}
+
 // LearnedChange adds values to (or removes them from) one scope's set of a
 // learned list.
 type LearnedChange struct {
@@ -1603,7 +1688,7 @@ type LearnedChange struct {
 
 func (x *LearnedChange) Reset() {
 	*x = LearnedChange{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1700,7 @@ func (x *LearnedChange) String() string {
 func (*LearnedChange) ProtoMessage() {}
 
 func (x *LearnedChange) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[11]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1713,7 @@ func (x *LearnedChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedChange.ProtoReflect.Descriptor instead.
 func (*LearnedChange) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LearnedChange) GetList() string {
@@ -1680,7 +1765,7 @@ type LearnedValue struct {
 
 func (x *LearnedValue) Reset() {
 	*x = LearnedValue{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1777,7 @@ func (x *LearnedValue) String() string {
 func (*LearnedValue) ProtoMessage() {}
 
 func (x *LearnedValue) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[12]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1790,7 @@ func (x *LearnedValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LearnedValue.ProtoReflect.Descriptor instead.
 func (*LearnedValue) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LearnedValue) GetValue() string {
@@ -1733,7 +1818,7 @@ type SeededLearning struct {
 
 func (x *SeededLearning) Reset() {
 	*x = SeededLearning{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +1830,7 @@ func (x *SeededLearning) String() string {
 func (*SeededLearning) ProtoMessage() {}
 
 func (x *SeededLearning) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[13]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +1843,7 @@ func (x *SeededLearning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeededLearning.ProtoReflect.Descriptor instead.
 func (*SeededLearning) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SeededLearning) GetList() string {
@@ -1787,7 +1872,7 @@ type ChangeLearned struct {
 
 func (x *ChangeLearned) Reset() {
 	*x = ChangeLearned{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +1884,7 @@ func (x *ChangeLearned) String() string {
 func (*ChangeLearned) ProtoMessage() {}
 
 func (x *ChangeLearned) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[14]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +1897,7 @@ func (x *ChangeLearned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeLearned.ProtoReflect.Descriptor instead.
 func (*ChangeLearned) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ChangeLearned) GetChanges() []*LearnedChange {
@@ -1845,7 +1930,7 @@ type SettleAlert struct {
 
 func (x *SettleAlert) Reset() {
 	*x = SettleAlert{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +1942,7 @@ func (x *SettleAlert) String() string {
 func (*SettleAlert) ProtoMessage() {}
 
 func (x *SettleAlert) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[15]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +1955,7 @@ func (x *SettleAlert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleAlert.ProtoReflect.Descriptor instead.
 func (*SettleAlert) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SettleAlert) GetName() string {
@@ -1925,7 +2010,7 @@ type Touch struct {
 
 func (x *Touch) Reset() {
 	*x = Touch{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2022,7 @@ func (x *Touch) String() string {
 func (*Touch) ProtoMessage() {}
 
 func (x *Touch) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[16]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2035,7 @@ func (x *Touch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Touch.ProtoReflect.Descriptor instead.
 func (*Touch) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{17}
 }
 
 // Error is a command's domain error: the command changed nothing.
@@ -1965,7 +2050,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[17]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1977,7 +2062,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[17]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1990,7 +2075,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -2028,7 +2113,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[18]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2040,7 +2125,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[18]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2053,7 +2138,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{18}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Result) GetIndex() uint64 {
@@ -2104,7 +2189,7 @@ type DedupEntry struct {
 
 func (x *DedupEntry) Reset() {
 	*x = DedupEntry{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[19]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2201,7 @@ func (x *DedupEntry) String() string {
 func (*DedupEntry) ProtoMessage() {}
 
 func (x *DedupEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[19]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2214,7 @@ func (x *DedupEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DedupEntry.ProtoReflect.Descriptor instead.
 func (*DedupEntry) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{19}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DedupEntry) GetTokenId() string {
@@ -2187,7 +2272,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[20]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2284,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[20]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2297,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{20}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -2280,7 +2365,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[21]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2377,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[21]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2390,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{21}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -2392,7 +2477,7 @@ type SnapshotEnd struct {
 
 func (x *SnapshotEnd) Reset() {
 	*x = SnapshotEnd{}
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[22]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2404,7 +2489,7 @@ func (x *SnapshotEnd) String() string {
 func (*SnapshotEnd) ProtoMessage() {}
 
 func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[22]
+	mi := &file_portcullis_fsm_v1_command_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2417,7 +2502,7 @@ func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotEnd.ProtoReflect.Descriptor instead.
 func (*SnapshotEnd) Descriptor() ([]byte, []int) {
-	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{22}
+	return file_portcullis_fsm_v1_command_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SnapshotEnd) GetRecords() uint64 {
@@ -2452,7 +2537,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\rconsume_audit\x18\x15 \x01(\v2\x1f.portcullis.fsm.v1.ConsumeAuditH\x00R\fconsumeAudit\x12C\n" +
 	"\fsettle_alert\x18\x16 \x01(\v2\x1e.portcullis.fsm.v1.SettleAlertH\x00R\vsettleAlert\x12I\n" +
 	"\x0echange_learned\x18\x17 \x01(\v2 .portcullis.fsm.v1.ChangeLearnedH\x00R\rchangeLearnedB\x04\n" +
-	"\x02op\"\xb3\v\n" +
+	"\x02op\"\xfb\v\n" +
 	"\bResource\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1b.portcullis.config.v1.AgentH\x00R\x05agent\x12<\n" +
 	"\bupstream\x18\x02 \x01(\v2\x1e.portcullis.config.v1.UpstreamH\x00R\bupstream\x12:\n" +
@@ -2482,6 +2567,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\x06budget\x18\x1f \x01(\v2\x1c.portcullis.config.v1.BudgetH\x00R\x06budget\x12@\n" +
 	"\n" +
 	"rate_limit\x182 \x01(\v2\x1f.portcullis.config.v1.RateLimitH\x00R\trateLimit\x12F\n" +
+	"\fbudget_usage\x18< \x01(\v2!.portcullis.config.v1.BudgetUsageH\x00R\vbudgetUsage\x12F\n" +
 	"\rupgrade_probe\x18d \x01(\v2\x1f.portcullis.fsm.v1.UpgradeProbeH\x00R\fupgradeProbeB\x06\n" +
 	"\x04kind\"Z\n" +
 	"\fUpgradeProbe\x126\n" +
@@ -2515,7 +2601,7 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\vexpect_step\x18\x04 \x01(\rR\n" +
 	"expectStep\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1c\n" +
-	"\tautomatic\x18\x06 \x01(\bR\tautomatic\"\xc8\x02\n" +
+	"\tautomatic\x18\x06 \x01(\bR\tautomatic\"\x90\x03\n" +
 	"\fConsumeAudit\x12\x1a\n" +
 	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x12\x1f\n" +
 	"\vafter_batch\x18\x02 \x01(\x04R\n" +
@@ -2524,7 +2610,11 @@ const file_portcullis_fsm_v1_command_proto_rawDesc = "" +
 	"\arecords\x18\x04 \x01(\x04R\arecords\x12:\n" +
 	"\alearned\x18\x05 \x03(\v2 .portcullis.fsm.v1.LearnedChangeR\alearned\x129\n" +
 	"\x06seeded\x18\x06 \x03(\v2!.portcullis.fsm.v1.SeededLearningR\x06seeded\x123\n" +
-	"\x06alerts\x18\a \x03(\v2\x1b.portcullis.config.v1.AlertR\x06alerts\"\xa4\x01\n" +
+	"\x06alerts\x18\a \x03(\v2\x1b.portcullis.config.v1.AlertR\x06alerts\x12F\n" +
+	"\fbudget_usage\x18< \x03(\v2#.portcullis.fsm.v1.BudgetUsageDeltaR\vbudgetUsage\"b\n" +
+	"\x10BudgetUsageDelta\x12\x16\n" +
+	"\x06budget\x18\x01 \x01(\tR\x06budget\x126\n" +
+	"\x03add\x18\x02 \x03(\v2$.portcullis.config.v1.BudgetKeyUsageR\x03add\"\xa4\x01\n" +
 	"\rLearnedChange\x12\x12\n" +
 	"\x04list\x18\x01 \x01(\tR\x04list\x12\x14\n" +
 	"\x05scope\x18\x02 \x01(\tR\x05scope\x121\n" +
@@ -2626,7 +2716,7 @@ func file_portcullis_fsm_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_portcullis_fsm_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_portcullis_fsm_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(WriteMode)(0),                // 0: portcullis.fsm.v1.WriteMode
 	(RolloutAction)(0),            // 1: portcullis.fsm.v1.RolloutAction
@@ -2643,118 +2733,124 @@ var file_portcullis_fsm_v1_command_proto_goTypes = []any{
 	(*SignIn)(nil),                // 12: portcullis.fsm.v1.SignIn
 	(*RolloutChange)(nil),         // 13: portcullis.fsm.v1.RolloutChange
 	(*ConsumeAudit)(nil),          // 14: portcullis.fsm.v1.ConsumeAudit
-	(*LearnedChange)(nil),         // 15: portcullis.fsm.v1.LearnedChange
-	(*LearnedValue)(nil),          // 16: portcullis.fsm.v1.LearnedValue
-	(*SeededLearning)(nil),        // 17: portcullis.fsm.v1.SeededLearning
-	(*ChangeLearned)(nil),         // 18: portcullis.fsm.v1.ChangeLearned
-	(*SettleAlert)(nil),           // 19: portcullis.fsm.v1.SettleAlert
-	(*Touch)(nil),                 // 20: portcullis.fsm.v1.Touch
-	(*Error)(nil),                 // 21: portcullis.fsm.v1.Error
-	(*Result)(nil),                // 22: portcullis.fsm.v1.Result
-	(*DedupEntry)(nil),            // 23: portcullis.fsm.v1.DedupEntry
-	(*SnapshotHeader)(nil),        // 24: portcullis.fsm.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 25: portcullis.fsm.v1.SnapshotRecord
-	(*SnapshotEnd)(nil),           // 26: portcullis.fsm.v1.SnapshotEnd
-	(*v1.Actor)(nil),              // 27: portcullis.config.v1.Actor
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 29: portcullis.config.v1.Agent
-	(*v1.Upstream)(nil),           // 30: portcullis.config.v1.Upstream
-	(*v1.ToolPin)(nil),            // 31: portcullis.config.v1.ToolPin
-	(*v1.PolicySet)(nil),          // 32: portcullis.config.v1.PolicySet
-	(*v1.IdentitySource)(nil),     // 33: portcullis.config.v1.IdentitySource
-	(*v1.Secret)(nil),             // 34: portcullis.config.v1.Secret
-	(*v1.AdminToken)(nil),         // 35: portcullis.config.v1.AdminToken
-	(*v1.Node)(nil),               // 36: portcullis.config.v1.Node
-	(*v1.ValueList)(nil),          // 37: portcullis.config.v1.ValueList
-	(*v1.PolicyHistory)(nil),      // 38: portcullis.config.v1.PolicyHistory
-	(*v1.PolicyTests)(nil),        // 39: portcullis.config.v1.PolicyTests
-	(*v1.Rollout)(nil),            // 40: portcullis.config.v1.Rollout
-	(*v1.Setting)(nil),            // 41: portcullis.config.v1.Setting
-	(*v1.InspectionRule)(nil),     // 42: portcullis.config.v1.InspectionRule
-	(*v1.ListLearning)(nil),       // 43: portcullis.config.v1.ListLearning
-	(*v1.AlertRule)(nil),          // 44: portcullis.config.v1.AlertRule
-	(*v1.Alert)(nil),              // 45: portcullis.config.v1.Alert
-	(*v1.AuditCursor)(nil),        // 46: portcullis.config.v1.AuditCursor
-	(*v1.ModelPrice)(nil),         // 47: portcullis.config.v1.ModelPrice
-	(*v1.Budget)(nil),             // 48: portcullis.config.v1.Budget
-	(*v1.RateLimit)(nil),          // 49: portcullis.config.v1.RateLimit
-	(*v1.ResourceMeta)(nil),       // 50: portcullis.config.v1.ResourceMeta
-	(*v1.ClusterIdentity)(nil),    // 51: portcullis.config.v1.ClusterIdentity
-	(*v11.Record)(nil),            // 52: portcullis.audit.v1.Record
-	(v1.RolloutStage)(0),          // 53: portcullis.config.v1.RolloutStage
-	(*v1.AuditMark)(nil),          // 54: portcullis.config.v1.AuditMark
-	(*v1.AdminEvent)(nil),         // 55: portcullis.config.v1.AdminEvent
+	(*BudgetUsageDelta)(nil),      // 15: portcullis.fsm.v1.BudgetUsageDelta
+	(*LearnedChange)(nil),         // 16: portcullis.fsm.v1.LearnedChange
+	(*LearnedValue)(nil),          // 17: portcullis.fsm.v1.LearnedValue
+	(*SeededLearning)(nil),        // 18: portcullis.fsm.v1.SeededLearning
+	(*ChangeLearned)(nil),         // 19: portcullis.fsm.v1.ChangeLearned
+	(*SettleAlert)(nil),           // 20: portcullis.fsm.v1.SettleAlert
+	(*Touch)(nil),                 // 21: portcullis.fsm.v1.Touch
+	(*Error)(nil),                 // 22: portcullis.fsm.v1.Error
+	(*Result)(nil),                // 23: portcullis.fsm.v1.Result
+	(*DedupEntry)(nil),            // 24: portcullis.fsm.v1.DedupEntry
+	(*SnapshotHeader)(nil),        // 25: portcullis.fsm.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 26: portcullis.fsm.v1.SnapshotRecord
+	(*SnapshotEnd)(nil),           // 27: portcullis.fsm.v1.SnapshotEnd
+	(*v1.Actor)(nil),              // 28: portcullis.config.v1.Actor
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 30: portcullis.config.v1.Agent
+	(*v1.Upstream)(nil),           // 31: portcullis.config.v1.Upstream
+	(*v1.ToolPin)(nil),            // 32: portcullis.config.v1.ToolPin
+	(*v1.PolicySet)(nil),          // 33: portcullis.config.v1.PolicySet
+	(*v1.IdentitySource)(nil),     // 34: portcullis.config.v1.IdentitySource
+	(*v1.Secret)(nil),             // 35: portcullis.config.v1.Secret
+	(*v1.AdminToken)(nil),         // 36: portcullis.config.v1.AdminToken
+	(*v1.Node)(nil),               // 37: portcullis.config.v1.Node
+	(*v1.ValueList)(nil),          // 38: portcullis.config.v1.ValueList
+	(*v1.PolicyHistory)(nil),      // 39: portcullis.config.v1.PolicyHistory
+	(*v1.PolicyTests)(nil),        // 40: portcullis.config.v1.PolicyTests
+	(*v1.Rollout)(nil),            // 41: portcullis.config.v1.Rollout
+	(*v1.Setting)(nil),            // 42: portcullis.config.v1.Setting
+	(*v1.InspectionRule)(nil),     // 43: portcullis.config.v1.InspectionRule
+	(*v1.ListLearning)(nil),       // 44: portcullis.config.v1.ListLearning
+	(*v1.AlertRule)(nil),          // 45: portcullis.config.v1.AlertRule
+	(*v1.Alert)(nil),              // 46: portcullis.config.v1.Alert
+	(*v1.AuditCursor)(nil),        // 47: portcullis.config.v1.AuditCursor
+	(*v1.ModelPrice)(nil),         // 48: portcullis.config.v1.ModelPrice
+	(*v1.Budget)(nil),             // 49: portcullis.config.v1.Budget
+	(*v1.RateLimit)(nil),          // 50: portcullis.config.v1.RateLimit
+	(*v1.BudgetUsage)(nil),        // 51: portcullis.config.v1.BudgetUsage
+	(*v1.ResourceMeta)(nil),       // 52: portcullis.config.v1.ResourceMeta
+	(*v1.ClusterIdentity)(nil),    // 53: portcullis.config.v1.ClusterIdentity
+	(*v11.Record)(nil),            // 54: portcullis.audit.v1.Record
+	(v1.RolloutStage)(0),          // 55: portcullis.config.v1.RolloutStage
+	(*v1.AuditMark)(nil),          // 56: portcullis.config.v1.AuditMark
+	(*v1.BudgetKeyUsage)(nil),     // 57: portcullis.config.v1.BudgetKeyUsage
+	(*v1.AdminEvent)(nil),         // 58: portcullis.config.v1.AdminEvent
 }
 var file_portcullis_fsm_v1_command_proto_depIdxs = []int32{
-	27, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
-	28, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
+	28, // 0: portcullis.fsm.v1.Command.actor:type_name -> portcullis.config.v1.Actor
+	29, // 1: portcullis.fsm.v1.Command.time:type_name -> google.protobuf.Timestamp
 	7,  // 2: portcullis.fsm.v1.Command.put:type_name -> portcullis.fsm.v1.Put
 	8,  // 3: portcullis.fsm.v1.Command.delete:type_name -> portcullis.fsm.v1.Delete
 	9,  // 4: portcullis.fsm.v1.Command.bootstrap:type_name -> portcullis.fsm.v1.Bootstrap
-	20, // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
+	21, // 5: portcullis.fsm.v1.Command.touch:type_name -> portcullis.fsm.v1.Touch
 	10, // 6: portcullis.fsm.v1.Command.set_freeze:type_name -> portcullis.fsm.v1.SetFreeze
 	11, // 7: portcullis.fsm.v1.Command.append_audit:type_name -> portcullis.fsm.v1.AppendAudit
 	13, // 8: portcullis.fsm.v1.Command.rollout_change:type_name -> portcullis.fsm.v1.RolloutChange
 	12, // 9: portcullis.fsm.v1.Command.sign_in:type_name -> portcullis.fsm.v1.SignIn
 	14, // 10: portcullis.fsm.v1.Command.consume_audit:type_name -> portcullis.fsm.v1.ConsumeAudit
-	19, // 11: portcullis.fsm.v1.Command.settle_alert:type_name -> portcullis.fsm.v1.SettleAlert
-	18, // 12: portcullis.fsm.v1.Command.change_learned:type_name -> portcullis.fsm.v1.ChangeLearned
-	29, // 13: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
-	30, // 14: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
-	31, // 15: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
-	32, // 16: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
-	33, // 17: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
-	34, // 18: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
-	35, // 19: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
-	36, // 20: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
-	37, // 21: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
-	38, // 22: portcullis.fsm.v1.Resource.policy_history:type_name -> portcullis.config.v1.PolicyHistory
-	39, // 23: portcullis.fsm.v1.Resource.policy_tests:type_name -> portcullis.config.v1.PolicyTests
-	40, // 24: portcullis.fsm.v1.Resource.rollout:type_name -> portcullis.config.v1.Rollout
-	41, // 25: portcullis.fsm.v1.Resource.setting:type_name -> portcullis.config.v1.Setting
-	42, // 26: portcullis.fsm.v1.Resource.inspection_rule:type_name -> portcullis.config.v1.InspectionRule
-	43, // 27: portcullis.fsm.v1.Resource.list_learning:type_name -> portcullis.config.v1.ListLearning
-	44, // 28: portcullis.fsm.v1.Resource.alert_rule:type_name -> portcullis.config.v1.AlertRule
-	45, // 29: portcullis.fsm.v1.Resource.alert:type_name -> portcullis.config.v1.Alert
-	46, // 30: portcullis.fsm.v1.Resource.audit_cursor:type_name -> portcullis.config.v1.AuditCursor
-	47, // 31: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
-	48, // 32: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
-	49, // 33: portcullis.fsm.v1.Resource.rate_limit:type_name -> portcullis.config.v1.RateLimit
-	6,  // 34: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
-	50, // 35: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
-	5,  // 36: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
-	0,  // 37: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
-	51, // 38: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	36, // 39: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
-	35, // 40: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
-	52, // 41: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
-	1,  // 42: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
-	53, // 43: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
-	54, // 44: portcullis.fsm.v1.ConsumeAudit.marks:type_name -> portcullis.config.v1.AuditMark
-	15, // 45: portcullis.fsm.v1.ConsumeAudit.learned:type_name -> portcullis.fsm.v1.LearnedChange
-	17, // 46: portcullis.fsm.v1.ConsumeAudit.seeded:type_name -> portcullis.fsm.v1.SeededLearning
-	45, // 47: portcullis.fsm.v1.ConsumeAudit.alerts:type_name -> portcullis.config.v1.Alert
-	16, // 48: portcullis.fsm.v1.LearnedChange.add:type_name -> portcullis.fsm.v1.LearnedValue
-	15, // 49: portcullis.fsm.v1.ChangeLearned.changes:type_name -> portcullis.fsm.v1.LearnedChange
-	2,  // 50: portcullis.fsm.v1.SettleAlert.outcome:type_name -> portcullis.fsm.v1.AlertOutcome
-	28, // 51: portcullis.fsm.v1.SettleAlert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	3,  // 52: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
-	5,  // 53: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
-	21, // 54: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
-	28, // 55: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
-	22, // 56: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
-	51, // 57: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
-	28, // 58: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
-	10, // 59: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
-	5,  // 60: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
-	55, // 61: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
-	23, // 62: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
-	26, // 63: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
-	64, // [64:64] is the sub-list for method output_type
-	64, // [64:64] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	20, // 11: portcullis.fsm.v1.Command.settle_alert:type_name -> portcullis.fsm.v1.SettleAlert
+	19, // 12: portcullis.fsm.v1.Command.change_learned:type_name -> portcullis.fsm.v1.ChangeLearned
+	30, // 13: portcullis.fsm.v1.Resource.agent:type_name -> portcullis.config.v1.Agent
+	31, // 14: portcullis.fsm.v1.Resource.upstream:type_name -> portcullis.config.v1.Upstream
+	32, // 15: portcullis.fsm.v1.Resource.tool_pin:type_name -> portcullis.config.v1.ToolPin
+	33, // 16: portcullis.fsm.v1.Resource.policy_set:type_name -> portcullis.config.v1.PolicySet
+	34, // 17: portcullis.fsm.v1.Resource.identity_source:type_name -> portcullis.config.v1.IdentitySource
+	35, // 18: portcullis.fsm.v1.Resource.secret:type_name -> portcullis.config.v1.Secret
+	36, // 19: portcullis.fsm.v1.Resource.admin_token:type_name -> portcullis.config.v1.AdminToken
+	37, // 20: portcullis.fsm.v1.Resource.node:type_name -> portcullis.config.v1.Node
+	38, // 21: portcullis.fsm.v1.Resource.value_list:type_name -> portcullis.config.v1.ValueList
+	39, // 22: portcullis.fsm.v1.Resource.policy_history:type_name -> portcullis.config.v1.PolicyHistory
+	40, // 23: portcullis.fsm.v1.Resource.policy_tests:type_name -> portcullis.config.v1.PolicyTests
+	41, // 24: portcullis.fsm.v1.Resource.rollout:type_name -> portcullis.config.v1.Rollout
+	42, // 25: portcullis.fsm.v1.Resource.setting:type_name -> portcullis.config.v1.Setting
+	43, // 26: portcullis.fsm.v1.Resource.inspection_rule:type_name -> portcullis.config.v1.InspectionRule
+	44, // 27: portcullis.fsm.v1.Resource.list_learning:type_name -> portcullis.config.v1.ListLearning
+	45, // 28: portcullis.fsm.v1.Resource.alert_rule:type_name -> portcullis.config.v1.AlertRule
+	46, // 29: portcullis.fsm.v1.Resource.alert:type_name -> portcullis.config.v1.Alert
+	47, // 30: portcullis.fsm.v1.Resource.audit_cursor:type_name -> portcullis.config.v1.AuditCursor
+	48, // 31: portcullis.fsm.v1.Resource.model_price:type_name -> portcullis.config.v1.ModelPrice
+	49, // 32: portcullis.fsm.v1.Resource.budget:type_name -> portcullis.config.v1.Budget
+	50, // 33: portcullis.fsm.v1.Resource.rate_limit:type_name -> portcullis.config.v1.RateLimit
+	51, // 34: portcullis.fsm.v1.Resource.budget_usage:type_name -> portcullis.config.v1.BudgetUsage
+	6,  // 35: portcullis.fsm.v1.Resource.upgrade_probe:type_name -> portcullis.fsm.v1.UpgradeProbe
+	52, // 36: portcullis.fsm.v1.UpgradeProbe.meta:type_name -> portcullis.config.v1.ResourceMeta
+	5,  // 37: portcullis.fsm.v1.Put.resource:type_name -> portcullis.fsm.v1.Resource
+	0,  // 38: portcullis.fsm.v1.Put.mode:type_name -> portcullis.fsm.v1.WriteMode
+	53, // 39: portcullis.fsm.v1.Bootstrap.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	37, // 40: portcullis.fsm.v1.Bootstrap.node:type_name -> portcullis.config.v1.Node
+	36, // 41: portcullis.fsm.v1.Bootstrap.admin_token:type_name -> portcullis.config.v1.AdminToken
+	54, // 42: portcullis.fsm.v1.AppendAudit.records:type_name -> portcullis.audit.v1.Record
+	1,  // 43: portcullis.fsm.v1.RolloutChange.action:type_name -> portcullis.fsm.v1.RolloutAction
+	55, // 44: portcullis.fsm.v1.RolloutChange.expect_stage:type_name -> portcullis.config.v1.RolloutStage
+	56, // 45: portcullis.fsm.v1.ConsumeAudit.marks:type_name -> portcullis.config.v1.AuditMark
+	16, // 46: portcullis.fsm.v1.ConsumeAudit.learned:type_name -> portcullis.fsm.v1.LearnedChange
+	18, // 47: portcullis.fsm.v1.ConsumeAudit.seeded:type_name -> portcullis.fsm.v1.SeededLearning
+	46, // 48: portcullis.fsm.v1.ConsumeAudit.alerts:type_name -> portcullis.config.v1.Alert
+	15, // 49: portcullis.fsm.v1.ConsumeAudit.budget_usage:type_name -> portcullis.fsm.v1.BudgetUsageDelta
+	57, // 50: portcullis.fsm.v1.BudgetUsageDelta.add:type_name -> portcullis.config.v1.BudgetKeyUsage
+	17, // 51: portcullis.fsm.v1.LearnedChange.add:type_name -> portcullis.fsm.v1.LearnedValue
+	16, // 52: portcullis.fsm.v1.ChangeLearned.changes:type_name -> portcullis.fsm.v1.LearnedChange
+	2,  // 53: portcullis.fsm.v1.SettleAlert.outcome:type_name -> portcullis.fsm.v1.AlertOutcome
+	29, // 54: portcullis.fsm.v1.SettleAlert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	3,  // 55: portcullis.fsm.v1.Error.code:type_name -> portcullis.fsm.v1.ErrorCode
+	5,  // 56: portcullis.fsm.v1.Result.resource:type_name -> portcullis.fsm.v1.Resource
+	22, // 57: portcullis.fsm.v1.Result.error:type_name -> portcullis.fsm.v1.Error
+	29, // 58: portcullis.fsm.v1.DedupEntry.time:type_name -> google.protobuf.Timestamp
+	23, // 59: portcullis.fsm.v1.DedupEntry.result:type_name -> portcullis.fsm.v1.Result
+	53, // 60: portcullis.fsm.v1.SnapshotHeader.identity:type_name -> portcullis.config.v1.ClusterIdentity
+	29, // 61: portcullis.fsm.v1.SnapshotHeader.config_time:type_name -> google.protobuf.Timestamp
+	10, // 62: portcullis.fsm.v1.SnapshotHeader.freeze:type_name -> portcullis.fsm.v1.SetFreeze
+	5,  // 63: portcullis.fsm.v1.SnapshotRecord.resource:type_name -> portcullis.fsm.v1.Resource
+	58, // 64: portcullis.fsm.v1.SnapshotRecord.admin_event:type_name -> portcullis.config.v1.AdminEvent
+	24, // 65: portcullis.fsm.v1.SnapshotRecord.dedup:type_name -> portcullis.fsm.v1.DedupEntry
+	27, // 66: portcullis.fsm.v1.SnapshotRecord.end:type_name -> portcullis.fsm.v1.SnapshotEnd
+	67, // [67:67] is the sub-list for method output_type
+	67, // [67:67] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_fsm_v1_command_proto_init() }
@@ -2797,9 +2893,10 @@ func file_portcullis_fsm_v1_command_proto_init() {
 		(*Resource_ModelPrice)(nil),
 		(*Resource_Budget)(nil),
 		(*Resource_RateLimit)(nil),
+		(*Resource_BudgetUsage)(nil),
 		(*Resource_UpgradeProbe)(nil),
 	}
-	file_portcullis_fsm_v1_command_proto_msgTypes[21].OneofWrappers = []any{
+	file_portcullis_fsm_v1_command_proto_msgTypes[22].OneofWrappers = []any{
 		(*SnapshotRecord_Resource)(nil),
 		(*SnapshotRecord_AdminEvent)(nil),
 		(*SnapshotRecord_Dedup)(nil),
@@ -2811,7 +2908,7 @@ func file_portcullis_fsm_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_fsm_v1_command_proto_rawDesc), len(file_portcullis_fsm_v1_command_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -43,6 +43,9 @@ const (
 	// BudgetServiceDeleteBudgetProcedure is the fully-qualified name of the BudgetService's
 	// DeleteBudget RPC.
 	BudgetServiceDeleteBudgetProcedure = "/portcullis.admin.v1.BudgetService/DeleteBudget"
+	// BudgetServiceBudgetUsageProcedure is the fully-qualified name of the BudgetService's BudgetUsage
+	// RPC.
+	BudgetServiceBudgetUsageProcedure = "/portcullis.admin.v1.BudgetService/BudgetUsage"
 )
 
 // BudgetServiceClient is a client for the portcullis.admin.v1.BudgetService service.
@@ -55,6 +58,10 @@ type BudgetServiceClient interface {
 	ListBudgets(context.Context, *connect.Request[v1.ListBudgetsRequest]) (*connect.Response[v1.ListBudgetsResponse], error)
 	// Role: operator.
 	DeleteBudget(context.Context, *connect.Request[v1.DeleteBudgetRequest]) (*connect.Response[v1.DeleteBudgetResponse], error)
+	// What each budget's keys consumed in their current windows, from the
+	// replicated usage (the leader's budget audit consumer), with what is
+	// left. Role: auditor.
+	BudgetUsage(context.Context, *connect.Request[v1.BudgetUsageRequest]) (*connect.Response[v1.BudgetUsageResponse], error)
 }
 
 // NewBudgetServiceClient constructs a client for the portcullis.admin.v1.BudgetService service. By
@@ -92,6 +99,12 @@ func NewBudgetServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(budgetServiceMethods.ByName("DeleteBudget")),
 			connect.WithClientOptions(opts...),
 		),
+		budgetUsage: connect.NewClient[v1.BudgetUsageRequest, v1.BudgetUsageResponse](
+			httpClient,
+			baseURL+BudgetServiceBudgetUsageProcedure,
+			connect.WithSchema(budgetServiceMethods.ByName("BudgetUsage")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -101,6 +114,7 @@ type budgetServiceClient struct {
 	getBudget    *connect.Client[v1.GetBudgetRequest, v1.GetBudgetResponse]
 	listBudgets  *connect.Client[v1.ListBudgetsRequest, v1.ListBudgetsResponse]
 	deleteBudget *connect.Client[v1.DeleteBudgetRequest, v1.DeleteBudgetResponse]
+	budgetUsage  *connect.Client[v1.BudgetUsageRequest, v1.BudgetUsageResponse]
 }
 
 // SetBudget calls portcullis.admin.v1.BudgetService.SetBudget.
@@ -123,6 +137,11 @@ func (c *budgetServiceClient) DeleteBudget(ctx context.Context, req *connect.Req
 	return c.deleteBudget.CallUnary(ctx, req)
 }
 
+// BudgetUsage calls portcullis.admin.v1.BudgetService.BudgetUsage.
+func (c *budgetServiceClient) BudgetUsage(ctx context.Context, req *connect.Request[v1.BudgetUsageRequest]) (*connect.Response[v1.BudgetUsageResponse], error) {
+	return c.budgetUsage.CallUnary(ctx, req)
+}
+
 // BudgetServiceHandler is an implementation of the portcullis.admin.v1.BudgetService service.
 type BudgetServiceHandler interface {
 	// Creates or replaces a budget. Role: operator.
@@ -133,6 +152,10 @@ type BudgetServiceHandler interface {
 	ListBudgets(context.Context, *connect.Request[v1.ListBudgetsRequest]) (*connect.Response[v1.ListBudgetsResponse], error)
 	// Role: operator.
 	DeleteBudget(context.Context, *connect.Request[v1.DeleteBudgetRequest]) (*connect.Response[v1.DeleteBudgetResponse], error)
+	// What each budget's keys consumed in their current windows, from the
+	// replicated usage (the leader's budget audit consumer), with what is
+	// left. Role: auditor.
+	BudgetUsage(context.Context, *connect.Request[v1.BudgetUsageRequest]) (*connect.Response[v1.BudgetUsageResponse], error)
 }
 
 // NewBudgetServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -166,6 +189,12 @@ func NewBudgetServiceHandler(svc BudgetServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(budgetServiceMethods.ByName("DeleteBudget")),
 		connect.WithHandlerOptions(opts...),
 	)
+	budgetServiceBudgetUsageHandler := connect.NewUnaryHandler(
+		BudgetServiceBudgetUsageProcedure,
+		svc.BudgetUsage,
+		connect.WithSchema(budgetServiceMethods.ByName("BudgetUsage")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.admin.v1.BudgetService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case BudgetServiceSetBudgetProcedure:
@@ -176,6 +205,8 @@ func NewBudgetServiceHandler(svc BudgetServiceHandler, opts ...connect.HandlerOp
 			budgetServiceListBudgetsHandler.ServeHTTP(w, r)
 		case BudgetServiceDeleteBudgetProcedure:
 			budgetServiceDeleteBudgetHandler.ServeHTTP(w, r)
+		case BudgetServiceBudgetUsageProcedure:
+			budgetServiceBudgetUsageHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -199,4 +230,8 @@ func (UnimplementedBudgetServiceHandler) ListBudgets(context.Context, *connect.R
 
 func (UnimplementedBudgetServiceHandler) DeleteBudget(context.Context, *connect.Request[v1.DeleteBudgetRequest]) (*connect.Response[v1.DeleteBudgetResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.BudgetService.DeleteBudget is not implemented"))
+}
+
+func (UnimplementedBudgetServiceHandler) BudgetUsage(context.Context, *connect.Request[v1.BudgetUsageRequest]) (*connect.Response[v1.BudgetUsageResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.admin.v1.BudgetService.BudgetUsage is not implemented"))
 }

@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/resilience"
@@ -68,6 +70,24 @@ type Conns[S any] struct {
 	transports map[string]*http.Transport
 	closed     bool
 	bg         sync.WaitGroup // background session closes
+
+	// resolved caches Settings for the Resolver calls came with last (see
+	// Resolver: its answers are immutable).
+	resolved atomic.Pointer[resolvedCache]
+}
+
+// resolvedCache is the Settings resolved from one Resolver, by upstream
+// name, each with the Upstream message it was resolved from.
+type resolvedCache struct {
+	r  Resolver
+	mu sync.RWMutex
+	m  map[string]resolvedEntry
+}
+
+type resolvedEntry struct {
+	u   *configv1.Upstream
+	s   Settings
+	err error
 }
 
 // Conn is one upstream's connection under one set of settings. Its
@@ -104,9 +124,43 @@ func NewConns[S any](logger *slog.Logger, d Driver[S], opts ...Option) *Conns[S]
 }
 
 // Resolve reads upstream name's settings from r. Its errors name no
-// secret; Refusal says what they mean to a caller.
+// secret; Refusal says what they mean to a caller. The settings are
+// resolved once per Resolver and Upstream message (see Resolver) and
+// shared: callers copy the value, and must not modify what its slices and
+// Config point to.
 func (c *Conns[S]) Resolve(r Resolver, name string) (Settings, error) {
-	return resolve(r, name, &c.driver)
+	u, ok := r.Upstream(name)
+	if !ok || !cacheable(r) {
+		return resolve(r, name, &c.driver)
+	}
+	rc := c.resolved.Load()
+	if rc == nil || rc.r != r {
+		rc = &resolvedCache{r: r, m: map[string]resolvedEntry{}}
+		c.resolved.Store(rc) // a race with another Resolver only costs a resolve
+	}
+	rc.mu.RLock()
+	e, hit := rc.m[name]
+	rc.mu.RUnlock()
+	if hit && e.u == u {
+		return e.s, e.err
+	}
+	s, err := resolve(r, name, &c.driver)
+	if s.Config != u {
+		// r changed between the two reads: do not cache what no message names.
+		return s, err
+	}
+	rc.mu.Lock()
+	rc.m[name] = resolvedEntry{u: u, s: s, err: err}
+	rc.mu.Unlock()
+	return s, err
+}
+
+// cacheable reports whether r can key the cache: a pointer (the compiled
+// snapshot, the test fakes). Other Resolvers are resolved per call, since
+// comparing interface values whose dynamic type is not comparable panics.
+func cacheable(r Resolver) bool {
+	t := reflect.TypeOf(r)
+	return t != nil && t.Kind() == reflect.Pointer
 }
 
 // Acquire returns the connection for s, making it on first use and

@@ -64,7 +64,12 @@ func (p *Pool) relayFor(ctx context.Context, cn *conn, params json.RawMessage, r
 			return nil, nil, nil, fmt.Errorf("set progress token: %w", err)
 		}
 	}
-	askCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// askCtx bounds the caller's answers to the upstream's requests; it is
+	// made with the first such request (most calls have none).
+	var (
+		askCtx context.Context
+		cancel context.CancelFunc
+	)
 	// asked are the upstream's requests relayed to the caller, by their
 	// raw ids; the handler runs on the call's goroutine, one message at a
 	// time, and done after the call, so they need no lock.
@@ -78,6 +83,9 @@ func (p *Pool) relayFor(ctx context.Context, cn *conn, params json.RawMessage, r
 			}
 			p.relayNotification(ctx, m, token, relay)
 		case mcpwire.KindRequest:
+			if askCtx == nil {
+				askCtx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+			}
 			if pr, ok := p.relayRequest(askCtx, cn, m, relay); ok {
 				if asked == nil {
 					asked = map[string]pendingRelay{}
@@ -98,7 +106,9 @@ func (p *Pool) relayFor(ctx context.Context, cn *conn, params json.RawMessage, r
 			pr.withdraw()
 			p.tellCancelled(ctx, json.RawMessage(id), "the call that asked it ended", relay)
 		}
-		cancel()
+		if cancel != nil {
+			cancel()
+		}
 	}
 	return params, on, done, nil
 }

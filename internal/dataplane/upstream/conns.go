@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/resilience"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream/h1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"github.com/portcullis-gw/portcullis/internal/oauthcc"
 )
@@ -67,7 +68,7 @@ type Conns[S any] struct {
 	conns map[string]*Conn[S] // by upstream name
 	// transports are shared by the upstreams dialed under one egress
 	// policy (Settings.egressKey); a policy no connection uses is dropped.
-	transports map[string]*http.Transport
+	transports map[string]*h1.Transport
 	closed     bool
 	bg         sync.WaitGroup // background session closes
 
@@ -114,7 +115,7 @@ func NewConns[S any](logger *slog.Logger, d Driver[S], opts ...Option) *Conns[S]
 		driver:     d,
 		logger:     logger.With("component", "upstream"),
 		conns:      map[string]*Conn[S]{},
-		transports: map[string]*http.Transport{},
+		transports: map[string]*h1.Transport{},
 	}
 	for _, o := range opts {
 		o(&c.opts)
@@ -317,8 +318,13 @@ func (c *Conns[S]) httpClientLocked(s *Settings) *http.Client {
 // any more (a new snapshot changed the policy). Every address is checked
 // when the socket connects, so DNS rebinding cannot get past the policy;
 // there is no proxy, so the policy judges the upstream's own address.
+//
+// Plain http:// upstreams are reached over HTTP/1.1 on the calling
+// goroutine (package h1: no connection goroutines to hand each call to
+// and back); https, where ALPN may choose HTTP/2, and anything else h1
+// does not serve go to net/http's Transport, dialed the same way.
 // c.mu must be held.
-func (c *Conns[S]) transportLocked(s *Settings) *http.Transport {
+func (c *Conns[S]) transportLocked(s *Settings) *h1.Transport {
 	if t, ok := c.transports[s.egressKey]; ok {
 		return t
 	}
@@ -334,7 +340,7 @@ func (c *Conns[S]) transportLocked(s *Settings) *http.Transport {
 		}
 	}
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, ControlContext: s.egress.DialControlContext}
-	t := &http.Transport{
+	fallback := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,
 		ForceAttemptHTTP2:     true,
@@ -344,6 +350,7 @@ func (c *Conns[S]) transportLocked(s *Settings) *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
+	t := &h1.Transport{Dial: d.DialContext, Fallback: fallback, MaxIdlePerHost: 64, IdleTimeout: 90 * time.Second}
 	c.transports[s.egressKey] = t
 	return t
 }

@@ -92,7 +92,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.nc.SetDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(ctx, c.expire)
 	resp, err := c.roundTrip(req)
 	if err != nil {
 		stop()
@@ -144,7 +144,9 @@ func (t *Transport) get(ctx context.Context, addr string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{nc: nc, addr: addr, br: bufio.NewReaderSize(nc, bufSize), bw: bufio.NewWriterSize(nc, bufSize)}, nil
+	c := &conn{nc: nc, addr: addr, br: bufio.NewReaderSize(nc, bufSize), bw: bufio.NewWriterSize(nc, bufSize), peek: newIdlePeek(nc)}
+	c.expire = func() { _ = nc.SetDeadline(aLongTimeAgo) }
+	return c, nil
 }
 
 // put keeps c for reuse, or closes it when the host has enough idle ones.
@@ -189,6 +191,10 @@ type conn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	peek      *idlePeek
+	// expire fails the connection's blocked reads and writes (the
+	// request's context ended); made once per connection.
+	expire func()
 }
 
 // maxInterim bounds the 1xx interim responses skipped before the final
@@ -223,7 +229,7 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 // alive reports whether an idle connection may be reused: nothing is
 // buffered and the server has neither closed it nor sent anything.
 func (c *conn) alive() bool {
-	return c.br.Buffered() == 0 && peekIdle(c.nc)
+	return c.br.Buffered() == 0 && c.peek.idle()
 }
 
 // body is a response body on a connection: the connection goes back to

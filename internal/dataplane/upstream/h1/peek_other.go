@@ -4,6 +4,10 @@ package h1
 
 import "net"
 
-// peekIdle cannot look at the socket here: an idle connection the server
+// idlePeek cannot look at the socket here: an idle connection the server
 // closed fails its next request instead.
-func peekIdle(net.Conn) bool { return true }
+type idlePeek struct{}
+
+func newIdlePeek(net.Conn) *idlePeek { return &idlePeek{} }
+
+func (*idlePeek) idle() bool { return true }

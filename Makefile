@@ -103,8 +103,8 @@ e2e: $(TSCLIENT) $(A2AJSCLIENT) $(LLMCLIENT) ## End-to-end tests with the real b
 	$(GO) test -count=1 -timeout 15m -v $(PKGS_E2E) 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; test $${PIPESTATUS[0]} -eq 0
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz target for a short while
-	./scripts/fuzz-all 20s
+fuzz: ## Run every fuzz target for a fixed number of executions (scripts/fuzz-all 500000x for longer)
+	./scripts/fuzz-all 20000x
 
 # The fuzz targets CI runs on every change, each for a fixed number of
 # executions (about 10 s each on this machine): the control plane's state

@@ -13,7 +13,8 @@
 // only the connection handling is this package's.
 //
 // It serves plain http:// requests only. Everything else (https, where
-// ALPN may choose HTTP/2; protocol upgrades; CONNECT) goes to Fallback.
+// ALPN may choose HTTP/2; protocol upgrades; CONNECT; Expect:
+// 100-continue, which must wait for the server) goes to Fallback.
 //
 // A connection is reused only when its response was read to the end and
 // neither side asked to close it; a response body closed early closes
@@ -70,7 +71,7 @@ var _ http.RoundTripper = (*Transport)(nil)
 // serves reports whether t sends req itself.
 func serves(req *http.Request) bool {
 	return req.URL != nil && req.URL.Scheme == "http" && req.URL.Host != "" &&
-		req.Method != http.MethodConnect && req.Header.Get("Upgrade") == ""
+		req.Method != http.MethodConnect && req.Header.Get("Upgrade") == "" && req.Header.Get("Expect") == ""
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -207,12 +208,26 @@ var errInterim = errors.New("the server sent too many 1xx responses")
 // roundTrip writes req and reads the head of its final response (1xx
 // interim responses are skipped, as net/http does).
 func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
-	if err := req.Write(c.bw); err != nil { // closes req.Body
-		return nil, err
+	werr := req.Write(c.bw) // closes req.Body
+	if werr == nil {
+		werr = c.bw.Flush()
 	}
-	if err := c.bw.Flush(); err != nil {
-		return nil, err
+	if werr != nil {
+		// A server may answer before it has read the whole request (a
+		// refusal) and stop reading: its answer, when it sent one, says
+		// more than the failed write. The connection is not reused.
+		resp, err := c.readResponse(req)
+		if err != nil {
+			return nil, werr
+		}
+		resp.Close = true
+		return resp, nil
 	}
+	return c.readResponse(req)
+}
+
+// readResponse reads the head of req's final response.
+func (c *conn) readResponse(req *http.Request) (*http.Response, error) {
 	for range maxInterim + 1 {
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {

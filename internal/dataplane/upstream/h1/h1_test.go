@@ -319,6 +319,21 @@ func TestEarlyCloseClosesTheConnection(t *testing.T) {
 	}
 }
 
+// TestAnswerBeforeTheWholeRequest: a server that refuses a request
+// without reading its body still has its answer read.
+func TestAnswerBeforeTheWholeRequest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	status, _, err := do(ctx, newTransport(t), srv.URL, strings.Repeat("x", 8<<20))
+	if err != nil || status != http.StatusUnauthorized {
+		t.Fatalf("status %d, %v; want 401", status, err)
+	}
+}
+
 // TestFallback: what h1 does not serve goes to Fallback.
 func TestFallback(t *testing.T) {
 	fb := &fallback{}
@@ -337,8 +352,13 @@ func TestFallback(t *testing.T) {
 	if resp, err := tr.RoundTrip(req); err != nil || resp.StatusCode != http.StatusTeapot {
 		t.Errorf("upgrade: %v, %v; want the fallback's answer", resp, err)
 	}
-	if len(fb.got) != 3 {
-		t.Errorf("the fallback got %d requests, want 3", len(fb.got))
+	req, _ = http.NewRequest(http.MethodPost, "http://upstream.example/", strings.NewReader("{}"))
+	req.Header.Set("Expect", "100-continue")
+	if resp, err := tr.RoundTrip(req); err != nil || resp.StatusCode != http.StatusTeapot {
+		t.Errorf("expect: %v, %v; want the fallback's answer", resp, err)
+	}
+	if len(fb.got) != 4 {
+		t.Errorf("the fallback got %d requests, want 4", len(fb.got))
 	}
 }
 

@@ -38,9 +38,33 @@ type Policy struct {
 // strictly against the schema. filename is used in every position. On
 // failure the error is an *Error listing every problem found.
 func (s *Schema) ParsePolicies(setName, filename string, src []byte) (*PolicySet, error) {
+	set, err := parseSet(setName, filename, src, false)
+	if err != nil {
+		return nil, err
+	}
+	return s.Validate(set)
+}
+
+// ParseSet parses one policy set's source without a schema: what
+// validating it against a schema needs, parsed once (see Validate and
+// ValidateAffected). filename is used in every position. It fails only on
+// an invalid set name; a source that does not parse is an error of every
+// validation of the set.
+func ParseSet(setName, filename string, src []byte) (*ParsedSet, error) {
+	return parseSet(setName, filename, src, true)
+}
+
+// parseSet is ParseSet; keep is false for a parse validated once and
+// dropped (ParsePolicies), which needs neither the source nor what each
+// policy reads of the schema's actions (ValidateAffected).
+func parseSet(setName, filename string, src []byte, keep bool) (*ParsedSet, error) {
 	// A set name without '/' keeps "<set>/<id>" unambiguous across sets.
 	if setName == "" || strings.Contains(setName, "/") {
 		return nil, fmt.Errorf("parse policies in %s: invalid policy set name %q (want non-empty, no '/')", filename, setName)
+	}
+	set := &ParsedSet{name: setName, filename: filename}
+	if keep {
+		set.source = string(src)
 	}
 	// cedar-go's parser, validator and evaluator recurse over brackets
 	// and expressions: a source nested beyond the limits never reaches
@@ -49,47 +73,66 @@ func (s *Schema) ParsePolicies(setName, filename string, src []byte) (*PolicySet
 	if err := limits.CheckCedar(src); err != nil {
 		var le *limits.Error
 		errors.As(err, &le)
-		return nil, &Error{Diagnostics: []Diagnostic{{
+		set.err = &Error{Diagnostics: []Diagnostic{{
 			Position: Position{Filename: filename, Line: le.Line, Column: le.Column},
 			Message:  le.Msg,
 		}}}
+		return set, nil
 	}
 	list, err := cedar.NewPolicyListFromBytes(filename, src)
 	if err != nil {
-		return nil, &Error{Diagnostics: []Diagnostic{parseDiagnostic(filename, err)}}
+		set.err = &Error{Diagnostics: []Diagnostic{parseDiagnostic(filename, err)}}
+		return set, nil
 	}
-
-	var diags []Diagnostic
-	set := &PolicySet{Policies: make([]Policy, 0, len(list))}
+	set.policies = make([]parsedPolicy, 0, len(list))
 	seen := make(map[string]Position, len(list))
 	for i, p := range list {
 		id := policyID(p, i)
-		pol := Policy{
+		tree := (*ast.Policy)(p.AST())
+		pp := parsedPolicy{Policy: Policy{
 			ID:       setName + "/" + id,
 			Effect:   effectName(p.Effect()),
 			Position: position(filename, p.Position()),
 			Policy:   p,
-			Lists:    ListRefs((*ast.Policy)(p.AST())),
-		}
-		if first, dup := seen[pol.ID]; dup {
-			diags = append(diags, Diagnostic{
-				Position: pol.Position,
-				PolicyID: pol.ID,
+			Lists:    ListRefs(tree),
+		}}
+		if first, dup := seen[pp.ID]; dup {
+			pp.static = append(pp.static, Diagnostic{
+				Position: pp.Position,
+				PolicyID: pp.ID,
 				Message:  fmt.Sprintf("duplicate policy id, first used at %s", first),
 			})
 		} else {
-			seen[pol.ID] = pol.Position
+			seen[pp.ID] = pp.Position
 		}
 		if strings.TrimSpace(id) == "" {
-			diags = append(diags, Diagnostic{Position: pol.Position, PolicyID: pol.ID, Message: "empty @id annotation"})
+			pp.static = append(pp.static, Diagnostic{Position: pp.Position, PolicyID: pp.ID, Message: "empty @id annotation"})
 		}
-		diags = append(diags, s.validatePolicy(pol)...)
-		set.Policies = append(set.Policies, pol)
+		if keep {
+			pp.actions = actionRefsOf(tree)
+		}
+		set.policies = append(set.policies, pp)
+	}
+	return set, nil
+}
+
+// Validate validates every policy of set strictly against the schema. On
+// failure the error is an *Error listing every problem found.
+func (s *Schema) Validate(set *ParsedSet) (*PolicySet, error) {
+	if set.err != nil {
+		return nil, set.err
+	}
+	var diags []Diagnostic
+	out := &PolicySet{Policies: make([]Policy, 0, len(set.policies))}
+	for _, p := range set.policies {
+		diags = append(diags, p.static...)
+		diags = append(diags, s.validatePolicy(p.Policy)...)
+		out.Policies = append(out.Policies, p.Policy)
 	}
 	if len(diags) > 0 {
 		return nil, &Error{Diagnostics: diags}
 	}
-	return set, nil
+	return out, nil
 }
 
 // validatePolicy runs cedar-go's strict validator on one policy and turns

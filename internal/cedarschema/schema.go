@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cedar-policy/cedar-go/types"
 	"github.com/cedar-policy/cedar-go/x/exp/schema"
@@ -34,8 +35,15 @@ type Tool struct {
 // Schema is a generated, resolved gateway schema. It is safe for concurrent
 // use after Generate returns.
 type Schema struct {
+	// ast is rendered as Cedar and JSON text on first use (render), then
+	// dropped: the control plane's state machine generates a schema on
+	// every pin write to validate policies and never reads the text, and
+	// rendering cost more than resolving at 1,000 tools.
+	ast       *schema.Schema
+	render    sync.Once
 	cedarText []byte
 	jsonText  []byte
+	jsonErr   error
 	actions   []string
 	resolved  *resolved.Schema
 	validator *validate.Validator
@@ -105,7 +113,7 @@ func Generate(tools []Tool, opts ...Option) (*Schema, error) {
 		if i > 0 && sorted[i-1].Action == t.Action {
 			return nil, fmt.Errorf("generate schema: duplicate action %q", t.Action)
 		}
-		args, err := argumentsUnion(t.InputSchema, t.OtherInputSchemas)
+		args, err := memoArguments(t.InputSchema, t.OtherInputSchemas)
 		if err != nil {
 			return nil, fmt.Errorf("generate schema: action %q: %w", t.Action, err)
 		}
@@ -157,38 +165,50 @@ func learnedRecord(names []string) (ast.RecordType, error) {
 // sorted.
 func (s *Schema) Learned() []string { return slices.Clone(s.learned) }
 
-// newSchema resolves and renders an AST schema once, so later calls only
-// read.
+// newSchema resolves an AST schema once, so later calls only read.
 func newSchema(in *ast.Schema, actions []string) (*Schema, error) {
 	s := schema.NewSchemaFromAST(in)
 	res, err := s.Resolve()
 	if err != nil {
 		return nil, fmt.Errorf("resolve schema: %w", err)
 	}
-	cedarText, err := s.MarshalCedar()
-	if err != nil {
-		return nil, fmt.Errorf("render schema: %w", err)
-	}
-	jsonText, err := s.MarshalJSON()
-	if err != nil {
-		return nil, fmt.Errorf("render schema as JSON: %w", err)
-	}
 	return &Schema{
-		cedarText: cedarText,
-		jsonText:  jsonText,
+		ast:       s,
 		actions:   actions,
 		resolved:  res,
 		validator: validate.New(res, validate.WithStrict()),
 	}, nil
 }
 
+// rendered renders the schema's texts once. Rendering a resolved schema
+// of the types Generate declares does not fail (cedar-go's Cedar
+// rendering never does; its JSON rendering fails only on a type it does
+// not know); JSON reports it if it ever does.
+func (s *Schema) rendered() {
+	s.render.Do(func() {
+		s.cedarText, _ = s.ast.MarshalCedar()
+		s.jsonText, s.jsonErr = s.ast.MarshalJSON()
+		if s.jsonErr != nil {
+			s.jsonErr = fmt.Errorf("render schema as JSON: %w", s.jsonErr)
+		}
+		// The texts are all that is read of the AST: a data plane keeps
+		// its schema as long as it serves a version.
+		s.ast = nil
+	})
+}
+
 // Cedar returns the schema in Cedar's human-readable format.
 func (s *Schema) Cedar() []byte {
+	s.rendered()
 	return slices.Clone(s.cedarText)
 }
 
 // JSON returns the schema in Cedar's JSON schema format.
 func (s *Schema) JSON() ([]byte, error) {
+	s.rendered()
+	if s.jsonErr != nil {
+		return nil, s.jsonErr
+	}
 	return slices.Clone(s.jsonText), nil
 }
 

@@ -273,6 +273,12 @@ type Client struct {
 // NewClient returns a client. tlsConfig is the node's peer client config
 // (nil in --dev, which uses plain HTTP).
 func NewClient(tlsConfig *tls.Config, key []byte) *Client {
+	// The transport gets its own copy: setting up HTTP/2 adds "h2" to the
+	// config's NextProtos in place, and the caller's config is shared
+	// with the Raft stream layer, which reads it on every dial.
+	if tlsConfig != nil {
+		tlsConfig = tlsConfig.Clone()
+	}
 	tr := &http.Transport{
 		TLSClientConfig:     tlsConfig,
 		ForceAttemptHTTP2:   true,

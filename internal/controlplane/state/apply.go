@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
+	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
@@ -40,6 +41,13 @@ import (
 // node that stops and says why. Causes are fixed instead, and FuzzApply
 // drives Apply with commands of every kind to find them.
 func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
+	return apply(s, index, cmd, false)
+}
+
+// apply is Apply; fullRevalidation makes a pin write re-validate every
+// policy of every enabled set, as it did before re-validation was scoped
+// (see revalidatePolicies), for tests that compare the two.
+func apply(s *State, index uint64, cmd *fsmv1.Command, fullRevalidation bool) (*State, *fsmv1.Result) {
 	switch cmd.GetOp().(type) {
 	case *fsmv1.Command_ConsumeAudit, *fsmv1.Command_SettleAlert:
 		return applyLeaderWork(s, index, cmd)
@@ -55,7 +63,8 @@ func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
 	}
 	badInput := resource.ValidateCommand(cmd)
 
-	t := &txn{base: s, index: index, cmd: cmd, res: s.res.Txn(), identity: s.identity, freeze: s.freeze}
+	t := newTxn(s, index, cmd)
+	t.fullRevalidation = fullRevalidation
 	var (
 		stored *fsmv1.Resource
 		ev     *configv1.AdminEvent
@@ -77,7 +86,7 @@ func Apply(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1.Result) {
 		ev.ErrorMessage = cerr.GetMessage()
 	} else {
 		result.Resource = stored
-		next.res = t.res.CommitOnly()
+		t.commitTo(&next)
 		next.identity = t.identity
 		next.freeze = t.freeze
 		if t.configChanged {
@@ -159,13 +168,21 @@ func remember(d *iradix.Tree[*fsmv1.DedupEntry], age *iradix.Tree[string], index
 // txn is one command being applied: a write transaction over the resource
 // tree plus what the command changed besides resources.
 type txn struct {
-	base          *State
-	index         uint64
-	cmd           *fsmv1.Command
-	res           *iradix.Txn[*fsmv1.Resource]
-	identity      *configv1.ClusterIdentity
-	freeze        *fsmv1.SetFreeze
-	configChanged bool
+	base  *State
+	index uint64
+	cmd   *fsmv1.Command
+	res   *iradix.Txn[*fsmv1.Resource]
+	// ids is the write transaction over the agent identifier index, nil
+	// until an agent changes (see agentIDs).
+	ids *iradix.Txn[string]
+	// parsed is the write transaction over the cache of parsed policy
+	// sources, nil until one is parsed (see parsedSet).
+	parsed *iradix.Txn[*cedarschema.ParsedSet]
+	// fullRevalidation: see apply.
+	fullRevalidation bool
+	identity         *configv1.ClusterIdentity
+	freeze           *fsmv1.SetFreeze
+	configChanged    bool
 	// detail says more about the write for its admin event (a rollout's
 	// change of stage).
 	detail string
@@ -175,6 +192,22 @@ type txn struct {
 	// derived is the audit record the command asks for instead of its
 	// admin write's (see State.DerivedRecord).
 	derived *auditv1.Record
+}
+
+func newTxn(s *State, index uint64, cmd *fsmv1.Command) *txn {
+	return &txn{base: s, index: index, cmd: cmd, res: s.res.Txn(), identity: s.identity, freeze: s.freeze}
+}
+
+// commitTo stores the resources the transaction wrote, and what is derived
+// from them, in next.
+func (t *txn) commitTo(next *State) {
+	next.res = t.res.CommitOnly()
+	if t.ids != nil {
+		next.agentIDs = t.ids.CommitOnly()
+	}
+	if t.parsed != nil {
+		next.parsed = t.parsed.CommitOnly()
+	}
 }
 
 func (t *txn) get(k resource.Kind, name string) (*fsmv1.Resource, bool) {
@@ -192,14 +225,26 @@ func (t *txn) each(k resource.Kind, fn func(*fsmv1.Resource) bool) {
 }
 
 func (t *txn) insert(r *fsmv1.Resource) {
-	t.res.Insert(resKey(resource.KindOf(r), resource.Name(r)), r)
+	old, replaced := t.res.Insert(resKey(resource.KindOf(r), resource.Name(r)), r)
+	if resource.KindOf(r) == resource.Agent {
+		if replaced {
+			indexAgent(t.agentIDs(), old, false)
+		}
+		indexAgent(t.agentIDs(), r, true)
+	}
 	if resource.DataplaneRelevant(resource.KindOf(r)) {
 		t.configChanged = true
 	}
 }
 
 func (t *txn) remove(k resource.Kind, name string) {
-	t.res.Delete(resKey(k, name))
+	old, removed := t.res.Delete(resKey(k, name))
+	if removed && k == resource.Agent {
+		indexAgent(t.agentIDs(), old, false)
+	}
+	if removed {
+		t.forgetParsed(k, name)
+	}
 	if resource.DataplaneRelevant(k) {
 		t.configChanged = true
 	}

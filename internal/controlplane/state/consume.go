@@ -44,7 +44,7 @@ func applyLeaderWork(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1
 		result.Error = errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "%v", err)
 		return &next, result
 	}
-	t := &txn{base: s, index: index, cmd: cmd, res: s.res.Txn(), identity: s.identity, freeze: s.freeze}
+	t := newTxn(s, index, cmd)
 	if err := t.gate(); err != nil {
 		result.Error = err
 		return &next, result
@@ -63,7 +63,7 @@ func applyLeaderWork(s *State, index uint64, cmd *fsmv1.Command) (*State, *fsmv1
 		result.Error = cerr
 		return &next, result
 	}
-	next.res = t.res.CommitOnly()
+	t.commitTo(&next)
 	if t.configChanged {
 		next.configVersion = index
 		next.configTime = cmd.GetTime()

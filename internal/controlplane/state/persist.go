@@ -150,5 +150,6 @@ func Read(r io.Reader) (*State, error) {
 		return nil, fmt.Errorf("%w: data after the end record", ErrCorrupt)
 	}
 	s.res, s.events, s.dedup, s.dedupAge = res.CommitOnly(), events.CommitOnly(), dedup.CommitOnly(), age.CommitOnly()
+	s.agentIDs = buildAgentIndex(s.res)
 	return s, nil
 }

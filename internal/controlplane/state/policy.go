@@ -91,7 +91,11 @@ func preparePolicySet(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	if err != nil {
 		return failed("the gateway's Cedar schema cannot be generated: %v", err)
 	}
-	parsed, err := schema.ParsePolicies(ps.GetMeta().GetName(), ps.GetFilename(), []byte(ps.GetSource()))
+	set, err := t.parsedSet(resource.PolicySet, ps.GetMeta().GetName(), ps.GetMeta().GetName(), ps.GetFilename(), ps.GetSource())
+	if err != nil {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "%v", err)
+	}
+	parsed, err := schema.Validate(set)
 	if err != nil {
 		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "%v", err)
 	}
@@ -117,22 +121,31 @@ func preparePolicySet(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	return nil
 }
 
-// revalidatePolicies checks every enabled policy set against the schema of
-// the state being written: a pin change that would break an active policy is
-// refused with that policy's error.
+// revalidatePolicies checks the enabled policy sets against the schema of
+// the state being written: a pin change that would break an active policy
+// is refused with that policy's error.
 //
 // A pin update that keeps the tool and its active input schema (a new
 // description, annotations or class: the usual approval after drift)
-// cannot change the schema, so nothing is re-validated; re-validating
-// every set on every pin write costs ~0.5 s at 1,000 pins and 5,000
-// policies.
+// cannot change the schema, so nothing is re-validated. Any other pin
+// write changes the declaration of its tool's action (and of the old
+// action, if the pin named another tool), so only the policies whose
+// validation reads those declarations are re-validated (revalidateActions):
+// re-validating every set on every pin write cost 0.3–0.6 s at 1,000 pins
+// and 5,000 policies.
 func revalidatePolicies(t *txn, old, r *fsmv1.Resource) *fsmv1.Error {
 	if schemaUnchanged(old, r) {
 		return nil
 	}
 	// The schema must generate even with no enabled set: two pins whose
 	// action names collide would otherwise block every later policy write.
-	return t.revalidateAll()
+	var changed []string
+	for _, p := range []*fsmv1.Resource{old, r} {
+		if a := t.pinAction(p); a != "" {
+			changed = append(changed, a)
+		}
+	}
+	return t.revalidateActions(changed)
 }
 
 // beforeDeletePolicySet refuses to delete a set an active rollout stages.

@@ -279,7 +279,11 @@ func parseCandidate(t *txn, ro *configv1.Rollout) *fsmv1.Error {
 	if err != nil {
 		return failed("the gateway's Cedar schema cannot be generated: %v", err)
 	}
-	parsed, err := schema.ParsePolicies(ro.GetPolicySet(), ro.GetFilename(), []byte(ro.GetSource()))
+	set, err := t.parsedSet(resource.Rollout, ro.GetMeta().GetName(), ro.GetPolicySet(), ro.GetFilename(), ro.GetSource())
+	if err != nil {
+		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "%v", err)
+	}
+	parsed, err := schema.Validate(set)
 	if err != nil {
 		return errf(fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "%v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
+	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
@@ -37,6 +38,12 @@ type State struct {
 	dedup  *iradix.Tree[*fsmv1.DedupEntry]
 	// dedupAge orders dedup keys by the index they were applied at.
 	dedupAge *iradix.Tree[string]
+	// agentIDs indexes the agents by identifier (see agentindex.go);
+	// derived from res, never in a snapshot.
+	agentIDs *iradix.Tree[string]
+	// parsed caches the parse of each policy set's and rollout
+	// candidate's source (see parsedSet); derived, never in a snapshot.
+	parsed *iradix.Tree[*cedarschema.ParsedSet]
 
 	identity      *configv1.ClusterIdentity
 	freeze        *fsmv1.SetFreeze
@@ -58,6 +65,8 @@ func New() *State {
 		events:   iradix.New[*configv1.AdminEvent](),
 		dedup:    iradix.New[*fsmv1.DedupEntry](),
 		dedupAge: iradix.New[string](),
+		agentIDs: iradix.New[string](),
+		parsed:   iradix.New[*cedarschema.ParsedSet](),
 	}
 }
 

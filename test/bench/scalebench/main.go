@@ -133,7 +133,8 @@ func render(cfg options, pr withProcesses) string {
 	fmt.Fprintf(&b, "State machine, applying the writes one at a time on one core (every replica pays this in its apply loop): "+
 		"upstream and %d pins %s, %d agents %s, the policy set %s; total %s. On the loaded state, one more agent costs %s and one more pin %s per replica.\n\n",
 		sz.tools, dur(lc.tools), sz.agents, dur(lc.agents), dur(lc.policies), dur(lc.tools+lc.agents+lc.policies), dur(lc.oneAgent), dur(lc.onePin))
-	fmt.Fprintf(&b, "Real processes (test/harness, loopback, TLS): a one-node control plane loaded by backup and restore "+
+	renderWrites(&b, sz, lc, pr.writes)
+	fmt.Fprintf(&b, "\nReal processes (test/harness, loopback, TLS): a one-node control plane loaded by backup and restore "+
 		"(`SaveBackup`, the writes above applied to it with `state.Apply`, `RestoreBackup`: a %s backup, encoded and restored in %s, config version %d); "+
 		"then a data plane with default flags, joined with a join credential.\n\n", mib(uint64(pr.backupBytes)), dur(pr.restoreTime), pr.version)
 	fmt.Fprintf(&b, "| data plane | time | VmRSS | VmHWM (peak) |\n|---|---:|---:|---:|\n")

@@ -29,6 +29,7 @@ type memory struct {
 type withProcesses struct {
 	commands     int
 	load         loadCost
+	writes       cpWrites
 	in           inProcess
 	backupBytes  int
 	restoreTime  time.Duration // encode the backup, restore it
@@ -76,6 +77,10 @@ func measureProcesses(ctx context.Context, t testing.TB, sz size, runs int) with
 		t.Fatal(err)
 	}
 	m.load = lc
+	fmt.Fprintf(os.Stderr, "scalebench: timing one more agent and pin write …\n")
+	if m.writes, err = measureWrites(st, sz, bootstrapActor(t, base), time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	fmt.Fprintf(os.Stderr, "scalebench: in process: %d snapshot builds and compiles …\n", runs)
 	if m.in, err = measureInProcess(st, sz, runs); err != nil {
 		t.Fatal(err)

@@ -274,7 +274,7 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	switch {
-	case err == io.EOF:
+	case errors.Is(err, io.EOF):
 		b.eof.Store(true)
 		b.finish(b.reusable)
 	case err != nil:

@@ -68,7 +68,7 @@ type Conns[S any] struct {
 	conns map[string]*Conn[S] // by upstream name
 	// transports are shared by the upstreams dialed under one egress
 	// policy (Settings.egressKey); a policy no connection uses is dropped.
-	transports map[string]*h1.Transport
+	transports map[string]transport
 	closed     bool
 	bg         sync.WaitGroup // background session closes
 
@@ -115,7 +115,7 @@ func NewConns[S any](logger *slog.Logger, d Driver[S], opts ...Option) *Conns[S]
 		driver:     d,
 		logger:     logger.With("component", "upstream"),
 		conns:      map[string]*Conn[S]{},
-		transports: map[string]*h1.Transport{},
+		transports: map[string]transport{},
 	}
 	for _, o := range opts {
 		o(&c.opts)
@@ -292,6 +292,12 @@ func (c *Conns[S]) goCloseLocked(f func()) {
 	c.bg.Go(f)
 }
 
+// transport is an upstream transport: net/http's, or h1's in front of it.
+type transport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
 // httpClientLocked builds the HTTP client for one upstream: the shared
 // transport for its egress policy, the upstream's credential and byte
 // limits, and no redirects (a redirect would carry the credential to
@@ -319,12 +325,12 @@ func (c *Conns[S]) httpClientLocked(s *Settings) *http.Client {
 // when the socket connects, so DNS rebinding cannot get past the policy;
 // there is no proxy, so the policy judges the upstream's own address.
 //
-// Plain http:// upstreams are reached over HTTP/1.1 on the calling
-// goroutine (package h1: no connection goroutines to hand each call to
-// and back); https, where ALPN may choose HTTP/2, and anything else h1
-// does not serve go to net/http's Transport, dialed the same way.
+// With WithHTTP1, plain http:// upstreams are reached over HTTP/1.1 on
+// the calling goroutine (package h1: no connection goroutines to hand each
+// call to and back); https, where ALPN may choose HTTP/2, and anything
+// else h1 does not serve go to net/http's Transport, dialed the same way.
 // c.mu must be held.
-func (c *Conns[S]) transportLocked(s *Settings) *h1.Transport {
+func (c *Conns[S]) transportLocked(s *Settings) transport {
 	if t, ok := c.transports[s.egressKey]; ok {
 		return t
 	}
@@ -350,7 +356,10 @@ func (c *Conns[S]) transportLocked(s *Settings) *h1.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	t := &h1.Transport{Dial: d.DialContext, Fallback: fallback, MaxIdlePerHost: 64, IdleTimeout: 90 * time.Second}
+	var t transport = fallback
+	if c.opts.http1 {
+		t = &h1.Transport{Dial: d.DialContext, Fallback: fallback, MaxIdlePerHost: 64, IdleTimeout: 90 * time.Second}
+	}
 	c.transports[s.egressKey] = t
 	return t
 }

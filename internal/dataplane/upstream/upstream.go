@@ -62,7 +62,15 @@ type Option func(*options)
 type options struct {
 	hopID string
 	guard resilience.Options
+	http1 bool
 }
+
+// WithHTTP1 reaches plain http:// upstreams with package upstream/h1,
+// which writes each request and reads its answer on the calling goroutine
+// (no connection goroutines to hand each call to and back); https and
+// whatever h1 does not serve still go to net/http's Transport. Off by
+// default: experimental (see docs/performance.md).
+func WithHTTP1(on bool) Option { return func(o *options) { o.http1 = on } }
 
 // WithHopID names this data plane in the Portcullis-Hop header of every
 // upstream request (see package hop), after the chain the call came with.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/x/exp/schema"
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
 
@@ -54,10 +55,19 @@ func Compile(snap *snapshotv1.Snapshot, opts ...Option) (*Engine, error) {
 		return nil, &Error{Version: snap.GetVersion(), Problems: b.problems}
 	}
 	e := b.e
-	e.learned = b.compileLearned()
-	e.entities = b.entities()
-	e.index = buildIndex(e.policies, e.schema.ActionEntities(), b.agentTeams())
+	if b.entitiesUnchanged() {
+		prev := o.prev
+		e.learned, e.entities, b.src.teams = prev.learned, prev.entities, prev.src.teams
+	} else {
+		e.learned = b.compileLearned()
+		e.entities = b.entities()
+		b.src.teams = b.agentTeams()
+	}
+	e.index = buildIndex(e.policies, e.schema.ActionEntities(), b.src.teams)
 	e.cache = newDecisionCache(o.cacheSize)
+	b.src.agents, b.src.upstreams, b.src.pins = snap.GetAgents(), snap.GetUpstreams(), snap.GetToolPins()
+	b.src.lists, b.src.learnings = snap.GetValueLists(), snap.GetListLearnings()
+	e.src = &b.src
 	return e, nil
 }
 
@@ -72,6 +82,15 @@ type builder struct {
 	lists     map[string]*configv1.ValueList
 	learnings []*configv1.ListLearning
 	problems  []string
+
+	// src collects what the engine is compiled from (see WithPrevious).
+	src sources
+	// schemaReused is set when the schema is the previous engine's.
+	schemaReused bool
+	// known and prevAgents index the previous engine's policy texts and
+	// agents, built when first needed.
+	known      map[string]*cedar.Policy
+	prevAgents map[string]*configv1.Agent
 }
 
 func (b *builder) problem(format string, args ...any) {
@@ -94,6 +113,12 @@ func (b *builder) indexUpstreams() {
 }
 
 func (b *builder) indexAgents() {
+	if b.agentsUnchanged() {
+		// The previous version indexed these very agents without a
+		// problem.
+		b.e.agents, b.e.enabled = b.opts.prev.agents, b.opts.prev.enabled
+		return
+	}
 	for _, a := range b.snap.GetAgents() {
 		name := a.GetMeta().GetName()
 		if name == "" {
@@ -278,16 +303,24 @@ func ActiveVersion(p *configv1.ToolPin) (*configv1.ToolVersion, error) {
 // buildSchema generates the Cedar schema from the good pins and types each
 // tool's arguments from it. It reports whether policies can be checked.
 func (b *builder) buildSchema(gen []cedarschema.Tool, learned []string) bool {
-	s, err := cedarschema.Generate(gen, cedarschema.WithLearned(learned))
-	if err != nil {
-		b.problem("the Cedar schema cannot be generated, so no policy set was checked: %v", err)
-		return false
+	var s *cedarschema.Schema
+	var args map[string]resolved.RecordType
+	if p := b.prevSources(); p != nil && sameGen(p.gen, gen) && slices.Equal(p.learned, learned) {
+		s, args, b.schemaReused = b.opts.prev.schema, p.args, true
+	} else {
+		var err error
+		s, err = cedarschema.Generate(gen, cedarschema.WithLearned(learned))
+		if err != nil {
+			b.problem("the Cedar schema cannot be generated, so no policy set was checked: %v", err)
+			return false
+		}
+		args, err = argumentTypes(s)
+		if err != nil {
+			b.problem("the Cedar schema cannot be read back, so no policy set was checked: %v", err)
+			return false
+		}
 	}
-	args, err := argumentTypes(s)
-	if err != nil {
-		b.problem("the Cedar schema cannot be read back, so no policy set was checked: %v", err)
-		return false
-	}
+	b.src.gen, b.src.learned, b.src.args = gen, learned, args
 	for action, t := range b.e.tools {
 		rt, ok := args[action]
 		if !ok {

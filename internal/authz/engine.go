@@ -48,6 +48,10 @@ type Engine struct {
 	// name; agentList their names in order.
 	remoteAgents map[string]*remoteAgent
 	agentList    []string
+
+	// src is what the engine was compiled from, for the next version's
+	// compile to compare with (see WithPrevious).
+	src *sources
 }
 
 // remoteAgent is an A2A upstream as policies see it: RemoteAgent in its
@@ -81,6 +85,8 @@ type options struct {
 	cacheSize int
 	// checkTool, when set, vets each tool pin before it is served.
 	checkTool ToolCheck
+	// prev, when set, is the engine whose unchanged parts are reused.
+	prev *Engine
 }
 
 // DefaultDecisionCacheSize is how many decisions an Engine remembers unless

@@ -16,11 +16,17 @@ import (
 // `action in Action::"call_tool"` holds at evaluation time.
 func (b *builder) entities() types.EntityMap {
 	out := types.EntityMap{}
+	// Cedar values are immutable: the agents of a team share its parent
+	// set, and agents without labels one empty tag record.
+	teams := map[string]types.EntityUIDSet{}
 	for _, a := range b.snap.GetAgents() {
 		if a.GetDisabled() {
 			continue
 		}
-		e := agentEntity(a)
+		e, ok := b.reusedAgentEntity(a)
+		if !ok {
+			e = agentEntity(a, teams)
+		}
 		out[e.UID] = e
 		if team := a.GetTeam(); team != "" {
 			uid := types.NewEntityUID(cedarschema.TypeTeam, types.String(team))
@@ -98,11 +104,16 @@ func (b *builder) agentTeams() map[types.String]types.String {
 }
 
 // agentEntity is Agent::"<name>" with its name, owner, labels as tags and
-// its team as parent.
-func agentEntity(a *configv1.Agent) types.Entity {
-	tags := types.RecordMap{}
-	for k, v := range a.GetMeta().GetLabels() {
-		tags[types.String(k)] = types.String(v)
+// its team as parent. teams holds the parent set of each team, shared by
+// its agents.
+func agentEntity(a *configv1.Agent, teams map[string]types.EntityUIDSet) types.Entity {
+	tags := noTags
+	if labels := a.GetMeta().GetLabels(); len(labels) > 0 {
+		m := make(types.RecordMap, len(labels))
+		for k, v := range labels {
+			m[types.String(k)] = types.String(v)
+		}
+		tags = types.NewRecord(m)
 	}
 	e := types.Entity{
 		UID: agentUID(a.GetMeta().GetName()),
@@ -110,13 +121,21 @@ func agentEntity(a *configv1.Agent) types.Entity {
 			"name":  types.String(a.GetMeta().GetName()),
 			"owner": types.String(a.GetMeta().GetOwner()),
 		}),
-		Tags: types.NewRecord(tags),
+		Tags: tags,
 	}
 	if team := a.GetTeam(); team != "" {
-		e.Parents = types.NewEntityUIDSet(types.NewEntityUID(cedarschema.TypeTeam, types.String(team)))
+		parents, ok := teams[team]
+		if !ok {
+			parents = types.NewEntityUIDSet(types.NewEntityUID(cedarschema.TypeTeam, types.String(team)))
+			teams[team] = parents
+		}
+		e.Parents = parents
 	}
 	return e
 }
+
+// noTags is the tags of an agent without labels.
+var noTags = types.NewRecord(types.RecordMap{})
 
 // userEntity is the call's user with the name and (optional) email
 // attributes, its groups as parents (Group::"<group>"), and those groups.

@@ -21,6 +21,7 @@ func (b *builder) compilePolicies() {
 		return strings.Compare(x.GetMeta().GetName(), y.GetMeta().GetName())
 	})
 	combined := cedar.NewPolicySet()
+	b.src.sets = make(map[string]compiledSet, len(sets))
 	for i, ps := range sets {
 		name := ps.GetMeta().GetName()
 		if i > 0 && sets[i-1].GetMeta().GetName() == name {
@@ -31,11 +32,12 @@ func (b *builder) compilePolicies() {
 		if filename == "" {
 			filename = name + ".cedar"
 		}
-		parsed, err := b.e.schema.ParsePolicies(name, filename, []byte(ps.GetSource()))
+		parsed, err := b.parseSet(name, filename, ps.GetSource())
 		if err != nil {
 			b.policyProblems(name, err)
 			continue
 		}
+		b.src.sets[name] = compiledSet{filename: filename, source: ps.GetSource(), parsed: parsed}
 		for _, p := range parsed.Policies {
 			// The control plane refuses such a policy; checked again
 			// because Cedar would skip it on every call, and a skipped
@@ -49,6 +51,19 @@ func (b *builder) compilePolicies() {
 		}
 	}
 	b.e.policies = combined
+}
+
+// parseSet parses and validates one policy set against the schema: the
+// previous version's parse when the schema and the set are unchanged,
+// else a parse that validates only the policies the previous version did
+// not (see WithPrevious).
+func (b *builder) parseSet(name, filename, source string) (*cedarschema.PolicySet, error) {
+	if p := b.prevSources(); p != nil && b.schemaReused {
+		if old, ok := p.sets[name]; ok && old.filename == filename && old.source == source {
+			return old.parsed, nil
+		}
+	}
+	return b.e.schema.ParsePoliciesKnown(name, filename, []byte(source), b.knownPolicies())
 }
 
 // policyProblems records each diagnostic of a refused set as a problem of

@@ -38,7 +38,7 @@ type Policy struct {
 // strictly against the schema. filename is used in every position. On
 // failure the error is an *Error listing every problem found.
 func (s *Schema) ParsePolicies(setName, filename string, src []byte) (*PolicySet, error) {
-	set, err := parseSet(setName, filename, src, false)
+	set, err := parseSet(setName, filename, src, false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -51,13 +51,15 @@ func (s *Schema) ParsePolicies(setName, filename string, src []byte) (*PolicySet
 // an invalid set name; a source that does not parse is an error of every
 // validation of the set.
 func ParseSet(setName, filename string, src []byte) (*ParsedSet, error) {
-	return parseSet(setName, filename, src, true)
+	return parseSet(setName, filename, src, true, nil)
 }
 
 // parseSet is ParseSet; keep is false for a parse validated once and
 // dropped (ParsePolicies), which needs neither the source nor what each
-// policy reads of the schema's actions (ValidateAffected).
-func parseSet(setName, filename string, src []byte, keep bool) (*ParsedSet, error) {
+// policy reads of the schema's actions (ValidateAffected). known, when not
+// nil, holds policies parsed before, reused by their text (see
+// ParsePoliciesKnown).
+func parseSet(setName, filename string, src []byte, keep bool, known Known) (*ParsedSet, error) {
 	// A set name without '/' keeps "<set>/<id>" unambiguous across sets.
 	if setName == "" || strings.Contains(setName, "/") {
 		return nil, fmt.Errorf("parse policies in %s: invalid policy set name %q (want non-empty, no '/')", filename, setName)
@@ -79,10 +81,13 @@ func parseSet(setName, filename string, src []byte, keep bool) (*ParsedSet, erro
 		}}}
 		return set, nil
 	}
-	list, err := cedar.NewPolicyListFromBytes(filename, src)
-	if err != nil {
-		set.err = &Error{Diagnostics: []Diagnostic{parseDiagnostic(filename, err)}}
-		return set, nil
+	list, ok := reuseList(filename, src, known)
+	if !ok {
+		var err error
+		if list, err = cedar.NewPolicyListFromBytes(filename, src); err != nil {
+			set.err = &Error{Diagnostics: []Diagnostic{parseDiagnostic(filename, err)}}
+			return set, nil
+		}
 	}
 	set.policies = make([]parsedPolicy, 0, len(list))
 	seen := make(map[string]Position, len(list))
@@ -119,14 +124,22 @@ func parseSet(setName, filename string, src []byte, keep bool) (*ParsedSet, erro
 // Validate validates every policy of set strictly against the schema. On
 // failure the error is an *Error listing every problem found.
 func (s *Schema) Validate(set *ParsedSet) (*PolicySet, error) {
+	return s.validate(set, nil)
+}
+
+// validate is Validate; a policy for which valid, when not nil, is true
+// was validated clean against this schema before and is not again.
+func (s *Schema) validate(set *ParsedSet, valid func(i int) bool) (*PolicySet, error) {
 	if set.err != nil {
 		return nil, set.err
 	}
 	var diags []Diagnostic
 	out := &PolicySet{Policies: make([]Policy, 0, len(set.policies))}
-	for _, p := range set.policies {
+	for i, p := range set.policies {
 		diags = append(diags, p.static...)
-		diags = append(diags, s.validatePolicy(p.Policy)...)
+		if valid == nil || !valid(i) {
+			diags = append(diags, s.validatePolicy(p.Policy)...)
+		}
 		out.Policies = append(out.Policies, p.Policy)
 	}
 	if len(diags) > 0 {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"time"
-
-	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 )
 
 // Prune drops whole segments, oldest first, while the oldest one's newest
@@ -40,23 +38,17 @@ func (s *Store) Prune(now time.Time) (dropped int, err error) {
 		return 0, nil
 	}
 	drop := make([]segment, n)
-	for i, seg := range s.segs[:n] {
-		drop[i] = *seg
-	}
 	base := make(map[string]mark, len(s.base))
 	for k, v := range s.base {
 		base[k] = v
 	}
-	err = walk(drop, 0, 0, func(_ position, r *auditv1.Record, _ error) (bool, error) {
-		if r != nil {
-			if b, ok := base[r.GetDataplane()]; !ok || r.GetSequence() >= b.Next {
-				base[r.GetDataplane()] = mark{Next: r.GetSequence() + 1, Head: r.GetHash(), Version: r.GetSnapshotVersion()}
+	for i, seg := range s.segs[:n] {
+		drop[i] = *seg
+		for chain, c := range seg.chains {
+			if b, ok := base[chain]; !ok || c.max >= b.Next {
+				base[chain] = mark{Next: c.max + 1, Head: c.head, Version: c.version}
 			}
 		}
-		return true, nil
-	})
-	if err != nil {
-		return 0, err
 	}
 	old := s.base
 	s.base = base
@@ -65,8 +57,10 @@ func (s *Store) Prune(now time.Time) (dropped int, err error) {
 		return 0, err
 	}
 	for _, seg := range drop {
-		if err := os.Remove(seg.path); err != nil && !os.IsNotExist(err) {
-			return 0, fmt.Errorf("remove audit segment: %w", err)
+		for _, p := range []string{seg.path, indexPath(s.opts.Dir, seg.id)} {
+			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+				return 0, fmt.Errorf("remove audit segment: %w", err)
+			}
 		}
 	}
 	s.segs = append(s.segs[:0], s.segs[n:]...)

@@ -100,20 +100,27 @@ func (snap *Snapshot) Release() {
 	snap.files = nil
 }
 
-// Restore merges a snapshot written by WriteTo into the store: a data
-// plane whose chain the snapshot's cut (retention) has moved past this
-// node's continues from there, and every record this node lacks is
-// appended. Records this node already holds stay: what the Raft log
-// committed is the same on every node, so they are the same records.
-func (s *Store) Restore(r io.Reader) error {
+// Restore restores a snapshot of the store, in either format.
+//
+// A Manifest (cluster version 8 on) makes the store the snapshot's: see
+// restoreManifest; sealed segments this node lacks are fetched from
+// sources, tried in order.
+//
+// A Snapshot (the format before) is merged: a data plane whose chain the
+// snapshot's cut (retention) has moved past this node's continues from
+// there, and every record this node lacks is appended. Records this node
+// already holds stay: what the Raft log committed is the same on every
+// node, so they are the same records.
+func (s *Store) Restore(r io.Reader, sources ...Source) error {
 	br := bufio.NewReaderSize(r, 1<<20)
 	var pre [12]byte
 	if _, err := io.ReadFull(br, pre[:]); err != nil {
 		return fmt.Errorf("restore audit store: %w", err)
 	}
-	if string(pre[:8]) != snapshotMagic {
+	magic := string(pre[:8])
+	if magic != snapshotMagic && magic != manifestMagic {
 		if string(pre[:6]) == snapshotMagic[:6] {
-			return fmt.Errorf("restore audit store: the snapshot's format %q is not %q, the one this binary reads: it was written by a newer Portcullis version; upgrade this node's binary", pre[:8], snapshotMagic)
+			return fmt.Errorf("restore audit store: the snapshot's format %q is not %q or %q, the ones this binary reads: it was written by a newer Portcullis version; upgrade this node's binary", pre[:8], snapshotMagic, manifestMagic)
 		}
 		return errors.New("restore audit store: not an audit store snapshot")
 	}
@@ -124,6 +131,13 @@ func (s *Store) Restore(r io.Reader) error {
 	hb := make([]byte, hlen)
 	if _, err := io.ReadFull(br, hb); err != nil {
 		return fmt.Errorf("restore audit store: %w", err)
+	}
+	if magic == manifestMagic {
+		hdr, err := decodeManifest(hb)
+		if err != nil {
+			return fmt.Errorf("restore audit store: %w", err)
+		}
+		return s.restoreManifest(br, hdr, sources)
 	}
 	var hdr snapshotHeader
 	if err := json.Unmarshal(hb, &hdr); err != nil {

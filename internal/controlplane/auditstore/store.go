@@ -15,17 +15,25 @@
 //	record  an auditv1.Record, deterministic proto binary, as uploaded
 //
 // Records of all data planes are interleaved in the order the cluster
-// committed them. Retention drops whole segments, oldest first; base.json
+// committed them. A segment that reaches Options.SegmentSize is sealed: it
+// is synced and never written again, and an index file beside it (see
+// index.go) records its SHA-256 and where each data plane's chain stands
+// after it, which is what a node's start reads instead of its records.
+// Every node seals at the same records (they append the same records in
+// the same order), so the same segment has the same name and hash on
+// every node. Retention drops whole segments, oldest first; base.json
 // then remembers, per data plane, the sequence and hash of the last dropped
 // record, so dedupe and chain checks continue across the cut.
 package auditstore
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/portcullis-gw/portcullis/internal/auditframe"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -92,24 +100,43 @@ type segment struct {
 	size             int64
 	minTime, maxTime time.Time
 	// chains holds, per chain, the lowest and highest sequence of the
-	// segment's records (guarded by the store's lock; views leave it out).
+	// segment's records and where the chain stands after its last one
+	// (guarded by the store's lock; views leave it out).
 	chains map[string]*seqRange
+	// records counts the segment's records.
+	records uint64
+	// sealed: the segment is full and never written again; sum is the
+	// SHA-256 of its bytes, recorded in its index file.
+	sealed bool
+	sum    []byte
+	// hash sums the bytes of the segment being appended to (nil once
+	// sealed, and in views).
+	hash hash.Hash
 }
 
-// seqRange is the sequences of one chain's records in a segment.
-type seqRange struct{ min, max uint64 }
+// seqRange is the sequences of one chain's records in a segment, and the
+// hash and snapshot_version of the record with the highest sequence.
+type seqRange struct {
+	min, max uint64
+	head     []byte
+	version  uint64
+}
 
-// noteChain widens seg's range of r's chain by r's sequence.
+// noteChain widens seg's range of r's chain by r's sequence and counts r.
 func (seg *segment) noteChain(r *auditv1.Record) {
+	seg.records++
 	if seg.chains == nil {
 		seg.chains = map[string]*seqRange{}
 	}
 	seq := r.GetSequence()
 	if c := seg.chains[r.GetDataplane()]; c != nil {
-		c.min, c.max = min(c.min, seq), max(c.max, seq)
+		c.min = min(c.min, seq)
+		if seq >= c.max {
+			c.max, c.head, c.version = seq, r.GetHash(), r.GetSnapshotVersion()
+		}
 		return
 	}
-	seg.chains[r.GetDataplane()] = &seqRange{min: seq, max: seq}
+	seg.chains[r.GetDataplane()] = &seqRange{min: seq, max: seq, head: r.GetHash(), version: r.GetSnapshotVersion()}
 }
 
 // mark is where one data plane's chain stands.
@@ -143,10 +170,11 @@ type Store struct {
 	closed   bool
 }
 
-// Open opens (or creates) the store in opts.Dir. It reads every segment
-// to rebuild where each data plane's chain stands, cuts a frame torn by a
-// crash off the end of the last segment, and starts appending to a new
-// segment.
+// Open opens (or creates) the store in opts.Dir. It reads the index of
+// every sealed segment (rebuilding one that is missing or damaged from its
+// segment) and the records of the last segment only, to find where each
+// data plane's chain stands; cuts a frame torn by a crash off the end of
+// the last segment; and goes on appending to it.
 func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("audit store: no directory")
@@ -163,78 +191,160 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create audit store directory: %w", err)
 	}
-	s := &Store{opts: opts, log: opts.Logger.With("component", "auditstore"), marks: map[string]*mark{}, base: map[string]mark{}, appended: make(chan struct{})}
-	if err := s.loadBase(); err != nil {
-		return nil, err
-	}
-	for dp, b := range s.base {
-		s.marks[dp] = &mark{Next: b.Next, Head: b.Head, Version: b.Version}
-	}
-	segs, err := listSegments(opts.Dir)
-	if err != nil {
-		return nil, err
-	}
-	for i, seg := range segs {
-		if err := s.scan(seg, i == len(segs)-1); err != nil {
-			return nil, err
-		}
-	}
-	s.segs = segs
-	next := uint64(1)
-	if len(segs) > 0 {
-		next = segs[len(segs)-1].id + 1
-	}
-	if err := s.newSegment(next); err != nil {
+	s := &Store{opts: opts, log: opts.Logger.With("component", "auditstore"), appended: make(chan struct{})}
+	if err := s.load(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// scan reads seg to rebuild marks and its time bounds. A frame torn at the
-// end of the last segment is cut off; damage elsewhere is left for Verify
-// to report.
-func (s *Store) scan(seg *segment, last bool) error {
-	f, err := os.Open(seg.path)
+// load reads the store's directory into s (see Open). s.f must be closed.
+func (s *Store) load() error {
+	s.marks, s.base, s.segs, s.f = map[string]*mark{}, map[string]mark{}, nil, nil
+	if err := s.loadBase(); err != nil {
+		return err
+	}
+	for dp, b := range s.base {
+		s.marks[dp] = &mark{Next: b.Next, Head: b.Head, Version: b.Version}
+	}
+	if err := removeStray(s.opts.Dir); err != nil {
+		return err
+	}
+	segs, err := listSegments(s.opts.Dir)
+	if err != nil {
+		return err
+	}
+	for i, seg := range segs {
+		// The last segment is the one appended to, unless it has an index:
+		// sealed just before a crash (or damaged), it is never appended to
+		// again.
+		if _, serr := os.Stat(indexPath(s.opts.Dir, seg.id)); i < len(segs)-1 || serr == nil {
+			err = s.loadSealed(seg)
+		} else {
+			err = s.scanLast(seg)
+		}
+		if err != nil {
+			return err
+		}
+		s.noteMarks(seg)
+	}
+	s.segs = segs
+	if len(segs) == 0 {
+		return s.newSegment(1)
+	}
+	last := segs[len(segs)-1]
+	if last.sealed || last.size >= s.opts.SegmentSize {
+		if !last.sealed {
+			if err := s.seal(last); err != nil {
+				return err
+			}
+		}
+		return s.newSegment(last.id + 1)
+	}
+	f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open audit segment: %w", err)
 	}
+	s.f = f
+	return nil
+}
+
+// noteMarks moves the marks past seg's records.
+func (s *Store) noteMarks(seg *segment) {
+	for chain, c := range seg.chains {
+		if m := s.marks[chain]; m == nil || c.max >= m.Next {
+			s.marks[chain] = &mark{Next: c.max + 1, Head: c.head, Version: c.version}
+		}
+	}
+}
+
+// scanLast reads the last segment, the one appended to: a frame torn at
+// its end (a crash mid-write) is cut off; damage elsewhere seals the
+// segment as it is, for Verify to report, and appends go to a new one.
+func (s *Store) scanLast(seg *segment) error {
+	end, h, stop, err := scanFile(seg)
+	if err != nil {
+		return err
+	}
+	switch {
+	case errors.Is(stop, io.EOF):
+		seg.size, seg.hash = end, h
+		return nil
+	case errors.Is(stop, errTorn):
+		s.log.Warn("cutting a torn frame off the end of the audit store (a crash mid-write); the records reach this node again from the Raft log", "segment", seg.path, "offset", end)
+		if err := os.Truncate(seg.path, end); err != nil {
+			return fmt.Errorf("truncate audit segment: %w", err)
+		}
+		seg.size = end
+		seg.hash, err = hashFile(seg.path, end)
+		return err
+	}
+	s.log.Error("audit segment is damaged; 'gwctl audit verify' will report it", "segment", seg.path, "offset", end, "err", stop)
+	st, err := os.Stat(seg.path)
+	if err != nil {
+		return fmt.Errorf("stat audit segment: %w", err)
+	}
+	seg.size = st.Size()
+	if seg.hash, err = hashFile(seg.path, seg.size); err != nil {
+		return err
+	}
+	return s.seal(seg)
+}
+
+// scanFile reads seg's frames from its file, filling its time bounds,
+// chains and record count, and hashing the bytes read. It returns the
+// offset where the frames end and why they end there: io.EOF (the file
+// is whole, and the hash covers it), errTorn (a frame cut off at the end)
+// or the damage that stopped it.
+func scanFile(seg *segment) (end int64, h hash.Hash, stop, err error) {
+	f, err := os.Open(seg.path)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("open audit segment: %w", err)
+	}
 	defer f.Close()
-	fr := auditframe.NewReader(f)
+	h = sha256.New()
+	fr := auditframe.NewReader(io.TeeReader(f, h))
+	seg.chains, seg.records, seg.minTime, seg.maxTime = nil, 0, time.Time{}, time.Time{}
 	for {
 		b, off, ferr := fr.Next()
 		switch {
 		case errors.Is(ferr, io.EOF):
-			seg.size = fr.Off
-			return nil
-		case errors.Is(ferr, errTorn) && last:
-			s.log.Warn("cutting a torn frame off the end of the audit store (a crash mid-write); the records reach this node again from the Raft log", "segment", seg.path, "offset", off)
-			if err := os.Truncate(seg.path, off); err != nil {
-				return fmt.Errorf("truncate audit segment: %w", err)
-			}
-			seg.size = off
-			return nil
+			return fr.Off, h, io.EOF, nil
 		case errors.Is(ferr, errBadCRC):
 			// Damaged or edited: keep it for Verify, and count it if it
 			// still decodes.
 		case ferr != nil:
-			s.log.Error("audit segment is damaged; 'gwctl audit verify' will report it", "segment", seg.path, "offset", off, "err", ferr)
-			seg.size = off
-			return nil
+			return off, h, ferr, nil
 		}
 		r := new(auditv1.Record)
 		if err := proto.Unmarshal(b, r); err != nil {
 			continue
 		}
-		s.note(seg, r)
+		seg.note(r)
 		seg.noteChain(r)
-		if m := s.marks[r.GetDataplane()]; m == nil || r.GetSequence() >= m.Next {
-			s.marks[r.GetDataplane()] = &mark{Next: r.GetSequence() + 1, Head: r.GetHash(), Version: r.GetSnapshotVersion()}
-		}
 	}
 }
 
+// hashFile hashes the first n bytes of the file at path.
+func hashFile(path string, n int64) (hash.Hash, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open audit segment: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	k, err := io.Copy(h, io.LimitReader(f, n))
+	if err != nil {
+		return nil, fmt.Errorf("hash audit segment %s: %w", path, err)
+	}
+	if k != n {
+		return nil, fmt.Errorf("hash audit segment %s: read %d of %d bytes", path, k, n)
+	}
+	return h, nil
+}
+
 // note widens seg's time bounds by r's time.
-func (s *Store) note(seg *segment, r *auditv1.Record) {
+func (seg *segment) note(r *auditv1.Record) {
 	t := r.GetTime().AsTime()
 	if seg.minTime.IsZero() || t.Before(seg.minTime) {
 		seg.minTime = t
@@ -279,26 +389,36 @@ func cmpUint(a, b uint64) int {
 	return 0
 }
 
-// newSegment starts segment id and appends to it from now on. An empty
-// last segment is reused.
+// newSegment starts segment id and appends to it from now on.
 func (s *Store) newSegment(id uint64) error {
-	if n := len(s.segs); n > 0 && s.segs[n-1].size == 0 && s.f == nil {
-		id = s.segs[n-1].id
-		s.segs = s.segs[:n-1]
-	}
-	seg := &segment{id: id, path: segmentPath(s.opts.Dir, id)}
-	f, err := os.OpenFile(seg.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	seg := &segment{id: id, path: segmentPath(s.opts.Dir, id), hash: sha256.New()}
+	f, err := os.OpenFile(seg.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("create audit segment: %w", err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("stat audit segment: %w", err)
-	}
-	seg.size = st.Size()
 	s.f = f
 	s.segs = append(s.segs, seg)
+	return nil
+}
+
+// seal makes seg, the segment appended to until now, immutable: its bytes
+// are synced, and its index file records their hash and a summary of its
+// records. The caller starts the next segment.
+func (s *Store) seal(seg *segment) error {
+	if s.f != nil {
+		if err := s.f.Sync(); err != nil {
+			return fmt.Errorf("sync audit segment: %w", err)
+		}
+		if err := s.f.Close(); err != nil {
+			return fmt.Errorf("close audit segment: %w", err)
+		}
+		s.f = nil
+	}
+	seg.sum, seg.hash, seg.sealed = seg.hash.Sum(nil), nil, true
+	if err := writeIndex(s.opts.Dir, seg); err != nil {
+		// The segment is whole; the next start rebuilds its index.
+		s.log.Error("could not write an audit segment's index; the next start rebuilds it", "segment", seg.path, "err", err)
+	}
 	return nil
 }
 
@@ -399,6 +519,7 @@ func (s *Store) flush() error {
 	seg := s.segs[len(s.segs)-1]
 	n, err := s.f.Write(s.buf)
 	seg.size += int64(n)
+	seg.hash.Write(s.buf[:n])
 	if !s.bufMin.IsZero() && (seg.minTime.IsZero() || s.bufMin.Before(seg.minTime)) {
 		seg.minTime = s.bufMin
 	}
@@ -414,10 +535,9 @@ func (s *Store) flush() error {
 		return fmt.Errorf("write audit segment: %w", err)
 	}
 	if seg.size >= s.opts.SegmentSize {
-		if err := s.f.Close(); err != nil {
-			return fmt.Errorf("close audit segment: %w", err)
+		if err := s.seal(seg); err != nil {
+			return err
 		}
-		s.f = nil
 		return s.newSegment(seg.id + 1)
 	}
 	return nil
@@ -461,7 +581,7 @@ func (s *Store) view() []segment {
 	out := make([]segment, len(s.segs))
 	for i, seg := range s.segs {
 		out[i] = *seg
-		out[i].chains = nil
+		out[i].chains, out[i].hash = nil, nil
 	}
 	return out
 }

@@ -329,7 +329,7 @@ func TestRestoreRefusesANewerFormat(t *testing.T) {
 	tests := []struct {
 		name, in, says string
 	}{
-		{"a newer format", "PCAUDS02\x00\x00\x00\x00", "written by a newer Portcullis version"},
+		{"a newer format", "PCAUDS03\x00\x00\x00\x00", "written by a newer Portcullis version"},
 		{"not a snapshot", "something else", "not an audit store snapshot"},
 	}
 	for _, tt := range tests {

@@ -152,8 +152,17 @@ const (
 // needs this version.
 const ToolVersions Version = 5
 
+// AuditSegments: a Raft snapshot carries the audit store as the list of
+// its sealed segments with their hashes and the segment being appended to
+// (auditstore.Manifest), and a node restoring it fetches the sealed
+// segments it lacks from a peer (PeerService.FetchAuditSegment), instead of
+// carrying every segment's bytes (auditstore.Snapshot). An older replica
+// cannot restore such a snapshot, so a node writes it only once every
+// voter supports this version. (Version 7 is budgets'.)
+const AuditSegments Version = 8
+
 // features are the behaviour versions above.
-var features = []Version{TypedAdminAudit, PolicyRollouts, AuditConsumers, A2ABrokering, LLMBrokering, ToolVersions}
+var features = []Version{TypedAdminAudit, PolicyRollouts, AuditConsumers, A2ABrokering, LLMBrokering, ToolVersions, AuditSegments}
 
 // release is the highest version in the tables above: what a release
 // binary supports.

@@ -63,6 +63,13 @@ type AuditSource interface {
 	AuditCopy(ctx context.Context) (snap *auditstore.Snapshot, applied uint64, err error)
 }
 
+// SegmentSource opens the sealed segments of this node's audit store
+// (auditstore.Store). It must be safe for concurrent use.
+type SegmentSource interface {
+	// OpenSealed opens the sealed segment named name, returning its size.
+	OpenSealed(name string) (io.ReadCloser, int64, error)
+}
+
 // Granter grants rate-limit leases on the leader. It must be safe for
 // concurrent use.
 type Granter interface {
@@ -75,8 +82,9 @@ type Granter interface {
 type Server struct {
 	leader   Leader
 	statuses StatusSource
-	audit    AuditSource // nil: CopyAuditStore is unimplemented
-	granter  Granter     // nil: ForwardLease is unimplemented
+	audit    AuditSource   // nil: CopyAuditStore is unimplemented
+	granter  Granter       // nil: ForwardLease is unimplemented
+	segments SegmentSource // nil: FetchAuditSegment is unimplemented
 	key      []byte
 	tls      bool
 	log      *slog.Logger
@@ -91,6 +99,10 @@ func NewServer(leader Leader, statuses StatusSource, key []byte, requireCert boo
 // ServeAuditCopies makes the server answer CopyAuditStore from src. Call
 // it before serving.
 func (s *Server) ServeAuditCopies(src AuditSource) { s.audit = src }
+
+// ServeAuditSegments makes the server answer FetchAuditSegment from src.
+// Call it before serving.
+func (s *Server) ServeAuditSegments(src SegmentSource) { s.segments = src }
 
 // ServeLeases makes the server answer ForwardLease with g. Call it before
 // serving.
@@ -226,6 +238,46 @@ func (s *Server) CopyAuditStore(ctx context.Context, _ *connect.Request[clusterv
 		return err
 	}
 	s.log.InfoContext(ctx, "audit store copied to a peer")
+	return nil
+}
+
+// FetchAuditSegment implements PeerService: it streams a sealed segment,
+// its size first. The receiver checks the bytes against the size and hash
+// its snapshot names.
+func (s *Server) FetchAuditSegment(ctx context.Context, req *connect.Request[clusterv1.FetchAuditSegmentRequest], stream *connect.ServerStream[clusterv1.FetchAuditSegmentResponse]) error {
+	if s.segments == nil {
+		return connect.NewError(connect.CodeUnimplemented, errors.New("this node does not hand out audit segments"))
+	}
+	name := req.Msg.GetName()
+	if _, ok := auditstore.ParseSegmentName(name); !ok {
+		return connect.NewError(connect.CodeInvalidArgument, errors.New("not an audit segment name: 20 decimal digits and .seg"))
+	}
+	rc, size, err := s.segments.OpenSealed(name)
+	if err != nil {
+		return connect.NewError(connect.CodeNotFound, err)
+	}
+	defer rc.Close()
+	first := true
+	w := &chunkWriter{send: func(b []byte) error {
+		m := &clusterv1.FetchAuditSegmentResponse{Chunk: b}
+		if first {
+			m.Size, first = size, false
+		}
+		return stream.Send(m)
+	}, buf: make([]byte, 0, auditCopyChunk)}
+	if _, err := io.Copy(w, io.LimitReader(rc, size)); err != nil {
+		return connect.NewError(connect.CodeInternal, fmt.Errorf("send audit segment %s: %w", name, err))
+	}
+	if first {
+		if err := stream.Send(&clusterv1.FetchAuditSegmentResponse{Size: size}); err != nil {
+			return err
+		}
+		first = false
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+	s.log.DebugContext(ctx, "audit segment sent to a peer", "segment", name, "bytes", size)
 	return nil
 }
 
@@ -419,6 +471,32 @@ func (r *streamReader) Read(p []byte) (int, error) {
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
 	return n, nil
+}
+
+// FetchAuditSegment fetches the sealed audit segment name from the node at
+// addr and writes its bytes to w (which bounds and checks them).
+func (c *Client) FetchAuditSegment(ctx context.Context, addr, name string, w io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Uncompressed: gzip of a segment costs more CPU than the transfer
+	// it saves between nodes (it was the most of a fetch's time on 2
+	// cores).
+	cl := clusterv1connect.NewPeerServiceClient(c.http, c.scheme+addr,
+		connect.WithReadMaxBytes(maxMessageBytes), connect.WithAcceptCompression("gzip", nil, nil))
+	stream, err := cl.FetchAuditSegment(ctx, request(c, &clusterv1.FetchAuditSegmentRequest{Name: name}))
+	if err != nil {
+		return fromConnect(err)
+	}
+	defer func() { _ = stream.Close() }()
+	for stream.Receive() {
+		if _, err := w.Write(stream.Msg().GetChunk()); err != nil {
+			return fmt.Errorf("audit segment %s from %s: %w", name, addr, err)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return fmt.Errorf("audit segment %s from %s: %w", name, addr, fromConnect(err))
+	}
+	return nil
 }
 
 // ForwardLease asks the leader at addr for a data plane's leases.

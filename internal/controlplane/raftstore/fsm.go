@@ -3,11 +3,13 @@ package raftstore
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/auditstore"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/clusterversion"
+	"github.com/portcullis-gw/portcullis/internal/controlplane/resource"
 	"github.com/portcullis-gw/portcullis/internal/controlplane/state"
 	fsmv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/fsm/v1"
 	"google.golang.org/protobuf/proto"
@@ -30,6 +33,12 @@ type FSM struct {
 	cur   atomic.Pointer[state.State]
 	audit *auditstore.Store // nil: AppendAudit is refused
 	log   *slog.Logger
+	// segments fetches sealed audit segments from peers when a snapshot's
+	// manifest names some this node lacks (nil: none can be fetched);
+	// self is this node's id and leader the leader's API address.
+	segments SegmentFetcher
+	self     string
+	leader   func() string
 
 	mu      sync.Mutex
 	changed chan struct{}
@@ -43,6 +52,50 @@ func NewFSM(audit *auditstore.Store) *FSM {
 	f := &FSM{changed: make(chan struct{}), audit: audit, log: slog.New(slog.DiscardHandler)}
 	f.cur.Store(state.New())
 	return f
+}
+
+// SegmentFetcher fetches a sealed audit segment from a peer
+// (peer.Client). Implementations must be safe for concurrent use.
+type SegmentFetcher interface {
+	// FetchAuditSegment writes the bytes of the sealed segment name of the
+	// node at apiAddr to w.
+	FetchAuditSegment(ctx context.Context, apiAddr, name string, w io.Writer) error
+}
+
+// FetchSegmentsWith makes the state machine fetch the sealed audit
+// segments a snapshot names and this node lacks with fetcher: from the
+// leader (leader returns its API address, "" when unknown) first, then
+// from every other node the snapshot's state records. self is this node's
+// id. Call it before the node starts.
+func (f *FSM) FetchSegmentsWith(fetcher SegmentFetcher, self string, leader func() string) {
+	f.segments, f.self, f.leader = fetcher, self, leader
+}
+
+// sources lists where to fetch sealed audit segments from, given the
+// state being restored: the leader, then the other nodes it records.
+func (f *FSM) sources(st *state.State) []auditstore.Source {
+	if f.segments == nil {
+		return nil
+	}
+	var addrs []string
+	if f.leader != nil {
+		if a := f.leader(); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	st.Each(resource.Node, func(r *fsmv1.Resource) bool {
+		if a := r.GetNode().GetApiAddr(); resource.Name(r) != f.self && a != "" && !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+		return true
+	})
+	out := make([]auditstore.Source, len(addrs))
+	for i, a := range addrs {
+		out[i] = func(ctx context.Context, name string, w io.Writer) error {
+			return f.segments.FetchAuditSegment(ctx, a, name, w)
+		}
+	}
+	return out
 }
 
 // DecodeCommand decodes a committed log entry and checks that this binary
@@ -168,15 +221,23 @@ const snapshotFamily = "PCFSM"
 
 // Snapshot captures the current state and audit store. The state is
 // immutable, so this is O(1); the audit store's segments are held open.
-// Persist streams both while the apply loop carries on.
+// Persist streams both while the apply loop carries on. Once every voter
+// supports clusterversion.AuditSegments the audit store goes in as a
+// manifest (its sealed segments by name and hash, and the open segment);
+// before, as every segment's bytes, which older replicas read.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	s := &fsmSnapshot{st: f.cur.Load()}
+	st := f.cur.Load()
+	s := &fsmSnapshot{st: st}
 	if f.audit != nil {
-		a, err := f.audit.Snapshot()
+		var err error
+		if clusterversion.Supports(st.Voters(), clusterversion.AuditSegments) {
+			s.audit, err = f.audit.Manifest()
+		} else {
+			s.audit, err = f.audit.Snapshot()
+		}
 		if err != nil {
 			return nil, err
 		}
-		s.audit = a
 	}
 	return s, nil
 }
@@ -226,7 +287,7 @@ func (f *FSM) restore(rc io.ReadCloser) error {
 	}
 	if f.audit != nil {
 		if _, err := br.Peek(1); err == nil {
-			if err := f.audit.Restore(br); err != nil {
+			if err := f.audit.Restore(br, f.sources(st)...); err != nil {
 				return fmt.Errorf("restore snapshot: %w", err)
 			}
 		}
@@ -237,7 +298,14 @@ func (f *FSM) restore(rc io.ReadCloser) error {
 
 type fsmSnapshot struct {
 	st    *state.State
-	audit *auditstore.Snapshot
+	audit auditPart
+}
+
+// auditPart is the audit store's part of a snapshot: an
+// *auditstore.Snapshot or an *auditstore.Manifest.
+type auditPart interface {
+	WriteTo(w io.Writer) (int64, error)
+	Release()
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {

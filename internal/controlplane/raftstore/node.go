@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -51,6 +52,11 @@ type Timing struct {
 	// TrailingLogs is how many entries are kept after a snapshot.
 	TrailingLogs     uint64
 	SnapshotInterval time.Duration
+	// LogSegmentSize is the size of the Raft log's segment files (0:
+	// raft-wal's 64 MiB). The log drops whole segments only, and serves
+	// every entry of the segment it appends to: tests that need a follower
+	// to catch up from a snapshot make it small.
+	LogSegmentSize int
 }
 
 // Config configures a Node.
@@ -69,6 +75,9 @@ type Config struct {
 	Logger    *slog.Logger
 	// Audit stores the records of AppendAudit commands (nil: refused).
 	Audit *auditstore.Store
+	// Segments fetches the sealed audit segments a snapshot names and this
+	// node lacks from peers (nil: a restore that needs one fails).
+	Segments SegmentFetcher
 }
 
 // Node is one member of the Raft cluster and implements store.Store.
@@ -113,7 +122,11 @@ func Open(cfg Config) (*Node, error) {
 	// we own it and close it ourselves; otherwise a node could not reopen
 	// its data dir in the same process.
 	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(filepath.Join(raftDir, "wal"), wal.WithLogger(hl.Named("wal")), wal.WithMetaStore(meta))
+	segSize := wal.DefaultSegmentSize
+	if cfg.Timing.LogSegmentSize > 0 {
+		segSize = cfg.Timing.LogSegmentSize
+	}
+	w, err := wal.Open(filepath.Join(raftDir, "wal"), wal.WithLogger(hl.Named("wal")), wal.WithMetaStore(meta), wal.WithSegmentSize(segSize))
 	if err != nil {
 		_ = meta.Close()
 		return nil, fmt.Errorf("open raft log: %w", err)
@@ -172,6 +185,16 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.Logger != nil {
 		fsm.log = cfg.Logger.With("component", "fsm", "node", cfg.ID)
 	}
+	// raft.NewRaft restores the latest snapshot, before n exists: the
+	// leader is looked up through it once it does.
+	var node atomic.Pointer[Node]
+	fsm.FetchSegmentsWith(cfg.Segments, cfg.ID, func() string {
+		if n := node.Load(); n != nil {
+			_, addr := n.Leader()
+			return addr
+		}
+		return ""
+	})
 	r, err := raft.NewRaft(rc, fsm, w, w, snaps, transport)
 	if err != nil {
 		_ = transport.Close()
@@ -179,7 +202,9 @@ func Open(cfg Config) (*Node, error) {
 		_ = meta.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	return &Node{cfg: cfg, raft: r, fsm: fsm, wal: w, meta: meta, transport: transport, log: logger}, nil
+	n := &Node{cfg: cfg, raft: r, fsm: fsm, wal: w, meta: meta, transport: transport, log: logger}
+	node.Store(n)
+	return n, nil
 }
 
 func setDur(dst *time.Duration, v time.Duration) {

@@ -97,6 +97,12 @@ type testCluster struct {
 	prefix string
 	// jobs, when set, gives each node a singleton job.
 	jobs func(node string) singleton.Job
+	// auditSegmentSize is the nodes' audit segment size (0: the default).
+	auditSegmentSize int64
+	// timing, when set, is the nodes' Raft timing (default fastTiming).
+	timing raftstore.Timing
+	// infoLogs logs from level info on (default: warn).
+	infoLogs bool
 	// logs, when set, receives every node's log as well.
 	logs  *syncBuffer
 	kek   string
@@ -180,6 +186,10 @@ func (c *testCluster) config(id string) server.Config {
 		NodeID: id, DataDir: filepath.Join(c.t.TempDir(), id),
 		RaftAddr: cptest.FreeAddr(c.t), APIAddr: cptest.FreeAddr(c.t),
 		KEKFile: c.kek, Timing: fastTiming, Logger: c.logger(), LeaseDuration: time.Second,
+		AuditSegmentSize: c.auditSegmentSize,
+	}
+	if c.timing != (raftstore.Timing{}) {
+		cfg.Timing = c.timing
 	}
 	if c.jobs != nil {
 		cfg.Singletons = []singleton.Job{c.jobs(id)}
@@ -195,7 +205,11 @@ func (c *testCluster) logger() *slog.Logger {
 	if c.logs == nil {
 		return testLogger(c.t)
 	}
-	return slog.New(slog.NewTextHandler(io.MultiWriter(tWriter{c.t}, c.logs), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	if c.infoLogs {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(io.MultiWriter(tWriter{c.t}, c.logs), &slog.HandlerOptions{Level: level}))
 }
 
 func (c *testCluster) start(cfg server.Config) *testNode {

@@ -96,6 +96,11 @@ type Config struct {
 	// days; negative: forever); AuditMaxBytes bounds its size (0: none).
 	AuditRetention time.Duration
 	AuditMaxBytes  int64
+	// AuditSegmentSize is the size at which the audit store seals a
+	// segment and starts the next (0: 64 MiB). Give every node the same
+	// one, or nodes name different segments and a node catching up from a
+	// snapshot fetches every one.
+	AuditSegmentSize int64
 	// ConsumerInterval is the least time between two batches of an audit
 	// consumer on the leader (default 100ms): part of the lag from a call
 	// to the alert it raises and to the learned list that holds its value.

@@ -89,7 +89,7 @@ func openRaft(ctx context.Context, cfg Config, sealer *seal.Sealer, forwardKey [
 		RaftBind: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise,
 		ServerTLS: raftServer, ClientTLS: raftClient,
 		Forwarder: peerClient, Timing: cfg.Timing, Logger: cfg.Logger,
-		Audit: audit,
+		Audit: audit, Segments: peerClient,
 	})
 	if err != nil {
 		return nil, err

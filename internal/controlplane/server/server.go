@@ -158,7 +158,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// fills it from AppendAudit commands (and from snapshots, or on etcd
 	// from a peer's copy).
 	audit, err := auditstore.Open(auditstore.Options{
-		Dir: filepath.Join(cfg.DataDir, "audit"), Retention: cfg.AuditRetention, MaxBytes: cfg.AuditMaxBytes, Logger: log,
+		Dir: filepath.Join(cfg.DataDir, "audit"), Retention: cfg.AuditRetention, MaxBytes: cfg.AuditMaxBytes, SegmentSize: cfg.AuditSegmentSize, Logger: log,
 	})
 	if err != nil {
 		return nil, err
@@ -212,6 +212,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if o.audit != nil {
 		ps.ServeAuditCopies(o.audit)
 	}
+	ps.ServeAuditSegments(audit)
 	ps.ServeLeases(granter)
 	mux.Handle(ps.Handler())
 	syncPath, syncHandler := configsync.NewServer(configsync.Config{

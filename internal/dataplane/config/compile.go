@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"google.golang.org/protobuf/proto"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/portcullis-gw/portcullis/internal/argjson"
 	"github.com/portcullis-gw/portcullis/internal/authz"
@@ -45,14 +45,17 @@ func Compile(snapshot []byte, opts ...Option) (c *Compiled, err error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	snap := &snapshotv1.Snapshot{}
-	if err := proto.Unmarshal(snapshot, snap); err != nil {
+	snap, elems, err := decode(snapshot, o.prev.elements())
+	if err != nil {
 		return nil, &Error{Problems: []string{fmt.Sprintf("the snapshot does not decode: %v", err)}}
 	}
 	b := &builder{
 		snap: snap,
+		prev: o.prev,
 		c: &Compiled{
 			snap:      snap,
+			elems:     elems,
+			schemas:   map[string]*jsonschema.Schema{},
 			upstreams: map[string]*configv1.Upstream{},
 			secrets:   map[string]secret{},
 			keys:      map[string]apiKey{},
@@ -89,7 +92,7 @@ func Compile(snapshot []byte, opts ...Option) (c *Compiled, err error) {
 // upstreams, pins, value lists, policy sets: see package authz), vetting
 // each pin it serves with checkTool, and lists the servable tools.
 func (b *builder) compileAuthorization(o options) {
-	e, err := authz.Compile(b.snap, authz.WithDecisionCache(o.cacheSize), authz.WithToolCheck(b.checkTool))
+	e, err := authz.Compile(b.snap, authz.WithDecisionCache(o.cacheSize), authz.WithToolCheck(b.checkTool), authz.WithPrevious(b.prev.authzEngine()))
 	if err != nil {
 		var aerr *authz.Error
 		if !errors.As(err, &aerr) {
@@ -158,7 +161,9 @@ const panicProblem = "compiling the snapshot failed unexpectedly"
 // step checks what it can and records every problem, so one nack names
 // everything wrong.
 type builder struct {
-	snap     *snapshotv1.Snapshot
+	snap *snapshotv1.Snapshot
+	// prev is the version whose unchanged parts are reused; nil for none.
+	prev     *Compiled
 	c        *Compiled
 	problems problems
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/portcullis-gw/portcullis/internal/authz"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/identity"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/inspect"
@@ -72,6 +74,12 @@ type Compiled struct {
 
 	// inspection is this version's runtime inspection rules.
 	inspection *inspect.Ruleset
+
+	// elems indexes the snapshot's resource messages by encoding and
+	// schemas the compiled input schemas by text, for the next version's
+	// compile to reuse (see Reusing).
+	elems   *elements
+	schemas map[string]*jsonschema.Schema
 }
 
 // apiKey is one API key and the agent holding it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,7 +36,11 @@ const (
 // over theirs, secrets, a freeze reason. Compile must not panic (nor take
 // its own panic path), must stay within fuzzMaxStack and fuzzMaxAlloc, and
 // must refuse with a bounded *config.Error; what it accepts must serve a
-// tool list and an authorization without panicking.
+// tool list and an authorization without panicking. Each snapshot is also
+// compiled incrementally (config.Reusing the fixture, or the generated
+// snapshot for a next one generated from the same bytes): its decode must
+// equal proto.Unmarshal's, and the result must be refused with the same
+// problems, or serve alike (sameServing), as the compile from scratch.
 func FuzzCompile(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(configtest.Marshal(f, configtest.Snapshot()))
@@ -48,22 +53,67 @@ func FuzzCompile(f *testing.F) {
 	prev := debug.SetMaxStack(fuzzMaxStack)
 	f.Cleanup(func() { debug.SetMaxStack(prev) })
 
+	fixture := configtest.Compile(f, configtest.Snapshot())
+
 	f.Fuzz(func(t *testing.T, data []byte) {
-		compile(t, "the raw bytes", data)
+		raw, rerr := compile(t, "the raw bytes", data)
+		incremental(t, "the raw bytes", data, fixture, raw, rerr)
 		// Text the generator took from the fuzz bytes may not be UTF-8,
 		// which a snapshot cannot carry: the raw bytes cover that.
-		if snap, err := proto.Marshal(generated(data)); err == nil {
-			compile(t, "the generated snapshot", snap)
+		snap, err := proto.Marshal(generated(data))
+		if err != nil {
+			return
+		}
+		gen, gerr := compile(t, "the generated snapshot", snap)
+		incremental(t, "the generated snapshot", snap, fixture, gen, gerr)
+		// The next version: another snapshot generated from the same
+		// bytes, compiled against the generated one when it was accepted.
+		prev := fixture
+		if gen != nil {
+			prev = gen
+		}
+		if next, err := proto.Marshal(generated(slices.Concat(data[min(len(data), 1):], data[:min(len(data), 1)]))); err == nil {
+			c, err := compile(t, "the next generated snapshot", next)
+			incremental(t, "the next generated snapshot", next, prev, c, err)
 		}
 	})
 }
 
-// compile compiles snapshot and checks what FuzzCompile promises.
-func compile(t *testing.T, what string, snapshot []byte) {
+// incremental compiles snapshot reusing prev and checks that it is
+// decoded as proto.Unmarshal decodes it and compiled as scratch, its
+// compile from scratch (nil when refused with serr), was: refused alike,
+// or serving alike.
+func incremental(t *testing.T, what string, snapshot []byte, prev, scratch *config.Compiled, serr error) {
+	t.Helper()
+	want := &snapshotv1.Snapshot{}
+	werr := proto.Unmarshal(snapshot, want)
+	got, gerr := config.Decode(snapshot, prev)
+	if (werr == nil) != (gerr == nil) || werr == nil && !proto.Equal(want, got) {
+		t.Fatalf("%s: decoding reusing a previous version: %v, want %v (or the messages differ)", what, gerr, werr)
+	}
+	inc, ierr := compile(t, what+", incrementally", snapshot, config.Reusing(prev))
+	switch {
+	case (scratch == nil) != (inc == nil):
+		t.Fatalf("%s: compiled from scratch: %v; incrementally: %v", what, serr, ierr)
+	case inc == nil:
+		if serr.Error() != ierr.Error() {
+			t.Fatalf("%s: refused from scratch with\n%v\nincrementally with\n%v", what, serr, ierr)
+		}
+	default:
+		sameServing(t, what, scratch, inc, fuzzKeys)
+	}
+}
+
+// fuzzKeys are the fixture's API keys.
+var fuzzKeys = []string{configtest.PayerKey, configtest.MarketerKey, configtest.ExpiredKey, configtest.DisabledKey}
+
+// compile compiles snapshot and checks what FuzzCompile promises. It
+// returns what Compile returned.
+func compile(t *testing.T, what string, snapshot []byte, opts ...config.Option) (*config.Compiled, error) {
 	t.Helper()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	c, err := config.Compile(snapshot)
+	c, err := config.Compile(snapshot, opts...)
 	runtime.ReadMemStats(&after)
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > fuzzMaxAlloc {
 		t.Fatalf("compiling %s (%d bytes) allocated %d MiB, more than %d", what, len(snapshot), alloc>>20, fuzzMaxAlloc>>20)
@@ -80,17 +130,18 @@ func compile(t *testing.T, what string, snapshot []byte) {
 		if strings.Contains(msg, "failed unexpectedly") {
 			t.Fatalf("compiling %s panicked: %s", what, msg)
 		}
-		return
+		return nil, err
 	}
 	_ = c.Tools()
 	agent, ok := c.AgentByAPIKey(configtest.PayerKey, callAt)
 	if !ok {
-		return
+		return c, nil
 	}
 	for _, tool := range c.Tools() {
 		_ = c.Authorize(context.Background(), newCall(c, agent, tool.Action, `{"amount": 100, "to": "bob"}`))
 	}
 	_ = c.Listable(context.Background(), newCall(c, agent, "", ""), pipeline.KindTool)
+	return c, nil
 }
 
 // generated is the fixture snapshot with resources generated from data.

@@ -16,6 +16,9 @@ type Option func(*options)
 type options struct {
 	// cacheSize bounds the policy engine's decision cache; 0 turns it off.
 	cacheSize int
+	// prev, when set, is the compiled version whose unchanged parts are
+	// reused (see Reusing).
+	prev *Compiled
 }
 
 // jwtSubject is an (identity source, subject) binding.

@@ -29,18 +29,15 @@ type servedPin struct {
 // served by, and its deprecation. Package authz checks everything else
 // about pins (upstream, name, action, versions).
 func (b *builder) checkTool(action string, p *configv1.ToolPin, v *configv1.ToolVersion) error {
-	compiled, err := compileInputSchema(v.GetInputSchema())
+	if t, ok := b.prev.servedTool(action, p, v); ok {
+		b.serve(action, p, t)
+		return nil
+	}
+	compiled, err := b.inputSchema(v.GetInputSchema())
 	if err != nil {
 		return fmt.Errorf("input schema does not compile: %w", err)
 	}
-	sp := b.c.pins[action]
-	if sp == nil {
-		sp = &servedPin{pin: p, versions: map[int64]pipeline.Tool{}}
-		for _, o := range p.GetVersions() {
-			sp.approved = append(sp.approved, o.GetDefinitionHash())
-		}
-		b.c.pins[action] = sp
-	}
+	sp := b.servedPin(action, p)
 	t := pipeline.Tool{
 		Kind:              pipeline.KindTool,
 		Action:            action,
@@ -62,11 +59,30 @@ func (b *builder) checkTool(action string, p *configv1.ToolPin, v *configv1.Tool
 			Replacement: toolversion.Replacement(p, v),
 		}
 	}
-	sp.versions[v.GetVersion()] = t
+	b.serve(action, p, t)
+	return nil
+}
+
+// servedPin is the served pin of action, created for pin p on first use.
+func (b *builder) servedPin(action string, p *configv1.ToolPin) *servedPin {
+	sp := b.c.pins[action]
+	if sp == nil {
+		sp = &servedPin{pin: p, versions: map[int64]pipeline.Tool{}}
+		for _, o := range p.GetVersions() {
+			sp.approved = append(sp.approved, o.GetDefinitionHash())
+		}
+		b.c.pins[action] = sp
+	}
+	return sp
+}
+
+// serve records t, a version of pin p, as served under action; the first
+// version recorded (authz checks the default first) is the default.
+func (b *builder) serve(action string, p *configv1.ToolPin, t pipeline.Tool) {
+	b.servedPin(action, p).versions[t.Version] = t
 	if _, ok := b.c.tools[action]; !ok {
 		b.c.tools[action] = t
 	}
-	return nil
 }
 
 // compatible lists the definition hashes of the versions of p that the

@@ -147,7 +147,11 @@ func (b *builder) compileRollout(o options) {
 	}
 	// The pins were vetted by the active compile: a snapshot with a pin
 	// that fails is refused anyway.
-	e, err := authz.Compile(snap, authz.WithDecisionCache(o.cacheSize))
+	prev := b.c.engine // same pins: its schema, its policies but one set
+	if old := b.prev.candidateEngine(); old != nil {
+		prev = old
+	}
+	e, err := authz.Compile(snap, authz.WithDecisionCache(o.cacheSize), authz.WithPrevious(prev))
 	if err != nil {
 		var aerr *authz.Error
 		if !errors.As(err, &aerr) {

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -485,7 +486,18 @@ func (s *Server) serving() highwater.Version {
 func (s *Server) Apply(ctx context.Context, data []byte) (syncclient.Version, error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	c, err := config.Compile(data)
+	// The version served shares what did not change with the new one:
+	// compiling costs the change, and both hold one copy of the rest.
+	prev := s.current.Load()
+	if prev != nil {
+		// Collect first, so that the compile's garbage and the new
+		// version's parts fit under the heap goal the served version
+		// set: a swap then does not raise the process's peak memory
+		// (docs/performance.md, "Snapshot scale"). One collection per
+		// version; versions are admin writes.
+		runtime.GC()
+	}
+	c, err := config.Compile(data, config.Reusing(prev))
 	if err != nil {
 		s.metrics.Snapshot(false)
 		s.log.Error("snapshot rejected; the previous one keeps serving", "serving", s.servingVersion(), "err", err)

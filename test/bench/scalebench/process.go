@@ -31,12 +31,13 @@ type withProcesses struct {
 	load         loadCost
 	writes       cpWrites
 	in           inProcess
+	incremental  incremental // the data plane's apply reusing the previous version
 	backupBytes  int
 	restoreTime  time.Duration // encode the backup, restore it
 	version      uint64        // the config version after the restore
 	serveTime    time.Duration // data plane start → serving that version
 	serving      memory        // the data plane, serving the large version
-	updateTime   time.Duration // one more write → the data plane serving it
+	updateTime   time.Duration // one policy changed → the data plane serving it
 	updated      memory        // the data plane, after swapping to the next version
 	controlPlane memory        // the control plane after serving the data plane
 }
@@ -85,6 +86,9 @@ func measureProcesses(ctx context.Context, t testing.TB, sz size, runs int) with
 	if m.in, err = measureInProcess(st, sz, runs); err != nil {
 		t.Fatal(err)
 	}
+	if m.incremental, err = measureIncremental(st, sz, runs); err != nil {
+		t.Fatal(err)
+	}
 
 	fmt.Fprintln(os.Stderr, "scalebench: restoring the state into the control plane, starting a data plane …")
 	start := time.Now()
@@ -113,11 +117,7 @@ func measureProcesses(ctx context.Context, t testing.TB, sz size, runs int) with
 	m.serving = readMemory(t, dp.Daemon().Pid())
 
 	start = time.Now()
-	if _, err := api.Agent.CreateAgent(ctx, connect.NewRequest(&adminv1.CreateAgentRequest{
-		Agent: &configv1.Agent{Meta: &configv1.ResourceMeta{Name: "agent-one-more"}, Team: "scale"},
-	})); err != nil {
-		t.Fatalf("one more write: %v", err)
-	}
+	changeOnePolicy(ctx, t, c, cp.URL, sz)
 	serving(t, dp, m.version+1)
 	m.updateTime = time.Since(start)
 	m.updated = readMemory(t, dp.Daemon().Pid())

@@ -28,6 +28,105 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type FetchAuditSegmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The segment's file name: 20 decimal digits and ".seg".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchAuditSegmentRequest) Reset() {
+	*x = FetchAuditSegmentRequest{}
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchAuditSegmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchAuditSegmentRequest) ProtoMessage() {}
+
+func (x *FetchAuditSegmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchAuditSegmentRequest.ProtoReflect.Descriptor instead.
+func (*FetchAuditSegmentRequest) Descriptor() ([]byte, []int) {
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *FetchAuditSegmentRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type FetchAuditSegmentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The segment's size in bytes (set on the first message).
+	Size int64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	// The next bytes of the segment.
+	Chunk         []byte `protobuf:"bytes,2,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchAuditSegmentResponse) Reset() {
+	*x = FetchAuditSegmentResponse{}
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchAuditSegmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchAuditSegmentResponse) ProtoMessage() {}
+
+func (x *FetchAuditSegmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchAuditSegmentResponse.ProtoReflect.Descriptor instead.
+func (*FetchAuditSegmentResponse) Descriptor() ([]byte, []int) {
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *FetchAuditSegmentResponse) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *FetchAuditSegmentResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
 type ForwardLeaseRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Request       *v1.LeaseRequest       `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
@@ -37,7 +136,7 @@ type ForwardLeaseRequest struct {
 
 func (x *ForwardLeaseRequest) Reset() {
 	*x = ForwardLeaseRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[0]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +148,7 @@ func (x *ForwardLeaseRequest) String() string {
 func (*ForwardLeaseRequest) ProtoMessage() {}
 
 func (x *ForwardLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[0]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +161,7 @@ func (x *ForwardLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ForwardLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ForwardLeaseRequest) GetRequest() *v1.LeaseRequest {
@@ -81,7 +180,7 @@ type ForwardLeaseResponse struct {
 
 func (x *ForwardLeaseResponse) Reset() {
 	*x = ForwardLeaseResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[1]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -93,7 +192,7 @@ func (x *ForwardLeaseResponse) String() string {
 func (*ForwardLeaseResponse) ProtoMessage() {}
 
 func (x *ForwardLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[1]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -106,7 +205,7 @@ func (x *ForwardLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardLeaseResponse.ProtoReflect.Descriptor instead.
 func (*ForwardLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ForwardLeaseResponse) GetResponse() *v1.LeaseResponse {
@@ -124,7 +223,7 @@ type CopyAuditStoreRequest struct {
 
 func (x *CopyAuditStoreRequest) Reset() {
 	*x = CopyAuditStoreRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[2]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -136,7 +235,7 @@ func (x *CopyAuditStoreRequest) String() string {
 func (*CopyAuditStoreRequest) ProtoMessage() {}
 
 func (x *CopyAuditStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[2]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -149,7 +248,7 @@ func (x *CopyAuditStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyAuditStoreRequest.ProtoReflect.Descriptor instead.
 func (*CopyAuditStoreRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
 type CopyAuditStoreResponse struct {
@@ -165,7 +264,7 @@ type CopyAuditStoreResponse struct {
 
 func (x *CopyAuditStoreResponse) Reset() {
 	*x = CopyAuditStoreResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[3]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -177,7 +276,7 @@ func (x *CopyAuditStoreResponse) String() string {
 func (*CopyAuditStoreResponse) ProtoMessage() {}
 
 func (x *CopyAuditStoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[3]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -190,7 +289,7 @@ func (x *CopyAuditStoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyAuditStoreResponse.ProtoReflect.Descriptor instead.
 func (*CopyAuditStoreResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CopyAuditStoreResponse) GetApplied() uint64 {
@@ -215,7 +314,7 @@ type ListDataplaneStatusRequest struct {
 
 func (x *ListDataplaneStatusRequest) Reset() {
 	*x = ListDataplaneStatusRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[4]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -227,7 +326,7 @@ func (x *ListDataplaneStatusRequest) String() string {
 func (*ListDataplaneStatusRequest) ProtoMessage() {}
 
 func (x *ListDataplaneStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[4]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -240,7 +339,7 @@ func (x *ListDataplaneStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDataplaneStatusRequest.ProtoReflect.Descriptor instead.
 func (*ListDataplaneStatusRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 type ListDataplaneStatusResponse struct {
@@ -252,7 +351,7 @@ type ListDataplaneStatusResponse struct {
 
 func (x *ListDataplaneStatusResponse) Reset() {
 	*x = ListDataplaneStatusResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -264,7 +363,7 @@ func (x *ListDataplaneStatusResponse) String() string {
 func (*ListDataplaneStatusResponse) ProtoMessage() {}
 
 func (x *ListDataplaneStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -277,7 +376,7 @@ func (x *ListDataplaneStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDataplaneStatusResponse.ProtoReflect.Descriptor instead.
 func (*ListDataplaneStatusResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListDataplaneStatusResponse) GetDataplanes() []*v11.DataplaneStatus {
@@ -296,7 +395,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -308,7 +407,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -321,7 +420,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -340,7 +439,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +451,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +464,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ApplyResponse) GetResult() []byte {
@@ -383,7 +482,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +494,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +507,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 type ReadIndexResponse struct {
@@ -420,7 +519,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +531,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +544,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -467,7 +566,7 @@ type ChangeMembershipRequest struct {
 
 func (x *ChangeMembershipRequest) Reset() {
 	*x = ChangeMembershipRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +578,7 @@ func (x *ChangeMembershipRequest) String() string {
 func (*ChangeMembershipRequest) ProtoMessage() {}
 
 func (x *ChangeMembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +591,7 @@ func (x *ChangeMembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembershipRequest.ProtoReflect.Descriptor instead.
 func (*ChangeMembershipRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ChangeMembershipRequest) GetNodeId() string {
@@ -524,7 +623,7 @@ type ChangeMembershipResponse struct {
 
 func (x *ChangeMembershipResponse) Reset() {
 	*x = ChangeMembershipResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +635,7 @@ func (x *ChangeMembershipResponse) String() string {
 func (*ChangeMembershipResponse) ProtoMessage() {}
 
 func (x *ChangeMembershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +648,7 @@ func (x *ChangeMembershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembershipResponse.ProtoReflect.Descriptor instead.
 func (*ChangeMembershipResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 type RestoreRequest struct {
@@ -561,7 +660,7 @@ type RestoreRequest struct {
 
 func (x *RestoreRequest) Reset() {
 	*x = RestoreRequest{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +672,7 @@ func (x *RestoreRequest) String() string {
 func (*RestoreRequest) ProtoMessage() {}
 
 func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +685,7 @@ func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
 func (*RestoreRequest) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RestoreRequest) GetData() []byte {
@@ -605,7 +704,7 @@ type RestoreResponse struct {
 
 func (x *RestoreResponse) Reset() {
 	*x = RestoreResponse{}
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +716,7 @@ func (x *RestoreResponse) String() string {
 func (*RestoreResponse) ProtoMessage() {}
 
 func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_portcullis_cluster_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +729,7 @@ func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreResponse.ProtoReflect.Descriptor instead.
 func (*RestoreResponse) Descriptor() ([]byte, []int) {
-	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RestoreResponse) GetConfigVersion() uint64 {
@@ -644,7 +743,12 @@ var File_portcullis_cluster_v1_peer_proto protoreflect.FileDescriptor
 
 const file_portcullis_cluster_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/cluster/v1/peer.proto\x12\x15portcullis.cluster.v1\x1a#portcullis/admin/v1/dataplane.proto\x1a)portcullis/configsync/v1/configsync.proto\"W\n" +
+	" portcullis/cluster/v1/peer.proto\x12\x15portcullis.cluster.v1\x1a#portcullis/admin/v1/dataplane.proto\x1a)portcullis/configsync/v1/configsync.proto\".\n" +
+	"\x18FetchAuditSegmentRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"E\n" +
+	"\x19FetchAuditSegmentResponse\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x14\n" +
+	"\x05chunk\x18\x02 \x01(\fR\x05chunk\"W\n" +
 	"\x13ForwardLeaseRequest\x12@\n" +
 	"\arequest\x18\x01 \x01(\v2&.portcullis.configsync.v1.LeaseRequestR\arequest\"[\n" +
 	"\x14ForwardLeaseResponse\x12C\n" +
@@ -673,7 +777,7 @@ const file_portcullis_cluster_v1_peer_proto_rawDesc = "" +
 	"\x0eRestoreRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"8\n" +
 	"\x0fRestoreResponse\x12%\n" +
-	"\x0econfig_version\x18\x01 \x01(\x04R\rconfigVersion2\xe8\x05\n" +
+	"\x0econfig_version\x18\x01 \x01(\x04R\rconfigVersion2\xe2\x06\n" +
 	"\vPeerService\x12R\n" +
 	"\x05Apply\x12#.portcullis.cluster.v1.ApplyRequest\x1a$.portcullis.cluster.v1.ApplyResponse\x12^\n" +
 	"\tReadIndex\x12'.portcullis.cluster.v1.ReadIndexRequest\x1a(.portcullis.cluster.v1.ReadIndexResponse\x12s\n" +
@@ -681,7 +785,8 @@ const file_portcullis_cluster_v1_peer_proto_rawDesc = "" +
 	"\aRestore\x12%.portcullis.cluster.v1.RestoreRequest\x1a&.portcullis.cluster.v1.RestoreResponse\x12|\n" +
 	"\x13ListDataplaneStatus\x121.portcullis.cluster.v1.ListDataplaneStatusRequest\x1a2.portcullis.cluster.v1.ListDataplaneStatusResponse\x12o\n" +
 	"\x0eCopyAuditStore\x12,.portcullis.cluster.v1.CopyAuditStoreRequest\x1a-.portcullis.cluster.v1.CopyAuditStoreResponse0\x01\x12g\n" +
-	"\fForwardLease\x12*.portcullis.cluster.v1.ForwardLeaseRequest\x1a+.portcullis.cluster.v1.ForwardLeaseResponseB\xee\x01\n" +
+	"\fForwardLease\x12*.portcullis.cluster.v1.ForwardLeaseRequest\x1a+.portcullis.cluster.v1.ForwardLeaseResponse\x12x\n" +
+	"\x11FetchAuditSegment\x12/.portcullis.cluster.v1.FetchAuditSegmentRequest\x1a0.portcullis.cluster.v1.FetchAuditSegmentResponse0\x01B\xee\x01\n" +
 	"\x19com.portcullis.cluster.v1B\tPeerProtoP\x01ZPgithub.com/portcullis-gw/portcullis/internal/gen/portcullis/cluster/v1;clusterv1\xa2\x02\x03PCX\xaa\x02\x15Portcullis.Cluster.V1\xca\x02\x15Portcullis\\Cluster\\V1\xe2\x02!Portcullis\\Cluster\\V1\\GPBMetadata\xea\x02\x17Portcullis::Cluster::V1b\x06proto3"
 
 var (
@@ -696,46 +801,50 @@ func file_portcullis_cluster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_portcullis_cluster_v1_peer_proto_rawDescData
 }
 
-var file_portcullis_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_portcullis_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_portcullis_cluster_v1_peer_proto_goTypes = []any{
-	(*ForwardLeaseRequest)(nil),         // 0: portcullis.cluster.v1.ForwardLeaseRequest
-	(*ForwardLeaseResponse)(nil),        // 1: portcullis.cluster.v1.ForwardLeaseResponse
-	(*CopyAuditStoreRequest)(nil),       // 2: portcullis.cluster.v1.CopyAuditStoreRequest
-	(*CopyAuditStoreResponse)(nil),      // 3: portcullis.cluster.v1.CopyAuditStoreResponse
-	(*ListDataplaneStatusRequest)(nil),  // 4: portcullis.cluster.v1.ListDataplaneStatusRequest
-	(*ListDataplaneStatusResponse)(nil), // 5: portcullis.cluster.v1.ListDataplaneStatusResponse
-	(*ApplyRequest)(nil),                // 6: portcullis.cluster.v1.ApplyRequest
-	(*ApplyResponse)(nil),               // 7: portcullis.cluster.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),            // 8: portcullis.cluster.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),           // 9: portcullis.cluster.v1.ReadIndexResponse
-	(*ChangeMembershipRequest)(nil),     // 10: portcullis.cluster.v1.ChangeMembershipRequest
-	(*ChangeMembershipResponse)(nil),    // 11: portcullis.cluster.v1.ChangeMembershipResponse
-	(*RestoreRequest)(nil),              // 12: portcullis.cluster.v1.RestoreRequest
-	(*RestoreResponse)(nil),             // 13: portcullis.cluster.v1.RestoreResponse
-	(*v1.LeaseRequest)(nil),             // 14: portcullis.configsync.v1.LeaseRequest
-	(*v1.LeaseResponse)(nil),            // 15: portcullis.configsync.v1.LeaseResponse
-	(*v11.DataplaneStatus)(nil),         // 16: portcullis.admin.v1.DataplaneStatus
+	(*FetchAuditSegmentRequest)(nil),    // 0: portcullis.cluster.v1.FetchAuditSegmentRequest
+	(*FetchAuditSegmentResponse)(nil),   // 1: portcullis.cluster.v1.FetchAuditSegmentResponse
+	(*ForwardLeaseRequest)(nil),         // 2: portcullis.cluster.v1.ForwardLeaseRequest
+	(*ForwardLeaseResponse)(nil),        // 3: portcullis.cluster.v1.ForwardLeaseResponse
+	(*CopyAuditStoreRequest)(nil),       // 4: portcullis.cluster.v1.CopyAuditStoreRequest
+	(*CopyAuditStoreResponse)(nil),      // 5: portcullis.cluster.v1.CopyAuditStoreResponse
+	(*ListDataplaneStatusRequest)(nil),  // 6: portcullis.cluster.v1.ListDataplaneStatusRequest
+	(*ListDataplaneStatusResponse)(nil), // 7: portcullis.cluster.v1.ListDataplaneStatusResponse
+	(*ApplyRequest)(nil),                // 8: portcullis.cluster.v1.ApplyRequest
+	(*ApplyResponse)(nil),               // 9: portcullis.cluster.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),            // 10: portcullis.cluster.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),           // 11: portcullis.cluster.v1.ReadIndexResponse
+	(*ChangeMembershipRequest)(nil),     // 12: portcullis.cluster.v1.ChangeMembershipRequest
+	(*ChangeMembershipResponse)(nil),    // 13: portcullis.cluster.v1.ChangeMembershipResponse
+	(*RestoreRequest)(nil),              // 14: portcullis.cluster.v1.RestoreRequest
+	(*RestoreResponse)(nil),             // 15: portcullis.cluster.v1.RestoreResponse
+	(*v1.LeaseRequest)(nil),             // 16: portcullis.configsync.v1.LeaseRequest
+	(*v1.LeaseResponse)(nil),            // 17: portcullis.configsync.v1.LeaseResponse
+	(*v11.DataplaneStatus)(nil),         // 18: portcullis.admin.v1.DataplaneStatus
 }
 var file_portcullis_cluster_v1_peer_proto_depIdxs = []int32{
-	14, // 0: portcullis.cluster.v1.ForwardLeaseRequest.request:type_name -> portcullis.configsync.v1.LeaseRequest
-	15, // 1: portcullis.cluster.v1.ForwardLeaseResponse.response:type_name -> portcullis.configsync.v1.LeaseResponse
-	16, // 2: portcullis.cluster.v1.ListDataplaneStatusResponse.dataplanes:type_name -> portcullis.admin.v1.DataplaneStatus
-	6,  // 3: portcullis.cluster.v1.PeerService.Apply:input_type -> portcullis.cluster.v1.ApplyRequest
-	8,  // 4: portcullis.cluster.v1.PeerService.ReadIndex:input_type -> portcullis.cluster.v1.ReadIndexRequest
-	10, // 5: portcullis.cluster.v1.PeerService.ChangeMembership:input_type -> portcullis.cluster.v1.ChangeMembershipRequest
-	12, // 6: portcullis.cluster.v1.PeerService.Restore:input_type -> portcullis.cluster.v1.RestoreRequest
-	4,  // 7: portcullis.cluster.v1.PeerService.ListDataplaneStatus:input_type -> portcullis.cluster.v1.ListDataplaneStatusRequest
-	2,  // 8: portcullis.cluster.v1.PeerService.CopyAuditStore:input_type -> portcullis.cluster.v1.CopyAuditStoreRequest
-	0,  // 9: portcullis.cluster.v1.PeerService.ForwardLease:input_type -> portcullis.cluster.v1.ForwardLeaseRequest
-	7,  // 10: portcullis.cluster.v1.PeerService.Apply:output_type -> portcullis.cluster.v1.ApplyResponse
-	9,  // 11: portcullis.cluster.v1.PeerService.ReadIndex:output_type -> portcullis.cluster.v1.ReadIndexResponse
-	11, // 12: portcullis.cluster.v1.PeerService.ChangeMembership:output_type -> portcullis.cluster.v1.ChangeMembershipResponse
-	13, // 13: portcullis.cluster.v1.PeerService.Restore:output_type -> portcullis.cluster.v1.RestoreResponse
-	5,  // 14: portcullis.cluster.v1.PeerService.ListDataplaneStatus:output_type -> portcullis.cluster.v1.ListDataplaneStatusResponse
-	3,  // 15: portcullis.cluster.v1.PeerService.CopyAuditStore:output_type -> portcullis.cluster.v1.CopyAuditStoreResponse
-	1,  // 16: portcullis.cluster.v1.PeerService.ForwardLease:output_type -> portcullis.cluster.v1.ForwardLeaseResponse
-	10, // [10:17] is the sub-list for method output_type
-	3,  // [3:10] is the sub-list for method input_type
+	16, // 0: portcullis.cluster.v1.ForwardLeaseRequest.request:type_name -> portcullis.configsync.v1.LeaseRequest
+	17, // 1: portcullis.cluster.v1.ForwardLeaseResponse.response:type_name -> portcullis.configsync.v1.LeaseResponse
+	18, // 2: portcullis.cluster.v1.ListDataplaneStatusResponse.dataplanes:type_name -> portcullis.admin.v1.DataplaneStatus
+	8,  // 3: portcullis.cluster.v1.PeerService.Apply:input_type -> portcullis.cluster.v1.ApplyRequest
+	10, // 4: portcullis.cluster.v1.PeerService.ReadIndex:input_type -> portcullis.cluster.v1.ReadIndexRequest
+	12, // 5: portcullis.cluster.v1.PeerService.ChangeMembership:input_type -> portcullis.cluster.v1.ChangeMembershipRequest
+	14, // 6: portcullis.cluster.v1.PeerService.Restore:input_type -> portcullis.cluster.v1.RestoreRequest
+	6,  // 7: portcullis.cluster.v1.PeerService.ListDataplaneStatus:input_type -> portcullis.cluster.v1.ListDataplaneStatusRequest
+	4,  // 8: portcullis.cluster.v1.PeerService.CopyAuditStore:input_type -> portcullis.cluster.v1.CopyAuditStoreRequest
+	2,  // 9: portcullis.cluster.v1.PeerService.ForwardLease:input_type -> portcullis.cluster.v1.ForwardLeaseRequest
+	0,  // 10: portcullis.cluster.v1.PeerService.FetchAuditSegment:input_type -> portcullis.cluster.v1.FetchAuditSegmentRequest
+	9,  // 11: portcullis.cluster.v1.PeerService.Apply:output_type -> portcullis.cluster.v1.ApplyResponse
+	11, // 12: portcullis.cluster.v1.PeerService.ReadIndex:output_type -> portcullis.cluster.v1.ReadIndexResponse
+	13, // 13: portcullis.cluster.v1.PeerService.ChangeMembership:output_type -> portcullis.cluster.v1.ChangeMembershipResponse
+	15, // 14: portcullis.cluster.v1.PeerService.Restore:output_type -> portcullis.cluster.v1.RestoreResponse
+	7,  // 15: portcullis.cluster.v1.PeerService.ListDataplaneStatus:output_type -> portcullis.cluster.v1.ListDataplaneStatusResponse
+	5,  // 16: portcullis.cluster.v1.PeerService.CopyAuditStore:output_type -> portcullis.cluster.v1.CopyAuditStoreResponse
+	3,  // 17: portcullis.cluster.v1.PeerService.ForwardLease:output_type -> portcullis.cluster.v1.ForwardLeaseResponse
+	1,  // 18: portcullis.cluster.v1.PeerService.FetchAuditSegment:output_type -> portcullis.cluster.v1.FetchAuditSegmentResponse
+	11, // [11:19] is the sub-list for method output_type
+	3,  // [3:11] is the sub-list for method input_type
 	3,  // [3:3] is the sub-list for extension type_name
 	3,  // [3:3] is the sub-list for extension extendee
 	0,  // [0:3] is the sub-list for field type_name
@@ -752,7 +861,7 @@ func file_portcullis_cluster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_cluster_v1_peer_proto_rawDesc), len(file_portcullis_cluster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

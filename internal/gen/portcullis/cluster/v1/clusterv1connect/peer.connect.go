@@ -55,6 +55,9 @@ const (
 	// PeerServiceForwardLeaseProcedure is the fully-qualified name of the PeerService's ForwardLease
 	// RPC.
 	PeerServiceForwardLeaseProcedure = "/portcullis.cluster.v1.PeerService/ForwardLease"
+	// PeerServiceFetchAuditSegmentProcedure is the fully-qualified name of the PeerService's
+	// FetchAuditSegment RPC.
+	PeerServiceFetchAuditSegmentProcedure = "/portcullis.cluster.v1.PeerService/FetchAuditSegment"
 )
 
 // PeerServiceClient is a client for the portcullis.cluster.v1.PeerService service.
@@ -79,6 +82,11 @@ type PeerServiceClient interface {
 	// Grants a data plane's rate-limit leases (a follower forwards
 	// ConfigSyncService.Lease to the leader; only the leader answers).
 	ForwardLease(context.Context, *connect.Request[v1.ForwardLeaseRequest]) (*connect.Response[v1.ForwardLeaseResponse], error)
+	// Streams one sealed segment of this node's audit store by name (any node
+	// answers). A node restoring a Raft snapshot of cluster version 8 or later
+	// fetches the sealed segments it lacks this way and checks each against
+	// the size and SHA-256 the snapshot names.
+	FetchAuditSegment(context.Context, *connect.Request[v1.FetchAuditSegmentRequest]) (*connect.ServerStreamForClient[v1.FetchAuditSegmentResponse], error)
 }
 
 // NewPeerServiceClient constructs a client for the portcullis.cluster.v1.PeerService service. By
@@ -134,6 +142,12 @@ func NewPeerServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(peerServiceMethods.ByName("ForwardLease")),
 			connect.WithClientOptions(opts...),
 		),
+		fetchAuditSegment: connect.NewClient[v1.FetchAuditSegmentRequest, v1.FetchAuditSegmentResponse](
+			httpClient,
+			baseURL+PeerServiceFetchAuditSegmentProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("FetchAuditSegment")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -146,6 +160,7 @@ type peerServiceClient struct {
 	listDataplaneStatus *connect.Client[v1.ListDataplaneStatusRequest, v1.ListDataplaneStatusResponse]
 	copyAuditStore      *connect.Client[v1.CopyAuditStoreRequest, v1.CopyAuditStoreResponse]
 	forwardLease        *connect.Client[v1.ForwardLeaseRequest, v1.ForwardLeaseResponse]
+	fetchAuditSegment   *connect.Client[v1.FetchAuditSegmentRequest, v1.FetchAuditSegmentResponse]
 }
 
 // Apply calls portcullis.cluster.v1.PeerService.Apply.
@@ -183,6 +198,11 @@ func (c *peerServiceClient) ForwardLease(ctx context.Context, req *connect.Reque
 	return c.forwardLease.CallUnary(ctx, req)
 }
 
+// FetchAuditSegment calls portcullis.cluster.v1.PeerService.FetchAuditSegment.
+func (c *peerServiceClient) FetchAuditSegment(ctx context.Context, req *connect.Request[v1.FetchAuditSegmentRequest]) (*connect.ServerStreamForClient[v1.FetchAuditSegmentResponse], error) {
+	return c.fetchAuditSegment.CallServerStream(ctx, req)
+}
+
 // PeerServiceHandler is an implementation of the portcullis.cluster.v1.PeerService service.
 type PeerServiceHandler interface {
 	// Applies a command (a serialized portcullis.fsm.v1.Command) through Raft
@@ -205,6 +225,11 @@ type PeerServiceHandler interface {
 	// Grants a data plane's rate-limit leases (a follower forwards
 	// ConfigSyncService.Lease to the leader; only the leader answers).
 	ForwardLease(context.Context, *connect.Request[v1.ForwardLeaseRequest]) (*connect.Response[v1.ForwardLeaseResponse], error)
+	// Streams one sealed segment of this node's audit store by name (any node
+	// answers). A node restoring a Raft snapshot of cluster version 8 or later
+	// fetches the sealed segments it lacks this way and checks each against
+	// the size and SHA-256 the snapshot names.
+	FetchAuditSegment(context.Context, *connect.Request[v1.FetchAuditSegmentRequest], *connect.ServerStream[v1.FetchAuditSegmentResponse]) error
 }
 
 // NewPeerServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -256,6 +281,12 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(peerServiceMethods.ByName("ForwardLease")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerServiceFetchAuditSegmentHandler := connect.NewServerStreamHandler(
+		PeerServiceFetchAuditSegmentProcedure,
+		svc.FetchAuditSegment,
+		connect.WithSchema(peerServiceMethods.ByName("FetchAuditSegment")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/portcullis.cluster.v1.PeerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerServiceApplyProcedure:
@@ -272,6 +303,8 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 			peerServiceCopyAuditStoreHandler.ServeHTTP(w, r)
 		case PeerServiceForwardLeaseProcedure:
 			peerServiceForwardLeaseHandler.ServeHTTP(w, r)
+		case PeerServiceFetchAuditSegmentProcedure:
+			peerServiceFetchAuditSegmentHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -307,4 +340,8 @@ func (UnimplementedPeerServiceHandler) CopyAuditStore(context.Context, *connect.
 
 func (UnimplementedPeerServiceHandler) ForwardLease(context.Context, *connect.Request[v1.ForwardLeaseRequest]) (*connect.Response[v1.ForwardLeaseResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.cluster.v1.PeerService.ForwardLease is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) FetchAuditSegment(context.Context, *connect.Request[v1.FetchAuditSegmentRequest], *connect.ServerStream[v1.FetchAuditSegmentResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("portcullis.cluster.v1.PeerService.FetchAuditSegment is not implemented"))
 }

@@ -3,7 +3,6 @@ package authz
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/cedar-policy/cedar-go/types"
@@ -85,14 +84,24 @@ func (c converter) toValue(path string, v any, t resolved.IsType) (types.Value, 
 // toRecord converts the attributes rt declares, in sorted order so the
 // first error reported is deterministic.
 func (c converter) toRecord(path string, obj map[string]any, rt resolved.RecordType) (types.Record, error) {
+	// Tools' arguments records are small: sort their names on the stack.
+	var scratch [16]types.String
+	names := scratch[:0]
+	for name := range rt {
+		names = append(names, name)
+	}
+	slices.Sort(names)
 	out := make(types.RecordMap, len(rt))
-	for _, name := range slices.Sorted(maps.Keys(rt)) {
+	for _, name := range names {
 		attr := rt[name]
-		sub := path + "/" + argjson.Segment(string(name))
-		if c.unknown[sub] {
+		// The attribute's path names it in errors and placeholders; a
+		// scalar's conversion needs it only for its error, so it is built
+		// when needed.
+		sub := func() string { return path + "/" + argjson.Segment(string(name)) }
+		if len(c.unknown) > 0 && c.unknown[sub()] {
 			z, err := zeroValue(attr.Type)
 			if err != nil {
-				return types.Record{}, fmt.Errorf("%s: %w", sub, err)
+				return types.Record{}, fmt.Errorf("%s: %w", sub(), err)
 			}
 			out[name] = z
 			continue
@@ -102,15 +111,34 @@ func (c converter) toRecord(path string, obj map[string]any, rt resolved.RecordT
 			if attr.Optional {
 				continue
 			}
-			return types.Record{}, fmt.Errorf("%s: required argument missing", sub)
+			return types.Record{}, fmt.Errorf("%s: required argument missing", sub())
 		}
-		cv, err := c.toValue(sub, v, attr.Type)
+		var (
+			cv  types.Value
+			err error
+		)
+		if scalar(attr.Type) {
+			if cv, err = c.toValue("", v, attr.Type); err != nil {
+				_, err = c.toValue(sub(), v, attr.Type) // the same error, with the path
+			}
+		} else {
+			cv, err = c.toValue(sub(), v, attr.Type)
+		}
 		if err != nil {
 			return types.Record{}, err
 		}
 		out[name] = cv
 	}
 	return types.NewRecord(out), nil
+}
+
+// scalar reports whether t's conversion uses its path only in its error.
+func scalar(t resolved.IsType) bool {
+	switch t.(type) {
+	case resolved.StringType, resolved.BoolType, resolved.LongType, resolved.ExtensionType:
+		return true
+	}
+	return false
 }
 
 // toLong converts an integral JSON number that fits in 64 bits.

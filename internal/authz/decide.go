@@ -120,7 +120,7 @@ func (e *Engine) request(req *Request) (cedar.Request, error) {
 	}
 	ip := c.SourceIP.Unmap()
 	contextAttrs := types.RecordMap{
-		cedarschema.ContextProtocol: types.String(c.Protocol),
+		cedarschema.ContextProtocol: protocolValue(c.Protocol),
 		cedarschema.ContextTime:     types.NewDatetime(c.Time),
 		cedarschema.ContextSourceIP: types.IPAddr(netipPrefix(ip)),
 		cedarschema.ContextDegraded: types.Boolean(c.Degraded),
@@ -165,8 +165,26 @@ func (e *Engine) request(req *Request) (cedar.Request, error) {
 	return creq, nil
 }
 
+// protocolValues are the protocols' names as Cedar values, made once:
+// a string in a Value interface is an allocation per call otherwise.
+var protocolValues = map[string]types.Value{"mcp": types.String("mcp"), "a2a": types.String("a2a"), "llm": types.String("llm")}
+
+// protocolValue is context.protocol.
+func protocolValue(p string) types.Value {
+	if v, ok := protocolValues[p]; ok {
+		return v
+	}
+	return types.String(p)
+}
+
+// noFindings is the empty context.findings of most calls.
+var noFindings types.Value = types.NewSet()
+
 // findingsSet is context.findings: the names as a Cedar set of strings.
-func findingsSet(names []string) types.Set {
+func findingsSet(names []string) types.Value {
+	if len(names) == 0 {
+		return noFindings
+	}
 	vals := make([]types.Value, len(names))
 	for i, n := range names {
 		vals[i] = types.String(n)

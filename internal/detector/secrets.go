@@ -100,6 +100,9 @@ const minSecretLen = 8
 // FirstSecret reports the kind of the first rule (in SecretKinds order)
 // that finds a credential in s, or "" if none does.
 func FirstSecret(s string) string {
+	if len(s) < minSecretLen {
+		return "" // no rule can match: skip the scan's allocations
+	}
 	kind := ""
 	scanSecrets(NewText(s), all, false, func(m Match) bool {
 		kind = m.Kind

@@ -578,6 +578,15 @@ func (c *Client) withMeta(params json.RawMessage) (json.RawMessage, error) {
 	return mcpwire.Set(params, "_meta", b)
 }
 
+// Header values every request carries, made once. Sharing them is safe:
+// nothing sets an element in place, and an append to a slice whose
+// capacity is its length copies it.
+var (
+	contentTypeJSON = []string{"application/json"}
+	acceptBoth      = []string{"application/json, text/event-stream"}
+	methodToolsCall = []string{"tools/call"}
+)
+
 // post sends one message with the connection's headers. A transport
 // failure is a NotDeliveredError only when no connection carried the
 // request (the dial failed).
@@ -586,8 +595,8 @@ func (c *Client) post(ctx context.Context, cn *conn, body []byte, method string,
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header["Content-Type"] = contentTypeJSON
+	req.Header["Accept"] = acceptBoth
 	if cn.version != "" {
 		req.Header.Set(mcpwire.HeaderProtocolVersion, cn.version)
 	}
@@ -595,7 +604,11 @@ func (c *Client) post(ctx context.Context, cn *conn, body []byte, method string,
 		req.Header.Set(mcpwire.HeaderSessionID, cn.session)
 	}
 	if cn.era == EraModern && method != "" {
-		req.Header.Set(mcpwire.HeaderMethod, method)
+		if method == "tools/call" {
+			req.Header[http.CanonicalHeaderKey(mcpwire.HeaderMethod)] = methodToolsCall
+		} else {
+			req.Header.Set(mcpwire.HeaderMethod, method)
+		}
 		if name, ok := mcpwire.MirroredName(method, params); ok {
 			req.Header.Set(mcpwire.HeaderName, mcpwire.EncodeHeaderValue(name))
 		}

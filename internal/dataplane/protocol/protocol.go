@@ -82,6 +82,9 @@ type Deps struct {
 	HopID string
 	// Observer receives upstreams' resilience events, for metrics.
 	Observer resilience.Observer
+	// UpstreamHTTP1 reaches plain http:// upstreams with package
+	// upstream/h1 (see upstream.WithHTTP1).
+	UpstreamHTTP1 bool
 	// Anonymous counts refusals of unidentified requests.
 	Anonymous AnonymousRecorder
 	// AuthorizationServers lists the issuers whose tokens agents may

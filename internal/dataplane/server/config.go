@@ -52,6 +52,10 @@ type Config struct {
 	// MaxStale is how old the configuration may get (without a control
 	// plane) before every call is refused.
 	MaxStale time.Duration
+	// UpstreamHTTP1 reaches plain http:// upstreams over HTTP/1.1 on the
+	// calling goroutine (package upstream/h1) instead of net/http's
+	// Transport (--upstream-http1; experimental, off by default).
+	UpstreamHTTP1 bool
 	// AuditAsync answers a call once its audit record is written to the
 	// OS, without waiting for the fsync (--audit-sync=false): faster, but a
 	// machine crash can lose the records of answered calls (see

@@ -186,7 +186,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		log.Error("an audit record could not be written", "fail_open", cfg.AuditFailOpen, "err", err)
 	}
 	protos := protocols(protocol.Deps{
-		Logger: log, Backend: s, HopID: cfg.Credential.Name, Observer: s.metrics,
+		Logger: log, Backend: s, HopID: cfg.Credential.Name, Observer: s.metrics, UpstreamHTTP1: cfg.UpstreamHTTP1,
 		Anonymous: edgeRefusals{rec: s.refusals, m: s.metrics}, AuthorizationServers: s.AuthorizationServers,
 	})
 	s.protocols = protos

@@ -5,10 +5,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/resilience"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream/h1"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"github.com/portcullis-gw/portcullis/internal/oauthcc"
 )
@@ -65,9 +68,27 @@ type Conns[S any] struct {
 	conns map[string]*Conn[S] // by upstream name
 	// transports are shared by the upstreams dialed under one egress
 	// policy (Settings.egressKey); a policy no connection uses is dropped.
-	transports map[string]*http.Transport
+	transports map[string]transport
 	closed     bool
 	bg         sync.WaitGroup // background session closes
+
+	// resolved caches Settings for the Resolver calls came with last (see
+	// Resolver: its answers are immutable).
+	resolved atomic.Pointer[resolvedCache]
+}
+
+// resolvedCache is the Settings resolved from one Resolver, by upstream
+// name, each with the Upstream message it was resolved from.
+type resolvedCache struct {
+	r  Resolver
+	mu sync.RWMutex
+	m  map[string]resolvedEntry
+}
+
+type resolvedEntry struct {
+	u   *configv1.Upstream
+	s   Settings
+	err error
 }
 
 // Conn is one upstream's connection under one set of settings. Its
@@ -94,7 +115,7 @@ func NewConns[S any](logger *slog.Logger, d Driver[S], opts ...Option) *Conns[S]
 		driver:     d,
 		logger:     logger.With("component", "upstream"),
 		conns:      map[string]*Conn[S]{},
-		transports: map[string]*http.Transport{},
+		transports: map[string]transport{},
 	}
 	for _, o := range opts {
 		o(&c.opts)
@@ -104,9 +125,43 @@ func NewConns[S any](logger *slog.Logger, d Driver[S], opts ...Option) *Conns[S]
 }
 
 // Resolve reads upstream name's settings from r. Its errors name no
-// secret; Refusal says what they mean to a caller.
+// secret; Refusal says what they mean to a caller. The settings are
+// resolved once per Resolver and Upstream message (see Resolver) and
+// shared: callers copy the value, and must not modify what its slices and
+// Config point to.
 func (c *Conns[S]) Resolve(r Resolver, name string) (Settings, error) {
-	return resolve(r, name, &c.driver)
+	u, ok := r.Upstream(name)
+	if !ok || !cacheable(r) {
+		return resolve(r, name, &c.driver)
+	}
+	rc := c.resolved.Load()
+	if rc == nil || rc.r != r {
+		rc = &resolvedCache{r: r, m: map[string]resolvedEntry{}}
+		c.resolved.Store(rc) // a race with another Resolver only costs a resolve
+	}
+	rc.mu.RLock()
+	e, hit := rc.m[name]
+	rc.mu.RUnlock()
+	if hit && e.u == u {
+		return e.s, e.err
+	}
+	s, err := resolve(r, name, &c.driver)
+	if s.Config != u {
+		// r changed between the two reads: do not cache what no message names.
+		return s, err
+	}
+	rc.mu.Lock()
+	rc.m[name] = resolvedEntry{u: u, s: s, err: err}
+	rc.mu.Unlock()
+	return s, err
+}
+
+// cacheable reports whether r can key the cache: a pointer (the compiled
+// snapshot, the test fakes). Other Resolvers are resolved per call, since
+// comparing interface values whose dynamic type is not comparable panics.
+func cacheable(r Resolver) bool {
+	t := reflect.TypeOf(r)
+	return t != nil && t.Kind() == reflect.Pointer
 }
 
 // Acquire returns the connection for s, making it on first use and
@@ -237,6 +292,12 @@ func (c *Conns[S]) goCloseLocked(f func()) {
 	c.bg.Go(f)
 }
 
+// transport is an upstream transport: net/http's, or h1's in front of it.
+type transport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
 // httpClientLocked builds the HTTP client for one upstream: the shared
 // transport for its egress policy, the upstream's credential and byte
 // limits, and no redirects (a redirect would carry the credential to
@@ -263,8 +324,13 @@ func (c *Conns[S]) httpClientLocked(s *Settings) *http.Client {
 // any more (a new snapshot changed the policy). Every address is checked
 // when the socket connects, so DNS rebinding cannot get past the policy;
 // there is no proxy, so the policy judges the upstream's own address.
+//
+// With WithHTTP1, plain http:// upstreams are reached over HTTP/1.1 on
+// the calling goroutine (package h1: no connection goroutines to hand each
+// call to and back); https, where ALPN may choose HTTP/2, and anything
+// else h1 does not serve go to net/http's Transport, dialed the same way.
 // c.mu must be held.
-func (c *Conns[S]) transportLocked(s *Settings) *http.Transport {
+func (c *Conns[S]) transportLocked(s *Settings) transport {
 	if t, ok := c.transports[s.egressKey]; ok {
 		return t
 	}
@@ -280,7 +346,7 @@ func (c *Conns[S]) transportLocked(s *Settings) *http.Transport {
 		}
 	}
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, ControlContext: s.egress.DialControlContext}
-	t := &http.Transport{
+	fallback := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,
 		ForceAttemptHTTP2:     true,
@@ -289,6 +355,10 @@ func (c *Conns[S]) transportLocked(s *Settings) *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
+	}
+	var t transport = fallback
+	if c.opts.http1 {
+		t = &h1.Transport{Dial: d.DialContext, Fallback: fallback, MaxIdlePerHost: 64, IdleTimeout: 90 * time.Second}
 	}
 	c.transports[s.egressKey] = t
 	return t

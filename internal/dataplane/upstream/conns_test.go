@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream/upstreamtest"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	"github.com/portcullis-gw/portcullis/test/harness"
@@ -368,5 +369,30 @@ func TestGuardFollowsTheSettings(t *testing.T) {
 	}
 	if ok, why := f.conns.Healthy("demo"); !ok {
 		t.Fatalf("Healthy = false: %s", why)
+	}
+}
+
+// TestHTTP1Transport: with WithHTTP1, calls to a plain http:// upstream
+// carry its credential and nothing of the caller's, as with net/http's
+// transport.
+func TestHTTP1Transport(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	b := startBackend(t, secret)
+	f := newFake(t, upstream.WithHTTP1(true))
+	r := resolverFor(plain("demo", b.url(), "tok"))
+	for i := range 3 {
+		if _, err := f.call(ctx, r); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	got := b.requests()
+	if len(got) != 3 {
+		t.Fatalf("upstream served %d requests, want 3", len(got))
+	}
+	for i, h := range got {
+		if v := h.Get("Authorization"); v != "Bearer "+secret {
+			t.Errorf("request %d: Authorization %q, want the upstream's credential", i, v)
+		}
 	}
 }

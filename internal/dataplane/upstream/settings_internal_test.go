@@ -1,12 +1,14 @@
 package upstream
 
 import (
+	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/resilience"
 	"github.com/portcullis-gw/portcullis/internal/egress"
+	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 )
 
 // TestSameConnection: a change of anything a connection depends on makes
@@ -53,5 +55,58 @@ func TestSameConnection(t *testing.T) {
 				t.Errorf("sameConnection = %v, want %v", got, tt.same)
 			}
 		})
+	}
+}
+
+// version is one immutable configuration: the Resolver contract.
+type version struct {
+	u      *configv1.Upstream
+	secret string
+}
+
+func (v *version) Upstream(name string) (*configv1.Upstream, bool) {
+	return v.u, name == v.u.GetMeta().GetName()
+}
+
+func (v *version) Secret(string) ([]byte, []string, bool) {
+	return []byte(v.secret), []string{"u.example"}, true
+}
+
+func (v *version) Egress() egress.Policy { return egress.Policy{} }
+
+// TestResolveCache: settings are resolved once per Resolver and Upstream
+// message; a new Resolver (a new configuration version) is resolved again
+// even when it shares the Upstream message with the old one.
+func TestResolveCache(t *testing.T) {
+	u := &configv1.Upstream{
+		Meta: &configv1.ResourceMeta{Name: "u"}, Protocol: configv1.Protocol_PROTOCOL_MCP, Url: "https://u.example/mcp",
+		Credential: &configv1.UpstreamCredential{Kind: &configv1.UpstreamCredential_Bearer{Bearer: &configv1.BearerCredential{Secret: "tok"}}},
+	}
+	c := NewConns(slog.New(slog.DiscardHandler), Driver[int]{Name: "MCP", Protocols: []configv1.Protocol{configv1.Protocol_PROTOCOL_MCP}})
+	v1 := &version{u: u, secret: "one"}
+	steps := []struct {
+		name string
+		r    Resolver
+		want string
+	}{
+		{name: "first resolve", r: v1, want: "Bearer one"},
+		{name: "cached", r: v1, want: "Bearer one"},
+		{name: "new version, same message", r: &version{u: u, secret: "two"}, want: "Bearer two"},
+		{name: "unknown upstream", r: &version{u: &configv1.Upstream{Meta: &configv1.ResourceMeta{Name: "other"}}}},
+	}
+	for _, st := range steps {
+		s, err := c.Resolve(st.r, "u")
+		if st.want == "" {
+			if err == nil {
+				t.Errorf("%s: resolved %+v, want an error", st.name, s)
+			}
+			continue
+		}
+		if err != nil || s.value != st.want {
+			t.Errorf("%s: credential %q, %v; want %q", st.name, s.value, err, st.want)
+		}
+	}
+	if got := testing.AllocsPerRun(100, func() { _, _ = c.Resolve(v1, "u") }); got > 0 {
+		t.Errorf("a cached resolve allocates %v times, want 0", got)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -39,6 +41,22 @@ type credentialTransport struct {
 	maxResponse int64
 	// hopID, when set, names this data plane in the hop header.
 	hopID string
+	// allowed is the last host (URL.Host) hosts allowed, so that the
+	// check of every request to the upstream's one host is a comparison.
+	allowed atomic.Pointer[string]
+}
+
+// allows reports whether the credential may go to u.
+func (t *credentialTransport) allows(u *url.URL) bool {
+	if h := t.allowed.Load(); h != nil && *h == u.Host {
+		return true
+	}
+	if !secretbind.Allows(t.hosts, u) {
+		return false
+	}
+	h := u.Host
+	t.allowed.Store(&h)
+	return true
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -49,13 +67,20 @@ func (t *credentialTransport) RoundTrip(req *http.Request) (*http.Response, erro
 		}
 		return nil, fmt.Errorf("%w (%d bytes)", errRequestTooLarge, req.ContentLength)
 	}
-	if t.header != "" && !secretbind.Allows(t.hosts, req.URL) {
+	if t.header != "" && !t.allows(req.URL) {
 		if req.Body != nil {
 			_ = req.Body.Close()
 		}
 		return nil, fmt.Errorf("%w: %s", secretbind.ErrNotBound, req.URL.Host)
 	}
-	req = req.Clone(req.Context())
+	// A RoundTripper may not change its caller's request: send a copy
+	// with its own headers (the rest is not changed, so it is shared).
+	out := *req
+	out.Header = req.Header.Clone()
+	if out.Header == nil {
+		out.Header = http.Header{}
+	}
+	req = &out
 	req.Header.Del("Authorization")
 	req.Header.Del("Cookie")
 	if t.hopID != "" {

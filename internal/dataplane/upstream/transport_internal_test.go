@@ -43,4 +43,17 @@ func TestCredentialTransportChecksEachRequest(t *testing.T) {
 	if len(base.got) != 1 || base.got[0].Header.Get("Authorization") != "Bearer tok-123" {
 		t.Fatalf("bound request: %d sent, Authorization %q", len(base.got), base.got[0].Header.Get("Authorization"))
 	}
+	if got := req.Header.Get("Authorization"); got != "Bearer agents-own" {
+		t.Errorf("the caller's request was changed: Authorization %q", got)
+	}
+	// Once a bound host was allowed, other hosts are still refused.
+	for _, u := range []string{"http://127.0.0.1:7451/mcp", "http://evil.example/mcp"} {
+		req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader("{}"))
+		if _, err := ct.RoundTrip(req); !errors.Is(err, secretbind.ErrNotBound) {
+			t.Errorf("%s after a bound request: err = %v, want ErrNotBound", u, err)
+		}
+	}
+	if len(base.got) != 1 {
+		t.Fatalf("%d requests reached the network, want 1", len(base.got))
+	}
 }

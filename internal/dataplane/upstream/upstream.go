@@ -25,6 +25,14 @@ import (
 
 // Resolver answers from the data plane's active configuration. It is
 // implemented by the compiled snapshot and must be safe for concurrent use.
+//
+// Its answers are treated as immutable: Conns resolves an upstream's
+// Settings once per Resolver and per *configv1.Upstream that Upstream
+// returns, and reuses them for every call until either changes. A Resolver
+// whose answers can change (a secret's value or hosts, the egress policy)
+// must therefore return a new Upstream message for every upstream from
+// then on, or be replaced by a new Resolver value. The compiled snapshot is
+// immutable, and each configuration version is a new one.
 type Resolver interface {
 	// Upstream finds an upstream by name.
 	Upstream(name string) (*configv1.Upstream, bool)
@@ -54,7 +62,15 @@ type Option func(*options)
 type options struct {
 	hopID string
 	guard resilience.Options
+	http1 bool
 }
+
+// WithHTTP1 reaches plain http:// upstreams with package upstream/h1,
+// which writes each request and reads its answer on the calling goroutine
+// (no connection goroutines to hand each call to and back); https and
+// whatever h1 does not serve still go to net/http's Transport. Off by
+// default: experimental (see docs/performance.md).
+func WithHTTP1(on bool) Option { return func(o *options) { o.http1 = on } }
 
 // WithHopID names this data plane in the Portcullis-Hop header of every
 // upstream request (see package hop), after the chain the call came with.

@@ -23,7 +23,7 @@ const Name = "a2a"
 // Forwarder over a Pool of agent clients, card listing for drift
 // detection through that pool, and the pool's shutdown.
 func New(d protocol.Deps) protocol.Protocol {
-	pool := NewPool(d.Logger, upstream.WithObserver(d.Observer), upstream.WithHopID(d.HopID))
+	pool := NewPool(d.Logger, upstream.WithObserver(d.Observer), upstream.WithHopID(d.HopID), upstream.WithHTTP1(d.UpstreamHTTP1))
 	h := NewHandler(d.Backend, d.Logger, d.HopID, d.Anonymous)
 	return protocol.Protocol{
 		Name:       Name,

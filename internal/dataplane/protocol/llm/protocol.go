@@ -56,7 +56,7 @@ const (
 // and Anthropic endpoints, and the forwarder over a cache of upstream
 // connections.
 func New(d protocol.Deps) protocol.Protocol {
-	f := NewForwarder(d.Logger, upstream.WithObserver(d.Observer), upstream.WithHopID(d.HopID))
+	f := NewForwarder(d.Logger, upstream.WithObserver(d.Observer), upstream.WithHopID(d.HopID), upstream.WithHTTP1(d.UpstreamHTTP1))
 	var anon AnonymousRecorder
 	if d.Anonymous != nil {
 		anon = anonymous{d.Anonymous}

@@ -16,7 +16,7 @@ const Name = "mcp"
 // sessions, drift listing through that pool, tools/list_changed
 // notifications on every new configuration, and the pool's shutdown.
 func New(d protocol.Deps) protocol.Protocol {
-	pool := NewPool(d.Logger, upstream.WithObserver(d.Observer), upstream.WithHopID(d.HopID))
+	pool := NewPool(d.Logger, upstream.WithObserver(d.Observer), upstream.WithHopID(d.HopID), upstream.WithHTTP1(d.UpstreamHTTP1))
 	changed := &notifier{ch: make(chan struct{}, 1)}
 	opts := []Option{WithToolsChanged(changed.ch), WithHopID(d.HopID), WithSubscriptions(pool)}
 	if d.Anonymous != nil {

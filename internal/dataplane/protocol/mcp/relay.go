@@ -64,7 +64,9 @@ func (p *Pool) relayFor(ctx context.Context, cn *conn, params json.RawMessage, r
 			return nil, nil, nil, fmt.Errorf("set progress token: %w", err)
 		}
 	}
-	askCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// ask bounds the caller's answers to the upstream's requests; its
+	// context is made with the first such request (most calls have none).
+	var ask askScope
 	// asked are the upstream's requests relayed to the caller, by their
 	// raw ids; the handler runs on the call's goroutine, one message at a
 	// time, and done after the call, so they need no lock.
@@ -78,7 +80,7 @@ func (p *Pool) relayFor(ctx context.Context, cn *conn, params json.RawMessage, r
 			}
 			p.relayNotification(ctx, m, token, relay)
 		case mcpwire.KindRequest:
-			if pr, ok := p.relayRequest(askCtx, cn, m, relay); ok {
+			if pr, ok := p.relayRequest(ask.context(ctx), cn, m, relay); ok {
 				if asked == nil {
 					asked = map[string]pendingRelay{}
 				}
@@ -98,9 +100,32 @@ func (p *Pool) relayFor(ctx context.Context, cn *conn, params json.RawMessage, r
 			pr.withdraw()
 			p.tellCancelled(ctx, json.RawMessage(id), "the call that asked it ended", relay)
 		}
-		cancel()
+		ask.end()
 	}
 	return params, on, done, nil
+}
+
+// askScope is the context of one call's relayed requests, made on first
+// use: it outlives the caller's cancellation (an answer still in flight is
+// withdrawn explicitly) and ends with the call.
+type askScope struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// context returns the scope's context, making it from parent on first use.
+func (a *askScope) context(parent context.Context) context.Context {
+	if a.ctx == nil {
+		a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(parent))
+	}
+	return a.ctx
+}
+
+// end cancels the scope's context, if it was made.
+func (a *askScope) end() {
+	if a.cancel != nil {
+		a.cancel()
+	}
 }
 
 // pendingRelay is an upstream request relayed to the caller: its context

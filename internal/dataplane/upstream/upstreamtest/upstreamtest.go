@@ -11,7 +11,9 @@ import (
 )
 
 // Resolver is an in-memory upstream.Resolver that tests can change while
-// calls run. It is safe for concurrent use.
+// calls run. It is safe for concurrent use. As upstream.Resolver asks of a
+// Resolver whose answers change, every change makes new Upstream messages
+// (copies), so settings cached from the old ones are resolved again.
 type Resolver struct {
 	mu        sync.RWMutex
 	upstreams map[string]*configv1.Upstream
@@ -51,6 +53,15 @@ func (r *Resolver) SetSecret(name string, value []byte, hosts ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.secrets[name] = secret{value: append([]byte(nil), value...), hosts: append([]string(nil), hosts...)}
+	r.renewLocked()
+}
+
+// renewLocked replaces every upstream with a copy: a secret or the egress
+// policy changed. r.mu must be held.
+func (r *Resolver) renewLocked() {
+	for name, u := range r.upstreams {
+		r.upstreams[name] = proto.CloneOf(u)
+	}
 }
 
 // SetEgress replaces the egress policy (the default policy until then).
@@ -58,6 +69,7 @@ func (r *Resolver) SetEgress(p egress.Policy) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.egress = p
+	r.renewLocked()
 }
 
 // Egress implements upstream.Resolver.

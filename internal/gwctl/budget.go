@@ -22,14 +22,14 @@ func (a *app) budgetCommand() *cobra.Command {
 func (a *app) budgetSet() *cobra.Command {
 	var (
 		meta                       metaFlags
-		timeZone, maxCost          string
+		timeZone, maxCost, mode    string
 		maxCalls, maxTokens        int64
 		agents, teams, ups, models []string
 	)
 	scope := newEnumFlag(configv1.BudgetScope_BUDGET_SCOPE_UNSPECIFIED, "BUDGET_SCOPE_")
 	window := newEnumFlag(configv1.BudgetWindow_BUDGET_WINDOW_UNSPECIFIED, "BUDGET_WINDOW_")
 	cmd := &cobra.Command{
-		Use:   "set NAME --scope agent|team|user|global --window minute|hour|day|month [--max-cost AMOUNT] [--max-tokens N] [--max-calls N]",
+		Use:   "set NAME --scope agent|team|user|global --window minute|hour|day|month [--max-cost AMOUNT] [--max-tokens N] [--max-calls N] [--mode enforce|shadow]",
 		Short: "Create or replace a budget",
 		Long: `Sets a budget: what the calls of each key (each agent, each team, each
 verified user, or everyone together: --scope) may consume in a calendar
@@ -45,8 +45,12 @@ overshoot together; a call that would exceed the budget is refused with
 HTTP 429 and Retry-After (the window's end) before it reaches the provider.
 A model without a price is refused while a cost budget applies.
 
-Today each data plane enforces every budget on its own calls (the bound is
-per data plane, and a restarted data plane starts its windows from zero).
+--mode shadow counts every call exactly as an enforced budget would and
+refuses none: a call it would have refused runs, is counted in
+portcullis_dataplane_budget_refused_total{mode="shadow"} and names the
+budget in its audit record (shadow_budgets). Try a budget in shadow first,
+then set it again with --mode enforce: it keeps what it counted. (A mode
+needs cluster version 7.)
 
   gwctl budget set research-monthly --scope team --team research --window month \
       --time-zone Europe/Oslo --max-cost 500`,
@@ -59,6 +63,14 @@ per data plane, and a restarted data plane starts its windows from zero).
 			b := &configv1.Budget{
 				Meta: m, Scope: configv1.BudgetScope(scope.num), Window: configv1.BudgetWindow(window.num), TimeZone: timeZone,
 				MaxCalls: maxCalls, MaxTokens: maxTokens, Agents: agents, Teams: teams, Upstreams: ups, Models: models,
+			}
+			switch mode {
+			case "enforce":
+				// Unset means enforce, and needs no newer cluster version.
+			case "shadow":
+				b.Mode = configv1.BudgetMode_BUDGET_MODE_SHADOW
+			default:
+				return &usageError{cmd: cmd, err: fmt.Errorf("--mode %q: want enforce or shadow", mode)}
 			}
 			if maxCost != "" {
 				if b.MaxCostMicros, err = parseMicros("max-cost", maxCost); err != nil {
@@ -75,7 +87,7 @@ per data plane, and a restarted data plane starts its windows from zero).
 				if p.structured() {
 					return p.message(resp)
 				}
-				return p.linef("budget %q set: %s", args[0], budgetText(resp.GetBudget()))
+				return p.linef("budget %q set: %s, %s", args[0], budgetText(resp.GetBudget()), budgetMode(resp.GetBudget()))
 			})
 		},
 	}
@@ -87,6 +99,7 @@ per data plane, and a restarted data plane starts its windows from zero).
 	f.StringVar(&maxCost, "max-cost", "", "cost per key and window, in the price tables' currency")
 	f.Int64Var(&maxTokens, "max-tokens", 0, "input plus output tokens per key and window")
 	f.Int64Var(&maxCalls, "max-calls", 0, "calls per key and window")
+	f.StringVar(&mode, "mode", "enforce", "enforce, or shadow: count would-be refusals and refuse nothing")
 	f.StringArrayVar(&agents, "agent", nil, "count only calls of this agent (repeatable)")
 	f.StringArrayVar(&teams, "team", nil, "count only calls of agents of this team (repeatable)")
 	f.StringArrayVar(&ups, "upstream", nil, "count only calls to this upstream (repeatable)")
@@ -114,6 +127,14 @@ func budgetText(b *configv1.Budget) string {
 	}
 	return fmt.Sprintf("%s per %s per %s (%s)", strings.Join(limits, ", "),
 		enumLabel(b.GetScope().String(), "BUDGET_SCOPE_"), enumLabel(b.GetWindow().String(), "BUDGET_WINDOW_"), tz)
+}
+
+// budgetMode is "enforce" or "shadow".
+func budgetMode(b *configv1.Budget) string {
+	if b.GetMode() == configv1.BudgetMode_BUDGET_MODE_SHADOW {
+		return "shadow"
+	}
+	return "enforce"
 }
 
 // budgetMatch says which calls a budget counts.
@@ -150,7 +171,7 @@ func (a *app) budgetGet() *cobra.Command {
 					return p.message(resp)
 				}
 				b := resp.GetBudget()
-				fs := append(metaFields(b.GetMeta(), "Name"), field{"Limit", budgetText(b)}, field{"Counts", budgetMatch(b)})
+				fs := append(metaFields(b.GetMeta(), "Name"), field{"Limit", budgetText(b)}, field{"Mode", budgetMode(b)}, field{"Counts", budgetMatch(b)})
 				return p.fields(append(fs, metaTrailer(b.GetMeta())...))
 			})
 		},
@@ -178,9 +199,9 @@ func (a *app) budgetList() *cobra.Command {
 				}
 				rows := make([][]string, 0, len(budgets))
 				for _, b := range budgets {
-					rows = append(rows, []string{b.GetMeta().GetName(), budgetText(b), budgetMatch(b), fmt.Sprint(b.GetMeta().GetRevision())})
+					rows = append(rows, []string{b.GetMeta().GetName(), budgetText(b), budgetMode(b), budgetMatch(b), fmt.Sprint(b.GetMeta().GetRevision())})
 				}
-				return p.table([]string{"NAME", "LIMIT", "COUNTS", "REVISION"}, rows)
+				return p.table([]string{"NAME", "LIMIT", "MODE", "COUNTS", "REVISION"}, rows)
 			})
 		},
 	}

@@ -194,3 +194,88 @@ func TestBudgetHoldsAcrossRestarts(t *testing.T) {
 		t.Errorf("gwctl usage --budgets:\n%s", out)
 	}
 }
+
+// TestShadowBudget: a shadow budget of 3 calls per month for team ops
+// refuses none of 10 calls, counts the calls it would have refused (at
+// least all beyond the budget plus the data plane's safe share) in
+// portcullis_dataplane_budget_refused_total{mode="shadow"} and names
+// itself in their audit records, and counts every call in its durable
+// usage, exactly as an enforced budget would.
+func TestShadowBudget(t *testing.T) {
+	const limit, calls = 3, 10
+	g := startGatewayWith(t, []string{"--lease-duration", "3s"}, 1, "bs-dp1")
+	r := g.gwctl(t, "budget", "set", "ops-shadow", "--scope", "team", "--team", "ops", "--window", "month", "--max-calls", fmt.Sprint(limit), "--mode", "shadow", "-o", "json")
+	var b revisioned
+	if err := r.JSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	dp := g.dps[0]
+	awaitVersion(t, dp, uint64(b.Meta.Revision), 20*time.Second)
+	awaitFleetSize(t, dp, 1)
+	if out := g.gwctl(t, "budget", "list").Stdout; !contains(out, "MODE", "ops-shadow", "shadow") {
+		t.Errorf("gwctl budget list does not show the mode:\n%s", out)
+	}
+
+	load := &budgetLoad{}
+	load.callN(t, dp, g.opsKey, calls)
+	if load.admitted != calls {
+		t.Fatalf("a shadow budget admitted %d of %d calls (budget_exhausted %d, other %d), want every one", load.admitted, calls, load.exhausted, load.other)
+	}
+	m, err := dp.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shadow := int(m[`portcullis_dataplane_budget_refused_total{budget="ops-shadow",mode="shadow"}`])
+	t.Logf("would-be refusals %d of %d calls against a budget of %d", shadow, calls, limit)
+	// Enforced, the budget would admit at most its limit plus one safe
+	// share (⌈3/1⌉) here.
+	if shadow < calls-2*limit || shadow > calls-limit {
+		t.Errorf("would-be refusals %d, want between %d and %d", shadow, calls-2*limit, calls-limit)
+	}
+
+	// The would-be refusals are audited with the budget's name, on calls
+	// that ran.
+	harness.Await(t, 30*time.Second, "a record naming the shadow budget", func() error {
+		res := harness.Gwctl(t, g.env(), "audit", "query", "--tool", actionWeather, "--limit", "20", "-o", "json")
+		if !res.OK() {
+			return fmt.Errorf("audit query: %s", res.Stderr)
+		}
+		var recs struct {
+			Records []struct {
+				Outcome       string   `json:"outcome"`
+				ShadowBudgets []string `json:"shadowBudgets"`
+			} `json:"records"`
+		}
+		if err := json.Unmarshal([]byte(res.Stdout), &recs); err != nil {
+			return err
+		}
+		named := 0
+		for _, r := range recs.Records {
+			if len(r.ShadowBudgets) == 1 && r.ShadowBudgets[0] == "ops-shadow" {
+				named++
+			}
+		}
+		if named != shadow {
+			return fmt.Errorf("%d of %d records name ops-shadow, want %d", named, len(recs.Records), shadow)
+		}
+		return nil
+	})
+
+	// It counts every call, as an enforced budget does.
+	harness.Await(t, 30*time.Second, "gwctl usage --budgets counts every call", func() error {
+		res := harness.Gwctl(t, g.env(), "usage", "--budgets", "--window", "month", "-o", "json")
+		if !res.OK() {
+			return fmt.Errorf("gwctl usage --budgets: %s", res.Stderr)
+		}
+		var out struct {
+			Rows []budgetRow `json:"rows"`
+		}
+		if err := json.Unmarshal([]byte(res.Stdout), &out); err != nil {
+			return err
+		}
+		if len(out.Rows) != 1 || out.Rows[0].Budget != "ops-shadow" || out.Rows[0].Calls != fmt.Sprint(calls) {
+			return fmt.Errorf("rows %+v, want ops-shadow with %d calls", out.Rows, calls)
+		}
+		return nil
+	})
+}

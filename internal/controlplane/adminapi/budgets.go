@@ -23,6 +23,7 @@ func budgetInput(b *configv1.Budget) *configv1.Budget {
 		MaxCalls: b.GetMaxCalls(), MaxTokens: b.GetMaxTokens(), MaxCostMicros: b.GetMaxCostMicros(),
 		Agents: slices.Clone(b.GetAgents()), Teams: slices.Clone(b.GetTeams()),
 		Upstreams: slices.Clone(b.GetUpstreams()), Models: slices.Clone(b.GetModels()),
+		Mode: b.GetMode(),
 	}
 }
 

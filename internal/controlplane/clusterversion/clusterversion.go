@@ -145,7 +145,8 @@ const (
 	// FleetBudgets: the resource kind "budget_usage" (config.v1.BudgetUsage),
 	// budgets' durable usage derived from the audit store, and
 	// ConsumeAudit.budget_usage, which an older replica would ignore (see
-	// Needs). Data planes lease slices of budgets once it is active.
+	// Needs). Data planes lease slices of budgets once it is active. A
+	// budget that sets its mode (Budget.mode: shadow) needs it too.
 	FleetBudgets Version = 7
 )
 
@@ -293,6 +294,11 @@ func Needs(cmd *fsmv1.Command) (Need, error) {
 			}
 			if usesToolVersions(r.GetToolPin()) {
 				need = higher(need, Need{Version: ToolVersions, What: "tool version assignments and deprecations"})
+			}
+			// An older replica would store the mode without checking it,
+			// and its data planes would enforce the budget.
+			if r.GetBudget().GetMode() != configv1.BudgetMode_BUDGET_MODE_UNSPECIFIED {
+				need = higher(need, Need{Version: FleetBudgets, What: "a budget mode (enforce or shadow)"})
 			}
 			if readsFindings(r) {
 				need = higher(need, Need{Version: RuntimeInspection, What: "a policy set that mentions findings (context.findings)"})

@@ -80,6 +80,10 @@ func agent() *fsmv1.Resource {
 	return &fsmv1.Resource{Kind: &fsmv1.Resource_Agent{Agent: &configv1.Agent{Meta: &configv1.ResourceMeta{Name: "a"}}}}
 }
 
+func budget(mode configv1.BudgetMode) *fsmv1.Resource {
+	return &fsmv1.Resource{Kind: &fsmv1.Resource_Budget{Budget: &configv1.Budget{Meta: &configv1.ResourceMeta{Name: "b"}, Mode: mode}}}
+}
+
 func TestNeeds(t *testing.T) {
 	// A Put of a resource whose kind is a field this binary does not know.
 	newKind := &fsmv1.Resource{}
@@ -132,6 +136,10 @@ func TestNeeds(t *testing.T) {
 			p.Versions[0].DeprecationMessage = "x"
 		})), want: clusterversion.ToolVersions},
 		{name: "a tool pin", cmd: put(&fsmv1.Resource{Kind: &fsmv1.Resource_ToolPin{ToolPin: &configv1.ToolPin{Tool: "t"}}}), want: clusterversion.Baseline},
+		{name: "a budget without a mode", cmd: put(budget(configv1.BudgetMode_BUDGET_MODE_UNSPECIFIED)), want: clusterversion.LLMBrokering},
+		// An older replica would store a mode unchecked, and enforce it.
+		{name: "a shadow budget", cmd: put(budget(configv1.BudgetMode_BUDGET_MODE_SHADOW)), want: clusterversion.FleetBudgets},
+		{name: "an enforced budget that says so", cmd: put(budget(configv1.BudgetMode_BUDGET_MODE_ENFORCE)), want: clusterversion.FleetBudgets},
 		// An older replica would take an agent card for a tool.
 		{name: "an agent-card pin", cmd: put(&fsmv1.Resource{Kind: &fsmv1.Resource_ToolPin{ToolPin: &configv1.ToolPin{Tool: "agent-card", Kind: configv1.PinKind_PIN_KIND_AGENT_CARD}}}), want: clusterversion.A2ABrokering},
 	}

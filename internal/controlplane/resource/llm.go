@@ -141,6 +141,11 @@ func validateBudget(b *configv1.Budget) error {
 	if b.GetMaxCostMicros() > 1<<53 {
 		return invalid("max_cost_micros", "at most %d", int64(1<<53))
 	}
+	switch b.GetMode() {
+	case configv1.BudgetMode_BUDGET_MODE_UNSPECIFIED, configv1.BudgetMode_BUDGET_MODE_ENFORCE, configv1.BudgetMode_BUDGET_MODE_SHADOW:
+	default:
+		return invalid("mode", "must be enforce or shadow")
+	}
 	for _, l := range []struct {
 		field  string
 		values []string

@@ -66,6 +66,9 @@ func TestValidateLLM(t *testing.T) {
 		{"a negative limit", budget(func(b *configv1.Budget) { b.MaxTokens = -5 }), "max_calls"},
 		{"a model name that is no name", budget(func(b *configv1.Budget) { b.Models = []string{"a b"} }), "models[0]"},
 		{"a team twice", budget(func(b *configv1.Budget) { b.Teams = []string{"x", "x"} }), "teams[1]"},
+		{"a shadow budget", budget(func(b *configv1.Budget) { b.Mode = configv1.BudgetMode_BUDGET_MODE_SHADOW }), ""},
+		{"an enforced budget", budget(func(b *configv1.Budget) { b.Mode = configv1.BudgetMode_BUDGET_MODE_ENFORCE }), ""},
+		{"an unknown mode", budget(func(b *configv1.Budget) { b.Mode = 9 }), "mode"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -99,3 +99,42 @@ func TestBudgetUsageKeyLimit(t *testing.T) {
 		t.Errorf("the refused batch changed %s", d)
 	}
 }
+
+// A budget's mode is stored as written once every voter supports fleet
+// budgets, and refused before then (an older replica would store it
+// unchecked, and its data planes would enforce it); a mode that is
+// neither enforce nor shadow is refused in Apply.
+func TestBudgetMode(t *testing.T) {
+	shadow := func(name string, mode configv1.BudgetMode) *configv1.Budget {
+		b := statetest.Budget(name, 1)
+		b.Mode = mode
+		return b
+	}
+	for _, tt := range []struct {
+		name     string
+		voters   clusterversion.Version
+		budget   *configv1.Budget
+		accepted bool
+	}{
+		{"shadow, every voter at fleet budgets", clusterversion.FleetBudgets, shadow("s", configv1.BudgetMode_BUDGET_MODE_SHADOW), true},
+		{"enforce, every voter at fleet budgets", clusterversion.FleetBudgets, shadow("e", configv1.BudgetMode_BUDGET_MODE_ENFORCE), true},
+		{"shadow, a voter before fleet budgets", clusterversion.FleetBudgets - 1, shadow("s", configv1.BudgetMode_BUDGET_MODE_SHADOW), false},
+		{"no mode, a voter before fleet budgets", clusterversion.FleetBudgets - 1, shadow("u", configv1.BudgetMode_BUDGET_MODE_UNSPECIFIED), true},
+		{"an unknown mode", clusterversion.FleetBudgets, shadow("x", 9), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := withVoters(t, tt.voters)
+			s, res := stamped(t, s, 200, statetest.Create(tt.budget))
+			if got := res.GetError() == nil; got != tt.accepted {
+				t.Fatalf("accepted = %v (%v), want %v", got, res.GetError(), tt.accepted)
+			}
+			if !tt.accepted {
+				return
+			}
+			r, ok := s.Get(resource.Budget, tt.budget.GetMeta().GetName())
+			if !ok || r.GetBudget().GetMode() != tt.budget.GetMode() {
+				t.Fatalf("stored %v (found %v), want mode %v", r.GetBudget(), ok, tt.budget.GetMode())
+			}
+		})
+	}
+}

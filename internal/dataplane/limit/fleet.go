@@ -28,6 +28,10 @@ import (
 // balance and recent spend, and applies the slices the leader answers
 // with; the README states the overshoot bound this leaves.
 //
+// A shadow budget holds and spends exactly as an enforced one, and where
+// it would refuse it admits instead, naming itself in the call's
+// ShadowBudgets.
+//
 // Safe for concurrent use.
 type Fleet struct {
 	now     func() time.Time
@@ -47,7 +51,9 @@ type Fleet struct {
 // for concurrent use and must not block.
 type BudgetMetrics interface {
 	BudgetAdmitted(budget string, safe bool)
-	BudgetRefused(budget string)
+	// BudgetRefused counts a call the budget refused; shadow: that a
+	// shadow budget would have refused and admitted.
+	BudgetRefused(budget string, shadow bool)
 	BudgetSlice(budget string)
 	// BudgetFleetSize reports the number of data planes the leader last
 	// counted, which safe shares divide by.
@@ -186,6 +192,9 @@ func (f *Fleet) Reserve(_ context.Context, c *pipeline.Call, worst Units) (Reser
 	defer f.mu.Unlock()
 	now := f.now()
 	var holds []fleetHold
+	// shadowed are the shadow budgets that would have refused c: they
+	// hold what an enforced budget would, and refuse nothing.
+	var shadowed []string
 	kick := false
 	for _, b := range f.budgets {
 		key, ok := budgetkey.Key(b.def, call)
@@ -200,6 +209,14 @@ func (f *Fleet) Reserve(_ context.Context, c *pipeline.Call, worst Units) (Reser
 				f.sweepLocked(now)
 			}
 			if len(f.slots) >= MaxSlots {
+				if b.shadow {
+					shadowed = append(shadowed, b.name)
+					continue
+				}
+				if f.metrics != nil {
+					f.metrics.BudgetRefused(b.name, false)
+				}
+				f.kickIf(kick)
 				return nil, pipeline.Refuse(pipeline.ReasonBudgetExhausted, "budget %q: this data plane tracks %d budget keys, its limit; try again later", b.name, MaxSlots)
 			}
 			s = &slot{end: end}
@@ -211,14 +228,24 @@ func (f *Fleet) Reserve(_ context.Context, c *pipeline.Call, worst Units) (Reser
 			kick = true
 		}
 		if ref := f.admitLocked(b, s, key, worst, safe, now); ref != nil {
-			if f.metrics != nil {
-				f.metrics.BudgetRefused(b.name)
+			if b.shadow {
+				shadowed = append(shadowed, b.name)
+			} else {
+				if f.metrics != nil {
+					f.metrics.BudgetRefused(b.name, false)
+				}
+				f.kickIf(kick)
+				return nil, ref
 			}
-			f.kickIf(kick)
-			return nil, ref
 		}
 		holds = append(holds, fleetHold{s: s, name: b.name, worst: worst, safe: safe})
 	}
+	if f.metrics != nil {
+		for _, name := range shadowed {
+			f.metrics.BudgetRefused(name, true)
+		}
+	}
+	c.ShadowBudgets = shadowed
 	for _, h := range holds {
 		h.s.held = add(h.s.held, h.worst)
 		h.s.used = add(h.s.used, h.worst)

@@ -53,6 +53,9 @@ type budget struct {
 	window                       configv1.BudgetWindow
 	loc                          *time.Location
 	maxCalls, maxTokens, maxCost int64
+	// shadow: the budget counts calls and refuses none (the calls it
+	// would refuse are noted on the call and counted by metrics).
+	shadow bool
 }
 
 // compile compiles budgets. A budget whose time zone this data plane does
@@ -64,6 +67,7 @@ func compile(bs []*configv1.Budget) []*budget {
 		out = append(out, &budget{
 			def: b, name: b.GetMeta().GetName(), window: b.GetWindow(), loc: budgetkey.Location(b.GetTimeZone()),
 			maxCalls: b.GetMaxCalls(), maxTokens: b.GetMaxTokens(), maxCost: budgetkey.CostNanos(b),
+			shadow: b.GetMode() == configv1.BudgetMode_BUDGET_MODE_SHADOW,
 		})
 	}
 	return out
@@ -112,6 +116,7 @@ func (l *Local) Reserve(_ context.Context, c *pipeline.Call, worst Units) (Reser
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var holds []hold
+	var shadowed []string
 	for _, b := range l.budgets {
 		key, ok := budgetkey.Key(b.def, callOf(c))
 		if !ok {
@@ -124,7 +129,10 @@ func (l *Local) Reserve(_ context.Context, c *pipeline.Call, worst Units) (Reser
 			cnt = &counter{end: end}
 		}
 		if ref := b.admit(cnt.total(), worst, key, end, l.now()); ref != nil {
-			return nil, ref
+			if !b.shadow {
+				return nil, ref
+			}
+			shadowed = append(shadowed, b.name)
 		}
 		if l.counters[ck] == nil {
 			l.counters[ck] = cnt
@@ -134,6 +142,7 @@ func (l *Local) Reserve(_ context.Context, c *pipeline.Call, worst Units) (Reser
 	for _, h := range holds {
 		h.c.held = add(h.c.held, h.units)
 	}
+	c.ShadowBudgets = shadowed
 	l.sweepLocked()
 	return &reservation{l: l, holds: holds}, nil
 }

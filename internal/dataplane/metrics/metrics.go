@@ -86,8 +86,8 @@ func New(mode func() configsyncv1.Mode, version func() uint64) *Metrics {
 	}, []string{"budget", "from"})
 	m.budgetRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portcullis_dataplane_budget_refused_total",
-		Help: "Calls a budget refused, by budget.",
-	}, []string{"budget"})
+		Help: "Calls a budget refused, by budget and mode (enforce; shadow: would have refused, ran).",
+	}, []string{"budget", "mode"})
 	m.budgetSafe = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portcullis_dataplane_budget_slices_total",
 		Help: "Budget slices the leader granted this data plane, by budget.",
@@ -148,8 +148,14 @@ func (m *Metrics) BudgetAdmitted(budget string, safe bool) {
 	m.budgetAdmitted.WithLabelValues(budget, from).Inc()
 }
 
-// BudgetRefused counts a call a budget refused.
-func (m *Metrics) BudgetRefused(budget string) { m.budgetRefused.WithLabelValues(budget).Inc() }
+// BudgetRefused counts a call a budget refused (shadow: would have).
+func (m *Metrics) BudgetRefused(budget string, shadow bool) {
+	mode := "enforce"
+	if shadow {
+		mode = "shadow"
+	}
+	m.budgetRefused.WithLabelValues(budget, mode).Inc()
+}
 
 // BudgetSlice counts a slice granted under a budget.
 func (m *Metrics) BudgetSlice(budget string) { m.budgetSafe.WithLabelValues(budget).Inc() }

@@ -388,6 +388,10 @@ type Call struct {
 	// Limited names the rate limits that refused the call, or that would
 	// have in shadow mode, for the audit record; nil when none did.
 	Limited *LimitNote
+	// ShadowBudgets names the shadow budgets that would have refused the
+	// call (it ran, and they counted it), for the audit record; set by
+	// the Limit stage.
+	ShadowBudgets []string
 	// Findings are what runtime inspection found (at most MaxFindings;
 	// FindingsOmitted counts the rest), set by Inspect once it returns.
 	Findings        []Finding

@@ -146,6 +146,7 @@ func (a Audit) record(c *pipeline.Call, start time.Time, res *pipeline.Result, e
 	if l := c.Limited; l != nil {
 		r.RateLimits, r.RateLimitShadow = l.Limits, l.Shadow
 	}
+	r.ShadowBudgets = c.ShadowBudgets
 	if c.Agent != nil {
 		r.Agent = c.Agent.GetMeta().GetName()
 		r.Team = c.Agent.GetTeam()

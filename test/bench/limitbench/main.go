@@ -4,9 +4,12 @@
 // an in-flight limit per tool — over 1,000 active keys; goal p50 ≤ 10 µs),
 // and the lease traffic of one data plane holding 1,000 active keys:
 // bytes per demand report and answer, reports per second at the default
-// lease duration, and the leader's time to answer one report. It runs the
-// real limiter and the real granter in one process (the traffic is the
-// size of the messages on the wire, not counting HTTP/2 framing).
+// lease duration, and the leader's time to answer one report. It also
+// measures the budget reservation per call (limit.Fleet reserving a model
+// call's worst case from the slices of two budgets and settling it, over
+// the same keys; goal p50 ≤ 10 µs). It runs the real limiter, reserver
+// and granter in one process (the traffic is the size of the messages on
+// the wire, not counting HTTP/2 framing).
 package main
 
 import (
@@ -100,11 +103,17 @@ func main() {
 	}
 	g.End()
 	reqBytes := proto.Size(req)
+
+	br, err := measureBudgets(*calls, *keys)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "budgets:", err)
+		os.Exit(1)
+	}
 	perSecond := 1 / (lease.DefaultDuration / 3).Seconds()
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Rate limits: limit stage cost and lease traffic\n\n")
-	fmt.Fprintf(&b, "GOMAXPROCS %d, %d calls over %d active keys, two limits per call (a rate per agent+tool, in-flight slots per tool).\n\n", runtime.GOMAXPROCS(0), *calls, *keys)
+	fmt.Fprintf(&b, "GOMAXPROCS %d, %d calls over %d active keys, two limits per call (a rate per agent+tool, in-flight slots per tool); budgets: two per call (cost and tokens per agent per month, calls per team per day), every key holding a valid slice.\n\n", runtime.GOMAXPROCS(0), *calls, *keys)
 	verdict := "PASS"
 	if p50 > goalP50 {
 		verdict = "FAIL"
@@ -112,6 +121,12 @@ func main() {
 	fmt.Fprintf(&b, "| measure | value | goal |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| rate-limit stage per call, p50 | %s | ≤ %s (%s) |\n", p50, goalP50, verdict)
 	fmt.Fprintf(&b, "| rate-limit stage per call, p99 | %s | |\n", p99)
+	bverdict := "PASS"
+	if br.p50 > goalP50 {
+		bverdict = "FAIL"
+	}
+	fmt.Fprintf(&b, "| budget reservation per call (reserve + settle from slices, %d budgets), p50 | %s | ≤ %s (%s) |\n", br.budgets, br.p50, goalP50, bverdict)
+	fmt.Fprintf(&b, "| budget reservation per call, p99 | %s | |\n", br.p99)
 	fmt.Fprintf(&b, "| demand entries per report | %d (%d keys × limits that apply) | |\n", len(req.Demands), *keys)
 	fmt.Fprintf(&b, "| demand report | %d bytes | |\n", reqBytes)
 	fmt.Fprintf(&b, "| lease answer | %d bytes | |\n", respBytes)

@@ -250,8 +250,11 @@ type Record struct {
 	RateLimits []string `protobuf:"bytes,50,rep,name=rate_limits,json=rateLimits,proto3" json:"rate_limits,omitempty"`
 	// Set when every limit in rate_limits is in shadow mode.
 	RateLimitShadow bool `protobuf:"varint,51,opt,name=rate_limit_shadow,json=rateLimitShadow,proto3" json:"rate_limit_shadow,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The shadow budgets that would have refused the call (it ran, and they
+	// counted it), by name; numbered clear of the fields other features add.
+	ShadowBudgets []string `protobuf:"bytes,55,rep,name=shadow_budgets,json=shadowBudgets,proto3" json:"shadow_budgets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Record) Reset() {
@@ -636,6 +639,13 @@ func (x *Record) GetRateLimitShadow() bool {
 		return x.RateLimitShadow
 	}
 	return false
+}
+
+func (x *Record) GetShadowBudgets() []string {
+	if x != nil {
+		return x.ShadowBudgets
+	}
+	return nil
 }
 
 type isRecord_Detail interface {
@@ -2157,7 +2167,7 @@ var File_portcullis_audit_v1_record_proto protoreflect.FileDescriptor
 
 const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\n" +
-	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x0f\n" +
+	" portcullis/audit/v1/record.proto\x12\x13portcullis.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x0f\n" +
 	"\x06Record\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
 	"\tdataplane\x18\x02 \x01(\tR\tdataplane\x12\x14\n" +
@@ -2210,7 +2220,8 @@ const file_portcullis_audit_v1_record_proto_rawDesc = "" +
 	"\x0ftool_deprecated\x18. \x01(\bR\x0etoolDeprecated\x12\x1f\n" +
 	"\vrate_limits\x182 \x03(\tR\n" +
 	"rateLimits\x12*\n" +
-	"\x11rate_limit_shadow\x183 \x01(\bR\x0frateLimitShadowB\b\n" +
+	"\x11rate_limit_shadow\x183 \x01(\bR\x0frateLimitShadow\x12%\n" +
+	"\x0eshadow_budgets\x187 \x03(\tR\rshadowBudgetsB\b\n" +
 	"\x06detail\"\x8e\x01\n" +
 	"\vRolloutCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +

@@ -153,6 +153,57 @@ func (LlmProvider) EnumDescriptor() ([]byte, []int) {
 	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{1}
 }
 
+// BudgetMode says whether a budget refuses calls.
+type BudgetMode int32
+
+const (
+	// Enforce.
+	BudgetMode_BUDGET_MODE_UNSPECIFIED BudgetMode = 0
+	BudgetMode_BUDGET_MODE_ENFORCE     BudgetMode = 1
+	BudgetMode_BUDGET_MODE_SHADOW      BudgetMode = 2
+)
+
+// Enum value maps for BudgetMode.
+var (
+	BudgetMode_name = map[int32]string{
+		0: "BUDGET_MODE_UNSPECIFIED",
+		1: "BUDGET_MODE_ENFORCE",
+		2: "BUDGET_MODE_SHADOW",
+	}
+	BudgetMode_value = map[string]int32{
+		"BUDGET_MODE_UNSPECIFIED": 0,
+		"BUDGET_MODE_ENFORCE":     1,
+		"BUDGET_MODE_SHADOW":      2,
+	}
+)
+
+func (x BudgetMode) Enum() *BudgetMode {
+	p := new(BudgetMode)
+	*p = x
+	return p
+}
+
+func (x BudgetMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BudgetMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_portcullis_config_v1_resources_proto_enumTypes[2].Descriptor()
+}
+
+func (BudgetMode) Type() protoreflect.EnumType {
+	return &file_portcullis_config_v1_resources_proto_enumTypes[2]
+}
+
+func (x BudgetMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BudgetMode.Descriptor instead.
+func (BudgetMode) EnumDescriptor() ([]byte, []int) {
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
+}
+
 // BudgetScope says whose calls share one budget.
 type BudgetScope int32
 
@@ -198,11 +249,11 @@ func (x BudgetScope) String() string {
 }
 
 func (BudgetScope) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[2].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
 }
 
 func (BudgetScope) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[2]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
 }
 
 func (x BudgetScope) Number() protoreflect.EnumNumber {
@@ -211,7 +262,7 @@ func (x BudgetScope) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BudgetScope.Descriptor instead.
 func (BudgetScope) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{2}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
 }
 
 // BudgetWindow is the calendar window a budget resets on.
@@ -254,11 +305,11 @@ func (x BudgetWindow) String() string {
 }
 
 func (BudgetWindow) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (BudgetWindow) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[3]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
 }
 
 func (x BudgetWindow) Number() protoreflect.EnumNumber {
@@ -267,7 +318,7 @@ func (x BudgetWindow) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BudgetWindow.Descriptor instead.
 func (BudgetWindow) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 // McpEra is the MCP protocol era the data plane speaks with an upstream.
@@ -308,11 +359,11 @@ func (x McpEra) String() string {
 }
 
 func (McpEra) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
 }
 
 func (McpEra) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[4]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
 }
 
 func (x McpEra) Number() protoreflect.EnumNumber {
@@ -321,7 +372,7 @@ func (x McpEra) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use McpEra.Descriptor instead.
 func (McpEra) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 // ToolClass is the operator's classification of a tool. It is never taken
@@ -365,11 +416,11 @@ func (x ToolClass) String() string {
 }
 
 func (ToolClass) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[5].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
 }
 
 func (ToolClass) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[5]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
 }
 
 func (x ToolClass) Number() protoreflect.EnumNumber {
@@ -378,7 +429,7 @@ func (x ToolClass) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ToolClass.Descriptor instead.
 func (ToolClass) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 // PinKind is what a ToolPin approves.
@@ -417,11 +468,11 @@ func (x PinKind) String() string {
 }
 
 func (PinKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[6].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[7].Descriptor()
 }
 
 func (PinKind) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[6]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[7]
 }
 
 func (x PinKind) Number() protoreflect.EnumNumber {
@@ -430,7 +481,7 @@ func (x PinKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PinKind.Descriptor instead.
 func (PinKind) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 // RolloutStage is where a policy rollout stands.
@@ -482,11 +533,11 @@ func (x RolloutStage) String() string {
 }
 
 func (RolloutStage) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[7].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[8].Descriptor()
 }
 
 func (RolloutStage) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[7]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[8]
 }
 
 func (x RolloutStage) Number() protoreflect.EnumNumber {
@@ -495,7 +546,7 @@ func (x RolloutStage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RolloutStage.Descriptor instead.
 func (RolloutStage) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 // InspectionMode says whether a rule acts.
@@ -538,11 +589,11 @@ func (x InspectionMode) String() string {
 }
 
 func (InspectionMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[8].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[9].Descriptor()
 }
 
 func (InspectionMode) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[8]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[9]
 }
 
 func (x InspectionMode) Number() protoreflect.EnumNumber {
@@ -551,7 +602,7 @@ func (x InspectionMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use InspectionMode.Descriptor instead.
 func (InspectionMode) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 // InspectionSide is the side of a call a rule looks at.
@@ -590,11 +641,11 @@ func (x InspectionSide) String() string {
 }
 
 func (InspectionSide) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[9].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[10].Descriptor()
 }
 
 func (InspectionSide) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[9]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[10]
 }
 
 func (x InspectionSide) Number() protoreflect.EnumNumber {
@@ -603,7 +654,7 @@ func (x InspectionSide) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use InspectionSide.Descriptor instead.
 func (InspectionSide) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 // InspectionAction is what an enforced rule does with a finding.
@@ -652,11 +703,11 @@ func (x InspectionAction) String() string {
 }
 
 func (InspectionAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[10].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[11].Descriptor()
 }
 
 func (InspectionAction) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[10]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[11]
 }
 
 func (x InspectionAction) Number() protoreflect.EnumNumber {
@@ -665,7 +716,7 @@ func (x InspectionAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use InspectionAction.Descriptor instead.
 func (InspectionAction) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 // JwtUse says what a JWT issuer vouches for.
@@ -705,11 +756,11 @@ func (x JwtUse) String() string {
 }
 
 func (JwtUse) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[11].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[12].Descriptor()
 }
 
 func (JwtUse) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[11]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[12]
 }
 
 func (x JwtUse) Number() protoreflect.EnumNumber {
@@ -718,7 +769,7 @@ func (x JwtUse) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JwtUse.Descriptor instead.
 func (JwtUse) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
 // Role is what an admin token may do. Each role includes the rights of the
@@ -767,11 +818,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[12].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[13].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[12]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[13]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -780,7 +831,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{12}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 // RateLimitKey is one part of a rate limit's key.
@@ -829,11 +880,11 @@ func (x RateLimitKey) String() string {
 }
 
 func (RateLimitKey) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[13].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[14].Descriptor()
 }
 
 func (RateLimitKey) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[13]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[14]
 }
 
 func (x RateLimitKey) Number() protoreflect.EnumNumber {
@@ -842,7 +893,7 @@ func (x RateLimitKey) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RateLimitKey.Descriptor instead.
 func (RateLimitKey) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 // RateLimitPeriod is the period a rate is given per.
@@ -882,11 +933,11 @@ func (x RateLimitPeriod) String() string {
 }
 
 func (RateLimitPeriod) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[14].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[15].Descriptor()
 }
 
 func (RateLimitPeriod) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[14]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[15]
 }
 
 func (x RateLimitPeriod) Number() protoreflect.EnumNumber {
@@ -895,7 +946,7 @@ func (x RateLimitPeriod) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RateLimitPeriod.Descriptor instead.
 func (RateLimitPeriod) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
 }
 
 // RateLimitMode says whether a rate limit refuses calls.
@@ -933,11 +984,11 @@ func (x RateLimitMode) String() string {
 }
 
 func (RateLimitMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[15].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[16].Descriptor()
 }
 
 func (RateLimitMode) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[15]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[16]
 }
 
 func (x RateLimitMode) Number() protoreflect.EnumNumber {
@@ -946,7 +997,7 @@ func (x RateLimitMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RateLimitMode.Descriptor instead.
 func (RateLimitMode) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 // LearningScope says whose calls a learned list learns from and whose calls
@@ -992,11 +1043,11 @@ func (x LearningScope) String() string {
 }
 
 func (LearningScope) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[16].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[17].Descriptor()
 }
 
 func (LearningScope) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[16]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[17]
 }
 
 func (x LearningScope) Number() protoreflect.EnumNumber {
@@ -1005,7 +1056,7 @@ func (x LearningScope) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LearningScope.Descriptor instead.
 func (LearningScope) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 // AlertFormat is the shape of an alert's JSON body.
@@ -1045,11 +1096,11 @@ func (x AlertFormat) String() string {
 }
 
 func (AlertFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_portcullis_config_v1_resources_proto_enumTypes[17].Descriptor()
+	return file_portcullis_config_v1_resources_proto_enumTypes[18].Descriptor()
 }
 
 func (AlertFormat) Type() protoreflect.EnumType {
-	return &file_portcullis_config_v1_resources_proto_enumTypes[17]
+	return &file_portcullis_config_v1_resources_proto_enumTypes[18]
 }
 
 func (x AlertFormat) Number() protoreflect.EnumNumber {
@@ -1058,7 +1109,7 @@ func (x AlertFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlertFormat.Descriptor instead.
 func (AlertFormat) EnumDescriptor() ([]byte, []int) {
-	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_portcullis_config_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 // ResourceMeta is the metadata every resource carries.
@@ -1867,10 +1918,15 @@ type Budget struct {
 	MaxCostMicros int64 `protobuf:"varint,7,opt,name=max_cost_micros,json=maxCostMicros,proto3" json:"max_cost_micros,omitempty"`
 	// Only calls matching every non-empty list count: by agent name, team,
 	// upstream name, and model (as agents name it, "<prefix>/<model id>").
-	Agents        []string `protobuf:"bytes,8,rep,name=agents,proto3" json:"agents,omitempty"`
-	Teams         []string `protobuf:"bytes,9,rep,name=teams,proto3" json:"teams,omitempty"`
-	Upstreams     []string `protobuf:"bytes,10,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
-	Models        []string `protobuf:"bytes,11,rep,name=models,proto3" json:"models,omitempty"`
+	Agents    []string `protobuf:"bytes,8,rep,name=agents,proto3" json:"agents,omitempty"`
+	Teams     []string `protobuf:"bytes,9,rep,name=teams,proto3" json:"teams,omitempty"`
+	Upstreams []string `protobuf:"bytes,10,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
+	Models    []string `protobuf:"bytes,11,rep,name=models,proto3" json:"models,omitempty"`
+	// Enforce (default) or shadow: a shadow budget counts calls exactly as
+	// an enforced one and refuses none; the calls it would have refused are
+	// counted and noted in their audit records. Setting it needs cluster
+	// version 7.
+	Mode          BudgetMode `protobuf:"varint,12,opt,name=mode,proto3,enum=portcullis.config.v1.BudgetMode" json:"mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1980,6 +2036,13 @@ func (x *Budget) GetModels() []string {
 		return x.Models
 	}
 	return nil
+}
+
+func (x *Budget) GetMode() BudgetMode {
+	if x != nil {
+		return x.Mode
+	}
+	return BudgetMode_BUDGET_MODE_UNSPECIFIED
 }
 
 // BudgetUsage is what one budget's keys consumed in their current
@@ -6048,7 +6111,7 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x13cached_input_micros\x18\x04 \x01(\x03H\x00R\x11cachedInputMicros\x88\x01\x01\x121\n" +
 	"\x12cache_write_micros\x18\x05 \x01(\x03H\x01R\x10cacheWriteMicros\x88\x01\x01B\x16\n" +
 	"\x14_cached_input_microsB\x15\n" +
-	"\x13_cache_write_micros\"\x9a\x03\n" +
+	"\x13_cache_write_micros\"\xd0\x03\n" +
 	"\x06Budget\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x127\n" +
 	"\x05scope\x18\x02 \x01(\x0e2!.portcullis.config.v1.BudgetScopeR\x05scope\x12:\n" +
@@ -6062,7 +6125,8 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x05teams\x18\t \x03(\tR\x05teams\x12\x1c\n" +
 	"\tupstreams\x18\n" +
 	" \x03(\tR\tupstreams\x12\x16\n" +
-	"\x06models\x18\v \x03(\tR\x06models\"\xa8\x01\n" +
+	"\x06models\x18\v \x03(\tR\x06models\x124\n" +
+	"\x04mode\x18\f \x01(\x0e2 .portcullis.config.v1.BudgetModeR\x04mode\"\xa8\x01\n" +
 	"\vBudgetUsage\x126\n" +
 	"\x04meta\x18\x01 \x01(\v2\".portcullis.config.v1.ResourceMetaR\x04meta\x128\n" +
 	"\x04keys\x18\x02 \x03(\v2$.portcullis.config.v1.BudgetKeyUsageR\x04keys\x12'\n" +
@@ -6403,7 +6467,12 @@ const file_portcullis_config_v1_resources_proto_rawDesc = "" +
 	"\x18LLM_PROVIDER_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LLM_PROVIDER_OPENAI\x10\x01\x12\x1a\n" +
 	"\x16LLM_PROVIDER_ANTHROPIC\x10\x02\x12\"\n" +
-	"\x1eLLM_PROVIDER_OPENAI_COMPATIBLE\x10\x03*\x8a\x01\n" +
+	"\x1eLLM_PROVIDER_OPENAI_COMPATIBLE\x10\x03*Z\n" +
+	"\n" +
+	"BudgetMode\x12\x1b\n" +
+	"\x17BUDGET_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13BUDGET_MODE_ENFORCE\x10\x01\x12\x16\n" +
+	"\x12BUDGET_MODE_SHADOW\x10\x02*\x8a\x01\n" +
 	"\vBudgetScope\x12\x1c\n" +
 	"\x18BUDGET_SCOPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12BUDGET_SCOPE_AGENT\x10\x01\x12\x15\n" +
@@ -6501,190 +6570,192 @@ func file_portcullis_config_v1_resources_proto_rawDescGZIP() []byte {
 	return file_portcullis_config_v1_resources_proto_rawDescData
 }
 
-var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 18)
+var file_portcullis_config_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 19)
 var file_portcullis_config_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_portcullis_config_v1_resources_proto_goTypes = []any{
 	(Protocol)(0),                  // 0: portcullis.config.v1.Protocol
 	(LlmProvider)(0),               // 1: portcullis.config.v1.LlmProvider
-	(BudgetScope)(0),               // 2: portcullis.config.v1.BudgetScope
-	(BudgetWindow)(0),              // 3: portcullis.config.v1.BudgetWindow
-	(McpEra)(0),                    // 4: portcullis.config.v1.McpEra
-	(ToolClass)(0),                 // 5: portcullis.config.v1.ToolClass
-	(PinKind)(0),                   // 6: portcullis.config.v1.PinKind
-	(RolloutStage)(0),              // 7: portcullis.config.v1.RolloutStage
-	(InspectionMode)(0),            // 8: portcullis.config.v1.InspectionMode
-	(InspectionSide)(0),            // 9: portcullis.config.v1.InspectionSide
-	(InspectionAction)(0),          // 10: portcullis.config.v1.InspectionAction
-	(JwtUse)(0),                    // 11: portcullis.config.v1.JwtUse
-	(Role)(0),                      // 12: portcullis.config.v1.Role
-	(RateLimitKey)(0),              // 13: portcullis.config.v1.RateLimitKey
-	(RateLimitPeriod)(0),           // 14: portcullis.config.v1.RateLimitPeriod
-	(RateLimitMode)(0),             // 15: portcullis.config.v1.RateLimitMode
-	(LearningScope)(0),             // 16: portcullis.config.v1.LearningScope
-	(AlertFormat)(0),               // 17: portcullis.config.v1.AlertFormat
-	(*ResourceMeta)(nil),           // 18: portcullis.config.v1.ResourceMeta
-	(*Agent)(nil),                  // 19: portcullis.config.v1.Agent
-	(*ApiKey)(nil),                 // 20: portcullis.config.v1.ApiKey
-	(*JwtSubject)(nil),             // 21: portcullis.config.v1.JwtSubject
-	(*Upstream)(nil),               // 22: portcullis.config.v1.Upstream
-	(*LlmUpstream)(nil),            // 23: portcullis.config.v1.LlmUpstream
-	(*LlmModel)(nil),               // 24: portcullis.config.v1.LlmModel
-	(*ModelPrice)(nil),             // 25: portcullis.config.v1.ModelPrice
-	(*PriceEntry)(nil),             // 26: portcullis.config.v1.PriceEntry
-	(*Budget)(nil),                 // 27: portcullis.config.v1.Budget
-	(*BudgetUsage)(nil),            // 28: portcullis.config.v1.BudgetUsage
-	(*BudgetKeyUsage)(nil),         // 29: portcullis.config.v1.BudgetKeyUsage
-	(*UpstreamCredential)(nil),     // 30: portcullis.config.v1.UpstreamCredential
-	(*HeaderCredential)(nil),       // 31: portcullis.config.v1.HeaderCredential
-	(*BearerCredential)(nil),       // 32: portcullis.config.v1.BearerCredential
-	(*OAuthClientCredentials)(nil), // 33: portcullis.config.v1.OAuthClientCredentials
-	(*UpstreamLimits)(nil),         // 34: portcullis.config.v1.UpstreamLimits
-	(*Resilience)(nil),             // 35: portcullis.config.v1.Resilience
-	(*ToolPin)(nil),                // 36: portcullis.config.v1.ToolPin
-	(*ToolAssignment)(nil),         // 37: portcullis.config.v1.ToolAssignment
-	(*ToolVersion)(nil),            // 38: portcullis.config.v1.ToolVersion
-	(*PolicySet)(nil),              // 39: portcullis.config.v1.PolicySet
-	(*PolicyHistory)(nil),          // 40: portcullis.config.v1.PolicyHistory
-	(*PolicyVersion)(nil),          // 41: portcullis.config.v1.PolicyVersion
-	(*PolicyTests)(nil),            // 42: portcullis.config.v1.PolicyTests
-	(*PolicyTestCase)(nil),         // 43: portcullis.config.v1.PolicyTestCase
-	(*Rollout)(nil),                // 44: portcullis.config.v1.Rollout
-	(*RolloutPlan)(nil),            // 45: portcullis.config.v1.RolloutPlan
-	(*RolloutTransition)(nil),      // 46: portcullis.config.v1.RolloutTransition
-	(*ValueList)(nil),              // 47: portcullis.config.v1.ValueList
-	(*Setting)(nil),                // 48: portcullis.config.v1.Setting
-	(*InspectionRule)(nil),         // 49: portcullis.config.v1.InspectionRule
-	(*InspectionScope)(nil),        // 50: portcullis.config.v1.InspectionScope
-	(*InspectionClassifier)(nil),   // 51: portcullis.config.v1.InspectionClassifier
-	(*InspectionRowLimit)(nil),     // 52: portcullis.config.v1.InspectionRowLimit
-	(*IdentitySource)(nil),         // 53: portcullis.config.v1.IdentitySource
-	(*JwtIssuer)(nil),              // 54: portcullis.config.v1.JwtIssuer
-	(*MtlsAuthority)(nil),          // 55: portcullis.config.v1.MtlsAuthority
-	(*Secret)(nil),                 // 56: portcullis.config.v1.Secret
-	(*AdminToken)(nil),             // 57: portcullis.config.v1.AdminToken
-	(*Node)(nil),                   // 58: portcullis.config.v1.Node
-	(*ClusterIdentity)(nil),        // 59: portcullis.config.v1.ClusterIdentity
-	(*RateLimit)(nil),              // 60: portcullis.config.v1.RateLimit
-	(*ListLearning)(nil),           // 61: portcullis.config.v1.ListLearning
-	(*LearnedSet)(nil),             // 62: portcullis.config.v1.LearnedSet
-	(*AlertRule)(nil),              // 63: portcullis.config.v1.AlertRule
-	(*AlertMatch)(nil),             // 64: portcullis.config.v1.AlertMatch
-	(*PolicyDenyMatch)(nil),        // 65: portcullis.config.v1.PolicyDenyMatch
-	(*QuarantineMatch)(nil),        // 66: portcullis.config.v1.QuarantineMatch
-	(*RolloutRollbackMatch)(nil),   // 67: portcullis.config.v1.RolloutRollbackMatch
-	(*AlertWebhook)(nil),           // 68: portcullis.config.v1.AlertWebhook
-	(*Alert)(nil),                  // 69: portcullis.config.v1.Alert
-	(*AlertEvent)(nil),             // 70: portcullis.config.v1.AlertEvent
-	(*AuditCursor)(nil),            // 71: portcullis.config.v1.AuditCursor
-	(*AuditMark)(nil),              // 72: portcullis.config.v1.AuditMark
-	nil,                            // 73: portcullis.config.v1.ResourceMeta.LabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 74: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 75: google.protobuf.Duration
+	(BudgetMode)(0),                // 2: portcullis.config.v1.BudgetMode
+	(BudgetScope)(0),               // 3: portcullis.config.v1.BudgetScope
+	(BudgetWindow)(0),              // 4: portcullis.config.v1.BudgetWindow
+	(McpEra)(0),                    // 5: portcullis.config.v1.McpEra
+	(ToolClass)(0),                 // 6: portcullis.config.v1.ToolClass
+	(PinKind)(0),                   // 7: portcullis.config.v1.PinKind
+	(RolloutStage)(0),              // 8: portcullis.config.v1.RolloutStage
+	(InspectionMode)(0),            // 9: portcullis.config.v1.InspectionMode
+	(InspectionSide)(0),            // 10: portcullis.config.v1.InspectionSide
+	(InspectionAction)(0),          // 11: portcullis.config.v1.InspectionAction
+	(JwtUse)(0),                    // 12: portcullis.config.v1.JwtUse
+	(Role)(0),                      // 13: portcullis.config.v1.Role
+	(RateLimitKey)(0),              // 14: portcullis.config.v1.RateLimitKey
+	(RateLimitPeriod)(0),           // 15: portcullis.config.v1.RateLimitPeriod
+	(RateLimitMode)(0),             // 16: portcullis.config.v1.RateLimitMode
+	(LearningScope)(0),             // 17: portcullis.config.v1.LearningScope
+	(AlertFormat)(0),               // 18: portcullis.config.v1.AlertFormat
+	(*ResourceMeta)(nil),           // 19: portcullis.config.v1.ResourceMeta
+	(*Agent)(nil),                  // 20: portcullis.config.v1.Agent
+	(*ApiKey)(nil),                 // 21: portcullis.config.v1.ApiKey
+	(*JwtSubject)(nil),             // 22: portcullis.config.v1.JwtSubject
+	(*Upstream)(nil),               // 23: portcullis.config.v1.Upstream
+	(*LlmUpstream)(nil),            // 24: portcullis.config.v1.LlmUpstream
+	(*LlmModel)(nil),               // 25: portcullis.config.v1.LlmModel
+	(*ModelPrice)(nil),             // 26: portcullis.config.v1.ModelPrice
+	(*PriceEntry)(nil),             // 27: portcullis.config.v1.PriceEntry
+	(*Budget)(nil),                 // 28: portcullis.config.v1.Budget
+	(*BudgetUsage)(nil),            // 29: portcullis.config.v1.BudgetUsage
+	(*BudgetKeyUsage)(nil),         // 30: portcullis.config.v1.BudgetKeyUsage
+	(*UpstreamCredential)(nil),     // 31: portcullis.config.v1.UpstreamCredential
+	(*HeaderCredential)(nil),       // 32: portcullis.config.v1.HeaderCredential
+	(*BearerCredential)(nil),       // 33: portcullis.config.v1.BearerCredential
+	(*OAuthClientCredentials)(nil), // 34: portcullis.config.v1.OAuthClientCredentials
+	(*UpstreamLimits)(nil),         // 35: portcullis.config.v1.UpstreamLimits
+	(*Resilience)(nil),             // 36: portcullis.config.v1.Resilience
+	(*ToolPin)(nil),                // 37: portcullis.config.v1.ToolPin
+	(*ToolAssignment)(nil),         // 38: portcullis.config.v1.ToolAssignment
+	(*ToolVersion)(nil),            // 39: portcullis.config.v1.ToolVersion
+	(*PolicySet)(nil),              // 40: portcullis.config.v1.PolicySet
+	(*PolicyHistory)(nil),          // 41: portcullis.config.v1.PolicyHistory
+	(*PolicyVersion)(nil),          // 42: portcullis.config.v1.PolicyVersion
+	(*PolicyTests)(nil),            // 43: portcullis.config.v1.PolicyTests
+	(*PolicyTestCase)(nil),         // 44: portcullis.config.v1.PolicyTestCase
+	(*Rollout)(nil),                // 45: portcullis.config.v1.Rollout
+	(*RolloutPlan)(nil),            // 46: portcullis.config.v1.RolloutPlan
+	(*RolloutTransition)(nil),      // 47: portcullis.config.v1.RolloutTransition
+	(*ValueList)(nil),              // 48: portcullis.config.v1.ValueList
+	(*Setting)(nil),                // 49: portcullis.config.v1.Setting
+	(*InspectionRule)(nil),         // 50: portcullis.config.v1.InspectionRule
+	(*InspectionScope)(nil),        // 51: portcullis.config.v1.InspectionScope
+	(*InspectionClassifier)(nil),   // 52: portcullis.config.v1.InspectionClassifier
+	(*InspectionRowLimit)(nil),     // 53: portcullis.config.v1.InspectionRowLimit
+	(*IdentitySource)(nil),         // 54: portcullis.config.v1.IdentitySource
+	(*JwtIssuer)(nil),              // 55: portcullis.config.v1.JwtIssuer
+	(*MtlsAuthority)(nil),          // 56: portcullis.config.v1.MtlsAuthority
+	(*Secret)(nil),                 // 57: portcullis.config.v1.Secret
+	(*AdminToken)(nil),             // 58: portcullis.config.v1.AdminToken
+	(*Node)(nil),                   // 59: portcullis.config.v1.Node
+	(*ClusterIdentity)(nil),        // 60: portcullis.config.v1.ClusterIdentity
+	(*RateLimit)(nil),              // 61: portcullis.config.v1.RateLimit
+	(*ListLearning)(nil),           // 62: portcullis.config.v1.ListLearning
+	(*LearnedSet)(nil),             // 63: portcullis.config.v1.LearnedSet
+	(*AlertRule)(nil),              // 64: portcullis.config.v1.AlertRule
+	(*AlertMatch)(nil),             // 65: portcullis.config.v1.AlertMatch
+	(*PolicyDenyMatch)(nil),        // 66: portcullis.config.v1.PolicyDenyMatch
+	(*QuarantineMatch)(nil),        // 67: portcullis.config.v1.QuarantineMatch
+	(*RolloutRollbackMatch)(nil),   // 68: portcullis.config.v1.RolloutRollbackMatch
+	(*AlertWebhook)(nil),           // 69: portcullis.config.v1.AlertWebhook
+	(*Alert)(nil),                  // 70: portcullis.config.v1.Alert
+	(*AlertEvent)(nil),             // 71: portcullis.config.v1.AlertEvent
+	(*AuditCursor)(nil),            // 72: portcullis.config.v1.AuditCursor
+	(*AuditMark)(nil),              // 73: portcullis.config.v1.AuditMark
+	nil,                            // 74: portcullis.config.v1.ResourceMeta.LabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 75: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 76: google.protobuf.Duration
 }
 var file_portcullis_config_v1_resources_proto_depIdxs = []int32{
-	73, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
-	74, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
-	74, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
-	18, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
-	20, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
-	21, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
-	74, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	74, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	18, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
+	74, // 0: portcullis.config.v1.ResourceMeta.labels:type_name -> portcullis.config.v1.ResourceMeta.LabelsEntry
+	75, // 1: portcullis.config.v1.ResourceMeta.create_time:type_name -> google.protobuf.Timestamp
+	75, // 2: portcullis.config.v1.ResourceMeta.update_time:type_name -> google.protobuf.Timestamp
+	19, // 3: portcullis.config.v1.Agent.meta:type_name -> portcullis.config.v1.ResourceMeta
+	21, // 4: portcullis.config.v1.Agent.api_keys:type_name -> portcullis.config.v1.ApiKey
+	22, // 5: portcullis.config.v1.Agent.jwt_subjects:type_name -> portcullis.config.v1.JwtSubject
+	75, // 6: portcullis.config.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	75, // 7: portcullis.config.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 8: portcullis.config.v1.Upstream.meta:type_name -> portcullis.config.v1.ResourceMeta
 	0,  // 9: portcullis.config.v1.Upstream.protocol:type_name -> portcullis.config.v1.Protocol
-	30, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
-	34, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
-	35, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
-	4,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
-	23, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
+	31, // 10: portcullis.config.v1.Upstream.credential:type_name -> portcullis.config.v1.UpstreamCredential
+	35, // 11: portcullis.config.v1.Upstream.limits:type_name -> portcullis.config.v1.UpstreamLimits
+	36, // 12: portcullis.config.v1.Upstream.resilience:type_name -> portcullis.config.v1.Resilience
+	5,  // 13: portcullis.config.v1.Upstream.mcp_era:type_name -> portcullis.config.v1.McpEra
+	24, // 14: portcullis.config.v1.Upstream.llm:type_name -> portcullis.config.v1.LlmUpstream
 	1,  // 15: portcullis.config.v1.LlmUpstream.provider:type_name -> portcullis.config.v1.LlmProvider
-	24, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
-	18, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
-	26, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
-	74, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
-	18, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
-	2,  // 21: portcullis.config.v1.Budget.scope:type_name -> portcullis.config.v1.BudgetScope
-	3,  // 22: portcullis.config.v1.Budget.window:type_name -> portcullis.config.v1.BudgetWindow
-	18, // 23: portcullis.config.v1.BudgetUsage.meta:type_name -> portcullis.config.v1.ResourceMeta
-	29, // 24: portcullis.config.v1.BudgetUsage.keys:type_name -> portcullis.config.v1.BudgetKeyUsage
-	31, // 25: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
-	32, // 26: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
-	33, // 27: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
-	75, // 28: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
-	75, // 29: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
-	18, // 30: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
-	38, // 31: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
-	6,  // 32: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
-	37, // 33: portcullis.config.v1.ToolPin.assignments:type_name -> portcullis.config.v1.ToolAssignment
-	74, // 34: portcullis.config.v1.ToolAssignment.assign_time:type_name -> google.protobuf.Timestamp
-	5,  // 35: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
-	74, // 36: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
-	74, // 37: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
-	74, // 38: portcullis.config.v1.ToolVersion.sunset_time:type_name -> google.protobuf.Timestamp
-	18, // 39: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
-	18, // 40: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
-	41, // 41: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
-	74, // 42: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
-	18, // 43: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
-	43, // 44: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
-	74, // 45: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
-	18, // 46: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
-	45, // 47: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
-	7,  // 48: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
-	74, // 49: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
-	46, // 50: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
-	75, // 51: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
-	75, // 52: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
-	74, // 53: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
-	7,  // 54: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
-	7,  // 55: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
-	18, // 56: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
-	18, // 57: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
-	18, // 58: portcullis.config.v1.InspectionRule.meta:type_name -> portcullis.config.v1.ResourceMeta
-	50, // 59: portcullis.config.v1.InspectionRule.scope:type_name -> portcullis.config.v1.InspectionScope
-	8,  // 60: portcullis.config.v1.InspectionRule.mode:type_name -> portcullis.config.v1.InspectionMode
-	9,  // 61: portcullis.config.v1.InspectionRule.side:type_name -> portcullis.config.v1.InspectionSide
-	51, // 62: portcullis.config.v1.InspectionRule.classifier:type_name -> portcullis.config.v1.InspectionClassifier
-	52, // 63: portcullis.config.v1.InspectionRule.rows:type_name -> portcullis.config.v1.InspectionRowLimit
-	10, // 64: portcullis.config.v1.InspectionRule.action:type_name -> portcullis.config.v1.InspectionAction
-	75, // 65: portcullis.config.v1.InspectionClassifier.timeout:type_name -> google.protobuf.Duration
-	18, // 66: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
-	54, // 67: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
-	55, // 68: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
-	75, // 69: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
-	11, // 70: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
-	18, // 71: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
-	18, // 72: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
-	12, // 73: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
-	74, // 74: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	18, // 75: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
-	74, // 76: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
-	18, // 77: portcullis.config.v1.RateLimit.meta:type_name -> portcullis.config.v1.ResourceMeta
-	13, // 78: portcullis.config.v1.RateLimit.key:type_name -> portcullis.config.v1.RateLimitKey
-	14, // 79: portcullis.config.v1.RateLimit.period:type_name -> portcullis.config.v1.RateLimitPeriod
-	15, // 80: portcullis.config.v1.RateLimit.mode:type_name -> portcullis.config.v1.RateLimitMode
-	18, // 81: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
-	16, // 82: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
-	74, // 83: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
-	62, // 84: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
-	18, // 85: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
-	64, // 86: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
-	68, // 87: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
-	65, // 88: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
-	66, // 89: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
-	67, // 90: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
-	17, // 91: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
-	18, // 92: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
-	70, // 93: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
-	74, // 94: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
-	74, // 95: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
-	18, // 96: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
-	72, // 97: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
-	98, // [98:98] is the sub-list for method output_type
-	98, // [98:98] is the sub-list for method input_type
-	98, // [98:98] is the sub-list for extension type_name
-	98, // [98:98] is the sub-list for extension extendee
-	0,  // [0:98] is the sub-list for field type_name
+	25, // 16: portcullis.config.v1.LlmUpstream.models:type_name -> portcullis.config.v1.LlmModel
+	19, // 17: portcullis.config.v1.ModelPrice.meta:type_name -> portcullis.config.v1.ResourceMeta
+	27, // 18: portcullis.config.v1.ModelPrice.prices:type_name -> portcullis.config.v1.PriceEntry
+	75, // 19: portcullis.config.v1.PriceEntry.effective_time:type_name -> google.protobuf.Timestamp
+	19, // 20: portcullis.config.v1.Budget.meta:type_name -> portcullis.config.v1.ResourceMeta
+	3,  // 21: portcullis.config.v1.Budget.scope:type_name -> portcullis.config.v1.BudgetScope
+	4,  // 22: portcullis.config.v1.Budget.window:type_name -> portcullis.config.v1.BudgetWindow
+	2,  // 23: portcullis.config.v1.Budget.mode:type_name -> portcullis.config.v1.BudgetMode
+	19, // 24: portcullis.config.v1.BudgetUsage.meta:type_name -> portcullis.config.v1.ResourceMeta
+	30, // 25: portcullis.config.v1.BudgetUsage.keys:type_name -> portcullis.config.v1.BudgetKeyUsage
+	32, // 26: portcullis.config.v1.UpstreamCredential.header:type_name -> portcullis.config.v1.HeaderCredential
+	33, // 27: portcullis.config.v1.UpstreamCredential.bearer:type_name -> portcullis.config.v1.BearerCredential
+	34, // 28: portcullis.config.v1.UpstreamCredential.oauth_client_credentials:type_name -> portcullis.config.v1.OAuthClientCredentials
+	76, // 29: portcullis.config.v1.Resilience.timeout:type_name -> google.protobuf.Duration
+	76, // 30: portcullis.config.v1.Resilience.breaker_open:type_name -> google.protobuf.Duration
+	19, // 31: portcullis.config.v1.ToolPin.meta:type_name -> portcullis.config.v1.ResourceMeta
+	39, // 32: portcullis.config.v1.ToolPin.versions:type_name -> portcullis.config.v1.ToolVersion
+	7,  // 33: portcullis.config.v1.ToolPin.kind:type_name -> portcullis.config.v1.PinKind
+	38, // 34: portcullis.config.v1.ToolPin.assignments:type_name -> portcullis.config.v1.ToolAssignment
+	75, // 35: portcullis.config.v1.ToolAssignment.assign_time:type_name -> google.protobuf.Timestamp
+	6,  // 36: portcullis.config.v1.ToolVersion.class:type_name -> portcullis.config.v1.ToolClass
+	75, // 37: portcullis.config.v1.ToolVersion.approve_time:type_name -> google.protobuf.Timestamp
+	75, // 38: portcullis.config.v1.ToolVersion.deprecate_time:type_name -> google.protobuf.Timestamp
+	75, // 39: portcullis.config.v1.ToolVersion.sunset_time:type_name -> google.protobuf.Timestamp
+	19, // 40: portcullis.config.v1.PolicySet.meta:type_name -> portcullis.config.v1.ResourceMeta
+	19, // 41: portcullis.config.v1.PolicyHistory.meta:type_name -> portcullis.config.v1.ResourceMeta
+	42, // 42: portcullis.config.v1.PolicyHistory.versions:type_name -> portcullis.config.v1.PolicyVersion
+	75, // 43: portcullis.config.v1.PolicyVersion.time:type_name -> google.protobuf.Timestamp
+	19, // 44: portcullis.config.v1.PolicyTests.meta:type_name -> portcullis.config.v1.ResourceMeta
+	44, // 45: portcullis.config.v1.PolicyTests.cases:type_name -> portcullis.config.v1.PolicyTestCase
+	75, // 46: portcullis.config.v1.PolicyTestCase.time:type_name -> google.protobuf.Timestamp
+	19, // 47: portcullis.config.v1.Rollout.meta:type_name -> portcullis.config.v1.ResourceMeta
+	46, // 48: portcullis.config.v1.Rollout.plan:type_name -> portcullis.config.v1.RolloutPlan
+	8,  // 49: portcullis.config.v1.Rollout.stage:type_name -> portcullis.config.v1.RolloutStage
+	75, // 50: portcullis.config.v1.Rollout.stage_start_time:type_name -> google.protobuf.Timestamp
+	47, // 51: portcullis.config.v1.Rollout.transitions:type_name -> portcullis.config.v1.RolloutTransition
+	76, // 52: portcullis.config.v1.RolloutPlan.shadow:type_name -> google.protobuf.Duration
+	76, // 53: portcullis.config.v1.RolloutPlan.step:type_name -> google.protobuf.Duration
+	75, // 54: portcullis.config.v1.RolloutTransition.time:type_name -> google.protobuf.Timestamp
+	8,  // 55: portcullis.config.v1.RolloutTransition.from:type_name -> portcullis.config.v1.RolloutStage
+	8,  // 56: portcullis.config.v1.RolloutTransition.to:type_name -> portcullis.config.v1.RolloutStage
+	19, // 57: portcullis.config.v1.ValueList.meta:type_name -> portcullis.config.v1.ResourceMeta
+	19, // 58: portcullis.config.v1.Setting.meta:type_name -> portcullis.config.v1.ResourceMeta
+	19, // 59: portcullis.config.v1.InspectionRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	51, // 60: portcullis.config.v1.InspectionRule.scope:type_name -> portcullis.config.v1.InspectionScope
+	9,  // 61: portcullis.config.v1.InspectionRule.mode:type_name -> portcullis.config.v1.InspectionMode
+	10, // 62: portcullis.config.v1.InspectionRule.side:type_name -> portcullis.config.v1.InspectionSide
+	52, // 63: portcullis.config.v1.InspectionRule.classifier:type_name -> portcullis.config.v1.InspectionClassifier
+	53, // 64: portcullis.config.v1.InspectionRule.rows:type_name -> portcullis.config.v1.InspectionRowLimit
+	11, // 65: portcullis.config.v1.InspectionRule.action:type_name -> portcullis.config.v1.InspectionAction
+	76, // 66: portcullis.config.v1.InspectionClassifier.timeout:type_name -> google.protobuf.Duration
+	19, // 67: portcullis.config.v1.IdentitySource.meta:type_name -> portcullis.config.v1.ResourceMeta
+	55, // 68: portcullis.config.v1.IdentitySource.jwt_issuer:type_name -> portcullis.config.v1.JwtIssuer
+	56, // 69: portcullis.config.v1.IdentitySource.mtls_authority:type_name -> portcullis.config.v1.MtlsAuthority
+	76, // 70: portcullis.config.v1.JwtIssuer.leeway:type_name -> google.protobuf.Duration
+	12, // 71: portcullis.config.v1.JwtIssuer.use:type_name -> portcullis.config.v1.JwtUse
+	19, // 72: portcullis.config.v1.Secret.meta:type_name -> portcullis.config.v1.ResourceMeta
+	19, // 73: portcullis.config.v1.AdminToken.meta:type_name -> portcullis.config.v1.ResourceMeta
+	13, // 74: portcullis.config.v1.AdminToken.role:type_name -> portcullis.config.v1.Role
+	75, // 75: portcullis.config.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 76: portcullis.config.v1.Node.meta:type_name -> portcullis.config.v1.ResourceMeta
+	75, // 77: portcullis.config.v1.ClusterIdentity.create_time:type_name -> google.protobuf.Timestamp
+	19, // 78: portcullis.config.v1.RateLimit.meta:type_name -> portcullis.config.v1.ResourceMeta
+	14, // 79: portcullis.config.v1.RateLimit.key:type_name -> portcullis.config.v1.RateLimitKey
+	15, // 80: portcullis.config.v1.RateLimit.period:type_name -> portcullis.config.v1.RateLimitPeriod
+	16, // 81: portcullis.config.v1.RateLimit.mode:type_name -> portcullis.config.v1.RateLimitMode
+	19, // 82: portcullis.config.v1.ListLearning.meta:type_name -> portcullis.config.v1.ResourceMeta
+	17, // 83: portcullis.config.v1.ListLearning.scope:type_name -> portcullis.config.v1.LearningScope
+	75, // 84: portcullis.config.v1.ListLearning.seed_from:type_name -> google.protobuf.Timestamp
+	63, // 85: portcullis.config.v1.ListLearning.sets:type_name -> portcullis.config.v1.LearnedSet
+	19, // 86: portcullis.config.v1.AlertRule.meta:type_name -> portcullis.config.v1.ResourceMeta
+	65, // 87: portcullis.config.v1.AlertRule.match:type_name -> portcullis.config.v1.AlertMatch
+	69, // 88: portcullis.config.v1.AlertRule.webhook:type_name -> portcullis.config.v1.AlertWebhook
+	66, // 89: portcullis.config.v1.AlertMatch.policy_deny:type_name -> portcullis.config.v1.PolicyDenyMatch
+	67, // 90: portcullis.config.v1.AlertMatch.quarantine:type_name -> portcullis.config.v1.QuarantineMatch
+	68, // 91: portcullis.config.v1.AlertMatch.rollout_rollback:type_name -> portcullis.config.v1.RolloutRollbackMatch
+	18, // 92: portcullis.config.v1.AlertWebhook.format:type_name -> portcullis.config.v1.AlertFormat
+	19, // 93: portcullis.config.v1.Alert.meta:type_name -> portcullis.config.v1.ResourceMeta
+	71, // 94: portcullis.config.v1.Alert.event:type_name -> portcullis.config.v1.AlertEvent
+	75, // 95: portcullis.config.v1.Alert.next_attempt_time:type_name -> google.protobuf.Timestamp
+	75, // 96: portcullis.config.v1.AlertEvent.time:type_name -> google.protobuf.Timestamp
+	19, // 97: portcullis.config.v1.AuditCursor.meta:type_name -> portcullis.config.v1.ResourceMeta
+	73, // 98: portcullis.config.v1.AuditCursor.marks:type_name -> portcullis.config.v1.AuditMark
+	99, // [99:99] is the sub-list for method output_type
+	99, // [99:99] is the sub-list for method input_type
+	99, // [99:99] is the sub-list for extension type_name
+	99, // [99:99] is the sub-list for extension extendee
+	0,  // [0:99] is the sub-list for field type_name
 }
 
 func init() { file_portcullis_config_v1_resources_proto_init() }
@@ -6714,7 +6785,7 @@ func file_portcullis_config_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_portcullis_config_v1_resources_proto_rawDesc), len(file_portcullis_config_v1_resources_proto_rawDesc)),
-			NumEnums:      18,
+			NumEnums:      19,
 			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -1,9 +1,12 @@
 package mcp_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -17,6 +20,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	mcpgw "github.com/portcullis-gw/portcullis/internal/dataplane/protocol/mcp"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/stages"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/upstream/upstreamtest"
 	auditv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/audit/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
@@ -67,15 +71,31 @@ type brokerEnv struct {
 
 func newBrokerEnv(t *testing.T, opts demo.Options) *brokerEnv {
 	t.Helper()
+	return newBrokerEnvWith(t, opts, brokerSetup{})
+}
+
+// brokerSetup varies a brokerEnv: wrap, when set, stands between the
+// gateway and the demo upstream; http1 reaches it with upstream/h1.
+type brokerSetup struct {
+	wrap  func(http.Handler) http.Handler
+	http1 bool
+}
+
+func newBrokerEnvWith(t *testing.T, opts demo.Options, setup brokerSetup) *brokerEnv {
+	t.Helper()
 	opts.RequireBearer, opts.StreamingTools, opts.Content = upstreamSecret, true, true
 	up := demo.NewHandler(opts)
-	upSrv := httptest.NewServer(up)
+	var h http.Handler = up
+	if setup.wrap != nil {
+		h = setup.wrap(up)
+	}
+	upSrv := httptest.NewServer(h)
 	t.Cleanup(upSrv.Close)
 	t.Cleanup(up.Close)
 	resolver := upstreamtest.NewResolver()
 	resolver.SetUpstream(upstreamtest.MCP("demo", upSrv.URL+"/mcp", "demo-token"))
 	resolver.SetSecret("demo-token", []byte(upstreamSecret), "127.0.0.1")
-	pool := mcpgw.NewPool(testLogger(t))
+	pool := mcpgw.NewPool(testLogger(t), upstream.WithHTTP1(setup.http1))
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	cfg := brokerConfig{newFakeConfig(pinDemoTools(ctx, t, upSrv.URL+"/mcp")...), resolver}
@@ -336,9 +356,17 @@ func (e *brokerEnv) resourceUpdated(t *testing.T, uri string) {
 // front of a legacy upstream: completion, log messages at the level its
 // request's _meta asks for, a resource followed over subscriptions/listen
 // (the upstream unsubscribed when the stream closes), and a call the
-// client gives up on cancelled upstream.
+// client gives up on cancelled upstream; with net/http and with
+// upstream/h1 towards the upstream.
 func TestBrokeredMethodsModern(t *testing.T) {
-	e := newBrokerEnv(t, demo.Options{})
+	for _, http1 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net/http", true: "h1"}[http1], func(t *testing.T) {
+			testBrokeredMethodsModern(t, newBrokerEnvWith(t, demo.Options{}, brokerSetup{http1: http1}))
+		})
+	}
+}
+
+func testBrokeredMethodsModern(t *testing.T, e *brokerEnv) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	a := e.connect(ctx, t, "2026-07-28")
@@ -409,3 +437,104 @@ func TestSubscriptionsToAModernUpstream(t *testing.T) {
 		t.Errorf("updates %v", a.updated)
 	}
 }
+
+// TestUpdateAtOnceAfterSubscribing: a legacy upstream that sends an update
+// as soon as it holds a subscription, before its answer to
+// resources/subscribe reaches the gateway (here: the answer is held until
+// the update was sent), and with no call before that would have opened
+// its standalone stream. The gateway opens the stream before it
+// subscribes, so the upstream has somewhere to send the update, and keeps
+// an update that arrives before the answer until the answer confirms the
+// subscription: the caller is told.
+func TestUpdateAtOnceAfterSubscribing(t *testing.T) {
+	for _, http1 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net/http", true: "h1"}[http1], func(t *testing.T) {
+			hold := newAnswerHold(t, "resources/subscribe")
+			e := newBrokerEnvWith(t, demo.Options{}, brokerSetup{wrap: hold.wrap, http1: http1})
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			a := e.connect(ctx, t, "2026-07-28")
+
+			listening := make(chan error, 1)
+			go func() { listening <- a.Subscribe(ctx, &mcp.SubscribeParams{URI: "demo__demo://readme"}) }()
+			select {
+			case <-hold.answering: // the upstream holds the subscription
+			case <-ctx.Done():
+				t.Fatal("the subscription did not reach the upstream")
+			}
+			e.resourceUpdated(t, "demo://readme")
+			hold.releaseAll()
+			a.await(t, "the update", func(s *session) bool { return len(s.updated) > 0 })
+			if !slices.Equal(a.updated, []string{"demo__demo://readme"}) {
+				t.Errorf("updates %v", a.updated)
+			}
+			if err := a.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: "demo__demo://readme"}); err != nil {
+				t.Fatal(err)
+			}
+			<-listening
+		})
+	}
+}
+
+// answerHold stands between the gateway and an upstream and holds the
+// upstream's answers to one method (from the moment it begins to write
+// them) until released.
+type answerHold struct {
+	method    string
+	answering chan struct{} // one value per held answer
+	release   chan struct{}
+	once      sync.Once
+}
+
+func newAnswerHold(t *testing.T, method string) *answerHold {
+	h := &answerHold{method: method, answering: make(chan struct{}, 16), release: make(chan struct{})}
+	t.Cleanup(h.releaseAll) // never leave a handler blocked
+	return h
+}
+
+func (h *answerHold) releaseAll() { h.once.Do(func() { close(h.release) }) }
+
+func (h *answerHold) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var m struct {
+				Method string `json:"method"`
+			}
+			if json.Unmarshal(body, &m) == nil && m.Method == h.method {
+				w = &heldWriter{ResponseWriter: w, hold: h}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// heldWriter waits for the release before the first byte of an answer.
+type heldWriter struct {
+	http.ResponseWriter
+	hold *answerHold
+	once sync.Once
+}
+
+func (w *heldWriter) wait() {
+	w.once.Do(func() {
+		w.hold.answering <- struct{}{}
+		<-w.hold.release
+	})
+}
+
+func (w *heldWriter) WriteHeader(code int) { w.wait(); w.ResponseWriter.WriteHeader(code) }
+
+func (w *heldWriter) Write(b []byte) (int, error) { w.wait(); return w.ResponseWriter.Write(b) }
+
+func (w *heldWriter) Flush() {
+	w.wait()
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *heldWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -34,6 +34,10 @@ const (
 	maxSubscriptionsPerAgent = 1024
 	// maxSubscriptions bounds them over all callers of this data plane.
 	maxSubscriptions = 100_000
+	// maxHeldUpdates bounds the distinct URIs whose updates one pending
+	// subscription holds; past it the subscribers are told of the
+	// followed URI itself, which covers them all.
+	maxHeldUpdates = 16
 )
 
 // Subscriber is one caller's end of resource subscriptions.
@@ -65,6 +69,37 @@ type subEntry struct {
 	confirmed bool
 	failure   *mcpwire.Message
 	err       error
+	// held are the URIs updated while the subscription was pending: a
+	// legacy upstream sends an update on its standalone stream, which may
+	// arrive before its answer to resources/subscribe on the request's
+	// own. They reach the subscribers once the subscription is confirmed
+	// (and are dropped with it when it fails).
+	held []string
+}
+
+// hold keeps an update of uri (the followed URI or one of its
+// sub-resources) for when e is confirmed.
+func (e *subEntry) hold(followed, uri string) {
+	switch {
+	case slices.Contains(e.held, uri), len(e.held) == 1 && e.held[0] == followed:
+	case len(e.held) >= maxHeldUpdates:
+		e.held = append(e.held[:0], followed)
+	default:
+		e.held = append(e.held, uri)
+	}
+}
+
+// deliveries appends the updates of uri (followed, or a sub-resource of
+// it) for e's subscribers, each under its own name.
+func (e *subEntry) deliveries(out []delivery, followed, uri string) []delivery {
+	for _, sub := range e.subs {
+		name := sub.Name
+		if uri != followed {
+			name = namespaced(sub.Prefix, uri)
+		}
+		out = append(out, delivery{sub, name})
+	}
+	return out
 }
 
 // subscriptions is the pool's registry. Safe for concurrent use.
@@ -195,24 +230,37 @@ func (s *subscriptions) dropKey(key string) []released {
 
 // settle records the upstream's answer to the subscription of e (a
 // failure or err unregisters it, with every subscriber that joined) and
-// wakes whoever waits. It reports whether e is still registered.
-func (s *subscriptions) settle(up, uri string, e *subEntry, failure *mcpwire.Message, err error) bool {
+// wakes whoever waits. It reports whether e is still registered, and
+// returns the updates held while it was pending, for the caller to
+// deliver.
+func (s *subscriptions) settle(up, uri string, e *subEntry, failure *mcpwire.Message, err error) (bool, []delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.settleLocked(up, uri, e, failure, err)
-	return s.byUp[up][uri] == e
+	held := s.settleLocked(up, uri, e, failure, err)
+	return s.byUp[up][uri] == e, held
 }
 
-func (s *subscriptions) settleLocked(up, uri string, e *subEntry, failure *mcpwire.Message, err error) {
+// settleLocked settles e as settle does and returns, when it confirms e
+// and e is still registered, the updates held meanwhile.
+func (s *subscriptions) settleLocked(up, uri string, e *subEntry, failure *mcpwire.Message, err error) []delivery {
 	select {
 	case <-e.ready:
-		return // settled already
+		return nil // settled already
 	default:
 	}
+	held := e.held
+	e.held = nil
 	if failure == nil && err == nil {
 		e.confirmed = true
 		close(e.ready)
-		return
+		if s.byUp[up][uri] != e {
+			return nil
+		}
+		var out []delivery
+		for _, u := range held {
+			out = e.deliveries(out, uri, u)
+		}
+		return out
 	}
 	e.failure, e.err = failure, err
 	if s.byUp[up][uri] == e {
@@ -226,14 +274,16 @@ func (s *subscriptions) settleLocked(up, uri string, e *subEntry, failure *mcpwi
 		s.changedLocked(up)
 	}
 	close(e.ready)
+	return nil
 }
 
 // acked settles a modern upstream's pending subscriptions from its
 // acknowledgment: those it lists are confirmed, the others declined; err
-// fails them all.
-func (s *subscriptions) acked(up string, uris []string, err error) {
+// fails them all. It returns the updates held for those confirmed.
+func (s *subscriptions) acked(up string, uris []string, err error) []delivery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var out []delivery
 	for uri, e := range s.byUp[up] {
 		if e.confirmed {
 			continue
@@ -242,11 +292,12 @@ func (s *subscriptions) acked(up string, uris []string, err error) {
 		case err != nil:
 			s.settleLocked(up, uri, e, nil, err)
 		case slices.Contains(uris, uri):
-			s.settleLocked(up, uri, e, nil, nil)
+			out = append(out, s.settleLocked(up, uri, e, nil, nil)...)
 		default:
 			s.settleLocked(up, uri, e, declined(), nil)
 		}
 	}
+	return out
 }
 
 // declined is the error answer of a subscription a modern upstream did
@@ -269,6 +320,22 @@ func (s *subscriptions) has(up string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.byUp[up]) > 0
+}
+
+// confirmedURIs lists the upstream's followed URIs whose subscription it
+// confirmed, sorted (a pending one is being subscribed by its own
+// request).
+func (s *subscriptions) confirmedURIs(up string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.byUp[up]))
+	for uri, e := range s.byUp[up] {
+		if e.confirmed {
+			out = append(out, uri)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // uris lists the upstream's followed URIs, sorted.
@@ -320,26 +387,21 @@ type delivery struct {
 // targets are the subscribers an update of the upstream's uri reaches:
 // those of the URI itself, under the name they subscribed by, and those
 // of a URI it is a sub-resource of ("<uri>/…"), under its own namespaced
-// name.
+// name. A subscription still pending holds the update until the upstream
+// confirms it.
 func (s *subscriptions) targets(up, uri string) []delivery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []delivery
 	for followed, e := range s.byUp[up] {
+		if followed != uri && !(strings.HasPrefix(uri, followed) && (strings.HasSuffix(followed, "/") || strings.HasPrefix(uri[len(followed):], "/"))) {
+			continue
+		}
 		if !e.confirmed {
+			e.hold(followed, uri)
 			continue
 		}
-		exact := followed == uri
-		if !exact && !(strings.HasPrefix(uri, followed) && (strings.HasSuffix(followed, "/") || strings.HasPrefix(uri[len(followed):], "/"))) {
-			continue
-		}
-		for _, sub := range e.subs {
-			name := sub.Name
-			if !exact {
-				name = namespaced(sub.Prefix, uri)
-			}
-			out = append(out, delivery{sub, name})
-		}
+		out = e.deliveries(out, followed, uri)
 	}
 	return out
 }
@@ -404,6 +466,12 @@ func (p *Pool) Subscribe(ctx context.Context, r upstream.Resolver, name, uri str
 		p.subs.settle(name, uri, e, nil, err)
 		return nil, err
 	}
+	// The updates come on the listener's standalone stream, and the
+	// upstream sends one as soon as it holds the subscription: open the
+	// stream first, or an update sent at once has nowhere to go (the
+	// upstream drops it).
+	cn.Session.subscriptionsChanged()
+	cn.Session.awaitStream(ctx, s.Timeout)
 	op := p.subs.opLock(name)
 	op.Lock()
 	m, err := p.requestOn(ctx, cn, &s, "resources/subscribe", params, nil)
@@ -416,13 +484,11 @@ func (p *Pool) Subscribe(ctx context.Context, r upstream.Resolver, name, uri str
 		p.subs.settle(name, uri, e, m, nil)
 		return m, nil
 	}
-	if !p.subs.settle(name, uri, e, nil, nil) {
+	registered, held := p.subs.settle(name, uri, e, nil, nil)
+	if !registered {
 		p.release([]released{{name, uri}}) // everybody left while it was pending
 	}
-	// The updates come on the listener's stream: the subscription holds
-	// once it is open.
-	cn.Session.subscriptionsChanged()
-	cn.Session.awaitStream(ctx, s.Timeout)
+	p.send(held)
 	return m, nil
 }
 
@@ -502,8 +568,12 @@ func (p *Pool) release(rs []released) {
 // deliver passes an upstream's notifications/resources/updated for uri
 // to its subscribers, each under its own name; a subscriber found gone is
 // dropped.
-func (p *Pool) deliver(up, uri string) {
-	for _, d := range p.subs.targets(up, uri) {
+func (p *Pool) deliver(up, uri string) { p.send(p.subs.targets(up, uri)) }
+
+// send passes updates to their subscribers; a subscriber found gone is
+// dropped.
+func (p *Pool) send(ds []delivery) {
+	for _, d := range ds {
 		params, err := json.Marshal(map[string]string{"uri": d.name})
 		if err != nil {
 			continue

@@ -243,9 +243,10 @@ func (s *upSession) listenLegacy() listenNext {
 }
 
 // resubscribe subscribes a new legacy session to every resource the
-// gateway's callers follow on this upstream.
+// gateway's callers follow on this upstream (those still pending are
+// being subscribed by their own request).
 func (s *upSession) resubscribe() {
-	for _, uri := range s.pool.subs.uris(s.name) {
+	for _, uri := range s.pool.subs.confirmedURIs(s.name) {
 		if err := s.upstreamSubscription(s.ctx, "resources/subscribe", uri); err != nil {
 			s.pool.logger.Warn("subscribing the upstream's new session again failed", slog.String("upstream", s.name), slog.Any("error", err))
 		}
@@ -324,7 +325,7 @@ func (s *upSession) onStream(m *mcpwire.Message) {
 			} `json:"notifications"`
 		}
 		_ = json.Unmarshal(m.Params, &p)
-		s.pool.subs.acked(s.name, p.Notifications.ResourceSubscriptions, nil)
+		s.pool.send(s.pool.subs.acked(s.name, p.Notifications.ResourceSubscriptions, nil))
 	case m.Kind() == mcpwire.KindRequest:
 		// No caller asked: refuse (pings never get here).
 		resp := mcpwire.NewError(m.ID, &mcpwire.Error{Code: mcpwire.CodeMethodNotFound,

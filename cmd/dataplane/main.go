@@ -83,7 +83,7 @@ func newCommand() *cobra.Command {
 	f.StringVar(&cfg.AuditOTLPEndpoint, "audit-otlp-endpoint", "", "also export every audit record as an OpenTelemetry log record to this OTLP/HTTP logs URL (e.g. http://collector:4318/v1/logs; /v1/logs when no path); batched, never delays a call, drops and counts records when the collector falls behind")
 	f.DurationVar(&cfg.RolloutSummaryInterval, "rollout-summary-interval", server.DefaultRolloutSummaryInterval, "how often the counts of a staged policy rollout go to the audit log (and on to the rollout controller)")
 	cfg.Tracing.Flags(f)
-	f.BoolVar(&cfg.UpstreamHTTP1, "upstream-http1", false, "experimental: reach plain http:// upstreams over HTTP/1.1 on the calling goroutine instead of net/http's transport (less CPU and latency per call; https upstreams are unaffected)")
+	f.BoolVar(&cfg.UpstreamHTTP1, "upstream-http1", true, "reach plain http:// upstreams over HTTP/1.1 on the calling goroutine instead of net/http's transport (less CPU and latency per call; https upstreams always use net/http); --upstream-http1=false goes back to net/http")
 	f.BoolVar(&cfg.Dev, "dev", false, "allow plain http:// control planes on loopback (never in production)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")

@@ -54,7 +54,8 @@ type Config struct {
 	MaxStale time.Duration
 	// UpstreamHTTP1 reaches plain http:// upstreams over HTTP/1.1 on the
 	// calling goroutine (package upstream/h1) instead of net/http's
-	// Transport (--upstream-http1; experimental, off by default).
+	// Transport (--upstream-http1, which the data plane binary turns on by
+	// default; the zero value, net/http, is what in-process users get).
 	UpstreamHTTP1 bool
 	// AuditAsync answers a call once its audit record is written to the
 	// OS, without waiting for the fsync (--audit-sync=false): faster, but a

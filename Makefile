@@ -130,7 +130,7 @@ fuzz-ci: ## Fuzz the state machine's Apply and the data plane's snapshot compile
 test: lint check-generate unit fuzz-ci e2e ## Everything CI holds: lint, check-generate, unit, fuzz-ci, e2e
 
 .PHONY: bench
-bench: ## Benchmarks with printed figures: commits on Raft and etcd, leader failover, config distribution on Raft and etcd, snapshot scale, authorization by policy count, runtime inspection per call, audit log records/s and latency, the control plane's audit store at 1M and 10M records, MCP calls and A2A messages direct vs nginx vs data plane (CPU per call, stage budget, tracing off/on, allocations, latency plot), LLM streams' time to first token and per-chunk latency direct vs nginx vs data plane, the rate-limit stage's cost per call and lease traffic at 1,000 keys
+bench: ## Benchmarks with printed figures: commits on Raft and etcd, leader failover, config distribution on Raft and etcd, snapshot scale, authorization by policy count, runtime inspection per call, audit log records/s and latency, the control plane's audit store at 1M and 10M records, MCP calls and A2A messages direct vs nginx vs data plane (CPU per call, stage budget, tracing off/on, allocations, latency plot), LLM streams' time to first token and per-chunk latency direct vs nginx vs data plane, the rate-limit stage's and budget reservation's cost per call and lease traffic at 1,000 keys
 	@mkdir -p bench-results && date +%s > bench-results/.started
 	./scripts/ensure-nginx
 	$(GO) run ./test/bench/raftbench -out bench-results/raft.md

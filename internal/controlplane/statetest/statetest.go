@@ -559,6 +559,7 @@ func Script() []Step {
 		{Name: "delete rate limit", Cmd: By(Delete(resource.RateLimit, "in-flight"), BootToken, "r-rl-del", 62), ConfigMoves: true},
 		// Budget usage needs cluster version 7; n1 records 6 until the
 		// rollout steps record the binary's version.
+		{Name: "refused shadow budget before every voter supports it", Cmd: By(Create(shadow(Budget("shadow-early", 1_000_000))), BootToken, "r-budget-shadow-early", 62), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
 		{Name: "refused budget usage before every voter supports it", Cmd: at(withBudgetUsage(Consume("budget", 0, map[string]uint64{"dp1": 3}), BudgetUsageDelta("research-monthly", "team research", 1)), 62), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
 		{Name: "create inspection rule", Cmd: By(Create(InspectionRule("no-exfil", "pay")), BootToken, "r-insp-rule", 63), ConfigMoves: true},
 		{Name: "refused rule scoped to a missing upstream", Cmd: By(Create(InspectionRule("ghost", "ghost")), BootToken, "r-insp-rule-ghost", 64), WantCode: fsmv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION},
@@ -669,6 +670,7 @@ func learnedSteps() []Step {
 		// Budget usage (cluster version 7, recorded by the rollout steps).
 		{Name: "create budget to count", Cmd: By(Create(Budget("ops-monthly", 10_000_000)), BootToken, "r-ops-budget", 103), ConfigMoves: true},
 		{Name: "create budget cursor", Cmd: at(Consume("budget", 0, map[string]uint64{"dp1": 12}), 104)},
+		{Name: "create shadow budget", Cmd: By(Create(shadow(Budget("ops-shadow", 5_000_000))), BootToken, "r-ops-shadow", 104), ConfigMoves: true},
 		{Name: "budget usage batch", Cmd: at(withBudgetUsage(Consume("budget", 1, map[string]uint64{"dp1": 15}), BudgetUsageDelta("ops-monthly", "team research", 3), BudgetUsageDelta("gone", "team research", 1)), 105)},
 		{Name: "budget usage batch adding to a key", Cmd: at(withBudgetUsage(Consume("budget", 2, map[string]uint64{"dp1": 16}), BudgetUsageDelta("ops-monthly", "team research", 1)), 106)},
 		{Name: "refused budget usage with a key over the limit", Cmd: at(withBudgetUsage(Consume("budget", 3, map[string]uint64{"dp1": 17}), BudgetUsageDelta("ops-monthly", "team "+strings.Repeat("x", 600), 1)), 107), WantCode: fsmv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT},
@@ -732,6 +734,12 @@ func LLMUpstream(name, model, alias string) *configv1.Upstream {
 func ModelPrice(upstream, model string, micros int64) *configv1.ModelPrice {
 	return &configv1.ModelPrice{Meta: Meta(upstream + "/" + model), Upstream: upstream, Model: model,
 		Prices: []*configv1.PriceEntry{{InputMicros: micros, OutputMicros: 4 * micros}}}
+}
+
+// shadow puts b in shadow mode (cluster version 7).
+func shadow(b *configv1.Budget) *configv1.Budget {
+	b.Mode = configv1.BudgetMode_BUDGET_MODE_SHADOW
+	return b
 }
 
 // Budget returns a monthly cost budget per team.

@@ -92,7 +92,7 @@ type gw struct {
 	url      string
 	fake     *provider.Handler
 	audit    *records
-	budgets  *limit.Local
+	budgets  *limit.Fleet
 	fakeURL  string
 	snapshot *snapshotv1.Snapshot
 }
@@ -128,7 +128,7 @@ func start(t *testing.T, change func(s *snapshotv1.Snapshot)) *gw {
 		change(s)
 	}
 	cfg := configtest.Compile(t, s)
-	g := &gw{fake: fake, audit: &records{}, budgets: limit.NewLocal(time.Now), fakeURL: fakeSrv.URL, snapshot: s}
+	g := &gw{fake: fake, audit: &records{}, budgets: limit.NewFleet(time.Now, nil), fakeURL: fakeSrv.URL, snapshot: s}
 	g.budgets.Configure(cfg.Budgets())
 	logger := slog.New(slog.DiscardHandler)
 	f := llm.NewForwarder(logger)

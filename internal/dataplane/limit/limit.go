@@ -8,8 +8,7 @@
 //
 // Reserver is the seam: Fleet enforces budgets across the fleet with
 // slices leased from the control plane (whose usage is derived from its
-// audit store); Local enforces them within one process alone, for tests
-// and tools that run without a control plane.
+// audit store); without a control plane it admits each key's safe share.
 package limit
 
 import (

@@ -52,7 +52,6 @@ func TestShadowBudgetAdmitsAndCounts(t *testing.T) {
 		make func(*refusals) reserver
 	}{
 		{"fleet", func(m *refusals) reserver { return limit.NewFleet(func() time.Time { return t0 }, m) }},
-		{"local", func(*refusals) reserver { return limit.NewLocal(func() time.Time { return t0 }) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m := &refusals{enforce: map[string]int{}, shadow: map[string]int{}}

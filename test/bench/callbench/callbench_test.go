@@ -109,6 +109,7 @@ func startDataplane(b *testing.B, upURL string, traces tracing.Config) *server.S
 		DataDir: b.TempDir(), ControlPlanes: []string{"http://127.0.0.1:1"}, Dev: true,
 		Credential: joincred.Credential{Name: "dp1", Token: "pct_test"},
 		Listen:     "127.0.0.1:0", AuditAsync: true, DegradedAfter: time.Hour, Tracing: traces,
+		UpstreamHTTP1: true, // as the data plane binary runs by default (--upstream-http1)
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -18,7 +18,7 @@ import (
 // Header is the first row: one column per field of Row.
 var Header = []string{"time", "dataplane", "sequence", "agent", "user", "protocol", "method", "upstream", "tool",
 	"decision", "policies", "outcome", "reason", "mode", "snapshot_version", "latency_ms", "upstream_latency_ms",
-	"source_ip", "upstream_error", "response_bytes", "arguments_json", "hash", "target_own", "findings"}
+	"source_ip", "upstream_error", "response_bytes", "arguments_json", "hash", "target_own", "findings", "limits"}
 
 // Cell returns s safe to open in a spreadsheet: a value starting with =,
 // +, -, @, a tab or a carriage return would be read as a formula (CSV
@@ -132,6 +132,26 @@ func Findings(r *auditv1.Record) string {
 	return strings.Join(parts, "; ")
 }
 
+// Limits summarises the rate limits and budgets a call met: the limits
+// that refused it (reason rate_limited) or, in shadow mode, would have,
+// and the shadow budgets that would have refused it although it ran:
+// "rate limits per-agent-tool (shadow); shadow budgets team-monthly". A
+// budget that refused a call is in its reason (budget_exhausted).
+func Limits(r *auditv1.Record) string {
+	var parts []string
+	if l := r.GetRateLimits(); len(l) > 0 {
+		s := "rate limits " + strings.Join(l, ", ")
+		if r.GetRateLimitShadow() {
+			s += " (shadow)"
+		}
+		parts = append(parts, s)
+	}
+	if b := r.GetShadowBudgets(); len(b) > 0 {
+		parts = append(parts, "shadow budgets "+strings.Join(b, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // learnedTarget names the first value a learned record adds or removes,
 // and how many more there are.
 func learnedTarget(l *auditv1.LearnedDetail) string {
@@ -164,7 +184,7 @@ func Row(r *auditv1.Record) []string {
 		r.GetProtocol(), r.GetMethod(), r.GetUpstream(), Target(r), r.GetDecision(), strings.Join(r.GetPolicies(), " "),
 		r.GetOutcome(), r.GetReason(), r.GetMode(), strconv.FormatUint(r.GetSnapshotVersion(), 10), ms(r.GetLatency()),
 		ms(r.GetUpstreamLatency()), r.GetSourceIp(), strconv.FormatBool(r.GetUpstreamError()),
-		strconv.FormatInt(r.GetResponseBytes(), 10), r.GetArgumentsJson(), hex.EncodeToString(r.GetHash()), r.GetTargetOwn(), Findings(r)}
+		strconv.FormatInt(r.GetResponseBytes(), 10), r.GetArgumentsJson(), hex.EncodeToString(r.GetHash()), r.GetTargetOwn(), Findings(r), Limits(r)}
 	for i, c := range row {
 		row[i] = Cell(c)
 	}

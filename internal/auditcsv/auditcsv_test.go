@@ -100,8 +100,9 @@ func TestFindings(t *testing.T) {
 		t.Errorf("no findings = %q", got)
 	}
 	row := auditcsv.Row(r)
-	if row[len(row)-1] != want || auditcsv.Header[len(auditcsv.Header)-1] != "findings" {
-		t.Errorf("the findings column is %q under %q", row[len(row)-1], auditcsv.Header[len(auditcsv.Header)-1])
+	col := slices.Index(auditcsv.Header, "findings")
+	if col < 0 || row[col] != want {
+		t.Errorf("the findings column (%d) of %q", col, row)
 	}
 }
 
@@ -135,5 +136,27 @@ func TestActorAndTargetOfDerivedRecords(t *testing.T) {
 				t.Errorf("Target = %q, want %q", got, tt.wantTarget)
 			}
 		})
+	}
+}
+
+func TestLimits(t *testing.T) {
+	for _, tc := range []struct {
+		r    *auditv1.Record
+		want string
+	}{
+		{&auditv1.Record{}, ""},
+		{&auditv1.Record{RateLimits: []string{"per-agent", "slots"}}, "rate limits per-agent, slots"},
+		{&auditv1.Record{RateLimits: []string{"try-it"}, RateLimitShadow: true}, "rate limits try-it (shadow)"},
+		{&auditv1.Record{ShadowBudgets: []string{"monthly", "daily"}}, "shadow budgets monthly, daily"},
+		{&auditv1.Record{RateLimits: []string{"try-it"}, RateLimitShadow: true, ShadowBudgets: []string{"monthly"}},
+			"rate limits try-it (shadow); shadow budgets monthly"},
+	} {
+		if got := auditcsv.Limits(tc.r); got != tc.want {
+			t.Errorf("Limits(%v) = %q, want %q", tc.r, got, tc.want)
+		}
+	}
+	row := auditcsv.Row(&auditv1.Record{ShadowBudgets: []string{"monthly"}})
+	if len(row) != len(auditcsv.Header) || auditcsv.Header[len(row)-1] != "limits" || row[len(row)-1] != "shadow budgets monthly" {
+		t.Errorf("Row's limits cell: %q under %q", row[len(row)-1], auditcsv.Header[len(auditcsv.Header)-1])
 	}
 }

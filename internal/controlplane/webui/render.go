@@ -99,6 +99,7 @@ var funcs = template.FuncMap{
 	"short":  toolpin.Short,
 	"actor":  auditcsv.Actor,
 	"target": auditcsv.Target,
+	"limits": auditcsv.Limits,
 	"join":   strings.Join,
 	"enum": func(s fmt.Stringer, prefix string) string {
 		return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(s.String(), prefix), "_", "-"))

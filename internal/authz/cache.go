@@ -5,10 +5,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
-
-	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 )
 
 // decisionCache remembers Cedar decisions of one configuration version by
@@ -57,24 +54,24 @@ func (c *decisionCache) len() int {
 	return len(c.entries)
 }
 
-// decisionKey appends to buf the cache key of req, whose Cedar form is
-// creq, evaluated against the buckets in set: the agent, action and
+// decisionKey appends to buf the cache key of req, prepared as p,
+// evaluated against the buckets in set: the agent, action and
 // resource, then only the context values those policies read — the user
 // (id, email, groups), sourceIp, degraded, protocol, findings, a remote agent's
 // skill and sizes, and the arguments at the read paths, in a
 // self-delimiting canonical encoding of their Cedar values. Two requests
 // with equal keys make the policies read equal values, so they decide
 // alike. False means the request must not be cached.
-func decisionKey(buf []byte, req *Request, creq cedar.Request, set *applicable) ([]byte, bool) {
+func decisionKey(buf []byte, req *Request, p *prepared, set *applicable) ([]byte, bool) {
 	r := set.reads()
 	if r.uncacheable {
 		return nil, false
 	}
-	buf = strconv.AppendQuote(buf, string(creq.Principal.ID))
-	buf = strconv.AppendQuote(buf, string(creq.Action.ID))
+	buf = strconv.AppendQuote(buf, string(p.principal.ID))
+	buf = strconv.AppendQuote(buf, string(p.action.ID))
 	// A tool's resource is named by its action; a remote agent's is not.
-	buf = strconv.AppendQuote(buf, string(creq.Resource.Type))
-	buf = strconv.AppendQuote(buf, string(creq.Resource.ID))
+	buf = strconv.AppendQuote(buf, string(p.resource.Type))
+	buf = strconv.AppendQuote(buf, string(p.resource.ID))
 	if r.flags&readUser != 0 {
 		if u := req.User; u == nil {
 			buf = append(buf, '-')
@@ -103,16 +100,15 @@ func decisionKey(buf []byte, req *Request, creq cedar.Request, set *applicable) 
 		buf = strconv.AppendQuote(buf, req.Context.Protocol)
 	}
 	if r.flags&readFindings != 0 {
-		f, _ := creq.Context.Get(cedarschema.ContextFindings)
 		var ok bool
-		if buf, ok = appendValue(append(buf, 'F'), f); !ok {
+		if buf, ok = appendValue(append(buf, 'F'), p.findings); !ok {
 			return nil, false
 		}
 	}
 	if r.flags&readSkill != 0 {
-		if skill, ok := creq.Context.Get(cedarschema.ContextSkill); ok {
-			s, _ := skill.(types.String)
-			buf = strconv.AppendQuote(append(buf, 'S'), string(s))
+		// context.skill is present when a remote agent's request names one.
+		if !p.tool && req.Context.Skill != "" {
+			buf = strconv.AppendQuote(append(buf, 'S'), req.Context.Skill)
 		} else {
 			buf = append(buf, '-')
 		}
@@ -123,19 +119,16 @@ func decisionKey(buf []byte, req *Request, creq cedar.Request, set *applicable) 
 	if r.flags&readMetadataBytes != 0 {
 		buf = append(strconv.AppendInt(append(buf, 'm'), req.Context.MetadataBytes, 10), ';')
 	}
-	args, ok := creq.Context.Get(cedarschema.ContextArguments)
-	if !ok {
-		return nil, false
-	}
 	if r.flags&readWholeArguments != 0 {
-		return appendValue(buf, args)
+		return appendValue(buf, p.arguments)
 	}
+	var ok bool
 	for _, b := range set {
 		if b == nil {
 			continue
 		}
 		for _, path := range b.reads.args {
-			if buf, ok = appendPath(buf, args, path); !ok {
+			if buf, ok = appendPath(buf, p.arguments, path); !ok {
 				return nil, false
 			}
 		}

@@ -24,16 +24,27 @@ var errNotJSON = errors.New("not a JSON value")
 // key given twice is an error: two readers of the same message could
 // otherwise disagree about it.
 func Members(b []byte) ([]Member, error) {
-	out, err := members(b)
+	return appendMembers(nil, b)
+}
+
+// appendMembers is Members appending to dst[:0]: a caller that only looks
+// at the list passes a slice of an array on its stack, which holds the
+// members of most objects.
+func appendMembers(dst []Member, b []byte) ([]Member, error) {
+	out, err := members(dst, b)
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, errNotJSON // truncated
 	}
 	return out, err
 }
 
-func members(b []byte) ([]Member, error) {
+// memberScratch is how many members the stack arrays of appendMembers'
+// callers hold.
+const memberScratch = 16
+
+func members(dst []Member, b []byte) ([]Member, error) {
 	if json.Valid(b) {
-		return validMembers(b)
+		return validMembers(dst, b)
 	}
 	// Invalid JSON is rare on the call path: the decoder reports exactly
 	// what is wrong with it.
@@ -43,8 +54,8 @@ func members(b []byte) ([]Member, error) {
 // validMembers is members for b that json.Valid accepted: one pass that
 // only finds where each key and value begins and ends, without the
 // decoder's allocations. It returns what decodeMembers returns for the
-// same input.
-func validMembers(b []byte) ([]Member, error) {
+// same input, appended to dst[:0].
+func validMembers(dst []Member, b []byte) ([]Member, error) {
 	i := skipSpace(b, 0)
 	if b[i] != '{' {
 		return nil, errNotObject
@@ -53,7 +64,10 @@ func validMembers(b []byte) ([]Member, error) {
 	if b[i] == '}' {
 		return nil, nil
 	}
-	out := make([]Member, 0, 8)
+	out := dst[:0]
+	if cap(out) == 0 {
+		out = make([]Member, 0, 8)
+	}
 	for {
 		kEnd := skipString(b, i)
 		key, err := memberKey(b[i:kEnd])
@@ -230,7 +244,8 @@ func decodeMembers(b []byte) ([]Member, error) {
 
 // Find returns the value of member key of object b, or nil.
 func Find(b []byte, key string) (json.RawMessage, error) {
-	members, err := Members(b)
+	var scratch [memberScratch]Member
+	members, err := appendMembers(scratch[:0], b)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +261,8 @@ func Find(b []byte, key string) (json.RawMessage, error) {
 // value (valid JSON), or the member appended when b has none; every other
 // byte is kept.
 func Set(b []byte, key string, value []byte) ([]byte, error) {
-	members, err := Members(b)
+	var scratch [memberScratch]Member
+	members, err := appendMembers(scratch[:0], b)
 	if err != nil {
 		return nil, err
 	}

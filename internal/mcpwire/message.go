@@ -117,7 +117,8 @@ func Parse(b []byte) (*Message, error) {
 		}
 		return nil, ErrBatch
 	}
-	members, err := Members(b)
+	var scratch [memberScratch]Member
+	members, err := appendMembers(scratch[:0], b)
 	if err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) || errors.Is(err, errNotJSON) {
@@ -197,7 +198,8 @@ func unquote(v []byte, s *string) error {
 // top-level object has a usable one, else null: what an error answer to it
 // carries.
 func ParseID(b []byte) json.RawMessage {
-	members, err := Members(b)
+	var scratch [memberScratch]Member
+	members, err := appendMembers(scratch[:0], b)
 	if err != nil {
 		return json.RawMessage("null")
 	}

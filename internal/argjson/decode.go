@@ -34,12 +34,14 @@ func Decode(raw []byte) (map[string]any, error) {
 		}
 		dec := json.NewDecoder(bytes.NewReader(trimmed))
 		dec.UseNumber()
-		if err := dec.Decode(&v); err != nil {
+		var decoded any // its own: decoding into v would move v to the heap
+		if err := dec.Decode(&decoded); err != nil {
 			return nil, errors.New("arguments are not valid JSON")
 		}
 		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 			return nil, errors.New("arguments are not valid JSON: data after the value")
 		}
+		v = decoded
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {

@@ -58,13 +58,16 @@ func (e *Engine) Decide(_ context.Context, req *Request) Decision {
 	if err != nil {
 		return undecided(err)
 	}
+	// Evaluating takes the set as an iterator, which moves it to the heap:
+	// evaluate gets a copy, so a cache hit's set stays on the stack.
 	set := e.index.applicable(p.action, p.principal.ID)
 	if e.cache == nil {
 		creq, err := e.build(req, &p)
 		if err != nil {
 			return undecided(err)
 		}
-		return e.evaluate(req, creq, &set)
+		policies := set
+		return e.evaluate(req, creq, &policies)
 	}
 	var scratch [256]byte
 	key, cacheable := decisionKey(scratch[:0], req, &p, &set)
@@ -80,7 +83,8 @@ func (e *Engine) Decide(_ context.Context, req *Request) Decision {
 	if err != nil {
 		return undecided(err)
 	}
-	d := e.evaluate(req, creq, &set)
+	policies := set
+	d := e.evaluate(req, creq, &policies)
 	if cacheable {
 		e.cache.put(key, cloneDecision(d))
 	}

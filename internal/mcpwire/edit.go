@@ -56,33 +56,60 @@ func members(dst []Member, b []byte) ([]Member, error) {
 // decoder's allocations. It returns what decodeMembers returns for the
 // same input, appended to dst[:0].
 func validMembers(dst []Member, b []byte) ([]Member, error) {
+	out := dst[:0]
+	err := eachValidMember(b, func(key string, start, end int) error {
+		if slices.ContainsFunc(out, func(m Member) bool { return m.Key == key }) {
+			return fmt.Errorf("member %q appears twice", truncate(key, 64))
+		}
+		if cap(out) == 0 {
+			out = make([]Member, 0, 8)
+		}
+		out = append(out, Member{Key: key, Start: start, End: end})
+		return nil
+	})
+	if err != nil || len(out) == 0 {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EachMember calls f with the key and the value's text of each member of
+// the JSON object b, in order and duplicate keys included, as
+// encoding/json's decoder meets them (keys unescaped, invalid UTF-8
+// replaced by U+FFFD), and returns f's first error. value aliases b. b
+// that is not one JSON object is an error.
+func EachMember(b []byte, f func(key string, value []byte) error) error {
+	if !json.Valid(b) {
+		return errNotJSON
+	}
+	return eachValidMember(b, func(key string, start, end int) error { return f(key, b[start:end]) })
+}
+
+// eachValidMember is EachMember for b that json.Valid accepted, giving
+// each value's span in b.
+func eachValidMember(b []byte, f func(key string, start, end int) error) error {
 	i := skipSpace(b, 0)
 	if b[i] != '{' {
-		return nil, errNotObject
+		return errNotObject
 	}
 	i = skipSpace(b, i+1)
 	if b[i] == '}' {
-		return nil, nil
-	}
-	out := dst[:0]
-	if cap(out) == 0 {
-		out = make([]Member, 0, 8)
+		return nil
 	}
 	for {
 		kEnd := skipString(b, i)
 		key, err := memberKey(b[i:kEnd])
 		if err != nil {
-			return nil, err
+			return err
 		}
 		start := skipSpace(b, skipSpace(b, kEnd)+1) // past the ':'
 		end := skipValue(b, start)
-		if slices.ContainsFunc(out, func(m Member) bool { return m.Key == key }) {
-			return nil, fmt.Errorf("member %q appears twice", truncate(key, 64))
+		if err := f(key, start, end); err != nil {
+			return err
 		}
-		out = append(out, Member{Key: key, Start: start, End: end})
 		i = skipSpace(b, end)
 		if b[i] == '}' {
-			return out, nil
+			return nil
 		}
 		i = skipSpace(b, i+1) // past the ','
 	}

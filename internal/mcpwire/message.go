@@ -136,7 +136,7 @@ func Parse(b []byte) (*Message, error) {
 		case "id":
 			m.ID = v
 		case "method":
-			if err := unquote(v, &m.Method); err != nil || m.Method == "" {
+			if err := Unquote(v, &m.Method); err != nil || m.Method == "" {
 				return nil, &Error{Code: CodeInvalidRequest, Message: "invalid request: method must be a non-empty string"}
 			}
 		case "params":
@@ -174,9 +174,10 @@ func Parse(b []byte) (*Message, error) {
 	return m, nil
 }
 
-// unquote decodes the JSON value v into the string s, as json.Unmarshal
-// does, without its reflection for a plain ASCII string.
-func unquote(v []byte, s *string) error {
+// Unquote decodes the JSON value v into the string s, as json.Unmarshal
+// does (null leaves s as it is; a value that is not a string is an
+// error), without its reflection for a plain ASCII string.
+func Unquote(v []byte, s *string) error {
 	if len(v) >= 2 && v[0] == '"' {
 		inner := v[1 : len(v)-1]
 		plain := true

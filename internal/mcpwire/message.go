@@ -192,7 +192,14 @@ func Unquote(v []byte, s *string) error {
 			return nil
 		}
 	}
-	return json.Unmarshal(v, s)
+	// Decoded into a string of its own, so that s does not escape (and
+	// with its caller's value in it, which null keeps).
+	out := *s
+	if err := json.Unmarshal(v, &out); err != nil {
+		return err
+	}
+	*s = out
+	return nil
 }
 
 // ParseID returns the id of a message that failed to parse, when its

@@ -54,7 +54,8 @@ func (c *decisionCache) len() int {
 	return len(c.entries)
 }
 
-// decisionKey appends to buf the cache key of req, prepared as p,
+// decisionKey appends to buf the cache key of req, prepared as p with
+// the arguments' attributes args,
 // evaluated against the buckets in set: the agent, action and
 // resource, then only the context values those policies read — the user
 // (id, email, groups), sourceIp, degraded, protocol, findings, a remote agent's
@@ -62,7 +63,7 @@ func (c *decisionCache) len() int {
 // self-delimiting canonical encoding of their Cedar values. Two requests
 // with equal keys make the policies read equal values, so they decide
 // alike. False means the request must not be cached.
-func decisionKey(buf []byte, req *Request, p *prepared, set *applicable) ([]byte, bool) {
+func decisionKey(buf []byte, req *Request, p *prepared, args []attr, set *applicable) ([]byte, bool) {
 	r := set.reads()
 	if r.uncacheable {
 		return nil, false
@@ -120,7 +121,7 @@ func decisionKey(buf []byte, req *Request, p *prepared, set *applicable) ([]byte
 		buf = append(strconv.AppendInt(append(buf, 'm'), req.Context.MetadataBytes, 10), ';')
 	}
 	if r.flags&readWholeArguments != 0 {
-		return appendValue(buf, p.arguments)
+		return appendAttrs(buf, args)
 	}
 	var ok bool
 	for _, b := range set {
@@ -128,12 +129,25 @@ func decisionKey(buf []byte, req *Request, p *prepared, set *applicable) ([]byte
 			continue
 		}
 		for _, path := range b.reads.args {
-			if buf, ok = appendPath(buf, p.arguments, path); !ok {
+			if buf, ok = appendArgumentsPath(buf, args, path); !ok {
 				return nil, false
 			}
 		}
 	}
 	return buf, true
+}
+
+// appendArgumentsPath is appendPath for the arguments record whose
+// attributes, sorted by name, are args.
+func appendArgumentsPath(buf []byte, args []attr, path []types.String) ([]byte, bool) {
+	if len(path) == 0 {
+		return appendAttrs(buf, args)
+	}
+	v, ok := attrValue(args, path[0])
+	if !ok {
+		return append(buf, '_'), true
+	}
+	return appendPath(buf, v, path[1:])
 }
 
 // appendPath appends the value at path below v, '_' when an attribute on
@@ -198,6 +212,20 @@ func appendValue(buf []byte, v types.Value) ([]byte, bool) {
 		return append(buf, ']'), true
 	}
 	return nil, false
+}
+
+// appendAttrs is appendValue for the record whose attributes, sorted by
+// name, are attrs.
+func appendAttrs(buf []byte, attrs []attr) ([]byte, bool) {
+	buf = append(buf, '{')
+	for _, a := range attrs {
+		buf = strconv.AppendQuote(buf, string(a.name))
+		var ok bool
+		if buf, ok = appendValue(buf, a.value); !ok {
+			return nil, false
+		}
+	}
+	return append(buf, '}'), true
 }
 
 // cloneDecision copies d's slices so a cached decision is never shared.

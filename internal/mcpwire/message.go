@@ -136,6 +136,9 @@ func Parse(b []byte) (*Message, error) {
 		case "id":
 			m.ID = v
 		case "method":
+			if m.Method = knownMethod(v); m.Method != "" {
+				break
+			}
 			if err := Unquote(v, &m.Method); err != nil || m.Method == "" {
 				return nil, &Error{Code: CodeInvalidRequest, Message: "invalid request: method must be a non-empty string"}
 			}
@@ -172,6 +175,30 @@ func Parse(b []byte) (*Message, error) {
 		return nil, &Error{Code: CodeInvalidRequest, Message: "invalid response: error must be an object"}
 	}
 	return m, nil
+}
+
+// knownMethod returns the method whose JSON string is exactly v, without
+// allocating, for the methods most messages carry; "" for others.
+func knownMethod(v []byte) string {
+	switch string(v) { // no allocation: the compiler compares in place
+	case `"tools/call"`:
+		return "tools/call"
+	case `"tools/list"`:
+		return "tools/list"
+	case `"notifications/progress"`:
+		return "notifications/progress"
+	case `"notifications/message"`:
+		return "notifications/message"
+	case `"notifications/cancelled"`:
+		return "notifications/cancelled"
+	case `"notifications/initialized"`:
+		return "notifications/initialized"
+	case `"initialize"`:
+		return "initialize"
+	case `"ping"`:
+		return "ping"
+	}
+	return ""
 }
 
 // Unquote decodes the JSON value v into the string s, as json.Unmarshal

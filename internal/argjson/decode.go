@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"unicode/utf8"
 )
 
@@ -21,17 +20,28 @@ func Decode(raw []byte) (map[string]any, error) {
 	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
 		return map[string]any{}, nil
 	}
-	if err := checkDuplicateKeys(trimmed); err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.UseNumber()
 	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, errors.New("arguments are not valid JSON")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("arguments are not valid JSON: data after the value")
+	if json.Valid(trimmed) {
+		d := validDecoder{data: trimmed}
+		var err error
+		if v, err = d.value(); err != nil {
+			return nil, err
+		}
+	} else {
+		// The decoder tells invalid JSON from a duplicate before the error.
+		if err := decodeDuplicateKeys(trimmed); err != nil {
+			return nil, err
+		}
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.UseNumber()
+		var decoded any // its own: decoding into v would move v to the heap
+		if err := dec.Decode(&decoded); err != nil {
+			return nil, errors.New("arguments are not valid JSON")
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return nil, errors.New("arguments are not valid JSON: data after the value")
+		}
+		v = decoded
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
@@ -40,110 +50,147 @@ func Decode(raw []byte) (map[string]any, error) {
 	return obj, nil
 }
 
-// checkDuplicateKeys reports the first object key of a JSON text that
-// appears twice in one object.
-func checkDuplicateKeys(data []byte) error {
-	if json.Valid(data) {
-		return validDuplicateKeys(data)
-	}
-	// The decoder tells invalid JSON from a duplicate before the error.
-	return decodeDuplicateKeys(data)
+// validDecoder decodes a JSON text json.Valid accepted, in one pass over
+// its bytes: into the values encoding/json's decoder makes with UseNumber
+// (map[string]any, []any, string, json.Number, bool, nil), reporting the
+// first object key in the text that its object already had, as
+// decodeDuplicateKeys does. Being valid, the text needs no syntax checks,
+// and its nesting is bounded by json.Valid's limit.
+type validDecoder struct {
+	data []byte
+	i    int
 }
 
-// keyFrame is one open object or array of validDuplicateKeys. An object's
-// keys are a slice while few, then a set.
-type keyFrame struct {
-	object bool
-	keys   []string
-	set    map[string]struct{}
+// value decodes the value at d.i and moves past it.
+func (d *validDecoder) value() (any, error) {
+	d.skipSpace()
+	switch d.data[d.i] {
+	case '{':
+		return d.object()
+	case '[':
+		return d.array()
+	case '"':
+		return d.str()
+	case 't':
+		d.i += len("true")
+		return true, nil
+	case 'f':
+		d.i += len("false")
+		return false, nil
+	case 'n':
+		d.i += len("null")
+		return nil, nil
+	}
+	start := d.i
+	for d.i < len(d.data) && isNumberByte(d.data[d.i]) {
+		d.i++
+	}
+	return json.Number(d.data[start:d.i]), nil
 }
 
-const keyFrameSliceMax = 16
-
-// add records key and reports whether the object already had it.
-func (f *keyFrame) add(key string) (dup bool) {
-	if f.set != nil {
-		_, dup = f.set[key]
-		f.set[key] = struct{}{}
-		return dup
+// object decodes the object at d.i.
+func (d *validDecoder) object() (any, error) {
+	m := map[string]any{}
+	d.i++ // {
+	d.skipSpace()
+	if d.data[d.i] == '}' {
+		d.i++
+		return m, nil
 	}
-	if slices.Contains(f.keys, key) {
-		return true
-	}
-	f.keys = append(f.keys, key)
-	if len(f.keys) > keyFrameSliceMax {
-		f.set = make(map[string]struct{}, 2*len(f.keys))
-		for _, k := range f.keys {
-			f.set[k] = struct{}{}
+	for {
+		d.skipSpace()
+		key, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := m[key]; dup {
+			return nil, fmt.Errorf("arguments: duplicate key %q", Truncate(key, MaxSegmentBytes))
+		}
+		d.skipSpace()
+		d.i++ // :
+		v, err := d.value()
+		if err != nil {
+			return nil, err
+		}
+		m[key] = v
+		d.skipSpace()
+		c := d.data[d.i]
+		d.i++ // , or }
+		if c == '}' {
+			return m, nil
 		}
 	}
-	return false
 }
 
-// validDuplicateKeys is checkDuplicateKeys for a text json.Valid accepted,
-// in one pass over its bytes, without recursion: it reports what
-// decodeDuplicateKeys reports for the same text.
-func validDuplicateKeys(data []byte) error {
-	var stack []keyFrame
-	wantKey := false
-	for i := 0; i < len(data); i++ {
-		switch c := data[i]; c {
-		case ' ', '\t', '\r', '\n', ':':
-		case '{', '[':
-			if n := len(stack); n < cap(stack) {
-				stack = stack[:n+1] // reuse a closed frame's slice
-				stack[n] = keyFrame{object: c == '{', keys: stack[n].keys[:0]}
-			} else {
-				stack = append(stack, keyFrame{object: c == '{'})
-			}
-			wantKey = c == '{'
-		case '}', ']':
-			stack = stack[:len(stack)-1]
-			wantKey = false
-		case ',':
-			wantKey = stack[len(stack)-1].object
-		case '"':
-			end := i + 1
-			plain := true
-			for ; data[end] != '"'; end++ {
-				switch b := data[end]; {
-				case b == '\\':
-					plain = false
-					end++
-				case b >= utf8.RuneSelf:
-					plain = false
-				}
-			}
-			if wantKey {
-				key, err := objectKey(data[i:end+1], plain)
-				if err != nil {
-					return errors.New("arguments are not valid JSON")
-				}
-				if stack[len(stack)-1].add(key) {
-					return fmt.Errorf("arguments: duplicate key %q", Truncate(key, MaxSegmentBytes))
-				}
-				wantKey = false
-			}
-			i = end
-		}
-		// Numbers and literals hold none of the bytes above: skipped.
+// array decodes the array at d.i.
+func (d *validDecoder) array() (any, error) {
+	list := []any{}
+	d.i++ // [
+	d.skipSpace()
+	if d.data[d.i] == ']' {
+		d.i++
+		return list, nil
 	}
-	return nil
+	for {
+		v, err := d.value()
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, v)
+		d.skipSpace()
+		c := d.data[d.i]
+		d.i++ // , or ]
+		if c == ']' {
+			return list, nil
+		}
+	}
 }
 
-// objectKey decodes a quoted key as the decoder does: unescaped, with
+// str decodes the string at d.i as the decoder does: unescaped, with
 // invalid UTF-8 replaced by U+FFFD.
-func objectKey(q []byte, plain bool) (string, error) {
-	if plain {
+func (d *validDecoder) str() (string, error) {
+	start := d.i
+	plain := true
+	end := start + 1
+	for ; d.data[end] != '"'; end++ {
+		if d.data[end] == '\\' {
+			plain = false
+			end++
+		}
+	}
+	d.i = end + 1
+	q := d.data[start:d.i]
+	if plain && utf8.Valid(q) {
+		// The decoder's own fast path: nothing to unescape or replace.
 		return string(q[1 : len(q)-1]), nil
 	}
-	var key string
-	err := json.Unmarshal(q, &key)
-	return key, err
+	var s string
+	if err := json.Unmarshal(q, &s); err != nil {
+		return "", errors.New("arguments are not valid JSON")
+	}
+	return s, nil
 }
 
-// decodeDuplicateKeys is checkDuplicateKeys token by token with
-// encoding/json's decoder, for any text.
+// skipSpace moves past JSON whitespace.
+func (d *validDecoder) skipSpace() {
+	for d.i < len(d.data) {
+		switch d.data[d.i] {
+		case ' ', '\t', '\r', '\n':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// isNumberByte reports whether c may appear in a JSON number.
+func isNumberByte(c byte) bool {
+	return '0' <= c && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
+}
+
+// decodeDuplicateKeys reports the first object key of a JSON text that
+// appears twice in one object, token by token with encoding/json's
+// decoder, for any text.
 func decodeDuplicateKeys(data []byte) error {
 	type frame struct {
 		keys    map[string]struct{} // nil for an array

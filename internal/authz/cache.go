@@ -5,10 +5,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
-
-	"github.com/portcullis-gw/portcullis/internal/cedarschema"
 )
 
 // decisionCache remembers Cedar decisions of one configuration version by
@@ -57,24 +54,25 @@ func (c *decisionCache) len() int {
 	return len(c.entries)
 }
 
-// decisionKey appends to buf the cache key of req, whose Cedar form is
-// creq, evaluated against the buckets in set: the agent, action and
+// decisionKey appends to buf the cache key of req, prepared as p with
+// the arguments' attributes args,
+// evaluated against the buckets in set: the agent, action and
 // resource, then only the context values those policies read — the user
 // (id, email, groups), sourceIp, degraded, protocol, findings, a remote agent's
 // skill and sizes, and the arguments at the read paths, in a
 // self-delimiting canonical encoding of their Cedar values. Two requests
 // with equal keys make the policies read equal values, so they decide
 // alike. False means the request must not be cached.
-func decisionKey(buf []byte, req *Request, creq cedar.Request, set *applicable) ([]byte, bool) {
+func decisionKey(buf []byte, req *Request, p *prepared, args []attr, set *applicable) ([]byte, bool) {
 	r := set.reads()
 	if r.uncacheable {
 		return nil, false
 	}
-	buf = strconv.AppendQuote(buf, string(creq.Principal.ID))
-	buf = strconv.AppendQuote(buf, string(creq.Action.ID))
+	buf = strconv.AppendQuote(buf, string(p.principal.ID))
+	buf = strconv.AppendQuote(buf, string(p.action.ID))
 	// A tool's resource is named by its action; a remote agent's is not.
-	buf = strconv.AppendQuote(buf, string(creq.Resource.Type))
-	buf = strconv.AppendQuote(buf, string(creq.Resource.ID))
+	buf = strconv.AppendQuote(buf, string(p.resource.Type))
+	buf = strconv.AppendQuote(buf, string(p.resource.ID))
 	if r.flags&readUser != 0 {
 		if u := req.User; u == nil {
 			buf = append(buf, '-')
@@ -103,16 +101,15 @@ func decisionKey(buf []byte, req *Request, creq cedar.Request, set *applicable) 
 		buf = strconv.AppendQuote(buf, req.Context.Protocol)
 	}
 	if r.flags&readFindings != 0 {
-		f, _ := creq.Context.Get(cedarschema.ContextFindings)
 		var ok bool
-		if buf, ok = appendValue(append(buf, 'F'), f); !ok {
+		if buf, ok = appendValue(append(buf, 'F'), p.findings); !ok {
 			return nil, false
 		}
 	}
 	if r.flags&readSkill != 0 {
-		if skill, ok := creq.Context.Get(cedarschema.ContextSkill); ok {
-			s, _ := skill.(types.String)
-			buf = strconv.AppendQuote(append(buf, 'S'), string(s))
+		// context.skill is present when a remote agent's request names one.
+		if !p.tool && req.Context.Skill != "" {
+			buf = strconv.AppendQuote(append(buf, 'S'), req.Context.Skill)
 		} else {
 			buf = append(buf, '-')
 		}
@@ -123,24 +120,34 @@ func decisionKey(buf []byte, req *Request, creq cedar.Request, set *applicable) 
 	if r.flags&readMetadataBytes != 0 {
 		buf = append(strconv.AppendInt(append(buf, 'm'), req.Context.MetadataBytes, 10), ';')
 	}
-	args, ok := creq.Context.Get(cedarschema.ContextArguments)
-	if !ok {
-		return nil, false
-	}
 	if r.flags&readWholeArguments != 0 {
-		return appendValue(buf, args)
+		return appendAttrs(buf, args)
 	}
+	var ok bool
 	for _, b := range set {
 		if b == nil {
 			continue
 		}
 		for _, path := range b.reads.args {
-			if buf, ok = appendPath(buf, args, path); !ok {
+			if buf, ok = appendArgumentsPath(buf, args, path); !ok {
 				return nil, false
 			}
 		}
 	}
 	return buf, true
+}
+
+// appendArgumentsPath is appendPath for the arguments record whose
+// attributes, sorted by name, are args.
+func appendArgumentsPath(buf []byte, args []attr, path []types.String) ([]byte, bool) {
+	if len(path) == 0 {
+		return appendAttrs(buf, args)
+	}
+	v, ok := attrValue(args, path[0])
+	if !ok {
+		return append(buf, '_'), true
+	}
+	return appendPath(buf, v, path[1:])
 }
 
 // appendPath appends the value at path below v, '_' when an attribute on
@@ -205,6 +212,20 @@ func appendValue(buf []byte, v types.Value) ([]byte, bool) {
 		return append(buf, ']'), true
 	}
 	return nil, false
+}
+
+// appendAttrs is appendValue for the record whose attributes, sorted by
+// name, are attrs.
+func appendAttrs(buf []byte, attrs []attr) ([]byte, bool) {
+	buf = append(buf, '{')
+	for _, a := range attrs {
+		buf = strconv.AppendQuote(buf, string(a.name))
+		var ok bool
+		if buf, ok = appendValue(buf, a.value); !ok {
+			return nil, false
+		}
+	}
+	return append(buf, '}'), true
 }
 
 // cloneDecision copies d's slices so a cached decision is never shared.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cedar-policy/cedar-go/types"
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
@@ -11,21 +12,51 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/argjson"
 )
 
-// argumentsRecord converts decoded arguments to the Cedar record typed by
-// rt: attributes rt does not declare are dropped, declared ones are
-// converted by their type, and a required one that is missing is an error.
-// An attribute whose path ("arguments/a/b") is in unknown gets its type's
+// argumentsAttrs converts decoded arguments to the attributes of the Cedar
+// record typed by rt, appended to dst sorted by name (see recordOf):
+// attributes rt does not declare are dropped, declared ones are converted
+// by their type, and a required one that is missing is an error. An
+// attribute whose path ("arguments/a/b") is in unknown gets its type's
 // placeholder instead (see zeroValue), present or not.
-func argumentsRecord(args map[string]any, rt resolved.RecordType, unknown map[string]bool) (types.Record, error) {
+func argumentsAttrs(dst []attr, args map[string]any, rt resolved.RecordType, unknown map[string]bool) ([]attr, error) {
 	if unknown["arguments"] {
 		v, err := zeroValue(rt)
 		if err != nil {
-			return types.Record{}, fmt.Errorf("arguments: %w", err)
+			return nil, fmt.Errorf("arguments: %w", err)
 		}
-		return v.(types.Record), nil
+		rec := v.(types.Record)
+		for _, name := range slices.Sorted(rec.Keys()) {
+			av, _ := rec.Get(name)
+			dst = append(dst, attr{name: name, value: av})
+		}
+		return dst, nil
 	}
 	c := converter{unknown: unknown}
-	return c.toRecord("arguments", args, rt)
+	return c.toAttrs(dst, "arguments", args, rt)
+}
+
+// attr is one attribute of a record being made.
+type attr struct {
+	name  types.String
+	value types.Value
+}
+
+// recordOf is the Cedar record of attrs.
+func recordOf(attrs []attr) types.Record {
+	m := make(types.RecordMap, len(attrs))
+	for _, a := range attrs {
+		m[a.name] = a.value
+	}
+	return types.NewRecord(m)
+}
+
+// attrValue is the value of attribute name of attrs, sorted by name.
+func attrValue(attrs []attr, name types.String) (types.Value, bool) {
+	i, ok := slices.BinarySearchFunc(attrs, name, func(a attr, name types.String) int { return strings.Compare(string(a.name), string(name)) })
+	if !ok {
+		return nil, false
+	}
+	return attrs[i].value, true
 }
 
 // converter converts decoded JSON values to Cedar values; unknown holds
@@ -81,55 +112,84 @@ func (c converter) toValue(path string, v any, t resolved.IsType) (types.Value, 
 	return nil, fmt.Errorf("%s: the gateway cannot convert arguments to Cedar type %T", path, t)
 }
 
-// toRecord converts the attributes rt declares, in sorted order so the
-// first error reported is deterministic.
+// toRecord converts the attributes rt declares into a record, in sorted
+// order so the first error reported is deterministic.
 func (c converter) toRecord(path string, obj map[string]any, rt resolved.RecordType) (types.Record, error) {
-	// Tools' arguments records are small: sort their names on the stack.
 	var scratch [16]types.String
-	names := scratch[:0]
-	for name := range rt {
-		names = append(names, name)
-	}
-	slices.Sort(names)
 	out := make(types.RecordMap, len(rt))
-	for _, name := range names {
-		attr := rt[name]
-		// The attribute's path names it in errors and placeholders; a
-		// scalar's conversion needs it only for its error, so it is built
-		// when needed.
-		sub := func() string { return path + "/" + argjson.Segment(string(name)) }
-		if len(c.unknown) > 0 && c.unknown[sub()] {
-			z, err := zeroValue(attr.Type)
-			if err != nil {
-				return types.Record{}, fmt.Errorf("%s: %w", sub(), err)
-			}
-			out[name] = z
-			continue
-		}
-		v, present := obj[string(name)]
-		if !present {
-			if attr.Optional {
-				continue
-			}
-			return types.Record{}, fmt.Errorf("%s: required argument missing", sub())
-		}
-		var (
-			cv  types.Value
-			err error
-		)
-		if scalar(attr.Type) {
-			if cv, err = c.toValue("", v, attr.Type); err != nil {
-				_, err = c.toValue(sub(), v, attr.Type) // the same error, with the path
-			}
-		} else {
-			cv, err = c.toValue(sub(), v, attr.Type)
-		}
+	for _, name := range sortedNames(scratch[:0], rt) {
+		v, ok, err := c.toAttr(path, obj, name, rt[name])
 		if err != nil {
 			return types.Record{}, err
 		}
-		out[name] = cv
+		if ok {
+			out[name] = v
+		}
 	}
 	return types.NewRecord(out), nil
+}
+
+// toAttrs is toRecord giving the record's attributes, appended to dst in
+// sorted order, rather than the record.
+func (c converter) toAttrs(dst []attr, path string, obj map[string]any, rt resolved.RecordType) ([]attr, error) {
+	var scratch [16]types.String
+	for _, name := range sortedNames(scratch[:0], rt) {
+		v, ok, err := c.toAttr(path, obj, name, rt[name])
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			dst = append(dst, attr{name: name, value: v})
+		}
+	}
+	return dst, nil
+}
+
+// sortedNames appends the attribute names of rt to dst, sorted. Tools'
+// arguments records are small: callers sort them on the stack.
+func sortedNames(dst []types.String, rt resolved.RecordType) []types.String {
+	for name := range rt {
+		dst = append(dst, name)
+	}
+	slices.Sort(dst)
+	return dst
+}
+
+// toAttr converts attribute name, declared as decl, of the record at path
+// whose decoded value is obj; false when it is absent and optional.
+func (c converter) toAttr(path string, obj map[string]any, name types.String, decl resolved.Attribute) (types.Value, bool, error) {
+	// The attribute's path names it in errors and placeholders; a scalar's
+	// conversion needs it only for its error, so it is built when needed.
+	sub := func() string { return path + "/" + argjson.Segment(string(name)) }
+	if len(c.unknown) > 0 && c.unknown[sub()] {
+		z, err := zeroValue(decl.Type)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", sub(), err)
+		}
+		return z, true, nil
+	}
+	v, present := obj[string(name)]
+	if !present {
+		if decl.Optional {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("%s: required argument missing", sub())
+	}
+	var (
+		cv  types.Value
+		err error
+	)
+	if scalar(decl.Type) {
+		if cv, err = c.toValue("", v, decl.Type); err != nil {
+			_, err = c.toValue(sub(), v, decl.Type) // the same error, with the path
+		}
+	} else {
+		cv, err = c.toValue(sub(), v, decl.Type)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return cv, true, nil
 }
 
 // scalar reports whether t's conversion uses its path only in its error.

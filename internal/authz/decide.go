@@ -54,26 +54,48 @@ func (e *Engine) Decide(_ context.Context, req *Request) Decision {
 	if req.Resource.Type == ResourceModel {
 		return e.decideModel(req)
 	}
-	creq, err := e.request(req)
+	var scratchAttrs [16]attr
+	p, args, err := e.prepare(req, scratchAttrs[:0])
 	if err != nil {
-		return Decision{Errors: []string{err.Error()}, InvalidArguments: errors.Is(err, errInvalidArguments), Undecided: true}
+		return undecided(err)
 	}
-	set := e.index.applicable(creq.Action, creq.Principal.ID)
+	// Evaluating takes the set as an iterator, which moves it to the heap:
+	// evaluate gets a copy, so a cache hit's set stays on the stack.
+	set := e.index.applicable(p.action, p.principal.ID)
 	if e.cache == nil {
-		return e.evaluate(req, creq, &set)
+		creq, err := e.build(req, &p, args)
+		if err != nil {
+			return undecided(err)
+		}
+		policies := set
+		return e.evaluate(req, creq, &policies)
 	}
 	var scratch [256]byte
-	key, cacheable := decisionKey(scratch[:0], req, creq, &set)
+	key, cacheable := decisionKey(scratch[:0], req, &p, args, &set)
 	if cacheable {
+		// A remembered decision was made for a request with this key
+		// whose Cedar form was built and validated (build), so this one's
+		// context and arguments records are not needed.
 		if d, ok := e.cache.get(key); ok {
 			return cloneDecision(d)
 		}
 	}
-	d := e.evaluate(req, creq, &set)
+	creq, err := e.build(req, &p, args)
+	if err != nil {
+		return undecided(err)
+	}
+	policies := set
+	d := e.evaluate(req, creq, &policies)
 	if cacheable {
 		e.cache.put(key, cloneDecision(d))
 	}
 	return d
+}
+
+// undecided is the decision on a request whose Cedar form could not be
+// built because of err.
+func undecided(err error) Decision {
+	return Decision{Errors: []string{err.Error()}, InvalidArguments: errors.Is(err, errInvalidArguments), Undecided: true}
 }
 
 // evaluate runs Cedar over policies for creq, the Cedar form of req.
@@ -100,45 +122,92 @@ func (e *Engine) evaluate(req *Request, creq cedar.Request, policies cedar.Polic
 // only when req carries a user (see userUID); evaluate then adds that user
 // and its groups to the entities.
 func (e *Engine) request(req *Request) (cedar.Request, error) {
+	var scratchAttrs [16]attr
+	p, args, err := e.prepare(req, scratchAttrs[:0])
+	if err != nil {
+		return cedar.Request{}, err
+	}
+	return e.build(req, &p, args)
+}
+
+// prepared is the part of a request's Cedar form that the decision cache's
+// key reads (see decisionKey) but the arguments' attributes: everything
+// but the context record and the arguments record in it, which build
+// makes only when policies are evaluated.
+type prepared struct {
+	principal, action, resource types.EntityUID
+	// tool is set for a tool's request (else it is a remote agent's, whose
+	// context.arguments is empty).
+	tool bool
+	// findings is context.findings.
+	findings types.Value
+}
+
+// prepare checks req and converts what its Cedar form is built from: the
+// attributes of context.arguments, appended to attrs sorted by name, and
+// the rest. Every refusal of request but the schema's final check happens
+// here. The attributes are apart from the rest so that they can stay on
+// the caller's stack.
+func (e *Engine) prepare(req *Request, attrs []attr) (prepared, []attr, error) {
 	if req.Agent == "" {
-		return cedar.Request{}, errors.New("request: no authenticated agent")
+		return prepared{}, nil, errors.New("request: no authenticated agent")
 	}
 	principal := agentUID(req.Agent)
 	if _, ok := e.entities[principal]; !ok {
-		return cedar.Request{}, fmt.Errorf("request: agent %q is not an enabled agent of configuration version %d", argjson.Truncate(req.Agent, maxNameEcho), e.version)
+		return prepared{}, nil, fmt.Errorf("request: agent %q is not an enabled agent of configuration version %d", argjson.Truncate(req.Agent, maxNameEcho), e.version)
 	}
 	t, err := e.target(req.Action, req.Resource)
 	if err != nil {
-		return cedar.Request{}, fmt.Errorf("request: %w", err)
+		return prepared{}, nil, fmt.Errorf("request: %w", err)
 	}
 	c := &req.Context
 	if !c.SourceIP.IsValid() {
-		return cedar.Request{}, errors.New("request: the call has no source address")
+		return prepared{}, nil, errors.New("request: the call has no source address")
 	}
 	if c.Time.IsZero() {
-		return cedar.Request{}, errors.New("request: the call has no start time")
+		return prepared{}, nil, errors.New("request: the call has no start time")
 	}
-	ip := c.SourceIP.Unmap()
-	contextAttrs := types.RecordMap{
-		cedarschema.ContextProtocol: protocolValue(c.Protocol),
-		cedarschema.ContextTime:     types.NewDatetime(c.Time),
-		cedarschema.ContextSourceIP: types.IPAddr(netipPrefix(ip)),
-		cedarschema.ContextDegraded: types.Boolean(c.Degraded),
-		cedarschema.ContextFindings: findingsSet(c.Findings),
+	p := prepared{
+		principal: principal,
+		action:    cedarschema.ActionUID(t.action),
+		resource:  t.resource,
+		tool:      t.tool != nil,
+		findings:  findingsSet(c.Findings),
 	}
 	if t.tool != nil {
 		args, err := argjson.Decode(req.Arguments)
 		if err != nil {
-			return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)
+			return prepared{}, nil, fmt.Errorf("%w: %w", errInvalidArguments, err)
 		}
 		req.decoded = args
-		record, err := argumentsRecord(args, t.tool.args, placeholderPaths(req.Placeholders))
-		if err != nil {
-			return cedar.Request{}, fmt.Errorf("%w: %w", errInvalidArguments, err)
+		if attrs, err = argumentsAttrs(attrs, args, t.tool.args, placeholderPaths(req.Placeholders)); err != nil {
+			return prepared{}, nil, fmt.Errorf("%w: %w", errInvalidArguments, err)
 		}
-		contextAttrs[cedarschema.ContextArguments] = record
-	} else {
-		contextAttrs[cedarschema.ContextArguments] = types.NewRecord(nil)
+	}
+	return p, attrs, nil
+}
+
+// noArguments is context.arguments of a request that has none.
+var noArguments types.Value = types.NewRecord(nil)
+
+// build makes the Cedar request of req from p and the arguments'
+// attributes, and checks it against the schema.
+func (e *Engine) build(req *Request, p *prepared, args []attr) (cedar.Request, error) {
+	c := &req.Context
+	ip := c.SourceIP.Unmap()
+	arguments := noArguments
+	if p.tool {
+		arguments = recordOf(args)
+	}
+	contextAttrs := types.RecordMap{
+		cedarschema.ContextProtocol:  protocolValue(c.Protocol),
+		cedarschema.ContextTime:      types.NewDatetime(c.Time),
+		cedarschema.ContextSourceIP:  types.IPAddr(netipPrefix(ip)),
+		cedarschema.ContextDegraded:  types.Boolean(c.Degraded),
+		cedarschema.ContextFindings:  p.findings,
+		cedarschema.ContextArguments: arguments,
+	}
+	if !p.tool {
 		if c.Skill != "" {
 			contextAttrs[cedarschema.ContextSkill] = types.String(c.Skill)
 		}
@@ -152,9 +221,9 @@ func (e *Engine) request(req *Request) (cedar.Request, error) {
 		contextAttrs[cedarschema.ContextLearned] = learned
 	}
 	creq := cedar.Request{
-		Principal: principal,
-		Action:    cedarschema.ActionUID(t.action),
-		Resource:  t.resource,
+		Principal: p.principal,
+		Action:    p.action,
+		Resource:  p.resource,
 		Context:   types.NewRecord(contextAttrs),
 	}
 	// Belt and braces: a request that does not conform would let Cedar skip

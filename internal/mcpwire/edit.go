@@ -24,16 +24,27 @@ var errNotJSON = errors.New("not a JSON value")
 // key given twice is an error: two readers of the same message could
 // otherwise disagree about it.
 func Members(b []byte) ([]Member, error) {
-	out, err := members(b)
+	return appendMembers(nil, b)
+}
+
+// appendMembers is Members appending to dst[:0]: a caller that only looks
+// at the list passes a slice of an array on its stack, which holds the
+// members of most objects.
+func appendMembers(dst []Member, b []byte) ([]Member, error) {
+	out, err := members(dst, b)
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, errNotJSON // truncated
 	}
 	return out, err
 }
 
-func members(b []byte) ([]Member, error) {
+// memberScratch is how many members the stack arrays of appendMembers'
+// callers hold.
+const memberScratch = 16
+
+func members(dst []Member, b []byte) ([]Member, error) {
 	if json.Valid(b) {
-		return validMembers(b)
+		return validMembers(dst, b)
 	}
 	// Invalid JSON is rare on the call path: the decoder reports exactly
 	// what is wrong with it.
@@ -43,32 +54,62 @@ func members(b []byte) ([]Member, error) {
 // validMembers is members for b that json.Valid accepted: one pass that
 // only finds where each key and value begins and ends, without the
 // decoder's allocations. It returns what decodeMembers returns for the
-// same input.
-func validMembers(b []byte) ([]Member, error) {
+// same input, appended to dst[:0].
+func validMembers(dst []Member, b []byte) ([]Member, error) {
+	out := dst[:0]
+	err := eachValidMember(b, func(key string, start, end int) error {
+		if slices.ContainsFunc(out, func(m Member) bool { return m.Key == key }) {
+			return fmt.Errorf("member %q appears twice", truncate(key, 64))
+		}
+		if cap(out) == 0 {
+			out = make([]Member, 0, 8)
+		}
+		out = append(out, Member{Key: key, Start: start, End: end})
+		return nil
+	})
+	if err != nil || len(out) == 0 {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EachMember calls f with the key and the value's text of each member of
+// the JSON object b, in order and duplicate keys included, as
+// encoding/json's decoder meets them (keys unescaped, invalid UTF-8
+// replaced by U+FFFD), and returns f's first error. value aliases b. b
+// that is not one JSON object is an error.
+func EachMember(b []byte, f func(key string, value []byte) error) error {
+	if !json.Valid(b) {
+		return errNotJSON
+	}
+	return eachValidMember(b, func(key string, start, end int) error { return f(key, b[start:end]) })
+}
+
+// eachValidMember is EachMember for b that json.Valid accepted, giving
+// each value's span in b.
+func eachValidMember(b []byte, f func(key string, start, end int) error) error {
 	i := skipSpace(b, 0)
 	if b[i] != '{' {
-		return nil, errNotObject
+		return errNotObject
 	}
 	i = skipSpace(b, i+1)
 	if b[i] == '}' {
-		return nil, nil
+		return nil
 	}
-	out := make([]Member, 0, 8)
 	for {
 		kEnd := skipString(b, i)
 		key, err := memberKey(b[i:kEnd])
 		if err != nil {
-			return nil, err
+			return err
 		}
 		start := skipSpace(b, skipSpace(b, kEnd)+1) // past the ':'
 		end := skipValue(b, start)
-		if slices.ContainsFunc(out, func(m Member) bool { return m.Key == key }) {
-			return nil, fmt.Errorf("member %q appears twice", truncate(key, 64))
+		if err := f(key, start, end); err != nil {
+			return err
 		}
-		out = append(out, Member{Key: key, Start: start, End: end})
 		i = skipSpace(b, end)
 		if b[i] == '}' {
-			return out, nil
+			return nil
 		}
 		i = skipSpace(b, i+1) // past the ','
 	}
@@ -230,7 +271,8 @@ func decodeMembers(b []byte) ([]Member, error) {
 
 // Find returns the value of member key of object b, or nil.
 func Find(b []byte, key string) (json.RawMessage, error) {
-	members, err := Members(b)
+	var scratch [memberScratch]Member
+	members, err := appendMembers(scratch[:0], b)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +288,8 @@ func Find(b []byte, key string) (json.RawMessage, error) {
 // value (valid JSON), or the member appended when b has none; every other
 // byte is kept.
 func Set(b []byte, key string, value []byte) ([]byte, error) {
-	members, err := Members(b)
+	var scratch [memberScratch]Member
+	members, err := appendMembers(scratch[:0], b)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,7 @@ func FuzzMembers(f *testing.F) {
 		if !json.Valid(b) {
 			return // members decodes invalid JSON with the decoder itself
 		}
-		got, gerr := validMembers(b)
+		got, gerr := validMembers(nil, b)
 		want, werr := decodeMembers(b)
 		if (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
 			t.Fatalf("%q: scanner error %v, decoder error %v", b, gerr, werr)

@@ -117,7 +117,8 @@ func Parse(b []byte) (*Message, error) {
 		}
 		return nil, ErrBatch
 	}
-	members, err := Members(b)
+	var scratch [memberScratch]Member
+	members, err := appendMembers(scratch[:0], b)
 	if err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) || errors.Is(err, errNotJSON) {
@@ -135,7 +136,10 @@ func Parse(b []byte) (*Message, error) {
 		case "id":
 			m.ID = v
 		case "method":
-			if err := unquote(v, &m.Method); err != nil || m.Method == "" {
+			if m.Method = knownMethod(v); m.Method != "" {
+				break
+			}
+			if err := Unquote(v, &m.Method); err != nil || m.Method == "" {
 				return nil, &Error{Code: CodeInvalidRequest, Message: "invalid request: method must be a non-empty string"}
 			}
 		case "params":
@@ -173,9 +177,34 @@ func Parse(b []byte) (*Message, error) {
 	return m, nil
 }
 
-// unquote decodes the JSON value v into the string s, as json.Unmarshal
-// does, without its reflection for a plain ASCII string.
-func unquote(v []byte, s *string) error {
+// knownMethod returns the method whose JSON string is exactly v, without
+// allocating, for the methods most messages carry; "" for others.
+func knownMethod(v []byte) string {
+	switch string(v) { // no allocation: the compiler compares in place
+	case `"tools/call"`:
+		return "tools/call"
+	case `"tools/list"`:
+		return "tools/list"
+	case `"notifications/progress"`:
+		return "notifications/progress"
+	case `"notifications/message"`:
+		return "notifications/message"
+	case `"notifications/cancelled"`:
+		return "notifications/cancelled"
+	case `"notifications/initialized"`:
+		return "notifications/initialized"
+	case `"initialize"`:
+		return "initialize"
+	case `"ping"`:
+		return "ping"
+	}
+	return ""
+}
+
+// Unquote decodes the JSON value v into the string s, as json.Unmarshal
+// does (null leaves s as it is; a value that is not a string is an
+// error), without its reflection for a plain ASCII string.
+func Unquote(v []byte, s *string) error {
 	if len(v) >= 2 && v[0] == '"' {
 		inner := v[1 : len(v)-1]
 		plain := true
@@ -190,14 +219,22 @@ func unquote(v []byte, s *string) error {
 			return nil
 		}
 	}
-	return json.Unmarshal(v, s)
+	// Decoded into a string of its own, so that s does not escape (and
+	// with its caller's value in it, which null keeps).
+	out := *s
+	if err := json.Unmarshal(v, &out); err != nil {
+		return err
+	}
+	*s = out
+	return nil
 }
 
 // ParseID returns the id of a message that failed to parse, when its
 // top-level object has a usable one, else null: what an error answer to it
 // carries.
 func ParseID(b []byte) json.RawMessage {
-	members, err := Members(b)
+	var scratch [memberScratch]Member
+	members, err := appendMembers(scratch[:0], b)
 	if err != nil {
 		return json.RawMessage("null")
 	}

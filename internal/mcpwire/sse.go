@@ -33,6 +33,8 @@ type EventReader struct {
 	r      *bufio.Reader
 	max    int
 	lastID string
+	// line holds a line readLine could not leave in r's buffer.
+	line []byte
 }
 
 // LastID is the last event id the stream set (also by events without
@@ -99,44 +101,54 @@ func (er *EventReader) Next() (*Event, error) {
 		if line[0] == ':' {
 			continue // comment
 		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
 		case "data":
 			if hasData {
 				data.WriteByte('\n')
 			}
-			data.WriteString(value)
+			data.Write(value)
 			hasData = true
 		case "id":
-			if !strings.ContainsRune(value, 0) {
-				ev.ID = value
-				er.lastID = value
+			if bytes.IndexByte(value, 0) < 0 {
+				ev.ID = string(value)
+				er.lastID = ev.ID
 			}
 		case "event":
-			ev.Name = value
+			ev.Name = eventName(value)
 		case "retry":
 			var n int
-			if _, err := fmt.Sscanf(value, "%d", &n); err == nil && n >= 0 {
+			if _, err := fmt.Sscanf(string(value), "%d", &n); err == nil && n >= 0 {
 				ev.Retry = n
 			}
 		}
 	}
 }
 
+// eventName is an event's type, without allocating for MCP's one.
+func eventName(v []byte) string {
+	if string(v) == "message" {
+		return "message"
+	}
+	return string(v)
+}
+
 // readLine reads one line (ending in "\n", "\r\n" or "\r") of at most
 // limit bytes, without its terminator. It takes what is buffered a run at
 // a time, and reads no further than the terminator (and the "\n" after a
-// "\r", which it waits for).
-func (er *EventReader) readLine(limit int) (string, error) {
-	var line []byte
+// "\r", which it waits for). The line is valid until the next read: it is
+// in the reader's buffer when it was all there, else in er.line.
+func (er *EventReader) readLine(limit int) ([]byte, error) {
+	er.line = er.line[:0]
+	owned := false // the line so far is in er.line
 	for {
 		if er.r.Buffered() == 0 {
 			if _, err := er.r.Peek(1); err != nil {
 				if errors.Is(err, io.EOF) {
-					return "", io.EOF // a partial line or event is dropped
+					return nil, io.EOF // a partial line or event is dropped
 				}
-				return "", err
+				return nil, err
 			}
 		}
 		buf, _ := er.r.Peek(er.r.Buffered())
@@ -145,23 +157,28 @@ func (er *EventReader) readLine(limit int) (string, error) {
 		if n >= 0 {
 			run = buf[:n]
 		}
-		if len(run) > 0 && len(line)+len(run) > limit {
-			return "", ErrEventTooLarge
+		if len(run) > 0 && len(er.line)+len(run) > limit {
+			return nil, ErrEventTooLarge
 		}
 		if n < 0 {
-			line = append(line, run...)
+			er.line = append(er.line, run...)
+			owned = true
 			_, _ = er.r.Discard(len(run))
 			continue
 		}
-		s := string(append(line, run...))
 		term := buf[n]
+		if owned || term == '\r' {
+			// Peeking past a "\r" may refill the buffer under the line.
+			er.line = append(er.line, run...)
+			run = er.line
+		}
 		_, _ = er.r.Discard(n + 1)
 		if term == '\r' {
 			if next, err := er.r.Peek(1); err == nil && next[0] == '\n' {
 				_, _ = er.r.ReadByte()
 			}
 		}
-		return s, nil
+		return run, nil
 	}
 }
 

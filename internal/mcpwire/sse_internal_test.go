@@ -55,7 +55,7 @@ func FuzzReadLine(f *testing.F) {
 		for range len(b) + 1 {
 			got, gerr := er.readLine(limit)
 			want, werr := byteLine(ref, limit)
-			if got != want || !errors.Is(gerr, werr) {
+			if string(got) != want || !errors.Is(gerr, werr) {
 				t.Fatalf("%q limit %d: readLine = %q, %v; want %q, %v", b, limit, got, gerr, want, werr)
 			}
 			if werr != nil {

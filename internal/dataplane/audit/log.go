@@ -419,11 +419,14 @@ func (l *Log) commit(batch []*request) {
 // spending a sequence, and r is left without sequence or hashes.
 func (l *Log) seal(r *auditv1.Record) error {
 	r.Sequence = l.next
-	r.PrevHash = append([]byte(nil), l.head[:]...)
+	// The record's two hashes share one allocation.
+	hashes := make([]byte, 2*hashSize)
+	r.PrevHash = hashes[:copy(hashes, l.head[:]):hashSize]
 	sum, scratch, err := chainHash(r, l.scratch)
 	l.scratch = scratch
 	if err == nil {
-		r.Hash = sum[:]
+		r.Hash = hashes[hashSize:]
+		copy(r.Hash, sum[:])
 		start := len(l.buf)
 		l.buf = append(l.buf, make([]byte, frameHeaderSize)...)
 		l.buf, err = deterministic.MarshalAppend(l.buf, r)

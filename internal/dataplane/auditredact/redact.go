@@ -31,7 +31,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/portcullis-gw/portcullis/internal/detector"
@@ -151,18 +154,35 @@ func (r *Redactor) Arguments(raw json.RawMessage, decoded any) string {
 	}
 	v := decoded
 	if v == nil {
+		var fresh any
 		d := json.NewDecoder(bytes.NewReader(trimmed))
 		d.UseNumber()
-		if err := d.Decode(&v); err != nil || d.More() {
+		if err := d.Decode(&fresh); err != nil || d.More() {
 			return invalidJSON
 		}
+		v = fresh
 	}
-	out, err := json.Marshal(r.walk(v, nil, true))
-	if err != nil {
+	bp := bufPool.Get().(*[]byte)
+	var path [8]string
+	out, ok := r.appendValue((*bp)[:0], path[:0], v, true)
+	if !ok {
+		bufPool.Put(bp)
 		return invalidJSON
 	}
-	return cut(string(out), r.max())
+	result := cut(string(out), r.max())
+	if cap(out) <= maxPooledBuf {
+		*bp = out
+		bufPool.Put(bp)
+	}
+	return result
 }
+
+// bufPool holds the buffers Arguments writes into; the result is a copy,
+// so a buffer is reused by the next call. Buffers that grew beyond
+// maxPooledBuf (arguments far beyond the record's bound) are dropped.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledBuf = 64 << 10
 
 func (r *Redactor) max() int {
 	if r == nil || r.maxBytes <= 0 {
@@ -171,38 +191,183 @@ func (r *Redactor) max() int {
 	return r.maxBytes
 }
 
-// walk returns a redacted copy of v. path holds the lower-cased member
-// names from the top; onPath is false once no configured path can match.
-func (r *Redactor) walk(v any, path []string, onPath bool) any {
+// appendValue appends a redacted copy of v, a decoded JSON value, the way
+// json.Marshal writes it — members sorted, HTML-safe escapes — without
+// making the copy: a configured field's or secret-named member's value is
+// Redacted, a string in which a credential is detected
+// "[REDACTED:<kind>]". path holds the lower-cased member names from the
+// top; onPath is false once no configured path can match below it. False
+// when json.Marshal would fail on v.
+func (r *Redactor) appendValue(buf []byte, path []string, v any, onPath bool) ([]byte, bool) {
 	switch v := v.(type) {
 	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			lk := strings.ToLower(k)
-			p := append(path[:len(path):len(path)], lk)
-			full, prefix := r.matchPath(p, onPath)
-			if full || r.named(lk) || secretName(lk) {
-				out[k] = Redacted
-				continue
-			}
-			out[k] = r.walk(x, p, prefix)
-		}
-		return out
+		return r.appendObject(buf, path, v, onPath)
 	case []any:
-		out := make([]any, len(v))
+		buf = append(buf, '[')
 		for i, x := range v {
-			out[i] = r.walk(x, path, onPath)
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			var ok bool
+			if buf, ok = r.appendValue(buf, path, x, onPath); !ok {
+				return nil, false
+			}
 		}
-		return out
+		buf = append(buf, ']')
 	case string:
 		if kind := Detect(v); kind != "" {
-			return "[REDACTED:" + kind + "]"
+			v = "[REDACTED:" + kind + "]"
 		}
-		return v
+		buf = appendString(buf, v)
+	case json.Number:
+		// As json.Marshal writes a Number: its text, "0" when empty.
+		if v == "" {
+			v = "0"
+		}
+		if !validNumber(string(v)) {
+			return nil, false
+		}
+		buf = append(buf, v...)
+	case bool:
+		buf = strconv.AppendBool(buf, v)
+	case nil:
+		buf = append(buf, "null"...)
 	default:
-		return v
+		// Not something decoding JSON makes: as json.Marshal writes it.
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, false
+		}
+		buf = append(buf, b...)
 	}
+	return buf, true
 }
+
+// appendObject is appendValue for an object: its members sorted by name.
+func (r *Redactor) appendObject(buf []byte, path []string, m map[string]any, onPath bool) ([]byte, bool) {
+	// Arguments objects are small: sort their names on the stack.
+	var scratch [16]string
+	keys := scratch[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	buf = append(buf, '{')
+	for i, k := range keys {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(appendString(buf, k), ':')
+		lk := strings.ToLower(k)
+		p := append(path, lk) // the members' paths share one backing array, depth first
+		full, prefix := r.matchPath(p, onPath)
+		if full || r.named(lk) || secretName(lk) {
+			buf = appendString(buf, Redacted)
+			continue
+		}
+		var ok bool
+		if buf, ok = r.appendValue(buf, p, m[k], prefix); !ok {
+			return nil, false
+		}
+	}
+	return append(buf, '}'), true
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string exactly as json.Marshal writes
+// one: '"' and '\\' escaped, \b \f \n \r \t short, other control
+// characters and '<', '>', '&' as \u00XX, U+2028 and U+2029 as \u2028 and
+// \u2029, and invalid UTF-8 as \ufffd.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= ' ' && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case c == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case c == '\u2028' || c == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// validNumber reports whether s is a JSON number, as json.Marshal checks
+// a json.Number before writing it.
+func validNumber(s string) bool {
+	if s == "" {
+		return false
+	}
+	if s[0] == '-' {
+		s = s[1:]
+		if s == "" {
+			return false
+		}
+	}
+	switch {
+	case s[0] == '0':
+		s = s[1:]
+	case '1' <= s[0] && s[0] <= '9':
+		s = strings.TrimLeft(s[1:], "0123456789")
+	default:
+		return false
+	}
+	if len(s) >= 2 && s[0] == '.' && isDigit(s[1]) {
+		s = strings.TrimLeft(s[2:], "0123456789")
+	}
+	if len(s) >= 2 && (s[0] == 'e' || s[0] == 'E') {
+		s = s[1:]
+		if s[0] == '+' || s[0] == '-' {
+			s = s[1:]
+			if s == "" {
+				return false
+			}
+		}
+		if !isDigit(s[0]) {
+			return false
+		}
+		s = strings.TrimLeft(s, "0123456789")
+	}
+	return s == ""
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func (r *Redactor) named(lk string) bool { return r != nil && r.names[lk] }
 

@@ -61,9 +61,9 @@ type Compiled struct {
 	// them by; modelList each model once, by name.
 	models    map[string]pipeline.Model
 	modelList []pipeline.Model
-	// versions are "<set>@<version>" of every policy set by name,
-	// including the rollout's candidate in candidateVersions.
-	versions map[string]string
+	// versions are "<set>@<version>" of every policy set by name (see
+	// setVersions), including the rollout's candidate in candidateVersions.
+	versions map[string][]string
 	// rollout is the policy rollout the version stages, nil for none
 	// (see rollout.go).
 	rollout *rollout

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -112,25 +113,34 @@ func argumentValidator(s *jsonschema.Schema) func(args any) error {
 // checkNumbers refuses numbers beyond ±10^argjson.MaxExponent before the validator
 // does big-number arithmetic on them.
 func checkNumbers(path string, v any) error {
+	if below, err := badNumber(v); err != nil {
+		return fmt.Errorf("%s%s: %w", path, below, err)
+	}
+	return nil
+}
+
+// badNumber finds a number in v that argjson cannot read and returns why,
+// with its path below v ("/items/0"), built only then.
+func badNumber(v any) (string, error) {
 	switch v := v.(type) {
 	case json.Number:
 		if _, err := argjson.ParseNumber(string(v)); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return "", err
 		}
 	case []any:
 		for i, e := range v {
-			if err := checkNumbers(fmt.Sprintf("%s/%d", path, i), e); err != nil {
-				return err
+			if below, err := badNumber(e); err != nil {
+				return "/" + strconv.Itoa(i) + below, err
 			}
 		}
 	case map[string]any:
 		for k, e := range v {
-			if err := checkNumbers(path+"/"+argjson.Segment(k), e); err != nil {
-				return err
+			if below, err := badNumber(e); err != nil {
+				return "/" + argjson.Segment(k) + below, err
 			}
 		}
 	}
-	return nil
+	return "", nil
 }
 
 // describe renders the leaves of a validation error tree: the failures that

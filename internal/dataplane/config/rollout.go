@@ -30,8 +30,9 @@ type rollout struct {
 	active, candidate *authz.Engine
 	// inCanary is every enabled agent the candidate decides for.
 	inCanary map[string]bool
-	// versions are the sets' "<set>@<version>" with the candidate's.
-	versions map[string]string
+	// versions are the sets' "<set>@<version>" with the candidate's (see
+	// setVersions).
+	versions map[string][]string
 }
 
 var _ pipeline.Rollout = (*rollout)(nil)
@@ -83,27 +84,36 @@ func (c *Compiled) engineFor(agent string) (*authz.Engine, bool) {
 
 // decision turns an engine's decision into the pipeline's, naming the
 // versions of the sets whose policies determined it (from versions when
-// the candidate decided; nil: the active ones).
-func decision(d authz.Decision, candidate bool, versions map[string]string) pipeline.Decision {
+// the candidate decided; nil: the active ones). Versions, like the lists
+// in versions, is never modified: when one set decided, it is that set's
+// list itself.
+func decision(d authz.Decision, candidate bool, versions map[string][]string) pipeline.Decision {
 	out := pipeline.Decision{Allowed: d.Allowed, Policies: d.Policies, Errors: d.Errors, InvalidArguments: d.InvalidArguments, Candidate: candidate}
 	if len(d.Policies) == 0 || versions == nil {
 		return out
 	}
 	for _, id := range d.Policies {
 		set, _, _ := strings.Cut(id, "/")
-		if v, ok := versions[set]; ok && !slices.Contains(out.Versions, v) {
-			out.Versions = append(out.Versions, v)
+		v, ok := versions[set]
+		switch {
+		case !ok || slices.Contains(out.Versions, v[0]):
+		case out.Versions == nil:
+			out.Versions = v // a set's own list: appending to it copies it
+		default:
+			out.Versions = append(out.Versions, v[0])
 		}
 	}
 	slices.Sort(out.Versions)
 	return out
 }
 
-// setVersions maps each policy set's name to "<set>@<version>".
-func setVersions(sets []*configv1.PolicySet) map[string]string {
-	out := make(map[string]string, len(sets))
+// setVersions maps each policy set's name to the list of its
+// "<set>@<version>" alone, which decisions share: its length and capacity
+// are 1, so appending to it copies it.
+func setVersions(sets []*configv1.PolicySet) map[string][]string {
+	out := make(map[string][]string, len(sets))
 	for _, ps := range sets {
-		out[ps.GetMeta().GetName()] = fmt.Sprintf("%s@%d", ps.GetMeta().GetName(), ps.GetVersion())
+		out[ps.GetMeta().GetName()] = []string{fmt.Sprintf("%s@%d", ps.GetMeta().GetName(), ps.GetVersion())}
 	}
 	return out
 }

@@ -56,6 +56,8 @@ func TestValidateArguments(t *testing.T) {
 			want: []string{"arguments: want object, got array"}},
 		{name: "absurd exponent", action: configtest.PayAction, args: `{"amount": 1e999999, "to": "bob"}`,
 			want: []string{"arguments/amount: number too large or too small"}},
+		{name: "absurd exponent, nested", action: configtest.PayAction, args: `{"amount": 1, "to": "bob", "x/y": [{"n": 1}, {"n": -2E+999999}]}`,
+			want: []string{"arguments/x~1y/1/n: number too large or too small"}},
 		{name: "no-argument tool, none given", action: configtest.BalanceAction, args: `{}`},
 		{name: "no-argument tool, one given", action: configtest.BalanceAction, args: `{"x": 1}`,
 			want: []string{"arguments/x: not allowed"}},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
@@ -156,15 +157,9 @@ func (h *Handler) toolsList(ctx context.Context, w http.ResponseWriter, r *http.
 func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request, id json.RawMessage, c *pipeline.Call, cl caller) {
 	session, version := cl.session, cl.version
 	modern := version == modernVersion
-	var p struct {
-		Name      string          `json:"name"`
-		Arguments json.RawMessage `json:"arguments"`
-		Meta      struct {
-			ProgressToken json.RawMessage `json:"progressToken"`
-			LogLevel      string          `json:"io.modelcontextprotocol/logLevel"`
-		} `json:"_meta"`
-	}
-	if !decodeParams(w, req, id, &p) {
+	var p toolsCallParams
+	if len(req.Params) > 0 && string(req.Params) != "null" && p.decode(req.Params) != nil {
+		writeError(w, http.StatusOK, id, &rpcError{Code: codeInvalidParams, Message: "invalid params for " + req.Method})
 		return
 	}
 	if p.Name == "" {
@@ -247,6 +242,63 @@ func (h *Handler) toolsCall(w http.ResponseWriter, r *http.Request, req *request
 		return
 	}
 	stream.finish(http.StatusOK, out)
+}
+
+// toolsCallParams are what a tools/call's params say.
+type toolsCallParams struct {
+	Name      string
+	Arguments json.RawMessage
+	Meta      struct {
+		ProgressToken json.RawMessage
+		LogLevel      string
+	}
+}
+
+// decode reads params exactly as json.Unmarshal reads them into
+//
+//	struct {
+//		Name      string          `json:"name"`
+//		Arguments json.RawMessage `json:"arguments"`
+//		Meta      struct {
+//			ProgressToken json.RawMessage `json:"progressToken"`
+//			LogLevel      string          `json:"io.modelcontextprotocol/logLevel"`
+//		} `json:"_meta"`
+//	}
+//
+// — members matched by name case-insensitively, the last of several
+// winning, null leaving a string as it is, any other mismatched type an
+// error — without the decoder's reflection and copies: the raw values
+// alias params.
+func (p *toolsCallParams) decode(params []byte) error {
+	return mcpwire.EachMember(params, func(key string, v []byte) error {
+		switch {
+		case fieldName(key, "name"):
+			return mcpwire.Unquote(v, &p.Name)
+		case fieldName(key, "arguments"):
+			p.Arguments = v
+		case fieldName(key, "_meta"):
+			if string(v) == "null" {
+				return nil
+			}
+			return mcpwire.EachMember(v, func(key string, v []byte) error {
+				switch {
+				case fieldName(key, "progressToken"):
+					p.Meta.ProgressToken = v
+				case fieldName(key, "io.modelcontextprotocol/logLevel"):
+					return mcpwire.Unquote(v, &p.Meta.LogLevel)
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+}
+
+// fieldName reports whether encoding/json decodes a member named key
+// into the struct field named name (of fields whose names do not fold
+// alike): the same name, or the same under Unicode case folding.
+func fieldName(key, name string) bool {
+	return key == name || strings.EqualFold(key, name)
 }
 
 // validToken keeps a progress token that is a string or a number.

@@ -62,8 +62,11 @@ type Config struct {
 	// URL is the server's MCP endpoint.
 	URL string
 	// HTTP sends the requests (nil: http.DefaultClient). It should not
-	// follow redirects (they would carry credentials elsewhere).
-	HTTP *http.Client
+	// follow redirects (they would carry credentials elsewhere). The
+	// client builds a new request for every send and does not use it
+	// after handing it to Do, so Do may set the request's headers in
+	// place (see Doer).
+	HTTP Doer
 	// Name and Version are the clientInfo sent to the server.
 	Name, Version string
 	// Era to speak; EraAuto detects it on first use.
@@ -84,6 +87,14 @@ type Config struct {
 	// _meta. Without it the server sends no log messages (the modern
 	// era's rule, and what servers commonly do in the legacy era).
 	LogLevel string
+}
+
+// Doer sends an HTTP request and returns the answer, as
+// (*http.Client).Do does; *http.Client is one. Do receives each request
+// the client sends to keep: unlike an http.RoundTripper, it may change
+// the request's headers instead of copying it first.
+type Doer interface {
+	Do(req *http.Request) (*http.Response, error)
 }
 
 // Client talks to one MCP server. It is safe for concurrent use; it

@@ -35,8 +35,9 @@ type Driver[S any] struct {
 	Key func(u *configv1.Upstream) string
 	// Open makes the session for an upstream with settings s, sending
 	// with hc: the upstream's credential, egress policy and byte limits
-	// attached, no redirects followed. It runs under Conns' lock, so it
-	// must not block (sessions connect on first use).
+	// attached, no redirects followed (a client that hands each request
+	// over sends more cheaply with SenderFor(hc)). It runs under Conns'
+	// lock, so it must not block (sessions connect on first use).
 	Open func(s *Settings, hc *http.Client) (S, error)
 	// Close ends a session, best effort, within ctx.
 	Close func(ctx context.Context, session S) error

@@ -61,6 +61,13 @@ func (t *credentialTransport) allows(u *url.URL) bool {
 
 // RoundTrip implements http.RoundTripper.
 func (t *credentialTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.send(req, false)
+}
+
+// send sends req with the upstream's credential. When owned, the caller
+// handed req over (see Sender), and its headers are set in place;
+// otherwise, as a RoundTripper must, on a copy.
+func (t *credentialTransport) send(req *http.Request, owned bool) (*http.Response, error) {
 	if req.ContentLength > t.maxRequest {
 		if req.Body != nil {
 			_ = req.Body.Close()
@@ -73,14 +80,16 @@ func (t *credentialTransport) RoundTrip(req *http.Request) (*http.Response, erro
 		}
 		return nil, fmt.Errorf("%w: %s", secretbind.ErrNotBound, req.URL.Host)
 	}
-	// A RoundTripper may not change its caller's request: send a copy
-	// with its own headers (the rest is not changed, so it is shared).
-	out := *req
-	out.Header = req.Header.Clone()
-	if out.Header == nil {
-		out.Header = http.Header{}
+	if !owned || req.Header == nil {
+		// A RoundTripper may not change its caller's request: send a copy
+		// with its own headers (the rest is not changed, so it is shared).
+		out := *req
+		out.Header = req.Header.Clone()
+		if out.Header == nil {
+			out.Header = http.Header{}
+		}
+		req = &out
 	}
-	req = &out
 	req.Header.Del("Authorization")
 	req.Header.Del("Cookie")
 	if t.hopID != "" {

@@ -72,7 +72,9 @@ const upstreamLogLevel = "debug"
 // open makes the session of one upstream; it connects on first use.
 func (p *Pool) open(s *upstream.Settings, hc *http.Client) (*upSession, error) {
 	c, err := mcpclient.New(mcpclient.Config{
-		URL: s.URL, HTTP: hc, Name: "portcullis", Version: clientVersion,
+		// The client hands each request over: the Sender sets the
+		// upstream's headers on it without copying it.
+		URL: s.URL, HTTP: upstream.SenderFor(hc), Name: "portcullis", Version: clientVersion,
 		Era: era(s.Config), MaxMessageBytes: int(s.MaxResponse),
 		// The gateway relays these to its callers (and refuses them for a
 		// caller that cannot answer).

@@ -314,6 +314,7 @@ func (c *Conns[S]) httpClientLocked(s *Settings) *http.Client {
 		ct.value = ""
 		ct.dynamic = ts.Authorization
 	}
+	newCredentialTransport(ct)
 	return &http.Client{
 		Transport:     ct,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

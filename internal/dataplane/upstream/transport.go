@@ -41,6 +41,10 @@ type credentialTransport struct {
 	maxResponse int64
 	// hopID, when set, names this data plane in the hop header.
 	hopID string
+	// valueHeader and hopHeader, when set, are value and hopID as header
+	// values, made once: most requests send exactly these (a request
+	// never changes a header value in place, so they can be shared).
+	valueHeader, hopHeader []string
 	// allowed is the last host (URL.Host) hosts allowed, so that the
 	// check of every request to the upstream's one host is a comparison.
 	allowed atomic.Pointer[string]
@@ -57,6 +61,18 @@ func (t *credentialTransport) allows(u *url.URL) bool {
 	h := u.Host
 	t.allowed.Store(&h)
 	return true
+}
+
+// newCredentialTransport returns t ready for use: its shared header
+// values made.
+func newCredentialTransport(t *credentialTransport) *credentialTransport {
+	if t.header != "" && t.dynamic == nil {
+		t.valueHeader = []string{t.value}
+	}
+	if t.hopID != "" {
+		t.hopHeader = []string{t.hopID}
+	}
+	return t
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -93,7 +109,11 @@ func (t *credentialTransport) send(req *http.Request, owned bool) (*http.Respons
 	req.Header.Del("Authorization")
 	req.Header.Del("Cookie")
 	if t.hopID != "" {
-		req.Header.Set(hop.Header, hop.Value(req.Context(), t.hopID))
+		if v := hop.Value(req.Context(), t.hopID); v == t.hopID && t.hopHeader != nil {
+			req.Header[hop.Header] = t.hopHeader
+		} else {
+			req.Header.Set(hop.Header, v)
+		}
 	}
 	// The call's trace context (its client span, when the data plane
 	// traces), for every protocol: the upstream's span becomes its child.
@@ -110,6 +130,8 @@ func (t *credentialTransport) send(req *http.Request, owned bool) (*http.Respons
 			return nil, err
 		}
 		req.Header.Set(t.header, v)
+	case t.valueHeader != nil:
+		req.Header[t.header] = t.valueHeader // canonical (see Settings)
 	case t.header != "":
 		req.Header.Set(t.header, t.value)
 	}

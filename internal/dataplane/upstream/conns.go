@@ -186,11 +186,14 @@ func (c *Conns[S]) Acquire(s *Settings) (*Conn[S], error) {
 	if cn == nil {
 		s.egressKey = egressKey(s.egress)
 		hc := c.httpClientLocked(s)
-		session, err := c.driver.Open(s, hc)
+		// Open gets the connection's own copy of the settings, so that s,
+		// the caller's, stays where the caller keeps it (on its stack).
+		cn = &Conn[S]{Settings: *s, HTTP: hc, conns: c}
+		session, err := c.driver.Open(&cn.Settings, hc)
 		if err != nil {
 			return nil, err
 		}
-		cn = &Conn[S]{Settings: *s, HTTP: hc, Guard: resilience.NewGuard(s.Name, s.Limits, c.opts.guard), Session: session, conns: c}
+		cn.Guard, cn.Session = resilience.NewGuard(s.Name, s.Limits, c.opts.guard), session
 		c.conns[s.Name] = cn
 	}
 	cn.refs++

@@ -192,11 +192,12 @@ func (p *Pool) CallTool(ctx context.Context, r upstream.Resolver, c ToolCall) (j
 		return nil, false, refusal(c.Upstream, err)
 	}
 	defer cn.Release()
-	params, on, relayDone, err := p.relayFor(ctx, cn, params, c.Relay)
+	params, cr, err := p.relayFor(ctx, cn, params, c.Relay)
 	if err != nil {
 		return nil, false, fmt.Errorf("relay for %s on upstream %q: %w", c.Tool, c.Upstream, err)
 	}
-	defer relayDone()
+	defer cr.end()
+	on := cr.handler()
 
 	res, err := resilience.Do(ctx, cn.Guard,
 		resilience.Call{Op: c.Tool, Timeout: s.Timeout, Repeatable: repeatable(c.Class), MaxRetries: s.MaxRetries},

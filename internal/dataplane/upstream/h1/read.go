@@ -30,19 +30,32 @@ func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, erro
 		}
 	}
 	buf, _ := br.Peek(br.Buffered())
-	if resp, n, ok := plainHead(buf, req); ok {
+	if pr, n, ok := plainHead(buf, req); ok {
 		_, _ = br.Discard(n)
-		resp.Body = newPlainBody(br, resp)
-		return resp, nil
+		pr.resp.Body = pr.body.init(br, &pr.resp)
+		return &pr.resp, nil
 	}
 	return http.ReadResponse(br, req)
 }
+
+// plainResponse is a plain response with its body, the first values of
+// its header fields and its transfer encoding: one allocation.
+type plainResponse struct {
+	resp   http.Response
+	body   plainBody
+	values [plainValues]string
+	te     [1]string
+}
+
+// plainValues is how many header fields' first values a plainResponse
+// holds; a head with more lines gets a slice of its own.
+const plainValues = 8
 
 // Limits of a plain head.
 const maxPlainLines = 64
 
 // plainHead parses the head at the start of buf when it is plain, and
-// returns the response (without its Body) and the head's length. Plain
+// returns the response (its Body not set) and the head's length. Plain
 // is: complete in buf; lines ended by CRLF; the status line "HTTP/1.1",
 // a three-digit status of 200 or more other than 204 and 304, and an
 // optional reason; at most maxPlainLines header fields, with canonical
@@ -52,7 +65,7 @@ const maxPlainLines = 64
 // "Transfer-Encoding: chunked", not both; and a request other than HEAD.
 // These are the heads ReadResponse reads without changing anything of
 // them but the Transfer-Encoding field it removes.
-func plainHead(buf []byte, req *http.Request) (*http.Response, int, bool) {
+func plainHead(buf []byte, req *http.Request) (*plainResponse, int, bool) {
 	if req != nil && req.Method == http.MethodHead {
 		return nil, 0, false
 	}
@@ -78,8 +91,12 @@ func plainHead(buf []byte, req *http.Request) (*http.Response, int, bool) {
 	if lines > maxPlainLines {
 		return nil, 0, false
 	}
+	pr := new(plainResponse)
 	hdr := make(http.Header, lines)
-	strs := make([]string, lines)
+	strs := pr.values[:]
+	if lines > len(strs) {
+		strs = make([]string, lines)
+	}
 	var (
 		chunked   bool
 		length    = int64(-1)
@@ -127,14 +144,15 @@ func plainHead(buf []byte, req *http.Request) (*http.Response, int, bool) {
 	if chunked == lengthSet {
 		return nil, 0, false // both, or neither (a body until the connection closes)
 	}
-	resp := &http.Response{
+	pr.resp = http.Response{
 		Status: status, StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: hdr, ContentLength: length, Request: req,
 	}
 	if chunked {
-		resp.TransferEncoding = []string{"chunked"}
+		pr.te[0] = "chunked"
+		pr.resp.TransferEncoding = pr.te[:]
 	}
-	return resp, end, true
+	return pr, end, true
 }
 
 // plainStatusLine parses "HTTP/1.1 200 OK": the status ("200 OK") and
@@ -213,12 +231,12 @@ type plainBody struct {
 	sawEOF, closed bool
 }
 
-// newPlainBody is resp's body, read from br.
-func newPlainBody(br *bufio.Reader, resp *http.Response) io.ReadCloser {
+// init makes b resp's body, read from br, and returns it (http.NoBody
+// for an empty one, as ReadResponse does).
+func (b *plainBody) init(br *bufio.Reader, resp *http.Response) io.ReadCloser {
 	if resp.ContentLength == 0 {
 		return http.NoBody
 	}
-	b := &plainBody{}
 	if resp.ContentLength > 0 {
 		b.length = io.LimitedReader{R: br, N: resp.ContentLength}
 	} else {

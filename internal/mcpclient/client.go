@@ -62,8 +62,11 @@ type Config struct {
 	// URL is the server's MCP endpoint.
 	URL string
 	// HTTP sends the requests (nil: http.DefaultClient). It should not
-	// follow redirects (they would carry credentials elsewhere).
-	HTTP *http.Client
+	// follow redirects (they would carry credentials elsewhere). The
+	// client builds a new request for every send and does not use it
+	// after handing it to Do, so Do may set the request's headers in
+	// place (see Doer).
+	HTTP Doer
 	// Name and Version are the clientInfo sent to the server.
 	Name, Version string
 	// Era to speak; EraAuto detects it on first use.
@@ -86,6 +89,14 @@ type Config struct {
 	LogLevel string
 }
 
+// Doer sends an HTTP request and returns the answer, as
+// (*http.Client).Do does; *http.Client is one. Do receives each request
+// the client sends to keep: unlike an http.RoundTripper, it may change
+// the request's headers instead of copying it first.
+type Doer interface {
+	Do(req *http.Request) (*http.Response, error)
+}
+
 // Client talks to one MCP server. It is safe for concurrent use; it
 // connects (discovers or initializes) lazily on first use and, in the
 // legacy era, re-initializes transparently when the server forgets the
@@ -106,12 +117,31 @@ type Client struct {
 const backgroundTimeout = 10 * time.Second
 
 // conn is the negotiated state of one connection (one legacy session).
+// Its fields are set before it is shared and never change after.
 type conn struct {
 	era     Era
 	version string
 	session string
 	// server is the initialize or server/discover result (raw).
 	server json.RawMessage
+	// versionHeader and sessionHeader are version and session as header
+	// values (nil when empty), made once for every request on the
+	// connection (see contentTypeJSON on sharing them).
+	versionHeader, sessionHeader []string
+}
+
+// negotiated sets the protocol version and the session the server chose.
+func (cn *conn) negotiated(version, session string) {
+	cn.version, cn.session = version, session
+	cn.versionHeader, cn.sessionHeader = headerValue(version), headerValue(session)
+}
+
+// headerValue is v as a header's values; nil when v is empty.
+func headerValue(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return []string{v}
 }
 
 // New returns a client for cfg.URL.
@@ -207,13 +237,20 @@ func (c *Client) Call(ctx context.Context, method string, params json.RawMessage
 			return nil, err
 		}
 		m, err := c.call(ctx, cn, method, params, on)
-		var he *HTTPError
-		if attempt == 0 && cn.era == EraLegacy && cn.session != "" && errors.As(err, &he) && he.Status == http.StatusNotFound {
+		if err != nil && attempt == 0 && cn.era == EraLegacy && cn.session != "" && isStatus(err, http.StatusNotFound) {
 			c.drop(cn)
 			continue
 		}
 		return m, err
 	}
+}
+
+// isStatus reports whether err is an HTTPError with the status. It is
+// its own function so that a call without an error allocates nothing for
+// errors.As's target.
+func isStatus(err error, status int) bool {
+	var he *HTTPError
+	return errors.As(err, &he) && he.Status == status
 }
 
 // Send posts a notification or a response (to a server→client request) as
@@ -331,7 +368,8 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 // discover asks server/discover; success means the server speaks
 // 2026-07-28.
 func (c *Client) discover(ctx context.Context) (*conn, error) {
-	cn := &conn{era: EraModern, version: mcpwire.VersionModern}
+	cn := &conn{era: EraModern}
+	cn.negotiated(mcpwire.VersionModern, "")
 	m, err := c.call(ctx, cn, "server/discover", json.RawMessage(`{}`), nil)
 	if err != nil {
 		return nil, err
@@ -368,7 +406,8 @@ func (c *Client) initialize(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	cn := &conn{era: EraLegacy}
-	body, err := mcpwire.NewRequest(c.newID(), "initialize", params)
+	id := c.newID()
+	body, err := mcpwire.NewRequest(id, "initialize", params)
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +416,7 @@ func (c *Client) initialize(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	defer drain(resp)
-	m, err := c.readResponse(resp, cn, body, nil)
+	m, err := c.readResponse(resp, cn, id, nil)
 	if err != nil {
 		return nil, fmt.Errorf("initialize: %w", err)
 	}
@@ -397,7 +436,8 @@ func (c *Client) initialize(ctx context.Context) (*conn, error) {
 	if !ok {
 		return nil, c.protocolError([]byte(res.ProtocolVersion), "it answered initialize with a protocol version this client does not speak (supported: %v)", mcpwire.LegacyVersions)
 	}
-	cn.version, cn.server, cn.session = res.ProtocolVersion, m.Result, resp.Header.Get(mcpwire.HeaderSessionID)
+	cn.server = m.Result
+	cn.negotiated(res.ProtocolVersion, resp.Header.Get(mcpwire.HeaderSessionID))
 	note, err := mcpwire.NewNotification("notifications/initialized", nil)
 	if err != nil {
 		return nil, err
@@ -464,7 +504,7 @@ func (c *Client) call(ctx context.Context, cn *conn, method string, params json.
 		return nil, err
 	}
 	defer drain(resp)
-	m, err := c.readResponse(resp, cn, body, on)
+	m, err := c.readResponse(resp, cn, id, on)
 	if err != nil {
 		c.abandoned(ctx, cn, id)
 	}
@@ -533,8 +573,13 @@ func (c *Client) answerPing(cn *conn, id json.RawMessage) {
 	c.background(func(ctx context.Context) { _ = c.sendOn(ctx, cn, res) })
 }
 
+// newID is a new request id, "pc-" and a sequence number (a JSON string),
+// made in one allocation.
 func (c *Client) newID() json.RawMessage {
-	return json.RawMessage(`"pc-` + strconv.FormatInt(c.nextID.Add(1), 10) + `"`)
+	b := make([]byte, 0, len(`"pc-"`)+20)
+	b = append(b, `"pc-`...)
+	b = strconv.AppendInt(b, c.nextID.Add(1), 10)
+	return append(b, '"')
 }
 
 // withMeta adds the modern era's per-request _meta keys to params, keeping
@@ -597,11 +642,11 @@ func (c *Client) post(ctx context.Context, cn *conn, body []byte, method string,
 	}
 	req.Header["Content-Type"] = contentTypeJSON
 	req.Header["Accept"] = acceptBoth
-	if cn.version != "" {
-		req.Header.Set(mcpwire.HeaderProtocolVersion, cn.version)
+	if cn.versionHeader != nil {
+		req.Header[mcpwire.HeaderProtocolVersion] = cn.versionHeader
 	}
-	if cn.session != "" {
-		req.Header.Set(mcpwire.HeaderSessionID, cn.session)
+	if cn.sessionHeader != nil {
+		req.Header[mcpwire.HeaderSessionID] = cn.sessionHeader
 	}
 	if cn.era == EraModern && method != "" {
 		if method == "tools/call" {
@@ -629,11 +674,10 @@ type transportError struct{ err error }
 func (e *transportError) Error() string { return e.err.Error() }
 func (e *transportError) Unwrap() error { return e.err }
 
-// readResponse reads the answer to the request sent as body: a JSON
-// message, or an event stream that ends with it. The caller closes the
-// body.
-func (c *Client) readResponse(resp *http.Response, cn *conn, sent []byte, on Handler) (*mcpwire.Message, error) {
-	sentID := mcpwire.ParseID(sent)
+// readResponse reads the answer to the request sent with id sentID: a
+// JSON message, or an event stream that ends with it. The caller closes
+// the body.
+func (c *Client) readResponse(resp *http.Response, cn *conn, sentID json.RawMessage, on Handler) (*mcpwire.Message, error) {
 	ct := mediaType(resp.Header.Get("Content-Type"))
 	success := resp.StatusCode >= 200 && resp.StatusCode < 300
 	switch {
@@ -739,10 +783,25 @@ func (c *Client) snippet(b []byte) string {
 	return excerpt.Text(string(b), excerpt.Max, c.cfg.Hide...)
 }
 
-// drain reads a little of what is left (so the connection can be reused)
-// and closes the body.
+// drainMax bounds what drain reads of a body's rest.
+const drainMax = 64 << 10
+
+// drainBufs are drain's read buffers.
+var drainBufs = sync.Pool{New: func() any { return new([4 << 10]byte) }}
+
+// drain reads a little of what is left (at most drainMax bytes, so the
+// connection can be reused) and closes the body. It reads into a pooled
+// buffer: io.CopyN would allocate its io.LimitedReader on every call.
 func drain(resp *http.Response) {
-	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	buf := drainBufs.Get().(*[4 << 10]byte)
+	for left := drainMax; left > 0; {
+		n, err := resp.Body.Read(buf[:min(left, len(buf))])
+		left -= n
+		if err != nil {
+			break
+		}
+	}
+	drainBufs.Put(buf)
 	_ = resp.Body.Close()
 }
 

@@ -92,7 +92,7 @@ func Do[T any](ctx context.Context, g *Guard, c Call, cl Classifier, attempt fun
 		}
 		// It turned half-open meanwhile: give the trial back; the
 		// attempt below asks again.
-		done(errBreakerExcluded)
+		g.done(done, errBreakerExcluded)
 	}
 	if !g.acquireSlot(callCtx) {
 		if err := callCtx.Err(); err != nil {
@@ -117,7 +117,7 @@ func Do[T any](ctx context.Context, g *Guard, c Call, cl Classifier, attempt fun
 			return zero, ref
 		}
 		res, err := attempt(callCtx)
-		done(outcome(ctx, cl, err))
+		g.done(done, outcome(ctx, cl, err))
 		if err == nil {
 			return res, nil
 		}

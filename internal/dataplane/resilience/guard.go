@@ -216,24 +216,30 @@ func NewGuard(name string, l Limits, o Options) *Guard {
 	return g
 }
 
-// allow asks the breaker for one attempt. It returns the function that
-// reports the attempt's outcome, or a Refusal when the breaker is open
-// (or half-open with its trial call in flight).
+// allow asks the breaker for one attempt. It returns the breaker's
+// function that takes the attempt's outcome, to be given to g.done, or a
+// Refusal when the breaker is open (or half-open with its trial call in
+// flight).
 func (g *Guard) allow() (func(outcome error), *pipeline.Refusal) {
 	done, err := g.breaker.Allow()
 	if err != nil {
 		g.obs.UpstreamRejected(g.name, RejectedBreakerOpen)
 		return nil, g.openRefusal(err)
 	}
-	return func(outcome error) {
-		switch {
-		case outcome == nil:
-			g.consecutive.Store(0)
-		case errors.Is(outcome, errBreakerFailure):
-			g.consecutive.Add(1)
-		}
-		done(outcome)
-	}, nil
+	return done, nil
+}
+
+// done reports an attempt's outcome: to the count of consecutive
+// failures, then to the breaker's function allow returned. (It is not
+// a closure allow returns so that an attempt allocates none.)
+func (g *Guard) done(breakerDone func(outcome error), outcome error) {
+	switch {
+	case outcome == nil:
+		g.consecutive.Store(0)
+	case errors.Is(outcome, errBreakerFailure):
+		g.consecutive.Add(1)
+	}
+	breakerDone(outcome)
 }
 
 // open reports whether the breaker refuses calls now (checked before a

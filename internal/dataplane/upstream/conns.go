@@ -35,8 +35,9 @@ type Driver[S any] struct {
 	Key func(u *configv1.Upstream) string
 	// Open makes the session for an upstream with settings s, sending
 	// with hc: the upstream's credential, egress policy and byte limits
-	// attached, no redirects followed. It runs under Conns' lock, so it
-	// must not block (sessions connect on first use).
+	// attached, no redirects followed (a client that hands each request
+	// over sends more cheaply with SenderFor(hc)). It runs under Conns'
+	// lock, so it must not block (sessions connect on first use).
 	Open func(s *Settings, hc *http.Client) (S, error)
 	// Close ends a session, best effort, within ctx.
 	Close func(ctx context.Context, session S) error
@@ -185,11 +186,14 @@ func (c *Conns[S]) Acquire(s *Settings) (*Conn[S], error) {
 	if cn == nil {
 		s.egressKey = egressKey(s.egress)
 		hc := c.httpClientLocked(s)
-		session, err := c.driver.Open(s, hc)
+		// Open gets the connection's own copy of the settings, so that s,
+		// the caller's, stays where the caller keeps it (on its stack).
+		cn = &Conn[S]{Settings: *s, HTTP: hc, conns: c}
+		session, err := c.driver.Open(&cn.Settings, hc)
 		if err != nil {
 			return nil, err
 		}
-		cn = &Conn[S]{Settings: *s, HTTP: hc, Guard: resilience.NewGuard(s.Name, s.Limits, c.opts.guard), Session: session, conns: c}
+		cn.Guard, cn.Session = resilience.NewGuard(s.Name, s.Limits, c.opts.guard), session
 		c.conns[s.Name] = cn
 	}
 	cn.refs++
@@ -313,6 +317,7 @@ func (c *Conns[S]) httpClientLocked(s *Settings) *http.Client {
 		ct.value = ""
 		ct.dynamic = ts.Authorization
 	}
+	newCredentialTransport(ct)
 	return &http.Client{
 		Transport:     ct,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -41,6 +41,10 @@ type credentialTransport struct {
 	maxResponse int64
 	// hopID, when set, names this data plane in the hop header.
 	hopID string
+	// valueHeader and hopHeader, when set, are value and hopID as header
+	// values, made once: most requests send exactly these (a request
+	// never changes a header value in place, so they can be shared).
+	valueHeader, hopHeader []string
 	// allowed is the last host (URL.Host) hosts allowed, so that the
 	// check of every request to the upstream's one host is a comparison.
 	allowed atomic.Pointer[string]
@@ -59,8 +63,27 @@ func (t *credentialTransport) allows(u *url.URL) bool {
 	return true
 }
 
+// newCredentialTransport returns t ready for use: its shared header
+// values made.
+func newCredentialTransport(t *credentialTransport) *credentialTransport {
+	if t.header != "" && t.dynamic == nil {
+		t.valueHeader = []string{t.value}
+	}
+	if t.hopID != "" {
+		t.hopHeader = []string{t.hopID}
+	}
+	return t
+}
+
 // RoundTrip implements http.RoundTripper.
 func (t *credentialTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.send(req, false)
+}
+
+// send sends req with the upstream's credential. When owned, the caller
+// handed req over (see Sender), and its headers are set in place;
+// otherwise, as a RoundTripper must, on a copy.
+func (t *credentialTransport) send(req *http.Request, owned bool) (*http.Response, error) {
 	if req.ContentLength > t.maxRequest {
 		if req.Body != nil {
 			_ = req.Body.Close()
@@ -73,18 +96,24 @@ func (t *credentialTransport) RoundTrip(req *http.Request) (*http.Response, erro
 		}
 		return nil, fmt.Errorf("%w: %s", secretbind.ErrNotBound, req.URL.Host)
 	}
-	// A RoundTripper may not change its caller's request: send a copy
-	// with its own headers (the rest is not changed, so it is shared).
-	out := *req
-	out.Header = req.Header.Clone()
-	if out.Header == nil {
-		out.Header = http.Header{}
+	if !owned || req.Header == nil {
+		// A RoundTripper may not change its caller's request: send a copy
+		// with its own headers (the rest is not changed, so it is shared).
+		out := *req
+		out.Header = req.Header.Clone()
+		if out.Header == nil {
+			out.Header = http.Header{}
+		}
+		req = &out
 	}
-	req = &out
 	req.Header.Del("Authorization")
 	req.Header.Del("Cookie")
 	if t.hopID != "" {
-		req.Header.Set(hop.Header, hop.Value(req.Context(), t.hopID))
+		if v := hop.Value(req.Context(), t.hopID); v == t.hopID && t.hopHeader != nil {
+			req.Header[hop.Header] = t.hopHeader
+		} else {
+			req.Header.Set(hop.Header, v)
+		}
 	}
 	// The call's trace context (its client span, when the data plane
 	// traces), for every protocol: the upstream's span becomes its child.
@@ -101,6 +130,8 @@ func (t *credentialTransport) RoundTrip(req *http.Request) (*http.Response, erro
 			return nil, err
 		}
 		req.Header.Set(t.header, v)
+	case t.valueHeader != nil:
+		req.Header[t.header] = t.valueHeader // canonical (see Settings)
 	case t.header != "":
 		req.Header.Set(t.header, t.value)
 	}

@@ -72,7 +72,9 @@ const upstreamLogLevel = "debug"
 // open makes the session of one upstream; it connects on first use.
 func (p *Pool) open(s *upstream.Settings, hc *http.Client) (*upSession, error) {
 	c, err := mcpclient.New(mcpclient.Config{
-		URL: s.URL, HTTP: hc, Name: "portcullis", Version: clientVersion,
+		// The client hands each request over: the Sender sets the
+		// upstream's headers on it without copying it.
+		URL: s.URL, HTTP: upstream.SenderFor(hc), Name: "portcullis", Version: clientVersion,
 		Era: era(s.Config), MaxMessageBytes: int(s.MaxResponse),
 		// The gateway relays these to its callers (and refuses them for a
 		// caller that cannot answer).
@@ -190,11 +192,12 @@ func (p *Pool) CallTool(ctx context.Context, r upstream.Resolver, c ToolCall) (j
 		return nil, false, refusal(c.Upstream, err)
 	}
 	defer cn.Release()
-	params, on, relayDone, err := p.relayFor(ctx, cn, params, c.Relay)
+	params, cr, err := p.relayFor(ctx, cn, params, c.Relay)
 	if err != nil {
 		return nil, false, fmt.Errorf("relay for %s on upstream %q: %w", c.Tool, c.Upstream, err)
 	}
-	defer relayDone()
+	defer cr.end()
+	on := cr.handler()
 
 	res, err := resilience.Do(ctx, cn.Guard,
 		resilience.Call{Op: c.Tool, Timeout: s.Timeout, Repeatable: repeatable(c.Class), MaxRetries: s.MaxRetries},

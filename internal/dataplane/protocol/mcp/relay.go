@@ -49,60 +49,86 @@ func wireOf(relay *pipeline.Relay) *callWire {
 }
 
 // relayFor prepares one call's relay: params with the gateway's progress
-// token in _meta (when the caller asked for progress), and the handler that
-// passes the upstream's messages on. done must be called when the call
-// ends; it stops waiting for answers nobody needs any more.
-func (p *Pool) relayFor(ctx context.Context, cn *conn, params json.RawMessage, relay *pipeline.Relay) (json.RawMessage, mcpclient.Handler, func(), error) {
+// token in _meta (when the caller asked for progress), and the relay whose
+// handle passes the upstream's messages on (nil when relay is: then
+// messages are dropped). Its end must be called when the call ends; it
+// stops waiting for answers nobody needs any more.
+func (p *Pool) relayFor(ctx context.Context, cn *conn, params json.RawMessage, relay *pipeline.Relay) (json.RawMessage, *upstreamRelay, error) {
 	if relay == nil {
-		return params, nil, func() {}, nil
+		return params, nil, nil
 	}
-	var token string
+	cr := &upstreamRelay{p: p, ctx: ctx, cn: cn, relay: relay}
 	if callerProgressToken(relay) != nil {
-		token = `"pcg-` + strconv.FormatInt(progressTokens.Add(1), 10) + `"`
+		cr.token = `"pcg-` + strconv.FormatInt(progressTokens.Add(1), 10) + `"`
 		var err error
-		if params, err = mcpwire.SetPath(params, []string{"_meta"}, []byte(`{"progressToken":`+token+`}`)); err != nil {
-			return nil, nil, nil, fmt.Errorf("set progress token: %w", err)
+		if params, err = mcpwire.SetPath(params, []string{"_meta"}, []byte(`{"progressToken":`+cr.token+`}`)); err != nil {
+			return nil, nil, fmt.Errorf("set progress token: %w", err)
 		}
 	}
+	return params, cr, nil
+}
+
+// upstreamRelay relays one call's messages from the upstream to its caller.
+// Its handler runs on the call's goroutine, one message at a time, and
+// end after the call, so it needs no lock.
+type upstreamRelay struct {
+	p     *Pool
+	ctx   context.Context
+	cn    *conn
+	relay *pipeline.Relay
+	// token is the gateway's progress token sent upstream ("" for none).
+	token string
 	// ask bounds the caller's answers to the upstream's requests; its
 	// context is made with the first such request (most calls have none).
-	var ask askScope
+	ask askScope
 	// asked are the upstream's requests relayed to the caller, by their
-	// raw ids; the handler runs on the call's goroutine, one message at a
-	// time, and done after the call, so they need no lock.
-	var asked map[string]pendingRelay
-	on := func(m *mcpwire.Message) {
-		switch m.Kind() {
-		case mcpwire.KindNotification:
-			if m.Method == "notifications/cancelled" {
-				p.relayCancelled(ctx, m, asked, relay)
-				return
+	// raw ids.
+	asked map[string]pendingRelay
+}
+
+// handler is the mcpclient.Handler of the call (nil without a relay).
+func (r *upstreamRelay) handler() mcpclient.Handler {
+	if r == nil {
+		return nil
+	}
+	return r.handle
+}
+
+// handle passes one upstream message on to the caller.
+func (r *upstreamRelay) handle(m *mcpwire.Message) {
+	switch m.Kind() {
+	case mcpwire.KindNotification:
+		if m.Method == "notifications/cancelled" {
+			r.p.relayCancelled(r.ctx, m, r.asked, r.relay)
+			return
+		}
+		r.p.relayNotification(r.ctx, m, r.token, r.relay)
+	case mcpwire.KindRequest:
+		if pr, ok := r.p.relayRequest(r.ask.context(r.ctx), r.cn, m, r.relay); ok {
+			if r.asked == nil {
+				r.asked = map[string]pendingRelay{}
 			}
-			p.relayNotification(ctx, m, token, relay)
-		case mcpwire.KindRequest:
-			if pr, ok := p.relayRequest(ask.context(ctx), cn, m, relay); ok {
-				if asked == nil {
-					asked = map[string]pendingRelay{}
-				}
-				asked[string(m.ID)] = pr
-			}
+			r.asked[string(m.ID)] = pr
 		}
 	}
-	done := func() {
-		// The call ended: a question the caller has not answered is
-		// withdrawn, and the caller told so before the result (an
-		// upstream's own notifications/cancelled may come after it, or
-		// never).
-		for id, pr := range asked {
-			if pr.ctx.Err() != nil {
-				continue // answered or withdrawn
-			}
-			pr.withdraw()
-			p.tellCancelled(ctx, json.RawMessage(id), "the call that asked it ended", relay)
-		}
-		ask.end()
+}
+
+// end is called when the call ended (nothing to do without a relay): a
+// question the caller has not answered is withdrawn, and the caller told
+// so before the result (an upstream's own notifications/cancelled may
+// come after it, or never).
+func (r *upstreamRelay) end() {
+	if r == nil {
+		return
 	}
-	return params, on, done, nil
+	for id, pr := range r.asked {
+		if pr.ctx.Err() != nil {
+			continue // answered or withdrawn
+		}
+		pr.withdraw()
+		r.p.tellCancelled(r.ctx, json.RawMessage(id), "the call that asked it ended", r.relay)
+	}
+	r.ask.end()
 }
 
 // askScope is the context of one call's relayed requests, made on first

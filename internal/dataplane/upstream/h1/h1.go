@@ -7,10 +7,15 @@
 // hand-offs, and thread wake-ups, per call, which at a fixed call rate
 // cost more CPU than the call's own work (see docs/performance.md). This
 // transport keeps idle connections in a pool and, for a request, takes
-// one, writes the request with (*http.Request).Write and reads the
-// response with http.ReadResponse on the caller's goroutine: the bytes
-// are written and parsed by the standard library, as the Transport does,
-// only the connection handling is this package's.
+// one, writes the request and reads the response on the caller's
+// goroutine. The bytes are written as (*http.Request).Write writes them
+// and read as http.ReadResponse reads them, as the Transport does: by the
+// standard library itself, except for the plain requests the data plane
+// sends and the plain answers upstreams give, which this package writes
+// and reads without the standard library's per-message allocations, byte
+// for byte and field for field the same (see writeRequest and
+// readResponseHead, and FuzzWriteRequest and FuzzReadResponseHead, which
+// hold them to it); only the connection handling is this package's.
 //
 // It serves plain http:// requests only. Everything else (https, where
 // ALPN may choose HTTP/2; protocol upgrades; CONNECT; Expect:
@@ -196,6 +201,8 @@ type conn struct {
 	// expire fails the connection's blocked reads and writes (the
 	// request's context ended); made once per connection.
 	expire func()
+	// body is writeRequest's reader of a request body, reused.
+	body io.LimitedReader
 }
 
 // maxInterim bounds the 1xx interim responses skipped before the final
@@ -208,7 +215,7 @@ var errInterim = errors.New("the server sent too many 1xx responses")
 // roundTrip writes req and reads the head of its final response (1xx
 // interim responses are skipped, as net/http does).
 func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
-	werr := req.Write(c.bw) // closes req.Body
+	werr := writeRequest(c.bw, &c.body, req) // closes req.Body
 	if werr == nil {
 		werr = c.bw.Flush()
 	}
@@ -229,7 +236,7 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, error) {
 // readResponse reads the head of req's final response.
 func (c *conn) readResponse(req *http.Request) (*http.Response, error) {
 	for range maxInterim + 1 {
-		resp, err := http.ReadResponse(c.br, req)
+		resp, err := readResponseHead(c.br, req)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -38,11 +39,12 @@ func SenderFor(hc *http.Client) *Sender {
 // sent by hc.Do itself.
 func (s *Sender) Do(req *http.Request) (*http.Response, error) {
 	if s.t == nil || req.URL == nil || req.URL.User != nil || req.RequestURI != "" || req.Header == nil {
-		return s.hc.Do(req)
+		return s.hc.Do(req) //nolint:gosec // an upstream's configured URL; the client's transport applies the egress policy and the secret's bound hosts
 	}
 	resp, err := s.t.send(req, true)
 	if err != nil {
-		if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
+		var tlsErr tls.RecordHeaderError
+		if errors.As(err, &tlsErr) && string(tlsErr.RecordHeader[:]) == "HTTP/" {
 			err = http.ErrSchemeMismatch // as http.Client says it
 		}
 		return nil, urlError(req, err)
@@ -74,7 +76,7 @@ func unfollowedRedirect(req *http.Request, resp *http.Response) error {
 	}
 	if _, err := req.URL.Parse(loc); err != nil {
 		_ = resp.Body.Close()
-		return urlError(req, fmt.Errorf("failed to parse Location header %q: %v", loc, err))
+		return urlError(req, fmt.Errorf("failed to parse Location header %q: %w", loc, err))
 	}
 	if (resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect) && req.GetBody != nil {
 		b, err := req.GetBody()

@@ -263,7 +263,7 @@ func (b *plainBody) readLocked(p []byte) (n int, err error) {
 	} else {
 		n, err = b.length.Read(p)
 	}
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		b.sawEOF = true
 		if b.resp != nil {
 			if e := b.readTrailer(); e != nil {
@@ -307,7 +307,7 @@ func (b *plainBody) readTrailer() error {
 	}
 	hdr, err := textproto.NewReader(b.br).ReadMIMEHeader()
 	if err != nil {
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return errTrailerEOF
 		}
 		return err

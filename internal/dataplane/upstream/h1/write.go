@@ -26,16 +26,16 @@ func writeRequest(bw *bufio.Writer, lr *io.LimitedReader, req *http.Request) err
 	defer closeBody(req)
 	// Write's order: request line, Host, User-Agent, Content-Length,
 	// then the other headers sorted by name.
-	bw.WriteString(req.Method)
-	bw.WriteByte(' ')
-	bw.WriteString(ruri)
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(host)
-	bw.WriteString("\r\nUser-Agent: " + defaultUserAgent + "\r\n")
+	_, _ = bw.WriteString(req.Method)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(ruri)
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = bw.WriteString(host)
+	_, _ = bw.WriteString("\r\nUser-Agent: " + defaultUserAgent + "\r\n")
 	if req.ContentLength > 0 || req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch {
-		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), req.ContentLength, 10))
-		bw.WriteString("\r\n")
+		_, _ = bw.WriteString("Content-Length: ")
+		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), req.ContentLength, 10))
+		_, _ = bw.WriteString("\r\n")
 	}
 	var keys [maxPlainHeaders]string
 	sorted := keys[:0]
@@ -47,10 +47,10 @@ func writeRequest(bw *bufio.Writer, lr *io.LimitedReader, req *http.Request) err
 	slices.Sort(sorted)
 	for _, k := range sorted {
 		for _, v := range req.Header[k] {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+			_, _ = bw.WriteString(k)
+			_, _ = bw.WriteString(": ")
+			_, _ = bw.WriteString(v)
+			_, _ = bw.WriteString("\r\n")
 		}
 	}
 	if _, err := bw.WriteString("\r\n"); err != nil {

@@ -108,7 +108,7 @@ func (n *Node) follow(ctx context.Context) error {
 // log key. When the node has applied everything up to the truncation
 // point, it applies the log entries after its position (etcd only
 // compacted their history, the keys are there). Otherwise entries it
-// never applied are gone: it merges a peer's audit store (which holds
+// never applied are gone: it takes a peer's audit store (which holds
 // their upload batches and admin records), installs the snapshot and
 // applies the entries after it. Either way nothing is skipped.
 func (n *Node) sync(ctx context.Context) error {
@@ -231,8 +231,10 @@ func (n *Node) installSnapshot(ctx context.Context, m *etcdstorev1.Manifest, at,
 	return nil
 }
 
-// copyAudit merges the audit store of a peer that applied at least rev
-// (the peers are the nodes st records, other than this one).
+// copyAudit takes the audit store of a peer that applied at least rev
+// (the peers are the nodes st records, other than this one): a manifest
+// whose sealed segments this node fetches where it lacks them, or, from a
+// peer of an older release, a whole copy it merges.
 func (n *Node) copyAudit(ctx context.Context, st *state.State, rev int64) error {
 	if n.cfg.Audit == nil {
 		return nil
@@ -252,7 +254,7 @@ func (n *Node) copyAudit(ctx context.Context, st *state.State, rev int64) error 
 	if err != nil {
 		return fmt.Errorf("copy a peer's audit store: %w", err)
 	}
-	n.log.InfoContext(ctx, "merged a peer's audit store", "peer", from, "covers_revision", rev)
+	n.log.InfoContext(ctx, "took a peer's audit store", "peer", from, "covers_revision", rev)
 	return nil
 }
 

@@ -119,7 +119,7 @@ func (t *Timing) defaults() {
 // are no longer in etcd, but every node that applied them holds them.
 // Implementations must be safe for concurrent use.
 type AuditCopier interface {
-	// CopyAudit merges into the local audit store a copy from one of
+	// CopyAudit restores into the local audit store a copy from one of
 	// peers (API addresses) that has applied every log entry up to
 	// revision, and returns which peer it was. It keeps trying other
 	// peers until one succeeds or ctx ends. st is the state the node is

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,9 +53,16 @@ type cluster struct {
 	t *testing.T
 	// compactHistory starts nodes with Config.CompactHistory.
 	compactHistory bool
-	etcd           *etcdtest.Server
-	prefix         string
-	nodes          map[string]*node
+	// manifest makes the nodes' audit copies manifests (as peer.Client
+	// asks for them), and segmentSize is their audit stores' segment size
+	// (0: the default).
+	manifest    bool
+	segmentSize int64
+	// fetched counts the sealed segments manifest copies fetched.
+	fetched atomic.Int64
+	etcd    *etcdtest.Server
+	prefix  string
+	nodes   map[string]*node
 }
 
 // node is one store node with its own directory and audit store.
@@ -73,9 +81,10 @@ func newCluster(t *testing.T) *cluster {
 // copier is the test's AuditCopier: it merges a running peer's copy
 // straight from its store node.
 type copier struct {
-	c    *cluster
-	into func() *auditstore.Store
-	self string
+	c        *cluster
+	into     func() *auditstore.Store
+	self     string
+	manifest bool // ask for a manifest copy, as peer.Client does
 }
 
 func (cp copier) CopyAudit(ctx context.Context, _ *state.State, _ []string, rev int64) (string, error) {
@@ -84,7 +93,7 @@ func (cp copier) CopyAudit(ctx context.Context, _ *state.State, _ []string, rev 
 			if id == cp.self || p.n == nil {
 				continue
 			}
-			snap, applied, err := p.n.AuditCopy(ctx)
+			snap, applied, err := p.n.AuditCopy(ctx, cp.manifest)
 			if err != nil {
 				continue
 			}
@@ -97,7 +106,19 @@ func (cp copier) CopyAudit(ctx context.Context, _ *state.State, _ []string, rev 
 				_, err := snap.WriteTo(pw)
 				pw.CloseWithError(err)
 			}()
-			err = cp.into().Restore(pr)
+			// The sealed segments a manifest lists come from the peer's
+			// store, as FetchAuditSegment serves them.
+			from := func(_ context.Context, name string, w io.Writer) error {
+				f, _, err := p.audit.OpenSealed(name)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				cp.c.fetched.Add(1)
+				_, err = io.Copy(w, f)
+				return err
+			}
+			err = cp.into().Restore(pr, from)
 			_ = pr.Close()
 			snap.Release()
 			if err != nil {
@@ -121,7 +142,7 @@ func (c *cluster) start(id string) *node {
 		nd = &node{id: id, dir: c.t.TempDir(), c: c}
 		c.nodes[id] = nd
 	}
-	a, err := auditstore.Open(auditstore.Options{Dir: filepath.Join(nd.dir, "audit")})
+	a, err := auditstore.Open(auditstore.Options{Dir: filepath.Join(nd.dir, "audit"), SegmentSize: c.segmentSize})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -130,7 +151,7 @@ func (c *cluster) start(id string) *node {
 	defer cancel()
 	n, err := etcdstore.Open(ctx, etcdstore.Config{
 		NodeID: id, Endpoints: c.etcd.Endpoints, Prefix: c.prefix, Dir: filepath.Join(nd.dir, "etcd"),
-		Audit: a, Peers: copier{c: c, into: func() *auditstore.Store { return nd.audit }, self: id}, CompactHistory: c.compactHistory,
+		Audit: a, Peers: copier{c: c, into: func() *auditstore.Store { return nd.audit }, self: id, manifest: c.manifest}, CompactHistory: c.compactHistory,
 		Timing: fastTiming, Logger: slog.New(slog.NewTextHandler(tWriter{c.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -368,11 +389,22 @@ func TestCompactedWatchPositionResyncs(t *testing.T) {
 
 // TestTruncatedLogResyncsFromTheSnapshot: a node whose hold was dropped
 // while it was down finds the log it needs truncated (the elected node
-// snapshotted and truncated), and etcd compacted: it merges a peer's audit
+// snapshotted and truncated), and etcd compacted: it takes a peer's audit
 // store (the upload batches and admin records it missed), installs the
-// snapshot and catches up, ending with the same state and chains.
+// snapshot and catches up, ending with the same state and chains — from a
+// whole copy (a peer of an older release), and from a manifest, fetching
+// the sealed segments it lacks.
 func TestTruncatedLogResyncsFromTheSnapshot(t *testing.T) {
+	t.Run("whole copy", func(t *testing.T) { truncatedLogResyncs(t, false) })
+	t.Run("manifest", func(t *testing.T) { truncatedLogResyncs(t, true) })
+}
+
+func truncatedLogResyncs(t *testing.T, manifest bool) {
 	c := newCluster(t)
+	c.manifest = manifest
+	if manifest {
+		c.segmentSize = 4 << 10 // several sealed segments for the copy to list
+	}
 	a, b := c.start("n1"), c.start("n2")
 	a.apply(statetest.Bootstrap())
 	a.apply(statetest.By(statetest.Upsert(statetest.Node("n1")), statetest.BootToken, "r-n1", 1))
@@ -410,6 +442,9 @@ func TestTruncatedLogResyncsFromTheSnapshot(t *testing.T) {
 	c.same(nil)
 	if b.audit.Next("dp1") != 51 {
 		t.Fatalf("n2 expects dp1 record %d next, want 51", b.audit.Next("dp1"))
+	}
+	if n := c.fetched.Load(); manifest == (n == 0) {
+		t.Fatalf("manifest copy %t fetched %d sealed segments", manifest, n)
 	}
 }
 

@@ -58,9 +58,18 @@ type StatusSource interface {
 // for concurrent use.
 type AuditSource interface {
 	// AuditCopy captures the audit store at a point where every log entry
-	// up to applied, and none after it, has been appended. The caller
-	// writes the copy and then releases it.
-	AuditCopy(ctx context.Context) (snap *auditstore.Snapshot, applied uint64, err error)
+	// up to applied, and none after it, has been appended: a manifest
+	// (auditstore.Manifest: sealed segments by hash, the open segment's
+	// bytes) when manifest is set, else a whole copy (auditstore.Snapshot).
+	// The caller writes the copy and then releases it.
+	AuditCopy(ctx context.Context, manifest bool) (copy AuditCopy, applied uint64, err error)
+}
+
+// AuditCopy is a captured copy of an audit store: *auditstore.Snapshot or
+// *auditstore.Manifest.
+type AuditCopy interface {
+	io.WriterTo
+	Release()
 }
 
 // SegmentSource opens the sealed segments of this node's audit store
@@ -215,11 +224,11 @@ func (s *Server) ListDataplaneStatus(context.Context, *connect.Request[clusterv1
 const auditCopyChunk = 1 << 20
 
 // CopyAuditStore implements PeerService.
-func (s *Server) CopyAuditStore(ctx context.Context, _ *connect.Request[clusterv1.CopyAuditStoreRequest], stream *connect.ServerStream[clusterv1.CopyAuditStoreResponse]) error {
+func (s *Server) CopyAuditStore(ctx context.Context, req *connect.Request[clusterv1.CopyAuditStoreRequest], stream *connect.ServerStream[clusterv1.CopyAuditStoreResponse]) error {
 	if s.audit == nil {
 		return connect.NewError(connect.CodeUnimplemented, errors.New("this node does not hand out copies of its audit store"))
 	}
-	snap, applied, err := s.audit.AuditCopy(ctx)
+	snap, applied, err := s.audit.AuditCopy(ctx, req.Msg.GetManifest())
 	if err != nil {
 		return toConnect(err)
 	}
@@ -237,7 +246,7 @@ func (s *Server) CopyAuditStore(ctx context.Context, _ *connect.Request[clusterv
 	if err := w.flush(); err != nil {
 		return err
 	}
-	s.log.InfoContext(ctx, "audit store copied to a peer")
+	s.log.InfoContext(ctx, "audit store copied to a peer", "manifest", req.Msg.GetManifest())
 	return nil
 }
 
@@ -430,10 +439,13 @@ func (c *Client) Restore(ctx context.Context, addr string, data []byte) error {
 
 // CopyAuditStore fetches a copy of the audit store of the node at addr and
 // hands it to into as a stream, with the position it is consistent with.
+// It asks for a manifest, which a node of an older release answers with a
+// whole copy; auditstore.Store.Restore reads either (given sources to
+// fetch the sealed segments a manifest lists, see FetchAuditSegment).
 func (c *Client) CopyAuditStore(ctx context.Context, addr string, into func(applied uint64, r io.Reader) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := c.client(addr).CopyAuditStore(ctx, request(c, &clusterv1.CopyAuditStoreRequest{}))
+	stream, err := c.client(addr).CopyAuditStore(ctx, request(c, &clusterv1.CopyAuditStoreRequest{Manifest: true}))
 	if err != nil {
 		return fromConnect(err)
 	}

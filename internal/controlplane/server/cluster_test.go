@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -473,6 +474,7 @@ func TestRestartFromDataDirKeepsState(t *testing.T) {
 // history); added back and restarted, it catches up from a snapshot.
 func TestRemovedNodeRejoinsFromSnapshot(t *testing.T) {
 	onEveryStore(t, func(t *testing.T, c *testCluster) {
+		c.logs, c.infoLogs = &syncBuffer{}, true
 		c.bootstrap("n1", "n2", "n3")
 		f := c.follower()
 		ctx := context.Background()
@@ -506,6 +508,15 @@ func TestRemovedNodeRejoinsFromSnapshot(t *testing.T) {
 		f = c.start(cfg)
 		c.hasAgents(f, names...)
 		c.waitVoters(3)
+		if c.store == server.StoreEtcd {
+			// The node took a peer's audit store over the peer API as a
+			// manifest, not as a whole copy.
+			logs := c.logs.String()
+			if !regexp.MustCompile(`msg="audit store copied to a peer".* manifest=true`).MatchString(logs) ||
+				!strings.Contains(logs, `msg="audit store restored from a snapshot's segment list"`) {
+				t.Errorf("no manifest copy of the audit store in the logs:\n%s", logs)
+			}
+		}
 	})
 }
 

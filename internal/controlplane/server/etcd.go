@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -227,7 +228,7 @@ func (c *auditCopier) CopyAudit(ctx context.Context, st *state.State, peers []st
 				if int64(applied) < revision {
 					return fmt.Errorf("%w (at %d, need %d)", errBehind, applied, revision)
 				}
-				return c.audit.Restore(r)
+				return c.audit.Restore(r, segmentSources(client, addr, peers)...)
 			})
 			if err == nil {
 				return addr, nil
@@ -245,6 +246,20 @@ func (c *auditCopier) CopyAudit(ctx context.Context, st *state.State, peers []st
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// segmentSources fetch the sealed segments a manifest copy from addr lists
+// and this node lacks: from addr first (it holds every one it listed), then
+// from the other peers.
+func segmentSources(client *peer.Client, addr string, peers []string) []auditstore.Source {
+	addrs := append([]string{addr}, slices.DeleteFunc(slices.Clone(peers), func(p string) bool { return p == addr })...)
+	out := make([]auditstore.Source, len(addrs))
+	for i, a := range addrs {
+		out[i] = func(ctx context.Context, name string, w io.Writer) error {
+			return client.FetchAuditSegment(ctx, a, name, w)
+		}
+	}
+	return out
 }
 
 // etcdCluster implements adminapi.Cluster on etcd: the members are the

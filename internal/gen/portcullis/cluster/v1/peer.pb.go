@@ -216,7 +216,13 @@ func (x *ForwardLeaseResponse) GetResponse() *v1.LeaseResponse {
 }
 
 type CopyAuditStoreRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller reads auditstore's manifest format (PCAUDS02): the answer
+	// lists the sealed segments by size and SHA-256 and carries only the open
+	// segment's bytes; the caller keeps the segments it holds and fetches the
+	// others with FetchAuditSegment. A node whose binary predates the field
+	// ignores it and sends a whole copy (PCAUDS01), which callers still read.
+	Manifest      bool `protobuf:"varint,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -251,12 +257,20 @@ func (*CopyAuditStoreRequest) Descriptor() ([]byte, []int) {
 	return file_portcullis_cluster_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
+func (x *CopyAuditStoreRequest) GetManifest() bool {
+	if x != nil {
+		return x.Manifest
+	}
+	return false
+}
+
 type CopyAuditStoreResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The position the copy is consistent with (set on the first message):
 	// for a node on etcd, the revision of the last log entry it applied.
 	Applied uint64 `protobuf:"varint,1,opt,name=applied,proto3" json:"applied,omitempty"`
-	// The next bytes of the copy (auditstore's snapshot format).
+	// The next bytes of the copy, in auditstore's snapshot format: a
+	// manifest when the request asked for one, else a whole copy.
 	Chunk         []byte `protobuf:"bytes,2,opt,name=chunk,proto3" json:"chunk,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -752,8 +766,9 @@ const file_portcullis_cluster_v1_peer_proto_rawDesc = "" +
 	"\x13ForwardLeaseRequest\x12@\n" +
 	"\arequest\x18\x01 \x01(\v2&.portcullis.configsync.v1.LeaseRequestR\arequest\"[\n" +
 	"\x14ForwardLeaseResponse\x12C\n" +
-	"\bresponse\x18\x01 \x01(\v2'.portcullis.configsync.v1.LeaseResponseR\bresponse\"\x17\n" +
-	"\x15CopyAuditStoreRequest\"H\n" +
+	"\bresponse\x18\x01 \x01(\v2'.portcullis.configsync.v1.LeaseResponseR\bresponse\"3\n" +
+	"\x15CopyAuditStoreRequest\x12\x1a\n" +
+	"\bmanifest\x18\x01 \x01(\bR\bmanifest\"H\n" +
 	"\x16CopyAuditStoreResponse\x12\x18\n" +
 	"\aapplied\x18\x01 \x01(\x04R\aapplied\x12\x14\n" +
 	"\x05chunk\x18\x02 \x01(\fR\x05chunk\"\x1c\n" +

@@ -171,6 +171,23 @@ func (c *calls) add(session string, id json.RawMessage, cancel context.CancelFun
 	}
 }
 
+// cancelSession cancels every call of session that runs: the session
+// ended, so no one can resume their streams or receive their results.
+func (c *calls) cancelSession(session string) {
+	prefix := session + "\x00"
+	var cancels []context.CancelFunc
+	c.mu.Lock()
+	for key, cancel := range c.m {
+		if strings.HasPrefix(key, prefix) {
+			cancels = append(cancels, cancel)
+		}
+	}
+	c.mu.Unlock()
+	for _, cancel := range cancels {
+		cancel()
+	}
+}
+
 // cancel cancels the session's call with request id, if it runs.
 func (c *calls) cancel(session string, id json.RawMessage) {
 	c.mu.Lock()

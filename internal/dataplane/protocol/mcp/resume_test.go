@@ -147,6 +147,49 @@ func TestCancelledNotificationCancelsTheCall(t *testing.T) {
 	}
 }
 
+// TestEndingTheSessionCancelsItsCalls: a session's DELETE cancels its
+// running calls (a resumable call outlives its connection, so without it
+// the call would run on for no one), and only that session's.
+func TestEndingTheSessionCancelsItsCalls(t *testing.T) {
+	e := newHTTPEnv(t)
+	sid, other := e.initialize(t, aliceKey), e.initialize(t, aliceKey)
+	started := make(chan struct{}, 2)
+	ended := make(chan string, 2)
+	e.b.terminal = func(ctx context.Context, c *pipeline.Call) (*pipeline.Result, error) {
+		_ = c.Relay.Notify(progressNote(1))
+		started <- struct{}{}
+		select {
+		case <-ctx.Done():
+			ended <- "cancelled"
+			return nil, ctx.Err()
+		case <-time.After(3 * time.Second):
+			ended <- "ran on"
+			return nil, errors.New("not cancelled")
+		}
+	}
+	for _, s := range []string{sid, other} {
+		resp := e.send(t, http.MethodPost, s, weatherCall, nil)
+		if _, err := mcpwire.NewEventReader(resp.Body, 1<<20).Next(); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+	}
+	if resp := e.send(t, http.MethodDelete, sid, "", nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE: HTTP %d", resp.StatusCode)
+	}
+	select {
+	case got := <-ended:
+		if got != "cancelled" {
+			t.Fatalf("the ended session's call %s", got)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the ended session's call was not cancelled")
+	}
+	if got := <-ended; got != "ran on" {
+		t.Fatalf("the other session's call was %s", got)
+	}
+}
+
 // TestStandaloneStreamGetsListChanged: a session's GET stream receives
 // notifications/tools/list_changed when the configuration changes, and
 // ends when the signal channel closes.

@@ -323,6 +323,12 @@ func (h *Handler) serveDelete(w http.ResponseWriter, r *http.Request) {
 		sessionNotFound(w)
 		return
 	}
+	// Its running calls end with it. A resumable call outlives its
+	// connection, and only notifications/cancelled would stop it; a client
+	// that cancels and then ends the session at once (the TypeScript SDK
+	// does not wait for the notification to be sent) may have its DELETE
+	// arrive first, and the notification then names no session.
+	h.calls.cancelSession(id)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/budgetkey"
+	"github.com/portcullis-gw/portcullis/internal/dataplane/leasereport"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
@@ -490,53 +491,20 @@ func (f *Fleet) SliceOf(budget, key string, start time.Time) (Slice, bool) {
 }
 
 // Sender sends a lease request to the control plane and returns its
-// answer. Implementations must be safe to call from Run's goroutine.
-type Sender func(ctx context.Context, req *configsyncv1.LeaseRequest) (*configsyncv1.LeaseResponse, error)
-
-// DefaultRefresh is how often Run reports before the leader says.
-const DefaultRefresh = 2 * time.Second
+// answer.
+type Sender = leasereport.Sender
 
 // Run reports demand and applies slices until ctx ends: every refresh
 // interval the leader asks for, and soon after a key without a slice sees
 // a call. name is the data plane's. It reports even with no demand while
 // budgets are configured, to learn the fleet's size.
 func (f *Fleet) Run(ctx context.Context, name string, send Sender) {
-	refresh := DefaultRefresh
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		case <-f.kick:
-			// Coalesce a burst of new keys into one report.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
+	leasereport.Loop(ctx, f.kick, send, func() *configsyncv1.LeaseRequest {
+		if !f.Configured() {
+			return nil
 		}
-		if f.Configured() {
-			sent := f.now()
-			rctx, cancel := context.WithTimeout(ctx, refresh)
-			resp, err := send(rctx, &configsyncv1.LeaseRequest{Name: name, BudgetDemands: f.Demands()})
-			cancel()
-			if err == nil {
-				f.Apply(resp, sent)
-				if r := resp.GetRefresh().AsDuration(); r > 0 {
-					refresh = max(r, 50*time.Millisecond)
-				}
-			}
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(refresh)
-	}
+		return &configsyncv1.LeaseRequest{Name: name, BudgetDemands: f.Demands()}
+	}, f.Apply, f.now)
 }
 
 // unit names one of the units and reads it.

@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/portcullis-gw/portcullis/internal/dataplane/leasereport"
 	"github.com/portcullis-gw/portcullis/internal/dataplane/pipeline"
 	configv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/config/v1"
 	configsyncv1 "github.com/portcullis-gw/portcullis/internal/gen/portcullis/configsync/v1"
@@ -565,57 +566,24 @@ func (s Stage) Handle(ctx context.Context, c *pipeline.Call, next pipeline.Handl
 	return next(ctx, c)
 }
 
-// Sender sends a demand report to the control plane and returns its
-// answer. Implementations must be safe to call from Run's goroutine.
-type Sender func(ctx context.Context, req *configsyncv1.LeaseRequest) (*configsyncv1.LeaseResponse, error)
-
-// DefaultRefresh is how often Run reports before the leader says.
-const DefaultRefresh = 2 * time.Second
+// Sender sends a lease request to the control plane and returns its
+// answer.
+type Sender = leasereport.Sender
 
 // Run reports demand and applies leases until ctx ends: every refresh
 // interval the leader asks for, and soon after a new key appears. name is
 // the data plane's.
 func (l *Limiter) Run(ctx context.Context, name string, send Sender) {
-	refresh := DefaultRefresh
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		case <-l.kick:
-			// Coalesce a burst of new keys into one report.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
+	leasereport.Loop(ctx, l.kick, send, func() *configsyncv1.LeaseRequest {
 		l.Expire()
 		l.mu.RLock()
 		configured := len(l.limits) > 0
 		l.mu.RUnlock()
-		if configured {
-			sent := l.now()
-			rctx, cancel := context.WithTimeout(ctx, refresh)
-			resp, err := send(rctx, &configsyncv1.LeaseRequest{Name: name, Demands: l.Demands()})
-			cancel()
-			if err == nil {
-				l.Apply(resp, sent)
-				if r := resp.GetRefresh().AsDuration(); r > 0 {
-					refresh = max(r, 50*time.Millisecond)
-				}
-			}
+		if !configured {
+			return nil
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(refresh)
-	}
+		return &configsyncv1.LeaseRequest{Name: name, Demands: l.Demands()}
+	}, l.Apply, l.now)
 }
 
 // String describes a share (for logs).
